@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"text/template"
+	"time"
+)
+
+const nginxBin = "/usr/sbin/nginx"
+
+// nginxConf is tuned the way a production reverse proxy would be for this
+// workload: keep-alive to the upstream, no access log.
+var nginxConf = template.Must(template.New("nginx.conf").Parse(`daemon off;
+master_process on;
+worker_processes auto;
+pid {{.Dir}}/nginx.pid;
+error_log {{.Dir}}/error.log warn;
+
+events {
+    worker_connections 4096;
+}
+
+http {
+    access_log off;
+    client_body_temp_path {{.Dir}}/client_body;
+    proxy_temp_path {{.Dir}}/proxy;
+    fastcgi_temp_path {{.Dir}}/fastcgi;
+    uwsgi_temp_path {{.Dir}}/uwsgi;
+    scgi_temp_path {{.Dir}}/scgi;
+
+    upstream bluemed {
+        server {{.Backend}};
+        keepalive 64;
+    }
+
+    server {
+        listen {{.Listen}};
+        location / {
+            proxy_pass http://bluemed;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+`))
+
+// startNginx writes a config into dir/nginx and runs nginx in the foreground
+// on a free 127.0.0.1 port in front of backend. It returns the child and its
+// listen address.
+func startNginx(ctx context.Context, dir, backend string) (*child, string, error) {
+	if _, err := os.Stat(nginxBin); err != nil {
+		return nil, "", fmt.Errorf("nginx not found: apt-get install nginx-light")
+	}
+	ndir := filepath.Join(dir, "nginx")
+	// nginx workers may run as an unprivileged user and need to enter it.
+	if err := os.MkdirAll(ndir, 0o755); err != nil {
+		return nil, "", err
+	}
+	listen, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	conf := filepath.Join(ndir, "nginx.conf")
+	f, err := os.Create(conf)
+	if err != nil {
+		return nil, "", err
+	}
+	err = nginxConf.Execute(f, map[string]string{"Dir": ndir, "Backend": backend, "Listen": listen})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	// -e: the error log before the config is read, so nginx never touches /var/log.
+	cmd := exec.Command(nginxBin, "-p", ndir, "-c", conf, "-e", filepath.Join(ndir, "error.log"))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	c, err := startChild("nginx", cmd)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := waitListening(ctx, c, listen, 10*time.Second); err != nil {
+		c.stop(5 * time.Second)
+		log, _ := os.ReadFile(filepath.Join(ndir, "error.log"))
+		return nil, "", fmt.Errorf("%v\nnginx error log:\n%s", err, log)
+	}
+	return c, listen, nil
+}

@@ -1,0 +1,286 @@
+package cli_test
+
+// End to end: the real cutover binary, the real Docker engine, the real proxy
+// process and the example monorepo (examples/bluemed). Traffic goes only to
+// 127.0.0.1 and every load run is bounded.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/loadgen"
+	"github.com/cutoverdev/cutover/internal/runtime/docker"
+	"github.com/cutoverdev/cutover/internal/testenv"
+)
+
+type e2e struct {
+	t       *testing.T
+	bin     string
+	home    string
+	file    string
+	project string
+	port    int
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func buildCutover(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "cutover")
+	cmd := exec.Command("go", "build", "-o", bin, "../../cmd/cutover")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// newE2E writes a copy of the example's cutover.yaml beside it (so build
+// contexts resolve) with a unique project name and free ports.
+func newE2E(t *testing.T) *e2e {
+	testenv.RequireDocker(t)
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	e := &e2e{t: t, bin: buildCutover(t), home: t.TempDir(), project: "e2e" + hex.EncodeToString(b[:])}
+	src, err := os.ReadFile("../../examples/bluemed/cutover.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.port = freePort(t)
+	y := strings.Replace(string(src), "project: bluemed", "project: "+e.project, 1)
+	y = strings.Replace(y, "port: 8080, test_port: 8081", fmt.Sprintf("port: %d, test_port: %d", e.port, freePort(t)), 1)
+	y = strings.Replace(y, "port: 8180", fmt.Sprintf("port: %d", freePort(t)), 1)
+	e.file = filepath.Join("..", "..", "examples", "bluemed", "."+e.project+".cutover.yaml")
+	if err := os.WriteFile(e.file, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.cleanup)
+	return e
+}
+
+func (e *e2e) cleanup() {
+	e.run("down", "production")
+	e.run("proxy", "stop")
+	os.Remove(e.file)
+	ctx := context.Background()
+	if rt, err := docker.Connect(ctx); err == nil {
+		if n, _ := rt.RemoveTasks(ctx, docker.Labels{Project: e.project}, 0); n > 0 {
+			e.t.Errorf("cleanup found %d containers left behind", n)
+		}
+		rt.Close()
+	}
+	out, _ := exec.Command("docker", "images", "-q", "--filter", "label=dev.cutover.project="+e.project).Output()
+	if ids := strings.Fields(string(out)); len(ids) > 0 {
+		_ = exec.Command("docker", append([]string{"rmi", "-f"}, ids...)...).Run()
+	}
+}
+
+func (e *e2e) command(args ...string) *exec.Cmd {
+	cmd := exec.Command(e.bin, append(args, "-f", e.file, "--home", e.home)...)
+	cmd.Env = append(os.Environ(), "CUTOVER_HOME="+e.home)
+	return cmd
+}
+
+func (e *e2e) run(args ...string) (string, string, error) {
+	cmd := e.command(args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+func (e *e2e) mustRun(args ...string) string {
+	e.t.Helper()
+	out, errOut, err := e.run(args...)
+	if err != nil {
+		e.t.Fatalf("cutover %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, out, errOut)
+	}
+	return out
+}
+
+func (e *e2e) url(path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", e.port, path) }
+
+func get(t *testing.T, url string) (int, http.Header, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+func (e *e2e) labelledContainers() int {
+	out, err := exec.Command("docker", "ps", "-aq", "--filter", "label=dev.cutover.project="+e.project).Output()
+	if err != nil {
+		e.t.Fatalf("docker ps: %v", err)
+	}
+	return len(strings.Fields(string(out)))
+}
+
+func TestUpServesRedeploysWithoutFailuresAndDownCleansUp(t *testing.T) {
+	e := newE2E(t)
+	var up struct {
+		Revision, Color, URL string
+		Tasks                map[string][]json.RawMessage
+	}
+	if err := json.Unmarshal([]byte(e.mustRun("up", "production", "--output", "json")), &up); err != nil {
+		t.Fatal(err)
+	}
+	if up.URL != e.url("/") || len(up.Tasks["backend"]) != 2 || len(up.Tasks["frontend"]) != 1 {
+		t.Fatalf("unexpected up result %+v", up)
+	}
+	code, hdr, body := get(t, e.url("/api/health"))
+	if code != 200 || !strings.Contains(body, "ok") {
+		t.Fatalf("backend through the proxy: %d %s", code, body)
+	}
+	firstVersion := hdr.Get("X-Bluemed-Version")
+	if code, _, body := get(t, e.url("/some/spa/route")); code != 200 || !strings.Contains(strings.ToLower(body), "<html") {
+		t.Fatalf("frontend SPA fallback through the proxy: %d %.80s", code, body)
+	}
+
+	// A second up under steady load: the new set comes up beside the old
+	// one, traffic moves once it is healthy, and no request fails.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	loadDone := make(chan loadgen.Result, 1)
+	go func() {
+		res, err := loadgen.Run(ctx, loadgen.Options{URL: e.url("/api/health"), Concurrency: 4, Rate: 200, Duration: 3 * time.Minute, CountHeader: "X-Bluemed-Version"})
+		if err != nil {
+			t.Error(err)
+		}
+		loadDone <- res
+	}()
+	time.Sleep(500 * time.Millisecond)
+	e.mustRun("up", "production")
+	time.Sleep(500 * time.Millisecond)
+	cancel()
+	res := <-loadDone
+	t.Logf("redeploy under load: %v, versions %v", res, res.Header)
+	if res.Failed != 0 || res.Requests < 100 {
+		t.Fatalf("redeploy under load: %d of %d requests failed: %v", res.Failed, res.Requests, res.Errors)
+	}
+	_, hdr, _ = get(t, e.url("/api/health"))
+	if v := hdr.Get("X-Bluemed-Version"); v == "" || v == firstVersion {
+		t.Fatalf("after redeploy the version should change: before %q after %q", firstVersion, v)
+	}
+	if n := e.labelledContainers(); n != 3 {
+		t.Fatalf("after redeploy want 3 containers (old set removed), found %d", n)
+	}
+
+	e.mustRun("down", "production")
+	if n := e.labelledContainers(); n != 0 {
+		t.Fatalf("down left %d containers", n)
+	}
+}
+
+// The proxy is the data plane: killing the command that controls it, at
+// the worst moment, must not fail a request; the next up reconciles.
+func TestKilledControllerDropsNoRequestsAndRestartedProxyServesPersistedRoutes(t *testing.T) {
+	e := newE2E(t)
+	e.mustRun("up", "production")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	loadDone := make(chan loadgen.Result, 1)
+	go func() {
+		res, _ := loadgen.Run(ctx, loadgen.Options{URL: e.url("/api/health"), Concurrency: 4, Rate: 200, Duration: 3 * time.Minute})
+		loadDone <- res
+	}()
+	// Start a redeploy and SIGKILL it while its new tasks are being health-checked.
+	cmd := e.command("up", "production")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	killed := false
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "health:") {
+			_ = cmd.Process.Kill()
+			killed = true
+			break
+		}
+	}
+	_ = cmd.Wait()
+	if !killed {
+		t.Fatal("up never reached the health wait")
+	}
+	time.Sleep(time.Second)
+	// The next command reconciles: it finishes the release.
+	e.mustRun("up", "production")
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	res := <-loadDone
+	t.Logf("controller killed under load: %v", res)
+	if res.Failed != 0 {
+		t.Fatalf("%d of %d requests failed: %v", res.Failed, res.Requests, res.Errors)
+	}
+	if n := e.labelledContainers(); n != 3 {
+		t.Fatalf("after reconcile want 3 containers, found %d (orphans?)", n)
+	}
+
+	// SIGKILL the proxy itself and start it again: the persisted routes serve at once.
+	pidText, err := os.ReadFile(filepath.Join(e.home, "proxy", "proxy.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	fmt.Sscan(strings.TrimSpace(string(pidText)), &pid)
+	proc, err := os.FindProcess(pid)
+	if err != nil || pid <= 1 {
+		t.Fatalf("proxy pid %q: %v", pidText, err)
+	}
+	_ = proc.Kill()
+	for i := 0; ; i++ {
+		if _, _, err := e.run("proxy", "status"); err != nil {
+			break // the killed proxy no longer answers
+		}
+		if i == 50 {
+			t.Fatal("proxy still answers 5s after SIGKILL")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	e.mustRun("proxy", "start")
+	if code, _, body := get(t, e.url("/api/health")); code != 200 {
+		t.Fatalf("restarted proxy: %d %s", code, body)
+	}
+}
+
+func TestUpWithEngineDownIsOneClearLine(t *testing.T) {
+	bin := buildCutover(t)
+	cmd := exec.Command(bin, "up", "production", "-f", "../../examples/bluemed/cutover.yaml", "--home", t.TempDir())
+	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix:///nonexistent/docker.sock")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatal("want failure")
+	}
+	msg := strings.TrimSpace(string(out))
+	if !strings.Contains(msg, "Docker engine") || strings.Count(msg, "\n") > 1 || strings.Contains(msg, "goroutine") {
+		t.Fatalf("want one or two lines naming the Docker engine, got:\n%s", msg)
+	}
+}

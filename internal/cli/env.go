@@ -1,0 +1,82 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/local"
+	"github.com/cutoverdev/cutover/internal/proxy"
+	"github.com/cutoverdev/cutover/internal/runtime/docker"
+	"github.com/cutoverdev/cutover/internal/store"
+)
+
+// session holds what a command that acts on an environment needs. close releases it.
+type session struct {
+	cfg   *config.Config
+	home  string
+	store *store.Store
+	rt    *docker.Runtime
+	proxy *proxy.Client
+}
+
+func (s *session) close() {
+	if s.rt != nil {
+		s.rt.Close()
+	}
+	if s.store != nil {
+		s.store.Close()
+	}
+}
+
+// openSession loads cutover.yaml, checks envName, opens the store and
+// connects to Docker. With startProxy it also makes sure the proxy runs.
+func openSession(ctx context.Context, g *globals, envName string, startProxy bool) (*session, error) {
+	cfg, err := config.Load(g.file)
+	if err != nil {
+		return nil, err
+	}
+	if envName != "" {
+		if _, ok := cfg.Environments[envName]; !ok {
+			return nil, fmt.Errorf("%s: no environment named %q (environments: %s)", g.file, envName, strings.Join(sortedKeys(cfg.Environments), ", "))
+		}
+	}
+	home, err := g.homeDir()
+	if err != nil {
+		return nil, err
+	}
+	s := &session{cfg: cfg, home: home}
+	if s.store, err = store.Open(ctx, filepath.Join(home, "cutover.db")); err != nil {
+		return nil, err
+	}
+	if s.rt, err = docker.Connect(ctx); err != nil {
+		s.close()
+		return nil, err
+	}
+	if startProxy {
+		exe, err := os.Executable()
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+		if s.proxy, err = proxy.EnsureRunning(ctx, home, exe, []string{"proxy", "run", "--home", home}); err != nil {
+			s.close()
+			return nil, err
+		}
+	} else {
+		s.proxy = proxy.NewClient(home)
+	}
+	return s, nil
+}
+
+func (s *session) env(g *globals, name string, timeout time.Duration) *local.Env {
+	return &local.Env{
+		Config: s.cfg, Name: name, Runtime: s.rt, Proxy: s.proxy, Store: s.store,
+		Progress: g.stderr, Timeout: timeout, Log: slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+}

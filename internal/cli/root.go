@@ -1,0 +1,108 @@
+// Package cli holds cutover's cobra commands, one file each. Commands parse
+// flags, call the packages that do the work, and print either text for people
+// or JSON for scripts (--output json). Errors are printed once, on stderr, as
+// one or two plain lines; the exit code is 0 only on success.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// Version is set at build time with -ldflags "-X github.com/cutoverdev/cutover/internal/cli.Version=...".
+var Version = "dev"
+
+// globals are the flags every command shares.
+type globals struct {
+	output string // text | json
+	file   string // path to cutover.yaml
+	home   string // state directory
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func (g *globals) json() bool { return g.output == "json" }
+
+// print writes v as JSON in json mode, or calls text otherwise.
+func (g *globals) print(v any, text func(w io.Writer)) error {
+	if g.json() {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	text(g.stdout)
+	return nil
+}
+
+// homeDir resolves --home, $CUTOVER_HOME, then ~/.local/share/cutover.
+func (g *globals) homeDir() (string, error) {
+	if g.home != "" {
+		return filepath.Abs(g.home)
+	}
+	if h := os.Getenv("CUTOVER_HOME"); h != "" {
+		return filepath.Abs(h)
+	}
+	dir, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("cannot find a home directory for cutover's state: %v (set CUTOVER_HOME)", err)
+	}
+	return filepath.Join(dir, ".local", "share", "cutover"), nil
+}
+
+// usageError marks a mistake in how the command was invoked.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "cutover",
+		Short:         "Commit to production with zero downtime: pipeline, blue/green releases, instant rollback",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if g.output != "text" && g.output != "json" {
+				return usageError{fmt.Sprintf("--output: %q is not a format (use text or json)", g.output)}
+			}
+			return nil
+		},
+	}
+	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	root.PersistentFlags().StringVarP(&g.file, "file", "f", "cutover.yaml", "path to cutover.yaml")
+	root.PersistentFlags().StringVar(&g.home, "home", "", "state directory (default $CUTOVER_HOME or ~/.local/share/cutover)")
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return usageError{fmt.Sprintf("%v (see `%s --help`)", err, cmd.CommandPath())}
+	})
+	root.AddCommand(
+		newVersionCmd(g), newValidateCmd(g), newSchemaCmd(g), newInitCmd(g),
+		newUpCmd(g), newDownCmd(g), newStatusCmd(g), newProxyCmd(g),
+	)
+	return root
+}
+
+// Execute runs the CLI and returns the process exit code.
+func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := newRoot(g)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		msg := strings.TrimSpace(err.Error())
+		var ue usageError
+		if !errors.As(err, &ue) && strings.HasPrefix(msg, "unknown command") {
+			msg += " (see `cutover --help`)"
+		}
+		fmt.Fprintln(stderr, "cutover: "+msg)
+		return 1
+	}
+	return 0
+}

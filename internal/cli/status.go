@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/runtime/docker"
+	"github.com/cutoverdev/cutover/internal/store"
+	"github.com/spf13/cobra"
+)
+
+type taskStatus struct {
+	Service  string `json:"service"`
+	Name     string `json:"name"`
+	Color    string `json:"color"`
+	Revision string `json:"revision"`
+	State    string `json:"state"`
+	HostPort int    `json:"host_port,omitempty"`
+	Health   string `json:"health"`
+}
+
+type envStatus struct {
+	Environment string       `json:"environment"`
+	Status      string       `json:"status"`
+	Revision    string       `json:"revision,omitempty"`
+	UpdatedAt   *time.Time   `json:"updated_at,omitempty"`
+	Tasks       []taskStatus `json:"tasks"`
+}
+
+func newStatusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status [ENV]",
+		Short: "Show environments: revision, tasks and their health at the load balancer",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			envName := ""
+			if len(args) == 1 {
+				envName = args[0]
+			}
+			s, err := openSession(ctx, g, envName, false)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			health := map[string]string{} // task ID -> state at the proxy
+			if targets, err := s.proxy.Targets(ctx); err == nil {
+				for _, t := range targets {
+					health[t.ID] = t.State
+				}
+			}
+			names := sortedKeys(s.cfg.Environments)
+			if envName != "" {
+				names = []string{envName}
+			}
+			var out []envStatus
+			for _, name := range names {
+				es := envStatus{Environment: name, Status: "never started", Tasks: []taskStatus{}}
+				st, err := s.store.GetEnvState(ctx, s.cfg.Project, name)
+				switch {
+				case err == nil:
+					es.Status, es.Revision = st.Status, st.Revision
+					u := st.UpdatedAt
+					es.UpdatedAt = &u
+				case !errors.Is(err, store.ErrNotFound):
+					return err
+				}
+				tasks, err := s.rt.ListTasks(ctx, docker.Labels{Project: s.cfg.Project, Environment: name})
+				if err != nil {
+					return err
+				}
+				for _, t := range tasks {
+					h := health[t.ID]
+					if h == "" {
+						h = "not registered"
+					}
+					es.Tasks = append(es.Tasks, taskStatus{Service: t.Labels.Service, Name: t.Name, Color: t.Labels.Color,
+						Revision: t.Labels.Revision, State: t.State, HostPort: t.HostPort, Health: h})
+				}
+				out = append(out, es)
+			}
+			return g.print(out, func(w io.Writer) {
+				for _, es := range out {
+					fmt.Fprintf(w, "%s: %s", es.Environment, es.Status)
+					if es.Revision != "" {
+						fmt.Fprintf(w, " (revision %s)", es.Revision)
+					}
+					fmt.Fprintln(w)
+					for _, t := range es.Tasks {
+						fmt.Fprintf(w, "  %-10s %-40s %-6s %-8s 127.0.0.1:%-5d %s\n", t.Service, t.Name, t.Color, t.State, t.HostPort, t.Health)
+					}
+				}
+			})
+		},
+	}
+}

@@ -1,0 +1,317 @@
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+// FromCompose drafts a configuration from a docker-compose file, for `cutover init`. The
+// draft is meant to be written next to the compose file: build contexts are relative to
+// its directory. Defaults are not applied, so that Marshal writes only what was found.
+// The notes tell the user what could not be carried over and what was guessed.
+//
+// Mapping:
+//   - build context and dockerfile, or image when there is no build;
+//   - port: the container (target) port of the first TCP entry of ports:, else of expose:;
+//     a service without either cannot sit behind the load balancer and is skipped;
+//   - health: path, interval, timeout, retries and start_period of an HTTP healthcheck
+//     (curl or wget of a URL); otherwise path / and a note;
+//   - env: environment: without values that look like secrets (they get a note instead);
+//   - desired_count: deploy.replicas, else 1;
+//   - routes: a lone service gets path_prefix /. With several, the first one whose name
+//     contains "front", "web" or "ui" gets path_prefix / and every other service gets host
+//     NAME.localhost. Host routes keep request paths unchanged, which path prefixes would
+//     not (the proxy does not strip them), so the services work as they did under compose;
+//   - environments: staging (rolling, branch develop, port 8080) and production
+//     (blue_green, branch main, promoted from staging after approval, port 8090).
+func FromCompose(ctx context.Context, composePath string) (*Config, []string, error) {
+	abs, err := filepath.Abs(composePath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("compose file %s: %w", composePath, err)
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return nil, nil, fmt.Errorf("compose file %s cannot be read: %w (pass the path of your docker-compose.yml)", composePath, errors.Unwrap(err))
+	}
+	dir := filepath.Dir(abs)
+	opts, err := cli.NewProjectOptions([]string{abs},
+		cli.WithWorkingDirectory(dir), cli.WithOsEnv, cli.WithDotEnv)
+	if err != nil {
+		return nil, nil, fmt.Errorf("compose file %s: %w", composePath, err)
+	}
+	project, err := opts.LoadProject(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot use compose file %s: %w (check it with `docker compose config`)", composePath, err)
+	}
+
+	m := composeMapper{dir: dir}
+	c := &Config{Version: 1, Project: toLabel(project.Name), Services: map[string]*Service{}}
+	if c.Project == "" {
+		c.Project = "app"
+		m.notef("project: compose project name %q cannot be used; named the project %q", project.Name, c.Project)
+	}
+	for _, name := range sortedKeys(project.Services) {
+		s := project.Services[name]
+		svc := m.service(name, s)
+		if svc == nil {
+			continue
+		}
+		label := toLabel(name)
+		if _, taken := c.Services[label]; taken || label == "" {
+			m.notef("%s: skipped: its name cannot be made into a distinct service name (rename it)", name)
+			continue
+		}
+		if label != name {
+			m.notef("%s: renamed to %q (service names are lowercase letters, digits and dashes)", name, label)
+		}
+		c.Services[label] = svc
+	}
+	if len(c.Services) == 0 {
+		return nil, m.notes, fmt.Errorf("compose file %s has no service cutover can run: each needs a build or image and a port (ports: or expose:)", composePath)
+	}
+	m.routes(c)
+	c.Environments = map[string]*Environment{
+		"staging": {
+			Branch:   "develop",
+			Listen:   Listen{Port: 8080},
+			Strategy: Strategy{Type: StrategyRolling},
+		},
+		"production": {
+			Branch:      "main",
+			PromoteFrom: "staging",
+			Listen:      Listen{Port: 8090},
+			Approval:    &Approval{Required: true},
+			Strategy:    Strategy{Type: StrategyBlueGreen, Traffic: TrafficAllAtOnce},
+		},
+	}
+	return c, m.notes, nil
+}
+
+type composeMapper struct {
+	dir   string
+	notes []string
+}
+
+func (m *composeMapper) notef(format string, args ...any) {
+	m.notes = append(m.notes, fmt.Sprintf(format, args...))
+}
+
+func (m *composeMapper) service(name string, s types.ServiceConfig) *Service {
+	svc := &Service{DesiredCount: 1}
+	port, how := composePort(s)
+	if port == 0 {
+		m.notef("%s: skipped: it has no ports: or expose:, so the load balancer cannot reach it (add it by hand if it serves HTTP)", name)
+		return nil
+	}
+	svc.Port = port
+	if how != "" {
+		m.notef("%s: %s", name, how)
+	}
+	switch {
+	case s.Build != nil && s.Build.DockerfileInline != "":
+		m.notef("%s: skipped: dockerfile_inline cannot be used (write it to a Dockerfile and add the service by hand)", name)
+		return nil
+	case s.Build != nil && isRemoteContext(s.Build.Context):
+		m.notef("%s: skipped: build context %s is remote (cutover builds from the repository)", name, s.Build.Context)
+		return nil
+	case s.Build != nil:
+		svc.Build = m.build(name, s.Build)
+	case s.Image != "":
+		svc.Image = s.Image
+	default:
+		m.notef("%s: skipped: it has neither build nor image", name)
+		return nil
+	}
+	svc.Health = m.health(name, s.HealthCheck, port)
+	svc.Env = m.env(name, "environment", s.Environment)
+	if s.Deploy != nil && s.Deploy.Replicas != nil && *s.Deploy.Replicas >= 0 {
+		svc.DesiredCount = *s.Deploy.Replicas
+	}
+	return svc
+}
+
+func composePort(s types.ServiceConfig) (int, string) {
+	var tcp []uint32
+	for _, p := range s.Ports {
+		if p.Target > 0 && (p.Protocol == "" || p.Protocol == "tcp") {
+			tcp = append(tcp, p.Target)
+		}
+	}
+	if len(tcp) > 0 {
+		if len(tcp) > 1 {
+			return int(tcp[0]), fmt.Sprintf("has %d ports; using container port %d (the load balancer reaches one port per service)", len(tcp), tcp[0])
+		}
+		return int(tcp[0]), ""
+	}
+	for _, e := range s.Expose {
+		digits := strings.TrimSuffix(strings.SplitN(e, "-", 2)[0], "/tcp")
+		if p, err := strconv.Atoi(digits); err == nil && p > 0 && p < 65536 {
+			return p, ""
+		}
+	}
+	return 0, ""
+}
+
+func isRemoteContext(ctx string) bool {
+	return strings.Contains(ctx, "://") || strings.HasPrefix(ctx, "git@")
+}
+
+func (m *composeMapper) build(name string, b *types.BuildConfig) *Build {
+	out := &Build{Context: m.rel(b.Context, m.dir)}
+	if df := b.Dockerfile; df != "" && df != DefaultDockerfile {
+		out.Dockerfile = m.rel(df, filepath.Join(m.dir, filepath.FromSlash(out.Context)))
+	}
+	out.Args = m.env(name, "build.args", b.Args)
+	return out
+}
+
+// rel writes path relative to base, with forward slashes, as cutover.yaml wants it.
+func (m *composeMapper) rel(path, base string) string {
+	if path == "" {
+		return "."
+	}
+	if filepath.IsAbs(path) {
+		if r, err := filepath.Rel(base, path); err == nil {
+			path = r
+		}
+	}
+	return filepath.ToSlash(path)
+}
+
+var (
+	secretKeyRe = regexp.MustCompile(`(?i)(secret|password|passwd|token|key|credential|private)`)
+	probeRe     = regexp.MustCompile(`\b(curl|wget)\b`)
+	urlRe       = regexp.MustCompile(`https?://[^\s'"]+`)
+)
+
+// env copies variables, leaving out what looks like a secret: cutover.yaml is committed.
+func (m *composeMapper) env(name, field string, vars types.MappingWithEquals) map[string]string {
+	out := map[string]string{}
+	for _, k := range sortedKeys(vars) {
+		v := vars[k]
+		switch {
+		case v == nil:
+			m.notef("%s: %s %s takes its value from the host; set it in cutover.yaml if the service needs it", name, field, k)
+		case secretKeyRe.MatchString(k) || hasURLPassword(*v):
+			m.notef("%s: %s %s was not copied because it looks like a secret; provide it at deploy time", name, field, k)
+		default:
+			out[k] = *v
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+func hasURLPassword(v string) bool {
+	u, err := url.Parse(v)
+	if err != nil || u.User == nil {
+		return false
+	}
+	_, ok := u.User.Password()
+	return ok
+}
+
+func (m *composeMapper) health(name string, h *types.HealthCheckConfig, port int) HealthCheck {
+	out := HealthCheck{Path: "/"}
+	if h == nil || h.Disable || len(h.Test) == 0 || h.Test[0] == "NONE" {
+		m.notef("%s: no healthcheck; the load balancer will probe / on port %d (set health.path to a cheap endpoint)", name, port)
+		return out
+	}
+	cmd := strings.Join(h.Test[1:], " ")
+	target := urlRe.FindString(cmd)
+	u, err := url.Parse(target)
+	if !probeRe.MatchString(cmd) || target == "" || err != nil {
+		m.notef("%s: healthcheck %q is not an HTTP probe; the load balancer will probe / (set health.path)", name, cmd)
+		return out
+	}
+	if u.Path != "" {
+		out.Path = u.Path
+	}
+	if p := u.Port(); p != "" && p != strconv.Itoa(port) {
+		m.notef("%s: healthcheck probes port %s but the service port is %d; the load balancer probes %d", name, p, port, port)
+	}
+	if h.Interval != nil {
+		out.Interval = Duration(*h.Interval)
+	}
+	if h.Timeout != nil {
+		interval := out.Interval.Std()
+		if interval == 0 {
+			interval = DefaultHealthInterval
+		}
+		if t := time.Duration(*h.Timeout); t < interval {
+			out.Timeout = Duration(t)
+		} else {
+			m.notef("%s: healthcheck timeout %s is not shorter than its interval %s; using the default timeout", name, t, interval)
+		}
+	}
+	if h.Retries != nil && *h.Retries > 0 && *h.Retries < 100 {
+		out.UnhealthyThreshold = int(*h.Retries)
+	}
+	if h.StartPeriod != nil {
+		out.GracePeriod = Duration(*h.StartPeriod)
+	}
+	return out
+}
+
+var webNameRe = regexp.MustCompile(`front|web|ui`)
+
+// routes gives each service a route; see FromCompose for the rule.
+func (m *composeMapper) routes(c *Config) {
+	names := c.ServiceNames()
+	if len(names) == 1 {
+		c.Services[names[0]].Route = Route{PathPrefix: "/"}
+		return
+	}
+	main := ""
+	for _, n := range names {
+		if webNameRe.MatchString(n) {
+			main = n
+			break
+		}
+	}
+	for _, n := range names {
+		if n == main {
+			c.Services[n].Route = Route{PathPrefix: "/"}
+			continue
+		}
+		c.Services[n].Route = Route{Host: n + ".localhost"}
+	}
+	if main == "" {
+		m.notef("routes: no service looks like the web front end, so each is reached by host (NAME.localhost); give one path_prefix: / to make it the default")
+	} else {
+		m.notef("routes: %s gets all paths; the others are reached by host (such as %s.localhost): change to path_prefix if %s calls them under a path", main, firstOther(names, main), main)
+	}
+}
+
+func firstOther(names []string, not string) string {
+	for _, n := range names {
+		if n != not {
+			return n
+		}
+	}
+	return ""
+}
+
+var notLabelRe = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// toLabel turns a compose name (which may hold _ and .) into a DNS label.
+func toLabel(s string) string {
+	s = notLabelRe.ReplaceAllString(strings.ToLower(s), "-")
+	s = strings.Trim(s, "-")
+	if len(s) > 63 {
+		s = strings.TrimRight(s[:63], "-")
+	}
+	return s
+}

@@ -1,0 +1,177 @@
+// Package config is the model of cutover.yaml: the typed configuration, its strict
+// decoding with line:column positions, the defaults (filled in one place, defaults.go),
+// validation that reports every problem at once, the JSON Schema generated from the same
+// types, and `cutover init` from a docker-compose file.
+//
+// Every other package reads a *Config returned by Load or Parse, which is already defaulted
+// and valid; they never need to re-check what Validate checks.
+package config
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Config is a whole cutover.yaml.
+type Config struct {
+	Version      int                     `yaml:"version" json:"version" jsonschema:"required,enum=1" jsonschema_description:"Version of the file format. Always 1."`
+	Project      string                  `yaml:"project" json:"project" jsonschema:"required" jsonschema_description:"Project name: lowercase letters, digits and dashes. Used in container names and labels."`
+	Services     map[string]*Service     `yaml:"services" json:"services" jsonschema:"required" jsonschema_description:"Services by name. Every environment runs all of them."`
+	Environments map[string]*Environment `yaml:"environments" json:"environments" jsonschema:"required" jsonschema_description:"Environments by name, such as staging and production."`
+	Pipeline     *Pipeline               `yaml:"pipeline,omitempty" json:"pipeline,omitempty" jsonschema_description:"Pipeline stages. Optional."`
+
+	// File is the path the configuration was read from, as given to Load or Parse.
+	File string `yaml:"-" json:"-"`
+
+	// dir is where build contexts are resolved; empty when the configuration came from
+	// bytes without a directory, in which case filesystem checks are skipped.
+	dir string
+	// keys maps a field path ("services.backend.port") to where it is written in the source.
+	// It gives problems their line:col and tells defaults apart from explicit zero values.
+	keys map[string]position
+}
+
+// Service is one container image run behind the load balancer.
+type Service struct {
+	Build               *Build            `yaml:"build,omitempty" json:"build,omitempty" jsonschema_description:"How to build the image. Exactly one of build or image."`
+	Image               string            `yaml:"image,omitempty" json:"image,omitempty" jsonschema_description:"A prebuilt image reference. Exactly one of build or image."`
+	Port                int               `yaml:"port" json:"port" jsonschema:"required,minimum=1,maximum=65535" jsonschema_description:"The port the container listens on."`
+	Health              HealthCheck       `yaml:"health,omitempty" json:"health,omitzero"`
+	Route               Route             `yaml:"route,omitempty" json:"route,omitzero"`
+	Env                 map[string]string `yaml:"env,omitempty" json:"env,omitempty" jsonschema_description:"Environment variables of the container."`
+	DesiredCount        int               `yaml:"desired_count" json:"desired_count" jsonschema:"minimum=0,default=1" jsonschema_description:"Number of tasks (containers) to run."`
+	DeregistrationDelay Duration          `yaml:"deregistration_delay,omitempty" json:"deregistration_delay,omitempty" jsonschema:"default=5s" jsonschema_description:"How long a removed target keeps finishing its requests before it is stopped. 5s by default: far less than the ALB's 300s, because a local deploy should not wait minutes."`
+	StopTimeout         Duration          `yaml:"stop_timeout,omitempty" json:"stop_timeout,omitempty" jsonschema:"default=10s" jsonschema_description:"Time between SIGTERM and SIGKILL when a container stops."`
+}
+
+// Build says how to build a service's image from the repository.
+type Build struct {
+	Context    string            `yaml:"context,omitempty" json:"context,omitempty" jsonschema_description:"Build context directory, relative to cutover.yaml."`
+	Dockerfile string            `yaml:"dockerfile,omitempty" json:"dockerfile,omitempty" jsonschema:"default=Dockerfile" jsonschema_description:"Dockerfile path, relative to the context."`
+	Commands   []string          `yaml:"commands,omitempty" json:"commands,omitempty" jsonschema_description:"Shell commands run on the host in the context directory before the image build, for example to build a static binary for a FROM scratch image."`
+	Args       map[string]string `yaml:"args,omitempty" json:"args,omitempty" jsonschema_description:"Build arguments."`
+}
+
+// HealthCheck is how the load balancer decides a task may receive traffic.
+type HealthCheck struct {
+	Path               string   `yaml:"path,omitempty" json:"path,omitempty" jsonschema:"default=/" jsonschema_description:"HTTP path probed on the container port."`
+	Interval           Duration `yaml:"interval,omitempty" json:"interval,omitempty" jsonschema:"default=5s"`
+	Timeout            Duration `yaml:"timeout,omitempty" json:"timeout,omitempty" jsonschema:"default=2s" jsonschema_description:"Must be shorter than the interval."`
+	HealthyThreshold   int      `yaml:"healthy_threshold,omitempty" json:"healthy_threshold,omitempty" jsonschema:"minimum=1,default=2"`
+	UnhealthyThreshold int      `yaml:"unhealthy_threshold,omitempty" json:"unhealthy_threshold,omitempty" jsonschema:"minimum=1,default=3"`
+	SuccessCodes       string   `yaml:"success_codes,omitempty" json:"success_codes,omitempty" jsonschema:"default=200-399,pattern=^[0-9]{3}(-[0-9]{3})?(\\,[0-9]{3}(-[0-9]{3})?)*$" jsonschema_description:"HTTP codes counted as healthy, such as 200 or 200,204 or 200-299."`
+	GracePeriod        Duration `yaml:"grace_period,omitempty" json:"grace_period,omitempty" jsonschema_description:"Failed checks are ignored this long after a task starts."`
+}
+
+// Route selects the requests that go to a service. The most specific route wins.
+type Route struct {
+	Host       string `yaml:"host,omitempty" json:"host,omitempty" jsonschema_description:"Host name to match, without port."`
+	PathPrefix string `yaml:"path_prefix,omitempty" json:"path_prefix,omitempty" jsonschema:"pattern=^/" jsonschema_description:"Path prefix to match; starts with /."`
+}
+
+// Environment is one place the services run, such as staging or production.
+type Environment struct {
+	Platform    string    `yaml:"platform,omitempty" json:"platform,omitempty" jsonschema:"enum=local,enum=ecs,default=local"`
+	Branch      string    `yaml:"branch,omitempty" json:"branch,omitempty" jsonschema_description:"Git branch whose pushes deploy here."`
+	PromoteFrom string    `yaml:"promote_from,omitempty" json:"promote_from,omitempty" jsonschema_description:"Another environment whose deployed revision is promoted here."`
+	Listen      Listen    `yaml:"listen,omitempty" json:"listen,omitzero"`
+	Strategy    Strategy  `yaml:"strategy,omitempty" json:"strategy,omitzero"`
+	Hooks       Hooks     `yaml:"hooks,omitempty" json:"hooks,omitzero"`
+	Approval    *Approval `yaml:"approval,omitempty" json:"approval,omitempty"`
+	ECS         *ECS      `yaml:"ecs,omitempty" json:"ecs,omitempty" jsonschema_description:"AWS settings, required when platform is ecs."`
+}
+
+// Listen holds the local load balancer ports of an environment (on 127.0.0.1).
+type Listen struct {
+	Port     int `yaml:"port,omitempty" json:"port,omitempty" jsonschema:"minimum=1,maximum=65535,default=8080" jsonschema_description:"Production listener port."`
+	TestPort int `yaml:"test_port,omitempty" json:"test_port,omitempty" jsonschema:"minimum=1,maximum=65535" jsonschema_description:"Test listener port (blue/green); port+1 by default."`
+}
+
+// Approval is a manual gate before deploying to an environment.
+type Approval struct {
+	Required bool     `yaml:"required,omitempty" json:"required,omitempty"`
+	Timeout  Duration `yaml:"timeout,omitempty" json:"timeout,omitempty" jsonschema:"default=168h" jsonschema_description:"An unanswered approval fails the execution after this long (CodePipeline: 7 days)."`
+}
+
+// ECS names the AWS resources of an environment on platform ecs.
+type ECS struct {
+	Cluster string `yaml:"cluster,omitempty" json:"cluster,omitempty"`
+	Service string `yaml:"service,omitempty" json:"service,omitempty"`
+	Region  string `yaml:"region,omitempty" json:"region,omitempty"`
+}
+
+// Pipeline is the ordered list of stages run for a commit. It is a placeholder that
+// later work fills in; only its shape is checked today.
+type Pipeline struct {
+	Stages []Stage `yaml:"stages,omitempty" json:"stages,omitempty"`
+}
+
+// Stage is a named group of actions.
+type Stage struct {
+	Name    string   `yaml:"name" json:"name" jsonschema:"required"`
+	Actions []Action `yaml:"actions,omitempty" json:"actions,omitempty"`
+}
+
+// Action is one step of a stage. Actions with the same run_order run in parallel.
+type Action struct {
+	Name        string   `yaml:"name" json:"name" jsonschema:"required"`
+	Kind        string   `yaml:"kind" json:"kind" jsonschema:"required,enum=build,enum=test,enum=integration,enum=deploy,enum=verify,enum=approval,enum=command"`
+	RunOrder    int      `yaml:"run_order,omitempty" json:"run_order,omitempty" jsonschema:"minimum=1,default=1"`
+	Service     string   `yaml:"service,omitempty" json:"service,omitempty" jsonschema_description:"Service the action applies to (build, test)."`
+	Environment string   `yaml:"environment,omitempty" json:"environment,omitempty" jsonschema_description:"Environment the action applies to (deploy, verify, approval)."`
+	Command     []string `yaml:"command,omitempty" json:"command,omitempty" jsonschema_description:"Command and arguments (kind command)."`
+}
+
+// Platforms, action kinds: the accepted values.
+var (
+	platforms   = []string{"local", "ecs"}
+	actionKinds = []string{"build", "test", "integration", "deploy", "verify", "approval", "command"}
+)
+
+// ServiceNames returns the service names, sorted.
+func (c *Config) ServiceNames() []string {
+	return sortedKeys(c.Services)
+}
+
+// EnvironmentNames returns the environment names, sorted.
+func (c *Config) EnvironmentNames() []string {
+	return sortedKeys(c.Environments)
+}
+
+// Dir returns the directory build contexts are relative to: the directory of the file
+// given to Load, the directory given to ParseDir, or "" after Parse.
+func (c *Config) Dir() string {
+	return c.dir
+}
+
+// ContextDir returns the absolute-or-relative path of a service's build context, resolved
+// against Dir. It is "" for a service without build.
+func (c *Config) ContextDir(service string) string {
+	s := c.Services[service]
+	if s == nil || s.Build == nil {
+		return ""
+	}
+	return filepath.Join(c.dir, filepath.FromSlash(s.Build.Context))
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// quoteList renders accepted values for a "what to do" hint: "a", "b" or "c".
+func quoteList(values []string) string {
+	q := make([]string, len(values))
+	for i, v := range values {
+		q[i] = `"` + v + `"`
+	}
+	if len(q) == 1 {
+		return q[0]
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
+}

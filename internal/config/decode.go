@@ -1,0 +1,305 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Load reads, decodes, defaults and validates the configuration file at path. Build
+// contexts are checked relative to the file's directory. The error is a Problems listing
+// everything wrong, or a plain error when the file cannot be read.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s does not exist (run `cutover init` to write one from docker-compose.yml)", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the configuration: %w", err)
+	}
+	return ParseDir(path, filepath.Dir(path), data)
+}
+
+// Parse decodes, defaults and validates a configuration from memory. filename is only used
+// in messages. The filesystem is not looked at: build contexts are not checked.
+func Parse(filename string, data []byte) (*Config, error) {
+	return ParseDir(filename, "", data)
+}
+
+// ParseDir is Parse with build contexts and Dockerfiles checked relative to baseDir
+// (skipped when baseDir is "").
+func ParseDir(filename, baseDir string, data []byte) (*Config, error) {
+	c, err := decode(filename, data)
+	if err != nil {
+		return nil, err
+	}
+	c.dir = baseDir
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// position is where a key is written; null marks "key:" with no value, which counts as
+// not set for defaults.
+type position struct {
+	line, col int
+	null      bool
+}
+
+// maxNodes bounds the work of checking one file, so that a few lines of nested aliases
+// (a "billion laughs" document) cannot make it expand forever.
+const maxNodes = 200_000
+
+// decode turns the YAML into a Config without defaults. Every key is checked against the
+// Go types first, by walking the node tree, so that unknown keys and wrongly typed values
+// are all reported with their line:col before anything is decoded.
+func decode(filename string, data []byte) (c *Config, err error) {
+	defer func() {
+		// The YAML library must not crash the CLI on any input; report it as a problem.
+		if r := recover(); r != nil {
+			c, err = nil, Problems{{File: filename, Message: fmt.Sprintf("the YAML parser failed on this file: %v (simplify the file, and report this input as a bug)", r)}}
+		}
+	}()
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, Problems{syntaxProblem(filename, err)}
+	}
+	if len(doc.Content) == 0 {
+		return nil, Problems{{File: filename, Message: "the file is empty (write version: 1, project, services and environments, or run `cutover init`)"}}
+	}
+	root := doc.Content[0]
+	w := walker{file: filename, keys: map[string]position{"": {line: root.Line, col: root.Column}}}
+	if root.Kind != yaml.MappingNode {
+		w.problem(root, "", "the file must be a mapping of keys such as version, project, services (found %s)", kindName(root))
+		return nil, w.problems
+	}
+	w.walk(root, reflect.TypeFor[Config](), "")
+	if len(w.problems) > 0 {
+		return nil, w.problems.err()
+	}
+	c = &Config{File: filename, keys: w.keys}
+	if err := root.Decode(c); err != nil {
+		// The walk checks what Decode checks; this is a safety net for corners it misses.
+		return nil, decodeProblems(filename, err)
+	}
+	return c, nil
+}
+
+var yamlLineRe = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+func syntaxProblem(file string, err error) Problem {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	p := Problem{File: file, Message: "malformed YAML: " + msg + " (check indentation and quoting from this line to the end of its block)"}
+	if g := yamlLineRe.FindStringSubmatch(err.Error()); g != nil {
+		p.Line, _ = strconv.Atoi(g[1])
+		p.Message = "malformed YAML: " + g[2] + " (check indentation and quoting from this line to the end of its block)"
+	}
+	return p
+}
+
+func decodeProblems(file string, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return Problems{syntaxProblem(file, err)}
+	}
+	var ps Problems
+	for _, e := range te.Errors {
+		ps = append(ps, syntaxProblem(file, errors.New(e)))
+	}
+	return ps.err()
+}
+
+// walker checks a node tree against Go types and records where each key is written.
+type walker struct {
+	file     string
+	keys     map[string]position
+	problems Problems
+	visits   int
+	merging  map[*yaml.Node]bool // mappings being merged now, to stop merge cycles
+}
+
+var durationType = reflect.TypeFor[Duration]()
+
+func (w *walker) problem(n *yaml.Node, path, format string, args ...any) {
+	w.problems = append(w.problems, Problem{File: w.file, Line: n.Line, Col: n.Column, Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// spend counts one step of the walk and says whether the budget allows it.
+func (w *walker) spend(n *yaml.Node, path string) bool {
+	w.visits++
+	if w.visits == maxNodes {
+		w.problem(n, path, "the file has too many values or aliases to check (expand the aliases, or write a smaller file)")
+	}
+	return w.visits < maxNodes
+}
+
+func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
+	if !w.spend(n, path) {
+		return
+	}
+	if n.Kind == yaml.AliasNode {
+		if n.Alias == nil {
+			return
+		}
+		n = n.Alias
+	}
+	if isNull(n) {
+		return
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t == durationType:
+		if w.expect(n, path, yaml.ScalarNode, `a duration such as "5s"`) {
+			if _, err := ParseDuration(n.Value); err != nil {
+				w.problem(n, path, "%s", err.Error())
+			}
+		}
+	case t.Kind() == reflect.Struct:
+		if w.expect(n, path, yaml.MappingNode, "a mapping of keys") {
+			w.walkMapping(n, path, func(key string) (reflect.Type, bool) {
+				f, ok := yamlFields(t)[key]
+				return f, ok
+			}, t)
+		}
+	case t.Kind() == reflect.Map:
+		if w.expect(n, path, yaml.MappingNode, "a mapping of names to values") {
+			w.walkMapping(n, path, func(string) (reflect.Type, bool) { return t.Elem(), true }, nil)
+		}
+	case t.Kind() == reflect.Slice:
+		if w.expect(n, path, yaml.SequenceNode, `a list (write [a, b] or one "- item" per line)`) {
+			for i, item := range n.Content {
+				p := fmt.Sprintf("%s[%d]", path, i)
+				w.keys[p] = position{line: item.Line, col: item.Column}
+				w.walk(item, t.Elem(), p)
+			}
+		}
+	case t.Kind() == reflect.String:
+		w.expect(n, path, yaml.ScalarNode, "a text value")
+	case t.Kind() == reflect.Int:
+		if w.expect(n, path, yaml.ScalarNode, "a whole number") && n.Decode(new(int)) != nil {
+			w.problem(n, path, "%q is not a whole number (write a number such as 3)", n.Value)
+		}
+	case t.Kind() == reflect.Bool:
+		if w.expect(n, path, yaml.ScalarNode, "true or false") && n.Decode(new(bool)) != nil {
+			w.problem(n, path, "%q is not true or false (write true or false)", n.Value)
+		}
+	}
+}
+
+// walkMapping checks the keys of a mapping; fieldType says what a key holds, or that it is
+// unknown. structType is set for structs, to list the known keys in the message.
+func (w *walker) walkMapping(n *yaml.Node, path string, fieldType func(string) (reflect.Type, bool), structType reflect.Type) {
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
+			// "<<: *anchor" merges another mapping's keys; check them as if written here.
+			w.walkMerge(v, path, fieldType, structType)
+			continue
+		}
+		if k.Kind != yaml.ScalarNode {
+			w.problem(k, path, "keys must be plain names (found %s)", kindName(k))
+			continue
+		}
+		p := k.Value
+		if path != "" {
+			p = path + "." + k.Value
+		}
+		if first, dup := seen[k.Value]; dup {
+			w.problem(k, p, "%q is written twice, first on line %d (keep one)", k.Value, first)
+			continue
+		}
+		seen[k.Value] = k.Line
+		if path == "" && strings.HasPrefix(k.Value, "x-") {
+			// Extension keys, as in compose files: a place for anchors, otherwise ignored.
+			continue
+		}
+		ft, ok := fieldType(k.Value)
+		if !ok {
+			w.problem(k, p, "unknown key %q (%s)", k.Value, suggestKey(k.Value, structType))
+			continue
+		}
+		w.keys[p] = position{line: k.Line, col: k.Column, null: isNull(v)}
+		w.walk(v, ft, p)
+	}
+}
+
+func (w *walker) walkMerge(v *yaml.Node, path string, fieldType func(string) (reflect.Type, bool), structType reflect.Type) {
+	if !w.spend(v, path) {
+		return
+	}
+	if v.Kind == yaml.AliasNode && v.Alias != nil {
+		v = v.Alias
+	}
+	// A mapping that merges itself, directly or through others, would never end.
+	if w.merging[v] {
+		w.problem(v, path, "<< merges a mapping into itself (merge a different anchor)")
+		return
+	}
+	if w.merging == nil {
+		w.merging = map[*yaml.Node]bool{}
+	}
+	w.merging[v] = true
+	defer delete(w.merging, v)
+	switch v.Kind {
+	case yaml.MappingNode:
+		w.walkMapping(v, path, fieldType, structType)
+	case yaml.SequenceNode:
+		for _, item := range v.Content {
+			w.walkMerge(item, path, fieldType, structType)
+		}
+	default:
+		w.problem(v, path, "<< must merge a mapping, found %s (write <<: *anchor)", kindName(v))
+	}
+}
+
+func (w *walker) expect(n *yaml.Node, path string, kind yaml.Kind, what string) bool {
+	if n.Kind == kind {
+		return true
+	}
+	w.problem(n, path, "expected %s, found %s", what, kindName(n))
+	return false
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	case yaml.DocumentNode:
+		return "a document"
+	}
+	return fmt.Sprintf("%q", n.Value)
+}
+
+// yamlFields maps the yaml keys of a struct type to their field types.
+func yamlFields(t reflect.Type) map[string]reflect.Type {
+	fields := map[string]reflect.Type{}
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if !f.IsExported() || name == "-" || name == "" {
+			continue
+		}
+		fields[name] = f.Type
+	}
+	return fields
+}

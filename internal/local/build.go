@@ -1,0 +1,121 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/runtime/docker"
+)
+
+// NewBuildID returns an identifier unique to one build, baked into the
+// images (CUTOVER_BUILD_ID) so two builds answer differently.
+func NewBuildID(now time.Time) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// buildImages builds every service's image in parallel and returns service → image ID.
+// A service with `image:` is resolved to its local image ID instead.
+func buildImages(ctx context.Context, rt *docker.Runtime, cfg *config.Config, buildID string, progress io.Writer) (map[string]string, error) {
+	names := cfg.ServiceNames()
+	ids := make([]string, len(names))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	var mu sync.Mutex // serialises progress lines
+	say := func(format string, a ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(progress, format+"\n", a...)
+	}
+	for i, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ids[i], errs[i] = buildService(ctx, rt, cfg, name, buildID, say)
+		}()
+	}
+	wg.Wait()
+	out := map[string]string{}
+	for i, name := range names {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		out[name] = ids[i]
+	}
+	return out, nil
+}
+
+func buildService(ctx context.Context, rt *docker.Runtime, cfg *config.Config, name, buildID string, say func(string, ...any)) (string, error) {
+	svc := cfg.Services[name]
+	if svc.Build == nil {
+		id, err := rt.ImageID(ctx, svc.Image)
+		if err != nil {
+			return "", fmt.Errorf("service %s: %w", name, err)
+		}
+		say("%s: using image %s (%s)", name, svc.Image, shortID(id))
+		return id, nil
+	}
+	dir := filepath.Join(cfg.Dir(), svc.Build.Context)
+	for _, command := range svc.Build.Commands {
+		say("%s: running %s", name, command)
+		if err := runBuildCommand(ctx, dir, command, buildID, name); err != nil {
+			return "", err
+		}
+	}
+	say("%s: building image from %s", name, filepath.Join(svc.Build.Context, svc.Build.Dockerfile))
+	img, err := rt.Build(ctx, docker.BuildRequest{
+		ContextDir: dir,
+		Dockerfile: svc.Build.Dockerfile,
+		Tags:       []string{fmt.Sprintf("cutover/%s-%s:%s", cfg.Project, name, buildID)},
+		BuildArgs:  svc.Build.Args,
+		Labels:     map[string]string{"dev.cutover.project": cfg.Project, "dev.cutover.service": name, "dev.cutover.build": buildID},
+	})
+	if err != nil {
+		return "", fmt.Errorf("service %s: %w", name, err)
+	}
+	say("%s: built %s", name, shortID(img.ID))
+	return img.ID, nil
+}
+
+// runBuildCommand runs one build command through the shell in the service's
+// build context, with CUTOVER_BUILD_ID and CUTOVER_SERVICE set.
+func runBuildCommand(ctx context.Context, dir, command, buildID, service string) error {
+	cmd := exec.CommandContext(ctx, "sh", "-c", command)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CUTOVER_BUILD_ID="+buildID, "CUTOVER_SERVICE="+service)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("service %s: build command %q failed (%v): %s (fix the command in services.%s.build.commands)",
+			service, command, err, lastLines(out.String(), 3), service)
+	}
+	return nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+func shortID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

@@ -1,0 +1,154 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// RunOptions configure Run.
+type RunOptions struct {
+	Version string
+	Logger  *slog.Logger // default: text on stderr (proxy.log when started by EnsureRunning)
+	// ShutdownGrace is how long in-flight requests may take after SIGTERM; default 10s.
+	ShutdownGrace time.Duration
+}
+
+// Run is the body of `cutover proxy run`: it serves the routes persisted in
+// home/proxy/state.json at once, then the admin API on home/proxy/admin.sock,
+// until ctx ends or SIGTERM/SIGINT arrives; then it stops accepting, lets
+// in-flight requests finish (up to ShutdownGrace) and removes its pid file
+// and socket. Only one proxy runs per home: a second one fails, naming the
+// first one's pid.
+func Run(ctx context.Context, home string, opts RunOptions) error {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if opts.ShutdownGrace <= 0 {
+		opts.ShutdownGrace = 10 * time.Second
+	}
+	dir := proxyDir(home)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating the proxy directory: %w", err)
+	}
+	unlock, err := lockHome(home)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	sock := socketPath(home)
+	if h, err := NewClient(home).Ping(ctx); err == nil {
+		return fmt.Errorf("the cutover proxy is already running (pid %d, socket %s)", h.PID, sock)
+	}
+	if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing the stale socket %s: %w", sock, err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	p := New(Options{Logger: log, Registerer: reg})
+	closeProxy := func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.ShutdownGrace)
+		defer cancel()
+		if err := p.Close(cctx); err != nil {
+			log.Warn("shutting down", "err", err)
+		}
+	}
+
+	path := statePath(home)
+	sv, err := loadSaved(path)
+	if err != nil {
+		closeProxy()
+		return err
+	}
+	if err := p.Apply(ctx, sv.State); err != nil {
+		closeProxy()
+		return fmt.Errorf("%s: cannot serve the saved routes: %w", path, err)
+	}
+	log.Info("serving saved routes", "listeners", len(sv.State.Listeners), "target_groups", len(sv.State.TargetGroups), "generation", sv.Generation)
+
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		closeProxy()
+		return fmt.Errorf("listening on the admin socket %s: %w", sock, err)
+	}
+	if err := os.Chmod(sock, 0o600); err != nil {
+		ln.Close()
+		closeProxy()
+		return err
+	}
+	defer os.Remove(sock)
+	if err := writeFileAtomic(pidPath(home), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+		ln.Close()
+		closeProxy()
+		return fmt.Errorf("writing the pid file: %w", err)
+	}
+	defer os.Remove(pidPath(home))
+
+	a := &admin{p: p, path: path, version: opts.Version, started: time.Now(), gatherer: reg, saved: sv}
+	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("cutover proxy started", "pid", os.Getpid(), "socket", sock, "version", opts.Version)
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		runErr = fmt.Errorf("admin API stopped: %w", err)
+	}
+	log.Info("cutover proxy stopping", "grace", opts.ShutdownGrace.String())
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_ = srv.Shutdown(sctx)
+	cancel()
+	closeProxy()
+	log.Info("cutover proxy stopped")
+	return runErr
+}
+
+// lockHome takes an exclusive lock on home/proxy/proxy.lock for the life of
+// the process (the kernel releases it even on SIGKILL), so two proxies
+// never serve one home.
+func lockHome(home string) (func(), error) {
+	f, err := os.OpenFile(lockPath(home), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening the proxy lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			pid, _ := readPID(home)
+			return nil, fmt.Errorf("the cutover proxy is already running (pid %d, socket %s): stop it with `cutover proxy stop`", pid, socketPath(home))
+		}
+		return nil, fmt.Errorf("locking %s: %w", lockPath(home), err)
+	}
+	return func() { f.Close() }, nil
+}
+
+func readPID(home string) (int, error) {
+	b, err := os.ReadFile(pidPath(home))
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("%s: not a pid: %q", pidPath(home), b)
+	}
+	return pid, nil
+}

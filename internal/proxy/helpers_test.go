@@ -1,0 +1,107 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// upstream starts a real HTTP server that answers its name on every path.
+func upstream(t testing.TB, name string) *httptest.Server {
+	t.Helper()
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Upstream", name)
+		io.WriteString(w, name)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func hostOf(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
+
+// newTestProxy returns a Proxy closed at the end of the test.
+func newTestProxy(t testing.TB, opts Options) *Proxy {
+	t.Helper()
+	p := New(opts)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		p.Close(ctx)
+	})
+	return p
+}
+
+// fastHealth checks every 20ms and needs 1 success, 2 failures.
+var fastHealth = HealthCheck{Path: "/", Interval: Duration(20 * time.Millisecond), Timeout: Duration(500 * time.Millisecond), HealthyThreshold: 1, UnhealthyThreshold: 2}
+
+// tgOf builds a target group of the given upstreams with fast health checks.
+func tgOf(name string, ups ...*httptest.Server) TargetGroup {
+	g := TargetGroup{Name: name, Health: fastHealth, DeregistrationDelay: Duration(5 * time.Second)}
+	for i, u := range ups {
+		g.Targets = append(g.Targets, Target{ID: fmt.Sprintf("%s-%d", name, i), Addr: hostOf(u)})
+	}
+	return g
+}
+
+// waitState waits until every target of group is in state.
+func waitState(t testing.TB, p *Proxy, group, state string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		count := 0
+		var seen []string
+		for _, ts := range p.Targets() {
+			if ts.Group == group {
+				seen = append(seen, ts.ID+"="+ts.State)
+				if ts.State == state {
+					count++
+				}
+			}
+		}
+		if count == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group %s: want %d targets %s, have %v", group, n, state, seen)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// get sends one GET to the proxy listener at addr and returns status and body.
+func get(t testing.TB, addr, host, path string) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host != "" {
+		req.Host = host
+	}
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s%s: %v", addr, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}

@@ -1,0 +1,102 @@
+package proxy
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// durationBuckets are fine between 1ms and 10s (and below 1ms, where
+// loopback answers land) so that p95/p99 estimated from them are useful
+// for judging a canary.
+var durationBuckets = []float64{
+	0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05,
+	0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10,
+}
+
+// classLabels are the values of the code label, indexed by status/100 - 1.
+var classLabels = [5]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// metrics are the proxy's Prometheus collectors.
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	noTarget *prometheus.CounterVec
+	targets  *prometheus.Desc
+	p        *Proxy
+}
+
+func newMetrics(p *Proxy) *metrics {
+	return &metrics{
+		p: p,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cutover_proxy_requests_total",
+			Help: "Requests answered, by listener, target group and status class (2xx..5xx).",
+		}, []string{"listener", "target_group", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "cutover_proxy_request_duration_seconds",
+			Help:    "Time from receiving a request to the end of the response from its target.",
+			Buckets: durationBuckets,
+		}, []string{"target_group"}),
+		noTarget: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cutover_proxy_no_healthy_target_total",
+			Help: "Requests answered 503 because no target of the rule was healthy, counted against the rule's highest-weight group.",
+		}, []string{"listener", "target_group"}),
+		targets: prometheus.NewDesc("cutover_proxy_targets",
+			"Targets by target group and state (initial, healthy, unhealthy, draining).",
+			[]string{"target_group", "state"}, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	m.requests.Describe(ch)
+	m.duration.Describe(ch)
+	m.noTarget.Describe(ch)
+	ch <- m.targets
+}
+
+// Collect implements prometheus.Collector; the targets gauge is computed
+// at scrape time from the live targets, so it never drifts.
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	m.requests.Collect(ch)
+	m.duration.Collect(ch)
+	m.noTarget.Collect(ch)
+	counts := map[string]*[4]int{}
+	for _, t := range m.p.Targets() {
+		c := counts[t.Group]
+		if c == nil {
+			c = new([4]int)
+			counts[t.Group] = c
+		}
+		for s := StateInitial; s <= StateDraining; s++ {
+			if s.String() == t.State {
+				c[s]++
+			}
+		}
+	}
+	for g, c := range counts {
+		for s := StateInitial; s <= StateDraining; s++ {
+			ch <- prometheus.MustNewConstMetric(m.targets, prometheus.GaugeValue, float64(c[s]), g, s.String())
+		}
+	}
+}
+
+// forgetGroup drops the series of a target group that no longer exists.
+func (m *metrics) forgetGroup(name string) {
+	m.requests.DeletePartialMatch(prometheus.Labels{"target_group": name})
+	m.noTarget.DeletePartialMatch(prometheus.Labels{"target_group": name})
+	m.duration.DeleteLabelValues(name)
+}
+
+// forgetListener drops the series of a listener that no longer exists.
+func (m *metrics) forgetListener(name string) {
+	m.requests.DeletePartialMatch(prometheus.Labels{"listener": name})
+	m.noTarget.DeletePartialMatch(prometheus.Labels{"listener": name})
+}
+
+// resolve fills the metric children of f for listener, once per snapshot.
+func (m *metrics) resolve(f *forward, listener string) {
+	for i, c := range classLabels {
+		f.requests[i] = m.requests.WithLabelValues(listener, f.g.name, c)
+	}
+	f.noTarget = m.noTarget.WithLabelValues(listener, f.g.name)
+}

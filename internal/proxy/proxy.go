@@ -1,0 +1,406 @@
+// Package proxy is cutover's built-in L7 load balancer, the local stand-in
+// for an AWS ALB: listeners with host/path rules forwarding by weight to
+// target groups, active health checks, draining of removed targets, and
+// Prometheus metrics. It runs as its own long-lived process (Run, the body
+// of `cutover proxy run`) configured over an admin API on a unix socket
+// (Client), persisting its routes so a restart serves them at once, and so a
+// crash of the command that controls it never interrupts traffic.
+//
+// The engine (Proxy) keeps its routing table in an immutable snapshot
+// swapped atomically on every Apply: requests never take a lock, and a
+// change never fails a request already in flight.
+package proxy
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configure a Proxy. Zero values are fine.
+type Options struct {
+	Logger     *slog.Logger          // default: discard
+	Registerer prometheus.Registerer // where the proxy's metrics are registered; nil: nowhere
+}
+
+// Proxy is the load balancing engine. All methods are safe for concurrent use.
+type Proxy struct {
+	log       *slog.Logger
+	metrics   *metrics
+	transport *http.Transport
+	rp        *httputil.ReverseProxy
+	snap      atomic.Pointer[snapshot]
+
+	mu        sync.Mutex // serialises Apply, Close and the bookkeeping of drains
+	listeners map[string]*listener
+	groups    map[string]*group
+	state     State
+	closed    bool
+	closing   chan struct{}
+	bg        sync.WaitGroup // drains and listener shutdowns
+}
+
+// listener is one open address and the server on it.
+type listener struct {
+	name, addr string
+	srv        *http.Server
+	done       chan struct{}
+}
+
+// New returns a Proxy with no listeners; Apply configures it.
+func New(opts Options) *Proxy {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Proxy{
+		log:       log,
+		listeners: map[string]*listener{},
+		groups:    map[string]*group{},
+		closing:   make(chan struct{}),
+	}
+	p.metrics = newMetrics(p)
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(p.metrics); err != nil {
+			log.Warn("registering proxy metrics", "err", err)
+		}
+	}
+	p.transport = &http.Transport{
+		DialContext:           dialer(),
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        rewrite,
+		Transport:      retryTransport{p.transport},
+		ModifyResponse: modifyResponse,
+		ErrorHandler:   p.errorHandler,
+		BufferPool:     &bufferPool{},
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	p.snap.Store(&snapshot{})
+	return p
+}
+
+// Apply reconciles the proxy to s: it opens and closes listeners, adds
+// targets (initial until healthy), drains removed ones, updates health
+// settings and swaps the routing table atomically. If a listener cannot be
+// opened, nothing changes and the error names the address.
+func (p *Proxy) Apply(ctx context.Context, s State) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errors.New("the proxy is shutting down")
+	}
+
+	want := map[string]Listener{}
+	for _, l := range s.Listeners {
+		want[l.Addr] = l
+	}
+	opened := map[string]*listener{}
+	for _, l := range s.Listeners {
+		if _, ok := p.listeners[l.Addr]; ok {
+			continue
+		}
+		ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", l.Addr)
+		if err != nil {
+			for _, o := range opened {
+				o.srv.Close()
+			}
+			return listenError(l, err)
+		}
+		opened[l.Addr] = p.newListener(l, ln)
+	}
+
+	members := p.reconcileGroups(s)
+	p.snap.Store(p.buildSnapshot(s, members))
+
+	oldNames := map[string]bool{}
+	for _, l := range p.state.Listeners {
+		oldNames[l.Name] = true
+	}
+	for _, l := range s.Listeners {
+		delete(oldNames, l.Name)
+	}
+	for name := range oldNames {
+		p.metrics.forgetListener(name)
+	}
+	for addr, l := range p.listeners {
+		if nl, ok := want[addr]; ok {
+			l.name = nl.Name
+			continue
+		}
+		delete(p.listeners, addr)
+		p.bg.Go(func() { p.shutdownListener(l, 30*time.Second) })
+	}
+	for addr, l := range opened {
+		p.listeners[addr] = l
+		p.log.Info("listening", "listener", l.name, "addr", addr)
+	}
+	p.state = s
+	return nil
+}
+
+func listenError(l Listener, err error) error {
+	why := unwrapURLError(err).Error()
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		why = "the port is already in use by another process: pick another port or stop that process"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		why = "that IP is not an address of this machine: use 127.0.0.1"
+	case errors.Is(err, syscall.EACCES):
+		why = "permission denied: ports below 1024 need privileges, use a higher port"
+	}
+	return fmt.Errorf("listener %q: cannot listen on %s: %s", l.Name, l.Addr, why)
+}
+
+func (p *Proxy) newListener(l Listener, ln net.Listener) *listener {
+	srv := &http.Server{
+		Handler:           &listenerHandler{p: p, addr: l.Addr},
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+	}
+	nl := &listener{name: l.Name, addr: l.Addr, srv: srv, done: make(chan struct{})}
+	go func() {
+		defer close(nl.done)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			p.log.Error("listener stopped", "listener", nl.name, "addr", nl.addr, "err", err)
+		}
+	}()
+	return nl
+}
+
+// shutdownListener stops accepting on l and waits up to grace for its
+// requests to finish.
+func (p *Proxy) shutdownListener(l *listener, grace time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := l.srv.Shutdown(ctx); err != nil {
+		l.srv.Close()
+	}
+	<-l.done
+	p.log.Info("listener closed", "listener", l.name, "addr", l.addr)
+}
+
+// reconcileGroups brings the live groups and targets to s and returns the
+// registered members of each group. Called with p.mu held.
+func (p *Proxy) reconcileGroups(s State) map[string][]*target {
+	members := map[string][]*target{}
+	for _, tg := range s.TargetGroups {
+		g := p.groups[tg.Name]
+		if g == nil {
+			g = &group{name: tg.Name, targets: map[string]*target{}, hist: p.metrics.duration.WithLabelValues(tg.Name)}
+			p.groups[tg.Name] = g
+		}
+		g.inState = true
+		g.configure(tg)
+		keep := map[string]bool{}
+		list := make([]*target, 0, len(tg.Targets))
+		for _, spec := range tg.Targets {
+			k := targetKey(spec)
+			keep[k] = true
+			t := g.targets[k]
+			if t == nil {
+				t = newTarget(g, spec, p.log)
+				g.targets[k] = t
+				t.start()
+			} else {
+				t.revive()
+			}
+			list = append(list, t)
+		}
+		for k, t := range g.targets {
+			if !keep[k] {
+				p.drain(g, k, t)
+			}
+		}
+		members[tg.Name] = list
+	}
+	for name, g := range p.groups {
+		if _, ok := members[name]; ok {
+			continue
+		}
+		g.inState = false
+		for k, t := range g.targets {
+			p.drain(g, k, t)
+		}
+		if len(g.targets) == 0 {
+			p.dropGroup(g)
+		}
+	}
+	return members
+}
+
+// drain takes t out of rotation; a goroutine drops it once its in-flight
+// requests end or the group's deregistration delay passes. It does not
+// cancel requests still running then: they finish on their own.
+func (p *Proxy) drain(g *group, key string, t *target) {
+	if TargetState(t.state.Load()) == StateDraining {
+		return
+	}
+	gen := t.drain()
+	delay := time.Duration(g.delay.Load())
+	p.log.Info("target draining", "group", g.name, "target", t.id, "addr", t.addr, "in_flight", t.inFlight.Load(), "max", delay.String())
+	p.bg.Go(func() {
+		deadline := time.NewTimer(delay)
+		defer deadline.Stop()
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+	wait:
+		for {
+			select {
+			case <-deadline.C:
+				break wait
+			case <-p.closing:
+				break wait
+			case <-tick.C:
+				if t.inFlight.Load() == 0 {
+					break wait
+				}
+			}
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if !t.stillDraining(gen) {
+			return
+		}
+		delete(g.targets, key)
+		t.stopChecks()
+		p.log.Info("target removed", "group", g.name, "target", t.id, "addr", t.addr, "in_flight", t.inFlight.Load())
+		if !g.inState && len(g.targets) == 0 && p.groups[g.name] == g {
+			p.dropGroup(g)
+		}
+	})
+}
+
+func (p *Proxy) dropGroup(g *group) {
+	delete(p.groups, g.name)
+	p.metrics.forgetGroup(g.name)
+}
+
+// buildSnapshot resolves s's rules to live groups. Called with p.mu held.
+func (p *Proxy) buildSnapshot(s State, members map[string][]*target) *snapshot {
+	snap := &snapshot{byAddr: make(map[string]*listenerRoutes, len(s.Listeners))}
+	for _, l := range s.Listeners {
+		lr := &listenerRoutes{name: l.Name}
+		for _, r := range l.Rules {
+			rt := &route{host: strings.ToLower(r.Host), prefix: r.PathPrefix}
+			for _, f := range r.Forward {
+				fw := forward{g: p.groups[f.TargetGroup], members: members[f.TargetGroup], weight: f.Weight}
+				p.metrics.resolve(&fw, l.Name)
+				rt.forward = append(rt.forward, fw)
+			}
+			lr.routes = append(lr.routes, rt)
+		}
+		sortRoutes(lr.routes)
+		snap.byAddr[l.Addr] = lr
+	}
+	return snap
+}
+
+// State returns the state last applied.
+func (p *Proxy) State() State {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state
+}
+
+// Targets reports every live target, draining ones included, sorted by
+// group and ID.
+func (p *Proxy) Targets() []TargetStatus {
+	p.mu.Lock()
+	var out []TargetStatus
+	for _, g := range p.groups {
+		for _, t := range g.targets {
+			out = append(out, t.status())
+		}
+	}
+	p.mu.Unlock()
+	slices.SortFunc(out, func(a, b TargetStatus) int {
+		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.ID, b.ID), cmp.Compare(a.Addr, b.Addr))
+	})
+	return out
+}
+
+// Stats returns the counters of every live target group.
+func (p *Proxy) Stats() Stats {
+	p.mu.Lock()
+	out := Stats{At: time.Now().UTC()}
+	for _, g := range p.groups {
+		s := g.stats()
+		for _, t := range g.targets {
+			switch TargetState(t.state.Load()) {
+			case StateHealthy:
+				s.Healthy++
+			case StateUnhealthy:
+				s.Unhealthy++
+			}
+		}
+		out.Groups = append(out.Groups, s)
+	}
+	p.mu.Unlock()
+	slices.SortFunc(out.Groups, func(a, b GroupStats) int { return cmp.Compare(a.Group, b.Group) })
+	return out
+}
+
+// Close stops accepting connections, waits for in-flight requests until
+// ctx ends (then closes what is left), and stops all health checks.
+func (p *Proxy) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	ls := p.listeners
+	p.listeners = map[string]*listener{}
+	p.mu.Unlock()
+
+	var errs []error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		wg.Go(func() {
+			if err := l.srv.Shutdown(ctx); err != nil {
+				l.srv.Close()
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("listener %q: in-flight requests cut off: %w", l.name, err))
+				mu.Unlock()
+			}
+			<-l.done
+		})
+	}
+	wg.Wait()
+	close(p.closing)
+	p.bg.Wait()
+
+	p.mu.Lock()
+	for _, g := range p.groups {
+		for _, t := range g.targets {
+			t.stopChecks()
+		}
+	}
+	p.mu.Unlock()
+	p.transport.CloseIdleConnections()
+	return errors.Join(errs...)
+}

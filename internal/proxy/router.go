@@ -1,0 +1,184 @@
+package proxy
+
+import (
+	"cmp"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// snapshot is one immutable routing table. Apply builds a new one and swaps
+// it in atomically; a request uses the snapshot it loaded from start to end,
+// so a change never fails a request in flight.
+type snapshot struct {
+	byAddr map[string]*listenerRoutes
+}
+
+// listenerRoutes are the rules of one listener, most specific first.
+type listenerRoutes struct {
+	name   string
+	routes []*route
+}
+
+// route is one rule, resolved to live target groups and their members.
+type route struct {
+	host, prefix string
+	forward      []forward
+}
+
+// forward is one weighted target group of a route, with the metric
+// children of its (listener, group) pair resolved once, not per request.
+type forward struct {
+	g        *group
+	members  []*target // registered targets, in state order; never draining ones
+	weight   int
+	requests [5]prometheus.Counter // by status class 1xx..5xx
+	noTarget prometheus.Counter
+}
+
+// sortRoutes orders rules by specificity: host+path, host, path, catch-all,
+// longer prefixes first.
+func sortRoutes(rs []*route) {
+	slices.SortStableFunc(rs, func(a, b *route) int {
+		return cmp.Or(cmp.Compare(hasHost(b), hasHost(a)), cmp.Compare(len(b.prefix), len(a.prefix)))
+	})
+}
+
+func hasHost(r *route) int {
+	if r.host != "" {
+		return 1
+	}
+	return 0
+}
+
+// match returns the most specific route for host (lowercase, no port) and path.
+func (l *listenerRoutes) match(host, path string) *route {
+	for _, r := range l.routes {
+		if r.host != "" && r.host != host {
+			continue
+		}
+		if pathHasPrefix(path, r.prefix) {
+			return r
+		}
+	}
+	return nil
+}
+
+// pathHasPrefix matches whole path segments: "/api" matches "/api" and
+// "/api/x" but not "/apix"; a prefix ending in "/" matches plainly.
+func pathHasPrefix(path, prefix string) bool {
+	if !strings.HasPrefix(path, prefix) {
+		return false
+	}
+	return len(path) == len(prefix) || prefix == "" || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/'
+}
+
+// requestHost returns the Host header without port, in lower case.
+func requestHost(h string) string {
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
+		h = h[:i]
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	return strings.ToLower(h)
+}
+
+// pick chooses a target group by weight among those with a healthy target,
+// then a healthy target in it, never exclude. A group without a healthy
+// target gets no traffic while another group of the rule has one (its
+// share moves to the others); weight-0 groups never get traffic.
+func (r *route) pick(exclude *target) (*forward, *target) {
+	if len(r.forward) == 1 {
+		f := &r.forward[0]
+		if f.weight <= 0 {
+			return nil, nil
+		}
+		return f, f.pickTarget(exclude)
+	}
+	var skip uint64
+	for {
+		total := 0
+		for i := range r.forward {
+			if skip&(1<<i) == 0 {
+				total += r.forward[i].weight
+			}
+		}
+		if total <= 0 {
+			return nil, nil
+		}
+		n := rand.IntN(total)
+		for i := range r.forward {
+			f := &r.forward[i]
+			if skip&(1<<i) != 0 || f.weight <= 0 {
+				continue
+			}
+			if n < f.weight {
+				if t := f.pickTarget(exclude); t != nil {
+					return f, t
+				}
+				skip |= 1 << i
+				break
+			}
+			n -= f.weight
+		}
+	}
+}
+
+// pickTarget returns the next healthy member round robin, or nil.
+func (f *forward) pickTarget(exclude *target) *target {
+	n := uint32(len(f.members))
+	if n == 0 {
+		return nil
+	}
+	start := f.g.next.Add(1)
+	for i := range n {
+		t := f.members[(start+i)%n]
+		if t != exclude && t.routable() {
+			return t
+		}
+	}
+	return nil
+}
+
+// forwardOf returns the forward entry of t's group in r.
+func (r *route) forwardOf(t *target) *forward {
+	for i := range r.forward {
+		if r.forward[i].g == t.group {
+			return &r.forward[i]
+		}
+	}
+	return nil
+}
+
+// noTargetMessage explains a 503: which groups had no healthy target.
+func (r *route) noTargetMessage() string {
+	var parts []string
+	for i := range r.forward {
+		f := &r.forward[i]
+		if f.weight <= 0 {
+			continue
+		}
+		healthy := 0
+		for _, t := range f.members {
+			if t.routable() {
+				healthy++
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%s (%d of %d healthy)", f.g.name, healthy, len(f.members)))
+	}
+	return "cutover: no healthy target for " + strings.Join(parts, ", ") + "\n"
+}
+
+// primary is the forward entry with the highest weight: the group a 503
+// without any healthy target is counted against.
+func (r *route) primary() *forward {
+	best := &r.forward[0]
+	for i := range r.forward {
+		if r.forward[i].weight > best.weight {
+			best = &r.forward[i]
+		}
+	}
+	return best
+}

@@ -1,0 +1,105 @@
+package proxy
+
+import (
+	"math"
+	"time"
+)
+
+// Stats is what GET /v1/stats answers: counters since the proxy started.
+// Controllers window them by subtracting two snapshots (GroupStats.Sub).
+type Stats struct {
+	At     time.Time    `json:"at"`
+	Groups []GroupStats `json:"groups"` // sorted by name
+}
+
+// Group returns the stats of the named target group.
+func (s Stats) Group(name string) (GroupStats, bool) {
+	for _, g := range s.Groups {
+		if g.Group == name {
+			return g, true
+		}
+	}
+	return GroupStats{}, false
+}
+
+// GroupStats are the counters of one target group. Latency quantiles are in
+// seconds, estimated from the histogram buckets.
+type GroupStats struct {
+	Group        string            `json:"group"`
+	Requests     uint64            `json:"requests"`
+	Codes        map[string]uint64 `json:"codes"`     // "2xx" -> answered requests
+	NoTarget     uint64            `json:"no_target"` // 503s because no target was healthy (also in 5xx)
+	Healthy      int               `json:"healthy"`
+	Unhealthy    int               `json:"unhealthy"`
+	P50          float64           `json:"p50"`
+	P95          float64           `json:"p95"`
+	P99          float64           `json:"p99"`
+	LatencyCount uint64            `json:"latency_count"`
+	LatencySum   float64           `json:"latency_sum"`
+	Buckets      []Bucket          `json:"buckets"` // cumulative; observations above the last bound count only in LatencyCount
+}
+
+// Bucket is one cumulative histogram bucket: Count observations <= UpperBound seconds.
+type Bucket struct {
+	UpperBound float64 `json:"le"`
+	Count      uint64  `json:"count"`
+}
+
+// Sub returns the counters of the window between prev and s (an earlier and
+// a later snapshot of the same group), with quantiles over that window. The
+// health counts are s's. When a counter went down, the proxy restarted in
+// between: then s itself is the window, as Prometheus' rate() would treat it.
+func (s GroupStats) Sub(prev GroupStats) GroupStats {
+	if s.Requests < prev.Requests || s.LatencyCount < prev.LatencyCount || len(s.Buckets) != len(prev.Buckets) {
+		return s
+	}
+	out := s
+	out.Requests -= prev.Requests
+	out.NoTarget -= min(prev.NoTarget, s.NoTarget)
+	out.Codes = map[string]uint64{}
+	for k, v := range s.Codes {
+		out.Codes[k] = v - min(prev.Codes[k], v)
+	}
+	out.LatencyCount -= prev.LatencyCount
+	out.LatencySum -= prev.LatencySum
+	out.Buckets = make([]Bucket, len(s.Buckets))
+	for i, b := range s.Buckets {
+		out.Buckets[i] = Bucket{UpperBound: b.UpperBound, Count: b.Count - min(prev.Buckets[i].Count, b.Count)}
+	}
+	out.fillQuantiles()
+	return out
+}
+
+// ErrorRate is the share of answered requests that were 5xx, 0 when none.
+func (s GroupStats) ErrorRate() float64 {
+	if s.Requests == 0 {
+		return 0
+	}
+	return float64(s.Codes["5xx"]) / float64(s.Requests)
+}
+
+func (s *GroupStats) fillQuantiles() {
+	s.P50 = Quantile(0.50, s.Buckets, s.LatencyCount)
+	s.P95 = Quantile(0.95, s.Buckets, s.LatencyCount)
+	s.P99 = Quantile(0.99, s.Buckets, s.LatencyCount)
+}
+
+// Quantile estimates the q-quantile (0..1) from cumulative buckets and the
+// total count, interpolating linearly inside the bucket the rank falls in,
+// as Prometheus' histogram_quantile does. Ranks beyond the last bound
+// return that bound; no observations return 0.
+func Quantile(q float64, buckets []Bucket, count uint64) float64 {
+	if count == 0 || len(buckets) == 0 || math.IsNaN(q) {
+		return 0
+	}
+	q = min(max(q, 0), 1)
+	rank := q * float64(count)
+	lower, below := 0.0, uint64(0)
+	for _, b := range buckets {
+		if float64(b.Count) >= rank && b.Count > below {
+			return lower + (b.UpperBound-lower)*(rank-float64(below))/float64(b.Count-below)
+		}
+		lower, below = b.UpperBound, b.Count
+	}
+	return buckets[len(buckets)-1].UpperBound
+}

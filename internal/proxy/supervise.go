@@ -1,0 +1,158 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// startTimeout bounds how long EnsureRunning waits for a started proxy to answer.
+const startTimeout = 5 * time.Second
+
+// EnsureRunning returns a client of the proxy of home, starting it first if
+// it does not answer: exe args... (e.g. os.Executable() and ["proxy",
+// "run"]) in a session of its own so it outlives the caller and its
+// terminal, with stdin from /dev/null and output appended to
+// home/proxy/proxy.log. If the proxy exits or stays silent, the error holds
+// the last lines of that log.
+func EnsureRunning(ctx context.Context, home string, exe string, args []string) (*Client, error) {
+	c := NewClient(home)
+	if _, err := ping(ctx, c); err == nil {
+		return c, nil
+	}
+	if err := os.MkdirAll(proxyDir(home), 0o700); err != nil {
+		return nil, fmt.Errorf("creating the proxy directory: %w", err)
+	}
+	logf, err := os.OpenFile(logPath(home), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening the proxy log: %w", err)
+	}
+	defer logf.Close()
+	logStart, _ := logf.Seek(0, 2)
+
+	cmd := exec.Command(exe, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the cutover proxy (%s): %w", exe, err)
+	}
+	// Waited on in the background rather than Released: the wait tells an
+	// early exit apart, and reaps the child if it does exit while we run.
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	deadline := time.Now().Add(startTimeout)
+	for {
+		if _, err := ping(ctx, c); err == nil {
+			return c, nil
+		}
+		select {
+		case err := <-exited:
+			// A proxy started meanwhile by another command wins the lock; use it.
+			if _, perr := ping(ctx, c); perr == nil {
+				return c, nil
+			}
+			return nil, fmt.Errorf("the cutover proxy exited at once (%v); last lines of %s:\n%s", err, logPath(home), tailFrom(logPath(home), logStart, 10))
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the cutover proxy (pid %d) did not answer on %s within %s; last lines of %s:\n%s",
+				cmd.Process.Pid, socketPath(home), startTimeout, logPath(home), tailFrom(logPath(home), logStart, 10))
+		}
+	}
+}
+
+func ping(ctx context.Context, c *Client) (Health, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return c.Ping(ctx)
+}
+
+// tailFrom returns the last n lines of path written after offset.
+func tailFrom(path string, offset int64, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	if offset <= int64(len(b)) {
+		b = b[offset:]
+	}
+	lines := strings.Split(strings.TrimRight(string(bytes.TrimSpace(b)), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "  " + strings.Join(lines, "\n  ")
+}
+
+// Stop stops the proxy of home: SIGTERM to the PID in proxy.pid, then
+// SIGKILL if it still runs after grace. The PID is signalled only if the
+// proxy answering on the socket reports that same PID, so a stale pid file
+// never kills an unrelated process. Stopping a proxy that is not running
+// is not an error.
+func Stop(ctx context.Context, home string, grace time.Duration) error {
+	h, err := ping(ctx, NewClient(home))
+	if errors.Is(err, ErrNotRunning) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	pid, err := readPID(home)
+	if err != nil || pid != h.PID {
+		return fmt.Errorf("the proxy answering on %s has pid %d but %s says %d: stop pid %d yourself", socketPath(home), h.PID, pidPath(home), pid, h.PID)
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		return fmt.Errorf("stopping the cutover proxy (pid %d): %w", pid, err)
+	}
+	if waitGone(ctx, pid, grace) {
+		return nil
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("killing the cutover proxy (pid %d): %w", pid, err)
+	}
+	if !waitGone(ctx, pid, 5*time.Second) {
+		return fmt.Errorf("the cutover proxy (pid %d) is still running after SIGKILL", pid)
+	}
+	return nil
+}
+
+// waitGone waits up to d for pid to exit (or become a zombie).
+func waitGone(ctx context.Context, pid int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if !alive(pid) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+// alive reports whether pid runs; a zombie (exited, not yet reaped) is not alive.
+func alive(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true // no /proc: trust kill(0)
+	}
+	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
+		return b[i+2] != 'Z'
+	}
+	return true
+}

@@ -1,0 +1,172 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// TargetState is where a target is in its life at the proxy.
+type TargetState int32
+
+// A target starts initial and takes traffic only once healthy; a removed
+// target is draining until its in-flight requests end or its group's
+// deregistration delay passes.
+const (
+	StateInitial TargetState = iota
+	StateHealthy
+	StateUnhealthy
+	StateDraining
+)
+
+func (s TargetState) String() string {
+	switch s {
+	case StateInitial:
+		return "initial"
+	case StateHealthy:
+		return "healthy"
+	case StateUnhealthy:
+		return "unhealthy"
+	case StateDraining:
+		return "draining"
+	}
+	return "unknown"
+}
+
+// TargetStatus is what Targets reports about one target.
+type TargetStatus struct {
+	Group    string `json:"group"`
+	ID       string `json:"id"`
+	Addr     string `json:"addr"`
+	State    string `json:"state"` // initial, healthy, unhealthy or draining
+	Reason   string `json:"reason,omitempty"`
+	InFlight int    `json:"in_flight"`
+}
+
+// target is one live backend. The request path reads only state and
+// inFlight, both atomics; everything else changes under mu.
+type target struct {
+	id, addr string
+	group    *group
+	log      *slog.Logger
+
+	state    atomic.Int32 // TargetState; draining overrides health
+	inFlight atomic.Int64
+
+	mu         sync.Mutex
+	health     TargetState // last health verdict: initial, healthy or unhealthy
+	draining   bool
+	drainGen   int // bumped on every drain and revival, so a stale drain does not drop a revived target
+	reason     string
+	successes  int
+	failures   int
+	stopChecks context.CancelFunc
+	checksDone chan struct{}
+}
+
+func newTarget(g *group, t Target, log *slog.Logger) *target {
+	return &target{id: t.ID, addr: t.Addr, group: g, log: log, health: StateInitial, reason: "waiting for the first health check"}
+}
+
+// start begins the health checks; they run until stop.
+func (t *target) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.stopChecks = cancel
+	t.checksDone = make(chan struct{})
+	go t.runHealthChecks(ctx)
+}
+
+func (t *target) routable() bool { return TargetState(t.state.Load()) == StateHealthy }
+
+// observe records one health check result ("" is a success) and moves the
+// target between health states when a threshold is reached.
+func (t *target) observe(failure string, c *healthConfig) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	from := t.health
+	if failure == "" {
+		t.successes++
+		t.failures = 0
+		if t.health != StateHealthy && t.successes >= c.healthy {
+			t.health = StateHealthy
+			t.reason = ""
+		}
+	} else {
+		t.failures++
+		t.successes = 0
+		t.reason = failure
+		if t.health != StateUnhealthy && t.failures >= c.unhealthy {
+			t.health = StateUnhealthy
+		}
+	}
+	if !t.draining {
+		t.state.Store(int32(t.health))
+	}
+	if from != t.health {
+		t.log.Info("target health changed", "group", t.group.name, "target", t.id, "addr", t.addr,
+			"from", from.String(), "to", t.health.String(), "reason", t.reason)
+	}
+}
+
+// drain stops new requests to t and returns the drain generation that
+// may drop it later.
+func (t *target) drain() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.draining {
+		t.draining = true
+		t.drainGen++
+		t.state.Store(int32(StateDraining))
+	}
+	return t.drainGen
+}
+
+// revive puts a draining target that was registered again back to work.
+func (t *target) revive() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.draining {
+		t.draining = false
+		t.drainGen++
+		t.state.Store(int32(t.health))
+	}
+}
+
+// stillDraining reports whether t is still draining in generation gen.
+func (t *target) stillDraining(gen int) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.draining && t.drainGen == gen
+}
+
+func (t *target) status() TargetStatus {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := TargetStatus{Group: t.group.name, ID: t.id, Addr: t.addr, State: TargetState(t.state.Load()).String(), InFlight: int(t.inFlight.Load())}
+	if TargetState(t.state.Load()) != StateHealthy {
+		s.Reason = t.reason
+	}
+	if t.draining {
+		s.Reason = "removed; finishing in-flight requests"
+	}
+	return s
+}
+
+func isConnRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return oe.Err
+	}
+	return err
+}

@@ -1,0 +1,112 @@
+// Package docker runs cutover's tasks (containers) on a Docker Engine: it
+// builds images from a service's build context, starts tasks from an image ID
+// with their port published on 127.0.0.1 only, and inspects, stops, lists and
+// removes them by their dev.cutover.* labels.
+//
+// It speaks to the engine through github.com/moby/moby/client with API version
+// negotiation, so it works with engines as old as API 1.40 (Docker 19.03).
+// Errors are short and name the task, image or port involved; the engine's
+// own message is kept as the cause.
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/moby/moby/client"
+)
+
+// Runtime is a connection to one Docker Engine. It is safe for concurrent use.
+type Runtime struct {
+	client *client.Client
+	host   string
+	log    *slog.Logger
+}
+
+// EngineUnreachableError says that the Docker engine did not answer, and how
+// to make it answer.
+type EngineUnreachableError struct {
+	Host string // DOCKER_HOST or the default unix socket
+	Err  error  // the underlying cause
+}
+
+func (e *EngineUnreachableError) Error() string {
+	reason := "no answer"
+	if e.Err != nil {
+		reason = rootCause(e.Err)
+	}
+	hint := "start it: `sudo systemctl start docker`, or run `dockerd` in the background; set DOCKER_HOST if it listens elsewhere"
+	if errors.Is(e.Err, os.ErrPermission) {
+		hint = "run as root, or add your user to the docker group: `sudo usermod -aG docker $USER`, then log in again"
+	}
+	return fmt.Sprintf("cannot reach the Docker engine at %s: %s (%s)", e.Host, reason, hint)
+}
+
+func (e *EngineUnreachableError) Unwrap() error { return e.Err }
+
+// rootCause returns the innermost system error ("connection refused", "no
+// such file or directory") rather than the client's long wrapped text.
+func rootCause(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "no answer within the timeout"
+	}
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 && i+2 < len(msg) {
+		return msg[i+2:]
+	}
+	return msg
+}
+
+// pingTimeout bounds Connect so a hung engine gives an error, not a hang.
+const pingTimeout = 10 * time.Second
+
+// Connect connects to the engine named by DOCKER_HOST (and DOCKER_TLS_VERIFY,
+// DOCKER_CERT_PATH, DOCKER_API_VERSION), or the default unix socket, and pings
+// it, negotiating the API version. When the engine does not answer it returns
+// an *EngineUnreachableError.
+func Connect(ctx context.Context) (*Runtime, error) {
+	c, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		// Only a malformed DOCKER_HOST or unreadable TLS files get here.
+		return nil, fmt.Errorf("docker client: %w (check DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH)", err)
+	}
+	host := c.DaemonHost()
+	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	ping, err := c.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true})
+	if err != nil {
+		c.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &EngineUnreachableError{Host: host, Err: err}
+	}
+	log := slog.Default().With("component", "docker")
+	log.Debug("connected to docker engine", "host", host, "api", c.ClientVersion(), "engine_api", ping.APIVersion)
+	return &Runtime{client: c, host: host, log: log}, nil
+}
+
+// Close releases the connection to the engine.
+func (r *Runtime) Close() error { return r.client.Close() }
+
+// Host is the engine address this runtime talks to, as in DOCKER_HOST.
+func (r *Runtime) Host() string { return r.host }
+
+// engineMessage is the engine's error text, made short: a lost connection is
+// reported as such, not as the client's multi-clause wrapping.
+func engineMessage(err error) string {
+	if client.IsErrConnectionFailed(err) {
+		return "the Docker engine stopped answering: " + rootCause(err)
+	}
+	return strings.TrimSpace(err.Error())
+}

@@ -1,0 +1,61 @@
+package docker
+
+import "github.com/moby/moby/client"
+
+// Label keys carried by every container cutover starts (see docs/DESIGN.md).
+const (
+	LabelManaged     = "dev.cutover.managed"
+	LabelProject     = "dev.cutover.project"
+	LabelEnvironment = "dev.cutover.environment"
+	LabelService     = "dev.cutover.service"
+	LabelRevision    = "dev.cutover.revision"
+	LabelColor       = "dev.cutover.color"
+)
+
+// Labels identify a task. On a task, empty fields are omitted; as a filter,
+// every non-empty field must match and empty fields match anything.
+type Labels struct {
+	Project, Environment, Service, Revision, Color string
+}
+
+func (l Labels) pairs() [][2]string {
+	return [][2]string{
+		{LabelProject, l.Project},
+		{LabelEnvironment, l.Environment},
+		{LabelService, l.Service},
+		{LabelRevision, l.Revision},
+		{LabelColor, l.Color},
+	}
+}
+
+// Map returns the container labels for l, including dev.cutover.managed=true.
+func (l Labels) Map() map[string]string {
+	m := map[string]string{LabelManaged: "true"}
+	for _, p := range l.pairs() {
+		if p[1] != "" {
+			m[p[0]] = p[1]
+		}
+	}
+	return m
+}
+
+// filters returns an engine filter selecting managed containers matching l.
+func (l Labels) filters() client.Filters {
+	f := make(client.Filters).Add("label", LabelManaged+"=true")
+	for _, p := range l.pairs() {
+		if p[1] != "" {
+			f.Add("label", p[0]+"="+p[1])
+		}
+	}
+	return f
+}
+
+func labelsFromMap(m map[string]string) Labels {
+	return Labels{
+		Project:     m[LabelProject],
+		Environment: m[LabelEnvironment],
+		Service:     m[LabelService],
+		Revision:    m[LabelRevision],
+		Color:       m[LabelColor],
+	}
+}

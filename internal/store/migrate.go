@@ -1,0 +1,123 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// migrations are the schema, in order: migrations[i] brings the database to
+// version i+1. Never edit an entry once released; append a new one instead.
+// Tables for deployments and executions will come as later entries.
+var migrations = []string{
+	// 1: revisions, environment state, events.
+	`
+CREATE TABLE revisions (
+	id          TEXT PRIMARY KEY,
+	project     TEXT NOT NULL,
+	environment TEXT NOT NULL,
+	source      TEXT NOT NULL,
+	created_at  TEXT NOT NULL
+) STRICT;
+CREATE INDEX revisions_by_environment ON revisions (project, environment, created_at);
+
+CREATE TABLE revision_services (
+	revision_id TEXT NOT NULL REFERENCES revisions (id),
+	service     TEXT NOT NULL,
+	image       TEXT NOT NULL,
+	config_hash TEXT NOT NULL,
+	PRIMARY KEY (revision_id, service)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE env_states (
+	project     TEXT NOT NULL,
+	environment TEXT NOT NULL,
+	revision    TEXT REFERENCES revisions (id),
+	status      TEXT NOT NULL,
+	details     TEXT,
+	updated_at  TEXT NOT NULL,
+	generation  INTEGER NOT NULL,
+	PRIMARY KEY (project, environment)
+) STRICT;
+
+-- seq is the rowid. Writers are serialised and events are never deleted, so
+-- seqs are handed out in commit order without gaps: a reader that resumes
+-- after the last seq it saw misses nothing.
+CREATE TABLE events (
+	seq         INTEGER PRIMARY KEY,
+	time        TEXT NOT NULL,
+	project     TEXT NOT NULL,
+	environment TEXT NOT NULL,
+	kind        TEXT NOT NULL,
+	message     TEXT NOT NULL,
+	data        TEXT
+) STRICT;
+CREATE INDEX events_by_environment ON events (project, environment, seq);
+`,
+}
+
+// SchemaVersion is the schema version this binary writes.
+func SchemaVersion() int { return len(migrations) }
+
+// migrate applies the missing migrations, each in its own transaction
+// together with its schema_migrations row, so a crash leaves the database at
+// some complete version. Several processes may open the same file at once:
+// the version is re-read inside each (immediate) transaction, so a migration
+// another process applied meanwhile is skipped, not repeated.
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version    INTEGER PRIMARY KEY,
+	applied_at TEXT NOT NULL
+) STRICT`); err != nil {
+		var sqlErr *sqlite.Error
+		if errors.As(err, &sqlErr) && sqlErr.Code() == sqlite3.SQLITE_NOTADB {
+			return fmt.Errorf("store: %s is not a cutover database (not SQLite); move it away or set CUTOVER_HOME to another directory", s.path)
+		}
+		return fmt.Errorf("store: open %s: %w", s.path, err)
+	}
+	current, err := schemaVersion(ctx, s.db)
+	if err != nil {
+		return fmt.Errorf("store: open %s: %w", s.path, err)
+	}
+	if current > len(migrations) {
+		return fmt.Errorf("store: %s has schema version %d but this cutover knows only up to %d; "+
+			"upgrade cutover, or set CUTOVER_HOME to another directory", s.path, current, len(migrations))
+	}
+	for i, m := range migrations {
+		version := i + 1
+		if version <= current {
+			continue
+		}
+		err := s.Tx(ctx, func(tx *Tx) error {
+			v, err := schemaVersion(ctx, tx.q)
+			if err != nil || v >= version {
+				return err
+			}
+			if _, err := tx.q.ExecContext(ctx, m); err != nil {
+				return err
+			}
+			_, err = tx.q.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+				version, formatTime(time.Now()))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("store: migrate %s to schema version %d: %w", s.path, version, err)
+		}
+		slog.Debug("store: schema migrated", "path", s.path, "version", version)
+	}
+	return nil
+}
+
+func schemaVersion(ctx context.Context, q querier) (int, error) {
+	var v sql.NullInt64
+	if err := q.QueryRowContext(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&v); err != nil {
+		return 0, err
+	}
+	return int(v.Int64), nil
+}

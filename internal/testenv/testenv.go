@@ -1,0 +1,68 @@
+// Package testenv decides, for tests that need a real dependency such as the
+// Docker engine, whether to run, skip, or fail.
+//
+// Locally a missing engine skips the test so `go test ./...` works anywhere;
+// CI sets CUTOVER_REQUIRE_DOCKER=1 so the same absence fails loudly instead of
+// silently passing.
+package testenv
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// RequireDockerEnv is the variable that turns a missing engine from a skip into a failure.
+const RequireDockerEnv = "CUTOVER_REQUIRE_DOCKER"
+
+// RequireDocker skips t (or fails it when CUTOVER_REQUIRE_DOCKER=1) unless a
+// Docker engine answers /_ping on DOCKER_HOST or the default unix socket.
+func RequireDocker(t testing.TB) {
+	t.Helper()
+	if err := pingDocker(); err != nil {
+		missing(t, RequireDockerEnv, "Docker engine not reachable: "+err.Error())
+	}
+}
+
+func missing(t testing.TB, env, why string) {
+	t.Helper()
+	if os.Getenv(env) == "1" {
+		t.Fatalf("%s (and %s=1, so this is a failure, not a skip)", why, env)
+	}
+	t.Skip(why)
+}
+
+func pingDocker() error {
+	host := os.Getenv("DOCKER_HOST")
+	if host == "" {
+		host = "unix:///var/run/docker.sock"
+	}
+	network, addr := "tcp", strings.TrimPrefix(host, "tcp://")
+	if strings.HasPrefix(host, "unix://") {
+		network, addr = "unix", strings.TrimPrefix(host, "unix://")
+	}
+	client := &http.Client{
+		Timeout: 3 * time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}},
+	}
+	resp, err := client.Get("http://docker/_ping")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return &statusError{resp.Status}
+	}
+	return nil
+}
+
+type statusError struct{ status string }
+
+func (e *statusError) Error() string { return "ping answered " + e.status }
