@@ -87,10 +87,22 @@ func (p *cutoverProxy) startProcess(ctx context.Context, moduleDir, dir, backend
 		return err
 	}
 	home := filepath.Join(dir, "cutover-home")
+	// The proxy's log goes to a file, shown only if it fails to start, so
+	// the benchmark's own output stays readable.
+	logPath := filepath.Join(dir, "cutover-proxy.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close() // the child keeps its own descriptor
 	cmd := exec.Command(bin, "proxy", "run", "--home", home)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if p.child, err = startChild("cutover proxy", cmd); err != nil {
 		return err
+	}
+	failed := func(err error) error {
+		log, _ := os.ReadFile(logPath)
+		return fmt.Errorf("%v\ncutover proxy log:\n%s", err, log)
 	}
 	client := proxy.NewClient(home)
 	deadline := time.Now().Add(15 * time.Second)
@@ -100,15 +112,15 @@ func (p *cutoverProxy) startProcess(ctx context.Context, moduleDir, dir, backend
 			break
 		}
 		if p.child.exited() {
-			return fmt.Errorf("cutover proxy run exited at start (%v); try -proxy inprocess", p.child.err)
+			return failed(fmt.Errorf("cutover proxy run exited at start (%v); try -proxy inprocess", p.child.err))
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("cutover proxy admin API did not answer within 15s: %v", err)
+			return failed(fmt.Errorf("cutover proxy admin API did not answer within 15s: %v", err))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	if err := client.PutScope(ctx, benchScope, routes(p.addr, backend)); err != nil {
-		return fmt.Errorf("configuring the cutover proxy: %w", err)
+		return failed(fmt.Errorf("configuring the cutover proxy: %w", err))
 	}
 	return nil
 }

@@ -20,7 +20,7 @@ func newValidateCmd(g *globals) *cobra.Command {
 				var probs config.Problems
 				if g.json() && errors.As(err, &probs) {
 					_ = g.print(struct {
-						Valid    bool             `json:"valid"`
+						Valid    bool            `json:"valid"`
 						Problems config.Problems `json:"problems"`
 					}{false, probs}, nil)
 				}

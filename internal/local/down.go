@@ -19,7 +19,7 @@ type DownResult struct {
 // stopping task), then every container labelled for it, then records it.
 func (e *Env) Down(ctx context.Context) (DownResult, error) {
 	if e.Proxy != nil {
-		if err := e.Proxy.PutScope(ctx, e.Name, proxy.State{}); err != nil {
+		if err := e.Proxy.PutScope(ctx, e.scope(), proxy.State{}); err != nil {
 			return DownResult{}, err
 		}
 	}

@@ -66,6 +66,8 @@ func (e *Env) say(format string, a ...any) {
 	}
 }
 
+func (e *Env) scope() string { return Scope(e.Config.Project, e.Name) }
+
 func (e *Env) labels() docker.Labels {
 	return docker.Labels{Project: e.Config.Project, Environment: e.Name}
 }
@@ -94,8 +96,10 @@ func (e *Env) Up(ctx context.Context) (UpResult, error) {
 	if prev != nil {
 		color = otherColor(prev.Color)
 	}
-	// A failed earlier attempt may have left tasks of this color: they never took traffic.
-	if _, err := e.Runtime.RemoveTasks(ctx, docker.Labels{Project: e.Config.Project, Environment: e.Name, Color: color}, 0); err != nil {
+	// A failed or killed earlier attempt may have left tasks of this color;
+	// they take no production traffic (the proxy's routes say so), but let
+	// them finish any request in flight.
+	if _, err := e.Runtime.RemoveTasks(ctx, docker.Labels{Project: e.Config.Project, Environment: e.Name, Color: color}, e.maxStopTimeout()); err != nil {
 		return UpResult{}, err
 	}
 
@@ -110,7 +114,7 @@ func (e *Env) Up(ctx context.Context) (UpResult, error) {
 		if prev != nil {
 			restore = routes(e.Config, e.Name, nil, *prev, 100)
 		}
-		if err := e.Proxy.PutScope(cctx, e.Name, restore); err != nil {
+		if err := e.Proxy.PutScope(cctx, e.scope(), restore); err != nil {
 			e.Log.Warn("restoring routes", "err", err)
 		}
 		e.event(cctx, "up.failed", cause.Error(), nil)
@@ -133,7 +137,7 @@ func (e *Env) Up(ctx context.Context) (UpResult, error) {
 				return UpResult{}, undo(fmt.Errorf("service %s: %w", name, err))
 			}
 			next.Tasks[name] = append(next.Tasks[name], taskAddr{ID: t.ID, Port: t.HostPort})
-			started = append(started, startedTask{Service: name, Task: t, Group: groupName(e.Name, name, color)})
+			started = append(started, startedTask{Service: name, Task: t, Group: groupName(e.scope(), name, color)})
 		}
 	}
 
@@ -143,7 +147,7 @@ func (e *Env) Up(ctx context.Context) (UpResult, error) {
 	if prev == nil {
 		percent = 100
 	}
-	if err := e.Proxy.PutScope(ctx, e.Name, routes(e.Config, e.Name, prev, next, percent)); err != nil {
+	if err := e.Proxy.PutScope(ctx, e.scope(), routes(e.Config, e.Name, prev, next, percent)); err != nil {
 		return UpResult{}, undo(err)
 	}
 	err = waitHealthy(ctx, e.Runtime, e.Proxy, e.Config, started, e.Timeout, func(h, n int) {
@@ -153,7 +157,7 @@ func (e *Env) Up(ctx context.Context) (UpResult, error) {
 		return UpResult{}, undo(err)
 	}
 	if prev != nil {
-		if err := e.Proxy.PutScope(ctx, e.Name, routes(e.Config, e.Name, nil, next, 100)); err != nil {
+		if err := e.Proxy.PutScope(ctx, e.scope(), routes(e.Config, e.Name, nil, next, 100)); err != nil {
 			return UpResult{}, undo(err)
 		}
 		e.say("traffic: 100%% on %s", color)
@@ -220,6 +224,11 @@ func (e *Env) currentSet(ctx context.Context) (*colorSet, error) {
 	}
 	if len(byColor) == 0 {
 		return nil, nil
+	}
+	if st, _, err := e.Proxy.State(ctx); err == nil {
+		if c := servingColor(st, e.scope()); byColor[c] != nil {
+			return byColor[c], nil
+		}
 	}
 	if st, err := e.Store.GetEnvState(ctx, e.Config.Project, e.Name); err == nil {
 		var d Details

@@ -75,10 +75,15 @@ func Run(ctx context.Context, home string, opts RunOptions) error {
 		closeProxy()
 		return err
 	}
-	if err := p.Apply(ctx, sv.State); err != nil {
+	if err := p.apply(ctx, sv.State, true); err != nil {
 		closeProxy()
 		return fmt.Errorf("%s: cannot serve the saved routes: %w", path, err)
 	}
+	// Answer pings only once the restored targets had their first check, so
+	// a controller that sees the proxy up also sees its routes served.
+	wctx, wcancel := context.WithTimeout(ctx, 3*time.Second)
+	p.waitFirstChecks(wctx)
+	wcancel()
 	log.Info("serving saved routes", "listeners", len(sv.State.Listeners), "target_groups", len(sv.State.TargetGroups), "generation", sv.Generation)
 
 	ln, err := net.Listen("unix", sock)

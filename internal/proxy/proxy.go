@@ -103,6 +103,12 @@ func New(opts Options) *Proxy {
 // settings and swaps the routing table atomically. If a listener cannot be
 // opened, nothing changes and the error names the address.
 func (p *Proxy) Apply(ctx context.Context, s State) error {
+	return p.apply(ctx, s, false)
+}
+
+// apply is Apply; with warm, new targets are taken to be restored ones that
+// served before a restart: one passing check makes them healthy.
+func (p *Proxy) apply(ctx context.Context, s State, warm bool) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
@@ -131,7 +137,7 @@ func (p *Proxy) Apply(ctx context.Context, s State) error {
 		opened[l.Addr] = p.newListener(l, ln)
 	}
 
-	members := p.reconcileGroups(s)
+	members := p.reconcileGroups(s, warm)
 	p.snap.Store(p.buildSnapshot(s, members))
 
 	oldNames := map[string]bool{}
@@ -204,7 +210,7 @@ func (p *Proxy) shutdownListener(l *listener, grace time.Duration) {
 
 // reconcileGroups brings the live groups and targets to s and returns the
 // registered members of each group. Called with p.mu held.
-func (p *Proxy) reconcileGroups(s State) map[string][]*target {
+func (p *Proxy) reconcileGroups(s State, warm bool) map[string][]*target {
 	members := map[string][]*target{}
 	for _, tg := range s.TargetGroups {
 		g := p.groups[tg.Name]
@@ -222,6 +228,7 @@ func (p *Proxy) reconcileGroups(s State) map[string][]*target {
 			t := g.targets[k]
 			if t == nil {
 				t = newTarget(g, spec, p.log)
+				t.warm = warm
 				g.targets[k] = t
 				t.start()
 			} else {
@@ -316,6 +323,25 @@ func (p *Proxy) buildSnapshot(s State, members map[string][]*target) *snapshot {
 		snap.byAddr[l.Addr] = lr
 	}
 	return snap
+}
+
+// waitFirstChecks waits until every target has been checked once, or ctx ends.
+func (p *Proxy) waitFirstChecks(ctx context.Context) {
+	p.mu.Lock()
+	var chans []chan struct{}
+	for _, g := range p.groups {
+		for _, t := range g.targets {
+			chans = append(chans, t.checked)
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range chans {
+		select {
+		case <-c:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // State returns the state last applied.

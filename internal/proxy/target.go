@@ -67,10 +67,12 @@ type target struct {
 	failures   int
 	stopChecks context.CancelFunc
 	checksDone chan struct{}
+	checked    chan struct{} // closed after the first check
+	warm       bool          // restored after a restart: the first success makes it healthy
 }
 
 func newTarget(g *group, t Target, log *slog.Logger) *target {
-	return &target{id: t.ID, addr: t.Addr, group: g, log: log, health: StateInitial, reason: "waiting for the first health check"}
+	return &target{id: t.ID, addr: t.Addr, group: g, log: log, health: StateInitial, reason: "waiting for the first health check", checked: make(chan struct{})}
 }
 
 // start begins the health checks; they run until stop.
@@ -89,10 +91,14 @@ func (t *target) observe(failure string, c *healthConfig) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	from := t.health
+	first := t.successes == 0 && t.failures == 0 && t.health == StateInitial
+	if first {
+		defer close(t.checked)
+	}
 	if failure == "" {
 		t.successes++
 		t.failures = 0
-		if t.health != StateHealthy && t.successes >= c.healthy {
+		if t.health != StateHealthy && (t.successes >= c.healthy || first && t.warm) {
 			t.health = StateHealthy
 			t.reason = ""
 		}

@@ -1,0 +1,89 @@
+package local
+
+import (
+	"testing"
+
+	"github.com/cutoverdev/cutover/internal/config"
+)
+
+const twoServices = `version: 1
+project: shop
+services:
+  api:
+    image: api:1
+    port: 3001
+    health: { path: /api/health, interval: 1s }
+    route: { path_prefix: /api }
+    desired_count: 2
+  web:
+    image: web:1
+    port: 80
+    route: { path_prefix: / }
+environments:
+  prod:
+    listen: { port: 9080, test_port: 9081 }
+`
+
+func mustConfig(t *testing.T) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("cutover.yaml", []byte(twoServices))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestRoutesFirstStartSendsEverythingToTheNewSet(t *testing.T) {
+	cfg := mustConfig(t)
+	next := colorSet{Color: Blue, Tasks: map[string][]taskAddr{"api": {{"a1", 40001}, {"a2", 40002}}, "web": {{"w1", 40003}}}}
+	st := routes(cfg, "prod", nil, next, 100)
+	if len(st.Listeners) != 2 || st.Listeners[0].Addr != "127.0.0.1:9080" || st.Listeners[1].Addr != "127.0.0.1:9081" {
+		t.Fatalf("listeners %+v", st.Listeners)
+	}
+	if len(st.TargetGroups) != 2 || st.TargetGroups[0].Name != "shop.prod/api/blue" || len(st.TargetGroups[0].Targets) != 2 {
+		t.Fatalf("groups %+v", st.TargetGroups)
+	}
+	if a := st.TargetGroups[0].Targets[1].Addr; a != "127.0.0.1:40002" {
+		t.Fatalf("target addr %s", a)
+	}
+	if h := st.TargetGroups[0].Health; h.Path != "/api/health" || h.Interval.String() != "1s" {
+		t.Fatalf("health %+v", h)
+	}
+	r := st.Listeners[0].Rules[0]
+	if r.PathPrefix != "/api" || len(r.Forward) != 1 || r.Forward[0].Weight != 100 {
+		t.Fatalf("rule %+v", r)
+	}
+	if got := servingColor(st, "shop.prod"); got != Blue {
+		t.Fatalf("serving %q", got)
+	}
+}
+
+func TestRoutesBesideTheOldSetKeepProductionOnIt(t *testing.T) {
+	cfg := mustConfig(t)
+	prev := colorSet{Color: Blue, Tasks: map[string][]taskAddr{"api": {{"a1", 1}}, "web": {{"w1", 2}}}}
+	next := colorSet{Color: Green, Tasks: map[string][]taskAddr{"api": {{"a3", 3}}, "web": {{"w2", 4}}}}
+	st := routes(cfg, "prod", &prev, next, 0)
+	if len(st.TargetGroups) != 4 {
+		t.Fatalf("want both colors' groups, got %d", len(st.TargetGroups))
+	}
+	prod, test := st.Listeners[0], st.Listeners[1]
+	for _, r := range prod.Rules {
+		if len(r.Forward) != 2 || r.Forward[0].Weight != 0 || r.Forward[1].Weight != 100 {
+			t.Fatalf("production rule %+v", r)
+		}
+	}
+	for _, r := range test.Rules {
+		if len(r.Forward) != 1 || colorOfGroup(r.Forward[0].TargetGroup) != Green {
+			t.Fatalf("test listener must reach the new set only: %+v", r)
+		}
+	}
+	if got := servingColor(st, "shop.prod"); got != Blue {
+		t.Fatalf("serving %q, want blue", got)
+	}
+	if got := servingColor(routes(cfg, "prod", nil, next, 100), "shop.prod"); got != Green {
+		t.Fatalf("after the switch serving %q, want green", got)
+	}
+	if got := servingColor(st, "other.prod"); got != "" {
+		t.Fatalf("another scope must not match: %q", got)
+	}
+}

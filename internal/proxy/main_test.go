@@ -1,0 +1,48 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// The process tests re-execute this test binary in one of two roles,
+// chosen by the first argument, instead of building separate programs:
+//
+//	cutover-test-proxyd HOME        run the proxy daemon (what `cutover proxy run` does)
+//	cutover-test-controller HOME    flip weights of scope "e" forever, until killed
+func TestMain(m *testing.M) {
+	if len(os.Args) == 3 {
+		switch os.Args[1] {
+		case "cutover-test-proxyd":
+			if err := Run(context.Background(), os.Args[2], RunOptions{Version: "test"}); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			os.Exit(0)
+		case "cutover-test-controller":
+			controller(os.Args[2])
+			os.Exit(0)
+		}
+	}
+	os.Exit(m.Run())
+}
+
+// controller changes weights of the rule of listener e/production between
+// e/blue and e/green as fast as the proxy accepts, like a canary controller.
+func controller(home string) {
+	c := NewClient(home)
+	ctx := context.Background()
+	for i := 0; ; i++ {
+		w := 100 * (i % 2)
+		err := c.SetWeights(ctx, WeightChange{Listener: "e/production", Forward: []WeightedTarget{{"e/blue", 100 - w}, {"e/green", w}}})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+		fmt.Println("flip", strconv.Itoa(i))
+		time.Sleep(10 * time.Millisecond)
+	}
+}
