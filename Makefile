@@ -28,7 +28,7 @@ race:
 # Short fuzz runs over the parsers of untrusted input; new findings land in testdata/fuzz.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./internal/config
-	$(GO) test -run '^$$' -fuzz '^FuzzState$$' -fuzztime 30s ./internal/proxy
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeState$$' -fuzztime 30s ./internal/proxy
 
 bench: build
 	$(GO) run ./bench

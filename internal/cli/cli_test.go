@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func run(t *testing.T, dir string, args ...string) (int, string, string) {
+	t.Helper()
+	if dir != "" {
+		t.Chdir(dir)
+	}
+	var out, errb bytes.Buffer
+	code := Execute(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestValidateReportsEveryProblemWithFileLineAndField(t *testing.T) {
+	dir := t.TempDir()
+	bad := "version: 1\nproject: shop\nservices:\n  web:\n    image: web:1\n    port: 80\n    health: { interval: 2 }\n    helth: {}\n"
+	if err := os.WriteFile(filepath.Join(dir, "cutover.yaml"), []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(t, dir, "validate")
+	if code != 1 || out != "" {
+		t.Fatalf("exit %d, stdout %q", code, out)
+	}
+	want := `cutover: cutover.yaml:7:25: services.web.health.interval: "2" is not a duration (write "2s")
+cutover.yaml:8:5: services.web.helth: unknown key "helth" (did you mean "health"?)
+`
+	if errOut != want {
+		t.Fatalf("stderr:\n%s\nwant:\n%s", errOut, want)
+	}
+	code, out, _ = run(t, "", "validate", "--output", "json")
+	var res struct {
+		Valid    bool
+		Problems []struct {
+			Line int
+			Path string
+		}
+	}
+	if code != 1 || json.Unmarshal([]byte(out), &res) != nil || res.Valid || len(res.Problems) != 2 || res.Problems[1].Path != "services.web.helth" {
+		t.Fatalf("json: exit %d %s", code, out)
+	}
+}
+
+func TestValidateExample(t *testing.T) {
+	code, out, errOut := run(t, "../../examples/bluemed", "validate", "-o", "json")
+	if code != 0 || !strings.Contains(out, `"valid": true`) {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+func TestInitWritesAValidFileAndRefusesToOverwrite(t *testing.T) {
+	dir := t.TempDir()
+	compose := "services:\n  api:\n    image: api:1\n    ports: [\"3001:3001\"]\n"
+	if err := os.WriteFile(filepath.Join(dir, "docker-compose.yml"), []byte(compose), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := run(t, dir, "init"); code != 0 {
+		t.Fatalf("init: %s", errOut)
+	}
+	first, _ := os.ReadFile("cutover.yaml")
+	if code, _, errOut := run(t, "", "validate"); code != 0 {
+		t.Fatalf("generated file does not validate: %s\n%s", errOut, first)
+	}
+	code, _, errOut := run(t, "", "init")
+	if code != 1 || !strings.Contains(errOut, "--force") {
+		t.Fatalf("second init: exit %d, %q", code, errOut)
+	}
+	if after, _ := os.ReadFile("cutover.yaml"); !bytes.Equal(first, after) {
+		t.Fatal("a refused init changed the file")
+	}
+	if code, _, errOut := run(t, "", "init", "--force"); code != 0 {
+		t.Fatalf("init --force: %s", errOut)
+	}
+}
+
+func TestInitWithoutComposeFileNamesIt(t *testing.T) {
+	code, _, errOut := run(t, t.TempDir(), "init")
+	if code != 1 || !strings.Contains(errOut, "docker-compose.yml") || strings.Count(strings.TrimSpace(errOut), "\n") > 1 {
+		t.Fatalf("exit %d, %q", code, errOut)
+	}
+	if _, err := os.Stat("cutover.yaml"); err == nil {
+		t.Fatal("a failed init wrote cutover.yaml")
+	}
+}
+
+func TestSchemaIsJSON(t *testing.T) {
+	code, out, _ := run(t, "", "schema")
+	var v map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &v) != nil || v["$schema"] == nil {
+		t.Fatalf("exit %d: %.200s", code, out)
+	}
+}
+
+func TestUsageMistakesAreOneLine(t *testing.T) {
+	for _, args := range [][]string{{"up"}, {"bogus"}, {"version", "--nope"}, {"version", "-o", "yaml"}} {
+		code, out, errOut := run(t, "", args...)
+		if code != 1 || out != "" || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.HasPrefix(errOut, "cutover: ") {
+			t.Errorf("%v: exit %d stdout %q stderr %q", args, code, out, errOut)
+		}
+	}
+	code, out, _ := run(t, "", "version", "-o", "json")
+	if code != 0 || !strings.Contains(out, `"version"`) {
+		t.Fatalf("version json: %d %s", code, out)
+	}
+}
