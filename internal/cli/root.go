@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/cutoverdev/cutover/internal/deploy"
 	"github.com/spf13/cobra"
 )
 
@@ -84,6 +85,9 @@ func newRoot(g *globals) *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(g), newValidateCmd(g), newSchemaCmd(g), newInitCmd(g),
 		newUpCmd(g), newDownCmd(g), newStatusCmd(g), newProxyCmd(g),
+		newDeployCmd(g), newRollbackCmd(g), newHistoryCmd(g),
+		newRequestCmd(g, "stop", "Stop the running deployment and roll it back", deploy.RequestStop, true),
+		newRequestCmd(g, "continue", "Let a deployment waiting for approval shift production traffic", deploy.RequestContinue, false),
 	)
 	return root
 }

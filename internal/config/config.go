@@ -125,7 +125,7 @@ type Action struct {
 
 // Platforms, action kinds: the accepted values.
 var (
-	platforms   = []string{"local", "ecs"}
+	platforms   = []string{PlatformLocal, PlatformECS}
 	actionKinds = []string{"build", "test", "integration", "deploy", "verify", "approval", "command"}
 )
 
@@ -175,3 +175,9 @@ func quoteList(values []string) string {
 	}
 	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
 }
+
+// Platforms an environment runs on.
+const (
+	PlatformLocal = "local"
+	PlatformECS   = "ecs"
+)

@@ -84,7 +84,7 @@ func (c *Config) serviceDefaults(path string, s *Service, only bool) {
 }
 
 func (c *Config) environmentDefaults(path string, e *Environment) {
-	setString(&e.Platform, "local")
+	setString(&e.Platform, PlatformLocal)
 	c.setInt(&e.Listen.Port, path+".listen.port", DefaultListenPort)
 	c.setInt(&e.Listen.TestPort, path+".listen.test_port", e.Listen.Port+1)
 	if e.Approval != nil {

@@ -232,7 +232,7 @@ func (v *validator) listenPorts() {
 	used := map[int]string{}
 	for _, name := range v.c.EnvironmentNames() {
 		e := v.c.Environments[name]
-		if e.Platform != "local" {
+		if e.Platform != PlatformLocal {
 			continue
 		}
 		for _, f := range []struct {

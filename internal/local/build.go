@@ -2,6 +2,7 @@ package local
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -26,9 +27,10 @@ func NewBuildID(now time.Time) string {
 	return now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
 }
 
-// buildImages builds every service's image in parallel and returns service → image ID.
-// A service with `image:` is resolved to its local image ID instead.
-func buildImages(ctx context.Context, rt *docker.Runtime, cfg *config.Config, buildID string, progress io.Writer) (map[string]string, error) {
+// BuildImages builds every service's image in parallel and returns service → image ID.
+// A service with `image:` is resolved to its local image ID instead; so is
+// a service named in overrides (service → image reference, from --image).
+func BuildImages(ctx context.Context, rt *docker.Runtime, cfg *config.Config, buildID string, overrides map[string]string, progress io.Writer) (map[string]string, error) {
 	names := cfg.ServiceNames()
 	ids := make([]string, len(names))
 	errs := make([]error, len(names))
@@ -43,7 +45,7 @@ func buildImages(ctx context.Context, rt *docker.Runtime, cfg *config.Config, bu
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ids[i], errs[i] = buildService(ctx, rt, cfg, name, buildID, say)
+			ids[i], errs[i] = buildService(ctx, rt, cfg, name, buildID, overrides[name], say)
 		}()
 	}
 	wg.Wait()
@@ -57,14 +59,14 @@ func buildImages(ctx context.Context, rt *docker.Runtime, cfg *config.Config, bu
 	return out, nil
 }
 
-func buildService(ctx context.Context, rt *docker.Runtime, cfg *config.Config, name, buildID string, say func(string, ...any)) (string, error) {
+func buildService(ctx context.Context, rt *docker.Runtime, cfg *config.Config, name, buildID, override string, say func(string, ...any)) (string, error) {
 	svc := cfg.Services[name]
-	if svc.Build == nil {
-		id, err := rt.ImageID(ctx, svc.Image)
+	if ref := cmp.Or(override, svc.Image); ref != "" {
+		id, err := rt.ImageID(ctx, ref)
 		if err != nil {
 			return "", fmt.Errorf("service %s: %w", name, err)
 		}
-		say("%s: using image %s (%s)", name, svc.Image, shortID(id))
+		say("%s: using image %s (%s)", name, ref, shortID(id))
 		return id, nil
 	}
 	dir := filepath.Join(cfg.Dir(), svc.Build.Context)

@@ -2,10 +2,10 @@ package local
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/deploy"
 	"github.com/cutoverdev/cutover/internal/proxy"
 )
 
@@ -51,32 +51,74 @@ type colorSet struct {
 	Tasks map[string][]taskAddr // service -> tasks
 }
 
-// routes builds the proxy state of one environment (the scope env/): the
-// production listener forwards each service's route to the sets by weight
-// (percent to next; the rest to prev), and the test listener sends
-// everything to next. It is pure, so it is tested without a proxy.
+// routes is the scope with production on prev and next by percentNext
+// and the test listener on next (used by `up`).
 func routes(cfg *config.Config, envName string, prev *colorSet, next colorSet, percentNext int) proxy.State {
+	sets := map[string]map[string][]taskAddr{next.Color: next.Tasks}
+	r := deploy.Routing{Production: map[string]int{next.Color: percentNext}, Test: next.Color}
+	if prev != nil && percentNext < 100 {
+		sets[prev.Color] = prev.Tasks
+		r.Production[prev.Color] = 100 - percentNext
+	}
+	return buildScope(cfg, envName, sets, r)
+}
+
+// buildScope builds the proxy state of one environment: a target group per
+// service and color that has tasks or weight, the production listener
+// forwarding each service's route by the routing's weights, and the test
+// listener forwarding to the test color (or like production when none).
+// It is pure, so it is tested without a proxy.
+func buildScope(cfg *config.Config, envName string, sets map[string]map[string][]taskAddr, r deploy.Routing) proxy.State {
 	env := cfg.Environments[envName]
 	scope := Scope(cfg.Project, envName)
 	var st proxy.State
-	prod := proxy.Listener{Name: listenerName(scope, "production"), Addr: "127.0.0.1:" + strconv.Itoa(env.Listen.Port)}
-	test := proxy.Listener{Name: listenerName(scope, "test"), Addr: "127.0.0.1:" + strconv.Itoa(env.Listen.TestPort)}
+	prod := proxy.Listener{Name: listenerName(scope, "production"), Addr: listenAddr(env.Listen.Port)}
+	test := proxy.Listener{Name: listenerName(scope, "test"), Addr: listenAddr(env.Listen.TestPort)}
+	colors := []string{Blue, Green}
 	for _, name := range cfg.ServiceNames() {
 		svc := cfg.Services[name]
-		nextGroup := targetGroup(svc, groupName(scope, name, next.Color), next.Tasks[name])
-		st.TargetGroups = append(st.TargetGroups, nextGroup)
-		forward := []proxy.WeightedTarget{{TargetGroup: nextGroup.Name, Weight: percentNext}}
-		if prev != nil && percentNext < 100 {
-			prevGroup := targetGroup(svc, groupName(scope, name, prev.Color), prev.Tasks[name])
-			st.TargetGroups = append(st.TargetGroups, prevGroup)
-			forward = append(forward, proxy.WeightedTarget{TargetGroup: prevGroup.Name, Weight: 100 - percentNext})
+		var forward, testForward []proxy.WeightedTarget
+		for _, color := range colors {
+			weight, routed := r.Production[color]
+			tasks, running := sets[color][name]
+			_, hasSet := sets[color]
+			if !routed && !running && !hasSet && r.Test != color {
+				continue
+			}
+			g := targetGroup(svc, groupName(scope, name, color), tasks)
+			st.TargetGroups = append(st.TargetGroups, g)
+			if routed {
+				forward = append(forward, proxy.WeightedTarget{TargetGroup: g.Name, Weight: weight})
+			}
+			if r.Test == color {
+				testForward = []proxy.WeightedTarget{{TargetGroup: g.Name, Weight: 100}}
+			}
 		}
-		prod.Rules = append(prod.Rules, proxy.Rule{Host: svc.Route.Host, PathPrefix: svc.Route.PathPrefix, Forward: forward})
-		test.Rules = append(test.Rules, proxy.Rule{Host: svc.Route.Host, PathPrefix: svc.Route.PathPrefix,
-			Forward: []proxy.WeightedTarget{{TargetGroup: nextGroup.Name, Weight: 100}}})
+		if testForward == nil {
+			testForward = forward
+		}
+		if total(forward) > 0 {
+			prod.Rules = append(prod.Rules, proxy.Rule{Host: svc.Route.Host, PathPrefix: svc.Route.PathPrefix, Forward: forward})
+		}
+		if total(testForward) > 0 {
+			test.Rules = append(test.Rules, proxy.Rule{Host: svc.Route.Host, PathPrefix: svc.Route.PathPrefix, Forward: testForward})
+		}
 	}
-	st.Listeners = []proxy.Listener{prod, test}
+	if len(prod.Rules) > 0 {
+		st.Listeners = append(st.Listeners, prod)
+	}
+	if len(test.Rules) > 0 {
+		st.Listeners = append(st.Listeners, test)
+	}
 	return st
+}
+
+func total(ws []proxy.WeightedTarget) int {
+	n := 0
+	for _, w := range ws {
+		n += w.Weight
+	}
+	return n
 }
 
 func targetGroup(svc *config.Service, name string, tasks []taskAddr) proxy.TargetGroup {
@@ -103,22 +145,5 @@ func targetGroup(svc *config.Service, name string, tasks []taskAddr) proxy.Targe
 // scope's routes, or "" when none does: the proxy's routes, not the store,
 // say what is serving, because the proxy outlives any controller.
 func servingColor(st proxy.State, scope string) string {
-	weight := map[string]int{}
-	for _, l := range st.Scoped(scope).Listeners {
-		if l.Name != listenerName(scope, "production") {
-			continue
-		}
-		for _, r := range l.Rules {
-			for _, f := range r.Forward {
-				weight[colorOfGroup(f.TargetGroup)] += f.Weight
-			}
-		}
-	}
-	best := ""
-	for _, c := range []string{Blue, Green} {
-		if weight[c] > weight[best] {
-			best = c
-		}
-	}
-	return best
+	return routingOf(st, scope).Serving()
 }

@@ -79,11 +79,11 @@ func (e *Env) labels() docker.Labels {
 func (e *Env) Up(ctx context.Context) (UpResult, error) {
 	env := e.Config.Environments[e.Name]
 	buildID := NewBuildID(time.Now())
-	images, err := buildImages(ctx, e.Runtime, e.Config, buildID, e.Progress)
+	images, err := BuildImages(ctx, e.Runtime, e.Config, buildID, nil, e.Progress)
 	if err != nil {
 		return UpResult{}, err
 	}
-	rev := e.revision(images)
+	rev := NewRevision(e.Config, e.Name, images, "working tree")
 	if err := e.Store.CreateRevision(ctx, rev); err != nil {
 		return UpResult{}, err
 	}
@@ -244,12 +244,13 @@ func (e *Env) currentSet(ctx context.Context) (*colorSet, error) {
 	return byColor[colors[0]], nil
 }
 
-// revision derives an immutable revision from the images and each service's runtime config.
-func (e *Env) revision(images map[string]string) store.Revision {
-	rev := store.Revision{Project: e.Config.Project, Environment: e.Name, Services: map[string]store.ServiceRevision{}, Source: "working tree", CreatedAt: time.Now().UTC()}
+// NewRevision derives an immutable revision from the images and each
+// service's runtime config: the same images and config give the same id.
+func NewRevision(cfg *config.Config, env string, images map[string]string, source string) store.Revision {
+	rev := store.Revision{Project: cfg.Project, Environment: env, Services: map[string]store.ServiceRevision{}, Source: source, CreatedAt: time.Now().UTC()}
 	h := sha256.New()
-	for _, name := range e.Config.ServiceNames() {
-		sr := store.ServiceRevision{Image: images[name], ConfigHash: e.Config.Services[name].ConfigHash()}
+	for _, name := range cfg.ServiceNames() {
+		sr := store.ServiceRevision{Image: images[name], ConfigHash: cfg.Services[name].ConfigHash()}
 		rev.Services[name] = sr
 		fmt.Fprintf(h, "%s\x00%s\x00%s\n", name, sr.Image, sr.ConfigHash)
 	}

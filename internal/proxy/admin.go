@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strconv"
 	"strings"
@@ -65,6 +66,7 @@ type admin struct {
 	version  string
 	started  time.Time
 	gatherer prometheus.Gatherer
+	pprof    bool // serve net/http/pprof under /debug/pprof/ (PprofEnv)
 
 	mu    sync.Mutex
 	saved saved
@@ -119,6 +121,12 @@ func (a *admin) handler() http.Handler {
 	})
 	if a.gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(a.gatherer, promhttp.HandlerOpts{}))
+	}
+	if a.pprof {
+		// Profiling is opt-in and only on the admin socket, never on a listener.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return mux
 }

@@ -18,6 +18,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
+// PprofEnv, set to 1 in the environment of `cutover proxy run`, serves Go's
+// profiles (net/http/pprof) under /debug/pprof/ on the admin socket: for
+// measuring the proxy under load, e.g.
+// curl --unix-socket admin.sock http://proxy/debug/pprof/profile?seconds=10
+const PprofEnv = "CUTOVER_PROXY_PPROF"
+
 // RunOptions configure Run.
 type RunOptions struct {
 	Version string
@@ -104,7 +110,7 @@ func Run(ctx context.Context, home string, opts RunOptions) error {
 	}
 	defer os.Remove(pidPath(home))
 
-	a := &admin{p: p, path: path, version: opts.Version, started: time.Now(), gatherer: reg, saved: sv}
+	a := &admin{p: p, path: path, version: opts.Version, started: time.Now(), gatherer: reg, saved: sv, pprof: os.Getenv(PprofEnv) == "1"}
 	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -56,6 +57,9 @@ func TestCrashWriterChild(t *testing.T) {
 			if _, err := tx.PutEnvState(ctx, EnvState{Project: "crash", Environment: "prod", Revision: rev.ID, Status: "up"}, n-1); err != nil {
 				return err
 			}
+			if err := crashStepDeployment(ctx, tx, n); err != nil {
+				return err
+			}
 			_, err := tx.AppendEvent(ctx, Event{Project: "crash", Environment: "prod", Kind: "deployed", Message: rev.ID})
 			return err
 		})
@@ -64,6 +68,23 @@ func TestCrashWriterChild(t *testing.T) {
 		}
 		fmt.Printf("committed %d\n", n)
 	}
+}
+
+// crashStepDeployment writes the deployment step n of the child: the first
+// transaction creates it, each later one moves it on by one generation.
+func crashStepDeployment(ctx context.Context, tx *Tx, n int64) error {
+	data := json.RawMessage(fmt.Sprintf(`{"n":%d}`, n))
+	if n == 1 {
+		return tx.CreateDeployment(ctx, Deployment{ID: "d-crash", Project: "crash", Environment: "prod",
+			Revision: "r-1", Strategy: "rolling", Phase: "step-1", TrafficPercent: 1, Data: data})
+	}
+	d, err := tx.GetDeployment(ctx, "d-crash")
+	if err != nil {
+		return err
+	}
+	d.Phase, d.TrafficPercent, d.Data = fmt.Sprintf("step-%d", n), int(n%101), data
+	_, err = tx.UpdateDeployment(ctx, d, n-1)
+	return err
 }
 
 // TestCrashConsistency kills a writer at random moments and checks that the
@@ -121,6 +142,13 @@ func TestCrashConsistency(t *testing.T) {
 	}
 	if st.Generation != revs || st.Revision != fmt.Sprintf("r-%d", revs) {
 		t.Errorf("env state at generation %d, revision %s; want %d, r-%d", st.Generation, st.Revision, revs, revs)
+	}
+	d, err := s.GetDeployment(t.Context(), "d-crash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf(`{"n":%d}`, revs); d.Generation != revs || string(d.Data) != want || d.Phase != fmt.Sprintf("step-%d", revs) {
+		t.Errorf("deployment at generation %d, phase %s, data %s; want %d, step-%d, %s", d.Generation, d.Phase, d.Data, revs, revs, want)
 	}
 	t.Logf("%d transactions committed across %d kills (%d acknowledged)", revs, crashKills, acked)
 }

@@ -14,7 +14,7 @@ import (
 
 // migrations are the schema, in order: migrations[i] brings the database to
 // version i+1. Never edit an entry once released; append a new one instead.
-// Tables for deployments and executions will come as later entries.
+// Tables for executions will come as later entries.
 var migrations = []string{
 	// 1: revisions, environment state, events.
 	`
@@ -59,6 +59,43 @@ CREATE TABLE events (
 	data        TEXT
 ) STRICT;
 CREATE INDEX events_by_environment ON events (project, environment, seq);
+`,
+	// 2: deployments and leases.
+	`
+CREATE TABLE deployments (
+	id                TEXT PRIMARY KEY,
+	project           TEXT NOT NULL,
+	environment       TEXT NOT NULL,
+	revision          TEXT NOT NULL REFERENCES revisions (id),
+	previous_revision TEXT NOT NULL,
+	strategy          TEXT NOT NULL,
+	phase             TEXT NOT NULL,
+	status            TEXT NOT NULL,
+	traffic_percent   INTEGER NOT NULL CHECK (traffic_percent BETWEEN 0 AND 100),
+	reason            TEXT NOT NULL,
+	evidence          TEXT,
+	data              TEXT,
+	owner             TEXT NOT NULL,
+	created_at        TEXT NOT NULL,
+	updated_at        TEXT NOT NULL,
+	finished_at       TEXT,
+	generation        INTEGER NOT NULL
+) STRICT;
+CREATE INDEX deployments_by_environment ON deployments (project, environment, created_at);
+-- The code checks this first for a clear error; the index keeps it true
+-- whatever writes the file.
+CREATE UNIQUE INDEX deployments_one_in_progress ON deployments (project, environment)
+	WHERE status = 'in_progress';
+
+CREATE TABLE leases (
+	key            TEXT PRIMARY KEY,
+	holder_id      TEXT NOT NULL,
+	holder_pid     INTEGER NOT NULL,
+	holder_host    TEXT NOT NULL,
+	holder_command TEXT NOT NULL,
+	acquired_at    TEXT NOT NULL,
+	expires_at     TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
 `,
 }
 

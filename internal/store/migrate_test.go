@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,7 +106,7 @@ func TestRefuseNewerSchema(t *testing.T) {
 	if err == nil {
 		t.Fatal("opened a database from a newer cutover")
 	}
-	for _, want := range []string{path, "schema version 6", "upgrade cutover"} {
+	for _, want := range []string{path, fmt.Sprintf("schema version %d", SchemaVersion()+5), "upgrade cutover"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
@@ -159,4 +160,39 @@ func TestOpenNotADatabase(t *testing.T) {
 		t.Fatalf("Open(garbage) error = %v, want one naming %s", err, path)
 	}
 	t.Log(err)
+}
+
+// A database written by a cutover with schema version 1 gains deployments and
+// leases on open and keeps its data.
+func TestUpgradeFromVersion1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cutover.db")
+	ctx := t.Context()
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateRevision(ctx, testRevision("r-1", testTime)); err != nil {
+		t.Fatal(err)
+	}
+	// Back to what schema version 1 created.
+	if _, err := s.db.Exec(`DROP TABLE deployments; DROP TABLE leases; DELETE FROM schema_migrations WHERE version > 1`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v := versions(t, s); len(v) != SchemaVersion() {
+		t.Fatalf("schema_migrations after upgrade = %v", v)
+	}
+	if _, err := s.GetRevision(ctx, "r-1"); err != nil {
+		t.Fatalf("revision lost in the upgrade: %v", err)
+	}
+	if err := s.CreateDeployment(ctx, Deployment{ID: "d-1", Project: "bluemed", Environment: "production",
+		Revision: "r-1", Strategy: "rolling"}); err != nil {
+		t.Fatal(err)
+	}
 }

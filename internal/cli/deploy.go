@@ -1,0 +1,150 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/deploy"
+	"github.com/cutoverdev/cutover/internal/hook"
+	"github.com/cutoverdev/cutover/internal/local"
+	"github.com/cutoverdev/cutover/internal/store"
+	"github.com/spf13/cobra"
+)
+
+type deployCmd struct {
+	images  []string
+	wait    bool
+	timeout time.Duration
+}
+
+func newDeployCmd(g *globals) *cobra.Command {
+	c := &deployCmd{}
+	cmd := &cobra.Command{
+		Use:   "deploy ENV",
+		Short: "Deploy a new revision with the environment's strategy (blue/green or rolling)",
+		Long: "Builds the services from the working tree (or takes --image service=ref), records an immutable\n" +
+			"revision, and deploys it with the environment's strategy: blue/green with test traffic, hooks,\n" +
+			"traffic shifting, alarms and automatic rollback, or rolling with a circuit breaker.",
+		Args: exactArgs(1, "ENV"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			overrides, err := parseImageFlags(c.images)
+			if err != nil {
+				return err
+			}
+			return withController(cmd.Context(), g, args[0], "cutover deploy", c.wait, c.timeout, func(ctx context.Context, s *session, ctrl *deploy.Controller) error {
+				for name := range overrides {
+					if _, ok := s.cfg.Services[name]; !ok {
+						return usageError{fmt.Sprintf("--image %s=...: no service named %q in %s (services: %s)", name, name, g.file, strings.Join(s.cfg.ServiceNames(), ", "))}
+					}
+				}
+				images, err := local.BuildImages(ctx, s.rt, s.cfg, local.NewBuildID(time.Now()), overrides, g.stderr)
+				if err != nil {
+					return err
+				}
+				source := "working tree"
+				if len(overrides) == len(s.cfg.Services) {
+					source = "images"
+				}
+				rev := local.NewRevision(s.cfg, args[0], images, source)
+				if err := s.store.CreateRevision(ctx, rev); err != nil {
+					return err
+				}
+				d, err := ctrl.Deploy(ctx, rev)
+				return reportDeployment(g, d, err)
+			})
+		},
+	}
+	cmd.Flags().StringArrayVar(&c.images, "image", nil, "deploy this image for a service instead of building it: service=ref (repeatable)")
+	cmd.Flags().BoolVar(&c.wait, "wait", false, "wait for a deployment already running in the environment instead of failing")
+	cmd.Flags().DurationVar(&c.timeout, "timeout", 5*time.Minute, "how long new tasks may take to become healthy")
+	return cmd
+}
+
+func parseImageFlags(flags []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, f := range flags {
+		name, ref, ok := strings.Cut(f, "=")
+		if !ok || name == "" || ref == "" {
+			return nil, usageError{fmt.Sprintf("--image %q: write service=image (for example backend=registry/app@sha256:...)", f)}
+		}
+		out[name] = ref
+	}
+	return out, nil
+}
+
+// withController opens the environment, takes its lease, reconciles a
+// deployment left behind by a killed controller, and runs fn.
+func withController(ctx context.Context, g *globals, env, command string, wait bool, timeout time.Duration, fn func(context.Context, *session, *deploy.Controller) error) error {
+	s, err := openSession(ctx, g, env, true)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	if p := s.cfg.Environments[env].Platform; p != config.PlatformLocal {
+		return fmt.Errorf("%s: environments.%s.platform %q: deployments on %s are not available yet (use platform: local)", g.file, env, p, p)
+	}
+	lctx, release, err := deploy.Lock(ctx, s.store, s.cfg.Project, env, command, wait)
+	if err != nil {
+		return err
+	}
+	defer release()
+	ctrl := s.controller(g, env, timeout)
+	if d, err := ctrl.Reconcile(lctx, false); err != nil {
+		return fmt.Errorf("reconciling the deployment left by a stopped cutover: %w", err)
+	} else if d != nil {
+		fmt.Fprintf(g.stderr, "reconciled deployment %s: %s (%s)\n", d.ID, d.Status, d.Reason)
+	}
+	return fn(lctx, s, ctrl)
+}
+
+func (s *session) controller(g *globals, env string, timeout time.Duration) *deploy.Controller {
+	e := s.cfg.Environments[env]
+	log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	p := newProgress(g)
+	return &deploy.Controller{
+		Config:   s.cfg,
+		Env:      env,
+		Platform: &local.Platform{Config: s.cfg, Env: env, Runtime: s.rt, Proxy: s.proxy, Log: log},
+		Store:    s.store,
+		Hooks: hook.Env{
+			TestURL:       "http://127.0.0.1:" + strconv.Itoa(e.Listen.TestPort),
+			ProductionURL: "http://127.0.0.1:" + strconv.Itoa(e.Listen.Port),
+			Dir:           s.cfg.Dir(),
+			Vars:          map[string]string{"CUTOVER_PROJECT": s.cfg.Project, "CUTOVER_ENVIRONMENT": env},
+		},
+		Timeout:  timeout,
+		Progress: p.event,
+		Log:      log,
+	}
+}
+
+// deploymentFailed is returned so the exit code is 1 when a deployment did not succeed.
+type deploymentFailed struct{ d store.Deployment }
+
+func (e deploymentFailed) Error() string {
+	return fmt.Sprintf("deployment %s %s: %s", e.d.ID, strings.ReplaceAll(e.d.Status, "_", " "), e.d.Reason)
+}
+
+func reportDeployment(g *globals, d store.Deployment, err error) error {
+	if err != nil {
+		return err
+	}
+	if err := g.print(d, func(w io.Writer) {
+		fmt.Fprintf(w, "deployment %s: %s (revision %s, %d%% of traffic on it)\n", d.ID, d.Status, d.Revision, d.TrafficPercent)
+		if d.Reason != "" {
+			fmt.Fprintf(w, "  reason: %s\n", d.Reason)
+		}
+	}); err != nil {
+		return err
+	}
+	if d.Status != store.DeploymentSucceeded {
+		return deploymentFailed{d}
+	}
+	return nil
+}

@@ -1,0 +1,248 @@
+// Package deploy is cutover's deployment controller: blue/green with test
+// traffic, lifecycle hooks, traffic shifting, alarms and instant rollback,
+// and rolling updates with a circuit breaker.
+//
+// The state machine is the pure function Next (phase.go). The driver here
+// persists every transition in the store before it acts on the new phase,
+// so a controller killed at any point can be replaced by the next cutover
+// command for the environment (Reconcile), which resumes or rolls back.
+// The work itself is done through a Platform (platform.go).
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/alarm"
+	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/hook"
+	"github.com/cutoverdev/cutover/internal/store"
+)
+
+// Event is one line of a deployment's progress, for the terminal or a JSON stream.
+type Event struct {
+	Time        time.Time      `json:"time"`
+	Deployment  string         `json:"deployment"`
+	Phase       string         `json:"phase"`
+	Kind        string         `json:"kind"` // phase, progress, hook, alarm, result
+	Message     string         `json:"message"`
+	Traffic     map[string]int `json:"traffic,omitempty"`
+	Healthy     int            `json:"healthy,omitempty"`
+	Total       int            `json:"total,omitempty"`
+	Alarms      []alarm.Status `json:"alarms,omitempty"`
+	WaitLeft    time.Duration  `json:"wait_left,omitempty"`
+	Status      string         `json:"status,omitempty"`
+	Description string         `json:"-"`
+}
+
+// Controller drives deployments of one environment.
+type Controller struct {
+	Config   *config.Config
+	Env      string
+	Platform Platform
+	Store    *store.Store
+	Hooks    hook.Env      // URLs and variables for lifecycle hooks
+	Timeout  time.Duration // how long a new set may take to become healthy (default 5m)
+	Tick     time.Duration // how often waits look at health, alarms and requests (default 100ms)
+	Progress func(Event)   // optional
+	Log      *slog.Logger
+
+	alarms  *alarm.Evaluator // lives from the first traffic shift to the end of baking
+	lastSeq int64            // requests (continue/stop/rollback) after this event seq are new
+}
+
+// State is what the driver keeps in Deployment.Data.
+type State struct {
+	OldColor     string    `json:"old_color,omitempty"` // "" on a first deployment
+	NewColor     string    `json:"new_color"`
+	Step         int       `json:"step"`          // traffic shifting step reached
+	PhaseStarted time.Time `json:"phase_started"` // waits end at PhaseStarted + wait, also after a restart
+	Cause        string    `json:"cause,omitempty"`
+	Failed       int       `json:"failed_tasks,omitempty"` // rolling: tasks that failed (circuit breaker)
+	RequestSeq   int64     `json:"request_seq"`            // events after this seq are requests for this deployment
+	Continued    bool      `json:"continued,omitempty"`    // `cutover continue` arrived
+}
+
+// Request kinds, appended to the event log by other commands and read by the driver.
+const (
+	RequestContinue = "request.continue"
+	RequestStop     = "request.stop"
+	RequestRollback = "request.rollback"
+)
+
+// failure is a phase's unhappy ending: the outcome and its evidence.
+type failure struct {
+	outcome  Outcome
+	reason   string
+	evidence any
+}
+
+func (f *failure) Error() string { return f.reason }
+
+func fail(o Outcome, evidence any, format string, a ...any) *failure {
+	return &failure{outcome: o, reason: fmt.Sprintf(format, a...), evidence: evidence}
+}
+
+func (c *Controller) env() *config.Environment { return c.Config.Environments[c.Env] }
+
+func (c *Controller) emit(d *store.Deployment, ev Event) {
+	if c.Progress == nil {
+		return
+	}
+	ev.Time = time.Now()
+	ev.Deployment = d.ID
+	if ev.Phase == "" {
+		ev.Phase = d.Phase
+	}
+	c.Progress(ev)
+}
+
+func loadState(d *store.Deployment) (State, error) {
+	var st State
+	if len(d.Data) == 0 {
+		return st, nil
+	}
+	if err := json.Unmarshal(d.Data, &st); err != nil {
+		return st, fmt.Errorf("deployment %s: unreadable controller state: %v", d.ID, err)
+	}
+	return st, nil
+}
+
+// save persists d with st; the generation check means a second controller
+// that somehow runs the same deployment fails instead of interleaving.
+func (c *Controller) save(ctx context.Context, d *store.Deployment, st State) error {
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	d.Data = raw
+	gen, err := c.Store.UpdateDeployment(context.WithoutCancel(ctx), *d, d.Generation)
+	if err != nil {
+		return fmt.Errorf("saving deployment %s: %w", d.ID, err)
+	}
+	d.Generation = gen
+	return nil
+}
+
+// Run drives d from its persisted phase to a terminal one. Each transition
+// is saved before the new phase's work starts.
+func (c *Controller) Run(ctx context.Context, d *store.Deployment) error {
+	if c.Tick <= 0 {
+		c.Tick = 100 * time.Millisecond
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 5 * time.Minute
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	st, err := loadState(d)
+	if err != nil {
+		return err
+	}
+	c.lastSeq = st.RequestSeq
+	phase, err := ParsePhase(d.Phase)
+	if err != nil {
+		return err
+	}
+	for !phase.Terminal() {
+		c.emit(d, Event{Kind: "phase", Message: phaseMessage(phase, st)})
+		f := c.runPhase(ctx, d, &st, phase)
+		if ctx.Err() != nil {
+			// Interrupted (Ctrl-C, SIGTERM): leave the deployment as persisted;
+			// the next command for this environment reconciles it.
+			return fmt.Errorf("deployment %s interrupted in %s: %w", d.ID, phase, ctx.Err())
+		}
+		outcome := Done
+		if f != nil {
+			outcome = f.outcome
+			if phase != PhaseRollingBack && phase != PhaseTerminating {
+				st.Cause = outcome.String()
+				d.Reason = f.reason
+				d.Evidence = mustJSON(f.evidence)
+			} else {
+				d.Reason += "; then " + f.reason
+			}
+			c.emit(d, Event{Kind: "failure", Message: f.reason})
+		}
+		next := Next(phase, outcome, c.autoRollback(outcome))
+		d.Phase = next.String()
+		d.Status = Status(next, causeOf(st))
+		st.PhaseStarted = time.Now().UTC()
+		if next == PhaseSucceeded {
+			d.TrafficPercent = 100
+		}
+		if err := c.save(ctx, d, st); err != nil {
+			return err
+		}
+		phase = next
+	}
+	c.emit(d, Event{Kind: "result", Status: d.Status, Message: resultMessage(d)})
+	return nil
+}
+
+func causeOf(st State) Outcome {
+	for o := Done; o <= Rollback; o++ {
+		if o.String() == st.Cause {
+			return o
+		}
+	}
+	return Done
+}
+
+func (c *Controller) autoRollback(o Outcome) bool {
+	ar := c.env().Strategy.AutoRollback
+	switch o {
+	case Alarmed:
+		return ar.OnAlarm
+	case Stopped:
+		return ar.OnStop
+	case Failed:
+		if c.env().Strategy.Type == config.StrategyRolling {
+			return c.env().Strategy.CircuitBreaker.Rollback
+		}
+		return ar.OnFailure
+	}
+	return true
+}
+
+func phaseMessage(p Phase, st State) string {
+	switch p {
+	case PhaseInstall:
+		return fmt.Sprintf("starting the %s set", st.NewColor)
+	case PhaseShifting:
+		return "shifting production traffic to " + st.NewColor
+	case PhaseRollingBack:
+		if st.OldColor != "" {
+			return "rolling back: production traffic to " + st.OldColor
+		}
+		return "rolling back: removing the new set"
+	case PhaseTerminating:
+		return fmt.Sprintf("draining and stopping the %s set", st.OldColor)
+	}
+	return p.String()
+}
+
+func resultMessage(d *store.Deployment) string {
+	switch d.Status {
+	case "succeeded":
+		return fmt.Sprintf("deployment %s succeeded: revision %s serves all traffic", d.ID, d.Revision)
+	case "rolled_back", "stopped":
+		return fmt.Sprintf("deployment %s %s: %s", d.ID, map[string]string{"rolled_back": "rolled back", "stopped": "stopped and rolled back"}[d.Status], d.Reason)
+	}
+	return fmt.Sprintf("deployment %s failed: %s", d.ID, d.Reason)
+}
+
+func mustJSON(v any) json.RawMessage {
+	if v == nil {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	return b
+}

@@ -1,0 +1,89 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/store"
+)
+
+// LeaseTTL bounds how long a dead controller on another host blocks an
+// environment; on this host a dead holder is detected by its PID at once.
+const LeaseTTL = 15 * time.Second
+
+// LeaseKey names the lease of one environment.
+func LeaseKey(project, env string) string { return project + "/" + env }
+
+// Lock takes the environment's lease, so only one deployment runs at a
+// time. With wait it retries until the lease is free or ctx ends. The
+// returned context is cancelled if the lease is lost; release gives it up.
+func Lock(ctx context.Context, s *store.Store, project, env, command string, wait bool) (context.Context, func(), error) {
+	host, _ := os.Hostname()
+	h := store.Holder{ID: fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()), PID: os.Getpid(), Host: host, Command: command}
+	key := LeaseKey(project, env)
+	takeover := func(cur store.Holder) bool { return cur.Host == host && !processAlive(cur.PID) }
+	for {
+		_, err := s.AcquireLease(ctx, key, h, LeaseTTL, takeover)
+		if err == nil {
+			break
+		}
+		if !wait || !errors.Is(err, store.ErrLeaseHeld) {
+			if errors.Is(err, store.ErrLeaseHeld) {
+				return nil, nil, fmt.Errorf("%v (wait for it with --wait, or stop it with `cutover stop %s`)", err, env)
+			}
+			return nil, nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	lctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(LeaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := s.RenewLease(context.WithoutCancel(ctx), key, h.ID, LeaseTTL); err != nil {
+					cancel(fmt.Errorf("lost the lease of %s: %w", key, err))
+					return
+				}
+			}
+		}
+	}()
+	release := func() {
+		close(done)
+		cancel(nil)
+		_ = s.ReleaseLease(context.WithoutCancel(ctx), key, h.ID)
+	}
+	return lctx, release, nil
+}
+
+// processAlive reports whether pid runs on this host and is not a zombie.
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist)
+	}
+	// The state follows the command name in parentheses: "pid (comm) S ...".
+	if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z' && stat[i+2] != 'X'
+	}
+	return true
+}

@@ -1,0 +1,171 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/store"
+)
+
+// rolling replaces the old set batch by batch, bounded by maximum percent
+// (how many tasks may run in all) and minimum healthy percent (how many must
+// stay healthy). A new batch must be healthy before old tasks are drained.
+// Failed tasks are replaced and counted; at ECS's threshold the circuit
+// breaker trips and the deployment rolls back to the last completed revision.
+func (c *Controller) rolling(ctx context.Context, d *store.Deployment, st *State) *failure {
+	rev, err := c.Store.GetRevision(ctx, d.Revision)
+	if err != nil {
+		return fail(Failed, nil, "revision %s: %v", d.Revision, err)
+	}
+	s := c.env().Strategy
+	desired := c.Platform.Desired()
+	obs, err := c.Platform.Observe(ctx)
+	if err != nil {
+		return fail(Failed, nil, "observing the environment: %v", err)
+	}
+	newCounts, oldCounts := map[string]int{}, map[string]int{}
+	if set, ok := obs.Set(st.NewColor); ok && set.Revision == rev.ID {
+		newCounts = copyCounts(set.Tasks)
+	}
+	if set, ok := obs.Set(st.OldColor); ok && st.OldColor != "" {
+		oldCounts = copyCounts(set.Tasks)
+	}
+	for {
+		done := true
+		for svc, want := range desired {
+			if newCounts[svc] < want || oldCounts[svc] > 0 {
+				done = false
+			}
+		}
+		if done {
+			return c.route(ctx, d, st, Routing{Production: map[string]int{st.NewColor: 100}})
+		}
+		for svc, want := range desired {
+			maxTotal := want * s.MaximumPercent / 100
+			add := min(want-newCounts[svc], maxTotal-newCounts[svc]-oldCounts[svc])
+			if add <= 0 && newCounts[svc] < want {
+				// No room to surge: drain old tasks down to the minimum healthy first.
+				minHealthy := (want*s.MinimumHealthyPercent + 99) / 100
+				remove := max(1, newCounts[svc]+oldCounts[svc]-minHealthy)
+				oldCounts[svc] = max(0, oldCounts[svc]-remove)
+				add = min(want-newCounts[svc], maxTotal-newCounts[svc]-oldCounts[svc])
+			}
+			newCounts[svc] += max(add, 0)
+		}
+		if st.OldColor != "" {
+			if err := c.Platform.ScaleSet(ctx, st.OldColor, store.Revision{}, oldCounts); err != nil {
+				return fail(Failed, nil, "draining old tasks: %v", err)
+			}
+		}
+		if err := c.Platform.ScaleSet(ctx, st.NewColor, rev, newCounts); err != nil {
+			return fail(Failed, nil, "starting new tasks: %v", err)
+		}
+		if f := c.waitBatch(ctx, d, st, rev, newCounts); f != nil {
+			return f
+		}
+		// The batch is healthy: old tasks it replaces leave, traffic follows the counts.
+		for svc, want := range desired {
+			oldCounts[svc] = max(0, min(oldCounts[svc], want-newCounts[svc]))
+		}
+		if f := c.route(ctx, d, st, proportional(st, newCounts, oldCounts)); f != nil {
+			return f
+		}
+		if st.OldColor != "" {
+			if err := c.Platform.ScaleSet(ctx, st.OldColor, store.Revision{}, oldCounts); err != nil {
+				return fail(Failed, nil, "draining old tasks: %v", err)
+			}
+		}
+	}
+}
+
+func copyCounts(m map[string]int) map[string]int {
+	out := make(map[string]int, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func proportional(st *State, newCounts, oldCounts map[string]int) Routing {
+	var n, o int
+	for _, v := range newCounts {
+		n += v
+	}
+	for _, v := range oldCounts {
+		o += v
+	}
+	if st.OldColor == "" || o == 0 {
+		return Routing{Production: map[string]int{st.NewColor: 100}}
+	}
+	pct := 100 * n / (n + o)
+	return Routing{Production: map[string]int{st.NewColor: pct, st.OldColor: 100 - pct}}
+}
+
+// waitBatch waits until the new set's tasks are healthy, replacing failed
+// ones, and trips the circuit breaker at the threshold.
+func (c *Controller) waitBatch(ctx context.Context, d *store.Deployment, st *State, rev store.Revision, counts map[string]int) *failure {
+	total := 0
+	for _, v := range c.Platform.Desired() {
+		total += v
+	}
+	threshold := config.CircuitBreakerThreshold(total)
+	cb := c.env().Strategy.CircuitBreaker
+	seen := map[string]bool{}
+	var failures []TaskFailure
+	deadline := time.Now().Add(c.Timeout)
+	var lastEmit time.Time
+	for {
+		if f := c.pollRequests(ctx, d, st); f != nil {
+			return f
+		}
+		h, err := c.Platform.Health(ctx, st.NewColor)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fail(Failed, nil, "reading the health of the new tasks: %v", err)
+		}
+		fresh := false
+		for _, f := range h.Failures {
+			if seen[f.TaskID] {
+				continue
+			}
+			seen[f.TaskID], fresh = true, true
+			st.Failed++
+			failures = append(failures, f)
+			c.emit(d, Event{Kind: "failure", Message: fmt.Sprintf("task failed (%d of %d before the circuit breaker trips): %s", st.Failed, threshold, f.Error())})
+		}
+		if cb.Enable && st.Failed >= threshold {
+			last := failures[len(failures)-1]
+			return fail(Failed, map[string]any{"failures": failures, "threshold": threshold},
+				"circuit breaker tripped: %d tasks failed to start or to become healthy (threshold %d); last: %s", st.Failed, threshold, last.Error())
+		}
+		if fresh {
+			if err := c.save(ctx, d, *st); err != nil {
+				return fail(Failed, nil, "%v", err)
+			}
+			// Replace the failed tasks, as ECS does, until the breaker trips.
+			if err := c.Platform.ScaleSet(ctx, st.NewColor, rev, counts); err != nil {
+				return fail(Failed, nil, "replacing failed tasks: %v", err)
+			}
+			continue
+		}
+		if h.Total > 0 && h.Healthy >= h.Total {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fail(Failed, map[string]any{"health": h, "failures": failures}, "new tasks not healthy after %s: %d of %d healthy", c.Timeout, h.Healthy, h.Total)
+		}
+		if time.Since(lastEmit) >= time.Second {
+			lastEmit = time.Now()
+			c.emit(d, Event{Kind: "progress", Message: "waiting for the new batch to be healthy", Healthy: h.Healthy, Total: h.Total, WaitLeft: time.Until(deadline).Round(time.Second)})
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(c.Tick):
+		}
+	}
+}

@@ -1,0 +1,157 @@
+package deploy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/store"
+)
+
+// NewDeploymentID returns a sortable, unique deployment id.
+func NewDeploymentID(now time.Time) string {
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	return "d-" + now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+func otherColor(c string) string {
+	if c == "blue" {
+		return "green"
+	}
+	return "blue"
+}
+
+// Deploy records a new deployment of rev and drives it to the end. The
+// caller holds the environment's lease (Lock) and has reconciled.
+func (c *Controller) Deploy(ctx context.Context, rev store.Revision) (store.Deployment, error) {
+	obs, err := c.Platform.Observe(ctx)
+	if err != nil {
+		return store.Deployment{}, err
+	}
+	old := obs.Routing.Serving()
+	prevRev := ""
+	if set, ok := obs.Set(old); ok {
+		prevRev = set.Revision
+	} else {
+		old = ""
+	}
+	st := State{OldColor: old, NewColor: otherColor(old), PhaseStarted: time.Now().UTC()}
+	// The log position from which continue/stop/rollback requests count.
+	seq, err := c.Store.AppendEvent(ctx, store.Event{Project: c.Config.Project, Environment: c.Env, Kind: "deployment.requested",
+		Message: fmt.Sprintf("deploy revision %s", rev.ID)})
+	if err != nil {
+		return store.Deployment{}, err
+	}
+	st.RequestSeq = seq
+	phase := PhasePending
+	strategy := c.env().Strategy.Type
+	if strategy == config.StrategyRolling {
+		phase = PhaseRolling
+	}
+	d := store.Deployment{
+		ID: NewDeploymentID(time.Now()), Project: c.Config.Project, Environment: c.Env,
+		Revision: rev.ID, PreviousRevision: prevRev, Strategy: strategy,
+		Phase: phase.String(), Status: "in_progress", Data: mustJSON(st),
+	}
+	if err := c.Store.CreateDeployment(ctx, d); err != nil {
+		return d, err
+	}
+	if d, err = c.Store.GetDeployment(ctx, d.ID); err != nil {
+		return d, err
+	}
+	err = c.Run(ctx, &d)
+	return d, err
+}
+
+// Reconcile finds a deployment whose controller died (the caller now holds
+// the lease, so nobody drives it) and brings it to an end: one in the
+// termination wait is finished (or flipped back when rollback is true);
+// anything earlier rolls back, since its alarms and hooks can no longer be
+// trusted. It returns nil when there was nothing to reconcile.
+func (c *Controller) Reconcile(ctx context.Context, rollback bool) (*store.Deployment, error) {
+	d, err := c.Store.ActiveDeployment(ctx, c.Config.Project, c.Env)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	phase, err := ParsePhase(d.Phase)
+	if err != nil {
+		return nil, err
+	}
+	st, err := loadState(&d)
+	if err != nil {
+		return nil, err
+	}
+	who := "the cutover process that drove it"
+	if d.Owner != "" {
+		who += " (" + d.Owner + ")"
+	}
+	switch {
+	case phase == PhaseRollingBack:
+		// keep rolling back
+	case (phase == PhaseTerminationWait || phase == PhaseTerminating) && !rollback:
+		phase = PhaseTerminating
+		d.Reason = fmt.Sprintf("%s stopped during %s; finished by the next command", who, d.Phase)
+	default:
+		st.Cause = Failed.String()
+		if rollback {
+			st.Cause = Rollback.String()
+		}
+		d.Reason = fmt.Sprintf("%s stopped during %s; rolled back", who, d.Phase)
+		phase = PhaseRollingBack
+	}
+	if _, err := c.Store.AppendEvent(ctx, store.Event{Project: c.Config.Project, Environment: c.Env, Kind: "deployment.reconciled",
+		Message: fmt.Sprintf("deployment %s: %s", d.ID, d.Reason)}); err != nil {
+		return nil, err
+	}
+	d.Phase = phase.String()
+	st.PhaseStarted = time.Now().UTC()
+	// Requests sent to the dead controller are void.
+	if evs, err := c.Store.ListEvents(ctx, store.EventFilter{Project: c.Config.Project, Environment: c.Env, AfterSeq: st.RequestSeq}); err == nil && len(evs) > 0 {
+		st.RequestSeq = evs[len(evs)-1].Seq
+	}
+	if err := c.save(ctx, &d, st); err != nil {
+		return nil, err
+	}
+	err = c.Run(ctx, &d)
+	return &d, err
+}
+
+// Request asks the controller of the environment's active deployment to
+// continue, stop or roll back, through the event log it polls.
+func Request(ctx context.Context, s *store.Store, project, env, kind, who string) (store.Deployment, error) {
+	d, err := s.ActiveDeployment(ctx, project, env)
+	if errors.Is(err, store.ErrNotFound) {
+		return d, fmt.Errorf("no deployment of %s/%s is in progress", project, env)
+	}
+	if err != nil {
+		return d, err
+	}
+	_, err = s.AppendEvent(ctx, store.Event{Project: project, Environment: env, Kind: kind, Message: who})
+	return d, err
+}
+
+// WaitFinished polls the deployment until it is no longer in progress.
+func WaitFinished(ctx context.Context, s *store.Store, id string, tick time.Duration) (store.Deployment, error) {
+	for {
+		d, err := s.GetDeployment(ctx, id)
+		if err != nil {
+			return d, err
+		}
+		if d.Status != "in_progress" {
+			return d, nil
+		}
+		select {
+		case <-ctx.Done():
+			return d, ctx.Err()
+		case <-time.After(tick):
+		}
+	}
+}

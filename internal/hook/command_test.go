@@ -1,0 +1,200 @@
+package hook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/config"
+)
+
+func shHook(script string, timeout time.Duration) config.Hook {
+	return config.Hook{Command: []string{"sh", "-c", script}, Timeout: config.Duration(timeout)}
+}
+
+func TestCommand(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "smoke.sh"), []byte("#!/bin/sh\necho smoke in $(pwd)\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := Env{Dir: dir, TestURL: "http://127.0.0.1:8081", Vars: map[string]string{"CUTOVER_REVISION": "r42"}}
+	cases := []struct {
+		name   string
+		hook   config.Hook
+		ok     bool
+		detail string
+	}{
+		{
+			name:   "pass with environment",
+			hook:   shHook(`echo rev=$CUTOVER_REVISION url=$CUTOVER_TEST_URL`, 5*time.Second),
+			ok:     true,
+			detail: "exit code 0; last output: rev=r42 url=http://127.0.0.1:8081",
+		},
+		{
+			name:   "script relative to the project dir",
+			hook:   config.Hook{Command: []string{"./smoke.sh"}},
+			ok:     true,
+			detail: "exit code 0; last output: smoke in " + dir,
+		},
+		{
+			name:   "exit 1 with output",
+			hook:   shHook(`for i in $(seq 1 15); do echo line $i; done; echo oops >&2; exit 1`, 5*time.Second),
+			detail: "exit code 1; last output: line 7 | line 8 | line 9 | line 10 | line 11 | line 12 | line 13 | line 14 | line 15 | oops",
+		},
+		{
+			name:   "no output",
+			hook:   shHook(`exit 3`, 5*time.Second),
+			detail: "exit code 3; no output",
+		},
+		{
+			name:   "long output is cut to 1KB",
+			hook:   shHook(`head -c 5000 /dev/zero | tr '\0' 'a'; echo; echo end`, 5*time.Second),
+			ok:     true,
+			detail: "exit code 0; last output: …" + strings.Repeat("a", 1024-len(" | end")) + " | end",
+		},
+		{
+			name:   "missing script",
+			hook:   config.Hook{Command: []string{"./missing.sh"}},
+			detail: "cannot start ./missing.sh in " + dir + ": no such file or directory (check the path and that the file is executable)",
+		},
+		{
+			name:   "command not in PATH",
+			hook:   config.Hook{Command: []string{"cutover-no-such-command"}},
+			detail: "cannot start cutover-no-such-command: not found in $PATH (write a path such as ./cutover-no-such-command for a file in the project)",
+		},
+		{
+			name:   "timeout",
+			hook:   shHook(`echo waiting; sleep 30`, 300*time.Millisecond),
+			detail: "timed out after 300ms; last output: waiting",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := Run(context.Background(), config.EventBeforeInstall, tc.hook, env)
+			if r.OK != tc.ok || r.Detail != tc.detail {
+				t.Errorf("Run() = ok %v, detail\n  %s\nwant ok %v, detail\n  %s", r.OK, r.Detail, tc.ok, tc.detail)
+			}
+		})
+	}
+}
+
+func TestCommandName(t *testing.T) {
+	if got := Name(config.Hook{Command: []string{"./smoke.sh", "--fast"}}); got != "command ./smoke.sh --fast" {
+		t.Errorf("Name() = %q", got)
+	}
+}
+
+func TestCommandTimeoutKillsChildren(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "child.pid")
+	start := time.Now()
+	r := Run(context.Background(), "test", shHook(`sleep 30 & echo $! > `+pidFile+`; wait`, 500*time.Millisecond), Env{})
+	if r.OK || !strings.HasPrefix(r.Detail, "timed out after 500ms") {
+		t.Fatalf("Run() = ok %v, %q; want a timeout", r.OK, r.Detail)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("Run() took %s after a 500ms timeout", took)
+	}
+	waitGone(t, pidFile)
+}
+
+func TestCommandLeftoverChildrenAreKilled(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "child.pid")
+	// The script exits at once; its background child keeps the output pipe open.
+	r := Run(context.Background(), "test", shHook(`sleep 30 & echo $! > `+pidFile+`; echo bye`, 10*time.Second), Env{})
+	if !r.OK || r.Detail != "exit code 0; last output: bye" {
+		t.Fatalf("Run() = ok %v, %q; want success", r.OK, r.Detail)
+	}
+	waitGone(t, pidFile)
+}
+
+// waitGone fails t unless the process whose pid is in pidFile is gone (or a zombie
+// waiting for its new parent to reap it) within a few seconds.
+func waitGone(t *testing.T, pidFile string) {
+	t.Helper()
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("the script did not write the child's pid: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("pid file: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) || zombie(pid) {
+			return
+		}
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(pid, syscall.SIGKILL) // leave nothing running
+			t.Fatalf("child %d (sleep 30) still running after the hook ended", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func zombie(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses.
+	rest := stat[strings.LastIndexByte(string(stat), ')')+1:]
+	return strings.HasPrefix(strings.TrimSpace(string(rest)), "Z")
+}
+
+func TestCommandCanceled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	r := Run(ctx, "test", shHook(`sleep 30`, 10*time.Second), Env{})
+	if r.OK || r.Detail != "was canceled: the deployment stopped; no output" {
+		t.Errorf("Run() = ok %v, %q; want canceled", r.OK, r.Detail)
+	}
+}
+
+func TestSecretsAreRedacted(t *testing.T) {
+	t.Setenv("CUTOVER_TEST_DB_PASSWORD", "hunter2-very-secret")
+	env := Env{Vars: map[string]string{"API_TOKEN": "tok-123456", "CUTOVER_REVISION": "r42"}}
+	r := Run(context.Background(), "test", shHook(`echo $CUTOVER_TEST_DB_PASSWORD $API_TOKEN $CUTOVER_REVISION; exit 1`, 5*time.Second), env)
+	if want := "exit code 1; last output: [redacted] [redacted] r42"; r.Detail != want {
+		t.Errorf("Detail = %q, want %q", r.Detail, want)
+	}
+}
+
+func TestRunAllStopsAtFirstFailure(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "third-ran")
+	hooks := []config.Hook{
+		shHook(`true`, 5*time.Second),
+		{Name: "migrations check", Command: []string{"sh", "-c", "echo pending migration 42; exit 2"}},
+		shHook(`touch `+marker, 5*time.Second),
+	}
+	results, err := RunAll(context.Background(), config.EventAfterInstall, hooks, Env{})
+	want := `AfterInstall hook 2 "migrations check" failed: exit code 2; last output: pending migration 42`
+	if err == nil || err.Error() != want {
+		t.Fatalf("RunAll() error = %v, want %s", err, want)
+	}
+	if len(results) != 2 || !results[0].OK || results[1].OK {
+		t.Errorf("RunAll() results = %+v, want the first ok and the second failed", results)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the hook after the failure ran")
+	}
+
+	results, err = RunAll(context.Background(), config.EventAfterInstall, hooks[:1], Env{})
+	if err != nil || len(results) != 1 {
+		t.Errorf("RunAll() = %v, %v; want one result and no error", results, err)
+	}
+}
+
+func TestHookWithoutCheck(t *testing.T) {
+	r := Run(context.Background(), "test", config.Hook{Name: "empty"}, Env{})
+	if r.OK || r.Detail != "the hook must have exactly one of http or command" {
+		t.Errorf("Run() = %+v", r)
+	}
+}

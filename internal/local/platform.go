@@ -1,0 +1,379 @@
+package local
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/alarm"
+	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/deploy"
+	"github.com/cutoverdev/cutover/internal/proxy"
+	"github.com/cutoverdev/cutover/internal/runtime/docker"
+	"github.com/cutoverdev/cutover/internal/store"
+)
+
+// Platform implements deploy.Platform for one environment: task sets are
+// Docker containers labelled with their color, target groups and weights
+// live in the cutover proxy under the environment's scope.
+type Platform struct {
+	Config  *config.Config
+	Env     string
+	Runtime *docker.Runtime
+	Proxy   *proxy.Client
+	Log     *slog.Logger
+
+	routing     *deploy.Routing // last routing applied; read from the proxy on first use
+	portChecked map[string]bool
+}
+
+var _ deploy.Platform = (*Platform)(nil)
+
+func (p *Platform) scope() string { return Scope(p.Config.Project, p.Env) }
+
+func (p *Platform) labels(color string) docker.Labels {
+	return docker.Labels{Project: p.Config.Project, Environment: p.Env, Color: color}
+}
+
+// Desired returns each service's desired count from cutover.yaml.
+func (p *Platform) Desired() map[string]int {
+	d := map[string]int{}
+	for name, svc := range p.Config.Services {
+		d[name] = svc.DesiredCount
+	}
+	return d
+}
+
+// ScaleSet implements deploy.Platform. Tasks of another revision and exited
+// tasks in the set are replaced; extra tasks are deregistered, drained and
+// stopped after the new routes are live.
+func (p *Platform) ScaleSet(ctx context.Context, color string, rev store.Revision, counts map[string]int) error {
+	tasks, err := p.Runtime.ListTasks(ctx, p.labels(color))
+	if err != nil {
+		return err
+	}
+	var drain, dead []docker.Task
+	for _, name := range p.Config.ServiceNames() {
+		want := counts[name]
+		var keep []docker.Task
+		for _, t := range tasks {
+			if t.Labels.Service != name {
+				continue
+			}
+			switch {
+			case !t.Running:
+				dead = append(dead, t)
+			case rev.ID != "" && t.Labels.Revision != rev.ID:
+				drain = append(drain, t)
+			default:
+				keep = append(keep, t)
+			}
+		}
+		if len(keep) > want {
+			drain = append(drain, keep[want:]...)
+			keep = keep[:want]
+		}
+		if rev.ID == "" {
+			continue // scale down only
+		}
+		svc := p.Config.Services[name]
+		sr, ok := rev.Services[name]
+		if !ok && len(keep) < want {
+			return fmt.Errorf("revision %s has no image for service %s", rev.ID, name)
+		}
+		for range want - len(keep) {
+			t, err := p.Runtime.StartTask(ctx, docker.TaskSpec{
+				Name:          fmt.Sprintf("cutover-%s-%s-%s-%s-%s", p.Config.Project, p.Env, name, color, randomSuffix()),
+				Image:         sr.Image,
+				Labels:        docker.Labels{Project: p.Config.Project, Environment: p.Env, Service: name, Revision: rev.ID, Color: color},
+				Env:           svc.Env,
+				ContainerPort: svc.Port,
+				StopTimeout:   svc.StopTimeout.Std(),
+			})
+			if err != nil {
+				return fmt.Errorf("service %s: %w", name, err)
+			}
+			p.Log.Debug("started task", "service", name, "color", color, "task", t.Name)
+		}
+	}
+	for _, t := range dead {
+		if err := p.Runtime.RemoveTask(ctx, t.ID); err != nil {
+			return err
+		}
+	}
+	if err := p.publish(ctx); err != nil {
+		return err
+	}
+	return p.retire(ctx, drain)
+}
+
+// retire waits until the proxy has drained each task (or its group's
+// deregistration delay passed), then stops it with its stop timeout.
+func (p *Platform) retire(ctx context.Context, tasks []docker.Task) error {
+	if len(tasks) == 0 {
+		return nil
+	}
+	var delay time.Duration
+	for _, t := range tasks {
+		if svc, ok := p.Config.Services[t.Labels.Service]; ok {
+			delay = max(delay, svc.DeregistrationDelay.Std())
+		}
+	}
+	deadline := time.Now().Add(delay)
+	for time.Now().Before(deadline) {
+		targets, err := p.Proxy.Targets(ctx)
+		if err != nil {
+			break
+		}
+		busy := false
+		for _, tg := range targets {
+			if slices.ContainsFunc(tasks, func(t docker.Task) bool { return t.ID == tg.ID }) {
+				busy = true
+			}
+		}
+		if !busy {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	for _, t := range tasks {
+		grace := time.Duration(0)
+		if svc, ok := p.Config.Services[t.Labels.Service]; ok {
+			grace = svc.StopTimeout.Std()
+		}
+		if err := p.Runtime.StopTask(context.WithoutCancel(ctx), t.ID, grace); err != nil {
+			return err
+		}
+		if err := p.Runtime.RemoveTask(context.WithoutCancel(ctx), t.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func randomSuffix() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Route implements deploy.Platform: one PutScope, so the change is atomic.
+func (p *Platform) Route(ctx context.Context, r deploy.Routing) error {
+	p.routing = &r
+	return p.publish(ctx)
+}
+
+// publish rebuilds the environment's scope at the proxy from the running
+// tasks and the current routing.
+func (p *Platform) publish(ctx context.Context) error {
+	if p.routing == nil {
+		obs, err := p.Observe(ctx)
+		if err != nil {
+			return err
+		}
+		p.routing = &obs.Routing
+	}
+	tasks, err := p.Runtime.ListTasks(ctx, p.labels(""))
+	if err != nil {
+		return err
+	}
+	sets := map[string]map[string][]taskAddr{} // color -> service -> tasks
+	for _, t := range tasks {
+		if !t.Running || t.HostPort == 0 {
+			continue
+		}
+		if sets[t.Labels.Color] == nil {
+			sets[t.Labels.Color] = map[string][]taskAddr{}
+		}
+		sets[t.Labels.Color][t.Labels.Service] = append(sets[t.Labels.Color][t.Labels.Service], taskAddr{ID: t.ID, Port: t.HostPort})
+	}
+	return p.Proxy.PutScope(ctx, p.scope(), buildScope(p.Config, p.Env, sets, *p.routing))
+}
+
+// Health implements deploy.Platform.
+func (p *Platform) Health(ctx context.Context, color string) (deploy.SetHealth, error) {
+	var h deploy.SetHealth
+	tasks, err := p.Runtime.ListTasks(ctx, p.labels(color))
+	if err != nil {
+		return h, err
+	}
+	targets, err := p.Proxy.Targets(ctx)
+	if err != nil {
+		return h, err
+	}
+	state := map[string]proxy.TargetStatus{}
+	for _, t := range targets {
+		if t.State != "draining" && strings.HasSuffix(t.Group, "/"+color) && proxy.InScope(t.Group, p.scope()) {
+			state[t.ID] = t
+		}
+	}
+	if p.portChecked == nil {
+		p.portChecked = map[string]bool{}
+	}
+	for _, t := range tasks {
+		h.Total++
+		if t.Running {
+			h.Running++
+		}
+		ts, ok := state[t.ID]
+		if ok && ts.State == "healthy" {
+			h.Healthy++
+			continue
+		}
+		if f := p.checkTask(ctx, t, ts); f != nil {
+			h.Failures = append(h.Failures, *f)
+		}
+	}
+	return h, nil
+}
+
+// Metrics implements deploy.Platform from the proxy's per-group stats.
+func (p *Platform) Metrics(ctx context.Context, color string) (alarm.Sample, error) {
+	st, err := p.Proxy.Stats(ctx)
+	if err != nil {
+		return alarm.Sample{}, err
+	}
+	var groups []string
+	desired := 0
+	for _, name := range p.Config.ServiceNames() {
+		groups = append(groups, groupName(p.scope(), name, color))
+		desired += p.Config.Services[name].DesiredCount
+	}
+	tasks, err := p.Runtime.ListTasks(ctx, p.labels(color))
+	if err != nil {
+		return alarm.Sample{}, err
+	}
+	running := 0
+	for _, t := range tasks {
+		if t.Running {
+			running++
+		}
+	}
+	return alarm.FromStats(st, groups, running, desired, time.Now()), nil
+}
+
+// Observe implements deploy.Platform: the running sets by label, and the
+// routing as the proxy has it (the proxy outlives every controller).
+func (p *Platform) Observe(ctx context.Context) (deploy.Observed, error) {
+	var obs deploy.Observed
+	tasks, err := p.Runtime.ListTasks(ctx, p.labels(""))
+	if err != nil {
+		return obs, err
+	}
+	byColor := map[string]*deploy.SetInfo{}
+	revCount := map[string]map[string]int{}
+	for _, t := range tasks {
+		if !t.Running {
+			continue
+		}
+		s := byColor[t.Labels.Color]
+		if s == nil {
+			s = &deploy.SetInfo{Color: t.Labels.Color, Tasks: map[string]int{}}
+			byColor[t.Labels.Color] = s
+			revCount[t.Labels.Color] = map[string]int{}
+		}
+		s.Tasks[t.Labels.Service]++
+		revCount[t.Labels.Color][t.Labels.Revision]++
+	}
+	for color, s := range byColor {
+		best := 0
+		for rev, n := range revCount[color] {
+			if n > best || n == best && rev < s.Revision {
+				s.Revision, best = rev, n
+			}
+		}
+		obs.Sets = append(obs.Sets, *s)
+	}
+	sort.Slice(obs.Sets, func(i, j int) bool { return obs.Sets[i].Color < obs.Sets[j].Color })
+	st, _, err := p.Proxy.State(ctx)
+	if err != nil {
+		return obs, err
+	}
+	obs.Routing = routingOf(st, p.scope())
+	return obs, nil
+}
+
+// routingOf reads production weights and the test listener's color back
+// from the proxy state of a scope.
+func routingOf(st proxy.State, scope string) deploy.Routing {
+	r := deploy.Routing{Production: map[string]int{}}
+	var prod, test []proxy.WeightedTarget
+	for _, l := range st.Scoped(scope).Listeners {
+		if len(l.Rules) == 0 {
+			continue
+		}
+		switch l.Name {
+		case listenerName(scope, "production"):
+			prod = l.Rules[0].Forward
+		case listenerName(scope, "test"):
+			test = l.Rules[0].Forward
+		}
+	}
+	for _, f := range prod {
+		r.Production[colorOfGroup(f.TargetGroup)] = f.Weight
+	}
+	if len(test) == 1 && !(len(prod) == 1 && prod[0].TargetGroup == test[0].TargetGroup) {
+		r.Test = colorOfGroup(test[0].TargetGroup)
+	}
+	return r
+}
+
+// checkTask names why a task that is not healthy will never be: it exited,
+// nothing listens on its port, or it keeps failing its health check.
+func (p *Platform) checkTask(ctx context.Context, t docker.Task, ts proxy.TargetStatus) *deploy.TaskFailure {
+	if !t.Running {
+		code := t.ExitCode
+		f := &deploy.TaskFailure{Service: t.Labels.Service, TaskID: t.ID, ExitCode: &code,
+			Reason: fmt.Sprintf("task %s exited with code %d", t.Name, t.ExitCode)}
+		if t.OOMKilled {
+			f.Reason += " (killed: out of memory)"
+		}
+		if logs, _ := p.Runtime.LastLogLines(context.WithoutCancel(ctx), t.ID, 5); len(logs) > 0 {
+			f.Logs = logs
+			f.Reason += fmt.Sprintf(": %q", logs[len(logs)-1])
+		}
+		return f
+	}
+	svc, ok := p.Config.Services[t.Labels.Service]
+	if !ok {
+		return nil
+	}
+	h := svc.Health
+	elapsed := time.Since(t.StartedAt)
+	// A healthy task passes HealthyThreshold checks one interval apart after
+	// the grace period; give it that plus two intervals before judging.
+	expected := h.GracePeriod.Std() + time.Duration(h.HealthyThreshold+2)*h.Interval.Std()
+	if elapsed < expected {
+		return nil
+	}
+	if !p.portChecked[t.ID] {
+		p.portChecked[t.ID] = true
+		if ports, err := p.Runtime.ListeningPorts(ctx, t.ID); err == nil && !slices.Contains(ports, svc.Port) {
+			reason := fmt.Sprintf("nothing is listening on container port %d", svc.Port)
+			if len(ports) > 0 {
+				reason += "; the process listens on " + joinInts(ports)
+			}
+			return &deploy.TaskFailure{Service: t.Labels.Service, TaskID: t.ID,
+				Reason: reason + fmt.Sprintf(" (fix services.%s.port or the application's port)", t.Labels.Service)}
+		}
+	}
+	// Unhealthy for as long as the unhealthy threshold takes, after the grace period.
+	if ts.State == "unhealthy" && elapsed > expected+time.Duration(h.UnhealthyThreshold)*h.Interval.Std() {
+		return &deploy.TaskFailure{Service: t.Labels.Service, TaskID: t.ID,
+			Reason: fmt.Sprintf("task %s fails its health check (%s): %s", t.Name, h.Path, orDefault(ts.Reason, "unhealthy"))}
+	}
+	return nil
+}
+
+func listenAddr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
