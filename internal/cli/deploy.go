@@ -135,7 +135,7 @@ func reportDeployment(g *globals, d store.Deployment, err error) error {
 	if err != nil {
 		return err
 	}
-	if err := g.print(d, func(w io.Writer) {
+	if err := g.printResult(d, func(w io.Writer) {
 		fmt.Fprintf(w, "deployment %s: %s (revision %s, %d%% of traffic on it)\n", d.ID, d.Status, d.Revision, d.TrafficPercent)
 		if d.Reason != "" {
 			fmt.Fprintf(w, "  reason: %s\n", d.Reason)

@@ -3,14 +3,11 @@ package cli
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/cutoverdev/cutover/internal/config"
-	"github.com/cutoverdev/cutover/internal/local"
 	"github.com/cutoverdev/cutover/internal/proxy"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
 	"github.com/cutoverdev/cutover/internal/store"
@@ -72,11 +69,4 @@ func openSession(ctx context.Context, g *globals, envName string, startProxy boo
 		s.proxy = proxy.NewClient(home)
 	}
 	return s, nil
-}
-
-func (s *session) env(g *globals, name string, timeout time.Duration) *local.Env {
-	return &local.Env{
-		Config: s.cfg, Name: name, Runtime: s.rt, Proxy: s.proxy, Store: s.store,
-		Progress: g.stderr, Timeout: timeout, Log: slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	}
 }

@@ -43,6 +43,16 @@ func (g *globals) print(v any, text func(w io.Writer)) error {
 	return nil
 }
 
+// printResult ends a stream of JSON events (deploy, up) with v on one
+// line, so the whole output is JSON Lines; text mode is as print.
+func (g *globals) printResult(v any, text func(w io.Writer)) error {
+	if g.json() {
+		return json.NewEncoder(g.stdout).Encode(v)
+	}
+	text(g.stdout)
+	return nil
+}
+
 // homeDir resolves --home, $CUTOVER_HOME, then ~/.local/share/cutover.
 func (g *globals) homeDir() (string, error) {
 	if g.home != "" {

@@ -1,15 +1,24 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
 	"time"
+
+	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/deploy"
+	"github.com/cutoverdev/cutover/internal/local"
+	"github.com/cutoverdev/cutover/internal/store"
 
 	"github.com/spf13/cobra"
 )
 
-type upCmd struct{ timeout time.Duration }
+type upCmd struct {
+	timeout time.Duration
+	wait    bool
+}
 
 func newUpCmd(g *globals) *cobra.Command {
 	c := &upCmd{}
@@ -18,34 +27,64 @@ func newUpCmd(g *globals) *cobra.Command {
 		Short: "Build the services, start them behind the load balancer and wait until healthy",
 		Long: "Builds every service's image from the working tree, starts the proxy if it is not running,\n" +
 			"starts the tasks beside any running ones, waits until the load balancer reports them healthy,\n" +
-			"moves all traffic to them, removes the old tasks, and prints the URLs.",
+			"moves all traffic to them at once, removes the old tasks, and prints the URLs.\n" +
+			"It is a blue/green deployment without hooks, shifting steps or waits: `cutover deploy` runs the\n" +
+			"environment's own strategy.",
 		Args: exactArgs(1, "ENV"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openSession(cmd.Context(), g, args[0], true)
-			if err != nil {
-				return err
-			}
-			defer s.close()
-			res, err := s.env(g, args[0], c.timeout).Up(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return g.print(res, func(w io.Writer) {
-				fmt.Fprintf(w, "%s/%s is up: revision %s (%s)\n", res.Project, res.Environment, res.Revision, res.Color)
-				fmt.Fprintf(w, "  production: %s\n  test:       %s\n", res.URL, res.TestURL)
-				names := make([]string, 0, len(res.Tasks))
-				for n := range res.Tasks {
-					names = append(names, n)
+			env := args[0]
+			return withController(cmd.Context(), g, env, "cutover up", c.wait, c.timeout, func(ctx context.Context, s *session, ctrl *deploy.Controller) error {
+				ctrl.Config = upConfig(s.cfg, env)
+				images, err := local.BuildImages(ctx, s.rt, s.cfg, local.NewBuildID(time.Now()), nil, g.stderr)
+				if err != nil {
+					return err
 				}
-				sort.Strings(names)
-				for _, n := range names {
-					fmt.Fprintf(w, "  %s: %d tasks\n", n, len(res.Tasks[n]))
+				rev := local.NewRevision(s.cfg, env, images, "working tree")
+				if err := s.store.CreateRevision(ctx, rev); err != nil {
+					return err
 				}
+				d, err := ctrl.Deploy(ctx, rev)
+				if err != nil {
+					return err
+				}
+				if d.Status != store.DeploymentSucceeded {
+					return deploymentFailed{d}
+				}
+				e := s.cfg.Environments[env]
+				res := struct {
+					Project     string `json:"project"`
+					Environment string `json:"environment"`
+					Revision    string `json:"revision"`
+					Deployment  string `json:"deployment"`
+					URL         string `json:"url"`
+					TestURL     string `json:"test_url"`
+				}{s.cfg.Project, env, d.Revision, d.ID,
+					fmt.Sprintf("http://127.0.0.1:%d/", e.Listen.Port), fmt.Sprintf("http://127.0.0.1:%d/", e.Listen.TestPort)}
+				return g.printResult(res, func(w io.Writer) {
+					fmt.Fprintf(w, "%s/%s is up: revision %s\n  production: %s\n  test:       %s\n", res.Project, res.Environment, res.Revision, res.URL, res.TestURL)
+				})
 			})
 		},
 	}
 	cmd.Flags().DurationVar(&c.timeout, "timeout", 2*time.Minute, "how long new tasks may take to become healthy")
+	cmd.Flags().BoolVar(&c.wait, "wait", false, "wait for a deployment already running in the environment instead of failing")
 	return cmd
+}
+
+// upConfig is cfg with env's strategy replaced by the fastest safe one:
+// blue/green, all at once as soon as the new set is healthy, no hooks.
+func upConfig(cfg *config.Config, env string) *config.Config {
+	c := *cfg
+	c.Environments = maps.Clone(cfg.Environments)
+	e := *c.Environments[env]
+	e.Strategy = config.Strategy{
+		Type: config.StrategyBlueGreen, Traffic: config.TrafficAllAtOnce,
+		MinimumHealthyPercent: 100, MaximumPercent: 200,
+		AutoRollback: config.AutoRollback{OnFailure: true, OnAlarm: true, OnStop: true},
+	}
+	e.Hooks = config.Hooks{}
+	c.Environments[env] = &e
+	return &c
 }
 
 func newDownCmd(g *globals) *cobra.Command {
@@ -59,7 +98,7 @@ func newDownCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.close()
-			env := s.env(g, args[0], 0)
+			env := &local.Env{Config: s.cfg, Name: args[0], Runtime: s.rt, Proxy: s.proxy, Store: s.store}
 			if _, err := s.proxy.Ping(cmd.Context()); err != nil {
 				env.Proxy = nil // no proxy running: nothing routes to this environment
 			}

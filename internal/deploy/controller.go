@@ -127,6 +127,42 @@ func (c *Controller) save(ctx context.Context, d *store.Deployment, st State) er
 	return nil
 }
 
+// saveFinal persists a finished deployment together with the environment's
+// state (the revision now serving) and an event, in one transaction.
+func (c *Controller) saveFinal(ctx context.Context, d *store.Deployment, st State) error {
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	d.Data = raw
+	serving := d.Revision
+	if d.Status != store.DeploymentSucceeded {
+		serving = d.PreviousRevision
+	}
+	color := st.NewColor
+	if serving != d.Revision {
+		color = st.OldColor
+	}
+	details := mustJSON(map[string]string{"color": color, "deployment": d.ID})
+	ctx = context.WithoutCancel(ctx)
+	return c.Store.Tx(ctx, func(tx *store.Tx) error {
+		gen, err := tx.UpdateDeployment(ctx, *d, d.Generation)
+		if err != nil {
+			return fmt.Errorf("saving deployment %s: %w", d.ID, err)
+		}
+		d.Generation = gen
+		status := "up"
+		if serving == "" {
+			status = "down"
+		}
+		if _, err := tx.PutEnvState(ctx, store.EnvState{Project: d.Project, Environment: d.Environment, Revision: serving, Status: status, Details: details}, store.AnyGeneration); err != nil {
+			return err
+		}
+		_, err = tx.AppendEvent(ctx, store.Event{Project: d.Project, Environment: d.Environment, Kind: "deployment." + d.Status, Message: resultMessage(d), Data: d.Evidence})
+		return err
+	})
+}
+
 // Run drives d from its persisted phase to a terminal one. Each transition
 // is saved before the new phase's work starts.
 func (c *Controller) Run(ctx context.Context, d *store.Deployment) error {
@@ -175,7 +211,11 @@ func (c *Controller) Run(ctx context.Context, d *store.Deployment) error {
 		if next == PhaseSucceeded {
 			d.TrafficPercent = 100
 		}
-		if err := c.save(ctx, d, st); err != nil {
+		save := c.save
+		if next.Terminal() {
+			save = c.saveFinal
+		}
+		if err := save(ctx, d, st); err != nil {
 			return err
 		}
 		phase = next

@@ -34,7 +34,7 @@ func Lock(ctx context.Context, s *store.Store, project, env, command string, wai
 		}
 		if !wait || !errors.Is(err, store.ErrLeaseHeld) {
 			if errors.Is(err, store.ErrLeaseHeld) {
-				return nil, nil, fmt.Errorf("%v (wait for it with --wait, or stop it with `cutover stop %s`)", err, env)
+				return nil, nil, fmt.Errorf("%w (wait for it with --wait, or stop it with `cutover stop %s`)", err, env)
 			}
 			return nil, nil, err
 		}

@@ -52,10 +52,14 @@ func (c *Controller) runPhase(ctx context.Context, d *store.Deployment, st *Stat
 		if st.OldColor == "" {
 			return nil
 		}
+		// Deregister the original set first so the proxy drains it, then stop it.
+		if f := c.route(ctx, d, st, Routing{Production: map[string]int{st.NewColor: 100}}); f != nil {
+			return f
+		}
 		if err := c.Platform.ScaleSet(ctx, st.OldColor, store.Revision{}, zeroCounts(c.Platform.Desired())); err != nil {
 			return fail(Failed, nil, "stopping the %s set: %v", st.OldColor, err)
 		}
-		return c.route(ctx, d, st, Routing{Production: map[string]int{st.NewColor: 100}})
+		return nil
 	case PhaseRolling:
 		return c.rolling(ctx, d, st)
 	case PhaseRollingBack:

@@ -27,7 +27,7 @@ func (e *Env) Down(ctx context.Context) (DownResult, error) {
 	if err != nil {
 		return DownResult{}, err
 	}
-	if err := e.saveState(ctx, "", "down", Details{}, "down", fmt.Sprintf("removed %d tasks and the routes", n)); err != nil {
+	if err := e.saveState(ctx, "", "down", "down", fmt.Sprintf("removed %d tasks and the routes", n)); err != nil {
 		return DownResult{}, err
 	}
 	return DownResult{Project: e.Config.Project, Environment: e.Name, RemovedTasks: n}, nil

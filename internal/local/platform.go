@@ -108,7 +108,11 @@ func (p *Platform) ScaleSet(ctx context.Context, color string, rev store.Revisio
 			return err
 		}
 	}
-	if err := p.publish(ctx); err != nil {
+	leaving := map[string]bool{}
+	for _, t := range drain {
+		leaving[t.ID] = true
+	}
+	if err := p.publish(ctx, leaving); err != nil {
 		return err
 	}
 	return p.retire(ctx, drain)
@@ -171,12 +175,12 @@ func randomSuffix() string {
 // Route implements deploy.Platform: one PutScope, so the change is atomic.
 func (p *Platform) Route(ctx context.Context, r deploy.Routing) error {
 	p.routing = &r
-	return p.publish(ctx)
+	return p.publish(ctx, nil)
 }
 
 // publish rebuilds the environment's scope at the proxy from the running
-// tasks and the current routing.
-func (p *Platform) publish(ctx context.Context) error {
+// tasks (less those leaving, which the proxy then drains) and the routing.
+func (p *Platform) publish(ctx context.Context, leaving map[string]bool) error {
 	if p.routing == nil {
 		obs, err := p.Observe(ctx)
 		if err != nil {
@@ -190,7 +194,7 @@ func (p *Platform) publish(ctx context.Context) error {
 	}
 	sets := map[string]map[string][]taskAddr{} // color -> service -> tasks
 	for _, t := range tasks {
-		if !t.Running || t.HostPort == 0 {
+		if !t.Running || t.HostPort == 0 || leaving[t.ID] {
 			continue
 		}
 		if sets[t.Labels.Color] == nil {
@@ -377,3 +381,18 @@ func (p *Platform) checkTask(ctx context.Context, t docker.Task, ts proxy.Target
 }
 
 func listenAddr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ", ")
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}

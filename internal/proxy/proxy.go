@@ -40,7 +40,8 @@ type Options struct {
 type Proxy struct {
 	log       *slog.Logger
 	metrics   *metrics
-	transport *http.Transport
+	transport *http.Transport // requests with bodies, upgrades
+	upstream  *upstreamPool   // everything else
 	rp        *httputil.ReverseProxy
 	snap      atomic.Pointer[snapshot]
 
@@ -78,17 +79,19 @@ func New(opts Options) *Proxy {
 			log.Warn("registering proxy metrics", "err", err)
 		}
 	}
+	dial := dialer()
 	p.transport = &http.Transport{
-		DialContext:           dialer(),
+		DialContext:           dial,
 		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
+		MaxIdleConnsPerHost:   512,
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
 	}
+	p.upstream = newUpstreamPool(p.transport, dial, 512, 90*time.Second)
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        rewrite,
-		Transport:      retryTransport{p.transport},
+		Transport:      retryTransport{p.upstream},
 		ModifyResponse: modifyResponse,
 		ErrorHandler:   p.errorHandler,
 		BufferPool:     &bufferPool{},
@@ -428,5 +431,6 @@ func (p *Proxy) Close(ctx context.Context) error {
 	}
 	p.mu.Unlock()
 	p.transport.CloseIdleConnections()
+	p.upstream.close()
 	return errors.Join(errs...)
 }
