@@ -22,11 +22,12 @@ type taskStatus struct {
 }
 
 type envStatus struct {
-	Environment string       `json:"environment"`
-	Status      string       `json:"status"`
-	Revision    string       `json:"revision,omitempty"`
-	UpdatedAt   *time.Time   `json:"updated_at,omitempty"`
-	Tasks       []taskStatus `json:"tasks"`
+	Environment string            `json:"environment"`
+	Status      string            `json:"status"`
+	Revision    string            `json:"revision,omitempty"`
+	UpdatedAt   *time.Time        `json:"updated_at,omitempty"`
+	Deployment  *store.Deployment `json:"deployment,omitempty"` // the active one, else the last
+	Tasks       []taskStatus      `json:"tasks"`
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -67,6 +68,11 @@ func newStatusCmd(g *globals) *cobra.Command {
 				case !errors.Is(err, store.ErrNotFound):
 					return err
 				}
+				if d, err := s.store.ActiveDeployment(ctx, s.cfg.Project, name); err == nil {
+					es.Deployment = &d
+				} else if ds, err := s.store.ListDeployments(ctx, s.cfg.Project, name, 1); err == nil && len(ds) == 1 {
+					es.Deployment = &ds[0]
+				}
 				tasks, err := s.rt.ListTasks(ctx, docker.Labels{Project: s.cfg.Project, Environment: name})
 				if err != nil {
 					return err
@@ -88,6 +94,13 @@ func newStatusCmd(g *globals) *cobra.Command {
 						fmt.Fprintf(w, " (revision %s)", es.Revision)
 					}
 					fmt.Fprintln(w)
+					if d := es.Deployment; d != nil {
+						fmt.Fprintf(w, "  deployment %s: %s, phase %s, %d%% of traffic on revision %s", d.ID, d.Status, d.Phase, d.TrafficPercent, d.Revision)
+						if d.Reason != "" {
+							fmt.Fprintf(w, " (%s)", d.Reason)
+						}
+						fmt.Fprintln(w)
+					}
 					for _, t := range es.Tasks {
 						fmt.Fprintf(w, "  %-10s %-40s %-6s %-8s 127.0.0.1:%-5d %s\n", t.Service, t.Name, t.Color, t.State, t.HostPort, t.Health)
 					}

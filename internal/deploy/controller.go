@@ -185,7 +185,7 @@ func (c *Controller) Run(ctx context.Context, d *store.Deployment) error {
 		return err
 	}
 	for !phase.Terminal() {
-		c.emit(d, Event{Kind: "phase", Message: phaseMessage(phase, st)})
+		c.emit(d, Event{Kind: "phase", Message: c.phaseMessage(phase, st)})
 		f := c.runPhase(ctx, d, &st, phase)
 		if ctx.Err() != nil {
 			// Interrupted (Ctrl-C, SIGTERM): leave the deployment as persisted;
@@ -249,18 +249,51 @@ func (c *Controller) autoRollback(o Outcome) bool {
 	return true
 }
 
-func phaseMessage(p Phase, st State) string {
+func (c *Controller) phaseMessage(p Phase, st State) string {
+	hooks := map[Phase][]config.Hook{
+		PhaseBeforeInstall: c.env().Hooks.BeforeInstall, PhaseAfterInstall: c.env().Hooks.AfterInstall,
+		PhaseAfterAllowTestTraffic: c.env().Hooks.AfterAllowTestTraffic, PhaseBeforeAllowTraffic: c.env().Hooks.BeforeAllowTraffic,
+		PhaseAfterAllowTraffic: c.env().Hooks.AfterAllowTraffic,
+	}
+	if hs, ok := hooks[p]; ok {
+		if len(hs) == 0 {
+			return "no hooks"
+		}
+		return fmt.Sprintf("running %d hooks", len(hs))
+	}
+	s := c.env().Strategy
 	switch p {
+	case PhasePending:
+		return fmt.Sprintf("%s deployment into the %s set", s.Type, st.NewColor)
 	case PhaseInstall:
 		return fmt.Sprintf("starting the %s set", st.NewColor)
+	case PhaseAllowTestTraffic:
+		return "test listener to " + st.NewColor
+	case PhaseReadyWait:
+		if s.ManualContinue {
+			return "waiting for `cutover continue " + c.Env + "`"
+		}
+		return "ready wait " + s.ReadyWait.String()
 	case PhaseShifting:
 		return "shifting production traffic to " + st.NewColor
+	case PhaseBaking:
+		return "bake time " + s.Bake.String() + ", alarms watched"
+	case PhaseTerminationWait:
+		if st.OldColor == "" {
+			return "no original set"
+		}
+		return fmt.Sprintf("%s stays alive for %s: `cutover rollback %s` is a traffic flip", st.OldColor, s.TerminationWait, c.Env)
+	case PhaseRolling:
+		return fmt.Sprintf("rolling update into the %s set (maximum %d%%, minimum healthy %d%%)", st.NewColor, s.MaximumPercent, s.MinimumHealthyPercent)
 	case PhaseRollingBack:
 		if st.OldColor != "" {
 			return "rolling back: production traffic to " + st.OldColor
 		}
 		return "rolling back: removing the new set"
 	case PhaseTerminating:
+		if st.OldColor == "" {
+			return "nothing to stop"
+		}
 		return fmt.Sprintf("draining and stopping the %s set", st.OldColor)
 	}
 	return p.String()
