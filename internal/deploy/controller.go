@@ -46,7 +46,7 @@ type Controller struct {
 	Store    *store.Store
 	Hooks    hook.Env      // URLs and variables for lifecycle hooks
 	Timeout  time.Duration // how long a new set may take to become healthy (default 5m)
-	Tick     time.Duration // how often waits look at health, alarms and requests (default 100ms)
+	Tick     time.Duration // how often waits look for requests (default 25ms); health and alarms every 10 ticks
 	Progress func(Event)   // optional
 	Log      *slog.Logger
 
@@ -167,7 +167,7 @@ func (c *Controller) saveFinal(ctx context.Context, d *store.Deployment, st Stat
 // is saved before the new phase's work starts.
 func (c *Controller) Run(ctx context.Context, d *store.Deployment) error {
 	if c.Tick <= 0 {
-		c.Tick = 100 * time.Millisecond
+		c.Tick = 25 * time.Millisecond
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = 5 * time.Minute

@@ -243,7 +243,7 @@ func (c *Controller) restoreOld(ctx context.Context, d *store.Deployment, st *St
 		select {
 		case <-ctx.Done():
 			return fail(Failed, nil, "interrupted while restoring the %s set", st.OldColor)
-		case <-time.After(c.Tick):
+		case <-time.After(c.lookEvery()):
 		}
 	}
 }

@@ -165,7 +165,7 @@ func (c *Controller) waitBatch(ctx context.Context, d *store.Deployment, st *Sta
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(c.Tick):
+		case <-time.After(c.lookEvery()):
 		}
 	}
 }

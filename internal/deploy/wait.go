@@ -22,46 +22,51 @@ type waitFor struct {
 // wait ticks until w.until (or its early end), watching requests, the new
 // set's tasks and the alarms. It returns nil when the wait ended well.
 func (c *Controller) wait(ctx context.Context, d *store.Deployment, st *State, w waitFor) *failure {
-	var lastEmit time.Time
+	var lastEmit, lastLook time.Time
 	var h SetHealth
+	var statuses []alarm.Status
 	for {
+		// Requests are looked at every tick, so a rollback flips within one;
+		// health and metrics, which cost Docker and proxy calls, every lookEvery.
 		if f := c.pollRequests(ctx, d, st); f != nil {
 			return f
 		}
 		if w.untilContinue && st.Continued {
 			return nil
 		}
-		if w.watchNew || w.untilHealthy {
-			var err error
-			if h, err = c.Platform.Health(ctx, st.NewColor); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fail(Failed, nil, "reading the health of the %s set: %v", st.NewColor, err)
-			}
-			if len(h.Failures) > 0 {
-				return fail(Failed, map[string]any{"failures": h.Failures}, "%s", h.Failures[0].Error())
-			}
-			if w.untilHealthy && h.Total > 0 && h.Healthy == h.Total {
-				c.emit(d, Event{Kind: "progress", Message: "new set healthy", Healthy: h.Healthy, Total: h.Total})
-				return nil
-			}
-		}
-		var statuses []alarm.Status
-		if w.alarms && c.alarms != nil {
-			sample, err := c.Platform.Metrics(ctx, st.NewColor)
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fail(Failed, nil, "reading metrics of the %s set: %v", st.NewColor, err)
-			}
-			statuses = c.alarms.Observe(sample)
-			if s, firing := c.alarms.Firing(); firing {
-				return fail(Alarmed, s, "%s", s.Reason())
-			}
-		}
 		now := time.Now()
+		if now.Sub(lastLook) >= c.lookEvery() {
+			lastLook = now
+			if w.watchNew || w.untilHealthy {
+				var err error
+				if h, err = c.Platform.Health(ctx, st.NewColor); err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return fail(Failed, nil, "reading the health of the %s set: %v", st.NewColor, err)
+				}
+				if len(h.Failures) > 0 {
+					return fail(Failed, map[string]any{"failures": h.Failures}, "%s", h.Failures[0].Error())
+				}
+				if w.untilHealthy && h.Total > 0 && h.Healthy == h.Total {
+					c.emit(d, Event{Kind: "progress", Message: "new set healthy", Healthy: h.Healthy, Total: h.Total})
+					return nil
+				}
+			}
+			if w.alarms && c.alarms != nil {
+				sample, err := c.Platform.Metrics(ctx, st.NewColor)
+				if err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return fail(Failed, nil, "reading metrics of the %s set: %v", st.NewColor, err)
+				}
+				statuses = c.alarms.Observe(sample)
+				if s, firing := c.alarms.Firing(); firing {
+					return fail(Alarmed, s, "%s", s.Reason())
+				}
+			}
+		}
 		if !now.Before(w.until) {
 			if w.untilHealthy {
 				return fail(Failed, map[string]any{"health": h}, "the %s set was not healthy after %s: %d of %d tasks healthy (check the health check path and port, or raise --timeout)",
@@ -76,10 +81,13 @@ func (c *Controller) wait(ctx context.Context, d *store.Deployment, st *State, w
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(c.Tick):
+		case <-time.After(min(c.Tick, time.Until(w.until)+time.Millisecond)):
 		}
 	}
 }
+
+// lookEvery is how often waits read health and metrics: every tenth tick.
+func (c *Controller) lookEvery() time.Duration { return 10 * c.Tick }
 
 // pollRequests reads continue/stop/rollback requests that other cutover
 // commands appended to the event log since the last look.

@@ -30,7 +30,8 @@ type Platform struct {
 	Proxy   *proxy.Client
 	Log     *slog.Logger
 
-	routing     *deploy.Routing // last routing applied; read from the proxy on first use
+	routing     *deploy.Routing                  // last routing applied; read from the proxy on first use
+	sets        map[string]map[string][]taskAddr // tasks last published: color -> service -> tasks
 	portChecked map[string]bool
 }
 
@@ -112,7 +113,7 @@ func (p *Platform) ScaleSet(ctx context.Context, color string, rev store.Revisio
 	for _, t := range drain {
 		leaving[t.ID] = true
 	}
-	if err := p.publish(ctx, leaving); err != nil {
+	if err := p.publish(ctx, leaving, true); err != nil {
 		return err
 	}
 	return p.retire(ctx, drain)
@@ -175,18 +176,24 @@ func randomSuffix() string {
 // Route implements deploy.Platform: one PutScope, so the change is atomic.
 func (p *Platform) Route(ctx context.Context, r deploy.Routing) error {
 	p.routing = &r
-	return p.publish(ctx, nil)
+	// The tasks did not change since the last ScaleSet: a routing change is
+	// one PutScope, without asking Docker (this is the rollback flip).
+	return p.publish(ctx, nil, p.sets == nil)
 }
 
 // publish rebuilds the environment's scope at the proxy from the running
 // tasks (less those leaving, which the proxy then drains) and the routing.
-func (p *Platform) publish(ctx context.Context, leaving map[string]bool) error {
+// Without refresh it reuses the tasks it published last.
+func (p *Platform) publish(ctx context.Context, leaving map[string]bool, refresh bool) error {
 	if p.routing == nil {
 		obs, err := p.Observe(ctx)
 		if err != nil {
 			return err
 		}
 		p.routing = &obs.Routing
+	}
+	if !refresh && p.sets != nil {
+		return p.Proxy.PutScope(ctx, p.scope(), buildScope(p.Config, p.Env, p.sets, *p.routing))
 	}
 	tasks, err := p.Runtime.ListTasks(ctx, p.labels(""))
 	if err != nil {
@@ -202,6 +209,7 @@ func (p *Platform) publish(ctx context.Context, leaving map[string]bool) error {
 		}
 		sets[t.Labels.Color][t.Labels.Service] = append(sets[t.Labels.Color][t.Labels.Service], taskAddr{ID: t.ID, Port: t.HostPort})
 	}
+	p.sets = sets
 	return p.Proxy.PutScope(ctx, p.scope(), buildScope(p.Config, p.Env, sets, *p.routing))
 }
 

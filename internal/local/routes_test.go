@@ -1,7 +1,10 @@
 package local
 
 import (
+	"fmt"
 	"testing"
+
+	"github.com/cutoverdev/cutover/internal/deploy"
 
 	"github.com/cutoverdev/cutover/internal/config"
 )
@@ -68,7 +71,11 @@ func TestRoutesBesideTheOldSetKeepProductionOnIt(t *testing.T) {
 	}
 	prod, test := st.Listeners[0], st.Listeners[1]
 	for _, r := range prod.Rules {
-		if len(r.Forward) != 2 || r.Forward[0].Weight != 0 || r.Forward[1].Weight != 100 {
+		weights := map[string]int{}
+		for _, f := range r.Forward {
+			weights[colorOfGroup(f.TargetGroup)] = f.Weight
+		}
+		if len(r.Forward) != 2 || weights[Green] != 0 || weights[Blue] != 100 {
 			t.Fatalf("production rule %+v", r)
 		}
 	}
@@ -85,5 +92,33 @@ func TestRoutesBesideTheOldSetKeepProductionOnIt(t *testing.T) {
 	}
 	if got := servingColor(st, "other.prod"); got != "" {
 		t.Fatalf("another scope must not match: %q", got)
+	}
+}
+
+func TestRoutingReadsBackWhatBuildScopeWrote(t *testing.T) {
+	cfg := mustConfig(t)
+	sets := map[string]map[string][]taskAddr{
+		Blue:  {"api": {{"a1", 1}}, "web": {{"w1", 2}}},
+		Green: {"api": {{"a2", 3}}, "web": {{"w2", 4}}},
+	}
+	for _, r := range []deploy.Routing{
+		{Production: map[string]int{Blue: 100}},
+		{Production: map[string]int{Blue: 100, Green: 0}, Test: Green},
+		{Production: map[string]int{Blue: 70, Green: 30}, Test: Green},
+		{Production: map[string]int{Green: 100}},
+	} {
+		st := buildScope(cfg, "prod", sets, r)
+		got := routingOf(st, "shop.prod")
+		if fmt.Sprint(got) != fmt.Sprint(r) {
+			t.Errorf("wrote %+v, read back %+v", r, got)
+		}
+		if err := st.Validate(); err != nil {
+			t.Errorf("%+v: proxy rejects the state: %v", r, err)
+		}
+	}
+	// Leaving tasks are simply absent; a color without tasks and weight has no group.
+	st := buildScope(cfg, "prod", map[string]map[string][]taskAddr{Green: sets[Green]}, deploy.Routing{Production: map[string]int{Green: 100}})
+	if len(st.TargetGroups) != 2 {
+		t.Fatalf("want only green groups, got %+v", st.TargetGroups)
 	}
 }

@@ -1,0 +1,142 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countingUpstream is a real server that counts the connections it accepted.
+func countingUpstream(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var conns atomic.Int64
+	s := httptest.NewUnstartedServer(h)
+	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	s.Start()
+	t.Cleanup(s.Close)
+	return s, &conns
+}
+
+// proxyTo starts a proxy with one route to u and waits until u is healthy.
+func proxyTo(t *testing.T, u *httptest.Server) (*Proxy, string) {
+	t.Helper()
+	addr := freeAddr(t)
+	p := newTestProxy(t, Options{})
+	g := tgOf("e/u", u)
+	g.Health.Interval = Duration(time.Hour) // one check at start, then quiet
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{oneRoute(addr, WeightedTarget{"e/u", 1})}, TargetGroups: []TargetGroup{g}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "e/u", "healthy", 1)
+	return p, addr
+}
+
+func TestKeepAliveConnectionsAreReused(t *testing.T) {
+	u, conns := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
+		case "/chunked":
+			io.WriteString(w, "part one ")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "part two")
+		default:
+			io.WriteString(w, "body")
+		}
+	})
+	_, addr := proxyTo(t, u)
+	before := conns.Load() // the health check's connection
+	for _, path := range []string{"/", "/empty", "/chunked"} {
+		for range 20 {
+			if code, _, _ := get(t, addr, "", path); code >= 300 {
+				t.Fatalf("GET %s: %d", path, code)
+			}
+		}
+	}
+	if code, _, _ := get(t, addr, "", "/"); code != 200 {
+		t.Fatalf("HEAD-less GET after the others: %d", code)
+	}
+	// Sequential requests need one upstream connection; allow a spare.
+	if n := conns.Load() - before; n > 2 {
+		t.Fatalf("61 sequential requests opened %d upstream connections, want them reused", n)
+	}
+}
+
+func TestDeadKeepAliveConnectionIsRetried(t *testing.T) {
+	u, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	_, addr := proxyTo(t, u)
+	for i := range 5 {
+		if code, body, _ := get(t, addr, "", "/"); code != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q", i, code, body)
+		}
+		// The target closes every connection while the proxy holds them idle.
+		u.CloseClientConnections()
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestClientGoneAbortsTheUpstreamRequest(t *testing.T) {
+	aborted := make(chan struct{}, 1)
+	u, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/slow" {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			aborted <- struct{}{}
+		case <-time.After(10 * time.Second):
+		}
+	})
+	p, addr := proxyTo(t, u)
+	client := &http.Client{Timeout: 200 * time.Millisecond}
+	if _, err := client.Get("http://" + addr + "/slow"); err == nil {
+		t.Fatal("want the client's timeout to end the request")
+	}
+	select {
+	case <-aborted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream request was not aborted when the client went away")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Targets()[0].InFlight != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("in-flight count stuck at %d", p.Targets()[0].InFlight)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code, _, _ := get(t, addr, "", "/"); code != 200 {
+		t.Fatalf("after an aborted request: %d", code)
+	}
+}
+
+func TestUnreadBodyClosesTheConnection(t *testing.T) {
+	big := make([]byte, 1<<20)
+	u, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/big" {
+			w.Write(big)
+			return
+		}
+		io.WriteString(w, "small")
+	})
+	_, addr := proxyTo(t, u)
+	resp, err := http.Get("http://" + addr + "/big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadFull(resp.Body, make([]byte, 1000))
+	resp.Body.Close() // the proxy's copy fails midway and drops the upstream connection
+	for range 5 {
+		if code, body, _ := get(t, addr, "", "/"); code != 200 || body != "small" {
+			t.Fatalf("after an abandoned body: %d %q", code, body)
+		}
+	}
+}
