@@ -43,6 +43,9 @@ func newDeployCmd(g *globals) *cobra.Command {
 						return usageError{fmt.Sprintf("--image %s=...: no service named %q in %s (services: %s)", name, name, g.file, strings.Join(s.cfg.ServiceNames(), ", "))}
 					}
 				}
+				if err := local.CheckPorts(ctx, s.proxy, s.cfg, ctrl.Env); err != nil {
+					return err
+				}
 				images, err := local.BuildImages(ctx, s.rt, s.cfg, local.NewBuildID(time.Now()), overrides, g.stderr)
 				if err != nil {
 					return err

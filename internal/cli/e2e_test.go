@@ -282,3 +282,36 @@ func TestUpWithEngineDownIsOneClearLine(t *testing.T) {
 		t.Fatalf("want one or two lines naming the Docker engine, got:\n%s", msg)
 	}
 }
+
+// Bad input changes nothing: a taken port and a failing build are one
+// clear message, exit 1, and no container left.
+func TestUpWithPortInUseOrFailingBuildChangesNothing(t *testing.T) {
+	e := newE2E(t)
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", e.port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, err := e.run("up", "production")
+	l.Close()
+	want := fmt.Sprintf("environments.production.listen.port: 127.0.0.1:%d is in use by another process", e.port)
+	if err == nil || !strings.Contains(errOut, want) || strings.Count(strings.TrimSpace(errOut), "\n") > 1 {
+		t.Fatalf("want one line containing %q, got %v:\n%s", want, err, errOut)
+	}
+	if n := e.labelledContainers(); n != 0 {
+		t.Fatalf("a refused up left %d containers", n)
+	}
+
+	// A build command that fails: the message names the service and the command.
+	y, _ := os.ReadFile(e.file)
+	bad := strings.Replace(string(y), `-o bin/backend .`, `-o bin/backend ./does-not-exist`, 1)
+	if err := os.WriteFile(e.file, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, err = e.run("up", "production")
+	if err == nil || !strings.Contains(errOut, "service backend: build command") || !strings.Contains(errOut, "services.backend.build.commands") {
+		t.Fatalf("want a build failure naming the service and field, got %v:\n%s", err, errOut)
+	}
+	if n := e.labelledContainers(); n != 0 {
+		t.Fatalf("a failed build left %d containers", n)
+	}
+}

@@ -35,6 +35,9 @@ func newUpCmd(g *globals) *cobra.Command {
 			env := args[0]
 			return withController(cmd.Context(), g, env, "cutover up", c.wait, c.timeout, func(ctx context.Context, s *session, ctrl *deploy.Controller) error {
 				ctrl.Config = upConfig(s.cfg, env)
+				if err := local.CheckPorts(ctx, s.proxy, s.cfg, ctrl.Env); err != nil {
+					return err
+				}
 				images, err := local.BuildImages(ctx, s.rt, s.cfg, local.NewBuildID(time.Now()), nil, g.stderr)
 				if err != nil {
 					return err

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -175,10 +176,15 @@ func randomSuffix() string {
 
 // Route implements deploy.Platform: one PutScope, so the change is atomic.
 func (p *Platform) Route(ctx context.Context, r deploy.Routing) error {
+	prev := p.routing
 	p.routing = &r
 	// The tasks did not change since the last ScaleSet: a routing change is
 	// one PutScope, without asking Docker (this is the rollback flip).
-	return p.publish(ctx, nil, p.sets == nil)
+	if err := p.publish(ctx, nil, p.sets == nil); err != nil {
+		p.routing = prev // the proxy kept the old routes: so do we
+		return err
+	}
+	return nil
 }
 
 // publish rebuilds the environment's scope at the proxy from the running
@@ -193,7 +199,7 @@ func (p *Platform) publish(ctx context.Context, leaving map[string]bool, refresh
 		p.routing = &obs.Routing
 	}
 	if !refresh && p.sets != nil {
-		return p.Proxy.PutScope(ctx, p.scope(), buildScope(p.Config, p.Env, p.sets, *p.routing))
+		return p.putScope(ctx, p.sets)
 	}
 	tasks, err := p.Runtime.ListTasks(ctx, p.labels(""))
 	if err != nil {
@@ -209,8 +215,21 @@ func (p *Platform) publish(ctx context.Context, leaving map[string]bool, refresh
 		}
 		sets[t.Labels.Color][t.Labels.Service] = append(sets[t.Labels.Color][t.Labels.Service], taskAddr{ID: t.ID, Port: t.HostPort})
 	}
+	if err := p.putScope(ctx, sets); err != nil {
+		return err
+	}
 	p.sets = sets
-	return p.Proxy.PutScope(ctx, p.scope(), buildScope(p.Config, p.Env, sets, *p.routing))
+	return nil
+}
+
+func (p *Platform) putScope(ctx context.Context, sets map[string]map[string][]taskAddr) error {
+	err := p.Proxy.PutScope(ctx, p.scope(), buildScope(p.Config, p.Env, sets, *p.routing))
+	if err != nil && strings.Contains(err.Error(), "in use") {
+		l := p.Config.Environments[p.Env].Listen
+		return fmt.Errorf("%w (environment %s listens on %d and %d: change environments.%s.listen in %s)",
+			err, p.Env, l.Port, l.TestPort, p.Env, filepath.Base(p.Config.File))
+	}
+	return err
 }
 
 // Health implements deploy.Platform.
