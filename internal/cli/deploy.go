@@ -106,6 +106,28 @@ func withController(ctx context.Context, g *globals, env, command string, wait b
 	return fn(lctx, s, ctrl)
 }
 
+// reconcileOrphan finishes or rolls back a deployment whose controller
+// died, if there is one and nobody holds the lease: any command that looks
+// at an environment leaves it consistent.
+func reconcileOrphan(ctx context.Context, g *globals, s *session, env string) error {
+	if _, err := s.store.ActiveDeployment(ctx, s.cfg.Project, env); err != nil {
+		return nil
+	}
+	if _, err := s.proxy.Ping(ctx); err != nil {
+		return nil // nothing routes: reconcile when a command that starts the proxy runs
+	}
+	lctx, release, err := deploy.Lock(ctx, s.store, s.cfg.Project, env, "cutover status", false)
+	if err != nil {
+		return nil // a live controller drives it
+	}
+	defer release()
+	d, err := s.controller(g, env, 5*time.Minute).Reconcile(lctx, false)
+	if err == nil && d != nil {
+		fmt.Fprintf(g.stderr, "reconciled deployment %s: %s (%s)\n", d.ID, d.Status, d.Reason)
+	}
+	return err
+}
+
 func (s *session) controller(g *globals, env string, timeout time.Duration) *deploy.Controller {
 	e := s.cfg.Environments[env]
 	log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

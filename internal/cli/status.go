@@ -58,6 +58,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 			var out []envStatus
 			for _, name := range names {
+				if err := reconcileOrphan(ctx, g, s, name); err != nil {
+					return err
+				}
 				es := envStatus{Environment: name, Status: "never started", Tasks: []taskStatus{}}
 				st, err := s.store.GetEnvState(ctx, s.cfg.Project, name)
 				switch {

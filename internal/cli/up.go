@@ -101,11 +101,16 @@ func newDownCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.close()
+			lctx, release, err := deploy.Lock(cmd.Context(), s.store, s.cfg.Project, args[0], "cutover down", false)
+			if err != nil {
+				return err
+			}
+			defer release()
 			env := &local.Env{Config: s.cfg, Name: args[0], Runtime: s.rt, Proxy: s.proxy, Store: s.store}
 			if _, err := s.proxy.Ping(cmd.Context()); err != nil {
 				env.Proxy = nil // no proxy running: nothing routes to this environment
 			}
-			res, err := env.Down(cmd.Context())
+			res, err := env.Down(lctx)
 			if err != nil {
 				return err
 			}
