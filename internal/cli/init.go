@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 
+	"github.com/cutoverdev/cutover/internal/atomicfile"
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/spf13/cobra"
 )
@@ -36,7 +37,7 @@ func newInitCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := writeFileAtomic(g.file, data, 0o644); err != nil {
+			if err := atomicfile.Write(g.file, data, 0o644); err != nil {
 				return err
 			}
 			res := struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cutoverdev/cutover/internal/atomicfile"
 	"log/slog"
 	"net"
 	"net/http"
@@ -113,7 +114,7 @@ func Run(ctx context.Context, home string, opts RunOptions) error {
 		return err
 	}
 	defer os.Remove(sock)
-	if err := writeFileAtomic(pidPath(home), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(pidPath(home), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
 		ln.Close()
 		closeProxy()
 		return fmt.Errorf("writing the pid file: %w", err)
