@@ -42,4 +42,3 @@ func Write(path string, data []byte, perm os.FileMode) error {
 	defer d.Close()
 	return d.Sync()
 }
-
