@@ -101,33 +101,8 @@ type ECS struct {
 	Region  string `yaml:"region,omitempty" json:"region,omitempty"`
 }
 
-// Pipeline is the ordered list of stages run for a commit. It is a placeholder that
-// later work fills in; only its shape is checked today.
-type Pipeline struct {
-	Stages []Stage `yaml:"stages,omitempty" json:"stages,omitempty"`
-}
-
-// Stage is a named group of actions.
-type Stage struct {
-	Name    string   `yaml:"name" json:"name" jsonschema:"required"`
-	Actions []Action `yaml:"actions,omitempty" json:"actions,omitempty"`
-}
-
-// Action is one step of a stage. Actions with the same run_order run in parallel.
-type Action struct {
-	Name        string   `yaml:"name" json:"name" jsonschema:"required"`
-	Kind        string   `yaml:"kind" json:"kind" jsonschema:"required,enum=build,enum=test,enum=integration,enum=deploy,enum=verify,enum=approval,enum=command"`
-	RunOrder    int      `yaml:"run_order,omitempty" json:"run_order,omitempty" jsonschema:"minimum=1,default=1"`
-	Service     string   `yaml:"service,omitempty" json:"service,omitempty" jsonschema_description:"Service the action applies to (build, test)."`
-	Environment string   `yaml:"environment,omitempty" json:"environment,omitempty" jsonschema_description:"Environment the action applies to (deploy, verify, approval)."`
-	Command     []string `yaml:"command,omitempty" json:"command,omitempty" jsonschema_description:"Command and arguments (kind command)."`
-}
-
-// Platforms, action kinds: the accepted values.
-var (
-	platforms   = []string{PlatformLocal, PlatformECS}
-	actionKinds = []string{"build", "test", "integration", "deploy", "verify", "approval", "command"}
-)
+// Platforms: the accepted values.
+var platforms = []string{PlatformLocal, PlatformECS}
 
 // ServiceNames returns the service names, sorted.
 func (c *Config) ServiceNames() []string {

@@ -257,6 +257,7 @@ func (v *validator) pipeline() {
 	if v.c.Pipeline == nil {
 		return
 	}
+	v.pipelineSettings(v.c.Pipeline)
 	stages := map[string]bool{}
 	for i, st := range v.c.Pipeline.Stages {
 		p := fmt.Sprintf("pipeline.stages[%d]", i)
@@ -290,8 +291,19 @@ func (v *validator) pipeline() {
 			if (a.Kind == "deploy" || a.Kind == "approval") && a.Environment == "" {
 				v.add(ap+".environment", "missing (a %s action names its environment)", a.Kind)
 			}
-			if a.Kind == "command" && len(a.Command) == 0 {
-				v.add(ap+".command", "missing (a command action needs command: [program, args...])")
+			if (a.Kind == ActionCommand || a.Kind == ActionTest) && len(a.Commands) == 0 {
+				v.add(ap+".commands", "missing (a %s action runs commands: [\"go test ./...\"])", a.Kind)
+			}
+			if a.Kind == ActionBuild && a.Service == "" {
+				v.add(ap+".service", "missing (a build action names the service it builds)")
+			}
+			for k, c := range a.Checks {
+				if len(c.Path) == 0 || c.Path[0] != '/' {
+					v.add(fmt.Sprintf("%s.checks[%d].path", ap, k), "%q must start with / (write /api/health)", c.Path)
+				}
+				if a.Kind == ActionIntegration && c.Service == "" {
+					v.add(fmt.Sprintf("%s.checks[%d].service", ap, k), "missing (an integration check names a compose service and its port)")
+				}
 			}
 		}
 	}

@@ -1,0 +1,199 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// Pipeline is what runs for a commit: stages in order, each a set of
+// actions; actions of one stage with the same run_order run in parallel.
+// When cutover.yaml has no pipeline section, DefaultPipeline is used.
+type Pipeline struct {
+	Mode          string         `yaml:"mode,omitempty" json:"mode,omitempty" jsonschema:"enum=superseded,enum=queued,default=superseded" jsonschema_description:"superseded: a newer commit replaces an execution waiting at a stage boundary; queued: executions run one after another."`
+	Source        *Source        `yaml:"source,omitempty" json:"source,omitempty"`
+	Secrets       *Secrets       `yaml:"secrets,omitempty" json:"secrets,omitempty"`
+	Notifications []Notification `yaml:"notifications,omitempty" json:"notifications,omitempty"`
+	Stages        []Stage        `yaml:"stages,omitempty" json:"stages,omitempty"`
+}
+
+// Source is the git repository executions check out.
+type Source struct {
+	Repo string   `yaml:"repo,omitempty" json:"repo,omitempty" jsonschema_description:"Local path or URL of the git repository; default: the repository cutover.yaml is in."`
+	Poll Duration `yaml:"poll,omitempty" json:"poll,omitempty" jsonschema_description:"How often the daemon polls the branches of the environments for new commits; 0 turns polling off."`
+}
+
+// Secrets are values injected at run time and masked in every log line.
+// Names are looked up in the file (KEY=VALUE lines) first, then in the
+// environment of the cutover process.
+type Secrets struct {
+	File  string   `yaml:"file,omitempty" json:"file,omitempty" jsonschema_description:"A KEY=VALUE file, relative to cutover.yaml. Keep it out of git."`
+	Names []string `yaml:"names,omitempty" json:"names,omitempty" jsonschema_description:"Secret names made available to actions as environment variables."`
+}
+
+// Notification sends pipeline events to a Slack-compatible or generic webhook.
+type Notification struct {
+	Name      string   `yaml:"name,omitempty" json:"name,omitempty"`
+	Kind      string   `yaml:"kind" json:"kind" jsonschema:"required,enum=slack,enum=webhook"`
+	URLSecret string   `yaml:"url_secret" json:"url_secret" jsonschema:"required" jsonschema_description:"Name of the secret holding the webhook URL (a URL is a secret)."`
+	Events    []string `yaml:"events,omitempty" json:"events,omitempty" jsonschema_description:"Event kinds to send; all when empty."`
+}
+
+// Stage is a named group of actions.
+type Stage struct {
+	Name     string   `yaml:"name" json:"name" jsonschema:"required"`
+	Branches []string `yaml:"branches,omitempty" json:"branches,omitempty" jsonschema_description:"Run this stage only for pushes to these branches (all when empty). Pull requests never run deploy or approval actions."`
+	Actions  []Action `yaml:"actions,omitempty" json:"actions,omitempty"`
+}
+
+// Action kinds.
+const (
+	ActionBuild       = "build"
+	ActionTest        = "test"
+	ActionIntegration = "integration"
+	ActionDeploy      = "deploy"
+	ActionVerify      = "verify"
+	ActionApproval    = "approval"
+	ActionCommand     = "command"
+)
+
+var actionKinds = []string{ActionBuild, ActionTest, ActionIntegration, ActionDeploy, ActionVerify, ActionApproval, ActionCommand}
+
+// Action is one step of a stage.
+type Action struct {
+	Name        string            `yaml:"name" json:"name" jsonschema:"required"`
+	Kind        string            `yaml:"kind" json:"kind" jsonschema:"required,enum=build,enum=test,enum=integration,enum=deploy,enum=verify,enum=approval,enum=command"`
+	RunOrder    int               `yaml:"run_order,omitempty" json:"run_order,omitempty" jsonschema:"minimum=1,default=1"`
+	Service     string            `yaml:"service,omitempty" json:"service,omitempty" jsonschema_description:"build: the service whose image it builds."`
+	Environment string            `yaml:"environment,omitempty" json:"environment,omitempty" jsonschema_description:"deploy, verify, approval: the environment."`
+	Commands    []string          `yaml:"commands,omitempty" json:"commands,omitempty" jsonschema_description:"build, test, command: shell commands run in order in the workspace (the service's build context for build)."`
+	Image       string            `yaml:"image,omitempty" json:"image,omitempty" jsonschema_description:"Run the commands inside this container image instead of on the host."`
+	Reports     []string          `yaml:"reports,omitempty" json:"reports,omitempty" jsonschema_description:"test: JUnit XML report files (globs, relative to the workspace)."`
+	Compose     string            `yaml:"compose,omitempty" json:"compose,omitempty" jsonschema_description:"integration: the compose file, relative to the workspace (default docker-compose.yml)."`
+	Checks      []Check           `yaml:"checks,omitempty" json:"checks,omitempty" jsonschema_description:"integration, verify: HTTP checks."`
+	Timeout     Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty" jsonschema_description:"How long the action may take (approval: how long it waits; default 168h)."`
+	Export      []string          `yaml:"export,omitempty" json:"export,omitempty" jsonschema_description:"command: names of variables the commands write as NAME=value lines to $CUTOVER_EXPORT, for later actions."`
+	Env         map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
+}
+
+// Check is an HTTP check of an integration or verify action. For
+// integration it targets a compose service's container port; for verify
+// the environment's production listener.
+type Check struct {
+	Service       string            `yaml:"service,omitempty" json:"service,omitempty"`
+	Port          int               `yaml:"port,omitempty" json:"port,omitempty"`
+	Path          string            `yaml:"path" json:"path" jsonschema:"required,pattern=^/"`
+	Method        string            `yaml:"method,omitempty" json:"method,omitempty" jsonschema:"default=GET"`
+	Headers       map[string]string `yaml:"headers,omitempty" json:"headers,omitempty" jsonschema_description:"Request headers, e.g. Origin for a CORS check."`
+	ExpectStatus  int               `yaml:"expect_status,omitempty" json:"expect_status,omitempty" jsonschema:"default=200"`
+	ExpectBody    string            `yaml:"expect_body,omitempty" json:"expect_body,omitempty"`
+	ExpectHeaders map[string]string `yaml:"expect_headers,omitempty" json:"expect_headers,omitempty"`
+}
+
+// Pipeline modes.
+const (
+	ModeSuperseded = "superseded"
+	ModeQueued     = "queued"
+)
+
+// EffectivePipeline is the configured pipeline, or the default one.
+func (c *Config) EffectivePipeline() *Pipeline {
+	if c.Pipeline != nil && len(c.Pipeline.Stages) > 0 {
+		return c.Pipeline
+	}
+	p := DefaultPipeline(c)
+	if c.Pipeline != nil { // mode, source, secrets, notifications without stages
+		p.Mode, p.Source, p.Secrets, p.Notifications = c.Pipeline.Mode, c.Pipeline.Source, c.Pipeline.Secrets, c.Pipeline.Notifications
+		if p.Mode == "" {
+			p.Mode = ModeSuperseded
+		}
+	}
+	return p
+}
+
+// DefaultPipeline is the seeds' flow: build every service in parallel,
+// integration on docker-compose.yml when the repository has one, then for
+// each environment with a branch: deploy it and verify its health on
+// pushes to that branch, after an approval when it requires one.
+func DefaultPipeline(c *Config) *Pipeline {
+	p := &Pipeline{Mode: ModeSuperseded}
+	build := Stage{Name: "build"}
+	for _, name := range c.ServiceNames() {
+		if c.Services[name].Build != nil {
+			build.Actions = append(build.Actions, Action{Name: name, Kind: ActionBuild, Service: name, RunOrder: 1})
+		}
+	}
+	if len(build.Actions) > 0 {
+		p.Stages = append(p.Stages, build)
+	}
+	if _, err := os.Stat(filepath.Join(c.Dir(), "docker-compose.yml")); err == nil {
+		p.Stages = append(p.Stages, Stage{Name: "integration", Actions: []Action{{Name: "compose", Kind: ActionIntegration, Compose: "docker-compose.yml", RunOrder: 1}}})
+	}
+	// Environments promoted from another come after it.
+	for _, name := range environmentOrder(c) {
+		e := c.Environments[name]
+		if e.Branch == "" {
+			continue
+		}
+		st := Stage{Name: "deploy-" + name, Branches: []string{e.Branch}}
+		order := 1
+		if e.Approval != nil && e.Approval.Required {
+			st.Actions = append(st.Actions, Action{Name: "approve", Kind: ActionApproval, Environment: name, RunOrder: order, Timeout: e.Approval.Timeout})
+			order++
+		}
+		st.Actions = append(st.Actions, Action{Name: "deploy", Kind: ActionDeploy, Environment: name, RunOrder: order})
+		var checks []Check
+		for _, svc := range c.ServiceNames() {
+			s := c.Services[svc]
+			path := s.Route.PathPrefix
+			if path == "" || path == "/" || !slices.Contains([]string{"/", ""}, s.Health.Path) && len(s.Health.Path) > len(path) {
+				path = s.Health.Path
+			}
+			checks = append(checks, Check{Service: svc, Path: path, ExpectStatus: 200})
+		}
+		st.Actions = append(st.Actions, Action{Name: "verify", Kind: ActionVerify, Environment: name, RunOrder: order + 1, Checks: checks})
+		p.Stages = append(p.Stages, st)
+	}
+	return p
+}
+
+// environmentOrder sorts environments so that one promoted from another comes after it.
+func environmentOrder(c *Config) []string {
+	var out []string
+	seen := map[string]bool{}
+	var visit func(string, int)
+	visit = func(name string, depth int) {
+		if seen[name] || depth > len(c.Environments) {
+			return
+		}
+		if from := c.Environments[name].PromoteFrom; from != "" && c.Environments[from] != nil {
+			visit(from, depth+1)
+		}
+		if !seen[name] {
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	for _, name := range c.EnvironmentNames() {
+		visit(name, 0)
+	}
+	return out
+}
+
+func (v *validator) pipelineSettings(p *Pipeline) {
+	if p.Mode != "" && p.Mode != ModeSuperseded && p.Mode != ModeQueued {
+		v.add("pipeline.mode", "%q is not a mode (write superseded or queued)", p.Mode)
+	}
+	for i, n := range p.Notifications {
+		np := fmt.Sprintf("pipeline.notifications[%d]", i)
+		if n.Kind != "slack" && n.Kind != "webhook" {
+			v.add(np+".kind", "%q is not a notification kind (write slack or webhook)", n.Kind)
+		}
+		if n.URLSecret == "" {
+			v.add(np+".url_secret", "missing (name the secret that holds the webhook URL)")
+		} else if p.Secrets == nil || !slices.Contains(p.Secrets.Names, n.URLSecret) {
+			v.add(np+".url_secret", "%q is not among pipeline.secrets.names (add it there)", n.URLSecret)
+		}
+	}
+}

@@ -1,0 +1,71 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestDefaultPipelineFollowsTheSeedsFlow(t *testing.T) {
+	cfg, err := Load("testdata/bluemed/cutover.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.EffectivePipeline()
+	var names []string
+	for _, st := range p.Stages {
+		var acts []string
+		for _, a := range st.Actions {
+			acts = append(acts, a.Name+":"+a.Kind)
+		}
+		names = append(names, st.Name+"["+strings.Join(st.Branches, ",")+"]("+strings.Join(acts, " ")+")")
+	}
+	got := strings.Join(names, " ")
+	want := "build[](backend:build frontend:build) deploy-staging[develop](deploy:deploy verify:verify) deploy-production[main](approve:approval deploy:deploy verify:verify)"
+	if got != want {
+		t.Fatalf("default pipeline\n got: %s\nwant: %s", got, want)
+	}
+	if p.Mode != ModeSuperseded {
+		t.Fatalf("mode %q", p.Mode)
+	}
+	verify := p.Stages[1].Actions[1]
+	if len(verify.Checks) != 2 || verify.Checks[0].Path != "/api/health" || verify.Checks[1].Path != "/" {
+		t.Fatalf("verify checks %+v", verify.Checks)
+	}
+}
+
+func TestPipelineProblems(t *testing.T) {
+	src := `version: 1
+project: shop
+services:
+  web: { image: web:1, port: 80 }
+environments:
+  prod: { branch: main }
+pipeline:
+  mode: sometimes
+  notifications:
+    - { kind: teams, url_secret: HOOK }
+  stages:
+    - name: test
+      actions:
+        - { name: unit, kind: test }
+        - { name: img, kind: build }
+        - { name: it, kind: integration, checks: [{ path: health }] }
+`
+	_, err := Parse("cutover.yaml", []byte(src))
+	if err == nil {
+		t.Fatal("want problems")
+	}
+	for _, want := range []string{
+		`cutover.yaml:8:3: pipeline.mode: "sometimes" is not a mode (write superseded or queued)`,
+		`pipeline.notifications[0].kind: "teams" is not a notification kind`,
+		`pipeline.notifications[0].url_secret: "HOOK" is not among pipeline.secrets.names`,
+		`pipeline.stages[0].actions[0].commands: missing`,
+		`pipeline.stages[0].actions[1].service: missing`,
+		`pipeline.stages[0].actions[2].checks[0].path: "health" must start with /`,
+		`pipeline.stages[0].actions[2].checks[0].service: missing`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+}
