@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -295,7 +296,11 @@ func kindName(n *yaml.Node) string {
 func yamlFields(t reflect.Type) map[string]reflect.Type {
 	fields := map[string]reflect.Type{}
 	for f := range t.Fields() {
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if f.Anonymous && opts == "inline" && f.Type.Kind() == reflect.Struct {
+			maps.Copy(fields, yamlFields(f.Type)) // an inlined struct's keys are the parent's
+			continue
+		}
 		if !f.IsExported() || name == "-" || name == "" {
 			continue
 		}

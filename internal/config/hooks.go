@@ -39,6 +39,7 @@ type HTTPCheck struct {
 	Method        string            `yaml:"method,omitempty" json:"method,omitempty" jsonschema:"default=GET"`
 	Listener      string            `yaml:"listener,omitempty" json:"listener,omitempty" jsonschema:"enum=test,enum=production,default=test"`
 	ExpectStatus  int               `yaml:"expect_status,omitempty" json:"expect_status,omitempty" jsonschema:"minimum=100,maximum=599,default=200"`
+	Headers       map[string]string `yaml:"headers,omitempty" json:"headers,omitempty" jsonschema_description:"Request headers, e.g. Origin for a CORS check."`
 	ExpectBody    string            `yaml:"expect_body,omitempty" json:"expect_body,omitempty" jsonschema_description:"A substring the response body must contain."`
 	ExpectHeaders map[string]string `yaml:"expect_headers,omitempty" json:"expect_headers,omitempty"`
 }

@@ -79,16 +79,11 @@ type Action struct {
 
 // Check is an HTTP check of an integration or verify action. For
 // integration it targets a compose service's container port; for verify
-// the environment's production listener.
+// the environment's listener (production unless listener: test).
 type Check struct {
-	Service       string            `yaml:"service,omitempty" json:"service,omitempty"`
-	Port          int               `yaml:"port,omitempty" json:"port,omitempty"`
-	Path          string            `yaml:"path" json:"path" jsonschema:"required,pattern=^/"`
-	Method        string            `yaml:"method,omitempty" json:"method,omitempty" jsonschema:"default=GET"`
-	Headers       map[string]string `yaml:"headers,omitempty" json:"headers,omitempty" jsonschema_description:"Request headers, e.g. Origin for a CORS check."`
-	ExpectStatus  int               `yaml:"expect_status,omitempty" json:"expect_status,omitempty" jsonschema:"default=200"`
-	ExpectBody    string            `yaml:"expect_body,omitempty" json:"expect_body,omitempty"`
-	ExpectHeaders map[string]string `yaml:"expect_headers,omitempty" json:"expect_headers,omitempty"`
+	Service   string `yaml:"service,omitempty" json:"service,omitempty"`
+	Port      int    `yaml:"port,omitempty" json:"port,omitempty" jsonschema_description:"integration: the service's container port (default: its port in cutover.yaml)."`
+	HTTPCheck `yaml:",inline"`
 }
 
 // Pipeline modes.
@@ -150,7 +145,7 @@ func DefaultPipeline(c *Config) *Pipeline {
 			if path == "" || path == "/" || !slices.Contains([]string{"/", ""}, s.Health.Path) && len(s.Health.Path) > len(path) {
 				path = s.Health.Path
 			}
-			checks = append(checks, Check{Service: svc, Path: path, ExpectStatus: 200})
+			checks = append(checks, Check{Service: svc, HTTPCheck: HTTPCheck{Path: path, ExpectStatus: 200}})
 		}
 		st.Actions = append(st.Actions, Action{Name: "verify", Kind: ActionVerify, Environment: name, RunOrder: order + 1, Checks: checks})
 		p.Stages = append(p.Stages, st)

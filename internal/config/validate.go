@@ -298,7 +298,7 @@ func (v *validator) pipeline() {
 				v.add(ap+".service", "missing (a build action names the service it builds)")
 			}
 			for k, c := range a.Checks {
-				if len(c.Path) == 0 || c.Path[0] != '/' {
+				if c.Path == "" || c.Path[0] != '/' {
 					v.add(fmt.Sprintf("%s.checks[%d].path", ap, k), "%q must start with / (write /api/health)", c.Path)
 				}
 				if a.Kind == ActionIntegration && c.Service == "" {

@@ -53,6 +53,13 @@ func runHTTP(ctx context.Context, c config.HTTPCheck, env Env, timeout time.Dura
 	if err != nil {
 		return false, fmt.Sprintf("%s %s: %v", m, target, err)
 	}
+	for k, v := range c.Headers {
+		if strings.EqualFold(k, "Host") {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
 	resp, err := client().Do(req)
 	if err != nil {
 		return false, fmt.Sprintf("%s %s %s", m, target, failure(ctx, tctx, err, timeout))
