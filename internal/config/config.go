@@ -117,6 +117,9 @@ func (c *Config) EnvironmentNames() []string {
 // Dir returns the directory build contexts are relative to: the directory of the file
 // given to Load, the directory given to ParseDir, or "" after Parse.
 func (c *Config) Dir() string {
+	if c.dir == "" && c.File != "" {
+		return filepath.Dir(c.File)
+	}
 	return c.dir
 }
 
