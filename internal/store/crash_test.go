@@ -60,6 +60,9 @@ func TestCrashWriterChild(t *testing.T) {
 			if err := crashStepDeployment(ctx, tx, n); err != nil {
 				return err
 			}
+			if err := crashStepExecution(ctx, tx, n); err != nil {
+				return err
+			}
 			_, err := tx.AppendEvent(ctx, Event{Project: "crash", Environment: "prod", Kind: "deployed", Message: rev.ID})
 			return err
 		})
@@ -85,6 +88,27 @@ func crashStepDeployment(ctx context.Context, tx *Tx, n int64) error {
 	d.Phase, d.TrafficPercent, d.Data = fmt.Sprintf("step-%d", n), int(n%101), data
 	_, err = tx.UpdateDeployment(ctx, d, n-1)
 	return err
+}
+
+// crashStepExecution moves execution x-crash on by one generation and
+// appends one log line, as an executor does after each action.
+func crashStepExecution(ctx context.Context, tx *Tx, n int64) error {
+	if n == 1 {
+		if err := tx.CreateExecution(ctx, Execution{ID: "x-crash", Project: "crash", Pipeline: "default",
+			Trigger: TriggerManual, Status: ExecutionRunning}); err != nil {
+			return err
+		}
+	} else {
+		e, err := tx.GetExecution(ctx, "x-crash")
+		if err != nil {
+			return err
+		}
+		e.Stages = json.RawMessage(fmt.Sprintf(`{"n":%d}`, n))
+		if _, err := tx.UpdateExecution(ctx, e, n-1); err != nil {
+			return err
+		}
+	}
+	return tx.AppendLog(ctx, "x-crash", "step", []string{fmt.Sprintf("step %d", n)})
 }
 
 // TestCrashConsistency kills a writer at random moments and checks that the
@@ -149,6 +173,22 @@ func TestCrashConsistency(t *testing.T) {
 	}
 	if want := fmt.Sprintf(`{"n":%d}`, revs); d.Generation != revs || string(d.Data) != want || d.Phase != fmt.Sprintf("step-%d", revs) {
 		t.Errorf("deployment at generation %d, phase %s, data %s; want %d, step-%d, %s", d.Generation, d.Phase, d.Data, revs, revs, want)
+	}
+	x, err := s.GetExecution(t.Context(), "x-crash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.Generation != revs || (revs > 1 && string(x.Stages) != fmt.Sprintf(`{"n":%d}`, revs)) {
+		t.Errorf("execution at generation %d, stages %s; want %d", x.Generation, x.Stages, revs)
+	}
+	logs, err := s.ListLogs(t.Context(), "x-crash", "", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(logs)) != revs {
+		t.Errorf("%d log lines for %d transactions; each writes one", len(logs), revs)
+	} else if last := logs[len(logs)-1]; last.Seq != revs || last.Line != fmt.Sprintf("step %d", revs) {
+		t.Errorf("last log line %+v; want seq %d, step %d", last, revs, revs)
 	}
 	t.Logf("%d transactions committed across %d kills (%d acknowledged)", revs, crashKills, acked)
 }

@@ -14,7 +14,6 @@ import (
 
 // migrations are the schema, in order: migrations[i] brings the database to
 // version i+1. Never edit an entry once released; append a new one instead.
-// Tables for executions will come as later entries.
 var migrations = []string{
 	// 1: revisions, environment state, events.
 	`
@@ -96,6 +95,54 @@ CREATE TABLE leases (
 	acquired_at    TEXT NOT NULL,
 	expires_at     TEXT NOT NULL
 ) STRICT, WITHOUT ROWID;
+`,
+	// 3: pipeline executions, their action logs and approvals.
+	`
+CREATE TABLE executions (
+	id          TEXT PRIMARY KEY,
+	project     TEXT NOT NULL,
+	pipeline    TEXT NOT NULL,
+	trigger_type TEXT NOT NULL,
+	branch      TEXT NOT NULL,
+	commit_sha  TEXT NOT NULL,
+	status      TEXT NOT NULL,
+	variables   TEXT,
+	stages      TEXT,
+	error       TEXT NOT NULL,
+	created_at  TEXT NOT NULL,
+	started_at  TEXT,
+	updated_at  TEXT NOT NULL,
+	finished_at TEXT,
+	generation  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX executions_by_project ON executions (project, created_at);
+CREATE INDEX executions_active ON executions (status) WHERE status IN ('queued', 'running', 'waiting');
+
+-- seq counts per execution from 1, handed out under the write lock, so a
+-- follower resuming after the last seq it saw misses nothing.
+CREATE TABLE execution_logs (
+	execution_id TEXT NOT NULL REFERENCES executions (id),
+	seq          INTEGER NOT NULL,
+	action       TEXT NOT NULL,
+	time         TEXT NOT NULL,
+	line         TEXT NOT NULL,
+	PRIMARY KEY (execution_id, seq)
+) STRICT;
+
+CREATE TABLE approvals (
+	execution_id TEXT NOT NULL REFERENCES executions (id),
+	stage        TEXT NOT NULL,
+	action       TEXT NOT NULL,
+	status       TEXT NOT NULL,
+	requested_at TEXT NOT NULL,
+	expires_at   TEXT NOT NULL,
+	decided_by   TEXT NOT NULL,
+	comment      TEXT NOT NULL,
+	decided_at   TEXT,
+	evidence     TEXT,
+	PRIMARY KEY (execution_id, action)
+) STRICT;
+CREATE INDEX approvals_pending ON approvals (status, requested_at) WHERE status = 'pending';
 `,
 }
 

@@ -162,8 +162,8 @@ func TestOpenNotADatabase(t *testing.T) {
 	t.Log(err)
 }
 
-// A database written by a cutover with schema version 1 gains deployments and
-// leases on open and keeps its data.
+// A database written by a cutover with schema version 1 gains deployments,
+// leases and executions on open and keeps its data.
 func TestUpgradeFromVersion1(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cutover.db")
 	ctx := t.Context()
@@ -175,7 +175,8 @@ func TestUpgradeFromVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Back to what schema version 1 created.
-	if _, err := s.db.Exec(`DROP TABLE deployments; DROP TABLE leases; DELETE FROM schema_migrations WHERE version > 1`); err != nil {
+	if _, err := s.db.Exec(`DROP TABLE approvals; DROP TABLE execution_logs; DROP TABLE executions;
+		DROP TABLE deployments; DROP TABLE leases; DELETE FROM schema_migrations WHERE version > 1`); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -193,6 +194,9 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	}
 	if err := s.CreateDeployment(ctx, Deployment{ID: "d-1", Project: "bluemed", Environment: "production",
 		Revision: "r-1", Strategy: "rolling"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateExecution(ctx, testExecution("x-1")); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,8 +1,9 @@
 // Package store is cutover's embedded state: an SQLite database (usually
 // $CUTOVER_HOME/cutover.db) holding immutable revisions, the current state of
 // each environment, an append-only event log, the deployments that move
-// environments between revisions, and the leases that let one process at a
-// time deploy an environment.
+// environments between revisions, the leases that let one process at a
+// time deploy an environment, and the pipeline executions with their action
+// logs and approvals.
 //
 // One file is shared by several processes (the CLI and the daemon) and by
 // many goroutines in each. Every write runs in a BEGIN IMMEDIATE transaction,
