@@ -98,6 +98,8 @@ func newRoot(g *globals) *cobra.Command {
 		newDeployCmd(g), newRollbackCmd(g), newHistoryCmd(g),
 		newRequestCmd(g, "stop", "Stop the running deployment and roll it back", deploy.RequestStop, true),
 		newRequestCmd(g, "continue", "Let a deployment waiting for approval shift production traffic", deploy.RequestContinue, false),
+		newRunCmd(g), newExecutionsCmd(g), newLogsCmd(g), newDecideCmd(g, true), newDecideCmd(g, false),
+		newCancelCmd(g), newRetryCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,256 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os/user"
+	"strings"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/pipeline"
+	"github.com/cutoverdev/cutover/internal/store"
+	"github.com/spf13/cobra"
+)
+
+func printStages(w io.Writer, e store.Execution) {
+	var stages []pipeline.StageState
+	if json.Unmarshal(e.Stages, &stages) != nil {
+		return
+	}
+	for _, st := range stages {
+		fmt.Fprintf(w, "  %-20s %-10s %s\n", st.Name, st.Status, st.Reason)
+		for _, a := range st.Actions {
+			fmt.Fprintf(w, "    %-18s %-10s %s\n", a.Name, a.Status, a.Summary)
+		}
+	}
+}
+
+// withStore opens cutover.yaml's project and the store, without Docker or the proxy.
+func withStore(ctx context.Context, g *globals, fn func(s *session) error) error {
+	s, err := openSession(ctx, g, "", false)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	return fn(s)
+}
+
+func newExecutionsCmd(g *globals) *cobra.Command {
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "executions [EXECUTION]",
+		Short: "List pipeline executions, or show one with its stages and actions",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(cmd.Context(), g, func(s *session) error {
+				if len(args) == 1 {
+					e, err := s.store.GetExecution(cmd.Context(), args[0])
+					if err != nil {
+						return err
+					}
+					return g.print(e, func(w io.Writer) {
+						fmt.Fprintf(w, "execution %s: %s (%s %s at %.7s)%s\n", e.ID, e.Status, e.Trigger, e.Branch, e.Commit, suffix(e.Error))
+						printStages(w, e)
+					})
+				}
+				list, err := s.store.ListExecutions(cmd.Context(), s.cfg.Project, limit)
+				if err != nil {
+					return err
+				}
+				return g.print(list, func(w io.Writer) {
+					fmt.Fprintln(w, "EXECUTION               TRIGGER       BRANCH        COMMIT   STATUS      STARTED")
+					for _, e := range list {
+						fmt.Fprintf(w, "%-23s %-13s %-13s %.7s  %-11s %s%s\n", e.ID, e.Trigger, e.Branch, e.Commit, e.Status, e.CreatedAt.Local().Format("01-02 15:04:05"), suffix(e.Error))
+					}
+				})
+			})
+		},
+	}
+	cmd.Flags().IntVar(&limit, "limit", 20, "how many executions to list")
+	return cmd
+}
+
+func suffix(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "  " + s
+}
+
+func newLogsCmd(g *globals) *cobra.Command {
+	var follow bool
+	var action string
+	cmd := &cobra.Command{
+		Use:   "logs EXECUTION",
+		Short: "Print an execution's log (secrets are masked); --follow until it ends",
+		Args:  exactArgs(1, "EXECUTION"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			return withStore(ctx, g, func(s *session) error {
+				if _, err := s.store.GetExecution(ctx, args[0]); err != nil {
+					return err
+				}
+				var after int64
+				for {
+					lines, err := s.store.ListLogs(ctx, args[0], action, after, 1000)
+					if err != nil {
+						return err
+					}
+					for _, l := range lines {
+						after = l.Seq
+						if g.json() {
+							_ = json.NewEncoder(g.stdout).Encode(l)
+						} else {
+							fmt.Fprintf(g.stdout, "%s %-12s %s\n", l.Time.Local().Format("15:04:05"), l.Action, l.Line)
+						}
+					}
+					if len(lines) == 1000 {
+						continue
+					}
+					if !follow {
+						return nil
+					}
+					e, err := s.store.GetExecution(ctx, args[0])
+					if err != nil {
+						return err
+					}
+					if isFinished(e.Status) {
+						if more, _ := s.store.ListLogs(ctx, args[0], action, after, 1); len(more) == 0 {
+							return nil
+						}
+						continue
+					}
+					select {
+					case <-ctx.Done():
+						return nil
+					case <-time.After(300 * time.Millisecond):
+					}
+				}
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "F", false, "keep printing until the execution ends")
+	cmd.Flags().StringVar(&action, "action", "", "only this action's lines")
+	return cmd
+}
+
+func isFinished(status string) bool {
+	switch status {
+	case "succeeded", "failed", "cancelled", "superseded":
+		return true
+	}
+	return false
+}
+
+func currentUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return "unknown"
+}
+
+func newDecideCmd(g *globals, approve bool) *cobra.Command {
+	var comment string
+	use := map[bool]string{true: "approve", false: "reject"}[approve]
+	cmd := &cobra.Command{
+		Use:   use + " EXECUTION",
+		Short: map[bool]string{true: "Approve the deployment an execution waits for", false: "Reject the deployment an execution waits for (the execution fails)"}[approve],
+		Args:  exactArgs(1, "EXECUTION"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			return withStore(ctx, g, func(s *session) error {
+				pending, err := s.store.PendingApprovals(ctx, s.cfg.Project)
+				if err != nil {
+					return err
+				}
+				for _, p := range pending {
+					if p.Execution != args[0] {
+						continue
+					}
+					a, err := s.store.DecideApproval(ctx, p.Execution, p.Action, approve, currentUser(), comment)
+					if err != nil {
+						return err
+					}
+					return g.print(a, func(w io.Writer) {
+						fmt.Fprintf(w, "%s: execution %s, %s (by %s at %s)\n", a.Status, a.Execution, a.Action, a.DecidedBy, time.Now().Format("15:04:05"))
+					})
+				}
+				if _, err := s.store.GetExecution(ctx, args[0]); err != nil {
+					return err
+				}
+				return fmt.Errorf("execution %s is not waiting for an approval (see `cutover executions %s`)", args[0], args[0])
+			})
+		},
+	}
+	cmd.Flags().StringVar(&comment, "comment", "", "why (recorded with the decision)")
+	return cmd
+}
+
+func newCancelCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "cancel EXECUTION",
+		Short: "Cancel a running or waiting execution (running commands are stopped, integration torn down)",
+		Args:  exactArgs(1, "EXECUTION"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			return withStore(ctx, g, func(s *session) error {
+				e, err := s.store.GetExecution(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if isFinished(e.Status) {
+					return fmt.Errorf("execution %s already %s", e.ID, e.Status)
+				}
+				if _, err := s.store.AppendEvent(ctx, store.Event{Project: e.Project, Environment: pipeline.EventScope(e.ID), Kind: pipeline.CancelEvent, Message: whoAmI()}); err != nil {
+					return err
+				}
+				return g.print(map[string]string{"execution": e.ID, "requested": "cancel"}, func(w io.Writer) {
+					fmt.Fprintf(w, "asked execution %s to cancel\n", e.ID)
+				})
+			})
+		},
+	}
+}
+
+func newRetryCmd(g *globals) *cobra.Command {
+	var stage string
+	cmd := &cobra.Command{
+		Use:   "retry EXECUTION",
+		Short: "Run an execution's commit again, from its first stage or from --stage",
+		Args:  exactArgs(1, "EXECUTION"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			s, err := openSession(ctx, g, "", true)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			old, err := s.store.GetExecution(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			var t pipeline.Trigger
+			var vars map[string]string
+			if err := json.Unmarshal(old.Variables, &vars); err == nil && vars[pipeline.TriggerVar] != "" {
+				_ = json.Unmarshal([]byte(vars[pipeline.TriggerVar]), &t)
+			}
+			if t.Repo == "" {
+				return errors.New("execution " + old.ID + " does not record its repository; run `cutover run --commit " + old.Commit + "` instead")
+			}
+			t.Kind, t.Commit, t.RetryOf, t.FromStage = pipeline.TriggerRetry, old.Commit, old.ID, stage
+			if strings.TrimSpace(stage) == "" {
+				t.RetryOf = ""
+			}
+			exec, err := s.engine(g).Run(ctx, t)
+			if err != nil {
+				return err
+			}
+			return reportExecution(g, exec)
+		},
+	}
+	cmd.Flags().StringVar(&stage, "stage", "", "start from this stage, reusing the images earlier stages built")
+	return cmd
+}

@@ -1,0 +1,266 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
+)
+
+// load reads the compose file with compose-go, under the run's project name,
+// so that compose-go itself names networks and volumes "<project>_<name>".
+func (r *run) load(ctx context.Context) (*types.Project, error) {
+	if r.o.Project == "" || r.o.Project != loader.NormalizeProjectName(r.o.Project) {
+		return nil, fmt.Errorf("integration: project name %q is invalid (use lowercase letters, digits, '-' and '_', starting with a letter or digit, e.g. cutover-it-42)", r.o.Project)
+	}
+	abs, err := filepath.Abs(r.file)
+	if err != nil {
+		return nil, fmt.Errorf("compose file %s: %w", r.file, err)
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return nil, fmt.Errorf("compose file %s cannot be read: %w (check the integration action's compose file path)", r.file, errors.Unwrap(err))
+	}
+	opts, err := cli.NewProjectOptions([]string{abs},
+		cli.WithWorkingDirectory(filepath.Dir(abs)), cli.WithOsEnv, cli.WithDotEnv, cli.WithName(r.o.Project))
+	if err != nil {
+		return nil, fmt.Errorf("compose file %s: %w", r.file, err)
+	}
+	proj, err := opts.LoadProject(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cannot use compose file %s: %w (check it with `docker compose -f %s config`)", r.file, err, r.file)
+	}
+	if len(proj.Services) == 0 {
+		return nil, fmt.Errorf("compose file %s has no service to start (add services, or check their profiles)", r.file)
+	}
+	return proj, nil
+}
+
+// spec is how one compose service becomes a container.
+type spec struct {
+	name     string
+	config   *container.Config
+	host     *container.HostConfig
+	networks []string // engine network names, the first one at create time
+	aliases  map[string][]string
+	ports    []int // container ports to publish on 127.0.0.1
+	// completes is set when a dependent waits for service_completed_successfully.
+	completes bool
+}
+
+// plan checks everything that can be checked without the engine's objects
+// (images, checks, unsupported settings) and turns services into specs, so
+// that a mistake is reported before anything is created.
+func (r *run) plan(ctx context.Context, proj *types.Project) (map[string]*spec, error) {
+	specs := map[string]*spec{}
+	for _, name := range slices.Sorted(maps.Keys(proj.Services)) {
+		sp, err := r.planService(ctx, proj, proj.Services[name])
+		if errors.Is(err, errNeedsBuild) {
+			return nil, fmt.Errorf("compose file %s: service %s has a build section: build it first (the pipeline's build stage does) and pass its image ID", r.file, name)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("compose file %s: service %s: %w", r.file, name, err)
+		}
+		specs[name] = sp
+	}
+	for name, s := range proj.Services {
+		for dep, d := range s.DependsOn {
+			target := specs[dep]
+			if target == nil {
+				continue // an optional dependency that is not enabled
+			}
+			switch d.Condition {
+			case types.ServiceConditionCompletedSuccessfully:
+				target.completes = true
+			case types.ServiceConditionHealthy:
+				if hc := proj.Services[dep].HealthCheck; hc != nil && (hc.Disable || slices.Equal(hc.Test, []string{"NONE"})) {
+					return nil, fmt.Errorf("compose file %s: service %s waits for %s to be healthy, but %s disables its healthcheck (enable it, or use condition service_started)", r.file, name, dep, dep)
+				}
+			}
+		}
+	}
+	for i, c := range r.o.Checks {
+		sp := specs[c.Service]
+		switch {
+		case sp == nil:
+			return nil, fmt.Errorf("integration check %d: service %q is not in compose file %s (services: %s)", i+1, c.Service, r.file, strings.Join(slices.Sorted(maps.Keys(specs)), ", "))
+		case c.ContainerPort < 1 || c.ContainerPort > 65535:
+			return nil, fmt.Errorf("integration check %d (%s): container port %d is out of range (use the port the service listens on, 1-65535)", i+1, c.Service, c.ContainerPort)
+		case c.Path != "" && !strings.HasPrefix(c.Path, "/"):
+			return nil, fmt.Errorf("integration check %d (%s): path %q must start with /", i+1, c.Service, c.Path)
+		case c.ExpectStatus != 0 && (c.ExpectStatus < 100 || c.ExpectStatus > 599):
+			return nil, fmt.Errorf("integration check %d (%s): expected status %d is not an HTTP status (use 100-599)", i+1, c.Service, c.ExpectStatus)
+		}
+		if !slices.Contains(sp.ports, c.ContainerPort) {
+			sp.ports = append(sp.ports, c.ContainerPort)
+		}
+	}
+	return specs, nil
+}
+
+func (r *run) planService(ctx context.Context, proj *types.Project, s types.ServiceConfig) (*spec, error) {
+	image, err := r.image(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if s.NetworkMode != "" {
+		return nil, fmt.Errorf("network_mode %q is not supported in integration runs (remove it: services share the project's own network)", s.NetworkMode)
+	}
+	labels := map[string]string{}
+	maps.Copy(labels, s.Labels)
+	labels[Label] = r.o.Project
+	labels[labelService] = s.Name
+
+	sp := &spec{
+		name: s.Name,
+		config: &container.Config{
+			Image:       image,
+			Env:         env(s.Environment),
+			Cmd:         s.Command,
+			Entrypoint:  s.Entrypoint,
+			WorkingDir:  s.WorkingDir,
+			User:        s.User,
+			Labels:      labels,
+			Healthcheck: health(s.HealthCheck),
+		},
+		host:    &container.HostConfig{Init: s.Init, ExtraHosts: s.ExtraHosts.AsList(":")},
+		aliases: map[string][]string{},
+	}
+	for _, p := range s.Ports {
+		if p.Protocol != "" && p.Protocol != "tcp" {
+			continue // checks are HTTP; UDP ports are not needed
+		}
+		if port := int(p.Target); !slices.Contains(sp.ports, port) {
+			sp.ports = append(sp.ports, port)
+		}
+	}
+	for _, key := range slices.Sorted(maps.Keys(s.Networks)) {
+		n, ok := proj.Networks[key]
+		if !ok {
+			return nil, fmt.Errorf("network %s is not declared under networks: (declare it)", key)
+		}
+		if n.External {
+			return nil, fmt.Errorf("network %s is external; integration runs are isolated and cannot join it (remove external: for the test stack)", key)
+		}
+		sp.networks = append(sp.networks, n.Name)
+		aliases := []string{s.Name}
+		if cfg := s.Networks[key]; cfg != nil {
+			aliases = append(aliases, cfg.Aliases...)
+		}
+		sp.aliases[n.Name] = aliases
+	}
+	for _, v := range s.Volumes {
+		m, err := volumeMount(proj, v)
+		if err != nil {
+			return nil, err
+		}
+		sp.host.Mounts = append(sp.host.Mounts, m)
+	}
+	for _, t := range s.Tmpfs {
+		sp.host.Mounts = append(sp.host.Mounts, mount.Mount{Type: mount.TypeTmpfs, Target: t})
+	}
+	return sp, nil
+}
+
+// errNeedsBuild: the service is built from source and the build stage gave no image for it.
+var errNeedsBuild = errors.New("service has a build section and no built image")
+
+// image is the image ID the service runs: the build stage's, or its compose
+// image: when it has no build section. Run never builds or pulls.
+func (r *run) image(ctx context.Context, s types.ServiceConfig) (string, error) {
+	if id := r.o.Images[s.Name]; id != "" {
+		return r.rt.ImageID(ctx, id)
+	}
+	if s.Build != nil {
+		return "", errNeedsBuild
+	}
+	if s.Image == "" {
+		return "", errors.New("it has neither image: nor build: (add one)")
+	}
+	id, err := r.rt.ImageID(ctx, s.Image)
+	if err != nil {
+		return "", fmt.Errorf("%w; integration runs never pull", err)
+	}
+	return id, nil
+}
+
+func volumeMount(proj *types.Project, v types.ServiceVolumeConfig) (mount.Mount, error) {
+	m := mount.Mount{Target: v.Target, ReadOnly: v.ReadOnly}
+	switch v.Type {
+	case types.VolumeTypeVolume:
+		m.Type = mount.TypeVolume
+		if v.Source == "" {
+			return m, nil // anonymous: removed with its container
+		}
+		vol, ok := proj.Volumes[v.Source]
+		if !ok {
+			return m, fmt.Errorf("volume %s is not declared under volumes: (declare it)", v.Source)
+		}
+		if vol.External {
+			return m, fmt.Errorf("volume %s is external; integration runs are isolated and cannot use it (remove external: for the test stack)", v.Source)
+		}
+		m.Source = vol.Name
+	case types.VolumeTypeBind:
+		m.Type, m.Source = mount.TypeBind, v.Source
+	case types.VolumeTypeTmpfs:
+		m.Type = mount.TypeTmpfs
+	default:
+		return m, fmt.Errorf("volume %s of type %s is not supported in integration runs (use a named volume, a bind mount or tmpfs)", v.Target, v.Type)
+	}
+	return m, nil
+}
+
+func env(m types.MappingWithEquals) []string {
+	list := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if v := m[k]; v != nil { // nil: declared without a value and unset in the environment
+			list = append(list, k+"="+*v)
+		}
+	}
+	return list
+}
+
+// health turns compose's healthcheck into the container's; nil keeps the image's own.
+func health(hc *types.HealthCheckConfig) *container.HealthConfig {
+	if hc == nil {
+		return nil
+	}
+	if hc.Disable {
+		return &container.HealthConfig{Test: []string{"NONE"}}
+	}
+	h := &container.HealthConfig{Test: hc.Test}
+	dur := func(d *types.Duration) time.Duration {
+		if d == nil {
+			return 0
+		}
+		return time.Duration(*d)
+	}
+	h.Interval, h.Timeout, h.StartPeriod, h.StartInterval = dur(hc.Interval), dur(hc.Timeout), dur(hc.StartPeriod), dur(hc.StartInterval)
+	if hc.Retries != nil {
+		h.Retries = int(*hc.Retries)
+	}
+	return h
+}
+
+// portBindings publishes each port on 127.0.0.1 with an ephemeral host port:
+// compose's host ports are ignored, as they may clash with other runs.
+func portBindings(ports []int) (network.PortSet, network.PortMap) {
+	set, bindings := network.PortSet{}, network.PortMap{}
+	for _, p := range ports {
+		port, _ := network.PortFrom(uint16(p), network.TCP)
+		set[port] = struct{}{}
+		bindings[port] = []network.PortBinding{{HostIP: loopback, HostPort: ""}}
+	}
+	return set, bindings
+}

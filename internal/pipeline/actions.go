@@ -1,0 +1,364 @@
+package pipeline
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/hook"
+	"github.com/cutoverdev/cutover/internal/runtime/docker"
+)
+
+// env is the environment of commands: the process's, the variables, the secrets.
+func (r *run) env(extra ...string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	env := os.Environ()
+	keys := make([]string, 0, len(r.vars))
+	for k := range r.vars {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !strings.HasPrefix(k, "_") {
+			env = append(env, k+"="+r.vars[k])
+		}
+	}
+	env = append(env, r.secrets.Env()...)
+	return append(env, extra...)
+}
+
+// sh runs one command line through the shell in dir, its output going,
+// masked, line by line to the action's log. The whole process group is
+// killed when ctx ends.
+func (r *run) sh(ctx context.Context, action, dir, line string, extraEnv ...string) error {
+	if err := r.cancelled(ctx); err != nil {
+		return err
+	}
+	r.logf(action, "$ %s", line)
+	cmd := exec.Command("sh", "-c", line)
+	cmd.Dir = dir
+	cmd.Env = r.env(extraEnv...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			r.logLines(action, []string{sc.Text()})
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	if err := cmd.Start(); err != nil {
+		pw.Close()
+		wg.Wait()
+		return fmt.Errorf("starting %q: %v", line, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		case <-done:
+		}
+	}()
+	err := cmd.Wait()
+	close(done)
+	pw.Close()
+	wg.Wait()
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: %q interrupted", errCancelled, line)
+	}
+	if err != nil {
+		code := -1
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return fmt.Errorf("command %q failed with exit code %d (its output is in `cutover logs %s`)", line, code, r.exec.ID)
+	}
+	return nil
+}
+
+func (r *run) withTimeout(ctx context.Context, a config.Action) (context.Context, context.CancelFunc) {
+	if a.Timeout.Std() > 0 {
+		return context.WithTimeout(ctx, a.Timeout.Std())
+	}
+	return context.WithCancel(ctx)
+}
+
+// commands runs a test or command action: its commands in order, then the
+// JUnit reports (test) or the exported variables (command).
+func (r *run) commands(ctx context.Context, a config.Action, dir string) (result, error) {
+	if a.Image != "" {
+		return result{}, fmt.Errorf("image %q: running commands inside a container image is not available yet (remove image: to run them on the host)", a.Image)
+	}
+	ctx, cancel := r.withTimeout(ctx, a)
+	defer cancel()
+	exportFile := filepath.Join(r.ws.Dir, ".cutover-export-"+a.Name)
+	defer os.Remove(exportFile)
+	var extra []string
+	for k, v := range a.Env {
+		extra = append(extra, k+"="+v)
+	}
+	extra = append(extra, "CUTOVER_EXPORT="+exportFile)
+	var res result
+	var runErr error
+	for _, line := range a.Commands {
+		if runErr = r.sh(ctx, a.Name, dir, line, extra...); runErr != nil {
+			break
+		}
+	}
+	if len(a.Reports) > 0 {
+		suites, err := ReadReports(r.cfg.Dir(), a.Reports)
+		if err != nil && runErr == nil {
+			return res, err
+		}
+		res.reports = suites
+		res.summary = summarize(suites)
+		for _, s := range suites {
+			r.logf(a.Name, "suite %s: %d passed, %d failed, %d skipped", s.Name, s.Passed, s.Failed, s.Skipped)
+		}
+		if runErr == nil && failedTests(suites) > 0 {
+			runErr = fmt.Errorf("%s", res.summary)
+		}
+	}
+	if runErr != nil {
+		return res, runErr
+	}
+	if len(a.Export) > 0 {
+		res.outputs = map[string]string{}
+		exported, err := readExports(exportFile)
+		if err != nil {
+			return res, err
+		}
+		for _, name := range a.Export {
+			v, ok := exported[name]
+			if !ok {
+				return res, fmt.Errorf("export %s: the commands did not write %s=value to $CUTOVER_EXPORT", name, name)
+			}
+			res.outputs[name] = v
+		}
+	}
+	return res, nil
+}
+
+func failedTests(suites []Suite) int {
+	n := 0
+	for _, s := range suites {
+		n += s.Failed
+	}
+	return n
+}
+
+func summarize(suites []Suite) string {
+	var p, f, s int
+	for _, x := range suites {
+		p, f, s = p+x.Passed, f+x.Failed, s+x.Skipped
+	}
+	return fmt.Sprintf("%d passed, %d failed, %d skipped in %d suites", p, f, s, len(suites))
+}
+
+func readExports(path string) (map[string]string, error) {
+	out := map[string]string{}
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok && k != "" {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+var tagUnsafe = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
+
+// envName turns a service name into a variable suffix: backend → BACKEND.
+func envName(s string) string {
+	return strings.ToUpper(regexp.MustCompile(`[^a-zA-Z0-9]+`).ReplaceAllString(s, "_"))
+}
+
+// build runs the action's commands (install, lint, unit tests) and the
+// service's build commands in its build context, then builds the image,
+// tagged with the full and short SHA, the branch and latest. Images are
+// pushed after the whole stage succeeded (afterStage), so a failed lint or
+// test of any service pushes nothing.
+func (r *run) build(ctx context.Context, a config.Action) (result, error) {
+	svc := r.cfg.Services[a.Service]
+	if svc == nil || svc.Build == nil {
+		return result{}, fmt.Errorf("service %s has no build section in cutover.yaml", a.Service)
+	}
+	ctx, cancel := r.withTimeout(ctx, a)
+	defer cancel()
+	dir := r.cfg.ContextDir(a.Service)
+	extra := []string{"CUTOVER_BUILD_ID=" + shortSHA(r.vars["CUTOVER_COMMIT"]), "CUTOVER_SERVICE=" + a.Service}
+	for _, line := range append(append([]string{}, a.Commands...), svc.Build.Commands...) {
+		if err := r.sh(ctx, a.Name, dir, line, extra...); err != nil {
+			return result{}, err
+		}
+	}
+	repo := r.imageRepo(a.Service)
+	commit := r.vars["CUTOVER_COMMIT"]
+	tags := []string{repo + ":" + commit, repo + ":" + shortSHA(commit), repo + ":latest"}
+	if b := tagUnsafe.ReplaceAllString(r.vars["CUTOVER_BRANCH"], "-"); b != "" {
+		tags = append(tags, repo+":"+b)
+	}
+	r.logf(a.Name, "building image %s from %s", repo, filepath.Join(svc.Build.Context, svc.Build.Dockerfile))
+	img, err := r.e.Runtime.Build(ctx, docker.BuildRequest{
+		ContextDir: dir, Dockerfile: svc.Build.Dockerfile, Tags: tags, BuildArgs: svc.Build.Args,
+		Labels: map[string]string{"dev.cutover.project": r.cfg.Project, "dev.cutover.service": a.Service, "dev.cutover.commit": commit},
+	})
+	if err != nil {
+		return result{}, err
+	}
+	key := envName(a.Service)
+	return result{
+		summary: fmt.Sprintf("image %s (%s)", tags[1], shortID(img.ID)),
+		outputs: map[string]string{"CUTOVER_IMAGE_" + key: img.ID, "CUTOVER_IMAGE_REF_" + key: tags[0]},
+	}, nil
+}
+
+func (r *run) imageRepo(service string) string {
+	name := r.cfg.Project + "-" + service
+	if r.e.Registry != "" && r.e.Pusher != nil {
+		return r.e.Registry + "/" + r.cfg.Project + "/" + service
+	}
+	return "cutover/" + name
+}
+
+// afterStage pushes the images a build stage produced to the registry and
+// records their digests: deploys use the pushed digest.
+func (r *run) afterStage(ctx context.Context, st config.Stage) error {
+	if r.e.Registry == "" || r.e.Pusher == nil {
+		return nil
+	}
+	for _, a := range st.Actions {
+		if a.Kind != config.ActionBuild {
+			continue
+		}
+		key := envName(a.Service)
+		r.mu.Lock()
+		full := r.vars["CUTOVER_IMAGE_REF_"+key]
+		r.mu.Unlock()
+		if full == "" {
+			continue
+		}
+		repo, _, _ := strings.Cut(full, ":"+r.vars["CUTOVER_COMMIT"])
+		var digest string
+		for _, tag := range []string{r.vars["CUTOVER_COMMIT"], shortSHA(r.vars["CUTOVER_COMMIT"]), tagUnsafe.ReplaceAllString(r.vars["CUTOVER_BRANCH"], "-"), "latest"} {
+			if tag == "" {
+				continue
+			}
+			d, err := r.e.Pusher.Push(ctx, repo+":"+tag)
+			if err != nil {
+				return fmt.Errorf("pushing %s: %w", repo+":"+tag, err)
+			}
+			digest = d
+		}
+		r.logf(a.Name, "pushed %s@%s", repo, digest)
+		r.mu.Lock()
+		r.vars["CUTOVER_DIGEST_"+key] = digest
+		r.vars["CUTOVER_IMAGE_DIGEST_REF_"+key] = repo + "@" + digest
+		r.mu.Unlock()
+	}
+	return nil
+}
+
+// images maps each service to what a deploy or integration should run:
+// the pushed digest reference when there is one, else the local image id.
+func (r *run) images() map[string]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]string{}
+	for _, name := range r.cfg.ServiceNames() {
+		key := envName(name)
+		if ref := r.vars["CUTOVER_IMAGE_DIGEST_REF_"+key]; ref != "" {
+			out[name] = ref
+		} else if id := r.vars["CUTOVER_IMAGE_"+key]; id != "" {
+			out[name] = id
+		}
+	}
+	return out
+}
+
+func (r *run) deploy(ctx context.Context, a config.Action) (result, error) {
+	if r.e.Deploy == nil {
+		return result{}, fmt.Errorf("deploying is not available in this command")
+	}
+	images := r.images()
+	for _, name := range r.cfg.ServiceNames() {
+		if r.cfg.Services[name].Build != nil && images[name] == "" {
+			return result{}, fmt.Errorf("service %s has no image built in this execution (a build stage must run before deploy %s)", name, a.Environment)
+		}
+	}
+	d, err := r.e.Deploy(ctx, r.cfg, a.Environment, images, func(line string) { r.logf(a.Name, "%s", line) })
+	if err != nil {
+		return result{}, err
+	}
+	res := result{summary: fmt.Sprintf("deployment %s: %s", d.ID, d.Status), outputs: map[string]string{"CUTOVER_DEPLOYMENT_" + envName(a.Environment): d.ID}}
+	if d.Status != "succeeded" {
+		if r.e.Notify != nil && (d.Status == "rolled_back" || d.Status == "stopped") {
+			r.e.Notify("deployment.rolled_back", r.exec, fmt.Sprintf("%s: %s", a.Environment, d.Reason))
+		}
+		return res, fmt.Errorf("deployment %s to %s %s: %s", d.ID, a.Environment, strings.ReplaceAll(d.Status, "_", " "), d.Reason)
+	}
+	return res, nil
+}
+
+// verify runs HTTP checks through the environment's listener (smoke,
+// contract, CORS: status, body, headers).
+func (r *run) verify(ctx context.Context, a config.Action) (result, error) {
+	env := r.cfg.Environments[a.Environment]
+	hookEnv := hook.Env{
+		TestURL:       fmt.Sprintf("http://127.0.0.1:%d", env.Listen.TestPort),
+		ProductionURL: fmt.Sprintf("http://127.0.0.1:%d", env.Listen.Port),
+		Dir:           r.cfg.Dir(),
+	}
+	timeout := a.Timeout
+	if timeout <= 0 {
+		timeout = config.Duration(10 * time.Second)
+	}
+	var failed []string
+	for _, c := range a.Checks {
+		hc := c.HTTPCheck
+		if hc.Listener == "" {
+			hc.Listener = config.ListenerProduction
+		}
+		res := hook.Run(ctx, "verify", config.Hook{Name: c.Service + " " + c.Path, HTTP: &hc, Timeout: timeout}, hookEnv)
+		r.logf(a.Name, "%s: %s", map[bool]string{true: "ok", false: "FAILED"}[res.OK], res.Detail)
+		if !res.OK {
+			failed = append(failed, res.Detail)
+		}
+	}
+	if len(failed) > 0 {
+		return result{}, fmt.Errorf("%d of %d checks failed: %s", len(failed), len(a.Checks), failed[0])
+	}
+	return result{summary: fmt.Sprintf("%d checks passed", len(a.Checks))}, nil
+}
+
+func shortID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

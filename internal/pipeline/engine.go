@@ -1,0 +1,501 @@
+// Package pipeline runs cutover's CI/CD pipeline for one commit: a fresh
+// workspace at the exact commit, stages in order, actions of one stage in
+// parallel by run order (build, test with JUnit reports, compose
+// integration, deploy, verify, approval with evidence, command), variables
+// shared between actions, secrets masked in every log line, and every
+// state change persisted in the store so `cutover executions`, `logs` and
+// `approve` see it from other processes.
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/runtime/docker"
+	"github.com/cutoverdev/cutover/internal/source"
+	"github.com/cutoverdev/cutover/internal/store"
+)
+
+// Trigger kinds.
+const (
+	TriggerManual      = "manual"
+	TriggerPush        = "push"
+	TriggerPullRequest = "pull_request"
+	TriggerPoll        = "poll"
+	TriggerRetry       = "retry"
+)
+
+// Trigger is what starts an execution.
+type Trigger struct {
+	Kind       string `json:"kind"`
+	Project    string `json:"project"`
+	Repo       string `json:"repo"`        // local path or URL
+	Branch     string `json:"branch"`      // the pushed branch, or a pull request's head branch
+	Commit     string `json:"commit"`      // optional: the branch head when empty
+	ConfigPath string `json:"config_path"` // cutover.yaml relative to the repository root
+	PR         int    `json:"pr,omitempty"`
+	// RetryOf and FromStage rerun an execution from a stage, reusing the
+	// variables (image ids, digests) its earlier stages produced.
+	RetryOf   string `json:"retry_of,omitempty"`
+	FromStage string `json:"from_stage,omitempty"`
+}
+
+// Pusher pushes a tagged local image and returns the manifest digest
+// (the Docker runtime does, to the embedded registry).
+type Pusher interface {
+	Push(ctx context.Context, ref string) (string, error)
+}
+
+// Deployer deploys built images to an environment; the CLI wires it to the
+// deployment controller (lease, reconcile, blue/green or rolling).
+type Deployer func(ctx context.Context, cfg *config.Config, env string, images map[string]string, logf func(string)) (store.Deployment, error)
+
+// Engine runs executions. Its fields are set once; Run may be called from
+// several goroutines (the daemon) for different executions.
+type Engine struct {
+	Store    *store.Store
+	Runtime  *docker.Runtime
+	Home     string // workspaces live in Home/workspaces/<execution>
+	Deploy   Deployer
+	Evidence func(ctx context.Context, cfg *config.Config, env string) any // approval evidence of the environment promoted from
+	Registry string                                                        // host:port of the embedded registry; "" = do not push
+	Pusher   Pusher                                                        // pushes tagged images to Registry
+	Notify   func(kind string, exec store.Execution, message string)       // optional
+	Output   io.Writer                                                     // live log lines (cutover run); may be nil
+	Log      *slog.Logger
+	Getenv   func(string) string
+	Poll     time.Duration // how often waits look for approvals and cancellation (default 500ms)
+
+	outMu sync.Mutex
+}
+
+// run is one execution in progress.
+type run struct {
+	e       *Engine
+	exec    store.Execution
+	cfg     *config.Config
+	pipe    *config.Pipeline
+	ws      source.Workspace
+	secrets *Secrets
+	stages  []StageState
+
+	mu   sync.Mutex // guards exec, stages and vars
+	vars map[string]string
+}
+
+// TriggerVar is the variable (not exported to commands) that records an
+// execution's trigger, for `cutover retry`.
+const TriggerVar = "_trigger"
+
+// NewExecutionID returns a sortable, unique execution id.
+func NewExecutionID(now time.Time) string {
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	return "x-" + now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// Run executes the pipeline for t and returns the finished execution. A
+// failed action fails the execution (the returned error is nil: the
+// execution's status says it); err is for failures to run at all.
+func (e *Engine) Run(ctx context.Context, t Trigger) (store.Execution, error) {
+	if e.Getenv == nil {
+		e.Getenv = os.Getenv
+	}
+	if e.Log == nil {
+		e.Log = slog.Default()
+	}
+	if e.Poll <= 0 {
+		e.Poll = 500 * time.Millisecond
+	}
+	if t.Kind == "" {
+		t.Kind = TriggerManual
+	}
+	if t.ConfigPath == "" {
+		t.ConfigPath = "cutover.yaml"
+	}
+	if t.Commit == "" {
+		c, err := source.Resolve(ctx, t.Repo, t.Branch)
+		if err != nil {
+			return store.Execution{}, err
+		}
+		t.Commit = c
+	}
+	trig, _ := json.Marshal(t)
+	r := &run{e: e, vars: map[string]string{TriggerVar: string(trig)}}
+	r.exec = store.Execution{
+		ID: NewExecutionID(time.Now()), Project: t.Project, Pipeline: "main", Trigger: t.Kind,
+		Branch: t.Branch, Commit: t.Commit, Status: "running", Variables: trig,
+	}
+	if err := e.Store.CreateExecution(ctx, r.exec); err != nil {
+		return r.exec, err
+	}
+	exec, err := e.Store.GetExecution(ctx, r.exec.ID)
+	if err != nil {
+		return r.exec, err
+	}
+	r.exec = exec
+	r.logf("execution", "execution %s: %s of %s at %s", exec.ID, t.Kind, t.Branch, shortSHA(t.Commit))
+	if e.Notify != nil {
+		e.Notify("execution.started", r.exec, fmt.Sprintf("%s %s at %s", t.Kind, t.Branch, shortSHA(t.Commit)))
+	}
+	runErr := r.execute(ctx, t)
+	return r.finish(ctx, runErr)
+}
+
+func (r *run) execute(ctx context.Context, t Trigger) error {
+	dir := filepath.Join(r.e.Home, "workspaces", r.exec.ID)
+	ws, err := source.Checkout(ctx, t.Repo, t.Commit, dir)
+	if err != nil {
+		return err
+	}
+	r.ws = ws
+	defer func() {
+		if err := ws.Remove(); err != nil {
+			r.e.Log.Warn("removing the workspace", "dir", dir, "err", err)
+		}
+	}()
+	r.cfg, err = config.Load(filepath.Join(ws.Dir, t.ConfigPath))
+	if err != nil {
+		return err
+	}
+	r.pipe = r.cfg.EffectivePipeline()
+	if r.secrets, err = LoadSecrets(r.cfg, r.pipe, r.e.Getenv); err != nil {
+		return err
+	}
+	r.setBaseVars(t)
+	if t.RetryOf != "" {
+		if err := r.inheritVars(ctx, t.RetryOf); err != nil {
+			return err
+		}
+	}
+	r.stages = Plan(r.pipe, t.Kind, t.Branch)
+	if t.FromStage != "" {
+		if err := r.skipBefore(t.FromStage); err != nil {
+			return err
+		}
+	}
+	r.save(ctx)
+	for i := range r.stages {
+		if err := r.runStage(ctx, i); err != nil {
+			for j := i + 1; j < len(r.stages); j++ {
+				r.setStage(j, func(s *StageState) {
+					if s.Status == StatusPending {
+						s.Status, s.Reason = StatusSkipped, "an earlier stage failed"
+						for k := range s.Actions {
+							s.Actions[k].Status = StatusSkipped
+						}
+					}
+				})
+			}
+			r.save(ctx)
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *run) setBaseVars(t Trigger) {
+	r.vars["CUTOVER_EXECUTION_ID"] = r.exec.ID
+	r.vars["CUTOVER_COMMIT"] = t.Commit
+	r.vars["CUTOVER_SHORT_SHA"] = shortSHA(t.Commit)
+	r.vars["CUTOVER_BRANCH"] = t.Branch
+	r.vars["CUTOVER_TRIGGER"] = t.Kind
+	r.vars["CUTOVER_PROJECT"] = r.cfg.Project
+}
+
+// inheritVars takes the image variables of the execution being retried.
+func (r *run) inheritVars(ctx context.Context, id string) error {
+	old, err := r.e.Store.GetExecution(ctx, id)
+	if err != nil {
+		return err
+	}
+	var stages []StageState
+	_ = json.Unmarshal(old.Stages, &stages)
+	for _, s := range stages {
+		for _, a := range s.Actions {
+			for k, v := range a.Outputs {
+				r.vars[k] = v
+			}
+		}
+	}
+	return nil
+}
+
+func (r *run) skipBefore(stage string) error {
+	for i, s := range r.stages {
+		if s.Name == stage {
+			return nil
+		}
+		r.stages[i].Status, r.stages[i].Reason = StatusSkipped, "retried from stage "+stage
+		for k := range r.stages[i].Actions {
+			r.stages[i].Actions[k].Status = StatusSkipped
+		}
+	}
+	var names []string
+	for _, s := range r.pipe.Stages {
+		names = append(names, s.Name)
+	}
+	return fmt.Errorf("--stage %s: no such stage (stages: %s)", stage, strings.Join(names, ", "))
+}
+
+// runStage runs one stage's actions, those of one run order in parallel.
+func (r *run) runStage(ctx context.Context, i int) error {
+	if r.stages[i].Status == StatusSkipped {
+		return nil
+	}
+	now := time.Now().UTC()
+	r.setStage(i, func(s *StageState) { s.Status, s.Started = StatusRunning, &now })
+	r.save(ctx)
+	spec := r.pipe.Stages[i]
+	orders := map[int][]int{}
+	for j, a := range spec.Actions {
+		orders[a.RunOrder] = append(orders[a.RunOrder], j)
+	}
+	keys := make([]int, 0, len(orders))
+	for k := range orders {
+		keys = append(keys, k)
+	}
+	sort.Ints(keys)
+	var stageErr error
+	for _, order := range keys {
+		var wg sync.WaitGroup
+		errs := make([]error, len(spec.Actions))
+		for _, j := range orders[order] {
+			if r.stages[i].Actions[j].Status == StatusSkipped {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[j] = r.runAction(ctx, i, j, spec.Actions[j])
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			stageErr = err
+			break
+		}
+	}
+	if stageErr == nil {
+		stageErr = r.afterStage(ctx, spec)
+	}
+	end := time.Now().UTC()
+	r.setStage(i, func(s *StageState) {
+		s.Finished = &end
+		s.Status = StatusSucceeded
+		if stageErr != nil {
+			s.Status, s.Reason = StatusFailed, firstLine(stageErr.Error())
+			if errors.Is(stageErr, errCancelled) {
+				s.Status = StatusCancelled
+			}
+		}
+		for k := range s.Actions {
+			if s.Actions[k].Status == StatusPending {
+				s.Actions[k].Status = StatusSkipped
+			}
+		}
+	})
+	r.save(ctx)
+	return stageErr
+}
+
+func (r *run) runAction(ctx context.Context, i, j int, a config.Action) error {
+	start := time.Now().UTC()
+	r.setAction(i, j, func(s *ActionState) { s.Status, s.Started = StatusRunning, &start })
+	r.save(ctx)
+	r.logf(a.Name, "%s (%s) started", a.Name, a.Kind)
+	res, err := r.dispatch(ctx, i, j, a)
+	end := time.Now().UTC()
+	r.setAction(i, j, func(s *ActionState) {
+		s.Finished = &end
+		s.Summary = res.summary
+		s.Reports = res.reports
+		s.Outputs = res.outputs
+		s.Status = StatusSucceeded
+		if err != nil {
+			s.Status, s.Summary = StatusFailed, r.secrets.Mask(firstLine(err.Error()))
+			if errors.Is(err, errCancelled) {
+				s.Status = StatusCancelled
+			}
+		}
+	})
+	r.mu.Lock()
+	for k, v := range res.outputs {
+		r.vars[k] = v
+	}
+	r.mu.Unlock()
+	if err != nil {
+		r.logf(a.Name, "%s failed after %s: %v", a.Name, end.Sub(start).Round(time.Millisecond), err)
+		return fmt.Errorf("%s: %w", a.Name, err)
+	}
+	r.logf(a.Name, "%s succeeded in %s%s", a.Name, end.Sub(start).Round(time.Millisecond), prefixed(" — ", res.summary))
+	r.save(ctx)
+	return nil
+}
+
+// result is what an action produced.
+type result struct {
+	summary string
+	reports []Suite
+	outputs map[string]string
+}
+
+func (r *run) dispatch(ctx context.Context, i, j int, a config.Action) (result, error) {
+	if err := r.cancelled(ctx); err != nil {
+		return result{}, err
+	}
+	switch a.Kind {
+	case config.ActionBuild:
+		return r.build(ctx, a)
+	case config.ActionTest, config.ActionCommand:
+		return r.commands(ctx, a, r.cfg.Dir())
+	case config.ActionIntegration:
+		return r.integration(ctx, a)
+	case config.ActionDeploy:
+		return r.deploy(ctx, a)
+	case config.ActionVerify:
+		return r.verify(ctx, a)
+	case config.ActionApproval:
+		return r.approval(ctx, i, j, a)
+	}
+	return result{}, fmt.Errorf("action kind %q is not supported", a.Kind)
+}
+
+func (r *run) finish(ctx context.Context, runErr error) (store.Execution, error) {
+	ctx = context.WithoutCancel(ctx)
+	r.mu.Lock()
+	r.exec.Status = "succeeded"
+	if runErr != nil {
+		r.exec.Status = "failed"
+		r.exec.Error = r.maskf(firstLine(runErr.Error()))
+		if errors.Is(runErr, errCancelled) {
+			r.exec.Status = "cancelled"
+		}
+	}
+	r.mu.Unlock()
+	r.save(ctx)
+	r.logf("execution", "execution %s %s%s", r.exec.ID, r.exec.Status, prefixed(": ", r.exec.Error))
+	if r.e.Notify != nil {
+		r.e.Notify("execution."+r.exec.Status, r.exec, r.exec.Error)
+	}
+	exec, err := r.e.Store.GetExecution(ctx, r.exec.ID)
+	if err != nil {
+		return r.exec, err
+	}
+	return exec, nil
+}
+
+func (r *run) maskf(s string) string {
+	if r.secrets == nil {
+		return s
+	}
+	return r.secrets.Mask(s)
+}
+
+func (r *run) setStage(i int, f func(*StageState)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f(&r.stages[i])
+}
+
+func (r *run) setAction(i, j int, f func(*ActionState)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f(&r.stages[i].Actions[j])
+}
+
+// save persists the execution's state; a failed save is logged, not fatal:
+// the next save carries the same state.
+func (r *run) save(ctx context.Context) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.exec.Stages, _ = json.Marshal(r.stages)
+	vars, _ := json.Marshal(r.vars)
+	r.exec.Variables = vars
+	gen, err := r.e.Store.UpdateExecution(context.WithoutCancel(ctx), r.exec, r.exec.Generation)
+	if err != nil {
+		r.e.Log.Warn("saving execution", "execution", r.exec.ID, "err", err)
+		return
+	}
+	r.exec.Generation = gen
+}
+
+// logf records one line of an action's log, masked, in the store and on Output.
+func (r *run) logf(action, format string, a ...any) {
+	r.logLines(action, []string{fmt.Sprintf(format, a...)})
+}
+
+func (r *run) logLines(action string, lines []string) {
+	for i := range lines {
+		lines[i] = r.maskf(lines[i])
+	}
+	if err := r.e.Store.AppendLog(context.Background(), r.exec.ID, action, lines); err != nil {
+		r.e.Log.Warn("writing log", "execution", r.exec.ID, "err", err)
+	}
+	if r.e.Output != nil {
+		r.e.outMu.Lock()
+		for _, l := range lines {
+			fmt.Fprintf(r.e.Output, "%s %-12s %s\n", time.Now().Format("15:04:05"), action, l)
+		}
+		r.e.outMu.Unlock()
+	}
+}
+
+var errCancelled = errors.New("cancelled")
+
+// cancelled reports a `cutover cancel` of this execution (an event in the
+// store) or the end of ctx.
+func (r *run) cancelled(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: %v", errCancelled, ctx.Err())
+	}
+	evs, err := r.e.Store.ListEvents(ctx, store.EventFilter{Project: r.exec.Project, Environment: EventScope(r.exec.ID)})
+	if err != nil {
+		return nil
+	}
+	for _, ev := range evs {
+		if ev.Kind == CancelEvent {
+			return fmt.Errorf("%w by `cutover cancel`%s", errCancelled, prefixed(" ", ev.Message))
+		}
+	}
+	return nil
+}
+
+// CancelEvent is the event kind `cutover cancel` appends in the execution's EventScope.
+const CancelEvent = "execution.cancel"
+
+// EventScope is the event log's environment field for events about one
+// execution (its requests such as cancel), apart from environments' events.
+func EventScope(executionID string) string { return "execution:" + executionID }
+
+func shortSHA(c string) string {
+	if len(c) > 7 {
+		return c[:7]
+	}
+	return c
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
+func prefixed(p, s string) string {
+	if s == "" {
+		return ""
+	}
+	return p + s
+}

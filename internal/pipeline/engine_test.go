@@ -1,0 +1,222 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/runtime/docker"
+	"github.com/cutoverdev/cutover/internal/store"
+	"github.com/cutoverdev/cutover/internal/testenv"
+)
+
+// A small repository: one service built FROM scratch (no base image can be
+// pulled here), a test action with a JUnit report, a command that exports
+// a variable, a deploy stage for develop only, and a secret.
+const repoConfig = `version: 1
+project: %s
+services:
+  hello:
+    build: { context: hello, commands: ["echo \"built $CUTOVER_BUILD_ID\" > hello.txt"] }
+    port: 8080
+environments:
+  staging: { branch: develop, listen: { port: 18080 } }
+pipeline:
+  secrets: { names: [API_TOKEN] }
+  stages:
+    - name: build
+      actions:
+        - { name: hello, kind: build, service: hello, commands: ["echo lint ok"] }
+        - name: unit
+          kind: test
+          commands: ["echo using $API_TOKEN", "mkdir -p reports && printf '<testsuite name=\"unit\"><testcase name=\"a\"/><testcase name=\"b\"><skipped/></testcase></testsuite>' > reports/unit.xml"]
+          reports: ["reports/*.xml"]
+        - { name: version, kind: command, run_order: 2, commands: ["echo VERSION=1.2.$CUTOVER_SHORT_SHA >> $CUTOVER_EXPORT"], export: [VERSION] }
+    - name: deploy-staging
+      branches: [develop]
+      actions:
+        - { name: deploy, kind: deploy, environment: staging }
+`
+
+func gitRepo(t *testing.T, project string) (dir, commit string) {
+	t.Helper()
+	dir = t.TempDir()
+	write := func(name, content string) {
+		p := filepath.Join(dir, name)
+		_ = os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("cutover.yaml", strings.Replace(repoConfig, "%s", project, 1))
+	write("hello/Dockerfile", "FROM scratch\nCOPY hello.txt /hello.txt\n")
+	git := func(args ...string) string {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	git("init", "-q", "-b", "develop")
+	git("add", ".")
+	git("commit", "-q", "-m", "first commit")
+	return dir, git("rev-parse", "HEAD")
+}
+
+type deployCall struct {
+	env    string
+	images map[string]string
+}
+
+func newEngine(t *testing.T) (*Engine, *[]deployCall, *strings.Builder) {
+	testenv.RequireDocker(t)
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "cutover.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	rt, err := docker.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close() })
+	var calls []deployCall
+	var mu sync.Mutex
+	out := &strings.Builder{}
+	e := &Engine{
+		Store: st, Runtime: rt, Home: t.TempDir(), Poll: 20 * time.Millisecond,
+		Output: &lockedWriter{w: out},
+		Getenv: func(k string) string {
+			if k == "API_TOKEN" {
+				return "s3cr3t-value"
+			}
+			return os.Getenv(k)
+		},
+		// The deployment controller is tested on its own and end to end with
+		// the real platform; here a recorder stands in for it, to test the
+		// pipeline's decisions (what deploys, with which images).
+		Deploy: func(ctx context.Context, cfg *config.Config, env string, images map[string]string, logf func(string)) (store.Deployment, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls = append(calls, deployCall{env, images})
+			return store.Deployment{ID: "d-test", Status: "succeeded"}, nil
+		},
+	}
+	return e, &calls, out
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *strings.Builder
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func removeImages(t *testing.T, project string) {
+	t.Cleanup(func() {
+		out, _ := exec.Command("docker", "images", "-q", "--filter", "label=dev.cutover.project="+project).Output()
+		if ids := strings.Fields(string(out)); len(ids) > 0 {
+			_ = exec.Command("docker", append([]string{"rmi", "-f"}, ids...)...).Run()
+		}
+	})
+}
+
+func TestPushToDevelopBuildsTestsAndDeploysWithSecretsMasked(t *testing.T) {
+	e, calls, out := newEngine(t)
+	project := "pl-" + strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
+	removeImages(t, project)
+	repo, commit := gitRepo(t, project)
+	exec, err := e.Run(context.Background(), Trigger{Kind: TriggerPush, Project: project, Repo: repo, Branch: "develop", Commit: commit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exec.Status != "succeeded" {
+		t.Fatalf("execution %s: %s\n%s", exec.Status, exec.Error, out)
+	}
+	var stages []StageState
+	if err := json.Unmarshal(exec.Stages, &stages); err != nil {
+		t.Fatal(err)
+	}
+	unit := stages[0].Actions[1]
+	if unit.Status != StatusSucceeded || unit.Summary != "1 passed, 0 failed, 1 skipped in 1 suites" {
+		t.Fatalf("unit action %+v", unit)
+	}
+	if v := stages[0].Actions[2].Outputs["VERSION"]; v != "1.2."+commit[:7] {
+		t.Fatalf("exported VERSION = %q", v)
+	}
+	if len(*calls) != 1 || (*calls)[0].env != "staging" || !strings.HasPrefix((*calls)[0].images["hello"], "sha256:") {
+		t.Fatalf("deploy calls %+v", *calls)
+	}
+	logs, err := e.Store.ListLogs(context.Background(), exec.ID, "", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := ""
+	for _, l := range logs {
+		all += l.Line + "\n"
+	}
+	if strings.Contains(all, "s3cr3t-value") || strings.Contains(out.String(), "s3cr3t-value") {
+		t.Fatal("a secret value reached the log")
+	}
+	if !strings.Contains(all, "using ***") {
+		t.Fatalf("masked secret line missing from the log:\n%s", all)
+	}
+	if _, err := os.Stat(filepath.Join(e.Home, "workspaces", exec.ID)); !os.IsNotExist(err) {
+		t.Fatalf("workspace not removed: %v", err)
+	}
+}
+
+func TestPullRequestNeverDeploysAndFailedTestStopsBeforeDeploy(t *testing.T) {
+	e, calls, out := newEngine(t)
+	project := "pr-" + strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
+	removeImages(t, project)
+	repo, commit := gitRepo(t, project)
+	exec, err := e.Run(context.Background(), Trigger{Kind: TriggerPullRequest, Project: project, Repo: repo, Branch: "develop", Commit: commit, PR: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exec.Status != "succeeded" || len(*calls) != 0 {
+		t.Fatalf("pull request: %s %s, deploys %v\n%s", exec.Status, exec.Error, *calls, out)
+	}
+
+	// A failing unit test fails the execution and nothing deploys.
+	cfg, _ := os.ReadFile(filepath.Join(repo, "cutover.yaml"))
+	bad := strings.Replace(string(cfg), `commands: ["echo using $API_TOKEN",`, `commands: ["echo failing; exit 3",`, 1)
+	_ = os.WriteFile(filepath.Join(repo, "cutover.yaml"), []byte(bad), 0o644)
+	for _, args := range [][]string{{"commit", "-qam", "break the tests"}} {
+		c := exec2(repo, args...)
+		if outb, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("%v %s", err, outb)
+		}
+	}
+	head, _ := exec2(repo, "rev-parse", "HEAD").Output()
+	exec, err = e.Run(context.Background(), Trigger{Kind: TriggerPush, Project: project, Repo: repo, Branch: "develop", Commit: strings.TrimSpace(string(head))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exec.Status != "failed" || !strings.Contains(exec.Error, "exit code 3") || len(*calls) != 0 {
+		t.Fatalf("failing test: %s %q, deploys %v", exec.Status, exec.Error, *calls)
+	}
+}
+
+func exec2(dir string, args ...string) *exec.Cmd {
+	c := exec.Command("git", args...)
+	c.Dir = dir
+	c.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
+	return c
+}

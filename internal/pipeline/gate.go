@@ -1,0 +1,172 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/integration"
+	"github.com/cutoverdev/cutover/internal/store"
+)
+
+// Evidence is what an approval request shows the approver.
+type Evidence struct {
+	Commit       string            `json:"commit"`
+	Branch       string            `json:"branch"`
+	Message      string            `json:"message"`
+	Author       string            `json:"author,omitempty"`
+	ChangedFiles []string          `json:"changed_files"`
+	Images       map[string]string `json:"images"`
+	Environment  string            `json:"environment"`  // the environment to deploy
+	PromoteFrom  string            `json:"promote_from"` // where the evidence of running comes from
+	Staging      any               `json:"staging,omitempty"`
+}
+
+// approval waits at the gate until someone approves or rejects with
+// `cutover approve|reject EXECUTION`, or the timeout passes (a failure,
+// as in CodePipeline, whose timeout is 7 days).
+func (r *run) approval(ctx context.Context, i, j int, a config.Action) (result, error) {
+	env := r.cfg.Environments[a.Environment]
+	timeout := a.Timeout.Std()
+	if timeout <= 0 && env.Approval != nil {
+		timeout = env.Approval.Timeout.Std()
+	}
+	if timeout <= 0 {
+		timeout = config.DefaultApprovalTimeout
+	}
+	ev := Evidence{
+		Commit: r.ws.Commit, Branch: r.vars["CUTOVER_BRANCH"], Message: r.ws.Message, Author: r.ws.Author,
+		ChangedFiles: r.ws.ChangedFiles, Images: r.images(), Environment: a.Environment, PromoteFrom: env.PromoteFrom,
+	}
+	if r.e.Evidence != nil && env.PromoteFrom != "" {
+		ev.Staging = r.e.Evidence(ctx, r.cfg, env.PromoteFrom)
+	}
+	raw, _ := json.Marshal(ev)
+	now := time.Now().UTC()
+	stage := r.pipe.Stages[i].Name
+	if err := r.e.Store.RequestApproval(ctx, store.Approval{
+		Execution: r.exec.ID, Stage: stage, Action: a.Name, Status: "pending",
+		RequestedAt: now, Expires: now.Add(timeout), Evidence: raw,
+	}); err != nil {
+		return result{}, err
+	}
+	r.setAction(i, j, func(s *ActionState) { s.Status = StatusWaiting })
+	r.mu.Lock()
+	r.exec.Status = "waiting"
+	r.mu.Unlock()
+	r.save(ctx)
+	r.logf(a.Name, "waiting for approval to deploy %s: `cutover approve %s --comment ...` or `cutover reject %s` (times out in %s)", a.Environment, r.exec.ID, r.exec.ID, timeout)
+	if r.e.Notify != nil {
+		r.e.Notify("approval.needed", r.exec, fmt.Sprintf("deploy %s at %s: cutover approve %s", a.Environment, shortSHA(ev.Commit), r.exec.ID))
+	}
+	defer func() {
+		r.mu.Lock()
+		r.exec.Status = "running"
+		r.mu.Unlock()
+	}()
+	for {
+		ap, err := r.e.Store.GetApproval(ctx, r.exec.ID, a.Name)
+		if err != nil {
+			return result{}, err
+		}
+		switch ap.Status {
+		case "approved":
+			return result{summary: fmt.Sprintf("approved by %s%s", ap.DecidedBy, prefixed(": ", ap.Comment))}, nil
+		case "rejected":
+			return result{}, fmt.Errorf("rejected by %s%s", ap.DecidedBy, prefixed(": ", ap.Comment))
+		}
+		if time.Now().After(ap.Expires) {
+			return result{}, fmt.Errorf("nobody approved within %s: the approval timed out", timeout)
+		}
+		if err := r.cancelled(ctx); err != nil {
+			return result{}, err
+		}
+		select {
+		case <-ctx.Done():
+			return result{}, fmt.Errorf("%w: %v", errCancelled, ctx.Err())
+		case <-time.After(r.e.Poll):
+		}
+	}
+}
+
+// integration starts the repository's docker-compose.yml under a project
+// name unique to the execution, with the images this execution built, runs
+// the checks, and always tears it all down.
+func (r *run) integration(ctx context.Context, a config.Action) (result, error) {
+	ctx, cancel := r.withTimeout(ctx, a)
+	defer cancel()
+	file := a.Compose
+	if file == "" {
+		file = "docker-compose.yml"
+	}
+	images := map[string]string{}
+	r.mu.Lock()
+	for _, name := range r.cfg.ServiceNames() {
+		if id := r.vars["CUTOVER_IMAGE_"+envName(name)]; id != "" {
+			images[name] = id
+		}
+	}
+	r.mu.Unlock()
+	var checks []integration.Check
+	for _, c := range a.Checks {
+		checks = append(checks, integration.Check{Service: c.Service, ContainerPort: c.Port, Path: c.Path,
+			ExpectStatus: c.ExpectStatus, ExpectBody: c.ExpectBody, ExpectHeaders: c.ExpectHeaders})
+	}
+	res, err := integration.Run(ctx, r.e.Runtime, integration.Options{
+		ComposeFile: filepath.Join(r.cfg.Dir(), file),
+		Project:     "cutover-it-" + r.exec.ID,
+		Images:      images,
+		Checks:      checks,
+		Timeout:     a.Timeout.Std(),
+		Logger:      r.e.Log,
+		Output:      lineWriter(func(l string) { r.logf(a.Name, "%s", l) }),
+	})
+	passed := 0
+	for _, c := range res.Checks {
+		if c.OK {
+			passed++
+		}
+		r.logf(a.Name, "%s: %s %s", map[bool]string{true: "ok", false: "FAILED"}[c.OK], c.Path, c.Detail)
+	}
+	if err != nil {
+		return result{}, err
+	}
+	if passed < len(res.Checks) {
+		for _, c := range res.Checks {
+			if !c.OK {
+				return result{}, fmt.Errorf("integration check %s %s failed: %s", c.Service, c.Path, c.Detail)
+			}
+		}
+	}
+	return result{summary: fmt.Sprintf("%d of %d integration checks passed on %s", passed, len(res.Checks), file)}, nil
+}
+
+// lineWriter is an io.Writer that hands each complete line to f.
+type lineWriter func(string)
+
+func (f lineWriter) Write(p []byte) (int, error) {
+	for _, l := range splitLines(string(p)) {
+		f(l)
+	}
+	return len(p), nil
+}
+
+func splitLines(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			if i > start {
+				out = append(out, s[start:i])
+			}
+			start = i + 1
+		}
+	}
+	if start < len(s) {
+		out = append(out, s[start:])
+	}
+	return out
+}
