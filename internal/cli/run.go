@@ -159,10 +159,10 @@ func (s *session) evidence(ctx context.Context, cfg *config.Config, env string) 
 		Unhealthy int     `json:"unhealthy"`
 	}
 	ev := struct {
-		Environment string            `json:"environment"`
-		Figures     []groupFigures    `json:"load_balancer"`
-		Events      []store.Event     `json:"events"`
-		Deployments []store.Deployment `json:"deployments"`
+		Environment string              `json:"environment"`
+		Figures     []groupFigures      `json:"load_balancer"`
+		Events      []store.Event       `json:"events"`
+		Deployments []store.Deployment  `json:"deployments"`
 		Logs        map[string][]string `json:"logs"`
 	}{Environment: env, Logs: map[string][]string{}}
 	scope := local.Scope(cfg.Project, env) + "/"
