@@ -110,8 +110,12 @@ func (r *run) integration(ctx context.Context, a config.Action) (result, error) 
 		}
 	}
 	r.mu.Unlock()
-	var checks []integration.Check
-	for _, c := range a.Checks {
+	checks := []integration.Check{}
+	specs := a.Checks
+	if len(specs) == 0 {
+		specs = r.defaultIntegrationChecks(ctx, filepath.Join(r.cfg.Dir(), file))
+	}
+	for _, c := range specs {
 		checks = append(checks, integration.Check{Service: c.Service, ContainerPort: c.Port, Path: c.Path,
 			ExpectStatus: c.ExpectStatus, ExpectBody: c.ExpectBody, ExpectHeaders: c.ExpectHeaders})
 	}
@@ -167,6 +171,25 @@ func splitLines(s string) []string {
 	}
 	if start < len(s) {
 		out = append(out, s[start:])
+	}
+	return out
+}
+
+// defaultIntegrationChecks checks each service that is both in cutover.yaml
+// and in the compose file: its health path on the container port compose
+// gives it (which may differ from the image's, as the frontend's does).
+func (r *run) defaultIntegrationChecks(ctx context.Context, composeFile string) []config.Check {
+	composed, _, err := config.FromCompose(ctx, composeFile)
+	if err != nil {
+		return nil // integration.Run reports the compose file's problem
+	}
+	var out []config.Check
+	for _, name := range r.cfg.ServiceNames() {
+		cs, ok := composed.Services[name]
+		if !ok || cs.Port == 0 {
+			continue
+		}
+		out = append(out, config.Check{Service: name, Port: cs.Port, HTTPCheck: config.HTTPCheck{Path: r.cfg.Services[name].Health.Path, ExpectStatus: 200}})
 	}
 	return out
 }
