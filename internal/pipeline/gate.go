@@ -133,7 +133,6 @@ func (r *run) integration(ctx context.Context, a config.Action) (result, error) 
 		if c.OK {
 			passed++
 		}
-		r.logf(a.Name, "%s: %s %s", map[bool]string{true: "ok", false: "FAILED"}[c.OK], c.Path, c.Detail)
 	}
 	if err != nil {
 		return result{}, err
