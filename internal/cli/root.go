@@ -99,7 +99,7 @@ func newRoot(g *globals) *cobra.Command {
 		newRequestCmd(g, "stop", "Stop the running deployment and roll it back", deploy.RequestStop, true),
 		newRequestCmd(g, "continue", "Let a deployment waiting for approval shift production traffic", deploy.RequestContinue, false),
 		newRunCmd(g), newExecutionsCmd(g), newLogsCmd(g), newDecideCmd(g, true), newDecideCmd(g, false),
-		newCancelCmd(g), newRetryCmd(g),
+		newCancelCmd(g), newRetryCmd(g), newServeCmd(g),
 	)
 	return root
 }

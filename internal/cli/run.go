@@ -68,15 +68,7 @@ func (c *runCmd) trigger(ctx context.Context, g *globals) (pipeline.Trigger, err
 	default:
 		return pipeline.Trigger{}, usageError{fmt.Sprintf("--kind %q: write manual, push or pull_request", c.kind)}
 	}
-	abs, err := filepath.Abs(g.file)
-	if err != nil {
-		return pipeline.Trigger{}, err
-	}
-	top, err := gitOut(ctx, filepath.Dir(abs), "rev-parse", "--show-toplevel")
-	if err != nil {
-		return pipeline.Trigger{}, fmt.Errorf("%s is not inside a git repository (cutover run checks out a commit: `git init` and commit first)", g.file)
-	}
-	rel, err := filepath.Rel(top, abs)
+	top, rel, err := repoOf(ctx, g)
 	if err != nil {
 		return pipeline.Trigger{}, err
 	}
@@ -90,6 +82,20 @@ func (c *runCmd) trigger(ctx context.Context, g *globals) (pipeline.Trigger, err
 		}
 	}
 	return t, nil
+}
+
+// repoOf finds the git repository cutover.yaml is in, and its path inside it.
+func repoOf(ctx context.Context, g *globals) (top, rel string, err error) {
+	abs, err := filepath.Abs(g.file)
+	if err != nil {
+		return "", "", err
+	}
+	top, err = gitOut(ctx, filepath.Dir(abs), "rev-parse", "--show-toplevel")
+	if err != nil {
+		return "", "", fmt.Errorf("%s is not inside a git repository (the pipeline checks out commits: `git init` and commit first)", g.file)
+	}
+	rel, err = filepath.Rel(top, abs)
+	return top, rel, err
 }
 
 func gitOut(ctx context.Context, dir string, args ...string) (string, error) {

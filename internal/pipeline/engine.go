@@ -383,6 +383,9 @@ func (r *run) finish(ctx context.Context, runErr error) (store.Execution, error)
 		r.exec.Error = r.maskf(firstLine(runErr.Error()))
 		if errors.Is(runErr, errCancelled) {
 			r.exec.Status = "cancelled"
+			if strings.Contains(runErr.Error(), SupersededPrefix) {
+				r.exec.Status = "superseded"
+			}
 		}
 	}
 	r.mu.Unlock()
@@ -473,6 +476,9 @@ func (r *run) cancelled(ctx context.Context) error {
 	}
 	return nil
 }
+
+// SupersededPrefix starts the message of a cancel that a newer commit caused.
+const SupersededPrefix = "superseded by"
 
 // CancelEvent is the event kind `cutover cancel` appends in the execution's EventScope.
 const CancelEvent = "execution.cancel"
