@@ -17,6 +17,7 @@ import (
 
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/hook"
+	"github.com/cutoverdev/cutover/internal/notify"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
 )
 
@@ -316,8 +317,8 @@ func (r *run) deploy(ctx context.Context, a config.Action) (result, error) {
 	}
 	res := result{summary: fmt.Sprintf("deployment %s: %s", d.ID, d.Status), outputs: map[string]string{"CUTOVER_DEPLOYMENT_" + envName(a.Environment): d.ID}}
 	if d.Status != "succeeded" {
-		if r.e.Notify != nil && (d.Status == "rolled_back" || d.Status == "stopped") {
-			r.e.Notify("deployment.rolled_back", r.exec, fmt.Sprintf("%s: %s", a.Environment, d.Reason))
+		if d.Status == "rolled_back" || d.Status == "stopped" {
+			r.notify(notify.DeploymentRolledBack, fmt.Sprintf("%s: %s", a.Environment, d.Reason))
 		}
 		return res, fmt.Errorf("deployment %s to %s %s: %s", d.ID, a.Environment, strings.ReplaceAll(d.Status, "_", " "), d.Reason)
 	}

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/notify"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
 	"github.com/cutoverdev/cutover/internal/source"
 	"github.com/cutoverdev/cutover/internal/store"
@@ -73,7 +74,7 @@ type Engine struct {
 	Evidence func(ctx context.Context, cfg *config.Config, env string) any // approval evidence of the environment promoted from
 	Registry string                                                        // host:port of the embedded registry; "" = do not push
 	Pusher   Pusher                                                        // pushes tagged images to Registry
-	Notify   func(kind string, exec store.Execution, message string)       // optional
+	Notify   notify.Options                                                // delivery settings of pipeline.notifications
 	Output   io.Writer                                                     // live log lines (cutover run); may be nil
 	Log      *slog.Logger
 	Getenv   func(string) string
@@ -92,8 +93,9 @@ type run struct {
 	secrets *Secrets
 	stages  []StageState
 
-	mu   sync.Mutex // guards exec, stages and vars
-	vars map[string]string
+	mu       sync.Mutex // guards exec, stages and vars
+	vars     map[string]string
+	notifier *notify.Notifier // from pipeline.notifications, once the config is loaded
 }
 
 // TriggerVar is the variable (not exported to commands) that records an
@@ -148,9 +150,6 @@ func (e *Engine) Run(ctx context.Context, t Trigger) (store.Execution, error) {
 	}
 	r.exec = exec
 	r.logf("execution", "execution %s: %s of %s at %s", exec.ID, t.Kind, t.Branch, shortSHA(t.Commit))
-	if e.Notify != nil {
-		e.Notify("execution.started", r.exec, fmt.Sprintf("%s %s at %s", t.Kind, t.Branch, shortSHA(t.Commit)))
-	}
 	runErr := r.execute(ctx, t)
 	return r.finish(ctx, runErr)
 }
@@ -175,6 +174,10 @@ func (r *run) execute(ctx context.Context, t Trigger) error {
 	if r.secrets, err = LoadSecrets(r.cfg, r.pipe, r.e.Getenv); err != nil {
 		return err
 	}
+	if err := r.startNotifier(); err != nil {
+		return err
+	}
+	r.notify(notify.ExecutionStarted, fmt.Sprintf("%s of %s at %s", t.Kind, t.Branch, shortSHA(t.Commit)))
 	r.setBaseVars(t)
 	if t.RetryOf != "" {
 		if err := r.inheritVars(ctx, t.RetryOf); err != nil {
@@ -391,8 +394,16 @@ func (r *run) finish(ctx context.Context, runErr error) (store.Execution, error)
 	r.mu.Unlock()
 	r.save(ctx)
 	r.logf("execution", "execution %s %s%s", r.exec.ID, r.exec.Status, prefixed(": ", r.exec.Error))
-	if r.e.Notify != nil {
-		r.e.Notify("execution."+r.exec.Status, r.exec, r.exec.Error)
+	switch r.exec.Status {
+	case "succeeded":
+		r.notify(notify.ExecutionSucceeded, "all stages succeeded")
+	case "failed":
+		r.notify(notify.ExecutionFailed, r.exec.Error)
+	}
+	if r.notifier != nil {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		_ = r.notifier.Close(cctx) // deliveries get a bounded time; a failing notifier never fails the pipeline
+		cancel()
 	}
 	exec, err := r.e.Store.GetExecution(ctx, r.exec.ID)
 	if err != nil {
@@ -504,4 +515,40 @@ func prefixed(p, s string) string {
 		return ""
 	}
 	return p + s
+}
+
+// startNotifier builds the notification targets of pipeline.notifications,
+// their URLs taken from the secrets.
+func (r *run) startNotifier() error {
+	var targets []notify.Target
+	for i, n := range r.pipe.Notifications {
+		t := notify.Target{Name: n.Name, Kind: n.Kind, URL: r.secrets.Value(n.URLSecret), Events: n.Events}
+		if t.Name == "" {
+			t.Name = fmt.Sprintf("%s-%d", n.Kind, i+1)
+		}
+		if err := t.Validate(); err != nil {
+			return fmt.Errorf("pipeline.notifications[%d]: %v", i, err)
+		}
+		targets = append(targets, t)
+	}
+	if len(targets) > 0 {
+		o := r.e.Notify
+		if o.Logger == nil {
+			o.Logger = r.e.Log
+		}
+		r.notifier = notify.New(targets, o)
+	}
+	return nil
+}
+
+// notify sends an event; it never blocks the pipeline nor fails it.
+func (r *run) notify(kind, message string) {
+	if r.notifier == nil {
+		return
+	}
+	r.mu.Lock()
+	x := r.exec
+	r.mu.Unlock()
+	r.notifier.Notify(context.Background(), notify.Event{Kind: kind, Execution: x.ID, Project: x.Project, Commit: x.Commit,
+		Branch: x.Branch, Status: x.Status, Message: r.maskf(message), Time: time.Now()})
 }
