@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/store"
+	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
 // A main-branch pipeline that waits for an approval before deploying.
@@ -25,13 +26,9 @@ func approvalRepo(t *testing.T, project, timeout string) (string, string) {
         - { name: deploy, kind: deploy, environment: production, run_order: 2 }
 `
 	_ = os.WriteFile(filepath.Join(repo, "cutover.yaml"), []byte(y), 0o644)
-	for _, args := range [][]string{{"checkout", "-q", "-b", "main"}, {"commit", "-qam", "production stage"}} {
-		if out, err := exec2(repo, args...).CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v %s", args, err, out)
-		}
-	}
-	head, _ := exec2(repo, "rev-parse", "HEAD").Output()
-	return repo, strings.TrimSpace(string(head))
+	testenv.Git(t, repo, "checkout", "-q", "-b", "main")
+	testenv.Git(t, repo, "commit", "-qam", "production stage")
+	return repo, testenv.Git(t, repo, "rev-parse", "HEAD")
 }
 
 func waitPending(t *testing.T, st *store.Store, project string) store.Approval {

@@ -47,30 +47,10 @@ pipeline:
 
 func gitRepo(t *testing.T, project string) (dir, commit string) {
 	t.Helper()
-	dir = t.TempDir()
-	write := func(name, content string) {
-		p := filepath.Join(dir, name)
-		_ = os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("cutover.yaml", strings.Replace(repoConfig, "%s", project, 1))
-	write("hello/Dockerfile", "FROM scratch\nCOPY hello.txt /hello.txt\n")
-	git := func(args ...string) string {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	git("init", "-q", "-b", "develop")
-	git("add", ".")
-	git("commit", "-q", "-m", "first commit")
-	return dir, git("rev-parse", "HEAD")
+	return testenv.GitRepo(t, "develop", map[string]string{
+		"cutover.yaml":     strings.Replace(repoConfig, "%s", project, 1),
+		"hello/Dockerfile": "FROM scratch\nCOPY hello.txt /hello.txt\n",
+	})
 }
 
 type deployCall struct {
@@ -198,25 +178,12 @@ func TestPullRequestNeverDeploysAndFailedTestStopsBeforeDeploy(t *testing.T) {
 	cfg, _ := os.ReadFile(filepath.Join(repo, "cutover.yaml"))
 	bad := strings.Replace(string(cfg), `commands: ["echo using $API_TOKEN",`, `commands: ["echo failing; exit 3",`, 1)
 	_ = os.WriteFile(filepath.Join(repo, "cutover.yaml"), []byte(bad), 0o644)
-	for _, args := range [][]string{{"commit", "-qam", "break the tests"}} {
-		c := exec2(repo, args...)
-		if outb, err := c.CombinedOutput(); err != nil {
-			t.Fatalf("%v %s", err, outb)
-		}
-	}
-	head, _ := exec2(repo, "rev-parse", "HEAD").Output()
-	exec, err = e.Run(context.Background(), Trigger{Kind: TriggerPush, Project: project, Repo: repo, Branch: "develop", Commit: strings.TrimSpace(string(head))})
+	testenv.Git(t, repo, "commit", "-qam", "break the tests")
+	exec, err = e.Run(context.Background(), Trigger{Kind: TriggerPush, Project: project, Repo: repo, Branch: "develop", Commit: testenv.Git(t, repo, "rev-parse", "HEAD")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if exec.Status != "failed" || !strings.Contains(exec.Error, "exit code 3") || len(*calls) != 0 {
 		t.Fatalf("failing test: %s %q, deploys %v", exec.Status, exec.Error, *calls)
 	}
-}
-
-func exec2(dir string, args ...string) *exec.Cmd {
-	c := exec.Command("git", args...)
-	c.Dir = dir
-	c.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
-	return c
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
 func TestNotificationsReachTheWebhookAndItsURLStaysSecret(t *testing.T) {
@@ -41,11 +43,8 @@ func TestNotificationsReachTheWebhookAndItsURLStaysSecret(t *testing.T) {
 	cfg, _ := os.ReadFile(filepath.Join(repo, "cutover.yaml"))
 	y := strings.Replace(string(cfg), "  secrets: { names: [API_TOKEN] }", "  secrets: { names: [API_TOKEN, HOOK_URL] }\n  notifications:\n    - { name: ops, kind: webhook, url_secret: HOOK_URL }", 1)
 	_ = os.WriteFile(filepath.Join(repo, "cutover.yaml"), []byte(y), 0o644)
-	if o, err := exec2(repo, "commit", "-qam", "notify").CombinedOutput(); err != nil {
-		t.Fatalf("%v %s", err, o)
-	}
-	head, _ := exec2(repo, "rev-parse", "HEAD").Output()
-	x, err := e.Run(context.Background(), Trigger{Kind: TriggerPush, Project: project, Repo: repo, Branch: "develop", Commit: strings.TrimSpace(string(head))})
+	testenv.Git(t, repo, "commit", "-qam", "notify")
+	x, err := e.Run(context.Background(), Trigger{Kind: TriggerPush, Project: project, Repo: repo, Branch: "develop", Commit: testenv.Git(t, repo, "rev-parse", "HEAD")})
 	if err != nil || x.Status != "succeeded" {
 		t.Fatalf("%v %s %s\n%s", err, x.Status, x.Error, out)
 	}

@@ -1,0 +1,197 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/pipeline"
+	"github.com/cutoverdev/cutover/internal/runtime/docker"
+	"github.com/cutoverdev/cutover/internal/store"
+	"github.com/cutoverdev/cutover/internal/testenv"
+	"github.com/cutoverdev/cutover/internal/webhook"
+)
+
+// A project whose pipeline builds one FROM scratch image and then waits at
+// an approval on main, so a test can hold an execution at a gate.
+const project = `version: 1
+project: %s
+services:
+  hello: { build: { context: hello, commands: ["echo hi > hello.txt"] }, port: 8080 }
+environments:
+  production: { branch: main, listen: { port: 18099 } }
+pipeline:
+  stages:
+    - name: build
+      actions: [{ name: hello, kind: build, service: hello }]
+    - name: gate
+      branches: [main]
+      actions: [{ name: approve, kind: approval, environment: production, timeout: 1m }]
+`
+
+func newServer(t *testing.T) (*Server, string) {
+	testenv.RequireDocker(t)
+	name := "sv-" + strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
+	repo, _ := testenv.GitRepo(t, "main", map[string]string{
+		"cutover.yaml":     strings.Replace(project, "%s", name, 1),
+		"hello/Dockerfile": "FROM scratch\nCOPY hello.txt /hello.txt\n",
+	})
+	t.Cleanup(func() {
+		out, _ := exec.Command("docker", "images", "-q", "--filter", "label=dev.cutover.project="+name).Output()
+		if ids := strings.Fields(string(out)); len(ids) > 0 {
+			_ = exec.Command("docker", append([]string{"rmi", "-f"}, ids...)...).Run()
+		}
+	})
+	ctx := context.Background()
+	cfg, err := config.Load(filepath.Join(repo, "cutover.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "cutover.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	rt, err := docker.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close() })
+	s := &Server{
+		Config: cfg, Store: st, Addr: "127.0.0.1:0", Repo: repo, ConfigPath: "cutover.yaml", Grace: 300 * time.Millisecond,
+		Engine: &pipeline.Engine{Store: st, Runtime: rt, Home: t.TempDir(), Poll: 20 * time.Millisecond},
+	}
+	s.Webhooks = webhook.Handler(webhook.HandlerConfig{GenericSecret: "s3cret", OnTrigger: func(tr webhook.Trigger) error {
+		s.Enqueue(ctx, pipeline.Trigger{Kind: pipeline.TriggerPush, Branch: tr.Branch, Commit: tr.Commit})
+		return nil
+	}})
+	return s, repo
+}
+
+func post(t *testing.T, url, secret, body string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if secret != "" {
+		req.Header.Set("X-Cutover-Secret", secret)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func waitFor(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	for i := 0; i < 400; i++ {
+		if f() {
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func TestWebhookTriggersSupersedeAndGracefulStop(t *testing.T) {
+	s, repo := newServer(t)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	<-s.Ready()
+	base := "http://" + s.Address()
+
+	// Forged and unsigned webhooks run nothing.
+	if code := post(t, base+"/webhooks/generic", "wrong", `{"branch":"main"}`); code != http.StatusUnauthorized {
+		t.Fatalf("forged webhook: %d", code)
+	}
+	if code := post(t, base+"/webhooks/generic", "", `{"branch":"main"}`); code != http.StatusUnauthorized {
+		t.Fatalf("unsigned webhook: %d", code)
+	}
+	// An authentic one runs the pipeline up to the approval gate.
+	first := testenv.Git(t, repo, "rev-parse", "HEAD")
+	if code := post(t, base+"/webhooks/generic", "s3cret", `{"branch":"main","commit":"`+first+`"}`); code != http.StatusOK {
+		t.Fatalf("webhook: %d", code)
+	}
+	var waiting store.Execution
+	waitFor(t, "the first execution to wait at the gate", func() bool {
+		xs, _ := s.Store.ListExecutions(ctx, s.Config.Project, 10)
+		if len(xs) == 1 && xs[0].Status == "waiting" {
+			waiting = xs[0]
+			return true
+		}
+		return false
+	})
+	if waiting.Commit != first {
+		t.Fatalf("ran %s, want %s", waiting.Commit, first)
+	}
+
+	// A newer commit on the same branch supersedes the one waiting at the gate.
+	testenv.Git(t, repo, "commit", "-q", "--allow-empty", "-m", "second")
+	second := testenv.Git(t, repo, "rev-parse", "HEAD")
+	if code := post(t, base+"/webhooks/generic", "s3cret", `{"branch":"main","commit":"`+second+`"}`); code != http.StatusOK {
+		t.Fatalf("second webhook: %d", code)
+	}
+	waitFor(t, "the first execution to be superseded", func() bool {
+		x, _ := s.Store.GetExecution(ctx, waiting.ID)
+		return x.Status == "superseded"
+	})
+	waitFor(t, "the second execution to wait at the gate", func() bool {
+		xs, _ := s.Store.ListExecutions(ctx, s.Config.Project, 10)
+		return len(xs) == 2 && xs[0].Commit == second && xs[0].Status == "waiting"
+	})
+
+	// SIGTERM (ctx cancelled): the waiting execution gets the grace period, then is cancelled.
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after the stop")
+	}
+	xs, _ := s.Store.ListExecutions(context.Background(), s.Config.Project, 10)
+	if xs[0].Status != "cancelled" {
+		t.Fatalf("after the stop the execution is %s, want cancelled", xs[0].Status)
+	}
+	if _, err := http.Get(base + "/v1/health"); err == nil {
+		t.Fatal("the API still answers after the stop")
+	}
+}
+
+func TestAPIRunsAnExecutionAndApprovesIt(t *testing.T) {
+	s, _ := newServer(t)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() { _ = s.Run(ctx) }()
+	<-s.Ready()
+	base := "http://" + s.Address()
+	if code := post(t, base+"/v1/executions", "", `{"branch":"main"}`); code != http.StatusAccepted {
+		t.Fatalf("POST /v1/executions: %d", code)
+	}
+	var id string
+	waitFor(t, "the execution to wait", func() bool {
+		xs, _ := s.Store.ListExecutions(ctx, s.Config.Project, 10)
+		if len(xs) == 1 && xs[0].Status == "waiting" {
+			id = xs[0].ID
+			return true
+		}
+		return false
+	})
+	if code := post(t, base+"/v1/executions/"+id+"/approve", "", `{"comment":"no name"}`); code != http.StatusBadRequest {
+		t.Fatalf("approval without an approver: %d", code)
+	}
+	if code := post(t, base+"/v1/executions/"+id+"/approve", "", `{"by":"alice","comment":"ok"}`); code != http.StatusOK {
+		t.Fatalf("approve: %d", code)
+	}
+	waitFor(t, "the execution to succeed", func() bool {
+		x, _ := s.Store.GetExecution(ctx, id)
+		return x.Status == "succeeded"
+	})
+}
