@@ -115,7 +115,12 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		msg := strings.TrimSpace(err.Error())
 		var ue usageError
 		if !errors.As(err, &ue) && strings.HasPrefix(msg, "unknown command") {
-			msg += " (see `cutover --help`)"
+			// cobra adds "\n\nDid you mean this?\n\tname" lines: keep one line.
+			head, suggestions, _ := strings.Cut(msg, "\n\nDid you mean this?")
+			msg = head + " (see `cutover --help`)"
+			if names := strings.Fields(suggestions); len(names) > 0 {
+				msg = head + " (did you mean " + strings.Join(names, " or ") + "? see `cutover --help`)"
+			}
 		}
 		fmt.Fprintln(stderr, "cutover: "+msg)
 		return 1

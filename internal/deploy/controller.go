@@ -180,6 +180,9 @@ func (c *Controller) Run(ctx context.Context, d *store.Deployment) error {
 		return err
 	}
 	c.lastSeq = st.RequestSeq
+	// Alarms belong to one deployment: a controller reused for the next one
+	// must take a fresh baseline of the new set's metrics.
+	c.alarms = nil
 	phase, err := ParsePhase(d.Phase)
 	if err != nil {
 		return err
