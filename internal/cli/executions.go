@@ -244,7 +244,14 @@ func newRetryCmd(g *globals) *cobra.Command {
 			if strings.TrimSpace(stage) == "" {
 				t.RetryOf = ""
 			}
-			exec, err := s.engine(g).Run(ctx, t)
+			eng := s.engine(g)
+			reg, err := s.startRegistry(ctx)
+			if err != nil {
+				return err
+			}
+			defer reg.Close(context.WithoutCancel(ctx))
+			eng.Registry, eng.Pusher = reg.Addr(), s.rt
+			exec, err := eng.Run(ctx, t)
 			if err != nil {
 				return err
 			}

@@ -46,6 +46,12 @@ func newRunCmd(g *globals) *cobra.Command {
 			defer s.close()
 			t.Project = s.cfg.Project
 			eng := s.engine(g)
+			reg, err := s.startRegistry(ctx)
+			if err != nil {
+				return err
+			}
+			defer reg.Close(context.WithoutCancel(ctx))
+			eng.Registry, eng.Pusher = reg.Addr(), s.rt
 			exec, err := eng.Run(ctx, t)
 			if err != nil {
 				return err

@@ -50,6 +50,12 @@ func newServeCmd(g *globals) *cobra.Command {
 			log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 			eng := s.engine(g)
 			eng.Log = log
+			reg, err := s.startRegistry(ctx)
+			if err != nil {
+				return err
+			}
+			defer reg.Close(context.WithoutCancel(ctx))
+			eng.Registry, eng.Pusher = reg.Addr(), s.rt
 			srv := &server.Server{
 				Config: s.cfg, Store: s.store, Engine: eng, Addr: c.addr, Repo: repo, ConfigPath: configPath,
 				Grace: c.grace, Log: log,
