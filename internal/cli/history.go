@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/cutoverdev/cutover/internal/store"
 	"github.com/spf13/cobra"
@@ -42,7 +43,7 @@ func newHistoryCmd(g *globals) *cobra.Command {
 				for _, r := range revs {
 					fmt.Fprintf(w, "%-15s %-20s %-13s", r.ID, r.CreatedAt.Local().Format("2006-01-02 15:04:05"), r.Source)
 					for _, name := range sortedKeys(r.Services) {
-						fmt.Fprintf(w, " %s=%s", name, shortTaskID(trimSHA(r.Services[name].Image)))
+						fmt.Fprintf(w, " %s=%s", name, shortImage(r.Services[name].Image))
 					}
 					fmt.Fprintln(w)
 				}
@@ -53,9 +54,10 @@ func newHistoryCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func trimSHA(s string) string {
-	if len(s) > 7 && s[:7] == "sha256:" {
-		return s[7:]
+// shortImage shows an image id or a digest reference by its first 12 hex digits.
+func shortImage(s string) string {
+	if _, digest, ok := strings.Cut(s, "@sha256:"); ok {
+		return "@" + shortTaskID(digest)
 	}
-	return s
+	return shortTaskID(strings.TrimPrefix(s, "sha256:"))
 }

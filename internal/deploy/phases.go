@@ -206,6 +206,7 @@ func (c *Controller) rollBack(ctx context.Context, d *store.Deployment, st *Stat
 		if err := c.Platform.Route(ctx, Routing{Production: map[string]int{}}); err != nil {
 			return fail(Failed, nil, "removing routes: %v", err)
 		}
+		d.TrafficPercent = 0 // no route is left: the new set serves nothing
 	}
 	return nil
 }
