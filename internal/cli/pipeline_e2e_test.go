@@ -1,0 +1,93 @@
+package cli_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/runtime/docker"
+	"github.com/cutoverdev/cutover/internal/testenv"
+)
+
+// `cutover run` end to end on the example: a clone of this repository
+// (at HEAD) with a unique project and ports, pushed to develop: build with
+// unit tests, push to the embedded registry, compose integration, rolling
+// deploy to staging by digest, verify (health, CORS, SPA fallback).
+func TestRunDeploysStagingFromACommit(t *testing.T) {
+	testenv.RequireDocker(t)
+	bin := buildCutover(t)
+	top := testenv.Git(t, ".", "rev-parse", "--show-toplevel")
+	clone := filepath.Join(t.TempDir(), "repo")
+	if out, err := exec.Command("git", "clone", "-q", "--local", "--no-hardlinks", top, clone).CombinedOutput(); err != nil {
+		t.Fatalf("git clone: %v %s", err, out)
+	}
+	project := fmt.Sprintf("run%d", time.Now().UnixNano()%1_000_000)
+	port := freePort(t)
+	file := filepath.Join(clone, "examples", "bluemed", "cutover.yaml")
+	y, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(y), "project: bluemed", "project: "+project, 1)
+	s = strings.Replace(s, "port: 8180", fmt.Sprintf("port: %d", port), 1)
+	s = strings.Replace(s, "port: 8080, test_port: 8081", fmt.Sprintf("port: %d, test_port: %d", freePort(t), freePort(t)), 1)
+	if err := os.WriteFile(file, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Git(t, clone, "checkout", "-q", "-b", "develop")
+	testenv.Git(t, clone, "commit", "-qam", "test project and ports")
+	home := t.TempDir()
+	run := func(args ...string) (string, string, error) {
+		cmd := exec.Command(bin, append(args, "-f", file, "--home", home)...)
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		return out.String(), errb.String(), err
+	}
+	t.Cleanup(func() {
+		run("down", "staging")
+		run("proxy", "stop")
+		ctx := context.Background()
+		if rt, err := docker.Connect(ctx); err == nil {
+			rt.RemoveTasks(ctx, docker.Labels{Project: project}, 0)
+			rt.Close()
+		}
+		out, _ := exec.Command("docker", "images", "-q", "--filter", "label=dev.cutover.project="+project).Output()
+		if ids := strings.Fields(string(out)); len(ids) > 0 {
+			_ = exec.Command("docker", append([]string{"rmi", "-f"}, ids...)...).Run()
+		}
+	})
+
+	out, errOut, err := run("run", "--kind", "push", "-o", "json")
+	if err != nil {
+		t.Fatalf("cutover run: %v\n%s\n%s", err, out, errOut)
+	}
+	var x struct {
+		ID, Status string
+		Variables  map[string]string
+	}
+	if err := json.Unmarshal([]byte(out), &x); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if x.Status != "succeeded" || !strings.Contains(x.Variables["CUTOVER_IMAGE_DIGEST_REF_BACKEND"], "@sha256:") {
+		t.Fatalf("execution %+v", x)
+	}
+	code, _, body := get(t, fmt.Sprintf("http://127.0.0.1:%d/api/health", port))
+	if code != 200 || !strings.Contains(body, `"status":"ok"`) {
+		t.Fatalf("staging after the pipeline: %d %s", code, body)
+	}
+	logs, _, err := run("logs", x.ID)
+	if err != nil || !strings.Contains(logs, "pushed 127.0.0.1:") || !strings.Contains(logs, "3 of 3 integration checks passed") {
+		t.Fatalf("logs: %v\n%s", err, logs)
+	}
+	hist, _, _ := run("history", "staging", "-o", "json")
+	if !strings.Contains(hist, `@sha256:`) {
+		t.Fatalf("the staging revision is not pinned by digest: %s", hist)
+	}
+}
