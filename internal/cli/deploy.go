@@ -146,6 +146,7 @@ func (s *session) controller(g *globals, env string, timeout time.Duration) *dep
 		Timeout:  timeout,
 		Progress: p.event,
 		Log:      log,
+		Owner:    whoAmI(),
 	}
 }
 

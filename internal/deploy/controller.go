@@ -49,6 +49,7 @@ type Controller struct {
 	Tick     time.Duration // how often waits look for requests (default 25ms); health and alarms every 10 ticks
 	Progress func(Event)   // optional
 	Log      *slog.Logger
+	Owner    string // who drives deployments, recorded on them, e.g. "pid 42 on host (cutover deploy)"
 
 	alarms  *alarm.Evaluator // lives from the first traffic shift to the end of baking
 	lastSeq int64            // requests (continue/stop/rollback) after this event seq are new
@@ -135,8 +136,11 @@ func (c *Controller) saveFinal(ctx context.Context, d *store.Deployment, st Stat
 		return err
 	}
 	d.Data = raw
+	// What serves is what has the traffic: a deployment that failed after
+	// all traffic moved (auto rollback off, or stopping the old set failed)
+	// leaves the new revision serving.
 	serving := d.Revision
-	if d.Status != store.DeploymentSucceeded {
+	if d.Status != store.DeploymentSucceeded && d.TrafficPercent < 100 {
 		serving = d.PreviousRevision
 	}
 	color := st.NewColor

@@ -48,7 +48,11 @@ func (c *Controller) rolling(ctx context.Context, d *store.Deployment, st *State
 			if add <= 0 && newCounts[svc] < want {
 				// No room to surge: drain old tasks down to the minimum healthy first.
 				minHealthy := (want*s.MinimumHealthyPercent + 99) / 100
-				remove := max(1, newCounts[svc]+oldCounts[svc]-minHealthy)
+				remove := newCounts[svc] + oldCounts[svc] - minHealthy
+				if remove < 1 {
+					return fail(Failed, nil, "service %s (desired %d): maximum_percent %d and minimum_healthy_percent %d leave no room to start a new task without going below the minimum (raise strategy.maximum_percent or lower strategy.minimum_healthy_percent)",
+						svc, want, s.MaximumPercent, s.MinimumHealthyPercent)
+				}
 				oldCounts[svc] = max(0, oldCounts[svc]-remove)
 				add = min(want-newCounts[svc], maxTotal-newCounts[svc]-oldCounts[svc])
 			}

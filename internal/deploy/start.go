@@ -56,7 +56,7 @@ func (c *Controller) Deploy(ctx context.Context, rev store.Revision) (store.Depl
 	d := store.Deployment{
 		ID: NewDeploymentID(time.Now()), Project: c.Config.Project, Environment: c.Env,
 		Revision: rev.ID, PreviousRevision: prevRev, Strategy: strategy,
-		Phase: phase.String(), Status: "in_progress", Data: mustJSON(st),
+		Phase: phase.String(), Status: "in_progress", Data: mustJSON(st), Owner: c.Owner,
 	}
 	if err := c.Store.CreateDeployment(ctx, d); err != nil {
 		return d, err
@@ -112,6 +112,7 @@ func (c *Controller) Reconcile(ctx context.Context, rollback bool) (*store.Deplo
 		return nil, err
 	}
 	d.Phase = phase.String()
+	d.Owner = c.Owner
 	st.PhaseStarted = time.Now().UTC()
 	// Requests sent to the dead controller are void.
 	if evs, err := c.Store.ListEvents(ctx, store.EventFilter{Project: c.Config.Project, Environment: c.Env, AfterSeq: st.RequestSeq}); err == nil && len(evs) > 0 {

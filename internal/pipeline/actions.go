@@ -21,16 +21,21 @@ import (
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
 )
 
-// env is the environment of commands: the process's, the variables, the secrets.
+// env is the environment of host commands: the process's, then pipelineEnv.
 func (r *run) env(extra ...string) []string {
+	return append(os.Environ(), r.pipelineEnv(extra...)...)
+}
+
+// pipelineEnv is what every command gets: the variables, the secrets, extra.
+func (r *run) pipelineEnv(extra ...string) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	env := os.Environ()
 	keys := make([]string, 0, len(r.vars))
 	for k := range r.vars {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	var env []string
 	for _, k := range keys {
 		if !strings.HasPrefix(k, "_") {
 			env = append(env, k+"="+r.vars[k])
@@ -43,11 +48,14 @@ func (r *run) env(extra ...string) []string {
 // sh runs one command line through the shell in dir, its output going,
 // masked, line by line to the action's log. The whole process group is
 // killed when ctx ends.
-func (r *run) sh(ctx context.Context, action, dir, line string, extraEnv ...string) error {
+func (r *run) sh(ctx context.Context, action, image, dir, line string, extraEnv ...string) error {
 	if err := r.cancelled(ctx); err != nil {
 		return err
 	}
 	r.logf(action, "$ %s", line)
+	if image != "" {
+		return r.shInImage(ctx, action, image, dir, line, extraEnv)
+	}
 	cmd := exec.Command("sh", "-c", line)
 	cmd.Dir = dir
 	cmd.Env = r.env(extraEnv...)
@@ -95,6 +103,37 @@ func (r *run) sh(ctx context.Context, action, dir, line string, extraEnv ...stri
 	return nil
 }
 
+// shInImage runs one command line with sh inside a container of image,
+// the workspace mounted at /workspace and host networking. Only the
+// pipeline's variables and secrets are passed, not the host's environment.
+func (r *run) shInImage(ctx context.Context, action, image, dir, line string, extraEnv []string) error {
+	rel, err := filepath.Rel(r.ws.Dir, dir)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return fmt.Errorf("%s is outside the workspace", dir)
+	}
+	env := r.pipelineEnv(extraEnv...)
+	for i, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(v, r.ws.Dir) {
+			env[i] = k + "=/workspace" + strings.TrimPrefix(v, r.ws.Dir) // e.g. CUTOVER_EXPORT
+		}
+	}
+	code, err := r.e.Runtime.RunCommand(ctx, docker.CommandSpec{
+		Image: image, Cmd: []string{"sh", "-c", line}, Env: env,
+		Mounts: map[string]string{r.ws.Dir: "/workspace"}, WorkDir: filepath.ToSlash(filepath.Join("/workspace", rel)),
+		Labels: docker.Labels{Project: r.cfg.Project}, Output: lineWriter(func(l string) { r.logLines(action, []string{l}) }),
+	})
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: %q interrupted", errCancelled, line)
+	}
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return fmt.Errorf("command %q in image %s failed with exit code %d (its output is in `cutover logs %s`)", line, image, code, r.exec.ID)
+	}
+	return nil
+}
+
 func (r *run) withTimeout(ctx context.Context, a config.Action) (context.Context, context.CancelFunc) {
 	if a.Timeout.Std() > 0 {
 		return context.WithTimeout(ctx, a.Timeout.Std())
@@ -105,9 +144,6 @@ func (r *run) withTimeout(ctx context.Context, a config.Action) (context.Context
 // commands runs a test or command action: its commands in order, then the
 // JUnit reports (test) or the exported variables (command).
 func (r *run) commands(ctx context.Context, a config.Action, dir string) (result, error) {
-	if a.Image != "" {
-		return result{}, fmt.Errorf("image %q: running commands inside a container image is not available yet (remove image: to run them on the host)", a.Image)
-	}
 	ctx, cancel := r.withTimeout(ctx, a)
 	defer cancel()
 	exportFile := filepath.Join(r.ws.Dir, ".cutover-export-"+a.Name)
@@ -120,7 +156,7 @@ func (r *run) commands(ctx context.Context, a config.Action, dir string) (result
 	var res result
 	var runErr error
 	for _, line := range a.Commands {
-		if runErr = r.sh(ctx, a.Name, dir, line, extra...); runErr != nil {
+		if runErr = r.sh(ctx, a.Name, a.Image, dir, line, extra...); runErr != nil {
 			break
 		}
 	}
@@ -213,7 +249,7 @@ func (r *run) build(ctx context.Context, a config.Action) (result, error) {
 	dir := r.cfg.ContextDir(a.Service)
 	extra := []string{"CUTOVER_BUILD_ID=" + shortSHA(r.vars["CUTOVER_COMMIT"]), "CUTOVER_SERVICE=" + a.Service}
 	for _, line := range append(append([]string{}, a.Commands...), svc.Build.Commands...) {
-		if err := r.sh(ctx, a.Name, dir, line, extra...); err != nil {
+		if err := r.sh(ctx, a.Name, a.Image, dir, line, extra...); err != nil {
 			return result{}, err
 		}
 	}

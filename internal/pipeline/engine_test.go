@@ -187,3 +187,49 @@ func TestPullRequestNeverDeploysAndFailedTestStopsBeforeDeploy(t *testing.T) {
 		t.Fatalf("failing test: %s %q, deploys %v", exec.Status, exec.Error, *calls)
 	}
 }
+
+// busyboxImage builds a FROM scratch image with Debian's static busybox as
+// its shell (no image can be pulled here).
+func busyboxImage(t *testing.T, rt *docker.Runtime) string {
+	t.Helper()
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatalf("busybox-static is needed for this test (apt-get install busybox-static): %v", err)
+	}
+	dir := t.TempDir()
+	_ = os.WriteFile(filepath.Join(dir, "busybox"), bb, 0o755)
+	_ = os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n"), 0o644)
+	tag := "cutover-test/busybox:" + strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
+	img, err := rt.Build(context.Background(), docker.BuildRequest{ContextDir: dir, Tags: []string{tag}, Labels: map[string]string{"dev.cutover.project": "cutover-test-busybox"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", img.ID).Run() })
+	return tag
+}
+
+func TestCommandsRunInsideAContainerImage(t *testing.T) {
+	e, _, out := newEngine(t)
+	image := busyboxImage(t, e.Runtime)
+	project := "im-" + strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
+	removeImages(t, project)
+	repo, _ := gitRepo(t, project)
+	cfg, _ := os.ReadFile(filepath.Join(repo, "cutover.yaml"))
+	y := strings.Replace(string(cfg), `        - { name: version, kind: command, run_order: 2, commands: ["echo VERSION=1.2.$CUTOVER_SHORT_SHA >> $CUTOVER_EXPORT"], export: [VERSION] }`,
+		`        - { name: version, kind: command, run_order: 2, image: `+image+`, commands: ["echo inside $(uname -s) at $(pwd) as $CUTOVER_SHORT_SHA", "echo VERSION=9.$CUTOVER_SHORT_SHA >> $CUTOVER_EXPORT"], export: [VERSION] }`, 1)
+	_ = os.WriteFile(filepath.Join(repo, "cutover.yaml"), []byte(y), 0o644)
+	testenv.Git(t, repo, "commit", "-qam", "in a container")
+	commit := testenv.Git(t, repo, "rev-parse", "HEAD")
+	x, err := e.Run(context.Background(), Trigger{Kind: TriggerPullRequest, Project: project, Repo: repo, Branch: "develop", Commit: commit})
+	if err != nil || x.Status != "succeeded" {
+		t.Fatalf("%v %s %s\n%s", err, x.Status, x.Error, out)
+	}
+	if !strings.Contains(out.String(), "inside Linux at /workspace as "+commit[:7]) {
+		t.Fatalf("the command did not run in the image's container:\n%s", out)
+	}
+	var stages []StageState
+	_ = json.Unmarshal(x.Stages, &stages)
+	if v := stages[0].Actions[2].Outputs["VERSION"]; v != "9."+commit[:7] {
+		t.Fatalf("export from the container: %q", v)
+	}
+}
