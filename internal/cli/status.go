@@ -31,84 +31,106 @@ type envStatus struct {
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var watch time.Duration
+	cmd := &cobra.Command{
 		Use:   "status [ENV]",
 		Short: "Show environments: revision, tasks and their health at the load balancer",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			envName := ""
-			if len(args) == 1 {
-				envName = args[0]
+			if watch <= 0 {
+				return showStatus(cmd, g, args)
 			}
-			s, err := openSession(ctx, g, envName, false)
-			if err != nil {
-				return err
-			}
-			defer s.close()
-			health := map[string]string{} // task ID -> state at the proxy
-			if targets, err := s.proxy.Targets(ctx); err == nil {
-				for _, t := range targets {
-					health[t.ID] = t.State
+			for {
+				if !g.json() {
+					fmt.Fprint(g.stdout, "\033[H\033[2J")
 				}
-			}
-			names := sortedKeys(s.cfg.Environments)
-			if envName != "" {
-				names = []string{envName}
-			}
-			var out []envStatus
-			for _, name := range names {
-				if err := reconcileOrphan(ctx, g, s, name); err != nil {
+				if err := showStatus(cmd, g, args); err != nil {
 					return err
 				}
-				es := envStatus{Environment: name, Status: "never started", Tasks: []taskStatus{}}
-				st, err := s.store.GetEnvState(ctx, s.cfg.Project, name)
-				switch {
-				case err == nil:
-					es.Status, es.Revision = st.Status, st.Revision
-					u := st.UpdatedAt
-					es.UpdatedAt = &u
-				case !errors.Is(err, store.ErrNotFound):
-					return err
+				select {
+				case <-cmd.Context().Done():
+					return nil
+				case <-time.After(watch):
 				}
-				if d, err := s.store.ActiveDeployment(ctx, s.cfg.Project, name); err == nil {
-					es.Deployment = &d
-				} else if ds, err := s.store.ListDeployments(ctx, s.cfg.Project, name, 1); err == nil && len(ds) == 1 {
-					es.Deployment = &ds[0]
-				}
-				tasks, err := s.rt.ListTasks(ctx, docker.Labels{Project: s.cfg.Project, Environment: name})
-				if err != nil {
-					return err
-				}
-				for _, t := range tasks {
-					h := health[t.ID]
-					if h == "" {
-						h = "not registered"
-					}
-					es.Tasks = append(es.Tasks, taskStatus{Service: t.Labels.Service, Name: t.Name, Color: t.Labels.Color,
-						Revision: t.Labels.Revision, State: t.State, HostPort: t.HostPort, Health: h})
-				}
-				out = append(out, es)
 			}
-			return g.print(out, func(w io.Writer) {
-				for _, es := range out {
-					fmt.Fprintf(w, "%s: %s", es.Environment, es.Status)
-					if es.Revision != "" {
-						fmt.Fprintf(w, " (revision %s)", es.Revision)
-					}
-					fmt.Fprintln(w)
-					if d := es.Deployment; d != nil {
-						fmt.Fprintf(w, "  deployment %s: %s, phase %s, %d%% of traffic on revision %s", d.ID, d.Status, d.Phase, d.TrafficPercent, d.Revision)
-						if d.Reason != "" {
-							fmt.Fprintf(w, " (%s)", d.Reason)
-						}
-						fmt.Fprintln(w)
-					}
-					for _, t := range es.Tasks {
-						fmt.Fprintf(w, "  %-10s %-40s %-6s %-8s 127.0.0.1:%-5d %s\n", t.Service, t.Name, t.Color, t.State, t.HostPort, t.Health)
-					}
-				}
-			})
 		},
 	}
+	cmd.Flags().DurationVar(&watch, "watch", 0, "refresh every interval (e.g. 1s) until interrupted")
+	return cmd
+}
+
+func showStatus(cmd *cobra.Command, g *globals, args []string) error {
+	ctx := cmd.Context()
+	envName := ""
+	if len(args) == 1 {
+		envName = args[0]
+	}
+	s, err := openSession(ctx, g, envName, false)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	health := map[string]string{} // task ID -> state at the proxy
+	if targets, err := s.proxy.Targets(ctx); err == nil {
+		for _, t := range targets {
+			health[t.ID] = t.State
+		}
+	}
+	names := sortedKeys(s.cfg.Environments)
+	if envName != "" {
+		names = []string{envName}
+	}
+	var out []envStatus
+	for _, name := range names {
+		if err := reconcileOrphan(ctx, g, s, name); err != nil {
+			return err
+		}
+		es := envStatus{Environment: name, Status: "never started", Tasks: []taskStatus{}}
+		st, err := s.store.GetEnvState(ctx, s.cfg.Project, name)
+		switch {
+		case err == nil:
+			es.Status, es.Revision = st.Status, st.Revision
+			u := st.UpdatedAt
+			es.UpdatedAt = &u
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		if d, err := s.store.ActiveDeployment(ctx, s.cfg.Project, name); err == nil {
+			es.Deployment = &d
+		} else if ds, err := s.store.ListDeployments(ctx, s.cfg.Project, name, 1); err == nil && len(ds) == 1 {
+			es.Deployment = &ds[0]
+		}
+		tasks, err := s.rt.ListTasks(ctx, docker.Labels{Project: s.cfg.Project, Environment: name})
+		if err != nil {
+			return err
+		}
+		for _, t := range tasks {
+			h := health[t.ID]
+			if h == "" {
+				h = "not registered"
+			}
+			es.Tasks = append(es.Tasks, taskStatus{Service: t.Labels.Service, Name: t.Name, Color: t.Labels.Color,
+				Revision: t.Labels.Revision, State: t.State, HostPort: t.HostPort, Health: h})
+		}
+		out = append(out, es)
+	}
+	return g.print(out, func(w io.Writer) {
+		for _, es := range out {
+			fmt.Fprintf(w, "%s: %s", es.Environment, es.Status)
+			if es.Revision != "" {
+				fmt.Fprintf(w, " (revision %s)", es.Revision)
+			}
+			fmt.Fprintln(w)
+			if d := es.Deployment; d != nil {
+				fmt.Fprintf(w, "  deployment %s: %s, phase %s, %d%% of traffic on revision %s", d.ID, d.Status, d.Phase, d.TrafficPercent, d.Revision)
+				if d.Reason != "" {
+					fmt.Fprintf(w, " (%s)", d.Reason)
+				}
+				fmt.Fprintln(w)
+			}
+			for _, t := range es.Tasks {
+				fmt.Fprintf(w, "  %-10s %-40s %-6s %-8s 127.0.0.1:%-5d %s\n", t.Service, t.Name, t.Color, t.State, t.HostPort, t.Health)
+			}
+		}
+	})
 }
