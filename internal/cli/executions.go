@@ -244,13 +244,11 @@ func newRetryCmd(g *globals) *cobra.Command {
 			if strings.TrimSpace(stage) == "" {
 				t.RetryOf = ""
 			}
-			eng := s.engine(g)
-			reg, err := s.startRegistry(ctx)
+			eng, stop, err := s.engine(ctx, g)
 			if err != nil {
 				return err
 			}
-			defer reg.Close(context.WithoutCancel(ctx))
-			eng.Registry, eng.Pusher = reg.Addr(), s.rt
+			defer stop()
 			exec, err := eng.Run(ctx, t)
 			if err != nil {
 				return err

@@ -45,13 +45,11 @@ func newRunCmd(g *globals) *cobra.Command {
 			}
 			defer s.close()
 			t.Project = s.cfg.Project
-			eng := s.engine(g)
-			reg, err := s.startRegistry(ctx)
+			eng, stop, err := s.engine(ctx, g)
 			if err != nil {
 				return err
 			}
-			defer reg.Close(context.WithoutCancel(ctx))
-			eng.Registry, eng.Pusher = reg.Addr(), s.rt
+			defer stop()
 			exec, err := eng.Run(ctx, t)
 			if err != nil {
 				return err
@@ -112,18 +110,25 @@ func gitOut(ctx context.Context, dir string, args ...string) (string, error) {
 }
 
 // engine wires the pipeline to this machine: the store, Docker, the
-// deployment controller and the approval evidence.
-func (s *session) engine(g *globals) *pipeline.Engine {
+// embedded registry (started here; stop closes it), the deployment
+// controller and the approval evidence.
+func (s *session) engine(ctx context.Context, g *globals) (*pipeline.Engine, func(), error) {
 	out := g.stderr
 	if g.json() {
 		out = io.Discard
 	}
-	return &pipeline.Engine{
+	reg, err := s.startRegistry(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	eng := &pipeline.Engine{
 		Store: s.store, Runtime: s.rt, Home: s.home, Output: out,
+		Registry: reg.Addr(), Pusher: s.rt,
 		Deploy:   s.deployer(g),
 		Evidence: s.evidence,
 		Getenv:   os.Getenv,
 	}
+	return eng, func() { _ = reg.Close(context.WithoutCancel(ctx)) }, nil
 }
 
 // deployer deploys an execution's images through the deployment controller,

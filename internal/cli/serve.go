@@ -48,14 +48,12 @@ func newServeCmd(g *globals) *cobra.Command {
 				return err
 			}
 			log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-			eng := s.engine(g)
-			eng.Log = log
-			reg, err := s.startRegistry(ctx)
+			eng, stop, err := s.engine(ctx, g)
 			if err != nil {
 				return err
 			}
-			defer reg.Close(context.WithoutCancel(ctx))
-			eng.Registry, eng.Pusher = reg.Addr(), s.rt
+			defer stop()
+			eng.Log = log
 			srv := &server.Server{
 				Config: s.cfg, Store: s.store, Engine: eng, Addr: c.addr, Repo: repo, ConfigPath: configPath,
 				Grace: c.grace, Log: log,
