@@ -46,6 +46,7 @@ services:
   web:
     image: example/web:1
     port: 8080
+    health: { interval: 20ms, timeout: 10ms }
     desired_count: %d
 environments:
   %s:

@@ -47,7 +47,8 @@ func (c *Controller) runPhase(ctx context.Context, d *store.Deployment, st *Stat
 		if st.OldColor == "" {
 			return nil
 		}
-		return c.wait(ctx, d, st, waitFor{until: st.PhaseStarted.Add(env.Strategy.TerminationWait.Std()), what: "termination wait (rollback is instant)"})
+		// The new set is watched: if it fails now, traffic flips back while the original set is alive.
+		return c.wait(ctx, d, st, waitFor{until: st.PhaseStarted.Add(env.Strategy.TerminationWait.Std()), watchNew: true, what: "termination wait (rollback is instant)"})
 	case PhaseTerminating:
 		if st.OldColor == "" {
 			return nil

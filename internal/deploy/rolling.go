@@ -119,7 +119,8 @@ func (c *Controller) waitBatch(ctx context.Context, d *store.Deployment, st *Sta
 	seen := map[string]bool{}
 	var failures []TaskFailure
 	deadline := time.Now().Add(c.Timeout)
-	var lastEmit time.Time
+	var lastEmit, healthySince time.Time
+	settle := c.settleTime()
 	for {
 		if f := c.pollRequests(ctx, d, st); f != nil {
 			return f
@@ -147,6 +148,7 @@ func (c *Controller) waitBatch(ctx context.Context, d *store.Deployment, st *Sta
 				"circuit breaker tripped: %d tasks failed to start or to become healthy (threshold %d); last: %s", st.Failed, threshold, last.Error())
 		}
 		if fresh {
+			healthySince = time.Time{}
 			if err := c.save(ctx, d, *st); err != nil {
 				return fail(Failed, nil, "%v", err)
 			}
@@ -156,10 +158,19 @@ func (c *Controller) waitBatch(ctx context.Context, d *store.Deployment, st *Sta
 			}
 			continue
 		}
+		// Healthy is not enough: a task that crashes seconds after passing its
+		// checks must count toward the breaker before the old tasks go.
 		if h.Total > 0 && h.Healthy >= h.Total {
-			return nil
+			if healthySince.IsZero() {
+				healthySince = time.Now()
+			}
+			if time.Since(healthySince) >= settle {
+				return nil
+			}
+		} else {
+			healthySince = time.Time{}
 		}
-		if time.Now().After(deadline) {
+		if healthySince.IsZero() && time.Now().After(deadline) {
 			return fail(Failed, map[string]any{"health": h, "failures": failures}, "new tasks not healthy after %s: %d of %d healthy", c.Timeout, h.Healthy, h.Total)
 		}
 		if time.Since(lastEmit) >= time.Second {
@@ -172,4 +183,18 @@ func (c *Controller) waitBatch(ctx context.Context, d *store.Deployment, st *Sta
 		case <-time.After(c.lookEvery()):
 		}
 	}
+}
+
+// settleTime is how long a batch must stay healthy before old tasks are
+// drained: the strategy's bake time, or five health check intervals of the
+// slowest service.
+func (c *Controller) settleTime() time.Duration {
+	if b := c.env().Strategy.Bake.Std(); b > 0 {
+		return b
+	}
+	var d time.Duration
+	for _, svc := range c.Config.Services {
+		d = max(d, 5*svc.Health.Interval.Std())
+	}
+	return d
 }

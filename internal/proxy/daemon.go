@@ -144,6 +144,9 @@ func Run(ctx context.Context, home string, opts RunOptions) error {
 	return runErr
 }
 
+// lockWait bounds how long a starting proxy waits for a dying one's lock.
+const lockWait = 10 * time.Second
+
 // lockHome takes an exclusive lock on home/proxy/proxy.lock for the life of
 // the process (the kernel releases it even on SIGKILL), so two proxies
 // never serve one home.
@@ -152,15 +155,30 @@ func lockHome(home string) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the proxy lock: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+	// A proxy that was just killed may hold the lock a moment longer (the
+	// kernel releases it when the process has finished exiting, which waits
+	// for a pending fsync); a live one answers on its socket. So wait a
+	// little while nobody answers, and fail at once when somebody does.
+	deadline := time.Now().Add(lockWait)
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", lockPath(home), err)
+		}
+		pctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, pingErr := NewClient(home).Ping(pctx)
+		cancel()
+		if pingErr == nil || time.Now().After(deadline) {
+			f.Close()
 			pid, _ := readPID(home)
 			return nil, fmt.Errorf("the cutover proxy is already running (pid %d, socket %s): stop it with `cutover proxy stop`", pid, socketPath(home))
 		}
-		return nil, fmt.Errorf("locking %s: %w", lockPath(home), err)
+		time.Sleep(50 * time.Millisecond)
 	}
-	return func() { f.Close() }, nil
 }
 
 func readPID(home string) (int, error) {

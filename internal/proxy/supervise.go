@@ -13,7 +13,7 @@ import (
 )
 
 // startTimeout bounds how long EnsureRunning waits for a started proxy to answer.
-const startTimeout = 5 * time.Second
+const startTimeout = 20 * time.Second // covers lockWait for a dying predecessor and the first health checks
 
 // EnsureRunning returns a client of the proxy of home, starting it first if
 // it does not answer: exe args... (e.g. os.Executable() and ["proxy",
