@@ -40,6 +40,7 @@ type harness struct {
 // strategyYAML is indented to sit under environments.prod.
 func newHarness(t *testing.T, desired int, envYAML string) *harness {
 	t.Helper()
+	minSettle = 50 * time.Millisecond // production waits 5s; these tests script health directly
 	yml := fmt.Sprintf(`version: 1
 project: %s
 services:

@@ -186,15 +186,19 @@ func (c *Controller) waitBatch(ctx context.Context, d *store.Deployment, st *Sta
 }
 
 // settleTime is how long a batch must stay healthy before old tasks are
-// drained: the strategy's bake time, or five health check intervals of the
-// slowest service.
+// drained: the strategy's bake time when set, else five health check
+// intervals of the slowest service and at least minSettle.
 func (c *Controller) settleTime() time.Duration {
 	if b := c.env().Strategy.Bake.Std(); b > 0 {
 		return b
 	}
-	var d time.Duration
+	d := minSettle
 	for _, svc := range c.Config.Services {
 		d = max(d, 5*svc.Health.Interval.Std())
 	}
 	return d
 }
+
+// minSettle catches a release that crashes seconds after passing its
+// checks (a missing config read at first request, a bad migration...).
+var minSettle = 5 * time.Second

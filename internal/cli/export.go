@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/export"
+	"github.com/spf13/cobra"
+)
+
+func newExportCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "export",
+		Short: "Export cutover.yaml as infrastructure code for other platforms",
+		Args:  cobra.NoArgs,
+		// --output is the global output format here as everywhere; someone
+		// who writes a directory there is told where it goes instead.
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if g.output != "text" && g.output != "json" {
+				return usageError{fmt.Sprintf("--output: %q is not a format (use text or json); write the templates into a directory with --dir %s", g.output, g.output)}
+			}
+			return nil
+		},
+	}
+	cmd.AddCommand(newExportCloudFormationCmd(g))
+	return cmd
+}
+
+func newExportCloudFormationCmd(g *globals) *cobra.Command {
+	var dir, format string
+	cmd := &cobra.Command{
+		Use:   "cloudformation",
+		Short: "Write CloudFormation templates of the AWS architecture (VPC, ALB, ECS Fargate, ECR, CodePipeline, CodeDeploy, alarms)",
+		Long: `Write CloudFormation templates for running cutover.yaml's services on AWS ECS/Fargate.
+
+Templates, deployed in this order (each imports the exports "<project>-<Name>" of the ones before):
+
+  shared.yaml            VPC over two AZs: public subnets for the load balancers, private subnets for
+                         tasks, VPC endpoints (ECR api and dkr, S3 gateway, CloudWatch Logs, SSM,
+                         Secrets Manager) instead of a NAT gateway; ECR repositories (scan on push,
+                         immutable tags, lifecycle policy); KMS keys for artifacts/images and for logs.
+  app-<environment>.yaml one per environment: an ALB with an HTTPS listener on 443 (parameter
+                         CertificateArn) and, for blue_green, an HTTPS test listener on 8443 reachable
+                         from the VPC only; host/path rules per service; blue and green target groups
+                         (one for rolling) with the health check of cutover.yaml; an ECS cluster; one
+                         Fargate service per service in the private subnets (CODE_DEPLOY controller for
+                         blue_green, ECS controller with circuit breaker and alarms for rolling); task
+                         definitions, task and execution roles; CloudWatch alarms (p95 latency, 5xx rate,
+                         unhealthy hosts, CPU, memory, running tasks) notifying an SNS topic.
+  pipeline.yaml          CodePipeline V2: CodeStar connection source (parameter RepositoryId) triggered by
+                         pushes to the last environment's branch, Build, Test and Integration in CodeBuild
+                         (buildspecs that run cutover, downloaded from parameter CutoverDownloadUrl), then
+                         per environment a manual approval announced on SNS (when required), the deploy
+                         (ECS rolling or CodeDeployToECS blue/green) and verify; the CodeDeploy
+                         application and deployment groups (alarms, auto rollback, traffic mapped to
+                         CodeDeployDefault.ECS* configurations); a notification rule.
+
+Stack names: <project>-shared, <project>-app-<environment>, <project>-pipeline. For example:
+
+  aws cloudformation deploy --stack-name bluemed-shared --template-file cf/shared.yaml
+  aws cloudformation deploy --stack-name bluemed-app-staging --template-file cf/app-staging.yaml \
+      --capabilities CAPABILITY_IAM --parameter-overrides CertificateArn=arn:aws:acm:...
+
+Secrets never appear in the templates: tasks may read SSM parameters under /cutover/<project>/<env>/
+and Secrets Manager secrets under cutover/<project>/<env>/; pipeline secrets are passed to
+CodeBuild as Secrets Manager references (cutover/<project>/pipeline:NAME).`,
+		Example: "  cutover export cloudformation --dir cf\n  cutover export cloudformation --dir cf --format json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if format != "yaml" && format != "json" {
+				return usageError{fmt.Sprintf("--format: %q is not a template format (use yaml or json)", format)}
+			}
+			cfg, err := config.Load(g.file)
+			if err != nil {
+				return err
+			}
+			files, err := export.Templates(cfg)
+			if err != nil {
+				return err
+			}
+			paths, err := export.Write(dir, format, files)
+			if err != nil {
+				return err
+			}
+			type written struct {
+				Path      string `json:"path"`
+				Stack     string `json:"stack"`
+				Resources int    `json:"resources"`
+			}
+			res := make([]written, len(files))
+			for i, f := range files {
+				res[i] = written{paths[i], f.Stack, len(f.Template.Resources)}
+			}
+			return g.print(struct {
+				Templates []written `json:"templates"`
+			}{res}, func(w io.Writer) {
+				for _, r := range res {
+					fmt.Fprintf(w, "%s: %d resources (stack %s)\n", r.Path, r.Resources, r.Stack)
+				}
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&dir, "dir", "d", "cloudformation", "directory to write the templates into")
+	cmd.Flags().StringVar(&format, "format", "yaml", "template format: yaml or json")
+	return cmd
+}

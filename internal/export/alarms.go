@@ -1,0 +1,91 @@
+package export
+
+import (
+	"time"
+
+	"github.com/awslabs/goformation/v7/cloudformation"
+	"github.com/awslabs/goformation/v7/cloudformation/cloudwatch"
+	"github.com/cutoverdev/cutover/internal/config"
+)
+
+// alarms adds the CloudWatch alarms of one service in one environment and
+// returns their names, which the deployment (ECS deployment alarms or
+// CodeDeploy) watches. Thresholds and "M of N" come from the environment's
+// strategy alarms where cutover.yaml sets them, else from defaults.
+func (g *gen) alarms(t *cloudformation.Template, env, name string) []string {
+	id := logicalID(name)
+	prefix := g.project + "-" + env + "-" + name
+	s := g.cfg.Services[name]
+	configured := map[string]config.Alarm{}
+	for _, a := range g.cfg.Environments[env].Strategy.Alarms {
+		configured[a.Metric] = a
+	}
+	// setting returns the threshold, period (CloudWatch's standard resolution
+	// is one minute), datapoints to alarm and evaluation periods.
+	setting := func(metric string, def float64) (float64, int, int, int) {
+		a, ok := configured[metric]
+		if !ok {
+			return def, 60, 1, 1
+		}
+		m, n := a.MofN()
+		period := max(int(a.Period.Std()/time.Minute)*60, 60)
+		return a.ParsedThreshold(), period, m, n
+	}
+	lbDims := []cloudwatch.Alarm_Dimension{
+		{Name: "LoadBalancer", Value: cloudformation.GetAtt("LoadBalancer", "LoadBalancerFullName")},
+		{Name: "TargetGroup", Value: cloudformation.GetAtt(id+"BlueTargetGroup", "TargetGroupFullName")},
+	}
+	ecsDims := []cloudwatch.Alarm_Dimension{{Name: "ClusterName", Value: cloudformation.Ref("Cluster")}, {Name: "ServiceName", Value: name}}
+	var names []string
+	add := func(suffix, description string, a *cloudwatch.Alarm) {
+		a.AlarmName = cloudformation.String(prefix + "-" + suffix)
+		a.AlarmDescription = cloudformation.String(description)
+		a.AlarmActions = []string{cloudformation.Ref("AlarmTopic")}
+		a.TreatMissingData = cloudformation.String("notBreaching")
+		t.Resources[id+logicalID(suffix)+"Alarm"] = a
+		names = append(names, prefix+"-"+suffix)
+	}
+
+	th, period, m, n := setting(config.MetricP95Latency, 0.5)
+	add("p95-latency", "p95 target response time of "+name+" above the threshold (seconds)", &cloudwatch.Alarm{
+		Namespace: cloudformation.String("AWS/ApplicationELB"), MetricName: cloudformation.String("TargetResponseTime"), Dimensions: lbDims,
+		ExtendedStatistic: cloudformation.String("p95"), Period: cloudformation.Int(period), DatapointsToAlarm: cloudformation.Int(m), EvaluationPeriods: n,
+		Threshold: cloudformation.Float64(th), ComparisonOperator: "GreaterThanThreshold",
+	})
+
+	th, period, m, n = setting(config.MetricErrorRate, 0.01)
+	stat := func(id, metric string) cloudwatch.Alarm_MetricDataQuery {
+		return cloudwatch.Alarm_MetricDataQuery{Id: id, ReturnData: cloudformation.Bool(false), MetricStat: &cloudwatch.Alarm_MetricStat{Period: period, Stat: "Sum",
+			Metric: &cloudwatch.Alarm_Metric{Namespace: cloudformation.String("AWS/ApplicationELB"), MetricName: cloudformation.String(metric), Dimensions: lbDims}}}
+	}
+	add("5xx-rate", "percentage of "+name+" responses that are 5xx above the threshold", &cloudwatch.Alarm{
+		Metrics: []cloudwatch.Alarm_MetricDataQuery{
+			stat("errors", "HTTPCode_Target_5XX_Count"), stat("requests", "RequestCount"),
+			{Id: "rate", Label: cloudformation.String("5xx percent"), Expression: cloudformation.String("IF(requests > 0, 100 * errors / requests, 0)"), ReturnData: cloudformation.Bool(true)},
+		},
+		DatapointsToAlarm: cloudformation.Int(m), EvaluationPeriods: n, Threshold: cloudformation.Float64(th * 100), ComparisonOperator: "GreaterThanThreshold",
+	})
+
+	th, period, m, n = setting(config.MetricUnhealthyTargets, 0)
+	add("unhealthy-hosts", "unhealthy "+name+" targets", &cloudwatch.Alarm{
+		Namespace: cloudformation.String("AWS/ApplicationELB"), MetricName: cloudformation.String("UnHealthyHostCount"), Dimensions: lbDims,
+		Statistic: cloudformation.String("Maximum"), Period: cloudformation.Int(period), DatapointsToAlarm: cloudformation.Int(m), EvaluationPeriods: n,
+		Threshold: cloudformation.Float64(th), ComparisonOperator: "GreaterThanThreshold",
+	})
+
+	for _, metric := range []string{"CPUUtilization", "MemoryUtilization"} {
+		add(map[string]string{"CPUUtilization": "cpu", "MemoryUtilization": "memory"}[metric], metric+" of "+name+" above 80%", &cloudwatch.Alarm{
+			Namespace: cloudformation.String("AWS/ECS"), MetricName: cloudformation.String(metric), Dimensions: ecsDims,
+			Statistic: cloudformation.String("Average"), Period: cloudformation.Int(60), DatapointsToAlarm: cloudformation.Int(3), EvaluationPeriods: 5,
+			Threshold: cloudformation.Float64(80), ComparisonOperator: "GreaterThanThreshold",
+		})
+	}
+
+	th, period, m, n = setting(config.MetricRunningTasks, float64(s.DesiredCount))
+	add("running-tasks", "fewer running "+name+" tasks than the threshold", &cloudwatch.Alarm{
+		Namespace: cloudformation.String("ECS/ContainerInsights"), MetricName: cloudformation.String("RunningTaskCount"), Dimensions: ecsDims,
+		Statistic: cloudformation.String("Minimum"), Period: cloudformation.Int(period), DatapointsToAlarm: cloudformation.Int(m), EvaluationPeriods: n,
+		Threshold: cloudformation.Float64(th), ComparisonOperator: "LessThanThreshold",
+	})
+	return names
+}

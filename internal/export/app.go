@@ -1,0 +1,287 @@
+package export
+
+import (
+	"cmp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/awslabs/goformation/v7/cloudformation"
+	"github.com/awslabs/goformation/v7/cloudformation/ec2"
+	"github.com/awslabs/goformation/v7/cloudformation/ecs"
+	elb "github.com/awslabs/goformation/v7/cloudformation/elasticloadbalancingv2"
+	"github.com/awslabs/goformation/v7/cloudformation/iam"
+	"github.com/awslabs/goformation/v7/cloudformation/logs"
+	"github.com/awslabs/goformation/v7/cloudformation/sns"
+)
+
+// Ports of the load balancer. cutover.yaml's listen ports are those of the
+// local proxy on 127.0.0.1; on AWS production traffic is HTTPS on 443 and the
+// blue/green test listener HTTPS on 8443.
+const (
+	prodPort  = 443
+	testPort  = 8443
+	tlsPolicy = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+)
+
+// app is one environment: its load balancer, cluster, services and alarms.
+func (g *gen) app(env string) *cloudformation.Template {
+	t := cloudformation.NewTemplate()
+	e := g.cfg.Environments[env]
+	bg := g.blueGreen(env)
+	t.Description = "cutover " + g.project + " environment " + env + " (" + e.Strategy.Type + "): ALB, ECS cluster, Fargate services, roles, alarms"
+	t.Parameters["CertificateArn"] = cloudformation.Parameter{Type: "String", Description: cloudformation.String("ARN of the ACM certificate of the HTTPS listeners"),
+		AllowedPattern: cloudformation.String("^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/.+$")}
+	t.Parameters["ImageTag"] = cloudformation.Parameter{Type: "String", Default: "initial",
+		Description: cloudformation.String("Image tag of the first task definitions; later deployments register new revisions by digest")}
+	r := t.Resources
+	prefix := g.project + "-" + env
+
+	// Network: the ALB is reachable from the internet on its two HTTPS ports;
+	// tasks only from the ALB.
+	r["LoadBalancerSecurityGroup"] = &ec2.SecurityGroup{
+		GroupDescription: "HTTPS to the " + prefix + " load balancer",
+		VpcId:            cloudformation.String(g.imp("VpcId")),
+		SecurityGroupIngress: []ec2.SecurityGroup_Ingress{
+			{IpProtocol: "tcp", FromPort: cloudformation.Int(prodPort), ToPort: cloudformation.Int(prodPort), CidrIp: cloudformation.String("0.0.0.0/0"), Description: cloudformation.String("production HTTPS listener")},
+		},
+		SecurityGroupEgress: []ec2.SecurityGroup_Egress{{IpProtocol: "tcp", FromPort: cloudformation.Int(1), ToPort: cloudformation.Int(65535),
+			CidrIp: cloudformation.String(vpcCIDR), Description: cloudformation.String("to tasks in the VPC")}},
+		Tags: g.tags("dev.cutover.environment", env),
+	}
+	if bg {
+		sg := r["LoadBalancerSecurityGroup"].(*ec2.SecurityGroup)
+		// The test listener is for the pipeline's checks, not for the public.
+		sg.SecurityGroupIngress = append(sg.SecurityGroupIngress, ec2.SecurityGroup_Ingress{IpProtocol: "tcp", FromPort: cloudformation.Int(testPort), ToPort: cloudformation.Int(testPort),
+			CidrIp: cloudformation.String(vpcCIDR), Description: cloudformation.String("test listener, from inside the VPC only")})
+	}
+	var ingress []ec2.SecurityGroup_Ingress
+	for _, name := range g.cfg.ServiceNames() {
+		p := g.cfg.Services[name].Port
+		if slices.ContainsFunc(ingress, func(i ec2.SecurityGroup_Ingress) bool { return *i.FromPort == p }) {
+			continue
+		}
+		ingress = append(ingress, ec2.SecurityGroup_Ingress{IpProtocol: "tcp", FromPort: cloudformation.Int(p), ToPort: cloudformation.Int(p),
+			SourceSecurityGroupId: cloudformation.RefPtr("LoadBalancerSecurityGroup"), Description: cloudformation.String("from the load balancer to port " + strconv.Itoa(p))})
+	}
+	r["TaskSecurityGroup"] = &ec2.SecurityGroup{
+		GroupDescription:     "Fargate tasks of " + prefix,
+		VpcId:                cloudformation.String(g.imp("VpcId")),
+		SecurityGroupIngress: ingress,
+		SecurityGroupEgress: []ec2.SecurityGroup_Egress{{IpProtocol: "tcp", FromPort: cloudformation.Int(443), ToPort: cloudformation.Int(443),
+			CidrIp: cloudformation.String("0.0.0.0/0"), Description: cloudformation.String("HTTPS to the VPC endpoints and the S3 gateway endpoint (no NAT: nothing else is routable)")}},
+		Tags: g.tags("dev.cutover.environment", env),
+	}
+
+	r["LoadBalancer"] = &elb.LoadBalancer{
+		Type: cloudformation.String("application"), Scheme: cloudformation.String("internet-facing"),
+		Subnets:        []string{cloudformation.Select(0, cloudformation.Split(",", g.imp("PublicSubnets"))), cloudformation.Select(1, cloudformation.Split(",", g.imp("PublicSubnets")))},
+		SecurityGroups: []string{cloudformation.Ref("LoadBalancerSecurityGroup")},
+		LoadBalancerAttributes: []elb.LoadBalancer_LoadBalancerAttribute{
+			{Key: cloudformation.String("routing.http.drop_invalid_header_fields.enabled"), Value: cloudformation.String("true")},
+			{Key: cloudformation.String("deletion_protection.enabled"), Value: cloudformation.String("true")},
+		},
+		Tags:                      g.tags("dev.cutover.environment", env),
+		AWSCloudFormationMetadata: skip("CKV_AWS_91", "Access logs need an S3 bucket whose policy names the regional ELB account; cutover's alarms use CloudWatch metrics instead. Enable access_logs.s3 per account if required."),
+	}
+	listeners := []string{"ProdListener"}
+	if bg {
+		listeners = append(listeners, "TestListener")
+	}
+	for i, l := range listeners {
+		r[l] = &elb.Listener{
+			LoadBalancerArn: cloudformation.Ref("LoadBalancer"), Port: cloudformation.Int([]int{prodPort, testPort}[i]),
+			Protocol: cloudformation.String("HTTPS"), SslPolicy: cloudformation.String(tlsPolicy),
+			Certificates: []elb.Listener_Certificate{{CertificateArn: cloudformation.RefPtr("CertificateArn")}},
+			DefaultActions: []elb.Listener_Action{{Type: "fixed-response",
+				FixedResponseConfig: &elb.Listener_FixedResponseConfig{StatusCode: "404", ContentType: cloudformation.String("text/plain"), MessageBody: cloudformation.String("no route")}}},
+		}
+	}
+
+	r["LogGroup"] = &logs.LogGroup{LogGroupName: cloudformation.String("/cutover/" + g.project + "/" + env), RetentionInDays: cloudformation.Int(365),
+		KmsKeyId: cloudformation.String(g.imp("LogsKeyArn")), Tags: g.tags("dev.cutover.environment", env)}
+	r["AlarmTopic"] = &sns.Topic{TopicName: cloudformation.String(prefix + "-alarms"), KmsMasterKeyId: cloudformation.String(g.imp("LogsKeyArn")), Tags: g.tags("dev.cutover.environment", env)}
+	r["Cluster"] = &ecs.Cluster{ClusterName: cloudformation.String(prefix),
+		ClusterSettings: []ecs.Cluster_ClusterSettings{{Name: cloudformation.String("containerInsights"), Value: cloudformation.String("enabled")}},
+		Tags:            g.tags("dev.cutover.environment", env)}
+	g.roles(t, env)
+
+	for prio, name := range g.routeOrder() {
+		g.service(t, env, name, prio+1, listeners)
+	}
+	g.output(t, logicalID(env)+"ClusterName", cloudformation.Ref("Cluster"))
+	g.output(t, logicalID(env)+"ProdListenerArn", cloudformation.Ref("ProdListener"))
+	if bg {
+		g.output(t, logicalID(env)+"TestListenerArn", cloudformation.Ref("TestListener"))
+	}
+	g.output(t, logicalID(env)+"LoadBalancerArn", cloudformation.Ref("LoadBalancer"))
+	g.output(t, logicalID(env)+"AlarmTopicArn", cloudformation.Ref("AlarmTopic"))
+	g.output(t, logicalID(env)+"ExecutionRoleArn", roleArn("ExecutionRole"))
+	return t
+}
+
+// routeOrder sorts services so that the most specific route gets the lowest
+// (first evaluated) rule priority: host and path, then host, then longer paths.
+func (g *gen) routeOrder() []string {
+	names := g.cfg.ServiceNames()
+	score := func(n string) (int, int) {
+		rt := g.cfg.Services[n].Route
+		s := 0
+		if rt.Host != "" {
+			s = 2
+		}
+		if rt.PathPrefix != "" && rt.PathPrefix != "/" {
+			s++
+		}
+		return s, len(rt.PathPrefix)
+	}
+	slices.SortStableFunc(names, func(a, b string) int {
+		sa, la := score(a)
+		sb, lb := score(b)
+		return cmp.Or(cmp.Compare(sb, sa), cmp.Compare(lb, la))
+	})
+	return names
+}
+
+// roles are the execution role (pull images, write logs, read the
+// environment's secrets) shared by the environment's tasks.
+func (g *gen) roles(t *cloudformation.Template, env string) {
+	var repos []any
+	for _, svc := range g.cfg.ServiceNames() {
+		repos = append(repos, g.imp("Repository"+logicalID(svc)+"Arn"))
+	}
+	secrets := "/cutover/" + g.project + "/" + env + "/"
+	t.Resources["ExecutionRole"] = &iam.Role{
+		AssumeRolePolicyDocument: assumeRole("ecs-tasks.amazonaws.com"),
+		Policies: []iam.Role_Policy{{PolicyName: "pull-log-secrets", PolicyDocument: policy(
+			// GetAuthorizationToken is account-wide: ECR does not accept a resource for it.
+			allow([]string{"ecr:GetAuthorizationToken"}, "*"),
+			allow([]string{"ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"}, repos...),
+			allow([]string{"kms:Decrypt"}, g.imp("ArtifactsKeyArn")),
+			allow([]string{"logs:CreateLogStream", "logs:PutLogEvents"}, sub("${LogGroup.Arn}")),
+			allow([]string{"ssm:GetParameters"}, sub("arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter"+secrets+"*")),
+			allow([]string{"secretsmanager:GetSecretValue"}, sub("arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:cutover/"+g.project+"/"+env+"/*")),
+		)}},
+		Tags: g.tags("dev.cutover.environment", env),
+	}
+}
+
+// service adds one service's target groups, listener rules, task definition,
+// ECS service and alarms.
+func (g *gen) service(t *cloudformation.Template, env, name string, priority int, listeners []string) {
+	r := t.Resources
+	s := g.cfg.Services[name]
+	e := g.cfg.Environments[env]
+	id := logicalID(name)
+	bg := g.blueGreen(env)
+
+	colors := []string{"Blue"}
+	if bg {
+		colors = append(colors, "Green")
+	}
+	for _, c := range colors {
+		r[id+c+"TargetGroup"] = g.targetGroup(env, name, c)
+	}
+	for i, l := range listeners {
+		var conds []elb.ListenerRule_RuleCondition
+		if s.Route.Host != "" {
+			conds = append(conds, elb.ListenerRule_RuleCondition{Field: cloudformation.String("host-header"), HostHeaderConfig: &elb.ListenerRule_HostHeaderConfig{Values: []string{s.Route.Host}}})
+		}
+		if p := strings.TrimSuffix(s.Route.PathPrefix, "/"); p != "" {
+			conds = append(conds, elb.ListenerRule_RuleCondition{Field: cloudformation.String("path-pattern"), PathPatternConfig: &elb.ListenerRule_PathPatternConfig{Values: []string{p, p + "/*"}}})
+		} else if len(conds) == 0 {
+			conds = append(conds, elb.ListenerRule_RuleCondition{Field: cloudformation.String("path-pattern"), PathPatternConfig: &elb.ListenerRule_PathPatternConfig{Values: []string{"/*"}}})
+		}
+		// Both listeners start on blue; CodeDeploy moves the test and then the
+		// production listener to green during a deployment.
+		r[id+l+"Rule"] = &elb.ListenerRule{ListenerArn: cloudformation.RefPtr(l), Priority: priority + 100*i, Conditions: conds,
+			Actions: []elb.ListenerRule_Action{{Type: "forward", TargetGroupArn: cloudformation.RefPtr(id + "BlueTargetGroup")}}}
+	}
+
+	container := ecs.TaskDefinition_ContainerDefinition{
+		Name:                   name,
+		Image:                  sub("${AWS::AccountId}.dkr.ecr.${AWS::Region}.${AWS::URLSuffix}/" + g.project + "/" + name + ":${ImageTag}"),
+		Essential:              cloudformation.Bool(true),
+		ReadonlyRootFilesystem: cloudformation.Bool(true),
+		PortMappings:           []ecs.TaskDefinition_PortMapping{{ContainerPort: cloudformation.Int(s.Port), Protocol: cloudformation.String("tcp")}},
+		StopTimeout:            cloudformation.Int(min(max(int(s.StopTimeout.Std()/time.Second), 2), 120)),
+		LogConfiguration: &ecs.TaskDefinition_LogConfiguration{LogDriver: "awslogs", Options: map[string]string{
+			"awslogs-group": cloudformation.Ref("LogGroup"), "awslogs-region": cloudformation.Ref("AWS::Region"), "awslogs-stream-prefix": name}},
+	}
+	for _, k := range sortedKeys(s.Env) {
+		container.Environment = append(container.Environment, ecs.TaskDefinition_KeyValuePair{Name: cloudformation.String(k), Value: cloudformation.String(s.Env[k])})
+	}
+	r[id+"TaskRole"] = &iam.Role{AssumeRolePolicyDocument: assumeRole("ecs-tasks.amazonaws.com"), Description: cloudformation.String("the " + name + " application's own AWS permissions (none by default)"),
+		Tags: g.tags("dev.cutover.environment", env, "dev.cutover.service", name)}
+	r[id+"TaskDefinition"] = &ecs.TaskDefinition{
+		Family: cloudformation.String(g.project + "-" + env + "-" + name), RequiresCompatibilities: []string{"FARGATE"},
+		NetworkMode: cloudformation.String("awsvpc"), Cpu: cloudformation.String("256"), Memory: cloudformation.String("512"),
+		ExecutionRoleArn: cloudformation.GetAttPtr("ExecutionRole", "Arn"), TaskRoleArn: cloudformation.GetAttPtr(id+"TaskRole", "Arn"),
+		ContainerDefinitions: []ecs.TaskDefinition_ContainerDefinition{container},
+		Tags:                 g.tags("dev.cutover.environment", env, "dev.cutover.service", name),
+	}
+
+	svc := &ecs.Service{
+		ServiceName: cloudformation.String(name), Cluster: cloudformation.RefPtr("Cluster"), LaunchType: cloudformation.String("FARGATE"),
+		TaskDefinition: cloudformation.RefPtr(id + "TaskDefinition"), DesiredCount: cloudformation.Int(s.DesiredCount),
+		HealthCheckGracePeriodSeconds: cloudformation.Int(max(int(s.Health.GracePeriod.Std()/time.Second), 0)),
+		LoadBalancers:                 []ecs.Service_LoadBalancer{{ContainerName: cloudformation.String(name), ContainerPort: cloudformation.Int(s.Port), TargetGroupArn: cloudformation.RefPtr(id + "BlueTargetGroup")}},
+		NetworkConfiguration: &ecs.Service_NetworkConfiguration{AwsvpcConfiguration: &ecs.Service_AwsVpcConfiguration{
+			AssignPublicIp: cloudformation.String("DISABLED"), SecurityGroups: []string{cloudformation.Ref("TaskSecurityGroup")},
+			Subnets: []string{cloudformation.Select(0, cloudformation.Split(",", g.imp("PrivateSubnets"))), cloudformation.Select(1, cloudformation.Split(",", g.imp("PrivateSubnets")))}}},
+		PropagateTags:              cloudformation.String("SERVICE"),
+		Tags:                       g.tags("dev.cutover.environment", env, "dev.cutover.service", name),
+		AWSCloudFormationDependsOn: []string{id + "ProdListenerRule"},
+	}
+	alarms := g.alarms(t, env, name)
+	if bg {
+		svc.DeploymentController = &ecs.Service_DeploymentController{Type: cloudformation.String("CODE_DEPLOY")}
+	} else {
+		svc.DeploymentController = &ecs.Service_DeploymentController{Type: cloudformation.String("ECS")}
+		svc.DeploymentConfiguration = &ecs.Service_DeploymentConfiguration{
+			MinimumHealthyPercent: cloudformation.Int(e.Strategy.MinimumHealthyPercent), MaximumPercent: cloudformation.Int(e.Strategy.MaximumPercent),
+			DeploymentCircuitBreaker: &ecs.Service_DeploymentCircuitBreaker{Enable: e.Strategy.CircuitBreaker.Enable, Rollback: e.Strategy.CircuitBreaker.Rollback},
+			Alarms:                   &ecs.Service_DeploymentAlarms{Enable: true, Rollback: e.Strategy.AutoRollback.OnAlarm, AlarmNames: alarms},
+		}
+	}
+	r[id+"Service"] = svc
+	g.output(t, logicalID(env, name)+"ServiceName", *svc.ServiceName)
+	for _, c := range colors {
+		g.output(t, logicalID(env, name)+c+"TargetGroupArn", cloudformation.Ref(id+c+"TargetGroup"))
+	}
+	g.output(t, logicalID(env, name)+"TaskRoleArn", roleArn(id+"TaskRole"))
+}
+
+// targetGroup carries the service's health check from cutover.yaml, clamped
+// to the ranges the ALB accepts (cutover's local proxy checks far more often
+// than an ALB can).
+func (g *gen) targetGroup(env, name, color string) *elb.TargetGroup {
+	s := g.cfg.Services[name]
+	h := s.Health
+	interval := min(max(int(h.Interval.Std()/time.Second), 5), 300)
+	timeout := min(max(int(h.Timeout.Std()/time.Second), 2), 120, interval-1)
+	codes := cmp.Or(h.SuccessCodes, "200-399")
+	return &elb.TargetGroup{
+		TargetType: cloudformation.String("ip"), Protocol: cloudformation.String("HTTP"), Port: cloudformation.Int(s.Port),
+		VpcId:                      cloudformation.String(g.imp("VpcId")),
+		HealthCheckEnabled:         cloudformation.Bool(true),
+		HealthCheckPath:            cloudformation.String(cmp.Or(h.Path, "/")),
+		HealthCheckIntervalSeconds: cloudformation.Int(interval), HealthCheckTimeoutSeconds: cloudformation.Int(timeout),
+		HealthyThresholdCount:   cloudformation.Int(min(max(h.HealthyThreshold, 2), 10)),
+		UnhealthyThresholdCount: cloudformation.Int(min(max(h.UnhealthyThreshold, 2), 10)),
+		Matcher:                 &elb.TargetGroup_Matcher{HttpCode: cloudformation.String(codes)},
+		TargetGroupAttributes: []elb.TargetGroup_TargetGroupAttribute{{Key: cloudformation.String("deregistration_delay.timeout_seconds"),
+			Value: cloudformation.String(strconv.Itoa(min(max(int(s.DeregistrationDelay.Std()/time.Second), 0), 3600)))}},
+		Tags: g.tags("dev.cutover.environment", env, "dev.cutover.service", name, "dev.cutover.color", strings.ToLower(color)),
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,233 @@
+package export
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/awslabs/goformation/v7/cloudformation"
+	"github.com/awslabs/goformation/v7/cloudformation/codebuild"
+	"github.com/awslabs/goformation/v7/cloudformation/codedeploy"
+	"github.com/awslabs/goformation/v7/cloudformation/codestarconnections"
+	"github.com/awslabs/goformation/v7/cloudformation/codestarnotifications"
+	"github.com/awslabs/goformation/v7/cloudformation/iam"
+	"github.com/awslabs/goformation/v7/cloudformation/logs"
+	"github.com/awslabs/goformation/v7/cloudformation/s3"
+	"github.com/awslabs/goformation/v7/cloudformation/sns"
+	"github.com/cutoverdev/cutover/internal/config"
+)
+
+// codeDeployConfigs maps cutover's traffic names to CodeDeploy's predefined
+// ECS deployment configurations.
+var codeDeployConfigs = map[string]string{
+	config.TrafficAllAtOnce:                    "CodeDeployDefault.ECSAllAtOnce",
+	config.TrafficCanary10Percent5Minutes:      "CodeDeployDefault.ECSCanary10Percent5Minutes",
+	config.TrafficCanary10Percent15Minutes:     "CodeDeployDefault.ECSCanary10Percent15Minutes",
+	config.TrafficLinear10PercentEvery1Minute:  "CodeDeployDefault.ECSLinear10PercentEvery1Minutes",
+	config.TrafficLinear10PercentEvery3Minutes: "CodeDeployDefault.ECSLinear10PercentEvery3Minutes",
+}
+
+// pipeline is the CodePipeline V2 from a push to production, its CodeBuild
+// projects, the CodeDeploy application and the notifications.
+func (g *gen) pipeline() *cloudformation.Template {
+	t := cloudformation.NewTemplate()
+	t.Description = "cutover " + g.project + ": CodePipeline V2 (source, build, test, integration, deploy per environment, approval), CodeBuild, CodeDeploy blue/green, notifications"
+	t.Parameters["RepositoryId"] = cloudformation.Parameter{Type: "String", Description: cloudformation.String("The source repository as owner/name"), AllowedPattern: cloudformation.String("^[^/]+/[^/]+$")}
+	t.Parameters["CutoverDownloadUrl"] = cloudformation.Parameter{Type: "String", Description: cloudformation.String("HTTPS URL of the linux/amd64 cutover binary the build projects run"), AllowedPattern: cloudformation.String("^https://.+$")}
+	r := t.Resources
+	name := g.project
+
+	r["ArtifactsBucket"] = &s3.Bucket{
+		BucketEncryption: &s3.Bucket_BucketEncryption{ServerSideEncryptionConfiguration: []s3.Bucket_ServerSideEncryptionRule{{BucketKeyEnabled: cloudformation.Bool(true),
+			ServerSideEncryptionByDefault: &s3.Bucket_ServerSideEncryptionByDefault{SSEAlgorithm: "aws:kms", KMSMasterKeyID: cloudformation.String(g.imp("ArtifactsKeyArn"))}}}},
+		VersioningConfiguration: &s3.Bucket_VersioningConfiguration{Status: "Enabled"},
+		PublicAccessBlockConfiguration: &s3.Bucket_PublicAccessBlockConfiguration{BlockPublicAcls: cloudformation.Bool(true), BlockPublicPolicy: cloudformation.Bool(true),
+			IgnorePublicAcls: cloudformation.Bool(true), RestrictPublicBuckets: cloudformation.Bool(true)},
+		OwnershipControls:         &s3.Bucket_OwnershipControls{Rules: []s3.Bucket_OwnershipControlsRule{{ObjectOwnership: cloudformation.String("BucketOwnerEnforced")}}},
+		Tags:                      g.tags(),
+		AWSCloudFormationMetadata: skip("CKV_AWS_18", "Pipeline artifacts are written and read only by CodePipeline and CodeBuild, whose calls CloudTrail records; server access logs would need a second bucket."),
+	}
+	r["Connection"] = &codestarconnections.Connection{ConnectionName: name, ProviderType: cloudformation.String("GitHub"), Tags: g.tags()}
+	r["BuildLogGroup"] = &logs.LogGroup{LogGroupName: cloudformation.String("/cutover/" + name + "/codebuild"), RetentionInDays: cloudformation.Int(365),
+		KmsKeyId: cloudformation.String(g.imp("LogsKeyArn")), Tags: g.tags()}
+	for _, topic := range []string{"Approval", "Notification"} {
+		r[topic+"Topic"] = &sns.Topic{TopicName: cloudformation.String(name + "-" + map[string]string{"Approval": "approvals", "Notification": "pipeline"}[topic]),
+			KmsMasterKeyId: cloudformation.String(g.imp("LogsKeyArn")), Tags: g.tags()}
+	}
+	r["NotificationTopicPolicy"] = &sns.TopicPolicy{Topics: []string{cloudformation.Ref("NotificationTopic")}, PolicyDocument: policy(map[string]any{
+		"Effect": "Allow", "Principal": map[string]any{"Service": "codestar-notifications.amazonaws.com"}, "Action": "sns:Publish", "Resource": cloudformation.Ref("NotificationTopic")})}
+
+	g.buildRole(t)
+	projects := map[string]string{"Build": g.buildSpec(), "Test": g.testSpec(config.ActionTest), "Integration": g.testSpec(config.ActionIntegration)}
+	for _, env := range g.envOrder() {
+		projects["Verify"+logicalID(env)] = g.verifySpec(env)
+	}
+	for id, spec := range projects {
+		r[id+"Project"] = g.buildProject(id, spec)
+	}
+	g.codeDeploy(t)
+
+	r["Pipeline"] = g.codePipeline(t)
+	r["PipelineNotifications"] = &codestarnotifications.NotificationRule{
+		Name: name + "-pipeline", DetailType: "FULL", Resource: sub("arn:${AWS::Partition}:codepipeline:${AWS::Region}:${AWS::AccountId}:${Pipeline}"),
+		EventTypeIds:               []string{"codepipeline-pipeline-pipeline-execution-failed", "codepipeline-pipeline-pipeline-execution-succeeded", "codepipeline-pipeline-manual-approval-needed"},
+		Targets:                    []codestarnotifications.NotificationRule_Target{{TargetType: "SNS", TargetAddress: cloudformation.Ref("NotificationTopic")}},
+		AWSCloudFormationDependsOn: []string{"NotificationTopicPolicy"},
+	}
+	t.Outputs["ConnectionArn"] = cloudformation.Output{Value: cloudformation.Ref("Connection"), Description: cloudformation.String("Complete the connection's handshake in the console before the first run")}
+	t.Outputs["PipelineName"] = cloudformation.Output{Value: cloudformation.Ref("Pipeline")}
+	return t
+}
+
+func (g *gen) buildProject(id, spec string) *codebuild.Project {
+	env := []codebuild.Project_EnvironmentVariable{
+		{Name: "CUTOVER_DOWNLOAD_URL", Value: cloudformation.Ref("CutoverDownloadUrl")},
+		{Name: "REGISTRY", Value: sub("${AWS::AccountId}.dkr.ecr.${AWS::Region}.${AWS::URLSuffix}")},
+		{Name: "PROJECT", Value: g.project},
+	}
+	for _, e := range g.envOrder() {
+		if id == "Verify"+logicalID(e) {
+			env = append(env, codebuild.Project_EnvironmentVariable{Name: "LOAD_BALANCER_ARN", Value: g.imp(logicalID(e) + "LoadBalancerArn")})
+		}
+	}
+	// Secrets reach the builds as references to Secrets Manager, never as values.
+	if p := g.cfg.Pipeline; p != nil && p.Secrets != nil {
+		for _, s := range p.Secrets.Names {
+			env = append(env, codebuild.Project_EnvironmentVariable{Name: s, Type: cloudformation.String("SECRETS_MANAGER"), Value: "cutover/" + g.project + "/pipeline:" + s})
+		}
+	}
+	return &codebuild.Project{
+		Name: cloudformation.String(g.project + "-" + logicalIDToKebab(id)), ServiceRole: cloudformation.GetAtt("BuildRole", "Arn"),
+		EncryptionKey: cloudformation.String(g.imp("ArtifactsKeyArn")),
+		Source:        &codebuild.Project_Source{Type: "CODEPIPELINE", BuildSpec: cloudformation.String(spec)},
+		Artifacts:     &codebuild.Project_Artifacts{Type: "CODEPIPELINE"},
+		Environment: &codebuild.Project_Environment{Type: "LINUX_CONTAINER", ComputeType: "BUILD_GENERAL1_SMALL", Image: "aws/codebuild/standard:7.0",
+			PrivilegedMode: cloudformation.Bool(true), EnvironmentVariables: env},
+		LogsConfig:                &codebuild.Project_LogsConfig{CloudWatchLogs: &codebuild.Project_CloudWatchLogsConfig{Status: "ENABLED", GroupName: cloudformation.RefPtr("BuildLogGroup")}},
+		TimeoutInMinutes:          cloudformation.Int(60),
+		Tags:                      g.tags(),
+		AWSCloudFormationMetadata: skip("CKV_AWS_316", "cutover builds images and runs docker compose for integration tests, which needs the Docker daemon of a privileged CodeBuild container."),
+	}
+}
+
+func logicalIDToKebab(id string) string {
+	var out []rune
+	for i, r := range id {
+		if r >= 'A' && r <= 'Z' {
+			if i > 0 {
+				out = append(out, '-')
+			}
+			r += 'a' - 'A'
+		}
+		out = append(out, r)
+	}
+	return string(out)
+}
+
+// buildRole may read the source through the connection, push the project's
+// images, write its logs and artifacts, and read the task definitions it
+// rewrites for CodeDeploy.
+func (g *gen) buildRole(t *cloudformation.Template) {
+	var repos []any
+	for _, svc := range g.cfg.ServiceNames() {
+		repos = append(repos, g.imp("Repository"+logicalID(svc)+"Arn"))
+	}
+	t.Resources["BuildRole"] = &iam.Role{
+		AssumeRolePolicyDocument: assumeRole("codebuild.amazonaws.com"),
+		Policies: []iam.Role_Policy{{PolicyName: "build", PolicyDocument: policy(
+			allow([]string{"logs:CreateLogStream", "logs:PutLogEvents"}, sub("${BuildLogGroup.Arn}")),
+			allow([]string{"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"}, sub("${ArtifactsBucket.Arn}/*")),
+			allow([]string{"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*"}, g.imp("ArtifactsKeyArn")),
+			allow([]string{"codestar-connections:UseConnection"}, cloudformation.Ref("Connection")),
+			// These read-only calls accept no resource ARN.
+			allow([]string{"ecr:GetAuthorizationToken", "ecs:DescribeTaskDefinition", "elasticloadbalancing:DescribeLoadBalancers"}, "*"),
+			allow([]string{"ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage", "ecr:BatchGetImage"}, repos...),
+			allow([]string{"secretsmanager:GetSecretValue"}, sub("arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:cutover/"+g.project+"/pipeline*")),
+		)}},
+		Tags: g.tags(),
+	}
+}
+
+// codeDeploy adds the application and, for every blue_green environment,
+// one deployment group per service with its alarms and auto rollback.
+func (g *gen) codeDeploy(t *cloudformation.Template) {
+	r := t.Resources
+	r["CodeDeployApplication"] = &codedeploy.Application{ApplicationName: cloudformation.String(g.project), ComputePlatform: cloudformation.String("ECS"), Tags: g.tags()}
+	r["CodeDeployRole"] = &iam.Role{AssumeRolePolicyDocument: assumeRole("codedeploy.amazonaws.com"),
+		ManagedPolicyArns: []string{sub("arn:${AWS::Partition}:iam::aws:policy/AWSCodeDeployRoleForECS")}, Tags: g.tags()}
+	for _, env := range g.envOrder() {
+		if !g.blueGreen(env) {
+			continue
+		}
+		st := g.cfg.Environments[env].Strategy
+		configName := codeDeployConfigs[st.Traffic]
+		if st.Canary != nil || st.Linear != nil || configName == "" {
+			configName = g.customDeployConfig(t, env, st)
+		}
+		events := []string{}
+		if st.AutoRollback.OnFailure {
+			events = append(events, "DEPLOYMENT_FAILURE")
+		}
+		if st.AutoRollback.OnAlarm {
+			events = append(events, "DEPLOYMENT_STOP_ON_ALARM")
+		}
+		if st.AutoRollback.OnStop {
+			events = append(events, "DEPLOYMENT_STOP_ON_REQUEST")
+		}
+		readyWait := int(st.ReadyWait.Std() / time.Minute)
+		ready := &codedeploy.DeploymentGroup_DeploymentReadyOption{ActionOnTimeout: cloudformation.String("CONTINUE_DEPLOYMENT")}
+		if st.ManualContinue {
+			ready = &codedeploy.DeploymentGroup_DeploymentReadyOption{ActionOnTimeout: cloudformation.String("STOP_DEPLOYMENT"), WaitTimeInMinutes: cloudformation.Int(max(readyWait, 1))}
+		}
+		for _, svc := range g.cfg.ServiceNames() {
+			var alarms []codedeploy.DeploymentGroup_Alarm
+			for _, suffix := range []string{"p95-latency", "5xx-rate", "unhealthy-hosts"} {
+				alarms = append(alarms, codedeploy.DeploymentGroup_Alarm{Name: cloudformation.String(g.project + "-" + env + "-" + svc + "-" + suffix)})
+			}
+			ev := logicalID(env)
+			es := logicalID(env, svc)
+			r[es+"DeploymentGroup"] = &codedeploy.DeploymentGroup{
+				ApplicationName: cloudformation.Ref("CodeDeployApplication"), DeploymentGroupName: cloudformation.String(env + "-" + svc),
+				ServiceRoleArn: cloudformation.GetAtt("CodeDeployRole", "Arn"), DeploymentConfigName: cloudformation.String(configName),
+				DeploymentStyle: &codedeploy.DeploymentGroup_DeploymentStyle{DeploymentType: cloudformation.String("BLUE_GREEN"), DeploymentOption: cloudformation.String("WITH_TRAFFIC_CONTROL")},
+				BlueGreenDeploymentConfiguration: &codedeploy.DeploymentGroup_BlueGreenDeploymentConfiguration{DeploymentReadyOption: ready,
+					TerminateBlueInstancesOnDeploymentSuccess: &codedeploy.DeploymentGroup_BlueInstanceTerminationOption{Action: cloudformation.String("TERMINATE"),
+						TerminationWaitTimeInMinutes: cloudformation.Int(max(int(st.TerminationWait.Std()/time.Minute), 0))}},
+				ECSServices: []codedeploy.DeploymentGroup_ECSService{{ClusterName: g.imp(ev + "ClusterName"), ServiceName: g.imp(es + "ServiceName")}},
+				LoadBalancerInfo: &codedeploy.DeploymentGroup_LoadBalancerInfo{TargetGroupPairInfoList: []codedeploy.DeploymentGroup_TargetGroupPairInfo{{
+					ProdTrafficRoute: &codedeploy.DeploymentGroup_TrafficRoute{ListenerArns: []string{g.imp(ev + "ProdListenerArn")}},
+					TestTrafficRoute: &codedeploy.DeploymentGroup_TrafficRoute{ListenerArns: []string{g.imp(ev + "TestListenerArn")}},
+					TargetGroups: []codedeploy.DeploymentGroup_TargetGroupInfo{{Name: targetGroupName(g.imp(es + "BlueTargetGroupArn"))},
+						{Name: targetGroupName(g.imp(es + "GreenTargetGroupArn"))}},
+				}}},
+				AlarmConfiguration:        &codedeploy.DeploymentGroup_AlarmConfiguration{Enabled: cloudformation.Bool(true), Alarms: alarms},
+				AutoRollbackConfiguration: &codedeploy.DeploymentGroup_AutoRollbackConfiguration{Enabled: cloudformation.Bool(len(events) > 0), Events: events},
+				Tags:                      g.tags("dev.cutover.environment", env, "dev.cutover.service", svc),
+			}
+		}
+	}
+}
+
+// customDeployConfig turns a custom canary or linear step into a
+// CodeDeploy deployment configuration (CodeDeploy counts whole minutes).
+func (g *gen) customDeployConfig(t *cloudformation.Template, env string, st config.Strategy) string {
+	name := fmt.Sprintf("%s-%s", g.project, env)
+	routing := &codedeploy.DeploymentConfig_TrafficRoutingConfig{Type: "AllAtOnce"}
+	minutes := func(d config.Duration) int { return max(int(d.Std()/time.Minute), 1) }
+	switch {
+	case st.Canary != nil:
+		routing = &codedeploy.DeploymentConfig_TrafficRoutingConfig{Type: "TimeBasedCanary",
+			TimeBasedCanary: &codedeploy.DeploymentConfig_TimeBasedCanary{CanaryPercentage: st.Canary.Percent, CanaryInterval: minutes(st.Canary.Interval)}}
+	case st.Linear != nil:
+		routing = &codedeploy.DeploymentConfig_TrafficRoutingConfig{Type: "TimeBasedLinear",
+			TimeBasedLinear: &codedeploy.DeploymentConfig_TimeBasedLinear{LinearPercentage: st.Linear.Percent, LinearInterval: minutes(st.Linear.Interval)}}
+	}
+	t.Resources[logicalID(env)+"DeploymentConfig"] = &codedeploy.DeploymentConfig{DeploymentConfigName: cloudformation.String(name),
+		ComputePlatform: cloudformation.String("ECS"), TrafficRoutingConfig: routing}
+	return cloudformation.Ref(logicalID(env) + "DeploymentConfig")
+}
+
+// targetGroupName is the name part of a target group ARN
+// (arn:...:targetgroup/NAME/ID), which CodeDeploy asks for.
+func targetGroupName(arn string) *string {
+	return cloudformation.SelectPtr(1, cloudformation.Split("/", arn))
+}

@@ -1,0 +1,133 @@
+package export
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/awslabs/goformation/v7/cloudformation"
+	"github.com/awslabs/goformation/v7/cloudformation/codebuild"
+	cp "github.com/awslabs/goformation/v7/cloudformation/codepipeline"
+	"github.com/awslabs/goformation/v7/cloudformation/iam"
+)
+
+// codePipeline builds the V2 pipeline: a CodeStar connection source triggered
+// by pushes to the production environment's branch, build, test and integration in
+// CodeBuild, then per environment (in promotion order) an optional manual
+// approval announced on SNS, the deploy (ECS rolling or CodeDeployToECS
+// blue/green, one action per service) and the verify checks.
+func (g *gen) codePipeline(t *cloudformation.Template) *cp.Pipeline {
+	// The source follows the branch of the last environment (production):
+	// every stage runs in sequence, so a push to an earlier environment's
+	// branch must not start a run that can reach production.
+	branch := "main"
+	if order := g.envOrder(); len(order) > 0 && g.cfg.Environments[order[len(order)-1]].Branch != "" {
+		branch = g.cfg.Environments[order[len(order)-1]].Branch
+	}
+	build := func(project string, in []string, out []string, order int) cp.Pipeline_ActionDeclaration {
+		a := cp.Pipeline_ActionDeclaration{Name: project, RunOrder: cloudformation.Int(order),
+			ActionTypeId: &cp.Pipeline_ActionTypeId{Category: "Build", Owner: "AWS", Provider: "CodeBuild", Version: "1"},
+			Configuration: map[string]any{"ProjectName": cloudformation.Ref(project + "Project"), "PrimarySource": in[0],
+				"EnvironmentVariables": `[{"name":"BRANCH","value":"#{SourceVariables.BranchName}","type":"PLAINTEXT"}]`}}
+		for _, n := range in {
+			a.InputArtifacts = append(a.InputArtifacts, cp.Pipeline_InputArtifact{Name: n})
+		}
+		for _, n := range out {
+			a.OutputArtifacts = append(a.OutputArtifacts, cp.Pipeline_OutputArtifact{Name: n})
+		}
+		return a
+	}
+	var built []string
+	for _, svc := range g.cfg.ServiceNames() {
+		if g.cfg.Services[svc].Build != nil {
+			built = append(built, artifactName(svc))
+		}
+	}
+	stages := []cp.Pipeline_StageDeclaration{
+		{Name: "Source", Actions: []cp.Pipeline_ActionDeclaration{{Name: "Source", Namespace: cloudformation.String("SourceVariables"),
+			ActionTypeId: &cp.Pipeline_ActionTypeId{Category: "Source", Owner: "AWS", Provider: "CodeStarSourceConnection", Version: "1"},
+			Configuration: map[string]any{"ConnectionArn": cloudformation.Ref("Connection"), "FullRepositoryId": cloudformation.Ref("RepositoryId"),
+				"BranchName": branch, "OutputArtifactFormat": "CODEBUILD_CLONE_REF"},
+			OutputArtifacts: []cp.Pipeline_OutputArtifact{{Name: "Source"}}}}},
+		{Name: "Build", Actions: []cp.Pipeline_ActionDeclaration{build("Build", []string{"Source"}, built, 1)}},
+		{Name: "Test", Actions: []cp.Pipeline_ActionDeclaration{build("Test", []string{"Source"}, nil, 1)}},
+		{Name: "Integration", Actions: []cp.Pipeline_ActionDeclaration{build("Integration", []string{"Source"}, nil, 1)}},
+	}
+	var passRoles []any
+	for _, env := range g.envOrder() {
+		e := g.cfg.Environments[env]
+		ev := logicalID(env)
+		passRoles = append(passRoles, g.imp(ev+"ExecutionRoleArn"))
+		if e.Approval != nil && e.Approval.Required {
+			stages = append(stages, cp.Pipeline_StageDeclaration{Name: "Approve-" + env, Actions: []cp.Pipeline_ActionDeclaration{{Name: "Approve",
+				ActionTypeId:  &cp.Pipeline_ActionTypeId{Category: "Approval", Owner: "AWS", Provider: "Manual", Version: "1"},
+				Configuration: map[string]any{"NotificationArn": cloudformation.Ref("ApprovalTopic"), "CustomData": "Deploy commit #{SourceVariables.CommitId} to " + env + "?"}}}})
+		}
+		var deploys []cp.Pipeline_ActionDeclaration
+		for _, svc := range g.cfg.ServiceNames() {
+			if g.cfg.Services[svc].Build == nil {
+				continue
+			}
+			es := logicalID(env, svc)
+			passRoles = append(passRoles, g.imp(es+"TaskRoleArn"))
+			art := artifactName(svc)
+			a := cp.Pipeline_ActionDeclaration{Name: svc, RunOrder: cloudformation.Int(1), InputArtifacts: []cp.Pipeline_InputArtifact{{Name: art}}}
+			if g.blueGreen(env) {
+				a.ActionTypeId = &cp.Pipeline_ActionTypeId{Category: "Deploy", Owner: "AWS", Provider: "CodeDeployToECS", Version: "1"}
+				a.Configuration = map[string]any{"ApplicationName": cloudformation.Ref("CodeDeployApplication"), "DeploymentGroupName": cloudformation.Ref(es + "DeploymentGroup"),
+					"TaskDefinitionTemplateArtifact": art, "TaskDefinitionTemplatePath": "taskdef-" + env + ".json",
+					"AppSpecTemplateArtifact": art, "AppSpecTemplatePath": "appspec.yaml", "Image1ArtifactName": art, "Image1ContainerName": "IMAGE1_NAME"}
+			} else {
+				a.ActionTypeId = &cp.Pipeline_ActionTypeId{Category: "Deploy", Owner: "AWS", Provider: "ECS", Version: "1"}
+				a.Configuration = map[string]any{"ClusterName": g.imp(ev + "ClusterName"), "ServiceName": g.imp(es + "ServiceName"), "FileName": "imagedefinitions.json"}
+			}
+			deploys = append(deploys, a)
+		}
+		deploys = append(deploys, build("Verify"+ev, []string{"Source"}, nil, 2))
+		deploys[len(deploys)-1].Name = "Verify"
+		stages = append(stages, cp.Pipeline_StageDeclaration{Name: "Deploy-" + env, Actions: deploys})
+	}
+	g.pipelineRole(t, passRoles)
+	return &cp.Pipeline{
+		Name: cloudformation.String(g.project), PipelineType: cloudformation.String("V2"), ExecutionMode: cloudformation.String("SUPERSEDED"),
+		RoleArn: cloudformation.GetAtt("PipelineRole", "Arn"),
+		ArtifactStore: &cp.Pipeline_ArtifactStore{Type: "S3", Location: cloudformation.Ref("ArtifactsBucket"),
+			EncryptionKey: &cp.Pipeline_EncryptionKey{Type: "KMS", Id: g.imp("ArtifactsKeyArn")}},
+		Triggers: []cp.Pipeline_PipelineTriggerDeclaration{{ProviderType: "CodeStarSourceConnection", GitConfiguration: &cp.Pipeline_GitConfiguration{
+			SourceActionName: "Source", Push: []cp.Pipeline_GitPushFilter{{Branches: &cp.Pipeline_GitBranchFilterCriteria{Includes: []string{branch}}}}}}},
+		Stages: stages,
+		Tags:   g.tags(),
+	}
+}
+
+// pipelineRole: CodePipeline runs the source, builds, approvals and deploys
+// of this project only.
+func (g *gen) pipelineRole(t *cloudformation.Template, passRoles []any) {
+	var projects []any
+	for _, r := range t.Resources {
+		if p, ok := r.(*codebuild.Project); ok {
+			projects = append(projects, sub("arn:${AWS::Partition}:codebuild:${AWS::Region}:${AWS::AccountId}:project/"+*p.Name))
+		}
+	}
+	slices.SortFunc(projects, func(a, b any) int { return cmp.Compare(a.(string), b.(string)) })
+	t.Resources["PipelineRole"] = &iam.Role{
+		AssumeRolePolicyDocument: assumeRole("codepipeline.amazonaws.com"),
+		Policies: []iam.Role_Policy{{PolicyName: "pipeline", PolicyDocument: policy(
+			allow([]string{"s3:GetObject", "s3:GetObjectVersion", "s3:GetBucketVersioning", "s3:PutObject"}, sub("${ArtifactsBucket.Arn}"), sub("${ArtifactsBucket.Arn}/*")),
+			allow([]string{"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*"}, g.imp("ArtifactsKeyArn")),
+			allow([]string{"codestar-connections:UseConnection"}, cloudformation.Ref("Connection")),
+			allow([]string{"codebuild:StartBuild", "codebuild:BatchGetBuilds"}, projects...),
+			allow([]string{"sns:Publish"}, cloudformation.Ref("ApprovalTopic")),
+			allow([]string{"codedeploy:CreateDeployment", "codedeploy:GetDeployment", "codedeploy:GetApplication", "codedeploy:GetApplicationRevision", "codedeploy:RegisterApplicationRevision", "codedeploy:GetDeploymentConfig"},
+				sub("arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:application:"+g.project),
+				sub("arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:deploymentgroup:"+g.project+"/*"),
+				sub("arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:deploymentconfig:*")),
+			allow([]string{"ecs:UpdateService", "ecs:DescribeServices"}, sub("arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:service/"+g.project+"-*/*")),
+			// ECS does not accept a resource ARN for these task definition calls.
+			allow([]string{"ecs:RegisterTaskDefinition", "ecs:DescribeTaskDefinition", "ecs:TagResource"}, "*"),
+			map[string]any{"Effect": "Allow", "Action": []string{"iam:PassRole"}, "Resource": passRoles,
+				"Condition": map[string]any{"StringEquals": map[string]any{"iam:PassedToService": "ecs-tasks.amazonaws.com"}}},
+		)}},
+		Tags:                      g.tags(),
+		AWSCloudFormationMetadata: skip("CKV_AWS_111", "ecs:RegisterTaskDefinition and ecs:TagResource support no resource-level permissions; every other write is scoped to this project's ARNs."),
+	}
+}

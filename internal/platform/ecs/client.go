@@ -1,0 +1,120 @@
+// Package ecs is the AWS platform of cutover: deploy.Platform on Amazon ECS
+// task sets (EXTERNAL deployment controller) behind an Application Load
+// Balancer, rolling deployments through the ECS deployment circuit breaker,
+// and blue/green deployments through CodeDeploy.
+//
+// Every AWS service is reached through a narrow interface holding only the
+// SDK client methods this package calls, so tests can stand in a real
+// endpoint (moto) or stub the SDK's middleware stack.
+package ecs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"github.com/aws/smithy-go/middleware"
+)
+
+// ECSAPI is the part of *ecs.Client this package uses.
+type ECSAPI interface {
+	RegisterTaskDefinition(context.Context, *ecs.RegisterTaskDefinitionInput, ...func(*ecs.Options)) (*ecs.RegisterTaskDefinitionOutput, error)
+	CreateTaskSet(context.Context, *ecs.CreateTaskSetInput, ...func(*ecs.Options)) (*ecs.CreateTaskSetOutput, error)
+	UpdateTaskSet(context.Context, *ecs.UpdateTaskSetInput, ...func(*ecs.Options)) (*ecs.UpdateTaskSetOutput, error)
+	DeleteTaskSet(context.Context, *ecs.DeleteTaskSetInput, ...func(*ecs.Options)) (*ecs.DeleteTaskSetOutput, error)
+	DescribeServices(context.Context, *ecs.DescribeServicesInput, ...func(*ecs.Options)) (*ecs.DescribeServicesOutput, error)
+	UpdateService(context.Context, *ecs.UpdateServiceInput, ...func(*ecs.Options)) (*ecs.UpdateServiceOutput, error)
+	ListTasks(context.Context, *ecs.ListTasksInput, ...func(*ecs.Options)) (*ecs.ListTasksOutput, error)
+	DescribeTasks(context.Context, *ecs.DescribeTasksInput, ...func(*ecs.Options)) (*ecs.DescribeTasksOutput, error)
+}
+
+// ELBAPI is the part of the elasticloadbalancingv2 client this package uses.
+type ELBAPI interface {
+	DescribeTargetHealth(context.Context, *elb.DescribeTargetHealthInput, ...func(*elb.Options)) (*elb.DescribeTargetHealthOutput, error)
+	DescribeListeners(context.Context, *elb.DescribeListenersInput, ...func(*elb.Options)) (*elb.DescribeListenersOutput, error)
+	DescribeRules(context.Context, *elb.DescribeRulesInput, ...func(*elb.Options)) (*elb.DescribeRulesOutput, error)
+	ModifyListener(context.Context, *elb.ModifyListenerInput, ...func(*elb.Options)) (*elb.ModifyListenerOutput, error)
+	ModifyRule(context.Context, *elb.ModifyRuleInput, ...func(*elb.Options)) (*elb.ModifyRuleOutput, error)
+}
+
+// CloudWatchAPI is the part of the CloudWatch client this package uses.
+type CloudWatchAPI interface {
+	GetMetricData(context.Context, *cloudwatch.GetMetricDataInput, ...func(*cloudwatch.Options)) (*cloudwatch.GetMetricDataOutput, error)
+}
+
+// CodeDeployAPI is the part of the CodeDeploy client this package uses.
+type CodeDeployAPI interface {
+	CreateDeployment(context.Context, *codedeploy.CreateDeploymentInput, ...func(*codedeploy.Options)) (*codedeploy.CreateDeploymentOutput, error)
+	GetDeployment(context.Context, *codedeploy.GetDeploymentInput, ...func(*codedeploy.Options)) (*codedeploy.GetDeploymentOutput, error)
+	GetDeploymentTarget(context.Context, *codedeploy.GetDeploymentTargetInput, ...func(*codedeploy.Options)) (*codedeploy.GetDeploymentTargetOutput, error)
+	StopDeployment(context.Context, *codedeploy.StopDeploymentInput, ...func(*codedeploy.Options)) (*codedeploy.StopDeploymentOutput, error)
+}
+
+// Clients are the AWS clients of one region.
+type Clients struct {
+	ECS        ECSAPI
+	ELB        ELBAPI
+	CloudWatch CloudWatchAPI
+	CodeDeploy CodeDeployAPI
+}
+
+// ClientOptions say where and how to reach AWS.
+type ClientOptions struct {
+	Region string
+	// Profile selects a shared config profile; empty uses the standard chain
+	// (environment, shared config and profiles, SSO, web identity, instance/task roles).
+	Profile string
+	// Endpoint overrides every service's endpoint (for moto or LocalStack in tests).
+	Endpoint string
+	// MaxAttempts bounds the SDK's retries, throttling included (backoff with jitter); 0 means 10.
+	MaxAttempts int
+	// APIOptions are added to every client's middleware stack (tests record calls with them).
+	APIOptions []func(*middleware.Stack) error
+}
+
+// NewClients loads AWS configuration from the standard chain and checks that
+// credentials are present, so a missing login fails in one plain line before
+// any deployment starts.
+func NewClients(ctx context.Context, o ClientOptions) (Clients, error) {
+	attempts := o.MaxAttempts
+	if attempts == 0 {
+		attempts = 10
+	}
+	loaders := []func(*config.LoadOptions) error{config.WithRetryMaxAttempts(attempts)}
+	if o.Region != "" {
+		loaders = append(loaders, config.WithRegion(o.Region))
+	}
+	if o.Profile != "" {
+		loaders = append(loaders, config.WithSharedConfigProfile(o.Profile))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, loaders...)
+	if err != nil {
+		return Clients{}, fmt.Errorf("aws: cannot load configuration: %v", err)
+	}
+	if cfg.Region == "" {
+		return Clients{}, errors.New("aws: no region: set environments.<env>.ecs.region in cutover.yaml or AWS_REGION")
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := cfg.Credentials.Retrieve(cctx); err != nil {
+		return Clients{}, errors.New("aws: no credentials found: set AWS_PROFILE (and run `aws sso login` for SSO) or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+	}
+	cfg.APIOptions = append(cfg.APIOptions, o.APIOptions...)
+	var base *string
+	if o.Endpoint != "" {
+		base = aws.String(o.Endpoint)
+	}
+	return Clients{
+		ECS:        ecs.NewFromConfig(cfg, func(opt *ecs.Options) { opt.BaseEndpoint = base }),
+		ELB:        elb.NewFromConfig(cfg, func(opt *elb.Options) { opt.BaseEndpoint = base }),
+		CloudWatch: cloudwatch.NewFromConfig(cfg, func(opt *cloudwatch.Options) { opt.BaseEndpoint = base }),
+		CodeDeploy: codedeploy.NewFromConfig(cfg, func(opt *codedeploy.Options) { opt.BaseEndpoint = base }),
+	}, nil
+}

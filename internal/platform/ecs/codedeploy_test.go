@@ -1,0 +1,215 @@
+package ecs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
+	cdtypes "github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+)
+
+// TestCodeDeployStatusesCovered fails when the SDK gains a deployment or
+// lifecycle event status DecideBlueGreen does not know.
+func TestCodeDeployStatusesCovered(t *testing.T) {
+	for _, v := range cdtypes.DeploymentStatus("").Values() {
+		s := DecideBlueGreen(cdtypes.DeploymentInfo{Status: v}, nil)
+		if strings.Contains(s.Reason, "unknown deployment status") {
+			t.Errorf("deployment status %q from the SDK is not handled by DecideBlueGreen", v)
+		}
+	}
+	for _, v := range cdtypes.LifecycleEventStatus("").Values() {
+		s := DecideBlueGreen(cdtypes.DeploymentInfo{Status: cdtypes.DeploymentStatusInProgress}, []cdtypes.LifecycleEvent{{LifecycleEventName: aws.String("Install"), Status: v}})
+		if strings.HasPrefix(s.Events[0].Status, "unknown status") {
+			t.Errorf("lifecycle event status %q from the SDK is not handled by DecideBlueGreen", v)
+		}
+	}
+}
+
+func TestDecideBlueGreen(t *testing.T) {
+	cases := []struct {
+		d      cdtypes.DeploymentInfo
+		events []cdtypes.LifecycleEvent
+		phase  BlueGreenPhase
+		err    string
+	}{
+		{cdtypes.DeploymentInfo{Status: cdtypes.DeploymentStatusCreated}, nil, BlueGreenWaiting, ""},
+		{cdtypes.DeploymentInfo{Status: cdtypes.DeploymentStatusInProgress}, nil, BlueGreenShifting, ""},
+		{cdtypes.DeploymentInfo{Status: cdtypes.DeploymentStatusInProgress, InstanceTerminationWaitTimeStarted: true}, nil, BlueGreenBaking, ""},
+		{cdtypes.DeploymentInfo{Status: cdtypes.DeploymentStatusSucceeded}, nil, BlueGreenSucceeded, ""},
+		{cdtypes.DeploymentInfo{Status: cdtypes.DeploymentStatusFailed, RollbackInfo: &cdtypes.RollbackInfo{RollbackDeploymentId: aws.String("d-2")}},
+			[]cdtypes.LifecycleEvent{{LifecycleEventName: aws.String("AfterAllowTestTraffic"), Status: cdtypes.LifecycleEventStatusFailed, Diagnostics: &cdtypes.Diagnostics{Message: aws.String("hook returned Failed")}}},
+			BlueGreenFailed, "Failed and was rolled back: lifecycle event AfterAllowTestTraffic failed: hook returned Failed"},
+		{cdtypes.DeploymentInfo{Status: cdtypes.DeploymentStatusStopped, ErrorInformation: &cdtypes.ErrorInformation{Message: aws.String("stopped by user")}}, nil, BlueGreenStopped, "stopped by user"},
+		{cdtypes.DeploymentInfo{Status: "Exploded"}, nil, BlueGreenFailed, "unknown deployment status"},
+	}
+	for _, c := range cases {
+		s := DecideBlueGreen(c.d, c.events)
+		err := s.Err()
+		if s.Phase != c.phase || (err != nil) != (c.err != "") || (err != nil && !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("%s: phase %s err %v, want %s %q", c.d.Status, s.Phase, err, c.phase, c.err)
+		}
+	}
+}
+
+func TestAppSpec(t *testing.T) {
+	spec, err := AppSpec("arn:td:7", "backend", 3001, map[string]string{"AfterAllowTestTraffic": "smoke", "BeforeInstall": "prep"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"version":"0.0","Resources":[{"TargetService":{"Type":"AWS::ECS::Service","Properties":{"TaskDefinition":"arn:td:7","LoadBalancerInfo":{"ContainerName":"backend","ContainerPort":3001}}}}],"Hooks":[{"BeforeInstall":"prep"},{"AfterAllowTestTraffic":"smoke"}]}`
+	if spec != want {
+		t.Errorf("appspec\n got %s\nwant %s", spec, want)
+	}
+	if _, err := AppSpec("td", "c", 1, map[string]string{"AfterInstal": "x"}); err == nil || !strings.Contains(err.Error(), `"AfterInstal"`) {
+		t.Errorf("misspelt hook: %v", err)
+	}
+	if _, err := DeploymentConfigName("Canary50Percent"); err == nil {
+		t.Error("unknown traffic name accepted")
+	}
+}
+
+// TestWaitBlueGreenStub: the wait follows the deployment through traffic
+// shifting and the termination wait to a failure with automatic rollback.
+func TestWaitBlueGreenStub(t *testing.T) {
+	polls := 0
+	s := &stub{answer: func(op string, in any) (any, error) {
+		switch op {
+		case "GetDeployment":
+			polls++
+			d := cdtypes.DeploymentInfo{DeploymentId: aws.String("d-1"), Status: cdtypes.DeploymentStatusInProgress, InstanceTerminationWaitTimeStarted: polls >= 2}
+			if polls >= 3 {
+				d.Status = cdtypes.DeploymentStatusFailed
+				d.RollbackInfo = &cdtypes.RollbackInfo{RollbackDeploymentId: aws.String("d-2")}
+				d.ErrorInformation = &cdtypes.ErrorInformation{Message: aws.String("alarm backend-5xx in ALARM")}
+			}
+			return &codedeploy.GetDeploymentOutput{DeploymentInfo: &d}, nil
+		case "GetDeploymentTarget":
+			if polls == 1 {
+				return nil, &cdtypes.DeploymentTargetDoesNotExistException{Message: aws.String("not yet")}
+			}
+			if id := aws.ToString(in.(*codedeploy.GetDeploymentTargetInput).TargetId); id != "c:backend" {
+				return nil, errors.New("target id " + id)
+			}
+			return &codedeploy.GetDeploymentTargetOutput{DeploymentTarget: &cdtypes.DeploymentTarget{EcsTarget: &cdtypes.ECSTarget{LifecycleEvents: []cdtypes.LifecycleEvent{
+				{LifecycleEventName: aws.String("Install"), Status: cdtypes.LifecycleEventStatusSucceeded},
+				{LifecycleEventName: aws.String("AllowTraffic"), Status: cdtypes.LifecycleEventStatusSucceeded},
+			}}}}, nil
+		}
+		return nil, errors.New("unexpected " + op)
+	}}
+	p := stubPlatform(t, s)
+	var phases []BlueGreenPhase
+	st, err := p.WaitBlueGreen(context.Background(), "backend", "d-1", func(s BlueGreenState) { phases = append(phases, s.Phase) })
+	if err == nil || !strings.Contains(err.Error(), "rolled back: alarm backend-5xx in ALARM") {
+		t.Fatalf("err %v", err)
+	}
+	if want := []BlueGreenPhase{BlueGreenShifting, BlueGreenBaking, BlueGreenFailed}; strings.Join(strPhases(phases), ",") != strings.Join(strPhases(want), ",") {
+		t.Errorf("phases %v, want %v", phases, want)
+	}
+	if len(st.Events) != 2 {
+		t.Errorf("events %+v", st.Events)
+	}
+}
+
+func strPhases(ps []BlueGreenPhase) []string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, string(p))
+	}
+	return s
+}
+
+// TestStopBlueGreenStub: stop and rollback ask CodeDeploy to roll back.
+func TestStopBlueGreenStub(t *testing.T) {
+	s := &stub{answer: func(op string, in any) (any, error) {
+		if st, ok := in.(*codedeploy.StopDeploymentInput); ok && aws.ToBool(st.AutoRollbackEnabled) && aws.ToString(st.DeploymentId) == "d-1" {
+			return &codedeploy.StopDeploymentOutput{Status: cdtypes.StopStatusPending}, nil
+		}
+		return nil, errors.New("unexpected " + op)
+	}}
+	if err := stubPlatform(t, s).StopBlueGreen(context.Background(), "d-1"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCodeDeployOnMoto creates a CodeDeploy blue/green deployment. moto
+// keeps a deployment in status Created forever and implements neither
+// StopDeployment nor GetDeploymentTarget, so the test asserts the calls and
+// the stored deployment (config name, AppSpec content); waiting and stopping
+// are covered by the stub tests.
+func TestCodeDeployOnMoto(t *testing.T) {
+	m := startMoto(t)
+	ctx := context.Background()
+	e := m.setup(t, ctx, "backend", types.DeploymentControllerTypeCodeDeploy)
+	_, err := m.cd.CreateApplication(ctx, &codedeploy.CreateApplicationInput{ApplicationName: aws.String("bluemed"), ComputePlatform: cdtypes.ComputePlatformEcs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.cd.CreateDeploymentGroup(ctx, &codedeploy.CreateDeploymentGroupInput{
+		ApplicationName: aws.String("bluemed"), DeploymentGroupName: aws.String("production-backend"),
+		ServiceRoleArn:  aws.String("arn:aws:iam::123456789012:role/codedeploy"),
+		DeploymentStyle: &cdtypes.DeploymentStyle{DeploymentType: cdtypes.DeploymentTypeBlueGreen, DeploymentOption: cdtypes.DeploymentOptionWithTrafficControl},
+		EcsServices:     []cdtypes.ECSService{{ClusterName: &e.cluster, ServiceName: aws.String("backend")}},
+		LoadBalancerInfo: &cdtypes.LoadBalancerInfo{TargetGroupPairInfoList: []cdtypes.TargetGroupPairInfo{{
+			TargetGroups:     []cdtypes.TargetGroupInfo{{Name: aws.String("backend-blue")}, {Name: aws.String("backend-green")}},
+			ProdTrafficRoute: &cdtypes.TrafficRoute{ListenerArns: []string{e.listener}},
+			TestTrafficRoute: &cdtypes.TrafficRoute{ListenerArns: []string{e.testListener}},
+		}}},
+		AutoRollbackConfiguration: &cdtypes.AutoRollbackConfiguration{Enabled: true, Events: []cdtypes.AutoRollbackEvent{cdtypes.AutoRollbackEventDeploymentFailure, cdtypes.AutoRollbackEventDeploymentStopOnAlarm}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.calls.take()
+	p := m.platform(t, e)
+	id, err := p.StartBlueGreen(ctx, "backend", rev("4"), BlueGreenOptions{
+		Application: "bluemed", DeploymentGroup: "production-backend", Traffic: "Canary10Percent5Minutes",
+		Hooks: map[string]string{"AfterAllowTestTraffic": "cutover-smoke"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCalls(t, "codedeploy", m.calls.take(), "RegisterTaskDefinition", "CreateDeployment")
+	// Read it back with raw JSON: moto writes timestamps as strings, which
+	// the SDK's GetDeployment deserializer rejects.
+	var d struct {
+		DeploymentInfo struct {
+			DeploymentConfigName *string
+			Status               cdtypes.DeploymentStatus
+			Revision             *struct{ AppSpecContent *struct{ Content *string } }
+		} `json:"deploymentInfo"`
+	}
+	m.jsonQuery(t, "CodeDeploy_20141006.GetDeployment", map[string]string{"deploymentId": id}, &d)
+	info := d.DeploymentInfo
+	if aws.ToString(info.DeploymentConfigName) != "CodeDeployDefault.ECSCanary10Percent5Minutes" {
+		t.Errorf("deployment config %q", aws.ToString(info.DeploymentConfigName))
+	}
+	var spec struct {
+		Resources []map[string]struct {
+			Properties struct {
+				TaskDefinition   string
+				LoadBalancerInfo struct{ ContainerName string }
+			}
+		}
+		Hooks []map[string]string
+	}
+	if info.Revision == nil || info.Revision.AppSpecContent == nil {
+		t.Fatalf("deployment revision %+v", info.Revision)
+	}
+	if err := json.Unmarshal([]byte(aws.ToString(info.Revision.AppSpecContent.Content)), &spec); err != nil {
+		t.Fatal(err)
+	}
+	props := spec.Resources[0]["TargetService"].Properties
+	if !strings.HasSuffix(props.TaskDefinition, "task-definition/cutover-backend:2") || props.LoadBalancerInfo.ContainerName != "backend" || spec.Hooks[0]["AfterAllowTestTraffic"] != "cutover-smoke" {
+		t.Errorf("appspec %+v", spec)
+	}
+	st := DecideBlueGreen(cdtypes.DeploymentInfo{Status: info.Status}, nil)
+	if st.Phase != BlueGreenWaiting {
+		t.Errorf("state on moto %+v", st)
+	}
+}

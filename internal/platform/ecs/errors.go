@@ -1,0 +1,57 @@
+package ecs
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/smithy-go"
+)
+
+// explain turns an SDK error into one plain line naming the action and the
+// resource. Throttling has already been retried with backoff by the SDK's
+// retryer when it reaches here.
+func explain(err error, resource string) error {
+	if err == nil {
+		return nil
+	}
+	action := "aws"
+	var oe *smithy.OperationError
+	if errors.As(err, &oe) {
+		action = strings.ToLower(serviceAction(oe.ServiceID)) + ":" + oe.OperationName
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code := ae.ErrorCode()
+		switch {
+		case strings.Contains(code, "AccessDenied") || code == "UnauthorizedOperation" || code == "UnrecognizedClientException":
+			return fmt.Errorf("aws: access denied to %s on %s: grant the action to the deploying role or profile", action, resource)
+		case strings.Contains(code, "Throttl") || code == "TooManyRequestsException" || code == "RequestLimitExceeded":
+			return fmt.Errorf("aws: %s on %s still throttled after the SDK's retries with backoff: deploy later or ask AWS for a higher rate", action, resource)
+		case code == "ExpiredToken" || code == "ExpiredTokenException" || code == "InvalidClientTokenId":
+			return fmt.Errorf("aws: credentials rejected (%s) for %s: refresh them (`aws sso login`) and retry", code, action)
+		}
+		return fmt.Errorf("aws: %s on %s: %s: %s", action, resource, code, ae.ErrorMessage())
+	}
+	var me *retry.MaxAttemptsError
+	if errors.As(err, &me) {
+		return fmt.Errorf("aws: %s on %s failed after %d attempts: %v", action, resource, me.Attempt, me.Err)
+	}
+	return fmt.Errorf("aws: %s on %s: %v", action, resource, err)
+}
+
+// serviceAction maps an SDK service ID to its IAM action prefix.
+func serviceAction(id string) string {
+	switch id {
+	case "Elastic Load Balancing v2":
+		return "elasticloadbalancing"
+	case "CodeDeploy":
+		return "codedeploy"
+	case "CloudWatch":
+		return "cloudwatch"
+	case "ECS":
+		return "ecs"
+	}
+	return strings.ReplaceAll(id, " ", "")
+}
