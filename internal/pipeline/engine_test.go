@@ -161,8 +161,24 @@ func TestPushToDevelopBuildsTestsAndDeploysWithSecretsMasked(t *testing.T) {
 	}
 }
 
+// pushRecorder stands in for the Docker push to the registry (tested with
+// the real registry in internal/runtime/docker) to count what is pushed.
+type pushRecorder struct {
+	mu   sync.Mutex
+	refs []string
+}
+
+func (p *pushRecorder) Push(ctx context.Context, ref string) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refs = append(p.refs, ref)
+	return "sha256:" + strings.Repeat("0", 64), nil
+}
+
 func TestPullRequestNeverDeploysAndFailedTestStopsBeforeDeploy(t *testing.T) {
 	e, calls, out := newEngine(t)
+	pushes := &pushRecorder{}
+	e.Registry, e.Pusher = "127.0.0.1:1", pushes
 	project := "pr-" + strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
 	removeImages(t, project)
 	repo, commit := gitRepo(t, project)
@@ -172,6 +188,10 @@ func TestPullRequestNeverDeploysAndFailedTestStopsBeforeDeploy(t *testing.T) {
 	}
 	if exec.Status != "succeeded" || len(*calls) != 0 {
 		t.Fatalf("pull request: %s %s, deploys %v\n%s", exec.Status, exec.Error, *calls, out)
+	}
+	pushed := len(pushes.refs)
+	if pushed == 0 {
+		t.Fatal("a successful build stage pushes its images")
 	}
 
 	// A failing unit test fails the execution and nothing deploys.
@@ -185,6 +205,9 @@ func TestPullRequestNeverDeploysAndFailedTestStopsBeforeDeploy(t *testing.T) {
 	}
 	if exec.Status != "failed" || !strings.Contains(exec.Error, "exit code 3") || len(*calls) != 0 {
 		t.Fatalf("failing test: %s %q, deploys %v", exec.Status, exec.Error, *calls)
+	}
+	if len(pushes.refs) != pushed {
+		t.Fatalf("a failing unit test must stop before any push, but %v were pushed", pushes.refs[pushed:])
 	}
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -194,4 +195,49 @@ func TestAPIRunsAnExecutionAndApprovesIt(t *testing.T) {
 		x, _ := s.Store.GetExecution(ctx, id)
 		return x.Status == "succeeded"
 	})
+}
+
+func TestStopDuringABuildCancelsCleanlyAndARestartResumesNothingHalfDone(t *testing.T) {
+	s, repo := newServer(t)
+	cfg := strings.Replace(project, `commands: ["echo hi > hello.txt"]`, `commands: ["echo hi > hello.txt", "sleep 30"]`, 1)
+	cfg = strings.Replace(cfg, "%s", s.Config.Project, 1)
+	if err := os.WriteFile(filepath.Join(repo, "cutover.yaml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Git(t, repo, "commit", "-qam", "slow build")
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	<-s.Ready()
+	if code := post(t, "http://"+s.Address()+"/v1/executions", "", `{"branch":"main"}`); code != http.StatusAccepted {
+		t.Fatalf("POST /v1/executions: %d", code)
+	}
+	var id string
+	waitFor(t, "the build to be running", func() bool {
+		xs, _ := s.Store.ListExecutions(ctx, s.Config.Project, 10)
+		if len(xs) == 1 && strings.Contains(string(xs[0].Stages), `"status":"running"`) {
+			id = xs[0].ID
+			return true
+		}
+		return false
+	})
+	time.Sleep(300 * time.Millisecond) // inside `sleep 30`
+	stop()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return: the build was not cancelled after the grace period")
+	}
+	x, _ := s.Store.GetExecution(context.Background(), id)
+	if x.Status != "cancelled" {
+		t.Fatalf("execution %s after SIGTERM during the build, want cancelled (%s)", x.Status, x.Error)
+	}
+	if _, err := os.Stat(filepath.Join(s.Engine.Home, "workspaces", id)); !os.IsNotExist(err) {
+		t.Fatalf("the workspace of the cancelled execution is still there: %v", err)
+	}
+	// A restart finds nothing active: nothing is resumed twice or left running.
+	active, _ := s.Store.ActiveExecutions(context.Background(), s.Config.Project)
+	if len(active) != 0 {
+		t.Fatalf("active executions after the stop: %+v", active)
+	}
 }
