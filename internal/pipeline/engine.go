@@ -78,7 +78,7 @@ type Engine struct {
 	Output   io.Writer                                                     // live log lines (cutover run); may be nil
 	Log      *slog.Logger
 	Getenv   func(string) string
-	Poll     time.Duration // how often waits look for approvals and cancellation (default 500ms)
+	Poll     time.Duration // how often waits look for approvals and cancellation (default 100ms)
 
 	outMu sync.Mutex
 }
@@ -120,7 +120,7 @@ func (e *Engine) Run(ctx context.Context, t Trigger) (store.Execution, error) {
 		e.Log = slog.Default()
 	}
 	if e.Poll <= 0 {
-		e.Poll = 500 * time.Millisecond
+		e.Poll = 100 * time.Millisecond
 	}
 	if t.Kind == "" {
 		t.Kind = TriggerManual
