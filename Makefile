@@ -33,6 +33,7 @@ fuzz:
 bench: build
 	$(GO) run ./bench
 	$(GO) run ./bench/deploy
+	$(GO) run ./bench/pipeline
 
 # The main job on the embedded default: build the example and serve it at http://127.0.0.1:8080.
 demo: build
