@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
@@ -239,5 +240,47 @@ func TestStopDuringABuildCancelsCleanlyAndARestartResumesNothingHalfDone(t *test
 	active, _ := s.Store.ActiveExecutions(context.Background(), s.Config.Project)
 	if len(active) != 0 {
 		t.Fatalf("active executions after the stop: %+v", active)
+	}
+}
+
+// A daemon killed while an execution waits at an approval leaves it
+// "waiting" in the store; the next start resumes it from that stage (as a
+// retry that reuses what the earlier stages produced) and marks the old one.
+func TestRestartResumesAnExecutionLeftWaiting(t *testing.T) {
+	s, repo := newServer(t)
+	ctx := context.Background()
+	commit := testenv.Git(t, repo, "rev-parse", "HEAD")
+	trig, _ := json.Marshal(pipeline.Trigger{Kind: pipeline.TriggerPush, Project: s.Config.Project, Repo: repo, Branch: "main", Commit: commit, ConfigPath: "cutover.yaml"})
+	vars, _ := json.Marshal(map[string]string{pipeline.TriggerVar: string(trig)})
+	stages, _ := json.Marshal([]pipeline.StageState{
+		{Name: "build", Status: pipeline.StatusSucceeded, Actions: []pipeline.ActionState{{Name: "hello", Kind: "build", Status: pipeline.StatusSucceeded, Outputs: map[string]string{"CUTOVER_IMAGE_HELLO": "sha256:feed"}}}},
+		{Name: "gate", Status: pipeline.StatusRunning, Actions: []pipeline.ActionState{{Name: "approve", Kind: "approval", Status: pipeline.StatusWaiting}}},
+	})
+	left := store.Execution{ID: "x-left-waiting", Project: s.Config.Project, Pipeline: "main", Trigger: pipeline.TriggerPush,
+		Branch: "main", Commit: commit, Status: store.ExecutionWaiting, Variables: vars, Stages: stages}
+	if err := s.Store.CreateExecution(ctx, left); err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() { _ = s.Run(rctx) }()
+	<-s.Ready()
+	var resumed store.Execution
+	waitFor(t, "the execution to be resumed at its gate", func() bool {
+		xs, _ := s.Store.ListExecutions(ctx, s.Config.Project, 10)
+		for _, x := range xs {
+			if x.ID != left.ID && x.Trigger == pipeline.TriggerRetry && x.Status == "waiting" {
+				resumed = x
+				return true
+			}
+		}
+		return false
+	})
+	old, _ := s.Store.GetExecution(ctx, left.ID)
+	if old.Status != "failed" || !strings.Contains(old.Error, "resumed") {
+		t.Fatalf("the interrupted execution is %s (%q), want failed and pointing at its resumption", old.Status, old.Error)
+	}
+	if !strings.Contains(string(resumed.Stages), `"retried from stage gate"`) || !strings.Contains(string(resumed.Variables), "sha256:feed") {
+		t.Fatalf("the resumption did not start at the gate with the earlier images: %s %s", resumed.Stages, resumed.Variables)
 	}
 }
