@@ -90,4 +90,27 @@ func TestRunDeploysStagingFromACommit(t *testing.T) {
 	if !strings.Contains(hist, `@sha256:`) {
 		t.Fatalf("the staging revision is not pinned by digest: %s", hist)
 	}
+
+	// A pull request of the same commit builds and tests, and deploys nothing.
+	out, errOut, err = run("run", "--kind", "pull_request", "--branch", "feature/x", "--commit", testenv.Git(t, clone, "rev-parse", "HEAD"), "--pr", "7", "-o", "json")
+	if err != nil {
+		t.Fatalf("pull request run: %v\n%s\n%s", err, out, errOut)
+	}
+	var pr struct {
+		Status string
+		Stages []struct{ Name, Status string }
+	}
+	if err := json.Unmarshal([]byte(out), &pr); err != nil {
+		t.Fatal(err)
+	}
+	got := ""
+	for _, st := range pr.Stages {
+		got += st.Name + "=" + st.Status + " "
+	}
+	if pr.Status != "succeeded" || got != "build=succeeded integration=succeeded staging=skipped production=skipped " {
+		t.Fatalf("pull request: %s, stages %s", pr.Status, got)
+	}
+	if after, _, _ := run("history", "staging", "-o", "json"); strings.Count(after, `"status": "succeeded"`) != strings.Count(hist, `"status": "succeeded"`) {
+		t.Fatal("the pull request deployed to staging")
+	}
 }
