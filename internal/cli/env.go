@@ -22,6 +22,16 @@ type session struct {
 	proxy *proxy.Client
 }
 
+// startProxy starts the load balancer process detached (this binary's
+// `proxy run`) unless one already answers for home.
+func startProxy(ctx context.Context, home string) (*proxy.Client, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return proxy.EnsureRunning(ctx, home, exe, []string{"proxy", "run", "--home", home})
+}
+
 func (s *session) close() {
 	if s.rt != nil {
 		s.rt.Close()
@@ -32,8 +42,8 @@ func (s *session) close() {
 }
 
 // openSession loads cutover.yaml, checks envName, opens the store and
-// connects to Docker. With startProxy it also makes sure the proxy runs.
-func openSession(ctx context.Context, g *globals, envName string, startProxy bool) (*session, error) {
+// connects to Docker. With withProxy it also makes sure the proxy runs.
+func openSession(ctx context.Context, g *globals, envName string, withProxy bool) (*session, error) {
 	cfg, err := config.Load(g.file)
 	if err != nil {
 		return nil, err
@@ -55,13 +65,8 @@ func openSession(ctx context.Context, g *globals, envName string, startProxy boo
 		s.close()
 		return nil, err
 	}
-	if startProxy {
-		exe, err := os.Executable()
-		if err != nil {
-			s.close()
-			return nil, err
-		}
-		if s.proxy, err = proxy.EnsureRunning(ctx, home, exe, []string{"proxy", "run", "--home", home}); err != nil {
+	if withProxy {
+		if s.proxy, err = startProxy(ctx, home); err != nil {
 			s.close()
 			return nil, err
 		}

@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/proxy"
@@ -36,11 +35,7 @@ func newProxyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			exe, err := os.Executable()
-			if err != nil {
-				return err
-			}
-			c, err := proxy.EnsureRunning(cmd.Context(), home, exe, []string{"proxy", "run", "--home", home})
+			c, err := startProxy(cmd.Context(), home)
 			if err != nil {
 				return err
 			}

@@ -78,6 +78,25 @@ func newServeCmd(g *globals) *cobra.Command {
 					return nil
 				},
 			})
+			// Supervise the data plane: if the proxy process dies, start it
+			// again; it serves its persisted routes at once.
+			go func() {
+				t := time.NewTicker(2 * time.Second)
+				defer t.Stop()
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-t.C:
+						if _, err := s.proxy.Ping(ctx); err != nil && ctx.Err() == nil {
+							log.Warn("the proxy does not answer: starting it again", "err", err)
+							if _, err := startProxy(ctx, s.home); err != nil {
+								log.Error("restarting the proxy", "err", err)
+							}
+						}
+					}
+				}
+			}()
 			go func() {
 				<-srv.Ready()
 				fmt.Fprintf(g.stderr, "cutover serve: API and webhooks on http://%s (repository %s, %s)\n", srv.Address(), repo, filepath.ToSlash(configPath))
