@@ -27,6 +27,12 @@ func newRequestCmd(g *globals, use, short, kind string, waitEnd bool) *cobra.Com
 		Args:  exactArgs(1, "ENV"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if onECS(g, args[0]) {
+				if kind != deploy.RequestStop {
+					return fmt.Errorf("cutover %s is not available on ECS environments yet (%s is on platform ecs)", use, args[0])
+				}
+				return stopECS(ctx, g, args[0], "cutover stop")
+			}
 			s, err := openSession(ctx, g, args[0], false)
 			if err != nil {
 				return err
@@ -102,6 +108,9 @@ func newRollbackCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			env := args[0]
+			if onECS(g, env) {
+				return rollbackECS(ctx, g, env, c.timeout)
+			}
 			s, err := openSession(ctx, g, env, false)
 			if err != nil {
 				return err

@@ -30,12 +30,18 @@ func newDeployCmd(g *globals) *cobra.Command {
 		Short: "Deploy a new revision with the environment's strategy (blue/green or rolling)",
 		Long: "Builds the services from the working tree (or takes --image service=ref), records an immutable\n" +
 			"revision, and deploys it with the environment's strategy: blue/green with test traffic, hooks,\n" +
-			"traffic shifting, alarms and automatic rollback, or rolling with a circuit breaker.",
+			"traffic shifting, alarms and automatic rollback, or rolling with a circuit breaker.\n" +
+			"On platform ecs every service needs --image service=REGISTRY/REPO@sha256:DIGEST (no build or\n" +
+			"push to ECR yet): rolling runs as an ECS deployment with circuit breaker and alarms, blue_green\n" +
+			"as a CodeDeploy deployment.",
 		Args: exactArgs(1, "ENV"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			overrides, err := parseImageFlags(c.images)
 			if err != nil {
 				return err
+			}
+			if onECS(g, args[0]) {
+				return deployECS(cmd.Context(), g, args[0], overrides, c.wait, c.timeout)
 			}
 			return withController(cmd.Context(), g, args[0], "cutover deploy", c.wait, c.timeout, func(ctx context.Context, s *session, ctrl *deploy.Controller) error {
 				for name := range overrides {
@@ -110,8 +116,8 @@ func withController(ctx context.Context, g *globals, env, command string, wait b
 // died, if there is one and nobody holds the lease: any command that looks
 // at an environment leaves it consistent.
 func reconcileOrphan(ctx context.Context, g *globals, s *session, env string) error {
-	if _, err := s.store.ActiveDeployment(ctx, s.cfg.Project, env); err != nil {
-		return nil
+	if _, err := s.store.ActiveDeployment(ctx, s.cfg.Project, env); err != nil || isECS(s.cfg, env) {
+		return nil // ECS deployments are driven by AWS, not reconciled here
 	}
 	if _, err := s.proxy.Ping(ctx); err != nil {
 		return nil // nothing routes: reconcile when a command that starts the proxy runs

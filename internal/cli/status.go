@@ -22,12 +22,13 @@ type taskStatus struct {
 }
 
 type envStatus struct {
-	Environment string            `json:"environment"`
-	Status      string            `json:"status"`
-	Revision    string            `json:"revision,omitempty"`
-	UpdatedAt   *time.Time        `json:"updated_at,omitempty"`
-	Deployment  *store.Deployment `json:"deployment,omitempty"` // the active one, else the last
-	Tasks       []taskStatus      `json:"tasks"`
+	Environment string             `json:"environment"`
+	Status      string             `json:"status"`
+	Revision    string             `json:"revision,omitempty"`
+	UpdatedAt   *time.Time         `json:"updated_at,omitempty"`
+	Deployment  *store.Deployment  `json:"deployment,omitempty"` // the active one, else the last
+	Tasks       []taskStatus       `json:"tasks"`
+	ECS         []ecsServiceStatus `json:"ecs,omitempty"` // platform ecs: the services as AWS reports them
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -112,6 +113,9 @@ func showStatus(cmd *cobra.Command, g *globals, args []string) error {
 			es.Tasks = append(es.Tasks, taskStatus{Service: t.Labels.Service, Name: t.Name, Color: t.Labels.Color,
 				Revision: t.Labels.Revision, State: t.State, HostPort: t.HostPort, Health: h})
 		}
+		if isECS(s.cfg, name) {
+			es.ECS = ecsStatus(ctx, s.cfg, name)
+		}
 		out = append(out, es)
 	}
 	return g.print(out, func(w io.Writer) {
@@ -127,6 +131,16 @@ func showStatus(cmd *cobra.Command, g *globals, args []string) error {
 					fmt.Fprintf(w, " (%s)", d.Reason)
 				}
 				fmt.Fprintln(w)
+			}
+			for _, e := range es.ECS {
+				if e.Error != "" {
+					fmt.Fprintf(w, "  ecs %-10s %s\n", e.Service, e.Error)
+					continue
+				}
+				fmt.Fprintf(w, "  ecs %-10s %s %s: %d/%d running, %d pending, %s\n", e.Service, e.ECSService, e.Status, e.Running, e.Desired, e.Pending, e.TaskDefinition)
+				for _, d := range e.Deployments {
+					fmt.Fprintf(w, "      deployment %s\n", d)
+				}
 			}
 			for _, t := range es.Tasks {
 				fmt.Fprintf(w, "  %-10s %-40s %-6s %-8s 127.0.0.1:%-5d %s\n", t.Service, t.Name, t.Color, t.State, t.HostPort, t.Health)

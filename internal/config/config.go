@@ -94,12 +94,56 @@ type Approval struct {
 	Timeout  Duration `yaml:"timeout,omitempty" json:"timeout,omitempty" jsonschema:"default=168h" jsonschema_description:"An unanswered approval fails the execution after this long (CodePipeline: 7 days)."`
 }
 
-// ECS names the AWS resources of an environment on platform ecs.
+// ECS names the AWS resources of an environment on platform ecs. Cutover does
+// not create them (see `cutover export cloudformation`); it registers task
+// definitions and drives deployments on them.
 type ECS struct {
-	Cluster string `yaml:"cluster,omitempty" json:"cluster,omitempty"`
-	Service string `yaml:"service,omitempty" json:"service,omitempty"`
-	Region  string `yaml:"region,omitempty" json:"region,omitempty"`
+	Region           string                 `yaml:"region,omitempty" json:"region,omitempty" jsonschema_description:"AWS region; the standard chain (AWS_REGION, profile) when empty."`
+	Profile          string                 `yaml:"profile,omitempty" json:"profile,omitempty" jsonschema_description:"Shared config profile; the standard credential chain when empty."`
+	Endpoint         string                 `yaml:"endpoint,omitempty" json:"endpoint,omitempty" jsonschema_description:"Endpoint override for every AWS service, for testing (moto, LocalStack)."`
+	Cluster          string                 `yaml:"cluster,omitempty" json:"cluster,omitempty" jsonschema_description:"ECS cluster name or ARN."`
+	ExecutionRoleARN string                 `yaml:"execution_role_arn,omitempty" json:"execution_role_arn,omitempty" jsonschema_description:"Task execution role (pulls images, reads secrets, writes logs)."`
+	TaskRoleARN      string                 `yaml:"task_role_arn,omitempty" json:"task_role_arn,omitempty" jsonschema_description:"Role the containers run as."`
+	LogGroup         string                 `yaml:"log_group,omitempty" json:"log_group,omitempty" jsonschema_description:"CloudWatch Logs group for the awslogs driver; no log configuration when empty."`
+	LaunchType       string                 `yaml:"launch_type,omitempty" json:"launch_type,omitempty" jsonschema:"enum=FARGATE,enum=EC2,default=FARGATE"`
+	Subnets          []string               `yaml:"subnets,omitempty" json:"subnets,omitempty" jsonschema_description:"Subnets of the tasks (awsvpc)."`
+	SecurityGroups   []string               `yaml:"security_groups,omitempty" json:"security_groups,omitempty"`
+	CodeDeploy       *CodeDeploy            `yaml:"codedeploy,omitempty" json:"codedeploy,omitempty" jsonschema_description:"CodeDeploy application and deployment group; required by strategy blue_green."`
+	Alarms           []string               `yaml:"alarms,omitempty" json:"alarms,omitempty" jsonschema_description:"CloudWatch alarm names that make ECS roll back a rolling deployment."`
+	Services         map[string]*ECSService `yaml:"services,omitempty" json:"services,omitempty" jsonschema_description:"The ECS service of each cutover service; every service needs one."`
 }
+
+// CodeDeploy selects where blue/green deployments of an ECS environment run.
+type CodeDeploy struct {
+	Application     string `yaml:"application" json:"application" jsonschema:"required"`
+	DeploymentGroup string `yaml:"deployment_group" json:"deployment_group" jsonschema:"required"`
+}
+
+// ECSService is the AWS side of one cutover service.
+type ECSService struct {
+	Service      string            `yaml:"service,omitempty" json:"service,omitempty" jsonschema_description:"ECS service name; the cutover service name by default."`
+	Container    string            `yaml:"container,omitempty" json:"container,omitempty" jsonschema_description:"Container name in the task definition; the cutover service name by default."`
+	CPU          string            `yaml:"cpu,omitempty" json:"cpu,omitempty" jsonschema:"pattern=^[0-9]+$" jsonschema_description:"Task CPU units, such as 256."`
+	Memory       string            `yaml:"memory,omitempty" json:"memory,omitempty" jsonschema:"pattern=^[0-9]+$" jsonschema_description:"Task memory in MiB, such as 512."`
+	TargetGroups TargetGroups      `yaml:"target_groups,omitempty" json:"target_groups,omitzero"`
+	Listener     string            `yaml:"listener,omitempty" json:"listener,omitempty" jsonschema_description:"Production listener ARN (or give rule)."`
+	Rule         string            `yaml:"rule,omitempty" json:"rule,omitempty" jsonschema_description:"Production listener rule ARN."`
+	TestListener string            `yaml:"test_listener,omitempty" json:"test_listener,omitempty"`
+	TestRule     string            `yaml:"test_rule,omitempty" json:"test_rule,omitempty"`
+	Secrets      map[string]string `yaml:"secrets,omitempty" json:"secrets,omitempty" jsonschema_description:"Environment variable -> SSM parameter or Secrets Manager ARN, injected by ECS (valueFrom)."`
+}
+
+// TargetGroups are the ARNs of a service's two target groups.
+type TargetGroups struct {
+	Blue  string `yaml:"blue,omitempty" json:"blue,omitempty"`
+	Green string `yaml:"green,omitempty" json:"green,omitempty"`
+}
+
+// Launch types of an ECS environment.
+const (
+	LaunchTypeFargate = "FARGATE"
+	LaunchTypeEC2     = "EC2"
+)
 
 // Platforms: the accepted values.
 var platforms = []string{PlatformLocal, PlatformECS}

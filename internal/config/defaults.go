@@ -85,6 +85,17 @@ func (c *Config) serviceDefaults(path string, s *Service, only bool) {
 
 func (c *Config) environmentDefaults(path string, e *Environment) {
 	setString(&e.Platform, PlatformLocal)
+	if x := e.ECS; x != nil {
+		setString(&x.LaunchType, LaunchTypeFargate)
+		for name, s := range x.Services {
+			if s == nil {
+				s = &ECSService{}
+				x.Services[name] = s
+			}
+			setString(&s.Service, name)
+			setString(&s.Container, name)
+		}
+	}
 	c.setInt(&e.Listen.Port, path+".listen.port", DefaultListenPort)
 	c.setInt(&e.Listen.TestPort, path+".listen.test_port", e.Listen.Port+1)
 	if e.Approval != nil {

@@ -182,14 +182,7 @@ func (v *validator) environments() {
 		if !slices.Contains(platforms, e.Platform) {
 			v.add(p+".platform", "%q is not a platform (write %s)", e.Platform, quoteList(platforms))
 		}
-		if e.Platform == "ecs" {
-			if e.ECS == nil || e.ECS.Cluster == "" {
-				v.add(p+".ecs.cluster", "missing (platform ecs needs ecs.cluster and ecs.service)")
-			}
-			if e.ECS == nil || e.ECS.Service == "" {
-				v.add(p+".ecs.service", "missing (platform ecs needs ecs.cluster and ecs.service)")
-			}
-		}
+		v.ecs(p, e)
 		v.promoteFrom(name, e)
 		if e.Approval != nil && e.Approval.Required && e.Approval.Timeout <= 0 {
 			v.add(p+".approval.timeout", "must be more than 0 (write for example 168h)")

@@ -1,0 +1,392 @@
+package cli
+
+// Environments on platform ecs: deploy, stop and status through
+// internal/platform/ecs. ECS and CodeDeploy run the deployment; cutover
+// records the revision and the outcome so `cutover history` shows it.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
+	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/deploy"
+	"github.com/cutoverdev/cutover/internal/local"
+	"github.com/cutoverdev/cutover/internal/platform/ecs"
+	"github.com/cutoverdev/cutover/internal/store"
+)
+
+// onECS says whether env is an ecs environment of the file; a file that does
+// not load is left to the command's usual path to report.
+func onECS(g *globals, env string) bool {
+	cfg, err := config.Load(g.file)
+	return err == nil && isECS(cfg, env)
+}
+
+func isECS(cfg *config.Config, env string) bool {
+	e := cfg.Environments[env]
+	return e != nil && e.Platform == config.PlatformECS
+}
+
+// ecsSession is what an ecs command needs: no Docker, no local proxy.
+type ecsSession struct {
+	cfg   *config.Config
+	env   string
+	store *store.Store
+}
+
+func openECS(ctx context.Context, g *globals, env string) (*ecsSession, error) {
+	cfg, err := config.Load(g.file)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := cfg.Environments[env]; !ok {
+		return nil, fmt.Errorf("%s: no environment named %q (environments: %s)", g.file, env, strings.Join(sortedKeys(cfg.Environments), ", "))
+	}
+	home, err := g.homeDir()
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, filepath.Join(home, "cutover.db"))
+	if err != nil {
+		return nil, err
+	}
+	return &ecsSession{cfg: cfg, env: env, store: st}, nil
+}
+
+func (s *ecsSession) close() { s.store.Close() }
+
+// clients connects to AWS with the environment's region, profile and endpoint.
+func (s *ecsSession) clients(ctx context.Context) (ecs.Clients, error) {
+	x := s.cfg.Environments[s.env].ECS
+	return ecs.NewClients(ctx, ecs.ClientOptions{Region: x.Region, Profile: x.Profile, Endpoint: x.Endpoint})
+}
+
+// platform maps cutover.yaml's ecs section onto the ecs package's options.
+func (s *ecsSession) platform(ctx context.Context, log *slog.Logger) (*ecs.Platform, error) {
+	c, err := s.clients(ctx)
+	if err != nil {
+		return nil, err
+	}
+	x := s.cfg.Environments[s.env].ECS
+	services := map[string]ecs.Service{}
+	for name, svc := range s.cfg.Services {
+		es := x.Services[name]
+		services[name] = ecs.Service{
+			ECSService: es.Service, Container: es.Container, Port: svc.Port, Env: svc.Env, Secrets: es.Secrets,
+			DesiredCount: svc.DesiredCount, CPU: es.CPU, Memory: es.Memory,
+			TargetGroups: map[string]string{"blue": es.TargetGroups.Blue, "green": es.TargetGroups.Green},
+			Listener:     es.Listener, Rule: es.Rule, TestListener: es.TestListener, TestRule: es.TestRule,
+		}
+	}
+	return ecs.New(c, ecs.Options{
+		Cluster: x.Cluster, Region: x.Region, FamilyPrefix: s.cfg.Project + "-" + s.env + "-",
+		ExecutionRoleARN: x.ExecutionRoleARN, TaskRoleARN: x.TaskRoleARN, LogGroup: x.LogGroup,
+		LaunchType: ecstypes.LaunchType(x.LaunchType), Subnets: x.Subnets, SecurityGroups: x.SecurityGroups,
+		Services: services, Log: log,
+	})
+}
+
+// ecsData is what an ecs deployment keeps in store.Deployment.Data: the
+// CodeDeploy deployment of each service, so `cutover stop` can stop them.
+type ecsData struct {
+	CodeDeploy map[string]string `json:"codedeploy,omitempty"`
+}
+
+// deployECS records a revision of the given images and deploys it. Images
+// are not built: ECS pulls them from a registry, so they must be given by digest.
+func deployECS(ctx context.Context, g *globals, env string, images map[string]string, wait bool, timeout time.Duration) error {
+	s, err := openECS(ctx, g, env)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	var missing []string
+	for _, name := range s.cfg.ServiceNames() {
+		if images[name] == "" {
+			missing = append(missing, name)
+		}
+	}
+	for name, ref := range images {
+		if _, ok := s.cfg.Services[name]; !ok {
+			return usageError{fmt.Sprintf("--image %s=...: no service named %q in %s (services: %s)", name, name, g.file, strings.Join(s.cfg.ServiceNames(), ", "))}
+		}
+		if !strings.Contains(ref, "@sha256:") {
+			return usageError{fmt.Sprintf("--image %s=%s: environment %s is on ECS, which needs an image pinned by digest (write %s=REGISTRY/REPO@sha256:DIGEST)", name, ref, env, name)}
+		}
+	}
+	if len(missing) > 0 {
+		return usageError{fmt.Sprintf("environment %s is on ECS: building and pushing images to ECR is not available yet; pass --image SERVICE=REGISTRY/REPO@sha256:DIGEST for %s", env, strings.Join(missing, ", "))}
+	}
+	rev := local.NewRevision(s.cfg, env, images, "images")
+	if err := s.store.CreateRevision(ctx, rev); err != nil {
+		return err
+	}
+	return s.deploy(ctx, g, rev, "cutover deploy", wait, timeout)
+}
+
+// deploy runs one deployment of rev under the environment's lease and records it.
+func (s *ecsSession) deploy(ctx context.Context, g *globals, rev store.Revision, command string, wait bool, timeout time.Duration) error {
+	lctx, release, err := deploy.Lock(ctx, s.store, s.cfg.Project, s.env, command, wait)
+	if err != nil {
+		return err
+	}
+	defer release()
+	log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	p, err := s.platform(lctx, log)
+	if err != nil {
+		return err
+	}
+	e := s.cfg.Environments[s.env]
+	d := store.Deployment{
+		ID: deploy.NewDeploymentID(time.Now()), Project: s.cfg.Project, Environment: s.env, Revision: rev.ID,
+		Strategy: e.Strategy.Type, Phase: "deploying", Status: store.DeploymentInProgress, Owner: whoAmI(),
+	}
+	if last, err := s.store.LastSucceededDeployment(lctx, s.cfg.Project, s.env); err == nil {
+		d.PreviousRevision = last.Revision
+	}
+	if err := s.store.CreateDeployment(lctx, d); err != nil {
+		return err
+	}
+	gen := int64(1)
+	save := func() error {
+		// The outcome is recorded even when the lease or ctx ended.
+		var err error
+		gen, err = s.store.UpdateDeployment(context.WithoutCancel(lctx), d, gen)
+		return err
+	}
+	status, reason := store.DeploymentSucceeded, ""
+	for _, name := range s.cfg.ServiceNames() {
+		if e.Strategy.Type == config.StrategyBlueGreen {
+			status, reason = s.blueGreen(lctx, g, p, name, rev, &d, save, timeout)
+		} else {
+			status, reason = s.rolling(lctx, g, p, name, rev, timeout)
+		}
+		if status != store.DeploymentSucceeded {
+			break
+		}
+	}
+	d.Status, d.Reason, d.Phase = status, reason, "done"
+	if status == store.DeploymentSucceeded {
+		d.TrafficPercent = 100
+	}
+	if err := save(); err != nil {
+		return err
+	}
+	if status == store.DeploymentSucceeded {
+		if _, err := s.store.PutEnvState(context.WithoutCancel(lctx), store.EnvState{Project: s.cfg.Project, Environment: s.env, Revision: rev.ID, Status: "up"}, store.AnyGeneration); err != nil {
+			return err
+		}
+	}
+	return reportDeployment(g, d, nil)
+}
+
+// rolling runs an ECS rolling deployment of one service; an ECS rollback is a failure.
+func (s *ecsSession) rolling(ctx context.Context, g *globals, p *ecs.Platform, name string, rev store.Revision, timeout time.Duration) (string, string) {
+	x := s.cfg.Environments[s.env].ECS
+	last := ""
+	r, err := p.DeployRolling(ctx, name, rev, ecs.RollingOptions{Alarms: x.Alarms, Timeout: timeout}, func(r ecs.Rollout) {
+		line := fmt.Sprintf("%s: ECS deployment %s %s, %d/%d running, %d pending, %d failed tasks", name, r.DeploymentID, r.Phase, r.Running, r.Desired, r.Pending, r.FailedTasks)
+		if line != last {
+			fmt.Fprintln(g.stderr, line)
+			last = line
+		}
+	})
+	switch {
+	case err == nil:
+		return store.DeploymentSucceeded, ""
+	case r.Phase == ecs.RolloutRolledBack:
+		return store.DeploymentRolledBack, fmt.Sprintf("service %s: %v", name, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return store.DeploymentFailed, fmt.Sprintf("service %s: ECS deployment %s not finished within --timeout %s; ECS goes on with it and its circuit breaker decides", name, r.DeploymentID, timeout)
+	}
+	return store.DeploymentFailed, fmt.Sprintf("service %s: %v", name, err)
+}
+
+// blueGreen runs a CodeDeploy deployment of one service. When cutover cannot
+// follow it to its end (timeout, API errors), it stops it with automatic
+// rollback rather than leave a deployment nobody watches.
+func (s *ecsSession) blueGreen(ctx context.Context, g *globals, p *ecs.Platform, name string, rev store.Revision, d *store.Deployment, save func() error, timeout time.Duration) (string, string) {
+	e := s.cfg.Environments[s.env]
+	cd := e.ECS.CodeDeploy
+	id, err := p.StartBlueGreen(ctx, name, rev, ecs.BlueGreenOptions{Application: cd.Application, DeploymentGroup: cd.DeploymentGroup, Traffic: e.Strategy.Traffic})
+	if err != nil {
+		return store.DeploymentFailed, fmt.Sprintf("service %s: %v", name, err)
+	}
+	fmt.Fprintf(g.stderr, "%s: CodeDeploy deployment %s created\n", name, id)
+	var data ecsData
+	_ = json.Unmarshal(d.Data, &data)
+	if data.CodeDeploy == nil {
+		data.CodeDeploy = map[string]string{}
+	}
+	data.CodeDeploy[name] = id
+	d.Data, _ = json.Marshal(data)
+	d.Phase = "codedeploy " + name
+	if err := save(); err != nil {
+		return store.DeploymentFailed, err.Error()
+	}
+	wctx := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	last := ""
+	st, err := p.WaitBlueGreen(wctx, name, id, func(st ecs.BlueGreenState) {
+		line := fmt.Sprintf("%s: CodeDeploy deployment %s %s (%s)", name, id, st.Phase, st.Status)
+		for _, ev := range st.Events {
+			line += fmt.Sprintf(" %s=%s", ev.Name, ev.Status)
+		}
+		if line != last {
+			fmt.Fprintln(g.stderr, line)
+			last = line
+		}
+	})
+	switch {
+	case err == nil:
+		return store.DeploymentSucceeded, ""
+	case st.Done():
+		if st.RolledBack || st.Phase == ecs.BlueGreenStopped {
+			return store.DeploymentRolledBack, fmt.Sprintf("service %s: %v", name, err)
+		}
+		return store.DeploymentFailed, fmt.Sprintf("service %s: %v", name, err)
+	}
+	why := fmt.Sprintf("service %s: %v", name, err)
+	if errors.Is(err, context.DeadlineExceeded) {
+		why = fmt.Sprintf("service %s: CodeDeploy deployment %s not finished within --timeout %s (last status %q)", name, id, timeout, st.Status)
+	}
+	if serr := p.StopBlueGreen(context.WithoutCancel(ctx), id); serr != nil {
+		return store.DeploymentFailed, why + "; stopping it failed too, stop it in the CodeDeploy console: " + serr.Error()
+	}
+	return store.DeploymentRolledBack, why + "; stopped it with automatic rollback"
+}
+
+// stopECS stops the CodeDeploy deployments of the environment's deployment
+// in progress with automatic rollback (`cutover stop` and `cutover rollback`).
+// The deploying cutover sees them stop and records the outcome; when it is
+// gone, this command records it.
+func stopECS(ctx context.Context, g *globals, env, command string) error {
+	s, err := openECS(ctx, g, env)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	d, err := s.store.ActiveDeployment(ctx, s.cfg.Project, env)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%s/%s has no deployment in progress to stop", s.cfg.Project, env)
+	} else if err != nil {
+		return err
+	}
+	var data ecsData
+	_ = json.Unmarshal(d.Data, &data)
+	if len(data.CodeDeploy) == 0 {
+		return fmt.Errorf("deployment %s is an ECS rolling deployment: cutover cannot stop it; ECS rolls it back itself when its circuit breaker or an alarm trips", d.ID)
+	}
+	p, err := s.platform(ctx, slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		return err
+	}
+	var stopped []string
+	for _, name := range sortedKeys(data.CodeDeploy) {
+		if err := p.StopBlueGreen(ctx, data.CodeDeploy[name]); err != nil {
+			return fmt.Errorf("deployment %s, service %s: %w", d.ID, name, err)
+		}
+		stopped = append(stopped, data.CodeDeploy[name])
+	}
+	if _, release, err := deploy.Lock(ctx, s.store, s.cfg.Project, env, command, false); err == nil {
+		defer release()
+		d.Status, d.Phase = store.DeploymentRolledBack, "done"
+		d.Reason = "stopped by " + command + " with automatic rollback of CodeDeploy deployment " + strings.Join(stopped, ", ")
+		if _, err := s.store.UpdateDeployment(ctx, d, d.Generation); err != nil {
+			return err
+		}
+	}
+	return g.print(d, func(w io.Writer) {
+		fmt.Fprintf(w, "stopped CodeDeploy deployment %s of deployment %s with automatic rollback\n", strings.Join(stopped, ", "), d.ID)
+	})
+}
+
+// rollbackECS stops a deployment in progress, or else redeploys the
+// revision that ran before the last successful deployment.
+func rollbackECS(ctx context.Context, g *globals, env string, timeout time.Duration) error {
+	s, err := openECS(ctx, g, env)
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.ActiveDeployment(ctx, s.cfg.Project, env); err == nil {
+		s.close()
+		return stopECS(ctx, g, env, "cutover rollback")
+	}
+	defer s.close()
+	last, err := s.store.LastSucceededDeployment(ctx, s.cfg.Project, env)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%s/%s has no completed deployment to roll back from", s.cfg.Project, env)
+	} else if err != nil {
+		return err
+	}
+	if last.PreviousRevision == "" {
+		return fmt.Errorf("deployment %s (revision %s) was the first in %s/%s: there is no previous revision to roll back to", last.ID, last.Revision, s.cfg.Project, env)
+	}
+	rev, err := s.store.GetRevision(ctx, last.PreviousRevision)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.stderr, "redeploying the previous revision %s on ECS\n", rev.ID)
+	return s.deploy(ctx, g, rev, "cutover rollback", false, timeout)
+}
+
+// ecsServiceStatus is one ECS service as DescribeServices tells it.
+type ecsServiceStatus struct {
+	Service        string   `json:"service"`
+	ECSService     string   `json:"ecs_service"`
+	Status         string   `json:"status"`
+	TaskDefinition string   `json:"task_definition,omitempty"`
+	Desired        int      `json:"desired"`
+	Running        int      `json:"running"`
+	Pending        int      `json:"pending"`
+	Deployments    []string `json:"deployments,omitempty"`
+	Error          string   `json:"error,omitempty"`
+}
+
+// ecsStatus describes the environment's ECS services, best effort: an AWS
+// error is shown in the status, not returned.
+func ecsStatus(ctx context.Context, cfg *config.Config, env string) []ecsServiceStatus {
+	s := &ecsSession{cfg: cfg, env: env}
+	x := cfg.Environments[env].ECS
+	var out []ecsServiceStatus
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	c, err := s.clients(cctx)
+	if err != nil {
+		return []ecsServiceStatus{{Error: err.Error()}}
+	}
+	for _, name := range cfg.ServiceNames() {
+		st := ecsServiceStatus{Service: name, ECSService: x.Services[name].Service}
+		res, err := c.ECS.DescribeServices(cctx, &awsecs.DescribeServicesInput{Cluster: &x.Cluster, Services: []string{st.ECSService}})
+		switch {
+		case err != nil:
+			st.Error = err.Error()
+		case len(res.Services) == 0:
+			st.Error = "not found in cluster " + x.Cluster
+		default:
+			svc := res.Services[0]
+			st.Status, st.TaskDefinition = aws.ToString(svc.Status), aws.ToString(svc.TaskDefinition)
+			st.Desired, st.Running, st.Pending = int(svc.DesiredCount), int(svc.RunningCount), int(svc.PendingCount)
+			for _, dep := range svc.Deployments {
+				st.Deployments = append(st.Deployments, fmt.Sprintf("%s %s %s (%d/%d running)", aws.ToString(dep.Id), aws.ToString(dep.Status), dep.RolloutState, dep.RunningCount, dep.DesiredCount))
+			}
+		}
+		out = append(out, st)
+	}
+	return out
+}

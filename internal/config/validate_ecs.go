@@ -1,0 +1,103 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+)
+
+var (
+	launchTypes = []string{LaunchTypeFargate, LaunchTypeEC2}
+	digitsRe    = regexp.MustCompile(`^[0-9]+$`)
+	envNameRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// ecs checks the AWS settings of an environment: what platform ecs needs to
+// deploy, and that they are only given where they are used.
+func (v *validator) ecs(p string, e *Environment) {
+	x := e.ECS
+	if e.Platform != PlatformECS {
+		if x != nil {
+			v.add(p+".ecs", "is set but platform is %q (add platform: ecs, or remove ecs)", e.Platform)
+		}
+		return
+	}
+	strategyPath := p + ".strategy"
+	p += ".ecs"
+	if x == nil {
+		v.add(p, "missing (platform ecs needs ecs: { cluster: NAME, services: { SERVICE: { service: ECS_SERVICE } } })")
+		return
+	}
+	if x.Cluster == "" {
+		v.add(p+".cluster", "missing (name the ECS cluster, such as cluster: production)")
+	}
+	if !slices.Contains(launchTypes, x.LaunchType) {
+		v.add(p+".launch_type", "%q is not a launch type (write %s)", x.LaunchType, quoteList(launchTypes))
+	}
+	if x.Endpoint != "" {
+		if u, err := url.Parse(x.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.add(p+".endpoint", "%q is not a URL (write for example http://127.0.0.1:5000, or remove it to use AWS)", x.Endpoint)
+		}
+	}
+	if x.LogGroup != "" && x.Region == "" {
+		v.add(p+".region", "missing (the awslogs driver of log_group needs the region, such as region: eu-west-1)")
+	}
+	if len(x.SecurityGroups) > 0 && len(x.Subnets) == 0 {
+		v.add(p+".subnets", "missing (security_groups apply to the tasks' subnets: list them)")
+	}
+	if x.LaunchType == LaunchTypeFargate && len(x.Subnets) == 0 {
+		v.add(p+".subnets", "missing (Fargate tasks need awsvpc subnets: list the private subnet IDs)")
+	}
+	switch {
+	case e.Strategy.Type == StrategyBlueGreen && x.CodeDeploy == nil:
+		v.add(p+".codedeploy", "missing (strategy blue_green on ecs runs through CodeDeploy: add codedeploy: { application: APP, deployment_group: GROUP })")
+	case x.CodeDeploy != nil && e.Strategy.Type != StrategyBlueGreen:
+		v.add(p+".codedeploy", "is set but strategy is %q (set strategy.type: blue_green, or remove codedeploy)", e.Strategy.Type)
+	case x.CodeDeploy != nil:
+		if x.CodeDeploy.Application == "" {
+			v.add(p+".codedeploy.application", "missing (name the CodeDeploy application)")
+		}
+		if x.CodeDeploy.DeploymentGroup == "" {
+			v.add(p+".codedeploy.deployment_group", "missing (name the CodeDeploy deployment group)")
+		}
+	}
+	if e.Strategy.Type == StrategyBlueGreen && (e.Strategy.Canary != nil || e.Strategy.Linear != nil) {
+		v.add(strategyPath, "custom canary or linear steps have no CodeDeploy predefined configuration (use traffic: Canary10Percent5Minutes, Linear10PercentEvery1Minute, ... on ecs)")
+	}
+	if len(x.Alarms) > 0 && e.Strategy.Type == StrategyBlueGreen {
+		v.add(p+".alarms", "are rolling-deployment alarms (for blue_green put the alarms on the CodeDeploy deployment group, or remove them)")
+	}
+	for _, name := range v.c.ServiceNames() {
+		if x.Services[name] == nil {
+			v.add(p+".services", "no entry for service %s (add services: { %s: { service: ECS_SERVICE_NAME } })", name, name)
+		}
+	}
+	for _, name := range sortedKeys(x.Services) {
+		s, sp := x.Services[name], p+".services."+name
+		if v.c.Services[name] == nil {
+			v.add(sp, "%q is not a service of this file (write one of %s)", name, quoteList(v.c.ServiceNames()))
+			continue
+		}
+		if s.CPU != "" && !digitsRe.MatchString(s.CPU) {
+			v.add(sp+".cpu", "%q is not a number of CPU units (write for example \"256\")", s.CPU)
+		}
+		if s.Memory != "" && !digitsRe.MatchString(s.Memory) {
+			v.add(sp+".memory", "%q is not a number of MiB (write for example \"512\")", s.Memory)
+		}
+		if s.Listener != "" && s.Rule != "" {
+			v.add(sp+".rule", "both listener and rule are set (keep one: the rule when the listener is shared)")
+		}
+		if s.TestListener != "" && s.TestRule != "" {
+			v.add(sp+".test_rule", "both test_listener and test_rule are set (keep one)")
+		}
+		for _, k := range sortedKeys(s.Secrets) {
+			if !envNameRe.MatchString(k) {
+				v.add(sp+".secrets", "%q is not a valid variable name (use letters, digits and _)", k)
+			}
+			if s.Secrets[k] == "" {
+				v.add(fmt.Sprintf("%s.secrets.%s", sp, k), "empty (write the SSM parameter or Secrets Manager ARN)")
+			}
+		}
+	}
+}
