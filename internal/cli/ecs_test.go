@@ -10,17 +10,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
@@ -40,51 +36,11 @@ var awsEnv = map[string]string{
 	"AWS_REGION": "us-east-1", "AWS_CONFIG_FILE": os.DevNull, "AWS_SHARED_CREDENTIALS_FILE": os.DevNull, "AWS_EC2_METADATA_DISABLED": "true",
 }
 
-// startMoto runs moto_server on a free loopback port until the test ends;
-// it skips when moto is missing, unless CUTOVER_REQUIRE_AWS_TOOLS=1.
+// startMoto runs moto_server until the test ends and points the AWS SDK
+// of this process and its children at it with fake credentials.
 func startMoto(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("moto_server")
-	if err != nil {
-		if os.Getenv("CUTOVER_REQUIRE_AWS_TOOLS") == "1" {
-			t.Fatal("moto_server is not on PATH and CUTOVER_REQUIRE_AWS_TOOLS=1: pip install 'moto[server]'")
-		}
-		t.Skip("moto_server is not on PATH: pip install 'moto[server]' to run the ECS tests")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	logf, err := os.Create(filepath.Join(t.TempDir(), "moto.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// moto_server may fork workers: end its process group, which is ours.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		logf.Close()
-	})
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		resp, err := http.Get(url + "/moto-api/")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("moto_server did not answer on %s within 30s: %v", url, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	url := testenv.StartMoto(t)
 	for k, v := range awsEnv {
 		t.Setenv(k, v)
 	}

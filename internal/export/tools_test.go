@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/testenv"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -23,24 +23,6 @@ import (
 	cfn "github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 )
-
-// requireTool returns the path of an AWS tool from PyPI (cfn-lint, checkov,
-// moto_server). Without it the test is skipped, or fails when
-// CUTOVER_REQUIRE_AWS_TOOLS=1 (set by CI), so a missing tool never passes
-// silently there.
-func requireTool(t *testing.T, name, pip string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	msg := fmt.Sprintf("%s is not on PATH (install it with: pip install %s)", name, pip)
-	if os.Getenv("CUTOVER_REQUIRE_AWS_TOOLS") == "1" {
-		t.Fatal(msg + "; CUTOVER_REQUIRE_AWS_TOOLS=1 makes this a failure")
-	}
-	t.Skip(msg)
-	return ""
-}
 
 func writeBluemed(t *testing.T, format string) (string, []File) {
 	t.Helper()
@@ -53,7 +35,7 @@ func writeBluemed(t *testing.T, format string) (string, []File) {
 }
 
 func TestCfnLint(t *testing.T) {
-	lint := requireTool(t, "cfn-lint", "cfn-lint")
+	lint := testenv.RequireTool(t, "cfn-lint", "cfn-lint")
 	dir, files := writeBluemed(t, "yaml")
 	var paths []string
 	for _, f := range files {
@@ -89,7 +71,7 @@ func TestCfnLint(t *testing.T) {
 }
 
 func TestCheckov(t *testing.T) {
-	checkov := requireTool(t, "checkov", "checkov")
+	checkov := testenv.RequireTool(t, "checkov", "checkov")
 	dir, _ := writeBluemed(t, "yaml")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -157,8 +139,7 @@ var motoUnsupported = map[string]bool{
 // ones before it imported, and create every resource of a type moto
 // implements.
 func TestStacksCreateInMoto(t *testing.T) {
-	server := requireTool(t, "moto_server", "'moto[server]'")
-	endpoint := startMoto(t, server)
+	endpoint := testenv.StartMoto(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -241,47 +222,4 @@ func stackEvents(ctx context.Context, client *cfn.Client, stack string) string {
 		}
 	}
 	return b.String()
-}
-
-// startMoto runs moto_server on a free port of 127.0.0.1 and stops it (by
-// PID) when the test ends.
-func startMoto(t *testing.T, server string) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	var logs bytes.Buffer
-	cmd := exec.Command(server, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			t.Logf("moto_server output:\n%.4000s", logs.String())
-		}
-	})
-	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
-	client := &http.Client{Timeout: time.Second}
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
-		select {
-		case <-done:
-			t.Fatalf("moto_server exited:\n%s", logs.String())
-		default:
-		}
-		if resp, err := client.Get(endpoint + "/moto-api/"); err == nil {
-			resp.Body.Close()
-			return endpoint
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("moto_server did not answer on %s within 30s", endpoint)
-	return ""
 }

@@ -5,20 +5,18 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cutoverdev/cutover/internal/testenv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
@@ -69,48 +67,8 @@ func (r *recorder) take() []string {
 // not installed, unless CUTOVER_REQUIRE_AWS_TOOLS=1.
 func startMoto(t *testing.T) *moto {
 	t.Helper()
-	bin, err := exec.LookPath("moto_server")
-	if err != nil {
-		if os.Getenv("CUTOVER_REQUIRE_AWS_TOOLS") == "1" {
-			t.Fatal("moto_server is not on PATH and CUTOVER_REQUIRE_AWS_TOOLS=1: pip install 'moto[server]'")
-		}
-		t.Skip("moto_server is not on PATH: pip install 'moto[server]' to run the ECS tests")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	logf, err := os.Create(motoLog(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// moto_server may fork workers: end its process group, which is ours.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		logf.Close()
-	})
-	m := &moto{URL: fmt.Sprintf("http://127.0.0.1:%d", port), calls: &recorder{}}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(m.URL + "/moto-api/")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("moto_server did not answer on %s within 30s: %v", m.URL, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	m := &moto{URL: testenv.StartMoto(t), calls: &recorder{}}
+	var err error
 	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
 	t.Setenv("AWS_SESSION_TOKEN", "")
@@ -268,13 +226,6 @@ func wantCalls(t *testing.T, step string, got []string, want ...string) {
 	if !slices.Equal(got, want) {
 		t.Errorf("%s: API calls\n got %v\nwant %v", step, got, want)
 	}
-}
-
-func motoLog(t *testing.T) string {
-	if p := os.Getenv("CUTOVER_MOTO_LOG"); p != "" {
-		return p
-	}
-	return t.TempDir() + "/moto.log"
 }
 
 // jsonQuery calls a JSON-protocol action on moto directly.
