@@ -15,6 +15,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/ecr"
+	"github.com/cutoverdev/cutover/internal/runtime/docker"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
@@ -125,10 +128,19 @@ func deployECS(ctx context.Context, g *globals, env string, images map[string]st
 			return usageError{fmt.Sprintf("--image %s=%s: environment %s is on ECS, which needs an image pinned by digest (write %s=REGISTRY/REPO@sha256:DIGEST)", name, ref, env, name)}
 		}
 	}
+	source := "images"
 	if len(missing) > 0 {
-		return usageError{fmt.Sprintf("environment %s is on ECS: building and pushing images to ECR is not available yet; pass --image SERVICE=REGISTRY/REPO@sha256:DIGEST for %s", env, strings.Join(missing, ", "))}
+		// Build what was not given, push it to ECR, and deploy the scanned digests.
+		built, err := s.buildToECR(ctx, g, missing)
+		if err != nil {
+			return err
+		}
+		for name, ref := range built {
+			images[name] = ref
+		}
+		source = "working tree"
 	}
-	rev := local.NewRevision(s.cfg, env, images, "images")
+	rev := local.NewRevision(s.cfg, env, images, source)
 	if err := s.store.CreateRevision(ctx, rev); err != nil {
 		return err
 	}
@@ -167,9 +179,12 @@ func (s *ecsSession) deploy(ctx context.Context, g *globals, rev store.Revision,
 	}
 	status, reason := store.DeploymentSucceeded, ""
 	for _, name := range s.cfg.ServiceNames() {
-		if e.Strategy.Type == config.StrategyBlueGreen {
+		switch {
+		case e.Strategy.Type == config.StrategyBlueGreen && e.ECS.BlueGreenEngine() == config.BlueGreenECS:
+			status, reason = s.native(lctx, g, p, name, rev, timeout)
+		case e.Strategy.Type == config.StrategyBlueGreen:
 			status, reason = s.blueGreen(lctx, g, p, name, rev, &d, save, timeout)
-		} else {
+		default:
 			status, reason = s.rolling(lctx, g, p, name, rev, timeout)
 		}
 		if status != store.DeploymentSucceeded {
@@ -194,8 +209,34 @@ func (s *ecsSession) deploy(ctx context.Context, g *globals, rev store.Revision,
 // rolling runs an ECS rolling deployment of one service; an ECS rollback is a failure.
 func (s *ecsSession) rolling(ctx context.Context, g *globals, p *ecs.Platform, name string, rev store.Revision, timeout time.Duration) (string, string) {
 	x := s.cfg.Environments[s.env].ECS
+	return s.rollout(g, name, timeout, func(progress func(ecs.Rollout)) (ecs.Rollout, error) {
+		return p.DeployRolling(ctx, name, rev, ecs.RollingOptions{Alarms: x.Alarms, Timeout: timeout}, progress)
+	})
+}
+
+// native runs an ECS-native blue/green (BLUE_GREEN, LINEAR or CANARY by the
+// strategy's traffic setting) of one service; a rollback is a failure.
+func (s *ecsSession) native(ctx context.Context, g *globals, p *ecs.Platform, name string, rev store.Revision, timeout time.Duration) (string, string) {
+	e := s.cfg.Environments[s.env]
+	o := ecs.NativeOptions{Strategy: "BLUE_GREEN", BakeTime: e.Strategy.Bake.Std(), RoleARN: e.ECS.RoleARN, Alarms: e.ECS.Alarms, Timeout: timeout}
+	if steps := e.Strategy.TrafficSteps(); len(steps) > 1 {
+		// Canary: one step then the rest; linear: equal steps.
+		o.StepWait = steps[0].Wait.Std()
+		if len(steps) == 2 {
+			o.Strategy, o.CanaryPercent = "CANARY", float64(steps[0].Percent)
+		} else {
+			o.Strategy, o.LinearPercent = "LINEAR", float64(steps[0].Percent)
+		}
+	}
+	return s.rollout(g, name, timeout, func(progress func(ecs.Rollout)) (ecs.Rollout, error) {
+		return p.DeployNative(ctx, name, rev, o, progress)
+	})
+}
+
+// rollout runs one ECS deployment with progress lines and maps its outcome.
+func (s *ecsSession) rollout(g *globals, name string, timeout time.Duration, run func(progress func(ecs.Rollout)) (ecs.Rollout, error)) (string, string) {
 	last := ""
-	r, err := p.DeployRolling(ctx, name, rev, ecs.RollingOptions{Alarms: x.Alarms, Timeout: timeout}, func(r ecs.Rollout) {
+	r, err := run(func(r ecs.Rollout) {
 		line := fmt.Sprintf("%s: ECS deployment %s %s, %d/%d running, %d pending, %d failed tasks", name, r.DeploymentID, r.Phase, r.Running, r.Desired, r.Pending, r.FailedTasks)
 		if line != last {
 			fmt.Fprintln(g.stderr, line)
@@ -389,4 +430,32 @@ func ecsStatus(ctx context.Context, cfg *config.Config, env string) []ecsService
 		out = append(out, st)
 	}
 	return out
+}
+
+// buildToECR builds the named services from the working tree and pushes them
+// to ECR (one repository per service, immutable tags, scan gate).
+func (s *ecsSession) buildToECR(ctx context.Context, g *globals, services []string) (map[string]string, error) {
+	rt, err := docker.Connect(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w (ECS environments build their images locally before pushing them to ECR; or pass --image SERVICE=REPO@sha256:...)", err)
+	}
+	defer rt.Close()
+	only := *s.cfg
+	only.Services = map[string]*config.Service{}
+	for _, name := range services {
+		only.Services[name] = s.cfg.Services[name]
+	}
+	built, err := local.BuildImages(ctx, rt, &only, local.NewBuildID(time.Now()), nil, g.stderr)
+	if err != nil {
+		return nil, err
+	}
+	return buildAndPushECR(ctx, &only, s.env, ecrOptions(s.cfg.Environments[s.env].ECS), rt, built, g.stderr)
+}
+
+// ecrOptions maps environments.<env>.ecs.ecr onto the ECR client's options.
+func ecrOptions(x *config.ECS) ecr.Options {
+	if x == nil || x.ECR == nil {
+		return ecr.Options{}
+	}
+	return ecr.Options{RepositoryPrefix: x.ECR.RepositoryPrefix, FailOnSeverity: x.ECR.FailOnSeverity, LifecycleKeep: x.ECR.LifecycleKeep, KMSKey: x.ECR.KMSKey}
 }

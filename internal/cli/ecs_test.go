@@ -151,8 +151,11 @@ const (
 func TestECSRollingDeploy(t *testing.T) {
 	e := newECSE2E(t, ecstypes.DeploymentControllerTypeEcs, "    strategy: { type: rolling }\n")
 
+	// Without --image, frontend is built locally and pushed to ECR; its
+	// image is not on this machine, so that fails with the service named,
+	// before anything reaches ECS.
 	_, errOut, err := e.run("deploy", "staging", "--image", "backend="+backendRef)
-	if err == nil || !strings.Contains(errOut, "building and pushing images to ECR is not available yet") || !strings.Contains(errOut, "for frontend") {
+	if err == nil || !strings.Contains(errOut, "frontend") || strings.Count(strings.TrimSpace(errOut), "\n") > 2 {
 		t.Errorf("deploy without --image for frontend: err %v\n%s", err, errOut)
 	}
 	_, errOut, err = e.run("deploy", "staging", "--image", "backend=shop/backend:1", "--image", "frontend="+frontendRef)

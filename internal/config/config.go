@@ -108,9 +108,36 @@ type ECS struct {
 	LaunchType       string                 `yaml:"launch_type,omitempty" json:"launch_type,omitempty" jsonschema:"enum=FARGATE,enum=EC2,default=FARGATE"`
 	Subnets          []string               `yaml:"subnets,omitempty" json:"subnets,omitempty" jsonschema_description:"Subnets of the tasks (awsvpc)."`
 	SecurityGroups   []string               `yaml:"security_groups,omitempty" json:"security_groups,omitempty"`
-	CodeDeploy       *CodeDeploy            `yaml:"codedeploy,omitempty" json:"codedeploy,omitempty" jsonschema_description:"CodeDeploy application and deployment group; required by strategy blue_green."`
-	Alarms           []string               `yaml:"alarms,omitempty" json:"alarms,omitempty" jsonschema_description:"CloudWatch alarm names that make ECS roll back a rolling deployment."`
+	BlueGreen        string                 `yaml:"blue_green,omitempty" json:"blue_green,omitempty" jsonschema:"enum=codedeploy,enum=ecs,default=codedeploy" jsonschema_description:"What runs strategy blue_green: codedeploy, or ecs for ECS-native blue/green (no codedeploy needed)."`
+	RoleARN          string                 `yaml:"role_arn,omitempty" json:"role_arn,omitempty" jsonschema_description:"blue_green: ecs only: role ECS assumes to move the listener rules between the target groups."`
+	CodeDeploy       *CodeDeploy            `yaml:"codedeploy,omitempty" json:"codedeploy,omitempty" jsonschema_description:"CodeDeploy application and deployment group; required by strategy blue_green unless blue_green is ecs."`
+	Alarms           []string               `yaml:"alarms,omitempty" json:"alarms,omitempty" jsonschema_description:"CloudWatch alarm names that make ECS roll back a rolling or ECS-native blue/green deployment."`
+	ECR              *ECR                   `yaml:"ecr,omitempty" json:"ecr,omitempty" jsonschema_description:"Where images built for this environment are pushed (when deploy has no --image)."`
 	Services         map[string]*ECSService `yaml:"services,omitempty" json:"services,omitempty" jsonschema_description:"The ECS service of each cutover service; every service needs one."`
+}
+
+// Engines of strategy blue_green on ecs.
+const (
+	BlueGreenCodeDeploy = "codedeploy" // CodeDeploy shifts traffic (the default)
+	BlueGreenECS        = "ecs"        // ECS-native blue/green: the ECS deployment controller shifts traffic
+)
+
+// BlueGreenEngine says what runs blue/green deployments: BlueGreenECS or
+// BlueGreenCodeDeploy, the default.
+func (x *ECS) BlueGreenEngine() string {
+	if x != nil && x.BlueGreen == BlueGreenECS {
+		return BlueGreenECS
+	}
+	return BlueGreenCodeDeploy
+}
+
+// ECR is how an ECS environment's images are stored: one repository per
+// service (immutable tags, scan on push, lifecycle policy) and a scan gate.
+type ECR struct {
+	RepositoryPrefix string `yaml:"repository_prefix,omitempty" json:"repository_prefix,omitempty" jsonschema_description:"Prefix of the repository names (PREFIX + project/service)."`
+	FailOnSeverity   string `yaml:"fail_on_severity,omitempty" json:"fail_on_severity,omitempty" jsonschema:"enum=INFORMATIONAL,enum=LOW,enum=MEDIUM,enum=HIGH,enum=CRITICAL,default=CRITICAL" jsonschema_description:"A scan finding at or above this severity fails the deploy."`
+	LifecycleKeep    int    `yaml:"lifecycle_keep,omitempty" json:"lifecycle_keep,omitempty" jsonschema:"minimum=1,default=30" jsonschema_description:"How many images the lifecycle policy keeps."`
+	KMSKey           string `yaml:"kms_key,omitempty" json:"kms_key,omitempty" jsonschema_description:"KMS key for repository encryption; AES256 when empty."`
 }
 
 // CodeDeploy selects where blue/green deployments of an ECS environment run.

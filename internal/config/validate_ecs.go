@@ -8,9 +8,11 @@ import (
 )
 
 var (
-	launchTypes = []string{LaunchTypeFargate, LaunchTypeEC2}
-	digitsRe    = regexp.MustCompile(`^[0-9]+$`)
-	envNameRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	launchTypes      = []string{LaunchTypeFargate, LaunchTypeEC2}
+	blueGreenEngines = []string{BlueGreenCodeDeploy, BlueGreenECS}
+	ecrSeverities    = []string{"INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"}
+	digitsRe         = regexp.MustCompile(`^[0-9]+$`)
+	envNameRe        = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // ecs checks the AWS settings of an environment: what platform ecs needs to
@@ -40,6 +42,14 @@ func (v *validator) ecs(p string, e *Environment) {
 			v.add(p+".endpoint", "%q is not a URL (write for example http://127.0.0.1:5000, or remove it to use AWS)", x.Endpoint)
 		}
 	}
+	if r := x.ECR; r != nil {
+		if r.FailOnSeverity != "" && !slices.Contains(ecrSeverities, r.FailOnSeverity) {
+			v.add(p+".ecr.fail_on_severity", "%q is not a severity (write %s)", r.FailOnSeverity, quoteList(ecrSeverities))
+		}
+		if r.LifecycleKeep < 0 {
+			v.add(p+".ecr.lifecycle_keep", "%d must be at least 1 (or leave it out for 30)", r.LifecycleKeep)
+		}
+	}
 	if x.LogGroup != "" && x.Region == "" {
 		v.add(p+".region", "missing (the awslogs driver of log_group needs the region, such as region: eu-west-1)")
 	}
@@ -49,9 +59,24 @@ func (v *validator) ecs(p string, e *Environment) {
 	if x.LaunchType == LaunchTypeFargate && len(x.Subnets) == 0 {
 		v.add(p+".subnets", "missing (Fargate tasks need awsvpc subnets: list the private subnet IDs)")
 	}
+	native := x.BlueGreen == BlueGreenECS
 	switch {
+	case x.BlueGreen != "" && !slices.Contains(blueGreenEngines, x.BlueGreen):
+		v.add(p+".blue_green", "%q is not a blue/green engine (write %s)", x.BlueGreen, quoteList(blueGreenEngines))
+	case native && e.Strategy.Type != StrategyBlueGreen:
+		v.add(p+".blue_green", "is ecs but strategy is %q (set strategy.type: blue_green, or remove blue_green)", e.Strategy.Type)
+	case native && x.CodeDeploy != nil:
+		v.add(p+".codedeploy", "is set but blue_green is ecs (remove codedeploy, or write blue_green: codedeploy)")
+	case native && x.RoleARN == "":
+		v.add(p+".role_arn", "missing (ECS-native blue/green needs the role ECS assumes to move the listener rules)")
+	}
+	if !native && x.RoleARN != "" {
+		v.add(p+".role_arn", "is only used by blue_green: ecs (set blue_green: ecs, or remove role_arn)")
+	}
+	switch {
+	case native:
 	case e.Strategy.Type == StrategyBlueGreen && x.CodeDeploy == nil:
-		v.add(p+".codedeploy", "missing (strategy blue_green on ecs runs through CodeDeploy: add codedeploy: { application: APP, deployment_group: GROUP })")
+		v.add(p+".codedeploy", "missing (strategy blue_green on ecs runs through CodeDeploy: add codedeploy: { application: APP, deployment_group: GROUP }, or write blue_green: ecs)")
 	case x.CodeDeploy != nil && e.Strategy.Type != StrategyBlueGreen:
 		v.add(p+".codedeploy", "is set but strategy is %q (set strategy.type: blue_green, or remove codedeploy)", e.Strategy.Type)
 	case x.CodeDeploy != nil:
@@ -62,11 +87,13 @@ func (v *validator) ecs(p string, e *Environment) {
 			v.add(p+".codedeploy.deployment_group", "missing (name the CodeDeploy deployment group)")
 		}
 	}
-	if e.Strategy.Type == StrategyBlueGreen && (e.Strategy.Canary != nil || e.Strategy.Linear != nil) {
-		v.add(strategyPath, "custom canary or linear steps have no CodeDeploy predefined configuration (use traffic: Canary10Percent5Minutes, Linear10PercentEvery1Minute, ... on ecs)")
+	// ECS-native CANARY and LINEAR take one percent and one wait, as the
+	// canary and linear steps do; CodeDeploy only has its predefined configurations.
+	if !native && e.Strategy.Type == StrategyBlueGreen && (e.Strategy.Canary != nil || e.Strategy.Linear != nil) {
+		v.add(strategyPath, "custom canary or linear steps have no CodeDeploy predefined configuration (use traffic: Canary10Percent5Minutes, Linear10PercentEvery1Minute, ... on ecs, or blue_green: ecs)")
 	}
-	if len(x.Alarms) > 0 && e.Strategy.Type == StrategyBlueGreen {
-		v.add(p+".alarms", "are rolling-deployment alarms (for blue_green put the alarms on the CodeDeploy deployment group, or remove them)")
+	if !native && len(x.Alarms) > 0 && e.Strategy.Type == StrategyBlueGreen {
+		v.add(p+".alarms", "are rolling-deployment alarms (for blue_green put the alarms on the CodeDeploy deployment group, or use blue_green: ecs, or remove them)")
 	}
 	for _, name := range v.c.ServiceNames() {
 		if x.Services[name] == nil {
@@ -84,6 +111,14 @@ func (v *validator) ecs(p string, e *Environment) {
 		}
 		if s.Memory != "" && !digitsRe.MatchString(s.Memory) {
 			v.add(sp+".memory", "%q is not a number of MiB (write for example \"512\")", s.Memory)
+		}
+		if native && e.Strategy.Type == StrategyBlueGreen {
+			if s.TargetGroups.Blue == "" || s.TargetGroups.Green == "" {
+				v.add(sp+".target_groups", "missing blue or green (ECS-native blue/green serves production from blue and the new revision from green: give both ARNs)")
+			}
+			if s.Rule == "" {
+				v.add(sp+".rule", "missing (ECS-native blue/green moves a listener rule, not a listener's default action: give the production rule ARN)")
+			}
 		}
 		if s.Listener != "" && s.Rule != "" {
 			v.add(sp+".rule", "both listener and rule are set (keep one: the rule when the listener is shared)")

@@ -47,6 +47,7 @@ type ELBAPI interface {
 // CloudWatchAPI is the part of the CloudWatch client this package uses.
 type CloudWatchAPI interface {
 	GetMetricData(context.Context, *cloudwatch.GetMetricDataInput, ...func(*cloudwatch.Options)) (*cloudwatch.GetMetricDataOutput, error)
+	DescribeAlarms(context.Context, *cloudwatch.DescribeAlarmsInput, ...func(*cloudwatch.Options)) (*cloudwatch.DescribeAlarmsOutput, error)
 }
 
 // CodeDeployAPI is the part of the CodeDeploy client this package uses.

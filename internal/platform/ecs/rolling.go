@@ -140,25 +140,55 @@ func (p *Platform) DeployRolling(ctx context.Context, service string, rev store.
 	if err != nil {
 		return Rollout{}, explain(err, "service "+s.ECSService+" in cluster "+p.o.Cluster)
 	}
-	var id string
-	for _, d := range out.Service.Deployments {
-		if aws.ToString(d.Status) == "PRIMARY" {
+	p.o.Log.Info("started rolling deployment", "service", service, "task_definition", td)
+	return p.waitDeployment(ctx, service, out.Service, td, o.Alarms, o.Timeout, progress)
+}
+
+// waitDeployment waits for the primary deployment of svc (as UpdateService
+// returned it) to finish. When alarms are named it reads them each poll: ECS
+// rolls back on its own when they fire (the deployment configuration says
+// so), but only after its own evaluation; if one is in ALARM first, cutover
+// rolls back itself with UpdateService to the previous task definition and
+// reports the deployment as rolled back.
+func (p *Platform) waitDeployment(ctx context.Context, service string, svc *types.Service, td string, alarms []string, timeout time.Duration, progress func(Rollout)) (Rollout, error) {
+	s := p.o.Services[service]
+	var id, previous string
+	for _, d := range svc.Deployments {
+		switch aws.ToString(d.Status) {
+		case "PRIMARY":
 			id = aws.ToString(d.Id)
+		case "ACTIVE":
+			previous = aws.ToString(d.TaskDefinition)
 		}
 	}
-	p.o.Log.Info("started rolling deployment", "service", service, "deployment", id, "task_definition", td)
-	if o.Timeout > 0 {
+	if timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.Timeout)
+		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
 	var last Rollout
-	err = p.poll(ctx, func() (bool, error) {
+	err := p.poll(ctx, func() (bool, error) {
 		svc, err := p.describe(ctx, service)
 		if err != nil {
 			return false, err
 		}
 		last = DecideRollout(svc, id, td)
+		if !last.Done() && len(alarms) > 0 {
+			states, err := p.AlarmStates(ctx, alarms)
+			if err != nil {
+				return false, err
+			}
+			if a, firing := FiringAlarm(states); firing {
+				last.Phase, last.Reason = RolloutRolledBack, "alarm "+a.Name+" is in ALARM: "+a.Reason
+				if previous != "" {
+					if _, err := p.c.ECS.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: &p.o.Cluster, Service: &s.ECSService, TaskDefinition: &previous}); err != nil {
+						return false, explain(err, "rolling back service "+s.ECSService+" to "+previous)
+					}
+					last.Reason += "; rolled back to " + previous
+				}
+				p.o.Log.Warn("alarm fired during deployment", "service", service, "alarm", a.Name, "previous", previous)
+			}
+		}
 		if progress != nil {
 			progress(last)
 		}

@@ -87,6 +87,9 @@ func TestDeployRollingRollbackStub(t *testing.T) {
 					dep("d2", "ACTIVE", "td:2", types.DeploymentRolloutStateFailed, "ECS deployment circuit breaker: tasks failed to start.", 3)}
 			}
 			return &ecs.DescribeServicesOutput{Services: []types.Service{svc}}, nil
+		case "DescribeAlarms":
+			// The alarm gate reads the alarm each poll; it stays OK here.
+			return alarmsOut(AlarmState{"p95", "OK", ""}), nil
 		}
 		return nil, errors.New("unexpected " + op)
 	}

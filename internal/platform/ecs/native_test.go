@@ -1,0 +1,147 @@
+package ecs
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+)
+
+const stubRule = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/cutover/50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee"
+
+// TestDeploymentStrategiesCovered: each strategy of the SDK is either native
+// blue/green or the rolling update DeployRolling does.
+func TestDeploymentStrategiesCovered(t *testing.T) {
+	for _, v := range types.DeploymentStrategy("").Values() {
+		if v == types.DeploymentStrategyRolling {
+			continue
+		}
+		o := NativeOptions{Strategy: string(v), CanaryPercent: 10, LinearPercent: 25}
+		if _, err := NativeConfiguration(o); err != nil {
+			t.Errorf("strategy %q from the SDK: %v", v, err)
+		}
+	}
+	if _, err := NativeConfiguration(NativeOptions{Strategy: "ROLLING"}); err == nil {
+		t.Error("ROLLING accepted as a native blue/green strategy")
+	}
+}
+
+func TestNativeConfiguration(t *testing.T) {
+	c, err := NativeConfiguration(NativeOptions{Strategy: "CANARY", CanaryPercent: 10, StepWait: 90 * time.Second, BakeTime: 5 * time.Minute,
+		Alarms: []string{"p95"}, Hooks: []Hook{{LambdaARN: "arn:lambda", RoleARN: "arn:role", Stages: []string{"POST_TEST_TRAFFIC_SHIFT"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *c.BakeTimeInMinutes != 5 || *c.CanaryConfiguration.CanaryBakeTimeInMinutes != 2 || *c.CanaryConfiguration.CanaryPercent != 10 ||
+		!c.Alarms.Rollback || !c.DeploymentCircuitBreaker.Rollback || c.LifecycleHooks[0].LifecycleStages[0] != types.DeploymentLifecycleHookStagePostTestTrafficShift {
+		t.Errorf("configuration %+v", c)
+	}
+	for _, o := range []NativeOptions{
+		{Strategy: "CANARY", CanaryPercent: 100},
+		{Strategy: "LINEAR"},
+		{Strategy: "BLUE_GREEN", Hooks: []Hook{{LambdaARN: "arn:lambda", RoleARN: "arn:role", Stages: []string{"AFTER_LUNCH"}}}},
+		{Strategy: "BLUE_GREEN", Hooks: []Hook{{LambdaARN: "arn:lambda", Stages: []string{"PRE_SCALE_UP"}}}},
+	} {
+		if _, err := NativeConfiguration(o); err == nil {
+			t.Errorf("%+v accepted", o)
+		}
+	}
+}
+
+// TestDeployNativeAlarmStub: the native deployment goes out with the
+// alternate target group and listener rules; an alarm fires during the wait
+// and cutover rolls back to the previous task definition: a failure.
+func TestDeployNativeAlarmStub(t *testing.T) {
+	var rolledBack string
+	s := &stub{}
+	s.answer = func(op string, in any) (any, error) {
+		switch op {
+		case "RegisterTaskDefinition":
+			return &ecs.RegisterTaskDefinitionOutput{TaskDefinition: &types.TaskDefinition{TaskDefinitionArn: aws.String("td:2")}}, nil
+		case "UpdateService":
+			u := in.(*ecs.UpdateServiceInput)
+			if u.DeploymentConfiguration == nil {
+				rolledBack = aws.ToString(u.TaskDefinition)
+				return &ecs.UpdateServiceOutput{Service: &types.Service{}}, nil
+			}
+			lb := u.LoadBalancers[0]
+			if u.DeploymentConfiguration.Strategy != types.DeploymentStrategyBlueGreen || aws.ToString(lb.TargetGroupArn) != stubTGBlue ||
+				aws.ToString(lb.AdvancedConfiguration.AlternateTargetGroupArn) != stubTGGreen || aws.ToString(lb.AdvancedConfiguration.ProductionListenerRule) != stubRule ||
+				aws.ToString(lb.AdvancedConfiguration.RoleArn) != "arn:role" {
+				return nil, errors.New("UpdateService without the native blue/green settings")
+			}
+			return &ecs.UpdateServiceOutput{Service: &types.Service{Deployments: []types.Deployment{
+				dep("d2", "PRIMARY", "td:2", types.DeploymentRolloutStateInProgress, "", 0), dep("d1", "ACTIVE", "td:1", types.DeploymentRolloutStateCompleted, "", 0)}}}, nil
+		case "DescribeServices":
+			return &ecs.DescribeServicesOutput{Services: []types.Service{{Status: aws.String("ACTIVE"), Deployments: []types.Deployment{
+				dep("d2", "PRIMARY", "td:2", types.DeploymentRolloutStateInProgress, "", 0), dep("d1", "ACTIVE", "td:1", types.DeploymentRolloutStateCompleted, "", 0)}}}}, nil
+		case "DescribeAlarms":
+			return alarmsOut(AlarmState{"p95", "ALARM", "Threshold Crossed"}), nil
+		}
+		return nil, errors.New("unexpected " + op)
+	}
+	p := stubPlatform(t, s)
+	svc := p.o.Services["backend"]
+	svc.Rule = stubRule
+	p.o.Services["backend"] = svc
+	r, err := p.DeployNative(context.Background(), "backend", rev("2"), NativeOptions{Strategy: "BLUE_GREEN", RoleARN: "arn:role", Alarms: []string{"p95"}}, nil)
+	if err == nil || !strings.Contains(err.Error(), "p95") || !strings.Contains(err.Error(), "rolled back") {
+		t.Fatalf("err = %v, want a rollback failure naming the alarm", err)
+	}
+	if r.Phase != RolloutRolledBack || rolledBack != "td:1" {
+		t.Errorf("rollout %+v, rolled back to %q", r, rolledBack)
+	}
+}
+
+func TestDeployNativeNeedsRule(t *testing.T) {
+	p := stubPlatform(t, &stub{answer: func(op string, _ any) (any, error) { return nil, errors.New("unexpected " + op) }})
+	_, err := p.DeployNative(context.Background(), "backend", rev("2"), NativeOptions{Strategy: "BLUE_GREEN", RoleARN: "arn:role"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "listener rule") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+// TestNativeOnMoto sends a native blue/green UpdateService to moto. moto
+// accepts the call but does not model the strategy: it keeps no
+// deploymentConfiguration.strategy and runs no traffic shift, and its
+// deployment is COMPLETED at once (no tasks), so only the calls and the new
+// task definition are checked here; the waits are covered by the stubs.
+func TestNativeOnMoto(t *testing.T) {
+	m := startMoto(t)
+	ctx := context.Background()
+	e := m.setup(t, ctx, "backend", types.DeploymentControllerTypeEcs)
+	rule, err := m.elb.CreateRule(ctx, &elb.CreateRuleInput{
+		ListenerArn: &e.listener, Priority: aws.Int32(10),
+		Conditions: []elbtypes.RuleCondition{{Field: aws.String("path-pattern"), Values: []string{"/*"}}},
+		Actions:    []elbtypes.Action{{Type: elbtypes.ActionTypeEnumForward, TargetGroupArn: aws.String(e.tgs["blue"])}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.calls.take()
+	p := m.platform(t, e)
+	p.o.Services["backend"] = Service{ECSService: "backend", Port: 3001, TargetGroups: e.tgs, Listener: e.listener, Rule: aws.ToString(rule.Rules[0].RuleArn), CPU: "256", Memory: "512"}
+	r, err := p.DeployNative(ctx, "backend", rev("3"), NativeOptions{Strategy: "LINEAR", LinearPercent: 50, StepWait: time.Minute, RoleARN: "arn:aws:iam::123456789012:role/ecs-lb"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Phase != RolloutCompleted {
+		t.Errorf("rollout %+v", r)
+	}
+	wantCalls(t, "native", m.calls.take(), "RegisterTaskDefinition", "UpdateService", "DescribeServices")
+	out, err := m.ecs.DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: &e.cluster, Services: []string{"backend"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if td := aws.ToString(out.Services[0].TaskDefinition); !strings.HasSuffix(td, "task-definition/cutover-backend:2") {
+		t.Errorf("service task definition %s, want the new revision cutover-backend:2", td)
+	}
+	t.Logf("moto kept deployment configuration %+v", out.Services[0].DeploymentConfiguration)
+}
