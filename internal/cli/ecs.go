@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+
 	"github.com/cutoverdev/cutover/internal/ecr"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
 
@@ -97,6 +99,14 @@ func (s *ecsSession) platform(ctx context.Context, log *slog.Logger) (*ecs.Platf
 		ExecutionRoleARN: x.ExecutionRoleARN, TaskRoleARN: x.TaskRoleARN, LogGroup: x.LogGroup,
 		LaunchType: ecstypes.LaunchType(x.LaunchType), Subnets: x.Subnets, SecurityGroups: x.SecurityGroups,
 		Services: services, Log: log,
+		// Each task definition revision is recorded against cutover's revision, in the event log.
+		OnTaskDefinition: func(revision, service, arn string) {
+			data, _ := json.Marshal(map[string]string{"revision": revision, "service": service, "task_definition": arn})
+			if _, err := s.store.AppendEvent(context.WithoutCancel(ctx), store.Event{Project: s.cfg.Project, Environment: s.env,
+				Kind: "ecs.task_definition", Message: fmt.Sprintf("revision %s: %s runs %s", revision, service, arn), Data: data}); err != nil {
+				log.Warn("recording the task definition", "arn", arn, "err", err)
+			}
+		},
 	})
 }
 
@@ -396,6 +406,7 @@ type ecsServiceStatus struct {
 	Running        int      `json:"running"`
 	Pending        int      `json:"pending"`
 	Deployments    []string `json:"deployments,omitempty"`
+	TargetHealth   []string `json:"target_health,omitempty"` // color: target state, per registered target
 	Error          string   `json:"error,omitempty"`
 }
 
@@ -425,6 +436,28 @@ func ecsStatus(ctx context.Context, cfg *config.Config, env string) []ecsService
 			st.Desired, st.Running, st.Pending = int(svc.DesiredCount), int(svc.RunningCount), int(svc.PendingCount)
 			for _, dep := range svc.Deployments {
 				st.Deployments = append(st.Deployments, fmt.Sprintf("%s %s %s (%d/%d running)", aws.ToString(dep.Id), aws.ToString(dep.Status), dep.RolloutState, dep.RunningCount, dep.DesiredCount))
+			}
+		}
+		tgs := x.Services[name].TargetGroups
+		for _, tg := range []struct{ color, arn string }{{"blue", tgs.Blue}, {"green", tgs.Green}} {
+			if tg.arn == "" {
+				continue
+			}
+			th, err := c.ELB.DescribeTargetHealth(cctx, &elbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String(tg.arn)})
+			if err != nil {
+				st.TargetHealth = append(st.TargetHealth, tg.color+": "+err.Error())
+				continue
+			}
+			for _, d := range th.TargetHealthDescriptions {
+				id := ""
+				if d.Target != nil {
+					id = aws.ToString(d.Target.Id)
+				}
+				state := ""
+				if d.TargetHealth != nil {
+					state = string(d.TargetHealth.State)
+				}
+				st.TargetHealth = append(st.TargetHealth, fmt.Sprintf("%s: %s %s", tg.color, id, state))
 			}
 		}
 		out = append(out, st)
