@@ -135,6 +135,9 @@ func (s *session) engine(ctx context.Context, g *globals) (*pipeline.Engine, fun
 // with the lease and reconciliation every deploy gets.
 func (s *session) deployer(g *globals) pipeline.Deployer {
 	return func(ctx context.Context, cfg *config.Config, env string, images map[string]string, logf func(string)) (store.Deployment, error) {
+		if p := cfg.Environments[env].Platform; p != config.PlatformLocal {
+			return store.Deployment{}, fmt.Errorf("environment %s is on %s: the pipeline deploys local environments only for now (run `cutover deploy %s` for it, which pushes to ECR)", env, p, env)
+		}
 		lctx, release, err := deploy.Lock(ctx, s.store, cfg.Project, env, "cutover run", true)
 		if err != nil {
 			return store.Deployment{}, err
