@@ -74,11 +74,28 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path, auto: &Tx{q: db}, writing: make(chan struct{}, 1)}
-	if err := s.migrate(ctx); err != nil {
-		db.Close()
-		return nil, err
+	// Switching a new file to WAL (a pragma of every connection) takes an
+	// exclusive lock and answers SQLITE_BUSY at once, without the busy
+	// handler, when another process opens the same new file at that moment:
+	// retry for as long as the busy timeout would have waited.
+	deadline := time.Now().Add(busyTimeout)
+	for {
+		err := s.migrate(ctx)
+		if err == nil {
+			return s, nil
+		}
+		if !isBusy(err) || time.Now().After(deadline) || ctx.Err() != nil {
+			db.Close()
+			return nil, err
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return s, nil
+}
+
+// isBusy reports SQLite's "database is locked" (SQLITE_BUSY).
+func isBusy(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
 }
 
 // dsn sets the pragmas through the DSN so that every connection the pool
