@@ -270,7 +270,7 @@ func (s *ecsSession) rollout(g *globals, name string, timeout time.Duration, run
 func (s *ecsSession) blueGreen(ctx context.Context, g *globals, p *ecs.Platform, name string, rev store.Revision, d *store.Deployment, save func() error, timeout time.Duration) (string, string) {
 	e := s.cfg.Environments[s.env]
 	cd := e.ECS.CodeDeploy
-	id, err := p.StartBlueGreen(ctx, name, rev, ecs.BlueGreenOptions{Application: cd.Application, DeploymentGroup: cd.DeploymentGroup, Traffic: e.Strategy.Traffic})
+	id, err := p.StartBlueGreen(ctx, name, rev, ecs.BlueGreenOptions{Application: cd.Application, DeploymentGroup: cd.DeploymentGroup, Traffic: e.Strategy.Traffic, Hooks: e.ECS.LambdaHooks})
 	if err != nil {
 		return store.DeploymentFailed, fmt.Sprintf("service %s: %v", name, err)
 	}

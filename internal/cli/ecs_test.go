@@ -110,6 +110,7 @@ environments:
 `
 	if strings.Contains(envYAML, "blue_green") {
 		y += "      codedeploy: { application: shop, deployment_group: staging }\n"
+		y += "      lambda_hooks: { AfterAllowTestTraffic: \"arn:aws:lambda:us-east-1:123456789012:function:smoke\" }\n"
 	}
 	e.file = filepath.Join(t.TempDir(), "cutover.yaml")
 	if err := os.WriteFile(e.file, []byte(y), 0o644); err != nil {
@@ -300,7 +301,8 @@ func TestECSBlueGreenDeploy(t *testing.T) {
 		t.Fatalf("GetDeployment: %v\n%s", err, b)
 	}
 	if d.DeploymentInfo.DeploymentConfigName != "CodeDeployDefault.ECSCanary10Percent5Minutes" ||
-		!strings.Contains(d.DeploymentInfo.Revision.AppSpecContent.Content, "task-definition/shop-staging-backend:1") {
+		!strings.Contains(d.DeploymentInfo.Revision.AppSpecContent.Content, "task-definition/shop-staging-backend:1") ||
+		!strings.Contains(d.DeploymentInfo.Revision.AppSpecContent.Content, "function:smoke") {
 		t.Errorf("CodeDeploy deployment %s", b)
 	}
 }

@@ -112,6 +112,7 @@ type ECS struct {
 	RoleARN          string                 `yaml:"role_arn,omitempty" json:"role_arn,omitempty" jsonschema_description:"blue_green: ecs only: role ECS assumes to move the listener rules between the target groups."`
 	CodeDeploy       *CodeDeploy            `yaml:"codedeploy,omitempty" json:"codedeploy,omitempty" jsonschema_description:"CodeDeploy application and deployment group; required by strategy blue_green unless blue_green is ecs."`
 	Alarms           []string               `yaml:"alarms,omitempty" json:"alarms,omitempty" jsonschema_description:"CloudWatch alarm names that make ECS roll back a rolling or ECS-native blue/green deployment."`
+	LambdaHooks      map[string]string      `yaml:"lambda_hooks,omitempty" json:"lambda_hooks,omitempty" jsonschema_description:"CodeDeploy blue/green: lifecycle event (BeforeInstall, AfterInstall, AfterAllowTestTraffic, BeforeAllowTraffic, AfterAllowTraffic) to the Lambda function ARN of its hook."`
 	ECR              *ECR                   `yaml:"ecr,omitempty" json:"ecr,omitempty" jsonschema_description:"Where images built for this environment are pushed (when deploy has no --image)."`
 	Services         map[string]*ECSService `yaml:"services,omitempty" json:"services,omitempty" jsonschema_description:"The ECS service of each cutover service; every service needs one."`
 }

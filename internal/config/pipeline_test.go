@@ -69,3 +69,25 @@ pipeline:
 		}
 	}
 }
+
+func TestECSLambdaHookEventsAreChecked(t *testing.T) {
+	src := `version: 1
+project: shop
+services:
+  web: { image: web:1, port: 80 }
+environments:
+  prod:
+    platform: ecs
+    strategy: { type: blue_green }
+    ecs:
+      cluster: prod
+      subnets: [subnet-1]
+      codedeploy: { application: shop, deployment_group: prod }
+      lambda_hooks: { BeforeDeploy: "arn:aws:lambda:us-east-1:1:function:x", AfterInstall: "arn:aws:lambda:us-east-1:1:function:y" }
+      services: { web: { target_groups: { blue: tg-b, green: tg-g }, listener: l-1 } }
+`
+	_, err := Parse("cutover.yaml", []byte(src))
+	if err == nil || !strings.Contains(err.Error(), `environments.prod.ecs.lambda_hooks.BeforeDeploy: "BeforeDeploy" is not a CodeDeploy ECS lifecycle event`) || strings.Contains(err.Error(), "AfterInstall:") {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -11,6 +11,7 @@ var (
 	launchTypes      = []string{LaunchTypeFargate, LaunchTypeEC2}
 	blueGreenEngines = []string{BlueGreenCodeDeploy, BlueGreenECS}
 	ecrSeverities    = []string{"INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"}
+	lambdaHookEvents = []string{EventBeforeInstall, EventAfterInstall, EventAfterAllowTestTraffic, EventBeforeAllowTraffic, EventAfterAllowTraffic}
 	digitsRe         = regexp.MustCompile(`^[0-9]+$`)
 	envNameRe        = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
@@ -40,6 +41,11 @@ func (v *validator) ecs(p string, e *Environment) {
 	if x.Endpoint != "" {
 		if u, err := url.Parse(x.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			v.add(p+".endpoint", "%q is not a URL (write for example http://127.0.0.1:5000, or remove it to use AWS)", x.Endpoint)
+		}
+	}
+	for _, event := range sortedKeys(x.LambdaHooks) {
+		if !slices.Contains(lambdaHookEvents, event) {
+			v.add(p+".lambda_hooks."+event, "%q is not a CodeDeploy ECS lifecycle event (write %s)", event, quoteList(lambdaHookEvents))
 		}
 	}
 	if r := x.ECR; r != nil {
