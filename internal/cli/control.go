@@ -122,16 +122,7 @@ func newRollbackCmd(g *globals) *cobra.Command {
 			}
 			// Nothing in progress: redeploy the revision that ran before the current one.
 			return withController(ctx, g, env, "cutover rollback", false, c.timeout, func(ctx context.Context, s *session, ctrl *deploy.Controller) error {
-				last, err := s.store.LastSucceededDeployment(ctx, s.cfg.Project, env)
-				if errors.Is(err, store.ErrNotFound) {
-					return fmt.Errorf("%s/%s has no completed deployment to roll back from", s.cfg.Project, env)
-				} else if err != nil {
-					return err
-				}
-				if last.PreviousRevision == "" {
-					return fmt.Errorf("deployment %s (revision %s) was the first in %s/%s: there is no previous revision to roll back to", last.ID, last.Revision, s.cfg.Project, env)
-				}
-				rev, err := s.store.GetRevision(ctx, last.PreviousRevision)
+				rev, err := previousRevision(ctx, s.store, s.cfg.Project, env)
 				if err != nil {
 					return err
 				}
@@ -143,4 +134,19 @@ func newRollbackCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().DurationVar(&c.timeout, "timeout", 5*time.Minute, "how long tasks may take to become healthy when redeploying")
 	return cmd
+}
+
+// previousRevision is what a rollback after the termination wait redeploys:
+// the revision that ran before the last completed deployment.
+func previousRevision(ctx context.Context, st *store.Store, project, env string) (store.Revision, error) {
+	last, err := st.LastSucceededDeployment(ctx, project, env)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Revision{}, fmt.Errorf("%s/%s has no completed deployment to roll back from", project, env)
+	} else if err != nil {
+		return store.Revision{}, err
+	}
+	if last.PreviousRevision == "" {
+		return store.Revision{}, fmt.Errorf("deployment %s (revision %s) was the first in %s/%s: there is no previous revision to roll back to", last.ID, last.Revision, project, env)
+	}
+	return st.GetRevision(ctx, last.PreviousRevision)
 }

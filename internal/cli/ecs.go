@@ -379,16 +379,7 @@ func rollbackECS(ctx context.Context, g *globals, env string, timeout time.Durat
 		return stopECS(ctx, g, env, "cutover rollback")
 	}
 	defer s.close()
-	last, err := s.store.LastSucceededDeployment(ctx, s.cfg.Project, env)
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("%s/%s has no completed deployment to roll back from", s.cfg.Project, env)
-	} else if err != nil {
-		return err
-	}
-	if last.PreviousRevision == "" {
-		return fmt.Errorf("deployment %s (revision %s) was the first in %s/%s: there is no previous revision to roll back to", last.ID, last.Revision, s.cfg.Project, env)
-	}
-	rev, err := s.store.GetRevision(ctx, last.PreviousRevision)
+	rev, err := previousRevision(ctx, s.store, s.cfg.Project, env)
 	if err != nil {
 		return err
 	}
