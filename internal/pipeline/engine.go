@@ -378,6 +378,12 @@ func (r *run) dispatch(ctx context.Context, i, j int, a config.Action) (result, 
 }
 
 func (r *run) finish(ctx context.Context, runErr error) (store.Execution, error) {
+	if runErr != nil && !errors.Is(runErr, errCancelled) && errors.Is(ctx.Err(), context.Canceled) {
+		// The execution's context ended (daemon stop, Ctrl-C) while an action
+		// was reading the store or the engine: that error is the cancellation
+		// showing through, not the action failing.
+		runErr = fmt.Errorf("%w: %v", errCancelled, runErr)
+	}
 	ctx = context.WithoutCancel(ctx)
 	r.mu.Lock()
 	r.exec.Status = "succeeded"

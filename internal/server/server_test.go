@@ -3,11 +3,13 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,6 +77,32 @@ func newServer(t *testing.T) (*Server, string) {
 	return s, repo
 }
 
+// start runs s until the test ends (or stop is called) and waits for Run to
+// return before the store and engine are closed.
+func start(t *testing.T, s *Server) (stop func(), done <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan error, 1)
+	go func() { ch <- s.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	wait := make(chan error, 1)
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case runErr = <-ch:
+			case <-time.After(20 * time.Second):
+				runErr = errors.New("Run did not return within 20s of the stop")
+			}
+			wait <- runErr
+		})
+	}
+	t.Cleanup(stop)
+	<-s.Ready()
+	return stop, wait
+}
+
 func post(t *testing.T, url, secret, body string) int {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
@@ -102,10 +130,8 @@ func waitFor(t *testing.T, what string, f func() bool) {
 
 func TestWebhookTriggersSupersedeAndGracefulStop(t *testing.T) {
 	s, repo := newServer(t)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	<-s.Ready()
+	ctx := context.Background()
+	stop, done := start(t, s)
 	base := "http://" + s.Address()
 
 	// Forged and unsigned webhooks run nothing.
@@ -150,13 +176,8 @@ func TestWebhookTriggersSupersedeAndGracefulStop(t *testing.T) {
 
 	// SIGTERM (ctx cancelled): the waiting execution gets the grace period, then is cancelled.
 	stop()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after the stop")
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 	xs, _ := s.Store.ListExecutions(context.Background(), s.Config.Project, 10)
 	if xs[0].Status != "cancelled" {
@@ -169,10 +190,8 @@ func TestWebhookTriggersSupersedeAndGracefulStop(t *testing.T) {
 
 func TestAPIRunsAnExecutionAndApprovesIt(t *testing.T) {
 	s, _ := newServer(t)
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	go func() { _ = s.Run(ctx) }()
-	<-s.Ready()
+	ctx := context.Background()
+	start(t, s)
 	base := "http://" + s.Address()
 	if code := post(t, base+"/v1/executions", "", `{"branch":"main"}`); code != http.StatusAccepted {
 		t.Fatalf("POST /v1/executions: %d", code)
@@ -206,10 +225,8 @@ func TestStopDuringABuildCancelsCleanlyAndARestartResumesNothingHalfDone(t *test
 		t.Fatal(err)
 	}
 	testenv.Git(t, repo, "commit", "-qam", "slow build")
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	<-s.Ready()
+	ctx := context.Background()
+	stop, done := start(t, s)
 	if code := post(t, "http://"+s.Address()+"/v1/executions", "", `{"branch":"main"}`); code != http.StatusAccepted {
 		t.Fatalf("POST /v1/executions: %d", code)
 	}
@@ -224,10 +241,8 @@ func TestStopDuringABuildCancelsCleanlyAndARestartResumesNothingHalfDone(t *test
 	})
 	time.Sleep(300 * time.Millisecond) // inside `sleep 30`
 	stop()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		t.Fatal("Run did not return: the build was not cancelled after the grace period")
+	if err := <-done; err != nil {
+		t.Fatalf("the build was not cancelled after the grace period: %v", err)
 	}
 	x, _ := s.Store.GetExecution(context.Background(), id)
 	if x.Status != "cancelled" {
@@ -261,10 +276,7 @@ func TestRestartResumesAnExecutionLeftWaiting(t *testing.T) {
 	if err := s.Store.CreateExecution(ctx, left); err != nil {
 		t.Fatal(err)
 	}
-	rctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() { _ = s.Run(rctx) }()
-	<-s.Ready()
+	start(t, s)
 	var resumed store.Execution
 	waitFor(t, "the execution to be resumed at its gate", func() bool {
 		xs, _ := s.Store.ListExecutions(ctx, s.Config.Project, 10)
