@@ -197,6 +197,11 @@ func TestECSRollingDeploy(t *testing.T) {
 		t.Errorf("task definition %+v", c)
 	}
 
+	// status and history of an ecs environment need no Docker engine.
+	t.Setenv("DOCKER_HOST", "unix://"+filepath.Join(t.TempDir(), "no-docker.sock"))
+	if _, errOut, err := e.run("history", "staging"); err != nil {
+		t.Fatalf("history without Docker: %v\n%s", err, errOut)
+	}
 	out, errOut, err = e.run("status", "staging", "--output", "json")
 	if err != nil {
 		t.Fatalf("status: %v\n%s", err, errOut)
@@ -214,6 +219,8 @@ func TestECSRollingDeploy(t *testing.T) {
 	if s := st[0].ECS[0]; s.Service != "backend" || s.Status != "ACTIVE" || !strings.HasSuffix(s.TaskDefinition, "shop-staging-backend:1") || s.Error != "" {
 		t.Errorf("status of backend %+v", s)
 	}
+
+	os.Unsetenv("DOCKER_HOST") // t.Setenv restores it at the end
 
 	_, errOut, err = e.run("stop", "staging")
 	if err == nil || !strings.Contains(errOut, "has no deployment in progress") {

@@ -41,8 +41,23 @@ func (s *session) close() {
 	}
 }
 
+// needsDocker says whether acting on envName ("" for all) involves the local
+// engine: an ecs environment alone does not, so `status` and `history` of
+// one work on a machine without Docker.
+func needsDocker(cfg *config.Config, envName string) bool {
+	if envName != "" {
+		return !isECS(cfg, envName)
+	}
+	for name := range cfg.Environments {
+		if !isECS(cfg, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // openSession loads cutover.yaml, checks envName, opens the store and
-// connects to Docker. With withProxy it also makes sure the proxy runs.
+// connects to Docker when a local environment is involved. With withProxy it also makes sure the proxy runs.
 func openSession(ctx context.Context, g *globals, envName string, withProxy bool) (*session, error) {
 	cfg, err := config.Load(g.file)
 	if err != nil {
@@ -61,9 +76,11 @@ func openSession(ctx context.Context, g *globals, envName string, withProxy bool
 	if s.store, err = store.Open(ctx, filepath.Join(home, "cutover.db")); err != nil {
 		return nil, err
 	}
-	if s.rt, err = docker.Connect(ctx); err != nil {
-		s.close()
-		return nil, err
+	if needsDocker(cfg, envName) {
+		if s.rt, err = docker.Connect(ctx); err != nil {
+			s.close()
+			return nil, err
+		}
 	}
 	if withProxy {
 		if s.proxy, err = startProxy(ctx, home); err != nil {

@@ -101,6 +101,11 @@ func showStatus(cmd *cobra.Command, g *globals, args []string) error {
 		} else if ds, err := s.store.ListDeployments(ctx, s.cfg.Project, name, 1); err == nil && len(ds) == 1 {
 			es.Deployment = &ds[0]
 		}
+		if isECS(s.cfg, name) {
+			es.ECS = ecsStatus(ctx, s.cfg, name)
+			out = append(out, es)
+			continue
+		}
 		tasks, err := s.rt.ListTasks(ctx, docker.Labels{Project: s.cfg.Project, Environment: name})
 		if err != nil {
 			return err
@@ -112,9 +117,6 @@ func showStatus(cmd *cobra.Command, g *globals, args []string) error {
 			}
 			es.Tasks = append(es.Tasks, taskStatus{Service: t.Labels.Service, Name: t.Name, Color: t.Labels.Color,
 				Revision: t.Labels.Revision, State: t.State, HostPort: t.HostPort, Health: h})
-		}
-		if isECS(s.cfg, name) {
-			es.ECS = ecsStatus(ctx, s.cfg, name)
 		}
 		out = append(out, es)
 	}

@@ -53,8 +53,10 @@ func (e *LeaseHeldError) Error() string {
 	if h.Command != "" {
 		fmt.Fprintf(&b, " (%s)", h.Command)
 	}
-	left := max(time.Until(e.Lease.ExpiresAt).Round(time.Second), 0)
-	fmt.Fprintf(&b, ", lease expires in %v", left)
+	// The holder renews its lease while it runs, so the expiry says nothing
+	// about when the deployment ends; how long it has been going does.
+	fmt.Fprintf(&b, " since %s (%v ago)", e.Lease.AcquiredAt.Local().Format("15:04:05"),
+		max(time.Since(e.Lease.AcquiredAt).Round(time.Second), 0))
 	return b.String()
 }
 
