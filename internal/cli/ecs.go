@@ -229,6 +229,10 @@ func (s *ecsSession) rolling(ctx context.Context, g *globals, p *ecs.Platform, n
 func (s *ecsSession) native(ctx context.Context, g *globals, p *ecs.Platform, name string, rev store.Revision, timeout time.Duration) (string, string) {
 	e := s.cfg.Environments[s.env]
 	o := ecs.NativeOptions{Strategy: "BLUE_GREEN", BakeTime: e.Strategy.Bake.Std(), RoleARN: e.ECS.RoleARN, Alarms: e.ECS.Alarms, Timeout: timeout}
+	arns, stages := e.ECS.NativeHookStages()
+	for _, arn := range arns {
+		o.Hooks = append(o.Hooks, ecs.Hook{LambdaARN: arn, Stages: stages[arn], RoleARN: e.ECS.RoleARN})
+	}
 	if steps := e.Strategy.TrafficSteps(); len(steps) > 1 {
 		// Canary: one step then the rest; linear: equal steps.
 		o.StepWait = steps[0].Wait.Std()

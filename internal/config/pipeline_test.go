@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -89,5 +90,58 @@ environments:
 	_, err := Parse("cutover.yaml", []byte(src))
 	if err == nil || !strings.Contains(err.Error(), `environments.prod.ecs.lambda_hooks.BeforeDeploy: "BeforeDeploy" is not a CodeDeploy ECS lifecycle event`) || strings.Contains(err.Error(), "AfterInstall:") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestECSNativeLambdaHooks(t *testing.T) {
+	const fn = "arn:aws:lambda:us-east-1:1:function:"
+	src := func(engine, hooks string) string {
+		return `version: 1
+project: shop
+services:
+  web: { image: web:1, port: 80 }
+environments:
+  prod:
+    platform: ecs
+    strategy: { type: blue_green }
+    ecs:
+      cluster: prod
+      subnets: [subnet-1]
+      ` + engine + `
+      lambda_hooks: { ` + hooks + ` }
+      services: { web: { target_groups: { blue: tg-b, green: tg-g }, rule: r-1 } }
+`
+	}
+	native := "blue_green: ecs\n      role_arn: arn:aws:iam::1:role/ecs"
+	cfg, err := Parse("cutover.yaml", []byte(src(native,
+		`AfterAllowTestTraffic: "`+fn+`smoke", BeforeAllowTraffic: "`+fn+`smoke", TEST_TRAFFIC_SHIFT: "`+fn+`watch", AfterAllowTraffic: "`+fn+`notify"`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	arns, stages := cfg.Environments["prod"].ECS.NativeHookStages()
+	got := fmt.Sprint(arns, stages)
+	want := fmt.Sprint([]string{fn + "notify", fn + "smoke", fn + "watch"}, map[string][]string{
+		fn + "smoke":  {"POST_TEST_TRAFFIC_SHIFT", "PRE_PRODUCTION_TRAFFIC_SHIFT"},
+		fn + "watch":  {"TEST_TRAFFIC_SHIFT"},
+		fn + "notify": {"POST_PRODUCTION_TRAFFIC_SHIFT"},
+	})
+	if got != want {
+		t.Errorf("native hook stages\n got %s\nwant %s", got, want)
+	}
+
+	// ECS stage names belong to ECS-native blue/green; ARNs must be ARNs.
+	codedeploy := "codedeploy: { application: shop, deployment_group: prod }"
+	_, err = Parse("cutover.yaml", []byte(src(codedeploy, `TEST_TRAFFIC_SHIFT: "`+fn+`x", AfterInstall: "smoke"`)))
+	for _, want := range []string{
+		`environments.prod.ecs.lambda_hooks.TEST_TRAFFIC_SHIFT: "TEST_TRAFFIC_SHIFT" is an ECS-native lifecycle stage but blue/green runs through CodeDeploy`,
+		`environments.prod.ecs.lambda_hooks.AfterInstall: "smoke" is not an ARN`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	_, err = Parse("cutover.yaml", []byte(src(native, `AFTER_LUNCH: "`+fn+`x"`)))
+	if err == nil || !strings.Contains(err.Error(), `"AFTER_LUNCH" is not a lifecycle event (write "BeforeInstall"`) {
+		t.Errorf("unknown stage with native blue/green: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strings"
 )
 
 var (
@@ -44,8 +45,18 @@ func (v *validator) ecs(p string, e *Environment) {
 		}
 	}
 	for _, event := range sortedKeys(x.LambdaHooks) {
-		if !slices.Contains(lambdaHookEvents, event) {
+		switch {
+		case slices.Contains(lambdaHookEvents, event):
+		case x.BlueGreen == BlueGreenECS && slices.Contains(ECSLifecycleStages, event):
+		case x.BlueGreen == BlueGreenECS:
+			v.add(p+".lambda_hooks."+event, "%q is not a lifecycle event (write %s, or an ECS stage: %s)", event, quoteList(lambdaHookEvents), quoteList(ECSLifecycleStages))
+		case slices.Contains(ECSLifecycleStages, event):
+			v.add(p+".lambda_hooks."+event, "%q is an ECS-native lifecycle stage but blue/green runs through CodeDeploy (write %s, or set blue_green: ecs)", event, quoteList(lambdaHookEvents))
+		default:
 			v.add(p+".lambda_hooks."+event, "%q is not a CodeDeploy ECS lifecycle event (write %s)", event, quoteList(lambdaHookEvents))
+		}
+		if arn := x.LambdaHooks[event]; !strings.HasPrefix(arn, "arn:") {
+			v.add(p+".lambda_hooks."+event, "%q is not an ARN (write the Lambda function ARN, such as arn:aws:lambda:eu-west-1:123456789012:function:smoke)", arn)
 		}
 	}
 	if r := x.ECR; r != nil {
@@ -141,4 +152,50 @@ func (v *validator) ecs(p string, e *Environment) {
 			}
 		}
 	}
+}
+
+// ECSLifecycleStages are the lifecycle stages of an ECS-native blue/green
+// deployment at which a Lambda hook can run (the ECS API's
+// DeploymentLifecycleHookStage values; a test in internal/platform/ecs keeps
+// them in step with the SDK).
+var ECSLifecycleStages = []string{
+	"RECONCILE_SERVICE", "PRE_SCALE_UP", "POST_SCALE_UP", "TEST_TRAFFIC_SHIFT", "POST_TEST_TRAFFIC_SHIFT",
+	"PRE_PRODUCTION_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT",
+}
+
+// ecsStageOfEvent is where each CodeDeploy lifecycle event of an ECS
+// deployment happens in an ECS-native blue/green deployment, so that one
+// lambda_hooks definition serves both engines.
+var ecsStageOfEvent = map[string]string{
+	EventBeforeInstall:         "PRE_SCALE_UP",                  // green not started yet
+	EventAfterInstall:          "POST_SCALE_UP",                 // green running, no traffic
+	EventAfterAllowTestTraffic: "POST_TEST_TRAFFIC_SHIFT",       // green has all test traffic
+	EventBeforeAllowTraffic:    "PRE_PRODUCTION_TRAFFIC_SHIFT",  // before production moves
+	EventAfterAllowTraffic:     "POST_PRODUCTION_TRAFFIC_SHIFT", // production on green
+}
+
+// NativeHookStages groups lambda_hooks for ECS-native blue/green: each Lambda
+// ARN (sorted) with the ECS lifecycle stages it runs at (CodeDeploy event
+// names mapped, stage names kept) in the order ECS reaches them.
+func (x *ECS) NativeHookStages() (arns []string, stages map[string][]string) {
+	stages = map[string][]string{}
+	for _, key := range sortedKeys(x.LambdaHooks) {
+		arn, stage := x.LambdaHooks[key], key
+		if s, ok := ecsStageOfEvent[key]; ok {
+			stage = s
+		}
+		if _, ok := stages[arn]; !ok {
+			arns = append(arns, arn)
+		}
+		if !slices.Contains(stages[arn], stage) {
+			stages[arn] = append(stages[arn], stage)
+		}
+	}
+	slices.Sort(arns)
+	for _, arn := range arns {
+		slices.SortFunc(stages[arn], func(a, b string) int {
+			return slices.Index(ECSLifecycleStages, a) - slices.Index(ECSLifecycleStages, b)
+		})
+	}
+	return arns, stages
 }

@@ -41,17 +41,30 @@ type moto struct {
 
 // recorder keeps the operations the SDK clients called, in order.
 type recorder struct {
-	mu  sync.Mutex
-	ops []string
+	mu     sync.Mutex
+	ops    []string
+	inputs map[string]any // the last input of each operation, for what moto does not keep
 }
 
 func (r *recorder) middleware(stack *middleware.Stack) error {
 	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("record", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 		r.mu.Lock()
-		r.ops = append(r.ops, middleware.GetOperationName(ctx))
+		op := middleware.GetOperationName(ctx)
+		r.ops = append(r.ops, op)
+		if r.inputs == nil {
+			r.inputs = map[string]any{}
+		}
+		r.inputs[op] = in.Parameters
 		r.mu.Unlock()
 		return next.HandleInitialize(ctx, in)
 	}), middleware.Before)
+}
+
+// input returns the last input sent with operation op, or nil.
+func (r *recorder) input(op string) any {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.inputs[op]
 }
 
 // take returns the calls recorded since the last take.

@@ -3,6 +3,8 @@ package ecs
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+	"github.com/cutoverdev/cutover/internal/config"
 )
 
 const stubRule = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/cutover/50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee"
@@ -30,6 +33,18 @@ func TestDeploymentStrategiesCovered(t *testing.T) {
 	}
 	if _, err := NativeConfiguration(NativeOptions{Strategy: "ROLLING"}); err == nil {
 		t.Error("ROLLING accepted as a native blue/green strategy")
+	}
+}
+
+// TestLifecycleStagesMatchTheSDK: cutover.yaml accepts exactly the
+// lifecycle stages this SDK defines, so a stage AWS adds fails here first.
+func TestLifecycleStagesMatchTheSDK(t *testing.T) {
+	var sdk []string
+	for _, v := range types.DeploymentLifecycleHookStage("").Values() {
+		sdk = append(sdk, string(v))
+	}
+	if !slices.Equal(sdk, config.ECSLifecycleStages) {
+		t.Errorf("config.ECSLifecycleStages = %v, the SDK has %v", config.ECSLifecycleStages, sdk)
 	}
 }
 
@@ -128,7 +143,10 @@ func TestNativeOnMoto(t *testing.T) {
 	m.calls.take()
 	p := m.platform(t, e)
 	p.o.Services["backend"] = Service{ECSService: "backend", Port: 3001, TargetGroups: e.tgs, Listener: e.listener, Rule: aws.ToString(rule.Rules[0].RuleArn), CPU: "256", Memory: "512"}
-	r, err := p.DeployNative(ctx, "backend", rev("3"), NativeOptions{Strategy: "LINEAR", LinearPercent: 50, StepWait: time.Minute, RoleARN: "arn:aws:iam::123456789012:role/ecs-lb"}, nil)
+	hook := Hook{LambdaARN: "arn:aws:lambda:us-east-1:123456789012:function:smoke", RoleARN: "arn:aws:iam::123456789012:role/ecs-lb",
+		Stages: []string{"POST_TEST_TRAFFIC_SHIFT", "PRE_PRODUCTION_TRAFFIC_SHIFT"}}
+	r, err := p.DeployNative(ctx, "backend", rev("3"), NativeOptions{Strategy: "LINEAR", LinearPercent: 50, StepWait: time.Minute,
+		RoleARN: "arn:aws:iam::123456789012:role/ecs-lb", Hooks: []Hook{hook}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,5 +161,15 @@ func TestNativeOnMoto(t *testing.T) {
 	if td := aws.ToString(out.Services[0].TaskDefinition); !strings.HasSuffix(td, "task-definition/cutover-backend:2") {
 		t.Errorf("service task definition %s, want the new revision cutover-backend:2", td)
 	}
-	t.Logf("moto kept deployment configuration %+v", out.Services[0].DeploymentConfiguration)
+	// moto keeps the strategy settings but drops lifecycle hooks (and runs
+	// none): what ECS was asked for is asserted on the request.
+	up, _ := m.calls.input("UpdateService").(*ecs.UpdateServiceInput)
+	if up == nil || up.DeploymentConfiguration == nil || len(up.DeploymentConfiguration.LifecycleHooks) != 1 {
+		t.Fatalf("UpdateService was not sent the lifecycle hook: %+v", up)
+	}
+	h := up.DeploymentConfiguration.LifecycleHooks[0]
+	if aws.ToString(h.HookTargetArn) != hook.LambdaARN || aws.ToString(h.RoleArn) != hook.RoleARN ||
+		fmt.Sprint(h.LifecycleStages) != "[POST_TEST_TRAFFIC_SHIFT PRE_PRODUCTION_TRAFFIC_SHIFT]" || up.DeploymentConfiguration.Strategy != types.DeploymentStrategyLinear {
+		t.Errorf("lifecycle hook sent %+v (strategy %s)", h, up.DeploymentConfiguration.Strategy)
+	}
 }
