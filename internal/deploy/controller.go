@@ -128,6 +128,17 @@ func (c *Controller) save(ctx context.Context, d *store.Deployment, st State) er
 	return nil
 }
 
+// servingSet is the revision and color that serve once d is over. What
+// serves is what has the traffic: a deployment that failed after all traffic
+// moved (auto rollback off, or stopping the old set failed) leaves the new
+// revision serving.
+func servingSet(d *store.Deployment, st State) (revision, color string) {
+	if d.Status != store.DeploymentSucceeded && d.TrafficPercent < 100 {
+		return d.PreviousRevision, st.OldColor
+	}
+	return d.Revision, st.NewColor
+}
+
 // saveFinal persists a finished deployment together with the environment's
 // state (the revision now serving) and an event, in one transaction.
 func (c *Controller) saveFinal(ctx context.Context, d *store.Deployment, st State) error {
@@ -136,17 +147,7 @@ func (c *Controller) saveFinal(ctx context.Context, d *store.Deployment, st Stat
 		return err
 	}
 	d.Data = raw
-	// What serves is what has the traffic: a deployment that failed after
-	// all traffic moved (auto rollback off, or stopping the old set failed)
-	// leaves the new revision serving.
-	serving := d.Revision
-	if d.Status != store.DeploymentSucceeded && d.TrafficPercent < 100 {
-		serving = d.PreviousRevision
-	}
-	color := st.NewColor
-	if serving != d.Revision {
-		color = st.OldColor
-	}
+	serving, color := servingSet(d, st)
 	details := mustJSON(map[string]string{"color": color, "deployment": d.ID})
 	ctx = context.WithoutCancel(ctx)
 	return c.Store.Tx(ctx, func(tx *store.Tx) error {
@@ -226,6 +227,13 @@ func (c *Controller) Run(ctx context.Context, d *store.Deployment) error {
 			return err
 		}
 		phase = next
+	}
+	if k, ok := c.Platform.(Keeper); ok {
+		if rev, color := servingSet(d, st); rev != "" && color != "" {
+			if err := k.KeepRunning(ctx, color); err != nil {
+				c.Log.Warn("serving tasks will not be restarted if they crash", "deployment", d.ID, "color", color, "err", err)
+			}
+		}
 	}
 	c.emit(d, Event{Kind: "result", Status: d.Status, Message: resultMessage(d)})
 	return nil

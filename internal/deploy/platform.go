@@ -47,6 +47,14 @@ type Platform interface {
 	Desired() map[string]int
 }
 
+// Keeper is implemented by a platform that restarts crashed tasks only when
+// asked: the controller asks for the set that serves once a deployment is
+// over (during a deployment an exit is a failure to detect and report). ECS
+// services restart their tasks themselves and need no Keeper.
+type Keeper interface {
+	KeepRunning(ctx context.Context, color string) error
+}
+
 // Routing is where production and test traffic go. Production maps a color
 // to its percent of production traffic (the values sum to 100); Test is the
 // color the test listener sends to ("" for none).

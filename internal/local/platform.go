@@ -120,6 +120,22 @@ func (p *Platform) ScaleSet(ctx context.Context, color string, rev store.Revisio
 	return p.retire(ctx, drain)
 }
 
+// KeepRunning implements deploy.Keeper: the engine restarts the color's
+// tasks on the same host port when they crash, or when the engine itself
+// restarts, until cutover stops them.
+func (p *Platform) KeepRunning(ctx context.Context, color string) error {
+	tasks, err := p.Runtime.ListTasks(ctx, p.labels(color))
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		if err := p.Runtime.KeepRunning(ctx, t.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // retire waits until the proxy has drained each task (or its group's
 // deregistration delay passed), then stops it with its stop timeout.
 func (p *Platform) retire(ctx context.Context, tasks []docker.Task) error {

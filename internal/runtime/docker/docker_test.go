@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -458,5 +459,70 @@ func TestConnectUnreachable(t *testing.T) {
 	want := "cannot reach the Docker engine at unix:///nonexistent.sock: no such file or directory (start it: `sudo systemctl start docker`, or run `dockerd` in the background; set DOCKER_HOST if it listens elsewhere)"
 	if err.Error() != want {
 		t.Errorf("error =\n%s\nwant\n%s", err, want)
+	}
+}
+
+// crashTask kills a task's process from the host, as a crash would end it
+// (`docker kill` would count as a deliberate stop and never restart).
+func crashTask(t *testing.T, rt *Runtime, id string) {
+	t.Helper()
+	res, err := rt.client.ContainerInspect(t.Context(), id, client.ContainerInspectOptions{})
+	if err != nil || res.Container.State == nil || res.Container.State.Pid <= 0 {
+		t.Fatalf("no process to crash in %s: %v", id, err)
+	}
+	if err := syscall.Kill(res.Container.State.Pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill task process: %v (the test needs root, as the engine does)", err)
+	}
+}
+
+// A task kept running comes back after a crash on the same host port, so
+// the load balancer's target stays right; a stop is still a stop.
+func TestKeepRunningRestartsOnTheSameHostPort(t *testing.T) {
+	rt := newRuntime(t)
+	img := serverImage(t, rt)
+	labels := testLabels(t, rt)
+	ctx := t.Context()
+
+	task, err := rt.StartTask(ctx, TaskSpec{Image: img.ID, Labels: labels, ContainerPort: 8080, StopTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitHTTP(t, task.HostPort, "/healthz")
+	if err := rt.KeepRunning(ctx, task.ID); err != nil {
+		t.Fatal(err)
+	}
+	crashTask(t, rt, task.ID)
+	var after Task
+	eventually(t, "the crashed task to be restarted", func() bool {
+		after, err = rt.Inspect(ctx, task.ID)
+		return err == nil && after.Running && after.RestartCount >= 1 && after.HostPort != 0
+	})
+	if after.HostPort != task.HostPort {
+		t.Fatalf("restarted on host port %d, want %d as before the crash", after.HostPort, task.HostPort)
+	}
+	waitHTTP(t, task.HostPort, "/healthz")
+
+	if err := rt.StopTask(ctx, task.ID, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if stopped, err := rt.Inspect(ctx, task.ID); err != nil || stopped.Running {
+		t.Fatalf("a stopped task came back: %+v, %v", stopped, err)
+	}
+
+	// A task never kept running stays down after a crash: the controller
+	// reports it.
+	plain, err := rt.StartTask(ctx, TaskSpec{Image: img.ID, Labels: labels, ContainerPort: 8080})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitHTTP(t, plain.HostPort, "/healthz")
+	crashTask(t, rt, plain.ID)
+	eventually(t, "the crashed task to exit", func() bool {
+		plain, err = rt.Inspect(ctx, plain.ID)
+		return err == nil && !plain.Running
+	})
+	if plain.RestartCount != 0 || plain.ExitCode != 137 {
+		t.Errorf("task without restart policy after a crash: %+v", plain)
 	}
 }

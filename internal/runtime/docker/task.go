@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -27,7 +28,7 @@ type TaskSpec struct {
 	ContainerPort int      // published as ContainerPort/tcp on 127.0.0.1; 0 publishes nothing
 	Cmd           []string // overrides the image's CMD when set
 	StopTimeout   time.Duration
-	HostPort      int // 0 = an ephemeral port chosen by the engine
+	HostPort      int // 0 = a free port picked at start, kept across restarts
 }
 
 // Task is a container as cutover sees it.
@@ -49,9 +50,65 @@ type Task struct {
 var loopback = netip.MustParseAddr("127.0.0.1")
 
 // StartTask creates and starts a container with no restart policy (the
-// controller decides what to do with a task that exits). Whatever fails after
-// the container is created, the container is removed again.
+// controller decides what to do with a task that exits, until KeepRunning).
+// Whatever fails after the container is created, the container is removed
+// again.
+//
+// Without a HostPort, a free 127.0.0.1 port is picked here rather than by the
+// engine: an engine-chosen port changes each time the container restarts,
+// and a restarted task must come back where the load balancer sends it. A
+// port taken between the pick and the start is picked again.
 func (r *Runtime) StartTask(ctx context.Context, spec TaskSpec) (Task, error) {
+	if spec.HostPort != 0 || spec.ContainerPort <= 0 {
+		return r.startTask(ctx, spec)
+	}
+	for attempt := 1; ; attempt++ {
+		port, err := freeLoopbackPort()
+		if err != nil {
+			return Task{}, fmt.Errorf("start %s: no free port on 127.0.0.1: %v", taskWhat(spec), err)
+		}
+		picked := spec
+		picked.HostPort = port
+		t, err := r.startTask(ctx, picked)
+		var inUse portInUseError
+		if err == nil || !errors.As(err, &inUse) || attempt == 5 {
+			return t, err
+		}
+		r.log.Debug("picked host port was taken, picking another", "port", port)
+	}
+}
+
+// freeLoopbackPort asks the kernel for a free port on 127.0.0.1.
+func freeLoopbackPort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// portInUseError is StartTask's error when the host port was taken.
+type portInUseError string
+
+func (e portInUseError) Error() string { return string(e) }
+
+// KeepRunning gives a task the restart policy unless-stopped: the engine
+// restarts it (on the same host port) when its process exits or the engine
+// restarts, until cutover stops it. The controller calls it on the set that
+// serves once a deployment is over; before that, an exit is a failure to
+// report, not to hide.
+func (r *Runtime) KeepRunning(ctx context.Context, id string) error {
+	_, err := r.client.ContainerUpdate(ctx, id, client.ContainerUpdateOptions{
+		RestartPolicy: &container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+	})
+	if err != nil {
+		return fmt.Errorf("keep task %s running: %s", shortID(id), engineMessage(err))
+	}
+	return nil
+}
+
+func (r *Runtime) startTask(ctx context.Context, spec TaskSpec) (Task, error) {
 	what := taskWhat(spec)
 	if spec.Image == "" {
 		return Task{}, fmt.Errorf("start %s: no image given", what)
@@ -106,7 +163,7 @@ func (r *Runtime) StartTask(ctx context.Context, spec TaskSpec) (Task, error) {
 	if _, err := r.client.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
 		cleanup()
 		if portInUse(err) {
-			return Task{}, fmt.Errorf("start %s: host port 127.0.0.1:%d is already in use (stop what listens there, or choose another port)", what, spec.HostPort)
+			return Task{}, portInUseError(fmt.Sprintf("start %s: host port 127.0.0.1:%d is already in use (stop what listens there, or choose another port)", what, spec.HostPort))
 		}
 		return Task{}, fmt.Errorf("start %s: %s", what, engineMessage(err))
 	}
