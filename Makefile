@@ -12,7 +12,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/cutover
 
 fmt-check:
-	@out=$$(gofmt -l cmd internal examples bench); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l cmd internal examples bench e2e); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 vet:
 	$(GO) vet ./...
@@ -29,6 +29,9 @@ race:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./internal/config
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeState$$' -fuzztime 30s ./internal/proxy
+	$(GO) test -run '^$$' -fuzz '^FuzzParseGitHub$$' -fuzztime 30s ./internal/webhook
+	$(GO) test -run '^$$' -fuzz '^FuzzParseGeneric$$' -fuzztime 30s ./internal/webhook
+	$(GO) test -run '^$$' -fuzz '^FuzzParseJUnit$$' -fuzztime 30s ./internal/pipeline
 
 bench: build
 	$(GO) run ./bench

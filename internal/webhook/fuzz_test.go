@@ -48,3 +48,31 @@ func FuzzParseGitHub(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseGeneric feeds random bodies and secrets to ParseGeneric: it must
+// never panic, never accept a wrong secret, and only return safe triggers.
+func FuzzParseGeneric(f *testing.F) {
+	f.Add([]byte(`{"branch":"main"}`), "s3cret")
+	f.Add([]byte(`{"kind":"pull_request","branch":"feature/x","commit":"`+sha1+`"}`), "s3cret")
+	f.Add([]byte(`{"branch":"main"} {}`), "s3cret")
+	f.Add([]byte(`{"branch":"-x","commit":"HEAD"}`), "wrong")
+	f.Add([]byte(`[`), "")
+
+	f.Fuzz(func(t *testing.T, body []byte, given string) {
+		r := httptest.NewRequest(http.MethodPost, "/webhooks/generic", bytes.NewReader(body))
+		r.Header.Set(GenericSecretHeader, given)
+		tr, err := ParseGeneric(r, "s3cret")
+		if err != nil {
+			if !errors.Is(err, ErrUnauthorized) && !errors.Is(err, ErrBadPayload) {
+				t.Fatalf("error of no known class: %v", err)
+			}
+			return
+		}
+		if given != "s3cret" {
+			t.Fatalf("accepted secret %q", given)
+		}
+		if (tr.Kind != KindPush && tr.Kind != KindPullRequest) || !validBranch(tr.Branch) || (tr.Commit != "" && !validCommit(tr.Commit)) {
+			t.Fatalf("unsafe trigger %+v", tr)
+		}
+	})
+}
