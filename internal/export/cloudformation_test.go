@@ -2,6 +2,8 @@ package export
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -79,8 +81,8 @@ func TestTemplatesAndResourceCounts(t *testing.T) {
 		{"app-production", "AWS::CloudWatch::Alarm", 12},
 		{"pipeline", "AWS::CodeDeploy::DeploymentGroup", 2}, // production services only
 		{"pipeline", "AWS::CodeBuild::Project", 5},
-		{"pipeline", "AWS::CodePipeline::Pipeline", 1},
-		{"pipeline", "AWS::CodeStarNotifications::NotificationRule", 1},
+		{"pipeline", "AWS::CodePipeline::Pipeline", 2}, // main → staging → production; develop → staging
+		{"pipeline", "AWS::CodeStarNotifications::NotificationRule", 2},
 	}
 	for _, c := range counts {
 		if got := len(resourcesOfType(byName[c.file], c.typ)); got != c.want {
@@ -148,22 +150,33 @@ func TestHealthCheckAndCodeDeployMapping(t *testing.T) {
 	if bg := dg["BlueGreenDeploymentConfiguration"].(map[string]any)["TerminateBlueInstancesOnDeploymentSuccess"].(map[string]any); bg["TerminationWaitTimeInMinutes"] != 5.0 {
 		t.Errorf("termination wait = %v, want 5 (minutes, from termination_wait: 5m)", bg)
 	}
-	// Stages in order, with the approval before production.
-	var stages []string
-	for _, p := range resourcesOfType(pipe, "AWS::CodePipeline::Pipeline") {
+	// Stages in order, with the approval before production, on pushes to
+	// main; pushes to develop reach staging only.
+	want := map[string]struct{ branch, stages string }{
+		"Pipeline":        {"main", "Source,Build,Test,Integration,Deploy-staging,Approve-production,Deploy-production"},
+		"DevelopPipeline": {"develop", "Source,Build,Test,Integration,Deploy-staging"},
+	}
+	pipelines := resourcesOfType(pipe, "AWS::CodePipeline::Pipeline")
+	for id, w := range want {
+		p := pipelines[id]
+		if p == nil {
+			t.Errorf("no pipeline %s (have %v)", id, slices.Collect(maps.Keys(pipelines)))
+			continue
+		}
+		var stages []string
 		for _, s := range p["Stages"].([]any) {
 			stages = append(stages, s.(map[string]any)["Name"].(string))
 		}
+		if got := strings.Join(stages, ","); got != w.stages {
+			t.Errorf("%s: stages = %s, want %s", id, got, w.stages)
+		}
 		trig, _ := json.Marshal(p["Triggers"])
-		if !strings.Contains(string(trig), `"Includes":["main"]`) {
-			t.Errorf("triggers = %s, want pushes to main (production's branch) only", trig)
+		if !strings.Contains(string(trig), `"Includes":["`+w.branch+`"]`) {
+			t.Errorf("%s: triggers = %s, want pushes to %s only", id, trig, w.branch)
 		}
 		if p["PipelineType"] != "V2" {
-			t.Errorf("pipeline type %v, want V2", p["PipelineType"])
+			t.Errorf("%s: pipeline type %v, want V2", id, p["PipelineType"])
 		}
-	}
-	if got := strings.Join(stages, ","); got != "Source,Build,Test,Integration,Deploy-staging,Approve-production,Deploy-production" {
-		t.Errorf("stages = %s", got)
 	}
 }
 

@@ -66,15 +66,18 @@ func (g *gen) pipeline() *cloudformation.Template {
 	}
 	g.codeDeploy(t)
 
-	r["Pipeline"] = g.codePipeline(t)
-	r["PipelineNotifications"] = &codestarnotifications.NotificationRule{
-		Name: name + "-pipeline", DetailType: "FULL", Resource: sub("arn:${AWS::Partition}:codepipeline:${AWS::Region}:${AWS::AccountId}:${Pipeline}"),
-		EventTypeIds:               []string{"codepipeline-pipeline-pipeline-execution-failed", "codepipeline-pipeline-pipeline-execution-succeeded", "codepipeline-pipeline-manual-approval-needed"},
-		Targets:                    []codestarnotifications.NotificationRule_Target{{TargetType: "SNS", TargetAddress: cloudformation.Ref("NotificationTopic")}},
-		AWSCloudFormationDependsOn: []string{"NotificationTopicPolicy"},
+	g.pipelineRole(t)
+	for _, run := range g.pipelineRuns() {
+		r[run.id] = g.codePipeline(run)
+		r[run.id+"Notifications"] = &codestarnotifications.NotificationRule{
+			Name: run.name + "-pipeline", DetailType: "FULL", Resource: sub("arn:${AWS::Partition}:codepipeline:${AWS::Region}:${AWS::AccountId}:${" + run.id + "}"),
+			EventTypeIds:               []string{"codepipeline-pipeline-pipeline-execution-failed", "codepipeline-pipeline-pipeline-execution-succeeded", "codepipeline-pipeline-manual-approval-needed"},
+			Targets:                    []codestarnotifications.NotificationRule_Target{{TargetType: "SNS", TargetAddress: cloudformation.Ref("NotificationTopic")}},
+			AWSCloudFormationDependsOn: []string{"NotificationTopicPolicy"},
+		}
+		t.Outputs[run.id+"Name"] = cloudformation.Output{Value: cloudformation.Ref(run.id), Description: cloudformation.String("Runs on pushes to " + run.branch)}
 	}
 	t.Outputs["ConnectionArn"] = cloudformation.Output{Value: cloudformation.Ref("Connection"), Description: cloudformation.String("Complete the connection's handshake in the console before the first run")}
-	t.Outputs["PipelineName"] = cloudformation.Output{Value: cloudformation.Ref("Pipeline")}
 	return t
 }
 

@@ -10,19 +10,53 @@ import (
 	"github.com/awslabs/goformation/v7/cloudformation/iam"
 )
 
-// codePipeline builds the V2 pipeline: a CodeStar connection source triggered
-// by pushes to the production environment's branch, build, test and integration in
-// CodeBuild, then per environment (in promotion order) an optional manual
-// approval announced on SNS, the deploy (ECS rolling or CodeDeployToECS
-// blue/green, one action per service) and the verify checks.
-func (g *gen) codePipeline(t *cloudformation.Template) *cp.Pipeline {
-	// The source follows the branch of the last environment (production):
-	// every stage runs in sequence, so a push to an earlier environment's
-	// branch must not start a run that can reach production.
-	branch := "main"
-	if order := g.envOrder(); len(order) > 0 && g.cfg.Environments[order[len(order)-1]].Branch != "" {
-		branch = g.cfg.Environments[order[len(order)-1]].Branch
+// pipelineRun is one CodePipeline: the branch whose pushes start it and the
+// environments it deploys, in promotion order.
+type pipelineRun struct {
+	id     string // logical ID: "Pipeline" for the production branch, else BRANCH + "Pipeline"
+	name   string
+	branch string
+	envs   []string
+}
+
+// pipelineRuns gives the production environment's branch the whole
+// promotion path (every environment in order, approvals included), as the
+// seeds' pipeline does, and each other environment branch a pipeline that
+// deploys only the environments on that branch (develop → staging). A push
+// to an earlier branch can so never reach production; without branches,
+// one pipeline on main runs every environment.
+func (g *gen) pipelineRuns() []pipelineRun {
+	order := g.envOrder()
+	main := "main"
+	if len(order) > 0 && g.cfg.Environments[order[len(order)-1]].Branch != "" {
+		main = g.cfg.Environments[order[len(order)-1]].Branch
 	}
+	runs := []pipelineRun{{id: "Pipeline", name: g.project, branch: main, envs: order}}
+	seen := map[string]bool{main: true}
+	for _, env := range order {
+		b := g.cfg.Environments[env].Branch
+		if b == "" || seen[b] {
+			continue
+		}
+		seen[b] = true
+		r := pipelineRun{id: logicalID(b) + "Pipeline", name: g.project + "-" + logicalIDToKebab(logicalID(b)), branch: b}
+		for _, e := range order {
+			if g.cfg.Environments[e].Branch == b {
+				r.envs = append(r.envs, e)
+			}
+		}
+		runs = append(runs, r)
+	}
+	return runs
+}
+
+// codePipeline builds one V2 pipeline: a CodeStar connection source
+// triggered by pushes to run.branch, build, test and integration in
+// CodeBuild, then per environment of the run (in promotion order) an
+// optional manual approval announced on SNS, the deploy (ECS rolling or
+// CodeDeployToECS blue/green, one action per service) and the verify checks.
+func (g *gen) codePipeline(run pipelineRun) *cp.Pipeline {
+	branch := run.branch
 	build := func(project string, in []string, out []string, order int) cp.Pipeline_ActionDeclaration {
 		a := cp.Pipeline_ActionDeclaration{Name: project, RunOrder: cloudformation.Int(order),
 			ActionTypeId: &cp.Pipeline_ActionTypeId{Category: "Build", Owner: "AWS", Provider: "CodeBuild", Version: "1"},
@@ -52,11 +86,9 @@ func (g *gen) codePipeline(t *cloudformation.Template) *cp.Pipeline {
 		{Name: "Test", Actions: []cp.Pipeline_ActionDeclaration{build("Test", []string{"Source"}, nil, 1)}},
 		{Name: "Integration", Actions: []cp.Pipeline_ActionDeclaration{build("Integration", []string{"Source"}, nil, 1)}},
 	}
-	var passRoles []any
-	for _, env := range g.envOrder() {
+	for _, env := range run.envs {
 		e := g.cfg.Environments[env]
 		ev := logicalID(env)
-		passRoles = append(passRoles, g.imp(ev+"ExecutionRoleArn"))
 		if e.Approval != nil && e.Approval.Required {
 			stages = append(stages, cp.Pipeline_StageDeclaration{Name: "Approve-" + env, Actions: []cp.Pipeline_ActionDeclaration{{Name: "Approve",
 				ActionTypeId:  &cp.Pipeline_ActionTypeId{Category: "Approval", Owner: "AWS", Provider: "Manual", Version: "1"},
@@ -68,7 +100,6 @@ func (g *gen) codePipeline(t *cloudformation.Template) *cp.Pipeline {
 				continue
 			}
 			es := logicalID(env, svc)
-			passRoles = append(passRoles, g.imp(es+"TaskRoleArn"))
 			art := artifactName(svc)
 			a := cp.Pipeline_ActionDeclaration{Name: svc, RunOrder: cloudformation.Int(1), InputArtifacts: []cp.Pipeline_InputArtifact{{Name: art}}}
 			if g.blueGreen(env) {
@@ -86,9 +117,8 @@ func (g *gen) codePipeline(t *cloudformation.Template) *cp.Pipeline {
 		deploys[len(deploys)-1].Name = "Verify"
 		stages = append(stages, cp.Pipeline_StageDeclaration{Name: "Deploy-" + env, Actions: deploys})
 	}
-	g.pipelineRole(t, passRoles)
 	return &cp.Pipeline{
-		Name: cloudformation.String(g.project), PipelineType: cloudformation.String("V2"), ExecutionMode: cloudformation.String("SUPERSEDED"),
+		Name: cloudformation.String(run.name), PipelineType: cloudformation.String("V2"), ExecutionMode: cloudformation.String("SUPERSEDED"),
 		RoleArn: cloudformation.GetAtt("PipelineRole", "Arn"),
 		ArtifactStore: &cp.Pipeline_ArtifactStore{Type: "S3", Location: cloudformation.Ref("ArtifactsBucket"),
 			EncryptionKey: &cp.Pipeline_EncryptionKey{Type: "KMS", Id: g.imp("ArtifactsKeyArn")}},
@@ -101,7 +131,16 @@ func (g *gen) codePipeline(t *cloudformation.Template) *cp.Pipeline {
 
 // pipelineRole: CodePipeline runs the source, builds, approvals and deploys
 // of this project only.
-func (g *gen) pipelineRole(t *cloudformation.Template, passRoles []any) {
+func (g *gen) pipelineRole(t *cloudformation.Template) {
+	var passRoles []any
+	for _, env := range g.envOrder() {
+		passRoles = append(passRoles, g.imp(logicalID(env)+"ExecutionRoleArn"))
+		for _, svc := range g.cfg.ServiceNames() {
+			if g.cfg.Services[svc].Build != nil {
+				passRoles = append(passRoles, g.imp(logicalID(env, svc)+"TaskRoleArn"))
+			}
+		}
+	}
 	var projects []any
 	for _, r := range t.Resources {
 		if p, ok := r.(*codebuild.Project); ok {
