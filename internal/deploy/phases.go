@@ -86,15 +86,22 @@ func (c *Controller) route(ctx context.Context, d *store.Deployment, st *State, 
 		return fail(Failed, nil, "changing traffic: %v", err)
 	}
 	d.TrafficPercent = r.Production[st.NewColor]
-	c.emit(d, Event{Kind: "traffic", Traffic: r.Production, Message: trafficMessage(r)})
+	c.emit(d, Event{Kind: "traffic", Traffic: r.Production, Message: trafficMessage(r, st.NewColor)})
 	return nil
 }
 
-func trafficMessage(r Routing) string {
+// trafficMessage says the split with the new set named, since the colors
+// alternate from one deployment to the next: "production traffic: blue
+// (new) 10%, green 90%".
+func trafficMessage(r Routing, newColor string) string {
 	var parts []string
 	for _, c := range []string{"blue", "green"} {
 		if v, ok := r.Production[c]; ok {
-			parts = append(parts, fmt.Sprintf("%s %d%%", c, v))
+			name := c
+			if c == newColor {
+				name += " (new)"
+			}
+			parts = append(parts, fmt.Sprintf("%s %d%%", name, v))
 		}
 	}
 	return "production traffic: " + strings.Join(parts, ", ")
