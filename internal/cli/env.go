@@ -22,14 +22,15 @@ type session struct {
 	proxy *proxy.Client
 }
 
-// startProxy starts the load balancer process detached (this binary's
-// `proxy run`) unless one already answers for home.
+// startProxy starts the load balancer detached unless one already answers
+// for home: this binary's `proxy keep`, which runs `proxy run` and starts it
+// again if it dies.
 func startProxy(ctx context.Context, home string) (*proxy.Client, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	return proxy.EnsureRunning(ctx, home, exe, []string{"proxy", "run", "--home", home})
+	return proxy.EnsureRunning(ctx, home, exe, []string{"proxy", "keep", "--home", home})
 }
 
 func (s *session) close() {

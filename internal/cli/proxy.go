@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/proxy"
@@ -14,9 +15,26 @@ func newProxyCmd(g *globals) *cobra.Command {
 		Use:   "proxy",
 		Short: "The built-in load balancer: a long-lived process that keeps serving whatever its controllers do",
 	}
+	keep := &cobra.Command{
+		Use:    "keep",
+		Short:  "Run the load balancer (`proxy run`) as a child and start it again if it dies: what `proxy start` and `up` start detached",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			home, err := g.homeDir()
+			if err != nil {
+				return err
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			return proxy.Keep(cmd.Context(), home, exe, []string{"proxy", "run", "--home", home}, proxy.KeepOptions{})
+		},
+	}
 	run := &cobra.Command{
 		Use:   "run",
-		Short: "Run the load balancer in the foreground (what `proxy start` and `up` start detached)",
+		Short: "Run the load balancer in the foreground (`proxy start` and `up` start it detached, restarted if it dies)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			home, err := g.homeDir()
@@ -93,7 +111,7 @@ func newProxyCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(run, start, stop, status)
+	cmd.AddCommand(run, keep, start, stop, status)
 	return cmd
 }
 

@@ -181,14 +181,16 @@ func lockHome(home string) (func(), error) {
 	}
 }
 
-func readPID(home string) (int, error) {
-	b, err := os.ReadFile(pidPath(home))
+func readPID(home string) (int, error) { return readPIDFile(pidPath(home)) }
+
+func readPIDFile(path string) (int, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, err
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || pid <= 0 {
-		return 0, fmt.Errorf("%s: not a pid: %q", pidPath(home), b)
+		return 0, fmt.Errorf("%s: not a pid: %q", path, b)
 	}
 	return pid, nil
 }

@@ -9,16 +9,25 @@ import (
 	"time"
 )
 
-// The process tests re-execute this test binary in one of two roles,
+// The process tests re-execute this test binary in one of three roles,
 // chosen by the first argument, instead of building separate programs:
 //
 //	cutover-test-proxyd HOME        run the proxy daemon (what `cutover proxy run` does)
+//	cutover-test-keeper HOME        run the proxy role under Keep (what `cutover proxy keep` does)
 //	cutover-test-controller HOME    flip weights of scope "e" forever, until killed
 func TestMain(m *testing.M) {
 	if len(os.Args) == 3 {
 		switch os.Args[1] {
 		case "cutover-test-proxyd":
 			if err := Run(context.Background(), os.Args[2], RunOptions{Version: "test"}); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			os.Exit(0)
+		case "cutover-test-keeper":
+			// What `cutover proxy keep` does: run the proxy role as a child and restart it.
+			err := Keep(context.Background(), os.Args[2], os.Args[0], []string{"cutover-test-proxyd", os.Args[2]}, KeepOptions{MinUptime: 500 * time.Millisecond})
+			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				os.Exit(1)
 			}

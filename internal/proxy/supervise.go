@@ -109,7 +109,19 @@ func Stop(ctx context.Context, home string, grace time.Duration) error {
 	if err != nil || pid != h.PID {
 		return fmt.Errorf("the proxy answering on %s has pid %d but %s says %d: stop pid %d yourself", socketPath(home), h.PID, pidPath(home), pid, h.PID)
 	}
+	// A supervisor (Keep) must not start again a proxy stopped on purpose,
+	// even one that has to be killed; it exits with it.
+	if err := markStopping(home); err != nil {
+		return fmt.Errorf("stopping the cutover proxy: %w", err)
+	}
+	supervisor, _ := readPIDFile(supervisorPath(home))
+	defer func() {
+		if supervisor > 0 {
+			waitGone(ctx, supervisor, 2*time.Second)
+		}
+	}()
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		_ = os.Remove(stoppingPath(home))
 		return fmt.Errorf("stopping the cutover proxy (pid %d): %w", pid, err)
 	}
 	if waitGone(ctx, pid, grace) {

@@ -17,8 +17,14 @@ import (
 // makes sure it is gone at the end of the test.
 func startDaemon(t *testing.T, home string) (*Client, int) {
 	t.Helper()
+	return startDaemonAs(t, home, "cutover-test-proxyd")
+}
+
+// startDaemonAs is startDaemon with the role of the detached process.
+func startDaemonAs(t *testing.T, home, role string) (*Client, int) {
+	t.Helper()
 	ctx := context.Background()
-	c, err := EnsureRunning(ctx, home, os.Args[0], []string{"cutover-test-proxyd", home})
+	c, err := EnsureRunning(ctx, home, os.Args[0], []string{role, home})
 	if err != nil {
 		t.Fatal(err)
 	}
