@@ -10,24 +10,26 @@ import (
 )
 
 func newExportCmd(g *globals) *cobra.Command {
+	var outDir string
 	cmd := &cobra.Command{
 		Use:   "export",
 		Short: "Export cutover.yaml as infrastructure code for other platforms",
 		Args:  cobra.NoArgs,
-		// --output is the global output format here as everywhere; someone
-		// who writes a directory there is told where it goes instead.
+		// `--output DIR` names the templates' directory, as in `cutover export
+		// cloudformation --output cf`; `--output text|json` keeps its meaning
+		// everywhere (the report's format), and --dir is the unambiguous form.
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			if g.output != "text" && g.output != "json" {
-				return usageError{fmt.Sprintf("--output: %q is not a format (use text or json); write the templates into a directory with --dir %s", g.output, g.output)}
+				outDir, g.output = g.output, "text"
 			}
 			return nil
 		},
 	}
-	cmd.AddCommand(newExportCloudFormationCmd(g))
+	cmd.AddCommand(newExportCloudFormationCmd(g, &outDir))
 	return cmd
 }
 
-func newExportCloudFormationCmd(g *globals) *cobra.Command {
+func newExportCloudFormationCmd(g *globals, outDir *string) *cobra.Command {
 	var dir, format string
 	cmd := &cobra.Command{
 		Use:   "cloudformation",
@@ -48,8 +50,10 @@ Templates, deployed in this order (each imports the exports "<project>-<Name>" o
                          blue_green, ECS controller with circuit breaker and alarms for rolling); task
                          definitions, task and execution roles; CloudWatch alarms (p95 latency, 5xx rate,
                          unhealthy hosts, CPU, memory, running tasks) notifying an SNS topic.
-  pipeline.yaml          CodePipeline V2: CodeStar connection source (parameter RepositoryId) triggered by
-                         pushes to the last environment's branch, Build, Test and Integration in CodeBuild
+  pipeline.yaml          CodePipeline V2, one per environment branch: CodeStar connection source (parameter
+                         RepositoryId) triggered by pushes to that branch (the last environment's branch
+                         runs every environment in order; another, such as develop, only its own
+                         environments), Build, Test and Integration in CodeBuild
                          (buildspecs that run cutover, downloaded from parameter CutoverDownloadUrl), then
                          per environment a manual approval announced on SNS (when required), the deploy
                          (ECS rolling or CodeDeployToECS blue/green) and verify; the CodeDeploy
@@ -65,11 +69,17 @@ Stack names: <project>-shared, <project>-app-<environment>, <project>-pipeline. 
 Secrets never appear in the templates: tasks may read SSM parameters under /cutover/<project>/<env>/
 and Secrets Manager secrets under cutover/<project>/<env>/; pipeline secrets are passed to
 CodeBuild as Secrets Manager references (cutover/<project>/pipeline:NAME).`,
-		Example: "  cutover export cloudformation --dir cf\n  cutover export cloudformation --dir cf --format json",
+		Example: "  cutover export cloudformation --output cf\n  cutover export cloudformation --dir cf --format json --output json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != "yaml" && format != "json" {
 				return usageError{fmt.Sprintf("--format: %q is not a template format (use yaml or json)", format)}
+			}
+			if *outDir != "" {
+				if cmd.Flags().Changed("dir") && dir != *outDir {
+					return usageError{fmt.Sprintf("--output %s and --dir %s name two directories: give one", *outDir, dir)}
+				}
+				dir = *outDir
 			}
 			cfg, err := config.Load(g.file)
 			if err != nil {
@@ -101,7 +111,7 @@ CodeBuild as Secrets Manager references (cutover/<project>/pipeline:NAME).`,
 			})
 		},
 	}
-	cmd.Flags().StringVarP(&dir, "dir", "d", "cloudformation", "directory to write the templates into")
+	cmd.Flags().StringVarP(&dir, "dir", "d", "cloudformation", "directory to write the templates into (`--output DIR` works too; --output text|json is the report's format)")
 	cmd.Flags().StringVar(&format, "format", "yaml", "template format: yaml or json")
 	return cmd
 }

@@ -48,13 +48,31 @@ func TestExportCloudFormationMistakes(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-f", example, "export", "cloudformation", "--output", "cf"}, `--output: "cf" is not a format (use text or json); write the templates into a directory with --dir cf`},
+		{[]string{"-f", example, "export", "cloudformation", "--output", "cf", "--dir", "other"}, `--output cf and --dir other name two directories: give one`},
 		{[]string{"-f", example, "export", "cloudformation", "--format", "toml"}, `--format: "toml" is not a template format (use yaml or json)`},
 		{[]string{"-f", filepath.Join(t.TempDir(), "missing.yaml"), "export", "cloudformation", "--dir", t.TempDir()}, "missing.yaml"},
 	} {
 		code, _, errOut := run(t, "", c.args...)
 		if code != 1 || !strings.Contains(errOut, c.want) || strings.Count(strings.TrimSpace(errOut), "\n") > 1 {
 			t.Errorf("%v: exit %d, stderr %q; want one or two lines containing %q", c.args, code, errOut, c.want)
+		}
+	}
+}
+
+// `--output DIR`, as the issue and the AWS habit write it, names the directory.
+func TestExportCloudFormationOutputDir(t *testing.T) {
+	example, err := filepath.Abs("../../examples/bluemed/cutover.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "cf")
+	code, out, errOut := run(t, "", "-f", example, "export", "cloudformation", "--output", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, name := range []string{"shared.yaml", "app-staging.yaml", "app-production.yaml", "pipeline.yaml"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil || !strings.Contains(out, filepath.Join(dir, name)) {
+			t.Errorf("%s: %v (stdout %q)", name, err, out)
 		}
 	}
 }
