@@ -136,7 +136,7 @@ func (c *Client) do(ctx context.Context, method, path string, h http.Header, in,
 		if isDialErr(err) {
 			return &notRunningError{c.socket}
 		}
-		return fmt.Errorf("cutover proxy (socket %s): %v", c.socket, unwrapURLError(err))
+		return fmt.Errorf("cutover proxy (socket %s): %w", c.socket, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

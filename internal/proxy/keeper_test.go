@@ -101,3 +101,37 @@ func TestKeepGivesUpWhenTheProxyCannotStart(t *testing.T) {
 		t.Error("the running proxy was stopped")
 	}
 }
+
+// Stop between a crash and the restart (no proxy answers, the supervisor
+// waits out its backoff) stops the supervisor, so nothing comes back.
+func TestStopBetweenCrashAndRestart(t *testing.T) {
+	home := t.TempDir()
+	ctx := context.Background()
+	_, pid := startDaemonAs(t, home, "cutover-test-keeper-slow")
+	var supervisor int
+	for deadline := time.Now().Add(5 * time.Second); supervisor == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		supervisor, _ = readPIDFile(supervisorPath(home))
+	}
+	if supervisor <= 0 {
+		t.Fatal("no supervisor pid file")
+	}
+	t.Cleanup(func() {
+		if alive(supervisor) {
+			syscall.Kill(supervisor, syscall.SIGKILL)
+			waitGone(context.Background(), supervisor, 5*time.Second)
+		}
+	})
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil || !waitGone(ctx, pid, 5*time.Second) {
+		t.Fatalf("kill the proxy: %v", err)
+	}
+	if err := Stop(ctx, home, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if alive(supervisor) {
+		t.Fatal("the supervisor runs after Stop")
+	}
+	time.Sleep(3500 * time.Millisecond) // past the supervisor's backoff
+	if _, err := NewClient(home).Ping(ctx); err == nil {
+		t.Fatal("a proxy came back after Stop")
+	}
+}

@@ -24,9 +24,14 @@ func TestMain(m *testing.M) {
 				os.Exit(1)
 			}
 			os.Exit(0)
-		case "cutover-test-keeper":
-			// What `cutover proxy keep` does: run the proxy role as a child and restart it.
-			err := Keep(context.Background(), os.Args[2], os.Args[0], []string{"cutover-test-proxyd", os.Args[2]}, KeepOptions{MinUptime: 500 * time.Millisecond})
+		case "cutover-test-keeper", "cutover-test-keeper-slow":
+			// What `cutover proxy keep` does: run the proxy role as a child and
+			// restart it (the slow one waits 3s before a restart).
+			o := KeepOptions{MinUptime: 500 * time.Millisecond}
+			if os.Args[1] == "cutover-test-keeper-slow" {
+				o.Backoff = 3 * time.Second
+			}
+			err := Keep(context.Background(), os.Args[2], os.Args[0], []string{"cutover-test-proxyd", os.Args[2]}, o)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				os.Exit(1)

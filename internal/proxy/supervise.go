@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -71,9 +72,22 @@ func EnsureRunning(ctx context.Context, home string, exe string, args []string) 
 }
 
 func ping(ctx context.Context, c *Client) (Health, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	return c.Ping(ctx)
+	for attempt := 0; ; attempt++ {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		h, err := c.Ping(pctx)
+		cancel()
+		// A proxy that has just died can still take a connection on its
+		// socket and reset it; a moment later the socket refuses, which is
+		// the answer wanted ("not running").
+		if err == nil || attempt == 2 || !(errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+			return h, err
+		}
+		select {
+		case <-ctx.Done():
+			return h, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // tailFrom returns the last n lines of path written after offset.
@@ -100,6 +114,9 @@ func tailFrom(path string, offset int64, n int) string {
 func Stop(ctx context.Context, home string, grace time.Duration) error {
 	h, err := ping(ctx, NewClient(home))
 	if errors.Is(err, ErrNotRunning) {
+		// No proxy answers, but its supervisor may be about to start one
+		// again (between a crash and the restart): stop the supervisor.
+		stopIdleSupervisor(ctx, home)
 		return nil
 	}
 	if err != nil {
@@ -156,6 +173,9 @@ func waitGone(ctx context.Context, pid int, d time.Duration) bool {
 
 // alive reports whether pid runs; a zombie (exited, not yet reaped) is not alive.
 func alive(pid int) bool {
+	if pid <= 0 {
+		return false // 0 and negative pids name process groups, never one process
+	}
 	if err := syscall.Kill(pid, 0); err != nil {
 		return false
 	}
@@ -167,4 +187,22 @@ func alive(pid int) bool {
 		return b[i+2] != 'Z'
 	}
 	return true
+}
+
+// stopIdleSupervisor sends SIGTERM to the supervisor named in
+// supervisor.pid, if that process is alive and is a `proxy keep` (a stale
+// file must never signal an unrelated process), and waits for it.
+func stopIdleSupervisor(ctx context.Context, home string) {
+	pid, err := readPIDFile(supervisorPath(home))
+	if err != nil || !alive(pid) {
+		return
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !bytes.Contains(cmdline, []byte("keep")) {
+		return
+	}
+	_ = markStopping(home)
+	if syscall.Kill(pid, syscall.SIGTERM) == nil {
+		waitGone(ctx, pid, 5*time.Second)
+	}
 }
