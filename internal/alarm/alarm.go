@@ -219,7 +219,7 @@ func delta(prev, cur Sample) window {
 		buckets:      make([]proxy.Bucket, len(cur.Buckets)),
 	}
 	for i, b := range cur.Buckets {
-		w.buckets[i] = proxy.Bucket{UpperBound: b.UpperBound, Count: b.Count - min(prev.Buckets[i].Count, b.Count)}
+		w.buckets[i] = b.Minus(prev.Buckets[i])
 	}
 	return w
 }
@@ -243,7 +243,7 @@ func FromStats(st proxy.Stats, groups []string, running, desired int, at time.Ti
 			if i == len(s.Buckets) {
 				s.Buckets = append(s.Buckets, proxy.Bucket{UpperBound: b.UpperBound})
 			}
-			s.Buckets[i].Count += b.Count
+			s.Buckets[i] = s.Buckets[i].Plus(b)
 		}
 	}
 	return s

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"math"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -22,8 +24,33 @@ type group struct {
 	inState bool // guarded by Proxy.mu: false once removed from the state
 
 	hist     prometheus.Observer
-	classes  [5]atomic.Uint64 // answered requests by status class
+	moments  [len(durationBuckets)]bucketMoments // per latency bucket, beside hist's counts
+	classes  [5]atomic.Uint64                    // answered requests by status class
 	noTarget atomic.Uint64
+}
+
+// bucketMoments are the sum and the sum of squares (float64 bits, seconds)
+// of the latencies in one histogram bucket: with its count they give the
+// bucket's mean and spread, so a quantile is not stuck with assuming the
+// latencies fill the whole bucket evenly.
+type bucketMoments struct{ sum, sumSq atomic.Uint64 }
+
+func addFloat(a *atomic.Uint64, v float64) {
+	for {
+		old := a.Load()
+		if a.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
+			return
+		}
+	}
+}
+
+// observe records one latency in hist and in its bucket's moments.
+func (g *group) observe(seconds float64) {
+	g.hist.Observe(seconds)
+	if i, _ := slices.BinarySearch(durationBuckets[:], seconds); i < len(g.moments) {
+		addFloat(&g.moments[i].sum, seconds)
+		addFloat(&g.moments[i].sumSq, seconds*seconds)
+	}
 }
 
 func targetKey(t Target) string { return t.ID + "@" + t.Addr }
@@ -42,7 +69,7 @@ func (f *forward) record(code int, elapsed time.Duration) {
 	c := min(max(code/100, 1), 5) - 1
 	f.requests[c].Inc()
 	f.g.classes[c].Add(1)
-	f.g.hist.Observe(elapsed.Seconds())
+	f.g.observe(elapsed.Seconds())
 }
 
 // stats reads the group's counters; healthy counts come from the caller.
@@ -55,8 +82,13 @@ func (g *group) stats() GroupStats {
 	}
 	var m dto.Metric
 	if h, ok := g.hist.(prometheus.Metric); ok && h.Write(&m) == nil && m.Histogram != nil {
-		for _, b := range m.Histogram.Bucket {
-			s.Buckets = append(s.Buckets, Bucket{UpperBound: b.GetUpperBound(), Count: b.GetCumulativeCount()})
+		for i, b := range m.Histogram.Bucket {
+			bk := Bucket{UpperBound: b.GetUpperBound(), Count: b.GetCumulativeCount()}
+			if i < len(g.moments) {
+				bk.Sum = math.Float64frombits(g.moments[i].sum.Load())
+				bk.SumSq = math.Float64frombits(g.moments[i].sumSq.Load())
+			}
+			s.Buckets = append(s.Buckets, bk)
 		}
 		s.LatencyCount = m.Histogram.GetSampleCount()
 		s.LatencySum = m.Histogram.GetSampleSum()

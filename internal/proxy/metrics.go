@@ -7,7 +7,7 @@ import (
 // durationBuckets are fine between 1ms and 10s (and below 1ms, where
 // loopback answers land) so that p95/p99 estimated from them are useful
 // for judging a canary.
-var durationBuckets = []float64{
+var durationBuckets = [...]float64{
 	0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05,
 	0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10,
 }
@@ -34,7 +34,7 @@ func newMetrics(p *Proxy) *metrics {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "cutover_proxy_request_duration_seconds",
 			Help:    "Time from receiving a request to the end of the response from its target.",
-			Buckets: durationBuckets,
+			Buckets: durationBuckets[:],
 		}, []string{"target_group"}),
 		noTarget: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cutover_proxy_no_healthy_target_total",

@@ -39,10 +39,27 @@ type GroupStats struct {
 	Buckets      []Bucket          `json:"buckets"` // cumulative; observations above the last bound count only in LatencyCount
 }
 
-// Bucket is one cumulative histogram bucket: Count observations <= UpperBound seconds.
+// Bucket is one cumulative histogram bucket: Count observations <=
+// UpperBound seconds. Sum and SumSq are the sum and the sum of squares of
+// the latencies in this bucket alone (not cumulative): they let Quantile
+// place them inside the bucket; zero when unknown.
 type Bucket struct {
 	UpperBound float64 `json:"le"`
 	Count      uint64  `json:"count"`
+	Sum        float64 `json:"sum,omitempty"`
+	SumSq      float64 `json:"sum_sq,omitempty"`
+}
+
+// Minus is the bucket over the window from prev (the same bucket in an
+// earlier snapshot) to b.
+func (b Bucket) Minus(prev Bucket) Bucket {
+	return Bucket{UpperBound: b.UpperBound, Count: b.Count - min(prev.Count, b.Count),
+		Sum: max(b.Sum-prev.Sum, 0), SumSq: max(b.SumSq-prev.SumSq, 0)}
+}
+
+// Plus adds the same bucket of another target group.
+func (b Bucket) Plus(o Bucket) Bucket {
+	return Bucket{UpperBound: b.UpperBound, Count: b.Count + o.Count, Sum: b.Sum + o.Sum, SumSq: b.SumSq + o.SumSq}
 }
 
 // Sub returns the counters of the window between prev and s (an earlier and
@@ -64,7 +81,7 @@ func (s GroupStats) Sub(prev GroupStats) GroupStats {
 	out.LatencySum -= prev.LatencySum
 	out.Buckets = make([]Bucket, len(s.Buckets))
 	for i, b := range s.Buckets {
-		out.Buckets[i] = Bucket{UpperBound: b.UpperBound, Count: b.Count - min(prev.Buckets[i].Count, b.Count)}
+		out.Buckets[i] = b.Minus(prev.Buckets[i])
 	}
 	out.fillQuantiles()
 	return out
@@ -85,9 +102,13 @@ func (s *GroupStats) fillQuantiles() {
 }
 
 // Quantile estimates the q-quantile (0..1) from cumulative buckets and the
-// total count, interpolating linearly inside the bucket the rank falls in,
-// as Prometheus' histogram_quantile does. Ranks beyond the last bound
-// return that bound; no observations return 0.
+// total count. Inside the bucket the rank falls in, it interpolates
+// linearly as Prometheus' histogram_quantile does, over the whole bucket
+// when only counts are known, or, when the bucket carries its latencies'
+// Sum and SumSq, over the span of an even spread with their mean and
+// variance (clipped to the bucket): 800 ms answers in the 750 ms..1 s
+// bucket read as 800 ms, not 988 ms. Ranks beyond the last bound return
+// that bound; no observations return 0.
 func Quantile(q float64, buckets []Bucket, count uint64) float64 {
 	if count == 0 || len(buckets) == 0 || math.IsNaN(q) {
 		return 0
@@ -97,7 +118,14 @@ func Quantile(q float64, buckets []Bucket, count uint64) float64 {
 	lower, below := 0.0, uint64(0)
 	for _, b := range buckets {
 		if float64(b.Count) >= rank && b.Count > below {
-			return lower + (b.UpperBound-lower)*(rank-float64(below))/float64(b.Count-below)
+			n := float64(b.Count - below)
+			lo, hi := lower, b.UpperBound
+			if b.Sum > 0 {
+				mean := min(max(b.Sum/n, lower), b.UpperBound)
+				half := math.Sqrt(3 * max(b.SumSq/n-mean*mean, 0)) // an even spread over mean±half has this variance
+				lo, hi = max(lower, mean-half), min(b.UpperBound, mean+half)
+			}
+			return lo + (hi-lo)*(rank-float64(below))/n
 		}
 		lower, below = b.UpperBound, b.Count
 	}

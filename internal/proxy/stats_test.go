@@ -16,7 +16,7 @@ import (
 )
 
 func TestQuantileInterpolates(t *testing.T) {
-	b := []Bucket{{0.1, 10}, {0.2, 30}, {0.5, 40}}
+	b := []Bucket{{UpperBound: 0.1, Count: 10}, {UpperBound: 0.2, Count: 30}, {UpperBound: 0.5, Count: 40}}
 	for _, c := range []struct {
 		q     float64
 		count uint64
@@ -35,9 +35,38 @@ func TestQuantileInterpolates(t *testing.T) {
 	}
 }
 
+// With the latencies' sum and sum of squares per bucket, a quantile lands
+// where the latencies are, not spread over the whole bucket.
+func TestQuantileUsesBucketMoments(t *testing.T) {
+	// 100 answers of exactly 800 ms in the (0.75, 1] bucket: Prometheus'
+	// interpolation reads p95 as 0.9875; the moments say 0.8.
+	point := []Bucket{{UpperBound: 0.75}, {UpperBound: 1, Count: 100, Sum: 80, SumSq: 64}}
+	if got := Quantile(0.95, point, 100); math.Abs(got-0.8) > 1e-9 {
+		t.Errorf("p95 of 800 ms answers = %v, want 0.8", got)
+	}
+	if got := Quantile(0.95, []Bucket{{UpperBound: 0.75}, {UpperBound: 1, Count: 100}}, 100); math.Abs(got-0.9875) > 1e-9 {
+		t.Errorf("without moments p95 = %v, want Prometheus' 0.9875", got)
+	}
+	// Latencies spread evenly over 0.8..0.9 s: p95 near 0.895.
+	var sum, sq float64
+	for i := range 1000 {
+		v := 0.8 + 0.1*(float64(i)+0.5)/1000
+		sum, sq = sum+v, sq+v*v
+	}
+	spread := []Bucket{{UpperBound: 0.75}, {UpperBound: 1, Count: 1000, Sum: sum, SumSq: sq}}
+	if got := Quantile(0.95, spread, 1000); math.Abs(got-0.895) > 0.001 {
+		t.Errorf("p95 of an even 0.8..0.9 s spread = %v, want ~0.895", got)
+	}
+	// Windows subtract the moments too; groups add them.
+	w := spread[1].Minus(point[1])
+	if w.Count != 900 || math.Abs(w.Sum-(sum-80)) > 1e-9 || w.Plus(point[1]).Count != 1000 {
+		t.Errorf("Minus/Plus %+v", w)
+	}
+}
+
 func TestSubWindowsCounters(t *testing.T) {
-	prev := GroupStats{Requests: 10, Codes: map[string]uint64{"2xx": 10}, LatencyCount: 10, Buckets: []Bucket{{0.1, 10}, {1, 10}}}
-	cur := GroupStats{Requests: 30, Codes: map[string]uint64{"2xx": 15, "5xx": 5}, LatencyCount: 30, Healthy: 2, Buckets: []Bucket{{0.1, 10}, {1, 30}}}
+	prev := GroupStats{Requests: 10, Codes: map[string]uint64{"2xx": 10}, LatencyCount: 10, Buckets: []Bucket{{UpperBound: 0.1, Count: 10}, {UpperBound: 1, Count: 10}}}
+	cur := GroupStats{Requests: 30, Codes: map[string]uint64{"2xx": 15, "5xx": 5}, LatencyCount: 30, Healthy: 2, Buckets: []Bucket{{UpperBound: 0.1, Count: 10}, {UpperBound: 1, Count: 30}}}
 	w := cur.Sub(prev)
 	if w.Requests != 20 || w.Codes["5xx"] != 5 || w.Codes["2xx"] != 5 || w.Healthy != 2 {
 		t.Fatalf("window %+v", w)
@@ -97,9 +126,12 @@ func TestMetricsMatchWhatBackendsDid(t *testing.T) {
 		t.Fatalf("flaky stats %+v, want 200 requests of which 50 5xx", f)
 	}
 	s, _ := st.Group("e/slow")
-	if s.Requests != 40 || s.P95 < 0.05 || s.P95 > 0.2 {
-		t.Fatalf("slow group: %d requests, p95 %.3fs, want 40 and 0.05..0.2s", s.Requests, s.P95)
+	// 60 ms answers fall in the (50 ms, 75 ms] bucket, where interpolating
+	// over the whole bucket would read p95 as ~74 ms.
+	if s.Requests != 40 || s.P95 < 0.06 || s.P95 > 0.2 {
+		t.Fatalf("slow group: %d requests, p95 %.3fs, want 40 and 0.06..0.2s", s.Requests, s.P95)
 	}
+	t.Logf("slow group (60 ms answers): p50 %.1f ms, p95 %.1f ms, p99 %.1f ms", s.P50*1000, s.P95*1000, s.P99*1000)
 	if got := testutil.ToFloat64(p.metrics.requests.WithLabelValues("e/l", "e/flaky", "5xx")); got != 50 {
 		t.Fatalf("cutover_proxy_requests_total{5xx} = %v, want 50", got)
 	}
