@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/cutoverdev/cutover/internal/store"
@@ -149,24 +148,5 @@ func (p *Platform) DeployNative(ctx context.Context, service string, rev store.R
 	if err != nil {
 		return Rollout{}, err
 	}
-	td, err := p.RegisterTaskDefinition(ctx, service, rev)
-	if err != nil {
-		return Rollout{}, err
-	}
-	in := &ecs.UpdateServiceInput{
-		Cluster:                 &p.o.Cluster,
-		Service:                 &s.ECSService,
-		TaskDefinition:          &td,
-		DeploymentConfiguration: cfg,
-		LoadBalancers:           []types.LoadBalancer{lb},
-	}
-	if s.DesiredCount > 0 {
-		in.DesiredCount = aws.Int32(int32(s.DesiredCount))
-	}
-	out, err := p.c.ECS.UpdateService(ctx, in)
-	if err != nil {
-		return Rollout{}, explain(err, "service "+s.ECSService+" in cluster "+p.o.Cluster)
-	}
-	p.o.Log.Info("started native blue/green deployment", "service", service, "strategy", o.Strategy, "task_definition", td)
-	return p.waitDeployment(ctx, service, out.Service, td, o.Alarms, o.Timeout, progress)
+	return p.updateService(ctx, service, s, rev, "native blue/green ("+o.Strategy+")", cfg, []types.LoadBalancer{lb}, o.Alarms, o.Timeout, progress)
 }

@@ -118,20 +118,30 @@ func (p *Platform) DeployRolling(ctx context.Context, service string, rev store.
 	if !ok {
 		return Rollout{}, fmt.Errorf("ecs: no service %s in this environment", service)
 	}
+	cfg := &types.DeploymentConfiguration{
+		DeploymentCircuitBreaker: &types.DeploymentCircuitBreaker{Enable: true, Rollback: true},
+	}
+	if len(o.Alarms) > 0 {
+		cfg.Alarms = &types.DeploymentAlarms{AlarmNames: o.Alarms, Enable: true, Rollback: true}
+	}
+	return p.updateService(ctx, service, s, rev, "rolling", cfg, nil, o.Alarms, o.Timeout, progress)
+}
+
+// updateService registers the revision's task definition of service (s),
+// starts the deployment UpdateService with cfg (and lbs, when given)
+// describes, and waits for its outcome.
+func (p *Platform) updateService(ctx context.Context, service string, s Service, rev store.Revision, kind string,
+	cfg *types.DeploymentConfiguration, lbs []types.LoadBalancer, alarms []string, timeout time.Duration, progress func(Rollout)) (Rollout, error) {
 	td, err := p.RegisterTaskDefinition(ctx, service, rev)
 	if err != nil {
 		return Rollout{}, err
 	}
 	in := &ecs.UpdateServiceInput{
-		Cluster:        &p.o.Cluster,
-		Service:        &s.ECSService,
-		TaskDefinition: &td,
-		DeploymentConfiguration: &types.DeploymentConfiguration{
-			DeploymentCircuitBreaker: &types.DeploymentCircuitBreaker{Enable: true, Rollback: true},
-		},
-	}
-	if len(o.Alarms) > 0 {
-		in.DeploymentConfiguration.Alarms = &types.DeploymentAlarms{AlarmNames: o.Alarms, Enable: true, Rollback: true}
+		Cluster:                 &p.o.Cluster,
+		Service:                 &s.ECSService,
+		TaskDefinition:          &td,
+		DeploymentConfiguration: cfg,
+		LoadBalancers:           lbs,
 	}
 	if s.DesiredCount > 0 {
 		in.DesiredCount = aws.Int32(int32(s.DesiredCount))
@@ -140,8 +150,8 @@ func (p *Platform) DeployRolling(ctx context.Context, service string, rev store.
 	if err != nil {
 		return Rollout{}, explain(err, "service "+s.ECSService+" in cluster "+p.o.Cluster)
 	}
-	p.o.Log.Info("started rolling deployment", "service", service, "task_definition", td)
-	return p.waitDeployment(ctx, service, out.Service, td, o.Alarms, o.Timeout, progress)
+	p.o.Log.Info("started "+kind+" deployment", "service", service, "task_definition", td)
+	return p.waitDeployment(ctx, service, out.Service, td, alarms, timeout, progress)
 }
 
 // waitDeployment waits for the primary deployment of svc (as UpdateService
