@@ -71,32 +71,10 @@ pipeline:
 	}
 }
 
-func TestECSLambdaHookEventsAreChecked(t *testing.T) {
-	src := `version: 1
-project: shop
-services:
-  web: { image: web:1, port: 80 }
-environments:
-  prod:
-    platform: ecs
-    strategy: { type: blue_green }
-    ecs:
-      cluster: prod
-      subnets: [subnet-1]
-      codedeploy: { application: shop, deployment_group: prod }
-      lambda_hooks: { BeforeDeploy: "arn:aws:lambda:us-east-1:1:function:x", AfterInstall: "arn:aws:lambda:us-east-1:1:function:y" }
-      services: { web: { target_groups: { blue: tg-b, green: tg-g }, listener: l-1 } }
-`
-	_, err := Parse("cutover.yaml", []byte(src))
-	if err == nil || !strings.Contains(err.Error(), `environments.prod.ecs.lambda_hooks.BeforeDeploy: "BeforeDeploy" is not a CodeDeploy ECS lifecycle event`) || strings.Contains(err.Error(), "AfterInstall:") {
-		t.Fatalf("got %v", err)
-	}
-}
-
-func TestECSNativeLambdaHooks(t *testing.T) {
-	const fn = "arn:aws:lambda:us-east-1:1:function:"
-	src := func(engine, hooks string) string {
-		return `version: 1
+// ecsHooksYAML is a cutover.yaml with one ecs blue/green environment whose
+// engine lines and lambda_hooks entries a test chooses.
+func ecsHooksYAML(engine, hooks string) string {
+	return `version: 1
 project: shop
 services:
   web: { image: web:1, port: 80 }
@@ -111,7 +89,20 @@ environments:
       lambda_hooks: { ` + hooks + ` }
       services: { web: { target_groups: { blue: tg-b, green: tg-g }, rule: r-1 } }
 `
+}
+
+func TestECSLambdaHookEventsAreChecked(t *testing.T) {
+	src := ecsHooksYAML("codedeploy: { application: shop, deployment_group: prod }",
+		`BeforeDeploy: "arn:aws:lambda:us-east-1:1:function:x", AfterInstall: "arn:aws:lambda:us-east-1:1:function:y"`)
+	_, err := Parse("cutover.yaml", []byte(src))
+	if err == nil || !strings.Contains(err.Error(), `environments.prod.ecs.lambda_hooks.BeforeDeploy: "BeforeDeploy" is not a CodeDeploy ECS lifecycle event`) || strings.Contains(err.Error(), "AfterInstall:") {
+		t.Fatalf("got %v", err)
 	}
+}
+
+func TestECSNativeLambdaHooks(t *testing.T) {
+	const fn = "arn:aws:lambda:us-east-1:1:function:"
+	src := ecsHooksYAML
 	native := "blue_green: ecs\n      role_arn: arn:aws:iam::1:role/ecs"
 	cfg, err := Parse("cutover.yaml", []byte(src(native,
 		`AfterAllowTestTraffic: "`+fn+`smoke", BeforeAllowTraffic: "`+fn+`smoke", TEST_TRAFFIC_SHIFT: "`+fn+`watch", AfterAllowTraffic: "`+fn+`notify"`)))
