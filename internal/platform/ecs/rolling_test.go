@@ -122,8 +122,19 @@ func TestRollingOnMoto(t *testing.T) {
 	if r.Phase != RolloutCompleted {
 		t.Errorf("rollout %+v", r)
 	}
-	wantCalls(t, "rolling", m.calls.take(), "RegisterTaskDefinition", "UpdateService", "DescribeServices")
-	out, err := m.ecs.DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: &e.cluster, Services: []string{"backend"}})
+	svc := m.wantUpdated(t, "rolling", e)
+	if dc := svc.DeploymentConfiguration; dc == nil || dc.DeploymentCircuitBreaker == nil || !dc.DeploymentCircuitBreaker.Rollback {
+		t.Errorf("deployment configuration %+v: want the circuit breaker with rollback", dc)
+	}
+}
+
+// wantUpdated checks that one deployment of backend made exactly the calls
+// RegisterTaskDefinition, UpdateService, DescribeServices and left the
+// service on the new task definition revision; it returns the service.
+func (m *moto) wantUpdated(t *testing.T, step string, e env) types.Service {
+	t.Helper()
+	wantCalls(t, step, m.calls.take(), "RegisterTaskDefinition", "UpdateService", "DescribeServices")
+	out, err := m.ecs.DescribeServices(context.Background(), &ecs.DescribeServicesInput{Cluster: &e.cluster, Services: []string{"backend"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +142,5 @@ func TestRollingOnMoto(t *testing.T) {
 	if td := aws.ToString(svc.TaskDefinition); !strings.HasSuffix(td, "task-definition/cutover-backend:2") {
 		t.Errorf("service task definition %s, want the new revision cutover-backend:2", td)
 	}
-	if dc := svc.DeploymentConfiguration; dc == nil || dc.DeploymentCircuitBreaker == nil || !dc.DeploymentCircuitBreaker.Rollback {
-		t.Errorf("deployment configuration %+v: want the circuit breaker with rollback", dc)
-	}
+	return svc
 }
