@@ -62,19 +62,20 @@ var actionKinds = []string{ActionBuild, ActionTest, ActionIntegration, ActionDep
 
 // Action is one step of a stage.
 type Action struct {
-	Name        string            `yaml:"name" json:"name" jsonschema:"required"`
-	Kind        string            `yaml:"kind" json:"kind" jsonschema:"required,enum=build,enum=test,enum=integration,enum=deploy,enum=verify,enum=approval,enum=command"`
-	RunOrder    int               `yaml:"run_order,omitempty" json:"run_order,omitempty" jsonschema:"minimum=1,default=1"`
-	Service     string            `yaml:"service,omitempty" json:"service,omitempty" jsonschema_description:"build: the service whose image it builds."`
-	Environment string            `yaml:"environment,omitempty" json:"environment,omitempty" jsonschema_description:"deploy, verify, approval: the environment."`
-	Commands    []string          `yaml:"commands,omitempty" json:"commands,omitempty" jsonschema_description:"build, test, command: shell commands run in order in the workspace (the service's build context for build)."`
-	Image       string            `yaml:"image,omitempty" json:"image,omitempty" jsonschema_description:"Run the commands inside this container image instead of on the host."`
-	Reports     []string          `yaml:"reports,omitempty" json:"reports,omitempty" jsonschema_description:"test: JUnit XML report files (globs, relative to the workspace)."`
-	Compose     string            `yaml:"compose,omitempty" json:"compose,omitempty" jsonschema_description:"integration: the compose file, relative to the workspace (default docker-compose.yml)."`
-	Checks      []Check           `yaml:"checks,omitempty" json:"checks,omitempty" jsonschema_description:"integration, verify: HTTP checks."`
-	Timeout     Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty" jsonschema_description:"How long the action may take (approval: how long it waits; default 168h)."`
-	Export      []string          `yaml:"export,omitempty" json:"export,omitempty" jsonschema_description:"command: names of variables the commands write as NAME=value lines to $CUTOVER_EXPORT, for later actions."`
-	Env         map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
+	Name         string            `yaml:"name" json:"name" jsonschema:"required"`
+	Kind         string            `yaml:"kind" json:"kind" jsonschema:"required,enum=build,enum=test,enum=integration,enum=deploy,enum=verify,enum=approval,enum=command"`
+	RunOrder     int               `yaml:"run_order,omitempty" json:"run_order,omitempty" jsonschema:"minimum=1,default=1"`
+	Service      string            `yaml:"service,omitempty" json:"service,omitempty" jsonschema_description:"build: the service whose image it builds."`
+	Environment  string            `yaml:"environment,omitempty" json:"environment,omitempty" jsonschema_description:"deploy, verify, approval: the environment."`
+	Commands     []string          `yaml:"commands,omitempty" json:"commands,omitempty" jsonschema_description:"build, test, command: shell commands run in order in the workspace (the service's build context for build)."`
+	Image        string            `yaml:"image,omitempty" json:"image,omitempty" jsonschema_description:"Run the commands inside this container image instead of on the host."`
+	Reports      []string          `yaml:"reports,omitempty" json:"reports,omitempty" jsonschema_description:"test: JUnit XML report files (globs, relative to the workspace)."`
+	Compose      string            `yaml:"compose,omitempty" json:"compose,omitempty" jsonschema_description:"integration: the compose file, relative to the workspace (default docker-compose.yml)."`
+	Checks       []Check           `yaml:"checks,omitempty" json:"checks,omitempty" jsonschema_description:"integration, verify: HTTP checks."`
+	ExitCodeFrom string            `yaml:"exit_code_from,omitempty" json:"exit_code_from,omitempty" jsonschema_description:"integration: a compose service that runs the tests and exits (docker compose --exit-code-from); its exit code decides the action. Built from its compose build section (inside the workspace) when the build stage did not build it."`
+	Timeout      Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty" jsonschema_description:"How long the action may take (approval: how long it waits; default 168h)."`
+	Export       []string          `yaml:"export,omitempty" json:"export,omitempty" jsonschema_description:"command: names of variables the commands write as NAME=value lines to $CUTOVER_EXPORT, for later actions."`
+	Env          map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
 }
 
 // Check is an HTTP check of an integration or verify action. For

@@ -136,3 +136,26 @@ func TestECSNativeLambdaHooks(t *testing.T) {
 		t.Errorf("unknown stage with native blue/green: %v", err)
 	}
 }
+
+func TestExitCodeFromOnlyOnIntegration(t *testing.T) {
+	src := `version: 1
+project: shop
+services:
+  web: { image: web:1, port: 80 }
+environments:
+  prod: { branch: main }
+pipeline:
+  stages:
+    - name: test
+      actions:
+        - { name: it, kind: integration, exit_code_from: tests }
+        - { name: unit, kind: test, commands: ["true"], exit_code_from: tests }
+`
+	_, err := Parse("cutover.yaml", []byte(src))
+	if err == nil || !strings.Contains(err.Error(), "pipeline.stages[0].actions[1].exit_code_from: only an integration action takes a test service") {
+		t.Fatalf("Parse: %v, want the test action's exit_code_from refused", err)
+	}
+	if strings.Contains(err.Error(), "actions[0]") {
+		t.Fatalf("the integration action's exit_code_from was refused too: %v", err)
+	}
+}

@@ -287,6 +287,9 @@ func (v *validator) pipeline() {
 			if (a.Kind == ActionCommand || a.Kind == ActionTest) && len(a.Commands) == 0 {
 				v.add(ap+".commands", "missing (a %s action runs commands: [\"go test ./...\"])", a.Kind)
 			}
+			if a.ExitCodeFrom != "" && a.Kind != ActionIntegration {
+				v.add(ap+".exit_code_from", "only an integration action takes a test service (move it to the integration action, or remove it)")
+			}
 			if a.Kind == ActionBuild && a.Service == "" {
 				v.add(ap+".service", "missing (a build action names the service it builds)")
 			}

@@ -12,7 +12,14 @@
 //     "<project>-<service>-1") and labelled dev.cutover.integration=<project>.
 //   - Images come from Options.Images (compose service → image ID, as built by
 //     the pipeline's build stage) or from the service's compose `image:`, which
-//     must already be present locally: Run never builds and never pulls.
+//     must already be present locally: Run never pulls. A service with a
+//     `build:` section and no image in Options.Images is built only when
+//     Options.Root is set, and only from a context and Dockerfile that resolve
+//     (symlinks included) inside Root; otherwise it is an error.
+//   - Options.ExitCodeFrom names a one-shot test service (docker compose's
+//     --exit-code-from): Run waits for it to exit, and its exit code decides the
+//     run. A non-zero code gives an error wrapping ErrTestsFailed that quotes its
+//     last log lines; the checks, if any, run after it passed.
 //   - Services start in depends_on order (services with no dependency between
 //     them start in parallel) and Run waits for each to be ready: healthy when
 //     it has a healthcheck (compose's or the image's), else running for a
@@ -62,6 +69,9 @@ const logLines = 20
 // ErrChecksFailed is wrapped by Run's error when the stack came up but at least one check failed.
 var ErrChecksFailed = errors.New("integration checks failed")
 
+// ErrTestsFailed is wrapped by Run's error when the ExitCodeFrom service exited with a non-zero code.
+var ErrTestsFailed = errors.New("integration tests failed")
+
 // Options describe one integration run.
 type Options struct {
 	ComposeFile string            // path of docker-compose.yml; its directory is the compose working directory
@@ -69,6 +79,11 @@ type Options struct {
 	Images      map[string]string // compose service → image ID to use instead of building
 	Checks      []Check
 	Timeout     time.Duration // whole run; 0 = DefaultTimeout
+	// ExitCodeFrom is a compose service that runs the tests and exits; its exit code decides the run.
+	ExitCodeFrom string
+	// Root confines builds: compose services with a build section and no image
+	// in Images are built when their context and Dockerfile are inside Root.
+	Root string
 	Logger      *slog.Logger  // nil = slog.Default()
 	Output      io.Writer     // progress lines; nil = none
 }
@@ -93,6 +108,8 @@ type CheckResult struct {
 // ServiceResult is what Run saw of one compose service.
 type ServiceResult struct {
 	Healthy   bool        // reached readiness (healthy, or running without a healthcheck)
+	Exited    bool        // the container had exited when Run last looked (ExitCodeFrom service)
+	ExitCode  int         // its exit code, when Exited
 	HostPorts map[int]int // container port → 127.0.0.1 host port
 	LastLogs  []string    // the last lines it wrote, collected before teardown
 }
@@ -157,7 +174,7 @@ func Run(ctx context.Context, rt *docker.Runtime, o Options) (res Result, err er
 // why it ended: the caller cancelled, or the run timed out.
 func (r *run) ctxError(parent, rctx context.Context, err error) error {
 	switch {
-	case errors.Is(err, ErrChecksFailed):
+	case errors.Is(err, ErrChecksFailed), errors.Is(err, ErrTestsFailed):
 		return err
 	case parent.Err() != nil:
 		return fmt.Errorf("%s: cancelled%s: %w", r.what(), r.waitingFor(), parent.Err())
@@ -184,6 +201,8 @@ type run struct {
 type serviceState struct {
 	id        string // container ID once created
 	healthy   bool
+	exited    bool
+	exitCode  int
 	hostPorts map[int]int
 	logs      []string
 }
@@ -258,7 +277,7 @@ func (r *run) result() Result {
 	defer r.mu.Unlock()
 	res := Result{Checks: r.checks, Services: make(map[string]ServiceResult, len(r.services))}
 	for name, s := range r.services {
-		res.Services[name] = ServiceResult{Healthy: s.healthy, HostPorts: s.hostPorts, LastLogs: s.logs}
+		res.Services[name] = ServiceResult{Healthy: s.healthy, Exited: s.exited, ExitCode: s.exitCode, HostPorts: s.hostPorts, LastLogs: s.logs}
 	}
 	return res
 }

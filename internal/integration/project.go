@@ -57,6 +57,8 @@ type spec struct {
 	ports    []int // container ports to publish on 127.0.0.1
 	// completes is set when a dependent waits for service_completed_successfully.
 	completes bool
+	// tests marks the ExitCodeFrom service: it must exit, and its code decides the run.
+	tests bool
 }
 
 // plan checks everything that can be checked without the engine's objects
@@ -69,10 +71,20 @@ func (r *run) plan(ctx context.Context, proj *types.Project) (map[string]*spec, 
 		if errors.Is(err, errNeedsBuild) {
 			return nil, fmt.Errorf("compose file %s: service %s has a build section: build it first (the pipeline's build stage does) and pass its image ID", r.file, name)
 		}
+		if errors.Is(err, errOutsideRoot) {
+			return nil, fmt.Errorf("compose file %s: service %s: %w", r.file, name, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("compose file %s: service %s: %w", r.file, name, err)
 		}
 		specs[name] = sp
+	}
+	if t := r.o.ExitCodeFrom; t != "" {
+		sp := specs[t]
+		if sp == nil {
+			return nil, fmt.Errorf("integration: exit_code_from names service %q, which is not in compose file %s (services: %s)", t, r.file, strings.Join(slices.Sorted(maps.Keys(specs)), ", "))
+		}
+		sp.completes, sp.tests = true, true
 	}
 	for name, s := range proj.Services {
 		for dep, d := range s.DependsOn {
@@ -183,7 +195,10 @@ func (r *run) image(ctx context.Context, s types.ServiceConfig) (string, error) 
 		return r.rt.ImageID(ctx, id)
 	}
 	if s.Build != nil {
-		return "", errNeedsBuild
+		if r.o.Root == "" {
+			return "", errNeedsBuild
+		}
+		return r.build(ctx, s)
 	}
 	if s.Image == "" {
 		return "", errors.New("it has neither image: nor build: (add one)")

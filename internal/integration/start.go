@@ -150,6 +150,16 @@ func (r *run) waitReady(ctx context.Context, sp *spec, id string) (string, error
 		exited := s != nil && !s.Running && (s.Status == container.StateExited || s.Status == container.StateDead)
 		switch {
 		case s == nil:
+		case exited && sp.tests:
+			r.setWaiting(sp.name, false)
+			st := r.state(sp.name)
+			r.mu.Lock()
+			st.exited, st.exitCode = true, s.ExitCode
+			r.mu.Unlock()
+			if s.ExitCode != 0 {
+				return "", fmt.Errorf("%w: test service %s exited with code %d%s", ErrTestsFailed, sp.name, s.ExitCode, r.logTail(ctx, id))
+			}
+			return "passed (exit code 0)", nil
 		case exited && s.ExitCode == 0 && (sp.completes || s.Health == nil):
 			r.setWaiting(sp.name, false)
 			return "completed", nil

@@ -18,11 +18,11 @@ const teardownTimeout = 2 * time.Minute
 
 // Removed counts the engine objects a teardown removed.
 type Removed struct {
-	Containers, Networks, Volumes int
+	Containers, Networks, Volumes, Images int
 }
 
-// Teardown removes every container (with its anonymous volumes), network and
-// volume labelled dev.cutover.integration=<project>. Run calls it itself;
+// Teardown removes every container (with its anonymous volumes), network,
+// volume and image (the test services it built) labelled dev.cutover.integration=<project>. Run calls it itself;
 // call it directly only to clean up after a process that died mid-run.
 // Removing what is already gone is not an error, so it is idempotent.
 func Teardown(ctx context.Context, rt *docker.Runtime, project string) (Removed, error) {
@@ -74,6 +74,20 @@ func Teardown(ctx context.Context, rt *docker.Runtime, project string) (Removed,
 				rm.Volumes++
 			case !gone(err):
 				errs = append(errs, fmt.Errorf("remove volume %s: %s", v.Name, engineMessage(err)))
+			}
+		}
+	}
+	is, err := engine.ImageList(ctx, client.ImageListOptions{Filters: filters})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list images: %s", engineMessage(err)))
+	} else {
+		for _, im := range is.Items {
+			_, err := engine.ImageRemove(ctx, im.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+			switch {
+			case err == nil:
+				rm.Images++
+			case !gone(err):
+				errs = append(errs, fmt.Errorf("remove image %s: %s", im.ID, engineMessage(err)))
 			}
 		}
 	}

@@ -123,9 +123,13 @@ func (r *run) integration(ctx context.Context, a config.Action) (result, error) 
 		Project:     "cutover-it-" + r.exec.ID,
 		Images:      images,
 		Checks:      checks,
-		Timeout:     a.Timeout.Std(),
-		Logger:      r.e.Log,
-		Output:      lineWriter(func(l string) { r.logf(a.Name, "%s", l) }),
+		// The test service's exit code decides; services with a build section
+		// the build stage did not build are built from inside the workspace.
+		ExitCodeFrom: a.ExitCodeFrom,
+		Root:         r.ws.Dir,
+		Timeout:      a.Timeout.Std(),
+		Logger:       r.e.Log,
+		Output:       lineWriter(func(l string) { r.logf(a.Name, "%s", l) }),
 	})
 	passed := 0
 	for _, c := range res.Checks {
@@ -143,7 +147,11 @@ func (r *run) integration(ctx context.Context, a config.Action) (result, error) 
 			}
 		}
 	}
-	return result{summary: fmt.Sprintf("%d of %d integration checks passed on %s", passed, len(res.Checks), file)}, nil
+	summary := fmt.Sprintf("%d of %d integration checks passed on %s", passed, len(res.Checks), file)
+	if a.ExitCodeFrom != "" {
+		summary = fmt.Sprintf("test service %s exited 0; %s", a.ExitCodeFrom, summary)
+	}
+	return result{summary: summary}, nil
 }
 
 // lineWriter is an io.Writer that hands each complete line to f.
