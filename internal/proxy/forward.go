@@ -15,12 +15,13 @@ import (
 // attempt is the per-request state shared by the handler, the Rewrite hook,
 // the retrying transport and the response hooks. Pooled.
 type attempt struct {
-	route  *route
-	fw     *forward
-	target *target
-	body   *guardedBody
-	status int
-	retry  bool
+	route   *route
+	fw      *forward
+	target  *target
+	body    *guardedBody
+	status  int
+	retry   bool
+	trusted bool // the client is a trusted proxy: keep its forwarding headers
 }
 
 type attemptKey struct{}
@@ -34,8 +35,9 @@ func attemptFrom(ctx context.Context) *attempt {
 
 // listenerHandler serves one listener address from the current snapshot.
 type listenerHandler struct {
-	p    *Proxy
-	addr string
+	p        *Proxy
+	addr     string
+	bodyIdle time.Duration
 }
 
 func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -68,10 +70,10 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t.inFlight.Add(1)
 
 	a := attemptPool.Get().(*attempt)
-	*a = attempt{route: rt, fw: fw, target: t}
+	*a = attempt{route: rt, fw: fw, target: t, trusted: trusts(lr.trusted, r.RemoteAddr)}
 	out := r.WithContext(context.WithValue(r.Context(), attemptKey{}, a))
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		a.body = &guardedBody{rc: r.Body}
+		a.body = &guardedBody{rc: r.Body, ctl: http.NewResponseController(w), idle: h.bodyIdle}
 		out.Body = a.body
 	}
 	// Deferred: ReverseProxy aborts with a panic (http.ErrAbortHandler) when
@@ -88,20 +90,40 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // rewrite points the outgoing request at the chosen target. The Host header
-// stays the client's; X-Forwarded-For is appended to, like an ALB does.
+// stays the client's. From a trusted proxy, X-Forwarded-For is appended to
+// (like an ALB does) and X-Forwarded-Proto/-Host, X-Real-IP and Forwarded
+// are kept; from any other client they are what the proxy sees, so a client
+// cannot pass for another address.
 func rewrite(pr *httputil.ProxyRequest) {
 	a := attemptFrom(pr.In.Context())
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = a.target.addr
-	if prior, ok := pr.In.Header["X-Forwarded-For"]; ok {
-		pr.Out.Header["X-Forwarded-For"] = prior
+	in, out := pr.In.Header, pr.Out.Header
+	if !a.trusted {
+		// ReverseProxy already dropped Forwarded and X-Forwarded-*.
+		delete(out, "X-Real-Ip")
+		pr.SetXForwarded()
+		return
+	}
+	if prior, ok := in["X-Forwarded-For"]; ok {
+		out["X-Forwarded-For"] = prior
 	}
 	pr.SetXForwarded()
+	for _, k := range [...]string{"X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded"} {
+		if v, ok := in[k]; ok {
+			out[k] = v
+		}
+	}
 }
 
 func modifyResponse(resp *http.Response) error {
 	if a := attemptFrom(resp.Request.Context()); a != nil {
 		a.status = resp.StatusCode
+		if a.body != nil {
+			// The target answered: a body it left unread is no longer
+			// waited for, so the body idle deadline must not cut the answer.
+			a.body.answered()
+		}
 	}
 	return nil
 }
@@ -110,6 +132,16 @@ func modifyResponse(resp *http.Response) error {
 // is counted as 499, as nginx does, not against the target.
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	a := attemptFrom(r.Context())
+	if a != nil && a.body != nil {
+		if cerr := a.body.clientErr(); cerr != nil {
+			// The client's body broke (bad chunking, a stall, a hang-up): the
+			// client's fault, not the target's, so it is not counted.
+			a.status = 0
+			p.log.Debug("bad request body", "group", a.target.group.name, "remote", r.RemoteAddr, "err", cerr)
+			clientBodyError(w, cerr)
+			return
+		}
+	}
 	status := http.StatusBadGateway
 	if r.Context().Err() != nil {
 		status = 499
@@ -123,11 +155,31 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(status)
-	msg := "cutover: target failed"
+	group := "the target"
 	if a != nil {
-		msg = "cutover: target " + a.target.id + " of " + a.target.group.name + " failed"
+		group = a.target.group.name
 	}
-	io.WriteString(w, msg+": "+unwrapURLError(err).Error()+"\n")
+	io.WriteString(w, badGatewayMessage(group))
+}
+
+// badGatewayMessage is the body of a 502: it names the target group (the
+// environment's service), never a target's ID or address or the error,
+// which go to the proxy's log.
+func badGatewayMessage(group string) string {
+	return "cutover: " + group + " failed to answer\n"
+}
+
+// clientBodyError answers a request whose body could not be read from the
+// client, and closes the connection: what follows on it cannot be trusted.
+func clientBodyError(w http.ResponseWriter, err error) {
+	status, msg := http.StatusBadRequest, "cutover: bad request body\n"
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		status, msg = http.StatusRequestTimeout, "cutover: request body timed out\n"
+	}
+	w.Header().Set("Connection", "close")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	io.WriteString(w, msg)
 }
 
 // retryTransport retries a request whose connection could not be made, once,
@@ -188,15 +240,45 @@ func dialer() func(ctx context.Context, network, addr string) (net.Conn, error) 
 }
 
 // guardedBody records whether any of a request body was read, which is
-// what decides whether a failed request may be sent to another target.
+// what decides whether a failed request may be sent to another target,
+// and whether reading it failed on the client's side. Each read waits at
+// most idle for the client.
 type guardedBody struct {
 	rc      io.ReadCloser
+	ctl     *http.ResponseController
+	idle    time.Duration
 	touched atomic.Bool
+	done    atomic.Bool // read to its end, or the target answered
+	err     atomic.Pointer[error]
 }
 
 func (b *guardedBody) Read(p []byte) (int, error) {
 	b.touched.Store(true)
-	return b.rc.Read(p)
+	if !b.done.Load() {
+		b.ctl.SetReadDeadline(time.Now().Add(b.idle))
+	}
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.answered()
+	} else if err != nil {
+		b.err.CompareAndSwap(nil, &err)
+	}
+	return n, err
+}
+
+// answered lifts the body's read deadline.
+func (b *guardedBody) answered() {
+	if b.done.CompareAndSwap(false, true) {
+		b.ctl.SetReadDeadline(time.Time{})
+	}
+}
+
+// clientErr is the error reading the body from the client, if any.
+func (b *guardedBody) clientErr() error {
+	if e := b.err.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 func (b *guardedBody) Close() error { return b.rc.Close() }

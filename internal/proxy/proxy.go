@@ -57,6 +57,7 @@ type Proxy struct {
 // listener is one open address and the server on it.
 type listener struct {
 	name, addr string
+	limits     Limits // as opened
 	srv        *http.Server
 	done       chan struct{}
 }
@@ -156,6 +157,9 @@ func (p *Proxy) apply(ctx context.Context, s State, warm bool) error {
 	for addr, l := range p.listeners {
 		if nl, ok := want[addr]; ok {
 			l.name = nl.Name
+			if nl.Limits != l.limits {
+				p.log.Warn("listener limits changed: they take effect when the proxy restarts (cutover proxy restart)", "listener", nl.Name, "addr", addr)
+			}
 			continue
 		}
 		delete(p.listeners, addr)
@@ -183,13 +187,15 @@ func listenError(l Listener, err error) error {
 }
 
 func (p *Proxy) newListener(l Listener, ln net.Listener) *listener {
+	lim := l.Limits
 	srv := &http.Server{
-		Handler:           &listenerHandler{p: p, addr: l.Addr},
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		Handler:           &listenerHandler{p: p, addr: l.Addr, bodyIdle: lim.bodyIdle()},
+		ReadHeaderTimeout: lim.readHeader(),
+		IdleTimeout:       lim.idle(),
+		MaxHeaderBytes:    lim.maxHeader(),
 		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 	}
-	nl := &listener{name: l.Name, addr: l.Addr, srv: srv, done: make(chan struct{})}
+	nl := &listener{name: l.Name, addr: l.Addr, limits: lim, srv: srv, done: make(chan struct{})}
 	go func() {
 		defer close(nl.done)
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -312,7 +318,8 @@ func (p *Proxy) dropGroup(g *group) {
 func (p *Proxy) buildSnapshot(s State, members map[string][]*target) *snapshot {
 	snap := &snapshot{byAddr: make(map[string]*listenerRoutes, len(s.Listeners))}
 	for _, l := range s.Listeners {
-		lr := &listenerRoutes{name: l.Name}
+		trusted, _ := parseTrusted(l.TrustedProxies) // validated
+		lr := &listenerRoutes{name: l.Name, trusted: trusted}
 		for _, r := range l.Rules {
 			rt := &route{host: strings.ToLower(r.Host), prefix: r.PathPrefix}
 			for _, f := range r.Forward {
