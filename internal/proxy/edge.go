@@ -96,16 +96,8 @@ func parseTrusted(list []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// trusts reports whether the client at remote (IP:PORT) is a trusted proxy.
-func trusts(trusted []netip.Prefix, remote string) bool {
-	if len(trusted) == 0 {
-		return false
-	}
-	ap, err := netip.ParseAddrPort(remote)
-	if err != nil {
-		return false
-	}
-	ip := ap.Addr().Unmap()
+// trusts reports whether the client at ip is a trusted proxy.
+func trusts(trusted []netip.Prefix, ip netip.Addr) bool {
 	for _, p := range trusted {
 		if p.Contains(ip) {
 			return true

@@ -155,9 +155,27 @@ func TestHostileRequests(t *testing.T) {
 		parts: []string{post + "Content-Length: 100\r\n\r\n", "0123456789"},
 		want:  []int{408}, within: 3 * time.Second,
 	}, {
-		name:   "headers never end (slowloris)",
-		parts:  []string{"GET / HTTP/1.1\r\nHost: app.example\r\n", "X-Slow: 1\r\n"},
-		within: 3 * time.Second,
+		name:  "headers never end (slowloris)",
+		parts: []string{"GET / HTTP/1.1\r\nHost: app.example\r\n", "X-Slow: 1\r\n"},
+		want:  []int{408}, within: 3 * time.Second,
+	}, {
+		name: "Content-Length and Transfer-Encoding: a request smuggled behind",
+		parts: []string{post + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" +
+			"GET /smuggled HTTP/1.1\r\nHost: app.example\r\n\r\n"},
+		want: []int{400},
+	}, {
+		name: "Transfer-Encoding before Content-Length",
+		parts: []string{post + "Transfer-Encoding: chunked\r\nContent-Length: 60\r\n\r\n0\r\n\r\n" +
+			"GET /smuggled HTTP/1.1\r\nHost: app.example\r\n\r\n"},
+		want: []int{400},
+	}, {
+		name:  "Transfer-Encoding on HTTP/1.0",
+		parts: []string{"POST /upload HTTP/1.0\r\nHost: app.example\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+		want:  []int{400},
+	}, {
+		name:  "bad chunk with a request pipelined behind",
+		parts: []string{post + "Transfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: app.example\r\n\r\n"},
+		want:  []int{400},
 	}, {
 		name:  "headers over the size limit",
 		parts: []string{"GET / HTTP/1.1\r\nHost: app.example\r\nX-Big: " + strings.Repeat("a", 64<<10) + "\r\n\r\n"},

@@ -18,8 +18,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/httputil"
 	"slices"
 	"strings"
 	"sync"
@@ -28,6 +26,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 )
 
 // Options configure a Proxy. Zero values are fine.
@@ -38,12 +37,10 @@ type Options struct {
 
 // Proxy is the load balancing engine. All methods are safe for concurrent use.
 type Proxy struct {
-	log       *slog.Logger
-	metrics   *metrics
-	transport *http.Transport // requests with bodies, upgrades
-	upstream  *upstreamPool   // everything else
-	rp        *httputil.ReverseProxy
-	snap      atomic.Pointer[snapshot]
+	log      *slog.Logger
+	metrics  *metrics
+	upstream *upstreamPool // keep-alive connections to targets
+	snap     atomic.Pointer[snapshot]
 
 	mu        sync.Mutex // serialises Apply, Close and the bookkeeping of drains
 	listeners map[string]*listener
@@ -58,8 +55,12 @@ type Proxy struct {
 type listener struct {
 	name, addr string
 	limits     Limits // as opened
-	srv        *http.Server
+	srv        *fasthttp.Server
+	ln         net.Listener
 	done       chan struct{}
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{} // open client connections, hijacked ones too
 }
 
 // New returns a Proxy with no listeners; Apply configures it.
@@ -80,24 +81,7 @@ func New(opts Options) *Proxy {
 			log.Warn("registering proxy metrics", "err", err)
 		}
 	}
-	dial := dialer()
-	p.transport = &http.Transport{
-		DialContext:           dial,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   512,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true,
-	}
-	p.upstream = newUpstreamPool(p.transport, dial, 512, 90*time.Second)
-	p.rp = &httputil.ReverseProxy{
-		Rewrite:        rewrite,
-		Transport:      retryTransport{p.upstream},
-		ModifyResponse: modifyResponse,
-		ErrorHandler:   p.errorHandler,
-		BufferPool:     &bufferPool{},
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	p.upstream = newUpstreamPool(dialer(), 512, 90*time.Second)
 	p.snap.Store(&snapshot{})
 	return p
 }
@@ -134,7 +118,7 @@ func (p *Proxy) apply(ctx context.Context, s State, warm bool) error {
 		ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", l.Addr)
 		if err != nil {
 			for _, o := range opened {
-				o.srv.Close()
+				o.forceClose()
 			}
 			return listenError(l, err)
 		}
@@ -186,23 +170,77 @@ func listenError(l Listener, err error) error {
 	return fmt.Errorf("listener %q: cannot listen on %s: %s", l.Name, l.Addr, why)
 }
 
+// newListener serves ln with fasthttp, built for proxies: one goroutine
+// per connection, reused buffers and request objects, a request body
+// streamed to the target rather than read whole.
 func (p *Proxy) newListener(l Listener, ln net.Listener) *listener {
 	lim := l.Limits
-	srv := &http.Server{
-		Handler:           &listenerHandler{p: p, addr: l.Addr, bodyIdle: lim.bodyIdle()},
-		ReadHeaderTimeout: lim.readHeader(),
-		IdleTimeout:       lim.idle(),
-		MaxHeaderBytes:    lim.maxHeader(),
-		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+	h := &listenerHandler{p: p, addr: l.Addr, bodyIdle: lim.bodyIdle()}
+	nl := &listener{name: l.Name, addr: l.Addr, limits: lim, ln: ln, done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	nl.srv = &fasthttp.Server{
+		Handler:      h.serve,
+		ErrorHandler: serverError,
+		// After the head, a body gets the body idle time for its first
+		// bytes (then each read of it extends it).
+		HeaderReceived: func(rh *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			if rh.ContentLength() != 0 {
+				return fasthttp.RequestConfig{ReadTimeout: h.bodyIdle}
+			}
+			return fasthttp.RequestConfig{}
+		},
+		ReadTimeout:                  lim.readHeader(),
+		IdleTimeout:                  lim.idle(),
+		ReadBufferSize:               lim.maxHeader(),
+		WriteBufferSize:              16 << 10,
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		NoDefaultServerHeader:        true,
+		NoDefaultDate:                true,
+		NoDefaultContentType:         true,
+		CloseOnShutdown:              true,
+		ConnState:                    nl.track,
+		Logger:                       fasthttpLogger{p.log},
 	}
-	nl := &listener{name: l.Name, addr: l.Addr, limits: lim, srv: srv, done: make(chan struct{})}
 	go func() {
 		defer close(nl.done)
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := nl.srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
 			p.log.Error("listener stopped", "listener", nl.name, "addr", nl.addr, "err", err)
 		}
 	}()
 	return nl
+}
+
+// track keeps the set of open connections, to close them when a graceful
+// shutdown runs out of time.
+func (l *listener) track(c net.Conn, st fasthttp.ConnState) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch st {
+	case fasthttp.StateNew:
+		l.conns[c] = struct{}{}
+	case fasthttp.StateClosed:
+		delete(l.conns, c)
+	}
+}
+
+// shutdown stops accepting, lets requests in flight end until ctx ends,
+// then closes what is left (WebSocket tunnels included).
+func (l *listener) shutdown(ctx context.Context) error {
+	err := l.srv.ShutdownWithContext(ctx)
+	if err != nil {
+		l.forceClose()
+	}
+	<-l.done
+	return err
+}
+
+func (l *listener) forceClose() {
+	l.ln.Close()
+	l.mu.Lock()
+	for c := range l.conns {
+		c.Close()
+	}
+	l.mu.Unlock()
 }
 
 // shutdownListener stops accepting on l and waits up to grace for its
@@ -210,11 +248,15 @@ func (p *Proxy) newListener(l Listener, ln net.Listener) *listener {
 func (p *Proxy) shutdownListener(l *listener, grace time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if err := l.srv.Shutdown(ctx); err != nil {
-		l.srv.Close()
-	}
-	<-l.done
+	l.shutdown(ctx)
 	p.log.Info("listener closed", "listener", l.name, "addr", l.addr)
+}
+
+// fasthttpLogger sends fasthttp's messages to the proxy's log, at debug.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.log.Debug(fmt.Sprintf(format, args...))
 }
 
 // reconcileGroups brings the live groups and targets to s and returns the
@@ -417,13 +459,11 @@ func (p *Proxy) Close(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, l := range ls {
 		wg.Go(func() {
-			if err := l.srv.Shutdown(ctx); err != nil {
-				l.srv.Close()
+			if err := l.shutdown(ctx); err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("listener %q: in-flight requests cut off: %w", l.name, err))
 				mu.Unlock()
 			}
-			<-l.done
 		})
 	}
 	wg.Wait()
@@ -437,7 +477,6 @@ func (p *Proxy) Close(ctx context.Context) error {
 		}
 	}
 	p.mu.Unlock()
-	p.transport.CloseIdleConnections()
 	p.upstream.close()
 	return errors.Join(errs...)
 }
