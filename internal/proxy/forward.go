@@ -198,21 +198,33 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, bodyIdle time.Dura
 		ctx.SetConnectionClose()
 		return false
 	case ex.err != nil:
-		a.status = fasthttp.StatusBadGateway
-		p.log.Debug("forwarding failed", "group", a.target.group.name, "target", a.target.id, "addr", a.target.addr, "err", ex.err)
-		ctx.Response.Reset()
-		ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
-		ctx.SetStatusCode(fasthttp.StatusBadGateway)
-		ctx.SetBodyString(badGatewayMessage(a.target.group.name))
+		p.badGateway(ctx, a, ex.err)
 		return false
 	}
 	a.status = ctx.Response.StatusCode()
+	return streamBody(ctx, a, ex)
+}
+
+// streamBody hands a response body still to come from the target to the
+// server, which ends a when it has written it. It reports whether it did.
+func streamBody(ctx *fasthttp.RequestCtx, a *attempt, ex exchange) bool {
 	if ex.body == nil {
 		return false
 	}
 	ex.body.a = a
 	ctx.Response.SetBodyStream(ex.body, ex.size)
 	return true
+}
+
+// badGateway answers 502 for a target that failed to answer, counted
+// against its group; the error goes to the log only.
+func (p *Proxy) badGateway(ctx *fasthttp.RequestCtx, a *attempt, err error) {
+	a.status = fasthttp.StatusBadGateway
+	p.log.Debug("forwarding failed", "group", a.target.group.name, "target", a.target.id, "addr", a.target.addr, "err", err)
+	ctx.Response.Reset()
+	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+	ctx.SetStatusCode(fasthttp.StatusBadGateway)
+	ctx.SetBodyString(badGatewayMessage(a.target.group.name))
 }
 
 func isTimeout(err error) bool {

@@ -40,31 +40,17 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool 
 		if c != nil {
 			c.Close()
 		}
-		a.status = fasthttp.StatusBadGateway
-		p.log.Debug("upgrade failed", "group", a.target.group.name, "target", a.target.id, "addr", a.target.addr, "err", err)
-		ctx.Response.Reset()
-		ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
-		ctx.SetStatusCode(fasthttp.StatusBadGateway)
-		ctx.SetBodyString(badGatewayMessage(a.target.group.name))
+		p.badGateway(ctx, a, err)
 		return false
 	}
 	a.status = ctx.Response.StatusCode()
 	if a.status != fasthttp.StatusSwitchingProtocols {
-		uc := &upConn{addr: a.target.addr, c: c, br: br}
-		ex := p.upstream.responseBody(ctx, uc, false)
+		ex := p.upstream.responseBody(ctx, &upConn{addr: a.target.addr, c: c, br: br}, false)
 		if ex.err != nil {
-			a.status = fasthttp.StatusBadGateway
-			ctx.Response.Reset()
-			ctx.SetStatusCode(fasthttp.StatusBadGateway)
-			ctx.SetBodyString(badGatewayMessage(a.target.group.name))
+			p.badGateway(ctx, a, ex.err)
 			return false
 		}
-		if ex.body == nil {
-			return false
-		}
-		ex.body.a = a
-		ctx.Response.SetBodyStream(ex.body, ex.size)
-		return true
+		return streamBody(ctx, a, ex)
 	}
 	answer := append([]byte(nil), ctx.Response.Header.Header()...)
 	ctx.HijackSetNoResponse(true)
