@@ -23,8 +23,8 @@ const (
 
 // cutoverProxy is the proxy under test.
 type cutoverProxy struct {
-	addr   string       // listener, 127.0.0.1:PORT
-	mode   string       // for the report
+	addr   string        // listener, 127.0.0.1:PORT
+	mode   string        // for the report
 	child  *child        // modeProcess
 	client *proxy.Client // modeProcess: its admin API
 	engine *proxy.Proxy  // modeInProcess
