@@ -336,3 +336,37 @@ func TestBadGatewayNamesTheGroupNotTheTarget(t *testing.T) {
 		t.Errorf("a target that hung up counts as the group's 5xx: %+v", s.Codes)
 	}
 }
+
+// TestClientGoneAfterTheHeadDeadline: a client that hangs up while a slow
+// target works is noticed even after the listener's read_header_timeout
+// has passed, and the target's request is aborted.
+func TestClientGoneAfterTheHeadDeadline(t *testing.T) {
+	aborted := make(chan struct{}, 1)
+	u, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/slow" {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			aborted <- struct{}{}
+		case <-time.After(10 * time.Second):
+		}
+	})
+	addr := freeAddr(t)
+	p := newTestProxy(t, Options{})
+	l := oneRoute(addr, WeightedTarget{"e/u", 1})
+	l.Limits.ReadHeaderTimeout = Duration(300 * time.Millisecond)
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{tgOf("e/u", u)}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "e/u", "healthy", 1)
+	client := &http.Client{Timeout: time.Second}
+	if _, err := client.Get("http://" + addr + "/slow"); err == nil {
+		t.Fatal("want the client's timeout to end the request")
+	}
+	select {
+	case <-aborted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the target's request was not aborted when the client went away after the head deadline")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,6 +39,8 @@ type upConn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	idleAt time.Time
+	// spoiled: a deadline in the past was set to abort a read or write.
+	spoiled atomic.Bool
 }
 
 const (
@@ -278,11 +281,12 @@ func peek(c net.Conn) (eof, data bool) {
 
 // release returns uc to the pool if it may carry another request, or closes it.
 func (p *upstreamPool) release(uc *upConn, reuse bool) {
-	if !reuse || uc.br.Buffered() > 0 {
+	// A connection whose deadline was spoiled (its client hung up) is not
+	// reused either.
+	if !reuse || uc.br.Buffered() > 0 || uc.spoiled.Load() {
 		uc.c.Close()
 		return
 	}
-	uc.c.SetDeadline(time.Time{})
 	uc.idleAt = time.Now()
 	p.mu.Lock()
 	if p.closed || len(p.idle[uc.addr]) >= p.maxIdle {
@@ -487,6 +491,7 @@ func (bc *bodyCopier) finished() bool {
 func (bc *bodyCopier) abort() {
 	bc.aborted = true
 	bc.ctx.SetReadDeadline(time.Unix(1, 0))
+	bc.uc.spoiled.Store(true)
 	bc.uc.c.SetWriteDeadline(time.Unix(1, 0))
 }
 
@@ -533,8 +538,12 @@ func (w *clientWatch) check() {
 	if !w.active {
 		return
 	}
+	// The head's read deadline may have passed while the target works; it
+	// would keep the peek from looking. The server resets it afterwards.
+	w.ctx.SetReadDeadline(time.Time{})
 	if eof, _ := peek(w.ctx.Conn()); eof {
 		w.gone = true
+		w.uc.spoiled.Store(true)
 		w.uc.c.SetDeadline(time.Unix(1, 0))
 		return
 	}
