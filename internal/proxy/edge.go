@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -74,11 +75,21 @@ func validateLimits(at string, l Limits, add func(string, ...any)) {
 // a TLS terminator in front of the proxy.
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
-// parseTrusted reads trusted_proxies: CIDRs ("10.0.0.0/8") or single IPs.
-// nil means loopback; an empty list trusts nobody.
+// TrustNone, alone in TrustedProxies, trusts nobody's forwarding headers.
+const TrustNone = "none"
+
+// parseTrusted reads trusted_proxies: CIDRs ("10.0.0.0/8") or single IPs;
+// empty means loopback, and TrustNone alone nobody. (An empty list does not
+// mean nobody: it would not survive a round trip through YAML.)
 func parseTrusted(list []string) ([]netip.Prefix, error) {
-	if list == nil {
+	if len(list) == 0 {
 		return loopback, nil
+	}
+	if slices.Contains(list, TrustNone) {
+		if len(list) > 1 {
+			return nil, fmt.Errorf("%q trusts nobody: it cannot be listed with addresses", TrustNone)
+		}
+		return nil, nil
 	}
 	out := make([]netip.Prefix, 0, len(list))
 	for _, s := range list {
@@ -89,7 +100,7 @@ func parseTrusted(list []string) ([]netip.Prefix, error) {
 		}
 		a, err := netip.ParseAddr(s)
 		if err != nil {
-			return nil, fmt.Errorf("%q is neither a CIDR (10.0.0.0/8) nor an IP address (192.0.2.7)", s)
+			return nil, fmt.Errorf("%q is neither a CIDR (10.0.0.0/8) nor an IP address (192.0.2.7); %q trusts nobody", s, TrustNone)
 		}
 		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -120,7 +121,7 @@ func TestHostileRequests(t *testing.T) {
 	l := oneRouteNamed("e/production", addr, "e/web")
 	l.Limits = Limits{ReadHeaderTimeout: Duration(500 * time.Millisecond), BodyIdleTimeout: Duration(500 * time.Millisecond),
 		IdleTimeout: Duration(2 * time.Second), MaxHeaderBytes: 8 << 10}
-	l.TrustedProxies = []string{} // nobody: every forwarding header is the proxy's own
+	l.TrustedProxies = []string{TrustNone} // every forwarding header is the proxy's own
 	if err := c.PutScope(ctx, "e", State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{tg}}); err != nil {
 		t.Fatal(err)
 	}
@@ -368,5 +369,41 @@ func TestClientGoneAfterTheHeadDeadline(t *testing.T) {
 	case <-aborted:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the target's request was not aborted when the client went away after the head deadline")
+	}
+}
+
+func TestValidateListenerEdges(t *testing.T) {
+	s := validState()
+	l := &s.Listeners[0]
+	l.Limits = Limits{ReadHeaderTimeout: Duration(-time.Second), MaxHeaderBytes: 100}
+	l.TrustedProxies = []string{"10.0.0.0/8", "none"}
+	err := s.Validate()
+	for _, want := range []string{"limits.read_header_timeout -1s is negative", "limits.max_header_bytes 100 is out of range: give 1024 to 1048576",
+		`trusted_proxies: "none" trusts nobody: it cannot be listed with addresses`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q in %v", want, err)
+		}
+	}
+	l.TrustedProxies = []string{"10.0.0.300"}
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), `"10.0.0.300" is neither a CIDR`) {
+		t.Errorf("bad IP: %v", err)
+	}
+	l.Limits, l.TrustedProxies = Limits{}, []string{"192.0.2.7", "2001:db8::/32"}
+	if err := s.Validate(); err != nil {
+		t.Errorf("good edges refused: %v", err)
+	}
+	for _, c := range []struct {
+		list []string
+		ip   string
+		want bool
+	}{{nil, "127.0.0.1", true}, {nil, "192.0.2.7", false}, {[]string{TrustNone}, "127.0.0.1", false},
+		{[]string{"192.0.2.7"}, "192.0.2.7", true}, {[]string{"2001:db8::/32"}, "2001:db8::1", true}, {[]string{"10.0.0.0/8"}, "::ffff:10.1.2.3", true}} {
+		trusted, err := parseTrusted(c.list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := trusts(trusted, netip.MustParseAddr(c.ip).Unmap()); got != c.want {
+			t.Errorf("trusted_proxies %v, client %s: trusted %v, want %v", c.list, c.ip, got, c.want)
+		}
 	}
 }

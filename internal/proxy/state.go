@@ -25,8 +25,8 @@ type Listener struct {
 	// (extended), X-Forwarded-Proto, X-Forwarded-Host, X-Real-IP and
 	// Forwarded headers are passed on; from any other client they are
 	// replaced by what the proxy sees. Unset: loopback clients are trusted;
-	// an empty list trusts nobody.
-	TrustedProxies []string `json:"trusted_proxies,omitzero"`
+	// ["none"] (TrustNone) trusts nobody.
+	TrustedProxies []string `json:"trusted_proxies,omitempty"`
 }
 
 // Rule matches requests by host and path prefix (both optional) and forwards
