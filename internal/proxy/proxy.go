@@ -60,7 +60,7 @@ type listener struct {
 	done       chan struct{}
 
 	mu    sync.Mutex
-	conns map[net.Conn]struct{} // open client connections, hijacked ones too
+	conns map[net.Conn]struct{} // open client connections
 }
 
 // New returns a Proxy with no listeners; Apply configures it.
@@ -115,7 +115,9 @@ func (p *Proxy) apply(ctx context.Context, s State, warm bool) error {
 		if _, ok := p.listeners[l.Addr]; ok {
 			continue
 		}
-		ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", l.Addr)
+		// No TCP keep-alive probes on client connections (three socket
+		// options per accepted connection): idle_timeout closes idle ones.
+		ln, err := (&net.ListenConfig{KeepAlive: -1}).Listen(ctx, "tcp", l.Addr)
 		if err != nil {
 			for _, o := range opened {
 				o.forceClose()
@@ -211,20 +213,24 @@ func (p *Proxy) newListener(l Listener, ln net.Listener) *listener {
 }
 
 // track keeps the set of open connections, to close them when a graceful
-// shutdown runs out of time.
+// shutdown runs out of time (as net/http's Server.Close, it leaves upgraded
+// connections alone).
 func (l *listener) track(c net.Conn, st fasthttp.ConnState) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	switch st {
 	case fasthttp.StateNew:
+		l.mu.Lock()
 		l.conns[c] = struct{}{}
-	case fasthttp.StateClosed:
+		l.mu.Unlock()
+	case fasthttp.StateClosed, fasthttp.StateHijacked:
+		// A hijacked connection (an upgraded one) is the tunnel's to close.
+		l.mu.Lock()
 		delete(l.conns, c)
+		l.mu.Unlock()
 	}
 }
 
 // shutdown stops accepting, lets requests in flight end until ctx ends,
-// then closes what is left (WebSocket tunnels included).
+// then closes what is left.
 func (l *listener) shutdown(ctx context.Context) error {
 	err := l.srv.ShutdownWithContext(ctx)
 	if err != nil {
