@@ -42,7 +42,10 @@ type setting struct {
 	RPSVsDirect  float64       `json:"rps_cutover_vs_direct"`
 	P99VsNginx   time.Duration `json:"p99_cutover_minus_nginx_ns"`
 	P99VsHAProxy time.Duration `json:"p99_cutover_minus_haproxy_ns"`
-	GoalMet      bool          `json:"goal_met"`
+	// CPU per request is the figure least disturbed by other load on the machine.
+	CPUVsNginx   float64 `json:"cpu_per_request_cutover_vs_nginx"`
+	CPUVsHAProxy float64 `json:"cpu_per_request_cutover_vs_haproxy"`
+	GoalMet      bool    `json:"goal_met"`
 }
 
 // flipResult is the load seen while the weights flipped.
@@ -91,6 +94,8 @@ func (s *setting) summarize() {
 	s.RPSVsDirect = ratio(cut.RPS, direct.RPS)
 	s.P99VsNginx = cut.P99 - nginx.P99
 	s.P99VsHAProxy = cut.P99 - haproxy.P99
+	s.CPUVsNginx = ratio(float64(cut.CPUPerReq), float64(nginx.CPUPerReq))
+	s.CPUVsHAProxy = ratio(float64(cut.CPUPerReq), float64(haproxy.CPUPerReq))
 	s.GoalMet = s.RPSVsNginx >= goalRPSRatio && s.P99VsNginx <= goalP99Slack
 }
 
@@ -166,8 +171,8 @@ func (r *report) writeText(w io.Writer) {
 			verdict = "met"
 			met++
 		}
-		fmt.Fprintf(w, "cutover/nginx %.2fx req/s, p99 %s; cutover/haproxy %.2fx req/s, p99 %s; cutover/direct %.2fx; goal %s\n",
-			s.RPSVsNginx, signedMs(s.P99VsNginx), s.RPSVsHAProxy, signedMs(s.P99VsHAProxy), s.RPSVsDirect, verdict)
+		fmt.Fprintf(w, "cutover/nginx %.2fx req/s, p99 %s, CPU/req %.2fx; cutover/haproxy %.2fx req/s, p99 %s, CPU/req %.2fx; cutover/direct %.2fx; goal %s\n",
+			s.RPSVsNginx, signedMs(s.P99VsNginx), s.CPUVsNginx, s.RPSVsHAProxy, signedMs(s.P99VsHAProxy), s.CPUVsHAProxy, s.RPSVsDirect, verdict)
 	}
 	fmt.Fprintf(w, "\n%s: met in %d of %d settings\n", goalLabel, met, len(r.Settings))
 	if f := r.Flip; f != nil {

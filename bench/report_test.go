@@ -63,7 +63,7 @@ func TestReportGoal(t *testing.T) {
 		var out bytes.Buffer
 		r.writeText(&out)
 		verdict := map[bool]string{true: "met", false: "missed"}[c.wantMet]
-		for _, want := range []string{"cutover/nginx " + c.wantRatio + " req/s, p99 " + c.wantTo, "goal " + verdict + "\n",
+		for _, want := range []string{"cutover/nginx " + c.wantRatio + " req/s, p99 " + c.wantTo + ", CPU/req 1.00x", "goal " + verdict + "\n",
 			"met in " + map[bool]string{true: "1", false: "0"}[c.wantMet] + " of 1 settings", "4 flips, 100 requests, 0 failed", "20.0µs"} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("%s: output lacks %q:\n%s", c.name, want, &out)
