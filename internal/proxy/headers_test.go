@@ -1,7 +1,12 @@
 package proxy
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"slices"
 	"testing"
 )
@@ -36,5 +41,38 @@ func TestResponseHeadersPassThrough(t *testing.T) {
 		if got := resp.Header.Values(k); !slices.Equal(got, want) {
 			t.Errorf("%s: got %q, want %q", k, got, want)
 		}
+	}
+}
+
+// TestEarlyHintsReachTheClient: a target's 103 Early Hints answer is relayed
+// before the final one.
+func TestEarlyHintsReachTheClient(t *testing.T) {
+	u, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/page" {
+			return
+		}
+		w.Header().Set("Link", "</app.css>; rel=preload; as=style")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		io.WriteString(w, "page")
+	})
+	_, addr := proxyTo(t, u)
+	var hints []string
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		hints = append(hints, fmt.Sprintf("%d %s", code, h.Get("Link")))
+		return nil
+	}}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, "http://"+addr+"/page", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "page" {
+		t.Fatalf("final answer %d %q", resp.StatusCode, b)
+	}
+	if !slices.Equal(hints, []string{"103 </app.css>; rel=preload; as=style"}) {
+		t.Fatalf("interim answers %q, want the 103 with its Link", hints)
 	}
 }

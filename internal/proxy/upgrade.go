@@ -34,7 +34,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool 
 	}
 	br := bufio.NewReaderSize(c, upReadBuffer)
 	if err == nil {
-		err = readResponseHead(&ctx.Response.Header, br)
+		err = readResponseHead(ctx, br)
 	}
 	if err != nil {
 		if c != nil {

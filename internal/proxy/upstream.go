@@ -108,7 +108,7 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 		if copier == nil {
 			watch = startClientWatch(ctx, uc)
 		}
-		err = readResponseHead(&ctx.Response.Header, uc.br)
+		err = readResponseHead(ctx, uc.br)
 		if watch != nil {
 			ex.clientGone = watch.end()
 		}
@@ -143,9 +143,10 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 	}
 }
 
-// readResponseHead reads a response head, skipping interim (1xx) answers
-// other than 101.
-func readResponseHead(rh *fasthttp.ResponseHeader, br *bufio.Reader) error {
+// readResponseHead reads a response head into ctx.Response, relaying 103
+// Early Hints to the client and skipping other interim (1xx) answers but 101.
+func readResponseHead(ctx *fasthttp.RequestCtx, br *bufio.Reader) error {
+	rh := &ctx.Response.Header
 	for n := 0; ; n++ {
 		if err := rh.Read(br); err != nil {
 			return err
@@ -153,6 +154,9 @@ func readResponseHead(rh *fasthttp.ResponseHeader, br *bufio.Reader) error {
 		sc := rh.StatusCode()
 		if sc >= 200 || sc == fasthttp.StatusSwitchingProtocols || n >= 5 {
 			return nil
+		}
+		if sc == fasthttp.StatusEarlyHints {
+			ctx.EarlyHints()
 		}
 	}
 }
