@@ -18,6 +18,7 @@ import (
 
 // seenRequest is what the target behind the proxy received.
 type seenRequest struct {
+	host   string
 	path   string
 	header http.Header
 	body   string
@@ -40,7 +41,7 @@ func newRecordingTarget(t *testing.T) *recordingTarget {
 		}
 		b, err := io.ReadAll(r.Body)
 		rt.mu.Lock()
-		rt.seen = append(rt.seen, seenRequest{r.URL.Path, r.Header.Clone(), string(b), err})
+		rt.seen = append(rt.seen, seenRequest{r.Host, r.URL.Path, r.Header.Clone(), string(b), err})
 		rt.mu.Unlock()
 		if err != nil {
 			return
@@ -197,6 +198,15 @@ func TestHostileRequests(t *testing.T) {
 		name:  "no Host header",
 		parts: []string{"GET / HTTP/1.1\r\n\r\n"},
 		want:  []int{400},
+	}, {
+		name:  "HTTP/1.0 without Host is served, with the listener's address as Host",
+		parts: []string{"GET /old HTTP/1.0\r\n\r\n"},
+		want:  []int{200}, counted: true,
+		check: func(t *testing.T, r rawResult, seen []seenRequest) {
+			if len(seen) != 1 || seen[0].host != addr {
+				t.Fatalf("the target saw %+v, want one request with Host %s", seen, addr)
+			}
+		},
 	}, {
 		name: "spoofed forwarding headers from an untrusted client",
 		parts: []string{"GET /whoami HTTP/1.1\r\nHost: app.example\r\nX-Forwarded-For: 203.0.113.66\r\nX-Forwarded-Proto: https\r\n" +

@@ -95,7 +95,7 @@ func (h *listenerHandler) serve(ctx *fasthttp.RequestCtx) {
 // former (RFC 9112 §6.1), so it is refused here.
 func refuseFraming(ctx *fasthttp.RequestCtx) string {
 	h := &ctx.Request.Header
-	if len(h.Host()) == 0 {
+	if len(h.Host()) == 0 && h.IsHTTP11() {
 		return "cutover: the request has no Host header\n"
 	}
 	if h.ContentLength() == -1 && hasRawHeader(h.RawHeaders(), "content-length") {
@@ -246,6 +246,10 @@ func appendRequestHead(dst []byte, ctx *fasthttp.RequestCtx, trusted, upgrade bo
 	dst = append(dst, ' ')
 	dst = append(dst, h.RequestURI()...)
 	dst = append(dst, " HTTP/1.1\r\n"...)
+	if len(h.Host()) == 0 {
+		// An HTTP/1.0 client may leave Host out; HTTP/1.1 needs one.
+		dst = append(append(append(dst, "Host: "...), ctx.LocalAddr().String()...), '\r', '\n')
+	}
 	conn := h.Peek("Connection")
 	var xff []byte
 	seenProto, seenHost := false, false
@@ -293,7 +297,7 @@ func appendRequestHead(dst []byte, ctx *fasthttp.RequestCtx, trusted, upgrade bo
 	if !seenProto {
 		dst = append(dst, "X-Forwarded-Proto: http\r\n"...)
 	}
-	if !seenHost {
+	if !seenHost && len(h.Host()) > 0 {
 		dst = append(append(append(dst, "X-Forwarded-Host: "...), h.Host()...), '\r', '\n')
 	}
 	switch n := h.ContentLength(); {
