@@ -417,3 +417,41 @@ func TestValidateListenerEdges(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectFailureIsRetriedOnce: with every target of a group gone (still
+// healthy until the next check), a request tries a second target once, then
+// gets a 502 counted against the group, instead of going round the targets.
+func TestConnectFailureIsRetriedOnce(t *testing.T) {
+	a, b := httptest.NewServer(http.NotFoundHandler()), httptest.NewServer(http.NotFoundHandler())
+	addr := freeAddr(t)
+	p := newTestProxy(t, Options{})
+	g := TargetGroup{Name: "e/g", Health: HealthCheck{Path: "/", Interval: Duration(time.Hour), Timeout: Duration(time.Second), HealthyThreshold: 1, UnhealthyThreshold: 1, SuccessCodes: "200-499"},
+		Targets: []Target{{ID: "a", Addr: hostOf(a)}, {ID: "b", Addr: hostOf(b)}}}
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{oneRoute(addr, WeightedTarget{"e/g", 1})}, TargetGroups: []TargetGroup{g}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "e/g", "healthy", 2)
+	a.Close()
+	b.Close()
+	done := make(chan int, 1)
+	go func() {
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + addr + "/")
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	select {
+	case code := <-done:
+		if code != http.StatusBadGateway {
+			t.Fatalf("got %d, want 502", code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request did not end: retried without end")
+	}
+	if s, _ := p.Stats().Group("e/g"); s.Codes["5xx"] != 1 {
+		t.Errorf("want one 5xx for the group, have %v", s.Codes)
+	}
+}

@@ -163,25 +163,21 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, bodyIdle time.Dura
 	buf := smallPool.Get().(*[]byte)
 	defer smallPool.Put(buf)
 	small, err := readSmallBody(ctx, *buf)
-	var ex exchange
-	ex.clientErr = err
-	for ex.clientErr == nil {
+	ex := exchange{clientErr: err}
+	for retried := false; ex.clientErr == nil; retried = true {
 		ex = p.upstream.roundTrip(ctx, a.target.addr, *head, small, bodyIdle)
-		if ex.err == nil {
+		var de *dialError
+		if ex.err == nil || ex.clientErr != nil || !errors.As(ex.err, &de) || retried {
 			break
 		}
-		var de *dialError
-		if ex.clientErr == nil && errors.As(ex.err, &de) && !ex.retried {
-			// Nothing was sent: safe to try another target, once, for any method.
-			if fw, t := a.route.pick(a.target); t != nil {
-				t.inFlight.Add(1)
-				a.target.inFlight.Add(-1)
-				a.target, a.fw = t, fw
-				ex.retried = true
-				continue
-			}
+		// Nothing was sent: safe to try another target, once, for any method.
+		fw, t := a.route.pick(a.target)
+		if t == nil {
+			break
 		}
-		break
+		t.inFlight.Add(1)
+		a.target.inFlight.Add(-1)
+		a.target, a.fw = t, fw
 	}
 	switch {
 	case ex.clientErr != nil:

@@ -71,7 +71,6 @@ type exchange struct {
 	err        error   // the target failed (or could not be reached: *dialError)
 	clientErr  error   // reading the request body from the client failed
 	clientGone bool    // the client hung up while the target worked
-	retried    bool    // set by the caller: one retry on another target
 }
 
 // roundTrip sends the request of ctx, with head as its line and headers, to
