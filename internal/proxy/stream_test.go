@@ -103,3 +103,43 @@ func TestRequestBodyStreamsToTheTarget(t *testing.T) {
 		t.Fatalf("after HEAD: %d %q", code, body)
 	}
 }
+
+// TestEarlyAnswerStopsTheUpload: a target that answers before reading a big
+// body gets no more of it; the client gets the answer and the connection
+// closes (what remains of the body cannot be told from a next request).
+func TestEarlyAnswerStopsTheUpload(t *testing.T) {
+	u, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/upload" {
+			w.Header().Set("Connection", "close")
+			http.Error(w, "too big", http.StatusRequestEntityTooLarge)
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	_, addr := proxyTo(t, u)
+	pr, pw := io.Pipe()
+	go func() {
+		chunk := make([]byte, 64<<10)
+		for range 80 { // 5 MiB, unless the proxy stops reading
+			if _, err := pw.Write(chunk); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	defer pr.Close()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/upload", pr)
+	req.ContentLength = 80 * 64 << 10
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "too big") {
+		t.Fatalf("got %d %q", resp.StatusCode, b)
+	}
+	if code, body, _ := get(t, addr, "", "/"); code != 200 || body != "ok" {
+		t.Fatalf("next request: %d %q", code, body)
+	}
+}

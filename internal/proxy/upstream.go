@@ -432,7 +432,7 @@ type bodyCopier struct {
 	done      chan struct{}
 	clientErr error // reading from the client failed
 	complete  bool  // the whole body was sent
-	aborted   bool
+	aborted   atomic.Bool
 }
 
 func startBodyCopier(ctx *fasthttp.RequestCtx, uc *upConn, chunked bool, idle time.Duration) *bodyCopier {
@@ -471,7 +471,7 @@ func (bc *bodyCopier) run(chunked bool, idle time.Duration) {
 			return
 		}
 		if err != nil {
-			if !bc.aborted {
+			if !bc.aborted.Load() {
 				bc.clientErr = err
 				// The target waits for the rest of the body: end its wait.
 				bc.uc.c.Close()
@@ -492,7 +492,7 @@ func (bc *bodyCopier) finished() bool {
 
 // abort stops the copy: the client's read and the target's write fail.
 func (bc *bodyCopier) abort() {
-	bc.aborted = true
+	bc.aborted.Store(true)
 	bc.ctx.SetReadDeadline(time.Unix(1, 0))
 	bc.uc.spoiled.Store(true)
 	bc.uc.c.SetWriteDeadline(time.Unix(1, 0))
@@ -501,7 +501,7 @@ func (bc *bodyCopier) abort() {
 // wait waits for the copy to end and returns the client's error, if any.
 func (bc *bodyCopier) wait() error {
 	<-bc.done
-	if bc.aborted {
+	if bc.aborted.Load() {
 		return nil
 	}
 	return bc.clientErr
