@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -207,8 +208,12 @@ func readSmallBody(ctx *fasthttp.RequestCtx, buf []byte) ([]byte, error) {
 	if cl <= 0 || cl > smallBody {
 		return nil, nil
 	}
+	r := ctx.RequestBodyStream()
+	if r == nil { // the server read it whole
+		return ctx.Request.Body(), nil
+	}
 	b := buf[:cl]
-	_, err := io.ReadFull(ctx.RequestBodyStream(), b)
+	_, err := io.ReadFull(r, b)
 	return b, err
 }
 
@@ -446,6 +451,9 @@ func (bc *bodyCopier) run(chunked bool, idle time.Duration) {
 	buf := smallPool.Get().(*[]byte)
 	defer smallPool.Put(buf)
 	r := bc.ctx.RequestBodyStream()
+	if r == nil { // the server read it whole (Body would drain a stream)
+		r = bytes.NewReader(bc.ctx.Request.Body())
+	}
 	w := bc.uc.bw
 	for {
 		bc.ctx.SetReadDeadline(time.Now().Add(idle))
