@@ -144,7 +144,7 @@ func (p *Proxy) apply(ctx context.Context, s State, warm bool) error {
 		if nl, ok := want[addr]; ok {
 			l.name = nl.Name
 			if nl.Limits != l.limits {
-				p.log.Warn("listener limits changed: they take effect when the proxy restarts (cutover proxy restart)", "listener", nl.Name, "addr", addr)
+				p.log.Warn("listener limits changed: they take effect when the proxy restarts (cutover proxy stop, then cutover proxy start)", "listener", nl.Name, "addr", addr)
 			}
 			continue
 		}
