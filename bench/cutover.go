@@ -23,33 +23,61 @@ const (
 
 // cutoverProxy is the proxy under test.
 type cutoverProxy struct {
-	addr   string       // listener, 127.0.0.1:PORT
-	mode   string       // for the report
-	child  *child       // modeProcess
-	engine *proxy.Proxy // modeInProcess
+	addr   string        // listener, 127.0.0.1:PORT
+	mode   string        // for the report
+	child  *child        // modeProcess
+	client *proxy.Client // modeProcess: its admin API
+	engine *proxy.Proxy  // modeInProcess
 }
 
-// routes sends every path of one listener to backend, health-checked the way
-// cutover.yaml checks the bluemed backend.
+// routes sends every path of one listener to backend through two target
+// groups, blue and green (both the same backend, so flipping the weights
+// between them changes nothing but the routing), health-checked the way
+// cutover.yaml checks the bluemed backend. Blue takes the traffic.
 func routes(listen, backend string) proxy.State {
-	group := benchScope + "/backend"
-	return proxy.State{
-		Listeners: []proxy.Listener{{
-			Name:  benchScope + "/http",
-			Addr:  listen,
-			Rules: []proxy.Rule{{PathPrefix: "/", Forward: []proxy.WeightedTarget{{TargetGroup: group, Weight: 100}}}},
-		}},
-		TargetGroups: []proxy.TargetGroup{{
-			Name: group,
+	st := proxy.State{Listeners: []proxy.Listener{{
+		Name:  benchListener,
+		Addr:  listen,
+		Rules: []proxy.Rule{{PathPrefix: "/", Forward: weights(100)}},
+	}}}
+	for _, color := range []string{"blue", "green"} {
+		st.TargetGroups = append(st.TargetGroups, proxy.TargetGroup{
+			Name: benchScope + "/" + color,
 			Health: proxy.HealthCheck{
 				Path:             "/api/health",
 				Interval:         proxy.Duration(time.Second),
 				Timeout:          proxy.Duration(500 * time.Millisecond),
 				HealthyThreshold: 1,
 			},
-			Targets: []proxy.Target{{ID: "backend-1", Addr: backend}},
-		}},
+			Targets: []proxy.Target{{ID: "backend-" + color, Addr: backend}},
+		})
 	}
+	return st
+}
+
+const benchListener = benchScope + "/http"
+
+// weights gives blue its share (0..100) and green the rest.
+func weights(blue int) []proxy.WeightedTarget {
+	return []proxy.WeightedTarget{{TargetGroup: benchScope + "/blue", Weight: blue}, {TargetGroup: benchScope + "/green", Weight: 100 - blue}}
+}
+
+// setWeights moves the traffic between blue and green, as a deployment does.
+func (p *cutoverProxy) setWeights(ctx context.Context, blue int) error {
+	if p.engine != nil {
+		st := p.engine.State()
+		st.Listeners[0].Rules[0].Forward = weights(blue)
+		return p.engine.Apply(ctx, st)
+	}
+	return p.client.SetWeights(ctx, proxy.WeightChange{Listener: benchListener, PathPrefix: "/", Forward: weights(blue)})
+}
+
+// pid is the process that serves the proxy's requests.
+func (p *cutoverProxy) pid() int {
+	if p.child != nil {
+		return p.child.cmd.Process.Pid
+	}
+	return os.Getpid()
 }
 
 // startCutover starts the proxy in the given mode on a free 127.0.0.1 port in
@@ -105,6 +133,7 @@ func (p *cutoverProxy) startProcess(ctx context.Context, moduleDir, dir, backend
 		return fmt.Errorf("%v\ncutover proxy log:\n%s", err, log)
 	}
 	client := proxy.NewClient(home)
+	p.client = client
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		_, err := client.Ping(ctx)

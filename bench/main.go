@@ -1,9 +1,14 @@
-// Command bench is `make bench`: it measures the overhead of cutover's load
-// balancer on one machine by sending the same bounded load, on 127.0.0.1
-// only, to the bluemed backend directly, through cutover's proxy, and through
-// nginx configured as a tuned reverse proxy, in interleaved rounds.
+// Command bench is `make bench`: it measures cutover's load balancer against
+// nginx and HAProxy (Debian's packages, tuned as reverse proxies) and against
+// no proxy at all, in front of the same bluemed backend, on 127.0.0.1 only.
+// In one run, in interleaved rounds (so a noisy neighbour hits every target
+// alike), wrk loads each target at every connection count, with keep-alive
+// and with a new connection per request; it reports requests/s, p50, p99 and
+// p99.9, and the CPU time the proxy process spent per request. Then it flips
+// the cutover proxy's weights between two target groups under load and
+// counts failed requests (the goal: none).
 //
-// Usage: go run ./bench [-duration 5s] [-rounds 3] [-concurrency 32] [-proxy process|inprocess] [-json]
+// Usage: go run ./bench [-duration 4s] [-rounds 3] [-conns 32,256] [-proxy process|inprocess] [-json]
 package main
 
 import (
@@ -13,35 +18,47 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
-
-	"github.com/cutoverdev/cutover/internal/loadgen"
 )
 
 type options struct {
-	duration    time.Duration
-	warmup      time.Duration
-	rounds      int
-	concurrency int
-	path        string
-	proxyMode   string
-	json        bool
+	duration  time.Duration
+	warmup    time.Duration
+	rounds    int
+	conns     []int
+	path      string
+	proxyMode string
+	flips     int
+	json      bool
 }
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(runMain(os.Args[1:]))
 }
 
-func run(args []string) int {
-	var o options
+func runMain(args []string) int {
+	o := options{conns: []int{32, 256}}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.DurationVar(&o.duration, "duration", 5*time.Second, "load duration of each target in each round")
+	fs.DurationVar(&o.duration, "duration", 4*time.Second, "load duration of each target in each setting and round")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured load per target before the first round")
-	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each target's result is the median over them")
-	fs.IntVar(&o.concurrency, "concurrency", 32, "concurrent connections of the load generator")
+	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each figure is the median over them")
+	fs.Func("conns", "connection counts, comma-separated (default 32,256)", func(s string) error {
+		o.conns = nil
+		for f := range strings.SplitSeq(s, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				return fmt.Errorf("%q is not a number", f)
+			}
+			o.conns = append(o.conns, n)
+		}
+		return nil
+	})
 	fs.StringVar(&o.path, "path", "/api/appointments", "request path on the bluemed backend")
 	fs.StringVar(&o.proxyMode, "proxy", modeProcess, "how to run cutover's proxy: process (cutover proxy run, as in production) or inprocess")
+	fs.IntVar(&o.flips, "flips", 8, "weight flips during the last load on the cutover proxy (0: none)")
 	fs.BoolVar(&o.json, "json", false, "print the result as JSON")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -50,11 +67,16 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		return 2
 	}
+	if err := checkTools(); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "bench: about %s of load\n", o.budget().Round(time.Second))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep, err := bench(ctx, o)
-	if err != nil {
+	if rep == nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		return 1
 	}
@@ -66,35 +88,68 @@ func run(args []string) int {
 	} else {
 		rep.writeText(os.Stdout)
 	}
-	for _, s := range rep.Targets {
-		if s.Failed > 0 {
-			fmt.Fprintf(os.Stderr, "bench: %s had %d failed requests: the figures above are not comparable\n", s.Name, s.Failed)
-			return 1
-		}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		return 1
+	}
+	if failed := rep.failures(); failed != "" {
+		fmt.Fprintf(os.Stderr, "bench: %s\n", failed)
+		return 1
 	}
 	return 0
 }
 
+// maxBudget bounds the whole run's load time: the benchmark stays well under
+// ten minutes.
+const maxBudget = 7 * time.Minute
+
 func (o options) check() error {
 	switch {
-	case o.duration < 100*time.Millisecond || o.duration > time.Minute:
-		return fmt.Errorf("-duration %s: use a value from 100ms to 1m", o.duration)
+	case o.duration < time.Second || o.duration > time.Minute || o.duration%time.Second != 0:
+		return fmt.Errorf("-duration %s: use whole seconds from 1s to 1m (wrk's unit)", o.duration)
 	case o.warmup < 0 || o.warmup > time.Minute:
 		return fmt.Errorf("-warmup %s: use a value from 0 to 1m", o.warmup)
 	case o.rounds < 1 || o.rounds > 20:
 		return fmt.Errorf("-rounds %d: use a value from 1 to 20", o.rounds)
-	case o.concurrency < 1 || o.concurrency > 1024:
-		return fmt.Errorf("-concurrency %d: use a value from 1 to 1024", o.concurrency)
+	case len(o.conns) == 0:
+		return errors.New("-conns: give at least one connection count")
 	case o.proxyMode != modeProcess && o.proxyMode != modeInProcess:
 		return fmt.Errorf("-proxy %q: use process or inprocess", o.proxyMode)
 	case len(o.path) == 0 || o.path[0] != '/':
 		return fmt.Errorf("-path %q: use an absolute path such as /api/health", o.path)
+	case o.flips < 0 || o.flips > 100:
+		return fmt.Errorf("-flips %d: use a value from 0 to 100", o.flips)
+	}
+	for _, n := range o.conns {
+		if n < 1 || n > 1024 {
+			return fmt.Errorf("-conns %d: use counts from 1 to 1024", n)
+		}
+	}
+	if b := o.budget(); b > maxBudget {
+		return fmt.Errorf("-duration/-rounds/-conns: %s of load, more than %s: use fewer rounds or a shorter duration", b.Round(time.Second), maxBudget)
 	}
 	return nil
 }
 
-// bench starts the three targets, measures them and stops everything it
-// started, by PID, whatever happens.
+// budget is the load time of a run: every target, setting and round, the
+// warm-up and the flip run.
+func (o options) budget() time.Duration {
+	settings := len(o.conns) * len(connModes)
+	b := time.Duration(len(targetNames)*settings*o.rounds)*o.duration + time.Duration(len(targetNames))*o.warmup
+	if o.flips > 0 {
+		b += o.duration
+	}
+	return b
+}
+
+// Connection modes of a setting.
+var connModes = []bool{false, true} // new connection per request?
+
+var targetNames = []string{"direct", "cutover", "nginx", "haproxy"}
+
+// bench starts the backend and the three proxies in front of it, measures
+// them and stops everything it started, by PID, whatever happens. A failing
+// weight flip still returns the report of the rounds.
 func bench(ctx context.Context, o options) (*report, error) {
 	root, err := moduleRoot(ctx)
 	if err != nil {
@@ -105,6 +160,10 @@ func bench(ctx context.Context, o options) (*report, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
+	script, err := writeWrkScript(dir)
+	if err != nil {
+		return nil, err
+	}
 
 	progress("building and starting the bluemed backend")
 	backend, backendAddr, err := startBackend(ctx, root, dir)
@@ -118,6 +177,12 @@ func bench(ctx context.Context, o options) (*report, error) {
 		return nil, err
 	}
 	defer nginx.stop(5 * time.Second)
+	progress("starting HAProxy")
+	haproxy, haproxyAddr, err := startHAProxy(ctx, dir, backendAddr)
+	if err != nil {
+		return nil, err
+	}
+	defer haproxy.stop(5 * time.Second)
 	progress("starting the cutover proxy (%s)", o.proxyMode)
 	cut, err := startCutover(ctx, o.proxyMode, root, dir, backendAddr)
 	if err != nil {
@@ -125,47 +190,113 @@ func bench(ctx context.Context, o options) (*report, error) {
 	}
 	defer cut.stop()
 
-	targets := []*summary{
-		{Name: "direct", URL: "http://" + backendAddr + o.path},
-		{Name: "cutover", URL: "http://" + cut.addr + o.path},
-		{Name: "nginx", URL: "http://" + nginxAddr + o.path},
+	targets := []target{
+		{name: "direct", url: "http://" + backendAddr + o.path, pid: backend.cmd.Process.Pid},
+		{name: "cutover", url: "http://" + cut.addr + o.path, pid: cut.pid()},
+		{name: "nginx", url: "http://" + nginxAddr + o.path, pid: nginx.cmd.Process.Pid},
+		{name: "haproxy", url: "http://" + haproxyAddr + o.path, pid: haproxy.cmd.Process.Pid},
 	}
-	load := func(t *summary, d time.Duration) (loadgen.Result, error) {
-		res, err := loadgen.Run(ctx, loadgen.Options{URL: t.URL, Concurrency: o.concurrency, Duration: d})
+	load := func(t target, conns int, newConn bool, d time.Duration) (run, error) {
+		cpu := treeCPU
+		if t.pid == os.Getpid() {
+			cpu = processCPU // the in-process proxy: not the children this process started
+		}
+		before := cpu(t.pid)
+		r, err := runWrk(ctx, script, t.url, conns, newConn, d)
+		if err == nil && r.Requests > 0 {
+			r.CPUPerReq = (cpu(t.pid) - before) / time.Duration(r.Requests)
+		}
 		if err == nil && ctx.Err() != nil {
 			err = errors.New("interrupted; stopped everything it started")
 		}
-		return res, err
+		return r, err
 	}
 	if o.warmup > 0 {
 		for _, t := range targets {
-			progress("warming up %s (%s)", t.Name, o.warmup)
-			if _, err := load(t, o.warmup); err != nil {
+			progress("warming up %s (%s)", t.name, o.warmup)
+			if _, err := load(t, o.conns[0], false, o.warmup); err != nil {
 				return nil, err
 			}
+		}
+	}
+	rep := &report{ProxyMode: cut.mode, Path: o.path, Duration: o.duration, Rounds: o.rounds}
+	for _, conns := range o.conns {
+		for _, newConn := range connModes {
+			s := &setting{Conns: conns, NewConn: newConn}
+			for _, t := range targets {
+				s.Targets = append(s.Targets, &summary{Name: t.name})
+			}
+			rep.Settings = append(rep.Settings, s)
 		}
 	}
 	for r := range o.rounds {
-		// Rotate the order so no target always runs first or last.
-		for i := range targets {
-			t := targets[(i+r)%len(targets)]
-			res, err := load(t, o.duration)
-			if err != nil {
-				return nil, err
+		for i, s := range rep.Settings {
+			// Rotate the order so no target always runs first or last.
+			for j := range targets {
+				k := (j + r + i) % len(targets)
+				res, err := load(targets[k], s.Conns, s.NewConn, o.duration)
+				if err != nil {
+					return nil, err
+				}
+				progress("round %d/%d %4d conns %-10s %-8s %7.0f req/s  p99 %s  cpu/req %s  errors %d",
+					r+1, o.rounds, s.Conns, s.mode(), targets[k].name, res.RPS, ms(res.P99), us(res.CPUPerReq), res.Errors)
+				s.Targets[k].Runs = append(s.Targets[k].Runs, res)
 			}
-			progress("round %d/%d %-8s %6.0f req/s  p50 %s  p99 %s  failed %d",
-				r+1, o.rounds, t.Name, res.RPS, ms(res.P50), ms(res.P99), res.Failed)
-			t.Rounds = append(t.Rounds, res)
 		}
 	}
-
-	rep := &report{ProxyMode: cut.mode, Path: o.path, Duration: o.duration, RoundsCount: o.rounds,
-		Concurrency: o.concurrency, Targets: targets}
-	for _, t := range targets {
-		t.summarize()
+	for _, s := range rep.Settings {
+		s.summarize()
 	}
-	rep.compare(targets[0], targets[1], targets[2])
+	if o.flips > 0 {
+		conns := o.conns[len(o.conns)-1]
+		progress("flipping the cutover proxy's weights %d times under %d connections", o.flips, conns)
+		f, err := flipUnderLoad(ctx, cut, script, targets[1].url, conns, o.flips, o.duration)
+		rep.Flip = &f
+		if err != nil {
+			return rep, fmt.Errorf("weight flips under load: %w", err)
+		}
+	}
 	return rep, nil
+}
+
+// target is one thing the load is sent to, and the process serving it.
+type target struct {
+	name, url string
+	pid       int
+}
+
+// flipUnderLoad loads the cutover proxy with keep-alive connections while
+// moving all traffic between its blue and green target groups, evenly spread
+// over the run, and reports what the load saw.
+func flipUnderLoad(ctx context.Context, cut *cutoverProxy, script, url string, conns, flips int, d time.Duration) (flipResult, error) {
+	done := make(chan struct{})
+	var flipErr error
+	n := 0
+	go func() {
+		defer close(done)
+		every := d / time.Duration(flips+1)
+		for i := range flips {
+			time.Sleep(every)
+			blue := 0
+			if i%2 == 1 {
+				blue = 100
+			}
+			if err := cut.setWeights(ctx, blue); err != nil {
+				flipErr = err
+				return
+			}
+			n++
+		}
+	}()
+	r, err := runWrk(ctx, script, url, conns, false, d)
+	<-done
+	if err == nil {
+		err = flipErr
+	}
+	if err == nil {
+		err = cut.setWeights(ctx, 100)
+	}
+	return flipResult{Conns: conns, Flips: n, Requests: r.Requests, Failed: r.Errors}, err
 }
 
 func progress(format string, args ...any) {

@@ -15,7 +15,7 @@ import (
 // the upstream, and that stop leaves no nginx behind.
 func TestNginxConfigServes(t *testing.T) {
 	if _, err := os.Stat(nginxBin); err != nil {
-		t.Skip("nginx not installed: apt-get install nginx-light")
+		t.Fatal("nginx not installed: apt-get install -y nginx-light")
 	}
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "hello from upstream "+r.URL.Path)

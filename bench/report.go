@@ -5,60 +5,121 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
-
-	"github.com/cutoverdev/cutover/internal/loadgen"
 )
 
-// Goal of the built-in load balancer against nginx and against no proxy.
+// The goal of the built-in load balancer, in every setting: at least
+// nginx's requests/s, and a p99 at most 1ms above nginx's.
 const (
-	goalRPSRatio  = 0.90
-	goalAddedP99  = time.Millisecond
-	goalLineLabel = "goal: >= 0.90x nginx rps and <= 1ms added p99"
+	goalRPSRatio = 1.0
+	goalP99Slack = time.Millisecond
+	goalLabel    = "goal: cutover >= 1.00x nginx req/s and p99 <= nginx p99 + 1ms"
 )
 
-// summary is one target's rounds and their medians.
+// summary is one target's runs in one setting and their medians.
 type summary struct {
-	Name     string           `json:"name"`
-	URL      string           `json:"url"`
-	RPS      float64          `json:"rps"`
-	P50      time.Duration    `json:"p50_ns"`
-	P99      time.Duration    `json:"p99_ns"`
-	Requests int              `json:"requests"`
-	Failed   int              `json:"failed"`
-	Rounds   []loadgen.Result `json:"rounds"`
+	Name      string        `json:"name"`
+	RPS       float64       `json:"rps"`
+	P50       time.Duration `json:"p50_ns"`
+	P99       time.Duration `json:"p99_ns"`
+	P999      time.Duration `json:"p999_ns"`
+	CPUPerReq time.Duration `json:"cpu_per_request_ns"`
+	Requests  int           `json:"requests"`
+	Errors    int           `json:"errors"`
+	Runs      []run         `json:"runs"`
+}
+
+// setting is one connection count and mode, with every target's figures.
+type setting struct {
+	Conns   int        `json:"connections"`
+	NewConn bool       `json:"new_connection_per_request"`
+	Targets []*summary `json:"targets"` // direct, cutover, nginx, haproxy
+	// Ratios of cutover to the others: requests/s, and p99 differences.
+	RPSVsNginx   float64       `json:"rps_cutover_vs_nginx"`
+	RPSVsHAProxy float64       `json:"rps_cutover_vs_haproxy"`
+	RPSVsDirect  float64       `json:"rps_cutover_vs_direct"`
+	P99VsNginx   time.Duration `json:"p99_cutover_minus_nginx_ns"`
+	P99VsHAProxy time.Duration `json:"p99_cutover_minus_haproxy_ns"`
+	// CPU per request is the figure least disturbed by other load on the machine.
+	CPUVsNginx   float64 `json:"cpu_per_request_cutover_vs_nginx"`
+	CPUVsHAProxy float64 `json:"cpu_per_request_cutover_vs_haproxy"`
+	GoalMet      bool    `json:"goal_met"`
+}
+
+// flipResult is the load seen while the weights flipped.
+type flipResult struct {
+	Conns    int `json:"connections"`
+	Flips    int `json:"flips"`
+	Requests int `json:"requests"`
+	Failed   int `json:"failed"`
 }
 
 // report is what -json prints.
 type report struct {
-	ProxyMode        string        `json:"proxy_mode"` // "process" or "in-process"
-	Path             string        `json:"path"`
-	Duration         time.Duration `json:"duration_ns"`
-	RoundsCount      int           `json:"rounds"`
-	Concurrency      int           `json:"concurrency"`
-	Targets          []*summary    `json:"targets"`
-	RPSVsNginx       float64       `json:"rps_cutover_vs_nginx"`
-	RPSVsDirect      float64       `json:"rps_cutover_vs_direct"`
-	AddedP99VsDirect time.Duration `json:"added_p99_vs_direct_ns"`
-	AddedP99VsNginx  time.Duration `json:"added_p99_vs_nginx_ns"`
-	GoalMet          bool          `json:"goal_met"`
+	ProxyMode string        `json:"proxy_mode"`
+	Path      string        `json:"path"`
+	Duration  time.Duration `json:"duration_ns"`
+	Rounds    int           `json:"rounds"`
+	Settings  []*setting    `json:"settings"`
+	Flip      *flipResult   `json:"weight_flip,omitempty"`
 }
 
-// summarize takes the median of each measure over the rounds, so one round
-// disturbed by the noisy neighbour does not decide the result.
-func (s *summary) summarize() {
+func (s *setting) mode() string {
+	if s.NewConn {
+		return "new-conn"
+	}
+	return "keep-alive"
+}
+
+func (s *setting) target(name string) *summary {
+	for _, t := range s.Targets {
+		if t.Name == name {
+			return t
+		}
+	}
+	return &summary{Name: name}
+}
+
+// summarize takes the median of each figure over the rounds, so one round
+// disturbed by a noisy neighbour does not decide the result, and compares.
+func (s *setting) summarize() {
+	for _, t := range s.Targets {
+		t.summarize()
+	}
+	cut, nginx, haproxy, direct := s.target("cutover"), s.target("nginx"), s.target("haproxy"), s.target("direct")
+	s.RPSVsNginx = ratio(cut.RPS, nginx.RPS)
+	s.RPSVsHAProxy = ratio(cut.RPS, haproxy.RPS)
+	s.RPSVsDirect = ratio(cut.RPS, direct.RPS)
+	s.P99VsNginx = cut.P99 - nginx.P99
+	s.P99VsHAProxy = cut.P99 - haproxy.P99
+	s.CPUVsNginx = ratio(float64(cut.CPUPerReq), float64(nginx.CPUPerReq))
+	s.CPUVsHAProxy = ratio(float64(cut.CPUPerReq), float64(haproxy.CPUPerReq))
+	s.GoalMet = s.RPSVsNginx >= goalRPSRatio && s.P99VsNginx <= goalP99Slack
+}
+
+func ratio(a, b float64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return a / b
+}
+
+func (t *summary) summarize() {
 	var rps []float64
-	var p50, p99 []time.Duration
-	s.Requests, s.Failed = 0, 0
-	for _, r := range s.Rounds {
+	var p50, p99, p999, cpu []time.Duration
+	t.Requests, t.Errors = 0, 0
+	for _, r := range t.Runs {
 		rps = append(rps, r.RPS)
 		p50 = append(p50, r.P50)
 		p99 = append(p99, r.P99)
-		s.Requests += r.Requests
-		s.Failed += r.Failed
+		p999 = append(p999, r.P999)
+		cpu = append(cpu, r.CPUPerReq)
+		t.Requests += r.Requests
+		t.Errors += r.Errors
 	}
-	s.RPS, s.P50, s.P99 = median(rps), median(p50), median(p99)
+	t.RPS, t.P50, t.P99, t.P999, t.CPUPerReq = median(rps), median(p50), median(p99), median(p999), median(cpu)
 }
 
 func median[T float64 | time.Duration](v []T) T {
@@ -73,37 +134,50 @@ func median[T float64 | time.Duration](v []T) T {
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
-// compare fills the ratios and the goal from the three summaries.
-func (r *report) compare(direct, cutover, nginx *summary) {
-	if nginx.RPS > 0 {
-		r.RPSVsNginx = cutover.RPS / nginx.RPS
+// failures names what makes the figures meaningless: failed requests.
+func (r *report) failures() string {
+	var bad []string
+	for _, s := range r.Settings {
+		for _, t := range s.Targets {
+			if t.Errors > 0 {
+				bad = append(bad, fmt.Sprintf("%s at %d conns %s: %d failed", t.Name, s.Conns, s.mode(), t.Errors))
+			}
+		}
 	}
-	if direct.RPS > 0 {
-		r.RPSVsDirect = cutover.RPS / direct.RPS
+	if r.Flip != nil && r.Flip.Failed > 0 {
+		bad = append(bad, fmt.Sprintf("the weight flip: %d failed requests", r.Flip.Failed))
 	}
-	r.AddedP99VsDirect = cutover.P99 - direct.P99
-	r.AddedP99VsNginx = cutover.P99 - nginx.P99
-	r.GoalMet = r.RPSVsNginx >= goalRPSRatio && r.AddedP99VsDirect <= goalAddedP99
+	if len(bad) == 0 {
+		return ""
+	}
+	return "failed requests (" + strings.Join(bad, "; ") + "): the figures are not comparable"
 }
 
 func (r *report) writeText(w io.Writer) {
-	fmt.Fprintf(w, "GET %s, concurrency %d, %d rounds x %s per target (medians); cutover proxy %s\n\n",
-		r.Path, r.Concurrency, r.RoundsCount, r.Duration, r.ProxyMode)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\treq/s\tp50\tp99\tfailed\t")
-	for _, s := range r.Targets {
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%d\t\n", s.Name, s.RPS, ms(s.P50), ms(s.P99), s.Failed)
+	fmt.Fprintf(w, "GET %s on 127.0.0.1, wrk, %d interleaved rounds x %s per target and setting (medians); cutover proxy: %s\n",
+		r.Path, r.Rounds, r.Duration, r.ProxyMode)
+	fmt.Fprintln(w, "CPU/req: CPU time of the serving process (nginx: master and workers) per request")
+	met := 0
+	for _, s := range r.Settings {
+		fmt.Fprintf(w, "\n%d connections, %s\n", s.Conns, s.mode())
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "target\treq/s\tp50\tp99\tp99.9\tCPU/req\terrors\t")
+		for _, t := range s.Targets {
+			fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%d\t\n", t.Name, t.RPS, ms(t.P50), ms(t.P99), ms(t.P999), us(t.CPUPerReq), t.Errors)
+		}
+		tw.Flush()
+		verdict := "missed"
+		if s.GoalMet {
+			verdict = "met"
+			met++
+		}
+		fmt.Fprintf(w, "cutover/nginx %.2fx req/s, p99 %s, CPU/req %.2fx; cutover/haproxy %.2fx req/s, p99 %s, CPU/req %.2fx; cutover/direct %.2fx; goal %s\n",
+			s.RPSVsNginx, signedMs(s.P99VsNginx), s.CPUVsNginx, s.RPSVsHAProxy, signedMs(s.P99VsHAProxy), s.CPUVsHAProxy, s.RPSVsDirect, verdict)
 	}
-	tw.Flush()
-	fmt.Fprintf(w, "\ncutover/nginx rps:  %.2fx\n", r.RPSVsNginx)
-	fmt.Fprintf(w, "cutover/direct rps: %.2fx\n", r.RPSVsDirect)
-	fmt.Fprintf(w, "added p99 vs direct: %s\n", signedMs(r.AddedP99VsDirect))
-	fmt.Fprintf(w, "added p99 vs nginx:  %s\n", signedMs(r.AddedP99VsNginx))
-	verdict := "MISSED"
-	if r.GoalMet {
-		verdict = "MET"
+	fmt.Fprintf(w, "\n%s: met in %d of %d settings\n", goalLabel, met, len(r.Settings))
+	if f := r.Flip; f != nil {
+		fmt.Fprintf(w, "weight flips under load (%d connections, keep-alive): %d flips, %d requests, %d failed\n", f.Conns, f.Flips, f.Requests, f.Failed)
 	}
-	fmt.Fprintf(w, "%s: %s\n", goalLineLabel, verdict)
 }
 
 func (r *report) writeJSON(w io.Writer) error {
@@ -113,6 +187,7 @@ func (r *report) writeJSON(w io.Writer) error {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
+func us(d time.Duration) string { return fmt.Sprintf("%.1fµs", float64(d)/float64(time.Microsecond)) }
 
 func signedMs(d time.Duration) string {
 	return fmt.Sprintf("%+.2fms", float64(d)/float64(time.Millisecond))

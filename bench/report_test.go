@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/cutoverdev/cutover/internal/loadgen"
 )
 
 func TestMedian(t *testing.T) {
@@ -21,60 +19,82 @@ func TestMedian(t *testing.T) {
 	}
 }
 
+func TestParseWrk(t *testing.T) {
+	out := "Running 4s test @ http://127.0.0.1:1/\n  2 threads and 32 connections\nBENCH-RESULT 80000 4000000 2 1 900 3200 8100\n"
+	r, err := parseWrk(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests != 80000 || r.Errors != 3 || r.RPS != 20000 || r.P50 != 900*time.Microsecond || r.P99 != 3200*time.Microsecond || r.P999 != 8100*time.Microsecond {
+		t.Fatalf("parsed %+v", r)
+	}
+	if _, err := parseWrk("unable to connect to 127.0.0.1:1 Connection refused\n"); err == nil || !strings.Contains(err.Error(), "Connection refused") {
+		t.Fatalf("want an error quoting wrk's output, got %v", err)
+	}
+}
+
 func TestReportGoal(t *testing.T) {
 	mk := func(name string, rps float64, p99 time.Duration) *summary {
 		s := &summary{Name: name}
 		for range 3 {
-			s.Rounds = append(s.Rounds, loadgen.Result{Requests: 10, RPS: rps, P50: p99 / 2, P99: p99})
+			s.Runs = append(s.Runs, run{Requests: 10, RPS: rps, P50: p99 / 2, P99: p99, P999: 2 * p99, CPUPerReq: 20 * time.Microsecond})
 		}
-		s.summarize()
 		return s
 	}
 	cases := []struct {
-		name                 string
-		cutoverRPS           float64
-		cutoverP99           time.Duration
-		wantMet              bool
-		wantRatio, wantAdded string
+		name              string
+		cutoverRPS        float64
+		cutoverP99        time.Duration
+		wantMet           bool
+		wantRatio, wantTo string
 	}{
-		{"met", 9500, 2500 * time.Microsecond, true, "0.95x", "+0.50ms"},
-		{"too slow", 8000, 2500 * time.Microsecond, false, "0.80x", "+0.50ms"},
-		{"tail too long", 9500, 3500 * time.Microsecond, false, "0.95x", "+1.50ms"},
+		{"met", 10500, 3500 * time.Microsecond, true, "1.05x", "+0.50ms"},
+		{"too slow", 9500, 2500 * time.Microsecond, false, "0.95x", "-0.50ms"},
+		{"tail too long", 10500, 4500 * time.Microsecond, false, "1.05x", "+1.50ms"},
 	}
 	for _, c := range cases {
-		direct, nginx := mk("direct", 12000, 2*time.Millisecond), mk("nginx", 10000, 3*time.Millisecond)
-		cut := mk("cutover", c.cutoverRPS, c.cutoverP99)
-		r := &report{Path: "/", Duration: time.Second, RoundsCount: 3, Concurrency: 1, Targets: []*summary{direct, cut, nginx}}
-		r.compare(direct, cut, nginx)
-		if r.GoalMet != c.wantMet {
-			t.Errorf("%s: goal met %v, want %v", c.name, r.GoalMet, c.wantMet)
+		s := &setting{Conns: 32, Targets: []*summary{mk("direct", 20000, 2*time.Millisecond), mk("cutover", c.cutoverRPS, c.cutoverP99),
+			mk("nginx", 10000, 3*time.Millisecond), mk("haproxy", 12000, 3*time.Millisecond)}}
+		s.summarize()
+		if s.GoalMet != c.wantMet {
+			t.Errorf("%s: goal met %v, want %v", c.name, s.GoalMet, c.wantMet)
 		}
+		r := &report{Path: "/", Duration: time.Second, Rounds: 3, Settings: []*setting{s}, Flip: &flipResult{Conns: 32, Flips: 4, Requests: 100}}
 		var out bytes.Buffer
 		r.writeText(&out)
-		verdict := map[bool]string{true: "MET", false: "MISSED"}[c.wantMet]
-		for _, want := range []string{"cutover/nginx rps:  " + c.wantRatio, "added p99 vs direct: " + c.wantAdded,
-			"goal: >= 0.90x nginx rps and <= 1ms added p99: " + verdict + "\n"} {
+		verdict := map[bool]string{true: "met", false: "missed"}[c.wantMet]
+		for _, want := range []string{"cutover/nginx " + c.wantRatio + " req/s, p99 " + c.wantTo + ", CPU/req 1.00x", "goal " + verdict + "\n",
+			"met in " + map[bool]string{true: "1", false: "0"}[c.wantMet] + " of 1 settings", "4 flips, 100 requests, 0 failed", "20.0µs"} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("%s: output lacks %q:\n%s", c.name, want, &out)
 			}
 		}
-		if cut.Requests != 30 {
-			t.Errorf("requests %d, want the sum over rounds (30)", cut.Requests)
+		if got := s.target("cutover").Requests; got != 30 {
+			t.Errorf("requests %d, want the sum over rounds (30)", got)
+		}
+		if r.failures() != "" {
+			t.Errorf("no errors, yet failures %q", r.failures())
+		}
+		s.Targets[2].Errors = 1
+		if !strings.Contains(r.failures(), "nginx at 32 conns keep-alive: 1 failed") {
+			t.Errorf("failures %q", r.failures())
 		}
 	}
 }
 
 func TestOptionsCheck(t *testing.T) {
-	good := options{duration: time.Second, rounds: 1, concurrency: 1, path: "/", proxyMode: modeProcess}
+	good := options{duration: time.Second, rounds: 1, conns: []int{32}, path: "/", proxyMode: modeProcess}
 	if err := good.check(); err != nil {
 		t.Fatal(err)
 	}
 	for _, bad := range []options{
-		{duration: time.Hour, rounds: 1, concurrency: 1, path: "/"},
-		{duration: time.Second, rounds: 0, concurrency: 1, path: "/"},
-		{duration: time.Second, rounds: 1, concurrency: 0, path: "/"},
-		{duration: time.Second, rounds: 1, concurrency: 1, path: "api", proxyMode: modeProcess},
-		{duration: time.Second, rounds: 1, concurrency: 1, path: "/", proxyMode: "docker"},
+		{duration: time.Hour, rounds: 1, conns: []int{1}, path: "/"},
+		{duration: time.Second, rounds: 0, conns: []int{1}, path: "/"},
+		{duration: time.Second, rounds: 1, conns: []int{0}, path: "/", proxyMode: modeProcess},
+		{duration: time.Second, rounds: 1, conns: nil, path: "/", proxyMode: modeProcess},
+		{duration: time.Second, rounds: 1, conns: []int{1}, path: "api", proxyMode: modeProcess},
+		{duration: time.Second, rounds: 1, conns: []int{1}, path: "/", proxyMode: "docker"},
+		{duration: time.Minute, rounds: 20, conns: []int{32, 256}, path: "/", proxyMode: modeProcess},
 	} {
 		if err := bad.check(); err == nil || !strings.HasPrefix(err.Error(), "-") {
 			t.Errorf("%+v: error %v, want one naming the flag", bad, err)

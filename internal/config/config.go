@@ -76,6 +76,7 @@ type Environment struct {
 	Branch      string    `yaml:"branch,omitempty" json:"branch,omitempty" jsonschema_description:"Git branch whose pushes deploy here."`
 	PromoteFrom string    `yaml:"promote_from,omitempty" json:"promote_from,omitempty" jsonschema_description:"Another environment whose deployed revision is promoted here."`
 	Listen      Listen    `yaml:"listen,omitempty" json:"listen,omitzero"`
+	Proxy       *Edge     `yaml:"proxy,omitempty" json:"proxy,omitempty" jsonschema_description:"Limits and trusted proxies of the local load balancer's listeners."`
 	Strategy    Strategy  `yaml:"strategy,omitempty" json:"strategy,omitzero"`
 	Hooks       Hooks     `yaml:"hooks,omitempty" json:"hooks,omitzero"`
 	Approval    *Approval `yaml:"approval,omitempty" json:"approval,omitempty"`

@@ -225,6 +225,7 @@ func (v *validator) listenPorts() {
 	used := map[int]string{}
 	for _, name := range v.c.EnvironmentNames() {
 		e := v.c.Environments[name]
+		v.edge(name, e)
 		if e.Platform != PlatformLocal {
 			continue
 		}

@@ -1,56 +1,70 @@
 package proxy
 
 import (
-	"context"
+	"bytes"
 	"errors"
-	"io"
 	"net"
-	"net/http"
-	"net/http/httputil"
+	"net/netip"
+	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
-// attempt is the per-request state shared by the handler, the Rewrite hook,
-// the retrying transport and the response hooks. Pooled.
+// attempt is the state of one forwarded request, from the handler to the
+// end of the response body it streams. Pooled.
 type attempt struct {
 	route  *route
 	fw     *forward
 	target *target
-	body   *guardedBody
-	status int
-	retry  bool
+	start  time.Time
+	status int // recorded against fw's group when not 0
 }
-
-type attemptKey struct{}
 
 var attemptPool = sync.Pool{New: func() any { return new(attempt) }}
 
-func attemptFrom(ctx context.Context) *attempt {
-	a, _ := ctx.Value(attemptKey{}).(*attempt)
-	return a
+// finish releases the target and records the answer; called exactly once,
+// when the response has been written (or given up).
+func (a *attempt) finish() {
+	a.target.inFlight.Add(-1)
+	if a.status != 0 {
+		a.fw.record(a.status, time.Since(a.start))
+	}
+	*a = attempt{}
+	attemptPool.Put(a)
 }
 
 // listenerHandler serves one listener address from the current snapshot.
 type listenerHandler struct {
-	p    *Proxy
-	addr string
+	p        *Proxy
+	addr     string
+	bodyIdle time.Duration
 }
 
-func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// serve is the fasthttp handler of a listener: it routes the request by
+// host and path, picks a target by weight and forwards to it.
+func (h *listenerHandler) serve(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
+	if msg := refuseFraming(ctx); msg != "" {
+		clientError(ctx, fasthttp.StatusBadRequest, msg)
+		return
+	}
 	lr := h.p.snap.Load().byAddr[h.addr]
+	host := ctx.Request.Header.Host()
+	path := ctx.Path()
 	var rt *route
 	if lr != nil {
-		rt = lr.match(requestHost(r.Host), r.URL.Path)
+		rt = lr.match(requestHost(string(host)), string(path))
 	}
 	if rt == nil {
 		name := ""
 		if lr != nil {
 			name = lr.name
 		}
-		http.Error(w, "cutover: no route for host "+r.Host+" path "+r.URL.Path+" on listener "+name, http.StatusNotFound)
+		ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+		ctx.SetStatusCode(fasthttp.StatusNotFound)
+		ctx.SetBodyString("cutover: no route for host " + string(host) + " path " + string(path) + " on listener " + name + "\n")
 		return
 	}
 	fw, t := rt.pick(nil)
@@ -60,155 +74,335 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.g.noTarget.Add(1)
 		p.requests[4].Inc()
 		p.g.classes[4].Add(1)
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		io.WriteString(w, rt.noTargetMessage())
+		ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		ctx.SetBodyString(rt.noTargetMessage())
 		return
 	}
 	t.inFlight.Add(1)
-
 	a := attemptPool.Get().(*attempt)
-	*a = attempt{route: rt, fw: fw, target: t}
-	out := r.WithContext(context.WithValue(r.Context(), attemptKey{}, a))
-	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		a.body = &guardedBody{rc: r.Body}
-		out.Body = a.body
+	*a = attempt{route: rt, fw: fw, target: t, start: start}
+	if streamed := h.p.forward(ctx, a, h.bodyIdle, trusts(lr.trusted, remoteAddr(ctx))); !streamed {
+		a.finish()
 	}
-	// Deferred: ReverseProxy aborts with a panic (http.ErrAbortHandler) when
-	// the response copy fails midway, and the target must still be released.
-	defer func() {
+}
+
+// refuseFraming returns why a request whose framing cannot be trusted is
+// refused, or "". fasthttp rejects most bad framing itself (duplicate
+// Content-Length, unknown Transfer-Encoding, malformed chunks); a request
+// with both Content-Length and Transfer-Encoding it would serve by the
+// latter, which is how requests are smuggled past a proxy that reads the
+// former (RFC 9112 §6.1), so it is refused here.
+func refuseFraming(ctx *fasthttp.RequestCtx) string {
+	h := &ctx.Request.Header
+	if len(h.Host()) == 0 && h.IsHTTP11() {
+		return "cutover: the request has no Host header\n"
+	}
+	if h.ContentLength() == -1 && hasRawHeader(h.RawHeaders(), "content-length") {
+		return "cutover: the request has both Content-Length and Transfer-Encoding\n"
+	}
+	return ""
+}
+
+// hasRawHeader reports whether raw header lines have a field named name
+// (lower case).
+func hasRawHeader(raw []byte, name string) bool {
+	for line := range headerLines(raw) {
+		if k, _, ok := splitField(line); ok && equalFold(k, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientError answers a request the client botched and closes the
+// connection: what follows on it cannot be trusted. It is not counted
+// against any target group.
+func clientError(ctx *fasthttp.RequestCtx, status int, msg string) {
+	ctx.Response.Reset()
+	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+	ctx.SetStatusCode(status)
+	ctx.SetBodyString(msg)
+	ctx.SetConnectionClose()
+}
+
+// serverError answers the requests fasthttp refuses before the handler:
+// malformed or oversized headers and bodies, timeouts.
+func serverError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.As(err, &small):
+		clientError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "cutover: request headers too large\n")
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, fasthttp.ErrTimeout):
+		clientError(ctx, fasthttp.StatusRequestTimeout, "cutover: request timed out\n")
+	default:
+		clientError(ctx, fasthttp.StatusBadRequest, "cutover: bad request\n")
+	}
+}
+
+// badGatewayMessage is the body of a 502: it names the target group (the
+// environment's service), never a target's ID or address or the error,
+// which go to the proxy's log.
+func badGatewayMessage(group string) string {
+	return "cutover: " + group + " failed to answer\n"
+}
+
+// forward sends the request to a.target (another target once if it cannot
+// be reached) and sets the response. It returns true when the response
+// body streams from the target after the handler returns; a.finish is then
+// called when it ends.
+func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, bodyIdle time.Duration, trusted bool) bool {
+	head := headPool.Get().(*[]byte)
+	defer headPool.Put(head)
+	upgrade := ctx.Request.Header.ConnectionUpgrade() && len(ctx.Request.Header.Peek("Upgrade")) > 0
+	*head = appendRequestHead((*head)[:0], ctx, trusted, upgrade)
+	if upgrade {
+		return p.upgrade(ctx, a, *head)
+	}
+	buf := smallPool.Get().(*[]byte)
+	defer smallPool.Put(buf)
+	small, err := readSmallBody(ctx, *buf)
+	ex := exchange{clientErr: err}
+	for retried := false; ex.clientErr == nil; retried = true {
+		ex = p.upstream.roundTrip(ctx, a.target.addr, *head, small, bodyIdle)
+		var de *dialError
+		if ex.err == nil || ex.clientErr != nil || !errors.As(ex.err, &de) || retried {
+			break
+		}
+		// Nothing was sent: safe to try another target, once, for any method.
+		fw, t := a.route.pick(a.target)
+		if t == nil {
+			break
+		}
+		t.inFlight.Add(1)
 		a.target.inFlight.Add(-1)
-		if a.status != 0 {
-			a.fw.record(a.status, time.Since(start))
+		a.target, a.fw = t, fw
+	}
+	switch {
+	case ex.clientErr != nil:
+		p.log.Debug("bad request body", "group", a.target.group.name, "remote", ctx.RemoteAddr().String(), "err", ex.clientErr)
+		status := fasthttp.StatusBadRequest
+		msg := "cutover: bad request body\n"
+		if isTimeout(ex.clientErr) {
+			status, msg = fasthttp.StatusRequestTimeout, "cutover: request body timed out\n"
 		}
-		*a = attempt{}
-		attemptPool.Put(a)
-	}()
-	h.p.rp.ServeHTTP(w, out)
+		clientError(ctx, status, msg)
+		return false
+	case ex.clientGone:
+		a.status = 499 // as nginx counts it; not the target's fault
+		ctx.SetConnectionClose()
+		return false
+	case ex.err != nil:
+		p.badGateway(ctx, a, ex.err)
+		return false
+	}
+	a.status = ctx.Response.StatusCode()
+	return streamBody(ctx, a, ex)
 }
 
-// rewrite points the outgoing request at the chosen target. The Host header
-// stays the client's; X-Forwarded-For is appended to, like an ALB does.
-func rewrite(pr *httputil.ProxyRequest) {
-	a := attemptFrom(pr.In.Context())
-	pr.Out.URL.Scheme = "http"
-	pr.Out.URL.Host = a.target.addr
-	if prior, ok := pr.In.Header["X-Forwarded-For"]; ok {
-		pr.Out.Header["X-Forwarded-For"] = prior
+// streamBody hands a response body still to come from the target to the
+// server, which ends a when it has written it. It reports whether it did.
+func streamBody(ctx *fasthttp.RequestCtx, a *attempt, ex exchange) bool {
+	if ex.body == nil {
+		return false
 	}
-	pr.SetXForwarded()
+	ex.body.a = a
+	ctx.Response.SetBodyStream(ex.body, ex.size)
+	return true
 }
 
-func modifyResponse(resp *http.Response) error {
-	if a := attemptFrom(resp.Request.Context()); a != nil {
-		a.status = resp.StatusCode
-	}
-	return nil
+// badGateway answers 502 for a target that failed to answer, counted
+// against its group; the error goes to the log only.
+func (p *Proxy) badGateway(ctx *fasthttp.RequestCtx, a *attempt, err error) {
+	a.status = fasthttp.StatusBadGateway
+	p.log.Debug("forwarding failed", "group", a.target.group.name, "target", a.target.id, "addr", a.target.addr, "err", err)
+	ctx.Response.Reset()
+	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+	ctx.SetStatusCode(fasthttp.StatusBadGateway)
+	ctx.SetBodyString(badGatewayMessage(a.target.group.name))
 }
 
-// errorHandler answers 502 when the target failed; a client that went away
-// is counted as 499, as nginx does, not against the target.
-func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	a := attemptFrom(r.Context())
-	status := http.StatusBadGateway
-	if r.Context().Err() != nil {
-		status = 499
-	}
-	if a != nil {
-		a.status = status
-		p.log.Debug("forwarding failed", "group", a.target.group.name, "target", a.target.id, "addr", a.target.addr, "err", err)
-	}
-	if status == 499 {
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(status)
-	msg := "cutover: target failed"
-	if a != nil {
-		msg = "cutover: target " + a.target.id + " of " + a.target.group.name + " failed"
-	}
-	io.WriteString(w, msg+": "+unwrapURLError(err).Error()+"\n")
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// retryTransport retries a request whose connection could not be made, once,
-// on another healthy target of the same rule: nothing was sent, so it is
-// safe for any method. This is what keeps a stopped task or a weight change
-// at zero failed requests. Failures after the request was written are not
-// retried here; http.Transport itself retries GET/HEAD without a body when a
-// reused idle connection turns out to be dead.
-type retryTransport struct {
-	base http.RoundTripper
-}
+var headPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
-func (rt retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := rt.base.RoundTrip(req)
-	if err == nil {
-		return resp, nil
+// appendRequestHead appends the request line and headers sent to a target:
+// the client's, minus hop-by-hop fields, with the client's Host and framing
+// the target can read. From a trusted proxy, X-Forwarded-For is appended to
+// (like an ALB does) and X-Forwarded-Proto/-Host, X-Real-IP and Forwarded
+// are kept; from any other client they are what the proxy sees, so a client
+// cannot pass for another address.
+func appendRequestHead(dst []byte, ctx *fasthttp.RequestCtx, trusted, upgrade bool) []byte {
+	h := &ctx.Request.Header
+	dst = append(dst, h.Method()...)
+	dst = append(dst, ' ')
+	dst = append(dst, h.RequestURI()...)
+	dst = append(dst, " HTTP/1.1\r\n"...)
+	if len(h.Host()) == 0 {
+		// An HTTP/1.0 client may leave Host out; HTTP/1.1 needs one.
+		dst = append(append(append(dst, "Host: "...), ctx.LocalAddr().String()...), '\r', '\n')
 	}
-	a := attemptFrom(req.Context())
-	var de *dialError
-	if a == nil || a.retry || !errors.As(err, &de) || (a.body != nil && a.body.touched.Load()) || req.Context().Err() != nil {
-		return nil, err
-	}
-	fw, t := a.route.pick(a.target)
-	if t == nil {
-		return nil, err
-	}
-	a.retry = true
-	t.inFlight.Add(1)
-	a.target.inFlight.Add(-1)
-	a.target, a.fw = t, fw
-	again := *req
-	u := *req.URL
-	u.Host = t.addr
-	again.URL = &u
-	if a.body != nil {
-		// The transport closed ReverseProxy's no-op-close wrapper on the
-		// failed attempt; nothing was read, so send the same body again.
-		again.Body = io.NopCloser(a.body)
-	}
-	return rt.base.RoundTrip(&again)
-}
-
-// dialError marks a failure to connect: the request was not sent.
-type dialError struct{ err error }
-
-func (e *dialError) Error() string { return e.err.Error() }
-func (e *dialError) Unwrap() error { return e.err }
-
-func dialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
-	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := d.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, &dialError{err}
+	conn := h.Peek("Connection")
+	var xff []byte
+	seenProto, seenHost := false, false
+	skip := false // a continuation line follows its field's fate
+	for line := range headerLines(h.RawHeaders()) {
+		if line[0] == ' ' || line[0] == '\t' {
+			if !skip {
+				dst = append(append(dst, line...), '\r', '\n')
+			}
+			continue
 		}
-		return c, nil
+		k, v, ok := splitField(line)
+		if !ok {
+			skip = true
+			continue
+		}
+		skip = false
+		switch {
+		case isHopByHop(k), listedIn(conn, k):
+			skip = true
+		case equalFold(k, "x-forwarded-for"):
+			skip = true
+			if trusted {
+				if len(xff) > 0 {
+					xff = append(xff, ", "...)
+				}
+				xff = append(xff, v...)
+			}
+		case equalFold(k, "x-forwarded-proto"):
+			skip, seenProto = !trusted, trusted
+		case equalFold(k, "x-forwarded-host"):
+			skip, seenHost = !trusted, trusted
+		case equalFold(k, "x-real-ip"), equalFold(k, "forwarded"):
+			skip = !trusted
+		}
+		if !skip {
+			dst = append(append(dst, line...), '\r', '\n')
+		}
+	}
+	dst = append(dst, "X-Forwarded-For: "...)
+	if len(xff) > 0 {
+		dst = append(append(dst, xff...), ", "...)
+	}
+	dst = append(remoteAddr(ctx).AppendTo(dst), '\r', '\n')
+	if !seenProto {
+		dst = append(dst, "X-Forwarded-Proto: http\r\n"...)
+	}
+	if !seenHost && len(h.Host()) > 0 {
+		dst = append(append(append(dst, "X-Forwarded-Host: "...), h.Host()...), '\r', '\n')
+	}
+	switch n := h.ContentLength(); {
+	case n > 0:
+		dst = strconv.AppendInt(append(dst, "Content-Length: "...), int64(n), 10)
+		dst = append(dst, '\r', '\n')
+	case n == -1:
+		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
+	}
+	if upgrade {
+		dst = append(append(append(dst, "Connection: Upgrade\r\nUpgrade: "...), h.Peek("Upgrade")...), '\r', '\n')
+	}
+	return append(dst, '\r', '\n')
+}
+
+// headerLines yields the lines of a raw header block, without line ends,
+// up to the empty line.
+func headerLines(raw []byte) func(func([]byte) bool) {
+	return func(yield func([]byte) bool) {
+		for len(raw) > 0 {
+			i := bytes.IndexByte(raw, '\n')
+			var line []byte
+			if i < 0 {
+				line, raw = raw, nil
+			} else {
+				line, raw = raw[:i], raw[i+1:]
+			}
+			line = bytes.TrimSuffix(line, []byte{'\r'})
+			if len(line) == 0 || !yield(line) {
+				return
+			}
+		}
 	}
 }
 
-// guardedBody records whether any of a request body was read, which is
-// what decides whether a failed request may be sent to another target.
-type guardedBody struct {
-	rc      io.ReadCloser
-	touched atomic.Bool
-}
-
-func (b *guardedBody) Read(p []byte) (int, error) {
-	b.touched.Store(true)
-	return b.rc.Read(p)
-}
-
-func (b *guardedBody) Close() error { return b.rc.Close() }
-
-// bufferPool lends ReverseProxy its 32 KiB copy buffers.
-type bufferPool struct{ p sync.Pool }
-
-func (b *bufferPool) Get() []byte {
-	if v, ok := b.p.Get().(*[]byte); ok {
-		return *v
+// splitField splits "Name: value" (already validated by the server's
+// parser) into its name and trimmed value.
+func splitField(line []byte) (k, v []byte, ok bool) {
+	i := bytes.IndexByte(line, ':')
+	if i <= 0 {
+		return nil, nil, false
 	}
-	return make([]byte, 32<<10)
+	return line[:i], bytes.TrimSpace(line[i+1:]), true
 }
 
-func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
+// equalFold compares an ASCII field name with a lower-case one.
+func equalFold(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i := range len(b) {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// isHopByHop reports the fields that concern one connection only (RFC 9110
+// §7.6.1), and those the proxy writes itself: framing and Expect (the proxy
+// already answered 100 Continue).
+func isHopByHop(k []byte) bool {
+	switch len(k) {
+	case 2:
+		return equalFold(k, "te")
+	case 6:
+		return equalFold(k, "expect")
+	case 7:
+		return equalFold(k, "upgrade") || equalFold(k, "trailer")
+	case 10:
+		return equalFold(k, "connection") || equalFold(k, "keep-alive")
+	case 14:
+		return equalFold(k, "content-length")
+	case 16:
+		return equalFold(k, "proxy-connection")
+	case 17:
+		return equalFold(k, "transfer-encoding")
+	case 18:
+		return equalFold(k, "proxy-authenticate")
+	case 19:
+		return equalFold(k, "proxy-authorization")
+	}
+	return false
+}
+
+// listedIn reports whether field k is named in a Connection header's value.
+func listedIn(conn, k []byte) bool {
+	for len(conn) > 0 {
+		var tok []byte
+		if i := bytes.IndexByte(conn, ','); i >= 0 {
+			tok, conn = conn[:i], conn[i+1:]
+		} else {
+			tok, conn = conn, nil
+		}
+		if bytes.EqualFold(bytes.TrimSpace(tok), k) {
+			return true
+		}
+	}
+	return false
+}
+
+// remoteAddr is the client's IP, for trusts.
+func remoteAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	if ta, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
+}

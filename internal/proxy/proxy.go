@@ -18,8 +18,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/httputil"
 	"slices"
 	"strings"
 	"sync"
@@ -28,6 +26,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 )
 
 // Options configure a Proxy. Zero values are fine.
@@ -38,12 +37,10 @@ type Options struct {
 
 // Proxy is the load balancing engine. All methods are safe for concurrent use.
 type Proxy struct {
-	log       *slog.Logger
-	metrics   *metrics
-	transport *http.Transport // requests with bodies, upgrades
-	upstream  *upstreamPool   // everything else
-	rp        *httputil.ReverseProxy
-	snap      atomic.Pointer[snapshot]
+	log      *slog.Logger
+	metrics  *metrics
+	upstream *upstreamPool // keep-alive connections to targets
+	snap     atomic.Pointer[snapshot]
 
 	mu        sync.Mutex // serialises Apply, Close and the bookkeeping of drains
 	listeners map[string]*listener
@@ -57,8 +54,13 @@ type Proxy struct {
 // listener is one open address and the server on it.
 type listener struct {
 	name, addr string
-	srv        *http.Server
+	limits     Limits // as opened
+	srv        *fasthttp.Server
+	ln         net.Listener
 	done       chan struct{}
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{} // open client connections
 }
 
 // New returns a Proxy with no listeners; Apply configures it.
@@ -79,24 +81,7 @@ func New(opts Options) *Proxy {
 			log.Warn("registering proxy metrics", "err", err)
 		}
 	}
-	dial := dialer()
-	p.transport = &http.Transport{
-		DialContext:           dial,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   512,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true,
-	}
-	p.upstream = newUpstreamPool(p.transport, dial, 512, 90*time.Second)
-	p.rp = &httputil.ReverseProxy{
-		Rewrite:        rewrite,
-		Transport:      retryTransport{p.upstream},
-		ModifyResponse: modifyResponse,
-		ErrorHandler:   p.errorHandler,
-		BufferPool:     &bufferPool{},
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	p.upstream = newUpstreamPool(dialer(), 512, 90*time.Second)
 	p.snap.Store(&snapshot{})
 	return p
 }
@@ -130,10 +115,12 @@ func (p *Proxy) apply(ctx context.Context, s State, warm bool) error {
 		if _, ok := p.listeners[l.Addr]; ok {
 			continue
 		}
-		ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", l.Addr)
+		// No TCP keep-alive probes on client connections (three socket
+		// options per accepted connection): idle_timeout closes idle ones.
+		ln, err := (&net.ListenConfig{KeepAlive: -1}).Listen(ctx, "tcp", l.Addr)
 		if err != nil {
 			for _, o := range opened {
-				o.srv.Close()
+				o.forceClose()
 			}
 			return listenError(l, err)
 		}
@@ -156,6 +143,9 @@ func (p *Proxy) apply(ctx context.Context, s State, warm bool) error {
 	for addr, l := range p.listeners {
 		if nl, ok := want[addr]; ok {
 			l.name = nl.Name
+			if nl.Limits != l.limits {
+				p.log.Warn("listener limits changed: they take effect when the proxy restarts (cutover proxy stop, then cutover proxy start)", "listener", nl.Name, "addr", addr)
+			}
 			continue
 		}
 		delete(p.listeners, addr)
@@ -182,21 +172,81 @@ func listenError(l Listener, err error) error {
 	return fmt.Errorf("listener %q: cannot listen on %s: %s", l.Name, l.Addr, why)
 }
 
+// newListener serves ln with fasthttp, built for proxies: one goroutine
+// per connection, reused buffers and request objects, a request body
+// streamed to the target rather than read whole.
 func (p *Proxy) newListener(l Listener, ln net.Listener) *listener {
-	srv := &http.Server{
-		Handler:           &listenerHandler{p: p, addr: l.Addr},
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+	lim := l.Limits
+	h := &listenerHandler{p: p, addr: l.Addr, bodyIdle: lim.bodyIdle()}
+	nl := &listener{name: l.Name, addr: l.Addr, limits: lim, ln: ln, done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	nl.srv = &fasthttp.Server{
+		Handler:      h.serve,
+		ErrorHandler: serverError,
+		// After the head, a body gets the body idle time for its first
+		// bytes (then each read of it extends it).
+		HeaderReceived: func(rh *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			if rh.ContentLength() != 0 {
+				return fasthttp.RequestConfig{ReadTimeout: h.bodyIdle}
+			}
+			return fasthttp.RequestConfig{}
+		},
+		ReadTimeout:                  lim.readHeader(),
+		IdleTimeout:                  lim.idle(),
+		ReadBufferSize:               lim.maxHeader(),
+		WriteBufferSize:              16 << 10,
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		NoDefaultServerHeader:        true,
+		NoDefaultDate:                true,
+		NoDefaultContentType:         true,
+		CloseOnShutdown:              true,
+		ConnState:                    nl.track,
+		Logger:                       fasthttpLogger{p.log},
 	}
-	nl := &listener{name: l.Name, addr: l.Addr, srv: srv, done: make(chan struct{})}
 	go func() {
 		defer close(nl.done)
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := nl.srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
 			p.log.Error("listener stopped", "listener", nl.name, "addr", nl.addr, "err", err)
 		}
 	}()
 	return nl
+}
+
+// track keeps the set of open connections, to close them when a graceful
+// shutdown runs out of time (as net/http's Server.Close, it leaves upgraded
+// connections alone).
+func (l *listener) track(c net.Conn, st fasthttp.ConnState) {
+	switch st {
+	case fasthttp.StateNew:
+		l.mu.Lock()
+		l.conns[c] = struct{}{}
+		l.mu.Unlock()
+	case fasthttp.StateClosed, fasthttp.StateHijacked:
+		// A hijacked connection (an upgraded one) is the tunnel's to close.
+		l.mu.Lock()
+		delete(l.conns, c)
+		l.mu.Unlock()
+	}
+}
+
+// shutdown stops accepting, lets requests in flight end until ctx ends,
+// then closes what is left.
+func (l *listener) shutdown(ctx context.Context) error {
+	err := l.srv.ShutdownWithContext(ctx)
+	if err != nil {
+		l.forceClose()
+	}
+	<-l.done
+	return err
+}
+
+func (l *listener) forceClose() {
+	l.ln.Close()
+	l.mu.Lock()
+	for c := range l.conns {
+		c.Close()
+	}
+	l.mu.Unlock()
 }
 
 // shutdownListener stops accepting on l and waits up to grace for its
@@ -204,11 +254,15 @@ func (p *Proxy) newListener(l Listener, ln net.Listener) *listener {
 func (p *Proxy) shutdownListener(l *listener, grace time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if err := l.srv.Shutdown(ctx); err != nil {
-		l.srv.Close()
-	}
-	<-l.done
+	l.shutdown(ctx)
 	p.log.Info("listener closed", "listener", l.name, "addr", l.addr)
+}
+
+// fasthttpLogger sends fasthttp's messages to the proxy's log, at debug.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.log.Debug(fmt.Sprintf(format, args...))
 }
 
 // reconcileGroups brings the live groups and targets to s and returns the
@@ -312,7 +366,8 @@ func (p *Proxy) dropGroup(g *group) {
 func (p *Proxy) buildSnapshot(s State, members map[string][]*target) *snapshot {
 	snap := &snapshot{byAddr: make(map[string]*listenerRoutes, len(s.Listeners))}
 	for _, l := range s.Listeners {
-		lr := &listenerRoutes{name: l.Name}
+		trusted, _ := parseTrusted(l.TrustedProxies) // validated
+		lr := &listenerRoutes{name: l.Name, trusted: trusted}
 		for _, r := range l.Rules {
 			rt := &route{host: strings.ToLower(r.Host), prefix: r.PathPrefix}
 			for _, f := range r.Forward {
@@ -410,13 +465,11 @@ func (p *Proxy) Close(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, l := range ls {
 		wg.Go(func() {
-			if err := l.srv.Shutdown(ctx); err != nil {
-				l.srv.Close()
+			if err := l.shutdown(ctx); err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("listener %q: in-flight requests cut off: %w", l.name, err))
 				mu.Unlock()
 			}
-			<-l.done
 		})
 	}
 	wg.Wait()
@@ -430,7 +483,6 @@ func (p *Proxy) Close(ctx context.Context) error {
 		}
 	}
 	p.mu.Unlock()
-	p.transport.CloseIdleConnections()
 	p.upstream.close()
 	return errors.Join(errs...)
 }

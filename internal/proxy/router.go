@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -19,8 +20,9 @@ type snapshot struct {
 
 // listenerRoutes are the rules of one listener, most specific first.
 type listenerRoutes struct {
-	name   string
-	routes []*route
+	name    string
+	routes  []*route
+	trusted []netip.Prefix // clients whose forwarding headers are kept
 }
 
 // route is one rule, resolved to live target groups and their members.

@@ -19,6 +19,14 @@ type Listener struct {
 	Name  string `json:"name"`
 	Addr  string `json:"addr"` // IP:PORT, e.g. 127.0.0.1:8080
 	Rules []Rule `json:"rules"`
+	// Limits bound slow and oversized requests; zero fields take defaults.
+	Limits Limits `json:"limits,omitzero"`
+	// TrustedProxies are the CIDRs or IPs of clients whose X-Forwarded-For
+	// (extended), X-Forwarded-Proto, X-Forwarded-Host, X-Real-IP and
+	// Forwarded headers are passed on; from any other client they are
+	// replaced by what the proxy sees. Unset: loopback clients are trusted;
+	// ["none"] (TrustNone) trusts nobody.
+	TrustedProxies []string `json:"trusted_proxies,omitempty"`
 }
 
 // Rule matches requests by host and path prefix (both optional) and forwards

@@ -2,31 +2,27 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net"
-	"net/http"
-	"net/http/httptrace"
-	"net/textproto"
+	"net/http/httputil"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
-// upstreamPool is the round tripper for the common request: a GET, HEAD or
-// OPTIONS without a body and without an upgrade. It writes the request and
-// reads the response on the calling goroutine over a pooled keep-alive
-// connection, with net/http's own Request.Write and ReadResponse.
-//
-// Why not http.Transport alone: it hands every request to a per-connection
-// writer goroutine and every response back from a reader goroutine. On a
-// small machine those wake-ups, not the bytes, were most of the proxy's added
-// latency (the proxy was mostly idle while adding a millisecond at the
-// median). Every other request (bodies, Expect, upgrades) still goes to
-// http.Transport, which handles them concurrently and fully.
+// upstreamPool holds keep-alive connections to targets and forwards one
+// request at a time on them, on the handler's goroutine: write the head
+// (and a small body), read the answer's head, then stream its body to the
+// client. Only a request body too big to have arrived with the head gets a
+// goroutine of its own, so a target may answer before reading all of it.
 type upstreamPool struct {
-	base        http.RoundTripper
 	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
 	maxIdle     int // per target address
 	idleTimeout time.Duration
@@ -44,113 +40,196 @@ type upConn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	idleAt time.Time
+	// spoiled: a deadline in the past was set to abort a read or write.
+	spoiled atomic.Bool
 }
 
-func newUpstreamPool(base http.RoundTripper, dial func(ctx context.Context, network, addr string) (net.Conn, error), maxIdle int, idleTimeout time.Duration) *upstreamPool {
-	p := &upstreamPool{base: base, dial: dial, maxIdle: maxIdle, idleTimeout: idleTimeout,
+const (
+	// smallBody is the largest request body sent from memory: the server
+	// reads up to 8 KiB of a body with its head.
+	smallBody = 8 << 10
+	// smallAnswer is the largest response body read whole before it is
+	// written to the client (like nginx's proxy buffers); larger ones stream.
+	smallAnswer = 16 << 10
+	// upReadBuffer bounds a target's response head.
+	upReadBuffer = 32 << 10
+	// watchEvery is how often a request waiting for its target checks that
+	// its client is still there.
+	watchEvery = 200 * time.Millisecond
+)
+
+func newUpstreamPool(dial func(ctx context.Context, network, addr string) (net.Conn, error), maxIdle int, idleTimeout time.Duration) *upstreamPool {
+	p := &upstreamPool{dial: dial, maxIdle: maxIdle, idleTimeout: idleTimeout,
 		idle: map[string][]*upConn{}, stop: make(chan struct{})}
 	go p.janitor()
 	return p
 }
 
-// pooled reports whether req takes the synchronous path: nothing but
-// headers goes up, so a request can be written whole before the answer is
-// read, and resent on a fresh connection if a reused one turns out dead.
-func pooled(req *http.Request) bool {
-	switch req.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions:
-	default:
-		return false
-	}
-	return (req.Body == nil || req.Body == http.NoBody) && req.ContentLength == 0 &&
-		req.URL.Scheme == "http" && req.Header.Get("Upgrade") == "" && req.Header.Get("Expect") == ""
+// exchange is the outcome of one round trip.
+type exchange struct {
+	body       *upBody // the response body still to stream, or nil
+	size       int     // its length, -1 if unknown
+	err        error   // the target failed (or could not be reached: *dialError)
+	clientErr  error   // reading the request body from the client failed
+	clientGone bool    // the client hung up while the target worked
 }
 
-func (p *upstreamPool) RoundTrip(req *http.Request) (*http.Response, error) {
-	if !pooled(req) {
-		return p.base.RoundTrip(req)
-	}
-	ctx := req.Context()
+// roundTrip sends the request of ctx, with head as its line and headers, to
+// addr and sets ctx.Response's head (and small body) from the answer.
+// small is the request body when it came whole with the head (smallBody).
+func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, small []byte, bodyIdle time.Duration) (ex exchange) {
+	req := &ctx.Request
+	cl := req.Header.ContentLength()
+	streamBody := cl > smallBody || cl == -1
+	// Only a request without a body whose method is safe to repeat is sent
+	// again when a reused connection fails before any answer; the others
+	// check that the idle connection is still open before using it.
+	replay := cl <= 0 && cl != -1 && isIdempotent(req.Header.Method())
 	for {
-		uc, reused, err := p.get(ctx, req.URL.Host)
+		uc, reused, err := p.get(ctx, addr, !replay)
 		if err != nil {
-			return nil, err
+			ex.err = err
+			return ex
 		}
-		resp, sent, err := p.exchange(ctx, uc, req)
-		if err == nil {
-			return resp, nil
+		uc.bw.Write(head)
+		uc.bw.Write(small)
+		var copier *bodyCopier
+		if streamBody {
+			copier = startBodyCopier(ctx, uc, cl == -1, bodyIdle)
+		} else if err := uc.bw.Flush(); err != nil {
+			uc.c.Close()
+			if reused && replay {
+				continue
+			}
+			ex.err = err
+			return ex
 		}
-		uc.c.Close()
-		// A reused connection the target closed while idle fails before any
-		// byte of an answer: like http.Transport, send the (idempotent,
-		// bodiless) request again on the next connection.
-		if reused && !sent && ctx.Err() == nil {
-			continue
+		var watch *clientWatch
+		if copier == nil {
+			watch = startClientWatch(ctx, uc)
 		}
-		if cerr := ctx.Err(); cerr != nil {
-			return nil, cerr
+		err = readResponseHead(ctx, uc.br)
+		if watch != nil {
+			ex.clientGone = watch.end()
 		}
-		return nil, err
-	}
-}
-
-// exchange writes req on uc and reads the answer's header. sent reports
-// whether any byte of an answer arrived, after which a retry is unsafe.
-func (p *upstreamPool) exchange(ctx context.Context, uc *upConn, req *http.Request) (resp *http.Response, sent bool, err error) {
-	// A client that goes away aborts the exchange by expiring the deadline.
-	stop := context.AfterFunc(ctx, func() { uc.c.SetDeadline(time.Unix(1, 0)) })
-	defer func() {
-		if err != nil {
-			stop()
-		}
-	}()
-	if err := req.Write(uc.bw); err != nil {
-		return nil, false, err
-	}
-	if err := uc.bw.Flush(); err != nil {
-		return nil, false, err
-	}
-	if _, err := uc.br.Peek(1); err != nil {
-		return nil, false, err
-	}
-	trace := httptrace.ContextClientTrace(ctx)
-	for n := 0; ; n++ {
-		resp, err = http.ReadResponse(uc.br, req)
-		if err != nil {
-			return nil, true, err
-		}
-		// 1xx informational answers (103 Early Hints) precede the real one;
-		// ReverseProxy relays them through the trace hook.
-		if resp.StatusCode < 100 || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols || n >= 5 {
-			break
-		}
-		if trace != nil && trace.Got1xxResponse != nil {
-			if err := trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
-				return nil, true, err
+		if copier != nil {
+			if err == nil && !copier.finished() {
+				// The target answered before taking the whole body: stop
+				// sending it; the connection ends with this request.
+				copier.abort()
+				ctx.SetConnectionClose()
+			}
+			if cerr := copier.wait(); cerr != nil {
+				ex.clientErr = cerr
+				uc.c.Close()
+				return ex
 			}
 		}
+		if err != nil {
+			uc.c.Close()
+			if ex.clientGone {
+				return ex
+			}
+			// A reused connection the target closed while idle fails before
+			// any byte of an answer: send the request again on another.
+			if reused && replay && err == io.EOF {
+				continue
+			}
+			ex.err = err
+			return ex
+		}
+		reuse := copier == nil || copier.complete
+		return p.responseBody(ctx, uc, reuse)
 	}
-	reuse := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols
-	if resp.Body == http.NoBody {
-		p.release(uc, stop, reuse)
-		return resp, true, nil
-	}
-	resp.Body = &upBody{p: p, uc: uc, rc: resp.Body, stop: stop, reuse: reuse}
-	return resp, true, nil
 }
 
-// release returns uc to the pool if it may carry another request, or closes it.
-func (p *upstreamPool) release(uc *upConn, stop func() bool, reuse bool) {
-	// stop fails when the cancel func already ran (or is running): the
-	// connection's deadline is then spoiled.
-	if !stop() || !reuse || uc.br.Buffered() > 0 {
-		uc.c.Close()
-		return
+// readResponseHead reads a response head into ctx.Response, relaying 103
+// Early Hints to the client and skipping other interim (1xx) answers but 101.
+func readResponseHead(ctx *fasthttp.RequestCtx, br *bufio.Reader) error {
+	rh := &ctx.Response.Header
+	for n := 0; ; n++ {
+		if err := rh.Read(br); err != nil {
+			return err
+		}
+		sc := rh.StatusCode()
+		if sc >= 200 || sc == fasthttp.StatusSwitchingProtocols || n >= 5 {
+			return nil
+		}
+		if sc == fasthttp.StatusEarlyHints {
+			ctx.EarlyHints()
+		}
 	}
-	p.put(uc)
 }
 
-func (p *upstreamPool) get(ctx context.Context, addr string) (*upConn, bool, error) {
+// responseBody prepares the body of the answer whose head is in
+// ctx.Response: none, read whole if small, else streamed from uc.
+func (p *upstreamPool) responseBody(ctx *fasthttp.RequestCtx, uc *upConn, reuse bool) (ex exchange) {
+	rh := &ctx.Response.Header
+	reuse = reuse && !rh.ConnectionClose()
+	// The connection to the target is not the client's: its close and
+	// keep-alive settings stay here.
+	rh.ResetConnectionClose()
+	rh.Del("Keep-Alive")
+	sc := rh.StatusCode()
+	cl := rh.ContentLength()
+	if ctx.IsHead() || sc < 200 || sc == fasthttp.StatusNoContent || sc == fasthttp.StatusNotModified {
+		p.release(uc, reuse)
+		return ex
+	}
+	switch {
+	case cl >= 0 && cl <= smallAnswer:
+		b, err := uc.br.Peek(cl)
+		if err != nil {
+			uc.c.Close()
+			ex.err = err
+			return ex
+		}
+		ctx.Response.SetBody(b)
+		uc.br.Discard(cl)
+		p.release(uc, reuse)
+		return ex
+	case cl >= 0:
+		ex.body = &upBody{p: p, uc: uc, r: io.LimitReader(uc.br, int64(cl)), reuse: reuse, fixed: true}
+		ex.size = cl
+	case cl == -1:
+		ex.body = &upBody{p: p, uc: uc, r: httputil.NewChunkedReader(uc.br), reuse: reuse, chunked: true}
+		ex.size = -1
+	default: // until the target closes the connection
+		ex.body = &upBody{p: p, uc: uc, r: uc.br}
+		ex.size = -1
+	}
+	return ex
+}
+
+// readSmallBody returns the request body if it came whole with the head,
+// read now so it can be sent again to another target.
+func readSmallBody(ctx *fasthttp.RequestCtx, buf []byte) ([]byte, error) {
+	cl := ctx.Request.Header.ContentLength()
+	if cl <= 0 || cl > smallBody {
+		return nil, nil
+	}
+	r := ctx.RequestBodyStream()
+	if r == nil { // the server read it whole
+		return ctx.Request.Body(), nil
+	}
+	b := buf[:cl]
+	_, err := io.ReadFull(r, b)
+	return b, err
+}
+
+var smallPool = sync.Pool{New: func() any { b := make([]byte, smallBody); return &b }}
+
+func isIdempotent(method []byte) bool {
+	switch string(method) {
+	case fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodOptions:
+		return true
+	}
+	return false
+}
+
+// get returns an idle connection to addr, or dials one. With check, an idle
+// connection is first checked for having been closed by the target.
+func (p *upstreamPool) get(ctx context.Context, addr string, check bool) (*upConn, bool, error) {
 	p.mu.Lock()
 	for list := p.idle[addr]; len(list) > 0; list = p.idle[addr] {
 		uc := list[len(list)-1]
@@ -158,6 +237,11 @@ func (p *upstreamPool) get(ctx context.Context, addr string) (*upConn, bool, err
 		p.idle[addr] = list[:len(list)-1]
 		if time.Since(uc.idleAt) < p.idleTimeout {
 			p.mu.Unlock()
+			if check && !stillOpen(uc.c) {
+				uc.c.Close()
+				p.mu.Lock()
+				continue
+			}
 			return uc, true, nil
 		}
 		uc.c.Close()
@@ -167,19 +251,58 @@ func (p *upstreamPool) get(ctx context.Context, addr string) (*upConn, bool, err
 	if err != nil {
 		return nil, false, err
 	}
-	return &upConn{addr: addr, c: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10)}, false, nil
+	return &upConn{addr: addr, c: c, br: bufio.NewReaderSize(c, upReadBuffer), bw: bufio.NewWriterSize(c, 4<<10)}, false, nil
 }
 
-func (p *upstreamPool) put(uc *upConn) {
-	addr := uc.addr
+// stillOpen reports whether an idle connection has not been closed (or
+// written to) by its peer, without blocking.
+func stillOpen(c net.Conn) bool {
+	eof, data := peek(c)
+	return !eof && !data
+}
+
+// peek looks at c without blocking or consuming: eof when the peer closed it
+// (or it failed), data when bytes wait to be read.
+func peek(c net.Conn) (eof, data bool) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false, false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return true, false
+	}
+	rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case n > 0:
+			data = true
+		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR:
+		default:
+			eof = true
+		}
+		return true
+	})
+	return eof, data
+}
+
+// release returns uc to the pool if it may carry another request, or closes it.
+func (p *upstreamPool) release(uc *upConn, reuse bool) {
+	// A connection whose deadline was spoiled (its client hung up) is not
+	// reused either.
+	if !reuse || uc.br.Buffered() > 0 || uc.spoiled.Load() {
+		uc.c.Close()
+		return
+	}
 	uc.idleAt = time.Now()
 	p.mu.Lock()
-	if p.closed || len(p.idle[addr]) >= p.maxIdle {
+	if p.closed || len(p.idle[uc.addr]) >= p.maxIdle {
 		p.mu.Unlock()
 		uc.c.Close()
 		return
 	}
-	p.idle[addr] = append(p.idle[addr], uc)
+	p.idle[uc.addr] = append(p.idle[uc.addr], uc)
 	p.mu.Unlock()
 }
 
@@ -233,33 +356,235 @@ func (p *upstreamPool) close() {
 	clear(p.idle)
 }
 
-// upBody is a pooled response body: read to its end, it gives the
-// connection back; closed before that, it closes the connection rather
-// than read the rest of a body nobody wants.
+// upBody streams a response body from its target to the client. Read to its
+// end, it gives the connection back; closed before that (the client went
+// away), it closes the connection rather than read what nobody wants. Its
+// end ends the request's attempt.
 type upBody struct {
-	p     *upstreamPool
-	uc    *upConn
-	rc    io.ReadCloser
-	stop  func() bool
-	reuse bool
-	done  atomic.Bool
+	p       *upstreamPool
+	uc      *upConn
+	r       io.Reader
+	a       *attempt
+	reuse   bool
+	fixed   bool // r is the Content-Length's worth
+	chunked bool // r decodes chunks: the trailer follows its end
+	done    bool
 }
 
 func (b *upBody) Read(buf []byte) (int, error) {
-	if b.done.Load() {
+	if b.done {
 		return 0, io.EOF
 	}
-	n, err := b.rc.Read(buf)
-	if err != nil && b.done.CompareAndSwap(false, true) {
-		b.p.release(b.uc, b.stop, b.reuse && errors.Is(err, io.EOF))
+	n, err := b.r.Read(buf)
+	if err == io.EOF {
+		ok := true
+		if b.chunked {
+			ok = skipTrailer(b.uc.br) == nil
+		}
+		if b.fixed && n == 0 && b.r.(*io.LimitedReader).N > 0 {
+			ok, err = false, io.ErrUnexpectedEOF
+		}
+		b.end(b.reuse && ok)
+		return n, err
+	}
+	if err != nil {
+		b.end(false)
+		if b.a != nil && b.a.status < 500 {
+			// The target broke off its answer.
+			b.a.status = fasthttp.StatusBadGateway
+		}
 	}
 	return n, err
 }
 
+// Close is called by the server once the body is written, or given up.
 func (b *upBody) Close() error {
-	if b.done.CompareAndSwap(false, true) {
-		b.stop()
-		b.uc.c.Close()
-	}
+	b.end(false)
 	return nil
+}
+
+func (b *upBody) end(reuse bool) {
+	if b.done {
+		return
+	}
+	b.done = true
+	b.p.release(b.uc, reuse)
+	if b.a != nil {
+		b.a.finish()
+		b.a = nil
+	}
+}
+
+// skipTrailer reads the trailer section after a chunked body's last chunk.
+func skipTrailer(br *bufio.Reader) error {
+	for range 64 {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		if len(line) <= 2 {
+			return nil
+		}
+	}
+	return errors.New("too many trailer fields")
+}
+
+// bodyCopier sends a request body that did not come whole with the head to
+// the target while the handler waits for the answer.
+type bodyCopier struct {
+	ctx       *fasthttp.RequestCtx
+	uc        *upConn
+	done      chan struct{}
+	clientErr error // reading from the client failed
+	complete  bool  // the whole body was sent
+	aborted   atomic.Bool
+}
+
+func startBodyCopier(ctx *fasthttp.RequestCtx, uc *upConn, chunked bool, idle time.Duration) *bodyCopier {
+	bc := &bodyCopier{ctx: ctx, uc: uc, done: make(chan struct{})}
+	go bc.run(chunked, idle)
+	return bc
+}
+
+func (bc *bodyCopier) run(chunked bool, idle time.Duration) {
+	defer close(bc.done)
+	buf := smallPool.Get().(*[]byte)
+	defer smallPool.Put(buf)
+	r := bc.ctx.RequestBodyStream()
+	if r == nil { // the server read it whole (Body would drain a stream)
+		r = bytes.NewReader(bc.ctx.Request.Body())
+	}
+	w := bc.uc.bw
+	for {
+		bc.ctx.SetReadDeadline(time.Now().Add(idle))
+		n, err := r.Read(*buf)
+		if n > 0 {
+			if chunked {
+				w.Write(strconv.AppendInt(w.AvailableBuffer(), int64(n), 16))
+				w.WriteString("\r\n")
+			}
+			w.Write((*buf)[:n])
+			if chunked {
+				w.WriteString("\r\n")
+			}
+			if werr := w.Flush(); werr != nil {
+				return // the target's failure shows when its answer is read
+			}
+		}
+		if err == io.EOF {
+			if chunked {
+				w.WriteString("0\r\n\r\n")
+			}
+			bc.complete = w.Flush() == nil
+			return
+		}
+		if err != nil {
+			if !bc.aborted.Load() {
+				bc.clientErr = err
+				// The target waits for the rest of the body: end its wait.
+				bc.uc.c.Close()
+			}
+			return
+		}
+	}
+}
+
+func (bc *bodyCopier) finished() bool {
+	select {
+	case <-bc.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// abort stops the copy: the client's read and the target's write fail.
+func (bc *bodyCopier) abort() {
+	bc.aborted.Store(true)
+	bc.ctx.SetReadDeadline(time.Unix(1, 0))
+	bc.uc.spoiled.Store(true)
+	bc.uc.c.SetWriteDeadline(time.Unix(1, 0))
+}
+
+// wait waits for the copy to end and returns the client's error, if any.
+func (bc *bodyCopier) wait() error {
+	<-bc.done
+	if bc.aborted.Load() {
+		return nil
+	}
+	return bc.clientErr
+}
+
+// clientWatch checks, while a request waits for its target, that the client
+// is still connected; if it hung up, the target's connection is closed so
+// the target stops working on an answer nobody will read.
+type clientWatch struct {
+	mu     sync.Mutex
+	t      *time.Timer
+	ctx    *fasthttp.RequestCtx
+	uc     *upConn
+	active bool
+	gone   bool
+}
+
+var watchPool = sync.Pool{New: func() any {
+	w := &clientWatch{}
+	w.t = time.AfterFunc(time.Hour, w.check)
+	w.t.Stop()
+	return w
+}}
+
+func startClientWatch(ctx *fasthttp.RequestCtx, uc *upConn) *clientWatch {
+	w := watchPool.Get().(*clientWatch)
+	w.mu.Lock()
+	w.ctx, w.uc, w.active, w.gone = ctx, uc, true, false
+	w.mu.Unlock()
+	w.t.Reset(watchEvery)
+	return w
+}
+
+func (w *clientWatch) check() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.active {
+		return
+	}
+	// The head's read deadline may have passed while the target works; it
+	// would keep the peek from looking. The server resets it afterwards.
+	w.ctx.SetReadDeadline(time.Time{})
+	if eof, _ := peek(w.ctx.Conn()); eof {
+		w.gone = true
+		w.uc.spoiled.Store(true)
+		w.uc.c.SetDeadline(time.Unix(1, 0))
+		return
+	}
+	w.t.Reset(watchEvery)
+}
+
+// end stops watching and reports whether the client hung up.
+func (w *clientWatch) end() bool {
+	w.t.Stop()
+	w.mu.Lock()
+	gone := w.gone
+	w.active, w.ctx, w.uc = false, nil, nil
+	w.mu.Unlock()
+	watchPool.Put(w)
+	return gone
+}
+
+// dialError marks a failure to connect: the request was not sent.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+func dialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, &dialError{err}
+		}
+		return c, nil
+	}
 }

@@ -67,6 +67,10 @@ func (s State) Validate() error {
 		} else {
 			addrs[l.Addr] = l.Name
 		}
+		validateLimits(at, l.Limits, add)
+		if _, err := parseTrusted(l.TrustedProxies); err != nil {
+			add("%s trusted_proxies: %v", at, err)
+		}
 		matches := map[string]int{}
 		for j, r := range l.Rules {
 			rat := fmt.Sprintf("%s rules[%d]", at, j)

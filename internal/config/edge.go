@@ -1,0 +1,46 @@
+package config
+
+import (
+	"net/netip"
+	"strconv"
+)
+
+// Edge bounds what clients may do to an environment's listeners on the
+// local load balancer (platform local), and decides whose forwarding headers
+// it believes. Zero fields take the load balancer's defaults.
+type Edge struct {
+	TrustedProxies    []string `yaml:"trusted_proxies,omitempty" json:"trusted_proxies,omitempty" jsonschema_description:"CIDRs or IPs of clients (such as a TLS terminator) whose X-Forwarded-For is extended and whose X-Forwarded-Proto/-Host, X-Real-IP and Forwarded are kept; other clients' are replaced. Default: loopback; [none] trusts nobody."`
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout,omitempty" json:"read_header_timeout,omitempty" jsonschema:"default=10s" jsonschema_description:"Time to receive a request's line and headers; then the connection is closed."`
+	BodyIdleTimeout   Duration `yaml:"body_idle_timeout,omitempty" json:"body_idle_timeout,omitempty" jsonschema:"default=30s" jsonschema_description:"Longest wait for the next bytes of a request body; then 408."`
+	IdleTimeout       Duration `yaml:"idle_timeout,omitempty" json:"idle_timeout,omitempty" jsonschema:"default=75s" jsonschema_description:"How long a keep-alive connection waits for its next request."`
+	MaxHeaderBytes    int      `yaml:"max_header_bytes,omitempty" json:"max_header_bytes,omitempty" jsonschema:"minimum=1024,maximum=1048576,default=32768" jsonschema_description:"Largest request line and headers; larger is answered 431."`
+}
+
+// edge checks the proxy settings of environment name.
+func (v *validator) edge(name string, e *Environment) {
+	if e.Proxy == nil {
+		return
+	}
+	p := "environments." + name + ".proxy"
+	if e.Platform != PlatformLocal {
+		v.add(p, "applies to the local load balancer only (platform local); remove it for platform %s", e.Platform)
+	}
+	if n := e.Proxy.MaxHeaderBytes; n != 0 && (n < 1024 || n > 1<<20) {
+		v.add(p+".max_header_bytes", "%d is out of range (write 1024 to 1048576 bytes; default 32768)", n)
+	}
+	for i, s := range e.Proxy.TrustedProxies {
+		at := p + ".trusted_proxies[" + strconv.Itoa(i) + "]"
+		if s == "none" {
+			if len(e.Proxy.TrustedProxies) > 1 {
+				v.add(at, "none trusts nobody: it cannot be listed with addresses")
+			}
+			continue
+		}
+		if _, err := netip.ParsePrefix(s); err == nil {
+			continue
+		}
+		if _, err := netip.ParseAddr(s); err != nil {
+			v.add(at, "%q is neither a CIDR (10.0.0.0/8) nor an IP address (192.0.2.7); write none to trust nobody", s)
+		}
+	}
+}

@@ -1,0 +1,119 @@
+package proxy
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Limits bound what one client may make a listener wait for or hold. Zero
+// fields take the defaults below. They apply when the listener opens: a
+// change to the limits of an open listener takes effect when the proxy
+// restarts (`cutover proxy stop`, then `cutover proxy start`) or the
+// listener moves to another port.
+type Limits struct {
+	// ReadHeaderTimeout bounds the time to receive a request's line and
+	// headers (slow-header clients); then the connection is closed.
+	ReadHeaderTimeout Duration `json:"read_header_timeout,omitempty"`
+	// BodyIdleTimeout bounds the wait for the next bytes of a request body;
+	// a stalled body is answered 408 and its connection closed.
+	BodyIdleTimeout Duration `json:"body_idle_timeout,omitempty"`
+	// IdleTimeout bounds how long a keep-alive connection waits for its
+	// next request.
+	IdleTimeout Duration `json:"idle_timeout,omitempty"`
+	// MaxHeaderBytes bounds the size of a request's line and headers;
+	// a larger request is answered 431.
+	MaxHeaderBytes int `json:"max_header_bytes,omitempty"`
+}
+
+// The default limits: about nginx's, tighter on headers and their time.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultBodyIdleTimeout   = 30 * time.Second
+	DefaultIdleTimeout       = 75 * time.Second
+	DefaultMaxHeaderBytes    = 32 << 10
+
+	minHeaderBytes = 1 << 10
+	maxHeaderBytes = 1 << 20
+)
+
+func (l Limits) readHeader() time.Duration {
+	return orDefault(time.Duration(l.ReadHeaderTimeout), DefaultReadHeaderTimeout)
+}
+func (l Limits) bodyIdle() time.Duration {
+	return orDefault(time.Duration(l.BodyIdleTimeout), DefaultBodyIdleTimeout)
+}
+func (l Limits) idle() time.Duration {
+	return orDefault(time.Duration(l.IdleTimeout), DefaultIdleTimeout)
+}
+func (l Limits) maxHeader() int { return orDefault(l.MaxHeaderBytes, DefaultMaxHeaderBytes) }
+
+func orDefault[T time.Duration | int](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+func validateLimits(at string, l Limits, add func(string, ...any)) {
+	for _, d := range []struct {
+		name string
+		v    Duration
+	}{{"read_header_timeout", l.ReadHeaderTimeout}, {"body_idle_timeout", l.BodyIdleTimeout}, {"idle_timeout", l.IdleTimeout}} {
+		if d.v < 0 {
+			add("%s limits.%s %s is negative: give a duration such as \"10s\" (or leave it out for the default)", at, d.name, d.v)
+		}
+	}
+	if n := l.MaxHeaderBytes; n != 0 && (n < minHeaderBytes || n > maxHeaderBytes) {
+		add("%s limits.max_header_bytes %d is out of range: give %d to %d bytes (default %d)", at, n, minHeaderBytes, maxHeaderBytes, DefaultMaxHeaderBytes)
+	}
+}
+
+// loopback is whom a listener trusts when TrustedProxies is unset: its
+// clients are on this machine (listeners bind to local addresses), such as
+// a TLS terminator in front of the proxy.
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// TrustNone, alone in TrustedProxies, trusts nobody's forwarding headers.
+const TrustNone = "none"
+
+// parseTrusted reads trusted_proxies: CIDRs ("10.0.0.0/8") or single IPs;
+// empty means loopback, and TrustNone alone nobody. (An empty list does not
+// mean nobody: it would not survive a round trip through YAML.)
+func parseTrusted(list []string) ([]netip.Prefix, error) {
+	if len(list) == 0 {
+		return loopback, nil
+	}
+	if slices.Contains(list, TrustNone) {
+		if len(list) > 1 {
+			return nil, fmt.Errorf("%q trusts nobody: it cannot be listed with addresses", TrustNone)
+		}
+		return nil, nil
+	}
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a CIDR (10.0.0.0/8) nor an IP address (192.0.2.7); %q trusts nobody", s, TrustNone)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+// trusts reports whether the client at ip is a trusted proxy.
+func trusts(trusted []netip.Prefix, ip netip.Addr) bool {
+	for _, p := range trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}

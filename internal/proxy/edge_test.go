@@ -1,0 +1,457 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// seenRequest is what the target behind the proxy received.
+type seenRequest struct {
+	host   string
+	path   string
+	header http.Header
+	body   string
+	err    error
+}
+
+// recordingTarget is a real HTTP server that reads every request's body to
+// its end before answering, and records each request but health checks.
+type recordingTarget struct {
+	*httptest.Server
+	mu   sync.Mutex
+	seen []seenRequest
+}
+
+func newRecordingTarget(t *testing.T) *recordingTarget {
+	rt := &recordingTarget{}
+	rt.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			return
+		}
+		b, err := io.ReadAll(r.Body)
+		rt.mu.Lock()
+		rt.seen = append(rt.seen, seenRequest{r.Host, r.URL.Path, r.Header.Clone(), string(b), err})
+		rt.mu.Unlock()
+		if err != nil {
+			return
+		}
+		io.WriteString(w, "ok "+r.URL.Path)
+	}))
+	t.Cleanup(rt.Close)
+	return rt
+}
+
+func (rt *recordingTarget) take() []seenRequest {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	s := rt.seen
+	rt.seen = nil
+	return s
+}
+
+// rawExchange sends raw bytes on a new connection to addr, then stalls for
+// the given time (the connection stays open, nothing more is sent) and
+// reads until the proxy closes the connection or 5s pass. It returns the
+// status of every response read, whether the proxy closed the connection,
+// and how long after the send that took.
+type rawResult struct {
+	statuses []int
+	bodies   []string
+	closed   bool
+	after    time.Duration
+}
+
+func rawExchange(t *testing.T, addr string, parts ...string) rawResult {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	for i, p := range parts {
+		if i > 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if _, err := io.WriteString(c, p); err != nil {
+			break // the proxy may close on a bad first part
+		}
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var res rawResult
+	br := bufio.NewReader(c)
+	for {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			var ne net.Error
+			res.closed = !(errors.As(err, &ne) && ne.Timeout())
+			break
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		res.statuses = append(res.statuses, resp.StatusCode)
+		res.bodies = append(res.bodies, string(b))
+	}
+	res.after = time.Since(start)
+	return res
+}
+
+// TestHostileRequests sends requests a client may craft to break or fool
+// the proxy, over TCP to a real proxy process, and checks each answer, that
+// the target never saw what it must not see, and that the target group's
+// counters did not move for what is the client's fault.
+func TestHostileRequests(t *testing.T) {
+	home := t.TempDir()
+	ctx := context.Background()
+	c, _ := startDaemon(t, home)
+	target := newRecordingTarget(t)
+	addr := freeAddr(t)
+	tg := tgOf("e/web", target.Server)
+	tg.Health.Path = "/healthz"
+	l := oneRouteNamed("e/production", addr, "e/web")
+	l.Limits = Limits{ReadHeaderTimeout: Duration(500 * time.Millisecond), BodyIdleTimeout: Duration(500 * time.Millisecond),
+		IdleTimeout: Duration(2 * time.Second), MaxHeaderBytes: 8 << 10}
+	l.TrustedProxies = []string{TrustNone} // every forwarding header is the proxy's own
+	if err := c.PutScope(ctx, "e", State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{tg}}); err != nil {
+		t.Fatal(err)
+	}
+	waitTargets(t, c, 1)
+
+	const post = "POST /upload HTTP/1.1\r\nHost: app.example\r\n"
+	for _, tc := range []struct {
+		name  string
+		parts []string
+		// want is the acceptable statuses of the first answer; none means
+		// the proxy must close the connection without one.
+		want []int
+		// counted: the request reaches the target and counts in its group.
+		counted bool
+		// within bounds the time until the proxy closes the connection.
+		within time.Duration
+		check  func(t *testing.T, r rawResult, seen []seenRequest)
+	}{{
+		name:  "malformed chunk size",
+		parts: []string{post + "Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"},
+		want:  []int{400},
+	}, {
+		name:  "chunk longer than its size",
+		parts: []string{post + "Transfer-Encoding: chunked\r\n\r\n", "5\r\nhelloEXTRA\r\n0\r\n\r\n"},
+		want:  []int{400},
+	}, {
+		name:  "chunked body cut off",
+		parts: []string{post + "Transfer-Encoding: chunked\r\n\r\n", "5\r\nhel"},
+		want:  []int{408},
+	}, {
+		name:  "body stalls after 10 of 100 bytes",
+		parts: []string{post + "Content-Length: 100\r\n\r\n", "0123456789"},
+		want:  []int{408}, within: 3 * time.Second,
+	}, {
+		name:  "headers never end (slowloris)",
+		parts: []string{"GET / HTTP/1.1\r\nHost: app.example\r\n", "X-Slow: 1\r\n"},
+		want:  []int{408}, within: 3 * time.Second,
+	}, {
+		name: "Content-Length and Transfer-Encoding: a request smuggled behind",
+		parts: []string{post + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" +
+			"GET /smuggled HTTP/1.1\r\nHost: app.example\r\n\r\n"},
+		want: []int{400},
+	}, {
+		name: "Transfer-Encoding before Content-Length",
+		parts: []string{post + "Transfer-Encoding: chunked\r\nContent-Length: 60\r\n\r\n0\r\n\r\n" +
+			"GET /smuggled HTTP/1.1\r\nHost: app.example\r\n\r\n"},
+		want: []int{400},
+	}, {
+		name:  "Transfer-Encoding on HTTP/1.0",
+		parts: []string{"POST /upload HTTP/1.0\r\nHost: app.example\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+		want:  []int{400},
+	}, {
+		name:  "bad chunk with a request pipelined behind",
+		parts: []string{post + "Transfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: app.example\r\n\r\n"},
+		want:  []int{400},
+	}, {
+		name:  "headers over the size limit",
+		parts: []string{"GET / HTTP/1.1\r\nHost: app.example\r\nX-Big: " + strings.Repeat("a", 64<<10) + "\r\n\r\n"},
+		want:  []int{431},
+	}, {
+		name:  "two different Content-Lengths",
+		parts: []string{post + "Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"},
+		want:  []int{400},
+	}, {
+		name:  "Transfer-Encoding other than chunked",
+		parts: []string{post + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"},
+		want:  []int{400, 501},
+	}, {
+		name:  "space before the header colon",
+		parts: []string{post + "Transfer-Encoding : chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n"},
+		want:  []int{400},
+	}, {
+		name:  "no Host header",
+		parts: []string{"GET / HTTP/1.1\r\n\r\n"},
+		want:  []int{400},
+	}, {
+		name:  "HTTP/1.0 without Host is served, with the listener's address as Host",
+		parts: []string{"GET /old HTTP/1.0\r\n\r\n"},
+		want:  []int{200}, counted: true,
+		check: func(t *testing.T, r rawResult, seen []seenRequest) {
+			if len(seen) != 1 || seen[0].host != addr {
+				t.Fatalf("the target saw %+v, want one request with Host %s", seen, addr)
+			}
+		},
+	}, {
+		name: "spoofed forwarding headers from an untrusted client",
+		parts: []string{"GET /whoami HTTP/1.1\r\nHost: app.example\r\nX-Forwarded-For: 203.0.113.66\r\nX-Forwarded-Proto: https\r\n" +
+			"X-Forwarded-Host: bank.example\r\nX-Real-IP: 203.0.113.66\r\nForwarded: for=203.0.113.66;proto=https\r\nConnection: close\r\n\r\n"},
+		want: []int{200}, counted: true,
+		check: func(t *testing.T, r rawResult, seen []seenRequest) {
+			if len(seen) != 1 {
+				t.Fatalf("the target saw %d requests, want 1", len(seen))
+			}
+			h := seen[0].header
+			for k, want := range map[string]string{"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": "http",
+				"X-Forwarded-Host": "app.example", "X-Real-Ip": "", "Forwarded": ""} {
+				if got := strings.Join(h.Values(k), ","); got != want {
+					t.Errorf("the target saw %s %q, want %q", k, got, want)
+				}
+			}
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			target.take()
+			before := groupCounts(t, c, "e/web")
+			r := rawExchange(t, addr, tc.parts...)
+			seen := target.take()
+			if len(tc.want) == 0 {
+				if len(r.statuses) != 0 || !r.closed {
+					t.Fatalf("want the connection closed without an answer, got %v (closed %v)", r.statuses, r.closed)
+				}
+			} else if len(r.statuses) == 0 || !slices.Contains(tc.want, r.statuses[0]) {
+				t.Fatalf("want a status in %v, got %v %q (closed %v)", tc.want, r.statuses, r.bodies, r.closed)
+			}
+			if !tc.counted && (len(r.statuses) != 1 || !r.closed) && len(tc.want) > 0 {
+				t.Errorf("after a refused request the connection must close after one answer: %v closed %v", r.statuses, r.closed)
+			}
+			if tc.within > 0 && r.after > tc.within {
+				t.Errorf("the proxy took %s to give up, want under %s", r.after.Round(time.Millisecond), tc.within)
+			}
+			for _, s := range seen {
+				if s.err == nil && !tc.counted {
+					t.Errorf("the target received a complete request %s %q", s.path, s.body)
+				}
+			}
+			time.Sleep(100 * time.Millisecond) // counters are updated after the answer
+			after := groupCounts(t, c, "e/web")
+			wantDelta := uint64(0)
+			if tc.counted {
+				wantDelta = 1
+			}
+			if after.Requests-before.Requests != wantDelta || after.Codes["5xx"] != before.Codes["5xx"] {
+				t.Errorf("target group counters moved from %d requests %v to %d %v, want +%d and no 5xx",
+					before.Requests, before.Codes, after.Requests, after.Codes, wantDelta)
+			}
+			if tc.check != nil {
+				tc.check(t, r, seen)
+			}
+		})
+	}
+}
+
+func groupCounts(t *testing.T, c *Client, group string) GroupStats {
+	t.Helper()
+	s, err := c.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, ok := s.Group(group)
+	if !ok {
+		t.Fatalf("no stats for %s: %+v", group, s)
+	}
+	return g
+}
+
+// TestTrustedProxyKeepsForwardingHeaders checks the other side of
+// trusted_proxies: a client in the list has its headers kept and extended.
+func TestTrustedProxyKeepsForwardingHeaders(t *testing.T) {
+	target := newRecordingTarget(t)
+	addr := freeAddr(t)
+	p := newTestProxy(t, Options{})
+	tg := tgOf("e/web", target.Server)
+	tg.Health.Path = "/healthz"
+	l := oneRouteNamed("e/production", addr, "e/web")
+	l.TrustedProxies = []string{"10.0.0.0/8", "127.0.0.1"}
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{tg}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "e/web", "healthy", 1)
+	r := rawExchange(t, addr, "GET /whoami HTTP/1.1\r\nHost: app.example\r\nX-Forwarded-For: 203.0.113.66\r\nX-Forwarded-Proto: https\r\n"+
+		"X-Forwarded-Host: shop.example\r\nX-Real-IP: 203.0.113.66\r\nForwarded: for=203.0.113.66;proto=https\r\nConnection: close\r\n\r\n")
+	seen := target.take()
+	if len(r.statuses) != 1 || r.statuses[0] != 200 || len(seen) != 1 {
+		t.Fatalf("got %v, target saw %d requests", r.statuses, len(seen))
+	}
+	for k, want := range map[string]string{"X-Forwarded-For": "203.0.113.66, 127.0.0.1", "X-Forwarded-Proto": "https",
+		"X-Forwarded-Host": "shop.example", "X-Real-Ip": "203.0.113.66", "Forwarded": "for=203.0.113.66;proto=https"} {
+		if got := strings.Join(seen[0].header.Values(k), ","); got != want {
+			t.Errorf("the target saw %s %q, want %q", k, got, want)
+		}
+	}
+}
+
+// TestBadGatewayNamesTheGroupNotTheTarget: a target that hangs up without
+// answering gives a 502 that names the target group, never a target's ID,
+// its address or the error, and counts as the group's 5xx.
+func TestBadGatewayNamesTheGroupNotTheTarget(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err == nil && req.URL.Path == "/" {
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n") // health checks pass
+				}
+				c.Close()
+			}()
+		}
+	}()
+	addr := freeAddr(t)
+	p := newTestProxy(t, Options{})
+	g := TargetGroup{Name: "shop.production/web/blue", Health: fastHealth, Targets: []Target{{ID: "task-7f3a", Addr: ln.Addr().String()}}}
+	g.Health.Interval = Duration(time.Hour)
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{oneRoute(addr, WeightedTarget{g.Name, 1})}, TargetGroups: []TargetGroup{g}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, g.Name, "healthy", 1)
+	code, body, _ := get(t, addr, "", "/hangup")
+	if code != http.StatusBadGateway || body != "cutover: shop.production/web/blue failed to answer\n" {
+		t.Fatalf("got %d %q", code, body)
+	}
+	if s, _ := p.Stats().Group(g.Name); s.Codes["5xx"] != 1 {
+		t.Errorf("a target that hung up counts as the group's 5xx: %+v", s.Codes)
+	}
+}
+
+// TestClientGoneAfterTheHeadDeadline: a client that hangs up while a slow
+// target works is noticed even after the listener's read_header_timeout
+// has passed, and the target's request is aborted.
+func TestClientGoneAfterTheHeadDeadline(t *testing.T) {
+	aborted := make(chan struct{}, 1)
+	u, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/slow" {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			aborted <- struct{}{}
+		case <-time.After(10 * time.Second):
+		}
+	})
+	addr := freeAddr(t)
+	p := newTestProxy(t, Options{})
+	l := oneRoute(addr, WeightedTarget{"e/u", 1})
+	l.Limits.ReadHeaderTimeout = Duration(300 * time.Millisecond)
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{tgOf("e/u", u)}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "e/u", "healthy", 1)
+	client := &http.Client{Timeout: time.Second}
+	if _, err := client.Get("http://" + addr + "/slow"); err == nil {
+		t.Fatal("want the client's timeout to end the request")
+	}
+	select {
+	case <-aborted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the target's request was not aborted when the client went away after the head deadline")
+	}
+}
+
+func TestValidateListenerEdges(t *testing.T) {
+	s := validState()
+	l := &s.Listeners[0]
+	l.Limits = Limits{ReadHeaderTimeout: Duration(-time.Second), MaxHeaderBytes: 100}
+	l.TrustedProxies = []string{"10.0.0.0/8", "none"}
+	err := s.Validate()
+	for _, want := range []string{"limits.read_header_timeout -1s is negative", "limits.max_header_bytes 100 is out of range: give 1024 to 1048576",
+		`trusted_proxies: "none" trusts nobody: it cannot be listed with addresses`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q in %v", want, err)
+		}
+	}
+	l.TrustedProxies = []string{"10.0.0.300"}
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), `"10.0.0.300" is neither a CIDR`) {
+		t.Errorf("bad IP: %v", err)
+	}
+	l.Limits, l.TrustedProxies = Limits{}, []string{"192.0.2.7", "2001:db8::/32"}
+	if err := s.Validate(); err != nil {
+		t.Errorf("good edges refused: %v", err)
+	}
+	for _, c := range []struct {
+		list []string
+		ip   string
+		want bool
+	}{{nil, "127.0.0.1", true}, {nil, "192.0.2.7", false}, {[]string{TrustNone}, "127.0.0.1", false},
+		{[]string{"192.0.2.7"}, "192.0.2.7", true}, {[]string{"2001:db8::/32"}, "2001:db8::1", true}, {[]string{"10.0.0.0/8"}, "::ffff:10.1.2.3", true}} {
+		trusted, err := parseTrusted(c.list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := trusts(trusted, netip.MustParseAddr(c.ip).Unmap()); got != c.want {
+			t.Errorf("trusted_proxies %v, client %s: trusted %v, want %v", c.list, c.ip, got, c.want)
+		}
+	}
+}
+
+// TestConnectFailureIsRetriedOnce: with every target of a group gone (still
+// healthy until the next check), a request tries a second target once, then
+// gets a 502 counted against the group, instead of going round the targets.
+func TestConnectFailureIsRetriedOnce(t *testing.T) {
+	a, b := httptest.NewServer(http.NotFoundHandler()), httptest.NewServer(http.NotFoundHandler())
+	addr := freeAddr(t)
+	p := newTestProxy(t, Options{})
+	g := TargetGroup{Name: "e/g", Health: HealthCheck{Path: "/", Interval: Duration(time.Hour), Timeout: Duration(time.Second), HealthyThreshold: 1, UnhealthyThreshold: 1, SuccessCodes: "200-499"},
+		Targets: []Target{{ID: "a", Addr: hostOf(a)}, {ID: "b", Addr: hostOf(b)}}}
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{oneRoute(addr, WeightedTarget{"e/g", 1})}, TargetGroups: []TargetGroup{g}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "e/g", "healthy", 2)
+	a.Close()
+	b.Close()
+	done := make(chan int, 1)
+	go func() {
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + addr + "/")
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	select {
+	case code := <-done:
+		if code != http.StatusBadGateway {
+			t.Fatalf("got %d, want 502", code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request did not end: retried without end")
+	}
+	if s, _ := p.Stats().Group("e/g"); s.Codes["5xx"] != 1 {
+		t.Errorf("want one 5xx for the group, have %v", s.Codes)
+	}
+}

@@ -1,0 +1,145 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRequestBodyStreamsToTheTarget: an upload reaches the target while the
+// client is still sending it (the proxy does not read it whole first), with
+// Content-Length and chunked, and arrives intact; a large answer comes back
+// intact; HEAD gets the head only.
+func TestRequestBodyStreamsToTheTarget(t *testing.T) {
+	firstPart := make(chan struct{}, 1)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	u, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/upload":
+			buf := make([]byte, 64<<10)
+			if _, err := io.ReadFull(r.Body, buf); err != nil {
+				http.Error(w, err.Error(), 500)
+				return
+			}
+			firstPart <- struct{}{}
+			rest, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), 500)
+				return
+			}
+			sum := sha256.Sum256(append(buf, rest...))
+			fmt.Fprintf(w, "%d %s %v", len(buf)+len(rest), hex.EncodeToString(sum[:]), r.TransferEncoding)
+		case "/big":
+			w.Write(big)
+		default:
+			io.WriteString(w, "ok")
+		}
+	})
+	_, addr := proxyTo(t, u)
+	payload := bytes.Repeat([]byte("payload!"), 640<<10) // 5 MiB: over fasthttp's 4 MiB body limit, which streaming must not apply
+	sum := sha256.Sum256(payload)
+	for _, chunked := range []bool{false, true} {
+		pr, pw := io.Pipe()
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/upload", pr)
+		if !chunked {
+			req.ContentLength = int64(len(payload))
+		}
+		type result struct {
+			code int
+			body string
+			err  error
+		}
+		done := make(chan result, 1)
+		go func() {
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				done <- result{err: err}
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			done <- result{resp.StatusCode, string(b), nil}
+		}()
+		pw.Write(payload[:64<<10])
+		select {
+		case <-firstPart:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("chunked=%v: the target did not get the first 64 KiB while the client held back the rest", chunked)
+		}
+		pw.Write(payload[64<<10:])
+		pw.Close()
+		r := <-done
+		want := fmt.Sprintf("%d %s", len(payload), hex.EncodeToString(sum[:]))
+		if r.err != nil || r.code != 200 || !strings.HasPrefix(r.body, want) {
+			t.Fatalf("chunked=%v: got %d %q %v, want %q", chunked, r.code, r.body, r.err, want)
+		}
+		if chunked != strings.Contains(r.body, "chunked") {
+			t.Errorf("chunked=%v: the target saw transfer encoding %q", chunked, r.body)
+		}
+	}
+	code, body, _ := get(t, addr, "", "/big")
+	if code != 200 || body != string(big) {
+		t.Fatalf("GET /big: %d, %d bytes", code, len(body))
+	}
+	head := func(url string) *http.Response {
+		resp, err := http.Head(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	direct, proxied := head(u.URL+"/"), head("http://"+addr+"/")
+	if proxied.StatusCode != 200 || proxied.ContentLength != direct.ContentLength || direct.ContentLength != 2 {
+		t.Fatalf("HEAD /: %d, Content-Length %d, want %d", proxied.StatusCode, proxied.ContentLength, direct.ContentLength)
+	}
+	if code, body, _ := get(t, addr, "", "/"); code != 200 || body != "ok" {
+		t.Fatalf("after HEAD: %d %q", code, body)
+	}
+}
+
+// TestEarlyAnswerStopsTheUpload: a target that answers before reading a big
+// body gets no more of it; the client gets the answer and the connection
+// closes (what remains of the body cannot be told from a next request).
+func TestEarlyAnswerStopsTheUpload(t *testing.T) {
+	u, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/upload" {
+			w.Header().Set("Connection", "close")
+			http.Error(w, "too big", http.StatusRequestEntityTooLarge)
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	_, addr := proxyTo(t, u)
+	pr, pw := io.Pipe()
+	go func() {
+		chunk := make([]byte, 64<<10)
+		for range 80 { // 5 MiB, unless the proxy stops reading
+			if _, err := pw.Write(chunk); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	defer pr.Close()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/upload", pr)
+	req.ContentLength = 80 * 64 << 10
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "too big") {
+		t.Fatalf("got %d %q", resp.StatusCode, b)
+	}
+	if code, body, _ := get(t, addr, "", "/"); code != 200 || body != "ok" {
+		t.Fatalf("next request: %d %q", code, body)
+	}
+}
