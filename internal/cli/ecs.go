@@ -188,14 +188,15 @@ func (s *ecsSession) deploy(ctx context.Context, g *globals, rev store.Revision,
 		return err
 	}
 	status, reason := store.DeploymentSucceeded, ""
+	if e.Strategy.Type == config.StrategyBlueGreen && e.ECS.BlueGreenEngine() == config.BlueGreenCodeDeploy {
+		status, reason = s.blueGreen(lctx, g, p, rev, &d, save, timeout)
+	}
 	for _, name := range s.cfg.ServiceNames() {
 		switch {
-		case e.Strategy.Type == config.StrategyBlueGreen && e.ECS.BlueGreenEngine() == config.BlueGreenECS:
-			status, reason = s.native(lctx, g, p, name, rev, timeout)
-		case e.Strategy.Type == config.StrategyBlueGreen:
-			status, reason = s.blueGreen(lctx, g, p, name, rev, &d, save, timeout)
-		default:
+		case e.Strategy.Type != config.StrategyBlueGreen:
 			status, reason = s.rolling(lctx, g, p, name, rev, timeout)
+		case e.ECS.BlueGreenEngine() == config.BlueGreenECS:
+			status, reason = s.native(lctx, g, p, name, rev, timeout)
 		}
 		if status != store.DeploymentSucceeded {
 			break
@@ -268,62 +269,51 @@ func (s *ecsSession) rollout(g *globals, name string, timeout time.Duration, run
 	return store.DeploymentFailed, fmt.Sprintf("service %s: %v", name, err)
 }
 
-// blueGreen runs a CodeDeploy deployment of one service. When cutover cannot
-// follow it to its end (timeout, API errors), it stops it with automatic
-// rollback rather than leave a deployment nobody watches.
-func (s *ecsSession) blueGreen(ctx context.Context, g *globals, p *ecs.Platform, name string, rev store.Revision, d *store.Deployment, save func() error, timeout time.Duration) (string, string) {
+// blueGreen runs the CodeDeploy deployments of the services, each through
+// its own deployment group, recording each deployment ID before waiting so
+// `cutover stop` can stop it. The wait is bounded by what a deployment waits
+// for (timeout bounds the new tasks' health and each hook; each traffic step
+// and the termination wait get their own length), and the platform decides
+// whether to stop one that stalls: see ecs.Platform.WaitBlueGreen.
+func (s *ecsSession) blueGreen(ctx context.Context, g *globals, p *ecs.Platform, rev store.Revision, d *store.Deployment, save func() error, timeout time.Duration) (string, string) {
 	e := s.cfg.Environments[s.env]
-	cd := e.ECS.CodeDeploy
-	id, err := p.StartBlueGreen(ctx, name, rev, ecs.BlueGreenOptions{Application: cd.Application, DeploymentGroup: cd.DeploymentGroup, Traffic: e.Strategy.Traffic, Hooks: e.ECS.LambdaHooks})
-	if err != nil {
-		return store.DeploymentFailed, fmt.Sprintf("service %s: %v", name, err)
-	}
-	fmt.Fprintf(g.stderr, "%s: CodeDeploy deployment %s created\n", name, id)
-	var data ecsData
-	_ = json.Unmarshal(d.Data, &data)
-	if data.CodeDeploy == nil {
-		data.CodeDeploy = map[string]string{}
-	}
-	data.CodeDeploy[name] = id
-	d.Data, _ = json.Marshal(data)
-	d.Phase = "codedeploy " + name
-	if err := save(); err != nil {
-		return store.DeploymentFailed, err.Error()
-	}
-	wctx := ctx
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		wctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
+	groups := map[string]string{}
+	for _, name := range s.cfg.ServiceNames() {
+		groups[name] = e.ECS.DeploymentGroupOf(s.env, name)
 	}
 	last := ""
-	st, err := p.WaitBlueGreen(wctx, name, id, func(st ecs.BlueGreenState) {
-		line := fmt.Sprintf("%s: CodeDeploy deployment %s %s (%s)", name, id, st.Phase, st.Status)
-		for _, ev := range st.Events {
-			line += fmt.Sprintf(" %s=%s", ev.Name, ev.Status)
-		}
-		if line != last {
-			fmt.Fprintln(g.stderr, line)
-			last = line
-		}
+	name, st, err := p.DeployBlueGreen(ctx, rev, ecs.BlueGreenRun{
+		Application: e.ECS.CodeDeploy.Application, Groups: groups, Traffic: e.Strategy.Traffic, Hooks: e.ECS.LambdaHooks, Health: timeout,
+		Started: func(name, id string) error {
+			fmt.Fprintf(g.stderr, "%s: CodeDeploy deployment %s created in deployment group %s\n", name, id, groups[name])
+			var data ecsData
+			_ = json.Unmarshal(d.Data, &data)
+			if data.CodeDeploy == nil {
+				data.CodeDeploy = map[string]string{}
+			}
+			data.CodeDeploy[name] = id
+			d.Data, _ = json.Marshal(data)
+			d.Phase = "codedeploy " + name
+			return save()
+		},
+		Progress: func(name string, st ecs.BlueGreenState) {
+			line := fmt.Sprintf("%s: CodeDeploy deployment %s %s (%s), %g%% of traffic on the new tasks", name, st.DeploymentID, st.Phase, st.Status, st.Traffic)
+			for _, ev := range st.Events {
+				line += fmt.Sprintf(" %s=%s", ev.Name, ev.Status)
+			}
+			if line != last {
+				fmt.Fprintln(g.stderr, line)
+				last = line
+			}
+		},
 	})
 	switch {
 	case err == nil:
 		return store.DeploymentSucceeded, ""
-	case st.Done():
-		if st.RolledBack || st.Phase == ecs.BlueGreenStopped {
-			return store.DeploymentRolledBack, fmt.Sprintf("service %s: %v", name, err)
-		}
-		return store.DeploymentFailed, fmt.Sprintf("service %s: %v", name, err)
+	case st.StoppedByCutover, st.Done() && (st.RolledBack || st.Phase == ecs.BlueGreenStopped):
+		return store.DeploymentRolledBack, fmt.Sprintf("service %s: %v", name, err)
 	}
-	why := fmt.Sprintf("service %s: %v", name, err)
-	if errors.Is(err, context.DeadlineExceeded) {
-		why = fmt.Sprintf("service %s: CodeDeploy deployment %s not finished within --timeout %s (last status %q)", name, id, timeout, st.Status)
-	}
-	if serr := p.StopBlueGreen(context.WithoutCancel(ctx), id); serr != nil {
-		return store.DeploymentFailed, why + "; stopping it failed too, stop it in the CodeDeploy console: " + serr.Error()
-	}
-	return store.DeploymentRolledBack, why + "; stopped it with automatic rollback"
+	return store.DeploymentFailed, fmt.Sprintf("service %s: %v", name, err)
 }
 
 // stopECS stops the CodeDeploy deployments of the environment's deployment

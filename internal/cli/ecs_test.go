@@ -109,7 +109,7 @@ environments:
         frontend: { service: shop-frontend, cpu: "256", memory: "512" }
 `
 	if strings.Contains(envYAML, "blue_green") {
-		y += "      codedeploy: { application: shop, deployment_group: staging }\n"
+		y += "      codedeploy: { application: shop }\n" // deployment groups staging-backend and staging-frontend
 		y += "      lambda_hooks: { AfterAllowTestTraffic: \"arn:aws:lambda:us-east-1:123456789012:function:smoke\" }\n"
 	}
 	e.file = filepath.Join(t.TempDir(), "cutover.yaml")
@@ -257,13 +257,15 @@ func TestECSBlueGreenDeploy(t *testing.T) {
 	if _, err := e.cd.CreateApplication(ctx, &codedeploy.CreateApplicationInput{ApplicationName: aws.String("shop"), ComputePlatform: cdtypes.ComputePlatformEcs}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.cd.CreateDeploymentGroup(ctx, &codedeploy.CreateDeploymentGroupInput{
-		ApplicationName: aws.String("shop"), DeploymentGroupName: aws.String("staging"),
-		ServiceRoleArn:  aws.String("arn:aws:iam::123456789012:role/codedeploy"),
-		DeploymentStyle: &cdtypes.DeploymentStyle{DeploymentType: cdtypes.DeploymentTypeBlueGreen, DeploymentOption: cdtypes.DeploymentOptionWithTrafficControl},
-		EcsServices:     []cdtypes.ECSService{{ClusterName: aws.String("shop"), ServiceName: aws.String("shop-backend")}},
-	}); err != nil {
-		t.Fatal(err)
+	for _, svc := range []string{"backend", "frontend"} {
+		if _, err := e.cd.CreateDeploymentGroup(ctx, &codedeploy.CreateDeploymentGroupInput{
+			ApplicationName: aws.String("shop"), DeploymentGroupName: aws.String("staging-" + svc),
+			ServiceRoleArn:  aws.String("arn:aws:iam::123456789012:role/codedeploy"),
+			DeploymentStyle: &cdtypes.DeploymentStyle{DeploymentType: cdtypes.DeploymentTypeBlueGreen, DeploymentOption: cdtypes.DeploymentOptionWithTrafficControl},
+			EcsServices:     []cdtypes.ECSService{{ClusterName: aws.String("shop"), ServiceName: aws.String("shop-" + svc)}},
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	out, errOut, err := e.run("deploy", "staging", "--timeout", "3s", "--image", "backend="+backendRef, "--image", "frontend="+frontendRef)
@@ -280,7 +282,7 @@ func TestECSBlueGreenDeploy(t *testing.T) {
 
 	// The CodeDeploy deployment exists with the configuration from strategy.traffic.
 	// Read with raw JSON: moto writes timestamps the SDK's deserializer rejects.
-	ids, err := e.cd.ListDeployments(ctx, &codedeploy.ListDeploymentsInput{ApplicationName: aws.String("shop"), DeploymentGroupName: aws.String("staging")})
+	ids, err := e.cd.ListDeployments(ctx, &codedeploy.ListDeploymentsInput{ApplicationName: aws.String("shop"), DeploymentGroupName: aws.String("staging-backend")})
 	if err != nil {
 		t.Fatal(err)
 	}

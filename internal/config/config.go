@@ -143,22 +143,26 @@ type ECR struct {
 
 // CodeDeploy selects where blue/green deployments of an ECS environment run.
 type CodeDeploy struct {
-	Application     string `yaml:"application" json:"application" jsonschema:"required"`
-	DeploymentGroup string `yaml:"deployment_group" json:"deployment_group" jsonschema:"required"`
+	Application string `yaml:"application" json:"application" jsonschema:"required"`
+	// CodeDeploy has one deployment group per ECS service: this shorthand is
+	// only for a file with one service (see ECSService.DeploymentGroup).
+	DeploymentGroup string `yaml:"deployment_group,omitempty" json:"deployment_group,omitempty" jsonschema_description:"Deployment group of a file's only service; with several services give each its own services.SERVICE.deployment_group (default ENV-SERVICE, as cutover export cloudformation names them)."`
 }
 
 // ECSService is the AWS side of one cutover service.
 type ECSService struct {
-	Service      string            `yaml:"service,omitempty" json:"service,omitempty" jsonschema_description:"ECS service name; the cutover service name by default."`
-	Container    string            `yaml:"container,omitempty" json:"container,omitempty" jsonschema_description:"Container name in the task definition; the cutover service name by default."`
-	CPU          string            `yaml:"cpu,omitempty" json:"cpu,omitempty" jsonschema:"pattern=^[0-9]+$" jsonschema_description:"Task CPU units, such as 256."`
-	Memory       string            `yaml:"memory,omitempty" json:"memory,omitempty" jsonschema:"pattern=^[0-9]+$" jsonschema_description:"Task memory in MiB, such as 512."`
-	TargetGroups TargetGroups      `yaml:"target_groups,omitempty" json:"target_groups,omitzero"`
-	Listener     string            `yaml:"listener,omitempty" json:"listener,omitempty" jsonschema_description:"Production listener ARN (or give rule)."`
-	Rule         string            `yaml:"rule,omitempty" json:"rule,omitempty" jsonschema_description:"Production listener rule ARN."`
-	TestListener string            `yaml:"test_listener,omitempty" json:"test_listener,omitempty"`
-	TestRule     string            `yaml:"test_rule,omitempty" json:"test_rule,omitempty"`
-	Secrets      map[string]string `yaml:"secrets,omitempty" json:"secrets,omitempty" jsonschema_description:"Environment variable -> SSM parameter or Secrets Manager ARN, injected by ECS (valueFrom)."`
+	Service      string       `yaml:"service,omitempty" json:"service,omitempty" jsonschema_description:"ECS service name; the cutover service name by default."`
+	Container    string       `yaml:"container,omitempty" json:"container,omitempty" jsonschema_description:"Container name in the task definition; the cutover service name by default."`
+	CPU          string       `yaml:"cpu,omitempty" json:"cpu,omitempty" jsonschema:"pattern=^[0-9]+$" jsonschema_description:"Task CPU units, such as 256."`
+	Memory       string       `yaml:"memory,omitempty" json:"memory,omitempty" jsonschema:"pattern=^[0-9]+$" jsonschema_description:"Task memory in MiB, such as 512."`
+	TargetGroups TargetGroups `yaml:"target_groups,omitempty" json:"target_groups,omitzero"`
+	Listener     string       `yaml:"listener,omitempty" json:"listener,omitempty" jsonschema_description:"Production listener ARN (or give rule)."`
+	Rule         string       `yaml:"rule,omitempty" json:"rule,omitempty" jsonschema_description:"Production listener rule ARN."`
+	TestListener string       `yaml:"test_listener,omitempty" json:"test_listener,omitempty"`
+	TestRule     string       `yaml:"test_rule,omitempty" json:"test_rule,omitempty"`
+	// DeploymentGroup is the service's CodeDeploy deployment group (blue_green: codedeploy).
+	DeploymentGroup string            `yaml:"deployment_group,omitempty" json:"deployment_group,omitempty" jsonschema_description:"CodeDeploy deployment group of this service (blue_green: codedeploy); ENV-SERVICE by default, as cutover export cloudformation names them."`
+	Secrets         map[string]string `yaml:"secrets,omitempty" json:"secrets,omitempty" jsonschema_description:"Environment variable -> SSM parameter or Secrets Manager ARN, injected by ECS (valueFrom)."`
 }
 
 // TargetGroups are the ARNs of a service's two target groups.

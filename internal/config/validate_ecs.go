@@ -100,8 +100,23 @@ func (v *validator) ecs(p string, e *Environment) {
 		if x.CodeDeploy.Application == "" {
 			v.add(p+".codedeploy.application", "missing (name the CodeDeploy application)")
 		}
-		if x.CodeDeploy.DeploymentGroup == "" {
-			v.add(p+".codedeploy.deployment_group", "missing (name the CodeDeploy deployment group)")
+		if x.CodeDeploy.DeploymentGroup != "" && len(v.c.Services) > 1 {
+			v.add(p+".codedeploy.deployment_group", "%q would deploy every service through one deployment group, but CodeDeploy has one group per ECS service (remove it and give each service its own services.SERVICE.deployment_group, or keep the default ENV-SERVICE)", x.CodeDeploy.DeploymentGroup)
+		}
+		groups := map[string]string{}
+		for _, name := range v.c.ServiceNames() {
+			group := x.DeploymentGroupOf(envOf(p), name)
+			if other, dup := groups[group]; dup {
+				v.add(p+".services."+name+".deployment_group", "%q is also the deployment group of service %s (each ECS service needs its own CodeDeploy deployment group)", group, other)
+			}
+			groups[group] = name
+		}
+	}
+	if !(e.Strategy.Type == StrategyBlueGreen && !native) {
+		for _, name := range sortedKeys(x.Services) {
+			if x.Services[name] != nil && x.Services[name].DeploymentGroup != "" {
+				v.add(p+".services."+name+".deployment_group", "is only used by CodeDeploy blue/green (strategy.type: blue_green without blue_green: ecs): remove it")
+			}
 		}
 	}
 	// ECS-native CANARY and LINEAR take one percent and one wait, as the
@@ -152,6 +167,25 @@ func (v *validator) ecs(p string, e *Environment) {
 			}
 		}
 	}
+}
+
+// envOf returns the environment name of a path such as environments.production.ecs.
+func envOf(path string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(path, "environments."), ".ecs")
+}
+
+// DeploymentGroupOf is the CodeDeploy deployment group of a service in
+// environment env: its own deployment_group, else codedeploy.deployment_group
+// (a file with one service), else ENV-SERVICE, the name `cutover export
+// cloudformation` gives it.
+func (x *ECS) DeploymentGroupOf(env, service string) string {
+	if s := x.Services[service]; s != nil && s.DeploymentGroup != "" {
+		return s.DeploymentGroup
+	}
+	if x.CodeDeploy != nil && x.CodeDeploy.DeploymentGroup != "" {
+		return x.CodeDeploy.DeploymentGroup
+	}
+	return env + "-" + service
 }
 
 // ECSLifecycleStages are the lifecycle stages of an ECS-native blue/green

@@ -219,12 +219,10 @@ func (p *Platform) poll(ctx context.Context, check func() (bool, error)) error {
 		if err != nil || done {
 			return err
 		}
-		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return ctx.Err()
-		case <-t.C:
+		case <-p.o.Clock.After(delay):
 		}
 		delay = min(delay*2, p.o.MaxPollDelay)
 	}
