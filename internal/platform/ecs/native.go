@@ -33,7 +33,25 @@ type NativeOptions struct {
 	RoleARN       string        // role ECS assumes to change the listener rules
 	Hooks         []Hook
 	Alarms        []string      // CloudWatch alarms that roll the deployment back
-	Timeout       time.Duration // 0: wait until ctx ends
+	// Timeout bounds the new tasks becoming healthy (--timeout); the wait
+	// adds the strategy's own shifting and bake time (ShiftTime). 0: wait until ctx ends.
+	Timeout time.Duration
+}
+
+// ShiftTime is how long ECS itself takes to shift traffic and bake once the
+// new tasks are healthy: the canary's wait, or one wait per linear step, then
+// the bake time. The wait of a deployment must not cut into it.
+func ShiftTime(o NativeOptions) time.Duration {
+	t := o.BakeTime
+	switch types.DeploymentStrategy(o.Strategy) {
+	case types.DeploymentStrategyCanary:
+		t += o.StepWait
+	case types.DeploymentStrategyLinear:
+		if o.LinearPercent > 0 {
+			t += time.Duration(math.Ceil(100/o.LinearPercent)) * o.StepWait
+		}
+	}
+	return t
 }
 
 // NativeStrategies are the strategies DeployNative accepts.
@@ -148,5 +166,9 @@ func (p *Platform) DeployNative(ctx context.Context, service string, rev store.R
 	if err != nil {
 		return Rollout{}, err
 	}
-	return p.updateService(ctx, service, s, rev, "native blue/green ("+o.Strategy+")", cfg, []types.LoadBalancer{lb}, o.Alarms, o.Timeout, progress)
+	timeout := o.Timeout
+	if timeout > 0 {
+		timeout += ShiftTime(o)
+	}
+	return p.updateService(ctx, service, s, rev, "native blue/green ("+o.Strategy+")", cfg, []types.LoadBalancer{lb}, o.Alarms, timeout, progress)
 }

@@ -166,3 +166,21 @@ func TestNativeOnMoto(t *testing.T) {
 		t.Errorf("lifecycle hook sent %+v (strategy %s)", h, up.DeploymentConfiguration.Strategy)
 	}
 }
+
+// TestShiftTime: --timeout bounds task health; ECS's own shifting and bake come on top.
+func TestShiftTime(t *testing.T) {
+	cases := []struct {
+		o    NativeOptions
+		want time.Duration
+	}{
+		{NativeOptions{Strategy: "BLUE_GREEN", BakeTime: 5 * time.Minute}, 5 * time.Minute},
+		{NativeOptions{Strategy: "CANARY", CanaryPercent: 10, StepWait: 15 * time.Minute, BakeTime: 5 * time.Minute}, 20 * time.Minute},
+		{NativeOptions{Strategy: "LINEAR", LinearPercent: 10, StepWait: time.Minute, BakeTime: 5 * time.Minute}, 15 * time.Minute},
+		{NativeOptions{Strategy: "LINEAR", LinearPercent: 30, StepWait: 2 * time.Minute}, 8 * time.Minute},
+	}
+	for _, c := range cases {
+		if got := ShiftTime(c.o); got != c.want {
+			t.Errorf("%+v: %s, want %s", c.o, got, c.want)
+		}
+	}
+}
