@@ -2,6 +2,8 @@ package export
 
 import (
 	"cmp"
+
+	"github.com/cutoverdev/cutover/internal/config"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,12 +31,13 @@ const (
 func (g *gen) app(env string) *cloudformation.Template {
 	t := cloudformation.NewTemplate()
 	e := g.cfg.Environments[env]
-	bg := g.blueGreen(env)
 	t.Description = "cutover " + g.project + " environment " + env + " (" + e.Strategy.Type + "): ALB, ECS cluster, Fargate services, roles, alarms"
 	t.Parameters["CertificateArn"] = cloudformation.Parameter{Type: "String", Description: cloudformation.String("ARN of the ACM certificate of the HTTPS listeners"),
 		AllowedPattern: cloudformation.String("^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/.+$")}
+	t.Parameters["DomainName"] = cloudformation.Parameter{Type: "String", Description: cloudformation.String("The domain users reach this environment at, which CertificateArn covers and whose DNS points at the load balancer (the pipeline's Verify checks it)"),
+		AllowedPattern: cloudformation.String(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$`)}
 	t.Parameters["ImageTag"] = cloudformation.Parameter{Type: "String", Default: "initial",
-		Description: cloudformation.String("Image tag of the first task definitions; later deployments register new revisions by digest")}
+		Description: cloudformation.String("Bootstrap only: tag of the images pushed before the first stack deploy (see cutover export cloudformation --help). Later releases register task definitions by digest; keep this value on stack updates")}
 	r := t.Resources
 	prefix := g.project + "-" + env
 
@@ -50,9 +53,11 @@ func (g *gen) app(env string) *cloudformation.Template {
 			CidrIp: cloudformation.String(vpcCIDR), Description: cloudformation.String("to tasks in the VPC")}},
 		Tags: g.tags("dev.cutover.environment", env),
 	}
-	if bg {
+	testListener := g.testListener(env)
+	if testListener {
 		sg := r["LoadBalancerSecurityGroup"].(*ec2.SecurityGroup)
-		// The test listener is for the pipeline's checks, not for the public.
+		// The test listener is for the test traffic hooks (Lambda functions
+		// in the VPC), not for the public.
 		sg.SecurityGroupIngress = append(sg.SecurityGroupIngress, ec2.SecurityGroup_Ingress{IpProtocol: "tcp", FromPort: cloudformation.Int(testPort), ToPort: cloudformation.Int(testPort),
 			CidrIp: cloudformation.String(vpcCIDR), Description: cloudformation.String("test listener, from inside the VPC only")})
 	}
@@ -86,7 +91,7 @@ func (g *gen) app(env string) *cloudformation.Template {
 		AWSCloudFormationMetadata: skip("CKV_AWS_91", "Access logs need an S3 bucket whose policy names the regional ELB account; cutover's alarms use CloudWatch metrics instead. Enable access_logs.s3 per account if required."),
 	}
 	listeners := []string{"ProdListener"}
-	if bg {
+	if testListener {
 		listeners = append(listeners, "TestListener")
 	}
 	for i, l := range listeners {
@@ -112,13 +117,31 @@ func (g *gen) app(env string) *cloudformation.Template {
 	}
 	g.output(t, logicalID(env)+"ClusterName", cloudformation.Ref("Cluster"))
 	g.output(t, logicalID(env)+"ProdListenerArn", cloudformation.Ref("ProdListener"))
-	if bg {
+	if testListener {
 		g.output(t, logicalID(env)+"TestListenerArn", cloudformation.Ref("TestListener"))
 	}
+	g.output(t, logicalID(env)+"DomainName", cloudformation.Ref("DomainName"))
 	g.output(t, logicalID(env)+"LoadBalancerArn", cloudformation.Ref("LoadBalancer"))
 	g.output(t, logicalID(env)+"AlarmTopicArn", cloudformation.Ref("AlarmTopic"))
 	g.output(t, logicalID(env)+"ExecutionRoleArn", roleArn("ExecutionRole"))
 	return t
+}
+
+// testListener says whether an environment gets the blue/green test
+// listener: only when something sends test traffic to it, the test traffic
+// hooks of environments.<env>.ecs.lambda_hooks. An unused listener on an
+// internet-facing load balancer would only be attack surface.
+func (g *gen) testListener(env string) bool {
+	e := g.cfg.Environments[env]
+	if !g.blueGreen(env) || e.ECS == nil {
+		return false
+	}
+	for hook := range e.ECS.LambdaHooks {
+		if hook == config.EventAfterAllowTestTraffic || hook == "TEST_TRAFFIC_SHIFT" || hook == "POST_TEST_TRAFFIC_SHIFT" {
+			return true
+		}
+	}
+	return false
 }
 
 // routeOrder sorts services so that the most specific route gets the lowest
@@ -197,6 +220,7 @@ func (g *gen) service(t *cloudformation.Template, env, name string, priority int
 		// production listener to green during a deployment.
 		r[id+l+"Rule"] = &elb.ListenerRule{ListenerArn: cloudformation.RefPtr(l), Priority: priority + 100*i, Conditions: conds,
 			Actions: []elb.ListenerRule_Action{{Type: "forward", TargetGroupArn: cloudformation.RefPtr(id + "BlueTargetGroup")}}}
+		g.output(t, logicalID(env, name)+l+"RuleArn", cloudformation.Ref(id+l+"Rule"))
 	}
 
 	container := ecs.TaskDefinition_ContainerDefinition{

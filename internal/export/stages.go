@@ -156,6 +156,10 @@ func (g *gen) pipelineRole(t *cloudformation.Template) {
 			allow([]string{"codestar-connections:UseConnection"}, cloudformation.Ref("Connection")),
 			allow([]string{"codebuild:StartBuild", "codebuild:BatchGetBuilds"}, projects...),
 			allow([]string{"sns:Publish"}, cloudformation.Ref("ApprovalTopic")),
+			// The approval topic is encrypted with the logs key: publishing
+			// needs its data key, through SNS only.
+			map[string]any{"Effect": "Allow", "Action": []string{"kms:GenerateDataKey*", "kms:Decrypt"}, "Resource": g.imp("LogsKeyArn"),
+				"Condition": map[string]any{"StringEquals": map[string]any{"kms:ViaService": sub("sns.${AWS::Region}.amazonaws.com")}}},
 			allow([]string{"codedeploy:CreateDeployment", "codedeploy:GetDeployment", "codedeploy:GetApplication", "codedeploy:GetApplicationRevision", "codedeploy:RegisterApplicationRevision", "codedeploy:GetDeploymentConfig"},
 				sub("arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:application:"+g.project),
 				sub("arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:deploymentgroup:"+g.project+"/*"),

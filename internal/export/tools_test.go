@@ -160,6 +160,8 @@ func TestStacksCreateInMoto(t *testing.T) {
 		"CertificateArn":     aws.ToString(cert.CertificateArn),
 		"RepositoryId":       "cutoverdev/bluemed",
 		"CutoverDownloadUrl": "https://example.com/cutover",
+		"CutoverSha256":      strings.Repeat("ab", 32),
+		"DomainName":         "bluemed.example.com",
 	}
 	for _, f := range loadBluemed(t) {
 		body, err := Render(f.Template, "json")

@@ -32,7 +32,7 @@ type NativeOptions struct {
 	StepWait      time.Duration // CANARY/LINEAR: wait after the canary or each step
 	RoleARN       string        // role ECS assumes to change the listener rules
 	Hooks         []Hook
-	Alarms        []string      // CloudWatch alarms that roll the deployment back
+	Alarms        []string // CloudWatch alarms that roll the deployment back
 	// Timeout bounds the new tasks becoming healthy (--timeout); the wait
 	// adds the strategy's own shifting and bake time (ShiftTime). 0: wait until ctx ends.
 	Timeout time.Duration
