@@ -233,8 +233,16 @@ func (g *gen) service(t *cloudformation.Template, env, name string, priority int
 		LogConfiguration: &ecs.TaskDefinition_LogConfiguration{LogDriver: "awslogs", Options: map[string]string{
 			"awslogs-group": cloudformation.Ref("LogGroup"), "awslogs-region": cloudformation.Ref("AWS::Region"), "awslogs-stream-prefix": name}},
 	}
-	for _, k := range sortedKeys(s.Env) {
-		container.Environment = append(container.Environment, ecs.TaskDefinition_KeyValuePair{Name: cloudformation.String(k), Value: cloudformation.String(s.Env[k])})
+	// On a CODE_DEPLOY service this task definition is the bootstrap only:
+	// CodeDeploy refuses a task definition change made by CloudFormation, so
+	// it holds nothing a later cutover.yaml edit changes (environment
+	// variables reach the releases' task definitions, which cutover deploy
+	// and the pipeline's Build register). Rolling services keep them here, as
+	// the pipeline's ECS deploy action only swaps the image.
+	if !bg {
+		for _, k := range sortedKeys(s.Env) {
+			container.Environment = append(container.Environment, ecs.TaskDefinition_KeyValuePair{Name: cloudformation.String(k), Value: cloudformation.String(s.Env[k])})
+		}
 	}
 	r[id+"TaskRole"] = &iam.Role{AssumeRolePolicyDocument: assumeRole("ecs-tasks.amazonaws.com"), Description: cloudformation.String("the " + name + " application's own AWS permissions (none by default)"),
 		Tags: g.tags("dev.cutover.environment", env, "dev.cutover.service", name)}

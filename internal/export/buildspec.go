@@ -1,7 +1,9 @@
 package export
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/cutoverdev/cutover/internal/config"
 	"gopkg.in/yaml.v3"
@@ -86,7 +88,9 @@ func (g *gen) buildSpec() string {
 			if g.blueGreen(env) {
 				// CodeDeployToECS registers a revision of the environment's task
 				// definition with the new image in place of <IMAGE1_NAME>.
-				cmds = append(cmds, fmt.Sprintf(`aws ecs describe-task-definition --task-definition "%s-%s-%s" --query taskDefinition | jq '{family,taskRoleArn,executionRoleArn,networkMode,containerDefinitions,requiresCompatibilities,cpu,memory} | .containerDefinitions[0].image = "<IMAGE1_NAME>"' > %s/taskdef-%s.json`, g.project, env, name, out, env))
+				// cutover.yaml's environment variables are set here: the
+				// stack's task definition is only the bootstrap.
+				cmds = append(cmds, fmt.Sprintf(`aws ecs describe-task-definition --task-definition "%s-%s-%s" --query taskDefinition | jq '{family,taskRoleArn,executionRoleArn,networkMode,containerDefinitions,requiresCompatibilities,cpu,memory} | .containerDefinitions[0].image = "<IMAGE1_NAME>" | .containerDefinitions[0].environment = %s' > %s/taskdef-%s.json`, g.project, env, name, envJSON(s.Env), out, env))
 			}
 		}
 		secondary[artifactName(name)] = map[string]any{"base-directory": out, "files": []string{"**/*"}}
@@ -166,3 +170,14 @@ func (g *gen) stages() []config.Stage {
 }
 
 func artifactName(service string) string { return "Build" + logicalID(service) }
+
+// envJSON is a container's environment in the task definition's JSON shape,
+// quoted for a single-quoted shell word.
+func envJSON(env map[string]string) string {
+	list := []map[string]string{}
+	for _, k := range sortedKeys(env) {
+		list = append(list, map[string]string{"name": k, "value": env[k]})
+	}
+	b, _ := json.Marshal(list)
+	return strings.ReplaceAll(string(b), "'", `'\''`)
+}

@@ -212,3 +212,35 @@ func TestCodeBuildLeastPrivilege(t *testing.T) {
 		t.Errorf("CutoverSha256 parameter %v", param)
 	}
 }
+
+// TestStackUpdatesLeaveCodeDeployAlone: CodeDeploy refuses a task
+// definition change made by CloudFormation on a CODE_DEPLOY service, so an
+// edit of cutover.yaml's environment variables must leave the blue/green
+// stack's task definitions and services as they are; the variables reach
+// the release through the Build's task definition for CodeDeploy.
+func TestStackUpdatesLeaveCodeDeployAlone(t *testing.T) {
+	before := bluemedTemplates(t)
+	cfg, err := config.Load(bluemed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Services["backend"].Env["CORS_ORIGIN"] = "https://bluemed.example.com"
+	files, err := Templates(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := rendered(t, files[2])
+	for _, typ := range []string{"AWS::ECS::TaskDefinition", "AWS::ECS::Service"} {
+		if b, a := jsonOf(resourcesOfType(before["app-production"], typ)), jsonOf(resourcesOfType(after, typ)); a != b {
+			t.Errorf("%s of the blue/green stack changed with an environment variable:\n%s\n%s", typ, b, a)
+		}
+	}
+	_, cmds := buildspecOf(t, resourcesOfType(rendered(t, files[3]), "AWS::CodeBuild::Project")["BuildProject"])
+	if all := strings.Join(cmds, "\n"); !strings.Contains(all, `.containerDefinitions[0].environment = [{"name":"CORS_ORIGIN","value":"https://bluemed.example.com"}]' > out/backend/taskdef-production.json`) {
+		t.Errorf("the Build's task definition for CodeDeploy does not carry the environment:\n%s", all)
+	}
+	// Rolling services keep the variables in the stack (the ECS deploy action only swaps the image).
+	if !strings.Contains(jsonOf(resourcesOfType(rendered(t, files[1]), "AWS::ECS::TaskDefinition")["BackendTaskDefinition"]), "https://bluemed.example.com") {
+		t.Error("rolling task definition lost its environment")
+	}
+}
