@@ -5,6 +5,7 @@ package cli
 // records the revision and the outcome so `cutover history` shows it.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/deploy"
+	"github.com/cutoverdev/cutover/internal/export"
 	"github.com/cutoverdev/cutover/internal/local"
 	"github.com/cutoverdev/cutover/internal/platform/ecs"
 	"github.com/cutoverdev/cutover/internal/store"
@@ -77,21 +79,48 @@ func (s *ecsSession) clients(ctx context.Context) (ecs.Clients, error) {
 	return ecs.NewClients(ctx, ecs.ClientOptions{Region: x.Region, Profile: x.Profile, Endpoint: x.Endpoint})
 }
 
+// fromStack completes the environment's ecs settings from the outputs of
+// its app stack (environments.<env>.ecs.stack), once per session.
+func (s *ecsSession) fromStack(ctx context.Context, c ecs.Clients) error {
+	x := s.cfg.Environments[s.env].ECS
+	if x.Stack == "" {
+		return nil
+	}
+	outputs, err := ecs.StackOutputs(ctx, c.CloudFormation, x.Stack)
+	if err != nil {
+		return err
+	}
+	filled, err := export.ECSFromOutputs(s.cfg, s.env, outputs)
+	if err != nil {
+		return fmt.Errorf("environments.%s.ecs.stack %s: %w", s.env, x.Stack, err)
+	}
+	filled.Stack = ""
+	s.cfg.Environments[s.env].ECS = filled
+	return nil
+}
+
 // platform maps cutover.yaml's ecs section onto the ecs package's options.
 func (s *ecsSession) platform(ctx context.Context, log *slog.Logger) (*ecs.Platform, error) {
 	c, err := s.clients(ctx)
 	if err != nil {
 		return nil, err
 	}
+	if err := s.fromStack(ctx, c); err != nil {
+		return nil, err
+	}
 	x := s.cfg.Environments[s.env].ECS
 	services := map[string]ecs.Service{}
 	for name, svc := range s.cfg.Services {
 		es := x.Services[name]
+		if es == nil {
+			es = &config.ECSService{}
+		}
 		services[name] = ecs.Service{
-			ECSService: es.Service, Container: es.Container, Port: svc.Port, Env: svc.Env, Secrets: es.Secrets,
+			ECSService: cmp.Or(es.Service, name), Container: es.Container, Port: svc.Port, Env: svc.Env, Secrets: es.Secrets,
 			DesiredCount: svc.DesiredCount, CPU: es.CPU, Memory: es.Memory,
 			TargetGroups: map[string]string{"blue": es.TargetGroups.Blue, "green": es.TargetGroups.Green},
 			Listener:     es.Listener, Rule: es.Rule, TestListener: es.TestListener, TestRule: es.TestRule,
+			TaskRoleARN: es.TaskRoleARN, StopTimeout: svc.StopTimeout.Std(),
 		}
 	}
 	return ecs.New(c, ecs.Options{
@@ -399,14 +428,17 @@ type ecsServiceStatus struct {
 // error is shown in the status, not returned.
 func ecsStatus(ctx context.Context, cfg *config.Config, env string) []ecsServiceStatus {
 	s := &ecsSession{cfg: cfg, env: env}
-	x := cfg.Environments[env].ECS
 	var out []ecsServiceStatus
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	c, err := s.clients(cctx)
+	if err == nil {
+		err = s.fromStack(cctx, c)
+	}
 	if err != nil {
 		return []ecsServiceStatus{{Error: err.Error()}}
 	}
+	x := cfg.Environments[env].ECS // completed from the stack
 	for _, name := range cfg.ServiceNames() {
 		st := ecsServiceStatus{Service: name, ECSService: x.Services[name].Service}
 		res, err := c.ECS.DescribeServices(cctx, &awsecs.DescribeServicesInput{Cluster: &x.Cluster, Services: []string{st.ECSService}})

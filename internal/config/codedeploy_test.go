@@ -58,3 +58,25 @@ func TestCodeDeployGroupMistakes(t *testing.T) {
 		}
 	}
 }
+
+// TestECSFromStack: with ecs.stack, what the app stack's outputs give
+// (cluster, subnets, services, CodeDeploy application) may be left out.
+func TestECSFromStack(t *testing.T) {
+	src := `version: 1
+project: shop
+services:
+  backend: { image: shop/backend:1, port: 3001 }
+environments:
+  production:
+    platform: ecs
+    strategy: { type: blue_green }
+    ecs: { region: eu-west-1, stack: shop-app-production }
+`
+	if _, err := Parse("cutover.yaml", []byte(src)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Parse("cutover.yaml", []byte(strings.Replace(src, "stack: shop-app-production", "cluster: production", 1)))
+	if err == nil || !strings.Contains(err.Error(), "environments.production.ecs.subnets: missing") || !strings.Contains(err.Error(), "environments.production.ecs.codedeploy: missing") {
+		t.Errorf("without a stack: %v", err)
+	}
+}

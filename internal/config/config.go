@@ -101,6 +101,7 @@ type ECS struct {
 	Region           string                 `yaml:"region,omitempty" json:"region,omitempty" jsonschema_description:"AWS region; the standard chain (AWS_REGION, profile) when empty."`
 	Profile          string                 `yaml:"profile,omitempty" json:"profile,omitempty" jsonschema_description:"Shared config profile; the standard credential chain when empty."`
 	Endpoint         string                 `yaml:"endpoint,omitempty" json:"endpoint,omitempty" jsonschema_description:"Endpoint override for every AWS service, for testing (moto, LocalStack)."`
+	Stack            string                 `yaml:"stack,omitempty" json:"stack,omitempty" jsonschema_description:"Name of the app stack cutover export cloudformation describes (such as bluemed-app-production): cutover deploy reads the cluster, services, subnets, security group, roles, log group, target groups and listener rules from its outputs; settings written here win."`
 	Cluster          string                 `yaml:"cluster,omitempty" json:"cluster,omitempty" jsonschema_description:"ECS cluster name or ARN."`
 	ExecutionRoleARN string                 `yaml:"execution_role_arn,omitempty" json:"execution_role_arn,omitempty" jsonschema_description:"Task execution role (pulls images, reads secrets, writes logs)."`
 	TaskRoleARN      string                 `yaml:"task_role_arn,omitempty" json:"task_role_arn,omitempty" jsonschema_description:"Role the containers run as."`
@@ -160,6 +161,7 @@ type ECSService struct {
 	Rule         string       `yaml:"rule,omitempty" json:"rule,omitempty" jsonschema_description:"Production listener rule ARN."`
 	TestListener string       `yaml:"test_listener,omitempty" json:"test_listener,omitempty"`
 	TestRule     string       `yaml:"test_rule,omitempty" json:"test_rule,omitempty"`
+	TaskRoleARN  string       `yaml:"task_role_arn,omitempty" json:"task_role_arn,omitempty" jsonschema_description:"Role this service's containers run as; ecs.task_role_arn when empty."`
 	// DeploymentGroup is the service's CodeDeploy deployment group (blue_green: codedeploy).
 	DeploymentGroup string            `yaml:"deployment_group,omitempty" json:"deployment_group,omitempty" jsonschema_description:"CodeDeploy deployment group of this service (blue_green: codedeploy); ENV-SERVICE by default, as cutover export cloudformation names them."`
 	Secrets         map[string]string `yaml:"secrets,omitempty" json:"secrets,omitempty" jsonschema_description:"Environment variable -> SSM parameter or Secrets Manager ARN, injected by ECS (valueFrom)."`

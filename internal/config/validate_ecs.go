@@ -33,7 +33,10 @@ func (v *validator) ecs(p string, e *Environment) {
 		v.add(p, "missing (platform ecs needs ecs: { cluster: NAME, services: { SERVICE: { service: ECS_SERVICE } } })")
 		return
 	}
-	if x.Cluster == "" {
+	// With stack, what is not written here is read from the outputs of the
+	// app stack `cutover export cloudformation` describes.
+	fromStack := x.Stack != ""
+	if x.Cluster == "" && !fromStack {
 		v.add(p+".cluster", "missing (name the ECS cluster, such as cluster: production)")
 	}
 	if !slices.Contains(launchTypes, x.LaunchType) {
@@ -73,7 +76,7 @@ func (v *validator) ecs(p string, e *Environment) {
 	if len(x.SecurityGroups) > 0 && len(x.Subnets) == 0 {
 		v.add(p+".subnets", "missing (security_groups apply to the tasks' subnets: list them)")
 	}
-	if x.LaunchType == LaunchTypeFargate && len(x.Subnets) == 0 {
+	if x.LaunchType == LaunchTypeFargate && len(x.Subnets) == 0 && !fromStack {
 		v.add(p+".subnets", "missing (Fargate tasks need awsvpc subnets: list the private subnet IDs)")
 	}
 	native := x.BlueGreen == BlueGreenECS
@@ -92,7 +95,7 @@ func (v *validator) ecs(p string, e *Environment) {
 	}
 	switch {
 	case native:
-	case e.Strategy.Type == StrategyBlueGreen && x.CodeDeploy == nil:
+	case e.Strategy.Type == StrategyBlueGreen && x.CodeDeploy == nil && !fromStack:
 		v.add(p+".codedeploy", "missing (strategy blue_green on ecs runs through CodeDeploy: add codedeploy: { application: APP, deployment_group: GROUP }, or write blue_green: ecs)")
 	case x.CodeDeploy != nil && e.Strategy.Type != StrategyBlueGreen:
 		v.add(p+".codedeploy", "is set but strategy is %q (set strategy.type: blue_green, or remove codedeploy)", e.Strategy.Type)
@@ -128,7 +131,7 @@ func (v *validator) ecs(p string, e *Environment) {
 		v.add(p+".alarms", "are rolling-deployment alarms (for blue_green put the alarms on the CodeDeploy deployment group, or use blue_green: ecs, or remove them)")
 	}
 	for _, name := range v.c.ServiceNames() {
-		if x.Services[name] == nil {
+		if x.Services[name] == nil && !fromStack {
 			v.add(p+".services", "no entry for service %s (add services: { %s: { service: ECS_SERVICE_NAME } })", name, name)
 		}
 	}

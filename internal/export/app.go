@@ -121,6 +121,10 @@ func (g *gen) app(env string) *cloudformation.Template {
 		g.output(t, logicalID(env)+"TestListenerArn", cloudformation.Ref("TestListener"))
 	}
 	g.output(t, logicalID(env)+"DomainName", cloudformation.Ref("DomainName"))
+	// What cutover deploy reads from this stack (environments.<env>.ecs.stack): see ecsoutputs.go.
+	g.output(t, logicalID(env)+"LogGroupName", cloudformation.Ref("LogGroup"))
+	g.output(t, logicalID(env)+"TaskSecurityGroupId", cloudformation.Ref("TaskSecurityGroup"))
+	g.output(t, logicalID(env)+"Subnets", g.imp("PrivateSubnets"))
 	g.output(t, logicalID(env)+"LoadBalancerArn", cloudformation.Ref("LoadBalancer"))
 	g.output(t, logicalID(env)+"AlarmTopicArn", cloudformation.Ref("AlarmTopic"))
 	g.output(t, logicalID(env)+"ExecutionRoleArn", roleArn("ExecutionRole"))

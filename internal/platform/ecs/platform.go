@@ -36,6 +36,11 @@ type Service struct {
 	Listener, Rule string
 	// Test traffic (blue/green): the same, for the test listener. Optional.
 	TestListener, TestRule string
+	// TaskRoleARN is the role this service's containers run as; Options.TaskRoleARN when empty.
+	TaskRoleARN string
+	// StopTimeout is how long ECS waits after SIGTERM before SIGKILL
+	// (clamped to Fargate's 2 to 120 seconds; ECS's default when 0).
+	StopTimeout time.Duration
 }
 
 // Options describe an environment on ECS.
