@@ -281,6 +281,9 @@ func (s *ecsSession) native(ctx context.Context, g *globals, p *ecs.Platform, na
 func (s *ecsSession) rollout(g *globals, name string, timeout time.Duration, run func(progress func(ecs.Rollout)) (ecs.Rollout, error)) (string, string) {
 	last := ""
 	r, err := run(func(r ecs.Rollout) {
+		for _, n := range r.News {
+			fmt.Fprintf(g.stderr, "%s: %s\n", name, n)
+		}
 		line := fmt.Sprintf("%s: ECS deployment %s %s, %d/%d running, %d pending, %d failed tasks", name, r.DeploymentID, r.Phase, r.Running, r.Desired, r.Pending, r.FailedTasks)
 		if line != last {
 			fmt.Fprintln(g.stderr, line)
@@ -326,6 +329,9 @@ func (s *ecsSession) blueGreen(ctx context.Context, g *globals, p *ecs.Platform,
 			return save()
 		},
 		Progress: func(name string, st ecs.BlueGreenState) {
+			for _, n := range st.News {
+				fmt.Fprintf(g.stderr, "%s: %s\n", name, n)
+			}
 			line := fmt.Sprintf("%s: CodeDeploy deployment %s %s (%s), %g%% of traffic on the new tasks", name, st.DeploymentID, st.Phase, st.Status, st.Traffic)
 			for _, ev := range st.Events {
 				line += fmt.Sprintf(" %s=%s", ev.Name, ev.Status)

@@ -129,6 +129,11 @@ type BlueGreenState struct {
 	// StoppedByCutover says cutover stopped the deployment (with automatic
 	// rollback) because it stopped making progress or cutover was interrupted.
 	StoppedByCutover bool `json:"stopped_by_cutover,omitempty"`
+	// GreenTaskSet is the replacement task set's ID, once CodeDeploy made it.
+	GreenTaskSet string `json:"green_task_set,omitempty"`
+	// News are the ECS service events and stopped-task reasons of the new
+	// tasks since the previous poll.
+	News []string `json:"news,omitempty"`
 }
 
 // Done says whether waiting is over. Baking is not done: a rollback is
@@ -181,6 +186,7 @@ func DecideBlueGreen(d cdtypes.DeploymentInfo, target *cdtypes.ECSTarget) BlueGr
 		for _, ts := range target.TaskSetsInfo {
 			if ts.TaskSetLabel == cdtypes.TargetLabelGreen {
 				s.Traffic = ts.TrafficWeight
+				s.GreenTaskSet = aws.ToString(ts.Identifer)
 			}
 		}
 	}
@@ -335,6 +341,7 @@ func (p *Platform) WaitBlueGreen(ctx context.Context, service, id string, health
 	target := p.o.Cluster + ":" + p.o.Services[service].ECSService
 	var last BlueGreenState
 	key, since := "", p.o.Clock.Now()
+	news := newActivity(since)
 	err := p.poll(ctx, func() (bool, error) {
 		d, err := p.c.CodeDeploy.GetDeployment(ctx, &codedeploy.GetDeploymentInput{DeploymentId: &id})
 		if err != nil {
@@ -352,6 +359,18 @@ func (p *Platform) WaitBlueGreen(ctx context.Context, service, id string, health
 			ecsTarget = t.DeploymentTarget.EcsTarget
 		}
 		last = DecideBlueGreen(*d.DeploymentInfo, ecsTarget)
+		svc, err := p.describe(ctx, service)
+		if err != nil {
+			return false, err
+		}
+		last.News = news.events(svc)
+		if !last.Done() {
+			stopped, err := p.stopped(ctx, service, last.GreenTaskSet, news)
+			if err != nil {
+				return false, err
+			}
+			last.News = append(last.News, stopped...)
+		}
 		if progress != nil {
 			progress(last)
 		}

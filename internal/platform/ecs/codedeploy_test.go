@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	cdtypes "github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 )
@@ -100,6 +101,8 @@ func TestWaitBlueGreenStub(t *testing.T) {
 				{LifecycleEventName: aws.String("Install"), Status: cdtypes.LifecycleEventStatusSucceeded},
 				{LifecycleEventName: aws.String("AllowTraffic"), Status: cdtypes.LifecycleEventStatusSucceeded},
 			}}}}, nil
+		case "DescribeServices":
+			return &ecs.DescribeServicesOutput{Services: []types.Service{{ServiceName: aws.String("backend"), Status: aws.String("ACTIVE")}}}, nil
 		}
 		return nil, errors.New("unexpected " + op)
 	}}

@@ -40,6 +40,23 @@ func epoch(t time.Time) float64 { return float64(t.UnixMilli()) / 1000 }
 
 func (d *linearDeployment) answer(op string, req map[string]any) (int, any) {
 	m := d.minute()
+	switch op {
+	case "DescribeServices":
+		// ECS's events of the service, newest first: one from before the
+		// deployment, then what the replacement task set does.
+		events := []any{map[string]any{"id": "ev-0", "createdAt": epoch(d.start.Add(-time.Hour)), "message": "(service backend) has reached a steady state."}}
+		if m >= 0.5 {
+			events = append([]any{map[string]any{"id": "ev-1", "createdAt": epoch(d.start.Add(30 * time.Second)),
+				"message": "(service backend, taskSet ecs-svc/2222) has started 2 tasks: (task 0a1b) (task 2c3d)."}}, events...)
+		}
+		return http.StatusOK, map[string]any{"services": []any{map[string]any{"serviceName": "backend", "clusterArn": "arn:aws:ecs:us-east-1:123456789012:cluster/c",
+			"status": "ACTIVE", "deploymentController": map[string]any{"type": "CODE_DEPLOY"}, "events": events}}, "failures": []any{}}
+	case "ListTasks":
+		if req["startedBy"] != "ecs-svc/2222" || req["desiredStatus"] != "STOPPED" {
+			return awsError("InvalidParameterException", "ListTasks not for the replacement task set's stopped tasks")
+		}
+		return http.StatusOK, map[string]any{"taskArns": []any{}}
+	}
 	if req["deploymentId"] != "d-LINEAR1" {
 		return awsError("DeploymentDoesNotExistException", "no deployment "+strings.TrimSpace(op))
 	}
@@ -144,7 +161,9 @@ func TestWaitBlueGreenLinearNotCutByTimeout(t *testing.T) {
 	p := wirePlatform(t, s, clock)
 	var traffic []float64
 	var baked bool
+	var news []string
 	st, err := p.WaitBlueGreen(context.Background(), "backend", "d-LINEAR1", 5*time.Minute, func(st BlueGreenState) {
+		news = append(news, st.News...)
 		if n := len(traffic); n == 0 || traffic[n-1] != st.Traffic {
 			traffic = append(traffic, st.Traffic)
 		}
@@ -164,6 +183,9 @@ func TestWaitBlueGreenLinearNotCutByTimeout(t *testing.T) {
 	}
 	if st.Step != time.Minute || st.TerminationWait != 5*time.Minute {
 		t.Errorf("step %s, termination wait %s from the deployment", st.Step, st.TerminationWait)
+	}
+	if strings.Join(news, "|") != "(service backend, taskSet ecs-svc/2222) has started 2 tasks: (task 0a1b) (task 2c3d)." {
+		t.Errorf("service events told %q", news)
 	}
 }
 
@@ -266,6 +288,9 @@ func TestDeployBlueGreenTwoServices(t *testing.T) {
 				}
 				info["status"] = status
 				return http.StatusOK, map[string]any{"deploymentInfo": info}
+			case "DescribeServices":
+				name := req["services"].([]any)[0].(string)
+				return http.StatusOK, map[string]any{"services": []any{map[string]any{"serviceName": name, "status": "ACTIVE", "events": []any{}}}, "failures": []any{}}
 			case "GetDeploymentTarget":
 				want := map[string]string{"d-BACKEND": "c:backend", "d-FRONTEND": "c:frontend"}[req["deploymentId"].(string)]
 				if req["targetId"] != want {

@@ -99,6 +99,8 @@ func TestDeployNativeAlarmStub(t *testing.T) {
 				dep("d2", "PRIMARY", "td:2", types.DeploymentRolloutStateInProgress, "", 0), dep("d1", "ACTIVE", "td:1", types.DeploymentRolloutStateCompleted, "", 0)}}}}, nil
 		case "DescribeAlarms":
 			return alarmsOut(AlarmState{"p95", "ALARM", "Threshold Crossed"}), nil
+		case "ListTasks":
+			return &ecs.ListTasksOutput{}, nil // no task stopped
 		}
 		return nil, errors.New("unexpected " + op)
 	}
