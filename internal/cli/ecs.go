@@ -259,6 +259,10 @@ func (s *ecsSession) rolling(ctx context.Context, g *globals, p *ecs.Platform, n
 func (s *ecsSession) native(ctx context.Context, g *globals, p *ecs.Platform, name string, rev store.Revision, timeout time.Duration) (string, string) {
 	e := s.cfg.Environments[s.env]
 	o := ecs.NativeOptions{Strategy: "BLUE_GREEN", BakeTime: e.Strategy.Bake.Std(), RoleARN: e.ECS.RoleARN, Alarms: e.ECS.Alarms, Timeout: timeout}
+	if e.Strategy.ManualContinue {
+		// ECS pauses before production traffic moves until `cutover continue`.
+		o.ManualWait = max(e.Strategy.ReadyWait.Std(), time.Minute)
+	}
 	arns, stages := e.ECS.NativeHookStages()
 	for _, arn := range arns {
 		o.Hooks = append(o.Hooks, ecs.Hook{LambdaARN: arn, Stages: stages[arn], RoleARN: e.ECS.RoleARN})
@@ -393,6 +397,53 @@ func stopECS(ctx context.Context, g *globals, env, command string) error {
 	}
 	return g.print(d, func(w io.Writer) {
 		fmt.Fprintf(w, "stopped CodeDeploy deployment %s of deployment %s with automatic rollback\n", strings.Join(stopped, ", "), d.ID)
+	})
+}
+
+// continueECS lets the environment's deployment in progress shift
+// production traffic: each CodeDeploy deployment waiting in Ready, or each
+// service's ECS-native deployment paused at its PAUSE hook.
+func continueECS(ctx context.Context, g *globals, env string) error {
+	s, err := openECS(ctx, g, env)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	d, err := s.store.ActiveDeployment(ctx, s.cfg.Project, env)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%s/%s has no deployment in progress to continue", s.cfg.Project, env)
+	} else if err != nil {
+		return err
+	}
+	p, err := s.platform(ctx, slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		return err
+	}
+	e := s.cfg.Environments[env]
+	var data ecsData
+	_ = json.Unmarshal(d.Data, &data)
+	var continued []string
+	switch {
+	case len(data.CodeDeploy) > 0:
+		for _, name := range sortedKeys(data.CodeDeploy) {
+			if err := p.ContinueBlueGreen(ctx, data.CodeDeploy[name]); err != nil {
+				return fmt.Errorf("deployment %s, service %s: %w", d.ID, name, err)
+			}
+			continued = append(continued, name+" (CodeDeploy "+data.CodeDeploy[name]+")")
+		}
+	case e.Strategy.Type == config.StrategyBlueGreen && e.ECS.BlueGreenEngine() == config.BlueGreenECS:
+		for _, name := range s.cfg.ServiceNames() {
+			arn, err := p.ContinueNative(ctx, name)
+			if err != nil {
+				return fmt.Errorf("deployment %s, service %s: %w", d.ID, name, err)
+			}
+			continued = append(continued, name+" ("+arn+")")
+		}
+	default:
+		return fmt.Errorf("deployment %s is an ECS rolling deployment: it has no wait for a continue", d.ID)
+	}
+	return g.print(d, func(w io.Writer) {
+		fmt.Fprintf(w, "continued deployment %s: %s\n", d.ID, strings.Join(continued, ", "))
 	})
 }
 

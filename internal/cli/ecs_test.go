@@ -171,6 +171,10 @@ func TestECSRollingDeploy(t *testing.T) {
 	if !strings.Contains(errOut, "backend: ECS deployment") || !strings.Contains(out, "succeeded") {
 		t.Errorf("deploy output\nstdout: %s\nstderr: %s", out, errOut)
 	}
+	// Nothing runs any more: continue says so (it is no longer "not available on ECS").
+	if _, errOut, err := e.run("continue", "staging"); err == nil || !strings.Contains(errOut, "has no deployment in progress to continue") {
+		t.Errorf("continue without a deployment: %v\n%s", err, errOut)
+	}
 	h := e.history()
 	if len(h) != 1 || h[0].Status != store.DeploymentSucceeded || h[0].Strategy != "rolling" {
 		t.Fatalf("history %+v", h)

@@ -33,6 +33,10 @@ type NativeOptions struct {
 	RoleARN       string        // role ECS assumes to change the listener rules
 	Hooks         []Hook
 	Alarms        []string // CloudWatch alarms that roll the deployment back
+	// ManualWait, when set, pauses the deployment before production traffic
+	// moves until `cutover continue` (ContinueNative), rolling back when
+	// nobody continues it within ManualWait.
+	ManualWait time.Duration
 	// Timeout bounds the new tasks becoming healthy (--timeout); the wait
 	// adds the strategy's own shifting and bake time (ShiftTime). 0: wait until ctx ends.
 	Timeout time.Duration
@@ -42,7 +46,7 @@ type NativeOptions struct {
 // new tasks are healthy: the canary's wait, or one wait per linear step, then
 // the bake time. The wait of a deployment must not cut into it.
 func ShiftTime(o NativeOptions) time.Duration {
-	t := o.BakeTime
+	t := o.BakeTime + o.ManualWait
 	switch types.DeploymentStrategy(o.Strategy) {
 	case types.DeploymentStrategyCanary:
 		t += o.StepWait
@@ -88,6 +92,12 @@ func NativeConfiguration(o NativeOptions) (*types.DeploymentConfiguration, error
 	}
 	if len(o.Alarms) > 0 {
 		c.Alarms = &types.DeploymentAlarms{AlarmNames: o.Alarms, Enable: true, Rollback: true}
+	}
+	if o.ManualWait > 0 {
+		c.LifecycleHooks = append(c.LifecycleHooks, types.DeploymentLifecycleHook{
+			TargetType: types.DeploymentLifecycleHookTargetTypePause, LifecycleStages: []types.DeploymentLifecycleHookStage{types.DeploymentLifecycleHookStagePreProductionTrafficShift},
+			TimeoutConfiguration: &types.DeploymentLifecycleHookTimeoutConfiguration{Action: types.DeploymentLifecycleHookActionRollback, TimeoutInMinutes: minutes(o.ManualWait)},
+		})
 	}
 	stages := types.DeploymentLifecycleHookStage("").Values()
 	for _, h := range o.Hooks {
