@@ -50,6 +50,7 @@ type ecsSession struct {
 	cfg   *config.Config
 	env   string
 	store *store.Store
+	diff  bool // show each service's task definition change before deploying
 }
 
 func openECS(ctx context.Context, g *globals, env string) (*ecsSession, error) {
@@ -147,12 +148,13 @@ type ecsData struct {
 
 // deployECS records a revision of the given images and deploys it. Images
 // are not built: ECS pulls them from a registry, so they must be given by digest.
-func deployECS(ctx context.Context, g *globals, env string, images map[string]string, wait bool, timeout time.Duration) error {
+func deployECS(ctx context.Context, g *globals, env string, images map[string]string, wait bool, timeout time.Duration, diff bool) error {
 	s, err := openECS(ctx, g, env)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	s.diff = diff
 	var missing []string
 	for _, name := range s.cfg.ServiceNames() {
 		if images[name] == "" {
@@ -197,6 +199,18 @@ func (s *ecsSession) deploy(ctx context.Context, g *globals, rev store.Revision,
 	p, err := s.platform(lctx, log)
 	if err != nil {
 		return err
+	}
+	if s.diff {
+		for _, name := range s.cfg.ServiceNames() {
+			lines, err := p.TaskDefinitionDiff(lctx, name, rev)
+			if err != nil {
+				return err
+			}
+			if len(lines) == 0 {
+				lines = []string{"  (no change but the revision)"}
+			}
+			fmt.Fprintf(g.stderr, "%s: task definition change\n  %s\n", name, strings.Join(lines, "\n  "))
+		}
 	}
 	e := s.cfg.Environments[s.env]
 	d := store.Deployment{

@@ -233,8 +233,14 @@ func TestECSRollingDeploy(t *testing.T) {
 
 	// A second revision, then a rollback: the first revision's images run again.
 	newBackend := strings.Replace(backendRef, "sha256:1111", "sha256:3333", 1)
-	if out, errOut, err := e.run("deploy", "staging", "--image", "backend="+newBackend, "--image", "frontend="+frontendRef); err != nil {
+	out, errOut, err = e.run("deploy", "staging", "--diff", "--image", "backend="+newBackend, "--image", "frontend="+frontendRef)
+	if err != nil {
 		t.Fatalf("second deploy: %v\n%s%s", err, out, errOut)
+	}
+	// --diff: the backend's image changes, the frontend's task definition does not.
+	if !strings.Contains(errOut, "backend: task definition change\n  - container backend image: "+backendRef+"\n  + container backend image: "+newBackend+"\n") ||
+		!strings.Contains(errOut, "frontend: task definition change\n  (no change but the revision)") {
+		t.Errorf("deploy --diff\n%s", errOut)
 	}
 	if out, errOut, err := e.run("rollback", "staging"); err != nil || !strings.Contains(errOut, "redeploying the previous revision "+h[0].Revision) {
 		t.Fatalf("rollback: %v\n%s%s", err, out, errOut)

@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/cutoverdev/cutover/internal/store"
 )
 
 func dep(id, status, td string, state types.DeploymentRolloutState, reason string, failed int32) types.Deployment {
@@ -153,6 +155,25 @@ func TestRollingOnMoto(t *testing.T) {
 	svc := m.wantUpdated(t, "rolling", e)
 	if dc := svc.DeploymentConfiguration; dc == nil || dc.DeploymentCircuitBreaker == nil || !dc.DeploymentCircuitBreaker.Rollback {
 		t.Errorf("deployment configuration %+v: want the circuit breaker with rollback", dc)
+	}
+
+	// deploy --diff: what the next revision changes, read against the task
+	// definition the service runs in moto.
+	next := rev("4")
+	next.Services["backend"] = store.ServiceRevision{Image: next.Services["backend"].Image}
+	p.o.Services["backend"] = Service{ECSService: "backend", Port: 3001, CPU: "256", Memory: "1024", Env: map[string]string{"MODE": "canary"}}
+	diff, err := p.TaskDefinitionDiff(ctx, "backend", next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"+ container backend env MODE: canary",
+		"- container backend image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/backend@sha256:" + strings.Repeat("3", 64),
+		"+ container backend image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/backend@sha256:" + strings.Repeat("4", 64),
+		"- memory: 512", "+ memory: 1024",
+	}
+	if strings.Join(diff, "\n") != strings.Join(want, "\n") {
+		t.Errorf("diff\n got %q\nwant %q", diff, want)
 	}
 }
 
