@@ -281,14 +281,13 @@ func (s *ecsSession) native(ctx context.Context, g *globals, p *ecs.Platform, na
 	for _, arn := range arns {
 		o.Hooks = append(o.Hooks, ecs.Hook{LambdaARN: arn, Stages: stages[arn], RoleARN: e.ECS.RoleARN})
 	}
-	if steps := e.Strategy.TrafficSteps(); len(steps) > 1 {
-		// Canary: one step then the rest; linear: equal steps.
-		o.StepWait = steps[0].Wait.Std()
-		if len(steps) == 2 {
-			o.Strategy, o.CanaryPercent = "CANARY", float64(steps[0].Percent)
-		} else {
-			o.Strategy, o.LinearPercent = "LINEAR", float64(steps[0].Percent)
-		}
+	strategy, percent, wait := e.Strategy.NativeStrategy()
+	o.Strategy, o.StepWait = strategy, wait.Std()
+	switch strategy {
+	case "CANARY":
+		o.CanaryPercent = percent
+	case "LINEAR":
+		o.LinearPercent = percent
 	}
 	return s.rollout(g, name, timeout, func(progress func(ecs.Rollout)) (ecs.Rollout, error) {
 		return p.DeployNative(ctx, name, rev, o, progress)

@@ -87,7 +87,7 @@ func (v *validator) ecs(p string, e *Environment) {
 		v.add(p+".blue_green", "is ecs but strategy is %q (set strategy.type: blue_green, or remove blue_green)", e.Strategy.Type)
 	case native && x.CodeDeploy != nil:
 		v.add(p+".codedeploy", "is set but blue_green is ecs (remove codedeploy, or write blue_green: codedeploy)")
-	case native && x.RoleARN == "":
+	case native && x.RoleARN == "" && !fromStack:
 		v.add(p+".role_arn", "missing (ECS-native blue/green needs the role ECS assumes to move the listener rules)")
 	}
 	if !native && x.RoleARN != "" {
@@ -189,6 +189,20 @@ func (x *ECS) DeploymentGroupOf(env, service string) string {
 		return x.CodeDeploy.DeploymentGroup
 	}
 	return env + "-" + service
+}
+
+// NativeStrategy is the ECS-native deployment strategy of a blue/green
+// strategy: BLUE_GREEN for all at once, CANARY (one step, then the rest) or
+// LINEAR (equal steps), with the first step's percent and wait.
+func (s Strategy) NativeStrategy() (name string, percent float64, wait Duration) {
+	steps := s.TrafficSteps()
+	switch {
+	case len(steps) == 2:
+		return "CANARY", float64(steps[0].Percent), steps[0].Wait
+	case len(steps) > 2:
+		return "LINEAR", float64(steps[0].Percent), steps[0].Wait
+	}
+	return "BLUE_GREEN", 0, 0
 }
 
 // ECSLifecycleStages are the lifecycle stages of an ECS-native blue/green

@@ -111,6 +111,9 @@ func (g *gen) app(env string) *cloudformation.Template {
 		ClusterSettings: []ecs.Cluster_ClusterSettings{{Name: cloudformation.String("containerInsights"), Value: cloudformation.String("enabled")}},
 		Tags:            g.tags("dev.cutover.environment", env)}
 	g.roles(t, env)
+	if g.native(env) {
+		g.infrastructureRole(t, env)
+	}
 
 	for prio, name := range g.routeOrder() {
 		g.service(t, env, name, prio+1, listeners)
@@ -124,11 +127,16 @@ func (g *gen) app(env string) *cloudformation.Template {
 	// What cutover deploy reads from this stack (environments.<env>.ecs.stack): see ecsoutputs.go.
 	g.output(t, logicalID(env)+"LogGroupName", cloudformation.Ref("LogGroup"))
 	g.output(t, logicalID(env)+"TaskSecurityGroupId", cloudformation.Ref("TaskSecurityGroup"))
-	g.output(t, logicalID(env)+"Subnets", g.imp("PrivateSubnets"))
+	g.output(t, logicalID(env)+"Subnets", g.imp("PrivateSubnets")) // cfn-lint W6001: an import re-exported, on purpose (cutover deploy reads one stack)
 	g.output(t, logicalID(env)+"LoadBalancerArn", cloudformation.Ref("LoadBalancer"))
 	g.output(t, logicalID(env)+"AlarmTopicArn", cloudformation.Ref("AlarmTopic"))
 	g.output(t, logicalID(env)+"ExecutionRoleArn", roleArn("ExecutionRole"))
 	return t
+}
+
+// privateSubnets are the tasks' subnets, from the shared stack.
+func (g *gen) privateSubnets() []string {
+	return []string{cloudformation.Select(0, cloudformation.Split(",", g.imp("PrivateSubnets"))), cloudformation.Select(1, cloudformation.Split(",", g.imp("PrivateSubnets")))}
 }
 
 // testListener says whether an environment gets the blue/green test
@@ -222,8 +230,17 @@ func (g *gen) service(t *cloudformation.Template, env, name string, priority int
 		}
 		// Both listeners start on blue; CodeDeploy moves the test and then the
 		// production listener to green during a deployment.
+		action := elb.ListenerRule_Action{Type: "forward", TargetGroupArn: cloudformation.RefPtr(id + "BlueTargetGroup")}
+		if g.native(env) {
+			// ECS-native blue/green moves the weights of a rule that
+			// forwards to both groups; it starts all on blue.
+			action = elb.ListenerRule_Action{Type: "forward", ForwardConfig: &elb.ListenerRule_ForwardConfig{TargetGroups: []elb.ListenerRule_TargetGroupTuple{
+				{TargetGroupArn: cloudformation.RefPtr(id + "BlueTargetGroup"), Weight: cloudformation.Int(100)},
+				{TargetGroupArn: cloudformation.RefPtr(id + "GreenTargetGroup"), Weight: cloudformation.Int(0)},
+			}}}
+		}
 		r[id+l+"Rule"] = &elb.ListenerRule{ListenerArn: cloudformation.RefPtr(l), Priority: priority + 100*i, Conditions: conds,
-			Actions: []elb.ListenerRule_Action{{Type: "forward", TargetGroupArn: cloudformation.RefPtr(id + "BlueTargetGroup")}}}
+			Actions: []elb.ListenerRule_Action{action}}
 		g.output(t, logicalID(env, name)+l+"RuleArn", cloudformation.Ref(id+l+"Rule"))
 	}
 
@@ -243,7 +260,7 @@ func (g *gen) service(t *cloudformation.Template, env, name string, priority int
 	// variables reach the releases' task definitions, which cutover deploy
 	// and the pipeline's Build register). Rolling services keep them here, as
 	// the pipeline's ECS deploy action only swaps the image.
-	if !bg {
+	if !g.viaCodeDeploy(env) {
 		for _, k := range sortedKeys(s.Env) {
 			container.Environment = append(container.Environment, ecs.TaskDefinition_KeyValuePair{Name: cloudformation.String(k), Value: cloudformation.String(s.Env[k])})
 		}
@@ -265,12 +282,19 @@ func (g *gen) service(t *cloudformation.Template, env, name string, priority int
 		LoadBalancers:                 []ecs.Service_LoadBalancer{{ContainerName: cloudformation.String(name), ContainerPort: cloudformation.Int(s.Port), TargetGroupArn: cloudformation.RefPtr(id + "BlueTargetGroup")}},
 		NetworkConfiguration: &ecs.Service_NetworkConfiguration{AwsvpcConfiguration: &ecs.Service_AwsVpcConfiguration{
 			AssignPublicIp: cloudformation.String("DISABLED"), SecurityGroups: []string{cloudformation.Ref("TaskSecurityGroup")},
-			Subnets: []string{cloudformation.Select(0, cloudformation.Split(",", g.imp("PrivateSubnets"))), cloudformation.Select(1, cloudformation.Split(",", g.imp("PrivateSubnets")))}}},
+			Subnets: g.privateSubnets()}},
 		PropagateTags:              cloudformation.String("SERVICE"),
 		Tags:                       g.tags("dev.cutover.environment", env, "dev.cutover.service", name),
 		AWSCloudFormationDependsOn: []string{id + "ProdListenerRule"},
 	}
 	alarms := g.alarms(t, env, name)
+	if g.native(env) {
+		svc.DeploymentController = &ecs.Service_DeploymentController{Type: cloudformation.String("ECS")}
+		svc.AWSCloudFormationDependsOn = nil // the advanced configuration refers to the rule
+		r[id+"Service"] = g.nativeService(env, name, svc, alarms, listeners)
+		g.serviceOutputs(t, env, name, colors)
+		return
+	}
 	if bg {
 		svc.DeploymentController = &ecs.Service_DeploymentController{Type: cloudformation.String("CODE_DEPLOY")}
 	} else {
@@ -282,7 +306,13 @@ func (g *gen) service(t *cloudformation.Template, env, name string, priority int
 		}
 	}
 	r[id+"Service"] = svc
-	g.output(t, logicalID(env, name)+"ServiceName", *svc.ServiceName)
+	g.serviceOutputs(t, env, name, colors)
+}
+
+// serviceOutputs are what cutover deploy reads of a service (ECSFromOutputs).
+func (g *gen) serviceOutputs(t *cloudformation.Template, env, name string, colors []string) {
+	id := logicalID(name)
+	g.output(t, logicalID(env, name)+"ServiceName", name)
 	for _, c := range colors {
 		g.output(t, logicalID(env, name)+c+"TargetGroupArn", cloudformation.Ref(id+c+"TargetGroup"))
 	}

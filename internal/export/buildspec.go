@@ -85,7 +85,7 @@ func (g *gen) buildSpec() string {
 			fmt.Sprintf(`printf 'version: 0.0\nResources:\n  - TargetService:\n      Type: AWS::ECS::Service\n      Properties:\n        TaskDefinition: <TASK_DEFINITION>\n        LoadBalancerInfo:\n          ContainerName: %s\n          ContainerPort: %d\n' > %s/appspec.yaml`, name, s.Port, out),
 		)
 		for _, env := range g.envOrder() {
-			if g.blueGreen(env) {
+			if g.viaCodeDeploy(env) {
 				// CodeDeployToECS registers a revision of the environment's task
 				// definition with the new image in place of <IMAGE1_NAME>.
 				// cutover.yaml's environment variables are set here: the

@@ -51,6 +51,9 @@ func ECSFromOutputs(cfg *config.Config, env string, outputs map[string]string) (
 	if e.Strategy.Type == config.StrategyBlueGreen && x.BlueGreenEngine() == config.BlueGreenCodeDeploy && x.CodeDeploy == nil {
 		x.CodeDeploy = &config.CodeDeploy{Application: cfg.Project}
 	}
+	if e.Strategy.Type == config.StrategyBlueGreen && x.BlueGreenEngine() == config.BlueGreenECS {
+		set(&x.RoleARN, ev+"InfrastructureRoleArn")
+	}
 	blueGreen := e.Strategy.Type == config.StrategyBlueGreen
 	_, hasTest := outputs[ev+"TestListenerArn"]
 	services := map[string]*config.ECSService{}

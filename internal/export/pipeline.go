@@ -183,7 +183,7 @@ func (g *gen) codeDeploy(t *cloudformation.Template) {
 	r["CodeDeployRole"] = &iam.Role{AssumeRolePolicyDocument: assumeRole("codedeploy.amazonaws.com"),
 		ManagedPolicyArns: []string{sub("arn:${AWS::Partition}:iam::aws:policy/AWSCodeDeployRoleForECS")}, Tags: g.tags()}
 	for _, env := range g.envOrder() {
-		if !g.blueGreen(env) {
+		if !g.viaCodeDeploy(env) {
 			continue
 		}
 		st := g.cfg.Environments[env].Strategy

@@ -244,3 +244,47 @@ func TestStackUpdatesLeaveCodeDeployAlone(t *testing.T) {
 		t.Error("rolling task definition lost its environment")
 	}
 }
+
+// TestNativeBlueGreenExport: with ecs.blue_green: ecs the services use the
+// ECS deployment controller with ECS's own blue/green, the rules forward to
+// both target groups (all on blue), ECS gets a role to move them, and no
+// CodeDeploy deployment group or CodeDeployToECS action is exported.
+func TestNativeBlueGreenExport(t *testing.T) {
+	cfg := nativeBluemed(t)
+	files, err := Templates(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, pipe := rendered(t, files[2]), rendered(t, files[3])
+	svc := resourcesOfType(app, "AWS::ECS::Service")["BackendService"]
+	dc := svc["DeploymentConfiguration"].(map[string]any)
+	if jsonOf(svc["DeploymentController"]) != `{"Type":"ECS"}` || dc["Strategy"] != "LINEAR" || jsonOf(dc["LinearConfiguration"]) != `{"StepBakeTimeInMinutes":1,"StepPercent":10}` || dc["BakeTimeInMinutes"] != 1.0 {
+		t.Errorf("backend service deployment: %s %s", jsonOf(svc["DeploymentController"]), jsonOf(dc))
+	}
+	adv := jsonOf(svc["LoadBalancers"].([]any)[0].(map[string]any)["AdvancedConfiguration"])
+	if adv != `{"AlternateTargetGroupArn":{"Ref":"BackendGreenTargetGroup"},"ProductionListenerRule":{"Ref":"BackendProdListenerRule"},"RoleArn":{"Fn::GetAtt":["InfrastructureRole","Arn"]}}` {
+		t.Errorf("advanced configuration %s", adv)
+	}
+	rule := jsonOf(resourcesOfType(app, "AWS::ElasticLoadBalancingV2::ListenerRule")["BackendProdListenerRule"]["Actions"])
+	if rule != `[{"ForwardConfig":{"TargetGroups":[{"TargetGroupArn":{"Ref":"BackendBlueTargetGroup"},"Weight":100},{"TargetGroupArn":{"Ref":"BackendGreenTargetGroup"},"Weight":0}]},"Type":"forward"}]` {
+		t.Errorf("rule actions %s", rule)
+	}
+	if role := jsonOf(resourcesOfType(app, "AWS::IAM::Role")["InfrastructureRole"]); !strings.Contains(role, "ecs.amazonaws.com") || !strings.Contains(role, "AmazonECSInfrastructureRolePolicyForLoadBalancers") {
+		t.Errorf("infrastructure role %s", role)
+	}
+	if n := len(resourcesOfType(pipe, "AWS::CodeDeploy::DeploymentGroup")); n != 0 {
+		t.Errorf("%d CodeDeploy deployment groups for an ECS-native environment", n)
+	}
+	if p := jsonOf(pipe); strings.Contains(p, "CodeDeployToECS") || !strings.Contains(p, `"Provider":"ECS"`) {
+		t.Error("the production deploy action is not ECS's")
+	}
+	// The stack's outputs give cutover deploy the role.
+	outputs := map[string]string{}
+	for key := range files[2].Template.Outputs {
+		outputs[key] = "out:" + key
+	}
+	x, err := ECSFromOutputs(cfg, "production", outputs)
+	if err != nil || x.RoleARN != "out:ProductionInfrastructureRoleArn" || x.Services["backend"].TargetGroups.Green == "" || x.CodeDeploy != nil {
+		t.Errorf("settings from the stack %+v: %v", x, err)
+	}
+}

@@ -102,7 +102,7 @@ func (g *gen) codePipeline(run pipelineRun) *cp.Pipeline {
 			es := logicalID(env, svc)
 			art := artifactName(svc)
 			a := cp.Pipeline_ActionDeclaration{Name: svc, RunOrder: cloudformation.Int(1), InputArtifacts: []cp.Pipeline_InputArtifact{{Name: art}}}
-			if g.blueGreen(env) {
+			if g.viaCodeDeploy(env) {
 				a.ActionTypeId = &cp.Pipeline_ActionTypeId{Category: "Deploy", Owner: "AWS", Provider: "CodeDeployToECS", Version: "1"}
 				a.Configuration = map[string]any{"ApplicationName": cloudformation.Ref("CodeDeployApplication"), "DeploymentGroupName": cloudformation.Ref(es + "DeploymentGroup"),
 					"TaskDefinitionTemplateArtifact": art, "TaskDefinitionTemplatePath": "taskdef-" + env + ".json",
