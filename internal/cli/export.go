@@ -49,7 +49,9 @@ Templates, deployed in this order (each imports the exports "<project>-<Name>" o
                          are outputs); blue and green target groups
                          (one for rolling) with the health check of cutover.yaml; an ECS cluster; one
                          Fargate service per service in the private subnets (CODE_DEPLOY controller for
-                         blue_green, ECS controller with circuit breaker and alarms for rolling); task
+                         blue_green; ECS controller with ECS-native blue/green for ecs.blue_green: ecs,
+                         its rules forwarding to both target groups; ECS controller with circuit
+                         breaker and alarms for rolling); task
                          definitions, task and execution roles; CloudWatch alarms (p95 latency, 5xx rate,
                          unhealthy hosts over both target groups, CPU, memory, running tasks) notifying
                          an SNS topic.
@@ -77,6 +79,10 @@ Stack names: <project>-shared, <project>-app-<environment>, <project>-pipeline. 
 After the bootstrap, releases register task definitions (cutover deploy, the pipeline, CodeDeploy):
 keep ImageTag unchanged on stack updates, since a CODE_DEPLOY service refuses a task definition
 change made by CloudFormation.
+
+Point cutover deploy at a deployed app stack with environments.<env>.ecs: { region: ..., stack:
+<project>-app-<env> }: it reads the cluster, subnets, roles, target groups and rules from the
+stack's outputs.
 
 Secrets never appear in the templates: tasks may read SSM parameters under /cutover/<project>/<env>/
 and Secrets Manager secrets under cutover/<project>/<env>/; pipeline secrets are passed to
