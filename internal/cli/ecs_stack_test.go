@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/acm"
 	cfn "github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
@@ -58,7 +59,12 @@ environments:
 		t.Fatal(err)
 	}
 	client := c.CloudFormation.(*cfn.Client)
-	cert, err := acm.New(acm.Options{Region: "us-east-1", BaseEndpoint: aws.String(e.moto), Credentials: aws.AnonymousCredentials{}}).
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1")) // startMoto's fake credentials
+	if err != nil {
+		t.Fatal(err)
+	}
+	// moto's ELBv2 checks that a listener's certificate exists in its ACM.
+	cert, err := acm.NewFromConfig(awsCfg, func(o *acm.Options) { o.BaseEndpoint = aws.String(e.moto) }).
 		RequestCertificate(ctx, &acm.RequestCertificateInput{DomainName: aws.String("staging.shop.example.com")})
 	if err != nil {
 		t.Fatal(err)
