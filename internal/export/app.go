@@ -27,6 +27,13 @@ const (
 	tlsPolicy = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 )
 
+// Task size of the exported task definitions; cutover deploy registers its
+// task definitions with the same size unless ecs.services.<name> sets one.
+const (
+	taskCPU    = "256"
+	taskMemory = "512"
+)
+
 // app is one environment: its load balancer, cluster, services and alarms.
 func (g *gen) app(env string) *cloudformation.Template {
 	t := cloudformation.NewTemplate()
@@ -269,7 +276,7 @@ func (g *gen) service(t *cloudformation.Template, env, name string, priority int
 		Tags: g.tags("dev.cutover.environment", env, "dev.cutover.service", name)}
 	r[id+"TaskDefinition"] = &ecs.TaskDefinition{
 		Family: cloudformation.String(g.project + "-" + env + "-" + name), RequiresCompatibilities: []string{"FARGATE"},
-		NetworkMode: cloudformation.String("awsvpc"), Cpu: cloudformation.String("256"), Memory: cloudformation.String("512"),
+		NetworkMode: cloudformation.String("awsvpc"), Cpu: cloudformation.String(taskCPU), Memory: cloudformation.String(taskMemory),
 		ExecutionRoleArn: cloudformation.GetAttPtr("ExecutionRole", "Arn"), TaskRoleArn: cloudformation.GetAttPtr(id+"TaskRole", "Arn"),
 		ContainerDefinitions: []ecs.TaskDefinition_ContainerDefinition{container},
 		Tags:                 g.tags("dev.cutover.environment", env, "dev.cutover.service", name),

@@ -1,6 +1,7 @@
 package export
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -65,6 +66,7 @@ func ECSFromOutputs(cfg *config.Config, env string, outputs map[string]string) (
 		es := logicalID(env, name)
 		set(&s.Service, es+"ServiceName")
 		set(&s.TaskRoleARN, es+"TaskRoleArn")
+		s.CPU, s.Memory = cmp.Or(s.CPU, taskCPU), cmp.Or(s.Memory, taskMemory)
 		set(&s.TargetGroups.Blue, es+"BlueTargetGroupArn")
 		if s.Listener == "" {
 			set(&s.Rule, es+"ProdListenerRuleArn")

@@ -41,6 +41,9 @@ func TestECSFromOutputsReadsTheTemplatesOutputs(t *testing.T) {
 			t.Errorf("%s: settings %+v", env, x)
 		}
 		b := x.Services["backend"]
+		if b.CPU != "256" || b.Memory != "512" {
+			t.Errorf("%s: task size %s/%s, want the template's 256/512", env, b.CPU, b.Memory)
+		}
 		if b.Service != "out:"+ev+"BackendServiceName" || b.Rule != "out:"+ev+"BackendProdListenerRuleArn" || b.TaskRoleARN != "out:"+ev+"BackendTaskRoleArn" || b.TargetGroups.Blue != "out:"+ev+"BackendBlueTargetGroupArn" {
 			t.Errorf("%s: backend %+v", env, b)
 		}
