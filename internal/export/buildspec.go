@@ -3,9 +3,11 @@ package export
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/cutoverdev/cutover/internal/config"
+	ecsplatform "github.com/cutoverdev/cutover/internal/platform/ecs"
 	"gopkg.in/yaml.v3"
 )
 
@@ -82,10 +84,13 @@ func (g *gen) buildSpec() string {
 				digest, repo, image, ctx+"/"+dockerfile, ctx, image, digest),
 			fmt.Sprintf(`mkdir -p %s && printf '[{"name":"%s","imageUri":"%%s"}]' "%s" > %s/imagedefinitions.json`, out, name, pinned, out),
 			fmt.Sprintf(`printf '{"ImageURI":"%%s"}' "%s" > %s/imageDetail.json`, pinned, out),
-			fmt.Sprintf(`printf 'version: 0.0\nResources:\n  - TargetService:\n      Type: AWS::ECS::Service\n      Properties:\n        TaskDefinition: <TASK_DEFINITION>\n        LoadBalancerInfo:\n          ContainerName: %s\n          ContainerPort: %d\n' > %s/appspec.yaml`, name, s.Port, out),
 		)
 		for _, env := range g.envOrder() {
 			if g.viaCodeDeploy(env) {
+				// The AppSpec of the environment, with its lambda_hooks
+				// (CodeDeploy events only); the deploy action puts the task
+				// definition it registers in place of <TASK_DEFINITION>.
+				cmds = append(cmds, fmt.Sprintf(`printf '%%s' '%s' > %s/appspec-%s.json`, shellQuoted(g.appSpec(env, name)), out, env))
 				// CodeDeployToECS registers a revision of the environment's task
 				// definition with the new image in place of <IMAGE1_NAME>.
 				// cutover.yaml's environment variables are set here: the
@@ -171,6 +176,27 @@ func (g *gen) stages() []config.Stage {
 
 func artifactName(service string) string { return "Build" + logicalID(service) }
 
+// appSpec is the CodeDeploy AppSpec of a service in an environment, as
+// cutover deploy itself writes it (ecs.AppSpec), hooks included.
+func (g *gen) appSpec(env, name string) string {
+	hooks := map[string]string{}
+	if x := g.cfg.Environments[env].ECS; x != nil {
+		for event, fn := range x.LambdaHooks {
+			if slices.Contains(ecsplatform.AppSpecHooks, event) {
+				hooks[event] = fn
+			}
+		}
+	}
+	spec, err := ecsplatform.AppSpec("<TASK_DEFINITION>", name, g.cfg.Services[name].Port, hooks)
+	if err != nil {
+		return "" // only known hook names are passed: cannot happen
+	}
+	return spec
+}
+
+// shellQuoted makes s safe inside a single-quoted shell word.
+func shellQuoted(s string) string { return strings.ReplaceAll(s, "'", `'\''`) }
+
 // envJSON is a container's environment in the task definition's JSON shape,
 // quoted for a single-quoted shell word.
 func envJSON(env map[string]string) string {
@@ -179,5 +205,5 @@ func envJSON(env map[string]string) string {
 		list = append(list, map[string]string{"name": k, "value": env[k]})
 	}
 	b, _ := json.Marshal(list)
-	return strings.ReplaceAll(string(b), "'", `'\''`)
+	return shellQuoted(string(b))
 }

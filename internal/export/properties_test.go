@@ -2,6 +2,9 @@ package export
 
 import (
 	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -171,6 +174,32 @@ func TestTestListenerOnlyWhenUsed(t *testing.T) {
 	dg := resourcesOfType(pipe, "AWS::CodeDeploy::DeploymentGroup")["ProductionBackendDeploymentGroup"]
 	if !strings.Contains(jsonOf(dg), `"TestTrafficRoute":{"ListenerArns":[{"Fn::ImportValue":"bluemed-ProductionTestListenerArn"}]}`) {
 		t.Errorf("deployment group has no test traffic route: %s", jsonOf(dg))
+	}
+	// The hook that sends the test traffic is in the AppSpec the deploy action reads.
+	_, cmds := buildspecOf(t, resourcesOfType(pipe, "AWS::CodeBuild::Project")["BuildProject"])
+	script := ""
+	for _, c := range cmds {
+		if strings.Contains(c, "appspec-production.json") && strings.Contains(c, `"ContainerName":"backend"`) {
+			script = c
+		}
+	}
+	dir := t.TempDir()
+	cmd := exec.Command("bash", "-c", strings.Replace(script, "out/backend/", dir+"/", 1))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("appspec command %q: %v %s", script, err, out)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "appspec-production.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec struct {
+		Hooks []map[string]string
+	}
+	if err := json.Unmarshal(b, &spec); err != nil || len(spec.Hooks) != 1 || spec.Hooks[0]["AfterAllowTestTraffic"] != "arn:aws:lambda:us-east-1:123456789012:function:smoke" {
+		t.Errorf("appspec %s: %v", b, err)
+	}
+	if !strings.Contains(jsonOf(pipe), `"AppSpecTemplatePath":"appspec-production.json"`) {
+		t.Error("the deploy action does not read the environment's AppSpec")
 	}
 }
 

@@ -106,7 +106,7 @@ func (g *gen) codePipeline(run pipelineRun) *cp.Pipeline {
 				a.ActionTypeId = &cp.Pipeline_ActionTypeId{Category: "Deploy", Owner: "AWS", Provider: "CodeDeployToECS", Version: "1"}
 				a.Configuration = map[string]any{"ApplicationName": cloudformation.Ref("CodeDeployApplication"), "DeploymentGroupName": cloudformation.Ref(es + "DeploymentGroup"),
 					"TaskDefinitionTemplateArtifact": art, "TaskDefinitionTemplatePath": "taskdef-" + env + ".json",
-					"AppSpecTemplateArtifact": art, "AppSpecTemplatePath": "appspec.yaml", "Image1ArtifactName": art, "Image1ContainerName": "IMAGE1_NAME"}
+					"AppSpecTemplateArtifact": art, "AppSpecTemplatePath": "appspec-" + env + ".json", "Image1ArtifactName": art, "Image1ContainerName": "IMAGE1_NAME"}
 			} else {
 				a.ActionTypeId = &cp.Pipeline_ActionTypeId{Category: "Deploy", Owner: "AWS", Provider: "ECS", Version: "1"}
 				a.Configuration = map[string]any{"ClusterName": g.imp(ev + "ClusterName"), "ServiceName": g.imp(es + "ServiceName"), "FileName": "imagedefinitions.json"}
