@@ -6,7 +6,7 @@ BIN      := bin/cutover
 # Packages with real concurrency: run them again under the race detector.
 RACE_PKGS := ./internal/proxy/... ./internal/store/... ./internal/loadgen/... ./internal/local/... ./internal/deploy/... ./internal/pipeline/... ./internal/server/... ./internal/notify/...
 
-.PHONY: build test vet fmt-check race fuzz bench demo demo-down clean
+.PHONY: build test vet fmt-check race fuzz bench demo demo-down clean aws-smoke
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/cutover
@@ -46,6 +46,11 @@ demo: build
 
 demo-down: build
 	cd examples/bluemed && ../../$(BIN) down production
+
+# Deploy examples/bluemed to a THROWAWAY AWS account, release, roll back, ship a bad
+# release, delete everything (scripts/aws-smoke.sh; README "On AWS"). Never run in CI.
+aws-smoke:
+	scripts/aws-smoke.sh
 
 clean:
 	rm -rf bin

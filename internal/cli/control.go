@@ -28,10 +28,13 @@ func newRequestCmd(g *globals, use, short, kind string, waitEnd bool) *cobra.Com
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			if onECS(g, args[0]) {
-				if kind != deploy.RequestStop {
-					return fmt.Errorf("cutover %s is not available on ECS environments yet (%s is on platform ecs)", use, args[0])
+				switch kind {
+				case deploy.RequestStop:
+					return stopECS(ctx, g, args[0], "cutover stop")
+				case deploy.RequestContinue:
+					return continueECS(ctx, g, args[0])
 				}
-				return stopECS(ctx, g, args[0], "cutover stop")
+				return fmt.Errorf("cutover %s is not available on ECS environments yet (%s is on platform ecs)", use, args[0])
 			}
 			s, err := openSession(ctx, g, args[0], false)
 			if err != nil {

@@ -20,6 +20,7 @@ import (
 type deployCmd struct {
 	images  []string
 	wait    bool
+	diff    bool
 	timeout time.Duration
 }
 
@@ -31,9 +32,10 @@ func newDeployCmd(g *globals) *cobra.Command {
 		Long: "Builds the services from the working tree (or takes --image service=ref), records an immutable\n" +
 			"revision, and deploys it with the environment's strategy: blue/green with test traffic, hooks,\n" +
 			"traffic shifting, alarms and automatic rollback, or rolling with a circuit breaker.\n" +
-			"On platform ecs every service needs --image service=REGISTRY/REPO@sha256:DIGEST (no build or\n" +
-			"push to ECR yet): rolling runs as an ECS deployment with circuit breaker and alarms, blue_green\n" +
-			"as a CodeDeploy deployment.",
+			"On platform ecs, services without --image service=REGISTRY/REPO@sha256:DIGEST are built and pushed\n" +
+			"to ECR: rolling runs as an ECS deployment with circuit breaker and alarms, blue_green as one\n" +
+			"CodeDeploy deployment per service (or ECS-native blue/green); --diff first shows what changes\n" +
+			"in each service's task definition.",
 		Args: exactArgs(1, "ENV"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			overrides, err := parseImageFlags(c.images)
@@ -41,7 +43,10 @@ func newDeployCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if onECS(g, args[0]) {
-				return deployECS(cmd.Context(), g, args[0], overrides, c.wait, c.timeout)
+				return deployECS(cmd.Context(), g, args[0], overrides, c.wait, c.timeout, c.diff)
+			}
+			if c.diff {
+				return usageError{fmt.Sprintf("--diff shows task definition changes on platform ecs; environment %s is on platform local", args[0])}
 			}
 			return withController(cmd.Context(), g, args[0], "cutover deploy", c.wait, c.timeout, func(ctx context.Context, s *session, ctrl *deploy.Controller) error {
 				for name := range overrides {
@@ -72,6 +77,7 @@ func newDeployCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringArrayVar(&c.images, "image", nil, "deploy this image for a service instead of building it: service=ref (repeatable)")
 	cmd.Flags().BoolVar(&c.wait, "wait", false, "wait for a deployment already running in the environment instead of failing")
 	cmd.Flags().DurationVar(&c.timeout, "timeout", 5*time.Minute, "how long new tasks may take to become healthy")
+	cmd.Flags().BoolVar(&c.diff, "diff", false, "platform ecs: show each service's task definition change before deploying it")
 	return cmd
 }
 

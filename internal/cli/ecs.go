@@ -5,6 +5,7 @@ package cli
 // records the revision and the outcome so `cutover history` shows it.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/deploy"
+	"github.com/cutoverdev/cutover/internal/export"
 	"github.com/cutoverdev/cutover/internal/local"
 	"github.com/cutoverdev/cutover/internal/platform/ecs"
 	"github.com/cutoverdev/cutover/internal/store"
@@ -48,6 +50,7 @@ type ecsSession struct {
 	cfg   *config.Config
 	env   string
 	store *store.Store
+	diff  bool // show each service's task definition change before deploying
 }
 
 func openECS(ctx context.Context, g *globals, env string) (*ecsSession, error) {
@@ -77,21 +80,48 @@ func (s *ecsSession) clients(ctx context.Context) (ecs.Clients, error) {
 	return ecs.NewClients(ctx, ecs.ClientOptions{Region: x.Region, Profile: x.Profile, Endpoint: x.Endpoint})
 }
 
+// fromStack completes the environment's ecs settings from the outputs of
+// its app stack (environments.<env>.ecs.stack), once per session.
+func (s *ecsSession) fromStack(ctx context.Context, c ecs.Clients) error {
+	x := s.cfg.Environments[s.env].ECS
+	if x.Stack == "" {
+		return nil
+	}
+	outputs, err := ecs.StackOutputs(ctx, c.CloudFormation, x.Stack)
+	if err != nil {
+		return err
+	}
+	filled, err := export.ECSFromOutputs(s.cfg, s.env, outputs)
+	if err != nil {
+		return fmt.Errorf("environments.%s.ecs.stack %s: %w", s.env, x.Stack, err)
+	}
+	filled.Stack = ""
+	s.cfg.Environments[s.env].ECS = filled
+	return nil
+}
+
 // platform maps cutover.yaml's ecs section onto the ecs package's options.
 func (s *ecsSession) platform(ctx context.Context, log *slog.Logger) (*ecs.Platform, error) {
 	c, err := s.clients(ctx)
 	if err != nil {
 		return nil, err
 	}
+	if err := s.fromStack(ctx, c); err != nil {
+		return nil, err
+	}
 	x := s.cfg.Environments[s.env].ECS
 	services := map[string]ecs.Service{}
 	for name, svc := range s.cfg.Services {
 		es := x.Services[name]
+		if es == nil {
+			es = &config.ECSService{}
+		}
 		services[name] = ecs.Service{
-			ECSService: es.Service, Container: es.Container, Port: svc.Port, Env: svc.Env, Secrets: es.Secrets,
+			ECSService: cmp.Or(es.Service, name), Container: es.Container, Port: svc.Port, Env: svc.Env, Secrets: es.Secrets,
 			DesiredCount: svc.DesiredCount, CPU: es.CPU, Memory: es.Memory,
 			TargetGroups: map[string]string{"blue": es.TargetGroups.Blue, "green": es.TargetGroups.Green},
 			Listener:     es.Listener, Rule: es.Rule, TestListener: es.TestListener, TestRule: es.TestRule,
+			TaskRoleARN: es.TaskRoleARN, StopTimeout: svc.StopTimeout.Std(),
 		}
 	}
 	return ecs.New(c, ecs.Options{
@@ -118,12 +148,13 @@ type ecsData struct {
 
 // deployECS records a revision of the given images and deploys it. Images
 // are not built: ECS pulls them from a registry, so they must be given by digest.
-func deployECS(ctx context.Context, g *globals, env string, images map[string]string, wait bool, timeout time.Duration) error {
+func deployECS(ctx context.Context, g *globals, env string, images map[string]string, wait bool, timeout time.Duration, diff bool) error {
 	s, err := openECS(ctx, g, env)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	s.diff = diff
 	var missing []string
 	for _, name := range s.cfg.ServiceNames() {
 		if images[name] == "" {
@@ -169,6 +200,18 @@ func (s *ecsSession) deploy(ctx context.Context, g *globals, rev store.Revision,
 	if err != nil {
 		return err
 	}
+	if s.diff {
+		for _, name := range s.cfg.ServiceNames() {
+			lines, err := p.TaskDefinitionDiff(lctx, name, rev)
+			if err != nil {
+				return err
+			}
+			if len(lines) == 0 {
+				lines = []string{"  (no change but the revision)"}
+			}
+			fmt.Fprintf(g.stderr, "%s: task definition change\n  %s\n", name, strings.Join(lines, "\n  "))
+		}
+	}
 	e := s.cfg.Environments[s.env]
 	d := store.Deployment{
 		ID: deploy.NewDeploymentID(time.Now()), Project: s.cfg.Project, Environment: s.env, Revision: rev.ID,
@@ -188,14 +231,15 @@ func (s *ecsSession) deploy(ctx context.Context, g *globals, rev store.Revision,
 		return err
 	}
 	status, reason := store.DeploymentSucceeded, ""
+	if e.Strategy.Type == config.StrategyBlueGreen && e.ECS.BlueGreenEngine() == config.BlueGreenCodeDeploy {
+		status, reason = s.blueGreen(lctx, g, p, rev, &d, save, timeout)
+	}
 	for _, name := range s.cfg.ServiceNames() {
 		switch {
-		case e.Strategy.Type == config.StrategyBlueGreen && e.ECS.BlueGreenEngine() == config.BlueGreenECS:
-			status, reason = s.native(lctx, g, p, name, rev, timeout)
-		case e.Strategy.Type == config.StrategyBlueGreen:
-			status, reason = s.blueGreen(lctx, g, p, name, rev, &d, save, timeout)
-		default:
+		case e.Strategy.Type != config.StrategyBlueGreen:
 			status, reason = s.rolling(lctx, g, p, name, rev, timeout)
+		case e.ECS.BlueGreenEngine() == config.BlueGreenECS:
+			status, reason = s.native(lctx, g, p, name, rev, timeout)
 		}
 		if status != store.DeploymentSucceeded {
 			break
@@ -229,18 +273,21 @@ func (s *ecsSession) rolling(ctx context.Context, g *globals, p *ecs.Platform, n
 func (s *ecsSession) native(ctx context.Context, g *globals, p *ecs.Platform, name string, rev store.Revision, timeout time.Duration) (string, string) {
 	e := s.cfg.Environments[s.env]
 	o := ecs.NativeOptions{Strategy: "BLUE_GREEN", BakeTime: e.Strategy.Bake.Std(), RoleARN: e.ECS.RoleARN, Alarms: e.ECS.Alarms, Timeout: timeout}
+	if e.Strategy.ManualContinue {
+		// ECS pauses before production traffic moves until `cutover continue`.
+		o.ManualWait = max(e.Strategy.ReadyWait.Std(), time.Minute)
+	}
 	arns, stages := e.ECS.NativeHookStages()
 	for _, arn := range arns {
 		o.Hooks = append(o.Hooks, ecs.Hook{LambdaARN: arn, Stages: stages[arn], RoleARN: e.ECS.RoleARN})
 	}
-	if steps := e.Strategy.TrafficSteps(); len(steps) > 1 {
-		// Canary: one step then the rest; linear: equal steps.
-		o.StepWait = steps[0].Wait.Std()
-		if len(steps) == 2 {
-			o.Strategy, o.CanaryPercent = "CANARY", float64(steps[0].Percent)
-		} else {
-			o.Strategy, o.LinearPercent = "LINEAR", float64(steps[0].Percent)
-		}
+	strategy, percent, wait := e.Strategy.NativeStrategy()
+	o.Strategy, o.StepWait = strategy, wait.Std()
+	switch strategy {
+	case "CANARY":
+		o.CanaryPercent = percent
+	case "LINEAR":
+		o.LinearPercent = percent
 	}
 	return s.rollout(g, name, timeout, func(progress func(ecs.Rollout)) (ecs.Rollout, error) {
 		return p.DeployNative(ctx, name, rev, o, progress)
@@ -251,6 +298,9 @@ func (s *ecsSession) native(ctx context.Context, g *globals, p *ecs.Platform, na
 func (s *ecsSession) rollout(g *globals, name string, timeout time.Duration, run func(progress func(ecs.Rollout)) (ecs.Rollout, error)) (string, string) {
 	last := ""
 	r, err := run(func(r ecs.Rollout) {
+		for _, n := range r.News {
+			fmt.Fprintf(g.stderr, "%s: %s\n", name, n)
+		}
 		line := fmt.Sprintf("%s: ECS deployment %s %s, %d/%d running, %d pending, %d failed tasks", name, r.DeploymentID, r.Phase, r.Running, r.Desired, r.Pending, r.FailedTasks)
 		if line != last {
 			fmt.Fprintln(g.stderr, line)
@@ -268,62 +318,54 @@ func (s *ecsSession) rollout(g *globals, name string, timeout time.Duration, run
 	return store.DeploymentFailed, fmt.Sprintf("service %s: %v", name, err)
 }
 
-// blueGreen runs a CodeDeploy deployment of one service. When cutover cannot
-// follow it to its end (timeout, API errors), it stops it with automatic
-// rollback rather than leave a deployment nobody watches.
-func (s *ecsSession) blueGreen(ctx context.Context, g *globals, p *ecs.Platform, name string, rev store.Revision, d *store.Deployment, save func() error, timeout time.Duration) (string, string) {
+// blueGreen runs the CodeDeploy deployments of the services, each through
+// its own deployment group, recording each deployment ID before waiting so
+// `cutover stop` can stop it. The wait is bounded by what a deployment waits
+// for (timeout bounds the new tasks' health and each hook; each traffic step
+// and the termination wait get their own length), and the platform decides
+// whether to stop one that stalls: see ecs.Platform.WaitBlueGreen.
+func (s *ecsSession) blueGreen(ctx context.Context, g *globals, p *ecs.Platform, rev store.Revision, d *store.Deployment, save func() error, timeout time.Duration) (string, string) {
 	e := s.cfg.Environments[s.env]
-	cd := e.ECS.CodeDeploy
-	id, err := p.StartBlueGreen(ctx, name, rev, ecs.BlueGreenOptions{Application: cd.Application, DeploymentGroup: cd.DeploymentGroup, Traffic: e.Strategy.Traffic, Hooks: e.ECS.LambdaHooks})
-	if err != nil {
-		return store.DeploymentFailed, fmt.Sprintf("service %s: %v", name, err)
-	}
-	fmt.Fprintf(g.stderr, "%s: CodeDeploy deployment %s created\n", name, id)
-	var data ecsData
-	_ = json.Unmarshal(d.Data, &data)
-	if data.CodeDeploy == nil {
-		data.CodeDeploy = map[string]string{}
-	}
-	data.CodeDeploy[name] = id
-	d.Data, _ = json.Marshal(data)
-	d.Phase = "codedeploy " + name
-	if err := save(); err != nil {
-		return store.DeploymentFailed, err.Error()
-	}
-	wctx := ctx
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		wctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
+	groups := map[string]string{}
+	for _, name := range s.cfg.ServiceNames() {
+		groups[name] = e.ECS.DeploymentGroupOf(s.env, name)
 	}
 	last := ""
-	st, err := p.WaitBlueGreen(wctx, name, id, func(st ecs.BlueGreenState) {
-		line := fmt.Sprintf("%s: CodeDeploy deployment %s %s (%s)", name, id, st.Phase, st.Status)
-		for _, ev := range st.Events {
-			line += fmt.Sprintf(" %s=%s", ev.Name, ev.Status)
-		}
-		if line != last {
-			fmt.Fprintln(g.stderr, line)
-			last = line
-		}
+	name, st, err := p.DeployBlueGreen(ctx, rev, ecs.BlueGreenRun{
+		Application: e.ECS.CodeDeploy.Application, Groups: groups, Traffic: e.Strategy.Traffic, Hooks: e.ECS.LambdaHooks, Health: timeout,
+		Started: func(name, id string) error {
+			fmt.Fprintf(g.stderr, "%s: CodeDeploy deployment %s created in deployment group %s\n", name, id, groups[name])
+			var data ecsData
+			_ = json.Unmarshal(d.Data, &data)
+			if data.CodeDeploy == nil {
+				data.CodeDeploy = map[string]string{}
+			}
+			data.CodeDeploy[name] = id
+			d.Data, _ = json.Marshal(data)
+			d.Phase = "codedeploy " + name
+			return save()
+		},
+		Progress: func(name string, st ecs.BlueGreenState) {
+			for _, n := range st.News {
+				fmt.Fprintf(g.stderr, "%s: %s\n", name, n)
+			}
+			line := fmt.Sprintf("%s: CodeDeploy deployment %s %s (%s), %g%% of traffic on the new tasks", name, st.DeploymentID, st.Phase, st.Status, st.Traffic)
+			for _, ev := range st.Events {
+				line += fmt.Sprintf(" %s=%s", ev.Name, ev.Status)
+			}
+			if line != last {
+				fmt.Fprintln(g.stderr, line)
+				last = line
+			}
+		},
 	})
 	switch {
 	case err == nil:
 		return store.DeploymentSucceeded, ""
-	case st.Done():
-		if st.RolledBack || st.Phase == ecs.BlueGreenStopped {
-			return store.DeploymentRolledBack, fmt.Sprintf("service %s: %v", name, err)
-		}
-		return store.DeploymentFailed, fmt.Sprintf("service %s: %v", name, err)
+	case st.StoppedByCutover, st.Done() && (st.RolledBack || st.Phase == ecs.BlueGreenStopped):
+		return store.DeploymentRolledBack, fmt.Sprintf("service %s: %v", name, err)
 	}
-	why := fmt.Sprintf("service %s: %v", name, err)
-	if errors.Is(err, context.DeadlineExceeded) {
-		why = fmt.Sprintf("service %s: CodeDeploy deployment %s not finished within --timeout %s (last status %q)", name, id, timeout, st.Status)
-	}
-	if serr := p.StopBlueGreen(context.WithoutCancel(ctx), id); serr != nil {
-		return store.DeploymentFailed, why + "; stopping it failed too, stop it in the CodeDeploy console: " + serr.Error()
-	}
-	return store.DeploymentRolledBack, why + "; stopped it with automatic rollback"
+	return store.DeploymentFailed, fmt.Sprintf("service %s: %v", name, err)
 }
 
 // stopECS stops the CodeDeploy deployments of the environment's deployment
@@ -371,6 +413,53 @@ func stopECS(ctx context.Context, g *globals, env, command string) error {
 	})
 }
 
+// continueECS lets the environment's deployment in progress shift
+// production traffic: each CodeDeploy deployment waiting in Ready, or each
+// service's ECS-native deployment paused at its PAUSE hook.
+func continueECS(ctx context.Context, g *globals, env string) error {
+	s, err := openECS(ctx, g, env)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	d, err := s.store.ActiveDeployment(ctx, s.cfg.Project, env)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%s/%s has no deployment in progress to continue", s.cfg.Project, env)
+	} else if err != nil {
+		return err
+	}
+	p, err := s.platform(ctx, slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		return err
+	}
+	e := s.cfg.Environments[env]
+	var data ecsData
+	_ = json.Unmarshal(d.Data, &data)
+	var continued []string
+	switch {
+	case len(data.CodeDeploy) > 0:
+		for _, name := range sortedKeys(data.CodeDeploy) {
+			if err := p.ContinueBlueGreen(ctx, data.CodeDeploy[name]); err != nil {
+				return fmt.Errorf("deployment %s, service %s: %w", d.ID, name, err)
+			}
+			continued = append(continued, name+" (CodeDeploy "+data.CodeDeploy[name]+")")
+		}
+	case e.Strategy.Type == config.StrategyBlueGreen && e.ECS.BlueGreenEngine() == config.BlueGreenECS:
+		for _, name := range s.cfg.ServiceNames() {
+			arn, err := p.ContinueNative(ctx, name)
+			if err != nil {
+				return fmt.Errorf("deployment %s, service %s: %w", d.ID, name, err)
+			}
+			continued = append(continued, name+" ("+arn+")")
+		}
+	default:
+		return fmt.Errorf("deployment %s is an ECS rolling deployment: it has no wait for a continue", d.ID)
+	}
+	return g.print(d, func(w io.Writer) {
+		fmt.Fprintf(w, "continued deployment %s: %s\n", d.ID, strings.Join(continued, ", "))
+	})
+}
+
 // rollbackECS stops a deployment in progress, or else redeploys the
 // revision that ran before the last successful deployment.
 func rollbackECS(ctx context.Context, g *globals, env string, timeout time.Duration) error {
@@ -409,14 +498,17 @@ type ecsServiceStatus struct {
 // error is shown in the status, not returned.
 func ecsStatus(ctx context.Context, cfg *config.Config, env string) []ecsServiceStatus {
 	s := &ecsSession{cfg: cfg, env: env}
-	x := cfg.Environments[env].ECS
 	var out []ecsServiceStatus
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	c, err := s.clients(cctx)
+	if err == nil {
+		err = s.fromStack(cctx, c)
+	}
 	if err != nil {
 		return []ecsServiceStatus{{Error: err.Error()}}
 	}
+	x := cfg.Environments[env].ECS // completed from the stack
 	for _, name := range cfg.ServiceNames() {
 		st := ecsServiceStatus{Service: name, ECSService: x.Services[name].Service}
 		res, err := c.ECS.DescribeServices(cctx, &awsecs.DescribeServicesInput{Cluster: &x.Cluster, Services: []string{st.ECSService}})

@@ -109,7 +109,7 @@ environments:
         frontend: { service: shop-frontend, cpu: "256", memory: "512" }
 `
 	if strings.Contains(envYAML, "blue_green") {
-		y += "      codedeploy: { application: shop, deployment_group: staging }\n"
+		y += "      codedeploy: { application: shop }\n" // deployment groups staging-backend and staging-frontend
 		y += "      lambda_hooks: { AfterAllowTestTraffic: \"arn:aws:lambda:us-east-1:123456789012:function:smoke\" }\n"
 	}
 	e.file = filepath.Join(t.TempDir(), "cutover.yaml")
@@ -171,6 +171,10 @@ func TestECSRollingDeploy(t *testing.T) {
 	if !strings.Contains(errOut, "backend: ECS deployment") || !strings.Contains(out, "succeeded") {
 		t.Errorf("deploy output\nstdout: %s\nstderr: %s", out, errOut)
 	}
+	// Nothing runs any more: continue says so (it is no longer "not available on ECS").
+	if _, errOut, err := e.run("continue", "staging"); err == nil || !strings.Contains(errOut, "has no deployment in progress to continue") {
+		t.Errorf("continue without a deployment: %v\n%s", err, errOut)
+	}
 	h := e.history()
 	if len(h) != 1 || h[0].Status != store.DeploymentSucceeded || h[0].Strategy != "rolling" {
 		t.Fatalf("history %+v", h)
@@ -229,8 +233,14 @@ func TestECSRollingDeploy(t *testing.T) {
 
 	// A second revision, then a rollback: the first revision's images run again.
 	newBackend := strings.Replace(backendRef, "sha256:1111", "sha256:3333", 1)
-	if out, errOut, err := e.run("deploy", "staging", "--image", "backend="+newBackend, "--image", "frontend="+frontendRef); err != nil {
+	out, errOut, err = e.run("deploy", "staging", "--diff", "--image", "backend="+newBackend, "--image", "frontend="+frontendRef)
+	if err != nil {
 		t.Fatalf("second deploy: %v\n%s%s", err, out, errOut)
+	}
+	// --diff: the backend's image changes, the frontend's task definition does not.
+	if !strings.Contains(errOut, "backend: task definition change\n  - container backend image: "+backendRef+"\n  + container backend image: "+newBackend+"\n") ||
+		!strings.Contains(errOut, "frontend: task definition change\n  (no change but the revision)") {
+		t.Errorf("deploy --diff\n%s", errOut)
 	}
 	if out, errOut, err := e.run("rollback", "staging"); err != nil || !strings.Contains(errOut, "redeploying the previous revision "+h[0].Revision) {
 		t.Fatalf("rollback: %v\n%s%s", err, out, errOut)
@@ -257,13 +267,15 @@ func TestECSBlueGreenDeploy(t *testing.T) {
 	if _, err := e.cd.CreateApplication(ctx, &codedeploy.CreateApplicationInput{ApplicationName: aws.String("shop"), ComputePlatform: cdtypes.ComputePlatformEcs}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.cd.CreateDeploymentGroup(ctx, &codedeploy.CreateDeploymentGroupInput{
-		ApplicationName: aws.String("shop"), DeploymentGroupName: aws.String("staging"),
-		ServiceRoleArn:  aws.String("arn:aws:iam::123456789012:role/codedeploy"),
-		DeploymentStyle: &cdtypes.DeploymentStyle{DeploymentType: cdtypes.DeploymentTypeBlueGreen, DeploymentOption: cdtypes.DeploymentOptionWithTrafficControl},
-		EcsServices:     []cdtypes.ECSService{{ClusterName: aws.String("shop"), ServiceName: aws.String("shop-backend")}},
-	}); err != nil {
-		t.Fatal(err)
+	for _, svc := range []string{"backend", "frontend"} {
+		if _, err := e.cd.CreateDeploymentGroup(ctx, &codedeploy.CreateDeploymentGroupInput{
+			ApplicationName: aws.String("shop"), DeploymentGroupName: aws.String("staging-" + svc),
+			ServiceRoleArn:  aws.String("arn:aws:iam::123456789012:role/codedeploy"),
+			DeploymentStyle: &cdtypes.DeploymentStyle{DeploymentType: cdtypes.DeploymentTypeBlueGreen, DeploymentOption: cdtypes.DeploymentOptionWithTrafficControl},
+			EcsServices:     []cdtypes.ECSService{{ClusterName: aws.String("shop"), ServiceName: aws.String("shop-" + svc)}},
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	out, errOut, err := e.run("deploy", "staging", "--timeout", "3s", "--image", "backend="+backendRef, "--image", "frontend="+frontendRef)
@@ -280,7 +292,7 @@ func TestECSBlueGreenDeploy(t *testing.T) {
 
 	// The CodeDeploy deployment exists with the configuration from strategy.traffic.
 	// Read with raw JSON: moto writes timestamps the SDK's deserializer rejects.
-	ids, err := e.cd.ListDeployments(ctx, &codedeploy.ListDeploymentsInput{ApplicationName: aws.String("shop"), DeploymentGroupName: aws.String("staging")})
+	ids, err := e.cd.ListDeployments(ctx, &codedeploy.ListDeploymentsInput{ApplicationName: aws.String("shop"), DeploymentGroupName: aws.String("staging-backend")})
 	if err != nil {
 		t.Fatal(err)
 	}

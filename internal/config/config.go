@@ -102,6 +102,7 @@ type ECS struct {
 	Region           string                 `yaml:"region,omitempty" json:"region,omitempty" jsonschema_description:"AWS region; the standard chain (AWS_REGION, profile) when empty."`
 	Profile          string                 `yaml:"profile,omitempty" json:"profile,omitempty" jsonschema_description:"Shared config profile; the standard credential chain when empty."`
 	Endpoint         string                 `yaml:"endpoint,omitempty" json:"endpoint,omitempty" jsonschema_description:"Endpoint override for every AWS service, for testing (moto, LocalStack)."`
+	Stack            string                 `yaml:"stack,omitempty" json:"stack,omitempty" jsonschema_description:"Name of the app stack cutover export cloudformation describes (such as bluemed-app-production): cutover deploy reads the cluster, services, subnets, security group, roles, log group, target groups and listener rules from its outputs; settings written here win."`
 	Cluster          string                 `yaml:"cluster,omitempty" json:"cluster,omitempty" jsonschema_description:"ECS cluster name or ARN."`
 	ExecutionRoleARN string                 `yaml:"execution_role_arn,omitempty" json:"execution_role_arn,omitempty" jsonschema_description:"Task execution role (pulls images, reads secrets, writes logs)."`
 	TaskRoleARN      string                 `yaml:"task_role_arn,omitempty" json:"task_role_arn,omitempty" jsonschema_description:"Role the containers run as."`
@@ -113,7 +114,7 @@ type ECS struct {
 	RoleARN          string                 `yaml:"role_arn,omitempty" json:"role_arn,omitempty" jsonschema_description:"blue_green: ecs only: role ECS assumes to move the listener rules between the target groups."`
 	CodeDeploy       *CodeDeploy            `yaml:"codedeploy,omitempty" json:"codedeploy,omitempty" jsonschema_description:"CodeDeploy application and deployment group; required by strategy blue_green unless blue_green is ecs."`
 	Alarms           []string               `yaml:"alarms,omitempty" json:"alarms,omitempty" jsonschema_description:"CloudWatch alarm names that make ECS roll back a rolling or ECS-native blue/green deployment."`
-	LambdaHooks      map[string]string      `yaml:"lambda_hooks,omitempty" json:"lambda_hooks,omitempty" jsonschema_description:"blue_green: lifecycle event (BeforeInstall, AfterInstall, AfterAllowTestTraffic, BeforeAllowTraffic, AfterAllowTraffic) to the Lambda function ARN of its hook. The same names work for CodeDeploy and ECS-native blue/green (mapped to PRE_SCALE_UP, POST_SCALE_UP, POST_TEST_TRAFFIC_SHIFT, PRE_PRODUCTION_TRAFFIC_SHIFT, POST_PRODUCTION_TRAFFIC_SHIFT); with blue_green: ecs the ECS stage names themselves are accepted too. ECS invokes the functions with role_arn."`
+	LambdaHooks      map[string]string      `yaml:"lambda_hooks,omitempty" json:"lambda_hooks,omitempty" jsonschema_description:"blue_green: lifecycle event (BeforeInstall, AfterInstall, AfterAllowTestTraffic, BeforeAllowTraffic, AfterAllowTraffic) to the Lambda function ARN of its hook. The same names work for CodeDeploy and ECS-native blue/green (mapped to PRE_SCALE_UP, POST_SCALE_UP, POST_TEST_TRAFFIC_SHIFT, PRE_PRODUCTION_TRAFFIC_SHIFT, POST_PRODUCTION_TRAFFIC_SHIFT); with blue_green: ecs the ECS stage names themselves are accepted too. ECS invokes the functions with role_arn. The function answers its engine's protocol: CodeDeploy hooks call PutLifecycleEventHookExecutionStatus, ECS-native hooks return hookStatus."`
 	ECR              *ECR                   `yaml:"ecr,omitempty" json:"ecr,omitempty" jsonschema_description:"Where images built for this environment are pushed (when deploy has no --image)."`
 	Services         map[string]*ECSService `yaml:"services,omitempty" json:"services,omitempty" jsonschema_description:"The ECS service of each cutover service; every service needs one."`
 }
@@ -144,22 +145,27 @@ type ECR struct {
 
 // CodeDeploy selects where blue/green deployments of an ECS environment run.
 type CodeDeploy struct {
-	Application     string `yaml:"application" json:"application" jsonschema:"required"`
-	DeploymentGroup string `yaml:"deployment_group" json:"deployment_group" jsonschema:"required"`
+	Application string `yaml:"application" json:"application" jsonschema:"required"`
+	// CodeDeploy has one deployment group per ECS service: this shorthand is
+	// only for a file with one service (see ECSService.DeploymentGroup).
+	DeploymentGroup string `yaml:"deployment_group,omitempty" json:"deployment_group,omitempty" jsonschema_description:"Deployment group of a file's only service; with several services give each its own services.SERVICE.deployment_group (default ENV-SERVICE, as cutover export cloudformation names them)."`
 }
 
 // ECSService is the AWS side of one cutover service.
 type ECSService struct {
-	Service      string            `yaml:"service,omitempty" json:"service,omitempty" jsonschema_description:"ECS service name; the cutover service name by default."`
-	Container    string            `yaml:"container,omitempty" json:"container,omitempty" jsonschema_description:"Container name in the task definition; the cutover service name by default."`
-	CPU          string            `yaml:"cpu,omitempty" json:"cpu,omitempty" jsonschema:"pattern=^[0-9]+$" jsonschema_description:"Task CPU units, such as 256."`
-	Memory       string            `yaml:"memory,omitempty" json:"memory,omitempty" jsonschema:"pattern=^[0-9]+$" jsonschema_description:"Task memory in MiB, such as 512."`
-	TargetGroups TargetGroups      `yaml:"target_groups,omitempty" json:"target_groups,omitzero"`
-	Listener     string            `yaml:"listener,omitempty" json:"listener,omitempty" jsonschema_description:"Production listener ARN (or give rule)."`
-	Rule         string            `yaml:"rule,omitempty" json:"rule,omitempty" jsonschema_description:"Production listener rule ARN."`
-	TestListener string            `yaml:"test_listener,omitempty" json:"test_listener,omitempty"`
-	TestRule     string            `yaml:"test_rule,omitempty" json:"test_rule,omitempty"`
-	Secrets      map[string]string `yaml:"secrets,omitempty" json:"secrets,omitempty" jsonschema_description:"Environment variable -> SSM parameter or Secrets Manager ARN, injected by ECS (valueFrom)."`
+	Service      string       `yaml:"service,omitempty" json:"service,omitempty" jsonschema_description:"ECS service name; the cutover service name by default."`
+	Container    string       `yaml:"container,omitempty" json:"container,omitempty" jsonschema_description:"Container name in the task definition; the cutover service name by default."`
+	CPU          string       `yaml:"cpu,omitempty" json:"cpu,omitempty" jsonschema:"pattern=^[0-9]+$" jsonschema_description:"Task CPU units, such as 256."`
+	Memory       string       `yaml:"memory,omitempty" json:"memory,omitempty" jsonschema:"pattern=^[0-9]+$" jsonschema_description:"Task memory in MiB, such as 512."`
+	TargetGroups TargetGroups `yaml:"target_groups,omitempty" json:"target_groups,omitzero"`
+	Listener     string       `yaml:"listener,omitempty" json:"listener,omitempty" jsonschema_description:"Production listener ARN (or give rule)."`
+	Rule         string       `yaml:"rule,omitempty" json:"rule,omitempty" jsonschema_description:"Production listener rule ARN."`
+	TestListener string       `yaml:"test_listener,omitempty" json:"test_listener,omitempty"`
+	TestRule     string       `yaml:"test_rule,omitempty" json:"test_rule,omitempty"`
+	TaskRoleARN  string       `yaml:"task_role_arn,omitempty" json:"task_role_arn,omitempty" jsonschema_description:"Role this service's containers run as; ecs.task_role_arn when empty."`
+	// DeploymentGroup is the service's CodeDeploy deployment group (blue_green: codedeploy).
+	DeploymentGroup string            `yaml:"deployment_group,omitempty" json:"deployment_group,omitempty" jsonschema_description:"CodeDeploy deployment group of this service (blue_green: codedeploy); ENV-SERVICE by default, as cutover export cloudformation names them."`
+	Secrets         map[string]string `yaml:"secrets,omitempty" json:"secrets,omitempty" jsonschema_description:"Environment variable -> SSM parameter or Secrets Manager ARN, injected by ECS (valueFrom)."`
 }
 
 // TargetGroups are the ARNs of a service's two target groups.

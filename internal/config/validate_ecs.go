@@ -33,7 +33,10 @@ func (v *validator) ecs(p string, e *Environment) {
 		v.add(p, "missing (platform ecs needs ecs: { cluster: NAME, services: { SERVICE: { service: ECS_SERVICE } } })")
 		return
 	}
-	if x.Cluster == "" {
+	// With stack, what is not written here is read from the outputs of the
+	// app stack `cutover export cloudformation` describes.
+	fromStack := x.Stack != ""
+	if x.Cluster == "" && !fromStack {
 		v.add(p+".cluster", "missing (name the ECS cluster, such as cluster: production)")
 	}
 	if !slices.Contains(launchTypes, x.LaunchType) {
@@ -73,7 +76,7 @@ func (v *validator) ecs(p string, e *Environment) {
 	if len(x.SecurityGroups) > 0 && len(x.Subnets) == 0 {
 		v.add(p+".subnets", "missing (security_groups apply to the tasks' subnets: list them)")
 	}
-	if x.LaunchType == LaunchTypeFargate && len(x.Subnets) == 0 {
+	if x.LaunchType == LaunchTypeFargate && len(x.Subnets) == 0 && !fromStack {
 		v.add(p+".subnets", "missing (Fargate tasks need awsvpc subnets: list the private subnet IDs)")
 	}
 	native := x.BlueGreen == BlueGreenECS
@@ -84,7 +87,7 @@ func (v *validator) ecs(p string, e *Environment) {
 		v.add(p+".blue_green", "is ecs but strategy is %q (set strategy.type: blue_green, or remove blue_green)", e.Strategy.Type)
 	case native && x.CodeDeploy != nil:
 		v.add(p+".codedeploy", "is set but blue_green is ecs (remove codedeploy, or write blue_green: codedeploy)")
-	case native && x.RoleARN == "":
+	case native && x.RoleARN == "" && !fromStack:
 		v.add(p+".role_arn", "missing (ECS-native blue/green needs the role ECS assumes to move the listener rules)")
 	}
 	if !native && x.RoleARN != "" {
@@ -92,7 +95,7 @@ func (v *validator) ecs(p string, e *Environment) {
 	}
 	switch {
 	case native:
-	case e.Strategy.Type == StrategyBlueGreen && x.CodeDeploy == nil:
+	case e.Strategy.Type == StrategyBlueGreen && x.CodeDeploy == nil && !fromStack:
 		v.add(p+".codedeploy", "missing (strategy blue_green on ecs runs through CodeDeploy: add codedeploy: { application: APP, deployment_group: GROUP }, or write blue_green: ecs)")
 	case x.CodeDeploy != nil && e.Strategy.Type != StrategyBlueGreen:
 		v.add(p+".codedeploy", "is set but strategy is %q (set strategy.type: blue_green, or remove codedeploy)", e.Strategy.Type)
@@ -100,8 +103,23 @@ func (v *validator) ecs(p string, e *Environment) {
 		if x.CodeDeploy.Application == "" {
 			v.add(p+".codedeploy.application", "missing (name the CodeDeploy application)")
 		}
-		if x.CodeDeploy.DeploymentGroup == "" {
-			v.add(p+".codedeploy.deployment_group", "missing (name the CodeDeploy deployment group)")
+		if x.CodeDeploy.DeploymentGroup != "" && len(v.c.Services) > 1 {
+			v.add(p+".codedeploy.deployment_group", "%q would deploy every service through one deployment group, but CodeDeploy has one group per ECS service (remove it and give each service its own services.SERVICE.deployment_group, or keep the default ENV-SERVICE)", x.CodeDeploy.DeploymentGroup)
+		}
+		groups := map[string]string{}
+		for _, name := range v.c.ServiceNames() {
+			group := x.DeploymentGroupOf(envOf(p), name)
+			if other, dup := groups[group]; dup {
+				v.add(p+".services."+name+".deployment_group", "%q is also the deployment group of service %s (each ECS service needs its own CodeDeploy deployment group)", group, other)
+			}
+			groups[group] = name
+		}
+	}
+	if !(e.Strategy.Type == StrategyBlueGreen && !native) {
+		for _, name := range sortedKeys(x.Services) {
+			if x.Services[name] != nil && x.Services[name].DeploymentGroup != "" {
+				v.add(p+".services."+name+".deployment_group", "is only used by CodeDeploy blue/green (strategy.type: blue_green without blue_green: ecs): remove it")
+			}
 		}
 	}
 	// ECS-native CANARY and LINEAR take one percent and one wait, as the
@@ -113,7 +131,7 @@ func (v *validator) ecs(p string, e *Environment) {
 		v.add(p+".alarms", "are rolling-deployment alarms (for blue_green put the alarms on the CodeDeploy deployment group, or use blue_green: ecs, or remove them)")
 	}
 	for _, name := range v.c.ServiceNames() {
-		if x.Services[name] == nil {
+		if x.Services[name] == nil && !fromStack {
 			v.add(p+".services", "no entry for service %s (add services: { %s: { service: ECS_SERVICE_NAME } })", name, name)
 		}
 	}
@@ -152,6 +170,39 @@ func (v *validator) ecs(p string, e *Environment) {
 			}
 		}
 	}
+}
+
+// envOf returns the environment name of a path such as environments.production.ecs.
+func envOf(path string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(path, "environments."), ".ecs")
+}
+
+// DeploymentGroupOf is the CodeDeploy deployment group of a service in
+// environment env: its own deployment_group, else codedeploy.deployment_group
+// (a file with one service), else ENV-SERVICE, the name `cutover export
+// cloudformation` gives it.
+func (x *ECS) DeploymentGroupOf(env, service string) string {
+	if s := x.Services[service]; s != nil && s.DeploymentGroup != "" {
+		return s.DeploymentGroup
+	}
+	if x.CodeDeploy != nil && x.CodeDeploy.DeploymentGroup != "" {
+		return x.CodeDeploy.DeploymentGroup
+	}
+	return env + "-" + service
+}
+
+// NativeStrategy is the ECS-native deployment strategy of a blue/green
+// strategy: BLUE_GREEN for all at once, CANARY (one step, then the rest) or
+// LINEAR (equal steps), with the first step's percent and wait.
+func (s Strategy) NativeStrategy() (name string, percent float64, wait Duration) {
+	steps := s.TrafficSteps()
+	switch {
+	case len(steps) == 2:
+		return "CANARY", float64(steps[0].Percent), steps[0].Wait
+	case len(steps) > 2:
+		return "LINEAR", float64(steps[0].Percent), steps[0].Wait
+	}
+	return "BLUE_GREEN", 0, 0
 }
 
 // ECSLifecycleStages are the lifecycle stages of an ECS-native blue/green

@@ -1,6 +1,8 @@
 package export
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/awslabs/goformation/v7/cloudformation"
@@ -31,9 +33,12 @@ func (g *gen) alarms(t *cloudformation.Template, env, name string) []string {
 		period := max(int(a.Period.Std()/time.Minute)*60, 60)
 		return a.ParsedThreshold(), period, m, n
 	}
-	lbDims := []cloudwatch.Alarm_Dimension{
-		{Name: "LoadBalancer", Value: cloudformation.GetAtt("LoadBalancer", "LoadBalancerFullName")},
-		{Name: "TargetGroup", Value: cloudformation.GetAtt(id+"BlueTargetGroup", "TargetGroupFullName")},
+	// Blue/green moves production between the two target groups at every
+	// release, so the load balancer alarms read both: an alarm on one group
+	// would watch an idle group every other release.
+	colors := []string{"Blue"}
+	if g.blueGreen(env) {
+		colors = append(colors, "Green")
 	}
 	ecsDims := []cloudwatch.Alarm_Dimension{{Name: "ClusterName", Value: cloudformation.Ref("Cluster")}, {Name: "ServiceName", Value: name}}
 	var names []string
@@ -45,32 +50,43 @@ func (g *gen) alarms(t *cloudformation.Template, env, name string) []string {
 		t.Resources[id+logicalID(suffix)+"Alarm"] = a
 		names = append(names, prefix+"-"+suffix)
 	}
+	// perGroup reads a load balancer metric of each target group (ids
+	// PREFIX0, PREFIX1, ...) and combines them with fn (MAX or SUM) into id.
+	perGroup := func(idPrefix, metric, stat string, period int, fn, label string, ret bool) []cloudwatch.Alarm_MetricDataQuery {
+		var qs []cloudwatch.Alarm_MetricDataQuery
+		var ids []string
+		for i, c := range colors {
+			qid := fmt.Sprintf("%s%d", idPrefix, i)
+			ids = append(ids, "FILL("+qid+", 0)")
+			qs = append(qs, cloudwatch.Alarm_MetricDataQuery{Id: qid, ReturnData: cloudformation.Bool(false), MetricStat: &cloudwatch.Alarm_MetricStat{Period: period, Stat: stat,
+				Metric: &cloudwatch.Alarm_Metric{Namespace: cloudformation.String("AWS/ApplicationELB"), MetricName: cloudformation.String(metric), Dimensions: []cloudwatch.Alarm_Dimension{
+					{Name: "LoadBalancer", Value: cloudformation.GetAtt("LoadBalancer", "LoadBalancerFullName")},
+					{Name: "TargetGroup", Value: cloudformation.GetAtt(id+c+"TargetGroup", "TargetGroupFullName")},
+				}}}})
+		}
+		return append(qs, cloudwatch.Alarm_MetricDataQuery{Id: idPrefix, Label: cloudformation.String(label),
+			Expression: cloudformation.String(fn + "([" + strings.Join(ids, ", ") + "])"), ReturnData: cloudformation.Bool(ret)})
+	}
 
 	th, period, m, n := setting(config.MetricP95Latency, 0.5)
-	add("p95-latency", "p95 target response time of "+name+" above the threshold (seconds)", &cloudwatch.Alarm{
-		Namespace: cloudformation.String("AWS/ApplicationELB"), MetricName: cloudformation.String("TargetResponseTime"), Dimensions: lbDims,
-		ExtendedStatistic: cloudformation.String("p95"), Period: cloudformation.Int(period), DatapointsToAlarm: cloudformation.Int(m), EvaluationPeriods: n,
-		Threshold: cloudformation.Float64(th), ComparisonOperator: "GreaterThanThreshold",
+	add("p95-latency", "p95 target response time of "+name+" above the threshold (seconds), the slower of its target groups", &cloudwatch.Alarm{
+		Metrics:           perGroup("latency", "TargetResponseTime", "p95", period, "MAX", "p95 latency", true),
+		DatapointsToAlarm: cloudformation.Int(m), EvaluationPeriods: n, Threshold: cloudformation.Float64(th), ComparisonOperator: "GreaterThanThreshold",
 	})
 
 	th, period, m, n = setting(config.MetricErrorRate, 0.01)
-	stat := func(id, metric string) cloudwatch.Alarm_MetricDataQuery {
-		return cloudwatch.Alarm_MetricDataQuery{Id: id, ReturnData: cloudformation.Bool(false), MetricStat: &cloudwatch.Alarm_MetricStat{Period: period, Stat: "Sum",
-			Metric: &cloudwatch.Alarm_Metric{Namespace: cloudformation.String("AWS/ApplicationELB"), MetricName: cloudformation.String(metric), Dimensions: lbDims}}}
-	}
-	add("5xx-rate", "percentage of "+name+" responses that are 5xx above the threshold", &cloudwatch.Alarm{
-		Metrics: []cloudwatch.Alarm_MetricDataQuery{
-			stat("errors", "HTTPCode_Target_5XX_Count"), stat("requests", "RequestCount"),
-			{Id: "rate", Label: cloudformation.String("5xx percent"), Expression: cloudformation.String("IF(requests > 0, 100 * errors / requests, 0)"), ReturnData: cloudformation.Bool(true)},
-		},
+	rate := append(perGroup("errors", "HTTPCode_Target_5XX_Count", "Sum", period, "SUM", "5xx responses", false),
+		perGroup("requests", "RequestCount", "Sum", period, "SUM", "requests", false)...)
+	add("5xx-rate", "percentage of "+name+" responses that are 5xx above the threshold, over both target groups", &cloudwatch.Alarm{
+		Metrics: append(rate, cloudwatch.Alarm_MetricDataQuery{Id: "rate", Label: cloudformation.String("5xx percent"),
+			Expression: cloudformation.String("IF(requests > 0, 100 * errors / requests, 0)"), ReturnData: cloudformation.Bool(true)}),
 		DatapointsToAlarm: cloudformation.Int(m), EvaluationPeriods: n, Threshold: cloudformation.Float64(th * 100), ComparisonOperator: "GreaterThanThreshold",
 	})
 
 	th, period, m, n = setting(config.MetricUnhealthyTargets, 0)
-	add("unhealthy-hosts", "unhealthy "+name+" targets", &cloudwatch.Alarm{
-		Namespace: cloudformation.String("AWS/ApplicationELB"), MetricName: cloudformation.String("UnHealthyHostCount"), Dimensions: lbDims,
-		Statistic: cloudformation.String("Maximum"), Period: cloudformation.Int(period), DatapointsToAlarm: cloudformation.Int(m), EvaluationPeriods: n,
-		Threshold: cloudformation.Float64(th), ComparisonOperator: "GreaterThanThreshold",
+	add("unhealthy-hosts", "unhealthy "+name+" targets in either target group", &cloudwatch.Alarm{
+		Metrics:           perGroup("unhealthy", "UnHealthyHostCount", "Maximum", period, "MAX", "unhealthy targets", true),
+		DatapointsToAlarm: cloudformation.Int(m), EvaluationPeriods: n, Threshold: cloudformation.Float64(th), ComparisonOperator: "GreaterThanThreshold",
 	})
 
 	for _, metric := range []string{"CPUUtilization", "MemoryUtilization"} {

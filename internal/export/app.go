@@ -2,6 +2,8 @@ package export
 
 import (
 	"cmp"
+
+	"github.com/cutoverdev/cutover/internal/config"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,16 +27,24 @@ const (
 	tlsPolicy = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 )
 
+// Task size of the exported task definitions; cutover deploy registers its
+// task definitions with the same size unless ecs.services.<name> sets one.
+const (
+	taskCPU    = "256"
+	taskMemory = "512"
+)
+
 // app is one environment: its load balancer, cluster, services and alarms.
 func (g *gen) app(env string) *cloudformation.Template {
 	t := cloudformation.NewTemplate()
 	e := g.cfg.Environments[env]
-	bg := g.blueGreen(env)
 	t.Description = "cutover " + g.project + " environment " + env + " (" + e.Strategy.Type + "): ALB, ECS cluster, Fargate services, roles, alarms"
 	t.Parameters["CertificateArn"] = cloudformation.Parameter{Type: "String", Description: cloudformation.String("ARN of the ACM certificate of the HTTPS listeners"),
 		AllowedPattern: cloudformation.String("^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/.+$")}
+	t.Parameters["DomainName"] = cloudformation.Parameter{Type: "String", Description: cloudformation.String("The domain users reach this environment at, which CertificateArn covers and whose DNS points at the load balancer (the pipeline's Verify checks it)"),
+		AllowedPattern: cloudformation.String(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$`)}
 	t.Parameters["ImageTag"] = cloudformation.Parameter{Type: "String", Default: "initial",
-		Description: cloudformation.String("Image tag of the first task definitions; later deployments register new revisions by digest")}
+		Description: cloudformation.String("Bootstrap only: tag of the images pushed before the first stack deploy (see cutover export cloudformation --help). Later releases register task definitions by digest; keep this value on stack updates")}
 	r := t.Resources
 	prefix := g.project + "-" + env
 
@@ -50,9 +60,11 @@ func (g *gen) app(env string) *cloudformation.Template {
 			CidrIp: cloudformation.String(vpcCIDR), Description: cloudformation.String("to tasks in the VPC")}},
 		Tags: g.tags("dev.cutover.environment", env),
 	}
-	if bg {
+	testListener := g.testListener(env)
+	if testListener {
 		sg := r["LoadBalancerSecurityGroup"].(*ec2.SecurityGroup)
-		// The test listener is for the pipeline's checks, not for the public.
+		// The test listener is for the test traffic hooks (Lambda functions
+		// in the VPC), not for the public.
 		sg.SecurityGroupIngress = append(sg.SecurityGroupIngress, ec2.SecurityGroup_Ingress{IpProtocol: "tcp", FromPort: cloudformation.Int(testPort), ToPort: cloudformation.Int(testPort),
 			CidrIp: cloudformation.String(vpcCIDR), Description: cloudformation.String("test listener, from inside the VPC only")})
 	}
@@ -86,7 +98,7 @@ func (g *gen) app(env string) *cloudformation.Template {
 		AWSCloudFormationMetadata: skip("CKV_AWS_91", "Access logs need an S3 bucket whose policy names the regional ELB account; cutover's alarms use CloudWatch metrics instead. Enable access_logs.s3 per account if required."),
 	}
 	listeners := []string{"ProdListener"}
-	if bg {
+	if testListener {
 		listeners = append(listeners, "TestListener")
 	}
 	for i, l := range listeners {
@@ -106,19 +118,49 @@ func (g *gen) app(env string) *cloudformation.Template {
 		ClusterSettings: []ecs.Cluster_ClusterSettings{{Name: cloudformation.String("containerInsights"), Value: cloudformation.String("enabled")}},
 		Tags:            g.tags("dev.cutover.environment", env)}
 	g.roles(t, env)
+	if g.native(env) {
+		g.infrastructureRole(t, env)
+	}
 
 	for prio, name := range g.routeOrder() {
 		g.service(t, env, name, prio+1, listeners)
 	}
 	g.output(t, logicalID(env)+"ClusterName", cloudformation.Ref("Cluster"))
 	g.output(t, logicalID(env)+"ProdListenerArn", cloudformation.Ref("ProdListener"))
-	if bg {
+	if testListener {
 		g.output(t, logicalID(env)+"TestListenerArn", cloudformation.Ref("TestListener"))
 	}
+	g.output(t, logicalID(env)+"DomainName", cloudformation.Ref("DomainName"))
+	// What cutover deploy reads from this stack (environments.<env>.ecs.stack): see ecsoutputs.go.
+	g.output(t, logicalID(env)+"LogGroupName", cloudformation.Ref("LogGroup"))
+	g.output(t, logicalID(env)+"TaskSecurityGroupId", cloudformation.Ref("TaskSecurityGroup"))
+	g.output(t, logicalID(env)+"Subnets", g.imp("PrivateSubnets")) // cfn-lint W6001: an import re-exported, on purpose (cutover deploy reads one stack)
 	g.output(t, logicalID(env)+"LoadBalancerArn", cloudformation.Ref("LoadBalancer"))
 	g.output(t, logicalID(env)+"AlarmTopicArn", cloudformation.Ref("AlarmTopic"))
 	g.output(t, logicalID(env)+"ExecutionRoleArn", roleArn("ExecutionRole"))
 	return t
+}
+
+// privateSubnets are the tasks' subnets, from the shared stack.
+func (g *gen) privateSubnets() []string {
+	return []string{cloudformation.Select(0, cloudformation.Split(",", g.imp("PrivateSubnets"))), cloudformation.Select(1, cloudformation.Split(",", g.imp("PrivateSubnets")))}
+}
+
+// testListener says whether an environment gets the blue/green test
+// listener: only when something sends test traffic to it, the test traffic
+// hooks of environments.<env>.ecs.lambda_hooks. An unused listener on an
+// internet-facing load balancer would only be attack surface.
+func (g *gen) testListener(env string) bool {
+	e := g.cfg.Environments[env]
+	if !g.blueGreen(env) || e.ECS == nil {
+		return false
+	}
+	for hook := range e.ECS.LambdaHooks {
+		if hook == config.EventAfterAllowTestTraffic || hook == "TEST_TRAFFIC_SHIFT" || hook == "POST_TEST_TRAFFIC_SHIFT" {
+			return true
+		}
+	}
+	return false
 }
 
 // routeOrder sorts services so that the most specific route gets the lowest
@@ -195,8 +237,18 @@ func (g *gen) service(t *cloudformation.Template, env, name string, priority int
 		}
 		// Both listeners start on blue; CodeDeploy moves the test and then the
 		// production listener to green during a deployment.
+		action := elb.ListenerRule_Action{Type: "forward", TargetGroupArn: cloudformation.RefPtr(id + "BlueTargetGroup")}
+		if g.native(env) {
+			// ECS-native blue/green moves the weights of a rule that
+			// forwards to both groups; it starts all on blue.
+			action = elb.ListenerRule_Action{Type: "forward", ForwardConfig: &elb.ListenerRule_ForwardConfig{TargetGroups: []elb.ListenerRule_TargetGroupTuple{
+				{TargetGroupArn: cloudformation.RefPtr(id + "BlueTargetGroup"), Weight: cloudformation.Int(100)},
+				{TargetGroupArn: cloudformation.RefPtr(id + "GreenTargetGroup"), Weight: cloudformation.Int(0)},
+			}}}
+		}
 		r[id+l+"Rule"] = &elb.ListenerRule{ListenerArn: cloudformation.RefPtr(l), Priority: priority + 100*i, Conditions: conds,
-			Actions: []elb.ListenerRule_Action{{Type: "forward", TargetGroupArn: cloudformation.RefPtr(id + "BlueTargetGroup")}}}
+			Actions: []elb.ListenerRule_Action{action}}
+		g.output(t, logicalID(env, name)+l+"RuleArn", cloudformation.Ref(id+l+"Rule"))
 	}
 
 	container := ecs.TaskDefinition_ContainerDefinition{
@@ -209,14 +261,22 @@ func (g *gen) service(t *cloudformation.Template, env, name string, priority int
 		LogConfiguration: &ecs.TaskDefinition_LogConfiguration{LogDriver: "awslogs", Options: map[string]string{
 			"awslogs-group": cloudformation.Ref("LogGroup"), "awslogs-region": cloudformation.Ref("AWS::Region"), "awslogs-stream-prefix": name}},
 	}
-	for _, k := range sortedKeys(s.Env) {
-		container.Environment = append(container.Environment, ecs.TaskDefinition_KeyValuePair{Name: cloudformation.String(k), Value: cloudformation.String(s.Env[k])})
+	// On a CODE_DEPLOY service this task definition is the bootstrap only:
+	// CodeDeploy refuses a task definition change made by CloudFormation, so
+	// it holds nothing a later cutover.yaml edit changes (environment
+	// variables reach the releases' task definitions, which cutover deploy
+	// and the pipeline's Build register). Rolling services keep them here, as
+	// the pipeline's ECS deploy action only swaps the image.
+	if !g.viaCodeDeploy(env) {
+		for _, k := range sortedKeys(s.Env) {
+			container.Environment = append(container.Environment, ecs.TaskDefinition_KeyValuePair{Name: cloudformation.String(k), Value: cloudformation.String(s.Env[k])})
+		}
 	}
 	r[id+"TaskRole"] = &iam.Role{AssumeRolePolicyDocument: assumeRole("ecs-tasks.amazonaws.com"), Description: cloudformation.String("the " + name + " application's own AWS permissions (none by default)"),
 		Tags: g.tags("dev.cutover.environment", env, "dev.cutover.service", name)}
 	r[id+"TaskDefinition"] = &ecs.TaskDefinition{
 		Family: cloudformation.String(g.project + "-" + env + "-" + name), RequiresCompatibilities: []string{"FARGATE"},
-		NetworkMode: cloudformation.String("awsvpc"), Cpu: cloudformation.String("256"), Memory: cloudformation.String("512"),
+		NetworkMode: cloudformation.String("awsvpc"), Cpu: cloudformation.String(taskCPU), Memory: cloudformation.String(taskMemory),
 		ExecutionRoleArn: cloudformation.GetAttPtr("ExecutionRole", "Arn"), TaskRoleArn: cloudformation.GetAttPtr(id+"TaskRole", "Arn"),
 		ContainerDefinitions: []ecs.TaskDefinition_ContainerDefinition{container},
 		Tags:                 g.tags("dev.cutover.environment", env, "dev.cutover.service", name),
@@ -229,12 +289,19 @@ func (g *gen) service(t *cloudformation.Template, env, name string, priority int
 		LoadBalancers:                 []ecs.Service_LoadBalancer{{ContainerName: cloudformation.String(name), ContainerPort: cloudformation.Int(s.Port), TargetGroupArn: cloudformation.RefPtr(id + "BlueTargetGroup")}},
 		NetworkConfiguration: &ecs.Service_NetworkConfiguration{AwsvpcConfiguration: &ecs.Service_AwsVpcConfiguration{
 			AssignPublicIp: cloudformation.String("DISABLED"), SecurityGroups: []string{cloudformation.Ref("TaskSecurityGroup")},
-			Subnets: []string{cloudformation.Select(0, cloudformation.Split(",", g.imp("PrivateSubnets"))), cloudformation.Select(1, cloudformation.Split(",", g.imp("PrivateSubnets")))}}},
+			Subnets: g.privateSubnets()}},
 		PropagateTags:              cloudformation.String("SERVICE"),
 		Tags:                       g.tags("dev.cutover.environment", env, "dev.cutover.service", name),
 		AWSCloudFormationDependsOn: []string{id + "ProdListenerRule"},
 	}
 	alarms := g.alarms(t, env, name)
+	if g.native(env) {
+		svc.DeploymentController = &ecs.Service_DeploymentController{Type: cloudformation.String("ECS")}
+		svc.AWSCloudFormationDependsOn = nil // the advanced configuration refers to the rule
+		r[id+"Service"] = g.nativeService(env, name, svc, alarms, listeners)
+		g.serviceOutputs(t, env, name, colors)
+		return
+	}
 	if bg {
 		svc.DeploymentController = &ecs.Service_DeploymentController{Type: cloudformation.String("CODE_DEPLOY")}
 	} else {
@@ -246,7 +313,13 @@ func (g *gen) service(t *cloudformation.Template, env, name string, priority int
 		}
 	}
 	r[id+"Service"] = svc
-	g.output(t, logicalID(env, name)+"ServiceName", *svc.ServiceName)
+	g.serviceOutputs(t, env, name, colors)
+}
+
+// serviceOutputs are what cutover deploy reads of a service (ECSFromOutputs).
+func (g *gen) serviceOutputs(t *cloudformation.Template, env, name string, colors []string) {
+	id := logicalID(name)
+	g.output(t, logicalID(env, name)+"ServiceName", name)
 	for _, c := range colors {
 		g.output(t, logicalID(env, name)+c+"TargetGroupArn", cloudformation.Ref(id+c+"TargetGroup"))
 	}

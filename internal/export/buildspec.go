@@ -1,16 +1,22 @@
 package export
 
 import (
+	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/cutoverdev/cutover/internal/config"
+	ecsplatform "github.com/cutoverdev/cutover/internal/platform/ecs"
 	"gopkg.in/yaml.v3"
 )
 
-// installCutover fetches the cutover binary the pipeline runs; its URL is a
-// pipeline parameter so that a team pins the version it tested.
+// installCutover fetches the cutover binary the pipeline runs; its URL and
+// SHA-256 are pipeline parameters so that a team pins the version it tested,
+// and a binary that does not match the checksum never runs.
 var installCutover = []string{
 	`curl -fsSL "$CUTOVER_DOWNLOAD_URL" -o /usr/local/bin/cutover`,
+	`echo "$CUTOVER_SHA256  /usr/local/bin/cutover" | sha256sum -c -`,
 	`chmod +x /usr/local/bin/cutover`,
 	`cutover version`,
 }
@@ -37,7 +43,12 @@ func buildspec(commands []string, extra map[string]any) string {
 
 // buildSpec validates cutover.yaml, builds and pushes every service's image
 // tagged with the commit, and writes one artifact per service with what the
-// ECS and CodeDeployToECS deploy actions read.
+// ECS and CodeDeployToECS deploy actions read, naming the image by digest.
+//
+// Repositories have immutable tags and ECR refuses a tag pushed twice, even
+// for the same digest: a commit whose image exists already (a retried run, or
+// the commit promoted from develop to main) is not built again; its image is
+// deployed as it is, by digest (build once, promote the same image).
 func (g *gen) buildSpec() string {
 	cmds := []string{
 		"cutover validate",
@@ -49,7 +60,8 @@ func (g *gen) buildSpec() string {
 	secondary := map[string]any{}
 	for _, name := range g.cfg.ServiceNames() {
 		s := g.cfg.Services[name]
-		image := fmt.Sprintf(`$REGISTRY/%s/%s:$TAG`, g.project, name)
+		repo := g.project + "/" + name
+		image := fmt.Sprintf(`$REGISTRY/%s:$TAG`, repo)
 		if s.Build == nil {
 			continue // a prebuilt image is deployed as is
 		}
@@ -65,18 +77,25 @@ func (g *gen) buildSpec() string {
 			dockerfile = "Dockerfile"
 		}
 		out := "out/" + name
+		digest := fmt.Sprintf(`aws ecr describe-images --repository-name %q --image-ids imageTag="$TAG" --query 'imageDetails[0].imageDigest' --output text`, repo)
+		pinned := fmt.Sprintf(`$REGISTRY/%s@$DIGEST`, repo)
 		cmds = append(cmds,
-			fmt.Sprintf(`docker build -t "%s" -f %q %q`, image, ctx+"/"+dockerfile, ctx),
-			fmt.Sprintf(`docker push "%s"`, image),
-			fmt.Sprintf(`mkdir -p %s && printf '[{"name":"%s","imageUri":"%%s"}]' "%s" > %s/imagedefinitions.json`, out, name, image, out),
-			fmt.Sprintf(`printf '{"ImageURI":"%%s"}' "%s" > %s/imageDetail.json`, image, out),
-			fmt.Sprintf(`printf 'version: 0.0\nResources:\n  - TargetService:\n      Type: AWS::ECS::Service\n      Properties:\n        TaskDefinition: <TASK_DEFINITION>\n        LoadBalancerInfo:\n          ContainerName: %s\n          ContainerPort: %d\n' > %s/appspec.yaml`, name, s.Port, out),
+			fmt.Sprintf(`if DIGEST=$(%s 2>/dev/null); then echo "%s:$TAG exists ($DIGEST): deploying it as it is"; else docker build -t "%s" -f %q %q && docker push "%s" && DIGEST=$(%s); fi`,
+				digest, repo, image, ctx+"/"+dockerfile, ctx, image, digest),
+			fmt.Sprintf(`mkdir -p %s && printf '[{"name":"%s","imageUri":"%%s"}]' "%s" > %s/imagedefinitions.json`, out, name, pinned, out),
+			fmt.Sprintf(`printf '{"ImageURI":"%%s"}' "%s" > %s/imageDetail.json`, pinned, out),
 		)
 		for _, env := range g.envOrder() {
-			if g.blueGreen(env) {
+			if g.viaCodeDeploy(env) {
+				// The AppSpec of the environment, with its lambda_hooks
+				// (CodeDeploy events only); the deploy action puts the task
+				// definition it registers in place of <TASK_DEFINITION>.
+				cmds = append(cmds, fmt.Sprintf(`printf '%%s' '%s' > %s/appspec-%s.json`, shellQuoted(g.appSpec(env, name)), out, env))
 				// CodeDeployToECS registers a revision of the environment's task
 				// definition with the new image in place of <IMAGE1_NAME>.
-				cmds = append(cmds, fmt.Sprintf(`aws ecs describe-task-definition --task-definition "%s-%s-%s" --query taskDefinition | jq '{family,taskRoleArn,executionRoleArn,networkMode,containerDefinitions,requiresCompatibilities,cpu,memory} | .containerDefinitions[0].image = "<IMAGE1_NAME>"' > %s/taskdef-%s.json`, g.project, env, name, out, env))
+				// cutover.yaml's environment variables are set here: the
+				// stack's task definition is only the bootstrap.
+				cmds = append(cmds, fmt.Sprintf(`aws ecs describe-task-definition --task-definition "%s-%s-%s" --query taskDefinition | jq '{family,taskRoleArn,executionRoleArn,networkMode,containerDefinitions,requiresCompatibilities,cpu,memory} | .containerDefinitions[0].image = "<IMAGE1_NAME>" | .containerDefinitions[0].environment = %s' > %s/taskdef-%s.json`, g.project, env, name, envJSON(s.Env), out, env))
 			}
 		}
 		secondary[artifactName(name)] = map[string]any{"base-directory": out, "files": []string{"**/*"}}
@@ -120,17 +139,18 @@ func (g *gen) testSpec(kind string) string {
 	return buildspec([]string{`cutover run --repo . --kind pull_request --branch "$BRANCH" --commit "$CODEBUILD_RESOLVED_SOURCE_VERSION"`}, nil)
 }
 
-// verifySpec checks a deployed environment through its load balancer with
-// the verify checks of cutover.yaml.
+// verifySpec checks a deployed environment with the verify checks of
+// cutover.yaml at its domain ($DOMAIN, the app stack's DomainName): the
+// HTTPS certificate is for that name, not for the load balancer's DNS name.
 func (g *gen) verifySpec(env string) string {
-	cmds := []string{`ENDPOINT=$(aws elbv2 describe-load-balancers --load-balancer-arns "$LOAD_BALANCER_ARN" --query 'LoadBalancers[0].DNSName' --output text)`}
+	cmds := []string{`test -n "$DOMAIN"`}
 	for _, st := range g.stages() {
 		for _, a := range st.Actions {
 			if a.Kind != config.ActionVerify || a.Environment != env {
 				continue
 			}
 			for _, c := range a.Checks {
-				cmd := fmt.Sprintf(`curl -fsS --max-time 10 "https://$ENDPOINT%s"`, c.Path)
+				cmd := fmt.Sprintf(`curl -fsS --max-time 10 "https://$DOMAIN%s"`, c.Path)
 				for _, k := range sortedKeys(c.Headers) {
 					cmd += fmt.Sprintf(" -H %q", k+": "+c.Headers[k])
 				}
@@ -142,7 +162,7 @@ func (g *gen) verifySpec(env string) string {
 		}
 	}
 	if len(cmds) == 1 {
-		cmds = append(cmds, `curl -fsS --max-time 10 "https://$ENDPOINT/"`)
+		cmds = append(cmds, `curl -fsS --max-time 10 "https://$DOMAIN/"`)
 	}
 	return buildspec(cmds, nil)
 }
@@ -155,3 +175,35 @@ func (g *gen) stages() []config.Stage {
 }
 
 func artifactName(service string) string { return "Build" + logicalID(service) }
+
+// appSpec is the CodeDeploy AppSpec of a service in an environment, as
+// cutover deploy itself writes it (ecs.AppSpec), hooks included.
+func (g *gen) appSpec(env, name string) string {
+	hooks := map[string]string{}
+	if x := g.cfg.Environments[env].ECS; x != nil {
+		for event, fn := range x.LambdaHooks {
+			if slices.Contains(ecsplatform.AppSpecHooks, event) {
+				hooks[event] = fn
+			}
+		}
+	}
+	spec, err := ecsplatform.AppSpec("<TASK_DEFINITION>", name, g.cfg.Services[name].Port, hooks)
+	if err != nil {
+		return "" // only known hook names are passed: cannot happen
+	}
+	return spec
+}
+
+// shellQuoted makes s safe inside a single-quoted shell word.
+func shellQuoted(s string) string { return strings.ReplaceAll(s, "'", `'\''`) }
+
+// envJSON is a container's environment in the task definition's JSON shape,
+// quoted for a single-quoted shell word.
+func envJSON(env map[string]string) string {
+	list := []map[string]string{}
+	for _, k := range sortedKeys(env) {
+		list = append(list, map[string]string{"name": k, "value": env[k]})
+	}
+	b, _ := json.Marshal(list)
+	return shellQuoted(string(b))
+}

@@ -105,6 +105,15 @@ func (g *gen) blueGreen(env string) bool {
 	return g.cfg.Environments[env].Strategy.Type == config.StrategyBlueGreen
 }
 
+// native says whether an environment's blue/green runs on ECS itself
+// (ecs.blue_green: ecs) rather than through CodeDeploy.
+func (g *gen) native(env string) bool {
+	return g.blueGreen(env) && g.cfg.Environments[env].ECS.BlueGreenEngine() == config.BlueGreenECS
+}
+
+// viaCodeDeploy says whether an environment's blue/green runs through CodeDeploy.
+func (g *gen) viaCodeDeploy(env string) bool { return g.blueGreen(env) && !g.native(env) }
+
 // export names a value shared between stacks.
 func (g *gen) export(name string) string { return g.project + "-" + name }
 

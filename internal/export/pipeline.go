@@ -33,6 +33,7 @@ func (g *gen) pipeline() *cloudformation.Template {
 	t.Description = "cutover " + g.project + ": CodePipeline V2 (source, build, test, integration, deploy per environment, approval), CodeBuild, CodeDeploy blue/green, notifications"
 	t.Parameters["RepositoryId"] = cloudformation.Parameter{Type: "String", Description: cloudformation.String("The source repository as owner/name"), AllowedPattern: cloudformation.String("^[^/]+/[^/]+$")}
 	t.Parameters["CutoverDownloadUrl"] = cloudformation.Parameter{Type: "String", Description: cloudformation.String("HTTPS URL of the linux/amd64 cutover binary the build projects run"), AllowedPattern: cloudformation.String("^https://.+$")}
+	t.Parameters["CutoverSha256"] = cloudformation.Parameter{Type: "String", Description: cloudformation.String("SHA-256 (hex) of the binary at CutoverDownloadUrl: the builds refuse any other file"), AllowedPattern: cloudformation.String("^[0-9a-f]{64}$")}
 	r := t.Resources
 	name := g.project
 
@@ -56,7 +57,7 @@ func (g *gen) pipeline() *cloudformation.Template {
 	r["NotificationTopicPolicy"] = &sns.TopicPolicy{Topics: []string{cloudformation.Ref("NotificationTopic")}, PolicyDocument: policy(map[string]any{
 		"Effect": "Allow", "Principal": map[string]any{"Service": "codestar-notifications.amazonaws.com"}, "Action": "sns:Publish", "Resource": cloudformation.Ref("NotificationTopic")})}
 
-	g.buildRole(t)
+	g.buildRoles(t)
 	projects := map[string]string{"Build": g.buildSpec(), "Test": g.testSpec(config.ActionTest), "Integration": g.testSpec(config.ActionIntegration)}
 	for _, env := range g.envOrder() {
 		projects["Verify"+logicalID(env)] = g.verifySpec(env)
@@ -81,15 +82,20 @@ func (g *gen) pipeline() *cloudformation.Template {
 	return t
 }
 
+// privileged are the CodeBuild projects that run Docker: Build builds the
+// images, Integration runs docker compose. The others run without it.
+var privileged = map[string]bool{"Build": true, "Integration": true}
+
 func (g *gen) buildProject(id, spec string) *codebuild.Project {
 	env := []codebuild.Project_EnvironmentVariable{
 		{Name: "CUTOVER_DOWNLOAD_URL", Value: cloudformation.Ref("CutoverDownloadUrl")},
+		{Name: "CUTOVER_SHA256", Value: cloudformation.Ref("CutoverSha256")},
 		{Name: "REGISTRY", Value: sub("${AWS::AccountId}.dkr.ecr.${AWS::Region}.${AWS::URLSuffix}")},
 		{Name: "PROJECT", Value: g.project},
 	}
 	for _, e := range g.envOrder() {
 		if id == "Verify"+logicalID(e) {
-			env = append(env, codebuild.Project_EnvironmentVariable{Name: "LOAD_BALANCER_ARN", Value: g.imp(logicalID(e) + "LoadBalancerArn")})
+			env = append(env, codebuild.Project_EnvironmentVariable{Name: "DOMAIN", Value: g.imp(logicalID(e) + "DomainName")})
 		}
 	}
 	// Secrets reach the builds as references to Secrets Manager, never as values.
@@ -98,18 +104,25 @@ func (g *gen) buildProject(id, spec string) *codebuild.Project {
 			env = append(env, codebuild.Project_EnvironmentVariable{Name: s, Type: cloudformation.String("SECRETS_MANAGER"), Value: "cutover/" + g.project + "/pipeline:" + s})
 		}
 	}
-	return &codebuild.Project{
-		Name: cloudformation.String(g.project + "-" + logicalIDToKebab(id)), ServiceRole: cloudformation.GetAtt("BuildRole", "Arn"),
+	role := "CheckRole"
+	if id == "Build" {
+		role = "BuildRole"
+	}
+	p := &codebuild.Project{
+		Name: cloudformation.String(g.project + "-" + logicalIDToKebab(id)), ServiceRole: cloudformation.GetAtt(role, "Arn"),
 		EncryptionKey: cloudformation.String(g.imp("ArtifactsKeyArn")),
 		Source:        &codebuild.Project_Source{Type: "CODEPIPELINE", BuildSpec: cloudformation.String(spec)},
 		Artifacts:     &codebuild.Project_Artifacts{Type: "CODEPIPELINE"},
 		Environment: &codebuild.Project_Environment{Type: "LINUX_CONTAINER", ComputeType: "BUILD_GENERAL1_SMALL", Image: "aws/codebuild/standard:7.0",
-			PrivilegedMode: cloudformation.Bool(true), EnvironmentVariables: env},
-		LogsConfig:                &codebuild.Project_LogsConfig{CloudWatchLogs: &codebuild.Project_CloudWatchLogsConfig{Status: "ENABLED", GroupName: cloudformation.RefPtr("BuildLogGroup")}},
-		TimeoutInMinutes:          cloudformation.Int(60),
-		Tags:                      g.tags(),
-		AWSCloudFormationMetadata: skip("CKV_AWS_316", "cutover builds images and runs docker compose for integration tests, which needs the Docker daemon of a privileged CodeBuild container."),
+			PrivilegedMode: cloudformation.Bool(privileged[id]), EnvironmentVariables: env},
+		LogsConfig:       &codebuild.Project_LogsConfig{CloudWatchLogs: &codebuild.Project_CloudWatchLogsConfig{Status: "ENABLED", GroupName: cloudformation.RefPtr("BuildLogGroup")}},
+		TimeoutInMinutes: cloudformation.Int(60),
+		Tags:             g.tags(),
 	}
+	if privileged[id] {
+		p.AWSCloudFormationMetadata = skip("CKV_AWS_316", "This project runs Docker (Build builds the images, Integration runs docker compose), which needs the daemon of a privileged CodeBuild container; Test and Verify run unprivileged.")
+	}
+	return p
 }
 
 func logicalIDToKebab(id string) string {
@@ -126,26 +139,38 @@ func logicalIDToKebab(id string) string {
 	return string(out)
 }
 
-// buildRole may read the source through the connection, push the project's
-// images, write its logs and artifacts, and read the task definitions it
-// rewrites for CodeDeploy.
-func (g *gen) buildRole(t *cloudformation.Template) {
+// buildRoles are the CodeBuild roles. Both read the source through the
+// connection and write their logs; only BuildRole (the Build project) may
+// push the project's images and read the task definitions it rewrites for
+// CodeDeploy. CheckRole (Test, Integration, Verify) runs the pull request's
+// own commands, so it gets no write access to anything deployed.
+func (g *gen) buildRoles(t *cloudformation.Template) {
 	var repos []any
 	for _, svc := range g.cfg.ServiceNames() {
 		repos = append(repos, g.imp("Repository"+logicalID(svc)+"Arn"))
 	}
+	common := []map[string]any{
+		allow([]string{"logs:CreateLogStream", "logs:PutLogEvents"}, sub("${BuildLogGroup.Arn}")),
+		allow([]string{"codestar-connections:UseConnection"}, cloudformation.Ref("Connection")),
+		allow([]string{"secretsmanager:GetSecretValue"}, sub("arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:cutover/"+g.project+"/pipeline*")),
+	}
 	t.Resources["BuildRole"] = &iam.Role{
 		AssumeRolePolicyDocument: assumeRole("codebuild.amazonaws.com"),
-		Policies: []iam.Role_Policy{{PolicyName: "build", PolicyDocument: policy(
-			allow([]string{"logs:CreateLogStream", "logs:PutLogEvents"}, sub("${BuildLogGroup.Arn}")),
+		Policies: []iam.Role_Policy{{PolicyName: "build", PolicyDocument: policy(append(common,
 			allow([]string{"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"}, sub("${ArtifactsBucket.Arn}/*")),
 			allow([]string{"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*"}, g.imp("ArtifactsKeyArn")),
-			allow([]string{"codestar-connections:UseConnection"}, cloudformation.Ref("Connection")),
 			// These read-only calls accept no resource ARN.
-			allow([]string{"ecr:GetAuthorizationToken", "ecs:DescribeTaskDefinition", "elasticloadbalancing:DescribeLoadBalancers"}, "*"),
-			allow([]string{"ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage", "ecr:BatchGetImage"}, repos...),
-			allow([]string{"secretsmanager:GetSecretValue"}, sub("arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:cutover/"+g.project+"/pipeline*")),
-		)}},
+			allow([]string{"ecr:GetAuthorizationToken", "ecs:DescribeTaskDefinition"}, "*"),
+			allow([]string{"ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage", "ecr:BatchGetImage", "ecr:DescribeImages"}, repos...),
+		)...)}},
+		Tags: g.tags(),
+	}
+	t.Resources["CheckRole"] = &iam.Role{
+		AssumeRolePolicyDocument: assumeRole("codebuild.amazonaws.com"),
+		Policies: []iam.Role_Policy{{PolicyName: "check", PolicyDocument: policy(append(common,
+			allow([]string{"s3:GetObject", "s3:GetObjectVersion"}, sub("${ArtifactsBucket.Arn}/*")),
+			allow([]string{"kms:Decrypt"}, g.imp("ArtifactsKeyArn")),
+		)...)}},
 		Tags: g.tags(),
 	}
 }
@@ -158,7 +183,7 @@ func (g *gen) codeDeploy(t *cloudformation.Template) {
 	r["CodeDeployRole"] = &iam.Role{AssumeRolePolicyDocument: assumeRole("codedeploy.amazonaws.com"),
 		ManagedPolicyArns: []string{sub("arn:${AWS::Partition}:iam::aws:policy/AWSCodeDeployRoleForECS")}, Tags: g.tags()}
 	for _, env := range g.envOrder() {
-		if !g.blueGreen(env) {
+		if !g.viaCodeDeploy(env) {
 			continue
 		}
 		st := g.cfg.Environments[env].Strategy
@@ -188,6 +213,10 @@ func (g *gen) codeDeploy(t *cloudformation.Template) {
 			}
 			ev := logicalID(env)
 			es := logicalID(env, svc)
+			var testRoute *codedeploy.DeploymentGroup_TrafficRoute
+			if g.testListener(env) {
+				testRoute = &codedeploy.DeploymentGroup_TrafficRoute{ListenerArns: []string{g.imp(ev + "TestListenerArn")}}
+			}
 			r[es+"DeploymentGroup"] = &codedeploy.DeploymentGroup{
 				ApplicationName: cloudformation.Ref("CodeDeployApplication"), DeploymentGroupName: cloudformation.String(env + "-" + svc),
 				ServiceRoleArn: cloudformation.GetAtt("CodeDeployRole", "Arn"), DeploymentConfigName: cloudformation.String(configName),
@@ -198,7 +227,7 @@ func (g *gen) codeDeploy(t *cloudformation.Template) {
 				ECSServices: []codedeploy.DeploymentGroup_ECSService{{ClusterName: g.imp(ev + "ClusterName"), ServiceName: g.imp(es + "ServiceName")}},
 				LoadBalancerInfo: &codedeploy.DeploymentGroup_LoadBalancerInfo{TargetGroupPairInfoList: []codedeploy.DeploymentGroup_TargetGroupPairInfo{{
 					ProdTrafficRoute: &codedeploy.DeploymentGroup_TrafficRoute{ListenerArns: []string{g.imp(ev + "ProdListenerArn")}},
-					TestTrafficRoute: &codedeploy.DeploymentGroup_TrafficRoute{ListenerArns: []string{g.imp(ev + "TestListenerArn")}},
+					TestTrafficRoute: testRoute,
 					TargetGroups: []codedeploy.DeploymentGroup_TargetGroupInfo{{Name: targetGroupName(g.imp(es + "BlueTargetGroupArn"))},
 						{Name: targetGroupName(g.imp(es + "GreenTargetGroupArn"))}},
 				}}},

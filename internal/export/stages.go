@@ -102,11 +102,11 @@ func (g *gen) codePipeline(run pipelineRun) *cp.Pipeline {
 			es := logicalID(env, svc)
 			art := artifactName(svc)
 			a := cp.Pipeline_ActionDeclaration{Name: svc, RunOrder: cloudformation.Int(1), InputArtifacts: []cp.Pipeline_InputArtifact{{Name: art}}}
-			if g.blueGreen(env) {
+			if g.viaCodeDeploy(env) {
 				a.ActionTypeId = &cp.Pipeline_ActionTypeId{Category: "Deploy", Owner: "AWS", Provider: "CodeDeployToECS", Version: "1"}
 				a.Configuration = map[string]any{"ApplicationName": cloudformation.Ref("CodeDeployApplication"), "DeploymentGroupName": cloudformation.Ref(es + "DeploymentGroup"),
 					"TaskDefinitionTemplateArtifact": art, "TaskDefinitionTemplatePath": "taskdef-" + env + ".json",
-					"AppSpecTemplateArtifact": art, "AppSpecTemplatePath": "appspec.yaml", "Image1ArtifactName": art, "Image1ContainerName": "IMAGE1_NAME"}
+					"AppSpecTemplateArtifact": art, "AppSpecTemplatePath": "appspec-" + env + ".json", "Image1ArtifactName": art, "Image1ContainerName": "IMAGE1_NAME"}
 			} else {
 				a.ActionTypeId = &cp.Pipeline_ActionTypeId{Category: "Deploy", Owner: "AWS", Provider: "ECS", Version: "1"}
 				a.Configuration = map[string]any{"ClusterName": g.imp(ev + "ClusterName"), "ServiceName": g.imp(es + "ServiceName"), "FileName": "imagedefinitions.json"}
@@ -156,6 +156,10 @@ func (g *gen) pipelineRole(t *cloudformation.Template) {
 			allow([]string{"codestar-connections:UseConnection"}, cloudformation.Ref("Connection")),
 			allow([]string{"codebuild:StartBuild", "codebuild:BatchGetBuilds"}, projects...),
 			allow([]string{"sns:Publish"}, cloudformation.Ref("ApprovalTopic")),
+			// The approval topic is encrypted with the logs key: publishing
+			// needs its data key, through SNS only.
+			map[string]any{"Effect": "Allow", "Action": []string{"kms:GenerateDataKey*", "kms:Decrypt"}, "Resource": g.imp("LogsKeyArn"),
+				"Condition": map[string]any{"StringEquals": map[string]any{"kms:ViaService": sub("sns.${AWS::Region}.amazonaws.com")}}},
 			allow([]string{"codedeploy:CreateDeployment", "codedeploy:GetDeployment", "codedeploy:GetApplication", "codedeploy:GetApplicationRevision", "codedeploy:RegisterApplicationRevision", "codedeploy:GetDeploymentConfig"},
 				sub("arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:application:"+g.project),
 				sub("arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:deploymentgroup:"+g.project+"/*"),

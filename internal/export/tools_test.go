@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/testenv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -24,9 +25,33 @@ import (
 	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 )
 
+// nativeBluemed is the example with production on ECS-native blue/green,
+// its settings read from its app stack.
+func nativeBluemed(t *testing.T) *config.Config {
+	t.Helper()
+	cfg, err := config.Load(bluemed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod := cfg.Environments["production"]
+	prod.Platform = config.PlatformECS
+	prod.ECS = &config.ECS{Region: "us-east-1", Stack: "bluemed-app-production", BlueGreen: config.BlueGreenECS}
+	return cfg
+}
+
+// writeBluemed writes the example's templates, and those of its variant
+// with ECS-native blue/green in production (files prefixed "native-").
 func writeBluemed(t *testing.T, format string) (string, []File) {
 	t.Helper()
 	files := loadBluemed(t)
+	native, err := Templates(nativeBluemed(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range native {
+		native[i].Name = "native-" + native[i].Name
+	}
+	files = append(files, native...)
 	dir := t.TempDir()
 	if _, err := Write(dir, format, files); err != nil {
 		t.Fatal(err)
@@ -160,6 +185,8 @@ func TestStacksCreateInMoto(t *testing.T) {
 		"CertificateArn":     aws.ToString(cert.CertificateArn),
 		"RepositoryId":       "cutoverdev/bluemed",
 		"CutoverDownloadUrl": "https://example.com/cutover",
+		"CutoverSha256":      strings.Repeat("ab", 32),
+		"DomainName":         "bluemed.example.com",
 	}
 	for _, f := range loadBluemed(t) {
 		body, err := Render(f.Template, "json")

@@ -16,6 +16,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -33,6 +35,10 @@ type ECSAPI interface {
 	UpdateService(context.Context, *ecs.UpdateServiceInput, ...func(*ecs.Options)) (*ecs.UpdateServiceOutput, error)
 	ListTasks(context.Context, *ecs.ListTasksInput, ...func(*ecs.Options)) (*ecs.ListTasksOutput, error)
 	DescribeTasks(context.Context, *ecs.DescribeTasksInput, ...func(*ecs.Options)) (*ecs.DescribeTasksOutput, error)
+	DescribeTaskDefinition(context.Context, *ecs.DescribeTaskDefinitionInput, ...func(*ecs.Options)) (*ecs.DescribeTaskDefinitionOutput, error)
+	ListServiceDeployments(context.Context, *ecs.ListServiceDeploymentsInput, ...func(*ecs.Options)) (*ecs.ListServiceDeploymentsOutput, error)
+	DescribeServiceDeployments(context.Context, *ecs.DescribeServiceDeploymentsInput, ...func(*ecs.Options)) (*ecs.DescribeServiceDeploymentsOutput, error)
+	ContinueServiceDeployment(context.Context, *ecs.ContinueServiceDeploymentInput, ...func(*ecs.Options)) (*ecs.ContinueServiceDeploymentOutput, error)
 }
 
 // ELBAPI is the part of the elasticloadbalancingv2 client this package uses.
@@ -56,14 +62,44 @@ type CodeDeployAPI interface {
 	GetDeployment(context.Context, *codedeploy.GetDeploymentInput, ...func(*codedeploy.Options)) (*codedeploy.GetDeploymentOutput, error)
 	GetDeploymentTarget(context.Context, *codedeploy.GetDeploymentTargetInput, ...func(*codedeploy.Options)) (*codedeploy.GetDeploymentTargetOutput, error)
 	StopDeployment(context.Context, *codedeploy.StopDeploymentInput, ...func(*codedeploy.Options)) (*codedeploy.StopDeploymentOutput, error)
+	ContinueDeployment(context.Context, *codedeploy.ContinueDeploymentInput, ...func(*codedeploy.Options)) (*codedeploy.ContinueDeploymentOutput, error)
+}
+
+// CloudFormationAPI is the part of the CloudFormation client this package uses.
+type CloudFormationAPI interface {
+	DescribeStacks(context.Context, *cloudformation.DescribeStacksInput, ...func(*cloudformation.Options)) (*cloudformation.DescribeStacksOutput, error)
 }
 
 // Clients are the AWS clients of one region.
 type Clients struct {
-	ECS        ECSAPI
-	ELB        ELBAPI
-	CloudWatch CloudWatchAPI
-	CodeDeploy CodeDeployAPI
+	ECS            ECSAPI
+	ELB            ELBAPI
+	CloudWatch     CloudWatchAPI
+	CodeDeploy     CodeDeployAPI
+	CloudFormation CloudFormationAPI
+}
+
+// StackOutputs returns the outputs of a stack by key; a stack that is not
+// (yet) complete is an error naming its status.
+func StackOutputs(ctx context.Context, api CloudFormationAPI, stack string) (map[string]string, error) {
+	out, err := api.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: &stack})
+	if err != nil {
+		return nil, explain(err, "stack "+stack)
+	}
+	if len(out.Stacks) == 0 {
+		return nil, fmt.Errorf("aws: stack %s not found: deploy it (aws cloudformation deploy) or fix environments.<env>.ecs.stack", stack)
+	}
+	st := out.Stacks[0]
+	switch st.StackStatus {
+	case cftypes.StackStatusCreateComplete, cftypes.StackStatusUpdateComplete, cftypes.StackStatusUpdateRollbackComplete, cftypes.StackStatusImportComplete:
+	default:
+		return nil, fmt.Errorf("aws: stack %s is %s: wait for it to complete (or fix it) before deploying", stack, st.StackStatus)
+	}
+	m := map[string]string{}
+	for _, o := range st.Outputs {
+		m[aws.ToString(o.OutputKey)] = aws.ToString(o.OutputValue)
+	}
+	return m, nil
 }
 
 // ClientOptions say where and how to reach AWS.
@@ -113,9 +149,10 @@ func NewClients(ctx context.Context, o ClientOptions) (Clients, error) {
 		base = aws.String(o.Endpoint)
 	}
 	return Clients{
-		ECS:        ecs.NewFromConfig(cfg, func(opt *ecs.Options) { opt.BaseEndpoint = base }),
-		ELB:        elb.NewFromConfig(cfg, func(opt *elb.Options) { opt.BaseEndpoint = base }),
-		CloudWatch: cloudwatch.NewFromConfig(cfg, func(opt *cloudwatch.Options) { opt.BaseEndpoint = base }),
-		CodeDeploy: codedeploy.NewFromConfig(cfg, func(opt *codedeploy.Options) { opt.BaseEndpoint = base }),
+		ECS:            ecs.NewFromConfig(cfg, func(opt *ecs.Options) { opt.BaseEndpoint = base }),
+		ELB:            elb.NewFromConfig(cfg, func(opt *elb.Options) { opt.BaseEndpoint = base }),
+		CloudWatch:     cloudwatch.NewFromConfig(cfg, func(opt *cloudwatch.Options) { opt.BaseEndpoint = base }),
+		CodeDeploy:     codedeploy.NewFromConfig(cfg, func(opt *codedeploy.Options) { opt.BaseEndpoint = base }),
+		CloudFormation: cloudformation.NewFromConfig(cfg, func(opt *cloudformation.Options) { opt.BaseEndpoint = base }),
 	}, nil
 }

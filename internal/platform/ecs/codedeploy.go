@@ -87,7 +87,6 @@ type BlueGreenOptions struct {
 	DeploymentGroup string
 	Traffic         string            // cutover traffic name (config.Strategy.Traffic)
 	Hooks           map[string]string // AppSpec hook -> Lambda function
-	Timeout         time.Duration     // 0: wait until ctx ends
 }
 
 // BlueGreenPhase is where a CodeDeploy deployment stands.
@@ -118,6 +117,23 @@ type BlueGreenState struct {
 	Reason       string         `json:"reason,omitempty"`
 	RolledBack   bool           `json:"rolled_back,omitempty"`
 	Events       []Event        `json:"events,omitempty"`
+	// Traffic is the share of production traffic (percent) on the
+	// replacement (green) task set, from the deployment target.
+	Traffic float64 `json:"traffic"`
+	// What the deployment itself says it will wait for: one traffic shifting
+	// step of its configuration, the wait for a continue (Ready), and the
+	// termination wait keeping the original tasks after the shift.
+	Step            time.Duration `json:"step,omitempty"`
+	ReadyWait       time.Duration `json:"ready_wait,omitempty"`
+	TerminationWait time.Duration `json:"termination_wait,omitempty"`
+	// StoppedByCutover says cutover stopped the deployment (with automatic
+	// rollback) because it stopped making progress or cutover was interrupted.
+	StoppedByCutover bool `json:"stopped_by_cutover,omitempty"`
+	// GreenTaskSet is the replacement task set's ID, once CodeDeploy made it.
+	GreenTaskSet string `json:"green_task_set,omitempty"`
+	// News are the ECS service events and stopped-task reasons of the new
+	// tasks since the previous poll.
+	News []string `json:"news,omitempty"`
 }
 
 // Done says whether waiting is over. Baking is not done: a rollback is
@@ -142,9 +158,38 @@ func (s BlueGreenState) Err() error {
 	return nil
 }
 
-// DecideBlueGreen is the pure decision from a deployment and its lifecycle events.
-func DecideBlueGreen(d cdtypes.DeploymentInfo, events []cdtypes.LifecycleEvent) BlueGreenState {
-	s := BlueGreenState{DeploymentID: aws.ToString(d.DeploymentId), Status: string(d.Status)}
+// stepOfConfig is the traffic shifting step of CodeDeploy's predefined ECS
+// configurations: the canary's wait or the linear interval.
+var stepOfConfig = map[string]time.Duration{
+	"CodeDeployDefault.ECSAllAtOnce":                    0,
+	"CodeDeployDefault.ECSCanary10Percent5Minutes":      5 * time.Minute,
+	"CodeDeployDefault.ECSCanary10Percent15Minutes":     15 * time.Minute,
+	"CodeDeployDefault.ECSLinear10PercentEvery1Minutes": time.Minute,
+	"CodeDeployDefault.ECSLinear10PercentEvery3Minutes": 3 * time.Minute,
+}
+
+// DecideBlueGreen is the pure decision from a deployment and its ECS target
+// (nil before CodeDeploy starts the ECS deployment).
+func DecideBlueGreen(d cdtypes.DeploymentInfo, target *cdtypes.ECSTarget) BlueGreenState {
+	s := BlueGreenState{DeploymentID: aws.ToString(d.DeploymentId), Status: string(d.Status), Step: stepOfConfig[aws.ToString(d.DeploymentConfigName)]}
+	if c := d.BlueGreenDeploymentConfiguration; c != nil {
+		if r := c.DeploymentReadyOption; r != nil && r.ActionOnTimeout == cdtypes.DeploymentReadyActionStopDeployment {
+			s.ReadyWait = time.Duration(r.WaitTimeInMinutes) * time.Minute
+		}
+		if t := c.TerminateBlueInstancesOnDeploymentSuccess; t != nil {
+			s.TerminationWait = time.Duration(t.TerminationWaitTimeInMinutes) * time.Minute
+		}
+	}
+	var events []cdtypes.LifecycleEvent
+	if target != nil {
+		events = target.LifecycleEvents
+		for _, ts := range target.TaskSetsInfo {
+			if ts.TaskSetLabel == cdtypes.TargetLabelGreen {
+				s.Traffic = ts.TrafficWeight
+				s.GreenTaskSet = aws.ToString(ts.Identifer)
+			}
+		}
+	}
 	if d.ErrorInformation != nil {
 		s.Reason = aws.ToString(d.ErrorInformation.Message)
 	}
@@ -232,17 +277,77 @@ func (p *Platform) StartBlueGreen(ctx context.Context, service string, rev store
 	return id, nil
 }
 
-// WaitBlueGreen polls the deployment and its lifecycle events until it
-// ends, telling progress each poll. A failed or stopped deployment is an error.
-func (p *Platform) WaitBlueGreen(ctx context.Context, service, id string, progress func(BlueGreenState)) (BlueGreenState, error) {
+// eventDone says whether the lifecycle event ended successfully.
+func (s BlueGreenState) eventDone(name string) bool {
+	for _, e := range s.Events {
+		if e.Name == name {
+			return e.Status == string(cdtypes.LifecycleEventStatusSucceeded)
+		}
+	}
+	return false
+}
+
+// progressKey changes whenever the deployment moves: its status, a
+// lifecycle event's status, the traffic weight, the termination wait starting.
+func (s BlueGreenState) progressKey() string {
+	k := fmt.Sprintf("%s|%s|%g", s.Status, s.Phase, s.Traffic)
+	for _, e := range s.Events {
+		k += "|" + e.Name + "=" + e.Status
+	}
+	return k
+}
+
+// Allowance is how long a deployment in state s may go without progress
+// before cutover calls it stuck, and whether stopping it then is safe. The
+// new tasks' health checks and each hook get health (--timeout); a traffic
+// shift gets one step of the configuration more; the wait for a continue and
+// the termination wait get their own length more, and are never stopped:
+// CodeDeploy ends them itself, and stopping during the termination wait
+// would roll back a deployment whose new tasks already serve all traffic.
+func Allowance(s BlueGreenState, health time.Duration) (time.Duration, bool) {
+	switch {
+	case s.Phase == BlueGreenBaking:
+		return s.TerminationWait + health, false
+	case s.Status == string(cdtypes.DeploymentStatusReady):
+		return s.ReadyWait + health, false
+	case s.Phase == BlueGreenShifting && s.Traffic > 0 && !s.eventDone("AllowTraffic"):
+		return s.Step + health, true
+	}
+	return health, true
+}
+
+// StuckError says a deployment made no progress for longer than its allowance.
+type StuckError struct {
+	State  BlueGreenState
+	Waited time.Duration
+}
+
+func (e *StuckError) Error() string {
+	return fmt.Sprintf("codedeploy: deployment %s made no progress for %s while %s (status %s, %g%% of traffic on the new tasks)",
+		e.State.DeploymentID, e.Waited, e.State.Phase, e.State.Status, e.State.Traffic)
+}
+
+// WaitBlueGreen polls the deployment and its ECS target until it ends,
+// telling progress each poll. A failed or stopped deployment is an error.
+//
+// The wait is bounded by what the deployment waits for, not by a total: each
+// stretch without progress may last its Allowance (health bounds the new
+// tasks becoming healthy and each hook). When a stretch overruns, or ctx
+// ends, cutover stops the deployment with automatic rollback rather than
+// leave one nobody watches, except where Allowance says stopping is unsafe
+// (the termination wait, the wait for a continue): then it returns the error
+// and leaves the deployment to CodeDeploy. StoppedByCutover tells which.
+func (p *Platform) WaitBlueGreen(ctx context.Context, service, id string, health time.Duration, progress func(BlueGreenState)) (BlueGreenState, error) {
 	target := p.o.Cluster + ":" + p.o.Services[service].ECSService
 	var last BlueGreenState
+	key, since := "", p.o.Clock.Now()
+	news := newActivity(since)
 	err := p.poll(ctx, func() (bool, error) {
 		d, err := p.c.CodeDeploy.GetDeployment(ctx, &codedeploy.GetDeploymentInput{DeploymentId: &id})
 		if err != nil {
 			return false, explain(err, "deployment "+id)
 		}
-		var events []cdtypes.LifecycleEvent
+		var ecsTarget *cdtypes.ECSTarget
 		t, err := p.c.CodeDeploy.GetDeploymentTarget(ctx, &codedeploy.GetDeploymentTargetInput{DeploymentId: &id, TargetId: &target})
 		var missing *cdtypes.DeploymentTargetDoesNotExistException
 		switch {
@@ -250,33 +355,94 @@ func (p *Platform) WaitBlueGreen(ctx context.Context, service, id string, progre
 			// The target appears once CodeDeploy starts the ECS deployment.
 		case err != nil:
 			return false, explain(err, "deployment target "+target)
-		case t.DeploymentTarget != nil && t.DeploymentTarget.EcsTarget != nil:
-			events = t.DeploymentTarget.EcsTarget.LifecycleEvents
+		case t.DeploymentTarget != nil:
+			ecsTarget = t.DeploymentTarget.EcsTarget
 		}
-		last = DecideBlueGreen(*d.DeploymentInfo, events)
+		last = DecideBlueGreen(*d.DeploymentInfo, ecsTarget)
+		svc, err := p.describe(ctx, service)
+		if err != nil {
+			return false, err
+		}
+		last.News = news.events(svc)
+		if !last.Done() {
+			stopped, err := p.stopped(ctx, service, last.GreenTaskSet, news)
+			if err != nil {
+				return false, err
+			}
+			last.News = append(last.News, stopped...)
+		}
 		if progress != nil {
 			progress(last)
 		}
-		return last.Done(), nil
+		if last.Done() {
+			return true, nil
+		}
+		now := p.o.Clock.Now()
+		if k := last.progressKey(); k != key {
+			key, since = k, now
+		}
+		if allow, _ := Allowance(last, health); health > 0 && now.Sub(since) > allow {
+			return false, &StuckError{State: last, Waited: now.Sub(since)}
+		}
+		return false, nil
 	})
-	if err != nil {
-		return last, fmt.Errorf("codedeploy: waiting for deployment %s: %w", id, err)
+	if err == nil {
+		return last, last.Err()
 	}
-	return last, last.Err()
+	err = fmt.Errorf("codedeploy: waiting for deployment %s: %w", id, err)
+	if _, stop := Allowance(last, health); !stop {
+		return last, fmt.Errorf("%w; not stopped: CodeDeploy finishes it (see `aws deploy get-deployment --deployment-id %s`)", err, id)
+	}
+	if serr := p.StopBlueGreen(context.WithoutCancel(ctx), id); serr != nil {
+		return last, fmt.Errorf("%w; stopping it failed too, stop it in the CodeDeploy console: %v", err, serr)
+	}
+	last.StoppedByCutover = true
+	return last, fmt.Errorf("%w; stopped it with automatic rollback", err)
 }
 
-// DeployBlueGreen starts a CodeDeploy blue/green deployment and waits for it.
-func (p *Platform) DeployBlueGreen(ctx context.Context, service string, rev store.Revision, o BlueGreenOptions, progress func(BlueGreenState)) (BlueGreenState, error) {
-	id, err := p.StartBlueGreen(ctx, service, rev, o)
-	if err != nil {
-		return BlueGreenState{}, err
+// BlueGreenRun is one CodeDeploy blue/green deployment of every service of
+// the environment, each through its own deployment group.
+type BlueGreenRun struct {
+	Application string
+	Groups      map[string]string // service -> deployment group
+	Traffic     string            // cutover traffic name (config.Strategy.Traffic)
+	Hooks       map[string]string // AppSpec hook -> Lambda function
+	Health      time.Duration     // how long new tasks and each hook may take (--timeout)
+	// Started is told each deployment as soon as it exists, to record it
+	// (so `cutover stop` can stop it) before the wait; an error aborts.
+	Started  func(service, id string) error
+	Progress func(service string, st BlueGreenState)
+}
+
+// DeployBlueGreen deploys the services one after the other, in name order,
+// each waiting as WaitBlueGreen does; the first that does not succeed ends
+// the run (later services are not deployed) and its state and error are
+// returned with its name.
+func (p *Platform) DeployBlueGreen(ctx context.Context, rev store.Revision, o BlueGreenRun) (string, BlueGreenState, error) {
+	for _, name := range p.names() {
+		group := o.Groups[name]
+		if group == "" {
+			return name, BlueGreenState{}, fmt.Errorf("ecs: service %s has no CodeDeploy deployment group", name)
+		}
+		id, err := p.StartBlueGreen(ctx, name, rev, BlueGreenOptions{Application: o.Application, DeploymentGroup: group, Traffic: o.Traffic, Hooks: o.Hooks})
+		if err != nil {
+			return name, BlueGreenState{}, err
+		}
+		if o.Started != nil {
+			if err := o.Started(name, id); err != nil {
+				return name, BlueGreenState{DeploymentID: id}, err
+			}
+		}
+		st, err := p.WaitBlueGreen(ctx, name, id, o.Health, func(st BlueGreenState) {
+			if o.Progress != nil {
+				o.Progress(name, st)
+			}
+		})
+		if err != nil {
+			return name, st, err
+		}
 	}
-	if o.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.Timeout)
-		defer cancel()
-	}
-	return p.WaitBlueGreen(ctx, service, id, progress)
+	return "", BlueGreenState{}, nil
 }
 
 // StopBlueGreen stops a deployment with auto rollback: `cutover stop` while

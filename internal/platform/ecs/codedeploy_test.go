@@ -6,10 +6,12 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	cdtypes "github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 )
 
@@ -23,7 +25,7 @@ func TestCodeDeployStatusesCovered(t *testing.T) {
 		}
 	}
 	for _, v := range cdtypes.LifecycleEventStatus("").Values() {
-		s := DecideBlueGreen(cdtypes.DeploymentInfo{Status: cdtypes.DeploymentStatusInProgress}, []cdtypes.LifecycleEvent{{LifecycleEventName: aws.String("Install"), Status: v}})
+		s := DecideBlueGreen(cdtypes.DeploymentInfo{Status: cdtypes.DeploymentStatusInProgress}, &cdtypes.ECSTarget{LifecycleEvents: []cdtypes.LifecycleEvent{{LifecycleEventName: aws.String("Install"), Status: v}}})
 		if strings.HasPrefix(s.Events[0].Status, "unknown status") {
 			t.Errorf("lifecycle event status %q from the SDK is not handled by DecideBlueGreen", v)
 		}
@@ -33,7 +35,7 @@ func TestCodeDeployStatusesCovered(t *testing.T) {
 func TestDecideBlueGreen(t *testing.T) {
 	cases := []struct {
 		d      cdtypes.DeploymentInfo
-		events []cdtypes.LifecycleEvent
+		target *cdtypes.ECSTarget
 		phase  BlueGreenPhase
 		err    string
 	}{
@@ -42,13 +44,13 @@ func TestDecideBlueGreen(t *testing.T) {
 		{cdtypes.DeploymentInfo{Status: cdtypes.DeploymentStatusInProgress, InstanceTerminationWaitTimeStarted: true}, nil, BlueGreenBaking, ""},
 		{cdtypes.DeploymentInfo{Status: cdtypes.DeploymentStatusSucceeded}, nil, BlueGreenSucceeded, ""},
 		{cdtypes.DeploymentInfo{Status: cdtypes.DeploymentStatusFailed, RollbackInfo: &cdtypes.RollbackInfo{RollbackDeploymentId: aws.String("d-2")}},
-			[]cdtypes.LifecycleEvent{{LifecycleEventName: aws.String("AfterAllowTestTraffic"), Status: cdtypes.LifecycleEventStatusFailed, Diagnostics: &cdtypes.Diagnostics{Message: aws.String("hook returned Failed")}}},
+			&cdtypes.ECSTarget{LifecycleEvents: []cdtypes.LifecycleEvent{{LifecycleEventName: aws.String("AfterAllowTestTraffic"), Status: cdtypes.LifecycleEventStatusFailed, Diagnostics: &cdtypes.Diagnostics{Message: aws.String("hook returned Failed")}}}},
 			BlueGreenFailed, "Failed and was rolled back: lifecycle event AfterAllowTestTraffic failed: hook returned Failed"},
 		{cdtypes.DeploymentInfo{Status: cdtypes.DeploymentStatusStopped, ErrorInformation: &cdtypes.ErrorInformation{Message: aws.String("stopped by user")}}, nil, BlueGreenStopped, "stopped by user"},
 		{cdtypes.DeploymentInfo{Status: "Exploded"}, nil, BlueGreenFailed, "unknown deployment status"},
 	}
 	for _, c := range cases {
-		s := DecideBlueGreen(c.d, c.events)
+		s := DecideBlueGreen(c.d, c.target)
 		err := s.Err()
 		if s.Phase != c.phase || (err != nil) != (c.err != "") || (err != nil && !strings.Contains(err.Error(), c.err)) {
 			t.Errorf("%s: phase %s err %v, want %s %q", c.d.Status, s.Phase, err, c.phase, c.err)
@@ -99,12 +101,14 @@ func TestWaitBlueGreenStub(t *testing.T) {
 				{LifecycleEventName: aws.String("Install"), Status: cdtypes.LifecycleEventStatusSucceeded},
 				{LifecycleEventName: aws.String("AllowTraffic"), Status: cdtypes.LifecycleEventStatusSucceeded},
 			}}}}, nil
+		case "DescribeServices":
+			return &ecs.DescribeServicesOutput{Services: []types.Service{{ServiceName: aws.String("backend"), Status: aws.String("ACTIVE")}}}, nil
 		}
 		return nil, errors.New("unexpected " + op)
 	}}
 	p := stubPlatform(t, s)
 	var phases []BlueGreenPhase
-	st, err := p.WaitBlueGreen(context.Background(), "backend", "d-1", func(s BlueGreenState) { phases = append(phases, s.Phase) })
+	st, err := p.WaitBlueGreen(context.Background(), "backend", "d-1", time.Minute, func(s BlueGreenState) { phases = append(phases, s.Phase) })
 	if err == nil || !strings.Contains(err.Error(), "rolled back: alarm backend-5xx in ALARM") {
 		t.Fatalf("err %v", err)
 	}

@@ -52,6 +52,8 @@ func serviceAction(id string) string {
 		return "cloudwatch"
 	case "ECS":
 		return "ecs"
+	case "CloudFormation":
+		return "cloudformation"
 	}
 	return strings.ReplaceAll(id, " ", "")
 }

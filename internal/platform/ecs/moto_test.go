@@ -220,6 +220,7 @@ func (m *moto) platform(t *testing.T, e env) *Platform {
 			Env:          map[string]string{"MODE": "prod"},
 			Secrets:      map[string]string{"DB_PASSWORD": "arn:aws:ssm:us-east-1:123456789012:parameter/db"},
 			TargetGroups: e.tgs, Listener: e.listener, TestListener: e.testListener,
+			TaskRoleARN: "arn:aws:iam::123456789012:role/backend", StopTimeout: 200 * time.Second,
 		}},
 		PollInterval: 10 * time.Millisecond, MaxPollDelay: 50 * time.Millisecond, Log: slog.New(slog.DiscardHandler),
 	})

@@ -32,8 +32,30 @@ type NativeOptions struct {
 	StepWait      time.Duration // CANARY/LINEAR: wait after the canary or each step
 	RoleARN       string        // role ECS assumes to change the listener rules
 	Hooks         []Hook
-	Alarms        []string      // CloudWatch alarms that roll the deployment back
-	Timeout       time.Duration // 0: wait until ctx ends
+	Alarms        []string // CloudWatch alarms that roll the deployment back
+	// ManualWait, when set, pauses the deployment before production traffic
+	// moves until `cutover continue` (ContinueNative), rolling back when
+	// nobody continues it within ManualWait.
+	ManualWait time.Duration
+	// Timeout bounds the new tasks becoming healthy (--timeout); the wait
+	// adds the strategy's own shifting and bake time (ShiftTime). 0: wait until ctx ends.
+	Timeout time.Duration
+}
+
+// ShiftTime is how long ECS itself takes to shift traffic and bake once the
+// new tasks are healthy: the canary's wait, or one wait per linear step, then
+// the bake time. The wait of a deployment must not cut into it.
+func ShiftTime(o NativeOptions) time.Duration {
+	t := o.BakeTime + o.ManualWait
+	switch types.DeploymentStrategy(o.Strategy) {
+	case types.DeploymentStrategyCanary:
+		t += o.StepWait
+	case types.DeploymentStrategyLinear:
+		if o.LinearPercent > 0 {
+			t += time.Duration(math.Ceil(100/o.LinearPercent)) * o.StepWait
+		}
+	}
+	return t
 }
 
 // NativeStrategies are the strategies DeployNative accepts.
@@ -70,6 +92,12 @@ func NativeConfiguration(o NativeOptions) (*types.DeploymentConfiguration, error
 	}
 	if len(o.Alarms) > 0 {
 		c.Alarms = &types.DeploymentAlarms{AlarmNames: o.Alarms, Enable: true, Rollback: true}
+	}
+	if o.ManualWait > 0 {
+		c.LifecycleHooks = append(c.LifecycleHooks, types.DeploymentLifecycleHook{
+			TargetType: types.DeploymentLifecycleHookTargetTypePause, LifecycleStages: []types.DeploymentLifecycleHookStage{types.DeploymentLifecycleHookStagePreProductionTrafficShift},
+			TimeoutConfiguration: &types.DeploymentLifecycleHookTimeoutConfiguration{Action: types.DeploymentLifecycleHookActionRollback, TimeoutInMinutes: minutes(o.ManualWait)},
+		})
 	}
 	stages := types.DeploymentLifecycleHookStage("").Values()
 	for _, h := range o.Hooks {
@@ -148,5 +176,9 @@ func (p *Platform) DeployNative(ctx context.Context, service string, rev store.R
 	if err != nil {
 		return Rollout{}, err
 	}
-	return p.updateService(ctx, service, s, rev, "native blue/green ("+o.Strategy+")", cfg, []types.LoadBalancer{lb}, o.Alarms, o.Timeout, progress)
+	timeout := o.Timeout
+	if timeout > 0 {
+		timeout += ShiftTime(o)
+	}
+	return p.updateService(ctx, service, s, rev, "native blue/green ("+o.Strategy+")", cfg, []types.LoadBalancer{lb}, o.Alarms, timeout, progress)
 }

@@ -99,6 +99,8 @@ func TestDeployNativeAlarmStub(t *testing.T) {
 				dep("d2", "PRIMARY", "td:2", types.DeploymentRolloutStateInProgress, "", 0), dep("d1", "ACTIVE", "td:1", types.DeploymentRolloutStateCompleted, "", 0)}}}}, nil
 		case "DescribeAlarms":
 			return alarmsOut(AlarmState{"p95", "ALARM", "Threshold Crossed"}), nil
+		case "ListTasks":
+			return &ecs.ListTasksOutput{}, nil // no task stopped
 		}
 		return nil, errors.New("unexpected " + op)
 	}
@@ -164,5 +166,23 @@ func TestNativeOnMoto(t *testing.T) {
 	if aws.ToString(h.HookTargetArn) != hook.LambdaARN || aws.ToString(h.RoleArn) != hook.RoleARN ||
 		fmt.Sprint(h.LifecycleStages) != "[POST_TEST_TRAFFIC_SHIFT PRE_PRODUCTION_TRAFFIC_SHIFT]" || up.DeploymentConfiguration.Strategy != types.DeploymentStrategyLinear {
 		t.Errorf("lifecycle hook sent %+v (strategy %s)", h, up.DeploymentConfiguration.Strategy)
+	}
+}
+
+// TestShiftTime: --timeout bounds task health; ECS's own shifting and bake come on top.
+func TestShiftTime(t *testing.T) {
+	cases := []struct {
+		o    NativeOptions
+		want time.Duration
+	}{
+		{NativeOptions{Strategy: "BLUE_GREEN", BakeTime: 5 * time.Minute}, 5 * time.Minute},
+		{NativeOptions{Strategy: "CANARY", CanaryPercent: 10, StepWait: 15 * time.Minute, BakeTime: 5 * time.Minute}, 20 * time.Minute},
+		{NativeOptions{Strategy: "LINEAR", LinearPercent: 10, StepWait: time.Minute, BakeTime: 5 * time.Minute}, 15 * time.Minute},
+		{NativeOptions{Strategy: "LINEAR", LinearPercent: 30, StepWait: 2 * time.Minute}, 8 * time.Minute},
+	}
+	for _, c := range cases {
+		if got := ShiftTime(c.o); got != c.want {
+			t.Errorf("%+v: %s, want %s", c.o, got, c.want)
+		}
 	}
 }

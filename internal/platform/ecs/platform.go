@@ -36,6 +36,11 @@ type Service struct {
 	Listener, Rule string
 	// Test traffic (blue/green): the same, for the test listener. Optional.
 	TestListener, TestRule string
+	// TaskRoleARN is the role this service's containers run as; Options.TaskRoleARN when empty.
+	TaskRoleARN string
+	// StopTimeout is how long ECS waits after SIGTERM before SIGKILL
+	// (clamped to Fargate's 2 to 120 seconds; ECS's default when 0).
+	StopTimeout time.Duration
 }
 
 // Options describe an environment on ECS.
@@ -55,7 +60,21 @@ type Options struct {
 	// OnTaskDefinition is told each task definition registered, to record it against the revision.
 	OnTaskDefinition func(revision, service, arn string)
 	Log              *slog.Logger
+	// Clock paces polls and measures how long a deployment has waited; the
+	// wall clock when nil (tests simulate long deployments with a fake one).
+	Clock Clock
 }
+
+// Clock is the time source of waits: Now, and a channel that fires after d.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time                         { return time.Now() }
+func (wallClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // Platform implements deploy.Platform on ECS task sets. One Platform serves
 // one environment from one goroutine, as the contract allows.
@@ -99,6 +118,9 @@ func New(c Clients, o Options) (*Platform, error) {
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
+	}
+	if o.Clock == nil {
+		o.Clock = wallClock{}
 	}
 	return &Platform{c: c, o: o, counts: map[string]map[string]int{}}, nil
 }

@@ -31,6 +31,9 @@ type Rollout struct {
 	Running      int          `json:"running"`
 	Pending      int          `json:"pending"`
 	FailedTasks  int          `json:"failed_tasks"`
+	// News are the service events and stopped-task reasons ECS gave since
+	// the previous poll, for the deploying user to see as they happen.
+	News []string `json:"news,omitempty"`
 }
 
 // Done says whether waiting is over.
@@ -163,10 +166,14 @@ func (p *Platform) updateService(ctx context.Context, service string, s Service,
 func (p *Platform) waitDeployment(ctx context.Context, service string, svc *types.Service, td string, alarms []string, timeout time.Duration, progress func(Rollout)) (Rollout, error) {
 	s := p.o.Services[service]
 	var id, previous string
+	since := p.o.Clock.Now()
 	for _, d := range svc.Deployments {
 		switch aws.ToString(d.Status) {
 		case "PRIMARY":
 			id = aws.ToString(d.Id)
+			if d.CreatedAt != nil {
+				since = *d.CreatedAt
+			}
 		case "ACTIVE":
 			previous = aws.ToString(d.TaskDefinition)
 		}
@@ -177,12 +184,22 @@ func (p *Platform) waitDeployment(ctx context.Context, service string, svc *type
 		defer cancel()
 	}
 	var last Rollout
+	news := newActivity(since)
 	err := p.poll(ctx, func() (bool, error) {
 		svc, err := p.describe(ctx, service)
 		if err != nil {
 			return false, err
 		}
 		last = DecideRollout(svc, id, td)
+		last.News = news.events(svc)
+		if last.Phase != RolloutCompleted {
+			// Why new tasks stopped: what the user needs while it goes wrong.
+			stopped, err := p.stopped(ctx, service, id, news)
+			if err != nil {
+				return false, err
+			}
+			last.News = append(last.News, stopped...)
+		}
 		if !last.Done() && len(alarms) > 0 {
 			states, err := p.AlarmStates(ctx, alarms)
 			if err != nil {
@@ -219,12 +236,10 @@ func (p *Platform) poll(ctx context.Context, check func() (bool, error)) error {
 		if err != nil || done {
 			return err
 		}
-		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return ctx.Err()
-		case <-t.C:
+		case <-p.o.Clock.After(delay):
 		}
 		delay = min(delay*2, p.o.MaxPollDelay)
 	}

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/cutoverdev/cutover/internal/store"
 )
 
 func dep(id, status, td string, state types.DeploymentRolloutState, reason string, failed int32) types.Deployment {
@@ -86,7 +89,22 @@ func TestDeployRollingRollbackStub(t *testing.T) {
 				svc.Deployments = []types.Deployment{dep("d3", "PRIMARY", "td:1", types.DeploymentRolloutStateInProgress, "", 0),
 					dep("d2", "ACTIVE", "td:2", types.DeploymentRolloutStateFailed, "ECS deployment circuit breaker: tasks failed to start.", 3)}
 			}
+			// ECS lists events newest first; an old one from before the deployment is not news.
+			now := time.Now()
+			svc.Events = []types.ServiceEvent{{Id: aws.String("e-old"), CreatedAt: aws.Time(now.Add(-time.Hour)), Message: aws.String("(service backend) has reached a steady state.")}}
+			if polls >= 2 {
+				svc.Events = append([]types.ServiceEvent{{Id: aws.String("e-1"), CreatedAt: aws.Time(now), Message: aws.String("(service backend) has started 2 tasks: (task 1a2b).")}}, svc.Events...)
+			}
 			return &ecs.DescribeServicesOutput{Services: []types.Service{svc}}, nil
+		case "ListTasks":
+			if l := in.(*ecs.ListTasksInput); aws.ToString(l.StartedBy) != "d2" || l.DesiredStatus != types.DesiredStatusStopped {
+				return nil, errors.New("ListTasks not for the deployment's stopped tasks")
+			}
+			return &ecs.ListTasksOutput{TaskArns: []string{"arn:aws:ecs:us-east-1:123456789012:task/c/1a2b"}}, nil
+		case "DescribeTasks":
+			return &ecs.DescribeTasksOutput{Tasks: []types.Task{{TaskArn: aws.String("arn:aws:ecs:us-east-1:123456789012:task/c/1a2b"),
+				StopCode: types.TaskStopCodeEssentialContainerExited, StoppedReason: aws.String("Essential container in task exited"),
+				Containers: []types.Container{{Name: aws.String("backend"), ExitCode: aws.Int32(2), Reason: aws.String("panic: no DATABASE_URL")}}}}}, nil
 		case "DescribeAlarms":
 			// The alarm gate reads the alarm each poll; it stays OK here.
 			return alarmsOut(AlarmState{"p95", "OK", ""}), nil
@@ -101,6 +119,18 @@ func TestDeployRollingRollbackStub(t *testing.T) {
 	}
 	if r.Phase != RolloutRolledBack || r.FailedTasks != 3 || len(seen) != 3 || seen[1].FailedTasks != 2 {
 		t.Errorf("rollout %+v, progress %+v", r, seen)
+	}
+	// Each event and each stopped task's reason is told once, as it happens.
+	var news []string
+	for _, r := range seen {
+		news = append(news, r.News...)
+	}
+	want := []string{
+		"task 1a2b stopped: Essential container in task exited (container backend: panic: no DATABASE_URL) (exit code 2)",
+		"(service backend) has started 2 tasks: (task 1a2b).",
+	}
+	if strings.Join(news, "\n") != strings.Join(want, "\n") {
+		t.Errorf("news\n got %q\nwant %q", news, want)
 	}
 }
 
@@ -125,6 +155,25 @@ func TestRollingOnMoto(t *testing.T) {
 	svc := m.wantUpdated(t, "rolling", e)
 	if dc := svc.DeploymentConfiguration; dc == nil || dc.DeploymentCircuitBreaker == nil || !dc.DeploymentCircuitBreaker.Rollback {
 		t.Errorf("deployment configuration %+v: want the circuit breaker with rollback", dc)
+	}
+
+	// deploy --diff: what the next revision changes, read against the task
+	// definition the service runs in moto.
+	next := rev("4")
+	next.Services["backend"] = store.ServiceRevision{Image: next.Services["backend"].Image}
+	p.o.Services["backend"] = Service{ECSService: "backend", Port: 3001, CPU: "256", Memory: "1024", Env: map[string]string{"MODE": "canary"}}
+	diff, err := p.TaskDefinitionDiff(ctx, "backend", next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"+ container backend env MODE: canary",
+		"- container backend image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/backend@sha256:" + strings.Repeat("3", 64),
+		"+ container backend image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/backend@sha256:" + strings.Repeat("4", 64),
+		"- memory: 512", "+ memory: 1024",
+	}
+	if strings.Join(diff, "\n") != strings.Join(want, "\n") {
+		t.Errorf("diff\n got %q\nwant %q", diff, want)
 	}
 }
 

@@ -1,9 +1,11 @@
 package ecs
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -37,17 +39,23 @@ func (p *Platform) registerTaskDefinition(ctx context.Context, name, revID strin
 }
 
 // taskDefinitionInput is pure: the task definition of a service at a revision.
-// The image is the revision's image, pinned by digest.
+// The image is the revision's image, pinned by digest. As in the exported
+// templates, the root filesystem is read-only (write to volumes or /tmp
+// mounts), and the service's stop timeout and own task role are kept.
 func (p *Platform) taskDefinitionInput(name, revID string, sr store.ServiceRevision) *ecs.RegisterTaskDefinitionInput {
 	s := p.o.Services[name]
 	c := types.ContainerDefinition{
-		Name:      aws.String(p.container(name)),
-		Image:     aws.String(sr.Image),
-		Essential: aws.Bool(true),
+		Name:                   aws.String(p.container(name)),
+		Image:                  aws.String(sr.Image),
+		Essential:              aws.Bool(true),
+		ReadonlyRootFilesystem: aws.Bool(true),
 		PortMappings: []types.PortMapping{{
 			ContainerPort: aws.Int32(int32(s.Port)),
 			Protocol:      types.TransportProtocolTcp,
 		}},
+	}
+	if s.StopTimeout > 0 {
+		c.StopTimeout = aws.Int32(int32(min(max(s.StopTimeout/time.Second, 2), 120)))
 	}
 	for _, k := range sortedKeys(s.Env) {
 		c.Environment = append(c.Environment, types.KeyValuePair{Name: aws.String(k), Value: aws.String(s.Env[k])})
@@ -77,8 +85,8 @@ func (p *Platform) taskDefinitionInput(name, revID string, sr store.ServiceRevis
 	if p.o.ExecutionRoleARN != "" {
 		in.ExecutionRoleArn = aws.String(p.o.ExecutionRoleARN)
 	}
-	if p.o.TaskRoleARN != "" {
-		in.TaskRoleArn = aws.String(p.o.TaskRoleARN)
+	if role := cmp.Or(s.TaskRoleARN, p.o.TaskRoleARN); role != "" {
+		in.TaskRoleArn = aws.String(role)
 	}
 	if s.CPU != "" {
 		in.Cpu = aws.String(s.CPU)

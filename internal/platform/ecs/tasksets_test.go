@@ -128,4 +128,9 @@ func TestTaskSetsOnMoto(t *testing.T) {
 		c.LogConfiguration == nil || c.LogConfiguration.Options["awslogs-group"] != "/cutover/test" {
 		t.Errorf("container definition %+v", c)
 	}
+	// As the exported templates: read-only root, the stop timeout (clamped to
+	// Fargate's 120 s), the service's own task role.
+	if !aws.ToBool(c.ReadonlyRootFilesystem) || aws.ToInt32(c.StopTimeout) != 120 || aws.ToString(td.TaskDefinition.TaskRoleArn) != "arn:aws:iam::123456789012:role/backend" {
+		t.Errorf("read-only root %v, stop timeout %v, task role %v", aws.ToBool(c.ReadonlyRootFilesystem), aws.ToInt32(c.StopTimeout), aws.ToString(td.TaskDefinition.TaskRoleArn))
+	}
 }
