@@ -2,9 +2,10 @@ package main
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
+
+	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
 // TestBenchSmoke runs the whole benchmark briefly: build and start the
@@ -14,9 +15,7 @@ func TestBenchSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the backend and starts nginx")
 	}
-	if _, err := os.Stat(nginxBin); err != nil {
-		t.Skip("nginx not installed: apt-get install nginx-light")
-	}
+	testenv.RequireFile(t, nginxBin, "nginx-light")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rep, err := bench(ctx, options{duration: 200 * time.Millisecond, rounds: 1, concurrency: 4,
