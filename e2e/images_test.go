@@ -1,7 +1,9 @@
-// Package bluemed_test checks that the example's images build FROM scratch
-// with the prebuilt static binaries and come up healthy on the real engine.
-// Handlers and fault modes are covered by the unit tests of each service.
-package bluemed_test
+package e2e
+
+// The example's images build FROM scratch with the prebuilt static binaries,
+// from a copy of the example in its own git repository, and come up healthy
+// on the real engine. Handlers and fault modes are covered by the unit tests
+// of each service (in the example's own module).
 
 import (
 	"archive/tar"
@@ -35,6 +37,7 @@ func TestImagesBuildAndBecomeHealthy(t *testing.T) {
 	}
 	t.Cleanup(func() { cli.Close() })
 	version := "test-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	repo := testenv.ExampleRepo(t, "main", nil)
 	for _, svc := range []struct{ name, port, path string }{
 		{"backend", "3001", "/api/health"},
 		{"frontend", "80", "/"},
@@ -42,7 +45,7 @@ func TestImagesBuildAndBecomeHealthy(t *testing.T) {
 		t.Run(svc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			image := buildImage(ctx, t, cli, svc.name, version)
+			image := buildImage(ctx, t, cli, filepath.Join(repo, svc.name), svc.name, version)
 			id := startContainer(ctx, t, cli, image, svc.name, svc.port)
 			hostPort := waitHealthy(ctx, t, cli, id, svc.port)
 
@@ -71,10 +74,10 @@ func TestImagesBuildAndBecomeHealthy(t *testing.T) {
 	}
 }
 
-// buildImage builds the service's static binary into a temporary context
-// next to a copy of its Dockerfile, so the test never writes into the
-// source tree, and returns the image ID.
-func buildImage(ctx context.Context, t *testing.T, cli *client.Client, name, version string) string {
+// buildImage builds the static binary of the service in src into a
+// temporary context next to a copy of its Dockerfile, as the Dockerfile
+// expects, and returns the image ID.
+func buildImage(ctx context.Context, t *testing.T, cli *client.Client, src, name, version string) string {
 	t.Helper()
 	dir := t.TempDir()
 	gobin, err := exec.LookPath("go")
@@ -83,13 +86,13 @@ func buildImage(ctx context.Context, t *testing.T, cli *client.Client, name, ver
 	}
 	build := exec.CommandContext(ctx, gobin, "build", "-trimpath",
 		"-ldflags", "-s -w -X main.version="+version, "-o", filepath.Join(dir, "bin", name), ".")
-	build.Dir = name
+	build.Dir = src
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", name, err, out)
 	}
 	for _, f := range []string{"Dockerfile", ".dockerignore"} {
-		b, err := os.ReadFile(filepath.Join(name, f))
+		b, err := os.ReadFile(filepath.Join(src, f))
 		if err != nil {
 			t.Fatal(err)
 		}
