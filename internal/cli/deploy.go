@@ -56,7 +56,7 @@ func newDeployCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				source := "working tree"
+				source := workingTreeSource(ctx, s.cfg.Dir())
 				if len(overrides) == len(s.cfg.Services) {
 					source = "images"
 				}

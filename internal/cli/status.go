@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/proxy"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
 	"github.com/cutoverdev/cutover/internal/store"
 	"github.com/spf13/cobra"
@@ -28,6 +29,9 @@ type envStatus struct {
 	UpdatedAt   *time.Time         `json:"updated_at,omitempty"`
 	Deployment  *store.Deployment  `json:"deployment,omitempty"` // the active one, else the last
 	Tasks       []taskStatus       `json:"tasks"`
+	// Unread names what status could not read (the Docker engine or the proxy
+	// is down), so the tasks shown may be incomplete.
+	Unread []string `json:"unread,omitempty"`
 	ECS         []ecsServiceStatus `json:"ecs,omitempty"` // platform ecs: the services as AWS reports them
 }
 
@@ -66,16 +70,31 @@ func showStatus(cmd *cobra.Command, g *globals, args []string) error {
 	if len(args) == 1 {
 		envName = args[0]
 	}
-	s, err := openSession(ctx, g, envName, false)
+	// What the store knows is shown even when the engine or the proxy is down;
+	// what could not be read is said instead of failing.
+	s, err := openStoreSession(ctx, g, envName)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	s.proxy = proxy.NewClient(s.home)
+	var unread []string
+	if needsDocker(s.cfg, envName) {
+		if s.rt, err = docker.Connect(ctx); err != nil {
+			var down *docker.EngineUnreachableError
+			if !errors.As(err, &down) {
+				return err
+			}
+			unread = append(unread, "tasks: "+err.Error())
+		}
+	}
 	health := map[string]string{} // task ID -> state at the proxy
 	if targets, err := s.proxy.Targets(ctx); err == nil {
 		for _, t := range targets {
 			health[t.ID] = t.State
 		}
+	} else if needsDocker(s.cfg, envName) {
+		unread = append(unread, "target health: the proxy does not answer ("+rootMessage(err)+"); `cutover up` or `cutover proxy start` starts it")
 	}
 	names := sortedKeys(s.cfg.Environments)
 	if envName != "" {
@@ -83,8 +102,10 @@ func showStatus(cmd *cobra.Command, g *globals, args []string) error {
 	}
 	var out []envStatus
 	for _, name := range names {
-		if err := reconcileOrphan(ctx, g, s, name); err != nil {
-			return err
+		if s.rt != nil {
+			if err := reconcileOrphan(ctx, g, s, name); err != nil {
+				return err
+			}
 		}
 		es := envStatus{Environment: name, Status: "never started", Tasks: []taskStatus{}}
 		st, err := s.store.GetEnvState(ctx, s.cfg.Project, name)
@@ -103,6 +124,11 @@ func showStatus(cmd *cobra.Command, g *globals, args []string) error {
 		}
 		if isECS(s.cfg, name) {
 			es.ECS = ecsStatus(ctx, s.cfg, name)
+			out = append(out, es)
+			continue
+		}
+		es.Unread = unread
+		if s.rt == nil {
 			out = append(out, es)
 			continue
 		}
@@ -147,6 +173,21 @@ func showStatus(cmd *cobra.Command, g *globals, args []string) error {
 			for _, t := range es.Tasks {
 				fmt.Fprintf(w, "  %-10s %-40s %-6s %-8s 127.0.0.1:%-5d %s\n", t.Service, t.Name, t.Color, t.State, t.HostPort, t.Health)
 			}
+			for _, u := range es.Unread {
+				fmt.Fprintf(w, "  not read: %s\n", u)
+			}
 		}
 	})
+}
+
+// rootMessage is the innermost error's text: "connection refused", not the
+// whole chain of dial details.
+func rootMessage(err error) string {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err.Error()
+		}
+		err = u
+	}
 }
