@@ -23,16 +23,16 @@ type taskStatus struct {
 }
 
 type envStatus struct {
-	Environment string             `json:"environment"`
-	Status      string             `json:"status"`
-	Revision    string             `json:"revision,omitempty"`
-	UpdatedAt   *time.Time         `json:"updated_at,omitempty"`
-	Deployment  *store.Deployment  `json:"deployment,omitempty"` // the active one, else the last
-	Tasks       []taskStatus       `json:"tasks"`
+	Environment string            `json:"environment"`
+	Status      string            `json:"status"`
+	Revision    string            `json:"revision,omitempty"`
+	UpdatedAt   *time.Time        `json:"updated_at,omitempty"`
+	Deployment  *store.Deployment `json:"deployment,omitempty"` // the active one, else the last
+	Tasks       []taskStatus      `json:"tasks"`
 	// Unread names what status could not read (the Docker engine or the proxy
 	// is down), so the tasks shown may be incomplete.
-	Unread []string `json:"unread,omitempty"`
-	ECS         []ecsServiceStatus `json:"ecs,omitempty"` // platform ecs: the services as AWS reports them
+	Unread []string           `json:"unread,omitempty"`
+	ECS    []ecsServiceStatus `json:"ecs,omitempty"` // platform ecs: the services as AWS reports them
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
