@@ -27,7 +27,8 @@ import (
 //     and the repository says how to build them (a Go main package, a package.json build
 //     script), build commands that produce them;
 //   - a service with an image and no build (a database, a cache, a third-party image) is
-//     not deployed by cutover: it is left out with a note;
+//     not deployed by cutover when other services are built from the repository: it is
+//     left out with a note. When no service is built, image services are deployed;
 //   - port: the container (target) port of the first TCP entry of ports:, else of expose:;
 //     a service without either cannot sit behind the load balancer and is skipped;
 //   - health: path, interval, timeout, retries and start_period of a healthcheck that
@@ -66,7 +67,14 @@ func FromCompose(ctx context.Context, composePath string) (*Config, []string, er
 		return nil, nil, fmt.Errorf("cannot use compose file %s: %w (check it with `docker compose config`)", composePath, err)
 	}
 
-	m := composeMapper{dir: dir}
+	m := composeMapper{dir: dir, deployImages: true}
+	for _, s := range project.Services {
+		if s.Build != nil {
+			// The repository builds its services: image-only ones are what they
+			// use (databases, caches), not what cutover deploys.
+			m.deployImages = false
+		}
+	}
 	c := &Config{Version: 1, Project: toLabel(project.Name), Services: map[string]*Service{}}
 	if c.Project == "" {
 		c.Project = "app"
@@ -113,8 +121,9 @@ func FromCompose(ctx context.Context, composePath string) (*Config, []string, er
 }
 
 type composeMapper struct {
-	dir   string
-	notes []string
+	dir          string
+	notes        []string
+	deployImages bool // no service is built: image-only services are the app
 }
 
 func (m *composeMapper) notef(format string, args ...any) {
@@ -123,7 +132,7 @@ func (m *composeMapper) notef(format string, args ...any) {
 
 func (m *composeMapper) service(name string, s types.ServiceConfig) *Service {
 	svc := &Service{DesiredCount: 1}
-	if s.Build == nil && s.Image != "" {
+	if s.Build == nil && s.Image != "" && !m.deployImages {
 		m.notef("%s: not deployed by cutover: it runs the image %s and builds nothing from the repository (run it beside cutover, such as a managed database, and pass its address to the services in env; or add it by hand with image: if it serves HTTP)", name, s.Image)
 		return nil
 	}
@@ -145,6 +154,8 @@ func (m *composeMapper) service(name string, s types.ServiceConfig) *Service {
 		return nil
 	case s.Build != nil:
 		svc.Build = m.build(name, s.Build)
+	case s.Image != "":
+		svc.Image = s.Image
 	default:
 		m.notef("%s: skipped: it has neither build nor image", name)
 		return nil
