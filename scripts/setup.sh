@@ -34,6 +34,7 @@ command -v docker >/dev/null 2>&1 || apt_need+=(docker.io)
 [ -x /bin/busybox ] || apt_need+=(busybox-static)
 [ -x /usr/sbin/nginx ] || apt_need+=(nginx-light)
 command -v git >/dev/null 2>&1 || apt_need+=(git)
+command -v curl >/dev/null 2>&1 || apt_need+=(curl) # make demo
 py_need=0
 for t in moto_server cfn-lint checkov; do command -v "$t" >/dev/null 2>&1 || py_need=1; done
 if [ "$py_need" = 1 ] && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
