@@ -65,6 +65,9 @@ func newDeployCmd(g *globals) *cobra.Command {
 					return err
 				}
 				d, err := ctrl.Deploy(ctx, rev)
+				if err == nil && d.Status == store.DeploymentSucceeded {
+					retain(ctx, g, s)
+				}
 				return reportDeployment(g, d, err)
 			})
 		},

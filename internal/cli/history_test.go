@@ -103,3 +103,23 @@ func TestWorkingTreeSourceNamesTheCommit(t *testing.T) {
 		t.Errorf("changed checkout: %q", got)
 	}
 }
+
+// TestDoctorCommandFailsWithFixes: with the engine down, `cutover doctor`
+// exits 1 and prints each problem with its fix; --output json says ok false.
+func TestDoctorCommandFailsWithFixes(t *testing.T) {
+	dir, home := storeWithADeployment(t)
+	t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+	code, out, errOut := run(t, dir, "doctor", "--home", home)
+	if code != 1 || !strings.Contains(out, "fail docker") || !strings.Contains(out, "fix: start the engine") ||
+		!strings.Contains(out, "ok   store") || !strings.Contains(errOut, "some checks failed") {
+		t.Fatalf("doctor: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = run(t, "", "doctor", "--home", home, "-o", "json")
+	var res struct {
+		OK     bool
+		Checks []struct{ Name, Status, Fix string }
+	}
+	if code != 1 || json.Unmarshal([]byte(out), &res) != nil || res.OK || len(res.Checks) < 6 {
+		t.Fatalf("doctor json: exit %d %s", code, out)
+	}
+}

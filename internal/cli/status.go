@@ -94,7 +94,7 @@ func showStatus(cmd *cobra.Command, g *globals, args []string) error {
 			health[t.ID] = t.State
 		}
 	} else if needsDocker(s.cfg, envName) {
-		unread = append(unread, "target health: the proxy does not answer ("+rootMessage(err)+"); `cutover up` or `cutover proxy start` starts it")
+		unread = append(unread, "target health: the proxy does not answer ("+err.Error()+"); `cutover up` or `cutover proxy start` starts it")
 	}
 	names := sortedKeys(s.cfg.Environments)
 	if envName != "" {
@@ -178,16 +178,4 @@ func showStatus(cmd *cobra.Command, g *globals, args []string) error {
 			}
 		}
 	})
-}
-
-// rootMessage is the innermost error's text: "connection refused", not the
-// whole chain of dial details.
-func rootMessage(err error) string {
-	for {
-		u := errors.Unwrap(err)
-		if u == nil {
-			return err.Error()
-		}
-		err = u
-	}
 }

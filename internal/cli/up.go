@@ -53,6 +53,7 @@ func newUpCmd(g *globals) *cobra.Command {
 				if d.Status != store.DeploymentSucceeded {
 					return deploymentFailed{d}
 				}
+				retain(ctx, g, s)
 				e := s.cfg.Environments[env]
 				res := struct {
 					Project     string `json:"project"`
