@@ -107,8 +107,13 @@ func TestInitConfigUpServes(t *testing.T) {
 		"port: 8180", fmt.Sprintf("port: %d", testenv.FreePort(t)))
 	t.Cleanup(e.cleanup)
 	e.mustRun("up", "production")
-	if code, _, body := get(t, e.url("/api/health")); code != 200 || !strings.Contains(body, `"status":"ok"`) {
+	code, hdr, body := get(t, e.url("/api/health"))
+	if code != 200 || !strings.Contains(body, `"status":"ok"`) {
 		t.Fatalf("backend through the proxy: %d %s", code, body)
+	}
+	// The build commands link the build ID in, as the hand-written ones do.
+	if v := hdr.Get("X-Bluemed-Version"); v == "" || v == "dev" {
+		t.Errorf("backend version %q: the build commands did not set main.version", v)
 	}
 	if code, _, body := get(t, e.url("/appointments/42")); code != 200 || !strings.Contains(strings.ToLower(body), "<html") {
 		t.Fatalf("frontend through the proxy: %d %.80s", code, body)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strings"
 )
 
@@ -26,10 +27,15 @@ func (m *composeMapper) buildCommands(name, contextDir, dockerfile string) []str
 	if err != nil || len(copied) == 0 {
 		return nil
 	}
-	if goMainPackage(contextDir) {
+	if main, versioned := goMainPackage(contextDir); main {
+		flags := ""
+		if versioned {
+			// The binary says which build it is: each revision's build ID.
+			flags = ` -ldflags "-s -w -X main.version=${CUTOVER_BUILD_ID}"`
+		}
 		var cmds []string
 		for _, src := range copied {
-			cmds = append(cmds, "CGO_ENABLED=0 go build -trimpath -o "+src+" .")
+			cmds = append(cmds, "CGO_ENABLED=0 go build -trimpath"+flags+" -o "+src+" .")
 		}
 		m.notef("%s: the Dockerfile copies %s, built on the host before the image: build.commands runs `go build` for it (a Go main package is in %s)", name, strings.Join(copied, ", "), m.rel(contextDir, m.dir))
 		return cmds
@@ -120,9 +126,12 @@ func instructions(b []byte) []string {
 	return out
 }
 
+var versionVarRe = regexp.MustCompile(`(?m)^var version\b`)
+
 // goMainPackage says whether dir holds a Go main package (a non-test .go file
-// declaring package main).
-func goMainPackage(dir string) bool {
+// declaring package main), and whether it declares a package-level version
+// variable for the linker to set.
+func goMainPackage(dir string) (main, versioned bool) {
 	files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
@@ -135,13 +144,14 @@ func goMainPackage(dir string) bool {
 		for _, line := range strings.Split(string(b), "\n") {
 			if l := strings.TrimSpace(line); strings.HasPrefix(l, "package ") {
 				if l == "package main" {
-					return true
+					main = true
+					versioned = versioned || versionVarRe.Match(b)
 				}
 				break
 			}
 		}
 	}
-	return false
+	return main, versioned
 }
 
 // sourceMentions returns the first file under dir (sources of a web front end:
