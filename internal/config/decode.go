@@ -42,7 +42,8 @@ func Parse(filename string, data []byte) (*Config, error) {
 // keys are set aside, the rest is decoded, defaulted and validated, and the problems of
 // both phases come back together (a problem that only follows from a value set aside,
 // such as "missing" for a port that was not a number, is left out). Malformed YAML is the
-// exception: nothing after the syntax error can be read, so it is reported alone.
+// exception: nothing after the syntax error can be read, so it is reported with the unknown
+// keys and wrongly shaped values of the lines before it, and nothing is validated.
 func ParseDir(filename, baseDir string, data []byte) (*Config, error) {
 	c, shape, err := decode(filename, data)
 	if err != nil {
@@ -88,7 +89,8 @@ func decode(filename string, data []byte) (c *Config, w *walker, err error) {
 	}()
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, nil, Problems{syntaxProblem(filename, err)}
+		syntax := syntaxProblem(filename, err)
+		return nil, nil, append(Problems{syntax}, beforeSyntaxError(filename, data, syntax.Line)...).err()
 	}
 	if len(doc.Content) == 0 {
 		return nil, nil, Problems{{File: filename, Message: "the file is empty (write version: 1, project, services and environments, or run `cutover init`)"}}
@@ -110,6 +112,27 @@ func decode(filename string, data []byte) (c *Config, w *walker, err error) {
 		return nil, nil, append(w.problems, ps...).err()
 	}
 	return c, w, nil
+}
+
+// beforeSyntaxError checks the lines before a syntax error on line (when they parse on
+// their own) for unknown keys and values of the wrong shape, so that one run reports those
+// too. Nothing is validated: what follows the error cannot be read, so a missing field
+// may only be below it.
+func beforeSyntaxError(filename string, data []byte, line int) Problems {
+	if line <= 1 {
+		return nil
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	if line-1 > len(lines) {
+		return nil
+	}
+	var doc yaml.Node
+	if yaml.Unmarshal([]byte(strings.Join(lines[:line-1], "")), &doc) != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil
+	}
+	w := &walker{file: filename, keys: map[string]position{}, setAside: map[string]bool{}}
+	w.walk(doc.Content[0], reflect.TypeFor[Config](), "")
+	return w.problems
 }
 
 var yamlLineRe = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
