@@ -78,7 +78,7 @@ func TestHistoryAndStatusWithEngineDown(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("status with the engine down: exit %d\n%s%s", code, out, errOut)
 	}
-	for _, want := range []string{"production: up (revision r-1)", "deployment d-1: succeeded", "not read: tasks: ", "Docker engine", "not read: target health: the proxy does not answer"} {
+	for _, want := range []string{"production: up (revision r-1)", "deployment d-1: succeeded", "not read: tasks: ", "Docker engine", "not read: target health: the cutover proxy is not running"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
 		}

@@ -94,7 +94,7 @@ func showStatus(cmd *cobra.Command, g *globals, args []string) error {
 			health[t.ID] = t.State
 		}
 	} else if needsDocker(s.cfg, envName) {
-		unread = append(unread, "target health: the proxy does not answer ("+err.Error()+"); `cutover up` or `cutover proxy start` starts it")
+		unread = append(unread, "target health: "+err.Error())
 	}
 	names := sortedKeys(s.cfg.Environments)
 	if envName != "" {
@@ -147,6 +147,12 @@ func showStatus(cmd *cobra.Command, g *globals, args []string) error {
 		out = append(out, es)
 	}
 	return g.print(out, func(w io.Writer) {
+		// What could not be read is the same for every environment: said once.
+		defer func() {
+			for _, u := range unread {
+				fmt.Fprintf(w, "not read: %s\n", u)
+			}
+		}()
 		for _, es := range out {
 			fmt.Fprintf(w, "%s: %s", es.Environment, es.Status)
 			if es.Revision != "" {
@@ -173,9 +179,7 @@ func showStatus(cmd *cobra.Command, g *globals, args []string) error {
 			for _, t := range es.Tasks {
 				fmt.Fprintf(w, "  %-10s %-40s %-6s %-8s 127.0.0.1:%-5d %s\n", t.Service, t.Name, t.Color, t.State, t.HostPort, t.Health)
 			}
-			for _, u := range es.Unread {
-				fmt.Fprintf(w, "  not read: %s\n", u)
-			}
+
 		}
 	})
 }
