@@ -6,7 +6,7 @@ BIN      := bin/cutover
 # Packages with real concurrency: run them again under the race detector.
 RACE_PKGS := ./internal/proxy/... ./internal/store/... ./internal/loadgen/... ./internal/local/... ./internal/deploy/... ./internal/pipeline/... ./internal/server/... ./internal/notify/...
 
-.PHONY: build test vet fmt-check race fuzz bench demo demo-down clean aws-smoke
+.PHONY: build test check vet fmt-check race fuzz bench demo demo-run demo-down clean aws-smoke
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/cutover
@@ -17,9 +17,18 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-# The test command (README, .ci/run): formatting, vet, every test, then the race detector.
-test: fmt-check vet
-	$(GO) test -count=1 -timeout 30m ./...
+# The test command (README, .ci/run): scripts/setup.sh installs and starts
+# what the tests need (Docker engine, test tools), makes every dependency
+# required (missing = failure, never a skip), runs `make check` and stops the
+# engine it started.
+test:
+	@scripts/setup.sh $(MAKE) --no-print-directory check
+
+# Formatting, vet, every test (cutover's and the example's own module), then
+# the race detector. Dependencies are not installed here: use `make test`.
+check: fmt-check vet
+	$(GO) test -count=1 -timeout 40m ./...
+	cd examples/bluemed && $(GO) vet ./... && $(GO) test -count=1 ./...
 	$(GO) test -count=1 -race -timeout 30m $(RACE_PKGS)
 
 race:
@@ -38,11 +47,21 @@ bench: build
 	$(GO) run ./bench/deploy
 	$(GO) run ./bench/pipeline
 
-# The main job on the embedded default: build the example and serve it at http://127.0.0.1:8080.
+# The main job on the embedded default: build the example and serve it at
+# http://127.0.0.1:8080. scripts/setup.sh installs and starts the Docker engine
+# when missing; an engine it started is stopped at the end, so the demo is
+# then taken down first (say so rather than leave containers of a dead engine).
 demo: build
+	@scripts/setup.sh $(MAKE) --no-print-directory demo-run
+
+demo-run:
 	cd examples/bluemed && ../../$(BIN) up production
 	curl -fsS http://127.0.0.1:8080/api/health; echo
 	curl -fsS -o /dev/null -w 'frontend: HTTP %{http_code}\n' http://127.0.0.1:8080/
+	@if [ "$$CUTOVER_SETUP_STARTED_DOCKERD" = 1 ]; then \
+	  echo "demo: the Docker engine was started for this demo and stops now; taking the demo down"; \
+	  echo "demo: start the engine yourself (systemctl start docker) to keep it running"; \
+	  cd examples/bluemed && ../../$(BIN) down production && ../../$(BIN) proxy stop; fi
 
 demo-down: build
 	cd examples/bluemed && ../../$(BIN) down production

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -12,7 +13,8 @@ import (
 // port, without Docker: the benchmark measures the proxy, not Docker's
 // userland proxy. It returns the child and its address.
 func startBackend(ctx context.Context, moduleDir, dir string) (*child, string, error) {
-	bin, err := goBuild(ctx, moduleDir, "./examples/bluemed/backend", dir, "bluemed-backend")
+	// The example is a module of its own: build inside it.
+	bin, err := goBuild(ctx, filepath.Join(moduleDir, "examples", "bluemed"), "./backend", dir, "bluemed-backend")
 	if err != nil {
 		return nil, "", err
 	}

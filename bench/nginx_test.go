@@ -5,18 +5,17 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
 // TestNginxConfigServes proves the generated config is valid and proxies to
 // the upstream, and that stop leaves no nginx behind.
 func TestNginxConfigServes(t *testing.T) {
-	if _, err := os.Stat(nginxBin); err != nil {
-		t.Fatal("nginx not installed: apt-get install -y nginx-light")
-	}
+	testenv.RequireFile(t, nginxBin, "nginx-light")
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "hello from upstream "+r.URL.Path)
 	}))

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -30,10 +29,7 @@ import (
 
 const envName = "production"
 
-var (
-	cutoverBin    string // built once in TestMain
-	imagesProject = "e2eimages" + randomHex(4)
-)
+var imagesProject = "e2eimages" + randomHex(4)
 
 func randomHex(n int) string {
 	b := make([]byte, n)
@@ -42,21 +38,8 @@ func randomHex(n int) string {
 }
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "cutover-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	cutoverBin = filepath.Join(dir, "cutover")
-	build := exec.Command("go", "build", "-o", cutoverBin, "../cmd/cutover")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build ../cmd/cutover: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
+	code := testenv.RunTests(m)
 	removeImages(imagesProject)
-	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
@@ -78,16 +61,18 @@ var (
 	imagesErr  error
 )
 
-// releases builds releases A and B once for the whole package: static
-// binaries with the version linked in, in FROM scratch images built by the
-// engine from a temporary context (the working tree is not written to).
+// releases builds releases A and B once for the whole package from a copy of
+// the example in its own git repository: static binaries with the version
+// linked in, in FROM scratch images built by the engine from a temporary
+// context.
 func releases(t *testing.T) (release, release) {
 	t.Helper()
 	imagesOnce.Do(func() {
 		start := time.Now()
-		releaseA, imagesErr = buildRelease("A-" + randomHex(3))
+		repo := testenv.ExampleRepo(t, "main", nil)
+		releaseA, imagesErr = buildRelease(repo, "A-"+randomHex(3))
 		if imagesErr == nil {
-			releaseB, imagesErr = buildRelease("B-" + randomHex(3))
+			releaseB, imagesErr = buildRelease(repo, "B-"+randomHex(3))
 		}
 		t.Logf("built releases A and B in %s", time.Since(start).Round(time.Millisecond))
 	})
@@ -97,7 +82,7 @@ func releases(t *testing.T) (release, release) {
 	return releaseA, releaseB
 }
 
-func buildRelease(version string) (release, error) {
+func buildRelease(repo, version string) (release, error) {
 	ctx := context.Background()
 	rt, err := docker.Connect(ctx)
 	if err != nil {
@@ -111,7 +96,7 @@ func buildRelease(version string) (release, error) {
 			return r, err
 		}
 		defer os.RemoveAll(dir)
-		src := filepath.Join("..", "examples", "bluemed", svc)
+		src := filepath.Join(repo, svc)
 		gob := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version="+version, "-o", filepath.Join(dir, "bin", svc), ".")
 		gob.Dir = src
 		gob.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -142,7 +127,8 @@ func buildRelease(version string) (release, error) {
 	return r, nil
 }
 
-// env is one test's project: its cutover.yaml, home and listener ports.
+// env is one test's project: a copy of the example in its own git repository
+// with the test's cutover.yaml, a home and listener ports.
 type env struct {
 	t        *testing.T
 	home     string
@@ -152,22 +138,12 @@ type env struct {
 	testPort int
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func newEnv(t *testing.T) *env {
 	testenv.RequireDocker(t)
 	releases(t)
-	dir := t.TempDir()
-	e := &env{t: t, home: filepath.Join(dir, "home"), file: filepath.Join(dir, "cutover.yaml"),
-		project: "e2e" + randomHex(4), port: freePort(t), testPort: freePort(t)}
+	repo := testenv.ExampleRepo(t, "main", nil)
+	e := &env{t: t, home: filepath.Join(t.TempDir(), "home"), file: filepath.Join(repo, "cutover.yaml"),
+		project: "e2e" + randomHex(4), port: testenv.FreePort(t), testPort: testenv.FreePort(t)}
 	t.Cleanup(e.cleanup)
 	return e
 }
@@ -241,7 +217,7 @@ environments:
 }
 
 func (e *env) command(args ...string) *exec.Cmd {
-	cmd := exec.Command(cutoverBin, append(args, "-f", e.file, "--home", e.home)...)
+	cmd := exec.Command(testenv.CutoverBinary(e.t), append(args, "-f", e.file, "--home", e.home)...)
 	cmd.Env = append(os.Environ(), "CUTOVER_HOME="+e.home)
 	cmd.WaitDelay = 5 * time.Second // a grandchild holding stderr must not hang the test
 	return cmd

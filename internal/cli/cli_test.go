@@ -30,7 +30,9 @@ func TestValidateReportsEveryProblemWithFileLineAndField(t *testing.T) {
 	if code != 1 || out != "" {
 		t.Fatalf("exit %d, stdout %q", code, out)
 	}
-	want := `cutover: cutover.yaml:7:25: services.web.health.interval: "2" is not a duration (write "2s")
+	// Shape, unknown keys and semantics in one run: the file also has no environments.
+	want := `cutover: cutover.yaml:1:1: environments: no environments (add at least one, such as staging: { branch: develop })
+cutover.yaml:7:25: services.web.health.interval: "2" is not a duration (write "2s")
 cutover.yaml:8:5: services.web.helth: unknown key "helth" (did you mean "health"?)
 `
 	if errOut != want {
@@ -44,7 +46,7 @@ cutover.yaml:8:5: services.web.helth: unknown key "helth" (did you mean "health"
 			Path string
 		}
 	}
-	if code != 1 || json.Unmarshal([]byte(out), &res) != nil || res.Valid || len(res.Problems) != 2 || res.Problems[1].Path != "services.web.helth" {
+	if code != 1 || json.Unmarshal([]byte(out), &res) != nil || res.Valid || len(res.Problems) != 3 || res.Problems[2].Path != "services.web.helth" {
 		t.Fatalf("json: exit %d %s", code, out)
 	}
 }

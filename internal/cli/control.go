@@ -13,9 +13,11 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// whoAmI attributes a request or a deployment to the OS user running this
+// command, with the process that acts for it.
 func whoAmI() string {
 	host, _ := os.Hostname()
-	return fmt.Sprintf("pid %d on %s", os.Getpid(), host)
+	return fmt.Sprintf("%s (pid %d on %s)", osUser(), os.Getpid(), host)
 }
 
 // newRequestCmd builds `stop` and `continue`: a request to the running

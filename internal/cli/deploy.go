@@ -61,7 +61,7 @@ func newDeployCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				source := "working tree"
+				source := workingTreeSource(ctx, s.cfg.Dir())
 				if len(overrides) == len(s.cfg.Services) {
 					source = "images"
 				}
@@ -70,6 +70,9 @@ func newDeployCmd(g *globals) *cobra.Command {
 					return err
 				}
 				d, err := ctrl.Deploy(ctx, rev)
+				if err == nil && d.Status == store.DeploymentSucceeded {
+					retain(ctx, g, s)
+				}
 				return reportDeployment(g, d, err)
 			})
 		},

@@ -36,46 +36,23 @@ type e2e struct {
 	port    int
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunTests(m)) }
 
-func buildCutover(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "cutover")
-	cmd := exec.Command("go", "build", "-o", bin, "../../cmd/cutover")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// newE2E writes a copy of the example's cutover.yaml beside it (so build
-// contexts resolve) with a unique project name and free ports.
+// newE2E copies the example into a fresh git repository (a user's
+// repository) with a unique project name and free ports in its cutover.yaml.
 func newE2E(t *testing.T) *e2e {
 	testenv.RequireDocker(t)
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	e := &e2e{t: t, bin: buildCutover(t), home: t.TempDir(), project: "e2e" + hex.EncodeToString(b[:])}
-	src, err := os.ReadFile("../../examples/bluemed/cutover.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.port = freePort(t)
-	y := strings.Replace(string(src), "project: bluemed", "project: "+e.project, 1)
-	y = strings.Replace(y, "port: 8080, test_port: 8081", fmt.Sprintf("port: %d, test_port: %d", e.port, freePort(t)), 1)
-	y = strings.Replace(y, "port: 8180", fmt.Sprintf("port: %d", freePort(t)), 1)
-	e.file = filepath.Join("..", "..", "examples", "bluemed", "."+e.project+".cutover.yaml")
-	if err := os.WriteFile(e.file, []byte(y), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	e := &e2e{t: t, bin: testenv.CutoverBinary(t), home: t.TempDir(), project: "e2e" + hex.EncodeToString(b[:])}
+	e.port = testenv.FreePort(t)
+	repo := testenv.ExampleRepo(t, "main", func(dir string) {
+		testenv.Replace(t, filepath.Join(dir, "cutover.yaml"),
+			"project: bluemed", "project: "+e.project,
+			"port: 8080, test_port: 8081", fmt.Sprintf("port: %d, test_port: %d", e.port, testenv.FreePort(t)),
+			"port: 8180", fmt.Sprintf("port: %d", testenv.FreePort(t)))
+	})
+	e.file = filepath.Join(repo, "cutover.yaml")
 	t.Cleanup(e.cleanup)
 	return e
 }
@@ -83,7 +60,6 @@ func newE2E(t *testing.T) *e2e {
 func (e *e2e) cleanup() {
 	e.run("down", "production")
 	e.run("proxy", "stop")
-	os.Remove(e.file)
 	ctx := context.Background()
 	if rt, err := docker.Connect(ctx); err == nil {
 		if n, _ := rt.RemoveTasks(ctx, docker.Labels{Project: e.project}, 0); n > 0 {
@@ -276,8 +252,8 @@ func TestKilledControllerDropsNoRequestsAndKilledProxyComesBack(t *testing.T) {
 }
 
 func TestUpWithEngineDownIsOneClearLine(t *testing.T) {
-	bin := buildCutover(t)
-	cmd := exec.Command(bin, "up", "production", "-f", "../../examples/bluemed/cutover.yaml", "--home", t.TempDir())
+	bin := testenv.CutoverBinary(t)
+	cmd := exec.Command(bin, "up", "production", "-f", filepath.Join(testenv.ExampleRepo(t, "main", nil), "cutover.yaml"), "--home", t.TempDir())
 	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix:///nonexistent/docker.sock")
 	out, err := cmd.CombinedOutput()
 	if err == nil {

@@ -58,7 +58,7 @@ type ecsE2E struct {
 
 func newECSE2E(t *testing.T, controller ecstypes.DeploymentControllerType, envYAML string) *ecsE2E {
 	testenv.RequireDocker(t) // history and status open the local session too
-	e := &ecsE2E{t: t, moto: startMoto(t), bin: buildCutover(t), home: t.TempDir()}
+	e := &ecsE2E{t: t, moto: startMoto(t), bin: testenv.CutoverBinary(t), home: t.TempDir()}
 	ctx := context.Background()
 	c, err := ecs.NewClients(ctx, ecs.ClientOptions{Region: "us-east-1", Endpoint: e.moto, MaxAttempts: 2})
 	if err != nil {

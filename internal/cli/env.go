@@ -60,6 +60,31 @@ func needsDocker(cfg *config.Config, envName string) bool {
 // openSession loads cutover.yaml, checks envName, opens the store and
 // connects to Docker when a local environment is involved. With withProxy it also makes sure the proxy runs.
 func openSession(ctx context.Context, g *globals, envName string, withProxy bool) (*session, error) {
+	s, err := openStoreSession(ctx, g, envName)
+	if err != nil {
+		return nil, err
+	}
+	if needsDocker(s.cfg, envName) {
+		if s.rt, err = docker.Connect(ctx); err != nil {
+			s.close()
+			return nil, err
+		}
+	}
+	if withProxy {
+		if s.proxy, err = startProxy(ctx, s.home); err != nil {
+			s.close()
+			return nil, err
+		}
+	} else {
+		s.proxy = proxy.NewClient(s.home)
+	}
+	return s, nil
+}
+
+// openStoreSession loads cutover.yaml, checks envName and opens the store; it
+// connects to nothing else, for commands that show what the store knows
+// (history, and status while the engine is down).
+func openStoreSession(ctx context.Context, g *globals, envName string) (*session, error) {
 	cfg, err := config.Load(g.file)
 	if err != nil {
 		return nil, err
@@ -76,20 +101,6 @@ func openSession(ctx context.Context, g *globals, envName string, withProxy bool
 	s := &session{cfg: cfg, home: home}
 	if s.store, err = store.Open(ctx, filepath.Join(home, "cutover.db")); err != nil {
 		return nil, err
-	}
-	if needsDocker(cfg, envName) {
-		if s.rt, err = docker.Connect(ctx); err != nil {
-			s.close()
-			return nil, err
-		}
-	}
-	if withProxy {
-		if s.proxy, err = startProxy(ctx, home); err != nil {
-			s.close()
-			return nil, err
-		}
-	} else {
-		s.proxy = proxy.NewClient(home)
 	}
 	return s, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -15,33 +14,22 @@ import (
 	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
-// `cutover run` end to end on the example: a clone of this repository
-// (at HEAD) with a unique project and ports, pushed to develop: build with
+// `cutover run` end to end on the example, copied into a repository of its
+// own with a unique project and ports, committed on develop: build with
 // unit tests, push to the embedded registry, compose integration, rolling
 // deploy to staging by digest, verify (health, CORS, SPA fallback).
 func TestRunDeploysStagingFromACommit(t *testing.T) {
 	testenv.RequireDocker(t)
-	bin := buildCutover(t)
-	top := testenv.Git(t, ".", "rev-parse", "--show-toplevel")
-	clone := filepath.Join(t.TempDir(), "repo")
-	if out, err := exec.Command("git", "clone", "-q", "--local", "--no-hardlinks", top, clone).CombinedOutput(); err != nil {
-		t.Fatalf("git clone: %v %s", err, out)
-	}
+	bin := testenv.CutoverBinary(t)
 	project := fmt.Sprintf("run%d", time.Now().UnixNano()%1_000_000)
-	port := freePort(t)
-	file := filepath.Join(clone, "examples", "bluemed", "cutover.yaml")
-	y, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := strings.Replace(string(y), "project: bluemed", "project: "+project, 1)
-	s = strings.Replace(s, "port: 8180", fmt.Sprintf("port: %d", port), 1)
-	s = strings.Replace(s, "port: 8080, test_port: 8081", fmt.Sprintf("port: %d, test_port: %d", freePort(t), freePort(t)), 1)
-	if err := os.WriteFile(file, []byte(s), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Git(t, clone, "checkout", "-q", "-b", "develop")
-	testenv.Git(t, clone, "commit", "-qam", "test project and ports")
+	port := testenv.FreePort(t)
+	clone := testenv.ExampleRepo(t, "develop", func(dir string) {
+		testenv.Replace(t, filepath.Join(dir, "cutover.yaml"),
+			"project: bluemed", "project: "+project,
+			"port: 8080, test_port: 8081", fmt.Sprintf("port: %d, test_port: %d", testenv.FreePort(t), testenv.FreePort(t)),
+			"port: 8180", fmt.Sprintf("port: %d", port))
+	})
+	file := filepath.Join(clone, "cutover.yaml")
 	home := t.TempDir()
 	run := func(args ...string) (string, string, error) {
 		cmd := exec.Command(bin, append(args, "-f", file, "--home", home)...)

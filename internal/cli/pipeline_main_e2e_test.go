@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -17,7 +16,7 @@ import (
 	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
-// pipeRepo is a clone of this repository (at HEAD) whose example has a
+// pipeRepo is the example copied into a repository of its own with a
 // unique project, free ports and production timings short enough for a test.
 type pipeRepo struct {
 	t                 *testing.T
@@ -28,29 +27,25 @@ type pipeRepo struct {
 
 func newPipeRepo(t *testing.T, branch string) *pipeRepo {
 	testenv.RequireDocker(t)
-	p := &pipeRepo{t: t, bin: buildCutover(t), home: t.TempDir(), clone: filepath.Join(t.TempDir(), "repo")}
-	top := testenv.Git(t, ".", "rev-parse", "--show-toplevel")
-	if out, err := exec.Command("git", "clone", "-q", "--local", "--no-hardlinks", top, p.clone).CombinedOutput(); err != nil {
-		t.Fatalf("git clone: %v %s", err, out)
-	}
+	p := &pipeRepo{t: t, bin: testenv.CutoverBinary(t), home: t.TempDir()}
 	p.project = fmt.Sprintf("pm%d", time.Now().UnixNano()%1_000_000_000)
-	p.prodPort, p.stgPort = freePort(t), freePort(t)
-	p.file = filepath.Join(p.clone, "examples", "bluemed", "cutover.yaml")
-	p.edit(
-		"project: bluemed", "project: "+p.project,
-		"port: 8180", fmt.Sprintf("port: %d", p.stgPort),
-		"port: 8080, test_port: 8081", fmt.Sprintf("port: %d, test_port: %d", p.prodPort, freePort(t)),
-		// Production's real timings are minutes; two steps of 2s keep the
-		// blue/green shape. The latency alarm gets room for a busy 2-core
-		// machine (builds run beside the load): it must not roll back here.
-		"traffic: Linear10PercentEvery1Minute", "linear: { percent: 50, interval: 2s }",
-		"bake: 1m", "bake: 2s",
-		"termination_wait: 5m", "termination_wait: 2s",
-		"threshold: 500ms, datapoints: 3 of 5 }", "threshold: 3s, datapoints: 3 of 5, period: 1s }",
-		"threshold: 1% }", "threshold: 1%, period: 1s }",
-	)
-	testenv.Git(t, p.clone, "checkout", "-q", "-B", branch)
-	testenv.Git(t, p.clone, "commit", "-qam", "test project, ports and timings")
+	p.prodPort, p.stgPort = testenv.FreePort(t), testenv.FreePort(t)
+	p.clone = testenv.ExampleRepo(t, branch, func(dir string) {
+		testenv.Replace(t, filepath.Join(dir, "cutover.yaml"),
+			"project: bluemed", "project: "+p.project,
+			"port: 8180", fmt.Sprintf("port: %d", p.stgPort),
+			"port: 8080, test_port: 8081", fmt.Sprintf("port: %d, test_port: %d", p.prodPort, testenv.FreePort(t)),
+			// Production's real timings are minutes; two steps of 2s keep the
+			// blue/green shape. The latency alarm gets room for a busy 2-core
+			// machine (builds run beside the load): it must not roll back here.
+			"traffic: Linear10PercentEvery1Minute", "linear: { percent: 50, interval: 2s }",
+			"bake: 1m", "bake: 2s",
+			"termination_wait: 5m", "termination_wait: 2s",
+			"threshold: 500ms, datapoints: 3 of 5 }", "threshold: 3s, datapoints: 3 of 5, period: 1s }",
+			"threshold: 1% }", "threshold: 1%, period: 1s }",
+		)
+	})
+	p.file = filepath.Join(p.clone, "cutover.yaml")
 	t.Cleanup(p.cleanup)
 	return p
 }
@@ -59,20 +54,7 @@ func newPipeRepo(t *testing.T, branch string) *pipeRepo {
 // old, new); a missing one fails the test, so a changed example is noticed.
 func (p *pipeRepo) edit(pairs ...string) {
 	p.t.Helper()
-	y, err := os.ReadFile(p.file)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	s := string(y)
-	for i := 0; i < len(pairs); i += 2 {
-		if !strings.Contains(s, pairs[i]) {
-			p.t.Fatalf("examples/bluemed/cutover.yaml no longer contains %q", pairs[i])
-		}
-		s = strings.Replace(s, pairs[i], pairs[i+1], 1)
-	}
-	if err := os.WriteFile(p.file, []byte(s), 0o644); err != nil {
-		p.t.Fatal(err)
-	}
+	testenv.Replace(p.t, p.file, pairs...)
 }
 
 func (p *pipeRepo) command(args ...string) *exec.Cmd {

@@ -95,7 +95,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(g), newValidateCmd(g), newSchemaCmd(g), newInitCmd(g),
 		newUpCmd(g), newDownCmd(g), newStatusCmd(g), newProxyCmd(g),
-		newDeployCmd(g), newRollbackCmd(g), newHistoryCmd(g),
+		newDeployCmd(g), newRollbackCmd(g), newHistoryCmd(g), newPruneCmd(g), newDoctorCmd(g),
 		newRequestCmd(g, "stop", "Stop the running deployment and roll it back", deploy.RequestStop, true),
 		newRequestCmd(g, "continue", "Let a deployment waiting for approval shift production traffic", deploy.RequestContinue, false),
 		newRunCmd(g), newExecutionsCmd(g), newLogsCmd(g), newDecideCmd(g, true), newDecideCmd(g, false),

@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/proxy"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
 	"github.com/cutoverdev/cutover/internal/store"
 	"github.com/spf13/cobra"
@@ -22,13 +23,16 @@ type taskStatus struct {
 }
 
 type envStatus struct {
-	Environment string             `json:"environment"`
-	Status      string             `json:"status"`
-	Revision    string             `json:"revision,omitempty"`
-	UpdatedAt   *time.Time         `json:"updated_at,omitempty"`
-	Deployment  *store.Deployment  `json:"deployment,omitempty"` // the active one, else the last
-	Tasks       []taskStatus       `json:"tasks"`
-	ECS         []ecsServiceStatus `json:"ecs,omitempty"` // platform ecs: the services as AWS reports them
+	Environment string            `json:"environment"`
+	Status      string            `json:"status"`
+	Revision    string            `json:"revision,omitempty"`
+	UpdatedAt   *time.Time        `json:"updated_at,omitempty"`
+	Deployment  *store.Deployment `json:"deployment,omitempty"` // the active one, else the last
+	Tasks       []taskStatus      `json:"tasks"`
+	// Unread names what status could not read (the Docker engine or the proxy
+	// is down), so the tasks shown may be incomplete.
+	Unread []string           `json:"unread,omitempty"`
+	ECS    []ecsServiceStatus `json:"ecs,omitempty"` // platform ecs: the services as AWS reports them
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -66,16 +70,31 @@ func showStatus(cmd *cobra.Command, g *globals, args []string) error {
 	if len(args) == 1 {
 		envName = args[0]
 	}
-	s, err := openSession(ctx, g, envName, false)
+	// What the store knows is shown even when the engine or the proxy is down;
+	// what could not be read is said instead of failing.
+	s, err := openStoreSession(ctx, g, envName)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	s.proxy = proxy.NewClient(s.home)
+	var unread []string
+	if needsDocker(s.cfg, envName) {
+		if s.rt, err = docker.Connect(ctx); err != nil {
+			var down *docker.EngineUnreachableError
+			if !errors.As(err, &down) {
+				return err
+			}
+			unread = append(unread, "tasks: "+err.Error())
+		}
+	}
 	health := map[string]string{} // task ID -> state at the proxy
 	if targets, err := s.proxy.Targets(ctx); err == nil {
 		for _, t := range targets {
 			health[t.ID] = t.State
 		}
+	} else if needsDocker(s.cfg, envName) {
+		unread = append(unread, "target health: "+err.Error())
 	}
 	names := sortedKeys(s.cfg.Environments)
 	if envName != "" {
@@ -83,8 +102,10 @@ func showStatus(cmd *cobra.Command, g *globals, args []string) error {
 	}
 	var out []envStatus
 	for _, name := range names {
-		if err := reconcileOrphan(ctx, g, s, name); err != nil {
-			return err
+		if s.rt != nil {
+			if err := reconcileOrphan(ctx, g, s, name); err != nil {
+				return err
+			}
 		}
 		es := envStatus{Environment: name, Status: "never started", Tasks: []taskStatus{}}
 		st, err := s.store.GetEnvState(ctx, s.cfg.Project, name)
@@ -106,6 +127,11 @@ func showStatus(cmd *cobra.Command, g *globals, args []string) error {
 			out = append(out, es)
 			continue
 		}
+		es.Unread = unread
+		if s.rt == nil {
+			out = append(out, es)
+			continue
+		}
 		tasks, err := s.rt.ListTasks(ctx, docker.Labels{Project: s.cfg.Project, Environment: name})
 		if err != nil {
 			return err
@@ -121,6 +147,12 @@ func showStatus(cmd *cobra.Command, g *globals, args []string) error {
 		out = append(out, es)
 	}
 	return g.print(out, func(w io.Writer) {
+		// What could not be read is the same for every environment: said once.
+		defer func() {
+			for _, u := range unread {
+				fmt.Fprintf(w, "not read: %s\n", u)
+			}
+		}()
 		for _, es := range out {
 			fmt.Fprintf(w, "%s: %s", es.Environment, es.Status)
 			if es.Revision != "" {
@@ -147,6 +179,7 @@ func showStatus(cmd *cobra.Command, g *globals, args []string) error {
 			for _, t := range es.Tasks {
 				fmt.Fprintf(w, "  %-10s %-40s %-6s %-8s 127.0.0.1:%-5d %s\n", t.Service, t.Name, t.Color, t.State, t.HostPort, t.Health)
 			}
+
 		}
 	})
 }

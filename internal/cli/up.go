@@ -42,7 +42,7 @@ func newUpCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				rev := local.NewRevision(s.cfg, env, images, "working tree")
+				rev := local.NewRevision(s.cfg, env, images, workingTreeSource(ctx, s.cfg.Dir()))
 				if err := s.store.CreateRevision(ctx, rev); err != nil {
 					return err
 				}
@@ -53,6 +53,7 @@ func newUpCmd(g *globals) *cobra.Command {
 				if d.Status != store.DeploymentSucceeded {
 					return deploymentFailed{d}
 				}
+				retain(ctx, g, s)
 				e := s.cfg.Environments[env]
 				res := struct {
 					Project     string `json:"project"`

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,20 +22,29 @@ import (
 // its directory. Defaults are not applied, so that Marshal writes only what was found.
 // The notes tell the user what could not be carried over and what was guessed.
 //
-// Mapping:
-//   - build context and dockerfile, or image when there is no build;
+// Every profile of the compose file is read. Mapping:
+//   - build context and dockerfile; when the Dockerfile copies prebuilt files (bin/app)
+//     and the repository says how to build them (a Go main package, a package.json build
+//     script), build commands that produce them;
+//   - a service with an image and no build (a database, a cache, a third-party image) is
+//     not deployed by cutover when other services are built from the repository: it is
+//     left out with a note. When no service is built, image services are deployed;
 //   - port: the container (target) port of the first TCP entry of ports:, else of expose:;
 //     a service without either cannot sit behind the load balancer and is skipped;
-//   - health: path, interval, timeout, retries and start_period of an HTTP healthcheck
-//     (curl or wget of a URL); otherwise path / and a note;
+//   - health: path, interval, timeout, retries and start_period of a healthcheck that
+//     names a path: curl or wget of a URL, or a command given the path as an argument
+//     (["CMD", "/app", "-healthcheck", "/api/health"]); otherwise path / and a note;
 //   - env: environment: without values that look like secrets (they get a note instead);
 //   - desired_count: deploy.replicas, else 1;
 //   - routes: a lone service gets path_prefix /. With several, the first one whose name
-//     contains "front", "web" or "ui" gets path_prefix / and every other service gets host
-//     NAME.localhost. Host routes keep request paths unchanged, which path prefixes would
-//     not (the proxy does not strip them), so the services work as they did under compose;
-//   - environments: staging (rolling, branch develop, port 8080) and production
-//     (blue_green, branch main, promoted from staging after approval, port 8090).
+//     contains "front", "web" or "ui" gets path_prefix /. Another service whose health
+//     path starts with a segment that the front end's sources call on their own origin
+//     (/api for /api/health, when "/api/" is in its .js or .html) gets path_prefix /api;
+//     every other one gets host NAME.localhost. Host routes keep request paths unchanged,
+//     which path prefixes would not (the proxy does not strip them);
+//   - environments: staging (rolling, branch develop, port 8180) and production
+//     (blue_green, branch main, promoted from staging after an approval that times out
+//     after 168h, port 8080, test port 8081).
 func FromCompose(ctx context.Context, composePath string) (*Config, []string, error) {
 	abs, err := filepath.Abs(composePath)
 	if err != nil {
@@ -45,7 +55,10 @@ func FromCompose(ctx context.Context, composePath string) (*Config, []string, er
 	}
 	dir := filepath.Dir(abs)
 	opts, err := cli.NewProjectOptions([]string{abs},
-		cli.WithWorkingDirectory(dir), cli.WithOsEnv, cli.WithDotEnv)
+		cli.WithWorkingDirectory(dir), cli.WithOsEnv, cli.WithDotEnv,
+		// Every profile: a draft covers all services, and a service may depend on
+		// one that only a profile enables.
+		cli.WithProfiles([]string{"*"}))
 	if err != nil {
 		return nil, nil, fmt.Errorf("compose file %s: %w", composePath, err)
 	}
@@ -54,7 +67,14 @@ func FromCompose(ctx context.Context, composePath string) (*Config, []string, er
 		return nil, nil, fmt.Errorf("cannot use compose file %s: %w (check it with `docker compose config`)", composePath, err)
 	}
 
-	m := composeMapper{dir: dir}
+	m := composeMapper{dir: dir, deployImages: true}
+	for _, s := range project.Services {
+		if s.Build != nil {
+			// The repository builds its services: image-only ones are what they
+			// use (databases, caches), not what cutover deploys.
+			m.deployImages = false
+		}
+	}
 	c := &Config{Version: 1, Project: toLabel(project.Name), Services: map[string]*Service{}}
 	if c.Project == "" {
 		c.Project = "app"
@@ -65,6 +85,9 @@ func FromCompose(ctx context.Context, composePath string) (*Config, []string, er
 		svc := m.service(name, s)
 		if svc == nil {
 			continue
+		}
+		if len(s.Profiles) > 0 {
+			m.notef("%s: in compose profile %s; cutover deploys it like the others", name, strings.Join(s.Profiles, ", "))
 		}
 		label := toLabel(name)
 		if _, taken := c.Services[label]; taken || label == "" {
@@ -83,14 +106,14 @@ func FromCompose(ctx context.Context, composePath string) (*Config, []string, er
 	c.Environments = map[string]*Environment{
 		"staging": {
 			Branch:   "develop",
-			Listen:   Listen{Port: 8080},
+			Listen:   Listen{Port: 8180},
 			Strategy: Strategy{Type: StrategyRolling},
 		},
 		"production": {
 			Branch:      "main",
 			PromoteFrom: "staging",
-			Listen:      Listen{Port: 8090},
-			Approval:    &Approval{Required: true},
+			Listen:      Listen{Port: 8080, TestPort: 8081},
+			Approval:    &Approval{Required: true, Timeout: Duration(168 * time.Hour)},
 			Strategy:    Strategy{Type: StrategyBlueGreen, Traffic: TrafficAllAtOnce},
 		},
 	}
@@ -98,8 +121,9 @@ func FromCompose(ctx context.Context, composePath string) (*Config, []string, er
 }
 
 type composeMapper struct {
-	dir   string
-	notes []string
+	dir          string
+	notes        []string
+	deployImages bool // no service is built: image-only services are the app
 }
 
 func (m *composeMapper) notef(format string, args ...any) {
@@ -108,6 +132,10 @@ func (m *composeMapper) notef(format string, args ...any) {
 
 func (m *composeMapper) service(name string, s types.ServiceConfig) *Service {
 	svc := &Service{DesiredCount: 1}
+	if s.Build == nil && s.Image != "" && !m.deployImages {
+		m.notef("%s: not deployed by cutover: it runs the image %s and builds nothing from the repository (run it beside cutover, such as a managed database, and pass its address to the services in env; or add it by hand with image: if it serves HTTP)", name, s.Image)
+		return nil
+	}
 	port, how := composePort(s)
 	if port == 0 {
 		m.notef("%s: skipped: it has no ports: or expose:, so the load balancer cannot reach it (add it by hand if it serves HTTP)", name)
@@ -172,6 +200,8 @@ func (m *composeMapper) build(name string, b *types.BuildConfig) *Build {
 		out.Dockerfile = m.rel(df, filepath.Join(m.dir, filepath.FromSlash(out.Context)))
 	}
 	out.Args = m.env(name, "build.args", b.Args)
+	dockerfile := cmp.Or(out.Dockerfile, DefaultDockerfile)
+	out.Commands = m.buildCommands(name, filepath.Join(m.dir, filepath.FromSlash(out.Context)), dockerfile)
 	return out
 }
 
@@ -230,17 +260,24 @@ func (m *composeMapper) health(name string, h *types.HealthCheckConfig, port int
 		return out
 	}
 	cmd := strings.Join(h.Test[1:], " ")
-	target := urlRe.FindString(cmd)
-	u, err := url.Parse(target)
-	if !probeRe.MatchString(cmd) || target == "" || err != nil {
+	if target := urlRe.FindString(cmd); probeRe.MatchString(cmd) && target != "" {
+		u, err := url.Parse(target)
+		if err != nil {
+			m.notef("%s: healthcheck %q probes a URL that cannot be read; the load balancer will probe / (set health.path)", name, cmd)
+			return out
+		}
+		if u.Path != "" {
+			out.Path = u.Path
+		}
+		if p := u.Port(); p != "" && p != strconv.Itoa(port) {
+			m.notef("%s: healthcheck probes port %s but the service port is %d; the load balancer probes %d", name, p, port, port)
+		}
+	} else if p := argumentPath(h.Test); p != "" {
+		out.Path = p
+		m.notef("%s: healthcheck %q names the path %s; the load balancer probes it over HTTP on port %d", name, cmd, p, port)
+	} else {
 		m.notef("%s: healthcheck %q is not an HTTP probe; the load balancer will probe / (set health.path)", name, cmd)
 		return out
-	}
-	if u.Path != "" {
-		out.Path = u.Path
-	}
-	if p := u.Port(); p != "" && p != strconv.Itoa(port) {
-		m.notef("%s: healthcheck probes port %s but the service port is %d; the load balancer probes %d", name, p, port, port)
 	}
 	if h.Interval != nil {
 		out.Interval = Duration(*h.Interval)
@@ -265,6 +302,23 @@ func (m *composeMapper) health(name string, h *types.HealthCheckConfig, port int
 	return out
 }
 
+var urlPathRe = regexp.MustCompile(`^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$`)
+
+// argumentPath returns the URL path that an exec-form healthcheck passes to its command,
+// as in ["CMD", "/app", "-healthcheck", "/api/health"]: the first argument after the
+// executable that looks like a path. A shell-form test (CMD-SHELL) names none.
+func argumentPath(test []string) string {
+	if len(test) < 3 || test[0] != "CMD" {
+		return ""
+	}
+	for _, a := range test[2:] {
+		if urlPathRe.MatchString(a) {
+			return a
+		}
+	}
+	return ""
+}
+
 var webNameRe = regexp.MustCompile(`front|web|ui`)
 
 // routes gives each service a route; see FromCompose for the rule.
@@ -281,27 +335,43 @@ func (m *composeMapper) routes(c *Config) {
 			break
 		}
 	}
+	var hosts []string
 	for _, n := range names {
 		if n == main {
 			c.Services[n].Route = Route{PathPrefix: "/"}
 			continue
 		}
+		if seg, file := m.sameOrigin(c, main, n); seg != "" {
+			c.Services[n].Route = Route{PathPrefix: seg}
+			m.notef("routes: %s gets path_prefix %s: %s calls %s/ on its own origin (%s)", n, seg, main, seg, file)
+			continue
+		}
 		c.Services[n].Route = Route{Host: n + ".localhost"}
+		hosts = append(hosts, n)
 	}
-	if main == "" {
+	switch {
+	case main == "":
 		m.notef("routes: no service looks like the web front end, so each is reached by host (NAME.localhost); give one path_prefix: / to make it the default")
-	} else {
-		m.notef("routes: %s gets all paths; the others are reached by host (such as %s.localhost): change to path_prefix if %s calls them under a path", main, firstOther(names, main), main)
+	case len(hosts) > 0:
+		m.notef("routes: %s gets all paths; the others are reached by host (such as %s.localhost): change to path_prefix if %s calls them under a path", main, hosts[0], main)
 	}
 }
 
-func firstOther(names []string, not string) string {
-	for _, n := range names {
-		if n != not {
-			return n
-		}
+// sameOrigin says whether the front end main calls service n on its own origin: n's
+// health path starts with a segment (/api of /api/health) that main's sources name
+// ("/api/"). It returns the segment and the file that names it, or "".
+func (m *composeMapper) sameOrigin(c *Config, main, n string) (seg, file string) {
+	if main == "" || c.Services[main].Build == nil {
+		return "", ""
 	}
-	return ""
+	if seg = firstSegment(c.Services[n].Health.Path); seg == "" {
+		return "", ""
+	}
+	dir := filepath.Join(m.dir, filepath.FromSlash(c.Services[main].Build.Context))
+	if f := sourceMentions(dir, seg+"/"); f != "" {
+		return seg, describeFile(f, m.dir)
+	}
+	return "", ""
 }
 
 var notLabelRe = regexp.MustCompile(`[^a-z0-9-]+`)

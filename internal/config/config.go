@@ -20,6 +20,7 @@ type Config struct {
 	Services     map[string]*Service     `yaml:"services" json:"services" jsonschema:"required" jsonschema_description:"Services by name. Every environment runs all of them."`
 	Environments map[string]*Environment `yaml:"environments" json:"environments" jsonschema:"required" jsonschema_description:"Environments by name, such as staging and production."`
 	Pipeline     *Pipeline               `yaml:"pipeline,omitempty" json:"pipeline,omitempty" jsonschema_description:"Pipeline stages. Optional."`
+	Retention    Retention               `yaml:"retention,omitempty" json:"retention,omitzero" jsonschema_description:"How many revisions' images cutover keeps. Optional."`
 
 	// File is the path the configuration was read from, as given to Load or Parse.
 	File string `yaml:"-" json:"-"`
@@ -31,6 +32,16 @@ type Config struct {
 	// It gives problems their line:col and tells defaults apart from explicit zero values.
 	keys map[string]position
 }
+
+// Retention is how many revisions' images cutover keeps on the machine: after each
+// successful local deployment, and on `cutover prune`, the images of older revisions
+// are removed.
+type Retention struct {
+	Revisions int `yaml:"revisions,omitempty" json:"revisions,omitempty" jsonschema:"minimum=2,default=5" jsonschema_description:"Keep the images of the newest N revisions of each environment (at least 2, so a rollback to the previous revision needs no rebuild)."`
+}
+
+// DefaultRetainedRevisions is Retention.Revisions when it is not set.
+const DefaultRetainedRevisions = 5
 
 // Service is one container image run behind the load balancer.
 type Service struct {

@@ -37,14 +37,28 @@ func Parse(filename string, data []byte) (*Config, error) {
 
 // ParseDir is Parse with build contexts and Dockerfiles checked relative to baseDir
 // (skipped when baseDir is "").
+//
+// Every problem of the file is reported in one run: values of the wrong shape and unknown
+// keys are set aside, the rest is decoded, defaulted and validated, and the problems of
+// both phases come back together (a problem that only follows from a value set aside,
+// such as "missing" for a port that was not a number, is left out). Malformed YAML is the
+// exception: nothing after the syntax error can be read, so it is reported with the unknown
+// keys and wrongly shaped values of the lines before it, and nothing is validated.
 func ParseDir(filename, baseDir string, data []byte) (*Config, error) {
-	c, err := decode(filename, data)
+	c, shape, err := decode(filename, data)
 	if err != nil {
 		return nil, err
 	}
 	c.dir = baseDir
 	c.applyDefaults()
+	var ps Problems
 	if err := c.Validate(); err != nil {
+		if !errors.As(err, &ps) {
+			return nil, err
+		}
+	}
+	ps = append(shape.problems, shape.consequences(ps)...)
+	if err := ps.err(); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -63,37 +77,62 @@ const maxNodes = 200_000
 
 // decode turns the YAML into a Config without defaults. Every key is checked against the
 // Go types first, by walking the node tree, so that unknown keys and wrongly typed values
-// are all reported with their line:col before anything is decoded.
-func decode(filename string, data []byte) (c *Config, err error) {
+// are all reported with their line:col; the walk sets those values aside (see walker), so
+// the rest still decodes and can be validated. The walker is returned with its problems;
+// err is only set when nothing could be decoded.
+func decode(filename string, data []byte) (c *Config, w *walker, err error) {
 	defer func() {
 		// The YAML library must not crash the CLI on any input; report it as a problem.
 		if r := recover(); r != nil {
-			c, err = nil, Problems{{File: filename, Message: fmt.Sprintf("the YAML parser failed on this file: %v (simplify the file, and report this input as a bug)", r)}}
+			c, w, err = nil, nil, Problems{{File: filename, Message: fmt.Sprintf("the YAML parser failed on this file: %v (simplify the file, and report this input as a bug)", r)}}
 		}
 	}()
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, Problems{syntaxProblem(filename, err)}
+		syntax := syntaxProblem(filename, err)
+		return nil, nil, append(Problems{syntax}, beforeSyntaxError(filename, data, syntax.Line)...).err()
 	}
 	if len(doc.Content) == 0 {
-		return nil, Problems{{File: filename, Message: "the file is empty (write version: 1, project, services and environments, or run `cutover init`)"}}
+		return nil, nil, Problems{{File: filename, Message: "the file is empty (write version: 1, project, services and environments, or run `cutover init`)"}}
 	}
 	root := doc.Content[0]
-	w := walker{file: filename, keys: map[string]position{"": {line: root.Line, col: root.Column}}}
+	w = &walker{file: filename, keys: map[string]position{"": {line: root.Line, col: root.Column}}, setAside: map[string]bool{}}
 	if root.Kind != yaml.MappingNode {
 		w.problem(root, "", "the file must be a mapping of keys such as version, project, services (found %s)", kindName(root))
-		return nil, w.problems
+		return nil, nil, w.problems
 	}
 	w.walk(root, reflect.TypeFor[Config](), "")
-	if len(w.problems) > 0 {
-		return nil, w.problems.err()
+	if w.fatal || w.visits >= maxNodes {
+		return nil, nil, w.problems.err()
 	}
 	c = &Config{File: filename, keys: w.keys}
 	if err := root.Decode(c); err != nil {
 		// The walk checks what Decode checks; this is a safety net for corners it misses.
-		return nil, decodeProblems(filename, err)
+		ps, _ := decodeProblems(filename, err).(Problems)
+		return nil, nil, append(w.problems, ps...).err()
 	}
-	return c, nil
+	return c, w, nil
+}
+
+// beforeSyntaxError checks the lines before a syntax error on line (when they parse on
+// their own) for unknown keys and values of the wrong shape, so that one run reports those
+// too. Nothing is validated: what follows the error cannot be read, so a missing field
+// may only be below it.
+func beforeSyntaxError(filename string, data []byte, line int) Problems {
+	if line <= 1 {
+		return nil
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	if line-1 > len(lines) {
+		return nil
+	}
+	var doc yaml.Node
+	if yaml.Unmarshal([]byte(strings.Join(lines[:line-1], "")), &doc) != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil
+	}
+	w := &walker{file: filename, keys: map[string]position{}, setAside: map[string]bool{}}
+	w.walk(doc.Content[0], reflect.TypeFor[Config](), "")
+	return w.problems
 }
 
 var yamlLineRe = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
@@ -120,13 +159,51 @@ func decodeProblems(file string, err error) error {
 	return ps.err()
 }
 
-// walker checks a node tree against Go types and records where each key is written.
+// walker checks a node tree against Go types and records where each key is written. A
+// value of the wrong shape is reported and then set aside (made null, its path recorded),
+// and a key that cannot be decoded (written twice, not a name, a bad merge) is removed,
+// so that the rest of the file still decodes and its semantic problems are found too.
 type walker struct {
 	file     string
 	keys     map[string]position
 	problems Problems
 	visits   int
 	merging  map[*yaml.Node]bool // mappings being merged now, to stop merge cycles
+	setAside map[string]bool     // paths whose value was reported and set aside
+	fatal    bool                // the tree cannot be decoded (too big, or a merge cycle)
+}
+
+// reject reports a value of the wrong shape and sets it aside: the node becomes null.
+func (w *walker) reject(n *yaml.Node, path, format string, args ...any) {
+	w.problem(n, path, format, args...)
+	w.setAside[path] = true
+	*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
+}
+
+// consequences returns the problems of ps that do not follow from a value set aside: a
+// problem at a set-aside path or below it repeats what the walk already reported.
+func (w *walker) consequences(ps Problems) Problems {
+	var out Problems
+	for _, p := range ps {
+		if !w.covers(p.Path) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (w *walker) covers(path string) bool {
+	for p := path; p != ""; {
+		if w.setAside[p] {
+			return true
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return false
 }
 
 var durationType = reflect.TypeFor[Duration]()
@@ -164,7 +241,7 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 	case t == durationType:
 		if w.expect(n, path, yaml.ScalarNode, `a duration such as "5s"`) {
 			if _, err := ParseDuration(n.Value); err != nil {
-				w.problem(n, path, "%s", err.Error())
+				w.reject(n, path, "%s", err.Error())
 			}
 		}
 	case t.Kind() == reflect.Struct:
@@ -190,11 +267,11 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 		w.expect(n, path, yaml.ScalarNode, "a text value")
 	case t.Kind() == reflect.Int:
 		if w.expect(n, path, yaml.ScalarNode, "a whole number") && n.Decode(new(int)) != nil {
-			w.problem(n, path, "%q is not a whole number (write a number such as 3)", n.Value)
+			w.reject(n, path, "%q is not a whole number (write a number such as 3)", n.Value)
 		}
 	case t.Kind() == reflect.Bool:
 		if w.expect(n, path, yaml.ScalarNode, "true or false") && n.Decode(new(bool)) != nil {
-			w.problem(n, path, "%q is not true or false (write true or false)", n.Value)
+			w.reject(n, path, "%q is not true or false (write true or false)", n.Value)
 		}
 	}
 }
@@ -203,11 +280,14 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 // unknown. structType is set for structs, to list the known keys in the message.
 func (w *walker) walkMapping(n *yaml.Node, path string, fieldType func(string) (reflect.Type, bool), structType reflect.Type) {
 	seen := map[string]int{}
+	keep := n.Content[:0:0]
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
 			// "<<: *anchor" merges another mapping's keys; check them as if written here.
-			w.walkMerge(v, path, fieldType, structType)
+			if w.walkMerge(v, path, fieldType, structType) {
+				keep = append(keep, k, v)
+			}
 			continue
 		}
 		if k.Kind != yaml.ScalarNode {
@@ -223,6 +303,7 @@ func (w *walker) walkMapping(n *yaml.Node, path string, fieldType func(string) (
 			continue
 		}
 		seen[k.Value] = k.Line
+		keep = append(keep, k, v)
 		if path == "" && strings.HasPrefix(k.Value, "x-") {
 			// Extension keys, as in compose files: a place for anchors, otherwise ignored.
 			continue
@@ -235,11 +316,13 @@ func (w *walker) walkMapping(n *yaml.Node, path string, fieldType func(string) (
 		w.keys[p] = position{line: k.Line, col: k.Column, null: isNull(v)}
 		w.walk(v, ft, p)
 	}
+	n.Content = keep
 }
 
-func (w *walker) walkMerge(v *yaml.Node, path string, fieldType func(string) (reflect.Type, bool), structType reflect.Type) {
+// walkMerge checks the mappings that "<<" merges and says whether the merge can be kept.
+func (w *walker) walkMerge(v *yaml.Node, path string, fieldType func(string) (reflect.Type, bool), structType reflect.Type) bool {
 	if !w.spend(v, path) {
-		return
+		return false
 	}
 	if v.Kind == yaml.AliasNode && v.Alias != nil {
 		v = v.Alias
@@ -247,7 +330,8 @@ func (w *walker) walkMerge(v *yaml.Node, path string, fieldType func(string) (re
 	// A mapping that merges itself, directly or through others, would never end.
 	if w.merging[v] {
 		w.problem(v, path, "<< merges a mapping into itself (merge a different anchor)")
-		return
+		w.fatal = true
+		return false
 	}
 	if w.merging == nil {
 		w.merging = map[*yaml.Node]bool{}
@@ -257,12 +341,16 @@ func (w *walker) walkMerge(v *yaml.Node, path string, fieldType func(string) (re
 	switch v.Kind {
 	case yaml.MappingNode:
 		w.walkMapping(v, path, fieldType, structType)
+		return true
 	case yaml.SequenceNode:
+		ok := true
 		for _, item := range v.Content {
-			w.walkMerge(item, path, fieldType, structType)
+			ok = w.walkMerge(item, path, fieldType, structType) && ok
 		}
+		return ok
 	default:
 		w.problem(v, path, "<< must merge a mapping, found %s (write <<: *anchor)", kindName(v))
+		return false
 	}
 }
 
@@ -270,7 +358,7 @@ func (w *walker) expect(n *yaml.Node, path string, kind yaml.Kind, what string) 
 	if n.Kind == kind {
 		return true
 	}
-	w.problem(n, path, "expected %s, found %s", what, kindName(n))
+	w.reject(n, path, "expected %s, found %s", what, kindName(n))
 	return false
 }
 

@@ -37,6 +37,9 @@ func (c *Config) explicit(path string) bool {
 
 // applyDefaults fills in every default. It runs after decoding and before Validate.
 func (c *Config) applyDefaults() {
+	if c.Retention.Revisions == 0 && !c.explicit("retention.revisions") {
+		c.Retention.Revisions = DefaultRetainedRevisions
+	}
 	for name, s := range c.Services {
 		if s == nil {
 			s = &Service{}

@@ -54,7 +54,17 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // MarshalYAML encodes the duration as its string.
-func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+// Zero trailing units are dropped, as a person writes it: "168h", not "168h0m0s".
+func (d Duration) MarshalYAML() (any, error) {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s, nil
+}
 
 // MarshalJSON encodes the duration as its string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }

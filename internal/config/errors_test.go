@@ -63,3 +63,29 @@ func TestProblemString(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryPhaseInOneRun: an unknown key, a value of the wrong shape and a semantic
+// problem are all reported by one parse, and a value set aside for its shape is not
+// reported a second time as missing.
+func TestEveryPhaseInOneRun(t *testing.T) {
+	y := "version: 1\nproject: shop\nservices:\n  web:\n    image: web:1\n    port: 70000\n    colour: blue\n    desired_count: many\nenvironments:\n  staging: { listen: { port: abc } }\n"
+	_, err := Parse("cutover.yaml", []byte(y))
+	var ps Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("error %T %v, want Problems", err, err)
+	}
+	want := []string{
+		"cutover.yaml:6:5: services.web.port: 70000 is out of range",
+		`cutover.yaml:7:5: services.web.colour: unknown key "colour"`,
+		`cutover.yaml:8:20: services.web.desired_count: "many" is not a whole number`,
+		`cutover.yaml:10:30: environments.staging.listen.port: "abc" is not a whole number`,
+	}
+	if len(ps) != len(want) {
+		t.Fatalf("%d problems, want %d:\n%v", len(ps), len(want), err)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(ps[i].String(), w) {
+			t.Errorf("problem %d: %s\nwant prefix %s", i, ps[i], w)
+		}
+	}
+}

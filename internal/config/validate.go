@@ -58,6 +58,9 @@ func (c *Config) Validate() error {
 	if len(c.Environments) == 0 {
 		v.add("environments", "no environments (add at least one, such as staging: { branch: develop })")
 	}
+	if c.Retention.Revisions < 2 {
+		v.add("retention.revisions", "%d is too few (keep at least 2, so a rollback to the previous revision needs no rebuild)", c.Retention.Revisions)
+	}
 	v.services()
 	v.routes()
 	v.environments()

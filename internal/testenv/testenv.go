@@ -1,13 +1,16 @@
 // Package testenv decides, for tests that need a real dependency such as the
 // Docker engine, whether to run, skip, or fail.
 //
-// Locally a missing engine skips the test so `go test ./...` works anywhere;
-// CI sets CUTOVER_REQUIRE_DOCKER=1 so the same absence fails loudly instead of
+// Under plain `go test` a missing dependency skips the test so it works
+// anywhere; `make test` (scripts/setup.sh, also used by CI) installs the
+// dependencies and sets CUTOVER_REQUIRE_DOCKER=1, CUTOVER_REQUIRE_AWS_TOOLS=1
+// and CUTOVER_REQUIRE_TOOLS=1, so the same absence fails loudly instead of
 // silently passing.
 package testenv
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -66,3 +69,16 @@ func pingDocker() error {
 type statusError struct{ status string }
 
 func (e *statusError) Error() string { return "ping answered " + e.status }
+
+// RequireToolsEnv turns a missing system tool (nginx, busybox, git) from a
+// skip into a failure; scripts/setup.sh sets it for `make test`.
+const RequireToolsEnv = "CUTOVER_REQUIRE_TOOLS"
+
+// RequireFile skips t when the tool at path is missing (or fails it when
+// CUTOVER_REQUIRE_TOOLS=1), naming the Debian package that installs it.
+func RequireFile(t testing.TB, path, debianPackage string) {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		missing(t, RequireToolsEnv, fmt.Sprintf("%s is missing (install it with: apt-get install %s)", path, debianPackage))
+	}
+}

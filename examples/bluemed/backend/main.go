@@ -3,8 +3,8 @@
 //
 // Environment: PORT (default 3001), HOST (listen address, default all
 // interfaces), CORS_ORIGIN (default http://localhost:3000), and BLUEMED_FAULT
-// to misbehave on purpose (see fault.go). With -healthcheck it probes
-// /api/health on 127.0.0.1:$PORT and exits 0 or 1, for images without curl.
+// to misbehave on purpose (see fault.go). With -healthcheck [PATH] it probes
+// PATH (default /api/health) on 127.0.0.1:$PORT and exits 0 or 1, for images without curl.
 package main
 
 import (
@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cutoverdev/cutover/examples/bluemed/internal/serve"
+	"bluemed/internal/serve"
 )
 
 // version is set at build time: -ldflags "-X main.version=...".
@@ -41,7 +41,7 @@ var errCrash = errors.New("simulated crash")
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("backend", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	healthcheck := fs.Bool("healthcheck", false, "GET /api/health on 127.0.0.1:$PORT and exit 0 when healthy, 1 otherwise")
+	healthcheck := fs.Bool("healthcheck", false, "GET the path given after the flags (default /api/health) on 127.0.0.1:$PORT and exit 0 when healthy, 1 otherwise")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -54,7 +54,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fail(err)
 	}
 	if *healthcheck {
-		if err := serve.Healthcheck("http://127.0.0.1:"+port+"/api/health", 2*time.Second); err != nil {
+		path, err := serve.HealthPath(fs.Args(), "/api/health")
+		if err != nil {
+			fmt.Fprintf(stderr, "bluemed backend: %v\n", err)
+			return 2
+		}
+		if err := serve.Healthcheck("http://127.0.0.1:"+port+path, 2*time.Second); err != nil {
 			return fail(fmt.Errorf("unhealthy: %w", err))
 		}
 		return 0

@@ -83,6 +83,16 @@ func TestRunServesAndHealthcheckFlag(t *testing.T) {
 	}, &out, &out); code != 0 {
 		t.Fatalf("-healthcheck exit %d against a running backend: %s", code, &out)
 	}
+	// The path to probe can be named (compose healthchecks do, so that
+	// `cutover init` can read it); a path the backend does not serve is unhealthy.
+	for args, want := range map[string]int{"/api/health": 0, "/api/no-such-path": 1, "api/health": 2} {
+		out.Reset()
+		if code := run(context.Background(), []string{"-healthcheck", args}, func(k string) string {
+			return map[string]string{"PORT": port}[k]
+		}, &out, &out); code != want {
+			t.Errorf("-healthcheck %s: exit %d, want %d: %s", args, code, want, &out)
+		}
+	}
 	p.cancel()
 	if code := p.wait(t); code != 0 {
 		t.Fatalf("exit %d after SIGTERM, want 0; stderr: %s", code, p.stderr)

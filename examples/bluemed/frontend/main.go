@@ -3,8 +3,8 @@
 // app's client-side routes survive a reload.
 //
 // Environment: PORT (default 80), HOST (listen address, default all
-// interfaces). With -healthcheck it probes / on 127.0.0.1:$PORT and exits 0
-// or 1, for images without curl.
+// interfaces). With -healthcheck [PATH] it probes PATH (default /) on
+// 127.0.0.1:$PORT and exits 0 or 1, for images without curl.
 package main
 
 import (
@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cutoverdev/cutover/examples/bluemed/internal/serve"
+	"bluemed/internal/serve"
 )
 
 // version is set at build time: -ldflags "-X main.version=...".
@@ -35,7 +35,7 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("frontend", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	healthcheck := fs.Bool("healthcheck", false, "GET / on 127.0.0.1:$PORT and exit 0 when healthy, 1 otherwise")
+	healthcheck := fs.Bool("healthcheck", false, "GET the path given after the flags (default /) on 127.0.0.1:$PORT and exit 0 when healthy, 1 otherwise")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -48,7 +48,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fail(err)
 	}
 	if *healthcheck {
-		if err := serve.Healthcheck("http://127.0.0.1:"+port+"/", 2*time.Second); err != nil {
+		path, err := serve.HealthPath(fs.Args(), "/")
+		if err != nil {
+			fmt.Fprintf(stderr, "bluemed frontend: %v\n", err)
+			return 2
+		}
+		if err := serve.Healthcheck("http://127.0.0.1:"+port+path, 2*time.Second); err != nil {
 			return fail(fmt.Errorf("unhealthy: %w", err))
 		}
 		return 0

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -79,4 +80,19 @@ func Port(getenv func(string) string, def string) (string, error) {
 		return "", fmt.Errorf("PORT=%q is not a TCP port: set PORT to a number from 1 to 65535 (0 for any free port)", p)
 	}
 	return p, nil
+}
+
+// HealthPath returns the path that -healthcheck probes: the first argument
+// after the flags when there is one (so a compose healthcheck can name it:
+// ["CMD", "/backend", "-healthcheck", "/api/health"]), else def.
+func HealthPath(args []string, def string) (string, error) {
+	switch {
+	case len(args) == 0:
+		return def, nil
+	case len(args) > 1:
+		return "", fmt.Errorf("-healthcheck takes at most one path, got %q", args)
+	case !strings.HasPrefix(args[0], "/"):
+		return "", fmt.Errorf("-healthcheck %q: the path must start with / (for example %s)", args[0], def)
+	}
+	return args[0], nil
 }

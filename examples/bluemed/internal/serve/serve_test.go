@@ -91,3 +91,19 @@ func TestServeReportsListenError(t *testing.T) {
 		t.Errorf("error %v, want address already in use", err)
 	}
 }
+
+func TestHealthPath(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{{nil, "/api/health"}, {[]string{"/api/version"}, "/api/version"}, {[]string{"/"}, "/"}} {
+		if got, err := HealthPath(c.args, "/api/health"); err != nil || got != c.want {
+			t.Errorf("%q: %q, %v; want %q", c.args, got, err, c.want)
+		}
+	}
+	for _, args := range [][]string{{"api/health"}, {"http://x/"}, {"/a", "/b"}} {
+		if _, err := HealthPath(args, "/api/health"); err == nil || !strings.Contains(err.Error(), "-healthcheck") {
+			t.Errorf("%q: error %v, want one naming -healthcheck", args, err)
+		}
+	}
+}

@@ -1,49 +1,43 @@
-// Package bluemed_test checks that the example's images build FROM scratch
-// with the prebuilt static binaries and come up healthy on the real engine.
-// Handlers and fault modes are covered by the unit tests of each service.
-package bluemed_test
+package e2e
+
+// The example's images (built FROM scratch with the prebuilt static binaries,
+// from a copy of the example in its own git repository: the harness's
+// release A) come up healthy under the healthcheck of its compose file and
+// stop cleanly. Handlers and fault modes are covered by the unit tests of
+// each service (in the example's own module).
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
 	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
-func TestImagesBuildAndBecomeHealthy(t *testing.T) {
+func TestImagesBecomeHealthyAndStopCleanly(t *testing.T) {
 	testenv.RequireDocker(t)
 	cli, err := client.New(client.FromEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cli.Close() })
-	version := "test-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	for _, svc := range []struct{ name, port, path string }{
-		{"backend", "3001", "/api/health"},
-		{"frontend", "80", "/"},
+	a, _ := releases(t)
+	version := a.Version
+	for _, svc := range []struct{ name, image, port, path string }{
+		{"backend", a.Backend, "3001", "/api/health"},
+		{"frontend", a.Frontend, "80", "/"},
 	} {
 		t.Run(svc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			image := buildImage(ctx, t, cli, svc.name, version)
-			id := startContainer(ctx, t, cli, image, svc.name, svc.port)
+			id := startContainer(ctx, t, cli, svc.image, svc.name, svc.port, svc.path)
 			hostPort := waitHealthy(ctx, t, cli, id, svc.port)
 
 			resp, err := http.Get("http://127.0.0.1:" + hostPort + svc.path)
@@ -71,87 +65,10 @@ func TestImagesBuildAndBecomeHealthy(t *testing.T) {
 	}
 }
 
-// buildImage builds the service's static binary into a temporary context
-// next to a copy of its Dockerfile, so the test never writes into the
-// source tree, and returns the image ID.
-func buildImage(ctx context.Context, t *testing.T, cli *client.Client, name, version string) string {
-	t.Helper()
-	dir := t.TempDir()
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("go toolchain not in PATH: %v", err)
-	}
-	build := exec.CommandContext(ctx, gobin, "build", "-trimpath",
-		"-ldflags", "-s -w -X main.version="+version, "-o", filepath.Join(dir, "bin", name), ".")
-	build.Dir = name
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", name, err, out)
-	}
-	for _, f := range []string{"Dockerfile", ".dockerignore"} {
-		b, err := os.ReadFile(filepath.Join(name, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var tarball bytes.Buffer
-	tw := tar.NewWriter(&tarball)
-	if err := tw.AddFS(os.DirFS(dir)); err != nil {
-		t.Fatal(err)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	res, err := cli.ImageBuild(ctx, &tarball, client.ImageBuildOptions{
-		Remove: true, ForceRemove: true, Labels: map[string]string{"dev.cutover.test": "bluemed"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	// The build answers a stream of JSON messages: log lines, an error, and
-	// the image ID in an aux message.
-	var image string
-	var log bytes.Buffer
-	dec := json.NewDecoder(res.Body)
-	for err == nil {
-		var m jsonstream.Message
-		if err = dec.Decode(&m); err != nil {
-			break
-		}
-		log.WriteString(m.Stream)
-		var aux struct{ ID string }
-		if m.Aux != nil && json.Unmarshal(*m.Aux, &aux) == nil && aux.ID != "" {
-			image = aux.ID
-		}
-		if m.Error != nil {
-			err = errors.New(m.Error.Message)
-		}
-	}
-	if errors.Is(err, io.EOF) {
-		err = nil
-	}
-	if image != "" {
-		t.Cleanup(func() {
-			if _, err := cli.ImageRemove(context.Background(), image, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil {
-				t.Errorf("removing image %s: %v", image, err)
-			}
-		})
-	}
-	if err != nil || image == "" {
-		t.Fatalf("docker build %s: %v\n%s", name, err, &log)
-	}
-	return image
-}
-
 // startContainer runs image with its port published on 127.0.0.1 only and a
-// Docker healthcheck that uses the binary's own -healthcheck flag, as the
-// compose file does.
-func startContainer(ctx context.Context, t *testing.T, cli *client.Client, image, name, port string) string {
+// Docker healthcheck that uses the binary's own -healthcheck flag with the
+// path to probe, as the compose file does.
+func startContainer(ctx context.Context, t *testing.T, cli *client.Client, image, name, port, path string) string {
 	t.Helper()
 	p := network.MustParsePort(port + "/tcp")
 	created, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
@@ -160,7 +77,7 @@ func startContainer(ctx context.Context, t *testing.T, cli *client.Client, image
 			ExposedPorts: network.PortSet{p: {}},
 			Labels:       map[string]string{"dev.cutover.test": "bluemed"},
 			Healthcheck: &container.HealthConfig{
-				Test:     []string{"CMD", "/" + name, "-healthcheck"},
+				Test:     []string{"CMD", "/" + name, "-healthcheck", path},
 				Interval: 300 * time.Millisecond,
 				Timeout:  3 * time.Second,
 				Retries:  3,

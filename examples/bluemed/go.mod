@@ -1,0 +1,3 @@
+module bluemed
+
+go 1.26

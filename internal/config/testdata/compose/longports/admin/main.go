@@ -1,0 +1,6 @@
+package main
+
+// version is set by the build: -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() { println(version) }

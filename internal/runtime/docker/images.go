@@ -1,0 +1,62 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+)
+
+// ImageInfo is a local image that cutover built for a project.
+type ImageInfo struct {
+	ID      string // sha256:...
+	Tags    []string
+	Digests []string // repo@sha256:... references it was pushed or pulled as
+	Size    int64
+	Created time.Time
+}
+
+// ProjectImages lists the local images labelled dev.cutover.project=project:
+// the images cutover built for it.
+func (r *Runtime) ProjectImages(ctx context.Context, project string) ([]ImageInfo, error) {
+	res, err := r.client.ImageList(ctx, client.ImageListOptions{
+		Filters: make(client.Filters).Add("label", LabelProject+"="+project),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing images: %s", engineMessage(err))
+	}
+	out := make([]ImageInfo, 0, len(res.Items))
+	for _, im := range res.Items {
+		out = append(out, ImageInfo{ID: im.ID, Tags: im.RepoTags, Digests: im.RepoDigests, Size: im.Size, Created: time.Unix(im.Created, 0)})
+	}
+	return out, nil
+}
+
+// ImagesInUse returns the IDs of the images of every container, in any state,
+// labelled with the project: an image a container still refers to is kept.
+func (r *Runtime) ImagesInUse(ctx context.Context, project string) (map[string]bool, error) {
+	res, err := r.client.ContainerList(ctx, client.ContainerListOptions{
+		All:     true,
+		Filters: make(client.Filters).Add("label", LabelProject+"="+project),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing containers: %s", engineMessage(err))
+	}
+	used := map[string]bool{}
+	for _, c := range res.Items {
+		used[c.ImageID] = true
+	}
+	return used, nil
+}
+
+// RemoveImage removes the image with this ID and every tag of it. An image
+// already gone is not an error. The caller makes sure no container uses it.
+func (r *Runtime) RemoveImage(ctx context.Context, id string) error {
+	_, err := r.client.ImageRemove(ctx, id, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("removing image %.19s: %s", id, engineMessage(err))
+	}
+	return nil
+}

@@ -1,0 +1,177 @@
+package testenv
+
+// The end-to-end harness shared by e2e/ and internal/cli: the cutover binary
+// (built once per test process), free ports, and the example monorepo copied
+// into a fresh git repository, as a user's repository.
+
+import (
+	"bufio"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+const modulePath = "github.com/cutoverdev/cutover"
+
+// ModuleRoot returns the directory of cutover's go.mod, searched upwards from
+// the working directory (a test runs in its package's directory).
+func ModuleRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if f, err := os.Open(filepath.Join(dir, "go.mod")); err == nil {
+			sc := bufio.NewScanner(f)
+			first := ""
+			if sc.Scan() {
+				first = strings.TrimSpace(sc.Text())
+			}
+			f.Close()
+			if first == "module "+modulePath {
+				return dir, nil
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod of %s above the working directory", modulePath)
+		}
+		dir = parent
+	}
+}
+
+// FreePort returns a TCP port of 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+var binary struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// CutoverBinary returns a static cutover binary built from this module, once
+// per test process. A package that uses it removes it with RunTests.
+func CutoverBinary(t testing.TB) string {
+	t.Helper()
+	binary.once.Do(func() {
+		root, err := moduleRoot()
+		if err != nil {
+			binary.err = err
+			return
+		}
+		if binary.dir, err = os.MkdirTemp("", "cutover-bin-"); err != nil {
+			binary.err = err
+			return
+		}
+		binary.path = filepath.Join(binary.dir, "cutover")
+		build := exec.Command("go", "build", "-o", binary.path, "./cmd/cutover")
+		build.Dir = root
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			binary.err = fmt.Errorf("go build ./cmd/cutover: %v\n%s", err, out)
+		}
+	})
+	if binary.err != nil {
+		t.Fatal(binary.err)
+	}
+	return binary.path
+}
+
+// RunTests runs the package's tests (m.Run) and then removes the binary that
+// CutoverBinary built; TestMain calls it and exits with its result.
+func RunTests(m *testing.M) int {
+	code := m.Run()
+	if binary.dir != "" {
+		os.RemoveAll(binary.dir)
+	}
+	return code
+}
+
+// ExampleRepo copies examples/bluemed into a fresh git repository on branch
+// (a temp dir, `git init`, one commit), the way a user starts a project from
+// it, and returns its directory. edit, when not nil, changes the files before
+// the commit. Build outputs (bin/) are not copied.
+func ExampleRepo(t testing.TB, branch string, edit func(dir string)) string {
+	t.Helper()
+	src := filepath.Join(ModuleRoot(t), "examples", "bluemed")
+	dir := filepath.Join(t.TempDir(), "bluemed")
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		if d.IsDir() {
+			if d.Name() == "bin" || d.Name() == ".git" {
+				return filepath.SkipDir
+			}
+			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
+		}
+		if strings.HasSuffix(d.Name(), ".cutover.yaml") && strings.HasPrefix(d.Name(), ".") {
+			return nil // a test's leftover from an older harness
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, rel), b, info.Mode().Perm())
+	})
+	if err != nil {
+		t.Fatalf("copying the example: %v", err)
+	}
+	if edit != nil {
+		edit(dir)
+	}
+	Git(t, dir, "init", "-q", "-b", branch)
+	Git(t, dir, "add", ".")
+	Git(t, dir, "commit", "-q", "-m", "bluemed, copied from cutover's examples")
+	return dir
+}
+
+// Replace replaces, in the file at path, each old string with its new one
+// (pairs of old, new). A missing old string fails the test, so a change of
+// the example is noticed rather than silently not applied.
+func Replace(t testing.TB, path string, pairs ...string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if !strings.Contains(s, pairs[i]) {
+			t.Fatalf("%s no longer contains %q", path, pairs[i])
+		}
+		s = strings.Replace(s, pairs[i], pairs[i+1], 1)
+	}
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Set up this machine for cutover's tests and demo, then run a command:
+#
+#   scripts/setup.sh make check       # what `make test` does
+#   scripts/setup.sh make demo-run    # what `make demo` does
+#
+# On Debian as root it installs what is missing (Docker engine, busybox-static,
+# nginx-light, git, python3-venv; moto[server], cfn-lint and checkov from PyPI
+# into a virtualenv), starts dockerd when no engine answers, runs the command
+# with every test dependency REQUIRED (a missing one fails its tests instead of
+# skipping them), and at the end stops the dockerd it started, by its PID.
+# Not root, it prints exactly what to run and exits 1 when something is missing.
+# A nested call (CUTOVER_SETUP_DONE=1) only runs the command.
+set -euo pipefail
+
+if [ "${CUTOVER_SETUP_DONE:-}" = 1 ]; then exec "$@"; fi
+[ $# -gt 0 ] || { echo "usage: scripts/setup.sh COMMAND [ARG]..." >&2; exit 2; }
+
+say() { echo "setup: $*" >&2; }
+
+# Python test tools live in their own virtualenv: Debian's python3 refuses
+# system-wide pip installs (PEP 668).
+tools="${CUTOVER_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/cutover-tools}"
+export PATH="$tools/bin:/usr/local/go/bin:$PATH:/usr/sbin:/sbin"
+
+command -v go >/dev/null 2>&1 || {
+  say "the Go toolchain is not on PATH: install Go 1.26 or newer (https://go.dev/doc/install) and run again"
+  exit 1
+}
+
+apt_need=()
+command -v dockerd >/dev/null 2>&1 || apt_need+=(docker.io)
+command -v docker >/dev/null 2>&1 || apt_need+=(docker.io)
+[ -x /bin/busybox ] || apt_need+=(busybox-static)
+[ -x /usr/sbin/nginx ] || apt_need+=(nginx-light)
+command -v git >/dev/null 2>&1 || apt_need+=(git)
+command -v curl >/dev/null 2>&1 || apt_need+=(curl) # make demo
+py_need=0
+for t in moto_server cfn-lint checkov; do command -v "$t" >/dev/null 2>&1 || py_need=1; done
+if [ "$py_need" = 1 ] && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  apt_need+=(python3-venv)
+fi
+# Unique, in order.
+mapfile -t apt_need < <(printf '%s\n' ${apt_need[@]+"${apt_need[@]}"} | awk 'NF && !seen[$0]++')
+
+engine_up() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+if [ "$(id -u)" != 0 ]; then
+  missing=0
+  if [ ${#apt_need[@]} -gt 0 ]; then
+    say "missing Debian packages; run:  sudo apt-get update && sudo apt-get install -y ${apt_need[*]}"
+    missing=1
+  fi
+  if [ "$py_need" = 1 ]; then
+    say "missing moto_server/cfn-lint/checkov; run:  python3 -m venv $tools && $tools/bin/pip install 'moto[server]' cfn-lint checkov"
+    missing=1
+  fi
+  if [ $missing = 0 ] && ! engine_up; then
+    say "no Docker engine answers; run:  sudo systemctl start docker && sudo usermod -aG docker $(id -un)  (then log in again)"
+    missing=1
+  fi
+  [ $missing = 0 ] || { say "then run this command again"; exit 1; }
+fi
+
+if [ ${#apt_need[@]} -gt 0 ]; then
+  say "installing ${apt_need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_need[@]}" >/dev/null
+  hash -r
+fi
+if [ "$py_need" = 1 ]; then
+  say "installing moto[server], cfn-lint and checkov into $tools"
+  [ -x "$tools/bin/pip" ] || python3 -m venv "$tools"
+  "$tools/bin/pip" install -q 'moto[server]' cfn-lint checkov
+  hash -r
+fi
+
+dockerd_pid=""
+stop_dockerd() {
+  [ -n "$dockerd_pid" ] || return 0
+  say "stopping the dockerd this script started (pid $dockerd_pid)"
+  kill -TERM "$dockerd_pid" 2>/dev/null || true
+  for _ in $(seq 1 30); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 1; done
+  kill -KILL "$dockerd_pid" 2>/dev/null || true
+  dockerd_pid=""
+}
+trap stop_dockerd EXIT
+trap 'exit 130' INT TERM
+
+if ! engine_up; then
+  log="${TMPDIR:-/tmp}/cutover-setup-dockerd.log"
+  say "starting dockerd (log: $log)"
+  dockerd >"$log" 2>&1 &
+  dockerd_pid=$!
+  for _ in $(seq 1 60); do engine_up && break; kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 1; done
+  engine_up || { say "dockerd did not answer within 60s:"; tail -20 "$log" >&2; exit 1; }
+  export CUTOVER_SETUP_STARTED_DOCKERD=1
+fi
+say "docker engine $(docker version --format '{{.Server.Version}}'), $(go version | cut -d' ' -f3), git $(git --version | cut -d' ' -f3)"
+
+# Every test dependency is required from here on: a missing one fails.
+export CUTOVER_REQUIRE_DOCKER=1 CUTOVER_REQUIRE_AWS_TOOLS=1 CUTOVER_REQUIRE_TOOLS=1
+export CUTOVER_SETUP_DONE=1
+status=0
+"$@" || status=$?
+exit $status
