@@ -8,14 +8,17 @@ import (
 	"os"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/auth"
 	"github.com/cutoverdev/cutover/internal/deploy"
 	"github.com/cutoverdev/cutover/internal/store"
 	"github.com/spf13/cobra"
 )
 
+// whoAmI attributes a request or a deployment to the OS user running this
+// command, with the process that acts for it.
 func whoAmI() string {
 	host, _ := os.Hostname()
-	return fmt.Sprintf("pid %d on %s", os.Getpid(), host)
+	return fmt.Sprintf("%s (pid %d on %s)", auth.LocalUser().Name, os.Getpid(), host)
 }
 
 // newRequestCmd builds `stop` and `continue`: a request to the running
