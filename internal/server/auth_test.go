@@ -25,6 +25,7 @@ import (
 	"github.com/cutoverdev/cutover/internal/pipeline"
 	"github.com/cutoverdev/cutover/internal/store"
 	"github.com/cutoverdev/cutover/internal/testenv"
+	"github.com/cutoverdev/cutover/internal/webhook"
 )
 
 // A pipeline that only waits at production's approval: it needs no Docker,
@@ -63,6 +64,10 @@ func newAuthServer(t *testing.T, approval string, extra map[string]string) *auth
 		Config: cfg, Store: st, Addr: "127.0.0.1:0", Repo: repo, ConfigPath: "cutover.yaml", Grace: 300 * time.Millisecond,
 		Engine: &pipeline.Engine{Store: st, Home: t.TempDir(), Poll: 20 * time.Millisecond},
 	}
+	s.Webhooks = webhook.Handler(webhook.HandlerConfig{GenericSecret: "s3cret", OnTrigger: func(tr webhook.Trigger) error {
+		s.Enqueue(ctx, pipeline.Trigger{Kind: pipeline.TriggerPush, Branch: tr.Branch, Commit: tr.Commit, Author: tr.Sender})
+		return nil
+	}})
 	a := &authServer{Server: s, tokens: map[string]string{}}
 	names := map[string]string{"viewer": "viewer", "deployer": "deployer", "approver": "approver", "admin": "admin"}
 	for n, r := range extra {
@@ -494,5 +499,29 @@ func TestAuditRecordsEveryAPIActionAndCannotBeChanged(t *testing.T) {
 		if after[i] != entries[i] {
 			t.Fatalf("entry %d changed: %+v → %+v", i, entries[i], after[i])
 		}
+	}
+}
+
+// Webhooks need no bearer token (their secret authenticates them), and an
+// authentic delivery is audited; a forged one is not run and not audited.
+func TestWebhooksUseTheirSignatureAndAreAudited(t *testing.T) {
+	a := newAuthServer(t, "{ required: true }", nil)
+	commit := testenv.Git(t, a.Repo, "rev-parse", "HEAD")
+	if code := post(t, a.base+"/webhooks/generic", "forged", `{"branch":"main","commit":"`+commit+`"}`); code != http.StatusUnauthorized {
+		t.Fatalf("forged webhook: %d", code)
+	}
+	if code := post(t, a.base+"/webhooks/generic", "s3cret", `{"branch":"main","commit":"`+commit+`"}`); code != http.StatusOK {
+		t.Fatalf("signed webhook without a bearer token: %d", code)
+	}
+	entries, err := a.Store.ListAudit(context.Background(), time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Fatalf("audit after a forged and an authentic delivery: %+v", entries)
+	}
+	if e := entries[0]; e.Actor != "webhook generic" || e.Via != auth.ViaWebhook || e.Action != auth.ActionTrigger ||
+		e.Target != "push main "+commit || e.Outcome != auth.OutcomeOK || !strings.HasPrefix(e.Remote, "127.0.0.1:") {
+		t.Fatalf("webhook audit entry: %+v", e)
 	}
 }
