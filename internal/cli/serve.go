@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/pipeline"
@@ -41,6 +42,9 @@ func newServeCmd(g *globals) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if err := server.CheckExposure(c.addr, c.tlsCert, c.tlsKey, c.behindProxy); err != nil {
+				return usageError{strings.TrimPrefix(err.Error(), "cutover serve: ")}
+			}
 			s, err := openSession(ctx, g, "", true)
 			if err != nil {
 				return err

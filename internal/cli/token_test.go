@@ -163,3 +163,16 @@ func TestCLIApprovalIsTheOSUserUnderTheSameRules(t *testing.T) {
 		t.Fatalf("approval recorded as %+v", e)
 	}
 }
+
+func TestServeRefusesAPublicAddressWithoutTLS(t *testing.T) {
+	for _, args := range [][]string{
+		{"serve", "--addr", "0.0.0.0:8790"},
+		{"serve", "--addr", ":8790"},
+		{"serve", "--addr", "0.0.0.0:8790", "--tls-cert", "cert.pem"},
+	} {
+		code, _, errb := run(t, t.TempDir(), args...)
+		if code == 0 || !strings.Contains(errb, "--tls-") || strings.Count(strings.TrimSpace(errb), "\n") > 0 {
+			t.Fatalf("cutover %s: %d %q, want a one-line refusal naming the TLS flags", strings.Join(args, " "), code, errb)
+		}
+	}
+}

@@ -286,24 +286,29 @@ func (s *Server) originAllowed(origin string) bool {
 	return s.hostAllowed(u.Host)
 }
 
-// checkExposure refuses to serve the API beyond this machine in plain HTTP:
-// tokens would cross the network in the clear. TLS (--tls-cert/--tls-key),
-// or a proxy in front that terminates it (--behind-proxy), lifts it.
 func (s *Server) checkExposure() error {
-	if (s.TLSCert == "") != (s.TLSKey == "") {
+	return CheckExposure(s.Addr, s.TLSCert, s.TLSKey, s.BehindProxy)
+}
+
+// CheckExposure refuses to serve the API beyond this machine in plain HTTP:
+// tokens would cross the network in the clear. TLS (--tls-cert/--tls-key),
+// or a proxy in front that terminates it (--behind-proxy), lifts it. Run
+// checks it; `cutover serve` checks it first, before starting anything.
+func CheckExposure(addr, tlsCert, tlsKey string, behindProxy bool) error {
+	if (tlsCert == "") != (tlsKey == "") {
 		return errors.New("cutover serve: --tls-cert and --tls-key go together: give both, or neither")
 	}
-	if s.TLSCert != "" {
-		if _, err := tls.LoadX509KeyPair(s.TLSCert, s.TLSKey); err != nil {
-			return fmt.Errorf("cutover serve: --tls-cert %s / --tls-key %s: %v", s.TLSCert, s.TLSKey, err)
+	if tlsCert != "" {
+		if _, err := tls.LoadX509KeyPair(tlsCert, tlsKey); err != nil {
+			return fmt.Errorf("cutover serve: --tls-cert %s / --tls-key %s: %v", tlsCert, tlsKey, err)
 		}
 		return nil
 	}
-	if s.BehindProxy || loopback(s.Addr) {
+	if behindProxy || loopback(addr) {
 		return nil
 	}
 	return fmt.Errorf("cutover serve: --addr %s is reachable from other machines and the API would carry tokens in plain HTTP; "+
-		"serve TLS (--tls-cert FILE --tls-key FILE), or say a proxy in front terminates TLS (--behind-proxy), or listen on 127.0.0.1", s.Addr)
+		"serve TLS (--tls-cert FILE --tls-key FILE), or say a proxy in front terminates TLS (--behind-proxy), or listen on 127.0.0.1", addr)
 }
 
 func loopback(addr string) bool {
