@@ -17,6 +17,7 @@ import (
 // or removes an entry) and token management. The guard lets only admin
 // tokens through.
 func (s *Server) adminRoutes(mux *http.ServeMux) {
+	s.environmentRoutes(mux)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("the API has no route %s %s", r.Method, r.URL.Path))
 	})

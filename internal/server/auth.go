@@ -29,18 +29,21 @@ type routePolicy struct {
 // missing here needs the admin role (and is audited when it mutates), so a
 // route added without a policy fails closed.
 var routePolicies = map[string]routePolicy{
-	"GET /v1/health":                   {public: true},
-	"/v1/":                             {role: auth.RoleViewer}, // no such route: 404
-	"GET /v1/executions":               {role: auth.RoleViewer},
-	"GET /v1/executions/{id}":          {role: auth.RoleViewer},
-	"POST /v1/executions":              {role: auth.RoleDeployer, action: auth.ActionTrigger},
-	"POST /v1/executions/{id}/cancel":  {role: auth.RoleDeployer, action: auth.ActionCancel},
-	"POST /v1/executions/{id}/approve": {role: auth.RoleApprover, action: auth.ActionApprove},
-	"POST /v1/executions/{id}/reject":  {role: auth.RoleApprover, action: auth.ActionReject},
-	"GET /v1/audit":                    {role: auth.RoleAdmin},
-	"GET /v1/tokens":                   {role: auth.RoleAdmin},
-	"POST /v1/tokens":                  {role: auth.RoleAdmin, action: auth.ActionTokenCreate},
-	"POST /v1/tokens/{name}/revoke":    {role: auth.RoleAdmin, action: auth.ActionTokenRevoke},
+	"GET /v1/health":                       {public: true},
+	"/v1/":                                 {role: auth.RoleViewer}, // no such route: 404
+	"GET /v1/executions":                   {role: auth.RoleViewer},
+	"GET /v1/executions/{id}":              {role: auth.RoleViewer},
+	"POST /v1/executions":                  {role: auth.RoleDeployer, action: auth.ActionTrigger},
+	"POST /v1/executions/{id}/cancel":      {role: auth.RoleDeployer, action: auth.ActionCancel},
+	"POST /v1/executions/{id}/approve":     {role: auth.RoleApprover, action: auth.ActionApprove},
+	"POST /v1/executions/{id}/reject":      {role: auth.RoleApprover, action: auth.ActionReject},
+	"POST /v1/environments/{env}/stop":     {role: auth.RoleDeployer, action: auth.ActionStop},
+	"POST /v1/environments/{env}/continue": {role: auth.RoleDeployer, action: auth.ActionContinue},
+	"POST /v1/environments/{env}/rollback": {role: auth.RoleDeployer, action: auth.ActionRollback},
+	"GET /v1/audit":                        {role: auth.RoleAdmin},
+	"GET /v1/tokens":                       {role: auth.RoleAdmin},
+	"POST /v1/tokens":                      {role: auth.RoleAdmin, action: auth.ActionTokenCreate},
+	"POST /v1/tokens/{name}/revoke":        {role: auth.RoleAdmin, action: auth.ActionTokenRevoke},
 }
 
 func policyOf(pattern, method string) routePolicy {
@@ -188,7 +191,7 @@ func pathTarget(pattern, path string) string {
 	ps, segs := strings.Split(pat, "/"), strings.Split(path, "/")
 	if len(ps) == len(segs) {
 		for i, p := range ps {
-			if p == "{id}" || p == "{name}" {
+			if p == "{id}" || p == "{name}" || p == "{env}" {
 				return segs[i]
 			}
 		}
@@ -217,6 +220,9 @@ type recorder struct {
 	code int
 	body bytes.Buffer
 }
+
+// Unwrap lets http.ResponseController reach the connection (flushes).
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func (r *recorder) WriteHeader(code int) {
 	if r.code == 0 {

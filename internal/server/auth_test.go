@@ -525,3 +525,45 @@ func TestWebhooksUseTheirSignatureAndAreAudited(t *testing.T) {
 		t.Fatalf("webhook audit entry: %+v", e)
 	}
 }
+
+// A deployer asks the running deployment to stop (as `cutover stop` does);
+// a viewer may not; the request reaches the controller's event log under
+// the token's name and is audited.
+func TestEnvironmentRequestsNeedADeployer(t *testing.T) {
+	a := newAuthServer(t, "{ required: true }", nil)
+	ctx := context.Background()
+	path := "/v1/environments/production/stop"
+	a.expect(t, req{method: "POST", path: path, token: a.tokens["viewer"], body: `{}`}, http.StatusForbidden)
+	body := a.expect(t, req{method: "POST", path: path, token: a.tokens["deployer"], body: `{}`}, http.StatusConflict)
+	if !strings.Contains(body["error"].(string), "no deployment") {
+		t.Fatalf("stop with nothing in progress: %v", body)
+	}
+	a.expect(t, req{method: "POST", path: "/v1/environments/nowhere/rollback", token: a.tokens["deployer"], body: `{}`}, http.StatusNotFound)
+
+	rev := store.Revision{ID: "r-1", Project: a.Config.Project, Environment: "production", Source: "test",
+		Services: map[string]store.ServiceRevision{"hello": {Image: "sha256:" + strings.Repeat("a", 64), ConfigHash: "c"}}}
+	if err := a.Store.CreateRevision(ctx, rev); err != nil {
+		t.Fatal(err)
+	}
+	d := store.Deployment{ID: "d-1", Project: a.Config.Project, Environment: "production", Revision: "r-1", Strategy: "blue_green", Phase: "shifting", Reason: "test"}
+	if err := a.Store.CreateDeployment(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	body = a.expect(t, req{method: "POST", path: path, token: a.tokens["deployer"], body: `{}`}, http.StatusAccepted)
+	if body["deployment"] != "d-1" {
+		t.Fatalf("stop answered %v", body)
+	}
+	evs, _ := a.Store.ListEvents(ctx, store.EventFilter{Project: a.Config.Project, Environment: "production"})
+	if len(evs) != 1 || evs[0].Kind != "request.stop" || !strings.HasPrefix(evs[0].Message, "deployer") {
+		t.Fatalf("events after the stop: %+v", evs)
+	}
+	entries, _ := a.Store.ListAudit(ctx, time.Time{}, 0)
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Actor+" "+e.Action+" "+e.Target+" "+strings.Fields(e.Outcome)[0])
+	}
+	want := "viewer stop production 403|deployer stop production 409|deployer rollback nowhere 404|deployer stop production ok"
+	if strings.Join(got, "|") != want {
+		t.Fatalf("audit: %s\nwant:  %s", strings.Join(got, "|"), want)
+	}
+}
