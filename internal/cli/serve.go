@@ -55,6 +55,9 @@ func newServeCmd(g *globals) *cobra.Command {
 				return err
 			}
 			log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			if tokens, err := s.store.ListTokens(ctx, false); err == nil && len(tokens) == 0 {
+				log.Warn("no API tokens yet: every /v1 call except /v1/health is refused; create one with `cutover token create NAME --role viewer|deployer|approver|admin`")
+			}
 			eng, stop, err := s.engine(ctx, g)
 			if err != nil {
 				return err
