@@ -4,8 +4,6 @@ import (
 	"context"
 	"testing"
 	"time"
-
-	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
 // TestBenchSmoke runs the whole benchmark briefly: build and start the

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/auth"
 	"github.com/cutoverdev/cutover/internal/deploy"
 	"github.com/cutoverdev/cutover/internal/store"
 	"github.com/spf13/cobra"
@@ -17,7 +18,7 @@ import (
 // command, with the process that acts for it.
 func whoAmI() string {
 	host, _ := os.Hostname()
-	return fmt.Sprintf("%s (pid %d on %s)", osUser(), os.Getpid(), host)
+	return fmt.Sprintf("%s (pid %d on %s)", auth.LocalUser().Name, os.Getpid(), host)
 }
 
 // newRequestCmd builds `stop` and `continue`: a request to the running

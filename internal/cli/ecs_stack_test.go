@@ -27,7 +27,7 @@ import (
 // from the stack's outputs.
 func TestECSDeployFromExportedStack(t *testing.T) {
 	testenv.RequireDocker(t) // history opens the local session too
-	e := &ecsE2E{t: t, moto: startMoto(t), bin: buildCutover(t), home: t.TempDir()}
+	e := &ecsE2E{t: t, moto: startMoto(t), bin: testenv.CutoverBinary(t), home: t.TempDir()}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dir := t.TempDir()

@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os/user"
 	"strings"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/auth"
 	"github.com/cutoverdev/cutover/internal/pipeline"
 	"github.com/cutoverdev/cutover/internal/store"
 	"github.com/spf13/cobra"
@@ -145,13 +145,6 @@ func isFinished(status string) bool {
 	return false
 }
 
-func currentUser() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return u.Username
-	}
-	return "unknown"
-}
-
 func newDecideCmd(g *globals, approve bool) *cobra.Command {
 	var comment string
 	use := map[bool]string{true: "approve", false: "reject"}[approve]
@@ -162,26 +155,13 @@ func newDecideCmd(g *globals, approve bool) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			return withStore(ctx, g, func(s *session) error {
-				pending, err := s.store.PendingApprovals(ctx, s.cfg.Project)
+				a, err := pipeline.Decide(ctx, s.store, s.cfg, auth.LocalUser(), args[0], approve, comment)
 				if err != nil {
 					return err
 				}
-				for _, p := range pending {
-					if p.Execution != args[0] {
-						continue
-					}
-					a, err := s.store.DecideApproval(ctx, p.Execution, p.Action, approve, currentUser(), comment)
-					if err != nil {
-						return err
-					}
-					return g.print(a, func(w io.Writer) {
-						fmt.Fprintf(w, "%s: execution %s, %s (by %s at %s)\n", a.Status, a.Execution, a.Action, a.DecidedBy, time.Now().Format("15:04:05"))
-					})
-				}
-				if _, err := s.store.GetExecution(ctx, args[0]); err != nil {
-					return err
-				}
-				return fmt.Errorf("execution %s is not waiting for an approval (see `cutover executions %s`)", args[0], args[0])
+				return g.print(a, func(w io.Writer) {
+					fmt.Fprintf(w, "%s: execution %s, %s (by %s at %s)\n", a.Status, a.Execution, a.Action, a.DecidedBy, time.Now().Format("15:04:05"))
+				})
 			})
 		},
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/auth"
 	"github.com/cutoverdev/cutover/internal/store"
 	"github.com/cutoverdev/cutover/internal/testenv"
 )
@@ -62,15 +63,15 @@ func TestHistoryAndStatusWithEngineDown(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("history: exit %d\n%s%s", code, out, errOut)
 	}
-	line := regexp.MustCompile(`(?m)^d-1\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+1m3\ds\s+` + regexp.QuoteMeta(osUser()) + `\s+blue_green\s+r-1\s+succeeded\s+all traffic on r-1$`)
+	line := regexp.MustCompile(`(?m)^d-1\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+1m3\ds\s+` + regexp.QuoteMeta(auth.LocalUser().Name) + `\s+blue_green\s+r-1\s+succeeded\s+all traffic on r-1$`)
 	if !line.MatchString(out) || !strings.Contains(out, "commit 0123456789ab") {
-		t.Fatalf("history does not show date, duration, actor %q and commit:\n%s", osUser(), out)
+		t.Fatalf("history does not show date, duration, actor %q and commit:\n%s", auth.LocalUser().Name, out)
 	}
 	code, out, _ = run(t, "", "history", "production", "--home", home, "-o", "json")
 	var h struct {
 		Deployments []struct{ ID, Actor, Duration, Owner string }
 	}
-	if code != 0 || json.Unmarshal([]byte(out), &h) != nil || len(h.Deployments) != 1 || h.Deployments[0].Actor != osUser() || !strings.HasPrefix(h.Deployments[0].Duration, "1m3") {
+	if code != 0 || json.Unmarshal([]byte(out), &h) != nil || len(h.Deployments) != 1 || h.Deployments[0].Actor != auth.LocalUser().Name || !strings.HasPrefix(h.Deployments[0].Duration, "1m3") {
 		t.Fatalf("history json: exit %d %s", code, out)
 	}
 

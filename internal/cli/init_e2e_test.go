@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -81,7 +82,7 @@ func TestInitOnTheExampleIsCloseToTheHandWrittenConfig(t *testing.T) {
 			t.Errorf("%s: listen %+v branch %q promote_from %q strategy %s; want %+v %q %q %s",
 				name, g.Listen, g.Branch, g.PromoteFrom, g.Strategy.Type, w.Listen, w.Branch, w.PromoteFrom, w.Strategy.Type)
 		}
-		if (g.Approval == nil) != (w.Approval == nil) || g.Approval != nil && *g.Approval != *w.Approval {
+		if (g.Approval == nil) != (w.Approval == nil) || g.Approval != nil && !reflect.DeepEqual(*g.Approval, *w.Approval) {
 			t.Errorf("%s: approval %+v, want %+v", name, g.Approval, w.Approval)
 		}
 	}

@@ -14,17 +14,37 @@ import (
 // startRegistry serves the embedded registry from $CUTOVER_HOME/registry on
 // the loopback address it used last time, so pushed references stay valid
 // across runs; a new port is picked (and kept) when that one is taken.
+//
+// Pushes need the credential kept in $CUTOVER_HOME/registry.credential
+// (0600, generated once); the Docker runtime is given it, so cutover's own
+// pushes and pulls authenticate without any setup. Deletes stay off.
 func (s *session) startRegistry(ctx context.Context) (*registry.Registry, error) {
-	dir := filepath.Join(s.home, "registry")
-	addrFile := filepath.Join(s.home, "registry.addr")
+	cred, err := registry.LoadCredential(s.home)
+	if err != nil {
+		return nil, err
+	}
+	o := registry.Options{Dir: filepath.Join(s.home, "registry"), Credential: cred}
+	r, err := startRegistryAt(ctx, o, filepath.Join(s.home, "registry.addr"))
+	if err != nil {
+		return nil, err
+	}
+	if s.rt != nil {
+		s.rt.UseRegistryCredential(r.Addr(), registry.Username, cred)
+	}
+	return r, nil
+}
+
+func startRegistryAt(ctx context.Context, o registry.Options, addrFile string) (*registry.Registry, error) {
 	if b, err := os.ReadFile(addrFile); err == nil {
-		if r, err := registry.Start(ctx, registry.Options{Dir: dir, Addr: strings.TrimSpace(string(b))}); err == nil {
+		o.Addr = strings.TrimSpace(string(b))
+		if r, err := registry.Start(ctx, o); err == nil {
 			return r, nil
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	r, err := registry.Start(ctx, registry.Options{Dir: dir})
+	o.Addr = ""
+	r, err := registry.Start(ctx, o)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/auth"
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/deploy"
 	"github.com/cutoverdev/cutover/internal/local"
@@ -76,7 +77,7 @@ func (c *runCmd) trigger(ctx context.Context, g *globals) (pipeline.Trigger, err
 	if err != nil {
 		return pipeline.Trigger{}, err
 	}
-	t := pipeline.Trigger{Kind: c.kind, Repo: c.repo, Branch: c.branch, Commit: c.commit, ConfigPath: rel, PR: c.pr}
+	t := pipeline.Trigger{Kind: c.kind, Repo: c.repo, Branch: c.branch, Commit: c.commit, ConfigPath: rel, PR: c.pr, Author: auth.LocalUser().Name}
 	if t.Repo == "" {
 		t.Repo = top
 	}

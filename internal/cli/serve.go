@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/pipeline"
@@ -21,8 +22,11 @@ const (
 )
 
 type serveCmd struct {
-	addr  string
-	grace time.Duration
+	addr            string
+	grace           time.Duration
+	publicHosts     []string
+	tlsCert, tlsKey string
+	behindProxy     bool
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -32,12 +36,15 @@ func newServeCmd(g *globals) *cobra.Command {
 		Short: "Run the daemon: pipeline queue, webhooks, branch polling and the JSON API",
 		Long: "Hosts the pipeline engine, the webhook receiver (POST /webhooks/github with\n" +
 			envGitHubSecret + ", POST /webhooks/generic with " + envGenericSecret + "), branch polling\n" +
-			"(pipeline.source.poll) and a JSON API (/v1/...). It starts the load balancer if it is not\n" +
+			"(pipeline.source.poll) and a JSON API (/v1/..., bearer tokens: see `cutover token`). It starts the load balancer if it is not\n" +
 			"running; the load balancer stays its own process. SIGTERM stops accepting work, gives a\n" +
 			"running execution --grace to finish, then cancels it.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if err := server.CheckExposure(c.addr, c.tlsCert, c.tlsKey, c.behindProxy); err != nil {
+				return usageError{strings.TrimPrefix(err.Error(), "cutover serve: ")}
+			}
 			s, err := openSession(ctx, g, "", true)
 			if err != nil {
 				return err
@@ -48,6 +55,9 @@ func newServeCmd(g *globals) *cobra.Command {
 				return err
 			}
 			log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			if tokens, err := s.store.ListTokens(ctx, false); err == nil && len(tokens) == 0 {
+				log.Warn("no API tokens yet: every /v1 call except /v1/health is refused; create one with `cutover token create NAME --role viewer|deployer|approver|admin`")
+			}
 			eng, stop, err := s.engine(ctx, g)
 			if err != nil {
 				return err
@@ -57,6 +67,7 @@ func newServeCmd(g *globals) *cobra.Command {
 			srv := &server.Server{
 				Config: s.cfg, Store: s.store, Engine: eng, Addr: c.addr, Repo: repo, ConfigPath: configPath,
 				Grace: c.grace, Log: log,
+				PublicHosts: c.publicHosts, TLSCert: c.tlsCert, TLSKey: c.tlsKey, BehindProxy: c.behindProxy,
 				OnStart: func(ctx context.Context) {
 					for _, env := range s.cfg.EnvironmentNames() {
 						if err := reconcileOrphan(ctx, g, s, env); err != nil {
@@ -74,7 +85,7 @@ func newServeCmd(g *globals) *cobra.Command {
 					if wt.Kind == webhook.KindPullRequest {
 						kind = pipeline.TriggerPullRequest
 					}
-					srv.Enqueue(context.WithoutCancel(ctx), pipeline.Trigger{Kind: kind, Branch: wt.Branch, Commit: wt.Commit, PR: wt.PRNumber})
+					srv.Enqueue(context.WithoutCancel(ctx), pipeline.Trigger{Kind: kind, Branch: wt.Branch, Commit: wt.Commit, PR: wt.PRNumber, Author: wt.Sender})
 					return nil
 				},
 			})
@@ -99,12 +110,16 @@ func newServeCmd(g *globals) *cobra.Command {
 			}()
 			go func() {
 				<-srv.Ready()
-				fmt.Fprintf(g.stderr, "cutover serve: API and webhooks on http://%s (repository %s, %s)\n", srv.Address(), repo, filepath.ToSlash(configPath))
+				fmt.Fprintf(g.stderr, "cutover serve: API and webhooks on %s://%s (repository %s, %s)\n", map[bool]string{true: "https", false: "http"}[c.tlsCert != ""], srv.Address(), repo, filepath.ToSlash(configPath))
 			}()
 			return srv.Run(ctx)
 		},
 	}
 	cmd.Flags().StringVar(&c.addr, "addr", "127.0.0.1:8790", "address of the API and webhook receiver")
+	cmd.Flags().StringSliceVar(&c.publicHosts, "public-host", nil, "a name the API is reached by besides --addr (e.g. ci.example.com); requests with another Host are refused")
+	cmd.Flags().StringVar(&c.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM), with --tls-key")
+	cmd.Flags().StringVar(&c.tlsKey, "tls-key", "", "the private key (PEM) of --tls-cert")
+	cmd.Flags().BoolVar(&c.behindProxy, "behind-proxy", false, "a proxy in front terminates TLS: allow a non-loopback --addr without --tls-cert")
 	cmd.Flags().DurationVar(&c.grace, "grace", 30*time.Second, "how long a running execution may go on after SIGTERM")
 	return cmd
 }

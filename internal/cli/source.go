@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"os/user"
 	"path/filepath"
 	"strings"
 )
@@ -24,14 +23,6 @@ func workingTreeSource(ctx context.Context, dir string) string {
 		src += " + uncommitted changes"
 	}
 	return src
-}
-
-// osUser is the name of the user running this command, for attributing what it does.
-func osUser() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return u.Username
-	}
-	return "unknown user"
 }
 
 // actorOf returns who a deployment was made by, from its owner as whoAmI writes

@@ -104,7 +104,21 @@ type Listen struct {
 type Approval struct {
 	Required bool     `yaml:"required,omitempty" json:"required,omitempty"`
 	Timeout  Duration `yaml:"timeout,omitempty" json:"timeout,omitempty" jsonschema:"default=168h" jsonschema_description:"An unanswered approval fails the execution after this long (CodePipeline: 7 days)."`
+	// Approvers and Role say who may approve or reject: anyone named in
+	// Approvers, or anyone holding Role or a stronger one. With neither, any
+	// approver (an API token of role approver or admin, or the machine's
+	// owner through the CLI) may.
+	Approvers []string `yaml:"approvers,omitempty" json:"approvers,omitempty" jsonschema_description:"Who may approve or reject: API token names (or, through the CLI, OS user names)."`
+	Role      string   `yaml:"role,omitempty" json:"role,omitempty" jsonschema:"enum=approver,enum=admin" jsonschema_description:"Anyone holding this role or a stronger one may approve or reject (approver or admin)."`
+	// ForbidAuthor refuses an approval from whoever caused the execution:
+	// the pusher named by the Git host's webhook, or the token or OS user
+	// that triggered it.
+	ForbidAuthor bool `yaml:"forbid_author,omitempty" json:"forbid_author,omitempty" jsonschema_description:"The author of the change (the pusher, or whoever triggered the execution) may not approve it."`
 }
+
+// ApprovalRoles are the roles approval.role may name: weaker roles cannot
+// approve at all.
+var ApprovalRoles = []string{"approver", "admin"}
 
 // ECS names the AWS resources of an environment on platform ecs. Cutover does
 // not create them (see `cutover export cloudformation`); it registers task

@@ -190,8 +190,23 @@ func (v *validator) environments() {
 		if e.Approval != nil && e.Approval.Required && e.Approval.Timeout <= 0 {
 			v.add(p+".approval.timeout", "must be more than 0 (write for example 168h)")
 		}
+		v.approval(p+".approval", e.Approval)
 		v.strategy(p+".strategy", &e.Strategy)
 		v.hooks(p+".hooks", &e.Hooks)
+	}
+}
+
+func (v *validator) approval(p string, a *Approval) {
+	if a == nil {
+		return
+	}
+	if a.Role != "" && !slices.Contains(ApprovalRoles, a.Role) {
+		v.add(p+".role", "%q is not a role that may approve (write %s)", a.Role, quoteList(ApprovalRoles))
+	}
+	for i, name := range a.Approvers {
+		if strings.TrimSpace(name) == "" || strings.ContainsAny(name, " \t,") {
+			v.add(fmt.Sprintf("%s.approvers[%d]", p, i), "%q is not a token or user name (one name per entry)", name)
+		}
 	}
 }
 

@@ -31,13 +31,14 @@ func TestPushToRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rt.Close() })
-	reg, err := registry.Start(ctx, registry.Options{Dir: t.TempDir()})
+	const cred = "ecr-stand-in-credential-0123456789abcdef"
+	reg, err := registry.Start(ctx, registry.Options{Dir: t.TempDir(), Credential: cred})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close(context.Background()) })
 
-	c, err := New(nil, Options{Docker: rt.EngineClient(), Authenticator: authn.Anonymous, Log: slog.New(slog.DiscardHandler)})
+	c, err := New(nil, Options{Docker: rt.EngineClient(), Authenticator: &authn.Basic{Username: registry.Username, Password: cred}, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

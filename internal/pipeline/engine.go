@@ -48,6 +48,10 @@ type Trigger struct {
 	Commit     string `json:"commit"`      // optional: the branch head when empty
 	ConfigPath string `json:"config_path"` // cutover.yaml relative to the repository root
 	PR         int    `json:"pr,omitempty"`
+	// Author is who caused the trigger: the pusher a Git host's webhook
+	// names, or the token or OS user that asked for it. An approval that
+	// forbids the author refuses this name.
+	Author string `json:"author,omitempty"`
 	// RetryOf and FromStage rerun an execution from a stage, reusing the
 	// variables (image ids, digests) its earlier stages produced.
 	RetryOf   string `json:"retry_of,omitempty"`

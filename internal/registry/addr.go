@@ -12,7 +12,7 @@ import (
 const DefaultAddr = "127.0.0.1:0"
 
 // loopbackAddr validates a listen (or dial) address and returns it in a form
-// net.Listen accepts. The registry has no authentication, so anything
+// net.Listen accepts. Reads need no credential, so anything
 // reachable from outside the machine is refused.
 func loopbackAddr(addr string) (string, error) {
 	if addr == "" {
@@ -35,7 +35,7 @@ func loopbackAddr(addr string) (string, error) {
 		if host == "" {
 			host = "all interfaces"
 		}
-		return "", fmt.Errorf("registry: address %q listens on %s, which is not loopback; the embedded registry has no authentication, so it only serves on 127.0.0.1 (use 127.0.0.1:PORT)", addr, host)
+		return "", fmt.Errorf("registry: address %q listens on %s, which is not loopback; anyone may pull from the embedded registry, so it only serves on 127.0.0.1 (use 127.0.0.1:PORT)", addr, host)
 	}
 	return addr, nil
 }

@@ -11,9 +11,13 @@
 //   - Start binds the address, opens the storage directory and serves; it
 //     returns once the registry accepts connections. The context bounds the
 //     start only: the registry runs until Close.
-//   - There is no authentication, so Start refuses any address that is not
-//     loopback (127.0.0.0/8, ::1, localhost). The Docker engine talks plain
-//     HTTP to loopback registries without extra configuration.
+//   - Reads (pulls) need no credential; pushes need Options.Credential, as
+//     user Username (cutover keeps it in $CUTOVER_HOME/registry.credential,
+//     LoadCredential); without one the registry is read-only. Deletes need
+//     the credential and Options.AllowDelete. Start still refuses any
+//     address that is not loopback (127.0.0.0/8, ::1, localhost): the
+//     engine talks plain HTTP to loopback registries without extra
+//     configuration, and nothing else should reach it.
 //   - Close stops accepting connections, waits for requests in flight until
 //     ctx ends, then drops the rest. It is safe to call more than once.
 //   - Content survives a restart: a new Start on the same Dir serves every
@@ -50,6 +54,11 @@ type Options struct {
 	Dir    string       // storage root, created if missing (required)
 	Addr   string       // listen address; default 127.0.0.1:0 (a free port). Must be loopback.
 	Logger *slog.Logger // default slog.Default()
+	// Credential is the password of Username, needed to push (and delete).
+	// Empty: nobody can push.
+	Credential string
+	// AllowDelete enables deleting manifests and blobs (with the credential).
+	AllowDelete bool
 }
 
 // Registry is a running embedded registry.
@@ -95,7 +104,7 @@ func Start(ctx context.Context, o Options) (*Registry, error) {
 
 	// The app keeps its own context for background work (upload purging);
 	// it must outlive Start's context and end with Close.
-	app, err := newApp(context.WithoutCancel(ctx), config(o.Dir))
+	app, err := newApp(context.WithoutCancel(ctx), config(o.Dir, o.AllowDelete))
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -107,7 +116,7 @@ func Start(ctx context.Context, o Options) (*Registry, error) {
 		log:  log,
 		done: make(chan struct{}),
 		srv: &http.Server{
-			Handler:           app,
+			Handler:           guard(app, o.Credential, o.AllowDelete),
 			ReadHeaderTimeout: 30 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		},
@@ -152,15 +161,14 @@ func (r *Registry) Close(ctx context.Context) error {
 }
 
 // config is the registry configuration: filesystem storage under dir, an
-// in-memory blob descriptor cache, no auth, no access log.
-func config(dir string) *configuration.Configuration {
+// in-memory blob descriptor cache, no access log (guard checks credentials).
+func config(dir string, allowDelete bool) *configuration.Configuration {
 	c := &configuration.Configuration{
 		Version: configuration.CurrentVersion,
 		Storage: configuration.Storage{
 			"filesystem": configuration.Parameters{"rootdirectory": dir},
 			"cache":      configuration.Parameters{"blobdescriptor": "inmemory"},
-			// Lets an operator or a later garbage collection delete tags.
-			"delete": configuration.Parameters{"enabled": true},
+			"delete":     configuration.Parameters{"enabled": allowDelete},
 		},
 	}
 	c.Log.AccessLog.Disabled = true

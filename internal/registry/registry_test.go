@@ -23,12 +23,26 @@ func startRegistry(t *testing.T, dir string) *Registry {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	r, err := Start(ctx, Options{Dir: dir})
+	r, err := Start(ctx, Options{Dir: dir, Credential: testCredential})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
 	t.Cleanup(func() { r.Close(context.Background()) })
 	return r
+}
+
+// testCredential is the push credential of the registries these tests start.
+const testCredential = "test-credential-0123456789abcdefghijklmnop"
+
+// pushAs is the password pushes send (none when empty): tests that attack
+// the registry change it.
+var pushAs = testCredential
+
+func do(req *http.Request) (*http.Response, error) {
+	if pushAs != "" {
+		req.SetBasicAuth(Username, pushAs)
+	}
+	return http.DefaultClient.Do(req)
 }
 
 func digestOf(b []byte) string {
@@ -40,7 +54,8 @@ func digestOf(b []byte) string {
 // then finish it with the whole content) and returns its digest.
 func pushBlob(addr, repo string, b []byte) (string, error) {
 	d := digestOf(b)
-	resp, err := http.Post("http://"+addr+"/v2/"+repo+"/blobs/uploads/", "", nil)
+	start, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v2/"+repo+"/blobs/uploads/", nil)
+	resp, err := do(start)
 	if err != nil {
 		return "", err
 	}
@@ -60,7 +75,7 @@ func pushBlob(addr, repo string, b []byte) (string, error) {
 	loc.RawQuery = q.Encode()
 	req, _ := http.NewRequest(http.MethodPut, loc.String(), bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err = http.DefaultClient.Do(req)
+	resp, err = do(req)
 	if err != nil {
 		return "", err
 	}
@@ -103,7 +118,7 @@ func pushImage(addr, repo, tag string) (string, error) {
 	})
 	req, _ := http.NewRequest(http.MethodPut, "http://"+addr+"/v2/"+repo+"/manifests/"+tag, bytes.NewReader(m))
 	req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := do(req)
 	if err != nil {
 		return "", err
 	}
@@ -137,8 +152,10 @@ func TestPushDigestAndRestart(t *testing.T) {
 		t.Fatalf("Ref = %q, want %q", got, want)
 	}
 
-	// The API root answers as a v2 registry without credentials.
-	resp, err := http.Get("http://" + r.Addr() + "/v2/")
+	// The API root answers as a v2 registry to cutover's credential (and
+	// challenges a client without one: auth_test.go).
+	root, _ := http.NewRequest(http.MethodGet, "http://"+r.Addr()+"/v2/", nil)
+	resp, err := do(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +301,7 @@ func TestManifestDigestBadRef(t *testing.T) {
 func TestLogsGoToSlog(t *testing.T) {
 	var buf syncBuffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	r, err := Start(context.Background(), Options{Dir: t.TempDir(), Logger: log})
+	r, err := Start(context.Background(), Options{Dir: t.TempDir(), Logger: log, Credential: testCredential})
 	if err != nil {
 		t.Fatal(err)
 	}

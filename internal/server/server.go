@@ -40,6 +40,11 @@ type Server struct {
 	OnStart    func(ctx context.Context)                                      // reconcile deployments left by a killed controller
 	Resolve    func(ctx context.Context, repo, branch string) (string, error) // default source.Resolve
 	Log        *slog.Logger
+	// Exposure (auth.go): names the API answers to besides its address, and
+	// TLS, or a proxy in front that terminates it, for a non-loopback Addr.
+	PublicHosts     []string
+	TLSCert, TLSKey string
+	BehindProxy     bool
 
 	mu      sync.Mutex
 	queue   []pipeline.Trigger
@@ -123,13 +128,16 @@ func (s *Server) Run(ctx context.Context) error {
 		s.Resolve = source.Resolve
 	}
 	s.wake = make(chan struct{}, 1)
+	if err := s.checkExposure(); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
 		return fmt.Errorf("cutover serve: cannot listen on %s: %v (pick another address with --addr)", s.Addr, err)
 	}
 	s.addr = ln.Addr()
 	srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	go func() { _ = s.serve(srv, ln) }()
 	s.Ready()
 	close(s.ready)
 	s.Log.Info("cutover serve listening", "addr", s.addr.String())
@@ -263,7 +271,8 @@ func (s *Server) poll(ctx context.Context) {
 	}
 }
 
-// routes is the JSON API and the webhook receiver.
+// routes is the JSON API and the webhook receiver. Every /v1 route needs an
+// entry in routePolicies (auth.go): who may call it, how it is audited.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	if s.Webhooks != nil {
@@ -308,38 +317,12 @@ func (s *Server) routes() http.Handler {
 			}
 			req.Commit = c
 		}
-		s.Enqueue(r.Context(), pipeline.Trigger{Kind: pipeline.TriggerManual, Branch: req.Branch, Commit: req.Commit})
+		setAuditTarget(r, req.Branch+" "+req.Commit)
+		s.Enqueue(r.Context(), pipeline.Trigger{Kind: pipeline.TriggerManual, Branch: req.Branch, Commit: req.Commit, Author: identity(r).Name})
 		writeJSON(w, http.StatusAccepted, map[string]string{"queued": req.Commit})
 	})
-	decide := func(approve bool) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			var req struct{ By, Comment string }
-			_ = json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req)
-			if req.By == "" {
-				writeError(w, http.StatusBadRequest, errors.New(`body must name the approver: {"by": "...", "comment": "..."}`))
-				return
-			}
-			pending, err := s.Store.PendingApprovals(r.Context(), s.Config.Project)
-			if err != nil {
-				writeError(w, http.StatusInternalServerError, err)
-				return
-			}
-			for _, p := range pending {
-				if p.Execution == r.PathValue("id") {
-					a, err := s.Store.DecideApproval(r.Context(), p.Execution, p.Action, approve, req.By, req.Comment)
-					if err != nil {
-						writeError(w, http.StatusConflict, err)
-						return
-					}
-					writeJSON(w, http.StatusOK, a)
-					return
-				}
-			}
-			writeError(w, http.StatusConflict, fmt.Errorf("execution %s is not waiting for an approval", r.PathValue("id")))
-		}
-	}
-	mux.HandleFunc("POST /v1/executions/{id}/approve", decide(true))
-	mux.HandleFunc("POST /v1/executions/{id}/reject", decide(false))
+	mux.HandleFunc("POST /v1/executions/{id}/approve", s.decide(true))
+	mux.HandleFunc("POST /v1/executions/{id}/reject", s.decide(false))
 	mux.HandleFunc("POST /v1/executions/{id}/cancel", func(w http.ResponseWriter, r *http.Request) {
 		x, err := s.Store.GetExecution(r.Context(), r.PathValue("id"))
 		if err != nil {
@@ -352,7 +335,8 @@ func (s *Server) routes() http.Handler {
 		}
 		writeJSON(w, http.StatusAccepted, map[string]string{"cancel": x.ID})
 	})
-	return mux
+	s.adminRoutes(mux)
+	return s.guard(mux)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

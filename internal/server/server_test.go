@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/auth"
 	"github.com/cutoverdev/cutover/internal/pipeline"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
 	"github.com/cutoverdev/cutover/internal/store"
@@ -52,15 +52,7 @@ func newServer(t *testing.T) (*Server, string) {
 		}
 	})
 	ctx := context.Background()
-	cfg, err := config.Load(filepath.Join(repo, "cutover.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "cutover.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	cfg, st := loadProject(t, repo)
 	rt, err := docker.Connect(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -109,6 +101,32 @@ func post(t *testing.T, url, secret, body string) int {
 	if secret != "" {
 		req.Header.Set("X-Cutover-Secret", secret)
 	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// apiTokens holds the token of each role per store, named after the role.
+var apiTokens sync.Map
+
+// postAPI posts a JSON body to the API with a token of role.
+func postAPI(t *testing.T, s *Server, url, role, body string) int {
+	t.Helper()
+	tok, ok := apiTokens.Load(s.Store.Path() + role)
+	if !ok {
+		created, err := auth.CreateToken(context.Background(), s.Store, auth.Identity{Name: "test"}, role, role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok = created.Token
+		apiTokens.Store(s.Store.Path()+role, tok)
+	}
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+tok.(string))
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -193,7 +211,7 @@ func TestAPIRunsAnExecutionAndApprovesIt(t *testing.T) {
 	ctx := context.Background()
 	start(t, s)
 	base := "http://" + s.Address()
-	if code := post(t, base+"/v1/executions", "", `{"branch":"main"}`); code != http.StatusAccepted {
+	if code := postAPI(t, s, base+"/v1/executions", "deployer", `{"branch":"main"}`); code != http.StatusAccepted {
 		t.Fatalf("POST /v1/executions: %d", code)
 	}
 	var id string
@@ -205,11 +223,14 @@ func TestAPIRunsAnExecutionAndApprovesIt(t *testing.T) {
 		}
 		return false
 	})
-	if code := post(t, base+"/v1/executions/"+id+"/approve", "", `{"comment":"no name"}`); code != http.StatusBadRequest {
-		t.Fatalf("approval without an approver: %d", code)
+	if code := postAPI(t, s, base+"/v1/executions/"+id+"/approve", "deployer", `{"by":"alice","comment":"ok"}`); code != http.StatusForbidden {
+		t.Fatalf("approval by a deployer: %d", code)
 	}
-	if code := post(t, base+"/v1/executions/"+id+"/approve", "", `{"by":"alice","comment":"ok"}`); code != http.StatusOK {
+	if code := postAPI(t, s, base+"/v1/executions/"+id+"/approve", "approver", `{"by":"alice","comment":"ok"}`); code != http.StatusOK {
 		t.Fatalf("approve: %d", code)
+	}
+	if a, _ := s.Store.GetApproval(ctx, id, "approve"); a.DecidedBy != "approver" {
+		t.Fatalf("approved by %q, want the token's name", a.DecidedBy)
 	}
 	waitFor(t, "the execution to succeed", func() bool {
 		x, _ := s.Store.GetExecution(ctx, id)
@@ -227,7 +248,7 @@ func TestStopDuringABuildCancelsCleanlyAndARestartResumesNothingHalfDone(t *test
 	testenv.Git(t, repo, "commit", "-qam", "slow build")
 	ctx := context.Background()
 	stop, done := start(t, s)
-	if code := post(t, "http://"+s.Address()+"/v1/executions", "", `{"branch":"main"}`); code != http.StatusAccepted {
+	if code := postAPI(t, s, "http://"+s.Address()+"/v1/executions", "deployer", `{"branch":"main"}`); code != http.StatusAccepted {
 		t.Fatalf("POST /v1/executions: %d", code)
 	}
 	var id string

@@ -144,6 +144,38 @@ CREATE TABLE approvals (
 ) STRICT;
 CREATE INDEX approvals_pending ON approvals (status, requested_at) WHERE status = 'pending';
 `,
+	// 4: API tokens (only their SHA-256 is stored) and the append-only audit log.
+	`
+CREATE TABLE api_tokens (
+	id          INTEGER PRIMARY KEY,
+	name        TEXT NOT NULL,
+	role        TEXT NOT NULL,
+	hash        TEXT NOT NULL UNIQUE,
+	created_by  TEXT NOT NULL,
+	created_at  TEXT NOT NULL,
+	revoked_at  TEXT
+) STRICT;
+-- A name is held by one live token at a time; a revoked token's name can be reused.
+CREATE UNIQUE INDEX api_tokens_live_name ON api_tokens (name) WHERE revoked_at IS NULL;
+
+CREATE TABLE audit_log (
+	seq      INTEGER PRIMARY KEY,
+	time     TEXT NOT NULL,
+	actor    TEXT NOT NULL,
+	role     TEXT NOT NULL,
+	via      TEXT NOT NULL,
+	remote   TEXT NOT NULL,
+	action   TEXT NOT NULL,
+	target   TEXT NOT NULL,
+	outcome  TEXT NOT NULL
+) STRICT;
+CREATE INDEX audit_log_by_time ON audit_log (time);
+-- Append-only whatever writes the file: no statement may change or remove a record.
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+	BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+	BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+`,
 }
 
 // SchemaVersion is the schema version this binary writes.

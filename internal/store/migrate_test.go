@@ -176,7 +176,8 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	}
 	// Back to what schema version 1 created.
 	if _, err := s.db.Exec(`DROP TABLE approvals; DROP TABLE execution_logs; DROP TABLE executions;
-		DROP TABLE deployments; DROP TABLE leases; DELETE FROM schema_migrations WHERE version > 1`); err != nil {
+		DROP TABLE deployments; DROP TABLE leases; DROP TABLE api_tokens; DROP TABLE audit_log;
+		DELETE FROM schema_migrations WHERE version > 1`); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()

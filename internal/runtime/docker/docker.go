@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -27,6 +28,9 @@ type Runtime struct {
 	client *client.Client
 	host   string
 	log    *slog.Logger
+
+	mu    sync.Mutex
+	auths map[string]string // registry host → X-Registry-Auth (push.go)
 }
 
 // EngineUnreachableError says that the Docker engine did not answer, and how

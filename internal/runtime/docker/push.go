@@ -14,11 +14,38 @@ import (
 	"github.com/moby/moby/client"
 )
 
-// anonymous is the X-Registry-Auth value for "no credentials": the embedded
-// registry (and any loopback registry) needs none, and old engines reject a
-// push that carries no auth header at all.
+// anonymous is the X-Registry-Auth value for "no credentials", for
+// registries the runtime has none for: old engines reject a push that
+// carries no auth header at all.
 // It is an empty registry.AuthConfig ("{}"), base64url-encoded.
 var anonymous = base64.URLEncoding.EncodeToString([]byte("{}"))
+
+// UseRegistryCredential makes pushes to and pulls from the registry at host
+// (host:port, as in image references) authenticate as user. The engine
+// sends them when the registry asks; they are never logged.
+func (r *Runtime) UseRegistryCredential(host, user, password string) {
+	b, _ := json.Marshal(struct {
+		Username      string `json:"username"`
+		Password      string `json:"password"`
+		ServerAddress string `json:"serveraddress"`
+	}{user, password, host})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.auths == nil {
+		r.auths = map[string]string{}
+	}
+	r.auths[host] = base64.URLEncoding.EncodeToString(b)
+}
+
+// registryAuth is the X-Registry-Auth value for named's registry.
+func (r *Runtime) registryAuth(named reference.Named) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if a, ok := r.auths[reference.Domain(named)]; ok {
+		return a
+	}
+	return anonymous
+}
 
 // Tag gives the local image imageID (sha256:... or any reference the engine
 // knows) the reference ref, such as 127.0.0.1:5000/shop/backend:sha-abc. An
@@ -42,7 +69,8 @@ func (r *Runtime) Tag(ctx context.Context, imageID, ref string) error {
 }
 
 // Push pushes the local image ref (registry/repository:tag; without a tag,
-// latest) to its registry without credentials, and returns the digest
+// latest) to its registry, with the credential given for it
+// (UseRegistryCredential) if any, and returns the digest
 // (sha256:...) of the manifest the registry stored, which deploys pin. Pushing
 // the same image again is cheap and returns the same digest.
 func (r *Runtime) Push(ctx context.Context, ref string) (string, error) {
@@ -53,7 +81,7 @@ func (r *Runtime) Push(ctx context.Context, ref string) (string, error) {
 	if _, ok := named.(reference.Digested); ok {
 		return "", fmt.Errorf("push %s: a digest reference cannot be pushed (push registry/repository:tag)", ref)
 	}
-	res, err := r.client.ImagePush(ctx, ref, client.ImagePushOptions{RegistryAuth: anonymous})
+	res, err := r.client.ImagePush(ctx, ref, client.ImagePushOptions{RegistryAuth: r.registryAuth(named)})
 	if err != nil {
 		if ctx.Err() != nil {
 			return "", fmt.Errorf("push %s: %w", ref, ctx.Err())
@@ -108,15 +136,15 @@ func readPushStream(ctx context.Context, res client.ImagePushResponse) (string, 
 	return digest, nil
 }
 
-// Pull pulls ref (registry/repository:tag or registry/repository@sha256:...)
-// without credentials and returns the local image ID. Pulling an image that is
+// Pull pulls ref (registry/repository:tag or registry/repository@sha256:...),
+// with the credential given for its registry if any, and returns the local image ID. Pulling an image that is
 // already present only checks the registry.
 func (r *Runtime) Pull(ctx context.Context, ref string) (string, error) {
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
 		return "", fmt.Errorf("pull %s: not a valid image reference: %v (use registry/repository:tag or @sha256:...)", ref, err)
 	}
-	res, err := r.client.ImagePull(ctx, ref, client.ImagePullOptions{RegistryAuth: anonymous})
+	res, err := r.client.ImagePull(ctx, ref, client.ImagePullOptions{RegistryAuth: r.registryAuth(named)})
 	if err != nil {
 		if ctx.Err() != nil {
 			return "", fmt.Errorf("pull %s: %w", ref, ctx.Err())

@@ -45,21 +45,61 @@ func removeImage(t *testing.T, rt *Runtime, id string) {
 	}
 }
 
-func startRegistry(t *testing.T, dir, addr string) *registry.Registry {
+// registryCredential is the push credential of the registries these tests start.
+const registryCredential = "push-credential-0123456789abcdefghijkl"
+
+// startRegistry starts an embedded registry and gives rt its credential, as
+// cutover does.
+func startRegistry(t *testing.T, rt *Runtime, dir, addr string) *registry.Registry {
 	t.Helper()
-	reg, err := registry.Start(t.Context(), registry.Options{Dir: dir, Addr: addr})
+	reg, err := registry.Start(t.Context(), registry.Options{Dir: dir, Addr: addr, Credential: registryCredential})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close(context.Background()) })
+	rt.UseRegistryCredential(reg.Addr(), registry.Username, registryCredential)
 	return reg
+}
+
+// Through the engine too, a push without cutover's credential, or with a
+// wrong one, is refused and stores nothing.
+func TestPushWithoutTheCredentialIsRefused(t *testing.T) {
+	rt := newRuntime(t)
+	ctx := t.Context()
+	reg, err := registry.Start(ctx, registry.Options{Dir: t.TempDir(), Credential: registryCredential})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close(context.Background())
+	img := buildTinyImage(t, rt)
+	ref := reg.Ref("cutover-test/intruder", "v1")
+	if err := rt.Tag(ctx, img.ID, ref); err != nil {
+		t.Fatal(err)
+	}
+	for _, cred := range []string{"", "wrong-credential"} {
+		if cred != "" {
+			rt.UseRegistryCredential(reg.Addr(), registry.Username, cred)
+		}
+		if _, err := rt.Push(ctx, ref); err == nil {
+			t.Fatalf("push with credential %q succeeded", cred)
+		} else {
+			t.Logf("credential %q: %v", cred, err)
+		}
+	}
+	if _, err := registry.ManifestDigest(ctx, reg.Addr(), "cutover-test/intruder", "v1"); err == nil {
+		t.Fatal("a refused push stored the image")
+	}
+	rt.UseRegistryCredential(reg.Addr(), registry.Username, registryCredential)
+	if _, err := rt.Push(ctx, ref); err != nil {
+		t.Fatalf("push with cutover's credential: %v", err)
+	}
 }
 
 func TestPushToEmbeddedRegistry(t *testing.T) {
 	rt := newRuntime(t)
 	ctx := t.Context()
 	regDir := t.TempDir()
-	reg := startRegistry(t, regDir, "")
+	reg := startRegistry(t, rt, regDir, "")
 	img := buildTinyImage(t, rt)
 
 	repo := "cutover-test/hello"
@@ -116,7 +156,7 @@ func TestPushToEmbeddedRegistry(t *testing.T) {
 	if err := reg.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	reg = startRegistry(t, regDir, addr)
+	reg = startRegistry(t, rt, regDir, addr)
 	got, err := registry.ManifestDigest(ctx, reg.Addr(), repo, "sha-abc")
 	if err != nil {
 		t.Fatalf("after restart: %v", err)
