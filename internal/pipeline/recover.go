@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -45,33 +46,69 @@ func OwnerAlive(x store.Execution) bool {
 	return x.OwnerPID != os.Getpid() && proc.Alive(x.OwnerPID)
 }
 
+// Recovery is what Recover did with an interrupted execution.
+type Recovery struct {
+	Killed int // process groups of its commands that were still running
+	// Requeued: it had not entered a stage yet, so it is queued again as
+	// it was (same ID). Otherwise it is failed, and Resume is the retry
+	// that runs its commit again from the stage it was in, reusing the
+	// images its earlier stages built.
+	Requeued bool
+	Resume   Trigger
+}
+
 // Recover ends what a dead owner left of execution x: it kills the process
-// groups of its commands that still run on this host, removes its
-// workspace, and marks it failed with reason (unless another process
-// changed it meanwhile). The caller has checked !OwnerAlive(x).
-func (e *Engine) Recover(ctx context.Context, x store.Execution, reason string) (killed int, err error) {
+// groups of its commands that still run on this host and removes its
+// workspace; then it queues x again if it never entered a stage, or marks
+// it failed and returns the trigger that resumes it. The caller has
+// checked !OwnerAlive(x). An execution another process changed meanwhile
+// is left to that process (the error wraps store.ErrConflict).
+func (e *Engine) Recover(ctx context.Context, x store.Execution) (Recovery, error) {
+	var rec Recovery
+	t, err := QueuedTrigger(x)
+	if err != nil {
+		return rec, err
+	}
 	host, _ := os.Hostname()
 	procs, err := e.Store.Processes(ctx, x.ID)
 	if err != nil {
-		return 0, err
+		return rec, err
 	}
 	for _, p := range procs {
 		if p.Host != host {
 			continue
 		}
 		if proc.KillGroup(p.PGID, p.StartTicks) {
-			killed++
+			rec.Killed++
 		}
 		if err := e.Store.RemoveProcess(ctx, x.ID, p.PGID); err != nil {
-			return killed, err
+			return rec, err
 		}
 	}
 	if err := os.RemoveAll(e.workspace(x.ID)); err != nil {
-		return killed, fmt.Errorf("removing the workspace of execution %s: %w", x.ID, err)
+		return rec, fmt.Errorf("removing the workspace of execution %s: %w", x.ID, err)
 	}
-	x.Status, x.Error = store.ExecutionFailed, reason
-	if _, err := e.Store.UpdateExecution(ctx, x, x.Generation); err != nil {
-		return killed, err
+	var stages []StageState
+	_ = json.Unmarshal(x.Stages, &stages)
+	from, entered := "", false
+	for _, st := range stages {
+		entered = entered || st.Started != nil || (st.Status != StatusPending && st.Status != StatusSkipped)
+		if from == "" && (st.Status == StatusRunning || st.Status == StatusWaiting || st.Status == StatusPending) {
+			from = st.Name
+		}
 	}
-	return killed, nil
+	gen := x.Generation
+	if !entered {
+		x.Status, x.Stages, x.Error, x.OwnerPID, x.OwnerHost = store.ExecutionQueued, nil, "", 0, ""
+		_, err := e.Store.UpdateExecution(ctx, x, gen)
+		return Recovery{Killed: rec.Killed, Requeued: true}, err
+	}
+	x.Status = store.ExecutionFailed
+	x.Error = fmt.Sprintf("interrupted: its process (pid %d) stopped while it ran; resumed as a new execution from stage %s", x.OwnerPID, from)
+	if _, err := e.Store.UpdateExecution(ctx, x, gen); err != nil {
+		return rec, err
+	}
+	t.Kind, t.RetryOf, t.FromStage, t.Execution = TriggerRetry, x.ID, from, ""
+	rec.Resume = t
+	return rec, nil
 }

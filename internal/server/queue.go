@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -205,32 +204,21 @@ func (s *Server) resumeInterrupted(ctx context.Context) {
 			s.Log.Info("leaving an execution to its owner, which still runs", "execution", x.ID, "owner_pid", x.OwnerPID, "owner_host", x.OwnerHost)
 			continue
 		}
-		var stages []pipeline.StageState
-		_ = json.Unmarshal(x.Stages, &stages)
-		from := ""
-		for _, st := range stages {
-			if st.Status == pipeline.StatusRunning || st.Status == pipeline.StatusWaiting || st.Status == pipeline.StatusPending {
-				from = st.Name
-				break
-			}
-		}
-		t, err := pipeline.QueuedTrigger(x)
-		if err != nil {
-			s.Log.Warn("an interrupted execution cannot be resumed", "execution", x.ID, "err", err)
-			continue
-		}
-		killed, err := s.Engine.Recover(ctx, x, fmt.Sprintf("interrupted: its process (pid %d) stopped while it ran; resumed as a new execution", x.OwnerPID))
+		rec, err := s.Engine.Recover(ctx, x)
 		if err != nil {
 			s.Log.Warn("recovering an interrupted execution", "execution", x.ID, "err", err)
 			continue
 		}
-		t.Kind, t.RetryOf, t.FromStage, t.Execution = pipeline.TriggerRetry, x.ID, from, ""
-		id, err := s.Enqueue(ctx, t, store.Delivery{})
+		if rec.Requeued {
+			s.Log.Info("queued again an execution interrupted before its first stage", "execution", x.ID, "processes_killed", rec.Killed)
+			continue
+		}
+		id, err := s.Enqueue(ctx, rec.Resume, store.Delivery{})
 		if err != nil {
 			s.Log.Warn("resuming an interrupted execution", "execution", x.ID, "err", err)
 			continue
 		}
-		s.Log.Info("resuming an interrupted execution", "execution", x.ID, "as", id, "stage", from, "processes_killed", killed)
+		s.Log.Info("resuming an interrupted execution", "execution", x.ID, "as", id, "stage", rec.Resume.FromStage, "processes_killed", rec.Killed)
 	}
 }
 
