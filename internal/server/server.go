@@ -1,12 +1,18 @@
 // Package server is the cutover daemon (`cutover serve`): it hosts the
-// pipeline engine with a queue of executions, the webhook receiver, branch
-// polling and a small JSON API. The load balancer stays its own process
-// (the data plane); the daemon only controls it.
+// pipeline engine with a durable queue of executions, the webhook receiver,
+// branch polling and a small JSON API. The load balancer stays its own
+// process (the data plane); the daemon only controls it.
 //
-// Contract: Run serves until ctx ends, then stops accepting work, lets a
-// running execution finish within Grace, cancels it after that (the store
-// records it as cancelled), and returns. A deployment interrupted that way
-// is reconciled by the next command or start (OnStart).
+// Contract: a trigger (webhook, API, poll) is a queued execution in the
+// store before it is acknowledged (Enqueue); a delivery is accepted once.
+// Queued executions run concurrently, one per stage (the engine's stage
+// locks). On start, Run recovers the executions a dead daemon left (their
+// processes ended, their workspaces removed, resumed from their stage),
+// never one whose owner is alive. Run serves until ctx ends, then stops
+// accepting work, lets running executions finish within Grace, cancels
+// them after that (the store records them as cancelled), and returns;
+// queued executions stay queued. A deployment interrupted that way is
+// reconciled by the next command or start (OnStart).
 package server
 
 import (
