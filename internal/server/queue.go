@@ -132,6 +132,8 @@ func (s *Server) work(ctx context.Context) {
 			t, err := pipeline.QueuedTrigger(x)
 			if err != nil {
 				s.Log.Warn("a queued execution cannot run", "execution", x.ID, "err", err)
+				x.Status, x.Error = store.ExecutionFailed, err.Error()
+				_, _ = s.Store.UpdateExecution(ctx, x, x.Generation) // a conflict: someone else decided
 				continue
 			}
 			runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
