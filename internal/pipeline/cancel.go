@@ -39,6 +39,22 @@ func RequestCancel(ctx context.Context, s *store.Store, id, who string) (store.E
 	return x, nil
 }
 
+// cancelRequest returns the errCancelled error of a cancel of the
+// execution found in the store, or nil (also when the store cannot be read:
+// the next look tries again).
+func cancelRequest(ctx context.Context, s *store.Store, project, id string) error {
+	evs, err := s.ListEvents(ctx, store.EventFilter{Project: project, Environment: EventScope(id)})
+	if err != nil {
+		return nil
+	}
+	for _, ev := range evs {
+		if ev.Kind == CancelEvent {
+			return fmt.Errorf("%w by `cutover cancel`%s", errCancelled, prefixed(" ", ev.Message))
+		}
+	}
+	return nil
+}
+
 // watchCancel ends the actions' context, with the cancel as its cause, as
 // soon as a cancel of the execution is in the store. It returns when ctx
 // ends.

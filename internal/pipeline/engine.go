@@ -569,16 +569,7 @@ func (r *run) cancelled(ctx context.Context) error {
 		}
 		return fmt.Errorf("%w: %v", errCancelled, ctx.Err())
 	}
-	evs, err := r.e.Store.ListEvents(ctx, store.EventFilter{Project: r.exec.Project, Environment: EventScope(r.exec.ID)})
-	if err != nil {
-		return nil
-	}
-	for _, ev := range evs {
-		if ev.Kind == CancelEvent {
-			return fmt.Errorf("%w by `cutover cancel`%s", errCancelled, prefixed(" ", ev.Message))
-		}
-	}
-	return nil
+	return cancelRequest(ctx, r.e.Store, r.exec.Project, r.exec.ID)
 }
 
 // SupersededPrefix starts the message of a cancel that a newer commit caused.

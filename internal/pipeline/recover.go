@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/proc"
@@ -52,15 +53,16 @@ type Recovery struct {
 	// Requeued: it had not entered a stage yet, so it is queued again as
 	// it was (same ID). Otherwise it is failed, and Resume is the retry
 	// that runs its commit again from the stage it was in, reusing the
-	// images its earlier stages built.
+	// images its earlier stages built; nil when it was cancelled.
 	Requeued bool
-	Resume   Trigger
+	Resume   *Trigger
 }
 
 // Recover ends what a dead owner left of execution x: it kills the process
 // groups of its commands that still run on this host and removes its
 // workspace; then it queues x again if it never entered a stage, or marks
-// it failed and returns the trigger that resumes it. The caller has
+// it failed and returns the trigger that resumes it; one whose cancel was
+// asked for ends cancelled (or superseded) instead. The caller has
 // checked !OwnerAlive(x). An execution another process changed meanwhile
 // is left to that process (the error wraps store.ErrConflict).
 func (e *Engine) Recover(ctx context.Context, x store.Execution) (Recovery, error) {
@@ -98,6 +100,15 @@ func (e *Engine) Recover(ctx context.Context, x store.Execution) (Recovery, erro
 		}
 	}
 	gen := x.Generation
+	if err := cancelRequest(ctx, e.Store, x.Project, x.ID); err != nil {
+		// Cancelled (or superseded) while its process was gone: it ends so.
+		x.Status, x.Error = store.ExecutionCancelled, firstLine(err.Error())
+		if strings.Contains(x.Error, SupersededPrefix) {
+			x.Status = store.ExecutionSuperseded
+		}
+		_, err := e.Store.UpdateExecution(ctx, x, gen)
+		return rec, err
+	}
 	if !entered {
 		x.Status, x.Stages, x.Error, x.OwnerPID, x.OwnerHost = store.ExecutionQueued, nil, "", 0, ""
 		_, err := e.Store.UpdateExecution(ctx, x, gen)
@@ -109,6 +120,6 @@ func (e *Engine) Recover(ctx context.Context, x store.Execution) (Recovery, erro
 		return rec, err
 	}
 	t.Kind, t.RetryOf, t.FromStage, t.Execution = TriggerRetry, x.ID, from, ""
-	rec.Resume = t
+	rec.Resume = &t
 	return rec, nil
 }

@@ -286,3 +286,50 @@ func TestServeLeavesAnExecutionWhoseOwnerIsAlive(t *testing.T) {
 		t.Fatalf("the resumed execution is owned by pid %d, want this daemon's %d", resumed.OwnerPID, os.Getpid())
 	}
 }
+
+// A cancel asked while no daemon runs is honoured by the next start: a
+// queued execution never runs, and an interrupted one is not resumed.
+func TestCancelWhileTheDaemonIsDownIsHonouredAtTheNextStart(t *testing.T) {
+	d := newDaemon(t)
+	ctx := context.Background()
+	commit := testenv.Git(t, d.repo, "rev-parse", "main")
+	trig := pipeline.Trigger{Kind: pipeline.TriggerPush, Project: d.cfg.Project, Repo: d.repo, Branch: "main", Commit: commit, ConfigPath: "cutover.yaml"}
+	queued := pipeline.QueuedExecution(trig, time.Now())
+	if _, err := d.store.QueueExecution(ctx, queued, store.Delivery{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	left := pipeline.QueuedExecution(trig, time.Now())
+	stages, _ := json.Marshal([]pipeline.StageState{
+		{Name: "build", Status: pipeline.StatusSucceeded},
+		{Name: "production", Status: pipeline.StatusRunning, Actions: []pipeline.ActionState{{Name: "approve", Kind: "approval", Status: pipeline.StatusWaiting}}},
+	})
+	left.Status, left.Stages, left.OwnerPID, left.OwnerHost = store.ExecutionWaiting, stages, gone.Process.Pid, host
+	if err := d.store.CreateExecution(ctx, left); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{queued.ID, left.ID} {
+		if _, err := pipeline.RequestCancel(ctx, d.store, id, "alice"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := d.status(queued.ID); got != store.ExecutionCancelled {
+		t.Fatalf("a queued execution after its cancel: %s, want cancelled at once", got)
+	}
+	start(t, d.server())
+	waitFor(t, "the interrupted execution to end", func() bool { return !store.ExecutionActive(d.status(left.ID)) })
+	time.Sleep(300 * time.Millisecond) // several queue scans
+	if got := d.status(left.ID); got != store.ExecutionCancelled {
+		t.Fatalf("the interrupted execution whose cancel was asked: %s, want cancelled", got)
+	}
+	if xs := d.executions(); len(xs) != 2 {
+		t.Fatalf("the next start ran something that was cancelled: %d executions", len(xs))
+	}
+	if _, err := pipeline.RequestCancel(ctx, d.store, left.ID, "alice"); err == nil || !strings.Contains(err.Error(), "already cancelled") {
+		t.Fatalf("cancelling a cancelled execution: %v", err)
+	}
+}

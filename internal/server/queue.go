@@ -211,11 +211,15 @@ func (s *Server) resumeInterrupted(ctx context.Context) {
 			s.Log.Warn("recovering an interrupted execution", "execution", x.ID, "err", err)
 			continue
 		}
-		if rec.Requeued {
+		switch {
+		case rec.Requeued:
 			s.Log.Info("queued again an execution interrupted before its first stage", "execution", x.ID, "processes_killed", rec.Killed)
 			continue
+		case rec.Resume == nil:
+			s.Log.Info("an interrupted execution was cancelled meanwhile: not resumed", "execution", x.ID, "processes_killed", rec.Killed)
+			continue
 		}
-		id, err := s.Enqueue(ctx, rec.Resume, store.Delivery{})
+		id, err := s.Enqueue(ctx, *rec.Resume, store.Delivery{})
 		if err != nil {
 			s.Log.Warn("resuming an interrupted execution", "execution", x.ID, "err", err)
 			continue
