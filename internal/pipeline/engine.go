@@ -101,6 +101,7 @@ type run struct {
 	// the execution is cancelled or superseded. Deployments run on hard and
 	// are stopped by a request instead (deployStoppable).
 	hard context.Context
+	pr   int // the pull request of a pull_request trigger
 
 	mu       sync.Mutex // guards exec, stages and vars
 	vars     map[string]string
@@ -184,7 +185,7 @@ func (e *Engine) Run(ctx context.Context, t Trigger) (store.Execution, error) {
 		t.Commit = c
 	}
 	trig, _ := json.Marshal(t)
-	r := &run{e: e, vars: map[string]string{TriggerVar: string(trig)}, hard: ctx}
+	r := &run{e: e, vars: map[string]string{TriggerVar: string(trig)}, hard: ctx, pr: t.PR}
 	exec, err := e.claim(ctx, t, trig)
 	if err != nil {
 		return exec, err

@@ -19,7 +19,7 @@ import (
 // branch that arrives at the same entrance replaces the waiting one (which
 // ends superseded); runs of another kind or branch never supersede each
 // other (a pull request whose head branch is named main leaves a main push
-// alone). In queued mode, and between kinds and branches, the entrance is
+// alone), and neither do two pull requests (SameRun). In queued mode, and between kinds and branches, the entrance is
 // first come, first served.
 //
 // The zero value is ready to use; it is safe for concurrent use.
@@ -31,6 +31,7 @@ type stageLocks struct {
 
 type stageWaiter struct {
 	exec, kind, branch, commit string
+	pr                         int // pull requests: two forks may both name their branch main
 	granted                    bool
 	ready                      chan struct{} // closed when granted
 	superseded                 chan string   // receives the superseding commit
@@ -57,7 +58,7 @@ func (l *stageLocks) acquire(ctx context.Context, key string, w *stageWaiter, su
 	if supersede {
 		kept := l.waiting[key][:0]
 		for _, o := range l.waiting[key] {
-			if o.kind == w.kind && o.branch == w.branch {
+			if o.kind == w.kind && o.branch == w.branch && o.pr == w.pr {
 				o.superseded <- w.commit
 				continue
 			}
@@ -128,7 +129,7 @@ func (r *run) enterAndRunStage(ctx context.Context, i int) error {
 	}
 	name := r.stages[i].Name
 	key := stageKey(r.exec.Project, name)
-	w := &stageWaiter{exec: r.exec.ID, kind: r.exec.Trigger, branch: r.exec.Branch, commit: r.exec.Commit}
+	w := &stageWaiter{exec: r.exec.ID, kind: r.exec.Trigger, branch: r.exec.Branch, commit: r.exec.Commit, pr: r.pr}
 	err := r.e.stages.acquire(ctx, key, w, r.pipe.Mode != config.ModeQueued, func(holder string) {
 		r.setStage(i, func(s *StageState) { s.Reason = "waiting for execution " + holder + " to leave the stage" })
 		r.save(ctx)
@@ -148,4 +149,11 @@ func (r *run) enterAndRunStage(ctx context.Context, i int) error {
 	defer r.e.stages.release(key, r.exec.ID)
 	r.setStage(i, func(s *StageState) { s.Reason = "" })
 	return r.runStage(ctx, i)
+}
+
+// SameRun reports whether a newer trigger b may supersede an execution of
+// trigger a: the same kind and branch, and for pull requests the same pull
+// request (forks name their branches as they like).
+func SameRun(a, b Trigger) bool {
+	return a.Kind == b.Kind && a.Branch == b.Branch && a.PR == b.PR
 }

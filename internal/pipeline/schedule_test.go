@@ -103,3 +103,35 @@ func TestStageLocksQueuedModeKeepsEveryRunAndACancelledWaiterLeaves(t *testing.T
 		t.Fatal(err)
 	}
 }
+
+// Two forks' pull requests from branches of the same name are different
+// runs: neither supersedes the other; a newer push to the same one does.
+func TestStageLocksKeepTwoPullRequestsOfTheSameBranchName(t *testing.T) {
+	var l stageLocks
+	ctx := context.Background()
+	if err := l.acquire(ctx, "p/build", &stageWaiter{exec: "x-0", kind: TriggerPush, branch: "main"}, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	w5, r5 := enter(&l, ctx, "p/build", &stageWaiter{exec: "x-pr5", kind: TriggerPullRequest, branch: "patch-1", pr: 5}, true)
+	mustWait(t, "PR 5", w5, r5)
+	w6, r6 := enter(&l, ctx, "p/build", &stageWaiter{exec: "x-pr6", kind: TriggerPullRequest, branch: "patch-1", pr: 6}, true)
+	mustWait(t, "PR 6", w6, r6)
+	w6b, r6b := enter(&l, ctx, "p/build", &stageWaiter{exec: "x-pr6b", kind: TriggerPullRequest, branch: "patch-1", pr: 6, commit: "6b6b6b6b"}, true)
+	if err := outcome(t, "PR 6", r6); !errors.Is(err, errCancelled) || !strings.Contains(err.Error(), SupersededPrefix) {
+		t.Fatalf("PR 6 behind its own newer push: %v, want superseded", err)
+	}
+	mustWait(t, "PR 6 (newer)", w6b, r6b)
+	l.release("p/build", "x-0")
+	if err := outcome(t, "PR 5", r5); err != nil {
+		t.Fatalf("PR 5 was superseded by another pull request of the same branch name: %v", err)
+	}
+	l.release("p/build", "x-pr5")
+	if err := outcome(t, "PR 6 (newer)", r6b); err != nil {
+		t.Fatal(err)
+	}
+	if !SameRun(Trigger{Kind: TriggerPush, Branch: "main"}, Trigger{Kind: TriggerPush, Branch: "main", Commit: "x"}) ||
+		SameRun(Trigger{Kind: TriggerPush, Branch: "main"}, Trigger{Kind: TriggerPullRequest, Branch: "main", PR: 1}) ||
+		SameRun(Trigger{Kind: TriggerPullRequest, Branch: "main", PR: 1}, Trigger{Kind: TriggerPullRequest, Branch: "main", PR: 2}) {
+		t.Fatal("SameRun does not tell runs apart by kind, branch and pull request")
+	}
+}

@@ -22,10 +22,10 @@ const rescan = 2 * time.Second
 // answer 2xx. A delivery already accepted queues nothing: the error wraps
 // store.ErrDuplicate and the ID is the execution the first one queued.
 //
-// In superseded mode, queued executions of the same trigger kind and branch
-// are superseded by the new one, and so is one of them waiting at an
-// approval; runs of another kind or branch are never touched (a pull
-// request whose head branch is named main leaves main's runs alone).
+// In superseded mode, queued executions of the same run (pipeline.SameRun:
+// trigger kind, branch, pull request) are superseded by the new one, and
+// so is one of them waiting at an approval; other runs are never touched
+// (a pull request whose head branch is named main leaves main's runs alone).
 func (s *Server) Enqueue(ctx context.Context, t pipeline.Trigger, d store.Delivery) (string, error) {
 	s.setDefaults()
 	t.Project, t.Repo = s.Config.Project, s.Repo
@@ -48,7 +48,8 @@ func (s *Server) Enqueue(ctx context.Context, t pipeline.Trigger, d store.Delive
 			return "", err
 		}
 		for _, a := range active {
-			if a.Trigger != x.Trigger || a.Branch != x.Branch {
+			at, err := pipeline.QueuedTrigger(a)
+			if err != nil || !pipeline.SameRun(at, pipeline.Trigger{Kind: x.Trigger, Branch: t.Branch, PR: t.PR}) {
 				continue
 			}
 			switch a.Status {
