@@ -209,9 +209,10 @@ func (e *Engine) Run(ctx context.Context, t Trigger) (store.Execution, error) {
 // as running and owned by this process.
 func (e *Engine) claim(ctx context.Context, t Trigger, trig []byte) (store.Execution, error) {
 	host, _ := os.Hostname()
+	vars, _ := json.Marshal(map[string]string{TriggerVar: string(trig)}) // what save writes, so QueuedTrigger reads it at any time
 	x := store.Execution{
 		ID: NewExecutionID(time.Now()), Project: t.Project, Pipeline: "main", Trigger: t.Kind,
-		Branch: t.Branch, Commit: t.Commit, Status: store.ExecutionRunning, Variables: trig,
+		Branch: t.Branch, Commit: t.Commit, Status: store.ExecutionRunning, Variables: vars,
 	}
 	if t.Execution != "" {
 		queued, err := e.Store.GetExecution(ctx, t.Execution)
@@ -222,7 +223,7 @@ func (e *Engine) claim(ctx context.Context, t Trigger, trig []byte) (store.Execu
 			return queued, fmt.Errorf("execution %s is %s: %w", queued.ID, queued.Status, ErrClaimed)
 		}
 		x = queued
-		x.Status, x.Variables = store.ExecutionRunning, trig
+		x.Status, x.Variables = store.ExecutionRunning, vars
 		x.OwnerPID, x.OwnerHost = os.Getpid(), host
 		if _, err := e.Store.UpdateExecution(ctx, x, queued.Generation); err != nil {
 			if errors.Is(err, store.ErrConflict) {
