@@ -177,18 +177,12 @@ func newCancelCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			return withStore(ctx, g, func(s *session) error {
-				e, err := s.store.GetExecution(ctx, args[0])
+				e, err := pipeline.RequestCancel(ctx, s.store, args[0], whoAmI())
 				if err != nil {
 					return err
 				}
-				if isFinished(e.Status) {
-					return fmt.Errorf("execution %s already %s", e.ID, e.Status)
-				}
-				if _, err := s.store.AppendEvent(ctx, store.Event{Project: e.Project, Environment: pipeline.EventScope(e.ID), Kind: pipeline.CancelEvent, Message: whoAmI()}); err != nil {
-					return err
-				}
 				return g.print(map[string]string{"execution": e.ID, "requested": "cancel"}, func(w io.Writer) {
-					fmt.Fprintf(w, "asked execution %s to cancel\n", e.ID)
+					fmt.Fprintf(w, "asked execution %s to cancel (a deployment in progress is stopped and rolled back)\n", e.ID)
 				})
 			})
 		},

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cutoverdev/cutover/internal/pipeline"
 	"github.com/cutoverdev/cutover/internal/server"
 	"github.com/cutoverdev/cutover/internal/webhook"
 	"github.com/spf13/cobra"
@@ -80,14 +79,7 @@ func newServeCmd(g *globals) *cobra.Command {
 				GitHubSecret:  []byte(os.Getenv(envGitHubSecret)),
 				GenericSecret: os.Getenv(envGenericSecret),
 				Logger:        log,
-				OnTrigger: func(wt webhook.Trigger) error {
-					kind := pipeline.TriggerPush
-					if wt.Kind == webhook.KindPullRequest {
-						kind = pipeline.TriggerPullRequest
-					}
-					srv.Enqueue(context.WithoutCancel(ctx), pipeline.Trigger{Kind: kind, Branch: wt.Branch, Commit: wt.Commit, PR: wt.PRNumber, Author: wt.Sender})
-					return nil
-				},
+				OnTrigger:     func(wt webhook.Trigger) error { return srv.WebhookTrigger(context.WithoutCancel(ctx), wt) },
 			})
 			// Supervise the data plane: if the proxy process dies, start it
 			// again; it serves its persisted routes at once.

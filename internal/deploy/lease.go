@@ -5,10 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
-	"syscall"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/proc"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -26,7 +25,7 @@ func Lock(ctx context.Context, s *store.Store, project, env, command string, wai
 	host, _ := os.Hostname()
 	h := store.Holder{ID: fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()), PID: os.Getpid(), Host: host, Command: command}
 	key := LeaseKey(project, env)
-	takeover := func(cur store.Holder) bool { return cur.Host == host && !processAlive(cur.PID) }
+	takeover := func(cur store.Holder) bool { return cur.Host == host && !proc.Alive(cur.PID) }
 	for {
 		_, err := s.AcquireLease(ctx, key, h, LeaseTTL, takeover)
 		if err == nil {
@@ -67,23 +66,4 @@ func Lock(ctx context.Context, s *store.Store, project, env, command string, wai
 		_ = s.ReleaseLease(context.WithoutCancel(ctx), key, h.ID)
 	}
 	return lctx, release, nil
-}
-
-// processAlive reports whether pid runs on this host and is not a zombie.
-func processAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return !errors.Is(err, os.ErrNotExist)
-	}
-	// The state follows the command name in parentheses: "pid (comm) S ...".
-	if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && i+2 < len(stat) {
-		return stat[i+2] != 'Z' && stat[i+2] != 'X'
-	}
-	return true
 }

@@ -78,6 +78,7 @@ func (r *run) sh(ctx context.Context, action, image, dir, line string, extraEnv 
 		wg.Wait()
 		return fmt.Errorf("starting %q: %v", line, err)
 	}
+	defer r.track(cmd.Process.Pid)()
 	done := make(chan struct{})
 	go func() {
 		select {

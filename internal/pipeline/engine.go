@@ -56,6 +56,9 @@ type Trigger struct {
 	// variables (image ids, digests) its earlier stages produced.
 	RetryOf   string `json:"retry_of,omitempty"`
 	FromStage string `json:"from_stage,omitempty"`
+	// Execution is the ID of the queued execution (QueuedExecution) this
+	// trigger runs: Run claims it instead of creating one.
+	Execution string `json:"execution,omitempty"`
 }
 
 // Pusher pushes a tagged local image and returns the manifest digest
@@ -84,7 +87,8 @@ type Engine struct {
 	Getenv   func(string) string
 	Poll     time.Duration // how often waits look for approvals and cancellation (default 100ms)
 
-	outMu sync.Mutex
+	outMu  sync.Mutex
+	stages stageLocks // one execution per stage at a time, across the Runs of this Engine
 }
 
 // run is one execution in progress.
@@ -96,6 +100,12 @@ type run struct {
 	ws      source.Workspace
 	secrets *Secrets
 	stages  []StageState
+	// hard is the context Run was given (its end interrupts everything);
+	// the context actions get also ends, with an errCancelled cause, when
+	// the execution is cancelled or superseded. Deployments run on hard and
+	// are stopped by a request instead (deployStoppable).
+	hard context.Context
+	pr   int // the pull request of a pull_request trigger
 
 	mu       sync.Mutex // guards exec, stages and vars
 	vars     map[string]string
@@ -113,9 +123,48 @@ func NewExecutionID(now time.Time) string {
 	return "x-" + now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
 }
 
+// QueuedExecution is the execution record of a trigger accepted but not
+// started (store.QueueExecution persists it; Run with t.Execution set to
+// its ID claims it). t must have its commit.
+func QueuedExecution(t Trigger, now time.Time) store.Execution {
+	if t.Kind == "" {
+		t.Kind = TriggerManual
+	}
+	t.Execution = NewExecutionID(now)
+	trig, _ := json.Marshal(t)
+	vars, _ := json.Marshal(map[string]string{TriggerVar: string(trig)})
+	return store.Execution{
+		ID: t.Execution, Project: t.Project, Pipeline: "main", Trigger: t.Kind,
+		Branch: t.Branch, Commit: t.Commit, Status: store.ExecutionQueued, Variables: vars, CreatedAt: now,
+	}
+}
+
+// QueuedTrigger reads back the trigger of an execution QueuedExecution made
+// (or Run recorded).
+func QueuedTrigger(x store.Execution) (Trigger, error) {
+	var vars map[string]string
+	var t Trigger
+	if err := json.Unmarshal(x.Variables, &vars); err != nil {
+		return t, fmt.Errorf("execution %s: unreadable variables: %v", x.ID, err)
+	}
+	if err := json.Unmarshal([]byte(vars[TriggerVar]), &t); err != nil {
+		return t, fmt.Errorf("execution %s: unreadable trigger: %v", x.ID, err)
+	}
+	t.Execution = x.ID
+	return t, nil
+}
+
+// ErrClaimed is returned by Run for a queued execution that another runner
+// claimed first, or that was superseded or cancelled before it started.
+var ErrClaimed = errors.New("the execution is no longer queued")
+
 // Run executes the pipeline for t and returns the finished execution. A
 // failed action fails the execution (the returned error is nil: the
 // execution's status says it); err is for failures to run at all.
+//
+// With t.Execution set, Run claims that queued execution (its generation
+// guards against a second runner) and records this process as its owner;
+// otherwise it creates a new one owned by this process.
 func (e *Engine) Run(ctx context.Context, t Trigger) (store.Execution, error) {
 	if e.Getenv == nil {
 		e.Getenv = os.Getenv
@@ -140,26 +189,63 @@ func (e *Engine) Run(ctx context.Context, t Trigger) (store.Execution, error) {
 		t.Commit = c
 	}
 	trig, _ := json.Marshal(t)
-	r := &run{e: e, vars: map[string]string{TriggerVar: string(trig)}}
-	r.exec = store.Execution{
-		ID: NewExecutionID(time.Now()), Project: t.Project, Pipeline: "main", Trigger: t.Kind,
-		Branch: t.Branch, Commit: t.Commit, Status: "running", Variables: trig,
-	}
-	if err := e.Store.CreateExecution(ctx, r.exec); err != nil {
-		return r.exec, err
-	}
-	exec, err := e.Store.GetExecution(ctx, r.exec.ID)
+	r := &run{e: e, vars: map[string]string{TriggerVar: string(trig)}, hard: ctx, pr: t.PR}
+	exec, err := e.claim(ctx, t, trig)
 	if err != nil {
-		return r.exec, err
+		return exec, err
 	}
 	r.exec = exec
+	actx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	watching := make(chan struct{})
+	go func() { defer close(watching); r.watchCancel(actx, stop) }()
 	r.logf("execution", "execution %s: %s of %s at %s", exec.ID, t.Kind, t.Branch, shortSHA(t.Commit))
-	runErr := r.execute(ctx, t)
+	runErr := r.execute(actx, t)
+	if cause := context.Cause(actx); runErr != nil && errors.Is(cause, errCancelled) {
+		runErr = cause // the cancel's own words, whatever the interrupted action said
+	}
+	stop(nil)
+	<-watching
 	return r.finish(ctx, runErr)
 }
 
+// claim creates the execution of t, or takes over the queued one t names,
+// as running and owned by this process.
+func (e *Engine) claim(ctx context.Context, t Trigger, trig []byte) (store.Execution, error) {
+	host, _ := os.Hostname()
+	vars, _ := json.Marshal(map[string]string{TriggerVar: string(trig)}) // what save writes, so QueuedTrigger reads it at any time
+	x := store.Execution{
+		ID: NewExecutionID(time.Now()), Project: t.Project, Pipeline: "main", Trigger: t.Kind,
+		Branch: t.Branch, Commit: t.Commit, Status: store.ExecutionRunning, Variables: vars,
+	}
+	if t.Execution != "" {
+		queued, err := e.Store.GetExecution(ctx, t.Execution)
+		if err != nil {
+			return queued, err
+		}
+		if queued.Status != store.ExecutionQueued {
+			return queued, fmt.Errorf("execution %s is %s: %w", queued.ID, queued.Status, ErrClaimed)
+		}
+		x = queued
+		x.Status, x.Variables = store.ExecutionRunning, vars
+		x.OwnerPID, x.OwnerHost = os.Getpid(), host
+		if _, err := e.Store.UpdateExecution(ctx, x, queued.Generation); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return queued, fmt.Errorf("execution %s: %w", queued.ID, ErrClaimed)
+			}
+			return queued, err
+		}
+	} else {
+		x.OwnerPID, x.OwnerHost = os.Getpid(), host
+		if err := e.Store.CreateExecution(ctx, x); err != nil {
+			return x, err
+		}
+	}
+	return e.Store.GetExecution(ctx, x.ID)
+}
+
 func (r *run) execute(ctx context.Context, t Trigger) error {
-	dir := filepath.Join(r.e.Home, "workspaces", r.exec.ID)
+	dir := r.e.workspace(r.exec.ID)
 	ws, err := source.Checkout(ctx, t.Repo, t.Commit, dir)
 	if err != nil {
 		return err
@@ -196,7 +282,7 @@ func (r *run) execute(ctx context.Context, t Trigger) error {
 	}
 	r.save(ctx)
 	for i := range r.stages {
-		if err := r.runStage(ctx, i); err != nil {
+		if err := r.enterAndRunStage(ctx, i); err != nil {
 			for j := i + 1; j < len(r.stages); j++ {
 				r.setStage(j, func(s *StageState) {
 					if s.Status == StatusPending {
@@ -372,7 +458,7 @@ func (r *run) dispatch(ctx context.Context, i, j int, a config.Action) (result, 
 	case config.ActionIntegration:
 		return r.integration(ctx, a)
 	case config.ActionDeploy:
-		return r.deploy(ctx, a)
+		return r.deployStoppable(ctx, a)
 	case config.ActionVerify:
 		return r.verify(ctx, a)
 	case config.ActionApproval:
@@ -484,18 +570,12 @@ var errCancelled = errors.New("cancelled")
 // store) or the end of ctx.
 func (r *run) cancelled(ctx context.Context) error {
 	if ctx.Err() != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, errCancelled) {
+			return cause
+		}
 		return fmt.Errorf("%w: %v", errCancelled, ctx.Err())
 	}
-	evs, err := r.e.Store.ListEvents(ctx, store.EventFilter{Project: r.exec.Project, Environment: EventScope(r.exec.ID)})
-	if err != nil {
-		return nil
-	}
-	for _, ev := range evs {
-		if ev.Kind == CancelEvent {
-			return fmt.Errorf("%w by `cutover cancel`%s", errCancelled, prefixed(" ", ev.Message))
-		}
-	}
-	return nil
+	return cancelRequest(ctx, r.e.Store, r.exec.Project, r.exec.ID)
 }
 
 // SupersededPrefix starts the message of a cancel that a newer commit caused.

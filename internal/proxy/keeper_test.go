@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cutoverdev/cutover/internal/proc"
 )
 
 // A proxy under Keep comes back by itself after it is SIGKILLed (as a crash
@@ -20,7 +22,7 @@ func TestKeepRestartsAKilledProxyAndStopEndsBoth(t *testing.T) {
 	var supervisor int
 	t.Cleanup(func() { // nothing left running, even after a failure
 		for _, pid := range []int{supervisor, h.PID} {
-			if pid > 0 && alive(pid) {
+			if pid > 0 && proc.Alive(pid) {
 				syscall.Kill(pid, syscall.SIGKILL)
 				waitGone(context.Background(), pid, 5*time.Second)
 			}
@@ -35,7 +37,7 @@ func TestKeepRestartsAKilledProxyAndStopEndsBoth(t *testing.T) {
 	for deadline := time.Now().Add(5 * time.Second); supervisor == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		supervisor, _ = readPIDFile(supervisorPath(home))
 	}
-	if supervisor <= 0 || supervisor == h.PID || !alive(supervisor) {
+	if supervisor <= 0 || supervisor == h.PID || !proc.Alive(supervisor) {
 		t.Fatalf("supervisor pid %d (proxy pid %d)", supervisor, h.PID)
 	}
 
@@ -67,8 +69,8 @@ func TestKeepRestartsAKilledProxyAndStopEndsBoth(t *testing.T) {
 	if err := Stop(ctx, home, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if alive(h.PID) || !waitGone(ctx, supervisor, 5*time.Second) {
-		t.Fatalf("after Stop: proxy alive %v, supervisor alive %v", alive(h.PID), alive(supervisor))
+	if proc.Alive(h.PID) || !waitGone(ctx, supervisor, 5*time.Second) {
+		t.Fatalf("after Stop: proxy alive %v, supervisor alive %v", proc.Alive(h.PID), proc.Alive(supervisor))
 	}
 	time.Sleep(300 * time.Millisecond)
 	if _, err := c.Ping(ctx); err == nil {
@@ -97,7 +99,7 @@ func TestKeepGivesUpWhenTheProxyCannotStart(t *testing.T) {
 	if got, _ := readPIDFile(supervisorPath(home)); got != 4242 {
 		t.Errorf("supervisor.pid = %d, want the first supervisor's 4242 untouched", got)
 	}
-	if !alive(pid) {
+	if !proc.Alive(pid) {
 		t.Error("the running proxy was stopped")
 	}
 }
@@ -116,7 +118,7 @@ func TestStopBetweenCrashAndRestart(t *testing.T) {
 		t.Fatal("no supervisor pid file")
 	}
 	t.Cleanup(func() {
-		if alive(supervisor) {
+		if proc.Alive(supervisor) {
 			syscall.Kill(supervisor, syscall.SIGKILL)
 			waitGone(context.Background(), supervisor, 5*time.Second)
 		}
@@ -127,7 +129,7 @@ func TestStopBetweenCrashAndRestart(t *testing.T) {
 	if err := Stop(ctx, home, 2*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if alive(supervisor) {
+	if proc.Alive(supervisor) {
 		t.Fatal("the supervisor runs after Stop")
 	}
 	time.Sleep(3500 * time.Millisecond) // past the supervisor's backoff

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cutoverdev/cutover/internal/proc"
 )
 
 // startTimeout bounds how long EnsureRunning waits for a started proxy to answer.
@@ -157,7 +159,7 @@ func Stop(ctx context.Context, home string, grace time.Duration) error {
 func waitGone(ctx context.Context, pid int, d time.Duration) bool {
 	deadline := time.Now().Add(d)
 	for {
-		if !alive(pid) {
+		if !proc.Alive(pid) {
 			return true
 		}
 		if time.Now().After(deadline) {
@@ -171,30 +173,12 @@ func waitGone(ctx context.Context, pid int, d time.Duration) bool {
 	}
 }
 
-// alive reports whether pid runs; a zombie (exited, not yet reaped) is not alive.
-func alive(pid int) bool {
-	if pid <= 0 {
-		return false // 0 and negative pids name process groups, never one process
-	}
-	if err := syscall.Kill(pid, 0); err != nil {
-		return false
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true // no /proc: trust kill(0)
-	}
-	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
-		return b[i+2] != 'Z'
-	}
-	return true
-}
-
 // stopIdleSupervisor sends SIGTERM to the supervisor named in
 // supervisor.pid, if that process is alive and is a `proxy keep` (a stale
 // file must never signal an unrelated process), and waits for it.
 func stopIdleSupervisor(ctx context.Context, home string) {
 	pid, err := readPIDFile(supervisorPath(home))
-	if err != nil || !alive(pid) {
+	if err != nil || !proc.Alive(pid) {
 		return
 	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/loadgen"
+
+	"github.com/cutoverdev/cutover/internal/proc"
 )
 
 // startDaemon starts this test binary as a detached proxy for home and
@@ -33,7 +35,7 @@ func startDaemonAs(t *testing.T, home, role string) (*Client, int) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if alive(h.PID) {
+		if proc.Alive(h.PID) {
 			syscall.Kill(h.PID, syscall.SIGKILL)
 			waitGone(context.Background(), h.PID, 5*time.Second)
 		}
@@ -75,7 +77,7 @@ func TestDaemonSurvivesSIGKILLAndServesPersistedRoutesOnRestart(t *testing.T) {
 	if err := Stop(ctx, home, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if alive(pid2) {
+	if proc.Alive(pid2) {
 		t.Fatal("the proxy runs after Stop")
 	}
 	if err := Stop(ctx, home, time.Second); err != nil {

@@ -65,8 +65,7 @@ func newAuthServer(t *testing.T, approval string, extra map[string]string) *auth
 		Engine: &pipeline.Engine{Store: st, Home: t.TempDir(), Poll: 20 * time.Millisecond},
 	}
 	s.Webhooks = webhook.Handler(webhook.HandlerConfig{GenericSecret: "s3cret", OnTrigger: func(tr webhook.Trigger) error {
-		s.Enqueue(ctx, pipeline.Trigger{Kind: pipeline.TriggerPush, Branch: tr.Branch, Commit: tr.Commit, Author: tr.Sender})
-		return nil
+		return s.WebhookTrigger(ctx, tr)
 	}})
 	a := &authServer{Server: s, tokens: map[string]string{}}
 	names := map[string]string{"viewer": "viewer", "deployer": "deployer", "approver": "approver", "admin": "admin"}
@@ -402,7 +401,7 @@ func TestApprovalRulesOfTheEnvironment(t *testing.T) {
 	// The author: a push whose webhook named alice as the pusher.
 	testenv.Git(t, a.Repo, "commit", "-q", "--allow-empty", "-m", "alice's change")
 	commit := testenv.Git(t, a.Repo, "rev-parse", "HEAD")
-	a.Enqueue(context.Background(), pipeline.Trigger{Kind: pipeline.TriggerPush, Branch: "main", Commit: commit, Author: "alice"})
+	a.Enqueue(context.Background(), pipeline.Trigger{Kind: pipeline.TriggerPush, Branch: "main", Commit: commit, Author: "alice"}, store.Delivery{})
 	var y store.Execution
 	waitFor(t, "alice's execution to wait", func() bool {
 		xs, _ := a.Store.ListExecutions(context.Background(), a.Config.Project, 10)

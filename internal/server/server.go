@@ -1,12 +1,18 @@
 // Package server is the cutover daemon (`cutover serve`): it hosts the
-// pipeline engine with a queue of executions, the webhook receiver, branch
-// polling and a small JSON API. The load balancer stays its own process
-// (the data plane); the daemon only controls it.
+// pipeline engine with a durable queue of executions, the webhook receiver,
+// branch polling and a small JSON API. The load balancer stays its own
+// process (the data plane); the daemon only controls it.
 //
-// Contract: Run serves until ctx ends, then stops accepting work, lets a
-// running execution finish within Grace, cancels it after that (the store
-// records it as cancelled), and returns. A deployment interrupted that way
-// is reconciled by the next command or start (OnStart).
+// Contract: a trigger (webhook, API, poll) is a queued execution in the
+// store before it is acknowledged (Enqueue); a delivery is accepted once.
+// Queued executions run concurrently, one per stage (the engine's stage
+// locks). On start, Run recovers the executions a dead daemon left (their
+// processes ended, their workspaces removed, resumed from their stage),
+// never one whose owner is alive. Run serves until ctx ends, then stops
+// accepting work, lets running executions finish within Grace, cancels
+// them after that (the store records them as cancelled), and returns;
+// queued executions stay queued. A deployment interrupted that way is
+// reconciled by the next command or start (OnStart).
 package server
 
 import (
@@ -46,61 +52,26 @@ type Server struct {
 	TLSCert, TLSKey string
 	BehindProxy     bool
 
-	mu      sync.Mutex
-	queue   []pipeline.Trigger
-	wake    chan struct{}
-	running string // execution id
-	addr    net.Addr
-	ready   chan struct{}
+	once  sync.Once
+	mu    sync.Mutex
+	wake  chan struct{} // work reads the queue again
+	addr  net.Addr
+	ready chan struct{}
 }
 
-// Enqueue adds a trigger. In superseded mode a queued trigger of the same
-// branch is replaced, and an execution of that branch waiting at an
-// approval is superseded (cancelled with that reason).
-func (s *Server) Enqueue(ctx context.Context, t pipeline.Trigger) {
-	t.Project, t.Repo = s.Config.Project, s.Repo
-	if t.ConfigPath == "" {
-		t.ConfigPath = s.ConfigPath
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.Config.EffectivePipeline().Mode != config.ModeQueued {
-		kept := s.queue[:0]
-		for _, q := range s.queue {
-			if q.Branch == t.Branch && q.Kind == t.Kind {
-				s.Log.Info("superseded a queued execution", "branch", q.Branch, "commit", q.Commit, "by", t.Commit)
-				continue
-			}
-			kept = append(kept, q)
+func (s *Server) setDefaults() {
+	s.once.Do(func() {
+		if s.Log == nil {
+			s.Log = slog.Default()
 		}
-		s.queue = kept
-		s.supersedeWaiting(ctx, t)
-	}
-	s.queue = append(s.queue, t)
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (s *Server) supersedeWaiting(ctx context.Context, t pipeline.Trigger) {
-	active, err := s.Store.ActiveExecutions(ctx, s.Config.Project)
-	if err != nil {
-		return
-	}
-	for _, x := range active {
-		if x.Status == store.ExecutionWaiting && x.Branch == t.Branch {
-			_, _ = s.Store.AppendEvent(ctx, store.Event{Project: x.Project, Environment: pipeline.EventScope(x.ID),
-				Kind: pipeline.CancelEvent, Message: pipeline.SupersededPrefix + " " + shortSHA(t.Commit)})
+		if s.Grace <= 0 {
+			s.Grace = 30 * time.Second
 		}
-	}
-}
-
-func shortSHA(c string) string {
-	if len(c) > 7 {
-		return c[:7]
-	}
-	return c
+		if s.Resolve == nil {
+			s.Resolve = source.Resolve
+		}
+		s.wake = make(chan struct{}, 1)
+	})
 }
 
 // Ready is closed once the API listens; Address is valid after it.
@@ -118,16 +89,7 @@ func (s *Server) Address() string { return s.addr.String() }
 
 // Run serves until ctx ends.
 func (s *Server) Run(ctx context.Context) error {
-	if s.Log == nil {
-		s.Log = slog.Default()
-	}
-	if s.Grace <= 0 {
-		s.Grace = 30 * time.Second
-	}
-	if s.Resolve == nil {
-		s.Resolve = source.Resolve
-	}
-	s.wake = make(chan struct{}, 1)
+	s.setDefaults()
 	if err := s.checkExposure(); err != nil {
 		return err
 	}
@@ -159,118 +121,6 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
-// work runs queued triggers one at a time until ctx ends; a running
-// execution then gets Grace to finish before it is cancelled.
-func (s *Server) work(ctx context.Context) {
-	for {
-		s.mu.Lock()
-		var t *pipeline.Trigger
-		if len(s.queue) > 0 {
-			q := s.queue[0]
-			s.queue = s.queue[1:]
-			t = &q
-		}
-		s.mu.Unlock()
-		if t == nil {
-			select {
-			case <-ctx.Done():
-				return
-			case <-s.wake:
-				continue
-			}
-		}
-		runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			x, err := s.Engine.Run(runCtx, *t)
-			if err != nil {
-				s.Log.Warn("execution did not run", "branch", t.Branch, "commit", t.Commit, "err", err)
-				return
-			}
-			s.Log.Info("execution finished", "execution", x.ID, "status", x.Status)
-		}()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			s.Log.Info("stopping: letting the running execution finish", "grace", s.Grace)
-			select {
-			case <-done:
-			case <-time.After(s.Grace):
-				cancel()
-				<-done
-			}
-			cancel()
-			return
-		}
-		cancel()
-	}
-}
-
-// resumeInterrupted restarts executions a previous daemon left running or
-// waiting: from the stage they were in, reusing the images they built.
-func (s *Server) resumeInterrupted(ctx context.Context) {
-	active, err := s.Store.ActiveExecutions(ctx, s.Config.Project)
-	if err != nil {
-		return
-	}
-	for _, x := range active {
-		var stages []pipeline.StageState
-		_ = json.Unmarshal(x.Stages, &stages)
-		from := ""
-		for _, st := range stages {
-			if st.Status == pipeline.StatusRunning || st.Status == pipeline.StatusWaiting || st.Status == pipeline.StatusPending {
-				from = st.Name
-				break
-			}
-		}
-		x.Status, x.Error = store.ExecutionFailed, "interrupted: the daemon stopped while it ran; resumed as a new execution"
-		if _, err := s.Store.UpdateExecution(ctx, x, x.Generation); err != nil {
-			continue
-		}
-		var vars map[string]string
-		_ = json.Unmarshal(x.Variables, &vars)
-		var t pipeline.Trigger
-		_ = json.Unmarshal([]byte(vars[pipeline.TriggerVar]), &t)
-		t.Kind, t.RetryOf, t.FromStage = pipeline.TriggerRetry, x.ID, from
-		s.Log.Info("resuming an interrupted execution", "execution", x.ID, "stage", from)
-		s.Enqueue(ctx, t)
-	}
-}
-
-// poll watches the environments' branches for new commits.
-func (s *Server) poll(ctx context.Context) {
-	p := s.Config.EffectivePipeline()
-	if p.Source == nil || p.Source.Poll.Std() <= 0 {
-		return
-	}
-	seen := map[string]string{}
-	t := time.NewTicker(p.Source.Poll.Std())
-	defer t.Stop()
-	for {
-		for _, name := range s.Config.EnvironmentNames() {
-			branch := s.Config.Environments[name].Branch
-			if branch == "" {
-				continue
-			}
-			commit, err := s.Resolve(ctx, s.Repo, branch)
-			if err != nil {
-				s.Log.Warn("polling", "branch", branch, "err", err)
-				continue
-			}
-			if prev, ok := seen[branch]; ok && prev != commit {
-				s.Enqueue(ctx, pipeline.Trigger{Kind: pipeline.TriggerPoll, Branch: branch, Commit: commit})
-			}
-			seen[branch] = commit
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
 // routes is the JSON API and the webhook receiver. Every /v1 route needs an
 // entry in routePolicies (auth.go): who may call it, how it is audited.
 func (s *Server) routes() http.Handler {
@@ -279,9 +129,8 @@ func (s *Server) routes() http.Handler {
 		mux.Handle("/webhooks/", s.Webhooks)
 	}
 	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		queued := len(s.queue)
-		s.mu.Unlock()
+		q, _ := s.Store.FindExecutions(r.Context(), store.ExecutionFilter{Project: s.Config.Project, Status: store.ExecutionQueued})
+		queued := len(q)
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "project": s.Config.Project, "queued": queued})
 	})
 	mux.HandleFunc("GET /v1/executions", func(w http.ResponseWriter, r *http.Request) {
@@ -318,19 +167,22 @@ func (s *Server) routes() http.Handler {
 			req.Commit = c
 		}
 		setAuditTarget(r, req.Branch+" "+req.Commit)
-		s.Enqueue(r.Context(), pipeline.Trigger{Kind: pipeline.TriggerManual, Branch: req.Branch, Commit: req.Commit, Author: identity(r).Name})
-		writeJSON(w, http.StatusAccepted, map[string]string{"queued": req.Commit})
+		id, err := s.Enqueue(r.Context(), pipeline.Trigger{Kind: pipeline.TriggerManual, Branch: req.Branch, Commit: req.Commit, Author: identity(r).Name}, store.Delivery{})
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, err)
+			return
+		}
+		writeJSON(w, http.StatusAccepted, map[string]string{"queued": req.Commit, "execution": id})
 	})
 	mux.HandleFunc("POST /v1/executions/{id}/approve", s.decide(true))
 	mux.HandleFunc("POST /v1/executions/{id}/reject", s.decide(false))
 	mux.HandleFunc("POST /v1/executions/{id}/cancel", func(w http.ResponseWriter, r *http.Request) {
-		x, err := s.Store.GetExecution(r.Context(), r.PathValue("id"))
-		if err != nil {
+		x, err := pipeline.RequestCancel(r.Context(), s.Store, r.PathValue("id"), "via the API by "+identity(r).Name)
+		if errors.Is(err, store.ErrNotFound) {
 			writeError(w, http.StatusNotFound, err)
 			return
-		}
-		if _, err := s.Store.AppendEvent(r.Context(), store.Event{Project: x.Project, Environment: pipeline.EventScope(x.ID), Kind: pipeline.CancelEvent, Message: "via the API"}); err != nil {
-			writeError(w, http.StatusInternalServerError, err)
+		} else if err != nil {
+			writeError(w, http.StatusConflict, err)
 			return
 		}
 		writeJSON(w, http.StatusAccepted, map[string]string{"cancel": x.ID})

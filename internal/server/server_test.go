@@ -63,8 +63,7 @@ func newServer(t *testing.T) (*Server, string) {
 		Engine: &pipeline.Engine{Store: st, Runtime: rt, Home: t.TempDir(), Poll: 20 * time.Millisecond},
 	}
 	s.Webhooks = webhook.Handler(webhook.HandlerConfig{GenericSecret: "s3cret", OnTrigger: func(tr webhook.Trigger) error {
-		s.Enqueue(ctx, pipeline.Trigger{Kind: pipeline.TriggerPush, Branch: tr.Branch, Commit: tr.Commit})
-		return nil
+		return s.WebhookTrigger(ctx, tr)
 	}})
 	return s, repo
 }

@@ -70,6 +70,11 @@ type Execution struct {
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	// Generation counts the writes of this execution, starting at 1.
 	Generation int64 `json:"generation"`
+	// OwnerPID and OwnerHost name the process that runs the execution (0
+	// and "" while queued): another process must not take over an
+	// execution whose owner is alive.
+	OwnerPID  int    `json:"owner_pid,omitempty"`
+	OwnerHost string `json:"owner_host,omitempty"`
 }
 
 // ExecutionFilter selects executions. Empty fields match any.
@@ -165,10 +170,10 @@ func (tx *Tx) CreateExecution(ctx context.Context, e Execution) error {
 	now := time.Now().UTC()
 	started, finished := executionTimes(e.Status, sql.NullString{}, nil, now)
 	_, err = tx.q.ExecContext(ctx, `INSERT INTO executions (id, project, pipeline, trigger_type, branch, commit_sha,
-		status, variables, stages, error, created_at, started_at, updated_at, finished_at, generation)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
+		status, variables, stages, error, created_at, started_at, updated_at, finished_at, generation, owner_pid, owner_host)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
 		e.ID, e.Project, e.Pipeline, e.Trigger, e.Branch, e.Commit, e.Status, variables, stages, e.Error,
-		formatTime(nowIfZero(e.CreatedAt)), started, formatTime(now), finished)
+		formatTime(nowIfZero(e.CreatedAt)), started, formatTime(now), finished, e.OwnerPID, e.OwnerHost)
 	if err != nil {
 		return fmt.Errorf("store: record execution %s: %w", e.ID, err)
 	}
@@ -224,8 +229,9 @@ func (tx *Tx) UpdateExecution(ctx context.Context, e Execution, expectGeneration
 	started, finished := executionTimes(e.Status, oldStarted, old.FinishedAt, now)
 	gen := old.Generation + 1
 	_, err = tx.q.ExecContext(ctx, `UPDATE executions SET branch = ?, commit_sha = ?, status = ?, variables = ?,
-		stages = ?, error = ?, started_at = ?, updated_at = ?, finished_at = ?, generation = ? WHERE id = ?`,
-		e.Branch, e.Commit, e.Status, variables, stages, e.Error, started, formatTime(now), finished, gen, e.ID)
+		stages = ?, error = ?, started_at = ?, updated_at = ?, finished_at = ?, generation = ?, owner_pid = ?, owner_host = ?
+		WHERE id = ?`,
+		e.Branch, e.Commit, e.Status, variables, stages, e.Error, started, formatTime(now), finished, gen, e.OwnerPID, e.OwnerHost, e.ID)
 	if err != nil {
 		return 0, fmt.Errorf("store: update execution %s: %w", e.ID, err)
 	}
@@ -272,7 +278,7 @@ func (tx *Tx) ActiveExecutions(ctx context.Context, project string) ([]Execution
 }
 
 const executionColumns = `SELECT id, project, pipeline, trigger_type, branch, commit_sha, status, variables, stages,
-	error, created_at, started_at, updated_at, finished_at, generation FROM executions`
+	error, created_at, started_at, updated_at, finished_at, generation, owner_pid, owner_host FROM executions`
 
 func (tx *Tx) queryExecutions(ctx context.Context, query string, args ...any) ([]Execution, error) {
 	rows, err := tx.q.QueryContext(ctx, query, args...)
@@ -286,7 +292,7 @@ func (tx *Tx) queryExecutions(ctx context.Context, query string, args ...any) ([
 		var variables, stages, started, finished sql.NullString
 		var created, updated string
 		if err := rows.Scan(&e.ID, &e.Project, &e.Pipeline, &e.Trigger, &e.Branch, &e.Commit, &e.Status,
-			&variables, &stages, &e.Error, &created, &started, &updated, &finished, &e.Generation); err != nil {
+			&variables, &stages, &e.Error, &created, &started, &updated, &finished, &e.Generation, &e.OwnerPID, &e.OwnerHost); err != nil {
 			return nil, fmt.Errorf("store: read executions: %w", err)
 		}
 		if variables.Valid {

@@ -176,6 +176,34 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 	BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 `,
+	// 5: durable triggers: who owns an execution, the commands it runs, and
+	// the webhook deliveries already accepted.
+	`
+ALTER TABLE executions ADD COLUMN owner_pid INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE executions ADD COLUMN owner_host TEXT NOT NULL DEFAULT '';
+
+-- A delivery (source, id) is accepted once: a replay finds its row and
+-- runs nothing. The trigger itself is the queued execution it points at.
+CREATE TABLE triggers (
+	source       TEXT NOT NULL,
+	delivery     TEXT NOT NULL,
+	project      TEXT NOT NULL,
+	execution_id TEXT NOT NULL REFERENCES executions (id),
+	received_at  TEXT NOT NULL,
+	PRIMARY KEY (source, delivery)
+) STRICT, WITHOUT ROWID;
+
+-- The process groups an execution's commands run in, while they run, so
+-- that a restarted daemon can end those a killed one left behind.
+CREATE TABLE execution_processes (
+	execution_id TEXT NOT NULL REFERENCES executions (id),
+	pgid         INTEGER NOT NULL,
+	start_ticks  INTEGER NOT NULL,
+	host         TEXT NOT NULL,
+	started_at   TEXT NOT NULL,
+	PRIMARY KEY (execution_id, pgid)
+) STRICT, WITHOUT ROWID;
+`,
 }
 
 // SchemaVersion is the schema version this binary writes.

@@ -174,10 +174,30 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	if err := s.CreateRevision(ctx, testRevision("r-1", testTime)); err != nil {
 		t.Fatal(err)
 	}
-	// Back to what schema version 1 created.
-	if _, err := s.db.Exec(`DROP TABLE approvals; DROP TABLE execution_logs; DROP TABLE executions;
-		DROP TABLE deployments; DROP TABLE leases; DROP TABLE api_tokens; DROP TABLE audit_log;
-		DELETE FROM schema_migrations WHERE version > 1`); err != nil {
+	// Back to what schema version 1 created: every later table dropped,
+	// newest first (children before the tables they reference).
+	v1 := map[string]bool{"revisions": true, "revision_services": true, "env_states": true, "events": true, "schema_migrations": true}
+	rows, err := s.db.Query(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY rowid DESC`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var later []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		if !v1[name] && !strings.HasPrefix(name, "sqlite_") {
+			later = append(later, name)
+		}
+	}
+	rows.Close()
+	for _, name := range later {
+		if _, err := s.db.Exec(`DROP TABLE ` + name); err != nil {
+			t.Fatalf("drop %s: %v", name, err)
+		}
+	}
+	if _, err := s.db.Exec(`DELETE FROM schema_migrations WHERE version > 1`); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()

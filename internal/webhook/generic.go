@@ -12,6 +12,10 @@ import (
 // GenericSecretHeader carries the shared secret of a generic webhook.
 const GenericSecretHeader = "X-Cutover-Secret"
 
+// GenericDeliveryHeader carries a generic webhook's delivery id: a second
+// request with the same id is a replay and runs nothing.
+const GenericDeliveryHeader = "X-Cutover-Delivery"
+
 // GenericRequest is the JSON body of a generic webhook.
 type GenericRequest struct {
 	Kind   string `json:"kind"`   // "push" (default) or "pull_request"

@@ -1,9 +1,9 @@
 package webhook
 
 import (
-	"errors"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/google/go-github/v84/github"
@@ -12,8 +12,8 @@ import (
 const zeroSHA = "0000000000000000000000000000000000000000"
 
 // ParseGitHub authenticates a GitHub webhook delivery by its
-// X-Hub-Signature-256 header (HMAC-SHA256 of the body with secret, checked by
-// go-github's ValidatePayload) and turns it into a Trigger:
+// X-Hub-Signature-256 header (HMAC-SHA256 of the body with secret, computed
+// while the body streams in: readSigned) and turns it into a Trigger:
 //
 //   - push to refs/heads/B → Trigger{Kind: push, Branch: B, Commit: after, Before: before};
 //     tag pushes and branch deletions → ErrIgnored.
@@ -37,14 +37,17 @@ func ParseGitHub(r *http.Request, secret []byte) (Trigger, error) {
 	if err != nil || (ct != "application/json" && ct != "application/x-www-form-urlencoded") {
 		return Trigger{}, badPayload("Content-Type must be application/json or application/x-www-form-urlencoded")
 	}
-	r.Body = http.MaxBytesReader(nil, r.Body, maxBody)
-	payload, err := github.ValidatePayload(r, secret)
+	body, err := readSigned(r, secret, r.Header.Get(github.SHA256SignatureHeader))
 	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return Trigger{}, badPayload("body larger than %d bytes", maxBody)
+		return Trigger{}, err
+	}
+	payload := body
+	if ct == "application/x-www-form-urlencoded" {
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return Trigger{}, badPayload("form body: %v", err)
 		}
-		// The library's error may quote the signature; say nothing more.
-		return Trigger{}, ErrUnauthorized
+		payload = []byte(form.Get("payload"))
 	}
 
 	event := github.WebHookType(r)

@@ -40,6 +40,11 @@ type Trigger struct {
 	PRNumber int
 	PRAction string // opened, synchronize, reopened
 	Sender   string // login of whoever caused the event
+	// Source ("github", "generic") and Delivery (X-GitHub-Delivery, or
+	// X-Cutover-Delivery of a generic webhook; may be empty) identify the
+	// delivery, so a replay is recognised and runs nothing.
+	Source   string
+	Delivery string
 }
 
 var (
@@ -51,6 +56,9 @@ var (
 	ErrIgnored = errors.New("nothing to run")
 	// ErrBadPayload means the request is authentic but cannot be understood.
 	ErrBadPayload = errors.New("bad webhook payload")
+	// ErrDuplicate (from OnTrigger) means the delivery was accepted before:
+	// answer 200 and run nothing new.
+	ErrDuplicate = errors.New("duplicate delivery")
 )
 
 // IgnoredError says why an authentic event runs nothing. It matches ErrIgnored

@@ -1,0 +1,143 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/deploy"
+	"github.com/cutoverdev/cutover/internal/store"
+)
+
+// RequestCancel asks execution id to stop, on behalf of who: a queued
+// execution (nobody runs it yet) ends cancelled at once; a running or
+// waiting one gets a CancelEvent that its runner reads within Engine.Poll:
+// commands are killed, an approval stops waiting, and a deployment in
+// progress is stopped and rolled back the way `cutover stop` does it.
+// It returns the execution as it was when asked.
+func RequestCancel(ctx context.Context, s *store.Store, id, who string) (store.Execution, error) {
+	x, err := s.GetExecution(ctx, id)
+	if err != nil {
+		return x, err
+	}
+	if !store.ExecutionActive(x.Status) {
+		return x, fmt.Errorf("execution %s already %s", x.ID, x.Status)
+	}
+	if _, err := s.AppendEvent(ctx, store.Event{Project: x.Project, Environment: EventScope(x.ID), Kind: CancelEvent, Message: who}); err != nil {
+		return x, err
+	}
+	if x.Status == store.ExecutionQueued {
+		q := x
+		q.Status, q.Error = store.ExecutionCancelled, "cancelled before it started by "+who
+		if _, err := s.UpdateExecution(ctx, q, x.Generation); err != nil && !errors.Is(err, store.ErrConflict) {
+			return x, err
+		} // a conflict: a runner claimed it meanwhile, and reads the event
+	}
+	return x, nil
+}
+
+// cancelRequest returns the errCancelled error of a cancel of the
+// execution found in the store, or nil (also when the store cannot be read:
+// the next look tries again).
+func cancelRequest(ctx context.Context, s *store.Store, project, id string) error {
+	evs, err := s.ListEvents(ctx, store.EventFilter{Project: project, Environment: EventScope(id)})
+	if err != nil {
+		return nil
+	}
+	for _, ev := range evs {
+		if ev.Kind == CancelEvent {
+			return fmt.Errorf("%w by `cutover cancel`%s", errCancelled, prefixed(" ", ev.Message))
+		}
+	}
+	return nil
+}
+
+// watchCancel ends the actions' context, with the cancel as its cause, as
+// soon as a cancel of the execution is in the store. It returns when ctx
+// ends.
+func (r *run) watchCancel(ctx context.Context, stop context.CancelCauseFunc) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(r.e.Poll):
+		}
+		if err := r.cancelled(ctx); err != nil && ctx.Err() == nil {
+			stop(err)
+			return
+		}
+	}
+}
+
+// ownerKey is the context key of the execution a deployment is made for.
+type ownerKey struct{}
+
+// OwnerTag names the execution that ctx deploys for ("execution x-…"), or
+// is "" outside a deploy action. A Deployer records it in the deployment's
+// owner, which is how a cancel of the execution finds its deployment.
+func OwnerTag(ctx context.Context) string {
+	id, _ := ctx.Value(ownerKey{}).(string)
+	if id == "" {
+		return ""
+	}
+	return "execution " + id
+}
+
+// deployStoppable runs a deploy action on the execution's hard context: a
+// cancel must not abandon a deployment halfway through a traffic shift
+// (an interrupted controller leaves it for the next command to reconcile).
+// It asks the deployment's controller to stop instead, through the request
+// `cutover stop` sends (deploy.Request), so traffic goes back to the
+// original set at once and the deployment rolls back; the action then ends
+// cancelled.
+func (r *run) deployStoppable(ctx context.Context, a config.Action) (result, error) {
+	dctx := context.WithValue(r.hard, ownerKey{}, r.exec.ID)
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+		}
+		if !errors.Is(context.Cause(ctx), errCancelled) {
+			return // the hard context ended: the controller sees that itself
+		}
+		r.requestStop(dctx, a, done, context.Cause(ctx))
+	}()
+	res, err := r.deploy(dctx, a)
+	close(done)
+	<-stopped
+	if cause := context.Cause(ctx); ctx.Err() != nil && errors.Is(cause, errCancelled) {
+		if err != nil {
+			r.logf(a.Name, "%v", err)
+		}
+		return res, cause
+	}
+	return res, err
+}
+
+// requestStop sends a stop request to this execution's deployment of the
+// action's environment as soon as it exists (the deploy action may still
+// be waiting for the environment's lease), until the action ends.
+func (r *run) requestStop(ctx context.Context, a config.Action, done <-chan struct{}, why error) {
+	tag := OwnerTag(ctx)
+	for {
+		d, err := r.e.Store.ActiveDeployment(ctx, r.exec.Project, a.Environment)
+		if err == nil && strings.Contains(d.Owner, tag) {
+			if _, err := deploy.Request(ctx, r.e.Store, r.exec.Project, a.Environment, deploy.RequestStop, firstLine(why.Error())); err == nil {
+				r.logf(a.Name, "execution cancelled: asked deployment %s to stop and roll back", d.ID)
+				return
+			}
+		}
+		select {
+		case <-done:
+			return
+		case <-time.After(r.e.Poll):
+		}
+	}
+}

@@ -1,0 +1,125 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/proc"
+	"github.com/cutoverdev/cutover/internal/store"
+)
+
+// workspace is where execution id checks out its commit.
+func (e *Engine) workspace(id string) string { return filepath.Join(e.Home, "workspaces", id) }
+
+// track records the process group a command of the execution runs in (the
+// command was started with Setpgid, so its pid is the group id), for
+// Recover; the returned func forgets it once the command ended.
+func (r *run) track(pid int) func() {
+	host, _ := os.Hostname()
+	ctx := context.WithoutCancel(r.hard)
+	p := store.Process{Execution: r.exec.ID, PGID: pid, StartTicks: proc.StartTime(pid), Host: host, StartedAt: time.Now()}
+	if err := r.e.Store.AddProcess(ctx, p); err != nil {
+		r.e.Log.Warn("recording a command's process group", "execution", r.exec.ID, "pgid", pid, "err", err)
+	}
+	return func() {
+		if err := r.e.Store.RemoveProcess(ctx, r.exec.ID, pid); err != nil {
+			r.e.Log.Warn("forgetting a command's process group", "execution", r.exec.ID, "pgid", pid, "err", err)
+		}
+	}
+}
+
+// OwnerAlive reports whether the process that owns execution x (Run
+// records it) still runs: then nobody else may take x over. An owner on
+// another host cannot be checked from here and counts as alive.
+func OwnerAlive(x store.Execution) bool {
+	if x.OwnerPID == 0 {
+		return false // queued, or written before owners were recorded
+	}
+	host, _ := os.Hostname()
+	if x.OwnerHost != host {
+		return true
+	}
+	return x.OwnerPID != os.Getpid() && proc.Alive(x.OwnerPID)
+}
+
+// Recovery is what Recover did with an interrupted execution.
+type Recovery struct {
+	Killed int // process groups of its commands that were still running
+	// Requeued: it had not entered a stage yet, so it is queued again as
+	// it was (same ID). Otherwise it is failed, and Resume is the retry
+	// that runs its commit again from the stage it was in, reusing the
+	// images its earlier stages built; nil when it was cancelled.
+	Requeued bool
+	Resume   *Trigger
+}
+
+// Recover ends what a dead owner left of execution x: it kills the process
+// groups of its commands that still run on this host and removes its
+// workspace; then it queues x again if it never entered a stage, or marks
+// it failed and returns the trigger that resumes it; one whose cancel was
+// asked for ends cancelled (or superseded) instead. The caller has
+// checked !OwnerAlive(x). An execution another process changed meanwhile
+// is left to that process (the error wraps store.ErrConflict).
+func (e *Engine) Recover(ctx context.Context, x store.Execution) (Recovery, error) {
+	var rec Recovery
+	t, err := QueuedTrigger(x)
+	if err != nil {
+		return rec, err
+	}
+	host, _ := os.Hostname()
+	procs, err := e.Store.Processes(ctx, x.ID)
+	if err != nil {
+		return rec, err
+	}
+	for _, p := range procs {
+		if p.Host != host {
+			continue
+		}
+		if proc.KillGroup(p.PGID, p.StartTicks) {
+			rec.Killed++
+		}
+		if err := e.Store.RemoveProcess(ctx, x.ID, p.PGID); err != nil {
+			return rec, err
+		}
+	}
+	if err := os.RemoveAll(e.workspace(x.ID)); err != nil {
+		return rec, fmt.Errorf("removing the workspace of execution %s: %w", x.ID, err)
+	}
+	var stages []StageState
+	_ = json.Unmarshal(x.Stages, &stages)
+	from, entered := "", false
+	for _, st := range stages {
+		entered = entered || st.Started != nil || (st.Status != StatusPending && st.Status != StatusSkipped)
+		if from == "" && (st.Status == StatusRunning || st.Status == StatusWaiting || st.Status == StatusPending) {
+			from = st.Name
+		}
+	}
+	gen := x.Generation
+	if err := cancelRequest(ctx, e.Store, x.Project, x.ID); err != nil {
+		// Cancelled (or superseded) while its process was gone: it ends so.
+		x.Status, x.Error = store.ExecutionCancelled, firstLine(err.Error())
+		if strings.Contains(x.Error, SupersededPrefix) {
+			x.Status = store.ExecutionSuperseded
+		}
+		_, err := e.Store.UpdateExecution(ctx, x, gen)
+		return rec, err
+	}
+	if !entered {
+		x.Status, x.Stages, x.Error, x.OwnerPID, x.OwnerHost = store.ExecutionQueued, nil, "", 0, ""
+		_, err := e.Store.UpdateExecution(ctx, x, gen)
+		return Recovery{Killed: rec.Killed, Requeued: true}, err
+	}
+	x.Status = store.ExecutionFailed
+	x.Error = fmt.Sprintf("interrupted: its process (pid %d) stopped while it ran; resumed as a new execution from stage %s", x.OwnerPID, from)
+	if _, err := e.Store.UpdateExecution(ctx, x, gen); err != nil {
+		return rec, err
+	}
+	t.Kind, t.RetryOf, t.FromStage, t.Execution = TriggerRetry, x.ID, from, ""
+	rec.Resume = &t
+	return rec, nil
+}

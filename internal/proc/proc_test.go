@@ -1,0 +1,84 @@
+package proc
+
+import (
+	"os"
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestAliveTellsARunningProcessFromAZombieAndAGone(t *testing.T) {
+	if !Alive(os.Getpid()) {
+		t.Fatal("this process is not alive")
+	}
+	for _, pid := range []int{0, -1, -os.Getpid()} {
+		if Alive(pid) {
+			t.Fatalf("Alive(%d): a group or the caller's group is never one live process", pid)
+		}
+	}
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	if !Alive(pid) || StartTime(pid) == 0 {
+		t.Fatalf("a running sleep: alive %v, start time %d", Alive(pid), StartTime(pid))
+	}
+	_ = cmd.Process.Kill()
+	// Not reaped yet: a zombie, which is not alive.
+	deadline := time.Now().Add(5 * time.Second)
+	for Alive(pid) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if Alive(pid) {
+		t.Fatal("a killed, unreaped child still counts as alive")
+	}
+	_ = cmd.Wait()
+	if Alive(pid) || StartTime(pid) != 0 {
+		t.Fatal("a reaped child still counts as alive")
+	}
+}
+
+func TestSameRefusesAReusedPID(t *testing.T) {
+	start := StartTime(os.Getpid())
+	if !Same(os.Getpid(), start) {
+		t.Fatal("this process is not the same as itself")
+	}
+	if Same(os.Getpid(), start+1) {
+		t.Fatal("a different start time names another process: Same must be false")
+	}
+}
+
+// KillGroup ends a whole group: the shell and the child it left behind,
+// and only when the leader is the process recorded.
+func TestKillGroupEndsTheGroupOnlyForTheRecordedLeader(t *testing.T) {
+	cmd := exec.Command("sh", "-c", "sleep 60 & sleep 60; wait")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pgid := cmd.Process.Pid
+	t.Cleanup(func() { _ = syscall.Kill(-pgid, syscall.SIGKILL); _ = cmd.Wait() })
+	start := StartTime(pgid)
+	if KillGroup(pgid, start+1) {
+		t.Fatal("KillGroup signalled a group whose leader is not the recorded process")
+	}
+	if !GroupAlive(pgid) {
+		t.Fatal("the group died without a signal")
+	}
+	if KillGroup(1, 0) || KillGroup(0, 0) {
+		t.Fatal("KillGroup signalled init's or the caller's group")
+	}
+	if !KillGroup(pgid, start) {
+		t.Fatal("KillGroup did not signal the recorded group")
+	}
+	_ = cmd.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for GroupAlive(pgid) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if GroupAlive(pgid) {
+		t.Fatal("a member of the group (the background sleep) survived KillGroup")
+	}
+}
