@@ -134,7 +134,7 @@ func (s *session) engine(ctx context.Context, g *globals) (*pipeline.Engine, fun
 // deployer deploys an execution's images through the deployment controller,
 // with the lease and reconciliation every deploy gets.
 func (s *session) deployer(g *globals) pipeline.Deployer {
-	return func(ctx context.Context, cfg *config.Config, env string, images map[string]string, logf func(string)) (store.Deployment, error) {
+	return func(ctx context.Context, cfg *config.Config, env string, images map[string]string, source string, logf func(string)) (store.Deployment, error) {
 		if p := cfg.Environments[env].Platform; p != config.PlatformLocal {
 			return store.Deployment{}, fmt.Errorf("environment %s is on %s: the pipeline deploys local environments only for now (run `cutover deploy %s` for it, which pushes to ECR)", env, p, env)
 		}
@@ -158,7 +158,7 @@ func (s *session) deployer(g *globals) pipeline.Deployer {
 		if err := local.CheckPorts(lctx, s.proxy, cfg, env); err != nil {
 			return store.Deployment{}, err
 		}
-		rev := local.NewRevision(cfg, env, images, "commit")
+		rev := local.NewRevision(cfg, env, images, source)
 		if err := s.store.CreateRevision(lctx, rev); err != nil {
 			return store.Deployment{}, err
 		}

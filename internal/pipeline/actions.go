@@ -341,13 +341,25 @@ func (r *run) deploy(ctx context.Context, a config.Action) (result, error) {
 	if r.e.Deploy == nil {
 		return result{}, fmt.Errorf("deploying is not available in this command")
 	}
-	images := r.images()
+	images, promo, err := r.deployImages(ctx, a.Environment)
+	if err != nil {
+		return result{}, err
+	}
 	for _, name := range r.cfg.ServiceNames() {
 		if r.cfg.Services[name].Build != nil && images[name] == "" {
 			return result{}, fmt.Errorf("service %s has no image built in this execution (a build stage must run before deploy %s)", name, a.Environment)
 		}
 	}
-	d, err := r.e.Deploy(ctx, r.cfg, a.Environment, images, func(line string) { r.logf(a.Name, "%s", line) })
+	switch {
+	case promo != nil && promo.Deployment != "":
+		r.logf(a.Name, "promoting to %s the images %s verified for %s (deployment %s):", a.Environment, promo.From, shortSHA(r.exec.Commit), promo.Deployment)
+		for _, name := range r.cfg.ServiceNames() {
+			r.logf(a.Name, "  %s %s", name, images[name])
+		}
+	case promo != nil:
+		r.logf(a.Name, "nothing to promote from %s (%s): deploying the images this execution built", promo.From, promo.Reason)
+	}
+	d, err := r.e.Deploy(ctx, r.cfg, a.Environment, images, RevisionSource(r.exec.Commit), func(line string) { r.logf(a.Name, "%s", line) })
 	if err != nil {
 		return result{}, err
 	}

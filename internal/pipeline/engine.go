@@ -61,8 +61,9 @@ type Pusher interface {
 }
 
 // Deployer deploys built images to an environment; the CLI wires it to the
-// deployment controller (lease, reconcile, blue/green or rolling).
-type Deployer func(ctx context.Context, cfg *config.Config, env string, images map[string]string, logf func(string)) (store.Deployment, error)
+// deployment controller (lease, reconcile, blue/green or rolling). source
+// is the revision's provenance, RevisionSource(commit).
+type Deployer func(ctx context.Context, cfg *config.Config, env string, images map[string]string, source string, logf func(string)) (store.Deployment, error)
 
 // Engine runs executions. Its fields are set once; Run may be called from
 // several goroutines (the daemon) for different executions.

@@ -23,7 +23,10 @@ type Evidence struct {
 	Images       map[string]string `json:"images"`
 	Environment  string            `json:"environment"`  // the environment to deploy
 	PromoteFrom  string            `json:"promote_from"` // where the evidence of running comes from
-	Staging      any               `json:"staging,omitempty"`
+	// Promotion names the deployment of PromoteFrom whose images (by
+	// digest) the deploy will run, or says why there is none.
+	Promotion *Promotion `json:"promotion,omitempty"`
+	Staging   any        `json:"staging,omitempty"`
 }
 
 // approval waits at the gate until someone approves or rejects with
@@ -38,9 +41,14 @@ func (r *run) approval(ctx context.Context, i, j int, a config.Action) (result, 
 	if timeout <= 0 {
 		timeout = config.DefaultApprovalTimeout
 	}
+	images, promo, err := r.deployImages(ctx, a.Environment)
+	if err != nil {
+		return result{}, err
+	}
 	ev := Evidence{
 		Commit: r.ws.Commit, Branch: r.vars["CUTOVER_BRANCH"], Message: r.ws.Message, Author: r.ws.Author,
-		ChangedFiles: r.ws.ChangedFiles, Images: r.images(), Environment: a.Environment, PromoteFrom: env.PromoteFrom,
+		ChangedFiles: r.ws.ChangedFiles, Images: images, Environment: a.Environment, PromoteFrom: env.PromoteFrom,
+		Promotion: promo,
 	}
 	if r.e.Evidence != nil && env.PromoteFrom != "" {
 		ev.Staging = r.e.Evidence(ctx, r.cfg, env.PromoteFrom)
