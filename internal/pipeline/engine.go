@@ -443,9 +443,9 @@ func (r *run) setAction(i, j int, f func(*ActionState)) {
 func (r *run) save(ctx context.Context) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.exec.Stages, _ = json.Marshal(r.stages)
+	stages, _ := json.Marshal(r.stages)
 	vars, _ := json.Marshal(r.vars)
-	r.exec.Variables = vars
+	r.exec.Stages, r.exec.Variables = r.secrets.MaskJSON(stages), r.secrets.MaskJSON(vars) // outputs, JUnit names, summaries
 	gen, err := r.e.Store.UpdateExecution(context.WithoutCancel(ctx), r.exec, r.exec.Generation)
 	if err != nil {
 		r.e.Log.Warn("saving execution", "execution", r.exec.ID, "err", err)

@@ -54,6 +54,7 @@ func (r *run) approval(ctx context.Context, i, j int, a config.Action) (result, 
 		ev.Staging = r.e.Evidence(ctx, r.cfg, env.PromoteFrom)
 	}
 	raw, _ := json.Marshal(ev)
+	raw = r.secrets.MaskJSON(raw)
 	now := time.Now().UTC()
 	stage := r.pipe.Stages[i].Name
 	if err := r.e.Store.RequestApproval(ctx, store.Approval{

@@ -88,7 +88,7 @@ func TestSameCommitPromotesFromStagingToProduction(t *testing.T) {
 		}
 		done <- x
 	}()
-	approval := waitForApproval(t, e.Store, project)
+	approval := waitPending(t, e.Store, project)
 	var ev Evidence
 	if err := json.Unmarshal(approval.Evidence, &ev); err != nil {
 		t.Fatal(err)
@@ -121,19 +121,6 @@ func TestSameCommitPromotesFromStagingToProduction(t *testing.T) {
 			t.Fatalf("revision %s not stored: %v", id, err)
 		}
 	}
-}
-
-func waitForApproval(t *testing.T, st *store.Store, project string) store.Approval {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for time.Now().Before(deadline) {
-		if ps, err := st.PendingApprovals(context.Background(), project); err == nil && len(ps) > 0 {
-			return ps[0]
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("no approval was requested")
-	return store.Approval{}
 }
 
 // A commit staging never ran deploys the images its own execution built,
