@@ -60,7 +60,7 @@ func secretForms(v string) map[string]string {
 		"base64url": base64.URLEncoding, "base64url raw": base64.RawURLEncoding} {
 		forms[name] = enc.EncodeToString([]byte(v))
 		forms[name+" of echo"] = enc.EncodeToString([]byte(v + "\n"))
-		forms[name+" after a prefix"] = strings.TrimRight(enc.EncodeToString([]byte("x="+v+"&y=1"))[4:12], "=")
+		forms[name+" after a prefix"] = strings.TrimRight(enc.EncodeToString([]byte("x=" + v + "&y=1"))[4:12], "=")
 	}
 	forms["query escaped"] = url.QueryEscape(v)
 	forms["path escaped"] = url.PathEscape(v)
