@@ -161,7 +161,7 @@ func (r *run) commands(ctx context.Context, a config.Action, dir string) (result
 		}
 	}
 	if len(a.Reports) > 0 {
-		suites, err := ReadReports(r.cfg.Dir(), a.Reports)
+		suites, err := ReadReports(r.cfg.Root(), r.cfg.Dir(), a.Reports)
 		if err != nil && runErr == nil {
 			return res, err
 		}
@@ -251,6 +251,13 @@ func (r *run) build(ctx context.Context, a config.Action) (result, error) {
 	for _, line := range append(append([]string{}, a.Commands...), svc.Build.Commands...) {
 		if err := r.sh(ctx, a.Name, a.Image, dir, line, extra...); err != nil {
 			return result{}, err
+		}
+	}
+	// The build commands ran in the workspace: check again that the
+	// context (and its Dockerfile) did not become a link out of it.
+	for _, p := range []string{dir, filepath.Join(dir, svc.Build.Dockerfile)} {
+		if err := config.Confined(r.cfg.Root(), p); err != nil {
+			return result{}, fmt.Errorf("services.%s.build: %v", a.Service, err)
 		}
 	}
 	repo := r.imageRepo(a.Service)

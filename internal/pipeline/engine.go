@@ -167,7 +167,7 @@ func (r *run) execute(ctx context.Context, t Trigger) error {
 			r.e.Log.Warn("removing the workspace", "dir", dir, "err", err)
 		}
 	}()
-	r.cfg, err = config.Load(filepath.Join(ws.Dir, t.ConfigPath))
+	r.cfg, err = config.LoadWithin(filepath.Join(ws.Dir, t.ConfigPath), ws.Dir)
 	if err != nil {
 		return err
 	}

@@ -110,6 +110,9 @@ func (r *run) integration(ctx context.Context, a config.Action) (result, error) 
 	if file == "" {
 		file = "docker-compose.yml"
 	}
+	if err := config.Confined(r.cfg.Root(), filepath.Join(r.cfg.Dir(), file)); err != nil {
+		return result{}, fmt.Errorf("compose: %v", err)
+	}
 	images := map[string]string{}
 	r.mu.Lock()
 	for _, name := range r.cfg.ServiceNames() {

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/cutoverdev/cutover/internal/config"
 )
 
 // Suite is the summary of one JUnit test suite.
@@ -101,8 +103,10 @@ func ParseJUnit(data []byte) ([]Suite, error) {
 	return out, nil
 }
 
-// ReadReports parses every file matching the globs (relative to dir).
-func ReadReports(dir string, globs []string) ([]Suite, error) {
+// ReadReports parses every file matching the globs (relative to dir); each
+// must resolve inside root (a report that is a symbolic link out of the
+// workspace is refused, not read).
+func ReadReports(root, dir string, globs []string) ([]Suite, error) {
 	var files []string
 	for _, g := range globs {
 		m, err := filepath.Glob(filepath.Join(dir, g))
@@ -117,6 +121,9 @@ func ReadReports(dir string, globs []string) ([]Suite, error) {
 	}
 	var out []Suite
 	for _, f := range files {
+		if err := config.Confined(root, f); err != nil {
+			return nil, fmt.Errorf("reports: %v", err)
+		}
 		data, err := os.ReadFile(f)
 		if err != nil {
 			return nil, err

@@ -34,9 +34,9 @@ func LoadSecrets(cfg *config.Config, p *config.Pipeline, getenv func(string) str
 	}
 	fromFile := map[string]string{}
 	if p.Secrets.File != "" {
-		path := p.Secrets.File
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(cfg.Dir(), path)
+		path := filepath.Join(cfg.Dir(), p.Secrets.File)
+		if err := config.Confined(cfg.Root(), path); err != nil {
+			return nil, fmt.Errorf("pipeline.secrets.file: %v (it must be inside the workspace)", err)
 		}
 		f, err := os.Open(path)
 		if err != nil {
