@@ -20,8 +20,8 @@ import (
 )
 
 type runCmd struct {
-	branch, commit, repo, kind string
-	pr                         int
+	branch, commit, repo, kind, base string
+	pr                               int
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -62,6 +62,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&c.repo, "repo", "", "git repository, local path or URL (default: the one cutover.yaml is in)")
 	cmd.Flags().StringVar(&c.kind, "kind", pipeline.TriggerManual, "trigger kind: manual, push or pull_request")
 	cmd.Flags().IntVar(&c.pr, "pr", 0, "pull request number (with --kind pull_request)")
+	cmd.Flags().StringVar(&c.base, "base", "", "a pull request's base branch, whose pipeline definition it runs (default: the repository's default branch)")
 	return cmd
 }
 
@@ -76,7 +77,7 @@ func (c *runCmd) trigger(ctx context.Context, g *globals) (pipeline.Trigger, err
 	if err != nil {
 		return pipeline.Trigger{}, err
 	}
-	t := pipeline.Trigger{Kind: c.kind, Repo: c.repo, Branch: c.branch, Commit: c.commit, ConfigPath: rel, PR: c.pr}
+	t := pipeline.Trigger{Kind: c.kind, Repo: c.repo, Branch: c.branch, Commit: c.commit, ConfigPath: rel, PR: c.pr, Base: c.base}
 	if t.Repo == "" {
 		t.Repo = top
 	}

@@ -74,7 +74,7 @@ func newServeCmd(g *globals) *cobra.Command {
 					if wt.Kind == webhook.KindPullRequest {
 						kind = pipeline.TriggerPullRequest
 					}
-					srv.Enqueue(context.WithoutCancel(ctx), pipeline.Trigger{Kind: kind, Branch: wt.Branch, Commit: wt.Commit, PR: wt.PRNumber})
+					srv.Enqueue(context.WithoutCancel(ctx), pipeline.Trigger{Kind: kind, Branch: wt.Branch, Commit: wt.Commit, PR: wt.PRNumber, Base: wt.Base})
 					return nil
 				},
 			})

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +49,11 @@ type Trigger struct {
 	Commit     string `json:"commit"`      // optional: the branch head when empty
 	ConfigPath string `json:"config_path"` // cutover.yaml relative to the repository root
 	PR         int    `json:"pr,omitempty"`
+	// Base is a pull request's base branch, whose pipeline definition it
+	// runs; empty means the repository's default branch.
+	Base string `json:"base,omitempty"`
+	// RetriedFrom is the execution a retry runs again (its kind is kept).
+	RetriedFrom string `json:"retried_from,omitempty"`
 	// RetryOf and FromStage rerun an execution from a stage, reusing the
 	// variables (image ids, digests) its earlier stages produced.
 	RetryOf   string `json:"retry_of,omitempty"`
@@ -93,6 +99,9 @@ type run struct {
 	ws      source.Workspace
 	secrets *Secrets
 	stages  []StageState
+	// untrusted is a pull request's run: see trust.go.
+	untrusted  bool
+	secretsEnv []string // NAME=value of the secrets its commands get
 
 	mu       sync.Mutex // guards exec, stages and vars
 	vars     map[string]string
@@ -136,8 +145,15 @@ func (e *Engine) Run(ctx context.Context, t Trigger) (store.Execution, error) {
 		}
 		t.Commit = c
 	}
+	t, err := e.resolveKind(ctx, t)
+	if err == nil {
+		err = Admit(ctx, t)
+	}
+	if err != nil {
+		return store.Execution{}, err
+	}
 	trig, _ := json.Marshal(t)
-	r := &run{e: e, vars: map[string]string{TriggerVar: string(trig)}}
+	r := &run{e: e, vars: map[string]string{TriggerVar: string(trig)}, untrusted: t.Kind == TriggerPullRequest}
 	r.exec = store.Execution{
 		ID: NewExecutionID(time.Now()), Project: t.Project, Pipeline: "main", Trigger: t.Kind,
 		Branch: t.Branch, Commit: t.Commit, Status: "running", Variables: trig,
@@ -167,12 +183,11 @@ func (r *run) execute(ctx context.Context, t Trigger) error {
 			r.e.Log.Warn("removing the workspace", "dir", dir, "err", err)
 		}
 	}()
-	r.cfg, err = config.LoadWithin(filepath.Join(ws.Dir, t.ConfigPath), ws.Dir)
-	if err != nil {
+	if r.cfg, err = r.loadConfig(ctx, t); err != nil {
 		return err
 	}
 	r.pipe = r.cfg.EffectivePipeline()
-	if r.secrets, err = LoadSecrets(r.cfg, r.pipe, r.e.Getenv); err != nil {
+	if err := r.loadSecrets(); err != nil {
 		return err
 	}
 	if err := r.startNotifier(); err != nil {
@@ -218,6 +233,9 @@ func (r *run) setBaseVars(t Trigger) {
 	r.vars["CUTOVER_BRANCH"] = t.Branch
 	r.vars["CUTOVER_TRIGGER"] = t.Kind
 	r.vars["CUTOVER_PROJECT"] = r.cfg.Project
+	if t.Kind == TriggerPullRequest {
+		r.vars["CUTOVER_PR"] = strconv.Itoa(t.PR)
+	}
 }
 
 // inheritVars takes the image variables of the execution being retried.
