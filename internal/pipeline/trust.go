@@ -318,7 +318,7 @@ func (r *run) confinedSpec(ctx context.Context, spec *docker.CommandSpec) error 
 		path = "/usr/local/go/bin:" + path
 	}
 	spec.Env = append([]string{"PATH=" + path, "HOME=/workspace", "CI=true", "LANG=C.UTF-8",
-		"GOCACHE=/workspace/.cache/go-build", "GOMODCACHE=/workspace/.cache/go-mod", "GOPROXY=off", "GOFLAGS=-mod=mod", "GOTOOLCHAIN=local"}, spec.Env...)
+		"GOCACHE=/workspace/.cache/go-build", "GOMODCACHE=/workspace/.cache/go-mod", "GOPROXY=off", "GOTOOLCHAIN=local"}, spec.Env...)
 	return nil
 }
 
