@@ -74,7 +74,14 @@ func newServeCmd(g *globals) *cobra.Command {
 					if wt.Kind == webhook.KindPullRequest {
 						kind = pipeline.TriggerPullRequest
 					}
-					srv.Enqueue(context.WithoutCancel(ctx), pipeline.Trigger{Kind: kind, Branch: wt.Branch, Commit: wt.Commit, PR: wt.PRNumber, Base: wt.Base})
+					t := pipeline.Trigger{Kind: kind, Branch: wt.Branch, Commit: wt.Commit, PR: wt.PRNumber, Base: wt.Base}
+					if t.Commit != "" {
+						// A branch runs only commits on it: refuse at once, with the reason.
+						if err := pipeline.Admit(ctx, pipeline.Trigger{Kind: kind, Repo: repo, Branch: t.Branch, Commit: t.Commit}); err != nil {
+							return &webhook.IgnoredError{Reason: err.Error()}
+						}
+					}
+					srv.Enqueue(context.WithoutCancel(ctx), t)
 					return nil
 				},
 			})

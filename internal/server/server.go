@@ -308,6 +308,10 @@ func (s *Server) routes() http.Handler {
 			}
 			req.Commit = c
 		}
+		if err := pipeline.Admit(r.Context(), pipeline.Trigger{Kind: pipeline.TriggerManual, Repo: s.Repo, Branch: req.Branch, Commit: req.Commit}); err != nil {
+			writeError(w, http.StatusConflict, err) // a branch runs only commits on it
+			return
+		}
 		s.Enqueue(r.Context(), pipeline.Trigger{Kind: pipeline.TriggerManual, Branch: req.Branch, Commit: req.Commit})
 		writeJSON(w, http.StatusAccepted, map[string]string{"queued": req.Commit})
 	})
