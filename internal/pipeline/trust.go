@@ -180,14 +180,23 @@ func writeTrusted(root, path string, data []byte) error {
 // they are still loaded when available, only to mask them should they
 // appear, and never reach its commands.
 func (r *run) loadSecrets() error {
-	s, err := LoadSecrets(r.cfg, r.pipe, r.e.Getenv)
 	if r.untrusted {
+		// Not from a secrets file: that would be the pull request's copy,
+		// and its values (a notification URL) would be the attacker's.
+		p := *r.pipe
+		if p.Secrets != nil {
+			sec := *p.Secrets
+			sec.File = ""
+			p.Secrets = &sec
+		}
+		s, err := LoadSecrets(r.cfg, &p, r.e.Getenv)
 		if err != nil {
 			s = &Secrets{values: map[string]string{}, masker: newMasker(nil)}
 		}
 		r.secrets, r.secretsEnv = s, nil
 		return nil
 	}
+	s, err := LoadSecrets(r.cfg, r.pipe, r.e.Getenv)
 	if err != nil {
 		return err
 	}
