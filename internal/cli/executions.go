@@ -3,10 +3,8 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/auth"
@@ -206,17 +204,9 @@ func newRetryCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var t pipeline.Trigger
-			var vars map[string]string
-			if err := json.Unmarshal(old.Variables, &vars); err == nil && vars[pipeline.TriggerVar] != "" {
-				_ = json.Unmarshal([]byte(vars[pipeline.TriggerVar]), &t)
-			}
-			if t.Repo == "" {
-				return errors.New("execution " + old.ID + " does not record its repository; run `cutover run --commit " + old.Commit + "` instead")
-			}
-			t.Kind, t.Commit, t.RetryOf, t.FromStage = pipeline.TriggerRetry, old.Commit, old.ID, stage
-			if strings.TrimSpace(stage) == "" {
-				t.RetryOf = ""
+			t, err := pipeline.RetryTrigger(old, stage)
+			if err != nil {
+				return err
 			}
 			eng, stop, err := s.engine(ctx, g)
 			if err != nil {

@@ -21,8 +21,8 @@ import (
 )
 
 type runCmd struct {
-	branch, commit, repo, kind string
-	pr                         int
+	branch, commit, repo, kind, base string
+	pr                               int
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -63,6 +63,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&c.repo, "repo", "", "git repository, local path or URL (default: the one cutover.yaml is in)")
 	cmd.Flags().StringVar(&c.kind, "kind", pipeline.TriggerManual, "trigger kind: manual, push or pull_request")
 	cmd.Flags().IntVar(&c.pr, "pr", 0, "pull request number (with --kind pull_request)")
+	cmd.Flags().StringVar(&c.base, "base", "", "a pull request's base branch, whose pipeline definition it runs (default: the repository's default branch)")
 	return cmd
 }
 
@@ -77,7 +78,7 @@ func (c *runCmd) trigger(ctx context.Context, g *globals) (pipeline.Trigger, err
 	if err != nil {
 		return pipeline.Trigger{}, err
 	}
-	t := pipeline.Trigger{Kind: c.kind, Repo: c.repo, Branch: c.branch, Commit: c.commit, ConfigPath: rel, PR: c.pr, Author: auth.LocalUser().Name}
+	t := pipeline.Trigger{Kind: c.kind, Repo: c.repo, Branch: c.branch, Commit: c.commit, ConfigPath: rel, PR: c.pr, Author: auth.LocalUser().Name, Base: c.base}
 	if t.Repo == "" {
 		t.Repo = top
 	}
@@ -135,7 +136,7 @@ func (s *session) engine(ctx context.Context, g *globals) (*pipeline.Engine, fun
 // deployer deploys an execution's images through the deployment controller,
 // with the lease and reconciliation every deploy gets.
 func (s *session) deployer(g *globals) pipeline.Deployer {
-	return func(ctx context.Context, cfg *config.Config, env string, images map[string]string, logf func(string)) (store.Deployment, error) {
+	return func(ctx context.Context, cfg *config.Config, env string, images map[string]string, source string, logf func(string)) (store.Deployment, error) {
 		if p := cfg.Environments[env].Platform; p != config.PlatformLocal {
 			return store.Deployment{}, fmt.Errorf("environment %s is on %s: the pipeline deploys local environments only for now (run `cutover deploy %s` for it, which pushes to ECR)", env, p, env)
 		}
@@ -162,7 +163,7 @@ func (s *session) deployer(g *globals) pipeline.Deployer {
 		if err := local.CheckPorts(lctx, s.proxy, cfg, env); err != nil {
 			return store.Deployment{}, err
 		}
-		rev := local.NewRevision(cfg, env, images, "commit")
+		rev := local.NewRevision(cfg, env, images, source)
 		if err := s.store.CreateRevision(lctx, rev); err != nil {
 			return store.Deployment{}, err
 		}

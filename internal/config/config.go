@@ -28,6 +28,8 @@ type Config struct {
 	// dir is where build contexts are resolved; empty when the configuration came from
 	// bytes without a directory, in which case filesystem checks are skipped.
 	dir string
+	// root is the workspace every path must stay in (LoadWithin); Dir when empty.
+	root string
 	// keys maps a field path ("services.backend.port") to where it is written in the source.
 	// It gives problems their line:col and tells defaults apart from explicit zero values.
 	keys map[string]position

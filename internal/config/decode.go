@@ -45,11 +45,16 @@ func Parse(filename string, data []byte) (*Config, error) {
 // exception: nothing after the syntax error can be read, so it is reported with the unknown
 // keys and wrongly shaped values of the lines before it, and nothing is validated.
 func ParseDir(filename, baseDir string, data []byte) (*Config, error) {
+	return parse(filename, baseDir, "", data)
+}
+
+// parse is ParseDir with the paths confined to root ("" = baseDir).
+func parse(filename, baseDir, root string, data []byte) (*Config, error) {
 	c, shape, err := decode(filename, data)
 	if err != nil {
 		return nil, err
 	}
-	c.dir = baseDir
+	c.dir, c.root = baseDir, root
 	c.applyDefaults()
 	var ps Problems
 	if err := c.Validate(); err != nil {

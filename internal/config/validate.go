@@ -66,6 +66,7 @@ func (c *Config) Validate() error {
 	v.environments()
 	v.listenPorts()
 	v.pipeline()
+	v.paths()
 	return v.ps.err()
 }
 
@@ -113,7 +114,7 @@ func (v *validator) build(p string, b *Build) {
 			v.add(fmt.Sprintf("%s.commands[%d]", p, i), "empty command (remove it)")
 		}
 	}
-	if v.c.dir == "" {
+	if !v.confineBuild(p, b) || v.c.dir == "" {
 		return
 	}
 	ctx := filepath.Join(v.c.dir, filepath.FromSlash(b.Context))

@@ -33,11 +33,15 @@ func (e *Env) labels() docker.Labels {
 	return docker.Labels{Project: e.Config.Project, Environment: e.Name}
 }
 
-// NewRevision derives an immutable revision from the images and each
-// service's runtime config: the same images and config give the same id.
+// NewRevision derives an immutable revision of one environment from the
+// images and each service's runtime config: the same project, environment,
+// images and config give the same id. Revisions are per environment: a
+// commit promoted from staging to production gets a production revision of
+// its own that names the very images (by digest) of the staging one.
 func NewRevision(cfg *config.Config, env string, images map[string]string, source string) store.Revision {
 	rev := store.Revision{Project: cfg.Project, Environment: env, Services: map[string]store.ServiceRevision{}, Source: source, CreatedAt: time.Now().UTC()}
 	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\n", cfg.Project, env)
 	for _, name := range cfg.ServiceNames() {
 		sr := store.ServiceRevision{Image: images[name], ConfigHash: cfg.Services[name].ConfigHash()}
 		rev.Services[name] = sr

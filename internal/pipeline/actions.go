@@ -21,11 +21,6 @@ import (
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
 )
 
-// env is the environment of host commands: the process's, then pipelineEnv.
-func (r *run) env(extra ...string) []string {
-	return append(os.Environ(), r.pipelineEnv(extra...)...)
-}
-
 // pipelineEnv is what every command gets: the variables, the secrets, extra.
 func (r *run) pipelineEnv(extra ...string) []string {
 	r.mu.Lock()
@@ -41,26 +36,32 @@ func (r *run) pipelineEnv(extra ...string) []string {
 			env = append(env, k+"="+r.vars[k])
 		}
 	}
-	env = append(env, r.secrets.Env()...)
+	env = append(env, r.secretsEnv...)
 	return append(env, extra...)
 }
 
 // sh runs one command line through the shell in dir, its output going,
-// masked, line by line to the action's log. The whole process group is
-// killed when ctx ends.
+// masked, line by line to the action's log. On the host, the command is
+// the leader of its own process group, and the whole group is killed when
+// the command ends (a process it left in the background does not outlive
+// it) or ctx ends. A pull request's commands always run in a confined
+// container instead (shInImage), which goes with all its processes.
 func (r *run) sh(ctx context.Context, action, image, dir, line string, extraEnv ...string) error {
 	if err := r.cancelled(ctx); err != nil {
 		return err
 	}
 	r.logf(action, "$ %s", line)
-	if image != "" {
+	if image != "" || r.untrusted {
 		return r.shInImage(ctx, action, image, dir, line, extraEnv)
 	}
 	cmd := exec.Command("sh", "-c", line)
 	cmd.Dir = dir
 	cmd.Env = r.env(extraEnv...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	pr, pw := io.Pipe()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("starting %q: %v", line, err)
+	}
 	cmd.Stdout, cmd.Stderr = pw, pw
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -75,10 +76,12 @@ func (r *run) sh(ctx context.Context, action, image, dir, line string, extraEnv 
 	}()
 	if err := cmd.Start(); err != nil {
 		pw.Close()
+		pr.Close()
 		wg.Wait()
 		return fmt.Errorf("starting %q: %v", line, err)
 	}
 	defer r.track(cmd.Process.Pid)()
+	pw.Close() // the children hold the write end now
 	done := make(chan struct{})
 	go func() {
 		select {
@@ -87,10 +90,21 @@ func (r *run) sh(ctx context.Context, action, image, dir, line string, extraEnv 
 		case <-done:
 		}
 	}()
-	err := cmd.Wait()
+	err = cmd.Wait()
 	close(done)
-	pw.Close()
-	wg.Wait()
+	// The shell is gone: end whatever it left running in its group.
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	// A process that left the group (setsid) may still hold the pipe: read
+	// what comes within a bound, then stop reading.
+	read := make(chan struct{})
+	go func() { wg.Wait(); close(read) }()
+	select {
+	case <-read:
+	case <-time.After(2 * time.Second):
+		pr.Close()
+		<-read
+	}
+	pr.Close()
 	if ctx.Err() != nil {
 		return fmt.Errorf("%w: %q interrupted", errCancelled, line)
 	}
@@ -105,8 +119,9 @@ func (r *run) sh(ctx context.Context, action, image, dir, line string, extraEnv 
 }
 
 // shInImage runs one command line with sh inside a container of image,
-// the workspace mounted at /workspace and host networking. Only the
-// pipeline's variables and secrets are passed, not the host's environment.
+// the workspace mounted at /workspace. Only the pipeline's variables and
+// secrets are passed, not the host's environment. A trusted run's container
+// has host networking; a pull request's is confined (confinedSpec).
 func (r *run) shInImage(ctx context.Context, action, image, dir, line string, extraEnv []string) error {
 	rel, err := filepath.Rel(r.ws.Dir, dir)
 	if err != nil || strings.HasPrefix(rel, "..") {
@@ -118,11 +133,18 @@ func (r *run) shInImage(ctx context.Context, action, image, dir, line string, ex
 			env[i] = k + "=/workspace" + strings.TrimPrefix(v, r.ws.Dir) // e.g. CUTOVER_EXPORT
 		}
 	}
-	code, err := r.e.Runtime.RunCommand(ctx, docker.CommandSpec{
+	spec := docker.CommandSpec{
 		Image: image, Cmd: []string{"sh", "-c", line}, Env: env,
 		Mounts: map[string]string{r.ws.Dir: "/workspace"}, WorkDir: filepath.ToSlash(filepath.Join("/workspace", rel)),
 		Labels: docker.Labels{Project: r.cfg.Project}, Output: lineWriter(func(l string) { r.logLines(action, []string{l}) }),
-	})
+	}
+	if r.untrusted {
+		if err := r.confinedSpec(ctx, &spec); err != nil {
+			return err
+		}
+		image = spec.Image
+	}
+	code, err := r.e.Runtime.RunCommand(ctx, spec)
 	if ctx.Err() != nil {
 		return fmt.Errorf("%w: %q interrupted", errCancelled, line)
 	}
@@ -162,7 +184,7 @@ func (r *run) commands(ctx context.Context, a config.Action, dir string) (result
 		}
 	}
 	if len(a.Reports) > 0 {
-		suites, err := ReadReports(r.cfg.Dir(), a.Reports)
+		suites, err := ReadReports(r.cfg.Root(), r.cfg.Dir(), a.Reports)
 		if err != nil && runErr == nil {
 			return res, err
 		}
@@ -254,15 +276,22 @@ func (r *run) build(ctx context.Context, a config.Action) (result, error) {
 			return result{}, err
 		}
 	}
+	// The build commands ran in the workspace: check again that the
+	// context (and its Dockerfile) did not become a link out of it.
+	for _, p := range []string{dir, filepath.Join(dir, svc.Build.Dockerfile)} {
+		if err := config.Confined(r.cfg.Root(), p); err != nil {
+			return result{}, fmt.Errorf("services.%s.build: %v", a.Service, err)
+		}
+	}
 	repo := r.imageRepo(a.Service)
 	commit := r.vars["CUTOVER_COMMIT"]
-	tags := []string{repo + ":" + commit, repo + ":" + shortSHA(commit), repo + ":latest"}
-	if b := tagUnsafe.ReplaceAllString(r.vars["CUTOVER_BRANCH"], "-"); b != "" {
-		tags = append(tags, repo+":"+b)
+	var tags []string
+	for _, tag := range r.imageTags() {
+		tags = append(tags, repo+":"+tag)
 	}
 	r.logf(a.Name, "building image %s from %s", repo, filepath.Join(svc.Build.Context, svc.Build.Dockerfile))
 	img, err := r.e.Runtime.Build(ctx, docker.BuildRequest{
-		ContextDir: dir, Dockerfile: svc.Build.Dockerfile, Tags: tags, BuildArgs: svc.Build.Args,
+		ContextDir: dir, Dockerfile: svc.Build.Dockerfile, Tags: tags, BuildArgs: svc.Build.Args, NoNetwork: r.untrusted,
 		Labels: map[string]string{"dev.cutover.project": r.cfg.Project, "dev.cutover.service": a.Service, "dev.cutover.commit": commit},
 	})
 	if err != nil {
@@ -302,10 +331,7 @@ func (r *run) afterStage(ctx context.Context, st config.Stage) error {
 		}
 		repo, _, _ := strings.Cut(full, ":"+r.vars["CUTOVER_COMMIT"])
 		var digest string
-		for _, tag := range []string{r.vars["CUTOVER_COMMIT"], shortSHA(r.vars["CUTOVER_COMMIT"]), tagUnsafe.ReplaceAllString(r.vars["CUTOVER_BRANCH"], "-"), "latest"} {
-			if tag == "" {
-				continue
-			}
+		for _, tag := range r.imageTags() {
 			d, err := r.e.Pusher.Push(ctx, repo+":"+tag)
 			if err != nil {
 				return fmt.Errorf("pushing %s: %w", repo+":"+tag, err)
@@ -342,13 +368,25 @@ func (r *run) deploy(ctx context.Context, a config.Action) (result, error) {
 	if r.e.Deploy == nil {
 		return result{}, fmt.Errorf("deploying is not available in this command")
 	}
-	images := r.images()
+	images, promo, err := r.deployImages(ctx, a.Environment)
+	if err != nil {
+		return result{}, err
+	}
 	for _, name := range r.cfg.ServiceNames() {
 		if r.cfg.Services[name].Build != nil && images[name] == "" {
 			return result{}, fmt.Errorf("service %s has no image built in this execution (a build stage must run before deploy %s)", name, a.Environment)
 		}
 	}
-	d, err := r.e.Deploy(ctx, r.cfg, a.Environment, images, func(line string) { r.logf(a.Name, "%s", line) })
+	switch {
+	case promo != nil && promo.Deployment != "":
+		r.logf(a.Name, "promoting to %s the images %s verified for %s (deployment %s):", a.Environment, promo.From, shortSHA(r.exec.Commit), promo.Deployment)
+		for _, name := range r.cfg.ServiceNames() {
+			r.logf(a.Name, "  %s %s", name, images[name])
+		}
+	case promo != nil:
+		r.logf(a.Name, "nothing to promote from %s (%s): deploying the images this execution built", promo.From, promo.Reason)
+	}
+	d, err := r.e.Deploy(ctx, r.cfg, a.Environment, images, RevisionSource(r.exec.Commit), func(line string) { r.logf(a.Name, "%s", line) })
 	if err != nil {
 		return result{}, err
 	}

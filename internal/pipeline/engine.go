@@ -17,8 +17,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -52,6 +52,11 @@ type Trigger struct {
 	// names, or the token or OS user that asked for it. An approval that
 	// forbids the author refuses this name.
 	Author string `json:"author,omitempty"`
+	// Base is a pull request's base branch, whose pipeline definition it
+	// runs; empty means the repository's default branch.
+	Base string `json:"base,omitempty"`
+	// RetriedFrom is the execution a retry runs again (its kind is kept).
+	RetriedFrom string `json:"retried_from,omitempty"`
 	// RetryOf and FromStage rerun an execution from a stage, reusing the
 	// variables (image ids, digests) its earlier stages produced.
 	RetryOf   string `json:"retry_of,omitempty"`
@@ -68,8 +73,9 @@ type Pusher interface {
 }
 
 // Deployer deploys built images to an environment; the CLI wires it to the
-// deployment controller (lease, reconcile, blue/green or rolling).
-type Deployer func(ctx context.Context, cfg *config.Config, env string, images map[string]string, logf func(string)) (store.Deployment, error)
+// deployment controller (lease, reconcile, blue/green or rolling). source
+// is the revision's provenance, RevisionSource(commit).
+type Deployer func(ctx context.Context, cfg *config.Config, env string, images map[string]string, source string, logf func(string)) (store.Deployment, error)
 
 // Engine runs executions. Its fields are set once; Run may be called from
 // several goroutines (the daemon) for different executions.
@@ -106,6 +112,9 @@ type run struct {
 	// are stopped by a request instead (deployStoppable).
 	hard context.Context
 	pr   int // the pull request of a pull_request trigger
+	// untrusted is a pull request's run: see trust.go.
+	untrusted  bool
+	secretsEnv []string // NAME=value of the secrets its commands get
 
 	mu       sync.Mutex // guards exec, stages and vars
 	vars     map[string]string
@@ -188,8 +197,15 @@ func (e *Engine) Run(ctx context.Context, t Trigger) (store.Execution, error) {
 		}
 		t.Commit = c
 	}
+	t, err := e.resolveKind(ctx, t)
+	if err == nil {
+		err = Admit(ctx, t)
+	}
+	if err != nil {
+		return e.refuseQueued(ctx, t, err)
+	}
 	trig, _ := json.Marshal(t)
-	r := &run{e: e, vars: map[string]string{TriggerVar: string(trig)}, hard: ctx, pr: t.PR}
+	r := &run{e: e, vars: map[string]string{TriggerVar: string(trig)}, hard: ctx, pr: t.PR, untrusted: t.Kind == TriggerPullRequest}
 	exec, err := e.claim(ctx, t, trig)
 	if err != nil {
 		return exec, err
@@ -211,6 +227,25 @@ func (e *Engine) Run(ctx context.Context, t Trigger) (store.Execution, error) {
 
 // claim creates the execution of t, or takes over the queued one t names,
 // as running and owned by this process.
+// refuseQueued ends a queued execution that may not run (a retry whose
+// origin is unknown, a commit that is not on its branch) as failed, with
+// the reason, so that the queue does not offer it again; a trigger with no
+// queued execution just gets the error.
+func (e *Engine) refuseQueued(ctx context.Context, t Trigger, refusal error) (store.Execution, error) {
+	if t.Execution == "" {
+		return store.Execution{}, refusal
+	}
+	x, err := e.Store.GetExecution(ctx, t.Execution)
+	if err != nil || x.Status != store.ExecutionQueued {
+		return x, refusal
+	}
+	x.Status, x.Error = store.ExecutionFailed, refusal.Error()
+	if _, err := e.Store.UpdateExecution(ctx, x, x.Generation); err != nil {
+		return x, errors.Join(refusal, err)
+	}
+	return x, refusal
+}
+
 func (e *Engine) claim(ctx context.Context, t Trigger, trig []byte) (store.Execution, error) {
 	host, _ := os.Hostname()
 	vars, _ := json.Marshal(map[string]string{TriggerVar: string(trig)}) // what save writes, so QueuedTrigger reads it at any time
@@ -256,12 +291,11 @@ func (r *run) execute(ctx context.Context, t Trigger) error {
 			r.e.Log.Warn("removing the workspace", "dir", dir, "err", err)
 		}
 	}()
-	r.cfg, err = config.Load(filepath.Join(ws.Dir, t.ConfigPath))
-	if err != nil {
+	if r.cfg, err = r.loadConfig(ctx, t); err != nil {
 		return err
 	}
 	r.pipe = r.cfg.EffectivePipeline()
-	if r.secrets, err = LoadSecrets(r.cfg, r.pipe, r.e.Getenv); err != nil {
+	if err := r.loadSecrets(); err != nil {
 		return err
 	}
 	if err := r.startNotifier(); err != nil {
@@ -307,6 +341,9 @@ func (r *run) setBaseVars(t Trigger) {
 	r.vars["CUTOVER_BRANCH"] = t.Branch
 	r.vars["CUTOVER_TRIGGER"] = t.Kind
 	r.vars["CUTOVER_PROJECT"] = r.cfg.Project
+	if t.Kind == TriggerPullRequest {
+		r.vars["CUTOVER_PR"] = strconv.Itoa(t.PR)
+	}
 }
 
 // inheritVars takes the image variables of the execution being retried.
@@ -532,9 +569,9 @@ func (r *run) setAction(i, j int, f func(*ActionState)) {
 func (r *run) save(ctx context.Context) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.exec.Stages, _ = json.Marshal(r.stages)
+	stages, _ := json.Marshal(r.stages)
 	vars, _ := json.Marshal(r.vars)
-	r.exec.Variables = vars
+	r.exec.Stages, r.exec.Variables = r.secrets.MaskJSON(stages), r.secrets.MaskJSON(vars) // outputs, JUnit names, summaries
 	gen, err := r.e.Store.UpdateExecution(context.WithoutCancel(ctx), r.exec, r.exec.Generation)
 	if err != nil {
 		r.e.Log.Warn("saving execution", "execution", r.exec.ID, "err", err)
@@ -613,6 +650,9 @@ func (r *run) startNotifier() error {
 	var targets []notify.Target
 	for i, n := range r.pipe.Notifications {
 		t := notify.Target{Name: n.Name, Kind: n.Kind, URL: r.secrets.Value(n.URLSecret), Events: n.Events}
+		if t.URL == "" && r.untrusted {
+			continue // a pull request's run notifies only through secrets cutover's environment holds
+		}
 		if t.Name == "" {
 			t.Name = fmt.Sprintf("%s-%d", n.Kind, i+1)
 		}

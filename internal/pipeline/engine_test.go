@@ -86,7 +86,7 @@ func newEngine(t *testing.T) (*Engine, *[]deployCall, *strings.Builder) {
 		// The deployment controller is tested on its own and end to end with
 		// the real platform; here a recorder stands in for it, to test the
 		// pipeline's decisions (what deploys, with which images).
-		Deploy: func(ctx context.Context, cfg *config.Config, env string, images map[string]string, logf func(string)) (store.Deployment, error) {
+		Deploy: func(ctx context.Context, cfg *config.Config, env string, images map[string]string, source string, logf func(string)) (store.Deployment, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			calls = append(calls, deployCall{env, images})

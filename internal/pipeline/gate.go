@@ -23,7 +23,10 @@ type Evidence struct {
 	Images       map[string]string `json:"images"`
 	Environment  string            `json:"environment"`  // the environment to deploy
 	PromoteFrom  string            `json:"promote_from"` // where the evidence of running comes from
-	Staging      any               `json:"staging,omitempty"`
+	// Promotion names the deployment of PromoteFrom whose images (by
+	// digest) the deploy will run, or says why there is none.
+	Promotion *Promotion `json:"promotion,omitempty"`
+	Staging   any        `json:"staging,omitempty"`
 }
 
 // approval waits at the gate until someone approves or rejects with
@@ -38,14 +41,20 @@ func (r *run) approval(ctx context.Context, i, j int, a config.Action) (result, 
 	if timeout <= 0 {
 		timeout = config.DefaultApprovalTimeout
 	}
+	images, promo, err := r.deployImages(ctx, a.Environment)
+	if err != nil {
+		return result{}, err
+	}
 	ev := Evidence{
 		Commit: r.ws.Commit, Branch: r.vars["CUTOVER_BRANCH"], Message: r.ws.Message, Author: r.ws.Author,
-		ChangedFiles: r.ws.ChangedFiles, Images: r.images(), Environment: a.Environment, PromoteFrom: env.PromoteFrom,
+		ChangedFiles: r.ws.ChangedFiles, Images: images, Environment: a.Environment, PromoteFrom: env.PromoteFrom,
+		Promotion: promo,
 	}
 	if r.e.Evidence != nil && env.PromoteFrom != "" {
 		ev.Staging = r.e.Evidence(ctx, r.cfg, env.PromoteFrom)
 	}
 	raw, _ := json.Marshal(ev)
+	raw = r.secrets.MaskJSON(raw)
 	now := time.Now().UTC()
 	stage := r.pipe.Stages[i].Name
 	if err := r.e.Store.RequestApproval(ctx, store.Approval{
@@ -101,6 +110,9 @@ func (r *run) integration(ctx context.Context, a config.Action) (result, error) 
 	if file == "" {
 		file = "docker-compose.yml"
 	}
+	if err := config.Confined(r.cfg.Root(), filepath.Join(r.cfg.Dir(), file)); err != nil {
+		return result{}, fmt.Errorf("compose: %v", err)
+	}
 	images := map[string]string{}
 	r.mu.Lock()
 	for _, name := range r.cfg.ServiceNames() {
@@ -125,11 +137,12 @@ func (r *run) integration(ctx context.Context, a config.Action) (result, error) 
 		Checks:      checks,
 		// The test service's exit code decides; services with a build section
 		// the build stage did not build are built from inside the workspace.
-		ExitCodeFrom: a.ExitCodeFrom,
-		Root:         r.ws.Dir,
-		Timeout:      a.Timeout.Std(),
-		Logger:       r.e.Log,
-		Output:       lineWriter(func(l string) { r.logf(a.Name, "%s", l) }),
+		ExitCodeFrom:    a.ExitCodeFrom,
+		Root:            r.ws.Dir,
+		NoNetworkBuilds: r.untrusted,
+		Timeout:         a.Timeout.Std(),
+		Logger:          r.e.Log,
+		Output:          lineWriter(func(l string) { r.logf(a.Name, "%s", l) }),
 	})
 	passed := 0
 	for _, c := range res.Checks {

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/cutoverdev/cutover/internal/config"
 )
 
 // Suite is the summary of one JUnit test suite.
@@ -15,16 +17,40 @@ type Suite struct {
 	Passed  int    `json:"passed"`
 	Failed  int    `json:"failed"` // failures and errors
 	Skipped int    `json:"skipped"`
-	// FailedCases names the failed test cases (at most 20).
+	// FailedCases names the failed test cases (at most 20), each with the
+	// first line of its failure message. Secrets in them are masked when
+	// stored, as everywhere.
 	FailedCases []string `json:"failed_cases,omitempty"`
 }
 
 type junitCase struct {
-	Name      string    `xml:"name,attr"`
-	ClassName string    `xml:"classname,attr"`
-	Failure   *struct{} `xml:"failure"`
-	Error     *struct{} `xml:"error"`
-	Skipped   *struct{} `xml:"skipped"`
+	Name      string        `xml:"name,attr"`
+	ClassName string        `xml:"classname,attr"`
+	Failure   *junitFailure `xml:"failure"`
+	Error     *junitFailure `xml:"error"`
+	Skipped   *struct{}     `xml:"skipped"`
+}
+
+type junitFailure struct {
+	Message string `xml:"message,attr"`
+}
+
+// failedCase names a failed case: class.name: message (its first line,
+// at most 200 bytes).
+func (c junitCase) failedCase() string {
+	name := c.Name
+	if c.ClassName != "" {
+		name = c.ClassName + "." + c.Name
+	}
+	f := c.Failure
+	if f == nil {
+		f = c.Error
+	}
+	msg := firstLine(f.Message)
+	if len(msg) > 200 {
+		msg = msg[:200] + "…"
+	}
+	return name + prefixed(": ", msg)
 }
 
 type junitSuite struct {
@@ -54,7 +80,7 @@ func ParseJUnit(data []byte) ([]Suite, error) {
 				case c.Failure != nil || c.Error != nil:
 					sum.Failed++
 					if len(sum.FailedCases) < 20 {
-						sum.FailedCases = append(sum.FailedCases, c.ClassName+"."+c.Name)
+						sum.FailedCases = append(sum.FailedCases, c.failedCase())
 					}
 				case c.Skipped != nil:
 					sum.Skipped++
@@ -77,8 +103,10 @@ func ParseJUnit(data []byte) ([]Suite, error) {
 	return out, nil
 }
 
-// ReadReports parses every file matching the globs (relative to dir).
-func ReadReports(dir string, globs []string) ([]Suite, error) {
+// ReadReports parses every file matching the globs (relative to dir); each
+// must resolve inside root (a report that is a symbolic link out of the
+// workspace is refused, not read).
+func ReadReports(root, dir string, globs []string) ([]Suite, error) {
 	var files []string
 	for _, g := range globs {
 		m, err := filepath.Glob(filepath.Join(dir, g))
@@ -93,6 +121,9 @@ func ReadReports(dir string, globs []string) ([]Suite, error) {
 	}
 	var out []Suite
 	for _, f := range files {
+		if err := config.Confined(root, f); err != nil {
+			return nil, fmt.Errorf("reports: %v", err)
+		}
 		data, err := os.ReadFile(f)
 		if err != nil {
 			return nil, err

@@ -23,7 +23,7 @@ func TestParseJUnit(t *testing.T) {
 		t.Fatalf("%+v", suites)
 	}
 	a := suites[0]
-	if a.Tests != 4 || a.Passed != 1 || a.Failed != 2 || a.Skipped != 1 || len(a.FailedCases) != 2 || a.FailedCases[0] != "api.list" {
+	if a.Tests != 4 || a.Passed != 1 || a.Failed != 2 || a.Skipped != 1 || len(a.FailedCases) != 2 || a.FailedCases[0] != "api.list: boom" || a.FailedCases[1] != "api.crash" {
 		t.Fatalf("api: %+v", a)
 	}
 	if suites[1].Passed != 1 {

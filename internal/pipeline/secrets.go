@@ -2,7 +2,11 @@ package pipeline
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -30,9 +34,9 @@ func LoadSecrets(cfg *config.Config, p *config.Pipeline, getenv func(string) str
 	}
 	fromFile := map[string]string{}
 	if p.Secrets.File != "" {
-		path := p.Secrets.File
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(cfg.Dir(), path)
+		path := filepath.Join(cfg.Dir(), p.Secrets.File)
+		if err := config.Confined(cfg.Root(), path); err != nil {
+			return nil, fmt.Errorf("pipeline.secrets.file: %v (it must be inside the workspace)", err)
 		}
 		f, err := os.Open(path)
 		if err != nil {
@@ -70,24 +74,122 @@ func LoadSecrets(cfg *config.Config, p *config.Pipeline, getenv func(string) str
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("pipeline.secrets: %s not set (put it in the secrets file or the environment of cutover)", strings.Join(missing, ", "))
 	}
-	// Longest first, so a secret that contains another is masked whole.
-	vals := make([]string, 0, len(s.values))
-	for _, v := range s.values {
-		vals = append(vals, v)
-	}
-	sort.Slice(vals, func(i, j int) bool { return len(vals[i]) > len(vals[j]) })
-	var pairs []string
-	for _, v := range vals {
-		if len(v) >= 3 {
-			pairs = append(pairs, v, "***")
-		}
-	}
-	s.masker = strings.NewReplacer(pairs...)
+	s.masker = newMasker(s.values)
 	return s, nil
 }
 
-// Mask replaces every secret value in s with ***.
-func (s *Secrets) Mask(line string) string { return s.masker.Replace(line) }
+// minMasked is the shortest text masked: a shorter secret (or line of
+// one) would mask ordinary words.
+const minMasked = 3
+
+// newMasker replaces, longest first (a secret containing another is masked
+// whole), every form a secret's value can take in output: the value; each
+// line of a multi-line value; its base64 (standard and URL alphabets, with
+// and without padding, of the value alone or followed by a newline as
+// `echo $S | base64` writes it, and the part of it that is the same
+// wherever the value starts inside a longer encoded text); its URL
+// encodings (query and path) and its JSON string form.
+func newMasker(values map[string]string) *strings.Replacer {
+	forms := map[string]bool{}
+	add := func(f string) {
+		if len(f) >= minMasked {
+			forms[f] = true
+		}
+	}
+	for _, v := range values {
+		if len(v) < minMasked {
+			continue
+		}
+		for _, x := range []string{v, strings.TrimSpace(v)} {
+			add(x)
+			for l := range strings.SplitSeq(x, "\n") {
+				add(strings.TrimSpace(l))
+			}
+			for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+				add(enc.EncodeToString([]byte(x)))
+				add(enc.EncodeToString([]byte(x + "\n")))
+			}
+			// Inside a longer encoded text the value starts at byte offset
+			// 0, 1 or 2 of a 3-byte group; the groups made of its bytes
+			// only encode the same whatever surrounds them.
+			for skip := 0; skip < 3; skip++ {
+				if rest := x[skip:]; len(rest)/3 >= 2 {
+					whole := []byte(rest[:len(rest)/3*3])
+					add(base64.RawStdEncoding.EncodeToString(whole))
+					add(base64.RawURLEncoding.EncodeToString(whole))
+				}
+			}
+			add(url.QueryEscape(x))
+			add(url.PathEscape(x))
+			if j, err := json.Marshal(x); err == nil {
+				add(string(j[1 : len(j)-1]))
+			}
+		}
+	}
+	all := make([]string, 0, len(forms))
+	for f := range forms {
+		all = append(all, f)
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if len(all[i]) != len(all[j]) {
+			return len(all[i]) > len(all[j])
+		}
+		return all[i] < all[j]
+	})
+	pairs := make([]string, 0, 2*len(all))
+	for _, f := range all {
+		pairs = append(pairs, f, "***")
+	}
+	return strings.NewReplacer(pairs...)
+}
+
+// MaskJSON masks every string (and object key) of a JSON document, for
+// state that is stored or served whole: stages with their summaries,
+// JUnit names and outputs, variables, approval evidence. A document that
+// is not JSON is masked as text.
+func (s *Secrets) MaskJSON(raw []byte) []byte {
+	if s == nil || len(raw) == 0 {
+		return raw
+	}
+	var doc any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
+		return []byte(s.Mask(string(raw)))
+	}
+	out, err := json.Marshal(s.maskValue(doc))
+	if err != nil {
+		return []byte(s.Mask(string(raw)))
+	}
+	return out
+}
+
+func (s *Secrets) maskValue(v any) any {
+	switch x := v.(type) {
+	case string:
+		return s.Mask(x)
+	case []any:
+		for i := range x {
+			x[i] = s.maskValue(x[i])
+		}
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[s.Mask(k)] = s.maskValue(e)
+		}
+		return out
+	}
+	return v
+}
+
+// Mask replaces every secret value in s, in any of the forms newMasker
+// knows, with ***. A nil Secrets masks nothing.
+func (s *Secrets) Mask(line string) string {
+	if s == nil || s.masker == nil {
+		return line
+	}
+	return s.masker.Replace(line)
+}
 
 // Value returns a secret by name.
 func (s *Secrets) Value(name string) string { return s.values[name] }

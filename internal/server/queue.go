@@ -86,8 +86,14 @@ func (s *Server) WebhookTrigger(ctx context.Context, wt webhook.Trigger) error {
 	if wt.Kind == webhook.KindPullRequest {
 		kind = pipeline.TriggerPullRequest
 	}
-	_, err := s.Enqueue(ctx, pipeline.Trigger{Kind: kind, Branch: wt.Branch, Commit: wt.Commit, PR: wt.PRNumber, Author: wt.Sender},
-		store.Delivery{Source: wt.Source, ID: wt.Delivery})
+	t := pipeline.Trigger{Kind: kind, Branch: wt.Branch, Commit: wt.Commit, PR: wt.PRNumber, Base: wt.Base, Author: wt.Sender}
+	if t.Commit != "" {
+		// A branch runs only commits on it: refuse at once, with the reason.
+		if err := pipeline.Admit(ctx, pipeline.Trigger{Kind: kind, Repo: s.Repo, Branch: t.Branch, Commit: t.Commit}); err != nil {
+			return &webhook.IgnoredError{Reason: err.Error()}
+		}
+	}
+	_, err := s.Enqueue(ctx, t, store.Delivery{Source: wt.Source, ID: wt.Delivery})
 	if errors.Is(err, store.ErrDuplicate) {
 		return fmt.Errorf("%w: %v", webhook.ErrDuplicate, err)
 	}

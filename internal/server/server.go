@@ -166,6 +166,10 @@ func (s *Server) routes() http.Handler {
 			}
 			req.Commit = c
 		}
+		if err := pipeline.Admit(r.Context(), pipeline.Trigger{Kind: pipeline.TriggerManual, Repo: s.Repo, Branch: req.Branch, Commit: req.Commit}); err != nil {
+			writeError(w, http.StatusConflict, err) // a branch runs only commits on it
+			return
+		}
 		setAuditTarget(r, req.Branch+" "+req.Commit)
 		id, err := s.Enqueue(r.Context(), pipeline.Trigger{Kind: pipeline.TriggerManual, Branch: req.Branch, Commit: req.Commit, Author: identity(r).Name}, store.Delivery{})
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -301,7 +302,8 @@ func TestRestartResumesAnExecutionLeftWaiting(t *testing.T) {
 	waitFor(t, "the execution to be resumed at its gate", func() bool {
 		xs, _ := s.Store.ListExecutions(ctx, s.Config.Project, 10)
 		for _, x := range xs {
-			if x.ID != left.ID && x.Trigger == pipeline.TriggerRetry && x.Status == "waiting" {
+			// The resumption keeps the kind of what it resumes (a push here).
+			if x.ID != left.ID && x.Trigger == pipeline.TriggerPush && strings.Contains(string(x.Variables), `retried_from\":\"x-left-waiting`) && x.Status == "waiting" {
 				resumed = x
 				return true
 			}
@@ -314,5 +316,30 @@ func TestRestartResumesAnExecutionLeftWaiting(t *testing.T) {
 	}
 	if !strings.Contains(string(resumed.Stages), `"retried from stage gate"`) || !strings.Contains(string(resumed.Variables), "sha256:feed") {
 		t.Fatalf("the resumption did not start at the gate with the earlier images: %s %s", resumed.Stages, resumed.Variables)
+	}
+}
+
+// An API trigger of main with a commit that is not on main (an unmerged
+// feature commit) is refused at once with the reason; nothing is queued.
+func TestAPIRefusesACommitThatIsNotOnTheBranch(t *testing.T) {
+	s, repo := newServer(t)
+	testenv.Git(t, repo, "checkout", "-qb", "feature")
+	_ = os.WriteFile(filepath.Join(repo, "feature.txt"), []byte("unmerged"), 0o644)
+	testenv.Git(t, repo, "add", ".")
+	testenv.Git(t, repo, "commit", "-qm", "unmerged feature")
+	feature := testenv.Git(t, repo, "rev-parse", "HEAD")
+	testenv.Git(t, repo, "checkout", "-q", "main")
+	start(t, s)
+	resp, err := http.Post("http://"+s.Address()+"/v1/executions", "application/json", strings.NewReader(`{"branch":"main","commit":"`+feature+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(string(body), "is not on branch main") {
+		t.Fatalf("want 409 naming the reason, got %d %s", resp.StatusCode, body)
+	}
+	if xs, _ := s.Store.ListExecutions(context.Background(), s.Config.Project, 10); len(xs) != 0 {
+		t.Fatalf("a refused trigger ran: %+v", xs)
 	}
 }

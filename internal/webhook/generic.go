@@ -21,6 +21,7 @@ type GenericRequest struct {
 	Kind   string `json:"kind"`   // "push" (default) or "pull_request"
 	Branch string `json:"branch"` // required
 	Commit string `json:"commit"` // optional: empty means the branch's head
+	Base   string `json:"base"`   // optional, pull_request: the base branch (default: the repository's default branch)
 }
 
 // ParseGeneric authenticates a generic webhook by the X-Cutover-Secret header,
@@ -55,7 +56,10 @@ func ParseGeneric(r *http.Request, secret string) (Trigger, error) {
 	if req.Commit != "" && !validCommit(req.Commit) {
 		return Trigger{}, badPayload("commit %q is not a full commit SHA (40 or 64 lowercase hex digits)", req.Commit)
 	}
-	return Trigger{Kind: req.Kind, Branch: req.Branch, Commit: req.Commit}, nil
+	if req.Base != "" && !validBranch(req.Base) {
+		return Trigger{}, badPayload("base %q is not a valid branch name", req.Base)
+	}
+	return Trigger{Kind: req.Kind, Branch: req.Branch, Commit: req.Commit, Base: req.Base}, nil
 }
 
 // secretEqual compares hashes so that the time taken reveals neither the

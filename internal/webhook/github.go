@@ -140,6 +140,6 @@ func fromPullRequest(ev *github.PullRequestEvent) (Trigger, error) {
 	}
 	return Trigger{
 		Kind: KindPullRequest, Repo: repo, Branch: head.GetRef(), Commit: head.GetSHA(),
-		Before: before, PRNumber: number, PRAction: action, Sender: ev.GetSender().GetLogin(),
+		Before: before, PRNumber: number, PRAction: action, Sender: ev.GetSender().GetLogin(), Base: pr.GetBase().GetRef(),
 	}, nil
 }

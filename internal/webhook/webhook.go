@@ -38,6 +38,7 @@ type Trigger struct {
 	Commit   string // full commit SHA to check out; may be empty for a generic trigger (branch head)
 	Before   string // previous head of the branch, when known
 	PRNumber int
+	Base     string // a pull request's base branch, whose pipeline definition it runs
 	PRAction string // opened, synchronize, reopened
 	Sender   string // login of whoever caused the event
 	// Source ("github", "generic") and Delivery (X-GitHub-Delivery, or

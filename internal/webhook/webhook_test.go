@@ -101,7 +101,7 @@ func TestParseGitHubPullRequest(t *testing.T) {
 			t.Fatalf("%s: %v", action, err)
 		}
 		want := Trigger{Kind: KindPullRequest, Repo: "acme/bluemed", Branch: "feature/login", Commit: sha2,
-			Before: sha1, PRNumber: 7, PRAction: action, Sender: "hubot"}
+			Before: sha1, PRNumber: 7, PRAction: action, Sender: "hubot", Base: "develop"}
 		if got != want {
 			t.Errorf("%s: got %+v\nwant %+v", action, got, want)
 		}

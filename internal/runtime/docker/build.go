@@ -26,6 +26,9 @@ type BuildRequest struct {
 	BuildArgs  map[string]string // ARG values
 	Labels     map[string]string // image labels
 	Output     io.Writer         // optional: the build's progress lines
+	// NoNetwork runs the Dockerfile's RUN steps without any network
+	// (untrusted code: a pull request's Dockerfile).
+	NoNetwork bool
 }
 
 // Image is a built or resolved image.
@@ -87,7 +90,12 @@ func (r *Runtime) Build(ctx context.Context, req BuildRequest) (Image, error) {
 	for k, v := range req.BuildArgs {
 		args[k] = &v
 	}
+	network := ""
+	if req.NoNetwork {
+		network = "none"
+	}
 	res, err := r.client.ImageBuild(ctx, tar, client.ImageBuildOptions{
+		NetworkMode: network,
 		Version:     build.BuilderV1,
 		Dockerfile:  dockerfile,
 		Tags:        req.Tags,

@@ -21,6 +21,14 @@ type CommandSpec struct {
 	WorkDir string            // inside the container
 	Labels  Labels
 	Output  io.Writer // combined stdout and stderr, as it comes
+	// ReadOnly mounts host directories read-only: host directory -> container directory.
+	ReadOnly map[string]string
+	// Confined runs untrusted code: no network at all (not even the
+	// host's loopback), as User (uid:gid) with every capability dropped,
+	// no privilege escalation and a bounded number of processes. Nothing
+	// but the mounts is shared with the host; the Docker socket never is.
+	Confined bool
+	User     string
 }
 
 // RunCommand runs spec to its end and returns the exit code. The container
@@ -30,11 +38,19 @@ func (r *Runtime) RunCommand(ctx context.Context, spec CommandSpec) (int, error)
 	for host, dir := range spec.Mounts {
 		binds = append(binds, host+":"+dir)
 	}
-	created, err := r.client.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Config: &container.Config{Image: spec.Image, Cmd: spec.Cmd, Env: spec.Env, WorkingDir: spec.WorkDir, Labels: spec.Labels.Map()},
-		// Host networking: commands reach 127.0.0.1 services as the host does.
-		HostConfig: &container.HostConfig{Binds: binds, NetworkMode: "host"},
-	})
+	for host, dir := range spec.ReadOnly {
+		binds = append(binds, host+":"+dir+":ro")
+	}
+	// Host networking: trusted commands reach 127.0.0.1 services as the host does.
+	hc := &container.HostConfig{Binds: binds, NetworkMode: "host"}
+	cfg := &container.Config{Image: spec.Image, Cmd: spec.Cmd, Env: spec.Env, WorkingDir: spec.WorkDir, Labels: spec.Labels.Map()}
+	if spec.Confined {
+		pids := int64(512)
+		hc.NetworkMode, hc.CapDrop, hc.SecurityOpt = "none", []string{"ALL"}, []string{"no-new-privileges"}
+		hc.Resources.PidsLimit = &pids
+		cfg.User = spec.User
+	}
+	created, err := r.client.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: hc})
 	if err != nil {
 		return -1, fmt.Errorf("run in image %s: %s (is the image on this machine? images cannot be pulled here: build it first)", spec.Image, engineMessage(err))
 	}

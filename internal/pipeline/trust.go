@@ -1,0 +1,351 @@
+package pipeline
+
+import (
+	"context"
+	"debug/elf"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/runtime/docker"
+	"github.com/cutoverdev/cutover/internal/source"
+	"github.com/cutoverdev/cutover/internal/store"
+)
+
+// What a run may trust. A pull request is untrusted code: its commit is
+// built and tested, but with the pipeline definition of its base branch
+// (never its own cutover.yaml or compose files), without secrets, with its
+// commands confined in containers (no network, no Docker socket), and its
+// images never tagged latest or with a branch name. A push or manual run of
+// a branch runs only a commit that is on that branch.
+
+// ErrRefused is wrapped when a trigger is refused before anything runs.
+var ErrRefused = errors.New("trigger refused")
+
+// Admit decides whether t may run, before anything is recorded: a trigger
+// other than a pull request runs only a commit that is on its branch (the
+// head, or an ancestor for a retry or redeploy). The daemon and `cutover
+// run` both go through it (Engine.Run calls it); t.Kind must be resolved
+// (not TriggerRetry) and t.Commit set.
+func Admit(ctx context.Context, t Trigger) error {
+	switch t.Kind {
+	case TriggerPullRequest:
+		return nil
+	case TriggerRetry:
+		return fmt.Errorf("%w: a retry must carry the kind of the run it retries", ErrRefused)
+	}
+	if t.Branch == "" {
+		return fmt.Errorf("%w: a %s trigger names no branch", ErrRefused, t.Kind)
+	}
+	if err := source.OnBranch(ctx, t.Repo, t.Branch, t.Commit); err != nil {
+		return fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	return nil
+}
+
+// RetryTrigger is the trigger that runs old's commit again, from stage
+// (reusing the variables of the stages before it) or from the start when
+// stage is empty. It keeps old's kind: a retried pull request is still a
+// pull request.
+func RetryTrigger(old store.Execution, stage string) (Trigger, error) {
+	t, err := recordedTrigger(old)
+	if err != nil {
+		return t, err
+	}
+	t.Commit, t.RetriedFrom, t.RetryOf, t.FromStage = old.Commit, old.ID, "", stage
+	if strings.TrimSpace(stage) != "" {
+		t.RetryOf = old.ID
+	}
+	return t, nil
+}
+
+func recordedTrigger(x store.Execution) (Trigger, error) {
+	var vars map[string]string
+	var t Trigger
+	if err := json.Unmarshal(x.Variables, &vars); err != nil || vars[TriggerVar] == "" {
+		return t, fmt.Errorf("execution %s does not record its trigger; run `cutover run --commit %s` instead", x.ID, x.Commit)
+	}
+	if err := json.Unmarshal([]byte(vars[TriggerVar]), &t); err != nil {
+		return t, fmt.Errorf("execution %s: its recorded trigger is unreadable: %v", x.ID, err)
+	}
+	if t.Repo == "" {
+		return t, fmt.Errorf("execution %s does not record its repository; run `cutover run --commit %s` instead", x.ID, x.Commit)
+	}
+	return t, nil
+}
+
+// resolveKind gives a trigger of kind retry (as an older caller makes it)
+// the kind of the execution it retries, following retries of retries.
+func (e *Engine) resolveKind(ctx context.Context, t Trigger) (Trigger, error) {
+	for hops := 0; t.Kind == TriggerRetry; hops++ {
+		from := t.RetriedFrom
+		if from == "" {
+			from = t.RetryOf
+		}
+		if from == "" || hops > 20 {
+			return t, fmt.Errorf("%w: a retry must name the execution it retries, to run as its kind", ErrRefused)
+		}
+		old, err := e.Store.GetExecution(ctx, from)
+		if err != nil {
+			return t, fmt.Errorf("%w: retry of %s: %v", ErrRefused, from, err)
+		}
+		ot, err := recordedTrigger(old)
+		if err != nil {
+			return t, fmt.Errorf("%w: %v", ErrRefused, err)
+		}
+		t.Kind, t.Base, t.PR = ot.Kind, ot.Base, ot.PR
+		if t.RetriedFrom == "" {
+			t.RetriedFrom = from
+		}
+		if ot.Kind == TriggerRetry {
+			t.RetriedFrom, t.RetryOf = ot.RetriedFrom, ot.RetryOf
+		}
+	}
+	return t, nil
+}
+
+// loadConfig reads the run's configuration. A pull request's comes from
+// its base branch (the trusted definition), applied to the pull request's
+// workspace; the workspace's copies of the files that definition trusts
+// (cutover.yaml, the compose files of integration actions) are replaced
+// by the base's, so nothing the pull request changed in them is used.
+func (r *run) loadConfig(ctx context.Context, t Trigger) (*config.Config, error) {
+	path := filepath.Join(r.ws.Dir, t.ConfigPath)
+	if !r.untrusted {
+		return config.LoadWithin(path, r.ws.Dir)
+	}
+	base, err := source.Resolve(ctx, t.Repo, t.Base)
+	if err != nil {
+		return nil, fmt.Errorf("pull request: the base branch's pipeline definition: %w", err)
+	}
+	data, err := source.ReadFileAt(ctx, t.Repo, base, filepath.ToSlash(t.ConfigPath))
+	if err != nil {
+		return nil, fmt.Errorf("pull request: the base branch's pipeline definition: %w", err)
+	}
+	baseName := t.Base
+	if baseName == "" {
+		baseName = "the default branch"
+	}
+	r.logf("execution", "pull request: running the pipeline definition of %s at %s (%s); the pull request's own cutover.yaml is not used", baseName, shortSHA(base), t.ConfigPath)
+	if err := writeTrusted(r.ws.Dir, path, data); err != nil {
+		return nil, err
+	}
+	cfg, err := config.ParseWithin(path, filepath.Dir(path), r.ws.Dir, data)
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range cfg.EffectivePipeline().Stages {
+		for _, a := range st.Actions {
+			if a.Kind != config.ActionIntegration {
+				continue
+			}
+			file := a.Compose
+			if file == "" {
+				file = "docker-compose.yml"
+			}
+			rel := filepath.ToSlash(filepath.Join(filepath.Dir(t.ConfigPath), file))
+			data, err := source.ReadFileAt(ctx, t.Repo, base, rel)
+			if err != nil {
+				return nil, fmt.Errorf("pull request: %s of the base branch: %w", rel, err)
+			}
+			if err := writeTrusted(r.ws.Dir, filepath.Join(cfg.Dir(), file), data); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return cfg, nil
+}
+
+// writeTrusted replaces a workspace file with the trusted content, never
+// through a link the pull request put there.
+func writeTrusted(root, path string, data []byte) error {
+	if err := config.Confined(root, filepath.Dir(path)); err != nil {
+		return fmt.Errorf("pull request: %v", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	_ = os.Remove(path)
+	return os.WriteFile(path, data, 0o644)
+}
+
+// loadSecrets gives a trusted run its secrets. An untrusted one gets none:
+// they are still loaded when available, only to mask them should they
+// appear, and never reach its commands.
+func (r *run) loadSecrets() error {
+	if r.untrusted {
+		// Not from a secrets file: that would be the pull request's copy,
+		// and its values (a notification URL) would be the attacker's.
+		p := *r.pipe
+		if p.Secrets != nil {
+			sec := *p.Secrets
+			sec.File = ""
+			p.Secrets = &sec
+		}
+		s, err := LoadSecrets(r.cfg, &p, r.e.Getenv)
+		if err != nil {
+			s = &Secrets{values: map[string]string{}, masker: newMasker(nil)}
+		}
+		r.secrets, r.secretsEnv = s, nil
+		return nil
+	}
+	s, err := LoadSecrets(r.cfg, r.pipe, r.e.Getenv)
+	if err != nil {
+		return err
+	}
+	r.secrets, r.secretsEnv = s, s.Env()
+	return nil
+}
+
+// HostEnv names the variables of cutover's own environment that commands
+// see (when set), besides the pipeline's: nothing else of cutover's
+// environment (tokens, webhook secrets, cloud credentials) reaches them.
+// HOME is the workspace, CI is true, and a trusted run's Go commands keep
+// cutover's Go caches (GOCACHE, GOMODCACHE).
+var HostEnv = []string{"PATH", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR", "GOFLAGS", "GOPROXY", "GOTOOLCHAIN"}
+
+// env is the environment of a trusted host command: the allow-listed
+// variables, then the pipeline's (variables, secrets, extra).
+func (r *run) env(extra ...string) []string {
+	var env []string
+	for _, k := range HostEnv {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	env = append(env, "HOME="+r.ws.Dir, "CI=true")
+	env = append(env, goCaches()...)
+	return append(env, r.pipelineEnv(extra...)...)
+}
+
+// goCaches are cutover's Go build and module caches, which HOME set to the
+// workspace would otherwise hide from a trusted run's go commands.
+var goCaches = sync.OnceValue(func() []string {
+	var out []string
+	if out1, err := exec.Command("go", "env", "GOCACHE", "GOMODCACHE").Output(); err == nil {
+		lines := strings.Split(strings.TrimSpace(string(out1)), "\n")
+		if len(lines) == 2 {
+			out = append(out, "GOCACHE="+lines[0], "GOMODCACHE="+lines[1])
+		}
+	}
+	return out
+})
+
+// SandboxImage is the image a pull request's commands run in when its
+// action names none: Debian's static busybox as the shell, FROM scratch.
+const SandboxImage = "cutover/sandbox:busybox"
+
+var sandboxMu sync.Mutex
+
+// sandbox builds SandboxImage (the engine's cache makes that instant after
+// the first time) from the host's static busybox.
+func (r *run) sandbox(ctx context.Context) (string, error) {
+	sandboxMu.Lock()
+	defer sandboxMu.Unlock()
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		bb = "/bin/busybox"
+	}
+	if err := staticELF(bb); err != nil {
+		return "", fmt.Errorf("pull requests run their commands in a sandbox whose shell is a static busybox: %v (install it: apt-get install busybox-static)", err)
+	}
+	data, err := os.ReadFile(bb)
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "cutover-sandbox-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	if err := os.WriteFile(filepath.Join(dir, "busybox"), data, 0o755); err != nil {
+		return "", err
+	}
+	df := "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nRUN [\"/bin/busybox\", \"mkdir\", \"-p\", \"/tmp\", \"/usr/bin\"]\nRUN [\"/bin/busybox\", \"chmod\", \"1777\", \"/tmp\"]\n"
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
+		return "", err
+	}
+	if _, err := r.e.Runtime.Build(ctx, docker.BuildRequest{ContextDir: dir, Tags: []string{SandboxImage}, NoNetwork: true,
+		Labels: map[string]string{"dev.cutover.sandbox": "busybox"}}); err != nil {
+		return "", fmt.Errorf("building the pull request sandbox: %w", err)
+	}
+	return SandboxImage, nil
+}
+
+func staticELF(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("%s is dynamically linked", path)
+		}
+	}
+	return nil
+}
+
+// goRoot is the host's Go toolchain, mounted read-only into the sandbox so
+// that a pull request's go vet and go test run there; "" when none.
+func goRoot() string {
+	out, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		return ""
+	}
+	root := strings.TrimSpace(string(out))
+	if _, err := os.Stat(filepath.Join(root, "bin", "go")); err != nil {
+		return ""
+	}
+	return root
+}
+
+// confinedSpec turns a command of an untrusted run into a confined
+// container: the sandbox image unless the action names one, no network,
+// the daemon's user, the workspace its only writable mount, the host's Go
+// toolchain read-only, HOME and the Go caches inside the workspace.
+func (r *run) confinedSpec(ctx context.Context, spec *docker.CommandSpec) error {
+	if spec.Image == "" {
+		img, err := r.sandbox(ctx)
+		if err != nil {
+			return err
+		}
+		spec.Image = img
+	}
+	spec.Confined = true
+	spec.User = strconv.Itoa(os.Getuid()) + ":" + strconv.Itoa(os.Getgid())
+	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	if root := goRoot(); root != "" {
+		spec.ReadOnly = map[string]string{root: "/usr/local/go"}
+		path = "/usr/local/go/bin:" + path
+	}
+	spec.Env = append([]string{"PATH=" + path, "HOME=/workspace", "CI=true", "LANG=C.UTF-8",
+		"GOCACHE=/workspace/.cache/go-build", "GOMODCACHE=/workspace/.cache/go-mod", "GOPROXY=off", "GOTOOLCHAIN=local"}, spec.Env...)
+	return nil
+}
+
+// imageTags are the tags of a built image: the full and short commit,
+// then, for a trusted run, latest and the branch; for a pull request
+// pr-NUMBER instead (never latest, never a deploy branch's name).
+func (r *run) imageTags() []string {
+	commit := r.vars["CUTOVER_COMMIT"]
+	tags := []string{commit, shortSHA(commit)}
+	if r.untrusted {
+		if n := r.vars["CUTOVER_PR"]; n != "" && n != "0" {
+			tags = append(tags, "pr-"+n)
+		}
+		return tags
+	}
+	tags = append(tags, "latest")
+	if b := tagUnsafe.ReplaceAllString(r.vars["CUTOVER_BRANCH"], "-"); b != "" {
+		tags = append(tags, b)
+	}
+	return tags
+}
