@@ -83,9 +83,12 @@ type Options struct {
 	ExitCodeFrom string
 	// Root confines builds: compose services with a build section and no image
 	// in Images are built when their context and Dockerfile are inside Root.
-	Root   string
-	Logger *slog.Logger // nil = slog.Default()
-	Output io.Writer    // progress lines; nil = none
+	Root string
+	// NoNetworkBuilds runs those builds' RUN steps without a network (a
+	// pull request's Dockerfiles are untrusted).
+	NoNetworkBuilds bool
+	Logger          *slog.Logger // nil = slog.Default()
+	Output          io.Writer    // progress lines; nil = none
 }
 
 // Check is one HTTP GET against a service, through its published port on 127.0.0.1.
