@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/pipeline"
 	"github.com/cutoverdev/cutover/internal/proc"
 	"github.com/cutoverdev/cutover/internal/store"
 	"github.com/cutoverdev/cutover/internal/testenv"
@@ -144,7 +145,9 @@ pipeline:
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(string(x.Stages), `"name":"build","status":"running"`) {
+		var stages []pipeline.StageState
+		_ = json.Unmarshal(x.Stages, &stages)
+		if len(stages) > 0 && stages[0].Name == "build" && stages[0].Status == pipeline.StatusRunning {
 			running = id
 		}
 	}

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -123,6 +124,12 @@ func (r *run) sh(ctx context.Context, action, image, dir, line string, extraEnv 
 // secrets are passed, not the host's environment. A trusted run's container
 // has host networking; a pull request's is confined (confinedSpec).
 func (r *run) shInImage(ctx context.Context, action, image, dir, line string, extraEnv []string) error {
+	if r.e.Runtime == nil {
+		if r.untrusted {
+			return errors.New("a pull request's commands run confined in a container, and this pipeline engine has no Docker engine (start Docker, then retry the execution)")
+		}
+		return fmt.Errorf("the action runs in image %s, and this pipeline engine has no Docker engine (start Docker, then retry the execution)", image)
+	}
 	rel, err := filepath.Rel(r.ws.Dir, dir)
 	if err != nil || strings.HasPrefix(rel, "..") {
 		return fmt.Errorf("%s is outside the workspace", dir)

@@ -119,7 +119,15 @@ func (e *Engine) Recover(ctx context.Context, x store.Execution) (Recovery, erro
 	if _, err := e.Store.UpdateExecution(ctx, x, gen); err != nil {
 		return rec, err
 	}
-	t.Kind, t.RetryOf, t.FromStage, t.Execution = TriggerRetry, x.ID, from, ""
+	// The resumption keeps the kind of what it resumes (a pull request stays
+	// one), and points at it.
+	if t.Kind == TriggerRetry && t.RetriedFrom == "" {
+		t.RetriedFrom = t.RetryOf
+	}
+	if t.Kind != TriggerRetry {
+		t.RetriedFrom = x.ID
+	}
+	t.RetryOf, t.FromStage, t.Execution = x.ID, from, ""
 	rec.Resume = &t
 	return rec, nil
 }

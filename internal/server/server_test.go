@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -112,8 +111,8 @@ func post(t *testing.T, url, secret, body string) int {
 // apiTokens holds the token of each role per store, named after the role.
 var apiTokens sync.Map
 
-// postAPI posts a JSON body to the API with a token of role.
-func postAPI(t *testing.T, s *Server, url, role, body string) int {
+// tokenFor is a token of role (named after it) in s's store, created once.
+func tokenFor(t *testing.T, s *Server, role string) string {
 	t.Helper()
 	tok, ok := apiTokens.Load(s.Store.Path() + role)
 	if !ok {
@@ -124,8 +123,19 @@ func postAPI(t *testing.T, s *Server, url, role, body string) int {
 		tok = created.Token
 		apiTokens.Store(s.Store.Path()+role, tok)
 	}
+	return tok.(string)
+}
+
+// bearer is the Authorization header of a token of role.
+func bearer(t *testing.T, s *Server, role string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + tokenFor(t, s, role)}
+}
+
+// postAPI posts a JSON body to the API with a token of role.
+func postAPI(t *testing.T, s *Server, url, role, body string) int {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+tok.(string))
+	req.Header.Set("Authorization", "Bearer "+tokenFor(t, s, role))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -330,14 +340,9 @@ func TestAPIRefusesACommitThatIsNotOnTheBranch(t *testing.T) {
 	feature := testenv.Git(t, repo, "rev-parse", "HEAD")
 	testenv.Git(t, repo, "checkout", "-q", "main")
 	start(t, s)
-	resp, err := http.Post("http://"+s.Address()+"/v1/executions", "application/json", strings.NewReader(`{"branch":"main","commit":"`+feature+`"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusConflict || !strings.Contains(string(body), "is not on branch main") {
-		t.Fatalf("want 409 naming the reason, got %d %s", resp.StatusCode, body)
+	code, body := send(t, "http://"+s.Address()+"/v1/executions", bearer(t, s, "deployer"), `{"branch":"main","commit":"`+feature+`"}`)
+	if code != http.StatusConflict || !strings.Contains(string(body), "is not on branch main") {
+		t.Fatalf("want 409 naming the reason, got %d %s", code, body)
 	}
 	if xs, _ := s.Store.ListExecutions(context.Background(), s.Config.Project, 10); len(xs) != 0 {
 		t.Fatalf("a refused trigger ran: %+v", xs)
