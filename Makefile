@@ -6,7 +6,7 @@ BIN      := bin/cutover
 # Packages with real concurrency: run them again under the race detector.
 RACE_PKGS := ./internal/proxy/... ./internal/store/... ./internal/loadgen/... ./internal/local/... ./internal/deploy/... ./internal/pipeline/... ./internal/server/... ./internal/notify/...
 
-.PHONY: build test check vet fmt-check race fuzz bench demo demo-run demo-down clean aws-smoke
+.PHONY: build test check vet fmt-check race fuzz bench demo demo-run demo-down clean aws-smoke image man release-snapshot
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/cutover
@@ -71,5 +71,18 @@ demo-down: build
 aws-smoke:
 	scripts/aws-smoke.sh
 
+# A FROM scratch container image of cutover (packaging/Dockerfile): cutover:VERSION.
+image: build
+	scripts/image.sh $(BIN) cutover:$(VERSION)
+
+# Man pages of every command, generated from the commands (section 1).
+man: build
+	$(BIN) man man/
+
+# Release archives and checksums for linux/darwin × amd64/arm64 without publishing
+# (needs goreleaser: go install github.com/goreleaser/goreleaser/v2@latest).
+release-snapshot:
+	goreleaser release --snapshot --clean
+
 clean:
-	rm -rf bin
+	rm -rf bin dist dist-extra man
