@@ -15,6 +15,7 @@ type Pipeline struct {
 	Source        *Source        `yaml:"source,omitempty" json:"source,omitempty"`
 	Secrets       *Secrets       `yaml:"secrets,omitempty" json:"secrets,omitempty"`
 	Notifications []Notification `yaml:"notifications,omitempty" json:"notifications,omitempty"`
+	CommitStatus  *CommitStatus  `yaml:"commit_status,omitempty" json:"commit_status,omitempty" jsonschema_description:"Report each execution on its commit through GitHub's commit status API (pending, success, failure, error), so that branch protection can require it."`
 	Stages        []Stage        `yaml:"stages,omitempty" json:"stages,omitempty"`
 }
 
@@ -38,6 +39,15 @@ type Notification struct {
 	Kind      string   `yaml:"kind" json:"kind" jsonschema:"required,enum=slack,enum=webhook"`
 	URLSecret string   `yaml:"url_secret" json:"url_secret" jsonschema:"required" jsonschema_description:"Name of the secret holding the webhook URL (a URL is a secret)."`
 	Events    []string `yaml:"events,omitempty" json:"events,omitempty" jsonschema_description:"Event kinds to send; all when empty."`
+}
+
+// CommitStatus reports executions to GitHub's commit status API.
+type CommitStatus struct {
+	Repository string `yaml:"repository" json:"repository" jsonschema:"required" jsonschema_description:"The GitHub repository, owner/name."`
+	APIURL     string `yaml:"api_url,omitempty" json:"api_url,omitempty" jsonschema_description:"API base URL; default https://api.github.com/ (GitHub Enterprise: https://HOST/api/v3/)."`
+	TokenEnv   string `yaml:"token_env,omitempty" json:"token_env,omitempty" jsonschema_description:"Variable of cutover's environment holding a token that may write commit statuses (default CUTOVER_GITHUB_TOKEN). Never a pipeline secret: commands do not get it."`
+	Context    string `yaml:"context,omitempty" json:"context,omitempty" jsonschema_description:"The status's name on the commit (default cutover)."`
+	TargetURL  string `yaml:"target_url,omitempty" json:"target_url,omitempty" jsonschema_description:"Link of the status; the execution ID is appended (e.g. https://ci.example.com/executions/)."`
 }
 
 // Stage is a named group of actions.
@@ -100,7 +110,7 @@ func (c *Config) EffectivePipeline() *Pipeline {
 	}
 	p := DefaultPipeline(c)
 	if c.Pipeline != nil { // mode, source, secrets, notifications without stages
-		p.Mode, p.Source, p.Secrets, p.Notifications = c.Pipeline.Mode, c.Pipeline.Source, c.Pipeline.Secrets, c.Pipeline.Notifications
+		p.Mode, p.Source, p.Secrets, p.Notifications, p.CommitStatus = c.Pipeline.Mode, c.Pipeline.Source, c.Pipeline.Secrets, c.Pipeline.Notifications, c.Pipeline.CommitStatus
 		if p.Mode == "" {
 			p.Mode = ModeSuperseded
 		}

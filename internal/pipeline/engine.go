@@ -118,7 +118,8 @@ type run struct {
 
 	mu       sync.Mutex // guards exec, stages and vars
 	vars     map[string]string
-	notifier *notify.Notifier // from pipeline.notifications, once the config is loaded
+	notifier *notify.Notifier     // from pipeline.notifications, once the config is loaded
+	status   *notify.CommitStatus // from pipeline.commit_status, once the config is loaded
 }
 
 // TriggerVar is the variable (not exported to commands) that records an
@@ -299,6 +300,9 @@ func (r *run) execute(ctx context.Context, t Trigger) error {
 		return err
 	}
 	if err := r.startNotifier(); err != nil {
+		return err
+	}
+	if err := r.startCommitStatus(); err != nil {
 		return err
 	}
 	r.notify(notify.ExecutionStarted, fmt.Sprintf("%s of %s at %s", t.Kind, t.Branch, shortSHA(t.Commit)))
@@ -532,7 +536,10 @@ func (r *run) finish(ctx context.Context, runErr error) (store.Execution, error)
 		r.notify(notify.ExecutionSucceeded, "all stages succeeded")
 	case "failed":
 		r.notify(notify.ExecutionFailed, r.exec.Error)
+	default: // cancelled, superseded: no notification, but the commit's status must not stay pending
+		r.reportStatus(r.exec.Status, r.exec.Error)
 	}
+	r.closeCommitStatus(ctx)
 	if r.notifier != nil {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		_ = r.notifier.Close(cctx) // deliveries get a bounded time; a failing notifier never fails the pipeline
@@ -673,6 +680,7 @@ func (r *run) startNotifier() error {
 
 // notify sends an event; it never blocks the pipeline nor fails it.
 func (r *run) notify(kind, message string) {
+	r.reportStatus(kind, message)
 	if r.notifier == nil {
 		return
 	}
