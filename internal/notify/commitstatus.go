@@ -99,7 +99,7 @@ func NewCommitStatus(o CommitStatusOptions) (*CommitStatus, error) {
 		log = slog.Default()
 	}
 	c := &CommitStatus{o: o, client: client, owner: owner, repo: repo,
-		log: log.With("component", "commit-status", "repository", o.Repository),
+		log:   log.With("component", "commit-status", "repository", o.Repository),
 		queue: make(chan statusJob, 64), done: make(chan struct{})}
 	go c.loop()
 	return c, nil
