@@ -246,3 +246,59 @@ func TestRunBrokenIntegrationStopsBeforeStagingAndCleansUp(t *testing.T) {
 		}
 	}
 }
+
+// The seeds' flow on one commit: a push of develop deploys it to staging;
+// the same commit, fast-forwarded to main, waits for the approval, is
+// approved and deploys to production the images staging ran, by digest,
+// each environment with its own revision.
+func TestRunSameCommitFromStagingToProduction(t *testing.T) {
+	p := newPipeRepo(t, "develop")
+	out, errOut, err := p.run("run", "--kind", "push", "--branch", "develop", "-o", "json")
+	var staging pipeExecution
+	if err != nil || json.Unmarshal([]byte(out), &staging) != nil || staging.Status != "succeeded" {
+		t.Fatalf("develop: %v\n%s\n%s", err, out, errOut)
+	}
+	testenv.Git(t, p.clone, "branch", "-f", "main", "HEAD") // the fast-forward of main
+	if x := p.runApproved(); x.Status != "succeeded" || x.stage("production") != "succeeded" {
+		t.Fatalf("main: %+v", x)
+	}
+	type history struct {
+		Revisions []struct {
+			ID, Environment, Source string
+			Services                map[string]struct{ Image, ConfigHash string } `json:"services"`
+		}
+	}
+	read := func(env string) history {
+		out, _, err := p.run("history", env, "-o", "json")
+		var h history
+		if err != nil || json.Unmarshal([]byte(out), &h) != nil || len(h.Revisions) == 0 {
+			t.Fatalf("history %s: %v\n%s", env, err, out)
+		}
+		return h
+	}
+	s, pr := read("staging").Revisions[0], read("production").Revisions[0]
+	commit := testenv.Git(t, p.clone, "rev-parse", "HEAD")
+	if s.ID == pr.ID || s.Source != "commit "+commit || pr.Source != s.Source {
+		t.Fatalf("revisions: staging %+v, production %+v", s, pr)
+	}
+	for name, svc := range s.Services {
+		if !strings.Contains(svc.Image, "@sha256:") || pr.Services[name] != svc {
+			t.Fatalf("service %s: production runs %+v, staging verified %+v", name, pr.Services[name], svc)
+		}
+	}
+	logs, _, _ := p.run("logs", p.lastExecution())
+	if !strings.Contains(logs, "promoting to production the images staging verified for "+commit[:7]) {
+		t.Fatalf("the production deploy does not say it promotes staging's images:\n%s", logs)
+	}
+}
+
+// lastExecution is the ID of the newest execution.
+func (p *pipeRepo) lastExecution() string {
+	p.t.Helper()
+	out, _, err := p.run("executions", "-o", "json")
+	var xs []pipeExecution
+	if err != nil || json.Unmarshal([]byte(out), &xs) != nil || len(xs) == 0 {
+		p.t.Fatalf("executions: %v\n%s", err, out)
+	}
+	return xs[0].ID
+}

@@ -191,8 +191,15 @@ func TestParseGeneric(t *testing.T) {
 		t.Fatalf("got %+v, %v; want %+v", got, err, want)
 	}
 	got, err = ParseGeneric(genericRequest("s3cret", `{"kind":"pull_request","branch":"feature/x"}`), "s3cret")
-	if err != nil || got.Kind != KindPullRequest || got.Commit != "" {
+	if err != nil || got.Kind != KindPullRequest || got.Commit != "" || got.Base != "" {
 		t.Fatalf("got %+v, %v", got, err)
+	}
+	got, err = ParseGeneric(genericRequest("s3cret", `{"kind":"pull_request","branch":"feature/x","base":"develop"}`), "s3cret")
+	if err != nil || got.Base != "develop" {
+		t.Fatalf("a pull request's base: got %+v, %v", got, err)
+	}
+	if _, err := ParseGeneric(genericRequest("s3cret", `{"kind":"pull_request","branch":"feature/x","base":"-x"}`), "s3cret"); !errors.Is(err, ErrBadPayload) {
+		t.Fatalf("a bad base branch: %v", err)
 	}
 
 	for name, r := range map[string]*http.Request{
