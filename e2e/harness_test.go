@@ -39,15 +39,8 @@ func randomHex(n int) string {
 
 func TestMain(m *testing.M) {
 	code := testenv.RunTests(m)
-	removeImages(imagesProject)
+	testenv.RemoveProject(imagesProject)
 	os.Exit(code)
-}
-
-func removeImages(project string) {
-	out, _ := exec.Command("docker", "images", "-q", "--filter", "label=dev.cutover.project="+project).Output()
-	if ids := strings.Fields(string(out)); len(ids) > 0 {
-		_ = exec.Command("docker", append([]string{"rmi", "-f"}, ids...)...).Run()
-	}
 }
 
 // release is one build of the example: image IDs and the version its
@@ -153,14 +146,9 @@ func newEnv(t *testing.T) *env {
 func (e *env) cleanup() {
 	_, _, _, _ = e.run("down", envName)
 	_, _, _, _ = e.run("proxy", "stop")
-	ctx := context.Background()
-	if rt, err := docker.Connect(ctx); err == nil {
-		if n, _ := rt.RemoveTasks(ctx, docker.Labels{Project: e.project}, 0); n > 0 {
-			e.t.Logf("cleanup removed %d containers that `cutover down` left", n)
-		}
-		rt.Close()
+	if n := testenv.RemoveProject(e.project); n > 0 {
+		e.t.Logf("cleanup removed %d containers that `cutover down` left", n)
 	}
-	removeImages(e.project)
 }
 
 // spec is what a test varies in cutover.yaml.
@@ -217,10 +205,7 @@ environments:
 }
 
 func (e *env) command(args ...string) *exec.Cmd {
-	cmd := exec.Command(testenv.CutoverBinary(e.t), append(args, "-f", e.file, "--home", e.home)...)
-	cmd.Env = append(os.Environ(), "CUTOVER_HOME="+e.home)
-	cmd.WaitDelay = 5 * time.Second // a grandchild holding stderr must not hang the test
-	return cmd
+	return testenv.CLI{Bin: testenv.CutoverBinary(e.t), File: e.file, Home: e.home}.Command(args...)
 }
 
 // run runs a cutover command to its end.

@@ -6,7 +6,6 @@ package cli_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -23,7 +22,6 @@ import (
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/loadgen"
-	"github.com/cutoverdev/cutover/internal/runtime/docker"
 	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
@@ -60,31 +58,17 @@ func newE2E(t *testing.T) *e2e {
 func (e *e2e) cleanup() {
 	e.run("down", "production")
 	e.run("proxy", "stop")
-	ctx := context.Background()
-	if rt, err := docker.Connect(ctx); err == nil {
-		if n, _ := rt.RemoveTasks(ctx, docker.Labels{Project: e.project}, 0); n > 0 {
-			e.t.Errorf("cleanup found %d containers left behind", n)
-		}
-		rt.Close()
-	}
-	out, _ := exec.Command("docker", "images", "-q", "--filter", "label=dev.cutover.project="+e.project).Output()
-	if ids := strings.Fields(string(out)); len(ids) > 0 {
-		_ = exec.Command("docker", append([]string{"rmi", "-f"}, ids...)...).Run()
+	if n := testenv.RemoveProject(e.project); n > 0 {
+		e.t.Errorf("cleanup found %d containers left behind", n)
 	}
 }
 
 func (e *e2e) command(args ...string) *exec.Cmd {
-	cmd := exec.Command(e.bin, append(args, "-f", e.file, "--home", e.home)...)
-	cmd.Env = append(os.Environ(), "CUTOVER_HOME="+e.home)
-	return cmd
+	return testenv.CLI{Bin: e.bin, File: e.file, Home: e.home}.Command(args...)
 }
 
 func (e *e2e) run(args ...string) (string, string, error) {
-	cmd := e.command(args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	return out.String(), errb.String(), err
+	return testenv.CLI{Bin: e.bin, File: e.file, Home: e.home}.Run(args...)
 }
 
 func (e *e2e) mustRun(args ...string) string {

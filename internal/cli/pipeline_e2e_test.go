@@ -1,16 +1,13 @@
 package cli_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/cutoverdev/cutover/internal/runtime/docker"
 	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
@@ -31,25 +28,11 @@ func TestRunDeploysStagingFromACommit(t *testing.T) {
 	})
 	file := filepath.Join(clone, "cutover.yaml")
 	home := t.TempDir()
-	run := func(args ...string) (string, string, error) {
-		cmd := exec.Command(bin, append(args, "-f", file, "--home", home)...)
-		var out, errb strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		return out.String(), errb.String(), err
-	}
+	run := testenv.CLI{Bin: bin, File: file, Home: home}.Run
 	t.Cleanup(func() {
 		run("down", "staging")
 		run("proxy", "stop")
-		ctx := context.Background()
-		if rt, err := docker.Connect(ctx); err == nil {
-			rt.RemoveTasks(ctx, docker.Labels{Project: project}, 0)
-			rt.Close()
-		}
-		out, _ := exec.Command("docker", "images", "-q", "--filter", "label=dev.cutover.project="+project).Output()
-		if ids := strings.Fields(string(out)); len(ids) > 0 {
-			_ = exec.Command("docker", append([]string{"rmi", "-f"}, ids...)...).Run()
-		}
+		testenv.RemoveProject(project)
 	})
 
 	out, errOut, err := run("run", "--kind", "push", "-o", "json")

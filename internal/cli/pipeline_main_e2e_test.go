@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/loadgen"
-	"github.com/cutoverdev/cutover/internal/runtime/docker"
 	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
@@ -58,30 +57,18 @@ func (p *pipeRepo) edit(pairs ...string) {
 }
 
 func (p *pipeRepo) command(args ...string) *exec.Cmd {
-	return exec.Command(p.bin, append(args, "-f", p.file, "--home", p.home)...)
+	return testenv.CLI{Bin: p.bin, File: p.file, Home: p.home}.Command(args...)
 }
 
 func (p *pipeRepo) run(args ...string) (string, string, error) {
-	cmd := p.command(args...)
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	return out.String(), errb.String(), err
+	return testenv.CLI{Bin: p.bin, File: p.file, Home: p.home}.Run(args...)
 }
 
 func (p *pipeRepo) cleanup() {
 	p.run("down", "production")
 	p.run("down", "staging")
 	p.run("proxy", "stop")
-	ctx := context.Background()
-	if rt, err := docker.Connect(ctx); err == nil {
-		rt.RemoveTasks(ctx, docker.Labels{Project: p.project}, 0)
-		rt.Close()
-	}
-	out, _ := exec.Command("docker", "images", "-q", "--filter", "label=dev.cutover.project="+p.project).Output()
-	if ids := strings.Fields(string(out)); len(ids) > 0 {
-		_ = exec.Command("docker", append([]string{"rmi", "-f"}, ids...)...).Run()
-	}
+	testenv.RemoveProject(p.project)
 }
 
 type pipeExecution struct {

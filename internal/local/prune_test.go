@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -56,17 +55,7 @@ func TestPruneKeepsTheNewestRevisionsAndImagesInUse(t *testing.T) {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	project, other := "prune"+hex.EncodeToString(b[:]), "pruneother"+hex.EncodeToString(b[:])
-	cleanup := func(p string) {
-		out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label="+docker.LabelProject+"="+p).Output()
-		if ids := strings.Fields(string(out)); len(ids) > 0 {
-			_ = exec.Command("docker", append([]string{"rm", "-f"}, ids...)...).Run()
-		}
-		out, _ = exec.Command("docker", "images", "-q", "--filter", "label="+docker.LabelProject+"="+p).Output()
-		if ids := strings.Fields(string(out)); len(ids) > 0 {
-			_ = exec.Command("docker", append([]string{"rmi", "-f"}, ids...)...).Run()
-		}
-	}
-	t.Cleanup(func() { cleanup(project); cleanup(other) })
+	t.Cleanup(func() { testenv.RemoveProject(project); testenv.RemoveProject(other) })
 
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "cutover.db"))
 	if err != nil {

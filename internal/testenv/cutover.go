@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 const modulePath = "github.com/cutoverdev/cutover"
@@ -174,4 +175,42 @@ func Replace(t testing.TB, path string, pairs ...string) {
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// CLI runs the cutover binary on one project's cutover.yaml and home.
+type CLI struct{ Bin, File, Home string }
+
+// Command is `cutover ARGS -f File --home Home`, with CUTOVER_HOME set too. A
+// grandchild that keeps its output open (the proxy) does not hang the caller.
+func (c CLI) Command(args ...string) *exec.Cmd {
+	cmd := exec.Command(c.Bin, append(args, "-f", c.File, "--home", c.Home)...)
+	cmd.Env = append(os.Environ(), "CUTOVER_HOME="+c.Home)
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
+}
+
+// Run runs the command to its end and returns its stdout and stderr.
+func (c CLI) Run(args ...string) (stdout, stderr string, err error) {
+	cmd := c.Command(args...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+// RemoveProject removes every container (in any state) and image labelled
+// with the project, which a test may have left behind, and returns how many
+// containers it found.
+func RemoveProject(project string) int {
+	label := "label=dev.cutover.project=" + project
+	out, _ := exec.Command("docker", "ps", "-aq", "--filter", label).Output()
+	containers := strings.Fields(string(out))
+	if len(containers) > 0 {
+		_ = exec.Command("docker", append([]string{"rm", "-f"}, containers...)...).Run()
+	}
+	out, _ = exec.Command("docker", "images", "-q", "--filter", label).Output()
+	if ids := strings.Fields(string(out)); len(ids) > 0 {
+		_ = exec.Command("docker", append([]string{"rmi", "-f"}, ids...)...).Run()
+	}
+	return len(containers)
 }
