@@ -329,7 +329,7 @@ func (s *Server) routes() http.Handler {
 			writeError(w, http.StatusNotFound, err)
 			return
 		}
-		if _, err := s.Store.AppendEvent(r.Context(), store.Event{Project: x.Project, Environment: pipeline.EventScope(x.ID), Kind: pipeline.CancelEvent, Message: "via the API"}); err != nil {
+		if _, err := s.Store.AppendEvent(r.Context(), store.Event{Project: x.Project, Environment: pipeline.EventScope(x.ID), Kind: pipeline.CancelEvent, Message: identity(r).Name + " (api)"}); err != nil {
 			writeError(w, http.StatusInternalServerError, err)
 			return
 		}
