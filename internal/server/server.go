@@ -181,7 +181,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/executions/{id}/approve", s.decide(true))
 	mux.HandleFunc("POST /v1/executions/{id}/reject", s.decide(false))
 	mux.HandleFunc("POST /v1/executions/{id}/cancel", func(w http.ResponseWriter, r *http.Request) {
-		x, err := pipeline.RequestCancel(r.Context(), s.Store, r.PathValue("id"), "via the API by "+identity(r).Name)
+		x, err := pipeline.RequestCancel(r.Context(), s.Store, r.PathValue("id"), identity(r).Name+" (api)")
 		if errors.Is(err, store.ErrNotFound) {
 			writeError(w, http.StatusNotFound, err)
 			return
