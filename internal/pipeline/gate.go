@@ -120,7 +120,7 @@ func (r *run) integration(ctx context.Context, a config.Action) (result, error) 
 	}
 	res, err := integration.Run(ctx, r.e.Runtime, integration.Options{
 		ComposeFile: filepath.Join(r.cfg.Dir(), file),
-		Project:     "cutover-it-" + r.exec.ID,
+		Project:     integrationProject(r.exec.ID),
 		Images:      images,
 		Checks:      checks,
 		Timeout:     a.Timeout.Std(),
