@@ -72,6 +72,43 @@ func readPID(t *testing.T, path string) int {
 	return pid
 }
 
+// commandRepo is a git repository whose cutover.yaml (a unique project with
+// prefix, one local environment on free ports) has the given pipeline
+// section of host commands; it returns the file and the project.
+func commandRepo(t *testing.T, prefix, pipeline string) (file, project string) {
+	project = fmt.Sprintf("%s%d", prefix, time.Now().UnixNano()%1_000_000_000)
+	yaml := fmt.Sprintf(`version: 1
+project: %s
+services:
+  hello: { image: "example.invalid/hello:1", port: 8080 }
+environments:
+  production: { branch: main, listen: { port: %d, test_port: %d } }
+`, project, testenv.FreePort(t), testenv.FreePort(t)) + pipeline
+	repo, _ := testenv.GitRepo(t, "main", map[string]string{"cutover.yaml": yaml})
+	return filepath.Join(repo, "cutover.yaml"), project
+}
+
+// background starts cmd; exited closes when it ends (*errp then holds
+// its error), and the test's end kills it if it still runs.
+func background(t *testing.T, cmd *exec.Cmd) (exited <-chan struct{}, errp *error) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	done := make(chan struct{})
+	go func() { err = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	return done, &err
+}
+
 // kill -9 of a real `cutover serve` with one execution running a command
 // and two queued behind it, then a restart: the queued ones run, the
 // interrupted run's processes (its shell and the child it started) are
@@ -80,26 +117,17 @@ func TestServeKilledWithQueuedWorkRunsItAfterARestart(t *testing.T) {
 	testenv.RequireDocker(t) // serve connects to Docker for the local environment
 	bin := testenv.CutoverBinary(t)
 	home, marks := t.TempDir(), t.TempDir()
-	project := fmt.Sprintf("kq%d", time.Now().UnixNano()%1_000_000_000)
 	// The first attempt of the build leaves a child behind and blocks;
 	// every later one (the resumed run, the queued ones) passes at once.
 	build := fmt.Sprintf(`if [ ! -e %[1]s/first ]; then touch %[1]s/first; sleep 300 & echo $! > %[1]s/child; echo $$ > %[1]s/leader; wait; fi`, marks)
-	yaml := fmt.Sprintf(`version: 1
-project: %s
-services:
-  hello: { image: "example.invalid/hello:1", port: 8080 }
-environments:
-  production: { branch: main, listen: { port: %d, test_port: %d } }
-pipeline:
+	file, project := commandRepo(t, "kq", fmt.Sprintf(`pipeline:
   mode: queued
   stages:
     - name: build
       actions: [{ name: compile, kind: command, commands: [%q] }]
     - name: test
       actions: [{ name: unit, kind: command, commands: ["echo tested"] }]
-`, project, testenv.FreePort(t), testenv.FreePort(t), build)
-	repo, _ := testenv.GitRepo(t, "main", map[string]string{"cutover.yaml": yaml})
-	file := filepath.Join(repo, "cutover.yaml")
+`, build))
 	t.Cleanup(func() { _ = exec.Command(bin, "proxy", "stop", "-f", file, "--home", home).Run() })
 	port := testenv.FreePort(t)
 	ctx := context.Background()
@@ -197,5 +225,71 @@ pipeline:
 	}
 	if _, err := os.Stat(workspace); !os.IsNotExist(err) {
 		t.Fatalf("the killed run's workspace %s is still there: %v", workspace, err)
+	}
+}
+
+// A foreground `cutover run` waiting at its approval keeps its execution
+// when `cutover serve` starts: serve does not take it over (which used to
+// give one commit two approval gates), and the approval ends the run.
+func TestServeDoesNotTakeOverAForegroundRun(t *testing.T) {
+	testenv.RequireDocker(t)
+	bin := testenv.CutoverBinary(t)
+	home := t.TempDir()
+	file, project := commandRepo(t, "fg", `pipeline:
+  stages:
+    - name: build
+      actions: [{ name: compile, kind: command, commands: ["echo built"] }]
+    - name: production
+      branches: [main]
+      actions: [{ name: approve, kind: approval, environment: production, timeout: 5m }]
+`)
+	t.Cleanup(func() { _ = exec.Command(bin, "proxy", "stop", "-f", file, "--home", home).Run() })
+	ctx := context.Background()
+
+	run := exec.Command(bin, "run", "--kind", "push", "--branch", "main", "-o", "json", "-f", file, "--home", home)
+	var out strings.Builder
+	run.Stdout = &out
+	exited, runErr := background(t, run)
+	var st *store.Store
+	var waiting store.Execution
+	deadline := time.Now().Add(60 * time.Second)
+	for waiting.ID == "" {
+		if st == nil {
+			st, _ = store.Open(ctx, filepath.Join(home, "cutover.db"))
+		}
+		if st != nil {
+			if xs, _ := st.FindExecutions(ctx, store.ExecutionFilter{Project: project, Status: store.ExecutionWaiting}); len(xs) == 1 {
+				waiting = xs[0]
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the foreground run never waited for its approval")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	defer st.Close()
+	if waiting.OwnerPID != run.Process.Pid {
+		t.Fatalf("the waiting execution is owned by pid %d, want the foreground run's %d", waiting.OwnerPID, run.Process.Pid)
+	}
+
+	startServe(t, bin, file, home, testenv.FreePort(t))
+	time.Sleep(2 * time.Second) // start-up recovery and a queue scan
+	x, _ := st.GetExecution(ctx, waiting.ID)
+	all, _ := st.ListExecutions(ctx, project, 10)
+	if x.Status != store.ExecutionWaiting || x.OwnerPID != run.Process.Pid || x.Generation != waiting.Generation || len(all) != 1 {
+		b, _ := os.ReadFile(filepath.Join(home, "serve.log"))
+		t.Fatalf("serve touched the foreground run's execution: %s owned by %d, generation %d→%d, %d executions\n%s",
+			x.Status, x.OwnerPID, waiting.Generation, x.Generation, len(all), b)
+	}
+	if o, err := exec.Command(bin, "approve", waiting.ID, "--comment", "ok", "-f", file, "--home", home).CombinedOutput(); err != nil {
+		t.Fatalf("cutover approve: %v\n%s", err, o)
+	}
+	select {
+	case <-exited:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the foreground run did not end after its approval")
+	}
+	if *runErr != nil || !strings.Contains(out.String(), `"status": "succeeded"`) && !strings.Contains(out.String(), `"status":"succeeded"`) {
+		t.Fatalf("cutover run after its approval: %v\n%s", *runErr, out.String())
 	}
 }

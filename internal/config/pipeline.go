@@ -11,7 +11,7 @@ import (
 // actions; actions of one stage with the same run_order run in parallel.
 // When cutover.yaml has no pipeline section, DefaultPipeline is used.
 type Pipeline struct {
-	Mode          string         `yaml:"mode,omitempty" json:"mode,omitempty" jsonschema:"enum=superseded,enum=queued,default=superseded" jsonschema_description:"superseded: a newer commit replaces an execution waiting at a stage boundary; queued: executions run one after another."`
+	Mode          string         `yaml:"mode,omitempty" json:"mode,omitempty" jsonschema:"enum=superseded,enum=queued,default=superseded" jsonschema_description:"superseded: a newer run of the same kind, branch and pull request replaces one queued or waiting at a stage entrance or approval; queued: every run waits its turn at each stage. Either way executions run concurrently, one per stage."`
 	Source        *Source        `yaml:"source,omitempty" json:"source,omitempty"`
 	Secrets       *Secrets       `yaml:"secrets,omitempty" json:"secrets,omitempty"`
 	Notifications []Notification `yaml:"notifications,omitempty" json:"notifications,omitempty"`

@@ -132,7 +132,7 @@ func (r *run) integration(ctx context.Context, a config.Action) (result, error) 
 	}
 	res, err := integration.Run(ctx, r.e.Runtime, integration.Options{
 		ComposeFile: filepath.Join(r.cfg.Dir(), file),
-		Project:     "cutover-it-" + r.exec.ID,
+		Project:     integrationProject(r.exec.ID),
 		Images:      images,
 		Checks:      checks,
 		// The test service's exit code decides; services with a build section

@@ -9,9 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/integration"
 	"github.com/cutoverdev/cutover/internal/proc"
 	"github.com/cutoverdev/cutover/internal/store"
 )
+
+// integrationProject names the compose project of execution id's
+// integration actions (its containers, networks and volumes carry it).
+func integrationProject(id string) string { return "cutover-it-" + id }
 
 // workspace is where execution id checks out its commit.
 func (e *Engine) workspace(id string) string { return filepath.Join(e.Home, "workspaces", id) }
@@ -49,7 +54,7 @@ func OwnerAlive(x store.Execution) bool {
 
 // Recovery is what Recover did with an interrupted execution.
 type Recovery struct {
-	Killed int // process groups of its commands that were still running
+	Killed int // process groups of its commands, and integration containers, that were still running
 	// Requeued: it had not entered a stage yet, so it is queued again as
 	// it was (same ID). Otherwise it is failed, and Resume is the retry
 	// that runs its commit again from the stage it was in, reusing the
@@ -59,8 +64,8 @@ type Recovery struct {
 }
 
 // Recover ends what a dead owner left of execution x: it kills the process
-// groups of its commands that still run on this host and removes its
-// workspace; then it queues x again if it never entered a stage, or marks
+// groups of its commands that still run on this host, tears down the
+// compose project of an integration it was in, and removes its workspace; then it queues x again if it never entered a stage, or marks
 // it failed and returns the trigger that resumes it; one whose cancel was
 // asked for ends cancelled (or superseded) instead. The caller has
 // checked !OwnerAlive(x). An execution another process changed meanwhile
@@ -86,6 +91,13 @@ func (e *Engine) Recover(ctx context.Context, x store.Execution) (Recovery, erro
 		if err := e.Store.RemoveProcess(ctx, x.ID, p.PGID); err != nil {
 			return rec, err
 		}
+	}
+	if e.Runtime != nil { // the compose project of an integration action it was in
+		rm, err := integration.Teardown(ctx, e.Runtime, integrationProject(x.ID))
+		if err != nil {
+			return rec, err
+		}
+		rec.Killed += rm.Containers
 	}
 	if err := os.RemoveAll(e.workspace(x.ID)); err != nil {
 		return rec, fmt.Errorf("removing the workspace of execution %s: %w", x.ID, err)
