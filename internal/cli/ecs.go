@@ -207,7 +207,7 @@ func (s *ecsSession) deploy(ctx context.Context, g *globals, rev store.Revision,
 				return err
 			}
 			if len(lines) == 0 {
-				lines = []string{"  (no change but the revision)"}
+				lines = []string{"(no change but the revision)"}
 			}
 			fmt.Fprintf(g.stderr, "%s: task definition change\n  %s\n", name, strings.Join(lines, "\n  "))
 		}
