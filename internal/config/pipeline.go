@@ -15,6 +15,7 @@ type Pipeline struct {
 	Source        *Source        `yaml:"source,omitempty" json:"source,omitempty"`
 	Secrets       *Secrets       `yaml:"secrets,omitempty" json:"secrets,omitempty"`
 	Notifications []Notification `yaml:"notifications,omitempty" json:"notifications,omitempty"`
+	Schedule      []Schedule     `yaml:"schedule,omitempty" json:"schedule,omitempty" jsonschema_description:"Scheduled executions (nightly builds): the daemon runs the branch's head at each cron time; their images are also tagged nightly-YYYYMMDD."`
 	CommitStatus  *CommitStatus  `yaml:"commit_status,omitempty" json:"commit_status,omitempty" jsonschema_description:"Report each execution on its commit through GitHub's commit status API (pending, success, failure, error), so that branch protection can require it."`
 	Stages        []Stage        `yaml:"stages,omitempty" json:"stages,omitempty"`
 }
@@ -39,6 +40,12 @@ type Notification struct {
 	Kind      string   `yaml:"kind" json:"kind" jsonschema:"required,enum=slack,enum=webhook"`
 	URLSecret string   `yaml:"url_secret" json:"url_secret" jsonschema:"required" jsonschema_description:"Name of the secret holding the webhook URL (a URL is a secret)."`
 	Events    []string `yaml:"events,omitempty" json:"events,omitempty" jsonschema_description:"Event kinds to send; all when empty."`
+}
+
+// Schedule runs a branch's head at the times of a cron expression.
+type Schedule struct {
+	Cron   string `yaml:"cron" json:"cron" jsonschema:"required" jsonschema_description:"Standard 5-field cron expression in UTC (minute hour day-of-month month day-of-week), or a descriptor such as @daily."`
+	Branch string `yaml:"branch" json:"branch" jsonschema:"required" jsonschema_description:"The branch whose head runs; it runs as a push to that branch would (its stages, its environments)."`
 }
 
 // CommitStatus reports executions to GitHub's commit status API.
@@ -110,7 +117,7 @@ func (c *Config) EffectivePipeline() *Pipeline {
 	}
 	p := DefaultPipeline(c)
 	if c.Pipeline != nil { // mode, source, secrets, notifications without stages
-		p.Mode, p.Source, p.Secrets, p.Notifications, p.CommitStatus = c.Pipeline.Mode, c.Pipeline.Source, c.Pipeline.Secrets, c.Pipeline.Notifications, c.Pipeline.CommitStatus
+		p.Mode, p.Source, p.Secrets, p.Notifications, p.CommitStatus, p.Schedule = c.Pipeline.Mode, c.Pipeline.Source, c.Pipeline.Secrets, c.Pipeline.Notifications, c.Pipeline.CommitStatus, c.Pipeline.Schedule
 		if p.Mode == "" {
 			p.Mode = ModeSuperseded
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDefaultPipelineFollowsTheSeedsFlow(t *testing.T) {
@@ -157,5 +158,39 @@ pipeline:
 	}
 	if strings.Contains(err.Error(), "actions[0]") {
 		t.Fatalf("the integration action's exit_code_from was refused too: %v", err)
+	}
+}
+
+func TestScheduleIsCheckedAndComputesTheNextRun(t *testing.T) {
+	src := `version: 1
+project: shop
+services:
+  web: { image: web:1, port: 80 }
+environments:
+  prod: { branch: main }
+pipeline:
+  schedule:
+    - { cron: "0 3 * * *", branch: main }
+    - { cron: "61 * * * *", branch: main }
+    - { cron: "@daily" }
+`
+	_, err := Parse("cutover.yaml", []byte(src))
+	if err == nil {
+		t.Fatal("want problems")
+	}
+	for _, want := range []string{
+		`pipeline.schedule[1].cron: "61 * * * *" is not a cron expression`,
+		`pipeline.schedule[2].branch: missing`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("problems lack %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "schedule[0]") {
+		t.Errorf("a valid schedule was refused: %v", err)
+	}
+	next, err := Schedule{Cron: "0 3 * * *", Branch: "main"}.Next(time.Date(2026, 12, 3, 11, 0, 0, 0, time.UTC))
+	if err != nil || !next.Equal(time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC)) {
+		t.Fatalf("next run %v %v, want 2026-12-04 03:00 UTC", next, err)
 	}
 }

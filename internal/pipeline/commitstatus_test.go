@@ -189,3 +189,25 @@ func dockerRuntime(t *testing.T) *docker.Runtime {
 	t.Cleanup(func() { rt.Close() })
 	return rt
 }
+
+// A scheduled execution's images carry seed 003's nightly-<date> tag
+// besides the commit and branch; a push's and a pull request's do not.
+func TestScheduledImagesAreTaggedNightly(t *testing.T) {
+	created := time.Date(2026, 12, 3, 23, 59, 0, 0, time.FixedZone("CET", 3600))
+	commit := strings.Repeat("ab", 20)
+	for _, tc := range []struct {
+		kind      string
+		untrusted bool
+		want      string
+	}{
+		{TriggerSchedule, false, commit + " abababa latest main nightly-20261203"},
+		{TriggerPush, false, commit + " abababa latest main"},
+		{TriggerPullRequest, true, commit + " abababa pr-4"},
+	} {
+		r := &run{kind: tc.kind, untrusted: tc.untrusted, exec: store.Execution{CreatedAt: created},
+			vars: map[string]string{"CUTOVER_COMMIT": commit, "CUTOVER_BRANCH": "main", "CUTOVER_PR": "4"}}
+		if got := strings.Join(r.imageTags(), " "); got != tc.want {
+			t.Errorf("%s: tags %q, want %q", tc.kind, got, tc.want)
+		}
+	}
+}

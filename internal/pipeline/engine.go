@@ -37,6 +37,9 @@ const (
 	TriggerPullRequest = "pull_request"
 	TriggerPoll        = "poll"
 	TriggerRetry       = "retry"
+	// TriggerSchedule is a pipeline.schedule entry firing: the branch's head
+	// runs as a push would, and its images are also tagged nightly-YYYYMMDD.
+	TriggerSchedule = "schedule"
 )
 
 // Trigger is what starts an execution.
@@ -114,6 +117,7 @@ type run struct {
 	pr   int // the pull request of a pull_request trigger
 	// untrusted is a pull request's run: see trust.go.
 	untrusted  bool
+	kind       string   // the resolved trigger kind (never retry)
 	secretsEnv []string // NAME=value of the secrets its commands get
 
 	mu       sync.Mutex // guards exec, stages and vars
@@ -206,7 +210,7 @@ func (e *Engine) Run(ctx context.Context, t Trigger) (store.Execution, error) {
 		return e.refuseQueued(ctx, t, err)
 	}
 	trig, _ := json.Marshal(t)
-	r := &run{e: e, vars: map[string]string{TriggerVar: string(trig)}, hard: ctx, pr: t.PR, untrusted: t.Kind == TriggerPullRequest}
+	r := &run{e: e, vars: map[string]string{TriggerVar: string(trig)}, hard: ctx, pr: t.PR, untrusted: t.Kind == TriggerPullRequest, kind: t.Kind}
 	exec, err := e.claim(ctx, t, trig)
 	if err != nil {
 		return exec, err

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
@@ -334,6 +335,15 @@ func (r *run) confinedSpec(ctx context.Context, spec *docker.CommandSpec) error 
 // imageTags are the tags of a built image: the full and short commit,
 // then, for a trusted run, latest and the branch; for a pull request
 // pr-NUMBER instead (never latest, never a deploy branch's name).
+// NightlyTag is the extra tag of a scheduled execution's images (seed 003's
+// nightly-<date>), from the day the execution was created, in UTC.
+func NightlyTag(created time.Time) string {
+	if created.IsZero() {
+		created = time.Now()
+	}
+	return "nightly-" + created.UTC().Format("20060102")
+}
+
 func (r *run) imageTags() []string {
 	commit := r.vars["CUTOVER_COMMIT"]
 	tags := []string{commit, shortSHA(commit)}
@@ -346,6 +356,9 @@ func (r *run) imageTags() []string {
 	tags = append(tags, "latest")
 	if b := tagUnsafe.ReplaceAllString(r.vars["CUTOVER_BRANCH"], "-"); b != "" {
 		tags = append(tags, b)
+	}
+	if r.kind == TriggerSchedule {
+		tags = append(tags, NightlyTag(r.exec.CreatedAt))
 	}
 	return tags
 }

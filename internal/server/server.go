@@ -110,8 +110,9 @@ func (s *Server) Run(ctx context.Context) error {
 	s.resumeInterrupted(ctx)
 
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); s.poll(ctx) }()
+	go func() { defer wg.Done(); s.schedule(ctx) }()
 	s.work(ctx)
 
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

@@ -31,6 +31,7 @@ const (
 	TriggerPoll        = "poll"
 	TriggerRetry       = "retry"
 	TriggerWebhook     = "webhook"
+	TriggerSchedule    = "schedule"
 )
 
 // ExecutionActive reports whether status is one the pipeline engine still
