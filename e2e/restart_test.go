@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"io"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -52,6 +53,15 @@ func TestCrashedProductionTaskIsRestarted(t *testing.T) {
 	if restarts == "0" {
 		t.Errorf("the backend task was not restarted (restart count 0)")
 	}
+	// The health checks that failed while the task was down can still mark
+	// it unhealthy just after its first answer (unhealthy_threshold 2 at
+	// 500ms), and passing ones mark it healthy again a second later: wait
+	// for that to settle, then expect every request served.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if e.steady(a, 10) {
+			break
+		}
+	}
 	e.wantServing(a)
 	e.wantOneSet(2)
 
@@ -71,4 +81,20 @@ func (e *env) docker(args ...string) string {
 		e.t.Fatalf("docker %s: %v", strings.Join(args, " "), err)
 	}
 	return string(out)
+}
+
+// steady says whether n requests in a row are served by r, without failing the test.
+func (e *env) steady(r release, n int) bool {
+	for range n {
+		resp, err := httpClient.Get(e.url("/api/version"))
+		if err != nil {
+			return false
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("X-Bluemed-Version") != r.Version {
+			return false
+		}
+	}
+	return true
 }
