@@ -32,7 +32,7 @@ func newPipeRepo(t *testing.T, branch string) *pipeRepo {
 	p.clone = testenv.ExampleRepo(t, branch, func(dir string) {
 		testenv.Replace(t, filepath.Join(dir, "cutover.yaml"),
 			"project: bluemed", "project: "+p.project,
-			"port: 8180", fmt.Sprintf("port: %d", p.stgPort),
+			"port: 8180", fmt.Sprintf("port: %d, test_port: %d", p.stgPort, testenv.FreePort(t)),
 			"port: 8080, test_port: 8081", fmt.Sprintf("port: %d, test_port: %d", p.prodPort, testenv.FreePort(t)),
 			// Production's real timings are minutes; two steps of 2s keep the
 			// blue/green shape. The latency alarm gets room for a busy 2-core

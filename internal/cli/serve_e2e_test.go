@@ -132,18 +132,19 @@ func TestServeKilledWithQueuedWorkRunsItAfterARestart(t *testing.T) {
 	port := testenv.FreePort(t)
 	ctx := context.Background()
 
+	tokOut, tokErr, err := testenv.CLI{Bin: bin, File: file, Home: home}.Run("token", "create", "ci", "--role", "deployer", "-o", "json")
+	var tok struct{ Token string }
+	if err != nil || json.Unmarshal([]byte(tokOut), &tok) != nil {
+		t.Fatalf("token create: %v %s", err, tokErr)
+	}
 	d := startServe(t, bin, file, home, port)
 	var ids []string
 	for i := range 3 {
-		resp, err := http.Post(d.base+"/v1/executions", "application/json", strings.NewReader(`{"branch":"main"}`))
-		if err != nil {
-			t.Fatal(err)
-		}
+		code, body := d.api(http.MethodPost, "/v1/executions", tok.Token, `{"branch":"main"}`)
 		var out map[string]string
-		_ = json.NewDecoder(resp.Body).Decode(&out)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted || out["execution"] == "" {
-			t.Fatalf("trigger %d: %d %v", i+1, resp.StatusCode, out)
+		_ = json.Unmarshal([]byte(body), &out)
+		if code != http.StatusAccepted || out["execution"] == "" {
+			t.Fatalf("trigger %d: %d %v", i+1, code, body)
 		}
 		ids = append(ids, out["execution"])
 	}
