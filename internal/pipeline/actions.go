@@ -375,6 +375,9 @@ func (r *run) deploy(ctx context.Context, a config.Action) (result, error) {
 	if r.e.Deploy == nil {
 		return result{}, fmt.Errorf("deploying is not available in this command")
 	}
+	if err := r.mayDeploy(a.Environment); err != nil {
+		return result{}, err
+	}
 	images, promo, err := r.deployImages(ctx, a.Environment)
 	if err != nil {
 		return result{}, err

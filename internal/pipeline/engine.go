@@ -83,6 +83,12 @@ type Deployer func(ctx context.Context, cfg *config.Config, env string, images m
 // Engine runs executions. Its fields are set once; Run may be called from
 // several goroutines (the daemon) for different executions.
 type Engine struct {
+	// Trusted is the daemon's own cutover.yaml (loaded from its checkout,
+	// not from the commit an execution runs): which branch deploys which
+	// environment is read from it, so a commit of another branch cannot
+	// deploy an environment by editing its own copy. Nil (a foreground
+	// `cutover run`, whose operator is trusted): the run's configuration.
+	Trusted  *config.Config
 	Store    *store.Store
 	Runtime  *docker.Runtime
 	Home     string // workspaces live in Home/workspaces/<execution>

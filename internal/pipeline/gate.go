@@ -33,6 +33,9 @@ type Evidence struct {
 // `cutover approve|reject EXECUTION`, or the timeout passes (a failure,
 // as in CodePipeline, whose timeout is 7 days).
 func (r *run) approval(ctx context.Context, i, j int, a config.Action) (result, error) {
+	if err := r.mayDeploy(a.Environment); err != nil {
+		return result{}, err
+	}
 	env := r.cfg.Environments[a.Environment]
 	timeout := a.Timeout.Std()
 	if timeout <= 0 && env.Approval != nil {

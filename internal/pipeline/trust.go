@@ -45,8 +45,46 @@ func Admit(ctx context.Context, t Trigger) error {
 	if t.Branch == "" {
 		return fmt.Errorf("%w: a %s trigger names no branch", ErrRefused, t.Kind)
 	}
+	if strings.HasPrefix(t.Branch, "refs/") && !strings.HasPrefix(t.Branch, "refs/heads/") {
+		return fmt.Errorf("%w: %q is not a branch (a %s trigger names a branch, such as main; pull requests come as pull_request triggers)", ErrRefused, t.Branch, t.Kind)
+	}
 	if err := source.OnBranch(ctx, t.Repo, t.Branch, t.Commit); err != nil {
 		return fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	// A push, a polled or scheduled commit is the branch's head: an older
+	// one (a replayed delivery) must not replace what is waiting for an
+	// approval. Retries, resumptions and manual redeploys may run an ancestor.
+	if (t.Kind == TriggerPush || t.Kind == TriggerPoll || t.Kind == TriggerSchedule) && t.RetriedFrom == "" && t.RetryOf == "" {
+		head, err := source.Resolve(ctx, t.Repo, strings.TrimPrefix(t.Branch, "refs/heads/"))
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrRefused, err)
+		}
+		if head != t.Commit {
+			return fmt.Errorf("%w: commit %s is not the head of branch %s (the head is %s): a %s runs the branch's head; a newer one replaces it", ErrRefused, shortSHA(t.Commit), t.Branch, shortSHA(head), t.Kind)
+		}
+	}
+	return nil
+}
+
+// mayDeploy decides whether this execution may deploy (or ask to approve a
+// deployment of) env: never from a pull request, and only from the branch
+// that the trusted configuration gives env.
+func (r *run) mayDeploy(env string) error {
+	if r.untrusted {
+		return fmt.Errorf("%w: a pull request never deploys", ErrRefused)
+	}
+	trusted, which := r.e.Trusted, "the daemon's cutover.yaml"
+	if trusted == nil {
+		trusted, which = r.cfg, "cutover.yaml"
+	}
+	e, ok := trusted.Environments[env]
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: environment %s is not in %s", ErrRefused, env, which)
+	case e.Branch == "":
+		return fmt.Errorf("%w: environment %s has no branch in %s, so no pipeline deploys it (deploy it with `cutover deploy %s`, or give it a branch)", ErrRefused, env, which, env)
+	case e.Branch != strings.TrimPrefix(r.exec.Branch, "refs/heads/"):
+		return fmt.Errorf("%w: environment %s deploys from branch %s (%s); this execution is of branch %s", ErrRefused, env, e.Branch, which, r.exec.Branch)
 	}
 	return nil
 }

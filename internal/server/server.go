@@ -71,6 +71,11 @@ func (s *Server) setDefaults() {
 			s.Resolve = source.Resolve
 		}
 		s.wake = make(chan struct{}, 1)
+		// The daemon's cutover.yaml says which branch deploys which
+		// environment, whatever a commit's own copy says.
+		if s.Engine != nil && s.Engine.Trusted == nil {
+			s.Engine.Trusted = s.Config
+		}
 	})
 }
 
