@@ -56,7 +56,7 @@ func (r *run) build(ctx context.Context, s types.ServiceConfig) (string, error) 
 		BuildArgs:  args,
 		Labels:     map[string]string{Label: r.o.Project},
 		Output:     r.out,
-		NoNetwork:  r.o.NoNetworkBuilds,
+		NoNetwork:  r.o.Untrusted,
 	})
 	if err != nil {
 		return "", err

@@ -166,3 +166,22 @@ func TestExitCodeFromUnknownServiceIsRefused(t *testing.T) {
 	}
 	assertNothingLeft(t, rt, proj)
 }
+
+// A pull request's workspace may turn a bind-mounted directory of the
+// (trusted) compose file into a link to /etc or the Docker socket: for an
+// untrusted run such a mount is refused, and nothing starts.
+func TestUntrustedBindMountsStayInTheWorkspace(t *testing.T) {
+	rt, images := bluemed(t)
+	t.Parallel()
+	proj := project(t)
+	safetyNet(t, rt, proj)
+	root := t.TempDir()
+	must(t, os.Symlink("/etc", filepath.Join(root, "cfg")))
+	file := filepath.Join(root, "docker-compose.yml")
+	must(t, os.WriteFile(file, []byte(fmt.Sprintf("services:\n  api:\n    image: %s\n    volumes: [\"./cfg:/cfg:ro\"]\n", images["backend"])), 0o644))
+	_, err := integration.Run(context.Background(), rt, integration.Options{ComposeFile: file, Project: proj, Root: root, Untrusted: true})
+	if err == nil || !strings.Contains(err.Error(), "bind mount") || !strings.Contains(err.Error(), "outside the workspace") {
+		t.Fatalf("Run: %v, want the bind mount refused", err)
+	}
+	assertNothingLeft(t, rt, proj)
+}

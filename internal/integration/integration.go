@@ -84,11 +84,14 @@ type Options struct {
 	// Root confines builds: compose services with a build section and no image
 	// in Images are built when their context and Dockerfile are inside Root.
 	Root string
-	// NoNetworkBuilds runs those builds' RUN steps without a network (a
-	// pull request's Dockerfiles are untrusted).
-	NoNetworkBuilds bool
-	Logger          *slog.Logger // nil = slog.Default()
-	Output          io.Writer    // progress lines; nil = none
+	// Untrusted marks a pull request's run: the compose file is trusted (the
+	// base branch's) but the workspace is not, so builds run without a
+	// network and refuse ADD of a URL, bind mounts must resolve (symbolic
+	// links included) inside Root, and cutover's own environment is never
+	// interpolated into the compose file.
+	Untrusted bool
+	Logger    *slog.Logger // nil = slog.Default()
+	Output    io.Writer    // progress lines; nil = none
 }
 
 // Check is one HTTP GET against a service, through its published port on 127.0.0.1.

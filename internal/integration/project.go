@@ -32,8 +32,14 @@ func (r *run) load(ctx context.Context) (*types.Project, error) {
 	if _, err := os.Stat(abs); err != nil {
 		return nil, fmt.Errorf("compose file %s cannot be read: %w (check the integration action's compose file path)", r.file, errors.Unwrap(err))
 	}
-	opts, err := cli.NewProjectOptions([]string{abs},
-		cli.WithWorkingDirectory(filepath.Dir(abs)), cli.WithOsEnv, cli.WithDotEnv, cli.WithName(r.o.Project))
+	load := []cli.ProjectOptionsFn{cli.WithWorkingDirectory(filepath.Dir(abs))}
+	if !r.o.Untrusted {
+		// cutover's environment holds its secrets: never interpolated into a
+		// pull request's stack (a file it controls may be `extends`-ed).
+		load = append(load, cli.WithOsEnv)
+	}
+	load = append(load, cli.WithDotEnv, cli.WithName(r.o.Project))
+	opts, err := cli.NewProjectOptions([]string{abs}, load...)
 	if err != nil {
 		return nil, fmt.Errorf("compose file %s: %w", r.file, err)
 	}
@@ -173,7 +179,7 @@ func (r *run) planService(ctx context.Context, proj *types.Project, s types.Serv
 		sp.aliases[n.Name] = aliases
 	}
 	for _, v := range s.Volumes {
-		m, err := volumeMount(proj, v)
+		m, err := r.volumeMount(proj, v)
 		if err != nil {
 			return nil, err
 		}
@@ -210,7 +216,7 @@ func (r *run) image(ctx context.Context, s types.ServiceConfig) (string, error) 
 	return id, nil
 }
 
-func volumeMount(proj *types.Project, v types.ServiceVolumeConfig) (mount.Mount, error) {
+func (r *run) volumeMount(proj *types.Project, v types.ServiceVolumeConfig) (mount.Mount, error) {
 	m := mount.Mount{Target: v.Target, ReadOnly: v.ReadOnly}
 	switch v.Type {
 	case types.VolumeTypeVolume:
@@ -228,6 +234,15 @@ func volumeMount(proj *types.Project, v types.ServiceVolumeConfig) (mount.Mount,
 		m.Source = vol.Name
 	case types.VolumeTypeBind:
 		m.Type, m.Source = mount.TypeBind, v.Source
+		if r.o.Untrusted {
+			// A pull request controls the workspace: `./cfg` may be a link to
+			// /etc or to the Docker socket. Mount only what resolves inside.
+			real, err := inside(r.o.Root, v.Source)
+			if err != nil {
+				return m, fmt.Errorf("bind mount %s: %w", v.Source, err)
+			}
+			m.Source = real
+		}
 	case types.VolumeTypeTmpfs:
 		m.Type = mount.TypeTmpfs
 	default:

@@ -242,7 +242,7 @@ func summarize(suites []Suite) string {
 
 func readExports(path string) (map[string]string, error) {
 	out := map[string]string{}
-	data, err := os.ReadFile(path)
+	data, err := readBounded(path, maxExportBytes)
 	if os.IsNotExist(err) {
 		return out, nil
 	}

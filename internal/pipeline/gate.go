@@ -140,12 +140,12 @@ func (r *run) integration(ctx context.Context, a config.Action) (result, error) 
 		Checks:      checks,
 		// The test service's exit code decides; services with a build section
 		// the build stage did not build are built from inside the workspace.
-		ExitCodeFrom:    a.ExitCodeFrom,
-		Root:            r.ws.Dir,
-		NoNetworkBuilds: r.untrusted,
-		Timeout:         a.Timeout.Std(),
-		Logger:          r.e.Log,
-		Output:          lineWriter(func(l string) { r.logf(a.Name, "%s", l) }),
+		ExitCodeFrom: a.ExitCodeFrom,
+		Root:         r.ws.Dir,
+		Untrusted:    r.untrusted,
+		Timeout:      a.Timeout.Std(),
+		Logger:       r.e.Log,
+		Output:       lineWriter(func(l string) { r.logf(a.Name, "%s", l) }),
 	})
 	passed := 0
 	for _, c := range res.Checks {

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"encoding/xml"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 
@@ -124,7 +123,7 @@ func ReadReports(root, dir string, globs []string) ([]Suite, error) {
 		if err := config.Confined(root, f); err != nil {
 			return nil, fmt.Errorf("reports: %v", err)
 		}
-		data, err := os.ReadFile(f)
+		data, err := readBounded(f, maxReportBytes)
 		if err != nil {
 			return nil, err
 		}

@@ -93,6 +93,15 @@ func (r *Runtime) Build(ctx context.Context, req BuildRequest) (Image, error) {
 	network := ""
 	if req.NoNetwork {
 		network = "none"
+		// The builder fetches an ADD of a URL itself, on the engine's network,
+		// whatever the RUN steps' network is: refuse it.
+		df, err := os.ReadFile(filepath.Join(req.ContextDir, dockerfile))
+		if err != nil {
+			return Image{}, fmt.Errorf("build %s: %w", name, err)
+		}
+		if line, src := remoteAdd(df); line > 0 {
+			return Image{}, fmt.Errorf("build %s: %s line %d: ADD %s fetches from the network, which this build may not use (copy the file into the repository, or fetch it in a trusted build)", name, shown, line, src)
+		}
 	}
 	res, err := r.client.ImageBuild(ctx, tar, client.ImageBuildOptions{
 		NetworkMode: network,
@@ -232,4 +241,36 @@ func (r *Runtime) ImageID(ctx context.Context, ref string) (string, error) {
 		return "", fmt.Errorf("image %s: %s", ref, engineMessage(err))
 	}
 	return res.ID, nil
+}
+
+// remoteAdd finds the first ADD instruction of a Dockerfile whose source is
+// a URL or a git repository, and returns its line and that source (0 when
+// there is none). Continuation lines and comments are followed as the
+// builder reads them.
+func remoteAdd(dockerfile []byte) (int, string) {
+	lines := strings.Split(string(dockerfile), "\n")
+	for i := 0; i < len(lines); i++ {
+		start := i + 1
+		inst := strings.TrimSpace(lines[i])
+		for strings.HasSuffix(inst, "\\") && i+1 < len(lines) {
+			i++
+			next := strings.TrimSpace(lines[i])
+			if strings.HasPrefix(next, "#") {
+				continue
+			}
+			inst = strings.TrimSuffix(inst, "\\") + " " + next
+		}
+		fields := strings.Fields(inst)
+		if len(fields) < 2 || !strings.EqualFold(fields[0], "ADD") {
+			continue
+		}
+		for _, f := range fields[1:] {
+			f = strings.Trim(f, `[]",`)
+			lf := strings.ToLower(f)
+			if strings.HasPrefix(lf, "http://") || strings.HasPrefix(lf, "https://") || strings.HasPrefix(lf, "git@") || strings.HasPrefix(lf, "git://") || strings.HasSuffix(lf, ".git") && strings.Contains(lf, "://") {
+				return start, f
+			}
+		}
+	}
+	return 0, ""
 }
