@@ -76,7 +76,9 @@ func TestServeShipsOneCommitThroughStagingAndAnApprovalByToken(t *testing.T) {
 		}
 		return q.Execution
 	}
-	finished := func(x pipeExecution) bool { return x.Status != "queued" && x.Status != "running" && x.Status != "waiting" }
+	finished := func(x pipeExecution) bool {
+		return x.Status != "queued" && x.Status != "running" && x.Status != "waiting"
+	}
 
 	staging := d.waitExecution(trigger("develop"), deployer, "the end of develop's execution", 6*time.Minute, finished)
 	if staging.Status != "succeeded" || staging.stage("staging") != "succeeded" {
