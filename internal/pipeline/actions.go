@@ -143,7 +143,7 @@ func (r *run) shInImage(ctx context.Context, action, image, dir, line string, ex
 	spec := docker.CommandSpec{
 		Image: image, Cmd: []string{"sh", "-c", line}, Env: env,
 		Mounts: map[string]string{r.ws.Dir: "/workspace"}, WorkDir: filepath.ToSlash(filepath.Join("/workspace", rel)),
-		Labels: docker.Labels{Project: r.cfg.Project}, Output: lineWriter(func(l string) { r.logLines(action, []string{l}) }),
+		Labels: docker.Labels{Project: r.cfg.Project, Execution: r.exec.ID}, Output: lineWriter(func(l string) { r.logLines(action, []string{l}) }),
 	}
 	if r.untrusted {
 		if err := r.confinedSpec(ctx, &spec); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cutoverdev/cutover/internal/integration"
 	"github.com/cutoverdev/cutover/internal/proc"
+	"github.com/cutoverdev/cutover/internal/runtime/docker"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -98,6 +99,12 @@ func (e *Engine) Recover(ctx context.Context, x store.Execution) (Recovery, erro
 			return rec, err
 		}
 		rec.Killed += rm.Containers
+		// and the containers its commands ran in (a pull request's, or an action's image)
+		n, err := e.Runtime.RemoveTasks(ctx, docker.Labels{Project: x.Project, Execution: x.ID}, 0)
+		if err != nil {
+			return rec, err
+		}
+		rec.Killed += n
 	}
 	if err := os.RemoveAll(e.workspace(x.ID)); err != nil {
 		return rec, fmt.Errorf("removing the workspace of execution %s: %w", x.ID, err)

@@ -10,12 +10,16 @@ const (
 	LabelService     = "dev.cutover.service"
 	LabelRevision    = "dev.cutover.revision"
 	LabelColor       = "dev.cutover.color"
+	// LabelExecution marks a pipeline command's container with its execution,
+	// so that a restarted daemon removes what a killed one left running.
+	LabelExecution = "dev.cutover.execution"
 )
 
 // Labels identify a task. On a task, empty fields are omitted; as a filter,
 // every non-empty field must match and empty fields match anything.
 type Labels struct {
 	Project, Environment, Service, Revision, Color string
+	Execution                                      string
 }
 
 func (l Labels) pairs() [][2]string {
@@ -25,6 +29,7 @@ func (l Labels) pairs() [][2]string {
 		{LabelService, l.Service},
 		{LabelRevision, l.Revision},
 		{LabelColor, l.Color},
+		{LabelExecution, l.Execution},
 	}
 }
 
@@ -57,5 +62,6 @@ func labelsFromMap(m map[string]string) Labels {
 		Service:     m[LabelService],
 		Revision:    m[LabelRevision],
 		Color:       m[LabelColor],
+		Execution:   m[LabelExecution],
 	}
 }
