@@ -249,21 +249,7 @@ func TestRunSameCommitFromStagingToProduction(t *testing.T) {
 	if x := p.runApproved(); x.Status != "succeeded" || x.stage("production") != "succeeded" {
 		t.Fatalf("main: %+v", x)
 	}
-	type history struct {
-		Revisions []struct {
-			ID, Environment, Source string
-			Services                map[string]struct{ Image, ConfigHash string } `json:"services"`
-		}
-	}
-	read := func(env string) history {
-		out, _, err := p.run("history", env, "-o", "json")
-		var h history
-		if err != nil || json.Unmarshal([]byte(out), &h) != nil || len(h.Revisions) == 0 {
-			t.Fatalf("history %s: %v\n%s", env, err, out)
-		}
-		return h
-	}
-	s, pr := read("staging").Revisions[0], read("production").Revisions[0]
+	s, pr := p.newestRevision("staging"), p.newestRevision("production")
 	commit := testenv.Git(t, p.clone, "rev-parse", "HEAD")
 	if s.ID == pr.ID || s.Source != "commit "+commit || pr.Source != s.Source {
 		t.Fatalf("revisions: staging %+v, production %+v", s, pr)
@@ -277,6 +263,23 @@ func TestRunSameCommitFromStagingToProduction(t *testing.T) {
 	if !strings.Contains(logs, "promoting to production the images staging verified for "+commit[:7]) {
 		t.Fatalf("the production deploy does not say it promotes staging's images:\n%s", logs)
 	}
+}
+
+// revision is a revision as `cutover history -o json` shows it.
+type revision struct {
+	ID, Environment, Source string
+	Services                map[string]struct{ Image, ConfigHash string } `json:"services"`
+}
+
+// newestRevision is env's newest revision.
+func (p *pipeRepo) newestRevision(env string) revision {
+	p.t.Helper()
+	out, _, err := p.run("history", env, "-o", "json")
+	var h struct{ Revisions []revision }
+	if err != nil || json.Unmarshal([]byte(out), &h) != nil || len(h.Revisions) == 0 {
+		p.t.Fatalf("history %s: %v\n%s", env, err, out)
+	}
+	return h.Revisions[0]
 }
 
 // lastExecution is the ID of the newest execution.

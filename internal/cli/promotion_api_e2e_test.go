@@ -99,21 +99,7 @@ func TestServeShipsOneCommitThroughStagingAndAnApprovalByToken(t *testing.T) {
 		t.Fatalf("main: %+v", prod)
 	}
 
-	type history struct {
-		Revisions []struct {
-			ID, Source string
-			Services   map[string]struct{ Image, ConfigHash string } `json:"services"`
-		}
-	}
-	read := func(env string) history {
-		out, _, err := p.run("history", env, "-o", "json")
-		var h history
-		if err != nil || json.Unmarshal([]byte(out), &h) != nil || len(h.Revisions) == 0 {
-			t.Fatalf("history %s: %v\n%s", env, err, out)
-		}
-		return h
-	}
-	s, pr := read("staging").Revisions[0], read("production").Revisions[0]
+	s, pr := p.newestRevision("staging"), p.newestRevision("production")
 	if s.Source != "commit "+commit || pr.Source != s.Source {
 		t.Fatalf("revisions: staging %+v, production %+v", s, pr)
 	}
