@@ -8,8 +8,11 @@
 package config
 
 import (
+	"net"
+	"net/netip"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -96,10 +99,46 @@ type Environment struct {
 	ECS         *ECS      `yaml:"ecs,omitempty" json:"ecs,omitempty" jsonschema_description:"AWS settings, required when platform is ecs."`
 }
 
-// Listen holds the local load balancer ports of an environment (on 127.0.0.1).
+// Listen holds the local load balancer listeners of an environment: the
+// production listener on Address:Port (HTTPS with TLS), the test listener
+// on 127.0.0.1:TestPort (always loopback, plain HTTP: it serves checks
+// before a cutover, never users).
 type Listen struct {
-	Port     int `yaml:"port,omitempty" json:"port,omitempty" jsonschema:"minimum=1,maximum=65535,default=8080" jsonschema_description:"Production listener port."`
-	TestPort int `yaml:"test_port,omitempty" json:"test_port,omitempty" jsonschema:"minimum=1,maximum=65535" jsonschema_description:"Test listener port (blue/green); port+1 by default."`
+	Address  string `yaml:"address,omitempty" json:"address,omitempty" jsonschema:"default=127.0.0.1" jsonschema_description:"IP address the production listener binds: 127.0.0.1 (default), 0.0.0.0 or :: for every interface, or one address of this machine."`
+	Port     int    `yaml:"port,omitempty" json:"port,omitempty" jsonschema:"minimum=1,maximum=65535,default=8080" jsonschema_description:"Production listener port."`
+	TestPort int    `yaml:"test_port,omitempty" json:"test_port,omitempty" jsonschema:"minimum=1,maximum=65535" jsonschema_description:"Test listener port (blue/green); port+1 by default. Always on 127.0.0.1."`
+}
+
+// DefaultListenAddress is the bind address of a listener when none is given.
+const DefaultListenAddress = "127.0.0.1"
+
+// ProductionAddr is the IP:PORT the production listener binds.
+func (l Listen) ProductionAddr() string {
+	return net.JoinHostPort(l.Address, strconv.Itoa(l.Port))
+}
+
+// TestAddr is the IP:PORT the test listener binds: always loopback.
+func (l Listen) TestAddr() string {
+	return net.JoinHostPort(DefaultListenAddress, strconv.Itoa(l.TestPort))
+}
+
+// ProductionURL is the URL this machine reaches the production listener on.
+func (l Listen) ProductionURL() string {
+	return "http://" + net.JoinHostPort(l.LocalProductionHost(), strconv.Itoa(l.Port))
+}
+
+// TestURL is the URL of the test listener.
+func (l Listen) TestURL() string { return "http://" + l.TestAddr() }
+
+// LocalProductionHost is the IP this machine reaches its production
+// listener on: 127.0.0.1 when it binds every interface, else the bound
+// address.
+func (l Listen) LocalProductionHost() string {
+	a, err := netip.ParseAddr(l.Address)
+	if err != nil || a.IsUnspecified() {
+		return DefaultListenAddress
+	}
+	return a.String()
 }
 
 // Approval is a manual gate before deploying to an environment.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -248,6 +249,7 @@ func (v *validator) listenPorts() {
 		if e.Platform != PlatformLocal {
 			continue
 		}
+		v.listenAddress(name, e.Listen)
 		for _, f := range []struct {
 			key  string
 			port int
@@ -263,6 +265,20 @@ func (v *validator) listenPorts() {
 			}
 			used[f.port] = p
 		}
+	}
+}
+
+// listenAddress checks the bind address of an environment's production listener.
+func (v *validator) listenAddress(env string, l Listen) {
+	p := "environments." + env + ".listen.address"
+	a, err := netip.ParseAddr(l.Address)
+	switch {
+	case err != nil:
+		v.add(p, "%q is not an IP address (write 127.0.0.1 for this machine only, 0.0.0.0 for every interface, or one IP address of this machine; no host names, no port)", l.Address)
+	case a.Zone() != "":
+		v.add(p, "%q has a zone (write the address without %%%s)", l.Address, a.Zone())
+	case a.IsMulticast():
+		v.add(p, "%q is a multicast address (write 127.0.0.1, 0.0.0.0 or an address of this machine)", l.Address)
 	}
 }
 

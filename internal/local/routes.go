@@ -72,8 +72,8 @@ func buildScope(cfg *config.Config, envName string, sets map[string]map[string][
 	env := cfg.Environments[envName]
 	scope := Scope(cfg.Project, envName)
 	var st proxy.State
-	prod := withEdge(proxy.Listener{Name: listenerName(scope, "production"), Addr: listenAddr(env.Listen.Port)}, env.Proxy)
-	test := withEdge(proxy.Listener{Name: listenerName(scope, "test"), Addr: listenAddr(env.Listen.TestPort)}, env.Proxy)
+	prod := withEdge(proxy.Listener{Name: listenerName(scope, "production"), Addr: env.Listen.ProductionAddr()}, env.Proxy)
+	test := withEdge(proxy.Listener{Name: listenerName(scope, "test"), Addr: env.Listen.TestAddr()}, env.Proxy)
 	colors := []string{Blue, Green}
 	for _, name := range cfg.ServiceNames() {
 		svc := cfg.Services[name]

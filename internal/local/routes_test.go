@@ -2,6 +2,7 @@ package local
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/cutoverdev/cutover/internal/deploy"
@@ -120,5 +121,20 @@ func TestRoutingReadsBackWhatBuildScopeWrote(t *testing.T) {
 	st := buildScope(cfg, "prod", map[string]map[string][]taskAddr{Green: sets[Green]}, deploy.Routing{Production: map[string]int{Green: 100}})
 	if len(st.TargetGroups) != 2 {
 		t.Fatalf("want only green groups, got %+v", st.TargetGroups)
+	}
+}
+
+func TestRoutesBindTheProductionListenerOnTheConfiguredAddress(t *testing.T) {
+	cfg, err := config.Parse("cutover.yaml", []byte(strings.Replace(twoServices, "listen: { port: 9080, test_port: 9081 }", "listen: { address: 0.0.0.0, port: 443, test_port: 9081 }", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := colorSet{Color: Blue, Tasks: map[string][]taskAddr{"api": {{"a1", 40001}}, "web": {{"w1", 40003}}}}
+	st := routes(cfg, "prod", nil, next, 100)
+	if len(st.Listeners) != 2 || st.Listeners[0].Addr != "0.0.0.0:443" || st.Listeners[1].Addr != "127.0.0.1:9081" {
+		t.Fatalf("listeners %+v: want production on 0.0.0.0:443, test on 127.0.0.1:9081", st.Listeners)
+	}
+	if err := st.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }
