@@ -107,6 +107,17 @@ type Listen struct {
 	Address  string `yaml:"address,omitempty" json:"address,omitempty" jsonschema:"default=127.0.0.1" jsonschema_description:"IP address the production listener binds: 127.0.0.1 (default), 0.0.0.0 or :: for every interface, or one address of this machine."`
 	Port     int    `yaml:"port,omitempty" json:"port,omitempty" jsonschema:"minimum=1,maximum=65535,default=8080" jsonschema_description:"Production listener port."`
 	TestPort int    `yaml:"test_port,omitempty" json:"test_port,omitempty" jsonschema:"minimum=1,maximum=65535" jsonschema_description:"Test listener port (blue/green); port+1 by default. Always on 127.0.0.1."`
+	// TLS makes the production listener serve HTTPS.
+	TLS *ListenTLS `yaml:"tls,omitempty" json:"tls,omitempty" jsonschema_description:"Serve HTTPS on the production listener, with a certificate from files."`
+	// HTTPRedirectPort opens a plain HTTP listener on Address that
+	// redirects every request to https (308).
+	HTTPRedirectPort int `yaml:"http_redirect_port,omitempty" json:"http_redirect_port,omitempty" jsonschema:"minimum=1,maximum=65535" jsonschema_description:"With tls: a plain HTTP port on address (such as 80) answering 308 to https on port."`
+}
+
+// ListenTLS is the certificate of a production listener.
+type ListenTLS struct {
+	CertFile string `yaml:"cert_file,omitempty" json:"cert_file,omitempty" jsonschema_description:"PEM certificate chain (leaf first); relative to cutover.yaml's directory or absolute."`
+	KeyFile  string `yaml:"key_file,omitempty" json:"key_file,omitempty" jsonschema_description:"PEM private key of the certificate, unencrypted; relative to cutover.yaml's directory or absolute. Keep it out of the repository."`
 }
 
 // DefaultListenAddress is the bind address of a listener when none is given.
@@ -124,7 +135,28 @@ func (l Listen) TestAddr() string {
 
 // ProductionURL is the URL this machine reaches the production listener on.
 func (l Listen) ProductionURL() string {
-	return "http://" + net.JoinHostPort(l.LocalProductionHost(), strconv.Itoa(l.Port))
+	scheme := "http://"
+	if l.TLS != nil {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(l.LocalProductionHost(), strconv.Itoa(l.Port))
+}
+
+// RedirectAddr is the IP:PORT of the HTTP→HTTPS redirect listener, or "" without one.
+func (l Listen) RedirectAddr() string {
+	if l.HTTPRedirectPort == 0 {
+		return ""
+	}
+	return net.JoinHostPort(l.Address, strconv.Itoa(l.HTTPRedirectPort))
+}
+
+// TLSPath resolves a path of listen.tls: relative paths are relative to
+// the directory of cutover.yaml.
+func (c *Config) TLSPath(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.Dir(), filepath.FromSlash(p))
 }
 
 // TestURL is the URL of the test listener.

@@ -1,8 +1,17 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const listenBase = "version: 1\nproject: p\nservices:\n  web: { image: web:1, port: 80, route: { path_prefix: / } }\nenvironments:\n  production:\n"
@@ -61,6 +70,67 @@ func TestListenAddressRefusedWithFileAndLine(t *testing.T) {
 		// Every problem in one run: the port too.
 		if err == nil || !strings.Contains(err.Error(), "environments.production.listen.port: 70000 is out of range") {
 			t.Errorf("address %q: the bad port is not reported too:\n%v", addr, err)
+		}
+	}
+}
+
+// writePair writes a fresh self-signed certificate and its key to dir.
+func writePair(t *testing.T, dir, prefix string) (certFile, keyFile string, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{"app.cutover.test"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
+	certFile, keyFile = filepath.Join(dir, prefix+".pem"), filepath.Join(dir, prefix+".key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile, keyPEM
+}
+
+func TestListenTLSFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "certs"), 0o700)
+	_, keyA, _ := writePair(t, filepath.Join(dir, "certs"), "a")
+	_, _, keyB := writePair(t, filepath.Join(dir, "certs"), "b")
+	parse := func(listen string) (*Config, error) {
+		return ParseDir(filepath.Join(dir, "cutover.yaml"), dir, []byte(listenBase+listen))
+	}
+	c, err := parse("    listen:\n      address: 0.0.0.0\n      port: 443\n      http_redirect_port: 80\n      tls: { cert_file: certs/a.pem, key_file: " + keyA + " }\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.Environments["production"].Listen
+	if l.ProductionURL() != "https://127.0.0.1:443" || l.RedirectAddr() != "0.0.0.0:80" || c.TLSPath(l.TLS.CertFile) != filepath.Join(dir, "certs", "a.pem") || c.TLSPath(l.TLS.KeyFile) != keyA {
+		t.Fatalf("listen %+v: url %s redirect %s cert %s", l, l.ProductionURL(), l.RedirectAddr(), c.TLSPath(l.TLS.CertFile))
+	}
+
+	for name, tc := range map[string]struct{ listen, want string }{
+		"mismatched pair": {"    listen:\n      tls: { cert_file: certs/a.pem, key_file: certs/b.key }\n",
+			"cutover.yaml:8:7: environments.production.listen.tls: cannot use cert_file " + filepath.Join(dir, "certs/a.pem") + " with key_file " + filepath.Join(dir, "certs/b.key") + ": tls: private key does not match public key"},
+		"missing key": {"    listen:\n      tls:\n        cert_file: certs/a.pem\n        key_file: certs/nope.key\n",
+			"cutover.yaml:10:9: environments.production.listen.tls.key_file: cannot read " + filepath.Join(dir, "certs/nope.key") + ": no such file or directory"},
+		"key only":         {"    listen: { tls: { key_file: certs/a.key } }\n", "environments.production.listen.tls: give both cert_file and key_file"},
+		"redirect no tls":  {"    listen: { http_redirect_port: 80 }\n", "environments.production.listen.http_redirect_port: redirects to https, but the listener has no tls"},
+		"redirect on port": {"    listen: { port: 443, http_redirect_port: 443, tls: { cert_file: certs/a.pem, key_file: certs/a.key } }\n", "environments.production.listen.http_redirect_port: port 443 is also used by environments.production.listen.port"},
+		"redirect range":   {"    listen: { http_redirect_port: 70000, tls: { cert_file: certs/a.pem, key_file: certs/a.key } }\n", "environments.production.listen.http_redirect_port: 70000 is out of range"},
+	} {
+		_, err := parse(tc.listen)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: want %q in:\n%v", name, tc.want, err)
+		}
+		if err != nil && strings.Contains(err.Error(), strings.Split(string(keyB), "\n")[1]) {
+			t.Errorf("%s: the error shows a private key", name)
 		}
 	}
 }

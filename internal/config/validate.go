@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -250,10 +252,18 @@ func (v *validator) listenPorts() {
 			continue
 		}
 		v.listenAddress(name, e.Listen)
-		for _, f := range []struct {
+		v.listenTLS(name, e.Listen)
+		ports := []struct {
 			key  string
 			port int
-		}{{"port", e.Listen.Port}, {"test_port", e.Listen.TestPort}} {
+		}{{"port", e.Listen.Port}, {"test_port", e.Listen.TestPort}}
+		if e.Listen.HTTPRedirectPort != 0 || v.c.explicit("environments."+name+".listen.http_redirect_port") {
+			ports = append(ports, struct {
+				key  string
+				port int
+			}{"http_redirect_port", e.Listen.HTTPRedirectPort})
+		}
+		for _, f := range ports {
 			p := "environments." + name + ".listen." + f.key
 			if f.port < 1 || f.port > 65535 {
 				v.add(p, "%d is out of range (write a port from 1 to 65535)", f.port)
@@ -279,6 +289,37 @@ func (v *validator) listenAddress(env string, l Listen) {
 		v.add(p, "%q has a zone (write the address without %%%s)", l.Address, a.Zone())
 	case a.IsMulticast():
 		v.add(p, "%q is a multicast address (write 127.0.0.1, 0.0.0.0 or an address of this machine)", l.Address)
+	}
+}
+
+// listenTLS checks the certificate files of an environment's production
+// listener: both given, readable, and a matching pair. Never their content
+// in a message.
+func (v *validator) listenTLS(env string, l Listen) {
+	p := "environments." + env + ".listen"
+	if l.TLS == nil {
+		if l.HTTPRedirectPort != 0 {
+			v.add(p+".http_redirect_port", "redirects to https, but the listener has no tls (add listen.tls, or remove http_redirect_port)")
+		}
+		return
+	}
+	t := l.TLS
+	if t.CertFile == "" || t.KeyFile == "" {
+		v.add(p+".tls", "give both cert_file and key_file (PEM files)")
+		return
+	}
+	if v.c.dir == "" {
+		return
+	}
+	certFile, keyFile := v.c.TLSPath(t.CertFile), v.c.TLSPath(t.KeyFile)
+	for _, f := range []struct{ key, path string }{{"cert_file", certFile}, {"key_file", keyFile}} {
+		if _, err := os.Stat(f.path); err != nil {
+			v.add(p+".tls."+f.key, "cannot read %s: %v (fix the path; relative paths start at cutover.yaml's directory)", f.path, errors.Unwrap(err))
+			return
+		}
+	}
+	if _, err := tls.LoadX509KeyPair(certFile, keyFile); err != nil {
+		v.add(p+".tls", "cannot use cert_file %s with key_file %s: %v (give a PEM certificate chain and its unencrypted PEM private key)", certFile, keyFile, err)
 	}
 }
 

@@ -29,9 +29,13 @@ func CheckPorts(ctx context.Context, pc *proxy.Client, cfg *config.Config, env s
 		}
 	}
 	l := cfg.Environments[env].Listen
-	for _, f := range []struct {
+	addrs := []struct {
 		field, addr string
-	}{{"port", l.ProductionAddr()}, {"test_port", l.TestAddr()}} {
+	}{{"port", l.ProductionAddr()}, {"test_port", l.TestAddr()}}
+	if a := l.RedirectAddr(); a != "" {
+		addrs = append(addrs, struct{ field, addr string }{"http_redirect_port", a})
+	}
+	for _, f := range addrs {
 		_, port, _ := net.SplitHostPort(f.addr)
 		fix := fmt.Sprintf("change environments.%s.listen.%s in %s", env, f.field, filepath.Base(cfg.File))
 		if name, ok := owner[port]; ok {

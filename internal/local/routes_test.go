@@ -138,3 +138,30 @@ func TestRoutesBindTheProductionListenerOnTheConfiguredAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestRoutesServeTLSAndRedirectPlainHTTP(t *testing.T) {
+	y := strings.Replace(twoServices, "listen: { port: 9080, test_port: 9081 }",
+		"listen: { address: 0.0.0.0, port: 443, test_port: 9081, http_redirect_port: 80, tls: { cert_file: certs/app.pem, key_file: /etc/cutover/app.key } }", 1)
+	cfg, err := config.Parse("/srv/shop/cutover.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := colorSet{Color: Blue, Tasks: map[string][]taskAddr{"api": {{"a1", 40001}}, "web": {{"w1", 40003}}}}
+	st := routes(cfg, "prod", nil, next, 100)
+	if len(st.Listeners) != 3 {
+		t.Fatalf("listeners %+v", st.Listeners)
+	}
+	prod, test, redirect := st.Listeners[0], st.Listeners[2], st.Listeners[1]
+	if prod.Addr != "0.0.0.0:443" || prod.TLS == nil || prod.TLS.CertFile != "/srv/shop/certs/app.pem" || prod.TLS.KeyFile != "/etc/cutover/app.key" {
+		t.Fatalf("production %+v tls %+v", prod, prod.TLS)
+	}
+	if redirect.Name != "shop.prod/redirect" || redirect.Addr != "0.0.0.0:80" || redirect.RedirectTo != prod.Name || len(redirect.Rules) != 0 {
+		t.Fatalf("redirect %+v", redirect)
+	}
+	if test.Addr != "127.0.0.1:9081" || test.TLS != nil {
+		t.Fatalf("test listener %+v", test)
+	}
+	if got := routingOf(st, "shop.prod"); got.Serving() != Blue {
+		t.Fatalf("routing read back %+v", got)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,7 @@ type listener struct {
 	limits     Limits // as opened
 	srv        *fasthttp.Server
 	ln         net.Listener
+	tls        atomic.Pointer[tlsServing] // nil: plain HTTP
 	done       chan struct{}
 
 	mu    sync.Mutex
@@ -107,8 +109,14 @@ func (p *Proxy) apply(ctx context.Context, s State, warm bool) error {
 	}
 
 	want := map[string]Listener{}
+	tlsOf := map[string]*tlsServing{}
 	for _, l := range s.Listeners {
 		want[l.Addr] = l
+		t, err := loadTLS(l)
+		if err != nil {
+			return err
+		}
+		tlsOf[l.Addr] = t
 	}
 	opened := map[string]*listener{}
 	for _, l := range s.Listeners {
@@ -124,7 +132,7 @@ func (p *Proxy) apply(ctx context.Context, s State, warm bool) error {
 			}
 			return listenError(l, err)
 		}
-		opened[l.Addr] = p.newListener(l, ln)
+		opened[l.Addr] = p.newListener(l, ln, tlsOf[l.Addr])
 	}
 
 	members := p.reconcileGroups(s, warm)
@@ -143,6 +151,7 @@ func (p *Proxy) apply(ctx context.Context, s State, warm bool) error {
 	for addr, l := range p.listeners {
 		if nl, ok := want[addr]; ok {
 			l.name = nl.Name
+			l.tls.Store(tlsOf[addr])
 			if nl.Limits != l.limits {
 				p.log.Warn("listener limits changed: they take effect when the proxy restarts (cutover proxy stop, then cutover proxy start)", "listener", nl.Name, "addr", addr)
 			}
@@ -175,10 +184,11 @@ func listenError(l Listener, err error) error {
 // newListener serves ln with fasthttp, built for proxies: one goroutine
 // per connection, reused buffers and request objects, a request body
 // streamed to the target rather than read whole.
-func (p *Proxy) newListener(l Listener, ln net.Listener) *listener {
+func (p *Proxy) newListener(l Listener, ln net.Listener, t *tlsServing) *listener {
 	lim := l.Limits
 	h := &listenerHandler{p: p, addr: l.Addr, bodyIdle: lim.bodyIdle()}
 	nl := &listener{name: l.Name, addr: l.Addr, limits: lim, ln: ln, done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	nl.tls.Store(t)
 	nl.srv = &fasthttp.Server{
 		Handler:      h.serve,
 		ErrorHandler: serverError,
@@ -205,7 +215,7 @@ func (p *Proxy) newListener(l Listener, ln net.Listener) *listener {
 	}
 	go func() {
 		defer close(nl.done)
-		if err := nl.srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+		if err := nl.srv.Serve(tlsSwitch{ln, &nl.tls}); err != nil && !errors.Is(err, net.ErrClosed) {
 			p.log.Error("listener stopped", "listener", nl.name, "addr", nl.addr, "err", err)
 		}
 	}()
@@ -378,6 +388,14 @@ func (p *Proxy) buildSnapshot(s State, members map[string][]*target) *snapshot {
 			lr.routes = append(lr.routes, rt)
 		}
 		sortRoutes(lr.routes)
+		if l.RedirectTo != "" {
+			for _, to := range s.Listeners {
+				if to.Name == l.RedirectTo {
+					_, port, _ := net.SplitHostPort(to.Addr) // validated
+					lr.redirectPort, _ = strconv.Atoi(port)
+				}
+			}
+		}
 		snap.byAddr[l.Addr] = lr
 	}
 	return snap
