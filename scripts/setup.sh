@@ -6,7 +6,7 @@
 #
 # On Debian as root it installs what is missing (Docker engine, busybox-static,
 # nginx-light, git, python3-venv; moto[server], cfn-lint and checkov from PyPI
-# into a virtualenv), starts dockerd when no engine answers, runs the command
+# into a virtualenv; pebble, the ACME test server, with go install), starts dockerd when no engine answers, runs the command
 # with every test dependency REQUIRED (a missing one fails its tests instead of
 # skipping them), and at the end stops the dockerd it started, by its PID.
 # Not root, it prints exactly what to run and exits 1 when something is missing.
@@ -48,6 +48,16 @@ fi
 mapfile -t apt_need < <(printf '%s\n' ${apt_need[@]+"${apt_need[@]}"} | awk 'NF && !seen[$0]++')
 
 engine_up() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+# Pebble, Let's Encrypt's ACME test server (the proxy's ACME tests), is a Go
+# program: installed with the Go toolchain into $tools/bin, root or not.
+pebble_version=v2.10.3
+if ! command -v pebble >/dev/null 2>&1; then
+  say "installing pebble $pebble_version into $tools/bin"
+  mkdir -p "$tools/bin"
+  GOBIN="$tools/bin" go install "github.com/letsencrypt/pebble/v2/cmd/pebble@$pebble_version"
+  hash -r
+fi
 
 if [ "$(id -u)" != 0 ]; then
   missing=0

@@ -108,7 +108,7 @@ type Listen struct {
 	Port     int    `yaml:"port,omitempty" json:"port,omitempty" jsonschema:"minimum=1,maximum=65535,default=8080" jsonschema_description:"Production listener port."`
 	TestPort int    `yaml:"test_port,omitempty" json:"test_port,omitempty" jsonschema:"minimum=1,maximum=65535" jsonschema_description:"Test listener port (blue/green); port+1 by default. Always on 127.0.0.1."`
 	// TLS makes the production listener serve HTTPS.
-	TLS *ListenTLS `yaml:"tls,omitempty" json:"tls,omitempty" jsonschema_description:"Serve HTTPS on the production listener, with a certificate from files."`
+	TLS *ListenTLS `yaml:"tls,omitempty" json:"tls,omitempty" jsonschema_description:"Serve HTTPS on the production listener, with a certificate from files or from an ACME CA such as Let's Encrypt."`
 	// HTTPRedirectPort opens a plain HTTP listener on Address that
 	// redirects every request to https (308).
 	HTTPRedirectPort int `yaml:"http_redirect_port,omitempty" json:"http_redirect_port,omitempty" jsonschema:"minimum=1,maximum=65535" jsonschema_description:"With tls: a plain HTTP port on address (such as 80) answering 308 to https on port."`
@@ -118,6 +118,18 @@ type Listen struct {
 type ListenTLS struct {
 	CertFile string `yaml:"cert_file,omitempty" json:"cert_file,omitempty" jsonschema_description:"PEM certificate chain (leaf first); relative to cutover.yaml's directory or absolute."`
 	KeyFile  string `yaml:"key_file,omitempty" json:"key_file,omitempty" jsonschema_description:"PEM private key of the certificate, unencrypted; relative to cutover.yaml's directory or absolute. Keep it out of the repository."`
+	ACME     *ACME  `yaml:"acme,omitempty" json:"acme,omitempty" jsonschema_description:"Obtain and renew the certificate from an ACME CA (Let's Encrypt by default) instead of files."`
+}
+
+// ACME gets a production listener's certificates from an ACME CA: TLS-ALPN-01
+// on the listener (reachable on port 443), or HTTP-01 on http_redirect_port
+// (reachable on port 80).
+type ACME struct {
+	Email       string   `yaml:"email,omitempty" json:"email,omitempty" jsonschema_description:"Contact address the CA sends expiry notices to."`
+	Domains     []string `yaml:"domains,omitempty" json:"domains,omitempty" jsonschema_description:"Host names to obtain certificates for; no other name gets one."`
+	Directory   string   `yaml:"directory,omitempty" json:"directory,omitempty" jsonschema:"default=https://acme-v02.api.letsencrypt.org/directory" jsonschema_description:"ACME directory URL of the CA."`
+	CARoot      string   `yaml:"ca_root,omitempty" json:"ca_root,omitempty" jsonschema_description:"PEM file of the CA certificates that sign the directory's HTTPS, for a private CA (such as Pebble); relative to cutover.yaml's directory or absolute."`
+	RenewBefore Duration `yaml:"renew_before,omitempty" json:"renew_before,omitempty" jsonschema_description:"Renew this long before expiry; default a third of the certificate's lifetime, at most 30 days."`
 }
 
 // DefaultListenAddress is the bind address of a listener when none is given.

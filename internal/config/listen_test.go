@@ -134,3 +134,41 @@ func TestListenTLSFromFiles(t *testing.T) {
 		}
 	}
 }
+
+func TestListenTLSFromACME(t *testing.T) {
+	dir := t.TempDir()
+	ca, _, _ := writePair(t, dir, "pebble")
+	parse := func(listen string) (*Config, error) {
+		return ParseDir(filepath.Join(dir, "cutover.yaml"), dir, []byte(listenBase+listen))
+	}
+	c, err := parse("    listen:\n      address: 0.0.0.0\n      port: 443\n      http_redirect_port: 80\n      tls:\n        acme: { email: ops@example.com, domains: [app.example.com, www.example.com], directory: \"https://127.0.0.1:14000/dir\", ca_root: pebble.pem, renew_before: 720h }\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.Environments["production"].Listen.TLS.ACME
+	if a == nil || len(a.Domains) != 2 || c.TLSPath(a.CARoot) != ca || a.RenewBefore.Std() != 720*time.Hour {
+		t.Fatalf("acme %+v", a)
+	}
+	if _, err := parse("    listen: { tls: { acme: { domains: [app.example.com] } } }\n"); err != nil {
+		t.Fatalf("only domains (Let's Encrypt): %v", err)
+	}
+	_, err = parse("    listen:\n      tls:\n        cert_file: pebble.pem\n        acme:\n          email: nobody\n          domains: [\"*.example.com\", \"app.example.com:443\", localhost, App.Example.com]\n          directory: http://127.0.0.1:14000/dir\n          ca_root: pebble.key\n          renew_before: -1h\n")
+	for _, want := range []string{
+		"cutover.yaml:8:7: environments.production.listen.tls: give either acme or cert_file and key_file, not both",
+		`cutover.yaml:12:21: environments.production.listen.tls.acme.domains[0]: "*.example.com" is not a host name`,
+		`environments.production.listen.tls.acme.domains[1]: "app.example.com:443" is not a host name`,
+		`environments.production.listen.tls.acme.domains[2]: "localhost" is not a host name`,
+		`environments.production.listen.tls.acme.domains[3]: "App.Example.com" is not a host name`,
+		`cutover.yaml:11:11: environments.production.listen.tls.acme.email: "nobody" is not an email address`,
+		`environments.production.listen.tls.acme.directory: "http://127.0.0.1:14000/dir" is not an https URL`,
+		"environments.production.listen.tls.acme.ca_root: " + filepath.Join(dir, "pebble.key") + " holds no PEM certificate",
+		`environments.production.listen.tls.acme.renew_before: "-1h" is negative`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q in:\n%v", want, err)
+		}
+	}
+	if _, err := parse("    listen: { tls: { acme: { email: a@b.c } } }\n"); err == nil || !strings.Contains(err.Error(), "environments.production.listen.tls.acme.domains: missing") {
+		t.Errorf("no domains: %v", err)
+	}
+}

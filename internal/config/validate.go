@@ -2,9 +2,11 @@ package config
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -304,6 +306,13 @@ func (v *validator) listenTLS(env string, l Listen) {
 		return
 	}
 	t := l.TLS
+	if t.ACME != nil {
+		if t.CertFile != "" || t.KeyFile != "" {
+			v.add(p+".tls", "give either acme or cert_file and key_file, not both")
+		}
+		v.listenACME(p+".tls.acme", t.ACME)
+		return
+	}
 	if t.CertFile == "" || t.KeyFile == "" {
 		v.add(p+".tls", "give both cert_file and key_file (PEM files)")
 		return
@@ -322,6 +331,38 @@ func (v *validator) listenTLS(env string, l Listen) {
 		v.add(p+".tls", "cannot use cert_file %s with key_file %s: %v (give a PEM certificate chain and its unencrypted PEM private key)", certFile, keyFile, err)
 	}
 }
+
+func (v *validator) listenACME(p string, a *ACME) {
+	if len(a.Domains) == 0 {
+		v.add(p+".domains", "missing (name the host names to get a certificate for, such as [app.example.com])")
+	}
+	for i, d := range a.Domains {
+		if !isHostName(d) {
+			v.add(fmt.Sprintf("%s.domains[%d]", p, i), "%q is not a host name such as app.example.com (lowercase, at least one dot; no wildcard, scheme or port)", d)
+		}
+	}
+	if a.Email != "" && (!strings.Contains(a.Email, "@") || strings.ContainsAny(a.Email, " \t\r\n<>")) {
+		v.add(p+".email", "%q is not an email address", a.Email)
+	}
+	if a.Directory != "" {
+		if u, err := url.Parse(a.Directory); err != nil || u.Scheme != "https" || u.Host == "" {
+			v.add(p+".directory", "%q is not an https URL (such as https://acme-v02.api.letsencrypt.org/directory)", a.Directory)
+		}
+	}
+	if a.CARoot == "" || v.c.dir == "" {
+		return
+	}
+	b, err := os.ReadFile(v.c.TLSPath(a.CARoot))
+	if err != nil {
+		v.add(p+".ca_root", "cannot read %s: %v", v.c.TLSPath(a.CARoot), errors.Unwrap(err))
+	} else if !x509.NewCertPool().AppendCertsFromPEM(b) {
+		v.add(p+".ca_root", "%s holds no PEM certificate", v.c.TLSPath(a.CARoot))
+	}
+}
+
+var hostNameRe = regexp.MustCompile(`^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+func isHostName(s string) bool { return len(s) <= 253 && hostNameRe.MatchString(s) }
 
 func (v *validator) pipeline() {
 	if v.c.Pipeline == nil {

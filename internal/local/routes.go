@@ -121,6 +121,10 @@ func listenerTLS(cfg *config.Config, l config.Listen) *proxy.TLS {
 	if l.TLS == nil {
 		return nil
 	}
+	if a := l.TLS.ACME; a != nil {
+		return &proxy.TLS{ACME: &proxy.ACME{Email: a.Email, Domains: a.Domains, Directory: a.Directory,
+			CARoot: cfg.TLSPath(a.CARoot), RenewBefore: proxy.Duration(a.RenewBefore.Std())}}
+	}
 	return &proxy.TLS{CertFile: cfg.TLSPath(l.TLS.CertFile), KeyFile: cfg.TLSPath(l.TLS.KeyFile)}
 }
 

@@ -165,3 +165,21 @@ func TestRoutesServeTLSAndRedirectPlainHTTP(t *testing.T) {
 		t.Fatalf("routing read back %+v", got)
 	}
 }
+
+func TestRoutesCarryACMESettingsToTheProxy(t *testing.T) {
+	y := strings.Replace(twoServices, "listen: { port: 9080, test_port: 9081 }",
+		"listen: { port: 443, test_port: 9081, http_redirect_port: 80, tls: { acme: { email: ops@shop.test, domains: [shop.test], directory: \"https://127.0.0.1:14000/dir\", ca_root: pebble.pem, renew_before: 240h } } }", 1)
+	cfg, err := config.Parse("/srv/shop/cutover.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := colorSet{Color: Blue, Tasks: map[string][]taskAddr{"api": {{"a1", 40001}}, "web": {{"w1", 40003}}}}
+	st := routes(cfg, "prod", nil, next, 100)
+	a := st.Listeners[0].TLS.ACME
+	if a == nil || a.Email != "ops@shop.test" || a.Domains[0] != "shop.test" || a.Directory != "https://127.0.0.1:14000/dir" || a.CARoot != "/srv/shop/pebble.pem" || a.RenewBefore.String() != "240h0m0s" {
+		t.Fatalf("acme %+v", a)
+	}
+	if err := st.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -34,6 +34,9 @@ import (
 type Options struct {
 	Logger     *slog.Logger          // default: discard
 	Registerer prometheus.Registerer // where the proxy's metrics are registered; nil: nowhere
+	// ACMEDir keeps the ACME account key and certificates (created 0700);
+	// "": listeners with tls.acme are refused.
+	ACMEDir string
 }
 
 // Proxy is the load balancing engine. All methods are safe for concurrent use.
@@ -41,6 +44,7 @@ type Proxy struct {
 	log      *slog.Logger
 	metrics  *metrics
 	upstream *upstreamPool // keep-alive connections to targets
+	acme     *acmeManagers
 	snap     atomic.Pointer[snapshot]
 
 	mu        sync.Mutex // serialises Apply, Close and the bookkeeping of drains
@@ -77,6 +81,7 @@ func New(opts Options) *Proxy {
 		groups:    map[string]*group{},
 		closing:   make(chan struct{}),
 	}
+	p.acme = &acmeManagers{dir: opts.ACMEDir, log: log}
 	p.metrics = newMetrics(p)
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(p.metrics); err != nil {
@@ -110,13 +115,17 @@ func (p *Proxy) apply(ctx context.Context, s State, warm bool) error {
 
 	want := map[string]Listener{}
 	tlsOf := map[string]*tlsServing{}
+	var obtain []Listener // with a new ACME manager
 	for _, l := range s.Listeners {
 		want[l.Addr] = l
-		t, err := loadTLS(l)
+		t, fresh, err := p.loadTLS(l)
 		if err != nil {
 			return err
 		}
 		tlsOf[l.Addr] = t
+		if fresh {
+			obtain = append(obtain, l)
+		}
 	}
 	opened := map[string]*listener{}
 	for _, l := range s.Listeners {
@@ -136,7 +145,7 @@ func (p *Proxy) apply(ctx context.Context, s State, warm bool) error {
 	}
 
 	members := p.reconcileGroups(s, warm)
-	p.snap.Store(p.buildSnapshot(s, members))
+	p.snap.Store(p.buildSnapshot(s, members, tlsOf))
 
 	oldNames := map[string]bool{}
 	for _, l := range p.state.Listeners {
@@ -165,6 +174,9 @@ func (p *Proxy) apply(ctx context.Context, s State, warm bool) error {
 		p.log.Info("listening", "listener", l.name, "addr", addr)
 	}
 	p.state = s
+	for _, l := range obtain {
+		p.acme.obtain(l.Name, tlsOf[l.Addr].acme, l.TLS.ACME.Domains)
+	}
 	return nil
 }
 
@@ -373,7 +385,7 @@ func (p *Proxy) dropGroup(g *group) {
 }
 
 // buildSnapshot resolves s's rules to live groups. Called with p.mu held.
-func (p *Proxy) buildSnapshot(s State, members map[string][]*target) *snapshot {
+func (p *Proxy) buildSnapshot(s State, members map[string][]*target, tlsOf map[string]*tlsServing) *snapshot {
 	snap := &snapshot{byAddr: make(map[string]*listenerRoutes, len(s.Listeners))}
 	for _, l := range s.Listeners {
 		trusted, _ := parseTrusted(l.TrustedProxies) // validated
@@ -393,6 +405,9 @@ func (p *Proxy) buildSnapshot(s State, members map[string][]*target) *snapshot {
 				if to.Name == l.RedirectTo {
 					_, port, _ := net.SplitHostPort(to.Addr) // validated
 					lr.redirectPort, _ = strconv.Atoi(port)
+					if t := tlsOf[to.Addr]; t != nil && t.acme != nil {
+						lr.challenge = challengeHandler(t.acme)
+					}
 				}
 			}
 		}

@@ -10,24 +10,35 @@ import (
 	"sync/atomic"
 
 	"github.com/valyala/fasthttp"
+	"golang.org/x/crypto/acme/autocert"
 )
 
-// TLS makes a listener serve HTTPS (HTTP/1.1 only) with the certificate
-// and key of two PEM files. The proxy reads them on every Apply, so
-// replacing the files and applying again (any deploy) serves the new ones;
-// the key is never logged, persisted or answered, only its path.
+// TLS makes a listener serve HTTPS (HTTP/1.1 only), with the certificate
+// and key of two PEM files or with certificates from an ACME CA. The proxy
+// reads the files on every Apply, so replacing them and applying again (any
+// deploy) serves the new ones; the key is never logged, persisted or
+// answered, only its path.
 type TLS struct {
 	CertFile string `json:"cert_file,omitempty"` // absolute; the certificate, then its chain
 	KeyFile  string `json:"key_file,omitempty"`  // absolute
+	ACME     *ACME  `json:"acme,omitempty"`      // instead of the files
 }
 
 // tlsServing is the TLS of one open listener; Apply swaps it, and every
 // connection accepted after the swap uses the new one.
 type tlsServing struct {
-	cfg *tls.Config
+	cfg  *tls.Config
+	acme *autocert.Manager // when the certificates come from ACME
 }
 
 func validateTLS(at string, t *TLS, add func(string, ...any)) {
+	if t.ACME != nil {
+		if t.CertFile != "" || t.KeyFile != "" {
+			add("%s tls: give either acme or cert_file and key_file, not both", at)
+		}
+		validateACME(at, t.ACME, add)
+		return
+	}
 	if t.CertFile == "" || t.KeyFile == "" {
 		add("%s tls: give both cert_file and key_file", at)
 		return
@@ -39,20 +50,28 @@ func validateTLS(at string, t *TLS, add func(string, ...any)) {
 	}
 }
 
-// loadTLS reads the certificate files of l. The error names the files, never their content.
-func loadTLS(l Listener) (*tlsServing, error) {
+// loadTLS reads the certificate files of l, or finds its ACME manager
+// (fresh reports a new one). The error names the files, never their content.
+func (p *Proxy) loadTLS(l Listener) (t *tlsServing, fresh bool, err error) {
 	if l.TLS == nil {
-		return nil, nil
+		return nil, false, nil
+	}
+	if l.TLS.ACME != nil {
+		m, fresh, err := p.acme.manager(l.Name, l.TLS.ACME)
+		if err != nil {
+			return nil, false, err
+		}
+		return tlsACME(m), fresh, nil
 	}
 	pair, err := tls.LoadX509KeyPair(l.TLS.CertFile, l.TLS.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("listener %q: cannot use tls.cert_file %s with tls.key_file %s: %v (give a PEM certificate chain and its unencrypted PEM private key)", l.Name, l.TLS.CertFile, l.TLS.KeyFile, err)
+		return nil, false, fmt.Errorf("listener %q: cannot use tls.cert_file %s with tls.key_file %s: %v (give a PEM certificate chain and its unencrypted PEM private key)", l.Name, l.TLS.CertFile, l.TLS.KeyFile, err)
 	}
 	return &tlsServing{cfg: &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		NextProtos:   []string{"http/1.1"}, // fasthttp speaks HTTP/1.1 only
 		Certificates: []tls.Certificate{pair},
-	}}, nil
+	}}, false, nil
 }
 
 // tlsSwitch accepts connections of a listener and wraps each in TLS when
