@@ -159,6 +159,15 @@ func (ms *acmeManagers) obtain(listener string, m *autocert.Manager, domains []s
 }
 
 // challengeHandler answers HTTP-01 challenges of m on a plain listener.
+// The Host's port is dropped first: autocert checks the bare name against
+// the domains, and a validator reaching a port other than 80 (behind a
+// port forward) sends it.
 func challengeHandler(m *autocert.Manager) fasthttp.RequestHandler {
-	return fasthttpadaptor.NewFastHTTPHandler(m.HTTPHandler(http.NotFoundHandler()))
+	h := fasthttpadaptor.NewFastHTTPHandler(m.HTTPHandler(http.NotFoundHandler()))
+	return func(ctx *fasthttp.RequestCtx) {
+		host := requestHost(string(ctx.Request.Header.Host()))
+		ctx.Request.Header.SetHost(host)
+		ctx.URI().SetHost(host)
+		h(ctx)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,12 +24,12 @@ import (
 )
 
 // The ACME tests run Pebble (github.com/letsencrypt/pebble), Let's
-// Encrypt's ACME test server, on 127.0.0.1: a real ACME CA with a real
-// protocol, only with no DNS. PEBBLE_VA_ALWAYS_VALID makes it accept every
-// challenge without connecting to the domain (there is no DNS for
-// app.cutover.test here), so the proxy's TLS-ALPN-01 and HTTP-01 answers
-// are not what decides; everything else (account, order, CSR, chain,
-// renewal) is the real exchange.
+// Encrypt's ACME test server, on 127.0.0.1, validating challenges for real:
+// its DNS resolver is a stub in the test that answers 127.0.0.1 for every
+// name (there is no DNS for app.cutover.test here), and its validation
+// ports are the proxy's listeners, so TLS-ALPN-01 reaches the HTTPS
+// listener and HTTP-01 the redirect listener, as Let's Encrypt reaches 443
+// and 80.
 
 const pebbleInstall = "go install github.com/letsencrypt/pebble/v2/cmd/pebble@v2.10.3 (scripts/setup.sh does)"
 
@@ -53,6 +55,7 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // pebble is a running Pebble.
 type pebble struct {
+	logFile   string
 	directory string         // ACME directory URL
 	caRoot    string         // PEM file trusted for Pebble's own HTTPS
 	root      *x509.CertPool // the CA Pebble issues under (from its management API)
@@ -60,17 +63,20 @@ type pebble struct {
 }
 
 // startPebble runs Pebble on free 127.0.0.1 ports, issuing certificates
-// valid for validity, and stops it at the end of the test.
-func startPebble(t *testing.T, validity time.Duration) *pebble {
+// valid for validity and validating TLS-ALPN-01 on tlsPort and HTTP-01 on
+// httpPort of 127.0.0.1; it is stopped at the end of the test.
+func startPebble(t *testing.T, validity time.Duration, tlsPort, httpPort string) *pebble {
 	t.Helper()
 	bin := pebbleBinary(t)
 	dir := t.TempDir()
 	certFile, keyFile, httpsPool := selfSigned(t, dir, "pebble-https", "127.0.0.1", "localhost")
 	acmeAddr, mgmtAddr := freeAddr(t), freeAddr(t)
+	tp, _ := strconv.Atoi(tlsPort)
+	hp, _ := strconv.Atoi(httpPort)
 	cfg := map[string]any{"pebble": map[string]any{
 		"listenAddress": acmeAddr, "managementListenAddress": mgmtAddr,
 		"certificate": certFile, "privateKey": keyFile,
-		"httpPort": 5002, "tlsPort": 5001, // unused: every challenge is valid
+		"httpPort": hp, "tlsPort": tp,
 		"keyAlgorithm": "ecdsa",
 		"profiles":     map[string]any{"default": map[string]any{"description": "test", "validityPeriod": int(validity.Seconds())}},
 	}}
@@ -79,8 +85,8 @@ func startPebble(t *testing.T, validity time.Duration) *pebble {
 	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-config", cfgFile)
-	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_VA_ALWAYS_VALID=1", "PEBBLE_WFE_NONCEREJECT=0")
+	cmd := exec.Command(bin, "-config", cfgFile, "-dnsserver", loopbackDNS(t))
+	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0")
 	logFile := filepath.Join(dir, "pebble.log")
 	out, err := os.Create(logFile)
 	if err != nil {
@@ -111,7 +117,7 @@ func startPebble(t *testing.T, validity time.Duration) *pebble {
 		}
 		return io.ReadAll(res.Body)
 	}
-	p := &pebble{directory: "https://" + acmeAddr + "/dir", caRoot: certFile}
+	p := &pebble{directory: "https://" + acmeAddr + "/dir", caRoot: certFile, logFile: logFile}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		_, err := fetch(p.directory)
@@ -142,6 +148,15 @@ func startPebble(t *testing.T, validity time.Duration) *pebble {
 	return p
 }
 
+func (p *pebble) log(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(p.logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 func pemCerts(t *testing.T, b []byte) []*x509.Certificate {
 	t.Helper()
 	var out []*x509.Certificate
@@ -165,46 +180,15 @@ func pemCerts(t *testing.T, b []byte) []*x509.Certificate {
 // (verified against Pebble's root, dialing 127.0.0.1), refused for other
 // names, and renewed while clients keep connecting, with no failed request.
 func TestACMECertificateObtainedServedAndRenewedUnderLoad(t *testing.T) {
-	peb := startPebble(t, 30*time.Second)
-	home := t.TempDir()
-	c, _ := startRun(t, home)
-	ctx := context.Background()
 	addr, redirAddr := freeAddr(t), freeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
-	web := TargetGroup{Name: "prod/web", Health: fastHealth, Targets: []Target{{ID: "w", Addr: echoProto(t)}}}
-	prod := oneRouteNamed("prod/production", addr, "prod/web")
-	// Renewed 24s before the end of a 30s certificate: 6s (minus up to 2.4s of jitter) after issue.
-	prod.TLS = &TLS{ACME: &ACME{Email: "ops@cutover.test", Domains: []string{"app.cutover.test"}, Directory: peb.directory, CARoot: peb.caRoot, RenewBefore: Duration(24 * time.Second)}}
-	st := State{Listeners: []Listener{prod, {Name: "prod/redirect", Addr: redirAddr, RedirectTo: "prod/production"}}, TargetGroups: []TargetGroup{web}}
-	if err := c.PutScope(ctx, "prod", st); err != nil {
-		t.Fatal(err)
-	}
-
-	// Obtained in the background after the change: poll with handshakes only.
-	url := "https://app.cutover.test:" + port + "/"
-	client := httpsClient(addr, "app.cutover.test", peb.root)
-	deadline := time.Now().Add(30 * time.Second)
-	var res *http.Response
-	for {
-		var err error
-		res, err = client.Get(url)
-		if err == nil && res.StatusCode == 200 {
-			break
-		}
-		if err == nil {
-			res.Body.Close()
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no certificate from pebble after 30s: %v %v", err, res)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
+	_, redirPort, _ := net.SplitHostPort(redirAddr)
+	// TLS-ALPN-01 on the HTTPS listener, HTTP-01 on the redirect listener.
+	peb := startPebble(t, 30*time.Second, port, redirPort)
+	home := t.TempDir()
+	ctx := context.Background()
+	client, url, res := acmeServing(t, peb, home, addr, redirAddr)
 	chain := res.TLS.PeerCertificates
-	if string(body) != "proto=https" || len(chain) < 2 || !chain[1].Equal(peb.inter) || chain[0].DNSNames[0] != "app.cutover.test" {
-		t.Fatalf("served %q, chain %d certificates (intermediate from pebble: %v)", body, len(chain), len(chain) > 1 && chain[1].Equal(peb.inter))
-	}
 	first := chain[0].SerialNumber.String()
 	t.Logf("certificate %s for %v, %s to %s", first, chain[0].DNSNames, chain[0].NotBefore.Format(time.TimeOnly), chain[0].NotAfter.Format(time.TimeOnly))
 
@@ -300,4 +284,154 @@ func TestACMESettingsRefused(t *testing.T) {
 	if len(p.State().Listeners) != 0 {
 		t.Fatal("a refused change was applied")
 	}
+}
+
+// acmeServing runs the proxy daemon on home with an HTTPS listener on addr
+// whose certificate comes from peb (renewed 24s before the end of a 30s
+// certificate: 6s, minus up to 2.4s of jitter, after issue) and a redirect
+// listener on redirAddr; it returns once the listener serves a certificate
+// that verifies against Pebble's root, with its chain checked.
+func acmeServing(t *testing.T, peb *pebble, home, addr, redirAddr string) (*http.Client, string, *http.Response) {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(addr)
+	c, _ := startRun(t, home)
+	web := TargetGroup{Name: "prod/web", Health: fastHealth, Targets: []Target{{ID: "w", Addr: echoProto(t)}}}
+	prod := oneRouteNamed("prod/production", addr, "prod/web")
+	prod.TLS = &TLS{ACME: &ACME{Email: "ops@cutover.test", Domains: []string{"app.cutover.test"}, Directory: peb.directory, CARoot: peb.caRoot, RenewBefore: Duration(24 * time.Second)}}
+	st := State{Listeners: []Listener{prod, {Name: "prod/redirect", Addr: redirAddr, RedirectTo: "prod/production"}}, TargetGroups: []TargetGroup{web}}
+	if err := c.PutScope(context.Background(), "prod", st); err != nil {
+		t.Fatal(err)
+	}
+	// Obtained in the background after the change: poll.
+	url := "https://app.cutover.test:" + port + "/"
+	client := httpsClient(addr, "app.cutover.test", peb.root)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := client.Get(url)
+		if err == nil && res.StatusCode == 200 {
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			chain := res.TLS.PeerCertificates
+			if string(body) != "proto=https" || len(chain) < 2 || !chain[1].Equal(peb.inter) || chain[0].DNSNames[0] != "app.cutover.test" {
+				t.Fatalf("served %q, chain %d certificates (intermediate from pebble: %v)", body, len(chain), len(chain) > 1 && chain[1].Equal(peb.inter))
+			}
+			return client, url, res
+		}
+		if err == nil {
+			res.Body.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no certificate from pebble after 30s: %v %v", err, res)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestACMEHTTP01OnTheRedirectListener: when TLS-ALPN-01 cannot reach the
+// HTTPS listener (Pebble validates it on a closed port), the certificate
+// is obtained by HTTP-01, answered on the redirect listener.
+func TestACMEHTTP01OnTheRedirectListener(t *testing.T) {
+	addr, redirAddr := freeAddr(t), freeAddr(t)
+	_, redirPort, _ := net.SplitHostPort(redirAddr)
+	_, closedPort, _ := net.SplitHostPort(freeAddr(t))
+	peb := startPebble(t, time.Hour, closedPort, redirPort)
+	_, _, res := acmeServing(t, peb, t.TempDir(), addr, redirAddr)
+	t.Logf("certificate %s obtained by HTTP-01", res.TLS.PeerCertificates[0].SerialNumber)
+	if log := peb.log(t); !strings.Contains(log, "Attempting to validate w/ HTTP") || !strings.Contains(log, "set VALID") {
+		t.Fatalf("pebble did not validate by HTTP-01:\n%s", log)
+	}
+}
+
+// loopbackDNS answers DNS queries over TCP (what Pebble's resolver uses)
+// and UDP on 127.0.0.1 until the test ends: an A record 127.0.0.1 for every
+// name, no other records (so Pebble validates on 127.0.0.1 and finds no CAA
+// record). Returns its address.
+func loopbackDNS(t *testing.T) string {
+	t.Helper()
+	var ln net.Listener
+	var pc net.PacketConn
+	for range 20 { // the same free port for both
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if pc, err = net.ListenPacket("udp", ln.Addr().String()); err == nil {
+			break
+		}
+		ln.Close()
+		pc = nil
+	}
+	if pc == nil {
+		t.Fatal("no port free for both TCP and UDP")
+	}
+	t.Cleanup(func() { ln.Close(); pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if answer := dnsAnswer(buf[:n]); answer != nil {
+				pc.WriteTo(answer, from)
+			}
+		}
+	}()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				for {
+					var size [2]byte
+					if _, err := io.ReadFull(c, size[:]); err != nil {
+						return
+					}
+					q := make([]byte, binary.BigEndian.Uint16(size[:]))
+					if _, err := io.ReadFull(c, q); err != nil {
+						return
+					}
+					answer := dnsAnswer(q)
+					if answer == nil {
+						return
+					}
+					c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(answer))), answer...))
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// dnsAnswer builds the reply to one query (RFC 1035 4.1): the question
+// echoed, and for type A one answer 127.0.0.1 pointing at it.
+func dnsAnswer(q []byte) []byte {
+	if len(q) < 12 || binary.BigEndian.Uint16(q[4:6]) != 1 {
+		return nil
+	}
+	i := 12
+	for i < len(q) && q[i] != 0 {
+		i += int(q[i]) + 1
+	}
+	if i+5 > len(q) {
+		return nil
+	}
+	qtype := binary.BigEndian.Uint16(q[i+1 : i+3])
+	question := q[12 : i+5]
+	out := append([]byte{}, q[0:2]...)      // ID
+	out = append(out, 0x84|q[2]&0x01, 0x80) // QR, AA, RD as asked; RA; NOERROR
+	ancount := byte(0)
+	if qtype == 1 {
+		ancount = 1
+	}
+	out = append(out, 0, 1, 0, ancount, 0, 0, 0, 0)
+	out = append(out, question...)
+	if ancount == 1 {
+		out = append(out, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1)
+	}
+	return out
 }
