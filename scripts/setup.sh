@@ -50,19 +50,20 @@ mapfile -t apt_need < <(printf '%s\n' ${apt_need[@]+"${apt_need[@]}"} | awk 'NF 
 engine_up() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
 # Pebble, Let's Encrypt's ACME test server (the proxy's ACME tests), is a Go
-# program: installed with the Go toolchain into $tools/bin, root or not.
+# program, installed with the Go toolchain into $tools/bin.
 pebble_version=v2.10.3
-if ! command -v pebble >/dev/null 2>&1; then
-  say "installing pebble $pebble_version into $tools/bin"
-  mkdir -p "$tools/bin"
-  GOBIN="$tools/bin" go install "github.com/letsencrypt/pebble/v2/cmd/pebble@$pebble_version"
-  hash -r
-fi
+pebble_install="GOBIN=$tools/bin go install github.com/letsencrypt/pebble/v2/cmd/pebble@$pebble_version"
+pebble_need=0
+command -v pebble >/dev/null 2>&1 || pebble_need=1
 
 if [ "$(id -u)" != 0 ]; then
   missing=0
   if [ ${#apt_need[@]} -gt 0 ]; then
     say "missing Debian packages; run:  sudo apt-get update && sudo apt-get install -y ${apt_need[*]}"
+    missing=1
+  fi
+  if [ "$pebble_need" = 1 ]; then
+    say "missing pebble (the ACME test server); run:  $pebble_install"
     missing=1
   fi
   if [ "$py_need" = 1 ]; then
@@ -80,6 +81,12 @@ if [ ${#apt_need[@]} -gt 0 ]; then
   say "installing ${apt_need[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_need[@]}" >/dev/null
+  hash -r
+fi
+if [ "$pebble_need" = 1 ]; then
+  say "installing pebble $pebble_version into $tools/bin"
+  mkdir -p "$tools/bin"
+  GOBIN="$tools/bin" go install "github.com/letsencrypt/pebble/v2/cmd/pebble@$pebble_version"
   hash -r
 fi
 if [ "$py_need" = 1 ]; then

@@ -187,7 +187,7 @@ func TestACMECertificateObtainedServedAndRenewedUnderLoad(t *testing.T) {
 	peb := startPebble(t, 30*time.Second, port, redirPort)
 	home := t.TempDir()
 	ctx := context.Background()
-	client, url, res := acmeServing(t, peb, home, addr, redirAddr)
+	client, url, res, _ := acmeServing(t, peb, home, addr, redirAddr)
 	chain := res.TLS.PeerCertificates
 	first := chain[0].SerialNumber.String()
 	t.Logf("certificate %s for %v, %s to %s", first, chain[0].DNSNames, chain[0].NotBefore.Format(time.TimeOnly), chain[0].NotAfter.Format(time.TimeOnly))
@@ -290,11 +290,12 @@ func TestACMESettingsRefused(t *testing.T) {
 // whose certificate comes from peb (renewed 24s before the end of a 30s
 // certificate: 6s, minus up to 2.4s of jitter, after issue) and a redirect
 // listener on redirAddr; it returns once the listener serves a certificate
-// that verifies against Pebble's root, with its chain checked.
-func acmeServing(t *testing.T, peb *pebble, home, addr, redirAddr string) (*http.Client, string, *http.Response) {
+// that verifies against Pebble's root, with its chain checked, and a
+// function that stops the proxy.
+func acmeServing(t *testing.T, peb *pebble, home, addr, redirAddr string) (*http.Client, string, *http.Response, func()) {
 	t.Helper()
 	_, port, _ := net.SplitHostPort(addr)
-	c, _ := startRun(t, home)
+	c, stop := startRun(t, home)
 	web := TargetGroup{Name: "prod/web", Health: fastHealth, Targets: []Target{{ID: "w", Addr: echoProto(t)}}}
 	prod := oneRouteNamed("prod/production", addr, "prod/web")
 	prod.TLS = &TLS{ACME: &ACME{Email: "ops@cutover.test", Domains: []string{"app.cutover.test"}, Directory: peb.directory, CARoot: peb.caRoot, RenewBefore: Duration(24 * time.Second)}}
@@ -315,7 +316,7 @@ func acmeServing(t *testing.T, peb *pebble, home, addr, redirAddr string) (*http
 			if string(body) != "proto=https" || len(chain) < 2 || !chain[1].Equal(peb.inter) || chain[0].DNSNames[0] != "app.cutover.test" {
 				t.Fatalf("served %q, chain %d certificates (intermediate from pebble: %v)", body, len(chain), len(chain) > 1 && chain[1].Equal(peb.inter))
 			}
-			return client, url, res
+			return client, url, res, stop
 		}
 		if err == nil {
 			res.Body.Close()
@@ -335,10 +336,30 @@ func TestACMEHTTP01OnTheRedirectListener(t *testing.T) {
 	_, redirPort, _ := net.SplitHostPort(redirAddr)
 	_, closedPort, _ := net.SplitHostPort(freeAddr(t))
 	peb := startPebble(t, time.Hour, closedPort, redirPort)
-	_, _, res := acmeServing(t, peb, t.TempDir(), addr, redirAddr)
-	t.Logf("certificate %s obtained by HTTP-01", res.TLS.PeerCertificates[0].SerialNumber)
-	if log := peb.log(t); !strings.Contains(log, "Attempting to validate w/ HTTP") || !strings.Contains(log, "set VALID") {
+	home := t.TempDir()
+	client, url, res, stop := acmeServing(t, peb, home, addr, redirAddr)
+	serial := res.TLS.PeerCertificates[0].SerialNumber
+	t.Logf("certificate %s obtained by HTTP-01", serial)
+	log := peb.log(t)
+	if !strings.Contains(log, "Attempting to validate w/ HTTP") || !strings.Contains(log, "set VALID") {
 		t.Fatalf("pebble did not validate by HTTP-01:\n%s", log)
+	}
+	issued := strings.Count(log, "Issued certificate serial")
+
+	// A restarted proxy serves the certificate from its cache at once,
+	// without asking the CA again.
+	stop()
+	startRun(t, home)
+	res, err := client.Get(url)
+	if err != nil {
+		t.Fatalf("after a restart: %v", err)
+	}
+	res.Body.Close()
+	if got := res.TLS.PeerCertificates[0].SerialNumber; got.Cmp(serial) != 0 {
+		t.Fatalf("after a restart: certificate %s, want %s from the cache", got, serial)
+	}
+	if n := strings.Count(peb.log(t), "Issued certificate serial"); n != issued {
+		t.Fatalf("the restarted proxy asked for %d more certificates", n-issued)
 	}
 }
 
