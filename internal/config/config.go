@@ -154,6 +154,20 @@ func (l Listen) ProductionURL() string {
 	return scheme + net.JoinHostPort(l.LocalProductionHost(), strconv.Itoa(l.Port))
 }
 
+// BoundAddr is one address an environment's listeners bind, and the
+// listen field that sets its port.
+type BoundAddr struct{ Field, Addr string }
+
+// Bound lists the addresses an environment's listeners bind: production,
+// test, and the redirect listener when there is one.
+func (l Listen) Bound() []BoundAddr {
+	out := []BoundAddr{{"port", l.ProductionAddr()}, {"test_port", l.TestAddr()}}
+	if a := l.RedirectAddr(); a != "" {
+		out = append(out, BoundAddr{"http_redirect_port", a})
+	}
+	return out
+}
+
 // RedirectAddr is the IP:PORT of the HTTP→HTTPS redirect listener, or "" without one.
 func (l Listen) RedirectAddr() string {
 	if l.HTTPRedirectPort == 0 {

@@ -115,6 +115,9 @@ func TestListenTLSFromFiles(t *testing.T) {
 		t.Fatalf("listen %+v: url %s redirect %s cert %s", l, l.ProductionURL(), l.RedirectAddr(), c.TLSPath(l.TLS.CertFile))
 	}
 
+	if b := l.Bound(); len(b) != 3 || b[0] != (BoundAddr{"port", "0.0.0.0:443"}) || b[1] != (BoundAddr{"test_port", "127.0.0.1:444"}) || b[2] != (BoundAddr{"http_redirect_port", "0.0.0.0:80"}) {
+		t.Fatalf("bound %+v", b)
+	}
 	for name, tc := range map[string]struct{ listen, want string }{
 		"mismatched pair": {"    listen:\n      tls: { cert_file: certs/a.pem, key_file: certs/b.key }\n",
 			"cutover.yaml:8:7: environments.production.listen.tls: cannot use cert_file " + filepath.Join(dir, "certs/a.pem") + " with key_file " + filepath.Join(dir, "certs/b.key") + ": tls: private key does not match public key"},

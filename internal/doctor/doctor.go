@@ -185,12 +185,10 @@ func checkPorts(ctx context.Context, o Options, pc *proxy.Client, proxyUp bool) 
 }
 
 func portsFree(env string, l config.Listen) error {
-	for _, f := range []struct {
-		field, addr string
-	}{{"port", l.ProductionAddr()}, {"test_port", l.TestAddr()}} {
-		ln, err := net.Listen("tcp", f.addr)
+	for _, f := range l.Bound() {
+		ln, err := net.Listen("tcp", f.Addr)
 		if err != nil {
-			return fmt.Errorf("environments.%s.listen.%s: cannot listen on %s: %v (the proxy is not running, so it is not cutover's)", env, f.field, f.addr, err)
+			return fmt.Errorf("environments.%s.listen.%s: cannot listen on %s: %v (the proxy is not running, so it is not cutover's)", env, f.Field, f.Addr, err)
 		}
 		ln.Close()
 	}

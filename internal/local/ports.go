@@ -29,24 +29,18 @@ func CheckPorts(ctx context.Context, pc *proxy.Client, cfg *config.Config, env s
 		}
 	}
 	l := cfg.Environments[env].Listen
-	addrs := []struct {
-		field, addr string
-	}{{"port", l.ProductionAddr()}, {"test_port", l.TestAddr()}}
-	if a := l.RedirectAddr(); a != "" {
-		addrs = append(addrs, struct{ field, addr string }{"http_redirect_port", a})
-	}
-	for _, f := range addrs {
-		_, port, _ := net.SplitHostPort(f.addr)
-		fix := fmt.Sprintf("change environments.%s.listen.%s in %s", env, f.field, filepath.Base(cfg.File))
+	for _, f := range l.Bound() {
+		_, port, _ := net.SplitHostPort(f.Addr)
+		fix := fmt.Sprintf("change environments.%s.listen.%s in %s", env, f.Field, filepath.Base(cfg.File))
 		if name, ok := owner[port]; ok {
 			if strings.HasPrefix(name, scope+"/") {
 				continue
 			}
-			return fmt.Errorf("environments.%s.listen.%s: port %s is already the listener %q of another environment (%s, or `cutover down` that one)", env, f.field, port, name, fix)
+			return fmt.Errorf("environments.%s.listen.%s: port %s is already the listener %q of another environment (%s, or `cutover down` that one)", env, f.Field, port, name, fix)
 		}
-		ln, err := net.Listen("tcp", f.addr)
+		ln, err := net.Listen("tcp", f.Addr)
 		if err != nil {
-			return fmt.Errorf("environments.%s.listen.%s: cannot listen on %s: %v (stop the process using it, or %s)", env, f.field, f.addr, err, fix)
+			return fmt.Errorf("environments.%s.listen.%s: cannot listen on %s: %v (stop the process using it, or %s)", env, f.Field, f.Addr, err, fix)
 		}
 		ln.Close()
 	}
