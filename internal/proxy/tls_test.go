@@ -318,3 +318,34 @@ func rawRequest(t *testing.T, addr, req string) (int, string) {
 	fmt.Sscanf(string(b), "HTTP/1.1 %d", &code)
 	return code, string(b)
 }
+
+// TestTLSHandshakeIsBoundedByTheHeaderTimeout: a client that opens a
+// connection to a TLS listener and stalls in the handshake (nothing, or
+// half a ClientHello) is cut off after read_header_timeout.
+func TestTLSHandshakeIsBoundedByTheHeaderTimeout(t *testing.T) {
+	dir := t.TempDir()
+	cert, key, _ := selfSigned(t, dir, "a", "app.cutover.test")
+	p := newTestProxy(t, Options{})
+	addr := freeAddr(t)
+	l := oneRouteNamed("prod/production", addr, "prod/web")
+	l.TLS = &TLS{CertFile: cert, KeyFile: key}
+	l.Limits = Limits{ReadHeaderTimeout: Duration(300 * time.Millisecond)}
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{tgOf("prod/web", upstream(t, "web"))}}); err != nil {
+		t.Fatal(err)
+	}
+	for name, send := range map[string][]byte{"nothing": nil, "half a ClientHello": {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00}} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write(send)
+		start := time.Now()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = io.ReadAll(c)
+		took := time.Since(start)
+		c.Close()
+		if err != nil || took > 3*time.Second {
+			t.Errorf("%s: connection still open after %s (%v), want it closed after ~300ms", name, took.Round(time.Millisecond), err)
+		}
+	}
+}
