@@ -6,7 +6,7 @@
 #
 # On Debian as root it installs what is missing (Docker engine, busybox-static,
 # nginx-light, git, python3-venv; moto[server], cfn-lint and checkov from PyPI
-# into a virtualenv), starts dockerd when no engine answers, runs the command
+# into a virtualenv; pebble, the ACME test server, with go install), starts dockerd when no engine answers, runs the command
 # with every test dependency REQUIRED (a missing one fails its tests instead of
 # skipping them), and at the end stops the dockerd it started, by its PID.
 # Not root, it prints exactly what to run and exits 1 when something is missing.
@@ -49,10 +49,21 @@ mapfile -t apt_need < <(printf '%s\n' ${apt_need[@]+"${apt_need[@]}"} | awk 'NF 
 
 engine_up() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
+# Pebble, Let's Encrypt's ACME test server (the proxy's ACME tests), is a Go
+# program, installed with the Go toolchain into $tools/bin.
+pebble_version=v2.10.3
+pebble_install="GOBIN=$tools/bin go install github.com/letsencrypt/pebble/v2/cmd/pebble@$pebble_version"
+pebble_need=0
+command -v pebble >/dev/null 2>&1 || pebble_need=1
+
 if [ "$(id -u)" != 0 ]; then
   missing=0
   if [ ${#apt_need[@]} -gt 0 ]; then
     say "missing Debian packages; run:  sudo apt-get update && sudo apt-get install -y ${apt_need[*]}"
+    missing=1
+  fi
+  if [ "$pebble_need" = 1 ]; then
+    say "missing pebble (the ACME test server); run:  $pebble_install"
     missing=1
   fi
   if [ "$py_need" = 1 ]; then
@@ -70,6 +81,12 @@ if [ ${#apt_need[@]} -gt 0 ]; then
   say "installing ${apt_need[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_need[@]}" >/dev/null
+  hash -r
+fi
+if [ "$pebble_need" = 1 ]; then
+  say "installing pebble $pebble_version into $tools/bin"
+  mkdir -p "$tools/bin"
+  GOBIN="$tools/bin" go install "github.com/letsencrypt/pebble/v2/cmd/pebble@$pebble_version"
   hash -r
 fi
 if [ "$py_need" = 1 ]; then

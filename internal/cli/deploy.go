@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
 	"strings"
 	"time"
 
@@ -153,8 +152,8 @@ func (s *session) controller(g *globals, env string, timeout time.Duration) *dep
 		Platform: &local.Platform{Config: s.cfg, Env: env, Runtime: s.rt, Proxy: s.proxy, Log: log},
 		Store:    s.store,
 		Hooks: hook.Env{
-			TestURL:       "http://127.0.0.1:" + strconv.Itoa(e.Listen.TestPort),
-			ProductionURL: "http://127.0.0.1:" + strconv.Itoa(e.Listen.Port),
+			TestURL:       e.Listen.TestURL(),
+			ProductionURL: e.Listen.ProductionURL(),
 			Dir:           s.cfg.Dir(),
 			Vars:          map[string]string{"CUTOVER_PROJECT": s.cfg.Project, "CUTOVER_ENVIRONMENT": env},
 		},

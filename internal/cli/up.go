@@ -63,7 +63,7 @@ func newUpCmd(g *globals) *cobra.Command {
 					URL         string `json:"url"`
 					TestURL     string `json:"test_url"`
 				}{s.cfg.Project, env, d.Revision, d.ID,
-					fmt.Sprintf("http://127.0.0.1:%d/", e.Listen.Port), fmt.Sprintf("http://127.0.0.1:%d/", e.Listen.TestPort)}
+					e.Listen.ProductionURL() + "/", e.Listen.TestURL() + "/"}
 				return g.printResult(res, func(w io.Writer) {
 					fmt.Fprintf(w, "%s/%s is up: revision %s\n  production: %s\n  test:       %s\n", res.Project, res.Environment, res.Revision, res.URL, res.TestURL)
 				})

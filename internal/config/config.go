@@ -8,8 +8,11 @@
 package config
 
 import (
+	"net"
+	"net/netip"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -96,10 +99,104 @@ type Environment struct {
 	ECS         *ECS      `yaml:"ecs,omitempty" json:"ecs,omitempty" jsonschema_description:"AWS settings, required when platform is ecs."`
 }
 
-// Listen holds the local load balancer ports of an environment (on 127.0.0.1).
+// Listen holds the local load balancer listeners of an environment: the
+// production listener on Address:Port (HTTPS with TLS), the test listener
+// on 127.0.0.1:TestPort (always loopback, plain HTTP: it serves checks
+// before a cutover, never users).
 type Listen struct {
-	Port     int `yaml:"port,omitempty" json:"port,omitempty" jsonschema:"minimum=1,maximum=65535,default=8080" jsonschema_description:"Production listener port."`
-	TestPort int `yaml:"test_port,omitempty" json:"test_port,omitempty" jsonschema:"minimum=1,maximum=65535" jsonschema_description:"Test listener port (blue/green); port+1 by default."`
+	Address  string `yaml:"address,omitempty" json:"address,omitempty" jsonschema:"default=127.0.0.1" jsonschema_description:"IP address the production listener binds: 127.0.0.1 (default), 0.0.0.0 or :: for every interface, or one address of this machine."`
+	Port     int    `yaml:"port,omitempty" json:"port,omitempty" jsonschema:"minimum=1,maximum=65535,default=8080" jsonschema_description:"Production listener port."`
+	TestPort int    `yaml:"test_port,omitempty" json:"test_port,omitempty" jsonschema:"minimum=1,maximum=65535" jsonschema_description:"Test listener port (blue/green); port+1 by default. Always on 127.0.0.1."`
+	// TLS makes the production listener serve HTTPS.
+	TLS *ListenTLS `yaml:"tls,omitempty" json:"tls,omitempty" jsonschema_description:"Serve HTTPS on the production listener, with a certificate from files or from an ACME CA such as Let's Encrypt."`
+	// HTTPRedirectPort opens a plain HTTP listener on Address that
+	// redirects every request to https (308).
+	HTTPRedirectPort int `yaml:"http_redirect_port,omitempty" json:"http_redirect_port,omitempty" jsonschema:"minimum=1,maximum=65535" jsonschema_description:"With tls: a plain HTTP port on address (such as 80) answering 308 to https on port."`
+}
+
+// ListenTLS is the certificate of a production listener.
+type ListenTLS struct {
+	CertFile string `yaml:"cert_file,omitempty" json:"cert_file,omitempty" jsonschema_description:"PEM certificate chain (leaf first); relative to cutover.yaml's directory or absolute."`
+	KeyFile  string `yaml:"key_file,omitempty" json:"key_file,omitempty" jsonschema_description:"PEM private key of the certificate, unencrypted; relative to cutover.yaml's directory or absolute. Keep it out of the repository."`
+	ACME     *ACME  `yaml:"acme,omitempty" json:"acme,omitempty" jsonschema_description:"Obtain and renew the certificate from an ACME CA (Let's Encrypt by default) instead of files."`
+}
+
+// ACME gets a production listener's certificates from an ACME CA: TLS-ALPN-01
+// on the listener (reachable on port 443), or HTTP-01 on http_redirect_port
+// (reachable on port 80).
+type ACME struct {
+	Email       string   `yaml:"email,omitempty" json:"email,omitempty" jsonschema_description:"Contact address the CA sends expiry notices to."`
+	Domains     []string `yaml:"domains,omitempty" json:"domains,omitempty" jsonschema_description:"Host names to obtain certificates for; no other name gets one."`
+	Directory   string   `yaml:"directory,omitempty" json:"directory,omitempty" jsonschema:"default=https://acme-v02.api.letsencrypt.org/directory" jsonschema_description:"ACME directory URL of the CA."`
+	CARoot      string   `yaml:"ca_root,omitempty" json:"ca_root,omitempty" jsonschema_description:"PEM file of the CA certificates that sign the directory's HTTPS, for a private CA (such as Pebble); relative to cutover.yaml's directory or absolute."`
+	RenewBefore Duration `yaml:"renew_before,omitempty" json:"renew_before,omitempty" jsonschema_description:"Renew this long before expiry; default a third of the certificate's lifetime, at most 30 days."`
+}
+
+// DefaultListenAddress is the bind address of a listener when none is given.
+const DefaultListenAddress = "127.0.0.1"
+
+// ProductionAddr is the IP:PORT the production listener binds.
+func (l Listen) ProductionAddr() string {
+	return net.JoinHostPort(l.Address, strconv.Itoa(l.Port))
+}
+
+// TestAddr is the IP:PORT the test listener binds: always loopback.
+func (l Listen) TestAddr() string {
+	return net.JoinHostPort(DefaultListenAddress, strconv.Itoa(l.TestPort))
+}
+
+// ProductionURL is the URL this machine reaches the production listener on.
+func (l Listen) ProductionURL() string {
+	scheme := "http://"
+	if l.TLS != nil {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(l.LocalProductionHost(), strconv.Itoa(l.Port))
+}
+
+// BoundAddr is one address an environment's listeners bind, and the
+// listen field that sets its port.
+type BoundAddr struct{ Field, Addr string }
+
+// Bound lists the addresses an environment's listeners bind: production,
+// test, and the redirect listener when there is one.
+func (l Listen) Bound() []BoundAddr {
+	out := []BoundAddr{{"port", l.ProductionAddr()}, {"test_port", l.TestAddr()}}
+	if a := l.RedirectAddr(); a != "" {
+		out = append(out, BoundAddr{"http_redirect_port", a})
+	}
+	return out
+}
+
+// RedirectAddr is the IP:PORT of the HTTP→HTTPS redirect listener, or "" without one.
+func (l Listen) RedirectAddr() string {
+	if l.HTTPRedirectPort == 0 {
+		return ""
+	}
+	return net.JoinHostPort(l.Address, strconv.Itoa(l.HTTPRedirectPort))
+}
+
+// TLSPath resolves a path of listen.tls: relative paths are relative to
+// the directory of cutover.yaml.
+func (c *Config) TLSPath(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.Dir(), filepath.FromSlash(p))
+}
+
+// TestURL is the URL of the test listener.
+func (l Listen) TestURL() string { return "http://" + l.TestAddr() }
+
+// LocalProductionHost is the IP this machine reaches its production
+// listener on: 127.0.0.1 when it binds every interface, else the bound
+// address.
+func (l Listen) LocalProductionHost() string {
+	a, err := netip.ParseAddr(l.Address)
+	if err != nil || a.IsUnspecified() {
+		return DefaultListenAddress
+	}
+	return a.String()
 }
 
 // Approval is a manual gate before deploying to an environment.

@@ -104,10 +104,10 @@ func TestDefaults(t *testing.T) {
 	if !jsonEqual(t, stg.Strategy, wantStrategy) {
 		t.Errorf("strategy defaults:\n got %+v\nwant %+v", stg.Strategy, wantStrategy)
 	}
-	check(t, "staging listen", stg.Listen, Listen{8080, 8081})
+	check(t, "staging listen", stg.Listen, Listen{Address: "127.0.0.1", Port: 8080, TestPort: 8081})
 	prod := c.Environments["production"]
 	check(t, "production traffic", prod.Strategy.Traffic, TrafficAllAtOnce)
-	check(t, "production listen", prod.Listen, Listen{9000, 9001})
+	check(t, "production listen", prod.Listen, Listen{Address: "127.0.0.1", Port: 9000, TestPort: 9001})
 	check(t, "approval timeout", prod.Approval.Timeout.Std(), 168*time.Hour)
 	h := prod.Hooks.AfterAllowTestTraffic[0]
 	check(t, "hook timeout", h.Timeout.Std(), 30*time.Second)

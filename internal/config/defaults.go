@@ -99,6 +99,7 @@ func (c *Config) environmentDefaults(path string, e *Environment) {
 			setString(&s.Container, name)
 		}
 	}
+	setString(&e.Listen.Address, DefaultListenAddress)
 	c.setInt(&e.Listen.Port, path+".listen.port", DefaultListenPort)
 	c.setInt(&e.Listen.TestPort, path+".listen.test_port", e.Listen.Port+1)
 	if e.Approval != nil {

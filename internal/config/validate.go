@@ -1,7 +1,12 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -248,10 +253,19 @@ func (v *validator) listenPorts() {
 		if e.Platform != PlatformLocal {
 			continue
 		}
-		for _, f := range []struct {
+		v.listenAddress(name, e.Listen)
+		v.listenTLS(name, e.Listen)
+		ports := []struct {
 			key  string
 			port int
-		}{{"port", e.Listen.Port}, {"test_port", e.Listen.TestPort}} {
+		}{{"port", e.Listen.Port}, {"test_port", e.Listen.TestPort}}
+		if e.Listen.HTTPRedirectPort != 0 || v.c.explicit("environments."+name+".listen.http_redirect_port") {
+			ports = append(ports, struct {
+				key  string
+				port int
+			}{"http_redirect_port", e.Listen.HTTPRedirectPort})
+		}
+		for _, f := range ports {
 			p := "environments." + name + ".listen." + f.key
 			if f.port < 1 || f.port > 65535 {
 				v.add(p, "%d is out of range (write a port from 1 to 65535)", f.port)
@@ -265,6 +279,90 @@ func (v *validator) listenPorts() {
 		}
 	}
 }
+
+// listenAddress checks the bind address of an environment's production listener.
+func (v *validator) listenAddress(env string, l Listen) {
+	p := "environments." + env + ".listen.address"
+	a, err := netip.ParseAddr(l.Address)
+	switch {
+	case err != nil:
+		v.add(p, "%q is not an IP address (write 127.0.0.1 for this machine only, 0.0.0.0 for every interface, or one IP address of this machine; no host names, no port)", l.Address)
+	case a.Zone() != "":
+		v.add(p, "%q has a zone (write the address without %%%s)", l.Address, a.Zone())
+	case a.IsMulticast():
+		v.add(p, "%q is a multicast address (write 127.0.0.1, 0.0.0.0 or an address of this machine)", l.Address)
+	}
+}
+
+// listenTLS checks the certificate files of an environment's production
+// listener: both given, readable, and a matching pair. Never their content
+// in a message.
+func (v *validator) listenTLS(env string, l Listen) {
+	p := "environments." + env + ".listen"
+	if l.TLS == nil {
+		if l.HTTPRedirectPort != 0 {
+			v.add(p+".http_redirect_port", "redirects to https, but the listener has no tls (add listen.tls, or remove http_redirect_port)")
+		}
+		return
+	}
+	t := l.TLS
+	if t.ACME != nil {
+		if t.CertFile != "" || t.KeyFile != "" {
+			v.add(p+".tls", "give either acme or cert_file and key_file, not both")
+		}
+		v.listenACME(p+".tls.acme", t.ACME)
+		return
+	}
+	if t.CertFile == "" || t.KeyFile == "" {
+		v.add(p+".tls", "give both cert_file and key_file (PEM files)")
+		return
+	}
+	if v.c.dir == "" {
+		return
+	}
+	certFile, keyFile := v.c.TLSPath(t.CertFile), v.c.TLSPath(t.KeyFile)
+	for _, f := range []struct{ key, path string }{{"cert_file", certFile}, {"key_file", keyFile}} {
+		if _, err := os.Stat(f.path); err != nil {
+			v.add(p+".tls."+f.key, "cannot read %s: %v (fix the path; relative paths start at cutover.yaml's directory)", f.path, errors.Unwrap(err))
+			return
+		}
+	}
+	if _, err := tls.LoadX509KeyPair(certFile, keyFile); err != nil {
+		v.add(p+".tls", "cannot use cert_file %s with key_file %s: %v (give a PEM certificate chain and its unencrypted PEM private key)", certFile, keyFile, err)
+	}
+}
+
+func (v *validator) listenACME(p string, a *ACME) {
+	if len(a.Domains) == 0 {
+		v.add(p+".domains", "missing (name the host names to get a certificate for, such as [app.example.com])")
+	}
+	for i, d := range a.Domains {
+		if !isHostName(d) {
+			v.add(fmt.Sprintf("%s.domains[%d]", p, i), "%q is not a host name such as app.example.com (lowercase, at least one dot; no wildcard, scheme or port)", d)
+		}
+	}
+	if a.Email != "" && (!strings.Contains(a.Email, "@") || strings.ContainsAny(a.Email, " \t\r\n<>")) {
+		v.add(p+".email", "%q is not an email address", a.Email)
+	}
+	if a.Directory != "" {
+		if u, err := url.Parse(a.Directory); err != nil || u.Scheme != "https" || u.Host == "" {
+			v.add(p+".directory", "%q is not an https URL (such as https://acme-v02.api.letsencrypt.org/directory)", a.Directory)
+		}
+	}
+	if a.CARoot == "" || v.c.dir == "" {
+		return
+	}
+	b, err := os.ReadFile(v.c.TLSPath(a.CARoot))
+	if err != nil {
+		v.add(p+".ca_root", "cannot read %s: %v", v.c.TLSPath(a.CARoot), errors.Unwrap(err))
+	} else if !x509.NewCertPool().AppendCertsFromPEM(b) {
+		v.add(p+".ca_root", "%s holds no PEM certificate", v.c.TLSPath(a.CARoot))
+	}
+}
+
+var hostNameRe = regexp.MustCompile(`^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+func isHostName(s string) bool { return len(s) <= 253 && hostNameRe.MatchString(s) }
 
 func (v *validator) pipeline() {
 	if v.c.Pipeline == nil {

@@ -168,7 +168,7 @@ func checkPorts(ctx context.Context, o Options, pc *proxy.Client, proxyUp bool) 
 		if e.Platform != "" && e.Platform != config.PlatformLocal {
 			continue
 		}
-		c := Check{Name: "ports " + env, Status: OK, Detail: fmt.Sprintf("127.0.0.1:%d and test 127.0.0.1:%d are free or this environment's", e.Listen.Port, e.Listen.TestPort)}
+		c := Check{Name: "ports " + env, Status: OK, Detail: fmt.Sprintf("%s and test %s are free or this environment's", e.Listen.ProductionAddr(), e.Listen.TestAddr())}
 		var err error
 		if proxyUp {
 			err = local.CheckPorts(ctx, pc, o.Config, env)
@@ -185,13 +185,10 @@ func checkPorts(ctx context.Context, o Options, pc *proxy.Client, proxyUp bool) 
 }
 
 func portsFree(env string, l config.Listen) error {
-	for _, f := range []struct {
-		field string
-		port  int
-	}{{"port", l.Port}, {"test_port", l.TestPort}} {
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(f.port)))
+	for _, f := range l.Bound() {
+		ln, err := net.Listen("tcp", f.Addr)
 		if err != nil {
-			return fmt.Errorf("environments.%s.listen.%s: 127.0.0.1:%d is in use by another process (the proxy is not running, so it is not cutover's)", env, f.field, f.port)
+			return fmt.Errorf("environments.%s.listen.%s: cannot listen on %s: %v (the proxy is not running, so it is not cutover's)", env, f.Field, f.Addr, err)
 		}
 		ln.Close()
 	}

@@ -423,8 +423,6 @@ func (p *Platform) checkTask(ctx context.Context, t docker.Task, ts proxy.Target
 	return nil
 }
 
-func listenAddr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
-
 func joinInts(xs []int) string {
 	s := make([]string, len(xs))
 	for i, x := range xs {

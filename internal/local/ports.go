@@ -21,26 +21,26 @@ func CheckPorts(ctx context.Context, pc *proxy.Client, cfg *config.Config, env s
 		return err
 	}
 	scope := Scope(cfg.Project, env)
-	owner := map[string]string{} // addr -> listener name
+	// By port: 0.0.0.0:80 and 127.0.0.1:80 cannot both be bound.
+	owner := map[string]string{} // port -> listener name
 	for _, l := range st.Listeners {
-		owner[l.Addr] = l.Name
+		if _, port, err := net.SplitHostPort(l.Addr); err == nil {
+			owner[port] = l.Name
+		}
 	}
 	l := cfg.Environments[env].Listen
-	for _, f := range []struct {
-		field string
-		port  int
-	}{{"port", l.Port}, {"test_port", l.TestPort}} {
-		addr := listenAddr(f.port)
-		fix := fmt.Sprintf("change environments.%s.listen.%s in %s", env, f.field, filepath.Base(cfg.File))
-		if name, ok := owner[addr]; ok {
+	for _, f := range l.Bound() {
+		_, port, _ := net.SplitHostPort(f.Addr)
+		fix := fmt.Sprintf("change environments.%s.listen.%s in %s", env, f.Field, filepath.Base(cfg.File))
+		if name, ok := owner[port]; ok {
 			if strings.HasPrefix(name, scope+"/") {
 				continue
 			}
-			return fmt.Errorf("environments.%s.listen.%s: %s is already the listener %q of another environment (%s, or `cutover down` that one)", env, f.field, addr, name, fix)
+			return fmt.Errorf("environments.%s.listen.%s: port %s is already the listener %q of another environment (%s, or `cutover down` that one)", env, f.Field, port, name, fix)
 		}
-		ln, err := net.Listen("tcp", addr)
+		ln, err := net.Listen("tcp", f.Addr)
 		if err != nil {
-			return fmt.Errorf("environments.%s.listen.%s: %s is in use by another process (stop it, or %s)", env, f.field, addr, fix)
+			return fmt.Errorf("environments.%s.listen.%s: cannot listen on %s: %v (stop the process using it, or %s)", env, f.Field, f.Addr, err, fix)
 		}
 		ln.Close()
 	}

@@ -72,8 +72,8 @@ func buildScope(cfg *config.Config, envName string, sets map[string]map[string][
 	env := cfg.Environments[envName]
 	scope := Scope(cfg.Project, envName)
 	var st proxy.State
-	prod := withEdge(proxy.Listener{Name: listenerName(scope, "production"), Addr: listenAddr(env.Listen.Port)}, env.Proxy)
-	test := withEdge(proxy.Listener{Name: listenerName(scope, "test"), Addr: listenAddr(env.Listen.TestPort)}, env.Proxy)
+	prod := withEdge(proxy.Listener{Name: listenerName(scope, "production"), Addr: env.Listen.ProductionAddr(), TLS: listenerTLS(cfg, env.Listen)}, env.Proxy)
+	test := withEdge(proxy.Listener{Name: listenerName(scope, "test"), Addr: env.Listen.TestAddr()}, env.Proxy)
 	colors := []string{Blue, Green}
 	for _, name := range cfg.ServiceNames() {
 		svc := cfg.Services[name]
@@ -106,11 +106,26 @@ func buildScope(cfg *config.Config, envName string, sets map[string]map[string][
 	}
 	if len(prod.Rules) > 0 {
 		st.Listeners = append(st.Listeners, prod)
+		if a := env.Listen.RedirectAddr(); a != "" {
+			st.Listeners = append(st.Listeners, proxy.Listener{Name: listenerName(scope, "redirect"), Addr: a, RedirectTo: prod.Name})
+		}
 	}
 	if len(test.Rules) > 0 {
 		st.Listeners = append(st.Listeners, test)
 	}
 	return st
+}
+
+// listenerTLS is the proxy's TLS of a production listener, with absolute paths.
+func listenerTLS(cfg *config.Config, l config.Listen) *proxy.TLS {
+	if l.TLS == nil {
+		return nil
+	}
+	if a := l.TLS.ACME; a != nil {
+		return &proxy.TLS{ACME: &proxy.ACME{Email: a.Email, Domains: a.Domains, Directory: a.Directory,
+			CARoot: cfg.TLSPath(a.CARoot), RenewBefore: proxy.Duration(a.RenewBefore.Std())}}
+	}
+	return &proxy.TLS{CertFile: cfg.TLSPath(l.TLS.CertFile), KeyFile: cfg.TLSPath(l.TLS.KeyFile)}
 }
 
 func total(ws []proxy.WeightedTarget) int {

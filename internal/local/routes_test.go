@@ -2,6 +2,7 @@ package local
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/cutoverdev/cutover/internal/deploy"
@@ -120,5 +121,65 @@ func TestRoutingReadsBackWhatBuildScopeWrote(t *testing.T) {
 	st := buildScope(cfg, "prod", map[string]map[string][]taskAddr{Green: sets[Green]}, deploy.Routing{Production: map[string]int{Green: 100}})
 	if len(st.TargetGroups) != 2 {
 		t.Fatalf("want only green groups, got %+v", st.TargetGroups)
+	}
+}
+
+func TestRoutesBindTheProductionListenerOnTheConfiguredAddress(t *testing.T) {
+	cfg, err := config.Parse("cutover.yaml", []byte(strings.Replace(twoServices, "listen: { port: 9080, test_port: 9081 }", "listen: { address: 0.0.0.0, port: 443, test_port: 9081 }", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := colorSet{Color: Blue, Tasks: map[string][]taskAddr{"api": {{"a1", 40001}}, "web": {{"w1", 40003}}}}
+	st := routes(cfg, "prod", nil, next, 100)
+	if len(st.Listeners) != 2 || st.Listeners[0].Addr != "0.0.0.0:443" || st.Listeners[1].Addr != "127.0.0.1:9081" {
+		t.Fatalf("listeners %+v: want production on 0.0.0.0:443, test on 127.0.0.1:9081", st.Listeners)
+	}
+	if err := st.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRoutesServeTLSAndRedirectPlainHTTP(t *testing.T) {
+	y := strings.Replace(twoServices, "listen: { port: 9080, test_port: 9081 }",
+		"listen: { address: 0.0.0.0, port: 443, test_port: 9081, http_redirect_port: 80, tls: { cert_file: certs/app.pem, key_file: /etc/cutover/app.key } }", 1)
+	cfg, err := config.Parse("/srv/shop/cutover.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := colorSet{Color: Blue, Tasks: map[string][]taskAddr{"api": {{"a1", 40001}}, "web": {{"w1", 40003}}}}
+	st := routes(cfg, "prod", nil, next, 100)
+	if len(st.Listeners) != 3 {
+		t.Fatalf("listeners %+v", st.Listeners)
+	}
+	prod, test, redirect := st.Listeners[0], st.Listeners[2], st.Listeners[1]
+	if prod.Addr != "0.0.0.0:443" || prod.TLS == nil || prod.TLS.CertFile != "/srv/shop/certs/app.pem" || prod.TLS.KeyFile != "/etc/cutover/app.key" {
+		t.Fatalf("production %+v tls %+v", prod, prod.TLS)
+	}
+	if redirect.Name != "shop.prod/redirect" || redirect.Addr != "0.0.0.0:80" || redirect.RedirectTo != prod.Name || len(redirect.Rules) != 0 {
+		t.Fatalf("redirect %+v", redirect)
+	}
+	if test.Addr != "127.0.0.1:9081" || test.TLS != nil {
+		t.Fatalf("test listener %+v", test)
+	}
+	if got := routingOf(st, "shop.prod"); got.Serving() != Blue {
+		t.Fatalf("routing read back %+v", got)
+	}
+}
+
+func TestRoutesCarryACMESettingsToTheProxy(t *testing.T) {
+	y := strings.Replace(twoServices, "listen: { port: 9080, test_port: 9081 }",
+		"listen: { port: 443, test_port: 9081, http_redirect_port: 80, tls: { acme: { email: ops@shop.test, domains: [shop.test], directory: \"https://127.0.0.1:14000/dir\", ca_root: pebble.pem, renew_before: 240h } } }", 1)
+	cfg, err := config.Parse("/srv/shop/cutover.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := colorSet{Color: Blue, Tasks: map[string][]taskAddr{"api": {{"a1", 40001}}, "web": {{"w1", 40003}}}}
+	st := routes(cfg, "prod", nil, next, 100)
+	a := st.Listeners[0].TLS.ACME
+	if a == nil || a.Email != "ops@shop.test" || a.Domains[0] != "shop.test" || a.Directory != "https://127.0.0.1:14000/dir" || a.CARoot != "/srv/shop/pebble.pem" || a.RenewBefore.String() != "240h0m0s" {
+		t.Fatalf("acme %+v", a)
+	}
+	if err := st.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -415,8 +415,8 @@ func (r *run) deploy(ctx context.Context, a config.Action) (result, error) {
 func (r *run) verify(ctx context.Context, a config.Action) (result, error) {
 	env := r.cfg.Environments[a.Environment]
 	hookEnv := hook.Env{
-		TestURL:       fmt.Sprintf("http://127.0.0.1:%d", env.Listen.TestPort),
-		ProductionURL: fmt.Sprintf("http://127.0.0.1:%d", env.Listen.Port),
+		TestURL:       env.Listen.TestURL(),
+		ProductionURL: env.Listen.ProductionURL(),
 		Dir:           r.cfg.Dir(),
 	}
 	timeout := a.Timeout

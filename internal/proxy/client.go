@@ -35,6 +35,7 @@ func proxyDir(home string) string   { return filepath.Join(home, "proxy") }
 func socketPath(home string) string { return filepath.Join(proxyDir(home), "admin.sock") }
 func pidPath(home string) string    { return filepath.Join(proxyDir(home), "proxy.pid") }
 func statePath(home string) string  { return filepath.Join(proxyDir(home), "state.json") }
+func acmeDir(home string) string    { return filepath.Join(proxyDir(home), "acme") }
 func logPath(home string) string    { return filepath.Join(proxyDir(home), "proxy.log") }
 func lockPath(home string) string   { return filepath.Join(proxyDir(home), "proxy.lock") }
 func adminURL(path string) string   { return "http://cutover-proxy" + path }

@@ -77,7 +77,7 @@ func Run(ctx context.Context, home string, opts RunOptions) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	p := New(Options{Logger: log, Registerer: reg})
+	p := New(Options{Logger: log, Registerer: reg, ACMEDir: acmeDir(home)})
 	closeProxy := func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.ShutdownGrace)
 		defer cancel()

@@ -51,6 +51,10 @@ func (h *listenerHandler) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	lr := h.p.snap.Load().byAddr[h.addr]
+	if lr != nil && lr.redirectPort != 0 {
+		redirectHTTPS(ctx, lr)
+		return
+	}
 	host := ctx.Request.Header.Host()
 	path := ctx.Path()
 	var rt *route
@@ -291,7 +295,11 @@ func appendRequestHead(dst []byte, ctx *fasthttp.RequestCtx, trusted, upgrade bo
 	}
 	dst = append(remoteAddr(ctx).AppendTo(dst), '\r', '\n')
 	if !seenProto {
-		dst = append(dst, "X-Forwarded-Proto: http\r\n"...)
+		if ctx.IsTLS() {
+			dst = append(dst, "X-Forwarded-Proto: https\r\n"...)
+		} else {
+			dst = append(dst, "X-Forwarded-Proto: http\r\n"...)
+		}
 	}
 	if !seenHost && len(h.Host()) > 0 {
 		dst = append(append(append(dst, "X-Forwarded-Host: "...), h.Host()...), '\r', '\n')

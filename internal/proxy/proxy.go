@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,9 @@ import (
 type Options struct {
 	Logger     *slog.Logger          // default: discard
 	Registerer prometheus.Registerer // where the proxy's metrics are registered; nil: nowhere
+	// ACMEDir keeps the ACME account key and certificates (created 0700);
+	// "": listeners with tls.acme are refused.
+	ACMEDir string
 }
 
 // Proxy is the load balancing engine. All methods are safe for concurrent use.
@@ -40,6 +44,7 @@ type Proxy struct {
 	log      *slog.Logger
 	metrics  *metrics
 	upstream *upstreamPool // keep-alive connections to targets
+	acme     *acmeManagers
 	snap     atomic.Pointer[snapshot]
 
 	mu        sync.Mutex // serialises Apply, Close and the bookkeeping of drains
@@ -57,6 +62,7 @@ type listener struct {
 	limits     Limits // as opened
 	srv        *fasthttp.Server
 	ln         net.Listener
+	tls        atomic.Pointer[tlsServing] // nil: plain HTTP
 	done       chan struct{}
 
 	mu    sync.Mutex
@@ -75,6 +81,7 @@ func New(opts Options) *Proxy {
 		groups:    map[string]*group{},
 		closing:   make(chan struct{}),
 	}
+	p.acme = &acmeManagers{dir: opts.ACMEDir, log: log}
 	p.metrics = newMetrics(p)
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(p.metrics); err != nil {
@@ -107,8 +114,18 @@ func (p *Proxy) apply(ctx context.Context, s State, warm bool) error {
 	}
 
 	want := map[string]Listener{}
+	tlsOf := map[string]*tlsServing{}
+	var obtain []Listener // with a new ACME manager
 	for _, l := range s.Listeners {
 		want[l.Addr] = l
+		t, fresh, err := p.loadTLS(l)
+		if err != nil {
+			return err
+		}
+		tlsOf[l.Addr] = t
+		if fresh {
+			obtain = append(obtain, l)
+		}
 	}
 	opened := map[string]*listener{}
 	for _, l := range s.Listeners {
@@ -124,11 +141,11 @@ func (p *Proxy) apply(ctx context.Context, s State, warm bool) error {
 			}
 			return listenError(l, err)
 		}
-		opened[l.Addr] = p.newListener(l, ln)
+		opened[l.Addr] = p.newListener(l, ln, tlsOf[l.Addr])
 	}
 
 	members := p.reconcileGroups(s, warm)
-	p.snap.Store(p.buildSnapshot(s, members))
+	p.snap.Store(p.buildSnapshot(s, members, tlsOf))
 
 	oldNames := map[string]bool{}
 	for _, l := range p.state.Listeners {
@@ -143,6 +160,7 @@ func (p *Proxy) apply(ctx context.Context, s State, warm bool) error {
 	for addr, l := range p.listeners {
 		if nl, ok := want[addr]; ok {
 			l.name = nl.Name
+			l.tls.Store(tlsOf[addr])
 			if nl.Limits != l.limits {
 				p.log.Warn("listener limits changed: they take effect when the proxy restarts (cutover proxy stop, then cutover proxy start)", "listener", nl.Name, "addr", addr)
 			}
@@ -156,6 +174,9 @@ func (p *Proxy) apply(ctx context.Context, s State, warm bool) error {
 		p.log.Info("listening", "listener", l.name, "addr", addr)
 	}
 	p.state = s
+	for _, l := range obtain {
+		p.acme.obtain(l.Name, tlsOf[l.Addr].acme, l.TLS.ACME.Domains)
+	}
 	return nil
 }
 
@@ -175,10 +196,11 @@ func listenError(l Listener, err error) error {
 // newListener serves ln with fasthttp, built for proxies: one goroutine
 // per connection, reused buffers and request objects, a request body
 // streamed to the target rather than read whole.
-func (p *Proxy) newListener(l Listener, ln net.Listener) *listener {
+func (p *Proxy) newListener(l Listener, ln net.Listener, t *tlsServing) *listener {
 	lim := l.Limits
 	h := &listenerHandler{p: p, addr: l.Addr, bodyIdle: lim.bodyIdle()}
 	nl := &listener{name: l.Name, addr: l.Addr, limits: lim, ln: ln, done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	nl.tls.Store(t)
 	nl.srv = &fasthttp.Server{
 		Handler:      h.serve,
 		ErrorHandler: serverError,
@@ -205,7 +227,7 @@ func (p *Proxy) newListener(l Listener, ln net.Listener) *listener {
 	}
 	go func() {
 		defer close(nl.done)
-		if err := nl.srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+		if err := nl.srv.Serve(tlsSwitch{ln, &nl.tls}); err != nil && !errors.Is(err, net.ErrClosed) {
 			p.log.Error("listener stopped", "listener", nl.name, "addr", nl.addr, "err", err)
 		}
 	}()
@@ -363,7 +385,7 @@ func (p *Proxy) dropGroup(g *group) {
 }
 
 // buildSnapshot resolves s's rules to live groups. Called with p.mu held.
-func (p *Proxy) buildSnapshot(s State, members map[string][]*target) *snapshot {
+func (p *Proxy) buildSnapshot(s State, members map[string][]*target, tlsOf map[string]*tlsServing) *snapshot {
 	snap := &snapshot{byAddr: make(map[string]*listenerRoutes, len(s.Listeners))}
 	for _, l := range s.Listeners {
 		trusted, _ := parseTrusted(l.TrustedProxies) // validated
@@ -378,6 +400,17 @@ func (p *Proxy) buildSnapshot(s State, members map[string][]*target) *snapshot {
 			lr.routes = append(lr.routes, rt)
 		}
 		sortRoutes(lr.routes)
+		if l.RedirectTo != "" {
+			for _, to := range s.Listeners {
+				if to.Name == l.RedirectTo {
+					_, port, _ := net.SplitHostPort(to.Addr) // validated
+					lr.redirectPort, _ = strconv.Atoi(port)
+					if t := tlsOf[to.Addr]; t != nil && t.acme != nil {
+						lr.challenge = challengeHandler(t.acme)
+					}
+				}
+			}
+		}
 		snap.byAddr[l.Addr] = lr
 	}
 	return snap

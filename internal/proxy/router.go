@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 )
 
 // snapshot is one immutable routing table. Apply builds a new one and swaps
@@ -23,6 +24,10 @@ type listenerRoutes struct {
 	name    string
 	routes  []*route
 	trusted []netip.Prefix // clients whose forwarding headers are kept
+	// redirectPort, when not 0, makes the listener redirect to https on it.
+	redirectPort int
+	// challenge answers ACME HTTP-01 challenges on a redirect listener.
+	challenge fasthttp.RequestHandler
 }
 
 // route is one rule, resolved to live target groups and their members.

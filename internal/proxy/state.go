@@ -27,6 +27,11 @@ type Listener struct {
 	// replaced by what the proxy sees. Unset: loopback clients are trusted;
 	// ["none"] (TrustNone) trusts nobody.
 	TrustedProxies []string `json:"trusted_proxies,omitempty"`
+	// TLS makes the listener serve HTTPS; nil: plain HTTP.
+	TLS *TLS `json:"tls,omitempty"`
+	// RedirectTo names a TLS listener: this one has no rules and answers
+	// every request with 308 to https on that listener's port.
+	RedirectTo string `json:"redirect_to,omitempty"`
 }
 
 // Rule matches requests by host and path prefix (both optional) and forwards

@@ -68,6 +68,12 @@ func (s State) Validate() error {
 			addrs[l.Addr] = l.Name
 		}
 		validateLimits(at, l.Limits, add)
+		if l.TLS != nil {
+			validateTLS(at, l.TLS, add)
+		}
+		if l.RedirectTo != "" {
+			validateRedirect(at, l, s.Listeners, add)
+		}
 		if _, err := parseTrusted(l.TrustedProxies); err != nil {
 			add("%s trusted_proxies: %v", at, err)
 		}
@@ -148,4 +154,23 @@ func checkAddr(addr string) error {
 		return fmt.Errorf("%q: port %q is not a number between 1 and 65535", addr, port)
 	}
 	return nil
+}
+
+// validateRedirect checks a listener that redirects to a TLS listener.
+func validateRedirect(at string, l Listener, all []Listener, add func(string, ...any)) {
+	if len(l.Rules) > 0 {
+		add("%s redirects to %q and cannot have rules too: remove its rules", at, l.RedirectTo)
+	}
+	if l.TLS != nil {
+		add("%s redirects to https: it serves plain HTTP, remove its tls", at)
+	}
+	for _, to := range all {
+		if to.Name == l.RedirectTo {
+			if to.TLS == nil {
+				add("%s redirects to listener %q, which has no tls: give that listener tls", at, l.RedirectTo)
+			}
+			return
+		}
+	}
+	add("%s redirects to unknown listener %q: name a listener with tls", at, l.RedirectTo)
 }

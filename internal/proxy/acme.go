@@ -1,0 +1,173 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+	"golang.org/x/crypto/acme"
+	"golang.org/x/crypto/acme/autocert"
+)
+
+// LetsEncrypt is the ACME directory used when none is given.
+const LetsEncrypt = autocert.DefaultACMEDirectory
+
+// ACME obtains and renews a listener's certificates from an ACME CA (Let's
+// Encrypt by default) with golang.org/x/crypto/acme/autocert: TLS-ALPN-01
+// on the listener itself, HTTP-01 on a listener redirecting to it. The
+// account key and certificates are kept in the proxy's ACME directory
+// (CUTOVER_HOME/proxy/acme, 0700), so a restart does not ask the CA again.
+type ACME struct {
+	Email     string   `json:"email,omitempty"`     // contact for the CA's expiry notices
+	Domains   []string `json:"domains"`             // the only names a certificate is requested for
+	Directory string   `json:"directory,omitempty"` // ACME directory URL; default LetsEncrypt
+	// CARoot is a PEM file of the CA certificates the directory's HTTPS is
+	// verified with (a private CA such as Pebble); default: the system's.
+	CARoot string `json:"ca_root,omitempty"`
+	// RenewBefore renews a certificate this long before it expires;
+	// default: a third of its lifetime, at most 30 days.
+	RenewBefore Duration `json:"renew_before,omitempty"`
+}
+
+// key identifies the settings of a manager: a listener whose settings do
+// not change keeps its manager, its certificates and its renewal timers.
+func (a *ACME) key() string {
+	return fmt.Sprintf("%q %q %q %q %d", a.Email, strings.Join(a.Domains, ","), a.Directory, a.CARoot, a.RenewBefore)
+}
+
+func validateACME(at string, a *ACME, add func(string, ...any)) {
+	if len(a.Domains) == 0 {
+		add("%s tls.acme.domains is empty: name the host names to get a certificate for", at)
+	}
+	for _, d := range a.Domains {
+		if !plainHost(d) || !strings.Contains(d, ".") || strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".") {
+			add("%s tls.acme.domains: %q is not a host name such as app.example.com (no wildcards, ports or upper case)", at, d)
+		}
+	}
+	if a.Directory != "" {
+		if u, err := url.Parse(a.Directory); err != nil || u.Scheme != "https" || u.Host == "" {
+			add("%s tls.acme.directory %q is not an https URL", at, a.Directory)
+		}
+	}
+	if a.CARoot != "" && !filepath.IsAbs(a.CARoot) {
+		add("%s tls.acme.ca_root %q is not an absolute path", at, a.CARoot)
+	}
+	if a.RenewBefore < 0 {
+		add("%s tls.acme.renew_before %s is negative", at, a.RenewBefore)
+	}
+}
+
+// acmeManagers keeps one autocert manager per distinct ACME settings for
+// the life of the proxy.
+type acmeManagers struct {
+	dir string // cache directory; "" refuses ACME
+	log interface {
+		Info(string, ...any)
+		Warn(string, ...any)
+	}
+
+	mu  sync.Mutex
+	all map[string]*autocert.Manager
+}
+
+// manager returns the manager of a's settings, creating it when new.
+func (ms *acmeManagers) manager(listener string, a *ACME) (*autocert.Manager, bool, error) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if m, ok := ms.all[a.key()]; ok {
+		return m, false, nil
+	}
+	if ms.dir == "" {
+		return nil, false, fmt.Errorf("listener %q: tls.acme needs the proxy's ACME directory: run the proxy with cutover proxy start", listener)
+	}
+	if err := os.MkdirAll(ms.dir, 0o700); err != nil {
+		return nil, false, fmt.Errorf("listener %q: creating the ACME directory: %w", listener, err)
+	}
+	if err := os.Chmod(ms.dir, 0o700); err != nil {
+		return nil, false, fmt.Errorf("listener %q: %w", listener, err)
+	}
+	client := &acme.Client{DirectoryURL: a.Directory, UserAgent: "cutover"}
+	if client.DirectoryURL == "" {
+		client.DirectoryURL = LetsEncrypt
+	}
+	if a.CARoot != "" {
+		pem, err := os.ReadFile(a.CARoot)
+		if err != nil {
+			return nil, false, fmt.Errorf("listener %q: tls.acme.ca_root: %w", listener, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, false, fmt.Errorf("listener %q: tls.acme.ca_root %s holds no PEM certificate", listener, a.CARoot)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		client.HTTPClient = &http.Client{Transport: tr, Timeout: time.Minute}
+	}
+	m := &autocert.Manager{
+		Prompt:      autocert.AcceptTOS,
+		Cache:       autocert.DirCache(ms.dir),
+		HostPolicy:  autocert.HostWhitelist(a.Domains...),
+		RenewBefore: time.Duration(a.RenewBefore),
+		Client:      client,
+		Email:       a.Email,
+	}
+	if ms.all == nil {
+		ms.all = map[string]*autocert.Manager{}
+	}
+	ms.all[a.key()] = m
+	return m, true, nil
+}
+
+// tlsACME is the TLS of a listener whose certificates come from m.
+func tlsACME(m *autocert.Manager) *tlsServing {
+	return &tlsServing{acme: m, cfg: &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: m.GetCertificate,
+		NextProtos:     []string{"http/1.1", acme.ALPNProto}, // HTTP/1.1 and TLS-ALPN-01
+	}}
+}
+
+// obtain asks m for the certificate of every domain now, in the
+// background, rather than on the first client's handshake.
+func (ms *acmeManagers) obtain(listener string, m *autocert.Manager, domains []string) {
+	for _, d := range domains {
+		go func() {
+			hello := &tls.ClientHelloInfo{
+				ServerName:       d,
+				CipherSuites:     []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
+				SupportedCurves:  []tls.CurveID{tls.CurveP256},
+				SignatureSchemes: []tls.SignatureScheme{tls.ECDSAWithP256AndSHA256},
+			}
+			start := time.Now()
+			c, err := m.GetCertificate(hello)
+			if err != nil {
+				ms.log.Warn("ACME: no certificate yet (retried on the next handshake)", "listener", listener, "domain", d, "err", err)
+				return
+			}
+			ms.log.Info("ACME: certificate ready", "listener", listener, "domain", d, "expires", c.Leaf.NotAfter.UTC().Format(time.RFC3339), "took", time.Since(start).Round(time.Millisecond).String())
+		}()
+	}
+}
+
+// challengeHandler answers HTTP-01 challenges of m on a plain listener.
+// The Host's port is dropped first: autocert checks the bare name against
+// the domains, and a validator reaching a port other than 80 (behind a
+// port forward) sends it.
+func challengeHandler(m *autocert.Manager) fasthttp.RequestHandler {
+	h := fasthttpadaptor.NewFastHTTPHandler(m.HTTPHandler(http.NotFoundHandler()))
+	return func(ctx *fasthttp.RequestCtx) {
+		host := requestHost(string(ctx.Request.Header.Host()))
+		ctx.Request.Header.SetHost(host)
+		ctx.URI().SetHost(host)
+		h(ctx)
+	}
+}

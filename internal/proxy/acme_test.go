@@ -1,0 +1,458 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"go/build"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/testenv"
+)
+
+// The ACME tests run Pebble (github.com/letsencrypt/pebble), Let's
+// Encrypt's ACME test server, on 127.0.0.1, validating challenges for real:
+// its DNS resolver is a stub in the test that answers 127.0.0.1 for every
+// name (there is no DNS for app.cutover.test here), and its validation
+// ports are the proxy's listeners, so TLS-ALPN-01 reaches the HTTPS
+// listener and HTTP-01 the redirect listener, as Let's Encrypt reaches 443
+// and 80.
+
+const pebbleInstall = "go install github.com/letsencrypt/pebble/v2/cmd/pebble@v2.10.3 (scripts/setup.sh does)"
+
+// pebbleBinary finds pebble on PATH or in GOPATH/bin; missing, it skips,
+// or fails under CUTOVER_REQUIRE_TOOLS=1.
+func pebbleBinary(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("pebble"); err == nil {
+		return p
+	}
+	if p := filepath.Join(build.Default.GOPATH, "bin", "pebble"); fileExists(p) {
+		return p
+	}
+	why := "pebble, the ACME test server, is not installed: " + pebbleInstall
+	if os.Getenv(testenv.RequireToolsEnv) == "1" {
+		t.Fatalf("%s (and %s=1, so this is a failure, not a skip)", why, testenv.RequireToolsEnv)
+	}
+	t.Skip(why)
+	return ""
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// pebble is a running Pebble.
+type pebble struct {
+	logFile   string
+	directory string         // ACME directory URL
+	caRoot    string         // PEM file trusted for Pebble's own HTTPS
+	root      *x509.CertPool // the CA Pebble issues under (from its management API)
+	inter     *x509.Certificate
+}
+
+// startPebble runs Pebble on free 127.0.0.1 ports, issuing certificates
+// valid for validity and validating TLS-ALPN-01 on tlsPort and HTTP-01 on
+// httpPort of 127.0.0.1; it is stopped at the end of the test.
+func startPebble(t *testing.T, validity time.Duration, tlsPort, httpPort string) *pebble {
+	t.Helper()
+	bin := pebbleBinary(t)
+	dir := t.TempDir()
+	certFile, keyFile, httpsPool := selfSigned(t, dir, "pebble-https", "127.0.0.1", "localhost")
+	acmeAddr, mgmtAddr := freeAddr(t), freeAddr(t)
+	tp, _ := strconv.Atoi(tlsPort)
+	hp, _ := strconv.Atoi(httpPort)
+	cfg := map[string]any{"pebble": map[string]any{
+		"listenAddress": acmeAddr, "managementListenAddress": mgmtAddr,
+		"certificate": certFile, "privateKey": keyFile,
+		"httpPort": hp, "tlsPort": tp,
+		"keyAlgorithm": "ecdsa",
+		"profiles":     map[string]any{"default": map[string]any{"description": "test", "validityPeriod": int(validity.Seconds())}},
+	}}
+	b, _ := json.Marshal(cfg)
+	cfgFile := filepath.Join(dir, "pebble.json")
+	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-config", cfgFile, "-dnsserver", loopbackDNS(t))
+	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0")
+	logFile := filepath.Join(dir, "pebble.log")
+	out, err := os.Create(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile)
+			t.Logf("pebble output:\n%s", b)
+		}
+	})
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: httpsPool}}}
+	fetch := func(url string) ([]byte, error) {
+		res, err := c.Get(url)
+		if err != nil {
+			return nil, err
+		}
+		defer res.Body.Close()
+		if res.StatusCode != 200 {
+			return nil, fmt.Errorf("%s: %s", url, res.Status)
+		}
+		return io.ReadAll(res.Body)
+	}
+	p := &pebble{directory: "https://" + acmeAddr + "/dir", caRoot: certFile, logFile: logFile}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err := fetch(p.directory)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pebble did not answer: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	rootPEM, err := fetch("https://" + mgmtAddr + "/roots/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.root = x509.NewCertPool()
+	if !p.root.AppendCertsFromPEM(rootPEM) {
+		t.Fatalf("pebble root: %q", rootPEM)
+	}
+	interPEM, err := fetch("https://" + mgmtAddr + "/intermediates/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(interPEM)
+	block := pemCerts(t, interPEM)
+	p.inter = block[0]
+	return p
+}
+
+func (p *pebble) log(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(p.logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func pemCerts(t *testing.T, b []byte) []*x509.Certificate {
+	t.Helper()
+	var out []*x509.Certificate
+	for {
+		var der []byte
+		der, b = nextPEM(b)
+		if der == nil {
+			return out
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, c)
+	}
+}
+
+// TestACMECertificateObtainedServedAndRenewedUnderLoad runs the proxy
+// daemon with a listener whose certificate comes from Pebble: it is
+// obtained without a client asking, served with its chain for the domain
+// (verified against Pebble's root, dialing 127.0.0.1), refused for other
+// names, and renewed while clients keep connecting, with no failed request.
+func TestACMECertificateObtainedServedAndRenewedUnderLoad(t *testing.T) {
+	addr, redirAddr := freeAddr(t), freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	_, redirPort, _ := net.SplitHostPort(redirAddr)
+	// TLS-ALPN-01 on the HTTPS listener, HTTP-01 on the redirect listener.
+	peb := startPebble(t, 30*time.Second, port, redirPort)
+	home := t.TempDir()
+	ctx := context.Background()
+	client, url, res, _ := acmeServing(t, peb, home, addr, redirAddr)
+	chain := res.TLS.PeerCertificates
+	first := chain[0].SerialNumber.String()
+	t.Logf("certificate %s for %v, %s to %s", first, chain[0].DNSNames, chain[0].NotBefore.Format(time.TimeOnly), chain[0].NotAfter.Format(time.TimeOnly))
+
+	// Attack: names outside domains get no certificate, and the CA is not asked for one.
+	for _, sni := range []string{"evil.cutover.test", "127.0.0.1"} {
+		if _, err := httpsClient(addr, sni, peb.root).Get("https://" + sni + ":" + port + "/"); err == nil {
+			t.Errorf("SNI %q: served", sni)
+		}
+	}
+	// The redirect listener answers HTTP-01 challenges, and 308 otherwise;
+	// the challenge path cannot read the account key from the cache.
+	for _, tc := range []struct {
+		host, path string
+		code       int
+	}{
+		{"app.cutover.test", "/.well-known/acme-challenge/acme_account+key", 404},
+		{"app.cutover.test", "/.well-known/acme-challenge/../acme_account+key", 308}, // normalised: not a challenge
+		{"app.cutover.test", "/.well-known/acme-challenge/app.cutover.test", 404},
+		{"evil.cutover.test", "/.well-known/acme-challenge/x", 403},
+		{"app.cutover.test", "/other", 308},
+	} {
+		code, raw := rawGet(t, redirAddr, tc.host, tc.path)
+		if code != tc.code || strings.Contains(raw, "PRIVATE KEY") {
+			t.Errorf("%s %s: %d, want %d\n%s", tc.host, tc.path, code, tc.code, raw)
+		}
+	}
+	// The cache is private; the state holds no key.
+	if fi, err := os.Stat(acmeDir(home)); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("acme directory: %v %v", fi, err)
+	}
+	entries, _ := os.ReadDir(acmeDir(home))
+	for _, e := range entries {
+		fi, _ := e.Info()
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s is %v", e.Name(), fi.Mode())
+		}
+	}
+	if len(entries) < 2 {
+		t.Errorf("acme cache holds %d entries, want the account key and the certificate", len(entries))
+	}
+	if b, _ := os.ReadFile(statePath(home)); strings.Contains(string(b), "PRIVATE KEY") || !strings.Contains(string(b), `"acme"`) {
+		t.Fatalf("state.json:\n%s", b)
+	}
+
+	// Renewal under load: new connections (each a handshake) for 14s.
+	lctx, cancel := context.WithTimeout(ctx, 14*time.Second)
+	defer cancel()
+	ok, failed, errs, serials := tlsLoad(lctx, client, url, 3)
+	t.Logf("14s of load: %d ok, %d failed, certificates served %v", ok, failed, serials)
+	delete(serials, first)
+	if failed != 0 || ok == 0 {
+		t.Fatalf("%d failed requests during renewal: %v", failed, errs)
+	}
+	if len(serials) == 0 {
+		t.Fatalf("the certificate was not renewed in 14s (first %s)", first)
+	}
+}
+
+func nextPEM(b []byte) ([]byte, []byte) {
+	block, rest := pem.Decode(b)
+	if block == nil {
+		return nil, nil
+	}
+	return block.Bytes, rest
+}
+
+func TestACMESettingsRefused(t *testing.T) {
+	p := newTestProxy(t, Options{}) // no ACME directory
+	web := upstream(t, "web")
+	addr := freeAddr(t)
+	with := func(tl *TLS) error {
+		l := oneRouteNamed("prod/production", addr, "prod/web")
+		l.TLS = tl
+		return p.Apply(context.Background(), State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{tgOf("prod/web", web)}})
+	}
+	for name, tc := range map[string]struct {
+		tls  *TLS
+		want string
+	}{
+		"no domains":   {&TLS{ACME: &ACME{}}, "tls.acme.domains is empty"},
+		"wildcard":     {&TLS{ACME: &ACME{Domains: []string{"*.cutover.test"}}}, `tls.acme.domains: "*.cutover.test" is not a host name`},
+		"with port":    {&TLS{ACME: &ACME{Domains: []string{"app.cutover.test:443"}}}, `"app.cutover.test:443" is not a host name`},
+		"single label": {&TLS{ACME: &ACME{Domains: []string{"localhost"}}}, `"localhost" is not a host name`},
+		"http CA":      {&TLS{ACME: &ACME{Domains: []string{"a.cutover.test"}, Directory: "http://127.0.0.1:14000/dir"}}, "is not an https URL"},
+		"relative CA":  {&TLS{ACME: &ACME{Domains: []string{"a.cutover.test"}, CARoot: "ca.pem"}}, `tls.acme.ca_root "ca.pem" is not an absolute path`},
+		"both":         {&TLS{CertFile: "/a.pem", KeyFile: "/a.key", ACME: &ACME{Domains: []string{"a.cutover.test"}}}, "either acme or cert_file and key_file"},
+		"no cache dir": {&TLS{ACME: &ACME{Domains: []string{"a.cutover.test"}}}, "tls.acme needs the proxy's ACME directory"},
+	} {
+		if err := with(tc.tls); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: want %q in %v", name, tc.want, err)
+		}
+	}
+	if len(p.State().Listeners) != 0 {
+		t.Fatal("a refused change was applied")
+	}
+}
+
+// acmeServing runs the proxy daemon on home with an HTTPS listener on addr
+// whose certificate comes from peb (renewed 24s before the end of a 30s
+// certificate: 6s, minus up to 2.4s of jitter, after issue) and a redirect
+// listener on redirAddr; it returns once the listener serves a certificate
+// that verifies against Pebble's root, with its chain checked, and a
+// function that stops the proxy.
+func acmeServing(t *testing.T, peb *pebble, home, addr, redirAddr string) (*http.Client, string, *http.Response, func()) {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(addr)
+	c, stop := startRun(t, home)
+	web := TargetGroup{Name: "prod/web", Health: fastHealth, Targets: []Target{{ID: "w", Addr: echoProto(t)}}}
+	prod := oneRouteNamed("prod/production", addr, "prod/web")
+	prod.TLS = &TLS{ACME: &ACME{Email: "ops@cutover.test", Domains: []string{"app.cutover.test"}, Directory: peb.directory, CARoot: peb.caRoot, RenewBefore: Duration(24 * time.Second)}}
+	st := State{Listeners: []Listener{prod, {Name: "prod/redirect", Addr: redirAddr, RedirectTo: "prod/production"}}, TargetGroups: []TargetGroup{web}}
+	if err := c.PutScope(context.Background(), "prod", st); err != nil {
+		t.Fatal(err)
+	}
+	// Obtained in the background after the change: poll.
+	url := "https://app.cutover.test:" + port + "/"
+	client := httpsClient(addr, "app.cutover.test", peb.root)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := client.Get(url)
+		if err == nil && res.StatusCode == 200 {
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			chain := res.TLS.PeerCertificates
+			if string(body) != "proto=https" || len(chain) < 2 || !chain[1].Equal(peb.inter) || chain[0].DNSNames[0] != "app.cutover.test" {
+				t.Fatalf("served %q, chain %d certificates (intermediate from pebble: %v)", body, len(chain), len(chain) > 1 && chain[1].Equal(peb.inter))
+			}
+			return client, url, res, stop
+		}
+		if err == nil {
+			res.Body.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no certificate from pebble after 30s: %v %v", err, res)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestACMEHTTP01OnTheRedirectListener: when TLS-ALPN-01 cannot reach the
+// HTTPS listener (Pebble validates it on a closed port), the certificate
+// is obtained by HTTP-01, answered on the redirect listener.
+func TestACMEHTTP01OnTheRedirectListener(t *testing.T) {
+	addr, redirAddr := freeAddr(t), freeAddr(t)
+	_, redirPort, _ := net.SplitHostPort(redirAddr)
+	_, closedPort, _ := net.SplitHostPort(freeAddr(t))
+	peb := startPebble(t, time.Hour, closedPort, redirPort)
+	home := t.TempDir()
+	client, url, res, stop := acmeServing(t, peb, home, addr, redirAddr)
+	serial := res.TLS.PeerCertificates[0].SerialNumber
+	t.Logf("certificate %s obtained by HTTP-01", serial)
+	log := peb.log(t)
+	if !strings.Contains(log, "Attempting to validate w/ HTTP") || !strings.Contains(log, "set VALID") {
+		t.Fatalf("pebble did not validate by HTTP-01:\n%s", log)
+	}
+	issued := strings.Count(log, "Issued certificate serial")
+
+	// A restarted proxy serves the certificate from its cache at once,
+	// without asking the CA again.
+	stop()
+	startRun(t, home)
+	res, err := client.Get(url)
+	if err != nil {
+		t.Fatalf("after a restart: %v", err)
+	}
+	res.Body.Close()
+	if got := res.TLS.PeerCertificates[0].SerialNumber; got.Cmp(serial) != 0 {
+		t.Fatalf("after a restart: certificate %s, want %s from the cache", got, serial)
+	}
+	if n := strings.Count(peb.log(t), "Issued certificate serial"); n != issued {
+		t.Fatalf("the restarted proxy asked for %d more certificates", n-issued)
+	}
+}
+
+// loopbackDNS answers DNS queries over TCP (what Pebble's resolver uses)
+// and UDP on 127.0.0.1 until the test ends: an A record 127.0.0.1 for every
+// name, no other records (so Pebble validates on 127.0.0.1 and finds no CAA
+// record). Returns its address.
+func loopbackDNS(t *testing.T) string {
+	t.Helper()
+	var ln net.Listener
+	var pc net.PacketConn
+	for range 20 { // the same free port for both
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if pc, err = net.ListenPacket("udp", ln.Addr().String()); err == nil {
+			break
+		}
+		ln.Close()
+		pc = nil
+	}
+	if pc == nil {
+		t.Fatal("no port free for both TCP and UDP")
+	}
+	t.Cleanup(func() { ln.Close(); pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if answer := dnsAnswer(buf[:n]); answer != nil {
+				pc.WriteTo(answer, from)
+			}
+		}
+	}()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				for {
+					var size [2]byte
+					if _, err := io.ReadFull(c, size[:]); err != nil {
+						return
+					}
+					q := make([]byte, binary.BigEndian.Uint16(size[:]))
+					if _, err := io.ReadFull(c, q); err != nil {
+						return
+					}
+					answer := dnsAnswer(q)
+					if answer == nil {
+						return
+					}
+					c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(answer))), answer...))
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// dnsAnswer builds the reply to one query (RFC 1035 4.1): the question
+// echoed, and for type A one answer 127.0.0.1 pointing at it.
+func dnsAnswer(q []byte) []byte {
+	if len(q) < 12 || binary.BigEndian.Uint16(q[4:6]) != 1 {
+		return nil
+	}
+	i := 12
+	for i < len(q) && q[i] != 0 {
+		i += int(q[i]) + 1
+	}
+	if i+5 > len(q) {
+		return nil
+	}
+	qtype := binary.BigEndian.Uint16(q[i+1 : i+3])
+	question := q[12 : i+5]
+	out := append([]byte{}, q[0:2]...)      // ID
+	out = append(out, 0x84|q[2]&0x01, 0x80) // QR, AA, RD as asked; RA; NOERROR
+	ancount := byte(0)
+	if qtype == 1 {
+		ancount = 1
+	}
+	out = append(out, 0, 1, 0, ancount, 0, 0, 0, 0)
+	out = append(out, question...)
+	if ancount == 1 {
+		out = append(out, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1)
+	}
+	return out
+}

@@ -1,0 +1,137 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/valyala/fasthttp"
+	"golang.org/x/crypto/acme/autocert"
+)
+
+// TLS makes a listener serve HTTPS (HTTP/1.1 only), with the certificate
+// and key of two PEM files or with certificates from an ACME CA. The proxy
+// reads the files on every Apply, so replacing them and applying again (any
+// deploy) serves the new ones; the key is never logged, persisted or
+// answered, only its path.
+type TLS struct {
+	CertFile string `json:"cert_file,omitempty"` // absolute; the certificate, then its chain
+	KeyFile  string `json:"key_file,omitempty"`  // absolute
+	ACME     *ACME  `json:"acme,omitempty"`      // instead of the files
+}
+
+// tlsServing is the TLS of one open listener; Apply swaps it, and every
+// connection accepted after the swap uses the new one.
+type tlsServing struct {
+	cfg  *tls.Config
+	acme *autocert.Manager // when the certificates come from ACME
+}
+
+func validateTLS(at string, t *TLS, add func(string, ...any)) {
+	if t.ACME != nil {
+		if t.CertFile != "" || t.KeyFile != "" {
+			add("%s tls: give either acme or cert_file and key_file, not both", at)
+		}
+		validateACME(at, t.ACME, add)
+		return
+	}
+	if t.CertFile == "" || t.KeyFile == "" {
+		add("%s tls: give both cert_file and key_file", at)
+		return
+	}
+	for _, f := range []struct{ field, path string }{{"cert_file", t.CertFile}, {"key_file", t.KeyFile}} {
+		if !filepath.IsAbs(f.path) {
+			add("%s tls.%s %q is not an absolute path (the proxy runs in its own directory)", at, f.field, f.path)
+		}
+	}
+}
+
+// loadTLS reads the certificate files of l, or finds its ACME manager
+// (fresh reports a new one). The error names the files, never their content.
+func (p *Proxy) loadTLS(l Listener) (t *tlsServing, fresh bool, err error) {
+	if l.TLS == nil {
+		return nil, false, nil
+	}
+	if l.TLS.ACME != nil {
+		m, fresh, err := p.acme.manager(l.Name, l.TLS.ACME)
+		if err != nil {
+			return nil, false, err
+		}
+		return tlsACME(m), fresh, nil
+	}
+	pair, err := tls.LoadX509KeyPair(l.TLS.CertFile, l.TLS.KeyFile)
+	if err != nil {
+		return nil, false, fmt.Errorf("listener %q: cannot use tls.cert_file %s with tls.key_file %s: %v (give a PEM certificate chain and its unencrypted PEM private key)", l.Name, l.TLS.CertFile, l.TLS.KeyFile, err)
+	}
+	return &tlsServing{cfg: &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"http/1.1"}, // fasthttp speaks HTTP/1.1 only
+		Certificates: []tls.Certificate{pair},
+	}}, false, nil
+}
+
+// tlsSwitch accepts connections of a listener and wraps each in TLS when
+// the listener currently serves TLS. The handshake runs on the connection's
+// first read, under the server's read timeout.
+type tlsSwitch struct {
+	net.Listener
+	cur *atomic.Pointer[tlsServing]
+}
+
+func (s tlsSwitch) Accept() (net.Conn, error) {
+	c, err := s.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if t := s.cur.Load(); t != nil {
+		return tls.Server(c, t.cfg), nil
+	}
+	return c, nil
+}
+
+var acmeChallengePrefix = []byte("/.well-known/acme-challenge/")
+
+// redirectHTTPS answers a request on a redirect listener: 308 to the same
+// host and URI on the HTTPS listener's port. The host must be a plain host
+// name or IPv4 address, so the Location header cannot be bent into another
+// URL by a crafted Host.
+func redirectHTTPS(ctx *fasthttp.RequestCtx, lr *listenerRoutes) {
+	if lr.challenge != nil && bytes.HasPrefix(ctx.Path(), acmeChallengePrefix) {
+		lr.challenge(ctx)
+		return
+	}
+	host := requestHost(string(ctx.Request.Header.Host()))
+	if !plainHost(host) {
+		clientError(ctx, fasthttp.StatusBadRequest, "cutover: this listener redirects to https and needs a Host header with a host name\n")
+		return
+	}
+	loc := make([]byte, 0, 64)
+	loc = append(append(loc, "https://"...), host...)
+	if lr.redirectPort != 443 {
+		loc = strconv.AppendInt(append(loc, ':'), int64(lr.redirectPort), 10)
+	}
+	loc = append(loc, ctx.URI().RequestURI()...)
+	ctx.Response.Header.SetBytesV("Location", loc)
+	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+	ctx.SetStatusCode(fasthttp.StatusPermanentRedirect)
+	ctx.SetBodyString("cutover: use https\n")
+}
+
+// plainHost reports whether h is a DNS name or IPv4 address: letters,
+// digits, dots and dashes, 1 to 253 of them.
+func plainHost(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
