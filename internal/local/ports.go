@@ -2,10 +2,12 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/proxy"
@@ -39,8 +41,11 @@ func CheckPorts(ctx context.Context, pc *proxy.Client, cfg *config.Config, env s
 			return fmt.Errorf("environments.%s.listen.%s: port %s is already the listener %q of another environment (%s, or `cutover down` that one)", env, f.Field, port, name, fix)
 		}
 		ln, err := net.Listen("tcp", f.Addr)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("environments.%s.listen.%s: %s is in use by another process (stop it, or %s)", env, f.Field, f.Addr, fix)
+		}
 		if err != nil {
-			return fmt.Errorf("environments.%s.listen.%s: cannot listen on %s: %v (stop the process using it, or %s)", env, f.Field, f.Addr, err, fix)
+			return fmt.Errorf("environments.%s.listen.%s: cannot listen on %s: %v (%s)", env, f.Field, f.Addr, err, fix)
 		}
 		ln.Close()
 	}
