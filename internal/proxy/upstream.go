@@ -115,8 +115,10 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 		if copier != nil {
 			if err == nil && !copier.finished() {
 				// The target answered before taking the whole body: stop
-				// sending it; the connection ends with this request.
-				copier.abort()
+				// sending it, read (and drop) the rest of the client's upload
+				// within bounds so that it reads this answer rather than a
+				// reset connection; the connection ends with this request.
+				copier.drain()
 				ctx.SetConnectionClose()
 			}
 			if cerr := copier.wait(); cerr != nil {
@@ -435,10 +437,19 @@ type bodyCopier struct {
 	ctx       *fasthttp.RequestCtx
 	uc        *upConn
 	done      chan struct{}
-	clientErr error // reading from the client failed
-	complete  bool  // the whole body was sent
-	aborted   atomic.Bool
+	clientErr error        // reading from the client failed
+	complete  bool         // the whole body was sent
+	draining  atomic.Bool  // the target answered early: the rest is read and dropped
+	drainEnd  atomic.Int64 // unix nanoseconds after which draining stops
+	drained   int64
 }
+
+// After an early answer, at most this much of the rest of an upload is read
+// and dropped, for at most this long, before the connection is closed.
+const (
+	drainLimit = 16 << 20
+	drainTime  = 3 * time.Second
+)
 
 func startBodyCopier(ctx *fasthttp.RequestCtx, uc *upConn, chunked bool, idle time.Duration) *bodyCopier {
 	bc := &bodyCopier{ctx: ctx, uc: uc, done: make(chan struct{})}
@@ -456,8 +467,20 @@ func (bc *bodyCopier) run(chunked bool, idle time.Duration) {
 	}
 	w := bc.uc.bw
 	for {
-		bc.ctx.SetReadDeadline(time.Now().Add(idle))
+		deadline := time.Now().Add(idle)
+		if bc.draining.Load() {
+			if end := time.Unix(0, bc.drainEnd.Load()); end.Before(deadline) {
+				deadline = end
+			}
+		}
+		bc.ctx.SetReadDeadline(deadline)
 		n, err := r.Read(*buf)
+		if n > 0 && bc.draining.Load() {
+			if bc.drained += int64(n); bc.drained > drainLimit {
+				return
+			}
+			n = 0 // dropped
+		}
 		if n > 0 {
 			if chunked {
 				w.Write(strconv.AppendInt(w.AvailableBuffer(), int64(n), 16))
@@ -467,7 +490,7 @@ func (bc *bodyCopier) run(chunked bool, idle time.Duration) {
 			if chunked {
 				w.WriteString("\r\n")
 			}
-			if werr := w.Flush(); werr != nil {
+			if werr := w.Flush(); werr != nil && !bc.draining.Load() {
 				return // the target's failure shows when its answer is read
 			}
 		}
@@ -479,7 +502,7 @@ func (bc *bodyCopier) run(chunked bool, idle time.Duration) {
 			return
 		}
 		if err != nil {
-			if !bc.aborted.Load() {
+			if !bc.draining.Load() {
 				bc.clientErr = err
 				// The target waits for the rest of the body: end its wait.
 				bc.uc.c.Close()
@@ -498,10 +521,11 @@ func (bc *bodyCopier) finished() bool {
 	}
 }
 
-// abort stops the copy: the client's read and the target's write fail.
-func (bc *bodyCopier) abort() {
-	bc.aborted.Store(true)
-	bc.ctx.SetReadDeadline(time.Unix(1, 0))
+// drain stops sending the body to the target and lets the copy read and
+// drop the rest of it, within drainLimit and drainTime.
+func (bc *bodyCopier) drain() {
+	bc.drainEnd.Store(time.Now().Add(drainTime).UnixNano())
+	bc.draining.Store(true)
 	bc.uc.spoiled.Store(true)
 	bc.uc.c.SetWriteDeadline(time.Unix(1, 0))
 }
@@ -509,7 +533,7 @@ func (bc *bodyCopier) abort() {
 // wait waits for the copy to end and returns the client's error, if any.
 func (bc *bodyCopier) wait() error {
 	<-bc.done
-	if bc.aborted.Load() {
+	if bc.draining.Load() {
 		return nil
 	}
 	return bc.clientErr
