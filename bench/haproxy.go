@@ -39,23 +39,7 @@ func startHAProxy(ctx context.Context, dir, backend string) (*child, string, err
 	if _, err := os.Stat(haproxyBin); err != nil {
 		return nil, "", fmt.Errorf("haproxy not found: apt-get install -y haproxy")
 	}
-	hdir := filepath.Join(dir, "haproxy")
-	if err := os.MkdirAll(hdir, 0o755); err != nil {
-		return nil, "", err
-	}
-	listen, err := freePort()
-	if err != nil {
-		return nil, "", err
-	}
-	conf := filepath.Join(hdir, "haproxy.cfg")
-	f, err := os.Create(conf)
-	if err != nil {
-		return nil, "", err
-	}
-	err = haproxyConf.Execute(f, map[string]string{"Backend": backend, "Listen": listen})
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	conf, listen, err := writeProxyConf(dir, "haproxy", "haproxy.cfg", haproxyConf, map[string]string{"Backend": backend})
 	if err != nil {
 		return nil, "", err
 	}
@@ -71,4 +55,29 @@ func startHAProxy(ctx context.Context, dir, backend string) (*child, string, err
 		return nil, "", err
 	}
 	return c, listen, nil
+}
+
+// writeProxyConf renders tmpl into dir/name/file for a proxy in front of the
+// backend, on a free 127.0.0.1 port (data gets Dir and Listen), and returns
+// the config's path and that address. The directory is 0755: nginx workers
+// may run as an unprivileged user and need to enter it.
+func writeProxyConf(dir, name, file string, tmpl *template.Template, data map[string]string) (conf, listen string, err error) {
+	pdir := filepath.Join(dir, name)
+	if err := os.MkdirAll(pdir, 0o755); err != nil {
+		return "", "", err
+	}
+	if listen, err = freePort(); err != nil {
+		return "", "", err
+	}
+	data["Dir"], data["Listen"] = pdir, listen
+	conf = filepath.Join(pdir, file)
+	f, err := os.Create(conf)
+	if err != nil {
+		return "", "", err
+	}
+	err = tmpl.Execute(f, data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return conf, listen, err
 }

@@ -55,27 +55,11 @@ func startNginx(ctx context.Context, dir, backend string) (*child, string, error
 	if _, err := os.Stat(nginxBin); err != nil {
 		return nil, "", fmt.Errorf("nginx not found: apt-get install nginx-light")
 	}
-	ndir := filepath.Join(dir, "nginx")
-	// nginx workers may run as an unprivileged user and need to enter it.
-	if err := os.MkdirAll(ndir, 0o755); err != nil {
-		return nil, "", err
-	}
-	listen, err := freePort()
+	conf, listen, err := writeProxyConf(dir, "nginx", "nginx.conf", nginxConf, map[string]string{"Backend": backend})
 	if err != nil {
 		return nil, "", err
 	}
-	conf := filepath.Join(ndir, "nginx.conf")
-	f, err := os.Create(conf)
-	if err != nil {
-		return nil, "", err
-	}
-	err = nginxConf.Execute(f, map[string]string{"Dir": ndir, "Backend": backend, "Listen": listen})
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, "", err
-	}
+	ndir := filepath.Dir(conf)
 	// -e: the error log before the config is read, so nginx never touches /var/log.
 	cmd := exec.Command(nginxBin, "-p", ndir, "-c", conf, "-e", filepath.Join(ndir, "error.log"))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
