@@ -13,7 +13,7 @@ import (
 
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/ecr"
-	"github.com/cutoverdev/cutover/internal/local"
+	"github.com/cutoverdev/cutover/internal/platform/local"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
 )
 

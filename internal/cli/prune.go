@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cutoverdev/cutover/internal/local"
+	"github.com/cutoverdev/cutover/internal/platform/local"
 	"github.com/spf13/cobra"
 )
 

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/config"
-	"github.com/cutoverdev/cutover/internal/local"
+	"github.com/cutoverdev/cutover/internal/platform/local"
 	"github.com/cutoverdev/cutover/internal/store"
 	"github.com/cutoverdev/cutover/internal/testenv"
 )
