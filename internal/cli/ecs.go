@@ -28,8 +28,8 @@ import (
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/deploy"
 	"github.com/cutoverdev/cutover/internal/export"
-	"github.com/cutoverdev/cutover/internal/platform/local"
 	"github.com/cutoverdev/cutover/internal/platform/ecs"
+	"github.com/cutoverdev/cutover/internal/platform/local"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
