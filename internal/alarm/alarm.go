@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/config"
-	"github.com/cutoverdev/cutover/internal/proxy"
+	"github.com/cutoverdev/cutover/internal/stats"
 )
 
 // Sample is one cumulative snapshot of a task set's metrics, summed over the set's
@@ -23,7 +23,7 @@ type Sample struct {
 	At           time.Time
 	Requests     uint64         // cumulative
 	Errors5xx    uint64         // cumulative
-	Buckets      []proxy.Bucket // cumulative latency histogram, same bounds in every sample
+	Buckets      []stats.Bucket // cumulative latency histogram, same bounds in every sample
 	LatencyCount uint64         // cumulative; includes observations above the last bound
 	Healthy      int            // gauge at At
 	Unhealthy    int            // gauge at At
@@ -176,7 +176,7 @@ func (a *tracked) measure(s Sample) Datapoint {
 		}
 		d.Requests = w.latencyCount
 		d.Missing = w.latencyCount == 0
-		d.Value = proxy.Quantile(q, w.buckets, w.latencyCount)
+		d.Value = stats.Quantile(q, w.buckets, w.latencyCount)
 	case config.MetricErrorRate:
 		d.Requests = w.requests
 		d.Missing = w.requests == 0
@@ -201,22 +201,22 @@ func (a *tracked) measure(s Sample) Datapoint {
 
 type window struct {
 	requests, errors, latencyCount uint64
-	buckets                        []proxy.Bucket
+	buckets                        []stats.Bucket
 }
 
 // delta returns the counters between two samples. When a counter went down the
-// proxy restarted in between, and cur itself is the window, as proxy.GroupStats.Sub
+// proxy restarted in between, and cur itself is the window, as stats.GroupStats.Sub
 // and Prometheus' rate() treat it.
 func delta(prev, cur Sample) window {
 	if cur.Requests < prev.Requests || cur.Errors5xx < prev.Errors5xx ||
 		cur.LatencyCount < prev.LatencyCount || len(cur.Buckets) != len(prev.Buckets) {
-		prev = Sample{Buckets: make([]proxy.Bucket, len(cur.Buckets))}
+		prev = Sample{Buckets: make([]stats.Bucket, len(cur.Buckets))}
 	}
 	w := window{
 		requests:     cur.Requests - prev.Requests,
 		errors:       cur.Errors5xx - prev.Errors5xx,
 		latencyCount: cur.LatencyCount - prev.LatencyCount,
-		buckets:      make([]proxy.Bucket, len(cur.Buckets)),
+		buckets:      make([]stats.Bucket, len(cur.Buckets)),
 	}
 	for i, b := range cur.Buckets {
 		w.buckets[i] = b.Minus(prev.Buckets[i])
@@ -227,7 +227,7 @@ func delta(prev, cur Sample) window {
 // FromStats builds a Sample from a proxy stats snapshot by summing the named
 // target groups (a group missing from st counts as zero). All groups share the
 // same bucket bounds, so buckets are summed by index.
-func FromStats(st proxy.Stats, groups []string, running, desired int, at time.Time) Sample {
+func FromStats(st stats.Stats, groups []string, running, desired int, at time.Time) Sample {
 	s := Sample{At: at, Running: running, Desired: desired}
 	for _, name := range groups {
 		g, ok := st.Group(name)
@@ -241,7 +241,7 @@ func FromStats(st proxy.Stats, groups []string, running, desired int, at time.Ti
 		s.Unhealthy += g.Unhealthy
 		for i, b := range g.Buckets {
 			if i == len(s.Buckets) {
-				s.Buckets = append(s.Buckets, proxy.Bucket{UpperBound: b.UpperBound})
+				s.Buckets = append(s.Buckets, stats.Bucket{UpperBound: b.UpperBound})
 			}
 			s.Buckets[i] = s.Buckets[i].Plus(b)
 		}

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/config"
-	"github.com/cutoverdev/cutover/internal/proxy"
+	"github.com/cutoverdev/cutover/internal/stats"
 )
 
 var (
@@ -31,7 +31,7 @@ type sampler struct{ s Sample }
 func newSampler() *sampler {
 	s := Sample{At: t0}
 	for _, b := range bounds {
-		s.Buckets = append(s.Buckets, proxy.Bucket{UpperBound: b})
+		s.Buckets = append(s.Buckets, stats.Bucket{UpperBound: b})
 	}
 	return &sampler{s: s}
 }
@@ -42,7 +42,7 @@ func (g *sampler) next(st step) Sample {
 	s.Requests += st.requests
 	s.Errors5xx += st.errors
 	s.LatencyCount += st.requests
-	s.Buckets = append([]proxy.Bucket(nil), s.Buckets...)
+	s.Buckets = append([]stats.Bucket(nil), s.Buckets...)
 	for i := range s.Buckets {
 		if st.latency <= s.Buckets[i].UpperBound {
 			s.Buckets[i].Count += st.requests
@@ -278,16 +278,16 @@ func TestStatusesAreCopies(t *testing.T) {
 
 func TestFromStats(t *testing.T) {
 	at := t0.Add(time.Minute)
-	st := proxy.Stats{Groups: []proxy.GroupStats{
+	st := stats.Stats{Groups: []stats.GroupStats{
 		{Group: "prod/web-blue", Requests: 100, Codes: map[string]uint64{"5xx": 99}},
 		{Group: "prod/web-green", Requests: 10, Codes: map[string]uint64{"2xx": 8, "5xx": 2}, Healthy: 2, Unhealthy: 1,
-			LatencyCount: 10, Buckets: []proxy.Bucket{{UpperBound: 0.1, Count: 4}, {UpperBound: 1, Count: 9}}},
+			LatencyCount: 10, Buckets: []stats.Bucket{{UpperBound: 0.1, Count: 4}, {UpperBound: 1, Count: 9}}},
 		{Group: "prod/web-green-test", Requests: 5, Codes: map[string]uint64{"2xx": 5}, Healthy: 1,
-			LatencyCount: 5, Buckets: []proxy.Bucket{{UpperBound: 0.1, Count: 5}, {UpperBound: 1, Count: 5}}},
+			LatencyCount: 5, Buckets: []stats.Bucket{{UpperBound: 0.1, Count: 5}, {UpperBound: 1, Count: 5}}},
 	}}
 	s := FromStats(st, []string{"prod/web-green", "prod/web-green-test", "prod/absent"}, 3, 4, at)
 	want := Sample{At: at, Requests: 15, Errors5xx: 2, LatencyCount: 15, Healthy: 3, Unhealthy: 1, Running: 3, Desired: 4,
-		Buckets: []proxy.Bucket{{UpperBound: 0.1, Count: 9}, {UpperBound: 1, Count: 14}}}
+		Buckets: []stats.Bucket{{UpperBound: 0.1, Count: 9}, {UpperBound: 1, Count: 14}}}
 	if !s.At.Equal(want.At) || s.Requests != want.Requests || s.Errors5xx != want.Errors5xx ||
 		s.LatencyCount != want.LatencyCount || s.Healthy != want.Healthy || s.Unhealthy != want.Unhealthy ||
 		s.Running != want.Running || s.Desired != want.Desired || len(s.Buckets) != 2 ||

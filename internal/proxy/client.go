@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/cutoverdev/cutover/internal/stats"
 )
 
 // ErrNotRunning matches (errors.Is) the error of a Client call when no
@@ -107,8 +109,8 @@ func (c *Client) Targets(ctx context.Context) ([]TargetStatus, error) {
 }
 
 // Stats returns the per target group counters since the proxy started.
-func (c *Client) Stats(ctx context.Context) (Stats, error) {
-	var s Stats
+func (c *Client) Stats(ctx context.Context) (stats.Stats, error) {
+	var s stats.Stats
 	err := c.do(ctx, http.MethodGet, "/v1/stats", nil, nil, &s)
 	return s, err
 }

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cutoverdev/cutover/internal/stats"
 )
 
 // seenRequest is what the target behind the proxy received.
@@ -265,7 +267,7 @@ func TestHostileRequests(t *testing.T) {
 	}
 }
 
-func groupCounts(t *testing.T, c *Client, group string) GroupStats {
+func groupCounts(t *testing.T, c *Client, group string) stats.GroupStats {
 	t.Helper()
 	s, err := c.Stats(context.Background())
 	if err != nil {

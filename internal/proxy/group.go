@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/cutoverdev/cutover/internal/stats"
 )
 
 // group is one live target group. It outlives snapshots, so health state
@@ -73,8 +75,8 @@ func (f *forward) record(code int, elapsed time.Duration) {
 }
 
 // stats reads the group's counters; healthy counts come from the caller.
-func (g *group) stats() GroupStats {
-	s := GroupStats{Group: g.name, Codes: map[string]uint64{}, NoTarget: g.noTarget.Load()}
+func (g *group) stats() stats.GroupStats {
+	s := stats.GroupStats{Group: g.name, Codes: map[string]uint64{}, NoTarget: g.noTarget.Load()}
 	for i, c := range classLabels {
 		n := g.classes[i].Load()
 		s.Codes[c] = n
@@ -83,7 +85,7 @@ func (g *group) stats() GroupStats {
 	var m dto.Metric
 	if h, ok := g.hist.(prometheus.Metric); ok && h.Write(&m) == nil && m.Histogram != nil {
 		for i, b := range m.Histogram.Bucket {
-			bk := Bucket{UpperBound: b.GetUpperBound(), Count: b.GetCumulativeCount()}
+			bk := stats.Bucket{UpperBound: b.GetUpperBound(), Count: b.GetCumulativeCount()}
 			if i < len(g.moments) {
 				bk.Sum = math.Float64frombits(g.moments[i].sum.Load())
 				bk.SumSq = math.Float64frombits(g.moments[i].sumSq.Load())
@@ -93,6 +95,6 @@ func (g *group) stats() GroupStats {
 		s.LatencyCount = m.Histogram.GetSampleCount()
 		s.LatencySum = m.Histogram.GetSampleSum()
 	}
-	s.fillQuantiles()
+	s.FillQuantiles()
 	return s
 }

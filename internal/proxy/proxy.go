@@ -26,6 +26,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/stats"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 )
@@ -460,9 +462,9 @@ func (p *Proxy) Targets() []TargetStatus {
 }
 
 // Stats returns the counters of every live target group.
-func (p *Proxy) Stats() Stats {
+func (p *Proxy) Stats() stats.Stats {
 	p.mu.Lock()
-	out := Stats{At: time.Now().UTC()}
+	out := stats.Stats{At: time.Now().UTC()}
 	for _, g := range p.groups {
 		s := g.stats()
 		for _, t := range g.targets {
@@ -476,7 +478,7 @@ func (p *Proxy) Stats() Stats {
 		out.Groups = append(out.Groups, s)
 	}
 	p.mu.Unlock()
-	slices.SortFunc(out.Groups, func(a, b GroupStats) int { return cmp.Compare(a.Group, b.Group) })
+	slices.SortFunc(out.Groups, func(a, b stats.GroupStats) int { return cmp.Compare(a.Group, b.Group) })
 	return out
 }
 

@@ -1,4 +1,9 @@
-package proxy
+// Package stats holds the traffic counters of the proxy's target groups as
+// GET /v1/stats answers them, and the latency histogram arithmetic (Bucket,
+// Quantile, windows by subtraction) that the proxy, the alarm evaluator and
+// the platforms share. It is a leaf: it imports nothing of cutover, so code
+// that judges traffic (internal/alarm) does not depend on the data plane.
+package stats
 
 import (
 	"math"
@@ -83,7 +88,7 @@ func (s GroupStats) Sub(prev GroupStats) GroupStats {
 	for i, b := range s.Buckets {
 		out.Buckets[i] = b.Minus(prev.Buckets[i])
 	}
-	out.fillQuantiles()
+	out.FillQuantiles()
 	return out
 }
 
@@ -95,7 +100,8 @@ func (s GroupStats) ErrorRate() float64 {
 	return float64(s.Codes["5xx"]) / float64(s.Requests)
 }
 
-func (s *GroupStats) fillQuantiles() {
+// FillQuantiles sets P50, P95 and P99 from the buckets and LatencyCount.
+func (s *GroupStats) FillQuantiles() {
 	s.P50 = Quantile(0.50, s.Buckets, s.LatencyCount)
 	s.P95 = Quantile(0.95, s.Buckets, s.LatencyCount)
 	s.P99 = Quantile(0.99, s.Buckets, s.LatencyCount)
