@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cutoverdev/cutover/internal/loadgen"
+	"github.com/cutoverdev/cutover/internal/loopback"
 )
 
 // probe watches which version production serves, from outside: one request
@@ -32,7 +32,7 @@ const probeEvery = 2 * time.Millisecond
 
 // startProbe polls url until stop or maxRun; url must be a loopback address.
 func startProbe(ctx context.Context, url string, maxRun time.Duration) (*probe, error) {
-	if err := loadgen.CheckLoopback(url); err != nil {
+	if err := loopback.CheckURL(url); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, maxRun)

@@ -5,16 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/config"
-	"github.com/cutoverdev/cutover/internal/loadgen"
+	"github.com/cutoverdev/cutover/internal/loopback"
 )
 
 const (
@@ -43,7 +41,7 @@ func runHTTP(ctx context.Context, c config.HTTPCheck, env Env, timeout time.Dura
 		return false, fmt.Sprintf("%s %s: the environment has no %s listener to send it to", m, c.Path, listener)
 	}
 	target := strings.TrimSuffix(base, "/") + c.Path
-	if err := loadgen.CheckLoopback(target); err != nil {
+	if err := loopback.CheckURL(target); err != nil {
 		return false, fmt.Sprintf("refusing %s %s: hooks send requests only to 127.0.0.1 (check the %s listener address)", m, target, listener)
 	}
 
@@ -125,17 +123,10 @@ func headerProblems(want map[string]string, got http.Header) []string {
 // the environment, no redirects followed (the redirect status is the answer), and
 // a dialer that refuses a name such as localhost resolving off the host.
 func client() *http.Client {
-	dialer := &net.Dialer{Control: func(_, address string, _ syscall.RawConn) error {
-		host, _, err := net.SplitHostPort(address)
-		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
-			return fmt.Errorf("refusing to connect to %s: not a loopback address", address)
-		}
-		return nil
-	}}
 	return &http.Client{
 		Transport: &http.Transport{
 			Proxy:             nil,
-			DialContext:       dialer.DialContext,
+			DialContext:       loopback.Dialer().DialContext,
 			DisableKeepAlives: true,
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

@@ -12,13 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cutoverdev/cutover/internal/loopback"
 )
 
 // Options describes one run.
@@ -52,22 +52,6 @@ func (r Result) String() string {
 		r.Requests, r.Failed, r.RPS, r.P50, r.P95, r.P99, r.Status)
 }
 
-// CheckLoopback returns an error unless rawURL targets a loopback host.
-func CheckLoopback(rawURL string) error {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return fmt.Errorf("loadgen: bad URL %q: %v", rawURL, err)
-	}
-	host := u.Hostname()
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		return nil
-	}
-	return fmt.Errorf("loadgen: refusing to send load to %q: only loopback addresses (127.0.0.1, ::1, localhost) are allowed", host)
-}
-
 type worker struct {
 	lat    []time.Duration
 	status map[int]int
@@ -78,8 +62,8 @@ type worker struct {
 
 // Run sends load until ctx ends, Duration passes or MaxRequests were sent.
 func Run(ctx context.Context, o Options) (Result, error) {
-	if err := CheckLoopback(o.URL); err != nil {
-		return Result{}, err
+	if err := loopback.CheckURL(o.URL); err != nil {
+		return Result{}, fmt.Errorf("loadgen: %w", err)
 	}
 	if o.Duration <= 0 {
 		return Result{}, errors.New("loadgen: Duration must be set: every run is bounded in time")
@@ -91,6 +75,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		o.Timeout = 5 * time.Second
 	}
 	transport := &http.Transport{
+		DialContext:         loopback.Dialer().DialContext, // a name resolving off the host is refused too
 		MaxIdleConns:        o.Concurrency * 2,
 		MaxIdleConnsPerHost: o.Concurrency * 2,
 		IdleConnTimeout:     30 * time.Second,
