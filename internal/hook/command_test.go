@@ -2,8 +2,6 @@ package hook
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/proc"
 )
 
 func shHook(script string, timeout time.Duration) config.Hook {
@@ -128,7 +127,7 @@ func waitGone(t *testing.T, pidFile string) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) || zombie(pid) {
+		if !proc.Alive(pid) { // gone, or a zombie waiting for its reaper
 			return
 		}
 		if time.Now().After(deadline) {
@@ -137,16 +136,6 @@ func waitGone(t *testing.T, pidFile string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func zombie(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the command name, which is in parentheses.
-	rest := stat[strings.LastIndexByte(string(stat), ')')+1:]
-	return strings.HasPrefix(strings.TrimSpace(string(rest)), "Z")
 }
 
 func TestCommandCanceled(t *testing.T) {

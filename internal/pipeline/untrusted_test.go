@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/proc"
 	"github.com/cutoverdev/cutover/internal/store"
 	"github.com/cutoverdev/cutover/internal/testenv"
 )
@@ -281,8 +282,7 @@ pipeline:
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(raw)))
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil || strings.Contains(string(stat), ") Z ") || syscall.Kill(pid, 0) != nil {
+		if !proc.Alive(pid) {
 			return // gone, or a zombie waiting for its reaper
 		}
 		if time.Now().After(deadline) {

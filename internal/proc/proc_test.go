@@ -1,8 +1,11 @@
 package proc
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -80,5 +83,40 @@ func TestKillGroupEndsTheGroupOnlyForTheRecordedLeader(t *testing.T) {
 	}
 	if GroupAlive(pgid) {
 		t.Fatal("a member of the group (the background sleep) survived KillGroup")
+	}
+}
+
+// A process chooses its own command name, which /proc/PID/stat shows in
+// parentheses before the state: a name holding ") Z (" must not make a
+// running process read as a zombie, nor shift the start time.
+func TestAliveReadsStateAfterAHostileCommandName(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Fatalf("sleep is needed to start a child: %v", err)
+	}
+	b, err := os.ReadFile(sleep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostile := filepath.Join(t.TempDir(), "x) Z 1 (y")
+	if err := os.WriteFile(hostile, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(hostile, "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	pid := cmd.Process.Pid
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil || !strings.Contains(string(stat), "(x) Z 1 (y)") {
+		t.Fatalf("the child's stat %q (%v) does not carry the hostile name: the test proves nothing", stat, err)
+	}
+	start := StartTime(pid)
+	if !Alive(pid) || start == 0 || !Same(pid, start) {
+		t.Fatalf("a running child named %q: alive %v, start time %d", filepath.Base(hostile), Alive(pid), start)
+	}
+	if self := StartTime(os.Getpid()); start < self {
+		t.Fatalf("the child's start time %d is before its parent's %d: fields were miscounted", start, self)
 	}
 }
