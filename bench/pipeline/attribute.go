@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/short"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -227,7 +228,7 @@ func attribute(m measurement) *Report {
 	work := workIntervals(m)
 	covered := union(work, m.start, m.end)
 	rep := &Report{
-		Execution: m.exec.ID, Commit: shortSHA(m.exec.Commit), Status: m.exec.Status, Error: m.exec.Error,
+		Execution: m.exec.ID, Commit: short.SHA(m.exec.Commit), Status: m.exec.Status, Error: m.exec.Error,
 		Wall: ms(wall), Attribution: attribution,
 	}
 	byCat := map[string][]interval{}
@@ -269,10 +270,3 @@ func span(from, to *time.Time) float64 {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-func shortSHA(c string) string {
-	if len(c) > 7 {
-		return c[:7]
-	}
-	return c
-}

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -80,7 +82,7 @@ func FromCompose(ctx context.Context, composePath string) (*Config, []string, er
 		c.Project = "app"
 		m.notef("project: compose project name %q cannot be used; named the project %q", project.Name, c.Project)
 	}
-	for _, name := range sortedKeys(project.Services) {
+	for _, name := range slices.Sorted(maps.Keys(project.Services)) {
 		s := project.Services[name]
 		svc := m.service(name, s)
 		if svc == nil {
@@ -227,7 +229,7 @@ var (
 // env copies variables, leaving out what looks like a secret: cutover.yaml is committed.
 func (m *composeMapper) env(name, field string, vars types.MappingWithEquals) map[string]string {
 	out := map[string]string{}
-	for _, k := range sortedKeys(vars) {
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		v := vars[k]
 		switch {
 		case v == nil:

@@ -8,6 +8,7 @@
 package config
 
 import (
+	"maps"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -309,12 +310,12 @@ var platforms = []string{PlatformLocal, PlatformECS}
 
 // ServiceNames returns the service names, sorted.
 func (c *Config) ServiceNames() []string {
-	return sortedKeys(c.Services)
+	return slices.Sorted(maps.Keys(c.Services))
 }
 
 // EnvironmentNames returns the environment names, sorted.
 func (c *Config) EnvironmentNames() []string {
-	return sortedKeys(c.Environments)
+	return slices.Sorted(maps.Keys(c.Environments))
 }
 
 // Dir returns the directory build contexts are relative to: the directory of the file
@@ -334,15 +335,6 @@ func (c *Config) ContextDir(service string) string {
 		return ""
 	}
 	return filepath.Join(c.dir, filepath.FromSlash(s.Build.Context))
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	return names
 }
 
 // quoteList renders accepted values for a "what to do" hint: "a", "b" or "c".

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
 	"slices"
@@ -47,7 +48,7 @@ func (v *validator) ecs(p string, e *Environment) {
 			v.add(p+".endpoint", "%q is not a URL (write for example http://127.0.0.1:5000, or remove it to use AWS)", x.Endpoint)
 		}
 	}
-	for _, event := range sortedKeys(x.LambdaHooks) {
+	for _, event := range slices.Sorted(maps.Keys(x.LambdaHooks)) {
 		switch {
 		case slices.Contains(lambdaHookEvents, event):
 		case x.BlueGreen == BlueGreenECS && slices.Contains(ECSLifecycleStages, event):
@@ -116,7 +117,7 @@ func (v *validator) ecs(p string, e *Environment) {
 		}
 	}
 	if !(e.Strategy.Type == StrategyBlueGreen && !native) {
-		for _, name := range sortedKeys(x.Services) {
+		for _, name := range slices.Sorted(maps.Keys(x.Services)) {
 			if x.Services[name] != nil && x.Services[name].DeploymentGroup != "" {
 				v.add(p+".services."+name+".deployment_group", "is only used by CodeDeploy blue/green (strategy.type: blue_green without blue_green: ecs): remove it")
 			}
@@ -135,7 +136,7 @@ func (v *validator) ecs(p string, e *Environment) {
 			v.add(p+".services", "no entry for service %s (add services: { %s: { service: ECS_SERVICE_NAME } })", name, name)
 		}
 	}
-	for _, name := range sortedKeys(x.Services) {
+	for _, name := range slices.Sorted(maps.Keys(x.Services)) {
 		s, sp := x.Services[name], p+".services."+name
 		if v.c.Services[name] == nil {
 			v.add(sp, "%q is not a service of this file (write one of %s)", name, quoteList(v.c.ServiceNames()))
@@ -161,7 +162,7 @@ func (v *validator) ecs(p string, e *Environment) {
 		if s.TestListener != "" && s.TestRule != "" {
 			v.add(sp+".test_rule", "both test_listener and test_rule are set (keep one)")
 		}
-		for _, k := range sortedKeys(s.Secrets) {
+		for _, k := range slices.Sorted(maps.Keys(s.Secrets)) {
 			if !envNameRe.MatchString(k) {
 				v.add(sp+".secrets", "%q is not a valid variable name (use letters, digits and _)", k)
 			}
@@ -230,7 +231,7 @@ var ecsStageOfEvent = map[string]string{
 // names mapped, stage names kept) in the order ECS reaches them.
 func (x *ECS) NativeHookStages() (arns []string, stages map[string][]string) {
 	stages = map[string][]string{}
-	for _, key := range sortedKeys(x.LambdaHooks) {
+	for _, key := range slices.Sorted(maps.Keys(x.LambdaHooks)) {
 		arn, stage := x.LambdaHooks[key], key
 		if s, ok := ecsStageOfEvent[key]; ok {
 			stage = s

@@ -2,9 +2,10 @@ package export
 
 import (
 	"cmp"
+	"maps"
+	"slices"
 
 	"github.com/cutoverdev/cutover/internal/config"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -268,7 +269,7 @@ func (g *gen) service(t *cloudformation.Template, env, name string, priority int
 	// and the pipeline's Build register). Rolling services keep them here, as
 	// the pipeline's ECS deploy action only swaps the image.
 	if !g.viaCodeDeploy(env) {
-		for _, k := range sortedKeys(s.Env) {
+		for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 			container.Environment = append(container.Environment, ecs.TaskDefinition_KeyValuePair{Name: cloudformation.String(k), Value: cloudformation.String(s.Env[k])})
 		}
 	}
@@ -348,13 +349,4 @@ func (g *gen) targetGroup(env, name, color string) *elb.TargetGroup {
 			Value: cloudformation.String(strconv.Itoa(min(max(int(s.DeregistrationDelay.Std()/time.Second), 0), 3600)))}},
 		Tags: g.tags("dev.cutover.environment", env, "dev.cutover.service", name, "dev.cutover.color", strings.ToLower(color)),
 	}
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

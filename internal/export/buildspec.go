@@ -3,6 +3,7 @@ package export
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -151,7 +152,7 @@ func (g *gen) verifySpec(env string) string {
 			}
 			for _, c := range a.Checks {
 				cmd := fmt.Sprintf(`curl -fsS --max-time 10 "https://$DOMAIN%s"`, c.Path)
-				for _, k := range sortedKeys(c.Headers) {
+				for _, k := range slices.Sorted(maps.Keys(c.Headers)) {
 					cmd += fmt.Sprintf(" -H %q", k+": "+c.Headers[k])
 				}
 				if c.ExpectBody != "" {
@@ -201,7 +202,7 @@ func shellQuoted(s string) string { return strings.ReplaceAll(s, "'", `'\''`) }
 // quoted for a single-quoted shell word.
 func envJSON(env map[string]string) string {
 	list := []map[string]string{}
-	for _, k := range sortedKeys(env) {
+	for _, k := range slices.Sorted(maps.Keys(env)) {
 		list = append(list, map[string]string{"name": k, "value": env[k]})
 	}
 	b, _ := json.Marshal(list)

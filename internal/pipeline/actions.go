@@ -20,6 +20,7 @@ import (
 	"github.com/cutoverdev/cutover/internal/hook"
 	"github.com/cutoverdev/cutover/internal/notify"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
+	"github.com/cutoverdev/cutover/internal/short"
 )
 
 // pipelineEnv is what every command gets: the variables, the secrets, extra.
@@ -277,7 +278,7 @@ func (r *run) build(ctx context.Context, a config.Action) (result, error) {
 	ctx, cancel := r.withTimeout(ctx, a)
 	defer cancel()
 	dir := r.cfg.ContextDir(a.Service)
-	extra := []string{"CUTOVER_BUILD_ID=" + shortSHA(r.vars["CUTOVER_COMMIT"]), "CUTOVER_SERVICE=" + a.Service}
+	extra := []string{"CUTOVER_BUILD_ID=" + short.SHA(r.vars["CUTOVER_COMMIT"]), "CUTOVER_SERVICE=" + a.Service}
 	for _, line := range append(append([]string{}, a.Commands...), svc.Build.Commands...) {
 		if err := r.sh(ctx, a.Name, a.Image, dir, line, extra...); err != nil {
 			return result{}, err
@@ -306,7 +307,7 @@ func (r *run) build(ctx context.Context, a config.Action) (result, error) {
 	}
 	key := envName(a.Service)
 	return result{
-		summary: fmt.Sprintf("image %s (%s)", tags[1], shortID(img.ID)),
+		summary: fmt.Sprintf("image %s (%s)", tags[1], short.ID(img.ID)),
 		outputs: map[string]string{"CUTOVER_IMAGE_" + key: img.ID, "CUTOVER_IMAGE_REF_" + key: tags[0]},
 	}, nil
 }
@@ -389,7 +390,7 @@ func (r *run) deploy(ctx context.Context, a config.Action) (result, error) {
 	}
 	switch {
 	case promo != nil && promo.Deployment != "":
-		r.logf(a.Name, "promoting to %s the images %s verified for %s (deployment %s):", a.Environment, promo.From, shortSHA(r.exec.Commit), promo.Deployment)
+		r.logf(a.Name, "promoting to %s the images %s verified for %s (deployment %s):", a.Environment, promo.From, short.SHA(r.exec.Commit), promo.Deployment)
 		for _, name := range r.cfg.ServiceNames() {
 			r.logf(a.Name, "  %s %s", name, images[name])
 		}
@@ -439,12 +440,4 @@ func (r *run) verify(ctx context.Context, a config.Action) (result, error) {
 		return result{}, fmt.Errorf("%d of %d checks failed: %s", len(failed), len(a.Checks), failed[0])
 	}
 	return result{summary: fmt.Sprintf("%d checks passed", len(a.Checks))}, nil
-}
-
-func shortID(id string) string {
-	id = strings.TrimPrefix(id, "sha256:")
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

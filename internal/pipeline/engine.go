@@ -26,6 +26,7 @@ import (
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/notify"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
+	"github.com/cutoverdev/cutover/internal/short"
 	"github.com/cutoverdev/cutover/internal/source"
 	"github.com/cutoverdev/cutover/internal/store"
 )
@@ -226,7 +227,7 @@ func (e *Engine) Run(ctx context.Context, t Trigger) (store.Execution, error) {
 	defer stop(nil)
 	watching := make(chan struct{})
 	go func() { defer close(watching); r.watchCancel(actx, stop) }()
-	r.logf("execution", "execution %s: %s of %s at %s", exec.ID, t.Kind, t.Branch, shortSHA(t.Commit))
+	r.logf("execution", "execution %s: %s of %s at %s", exec.ID, t.Kind, t.Branch, short.SHA(t.Commit))
 	runErr := r.execute(actx, t)
 	if cause := context.Cause(actx); runErr != nil && errors.Is(cause, errCancelled) {
 		runErr = cause // the cancel's own words, whatever the interrupted action said
@@ -315,7 +316,7 @@ func (r *run) execute(ctx context.Context, t Trigger) error {
 	if err := r.startCommitStatus(); err != nil {
 		return err
 	}
-	r.notify(notify.ExecutionStarted, fmt.Sprintf("%s of %s at %s", t.Kind, t.Branch, shortSHA(t.Commit)))
+	r.notify(notify.ExecutionStarted, fmt.Sprintf("%s of %s at %s", t.Kind, t.Branch, short.SHA(t.Commit)))
 	r.setBaseVars(t)
 	if t.RetryOf != "" {
 		if err := r.inheritVars(ctx, t.RetryOf); err != nil {
@@ -351,7 +352,7 @@ func (r *run) execute(ctx context.Context, t Trigger) error {
 func (r *run) setBaseVars(t Trigger) {
 	r.vars["CUTOVER_EXECUTION_ID"] = r.exec.ID
 	r.vars["CUTOVER_COMMIT"] = t.Commit
-	r.vars["CUTOVER_SHORT_SHA"] = shortSHA(t.Commit)
+	r.vars["CUTOVER_SHORT_SHA"] = short.SHA(t.Commit)
 	r.vars["CUTOVER_BRANCH"] = t.Branch
 	r.vars["CUTOVER_TRIGGER"] = t.Kind
 	r.vars["CUTOVER_PROJECT"] = r.cfg.Project
@@ -641,13 +642,6 @@ const CancelEvent = "execution.cancel"
 // EventScope is the event log's environment field for events about one
 // execution (its requests such as cancel), apart from environments' events.
 func EventScope(executionID string) string { return "execution:" + executionID }
-
-func shortSHA(c string) string {
-	if len(c) > 7 {
-		return c[:7]
-	}
-	return c
-}
 
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")

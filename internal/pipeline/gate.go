@@ -10,6 +10,7 @@ import (
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/integration"
 	"github.com/cutoverdev/cutover/internal/notify"
+	"github.com/cutoverdev/cutover/internal/short"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -72,7 +73,7 @@ func (r *run) approval(ctx context.Context, i, j int, a config.Action) (result, 
 	r.mu.Unlock()
 	r.save(ctx)
 	r.logf(a.Name, "waiting for approval to deploy %s: `cutover approve %s --comment ...` or `cutover reject %s` (times out in %s)", a.Environment, r.exec.ID, r.exec.ID, timeout)
-	r.notify(notify.ApprovalNeeded, fmt.Sprintf("deploy %s at %s: `cutover approve %s`", a.Environment, shortSHA(ev.Commit), r.exec.ID))
+	r.notify(notify.ApprovalNeeded, fmt.Sprintf("deploy %s at %s: `cutover approve %s`", a.Environment, short.SHA(ev.Commit), r.exec.ID))
 	defer func() {
 		r.mu.Lock()
 		r.exec.Status = "running"

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cutoverdev/cutover/internal/short"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -63,13 +64,13 @@ func FindPromotion(ctx context.Context, st *store.Store, project, from, commit s
 			images[name] = sr.Image
 		}
 		if len(differs) > 0 {
-			p.Reason = fmt.Sprintf("%s ran %s with another config of %s (deployment %s)", from, shortSHA(commit), strings.Join(differs, ", "), d.ID)
+			p.Reason = fmt.Sprintf("%s ran %s with another config of %s (deployment %s)", from, short.SHA(commit), strings.Join(differs, ", "), d.ID)
 			return p, nil
 		}
 		p.Deployment, p.Revision, p.Images = d.ID, rev.ID, images
 		return p, nil
 	}
-	p.Reason = fmt.Sprintf("no succeeded deployment of %s ran %s", from, shortSHA(commit))
+	p.Reason = fmt.Sprintf("no succeeded deployment of %s ran %s", from, short.SHA(commit))
 	return p, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/short"
 )
 
 // stageLocks admits one execution at a time into each stage of a project,
@@ -75,7 +76,7 @@ func (l *stageLocks) acquire(ctx context.Context, key string, w *stageWaiter, su
 	case <-w.ready:
 		return nil
 	case by := <-w.superseded:
-		return fmt.Errorf("%w: %s %s", errCancelled, SupersededPrefix, shortSHA(by))
+		return fmt.Errorf("%w: %s %s", errCancelled, SupersededPrefix, short.SHA(by))
 	case <-ctx.Done():
 		l.mu.Lock()
 		granted := w.granted

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
+	"github.com/cutoverdev/cutover/internal/short"
 	"github.com/cutoverdev/cutover/internal/source"
 	"github.com/cutoverdev/cutover/internal/store"
 )
@@ -60,7 +61,7 @@ func Admit(ctx context.Context, t Trigger) error {
 			return fmt.Errorf("%w: %w", ErrRefused, err)
 		}
 		if head != t.Commit {
-			return fmt.Errorf("%w: commit %s is not the head of branch %s (the head is %s): a %s runs the branch's head; a newer one replaces it", ErrRefused, shortSHA(t.Commit), t.Branch, shortSHA(head), t.Kind)
+			return fmt.Errorf("%w: commit %s is not the head of branch %s (the head is %s): a %s runs the branch's head; a newer one replaces it", ErrRefused, short.SHA(t.Commit), t.Branch, short.SHA(head), t.Kind)
 		}
 	}
 	return nil
@@ -172,7 +173,7 @@ func (r *run) loadConfig(ctx context.Context, t Trigger) (*config.Config, error)
 	if baseName == "" {
 		baseName = "the default branch"
 	}
-	r.logf("execution", "pull request: running the pipeline definition of %s at %s (%s); the pull request's own cutover.yaml is not used", baseName, shortSHA(base), t.ConfigPath)
+	r.logf("execution", "pull request: running the pipeline definition of %s at %s (%s); the pull request's own cutover.yaml is not used", baseName, short.SHA(base), t.ConfigPath)
 	if err := writeTrusted(r.ws.Dir, path, data); err != nil {
 		return nil, err
 	}
@@ -384,7 +385,7 @@ func NightlyTag(created time.Time) string {
 
 func (r *run) imageTags() []string {
 	commit := r.vars["CUTOVER_COMMIT"]
-	tags := []string{commit, shortSHA(commit)}
+	tags := []string{commit, short.SHA(commit)}
 	if r.untrusted {
 		if n := r.vars["CUTOVER_PR"]; n != "" && n != "0" {
 			tags = append(tags, "pr-"+n)

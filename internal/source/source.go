@@ -31,6 +31,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cutoverdev/cutover/internal/short"
 )
 
 // ErrNotFound is wrapped when the repository has no such branch or commit.
@@ -230,7 +232,7 @@ func describe(ctx context.Context, ws *Workspace) error {
 		return fmt.Errorf("source: read commit %s of %s: unexpected git log output %q", ws.Commit, ws.Repo, out)
 	}
 	ws.Commit, ws.Author, ws.Message = f[0], f[2], strings.TrimRight(f[4], "\n")
-	ws.ShortSHA = ws.Commit[:7]
+	ws.ShortSHA = short.SHA(ws.Commit)
 	if ws.CommittedAt, err = time.Parse(time.RFC3339, f[3]); err != nil {
 		return fmt.Errorf("source: read commit %s of %s: date %q: %w", ws.Commit, ws.Repo, f[3], err)
 	}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path"
 	"strings"
+
+	"github.com/cutoverdev/cutover/internal/short"
 )
 
 // ErrNotOnBranch is wrapped when a commit is neither the head of a branch
@@ -54,9 +56,9 @@ func OnBranch(ctx context.Context, repo, branch, commit string) error {
 	var ge *gitError
 	if errors.As(err, &ge) && (ge.code == 1 || ge.code == 128) {
 		return fmt.Errorf("commit %s is not on branch %s (its head is %s, and %s is not an ancestor of it): "+
-			"merge it into %s first, or run it as a pull request: %w", shortOf(commit), branch, shortOf(head), shortOf(commit), branch, ErrNotOnBranch)
+			"merge it into %s first, or run it as a pull request: %w", short.SHA(commit), branch, short.SHA(head), short.SHA(commit), branch, ErrNotOnBranch)
 	}
-	return fmt.Errorf("source: is %s on %s: %w", shortOf(commit), branch, err)
+	return fmt.Errorf("source: is %s on %s: %w", short.SHA(commit), branch, err)
 }
 
 // ReadFileAt returns the content of file (relative to the repository's
@@ -85,14 +87,7 @@ func ReadFileAt(ctx context.Context, repo, commit, file string) ([]byte, error) 
 	}
 	out, err := git(ctx, tmp, "cat-file", "blob", full+":"+file)
 	if err != nil {
-		return nil, fmt.Errorf("source: %s at %s of %s: %w", file, shortOf(full), redact(repo), err)
+		return nil, fmt.Errorf("source: %s at %s of %s: %w", file, short.SHA(full), redact(repo), err)
 	}
 	return []byte(out), nil
-}
-
-func shortOf(c string) string {
-	if len(c) > 7 {
-		return c[:7]
-	}
-	return c
 }

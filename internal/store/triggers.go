@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/cutoverdev/cutover/internal/short"
 )
 
 // ErrDuplicate is wrapped when a webhook delivery was already accepted: its
@@ -45,7 +47,7 @@ func (s *Store) QueueExecution(ctx context.Context, e Execution, d Delivery, sup
 		for _, id := range supersede {
 			if _, err := tx.q.ExecContext(ctx, `UPDATE executions SET status = 'superseded', error = ?, updated_at = ?,
 				finished_at = ?, generation = generation + 1 WHERE id = ? AND status = 'queued'`,
-				"superseded by "+shortCommit(e.Commit)+" before it started", formatTime(time.Now()), formatTime(time.Now()), id); err != nil {
+				"superseded by "+short.SHA(e.Commit)+" before it started", formatTime(time.Now()), formatTime(time.Now()), id); err != nil {
 				return fmt.Errorf("store: supersede execution %s: %w", id, err)
 			}
 		}
@@ -69,13 +71,6 @@ func (s *Store) QueueExecution(ctx context.Context, e Execution, d Delivery, sup
 		return "", err
 	}
 	return e.ID, nil
-}
-
-func shortCommit(c string) string {
-	if len(c) > 7 {
-		return c[:7]
-	}
-	return c
 }
 
 // Process is a process group an execution's command runs in.

@@ -3,6 +3,7 @@ package ecs
 import (
 	"cmp"
 	"context"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -57,10 +58,10 @@ func (p *Platform) taskDefinitionInput(name, revID string, sr store.ServiceRevis
 	if s.StopTimeout > 0 {
 		c.StopTimeout = aws.Int32(int32(min(max(s.StopTimeout/time.Second, 2), 120)))
 	}
-	for _, k := range sortedKeys(s.Env) {
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 		c.Environment = append(c.Environment, types.KeyValuePair{Name: aws.String(k), Value: aws.String(s.Env[k])})
 	}
-	for _, k := range sortedKeys(s.Secrets) {
+	for _, k := range slices.Sorted(maps.Keys(s.Secrets)) {
 		c.Secrets = append(c.Secrets, types.Secret{Name: aws.String(k), ValueFrom: aws.String(s.Secrets[k])})
 	}
 	if p.o.LogGroup != "" {
@@ -106,13 +107,4 @@ func (p *Platform) taskDefinitionInput(name, revID string, sr store.ServiceRevis
 		in.NetworkMode = types.NetworkModeAwsvpc
 	}
 	return in
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

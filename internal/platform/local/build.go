@@ -17,6 +17,7 @@ import (
 
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
+	"github.com/cutoverdev/cutover/internal/short"
 )
 
 // NewBuildID returns an identifier unique to one build, baked into the
@@ -66,7 +67,7 @@ func buildService(ctx context.Context, rt *docker.Runtime, cfg *config.Config, n
 		if err != nil {
 			return "", fmt.Errorf("service %s: %w", name, err)
 		}
-		say("%s: using image %s (%s)", name, ref, shortID(id))
+		say("%s: using image %s (%s)", name, ref, short.ID(id))
 		return id, nil
 	}
 	dir := filepath.Join(cfg.Dir(), svc.Build.Context)
@@ -87,7 +88,7 @@ func buildService(ctx context.Context, rt *docker.Runtime, cfg *config.Config, n
 	if err != nil {
 		return "", fmt.Errorf("service %s: %w", name, err)
 	}
-	say("%s: built %s", name, shortID(img.ID))
+	say("%s: built %s", name, short.ID(img.ID))
 	return img.ID, nil
 }
 
@@ -112,12 +113,4 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, " | ")
-}
-
-func shortID(id string) string {
-	id = strings.TrimPrefix(id, "sha256:")
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

@@ -12,6 +12,8 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	"github.com/moby/moby/client"
+
+	"github.com/cutoverdev/cutover/internal/short"
 )
 
 // anonymous is the X-Registry-Auth value for "no credentials", for
@@ -53,16 +55,16 @@ func (r *Runtime) registryAuth(named reference.Named) string {
 func (r *Runtime) Tag(ctx context.Context, imageID, ref string) error {
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
-		return fmt.Errorf("tag %s: %q is not a valid image reference: %v (use registry/repository:tag, lowercase repository)", shortID(imageID), ref, err)
+		return fmt.Errorf("tag %s: %q is not a valid image reference: %v (use registry/repository:tag, lowercase repository)", short.ID(imageID), ref, err)
 	}
 	if _, ok := named.(reference.Digested); ok {
-		return fmt.Errorf("tag %s: %s names a digest; a tag cannot (use registry/repository:tag)", shortID(imageID), ref)
+		return fmt.Errorf("tag %s: %s names a digest; a tag cannot (use registry/repository:tag)", short.ID(imageID), ref)
 	}
 	if _, err := r.client.ImageTag(ctx, client.ImageTagOptions{Source: imageID, Target: ref}); err != nil {
 		if cerrdefs.IsNotFound(err) {
-			return fmt.Errorf("tag %s as %s: image not found locally (build it first)", shortID(imageID), ref)
+			return fmt.Errorf("tag %s as %s: image not found locally (build it first)", short.ID(imageID), ref)
 		}
-		return fmt.Errorf("tag %s as %s: %s", shortID(imageID), ref, engineMessage(err))
+		return fmt.Errorf("tag %s as %s: %s", short.ID(imageID), ref, engineMessage(err))
 	}
 	r.log.Debug("tagged image", "image", imageID, "ref", ref)
 	return nil

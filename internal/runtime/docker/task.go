@@ -17,6 +17,8 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
+
+	"github.com/cutoverdev/cutover/internal/short"
 )
 
 // TaskSpec describes a task to start.
@@ -103,7 +105,7 @@ func (r *Runtime) KeepRunning(ctx context.Context, id string) error {
 		RestartPolicy: &container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
 	})
 	if err != nil {
-		return fmt.Errorf("keep task %s running: %s", shortID(id), engineMessage(err))
+		return fmt.Errorf("keep task %s running: %s", short.ID(id), engineMessage(err))
 	}
 	return nil
 }
@@ -156,7 +158,7 @@ func (r *Runtime) startTask(ctx context.Context, spec TaskSpec) (Task, error) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		if err := r.RemoveTask(rctx, created.ID); err != nil {
-			r.log.Warn("removing a task that failed to start", "task", what, "id", shortID(created.ID), "err", err)
+			r.log.Warn("removing a task that failed to start", "task", what, "id", short.ID(created.ID), "err", err)
 		}
 	}
 
@@ -172,7 +174,7 @@ func (r *Runtime) startTask(ctx context.Context, spec TaskSpec) (Task, error) {
 		cleanup()
 		return Task{}, fmt.Errorf("start %s: %w", what, err)
 	}
-	r.log.Debug("started task", "task", t.Name, "id", shortID(t.ID), "host_port", t.HostPort)
+	r.log.Debug("started task", "task", t.Name, "id", short.ID(t.ID), "host_port", t.HostPort)
 	return t, nil
 }
 
@@ -334,7 +336,7 @@ func taskError(op, id string, err error) error {
 	if cerrdefs.IsNotFound(err) {
 		msg = "no such task (it was removed)"
 	}
-	return &opError{msg: fmt.Sprintf("%s task %s: %s", op, shortID(id), msg), err: err}
+	return &opError{msg: fmt.Sprintf("%s task %s: %s", op, short.ID(id), msg), err: err}
 }
 
 type opError struct {
@@ -362,13 +364,4 @@ func envList(env map[string]string) []string {
 	}
 	slices.Sort(list) // stable container config, easier to diff
 	return list
-}
-
-// shortID shortens 64-hex IDs to Docker's usual 12 characters; names pass unchanged.
-func shortID(id string) string {
-	id = strings.TrimPrefix(id, "sha256:")
-	if len(id) == 64 {
-		return id[:12]
-	}
-	return id
 }
