@@ -154,6 +154,7 @@ func (s *session) controller(g *globals, env string, timeout time.Duration) *dep
 		Hooks: hook.Env{
 			TestURL:       e.Listen.TestURL(),
 			ProductionURL: e.Listen.ProductionURL(),
+			ProductionTLS: hook.ListenerTLS(s.cfg, e.Listen),
 			Dir:           s.cfg.Dir(),
 			Vars:          map[string]string{"CUTOVER_PROJECT": s.cfg.Project, "CUTOVER_ENVIRONMENT": env},
 		},

@@ -147,9 +147,7 @@ func (s *session) deployer(g *globals) pipeline.Deployer {
 		defer release()
 		ws := &session{cfg: cfg, home: s.home, store: s.store, rt: s.rt, proxy: s.proxy}
 		ctrl := ws.controller(g, env, 5*time.Minute)
-		if tag := pipeline.OwnerTag(ctx); tag != "" {
-			ctrl.Owner += ", " + tag // how a cancel of the execution finds this deployment
-		}
+		ctrl.Owner = pipeline.DeployOwner(ctx, ctrl.Owner) // who caused the execution, and the tag a cancel finds it by
 		ctrl.Progress = func(ev deploy.Event) {
 			if ev.Kind != "progress" {
 				logf(fmt.Sprintf("%s: %s", ev.Phase, ev.Message))

@@ -129,7 +129,7 @@ type ACME struct {
 	Email       string   `yaml:"email,omitempty" json:"email,omitempty" jsonschema_description:"Contact address the CA sends expiry notices to."`
 	Domains     []string `yaml:"domains,omitempty" json:"domains,omitempty" jsonschema_description:"Host names to obtain certificates for; no other name gets one."`
 	Directory   string   `yaml:"directory,omitempty" json:"directory,omitempty" jsonschema:"default=https://acme-v02.api.letsencrypt.org/directory" jsonschema_description:"ACME directory URL of the CA."`
-	CARoot      string   `yaml:"ca_root,omitempty" json:"ca_root,omitempty" jsonschema_description:"PEM file of the CA certificates that sign the directory's HTTPS, for a private CA (such as Pebble); relative to cutover.yaml's directory or absolute."`
+	CARoot      string   `yaml:"ca_root,omitempty" json:"ca_root,omitempty" jsonschema_description:"PEM file of the CA certificates of a private CA (such as Pebble): those that sign the directory's HTTPS, and those that sign the issued certificates, which production hooks verify the listener with; relative to cutover.yaml's directory or absolute."`
 	RenewBefore Duration `yaml:"renew_before,omitempty" json:"renew_before,omitempty" jsonschema_description:"Renew this long before expiry; default a third of the certificate's lifetime, at most 30 days."`
 }
 

@@ -18,6 +18,7 @@ import (
 // Env is what hooks run against.
 type Env struct {
 	TestURL, ProductionURL string            // listener base URLs, e.g. http://127.0.0.1:8081 (no trailing slash)
+	ProductionTLS          *TLS              // how to reach an HTTPS production listener (ListenerTLS); nil for plain HTTP
 	Dir                    string            // working directory for commands (the project dir)
 	Vars                   map[string]string // exported to commands: CUTOVER_DEPLOYMENT_ID, CUTOVER_ENVIRONMENT, ...
 }
@@ -90,6 +91,9 @@ func commandEnv(env Env) []string {
 	}
 	if env.ProductionURL != "" {
 		vars["CUTOVER_PRODUCTION_URL"] = env.ProductionURL
+	}
+	if t := env.ProductionTLS; t != nil && t.ServerName != "" {
+		vars["CUTOVER_PRODUCTION_SERVER_NAME"] = t.ServerName // for curl --resolve NAME:PORT:127.0.0.1
 	}
 	for k, v := range env.Vars {
 		vars[k] = v

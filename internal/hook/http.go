@@ -2,9 +2,11 @@ package hook
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -51,14 +53,32 @@ func runHTTP(ctx context.Context, c config.HTTPCheck, env Env, timeout time.Dura
 	if err != nil {
 		return false, fmt.Sprintf("%s %s: %v", m, target, err)
 	}
+	host := ""
 	for k, v := range c.Headers {
 		if strings.EqualFold(k, "Host") {
-			req.Host = v
+			req.Host, host = v, v
 			continue
 		}
 		req.Header.Set(k, v)
 	}
-	resp, err := client().Do(req)
+	var tlsCfg *tls.Config
+	if listener == config.ListenerProduction && env.ProductionTLS != nil && req.URL.Scheme == "https" {
+		cfg, name, err := env.ProductionTLS.clientConfig(host)
+		if err != nil {
+			return false, fmt.Sprintf("%s %s: %v", m, target, err)
+		}
+		tlsCfg = cfg
+		if name != "" {
+			target += " (" + name + ")"
+			if host == "" {
+				req.Host = name
+				if p := req.URL.Port(); p != "" && p != "443" {
+					req.Host = net.JoinHostPort(name, p)
+				}
+			}
+		}
+	}
+	resp, err := client(tlsCfg).Do(req)
 	if err != nil {
 		return false, fmt.Sprintf("%s %s %s", m, target, failure(ctx, tctx, err, timeout))
 	}
@@ -121,12 +141,14 @@ func headerProblems(want map[string]string, got http.Header) []string {
 
 // client sends one request to a loopback address and nowhere else: no proxy from
 // the environment, no redirects followed (the redirect status is the answer), and
-// a dialer that refuses a name such as localhost resolving off the host.
-func client() *http.Client {
+// a dialer that refuses a name such as localhost resolving off the host. tlsCfg
+// is the TLS of an https request (nil: the system's roots, the URL's host).
+func client(tlsCfg *tls.Config) *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
 			Proxy:             nil,
 			DialContext:       loopback.Dialer().DialContext,
+			TLSClientConfig:   tlsCfg,
 			DisableKeepAlives: true,
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

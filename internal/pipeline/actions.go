@@ -418,6 +418,7 @@ func (r *run) verify(ctx context.Context, a config.Action) (result, error) {
 	hookEnv := hook.Env{
 		TestURL:       env.Listen.TestURL(),
 		ProductionURL: env.Listen.ProductionURL(),
+		ProductionTLS: hook.ListenerTLS(r.cfg, env.Listen),
 		Dir:           r.cfg.Dir(),
 	}
 	timeout := a.Timeout

@@ -75,15 +75,63 @@ func (r *run) watchCancel(ctx context.Context, stop context.CancelCauseFunc) {
 // ownerKey is the context key of the execution a deployment is made for.
 type ownerKey struct{}
 
+// deployFor is what a deploy action's context carries: the execution and
+// who caused it (Trigger.Author and the trigger's kind).
+type deployFor struct{ id, author, kind string }
+
 // OwnerTag names the execution that ctx deploys for ("execution x-…"), or
 // is "" outside a deploy action. A Deployer records it in the deployment's
 // owner, which is how a cancel of the execution finds its deployment.
 func OwnerTag(ctx context.Context) string {
-	id, _ := ctx.Value(ownerKey{}).(string)
-	if id == "" {
+	f, _ := ctx.Value(ownerKey{}).(deployFor)
+	if f.id == "" {
 		return ""
 	}
-	return "execution " + id
+	return "execution " + f.id
+}
+
+// DeployOwner is the owner a Deployer records on the deployment ctx makes,
+// given the process's own, local ("alice (pid 42 on vm)"). Outside a deploy
+// action it is local. In one, the execution's tag follows (OwnerTag), and
+// whoever caused the execution — a webhook's sender, the API token that
+// triggered it, "schedule" — leads, so history names them as the actor
+// rather than the OS user the daemon runs as, who stays named after "as":
+//
+//	octocat (pid 42 on vm as cutover, push), execution x-20261203-101500-ab12
+//
+// The author comes from outside (a webhook payload): it is cut to a short
+// name of letters, digits and . _ @ - so it cannot pose as another
+// execution's tag or as a process.
+func DeployOwner(ctx context.Context, local string) string {
+	f, _ := ctx.Value(ownerKey{}).(deployFor)
+	if f.id == "" {
+		return local
+	}
+	tag := "execution " + f.id
+	author := actorName(f.author)
+	if author == "" {
+		return local + ", " + tag
+	}
+	user, proc, ok := strings.Cut(local, " (pid ")
+	if !ok {
+		return fmt.Sprintf("%s (%s, by %s), %s", author, f.kind, local, tag)
+	}
+	return fmt.Sprintf("%s (pid %s as %s, %s), %s", author, strings.TrimSuffix(proc, ")"), user, f.kind, tag)
+}
+
+// actorName keeps the letters, digits and . _ @ - of an author's name
+// (others become _), at most 64 bytes.
+func actorName(s string) string {
+	b := []byte(strings.TrimSpace(s))
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '@' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }
 
 // deployStoppable runs a deploy action on the execution's hard context: a
@@ -94,7 +142,7 @@ func OwnerTag(ctx context.Context) string {
 // original set at once and the deployment rolls back; the action then ends
 // cancelled.
 func (r *run) deployStoppable(ctx context.Context, a config.Action) (result, error) {
-	dctx := context.WithValue(r.hard, ownerKey{}, r.exec.ID)
+	dctx := context.WithValue(r.hard, ownerKey{}, deployFor{id: r.exec.ID, author: r.author, kind: r.kind})
 	done := make(chan struct{})
 	stopped := make(chan struct{})
 	go func() {

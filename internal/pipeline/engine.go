@@ -125,6 +125,7 @@ type run struct {
 	// untrusted is a pull request's run: see trust.go.
 	untrusted  bool
 	kind       string   // the resolved trigger kind (never retry)
+	author     string   // Trigger.Author: who caused the execution
 	secretsEnv []string // NAME=value of the secrets its commands get
 
 	mu       sync.Mutex // guards exec, stages and vars
@@ -217,7 +218,7 @@ func (e *Engine) Run(ctx context.Context, t Trigger) (store.Execution, error) {
 		return e.refuseQueued(ctx, t, err)
 	}
 	trig, _ := json.Marshal(t)
-	r := &run{e: e, vars: map[string]string{TriggerVar: string(trig)}, hard: ctx, pr: t.PR, untrusted: t.Kind == TriggerPullRequest, kind: t.Kind}
+	r := &run{e: e, vars: map[string]string{TriggerVar: string(trig)}, hard: ctx, pr: t.PR, untrusted: t.Kind == TriggerPullRequest, kind: t.Kind, author: t.Author}
 	exec, err := e.claim(ctx, t, trig)
 	if err != nil {
 		return exec, err

@@ -56,6 +56,7 @@ func gitRepo(t *testing.T, project string) (dir, commit string) {
 type deployCall struct {
 	env    string
 	images map[string]string
+	owner  string // what a Deployer records as the deployment's owner (DeployOwner)
 }
 
 func newEngine(t *testing.T) (*Engine, *[]deployCall, *strings.Builder) {
@@ -89,7 +90,7 @@ func newEngine(t *testing.T) (*Engine, *[]deployCall, *strings.Builder) {
 		Deploy: func(ctx context.Context, cfg *config.Config, env string, images map[string]string, source string, logf func(string)) (store.Deployment, error) {
 			mu.Lock()
 			defer mu.Unlock()
-			calls = append(calls, deployCall{env, images})
+			calls = append(calls, deployCall{env, images, DeployOwner(ctx, "root (pid 42 on vm)")})
 			return store.Deployment{ID: "d-test", Status: "succeeded"}, nil
 		},
 	}
@@ -121,12 +122,16 @@ func TestPushToDevelopBuildsTestsAndDeploysWithSecretsMasked(t *testing.T) {
 	project := "pl-" + strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
 	removeImages(t, project)
 	repo, commit := gitRepo(t, project)
-	exec, err := e.Run(context.Background(), Trigger{Kind: TriggerPush, Project: project, Repo: repo, Branch: "develop", Commit: commit})
+	exec, err := e.Run(context.Background(), Trigger{Kind: TriggerPush, Project: project, Repo: repo, Branch: "develop", Commit: commit, Author: "octocat"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if exec.Status != "succeeded" {
 		t.Fatalf("execution %s: %s\n%s", exec.Status, exec.Error, out)
+	}
+	// The webhook's sender, not the daemon's OS user, is the deployment's actor.
+	if want := "octocat (pid 42 on vm as root, push), execution " + exec.ID; len(*calls) != 1 || (*calls)[0].owner != want {
+		t.Fatalf("deployment owner %+v, want %q", *calls, want)
 	}
 	var stages []StageState
 	if err := json.Unmarshal(exec.Stages, &stages); err != nil {

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/hook"
 	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
@@ -59,6 +61,7 @@ type pebble struct {
 	directory string         // ACME directory URL
 	caRoot    string         // PEM file trusted for Pebble's own HTTPS
 	root      *x509.CertPool // the CA Pebble issues under (from its management API)
+	rootPEM   []byte         // the same, PEM
 	inter     *x509.Certificate
 }
 
@@ -133,7 +136,7 @@ func startPebble(t *testing.T, validity time.Duration, tlsPort, httpPort string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.root = x509.NewCertPool()
+	p.root, p.rootPEM = x509.NewCertPool(), rootPEM
 	if !p.root.AppendCertsFromPEM(rootPEM) {
 		t.Fatalf("pebble root: %q", rootPEM)
 	}
@@ -345,6 +348,7 @@ func TestACMEHTTP01OnTheRedirectListener(t *testing.T) {
 		t.Fatalf("pebble did not validate by HTTP-01:\n%s", log)
 	}
 	issued := strings.Count(log, "Issued certificate serial")
+	acmeHooks(t, peb, addr)
 
 	// A restarted proxy serves the certificate from its cache at once,
 	// without asking the CA again.
@@ -360,6 +364,38 @@ func TestACMEHTTP01OnTheRedirectListener(t *testing.T) {
 	}
 	if n := strings.Count(peb.log(t), "Issued certificate serial"); n != issued {
 		t.Fatalf("the restarted proxy asked for %d more certificates", n-issued)
+	}
+}
+
+// acmeHooks runs a production lifecycle hook against the ACME listener on
+// addr, as a deployment does (hook.ListenerTLS of the environment's
+// listen): it asks for the domain and verifies Pebble's certificate with
+// ca_root, which holds Pebble's HTTPS root and its issuing root. With only
+// the HTTPS root (the issuer unknown) the hook fails.
+func acmeHooks(t *testing.T, peb *pebble, addr string) {
+	t.Helper()
+	caHTTPS, err := os.ReadFile(peb.caRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(both, append(caHTTPS, peb.rootPEM...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	listen := config.Listen{TLS: &config.ListenTLS{ACME: &config.ACME{Domains: []string{"app.cutover.test"}, CARoot: both}}}
+	env := hook.Env{ProductionURL: "https://127.0.0.1:" + port, ProductionTLS: hook.ListenerTLS(&config.Config{}, listen)}
+	check := config.HTTPCheck{Listener: config.ListenerProduction, Path: "/", ExpectBody: "proto=https"}
+	run := func() hook.Result {
+		return hook.Run(context.Background(), "AfterAllowTraffic", config.Hook{HTTP: &check, Timeout: config.Duration(5 * time.Second)}, env)
+	}
+	if r := run(); !r.OK || !strings.Contains(r.Detail, "(app.cutover.test) → 200") {
+		t.Fatalf("production hook on the ACME listener: %+v", r)
+	}
+	listen.TLS.ACME.CARoot = peb.caRoot
+	env.ProductionTLS = hook.ListenerTLS(&config.Config{}, listen)
+	if r := run(); r.OK || !strings.Contains(r.Detail, "unknown authority") {
+		t.Fatalf("without Pebble's issuing root: %+v", r)
 	}
 }
 
