@@ -58,7 +58,7 @@ type deployCall struct {
 	images map[string]string
 }
 
-func newEngine(t *testing.T) (*Engine, *[]deployCall, *strings.Builder) {
+func newEngine(t *testing.T) (*Engine, *[]deployCall, *testenv.Buffer) {
 	testenv.RequireDocker(t)
 	ctx := context.Background()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "cutover.db"))
@@ -73,10 +73,10 @@ func newEngine(t *testing.T) (*Engine, *[]deployCall, *strings.Builder) {
 	t.Cleanup(func() { rt.Close() })
 	var calls []deployCall
 	var mu sync.Mutex
-	out := &strings.Builder{}
+	out := &testenv.Buffer{}
 	e := &Engine{
 		Store: st, Runtime: rt, Home: t.TempDir(), Poll: 20 * time.Millisecond,
-		Output: &lockedWriter{w: out},
+		Output: out,
 		Getenv: func(k string) string {
 			if k == "API_TOKEN" {
 				return "s3cr3t-value"
@@ -96,24 +96,8 @@ func newEngine(t *testing.T) (*Engine, *[]deployCall, *strings.Builder) {
 	return e, &calls, out
 }
 
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *strings.Builder
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
 func removeImages(t *testing.T, project string) {
-	t.Cleanup(func() {
-		out, _ := exec.Command("docker", "images", "-q", "--filter", "label=dev.cutover.project="+project).Output()
-		if ids := strings.Fields(string(out)); len(ids) > 0 {
-			_ = exec.Command("docker", append([]string{"rmi", "-f"}, ids...)...).Run()
-		}
-	})
+	t.Cleanup(func() { testenv.RemoveProject(project) })
 }
 
 func TestPushToDevelopBuildsTestsAndDeploysWithSecretsMasked(t *testing.T) {
