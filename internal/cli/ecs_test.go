@@ -29,21 +29,13 @@ import (
 	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
-// awsEnv is the environment of the test and of the cutover child: static
-// fake credentials and nothing else from the machine's AWS configuration.
-var awsEnv = map[string]string{
-	"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "", "AWS_PROFILE": "",
-	"AWS_REGION": "us-east-1", "AWS_CONFIG_FILE": os.DevNull, "AWS_SHARED_CREDENTIALS_FILE": os.DevNull, "AWS_EC2_METADATA_DISABLED": "true",
-}
-
 // startMoto runs moto_server until the test ends and points the AWS SDK
-// of this process and its children at it with fake credentials.
+// of this process and its children (os.Environ()) at it with static fake
+// credentials and nothing else from the machine's AWS configuration.
 func startMoto(t *testing.T) string {
 	t.Helper()
 	url := testenv.StartMoto(t)
-	for k, v := range awsEnv {
-		t.Setenv(k, v)
-	}
+	testenv.FakeAWSCredentials(t)
 	return url
 }
 
@@ -121,10 +113,7 @@ environments:
 
 func (e *ecsE2E) run(args ...string) (string, string, error) {
 	cmd := exec.Command(e.bin, append(args, "-f", e.file, "--home", e.home)...)
-	cmd.Env = append(os.Environ(), "CUTOVER_HOME="+e.home)
-	for k, v := range awsEnv {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
+	cmd.Env = append(os.Environ(), "CUTOVER_HOME="+e.home) // with startMoto's AWS settings
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -1,13 +1,12 @@
 package notify
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
 // recorder is a webhook endpoint on 127.0.0.1 that answers with the statuses
@@ -63,28 +64,10 @@ func serve(t *testing.T, h http.Handler) string {
 	return srv.URL
 }
 
-// logs captures the notifier's slog output at debug level.
-type logs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func newNotifier(t *testing.T, targets []Target, l *logs) *Notifier {
+func newNotifier(t *testing.T, targets []Target, l *testenv.Buffer) *Notifier {
 	t.Helper()
 	if l == nil {
-		l = &logs{}
+		l = &testenv.Buffer{}
 	}
 	n := New(targets, Options{
 		Logger:  slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -218,7 +201,7 @@ func TestEventFiltering(t *testing.T) {
 
 func TestRetryAfterTwo503(t *testing.T) {
 	rec := &recorder{script: []func(http.ResponseWriter){status(503), status(503)}}
-	l := &logs{}
+	l := &testenv.Buffer{}
 	n := newNotifier(t, []Target{{Name: "flaky", Kind: KindWebhook, URL: serve(t, rec)}}, l)
 	n.Notify(context.Background(), sample)
 	closeN(t, n)
@@ -233,7 +216,7 @@ func TestRetryAfterTwo503(t *testing.T) {
 
 func TestNoRetryOn400(t *testing.T) {
 	rec := &recorder{script: []func(http.ResponseWriter){status(400)}}
-	l := &logs{}
+	l := &testenv.Buffer{}
 	n := newNotifier(t, []Target{{Name: "broken", Kind: KindSlack, URL: serve(t, rec)}}, l)
 	n.Notify(context.Background(), sample)
 	closeN(t, n)
@@ -261,7 +244,7 @@ func Test429HonoursRetryAfter(t *testing.T) {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "slow down", http.StatusTooManyRequests)
 	}}}
-	l := &logs{}
+	l := &testenv.Buffer{}
 	n := New([]Target{{Name: "limited", Kind: KindWebhook, URL: serve(t, rec)}}, Options{
 		Logger:  slog.New(slog.NewTextHandler(l, nil)),
 		Backoff: time.Millisecond, MaxBackoff: 5 * time.Second,
@@ -279,15 +262,10 @@ func Test429HonoursRetryAfter(t *testing.T) {
 }
 
 func TestDeadURLNeitherBlocksNorLeaks(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close() // nothing listens there now: connection refused
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)) // nothing listens there: connection refused
 	secretURL := "http://" + addr + "/services/T0001/B0001/XyZsecretTOKEN?sig=abc123"
 
-	l := &logs{}
+	l := &testenv.Buffer{}
 	n := newNotifier(t, []Target{
 		{Name: "dead-slack", Kind: KindSlack, URL: secretURL},
 		{Name: "dead-hook", Kind: KindWebhook, URL: secretURL},

@@ -59,7 +59,7 @@ type deployCall struct {
 	owner  string // what a Deployer records as the deployment's owner (DeployOwner)
 }
 
-func newEngine(t *testing.T) (*Engine, *[]deployCall, *strings.Builder) {
+func newEngine(t *testing.T) (*Engine, *[]deployCall, *testenv.Buffer) {
 	testenv.RequireDocker(t)
 	ctx := context.Background()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "cutover.db"))
@@ -74,10 +74,10 @@ func newEngine(t *testing.T) (*Engine, *[]deployCall, *strings.Builder) {
 	t.Cleanup(func() { rt.Close() })
 	var calls []deployCall
 	var mu sync.Mutex
-	out := &strings.Builder{}
+	out := &testenv.Buffer{}
 	e := &Engine{
 		Store: st, Runtime: rt, Home: t.TempDir(), Poll: 20 * time.Millisecond,
-		Output: &lockedWriter{w: out},
+		Output: out,
 		Getenv: func(k string) string {
 			if k == "API_TOKEN" {
 				return "s3cr3t-value"
@@ -97,24 +97,8 @@ func newEngine(t *testing.T) (*Engine, *[]deployCall, *strings.Builder) {
 	return e, &calls, out
 }
 
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *strings.Builder
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
 func removeImages(t *testing.T, project string) {
-	t.Cleanup(func() {
-		out, _ := exec.Command("docker", "images", "-q", "--filter", "label=dev.cutover.project="+project).Output()
-		if ids := strings.Fields(string(out)); len(ids) > 0 {
-			_ = exec.Command("docker", append([]string{"rmi", "-f"}, ids...)...).Run()
-		}
-	})
+	t.Cleanup(func() { testenv.RemoveProject(project) })
 }
 
 func TestPushToDevelopBuildsTestsAndDeploysWithSecretsMasked(t *testing.T) {

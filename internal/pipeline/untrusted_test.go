@@ -85,7 +85,7 @@ const prToken = "pr-secret-Zz9+/Yy8=="
 type prFixture struct {
 	e        *Engine
 	calls    *[]deployCall
-	out      *strings.Builder
+	out      *testenv.Buffer
 	project  string
 	repo     string
 	main, pr string // commits

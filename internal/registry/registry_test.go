@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
 func startRegistry(t *testing.T, dir string) *Registry {
@@ -299,7 +301,7 @@ func TestManifestDigestBadRef(t *testing.T) {
 // The registry's routine logs reach the slog logger given in Options at
 // Debug, and never the process's stderr through logrus.
 func TestLogsGoToSlog(t *testing.T) {
-	var buf syncBuffer
+	var buf testenv.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	r, err := Start(context.Background(), Options{Dir: t.TempDir(), Logger: log, Credential: testCredential})
 	if err != nil {
@@ -315,21 +317,4 @@ func TestLogsGoToSlog(t *testing.T) {
 	if strings.Contains(out, "level=ERROR") {
 		t.Fatalf("a client 404 was logged as an error:\n%s", out)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -61,15 +60,7 @@ func newDaemon(t *testing.T) *daemon {
 	name := "dd-" + strings.ReplaceAll(time.Now().Format("150405.000000"), ".", "")
 	repo, _ := testenv.GitRepo(t, "main", map[string]string{"cutover.yaml": fmt.Sprintf(commandProject, name)})
 	testenv.Git(t, repo, "branch", "develop")
-	cfg, err := config.Load(filepath.Join(repo, "cutover.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "cutover.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	cfg, st := loadProject(t, repo)
 	return &daemon{t: t, cfg: cfg, store: st, repo: repo,
 		eng: &pipeline.Engine{Store: st, Home: t.TempDir(), Poll: 20 * time.Millisecond}}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -45,12 +44,7 @@ func newServer(t *testing.T) (*Server, string) {
 		"cutover.yaml":     strings.Replace(project, "%s", name, 1),
 		"hello/Dockerfile": "FROM scratch\nCOPY hello.txt /hello.txt\n",
 	})
-	t.Cleanup(func() {
-		out, _ := exec.Command("docker", "images", "-q", "--filter", "label=dev.cutover.project="+name).Output()
-		if ids := strings.Fields(string(out)); len(ids) > 0 {
-			_ = exec.Command("docker", append([]string{"rmi", "-f"}, ids...)...).Run()
-		}
-	})
+	t.Cleanup(func() { testenv.RemoveProject(name) })
 	ctx := context.Background()
 	cfg, st := loadProject(t, repo)
 	rt, err := docker.Connect(ctx)

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
 var (
@@ -231,24 +233,6 @@ func TestParseGeneric(t *testing.T) {
 	}
 }
 
-// captured is a slog sink that tests can read.
-type captured struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (c *captured) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.buf.Write(p)
-}
-
-func (c *captured) String() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.buf.String()
-}
-
 // TestHandler drives the real handler over HTTP on 127.0.0.1.
 func TestHandler(t *testing.T) {
 	var (
@@ -256,7 +240,7 @@ func TestHandler(t *testing.T) {
 		got      []Trigger
 		failNext error
 	)
-	logs := &captured{}
+	logs := &testenv.Buffer{}
 	srv := httptest.NewServer(Handler(HandlerConfig{
 		GitHubSecret: secret, GenericSecret: "generic-s3cret",
 		OnTrigger: func(tr Trigger) error {

@@ -2,7 +2,7 @@ package docker
 
 import (
 	"context"
-	"net"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +11,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/cutoverdev/cutover/internal/registry"
+	"github.com/cutoverdev/cutover/internal/testenv"
 	"github.com/moby/moby/client"
 )
 
@@ -182,18 +183,13 @@ func TestPushErrors(t *testing.T) {
 	ctx := t.Context()
 	img := buildTinyImage(t, rt)
 
-	// A registry address where nothing listens: a port we held and let go.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close()
+	// A registry address where nothing listens: a port that was free a moment ago.
+	dead := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	ref := dead + "/cutover-test/nowhere:v1"
 	if err := rt.Tag(ctx, img.ID, ref); err != nil {
 		t.Fatal(err)
 	}
-	_, err = rt.Push(ctx, ref)
+	_, err := rt.Push(ctx, ref)
 	if err == nil {
 		t.Fatalf("push to %s succeeded with no registry there", dead)
 	}
