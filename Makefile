@@ -48,11 +48,11 @@ bench: build
 	$(GO) run ./bench/pipeline
 
 # The main job on the embedded default: build the example and serve it at
-# http://127.0.0.1:8080. scripts/setup.sh installs and starts the Docker engine
-# when missing; an engine it started is stopped at the end, so the demo is
+# http://127.0.0.1:8080. scripts/setup.sh --demo installs and starts the Docker
+# engine when missing (and git and curl, not the test tools); an engine it started is stopped at the end, so the demo is
 # then taken down first (say so rather than leave containers of a dead engine).
 demo: build
-	@scripts/setup.sh $(MAKE) --no-print-directory demo-run
+	@scripts/setup.sh --demo $(MAKE) --no-print-directory demo-run
 
 demo-run:
 	cd examples/bluemed && ../../$(BIN) up production
