@@ -79,10 +79,11 @@ image: build
 man: build
 	$(BIN) man man/
 
-# Release archives and checksums for linux/darwin × amd64/arm64 without publishing
-# (needs goreleaser: go install github.com/goreleaser/goreleaser/v2@latest).
+# Release archives and checksums for linux/darwin × amd64/arm64 in dist/, without
+# publishing, then checked (scripts/release-snapshot.sh installs goreleaser into
+# ~/.cache/cutover-tools once). Several minutes: not part of `make test`.
 release-snapshot:
-	goreleaser release --snapshot --clean
+	scripts/release-snapshot.sh
 
 clean:
 	rm -rf bin dist dist-extra man
