@@ -1,4 +1,6 @@
 # cutover — build, test, demo and benchmark.
+# Go unpacked from go.dev's archive lives in /usr/local/go/bin, often not on PATH yet.
+export PATH := $(PATH):/usr/local/go/bin
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X github.com/cutoverdev/cutover/internal/cli.Version=$(VERSION)
@@ -9,6 +11,7 @@ RACE_PKGS := ./internal/proxy/... ./internal/store/... ./internal/loadgen/... ./
 .PHONY: build test check vet fmt-check race fuzz bench demo demo-run demo-down clean aws-smoke image man release-snapshot
 
 build:
+	@command -v $(GO) >/dev/null 2>&1 || { echo "make: the Go toolchain is not installed: install Go 1.26 or newer (https://go.dev/doc/install), then run make again" >&2; exit 1; }
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/cutover
 
 fmt-check:
