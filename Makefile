@@ -1,4 +1,6 @@
 # cutover — build, test, demo and benchmark.
+# Go unpacked from go.dev's archive lives in /usr/local/go/bin, often not on PATH yet.
+export PATH := $(PATH):/usr/local/go/bin
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X github.com/cutoverdev/cutover/internal/cli.Version=$(VERSION)
@@ -9,6 +11,7 @@ RACE_PKGS := ./internal/proxy/... ./internal/store/... ./internal/loadgen/... ./
 .PHONY: build test check vet fmt-check race fuzz bench demo demo-run demo-down clean aws-smoke image man release-snapshot
 
 build:
+	@command -v $(GO) >/dev/null 2>&1 || { echo "make: the Go toolchain is not installed: install Go 1.26 or newer (https://go.dev/doc/install), then run make again" >&2; exit 1; }
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/cutover
 
 fmt-check:
@@ -48,11 +51,11 @@ bench: build
 	$(GO) run ./bench/pipeline
 
 # The main job on the embedded default: build the example and serve it at
-# http://127.0.0.1:8080. scripts/setup.sh installs and starts the Docker engine
-# when missing; an engine it started is stopped at the end, so the demo is
+# http://127.0.0.1:8080. scripts/setup.sh --demo installs and starts the Docker
+# engine when missing (and git and curl, not the test tools); an engine it started is stopped at the end, so the demo is
 # then taken down first (say so rather than leave containers of a dead engine).
 demo: build
-	@scripts/setup.sh $(MAKE) --no-print-directory demo-run
+	@scripts/setup.sh --demo $(MAKE) --no-print-directory demo-run
 
 demo-run:
 	cd examples/bluemed && ../../$(BIN) up production
@@ -79,10 +82,11 @@ image: build
 man: build
 	$(BIN) man man/
 
-# Release archives and checksums for linux/darwin × amd64/arm64 without publishing
-# (needs goreleaser: go install github.com/goreleaser/goreleaser/v2@latest).
+# Release archives and checksums for linux/darwin × amd64/arm64 in dist/, without
+# publishing, then checked (scripts/release-snapshot.sh installs goreleaser into
+# ~/.cache/cutover-tools once). Several minutes: not part of `make test`.
 release-snapshot:
-	goreleaser release --snapshot --clean
+	scripts/release-snapshot.sh
 
 clean:
 	rm -rf bin dist dist-extra man

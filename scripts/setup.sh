@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # Set up this machine for cutover's tests and demo, then run a command:
 #
-#   scripts/setup.sh make check       # what `make test` does
-#   scripts/setup.sh make demo-run    # what `make demo` does
+#   scripts/setup.sh make check              # what `make test` does
+#   scripts/setup.sh --demo make demo-run    # what `make demo` does
 #
 # On Debian as root it installs what is missing (Docker engine, busybox-static,
 # nginx-light, git, python3-venv; moto[server], cfn-lint and checkov from PyPI
 # into a virtualenv; pebble, the ACME test server, with go install), starts dockerd when no engine answers, runs the command
 # with every test dependency REQUIRED (a missing one fails its tests instead of
 # skipping them), and at the end stops the dockerd it started, by its PID.
+# With --demo it installs only what the demo needs (the Docker engine, git,
+# curl): the test tools take minutes to install and the demo uses none.
 # Not root, it prints exactly what to run and exits 1 when something is missing.
 # A nested call (CUTOVER_SETUP_DONE=1) only runs the command.
 set -euo pipefail
 
+demo=0
+if [ "${1:-}" = --demo ]; then demo=1; shift; fi
 if [ "${CUTOVER_SETUP_DONE:-}" = 1 ]; then exec "$@"; fi
-[ $# -gt 0 ] || { echo "usage: scripts/setup.sh COMMAND [ARG]..." >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: scripts/setup.sh [--demo] COMMAND [ARG]..." >&2; exit 2; }
 
 say() { echo "setup: $*" >&2; }
 
@@ -31,18 +35,22 @@ command -v go >/dev/null 2>&1 || {
 apt_need=()
 command -v dockerd >/dev/null 2>&1 || apt_need+=(docker.io)
 command -v docker >/dev/null 2>&1 || apt_need+=(docker.io)
-[ -x /bin/busybox ] || apt_need+=(busybox-static)
-[ -x /usr/sbin/nginx ] || apt_need+=(nginx-light)
-command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || apt_need+=(haproxy) # bench: proxy comparison
-command -v wrk >/dev/null 2>&1 || apt_need+=(wrk)                                     # bench: load
-command -v sha256sum >/dev/null 2>&1 || apt_need+=(coreutils)
-[ -r /etc/ssl/certs/ca-certificates.crt ] || apt_need+=(ca-certificates)              # make image
 command -v git >/dev/null 2>&1 || apt_need+=(git)
 command -v curl >/dev/null 2>&1 || apt_need+=(curl) # make demo
 py_need=0
-for t in moto_server cfn-lint checkov; do command -v "$t" >/dev/null 2>&1 || py_need=1; done
-if [ "$py_need" = 1 ] && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
-  apt_need+=(python3-venv)
+pebble_need=0
+if [ "$demo" = 0 ]; then
+  [ -x /bin/busybox ] || apt_need+=(busybox-static)
+  [ -x /usr/sbin/nginx ] || apt_need+=(nginx-light)
+  command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || apt_need+=(haproxy) # bench: proxy comparison
+  command -v wrk >/dev/null 2>&1 || apt_need+=(wrk)                                     # bench: load
+  command -v sha256sum >/dev/null 2>&1 || apt_need+=(coreutils)
+  [ -r /etc/ssl/certs/ca-certificates.crt ] || apt_need+=(ca-certificates)              # make image
+  for t in moto_server cfn-lint checkov; do command -v "$t" >/dev/null 2>&1 || py_need=1; done
+  if [ "$py_need" = 1 ] && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    apt_need+=(python3-venv)
+  fi
+  command -v pebble >/dev/null 2>&1 || pebble_need=1
 fi
 # Unique, in order.
 mapfile -t apt_need < <(printf '%s\n' ${apt_need[@]+"${apt_need[@]}"} | awk 'NF && !seen[$0]++')
@@ -53,8 +61,6 @@ engine_up() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 # program, installed with the Go toolchain into $tools/bin.
 pebble_version=v2.10.3
 pebble_install="GOBIN=$tools/bin go install github.com/letsencrypt/pebble/v2/cmd/pebble@$pebble_version"
-pebble_need=0
-command -v pebble >/dev/null 2>&1 || pebble_need=1
 
 if [ "$(id -u)" != 0 ]; then
   missing=0
@@ -120,7 +126,7 @@ fi
 say "docker engine $(docker version --format '{{.Server.Version}}'), $(go version | cut -d' ' -f3), git $(git --version | cut -d' ' -f3)"
 
 # Every test dependency is required from here on: a missing one fails.
-export CUTOVER_REQUIRE_DOCKER=1 CUTOVER_REQUIRE_AWS_TOOLS=1 CUTOVER_REQUIRE_TOOLS=1
+[ "$demo" = 1 ] || export CUTOVER_REQUIRE_DOCKER=1 CUTOVER_REQUIRE_AWS_TOOLS=1 CUTOVER_REQUIRE_TOOLS=1
 export CUTOVER_SETUP_DONE=1
 status=0
 "$@" || status=$?

@@ -123,4 +123,13 @@ func TestServeShipsOneCommitThroughStagingAndAnApprovalByToken(t *testing.T) {
 	if !found {
 		t.Fatalf("the audit log does not record alice's approval of %s:\n%s", id, out)
 	}
+	// The daemon deployed, but the token that triggered the execution is the actor.
+	out, _, err = p.run("history", "production", "-o", "json")
+	var hist struct {
+		Deployments []struct{ Actor, Owner string }
+	}
+	if err != nil || json.Unmarshal([]byte(out), &hist) != nil || len(hist.Deployments) == 0 ||
+		hist.Deployments[0].Actor != "ci" || !strings.HasSuffix(hist.Deployments[0].Owner, ", execution "+id) {
+		t.Fatalf("history production: %v\n%s", err, out)
+	}
 }
