@@ -114,6 +114,7 @@ func (g *gen) app(env string) *cloudformation.Template {
 	r["LogGroup"] = &logs.LogGroup{LogGroupName: cloudformation.String("/cutover/" + g.project + "/" + env), RetentionInDays: cloudformation.Int(365),
 		KmsKeyId: cloudformation.String(g.imp("LogsKeyArn")), Tags: g.tags("dev.cutover.environment", env)}
 	r["AlarmTopic"] = &sns.Topic{TopicName: cloudformation.String(prefix + "-alarms"), KmsMasterKeyId: cloudformation.String(g.imp("LogsKeyArn")), Tags: g.tags("dev.cutover.environment", env)}
+	g.subscribeNotifier(t, "AlarmTopic")
 	r["Cluster"] = &ecs.Cluster{ClusterName: cloudformation.String(prefix),
 		ClusterSettings: []ecs.Cluster_ClusterSettings{{Name: cloudformation.String("containerInsights"), Value: cloudformation.String("enabled")}},
 		Tags:            g.tags("dev.cutover.environment", env)}
@@ -125,6 +126,7 @@ func (g *gen) app(env string) *cloudformation.Template {
 	for prio, name := range g.routeOrder() {
 		g.service(t, env, name, prio+1, listeners)
 	}
+	g.dashboard(t, env)
 	g.output(t, logicalID(env)+"ClusterName", cloudformation.Ref("Cluster"))
 	g.output(t, logicalID(env)+"ProdListenerArn", cloudformation.Ref("ProdListener"))
 	if testListener {

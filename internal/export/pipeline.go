@@ -53,6 +53,7 @@ func (g *gen) pipeline() *cloudformation.Template {
 	for _, topic := range []string{"Approval", "Notification"} {
 		r[topic+"Topic"] = &sns.Topic{TopicName: cloudformation.String(name + "-" + map[string]string{"Approval": "approvals", "Notification": "pipeline"}[topic]),
 			KmsMasterKeyId: cloudformation.String(g.imp("LogsKeyArn")), Tags: g.tags()}
+		g.subscribeNotifier(t, topic+"Topic")
 	}
 	r["NotificationTopicPolicy"] = &sns.TopicPolicy{Topics: []string{cloudformation.Ref("NotificationTopic")}, PolicyDocument: policy(map[string]any{
 		"Effect": "Allow", "Principal": map[string]any{"Service": "codestar-notifications.amazonaws.com"}, "Action": "sns:Publish", "Resource": cloudformation.Ref("NotificationTopic")})}

@@ -97,6 +97,8 @@ func (g *gen) shared() *cloudformation.Template {
 		g.output(t, id+"Arn", sub("arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/${"+id+"}"))
 	}
 
+	g.notifier(t)
+
 	g.output(t, "VpcId", cloudformation.Ref("Vpc"))
 	g.output(t, "PublicSubnets", cloudformation.Join(",", public))
 	g.output(t, "PrivateSubnets", cloudformation.Join(",", private))

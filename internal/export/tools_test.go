@@ -157,6 +157,8 @@ var motoUnsupported = map[string]bool{
 	"AWS::CodeStarConnections::Connection":         true,
 	"AWS::CodeStarNotifications::NotificationRule": true,
 	"AWS::SNS::TopicPolicy":                        true,
+	"AWS::SNS::Subscription":                       true,
+	"AWS::SecretsManager::Secret":                  true,
 }
 
 // TestStacksCreateInMoto creates the four stacks, in order, in moto's
