@@ -127,6 +127,7 @@ func (g *gen) app(env string) *cloudformation.Template {
 		g.service(t, env, name, prio+1, listeners)
 	}
 	g.dashboard(t, env)
+	g.canaries(t, env)
 	g.output(t, logicalID(env)+"ClusterName", cloudformation.Ref("Cluster"))
 	g.output(t, logicalID(env)+"ProdListenerArn", cloudformation.Ref("ProdListener"))
 	if testListener {

@@ -11,7 +11,6 @@ import (
 	"github.com/awslabs/goformation/v7/cloudformation/codestarnotifications"
 	"github.com/awslabs/goformation/v7/cloudformation/iam"
 	"github.com/awslabs/goformation/v7/cloudformation/logs"
-	"github.com/awslabs/goformation/v7/cloudformation/s3"
 	"github.com/awslabs/goformation/v7/cloudformation/sns"
 	"github.com/cutoverdev/cutover/internal/config"
 )
@@ -37,16 +36,8 @@ func (g *gen) pipeline() *cloudformation.Template {
 	r := t.Resources
 	name := g.project
 
-	r["ArtifactsBucket"] = &s3.Bucket{
-		BucketEncryption: &s3.Bucket_BucketEncryption{ServerSideEncryptionConfiguration: []s3.Bucket_ServerSideEncryptionRule{{BucketKeyEnabled: cloudformation.Bool(true),
-			ServerSideEncryptionByDefault: &s3.Bucket_ServerSideEncryptionByDefault{SSEAlgorithm: "aws:kms", KMSMasterKeyID: cloudformation.String(g.imp("ArtifactsKeyArn"))}}}},
-		VersioningConfiguration: &s3.Bucket_VersioningConfiguration{Status: "Enabled"},
-		PublicAccessBlockConfiguration: &s3.Bucket_PublicAccessBlockConfiguration{BlockPublicAcls: cloudformation.Bool(true), BlockPublicPolicy: cloudformation.Bool(true),
-			IgnorePublicAcls: cloudformation.Bool(true), RestrictPublicBuckets: cloudformation.Bool(true)},
-		OwnershipControls:         &s3.Bucket_OwnershipControls{Rules: []s3.Bucket_OwnershipControlsRule{{ObjectOwnership: cloudformation.String("BucketOwnerEnforced")}}},
-		Tags:                      g.tags(),
-		AWSCloudFormationMetadata: skip("CKV_AWS_18", "Pipeline artifacts are written and read only by CodePipeline and CodeBuild, whose calls CloudTrail records; server access logs would need a second bucket."),
-	}
+	r["ArtifactsBucket"] = privateBucket(g.imp("ArtifactsKeyArn"), g.tags(),
+		"Pipeline artifacts are written and read only by CodePipeline and CodeBuild, whose calls CloudTrail records; server access logs would need a second bucket.")
 	r["Connection"] = &codestarconnections.Connection{ConnectionName: name, ProviderType: cloudformation.String("GitHub"), Tags: g.tags()}
 	r["BuildLogGroup"] = &logs.LogGroup{LogGroupName: cloudformation.String("/cutover/" + name + "/codebuild"), RetentionInDays: cloudformation.Int(365),
 		KmsKeyId: cloudformation.String(g.imp("LogsKeyArn")), Tags: g.tags()}

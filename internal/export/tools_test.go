@@ -159,6 +159,7 @@ var motoUnsupported = map[string]bool{
 	"AWS::SNS::TopicPolicy":                        true,
 	"AWS::SNS::Subscription":                       true,
 	"AWS::SecretsManager::Secret":                  true,
+	"AWS::Synthetics::Canary":                      true,
 }
 
 // TestStacksCreateInMoto creates the four stacks, in order, in moto's
