@@ -69,7 +69,7 @@ func (g *gen) app(env string) *cloudformation.Template {
 			CidrIp: cloudformation.String(vpcCIDR), Description: cloudformation.String("test listener, from inside the VPC only")})
 	}
 	var ingress []ec2.SecurityGroup_Ingress
-	for _, name := range g.cfg.ServiceNames() {
+	for _, name := range g.containers() {
 		p := g.cfg.Services[name].Port
 		if slices.ContainsFunc(ingress, func(i ec2.SecurityGroup_Ingress) bool { return *i.FromPort == p }) {
 			continue
@@ -124,6 +124,10 @@ func (g *gen) app(env string) *cloudformation.Template {
 	}
 
 	for prio, name := range g.routeOrder() {
+		if g.static(name) {
+			g.staticSite(t, env, name)
+			continue
+		}
 		g.service(t, env, name, prio+1, listeners)
 	}
 	g.dashboard(t, env)
@@ -193,7 +197,7 @@ func (g *gen) routeOrder() []string {
 // environment's secrets) shared by the environment's tasks.
 func (g *gen) roles(t *cloudformation.Template, env string) {
 	var repos []any
-	for _, svc := range g.cfg.ServiceNames() {
+	for _, svc := range g.containers() {
 		repos = append(repos, g.imp("Repository"+logicalID(svc)+"Arn"))
 	}
 	secrets := "/cutover/" + g.project + "/" + env + "/"

@@ -39,10 +39,15 @@ exports.handler = async () => {
 
 // privateBucket is an S3 bucket no one outside the account reaches:
 // public access blocked, ACLs off, versioned, encrypted with a KMS key.
+// Without a key (kmsKeyArn ""), S3-managed keys (SSE-S3) encrypt it.
 func privateBucket(kmsKeyArn string, tags []tags.Tag, accessLogsReason string) *s3.Bucket {
+	enc := &s3.Bucket_ServerSideEncryptionByDefault{SSEAlgorithm: "AES256"}
+	if kmsKeyArn != "" {
+		enc = &s3.Bucket_ServerSideEncryptionByDefault{SSEAlgorithm: "aws:kms", KMSMasterKeyID: cloudformation.String(kmsKeyArn)}
+	}
 	return &s3.Bucket{
 		BucketEncryption: &s3.Bucket_BucketEncryption{ServerSideEncryptionConfiguration: []s3.Bucket_ServerSideEncryptionRule{{BucketKeyEnabled: cloudformation.Bool(true),
-			ServerSideEncryptionByDefault: &s3.Bucket_ServerSideEncryptionByDefault{SSEAlgorithm: "aws:kms", KMSMasterKeyID: cloudformation.String(kmsKeyArn)}}}},
+			ServerSideEncryptionByDefault: enc}}},
 		VersioningConfiguration: &s3.Bucket_VersioningConfiguration{Status: "Enabled"},
 		PublicAccessBlockConfiguration: &s3.Bucket_PublicAccessBlockConfiguration{BlockPublicAcls: cloudformation.Bool(true), BlockPublicPolicy: cloudformation.Bool(true),
 			IgnorePublicAcls: cloudformation.Bool(true), RestrictPublicBuckets: cloudformation.Bool(true)},
@@ -102,10 +107,16 @@ func (g *gen) canaries(t *cloudformation.Template, env string) {
 	}
 	for _, name := range g.cfg.ServiceNames() {
 		s := g.cfg.Services[name]
+		if s.Route.Host == "" && s.Route.PathPrefix == "" && len(g.cfg.Services) > 1 {
+			continue // not routed: nothing outside reaches it
+		}
 		// What comes from cutover.yaml is escaped for Fn::Sub ("${" is "${!").
 		esc := func(v string) string { return strings.ReplaceAll(v, "${", "${!") }
 		host := "${DomainName}"
-		if s.Route.Host != "" {
+		switch {
+		case g.static(name):
+			host = "${" + logicalID(name) + "DomainName}"
+		case s.Route.Host != "":
 			host = esc(s.Route.Host)
 		}
 		url := "https://" + host + esc(cmp.Or(s.Health.Path, "/"))

@@ -41,7 +41,7 @@ func (g *gen) dashboard(t *cloudformation.Template, env string) {
 		}}
 	}
 	var widgets []any
-	for row, name := range g.cfg.ServiceNames() {
+	for row, name := range g.containers() {
 		y := row * 6
 		ecsDims := []any{"ClusterName", "${Cluster}", "ServiceName", name}
 		healthy := append(perGroup(name, "HealthyHostCount", "Minimum"), perGroup(name, "UnHealthyHostCount", "Maximum")...)

@@ -138,7 +138,7 @@ func logicalIDToKebab(id string) string {
 // own commands, so it gets no write access to anything deployed.
 func (g *gen) buildRoles(t *cloudformation.Template) {
 	var repos []any
-	for _, svc := range g.cfg.ServiceNames() {
+	for _, svc := range g.containers() {
 		repos = append(repos, g.imp("Repository"+logicalID(svc)+"Arn"))
 	}
 	common := []map[string]any{
@@ -198,7 +198,7 @@ func (g *gen) codeDeploy(t *cloudformation.Template) {
 		if st.ManualContinue {
 			ready = &codedeploy.DeploymentGroup_DeploymentReadyOption{ActionOnTimeout: cloudformation.String("STOP_DEPLOYMENT"), WaitTimeInMinutes: cloudformation.Int(max(readyWait, 1))}
 		}
-		for _, svc := range g.cfg.ServiceNames() {
+		for _, svc := range g.containers() {
 			var alarms []codedeploy.DeploymentGroup_Alarm
 			for _, suffix := range []string{"p95-latency", "5xx-rate", "unhealthy-hosts"} {
 				alarms = append(alarms, codedeploy.DeploymentGroup_Alarm{Name: cloudformation.String(g.project + "-" + env + "-" + svc + "-" + suffix)})

@@ -84,7 +84,7 @@ func (g *gen) shared() *cloudformation.Template {
 		"selection": map[string]any{"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 50},
 		"action":    map[string]any{"type": "expire"},
 	}}})
-	for _, svc := range g.cfg.ServiceNames() {
+	for _, svc := range g.containers() {
 		id := "Repository" + logicalID(svc)
 		r[id] = &ecr.Repository{
 			RepositoryName:             cloudformation.String(g.project + "/" + svc),

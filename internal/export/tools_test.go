@@ -39,8 +39,9 @@ func nativeBluemed(t *testing.T) *config.Config {
 	return cfg
 }
 
-// writeBluemed writes the example's templates, and those of its variant
-// with ECS-native blue/green in production (files prefixed "native-").
+// writeBluemed writes the example's templates, and those of its variants
+// with ECS-native blue/green in production (files prefixed "native-") and
+// with the frontend on S3 and CloudFront ("static-").
 func writeBluemed(t *testing.T, format string) (string, []File) {
 	t.Helper()
 	files := loadBluemed(t)
@@ -52,6 +53,14 @@ func writeBluemed(t *testing.T, format string) (string, []File) {
 		native[i].Name = "native-" + native[i].Name
 	}
 	files = append(files, native...)
+	static, err := Templates(staticBluemed(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range static {
+		static[i].Name = "static-" + static[i].Name
+	}
+	files = append(files, static...)
 	dir := t.TempDir()
 	if _, err := Write(dir, format, files); err != nil {
 		t.Fatal(err)
