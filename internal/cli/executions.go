@@ -81,11 +81,18 @@ func suffix(s string) string {
 func newLogsCmd(g *globals) *cobra.Command {
 	var follow bool
 	var action string
+	var envFlags *envLogsFlags
 	cmd := &cobra.Command{
-		Use:   "logs EXECUTION",
-		Short: "Print an execution's log (secrets are masked); --follow until it ends",
-		Args:  exactArgs(1, "EXECUTION"),
+		Use:   "logs EXECUTION | logs ENV SERVICE",
+		Short: "Print an execution's log (secrets are masked), or a service's logs in an environment; --follow for more",
+		Args:  logsArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if env, service, ok, err := envLogsTarget(g, args); err != nil || ok {
+				if err != nil {
+					return err
+				}
+				return runEnvLogs(cmd, g, env, service, follow, envFlags)
+			}
 			ctx := cmd.Context()
 			return withStore(ctx, g, func(s *session) error {
 				if _, err := s.store.GetExecution(ctx, args[0]); err != nil {
@@ -130,8 +137,9 @@ func newLogsCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().BoolVarP(&follow, "follow", "F", false, "keep printing until the execution ends")
+	cmd.Flags().BoolVarP(&follow, "follow", "F", false, "keep printing until the execution ends (ENV SERVICE: until interrupted)")
 	cmd.Flags().StringVar(&action, "action", "", "only this action's lines")
+	envFlags = addEnvLogsFlags(cmd)
 	return cmd
 }
 
