@@ -123,7 +123,7 @@ func (g *gen) canaries(t *cloudformation.Template, env string) {
 		literal, _ := json.Marshal(url) // a string: cannot fail
 		id := logicalID(name)
 		canary := canaryName(g.project, env, name)
-		r[id+"Canary"] = &synthetics.Canary{
+		r[id+"Canary"] = withProperties(&synthetics.Canary{
 			Name: canary, RuntimeVersion: canaryRuntime, ExecutionRoleArn: cloudformation.GetAtt("CanaryRole", "Arn"),
 			Code:                     &synthetics.Canary_Code{Handler: "index.handler", Script: cloudformation.String(cloudformation.SubVars(canaryScript, map[string]any{"URL": sub(string(literal))}))},
 			Schedule:                 &synthetics.Canary_Schedule{Expression: "rate(5 minutes)"},
@@ -133,7 +133,11 @@ func (g *gen) canaries(t *cloudformation.Template, env string) {
 			StartCanaryAfterCreation: cloudformation.Bool(true),
 			SuccessRetentionPeriod:   cloudformation.Int(31), FailureRetentionPeriod: cloudformation.Int(31),
 			Tags: g.tags("dev.cutover.environment", env, "dev.cutover.service", name),
-		}
+		}, func(p map[string]any) {
+			// Deleting the canary (the stack) deletes the Lambda function
+			// and layer Synthetics made for it (goformation lacks the property).
+			p["ProvisionedResourceCleanup"] = "AUTOMATIC"
+		})
 		r[id+"CanaryAlarm"] = &cloudwatch.Alarm{
 			AlarmName:        cloudformation.String(prefix + "-" + name + "-canary"),
 			AlarmDescription: cloudformation.String("the synthetic check of " + name + " (HTTPS GET of " + cmp.Or(s.Health.Path, "/") + " at the environment's domain) failed in two runs in a row"),

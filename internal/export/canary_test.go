@@ -35,7 +35,7 @@ func TestCanariesOnHealthAndRoot(t *testing.T) {
 			if url != want || strings.Count(script, "${") != 1 || !strings.Contains(script, "const url = ${URL};") || !strings.Contains(script, "res.statusCode < 400") {
 				t.Errorf("app-%s: %s canary checks %v with\n%s", env, svc, url, script)
 			}
-			if jsonOf(c["ArtifactS3Location"]) != `{"Fn::Sub":"s3://${CanaryBucket}/`+strings.ToLower(svc)+`"}` || c["StartCanaryAfterCreation"] != true {
+			if jsonOf(c["ArtifactS3Location"]) != `{"Fn::Sub":"s3://${CanaryBucket}/`+strings.ToLower(svc)+`"}` || c["StartCanaryAfterCreation"] != true || c["ProvisionedResourceCleanup"] != "AUTOMATIC" {
 				t.Errorf("app-%s: %s canary artifacts %v, started %v", env, svc, c["ArtifactS3Location"], c["StartCanaryAfterCreation"])
 			}
 			a := alarms[svc+"CanaryAlarm"]
