@@ -19,6 +19,14 @@ func staticBluemed(t *testing.T) *config.Config {
 	return cfg
 }
 
+func TestAllStaticIsRefused(t *testing.T) {
+	cfg := staticBluemed(t)
+	cfg.Services["backend"].Static = &config.Static{Dir: "out"}
+	if _, err := Templates(cfg); err == nil || !strings.Contains(err.Error(), "every service of cutover.yaml is static") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
 // TestStaticFrontendOnCloudFront: the static service has no container, no
 // target group and no image repository; its bucket is private and readable
 // only by its own distribution (OAC, SigV4), the distribution serves HTTPS
