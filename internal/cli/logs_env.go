@@ -66,6 +66,16 @@ func runEnvLogs(cmd *cobra.Command, g *globals, env, service string, follow bool
 	if f.since <= 0 || f.tail < 0 {
 		return usageError{"--since must be more than 0 and --tail 0 or more"}
 	}
+	// A flag that does nothing on this platform is an error, not ignored.
+	onECS := cfg.Environments[env].Platform == config.PlatformECS
+	switch {
+	case cmd.Flags().Changed("action"):
+		return usageError{"--action is for cutover logs EXECUTION"}
+	case onECS && cmd.Flags().Changed("tail"):
+		return usageError{fmt.Sprintf("--tail is for the local platform; %s is on ecs, where --since chooses the period", env)}
+	case !onECS && cmd.Flags().Changed("since"):
+		return usageError{fmt.Sprintf("--since is for ecs; %s is local, where --tail chooses the last lines of each container", env)}
+	}
 	enc := json.NewEncoder(g.stdout)
 	return platform.ServiceLogs(cmd.Context(), cfg, env, service, platform.LogsOptions{Follow: follow, Since: f.since, Tail: f.tail}, func(l platform.LogLine) error {
 		if g.json() {

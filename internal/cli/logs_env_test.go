@@ -82,6 +82,10 @@ environments:
 	if code == 0 || !strings.Contains(errOut, `no service named "db" (services: backend, frontend)`) {
 		t.Errorf("logs staging db: exit %d, stderr %q", code, errOut)
 	}
+	code, _, errOut = run(t, dir, "logs", "staging", "backend", "--tail", "5")
+	if code == 0 || !strings.Contains(errOut, "--tail is for the local platform; staging is on ecs") {
+		t.Errorf("--tail on ecs: exit %d, stderr %q", code, errOut)
+	}
 	// One argument that is no environment is an execution, as before.
 	code, _, errOut = run(t, dir, "logs", "01NOSUCHEXECUTION")
 	if code == 0 || strings.Contains(errOut, "SERVICE") {
