@@ -34,6 +34,18 @@ read -r -p "Deploy $project to account $account and delete it afterwards? [y/N] 
 
 step() { echo; echo "=== $*"; }
 
+# empty_buckets empties the S3 buckets of a stack, every version included:
+# CloudFormation deletes only empty buckets.
+empty_buckets() {
+	for b in $(aws cloudformation list-stack-resources --stack-name "$1" --query "StackResourceSummaries[?ResourceType=='AWS::S3::Bucket'].PhysicalResourceId" --output text 2>/dev/null); do
+		while :; do
+			v=$(aws s3api list-object-versions --bucket "$b" --max-items 500 --query '{Objects: [Versions, DeleteMarkers][][].{Key: Key, VersionId: VersionId}}' --output json)
+			[ "$(jq '.Objects | length' <<<"$v")" -gt 0 ] || break
+			aws s3api delete-objects --bucket "$b" --delete "$v" >/dev/null
+		done
+	done
+}
+
 cleanup() {
 	set +e
 	step "cleanup: deleting every stack and repository this script created"
@@ -42,12 +54,15 @@ cleanup() {
 		[ -n "$lb" ] && [ "$lb" != None ] && aws elbv2 modify-load-balancer-attributes --load-balancer-arn "$lb" --attributes Key=deletion_protection.enabled,Value=false >/dev/null
 	done
 	for stack in pipeline app-production app-staging; do
+		empty_buckets "$project-$stack"
 		aws cloudformation delete-stack --stack-name "$project-$stack"
 		aws cloudformation wait stack-delete-complete --stack-name "$project-$stack"
 	done
 	for svc in backend frontend; do aws ecr delete-repository --repository-name "$project/$svc" --force >/dev/null; done
 	aws cloudformation delete-stack --stack-name "$project-shared"
 	aws cloudformation wait stack-delete-complete --stack-name "$project-shared"
+	# A deleted secret keeps its name for its recovery window: free it for the next run.
+	aws secretsmanager delete-secret --secret-id "cutover/$project/notifications" --force-delete-without-recovery >/dev/null 2>&1
 	aws cloudformation list-stacks --stack-status-filter DELETE_FAILED --query "StackSummaries[?starts_with(StackName, '$project-')].StackName" --output text
 	echo "aws-smoke: cleanup done (KMS keys are scheduled for deletion by AWS after its waiting period)"
 }
@@ -70,11 +85,13 @@ step "export the templates"
 "$cutover" export cloudformation --dir cf
 
 step "shared stack (VPC, endpoints, ECR, KMS)"
-aws cloudformation deploy --stack-name "$project-shared" --template-file cf/shared.yaml
+aws cloudformation deploy --stack-name "$project-shared" --template-file cf/shared.yaml --capabilities CAPABILITY_IAM
 
 step "bootstrap: the first images, tagged initial (the app stacks' task definitions run them)"
 aws ecr get-login-password | docker login --username AWS --password-stdin "$registry"
 for svc in backend frontend; do
+	# The Dockerfiles copy the static binary build.commands make.
+	(cd "$svc" && CGO_ENABLED=0 go build -trimpath -o "bin/$svc" .)
 	docker build -t "$registry/$project/$svc:initial" "$svc"
 	docker push "$registry/$project/$svc:initial"
 done
@@ -94,6 +111,7 @@ aws cloudformation deploy --stack-name "$project-pipeline" --template-file cf/pi
 step "release 1: build, push to ECR, CodeDeploy blue/green (linear 10%/min, 5 min termination wait: about 16 minutes)"
 "$cutover" deploy production
 "$cutover" status production
+"$cutover" logs production backend --since 30m
 
 step "release 2: a changed environment variable"
 sed -i 's|CORS_ORIGIN: "http://127.0.0.1:8080"|CORS_ORIGIN: "https://'"$PRODUCTION_DOMAIN"'"|' cutover.yaml

@@ -70,11 +70,18 @@ func suffix(s string) string {
 func newLogsCmd(g *globals) *cobra.Command {
 	var follow bool
 	var action string
+	var envFlags *envLogsFlags
 	cmd := &cobra.Command{
-		Use:   "logs EXECUTION",
-		Short: "Print an execution's log (secrets are masked); --follow until it ends",
-		Args:  exactArgs(1, "EXECUTION"),
+		Use:   "logs EXECUTION | logs ENV SERVICE",
+		Short: "Print an execution's log (secrets are masked), or a service's logs in an environment; --follow for more",
+		Args:  logsArgs,
 		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
+			if env, service, ok, err := envLogsTarget(m, args); err != nil || ok {
+				if err != nil {
+					return err
+				}
+				return runEnvLogs(ctx, g, m, env, service, follow, envFlags)
+			}
 			return m.Logs(ctx, args[0], release.LogOptions{Action: action, Follow: follow}, func(l store.LogLine) {
 				if g.json() {
 					_ = json.NewEncoder(g.stdout).Encode(l)
@@ -84,8 +91,9 @@ func newLogsCmd(g *globals) *cobra.Command {
 			})
 		}),
 	}
-	cmd.Flags().BoolVarP(&follow, "follow", "F", false, "keep printing until the execution ends")
+	cmd.Flags().BoolVarP(&follow, "follow", "F", false, "keep printing until the execution ends (ENV SERVICE: until interrupted)")
 	cmd.Flags().StringVar(&action, "action", "", "only this action's lines")
+	envFlags = addEnvLogsFlags(cmd)
 	return cmd
 }
 

@@ -60,6 +60,14 @@ type Service struct {
 	DesiredCount        int               `yaml:"desired_count" json:"desired_count" jsonschema:"minimum=0,default=1" jsonschema_description:"Number of tasks (containers) to run."`
 	DeregistrationDelay Duration          `yaml:"deregistration_delay,omitempty" json:"deregistration_delay,omitempty" jsonschema:"default=5s" jsonschema_description:"How long a removed target keeps finishing its requests before it is stopped. 5s by default: far less than the ALB's 300s, because a local deploy should not wait minutes."`
 	StopTimeout         Duration          `yaml:"stop_timeout,omitempty" json:"stop_timeout,omitempty" jsonschema:"default=10s" jsonschema_description:"Time between SIGTERM and SIGKILL when a container stops."`
+	Static              *Static           `yaml:"static,omitempty" json:"static,omitempty" jsonschema_description:"On AWS, serve this service's built files from a private S3 bucket through CloudFront instead of running its container on ECS (cutover export cloudformation). Locally the container still runs."`
+}
+
+// Static is the S3 + CloudFront variant of a service in the exported
+// CloudFormation: the pipeline runs build.commands and uploads dir.
+type Static struct {
+	Dir string `yaml:"dir" json:"dir" jsonschema:"required" jsonschema_description:"Directory of the built files (index.html and assets), relative to build.context, such as dist."`
+	SPA bool   `yaml:"spa,omitempty" json:"spa,omitempty" jsonschema_description:"Single-page application: a path with no file answers index.html with status 200, so client-side routes load."`
 }
 
 // Build says how to build a service's image from the repository.

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -110,6 +111,28 @@ func (v *validator) services() {
 		if s.DesiredCount < 0 {
 			v.add(p+".desired_count", "%d is negative (write 0 or more)", s.DesiredCount)
 		}
+		if s.Static != nil {
+			v.static(p, s)
+		}
+	}
+}
+
+// static checks the S3 + CloudFront variant: the pipeline builds the files
+// with build.commands and uploads static.dir, a directory inside the
+// build context.
+func (v *validator) static(p string, s *Service) {
+	if s.Build == nil {
+		v.add(p+".static", "needs build (the pipeline runs build.commands to produce the files; a prebuilt image has none to upload)")
+	}
+	dir := s.Static.Dir
+	clean := path.Clean(dir)
+	switch {
+	case strings.TrimSpace(dir) == "":
+		v.add(p+".static.dir", "missing (name the directory of the built files, relative to build.context, such as dir: dist)")
+	case path.IsAbs(dir) || filepath.IsAbs(dir) || clean == ".." || strings.HasPrefix(clean, "../") || strings.Contains(dir, "\\"):
+		v.add(p+".static.dir", "%q leaves the build context (write a relative path inside it, such as dist)", dir)
+	case strings.ContainsAny(dir, "\"'$`\n"):
+		v.add(p+".static.dir", "%q has quotes, $, ` or a newline (write a plain relative path)", dir)
 	}
 }
 

@@ -48,17 +48,18 @@ func (g *gen) app(env string) *cloudformation.Template {
 		Description: cloudformation.String("Bootstrap only: tag of the images pushed before the first stack deploy (see cutover export cloudformation --help). Later releases register task definitions by digest; keep this value on stack updates")}
 	r := t.Resources
 	prefix := g.project + "-" + env
+	g.isolatedNetwork(t, env)
 
 	// Network: the ALB is reachable from the internet on its two HTTPS ports;
 	// tasks only from the ALB.
 	r["LoadBalancerSecurityGroup"] = &ec2.SecurityGroup{
 		GroupDescription: "HTTPS to the " + prefix + " load balancer",
-		VpcId:            cloudformation.String(g.imp("VpcId")),
+		VpcId:            cloudformation.String(g.vpcID()),
 		SecurityGroupIngress: []ec2.SecurityGroup_Ingress{
 			{IpProtocol: "tcp", FromPort: cloudformation.Int(prodPort), ToPort: cloudformation.Int(prodPort), CidrIp: cloudformation.String("0.0.0.0/0"), Description: cloudformation.String("production HTTPS listener")},
 		},
 		SecurityGroupEgress: []ec2.SecurityGroup_Egress{{IpProtocol: "tcp", FromPort: cloudformation.Int(1), ToPort: cloudformation.Int(65535),
-			CidrIp: cloudformation.String(vpcCIDR), Description: cloudformation.String("to tasks in the VPC")}},
+			CidrIp: cloudformation.String(g.vpcRange()), Description: cloudformation.String("to tasks in the VPC")}},
 		Tags: g.tags("dev.cutover.environment", env),
 	}
 	testListener := g.testListener(env)
@@ -67,10 +68,10 @@ func (g *gen) app(env string) *cloudformation.Template {
 		// The test listener is for the test traffic hooks (Lambda functions
 		// in the VPC), not for the public.
 		sg.SecurityGroupIngress = append(sg.SecurityGroupIngress, ec2.SecurityGroup_Ingress{IpProtocol: "tcp", FromPort: cloudformation.Int(testPort), ToPort: cloudformation.Int(testPort),
-			CidrIp: cloudformation.String(vpcCIDR), Description: cloudformation.String("test listener, from inside the VPC only")})
+			CidrIp: cloudformation.String(g.vpcRange()), Description: cloudformation.String("test listener, from inside the VPC only")})
 	}
 	var ingress []ec2.SecurityGroup_Ingress
-	for _, name := range g.cfg.ServiceNames() {
+	for _, name := range g.containers() {
 		p := g.cfg.Services[name].Port
 		if slices.ContainsFunc(ingress, func(i ec2.SecurityGroup_Ingress) bool { return *i.FromPort == p }) {
 			continue
@@ -80,7 +81,7 @@ func (g *gen) app(env string) *cloudformation.Template {
 	}
 	r["TaskSecurityGroup"] = &ec2.SecurityGroup{
 		GroupDescription:     "Fargate tasks of " + prefix,
-		VpcId:                cloudformation.String(g.imp("VpcId")),
+		VpcId:                cloudformation.String(g.vpcID()),
 		SecurityGroupIngress: ingress,
 		SecurityGroupEgress: []ec2.SecurityGroup_Egress{{IpProtocol: "tcp", FromPort: cloudformation.Int(443), ToPort: cloudformation.Int(443),
 			CidrIp: cloudformation.String("0.0.0.0/0"), Description: cloudformation.String("HTTPS to the VPC endpoints and the S3 gateway endpoint (no NAT: nothing else is routable)")}},
@@ -89,7 +90,7 @@ func (g *gen) app(env string) *cloudformation.Template {
 
 	r["LoadBalancer"] = &elb.LoadBalancer{
 		Type: cloudformation.String("application"), Scheme: cloudformation.String("internet-facing"),
-		Subnets:        []string{cloudformation.Select(0, cloudformation.Split(",", g.imp("PublicSubnets"))), cloudformation.Select(1, cloudformation.Split(",", g.imp("PublicSubnets")))},
+		Subnets:        g.subnets("Public"),
 		SecurityGroups: []string{cloudformation.Ref("LoadBalancerSecurityGroup")},
 		LoadBalancerAttributes: []elb.LoadBalancer_LoadBalancerAttribute{
 			{Key: cloudformation.String("routing.http.drop_invalid_header_fields.enabled"), Value: cloudformation.String("true")},
@@ -115,17 +116,25 @@ func (g *gen) app(env string) *cloudformation.Template {
 	r["LogGroup"] = &logs.LogGroup{LogGroupName: cloudformation.String("/cutover/" + g.project + "/" + env), RetentionInDays: cloudformation.Int(365),
 		KmsKeyId: cloudformation.String(g.imp("LogsKeyArn")), Tags: g.tags("dev.cutover.environment", env)}
 	r["AlarmTopic"] = &sns.Topic{TopicName: cloudformation.String(prefix + "-alarms"), KmsMasterKeyId: cloudformation.String(g.imp("LogsKeyArn")), Tags: g.tags("dev.cutover.environment", env)}
+	g.subscribeNotifier(t, "AlarmTopic")
 	r["Cluster"] = &ecs.Cluster{ClusterName: cloudformation.String(prefix),
 		ClusterSettings: []ecs.Cluster_ClusterSettings{{Name: cloudformation.String("containerInsights"), Value: cloudformation.String("enabled")}},
 		Tags:            g.tags("dev.cutover.environment", env)}
 	g.roles(t, env)
+	g.database(t, env)
 	if g.native(env) {
 		g.infrastructureRole(t, env)
 	}
 
 	for prio, name := range g.routeOrder() {
+		if g.static(name) {
+			g.staticSite(t, env, name)
+			continue
+		}
 		g.service(t, env, name, prio+1, listeners)
 	}
+	g.dashboard(t, env)
+	g.canaries(t, env)
 	g.output(t, logicalID(env)+"ClusterName", cloudformation.Ref("Cluster"))
 	g.output(t, logicalID(env)+"ProdListenerArn", cloudformation.Ref("ProdListener"))
 	if testListener {
@@ -135,16 +144,11 @@ func (g *gen) app(env string) *cloudformation.Template {
 	// What cutover deploy reads from this stack (environments.<env>.ecs.stack): see ecsoutputs.go.
 	g.output(t, logicalID(env)+"LogGroupName", cloudformation.Ref("LogGroup"))
 	g.output(t, logicalID(env)+"TaskSecurityGroupId", cloudformation.Ref("TaskSecurityGroup"))
-	g.output(t, logicalID(env)+"Subnets", g.imp("PrivateSubnets")) // cfn-lint W6001: an import re-exported, on purpose (cutover deploy reads one stack)
+	g.output(t, logicalID(env)+"Subnets", g.ownOrShared(cloudformation.Join(",", g.privateSubnets()), "PrivateSubnets")) // cutover deploy reads one stack
 	g.output(t, logicalID(env)+"LoadBalancerArn", cloudformation.Ref("LoadBalancer"))
 	g.output(t, logicalID(env)+"AlarmTopicArn", cloudformation.Ref("AlarmTopic"))
 	g.output(t, logicalID(env)+"ExecutionRoleArn", roleArn("ExecutionRole"))
 	return t
-}
-
-// privateSubnets are the tasks' subnets, from the shared stack.
-func (g *gen) privateSubnets() []string {
-	return []string{cloudformation.Select(0, cloudformation.Split(",", g.imp("PrivateSubnets"))), cloudformation.Select(1, cloudformation.Split(",", g.imp("PrivateSubnets")))}
 }
 
 // testListener says whether an environment gets the blue/green test
@@ -191,7 +195,7 @@ func (g *gen) routeOrder() []string {
 // environment's secrets) shared by the environment's tasks.
 func (g *gen) roles(t *cloudformation.Template, env string) {
 	var repos []any
-	for _, svc := range g.cfg.ServiceNames() {
+	for _, svc := range g.containers() {
 		repos = append(repos, g.imp("Repository"+logicalID(svc)+"Arn"))
 	}
 	secrets := "/cutover/" + g.project + "/" + env + "/"
@@ -338,7 +342,7 @@ func (g *gen) targetGroup(env, name, color string) *elb.TargetGroup {
 	codes := cmp.Or(h.SuccessCodes, "200-399")
 	return &elb.TargetGroup{
 		TargetType: cloudformation.String("ip"), Protocol: cloudformation.String("HTTP"), Port: cloudformation.Int(s.Port),
-		VpcId:                      cloudformation.String(g.imp("VpcId")),
+		VpcId:                      cloudformation.String(g.vpcID()),
 		HealthCheckEnabled:         cloudformation.Bool(true),
 		HealthCheckPath:            cloudformation.String(cmp.Or(h.Path, "/")),
 		HealthCheckIntervalSeconds: cloudformation.Int(interval), HealthCheckTimeoutSeconds: cloudformation.Int(timeout),

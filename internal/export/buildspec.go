@@ -59,6 +59,14 @@ func (g *gen) buildSpec() string {
 	}
 	var primary map[string]any
 	secondary := map[string]any{}
+	artifact := func(name, dir string) {
+		secondary[artifactName(name)] = map[string]any{"base-directory": dir, "files": []string{"**/*"}}
+		if primary == nil {
+			// With one output artifact CodePipeline takes the primary
+			// artifacts; with several, the secondary ones by name.
+			primary = map[string]any{"base-directory": dir, "files": []string{"**/*"}}
+		}
+	}
 	for _, name := range g.cfg.ServiceNames() {
 		s := g.cfg.Services[name]
 		repo := g.project + "/" + name
@@ -72,6 +80,14 @@ func (g *gen) buildSpec() string {
 		}
 		for _, c := range s.Build.Commands {
 			cmds = append(cmds, fmt.Sprintf("(cd %q && %s)", ctx, c))
+		}
+		if s.Static != nil {
+			// A static service's artifact is its built files (static.dir),
+			// which the deploy stage puts in the site's bucket; no image.
+			out := "out/" + name
+			cmds = append(cmds, fmt.Sprintf(`mkdir -p %s && cp -R %q/. %s/`, out, ctx+"/"+s.Static.Dir, out))
+			artifact(name, out)
+			continue
 		}
 		dockerfile := s.Build.Dockerfile
 		if dockerfile == "" {
@@ -99,12 +115,7 @@ func (g *gen) buildSpec() string {
 				cmds = append(cmds, fmt.Sprintf(`aws ecs describe-task-definition --task-definition "%s-%s-%s" --query taskDefinition | jq '{family,taskRoleArn,executionRoleArn,networkMode,containerDefinitions,requiresCompatibilities,cpu,memory} | .containerDefinitions[0].image = "<IMAGE1_NAME>" | .containerDefinitions[0].environment = %s' > %s/taskdef-%s.json`, g.project, env, name, envJSON(s.Env), out, env))
 			}
 		}
-		secondary[artifactName(name)] = map[string]any{"base-directory": out, "files": []string{"**/*"}}
-		if primary == nil {
-			// With one output artifact CodePipeline takes the primary
-			// artifacts; with several, the secondary ones by name.
-			primary = map[string]any{"base-directory": out, "files": []string{"**/*"}}
-		}
+		artifact(name, out)
 	}
 	if primary == nil {
 		return buildspec(cmds, nil)

@@ -37,6 +37,9 @@ func Templates(cfg *config.Config) ([]File, error) {
 		return nil, fmt.Errorf("cutover.yaml needs a project, services and environments to export CloudFormation")
 	}
 	g := &gen{cfg: cfg, project: cfg.Project}
+	if len(g.containers()) == 0 {
+		return nil, fmt.Errorf("every service of cutover.yaml is static: the templates describe an ECS application with a load balancer; keep at least one service without static")
+	}
 	files := []File{{Name: "shared", Template: g.shared()}}
 	for _, env := range g.envOrder() {
 		files = append(files, File{Name: "app-" + env, Template: g.app(env)})

@@ -78,7 +78,7 @@ func TestTemplatesAndResourceCounts(t *testing.T) {
 		{"app-production", "AWS::ECS::Cluster", 1},
 		{"app-production", "AWS::ECS::Service", 2},
 		{"app-production", "AWS::ECS::TaskDefinition", 2},
-		{"app-production", "AWS::CloudWatch::Alarm", 12},
+		{"app-production", "AWS::CloudWatch::Alarm", 14},    // 6 per service, and one per canary
 		{"pipeline", "AWS::CodeDeploy::DeploymentGroup", 2}, // production services only
 		{"pipeline", "AWS::CodeBuild::Project", 5},
 		{"pipeline", "AWS::CodePipeline::Pipeline", 2}, // main → staging → production; develop → staging

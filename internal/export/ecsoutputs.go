@@ -59,6 +59,9 @@ func ECSFromOutputs(cfg *config.Config, env string, outputs map[string]string) (
 	_, hasTest := outputs[ev+"TestListenerArn"]
 	services := map[string]*config.ECSService{}
 	for _, name := range cfg.ServiceNames() {
+		if cfg.Services[name].Static != nil {
+			continue // served from S3 and CloudFront; the pipeline publishes it
+		}
 		s := &config.ECSService{}
 		if own := x.Services[name]; own != nil {
 			*s = *own

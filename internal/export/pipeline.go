@@ -11,7 +11,6 @@ import (
 	"github.com/awslabs/goformation/v7/cloudformation/codestarnotifications"
 	"github.com/awslabs/goformation/v7/cloudformation/iam"
 	"github.com/awslabs/goformation/v7/cloudformation/logs"
-	"github.com/awslabs/goformation/v7/cloudformation/s3"
 	"github.com/awslabs/goformation/v7/cloudformation/sns"
 	"github.com/cutoverdev/cutover/internal/config"
 )
@@ -37,22 +36,15 @@ func (g *gen) pipeline() *cloudformation.Template {
 	r := t.Resources
 	name := g.project
 
-	r["ArtifactsBucket"] = &s3.Bucket{
-		BucketEncryption: &s3.Bucket_BucketEncryption{ServerSideEncryptionConfiguration: []s3.Bucket_ServerSideEncryptionRule{{BucketKeyEnabled: cloudformation.Bool(true),
-			ServerSideEncryptionByDefault: &s3.Bucket_ServerSideEncryptionByDefault{SSEAlgorithm: "aws:kms", KMSMasterKeyID: cloudformation.String(g.imp("ArtifactsKeyArn"))}}}},
-		VersioningConfiguration: &s3.Bucket_VersioningConfiguration{Status: "Enabled"},
-		PublicAccessBlockConfiguration: &s3.Bucket_PublicAccessBlockConfiguration{BlockPublicAcls: cloudformation.Bool(true), BlockPublicPolicy: cloudformation.Bool(true),
-			IgnorePublicAcls: cloudformation.Bool(true), RestrictPublicBuckets: cloudformation.Bool(true)},
-		OwnershipControls:         &s3.Bucket_OwnershipControls{Rules: []s3.Bucket_OwnershipControlsRule{{ObjectOwnership: cloudformation.String("BucketOwnerEnforced")}}},
-		Tags:                      g.tags(),
-		AWSCloudFormationMetadata: skip("CKV_AWS_18", "Pipeline artifacts are written and read only by CodePipeline and CodeBuild, whose calls CloudTrail records; server access logs would need a second bucket."),
-	}
+	r["ArtifactsBucket"] = privateBucket(g.imp("ArtifactsKeyArn"), g.tags(),
+		"Pipeline artifacts are written and read only by CodePipeline and CodeBuild, whose calls CloudTrail records; server access logs would need a second bucket.")
 	r["Connection"] = &codestarconnections.Connection{ConnectionName: name, ProviderType: cloudformation.String("GitHub"), Tags: g.tags()}
 	r["BuildLogGroup"] = &logs.LogGroup{LogGroupName: cloudformation.String("/cutover/" + name + "/codebuild"), RetentionInDays: cloudformation.Int(365),
 		KmsKeyId: cloudformation.String(g.imp("LogsKeyArn")), Tags: g.tags()}
 	for _, topic := range []string{"Approval", "Notification"} {
 		r[topic+"Topic"] = &sns.Topic{TopicName: cloudformation.String(name + "-" + map[string]string{"Approval": "approvals", "Notification": "pipeline"}[topic]),
 			KmsMasterKeyId: cloudformation.String(g.imp("LogsKeyArn")), Tags: g.tags()}
+		g.subscribeNotifier(t, topic+"Topic")
 	}
 	r["NotificationTopicPolicy"] = &sns.TopicPolicy{Topics: []string{cloudformation.Ref("NotificationTopic")}, PolicyDocument: policy(map[string]any{
 		"Effect": "Allow", "Principal": map[string]any{"Service": "codestar-notifications.amazonaws.com"}, "Action": "sns:Publish", "Resource": cloudformation.Ref("NotificationTopic")})}
@@ -146,7 +138,7 @@ func logicalIDToKebab(id string) string {
 // own commands, so it gets no write access to anything deployed.
 func (g *gen) buildRoles(t *cloudformation.Template) {
 	var repos []any
-	for _, svc := range g.cfg.ServiceNames() {
+	for _, svc := range g.containers() {
 		repos = append(repos, g.imp("Repository"+logicalID(svc)+"Arn"))
 	}
 	common := []map[string]any{
@@ -206,7 +198,7 @@ func (g *gen) codeDeploy(t *cloudformation.Template) {
 		if st.ManualContinue {
 			ready = &codedeploy.DeploymentGroup_DeploymentReadyOption{ActionOnTimeout: cloudformation.String("STOP_DEPLOYMENT"), WaitTimeInMinutes: cloudformation.Int(max(readyWait, 1))}
 		}
-		for _, svc := range g.cfg.ServiceNames() {
+		for _, svc := range g.containers() {
 			var alarms []codedeploy.DeploymentGroup_Alarm
 			for _, suffix := range []string{"p95-latency", "5xx-rate", "unhealthy-hosts"} {
 				alarms = append(alarms, codedeploy.DeploymentGroup_Alarm{Name: cloudformation.String(g.project + "-" + env + "-" + svc + "-" + suffix)})

@@ -164,7 +164,7 @@ func TestTestListenerOnlyWhenUsed(t *testing.T) {
 	sg := resourcesOfType(app, "AWS::EC2::SecurityGroup")["LoadBalancerSecurityGroup"]
 	for _, in := range sg["SecurityGroupIngress"].([]any) {
 		rule := in.(map[string]any)
-		if rule["FromPort"] == 8443.0 && rule["CidrIp"] != vpcCIDR {
+		if rule["FromPort"] == 8443.0 && jsonOf(rule["CidrIp"]) != `{"Fn::If":["OwnVpc",{"Fn::GetAtt":["Vpc","CidrBlock"]},"`+vpcCIDR+`"]}` {
 			t.Errorf("test listener open to %v", rule["CidrIp"])
 		}
 	}

@@ -4,11 +4,11 @@ import (
 	"encoding/json"
 
 	"github.com/awslabs/goformation/v7/cloudformation"
-	"github.com/awslabs/goformation/v7/cloudformation/ec2"
 	"github.com/awslabs/goformation/v7/cloudformation/ecr"
 	"github.com/awslabs/goformation/v7/cloudformation/kms"
 )
 
+// vpcCIDR is the shared VPC's range.
 const vpcCIDR = "10.0.0.0/16"
 
 // interfaceEndpoints are the AWS services Fargate tasks in private subnets
@@ -24,49 +24,9 @@ func (g *gen) shared() *cloudformation.Template {
 	t.Description = "cutover " + g.project + ": VPC over two AZs (public subnets for the load balancers, private subnets for tasks, VPC endpoints instead of NAT), ECR repositories and KMS keys"
 	r := t.Resources
 
-	r["Vpc"] = &ec2.VPC{CidrBlock: cloudformation.String(vpcCIDR), EnableDnsHostnames: cloudformation.Bool(true), EnableDnsSupport: cloudformation.Bool(true), Tags: g.tags("Name", g.project)}
-	r["InternetGateway"] = &ec2.InternetGateway{Tags: g.tags()}
-	r["InternetGatewayAttachment"] = &ec2.VPCGatewayAttachment{VpcId: cloudformation.Ref("Vpc"), InternetGatewayId: cloudformation.RefPtr("InternetGateway")}
-	r["PublicRouteTable"] = &ec2.RouteTable{VpcId: cloudformation.Ref("Vpc"), Tags: g.tags("Name", g.project+"-public")}
-	r["PublicDefaultRoute"] = &ec2.Route{RouteTableId: cloudformation.Ref("PublicRouteTable"), DestinationCidrBlock: cloudformation.String("0.0.0.0/0"), GatewayId: cloudformation.RefPtr("InternetGateway"),
-		AWSCloudFormationDependsOn: []string{"InternetGatewayAttachment"}}
-	r["PrivateRouteTable"] = &ec2.RouteTable{VpcId: cloudformation.Ref("Vpc"), Tags: g.tags("Name", g.project+"-private")}
-
-	var public, private []string
-	for az := range 2 {
-		for _, kind := range []string{"Public", "Private"} {
-			id := kind + "Subnet" + string(rune('A'+az))
-			cidr := map[string][]string{"Public": {"10.0.0.0/22", "10.0.4.0/22"}, "Private": {"10.0.16.0/20", "10.0.32.0/20"}}[kind][az]
-			r[id] = &ec2.Subnet{VpcId: cloudformation.Ref("Vpc"), CidrBlock: cloudformation.String(cidr),
-				AvailabilityZone: cloudformation.SelectPtr(az, cloudformation.GetAZs("")),
-				Tags:             g.tags("Name", g.project+"-"+id)}
-			r[id+"Routes"] = &ec2.SubnetRouteTableAssociation{SubnetId: cloudformation.Ref(id), RouteTableId: cloudformation.Ref(kind + "RouteTable")}
-			if kind == "Public" {
-				public = append(public, cloudformation.Ref(id))
-			} else {
-				private = append(private, cloudformation.Ref(id))
-			}
-		}
-	}
-
-	r["EndpointSecurityGroup"] = &ec2.SecurityGroup{
-		GroupDescription: "HTTPS from inside the VPC to the AWS service endpoints",
-		VpcId:            cloudformation.RefPtr("Vpc"),
-		SecurityGroupIngress: []ec2.SecurityGroup_Ingress{{IpProtocol: "tcp", FromPort: cloudformation.Int(443), ToPort: cloudformation.Int(443),
-			CidrIp: cloudformation.String(vpcCIDR), Description: cloudformation.String("HTTPS from tasks in the VPC")}},
-		SecurityGroupEgress: []ec2.SecurityGroup_Egress{{IpProtocol: "tcp", FromPort: cloudformation.Int(443), ToPort: cloudformation.Int(443),
-			CidrIp: cloudformation.String(vpcCIDR), Description: cloudformation.String("responses stay inside the VPC")}},
-		Tags: g.tags(),
-	}
-	for _, svc := range interfaceEndpoints {
-		r["Endpoint"+logicalID(svc)] = &ec2.VPCEndpoint{
-			VpcId: cloudformation.Ref("Vpc"), ServiceName: sub("com.amazonaws.${AWS::Region}." + svc),
-			VpcEndpointType: cloudformation.String("Interface"), PrivateDnsEnabled: cloudformation.Bool(true),
-			SubnetIds: private, SecurityGroupIds: []string{cloudformation.Ref("EndpointSecurityGroup")},
-		}
-	}
-	r["EndpointS3"] = &ec2.VPCEndpoint{VpcId: cloudformation.Ref("Vpc"), ServiceName: sub("com.amazonaws.${AWS::Region}.s3"),
-		VpcEndpointType: cloudformation.String("Gateway"), RouteTableIds: []string{cloudformation.Ref("PrivateRouteTable")}}
+	public, private := g.network(t, "", vpcCIDR, func(kind string, az int) string {
+		return map[string][]string{"Public": {"10.0.0.0/22", "10.0.4.0/22"}, "Private": {"10.0.16.0/20", "10.0.32.0/20"}}[kind][az]
+	})
 
 	r["ArtifactsKey"] = g.key("pipeline artifacts and images", nil)
 	r["LogsKey"] = g.key("logs and notifications", []map[string]any{
@@ -84,7 +44,7 @@ func (g *gen) shared() *cloudformation.Template {
 		"selection": map[string]any{"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 50},
 		"action":    map[string]any{"type": "expire"},
 	}}})
-	for _, svc := range g.cfg.ServiceNames() {
+	for _, svc := range g.containers() {
 		id := "Repository" + logicalID(svc)
 		r[id] = &ecr.Repository{
 			RepositoryName:             cloudformation.String(g.project + "/" + svc),
@@ -96,6 +56,8 @@ func (g *gen) shared() *cloudformation.Template {
 		}
 		g.output(t, id+"Arn", sub("arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/${"+id+"}"))
 	}
+
+	g.notifier(t)
 
 	g.output(t, "VpcId", cloudformation.Ref("Vpc"))
 	g.output(t, "PublicSubnets", cloudformation.Join(",", public))

@@ -102,12 +102,19 @@ func (g *gen) codePipeline(run pipelineRun) *cp.Pipeline {
 			es := logicalID(env, svc)
 			art := artifactName(svc)
 			a := cp.Pipeline_ActionDeclaration{Name: svc, RunOrder: cloudformation.Int(1), InputArtifacts: []cp.Pipeline_InputArtifact{{Name: art}}}
-			if g.viaCodeDeploy(env) {
+			switch {
+			case g.static(svc):
+				// The built files go to the site's bucket. "no-cache" makes
+				// CloudFront revalidate with S3 (by ETag) after its minimum
+				// TTL of one second, so a release shows without an invalidation.
+				a.ActionTypeId = &cp.Pipeline_ActionTypeId{Category: "Deploy", Owner: "AWS", Provider: "S3", Version: "1"}
+				a.Configuration = map[string]any{"BucketName": g.imp(es + "SiteBucketName"), "Extract": "true", "CacheControl": "no-cache"}
+			case g.viaCodeDeploy(env):
 				a.ActionTypeId = &cp.Pipeline_ActionTypeId{Category: "Deploy", Owner: "AWS", Provider: "CodeDeployToECS", Version: "1"}
 				a.Configuration = map[string]any{"ApplicationName": cloudformation.Ref("CodeDeployApplication"), "DeploymentGroupName": cloudformation.Ref(es + "DeploymentGroup"),
 					"TaskDefinitionTemplateArtifact": art, "TaskDefinitionTemplatePath": "taskdef-" + env + ".json",
 					"AppSpecTemplateArtifact": art, "AppSpecTemplatePath": "appspec-" + env + ".json", "Image1ArtifactName": art, "Image1ContainerName": "IMAGE1_NAME"}
-			} else {
+			default:
 				a.ActionTypeId = &cp.Pipeline_ActionTypeId{Category: "Deploy", Owner: "AWS", Provider: "ECS", Version: "1"}
 				a.Configuration = map[string]any{"ClusterName": g.imp(ev + "ClusterName"), "ServiceName": g.imp(es + "ServiceName"), "FileName": "imagedefinitions.json"}
 			}
@@ -132,11 +139,14 @@ func (g *gen) codePipeline(run pipelineRun) *cp.Pipeline {
 // pipelineRole: CodePipeline runs the source, builds, approvals and deploys
 // of this project only.
 func (g *gen) pipelineRole(t *cloudformation.Template) {
-	var passRoles []any
+	var passRoles, sites []any
 	for _, env := range g.envOrder() {
 		passRoles = append(passRoles, g.imp(logicalID(env)+"ExecutionRoleArn"))
 		for _, svc := range g.cfg.ServiceNames() {
-			if g.cfg.Services[svc].Build != nil {
+			switch {
+			case g.static(svc):
+				sites = append(sites, cloudformation.Join("", []any{"arn:", cloudformation.Ref("AWS::Partition"), ":s3:::", g.imp(logicalID(env, svc) + "SiteBucketName"), "/*"}))
+			case g.cfg.Services[svc].Build != nil:
 				passRoles = append(passRoles, g.imp(logicalID(env, svc)+"TaskRoleArn"))
 			}
 		}
@@ -172,5 +182,10 @@ func (g *gen) pipelineRole(t *cloudformation.Template) {
 		)}},
 		Tags:                      g.tags(),
 		AWSCloudFormationMetadata: skip("CKV_AWS_111", "ecs:RegisterTaskDefinition and ecs:TagResource support no resource-level permissions; every other write is scoped to this project's ARNs."),
+	}
+	if len(sites) > 0 {
+		// The S3 deploy action of static services writes their sites' files.
+		doc := t.Resources["PipelineRole"].(*iam.Role).Policies[0].PolicyDocument.(map[string]any)
+		doc["Statement"] = append(doc["Statement"].([]map[string]any), allow([]string{"s3:PutObject"}, sites...))
 	}
 }

@@ -120,6 +120,22 @@ type ClientOptions struct {
 // credentials are present, so a missing login fails in one plain line before
 // any deployment starts.
 func NewClients(ctx context.Context, o ClientOptions) (Clients, error) {
+	cfg, base, err := loadConfig(ctx, o)
+	if err != nil {
+		return Clients{}, err
+	}
+	return Clients{
+		ECS:            ecs.NewFromConfig(cfg, func(opt *ecs.Options) { opt.BaseEndpoint = base }),
+		ELB:            elb.NewFromConfig(cfg, func(opt *elb.Options) { opt.BaseEndpoint = base }),
+		CloudWatch:     cloudwatch.NewFromConfig(cfg, func(opt *cloudwatch.Options) { opt.BaseEndpoint = base }),
+		CodeDeploy:     codedeploy.NewFromConfig(cfg, func(opt *codedeploy.Options) { opt.BaseEndpoint = base }),
+		CloudFormation: cloudformation.NewFromConfig(cfg, func(opt *cloudformation.Options) { opt.BaseEndpoint = base }),
+	}, nil
+}
+
+// loadConfig loads the standard chain with o's region, profile and retries,
+// checks for credentials, and returns the endpoint override (nil for AWS).
+func loadConfig(ctx context.Context, o ClientOptions) (aws.Config, *string, error) {
 	attempts := o.MaxAttempts
 	if attempts == 0 {
 		attempts = 10
@@ -133,26 +149,20 @@ func NewClients(ctx context.Context, o ClientOptions) (Clients, error) {
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, loaders...)
 	if err != nil {
-		return Clients{}, fmt.Errorf("aws: cannot load configuration: %v", err)
+		return aws.Config{}, nil, fmt.Errorf("aws: cannot load configuration: %v", err)
 	}
 	if cfg.Region == "" {
-		return Clients{}, errors.New("aws: no region: set environments.<env>.ecs.region in cutover.yaml or AWS_REGION")
+		return aws.Config{}, nil, errors.New("aws: no region: set environments.<env>.ecs.region in cutover.yaml or AWS_REGION")
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := cfg.Credentials.Retrieve(cctx); err != nil {
-		return Clients{}, errors.New("aws: no credentials found: set AWS_PROFILE (and run `aws sso login` for SSO) or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+		return aws.Config{}, nil, errors.New("aws: no credentials found: set AWS_PROFILE (and run `aws sso login` for SSO) or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
 	}
 	cfg.APIOptions = append(cfg.APIOptions, o.APIOptions...)
 	var base *string
 	if o.Endpoint != "" {
 		base = aws.String(o.Endpoint)
 	}
-	return Clients{
-		ECS:            ecs.NewFromConfig(cfg, func(opt *ecs.Options) { opt.BaseEndpoint = base }),
-		ELB:            elb.NewFromConfig(cfg, func(opt *elb.Options) { opt.BaseEndpoint = base }),
-		CloudWatch:     cloudwatch.NewFromConfig(cfg, func(opt *cloudwatch.Options) { opt.BaseEndpoint = base }),
-		CodeDeploy:     codedeploy.NewFromConfig(cfg, func(opt *codedeploy.Options) { opt.BaseEndpoint = base }),
-		CloudFormation: cloudformation.NewFromConfig(cfg, func(opt *cloudformation.Options) { opt.BaseEndpoint = base }),
-	}, nil
+	return cfg, base, nil
 }
