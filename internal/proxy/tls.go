@@ -104,7 +104,7 @@ func redirectHTTPS(ctx *fasthttp.RequestCtx, lr *listenerRoutes) {
 		lr.challenge(ctx)
 		return
 	}
-	host := requestHost(string(ctx.Request.Header.Host()))
+	host := requestHost(ctx.Request.Header.Host())
 	if !plainHost(host) {
 		clientError(ctx, fasthttp.StatusBadRequest, "cutover: this listener redirects to https and needs a Host header with a host name\n")
 		return
