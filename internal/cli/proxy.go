@@ -41,7 +41,7 @@ func newProxyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return proxy.Run(cmd.Context(), home, proxy.RunOptions{Version: Version})
+			return proxy.Run(cmd.Context(), home, proxy.RunOptions{Version: Version, Procs: proxy.DefaultProcs()})
 		},
 	}
 	start := &cobra.Command{
