@@ -87,6 +87,7 @@ func (s tlsSwitch) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	c = newRawConn(c)
 	if t := s.cur.Load(); t != nil {
 		return tls.Server(c, t.cfg), nil
 	}
