@@ -102,5 +102,14 @@ func (c *rawConn) opError(op string, errno syscall.Errno) error {
 // SyscallConn gives the socket, for peek.
 func (c *rawConn) SyscallConn() (syscall.RawConn, error) { return c.rc, nil }
 
+// ReadFrom lets io.Copy into the connection from another TCP connection (an
+// upgraded connection's tunnel) splice in the kernel, as net.TCPConn's does.
+func (c *rawConn) ReadFrom(r io.Reader) (int64, error) {
+	if rc, ok := r.(*rawConn); ok {
+		r = rc.Conn
+	}
+	return c.Conn.(*net.TCPConn).ReadFrom(r)
+}
+
 // CloseWrite half-closes the connection, as net.TCPConn's does.
 func (c *rawConn) CloseWrite() error { return c.Conn.(*net.TCPConn).CloseWrite() }

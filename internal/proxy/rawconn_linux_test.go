@@ -116,3 +116,26 @@ func TestRawConnDeadlineCloseAndReset(t *testing.T) {
 		t.Fatal("write after a reset succeeded")
 	}
 }
+
+// TestRawConnTunnel: io.Copy between two wrapped connections (as an
+// upgraded connection's tunnel does) carries every byte.
+func TestRawConnTunnel(t *testing.T) {
+	a, aPeer := rawPair(t)
+	b, bPeer := rawPair(t)
+	want := make([]byte, 1<<20)
+	rand.Read(want)
+	go func() { aPeer.Write(want); aPeer.CloseWrite() }()
+	copied := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(b, a)
+		b.(*rawConn).CloseWrite()
+		copied <- err
+	}()
+	got, err := io.ReadAll(bPeer)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("through the tunnel: %d bytes, %v; want the %d sent", len(got), err, len(want))
+	}
+	if err := <-copied; err != nil {
+		t.Fatal(err)
+	}
+}
