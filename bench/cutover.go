@@ -28,6 +28,7 @@ type cutoverProxy struct {
 	child  *child        // modeProcess
 	client *proxy.Client // modeProcess: its admin API
 	engine *proxy.Proxy  // modeInProcess
+	home   string        // modeProcess: its CUTOVER_HOME
 }
 
 // routes sends every path of one listener to backend through two target
@@ -82,7 +83,9 @@ func (p *cutoverProxy) pid() int {
 
 // startCutover starts the proxy in the given mode on a free 127.0.0.1 port in
 // front of backend and waits until it routes.
-func startCutover(ctx context.Context, mode, moduleDir, dir, backend string) (*cutoverProxy, error) {
+// With pprof, the process serves its profiles on the admin socket (for
+// -cpuprofile).
+func startCutover(ctx context.Context, mode, moduleDir, dir, backend string, pprof bool) (*cutoverProxy, error) {
 	listen, err := freePort()
 	if err != nil {
 		return nil, err
@@ -95,7 +98,7 @@ func startCutover(ctx context.Context, mode, moduleDir, dir, backend string) (*c
 		err = p.engine.Apply(ctx, routes(listen, backend))
 	default:
 		p.mode = "separate process (cutover proxy run)"
-		err = p.startProcess(ctx, moduleDir, dir, backend)
+		err = p.startProcess(ctx, moduleDir, dir, backend, pprof)
 	}
 	if err == nil {
 		err = waitRoutable(ctx, "http://"+listen+"/api/health", 15*time.Second)
@@ -109,12 +112,13 @@ func startCutover(ctx context.Context, mode, moduleDir, dir, backend string) (*c
 
 // startProcess builds the cutover binary, runs `cutover proxy run` with its
 // own home in dir, and configures it through the admin API.
-func (p *cutoverProxy) startProcess(ctx context.Context, moduleDir, dir, backend string) error {
+func (p *cutoverProxy) startProcess(ctx context.Context, moduleDir, dir, backend string, pprof bool) error {
 	bin, err := goBuild(ctx, moduleDir, "./cmd/cutover", dir, "cutover")
 	if err != nil {
 		return err
 	}
 	home := filepath.Join(dir, "cutover-home")
+	p.home = home
 	// The proxy's log goes to a file, shown only if it fails to start, so
 	// the benchmark's own output stays readable.
 	logPath := filepath.Join(dir, "cutover-proxy.log")
@@ -125,6 +129,9 @@ func (p *cutoverProxy) startProcess(ctx context.Context, moduleDir, dir, backend
 	defer logFile.Close() // the child keeps its own descriptor
 	cmd := exec.Command(bin, "proxy", "run", "--home", home)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if pprof {
+		cmd.Env = append(os.Environ(), proxy.PprofEnv+"=1")
+	}
 	if p.child, err = startChild("cutover proxy", cmd); err != nil {
 		return err
 	}

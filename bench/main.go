@@ -8,7 +8,7 @@
 // the cutover proxy's weights between two target groups under load and
 // counts failed requests (the goal: none).
 //
-// Usage: go run ./bench [-duration 4s] [-rounds 3] [-conns 32,256] [-proxy process|inprocess] [-json]
+// Usage: go run ./bench [-duration 4s] [-rounds 3] [-conns 32,256] [-proxy process|inprocess] [-json] [-cpuprofile DIR]
 package main
 
 import (
@@ -25,14 +25,15 @@ import (
 )
 
 type options struct {
-	duration  time.Duration
-	warmup    time.Duration
-	rounds    int
-	conns     []int
-	path      string
-	proxyMode string
-	flips     int
-	json      bool
+	duration   time.Duration
+	warmup     time.Duration
+	rounds     int
+	conns      []int
+	path       string
+	proxyMode  string
+	flips      int
+	json       bool
+	cpuProfile string // directory for CPU profiles of the cutover proxy, or ""
 }
 
 func main() {
@@ -60,6 +61,7 @@ func runMain(args []string) int {
 	fs.StringVar(&o.proxyMode, "proxy", modeProcess, "how to run cutover's proxy: process (cutover proxy run, as in production) or inprocess")
 	fs.IntVar(&o.flips, "flips", 8, "weight flips during the last load on the cutover proxy (0: none)")
 	fs.BoolVar(&o.json, "json", false, "print the result as JSON")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "directory: after the rounds, load the cutover proxy once more in each setting (unmeasured) and write its CPU profile there")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -139,6 +141,9 @@ func (o options) budget() time.Duration {
 	if o.flips > 0 {
 		b += o.duration
 	}
+	if o.cpuProfile != "" {
+		b += time.Duration(settings) * o.duration
+	}
 	return b
 }
 
@@ -184,7 +189,7 @@ func bench(ctx context.Context, o options) (*report, error) {
 	}
 	defer haproxy.stop(5 * time.Second)
 	progress("starting the cutover proxy (%s)", o.proxyMode)
-	cut, err := startCutover(ctx, o.proxyMode, root, dir, backendAddr)
+	cut, err := startCutover(ctx, o.proxyMode, root, dir, backendAddr, o.cpuProfile != "")
 	if err != nil {
 		return nil, err
 	}
@@ -246,6 +251,15 @@ func bench(ctx context.Context, o options) (*report, error) {
 	}
 	for _, s := range rep.Settings {
 		s.summarize()
+	}
+	if o.cpuProfile != "" {
+		err := profileRuns(ctx, o, rep, cut, func(conns int, newConn bool, d time.Duration) error {
+			_, err := load(targets[1], conns, newConn, d)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	if o.flips > 0 {
 		conns := o.conns[len(o.conns)-1]

@@ -165,7 +165,7 @@ func (ms *acmeManagers) obtain(listener string, m *autocert.Manager, domains []s
 func challengeHandler(m *autocert.Manager) fasthttp.RequestHandler {
 	h := fasthttpadaptor.NewFastHTTPHandler(m.HTTPHandler(http.NotFoundHandler()))
 	return func(ctx *fasthttp.RequestCtx) {
-		host := requestHost(string(ctx.Request.Header.Host()))
+		host := requestHost(ctx.Request.Header.Host())
 		ctx.Request.Header.SetHost(host)
 		ctx.URI().SetHost(host)
 		h(ctx)

@@ -171,3 +171,12 @@ func waitTargets(t *testing.T, c *Client, healthy int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestProxyProcs: the proxy runs on half the CPUs Go would use, at least one.
+func TestProxyProcs(t *testing.T) {
+	for cpus, want := range map[int]int{1: 1, 2: 1, 3: 1, 4: 2, 16: 8} {
+		if got := proxyProcs(cpus); got != want {
+			t.Errorf("proxyProcs(%d) = %d, want %d", cpus, got, want)
+		}
+	}
+}

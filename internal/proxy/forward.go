@@ -45,7 +45,7 @@ type listenerHandler struct {
 // serve is the fasthttp handler of a listener: it routes the request by
 // host and path, picks a target by weight and forwards to it.
 func (h *listenerHandler) serve(ctx *fasthttp.RequestCtx) {
-	start := time.Now()
+	start := ctx.Time() // the server read the clock just before calling the handler
 	if msg := refuseFraming(ctx); msg != "" {
 		clientError(ctx, fasthttp.StatusBadRequest, msg)
 		return
@@ -59,7 +59,7 @@ func (h *listenerHandler) serve(ctx *fasthttp.RequestCtx) {
 	path := ctx.Path()
 	var rt *route
 	if lr != nil {
-		rt = lr.match(requestHost(string(host)), string(path))
+		rt = lr.match(host, path)
 	}
 	if rt == nil {
 		name := ""
@@ -86,7 +86,8 @@ func (h *listenerHandler) serve(ctx *fasthttp.RequestCtx) {
 	t.inFlight.Add(1)
 	a := attemptPool.Get().(*attempt)
 	*a = attempt{route: rt, fw: fw, target: t, start: start}
-	if streamed := h.p.forward(ctx, a, h.bodyIdle, trusts(lr.trusted, remoteAddr(ctx))); !streamed {
+	client := remoteAddr(ctx)
+	if streamed := h.p.forward(ctx, a, h.bodyIdle, client, trusts(lr.trusted, client)); !streamed {
 		a.finish()
 	}
 }
@@ -152,15 +153,15 @@ func badGatewayMessage(group string) string {
 	return "cutover: " + group + " failed to answer\n"
 }
 
-// forward sends the request to a.target (another target once if it cannot
+// forward sends the request of client to a.target (another target once if it cannot
 // be reached) and sets the response. It returns true when the response
 // body streams from the target after the handler returns; a.finish is then
 // called when it ends.
-func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, bodyIdle time.Duration, trusted bool) bool {
+func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, bodyIdle time.Duration, client netip.Addr, trusted bool) bool {
 	head := headPool.Get().(*[]byte)
 	defer headPool.Put(head)
 	upgrade := ctx.Request.Header.ConnectionUpgrade() && len(ctx.Request.Header.Peek("Upgrade")) > 0
-	*head = appendRequestHead((*head)[:0], ctx, trusted, upgrade)
+	*head = appendRequestHead((*head)[:0], ctx, client, trusted, upgrade)
 	if upgrade {
 		return p.upgrade(ctx, a, *head)
 	}
@@ -235,12 +236,12 @@ func isTimeout(err error) bool {
 var headPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
 // appendRequestHead appends the request line and headers sent to a target:
-// the client's, minus hop-by-hop fields, with the client's Host and framing
-// the target can read. From a trusted proxy, X-Forwarded-For is appended to
+// the client's (whose IP is client), minus hop-by-hop fields, with the
+// client's Host and framing the target can read. From a trusted proxy, X-Forwarded-For is appended to
 // (like an ALB does) and X-Forwarded-Proto/-Host, X-Real-IP and Forwarded
 // are kept; from any other client they are what the proxy sees, so a client
 // cannot pass for another address.
-func appendRequestHead(dst []byte, ctx *fasthttp.RequestCtx, trusted, upgrade bool) []byte {
+func appendRequestHead(dst []byte, ctx *fasthttp.RequestCtx, client netip.Addr, trusted, upgrade bool) []byte {
 	h := &ctx.Request.Header
 	dst = append(dst, h.Method()...)
 	dst = append(dst, ' ')
@@ -293,7 +294,7 @@ func appendRequestHead(dst []byte, ctx *fasthttp.RequestCtx, trusted, upgrade bo
 	if len(xff) > 0 {
 		dst = append(append(dst, xff...), ", "...)
 	}
-	dst = append(remoteAddr(ctx).AppendTo(dst), '\r', '\n')
+	dst = append(client.AppendTo(dst), '\r', '\n')
 	if !seenProto {
 		if ctx.IsTLS() {
 			dst = append(dst, "X-Forwarded-Proto: https\r\n"...)

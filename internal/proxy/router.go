@@ -1,12 +1,14 @@
 package proxy
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
@@ -61,10 +63,13 @@ func hasHost(r *route) int {
 	return 0
 }
 
-// match returns the most specific route for host (lowercase, no port) and path.
-func (l *listenerRoutes) match(host, path string) *route {
+// match returns the most specific route for a request's Host header (any
+// case, with or without port) and path. It reads them where the server
+// parsed them: routing a request copies nothing.
+func (l *listenerRoutes) match(hostHeader, path []byte) *route {
+	host := hostOnly(hostHeader)
 	for _, r := range l.routes {
-		if r.host != "" && r.host != host {
+		if r.host != "" && !hostIs(host, r.host) {
 			continue
 		}
 		if pathHasPrefix(path, r.prefix) {
@@ -76,20 +81,35 @@ func (l *listenerRoutes) match(host, path string) *route {
 
 // pathHasPrefix matches whole path segments: "/api" matches "/api" and
 // "/api/x" but not "/apix"; a prefix ending in "/" matches plainly.
-func pathHasPrefix(path, prefix string) bool {
-	if !strings.HasPrefix(path, prefix) {
+func pathHasPrefix(path []byte, prefix string) bool {
+	if len(path) < len(prefix) || string(path[:len(prefix)]) != prefix {
 		return false
 	}
 	return len(path) == len(prefix) || prefix == "" || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/'
 }
 
-// requestHost returns the Host header without port, in lower case.
-func requestHost(h string) string {
-	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
+// hostIs compares a request's host with a rule's (lower case), ignoring case.
+func hostIs(host []byte, lower string) bool {
+	for _, c := range host {
+		if c >= utf8.RuneSelf { // rare: not ASCII, lower-cased as a string
+			return strings.ToLower(string(host)) == lower
+		}
+	}
+	return equalFold(host, lower)
+}
+
+// hostOnly is a Host header without its port and an IPv6 address's
+// brackets, in the case the client sent.
+func hostOnly(h []byte) []byte {
+	if i := bytes.LastIndexByte(h, ':'); i >= 0 && bytes.IndexByte(h[i:], ']') < 0 {
 		h = h[:i]
 	}
-	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
-	return strings.ToLower(h)
+	return bytes.TrimSuffix(bytes.TrimPrefix(h, []byte{'['}), []byte{']'})
+}
+
+// requestHost returns the Host header without port, in lower case.
+func requestHost(h []byte) string {
+	return strings.ToLower(string(hostOnly(h)))
 }
 
 // pick chooses a target group by weight among those with a healthy target,

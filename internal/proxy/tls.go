@@ -87,6 +87,7 @@ func (s tlsSwitch) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	c = newRawConn(c)
 	if t := s.cur.Load(); t != nil {
 		return tls.Server(c, t.cfg), nil
 	}
@@ -104,7 +105,7 @@ func redirectHTTPS(ctx *fasthttp.RequestCtx, lr *listenerRoutes) {
 		lr.challenge(ctx)
 		return
 	}
-	host := requestHost(string(ctx.Request.Header.Host()))
+	host := requestHost(ctx.Request.Header.Host())
 	if !plainHost(host) {
 		clientError(ctx, fasthttp.StatusBadRequest, "cutover: this listener redirects to https and needs a Host header with a host name\n")
 		return

@@ -19,7 +19,7 @@ type ProxyStatus struct {
 
 // RunProxy runs the load balancer of home in the foreground until ctx ends.
 func RunProxy(ctx context.Context, home, version string) error {
-	return proxy.Run(ctx, home, proxy.RunOptions{Version: version})
+	return proxy.Run(ctx, home, proxy.RunOptions{Version: version, Procs: proxy.DefaultProcs()})
 }
 
 // KeepProxy runs `proxy run` as a child and starts it again if it dies.
