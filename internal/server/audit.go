@@ -1,10 +1,8 @@
 package server
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -43,9 +41,12 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 		writeJSON(w, http.StatusOK, nonNil(list))
 	})
 	mux.HandleFunc("POST /v1/tokens", func(w http.ResponseWriter, r *http.Request) {
-		var req struct{ Name, Role string }
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil {
-			writeError(w, http.StatusBadRequest, errors.New(`body must be {"name": "...", "role": "viewer|deployer|approver|admin"}`))
+		var req struct {
+			Name string `json:"name"`
+			Role string `json:"role"`
+		}
+		if err := decodeBody(w, r, &req, false, `{"name": "...", "role": "viewer|deployer|approver|admin"}`); err != nil {
+			writeBodyError(w, err)
 			return
 		}
 		setAuditTarget(r, req.Name)
@@ -83,9 +84,12 @@ func nonNil[T any](list []T) []T {
 // the environment's approval rules; a "by" in the body is ignored.
 func (s *Server) decide(approve bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var req struct{ Comment string }
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-			writeError(w, http.StatusBadRequest, errors.New(`body must be JSON: {"comment": "why (optional)"}`))
+		var req struct {
+			Comment string `json:"comment"`
+			By      string `json:"by"` // ignored: the decider is the token's identity
+		}
+		if err := decodeBody(w, r, &req, true, `{"comment": "why (optional)"}`); err != nil {
+			writeBodyError(w, err)
 			return
 		}
 		a, err := pipeline.Decide(r.Context(), s.Store, s.Config, identity(r), r.PathValue("id"), approve, req.Comment)

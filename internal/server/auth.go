@@ -33,6 +33,12 @@ var routePolicies = map[string]routePolicy{
 	"/v1/":                                 {role: auth.RoleViewer}, // no such route: 404
 	"GET /v1/executions":                   {role: auth.RoleViewer},
 	"GET /v1/executions/{id}":              {role: auth.RoleViewer},
+	"GET /v1/executions/{id}/evidence":     {role: auth.RoleViewer},
+	"GET /v1/executions/{id}/logs":         {role: auth.RoleViewer},
+	"GET /v1/environments":                 {role: auth.RoleViewer},
+	"GET /v1/environments/{env}":           {role: auth.RoleViewer},
+	"POST /v1/environments/{env}/deploy":   {role: auth.RoleDeployer, action: auth.ActionDeploy},
+	"GET /v1/openapi.json":                 {public: true},
 	"POST /v1/executions":                  {role: auth.RoleDeployer, action: auth.ActionTrigger},
 	"POST /v1/executions/{id}/cancel":      {role: auth.RoleDeployer, action: auth.ActionCancel},
 	"POST /v1/executions/{id}/approve":     {role: auth.RoleApprover, action: auth.ActionApprove},

@@ -29,6 +29,7 @@ import (
 
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/pipeline"
+	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/cutoverdev/cutover/internal/source"
 	"github.com/cutoverdev/cutover/internal/store"
 )
@@ -46,6 +47,9 @@ type Server struct {
 	OnStart    func(ctx context.Context)                                      // reconcile deployments left by a killed controller
 	Resolve    func(ctx context.Context, repo, branch string) (string, error) // default source.Resolve
 	Log        *slog.Logger
+	// Release is the use cases the API calls (deploy, rollback, status…);
+	// default: a Manager of Config and Store.
+	Release *release.Manager
 	// Exposure (auth.go): names the API answers to besides its address, and
 	// TLS, or a proxy in front that terminates it, for a non-loopback Addr.
 	PublicHosts     []string
@@ -57,6 +61,11 @@ type Server struct {
 	wake  chan struct{} // work reads the queue again
 	addr  net.Addr
 	ready chan struct{}
+	// runCtx is Run's context: deployments the API launched run on it, and
+	// Run waits for them (background) before it returns.
+	runCtx     context.Context
+	background sync.WaitGroup
+	mux        *http.ServeMux // the routes, for TestOpenAPIMatchesRoutes
 }
 
 func (s *Server) setDefaults() {
@@ -71,6 +80,10 @@ func (s *Server) setDefaults() {
 			s.Resolve = source.Resolve
 		}
 		s.wake = make(chan struct{}, 1)
+		if s.Release == nil {
+			s.Release = &release.Manager{Config: s.Config, Store: s.Store, Log: s.Log}
+		}
+		s.runCtx = context.Background()
 		// The daemon's cutover.yaml says which branch deploys which
 		// environment, whatever a commit's own copy says.
 		if s.Engine != nil && s.Engine.Trusted == nil {
@@ -98,6 +111,8 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.checkExposure(); err != nil {
 		return err
 	}
+	s.runCtx = ctx
+	defer s.background.Wait()
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
 		return fmt.Errorf("cutover serve: cannot listen on %s: %v (pick another address with --addr)", s.Addr, err)
@@ -159,9 +174,16 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, x)
 	})
 	mux.HandleFunc("POST /v1/executions", func(w http.ResponseWriter, r *http.Request) {
-		var req struct{ Branch, Commit string }
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil || req.Branch == "" {
-			writeError(w, http.StatusBadRequest, errors.New(`body must be {"branch": "...", "commit": "optional sha"}`))
+		const shape = `{"branch": "...", "commit": "optional sha"}`
+		var req struct {
+			Branch string `json:"branch"`
+			Commit string `json:"commit"`
+		}
+		if err := decodeBody(w, r, &req, false, shape); err != nil {
+			writeBodyError(w, err)
+			return
+		} else if req.Branch == "" {
+			missingField(w, "branch", shape)
 			return
 		}
 		if req.Commit == "" {
@@ -198,6 +220,10 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusAccepted, map[string]string{"cancel": x.ID})
 	})
 	s.adminRoutes(mux)
+	s.apiEnvironmentRoutes(mux)
+	s.apiExecutionRoutes(mux)
+	mux.HandleFunc("GET /v1/openapi.json", serveOpenAPI)
+	s.mux = mux
 	return s.guard(mux)
 }
 
