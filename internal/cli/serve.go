@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/cutoverdev/cutover/internal/server"
 	"github.com/cutoverdev/cutover/internal/webhook"
 	"github.com/spf13/cobra"
@@ -65,7 +66,8 @@ func newServeCmd(g *globals) *cobra.Command {
 			eng.Log = log
 			srv := &server.Server{
 				Config: s.cfg, Store: s.store, Engine: eng, Addr: c.addr, Repo: repo, ConfigPath: configPath,
-				Grace: c.grace, Log: log,
+				Grace: c.grace, Log: log, Proxy: s.proxy,
+				Release:     &release.Manager{Config: s.cfg, Store: s.store, Home: s.home, Actor: "cutover serve", Log: log},
 				PublicHosts: c.publicHosts, TLSCert: c.tlsCert, TLSKey: c.tlsKey, BehindProxy: c.behindProxy,
 				OnStart: func(ctx context.Context) {
 					for _, env := range s.cfg.EnvironmentNames() {

@@ -65,6 +65,11 @@ type State struct {
 	Failed       int       `json:"failed_tasks,omitempty"` // rolling: tasks that failed (circuit breaker)
 	RequestSeq   int64     `json:"request_seq"`            // events after this seq are requests for this deployment
 	Continued    bool      `json:"continued,omitempty"`    // `cutover continue` arrived
+	// FirstTraffic is when production traffic first reached the new set;
+	// DetectedAt when the failure that ended the deployment was seen
+	// (the daemon's metrics: time from first traffic to detection).
+	FirstTraffic time.Time `json:"first_traffic,omitzero"`
+	DetectedAt   time.Time `json:"detected_at,omitzero"`
 }
 
 // Request kinds, appended to the event log by other commands and read by the driver.
@@ -205,6 +210,7 @@ func (c *Controller) Run(ctx context.Context, d *store.Deployment) error {
 			outcome = f.outcome
 			if phase != PhaseRollingBack && phase != PhaseTerminating {
 				st.Cause = outcome.String()
+				st.DetectedAt = time.Now().UTC()
 				d.Reason = f.reason
 				d.Evidence = mustJSON(f.evidence)
 			} else {

@@ -29,6 +29,7 @@ import (
 
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/pipeline"
+	"github.com/cutoverdev/cutover/internal/proxy"
 	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/cutoverdev/cutover/internal/source"
 	"github.com/cutoverdev/cutover/internal/store"
@@ -50,6 +51,9 @@ type Server struct {
 	// Release is the use cases the API calls (deploy, rollback, status…);
 	// default: a Manager of Config and Store.
 	Release *release.Manager
+	// Proxy is the load balancer whose target group counters /metrics
+	// re-exports; nil leaves them out (cutover_proxy_up 0).
+	Proxy *proxy.Client
 	// Exposure (auth.go): names the API answers to besides its address, and
 	// TLS, or a proxy in front that terminates it, for a non-loopback Addr.
 	PublicHosts     []string
@@ -223,6 +227,7 @@ func (s *Server) routes() http.Handler {
 	s.apiEnvironmentRoutes(mux)
 	s.apiExecutionRoutes(mux)
 	mux.HandleFunc("GET /v1/openapi.json", serveOpenAPI)
+	mux.Handle("GET /metrics", s.metricsHandler())
 	s.mux = mux
 	return s.guard(mux)
 }
