@@ -47,6 +47,8 @@ func decodeBody(w http.ResponseWriter, r *http.Request, dst any, optional bool, 
 		return &bodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes; the body must be %s", maxBody, shape)}
 	case errors.Is(err, io.EOF):
 		return &bodyError{http.StatusBadRequest, "empty request body; the body must be " + shape}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &bodyError{http.StatusBadRequest, "malformed JSON: the body ends inside the object; it must be " + shape}
 	case errors.As(err, &typeErr):
 		field := typeErr.Field
 		if field == "" {
