@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/auth"
@@ -17,6 +18,11 @@ import (
 func (s *Server) adminRoutes(mux *http.ServeMux) {
 	s.environmentRoutes(mux)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowedMethods(mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, http.StatusMethodNotAllowed, fmt.Errorf("%s %s: the route takes %s", r.Method, r.URL.Path, strings.Join(allow, " or ")))
+			return
+		}
 		writeError(w, http.StatusNotFound, fmt.Errorf("the API has no route %s %s", r.Method, r.URL.Path))
 	})
 	mux.HandleFunc("GET /v1/audit", func(w http.ResponseWriter, r *http.Request) {
@@ -61,6 +67,9 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 		}
 	})
 	mux.HandleFunc("POST /v1/tokens/{name}/revoke", func(w http.ResponseWriter, r *http.Request) {
+		if !noBody(w, r) {
+			return
+		}
 		t, err := auth.RevokeToken(r.Context(), s.Store, r.PathValue("name"))
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -71,6 +80,20 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 			writeJSON(w, http.StatusOK, t)
 		}
 	})
+}
+
+// allowedMethods are the methods mux serves r's path with, other than by
+// the catch-all: a request with another method gets 405.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, p := mux.Handler(probe); p != "" && p != "/v1/" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
 }
 
 func nonNil[T any](list []T) []T {

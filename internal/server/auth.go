@@ -160,7 +160,7 @@ func (s *Server) guard(mux *http.ServeMux) http.Handler {
 		switch {
 		case !who.Role.Allows(p.role):
 			writeError(rec, http.StatusForbidden, fmt.Errorf("forbidden: token %q has the %s role; %s %s needs %s", who.Name, who.Role, r.Method, r.URL.Path, p.role))
-		case mutating(r.Method) && !isJSON(r.Header.Get("Content-Type")):
+		case mutating(r.Method) && pattern != "/v1/" && !isJSON(r.Header.Get("Content-Type")):
 			writeError(rec, http.StatusUnsupportedMediaType, errors.New("send the request body as JSON with `Content-Type: application/json`"))
 		default:
 			mux.ServeHTTP(rec, r)

@@ -78,3 +78,13 @@ func writeBodyError(w http.ResponseWriter, err error) {
 func missingField(w http.ResponseWriter, field, shape string) {
 	writeError(w, http.StatusBadRequest, fmt.Errorf("field %q is required; the body must be %s", field, shape))
 }
+
+// noBody refuses a body other than {} (or none) for a route that takes no
+// fields; it answers the error itself and reports whether to go on.
+func noBody(w http.ResponseWriter, r *http.Request) bool {
+	if err := decodeBody(w, r, &struct{}{}, true, "{} or empty"); err != nil {
+		writeBodyError(w, err)
+		return false
+	}
+	return true
+}

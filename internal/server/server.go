@@ -164,7 +164,7 @@ func (s *Server) routes() http.Handler {
 			writeError(w, http.StatusInternalServerError, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, list)
+		writeJSON(w, http.StatusOK, nonNil(list))
 	})
 	mux.HandleFunc("GET /v1/executions/{id}", func(w http.ResponseWriter, r *http.Request) {
 		x, err := s.Store.GetExecution(r.Context(), r.PathValue("id"))
@@ -192,7 +192,10 @@ func (s *Server) routes() http.Handler {
 		}
 		if req.Commit == "" {
 			c, err := s.Resolve(r.Context(), s.Repo, req.Branch)
-			if err != nil {
+			if errors.Is(err, source.ErrNotFound) {
+				writeError(w, http.StatusNotFound, err) // no such branch in the repository
+				return
+			} else if err != nil {
 				writeError(w, http.StatusBadRequest, err)
 				return
 			}
@@ -213,6 +216,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/executions/{id}/approve", s.decide(true))
 	mux.HandleFunc("POST /v1/executions/{id}/reject", s.decide(false))
 	mux.HandleFunc("POST /v1/executions/{id}/cancel", func(w http.ResponseWriter, r *http.Request) {
+		if !noBody(w, r) {
+			return
+		}
 		x, err := pipeline.RequestCancel(r.Context(), s.Store, r.PathValue("id"), identity(r).Name+" (api)")
 		if errors.Is(err, store.ErrNotFound) {
 			writeError(w, http.StatusNotFound, err)
