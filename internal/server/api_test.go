@@ -112,6 +112,16 @@ func TestAPIOddPaths(t *testing.T) {
 			t.Errorf("%s %s: Content-Type %q", c.method, c.path, ct)
 		}
 	}
+	// A method a route does not take: 405 naming the ones it does.
+	a.expect(t, req{method: "TRACE", path: "/v1/executions", token: a.tokens["viewer"]}, 405)
+	a.expect(t, req{method: "DELETE", path: "/v1/tokens/admin", token: a.tokens["admin"]}, 404)
+	out := a.expect(t, req{method: "PUT", path: "/v1/environments/production/deploy", token: a.tokens["admin"], body: "{}"}, 405)
+	if msg, _ := out["error"].(string); !strings.Contains(msg, "takes POST") {
+		t.Errorf("405 error %q", msg)
+	}
+	if tok, _ := a.Store.ListTokens(context.Background(), false); len(tok) != 4 {
+		t.Fatalf("tokens after the odd methods: %v", tok)
+	}
 	a.expect(t, req{method: "GET", path: "/v1/executions/x-1/logs?follow=2", token: a.tokens["viewer"]}, 400)
 	a.expect(t, req{method: "GET", path: "/v1/executions/x-1/logs?after=-1", token: a.tokens["viewer"]}, 400)
 }

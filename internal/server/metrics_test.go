@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/cutoverdev/cutover/internal/platform/local"
 	"github.com/cutoverdev/cutover/internal/proxy"
 	"github.com/cutoverdev/cutover/internal/store"
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -243,4 +245,47 @@ func merge(a, b map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// TestGrafanaDashboardUsesExportedMetrics: every series the dashboard in
+// docs/grafana/cutover.json queries is one /metrics exports, so a renamed
+// metric cannot leave the dashboard empty.
+func TestGrafanaDashboardUsesExportedMetrics(t *testing.T) {
+	raw, err := os.ReadFile("../../docs/grafana/cutover.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("docs/grafana/cutover.json: %v", err)
+	}
+	exported := map[string]bool{}
+	ch := make(chan *prometheus.Desc, 64)
+	(&collector{}).Describe(ch)
+	close(ch)
+	nameRE := regexp.MustCompile(`fqName: "([a-z_]+)"`)
+	for d := range ch {
+		exported[nameRE.FindStringSubmatch(d.String())[1]] = true
+	}
+	seriesRE := regexp.MustCompile(`cutover_[a-z_]+`)
+	used := 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, m := range seriesRE.FindAllString(tg.Expr, -1) {
+				base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(m, "_bucket"), "_sum"), "_count")
+				if !exported[base] {
+					t.Errorf("panel %q queries %s, which /metrics does not export", p.Title, m)
+				}
+				used++
+			}
+		}
+	}
+	if used < 15 {
+		t.Fatalf("the dashboard queries only %d series", used)
+	}
 }
