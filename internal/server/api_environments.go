@@ -30,7 +30,7 @@ func (s *Server) apiEnvironmentRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/environments", func(w http.ResponseWriter, r *http.Request) {
 		out := []release.Status{}
 		for _, env := range s.Config.EnvironmentNames() {
-			st, err := s.Release.Status(r.Context(), env)
+			st, err := s.releases(r).Status(r.Context(), env)
 			if err != nil {
 				writeReleaseError(w, err)
 				return
@@ -44,7 +44,7 @@ func (s *Server) apiEnvironmentRoutes(mux *http.ServeMux) {
 		if !ok {
 			return
 		}
-		st, err := s.Release.Status(r.Context(), env)
+		st, err := s.releases(r).Status(r.Context(), env)
 		if err != nil {
 			writeReleaseError(w, err)
 			return
@@ -53,7 +53,7 @@ func (s *Server) apiEnvironmentRoutes(mux *http.ServeMux) {
 			writeError(w, http.StatusInternalServerError, fmt.Errorf("no status for environment %q", env))
 			return
 		}
-		h, err := s.Release.History(r.Context(), env, 20)
+		h, err := s.releases(r).History(r.Context(), env, 20)
 		if err != nil {
 			writeReleaseError(w, err)
 			return
@@ -79,18 +79,18 @@ func (s *Server) apiEnvironmentRoutes(mux *http.ServeMux) {
 			return
 		}
 		setAuditTarget(r, env+" "+req.Revision)
-		rev, err := s.Store.GetRevision(r.Context(), req.Revision)
-		switch {
-		case errors.Is(err, store.ErrNotFound) || (err == nil && (rev.Project != s.Config.Project || rev.Environment != env)):
-			writeError(w, http.StatusNotFound, fmt.Errorf("environment %s has no revision %q; its revisions are listed by GET /v1/environments/%s", env, req.Revision, env))
+		// A revision that does not exist is a 404 here; whether it may
+		// be deployed to env is the Manager's decision (400 if not).
+		if _, err := s.Store.GetRevision(r.Context(), req.Revision); errors.Is(err, store.ErrNotFound) {
+			writeError(w, http.StatusNotFound, fmt.Errorf("no revision %q; the revisions of %s are listed by GET /v1/environments/%s", req.Revision, env, env))
 			return
-		case err != nil:
+		} else if err != nil {
 			writeError(w, http.StatusInternalServerError, err)
 			return
 		}
-		who := identity(r).Name + " (api)"
+		m := s.releases(r)
 		s.launch(w, r, env, func(ctx context.Context) (store.Deployment, error) {
-			return s.Release.Deploy(ctx, env, release.DeployOptions{Revision: rev.ID, Command: "cutover serve: deploy by " + who})
+			return m.Deploy(ctx, env, release.DeployOptions{Revision: req.Revision, Command: "cutover serve (api)"})
 		})
 	})
 }

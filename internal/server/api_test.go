@@ -62,8 +62,8 @@ func TestAPIRevisionOfAnotherEnvironment(t *testing.T) {
 	if err := a.Store.CreateRevision(ctx, rev); err != nil {
 		t.Fatal(err)
 	}
-	out := a.expect(t, req{method: "POST", path: "/v1/environments/production/deploy", token: a.tokens["deployer"], body: `{"revision": "r-other"}`}, 404)
-	if msg, _ := out["error"].(string); !strings.Contains(msg, "production has no revision") {
+	out := a.expect(t, req{method: "POST", path: "/v1/environments/production/deploy", token: a.tokens["deployer"], body: `{"revision": "r-other"}`}, 400)
+	if msg, _ := out["error"].(string); !strings.Contains(msg, "belongs to "+a.Config.Project+"/staging") {
 		t.Errorf("error %q", msg)
 	}
 	if ds, _ := a.Store.ListDeployments(ctx, a.Config.Project, "", 0); len(ds) != 0 {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cutoverdev/cutover/internal/auth"
 	"github.com/cutoverdev/cutover/internal/pipeline"
+	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -103,8 +104,9 @@ func nonNil[T any](list []T) []T {
 	return list
 }
 
-// decide approves or rejects as the caller's token: pipeline.Decide applies
-// the environment's approval rules; a "by" in the body is ignored.
+// decide approves or rejects as the caller's token: release.Manager's
+// Approve and Reject apply the environment's approval rules (in one place,
+// for the CLI too); a "by" in the body is ignored.
 func (s *Server) decide(approve bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
@@ -115,7 +117,12 @@ func (s *Server) decide(approve bool) http.HandlerFunc {
 			writeBodyError(w, err)
 			return
 		}
-		a, err := pipeline.Decide(r.Context(), s.Store, s.Config, identity(r), r.PathValue("id"), approve, req.Comment)
+		m, decision := s.releases(r), release.Decision{Who: identity(r), Comment: req.Comment}
+		decide := m.Reject
+		if approve {
+			decide = m.Approve
+		}
+		a, err := decide(r.Context(), r.PathValue("id"), decision)
 		switch {
 		case errors.Is(err, pipeline.ErrNotAllowed):
 			writeError(w, http.StatusForbidden, err)

@@ -37,9 +37,13 @@ import (
 
 // Server is the daemon. Set the fields, then call Run once.
 type Server struct {
-	Config     *config.Config
-	Store      *store.Store
-	Engine     *pipeline.Engine
+	Config *config.Config
+	Store  *store.Store
+	Engine *pipeline.Engine
+	// Releases are the release use cases (deploy, roll back, stop, approve,
+	// ...) the API calls, acting as the caller's token; nil: a Manager of
+	// Config and Store.
+	Releases   *release.Manager
 	Addr       string // API and webhooks, e.g. 127.0.0.1:8790
 	Repo       string // the git repository executions check out
 	ConfigPath string // cutover.yaml inside it
@@ -48,9 +52,6 @@ type Server struct {
 	OnStart    func(ctx context.Context)                                      // reconcile deployments left by a killed controller
 	Resolve    func(ctx context.Context, repo, branch string) (string, error) // default source.Resolve
 	Log        *slog.Logger
-	// Release is the use cases the API calls (deploy, rollback, status…);
-	// default: a Manager of Config and Store.
-	Release *release.Manager
 	// Proxy is the load balancer whose target group counters /metrics
 	// re-exports; nil leaves them out (cutover_proxy_up 0).
 	Proxy *proxy.Client
@@ -84,9 +85,6 @@ func (s *Server) setDefaults() {
 			s.Resolve = source.Resolve
 		}
 		s.wake = make(chan struct{}, 1)
-		if s.Release == nil {
-			s.Release = &release.Manager{Config: s.Config, Store: s.Store, Log: s.Log}
-		}
 		s.runCtx = context.Background()
 		// The daemon's cutover.yaml says which branch deploys which
 		// environment, whatever a commit's own copy says.
@@ -219,7 +217,7 @@ func (s *Server) routes() http.Handler {
 		if !noBody(w, r) {
 			return
 		}
-		x, err := pipeline.RequestCancel(r.Context(), s.Store, r.PathValue("id"), identity(r).Name+" (api)")
+		x, err := s.releases(r).Cancel(r.Context(), r.PathValue("id"))
 		if errors.Is(err, store.ErrNotFound) {
 			writeError(w, http.StatusNotFound, err)
 			return
@@ -236,6 +234,17 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /metrics", s.metricsHandler())
 	s.mux = mux
 	return s.guard(mux)
+}
+
+// releases is the release use cases acting as the request's caller.
+func (s *Server) releases(r *http.Request) *release.Manager {
+	s.mu.Lock()
+	if s.Releases == nil {
+		s.Releases = &release.Manager{Config: s.Config, Store: s.Store, Log: s.Log}
+	}
+	m := s.Releases
+	s.mu.Unlock()
+	return m.As(identity(r).Name + " (api)")
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
