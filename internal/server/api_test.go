@@ -26,6 +26,8 @@ func TestAPIRefusesBadBodies(t *testing.T) {
 	}{
 		{"malformed", "/v1/environments/production/deploy", `{"revision": `, "", 400, "malformed JSON"},
 		{"not an object", "/v1/environments/production/deploy", `["r-1"]`, "", 400, "must be"},
+		{"null", "/v1/environments/production/deploy", `null`, "", 400, "the body is null, not a JSON object"},
+		{"a string", "/v1/environments/production/deploy", `"r-1"`, "", 400, "the body is a string"},
 		{"unknown field", "/v1/environments/production/deploy", `{"revision": "r-1", "force": true}`, "", 400, `unknown field "force"`},
 		{"wrong type", "/v1/environments/production/deploy", `{"revision": 42}`, "", 400, `field "revision"`},
 		{"missing field", "/v1/environments/production/deploy", `{}`, "", 400, `field "revision" is required`},

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,12 +28,18 @@ func (e *bodyError) Error() string { return e.msg }
 // body over maxBody. An empty body leaves dst as it is when optional.
 // shape is the body's form, for the error message.
 func decodeBody(w http.ResponseWriter, r *http.Request, dst any, optional bool, shape string) error {
+	var raw json.RawMessage
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(dst)
+	err := dec.Decode(&raw)
 	if err == nil {
 		if dec.More() || dec.Decode(&struct{}{}) != io.EOF {
 			err = errors.New("data after the JSON object")
+		} else if raw[0] != '{' {
+			return &bodyError{http.StatusBadRequest, fmt.Sprintf("the body is %s, not a JSON object; it must be %s", jsonKind(raw[0]), shape)}
+		} else {
+			strict := json.NewDecoder(bytes.NewReader(raw))
+			strict.DisallowUnknownFields()
+			err = strict.Decode(dst)
 		}
 	}
 	var tooBig *http.MaxBytesError
@@ -50,17 +57,29 @@ func decodeBody(w http.ResponseWriter, r *http.Request, dst any, optional bool, 
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return &bodyError{http.StatusBadRequest, "malformed JSON: the body ends inside the object; it must be " + shape}
 	case errors.As(err, &typeErr):
-		field := typeErr.Field
-		if field == "" {
-			return &bodyError{http.StatusBadRequest, fmt.Sprintf("the body is a JSON %s; it must be %s", typeErr.Value, shape)}
-		}
-		return &bodyError{http.StatusBadRequest, fmt.Sprintf("field %q: a JSON %s where %s is expected; the body must be %s", field, typeErr.Value, typeErr.Type, shape)}
+		return &bodyError{http.StatusBadRequest, fmt.Sprintf("field %q: a JSON %s where %s is expected; the body must be %s", typeErr.Field, typeErr.Value, typeErr.Type, shape)}
 	case errors.As(err, &syntaxErr):
 		return &bodyError{http.StatusBadRequest, fmt.Sprintf("malformed JSON at byte %d: %v; the body must be %s", syntaxErr.Offset, err, shape)}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return &bodyError{http.StatusBadRequest, fmt.Sprintf("unknown field %s; the body must be %s", strings.TrimPrefix(err.Error(), "json: unknown field "), shape)}
 	default:
 		return &bodyError{http.StatusBadRequest, fmt.Sprintf("%v; the body must be %s", err, shape)}
+	}
+}
+
+// jsonKind names the JSON value that starts with b.
+func jsonKind(b byte) string {
+	switch b {
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 'n':
+		return "null"
+	case 't', 'f':
+		return "a boolean"
+	default:
+		return "a number"
 	}
 }
 
