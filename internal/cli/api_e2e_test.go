@@ -80,7 +80,9 @@ func TestAPIRedeploysARevisionAndMetricsCountIt(t *testing.T) {
 	var env struct {
 		Revision   string
 		Deployment struct{ ID, Status string }
-		History    struct{ Deployments []struct{ ID, Actor, Status string } }
+		History    struct {
+			Deployments []struct{ ID, Actor, Status string }
+		}
 	}
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
