@@ -112,8 +112,8 @@ func freePort(t *testing.T) string {
 // sends requests through the real proxy to a real target, and scrapes
 // /metrics: viewers may, anonymous callers may not.
 func TestMetricsAfterARealExecutionAndProxyTraffic(t *testing.T) {
-	a := newAuthServer(t, "{ required: true }", nil)
-	a.Proxy = runProxy(t)
+	pc := runProxy(t)
+	a := newAuthServerWith(t, "{ required: true }", nil, func(s *Server) { s.Proxy = pc })
 	ctx := context.Background()
 
 	// Anonymous and bad tokens are refused before anything is read.
