@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/store"
@@ -166,9 +167,12 @@ func (s *Server) executionLogs(w http.ResponseWriter, r *http.Request) {
 
 // sendEvent writes one Server-Sent Event; data is one line of JSON.
 func sendEvent(w http.ResponseWriter, event string, id int64, data any) {
-	b, _ := json.Marshal(data)
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // a log line is shown as it was written
+	_ = enc.Encode(data)     // one line: the encoder escapes newlines inside strings
 	if id > 0 {
 		fmt.Fprintf(w, "id: %d\n", id)
 	}
-	fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b)
+	fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, strings.TrimSuffix(b.String(), "\n"))
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -254,5 +255,33 @@ func TestAPIEvidenceAndFollowedLog(t *testing.T) {
 	ev = a.expect(t, req{method: "GET", path: "/v1/executions/" + x.ID + "/evidence", token: a.tokens["viewer"]}, 200)
 	if ap := ev["approvals"].([]any)[0].(map[string]any); ap["status"] != "approved" || ap["decided_by"] != "approver" {
 		t.Fatalf("evidence after the decision: %v", ap)
+	}
+}
+
+// A followed log is bounded: past followMax it ends with a "timeout"
+// event that says where to resume, even while the execution still waits.
+func TestAPIFollowedLogIsBounded(t *testing.T) {
+	old := followMax
+	followMax = 400 * time.Millisecond
+	defer func() { followMax = old }()
+	a := newAuthServer(t, "{ required: true }", nil)
+	x := a.trigger(t, "deployer")
+	hr, _ := http.NewRequest(http.MethodGet, a.base+"/v1/executions/"+x.ID+"/logs?follow=1", nil)
+	hr.Header.Set("Authorization", "Bearer "+a.tokens["viewer"])
+	began := time.Now()
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body) // ends when the daemon ends the stream
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(began); took > 5*time.Second {
+		t.Fatalf("the stream lasted %s", took)
+	}
+	if !strings.Contains(string(b), "event: timeout\ndata: ") || !strings.Contains(string(b), `"status":"waiting"`) || !strings.Contains(string(b), `?follow=1&after=`) {
+		t.Fatalf("stream:\n%s", b)
 	}
 }
