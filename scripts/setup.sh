@@ -5,7 +5,7 @@
 #   scripts/setup.sh --demo make demo-run    # what `make demo` does
 #
 # On Debian as root it installs what is missing (Docker engine, busybox-static,
-# nginx-light, git, python3-venv; moto[server], cfn-lint and checkov from PyPI
+# nginx-light, git, python3-venv; moto[server], cfn-lint, checkov and schemathesis from PyPI
 # into a virtualenv; pebble, the ACME test server, with go install), starts dockerd when no engine answers, runs the command
 # with every test dependency REQUIRED (a missing one fails its tests instead of
 # skipping them), and at the end stops the dockerd it started, by its PID.
@@ -46,7 +46,7 @@ if [ "$demo" = 0 ]; then
   command -v wrk >/dev/null 2>&1 || apt_need+=(wrk)                                     # bench: load
   command -v sha256sum >/dev/null 2>&1 || apt_need+=(coreutils)
   [ -r /etc/ssl/certs/ca-certificates.crt ] || apt_need+=(ca-certificates)              # make image
-  for t in moto_server cfn-lint checkov; do command -v "$t" >/dev/null 2>&1 || py_need=1; done
+  for t in moto_server cfn-lint checkov schemathesis; do command -v "$t" >/dev/null 2>&1 || py_need=1; done
   if [ "$py_need" = 1 ] && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     apt_need+=(python3-venv)
   fi
@@ -73,7 +73,7 @@ if [ "$(id -u)" != 0 ]; then
     missing=1
   fi
   if [ "$py_need" = 1 ]; then
-    say "missing moto_server/cfn-lint/checkov; run:  python3 -m venv $tools && $tools/bin/pip install 'moto[server]' cfn-lint checkov"
+    say "missing moto_server/cfn-lint/checkov/schemathesis; run:  python3 -m venv $tools && $tools/bin/pip install 'moto[server]' cfn-lint checkov schemathesis"
     missing=1
   fi
   if [ $missing = 0 ] && ! engine_up; then
@@ -96,9 +96,9 @@ if [ "$pebble_need" = 1 ]; then
   hash -r
 fi
 if [ "$py_need" = 1 ]; then
-  say "installing moto[server], cfn-lint and checkov into $tools"
+  say "installing moto[server], cfn-lint, checkov and schemathesis into $tools"
   [ -x "$tools/bin/pip" ] || python3 -m venv "$tools"
-  "$tools/bin/pip" install -q 'moto[server]' cfn-lint checkov
+  "$tools/bin/pip" install -q 'moto[server]' cfn-lint checkov schemathesis
   hash -r
 fi
 

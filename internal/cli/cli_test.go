@@ -113,3 +113,21 @@ func TestUsageMistakesAreOneLine(t *testing.T) {
 		t.Fatalf("version json: %d %s", code, out)
 	}
 }
+
+// With --output json, an error is one JSON object on stderr (a script
+// parses it); the exit code still says it failed.
+func TestJSONOutputErrorsAreJSON(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"executions", "x-nope", "--output", "json", "-f", filepath.Join(dir, "missing.yaml")},
+		{"bogus", "-o", "json"},
+		{"version", "--nope", "--output=json"},
+		{"status", "-o", "json", "-f", filepath.Join(dir, "missing.yaml")},
+	} {
+		code, out, errOut := run(t, "", args...)
+		var e struct{ Error string }
+		if code != 1 || out != "" || json.Unmarshal([]byte(errOut), &e) != nil || e.Error == "" || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("%v: exit %d stdout %q stderr %q", args, code, out, errOut)
+		}
+	}
+}

@@ -31,7 +31,7 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "executions [EXECUTION]",
-		Short: "List pipeline executions, or show one with its stages and actions",
+		Short: "List pipeline executions, or show one with its stages, actions and approval evidence",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
 			if len(args) == 1 {
@@ -39,9 +39,14 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return g.print(e, func(w io.Writer) {
+				approvals, err := m.Store.ListApprovals(ctx, e.ID)
+				if err != nil {
+					return err
+				}
+				return g.print(executionView{Execution: e, Approvals: nonNilApprovals(approvals)}, func(w io.Writer) {
 					fmt.Fprintf(w, "execution %s: %s (%s %s at %.7s)%s\n", e.ID, e.Status, e.Trigger, e.Branch, e.Commit, suffix(e.Error))
 					printStages(w, e)
+					printApprovals(w, e.ID, approvals, time.Now())
 				})
 			}
 			list, err := m.Store.ListExecutions(ctx, m.Config.Project, limit)
@@ -58,6 +63,13 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().IntVar(&limit, "limit", 20, "how many executions to list")
 	return cmd
+}
+
+func nonNilApprovals(a []store.Approval) []store.Approval {
+	if a == nil {
+		return []store.Approval{}
+	}
+	return a
 }
 
 func suffix(s string) string {

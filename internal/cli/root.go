@@ -140,10 +140,29 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				msg = head + " (did you mean " + strings.Join(names, " or ") + "? see `cutover --help`)"
 			}
 		}
+		if g.json() || jsonRequested(args) {
+			// A script that asked for JSON reads its errors as JSON too.
+			_ = json.NewEncoder(stderr).Encode(map[string]string{"error": msg})
+			return 1
+		}
 		fmt.Fprintln(stderr, "cutover: "+msg)
 		return 1
 	}
 	return 0
+}
+
+// jsonRequested: args ask for --output json (also when the flags could
+// not be parsed, so g.output was never set).
+func jsonRequested(args []string) bool {
+	for i, a := range args {
+		switch {
+		case a == "--output=json" || a == "-ojson" || a == "-o=json":
+			return true
+		case (a == "-o" || a == "--output") && i+1 < len(args) && args[i+1] == "json":
+			return true
+		}
+	}
+	return false
 }
 
 // withManager is a RunE that opens the project's Manager for fn and closes it.

@@ -65,7 +65,12 @@ type State struct {
 	Failed       int       `json:"failed_tasks,omitempty"` // rolling: tasks that failed (circuit breaker)
 	RequestSeq   int64     `json:"request_seq"`            // events after this seq are requests for this deployment
 	Continued    bool      `json:"continued,omitempty"`    // `cutover continue` arrived
-	Promoted     bool      `json:"promoted,omitempty"`     // `cutover promote` arrived: remaining steps and waits are skipped
+	// FirstTraffic is when production traffic first reached the new set;
+	// DetectedAt when the failure that ended the deployment was seen
+	// (the daemon's metrics: time from first traffic to detection).
+	FirstTraffic time.Time `json:"first_traffic,omitzero"`
+	DetectedAt   time.Time `json:"detected_at,omitzero"`
+	Promoted     bool      `json:"promoted,omitempty"` // `cutover promote` arrived: remaining steps and waits are skipped
 	// Alarms are the alarm states as last evaluated (saved every few
 	// seconds while alarms are watched), for status readers in other processes.
 	Alarms []alarm.Status `json:"alarms,omitempty"`
@@ -214,6 +219,7 @@ func (c *Controller) Run(ctx context.Context, d *store.Deployment) error {
 			outcome = f.outcome
 			if phase != PhaseRollingBack && phase != PhaseTerminating {
 				st.Cause = outcome.String()
+				st.DetectedAt = time.Now().UTC()
 				d.Reason = f.reason
 				d.Evidence = mustJSON(f.evidence)
 			} else {

@@ -86,6 +86,9 @@ func (c *Controller) route(ctx context.Context, d *store.Deployment, st *State, 
 		return fail(Failed, nil, "changing traffic: %v", err)
 	}
 	d.TrafficPercent = r.Production[st.NewColor]
+	if d.TrafficPercent > 0 && st.FirstTraffic.IsZero() {
+		st.FirstTraffic = time.Now().UTC()
+	}
 	c.emit(d, Event{Kind: "traffic", Traffic: r.Production, Message: trafficMessage(r, st.NewColor)})
 	return nil
 }

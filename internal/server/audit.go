@@ -1,11 +1,10 @@
 package server
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/auth"
@@ -20,6 +19,11 @@ import (
 func (s *Server) adminRoutes(mux *http.ServeMux) {
 	s.environmentRoutes(mux)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowedMethods(mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, http.StatusMethodNotAllowed, fmt.Errorf("%s %s: the route takes %s", r.Method, r.URL.Path, strings.Join(allow, " or ")))
+			return
+		}
 		writeError(w, http.StatusNotFound, fmt.Errorf("the API has no route %s %s", r.Method, r.URL.Path))
 	})
 	mux.HandleFunc("GET /v1/audit", func(w http.ResponseWriter, r *http.Request) {
@@ -44,9 +48,12 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 		writeJSON(w, http.StatusOK, nonNil(list))
 	})
 	mux.HandleFunc("POST /v1/tokens", func(w http.ResponseWriter, r *http.Request) {
-		var req struct{ Name, Role string }
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil {
-			writeError(w, http.StatusBadRequest, errors.New(`body must be {"name": "...", "role": "viewer|deployer|approver|admin"}`))
+		var req struct {
+			Name string `json:"name"`
+			Role string `json:"role"`
+		}
+		if err := decodeBody(w, r, &req, false, `{"name": "...", "role": "viewer|deployer|approver|admin"}`); err != nil {
+			writeBodyError(w, err)
 			return
 		}
 		setAuditTarget(r, req.Name)
@@ -61,6 +68,9 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 		}
 	})
 	mux.HandleFunc("POST /v1/tokens/{name}/revoke", func(w http.ResponseWriter, r *http.Request) {
+		if !noBody(w, r) {
+			return
+		}
 		t, err := auth.RevokeToken(r.Context(), s.Store, r.PathValue("name"))
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -71,6 +81,20 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 			writeJSON(w, http.StatusOK, t)
 		}
 	})
+}
+
+// allowedMethods are the methods mux serves r's path with, other than by
+// the catch-all: a request with another method gets 405.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, p := mux.Handler(probe); p != "" && p != "/v1/" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
 }
 
 func nonNil[T any](list []T) []T {
@@ -85,9 +109,12 @@ func nonNil[T any](list []T) []T {
 // for the CLI too); a "by" in the body is ignored.
 func (s *Server) decide(approve bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var req struct{ Comment string }
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-			writeError(w, http.StatusBadRequest, errors.New(`body must be JSON: {"comment": "why (optional)"}`))
+		var req struct {
+			Comment string `json:"comment"`
+			By      string `json:"by"` // ignored: the decider is the token's identity
+		}
+		if err := decodeBody(w, r, &req, true, `{"comment": "why (optional)"}`); err != nil {
+			writeBodyError(w, err)
 			return
 		}
 		m, decision := s.releases(r), release.Decision{Who: identity(r), Comment: req.Comment}

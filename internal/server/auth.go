@@ -33,6 +33,13 @@ var routePolicies = map[string]routePolicy{
 	"/v1/":                                 {role: auth.RoleViewer}, // no such route: 404
 	"GET /v1/executions":                   {role: auth.RoleViewer},
 	"GET /v1/executions/{id}":              {role: auth.RoleViewer},
+	"GET /v1/executions/{id}/evidence":     {role: auth.RoleViewer},
+	"GET /v1/executions/{id}/logs":         {role: auth.RoleViewer},
+	"GET /v1/environments":                 {role: auth.RoleViewer},
+	"GET /v1/environments/{env}":           {role: auth.RoleViewer},
+	"POST /v1/environments/{env}/deploy":   {role: auth.RoleDeployer, action: auth.ActionDeploy},
+	"GET /v1/openapi.json":                 {public: true},
+	"GET /metrics":                         {role: auth.RoleViewer},
 	"POST /v1/executions":                  {role: auth.RoleDeployer, action: auth.ActionTrigger},
 	"POST /v1/executions/{id}/cancel":      {role: auth.RoleDeployer, action: auth.ActionCancel},
 	"POST /v1/executions/{id}/approve":     {role: auth.RoleApprover, action: auth.ActionApprove},
@@ -95,7 +102,7 @@ func setAuditTarget(r *http.Request, target string) {
 //
 //   - /webhooks/...: untouched (their signature is their authentication);
 //     authentic deliveries that asked for a run are audited.
-//   - /v1/...: the Host must be the daemon's own address or a public name
+//   - /v1/... and /metrics: the Host must be the daemon's own address or a public name
 //     (421 otherwise: DNS rebinding); an Origin, when sent, must be one of
 //     them too (403: cross-site requests); then, except for /v1/health, a
 //     live bearer token (401) of a strong enough role (403); a mutating
@@ -106,7 +113,7 @@ func (s *Server) guard(mux *http.ServeMux) http.Handler {
 			s.serveWebhook(mux, w, r)
 			return
 		}
-		if !strings.HasPrefix(r.URL.Path, "/v1/") {
+		if !strings.HasPrefix(r.URL.Path, "/v1/") && r.URL.Path != "/metrics" {
 			mux.ServeHTTP(w, r)
 			return
 		}
@@ -154,7 +161,7 @@ func (s *Server) guard(mux *http.ServeMux) http.Handler {
 		switch {
 		case !who.Role.Allows(p.role):
 			writeError(rec, http.StatusForbidden, fmt.Errorf("forbidden: token %q has the %s role; %s %s needs %s", who.Name, who.Role, r.Method, r.URL.Path, p.role))
-		case mutating(r.Method) && !isJSON(r.Header.Get("Content-Type")):
+		case mutating(r.Method) && pattern != "/v1/" && !isJSON(r.Header.Get("Content-Type")):
 			writeError(rec, http.StatusUnsupportedMediaType, errors.New("send the request body as JSON with `Content-Type: application/json`"))
 		default:
 			mux.ServeHTTP(rec, r)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/proxy"
 	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/cutoverdev/cutover/internal/webhook"
 )
@@ -47,7 +48,7 @@ func Serve(ctx context.Context, m *release.Manager, o DaemonOptions) error {
 	defer stop()
 	srv := &Server{
 		Config: m.Config, Store: m.Store, Engine: eng, Releases: m, Addr: o.Addr, Repo: o.Repo, ConfigPath: o.ConfigPath,
-		Grace: o.Grace, Log: log,
+		Grace: o.Grace, Log: log, Proxy: proxy.NewClient(m.Home),
 		PublicHosts: o.PublicHosts, TLSCert: o.TLSCert, TLSKey: o.TLSKey, BehindProxy: o.BehindProxy,
 		OnStart: func(ctx context.Context) {
 			for _, env := range m.Config.EnvironmentNames() {

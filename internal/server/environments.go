@@ -2,10 +2,8 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/cutoverdev/cutover/internal/deploy"
@@ -23,9 +21,8 @@ var environmentRequests = map[string]string{
 // environmentRoutes serves POST /v1/environments/{env}/stop|continue|rollback|promote.
 //
 // A rollback with nothing in progress, or with {"to": "REVISION"}, deploys
-// the previous (or that) revision again through release.Manager.Rollback
-// and answers when the deployment has ended: 200 with the deployment when
-// it succeeded, 409 with it when it did not.
+// the previous (or that) revision again through release.Manager.Rollback,
+// in the daemon: launch answers 202 once the deployment is recorded.
 func (s *Server) environmentRoutes(mux *http.ServeMux) {
 	for name, kind := range environmentRequests {
 		mux.HandleFunc("POST /v1/environments/{env}/"+name, func(w http.ResponseWriter, r *http.Request) {
@@ -38,8 +35,8 @@ func (s *Server) environmentRoutes(mux *http.ServeMux) {
 			var req struct {
 				To string `json:"to"` // rollback only: the revision to deploy again
 			}
-			if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-				writeError(w, http.StatusBadRequest, errors.New(`body must be JSON: {} or, for rollback, {"to": "REVISION"}`))
+			if err := decodeBody(w, r, &req, true, `{} or, for rollback, {"to": "REVISION"}`); err != nil {
+				writeBodyError(w, err)
 				return
 			}
 			if req.To != "" && kind != deploy.RequestRollback {
@@ -61,21 +58,11 @@ func (s *Server) environmentRoutes(mux *http.ServeMux) {
 					return
 				}
 			}
-			// Nothing in progress to flip back: deploy a stored revision again.
-			// The deployment goes on if the client goes away.
-			d, err := m.Rollback(context.WithoutCancel(r.Context()), env, release.RollbackOptions{To: req.To})
-			var failed release.DeploymentFailed
-			var usage release.UsageError
-			switch {
-			case err == nil:
-				writeJSON(w, http.StatusOK, d)
-			case errors.As(err, &failed):
-				writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "deployment": d})
-			case errors.As(err, &usage):
-				writeError(w, http.StatusBadRequest, err)
-			default:
-				writeError(w, http.StatusConflict, err)
-			}
+			// Nothing in progress to flip back: deploy a stored revision
+			// again, in the daemon (202 once it is recorded).
+			s.launch(w, r, env, func(ctx context.Context) (store.Deployment, error) {
+				return m.Rollback(ctx, env, release.RollbackOptions{To: req.To})
+			})
 		})
 	}
 }

@@ -29,6 +29,7 @@ import (
 
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/pipeline"
+	"github.com/cutoverdev/cutover/internal/proxy"
 	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/cutoverdev/cutover/internal/source"
 	"github.com/cutoverdev/cutover/internal/store"
@@ -51,6 +52,9 @@ type Server struct {
 	OnStart    func(ctx context.Context)                                      // reconcile deployments left by a killed controller
 	Resolve    func(ctx context.Context, repo, branch string) (string, error) // default source.Resolve
 	Log        *slog.Logger
+	// Proxy is the load balancer whose target group counters /metrics
+	// re-exports; nil leaves them out (cutover_proxy_up 0).
+	Proxy *proxy.Client
 	// Exposure (auth.go): names the API answers to besides its address, and
 	// TLS, or a proxy in front that terminates it, for a non-loopback Addr.
 	PublicHosts     []string
@@ -62,6 +66,11 @@ type Server struct {
 	wake  chan struct{} // work reads the queue again
 	addr  net.Addr
 	ready chan struct{}
+	// runCtx is Run's context: deployments the API launched run on it, and
+	// Run waits for them (background) before it returns.
+	runCtx     context.Context
+	background sync.WaitGroup
+	mux        *http.ServeMux // the routes, for TestOpenAPIMatchesRoutes
 }
 
 func (s *Server) setDefaults() {
@@ -76,6 +85,7 @@ func (s *Server) setDefaults() {
 			s.Resolve = source.Resolve
 		}
 		s.wake = make(chan struct{}, 1)
+		s.runCtx = context.Background()
 		// The daemon's cutover.yaml says which branch deploys which
 		// environment, whatever a commit's own copy says.
 		if s.Engine != nil && s.Engine.Trusted == nil {
@@ -103,6 +113,8 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.checkExposure(); err != nil {
 		return err
 	}
+	s.runCtx = ctx
+	defer s.background.Wait()
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
 		return fmt.Errorf("cutover serve: cannot listen on %s: %v (pick another address with --addr)", s.Addr, err)
@@ -150,7 +162,7 @@ func (s *Server) routes() http.Handler {
 			writeError(w, http.StatusInternalServerError, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, list)
+		writeJSON(w, http.StatusOK, nonNil(list))
 	})
 	mux.HandleFunc("GET /v1/executions/{id}", func(w http.ResponseWriter, r *http.Request) {
 		x, err := s.Store.GetExecution(r.Context(), r.PathValue("id"))
@@ -164,14 +176,24 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, x)
 	})
 	mux.HandleFunc("POST /v1/executions", func(w http.ResponseWriter, r *http.Request) {
-		var req struct{ Branch, Commit string }
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil || req.Branch == "" {
-			writeError(w, http.StatusBadRequest, errors.New(`body must be {"branch": "...", "commit": "optional sha"}`))
+		const shape = `{"branch": "...", "commit": "optional sha"}`
+		var req struct {
+			Branch string `json:"branch"`
+			Commit string `json:"commit"`
+		}
+		if err := decodeBody(w, r, &req, false, shape); err != nil {
+			writeBodyError(w, err)
+			return
+		} else if req.Branch == "" {
+			missingField(w, "branch", shape)
 			return
 		}
 		if req.Commit == "" {
 			c, err := s.Resolve(r.Context(), s.Repo, req.Branch)
-			if err != nil {
+			if errors.Is(err, source.ErrNotFound) {
+				writeError(w, http.StatusNotFound, err) // no such branch in the repository
+				return
+			} else if err != nil {
 				writeError(w, http.StatusBadRequest, err)
 				return
 			}
@@ -192,6 +214,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/executions/{id}/approve", s.decide(true))
 	mux.HandleFunc("POST /v1/executions/{id}/reject", s.decide(false))
 	mux.HandleFunc("POST /v1/executions/{id}/cancel", func(w http.ResponseWriter, r *http.Request) {
+		if !noBody(w, r) {
+			return
+		}
 		x, err := s.releases(r).Cancel(r.Context(), r.PathValue("id"))
 		if errors.Is(err, store.ErrNotFound) {
 			writeError(w, http.StatusNotFound, err)
@@ -203,6 +228,11 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusAccepted, map[string]string{"cancel": x.ID})
 	})
 	s.adminRoutes(mux)
+	s.apiEnvironmentRoutes(mux)
+	s.apiExecutionRoutes(mux)
+	mux.HandleFunc("GET /v1/openapi.json", serveOpenAPI)
+	mux.Handle("GET /metrics", s.metricsHandler())
+	s.mux = mux
 	return s.guard(mux)
 }
 

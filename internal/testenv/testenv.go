@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -81,4 +82,16 @@ func RequireFile(t testing.TB, path, debianPackage string) {
 	if _, err := os.Stat(path); err != nil {
 		missing(t, RequireToolsEnv, fmt.Sprintf("%s is missing (install it with: apt-get install %s)", path, debianPackage))
 	}
+}
+
+// RequireCommand returns the path of a test tool on PATH (schemathesis in
+// scripts/setup.sh's virtualenv): it skips t when the tool is missing, or
+// fails it when CUTOVER_REQUIRE_TOOLS=1, saying how to install it.
+func RequireCommand(t testing.TB, name, install string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		missing(t, RequireToolsEnv, fmt.Sprintf("%s is not on PATH (install it with: %s, or run `make test`, which does)", name, install))
+	}
+	return p
 }
