@@ -137,10 +137,13 @@ func newPruneCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "prune",
 		Short: "Remove the images of revisions older than the newest N of each environment",
-		Long: "Removes the images cutover built for this project that no environment needs: it keeps the\n" +
-			"images of the newest revisions of each environment (retention.revisions in cutover.yaml, 5 by\n" +
-			"default, or --keep), those a container of the project uses, and those younger than --min-age\n" +
-			"(a build may be running). The same pruning runs after each successful `up` and `deploy`.",
+		Long: "Removes the images this store (CUTOVER_HOME) built for this project that nothing needs: it keeps\n" +
+			"the images of the newest revisions of each environment (retention.revisions in cutover.yaml, 5 by\n" +
+			"default, or --keep), of the revision each environment serves, of deployments in progress and of\n" +
+			"pipeline executions that may still run, those any container uses, and those younger than\n" +
+			"--min-age (a build may be running). Images of the project that another store built (another\n" +
+			"CUTOVER_HOME on this engine) or that carry no store label (built by an older cutover) are never\n" +
+			"removed: they are reported as skipped. The same pruning runs after each successful `up` and `deploy`.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("keep") && o.Keep < 2 {
@@ -160,6 +163,14 @@ func newPruneCmd(g *globals) *cobra.Command {
 						verb, len(res.Removed), release.Megabytes(res.FreedBytes), res.Kept, cmp.Or(o.Keep, m.Config.Retention.Revisions), o.MinAge)
 					for _, im := range res.Removed {
 						fmt.Fprintf(w, "  %s %s\n", shortImage(im.ID), strings.Join(im.Tags, " "))
+					}
+					if len(res.Skipped) > 0 && !o.DryRun {
+						fmt.Fprintf(w, "skipped %d images of the project this store did not build (--dry-run lists them and why)\n", len(res.Skipped))
+					} else if len(res.Skipped) > 0 {
+						fmt.Fprintf(w, "skipped %d images of the project this store did not build:\n", len(res.Skipped))
+						for _, im := range res.Skipped {
+							fmt.Fprintf(w, "  %s %s: %s\n", shortImage(im.ID), strings.Join(im.Tags, " "), im.Reason)
+						}
 					}
 				})
 			})

@@ -297,10 +297,15 @@ func (r *run) build(ctx context.Context, a config.Action) (result, error) {
 	for _, tag := range r.imageTags() {
 		tags = append(tags, repo+":"+tag)
 	}
+	storeID, err := r.e.Store.ID(ctx)
+	if err != nil {
+		return result{}, err
+	}
 	r.logf(a.Name, "building image %s from %s", repo, filepath.Join(svc.Build.Context, svc.Build.Dockerfile))
 	img, err := r.e.Runtime.Build(ctx, docker.BuildRequest{
 		ContextDir: dir, Dockerfile: svc.Build.Dockerfile, Tags: tags, BuildArgs: svc.Build.Args, NoNetwork: r.untrusted,
-		Labels: map[string]string{"dev.cutover.project": r.cfg.Project, "dev.cutover.service": a.Service, "dev.cutover.commit": commit},
+		Labels: map[string]string{docker.LabelProject: r.cfg.Project, docker.LabelService: a.Service, docker.LabelCommit: commit,
+			docker.LabelStore: storeID}, // only this store's prune removes it
 	})
 	if err != nil {
 		return result{}, err

@@ -152,7 +152,7 @@ func (m *Manager) Deploy(ctx context.Context, env string, o DeployOptions) (stor
 			if source == "" {
 				// Build what was not given; the rest is inspected.
 				var err error
-				if images, err = local.BuildImages(ctx, rt, cfg, local.NewBuildID(time.Now()), o.Images, m.noteWriter()); err != nil {
+				if images, err = m.buildImages(ctx, rt, cfg, o.Images); err != nil {
 					return store.Revision{}, err
 				}
 				source = WorkingTreeSource(ctx, cfg.Dir())
@@ -188,7 +188,7 @@ func (m *Manager) Up(ctx context.Context, env string, o UpOptions) (UpResult, er
 	cfg := upConfig(m.Config, env)
 	d, err := m.deployLocal(ctx, env, localRun{cfg: cfg, command: "cutover up", wait: o.Wait, timeout: orDefault(o.Timeout, 2*time.Minute), retain: true,
 		revision: func(ctx context.Context, rt *docker.Runtime) (store.Revision, error) {
-			images, err := local.BuildImages(ctx, rt, cfg, local.NewBuildID(time.Now()), nil, m.noteWriter())
+			images, err := m.buildImages(ctx, rt, cfg, nil)
 			if err != nil {
 				return store.Revision{}, err
 			}

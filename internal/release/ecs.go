@@ -517,7 +517,7 @@ func (s *ecsSession) buildToECR(ctx context.Context, services []string) (map[str
 	for _, name := range services {
 		only.Services[name] = s.cfg.Services[name]
 	}
-	built, err := local.BuildImages(ctx, rt, &only, local.NewBuildID(time.Now()), nil, s.m.noteWriter())
+	built, err := s.m.buildImages(ctx, rt, &only, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/platform/local"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
 )
@@ -23,8 +24,9 @@ type PruneOptions struct {
 // PruneResult is what Prune removed (or would remove) and kept.
 type PruneResult = local.PruneResult
 
-// Prune removes the images cutover built for the project that no
-// environment needs.
+// Prune removes the images this store built for the project that no
+// environment needs; images of the project another store (or an older
+// cutover) built are skipped (local.Prune).
 func (m *Manager) Prune(ctx context.Context, o PruneOptions) (PruneResult, error) {
 	if !m.needsDocker("") {
 		return PruneResult{}, UsageError{"prune: no environment of " + m.configFile() + " runs on this machine's Docker engine"}
@@ -55,6 +57,16 @@ func (m *Manager) retain(ctx context.Context, rt *docker.Runtime) {
 	case len(res.Removed) > 0:
 		m.note("removed %d images of revisions older than the newest %d (%s)", len(res.Removed), m.Config.Retention.Revisions, Megabytes(res.FreedBytes))
 	}
+}
+
+// buildImages builds cfg's services (local.BuildImages) with a new build ID,
+// labelling the images with this store's ID so that only its prune removes them.
+func (m *Manager) buildImages(ctx context.Context, rt *docker.Runtime, cfg *config.Config, overrides map[string]string) (map[string]string, error) {
+	storeID, err := m.Store.ID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return local.BuildImages(ctx, rt, cfg, local.NewBuildID(time.Now()), storeID, overrides, m.noteWriter())
 }
 
 // Megabytes says n bytes as "12.3 MB".

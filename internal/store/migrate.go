@@ -204,6 +204,14 @@ CREATE TABLE execution_processes (
 	PRIMARY KEY (execution_id, pgid)
 ) STRICT, WITHOUT ROWID;
 `,
+	// the store's identity: a random ID made once, which labels the images
+	// cutover builds from this store, so that pruning removes only its own.
+	`
+CREATE TABLE store_identity (
+	id TEXT NOT NULL PRIMARY KEY
+) STRICT;
+INSERT INTO store_identity (id) SELECT lower(hex(randomblob(16)));
+`,
 }
 
 // SchemaVersion is the schema version this binary writes.

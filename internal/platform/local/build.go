@@ -31,7 +31,13 @@ func NewBuildID(now time.Time) string {
 // BuildImages builds every service's image in parallel and returns service → image ID.
 // A service with `image:` is resolved to its local image ID instead; so is
 // a service named in overrides (service → image reference, from --image).
-func BuildImages(ctx context.Context, rt *docker.Runtime, cfg *config.Config, buildID string, overrides map[string]string, progress io.Writer) (map[string]string, error) {
+// Each built image is labelled with the project, service, build ID and
+// storeID (docker.LabelStore), the ID of the store whose revisions will name
+// it: only that store's Prune removes it.
+func BuildImages(ctx context.Context, rt *docker.Runtime, cfg *config.Config, buildID, storeID string, overrides map[string]string, progress io.Writer) (map[string]string, error) {
+	if storeID == "" {
+		return nil, fmt.Errorf("build: no store ID to label the images with")
+	}
 	names := cfg.ServiceNames()
 	ids := make([]string, len(names))
 	errs := make([]error, len(names))
@@ -46,7 +52,7 @@ func BuildImages(ctx context.Context, rt *docker.Runtime, cfg *config.Config, bu
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ids[i], errs[i] = buildService(ctx, rt, cfg, name, buildID, overrides[name], say)
+			ids[i], errs[i] = buildService(ctx, rt, cfg, name, buildID, storeID, overrides[name], say)
 		}()
 	}
 	wg.Wait()
@@ -60,7 +66,7 @@ func BuildImages(ctx context.Context, rt *docker.Runtime, cfg *config.Config, bu
 	return out, nil
 }
 
-func buildService(ctx context.Context, rt *docker.Runtime, cfg *config.Config, name, buildID, override string, say func(string, ...any)) (string, error) {
+func buildService(ctx context.Context, rt *docker.Runtime, cfg *config.Config, name, buildID, storeID, override string, say func(string, ...any)) (string, error) {
 	svc := cfg.Services[name]
 	if ref := cmp.Or(override, svc.Image); ref != "" {
 		id, err := rt.ImageID(ctx, ref)
@@ -83,7 +89,8 @@ func buildService(ctx context.Context, rt *docker.Runtime, cfg *config.Config, n
 		Dockerfile: svc.Build.Dockerfile,
 		Tags:       []string{fmt.Sprintf("cutover/%s-%s:%s", cfg.Project, name, buildID)},
 		BuildArgs:  svc.Build.Args,
-		Labels:     map[string]string{"dev.cutover.project": cfg.Project, "dev.cutover.service": name, "dev.cutover.build": buildID},
+		Labels: map[string]string{docker.LabelProject: cfg.Project, docker.LabelService: name, docker.LabelBuild: buildID,
+			docker.LabelStore: storeID},
 	})
 	if err != nil {
 		return "", fmt.Errorf("service %s: %w", name, err)

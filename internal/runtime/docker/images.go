@@ -16,6 +16,7 @@ type ImageInfo struct {
 	Digests []string // repo@sha256:... references it was pushed or pulled as
 	Size    int64
 	Created time.Time
+	Labels  map[string]string `json:"-"`
 }
 
 // ProjectImages lists the local images labelled dev.cutover.project=project:
@@ -29,18 +30,16 @@ func (r *Runtime) ProjectImages(ctx context.Context, project string) ([]ImageInf
 	}
 	out := make([]ImageInfo, 0, len(res.Items))
 	for _, im := range res.Items {
-		out = append(out, ImageInfo{ID: im.ID, Tags: im.RepoTags, Digests: im.RepoDigests, Size: im.Size, Created: time.Unix(im.Created, 0)})
+		out = append(out, ImageInfo{ID: im.ID, Tags: im.RepoTags, Digests: im.RepoDigests, Size: im.Size, Created: time.Unix(im.Created, 0), Labels: im.Labels})
 	}
 	return out, nil
 }
 
-// ImagesInUse returns the IDs of the images of every container, in any state,
-// labelled with the project: an image a container still refers to is kept.
-func (r *Runtime) ImagesInUse(ctx context.Context, project string) (map[string]bool, error) {
-	res, err := r.client.ContainerList(ctx, client.ContainerListOptions{
-		All:     true,
-		Filters: make(client.Filters).Add("label", LabelProject+"="+project),
-	})
+// ImagesInUse returns the IDs of the images of every container on the
+// engine, in any state and whoever made it: an image a container still
+// refers to is kept.
+func (r *Runtime) ImagesInUse(ctx context.Context) (map[string]bool, error) {
+	res, err := r.client.ContainerList(ctx, client.ContainerListOptions{All: true})
 	if err != nil {
 		return nil, fmt.Errorf("listing containers: %s", engineMessage(err))
 	}

@@ -15,6 +15,19 @@ const (
 	LabelExecution = "dev.cutover.execution"
 )
 
+// Label keys carried by the images cutover builds.
+const (
+	// LabelStore is the ID of the store (store.Store.ID) whose cutover built
+	// the image: pruning removes only images carrying its own store's ID, so
+	// two CUTOVER_HOMEs with the same project on one engine never remove
+	// each other's images.
+	LabelStore = "dev.cutover.store"
+	// LabelBuild is the build ID of an image built by `up` or `deploy`.
+	LabelBuild = "dev.cutover.build"
+	// LabelCommit is the commit a pipeline built the image from.
+	LabelCommit = "dev.cutover.commit"
+)
+
 // Labels identify a task. On a task, empty fields are omitted; as a filter,
 // every non-empty field must match and empty fields match anything.
 type Labels struct {
