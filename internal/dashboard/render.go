@@ -84,7 +84,7 @@ var funcs = template.FuncMap{
 		return end.Sub(*start).Round(100 * time.Millisecond).String()
 	},
 	"alarmValue": alarmValue,
-	"add":   func(a, b int) int { return a + b },
+	"add":        func(a, b int) int { return a + b },
 }
 
 func parsePages() map[string]*template.Template {

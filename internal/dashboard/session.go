@@ -182,4 +182,6 @@ func (f *flashes) take(s auth.Session) *flash {
 	return &fl
 }
 
-func errorf(format string, a ...any) flash { return flash{Error: true, Message: fmt.Sprintf(format, a...)} }
+func errorf(format string, a ...any) flash {
+	return flash{Error: true, Message: fmt.Sprintf(format, a...)}
+}
