@@ -100,7 +100,7 @@ func newRoot(g *globals) *cobra.Command {
 		newRequestCmd(g, "continue", "Let a deployment waiting for approval shift production traffic", deploy.RequestContinue, false),
 		newRunCmd(g), newExecutionsCmd(g), newLogsCmd(g), newDecideCmd(g, true), newDecideCmd(g, false),
 		newCancelCmd(g), newRetryCmd(g), newServeCmd(g),
-		newExportCmd(g), newTokenCmd(g), newAuditCmd(g), newManCmd(g),
+		newExportCmd(g), newTokenCmd(g), newAuditCmd(g), newManCmd(g), newDashboardCmd(g),
 	)
 	auditCommands(g, root)
 	completeArgs(g, root)

@@ -56,6 +56,13 @@ type authServer struct {
 
 func newAuthServer(t *testing.T, approval string, extra map[string]string) *authServer {
 	t.Helper()
+	return newAuthServerWith(t, approval, extra, nil)
+}
+
+// newAuthServerWith is newAuthServer; setup, when not nil, completes the
+// Server before it starts.
+func newAuthServerWith(t *testing.T, approval string, extra map[string]string, setup func(*Server)) *authServer {
+	t.Helper()
 	name := "auth-" + strings.ReplaceAll(time.Now().Format("150405.000000"), ".", "")
 	repo, _ := testenv.GitRepo(t, "main", map[string]string{"cutover.yaml": strings.Replace(strings.Replace(gateProject, "%s", name, 1), "%s", approval, 1)})
 	ctx := context.Background()
@@ -78,6 +85,9 @@ func newAuthServer(t *testing.T, approval string, extra map[string]string) *auth
 			t.Fatal(err)
 		}
 		a.tokens[n] = tok.Token
+	}
+	if setup != nil {
+		setup(s)
 	}
 	start(t, s)
 	a.base = "http://" + s.Address()
