@@ -5,7 +5,8 @@
 #   scripts/setup.sh make demo-run    # what `make demo` does
 #
 # On Debian as root it installs what is missing (Docker engine, busybox-static,
-# nginx-light, git, python3-venv; moto[server], cfn-lint and checkov from PyPI
+# nginx-light, git, python3-venv, chromium and chromium-driver for the dashboard's
+# browser test; moto[server], cfn-lint and checkov from PyPI
 # into a virtualenv; pebble, the ACME test server, with go install), starts dockerd when no engine answers, runs the command
 # with every test dependency REQUIRED (a missing one fails its tests instead of
 # skipping them), and at the end stops the dockerd it started, by its PID.
@@ -39,6 +40,8 @@ command -v sha256sum >/dev/null 2>&1 || apt_need+=(coreutils)
 [ -r /etc/ssl/certs/ca-certificates.crt ] || apt_need+=(ca-certificates)              # make image
 command -v git >/dev/null 2>&1 || apt_need+=(git)
 command -v curl >/dev/null 2>&1 || apt_need+=(curl) # make demo
+[ -x /usr/bin/chromium ] || apt_need+=(chromium)                                      # dashboard browser test
+command -v chromedriver >/dev/null 2>&1 || apt_need+=(chromium-driver)
 py_need=0
 for t in moto_server cfn-lint checkov; do command -v "$t" >/dev/null 2>&1 || py_need=1; done
 if [ "$py_need" = 1 ] && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
@@ -116,6 +119,10 @@ if ! engine_up; then
   for _ in $(seq 1 60); do engine_up && break; kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 1; done
   engine_up || { say "dockerd did not answer within 60s:"; tail -20 "$log" >&2; exit 1; }
   export CUTOVER_SETUP_STARTED_DOCKERD=1
+fi
+if [ "${CUTOVER_REQUIRE_TOOLS:-1}" = 1 ] && [ ! -x /usr/bin/chromium ]; then
+  say "/usr/bin/chromium is missing after the install (the dashboard's browser test needs it): apt-get install -y chromium chromium-driver"
+  exit 1
 fi
 say "docker engine $(docker version --format '{{.Server.Version}}'), $(go version | cut -d' ' -f3), git $(git --version | cut -d' ' -f3)"
 
