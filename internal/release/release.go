@@ -13,19 +13,21 @@
 package release
 
 import (
+	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/alarm"
 	"github.com/cutoverdev/cutover/internal/auth"
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/deploy"
-	"github.com/cutoverdev/cutover/internal/pipeline"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -41,7 +43,8 @@ type Manager struct {
 	Progress func(deploy.Event) // optional: deployment events, and KindNote lines for people
 	Log      *slog.Logger       // optional: warnings of the platforms
 
-	conns connections // opened on first use, closed by Close
+	conns      *connections // opened on first use, closed by Close; shared by copies
+	closeStore bool
 }
 
 // KindNote is the deploy.Event kind of a line for people that no controller
@@ -174,46 +177,6 @@ type UsageError struct{ Msg string }
 
 func (e UsageError) Error() string { return e.Msg }
 
-var errNotWired = errors.New("release: not implemented yet")
-
-func (m *Manager) Up(ctx context.Context, env string, o UpOptions) (UpResult, error) {
-	return UpResult{}, errNotWired
-}
-func (m *Manager) Deploy(ctx context.Context, env string, o DeployOptions) (store.Deployment, error) {
-	return store.Deployment{}, errNotWired
-}
-func (m *Manager) Rollback(ctx context.Context, env string, o RollbackOptions) (store.Deployment, error) {
-	return store.Deployment{}, errNotWired
-}
-func (m *Manager) Stop(ctx context.Context, env string) (store.Deployment, error) {
-	return store.Deployment{}, errNotWired
-}
-func (m *Manager) Continue(ctx context.Context, env string) (store.Deployment, error) {
-	return store.Deployment{}, errNotWired
-}
-func (m *Manager) Promote(ctx context.Context, env string) (store.Deployment, error) {
-	return store.Deployment{}, errNotWired
-}
-func (m *Manager) Down(ctx context.Context, env string) (DownResult, error) {
-	return DownResult{}, errNotWired
-}
-func (m *Manager) Status(ctx context.Context, env string) ([]Status, error) { return nil, errNotWired }
-func (m *Manager) History(ctx context.Context, env string, limit int) (History, error) {
-	return History{}, errNotWired
-}
-func (m *Manager) Approve(ctx context.Context, executionID string, d Decision) (store.Approval, error) {
-	return store.Approval{}, errNotWired
-}
-func (m *Manager) Reject(ctx context.Context, executionID string, d Decision) (store.Approval, error) {
-	return store.Approval{}, errNotWired
-}
-func (m *Manager) Cancel(ctx context.Context, executionID string) (store.Execution, error) {
-	return store.Execution{}, errNotWired
-}
-func (m *Manager) Retry(ctx context.Context, executionID string, o RetryOptions) (store.Execution, error) {
-	return store.Execution{}, errNotWired
-}
-
 // RetryOptions: Stage starts from that stage, reusing the images earlier stages built.
 type RetryOptions struct {
 	Stage  string
@@ -225,19 +188,102 @@ type RunOptions struct {
 	Output io.Writer // the pipeline's log lines as they happen; nil discards them
 }
 
-// Run runs the pipeline once for the trigger, in this process.
-func (m *Manager) Run(ctx context.Context, t pipeline.Trigger, o RunOptions) (store.Execution, error) {
-	return store.Execution{}, errNotWired
-}
-
 // Open loads the project's cutover.yaml (file) once and opens the state
 // store in home. Close releases what the Manager opened.
 func Open(ctx context.Context, file, home string) (*Manager, error) {
-	return nil, errNotWired
+	cfg, err := config.Load(file)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, filepath.Join(home, "cutover.db"))
+	if err != nil {
+		return nil, err
+	}
+	return &Manager{Config: cfg, Store: st, Home: home, Actor: LocalActor(), closeStore: true}, nil
 }
 
-// Close releases the store and the connections the Manager opened.
-func (m *Manager) Close() {}
+// Close releases the store (when Open opened it) and the connections the Manager opened.
+func (m *Manager) Close() {
+	m.conns.close()
+	if m.closeStore {
+		m.Store.Close()
+	}
+}
+
+// LocalActor is the OS user running this process, with the process that
+// acts for it: "alice (pid 42 on host)".
+func LocalActor() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s (pid %d on %s)", auth.LocalUser().Name, os.Getpid(), host)
+}
+
+// environment checks that env is one of the project's.
+func (m *Manager) environment(env string) (*config.Environment, error) {
+	e, ok := m.Config.Environments[env]
+	if !ok {
+		return nil, fmt.Errorf("%s: no environment named %q (environments: %s)", m.configFile(), env, strings.Join(m.Config.EnvironmentNames(), ", "))
+	}
+	return e, nil
+}
+
+func (m *Manager) configFile() string {
+	if m.Config.File != "" {
+		return m.Config.File
+	}
+	return "cutover.yaml"
+}
+
+func (m *Manager) unknownService(name string) error {
+	return UsageError{fmt.Sprintf("--image %s=...: no service named %q in %s (services: %s)", name, name, m.configFile(), strings.Join(m.Config.ServiceNames(), ", "))}
+}
+
+func (m *Manager) log() *slog.Logger {
+	if m.Log != nil {
+		return m.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// emit passes ev to Progress, if any.
+func (m *Manager) emit(ev deploy.Event) {
+	if m.Progress == nil {
+		return
+	}
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	m.Progress(ev)
+}
+
+// note is a line for people (KindNote).
+func (m *Manager) note(format string, a ...any) {
+	m.emit(deploy.Event{Kind: KindNote, Message: fmt.Sprintf(format, a...)})
+}
+
+// noteWriter turns what a tool writes (docker build, ECR push) into notes, a line each.
+func (m *Manager) noteWriter() io.Writer {
+	return &lineWriter{emit: func(l string) { m.note("%s", l) }}
+}
+
+type lineWriter struct {
+	mu   sync.Mutex
+	buf  []byte
+	emit func(string)
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		w.emit(string(w.buf[:i]))
+		w.buf = w.buf[i+1:]
+	}
+}
 
 // ECSService is one ECS service as DescribeServices tells it.
 type ECSService struct {
@@ -252,6 +298,3 @@ type ECSService struct {
 	TargetHealth   []string `json:"target_health,omitempty"` // color: target state, per registered target
 	Error          string   `json:"error,omitempty"`
 }
-
-// connections are the Docker engine and the proxy, opened when a use case needs them.
-type connections struct{}
