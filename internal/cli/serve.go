@@ -76,6 +76,9 @@ func newServeCmd(g *globals) *cobra.Command {
 					}
 				},
 			}
+			dash := dashboardHandler(m, c.tlsCert != "" || c.behindProxy, log) // dashboard.go
+			defer dash.Close()
+			srv.Dashboard = dash
 			srv.Webhooks = webhook.Handler(webhook.HandlerConfig{
 				GitHubSecret:  []byte(os.Getenv(envGitHubSecret)),
 				GenericSecret: os.Getenv(envGenericSecret),
@@ -87,7 +90,7 @@ func newServeCmd(g *globals) *cobra.Command {
 			go m.SuperviseProxy(ctx, 2*time.Second)
 			go func() {
 				<-srv.Ready()
-				fmt.Fprintf(g.stderr, "cutover serve: API and webhooks on %s://%s (repository %s, %s)\n", map[bool]string{true: "https", false: "http"}[c.tlsCert != ""], srv.Address(), repo, filepath.ToSlash(configPath))
+				fmt.Fprintf(g.stderr, "cutover serve: dashboard, API and webhooks on %s://%s (repository %s, %s); log in with `cutover dashboard`\n", map[bool]string{true: "https", false: "http"}[c.tlsCert != ""], srv.Address(), repo, filepath.ToSlash(configPath))
 			}()
 			return srv.Run(ctx)
 		},

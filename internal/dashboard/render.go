@@ -70,6 +70,7 @@ var funcs = template.FuncMap{
 		return s[:n]
 	},
 	"words": func(s string) string { return strings.ReplaceAll(s, "_", " ") },
+	"cls":   func(s string) string { return strings.Join(strings.Fields(s), "_") },
 	"pct":   func(f float64) string { return fmt.Sprintf("%.2f%%", f*100) },
 	"secs": func(f float64) string {
 		return (time.Duration(f * float64(time.Second))).Round(time.Millisecond).String()
