@@ -169,6 +169,11 @@ func TestDashboardInABrowser(t *testing.T) {
 	defer cancelAlloc()
 	bctx, cancelBrowser := chromedp.NewContext(alloc)
 	defer cancelBrowser()
+	// The first run starts the browser, which lives as long as the context
+	// of that run: it gets no timeout.
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("starting %s: %v", chromium, err)
+	}
 	b := &page{t: t, ctx: bctx, dir: screenshots(t), base: d.base}
 
 	// Anonymous: the login form.
@@ -218,6 +223,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Fatalf("develop: %+v", x)
 	}
 	b.until("the end of the log stream", time.Minute, func() bool { return b.eval(`document.querySelector("#log").dataset.ended || ""`) == "succeeded" })
+	b.until("the graph showing staging succeeded", 30*time.Second, func() bool { return b.count(`#graph [data-stage=staging][data-status=succeeded]`) == 1 })
 	b.shot("execution")
 	b.open("/executions", "#executions")
 	b.shot("executions")

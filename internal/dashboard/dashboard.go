@@ -142,7 +142,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	hdr.Set("X-Frame-Options", "DENY")
 	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Referrer-Policy", "no-referrer") // a login link's secret never leaves in a Referer
+	// A login link's secret never leaves in a Referer to another site; and
+	// the forms' Origin stays the daemon's (no-referrer would send "null").
+	hdr.Set("Referrer-Policy", "same-origin")
 	hdr.Set("Cache-Control", "no-store")
 	h.mux.ServeHTTP(w, r)
 }

@@ -147,10 +147,14 @@ func lineChart(title string, values []float64, format func(float64) string) char
 	if len(values) == 0 {
 		return c
 	}
+	if len(values) == 1 {
+		values = []float64{values[0], values[0]} // one sample: a flat line
+	}
 	top := 0.0
 	for _, v := range values {
 		top = max(top, v)
 	}
+	c.Max = format(top)
 	if top == 0 {
 		top = 1
 	}
@@ -164,7 +168,7 @@ func lineChart(title string, values []float64, format func(float64) string) char
 		fmt.Fprintf(&b, "%.1f,%.1f ", x, y)
 	}
 	c.Points = strings.TrimSpace(b.String())
-	c.Last, c.Max = format(values[len(values)-1]), format(top)
+	c.Last = format(values[len(values)-1])
 	return c
 }
 
