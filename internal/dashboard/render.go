@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/cutoverdev/cutover/internal/alarm"
 	"github.com/cutoverdev/cutover/internal/auth"
@@ -71,6 +72,7 @@ var funcs = template.FuncMap{
 	},
 	"words": func(s string) string { return strings.ReplaceAll(s, "_", " ") },
 	"cls":   func(s string) string { return strings.Join(strings.Fields(s), "_") },
+	"phase": phaseWords,
 	"pct":   func(f float64) string { return fmt.Sprintf("%.2f%%", f*100) },
 	"secs": func(f float64) string {
 		return (time.Duration(f * float64(time.Second))).Round(time.Millisecond).String()
@@ -149,4 +151,20 @@ func alarmValue(a alarm.Status) string {
 		return s + ", now " + f(d.Value)
 	}
 	return s + ", no period closed yet"
+}
+
+// phaseWords says a controller phase ("TerminationWait") in words
+// ("termination wait").
+func phaseWords(p string) string {
+	var b strings.Builder
+	for i, r := range p {
+		if unicode.IsUpper(r) {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return strings.ReplaceAll(b.String(), "_", " ")
 }
