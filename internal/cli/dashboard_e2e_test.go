@@ -263,23 +263,27 @@ func TestDashboardInABrowser(t *testing.T) {
 	if stagingRev == "" || prodRev == "" {
 		t.Fatalf("revisions shown: staging %q, production %q", stagingRev, prodRev)
 	}
-	overview := b.shot("overview")
+	b.shot("overview")
 
-	// Redeploy production's revision from its page: the bar moves through
-	// a split to the other color.
+	// Redeploy production's revision from its page: on the overview, the
+	// bar moves through a split to the other color.
 	b.open("/environments/production", "#revisions")
 	b.do("redeploy", chromedp.Click(chromedp.CSS(`#revisions button`)), chromedp.WaitVisible(chromedp.CSS("#flash")))
+	b.open("/", ".traffic[data-env=production]")
 	seen := []string{fmt.Sprint(b.traffic("production"))}
-	sawSplit := false
+	var deploying string
 	b.until("the traffic bar moving to the other color", 3*time.Minute, func() bool {
 		tr := b.traffic("production")
 		if s := fmt.Sprint(tr); s != seen[len(seen)-1] {
 			seen = append(seen, s)
 		}
-		sawSplit = sawSplit || split(tr)
-		return sawSplit && only100(tr) != "" && only100(tr) != first
+		if split(tr) && deploying == "" {
+			deploying = b.shot("overview-deploying")
+		}
+		return deploying != "" && only100(tr) != "" && only100(tr) != first
 	})
 	t.Logf("traffic bar: %s", strings.Join(seen, " → "))
+	b.open("/environments/production", "#revisions")
 	b.shot("environment-shifted")
 
 	// Roll back during the termination wait: the bar flips back at once.
@@ -303,7 +307,7 @@ func TestDashboardInABrowser(t *testing.T) {
 
 	// The README's screenshot of the overview.
 	if os.Getenv("CUTOVER_UPDATE_DOCS") == "1" {
-		raw, _ := os.ReadFile(overview)
+		raw, _ := os.ReadFile(deploying)
 		if err := os.WriteFile(filepath.Join(testenv.ModuleRoot(t), "docs", "dashboard-overview.png"), raw, 0o644); err != nil {
 			t.Fatal(err)
 		}

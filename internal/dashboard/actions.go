@@ -89,20 +89,19 @@ func (h *Handler) action(p policy, name string) http.HandlerFunc {
 			}
 			return fmt.Sprintf("%s: deployment %s %s", name, d.ID, strings.ReplaceAll(d.Status, "_", " ")), nil
 		}
-		type result struct {
-			msg string
-			err error
-		}
 		done := make(chan result, 1)
 		go func() {
 			// The action outlives the request (a redeploy takes minutes),
 			// not the daemon.
 			msg, err := run(h.ctx)
-			record(err)
 			done <- result{msg, err}
 		}()
+		// The audit entry is written when the form is answered: with the
+		// outcome when the action is over by then, else as accepted (the
+		// deployment's own outcome is in its history), as the API's 202.
 		select {
 		case res := <-done:
+			record(res.err)
 			if res.err != nil {
 				h.flash.put(s, errorf("%s failed: %s", name, auth.Mask(res.err.Error())))
 			} else {
@@ -110,9 +109,27 @@ func (h *Handler) action(p policy, name string) http.HandlerFunc {
 			}
 		case <-time.After(actionWait):
 			h.flash.put(s, flash{Message: name + " started; it goes on below"})
+			h.goesOn(record, name, target, s, done)
 		case <-r.Context().Done():
+			h.goesOn(record, name, target, s, done)
 			return
 		}
 		http.Redirect(w, r, back, http.StatusSeeOther)
 	}
+}
+
+type result struct {
+	msg string
+	err error
+}
+
+// goesOn audits an action still running when its form is answered as
+// accepted, and logs how it ends if it fails.
+func (h *Handler) goesOn(record func(error), name, target string, s auth.Session, done <-chan result) {
+	record(nil)
+	go func() {
+		if res := <-done; res.err != nil {
+			h.Log.Warn("dashboard action failed", "action", name, "target", target, "who", s.Identity.Name, "err", auth.Mask(res.err.Error()))
+		}
+	}()
 }
