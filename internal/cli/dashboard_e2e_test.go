@@ -161,6 +161,11 @@ func TestDashboardInABrowser(t *testing.T) {
 	if err != nil || json.Unmarshal([]byte(out), &tok) != nil {
 		t.Fatalf("token create: %v\n%s%s", err, out, errOut)
 	}
+	out, errOut, err = p.run("token", "create", "watcher", "--role", "viewer", "-o", "json")
+	var viewer struct{ Token string }
+	if err != nil || json.Unmarshal([]byte(out), &viewer) != nil {
+		t.Fatalf("token create: %v\n%s%s", err, out, errOut)
+	}
 	d := startServe(t, p.bin, p.file, p.home, testenv.FreePort(t))
 	addr := strings.TrimPrefix(d.base, "http://")
 
@@ -304,6 +309,16 @@ func TestDashboardInABrowser(t *testing.T) {
 		}
 	}
 	b.shot("audit")
+
+	// Log out; a viewer's token logs in through the form and sees the
+	// environment without any button.
+	b.do("log out", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#token")))
+	b.do("log in as a viewer", chromedp.SendKeys(chromedp.CSS("#token"), viewer.Token), chromedp.Click(chromedp.CSS("#login")), chromedp.WaitVisible(chromedp.CSS("#who")))
+	b.open("/environments/production", "#revisions")
+	if who, n := b.text("#who"), b.count("#actions button, #revisions button, a[href='/audit']"); who != "watcher" || n != 0 {
+		t.Fatalf("the viewer %q sees %d buttons or the audit link", who, n)
+	}
+	b.shot("environment-viewer")
 
 	// The README's screenshot of the overview.
 	if os.Getenv("CUTOVER_UPDATE_DOCS") == "1" {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -414,5 +415,73 @@ func TestDashboardLoginLinksAndLogout(t *testing.T) {
 	}
 	if code, _, _ := b.get("/"); code != http.StatusSeeOther {
 		t.Fatalf("a session of a revoked token: %d", code)
+	}
+}
+
+// An execution's page shows its stages with their JUnit reports, and its
+// log streams over SSE with credentials masked, ending once the
+// execution has finished.
+func TestDashboardExecutionPageAndLiveLog(t *testing.T) {
+	d := newDashServer(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	stages, _ := json.Marshal([]pipeline.StageState{{Name: "test", Status: pipeline.StatusFailed, Started: &now, Finished: &now,
+		Actions: []pipeline.ActionState{{Name: "unit", Kind: "test", Status: pipeline.StatusFailed, Summary: "2 of 5 tests failed",
+			Reports: []pipeline.Suite{{Name: "backend", Tests: 5, Passed: 2, Failed: 2, Skipped: 1,
+				FailedCases: []string{"api.TestPay: want 200, got 500", "api.TestRefund: <script>alert(1)</script>"}}}}}}})
+	x := store.Execution{ID: "x-junit", Project: d.Config.Project, Pipeline: "main", Trigger: store.TriggerManual,
+		Branch: "main", Commit: strings.Repeat("a", 40), Status: store.ExecutionFailed, Stages: stages}
+	if err := d.Store.CreateExecution(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	leak := auth.TokenPrefix + strings.Repeat("Q", 52)
+	if err := d.Store.AppendLog(ctx, x.ID, "unit", []string{"=== RUN TestPay", "token " + leak + " in the output"}); err != nil {
+		t.Fatal(err)
+	}
+	b := d.browserAs(t, "viewer")
+	code, body, _ := b.get("/executions/" + x.ID)
+	for _, want := range []string{"2 passed", "2 failed", "1 skipped", "api.TestPay: want 200, got 500", "&lt;script&gt;alert(1)&lt;/script&gt;", `data-stage="test"`} {
+		if code != http.StatusOK || !strings.Contains(body, want) {
+			t.Fatalf("execution page (%d) lacks %q:\n%s", code, want, body)
+		}
+	}
+	if strings.Contains(body, "<script>alert") {
+		t.Fatal("a failure message was not escaped")
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, d.base+"/live/executions/"+x.ID+"/log", nil)
+	req.Header.Set("Last-Event-ID", "0")
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16)) // the stream ends: the execution has finished
+	stream := string(raw)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" ||
+		!strings.Contains(stream, "id: 1\nevent: log\n") || !strings.Contains(stream, "=== RUN TestPay") ||
+		!strings.Contains(stream, "event: end\ndata: failed") {
+		t.Fatalf("log stream: %d %s\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), stream)
+	}
+	if strings.Contains(stream, leak) {
+		t.Fatalf("the log stream shows a token:\n%s", stream)
+	}
+	// Resuming after line 1 sends only line 2.
+	req.Header.Set("Last-Event-ID", "1")
+	resp2, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ = io.ReadAll(io.LimitReader(resp2.Body, 1<<16))
+	resp2.Body.Close()
+	if strings.Contains(string(raw), "=== RUN") || !strings.Contains(string(raw), "id: 2\n") {
+		t.Fatalf("resumed stream:\n%s", raw)
+	}
+	// Another project's execution is not shown.
+	if err := d.Store.CreateExecution(ctx, store.Execution{ID: "x-other", Project: "other", Pipeline: "main", Trigger: store.TriggerManual}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := b.get("/executions/x-other"); code != http.StatusNotFound {
+		t.Fatalf("another project's execution: %d, want 404", code)
 	}
 }
