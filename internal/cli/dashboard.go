@@ -3,30 +3,17 @@ package cli
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/auth"
 	"github.com/cutoverdev/cutover/internal/dashboard"
-	"github.com/cutoverdev/cutover/internal/proxy"
-	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/cutoverdev/cutover/internal/store"
 	"github.com/spf13/cobra"
 )
 
 const actionDashboardLink = "dashboard link"
-
-// dashboardHandler is the web dashboard of `cutover serve`: its actions go
-// through m, as the API's do, acting as the logged-in identity.
-func dashboardHandler(m *release.Manager, secure bool, log *slog.Logger) *dashboard.Handler {
-	return &dashboard.Handler{
-		Config: m.Config, Store: m.Store, Secure: secure, Log: log,
-		Release: func(who auth.Identity) dashboard.Release { return m.As(who.Name + " (dashboard)") },
-		Stats:   proxy.NewClient(m.Home).Stats,
-	}
-}
 
 func newDashboardCmd(g *globals) *cobra.Command {
 	var addr string

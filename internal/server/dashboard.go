@@ -2,9 +2,25 @@ package server
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
+
+	"github.com/cutoverdev/cutover/internal/auth"
+	"github.com/cutoverdev/cutover/internal/dashboard"
+	"github.com/cutoverdev/cutover/internal/proxy"
+	"github.com/cutoverdev/cutover/internal/release"
 )
+
+// newDashboard is the web dashboard of `cutover serve`: its actions go
+// through m, as the API's do, acting as the logged-in identity.
+func newDashboard(m *release.Manager, secure bool, log *slog.Logger) *dashboard.Handler {
+	return &dashboard.Handler{
+		Config: m.Config, Store: m.Store, Secure: secure, Log: log,
+		Release: func(who auth.Identity) dashboard.Release { return m.As(who.Name + " (dashboard)") },
+		Stats:   proxy.NewClient(m.Home).Stats,
+	}
+}
 
 // serveDashboard serves everything outside /v1 and /webhooks: the web
 // dashboard, after the same browser checks as the API: the Host must be
