@@ -233,6 +233,19 @@ func TestDashboardInABrowser(t *testing.T) {
 	b.open("/executions", "#executions")
 	b.shot("executions")
 
+	// Some requests to staging (127.0.0.1 only, 60 of them over 15s), for
+	// the approval page's charts.
+	load := make(chan struct{})
+	go func() {
+		defer close(load)
+		for range 60 {
+			if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/health", p.stgPort)); err == nil {
+				resp.Body.Close()
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}()
+
 	// main → waits at the approval: the overview lists it; its page lays
 	// out the evidence; the owner approves with a comment.
 	testenv.Git(t, p.clone, "branch", "-f", "main", "HEAD")
@@ -240,11 +253,15 @@ func TestDashboardInABrowser(t *testing.T) {
 	d.waitExecution(mainX, tok.Token, "the approval", 6*time.Minute, func(x pipeExecution) bool { return x.Status == "waiting" || finished(x) })
 	b.open("/", "#pending")
 	b.shot("overview-pending")
+	<-load
 	b.do("follow the pending approval", chromedp.Click(chromedp.CSS(`#pending a[href="/executions/`+mainX+`/approval"]`)), chromedp.WaitVisible(chromedp.CSS("#approve")))
 	for _, want := range []string{"Changed files", "Images, by digest", "p95 latency", "error rate", "staging now"} {
 		if !strings.Contains(b.text("main"), want) {
 			t.Fatalf("the approval page lacks %q", want)
 		}
+	}
+	if n := b.count("svg.spark polyline"); n != 2 {
+		t.Fatalf("the approval page draws %d charts of staging, want 2 (p95, error rate)", n)
 	}
 	b.shot("approval")
 	b.do("approve", chromedp.SendKeys(chromedp.CSS("#comment"), "staging looks good"), chromedp.Click(chromedp.CSS("#approve")), chromedp.WaitVisible(chromedp.CSS("#flash")))
