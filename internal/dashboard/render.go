@@ -30,7 +30,6 @@ type view struct {
 	CanApprove bool
 	IsAdmin    bool
 	Flash      *flash
-	Now        time.Time
 	Data       any
 }
 
@@ -51,12 +50,6 @@ var funcs = template.FuncMap{
 			return d.Round(100 * time.Millisecond).String()
 		}
 		return d.Round(time.Second).String()
-	},
-	"since": func(now, t time.Time) string {
-		if t.IsZero() {
-			return ""
-		}
-		return now.Sub(t).Round(time.Second).String() + " ago"
 	},
 	"clock": func(t time.Time) string {
 		if t.IsZero() {
@@ -100,7 +93,7 @@ func parsePages() map[string]*template.Template {
 }
 
 func (h *Handler) view(name string, s auth.Session, data any, withFlash bool) view {
-	v := view{Page: name, Project: h.Config.Project, Now: h.Now(), Data: data}
+	v := view{Page: name, Project: h.Config.Project, Data: data}
 	if s.Secret != "" {
 		v.LoggedIn, v.Who, v.CSRF = true, s.Identity, s.CSRF()
 		v.CanDeploy = s.Identity.Role.Allows(auth.RoleDeployer)
