@@ -485,3 +485,32 @@ func TestDashboardExecutionPageAndLiveLog(t *testing.T) {
 		t.Fatalf("another project's execution: %d, want 404", code)
 	}
 }
+
+// A live stream ends with its session: a logout elsewhere closes it.
+func TestDashboardLiveStreamEndsAtLogout(t *testing.T) {
+	d := newDashServer(t)
+	b := d.browserAs(t, "viewer")
+	resp, err := b.c.Get(d.base + "/live/overview")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got := make(chan string, 1)
+	go func() {
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		got <- string(raw)
+	}()
+	time.Sleep(200 * time.Millisecond) // some html events
+	if code, _, _ := b.post("/logout", url.Values{"csrf": {b.csrf()}}); code != http.StatusSeeOther {
+		t.Fatalf("logout: %d", code)
+	}
+	d.skew.Add(int64(6 * time.Second)) // past the stream's next session check
+	select {
+	case stream := <-got:
+		if !strings.Contains(stream, "event: html\n") || !strings.HasSuffix(stream, "event: end\ndata: session ended\n\n") {
+			t.Fatalf("stream:\n%s", stream)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the live stream of a logged-out session goes on")
+	}
+}
