@@ -119,7 +119,7 @@ func (h *Handler) init() {
 		}
 		h.ctx, h.stop = context.WithCancel(context.Background())
 		h.pages = parsePages()
-		h.series = newSampler(h.Config.Project, h.Stats)
+		h.series = newSampler(h.Config.Project, h.Config.EnvironmentNames(), h.Stats)
 		if h.Stats != nil {
 			go h.series.run(h.ctx, 5*time.Second)
 		}

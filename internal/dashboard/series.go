@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/platform/local"
 	"github.com/cutoverdev/cutover/internal/proxy"
 )
 
@@ -28,16 +29,20 @@ type point struct {
 // two snapshots, as the alarms do), for the approval page's charts. Only
 // the daemon's memory holds it: after a restart the charts start again.
 type sampler struct {
-	project string
-	stats   func(context.Context) (proxy.Stats, error)
+	scopes map[string]string // environment → its target groups' prefix
+	stats  func(context.Context) (proxy.Stats, error)
 
 	mu     sync.Mutex
 	prev   map[string]proxy.GroupStats
 	points map[string][]point
 }
 
-func newSampler(project string, stats func(context.Context) (proxy.Stats, error)) *sampler {
-	return &sampler{project: project, stats: stats, points: map[string][]point{}}
+func newSampler(project string, envs []string, stats func(context.Context) (proxy.Stats, error)) *sampler {
+	scopes := map[string]string{}
+	for _, env := range envs {
+		scopes[env] = local.Scope(project, env) + "/"
+	}
+	return &sampler{scopes: scopes, stats: stats, points: map[string][]point{}}
 }
 
 func (s *sampler) run(ctx context.Context, every time.Duration) {
@@ -107,14 +112,14 @@ func (s *sampler) add(st proxy.Stats, at time.Time) {
 	}
 }
 
-// envOf reads the environment of a local target group, "project.env/service/color".
+// envOf is the environment a local target group belongs to.
 func (s *sampler) envOf(group string) (string, bool) {
-	rest, ok := strings.CutPrefix(group, s.project+".")
-	if !ok {
-		return "", false
+	for env, prefix := range s.scopes {
+		if strings.HasPrefix(group, prefix) {
+			return env, true
+		}
 	}
-	env, _, ok := strings.Cut(rest, "/")
-	return env, ok && env != ""
+	return "", false
 }
 
 // series returns env's p95 (seconds) and error rate (0..1) samples, oldest first.

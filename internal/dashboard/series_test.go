@@ -17,7 +17,7 @@ func group(name string, requests, errors5xx uint64, fast, slow uint64) proxy.Gro
 // The series is the difference of cumulative snapshots, summed over an
 // environment's target groups; other projects' groups are not counted.
 func TestSamplerComputesWindowsFromCumulativeStats(t *testing.T) {
-	s := newSampler("shop", nil)
+	s := newSampler("shop", []string{"staging", "production"}, nil)
 	t0 := time.Now()
 	s.add(proxy.Stats{Groups: []proxy.GroupStats{group("shop.staging/api/blue", 100, 0, 100, 0), group("other.staging/api/blue", 5, 5, 0, 5)}}, t0)
 	if p95, _ := s.series("staging"); len(p95) != 0 {
