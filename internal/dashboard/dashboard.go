@@ -163,9 +163,10 @@ func (h *Handler) routes() *http.ServeMux {
 	mux.HandleFunc("GET /executions/{id}/approval", h.page(auth.RoleViewer, h.approval))
 	mux.HandleFunc("GET /audit", h.page(auth.RoleAdmin, h.audit))
 
-	mux.HandleFunc("GET /live/overview", h.live(h.liveOverview))
-	mux.HandleFunc("GET /live/environments/{env}", h.live(h.liveEnvironment))
-	mux.HandleFunc("GET /live/executions/{id}", h.live(h.liveExecution))
+	mux.HandleFunc("GET /live/overview", h.live(h.overview))
+	mux.HandleFunc("GET /live/environments/{env}", h.live(h.environment))
+	mux.HandleFunc("GET /live/executions", h.live(h.executions))
+	mux.HandleFunc("GET /live/executions/{id}", h.live(h.execution))
 	mux.HandleFunc("GET /live/executions/{id}/log", h.liveLog)
 
 	for pattern, p := range actionPolicies {

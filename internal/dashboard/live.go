@@ -46,13 +46,11 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) (auth.Session, 
 	return s, send, true
 }
 
-// liveFunc builds the data of a page's live part.
-type liveFunc func(r *http.Request, s auth.Session) (page string, data any, err error)
-
-// live pushes a page's live part as an "html" event whenever it changes,
-// looking every Tick, until the client goes, the session ends ("end"
-// event), or the daemon stops.
-func (h *Handler) live(fn liveFunc) http.HandlerFunc {
+// live pushes the live part of the page fn builds (its "live" template) as
+// an "html" event whenever it changes, looking every Tick, until the
+// client goes, the session ends ("end" event), or the daemon stops. Every
+// live page is a viewer's.
+func (h *Handler) live(fn pageFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s, send, ok := h.stream(w, r)
 		if !ok {
@@ -93,21 +91,6 @@ func (h *Handler) live(fn liveFunc) http.HandlerFunc {
 			}
 		}
 	}
-}
-
-func (h *Handler) liveOverview(r *http.Request, s auth.Session) (string, any, error) {
-	v, err := h.overviewData(r.Context(), s)
-	return "overview", v, err
-}
-
-func (h *Handler) liveEnvironment(r *http.Request, s auth.Session) (string, any, error) {
-	v, err := h.environmentData(r.Context(), s, r.PathValue("env"))
-	return "environment", v, err
-}
-
-func (h *Handler) liveExecution(r *http.Request, s auth.Session) (string, any, error) {
-	v, err := h.executionData(r.Context(), r.PathValue("id"))
-	return "execution", v, err
 }
 
 // liveLog streams an execution's log lines (stored masked) as "log" events
