@@ -94,14 +94,13 @@ var actionPolicies = map[string]policy{
 	"POST /environments/{env}/rollback": {auth.RoleDeployer, auth.ActionRollback},
 	"POST /environments/{env}/stop":     {auth.RoleDeployer, auth.ActionStop},
 	"POST /environments/{env}/continue": {auth.RoleDeployer, auth.ActionContinue},
-	"POST /environments/{env}/promote":  {auth.RoleDeployer, actionPromote},
+	"POST /environments/{env}/promote":  {auth.RoleDeployer, auth.ActionPromote},
 	"POST /environments/{env}/redeploy": {auth.RoleDeployer, auth.ActionDeploy},
 	"POST /executions/{id}/approve":     {auth.RoleApprover, auth.ActionApprove},
 	"POST /executions/{id}/reject":      {auth.RoleApprover, auth.ActionReject},
 }
 
 const (
-	actionPromote = "promote"
 	actionLogin   = "login"
 	actionLogout  = "logout"
 )
