@@ -101,8 +101,8 @@ var actionPolicies = map[string]policy{
 }
 
 const (
-	actionLogin   = "login"
-	actionLogout  = "logout"
+	actionLogin  = "login"
+	actionLogout = "logout"
 )
 
 func (h *Handler) init() {
