@@ -83,6 +83,9 @@ func (h *Handler) loggedIn(w http.ResponseWriter, r *http.Request, s auth.Sessio
 		h.render(w, r, code, "login", auth.Session{}, loginView{Error: msg})
 		return
 	}
+	if c, err := r.Cookie(CookieName); err == nil {
+		_ = auth.Logout(r.Context(), h.Store, c.Value, h.Now()) // the session this login replaces
+	}
 	h.setCookie(w, r, s.Secret, int(auth.SessionTTL.Seconds()))
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
