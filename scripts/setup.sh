@@ -5,7 +5,8 @@
 #   scripts/setup.sh --demo make demo-run    # what `make demo` does
 #
 # On Debian as root it installs what is missing (Docker engine, busybox-static,
-# nginx-light, git, python3-venv; moto[server], cfn-lint, checkov and schemathesis from PyPI
+# nginx-light, git, python3-venv, chromium and chromium-driver for the dashboard's
+# browser test; moto[server], cfn-lint, checkov and schemathesis from PyPI
 # into a virtualenv; pebble, the ACME test server, with go install), starts dockerd when no engine answers, runs the command
 # with every test dependency REQUIRED (a missing one fails its tests instead of
 # skipping them), and at the end stops the dockerd it started, by its PID.
@@ -40,6 +41,8 @@ command -v curl >/dev/null 2>&1 || apt_need+=(curl) # make demo
 py_need=0
 pebble_need=0
 if [ "$demo" = 0 ]; then
+  [ -x /usr/bin/chromium ] || apt_need+=(chromium)                                      # dashboard browser test
+  command -v chromedriver >/dev/null 2>&1 || apt_need+=(chromium-driver)
   [ -x /bin/busybox ] || apt_need+=(busybox-static)
   [ -x /usr/sbin/nginx ] || apt_need+=(nginx-light)
   command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || apt_need+=(haproxy) # bench: proxy comparison
@@ -122,6 +125,10 @@ if ! engine_up; then
   for _ in $(seq 1 60); do engine_up && break; kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 1; done
   engine_up || { say "dockerd did not answer within 60s:"; tail -20 "$log" >&2; exit 1; }
   export CUTOVER_SETUP_STARTED_DOCKERD=1
+fi
+if [ "$demo" = 0 ] && [ "${CUTOVER_REQUIRE_TOOLS:-1}" = 1 ] && [ ! -x /usr/bin/chromium ]; then
+  say "/usr/bin/chromium is missing after the install (the dashboard's browser test needs it): apt-get install -y chromium chromium-driver"
+  exit 1
 fi
 say "docker engine $(docker version --format '{{.Server.Version}}'), $(go version | cut -d' ' -f3), git $(git --version | cut -d' ' -f3)"
 

@@ -33,7 +33,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	c := &serveCmd{}
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the daemon: pipeline queue, webhooks, branch polling and the JSON API",
+		Short: "Run the daemon: pipeline queue, webhooks, branch polling, the JSON API and the web dashboard",
 		Long: "Hosts the pipeline engine, the webhook receiver (POST /webhooks/github with\n" +
 			envGitHubSecret + ", POST /webhooks/generic with " + envGenericSecret + "), branch polling\n" +
 			"(pipeline.source.poll) and a JSON API (/v1/..., bearer tokens: see `cutover token`). It starts the load balancer if it is not\n" +
@@ -56,7 +56,7 @@ func newServeCmd(g *globals) *cobra.Command {
 					GitHubSecret: []byte(os.Getenv(envGitHubSecret)), GenericSecret: os.Getenv(envGenericSecret),
 					Log: slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
 					OnReady: func(url string) {
-						fmt.Fprintf(g.stderr, "cutover serve: API and webhooks on %s (repository %s, %s)\n", url, repo, filepath.ToSlash(configPath))
+						fmt.Fprintf(g.stderr, "cutover serve: dashboard, API and webhooks on %s (repository %s, %s); log in with `cutover dashboard`\n", url, repo, filepath.ToSlash(configPath))
 					},
 				})
 			})

@@ -114,7 +114,7 @@ func (s *Server) guard(mux *http.ServeMux) http.Handler {
 			return
 		}
 		if !strings.HasPrefix(r.URL.Path, "/v1/") && r.URL.Path != "/metrics" {
-			mux.ServeHTTP(w, r)
+			s.serveDashboard(w, r) // dashboard.go
 			return
 		}
 		if !s.hostAllowed(r.Host) {

@@ -58,6 +58,10 @@ func Serve(ctx context.Context, m *release.Manager, o DaemonOptions) error {
 			}
 		},
 	}
+	dash := newDashboard(m, o.TLSCert != "" || o.BehindProxy, log) // dashboard.go
+	defer dash.Close()
+	go func() { <-ctx.Done(); dash.Close() }() // its live streams end before the HTTP server's shutdown waits for them
+	srv.Dashboard = dash
 	srv.Webhooks = webhook.Handler(webhook.HandlerConfig{
 		GitHubSecret:  o.GitHubSecret,
 		GenericSecret: o.GenericSecret,

@@ -48,6 +48,7 @@ type Server struct {
 	Repo       string // the git repository executions check out
 	ConfigPath string // cutover.yaml inside it
 	Webhooks   http.Handler
+	Dashboard  http.Handler                                                   // served at / (dashboard.go)
 	Grace      time.Duration                                                  // how long a running execution may go on after a stop (default 30s)
 	OnStart    func(ctx context.Context)                                      // reconcile deployments left by a killed controller
 	Resolve    func(ctx context.Context, repo, branch string) (string, error) // default source.Resolve

@@ -212,6 +212,29 @@ CREATE TABLE store_identity (
 ) STRICT;
 INSERT INTO store_identity (id) SELECT lower(hex(randomblob(16)));
 `,
+	// dashboard: one-time login links and browser sessions, both stored
+	// only as the SHA-256 of their secret.
+	`
+CREATE TABLE dashboard_links (
+	hash        TEXT PRIMARY KEY,
+	actor       TEXT NOT NULL,
+	role        TEXT NOT NULL,
+	created_at  TEXT NOT NULL,
+	expires_at  TEXT NOT NULL,
+	used_at     TEXT
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE dashboard_sessions (
+	hash        TEXT PRIMARY KEY,
+	actor       TEXT NOT NULL,
+	role        TEXT NOT NULL,
+	via         TEXT NOT NULL,
+	token_hash  TEXT NOT NULL,
+	created_at  TEXT NOT NULL,
+	expires_at  TEXT NOT NULL,
+	ended_at    TEXT
+) STRICT, WITHOUT ROWID;
+`,
 }
 
 // SchemaVersion is the schema version this binary writes.

@@ -1,0 +1,138 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/store"
+)
+
+// Dashboard logins. A browser holds a session secret in a cookie; the store
+// keeps only its SHA-256, so a stolen database opens no session. A session
+// starts from an API token typed into the login form (it then lives only as
+// long as that token), or from a one-time login link that `cutover
+// dashboard` makes for the machine's owner (usable once, within LinkTTL).
+const (
+	ViaDashboard = "dashboard"
+	LinkTTL      = 5 * time.Minute
+	SessionTTL   = 12 * time.Hour
+	linkPrefix   = "cutover-link_"
+)
+
+// A session secret and a link secret: 256 random bits in base32 each.
+var (
+	sessionRE = regexp.MustCompile(`^[A-Z2-7]{52}$`)
+	linkRE    = regexp.MustCompile(`^` + linkPrefix + `[A-Z2-7]{52}$`)
+)
+
+// ErrNoSession means the browser has no live session: log in again.
+var ErrNoSession = errors.New("not logged in (or the session ended): log in with a token or a link from `cutover dashboard`")
+
+// NewLoginLink stores a one-time login link for who, valid from now for
+// LinkTTL, and returns its secret: the only time it is known.
+func NewLoginLink(ctx context.Context, st *store.Store, who Identity, now time.Time) (string, error) {
+	secret := linkPrefix + rand.Text() + rand.Text()
+	err := st.CreateLoginLink(ctx, store.LoginLink{Hash: Hash(secret), Actor: who.Name, Role: who.Role.String(),
+		CreatedAt: now, ExpiresAt: now.Add(LinkTTL)})
+	return secret, err
+}
+
+// Session is a live dashboard session: who it is, and the secret that
+// names it (the cookie's value).
+type Session struct {
+	Identity Identity
+	Secret   string
+}
+
+// CSRF is the token every form of the session must send back: derived from
+// the session's secret, so it needs no storage, and useless without the
+// cookie.
+func (s Session) CSRF() string {
+	sum := sha256.Sum256([]byte("cutover csrf\x00" + s.Secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// CheckCSRF reports whether token is the session's CSRF token.
+func (s Session) CheckCSRF(token string) bool {
+	return subtle.ConstantTimeCompare([]byte(token), []byte(s.CSRF())) == 1
+}
+
+// LoginWithLink uses a one-time link (store.ErrLinkUsed, ErrLinkExpired or
+// a wrapped store.ErrNotFound when it cannot be) and starts a session of
+// the identity it was made for.
+func LoginWithLink(ctx context.Context, st *store.Store, link, remote string, now time.Time) (Session, error) {
+	if !linkRE.MatchString(link) {
+		return Session{}, fmt.Errorf("this login link is malformed: %w", store.ErrNotFound)
+	}
+	l, err := st.UseLoginLink(ctx, Hash(link), now)
+	if err != nil {
+		return Session{}, err
+	}
+	return startSession(ctx, st, l.Actor, l.Role, "", remote, now)
+}
+
+// LoginWithToken checks an API token (ErrBadToken) and starts a session of
+// its holder, which ends when the token is revoked.
+func LoginWithToken(ctx context.Context, st *store.Store, token, remote string, now time.Time) (Session, error) {
+	who, err := Authenticate(ctx, st, "Bearer "+token, remote)
+	if err != nil {
+		return Session{}, err
+	}
+	return startSession(ctx, st, who.Name, who.Role.String(), Hash(token), remote, now)
+}
+
+func startSession(ctx context.Context, st *store.Store, actor, role, tokenHash, remote string, now time.Time) (Session, error) {
+	r, err := ParseRole(role)
+	if err != nil {
+		return Session{}, err
+	}
+	secret := rand.Text() + rand.Text()
+	if err := st.CreateSession(ctx, store.Session{Hash: Hash(secret), Actor: actor, Role: r.String(), Via: ViaDashboard,
+		TokenHash: tokenHash, CreatedAt: now, ExpiresAt: now.Add(SessionTTL)}); err != nil {
+		return Session{}, err
+	}
+	return Session{Identity: Identity{Name: actor, Role: r, Via: ViaDashboard, Remote: remote}, Secret: secret}, nil
+}
+
+// SessionOf returns the live session named by secret (a cookie's value),
+// else ErrNoSession: unknown, forged, expired, logged out, or started from
+// a token revoked since.
+func SessionOf(ctx context.Context, st *store.Store, secret, remote string, now time.Time) (Session, error) {
+	if !sessionRE.MatchString(secret) {
+		return Session{}, ErrNoSession
+	}
+	ss, err := st.LiveSession(ctx, Hash(secret), now)
+	if errors.Is(err, store.ErrNotFound) {
+		return Session{}, ErrNoSession
+	} else if err != nil {
+		return Session{}, err
+	}
+	if ss.TokenHash != "" {
+		if _, err := st.TokenByHash(ctx, ss.TokenHash); errors.Is(err, store.ErrNotFound) {
+			return Session{}, ErrNoSession
+		} else if err != nil {
+			return Session{}, err
+		}
+	}
+	r, err := ParseRole(ss.Role)
+	if err != nil {
+		return Session{}, err
+	}
+	return Session{Identity: Identity{Name: ss.Actor, Role: r, Via: ViaDashboard, Remote: remote}, Secret: secret}, nil
+}
+
+// Logout ends the session named by secret in the store: the cookie, if kept
+// or copied, opens nothing any more.
+func Logout(ctx context.Context, st *store.Store, secret string, now time.Time) error {
+	if !sessionRE.MatchString(secret) {
+		return nil
+	}
+	return st.EndSession(ctx, Hash(secret), now)
+}

@@ -1,0 +1,60 @@
+package dashboard
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/stats"
+)
+
+func group(name string, requests, errors5xx uint64, fast, slow uint64) stats.GroupStats {
+	return stats.GroupStats{Group: name, Requests: requests, Codes: map[string]uint64{"5xx": errors5xx, "2xx": requests - errors5xx},
+		LatencyCount: fast + slow, Buckets: []stats.Bucket{{UpperBound: 0.1, Count: fast}, {UpperBound: 1, Count: fast + slow}}}
+}
+
+// The series is the difference of cumulative snapshots, summed over an
+// environment's target groups; other projects' groups are not counted.
+func TestSamplerComputesWindowsFromCumulativeStats(t *testing.T) {
+	s := newSampler("shop", []string{"staging", "production"}, nil)
+	t0 := time.Now()
+	s.add(stats.Stats{Groups: []stats.GroupStats{group("shop.staging/api/blue", 100, 0, 100, 0), group("other.staging/api/blue", 5, 5, 0, 5)}}, t0)
+	if p95, _ := s.series("staging"); len(p95) != 0 {
+		t.Fatalf("the first snapshot is only a baseline: %v", p95)
+	}
+	// 100 more requests: 50 on blue (10 errors, all slow), 50 on green (fast).
+	s.add(stats.Stats{Groups: []stats.GroupStats{
+		group("shop.staging/api/blue", 150, 10, 100, 50), group("shop.staging/api/green", 50, 0, 50, 0), group("other.staging/api/blue", 500, 500, 0, 500),
+	}}, t0.Add(5*time.Second))
+	// No request in the next window: no datapoint.
+	s.add(stats.Stats{Groups: []stats.GroupStats{group("shop.staging/api/blue", 150, 10, 100, 50), group("shop.staging/api/green", 50, 0, 50, 0)}}, t0.Add(10*time.Second))
+	p95, errs := s.series("staging")
+	if len(p95) != 1 || len(errs) != 1 {
+		t.Fatalf("series: p95 %v, errors %v; want one datapoint each", p95, errs)
+	}
+	if math.Abs(errs[0]-0.10) > 1e-9 {
+		t.Fatalf("error rate %v, want 0.10 (10 of 100)", errs[0])
+	}
+	if p95[0] <= 0.1 || p95[0] > 1 {
+		t.Fatalf("p95 %v: half of the window was slow (0.1..1s)", p95[0])
+	}
+	if p, _ := s.series("production"); p != nil {
+		t.Fatalf("an environment without groups has a series: %v", p)
+	}
+}
+
+func TestLineChart(t *testing.T) {
+	if c := lineChart("p95", nil, formatSeconds); c.Count != 0 || c.Points != "" {
+		t.Fatalf("no values: %+v", c)
+	}
+	one := lineChart("errors", []float64{0}, formatPercent)
+	if one.Points != "0.0,58.0 300.0,58.0" || one.Max != "0.00%" || one.Last != "0.00%" {
+		t.Fatalf("one zero value: %+v", one)
+	}
+	c := lineChart("p95", []float64{0.1, 0.4, 0.2}, formatSeconds)
+	pts := strings.Fields(c.Points)
+	if len(pts) != 3 || pts[1] != "150.0,2.0" || c.Max != "400ms" || c.Last != "200ms" {
+		t.Fatalf("chart %+v", c)
+	}
+}

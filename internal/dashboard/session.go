@@ -1,0 +1,190 @@
+package dashboard
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/cutoverdev/cutover/internal/auth"
+	"github.com/cutoverdev/cutover/internal/store"
+)
+
+// CookieName is the session cookie.
+const CookieName = "cutover_session"
+
+// session is the browser's live session, or auth.ErrNoSession.
+func (h *Handler) session(r *http.Request) (auth.Session, error) {
+	c, err := r.Cookie(CookieName)
+	if err != nil {
+		return auth.Session{}, auth.ErrNoSession
+	}
+	return auth.SessionOf(r.Context(), h.Store, c.Value, r.RemoteAddr, h.Now())
+}
+
+func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{
+		Name: CookieName, Value: value, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: h.Secure || r.TLS != nil,
+	})
+}
+
+// loginPage is the login form; with ?link=SECRET it uses a one-time link
+// from `cutover dashboard` instead.
+func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
+	link := r.URL.Query().Get("link")
+	if link == "" {
+		if _, err := h.session(r); err == nil {
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+			return
+		}
+		h.render(w, r, http.StatusOK, "login", auth.Session{}, loginView{})
+		return
+	}
+	s, err := auth.LoginWithLink(r.Context(), h.Store, link, r.RemoteAddr, h.Now())
+	h.loggedIn(w, r, s, "link", err)
+}
+
+// loginToken starts a session from an API token typed into the form.
+func (h *Handler) loginToken(w http.ResponseWriter, r *http.Request) {
+	if !hasOrigin(r) {
+		h.refuse(w, r, http.StatusForbidden, "a login must come from the dashboard's own form (no Origin header)")
+		return
+	}
+	token := strings.TrimSpace(r.PostFormValue("token"))
+	s, err := auth.LoginWithToken(r.Context(), h.Store, token, r.RemoteAddr, h.Now())
+	h.loggedIn(w, r, s, "token", err)
+}
+
+// loggedIn sets the cookie of a new session and goes to the overview, or
+// shows the form again with why the login failed. Both are audited.
+func (h *Handler) loggedIn(w http.ResponseWriter, r *http.Request, s auth.Session, how string, err error) {
+	who := s.Identity
+	if err != nil {
+		who = auth.Identity{Name: "anonymous", Via: auth.ViaDashboard, Remote: r.RemoteAddr}
+	}
+	if aerr := auth.Record(r.Context(), h.Store, who, actionLogin, how, err); aerr != nil {
+		h.Log.Error("cannot write the audit log", "action", actionLogin, "err", aerr)
+	}
+	if err != nil {
+		code, msg := http.StatusUnauthorized, err.Error()
+		switch {
+		case errors.Is(err, store.ErrLinkUsed), errors.Is(err, store.ErrLinkExpired):
+			code = http.StatusForbidden
+		case errors.Is(err, store.ErrNotFound):
+			code, msg = http.StatusForbidden, "this login link is not valid: run `cutover dashboard` for a new one"
+		case errors.Is(err, auth.ErrBadToken), errors.Is(err, auth.ErrNoToken):
+			msg = "that token is not valid (malformed, unknown or revoked)"
+		default:
+			code = http.StatusInternalServerError
+		}
+		h.Log.Warn("dashboard login refused", "remote", r.RemoteAddr, "via", how, "err", auth.Mask(err.Error()))
+		h.render(w, r, code, "login", auth.Session{}, loginView{Error: msg})
+		return
+	}
+	if c, err := r.Cookie(CookieName); err == nil {
+		_ = auth.Logout(r.Context(), h.Store, c.Value, h.Now()) // the session this login replaces
+	}
+	h.setCookie(w, r, s.Secret, int(auth.SessionTTL.Seconds()))
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// logout ends the session in the store, not only in the browser.
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
+	s, ok := h.checkPost(w, r)
+	if !ok {
+		return
+	}
+	err := auth.Logout(r.Context(), h.Store, s.Secret, h.Now())
+	if aerr := auth.Record(r.Context(), h.Store, s.Identity, actionLogout, s.Identity.Name, err); aerr != nil {
+		h.Log.Error("cannot write the audit log", "action", actionLogout, "err", aerr)
+	}
+	if err != nil {
+		h.refuse(w, r, http.StatusInternalServerError, err.Error())
+		return
+	}
+	h.setCookie(w, r, "", -1)
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// hasOrigin: the request says where it comes from. Browsers send Origin on
+// every POST; the daemon's guard has already refused a foreign one.
+func hasOrigin(r *http.Request) bool { return r.Header.Get("Origin") != "" }
+
+// checkPost admits a form POST: an Origin, a live session (401) and its
+// CSRF token (403).
+func (h *Handler) checkPost(w http.ResponseWriter, r *http.Request) (auth.Session, bool) {
+	if !hasOrigin(r) {
+		h.refuse(w, r, http.StatusForbidden, "refused: a form of the dashboard sends an Origin header; this request has none")
+		return auth.Session{}, false
+	}
+	s, err := h.session(r)
+	if err != nil {
+		h.noSession(w, r, err)
+		return auth.Session{}, false
+	}
+	if !s.CheckCSRF(r.PostFormValue("csrf")) {
+		h.Log.Warn("dashboard form refused: CSRF token missing or wrong", "remote", r.RemoteAddr, "path", r.URL.Path, "who", s.Identity.Name)
+		h.refuse(w, r, http.StatusForbidden, "refused: the form's CSRF token is missing or wrong; reload the page and try again")
+		return auth.Session{}, false
+	}
+	return s, true
+}
+
+// noSession: a page sends the browser to the login form; anything else
+// (a form, a live stream) answers 401.
+func (h *Handler) noSession(w http.ResponseWriter, r *http.Request, err error) {
+	if !errors.Is(err, auth.ErrNoSession) {
+		h.refuse(w, r, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if r.Method == http.MethodGet && !strings.HasPrefix(r.URL.Path, "/live/") {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	h.refuse(w, r, http.StatusUnauthorized, err.Error())
+}
+
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	h.render(w, r, code, "error", auth.Session{}, errorView{Code: code, Status: http.StatusText(code), Message: msg})
+}
+
+// flashes hold the one message a session sees after an action (what it
+// did, or why it failed), shown once on the next page.
+type flashes struct {
+	mu sync.Mutex
+	m  map[string]flash
+}
+
+type flash struct {
+	Error   bool
+	Message string
+}
+
+func (f *flashes) put(s auth.Session, fl flash) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil {
+		f.m = map[string]flash{}
+	}
+	if len(f.m) > 1000 { // bounded: an old message is not worth memory
+		clear(f.m)
+	}
+	f.m[auth.Hash(s.Secret)] = fl
+}
+
+func (f *flashes) take(s auth.Session) *flash {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fl, ok := f.m[auth.Hash(s.Secret)]
+	if !ok {
+		return nil
+	}
+	delete(f.m, auth.Hash(s.Secret))
+	return &fl
+}
+
+func errorf(format string, a ...any) flash {
+	return flash{Error: true, Message: fmt.Sprintf(format, a...)}
+}

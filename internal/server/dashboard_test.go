@@ -1,0 +1,516 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/auth"
+	"github.com/cutoverdev/cutover/internal/dashboard"
+	"github.com/cutoverdev/cutover/internal/pipeline"
+	"github.com/cutoverdev/cutover/internal/release"
+	"github.com/cutoverdev/cutover/internal/store"
+)
+
+// dashRelease stands in for release.Manager in these tests, which attack
+// the dashboard's doors, not deployments (the browser test in
+// internal/cli drives the real Manager against Docker): approve and reject
+// go to pipeline.Decide, the function the Manager calls; the environment
+// actions are recorded with who asked.
+type dashRelease struct {
+	s   *Server
+	who auth.Identity
+	log *callLog
+}
+
+type callLog struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (l *callLog) add(c string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls = append(l.calls, c)
+}
+
+func (l *callLog) list() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.calls...)
+}
+
+func (r dashRelease) Status(ctx context.Context, env string) ([]release.Status, error) {
+	return []release.Status{{Environment: env, Status: "up", Traffic: map[string]int{"blue": 100}}}, nil
+}
+func (r dashRelease) record(what, env string) (store.Deployment, error) {
+	r.log.add(what + " " + env + " by " + r.who.Name)
+	return store.Deployment{ID: "d-test", Status: store.DeploymentInProgress}, nil
+}
+func (r dashRelease) Deploy(ctx context.Context, env string, o release.DeployOptions) (store.Deployment, error) {
+	return r.record("deploy "+o.Revision, env)
+}
+func (r dashRelease) Rollback(ctx context.Context, env string, o release.RollbackOptions) (store.Deployment, error) {
+	return r.record("rollback", env)
+}
+func (r dashRelease) Stop(ctx context.Context, env string) (store.Deployment, error) {
+	return r.record("stop", env)
+}
+func (r dashRelease) Continue(ctx context.Context, env string) (store.Deployment, error) {
+	return r.record("continue", env)
+}
+func (r dashRelease) Promote(ctx context.Context, env string) (store.Deployment, error) {
+	return r.record("promote", env)
+}
+func (r dashRelease) Approve(ctx context.Context, id string, d release.Decision) (store.Approval, error) {
+	return pipeline.Decide(ctx, r.s.Store, r.s.Config, d.Who, id, true, d.Comment)
+}
+func (r dashRelease) Reject(ctx context.Context, id string, d release.Decision) (store.Approval, error) {
+	return pipeline.Decide(ctx, r.s.Store, r.s.Config, d.Who, id, false, d.Comment)
+}
+
+// dashServer is a running daemon serving the dashboard, with a clock the
+// test moves.
+type dashServer struct {
+	*authServer
+	skew  atomic.Int64 // added to the real time
+	calls *callLog
+}
+
+func newDashServer(t *testing.T) *dashServer {
+	t.Helper()
+	d := &dashServer{calls: &callLog{}}
+	a := newAuthServerWith(t, "{ required: true }", nil, func(s *Server) {
+		s.Dashboard = &dashboard.Handler{
+			Config: s.Config, Store: s.Store, Tick: 50 * time.Millisecond,
+			Now:     func() time.Time { return time.Now().Add(time.Duration(d.skew.Load())) },
+			Release: func(who auth.Identity) dashboard.Release { return dashRelease{s: s, who: who, log: d.calls} },
+		}
+	})
+	d.authServer = a
+	return d
+}
+
+// browser is an HTTP client with a cookie jar that does not follow
+// redirects, sending the daemon's own Origin on POSTs as a browser does.
+type browser struct {
+	t      *testing.T
+	base   string
+	c      *http.Client
+	origin string
+}
+
+func (d *dashServer) browser(t *testing.T) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, base: d.base, origin: d.base, c: &http.Client{Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (b *browser) get(path string) (int, string, http.Header) {
+	b.t.Helper()
+	resp, err := b.c.Get(b.base + path)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, string(body), resp.Header
+}
+
+func (b *browser) post(path string, form url.Values) (int, string, http.Header) {
+	b.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, b.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if b.origin != "" {
+		req.Header.Set("Origin", b.origin)
+	}
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, string(body), resp.Header
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([0-9a-f]{64})"`)
+
+// login logs b in with the token of name and returns the page's CSRF token.
+func (b *browser) login(token string) string {
+	b.t.Helper()
+	code, body, h := b.post("/login", url.Values{"token": {token}})
+	if code != http.StatusSeeOther || h.Get("Location") != "/" {
+		b.t.Fatalf("login: %d %s\n%s", code, h.Get("Location"), body)
+	}
+	return b.csrf()
+}
+
+func (b *browser) csrf() string {
+	b.t.Helper()
+	code, body, _ := b.get("/")
+	m := csrfRE.FindStringSubmatch(body)
+	if code != http.StatusOK || m == nil {
+		b.t.Fatalf("overview: %d, no CSRF token\n%s", code, body)
+	}
+	return m[1]
+}
+
+func (b *browser) sessionCookie() *http.Cookie {
+	u, _ := url.Parse(b.base)
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == dashboard.CookieName {
+			return c
+		}
+	}
+	return nil
+}
+
+// actionRoutes are the dashboard's action routes for environment
+// production and execution id.
+func actionRoutes(id string) []string {
+	return []string{
+		"/environments/production/rollback", "/environments/production/stop", "/environments/production/continue",
+		"/environments/production/promote", "/environments/production/redeploy",
+		"/executions/" + id + "/approve", "/executions/" + id + "/reject",
+	}
+}
+
+func TestDashboardRefusesAnonymousForgedAndCrossSiteRequests(t *testing.T) {
+	d := newDashServer(t)
+	anon := d.browser(t)
+	for _, p := range []string{"/", "/environments/production", "/executions", "/audit"} {
+		if code, _, h := anon.get(p); code != http.StatusSeeOther || h.Get("Location") != "/login" {
+			t.Fatalf("anonymous GET %s: %d %s, want 303 to /login", p, code, h.Get("Location"))
+		}
+	}
+	if code, _, _ := anon.get("/live/overview"); code != http.StatusUnauthorized {
+		t.Fatalf("anonymous live stream: %d, want 401", code)
+	}
+	for _, p := range actionRoutes("x-1") {
+		if code, _, _ := anon.post(p, url.Values{"csrf": {"0"}}); code != http.StatusUnauthorized {
+			t.Fatalf("anonymous POST %s: %d, want 401", p, code)
+		}
+	}
+	// A wrong token logs nobody in, and the failure is audited.
+	if code, body, h := anon.post("/login", url.Values{"token": {auth.TokenPrefix + strings.Repeat("A", 52)}}); code != http.StatusUnauthorized || h.Get("Set-Cookie") != "" {
+		t.Fatalf("login with a bogus token: %d %q\n%s", code, h.Get("Set-Cookie"), body)
+	}
+
+	// A forged cookie (well-formed, or not) opens nothing.
+	forged := d.browser(t)
+	u, _ := url.Parse(d.base)
+	for _, v := range []string{strings.Repeat("A", 52), "x", auth.Hash("y")} {
+		forged.c.Jar.SetCookies(u, []*http.Cookie{{Name: dashboard.CookieName, Value: v, Path: "/"}})
+		if code, _, h := forged.get("/"); code != http.StatusSeeOther || h.Get("Location") != "/login" {
+			t.Fatalf("forged cookie %q: %d %s", v, code, h.Get("Location"))
+		}
+	}
+
+	// The cookie is HttpOnly and SameSite=Strict; not Secure over plain HTTP.
+	b := d.browser(t)
+	_, _, h := b.post("/login", url.Values{"token": {d.tokens["admin"]}})
+	sc := h.Get("Set-Cookie")
+	if !strings.Contains(sc, "HttpOnly") || !strings.Contains(sc, "SameSite=Strict") || strings.Contains(sc, d.tokens["admin"]) {
+		t.Fatalf("session cookie %q: want HttpOnly, SameSite=Strict, and not the token", sc)
+	}
+	csrf := b.csrf()
+	x := d.trigger(t, "deployer")
+
+	// A form without an Origin, from another site, or without the right
+	// CSRF token is refused, and nothing is done.
+	for name, try := range map[string]func() int{
+		"no CSRF token": func() int { c, _, _ := b.post("/environments/production/stop", url.Values{}); return c },
+		"wrong CSRF": func() int {
+			c, _, _ := b.post("/environments/production/stop", url.Values{"csrf": {strings.Repeat("0", 64)}})
+			return c
+		},
+		"another's CSRF": func() int {
+			c, _, _ := b.post("/environments/production/stop", url.Values{"csrf": {d.browserAs(t, "deployer").csrf()}})
+			return c
+		},
+		"no Origin": func() int {
+			b.origin = ""
+			defer func() { b.origin = d.base }()
+			c, _, _ := b.post("/environments/production/stop", url.Values{"csrf": {csrf}})
+			return c
+		},
+		"cross-site Origin": func() int {
+			b.origin = "https://evil.example"
+			defer func() { b.origin = d.base }()
+			c, _, _ := b.post("/executions/"+x.ID+"/approve", url.Values{"csrf": {csrf}})
+			return c
+		},
+		"cross-site login": func() int {
+			o := d.browser(t)
+			o.origin = "http://127.0.0.1.evil.example"
+			c, _, _ := o.post("/login", url.Values{"token": {d.tokens["admin"]}})
+			return c
+		},
+	} {
+		if code := try(); code != http.StatusForbidden {
+			t.Errorf("%s: %d, want 403", name, code)
+		}
+	}
+	if calls := d.calls.list(); len(calls) != 0 {
+		t.Fatalf("refused forms reached the release use cases: %v", calls)
+	}
+	if ap := d.approval(t, x.ID); ap.Status != store.ApprovalPending {
+		t.Fatalf("after a cross-site approve the approval is %s", ap.Status)
+	}
+	// A rebinding Host is refused before the dashboard.
+	req, _ := http.NewRequest(http.MethodGet, d.base+"/login", nil)
+	req.Host = "evil.example:80"
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Fatalf("foreign Host: %v %v, want 421", resp.StatusCode, err)
+	}
+
+	// With all of it right, the action runs as the session's identity.
+	if code, _, h := b.post("/environments/production/stop", url.Values{"csrf": {csrf}}); code != http.StatusSeeOther || h.Get("Location") != "/environments/production" {
+		t.Fatalf("stop: %d %s", code, h.Get("Location"))
+	}
+	if calls := d.calls.list(); len(calls) != 1 || calls[0] != "stop production by admin" {
+		t.Fatalf("calls = %v", calls)
+	}
+}
+
+// browserAs is a browser logged in with the token named who.
+func (d *dashServer) browserAs(t *testing.T, who string) *browser {
+	b := d.browser(t)
+	b.login(d.tokens[who])
+	return b
+}
+
+func TestDashboardViewerSeesNoButtonsAndIsRefusedEveryAction(t *testing.T) {
+	d := newDashServer(t)
+	x := d.trigger(t, "deployer")
+	v := d.browserAs(t, "viewer")
+	csrf := v.csrf()
+	for _, p := range []string{"/", "/environments/production", "/executions", "/executions/" + x.ID, "/executions/" + x.ID + "/approval"} {
+		code, body, _ := v.get(p)
+		if code != http.StatusOK {
+			t.Fatalf("viewer GET %s: %d\n%s", p, code, body)
+		}
+		for _, button := range []string{`id="rollback"`, `id="stop"`, `id="promote"`, `id="approve"`, `id="reject"`, ">Redeploy<", `href="/audit"`} {
+			if strings.Contains(body, button) {
+				t.Fatalf("viewer sees %s on %s", button, p)
+			}
+		}
+	}
+	if code, _, _ := v.get("/audit"); code != http.StatusForbidden {
+		t.Fatalf("viewer GET /audit: %d, want 403", code)
+	}
+	for _, p := range actionRoutes(x.ID) {
+		if code, body, _ := v.post(p, url.Values{"csrf": {csrf}, "revision": {"r-1"}}); code != http.StatusForbidden {
+			t.Fatalf("viewer POST %s: %d, want 403\n%s", p, code, body)
+		}
+	}
+	// A deployer may act on environments but not decide approvals.
+	dep := d.browserAs(t, "deployer")
+	for _, verb := range []string{"approve", "reject"} {
+		if code, _, _ := dep.post("/executions/"+x.ID+"/"+verb, url.Values{"csrf": {dep.csrf()}}); code != http.StatusForbidden {
+			t.Fatalf("deployer %s: %d, want 403", verb, code)
+		}
+	}
+	if calls := d.calls.list(); len(calls) != 0 {
+		t.Fatalf("refused actions reached the release use cases: %v", calls)
+	}
+	if ap := d.approval(t, x.ID); ap.Status != store.ApprovalPending {
+		t.Fatalf("after refused decisions the approval is %s", ap.Status)
+	}
+	// The refusals are in the audit log, with the viewer's name.
+	entries, _ := d.Store.ListAudit(context.Background(), time.Time{}, 0)
+	refused := 0
+	for _, e := range entries {
+		if e.Actor == "viewer" && e.Via == auth.ViaDashboard && strings.HasPrefix(e.Outcome, "403") {
+			refused++
+		}
+	}
+	if refused != len(actionRoutes(x.ID)) {
+		t.Fatalf("%d refusals of the viewer audited, want %d: %+v", refused, len(actionRoutes(x.ID)), entries)
+	}
+
+	// An approver approves from the approval page; the approver recorded
+	// is the session's identity, whatever the form says.
+	ap := d.browserAs(t, "approver")
+	code, body, _ := ap.get("/executions/" + x.ID + "/approval")
+	if code != http.StatusOK || !strings.Contains(body, `id="approve"`) {
+		t.Fatalf("approver's approval page: %d\n%s", code, body)
+	}
+	if code, _, h := ap.post("/executions/"+x.ID+"/approve", url.Values{"csrf": {ap.csrf()}, "comment": {"looks good"}, "by": {"cto"}}); code != http.StatusSeeOther {
+		t.Fatalf("approve: %d %s", code, h.Get("Location"))
+	}
+	if got := d.approval(t, x.ID); got.Status != store.ApprovalApproved || got.DecidedBy != "approver" || got.Comment != "looks good" {
+		t.Fatalf("approval = %+v", got)
+	}
+}
+
+func TestDashboardLoginLinksAndLogout(t *testing.T) {
+	d := newDashServer(t)
+	ctx := context.Background()
+	owner := auth.Identity{Name: "owner", Role: auth.RoleAdmin}
+	link := func() string {
+		l, err := dashboard.NewLink(ctx, d.Store, owner, strings.TrimPrefix(d.base, "http://"), time.Now().Add(time.Duration(d.skew.Load())))
+		if err != nil || !l.Answering || !strings.HasPrefix(l.URL, d.base+"/login?link=") {
+			t.Fatalf("NewLink = %+v, %v", l, err)
+		}
+		return strings.TrimPrefix(l.URL, d.base)
+	}
+
+	// Used once: a second use, even by the same browser, is refused.
+	first := link()
+	b := d.browser(t)
+	if code, _, h := b.get(first); code != http.StatusSeeOther || h.Get("Location") != "/" {
+		t.Fatalf("first use: %d %s", code, h.Get("Location"))
+	}
+	if code, body, _ := b.get("/audit"); code != http.StatusOK || !strings.Contains(body, "owner") {
+		t.Fatalf("the link's session is the owner's, an admin: %d", code)
+	}
+	if code, body, _ := d.browser(t).get(first); code != http.StatusForbidden || !strings.Contains(body, "used already") {
+		t.Fatalf("second use: %d\n%s", code, body)
+	}
+
+	// Expired: 5 minutes later it opens nothing.
+	late := link()
+	d.skew.Store(int64(5*time.Minute + time.Second))
+	if code, body, h := d.browser(t).get(late); code != http.StatusForbidden || !strings.Contains(body, "expired") || h.Get("Set-Cookie") != "" {
+		t.Fatalf("expired link: %d %q\n%s", code, h.Get("Set-Cookie"), body)
+	}
+	// Within 5 minutes it works.
+	soon := link()
+	d.skew.Add(int64(4 * time.Minute))
+	if code, _, _ := d.browser(t).get(soon); code != http.StatusSeeOther {
+		t.Fatalf("a link 4 minutes old: %d", code)
+	}
+	if code, _, _ := d.browser(t).get("/login?link=cutover-link_" + strings.Repeat("A", 52)); code != http.StatusForbidden {
+		t.Fatalf("an unknown link: %d", code)
+	}
+
+	// Logout ends the session on the server: the old cookie, replayed, opens nothing.
+	d.skew.Store(0)
+	b = d.browserAs(t, "admin")
+	old := b.sessionCookie()
+	if code, _, h := b.post("/logout", url.Values{"csrf": {b.csrf()}}); code != http.StatusSeeOther || h.Get("Location") != "/login" {
+		t.Fatalf("logout: %d %s", code, h.Get("Location"))
+	}
+	replay := d.browser(t)
+	u, _ := url.Parse(d.base)
+	replay.c.Jar.SetCookies(u, []*http.Cookie{old})
+	if code, _, h := replay.get("/"); code != http.StatusSeeOther || h.Get("Location") != "/login" {
+		t.Fatalf("the cookie after logout: %d %s", code, h.Get("Location"))
+	}
+
+	// A session started from a token ends when the token is revoked.
+	b = d.browserAs(t, "deployer")
+	if _, err := auth.RevokeToken(ctx, d.Store, "deployer"); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := b.get("/"); code != http.StatusSeeOther {
+		t.Fatalf("a session of a revoked token: %d", code)
+	}
+}
+
+// An execution's page shows its stages with their JUnit reports, and its
+// log streams over SSE with credentials masked, ending once the
+// execution has finished.
+func TestDashboardExecutionPageAndLiveLog(t *testing.T) {
+	d := newDashServer(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	stages, _ := json.Marshal([]pipeline.StageState{{Name: "test", Status: pipeline.StatusFailed, Started: &now, Finished: &now,
+		Actions: []pipeline.ActionState{{Name: "unit", Kind: "test", Status: pipeline.StatusFailed, Summary: "2 of 5 tests failed",
+			Reports: []pipeline.Suite{{Name: "backend", Tests: 5, Passed: 2, Failed: 2, Skipped: 1,
+				FailedCases: []string{"api.TestPay: want 200, got 500", "api.TestRefund: <script>alert(1)</script>"}}}}}}})
+	x := store.Execution{ID: "x-junit", Project: d.Config.Project, Pipeline: "main", Trigger: store.TriggerManual,
+		Branch: "main", Commit: strings.Repeat("a", 40), Status: store.ExecutionFailed, Stages: stages}
+	if err := d.Store.CreateExecution(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	leak := auth.TokenPrefix + strings.Repeat("Q", 52)
+	if err := d.Store.AppendLog(ctx, x.ID, "unit", []string{"=== RUN TestPay", "token " + leak + " in the output"}); err != nil {
+		t.Fatal(err)
+	}
+	b := d.browserAs(t, "viewer")
+	code, body, _ := b.get("/executions/" + x.ID)
+	for _, want := range []string{"2 passed", "2 failed", "1 skipped", "api.TestPay: want 200, got 500", "&lt;script&gt;alert(1)&lt;/script&gt;", `data-stage="test"`} {
+		if code != http.StatusOK || !strings.Contains(body, want) {
+			t.Fatalf("execution page (%d) lacks %q:\n%s", code, want, body)
+		}
+	}
+	if strings.Contains(body, "<script>alert") {
+		t.Fatal("a failure message was not escaped")
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, d.base+"/live/executions/"+x.ID+"/log", nil)
+	req.Header.Set("Last-Event-ID", "0")
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16)) // the stream ends: the execution has finished
+	stream := string(raw)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" ||
+		!strings.Contains(stream, "id: 1\nevent: log\n") || !strings.Contains(stream, "=== RUN TestPay") ||
+		!strings.Contains(stream, "event: end\ndata: failed") {
+		t.Fatalf("log stream: %d %s\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), stream)
+	}
+	if strings.Contains(stream, leak) {
+		t.Fatalf("the log stream shows a token:\n%s", stream)
+	}
+	// Resuming after line 1 sends only line 2.
+	req.Header.Set("Last-Event-ID", "1")
+	resp2, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ = io.ReadAll(io.LimitReader(resp2.Body, 1<<16))
+	resp2.Body.Close()
+	if strings.Contains(string(raw), "=== RUN") || !strings.Contains(string(raw), "id: 2\n") {
+		t.Fatalf("resumed stream:\n%s", raw)
+	}
+	// Another project's execution is not shown.
+	if err := d.Store.CreateExecution(ctx, store.Execution{ID: "x-other", Project: "other", Pipeline: "main", Trigger: store.TriggerManual}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := b.get("/executions/x-other"); code != http.StatusNotFound {
+		t.Fatalf("another project's execution: %d, want 404", code)
+	}
+}
+
+// A live stream ends with its session: a logout elsewhere closes it.
+func TestDashboardLiveStreamEndsAtLogout(t *testing.T) {
+	d := newDashServer(t)
+	b := d.browserAs(t, "viewer")
+	resp, err := b.c.Get(d.base + "/live/overview")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got := make(chan string, 1)
+	go func() {
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		got <- string(raw)
+	}()
+	time.Sleep(200 * time.Millisecond) // some html events
+	if code, _, _ := b.post("/logout", url.Values{"csrf": {b.csrf()}}); code != http.StatusSeeOther {
+		t.Fatalf("logout: %d", code)
+	}
+	d.skew.Add(int64(6 * time.Second)) // past the stream's next session check
+	select {
+	case stream := <-got:
+		if !strings.Contains(stream, "event: html\n") || !strings.HasSuffix(stream, "event: end\ndata: session ended\n\n") {
+			t.Fatalf("stream:\n%s", stream)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the live stream of a logged-out session goes on")
+	}
+}
