@@ -43,6 +43,9 @@ type Controller struct {
 	Config   *config.Config
 	Env      string
 	Platform Platform
+	// Driven, when set, is the platform instead of Platform: the cloud runs
+	// each deployment and the controller follows it (driven.go).
+	Driven   Driven
 	Store    *store.Store
 	Hooks    hook.Env      // URLs and variables for lifecycle hooks
 	Timeout  time.Duration // how long a new set may take to become healthy (default 5m)
@@ -57,14 +60,15 @@ type Controller struct {
 
 // State is what the driver keeps in Deployment.Data.
 type State struct {
-	OldColor     string    `json:"old_color,omitempty"` // "" on a first deployment
-	NewColor     string    `json:"new_color"`
-	Step         int       `json:"step"`          // traffic shifting step reached
-	PhaseStarted time.Time `json:"phase_started"` // waits end at PhaseStarted + wait, also after a restart
-	Cause        string    `json:"cause,omitempty"`
-	Failed       int       `json:"failed_tasks,omitempty"` // rolling: tasks that failed (circuit breaker)
-	RequestSeq   int64     `json:"request_seq"`            // events after this seq are requests for this deployment
-	Continued    bool      `json:"continued,omitempty"`    // `cutover continue` arrived
+	OldColor     string      `json:"old_color,omitempty"` // "" on a first deployment
+	NewColor     string      `json:"new_color"`
+	Step         int         `json:"step"`          // traffic shifting step reached
+	PhaseStarted time.Time   `json:"phase_started"` // waits end at PhaseStarted + wait, also after a restart
+	Cause        string      `json:"cause,omitempty"`
+	Failed       int         `json:"failed_tasks,omitempty"` // rolling: tasks that failed (circuit breaker)
+	RequestSeq   int64       `json:"request_seq"`            // events after this seq are requests for this deployment
+	Continued    bool        `json:"continued,omitempty"`    // `cutover continue` arrived
+	Cloud        *CloudState `json:"cloud,omitempty"`        // a Driven platform's deployments
 }
 
 // Request kinds, appended to the event log by other commands and read by the driver.
@@ -191,6 +195,9 @@ func (c *Controller) Run(ctx context.Context, d *store.Deployment) error {
 	phase, err := ParsePhase(d.Phase)
 	if err != nil {
 		return err
+	}
+	if c.Driven != nil && !phase.Terminal() {
+		return c.runDriven(ctx, d, &st)
 	}
 	for !phase.Terminal() {
 		c.emit(d, Event{Kind: "phase", Message: c.phaseMessage(phase, st)})
