@@ -48,9 +48,15 @@ func newCtrl(t *testing.T, d deploy.Driven, services []string, envYAML string) *
       codedeploy: { application: bluemed }
       services:
 ` + ecsSvcs.String()
-	if strings.Contains(envYAML, "blue_green") && strings.Contains(envYAML, "native") {
+	switch {
+	case strings.Contains(envYAML, "# ecs-native"):
+		// ECS-native blue/green: the comment "# ecs-native" in envYAML asks for it.
 		yml = strings.Replace(yml, "      codedeploy: { application: bluemed }\n", "      blue_green: ecs\n      role_arn: arn:aws:iam::123456789012:role/ecs-lb\n", 1)
-		yml = strings.Replace(yml, "native", "", 1)
+		for _, name := range services {
+			yml = strings.Replace(yml, "{ service: "+name+" }", "{ service: "+name+", rule: "+stubRule+", target_groups: { blue: "+stubTGBlue+", green: "+stubTGGreen+" } }", 1)
+		}
+	case !strings.Contains(envYAML, "blue_green"):
+		yml = strings.Replace(yml, "      codedeploy: { application: bluemed }\n", "", 1)
 	}
 	cfg, err := config.Parse("cutover.yaml", []byte(yml))
 	if err != nil {
