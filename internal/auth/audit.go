@@ -20,6 +20,7 @@ const (
 	ActionRollback    = "rollback"
 	ActionStop        = "stop"
 	ActionContinue    = "continue"
+	ActionPromote     = "promote"
 	ActionRetry       = "retry"
 	ActionTokenCreate = "token create"
 	ActionTokenRevoke = "token revoke"

@@ -18,7 +18,7 @@ import (
 var auditedCommands = map[string]string{
 	"run": auth.ActionTrigger, "retry": auth.ActionRetry, "approve": auth.ActionApprove, "reject": auth.ActionReject,
 	"cancel": auth.ActionCancel, "deploy": auth.ActionDeploy, "rollback": auth.ActionRollback,
-	"stop": auth.ActionStop, "continue": auth.ActionContinue,
+	"stop": auth.ActionStop, "continue": auth.ActionContinue, "promote": auth.ActionPromote,
 }
 
 // auditCommands makes each audited command record, when it ends, who ran

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/release"
 )
 
 // completionLimit is how many recent executions `cutover __complete` offers.
@@ -87,8 +88,8 @@ func executionIDs(ctx context.Context, g *globals) []string {
 		return nil
 	}
 	var out []string
-	_ = withStore(ctx, g, func(s *session) error {
-		list, err := s.store.ListExecutions(ctx, s.cfg.Project, completionLimit)
+	_ = withManager(ctx, g, func(m *release.Manager) error {
+		list, err := m.Store.ListExecutions(ctx, m.Config.Project, completionLimit)
 		if err != nil {
 			return err
 		}

@@ -1,17 +1,13 @@
 package cli
 
 import (
-	"context"
+	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"time"
 
-	"github.com/cutoverdev/cutover/internal/config"
-	"github.com/cutoverdev/cutover/internal/deploy"
-	"github.com/cutoverdev/cutover/internal/hook"
-	"github.com/cutoverdev/cutover/internal/platform/local"
+	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/cutoverdev/cutover/internal/store"
 	"github.com/spf13/cobra"
 )
@@ -37,41 +33,12 @@ func newDeployCmd(g *globals) *cobra.Command {
 			"in each service's task definition.",
 		Args: exactArgs(1, "ENV"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			overrides, err := parseImageFlags(c.images)
+			images, err := parseImageFlags(c.images)
 			if err != nil {
 				return err
 			}
-			if onECS(g, args[0]) {
-				return deployECS(cmd.Context(), g, args[0], overrides, c.wait, c.timeout, c.diff)
-			}
-			if c.diff {
-				return usageError{fmt.Sprintf("--diff shows task definition changes on platform ecs; environment %s is on platform local", args[0])}
-			}
-			return withController(cmd.Context(), g, args[0], "cutover deploy", c.wait, c.timeout, func(ctx context.Context, s *session, ctrl *deploy.Controller) error {
-				for name := range overrides {
-					if _, ok := s.cfg.Services[name]; !ok {
-						return usageError{fmt.Sprintf("--image %s=...: no service named %q in %s (services: %s)", name, name, g.file, strings.Join(s.cfg.ServiceNames(), ", "))}
-					}
-				}
-				if err := local.CheckPorts(ctx, s.proxy, s.cfg, ctrl.Env); err != nil {
-					return err
-				}
-				images, err := local.BuildImages(ctx, s.rt, s.cfg, local.NewBuildID(time.Now()), overrides, g.stderr)
-				if err != nil {
-					return err
-				}
-				source := workingTreeSource(ctx, s.cfg.Dir())
-				if len(overrides) == len(s.cfg.Services) {
-					source = "images"
-				}
-				rev := local.NewRevision(s.cfg, args[0], images, source)
-				if err := s.store.CreateRevision(ctx, rev); err != nil {
-					return err
-				}
-				d, err := ctrl.Deploy(ctx, rev)
-				if err == nil && d.Status == store.DeploymentSucceeded {
-					retain(ctx, g, s)
-				}
+			return withManager(cmd.Context(), g, func(m *release.Manager) error {
+				d, err := m.Deploy(cmd.Context(), args[0], release.DeployOptions{Images: images, Wait: c.wait, Timeout: c.timeout, Diff: c.diff})
 				return reportDeployment(g, d, err)
 			})
 		},
@@ -95,96 +62,82 @@ func parseImageFlags(flags []string) (map[string]string, error) {
 	return out, nil
 }
 
-// withController opens the environment, takes its lease, reconciles a
-// deployment left behind by a killed controller, and runs fn.
-func withController(ctx context.Context, g *globals, env, command string, wait bool, timeout time.Duration, fn func(context.Context, *session, *deploy.Controller) error) error {
-	s, err := openSession(ctx, g, env, true)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	if p := s.cfg.Environments[env].Platform; p != config.PlatformLocal {
-		return fmt.Errorf("%s: environments.%s.platform %q: deployments on %s are not available yet (use platform: local)", g.file, env, p, p)
-	}
-	lctx, release, err := deploy.Lock(ctx, s.store, s.cfg.Project, env, command, wait)
-	if err != nil {
-		return err
-	}
-	defer release()
-	ctrl := s.controller(g, env, timeout)
-	if d, err := ctrl.Reconcile(lctx, false); err != nil {
-		return fmt.Errorf("reconciling the deployment left by a stopped cutover: %w", err)
-	} else if d != nil {
-		fmt.Fprintf(g.stderr, "reconciled deployment %s: %s (%s)\n", d.ID, d.Status, d.Reason)
-	}
-	return fn(lctx, s, ctrl)
-}
-
-// reconcileOrphan finishes or rolls back a deployment whose controller
-// died, if there is one and nobody holds the lease: any command that looks
-// at an environment leaves it consistent.
-func reconcileOrphan(ctx context.Context, g *globals, s *session, env string) error {
-	if _, err := s.store.ActiveDeployment(ctx, s.cfg.Project, env); err != nil || isECS(s.cfg, env) {
-		return nil // ECS deployments are driven by AWS, not reconciled here
-	}
-	if _, err := s.proxy.Ping(ctx); err != nil {
-		return nil // nothing routes: reconcile when a command that starts the proxy runs
-	}
-	lctx, release, err := deploy.Lock(ctx, s.store, s.cfg.Project, env, "cutover status", false)
-	if err != nil {
-		return nil // a live controller drives it
-	}
-	defer release()
-	d, err := s.controller(g, env, 5*time.Minute).Reconcile(lctx, false)
-	if err == nil && d != nil {
-		fmt.Fprintf(g.stderr, "reconciled deployment %s: %s (%s)\n", d.ID, d.Status, d.Reason)
-	}
-	return err
-}
-
-func (s *session) controller(g *globals, env string, timeout time.Duration) *deploy.Controller {
-	e := s.cfg.Environments[env]
-	log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	p := newProgress(g)
-	return &deploy.Controller{
-		Config:   s.cfg,
-		Env:      env,
-		Platform: &local.Platform{Config: s.cfg, Env: env, Runtime: s.rt, Proxy: s.proxy, Log: log},
-		Store:    s.store,
-		Hooks: hook.Env{
-			TestURL:       e.Listen.TestURL(),
-			ProductionURL: e.Listen.ProductionURL(),
-			Dir:           s.cfg.Dir(),
-			Vars:          map[string]string{"CUTOVER_PROJECT": s.cfg.Project, "CUTOVER_ENVIRONMENT": env},
-		},
-		Timeout:  timeout,
-		Progress: p.event,
-		Log:      log,
-		Owner:    whoAmI(),
-	}
-}
-
-// deploymentFailed is returned so the exit code is 1 when a deployment did not succeed.
-type deploymentFailed struct{ d store.Deployment }
-
-func (e deploymentFailed) Error() string {
-	return fmt.Sprintf("deployment %s %s: %s", e.d.ID, strings.ReplaceAll(e.d.Status, "_", " "), e.d.Reason)
-}
-
+// reportDeployment prints a deployment that ran; the exit code is 1 when
+// it did not succeed (a release.DeploymentFailed error).
 func reportDeployment(g *globals, d store.Deployment, err error) error {
-	if err != nil {
+	var failed release.DeploymentFailed
+	if err != nil && !errors.As(err, &failed) {
 		return err
 	}
-	if err := g.printResult(d, func(w io.Writer) {
+	if perr := g.printResult(d, func(w io.Writer) {
 		fmt.Fprintf(w, "deployment %s: %s (revision %s, %d%% of traffic on it)\n", d.ID, d.Status, d.Revision, d.TrafficPercent)
 		if d.Reason != "" {
 			fmt.Fprintf(w, "  reason: %s\n", d.Reason)
 		}
-	}); err != nil {
-		return err
+	}); perr != nil {
+		return perr
 	}
-	if d.Status != store.DeploymentSucceeded {
-		return deploymentFailed{d}
+	return err
+}
+
+type upCmd struct {
+	timeout time.Duration
+	wait    bool
+}
+
+func newUpCmd(g *globals) *cobra.Command {
+	c := &upCmd{}
+	cmd := &cobra.Command{
+		Use:   "up ENV",
+		Short: "Build the services, start them behind the load balancer and wait until healthy",
+		Long: "Builds every service's image from the working tree, starts the proxy if it is not running,\n" +
+			"starts the tasks beside any running ones, waits until the load balancer reports them healthy,\n" +
+			"moves all traffic to them at once, removes the old tasks, and prints the URLs.\n" +
+			"It is a blue/green deployment without hooks, shifting steps or waits: `cutover deploy` runs the\n" +
+			"environment's own strategy.",
+		Args: exactArgs(1, "ENV"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withManager(cmd.Context(), g, func(m *release.Manager) error {
+				res, err := m.Up(cmd.Context(), args[0], release.UpOptions{Wait: c.wait, Timeout: c.timeout})
+				if err != nil {
+					return err
+				}
+				return g.printResult(res, func(w io.Writer) {
+					fmt.Fprintf(w, "%s/%s is up: revision %s\n  production: %s\n  test:       %s\n", res.Project, res.Environment, res.Revision, res.URL, res.TestURL)
+				})
+			})
+		},
 	}
-	return nil
+	cmd.Flags().DurationVar(&c.timeout, "timeout", 2*time.Minute, "how long new tasks may take to become healthy")
+	cmd.Flags().BoolVar(&c.wait, "wait", false, "wait for a deployment already running in the environment instead of failing")
+	return cmd
+}
+
+func newDownCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "down ENV",
+		Short: "Remove the environment's containers and routes",
+		Args:  exactArgs(1, "ENV"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withManager(cmd.Context(), g, func(m *release.Manager) error {
+				res, err := m.Down(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return g.print(res, func(w io.Writer) {
+					fmt.Fprintf(w, "%s/%s is down: removed %d tasks and its routes\n", res.Project, res.Environment, res.RemovedTasks)
+				})
+			})
+		},
+	}
+}
+
+// exactArgs is cobra.ExactArgs with a message that names the missing argument.
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Sprintf("%s needs %s (got %d arguments; see `%s --help`)", cmd.CommandPath(), names, len(args), cmd.CommandPath())}
+		}
+		return nil
+	}
 }

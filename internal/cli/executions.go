@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/cutoverdev/cutover/internal/auth"
 	"github.com/cutoverdev/cutover/internal/pipeline"
+	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/cutoverdev/cutover/internal/store"
 	"github.com/spf13/cobra"
 )
@@ -26,16 +26,6 @@ func printStages(w io.Writer, e store.Execution) {
 	}
 }
 
-// withStore opens cutover.yaml's project and the store, without Docker or the proxy.
-func withStore(ctx context.Context, g *globals, fn func(s *session) error) error {
-	s, err := openSession(ctx, g, "", false)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	return fn(s)
-}
-
 func newExecutionsCmd(g *globals) *cobra.Command {
 	var limit int
 	cmd := &cobra.Command{
@@ -43,9 +33,9 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 		Short: "List pipeline executions, or show one with its stages and actions",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd.Context(), g, func(s *session) error {
+			return withManager(cmd.Context(), g, func(m *release.Manager) error {
 				if len(args) == 1 {
-					e, err := s.store.GetExecution(cmd.Context(), args[0])
+					e, err := m.Store.GetExecution(cmd.Context(), args[0])
 					if err != nil {
 						return err
 					}
@@ -54,7 +44,7 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 						printStages(w, e)
 					})
 				}
-				list, err := s.store.ListExecutions(cmd.Context(), s.cfg.Project, limit)
+				list, err := m.Store.ListExecutions(cmd.Context(), m.Config.Project, limit)
 				if err != nil {
 					return err
 				}
@@ -87,13 +77,13 @@ func newLogsCmd(g *globals) *cobra.Command {
 		Args:  exactArgs(1, "EXECUTION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			return withStore(ctx, g, func(s *session) error {
-				if _, err := s.store.GetExecution(ctx, args[0]); err != nil {
+			return withManager(ctx, g, func(m *release.Manager) error {
+				if _, err := m.Store.GetExecution(ctx, args[0]); err != nil {
 					return err
 				}
 				var after int64
 				for {
-					lines, err := s.store.ListLogs(ctx, args[0], action, after, 1000)
+					lines, err := m.Store.ListLogs(ctx, args[0], action, after, 1000)
 					if err != nil {
 						return err
 					}
@@ -111,12 +101,12 @@ func newLogsCmd(g *globals) *cobra.Command {
 					if !follow {
 						return nil
 					}
-					e, err := s.store.GetExecution(ctx, args[0])
+					e, err := m.Store.GetExecution(ctx, args[0])
 					if err != nil {
 						return err
 					}
-					if isFinished(e.Status) {
-						if more, _ := s.store.ListLogs(ctx, args[0], action, after, 1); len(more) == 0 {
+					if !store.ExecutionActive(e.Status) {
+						if more, _ := m.Store.ListLogs(ctx, args[0], action, after, 1); len(more) == 0 {
 							return nil
 						}
 						continue
@@ -135,14 +125,6 @@ func newLogsCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func isFinished(status string) bool {
-	switch status {
-	case "succeeded", "failed", "cancelled", "superseded":
-		return true
-	}
-	return false
-}
-
 func newDecideCmd(g *globals, approve bool) *cobra.Command {
 	var comment string
 	use := map[bool]string{true: "approve", false: "reject"}[approve]
@@ -151,9 +133,12 @@ func newDecideCmd(g *globals, approve bool) *cobra.Command {
 		Short: map[bool]string{true: "Approve the deployment an execution waits for", false: "Reject the deployment an execution waits for (the execution fails)"}[approve],
 		Args:  exactArgs(1, "EXECUTION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			return withStore(ctx, g, func(s *session) error {
-				a, err := pipeline.Decide(ctx, s.store, s.cfg, auth.LocalUser(), args[0], approve, comment)
+			return withManager(cmd.Context(), g, func(m *release.Manager) error {
+				decide := (*release.Manager).Reject
+				if approve {
+					decide = (*release.Manager).Approve
+				}
+				a, err := decide(m, cmd.Context(), args[0], release.Decision{Who: auth.LocalUser(), Comment: comment})
 				if err != nil {
 					return err
 				}
@@ -173,9 +158,8 @@ func newCancelCmd(g *globals) *cobra.Command {
 		Short: "Cancel a running or waiting execution (running commands are stopped, integration torn down)",
 		Args:  exactArgs(1, "EXECUTION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			return withStore(ctx, g, func(s *session) error {
-				e, err := pipeline.RequestCancel(ctx, s.store, args[0], whoAmI())
+			return withManager(cmd.Context(), g, func(m *release.Manager) error {
+				e, err := m.Cancel(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}
@@ -194,30 +178,13 @@ func newRetryCmd(g *globals) *cobra.Command {
 		Short: "Run an execution's commit again, from its first stage or from --stage",
 		Args:  exactArgs(1, "EXECUTION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			s, err := openSession(ctx, g, "", true)
-			if err != nil {
-				return err
-			}
-			defer s.close()
-			old, err := s.store.GetExecution(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			t, err := pipeline.RetryTrigger(old, stage)
-			if err != nil {
-				return err
-			}
-			eng, stop, err := s.engine(ctx, g)
-			if err != nil {
-				return err
-			}
-			defer stop()
-			exec, err := eng.Run(ctx, t)
-			if err != nil {
-				return err
-			}
-			return reportExecution(g, exec)
+			return withManager(cmd.Context(), g, func(m *release.Manager) error {
+				exec, err := m.Retry(cmd.Context(), args[0], release.RetryOptions{Stage: stage, Output: g.pipelineOutput()})
+				if err != nil {
+					return err
+				}
+				return reportExecution(g, exec)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&stage, "stage", "", "start from this stage, reusing the images earlier stages built")

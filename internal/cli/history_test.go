@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/auth"
+	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/cutoverdev/cutover/internal/store"
-	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
 // storeWithADeployment writes a cutover.yaml and a store holding one finished
@@ -38,7 +38,7 @@ func storeWithADeployment(t *testing.T) (dir, home string) {
 		t.Fatal(err)
 	}
 	d := store.Deployment{ID: "d-1", Project: "shop", Environment: "production", Revision: "r-1", Strategy: "blue_green",
-		Phase: "starting", Owner: whoAmI(), CreatedAt: started}
+		Phase: "starting", Owner: release.LocalActor(), CreatedAt: started}
 	if err := st.CreateDeployment(ctx, d); err != nil {
 		t.Fatal(err)
 	}
@@ -83,25 +83,6 @@ func TestHistoryAndStatusWithEngineDown(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
 		}
-	}
-}
-
-// TestWorkingTreeSourceNamesTheCommit: a revision built from a git checkout
-// names its commit, and says so when files were changed since.
-func TestWorkingTreeSourceNamesTheCommit(t *testing.T) {
-	ctx := context.Background()
-	if got := workingTreeSource(ctx, t.TempDir()); got != "working tree" {
-		t.Errorf("outside git: %q", got)
-	}
-	dir, commit := testenv.GitRepo(t, "main", map[string]string{"cutover.yaml": "a\n"})
-	if got := workingTreeSource(ctx, dir); got != "commit "+commit[:12] {
-		t.Errorf("clean checkout: %q, want commit %s", got, commit[:12])
-	}
-	if err := os.WriteFile(filepath.Join(dir, "cutover.yaml"), []byte("b\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if got := workingTreeSource(ctx, dir); got != "commit "+commit[:12]+" + uncommitted changes" {
-		t.Errorf("changed checkout: %q", got)
 	}
 }
 

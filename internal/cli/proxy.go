@@ -3,10 +3,9 @@ package cli
 import (
 	"fmt"
 	"io"
-	"os"
 	"time"
 
-	"github.com/cutoverdev/cutover/internal/proxy"
+	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/spf13/cobra"
 )
 
@@ -25,11 +24,7 @@ func newProxyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			exe, err := os.Executable()
-			if err != nil {
-				return err
-			}
-			return proxy.Keep(cmd.Context(), home, exe, []string{"proxy", "run", "--home", home}, proxy.KeepOptions{})
+			return release.KeepProxy(cmd.Context(), home)
 		},
 	}
 	run := &cobra.Command{
@@ -41,7 +36,7 @@ func newProxyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return proxy.Run(cmd.Context(), home, proxy.RunOptions{Version: Version})
+			return release.RunProxy(cmd.Context(), home, Version)
 		},
 	}
 	start := &cobra.Command{
@@ -53,11 +48,7 @@ func newProxyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := startProxy(cmd.Context(), home)
-			if err != nil {
-				return err
-			}
-			h, err := c.Ping(cmd.Context())
+			h, err := release.EnsureProxy(cmd.Context(), home)
 			if err != nil {
 				return err
 			}
@@ -74,7 +65,7 @@ func newProxyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := proxy.Stop(cmd.Context(), home, grace); err != nil {
+			if err := release.StopProxy(cmd.Context(), home, grace); err != nil {
 				return err
 			}
 			return g.print(map[string]bool{"stopped": true}, func(w io.Writer) { fmt.Fprintln(w, "proxy stopped") })
@@ -90,34 +81,18 @@ func newProxyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c := proxy.NewClient(home)
-			h, err := c.Ping(cmd.Context())
+			res, err := release.GetProxyStatus(cmd.Context(), home)
 			if err != nil {
 				return err
 			}
-			targets, err := c.Targets(cmd.Context())
-			if err != nil {
-				return err
-			}
-			res := struct {
-				Proxy   proxy.Health         `json:"proxy"`
-				Targets []proxy.TargetStatus `json:"targets"`
-			}{h, targets}
 			return g.print(res, func(w io.Writer) {
-				fmt.Fprintf(w, "proxy running (pid %d)\n", h.PID)
-				for _, t := range targets {
-					fmt.Fprintf(w, "  %-32s %-14s %-21s %s\n", t.Group, shortTaskID(t.ID), t.Addr, t.State)
+				fmt.Fprintf(w, "proxy running (pid %d)\n", res.Proxy.PID)
+				for _, t := range res.Targets {
+					fmt.Fprintf(w, "  %-32s %-14s %-21s %s\n", t.Group, shortID(t.ID), t.Addr, t.State)
 				}
 			})
 		},
 	}
 	cmd.AddCommand(run, keep, start, stop, status)
 	return cmd
-}
-
-func shortTaskID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

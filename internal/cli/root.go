@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/cutoverdev/cutover/internal/deploy"
 	"github.com/spf13/cobra"
 )
 
@@ -96,8 +95,7 @@ func newRoot(g *globals) *cobra.Command {
 		newVersionCmd(g), newValidateCmd(g), newSchemaCmd(g), newInitCmd(g),
 		newUpCmd(g), newDownCmd(g), newStatusCmd(g), newProxyCmd(g),
 		newDeployCmd(g), newRollbackCmd(g), newHistoryCmd(g), newPruneCmd(g), newDoctorCmd(g),
-		newRequestCmd(g, "stop", "Stop the running deployment and roll it back", deploy.RequestStop, true),
-		newRequestCmd(g, "continue", "Let a deployment waiting for approval shift production traffic", deploy.RequestContinue, false),
+		newStopCmd(g), newContinueCmd(g), newPromoteCmd(g),
 		newRunCmd(g), newExecutionsCmd(g), newLogsCmd(g), newDecideCmd(g, true), newDecideCmd(g, false),
 		newCancelCmd(g), newRetryCmd(g), newServeCmd(g),
 		newExportCmd(g), newTokenCmd(g), newAuditCmd(g), newManCmd(g),

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/cutoverdev/cutover/internal/server"
 	"github.com/cutoverdev/cutover/internal/webhook"
 	"github.com/spf13/cobra"
@@ -44,32 +45,32 @@ func newServeCmd(g *globals) *cobra.Command {
 			if err := server.CheckExposure(c.addr, c.tlsCert, c.tlsKey, c.behindProxy); err != nil {
 				return usageError{strings.TrimPrefix(err.Error(), "cutover serve: ")}
 			}
-			s, err := openSession(ctx, g, "", true)
+			m, err := g.manager(ctx)
 			if err != nil {
 				return err
 			}
-			defer s.close()
-			repo, configPath, err := repoOf(ctx, g)
+			defer m.Close()
+			repo, configPath, err := release.RepoOf(ctx, g.file)
 			if err != nil {
 				return err
 			}
 			log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-			if tokens, err := s.store.ListTokens(ctx, false); err == nil && len(tokens) == 0 {
+			m.Log = log
+			if tokens, err := m.Store.ListTokens(ctx, false); err == nil && len(tokens) == 0 {
 				log.Warn("no API tokens yet: every /v1 call except /v1/health is refused; create one with `cutover token create NAME --role viewer|deployer|approver|admin`")
 			}
-			eng, stop, err := s.engine(ctx, g)
+			eng, stop, err := m.Engine(ctx, g.pipelineOutput())
 			if err != nil {
 				return err
 			}
 			defer stop()
-			eng.Log = log
 			srv := &server.Server{
-				Config: s.cfg, Store: s.store, Engine: eng, Addr: c.addr, Repo: repo, ConfigPath: configPath,
+				Config: m.Config, Store: m.Store, Engine: eng, Releases: m, Addr: c.addr, Repo: repo, ConfigPath: configPath,
 				Grace: c.grace, Log: log,
 				PublicHosts: c.publicHosts, TLSCert: c.tlsCert, TLSKey: c.tlsKey, BehindProxy: c.behindProxy,
 				OnStart: func(ctx context.Context) {
-					for _, env := range s.cfg.EnvironmentNames() {
-						if err := reconcileOrphan(ctx, g, s, env); err != nil {
+					for _, env := range m.Config.EnvironmentNames() {
+						if err := m.Reconcile(ctx, env); err != nil {
 							log.Warn("reconciling", "environment", env, "err", err)
 						}
 					}
@@ -83,23 +84,7 @@ func newServeCmd(g *globals) *cobra.Command {
 			})
 			// Supervise the data plane: if the proxy process dies, start it
 			// again; it serves its persisted routes at once.
-			go func() {
-				t := time.NewTicker(2 * time.Second)
-				defer t.Stop()
-				for {
-					select {
-					case <-ctx.Done():
-						return
-					case <-t.C:
-						if _, err := s.proxy.Ping(ctx); err != nil && ctx.Err() == nil {
-							log.Warn("the proxy does not answer: starting it again", "err", err)
-							if _, err := startProxy(ctx, s.home); err != nil {
-								log.Error("restarting the proxy", "err", err)
-							}
-						}
-					}
-				}
-			}()
+			go m.SuperviseProxy(ctx, 2*time.Second)
 			go func() {
 				<-srv.Ready()
 				fmt.Fprintf(g.stderr, "cutover serve: API and webhooks on %s://%s (repository %s, %s)\n", map[bool]string{true: "https", false: "http"}[c.tlsCert != ""], srv.Address(), repo, filepath.ToSlash(configPath))

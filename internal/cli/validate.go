@@ -32,7 +32,7 @@ func newValidateCmd(g *globals) *cobra.Command {
 				Project      string   `json:"project"`
 				Services     []string `json:"services"`
 				Environments []string `json:"environments"`
-			}{true, g.file, cfg.Project, cfg.ServiceNames(), sortedKeys(cfg.Environments)}
+			}{true, g.file, cfg.Project, cfg.ServiceNames(), cfg.EnvironmentNames()}
 			return g.print(res, func(w io.Writer) {
 				fmt.Fprintf(w, "%s is valid: project %s, %d services, %d environments\n", g.file, cfg.Project, len(res.Services), len(res.Environments))
 			})

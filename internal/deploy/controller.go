@@ -60,15 +60,19 @@ type Controller struct {
 
 // State is what the driver keeps in Deployment.Data.
 type State struct {
-	OldColor     string      `json:"old_color,omitempty"` // "" on a first deployment
-	NewColor     string      `json:"new_color"`
-	Step         int         `json:"step"`          // traffic shifting step reached
-	PhaseStarted time.Time   `json:"phase_started"` // waits end at PhaseStarted + wait, also after a restart
-	Cause        string      `json:"cause,omitempty"`
-	Failed       int         `json:"failed_tasks,omitempty"` // rolling: tasks that failed (circuit breaker)
-	RequestSeq   int64       `json:"request_seq"`            // events after this seq are requests for this deployment
-	Continued    bool        `json:"continued,omitempty"`    // `cutover continue` arrived
-	Cloud        *CloudState `json:"cloud,omitempty"`        // a Driven platform's deployments
+	OldColor     string    `json:"old_color,omitempty"` // "" on a first deployment
+	NewColor     string    `json:"new_color"`
+	Step         int       `json:"step"`          // traffic shifting step reached
+	PhaseStarted time.Time `json:"phase_started"` // waits end at PhaseStarted + wait, also after a restart
+	Cause        string    `json:"cause,omitempty"`
+	Failed       int       `json:"failed_tasks,omitempty"` // rolling: tasks that failed (circuit breaker)
+	RequestSeq   int64     `json:"request_seq"`            // events after this seq are requests for this deployment
+	Continued    bool      `json:"continued,omitempty"`    // `cutover continue` arrived
+	Promoted     bool      `json:"promoted,omitempty"`     // `cutover promote` arrived: remaining steps and waits are skipped
+	// Alarms are the alarm states as last evaluated (saved every few
+	// seconds while alarms are watched), for status readers in other processes.
+	Alarms []alarm.Status `json:"alarms,omitempty"`
+	Cloud  *CloudState    `json:"cloud,omitempty"` // a Driven platform's deployments
 }
 
 // Request kinds, appended to the event log by other commands and read by the driver.
@@ -76,6 +80,11 @@ const (
 	RequestContinue = "request.continue"
 	RequestStop     = "request.stop"
 	RequestRollback = "request.rollback"
+	// RequestPromote skips the remaining traffic steps and waits (ready
+	// wait, step waits, bake, termination wait): all production traffic
+	// moves to the new set at once and the deployment finishes. The new
+	// set must still become healthy.
+	RequestPromote = "request.promote"
 )
 
 // failure is a phase's unhappy ending: the outcome and its evidence.

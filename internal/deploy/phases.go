@@ -175,6 +175,9 @@ func (c *Controller) shift(ctx context.Context, d *store.Deployment, st *State) 
 	}
 	for i := st.Step; i < len(steps); i++ {
 		step := steps[i]
+		if st.Promoted {
+			i, step = len(steps)-1, config.TrafficStep{Percent: 100}
+		}
 		if f := c.route(ctx, d, st, st.oldPercentRouting(step.Percent, st.NewColor)); f != nil {
 			return f
 		}

@@ -22,7 +22,7 @@ type waitFor struct {
 // wait ticks until w.until (or its early end), watching requests, the new
 // set's tasks and the alarms. It returns nil when the wait ended well.
 func (c *Controller) wait(ctx context.Context, d *store.Deployment, st *State, w waitFor) *failure {
-	var lastEmit, lastLook time.Time
+	var lastEmit, lastLook, lastSave time.Time
 	var h SetHealth
 	var statuses []alarm.Status
 	for {
@@ -33,6 +33,9 @@ func (c *Controller) wait(ctx context.Context, d *store.Deployment, st *State, w
 		}
 		if w.untilContinue && st.Continued {
 			return nil
+		}
+		if st.Promoted && !w.untilHealthy {
+			return nil // promoted: no wait but for health
 		}
 		now := time.Now()
 		if now.Sub(lastLook) >= c.lookEvery() {
@@ -65,6 +68,12 @@ func (c *Controller) wait(ctx context.Context, d *store.Deployment, st *State, w
 				if s, firing := c.alarms.Firing(); firing {
 					return fail(Alarmed, s, "%s", s.Reason())
 				}
+				if st.Alarms = statuses; now.Sub(lastSave) >= alarmSaveEvery {
+					lastSave = now
+					if err := c.save(ctx, d, *st); err != nil {
+						return fail(Failed, nil, "%v", err)
+					}
+				}
 			}
 		}
 		if !now.Before(w.until) {
@@ -86,6 +95,9 @@ func (c *Controller) wait(ctx context.Context, d *store.Deployment, st *State, w
 	}
 }
 
+// alarmSaveEvery is how often a wait that watches alarms saves their states.
+const alarmSaveEvery = 5 * time.Second
+
 // lookEvery is how often waits read health and metrics: every tenth tick.
 func (c *Controller) lookEvery() time.Duration { return 10 * c.Tick }
 
@@ -102,6 +114,9 @@ func (c *Controller) pollRequests(ctx context.Context, d *store.Deployment, st *
 		case RequestContinue:
 			st.Continued = true
 			c.emit(d, Event{Kind: "request", Message: "continue requested" + by(e)})
+		case RequestPromote:
+			st.Continued, st.Promoted = true, true
+			c.emit(d, Event{Kind: "request", Message: "promote requested: remaining steps and waits skipped" + by(e)})
 		case RequestStop:
 			return fail(Stopped, nil, "stopped by `cutover stop`%s", by(e))
 		case RequestRollback:

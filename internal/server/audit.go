@@ -10,6 +10,7 @@ import (
 
 	"github.com/cutoverdev/cutover/internal/auth"
 	"github.com/cutoverdev/cutover/internal/pipeline"
+	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -79,8 +80,9 @@ func nonNil[T any](list []T) []T {
 	return list
 }
 
-// decide approves or rejects as the caller's token: pipeline.Decide applies
-// the environment's approval rules; a "by" in the body is ignored.
+// decide approves or rejects as the caller's token: release.Manager's
+// Approve and Reject apply the environment's approval rules (in one place,
+// for the CLI too); a "by" in the body is ignored.
 func (s *Server) decide(approve bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req struct{ Comment string }
@@ -88,7 +90,12 @@ func (s *Server) decide(approve bool) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, errors.New(`body must be JSON: {"comment": "why (optional)"}`))
 			return
 		}
-		a, err := pipeline.Decide(r.Context(), s.Store, s.Config, identity(r), r.PathValue("id"), approve, req.Comment)
+		m, decision := s.releases(r), release.Decision{Who: identity(r), Comment: req.Comment}
+		decide := m.Reject
+		if approve {
+			decide = m.Approve
+		}
+		a, err := decide(r.Context(), r.PathValue("id"), decision)
 		switch {
 		case errors.Is(err, pipeline.ErrNotAllowed):
 			writeError(w, http.StatusForbidden, err)

@@ -40,6 +40,7 @@ var routePolicies = map[string]routePolicy{
 	"POST /v1/environments/{env}/stop":     {role: auth.RoleDeployer, action: auth.ActionStop},
 	"POST /v1/environments/{env}/continue": {role: auth.RoleDeployer, action: auth.ActionContinue},
 	"POST /v1/environments/{env}/rollback": {role: auth.RoleDeployer, action: auth.ActionRollback},
+	"POST /v1/environments/{env}/promote":  {role: auth.RoleDeployer, action: auth.ActionPromote},
 	"GET /v1/audit":                        {role: auth.RoleAdmin},
 	"GET /v1/tokens":                       {role: auth.RoleAdmin},
 	"POST /v1/tokens":                      {role: auth.RoleAdmin, action: auth.ActionTokenCreate},

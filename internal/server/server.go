@@ -29,15 +29,20 @@ import (
 
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/pipeline"
+	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/cutoverdev/cutover/internal/source"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
 // Server is the daemon. Set the fields, then call Run once.
 type Server struct {
-	Config     *config.Config
-	Store      *store.Store
-	Engine     *pipeline.Engine
+	Config *config.Config
+	Store  *store.Store
+	Engine *pipeline.Engine
+	// Releases are the release use cases (deploy, roll back, stop, approve,
+	// ...) the API calls, acting as the caller's token; nil: a Manager of
+	// Config and Store.
+	Releases   *release.Manager
 	Addr       string // API and webhooks, e.g. 127.0.0.1:8790
 	Repo       string // the git repository executions check out
 	ConfigPath string // cutover.yaml inside it
@@ -187,7 +192,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/executions/{id}/approve", s.decide(true))
 	mux.HandleFunc("POST /v1/executions/{id}/reject", s.decide(false))
 	mux.HandleFunc("POST /v1/executions/{id}/cancel", func(w http.ResponseWriter, r *http.Request) {
-		x, err := pipeline.RequestCancel(r.Context(), s.Store, r.PathValue("id"), identity(r).Name+" (api)")
+		x, err := s.releases(r).Cancel(r.Context(), r.PathValue("id"))
 		if errors.Is(err, store.ErrNotFound) {
 			writeError(w, http.StatusNotFound, err)
 			return
@@ -199,6 +204,17 @@ func (s *Server) routes() http.Handler {
 	})
 	s.adminRoutes(mux)
 	return s.guard(mux)
+}
+
+// releases is the release use cases acting as the request's caller.
+func (s *Server) releases(r *http.Request) *release.Manager {
+	s.mu.Lock()
+	if s.Releases == nil {
+		s.Releases = &release.Manager{Config: s.Config, Store: s.Store, Log: s.Log}
+	}
+	m := s.Releases
+	s.mu.Unlock()
+	return m.As(identity(r).Name + " (api)")
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -1,4 +1,4 @@
-package cli
+package release
 
 // Images of an ecs environment go through ECR: one repository per service,
 // pushed by the build id and deployed by digest once the scan passes.

@@ -1,7 +1,7 @@
-package cli
+package release
 
 // Environments on platform ecs: deploy, stop and status through
-// internal/platform/ecs. ECS and CodeDeploy run the deployment; cutover
+// internal/platform/ecs (moved from internal/cli as it was). ECS and CodeDeploy run the deployment; cutover
 // records the revision and the outcome so `cutover history` shows it.
 
 import (
@@ -10,9 +10,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"path/filepath"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,46 +33,31 @@ import (
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
-// onECS says whether env is an ecs environment of the file; a file that does
-// not load is left to the command's usual path to report.
-func onECS(g *globals, env string) bool {
-	cfg, err := config.Load(g.file)
-	return err == nil && isECS(cfg, env)
-}
-
 func isECS(cfg *config.Config, env string) bool {
 	e := cfg.Environments[env]
 	return e != nil && e.Platform == config.PlatformECS
 }
 
-// ecsSession is what an ecs command needs: no Docker, no local proxy.
+// ecsSession is what an ecs use case needs: no Docker, no local proxy.
 type ecsSession struct {
-	cfg   *config.Config
+	m     *Manager
+	cfg   *config.Config // a copy: fromStack completes the environment's ecs section in it
 	env   string
 	store *store.Store
 	diff  bool // show each service's task definition change before deploying
 }
 
-func openECS(ctx context.Context, g *globals, env string) (*ecsSession, error) {
-	cfg, err := config.Load(g.file)
-	if err != nil {
-		return nil, err
+func (m *Manager) openECS(env string) *ecsSession {
+	cfg := *m.Config
+	cfg.Environments = maps.Clone(m.Config.Environments)
+	e := *cfg.Environments[env]
+	if e.ECS != nil {
+		x := *e.ECS
+		e.ECS = &x
 	}
-	if _, ok := cfg.Environments[env]; !ok {
-		return nil, fmt.Errorf("%s: no environment named %q (environments: %s)", g.file, env, strings.Join(sortedKeys(cfg.Environments), ", "))
-	}
-	home, err := g.homeDir()
-	if err != nil {
-		return nil, err
-	}
-	st, err := store.Open(ctx, filepath.Join(home, "cutover.db"))
-	if err != nil {
-		return nil, err
-	}
-	return &ecsSession{cfg: cfg, env: env, store: st}, nil
+	cfg.Environments[env] = &e
+	return &ecsSession{m: m, cfg: &cfg, env: env, store: m.Store}
 }
-
-func (s *ecsSession) close() { s.store.Close() }
 
 // clients connects to AWS with the environment's region, profile and endpoint.
 func (s *ecsSession) clients(ctx context.Context) (ecs.Clients, error) {
@@ -148,12 +133,8 @@ type ecsData struct {
 
 // deployECS records a revision of the given images and deploys it. Images
 // are not built: ECS pulls them from a registry, so they must be given by digest.
-func deployECS(ctx context.Context, g *globals, env string, images map[string]string, wait bool, timeout time.Duration, diff bool) error {
-	s, err := openECS(ctx, g, env)
-	if err != nil {
-		return err
-	}
-	defer s.close()
+func (m *Manager) deployECS(ctx context.Context, env string, images map[string]string, wait bool, timeout time.Duration, diff bool) (store.Deployment, error) {
+	s := m.openECS(env)
 	s.diff = diff
 	var missing []string
 	for _, name := range s.cfg.ServiceNames() {
@@ -163,18 +144,18 @@ func deployECS(ctx context.Context, g *globals, env string, images map[string]st
 	}
 	for name, ref := range images {
 		if _, ok := s.cfg.Services[name]; !ok {
-			return usageError{fmt.Sprintf("--image %s=...: no service named %q in %s (services: %s)", name, name, g.file, strings.Join(s.cfg.ServiceNames(), ", "))}
+			return store.Deployment{}, m.unknownService(name)
 		}
 		if !strings.Contains(ref, "@sha256:") {
-			return usageError{fmt.Sprintf("--image %s=%s: environment %s is on ECS, which needs an image pinned by digest (write %s=REGISTRY/REPO@sha256:DIGEST)", name, ref, env, name)}
+			return store.Deployment{}, UsageError{fmt.Sprintf("--image %s=%s: environment %s is on ECS, which needs an image pinned by digest (write %s=REGISTRY/REPO@sha256:DIGEST)", name, ref, env, name)}
 		}
 	}
 	source := "images"
 	if len(missing) > 0 {
 		// Build what was not given, push it to ECR, and deploy the scanned digests.
-		built, err := s.buildToECR(ctx, g, missing)
+		built, err := s.buildToECR(ctx, missing)
 		if err != nil {
-			return err
+			return store.Deployment{}, err
 		}
 		for name, ref := range built {
 			images[name] = ref
@@ -183,45 +164,44 @@ func deployECS(ctx context.Context, g *globals, env string, images map[string]st
 	}
 	rev := local.NewRevision(s.cfg, env, images, source)
 	if err := s.store.CreateRevision(ctx, rev); err != nil {
-		return err
+		return store.Deployment{}, err
 	}
-	return s.deploy(ctx, g, rev, "cutover deploy", wait, timeout)
+	return s.deploy(ctx, rev, "cutover deploy", wait, timeout)
 }
 
 // deploy runs one deployment of rev under the environment's lease and records it.
-func (s *ecsSession) deploy(ctx context.Context, g *globals, rev store.Revision, command string, wait bool, timeout time.Duration) error {
+func (s *ecsSession) deploy(ctx context.Context, rev store.Revision, command string, wait bool, timeout time.Duration) (store.Deployment, error) {
 	lctx, release, err := deploy.Lock(ctx, s.store, s.cfg.Project, s.env, command, wait)
 	if err != nil {
-		return err
+		return store.Deployment{}, err
 	}
 	defer release()
-	log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	p, err := s.platform(lctx, log)
+	p, err := s.platform(lctx, s.m.log())
 	if err != nil {
-		return err
+		return store.Deployment{}, err
 	}
 	if s.diff {
 		for _, name := range s.cfg.ServiceNames() {
 			lines, err := p.TaskDefinitionDiff(lctx, name, rev)
 			if err != nil {
-				return err
+				return store.Deployment{}, err
 			}
 			if len(lines) == 0 {
 				lines = []string{"(no change but the revision)"}
 			}
-			fmt.Fprintf(g.stderr, "%s: task definition change\n  %s\n", name, strings.Join(lines, "\n  "))
+			s.m.note("%s: task definition change\n  %s", name, strings.Join(lines, "\n  "))
 		}
 	}
 	e := s.cfg.Environments[s.env]
 	d := store.Deployment{
 		ID: deploy.NewDeploymentID(time.Now()), Project: s.cfg.Project, Environment: s.env, Revision: rev.ID,
-		Strategy: e.Strategy.Type, Phase: "deploying", Status: store.DeploymentInProgress, Owner: whoAmI(),
+		Strategy: e.Strategy.Type, Phase: "deploying", Status: store.DeploymentInProgress, Owner: s.m.Actor,
 	}
 	if last, err := s.store.LastSucceededDeployment(lctx, s.cfg.Project, s.env); err == nil {
 		d.PreviousRevision = last.Revision
 	}
 	if err := s.store.CreateDeployment(lctx, d); err != nil {
-		return err
+		return store.Deployment{}, err
 	}
 	gen := int64(1)
 	save := func() error {
@@ -232,14 +212,14 @@ func (s *ecsSession) deploy(ctx context.Context, g *globals, rev store.Revision,
 	}
 	status, reason := store.DeploymentSucceeded, ""
 	if e.Strategy.Type == config.StrategyBlueGreen && e.ECS.BlueGreenEngine() == config.BlueGreenCodeDeploy {
-		status, reason = s.blueGreen(lctx, g, p, rev, &d, save, timeout)
+		status, reason = s.blueGreen(lctx, p, rev, &d, save, timeout)
 	}
 	for _, name := range s.cfg.ServiceNames() {
 		switch {
 		case e.Strategy.Type != config.StrategyBlueGreen:
-			status, reason = s.rolling(lctx, g, p, name, rev, timeout)
+			status, reason = s.rolling(lctx, p, name, rev, timeout)
 		case e.ECS.BlueGreenEngine() == config.BlueGreenECS:
-			status, reason = s.native(lctx, g, p, name, rev, timeout)
+			status, reason = s.native(lctx, p, name, rev, timeout)
 		}
 		if status != store.DeploymentSucceeded {
 			break
@@ -250,27 +230,27 @@ func (s *ecsSession) deploy(ctx context.Context, g *globals, rev store.Revision,
 		d.TrafficPercent = 100
 	}
 	if err := save(); err != nil {
-		return err
+		return store.Deployment{}, err
 	}
 	if status == store.DeploymentSucceeded {
 		if _, err := s.store.PutEnvState(context.WithoutCancel(lctx), store.EnvState{Project: s.cfg.Project, Environment: s.env, Revision: rev.ID, Status: "up"}, store.AnyGeneration); err != nil {
-			return err
+			return store.Deployment{}, err
 		}
 	}
-	return reportDeployment(g, d, nil)
+	return d, nil
 }
 
 // rolling runs an ECS rolling deployment of one service; an ECS rollback is a failure.
-func (s *ecsSession) rolling(ctx context.Context, g *globals, p *ecs.Platform, name string, rev store.Revision, timeout time.Duration) (string, string) {
+func (s *ecsSession) rolling(ctx context.Context, p *ecs.Platform, name string, rev store.Revision, timeout time.Duration) (string, string) {
 	x := s.cfg.Environments[s.env].ECS
-	return s.rollout(g, name, timeout, func(progress func(ecs.Rollout)) (ecs.Rollout, error) {
+	return s.rollout(name, timeout, func(progress func(ecs.Rollout)) (ecs.Rollout, error) {
 		return p.DeployRolling(ctx, name, rev, ecs.RollingOptions{Alarms: x.Alarms, Timeout: timeout}, progress)
 	})
 }
 
 // native runs an ECS-native blue/green (BLUE_GREEN, LINEAR or CANARY by the
 // strategy's traffic setting) of one service; a rollback is a failure.
-func (s *ecsSession) native(ctx context.Context, g *globals, p *ecs.Platform, name string, rev store.Revision, timeout time.Duration) (string, string) {
+func (s *ecsSession) native(ctx context.Context, p *ecs.Platform, name string, rev store.Revision, timeout time.Duration) (string, string) {
 	e := s.cfg.Environments[s.env]
 	o := ecs.NativeOptions{Strategy: "BLUE_GREEN", BakeTime: e.Strategy.Bake.Std(), RoleARN: e.ECS.RoleARN, Alarms: e.ECS.Alarms, Timeout: timeout}
 	if e.Strategy.ManualContinue {
@@ -289,21 +269,21 @@ func (s *ecsSession) native(ctx context.Context, g *globals, p *ecs.Platform, na
 	case "LINEAR":
 		o.LinearPercent = percent
 	}
-	return s.rollout(g, name, timeout, func(progress func(ecs.Rollout)) (ecs.Rollout, error) {
+	return s.rollout(name, timeout, func(progress func(ecs.Rollout)) (ecs.Rollout, error) {
 		return p.DeployNative(ctx, name, rev, o, progress)
 	})
 }
 
 // rollout runs one ECS deployment with progress lines and maps its outcome.
-func (s *ecsSession) rollout(g *globals, name string, timeout time.Duration, run func(progress func(ecs.Rollout)) (ecs.Rollout, error)) (string, string) {
+func (s *ecsSession) rollout(name string, timeout time.Duration, run func(progress func(ecs.Rollout)) (ecs.Rollout, error)) (string, string) {
 	last := ""
 	r, err := run(func(r ecs.Rollout) {
 		for _, n := range r.News {
-			fmt.Fprintf(g.stderr, "%s: %s\n", name, n)
+			s.m.note("%s: %s", name, n)
 		}
 		line := fmt.Sprintf("%s: ECS deployment %s %s, %d/%d running, %d pending, %d failed tasks", name, r.DeploymentID, r.Phase, r.Running, r.Desired, r.Pending, r.FailedTasks)
 		if line != last {
-			fmt.Fprintln(g.stderr, line)
+			s.m.note("%s", line)
 			last = line
 		}
 	})
@@ -324,7 +304,7 @@ func (s *ecsSession) rollout(g *globals, name string, timeout time.Duration, run
 // for (timeout bounds the new tasks' health and each hook; each traffic step
 // and the termination wait get their own length), and the platform decides
 // whether to stop one that stalls: see ecs.Platform.WaitBlueGreen.
-func (s *ecsSession) blueGreen(ctx context.Context, g *globals, p *ecs.Platform, rev store.Revision, d *store.Deployment, save func() error, timeout time.Duration) (string, string) {
+func (s *ecsSession) blueGreen(ctx context.Context, p *ecs.Platform, rev store.Revision, d *store.Deployment, save func() error, timeout time.Duration) (string, string) {
 	e := s.cfg.Environments[s.env]
 	groups := map[string]string{}
 	for _, name := range s.cfg.ServiceNames() {
@@ -334,7 +314,7 @@ func (s *ecsSession) blueGreen(ctx context.Context, g *globals, p *ecs.Platform,
 	name, st, err := p.DeployBlueGreen(ctx, rev, ecs.BlueGreenRun{
 		Application: e.ECS.CodeDeploy.Application, Groups: groups, Traffic: e.Strategy.Traffic, Hooks: e.ECS.LambdaHooks, Health: timeout,
 		Started: func(name, id string) error {
-			fmt.Fprintf(g.stderr, "%s: CodeDeploy deployment %s created in deployment group %s\n", name, id, groups[name])
+			s.m.note("%s: CodeDeploy deployment %s created in deployment group %s", name, id, groups[name])
 			var data ecsData
 			_ = json.Unmarshal(d.Data, &data)
 			if data.CodeDeploy == nil {
@@ -347,14 +327,14 @@ func (s *ecsSession) blueGreen(ctx context.Context, g *globals, p *ecs.Platform,
 		},
 		Progress: func(name string, st ecs.BlueGreenState) {
 			for _, n := range st.News {
-				fmt.Fprintf(g.stderr, "%s: %s\n", name, n)
+				s.m.note("%s: %s", name, n)
 			}
 			line := fmt.Sprintf("%s: CodeDeploy deployment %s %s (%s), %g%% of traffic on the new tasks", name, st.DeploymentID, st.Phase, st.Status, st.Traffic)
 			for _, ev := range st.Events {
 				line += fmt.Sprintf(" %s=%s", ev.Name, ev.Status)
 			}
 			if line != last {
-				fmt.Fprintln(g.stderr, line)
+				s.m.note("%s", line)
 				last = line
 			}
 		},
@@ -372,31 +352,27 @@ func (s *ecsSession) blueGreen(ctx context.Context, g *globals, p *ecs.Platform,
 // in progress with automatic rollback (`cutover stop` and `cutover rollback`).
 // The deploying cutover sees them stop and records the outcome; when it is
 // gone, this command records it.
-func stopECS(ctx context.Context, g *globals, env, command string) error {
-	s, err := openECS(ctx, g, env)
-	if err != nil {
-		return err
-	}
-	defer s.close()
+func (m *Manager) stopECS(ctx context.Context, env, command string) (store.Deployment, error) {
+	s := m.openECS(env)
 	d, err := s.store.ActiveDeployment(ctx, s.cfg.Project, env)
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("%s/%s has no deployment in progress to stop", s.cfg.Project, env)
+		return d, fmt.Errorf("%s/%s has no deployment in progress to stop", s.cfg.Project, env)
 	} else if err != nil {
-		return err
+		return d, err
 	}
 	var data ecsData
 	_ = json.Unmarshal(d.Data, &data)
 	if len(data.CodeDeploy) == 0 {
-		return fmt.Errorf("deployment %s is an ECS rolling deployment: cutover cannot stop it; ECS rolls it back itself when its circuit breaker or an alarm trips", d.ID)
+		return d, fmt.Errorf("deployment %s is an ECS rolling deployment: cutover cannot stop it; ECS rolls it back itself when its circuit breaker or an alarm trips", d.ID)
 	}
-	p, err := s.platform(ctx, slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	p, err := s.platform(ctx, m.log())
 	if err != nil {
-		return err
+		return d, err
 	}
 	var stopped []string
-	for _, name := range sortedKeys(data.CodeDeploy) {
+	for _, name := range slices.Sorted(maps.Keys(data.CodeDeploy)) {
 		if err := p.StopBlueGreen(ctx, data.CodeDeploy[name]); err != nil {
-			return fmt.Errorf("deployment %s, service %s: %w", d.ID, name, err)
+			return d, fmt.Errorf("deployment %s, service %s: %w", d.ID, name, err)
 		}
 		stopped = append(stopped, data.CodeDeploy[name])
 	}
@@ -405,32 +381,27 @@ func stopECS(ctx context.Context, g *globals, env, command string) error {
 		d.Status, d.Phase = store.DeploymentRolledBack, "done"
 		d.Reason = "stopped by " + command + " with automatic rollback of CodeDeploy deployment " + strings.Join(stopped, ", ")
 		if _, err := s.store.UpdateDeployment(ctx, d, d.Generation); err != nil {
-			return err
+			return d, err
 		}
 	}
-	return g.print(d, func(w io.Writer) {
-		fmt.Fprintf(w, "stopped CodeDeploy deployment %s of deployment %s with automatic rollback\n", strings.Join(stopped, ", "), d.ID)
-	})
+	m.note("stopped CodeDeploy deployment %s of deployment %s with automatic rollback", strings.Join(stopped, ", "), d.ID)
+	return d, nil
 }
 
 // continueECS lets the environment's deployment in progress shift
 // production traffic: each CodeDeploy deployment waiting in Ready, or each
 // service's ECS-native deployment paused at its PAUSE hook.
-func continueECS(ctx context.Context, g *globals, env string) error {
-	s, err := openECS(ctx, g, env)
-	if err != nil {
-		return err
-	}
-	defer s.close()
+func (m *Manager) continueECS(ctx context.Context, env string) (store.Deployment, error) {
+	s := m.openECS(env)
 	d, err := s.store.ActiveDeployment(ctx, s.cfg.Project, env)
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("%s/%s has no deployment in progress to continue", s.cfg.Project, env)
+		return d, fmt.Errorf("%s/%s has no deployment in progress to continue", s.cfg.Project, env)
 	} else if err != nil {
-		return err
+		return d, err
 	}
-	p, err := s.platform(ctx, slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	p, err := s.platform(ctx, m.log())
 	if err != nil {
-		return err
+		return d, err
 	}
 	e := s.cfg.Environments[env]
 	var data ecsData
@@ -438,9 +409,9 @@ func continueECS(ctx context.Context, g *globals, env string) error {
 	var continued []string
 	switch {
 	case len(data.CodeDeploy) > 0:
-		for _, name := range sortedKeys(data.CodeDeploy) {
+		for _, name := range slices.Sorted(maps.Keys(data.CodeDeploy)) {
 			if err := p.ContinueBlueGreen(ctx, data.CodeDeploy[name]); err != nil {
-				return fmt.Errorf("deployment %s, service %s: %w", d.ID, name, err)
+				return d, fmt.Errorf("deployment %s, service %s: %w", d.ID, name, err)
 			}
 			continued = append(continued, name+" (CodeDeploy "+data.CodeDeploy[name]+")")
 		}
@@ -448,57 +419,38 @@ func continueECS(ctx context.Context, g *globals, env string) error {
 		for _, name := range s.cfg.ServiceNames() {
 			arn, err := p.ContinueNative(ctx, name)
 			if err != nil {
-				return fmt.Errorf("deployment %s, service %s: %w", d.ID, name, err)
+				return d, fmt.Errorf("deployment %s, service %s: %w", d.ID, name, err)
 			}
 			continued = append(continued, name+" ("+arn+")")
 		}
 	default:
-		return fmt.Errorf("deployment %s is an ECS rolling deployment: it has no wait for a continue", d.ID)
+		return d, fmt.Errorf("deployment %s is an ECS rolling deployment: it has no wait for a continue", d.ID)
 	}
-	return g.print(d, func(w io.Writer) {
-		fmt.Fprintf(w, "continued deployment %s: %s\n", d.ID, strings.Join(continued, ", "))
-	})
+	m.note("continued deployment %s: %s", d.ID, strings.Join(continued, ", "))
+	return d, nil
 }
 
 // rollbackECS stops a deployment in progress, or else redeploys the
 // revision that ran before the last successful deployment.
-func rollbackECS(ctx context.Context, g *globals, env string, timeout time.Duration) error {
-	s, err := openECS(ctx, g, env)
+func (m *Manager) rollbackECS(ctx context.Context, env, to string, timeout time.Duration) (store.Deployment, error) {
+	s := m.openECS(env)
+	if _, err := s.store.ActiveDeployment(ctx, s.cfg.Project, env); err == nil && to == "" {
+		return m.stopECS(ctx, env, "cutover rollback")
+	}
+	rev, err := m.rollbackTarget(ctx, env, to)
 	if err != nil {
-		return err
+		return store.Deployment{}, err
 	}
-	if _, err := s.store.ActiveDeployment(ctx, s.cfg.Project, env); err == nil {
-		s.close()
-		return stopECS(ctx, g, env, "cutover rollback")
-	}
-	defer s.close()
-	rev, err := previousRevision(ctx, s.store, s.cfg.Project, env)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(g.stderr, "redeploying the previous revision %s on ECS\n", rev.ID)
-	return s.deploy(ctx, g, rev, "cutover rollback", false, timeout)
-}
-
-// ecsServiceStatus is one ECS service as DescribeServices tells it.
-type ecsServiceStatus struct {
-	Service        string   `json:"service"`
-	ECSService     string   `json:"ecs_service"`
-	Status         string   `json:"status"`
-	TaskDefinition string   `json:"task_definition,omitempty"`
-	Desired        int      `json:"desired"`
-	Running        int      `json:"running"`
-	Pending        int      `json:"pending"`
-	Deployments    []string `json:"deployments,omitempty"`
-	TargetHealth   []string `json:"target_health,omitempty"` // color: target state, per registered target
-	Error          string   `json:"error,omitempty"`
+	m.note("redeploying the previous revision %s on ECS", rev.ID)
+	return s.deploy(ctx, rev, "cutover rollback", false, timeout)
 }
 
 // ecsStatus describes the environment's ECS services, best effort: an AWS
 // error is shown in the status, not returned.
-func ecsStatus(ctx context.Context, cfg *config.Config, env string) []ecsServiceStatus {
-	s := &ecsSession{cfg: cfg, env: env}
-	var out []ecsServiceStatus
+func (m *Manager) ecsStatus(ctx context.Context, env string) []ECSService {
+	s := m.openECS(env)
+	cfg := s.cfg
+	var out []ECSService
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	c, err := s.clients(cctx)
@@ -506,11 +458,11 @@ func ecsStatus(ctx context.Context, cfg *config.Config, env string) []ecsService
 		err = s.fromStack(cctx, c)
 	}
 	if err != nil {
-		return []ecsServiceStatus{{Error: err.Error()}}
+		return []ECSService{{Error: err.Error()}}
 	}
 	x := cfg.Environments[env].ECS // completed from the stack
 	for _, name := range cfg.ServiceNames() {
-		st := ecsServiceStatus{Service: name, ECSService: x.Services[name].Service}
+		st := ECSService{Service: name, ECSService: x.Services[name].Service}
 		res, err := c.ECS.DescribeServices(cctx, &awsecs.DescribeServicesInput{Cluster: &x.Cluster, Services: []string{st.ECSService}})
 		switch {
 		case err != nil:
@@ -554,7 +506,7 @@ func ecsStatus(ctx context.Context, cfg *config.Config, env string) []ecsService
 
 // buildToECR builds the named services from the working tree and pushes them
 // to ECR (one repository per service, immutable tags, scan gate).
-func (s *ecsSession) buildToECR(ctx context.Context, g *globals, services []string) (map[string]string, error) {
+func (s *ecsSession) buildToECR(ctx context.Context, services []string) (map[string]string, error) {
 	rt, err := docker.Connect(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w (ECS environments build their images locally before pushing them to ECR; or pass --image SERVICE=REPO@sha256:...)", err)
@@ -565,11 +517,11 @@ func (s *ecsSession) buildToECR(ctx context.Context, g *globals, services []stri
 	for _, name := range services {
 		only.Services[name] = s.cfg.Services[name]
 	}
-	built, err := local.BuildImages(ctx, rt, &only, local.NewBuildID(time.Now()), nil, g.stderr)
+	built, err := local.BuildImages(ctx, rt, &only, local.NewBuildID(time.Now()), nil, s.m.noteWriter())
 	if err != nil {
 		return nil, err
 	}
-	return buildAndPushECR(ctx, &only, s.env, ecrOptions(s.cfg.Environments[s.env].ECS), rt, built, g.stderr)
+	return buildAndPushECR(ctx, &only, s.env, ecrOptions(s.cfg.Environments[s.env].ECS), rt, built, s.m.noteWriter())
 }
 
 // ecrOptions maps environments.<env>.ecs.ecr onto the ECR client's options.

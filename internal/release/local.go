@@ -1,0 +1,137 @@
+package release
+
+// The local platform: Docker tasks behind the built-in load balancer.
+
+import (
+	"context"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/deploy"
+	"github.com/cutoverdev/cutover/internal/hook"
+	"github.com/cutoverdev/cutover/internal/platform/local"
+	"github.com/cutoverdev/cutover/internal/proxy"
+	"github.com/cutoverdev/cutover/internal/runtime/docker"
+)
+
+// connections are the Docker engine and the proxy client, opened on first
+// use and shared by copies of a Manager (the pipeline's deploy action
+// works on a copy with the execution's config).
+type connections struct {
+	mu    sync.Mutex
+	rt    *docker.Runtime
+	proxy *proxy.Client
+}
+
+func (c *connections) close() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rt != nil {
+		c.rt.Close()
+		c.rt = nil
+	}
+}
+
+var connsMu sync.Mutex // guards the lazy creation of Manager.conns
+
+func (m *Manager) connections() *connections {
+	connsMu.Lock()
+	defer connsMu.Unlock()
+	if m.conns == nil {
+		m.conns = &connections{}
+	}
+	return m.conns
+}
+
+// runtime connects to the Docker engine once.
+func (m *Manager) runtime(ctx context.Context) (*docker.Runtime, error) {
+	c := m.connections()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rt == nil {
+		rt, err := docker.Connect(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c.rt = rt
+	}
+	return c.rt, nil
+}
+
+// proxyClient talks to the load balancer of m.Home, whether it runs or not.
+func (m *Manager) proxyClient() *proxy.Client {
+	c := m.connections()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.proxy == nil {
+		c.proxy = proxy.NewClient(m.Home)
+	}
+	return c.proxy
+}
+
+// startedProxy makes sure the load balancer runs (StartProxy) and returns its client.
+func (m *Manager) startedProxy(ctx context.Context) (*proxy.Client, error) {
+	pc, err := StartProxy(ctx, m.Home)
+	if err != nil {
+		return nil, err
+	}
+	c := m.connections()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.proxy = pc
+	return pc, nil
+}
+
+// StartProxy starts the load balancer detached unless one already answers
+// for home: this binary's `proxy keep`, which runs `proxy run` and starts it
+// again if it dies.
+func StartProxy(ctx context.Context, home string) (*proxy.Client, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return proxy.EnsureRunning(ctx, home, exe, []string{"proxy", "keep", "--home", home})
+}
+
+// needsDocker says whether acting on env ("" for all) involves the local
+// engine: an ecs environment alone does not, so status and history of one
+// work on a machine without Docker.
+func (m *Manager) needsDocker(env string) bool {
+	if env != "" {
+		return !isECS(m.Config, env)
+	}
+	for name := range m.Config.Environments {
+		if !isECS(m.Config, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// controller is the deployment controller of a local environment under cfg
+// (m.Config, or a variant of it such as Up's).
+func (m *Manager) controller(cfg *config.Config, env string, rt *docker.Runtime, pc *proxy.Client, timeout time.Duration) *deploy.Controller {
+	e := cfg.Environments[env]
+	log := m.log()
+	return &deploy.Controller{
+		Config:   cfg,
+		Env:      env,
+		Platform: &local.Platform{Config: cfg, Env: env, Runtime: rt, Proxy: pc, Log: log},
+		Store:    m.Store,
+		Hooks: hook.Env{
+			TestURL:       e.Listen.TestURL(),
+			ProductionURL: e.Listen.ProductionURL(),
+			Dir:           cfg.Dir(),
+			Vars:          map[string]string{"CUTOVER_PROJECT": cfg.Project, "CUTOVER_ENVIRONMENT": env},
+		},
+		Timeout:  timeout,
+		Progress: m.Progress,
+		Log:      log,
+		Owner:    m.Actor,
+	}
+}

@@ -1,0 +1,226 @@
+package release
+
+// The pipeline's side: the engine wired to this machine, whose deploy
+// action goes through the same path as `cutover deploy`, and the
+// per-execution use cases (approve, reject, cancel, retry).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cutoverdev/cutover/internal/atomicfile"
+	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/deploy"
+	"github.com/cutoverdev/cutover/internal/pipeline"
+	"github.com/cutoverdev/cutover/internal/platform/local"
+	"github.com/cutoverdev/cutover/internal/registry"
+	"github.com/cutoverdev/cutover/internal/runtime/docker"
+	"github.com/cutoverdev/cutover/internal/store"
+)
+
+// Engine wires the pipeline to this machine: the store, Docker, the
+// embedded registry (started here; stop closes it), the deploy action
+// (Manager.Deploy) and the approval evidence. out receives the live log
+// lines (nil: none).
+func (m *Manager) Engine(ctx context.Context, out io.Writer) (*pipeline.Engine, func(), error) {
+	rt, err := m.runtime(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := m.startedProxy(ctx); err != nil {
+		return nil, nil, err
+	}
+	reg, err := m.startRegistry(ctx, rt)
+	if err != nil {
+		return nil, nil, err
+	}
+	eng := &pipeline.Engine{
+		Store: m.Store, Runtime: rt, Home: m.Home, Output: out,
+		Registry: reg.Addr(), Pusher: rt,
+		Deploy:   m.deployer(),
+		Evidence: m.evidence,
+		Getenv:   os.Getenv,
+		Log:      m.Log,
+	}
+	return eng, func() { _ = reg.Close(context.WithoutCancel(ctx)) }, nil
+}
+
+// Run runs the pipeline once for t, in this process.
+func (m *Manager) Run(ctx context.Context, t pipeline.Trigger, o RunOptions) (store.Execution, error) {
+	t.Project = m.Config.Project
+	eng, stop, err := m.Engine(ctx, o.Output)
+	if err != nil {
+		return store.Execution{}, err
+	}
+	defer stop()
+	return eng.Run(ctx, t)
+}
+
+// Retry runs an execution's commit again, from its first stage or from o.Stage.
+func (m *Manager) Retry(ctx context.Context, executionID string, o RetryOptions) (store.Execution, error) {
+	old, err := m.Store.GetExecution(ctx, executionID)
+	if err != nil {
+		return old, err
+	}
+	t, err := pipeline.RetryTrigger(old, o.Stage)
+	if err != nil {
+		return store.Execution{}, err
+	}
+	eng, stop, err := m.Engine(ctx, o.Output)
+	if err != nil {
+		return store.Execution{}, err
+	}
+	defer stop()
+	return eng.Run(ctx, t)
+}
+
+// Approve lets the deployment an execution waits for go ahead. The role,
+// the environment's approval.approvers and approval.role and
+// approval.forbid_author are checked in pipeline.Decide, the one place
+// both the API and the CLI decide, against m.Config (never the commit's own).
+func (m *Manager) Approve(ctx context.Context, executionID string, d Decision) (store.Approval, error) {
+	return pipeline.Decide(ctx, m.Store, m.Config, d.Who, executionID, true, d.Comment)
+}
+
+// Reject refuses the deployment an execution waits for; the execution fails.
+func (m *Manager) Reject(ctx context.Context, executionID string, d Decision) (store.Approval, error) {
+	return pipeline.Decide(ctx, m.Store, m.Config, d.Who, executionID, false, d.Comment)
+}
+
+// Cancel asks a running or waiting execution to stop (running commands are
+// stopped, a deployment in progress is rolled back), as m.Actor.
+func (m *Manager) Cancel(ctx context.Context, executionID string) (store.Execution, error) {
+	x, err := m.Store.GetExecution(ctx, executionID)
+	if err != nil {
+		return x, err
+	}
+	if x.Project != m.Config.Project {
+		return store.Execution{}, fmt.Errorf("execution %s belongs to project %s, not %s: %w", executionID, x.Project, m.Config.Project, store.ErrNotFound)
+	}
+	return pipeline.RequestCancel(ctx, m.Store, executionID, m.Actor)
+}
+
+// deployer is the pipeline's deploy action: Deploy with the execution's
+// configuration and images, waiting for the lease, its progress logged.
+func (m *Manager) deployer() pipeline.Deployer {
+	return func(ctx context.Context, cfg *config.Config, env string, images map[string]string, source string, logf func(string)) (store.Deployment, error) {
+		if p := cfg.Environments[env].Platform; p != config.PlatformLocal {
+			return store.Deployment{}, fmt.Errorf("environment %s is on %s: the pipeline deploys local environments only for now (run `cutover deploy %s` for it, which pushes to ECR)", env, p, env)
+		}
+		actor := m.Actor
+		if tag := pipeline.OwnerTag(ctx); tag != "" {
+			actor += ", " + tag // how a cancel of the execution finds this deployment
+		}
+		x := m.As(actor)
+		x.Config = cfg
+		x.Progress = func(ev deploy.Event) {
+			switch ev.Kind {
+			case "progress":
+			case KindNote:
+				logf(ev.Message)
+			default:
+				logf(fmt.Sprintf("%s: %s", ev.Phase, ev.Message))
+			}
+		}
+		d, err := x.Deploy(ctx, env, DeployOptions{Images: images, Source: source, Wait: true, Command: "cutover run"})
+		if df := (DeploymentFailed{}); errors.As(err, &df) {
+			return df.Deployment, nil // the action reads the outcome from the deployment
+		}
+		return d, err
+	}
+}
+
+// evidence is what an approval shows about the environment promoted from:
+// its load balancer figures, target health, recent deployment events and
+// the last log lines of its tasks.
+func (m *Manager) evidence(ctx context.Context, cfg *config.Config, env string) any {
+	type groupFigures struct {
+		Group     string  `json:"group"`
+		Requests  uint64  `json:"requests"`
+		P95       float64 `json:"p95_seconds"`
+		ErrorRate float64 `json:"error_rate"`
+		Healthy   int     `json:"healthy"`
+		Unhealthy int     `json:"unhealthy"`
+	}
+	ev := struct {
+		Environment string              `json:"environment"`
+		Figures     []groupFigures      `json:"load_balancer"`
+		Events      []store.Event       `json:"events"`
+		Deployments []store.Deployment  `json:"deployments"`
+		Logs        map[string][]string `json:"logs"`
+	}{Environment: env, Logs: map[string][]string{}}
+	scope := local.Scope(cfg.Project, env) + "/"
+	if st, err := m.proxyClient().Stats(ctx); err == nil {
+		for _, gs := range st.Groups {
+			if strings.HasPrefix(gs.Group, scope) {
+				ev.Figures = append(ev.Figures, groupFigures{gs.Group, gs.Requests, gs.P95, gs.ErrorRate(), gs.Healthy, gs.Unhealthy})
+			}
+		}
+	}
+	if evs, err := m.Store.ListEvents(ctx, store.EventFilter{Project: cfg.Project, Environment: env}); err == nil {
+		if len(evs) > 20 {
+			evs = evs[len(evs)-20:]
+		}
+		ev.Events = evs
+	}
+	if ds, err := m.Store.ListDeployments(ctx, cfg.Project, env, 3); err == nil {
+		ev.Deployments = ds
+	}
+	if rt, err := m.runtime(ctx); err == nil {
+		if tasks, err := rt.ListTasks(ctx, docker.Labels{Project: cfg.Project, Environment: env}); err == nil {
+			for _, t := range tasks {
+				if lines, err := rt.LastLogLines(ctx, t.ID, 10); err == nil {
+					ev.Logs[t.Name] = lines
+				}
+			}
+		}
+	}
+	return ev
+}
+
+// startRegistry serves the embedded registry from $CUTOVER_HOME/registry on
+// the loopback address it used last time, so pushed references stay valid
+// across runs; a new port is picked (and kept) when that one is taken.
+//
+// Pushes need the credential kept in $CUTOVER_HOME/registry.credential
+// (0600, generated once); the Docker runtime is given it, so cutover's own
+// pushes and pulls authenticate without any setup. Deletes stay off.
+func (m *Manager) startRegistry(ctx context.Context, rt *docker.Runtime) (*registry.Registry, error) {
+	cred, err := registry.LoadCredential(m.Home)
+	if err != nil {
+		return nil, err
+	}
+	o := registry.Options{Dir: filepath.Join(m.Home, "registry"), Credential: cred}
+	r, err := startRegistryAt(ctx, o, filepath.Join(m.Home, "registry.addr"))
+	if err != nil {
+		return nil, err
+	}
+	rt.UseRegistryCredential(r.Addr(), registry.Username, cred)
+	return r, nil
+}
+
+func startRegistryAt(ctx context.Context, o registry.Options, addrFile string) (*registry.Registry, error) {
+	if b, err := os.ReadFile(addrFile); err == nil {
+		o.Addr = strings.TrimSpace(string(b))
+		if r, err := registry.Start(ctx, o); err == nil {
+			return r, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	o.Addr = ""
+	r, err := registry.Start(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.Write(addrFile, []byte(r.Addr()+"\n"), 0o600); err != nil {
+		_ = r.Close(ctx)
+		return nil, err
+	}
+	return r, nil
+}

@@ -1,0 +1,230 @@
+package release
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/deploy"
+	"github.com/cutoverdev/cutover/internal/platform/local"
+	"github.com/cutoverdev/cutover/internal/proxy"
+	"github.com/cutoverdev/cutover/internal/runtime/docker"
+	"github.com/cutoverdev/cutover/internal/store"
+)
+
+// Status reports env, or every environment when env is "". What the store
+// knows is reported even while the Docker engine or the proxy is down; what
+// could not be read is named in each Status's Unread instead of failing.
+// A deployment left behind by a killed controller is reconciled first.
+func (m *Manager) Status(ctx context.Context, env string) ([]Status, error) {
+	names := m.Config.EnvironmentNames()
+	if env != "" {
+		if _, err := m.environment(env); err != nil {
+			return nil, err
+		}
+		names = []string{env}
+	}
+	var unread []string
+	var rt *docker.Runtime
+	pc := m.proxyClient()
+	if m.needsDocker(env) {
+		var err error
+		if rt, err = m.runtime(ctx); err != nil {
+			var down *docker.EngineUnreachableError
+			if !errors.As(err, &down) {
+				return nil, err
+			}
+			unread = append(unread, "tasks: "+err.Error())
+		}
+	}
+	var targets []proxy.TargetStatus
+	var proxyState *proxy.State
+	if ts, err := pc.Targets(ctx); err == nil {
+		targets = ts
+		if st, _, err := pc.State(ctx); err == nil {
+			proxyState = &st
+		}
+	} else if m.needsDocker(env) {
+		unread = append(unread, "target health: "+err.Error())
+	}
+	health := map[string]string{} // task ID -> state at the proxy
+	for _, t := range targets {
+		health[t.ID] = t.State
+	}
+	out := []Status{}
+	for _, name := range names {
+		if rt != nil {
+			if err := m.Reconcile(ctx, name); err != nil {
+				return nil, err
+			}
+		}
+		e := m.Config.Environments[name]
+		s := Status{Environment: name, Platform: e.Platform, Status: "never started", Tasks: []Task{}}
+		if err := m.fromStore(ctx, &s); err != nil {
+			return nil, err
+		}
+		if isECS(m.Config, name) {
+			s.ECS = m.ecsStatus(ctx, name)
+			out = append(out, s)
+			continue
+		}
+		s.Unread = unread
+		scope := local.Scope(m.Config.Project, name) + "/"
+		if proxyState != nil {
+			s.Traffic = productionTraffic(*proxyState, scope)
+		}
+		s.Health = targetHealth(targets, scope)
+		if rt != nil {
+			tasks, err := rt.ListTasks(ctx, docker.Labels{Project: m.Config.Project, Environment: name})
+			if err != nil {
+				return nil, err
+			}
+			for _, t := range tasks {
+				h := health[t.ID]
+				if h == "" {
+					h = "not registered"
+				}
+				s.Tasks = append(s.Tasks, Task{Service: t.Labels.Service, Name: t.Name, Color: t.Labels.Color,
+					Revision: t.Labels.Revision, State: t.State, HostPort: t.HostPort, Health: h})
+			}
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// fromStore fills in what the store knows: the environment's state, the
+// serving revision, the active (else last) deployment, where it stands and
+// its alarms as last evaluated.
+func (m *Manager) fromStore(ctx context.Context, s *Status) error {
+	st, err := m.Store.GetEnvState(ctx, m.Config.Project, s.Environment)
+	switch {
+	case err == nil:
+		s.Status, s.Revision = st.Status, st.Revision
+		u := st.UpdatedAt
+		s.UpdatedAt = &u
+		if st.Revision != "" {
+			if rev, err := m.Store.GetRevision(ctx, st.Revision); err == nil {
+				s.Serving = &rev
+			}
+		}
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	if d, err := m.Store.ActiveDeployment(ctx, m.Config.Project, s.Environment); err == nil {
+		s.Deployment = &d
+		s.Progress = progressOf(m.Config.Environments[s.Environment].Strategy, d, time.Now())
+		var st deploy.State
+		if json.Unmarshal(d.Data, &st) == nil {
+			s.Alarms = st.Alarms
+		}
+	} else if ds, err := m.Store.ListDeployments(ctx, m.Config.Project, s.Environment, 1); err == nil && len(ds) == 1 {
+		s.Deployment = &ds[0]
+	}
+	return nil
+}
+
+// progressOf is where an active blue/green deployment stands: its phase as
+// step N of M, and the timed waits left, from its persisted state.
+func progressOf(s config.Strategy, d store.Deployment, now time.Time) *Progress {
+	p, err := deploy.ParsePhase(d.Phase)
+	if err != nil {
+		return nil
+	}
+	pr := &Progress{Phase: d.Phase, Step: 1, Steps: 1}
+	if p == deploy.PhaseRolling || p == deploy.PhaseRollingBack || p.Terminal() {
+		return pr
+	}
+	var st deploy.State
+	_ = json.Unmarshal(d.Data, &st)
+	pr.Step, pr.Steps = int(p-deploy.PhasePending)+1, int(deploy.PhaseTerminating-deploy.PhasePending)+1
+	steps := s.TrafficSteps()
+	wait := func(q deploy.Phase) time.Duration { // the length of q's timed wait
+		switch q {
+		case deploy.PhaseReadyWait:
+			if s.ManualContinue {
+				return 0
+			}
+			return s.ReadyWait.Std()
+		case deploy.PhaseBaking:
+			return s.Bake.Std()
+		case deploy.PhaseTerminationWait:
+			return s.TerminationWait.Std()
+		case deploy.PhaseShifting:
+			var t time.Duration
+			for _, step := range steps {
+				t += step.Wait.Std()
+			}
+			return t
+		}
+		return 0
+	}
+	left := func(total time.Duration) time.Duration {
+		if st.PhaseStarted.IsZero() {
+			return total
+		}
+		return max(0, st.PhaseStarted.Add(total).Sub(now)).Round(time.Second)
+	}
+	switch p {
+	case deploy.PhaseShifting:
+		if st.Step < len(steps) {
+			pr.PhaseLeft = left(steps[st.Step].Wait.Std())
+			for _, step := range steps[st.Step+1:] {
+				pr.Left += step.Wait.Std()
+			}
+		}
+	default:
+		pr.PhaseLeft = left(wait(p))
+	}
+	pr.Left += pr.PhaseLeft
+	for q := p + 1; q <= deploy.PhaseTerminating; q++ {
+		pr.Left += wait(q)
+	}
+	return pr
+}
+
+// productionTraffic is the production listener's split by color in the proxy's state.
+func productionTraffic(st proxy.State, scope string) map[string]int {
+	for _, l := range st.Listeners {
+		if l.Name != scope+"production" || len(l.Rules) == 0 {
+			continue
+		}
+		out := map[string]int{}
+		for _, f := range l.Rules[0].Forward {
+			out[f.TargetGroup[strings.LastIndexByte(f.TargetGroup, '/')+1:]] = f.Weight
+		}
+		return out
+	}
+	return nil
+}
+
+// targetHealth counts the scope's targets per service and color by state.
+func targetHealth(targets []proxy.TargetStatus, scope string) []TargetHealth {
+	var out []TargetHealth
+	idx := map[string]int{}
+	for _, t := range targets {
+		rest, ok := strings.CutPrefix(t.Group, scope)
+		if !ok {
+			continue
+		}
+		service, color, _ := strings.Cut(rest, "/")
+		i, ok := idx[rest]
+		if !ok {
+			i = len(out)
+			idx[rest] = i
+			out = append(out, TargetHealth{Service: service, Color: color})
+		}
+		switch t.State {
+		case "healthy":
+			out[i].Healthy++
+		case "unhealthy":
+			out[i].Unhealthy++
+		default:
+			out[i].Other++
+		}
+	}
+	return out
+}
