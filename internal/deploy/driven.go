@@ -65,6 +65,11 @@ type CloudState struct {
 	StopFirst bool              `json:"stop_first,omitempty"` // stop the current deployment on the next look (reconcile with rollback)
 }
 
+// KindNews is the Event kind of what the cloud tells about a deployment it
+// runs (its status when it changes, service events, stopped tasks' reasons):
+// each is told once, as a line of its own.
+const KindNews = "news"
+
 // errInterrupted ends a follow when ctx ends: the deployment stays as
 // persisted and the cloud goes on; the next command re-attaches.
 var errInterrupted = errors.New("interrupted")
@@ -153,7 +158,7 @@ func (c *Controller) runDriven(ctx context.Context, d *store.Deployment, st *Sta
 			if err := c.save(ctx, d, *st); err != nil {
 				return err
 			}
-			c.emit(d, Event{Kind: "progress", Message: fmt.Sprintf("%s: deployment %s started", svc, id)})
+			c.emit(d, Event{Kind: KindNews, Message: fmt.Sprintf("%s: deployment %s started", svc, id)})
 		}
 		s, err := c.follow(ctx, d, st, svc, id)
 		if errors.Is(err, errInterrupted) {
@@ -222,11 +227,11 @@ func (c *Controller) follow(ctx context.Context, d *store.Deployment, st *State,
 			return DrivenState{Phase: PhaseFailed, Reason: fmt.Sprintf("following deployment %s: %v (AWS goes on with it)", id, err)}, nil
 		}
 		for _, n := range s.News {
-			c.emit(d, Event{Kind: "progress", Message: svc + ": " + n})
+			c.emit(d, Event{Kind: KindNews, Message: svc + ": " + n})
 		}
 		if s.Status != "" && s.Status != lastStatus {
 			lastStatus = s.Status
-			c.emit(d, Event{Kind: "progress", Message: svc + ": " + s.Status, Traffic: map[string]int{"new": s.Traffic}})
+			c.emit(d, Event{Kind: KindNews, Message: svc + ": " + s.Status})
 		}
 		if s.Phase.Terminal() {
 			return s, nil

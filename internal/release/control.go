@@ -152,6 +152,9 @@ func (m *Manager) finishRequested(ctx context.Context, env string, d store.Deplo
 }
 
 func (m *Manager) rollBackOrphan(ctx context.Context, env string) error {
+	if isECS(m.Config, env) {
+		return m.reconcileECS(ctx, env, true)
+	}
 	rt, err := m.runtime(ctx)
 	if err != nil {
 		return err

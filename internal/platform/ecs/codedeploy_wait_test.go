@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -214,17 +215,18 @@ func TestCodeDeployLinearNotCutByTimeout(t *testing.T) {
 		t.Errorf("phases %v, want %s", h.phases(), want)
 	}
 	var traffic []int
-	h.mu.Lock()
-	for _, e := range h.evs {
-		if v, ok := e.Traffic["new"]; ok && (len(traffic) == 0 || traffic[len(traffic)-1] != v) {
-			traffic = append(traffic, v)
+	for _, m := range h.events(deploy.KindNews) {
+		if i := strings.Index(m, "% of traffic"); i > 0 {
+			v, err := strconv.Atoi(m[strings.LastIndex(m[:i], " ")+1 : i])
+			if err == nil && (len(traffic) == 0 || traffic[len(traffic)-1] != v) {
+				traffic = append(traffic, v)
+			}
 		}
 	}
-	h.mu.Unlock()
 	if len(traffic) != 11 || traffic[10] != 100 {
 		t.Errorf("traffic steps told %v (want 0, 10, ..., 100)", traffic)
 	}
-	if news := strings.Join(h.events("progress"), "\n"); !strings.Contains(news, "backend: (service backend, taskSet ecs-svc/2222) has started 2 tasks: (task 0a1b) (task 2c3d).") {
+	if news := strings.Join(h.events(deploy.KindNews), "\n"); !strings.Contains(news, "backend: (service backend, taskSet ecs-svc/2222) has started 2 tasks: (task 0a1b) (task 2c3d).") {
 		t.Errorf("service events not told:\n%s", news)
 	}
 	es, err := h.store.GetEnvState(h.ctx, "bluemed", "production")

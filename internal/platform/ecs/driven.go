@@ -246,11 +246,14 @@ func (d *Driven) Progress(ctx context.Context, service, id string, health time.D
 		}
 		st.News = append(st.News, stopped...)
 	}
+	if err := ro.Err(); err != nil {
+		st.Reason = err.Error()
+	}
 	switch ro.Phase {
 	case RolloutCompleted:
 		st.Phase, st.Traffic = deploy.PhaseSucceeded, 100
 	case RolloutRolledBack:
-		st.Phase, st.Reason = deploy.PhaseRolledBack, "ECS rolled back to the previous task definition: "+ro.Reason
+		st.Phase = deploy.PhaseRolledBack
 	case RolloutFailed:
 		st.Phase = deploy.PhaseFailed
 	default:

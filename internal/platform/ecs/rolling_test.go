@@ -129,7 +129,7 @@ func TestDeployRollingRollbackStub(t *testing.T) {
 	}
 	// Each event and each stopped task's reason is told once, as it happens.
 	var news []string
-	for _, m := range h.events("progress") {
+	for _, m := range h.events(deploy.KindNews) {
 		if strings.Contains(m, "task 1a2b") {
 			news = append(news, m)
 		}
@@ -141,8 +141,8 @@ func TestDeployRollingRollbackStub(t *testing.T) {
 	if strings.Join(news, "\n") != strings.Join(want, "\n") {
 		t.Errorf("news\n got %q\nwant %q", news, want)
 	}
-	if !slices.ContainsFunc(h.events("progress"), func(m string) bool { return strings.Contains(m, "2 failed tasks") }) {
-		t.Errorf("failed tasks not told: %q", h.events("progress"))
+	if !slices.ContainsFunc(h.events(deploy.KindNews), func(m string) bool { return strings.Contains(m, "2 failed tasks") }) {
+		t.Errorf("failed tasks not told: %q", h.events(deploy.KindNews))
 	}
 }
 
