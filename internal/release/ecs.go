@@ -125,42 +125,74 @@ func (s *ecsSession) platform(ctx context.Context, log *slog.Logger) (*ecs.Platf
 	})
 }
 
-// deployECS records a revision of the given images and deploys it. Images
-// are not built: ECS pulls them from a registry, so they must be given by digest.
-func (m *Manager) deployECS(ctx context.Context, env string, images map[string]string, wait bool, timeout time.Duration, diff bool) (store.Deployment, error) {
+// deployECS records a revision of the environment's images and deploys it.
+// ECS pulls images from a registry, so each is deployed by digest: an image
+// given pinned (REPO@sha256:...) as it is; from the pipeline (o.Source
+// set), an image of this machine's engine, which the execution built, is
+// pushed to ECR first; from the command line, a service given no image is
+// built from the working tree and pushed.
+func (m *Manager) deployECS(ctx context.Context, env string, o DeployOptions) (store.Deployment, error) {
 	s := m.openECS(env)
-	s.diff = diff
-	var missing []string
-	for _, name := range s.cfg.ServiceNames() {
-		if images[name] == "" {
-			missing = append(missing, name)
-		}
+	s.diff = o.Diff
+	images := maps.Clone(o.Images)
+	if images == nil {
+		images = map[string]string{}
 	}
-	for name, ref := range images {
-		if _, ok := s.cfg.Services[name]; !ok {
-			return store.Deployment{}, m.unknownService(name)
-		}
-		if !strings.Contains(ref, "@sha256:") {
-			return store.Deployment{}, UsageError{fmt.Sprintf("--image %s=%s: environment %s is on ECS, which needs an image pinned by digest (write %s=REGISTRY/REPO@sha256:DIGEST)", name, ref, env, name)}
-		}
+	build, push, err := ecsImages(s.cfg, env, images, o.Source != "")
+	if err != nil {
+		return store.Deployment{}, err
 	}
-	source := "images"
-	if len(missing) > 0 {
+	source := cmp.Or(o.Source, "images")
+	if len(build) > 0 {
 		// Build what was not given, push it to ECR, and deploy the scanned digests.
-		built, err := s.buildToECR(ctx, missing)
+		built, err := s.buildToECR(ctx, build)
 		if err != nil {
 			return store.Deployment{}, err
 		}
-		for name, ref := range built {
-			images[name] = ref
-		}
+		maps.Copy(images, built)
 		source = "working tree"
+	}
+	if len(push) > 0 {
+		pushed, err := s.pushToECR(ctx, push, images)
+		if err != nil {
+			return store.Deployment{}, err
+		}
+		maps.Copy(images, pushed)
 	}
 	rev := local.NewRevision(s.cfg, env, images, source)
 	if err := s.store.CreateRevision(ctx, rev); err != nil {
 		return store.Deployment{}, err
 	}
-	return s.deploy(ctx, rev, "cutover deploy", wait, timeout)
+	return s.deploy(ctx, rev, cmp.Or(o.Command, "cutover deploy"), o.Wait, o.Timeout)
+}
+
+// ecsImages decides what becomes of each service's image on ECS: pinned by
+// digest, it is deployed as it is; given none, it is built (not from the
+// pipeline, whose execution built what it deploys); a local image from the
+// pipeline is pushed to ECR. Anything else (a tag) is refused.
+func ecsImages(cfg *config.Config, env string, images map[string]string, pipeline bool) (build, push []string, err error) {
+	for name := range images {
+		if _, ok := cfg.Services[name]; !ok {
+			return nil, nil, UsageError{fmt.Sprintf("--image %s=...: no service named %q (services: %s)", name, name, strings.Join(cfg.ServiceNames(), ", "))}
+		}
+	}
+	for _, name := range cfg.ServiceNames() {
+		ref := images[name]
+		switch {
+		case strings.Contains(ref, "@sha256:"):
+		case ref == "" && pipeline:
+			return nil, nil, fmt.Errorf("service %s has no image built in this execution; environment %s is on ECS, which deploys images by digest", name, env)
+		case ref == "":
+			build = append(build, name)
+		case pipeline && strings.HasPrefix(ref, "sha256:"):
+			push = append(push, name)
+		case pipeline:
+			return nil, nil, fmt.Errorf("service %s: image %s is neither pinned by digest nor built by this execution; environment %s is on ECS, which deploys images by digest (write image: REGISTRY/REPO@sha256:DIGEST)", name, ref, env)
+		default:
+			return nil, nil, UsageError{fmt.Sprintf("--image %s=%s: environment %s is on ECS, which needs an image pinned by digest (write %s=REGISTRY/REPO@sha256:DIGEST)", name, ref, env, name)}
+		}
+	}
+	return build, push, nil
 }
 
 // controller is the deployment controller of the environment on AWS.
@@ -324,16 +356,36 @@ func (s *ecsSession) buildToECR(ctx context.Context, services []string) (map[str
 		return nil, fmt.Errorf("%w (ECS environments build their images locally before pushing them to ECR; or pass --image SERVICE=REPO@sha256:...)", err)
 	}
 	defer rt.Close()
+	built, err := local.BuildImages(ctx, rt, s.only(services), local.NewBuildID(time.Now()), nil, s.m.noteWriter())
+	if err != nil {
+		return nil, err
+	}
+	return buildAndPushECR(ctx, s.only(services), s.env, ecrOptions(s.cfg.Environments[s.env].ECS), rt, built, s.m.noteWriter())
+}
+
+// pushToECR pushes the named services' local images (image IDs of this
+// machine's engine, as the pipeline built them) to ECR and returns their digests.
+func (s *ecsSession) pushToECR(ctx context.Context, services []string, images map[string]string) (map[string]string, error) {
+	rt, err := docker.Connect(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w (the execution's images are pushed to ECR from this machine's engine)", err)
+	}
+	defer rt.Close()
+	given := map[string]string{}
+	for _, name := range services {
+		given[name] = images[name]
+	}
+	return buildAndPushECR(ctx, s.only(services), s.env, ecrOptions(s.cfg.Environments[s.env].ECS), rt, given, s.m.noteWriter())
+}
+
+// only is the session's configuration with just the named services.
+func (s *ecsSession) only(services []string) *config.Config {
 	only := *s.cfg
 	only.Services = map[string]*config.Service{}
 	for _, name := range services {
 		only.Services[name] = s.cfg.Services[name]
 	}
-	built, err := local.BuildImages(ctx, rt, &only, local.NewBuildID(time.Now()), nil, s.m.noteWriter())
-	if err != nil {
-		return nil, err
-	}
-	return buildAndPushECR(ctx, &only, s.env, ecrOptions(s.cfg.Environments[s.env].ECS), rt, built, s.m.noteWriter())
+	return &only
 }
 
 // ecrOptions maps environments.<env>.ecs.ecr onto the ECR client's options.
