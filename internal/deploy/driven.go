@@ -169,9 +169,10 @@ func (c *Controller) runDriven(ctx context.Context, d *store.Deployment, st *Sta
 		}
 		if s.Phase != PhaseSucceeded {
 			end = s
-			if s.Reason != "" {
-				end.Reason = "service " + svc + ": " + s.Reason
+			if s.Reason == "" {
+				s.Reason = fmt.Sprintf("deployment %s ended %s", id, s.Phase)
 			}
+			end.Reason = "service " + svc + ": " + s.Reason
 			if len(cs.Done) > 0 {
 				end.Reason += fmt.Sprintf(" (%v already run revision %s)", cs.Done, d.Revision)
 			}
