@@ -16,15 +16,13 @@ func newStopCmd(g *globals) *cobra.Command {
 		Use:   "stop ENV",
 		Short: "Stop the running deployment and roll it back",
 		Args:  exactArgs(1, "ENV"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return withManager(cmd.Context(), g, func(m *release.Manager) error {
-				d, err := m.Stop(cmd.Context(), args[0])
-				if err != nil {
-					return err
-				}
-				return printEnded(g, d)
-			})
-		},
+		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
+			d, err := m.Stop(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return printEnded(g, d)
+		}),
 	}
 }
 
@@ -36,15 +34,13 @@ func newAskCmd(g *globals, use, short, long string, ask func(*release.Manager, c
 		Short: short,
 		Long:  long,
 		Args:  exactArgs(1, "ENV"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return withManager(cmd.Context(), g, func(m *release.Manager) error {
-				d, err := ask(m, cmd.Context(), args[0])
-				if err != nil {
-					return err
-				}
-				return g.print(d, func(w io.Writer) { fmt.Fprintf(w, "asked deployment %s to %s\n", d.ID, use) })
-			})
-		},
+		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
+			d, err := ask(m, ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return g.print(d, func(w io.Writer) { fmt.Fprintf(w, "asked deployment %s to %s\n", d.ID, use) })
+		}),
 	}
 }
 
@@ -67,13 +63,8 @@ func printEnded(g *globals, d store.Deployment) error {
 	})
 }
 
-type rollbackCmd struct {
-	timeout time.Duration
-	to      string
-}
-
 func newRollbackCmd(g *globals) *cobra.Command {
-	c := &rollbackCmd{}
+	var o release.RollbackOptions
 	cmd := &cobra.Command{
 		Use:   "rollback ENV",
 		Short: "Roll back: a traffic flip while the previous set is alive, else a redeploy of the previous revision",
@@ -82,17 +73,15 @@ func newRollbackCmd(g *globals) *cobra.Command {
 			"revision is deployed again through the environment's strategy, without rebuilding.\n" +
 			"--to REVISION deploys that revision of the environment again instead (see `cutover history`).",
 		Args: exactArgs(1, "ENV"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return withManager(cmd.Context(), g, func(m *release.Manager) error {
-				d, err := m.Rollback(cmd.Context(), args[0], release.RollbackOptions{To: c.to, Timeout: c.timeout})
-				if err == nil && d.Status != store.DeploymentSucceeded {
-					return printEnded(g, d) // a deployment in progress, flipped back
-				}
-				return reportDeployment(g, d, err)
-			})
-		},
+		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
+			d, err := m.Rollback(ctx, args[0], o)
+			if err == nil && d.Status != store.DeploymentSucceeded {
+				return printEnded(g, d) // a deployment in progress, flipped back
+			}
+			return reportDeployment(g, d, err)
+		}),
 	}
-	cmd.Flags().DurationVar(&c.timeout, "timeout", 5*time.Minute, "how long tasks may take to become healthy when redeploying")
-	cmd.Flags().StringVar(&c.to, "to", "", "deploy this revision of the environment again (an id from `cutover history ENV`)")
+	cmd.Flags().DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long tasks may take to become healthy when redeploying")
+	cmd.Flags().StringVar(&o.To, "to", "", "deploy this revision of the environment again (an id from `cutover history ENV`)")
 	return cmd
 }

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,15 +14,9 @@ import (
 	"github.com/spf13/cobra"
 )
 
-type deployCmd struct {
-	images  []string
-	wait    bool
-	diff    bool
-	timeout time.Duration
-}
-
 func newDeployCmd(g *globals) *cobra.Command {
-	c := &deployCmd{}
+	var o release.DeployOptions
+	var images []string
 	cmd := &cobra.Command{
 		Use:   "deploy ENV",
 		Short: "Deploy a new revision with the environment's strategy (blue/green or rolling)",
@@ -32,21 +28,18 @@ func newDeployCmd(g *globals) *cobra.Command {
 			"CodeDeploy deployment per service (or ECS-native blue/green); --diff first shows what changes\n" +
 			"in each service's task definition.",
 		Args: exactArgs(1, "ENV"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			images, err := parseImageFlags(c.images)
-			if err != nil {
+		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) (err error) {
+			if o.Images, err = parseImageFlags(images); err != nil {
 				return err
 			}
-			return withManager(cmd.Context(), g, func(m *release.Manager) error {
-				d, err := m.Deploy(cmd.Context(), args[0], release.DeployOptions{Images: images, Wait: c.wait, Timeout: c.timeout, Diff: c.diff})
-				return reportDeployment(g, d, err)
-			})
-		},
+			d, err := m.Deploy(ctx, args[0], o)
+			return reportDeployment(g, d, err)
+		}),
 	}
-	cmd.Flags().StringArrayVar(&c.images, "image", nil, "deploy this image for a service instead of building it: service=ref (repeatable)")
-	cmd.Flags().BoolVar(&c.wait, "wait", false, "wait for a deployment already running in the environment instead of failing")
-	cmd.Flags().DurationVar(&c.timeout, "timeout", 5*time.Minute, "how long new tasks may take to become healthy")
-	cmd.Flags().BoolVar(&c.diff, "diff", false, "platform ecs: show each service's task definition change before deploying it")
+	cmd.Flags().StringArrayVar(&images, "image", nil, "deploy this image for a service instead of building it: service=ref (repeatable)")
+	cmd.Flags().BoolVar(&o.Wait, "wait", false, "wait for a deployment already running in the environment instead of failing")
+	cmd.Flags().DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long new tasks may take to become healthy")
+	cmd.Flags().BoolVar(&o.Diff, "diff", false, "platform ecs: show each service's task definition change before deploying it")
 	return cmd
 }
 
@@ -65,28 +58,29 @@ func parseImageFlags(flags []string) (map[string]string, error) {
 // reportDeployment prints a deployment that ran; the exit code is 1 when
 // it did not succeed (a release.DeploymentFailed error).
 func reportDeployment(g *globals, d store.Deployment, err error) error {
-	var failed release.DeploymentFailed
-	if err != nil && !errors.As(err, &failed) {
-		return err
-	}
-	if perr := g.printResult(d, func(w io.Writer) {
+	return report(g.printResult, d, err, func(w io.Writer) {
 		fmt.Fprintf(w, "deployment %s: %s (revision %s, %d%% of traffic on it)\n", d.ID, d.Status, d.Revision, d.TrafficPercent)
 		if d.Reason != "" {
 			fmt.Fprintf(w, "  reason: %s\n", d.Reason)
 		}
-	}); perr != nil {
+	})
+}
+
+// report prints v when it ran (err is nil, or says it ran and failed) and returns err.
+func report(print func(any, func(io.Writer)) error, v any, err error, text func(io.Writer)) error {
+	var deployment release.DeploymentFailed
+	var execution release.ExecutionFailed
+	if err != nil && !errors.As(err, &deployment) && !errors.As(err, &execution) {
+		return err
+	}
+	if perr := print(v, text); perr != nil {
 		return perr
 	}
 	return err
 }
 
-type upCmd struct {
-	timeout time.Duration
-	wait    bool
-}
-
 func newUpCmd(g *globals) *cobra.Command {
-	c := &upCmd{}
+	var o release.UpOptions
 	cmd := &cobra.Command{
 		Use:   "up ENV",
 		Short: "Build the services, start them behind the load balancer and wait until healthy",
@@ -96,20 +90,18 @@ func newUpCmd(g *globals) *cobra.Command {
 			"It is a blue/green deployment without hooks, shifting steps or waits: `cutover deploy` runs the\n" +
 			"environment's own strategy.",
 		Args: exactArgs(1, "ENV"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return withManager(cmd.Context(), g, func(m *release.Manager) error {
-				res, err := m.Up(cmd.Context(), args[0], release.UpOptions{Wait: c.wait, Timeout: c.timeout})
-				if err != nil {
-					return err
-				}
-				return g.printResult(res, func(w io.Writer) {
-					fmt.Fprintf(w, "%s/%s is up: revision %s\n  production: %s\n  test:       %s\n", res.Project, res.Environment, res.Revision, res.URL, res.TestURL)
-				})
+		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
+			res, err := m.Up(ctx, args[0], o)
+			if err != nil {
+				return err
+			}
+			return g.printResult(res, func(w io.Writer) {
+				fmt.Fprintf(w, "%s/%s is up: revision %s\n  production: %s\n  test:       %s\n", res.Project, res.Environment, res.Revision, res.URL, res.TestURL)
 			})
-		},
+		}),
 	}
-	cmd.Flags().DurationVar(&c.timeout, "timeout", 2*time.Minute, "how long new tasks may take to become healthy")
-	cmd.Flags().BoolVar(&c.wait, "wait", false, "wait for a deployment already running in the environment instead of failing")
+	cmd.Flags().DurationVar(&o.Timeout, "timeout", 2*time.Minute, "how long new tasks may take to become healthy")
+	cmd.Flags().BoolVar(&o.Wait, "wait", false, "wait for a deployment already running in the environment instead of failing")
 	return cmd
 }
 
@@ -118,17 +110,15 @@ func newDownCmd(g *globals) *cobra.Command {
 		Use:   "down ENV",
 		Short: "Remove the environment's containers and routes",
 		Args:  exactArgs(1, "ENV"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return withManager(cmd.Context(), g, func(m *release.Manager) error {
-				res, err := m.Down(cmd.Context(), args[0])
-				if err != nil {
-					return err
-				}
-				return g.print(res, func(w io.Writer) {
-					fmt.Fprintf(w, "%s/%s is down: removed %d tasks and its routes\n", res.Project, res.Environment, res.RemovedTasks)
-				})
+		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
+			res, err := m.Down(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return g.print(res, func(w io.Writer) {
+				fmt.Fprintf(w, "%s/%s is down: removed %d tasks and its routes\n", res.Project, res.Environment, res.RemovedTasks)
 			})
-		},
+		}),
 	}
 }
 
@@ -140,4 +130,43 @@ func exactArgs(n int, names string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+func newPruneCmd(g *globals) *cobra.Command {
+	var o release.PruneOptions
+	cmd := &cobra.Command{
+		Use:   "prune",
+		Short: "Remove the images of revisions older than the newest N of each environment",
+		Long: "Removes the images cutover built for this project that no environment needs: it keeps the\n" +
+			"images of the newest revisions of each environment (retention.revisions in cutover.yaml, 5 by\n" +
+			"default, or --keep), those a container of the project uses, and those younger than --min-age\n" +
+			"(a build may be running). The same pruning runs after each successful `up` and `deploy`.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("keep") && o.Keep < 2 {
+				return usageError{fmt.Sprintf("--keep %d: keep at least 2 revisions, so a rollback to the previous one needs no rebuild", o.Keep)}
+			}
+			return withManager(cmd.Context(), g, func(m *release.Manager) error {
+				res, err := m.Prune(cmd.Context(), o)
+				if err != nil {
+					return err
+				}
+				return g.print(res, func(w io.Writer) {
+					verb := "removed"
+					if o.DryRun {
+						verb = "would remove"
+					}
+					fmt.Fprintf(w, "%s %d images (%s), kept %d (the newest %d revisions of each environment, images in use or younger than %s)\n",
+						verb, len(res.Removed), release.Megabytes(res.FreedBytes), res.Kept, cmp.Or(o.Keep, m.Config.Retention.Revisions), o.MinAge)
+					for _, im := range res.Removed {
+						fmt.Fprintf(w, "  %s %s\n", shortImage(im.ID), strings.Join(im.Tags, " "))
+					}
+				})
+			})
+		},
+	}
+	cmd.Flags().IntVar(&o.Keep, "keep", 0, "keep the images of the newest N revisions of each environment (default: retention.revisions)")
+	cmd.Flags().DurationVar(&o.MinAge, "min-age", release.AutoPruneMinAge, "keep images younger than this (a build may be running)")
+	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "list what would be removed, remove nothing")
+	return cmd
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -32,30 +33,28 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 		Use:   "executions [EXECUTION]",
 		Short: "List pipeline executions, or show one with its stages and actions",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return withManager(cmd.Context(), g, func(m *release.Manager) error {
-				if len(args) == 1 {
-					e, err := m.Store.GetExecution(cmd.Context(), args[0])
-					if err != nil {
-						return err
-					}
-					return g.print(e, func(w io.Writer) {
-						fmt.Fprintf(w, "execution %s: %s (%s %s at %.7s)%s\n", e.ID, e.Status, e.Trigger, e.Branch, e.Commit, suffix(e.Error))
-						printStages(w, e)
-					})
-				}
-				list, err := m.Store.ListExecutions(cmd.Context(), m.Config.Project, limit)
+		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
+			if len(args) == 1 {
+				e, err := m.Store.GetExecution(ctx, args[0])
 				if err != nil {
 					return err
 				}
-				return g.print(list, func(w io.Writer) {
-					fmt.Fprintln(w, "EXECUTION               TRIGGER       BRANCH        COMMIT   STATUS      STARTED")
-					for _, e := range list {
-						fmt.Fprintf(w, "%-23s %-13s %-13s %.7s  %-11s %s%s\n", e.ID, e.Trigger, e.Branch, e.Commit, e.Status, e.CreatedAt.Local().Format("01-02 15:04:05"), suffix(e.Error))
-					}
+				return g.print(e, func(w io.Writer) {
+					fmt.Fprintf(w, "execution %s: %s (%s %s at %.7s)%s\n", e.ID, e.Status, e.Trigger, e.Branch, e.Commit, suffix(e.Error))
+					printStages(w, e)
 				})
+			}
+			list, err := m.Store.ListExecutions(ctx, m.Config.Project, limit)
+			if err != nil {
+				return err
+			}
+			return g.print(list, func(w io.Writer) {
+				fmt.Fprintln(w, "EXECUTION               TRIGGER       BRANCH        COMMIT   STATUS      STARTED")
+				for _, e := range list {
+					fmt.Fprintf(w, "%-23s %-13s %-13s %.7s  %-11s %s%s\n", e.ID, e.Trigger, e.Branch, e.Commit, e.Status, e.CreatedAt.Local().Format("01-02 15:04:05"), suffix(e.Error))
+				}
 			})
-		},
+		}),
 	}
 	cmd.Flags().IntVar(&limit, "limit", 20, "how many executions to list")
 	return cmd
@@ -75,50 +74,15 @@ func newLogsCmd(g *globals) *cobra.Command {
 		Use:   "logs EXECUTION",
 		Short: "Print an execution's log (secrets are masked); --follow until it ends",
 		Args:  exactArgs(1, "EXECUTION"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			return withManager(ctx, g, func(m *release.Manager) error {
-				if _, err := m.Store.GetExecution(ctx, args[0]); err != nil {
-					return err
-				}
-				var after int64
-				for {
-					lines, err := m.Store.ListLogs(ctx, args[0], action, after, 1000)
-					if err != nil {
-						return err
-					}
-					for _, l := range lines {
-						after = l.Seq
-						if g.json() {
-							_ = json.NewEncoder(g.stdout).Encode(l)
-						} else {
-							fmt.Fprintf(g.stdout, "%s %-12s %s\n", l.Time.Local().Format("15:04:05"), l.Action, l.Line)
-						}
-					}
-					if len(lines) == 1000 {
-						continue
-					}
-					if !follow {
-						return nil
-					}
-					e, err := m.Store.GetExecution(ctx, args[0])
-					if err != nil {
-						return err
-					}
-					if !store.ExecutionActive(e.Status) {
-						if more, _ := m.Store.ListLogs(ctx, args[0], action, after, 1); len(more) == 0 {
-							return nil
-						}
-						continue
-					}
-					select {
-					case <-ctx.Done():
-						return nil
-					case <-time.After(300 * time.Millisecond):
-					}
+		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
+			return m.Logs(ctx, args[0], release.LogOptions{Action: action, Follow: follow}, func(l store.LogLine) {
+				if g.json() {
+					_ = json.NewEncoder(g.stdout).Encode(l)
+				} else {
+					fmt.Fprintf(g.stdout, "%s %-12s %s\n", l.Time.Local().Format("15:04:05"), l.Action, l.Line)
 				}
 			})
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "F", false, "keep printing until the execution ends")
 	cmd.Flags().StringVar(&action, "action", "", "only this action's lines")
@@ -132,21 +96,19 @@ func newDecideCmd(g *globals, approve bool) *cobra.Command {
 		Use:   use + " EXECUTION",
 		Short: map[bool]string{true: "Approve the deployment an execution waits for", false: "Reject the deployment an execution waits for (the execution fails)"}[approve],
 		Args:  exactArgs(1, "EXECUTION"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return withManager(cmd.Context(), g, func(m *release.Manager) error {
-				decide := (*release.Manager).Reject
-				if approve {
-					decide = (*release.Manager).Approve
-				}
-				a, err := decide(m, cmd.Context(), args[0], release.Decision{Who: auth.LocalUser(), Comment: comment})
-				if err != nil {
-					return err
-				}
-				return g.print(a, func(w io.Writer) {
-					fmt.Fprintf(w, "%s: execution %s, %s (by %s at %s)\n", a.Status, a.Execution, a.Action, a.DecidedBy, time.Now().Format("15:04:05"))
-				})
+		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
+			decide := (*release.Manager).Reject
+			if approve {
+				decide = (*release.Manager).Approve
+			}
+			a, err := decide(m, ctx, args[0], release.Decision{Who: auth.LocalUser(), Comment: comment})
+			if err != nil {
+				return err
+			}
+			return g.print(a, func(w io.Writer) {
+				fmt.Fprintf(w, "%s: execution %s, %s (by %s at %s)\n", a.Status, a.Execution, a.Action, a.DecidedBy, time.Now().Format("15:04:05"))
 			})
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&comment, "comment", "", "why (recorded with the decision)")
 	return cmd
@@ -157,17 +119,15 @@ func newCancelCmd(g *globals) *cobra.Command {
 		Use:   "cancel EXECUTION",
 		Short: "Cancel a running or waiting execution (running commands are stopped, integration torn down)",
 		Args:  exactArgs(1, "EXECUTION"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return withManager(cmd.Context(), g, func(m *release.Manager) error {
-				e, err := m.Cancel(cmd.Context(), args[0])
-				if err != nil {
-					return err
-				}
-				return g.print(map[string]string{"execution": e.ID, "requested": "cancel"}, func(w io.Writer) {
-					fmt.Fprintf(w, "asked execution %s to cancel (a deployment in progress is stopped and rolled back)\n", e.ID)
-				})
+		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
+			e, err := m.Cancel(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return g.print(map[string]string{"execution": e.ID, "requested": "cancel"}, func(w io.Writer) {
+				fmt.Fprintf(w, "asked execution %s to cancel (a deployment in progress is stopped and rolled back)\n", e.ID)
 			})
-		},
+		}),
 	}
 }
 
@@ -177,16 +137,56 @@ func newRetryCmd(g *globals) *cobra.Command {
 		Use:   "retry EXECUTION",
 		Short: "Run an execution's commit again, from its first stage or from --stage",
 		Args:  exactArgs(1, "EXECUTION"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return withManager(cmd.Context(), g, func(m *release.Manager) error {
-				exec, err := m.Retry(cmd.Context(), args[0], release.RetryOptions{Stage: stage, Output: g.pipelineOutput()})
-				if err != nil {
-					return err
-				}
-				return reportExecution(g, exec)
-			})
-		},
+		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
+			exec, err := m.Retry(ctx, args[0], release.RetryOptions{Stage: stage, Output: g.pipelineOutput()})
+			return reportExecution(g, exec, err)
+		}),
 	}
 	cmd.Flags().StringVar(&stage, "stage", "", "start from this stage, reusing the images earlier stages built")
 	return cmd
+}
+
+func newRunCmd(g *globals) *cobra.Command {
+	var o release.TriggerOptions
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the pipeline once for a commit, in the foreground (for use inside any CI)",
+		Long: "Checks the commit out into a fresh workspace and runs the pipeline of its cutover.yaml:\n" +
+			"build, test, integration, deploy, verify, approval. A push to an environment's branch deploys\n" +
+			"it; --kind pull_request builds and tests only. Exits 0 only when the execution succeeded.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := release.LocalTrigger(cmd.Context(), g.file, o)
+			if err != nil {
+				return err
+			}
+			return withManager(cmd.Context(), g, func(m *release.Manager) error {
+				exec, err := m.Run(cmd.Context(), t, release.RunOptions{Output: g.pipelineOutput()})
+				return reportExecution(g, exec, err)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&o.Branch, "branch", "", "branch to run (default: the current branch of the repository)")
+	cmd.Flags().StringVar(&o.Commit, "commit", "", "commit to run (default: the head of --branch)")
+	cmd.Flags().StringVar(&o.Repo, "repo", "", "git repository, local path or URL (default: the one cutover.yaml is in)")
+	cmd.Flags().StringVar(&o.Kind, "kind", pipeline.TriggerManual, "trigger kind: manual, push or pull_request")
+	cmd.Flags().IntVar(&o.PR, "pr", 0, "pull request number (with --kind pull_request)")
+	cmd.Flags().StringVar(&o.Base, "base", "", "a pull request's base branch, whose pipeline definition it runs (default: the repository's default branch)")
+	return cmd
+}
+
+// pipelineOutput is where a foreground run's log lines go: stderr, or
+// nowhere with --output json (stdout carries the result).
+func (g *globals) pipelineOutput() io.Writer {
+	if g.json() {
+		return io.Discard
+	}
+	return g.stderr
+}
+
+func reportExecution(g *globals, e store.Execution, err error) error {
+	return report(g.print, e, err, func(w io.Writer) {
+		fmt.Fprintf(w, "execution %s: %s (%s %s at %.7s)\n", e.ID, e.Status, e.Trigger, e.Branch, e.Commit)
+		printStages(w, e)
+	})
 }

@@ -4,13 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
-	"github.com/cutoverdev/cutover/internal/alarm"
-	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/deploy"
+	"github.com/cutoverdev/cutover/internal/release"
 )
 
 // progress renders deployment events: a JSON object per line with
@@ -18,6 +19,7 @@ import (
 // status line (phase, traffic, health, alarm values, time left).
 type progress struct {
 	w         io.Writer
+	notes     io.Writer // release.KindNote lines: stderr in either mode
 	json      bool
 	tty       bool
 	live      bool // a status line is on screen
@@ -26,7 +28,7 @@ type progress struct {
 }
 
 func newProgress(g *globals) *progress {
-	p := &progress{json: g.json(), w: g.stderr}
+	p := &progress{json: g.json(), w: g.stderr, notes: g.stderr}
 	if p.json {
 		p.w = g.stdout
 	}
@@ -39,6 +41,11 @@ func newProgress(g *globals) *progress {
 }
 
 func (p *progress) event(ev deploy.Event) {
+	if ev.Kind == release.KindNote {
+		p.endLive()
+		fmt.Fprintln(p.notes, ev.Message)
+		return
+	}
 	if p.json {
 		_ = json.NewEncoder(p.w).Encode(ev)
 		return
@@ -60,29 +67,28 @@ func (p *progress) event(ev deploy.Event) {
 		fmt.Fprintln(p.w, line)
 		return
 	}
+	p.endLive()
+	fmt.Fprintf(p.w, "%s %-22s %s\n", ev.Time.Format("15:04:05"), ev.Phase, ev.Message)
+}
+
+// endLive clears the live status line, if one is on screen.
+func (p *progress) endLive() {
 	if p.live {
 		fmt.Fprint(p.w, "\r\033[K")
 		p.live = false
 	}
-	fmt.Fprintf(p.w, "%s %-22s %s\n", ev.Time.Format("15:04:05"), ev.Phase, ev.Message)
 }
 
 func (p *progress) statusLine(ev deploy.Event) string {
 	parts := []string{ev.Time.Format("15:04:05"), ev.Phase, ev.Message}
 	if len(p.traffic) > 0 {
-		var t []string
-		for _, c := range []string{"blue", "green"} {
-			if v, ok := p.traffic[c]; ok {
-				t = append(t, fmt.Sprintf("%s %d%%", c, v))
-			}
-		}
-		parts = append(parts, strings.Join(t, "/"))
+		parts = append(parts, trafficText(p.traffic))
 	}
 	if ev.Total > 0 {
 		parts = append(parts, fmt.Sprintf("%d/%d healthy", ev.Healthy, ev.Total))
 	}
 	for _, a := range ev.Alarms {
-		parts = append(parts, alarmValue(a))
+		parts = append(parts, a.Value())
 	}
 	if ev.WaitLeft > 0 {
 		parts = append(parts, ev.WaitLeft.String()+" left")
@@ -90,26 +96,11 @@ func (p *progress) statusLine(ev deploy.Event) string {
 	return strings.Join(parts, " · ")
 }
 
-// alarmValue is an alarm's latest datapoint in its unit, e.g. "p95_latency 12ms".
-func alarmValue(s alarm.Status) string {
-	d, ok := s.Latest()
-	if !ok {
-		return s.Name + " -"
+// trafficText is a split by color: "blue 90%/green 10%".
+func trafficText(traffic map[string]int) string {
+	var t []string
+	for _, c := range slices.Sorted(maps.Keys(traffic)) {
+		t = append(t, fmt.Sprintf("%s %d%%", c, traffic[c]))
 	}
-	if d.Missing {
-		return s.Name + " no data"
-	}
-	v := ""
-	switch s.Metric {
-	case config.MetricP95Latency, config.MetricP99Latency:
-		v = time.Duration(d.Value * float64(time.Second)).Round(100 * time.Microsecond).String()
-	case config.MetricErrorRate:
-		v = fmt.Sprintf("%.1f%%", d.Value*100)
-	default:
-		v = fmt.Sprintf("%g", d.Value)
-	}
-	if s.InAlarm {
-		v += " ALARM"
-	}
-	return s.Name + " " + v
+	return strings.Join(t, "/")
 }

@@ -1,7 +1,11 @@
-// Package cli holds cutover's cobra commands, one file each. Commands parse
-// flags, call the packages that do the work, and print either text for people
-// or JSON for scripts (--output json). Errors are printed once, on stderr, as
-// one or two plain lines; the exit code is 0 only on success.
+// Package cli holds cutover's cobra commands, grouped by what they act on
+// (deploy.go: an environment's deployments; executions.go: the pipeline's
+// executions; ...). A command binds flags, makes one call to
+// internal/release (or the package that does the work) and renders the
+// result: text for people or JSON for scripts (--output json), and
+// deployment events as they arrive. No decision lives here. Errors are
+// printed once, on stderr, as one or two plain lines; the exit code is 0
+// only on success.
 package cli
 
 import (
@@ -10,10 +14,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/spf13/cobra"
 )
 
@@ -65,6 +71,17 @@ func (g *globals) homeDir() (string, error) {
 		return "", fmt.Errorf("cannot find a home directory for cutover's state: %v (set CUTOVER_HOME)", err)
 	}
 	return filepath.Join(dir, ".local", "share", "cutover"), nil
+}
+
+// withHome is a RunE that resolves the state directory for fn.
+func (g *globals) withHome(fn func(ctx context.Context, home string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		home, err := g.homeDir()
+		if err != nil {
+			return err
+		}
+		return fn(cmd.Context(), home)
+	}
 }
 
 // usageError marks a mistake in how the command was invoked.
@@ -127,4 +144,29 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// withManager is a RunE that opens the project's Manager for fn and closes it.
+func (g *globals) withManager(fn func(ctx context.Context, m *release.Manager, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		return withManager(cmd.Context(), g, func(m *release.Manager) error { return fn(cmd.Context(), m, args) })
+	}
+}
+
+// withManager opens cutover.yaml's project and the state directory's store
+// for fn, with deployment events rendered on the terminal (or as JSON
+// lines with --output json), and closes them.
+func withManager(ctx context.Context, g *globals, fn func(m *release.Manager) error) error {
+	home, err := g.homeDir()
+	if err != nil {
+		return err
+	}
+	m, err := release.Open(ctx, g.file, home)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	m.Progress = newProgress(g).event
+	m.Log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return fn(m)
 }

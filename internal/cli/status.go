@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"maps"
@@ -18,31 +19,25 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Use:   "status [ENV]",
 		Short: "Show environments: revision, tasks and their health at the load balancer",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			env := ""
-			if len(args) == 1 {
-				env = args[0]
-			}
-			return withManager(cmd.Context(), g, func(m *release.Manager) error {
-				for {
-					if watch > 0 && !g.json() {
-						fmt.Fprint(g.stdout, "\033[H\033[2J")
-					}
-					out, err := m.Status(cmd.Context(), env)
-					if err != nil {
-						return err
-					}
-					if err := g.print(out, func(w io.Writer) { printStatus(w, out) }); err != nil || watch <= 0 {
-						return err
-					}
-					select {
-					case <-cmd.Context().Done():
-						return nil
-					case <-time.After(watch):
-					}
+		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
+			for {
+				if watch > 0 && !g.json() {
+					fmt.Fprint(g.stdout, "\033[H\033[2J")
 				}
-			})
-		},
+				out, err := m.Status(ctx, strings.Join(args, ""))
+				if err != nil {
+					return err
+				}
+				if err := g.print(out, func(w io.Writer) { printStatus(w, out) }); err != nil || watch <= 0 {
+					return err
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(watch):
+				}
+			}
+		}),
 	}
 	cmd.Flags().DurationVar(&watch, "watch", 0, "refresh every interval (e.g. 1s) until interrupted")
 	return cmd
@@ -77,15 +72,11 @@ func printStatus(w io.Writer, out []release.Status) {
 				fmt.Fprintf(w, ", at least %s left in all", p.Left)
 			}
 			if len(es.Traffic) > 0 {
-				var t []string
-				for _, c := range slices.Sorted(maps.Keys(es.Traffic)) {
-					t = append(t, fmt.Sprintf("%s %d%%", c, es.Traffic[c]))
-				}
-				fmt.Fprintf(w, "; traffic %s", strings.Join(t, ", "))
+				fmt.Fprintf(w, "; traffic %s", trafficText(es.Traffic))
 			}
 			fmt.Fprintln(w)
 			for _, a := range es.Alarms {
-				fmt.Fprintf(w, "  alarm %s\n", alarmValue(a))
+				fmt.Fprintf(w, "  alarm %s\n", a.Value())
 			}
 		}
 		for _, e := range es.ECS {
@@ -105,4 +96,54 @@ func printStatus(w io.Writer, out []release.Status) {
 	for _, u := range unread {
 		fmt.Fprintf(w, "not read: %s\n", u)
 	}
+}
+
+func newHistoryCmd(g *globals) *cobra.Command {
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "history ENV",
+		Short: "List the environment's deployments (date, duration, actor, outcome, reason) and revisions (source commit)",
+		Long: "Lists deployments and revisions from the state store. It needs neither the Docker engine nor\n" +
+			"the proxy, so it works while they are down.",
+		Args: exactArgs(1, "ENV"),
+		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
+			res, err := m.History(ctx, args[0], limit)
+			if err != nil {
+				return err
+			}
+			return g.print(res, func(w io.Writer) {
+				fmt.Fprintln(w, "DEPLOYMENT                STARTED              DURATION   ACTOR        STRATEGY    REVISION        STATUS       REASON")
+				for _, d := range res.Deployments {
+					fmt.Fprintf(w, "%-25s %-20s %-10s %-12s %-11s %-15s %-12s %s\n", d.ID, d.CreatedAt.Local().Format("2006-01-02 15:04:05"),
+						d.Duration, d.Actor, d.Strategy, d.Revision, d.Status, d.Reason)
+				}
+				fmt.Fprintln(w, "\nREVISION        CREATED              SOURCE                        SERVICES")
+				for _, r := range res.Revisions {
+					fmt.Fprintf(w, "%-15s %-20s %-29s", r.ID, r.CreatedAt.Local().Format("2006-01-02 15:04:05"), r.Source)
+					for _, name := range slices.Sorted(maps.Keys(r.Services)) {
+						fmt.Fprintf(w, " %s=%s", name, shortImage(r.Services[name].Image))
+					}
+					fmt.Fprintln(w)
+				}
+			})
+		}),
+	}
+	cmd.Flags().IntVar(&limit, "limit", 20, "how many deployments and revisions to list")
+	return cmd
+}
+
+// shortImage shows an image id or a digest reference by its first 12 hex digits.
+func shortImage(s string) string {
+	if _, digest, ok := strings.Cut(s, "@sha256:"); ok {
+		return "@" + shortID(digest)
+	}
+	return shortID(strings.TrimPrefix(s, "sha256:"))
+}
+
+// shortID is the first 12 characters of a task, image or commit id.
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }

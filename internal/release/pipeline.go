@@ -50,7 +50,8 @@ func (m *Manager) Engine(ctx context.Context, out io.Writer) (*pipeline.Engine, 
 	return eng, func() { _ = reg.Close(context.WithoutCancel(ctx)) }, nil
 }
 
-// Run runs the pipeline once for t, in this process.
+// Run runs the pipeline once for t, in this process. An execution that
+// does not succeed is returned with an ExecutionFailed error.
 func (m *Manager) Run(ctx context.Context, t pipeline.Trigger, o RunOptions) (store.Execution, error) {
 	t.Project = m.Config.Project
 	eng, stop, err := m.Engine(ctx, o.Output)
@@ -58,7 +59,22 @@ func (m *Manager) Run(ctx context.Context, t pipeline.Trigger, o RunOptions) (st
 		return store.Execution{}, err
 	}
 	defer stop()
-	return eng.Run(ctx, t)
+	return ranOK(eng.Run(ctx, t))
+}
+
+// ExecutionFailed is returned by Run and Retry, beside the execution, when
+// it ran but did not succeed.
+type ExecutionFailed struct{ Execution store.Execution }
+
+func (e ExecutionFailed) Error() string {
+	return fmt.Sprintf("execution %s %s: %s", e.Execution.ID, e.Execution.Status, e.Execution.Error)
+}
+
+func ranOK(x store.Execution, err error) (store.Execution, error) {
+	if err == nil && x.Status != store.ExecutionSucceeded {
+		err = ExecutionFailed{x}
+	}
+	return x, err
 }
 
 // Retry runs an execution's commit again, from its first stage or from o.Stage.
@@ -76,7 +92,7 @@ func (m *Manager) Retry(ctx context.Context, executionID string, o RetryOptions)
 		return store.Execution{}, err
 	}
 	defer stop()
-	return eng.Run(ctx, t)
+	return ranOK(eng.Run(ctx, t))
 }
 
 // Approve lets the deployment an execution waits for go ahead. The role,

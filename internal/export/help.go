@@ -1,40 +1,11 @@
-package cli
+package export
 
-import (
-	"fmt"
-	"io"
+import "github.com/cutoverdev/cutover/internal/config"
 
-	"github.com/cutoverdev/cutover/internal/config"
-	"github.com/cutoverdev/cutover/internal/export"
-	"github.com/spf13/cobra"
-)
-
-func newExportCmd(g *globals) *cobra.Command {
-	var outDir string
-	cmd := &cobra.Command{
-		Use:   "export",
-		Short: "Export cutover.yaml as infrastructure code for other platforms",
-		Args:  cobra.NoArgs,
-		// `--output DIR` names the templates' directory, as in `cutover export
-		// cloudformation --output cf`; `--output text|json` keeps its meaning
-		// everywhere (the report's format), and --dir is the unambiguous form.
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if g.output != "text" && g.output != "json" {
-				outDir, g.output = g.output, "text"
-			}
-			return nil
-		},
-	}
-	cmd.AddCommand(newExportCloudFormationCmd(g, &outDir))
-	return cmd
-}
-
-func newExportCloudFormationCmd(g *globals, outDir *string) *cobra.Command {
-	var dir, format string
-	cmd := &cobra.Command{
-		Use:   "cloudformation",
-		Short: "Write CloudFormation templates of the AWS architecture (VPC, ALB, ECS Fargate, ECR, CodePipeline, CodeDeploy, alarms)",
-		Long: `Write CloudFormation templates for running cutover.yaml's services on AWS ECS/Fargate.
+// CloudFormationHelp is what `cutover export cloudformation --help` says
+// about the templates: it lives beside the code that writes them, so a
+// change to the templates and to their description go together.
+const CloudFormationHelp = `Write CloudFormation templates for running cutover.yaml's services on AWS ECS/Fargate.
 
 Templates, deployed in this order (each imports the exports "<project>-<Name>" of the ones before):
 
@@ -86,50 +57,29 @@ stack's outputs.
 
 Secrets never appear in the templates: tasks may read SSM parameters under /cutover/<project>/<env>/
 and Secrets Manager secrets under cutover/<project>/<env>/; pipeline secrets are passed to
-CodeBuild as Secrets Manager references (cutover/<project>/pipeline:NAME).`,
-		Example: "  cutover export cloudformation --output cf\n  cutover export cloudformation --dir cf --format json --output json",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if format != "yaml" && format != "json" {
-				return usageError{fmt.Sprintf("--format: %q is not a template format (use yaml or json)", format)}
-			}
-			if *outDir != "" {
-				if cmd.Flags().Changed("dir") && dir != *outDir {
-					return usageError{fmt.Sprintf("--output %s and --dir %s name two directories: give one", *outDir, dir)}
-				}
-				dir = *outDir
-			}
-			cfg, err := config.Load(g.file)
-			if err != nil {
-				return err
-			}
-			files, err := export.Templates(cfg)
-			if err != nil {
-				return err
-			}
-			paths, err := export.Write(dir, format, files)
-			if err != nil {
-				return err
-			}
-			type written struct {
-				Path      string `json:"path"`
-				Stack     string `json:"stack"`
-				Resources int    `json:"resources"`
-			}
-			res := make([]written, len(files))
-			for i, f := range files {
-				res[i] = written{paths[i], f.Stack, len(f.Template.Resources)}
-			}
-			return g.print(struct {
-				Templates []written `json:"templates"`
-			}{res}, func(w io.Writer) {
-				for _, r := range res {
-					fmt.Fprintf(w, "%s: %d resources (stack %s)\n", r.Path, r.Resources, r.Stack)
-				}
-			})
-		},
+CodeBuild as Secrets Manager references (cutover/<project>/pipeline:NAME).`
+
+// Written is one template WriteCloudFormation wrote.
+type Written struct {
+	Path      string `json:"path"`
+	Stack     string `json:"stack"`
+	Resources int    `json:"resources"`
+}
+
+// WriteCloudFormation builds cfg's templates and writes them into dir as
+// format (yaml or json), in deployment order.
+func WriteCloudFormation(cfg *config.Config, dir, format string) ([]Written, error) {
+	files, err := Templates(cfg)
+	if err != nil {
+		return nil, err
 	}
-	cmd.Flags().StringVarP(&dir, "dir", "d", "cloudformation", "directory to write the templates into (`--output DIR` works too; --output text|json is the report's format)")
-	cmd.Flags().StringVar(&format, "format", "yaml", "template format: yaml or json")
-	return cmd
+	paths, err := Write(dir, format, files)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Written, len(files))
+	for i, f := range files {
+		out[i] = Written{paths[i], f.Stack, len(f.Template.Resources)}
+	}
+	return out, nil
 }
