@@ -218,14 +218,27 @@ func (c *Controller) follow(ctx context.Context, d *store.Deployment, st *State,
 			return DrivenState{}, err
 		}
 	}
-	lastStatus := ""
+	lastStatus, errs := "", 0
 	for attempt := 0; ; attempt++ {
 		s, err := c.Driven.Progress(ctx, svc, id, c.Timeout)
-		if err != nil {
-			if ctx.Err() != nil {
-				return s, errInterrupted
-			}
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return s, errInterrupted
+		case err != nil && errors.Is(err, ErrTryAgain) && errs+1 < maxReadErrors:
+			// A read that fails (the network, a throttle past the SDK's
+			// retries) is tried again at the next poll: the deployment goes on.
+			errs++
+			c.emit(d, Event{Kind: KindNews, Message: fmt.Sprintf("%s: reading deployment %s: %v (trying again)", svc, id, err)})
+		case err != nil:
 			return DrivenState{Phase: PhaseFailed, Reason: fmt.Sprintf("following deployment %s: %v (AWS goes on with it)", id, err)}, nil
+		default:
+			errs = 0
+		}
+		if err != nil {
+			if err := c.waitDriven(ctx, d, st, svc, id, attempt); err != nil {
+				return s, err
+			}
+			continue
 		}
 		for _, n := range s.News {
 			c.emit(d, Event{Kind: KindNews, Message: svc + ": " + n})
@@ -263,20 +276,35 @@ func (c *Controller) follow(ctx context.Context, d *store.Deployment, st *State,
 				return s, err
 			}
 		}
-		next := c.Driven.After(attempt)
-		for waiting := true; waiting; {
-			if f := c.drivenRequests(ctx, d, st, svc, id); f != nil && !cs.Stopped[svc] {
-				if err := c.stopCloud(ctx, d, st, svc, id, f.outcome, f.reason); err != nil {
-					return s, err
-				}
+		if err := c.waitDriven(ctx, d, st, svc, id, attempt); err != nil {
+			return s, err
+		}
+	}
+}
+
+// ErrTryAgain marks a Progress error worth trying again at the next poll
+// (throttled, the cloud not reached); any other ends the following.
+var ErrTryAgain = errors.New("try again later")
+
+// maxReadErrors is how many reads of a cloud deployment in a row may fail
+// before the controller gives up following it.
+const maxReadErrors = 5
+
+// waitDriven waits for the next poll, passing on requests every tick.
+func (c *Controller) waitDriven(ctx context.Context, d *store.Deployment, st *State, svc, id string, attempt int) error {
+	next := c.Driven.After(attempt)
+	for {
+		if f := c.drivenRequests(ctx, d, st, svc, id); f != nil && !st.Cloud.Stopped[svc] {
+			if err := c.stopCloud(ctx, d, st, svc, id, f.outcome, f.reason); err != nil {
+				return err
 			}
-			select {
-			case <-ctx.Done():
-				return s, errInterrupted
-			case <-next:
-				waiting = false
-			case <-time.After(c.Tick):
-			}
+		}
+		select {
+		case <-ctx.Done():
+			return errInterrupted
+		case <-next:
+			return nil
+		case <-time.After(c.Tick):
 		}
 	}
 }

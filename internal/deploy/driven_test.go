@@ -188,3 +188,47 @@ func TestDrivenStopRequest(t *testing.T) {
 		}
 	}
 }
+
+// flakyCloud fails its first reads: with ErrTryAgain (throttled) they are
+// tried again; with any other error the following ends at once, failed.
+type flakyCloud struct {
+	*fakeCloud
+	fails int
+	err   error
+}
+
+func (f *flakyCloud) Progress(ctx context.Context, service, id string, health time.Duration) (DrivenState, error) {
+	if f.fails > 0 {
+		f.fails--
+		return DrivenState{}, f.err
+	}
+	return f.fakeCloud.Progress(ctx, service, id, health)
+}
+
+func TestDrivenReadErrors(t *testing.T) {
+	throttled := fmt.Errorf("aws: codedeploy:GetDeployment still throttled (%w)", ErrTryAgain)
+	cases := []struct {
+		name   string
+		fails  int
+		err    error
+		status string
+	}{
+		{"throttled reads are tried again", maxReadErrors - 1, throttled, store.DeploymentSucceeded},
+		{"too many in a row end it", maxReadErrors, throttled, store.DeploymentFailed},
+		{"access denied ends it at once", 1, fmt.Errorf("aws: access denied to codedeploy:GetDeployment"), store.DeploymentFailed},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cloud := &flakyCloud{fakeCloud: newFakeCloud([]string{"web"}, map[string][]Phase{"web": blueGreenScript}), fails: c.fails, err: c.err}
+			h := drivenHarness(t, cloud.fakeCloud)
+			h.ctrl.Driven = cloud
+			got := h.deploy(h.revision("r2"))
+			if got.Status != c.status {
+				t.Fatalf("deployment %s: %s", got.Status, got.Reason)
+			}
+			if c.status == store.DeploymentFailed && !strings.Contains(got.Reason, "AWS goes on with it") {
+				t.Errorf("reason %q does not say AWS goes on", got.Reason)
+			}
+		})
+	}
+}

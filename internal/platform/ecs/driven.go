@@ -225,8 +225,17 @@ func (d *Driven) runOf(svc types.Service, id string) *run {
 	return r
 }
 
-// Progress implements deploy.Driven.
+// Progress implements deploy.Driven. A read that may succeed later
+// (throttled, AWS not reached) is marked deploy.ErrTryAgain.
 func (d *Driven) Progress(ctx context.Context, service, id string, health time.Duration) (deploy.DrivenState, error) {
+	st, err := d.progress(ctx, service, id, health)
+	if err != nil && transient(err) {
+		err = fmt.Errorf("%w (%w)", err, deploy.ErrTryAgain)
+	}
+	return st, err
+}
+
+func (d *Driven) progress(ctx context.Context, service, id string, health time.Duration) (deploy.DrivenState, error) {
 	if d.o.Engine == EngineCodeDeploy {
 		return d.codeDeployProgress(ctx, service, id, health)
 	}

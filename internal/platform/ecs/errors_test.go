@@ -2,10 +2,12 @@ package ecs
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/smithy-go"
@@ -37,6 +39,28 @@ func TestErrorsExplained(t *testing.T) {
 		_, err = d.Start(context.Background(), "backend", rev("1"))
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: error %v, want one line containing %q", c.code, err, c.want)
+		}
+	}
+}
+
+// TestTransient: only what may succeed later is tried again by the
+// controller: throttling and unreachable AWS past the SDK's retries, AWS's
+// own faults; never access denied or a missing deployment.
+func TestTransient(t *testing.T) {
+	cases := []struct {
+		err  error
+		want bool
+	}{
+		{&smithy.GenericAPIError{Code: "ThrottlingException", Fault: smithy.FaultClient}, true},
+		{&smithy.GenericAPIError{Code: "InternalFailure", Fault: smithy.FaultServer}, true},
+		{&retry.MaxAttemptsError{Attempt: 3, Err: errors.New("connection reset")}, true},
+		{&smithy.GenericAPIError{Code: "AccessDeniedException", Fault: smithy.FaultClient}, false},
+		{&smithy.GenericAPIError{Code: "DeploymentDoesNotExistException", Fault: smithy.FaultClient}, false},
+	}
+	for _, c := range cases {
+		err := explain(c.err, "deployment d-1")
+		if got := transient(err); got != c.want {
+			t.Errorf("%v: transient %v, want %v", err, got, c.want)
 		}
 	}
 }
