@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/cutoverdev/cutover/internal/deploy"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -211,5 +212,53 @@ func TestCodeDeployOnMoto(t *testing.T) {
 	st := DecideBlueGreen(cdtypes.DeploymentInfo{Status: info.Status}, nil)
 	if st.Phase != BlueGreenWaiting {
 		t.Errorf("state on moto %+v", st)
+	}
+}
+
+// TestCodeDeployContinueRequest: `cutover continue` reaches a CodeDeploy
+// deployment waiting in Ready as ContinueDeployment (READY_WAIT) through the
+// controller's request events; the deployment then finishes.
+func TestCodeDeployContinueRequest(t *testing.T) {
+	var h *ctrl
+	continued, asked := false, false
+	s := &stub{answer: func(op string, in any) (any, error) {
+		switch op {
+		case "RegisterTaskDefinition":
+			return &ecs.RegisterTaskDefinitionOutput{TaskDefinition: &types.TaskDefinition{TaskDefinitionArn: aws.String("td:2")}}, nil
+		case "CreateDeployment":
+			return &codedeploy.CreateDeploymentOutput{DeploymentId: aws.String("d-1")}, nil
+		case "GetDeployment":
+			d := cdtypes.DeploymentInfo{DeploymentId: aws.String("d-1"), Status: cdtypes.DeploymentStatusReady}
+			if continued {
+				d.Status = cdtypes.DeploymentStatusSucceeded
+			} else if !asked {
+				asked = true
+				if _, err := deploy.Request(h.ctx, h.store, "bluemed", "production", deploy.RequestContinue, "dave"); err != nil {
+					t.Error(err)
+				}
+			}
+			return &codedeploy.GetDeploymentOutput{DeploymentInfo: &d}, nil
+		case "GetDeploymentTarget":
+			return nil, &cdtypes.DeploymentTargetDoesNotExistException{Message: aws.String("not yet")}
+		case "ContinueDeployment":
+			c := in.(*codedeploy.ContinueDeploymentInput)
+			if aws.ToString(c.DeploymentId) != "d-1" || c.DeploymentWaitType != cdtypes.DeploymentWaitTypeReadyWait {
+				return nil, errors.New("ContinueDeployment not for the ready wait of d-1")
+			}
+			continued = true
+			return &codedeploy.ContinueDeploymentOutput{}, nil
+		case "DescribeServices":
+			return &ecs.DescribeServicesOutput{Services: []types.Service{{ServiceName: aws.String("backend"), Status: aws.String("ACTIVE")}}}, nil
+		}
+		return nil, errors.New("unexpected " + op)
+	}}
+	h = newCtrl(t, codeDeployDriven(t, stubPlatform(t, s), ""), []string{"backend"}, "    strategy: { type: blue_green, manual_continue: true }\n")
+	got := h.deploy(rev("2"))
+	h.wantReadable(got)
+	if !continued || got.Status != store.DeploymentSucceeded {
+		t.Fatalf("continued %v; deployment %s: %s", continued, got.Status, got.Reason)
+	}
+	if !strings.Contains(strings.Join(h.phases(), ","), "ReadyWait") {
+		t.Errorf("phases %v: no ReadyWait", h.phases())
 	}
 }
