@@ -76,7 +76,7 @@ func (m *Manager) proxyClient() *proxy.Client {
 
 // startedProxy makes sure the load balancer runs (StartProxy) and returns its client.
 func (m *Manager) startedProxy(ctx context.Context) (*proxy.Client, error) {
-	pc, err := StartProxy(ctx, m.Home)
+	pc, err := startProxy(ctx, m.Home, m.Binary)
 	if err != nil {
 		return nil, err
 	}
@@ -91,9 +91,15 @@ func (m *Manager) startedProxy(ctx context.Context) (*proxy.Client, error) {
 // for home: this binary's `proxy keep`, which runs `proxy run` and starts it
 // again if it dies.
 func StartProxy(ctx context.Context, home string) (*proxy.Client, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
+	return startProxy(ctx, home, "")
+}
+
+func startProxy(ctx context.Context, home, exe string) (*proxy.Client, error) {
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return nil, err
+		}
 	}
 	return proxy.EnsureRunning(ctx, home, exe, []string{"proxy", "keep", "--home", home})
 }

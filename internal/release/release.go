@@ -42,6 +42,7 @@ type Manager struct {
 	Actor    string             // who acts, recorded on deployments and requests: "alice (token)", "bob (pid 42 on host)"
 	Progress func(deploy.Event) // optional: deployment events, and KindNote lines for people
 	Log      *slog.Logger       // optional: warnings of the platforms
+	Binary   string             // the cutover executable that runs the load balancer (`proxy keep`); default: this process's
 
 	conns      *connections // opened on first use, closed by Close; shared by copies
 	closeStore bool
