@@ -6,7 +6,9 @@
 // persists every transition in the store before it acts on the new phase,
 // so a controller killed at any point can be replaced by the next cutover
 // command for the environment (Reconcile), which resumes or rolls back.
-// The work itself is done through a Platform (platform.go).
+// The work itself is done through a Platform (platform.go), or, where the
+// cloud runs the deployment, followed through a Driven (driven.go) in the
+// same phases.
 package deploy
 
 import (
