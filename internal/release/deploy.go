@@ -129,6 +129,9 @@ func (m *Manager) Deploy(ctx context.Context, env string, o DeployOptions) (stor
 	}
 	o.Timeout = orDefault(o.Timeout, 5*time.Minute)
 	command := cmp.Or(o.Command, "cutover deploy")
+	if o.Revision != "" && len(o.Images) > 0 {
+		return store.Deployment{}, UsageError{"a stored revision is deployed as it is: give Revision or Images, not both"}
+	}
 	if o.Revision != "" {
 		rev, err := m.revisionOf(ctx, env, o.Revision)
 		if err != nil {

@@ -57,11 +57,12 @@ const KindNote = "note"
 type DeployOptions struct {
 	Images   map[string]string // service → image reference used instead of a build
 	Revision string            // redeploy this stored revision (no build); Images must be empty
-	Source   string            // where the images came from, for the revision (default: the working tree's commit, or "images")
-	Wait     bool              // wait for a deployment already running in the environment instead of failing
-	Timeout  time.Duration     // how long new tasks may take to become healthy (default 5m)
-	Diff     bool              // platform ecs: report each service's task definition change first
-	Command  string            // who takes the lease, e.g. "cutover deploy" (default)
+	Source   string            // set by the pipeline: Images name every service and are deployed as given (no build, no inspection); Source is the revision's source
+
+	Wait    bool          // wait for a deployment already running in the environment instead of failing
+	Timeout time.Duration // how long new tasks may take to become healthy (default 5m)
+	Diff    bool          // platform ecs: report each service's task definition change first
+	Command string        // who takes the lease, e.g. "cutover deploy" (default)
 }
 
 // UpOptions is what `cutover up` asks for.
