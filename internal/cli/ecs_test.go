@@ -24,6 +24,7 @@ import (
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/cutoverdev/cutover/internal/deploy"
 	"github.com/cutoverdev/cutover/internal/platform/ecs"
 	"github.com/cutoverdev/cutover/internal/store"
 	"github.com/cutoverdev/cutover/internal/testenv"
@@ -160,13 +161,18 @@ func TestECSRollingDeploy(t *testing.T) {
 	if !strings.Contains(errOut, "backend: ECS deployment") || !strings.Contains(out, "succeeded") {
 		t.Errorf("deploy output\nstdout: %s\nstderr: %s", out, errOut)
 	}
-	// Nothing runs any more: continue says so (it is no longer "not available on ECS").
-	if _, errOut, err := e.run("continue", "staging"); err == nil || !strings.Contains(errOut, "has no deployment in progress to continue") {
+	// Nothing runs any more: continue says so, in the words it uses locally
+	// (the request goes to the deployment controller on both platforms).
+	if _, errOut, err := e.run("continue", "staging"); err == nil || !strings.Contains(errOut, "no deployment of shop/staging is in progress") {
 		t.Errorf("continue without a deployment: %v\n%s", err, errOut)
 	}
 	h := e.history()
 	if len(h) != 1 || h[0].Status != store.DeploymentSucceeded || h[0].Strategy != "rolling" {
 		t.Fatalf("history %+v", h)
+	}
+	// One phase vocabulary: the ECS deployment's phase is the controller's.
+	if p, err := deploy.ParsePhase(h[0].Phase); err != nil || p != deploy.PhaseSucceeded {
+		t.Errorf("history phase %q: %v", h[0].Phase, err)
 	}
 	res, err := e.ecs.DescribeServices(context.Background(), &awsecs.DescribeServicesInput{Cluster: aws.String("shop"), Services: []string{"shop-backend", "shop-frontend"}})
 	if err != nil {
@@ -216,7 +222,7 @@ func TestECSRollingDeploy(t *testing.T) {
 	os.Unsetenv("DOCKER_HOST") // t.Setenv restores it at the end
 
 	_, errOut, err = e.run("stop", "staging")
-	if err == nil || !strings.Contains(errOut, "has no deployment in progress") {
+	if err == nil || !strings.Contains(errOut, "no deployment of shop/staging is in progress") {
 		t.Errorf("stop with nothing in progress: err %v\n%s", err, errOut)
 	}
 
@@ -271,7 +277,7 @@ func TestECSBlueGreenDeploy(t *testing.T) {
 	if err == nil {
 		t.Fatalf("deploy succeeded on moto, whose CodeDeploy never finishes\nstdout: %s\nstderr: %s", out, errOut)
 	}
-	if !strings.Contains(errOut, "backend: CodeDeploy deployment ") || !strings.Contains(errOut, "service backend") || strings.Contains(errOut, "goroutine") {
+	if !strings.Contains(errOut, "backend: deployment ") || !strings.Contains(errOut, "service backend") || strings.Contains(errOut, "goroutine") {
 		t.Errorf("deploy error is not clear\nstdout: %s\nstderr: %s", out, errOut)
 	}
 	h := e.history()

@@ -6,7 +6,9 @@
 // persists every transition in the store before it acts on the new phase,
 // so a controller killed at any point can be replaced by the next cutover
 // command for the environment (Reconcile), which resumes or rolls back.
-// The work itself is done through a Platform (platform.go).
+// The work itself is done through a Platform (platform.go), or, where the
+// cloud runs the deployment, followed through a Driven (driven.go) in the
+// same phases.
 package deploy
 
 import (
@@ -43,6 +45,9 @@ type Controller struct {
 	Config   *config.Config
 	Env      string
 	Platform Platform
+	// Driven, when set, is the platform instead of Platform: the cloud runs
+	// each deployment and the controller follows it (driven.go).
+	Driven   Driven
 	Store    *store.Store
 	Hooks    hook.Env      // URLs and variables for lifecycle hooks
 	Timeout  time.Duration // how long a new set may take to become healthy (default 5m)
@@ -74,6 +79,7 @@ type State struct {
 	// Alarms are the alarm states as last evaluated (saved every few
 	// seconds while alarms are watched), for status readers in other processes.
 	Alarms []alarm.Status `json:"alarms,omitempty"`
+	Cloud  *CloudState    `json:"cloud,omitempty"` // a Driven platform's deployments
 }
 
 // Request kinds, appended to the event log by other commands and read by the driver.
@@ -205,6 +211,9 @@ func (c *Controller) Run(ctx context.Context, d *store.Deployment) error {
 	phase, err := ParsePhase(d.Phase)
 	if err != nil {
 		return err
+	}
+	if c.Driven != nil && !phase.Terminal() {
+		return c.runDriven(ctx, d, &st)
 	}
 	for !phase.Terminal() {
 		c.emit(d, Event{Kind: "phase", Message: c.phaseMessage(phase, st)})

@@ -8,9 +8,10 @@ import (
 )
 
 // Platform is where an environment's task sets run and how traffic reaches
-// them. The local platform implements it with Docker Engine and the
-// built-in load balancer; an ECS platform maps it onto task sets, target
-// groups, listener rule weights and CloudWatch.
+// them, when the controller runs the deployment itself. The local platform
+// implements it with Docker Engine and the built-in load balancer. Where
+// the cloud runs the deployment (ECS), the platform is a Driven instead
+// (driven.go).
 //
 // Contract:
 //   - A task set is named by a color ("blue" or "green"); at most two exist

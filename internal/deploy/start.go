@@ -29,6 +29,9 @@ func otherColor(c string) string {
 // Deploy records a new deployment of rev and drives it to the end. The
 // caller holds the environment's lease (Lock) and has reconciled.
 func (c *Controller) Deploy(ctx context.Context, rev store.Revision) (store.Deployment, error) {
+	if c.Driven != nil {
+		return c.deployDriven(ctx, rev)
+	}
 	obs, err := c.Platform.Observe(ctx)
 	if err != nil {
 		return store.Deployment{}, err
@@ -40,7 +43,13 @@ func (c *Controller) Deploy(ctx context.Context, rev store.Revision) (store.Depl
 	} else {
 		old = ""
 	}
-	st := State{OldColor: old, NewColor: otherColor(old), PhaseStarted: time.Now().UTC()}
+	return c.start(ctx, rev, prevRev, State{OldColor: old, NewColor: otherColor(old)})
+}
+
+// start records a deployment of rev replacing prevRev, with the driver's
+// first state st, and drives it to the end.
+func (c *Controller) start(ctx context.Context, rev store.Revision, prevRev string, st State) (store.Deployment, error) {
+	st.PhaseStarted = time.Now().UTC()
 	// The log position from which continue/stop/rollback requests count.
 	seq, err := c.Store.AppendEvent(ctx, store.Event{Project: c.Config.Project, Environment: c.Env, Kind: "deployment.requested",
 		Message: fmt.Sprintf("deploy revision %s", rev.ID)})
@@ -92,6 +101,9 @@ func (c *Controller) Reconcile(ctx context.Context, rollback bool) (*store.Deplo
 	who := "the cutover process that drove it"
 	if d.Owner != "" {
 		who += " (" + d.Owner + ")"
+	}
+	if c.Driven != nil {
+		return &d, c.reconcileDriven(ctx, &d, st, rollback, who)
 	}
 	switch {
 	case phase == PhaseRollingBack:

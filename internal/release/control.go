@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/deploy"
@@ -152,6 +151,9 @@ func (m *Manager) finishRequested(ctx context.Context, env string, d store.Deplo
 }
 
 func (m *Manager) rollBackOrphan(ctx context.Context, env string) error {
+	if isECS(m.Config, env) {
+		return m.reconcileECS(ctx, env, true)
+	}
 	rt, err := m.runtime(ctx)
 	if err != nil {
 		return err
@@ -169,8 +171,8 @@ func (m *Manager) rollBackOrphan(ctx context.Context, env string) error {
 // deployment and returns at once: the asynchronous form of Stop, Continue,
 // Rollback and Promote, for the API. The controller acts within a tick;
 // a deployment whose controller died is rolled back by the next command
-// that looks at the environment. On ECS, stop, rollback and continue act
-// on AWS at once.
+// that looks at the environment. On ECS the controller passes stop,
+// rollback and continue on to AWS.
 func (m *Manager) Request(ctx context.Context, env, kind string) (store.Deployment, error) {
 	if _, err := m.environment(env); err != nil {
 		return store.Deployment{}, err
@@ -180,15 +182,10 @@ func (m *Manager) Request(ctx context.Context, env, kind string) (store.Deployme
 	default:
 		return store.Deployment{}, fmt.Errorf("%q is not a deployment request", kind)
 	}
-	if isECS(m.Config, env) {
-		switch kind {
-		case deploy.RequestStop, deploy.RequestRollback:
-			return m.stopECS(ctx, env, "cutover "+strings.TrimPrefix(kind, "request."))
-		case deploy.RequestContinue:
-			return m.continueECS(ctx, env)
-		}
-		return m.Promote(ctx, env)
+	if isECS(m.Config, env) && kind == deploy.RequestPromote {
+		return m.Promote(ctx, env) // refused: ECS has no promote yet
 	}
+	// On ECS too: the deployment's controller passes the request on to AWS.
 	return deploy.Request(ctx, m.Store, m.Config.Project, env, kind, m.Actor)
 }
 

@@ -140,7 +140,8 @@ func (m *Manager) Deploy(ctx context.Context, env string, o DeployOptions) (stor
 		return m.redeploy(ctx, env, rev, command, o.Wait, o.Timeout)
 	}
 	if isECS(m.Config, env) {
-		return finished(m.deployECS(ctx, env, maps.Clone(o.Images), o.Wait, o.Timeout, o.Diff))
+		o.Command = command
+		return finished(m.deployECS(ctx, env, o))
 	}
 	if o.Diff {
 		return store.Deployment{}, UsageError{fmt.Sprintf("--diff shows task definition changes on platform ecs; environment %s is on platform local", env)}

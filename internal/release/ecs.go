@@ -1,18 +1,18 @@
 package release
 
-// Environments on platform ecs: deploy, stop and status through
-// internal/platform/ecs (moved from internal/cli as it was). ECS and CodeDeploy run the deployment; cutover
-// records the revision and the outcome so `cutover history` shows it.
+// Environments on platform ecs. AWS runs each deployment (ECS rolling with
+// the circuit breaker, CodeDeploy or ECS-native blue/green); the deployment
+// controller starts it, follows it in its own phases and records it, as for
+// a local environment (deploy.Driven, implemented by internal/platform/ecs).
+// Stop, rollback and continue are the controller's requests, here as there.
 
 import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
-	"slices"
 	"strings"
 	"time"
 
@@ -125,60 +125,106 @@ func (s *ecsSession) platform(ctx context.Context, log *slog.Logger) (*ecs.Platf
 	})
 }
 
-// ecsData is what an ecs deployment keeps in store.Deployment.Data: the
-// CodeDeploy deployment of each service, so `cutover stop` can stop them.
-type ecsData struct {
-	CodeDeploy map[string]string `json:"codedeploy,omitempty"`
-}
-
-// deployECS records a revision of the given images and deploys it. Images
-// are not built: ECS pulls them from a registry, so they must be given by digest.
-func (m *Manager) deployECS(ctx context.Context, env string, images map[string]string, wait bool, timeout time.Duration, diff bool) (store.Deployment, error) {
+// deployECS records a revision of the environment's images and deploys it.
+// ECS pulls images from a registry, so each is deployed by digest: an image
+// given pinned (REPO@sha256:...) as it is; from the pipeline (o.Source
+// set), an image of this machine's engine, which the execution built, is
+// pushed to ECR first; from the command line, a service given no image is
+// built from the working tree and pushed.
+func (m *Manager) deployECS(ctx context.Context, env string, o DeployOptions) (store.Deployment, error) {
 	s := m.openECS(env)
-	s.diff = diff
-	var missing []string
-	for _, name := range s.cfg.ServiceNames() {
-		if images[name] == "" {
-			missing = append(missing, name)
-		}
+	s.diff = o.Diff
+	images := maps.Clone(o.Images)
+	if images == nil {
+		images = map[string]string{}
 	}
-	for name, ref := range images {
-		if _, ok := s.cfg.Services[name]; !ok {
-			return store.Deployment{}, m.unknownService(name)
-		}
-		if !strings.Contains(ref, "@sha256:") {
-			return store.Deployment{}, UsageError{fmt.Sprintf("--image %s=%s: environment %s is on ECS, which needs an image pinned by digest (write %s=REGISTRY/REPO@sha256:DIGEST)", name, ref, env, name)}
-		}
+	build, push, err := ecsImages(s.cfg, env, images, o.Source != "")
+	if err != nil {
+		return store.Deployment{}, err
 	}
-	source := "images"
-	if len(missing) > 0 {
+	source := cmp.Or(o.Source, "images")
+	if len(build) > 0 {
 		// Build what was not given, push it to ECR, and deploy the scanned digests.
-		built, err := s.buildToECR(ctx, missing)
+		built, err := s.buildToECR(ctx, build)
 		if err != nil {
 			return store.Deployment{}, err
 		}
-		for name, ref := range built {
-			images[name] = ref
-		}
+		maps.Copy(images, built)
 		source = "working tree"
+	}
+	if len(push) > 0 {
+		pushed, err := s.pushToECR(ctx, push, images)
+		if err != nil {
+			return store.Deployment{}, err
+		}
+		maps.Copy(images, pushed)
 	}
 	rev := local.NewRevision(s.cfg, env, images, source)
 	if err := s.store.CreateRevision(ctx, rev); err != nil {
 		return store.Deployment{}, err
 	}
-	return s.deploy(ctx, rev, "cutover deploy", wait, timeout)
+	return s.deploy(ctx, rev, cmp.Or(o.Command, "cutover deploy"), o.Wait, o.Timeout)
 }
 
-// deploy runs one deployment of rev under the environment's lease and records it.
+// ecsImages decides what becomes of each service's image on ECS: pinned by
+// digest, it is deployed as it is; given none, it is built (not from the
+// pipeline, whose execution built what it deploys); a local image from the
+// pipeline is pushed to ECR. Anything else (a tag) is refused.
+func ecsImages(cfg *config.Config, env string, images map[string]string, pipeline bool) (build, push []string, err error) {
+	for name := range images {
+		if _, ok := cfg.Services[name]; !ok {
+			return nil, nil, UsageError{fmt.Sprintf("--image %s=...: no service named %q (services: %s)", name, name, strings.Join(cfg.ServiceNames(), ", "))}
+		}
+	}
+	for _, name := range cfg.ServiceNames() {
+		ref := images[name]
+		switch {
+		case strings.Contains(ref, "@sha256:"):
+		case ref == "" && pipeline:
+			return nil, nil, fmt.Errorf("service %s has no image built in this execution; environment %s is on ECS, which deploys images by digest", name, env)
+		case ref == "":
+			build = append(build, name)
+		case pipeline && strings.HasPrefix(ref, "sha256:"):
+			push = append(push, name)
+		case pipeline:
+			return nil, nil, fmt.Errorf("service %s: image %s is neither pinned by digest nor built by this execution; environment %s is on ECS, which deploys images by digest (write image: REGISTRY/REPO@sha256:DIGEST)", name, ref, env)
+		default:
+			return nil, nil, UsageError{fmt.Sprintf("--image %s=%s: environment %s is on ECS, which needs an image pinned by digest (write %s=REGISTRY/REPO@sha256:DIGEST)", name, ref, env, name)}
+		}
+	}
+	return build, push, nil
+}
+
+// controller is the deployment controller of the environment on AWS.
+func (s *ecsSession) controller(ctx context.Context, timeout time.Duration) (*deploy.Controller, *ecs.Platform, error) {
+	p, err := s.platform(ctx, s.m.log())
+	if err != nil {
+		return nil, nil, err
+	}
+	driven, err := p.Driven(ecs.DrivenOptionsFor(s.env, s.cfg.Environments[s.env], s.cfg.ServiceNames()))
+	if err != nil {
+		return nil, nil, fmt.Errorf("environments.%s: %w", s.env, err)
+	}
+	return &deploy.Controller{Config: s.cfg, Env: s.env, Driven: driven, Store: s.store, Timeout: timeout,
+		Progress: s.m.Progress, Log: s.m.log(), Owner: s.m.Actor}, p, nil
+}
+
+// deploy runs one deployment of rev through the controller under the
+// environment's lease, after following to its end one whose cutover died.
 func (s *ecsSession) deploy(ctx context.Context, rev store.Revision, command string, wait bool, timeout time.Duration) (store.Deployment, error) {
 	lctx, release, err := deploy.Lock(ctx, s.store, s.cfg.Project, s.env, command, wait)
 	if err != nil {
 		return store.Deployment{}, err
 	}
 	defer release()
-	p, err := s.platform(lctx, s.m.log())
+	ctrl, p, err := s.controller(lctx, timeout)
 	if err != nil {
 		return store.Deployment{}, err
+	}
+	if d, err := ctrl.Reconcile(lctx, false); err != nil {
+		return store.Deployment{}, fmt.Errorf("following the deployment left by a stopped cutover: %w", err)
+	} else if d != nil {
+		s.m.note("followed deployment %s, left by a stopped cutover, to its end: %s (%s)", d.ID, d.Status, d.Reason)
 	}
 	if s.diff {
 		for _, name := range s.cfg.ServiceNames() {
@@ -192,249 +238,47 @@ func (s *ecsSession) deploy(ctx context.Context, rev store.Revision, command str
 			s.m.note("%s: task definition change\n  %s", name, strings.Join(lines, "\n  "))
 		}
 	}
-	e := s.cfg.Environments[s.env]
-	d := store.Deployment{
-		ID: deploy.NewDeploymentID(time.Now()), Project: s.cfg.Project, Environment: s.env, Revision: rev.ID,
-		Strategy: e.Strategy.Type, Phase: "deploying", Status: store.DeploymentInProgress, Owner: s.m.Actor,
-	}
-	if last, err := s.store.LastSucceededDeployment(lctx, s.cfg.Project, s.env); err == nil {
-		d.PreviousRevision = last.Revision
-	}
-	if err := s.store.CreateDeployment(lctx, d); err != nil {
-		return store.Deployment{}, err
-	}
-	gen := int64(1)
-	save := func() error {
-		// The outcome is recorded even when the lease or ctx ended.
-		var err error
-		gen, err = s.store.UpdateDeployment(context.WithoutCancel(lctx), d, gen)
+	return ctrl.Deploy(lctx, rev)
+}
+
+// reconcileECS brings the environment's deployment whose cutover died to
+// its end (rolled back when rollback is set); the caller holds the lease.
+func (m *Manager) reconcileECS(ctx context.Context, env string, rollback bool) error {
+	ctrl, _, err := m.openECS(env).controller(ctx, 5*time.Minute)
+	if err != nil {
 		return err
 	}
-	status, reason := store.DeploymentSucceeded, ""
-	if e.Strategy.Type == config.StrategyBlueGreen && e.ECS.BlueGreenEngine() == config.BlueGreenCodeDeploy {
-		status, reason = s.blueGreen(lctx, p, rev, &d, save, timeout)
-	}
-	for _, name := range s.cfg.ServiceNames() {
-		switch {
-		case e.Strategy.Type != config.StrategyBlueGreen:
-			status, reason = s.rolling(lctx, p, name, rev, timeout)
-		case e.ECS.BlueGreenEngine() == config.BlueGreenECS:
-			status, reason = s.native(lctx, p, name, rev, timeout)
-		}
-		if status != store.DeploymentSucceeded {
-			break
-		}
-	}
-	d.Status, d.Reason, d.Phase = status, reason, "done"
-	if status == store.DeploymentSucceeded {
-		d.TrafficPercent = 100
-	}
-	if err := save(); err != nil {
-		return store.Deployment{}, err
-	}
-	if status == store.DeploymentSucceeded {
-		if _, err := s.store.PutEnvState(context.WithoutCancel(lctx), store.EnvState{Project: s.cfg.Project, Environment: s.env, Revision: rev.ID, Status: "up"}, store.AnyGeneration); err != nil {
-			return store.Deployment{}, err
-		}
-	}
-	return d, nil
+	_, err = ctrl.Reconcile(ctx, rollback)
+	return err
 }
 
-// rolling runs an ECS rolling deployment of one service; an ECS rollback is a failure.
-func (s *ecsSession) rolling(ctx context.Context, p *ecs.Platform, name string, rev store.Revision, timeout time.Duration) (string, string) {
-	x := s.cfg.Environments[s.env].ECS
-	return s.rollout(name, timeout, func(progress func(ecs.Rollout)) (ecs.Rollout, error) {
-		return p.DeployRolling(ctx, name, rev, ecs.RollingOptions{Alarms: x.Alarms, Timeout: timeout}, progress)
-	})
-}
-
-// native runs an ECS-native blue/green (BLUE_GREEN, LINEAR or CANARY by the
-// strategy's traffic setting) of one service; a rollback is a failure.
-func (s *ecsSession) native(ctx context.Context, p *ecs.Platform, name string, rev store.Revision, timeout time.Duration) (string, string) {
-	e := s.cfg.Environments[s.env]
-	o := ecs.NativeOptions{Strategy: "BLUE_GREEN", BakeTime: e.Strategy.Bake.Std(), RoleARN: e.ECS.RoleARN, Alarms: e.ECS.Alarms, Timeout: timeout}
-	if e.Strategy.ManualContinue {
-		// ECS pauses before production traffic moves until `cutover continue`.
-		o.ManualWait = max(e.Strategy.ReadyWait.Std(), time.Minute)
-	}
-	arns, stages := e.ECS.NativeHookStages()
-	for _, arn := range arns {
-		o.Hooks = append(o.Hooks, ecs.Hook{LambdaARN: arn, Stages: stages[arn], RoleARN: e.ECS.RoleARN})
-	}
-	strategy, percent, wait := e.Strategy.NativeStrategy()
-	o.Strategy, o.StepWait = strategy, wait.Std()
-	switch strategy {
-	case "CANARY":
-		o.CanaryPercent = percent
-	case "LINEAR":
-		o.LinearPercent = percent
-	}
-	return s.rollout(name, timeout, func(progress func(ecs.Rollout)) (ecs.Rollout, error) {
-		return p.DeployNative(ctx, name, rev, o, progress)
-	})
-}
-
-// rollout runs one ECS deployment with progress lines and maps its outcome.
-func (s *ecsSession) rollout(name string, timeout time.Duration, run func(progress func(ecs.Rollout)) (ecs.Rollout, error)) (string, string) {
-	last := ""
-	r, err := run(func(r ecs.Rollout) {
-		for _, n := range r.News {
-			s.m.note("%s: %s", name, n)
-		}
-		line := fmt.Sprintf("%s: ECS deployment %s %s, %d/%d running, %d pending, %d failed tasks", name, r.DeploymentID, r.Phase, r.Running, r.Desired, r.Pending, r.FailedTasks)
-		if line != last {
-			s.m.note("%s", line)
-			last = line
-		}
-	})
-	switch {
-	case err == nil:
-		return store.DeploymentSucceeded, ""
-	case r.Phase == ecs.RolloutRolledBack:
-		return store.DeploymentRolledBack, fmt.Sprintf("service %s: %v", name, err)
-	case errors.Is(err, context.DeadlineExceeded):
-		return store.DeploymentFailed, fmt.Sprintf("service %s: ECS deployment %s not finished within --timeout %s; ECS goes on with it and its circuit breaker decides", name, r.DeploymentID, timeout)
-	}
-	return store.DeploymentFailed, fmt.Sprintf("service %s: %v", name, err)
-}
-
-// blueGreen runs the CodeDeploy deployments of the services, each through
-// its own deployment group, recording each deployment ID before waiting so
-// `cutover stop` can stop it. The wait is bounded by what a deployment waits
-// for (timeout bounds the new tasks' health and each hook; each traffic step
-// and the termination wait get their own length), and the platform decides
-// whether to stop one that stalls: see ecs.Platform.WaitBlueGreen.
-func (s *ecsSession) blueGreen(ctx context.Context, p *ecs.Platform, rev store.Revision, d *store.Deployment, save func() error, timeout time.Duration) (string, string) {
-	e := s.cfg.Environments[s.env]
-	groups := map[string]string{}
-	for _, name := range s.cfg.ServiceNames() {
-		groups[name] = e.ECS.DeploymentGroupOf(s.env, name)
-	}
-	last := ""
-	name, st, err := p.DeployBlueGreen(ctx, rev, ecs.BlueGreenRun{
-		Application: e.ECS.CodeDeploy.Application, Groups: groups, Traffic: e.Strategy.Traffic, Hooks: e.ECS.LambdaHooks, Health: timeout,
-		Started: func(name, id string) error {
-			s.m.note("%s: CodeDeploy deployment %s created in deployment group %s", name, id, groups[name])
-			var data ecsData
-			_ = json.Unmarshal(d.Data, &data)
-			if data.CodeDeploy == nil {
-				data.CodeDeploy = map[string]string{}
-			}
-			data.CodeDeploy[name] = id
-			d.Data, _ = json.Marshal(data)
-			d.Phase = "codedeploy " + name
-			return save()
-		},
-		Progress: func(name string, st ecs.BlueGreenState) {
-			for _, n := range st.News {
-				s.m.note("%s: %s", name, n)
-			}
-			line := fmt.Sprintf("%s: CodeDeploy deployment %s %s (%s), %g%% of traffic on the new tasks", name, st.DeploymentID, st.Phase, st.Status, st.Traffic)
-			for _, ev := range st.Events {
-				line += fmt.Sprintf(" %s=%s", ev.Name, ev.Status)
-			}
-			if line != last {
-				s.m.note("%s", line)
-				last = line
-			}
-		},
-	})
-	switch {
-	case err == nil:
-		return store.DeploymentSucceeded, ""
-	case st.StoppedByCutover, st.Done() && (st.RolledBack || st.Phase == ecs.BlueGreenStopped):
-		return store.DeploymentRolledBack, fmt.Sprintf("service %s: %v", name, err)
-	}
-	return store.DeploymentFailed, fmt.Sprintf("service %s: %v", name, err)
-}
-
-// stopECS stops the CodeDeploy deployments of the environment's deployment
-// in progress with automatic rollback (`cutover stop` and `cutover rollback`).
-// The deploying cutover sees them stop and records the outcome; when it is
-// gone, this command records it.
+// stopECS asks the controller of the deployment in progress to stop it
+// (command "cutover stop") or roll it back ("cutover rollback"): it stops
+// the AWS deployment with rollback and records the end. When no cutover
+// drives it any more, this command does.
 func (m *Manager) stopECS(ctx context.Context, env, command string) (store.Deployment, error) {
-	s := m.openECS(env)
-	d, err := s.store.ActiveDeployment(ctx, s.cfg.Project, env)
-	if errors.Is(err, store.ErrNotFound) {
-		return d, fmt.Errorf("%s/%s has no deployment in progress to stop", s.cfg.Project, env)
-	} else if err != nil {
-		return d, err
+	kind := deploy.RequestStop
+	if command == "cutover rollback" {
+		kind = deploy.RequestRollback
 	}
-	var data ecsData
-	_ = json.Unmarshal(d.Data, &data)
-	if len(data.CodeDeploy) == 0 {
-		return d, fmt.Errorf("deployment %s is an ECS rolling deployment: cutover cannot stop it; ECS rolls it back itself when its circuit breaker or an alarm trips", d.ID)
-	}
-	p, err := s.platform(ctx, m.log())
+	d, err := deploy.Request(ctx, m.Store, m.Config.Project, env, kind, m.Actor)
 	if err != nil {
 		return d, err
 	}
-	var stopped []string
-	for _, name := range slices.Sorted(maps.Keys(data.CodeDeploy)) {
-		if err := p.StopBlueGreen(ctx, data.CodeDeploy[name]); err != nil {
-			return d, fmt.Errorf("deployment %s, service %s: %w", d.ID, name, err)
-		}
-		stopped = append(stopped, data.CodeDeploy[name])
-	}
-	if _, release, err := deploy.Lock(ctx, s.store, s.cfg.Project, env, command, false); err == nil {
-		defer release()
-		d.Status, d.Phase = store.DeploymentRolledBack, "done"
-		d.Reason = "stopped by " + command + " with automatic rollback of CodeDeploy deployment " + strings.Join(stopped, ", ")
-		if _, err := s.store.UpdateDeployment(ctx, d, d.Generation); err != nil {
-			return d, err
-		}
-	}
-	m.note("stopped CodeDeploy deployment %s of deployment %s with automatic rollback", strings.Join(stopped, ", "), d.ID)
-	return d, nil
+	return m.finishRequested(ctx, env, d, command)
 }
 
-// continueECS lets the environment's deployment in progress shift
-// production traffic: each CodeDeploy deployment waiting in Ready, or each
-// service's ECS-native deployment paused at its PAUSE hook.
+// continueECS asks the controller of the deployment in progress to let it
+// shift production traffic (CodeDeploy's ContinueDeployment, ECS's
+// ContinueServiceDeployment on the PAUSE hook).
 func (m *Manager) continueECS(ctx context.Context, env string) (store.Deployment, error) {
-	s := m.openECS(env)
-	d, err := s.store.ActiveDeployment(ctx, s.cfg.Project, env)
-	if errors.Is(err, store.ErrNotFound) {
-		return d, fmt.Errorf("%s/%s has no deployment in progress to continue", s.cfg.Project, env)
-	} else if err != nil {
-		return d, err
-	}
-	p, err := s.platform(ctx, m.log())
-	if err != nil {
-		return d, err
-	}
-	e := s.cfg.Environments[env]
-	var data ecsData
-	_ = json.Unmarshal(d.Data, &data)
-	var continued []string
-	switch {
-	case len(data.CodeDeploy) > 0:
-		for _, name := range slices.Sorted(maps.Keys(data.CodeDeploy)) {
-			if err := p.ContinueBlueGreen(ctx, data.CodeDeploy[name]); err != nil {
-				return d, fmt.Errorf("deployment %s, service %s: %w", d.ID, name, err)
-			}
-			continued = append(continued, name+" (CodeDeploy "+data.CodeDeploy[name]+")")
-		}
-	case e.Strategy.Type == config.StrategyBlueGreen && e.ECS.BlueGreenEngine() == config.BlueGreenECS:
-		for _, name := range s.cfg.ServiceNames() {
-			arn, err := p.ContinueNative(ctx, name)
-			if err != nil {
-				return d, fmt.Errorf("deployment %s, service %s: %w", d.ID, name, err)
-			}
-			continued = append(continued, name+" ("+arn+")")
-		}
-	default:
-		return d, fmt.Errorf("deployment %s is an ECS rolling deployment: it has no wait for a continue", d.ID)
-	}
-	m.note("continued deployment %s: %s", d.ID, strings.Join(continued, ", "))
-	return d, nil
+	return deploy.Request(ctx, m.Store, m.Config.Project, env, deploy.RequestContinue, m.Actor)
 }
 
-// rollbackECS stops a deployment in progress, or else redeploys the
-// revision that ran before the last successful deployment.
+// rollbackECS rolls back a deployment in progress, or else redeploys the
+// revision that ran before the last completed deployment (or to).
 func (m *Manager) rollbackECS(ctx context.Context, env, to string, timeout time.Duration) (store.Deployment, error) {
-	s := m.openECS(env)
-	if _, err := s.store.ActiveDeployment(ctx, s.cfg.Project, env); err == nil && to == "" {
+	if _, err := m.Store.ActiveDeployment(ctx, m.Config.Project, env); err == nil && to == "" {
 		return m.stopECS(ctx, env, "cutover rollback")
 	}
 	rev, err := m.rollbackTarget(ctx, env, to)
@@ -442,7 +286,7 @@ func (m *Manager) rollbackECS(ctx context.Context, env, to string, timeout time.
 		return store.Deployment{}, err
 	}
 	m.note("redeploying the previous revision %s on ECS", rev.ID)
-	return s.deploy(ctx, rev, "cutover rollback", false, timeout)
+	return m.openECS(env).deploy(ctx, rev, "cutover rollback", false, timeout)
 }
 
 // ecsStatus describes the environment's ECS services, best effort: an AWS
@@ -512,16 +356,36 @@ func (s *ecsSession) buildToECR(ctx context.Context, services []string) (map[str
 		return nil, fmt.Errorf("%w (ECS environments build their images locally before pushing them to ECR; or pass --image SERVICE=REPO@sha256:...)", err)
 	}
 	defer rt.Close()
+	built, err := s.m.buildImages(ctx, rt, s.only(services), nil)
+	if err != nil {
+		return nil, err
+	}
+	return buildAndPushECR(ctx, s.only(services), s.env, ecrOptions(s.cfg.Environments[s.env].ECS), rt, built, s.m.noteWriter())
+}
+
+// pushToECR pushes the named services' local images (image IDs of this
+// machine's engine, as the pipeline built them) to ECR and returns their digests.
+func (s *ecsSession) pushToECR(ctx context.Context, services []string, images map[string]string) (map[string]string, error) {
+	rt, err := docker.Connect(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w (the execution's images are pushed to ECR from this machine's engine)", err)
+	}
+	defer rt.Close()
+	given := map[string]string{}
+	for _, name := range services {
+		given[name] = images[name]
+	}
+	return buildAndPushECR(ctx, s.only(services), s.env, ecrOptions(s.cfg.Environments[s.env].ECS), rt, given, s.m.noteWriter())
+}
+
+// only is the session's configuration with just the named services.
+func (s *ecsSession) only(services []string) *config.Config {
 	only := *s.cfg
 	only.Services = map[string]*config.Service{}
 	for _, name := range services {
 		only.Services[name] = s.cfg.Services[name]
 	}
-	built, err := s.m.buildImages(ctx, rt, &only, nil)
-	if err != nil {
-		return nil, err
-	}
-	return buildAndPushECR(ctx, &only, s.env, ecrOptions(s.cfg.Environments[s.env].ECS), rt, built, s.m.noteWriter())
+	return &only
 }
 
 // ecrOptions maps environments.<env>.ecs.ecr onto the ECR client's options.

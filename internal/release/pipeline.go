@@ -125,9 +125,6 @@ func (m *Manager) Cancel(ctx context.Context, executionID string) (store.Executi
 // configuration and images, waiting for the lease, its progress logged.
 func (m *Manager) deployer() pipeline.Deployer {
 	return func(ctx context.Context, cfg *config.Config, env string, images map[string]string, source string, logf func(string)) (store.Deployment, error) {
-		if p := cfg.Environments[env].Platform; p != config.PlatformLocal {
-			return store.Deployment{}, fmt.Errorf("environment %s is on %s: the pipeline deploys local environments only for now (run `cutover deploy %s` for it, which pushes to ECR)", env, p, env)
-		}
 		actor := pipeline.DeployOwner(ctx, m.Actor) // who caused the execution, and the tag a cancel finds it by
 		x := m.As(actor)
 		x.Config = cfg

@@ -1,7 +1,8 @@
-// Package ecs is the AWS platform of cutover: deploy.Platform on Amazon ECS
-// task sets (EXTERNAL deployment controller) behind an Application Load
-// Balancer, rolling deployments through the ECS deployment circuit breaker,
-// and blue/green deployments through CodeDeploy.
+// Package ecs is the AWS platform of cutover: deploy.Driven on Amazon ECS,
+// where AWS runs each deployment and cutover's deployment controller starts,
+// follows, stops and continues it: rolling deployments through the ECS
+// deployment circuit breaker, blue/green through CodeDeploy (one deployment
+// group per service) or ECS-native blue/green (BLUE_GREEN, LINEAR, CANARY).
 //
 // Every AWS service is reached through a narrow interface holding only the
 // SDK client methods this package calls, so tests can stand in a real
@@ -28,9 +29,6 @@ import (
 // ECSAPI is the part of *ecs.Client this package uses.
 type ECSAPI interface {
 	RegisterTaskDefinition(context.Context, *ecs.RegisterTaskDefinitionInput, ...func(*ecs.Options)) (*ecs.RegisterTaskDefinitionOutput, error)
-	CreateTaskSet(context.Context, *ecs.CreateTaskSetInput, ...func(*ecs.Options)) (*ecs.CreateTaskSetOutput, error)
-	UpdateTaskSet(context.Context, *ecs.UpdateTaskSetInput, ...func(*ecs.Options)) (*ecs.UpdateTaskSetOutput, error)
-	DeleteTaskSet(context.Context, *ecs.DeleteTaskSetInput, ...func(*ecs.Options)) (*ecs.DeleteTaskSetOutput, error)
 	DescribeServices(context.Context, *ecs.DescribeServicesInput, ...func(*ecs.Options)) (*ecs.DescribeServicesOutput, error)
 	UpdateService(context.Context, *ecs.UpdateServiceInput, ...func(*ecs.Options)) (*ecs.UpdateServiceOutput, error)
 	ListTasks(context.Context, *ecs.ListTasksInput, ...func(*ecs.Options)) (*ecs.ListTasksOutput, error)
@@ -39,20 +37,16 @@ type ECSAPI interface {
 	ListServiceDeployments(context.Context, *ecs.ListServiceDeploymentsInput, ...func(*ecs.Options)) (*ecs.ListServiceDeploymentsOutput, error)
 	DescribeServiceDeployments(context.Context, *ecs.DescribeServiceDeploymentsInput, ...func(*ecs.Options)) (*ecs.DescribeServiceDeploymentsOutput, error)
 	ContinueServiceDeployment(context.Context, *ecs.ContinueServiceDeploymentInput, ...func(*ecs.Options)) (*ecs.ContinueServiceDeploymentOutput, error)
+	StopServiceDeployment(context.Context, *ecs.StopServiceDeploymentInput, ...func(*ecs.Options)) (*ecs.StopServiceDeploymentOutput, error)
 }
 
 // ELBAPI is the part of the elasticloadbalancingv2 client this package uses.
 type ELBAPI interface {
 	DescribeTargetHealth(context.Context, *elb.DescribeTargetHealthInput, ...func(*elb.Options)) (*elb.DescribeTargetHealthOutput, error)
-	DescribeListeners(context.Context, *elb.DescribeListenersInput, ...func(*elb.Options)) (*elb.DescribeListenersOutput, error)
-	DescribeRules(context.Context, *elb.DescribeRulesInput, ...func(*elb.Options)) (*elb.DescribeRulesOutput, error)
-	ModifyListener(context.Context, *elb.ModifyListenerInput, ...func(*elb.Options)) (*elb.ModifyListenerOutput, error)
-	ModifyRule(context.Context, *elb.ModifyRuleInput, ...func(*elb.Options)) (*elb.ModifyRuleOutput, error)
 }
 
 // CloudWatchAPI is the part of the CloudWatch client this package uses.
 type CloudWatchAPI interface {
-	GetMetricData(context.Context, *cloudwatch.GetMetricDataInput, ...func(*cloudwatch.Options)) (*cloudwatch.GetMetricDataOutput, error)
 	DescribeAlarms(context.Context, *cloudwatch.DescribeAlarmsInput, ...func(*cloudwatch.Options)) (*cloudwatch.DescribeAlarmsOutput, error)
 }
 

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-
-	"github.com/cutoverdev/cutover/internal/deploy"
 )
 
 // TestNoCredentials: with nothing in the standard chain, NewClients fails in
@@ -40,8 +38,11 @@ func TestOptionsChecked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Route(context.Background(), deploy.Routing{Production: map[string]int{"blue": 100}}); err == nil || !strings.Contains(err.Error(), "no blue target group") {
-		t.Errorf("route without target groups: %v", err)
+	if _, err := p.Driven(DrivenOptions{Engine: EngineCodeDeploy, Application: "app"}); err == nil || !strings.Contains(err.Error(), "service a has no CodeDeploy deployment group") {
+		t.Errorf("CodeDeploy without a deployment group: %v", err)
+	}
+	if _, err := p.Driven(DrivenOptions{Engine: "kubernetes"}); err == nil || !strings.Contains(err.Error(), `unknown deployment engine "kubernetes"`) {
+		t.Errorf("unknown engine: %v", err)
 	}
 }
 

@@ -126,14 +126,8 @@ type BlueGreenState struct {
 	Step            time.Duration `json:"step,omitempty"`
 	ReadyWait       time.Duration `json:"ready_wait,omitempty"`
 	TerminationWait time.Duration `json:"termination_wait,omitempty"`
-	// StoppedByCutover says cutover stopped the deployment (with automatic
-	// rollback) because it stopped making progress or cutover was interrupted.
-	StoppedByCutover bool `json:"stopped_by_cutover,omitempty"`
 	// GreenTaskSet is the replacement task set's ID, once CodeDeploy made it.
 	GreenTaskSet string `json:"green_task_set,omitempty"`
-	// News are the ECS service events and stopped-task reasons of the new
-	// tasks since the previous poll.
-	News []string `json:"news,omitempty"`
 }
 
 // Done says whether waiting is over. Baking is not done: a rollback is
@@ -325,124 +319,6 @@ type StuckError struct {
 func (e *StuckError) Error() string {
 	return fmt.Sprintf("codedeploy: deployment %s made no progress for %s while %s (status %s, %g%% of traffic on the new tasks)",
 		e.State.DeploymentID, e.Waited, e.State.Phase, e.State.Status, e.State.Traffic)
-}
-
-// WaitBlueGreen polls the deployment and its ECS target until it ends,
-// telling progress each poll. A failed or stopped deployment is an error.
-//
-// The wait is bounded by what the deployment waits for, not by a total: each
-// stretch without progress may last its Allowance (health bounds the new
-// tasks becoming healthy and each hook). When a stretch overruns, or ctx
-// ends, cutover stops the deployment with automatic rollback rather than
-// leave one nobody watches, except where Allowance says stopping is unsafe
-// (the termination wait, the wait for a continue): then it returns the error
-// and leaves the deployment to CodeDeploy. StoppedByCutover tells which.
-func (p *Platform) WaitBlueGreen(ctx context.Context, service, id string, health time.Duration, progress func(BlueGreenState)) (BlueGreenState, error) {
-	target := p.o.Cluster + ":" + p.o.Services[service].ECSService
-	var last BlueGreenState
-	key, since := "", p.o.Clock.Now()
-	news := newActivity(since)
-	err := p.poll(ctx, func() (bool, error) {
-		d, err := p.c.CodeDeploy.GetDeployment(ctx, &codedeploy.GetDeploymentInput{DeploymentId: &id})
-		if err != nil {
-			return false, explain(err, "deployment "+id)
-		}
-		var ecsTarget *cdtypes.ECSTarget
-		t, err := p.c.CodeDeploy.GetDeploymentTarget(ctx, &codedeploy.GetDeploymentTargetInput{DeploymentId: &id, TargetId: &target})
-		var missing *cdtypes.DeploymentTargetDoesNotExistException
-		switch {
-		case errors.As(err, &missing):
-			// The target appears once CodeDeploy starts the ECS deployment.
-		case err != nil:
-			return false, explain(err, "deployment target "+target)
-		case t.DeploymentTarget != nil:
-			ecsTarget = t.DeploymentTarget.EcsTarget
-		}
-		last = DecideBlueGreen(*d.DeploymentInfo, ecsTarget)
-		svc, err := p.describe(ctx, service)
-		if err != nil {
-			return false, err
-		}
-		last.News = news.events(svc)
-		if !last.Done() {
-			stopped, err := p.stopped(ctx, service, last.GreenTaskSet, news)
-			if err != nil {
-				return false, err
-			}
-			last.News = append(last.News, stopped...)
-		}
-		if progress != nil {
-			progress(last)
-		}
-		if last.Done() {
-			return true, nil
-		}
-		now := p.o.Clock.Now()
-		if k := last.progressKey(); k != key {
-			key, since = k, now
-		}
-		if allow, _ := Allowance(last, health); health > 0 && now.Sub(since) > allow {
-			return false, &StuckError{State: last, Waited: now.Sub(since)}
-		}
-		return false, nil
-	})
-	if err == nil {
-		return last, last.Err()
-	}
-	err = fmt.Errorf("codedeploy: waiting for deployment %s: %w", id, err)
-	if _, stop := Allowance(last, health); !stop {
-		return last, fmt.Errorf("%w; not stopped: CodeDeploy finishes it (see `aws deploy get-deployment --deployment-id %s`)", err, id)
-	}
-	if serr := p.StopBlueGreen(context.WithoutCancel(ctx), id); serr != nil {
-		return last, fmt.Errorf("%w; stopping it failed too, stop it in the CodeDeploy console: %v", err, serr)
-	}
-	last.StoppedByCutover = true
-	return last, fmt.Errorf("%w; stopped it with automatic rollback", err)
-}
-
-// BlueGreenRun is one CodeDeploy blue/green deployment of every service of
-// the environment, each through its own deployment group.
-type BlueGreenRun struct {
-	Application string
-	Groups      map[string]string // service -> deployment group
-	Traffic     string            // cutover traffic name (config.Strategy.Traffic)
-	Hooks       map[string]string // AppSpec hook -> Lambda function
-	Health      time.Duration     // how long new tasks and each hook may take (--timeout)
-	// Started is told each deployment as soon as it exists, to record it
-	// (so `cutover stop` can stop it) before the wait; an error aborts.
-	Started  func(service, id string) error
-	Progress func(service string, st BlueGreenState)
-}
-
-// DeployBlueGreen deploys the services one after the other, in name order,
-// each waiting as WaitBlueGreen does; the first that does not succeed ends
-// the run (later services are not deployed) and its state and error are
-// returned with its name.
-func (p *Platform) DeployBlueGreen(ctx context.Context, rev store.Revision, o BlueGreenRun) (string, BlueGreenState, error) {
-	for _, name := range p.names() {
-		group := o.Groups[name]
-		if group == "" {
-			return name, BlueGreenState{}, fmt.Errorf("ecs: service %s has no CodeDeploy deployment group", name)
-		}
-		id, err := p.StartBlueGreen(ctx, name, rev, BlueGreenOptions{Application: o.Application, DeploymentGroup: group, Traffic: o.Traffic, Hooks: o.Hooks})
-		if err != nil {
-			return name, BlueGreenState{}, err
-		}
-		if o.Started != nil {
-			if err := o.Started(name, id); err != nil {
-				return name, BlueGreenState{DeploymentID: id}, err
-			}
-		}
-		st, err := p.WaitBlueGreen(ctx, name, id, o.Health, func(st BlueGreenState) {
-			if o.Progress != nil {
-				o.Progress(name, st)
-			}
-		})
-		if err != nil {
-			return name, st, err
-		}
-	}
-	return "", BlueGreenState{}, nil
 }
 
 // StopBlueGreen stops a deployment with auto rollback: `cutover stop` while

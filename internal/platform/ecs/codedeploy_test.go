@@ -6,13 +6,15 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	cdtypes "github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/cutoverdev/cutover/internal/deploy"
+	"github.com/cutoverdev/cutover/internal/store"
 )
 
 // TestCodeDeployStatusesCovered fails when the SDK gains a deployment or
@@ -75,12 +77,17 @@ func TestAppSpec(t *testing.T) {
 	}
 }
 
-// TestWaitBlueGreenStub: the wait follows the deployment through traffic
-// shifting and the termination wait to a failure with automatic rollback.
-func TestWaitBlueGreenStub(t *testing.T) {
+// TestCodeDeployFailureDuringTerminationWait: the controller follows a
+// CodeDeploy deployment through traffic shifting and the termination wait
+// to a failure with automatic rollback, and records it as rolled back.
+func TestCodeDeployFailureDuringTerminationWait(t *testing.T) {
 	polls := 0
 	s := &stub{answer: func(op string, in any) (any, error) {
 		switch op {
+		case "RegisterTaskDefinition":
+			return &ecs.RegisterTaskDefinitionOutput{TaskDefinition: &types.TaskDefinition{TaskDefinitionArn: aws.String("td:2")}}, nil
+		case "CreateDeployment":
+			return &codedeploy.CreateDeploymentOutput{DeploymentId: aws.String("d-1")}, nil
 		case "GetDeployment":
 			polls++
 			d := cdtypes.DeploymentInfo{DeploymentId: aws.String("d-1"), Status: cdtypes.DeploymentStatusInProgress, InstanceTerminationWaitTimeStarted: polls >= 2}
@@ -107,25 +114,15 @@ func TestWaitBlueGreenStub(t *testing.T) {
 		return nil, errors.New("unexpected " + op)
 	}}
 	p := stubPlatform(t, s)
-	var phases []BlueGreenPhase
-	st, err := p.WaitBlueGreen(context.Background(), "backend", "d-1", time.Minute, func(s BlueGreenState) { phases = append(phases, s.Phase) })
-	if err == nil || !strings.Contains(err.Error(), "rolled back: alarm backend-5xx in ALARM") {
-		t.Fatalf("err %v", err)
+	h := newCtrl(t, codeDeployDriven(t, p, ""), []string{"backend"}, "    strategy: { type: blue_green }\n")
+	got := h.deploy(rev("2"))
+	h.wantReadable(got)
+	if got.Status != store.DeploymentRolledBack || !strings.Contains(got.Reason, "rolled back: alarm backend-5xx in ALARM") {
+		t.Fatalf("deployment %s: %s", got.Status, got.Reason)
 	}
-	if want := []BlueGreenPhase{BlueGreenShifting, BlueGreenBaking, BlueGreenFailed}; strings.Join(strPhases(phases), ",") != strings.Join(strPhases(want), ",") {
-		t.Errorf("phases %v, want %v", phases, want)
+	if want := "Pending,Install,TerminationWait,RolledBack"; strings.Join(h.phases(), ",") != want {
+		t.Errorf("phases %v, want %s", h.phases(), want)
 	}
-	if len(st.Events) != 2 {
-		t.Errorf("events %+v", st.Events)
-	}
-}
-
-func strPhases(ps []BlueGreenPhase) []string {
-	var s []string
-	for _, p := range ps {
-		s = append(s, string(p))
-	}
-	return s
 }
 
 // TestStopBlueGreenStub: stop and rollback ask CodeDeploy to roll back.
@@ -215,5 +212,53 @@ func TestCodeDeployOnMoto(t *testing.T) {
 	st := DecideBlueGreen(cdtypes.DeploymentInfo{Status: info.Status}, nil)
 	if st.Phase != BlueGreenWaiting {
 		t.Errorf("state on moto %+v", st)
+	}
+}
+
+// TestCodeDeployContinueRequest: `cutover continue` reaches a CodeDeploy
+// deployment waiting in Ready as ContinueDeployment (READY_WAIT) through the
+// controller's request events; the deployment then finishes.
+func TestCodeDeployContinueRequest(t *testing.T) {
+	var h *ctrl
+	continued, asked := false, false
+	s := &stub{answer: func(op string, in any) (any, error) {
+		switch op {
+		case "RegisterTaskDefinition":
+			return &ecs.RegisterTaskDefinitionOutput{TaskDefinition: &types.TaskDefinition{TaskDefinitionArn: aws.String("td:2")}}, nil
+		case "CreateDeployment":
+			return &codedeploy.CreateDeploymentOutput{DeploymentId: aws.String("d-1")}, nil
+		case "GetDeployment":
+			d := cdtypes.DeploymentInfo{DeploymentId: aws.String("d-1"), Status: cdtypes.DeploymentStatusReady}
+			if continued {
+				d.Status = cdtypes.DeploymentStatusSucceeded
+			} else if !asked {
+				asked = true
+				if _, err := deploy.Request(h.ctx, h.store, "bluemed", "production", deploy.RequestContinue, "dave"); err != nil {
+					t.Error(err)
+				}
+			}
+			return &codedeploy.GetDeploymentOutput{DeploymentInfo: &d}, nil
+		case "GetDeploymentTarget":
+			return nil, &cdtypes.DeploymentTargetDoesNotExistException{Message: aws.String("not yet")}
+		case "ContinueDeployment":
+			c := in.(*codedeploy.ContinueDeploymentInput)
+			if aws.ToString(c.DeploymentId) != "d-1" || c.DeploymentWaitType != cdtypes.DeploymentWaitTypeReadyWait {
+				return nil, errors.New("ContinueDeployment not for the ready wait of d-1")
+			}
+			continued = true
+			return &codedeploy.ContinueDeploymentOutput{}, nil
+		case "DescribeServices":
+			return &ecs.DescribeServicesOutput{Services: []types.Service{{ServiceName: aws.String("backend"), Status: aws.String("ACTIVE")}}}, nil
+		}
+		return nil, errors.New("unexpected " + op)
+	}}
+	h = newCtrl(t, codeDeployDriven(t, stubPlatform(t, s), ""), []string{"backend"}, "    strategy: { type: blue_green, manual_continue: true }\n")
+	got := h.deploy(rev("2"))
+	h.wantReadable(got)
+	if !continued || got.Status != store.DeploymentSucceeded {
+		t.Fatalf("continued %v; deployment %s: %s", continued, got.Status, got.Reason)
+	}
+	if !strings.Contains(strings.Join(h.phases(), ","), "ReadyWait") {
+		t.Errorf("phases %v: no ReadyWait", h.phases())
 	}
 }

@@ -1,14 +1,18 @@
 package ecs
 
 import (
-	"context"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/deploy"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -151,53 +155,95 @@ func wirePlatform(t *testing.T, s *wireStub, clock *fakeClock) *Platform {
 	return p
 }
 
-// TestWaitBlueGreenLinearNotCutByTimeout: a 16-minute linear deployment
-// with --timeout 5m runs to its end: the timeout bounds the new tasks'
-// health and each hook, not the shifting or the termination wait.
-func TestWaitBlueGreenLinearNotCutByTimeout(t *testing.T) {
+// codeDeployDriven is the CodeDeploy engine of the wired platform for the
+// services' production deployment groups.
+func codeDeployDriven(t *testing.T, p *Platform, traffic string) *Driven {
+	t.Helper()
+	groups := map[string]string{}
+	for _, name := range p.names() {
+		groups[name] = "production-" + name
+	}
+	d, err := p.Driven(DrivenOptions{Engine: EngineCodeDeploy, Application: "bluemed", Groups: groups, Traffic: traffic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// linearController runs the linear deployment through the deployment
+// controller: CreateDeployment answers d-LINEAR1, and each StopDeployment
+// is recorded with the fake clock's time.
+func linearController(t *testing.T, d *linearDeployment) (*ctrl, *wireStub, *[]time.Time) {
+	var stops []time.Time
+	s := &wireStub{answer: func(op string, req map[string]any) (int, any) {
+		switch op {
+		case "RegisterTaskDefinition":
+			return http.StatusOK, map[string]any{"taskDefinition": map[string]any{
+				"taskDefinitionArn": "arn:aws:ecs:us-east-1:123456789012:task-definition/" + req["family"].(string) + ":7", "family": req["family"], "revision": 7, "status": "ACTIVE"}}
+		case "CreateDeployment":
+			if req["deploymentGroupName"] != "production-backend" || req["deploymentConfigName"] != "CodeDeployDefault.ECSLinear10PercentEvery1Minutes" {
+				return awsError("InvalidDeploymentGroupNameException", fmt.Sprintf("unexpected deployment %v", req))
+			}
+			return http.StatusOK, map[string]any{"deploymentId": "d-LINEAR1"}
+		case "StopDeployment":
+			stops = append(stops, d.clock.Now())
+		}
+		return d.answer(op, req)
+	}}
+	p := wirePlatform(t, s, d.clock)
+	h := newCtrl(t, codeDeployDriven(t, p, "Linear10PercentEvery1Minute"), []string{"backend"}, "    strategy: { type: blue_green, traffic: Linear10PercentEvery1Minute }\n")
+	return h, s, &stops
+}
+
+// TestCodeDeployLinearNotCutByTimeout: a 16-minute linear deployment with
+// --timeout 5m runs to its end under the controller: the timeout bounds
+// the new tasks' health and each hook, not the shifting or the termination
+// wait. Its phases are the controller's own, stored and told.
+func TestCodeDeployLinearNotCutByTimeout(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	d := &linearDeployment{clock: clock, start: clock.Now()}
-	s := &wireStub{answer: d.answer}
-	p := wirePlatform(t, s, clock)
-	var traffic []float64
-	var baked bool
-	var news []string
-	st, err := p.WaitBlueGreen(context.Background(), "backend", "d-LINEAR1", 5*time.Minute, func(st BlueGreenState) {
-		news = append(news, st.News...)
-		if n := len(traffic); n == 0 || traffic[n-1] != st.Traffic {
-			traffic = append(traffic, st.Traffic)
-		}
-		baked = baked || st.Phase == BlueGreenBaking
-	})
-	if err != nil {
-		t.Fatalf("healthy deployment reported as %v (state %+v)", err, st)
-	}
-	if st.Phase != BlueGreenSucceeded || st.StoppedByCutover || s.called("StopDeployment") != 0 {
-		t.Errorf("state %+v, StopDeployment calls %d", st, s.called("StopDeployment"))
+	h, s, _ := linearController(t, d)
+	got := h.deploy(rev("9"))
+	if got.Status != store.DeploymentSucceeded || got.Phase != "Succeeded" || got.TrafficPercent != 100 || s.called("StopDeployment") != 0 {
+		t.Fatalf("deployment %+v, StopDeployment calls %d, events %q", got, s.called("StopDeployment"), h.events(""))
 	}
 	if took := clock.Now().Sub(d.start); took < 16*time.Minute {
-		t.Errorf("wait ended after %s, before the deployment did", took)
+		t.Errorf("followed for %s, less than the deployment took", took)
 	}
-	if !baked || len(traffic) != 11 || traffic[10] != 100 {
-		t.Errorf("baked %v, traffic steps seen %v (want 0, 10, ..., 100)", baked, traffic)
+	h.wantReadable(got)
+	if want := "Pending,Install,AfterAllowTestTraffic,Shifting,TerminationWait,Succeeded"; strings.Join(h.phases(), ",") != want {
+		t.Errorf("phases %v, want %s", h.phases(), want)
 	}
-	if st.Step != time.Minute || st.TerminationWait != 5*time.Minute {
-		t.Errorf("step %s, termination wait %s from the deployment", st.Step, st.TerminationWait)
+	var traffic []int
+	for _, m := range h.events(deploy.KindNews) {
+		if i := strings.Index(m, "% of traffic"); i > 0 {
+			v, err := strconv.Atoi(m[strings.LastIndex(m[:i], " ")+1 : i])
+			if err == nil && (len(traffic) == 0 || traffic[len(traffic)-1] != v) {
+				traffic = append(traffic, v)
+			}
+		}
 	}
-	if strings.Join(news, "|") != "(service backend, taskSet ecs-svc/2222) has started 2 tasks: (task 0a1b) (task 2c3d)." {
-		t.Errorf("service events told %q", news)
+	if len(traffic) != 11 || traffic[10] != 100 {
+		t.Errorf("traffic steps told %v (want 0, 10, ..., 100)", traffic)
+	}
+	if news := strings.Join(h.events(deploy.KindNews), "\n"); !strings.Contains(news, "backend: (service backend, taskSet ecs-svc/2222) has started 2 tasks: (task 0a1b) (task 2c3d).") {
+		t.Errorf("service events not told:\n%s", news)
+	}
+	es, err := h.store.GetEnvState(h.ctx, "bluemed", "production")
+	if err != nil || es.Revision != "9" || es.Status != "up" {
+		t.Errorf("environment state %+v, %v: want revision 9 up, written by the controller", es, err)
 	}
 }
 
-// TestWaitBlueGreenStuck: a deployment that stops moving is stopped with
-// automatic rollback after its allowance while tasks start or traffic shifts,
-// and left alone during the termination wait.
-func TestWaitBlueGreenStuck(t *testing.T) {
+// TestCodeDeployStuck: a deployment that stops moving is stopped with
+// automatic rollback after its allowance while tasks start or traffic
+// shifts, and left alone (failed, not stopped) during the termination wait.
+func TestCodeDeployStuck(t *testing.T) {
 	cases := []struct {
 		name     string
 		stall    float64
 		stop     bool
-		minAfter time.Duration // earliest the wait may give up, from the stall
+		minAfter time.Duration // earliest the controller may give up, from the stall
 		maxAfter time.Duration
 	}{
 		{"tasks never healthy", 1, true, 5 * time.Minute, 6 * time.Minute},
@@ -209,21 +255,62 @@ func TestWaitBlueGreenStuck(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			clock := &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 			d := &linearDeployment{clock: clock, start: clock.Now(), stall: c.stall}
-			s := &wireStub{answer: d.answer}
-			st, err := wirePlatform(t, s, clock).WaitBlueGreen(context.Background(), "backend", "d-LINEAR1", 5*time.Minute, nil)
-			if err == nil || !strings.Contains(err.Error(), "made no progress") {
-				t.Fatalf("err %v", err)
+			h, s, stops := linearController(t, d)
+			got := h.deploy(rev("9"))
+			h.wantReadable(got)
+			gaveUp := clock.Now()
+			if c.stop {
+				if len(*stops) != 1 {
+					t.Fatalf("StopDeployment calls %d, want 1; deployment %+v", s.called("StopDeployment"), got)
+				}
+				gaveUp = (*stops)[0]
+				if got.Status != store.DeploymentRolledBack || got.Phase != "RolledBack" || !strings.Contains(got.Reason, "made no progress") {
+					t.Errorf("deployment %s %s: %s", got.Status, got.Phase, got.Reason)
+				}
+			} else if s.called("StopDeployment") != 0 || got.Status != store.DeploymentFailed || !strings.Contains(got.Reason, "not stopped") {
+				t.Errorf("deployment %s: %s (StopDeployment calls %d): want failed and left to CodeDeploy", got.Status, got.Reason, s.called("StopDeployment"))
 			}
-			stalled := time.Duration(c.stall * float64(time.Minute))
-			gaveUp := clock.Now().Sub(d.start) - stalled
-			if gaveUp < c.minAfter || gaveUp > c.maxAfter {
-				t.Errorf("gave up %s after the stall, want between %s and %s", gaveUp, c.minAfter, c.maxAfter)
+			after := gaveUp.Sub(d.start) - time.Duration(c.stall*float64(time.Minute))
+			if after < c.minAfter || after > c.maxAfter {
+				t.Errorf("gave up %s after the stall, want between %s and %s", after, c.minAfter, c.maxAfter)
 			}
-			if st.StoppedByCutover != c.stop || (s.called("StopDeployment") == 1) != c.stop {
-				t.Errorf("stopped %v (calls %d), want %v: %v", st.StoppedByCutover, s.called("StopDeployment"), c.stop, err)
+		})
+	}
+}
+
+// TestCodeDeployStopAndRollbackRequests: `cutover stop` and `cutover
+// rollback` reach CodeDeploy through the controller's request events: the
+// controller calls StopDeployment with automatic rollback and records the
+// end in its own phases, the environment still on the previous revision.
+func TestCodeDeployStopAndRollbackRequests(t *testing.T) {
+	for _, kind := range []string{deploy.RequestStop, deploy.RequestRollback} {
+		t.Run(kind, func(t *testing.T) {
+			clock := &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+			d := &linearDeployment{clock: clock, start: clock.Now()}
+			h, s, stops := linearController(t, d)
+			if _, err := h.store.PutEnvState(h.ctx, store.EnvState{Project: "bluemed", Environment: "production", Status: "up"}, store.AnyGeneration); err != nil {
+				t.Fatal(err)
 			}
-			if !c.stop && !strings.Contains(err.Error(), "not stopped") {
-				t.Errorf("err %v does not say the deployment was left running", err)
+			asked := false
+			answer := s.answer
+			s.answer = func(op string, req map[string]any) (int, any) {
+				// At 30% of traffic someone runs the command.
+				if op == "GetDeployment" && !asked && d.minute() >= 4.5 {
+					asked = true
+					if _, err := deploy.Request(h.ctx, h.store, "bluemed", "production", kind, "alice"); err != nil {
+						t.Error(err)
+					}
+				}
+				return answer(op, req)
+			}
+			got := h.deploy(rev("9"))
+			h.wantReadable(got)
+			want := map[string]string{deploy.RequestStop: store.DeploymentStopped, deploy.RequestRollback: store.DeploymentRolledBack}[kind]
+			if len(*stops) != 1 || got.Status != want || got.Phase != "RolledBack" || !strings.Contains(got.Reason, "alice") {
+				t.Fatalf("deployment %s %s: %s; StopDeployment calls %d", got.Status, got.Phase, got.Reason, len(*stops))
+			}
+			if !slices.Contains(h.phases(), "RollingBack") {
+				t.Errorf("phases %v: no RollingBack while CodeDeploy rolled back", h.phases())
 			}
 		})
 	}
@@ -315,22 +402,24 @@ func TestDeployBlueGreenTwoServices(t *testing.T) {
 		}
 		r := rev("9")
 		r.Services["frontend"] = store.ServiceRevision{Image: "123456789012.dkr.ecr.us-east-1.amazonaws.com/frontend@sha256:" + strings.Repeat("9", 64)}
-		var started []string
-		name, st, err := p.DeployBlueGreen(context.Background(), r, BlueGreenRun{
-			Application: "bluemed", Groups: map[string]string{"backend": "production-backend", "frontend": "production-frontend"},
-			Health: 5 * time.Minute, Started: func(service, id string) error { started = append(started, service+"="+id); return nil },
-		})
+		h := newCtrl(t, codeDeployDriven(t, p, ""), []string{"backend", "frontend"}, "    strategy: { type: blue_green }\n")
+		got := h.deploy(r)
+		h.wantReadable(got)
 		if failBackend {
-			if name != "backend" || err == nil || !st.RolledBack || !strings.Contains(err.Error(), "cannot be updated") || len(created) != 1 {
-				t.Errorf("failed backend: service %q state %+v err %v, deployments %v", name, st, err, created)
+			if got.Status != store.DeploymentRolledBack || !strings.Contains(got.Reason, "service backend") || !strings.Contains(got.Reason, "cannot be updated") || len(created) != 1 {
+				t.Errorf("failed backend: deployment %s %s: %s; deployments %v", got.Status, got.Phase, got.Reason, created)
 			}
 			continue
 		}
-		if err != nil || name != "" {
-			t.Fatalf("service %q: %v", name, err)
+		if got.Status != store.DeploymentSucceeded {
+			t.Fatalf("deployment %s: %s", got.Status, got.Reason)
 		}
-		if strings.Join(started, ",") != "backend=d-BACKEND,frontend=d-FRONTEND" {
-			t.Errorf("started %v", started)
+		var data struct {
+			Cloud deploy.CloudState `json:"cloud"`
+		}
+		if err := json.Unmarshal(got.Data, &data); err != nil || data.Cloud.IDs["backend"] != "d-BACKEND" || data.Cloud.IDs["frontend"] != "d-FRONTEND" ||
+			strings.Join(data.Cloud.Done, ",") != "backend,frontend" {
+			t.Errorf("controller state %s (%v): want both CodeDeploy deployments recorded", got.Data, err)
 		}
 		for group, want := range map[string]string{
 			"production-backend":  `"TaskDefinition":"arn:aws:ecs:us-east-1:123456789012:task-definition/bluemed-production-backend:7","LoadBalancerInfo":{"ContainerName":"backend","ContainerPort":3001}`,

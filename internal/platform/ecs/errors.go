@@ -7,7 +7,17 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
+
+// explained is an SDK error said in one plain line; it wraps the SDK's.
+type explained struct {
+	msg string
+	err error
+}
+
+func (e *explained) Error() string { return e.msg }
+func (e *explained) Unwrap() error { return e.err }
 
 // explain turns an SDK error into one plain line naming the action and the
 // resource. Throttling has already been retried with backoff by the SDK's
@@ -16,6 +26,29 @@ func explain(err error, resource string) error {
 	if err == nil {
 		return nil
 	}
+	if e := explainText(err, resource); e != nil {
+		return &explained{msg: e.Error(), err: err}
+	}
+	return nil
+}
+
+// transient says whether a call may well succeed when made again later: it
+// was throttled, or failed to reach AWS, past the SDK's own retries.
+func transient(err error) bool {
+	var me *retry.MaxAttemptsError
+	var se *smithyhttp.RequestSendError
+	var ae smithy.APIError
+	if errors.As(err, &me) || errors.As(err, &se) {
+		return true
+	}
+	if errors.As(err, &ae) {
+		code := ae.ErrorCode()
+		return strings.Contains(code, "Throttl") || code == "TooManyRequestsException" || code == "RequestLimitExceeded" || ae.ErrorFault() == smithy.FaultServer
+	}
+	return false
+}
+
+func explainText(err error, resource string) error {
 	action := "aws"
 	var oe *smithy.OperationError
 	if errors.As(err, &oe) {

@@ -169,7 +169,7 @@ func (m *moto) setup(t *testing.T, ctx context.Context, service string, controll
 	must(err)
 	lb, err := m.elb.CreateLoadBalancer(ctx, &elb.CreateLoadBalancerInput{Name: aws.String("cutover-test"), Subnets: e.subnets})
 	must(err)
-	for _, color := range Colors {
+	for _, color := range []string{"blue", "green"} {
 		tg, err := m.elb.CreateTargetGroup(ctx, &elb.CreateTargetGroupInput{
 			Name: aws.String(service + "-" + color), Protocol: elbtypes.ProtocolEnumHttp, Port: aws.Int32(80),
 			VpcId: &e.vpc, TargetType: elbtypes.TargetTypeEnumIp, HealthCheckPath: aws.String("/healthz"),

@@ -1,7 +1,6 @@
 package ecs
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"slices"
@@ -10,8 +9,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
-
-	"github.com/cutoverdev/cutover/internal/store"
 )
 
 // Hook is a Lambda function ECS invokes at lifecycle stages of a native
@@ -37,9 +34,6 @@ type NativeOptions struct {
 	// moves until `cutover continue` (ContinueNative), rolling back when
 	// nobody continues it within ManualWait.
 	ManualWait time.Duration
-	// Timeout bounds the new tasks becoming healthy (--timeout); the wait
-	// adds the strategy's own shifting and bake time (ShiftTime). 0: wait until ctx ends.
-	Timeout time.Duration
 }
 
 // ShiftTime is how long ECS itself takes to shift traffic and bake once the
@@ -157,28 +151,4 @@ func (p *Platform) nativeLoadBalancer(name, role string) (types.LoadBalancer, er
 		ContainerPort:         aws.Int32(int32(s.Port)),
 		AdvancedConfiguration: adv,
 	}, nil
-}
-
-// DeployNative registers the revision's task definition of one service whose
-// ECS service uses the ECS deployment controller and deploys it with ECS's
-// own blue/green (BLUE_GREEN, LINEAR or CANARY), then waits as
-// DeployRolling does, alarm gate included. A rollback is returned as an error.
-func (p *Platform) DeployNative(ctx context.Context, service string, rev store.Revision, o NativeOptions, progress func(Rollout)) (Rollout, error) {
-	s, ok := p.o.Services[service]
-	if !ok {
-		return Rollout{}, fmt.Errorf("ecs: no service %s in this environment", service)
-	}
-	cfg, err := NativeConfiguration(o)
-	if err != nil {
-		return Rollout{}, err
-	}
-	lb, err := p.nativeLoadBalancer(service, o.RoleARN)
-	if err != nil {
-		return Rollout{}, err
-	}
-	timeout := o.Timeout
-	if timeout > 0 {
-		timeout += ShiftTime(o)
-	}
-	return p.updateService(ctx, service, s, rev, "native blue/green ("+o.Strategy+")", cfg, []types.LoadBalancer{lb}, o.Alarms, timeout, progress)
 }

@@ -14,7 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+
 	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/store"
 )
 
 const stubRule = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/cutover/50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee"
@@ -72,9 +74,14 @@ func TestNativeConfiguration(t *testing.T) {
 
 // TestDeployNativeAlarmStub: the native deployment goes out with the
 // alternate target group and listener rules; an alarm fires during the wait
-// and cutover rolls back to the previous task definition: a failure.
-func TestDeployNativeAlarmStub(t *testing.T) {
-	var rolledBack string
+// TestNativeAlarmStopsWithRollback: an alarm in ALARM during an ECS-native
+// deployment makes the controller stop it with StopServiceDeployment
+// (ROLLBACK) instead of waiting for ECS's own evaluation; the deployment
+// ends rolled back, naming the alarm. moto serves none of the service
+// deployment APIs: the stub answers them with SDK output types.
+func TestNativeAlarmStopsWithRollback(t *testing.T) {
+	var stopType types.StopServiceDeploymentStopType
+	arn := "arn:aws:ecs:us-east-1:123456789012:service-deployment/c/backend/x1"
 	s := &stub{}
 	s.answer = func(op string, in any) (any, error) {
 		switch op {
@@ -82,14 +89,10 @@ func TestDeployNativeAlarmStub(t *testing.T) {
 			return &ecs.RegisterTaskDefinitionOutput{TaskDefinition: &types.TaskDefinition{TaskDefinitionArn: aws.String("td:2")}}, nil
 		case "UpdateService":
 			u := in.(*ecs.UpdateServiceInput)
-			if u.DeploymentConfiguration == nil {
-				rolledBack = aws.ToString(u.TaskDefinition)
-				return &ecs.UpdateServiceOutput{Service: &types.Service{}}, nil
-			}
 			lb := u.LoadBalancers[0]
 			if u.DeploymentConfiguration.Strategy != types.DeploymentStrategyBlueGreen || aws.ToString(lb.TargetGroupArn) != stubTGBlue ||
 				aws.ToString(lb.AdvancedConfiguration.AlternateTargetGroupArn) != stubTGGreen || aws.ToString(lb.AdvancedConfiguration.ProductionListenerRule) != stubRule ||
-				aws.ToString(lb.AdvancedConfiguration.RoleArn) != "arn:role" {
+				aws.ToString(lb.AdvancedConfiguration.RoleArn) != "arn:aws:iam::123456789012:role/ecs-lb" {
 				return nil, errors.New("UpdateService without the native blue/green settings")
 			}
 			return &ecs.UpdateServiceOutput{Service: &types.Service{Deployments: []types.Deployment{
@@ -97,6 +100,21 @@ func TestDeployNativeAlarmStub(t *testing.T) {
 		case "DescribeServices":
 			return &ecs.DescribeServicesOutput{Services: []types.Service{{Status: aws.String("ACTIVE"), Deployments: []types.Deployment{
 				dep("d2", "PRIMARY", "td:2", types.DeploymentRolloutStateInProgress, "", 0), dep("d1", "ACTIVE", "td:1", types.DeploymentRolloutStateCompleted, "", 0)}}}}, nil
+		case "ListServiceDeployments":
+			return &ecs.ListServiceDeploymentsOutput{ServiceDeployments: []types.ServiceDeploymentBrief{{ServiceDeploymentArn: aws.String(arn), Status: types.ServiceDeploymentStatusInProgress}}}, nil
+		case "DescribeServiceDeployments":
+			sd := types.ServiceDeployment{ServiceDeploymentArn: aws.String(arn), Status: types.ServiceDeploymentStatusInProgress, LifecycleStage: types.ServiceDeploymentLifecycleStageScaleUp}
+			if stopType != "" {
+				sd.Status, sd.StatusReason = types.ServiceDeploymentStatusRollbackSuccessful, aws.String("Service deployment rolled back because of a user request.")
+			}
+			return &ecs.DescribeServiceDeploymentsOutput{ServiceDeployments: []types.ServiceDeployment{sd}}, nil
+		case "StopServiceDeployment":
+			st := in.(*ecs.StopServiceDeploymentInput)
+			if aws.ToString(st.ServiceDeploymentArn) != arn {
+				return nil, errors.New("StopServiceDeployment of another deployment")
+			}
+			stopType = st.StopType
+			return &ecs.StopServiceDeploymentOutput{ServiceDeploymentArn: aws.String(arn)}, nil
 		case "DescribeAlarms":
 			return alarmsOut(AlarmState{"p95", "ALARM", "Threshold Crossed"}), nil
 		case "ListTasks":
@@ -108,19 +126,29 @@ func TestDeployNativeAlarmStub(t *testing.T) {
 	svc := p.o.Services["backend"]
 	svc.Rule = stubRule
 	p.o.Services["backend"] = svc
-	r, err := p.DeployNative(context.Background(), "backend", rev("2"), NativeOptions{Strategy: "BLUE_GREEN", RoleARN: "arn:role", Alarms: []string{"p95"}}, nil)
-	if err == nil || !strings.Contains(err.Error(), "p95") || !strings.Contains(err.Error(), "rolled back") {
-		t.Fatalf("err = %v, want a rollback failure naming the alarm", err)
+	d, err := p.Driven(DrivenOptions{Engine: EngineNative, Alarms: []string{"p95"},
+		Native: NativeOptions{Strategy: "BLUE_GREEN", RoleARN: "arn:aws:iam::123456789012:role/ecs-lb", Alarms: []string{"p95"}}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if r.Phase != RolloutRolledBack || rolledBack != "td:1" {
-		t.Errorf("rollout %+v, rolled back to %q", r, rolledBack)
+	h := newCtrl(t, d, []string{"backend"}, "    strategy: { type: blue_green } # ecs-native\n")
+	got := h.deploy(rev("2"))
+	h.wantReadable(got)
+	if stopType != types.StopServiceDeploymentStopTypeRollback {
+		t.Errorf("StopServiceDeployment stop type %q, want ROLLBACK", stopType)
+	}
+	if got.Status != store.DeploymentRolledBack || got.Phase != "RolledBack" || !strings.Contains(got.Reason, "alarm p95 is in ALARM") {
+		t.Errorf("deployment %s %s: %s", got.Status, got.Phase, got.Reason)
 	}
 }
 
 func TestDeployNativeNeedsRule(t *testing.T) {
 	p := stubPlatform(t, &stub{answer: func(op string, _ any) (any, error) { return nil, errors.New("unexpected " + op) }})
-	_, err := p.DeployNative(context.Background(), "backend", rev("2"), NativeOptions{Strategy: "BLUE_GREEN", RoleARN: "arn:role"}, nil)
-	if err == nil || !strings.Contains(err.Error(), "listener rule") {
+	d, err := p.Driven(DrivenOptions{Engine: EngineNative, Native: NativeOptions{Strategy: "BLUE_GREEN", RoleARN: "arn:role"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Start(context.Background(), "backend", rev("2")); err == nil || !strings.Contains(err.Error(), "listener rule") {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -147,15 +175,17 @@ func TestNativeOnMoto(t *testing.T) {
 	p.o.Services["backend"] = Service{ECSService: "backend", Port: 3001, TargetGroups: e.tgs, Listener: e.listener, Rule: aws.ToString(rule.Rules[0].RuleArn), CPU: "256", Memory: "512"}
 	hook := Hook{LambdaARN: "arn:aws:lambda:us-east-1:123456789012:function:smoke", RoleARN: "arn:aws:iam::123456789012:role/ecs-lb",
 		Stages: []string{"POST_TEST_TRAFFIC_SHIFT", "PRE_PRODUCTION_TRAFFIC_SHIFT"}}
-	r, err := p.DeployNative(ctx, "backend", rev("3"), NativeOptions{Strategy: "LINEAR", LinearPercent: 50, StepWait: time.Minute,
-		RoleARN: "arn:aws:iam::123456789012:role/ecs-lb", Hooks: []Hook{hook}}, nil)
+	d, err := p.Driven(DrivenOptions{Engine: EngineNative, Native: NativeOptions{Strategy: "LINEAR", LinearPercent: 50, StepWait: time.Minute,
+		RoleARN: "arn:aws:iam::123456789012:role/ecs-lb", Hooks: []Hook{hook}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Phase != RolloutCompleted {
-		t.Errorf("rollout %+v", r)
+	// moto does not serve ListServiceDeployments or DescribeServiceDeployments,
+	// so only the start is run on it; the progression is the stubs' part.
+	if _, err := d.Start(ctx, "backend", rev("3")); err != nil {
+		t.Fatal(err)
 	}
-	m.wantUpdated(t, "native", e)
+	wantCalls(t, "native", m.calls.take(), "RegisterTaskDefinition", "UpdateService")
 	// moto keeps the strategy settings but drops lifecycle hooks (and runs
 	// none): what ECS was asked for is asserted on the request.
 	up, _ := m.calls.input("UpdateService").(*ecs.UpdateServiceInput)

@@ -3,6 +3,7 @@ package ecs
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/cutoverdev/cutover/internal/deploy"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -112,25 +114,35 @@ func TestDeployRollingRollbackStub(t *testing.T) {
 		return nil, errors.New("unexpected " + op)
 	}
 	p := stubPlatform(t, s)
-	var seen []Rollout
-	r, err := p.DeployRolling(context.Background(), "backend", rev("2"), RollingOptions{Alarms: []string{"p95"}}, func(r Rollout) { seen = append(seen, r) })
-	if err == nil || !strings.Contains(err.Error(), "rolled back") || !strings.Contains(err.Error(), "circuit breaker") {
-		t.Fatalf("err = %v, want a rollback failure", err)
+	d, err := p.Driven(DrivenOptions{Engine: EngineRolling, Alarms: []string{"p95"}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if r.Phase != RolloutRolledBack || r.FailedTasks != 3 || len(seen) != 3 || seen[1].FailedTasks != 2 {
-		t.Errorf("rollout %+v, progress %+v", r, seen)
+	h := newCtrl(t, d, []string{"backend"}, "    strategy: { type: rolling }\n")
+	got := h.deploy(rev("2"))
+	h.wantReadable(got)
+	if got.Status != store.DeploymentRolledBack || got.Phase != "RolledBack" || !strings.Contains(got.Reason, "circuit breaker") || !strings.Contains(got.Reason, "service backend") {
+		t.Fatalf("deployment %s %s: %q, want rolled back by the circuit breaker", got.Status, got.Phase, got.Reason)
+	}
+	if want := "Rolling,RolledBack"; strings.Join(h.phases(), ",") != want {
+		t.Errorf("phases %v, want %s", h.phases(), want)
 	}
 	// Each event and each stopped task's reason is told once, as it happens.
 	var news []string
-	for _, r := range seen {
-		news = append(news, r.News...)
+	for _, m := range h.events(deploy.KindNews) {
+		if strings.Contains(m, "task 1a2b") {
+			news = append(news, m)
+		}
 	}
 	want := []string{
-		"task 1a2b stopped: Essential container in task exited (container backend: panic: no DATABASE_URL) (exit code 2)",
-		"(service backend) has started 2 tasks: (task 1a2b).",
+		"backend: task 1a2b stopped: Essential container in task exited (container backend: panic: no DATABASE_URL) (exit code 2)",
+		"backend: (service backend) has started 2 tasks: (task 1a2b).",
 	}
 	if strings.Join(news, "\n") != strings.Join(want, "\n") {
 		t.Errorf("news\n got %q\nwant %q", news, want)
+	}
+	if !slices.ContainsFunc(h.events(deploy.KindNews), func(m string) bool { return strings.Contains(m, "2 failed tasks") }) {
+		t.Errorf("failed tasks not told: %q", h.events(deploy.KindNews))
 	}
 }
 
@@ -145,12 +157,13 @@ func TestRollingOnMoto(t *testing.T) {
 	e := m.setup(t, ctx, "backend", types.DeploymentControllerTypeEcs)
 	p := m.platform(t, e)
 	p.o.Services["backend"] = Service{ECSService: "backend", Port: 3001, TargetGroups: e.tgs, Listener: e.listener, CPU: "256", Memory: "512"}
-	r, err := p.DeployRolling(ctx, "backend", rev("3"), RollingOptions{Alarms: []string{"backend-5xx"}}, nil)
+	d, err := p.Driven(DrivenOptions{Engine: EngineRolling, Alarms: []string{"backend-5xx"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Phase != RolloutCompleted {
-		t.Errorf("rollout %+v", r)
+	got := newCtrl(t, d, []string{"backend"}, "    strategy: { type: rolling }\n").deploy(rev("3"))
+	if got.Status != store.DeploymentSucceeded || got.Phase != "Succeeded" {
+		t.Errorf("deployment %s %s: %s", got.Status, got.Phase, got.Reason)
 	}
 	svc := m.wantUpdated(t, "rolling", e)
 	if dc := svc.DeploymentConfiguration; dc == nil || dc.DeploymentCircuitBreaker == nil || !dc.DeploymentCircuitBreaker.Rollback {
@@ -192,4 +205,64 @@ func (m *moto) wantUpdated(t *testing.T, step string, e env) types.Service {
 		t.Errorf("service task definition %s, want the new revision cutover-backend:2", td)
 	}
 	return svc
+}
+
+// TestRollingStopRequest: `cutover stop` during an ECS rolling deployment
+// reaches ECS as StopServiceDeployment with ROLLBACK through the
+// controller's request events; the deployment ends "stopped" once ECS's
+// primary deployment runs the previous task definition again. moto serves
+// neither ListServiceDeployments nor StopServiceDeployment: the stub answers
+// them with SDK output types.
+func TestRollingStopRequest(t *testing.T) {
+	var h *ctrl
+	stopped, polls := false, 0
+	arn := "arn:aws:ecs:us-east-1:123456789012:service-deployment/c/backend/r2"
+	s := &stub{}
+	s.answer = func(op string, in any) (any, error) {
+		switch op {
+		case "RegisterTaskDefinition":
+			return &ecs.RegisterTaskDefinitionOutput{TaskDefinition: &types.TaskDefinition{TaskDefinitionArn: aws.String("td:2")}}, nil
+		case "UpdateService":
+			return &ecs.UpdateServiceOutput{Service: &types.Service{Deployments: []types.Deployment{
+				dep("d2", "PRIMARY", "td:2", types.DeploymentRolloutStateInProgress, "", 0), dep("d1", "ACTIVE", "td:1", types.DeploymentRolloutStateCompleted, "", 0)}}}, nil
+		case "DescribeServices":
+			polls++
+			if polls == 2 {
+				if _, err := deploy.Request(h.ctx, h.store, "bluemed", "production", deploy.RequestStop, "carol"); err != nil {
+					t.Error(err)
+				}
+			}
+			deps := []types.Deployment{dep("d2", "PRIMARY", "td:2", types.DeploymentRolloutStateInProgress, "", 0), dep("d1", "ACTIVE", "td:1", types.DeploymentRolloutStateCompleted, "", 0)}
+			if stopped {
+				deps = []types.Deployment{dep("d3", "PRIMARY", "td:1", types.DeploymentRolloutStateInProgress, "", 0),
+					dep("d2", "ACTIVE", "td:2", types.DeploymentRolloutStateFailed, "Service deployment rolled back because of a user request.", 0)}
+			}
+			return &ecs.DescribeServicesOutput{Services: []types.Service{{Status: aws.String("ACTIVE"), Deployments: deps}}}, nil
+		case "ListTasks":
+			return &ecs.ListTasksOutput{}, nil
+		case "ListServiceDeployments":
+			return &ecs.ListServiceDeploymentsOutput{ServiceDeployments: []types.ServiceDeploymentBrief{{ServiceDeploymentArn: aws.String(arn), Status: types.ServiceDeploymentStatusInProgress}}}, nil
+		case "StopServiceDeployment":
+			st := in.(*ecs.StopServiceDeploymentInput)
+			if aws.ToString(st.ServiceDeploymentArn) != arn || st.StopType != types.StopServiceDeploymentStopTypeRollback {
+				return nil, errors.New("StopServiceDeployment not a rollback of the deployment")
+			}
+			stopped = true
+			return &ecs.StopServiceDeploymentOutput{ServiceDeploymentArn: aws.String(arn)}, nil
+		}
+		return nil, errors.New("unexpected " + op)
+	}
+	d, err := stubPlatform(t, s).Driven(DrivenOptions{Engine: EngineRolling})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h = newCtrl(t, d, []string{"backend"}, "    strategy: { type: rolling }\n")
+	got := h.deploy(rev("2"))
+	h.wantReadable(got)
+	if !stopped || got.Status != store.DeploymentStopped || got.Phase != "RolledBack" || !strings.Contains(got.Reason, "carol") {
+		t.Errorf("stopped %v; deployment %s %s: %s", stopped, got.Status, got.Phase, got.Reason)
+	}
+	if want := "Rolling,RollingBack,RolledBack"; strings.Join(h.phases(), ",") != want {
+		t.Errorf("phases %v, want %s", h.phases(), want)
+	}
 }

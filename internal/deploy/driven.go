@@ -1,0 +1,370 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/store"
+)
+
+// Driven is the second kind of platform: one where the cloud runs the
+// deployment itself (ECS rolling with its circuit breaker, CodeDeploy
+// blue/green, ECS-native blue/green) and the controller starts it, follows
+// it, and passes on stop, rollback and continue. The controller keeps the
+// deployment record, maps what the cloud reports onto its own phases, and
+// persists each transition before it acts on it, as for a Platform.
+//
+// Contract:
+//   - Services are deployed one after the other, in the order Services
+//     returns; each has its own cloud deployment, named by the ID Start
+//     returns (persisted before the first Progress).
+//   - Progress only reads (and measures how long nothing moved: Stuck). It
+//     is called again after a restart with the same service and ID.
+//   - Stop stops the service's deployment and has the cloud roll it back;
+//     Continue lets one that waits for `cutover continue` shift traffic.
+//     Both may be called more than once.
+//   - After paces the polls: it fires after the delay of the attempt-th poll.
+type Driven interface {
+	Services() []string
+	Start(ctx context.Context, service string, rev store.Revision) (id string, err error)
+	// Progress reads where the service's deployment stands; health bounds
+	// how long its new tasks may take to become healthy (--timeout), never
+	// a healthy deployment's shifting, baking or termination wait.
+	Progress(ctx context.Context, service, id string, health time.Duration) (DrivenState, error)
+	Stop(ctx context.Context, service, id string) error
+	Continue(ctx context.Context, service, id string) error
+	After(attempt int) <-chan time.Time
+}
+
+// DrivenState is where a cloud-driven deployment of one service stands, in
+// the controller's vocabulary.
+type DrivenState struct {
+	Phase   Phase    // a terminal phase ends the service's deployment
+	Traffic int      // percent of production traffic on the new revision
+	Status  string   // one line in the cloud's own words, for the terminal
+	Reason  string   // why it failed or rolled back
+	News    []string // service events and stopped-task reasons since the last poll
+	// Problem, when set, says the deployment must not go on as it is: an
+	// alarm fired (Alarm), or it made no progress for longer than what it
+	// waits for allows. StopOnProblem says stopping it (with rollback) is
+	// safe: false during a termination wait or a wait for a continue, which
+	// the cloud ends itself.
+	Problem       string
+	Alarm         bool
+	StopOnProblem bool
+}
+
+// CloudState is what the controller keeps of a cloud-driven deployment in
+// State: each service's cloud deployment and how far the run got.
+type CloudState struct {
+	IDs       map[string]string `json:"ids,omitempty"`        // service -> cloud deployment ID
+	Done      []string          `json:"done,omitempty"`       // services whose deployment succeeded
+	Stopped   map[string]bool   `json:"stopped,omitempty"`    // services whose deployment cutover stopped
+	StopFirst bool              `json:"stop_first,omitempty"` // stop the current deployment on the next look (reconcile with rollback)
+}
+
+// KindNews is the Event kind of what the cloud tells about a deployment it
+// runs (its status when it changes, service events, stopped tasks' reasons):
+// each is told once, as a line of its own.
+const KindNews = "news"
+
+// errInterrupted ends a follow when ctx ends: the deployment stays as
+// persisted and the cloud goes on; the next command re-attaches.
+var errInterrupted = errors.New("interrupted")
+
+// deployDriven records a deployment of rev on a Driven platform and follows it.
+func (c *Controller) deployDriven(ctx context.Context, rev store.Revision) (store.Deployment, error) {
+	// The revision that serves now is what the last finished deployment
+	// recorded, the same record a local environment's rollback reads.
+	prevRev := ""
+	if es, err := c.Store.GetEnvState(ctx, c.Config.Project, c.Env); err == nil && es.Status == "up" {
+		prevRev = es.Revision
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return store.Deployment{}, err
+	}
+	return c.start(ctx, rev, prevRev, State{NewColor: "new", Cloud: &CloudState{}})
+}
+
+// reconcileDriven re-attaches to a cloud-driven deployment whose controller
+// died: the cloud went on with it, so it is followed to its end, after
+// stopping it when rollback is asked.
+func (c *Controller) reconcileDriven(ctx context.Context, d *store.Deployment, st State, rollback bool, who string) error {
+	if st.Cloud == nil {
+		st.Cloud = &CloudState{}
+	}
+	d.Reason = fmt.Sprintf("%s stopped during %s; followed by the next command", who, d.Phase)
+	if rollback {
+		st.Cloud.StopFirst = true
+		st.Cause = Rollback.String()
+		d.Reason = fmt.Sprintf("%s stopped during %s; rolled back", who, d.Phase)
+	}
+	if _, err := c.Store.AppendEvent(ctx, store.Event{Project: c.Config.Project, Environment: c.Env, Kind: "deployment.reconciled",
+		Message: fmt.Sprintf("deployment %s: %s", d.ID, d.Reason)}); err != nil {
+		return err
+	}
+	d.Owner = c.Owner
+	if !rollback {
+		d.Reason = ""
+	}
+	if evs, err := c.Store.ListEvents(ctx, store.EventFilter{Project: c.Config.Project, Environment: c.Env, AfterSeq: st.RequestSeq}); err == nil && len(evs) > 0 {
+		st.RequestSeq = evs[len(evs)-1].Seq
+	}
+	if err := c.save(ctx, d, st); err != nil {
+		return err
+	}
+	return c.Run(ctx, d)
+}
+
+// runDriven follows d's services one after the other until one does not
+// succeed or all did, then saves the end with the environment's state.
+func (c *Controller) runDriven(ctx context.Context, d *store.Deployment, st *State) error {
+	if st.Cloud == nil {
+		st.Cloud = &CloudState{}
+	}
+	cs := st.Cloud
+	if cs.IDs == nil {
+		cs.IDs = map[string]string{}
+	}
+	if cs.Stopped == nil {
+		cs.Stopped = map[string]bool{}
+	}
+	rev, err := c.Store.GetRevision(ctx, d.Revision)
+	if err != nil {
+		return err
+	}
+	end := DrivenState{Phase: PhaseSucceeded}
+	for _, svc := range c.Driven.Services() {
+		if contains(cs.Done, svc) {
+			continue
+		}
+		id := cs.IDs[svc]
+		if id == "" {
+			// A stop or rollback asked before this service started ends the run here.
+			if stop := c.drivenRequests(ctx, d, st, "", ""); stop != nil {
+				end = DrivenState{Phase: PhaseRolledBack, Reason: stop.reason}
+				st.Cause = stop.outcome.String()
+				break
+			}
+			if id, err = c.Driven.Start(ctx, svc, rev); err != nil {
+				end = DrivenState{Phase: PhaseFailed, Reason: fmt.Sprintf("service %s: %v", svc, err)}
+				if ctx.Err() != nil {
+					return fmt.Errorf("deployment %s interrupted while starting %s: %w", d.ID, svc, ctx.Err())
+				}
+				break
+			}
+			cs.IDs[svc] = id
+			if err := c.save(ctx, d, *st); err != nil {
+				return err
+			}
+			c.emit(d, Event{Kind: KindNews, Message: fmt.Sprintf("%s: deployment %s started", svc, id)})
+		}
+		s, err := c.follow(ctx, d, st, svc, id)
+		if errors.Is(err, errInterrupted) {
+			return fmt.Errorf("deployment %s interrupted in %s (AWS goes on with %s; the next command for %s follows it): %w", d.ID, d.Phase, id, c.Env, ctx.Err())
+		}
+		if err != nil {
+			return err
+		}
+		if s.Phase != PhaseSucceeded {
+			end = s
+			if s.Reason == "" {
+				s.Reason = fmt.Sprintf("deployment %s ended %s", id, s.Phase)
+			}
+			end.Reason = "service " + svc + ": " + s.Reason
+			if len(cs.Done) > 0 {
+				end.Reason += fmt.Sprintf(" (%v already run revision %s)", cs.Done, d.Revision)
+			}
+			break
+		}
+		cs.Done = append(cs.Done, svc)
+		if err := c.save(ctx, d, *st); err != nil {
+			return err
+		}
+	}
+	d.Phase = end.Phase.String()
+	if st.Cause == "" && end.Phase != PhaseSucceeded {
+		st.Cause = Failed.String()
+	}
+	d.Status = Status(end.Phase, causeOf(*st))
+	if d.Reason == "" {
+		d.Reason = end.Reason
+	} else if end.Reason != "" && end.Reason != d.Reason {
+		d.Reason += "; " + end.Reason
+	}
+	if end.Phase == PhaseSucceeded {
+		d.TrafficPercent = 100
+		d.Reason = ""
+	} else if end.Phase == PhaseRolledBack && len(cs.Done) == 0 {
+		d.TrafficPercent = 0 // traffic went back to the previous revision
+	}
+	st.PhaseStarted = time.Now().UTC()
+	if err := c.saveFinal(ctx, d, *st); err != nil {
+		return err
+	}
+	c.emit(d, Event{Kind: "result", Status: d.Status, Message: resultMessage(d)})
+	return nil
+}
+
+// follow polls one service's cloud deployment to a terminal phase,
+// persisting each phase change, passing on requests, and stopping a
+// deployment that is stuck where stopping is safe.
+func (c *Controller) follow(ctx context.Context, d *store.Deployment, st *State, svc, id string) (DrivenState, error) {
+	cs := st.Cloud
+	if cs.StopFirst {
+		cs.StopFirst = false
+		if err := c.stopCloud(ctx, d, st, svc, id, causeOf(*st), d.Reason); err != nil {
+			return DrivenState{}, err
+		}
+	}
+	lastStatus, errs := "", 0
+	for attempt := 0; ; attempt++ {
+		s, err := c.Driven.Progress(ctx, svc, id, c.Timeout)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return s, errInterrupted
+		case err != nil && errors.Is(err, ErrTryAgain) && errs+1 < maxReadErrors:
+			// A read that fails (the network, a throttle past the SDK's
+			// retries) is tried again at the next poll: the deployment goes on.
+			errs++
+			c.emit(d, Event{Kind: KindNews, Message: fmt.Sprintf("%s: reading deployment %s: %v (trying again)", svc, id, err)})
+		case err != nil:
+			return DrivenState{Phase: PhaseFailed, Reason: fmt.Sprintf("following deployment %s: %v (AWS goes on with it)", id, err)}, nil
+		default:
+			errs = 0
+		}
+		if err != nil {
+			if err := c.waitDriven(ctx, d, st, svc, id, attempt); err != nil {
+				return s, err
+			}
+			continue
+		}
+		for _, n := range s.News {
+			c.emit(d, Event{Kind: KindNews, Message: svc + ": " + n})
+		}
+		if s.Status != "" && s.Status != lastStatus {
+			lastStatus = s.Status
+			c.emit(d, Event{Kind: KindNews, Message: svc + ": " + s.Status})
+		}
+		if s.Phase.Terminal() {
+			return s, nil
+		}
+		if cs.Stopped[svc] {
+			s.Phase = PhaseRollingBack // until the cloud reports the rollback's end
+		}
+		if p := s.Phase.String(); p != d.Phase || s.Traffic != d.TrafficPercent {
+			changed := p != d.Phase
+			d.Phase, d.TrafficPercent = p, s.Traffic
+			st.PhaseStarted = time.Now().UTC()
+			if err := c.save(ctx, d, *st); err != nil {
+				return s, err
+			}
+			if changed {
+				c.emit(d, Event{Kind: "phase", Message: fmt.Sprintf("%s: %s", svc, s.Status)})
+			}
+		}
+		if s.Problem != "" && !cs.Stopped[svc] {
+			if !s.StopOnProblem {
+				return DrivenState{Phase: PhaseFailed, Reason: s.Problem + "; not stopped: AWS finishes it (it waits for its own end)"}, nil
+			}
+			o := Failed
+			if s.Alarm {
+				o = Alarmed
+			}
+			if err := c.stopCloud(ctx, d, st, svc, id, o, s.Problem); err != nil {
+				return s, err
+			}
+		}
+		if err := c.waitDriven(ctx, d, st, svc, id, attempt); err != nil {
+			return s, err
+		}
+	}
+}
+
+// ErrTryAgain marks a Progress error worth trying again at the next poll
+// (throttled, the cloud not reached); any other ends the following.
+var ErrTryAgain = errors.New("try again later")
+
+// maxReadErrors is how many reads of a cloud deployment in a row may fail
+// before the controller gives up following it.
+const maxReadErrors = 5
+
+// waitDriven waits for the next poll, passing on requests every tick.
+func (c *Controller) waitDriven(ctx context.Context, d *store.Deployment, st *State, svc, id string, attempt int) error {
+	next := c.Driven.After(attempt)
+	for {
+		if f := c.drivenRequests(ctx, d, st, svc, id); f != nil && !st.Cloud.Stopped[svc] {
+			if err := c.stopCloud(ctx, d, st, svc, id, f.outcome, f.reason); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return errInterrupted
+		case <-next:
+			return nil
+		case <-time.After(c.Tick):
+		}
+	}
+}
+
+// stopCloud records why the deployment is stopped, then stops it; the
+// cloud rolls it back and follow sees it end.
+func (c *Controller) stopCloud(ctx context.Context, d *store.Deployment, st *State, svc, id string, o Outcome, reason string) error {
+	st.Cause = o.String()
+	d.Reason = reason
+	st.Cloud.Stopped[svc] = true
+	d.Phase = PhaseRollingBack.String()
+	st.PhaseStarted = time.Now().UTC()
+	if err := c.save(ctx, d, *st); err != nil {
+		return err
+	}
+	c.emit(d, Event{Kind: "failure", Message: reason})
+	if err := c.Driven.Stop(context.WithoutCancel(ctx), svc, id); err != nil {
+		c.emit(d, Event{Kind: "failure", Message: fmt.Sprintf("%s: stopping deployment %s: %v", svc, id, err)})
+		d.Reason += fmt.Sprintf("; stopping deployment %s failed: %v", id, err)
+		return c.save(ctx, d, *st)
+	}
+	c.emit(d, Event{Kind: "phase", Message: fmt.Sprintf("%s: deployment %s stopped; AWS rolls it back", svc, id)})
+	return nil
+}
+
+// drivenRequests reads the requests appended since the last look: a
+// continue is passed on at once; a stop or rollback is returned.
+func (c *Controller) drivenRequests(ctx context.Context, d *store.Deployment, st *State, svc, id string) *failure {
+	events, err := c.Store.ListEvents(ctx, store.EventFilter{Project: c.Config.Project, Environment: c.Env, AfterSeq: c.lastSeq})
+	if err != nil {
+		return nil // the next tick tries again
+	}
+	for _, e := range events {
+		c.lastSeq = e.Seq
+		switch e.Kind {
+		case RequestContinue:
+			st.Continued = true
+			msg := "continue requested" + by(e)
+			if id != "" {
+				if err := c.Driven.Continue(ctx, svc, id); err != nil {
+					msg += ": " + err.Error()
+				} else {
+					msg += fmt.Sprintf(": %s deployment %s continued", svc, id)
+				}
+			}
+			c.emit(d, Event{Kind: "request", Message: msg})
+		case RequestStop:
+			return fail(Stopped, nil, "stopped by `cutover stop`%s", by(e))
+		case RequestRollback:
+			return fail(Rollback, nil, "rollback requested with `cutover rollback`%s", by(e))
+		}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
