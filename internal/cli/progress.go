@@ -81,6 +81,13 @@ func (p *progress) endLive() {
 
 func (p *progress) statusLine(ev deploy.Event) string {
 	parts := []string{ev.Time.Format("15:04:05"), ev.Phase, ev.Message}
+	if ev.Steps > 0 {
+		step := fmt.Sprintf("step %d/%d", ev.Step, ev.Steps)
+		if p.tty { // a bar on a terminal: one mark per step reached
+			step = "[" + strings.Repeat("#", ev.Step) + strings.Repeat(".", max(0, ev.Steps-ev.Step)) + "] " + step
+		}
+		parts = append(parts[:1], append([]string{step}, parts[1:]...)...)
+	}
 	if len(p.traffic) > 0 {
 		parts = append(parts, trafficText(p.traffic))
 	}
@@ -92,6 +99,9 @@ func (p *progress) statusLine(ev deploy.Event) string {
 	}
 	if ev.WaitLeft > 0 {
 		parts = append(parts, ev.WaitLeft.String()+" left")
+	}
+	if ev.Left > 0 {
+		parts = append(parts, "about "+ev.Left.String()+" left overall")
 	}
 	return strings.Join(parts, " · ")
 }

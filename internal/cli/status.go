@@ -39,7 +39,8 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 		}),
 	}
-	cmd.Flags().DurationVar(&watch, "watch", 0, "refresh every interval (e.g. 1s) until interrupted")
+	cmd.Flags().DurationVar(&watch, "watch", 0, "refresh every interval until interrupted (--watch alone: every 2s; --watch=500ms)")
+	cmd.Flags().Lookup("watch").NoOptDefVal = "2s"
 	return cmd
 }
 

@@ -26,18 +26,24 @@ import (
 
 // Event is one line of a deployment's progress, for the terminal or a JSON stream.
 type Event struct {
-	Time        time.Time      `json:"time"`
-	Deployment  string         `json:"deployment"`
-	Phase       string         `json:"phase"`
-	Kind        string         `json:"kind"` // phase, progress, hook, alarm, result
-	Message     string         `json:"message"`
-	Traffic     map[string]int `json:"traffic,omitempty"`
-	Healthy     int            `json:"healthy,omitempty"`
-	Total       int            `json:"total,omitempty"`
-	Alarms      []alarm.Status `json:"alarms,omitempty"`
-	WaitLeft    time.Duration  `json:"wait_left,omitempty"`
-	Status      string         `json:"status,omitempty"`
-	Description string         `json:"-"`
+	Time       time.Time      `json:"time"`
+	Deployment string         `json:"deployment"`
+	Phase      string         `json:"phase"`
+	Kind       string         `json:"kind"` // phase, progress, hook, alarm, result
+	Message    string         `json:"message"`
+	Traffic    map[string]int `json:"traffic,omitempty"`
+	Healthy    int            `json:"healthy,omitempty"`
+	Total      int            `json:"total,omitempty"`
+	Alarms     []alarm.Status `json:"alarms,omitempty"`
+	WaitLeft   time.Duration  `json:"wait_left,omitempty"`
+	// Step of Steps is where the deployment stands in its strategy's phases
+	// and Left the timed waits still ahead overall (filled in by the release
+	// layer from the persisted state; 0 when unknown).
+	Step        int           `json:"step,omitempty"`
+	Steps       int           `json:"steps,omitempty"`
+	Left        time.Duration `json:"left,omitempty"`
+	Status      string        `json:"status,omitempty"`
+	Description string        `json:"-"`
 }
 
 // Controller drives deployments of one environment.

@@ -206,7 +206,7 @@ func (s *ecsSession) controller(ctx context.Context, timeout time.Duration) (*de
 		return nil, nil, fmt.Errorf("environments.%s: %w", s.env, err)
 	}
 	return &deploy.Controller{Config: s.cfg, Env: s.env, Driven: driven, Store: s.store, Timeout: timeout,
-		Progress: s.m.Progress, Log: s.m.log(), Owner: s.m.Actor}, p, nil
+		Progress: s.m.withSteps(s.cfg.Environments[s.env].Strategy), Log: s.m.log(), Owner: s.m.Actor}, p, nil
 }
 
 // deploy runs one deployment of rev through the controller under the

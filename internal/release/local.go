@@ -137,7 +137,7 @@ func (m *Manager) controller(cfg *config.Config, env string, rt *docker.Runtime,
 			Vars:          map[string]string{"CUTOVER_PROJECT": cfg.Project, "CUTOVER_ENVIRONMENT": env},
 		},
 		Timeout:  timeout,
-		Progress: m.Progress,
+		Progress: m.withSteps(e.Strategy),
 		Log:      log,
 		Owner:    m.Actor,
 	}

@@ -56,7 +56,8 @@ type project struct {
 	port  int
 	mu    sync.Mutex
 	notes []string
-	phase chan string // the controller's phase events
+	steps deploy.Event // the last progress event that said step N of M
+	phase chan string  // the controller's phase events
 }
 
 func newProject(t *testing.T, strategy string) *project {
@@ -112,6 +113,12 @@ environments:
 			select {
 			case p.phase <- ev.Phase:
 			default:
+			}
+		case "progress":
+			if ev.Steps > 0 {
+				p.mu.Lock()
+				p.steps = ev
+				p.mu.Unlock()
 			}
 		}
 	}
@@ -262,6 +269,14 @@ func TestPromoteSkipsTheRemainingSteps(t *testing.T) {
 		if err != nil || st[0].Progress == nil || st[0].Progress.Phase != "Shifting" || st[0].Progress.PhaseLeft < 50*time.Minute ||
 			st[0].Progress.Step < 2 || st[0].Progress.Step > st[0].Progress.Steps || st[0].Progress.Left < 10*time.Hour {
 			t.Errorf("status while shifting: %+v (%v)", st, err)
+		}
+		// And so do the deployment's own progress events (what `cutover deploy` renders).
+		time.Sleep(1200 * time.Millisecond)
+		p.mu.Lock()
+		ev := p.steps
+		p.mu.Unlock()
+		if err == nil && (ev.Phase != "Shifting" || ev.Step != st[0].Progress.Step || ev.Steps != st[0].Progress.Steps || ev.Left < 10*time.Hour) {
+			t.Errorf("progress event while shifting: step %d/%d, phase %s, %v left overall; status says %+v", ev.Step, ev.Steps, ev.Phase, ev.Left, st[0].Progress)
 		}
 	})
 	if v := p.serving(); v == v1 || second.Revision == first.Revision {
