@@ -80,7 +80,7 @@ func executionIDs(ctx context.Context, g *globals) []string {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	home, err := g.homeDir()
+	home, err := release.HomeDir(g.home)
 	if err != nil {
 		return nil
 	}

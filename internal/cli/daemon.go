@@ -81,7 +81,7 @@ func newProxyCmd(g *globals) *cobra.Command {
 		Short:  "Run the load balancer (`proxy run`) as a child and start it again if it dies: what `proxy start` and `up` start detached",
 		Hidden: true,
 		Args:   cobra.NoArgs,
-		RunE: g.withHome(func(ctx context.Context, home string) error {
+		RunE: g.withHome(func(ctx context.Context, home string, _ []string) error {
 			return release.KeepProxy(ctx, home)
 		}),
 	}
@@ -89,7 +89,7 @@ func newProxyCmd(g *globals) *cobra.Command {
 		Use:   "run",
 		Short: "Run the load balancer in the foreground (`proxy start` and `up` start it detached, restarted if it dies)",
 		Args:  cobra.NoArgs,
-		RunE: g.withHome(func(ctx context.Context, home string) error {
+		RunE: g.withHome(func(ctx context.Context, home string, _ []string) error {
 			return release.RunProxy(ctx, home, Version)
 		}),
 	}
@@ -97,7 +97,7 @@ func newProxyCmd(g *globals) *cobra.Command {
 		Use:   "start",
 		Short: "Start the load balancer detached, unless it already runs",
 		Args:  cobra.NoArgs,
-		RunE: g.withHome(func(ctx context.Context, home string) error {
+		RunE: g.withHome(func(ctx context.Context, home string, _ []string) error {
 			h, err := release.EnsureProxy(ctx, home)
 			if err != nil {
 				return err
@@ -110,7 +110,7 @@ func newProxyCmd(g *globals) *cobra.Command {
 		Use:   "stop",
 		Short: "Stop the load balancer (its routes stay persisted for the next start)",
 		Args:  cobra.NoArgs,
-		RunE: g.withHome(func(ctx context.Context, home string) error {
+		RunE: g.withHome(func(ctx context.Context, home string, _ []string) error {
 			if err := release.StopProxy(ctx, home, grace); err != nil {
 				return err
 			}
@@ -122,7 +122,7 @@ func newProxyCmd(g *globals) *cobra.Command {
 		Use:   "status",
 		Short: "Show the load balancer's process and the health of every target",
 		Args:  cobra.NoArgs,
-		RunE: g.withHome(func(ctx context.Context, home string) error {
+		RunE: g.withHome(func(ctx context.Context, home string, _ []string) error {
 			res, err := release.GetProxyStatus(ctx, home)
 			if err != nil {
 				return err

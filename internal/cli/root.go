@@ -15,8 +15,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/cutoverdev/cutover/internal/release"
@@ -58,29 +56,14 @@ func (g *globals) printResult(v any, text func(w io.Writer)) error {
 	return nil
 }
 
-// homeDir resolves --home, $CUTOVER_HOME, then ~/.local/share/cutover.
-func (g *globals) homeDir() (string, error) {
-	if g.home != "" {
-		return filepath.Abs(g.home)
-	}
-	if h := os.Getenv("CUTOVER_HOME"); h != "" {
-		return filepath.Abs(h)
-	}
-	dir, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("cannot find a home directory for cutover's state: %v (set CUTOVER_HOME)", err)
-	}
-	return filepath.Join(dir, ".local", "share", "cutover"), nil
-}
-
-// withHome is a RunE that resolves the state directory for fn.
-func (g *globals) withHome(fn func(ctx context.Context, home string) error) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, _ []string) error {
-		home, err := g.homeDir()
+// withHome is a RunE that resolves the state directory (release.HomeDir) for fn.
+func (g *globals) withHome(fn func(ctx context.Context, home string, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		home, err := release.HomeDir(g.home)
 		if err != nil {
 			return err
 		}
-		return fn(cmd.Context(), home)
+		return fn(cmd.Context(), home, args)
 	}
 }
 
@@ -176,7 +159,7 @@ func (g *globals) withManager(fn func(ctx context.Context, m *release.Manager, a
 // for fn, with deployment events rendered on the terminal (or as JSON
 // lines with --output json), and closes them.
 func withManager(ctx context.Context, g *globals, fn func(m *release.Manager) error) error {
-	home, err := g.homeDir()
+	home, err := release.HomeDir(g.home)
 	if err != nil {
 		return err
 	}
