@@ -123,9 +123,12 @@ func newDownCmd(g *globals) *cobra.Command {
 }
 
 // exactArgs is cobra.ExactArgs with a message that names the missing argument.
-func exactArgs(n int, names string) cobra.PositionalArgs {
+func exactArgs(n int, names string) cobra.PositionalArgs { return rangeArgs(n, n, names) }
+
+// rangeArgs is cobra.RangeArgs with a message that names the arguments.
+func rangeArgs(min, max int, names string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if len(args) != n {
+		if len(args) < min || len(args) > max {
 			return usageError{fmt.Sprintf("%s needs %s (got %d arguments; see `%s --help`)", cmd.CommandPath(), names, len(args), cmd.CommandPath())}
 		}
 		return nil

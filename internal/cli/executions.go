@@ -79,33 +79,49 @@ func suffix(s string) string {
 	return "  " + s
 }
 
+// newLogsCmd is `cutover logs EXECUTION` and `cutover logs ENV SERVICE`:
+// an execution's log, or a service's logs on the platform its environment
+// runs on (release.LogsTarget tells them apart).
 func newLogsCmd(g *globals) *cobra.Command {
-	var follow bool
 	var action string
-	var envFlags *envLogsFlags
+	var o release.ServiceLogsOptions
 	cmd := &cobra.Command{
 		Use:   "logs EXECUTION | logs ENV SERVICE",
 		Short: "Print an execution's log (secrets are masked), or a service's logs in an environment; --follow for more",
-		Args:  logsArgs,
-		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
-			if env, service, ok, err := envLogsTarget(m, args); err != nil || ok {
-				if err != nil {
-					return err
-				}
-				return runEnvLogs(ctx, g, m, env, service, follow, envFlags)
-			}
-			return m.Logs(ctx, args[0], release.LogOptions{Action: action, Follow: follow}, func(l store.LogLine) {
+		Args:  rangeArgs(1, 2, "EXECUTION, or ENV SERVICE"),
+	}
+	cmd.RunE = g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
+		env, service, err := m.LogsTarget(args)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(g.stdout)
+		if env == "" {
+			return m.Logs(ctx, args[0], release.LogOptions{Action: action, Follow: o.Follow}, func(l store.LogLine) {
 				if g.json() {
-					_ = json.NewEncoder(g.stdout).Encode(l)
+					_ = enc.Encode(l)
 				} else {
 					fmt.Fprintf(g.stdout, "%s %-12s %s\n", l.Time.Local().Format("15:04:05"), l.Action, l.Line)
 				}
 			})
-		}),
-	}
-	cmd.Flags().BoolVarP(&follow, "follow", "F", false, "keep printing until the execution ends (ENV SERVICE: until interrupted)")
+		}
+		o.SinceSet, o.TailSet, o.ActionSet = cmd.Flags().Changed("since"), cmd.Flags().Changed("tail"), cmd.Flags().Changed("action")
+		return m.ServiceLogs(ctx, env, service, o, func(l release.LogLine) (err error) {
+			switch {
+			case g.json():
+				err = enc.Encode(l)
+			case l.Time.IsZero():
+				_, err = fmt.Fprintf(g.stdout, "%-12s %s\n", l.Task, l.Message)
+			default:
+				_, err = fmt.Fprintf(g.stdout, "%s %-12s %s\n", l.Time.Local().Format("15:04:05"), shortID(l.Task), l.Message)
+			}
+			return err
+		})
+	})
+	cmd.Flags().BoolVarP(&o.Follow, "follow", "F", false, "keep printing until the execution ends (ENV SERVICE: until interrupted)")
 	cmd.Flags().StringVar(&action, "action", "", "only this action's lines")
-	envFlags = addEnvLogsFlags(cmd)
+	cmd.Flags().DurationVar(&o.Since, "since", 10*time.Minute, "ENV SERVICE on ecs: events of this last period")
+	cmd.Flags().IntVar(&o.Tail, "tail", 100, "ENV SERVICE on the local platform: the last lines of each container (0 for all)")
 	return cmd
 }
 
