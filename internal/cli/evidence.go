@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/pipeline"
+	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -19,29 +21,16 @@ type executionView struct {
 	Approvals []store.Approval `json:"approvals"`
 }
 
-// stagingEvidence is the part of an approval's evidence of running (the
-// environment promoted from) that the text view shows.
-type stagingEvidence struct {
-	Environment  string `json:"environment"`
-	LoadBalancer []struct {
-		Group     string  `json:"group"`
-		Requests  uint64  `json:"requests"`
-		P95       float64 `json:"p95_seconds"`
-		ErrorRate float64 `json:"error_rate"`
-		Healthy   int     `json:"healthy"`
-		Unhealthy int     `json:"unhealthy"`
-	} `json:"load_balancer"`
-	Events []store.Event       `json:"events"`
-	Logs   map[string][]string `json:"logs"`
-}
-
 // printApprovals shows what each approval of an execution shows (or
 // showed) its approver: the commit and its changed files, the images by
 // digest, and the evidence of the environment it is promoted from; for a
 // pending one, how to decide.
 func printApprovals(w io.Writer, id string, approvals []store.Approval, now time.Time) {
 	for _, a := range approvals {
-		var ev pipeline.Evidence
+		var ev struct {
+			pipeline.Evidence
+			Staging *release.StagingEvidence `json:"staging"`
+		}
 		_ = json.Unmarshal(a.Evidence, &ev)
 		fmt.Fprintf(w, "\napproval %s/%s to deploy %s: %s", a.Stage, a.Action, orDash(ev.Environment), a.Status)
 		switch {
@@ -56,12 +45,7 @@ func printApprovals(w io.Writer, id string, approvals []store.Approval, now time
 			fmt.Fprintf(w, "  commit   %.12s on %s%s: %s\n", ev.Commit, ev.Branch, prefixed(" by ", ev.Author), firstLine(ev.Message))
 		}
 		fmt.Fprintf(w, "  changed  %d file(s)%s\n", len(ev.ChangedFiles), listed(ev.ChangedFiles, 10))
-		names := make([]string, 0, len(ev.Images))
-		for n := range ev.Images {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
+		for _, n := range slices.Sorted(maps.Keys(ev.Images)) {
 			fmt.Fprintf(w, "  image    %-12s %s\n", n, ev.Images[n])
 		}
 		if p := ev.Promotion; p != nil {
@@ -78,13 +62,8 @@ func printApprovals(w io.Writer, id string, approvals []store.Approval, now time
 	}
 }
 
-func printStaging(w io.Writer, raw any) {
-	if raw == nil {
-		return
-	}
-	b, _ := json.Marshal(raw)
-	var s stagingEvidence
-	if json.Unmarshal(b, &s) != nil || s.Environment == "" {
+func printStaging(w io.Writer, s *release.StagingEvidence) {
+	if s == nil || s.Environment == "" {
 		return
 	}
 	fmt.Fprintf(w, "  %s when the approval was asked:\n", s.Environment)
@@ -102,12 +81,7 @@ func printStaging(w io.Writer, raw any) {
 	for _, e := range events {
 		fmt.Fprintf(w, "    event  %s %-22s %s\n", e.Time.Local().Format("01-02 15:04:05"), e.Kind, firstLine(e.Message))
 	}
-	tasks := make([]string, 0, len(s.Logs))
-	for t := range s.Logs {
-		tasks = append(tasks, t)
-	}
-	sort.Strings(tasks)
-	for _, t := range tasks {
+	for _, t := range slices.Sorted(maps.Keys(s.Logs)) {
 		lines := s.Logs[t]
 		if len(lines) > 3 {
 			lines = lines[len(lines)-3:]
