@@ -36,10 +36,7 @@ func newAskCmd(g *globals, use, short, long string, ask func(*release.Manager, c
 		Args:  exactArgs(1, "ENV"),
 		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
 			d, err := ask(m, ctx, args[0])
-			if err != nil {
-				return err
-			}
-			return g.print(d, func(w io.Writer) { fmt.Fprintf(w, "asked deployment %s to %s\n", d.ID, use) })
+			return g.show(d, err, func(w io.Writer) { fmt.Fprintf(w, "asked deployment %s to %s\n", d.ID, use) })
 		}),
 	}
 }

@@ -99,10 +99,7 @@ func newProxyCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: g.withHome(func(ctx context.Context, home string, _ []string) error {
 			h, err := release.EnsureProxy(ctx, home)
-			if err != nil {
-				return err
-			}
-			return g.print(h, func(w io.Writer) { fmt.Fprintf(w, "proxy running (pid %d)\n", h.PID) })
+			return g.show(h, err, func(w io.Writer) { fmt.Fprintf(w, "proxy running (pid %d)\n", h.PID) })
 		}),
 	}
 	var grace time.Duration
@@ -124,10 +121,7 @@ func newProxyCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: g.withHome(func(ctx context.Context, home string, _ []string) error {
 			res, err := release.GetProxyStatus(ctx, home)
-			if err != nil {
-				return err
-			}
-			return g.print(res, func(w io.Writer) {
+			return g.show(res, err, func(w io.Writer) {
 				fmt.Fprintf(w, "proxy running (pid %d)\n", res.Proxy.PID)
 				for _, t := range res.Targets {
 					fmt.Fprintf(w, "  %-32s %-14s %-21s %s\n", t.Group, shortID(t.ID), t.Addr, t.State)

@@ -112,10 +112,7 @@ func newDownCmd(g *globals) *cobra.Command {
 		Args:  exactArgs(1, "ENV"),
 		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
 			res, err := m.Down(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			return g.print(res, func(w io.Writer) {
+			return g.show(res, err, func(w io.Writer) {
 				fmt.Fprintf(w, "%s/%s is down: removed %d tasks and its routes\n", res.Project, res.Environment, res.RemovedTasks)
 			})
 		}),
@@ -151,10 +148,7 @@ func newPruneCmd(g *globals) *cobra.Command {
 			}
 			return withManager(cmd.Context(), g, func(m *release.Manager) error {
 				res, err := m.Prune(cmd.Context(), o)
-				if err != nil {
-					return err
-				}
-				return g.print(res, func(w io.Writer) {
+				return g.show(res, err, func(w io.Writer) {
 					verb := "removed"
 					if o.DryRun {
 						verb = "would remove"

@@ -14,13 +14,6 @@ import (
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
-// executionView is `cutover executions ID --output json`: the execution
-// and its approvals with their evidence.
-type executionView struct {
-	store.Execution
-	Approvals []store.Approval `json:"approvals"`
-}
-
 // printApprovals shows what each approval of an execution shows (or
 // showed) its approver: the commit and its changed files, the images by
 // digest, and the evidence of the environment it is promoted from; for a

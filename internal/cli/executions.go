@@ -35,25 +35,15 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 		Args:  cobra.MaximumNArgs(1),
 		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
 			if len(args) == 1 {
-				e, err := m.Store.GetExecution(ctx, args[0])
-				if err != nil {
-					return err
-				}
-				approvals, err := m.Store.ListApprovals(ctx, e.ID)
-				if err != nil {
-					return err
-				}
-				return g.print(executionView{Execution: e, Approvals: nonNilApprovals(approvals)}, func(w io.Writer) {
-					fmt.Fprintf(w, "execution %s: %s (%s %s at %.7s)%s\n", e.ID, e.Status, e.Trigger, e.Branch, e.Commit, suffix(e.Error))
-					printStages(w, e)
-					printApprovals(w, e.ID, approvals, time.Now())
+				x, err := m.Execution(ctx, args[0])
+				return g.show(x, err, func(w io.Writer) {
+					fmt.Fprintf(w, "execution %s: %s (%s %s at %.7s)%s\n", x.ID, x.Status, x.Trigger, x.Branch, x.Commit, suffix(x.Error))
+					printStages(w, x.Execution)
+					printApprovals(w, x.ID, x.Approvals, time.Now())
 				})
 			}
-			list, err := m.Store.ListExecutions(ctx, m.Config.Project, limit)
-			if err != nil {
-				return err
-			}
-			return g.print(list, func(w io.Writer) {
+			list, err := m.Executions(ctx, limit)
+			return g.show(list, err, func(w io.Writer) {
 				fmt.Fprintln(w, "EXECUTION               TRIGGER       BRANCH        COMMIT   STATUS      STARTED")
 				for _, e := range list {
 					fmt.Fprintf(w, "%-23s %-13s %-13s %.7s  %-11s %s%s\n", e.ID, e.Trigger, e.Branch, e.Commit, e.Status, e.CreatedAt.Local().Format("01-02 15:04:05"), suffix(e.Error))
@@ -63,13 +53,6 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().IntVar(&limit, "limit", 20, "how many executions to list")
 	return cmd
-}
-
-func nonNilApprovals(a []store.Approval) []store.Approval {
-	if a == nil {
-		return []store.Approval{}
-	}
-	return a
 }
 
 func suffix(s string) string {
@@ -138,10 +121,7 @@ func newDecideCmd(g *globals, approve bool) *cobra.Command {
 				decide = (*release.Manager).Approve
 			}
 			a, err := decide(m, ctx, args[0], release.Decision{Who: auth.LocalUser(), Comment: comment})
-			if err != nil {
-				return err
-			}
-			return g.print(a, func(w io.Writer) {
+			return g.show(a, err, func(w io.Writer) {
 				fmt.Fprintf(w, "%s: execution %s, %s (by %s at %s)\n", a.Status, a.Execution, a.Action, a.DecidedBy, time.Now().Format("15:04:05"))
 			})
 		}),

@@ -46,6 +46,15 @@ func (g *globals) print(v any, text func(w io.Writer)) error {
 	return nil
 }
 
+// show prints v as print does, once the call that made it succeeded:
+// a failed call's error is returned and nothing printed.
+func (g *globals) show(v any, err error, text func(w io.Writer)) error {
+	if err != nil {
+		return err
+	}
+	return g.print(v, text)
+}
+
 // printResult ends a stream of JSON events (deploy, up) with v on one
 // line, so the whole output is JSON Lines; text mode is as print.
 func (g *globals) printResult(v any, text func(w io.Writer)) error {

@@ -108,10 +108,7 @@ func newHistoryCmd(g *globals) *cobra.Command {
 		Args: exactArgs(1, "ENV"),
 		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
 			res, err := m.History(ctx, args[0], limit)
-			if err != nil {
-				return err
-			}
-			return g.print(res, func(w io.Writer) {
+			return g.show(res, err, func(w io.Writer) {
 				fmt.Fprintln(w, "DEPLOYMENT                STARTED              DURATION   ACTOR        STRATEGY    REVISION        STATUS       REASON")
 				for _, d := range res.Deployments {
 					fmt.Fprintf(w, "%-25s %-20s %-10s %-12s %-11s %-15s %-12s %s\n", d.ID, d.CreatedAt.Local().Format("2006-01-02 15:04:05"),

@@ -47,10 +47,7 @@ func newTokenCreateCmd(g *globals) *cobra.Command {
 		Args:  exactArgs(1, "NAME"),
 		RunE: g.withStateHome(func(ctx context.Context, h *release.Home, args []string) error {
 			t, err := h.CreateToken(ctx, args[0], role)
-			if err != nil {
-				return err
-			}
-			return g.print(t, func(w io.Writer) {
+			return g.show(t, err, func(w io.Writer) {
 				fmt.Fprintf(w, "token %s (%s), shown this once: store it now\n%s\n", t.Name, t.Role, t.Token)
 			})
 		}),
@@ -67,10 +64,7 @@ func newTokenListCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: g.withStateHome(func(ctx context.Context, h *release.Home, _ []string) error {
 			list, err := h.ListTokens(ctx, revoked)
-			if err != nil {
-				return err
-			}
-			return g.print(list, func(w io.Writer) {
+			return g.show(list, err, func(w io.Writer) {
 				fmt.Fprintln(w, "NAME                 ROLE       CREATED              BY          REVOKED")
 				for _, t := range list {
 					rev := "-"
@@ -93,10 +87,7 @@ func newTokenRevokeCmd(g *globals) *cobra.Command {
 		Args:  exactArgs(1, "NAME"),
 		RunE: g.withStateHome(func(ctx context.Context, h *release.Home, args []string) error {
 			t, err := h.RevokeToken(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			return g.print(t, func(w io.Writer) { fmt.Fprintf(w, "revoked token %s (%s)\n", t.Name, t.Role) })
+			return g.show(t, err, func(w io.Writer) { fmt.Fprintf(w, "revoked token %s (%s)\n", t.Name, t.Role) })
 		}),
 	}
 }
@@ -144,10 +135,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: g.withStateHome(func(ctx context.Context, h *release.Home, _ []string) error {
 			list, err := h.Audit(ctx, since)
-			if err != nil {
-				return err
-			}
-			return g.print(list, func(w io.Writer) {
+			return g.show(list, err, func(w io.Writer) {
 				fmt.Fprintln(w, "TIME                 WHO              ROLE      VIA      REMOTE                 ACTION         TARGET                    OUTCOME")
 				for _, e := range list {
 					fmt.Fprintf(w, "%-20s %-16s %-9s %-8s %-22s %-14s %-25s %s\n", e.Time.Local().Format("2006-01-02 15:04:05"),
