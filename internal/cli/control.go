@@ -18,10 +18,7 @@ func newStopCmd(g *globals) *cobra.Command {
 		Args:  exactArgs(1, "ENV"),
 		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
 			d, err := m.Stop(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			return printEnded(g, d)
+			return printEnded(g, d, err)
 		}),
 	}
 }
@@ -54,8 +51,8 @@ func newPromoteCmd(g *globals) *cobra.Command {
 }
 
 // printEnded prints a deployment that a stop or rollback ended.
-func printEnded(g *globals, d store.Deployment) error {
-	return g.print(d, func(w io.Writer) {
+func printEnded(g *globals, d store.Deployment, err error) error {
+	return g.show(d, err, func(w io.Writer) {
 		fmt.Fprintf(w, "deployment %s: %s (%s)\n", d.ID, d.Status, d.Reason)
 	})
 }
@@ -73,7 +70,7 @@ func newRollbackCmd(g *globals) *cobra.Command {
 		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
 			d, err := m.Rollback(ctx, args[0], o)
 			if err == nil && d.Status != store.DeploymentSucceeded {
-				return printEnded(g, d) // a deployment in progress, flipped back
+				return printEnded(g, d, nil) // a deployment in progress, flipped back
 			}
 			return reportDeployment(g, d, err)
 		}),

@@ -92,10 +92,7 @@ func newUpCmd(g *globals) *cobra.Command {
 		Args: exactArgs(1, "ENV"),
 		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
 			res, err := m.Up(ctx, args[0], o)
-			if err != nil {
-				return err
-			}
-			return g.printResult(res, func(w io.Writer) {
+			return g.showResult(res, err, func(w io.Writer) {
 				fmt.Fprintf(w, "%s/%s is up: revision %s\n  production: %s\n  test:       %s\n", res.Project, res.Environment, res.Revision, res.URL, res.TestURL)
 			})
 		}),

@@ -137,10 +137,7 @@ func newCancelCmd(g *globals) *cobra.Command {
 		Args:  exactArgs(1, "EXECUTION"),
 		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
 			e, err := m.Cancel(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			return g.print(map[string]string{"execution": e.ID, "requested": "cancel"}, func(w io.Writer) {
+			return g.show(map[string]string{"execution": e.ID, "requested": "cancel"}, err, func(w io.Writer) {
 				fmt.Fprintf(w, "asked execution %s to cancel (a deployment in progress is stopped and rolled back)\n", e.ID)
 			})
 		}),

@@ -35,19 +35,25 @@ type globals struct {
 
 func (g *globals) json() bool { return g.output == "json" }
 
-// print writes v as JSON in json mode, or calls text otherwise.
-func (g *globals) print(v any, text func(w io.Writer)) error {
+// print writes v as indented JSON in json mode, or calls text otherwise.
+func (g *globals) print(v any, text func(w io.Writer)) error { return g.write(v, "  ", text) }
+
+// printResult ends a stream of JSON events (deploy, up) with v on one
+// line, so the whole output is JSON Lines; text mode is as print.
+func (g *globals) printResult(v any, text func(w io.Writer)) error { return g.write(v, "", text) }
+
+func (g *globals) write(v any, indent string, text func(w io.Writer)) error {
 	if g.json() {
 		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
+		enc.SetIndent("", indent)
 		return enc.Encode(v)
 	}
 	text(g.stdout)
 	return nil
 }
 
-// show prints v as print does, once the call that made it succeeded:
-// a failed call's error is returned and nothing printed.
+// show and showResult print v as print and printResult do, once the call
+// that made it succeeded: a failed call's error is returned, nothing printed.
 func (g *globals) show(v any, err error, text func(w io.Writer)) error {
 	if err != nil {
 		return err
@@ -55,14 +61,11 @@ func (g *globals) show(v any, err error, text func(w io.Writer)) error {
 	return g.print(v, text)
 }
 
-// printResult ends a stream of JSON events (deploy, up) with v on one
-// line, so the whole output is JSON Lines; text mode is as print.
-func (g *globals) printResult(v any, text func(w io.Writer)) error {
-	if g.json() {
-		return json.NewEncoder(g.stdout).Encode(v)
+func (g *globals) showResult(v any, err error, text func(w io.Writer)) error {
+	if err != nil {
+		return err
 	}
-	text(g.stdout)
-	return nil
+	return g.printResult(v, text)
 }
 
 // withHome is a RunE that resolves the state directory (release.HomeDir) for fn.
