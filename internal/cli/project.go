@@ -4,10 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 
-	"github.com/cutoverdev/cutover/internal/atomicfile"
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/export"
 	"github.com/spf13/cobra"
@@ -56,20 +53,8 @@ func newInitCmd(g *globals) *cobra.Command {
 		Short: "Write a cutover.yaml from the repository's docker-compose.yml",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := os.Stat(g.file); err == nil && !c.force {
-				return fmt.Errorf("%s already exists; not overwriting it (pass --force to replace it)", g.file)
-			} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
-			cfg, notes, err := config.FromCompose(cmd.Context(), c.compose)
+			cfg, notes, err := config.WriteFromCompose(cmd.Context(), g.file, c.compose, c.force)
 			if err != nil {
-				return err
-			}
-			data, err := config.Marshal(cfg)
-			if err != nil {
-				return err
-			}
-			if err := atomicfile.Write(g.file, data, 0o644); err != nil {
 				return err
 			}
 			res := struct {
