@@ -76,59 +76,34 @@ func newProxyCmd(g *globals) *cobra.Command {
 		Use:   "proxy",
 		Short: "The built-in load balancer: a long-lived process that keeps serving whatever its controllers do",
 	}
-	keep := &cobra.Command{
-		Use:    "keep",
-		Short:  "Run the load balancer (`proxy run`) as a child and start it again if it dies: what `proxy start` and `up` start detached",
-		Hidden: true,
-		Args:   cobra.NoArgs,
-		RunE: g.withHome(func(ctx context.Context, home string, _ []string) error {
-			return release.KeepProxy(ctx, home)
-		}),
+	sub := func(use, short string, run func(ctx context.Context, home string) error) *cobra.Command {
+		return &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs,
+			RunE: g.withHome(func(ctx context.Context, home string, _ []string) error { return run(ctx, home) })}
 	}
-	run := &cobra.Command{
-		Use:   "run",
-		Short: "Run the load balancer in the foreground (`proxy start` and `up` start it detached, restarted if it dies)",
-		Args:  cobra.NoArgs,
-		RunE: g.withHome(func(ctx context.Context, home string, _ []string) error {
-			return release.RunProxy(ctx, home, Version)
-		}),
-	}
-	start := &cobra.Command{
-		Use:   "start",
-		Short: "Start the load balancer detached, unless it already runs",
-		Args:  cobra.NoArgs,
-		RunE: g.withHome(func(ctx context.Context, home string, _ []string) error {
-			h, err := release.EnsureProxy(ctx, home)
-			return g.show(h, err, func(w io.Writer) { fmt.Fprintf(w, "proxy running (pid %d)\n", h.PID) })
-		}),
-	}
+	keep := sub("keep", "Run the load balancer (`proxy run`) as a child and start it again if it dies: what `proxy start` and `up` start detached",
+		func(ctx context.Context, home string) error { return release.KeepProxy(ctx, home) })
+	keep.Hidden = true
+	run := sub("run", "Run the load balancer in the foreground (`proxy start` and `up` start it detached, restarted if it dies)",
+		func(ctx context.Context, home string) error { return release.RunProxy(ctx, home, Version) })
+	start := sub("start", "Start the load balancer detached, unless it already runs", func(ctx context.Context, home string) error {
+		h, err := release.EnsureProxy(ctx, home)
+		return g.show(h, err, func(w io.Writer) { fmt.Fprintf(w, "proxy running (pid %d)\n", h.PID) })
+	})
 	var grace time.Duration
-	stop := &cobra.Command{
-		Use:   "stop",
-		Short: "Stop the load balancer (its routes stay persisted for the next start)",
-		Args:  cobra.NoArgs,
-		RunE: g.withHome(func(ctx context.Context, home string, _ []string) error {
-			if err := release.StopProxy(ctx, home, grace); err != nil {
-				return err
-			}
-			return g.print(map[string]bool{"stopped": true}, func(w io.Writer) { fmt.Fprintln(w, "proxy stopped") })
-		}),
-	}
+	stop := sub("stop", "Stop the load balancer (its routes stay persisted for the next start)", func(ctx context.Context, home string) error {
+		err := release.StopProxy(ctx, home, grace)
+		return g.show(map[string]bool{"stopped": true}, err, func(w io.Writer) { fmt.Fprintln(w, "proxy stopped") })
+	})
 	stop.Flags().DurationVar(&grace, "grace", 10*time.Second, "how long in-flight requests may take before the proxy is killed")
-	status := &cobra.Command{
-		Use:   "status",
-		Short: "Show the load balancer's process and the health of every target",
-		Args:  cobra.NoArgs,
-		RunE: g.withHome(func(ctx context.Context, home string, _ []string) error {
-			res, err := release.GetProxyStatus(ctx, home)
-			return g.show(res, err, func(w io.Writer) {
-				fmt.Fprintf(w, "proxy running (pid %d)\n", res.Proxy.PID)
-				for _, t := range res.Targets {
-					fmt.Fprintf(w, "  %-32s %-14s %-21s %s\n", t.Group, shortID(t.ID), t.Addr, t.State)
-				}
-			})
-		}),
-	}
+	status := sub("status", "Show the load balancer's process and the health of every target", func(ctx context.Context, home string) error {
+		res, err := release.GetProxyStatus(ctx, home)
+		return g.show(res, err, func(w io.Writer) {
+			fmt.Fprintf(w, "proxy running (pid %d)\n", res.Proxy.PID)
+			for _, t := range res.Targets {
+				fmt.Fprintf(w, "  %-32s %-14s %-21s %s\n", t.Group, shortID(t.ID), t.Addr, t.State)
+			}
+		})
+	})
 	cmd.AddCommand(run, keep, start, stop, status)
 	return cmd
 }

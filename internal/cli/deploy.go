@@ -29,7 +29,7 @@ func newDeployCmd(g *globals) *cobra.Command {
 			"in each service's task definition.",
 		Args: exactArgs(1, "ENV"),
 		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) (err error) {
-			if o.Images, err = parseImageFlags(images); err != nil {
+			if o.Images, err = release.ParseImages(images); err != nil {
 				return err
 			}
 			d, err := m.Deploy(ctx, args[0], o)
@@ -41,18 +41,6 @@ func newDeployCmd(g *globals) *cobra.Command {
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long new tasks may take to become healthy")
 	cmd.Flags().BoolVar(&o.Diff, "diff", false, "platform ecs: show each service's task definition change before deploying it")
 	return cmd
-}
-
-func parseImageFlags(flags []string) (map[string]string, error) {
-	out := map[string]string{}
-	for _, f := range flags {
-		name, ref, ok := strings.Cut(f, "=")
-		if !ok || name == "" || ref == "" {
-			return nil, usageError{fmt.Sprintf("--image %q: write service=image (for example backend=registry/app@sha256:...)", f)}
-		}
-		out[name] = ref
-	}
-	return out, nil
 }
 
 // reportDeployment prints a deployment that ran; the exit code is 1 when
