@@ -21,16 +21,8 @@ const (
 	envGenericSecret = "CUTOVER_WEBHOOK_SECRET"
 )
 
-type serveCmd struct {
-	addr            string
-	grace           time.Duration
-	publicHosts     []string
-	tlsCert, tlsKey string
-	behindProxy     bool
-}
-
 func newServeCmd(g *globals) *cobra.Command {
-	c := &serveCmd{}
+	var o server.DaemonOptions
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the daemon: pipeline queue, webhooks, branch polling and the JSON API",
@@ -42,32 +34,30 @@ func newServeCmd(g *globals) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			if err := server.CheckExposure(c.addr, c.tlsCert, c.tlsKey, c.behindProxy); err != nil {
+			if err := server.CheckExposure(o.Addr, o.TLSCert, o.TLSKey, o.BehindProxy); err != nil {
 				return usageError{strings.TrimPrefix(err.Error(), "cutover serve: ")}
 			}
 			return withManager(ctx, g, func(m *release.Manager) error {
-				repo, configPath, err := release.RepoOf(ctx, g.file)
-				if err != nil {
+				var err error
+				if o.Repo, o.ConfigPath, err = release.RepoOf(ctx, g.file); err != nil {
 					return err
 				}
-				return server.Serve(ctx, m, server.DaemonOptions{
-					Addr: c.addr, PublicHosts: c.publicHosts, TLSCert: c.tlsCert, TLSKey: c.tlsKey, BehindProxy: c.behindProxy,
-					Grace: c.grace, Repo: repo, ConfigPath: configPath, Output: g.pipelineOutput(),
-					GitHubSecret: []byte(os.Getenv(envGitHubSecret)), GenericSecret: os.Getenv(envGenericSecret),
-					Log: slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
-					OnReady: func(url string) {
-						fmt.Fprintf(g.stderr, "cutover serve: API and webhooks on %s (repository %s, %s)\n", url, repo, filepath.ToSlash(configPath))
-					},
-				})
+				o.GitHubSecret, o.GenericSecret = []byte(os.Getenv(envGitHubSecret)), os.Getenv(envGenericSecret)
+				o.Output = g.pipelineOutput()
+				o.Log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+				o.OnReady = func(url string) {
+					fmt.Fprintf(g.stderr, "cutover serve: API and webhooks on %s (repository %s, %s)\n", url, o.Repo, filepath.ToSlash(o.ConfigPath))
+				}
+				return server.Serve(ctx, m, o)
 			})
 		},
 	}
-	cmd.Flags().StringVar(&c.addr, "addr", "127.0.0.1:8790", "address of the API and webhook receiver")
-	cmd.Flags().StringSliceVar(&c.publicHosts, "public-host", nil, "a name the API is reached by besides --addr (e.g. ci.example.com); requests with another Host are refused")
-	cmd.Flags().StringVar(&c.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM), with --tls-key")
-	cmd.Flags().StringVar(&c.tlsKey, "tls-key", "", "the private key (PEM) of --tls-cert")
-	cmd.Flags().BoolVar(&c.behindProxy, "behind-proxy", false, "a proxy in front terminates TLS: allow a non-loopback --addr without --tls-cert")
-	cmd.Flags().DurationVar(&c.grace, "grace", 30*time.Second, "how long a running execution may go on after SIGTERM")
+	cmd.Flags().StringVar(&o.Addr, "addr", "127.0.0.1:8790", "address of the API and webhook receiver")
+	cmd.Flags().StringSliceVar(&o.PublicHosts, "public-host", nil, "a name the API is reached by besides --addr (e.g. ci.example.com); requests with another Host are refused")
+	cmd.Flags().StringVar(&o.TLSCert, "tls-cert", "", "serve HTTPS with this certificate (PEM), with --tls-key")
+	cmd.Flags().StringVar(&o.TLSKey, "tls-key", "", "the private key (PEM) of --tls-cert")
+	cmd.Flags().BoolVar(&o.BehindProxy, "behind-proxy", false, "a proxy in front terminates TLS: allow a non-loopback --addr without --tls-cert")
+	cmd.Flags().DurationVar(&o.Grace, "grace", 30*time.Second, "how long a running execution may go on after SIGTERM")
 	return cmd
 }
 

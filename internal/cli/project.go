@@ -41,19 +41,15 @@ func newValidateCmd(g *globals) *cobra.Command {
 	}
 }
 
-type initCmd struct {
-	compose string
-	force   bool
-}
-
 func newInitCmd(g *globals) *cobra.Command {
-	c := &initCmd{}
+	var compose string
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Write a cutover.yaml from the repository's docker-compose.yml",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, notes, err := config.WriteFromCompose(cmd.Context(), g.file, c.compose, c.force)
+			cfg, notes, err := config.WriteFromCompose(cmd.Context(), g.file, compose, force)
 			if err != nil {
 				return err
 			}
@@ -62,17 +58,17 @@ func newInitCmd(g *globals) *cobra.Command {
 				Compose  string   `json:"compose"`
 				Services []string `json:"services"`
 				Notes    []string `json:"notes"`
-			}{g.file, c.compose, cfg.ServiceNames(), notes}
+			}{g.file, compose, cfg.ServiceNames(), notes}
 			return g.print(res, func(w io.Writer) {
-				fmt.Fprintf(w, "wrote %s from %s: %d services\n", g.file, c.compose, len(res.Services))
+				fmt.Fprintf(w, "wrote %s from %s: %d services\n", g.file, compose, len(res.Services))
 				for _, n := range notes {
 					fmt.Fprintf(w, "  note: %s\n", n)
 				}
 			})
 		},
 	}
-	cmd.Flags().StringVar(&c.compose, "compose", "docker-compose.yml", "compose file to read")
-	cmd.Flags().BoolVar(&c.force, "force", false, "overwrite an existing cutover.yaml")
+	cmd.Flags().StringVar(&compose, "compose", "docker-compose.yml", "compose file to read")
+	cmd.Flags().BoolVar(&force, "force", false, "overwrite an existing cutover.yaml")
 	return cmd
 }
 
