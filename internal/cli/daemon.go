@@ -35,7 +35,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			if err := server.CheckExposure(o.Addr, o.TLSCert, o.TLSKey, o.BehindProxy); err != nil {
-				return usageError{strings.TrimPrefix(err.Error(), "cutover serve: ")}
+				return release.UsageError{Msg: strings.TrimPrefix(err.Error(), "cutover serve: ")}
 			}
 			return withManager(ctx, g, func(m *release.Manager) error {
 				var err error

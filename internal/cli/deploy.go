@@ -111,7 +111,7 @@ func exactArgs(n int, names string) cobra.PositionalArgs { return rangeArgs(n, n
 func rangeArgs(min, max int, names string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) < min || len(args) > max {
-			return usageError{fmt.Sprintf("%s needs %s (got %d arguments; see `%s --help`)", cmd.CommandPath(), names, len(args), cmd.CommandPath())}
+			return release.UsageError{Msg: fmt.Sprintf("%s needs %s (got %d arguments; see `%s --help`)", cmd.CommandPath(), names, len(args), cmd.CommandPath())}
 		}
 		return nil
 	}
@@ -129,7 +129,7 @@ func newPruneCmd(g *globals) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("keep") && o.Keep < 2 {
-				return usageError{fmt.Sprintf("--keep %d: keep at least 2 revisions, so a rollback to the previous one needs no rebuild", o.Keep)}
+				return release.UsageError{Msg: fmt.Sprintf("--keep %d: keep at least 2 revisions, so a rollback to the previous one needs no rebuild", o.Keep)}
 			}
 			return withManager(cmd.Context(), g, func(m *release.Manager) error {
 				res, err := m.Prune(cmd.Context(), o)

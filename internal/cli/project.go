@@ -7,6 +7,7 @@ import (
 
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/export"
+	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/spf13/cobra"
 )
 
@@ -102,11 +103,11 @@ func newExportCloudFormationCmd(g *globals, outDir *string) *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != "yaml" && format != "json" {
-				return usageError{fmt.Sprintf("--format: %q is not a template format (use yaml or json)", format)}
+				return release.UsageError{Msg: fmt.Sprintf("--format: %q is not a template format (use yaml or json)", format)}
 			}
 			if *outDir != "" {
 				if cmd.Flags().Changed("dir") && dir != *outDir {
-					return usageError{fmt.Sprintf("--output %s and --dir %s name two directories: give one", *outDir, dir)}
+					return release.UsageError{Msg: fmt.Sprintf("--output %s and --dir %s name two directories: give one", *outDir, dir)}
 				}
 				dir = *outDir
 			}

@@ -79,11 +79,6 @@ func (g *globals) withHome(fn func(ctx context.Context, home string, args []stri
 	}
 }
 
-// usageError marks a mistake in how the command was invoked.
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
 func newRoot(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "cutover",
@@ -92,7 +87,7 @@ func newRoot(g *globals) *cobra.Command {
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			if g.output != "text" && g.output != "json" {
-				return usageError{fmt.Sprintf("--output: %q is not a format (use text or json)", g.output)}
+				return release.UsageError{Msg: fmt.Sprintf("--output: %q is not a format (use text or json)", g.output)}
 			}
 			return nil
 		},
@@ -101,7 +96,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.PersistentFlags().StringVarP(&g.file, "file", "f", "cutover.yaml", "path to cutover.yaml")
 	root.PersistentFlags().StringVar(&g.home, "home", "", "state directory (default $CUTOVER_HOME or ~/.local/share/cutover)")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return usageError{fmt.Sprintf("%v (see `%s --help`)", err, cmd.CommandPath())}
+		return release.UsageError{Msg: fmt.Sprintf("%v (see `%s --help`)", err, cmd.CommandPath())}
 	})
 	root.AddCommand(
 		newVersionCmd(g), newValidateCmd(g), newSchemaCmd(g), newInitCmd(g),
@@ -126,7 +121,7 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
 		msg := strings.TrimSpace(err.Error())
-		var ue usageError
+		var ue release.UsageError
 		if !errors.As(err, &ue) && strings.HasPrefix(msg, "unknown command") {
 			// cobra adds "\n\nDid you mean this?\n\tname" lines: keep one line.
 			head, suggestions, _ := strings.Cut(msg, "\n\nDid you mean this?")

@@ -20,23 +20,12 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Short: "Show environments: revision, tasks and their health at the load balancer",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
-			for {
+			return m.WatchStatus(ctx, strings.Join(args, ""), watch, func(out []release.Status) error {
 				if watch > 0 && !g.json() {
 					fmt.Fprint(g.stdout, "\033[H\033[2J")
 				}
-				out, err := m.Status(ctx, strings.Join(args, ""))
-				if err != nil {
-					return err
-				}
-				if err := g.print(out, func(w io.Writer) { printStatus(w, out) }); err != nil || watch <= 0 {
-					return err
-				}
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(watch):
-				}
-			}
+				return g.print(out, func(w io.Writer) { printStatus(w, out) })
+			})
 		}),
 	}
 	cmd.Flags().DurationVar(&watch, "watch", 0, "refresh every interval (e.g. 1s) until interrupted")
