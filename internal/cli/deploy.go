@@ -17,25 +17,20 @@ import (
 func newDeployCmd(g *globals) *cobra.Command {
 	var o release.DeployOptions
 	var images []string
-	cmd := &cobra.Command{
-		Use:   "deploy ENV",
-		Short: "Deploy a new revision with the environment's strategy (blue/green or rolling)",
-		Long: "Builds the services from the working tree (or takes --image service=ref), records an immutable\n" +
-			"revision, and deploys it with the environment's strategy: blue/green with test traffic, hooks,\n" +
-			"traffic shifting, alarms and automatic rollback, or rolling with a circuit breaker.\n" +
-			"On platform ecs, services without --image service=REGISTRY/REPO@sha256:DIGEST are built and pushed\n" +
-			"to ECR: rolling runs as an ECS deployment with circuit breaker and alarms, blue_green as one\n" +
-			"CodeDeploy deployment per service (or ECS-native blue/green); --diff first shows what changes\n" +
-			"in each service's task definition.",
-		Args: exactArgs(1, "ENV"),
-		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) (err error) {
-			if o.Images, err = release.ParseImages(images); err != nil {
-				return err
-			}
-			d, err := m.Deploy(ctx, args[0], o)
-			return reportDeployment(g, d, err)
-		}),
-	}
+	cmd := g.onArg("deploy", "ENV", "Deploy a new revision with the environment's strategy (blue/green or rolling)", func(ctx context.Context, m *release.Manager, env string) (err error) {
+		if o.Images, err = release.ParseImages(images); err != nil {
+			return err
+		}
+		d, err := m.Deploy(ctx, env, o)
+		return reportDeployment(g, d, err)
+	})
+	cmd.Long = "Builds the services from the working tree (or takes --image service=ref), records an immutable\n" +
+		"revision, and deploys it with the environment's strategy: blue/green with test traffic, hooks,\n" +
+		"traffic shifting, alarms and automatic rollback, or rolling with a circuit breaker.\n" +
+		"On platform ecs, services without --image service=REGISTRY/REPO@sha256:DIGEST are built and pushed\n" +
+		"to ECR: rolling runs as an ECS deployment with circuit breaker and alarms, blue_green as one\n" +
+		"CodeDeploy deployment per service (or ECS-native blue/green); --diff first shows what changes\n" +
+		"in each service's task definition."
 	cmd.Flags().StringArrayVar(&images, "image", nil, "deploy this image for a service instead of building it: service=ref (repeatable)")
 	cmd.Flags().BoolVar(&o.Wait, "wait", false, "wait for a deployment already running in the environment instead of failing")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long new tasks may take to become healthy")
@@ -69,39 +64,29 @@ func report(print func(any, func(io.Writer)) error, v any, err error, text func(
 
 func newUpCmd(g *globals) *cobra.Command {
 	var o release.UpOptions
-	cmd := &cobra.Command{
-		Use:   "up ENV",
-		Short: "Build the services, start them behind the load balancer and wait until healthy",
-		Long: "Builds every service's image from the working tree, starts the proxy if it is not running,\n" +
-			"starts the tasks beside any running ones, waits until the load balancer reports them healthy,\n" +
-			"moves all traffic to them at once, removes the old tasks, and prints the URLs.\n" +
-			"It is a blue/green deployment without hooks, shifting steps or waits: `cutover deploy` runs the\n" +
-			"environment's own strategy.",
-		Args: exactArgs(1, "ENV"),
-		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
-			res, err := m.Up(ctx, args[0], o)
-			return g.showResult(res, err, func(w io.Writer) {
-				fmt.Fprintf(w, "%s/%s is up: revision %s\n  production: %s\n  test:       %s\n", res.Project, res.Environment, res.Revision, res.URL, res.TestURL)
-			})
-		}),
-	}
+	cmd := g.onArg("up", "ENV", "Build the services, start them behind the load balancer and wait until healthy", func(ctx context.Context, m *release.Manager, env string) error {
+		res, err := m.Up(ctx, env, o)
+		return g.showResult(res, err, func(w io.Writer) {
+			fmt.Fprintf(w, "%s/%s is up: revision %s\n  production: %s\n  test:       %s\n", res.Project, res.Environment, res.Revision, res.URL, res.TestURL)
+		})
+	})
+	cmd.Long = "Builds every service's image from the working tree, starts the proxy if it is not running,\n" +
+		"starts the tasks beside any running ones, waits until the load balancer reports them healthy,\n" +
+		"moves all traffic to them at once, removes the old tasks, and prints the URLs.\n" +
+		"It is a blue/green deployment without hooks, shifting steps or waits: `cutover deploy` runs the\n" +
+		"environment's own strategy."
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 2*time.Minute, "how long new tasks may take to become healthy")
 	cmd.Flags().BoolVar(&o.Wait, "wait", false, "wait for a deployment already running in the environment instead of failing")
 	return cmd
 }
 
 func newDownCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "down ENV",
-		Short: "Remove the environment's containers and routes",
-		Args:  exactArgs(1, "ENV"),
-		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
-			res, err := m.Down(ctx, args[0])
-			return g.show(res, err, func(w io.Writer) {
-				fmt.Fprintf(w, "%s/%s is down: removed %d tasks and its routes\n", res.Project, res.Environment, res.RemovedTasks)
-			})
-		}),
-	}
+	return g.onArg("down", "ENV", "Remove the environment's containers and routes", func(ctx context.Context, m *release.Manager, env string) error {
+		res, err := m.Down(ctx, env)
+		return g.show(res, err, func(w io.Writer) {
+			fmt.Fprintf(w, "%s/%s is down: removed %d tasks and its routes\n", res.Project, res.Environment, res.RemovedTasks)
+		})
+	})
 }
 
 // exactArgs is cobra.ExactArgs with a message that names the missing argument.

@@ -110,51 +110,35 @@ func newLogsCmd(g *globals) *cobra.Command {
 
 func newDecideCmd(g *globals, approve bool) *cobra.Command {
 	var comment string
-	use := map[bool]string{true: "approve", false: "reject"}[approve]
-	cmd := &cobra.Command{
-		Use:   use + " EXECUTION",
-		Short: map[bool]string{true: "Approve the deployment an execution waits for", false: "Reject the deployment an execution waits for (the execution fails)"}[approve],
-		Args:  exactArgs(1, "EXECUTION"),
-		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
-			decide := (*release.Manager).Reject
-			if approve {
-				decide = (*release.Manager).Approve
-			}
-			a, err := decide(m, ctx, args[0], release.Decision{Who: auth.LocalUser(), Comment: comment})
-			return g.show(a, err, func(w io.Writer) {
-				fmt.Fprintf(w, "%s: execution %s, %s (by %s at %s)\n", a.Status, a.Execution, a.Action, a.DecidedBy, time.Now().Format("15:04:05"))
-			})
-		}),
+	use, short, decide := "reject", "Reject the deployment an execution waits for (the execution fails)", (*release.Manager).Reject
+	if approve {
+		use, short, decide = "approve", "Approve the deployment an execution waits for", (*release.Manager).Approve
 	}
+	cmd := g.onArg(use, "EXECUTION", short, func(ctx context.Context, m *release.Manager, id string) error {
+		a, err := decide(m, ctx, id, release.Decision{Who: auth.LocalUser(), Comment: comment})
+		return g.show(a, err, func(w io.Writer) {
+			fmt.Fprintf(w, "%s: execution %s, %s (by %s at %s)\n", a.Status, a.Execution, a.Action, a.DecidedBy, time.Now().Format("15:04:05"))
+		})
+	})
 	cmd.Flags().StringVar(&comment, "comment", "", "why (recorded with the decision)")
 	return cmd
 }
 
 func newCancelCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "cancel EXECUTION",
-		Short: "Cancel a running or waiting execution (running commands are stopped, integration torn down)",
-		Args:  exactArgs(1, "EXECUTION"),
-		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
-			e, err := m.Cancel(ctx, args[0])
-			return g.show(map[string]string{"execution": e.ID, "requested": "cancel"}, err, func(w io.Writer) {
-				fmt.Fprintf(w, "asked execution %s to cancel (a deployment in progress is stopped and rolled back)\n", e.ID)
-			})
-		}),
-	}
+	return g.onArg("cancel", "EXECUTION", "Cancel a running or waiting execution (running commands are stopped, integration torn down)", func(ctx context.Context, m *release.Manager, id string) error {
+		e, err := m.Cancel(ctx, id)
+		return g.show(map[string]string{"execution": e.ID, "requested": "cancel"}, err, func(w io.Writer) {
+			fmt.Fprintf(w, "asked execution %s to cancel (a deployment in progress is stopped and rolled back)\n", e.ID)
+		})
+	})
 }
 
 func newRetryCmd(g *globals) *cobra.Command {
 	var stage string
-	cmd := &cobra.Command{
-		Use:   "retry EXECUTION",
-		Short: "Run an execution's commit again, from its first stage or from --stage",
-		Args:  exactArgs(1, "EXECUTION"),
-		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
-			exec, err := m.Retry(ctx, args[0], release.RetryOptions{Stage: stage, Output: g.pipelineOutput()})
-			return reportExecution(g, exec, err)
-		}),
-	}
+	cmd := g.onArg("retry", "EXECUTION", "Run an execution's commit again, from its first stage or from --stage", func(ctx context.Context, m *release.Manager, id string) error {
+		exec, err := m.Retry(ctx, id, release.RetryOptions{Stage: stage, Output: g.pipelineOutput()})
+		return reportExecution(g, exec, err)
+	})
 	cmd.Flags().StringVar(&stage, "stage", "", "start from this stage, reusing the images earlier stages built")
 	return cmd
 }

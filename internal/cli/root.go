@@ -155,6 +155,19 @@ func jsonRequested(args []string) bool {
 	return false
 }
 
+// onArg is a command on one ENV or EXECUTION (arg): `use ARG`, run with
+// the project's Manager and that argument.
+func (g *globals) onArg(use, arg, short string, run func(ctx context.Context, m *release.Manager, arg string) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use + " " + arg,
+		Short: short,
+		Args:  exactArgs(1, arg),
+		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
+			return run(ctx, m, args[0])
+		}),
+	}
+}
+
 // withManager is a RunE that opens the project's Manager for fn and closes it.
 func (g *globals) withManager(fn func(ctx context.Context, m *release.Manager, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
