@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -15,19 +14,13 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Webhook secrets come from the environment, never from cutover.yaml.
-const (
-	envGitHubSecret  = "CUTOVER_GITHUB_WEBHOOK_SECRET"
-	envGenericSecret = "CUTOVER_WEBHOOK_SECRET"
-)
-
 func newServeCmd(g *globals) *cobra.Command {
 	var o server.DaemonOptions
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the daemon: pipeline queue, webhooks, branch polling and the JSON API",
 		Long: "Hosts the pipeline engine, the webhook receiver (POST /webhooks/github with\n" +
-			envGitHubSecret + ", POST /webhooks/generic with " + envGenericSecret + "), branch polling\n" +
+			server.EnvGitHubSecret + ", POST /webhooks/generic with " + server.EnvGenericSecret + "), branch polling\n" +
 			"(pipeline.source.poll) and a JSON API (/v1/..., bearer tokens: see `cutover token`). It starts the load balancer if it is not\n" +
 			"running; the load balancer stays its own process. SIGTERM stops accepting work, gives a\n" +
 			"running execution --grace to finish, then cancels it.",
@@ -42,7 +35,7 @@ func newServeCmd(g *globals) *cobra.Command {
 				if o.Repo, o.ConfigPath, err = release.RepoOf(ctx, g.file); err != nil {
 					return err
 				}
-				o.GitHubSecret, o.GenericSecret = []byte(os.Getenv(envGitHubSecret)), os.Getenv(envGenericSecret)
+				o.SecretsFromEnv()
 				o.Output = g.pipelineOutput()
 				o.Log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 				o.OnReady = func(url string) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cutoverdev/cutover/internal/pipeline"
 	"github.com/cutoverdev/cutover/internal/release"
+	"github.com/cutoverdev/cutover/internal/short"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -35,7 +36,7 @@ func printApprovals(w io.Writer, id string, approvals []store.Approval, now time
 			fmt.Fprintln(w)
 		}
 		if ev.Commit != "" {
-			fmt.Fprintf(w, "  commit   %.12s on %s%s: %s\n", ev.Commit, ev.Branch, prefixed(" by ", ev.Author), firstLine(ev.Message))
+			fmt.Fprintf(w, "  commit   %.12s on %s%s: %s\n", ev.Commit, ev.Branch, prefixed(" by ", ev.Author), short.Line(ev.Message))
 		}
 		fmt.Fprintf(w, "  changed  %d file(s)%s\n", len(ev.ChangedFiles), listed(ev.ChangedFiles, 10))
 		for _, n := range slices.Sorted(maps.Keys(ev.Images)) {
@@ -72,7 +73,7 @@ func printStaging(w io.Writer, s *release.StagingEvidence) {
 		events = events[len(events)-5:]
 	}
 	for _, e := range events {
-		fmt.Fprintf(w, "    event  %s %-22s %s\n", e.Time.Local().Format("01-02 15:04:05"), e.Kind, firstLine(e.Message))
+		fmt.Fprintf(w, "    event  %s %-22s %s\n", e.Time.Local().Format("01-02 15:04:05"), e.Kind, short.Line(e.Message))
 	}
 	for _, t := range slices.Sorted(maps.Keys(s.Logs)) {
 		lines := s.Logs[t]
@@ -104,11 +105,6 @@ func quoteIf(s string) string {
 		return ""
 	}
 	return fmt.Sprintf("%q", s)
-}
-
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
-	return line
 }
 
 func listed(items []string, max int) string {
