@@ -31,12 +31,12 @@ func printApprovals(w io.Writer, id string, approvals []store.Approval, now time
 		case a.Status == store.ApprovalPending:
 			fmt.Fprintf(w, " (asked %s ago, expires in %s)\n", now.Sub(a.RequestedAt).Round(time.Second), a.Expires.Sub(now).Round(time.Second))
 		case a.DecidedAt != nil:
-			fmt.Fprintf(w, " by %s at %s%s\n", orDash(a.DecidedBy), a.DecidedAt.Local().Format("2006-01-02 15:04:05"), suffix(quoteIf(a.Comment)))
+			fmt.Fprintf(w, " by %s at %s%s\n", orDash(a.DecidedBy), a.DecidedAt.Local().Format("2006-01-02 15:04:05"), ifSet("  %q", a.Comment))
 		default:
 			fmt.Fprintln(w)
 		}
 		if ev.Commit != "" {
-			fmt.Fprintf(w, "  commit   %.12s on %s%s: %s\n", ev.Commit, ev.Branch, prefixed(" by ", ev.Author), short.Line(ev.Message))
+			fmt.Fprintf(w, "  commit   %.12s on %s%s: %s\n", ev.Commit, ev.Branch, ifSet(" by %s", ev.Author), short.Line(ev.Message))
 		}
 		fmt.Fprintf(w, "  changed  %d file(s)%s\n", len(ev.ChangedFiles), listed(ev.ChangedFiles, 10))
 		for _, n := range slices.Sorted(maps.Keys(ev.Images)) {
@@ -91,20 +91,6 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func prefixed(p, s string) string {
-	if s == "" {
-		return ""
-	}
-	return p + s
-}
-
-func quoteIf(s string) string {
-	if s == "" {
-		return ""
-	}
-	return fmt.Sprintf("%q", s)
 }
 
 func listed(items []string, max int) string {

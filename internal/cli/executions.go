@@ -37,7 +37,7 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 			if len(args) == 1 {
 				x, err := m.Execution(ctx, args[0])
 				return g.show(x, err, func(w io.Writer) {
-					fmt.Fprintf(w, "execution %s: %s (%s %s at %.7s)%s\n", x.ID, x.Status, x.Trigger, x.Branch, x.Commit, suffix(x.Error))
+					fmt.Fprintf(w, "execution %s: %s (%s %s at %.7s)%s\n", x.ID, x.Status, x.Trigger, x.Branch, x.Commit, ifSet("  %s", x.Error))
 					printStages(w, x.Execution)
 					printApprovals(w, x.ID, x.Approvals, time.Now())
 				})
@@ -46,7 +46,7 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 			return g.show(list, err, func(w io.Writer) {
 				fmt.Fprintln(w, "EXECUTION               TRIGGER       BRANCH        COMMIT   STATUS      STARTED")
 				for _, e := range list {
-					fmt.Fprintf(w, "%-23s %-13s %-13s %.7s  %-11s %s%s\n", e.ID, e.Trigger, e.Branch, e.Commit, e.Status, e.CreatedAt.Local().Format("01-02 15:04:05"), suffix(e.Error))
+					fmt.Fprintf(w, "%-23s %-13s %-13s %.7s  %-11s %s%s\n", e.ID, e.Trigger, e.Branch, e.Commit, e.Status, e.CreatedAt.Local().Format("01-02 15:04:05"), ifSet("  %s", e.Error))
 				}
 			})
 		}),
@@ -55,11 +55,12 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func suffix(s string) string {
+// ifSet is s in format, or nothing when s is empty.
+func ifSet(format, s string) string {
 	if s == "" {
 		return ""
 	}
-	return "  " + s
+	return fmt.Sprintf(format, s)
 }
 
 // newLogsCmd is `cutover logs EXECUTION` and `cutover logs ENV SERVICE`:

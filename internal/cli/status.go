@@ -122,9 +122,4 @@ func shortImage(s string) string {
 }
 
 // shortID is the first 12 characters of a task, image or commit id.
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
+func shortID(id string) string { return id[:min(len(id), 12)] }
