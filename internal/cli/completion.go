@@ -1,15 +1,10 @@
 package cli
 
 import (
-	"context"
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/release"
 )
 
@@ -36,9 +31,15 @@ func completeArgs(g *globals, root *cobra.Command) {
 		}
 		switch strings.Trim(fields[1], "[]") {
 		case "ENV":
-			c.ValidArgsFunction = firstArg(func(*cobra.Command) []string { return environmentNames(g) })
+			c.ValidArgsFunction = firstArg(func(*cobra.Command) []string { return choices(release.EnvironmentChoices(g.file)) })
 		case "EXECUTION":
-			c.ValidArgsFunction = firstArg(func(cmd *cobra.Command) []string { return executionIDs(cmd.Context(), g) })
+			c.ValidArgsFunction = firstArg(func(cmd *cobra.Command) []string {
+				home, err := release.HomeDir(g.home)
+				if err != nil {
+					return nil
+				}
+				return choices(release.ExecutionChoices(cmd.Context(), g.file, home, completionLimit))
+			})
 		}
 	}
 	walk(root)
@@ -53,50 +54,11 @@ func firstArg(list func(cmd *cobra.Command) []string) cobra.CompletionFunc {
 	}
 }
 
-// environmentNames are cutover.yaml's environments, each with what it is.
-func environmentNames(g *globals) []string {
-	cfg, err := config.Load(g.file)
-	if err != nil {
-		return nil
+// choices are a shell's completions of release's choices.
+func choices(list []release.Choice) []string {
+	out := make([]string, 0, len(list))
+	for _, c := range list {
+		out = append(out, cobra.CompletionWithDesc(c.Value, c.Description))
 	}
-	var out []string
-	for _, name := range cfg.EnvironmentNames() {
-		env := cfg.Environments[name]
-		desc := env.Platform
-		if desc == "" {
-			desc = "local"
-		}
-		if env.Branch != "" {
-			desc += ", branch " + env.Branch
-		}
-		out = append(out, cobra.CompletionWithDesc(name, desc))
-	}
-	return out
-}
-
-// executionIDs are the project's recent executions, newest first, with
-// their branch, commit and status. Without a store there is nothing to offer.
-func executionIDs(ctx context.Context, g *globals) []string {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	home, err := g.homeDir()
-	if err != nil {
-		return nil
-	}
-	if _, err := os.Stat(filepath.Join(home, "cutover.db")); err != nil {
-		return nil
-	}
-	var out []string
-	_ = withManager(ctx, g, func(m *release.Manager) error {
-		list, err := m.Store.ListExecutions(ctx, m.Config.Project, completionLimit)
-		if err != nil {
-			return err
-		}
-		for _, x := range list {
-			out = append(out, cobra.CompletionWithDesc(x.ID, fmt.Sprintf("%s %s %s", x.Branch, x.Commit[:min(7, len(x.Commit))], x.Status)))
-		}
-		return nil
-	})
 	return out
 }

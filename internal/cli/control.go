@@ -12,36 +12,21 @@ import (
 )
 
 func newStopCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "stop ENV",
-		Short: "Stop the running deployment and roll it back",
-		Args:  exactArgs(1, "ENV"),
-		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
-			d, err := m.Stop(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			return printEnded(g, d)
-		}),
-	}
+	return g.onArg("stop", "ENV", "Stop the running deployment and roll it back", func(ctx context.Context, m *release.Manager, env string) error {
+		d, err := m.Stop(ctx, env)
+		return printEnded(g, d, err)
+	})
 }
 
 // newAskCmd builds `continue` and `promote`: a request to the running
 // deployment's controller, which acts on it within a tick.
 func newAskCmd(g *globals, use, short, long string, ask func(*release.Manager, context.Context, string) (store.Deployment, error)) *cobra.Command {
-	return &cobra.Command{
-		Use:   use + " ENV",
-		Short: short,
-		Long:  long,
-		Args:  exactArgs(1, "ENV"),
-		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
-			d, err := ask(m, ctx, args[0])
-			if err != nil {
-				return err
-			}
-			return g.print(d, func(w io.Writer) { fmt.Fprintf(w, "asked deployment %s to %s\n", d.ID, use) })
-		}),
-	}
+	cmd := g.onArg(use, "ENV", short, func(ctx context.Context, m *release.Manager, env string) error {
+		d, err := ask(m, ctx, env)
+		return g.show(d, err, func(w io.Writer) { fmt.Fprintf(w, "asked deployment %s to %s\n", d.ID, use) })
+	})
+	cmd.Long = long
+	return cmd
 }
 
 func newContinueCmd(g *globals) *cobra.Command {
@@ -57,30 +42,25 @@ func newPromoteCmd(g *globals) *cobra.Command {
 }
 
 // printEnded prints a deployment that a stop or rollback ended.
-func printEnded(g *globals, d store.Deployment) error {
-	return g.print(d, func(w io.Writer) {
+func printEnded(g *globals, d store.Deployment, err error) error {
+	return g.show(d, err, func(w io.Writer) {
 		fmt.Fprintf(w, "deployment %s: %s (%s)\n", d.ID, d.Status, d.Reason)
 	})
 }
 
 func newRollbackCmd(g *globals) *cobra.Command {
 	var o release.RollbackOptions
-	cmd := &cobra.Command{
-		Use:   "rollback ENV",
-		Short: "Roll back: a traffic flip while the previous set is alive, else a redeploy of the previous revision",
-		Long: "During a deployment (including its termination wait) production traffic flips back to the\n" +
-			"original set at once and the new set is drained and stopped. After that, the previous\n" +
-			"revision is deployed again through the environment's strategy, without rebuilding.\n" +
-			"--to REVISION deploys that revision of the environment again instead (see `cutover history`).",
-		Args: exactArgs(1, "ENV"),
-		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
-			d, err := m.Rollback(ctx, args[0], o)
-			if err == nil && d.Status != store.DeploymentSucceeded {
-				return printEnded(g, d) // a deployment in progress, flipped back
-			}
-			return reportDeployment(g, d, err)
-		}),
-	}
+	cmd := g.onArg("rollback", "ENV", "Roll back: a traffic flip while the previous set is alive, else a redeploy of the previous revision", func(ctx context.Context, m *release.Manager, env string) error {
+		d, err := m.Rollback(ctx, env, o)
+		if err == nil && d.Status != store.DeploymentSucceeded {
+			return printEnded(g, d, nil) // a deployment in progress, flipped back
+		}
+		return reportDeployment(g, d, err)
+	})
+	cmd.Long = "During a deployment (including its termination wait) production traffic flips back to the\n" +
+		"original set at once and the new set is drained and stopped. After that, the previous\n" +
+		"revision is deployed again through the environment's strategy, without rebuilding.\n" +
+		"--to REVISION deploys that revision of the environment again instead (see `cutover history`)."
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long tasks may take to become healthy when redeploying")
 	cmd.Flags().StringVar(&o.To, "to", "", "deploy this revision of the environment again (an id from `cutover history ENV`)")
 	return cmd

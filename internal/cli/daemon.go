@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -15,59 +14,43 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Webhook secrets come from the environment, never from cutover.yaml.
-const (
-	envGitHubSecret  = "CUTOVER_GITHUB_WEBHOOK_SECRET"
-	envGenericSecret = "CUTOVER_WEBHOOK_SECRET"
-)
-
-type serveCmd struct {
-	addr            string
-	grace           time.Duration
-	publicHosts     []string
-	tlsCert, tlsKey string
-	behindProxy     bool
-}
-
 func newServeCmd(g *globals) *cobra.Command {
-	c := &serveCmd{}
+	var o server.DaemonOptions
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the daemon: pipeline queue, webhooks, branch polling, the JSON API and the web dashboard",
 		Long: "Hosts the pipeline engine, the webhook receiver (POST /webhooks/github with\n" +
-			envGitHubSecret + ", POST /webhooks/generic with " + envGenericSecret + "), branch polling\n" +
+			server.EnvGitHubSecret + ", POST /webhooks/generic with " + server.EnvGenericSecret + "), branch polling\n" +
 			"(pipeline.source.poll) and a JSON API (/v1/..., bearer tokens: see `cutover token`). It starts the load balancer if it is not\n" +
 			"running; the load balancer stays its own process. SIGTERM stops accepting work, gives a\n" +
 			"running execution --grace to finish, then cancels it.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			if err := server.CheckExposure(c.addr, c.tlsCert, c.tlsKey, c.behindProxy); err != nil {
-				return usageError{strings.TrimPrefix(err.Error(), "cutover serve: ")}
+			if err := server.CheckExposure(o.Addr, o.TLSCert, o.TLSKey, o.BehindProxy); err != nil {
+				return release.UsageError{Msg: strings.TrimPrefix(err.Error(), "cutover serve: ")}
 			}
 			return withManager(ctx, g, func(m *release.Manager) error {
-				repo, configPath, err := release.RepoOf(ctx, g.file)
-				if err != nil {
+				var err error
+				if o.Repo, o.ConfigPath, err = release.RepoOf(ctx, g.file); err != nil {
 					return err
 				}
-				return server.Serve(ctx, m, server.DaemonOptions{
-					Addr: c.addr, PublicHosts: c.publicHosts, TLSCert: c.tlsCert, TLSKey: c.tlsKey, BehindProxy: c.behindProxy,
-					Grace: c.grace, Repo: repo, ConfigPath: configPath, Output: g.pipelineOutput(),
-					GitHubSecret: []byte(os.Getenv(envGitHubSecret)), GenericSecret: os.Getenv(envGenericSecret),
-					Log: slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
-					OnReady: func(url string) {
-						fmt.Fprintf(g.stderr, "cutover serve: dashboard, API and webhooks on %s (repository %s, %s); log in with `cutover dashboard`\n", url, repo, filepath.ToSlash(configPath))
-					},
-				})
+				o.SecretsFromEnv()
+				o.Output = g.pipelineOutput()
+				o.Log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+				o.OnReady = func(url string) {
+					fmt.Fprintf(g.stderr, "cutover serve: dashboard, API and webhooks on %s (repository %s, %s); log in with `cutover dashboard`\n", url, o.Repo, filepath.ToSlash(o.ConfigPath))
+				}
+				return server.Serve(ctx, m, o)
 			})
 		},
 	}
-	cmd.Flags().StringVar(&c.addr, "addr", "127.0.0.1:8790", "address of the API and webhook receiver")
-	cmd.Flags().StringSliceVar(&c.publicHosts, "public-host", nil, "a name the API is reached by besides --addr (e.g. ci.example.com); requests with another Host are refused")
-	cmd.Flags().StringVar(&c.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM), with --tls-key")
-	cmd.Flags().StringVar(&c.tlsKey, "tls-key", "", "the private key (PEM) of --tls-cert")
-	cmd.Flags().BoolVar(&c.behindProxy, "behind-proxy", false, "a proxy in front terminates TLS: allow a non-loopback --addr without --tls-cert")
-	cmd.Flags().DurationVar(&c.grace, "grace", 30*time.Second, "how long a running execution may go on after SIGTERM")
+	cmd.Flags().StringVar(&o.Addr, "addr", "127.0.0.1:8790", "address of the API and webhook receiver")
+	cmd.Flags().StringSliceVar(&o.PublicHosts, "public-host", nil, "a name the API is reached by besides --addr (e.g. ci.example.com); requests with another Host are refused")
+	cmd.Flags().StringVar(&o.TLSCert, "tls-cert", "", "serve HTTPS with this certificate (PEM), with --tls-key")
+	cmd.Flags().StringVar(&o.TLSKey, "tls-key", "", "the private key (PEM) of --tls-cert")
+	cmd.Flags().BoolVar(&o.BehindProxy, "behind-proxy", false, "a proxy in front terminates TLS: allow a non-loopback --addr without --tls-cert")
+	cmd.Flags().DurationVar(&o.Grace, "grace", 30*time.Second, "how long a running execution may go on after SIGTERM")
 	return cmd
 }
 
@@ -76,65 +59,34 @@ func newProxyCmd(g *globals) *cobra.Command {
 		Use:   "proxy",
 		Short: "The built-in load balancer: a long-lived process that keeps serving whatever its controllers do",
 	}
-	keep := &cobra.Command{
-		Use:    "keep",
-		Short:  "Run the load balancer (`proxy run`) as a child and start it again if it dies: what `proxy start` and `up` start detached",
-		Hidden: true,
-		Args:   cobra.NoArgs,
-		RunE: g.withHome(func(ctx context.Context, home string) error {
-			return release.KeepProxy(ctx, home)
-		}),
+	sub := func(use, short string, run func(ctx context.Context, home string) error) *cobra.Command {
+		return &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs,
+			RunE: g.withHome(func(ctx context.Context, home string, _ []string) error { return run(ctx, home) })}
 	}
-	run := &cobra.Command{
-		Use:   "run",
-		Short: "Run the load balancer in the foreground (`proxy start` and `up` start it detached, restarted if it dies)",
-		Args:  cobra.NoArgs,
-		RunE: g.withHome(func(ctx context.Context, home string) error {
-			return release.RunProxy(ctx, home, Version)
-		}),
-	}
-	start := &cobra.Command{
-		Use:   "start",
-		Short: "Start the load balancer detached, unless it already runs",
-		Args:  cobra.NoArgs,
-		RunE: g.withHome(func(ctx context.Context, home string) error {
-			h, err := release.EnsureProxy(ctx, home)
-			if err != nil {
-				return err
-			}
-			return g.print(h, func(w io.Writer) { fmt.Fprintf(w, "proxy running (pid %d)\n", h.PID) })
-		}),
-	}
+	keep := sub("keep", "Run the load balancer (`proxy run`) as a child and start it again if it dies: what `proxy start` and `up` start detached",
+		func(ctx context.Context, home string) error { return release.KeepProxy(ctx, home) })
+	keep.Hidden = true
+	run := sub("run", "Run the load balancer in the foreground (`proxy start` and `up` start it detached, restarted if it dies)",
+		func(ctx context.Context, home string) error { return release.RunProxy(ctx, home, Version) })
+	start := sub("start", "Start the load balancer detached, unless it already runs", func(ctx context.Context, home string) error {
+		h, err := release.EnsureProxy(ctx, home)
+		return g.show(h, err, func(w io.Writer) { fmt.Fprintf(w, "proxy running (pid %d)\n", h.PID) })
+	})
 	var grace time.Duration
-	stop := &cobra.Command{
-		Use:   "stop",
-		Short: "Stop the load balancer (its routes stay persisted for the next start)",
-		Args:  cobra.NoArgs,
-		RunE: g.withHome(func(ctx context.Context, home string) error {
-			if err := release.StopProxy(ctx, home, grace); err != nil {
-				return err
-			}
-			return g.print(map[string]bool{"stopped": true}, func(w io.Writer) { fmt.Fprintln(w, "proxy stopped") })
-		}),
-	}
+	stop := sub("stop", "Stop the load balancer (its routes stay persisted for the next start)", func(ctx context.Context, home string) error {
+		err := release.StopProxy(ctx, home, grace)
+		return g.show(map[string]bool{"stopped": true}, err, func(w io.Writer) { fmt.Fprintln(w, "proxy stopped") })
+	})
 	stop.Flags().DurationVar(&grace, "grace", 10*time.Second, "how long in-flight requests may take before the proxy is killed")
-	status := &cobra.Command{
-		Use:   "status",
-		Short: "Show the load balancer's process and the health of every target",
-		Args:  cobra.NoArgs,
-		RunE: g.withHome(func(ctx context.Context, home string) error {
-			res, err := release.GetProxyStatus(ctx, home)
-			if err != nil {
-				return err
+	status := sub("status", "Show the load balancer's process and the health of every target", func(ctx context.Context, home string) error {
+		res, err := release.GetProxyStatus(ctx, home)
+		return g.show(res, err, func(w io.Writer) {
+			fmt.Fprintf(w, "proxy running (pid %d)\n", res.Proxy.PID)
+			for _, t := range res.Targets {
+				fmt.Fprintf(w, "  %-32s %-14s %-21s %s\n", t.Group, shortID(t.ID), t.Addr, t.State)
 			}
-			return g.print(res, func(w io.Writer) {
-				fmt.Fprintf(w, "proxy running (pid %d)\n", res.Proxy.PID)
-				for _, t := range res.Targets {
-					fmt.Fprintf(w, "  %-32s %-14s %-21s %s\n", t.Group, shortID(t.ID), t.Addr, t.State)
-				}
-			})
-		}),
-	}
+		})
+	})
 	cmd.AddCommand(run, keep, start, stop, status)
 	return cmd
 }

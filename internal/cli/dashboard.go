@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -9,7 +10,7 @@ import (
 
 	"github.com/cutoverdev/cutover/internal/auth"
 	"github.com/cutoverdev/cutover/internal/dashboard"
-	"github.com/cutoverdev/cutover/internal/store"
+	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/spf13/cobra"
 )
 
@@ -25,25 +26,22 @@ func newDashboardCmd(g *globals) *cobra.Command {
 			"`cutover serve` serves at --addr. The link works once and for 5 minutes; only its SHA-256\n" +
 			"is stored. Others log in with an API token (`cutover token create NAME --role ROLE`).",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			return withHomeStore(ctx, g, func(st *store.Store) error {
-				link, err := dashboard.NewLink(ctx, st, auth.LocalUser(), addr, time.Now())
-				if err := g.audit(ctx, st, actionDashboardLink, addr, err); err != nil {
-					return err
+		RunE: g.withStateHome(func(ctx context.Context, h *release.Home, _ []string) error {
+			link, err := dashboard.NewLink(ctx, h.Store, auth.LocalUser(), addr, time.Now())
+			if err := h.Record(ctx, "cutover dashboard", actionDashboardLink, addr, err); err != nil {
+				return err
+			}
+			if !link.Answering {
+				fmt.Fprintf(g.stderr, "cutover dashboard: no daemon answers at %s yet: start it with `cutover serve --addr %s` (the link works if it starts within 5 minutes)\n", addr, addr)
+			}
+			opened := !noOpen && openBrowser(link.URL)
+			return g.print(link, func(w io.Writer) {
+				fmt.Fprintf(w, "Dashboard login link (works once, until %s):\n  %s\n", link.Expires.Local().Format("15:04:05"), link.URL)
+				if opened {
+					fmt.Fprintln(w, "Opened in your browser.")
 				}
-				if !link.Answering {
-					fmt.Fprintf(g.stderr, "cutover dashboard: no daemon answers at %s yet: start it with `cutover serve --addr %s` (the link works if it starts within 5 minutes)\n", addr, addr)
-				}
-				opened := !noOpen && openBrowser(link.URL)
-				return g.print(link, func(w io.Writer) {
-					fmt.Fprintf(w, "Dashboard login link (works once, until %s):\n  %s\n", link.Expires.Local().Format("15:04:05"), link.URL)
-					if opened {
-						fmt.Fprintln(w, "Opened in your browser.")
-					}
-				})
 			})
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8790", "the daemon's address (as `cutover serve --addr`)")
 	cmd.Flags().BoolVar(&noOpen, "no-open", false, "only print the link; do not start a browser")

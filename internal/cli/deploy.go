@@ -17,42 +17,25 @@ import (
 func newDeployCmd(g *globals) *cobra.Command {
 	var o release.DeployOptions
 	var images []string
-	cmd := &cobra.Command{
-		Use:   "deploy ENV",
-		Short: "Deploy a new revision with the environment's strategy (blue/green or rolling)",
-		Long: "Builds the services from the working tree (or takes --image service=ref), records an immutable\n" +
-			"revision, and deploys it with the environment's strategy: blue/green with test traffic, hooks,\n" +
-			"traffic shifting, alarms and automatic rollback, or rolling with a circuit breaker.\n" +
-			"On platform ecs, services without --image service=REGISTRY/REPO@sha256:DIGEST are built and pushed\n" +
-			"to ECR: rolling runs as an ECS deployment with circuit breaker and alarms, blue_green as one\n" +
-			"CodeDeploy deployment per service (or ECS-native blue/green); --diff first shows what changes\n" +
-			"in each service's task definition.",
-		Args: exactArgs(1, "ENV"),
-		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) (err error) {
-			if o.Images, err = parseImageFlags(images); err != nil {
-				return err
-			}
-			d, err := m.Deploy(ctx, args[0], o)
-			return reportDeployment(g, d, err)
-		}),
-	}
+	cmd := g.onArg("deploy", "ENV", "Deploy a new revision with the environment's strategy (blue/green or rolling)", func(ctx context.Context, m *release.Manager, env string) (err error) {
+		if o.Images, err = release.ParseImages(images); err != nil {
+			return err
+		}
+		d, err := m.Deploy(ctx, env, o)
+		return reportDeployment(g, d, err)
+	})
+	cmd.Long = "Builds the services from the working tree (or takes --image service=ref), records an immutable\n" +
+		"revision, and deploys it with the environment's strategy: blue/green with test traffic, hooks,\n" +
+		"traffic shifting, alarms and automatic rollback, or rolling with a circuit breaker.\n" +
+		"On platform ecs, services without --image service=REGISTRY/REPO@sha256:DIGEST are built and pushed\n" +
+		"to ECR: rolling runs as an ECS deployment with circuit breaker and alarms, blue_green as one\n" +
+		"CodeDeploy deployment per service (or ECS-native blue/green); --diff first shows what changes\n" +
+		"in each service's task definition."
 	cmd.Flags().StringArrayVar(&images, "image", nil, "deploy this image for a service instead of building it: service=ref (repeatable)")
 	cmd.Flags().BoolVar(&o.Wait, "wait", false, "wait for a deployment already running in the environment instead of failing")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long new tasks may take to become healthy")
 	cmd.Flags().BoolVar(&o.Diff, "diff", false, "platform ecs: show each service's task definition change before deploying it")
 	return cmd
-}
-
-func parseImageFlags(flags []string) (map[string]string, error) {
-	out := map[string]string{}
-	for _, f := range flags {
-		name, ref, ok := strings.Cut(f, "=")
-		if !ok || name == "" || ref == "" {
-			return nil, usageError{fmt.Sprintf("--image %q: write service=image (for example backend=registry/app@sha256:...)", f)}
-		}
-		out[name] = ref
-	}
-	return out, nil
 }
 
 // reportDeployment prints a deployment that ran; the exit code is 1 when
@@ -81,52 +64,39 @@ func report(print func(any, func(io.Writer)) error, v any, err error, text func(
 
 func newUpCmd(g *globals) *cobra.Command {
 	var o release.UpOptions
-	cmd := &cobra.Command{
-		Use:   "up ENV",
-		Short: "Build the services, start them behind the load balancer and wait until healthy",
-		Long: "Builds every service's image from the working tree, starts the proxy if it is not running,\n" +
-			"starts the tasks beside any running ones, waits until the load balancer reports them healthy,\n" +
-			"moves all traffic to them at once, removes the old tasks, and prints the URLs.\n" +
-			"It is a blue/green deployment without hooks, shifting steps or waits: `cutover deploy` runs the\n" +
-			"environment's own strategy.",
-		Args: exactArgs(1, "ENV"),
-		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
-			res, err := m.Up(ctx, args[0], o)
-			if err != nil {
-				return err
-			}
-			return g.printResult(res, func(w io.Writer) {
-				fmt.Fprintf(w, "%s/%s is up: revision %s\n  production: %s\n  test:       %s\n", res.Project, res.Environment, res.Revision, res.URL, res.TestURL)
-			})
-		}),
-	}
+	cmd := g.onArg("up", "ENV", "Build the services, start them behind the load balancer and wait until healthy", func(ctx context.Context, m *release.Manager, env string) error {
+		res, err := m.Up(ctx, env, o)
+		return g.showResult(res, err, func(w io.Writer) {
+			fmt.Fprintf(w, "%s/%s is up: revision %s\n  production: %s\n  test:       %s\n", res.Project, res.Environment, res.Revision, res.URL, res.TestURL)
+		})
+	})
+	cmd.Long = "Builds every service's image from the working tree, starts the proxy if it is not running,\n" +
+		"starts the tasks beside any running ones, waits until the load balancer reports them healthy,\n" +
+		"moves all traffic to them at once, removes the old tasks, and prints the URLs.\n" +
+		"It is a blue/green deployment without hooks, shifting steps or waits: `cutover deploy` runs the\n" +
+		"environment's own strategy."
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 2*time.Minute, "how long new tasks may take to become healthy")
 	cmd.Flags().BoolVar(&o.Wait, "wait", false, "wait for a deployment already running in the environment instead of failing")
 	return cmd
 }
 
 func newDownCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "down ENV",
-		Short: "Remove the environment's containers and routes",
-		Args:  exactArgs(1, "ENV"),
-		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
-			res, err := m.Down(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			return g.print(res, func(w io.Writer) {
-				fmt.Fprintf(w, "%s/%s is down: removed %d tasks and its routes\n", res.Project, res.Environment, res.RemovedTasks)
-			})
-		}),
-	}
+	return g.onArg("down", "ENV", "Remove the environment's containers and routes", func(ctx context.Context, m *release.Manager, env string) error {
+		res, err := m.Down(ctx, env)
+		return g.show(res, err, func(w io.Writer) {
+			fmt.Fprintf(w, "%s/%s is down: removed %d tasks and its routes\n", res.Project, res.Environment, res.RemovedTasks)
+		})
+	})
 }
 
 // exactArgs is cobra.ExactArgs with a message that names the missing argument.
-func exactArgs(n int, names string) cobra.PositionalArgs {
+func exactArgs(n int, names string) cobra.PositionalArgs { return rangeArgs(n, n, names) }
+
+// rangeArgs is cobra.RangeArgs with a message that names the arguments.
+func rangeArgs(min, max int, names string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if len(args) != n {
-			return usageError{fmt.Sprintf("%s needs %s (got %d arguments; see `%s --help`)", cmd.CommandPath(), names, len(args), cmd.CommandPath())}
+		if len(args) < min || len(args) > max {
+			return release.UsageError{Msg: fmt.Sprintf("%s needs %s (got %d arguments; see `%s --help`)", cmd.CommandPath(), names, len(args), cmd.CommandPath())}
 		}
 		return nil
 	}
@@ -147,14 +117,11 @@ func newPruneCmd(g *globals) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("keep") && o.Keep < 2 {
-				return usageError{fmt.Sprintf("--keep %d: keep at least 2 revisions, so a rollback to the previous one needs no rebuild", o.Keep)}
+				return release.UsageError{Msg: fmt.Sprintf("--keep %d: keep at least 2 revisions, so a rollback to the previous one needs no rebuild", o.Keep)}
 			}
 			return withManager(cmd.Context(), g, func(m *release.Manager) error {
 				res, err := m.Prune(cmd.Context(), o)
-				if err != nil {
-					return err
-				}
-				return g.print(res, func(w io.Writer) {
+				return g.show(res, err, func(w io.Writer) {
 					verb := "removed"
 					if o.DryRun {
 						verb = "would remove"

@@ -4,36 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/pipeline"
+	"github.com/cutoverdev/cutover/internal/release"
+	"github.com/cutoverdev/cutover/internal/short"
 	"github.com/cutoverdev/cutover/internal/store"
 )
-
-// executionView is `cutover executions ID --output json`: the execution
-// and its approvals with their evidence.
-type executionView struct {
-	store.Execution
-	Approvals []store.Approval `json:"approvals"`
-}
-
-// stagingEvidence is the part of an approval's evidence of running (the
-// environment promoted from) that the text view shows.
-type stagingEvidence struct {
-	Environment  string `json:"environment"`
-	LoadBalancer []struct {
-		Group     string  `json:"group"`
-		Requests  uint64  `json:"requests"`
-		P95       float64 `json:"p95_seconds"`
-		ErrorRate float64 `json:"error_rate"`
-		Healthy   int     `json:"healthy"`
-		Unhealthy int     `json:"unhealthy"`
-	} `json:"load_balancer"`
-	Events []store.Event       `json:"events"`
-	Logs   map[string][]string `json:"logs"`
-}
 
 // printApprovals shows what each approval of an execution shows (or
 // showed) its approver: the commit and its changed files, the images by
@@ -41,27 +21,25 @@ type stagingEvidence struct {
 // pending one, how to decide.
 func printApprovals(w io.Writer, id string, approvals []store.Approval, now time.Time) {
 	for _, a := range approvals {
-		var ev pipeline.Evidence
+		var ev struct {
+			pipeline.Evidence
+			Staging *release.StagingEvidence `json:"staging"`
+		}
 		_ = json.Unmarshal(a.Evidence, &ev)
 		fmt.Fprintf(w, "\napproval %s/%s to deploy %s: %s", a.Stage, a.Action, orDash(ev.Environment), a.Status)
 		switch {
 		case a.Status == store.ApprovalPending:
 			fmt.Fprintf(w, " (asked %s ago, expires in %s)\n", now.Sub(a.RequestedAt).Round(time.Second), a.Expires.Sub(now).Round(time.Second))
 		case a.DecidedAt != nil:
-			fmt.Fprintf(w, " by %s at %s%s\n", orDash(a.DecidedBy), a.DecidedAt.Local().Format("2006-01-02 15:04:05"), suffix(quoteIf(a.Comment)))
+			fmt.Fprintf(w, " by %s at %s%s\n", orDash(a.DecidedBy), a.DecidedAt.Local().Format("2006-01-02 15:04:05"), ifSet("  %q", a.Comment))
 		default:
 			fmt.Fprintln(w)
 		}
 		if ev.Commit != "" {
-			fmt.Fprintf(w, "  commit   %.12s on %s%s: %s\n", ev.Commit, ev.Branch, prefixed(" by ", ev.Author), firstLine(ev.Message))
+			fmt.Fprintf(w, "  commit   %.12s on %s%s: %s\n", ev.Commit, ev.Branch, ifSet(" by %s", ev.Author), short.Line(ev.Message))
 		}
 		fmt.Fprintf(w, "  changed  %d file(s)%s\n", len(ev.ChangedFiles), listed(ev.ChangedFiles, 10))
-		names := make([]string, 0, len(ev.Images))
-		for n := range ev.Images {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
+		for _, n := range slices.Sorted(maps.Keys(ev.Images)) {
 			fmt.Fprintf(w, "  image    %-12s %s\n", n, ev.Images[n])
 		}
 		if p := ev.Promotion; p != nil {
@@ -78,13 +56,8 @@ func printApprovals(w io.Writer, id string, approvals []store.Approval, now time
 	}
 }
 
-func printStaging(w io.Writer, raw any) {
-	if raw == nil {
-		return
-	}
-	b, _ := json.Marshal(raw)
-	var s stagingEvidence
-	if json.Unmarshal(b, &s) != nil || s.Environment == "" {
+func printStaging(w io.Writer, s *release.StagingEvidence) {
+	if s == nil || s.Environment == "" {
 		return
 	}
 	fmt.Fprintf(w, "  %s when the approval was asked:\n", s.Environment)
@@ -100,14 +73,9 @@ func printStaging(w io.Writer, raw any) {
 		events = events[len(events)-5:]
 	}
 	for _, e := range events {
-		fmt.Fprintf(w, "    event  %s %-22s %s\n", e.Time.Local().Format("01-02 15:04:05"), e.Kind, firstLine(e.Message))
+		fmt.Fprintf(w, "    event  %s %-22s %s\n", e.Time.Local().Format("01-02 15:04:05"), e.Kind, short.Line(e.Message))
 	}
-	tasks := make([]string, 0, len(s.Logs))
-	for t := range s.Logs {
-		tasks = append(tasks, t)
-	}
-	sort.Strings(tasks)
-	for _, t := range tasks {
+	for _, t := range slices.Sorted(maps.Keys(s.Logs)) {
 		lines := s.Logs[t]
 		if len(lines) > 3 {
 			lines = lines[len(lines)-3:]
@@ -123,25 +91,6 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func prefixed(p, s string) string {
-	if s == "" {
-		return ""
-	}
-	return p + s
-}
-
-func quoteIf(s string) string {
-	if s == "" {
-		return ""
-	}
-	return fmt.Sprintf("%q", s)
-}
-
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
-	return line
 }
 
 func listed(items []string, max int) string {

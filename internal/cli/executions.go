@@ -35,28 +35,18 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 		Args:  cobra.MaximumNArgs(1),
 		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
 			if len(args) == 1 {
-				e, err := m.Store.GetExecution(ctx, args[0])
-				if err != nil {
-					return err
-				}
-				approvals, err := m.Store.ListApprovals(ctx, e.ID)
-				if err != nil {
-					return err
-				}
-				return g.print(executionView{Execution: e, Approvals: nonNilApprovals(approvals)}, func(w io.Writer) {
-					fmt.Fprintf(w, "execution %s: %s (%s %s at %.7s)%s\n", e.ID, e.Status, e.Trigger, e.Branch, e.Commit, suffix(e.Error))
-					printStages(w, e)
-					printApprovals(w, e.ID, approvals, time.Now())
+				x, err := m.Execution(ctx, args[0])
+				return g.show(x, err, func(w io.Writer) {
+					fmt.Fprintf(w, "execution %s: %s (%s %s at %.7s)%s\n", x.ID, x.Status, x.Trigger, x.Branch, x.Commit, ifSet("  %s", x.Error))
+					printStages(w, x.Execution)
+					printApprovals(w, x.ID, x.Approvals, time.Now())
 				})
 			}
-			list, err := m.Store.ListExecutions(ctx, m.Config.Project, limit)
-			if err != nil {
-				return err
-			}
-			return g.print(list, func(w io.Writer) {
+			list, err := m.Executions(ctx, limit)
+			return g.show(list, err, func(w io.Writer) {
 				fmt.Fprintln(w, "EXECUTION               TRIGGER       BRANCH        COMMIT   STATUS      STARTED")
 				for _, e := range list {
-					fmt.Fprintf(w, "%-23s %-13s %-13s %.7s  %-11s %s%s\n", e.ID, e.Trigger, e.Branch, e.Commit, e.Status, e.CreatedAt.Local().Format("01-02 15:04:05"), suffix(e.Error))
+					fmt.Fprintf(w, "%-23s %-13s %-13s %.7s  %-11s %s%s\n", e.ID, e.Trigger, e.Branch, e.Commit, e.Status, e.CreatedAt.Local().Format("01-02 15:04:05"), ifSet("  %s", e.Error))
 				}
 			})
 		}),
@@ -65,103 +55,91 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func nonNilApprovals(a []store.Approval) []store.Approval {
-	if a == nil {
-		return []store.Approval{}
-	}
-	return a
-}
-
-func suffix(s string) string {
+// ifSet is s in format, or nothing when s is empty.
+func ifSet(format, s string) string {
 	if s == "" {
 		return ""
 	}
-	return "  " + s
+	return fmt.Sprintf(format, s)
 }
 
+// newLogsCmd is `cutover logs EXECUTION` and `cutover logs ENV SERVICE`:
+// an execution's log, or a service's logs on the platform its environment
+// runs on (release.LogsTarget tells them apart).
 func newLogsCmd(g *globals) *cobra.Command {
-	var follow bool
 	var action string
-	var envFlags *envLogsFlags
+	var o release.ServiceLogsOptions
 	cmd := &cobra.Command{
 		Use:   "logs EXECUTION | logs ENV SERVICE",
 		Short: "Print an execution's log (secrets are masked), or a service's logs in an environment; --follow for more",
-		Args:  logsArgs,
-		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
-			if env, service, ok, err := envLogsTarget(m, args); err != nil || ok {
-				if err != nil {
-					return err
-				}
-				return runEnvLogs(ctx, g, m, env, service, follow, envFlags)
-			}
-			return m.Logs(ctx, args[0], release.LogOptions{Action: action, Follow: follow}, func(l store.LogLine) {
+		Args:  rangeArgs(1, 2, "EXECUTION, or ENV SERVICE"),
+	}
+	cmd.RunE = g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
+		env, service, err := m.LogsTarget(args)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(g.stdout)
+		if env == "" {
+			return m.Logs(ctx, args[0], release.LogOptions{Action: action, Follow: o.Follow}, func(l store.LogLine) {
 				if g.json() {
-					_ = json.NewEncoder(g.stdout).Encode(l)
+					_ = enc.Encode(l)
 				} else {
 					fmt.Fprintf(g.stdout, "%s %-12s %s\n", l.Time.Local().Format("15:04:05"), l.Action, l.Line)
 				}
 			})
-		}),
-	}
-	cmd.Flags().BoolVarP(&follow, "follow", "F", false, "keep printing until the execution ends (ENV SERVICE: until interrupted)")
+		}
+		o.SinceSet, o.TailSet, o.ActionSet = cmd.Flags().Changed("since"), cmd.Flags().Changed("tail"), cmd.Flags().Changed("action")
+		return m.ServiceLogs(ctx, env, service, o, func(l release.LogLine) (err error) {
+			switch {
+			case g.json():
+				err = enc.Encode(l)
+			case l.Time.IsZero():
+				_, err = fmt.Fprintf(g.stdout, "%-12s %s\n", l.Task, l.Message)
+			default:
+				_, err = fmt.Fprintf(g.stdout, "%s %-12s %s\n", l.Time.Local().Format("15:04:05"), shortID(l.Task), l.Message)
+			}
+			return err
+		})
+	})
+	cmd.Flags().BoolVarP(&o.Follow, "follow", "F", false, "keep printing until the execution ends (ENV SERVICE: until interrupted)")
 	cmd.Flags().StringVar(&action, "action", "", "only this action's lines")
-	envFlags = addEnvLogsFlags(cmd)
+	cmd.Flags().DurationVar(&o.Since, "since", 10*time.Minute, "ENV SERVICE on ecs: events of this last period")
+	cmd.Flags().IntVar(&o.Tail, "tail", 100, "ENV SERVICE on the local platform: the last lines of each container (0 for all)")
 	return cmd
 }
 
 func newDecideCmd(g *globals, approve bool) *cobra.Command {
 	var comment string
-	use := map[bool]string{true: "approve", false: "reject"}[approve]
-	cmd := &cobra.Command{
-		Use:   use + " EXECUTION",
-		Short: map[bool]string{true: "Approve the deployment an execution waits for", false: "Reject the deployment an execution waits for (the execution fails)"}[approve],
-		Args:  exactArgs(1, "EXECUTION"),
-		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
-			decide := (*release.Manager).Reject
-			if approve {
-				decide = (*release.Manager).Approve
-			}
-			a, err := decide(m, ctx, args[0], release.Decision{Who: auth.LocalUser(), Comment: comment})
-			if err != nil {
-				return err
-			}
-			return g.print(a, func(w io.Writer) {
-				fmt.Fprintf(w, "%s: execution %s, %s (by %s at %s)\n", a.Status, a.Execution, a.Action, a.DecidedBy, time.Now().Format("15:04:05"))
-			})
-		}),
+	use, short, decide := "reject", "Reject the deployment an execution waits for (the execution fails)", (*release.Manager).Reject
+	if approve {
+		use, short, decide = "approve", "Approve the deployment an execution waits for", (*release.Manager).Approve
 	}
+	cmd := g.onArg(use, "EXECUTION", short, func(ctx context.Context, m *release.Manager, id string) error {
+		a, err := decide(m, ctx, id, release.Decision{Who: auth.LocalUser(), Comment: comment})
+		return g.show(a, err, func(w io.Writer) {
+			fmt.Fprintf(w, "%s: execution %s, %s (by %s at %s)\n", a.Status, a.Execution, a.Action, a.DecidedBy, time.Now().Format("15:04:05"))
+		})
+	})
 	cmd.Flags().StringVar(&comment, "comment", "", "why (recorded with the decision)")
 	return cmd
 }
 
 func newCancelCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "cancel EXECUTION",
-		Short: "Cancel a running or waiting execution (running commands are stopped, integration torn down)",
-		Args:  exactArgs(1, "EXECUTION"),
-		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
-			e, err := m.Cancel(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			return g.print(map[string]string{"execution": e.ID, "requested": "cancel"}, func(w io.Writer) {
-				fmt.Fprintf(w, "asked execution %s to cancel (a deployment in progress is stopped and rolled back)\n", e.ID)
-			})
-		}),
-	}
+	return g.onArg("cancel", "EXECUTION", "Cancel a running or waiting execution (running commands are stopped, integration torn down)", func(ctx context.Context, m *release.Manager, id string) error {
+		e, err := m.Cancel(ctx, id)
+		return g.show(map[string]string{"execution": e.ID, "requested": "cancel"}, err, func(w io.Writer) {
+			fmt.Fprintf(w, "asked execution %s to cancel (a deployment in progress is stopped and rolled back)\n", e.ID)
+		})
+	})
 }
 
 func newRetryCmd(g *globals) *cobra.Command {
 	var stage string
-	cmd := &cobra.Command{
-		Use:   "retry EXECUTION",
-		Short: "Run an execution's commit again, from its first stage or from --stage",
-		Args:  exactArgs(1, "EXECUTION"),
-		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
-			exec, err := m.Retry(ctx, args[0], release.RetryOptions{Stage: stage, Output: g.pipelineOutput()})
-			return reportExecution(g, exec, err)
-		}),
-	}
+	cmd := g.onArg("retry", "EXECUTION", "Run an execution's commit again, from its first stage or from --stage", func(ctx context.Context, m *release.Manager, id string) error {
+		exec, err := m.Retry(ctx, id, release.RetryOptions{Stage: stage, Output: g.pipelineOutput()})
+		return reportExecution(g, exec, err)
+	})
 	cmd.Flags().StringVar(&stage, "stage", "", "start from this stage, reusing the images earlier stages built")
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/doctor"
+	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
 )
@@ -77,7 +78,7 @@ func newDoctorCmd(g *globals) *cobra.Command {
 		Short: "Check Docker (API version), git, listener ports, disk, the proxy, the registry and the store, with a fix for each problem",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			home, err := g.homeDir()
+			home, err := release.HomeDir(g.home)
 			if err != nil {
 				return err
 			}

@@ -4,12 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 
-	"github.com/cutoverdev/cutover/internal/atomicfile"
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/export"
+	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/spf13/cobra"
 )
 
@@ -44,32 +42,16 @@ func newValidateCmd(g *globals) *cobra.Command {
 	}
 }
 
-type initCmd struct {
-	compose string
-	force   bool
-}
-
 func newInitCmd(g *globals) *cobra.Command {
-	c := &initCmd{}
+	var compose string
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Write a cutover.yaml from the repository's docker-compose.yml",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := os.Stat(g.file); err == nil && !c.force {
-				return fmt.Errorf("%s already exists; not overwriting it (pass --force to replace it)", g.file)
-			} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
-			cfg, notes, err := config.FromCompose(cmd.Context(), c.compose)
+			cfg, notes, err := config.WriteFromCompose(cmd.Context(), g.file, compose, force)
 			if err != nil {
-				return err
-			}
-			data, err := config.Marshal(cfg)
-			if err != nil {
-				return err
-			}
-			if err := atomicfile.Write(g.file, data, 0o644); err != nil {
 				return err
 			}
 			res := struct {
@@ -77,17 +59,17 @@ func newInitCmd(g *globals) *cobra.Command {
 				Compose  string   `json:"compose"`
 				Services []string `json:"services"`
 				Notes    []string `json:"notes"`
-			}{g.file, c.compose, cfg.ServiceNames(), notes}
+			}{g.file, compose, cfg.ServiceNames(), notes}
 			return g.print(res, func(w io.Writer) {
-				fmt.Fprintf(w, "wrote %s from %s: %d services\n", g.file, c.compose, len(res.Services))
+				fmt.Fprintf(w, "wrote %s from %s: %d services\n", g.file, compose, len(res.Services))
 				for _, n := range notes {
 					fmt.Fprintf(w, "  note: %s\n", n)
 				}
 			})
 		},
 	}
-	cmd.Flags().StringVar(&c.compose, "compose", "docker-compose.yml", "compose file to read")
-	cmd.Flags().BoolVar(&c.force, "force", false, "overwrite an existing cutover.yaml")
+	cmd.Flags().StringVar(&compose, "compose", "docker-compose.yml", "compose file to read")
+	cmd.Flags().BoolVar(&force, "force", false, "overwrite an existing cutover.yaml")
 	return cmd
 }
 
@@ -121,11 +103,11 @@ func newExportCloudFormationCmd(g *globals, outDir *string) *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != "yaml" && format != "json" {
-				return usageError{fmt.Sprintf("--format: %q is not a template format (use yaml or json)", format)}
+				return release.UsageError{Msg: fmt.Sprintf("--format: %q is not a template format (use yaml or json)", format)}
 			}
 			if *outDir != "" {
 				if cmd.Flags().Changed("dir") && dir != *outDir {
-					return usageError{fmt.Sprintf("--output %s and --dir %s name two directories: give one", *outDir, dir)}
+					return release.UsageError{Msg: fmt.Sprintf("--output %s and --dir %s name two directories: give one", *outDir, dir)}
 				}
 				dir = *outDir
 			}

@@ -15,8 +15,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/cutoverdev/cutover/internal/release"
@@ -37,57 +35,49 @@ type globals struct {
 
 func (g *globals) json() bool { return g.output == "json" }
 
-// print writes v as JSON in json mode, or calls text otherwise.
-func (g *globals) print(v any, text func(w io.Writer)) error {
+// print writes v as indented JSON in json mode, or calls text otherwise.
+func (g *globals) print(v any, text func(w io.Writer)) error { return g.write(v, "  ", text) }
+
+// printResult ends a stream of JSON events (deploy, up) with v on one
+// line, so the whole output is JSON Lines; text mode is as print.
+func (g *globals) printResult(v any, text func(w io.Writer)) error { return g.write(v, "", text) }
+
+func (g *globals) write(v any, indent string, text func(w io.Writer)) error {
 	if g.json() {
 		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
+		enc.SetIndent("", indent)
 		return enc.Encode(v)
 	}
 	text(g.stdout)
 	return nil
 }
 
-// printResult ends a stream of JSON events (deploy, up) with v on one
-// line, so the whole output is JSON Lines; text mode is as print.
-func (g *globals) printResult(v any, text func(w io.Writer)) error {
-	if g.json() {
-		return json.NewEncoder(g.stdout).Encode(v)
-	}
-	text(g.stdout)
-	return nil
-}
-
-// homeDir resolves --home, $CUTOVER_HOME, then ~/.local/share/cutover.
-func (g *globals) homeDir() (string, error) {
-	if g.home != "" {
-		return filepath.Abs(g.home)
-	}
-	if h := os.Getenv("CUTOVER_HOME"); h != "" {
-		return filepath.Abs(h)
-	}
-	dir, err := os.UserHomeDir()
+// show and showResult print v as print and printResult do, once the call
+// that made it succeeded: a failed call's error is returned, nothing printed.
+func (g *globals) show(v any, err error, text func(w io.Writer)) error {
 	if err != nil {
-		return "", fmt.Errorf("cannot find a home directory for cutover's state: %v (set CUTOVER_HOME)", err)
+		return err
 	}
-	return filepath.Join(dir, ".local", "share", "cutover"), nil
+	return g.print(v, text)
 }
 
-// withHome is a RunE that resolves the state directory for fn.
-func (g *globals) withHome(fn func(ctx context.Context, home string) error) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, _ []string) error {
-		home, err := g.homeDir()
+func (g *globals) showResult(v any, err error, text func(w io.Writer)) error {
+	if err != nil {
+		return err
+	}
+	return g.printResult(v, text)
+}
+
+// withHome is a RunE that resolves the state directory (release.HomeDir) for fn.
+func (g *globals) withHome(fn func(ctx context.Context, home string, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		home, err := release.HomeDir(g.home)
 		if err != nil {
 			return err
 		}
-		return fn(cmd.Context(), home)
+		return fn(cmd.Context(), home, args)
 	}
 }
-
-// usageError marks a mistake in how the command was invoked.
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
 
 func newRoot(g *globals) *cobra.Command {
 	root := &cobra.Command{
@@ -97,7 +87,7 @@ func newRoot(g *globals) *cobra.Command {
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			if g.output != "text" && g.output != "json" {
-				return usageError{fmt.Sprintf("--output: %q is not a format (use text or json)", g.output)}
+				return release.UsageError{Msg: fmt.Sprintf("--output: %q is not a format (use text or json)", g.output)}
 			}
 			return nil
 		},
@@ -106,7 +96,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.PersistentFlags().StringVarP(&g.file, "file", "f", "cutover.yaml", "path to cutover.yaml")
 	root.PersistentFlags().StringVar(&g.home, "home", "", "state directory (default $CUTOVER_HOME or ~/.local/share/cutover)")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return usageError{fmt.Sprintf("%v (see `%s --help`)", err, cmd.CommandPath())}
+		return release.UsageError{Msg: fmt.Sprintf("%v (see `%s --help`)", err, cmd.CommandPath())}
 	})
 	root.AddCommand(
 		newVersionCmd(g), newValidateCmd(g), newSchemaCmd(g), newInitCmd(g),
@@ -131,7 +121,7 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
 		msg := strings.TrimSpace(err.Error())
-		var ue usageError
+		var ue release.UsageError
 		if !errors.As(err, &ue) && strings.HasPrefix(msg, "unknown command") {
 			// cobra adds "\n\nDid you mean this?\n\tname" lines: keep one line.
 			head, suggestions, _ := strings.Cut(msg, "\n\nDid you mean this?")
@@ -165,6 +155,19 @@ func jsonRequested(args []string) bool {
 	return false
 }
 
+// onArg is a command on one ENV or EXECUTION (arg): `use ARG`, run with
+// the project's Manager and that argument.
+func (g *globals) onArg(use, arg, short string, run func(ctx context.Context, m *release.Manager, arg string) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use + " " + arg,
+		Short: short,
+		Args:  exactArgs(1, arg),
+		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
+			return run(ctx, m, args[0])
+		}),
+	}
+}
+
 // withManager is a RunE that opens the project's Manager for fn and closes it.
 func (g *globals) withManager(fn func(ctx context.Context, m *release.Manager, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
@@ -176,7 +179,7 @@ func (g *globals) withManager(fn func(ctx context.Context, m *release.Manager, a
 // for fn, with deployment events rendered on the terminal (or as JSON
 // lines with --output json), and closes them.
 func withManager(ctx context.Context, g *globals, fn func(m *release.Manager) error) error {
-	home, err := g.homeDir()
+	home, err := release.HomeDir(g.home)
 	if err != nil {
 		return err
 	}

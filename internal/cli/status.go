@@ -20,23 +20,12 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Short: "Show environments: revision, tasks and their health at the load balancer",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
-			for {
+			return m.WatchStatus(ctx, strings.Join(args, ""), watch, func(out []release.Status) error {
 				if watch > 0 && !g.json() {
 					fmt.Fprint(g.stdout, "\033[H\033[2J")
 				}
-				out, err := m.Status(ctx, strings.Join(args, ""))
-				if err != nil {
-					return err
-				}
-				if err := g.print(out, func(w io.Writer) { printStatus(w, out) }); err != nil || watch <= 0 {
-					return err
-				}
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(watch):
-				}
-			}
+				return g.print(out, func(w io.Writer) { printStatus(w, out) })
+			})
 		}),
 	}
 	cmd.Flags().DurationVar(&watch, "watch", 0, "refresh every interval until interrupted (--watch alone: every 2s; --watch=500ms)")
@@ -101,34 +90,26 @@ func printStatus(w io.Writer, out []release.Status) {
 
 func newHistoryCmd(g *globals) *cobra.Command {
 	var limit int
-	cmd := &cobra.Command{
-		Use:   "history ENV",
-		Short: "List the environment's deployments (date, duration, actor, outcome, reason) and revisions (source commit)",
-		Long: "Lists deployments and revisions from the state store. It needs neither the Docker engine nor\n" +
-			"the proxy, so it works while they are down.",
-		Args: exactArgs(1, "ENV"),
-		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
-			res, err := m.History(ctx, args[0], limit)
-			if err != nil {
-				return err
+	cmd := g.onArg("history", "ENV", "List the environment's deployments (date, duration, actor, outcome, reason) and revisions (source commit)", func(ctx context.Context, m *release.Manager, env string) error {
+		res, err := m.History(ctx, env, limit)
+		return g.show(res, err, func(w io.Writer) {
+			fmt.Fprintln(w, "DEPLOYMENT                STARTED              DURATION   ACTOR        STRATEGY    REVISION        STATUS       REASON")
+			for _, d := range res.Deployments {
+				fmt.Fprintf(w, "%-25s %-20s %-10s %-12s %-11s %-15s %-12s %s\n", d.ID, d.CreatedAt.Local().Format("2006-01-02 15:04:05"),
+					d.Duration, d.Actor, d.Strategy, d.Revision, d.Status, d.Reason)
 			}
-			return g.print(res, func(w io.Writer) {
-				fmt.Fprintln(w, "DEPLOYMENT                STARTED              DURATION   ACTOR        STRATEGY    REVISION        STATUS       REASON")
-				for _, d := range res.Deployments {
-					fmt.Fprintf(w, "%-25s %-20s %-10s %-12s %-11s %-15s %-12s %s\n", d.ID, d.CreatedAt.Local().Format("2006-01-02 15:04:05"),
-						d.Duration, d.Actor, d.Strategy, d.Revision, d.Status, d.Reason)
+			fmt.Fprintln(w, "\nREVISION        CREATED              SOURCE                        SERVICES")
+			for _, r := range res.Revisions {
+				fmt.Fprintf(w, "%-15s %-20s %-29s", r.ID, r.CreatedAt.Local().Format("2006-01-02 15:04:05"), r.Source)
+				for _, name := range slices.Sorted(maps.Keys(r.Services)) {
+					fmt.Fprintf(w, " %s=%s", name, shortImage(r.Services[name].Image))
 				}
-				fmt.Fprintln(w, "\nREVISION        CREATED              SOURCE                        SERVICES")
-				for _, r := range res.Revisions {
-					fmt.Fprintf(w, "%-15s %-20s %-29s", r.ID, r.CreatedAt.Local().Format("2006-01-02 15:04:05"), r.Source)
-					for _, name := range slices.Sorted(maps.Keys(r.Services)) {
-						fmt.Fprintf(w, " %s=%s", name, shortImage(r.Services[name].Image))
-					}
-					fmt.Fprintln(w)
-				}
-			})
-		}),
-	}
+				fmt.Fprintln(w)
+			}
+		})
+	})
+	cmd.Long = "Lists deployments and revisions from the state store. It needs neither the Docker engine nor\n" +
+		"the proxy, so it works while they are down."
 	cmd.Flags().IntVar(&limit, "limit", 20, "how many deployments and revisions to list")
 	return cmd
 }
@@ -142,9 +123,4 @@ func shortImage(s string) string {
 }
 
 // shortID is the first 12 characters of a task, image or commit id.
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
+func shortID(id string) string { return id[:min(len(id), 12)] }

@@ -4,36 +4,25 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/cutoverdev/cutover/internal/auth"
-	"github.com/cutoverdev/cutover/internal/store"
+	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
 
-// withHomeStore opens the store of the state directory alone: tokens and
-// the audit log belong to the daemon's home, not to one cutover.yaml.
-func withHomeStore(ctx context.Context, g *globals, fn func(st *store.Store) error) error {
-	home, err := g.homeDir()
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, filepath.Join(home, "cutover.db"))
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	return fn(st)
-}
-
-// withHomeStore is a RunE that opens the state directory's store for fn.
-func (g *globals) withHomeStore(fn func(ctx context.Context, st *store.Store, args []string) error) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, args []string) error {
-		return withHomeStore(cmd.Context(), g, func(st *store.Store) error { return fn(cmd.Context(), st, args) })
-	}
+// withStateHome is a RunE that opens the state directory's tokens and
+// audit log for fn.
+func (g *globals) withStateHome(fn func(ctx context.Context, h *release.Home, args []string) error) func(*cobra.Command, []string) error {
+	return g.withHome(func(ctx context.Context, home string, args []string) error {
+		h, err := release.OpenHome(ctx, home)
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		return fn(ctx, h, args)
+	})
 }
 
 func newTokenCmd(g *globals) *cobra.Command {
@@ -56,20 +45,12 @@ func newTokenCreateCmd(g *globals) *cobra.Command {
 		Use:   "create NAME --role viewer|deployer|approver|admin",
 		Short: "Create a token and print it (once: it cannot be shown again)",
 		Args:  exactArgs(1, "NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if role == "" {
-				return usageError{"--role is required: one of viewer, deployer, approver, admin"}
-			}
-			return withHomeStore(cmd.Context(), g, func(st *store.Store) error {
-				t, err := auth.CreateToken(cmd.Context(), st, auth.LocalUser(), args[0], role)
-				if err := g.audit(cmd.Context(), st, auth.ActionTokenCreate, args[0]+" "+role, err); err != nil {
-					return err
-				}
-				return g.print(t, func(w io.Writer) {
-					fmt.Fprintf(w, "token %s (%s), shown this once: store it now\n%s\n", t.Name, t.Role, t.Token)
-				})
+		RunE: g.withStateHome(func(ctx context.Context, h *release.Home, args []string) error {
+			t, err := h.CreateToken(ctx, args[0], role)
+			return g.show(t, err, func(w io.Writer) {
+				fmt.Fprintf(w, "token %s (%s), shown this once: store it now\n%s\n", t.Name, t.Role, t.Token)
 			})
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&role, "role", "", "viewer, deployer, approver or admin")
 	return cmd
@@ -81,15 +62,9 @@ func newTokenListCmd(g *globals) *cobra.Command {
 		Use:   "list",
 		Short: "List the tokens (names and roles; never the tokens themselves)",
 		Args:  cobra.NoArgs,
-		RunE: g.withHomeStore(func(ctx context.Context, st *store.Store, _ []string) error {
-			list, err := st.ListTokens(ctx, revoked)
-			if err != nil {
-				return err
-			}
-			if list == nil {
-				list = []store.Token{}
-			}
-			return g.print(list, func(w io.Writer) {
+		RunE: g.withStateHome(func(ctx context.Context, h *release.Home, _ []string) error {
+			list, err := h.ListTokens(ctx, revoked)
+			return g.show(list, err, func(w io.Writer) {
 				fmt.Fprintln(w, "NAME                 ROLE       CREATED              BY          REVOKED")
 				for _, t := range list {
 					rev := "-"
@@ -110,12 +85,9 @@ func newTokenRevokeCmd(g *globals) *cobra.Command {
 		Use:   "revoke NAME",
 		Short: "Revoke a token for good (the daemon refuses it at once)",
 		Args:  exactArgs(1, "NAME"),
-		RunE: g.withHomeStore(func(ctx context.Context, st *store.Store, args []string) error {
-			t, err := auth.RevokeToken(ctx, st, args[0])
-			if err := g.audit(ctx, st, auth.ActionTokenRevoke, args[0], err); err != nil {
-				return err
-			}
-			return g.print(t, func(w io.Writer) { fmt.Fprintf(w, "revoked token %s (%s)\n", t.Name, t.Role) })
+		RunE: g.withStateHome(func(ctx context.Context, h *release.Home, args []string) error {
+			t, err := h.RevokeToken(ctx, args[0])
+			return g.show(t, err, func(w io.Writer) { fmt.Fprintf(w, "revoked token %s (%s)\n", t.Name, t.Role) })
 		}),
 	}
 }
@@ -139,31 +111,9 @@ func auditCommands(g *globals, root *cobra.Command) {
 		run := c.RunE
 		c.RunE = func(cmd *cobra.Command, args []string) error {
 			err := run(cmd, args)
-			target := commandTarget(cmd, args)
-			if aerr := withHomeStore(cmd.Context(), g, func(st *store.Store) error {
-				return auth.Record(cmd.Context(), st, auth.LocalUser(), action, target, err)
-			}); aerr != nil {
-				return fmt.Errorf("%s %s: cannot write the audit log: %v%s", cmd.Name(), target, aerr, suffix(errText(err)))
-			}
-			return err
+			return release.RecordCommand(cmd.Context(), g.home, cmd.Name(), action, commandTarget(cmd, args), err)
 		}
 	}
-}
-
-// g.audit records a command's action with its outcome; err is passed
-// through, or replaced by the failure to write the log.
-func (g *globals) audit(ctx context.Context, st *store.Store, action, target string, err error) error {
-	if aerr := auth.Record(ctx, st, auth.LocalUser(), action, target, err); aerr != nil {
-		return fmt.Errorf("%s %s: cannot write the audit log: %v%s", action, target, aerr, suffix(errText(err)))
-	}
-	return err
-}
-
-func errText(err error) string {
-	if err == nil {
-		return ""
-	}
-	return "(the command itself: " + err.Error() + ")"
 }
 
 // commandTarget is the arguments and the flags set on the command line.
@@ -183,36 +133,17 @@ func newAuditCmd(g *globals) *cobra.Command {
 		Use:   "audit [--since DURATION|TIME]",
 		Short: "Print the audit log: who triggered, approved, rejected, cancelled, deployed, rolled back, stopped, continued, or changed tokens",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			from, err := auth.ParseSince(since, time.Now())
-			if err != nil {
-				return usageError{"--since: " + err.Error()}
-			}
-			return withHomeStore(cmd.Context(), g, func(st *store.Store) error {
-				list, err := st.ListAudit(cmd.Context(), from, 0)
-				if err != nil {
-					return err
+		RunE: g.withStateHome(func(ctx context.Context, h *release.Home, _ []string) error {
+			list, err := h.Audit(ctx, since)
+			return g.show(list, err, func(w io.Writer) {
+				fmt.Fprintln(w, "TIME                 WHO              ROLE      VIA      REMOTE                 ACTION         TARGET                    OUTCOME")
+				for _, e := range list {
+					fmt.Fprintf(w, "%-20s %-16s %-9s %-8s %-22s %-14s %-25s %s\n", e.Time.Local().Format("2006-01-02 15:04:05"),
+						e.Actor, orDash(e.Role), e.Via, orDash(e.Remote), e.Action, orDash(e.Target), e.Outcome)
 				}
-				if list == nil {
-					list = []store.AuditEntry{}
-				}
-				return g.print(list, func(w io.Writer) {
-					fmt.Fprintln(w, "TIME                 WHO              ROLE      VIA      REMOTE                 ACTION         TARGET                    OUTCOME")
-					for _, e := range list {
-						fmt.Fprintf(w, "%-20s %-16s %-9s %-8s %-22s %-14s %-25s %s\n", e.Time.Local().Format("2006-01-02 15:04:05"),
-							e.Actor, dash(e.Role), e.Via, dash(e.Remote), e.Action, dash(e.Target), e.Outcome)
-					}
-				})
 			})
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&since, "since", "", "only entries since a duration ago (24h) or a time (2026-12-01, RFC 3339)")
 	return cmd
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"net/url"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/cutoverdev/cutover/internal/atomicfile"
 )
 
 // FromCompose drafts a configuration from a docker-compose file, for `cutover init`. The
@@ -386,4 +388,24 @@ func toLabel(s string) string {
 		s = strings.TrimRight(s[:63], "-")
 	}
 	return s
+}
+
+// WriteFromCompose writes file, a cutover.yaml made from the compose file
+// composePath (see FromCompose), unless file exists and force is false. It
+// returns what it wrote and the notes on what it could not carry over.
+func WriteFromCompose(ctx context.Context, file, composePath string, force bool) (*Config, []string, error) {
+	if _, err := os.Stat(file); err == nil && !force {
+		return nil, nil, fmt.Errorf("%s already exists; not overwriting it (pass --force to replace it)", file)
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, err
+	}
+	cfg, notes, err := FromCompose(ctx, composePath)
+	if err != nil {
+		return nil, nil, err
+	}
+	data, err := Marshal(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, notes, atomicfile.Write(file, data, 0o644)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/deploy"
+	"github.com/cutoverdev/cutover/internal/short"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -177,7 +178,7 @@ func (r *run) requestStop(ctx context.Context, a config.Action, done <-chan stru
 	for {
 		d, err := r.e.Store.ActiveDeployment(ctx, r.exec.Project, a.Environment)
 		if err == nil && strings.Contains(d.Owner, tag) {
-			if _, err := deploy.Request(ctx, r.e.Store, r.exec.Project, a.Environment, deploy.RequestStop, firstLine(why.Error())); err == nil {
+			if _, err := deploy.Request(ctx, r.e.Store, r.exec.Project, a.Environment, deploy.RequestStop, short.Line(why.Error())); err == nil {
 				r.logf(a.Name, "execution cancelled: asked deployment %s to stop and roll back", d.ID)
 				return
 			}

@@ -443,7 +443,7 @@ func (r *run) runStage(ctx context.Context, i int) error {
 		s.Finished = &end
 		s.Status = StatusSucceeded
 		if stageErr != nil {
-			s.Status, s.Reason = StatusFailed, firstLine(stageErr.Error())
+			s.Status, s.Reason = StatusFailed, short.Line(stageErr.Error())
 			if errors.Is(stageErr, errCancelled) {
 				s.Status = StatusCancelled
 			}
@@ -472,7 +472,7 @@ func (r *run) runAction(ctx context.Context, i, j int, a config.Action) error {
 		s.Outputs = res.outputs
 		s.Status = StatusSucceeded
 		if err != nil {
-			s.Status, s.Summary = StatusFailed, r.secrets.Mask(firstLine(err.Error()))
+			s.Status, s.Summary = StatusFailed, r.secrets.Mask(short.Line(err.Error()))
 			if errors.Is(err, errCancelled) {
 				s.Status = StatusCancelled
 			}
@@ -532,7 +532,7 @@ func (r *run) finish(ctx context.Context, runErr error) (store.Execution, error)
 	r.exec.Status = "succeeded"
 	if runErr != nil {
 		r.exec.Status = "failed"
-		r.exec.Error = r.maskf(firstLine(runErr.Error()))
+		r.exec.Error = r.maskf(short.Line(runErr.Error()))
 		if errors.Is(runErr, errCancelled) {
 			r.exec.Status = "cancelled"
 			if strings.Contains(runErr.Error(), SupersededPrefix) {
@@ -643,11 +643,6 @@ const CancelEvent = "execution.cancel"
 // EventScope is the event log's environment field for events about one
 // execution (its requests such as cancel), apart from environments' events.
 func EventScope(executionID string) string { return "execution:" + executionID }
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	return s
-}
 
 func prefixed(p, s string) string {
 	if s == "" {

@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/short"
 )
 
 // Suite is the summary of one JUnit test suite.
@@ -45,7 +46,7 @@ func (c junitCase) failedCase() string {
 	if f == nil {
 		f = c.Error
 	}
-	msg := firstLine(f.Message)
+	msg := short.Line(f.Message)
 	if len(msg) > 200 {
 		msg = msg[:200] + "…"
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/cutoverdev/cutover/internal/integration"
 	"github.com/cutoverdev/cutover/internal/proc"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
+	"github.com/cutoverdev/cutover/internal/short"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -121,7 +122,7 @@ func (e *Engine) Recover(ctx context.Context, x store.Execution) (Recovery, erro
 	gen := x.Generation
 	if err := cancelRequest(ctx, e.Store, x.Project, x.ID); err != nil {
 		// Cancelled (or superseded) while its process was gone: it ends so.
-		x.Status, x.Error = store.ExecutionCancelled, firstLine(err.Error())
+		x.Status, x.Error = store.ExecutionCancelled, short.Line(err.Error())
 		if strings.Contains(x.Error, SupersededPrefix) {
 			x.Status = store.ExecutionSuperseded
 		}

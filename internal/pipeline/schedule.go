@@ -138,7 +138,7 @@ func (r *run) enterAndRunStage(ctx context.Context, i int) error {
 	})
 	if err != nil {
 		r.setStage(i, func(s *StageState) {
-			s.Status, s.Reason = StatusCancelled, firstLine(err.Error())
+			s.Status, s.Reason = StatusCancelled, short.Line(err.Error())
 			for k := range s.Actions {
 				if s.Actions[k].Status == StatusPending {
 					s.Actions[k].Status = StatusSkipped

@@ -294,3 +294,16 @@ func RepoOf(ctx context.Context, file string) (top, rel string, err error) {
 func CurrentBranch(ctx context.Context, dir string) (string, error) {
 	return gitOut(ctx, dir, "rev-parse", "--abbrev-ref", "HEAD")
 }
+
+// ParseImages reads --image flags, each service=ref, into DeployOptions.Images.
+func ParseImages(flags []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, f := range flags {
+		name, ref, ok := strings.Cut(f, "=")
+		if !ok || name == "" || ref == "" {
+			return nil, UsageError{fmt.Sprintf("--image %q: write service=image (for example backend=registry/app@sha256:...)", f)}
+		}
+		out[name] = ref
+	}
+	return out, nil
+}

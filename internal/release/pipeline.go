@@ -145,30 +145,35 @@ func (m *Manager) deployer() pipeline.Deployer {
 	}
 }
 
-// evidence is what an approval shows about the environment promoted from:
-// its load balancer figures, target health, recent deployment events and
-// the last log lines of its tasks.
+// StagingEvidence is what an approval shows about the environment promoted
+// from: its load balancer figures, target health, recent deployment events
+// and the last log lines of its tasks.
+type StagingEvidence struct {
+	Environment  string              `json:"environment"`
+	LoadBalancer []GroupFigures      `json:"load_balancer"`
+	Events       []store.Event       `json:"events"`
+	Deployments  []store.Deployment  `json:"deployments"`
+	Logs         map[string][]string `json:"logs"`
+}
+
+// GroupFigures are one target group's load balancer figures.
+type GroupFigures struct {
+	Group     string  `json:"group"`
+	Requests  uint64  `json:"requests"`
+	P95       float64 `json:"p95_seconds"`
+	ErrorRate float64 `json:"error_rate"`
+	Healthy   int     `json:"healthy"`
+	Unhealthy int     `json:"unhealthy"`
+}
+
+// evidence is the StagingEvidence of env.
 func (m *Manager) evidence(ctx context.Context, cfg *config.Config, env string) any {
-	type groupFigures struct {
-		Group     string  `json:"group"`
-		Requests  uint64  `json:"requests"`
-		P95       float64 `json:"p95_seconds"`
-		ErrorRate float64 `json:"error_rate"`
-		Healthy   int     `json:"healthy"`
-		Unhealthy int     `json:"unhealthy"`
-	}
-	ev := struct {
-		Environment string              `json:"environment"`
-		Figures     []groupFigures      `json:"load_balancer"`
-		Events      []store.Event       `json:"events"`
-		Deployments []store.Deployment  `json:"deployments"`
-		Logs        map[string][]string `json:"logs"`
-	}{Environment: env, Logs: map[string][]string{}}
+	ev := StagingEvidence{Environment: env, Logs: map[string][]string{}}
 	scope := local.Scope(cfg.Project, env) + "/"
 	if st, err := m.proxyClient().Stats(ctx); err == nil {
 		for _, gs := range st.Groups {
 			if strings.HasPrefix(gs.Group, scope) {
-				ev.Figures = append(ev.Figures, groupFigures{gs.Group, gs.Requests, gs.P95, gs.ErrorRate(), gs.Healthy, gs.Unhealthy})
+				ev.LoadBalancer = append(ev.LoadBalancer, GroupFigures{gs.Group, gs.Requests, gs.P95, gs.ErrorRate(), gs.Healthy, gs.Unhealthy})
 			}
 		}
 	}

@@ -228,3 +228,22 @@ func targetHealth(targets []proxy.TargetStatus, scope string) []TargetHealth {
 	}
 	return out
 }
+
+// WatchStatus passes env's status (every environment's when env is "") to
+// fn, then again every interval until ctx ends; once when every is 0.
+func (m *Manager) WatchStatus(ctx context.Context, env string, every time.Duration, fn func([]Status) error) error {
+	for {
+		out, err := m.Status(ctx, env)
+		if err != nil {
+			return err
+		}
+		if err := fn(out); err != nil || every <= 0 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(every):
+		}
+	}
+}

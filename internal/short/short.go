@@ -35,3 +35,10 @@ func isHex(s string) bool {
 	}
 	return true
 }
+
+// Line is the first line of a message, trimmed: what a one-line summary,
+// a table cell or a stored reason shows of it.
+func Line(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return line
+}

@@ -32,3 +32,16 @@ func TestID(t *testing.T) {
 		}
 	}
 }
+
+func TestLine(t *testing.T) {
+	for in, want := range map[string]string{
+		"exit status 1": "exit status 1",
+		"  \nbuild failed: step 3\n  at main.go\n": "build failed: step 3",
+		"one\r\ntwo": "one\r",
+		"":           "",
+	} {
+		if got := Line(in); got != want {
+			t.Errorf("Line(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

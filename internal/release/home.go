@@ -1,0 +1,120 @@
+package release
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/auth"
+	"github.com/cutoverdev/cutover/internal/store"
+)
+
+// Home is the use cases of the state directory alone: the API tokens and
+// the audit log belong to the daemon's home, not to one cutover.yaml.
+// Every change it makes is recorded in the audit log, as the local OS user.
+type Home struct {
+	Store *store.Store
+}
+
+// OpenHome opens the store of the state directory home.
+func OpenHome(ctx context.Context, home string) (*Home, error) {
+	st, err := store.Open(ctx, filepath.Join(home, "cutover.db"))
+	if err != nil {
+		return nil, err
+	}
+	return &Home{Store: st}, nil
+}
+
+// Close closes the store.
+func (h *Home) Close() { h.Store.Close() }
+
+// CreateToken creates a token with role and records it in the audit log.
+func (h *Home) CreateToken(ctx context.Context, name, role string) (auth.NewToken, error) {
+	if role == "" {
+		return auth.NewToken{}, UsageError{"--role is required: one of viewer, deployer, approver, admin"}
+	}
+	t, err := auth.CreateToken(ctx, h.Store, auth.LocalUser(), name, role)
+	return t, h.Record(ctx, auth.ActionTokenCreate, auth.ActionTokenCreate, name+" "+role, err)
+}
+
+// RevokeToken revokes a token for good and records it in the audit log.
+func (h *Home) RevokeToken(ctx context.Context, name string) (store.Token, error) {
+	t, err := auth.RevokeToken(ctx, h.Store, name)
+	return t, h.Record(ctx, auth.ActionTokenRevoke, auth.ActionTokenRevoke, name, err)
+}
+
+// ListTokens lists the tokens (never nil), the revoked ones too with revoked.
+func (h *Home) ListTokens(ctx context.Context, revoked bool) ([]store.Token, error) {
+	list, err := h.Store.ListTokens(ctx, revoked)
+	if list == nil {
+		list = []store.Token{}
+	}
+	return list, err
+}
+
+// Audit lists the audit log (never nil) since a duration ago (24h) or a
+// time (2026-12-01, RFC 3339); "" is all of it.
+func (h *Home) Audit(ctx context.Context, since string) ([]store.AuditEntry, error) {
+	from, err := auth.ParseSince(since, time.Now())
+	if err != nil {
+		return nil, UsageError{"--since: " + err.Error()}
+	}
+	list, err := h.Store.ListAudit(ctx, from, 0)
+	if list == nil {
+		list = []store.AuditEntry{}
+	}
+	return list, err
+}
+
+// Record writes who (the local OS user) did action on target and how it
+// ended (err) into the audit log. It returns err, or, when the log cannot
+// be written, an error that says so (named after command) and carries err.
+func (h *Home) Record(ctx context.Context, command, action, target string, err error) error {
+	if aerr := auth.Record(ctx, h.Store, auth.LocalUser(), action, target, err); aerr != nil {
+		return AuditFailed(command, target, aerr, err)
+	}
+	return err
+}
+
+// AuditFailed is the error of a command whose audit entry could not be
+// written: the log's failure first, then the command's own outcome.
+func AuditFailed(command, target string, aerr, err error) error {
+	own := ""
+	if err != nil {
+		own = "  (the command itself: " + err.Error() + ")"
+	}
+	return fmt.Errorf("%s %s: cannot write the audit log: %v%s", command, target, aerr, own)
+}
+
+// RecordCommand records a command of the command line in the audit log of
+// the state directory home (see HomeDir), as Record does.
+func RecordCommand(ctx context.Context, home, command, action, target string, err error) error {
+	dir, herr := HomeDir(home)
+	if herr != nil {
+		return AuditFailed(command, target, herr, err)
+	}
+	h, herr := OpenHome(ctx, dir)
+	if herr != nil {
+		return AuditFailed(command, target, herr, err)
+	}
+	defer h.Close()
+	return h.Record(ctx, command, action, target, err)
+}
+
+// HomeDir is the state directory: dir (--home) if set, else $CUTOVER_HOME,
+// else ~/.local/share/cutover; absolute.
+func HomeDir(dir string) (string, error) {
+	if dir != "" {
+		return filepath.Abs(dir)
+	}
+	if h := os.Getenv("CUTOVER_HOME"); h != "" {
+		return filepath.Abs(h)
+	}
+	u, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("cannot find a home directory for cutover's state: %v (set CUTOVER_HOME)", err)
+	}
+	return filepath.Join(u, ".local", "share", "cutover"), nil
+}
