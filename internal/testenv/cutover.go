@@ -8,10 +8,12 @@ import (
 	"bufio"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -57,14 +59,56 @@ func moduleRoot() (string, error) {
 }
 
 // FreePort returns a TCP port of 127.0.0.1 that was free a moment ago.
+//
+// It is chosen below the kernel's ephemeral range (ip_local_port_range), at
+// random: a port from that range (what "127.0.0.1:0" gives) is also where
+// every outgoing connection of the machine takes its local port, so between
+// this call and the test's own bind any test's client connection could take
+// it (seen in CI: "test_port 127.0.0.1:43352 is in use by another process").
+// A port is not handed out twice by one test process.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	lo, hi := portRange()
+	ports.mu.Lock()
+	defer ports.mu.Unlock()
+	if ports.given == nil {
+		ports.given = map[int]bool{}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	for range 200 {
+		p := lo + rand.IntN(hi-lo)
+		if ports.given[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		ports.given[p] = true
+		return p
+	}
+	t.Fatalf("no free port of 127.0.0.1 between %d and %d after 200 tries", lo, hi)
+	return 0
+}
+
+var ports struct {
+	mu    sync.Mutex
+	given map[int]bool
+}
+
+// portRange is [lo, hi): ports below the ephemeral range, above the
+// well-known and commonly configured ones.
+func portRange() (lo, hi int) {
+	lo, hi = 20000, 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if first, err := strconv.Atoi(f[0]); err == nil && first > 12000 {
+				hi = first
+				lo = min(lo, first-10000)
+			}
+		}
+	}
+	return lo, hi
 }
 
 var binary struct {
