@@ -88,13 +88,24 @@ type dashServer struct {
 
 func newDashServer(t *testing.T) *dashServer {
 	t.Helper()
+	return newDashServerWith(t, nil)
+}
+
+// newDashServerWith is newDashServer with setup applied to the dashboard
+// before the daemon starts.
+func newDashServerWith(t *testing.T, setup func(*dashboard.Handler)) *dashServer {
+	t.Helper()
 	d := &dashServer{calls: &callLog{}}
 	a := newAuthServerWith(t, "{ required: true }", nil, func(s *Server) {
-		s.Dashboard = &dashboard.Handler{
+		h := &dashboard.Handler{
 			Config: s.Config, Store: s.Store, Tick: 50 * time.Millisecond,
 			Now:     func() time.Time { return time.Now().Add(time.Duration(d.skew.Load())) },
 			Release: func(who auth.Identity) dashboard.Release { return dashRelease{s: s, who: who, log: d.calls} },
 		}
+		if setup != nil {
+			setup(h)
+		}
+		s.Dashboard = h
 	})
 	d.authServer = a
 	return d
@@ -513,4 +524,58 @@ func TestDashboardLiveStreamEndsAtLogout(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the live stream of a logged-out session goes on")
 	}
+}
+
+// Attack: one session (or a few) opens live streams until the daemon runs
+// out of connections and store reads. Each session holds at most
+// MaxSessionStreams, all together at most MaxStreams; the next is refused
+// with 429, and a stream closed by its client frees its place.
+func TestDashboardLiveStreamsAreBounded(t *testing.T) {
+	d := newDashServerWith(t, func(h *dashboard.Handler) { h.MaxSessionStreams = 3; h.MaxStreams = 5 })
+	open := func(b *browser) *http.Response {
+		t.Helper()
+		resp, err := b.c.Get(d.base + "/live/overview")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	a := d.browserAs(t, "viewer")
+	var held []*http.Response
+	for i := 0; i < 3; i++ {
+		resp := open(a)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d of a session: %d", i+1, resp.StatusCode)
+		}
+		held = append(held, resp)
+	}
+	over := open(a)
+	if over.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a session's 4th stream: %d, want 429", over.StatusCode)
+	}
+	body, _ := io.ReadAll(io.LimitReader(over.Body, 1<<16))
+	if over.StatusCode != http.StatusTooManyRequests || over.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "too many live views") {
+		t.Fatalf("a session's 4th stream: %d %q\n%s", over.StatusCode, over.Header.Get("Retry-After"), body)
+	}
+	// Another session has its own 3, within the 5 in all.
+	b := d.browserAs(t, "deployer")
+	for i := 0; i < 2; i++ {
+		if resp := open(b); resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d of another session: %d", i+1, resp.StatusCode)
+		}
+	}
+	if resp := open(d.browserAs(t, "admin")); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("the 6th stream in all: %d, want 429", resp.StatusCode)
+	}
+	// The client closes one: its place is free again.
+	held[0].Body.Close()
+	waitFor(t, "a closed stream's place to be free", func() bool {
+		resp, err := a.c.Get(d.base + "/live/overview")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 }
