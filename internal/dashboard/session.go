@@ -30,8 +30,11 @@ func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, value string
 	})
 }
 
-// loginPage is the login form; with ?link=SECRET it uses a one-time link
-// from `cutover dashboard` instead.
+// loginPage is the login form; with ?link=SECRET (a one-time link from
+// `cutover dashboard`) it asks to log in with that link. A GET never uses
+// the link: a link previewer or prefetcher would burn it, and a page of
+// another site could log the browser in as someone else (login CSRF). The
+// form's POST, with the daemon's Origin, uses it.
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 	link := r.URL.Query().Get("link")
 	if link == "" {
@@ -39,17 +42,20 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/", http.StatusSeeOther)
 			return
 		}
-		h.render(w, r, http.StatusOK, "login", auth.Session{}, loginView{})
-		return
 	}
-	s, err := auth.LoginWithLink(r.Context(), h.Store, link, r.RemoteAddr, h.Now())
-	h.loggedIn(w, r, s, "link", err)
+	h.render(w, r, http.StatusOK, "login", auth.Session{}, loginView{Link: link})
 }
 
-// loginToken starts a session from an API token typed into the form.
+// loginToken starts a session from the login form: a one-time link (its
+// "link" field) or an API token typed in.
 func (h *Handler) loginToken(w http.ResponseWriter, r *http.Request) {
 	if !hasOrigin(r) {
 		h.refuse(w, r, http.StatusForbidden, "a login must come from the dashboard's own form (no Origin header)")
+		return
+	}
+	if link := r.PostFormValue("link"); link != "" {
+		s, err := auth.LoginWithLink(r.Context(), h.Store, link, r.RemoteAddr, h.Now())
+		h.loggedIn(w, r, s, "link", err)
 		return
 	}
 	token := strings.TrimSpace(r.PostFormValue("token"))

@@ -165,6 +165,20 @@ func (b *browser) login(token string) string {
 	return b.csrf()
 }
 
+var linkFormRE = regexp.MustCompile(`name="link" value="([^"]*)"`)
+
+// useLink opens a login link (path: /login?link=...) as a person does: the
+// page, then its button, which posts the link.
+func (b *browser) useLink(path string) (int, string, http.Header) {
+	b.t.Helper()
+	code, body, _ := b.get(path)
+	m := linkFormRE.FindStringSubmatch(body)
+	if code != http.StatusOK || m == nil {
+		b.t.Fatalf("login link page: %d, no link form\n%s", code, body)
+	}
+	return b.post("/login", url.Values{"link": {m[1]}})
+}
+
 func (b *browser) csrf() string {
 	b.t.Helper()
 	code, body, _ := b.get("/")
@@ -379,29 +393,29 @@ func TestDashboardLoginLinksAndLogout(t *testing.T) {
 	// Used once: a second use, even by the same browser, is refused.
 	first := link()
 	b := d.browser(t)
-	if code, _, h := b.get(first); code != http.StatusSeeOther || h.Get("Location") != "/" {
+	if code, _, h := b.useLink(first); code != http.StatusSeeOther || h.Get("Location") != "/" {
 		t.Fatalf("first use: %d %s", code, h.Get("Location"))
 	}
 	if code, body, _ := b.get("/audit"); code != http.StatusOK || !strings.Contains(body, "owner") {
 		t.Fatalf("the link's session is the owner's, an admin: %d", code)
 	}
-	if code, body, _ := d.browser(t).get(first); code != http.StatusForbidden || !strings.Contains(body, "used already") {
+	if code, body, _ := d.browser(t).useLink(first); code != http.StatusForbidden || !strings.Contains(body, "used already") {
 		t.Fatalf("second use: %d\n%s", code, body)
 	}
 
 	// Expired: 5 minutes later it opens nothing.
 	late := link()
 	d.skew.Store(int64(5*time.Minute + time.Second))
-	if code, body, h := d.browser(t).get(late); code != http.StatusForbidden || !strings.Contains(body, "expired") || h.Get("Set-Cookie") != "" {
+	if code, body, h := d.browser(t).useLink(late); code != http.StatusForbidden || !strings.Contains(body, "expired") || h.Get("Set-Cookie") != "" {
 		t.Fatalf("expired link: %d %q\n%s", code, h.Get("Set-Cookie"), body)
 	}
 	// Within 5 minutes it works.
 	soon := link()
 	d.skew.Add(int64(4 * time.Minute))
-	if code, _, _ := d.browser(t).get(soon); code != http.StatusSeeOther {
+	if code, _, _ := d.browser(t).useLink(soon); code != http.StatusSeeOther {
 		t.Fatalf("a link 4 minutes old: %d", code)
 	}
-	if code, _, _ := d.browser(t).get("/login?link=cutover-link_" + strings.Repeat("A", 52)); code != http.StatusForbidden {
+	if code, _, _ := d.browser(t).useLink("/login?link=cutover-link_" + strings.Repeat("A", 52)); code != http.StatusForbidden {
 		t.Fatalf("an unknown link: %d", code)
 	}
 
@@ -578,4 +592,44 @@ func TestDashboardLiveStreamsAreBounded(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+}
+
+// Attack: a GET of a login link must not use it. A link previewer (chat
+// unfurl, mail scanner, prefetch) would burn it, and a page of another
+// site could navigate a browser to an attacker's link and log it in as the
+// attacker (login CSRF): what the victim then approves or types is the
+// attacker's to see. Only the page's form, posted with the daemon's
+// Origin, uses the link.
+func TestDashboardLoginLinkIsUsedOnlyByItsForm(t *testing.T) {
+	d := newDashServer(t)
+	l, err := dashboard.NewLink(context.Background(), d.Store, auth.Identity{Name: "owner", Role: auth.RoleAdmin},
+		strings.TrimPrefix(d.base, "http://"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := strings.TrimPrefix(l.URL, d.base)
+	b := d.browser(t)
+	for i := 0; i < 2; i++ { // a previewer, then the person
+		code, body, h := b.get(path)
+		if code != http.StatusOK || h.Get("Set-Cookie") != "" || b.sessionCookie() != nil || !linkFormRE.MatchString(body) {
+			t.Fatalf("GET %s: %d, Set-Cookie %q; want the link's form and no session\n%s", path, code, h.Get("Set-Cookie"), body)
+		}
+	}
+	secret := linkFormRE.FindStringSubmatch(func() string { _, body, _ := b.get(path); return body }())[1]
+	// Posted from another site, or by a client that hides where it comes from: refused, the link kept.
+	foreign := d.browser(t)
+	foreign.origin = "http://evil.example"
+	if code, _, _ := foreign.post("/login", url.Values{"link": {secret}}); code != http.StatusForbidden {
+		t.Fatalf("a cross-site post of the link: %d, want 403", code)
+	}
+	foreign.origin = ""
+	if code, _, _ := foreign.post("/login", url.Values{"link": {secret}}); code != http.StatusForbidden {
+		t.Fatalf("a post of the link without Origin: %d, want 403", code)
+	}
+	if code, _, h := b.post("/login", url.Values{"link": {secret}}); code != http.StatusSeeOther || h.Get("Location") != "/" {
+		t.Fatalf("the link's form: %d %s", code, h.Get("Location"))
+	}
+	if code, body, _ := b.get("/audit"); code != http.StatusOK || !strings.Contains(body, "owner") {
+		t.Fatalf("the link's session: %d", code)
+	}
 }
