@@ -20,7 +20,7 @@ func (h *Handler) session(r *http.Request) (auth.Session, error) {
 	if err != nil {
 		return auth.Session{}, auth.ErrNoSession
 	}
-	return auth.SessionOf(r.Context(), h.Store, c.Value, r.RemoteAddr, h.Now())
+	return auth.UseSession(r.Context(), h.Store, c.Value, r.RemoteAddr, h.Now())
 }
 
 func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, value string, maxAge int) {

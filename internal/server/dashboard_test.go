@@ -633,3 +633,38 @@ func TestDashboardLoginLinkIsUsedOnlyByItsForm(t *testing.T) {
 		t.Fatalf("the link's session: %d", code)
 	}
 }
+
+// Attack: a browser left logged in (a shared machine, a stolen cookie of a
+// session nobody uses) stays a key to production for the whole 12 hours.
+// A session not used for auth.SessionIdle ends; using it keeps it alive,
+// up to its 12 hours.
+func TestDashboardSessionEndsWhenIdle(t *testing.T) {
+	d := newDashServer(t)
+	b := d.browserAs(t, "deployer")
+	step := auth.SessionIdle - time.Minute
+	for i := 1; i <= 3; i++ { // used every 59 minutes: still logged in after 3 hours
+		d.skew.Add(int64(step))
+		if code, _, h := b.get("/"); code != http.StatusOK {
+			t.Fatalf("after %s of use: %d %s", time.Duration(i)*step, code, h.Get("Location"))
+		}
+	}
+	d.skew.Add(int64(auth.SessionIdle))
+	if code, _, h := b.get("/"); code != http.StatusSeeOther || h.Get("Location") != "/login" {
+		t.Fatalf("a session idle for %s: %d %s, want the login form", auth.SessionIdle, code, h.Get("Location"))
+	}
+	// Its forms are refused too, and using it again does not revive it.
+	if code, _, _ := b.post("/environments/production/stop", url.Values{"csrf": {"x"}}); code != http.StatusUnauthorized {
+		t.Fatalf("a form of the idle session: %d, want 401", code)
+	}
+	d.skew.Store(0)
+	// The 12 hours still hold for a session in use.
+	c := d.browserAs(t, "viewer")
+	for i := 0; i < 12; i++ {
+		d.skew.Add(int64(time.Hour - time.Minute))
+		c.get("/")
+	}
+	d.skew.Add(int64(time.Hour))
+	if code, _, _ := c.get("/"); code != http.StatusSeeOther {
+		t.Fatalf("a session used past %s: %d", auth.SessionTTL, code)
+	}
+}
