@@ -27,7 +27,7 @@ const (
 	// within its SessionTTL: a browser left logged in does not stay a
 	// production key for 12 hours.
 	SessionIdle = time.Hour
-	linkPrefix   = "cutover-link_"
+	linkPrefix  = "cutover-link_"
 )
 
 // A session secret and a link secret: 256 random bits in base32 each.

@@ -158,22 +158,21 @@ func (s *Store) LiveSession(ctx context.Context, hash string, now time.Time) (Se
 // EndSession ends the session whose secret hashes to hash (a logout); an
 // unknown or ended session changes nothing.
 func (s *Store) EndSession(ctx context.Context, hash string, now time.Time) error {
-	return s.Tx(ctx, func(tx *Tx) error {
-		_, err := tx.q.ExecContext(ctx, `UPDATE dashboard_sessions SET ended_at = ? WHERE hash = ? AND ended_at IS NULL`, formatTime(now), hash)
-		if err != nil {
-			return fmt.Errorf("store: end session: %w", err)
-		}
-		return nil
-	})
+	return s.setSessionTime(ctx, "ended_at", hash, now)
 }
 
 // TouchSession records that the live session whose secret hashes to hash
 // was used at now.
 func (s *Store) TouchSession(ctx context.Context, hash string, now time.Time) error {
+	return s.setSessionTime(ctx, "seen_at", hash, now)
+}
+
+// setSessionTime sets column (ended_at or seen_at) of a session not ended.
+func (s *Store) setSessionTime(ctx context.Context, column, hash string, now time.Time) error {
 	return s.Tx(ctx, func(tx *Tx) error {
-		_, err := tx.q.ExecContext(ctx, `UPDATE dashboard_sessions SET seen_at = ? WHERE hash = ? AND ended_at IS NULL`, formatTime(now), hash)
+		_, err := tx.q.ExecContext(ctx, `UPDATE dashboard_sessions SET `+column+` = ? WHERE hash = ? AND ended_at IS NULL`, formatTime(now), hash)
 		if err != nil {
-			return fmt.Errorf("store: touch session: %w", err)
+			return fmt.Errorf("store: set session %s: %w", column, err)
 		}
 		return nil
 	})
