@@ -85,6 +85,7 @@ type Handler struct {
 	series *sampler
 	flash  flashes
 	open   streams
+	fails  failures
 	ctx    context.Context // the work the handler started: actions, sampling
 	stop   context.CancelFunc
 }

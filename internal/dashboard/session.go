@@ -3,9 +3,11 @@ package dashboard
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cutoverdev/cutover/internal/auth"
 	"github.com/cutoverdev/cutover/internal/store"
@@ -53,6 +55,13 @@ func (h *Handler) loginToken(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, http.StatusForbidden, "a login must come from the dashboard's own form (no Origin header)")
 		return
 	}
+	if h.fails.blocked(r.RemoteAddr, h.Now()) {
+		h.Log.Warn("dashboard login refused: too many failed logins from this address", "remote", r.RemoteAddr)
+		w.Header().Set("Retry-After", fmt.Sprint(int(loginWindow.Seconds())))
+		h.render(w, r, http.StatusTooManyRequests, "login", auth.Session{}, loginView{
+			Error: fmt.Sprintf("too many failed logins from your address: try again in a minute (at most %d per minute)", loginFailures)})
+		return
+	}
 	if link := r.PostFormValue("link"); link != "" {
 		s, err := auth.LoginWithLink(r.Context(), h.Store, link, r.RemoteAddr, h.Now())
 		h.loggedIn(w, r, s, "link", err)
@@ -84,6 +93,9 @@ func (h *Handler) loggedIn(w http.ResponseWriter, r *http.Request, s auth.Sessio
 			msg = "that token is not valid (malformed, unknown or revoked)"
 		default:
 			code = http.StatusInternalServerError
+		}
+		if code != http.StatusInternalServerError {
+			h.fails.add(r.RemoteAddr, h.Now())
 		}
 		h.Log.Warn("dashboard login refused", "remote", r.RemoteAddr, "via", how, "err", auth.Mask(err.Error()))
 		h.render(w, r, code, "login", auth.Session{}, loginView{Error: msg})
@@ -154,6 +166,59 @@ func (h *Handler) noSession(w http.ResponseWriter, r *http.Request, err error) {
 
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, code int, msg string) {
 	h.render(w, r, code, "error", auth.Session{}, errorView{Code: code, Status: http.StatusText(code), Message: msg})
+}
+
+// Failed logins from one address: at most loginFailures within
+// loginWindow; then every login from it is refused (429, not audited: an
+// anonymous client would otherwise grow the audit log without end) until
+// the window has passed. Behind a proxy (--behind-proxy) every browser
+// shares the proxy's address, so a flood there delays everyone's login by
+// a minute at most; sessions already open are not affected.
+const (
+	loginFailures = 10
+	loginWindow   = time.Minute
+)
+
+type failures struct {
+	mu sync.Mutex
+	m  map[string][]time.Time // by IP: the failures within the window
+}
+
+func remoteIP(remote string) string {
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		return host
+	}
+	return remote
+}
+
+// recent prunes and returns the failures of ip within the window; f.mu held.
+func (f *failures) recent(ip string, now time.Time) []time.Time {
+	ts := f.m[ip]
+	for len(ts) > 0 && now.Sub(ts[0]) >= loginWindow {
+		ts = ts[1:]
+	}
+	if len(ts) == 0 {
+		delete(f.m, ip)
+	} else {
+		f.m[ip] = ts
+	}
+	return ts
+}
+
+func (f *failures) blocked(remote string, now time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.recent(remoteIP(remote), now)) >= loginFailures
+}
+
+func (f *failures) add(remote string, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil || len(f.m) > 10000 { // bounded: many addresses reset it
+		f.m = map[string][]time.Time{}
+	}
+	ip := remoteIP(remote)
+	f.m[ip] = append(f.recent(ip, now), now)
 }
 
 // flashes hold the one message a session sees after an action (what it

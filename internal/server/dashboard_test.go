@@ -668,3 +668,44 @@ func TestDashboardSessionEndsWhenIdle(t *testing.T) {
 		t.Fatalf("a session used past %s: %d", auth.SessionTTL, code)
 	}
 }
+
+// Attack: an anonymous client posts wrong tokens to the login form without
+// end; each failure is an audit entry (the log grows without bound) and a
+// guess. After 10 failures within a minute an address is refused (429,
+// not audited), even with a valid token, until the minute has passed.
+func TestDashboardFailedLoginsAreLimited(t *testing.T) {
+	d := newDashServer(t)
+	ctx := context.Background()
+	failedLogins := func() int {
+		es, err := d.Store.ListAudit(ctx, time.Time{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range es {
+			if e.Action == "login" && e.Outcome != auth.OutcomeOK {
+				n++
+			}
+		}
+		return n
+	}
+	b := d.browser(t)
+	for i := 0; i < 10; i++ {
+		if code, _, _ := b.post("/login", url.Values{"token": {auth.TokenPrefix + strings.Repeat("A", 52)}}); code != http.StatusUnauthorized {
+			t.Fatalf("wrong token %d: %d, want 401", i+1, code)
+		}
+	}
+	for _, form := range []url.Values{
+		{"token": {"guess"}}, {"link": {"cutover-link_" + strings.Repeat("B", 52)}}, {"token": {d.tokens["admin"]}},
+	} {
+		code, body, h := b.post("/login", form)
+		if code != http.StatusTooManyRequests || h.Get("Retry-After") == "" || !strings.Contains(body, "too many failed logins") || b.sessionCookie() != nil {
+			t.Fatalf("a login after 10 failures: %d %q, session %v\n%s", code, h.Get("Retry-After"), b.sessionCookie(), body)
+		}
+	}
+	if n := failedLogins(); n != 10 {
+		t.Fatalf("%d failed logins audited, want the 10 before the limit", n)
+	}
+	d.skew.Add(int64(time.Minute + time.Second))
+	b.login(d.tokens["admin"])
+}
