@@ -709,3 +709,53 @@ func TestDashboardFailedLoginsAreLimited(t *testing.T) {
 	d.skew.Add(int64(time.Minute + time.Second))
 	b.login(d.tokens["admin"])
 }
+
+// Attack (IDOR): the daemon's store holds other projects' executions too.
+// An approver of this project posts the approval form of another
+// project's execution, its evidence page, and its live log: nothing is
+// decided or shown, and the refused decision is audited as this approver's.
+func TestDashboardRefusesAnotherProjectsExecution(t *testing.T) {
+	d := newDashServer(t)
+	ctx := context.Background()
+	x := store.Execution{ID: "x-foreign", Project: "other", Pipeline: "main", Trigger: store.TriggerManual,
+		Branch: "main", Commit: strings.Repeat("b", 40), Status: store.ExecutionWaiting}
+	if err := d.Store.CreateExecution(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Store.RequestApproval(ctx, store.Approval{Execution: x.ID, Stage: "prod", Action: "approve",
+		Expires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	b := d.browserAs(t, "approver")
+	csrf := b.csrf()
+	for _, act := range []string{"approve", "reject"} {
+		code, _, h := b.post("/executions/"+x.ID+"/"+act, url.Values{"csrf": {csrf}, "comment": {"lgtm"}})
+		if code != http.StatusSeeOther {
+			t.Fatalf("%s of another project's execution: %d", act, code)
+		}
+		if _, body, _ := b.get(h.Get("Location")); !strings.Contains(body, act+" failed") {
+			t.Fatalf("%s of another project's execution: no failure shown\n%s", act, body)
+		}
+	}
+	if ap := d.approval(t, x.ID); ap.Status != store.ApprovalPending || ap.DecidedBy != "" {
+		t.Fatalf("another project's approval was decided: %+v", ap)
+	}
+	for _, p := range []string{"/executions/" + x.ID + "/approval", "/executions/" + x.ID, "/live/executions/" + x.ID + "/log"} {
+		if code, _, _ := b.get(p); code != http.StatusNotFound {
+			t.Fatalf("GET %s of another project: %d, want 404", p, code)
+		}
+	}
+	es, err := d.Store.ListAudit(ctx, time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := 0
+	for _, e := range es {
+		if e.Actor == "approver" && (e.Action == auth.ActionApprove || e.Action == auth.ActionReject) && e.Target == x.ID && e.Outcome != auth.OutcomeOK {
+			refused++
+		}
+	}
+	if refused != 2 {
+		t.Fatalf("%d refused decisions audited, want 2: %+v", refused, es)
+	}
+}
