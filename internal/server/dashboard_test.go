@@ -759,3 +759,51 @@ func TestDashboardRefusesAnotherProjectsExecution(t *testing.T) {
 		t.Fatalf("%d refused decisions audited, want 2: %+v", refused, es)
 	}
 }
+
+// Attack (XSS): a branch name comes from whoever pushes, an execution's
+// error from the build. Markup in them is shown as text in the pages and
+// in the live fragments the script puts in place with innerHTML.
+func TestDashboardEscapesPushedNamesInPagesAndLiveFragments(t *testing.T) {
+	d := newDashServer(t)
+	ctx := context.Background()
+	branch, msg := `<img src=x onerror=alert(1)>`, `"><svg onload=alert(2)>`
+	x := store.Execution{ID: "x-xss", Project: d.Config.Project, Pipeline: "main", Trigger: store.TriggerManual,
+		Branch: branch, Commit: strings.Repeat("c", 40), Status: store.ExecutionFailed, Error: msg}
+	if err := d.Store.CreateExecution(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	b := d.browserAs(t, "viewer")
+	check := func(where, body string) {
+		t.Helper()
+		if strings.Contains(body, "<img src=x") || strings.Contains(body, "<svg onload") || !strings.Contains(body, "&lt;img src=x onerror=alert(1)&gt;") {
+			t.Fatalf("%s: markup from a branch name or an error is not escaped:\n%s", where, body)
+		}
+	}
+	for _, p := range []string{"/executions", "/executions/" + x.ID} {
+		code, body, h := b.get(p)
+		if code != http.StatusOK || !strings.Contains(h.Get("Content-Security-Policy"), "script-src 'self'") {
+			t.Fatalf("GET %s: %d, CSP %q", p, code, h.Get("Content-Security-Policy"))
+		}
+		check(p, body)
+	}
+	for _, p := range []string{"/live/executions", "/live/executions/" + x.ID} {
+		req, _ := http.NewRequest(http.MethodGet, d.base+p, nil)
+		reqCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := b.c.Do(req.WithContext(reqCtx))
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		buf := make([]byte, 0, 1<<16)
+		for !strings.Contains(string(buf), "\n\n") && len(buf) < cap(buf) { // the first event
+			n, err := resp.Body.Read(buf[len(buf):cap(buf)])
+			buf = buf[:len(buf)+n]
+			if err != nil {
+				break
+			}
+		}
+		resp.Body.Close()
+		cancel()
+		check(p, string(buf))
+	}
+}
