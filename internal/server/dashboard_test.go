@@ -807,3 +807,50 @@ func TestDashboardEscapesPushedNamesInPagesAndLiveFragments(t *testing.T) {
 		check(p, string(buf))
 	}
 }
+
+// Attack (race): a one-time link posted by many browsers at once opens
+// exactly one session.
+func TestDashboardLoginLinkRaceOpensOneSession(t *testing.T) {
+	d := newDashServer(t)
+	l, err := dashboard.NewLink(context.Background(), d.Store, auth.Identity{Name: "owner", Role: auth.RoleAdmin},
+		strings.TrimPrefix(d.base, "http://"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(l.URL)
+	secret := u.Query().Get("link")
+	const n = 8 // under the failed-login limit of one address
+	codes := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodPost, d.base+"/login", strings.NewReader(url.Values{"link": {secret}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Origin", d.base)
+			resp, err := d.browser(t).c.Do(req)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	won := 0
+	for c := range codes {
+		switch c {
+		case http.StatusSeeOther:
+			won++
+		case http.StatusForbidden:
+		default:
+			t.Fatalf("a concurrent use of the link: %d", c)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d sessions from one link, want 1", won)
+	}
+}
