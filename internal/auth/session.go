@@ -23,7 +23,11 @@ const (
 	ViaDashboard = "dashboard"
 	LinkTTL      = 5 * time.Minute
 	SessionTTL   = 12 * time.Hour
-	linkPrefix   = "cutover-link_"
+	// SessionIdle ends a session not used (a page, a form) for that long,
+	// within its SessionTTL: a browser left logged in does not stay a
+	// production key for 12 hours.
+	SessionIdle = time.Hour
+	linkPrefix  = "cutover-link_"
 )
 
 // A session secret and a link secret: 256 random bits in base32 each.
@@ -102,8 +106,8 @@ func startSession(ctx context.Context, st *store.Store, actor, role, tokenHash, 
 }
 
 // SessionOf returns the live session named by secret (a cookie's value),
-// else ErrNoSession: unknown, forged, expired, logged out, or started from
-// a token revoked since.
+// else ErrNoSession: unknown, forged, expired, idle for SessionIdle,
+// logged out, or started from a token revoked since.
 func SessionOf(ctx context.Context, st *store.Store, secret, remote string, now time.Time) (Session, error) {
 	if !sessionRE.MatchString(secret) {
 		return Session{}, ErrNoSession
@@ -113,6 +117,9 @@ func SessionOf(ctx context.Context, st *store.Store, secret, remote string, now 
 		return Session{}, ErrNoSession
 	} else if err != nil {
 		return Session{}, err
+	}
+	if now.Sub(ss.SeenAt) >= SessionIdle {
+		return Session{}, ErrNoSession
 	}
 	if ss.TokenHash != "" {
 		if _, err := st.TokenByHash(ctx, ss.TokenHash); errors.Is(err, store.ErrNotFound) {
@@ -126,6 +133,18 @@ func SessionOf(ctx context.Context, st *store.Store, secret, remote string, now 
 		return Session{}, err
 	}
 	return Session{Identity: Identity{Name: ss.Actor, Role: r, Via: ViaDashboard, Remote: remote}, Secret: secret}, nil
+}
+
+// UseSession is SessionOf for a request of the person (a page, a form, a
+// new live view): it also counts as activity, which keeps the session from
+// its idle end. A live view's periodic checks use SessionOf: a tab left
+// open is not activity.
+func UseSession(ctx context.Context, st *store.Store, secret, remote string, now time.Time) (Session, error) {
+	s, err := SessionOf(ctx, st, secret, remote, now)
+	if err != nil {
+		return s, err
+	}
+	return s, st.TouchSession(ctx, Hash(secret), now)
 }
 
 // Logout ends the session named by secret in the store: the cookie, if kept

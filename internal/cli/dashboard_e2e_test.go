@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -194,11 +195,16 @@ func TestDashboardInABrowser(t *testing.T) {
 	if err != nil || json.Unmarshal([]byte(out), &link) != nil || !link.Answering {
 		t.Fatalf("cutover dashboard: %v\n%s%s", err, out, errOut)
 	}
-	b.do("open the login link", chromedp.Navigate(link.URL), chromedp.WaitVisible(chromedp.CSS("#who")))
+	b.do("open the login link", chromedp.Navigate(link.URL), chromedp.WaitVisible(chromedp.CSS("#link-login")),
+		chromedp.Click(chromedp.CSS("#link-login")), chromedp.WaitVisible(chromedp.CSS("#who")))
 	if role := b.text("#role"); role != "admin" {
 		t.Fatalf("logged in with the role %q, want admin", role)
 	}
-	resp, err := http.Get(link.URL)
+	u, _ := url.Parse(link.URL)
+	req, _ := http.NewRequest(http.MethodPost, u.Scheme+"://"+u.Host+"/login", strings.NewReader(url.Values{"link": {u.Query().Get("link")}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", u.Scheme+"://"+u.Host)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

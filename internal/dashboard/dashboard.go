@@ -72,12 +72,20 @@ type Handler struct {
 	Log    *slog.Logger
 	// Tick is how often live views look for changes (default 1s).
 	Tick time.Duration
+	// MaxSessionStreams bounds the live streams one session holds open at
+	// once (default 8: a page opens at most two); MaxStreams bounds them
+	// all together (default 128). A stream beyond either is refused (429):
+	// each holds a connection and reads the store every Tick.
+	MaxSessionStreams int
+	MaxStreams        int
 
 	once   sync.Once
 	mux    *http.ServeMux
 	pages  map[string]*template.Template
 	series *sampler
 	flash  flashes
+	open   streams
+	fails  failures
 	ctx    context.Context // the work the handler started: actions, sampling
 	stop   context.CancelFunc
 }
@@ -115,6 +123,12 @@ func (h *Handler) init() {
 		}
 		if h.Tick <= 0 {
 			h.Tick = time.Second
+		}
+		if h.MaxSessionStreams <= 0 {
+			h.MaxSessionStreams = 8
+		}
+		if h.MaxStreams <= 0 {
+			h.MaxStreams = 128
 		}
 		h.ctx, h.stop = context.WithCancel(context.Background())
 		h.pages = parsePages()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/auth"
@@ -16,13 +17,55 @@ import (
 // logout or a revoked token ends the streams of that session too.
 const recheck = 5 * time.Second
 
+// streams counts the open live streams, per session (by the hash of its
+// secret) and in all.
+type streams struct {
+	mu    sync.Mutex
+	total int
+	per   map[string]int
+}
+
+// acquire counts one more stream of session key, unless that passes
+// perSession or total; release uncounts it.
+func (o *streams) acquire(key string, perSession, total int) (release func(), ok bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.total >= total || o.per[key] >= perSession {
+		return nil, false
+	}
+	if o.per == nil {
+		o.per = map[string]int{}
+	}
+	o.total++
+	o.per[key]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			o.total--
+			if o.per[key]--; o.per[key] <= 0 {
+				delete(o.per, key)
+			}
+		})
+	}, true
+}
+
 // stream starts a Server-Sent Events answer for a live session (401
-// otherwise); it returns the session and a send func, or false.
-func (h *Handler) stream(w http.ResponseWriter, r *http.Request) (auth.Session, func(event, id string, data []byte) error, bool) {
+// otherwise) within the stream limits (429 otherwise); it returns the
+// session, a send func and the func to call when the stream ends, or false.
+func (h *Handler) stream(w http.ResponseWriter, r *http.Request) (auth.Session, func(event, id string, data []byte) error, func(), bool) {
 	s, err := h.session(r)
 	if err != nil {
 		h.noSession(w, r, err)
-		return s, nil, false
+		return s, nil, nil, false
+	}
+	done, ok := h.open.acquire(auth.Hash(s.Secret), h.MaxSessionStreams, h.MaxStreams)
+	if !ok {
+		h.Log.Warn("dashboard live stream refused: too many open", "who", s.Identity.Name, "remote", r.RemoteAddr, "path", r.URL.Path)
+		w.Header().Set("Retry-After", "10")
+		h.refuse(w, r, http.StatusTooManyRequests, fmt.Sprintf("too many live views open (at most %d per session, %d in all): close some dashboard tabs", h.MaxSessionStreams, h.MaxStreams))
+		return s, nil, nil, false
 	}
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -43,7 +86,7 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) (auth.Session, 
 		}
 		return rc.Flush()
 	}
-	return s, send, true
+	return s, send, done, true
 }
 
 // live pushes the live part of the page fn builds (its "live" template) as
@@ -52,10 +95,11 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) (auth.Session, 
 // live page is a viewer's.
 func (h *Handler) live(fn pageFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		s, send, ok := h.stream(w, r)
+		s, send, done, ok := h.stream(w, r)
 		if !ok {
 			return
 		}
+		defer done()
 		var last []byte
 		checked := h.Now()
 		t := time.NewTicker(h.Tick)
@@ -107,10 +151,11 @@ func (h *Handler) liveLog(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("no execution %q", id), http.StatusNotFound)
 		return
 	}
-	s, send, ok := h.stream(w, r)
+	s, send, done, ok := h.stream(w, r)
 	if !ok {
 		return
 	}
+	defer done()
 	var after int64
 	_, _ = fmt.Sscan(r.Header.Get("Last-Event-ID"), &after)
 	checked := h.Now()

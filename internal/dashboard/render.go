@@ -33,7 +33,10 @@ type view struct {
 	Data       any
 }
 
-type loginView struct{ Error string }
+type loginView struct {
+	Error string
+	Link  string // a one-time link's secret to log in with (GET /login?link=)
+}
 
 type errorView struct {
 	Code    int

@@ -3,9 +3,11 @@ package dashboard
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cutoverdev/cutover/internal/auth"
 	"github.com/cutoverdev/cutover/internal/store"
@@ -20,7 +22,7 @@ func (h *Handler) session(r *http.Request) (auth.Session, error) {
 	if err != nil {
 		return auth.Session{}, auth.ErrNoSession
 	}
-	return auth.SessionOf(r.Context(), h.Store, c.Value, r.RemoteAddr, h.Now())
+	return auth.UseSession(r.Context(), h.Store, c.Value, r.RemoteAddr, h.Now())
 }
 
 func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, value string, maxAge int) {
@@ -30,8 +32,11 @@ func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, value string
 	})
 }
 
-// loginPage is the login form; with ?link=SECRET it uses a one-time link
-// from `cutover dashboard` instead.
+// loginPage is the login form; with ?link=SECRET (a one-time link from
+// `cutover dashboard`) it asks to log in with that link. A GET never uses
+// the link: a link previewer or prefetcher would burn it, and a page of
+// another site could log the browser in as someone else (login CSRF). The
+// form's POST, with the daemon's Origin, uses it.
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 	link := r.URL.Query().Get("link")
 	if link == "" {
@@ -39,17 +44,27 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/", http.StatusSeeOther)
 			return
 		}
-		h.render(w, r, http.StatusOK, "login", auth.Session{}, loginView{})
-		return
 	}
-	s, err := auth.LoginWithLink(r.Context(), h.Store, link, r.RemoteAddr, h.Now())
-	h.loggedIn(w, r, s, "link", err)
+	h.render(w, r, http.StatusOK, "login", auth.Session{}, loginView{Link: link})
 }
 
-// loginToken starts a session from an API token typed into the form.
+// loginToken starts a session from the login form: a one-time link (its
+// "link" field) or an API token typed in.
 func (h *Handler) loginToken(w http.ResponseWriter, r *http.Request) {
 	if !hasOrigin(r) {
 		h.refuse(w, r, http.StatusForbidden, "a login must come from the dashboard's own form (no Origin header)")
+		return
+	}
+	if h.fails.blocked(r.RemoteAddr, h.Now()) {
+		h.Log.Warn("dashboard login refused: too many failed logins from this address", "remote", r.RemoteAddr)
+		w.Header().Set("Retry-After", fmt.Sprint(int(loginWindow.Seconds())))
+		h.render(w, r, http.StatusTooManyRequests, "login", auth.Session{}, loginView{
+			Error: fmt.Sprintf("too many failed logins from your address: try again in a minute (at most %d per minute)", loginFailures)})
+		return
+	}
+	if link := r.PostFormValue("link"); link != "" {
+		s, err := auth.LoginWithLink(r.Context(), h.Store, link, r.RemoteAddr, h.Now())
+		h.loggedIn(w, r, s, "link", err)
 		return
 	}
 	token := strings.TrimSpace(r.PostFormValue("token"))
@@ -78,6 +93,9 @@ func (h *Handler) loggedIn(w http.ResponseWriter, r *http.Request, s auth.Sessio
 			msg = "that token is not valid (malformed, unknown or revoked)"
 		default:
 			code = http.StatusInternalServerError
+		}
+		if code != http.StatusInternalServerError {
+			h.fails.add(r.RemoteAddr, h.Now())
 		}
 		h.Log.Warn("dashboard login refused", "remote", r.RemoteAddr, "via", how, "err", auth.Mask(err.Error()))
 		h.render(w, r, code, "login", auth.Session{}, loginView{Error: msg})
@@ -148,6 +166,59 @@ func (h *Handler) noSession(w http.ResponseWriter, r *http.Request, err error) {
 
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, code int, msg string) {
 	h.render(w, r, code, "error", auth.Session{}, errorView{Code: code, Status: http.StatusText(code), Message: msg})
+}
+
+// Failed logins from one address: at most loginFailures within
+// loginWindow; then every login from it is refused (429, not audited: an
+// anonymous client would otherwise grow the audit log without end) until
+// the window has passed. Behind a proxy (--behind-proxy) every browser
+// shares the proxy's address, so a flood there delays everyone's login by
+// a minute at most; sessions already open are not affected.
+const (
+	loginFailures = 10
+	loginWindow   = time.Minute
+)
+
+type failures struct {
+	mu sync.Mutex
+	m  map[string][]time.Time // by IP: the failures within the window
+}
+
+func remoteIP(remote string) string {
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		return host
+	}
+	return remote
+}
+
+// recent prunes and returns the failures of ip within the window; f.mu held.
+func (f *failures) recent(ip string, now time.Time) []time.Time {
+	ts := f.m[ip]
+	for len(ts) > 0 && now.Sub(ts[0]) >= loginWindow {
+		ts = ts[1:]
+	}
+	if len(ts) == 0 {
+		delete(f.m, ip)
+	} else {
+		f.m[ip] = ts
+	}
+	return ts
+}
+
+func (f *failures) blocked(remote string, now time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.recent(remoteIP(remote), now)) >= loginFailures
+}
+
+func (f *failures) add(remote string, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil || len(f.m) > 10000 { // bounded: many addresses reset it
+		f.m = map[string][]time.Time{}
+	}
+	ip := remoteIP(remote)
+	f.m[ip] = append(f.recent(ip, now), now)
 }
 
 // flashes hold the one message a session sees after an action (what it

@@ -9,17 +9,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/auth"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
 // Bounds of a followed log (GET /v1/executions/{id}/logs?follow=1): it ends
 // when the execution has finished and every line is sent, or after
-// followMax, whichever comes first; a comment every followBeat keeps
-// proxies from closing a quiet stream.
+// followMax, whichever comes first, or (an "error" event) once its token
+// is revoked, checked every followRecheck; a comment every followBeat
+// keeps proxies from closing a quiet stream.
 var (
-	followMax  = time.Hour
-	followBeat = 15 * time.Second
-	followPoll = 250 * time.Millisecond
+	followMax     = time.Hour
+	followBeat    = 15 * time.Second
+	followPoll    = 250 * time.Millisecond
+	followRecheck = 5 * time.Second
 )
 
 // logPage is how many lines one GET of a log returns at most; the next
@@ -115,7 +118,18 @@ func (s *Server) executionLogs(w http.ResponseWriter, r *http.Request) {
 	defer end.Stop()
 	beat := time.NewTicker(followBeat)
 	defer beat.Stop()
+	checked := time.Now()
 	for {
+		if time.Since(checked) >= followRecheck {
+			if _, err := auth.Authenticate(r.Context(), s.Store, r.Header.Get("Authorization"), r.RemoteAddr); err != nil {
+				if r.Context().Err() == nil {
+					sendEvent(w, "error", 0, map[string]string{"error": "the stream ends: " + err.Error()})
+					_ = rc.Flush()
+				}
+				return
+			}
+			checked = time.Now()
+		}
 		// The status first, then the lines: a final status read before
 		// an empty page means every line was sent.
 		cur, err := s.Store.GetExecution(r.Context(), x.ID)

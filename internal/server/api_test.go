@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/auth"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -283,5 +284,38 @@ func TestAPIFollowedLogIsBounded(t *testing.T) {
 	}
 	if !strings.Contains(string(b), "event: timeout\ndata: ") || !strings.Contains(string(b), `"status":"waiting"`) || !strings.Contains(string(b), `?follow=1&after=`) {
 		t.Fatalf("stream:\n%s", b)
+	}
+}
+
+// Attack: a token revoked while it follows a log kept reading it for up to
+// followMax (an hour). The stream re-checks its token every followRecheck
+// and ends with an "error" event once it is revoked.
+func TestAPIFollowedLogEndsWhenItsTokenIsRevoked(t *testing.T) {
+	old := followRecheck
+	followRecheck = 200 * time.Millisecond
+	defer func() { followRecheck = old }()
+	a := newAuthServer(t, "{ required: true }", map[string]string{"reader": "viewer"})
+	x := a.trigger(t, "deployer")
+	hr, _ := http.NewRequest(http.MethodGet, a.base+"/v1/executions/"+x.ID+"/logs?follow=1", nil)
+	hr.Header.Set("Authorization", "Bearer "+a.tokens["reader"])
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("follow: %d", resp.StatusCode)
+	}
+	time.Sleep(300 * time.Millisecond) // a live token passes its checks
+	if _, err := auth.RevokeToken(context.Background(), a.Store, "reader"); err != nil {
+		t.Fatal(err)
+	}
+	revoked := time.Now()
+	b, err := io.ReadAll(resp.Body) // ends when the daemon ends the stream
+	if err != nil {
+		t.Fatalf("the stream of a revoked token goes on: %v\n%s", err, b)
+	}
+	if took := time.Since(revoked); took > 3*time.Second || !strings.Contains(string(b), "event: error\ndata: ") || !strings.Contains(string(b), "revoked") {
+		t.Fatalf("after %s, stream:\n%s", took, b)
 	}
 }

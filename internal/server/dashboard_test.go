@@ -88,13 +88,24 @@ type dashServer struct {
 
 func newDashServer(t *testing.T) *dashServer {
 	t.Helper()
+	return newDashServerWith(t, nil)
+}
+
+// newDashServerWith is newDashServer with setup applied to the dashboard
+// before the daemon starts.
+func newDashServerWith(t *testing.T, setup func(*dashboard.Handler)) *dashServer {
+	t.Helper()
 	d := &dashServer{calls: &callLog{}}
 	a := newAuthServerWith(t, "{ required: true }", nil, func(s *Server) {
-		s.Dashboard = &dashboard.Handler{
+		h := &dashboard.Handler{
 			Config: s.Config, Store: s.Store, Tick: 50 * time.Millisecond,
 			Now:     func() time.Time { return time.Now().Add(time.Duration(d.skew.Load())) },
 			Release: func(who auth.Identity) dashboard.Release { return dashRelease{s: s, who: who, log: d.calls} },
 		}
+		if setup != nil {
+			setup(h)
+		}
+		s.Dashboard = h
 	})
 	d.authServer = a
 	return d
@@ -152,6 +163,20 @@ func (b *browser) login(token string) string {
 		b.t.Fatalf("login: %d %s\n%s", code, h.Get("Location"), body)
 	}
 	return b.csrf()
+}
+
+var linkFormRE = regexp.MustCompile(`name="link" value="([^"]*)"`)
+
+// useLink opens a login link (path: /login?link=...) as a person does: the
+// page, then its button, which posts the link.
+func (b *browser) useLink(path string) (int, string, http.Header) {
+	b.t.Helper()
+	code, body, _ := b.get(path)
+	m := linkFormRE.FindStringSubmatch(body)
+	if code != http.StatusOK || m == nil {
+		b.t.Fatalf("login link page: %d, no link form\n%s", code, body)
+	}
+	return b.post("/login", url.Values{"link": {m[1]}})
 }
 
 func (b *browser) csrf() string {
@@ -368,29 +393,29 @@ func TestDashboardLoginLinksAndLogout(t *testing.T) {
 	// Used once: a second use, even by the same browser, is refused.
 	first := link()
 	b := d.browser(t)
-	if code, _, h := b.get(first); code != http.StatusSeeOther || h.Get("Location") != "/" {
+	if code, _, h := b.useLink(first); code != http.StatusSeeOther || h.Get("Location") != "/" {
 		t.Fatalf("first use: %d %s", code, h.Get("Location"))
 	}
 	if code, body, _ := b.get("/audit"); code != http.StatusOK || !strings.Contains(body, "owner") {
 		t.Fatalf("the link's session is the owner's, an admin: %d", code)
 	}
-	if code, body, _ := d.browser(t).get(first); code != http.StatusForbidden || !strings.Contains(body, "used already") {
+	if code, body, _ := d.browser(t).useLink(first); code != http.StatusForbidden || !strings.Contains(body, "used already") {
 		t.Fatalf("second use: %d\n%s", code, body)
 	}
 
 	// Expired: 5 minutes later it opens nothing.
 	late := link()
 	d.skew.Store(int64(5*time.Minute + time.Second))
-	if code, body, h := d.browser(t).get(late); code != http.StatusForbidden || !strings.Contains(body, "expired") || h.Get("Set-Cookie") != "" {
+	if code, body, h := d.browser(t).useLink(late); code != http.StatusForbidden || !strings.Contains(body, "expired") || h.Get("Set-Cookie") != "" {
 		t.Fatalf("expired link: %d %q\n%s", code, h.Get("Set-Cookie"), body)
 	}
 	// Within 5 minutes it works.
 	soon := link()
 	d.skew.Add(int64(4 * time.Minute))
-	if code, _, _ := d.browser(t).get(soon); code != http.StatusSeeOther {
+	if code, _, _ := d.browser(t).useLink(soon); code != http.StatusSeeOther {
 		t.Fatalf("a link 4 minutes old: %d", code)
 	}
-	if code, _, _ := d.browser(t).get("/login?link=cutover-link_" + strings.Repeat("A", 52)); code != http.StatusForbidden {
+	if code, _, _ := d.browser(t).useLink("/login?link=cutover-link_" + strings.Repeat("A", 52)); code != http.StatusForbidden {
 		t.Fatalf("an unknown link: %d", code)
 	}
 
@@ -512,5 +537,320 @@ func TestDashboardLiveStreamEndsAtLogout(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the live stream of a logged-out session goes on")
+	}
+}
+
+// Attack: one session (or a few) opens live streams until the daemon runs
+// out of connections and store reads. Each session holds at most
+// MaxSessionStreams, all together at most MaxStreams; the next is refused
+// with 429, and a stream closed by its client frees its place.
+func TestDashboardLiveStreamsAreBounded(t *testing.T) {
+	d := newDashServerWith(t, func(h *dashboard.Handler) { h.MaxSessionStreams = 3; h.MaxStreams = 5 })
+	open := func(b *browser) *http.Response {
+		t.Helper()
+		resp, err := b.c.Get(d.base + "/live/overview")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	a := d.browserAs(t, "viewer")
+	var held []*http.Response
+	for i := 0; i < 3; i++ {
+		resp := open(a)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d of a session: %d", i+1, resp.StatusCode)
+		}
+		held = append(held, resp)
+	}
+	over := open(a)
+	if over.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a session's 4th stream: %d, want 429", over.StatusCode)
+	}
+	body, _ := io.ReadAll(io.LimitReader(over.Body, 1<<16))
+	if over.StatusCode != http.StatusTooManyRequests || over.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "too many live views") {
+		t.Fatalf("a session's 4th stream: %d %q\n%s", over.StatusCode, over.Header.Get("Retry-After"), body)
+	}
+	// Another session has its own 3, within the 5 in all.
+	b := d.browserAs(t, "deployer")
+	for i := 0; i < 2; i++ {
+		if resp := open(b); resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d of another session: %d", i+1, resp.StatusCode)
+		}
+	}
+	if resp := open(d.browserAs(t, "admin")); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("the 6th stream in all: %d, want 429", resp.StatusCode)
+	}
+	// The client closes one: its place is free again.
+	held[0].Body.Close()
+	waitFor(t, "a closed stream's place to be free", func() bool {
+		resp, err := a.c.Get(d.base + "/live/overview")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// Attack: a GET of a login link must not use it. A link previewer (chat
+// unfurl, mail scanner, prefetch) would burn it, and a page of another
+// site could navigate a browser to an attacker's link and log it in as the
+// attacker (login CSRF): what the victim then approves or types is the
+// attacker's to see. Only the page's form, posted with the daemon's
+// Origin, uses the link.
+func TestDashboardLoginLinkIsUsedOnlyByItsForm(t *testing.T) {
+	d := newDashServer(t)
+	l, err := dashboard.NewLink(context.Background(), d.Store, auth.Identity{Name: "owner", Role: auth.RoleAdmin},
+		strings.TrimPrefix(d.base, "http://"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := strings.TrimPrefix(l.URL, d.base)
+	b := d.browser(t)
+	for i := 0; i < 2; i++ { // a previewer, then the person
+		code, body, h := b.get(path)
+		if code != http.StatusOK || h.Get("Set-Cookie") != "" || b.sessionCookie() != nil || !linkFormRE.MatchString(body) {
+			t.Fatalf("GET %s: %d, Set-Cookie %q; want the link's form and no session\n%s", path, code, h.Get("Set-Cookie"), body)
+		}
+	}
+	secret := linkFormRE.FindStringSubmatch(func() string { _, body, _ := b.get(path); return body }())[1]
+	// Posted from another site, or by a client that hides where it comes from: refused, the link kept.
+	foreign := d.browser(t)
+	foreign.origin = "http://evil.example"
+	if code, _, _ := foreign.post("/login", url.Values{"link": {secret}}); code != http.StatusForbidden {
+		t.Fatalf("a cross-site post of the link: %d, want 403", code)
+	}
+	foreign.origin = ""
+	if code, _, _ := foreign.post("/login", url.Values{"link": {secret}}); code != http.StatusForbidden {
+		t.Fatalf("a post of the link without Origin: %d, want 403", code)
+	}
+	if code, _, h := b.post("/login", url.Values{"link": {secret}}); code != http.StatusSeeOther || h.Get("Location") != "/" {
+		t.Fatalf("the link's form: %d %s", code, h.Get("Location"))
+	}
+	if code, body, _ := b.get("/audit"); code != http.StatusOK || !strings.Contains(body, "owner") {
+		t.Fatalf("the link's session: %d", code)
+	}
+}
+
+// Attack: a browser left logged in (a shared machine, a stolen cookie of a
+// session nobody uses) stays a key to production for the whole 12 hours.
+// A session not used for auth.SessionIdle ends; using it keeps it alive,
+// up to its 12 hours.
+func TestDashboardSessionEndsWhenIdle(t *testing.T) {
+	d := newDashServer(t)
+	b := d.browserAs(t, "deployer")
+	step := auth.SessionIdle - time.Minute
+	for i := 1; i <= 3; i++ { // used every 59 minutes: still logged in after 3 hours
+		d.skew.Add(int64(step))
+		if code, _, h := b.get("/"); code != http.StatusOK {
+			t.Fatalf("after %s of use: %d %s", time.Duration(i)*step, code, h.Get("Location"))
+		}
+	}
+	d.skew.Add(int64(auth.SessionIdle))
+	if code, _, h := b.get("/"); code != http.StatusSeeOther || h.Get("Location") != "/login" {
+		t.Fatalf("a session idle for %s: %d %s, want the login form", auth.SessionIdle, code, h.Get("Location"))
+	}
+	// Its forms are refused too, and using it again does not revive it.
+	if code, _, _ := b.post("/environments/production/stop", url.Values{"csrf": {"x"}}); code != http.StatusUnauthorized {
+		t.Fatalf("a form of the idle session: %d, want 401", code)
+	}
+	d.skew.Store(0)
+	// The 12 hours still hold for a session in use.
+	c := d.browserAs(t, "viewer")
+	for i := 0; i < 12; i++ {
+		d.skew.Add(int64(time.Hour - time.Minute))
+		c.get("/")
+	}
+	d.skew.Add(int64(time.Hour))
+	if code, _, _ := c.get("/"); code != http.StatusSeeOther {
+		t.Fatalf("a session used past %s: %d", auth.SessionTTL, code)
+	}
+}
+
+// Attack: an anonymous client posts wrong tokens to the login form without
+// end; each failure is an audit entry (the log grows without bound) and a
+// guess. After 10 failures within a minute an address is refused (429,
+// not audited), even with a valid token, until the minute has passed.
+func TestDashboardFailedLoginsAreLimited(t *testing.T) {
+	d := newDashServer(t)
+	ctx := context.Background()
+	failedLogins := func() int {
+		es, err := d.Store.ListAudit(ctx, time.Time{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range es {
+			if e.Action == "login" && e.Outcome != auth.OutcomeOK {
+				n++
+			}
+		}
+		return n
+	}
+	b := d.browser(t)
+	for i := 0; i < 10; i++ {
+		if code, _, _ := b.post("/login", url.Values{"token": {auth.TokenPrefix + strings.Repeat("A", 52)}}); code != http.StatusUnauthorized {
+			t.Fatalf("wrong token %d: %d, want 401", i+1, code)
+		}
+	}
+	for _, form := range []url.Values{
+		{"token": {"guess"}}, {"link": {"cutover-link_" + strings.Repeat("B", 52)}}, {"token": {d.tokens["admin"]}},
+	} {
+		code, body, h := b.post("/login", form)
+		if code != http.StatusTooManyRequests || h.Get("Retry-After") == "" || !strings.Contains(body, "too many failed logins") || b.sessionCookie() != nil {
+			t.Fatalf("a login after 10 failures: %d %q, session %v\n%s", code, h.Get("Retry-After"), b.sessionCookie(), body)
+		}
+	}
+	if n := failedLogins(); n != 10 {
+		t.Fatalf("%d failed logins audited, want the 10 before the limit", n)
+	}
+	d.skew.Add(int64(time.Minute + time.Second))
+	b.login(d.tokens["admin"])
+}
+
+// Attack (IDOR): the daemon's store holds other projects' executions too.
+// An approver of this project posts the approval form of another
+// project's execution, its evidence page, and its live log: nothing is
+// decided or shown, and the refused decision is audited as this approver's.
+func TestDashboardRefusesAnotherProjectsExecution(t *testing.T) {
+	d := newDashServer(t)
+	ctx := context.Background()
+	x := store.Execution{ID: "x-foreign", Project: "other", Pipeline: "main", Trigger: store.TriggerManual,
+		Branch: "main", Commit: strings.Repeat("b", 40), Status: store.ExecutionWaiting}
+	if err := d.Store.CreateExecution(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Store.RequestApproval(ctx, store.Approval{Execution: x.ID, Stage: "prod", Action: "approve",
+		Expires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	b := d.browserAs(t, "approver")
+	csrf := b.csrf()
+	for _, act := range []string{"approve", "reject"} {
+		code, _, h := b.post("/executions/"+x.ID+"/"+act, url.Values{"csrf": {csrf}, "comment": {"lgtm"}})
+		if code != http.StatusSeeOther {
+			t.Fatalf("%s of another project's execution: %d", act, code)
+		}
+		if _, body, _ := b.get(h.Get("Location")); !strings.Contains(body, act+" failed") {
+			t.Fatalf("%s of another project's execution: no failure shown\n%s", act, body)
+		}
+	}
+	if ap := d.approval(t, x.ID); ap.Status != store.ApprovalPending || ap.DecidedBy != "" {
+		t.Fatalf("another project's approval was decided: %+v", ap)
+	}
+	for _, p := range []string{"/executions/" + x.ID + "/approval", "/executions/" + x.ID, "/live/executions/" + x.ID + "/log"} {
+		if code, _, _ := b.get(p); code != http.StatusNotFound {
+			t.Fatalf("GET %s of another project: %d, want 404", p, code)
+		}
+	}
+	es, err := d.Store.ListAudit(ctx, time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := 0
+	for _, e := range es {
+		if e.Actor == "approver" && (e.Action == auth.ActionApprove || e.Action == auth.ActionReject) && e.Target == x.ID && e.Outcome != auth.OutcomeOK {
+			refused++
+		}
+	}
+	if refused != 2 {
+		t.Fatalf("%d refused decisions audited, want 2: %+v", refused, es)
+	}
+}
+
+// Attack (XSS): a branch name comes from whoever pushes, an execution's
+// error from the build. Markup in them is shown as text in the pages and
+// in the live fragments the script puts in place with innerHTML.
+func TestDashboardEscapesPushedNamesInPagesAndLiveFragments(t *testing.T) {
+	d := newDashServer(t)
+	ctx := context.Background()
+	branch, msg := `<img src=x onerror=alert(1)>`, `"><svg onload=alert(2)>`
+	x := store.Execution{ID: "x-xss", Project: d.Config.Project, Pipeline: "main", Trigger: store.TriggerManual,
+		Branch: branch, Commit: strings.Repeat("c", 40), Status: store.ExecutionFailed, Error: msg}
+	if err := d.Store.CreateExecution(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	b := d.browserAs(t, "viewer")
+	check := func(where, body string) {
+		t.Helper()
+		if strings.Contains(body, "<img src=x") || strings.Contains(body, "<svg onload") || !strings.Contains(body, "&lt;img src=x onerror=alert(1)&gt;") {
+			t.Fatalf("%s: markup from a branch name or an error is not escaped:\n%s", where, body)
+		}
+	}
+	for _, p := range []string{"/executions", "/executions/" + x.ID} {
+		code, body, h := b.get(p)
+		if code != http.StatusOK || !strings.Contains(h.Get("Content-Security-Policy"), "script-src 'self'") {
+			t.Fatalf("GET %s: %d, CSP %q", p, code, h.Get("Content-Security-Policy"))
+		}
+		check(p, body)
+	}
+	for _, p := range []string{"/live/executions", "/live/executions/" + x.ID} {
+		req, _ := http.NewRequest(http.MethodGet, d.base+p, nil)
+		reqCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := b.c.Do(req.WithContext(reqCtx))
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		buf := make([]byte, 0, 1<<16)
+		for !strings.Contains(string(buf), "\n\n") && len(buf) < cap(buf) { // the first event
+			n, err := resp.Body.Read(buf[len(buf):cap(buf)])
+			buf = buf[:len(buf)+n]
+			if err != nil {
+				break
+			}
+		}
+		resp.Body.Close()
+		cancel()
+		check(p, string(buf))
+	}
+}
+
+// Attack (race): a one-time link posted by many browsers at once opens
+// exactly one session.
+func TestDashboardLoginLinkRaceOpensOneSession(t *testing.T) {
+	d := newDashServer(t)
+	l, err := dashboard.NewLink(context.Background(), d.Store, auth.Identity{Name: "owner", Role: auth.RoleAdmin},
+		strings.TrimPrefix(d.base, "http://"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(l.URL)
+	secret := u.Query().Get("link")
+	const n = 8 // under the failed-login limit of one address
+	codes := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodPost, d.base+"/login", strings.NewReader(url.Values{"link": {secret}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Origin", d.base)
+			resp, err := d.browser(t).c.Do(req)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	won := 0
+	for c := range codes {
+		switch c {
+		case http.StatusSeeOther:
+			won++
+		case http.StatusForbidden:
+		default:
+			t.Fatalf("a concurrent use of the link: %d", c)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d sessions from one link, want 1", won)
 	}
 }

@@ -235,6 +235,8 @@ CREATE TABLE dashboard_sessions (
 	ended_at    TEXT
 ) STRICT, WITHOUT ROWID;
 `,
+	// Dashboard sessions end after an idle time: when each was last used.
+	`ALTER TABLE dashboard_sessions ADD COLUMN seen_at TEXT;`,
 }
 
 // SchemaVersion is the schema version this binary writes.

@@ -102,6 +102,9 @@ type Session struct {
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	EndedAt   *time.Time
+	// SeenAt is when the session was last used (TouchSession); CreatedAt
+	// until then.
+	SeenAt time.Time
 }
 
 // CreateSession stores a live session. Hash, Actor, Role, Via and ExpiresAt
@@ -126,9 +129,9 @@ func (s *Store) CreateSession(ctx context.Context, ss Session) error {
 func (s *Store) LiveSession(ctx context.Context, hash string, now time.Time) (Session, error) {
 	ss := Session{Hash: hash}
 	var created, expires string
-	var ended sql.NullString
-	err := s.auto.q.QueryRowContext(ctx, `SELECT actor, role, via, token_hash, created_at, expires_at, ended_at
-		FROM dashboard_sessions WHERE hash = ?`, hash).Scan(&ss.Actor, &ss.Role, &ss.Via, &ss.TokenHash, &created, &expires, &ended)
+	var ended, seen sql.NullString
+	err := s.auto.q.QueryRowContext(ctx, `SELECT actor, role, via, token_hash, created_at, expires_at, ended_at, seen_at
+		FROM dashboard_sessions WHERE hash = ?`, hash).Scan(&ss.Actor, &ss.Role, &ss.Via, &ss.TokenHash, &created, &expires, &ended, &seen)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, fmt.Errorf("store: no such session: %w", ErrNotFound)
 	} else if err != nil {
@@ -140,6 +143,12 @@ func (s *Store) LiveSession(ctx context.Context, hash string, now time.Time) (Se
 	if ss.ExpiresAt, err = parseTime(expires); err != nil {
 		return Session{}, err
 	}
+	ss.SeenAt = ss.CreatedAt
+	if seen.Valid {
+		if ss.SeenAt, err = parseTime(seen.String); err != nil {
+			return Session{}, err
+		}
+	}
 	if ended.Valid || !now.Before(ss.ExpiresAt) {
 		return Session{}, fmt.Errorf("store: the session has ended: %w", ErrNotFound)
 	}
@@ -149,10 +158,21 @@ func (s *Store) LiveSession(ctx context.Context, hash string, now time.Time) (Se
 // EndSession ends the session whose secret hashes to hash (a logout); an
 // unknown or ended session changes nothing.
 func (s *Store) EndSession(ctx context.Context, hash string, now time.Time) error {
+	return s.setSessionTime(ctx, "ended_at", hash, now)
+}
+
+// TouchSession records that the live session whose secret hashes to hash
+// was used at now.
+func (s *Store) TouchSession(ctx context.Context, hash string, now time.Time) error {
+	return s.setSessionTime(ctx, "seen_at", hash, now)
+}
+
+// setSessionTime sets column (ended_at or seen_at) of a session not ended.
+func (s *Store) setSessionTime(ctx context.Context, column, hash string, now time.Time) error {
 	return s.Tx(ctx, func(tx *Tx) error {
-		_, err := tx.q.ExecContext(ctx, `UPDATE dashboard_sessions SET ended_at = ? WHERE hash = ? AND ended_at IS NULL`, formatTime(now), hash)
+		_, err := tx.q.ExecContext(ctx, `UPDATE dashboard_sessions SET `+column+` = ? WHERE hash = ? AND ended_at IS NULL`, formatTime(now), hash)
 		if err != nil {
-			return fmt.Errorf("store: end session: %w", err)
+			return fmt.Errorf("store: set session %s: %w", column, err)
 		}
 		return nil
 	})
