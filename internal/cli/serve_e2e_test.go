@@ -47,6 +47,9 @@ func startServe(t *testing.T, bin, file, home string, port int) *daemonProc {
 		}
 		_ = cmd.Wait()
 		logf.Close()
+		// serve started the load balancer, which outlives it by design: stop it,
+		// so no test leaves a proxy running (harmless when the test stopped it).
+		_ = exec.Command(bin, "proxy", "stop", "--grace", "1s", "--home", home).Run()
 	})
 	deadline := time.Now().Add(60 * time.Second)
 	for {
