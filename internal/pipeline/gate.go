@@ -61,17 +61,22 @@ func (r *run) approval(ctx context.Context, i, j int, a config.Action) (result, 
 	raw = r.secrets.MaskJSON(raw)
 	now := time.Now().UTC()
 	stage := r.pipe.Stages[i].Name
-	if err := r.e.Store.RequestApproval(ctx, store.Approval{
-		Execution: r.exec.ID, Stage: stage, Action: a.Name, Status: "pending",
-		RequestedAt: now, Expires: now.Add(timeout), Evidence: raw,
-	}); err != nil {
-		return result{}, err
-	}
+	// The execution reads "waiting" before its approval can be seen pending,
+	// so whoever finds the approval (API, dashboard, CLI) finds it waiting.
 	r.setAction(i, j, func(s *ActionState) { s.Status = StatusWaiting })
 	r.mu.Lock()
 	r.exec.Status = "waiting"
 	r.mu.Unlock()
 	r.save(ctx)
+	if err := r.e.Store.RequestApproval(ctx, store.Approval{
+		Execution: r.exec.ID, Stage: stage, Action: a.Name, Status: "pending",
+		RequestedAt: now, Expires: now.Add(timeout), Evidence: raw,
+	}); err != nil {
+		r.mu.Lock()
+		r.exec.Status = "running"
+		r.mu.Unlock()
+		return result{}, err
+	}
 	r.logf(a.Name, "waiting for approval to deploy %s: `cutover approve %s --comment ...` or `cutover reject %s` (times out in %s)", a.Environment, r.exec.ID, r.exec.ID, timeout)
 	r.notify(notify.ApprovalNeeded, fmt.Sprintf("deploy %s at %s: `cutover approve %s`", a.Environment, short.SHA(ev.Commit), r.exec.ID))
 	defer func() {
