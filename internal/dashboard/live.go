@@ -105,12 +105,8 @@ func (h *Handler) live(fn pageFunc) http.HandlerFunc {
 		t := time.NewTicker(h.Tick)
 		defer t.Stop()
 		for {
-			if h.Now().Sub(checked) >= recheck {
-				if _, err := auth.SessionOf(r.Context(), h.Store, s.Secret, r.RemoteAddr, h.Now()); err != nil {
-					_ = send("end", "", []byte("session ended"))
-					return
-				}
-				checked = h.Now()
+			if !h.stillLoggedIn(r, s, &checked, send) {
+				return
 			}
 			page, data, err := fn(r, s)
 			var html []byte
@@ -162,12 +158,8 @@ func (h *Handler) liveLog(w http.ResponseWriter, r *http.Request) {
 	t := time.NewTicker(h.Tick / 2)
 	defer t.Stop()
 	for {
-		if h.Now().Sub(checked) >= recheck {
-			if _, err := auth.SessionOf(r.Context(), h.Store, s.Secret, r.RemoteAddr, h.Now()); err != nil {
-				_ = send("end", "", []byte("session ended"))
-				return
-			}
-			checked = h.Now()
+		if !h.stillLoggedIn(r, s, &checked, send) {
+			return
 		}
 		// Read the status first: lines written before a final status are
 		// all read by the ListLogs that follows it.
@@ -202,4 +194,18 @@ func (h *Handler) liveLog(w http.ResponseWriter, r *http.Request) {
 		case <-t.C:
 		}
 	}
+}
+
+// stillLoggedIn checks, at most every recheck, that a stream's session is
+// still live; when it is not, it sends "end" and says so.
+func (h *Handler) stillLoggedIn(r *http.Request, s auth.Session, checked *time.Time, send func(event, id string, data []byte) error) bool {
+	if h.Now().Sub(*checked) < recheck {
+		return true
+	}
+	if _, err := auth.SessionOf(r.Context(), h.Store, s.Secret, r.RemoteAddr, h.Now()); err != nil {
+		_ = send("end", "", []byte("session ended"))
+		return false
+	}
+	*checked = h.Now()
+	return true
 }
