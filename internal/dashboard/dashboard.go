@@ -84,7 +84,7 @@ type Handler struct {
 	pages  map[string]*template.Template
 	series *sampler
 	flash  flashes
-	open   streams
+	open   auth.Streams
 	fails  failures
 	ctx    context.Context // the work the handler started: actions, sampling
 	stop   context.CancelFunc

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/auth"
@@ -17,40 +16,6 @@ import (
 // logout or a revoked token ends the streams of that session too.
 const recheck = 5 * time.Second
 
-// streams counts the open live streams, per session (by the hash of its
-// secret) and in all.
-type streams struct {
-	mu    sync.Mutex
-	total int
-	per   map[string]int
-}
-
-// acquire counts one more stream of session key, unless that passes
-// perSession or total; release uncounts it.
-func (o *streams) acquire(key string, perSession, total int) (release func(), ok bool) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.total >= total || o.per[key] >= perSession {
-		return nil, false
-	}
-	if o.per == nil {
-		o.per = map[string]int{}
-	}
-	o.total++
-	o.per[key]++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			o.mu.Lock()
-			defer o.mu.Unlock()
-			o.total--
-			if o.per[key]--; o.per[key] <= 0 {
-				delete(o.per, key)
-			}
-		})
-	}, true
-}
-
 // stream starts a Server-Sent Events answer for a live session (401
 // otherwise) within the stream limits (429 otherwise); it returns the
 // session, a send func and the func to call when the stream ends, or false.
@@ -60,7 +25,7 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) (auth.Session, 
 		h.noSession(w, r, err)
 		return s, nil, nil, false
 	}
-	done, ok := h.open.acquire(auth.Hash(s.Secret), h.MaxSessionStreams, h.MaxStreams)
+	done, ok := h.open.Acquire(auth.Hash(s.Secret), h.MaxSessionStreams, h.MaxStreams)
 	if !ok {
 		h.Log.Warn("dashboard live stream refused: too many open", "who", s.Identity.Name, "remote", r.RemoteAddr, "path", r.URL.Path)
 		w.Header().Set("Retry-After", "10")

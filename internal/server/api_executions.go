@@ -23,6 +23,10 @@ var (
 	followBeat    = 15 * time.Second
 	followPoll    = 250 * time.Millisecond
 	followRecheck = 5 * time.Second
+	// At most followPerToken followed logs per token at once, followTotal
+	// in all; one more is refused (429), as the dashboard's live views are.
+	followPerToken = 8
+	followTotal    = 128
 )
 
 // logPage is how many lines one GET of a log returns at most; the next
@@ -108,6 +112,15 @@ func (s *Server) executionLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	who := identity(r)
+	done, ok := s.follows.Acquire(who.Via+" "+who.Name, followPerToken, followTotal)
+	if !ok {
+		s.Log.Warn("followed log refused: too many open", "who", who.Name, "remote", r.RemoteAddr)
+		w.Header().Set("Retry-After", "10")
+		writeError(w, http.StatusTooManyRequests, fmt.Errorf("too many followed logs open (at most %d per token, %d in all): end one, or read the log without follow=1", followPerToken, followTotal))
+		return
+	}
+	defer done()
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")

@@ -319,3 +319,76 @@ func TestAPIFollowedLogEndsWhenItsTokenIsRevoked(t *testing.T) {
 		t.Fatalf("after %s, stream:\n%s", took, b)
 	}
 }
+
+// Attack: one token opened followed logs without bound, each holding a
+// connection and a store poll for up to an hour. At most followPerToken per
+// token are open at once (429 beyond, in the API's JSON error shape); other
+// tokens are not starved by it, and an ended stream frees its place.
+func TestAPIFollowedLogsAreCappedPerToken(t *testing.T) {
+	oldPer, oldTotal := followPerToken, followTotal
+	followPerToken, followTotal = 3, 5
+	defer func() { followPerToken, followTotal = oldPer, oldTotal }()
+	a := newAuthServer(t, "{ required: true }", map[string]string{"greedy": "viewer", "other": "viewer", "third": "viewer"})
+	x := a.trigger(t, "deployer")
+	client := &http.Client{Timeout: 10 * time.Second}
+	follow := func(token string) *http.Response {
+		t.Helper()
+		hr, _ := http.NewRequest(http.MethodGet, a.base+"/v1/executions/"+x.ID+"/logs?follow=1", nil)
+		hr.Header.Set("Authorization", "Bearer "+a.tokens[token])
+		resp, err := client.Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	var open []*http.Response
+	defer func() {
+		for _, r := range open {
+			r.Body.Close()
+		}
+	}()
+	for range 3 {
+		r := follow("greedy")
+		if r.StatusCode != http.StatusOK {
+			t.Fatalf("follow within the cap: %d", r.StatusCode)
+		}
+		open = append(open, r)
+	}
+	r := follow("greedy")
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" || !strings.Contains(string(b), `"error"`) || !strings.Contains(string(b), "at most 3 per token") {
+		t.Fatalf("fourth follow of one token: %d %q %s", r.StatusCode, r.Header.Get("Retry-After"), b)
+	}
+	// Another token still follows; the total cap (5) holds across tokens.
+	for range 2 {
+		r := follow("other")
+		if r.StatusCode != http.StatusOK {
+			t.Fatalf("another token's follow: %d", r.StatusCode)
+		}
+		open = append(open, r)
+	}
+	if r := follow("third"); r.StatusCode != http.StatusTooManyRequests {
+		r.Body.Close()
+		t.Fatalf("follow past the total cap: %d", r.StatusCode)
+	} else {
+		r.Body.Close()
+	}
+	// Ending a stream gives its place back (the daemon notices the closed
+	// connection at its next write: a beat or a poll).
+	open[0].Body.Close()
+	open = open[1:]
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := follow("greedy")
+		if r.StatusCode == http.StatusOK {
+			open = append(open, r)
+			break
+		}
+		r.Body.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("an ended stream did not free its place: %d", r.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/auth"
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/pipeline"
 	"github.com/cutoverdev/cutover/internal/proxy"
@@ -62,11 +63,12 @@ type Server struct {
 	TLSCert, TLSKey string
 	BehindProxy     bool
 
-	once  sync.Once
-	mu    sync.Mutex
-	wake  chan struct{} // work reads the queue again
-	addr  net.Addr
-	ready chan struct{}
+	once    sync.Once
+	mu      sync.Mutex
+	follows auth.Streams  // followed logs open (api_executions.go)
+	wake    chan struct{} // work reads the queue again
+	addr    net.Addr
+	ready   chan struct{}
 	// runCtx is Run's context: deployments the API launched run on it, and
 	// Run waits for them (background) before it returns.
 	runCtx     context.Context
