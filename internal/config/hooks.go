@@ -30,6 +30,7 @@ type Hook struct {
 	Name    string     `yaml:"name,omitempty" json:"name,omitempty"`
 	HTTP    *HTTPCheck `yaml:"http,omitempty" json:"http,omitempty" jsonschema_description:"Exactly one of http or command."`
 	Command []string   `yaml:"command,omitempty" json:"command,omitempty" jsonschema_description:"Command and arguments. Exactly one of http or command."`
+	PassEnv []string   `yaml:"pass_env,omitempty" json:"pass_env,omitempty" jsonschema_description:"Names of variables of cutover's own environment this command sees besides PATH, HOME, USER, LANG, TZ and the CUTOVER_* of the deployment (for example a DATABASE_URL a migration check needs); nothing else of cutover's environment reaches it."`
 	Timeout Duration   `yaml:"timeout,omitempty" json:"timeout,omitempty" jsonschema:"default=30s"`
 }
 

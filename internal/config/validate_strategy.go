@@ -99,6 +99,14 @@ func (v *validator) hooks(p string, hs *Hooks) {
 			case h.HTTP != nil:
 				v.httpCheck(hp+".http", h.HTTP)
 			}
+			if len(h.PassEnv) > 0 && len(h.Command) == 0 {
+				v.add(hp+".pass_env", "is for command hooks (an http check gets no environment; remove it)")
+			}
+			for j, name := range h.PassEnv {
+				if !envNameRe.MatchString(name) {
+					v.add(fmt.Sprintf("%s.pass_env[%d]", hp, j), "%q is not a variable name (write letters, digits and _, such as DATABASE_URL)", name)
+				}
+			}
 			if h.Timeout <= 0 {
 				v.add(hp+".timeout", "must be more than 0 (write for example 30s)")
 			}

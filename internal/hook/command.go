@@ -21,13 +21,13 @@ const (
 // runCommand execs argv directly (no shell) in env.Dir. The command gets its own
 // process group, so that a timeout kills the group: a hung script's children die
 // with it instead of outliving the deployment.
-func runCommand(ctx context.Context, argv []string, env Env, timeout time.Duration) (bool, string) {
+func runCommand(ctx context.Context, argv, pass []string, env Env, timeout time.Duration) (bool, string) {
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	out := &tail{}
 	cmd := exec.CommandContext(tctx, argv[0], argv[1:]...)
 	cmd.Dir = env.Dir
-	cmd.Env = commandEnv(env)
+	cmd.Env = commandEnv(pass, env)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }

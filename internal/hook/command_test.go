@@ -148,11 +148,41 @@ func TestCommandCanceled(t *testing.T) {
 }
 
 func TestSecretsAreRedacted(t *testing.T) {
-	t.Setenv("CUTOVER_TEST_DB_PASSWORD", "hunter2-very-secret")
-	env := Env{Vars: map[string]string{"API_TOKEN": "tok-123456", "CUTOVER_REVISION": "r42"}}
-	r := Run(context.Background(), "test", shHook(`echo $CUTOVER_TEST_DB_PASSWORD $API_TOKEN $CUTOVER_REVISION; exit 1`, 5*time.Second), env)
+	env := Env{Vars: map[string]string{"API_TOKEN": "tok-123456", "DB_PASSWORD": "hunter2-very-secret", "CUTOVER_REVISION": "r42"}}
+	r := Run(context.Background(), "test", shHook(`echo $DB_PASSWORD $API_TOKEN $CUTOVER_REVISION; exit 1`, 5*time.Second), env)
 	if want := "exit code 1; last output: [redacted] [redacted] r42"; r.Detail != want {
 		t.Errorf("Detail = %q, want %q", r.Detail, want)
+	}
+}
+
+// Attack: a hook command (cutover.yaml's, run on the host by whoever runs
+// the deployment: the daemon, or a CI job holding cloud credentials) read
+// cutover's whole environment. It sees only the allow-listed host variables
+// (proc.HostEnv, plus HOME and USER) and the deployment's own.
+func TestHookSeesNoneOfCutoversSecrets(t *testing.T) {
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-from-the-ci-job")
+	t.Setenv("CUTOVER_TOKEN", "cut_admin_token_value")
+	t.Setenv("GITHUB_TOKEN", "ghp_should_not_leak")
+	t.Setenv("LANG", "C.UTF-8")
+	env := Env{Dir: t.TempDir(), Vars: map[string]string{"CUTOVER_REVISION": "r42"}}
+	r := Run(context.Background(), "test", shHook(`env | sort | tr '\n' ' '; exit 1`, 5*time.Second), env)
+	for _, leak := range []string{"aws-secret-from-the-ci-job", "AWS_SECRET_ACCESS_KEY", "cut_admin_token_value", "CUTOVER_TOKEN", "ghp_should_not_leak", "GITHUB_TOKEN", "redacted"} {
+		if strings.Contains(r.Detail, leak) {
+			t.Errorf("the hook saw %s: %s", leak, r.Detail)
+		}
+	}
+	for _, want := range []string{"PATH=", "LANG=C.UTF-8", "CUTOVER_REVISION=r42"} {
+		if !strings.Contains(r.Detail, want) {
+			t.Errorf("the hook's environment lacks %s: %s", want, r.Detail)
+		}
+	}
+	// A variable the hook names (pass_env) reaches it, and only that one.
+	t.Setenv("CHECK_DB_HOST", "db.internal")
+	h := shHook(`env | sort | tr '\n' ' '; exit 1`, 5*time.Second)
+	h.PassEnv = []string{"CHECK_DB_HOST"}
+	r = Run(context.Background(), "test", h, env)
+	if !strings.Contains(r.Detail, "CHECK_DB_HOST=db.internal") || strings.Contains(r.Detail, "AWS_SECRET_ACCESS_KEY") {
+		t.Errorf("pass_env: %s", r.Detail)
 	}
 }
 

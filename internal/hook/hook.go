@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/proc"
 )
 
 // Env is what hooks run against.
@@ -45,7 +46,7 @@ func Run(ctx context.Context, event string, h config.Hook, env Env) Result {
 	case h.HTTP != nil && len(h.Command) == 0:
 		r.OK, r.Detail = runHTTP(ctx, *h.HTTP, env, timeout)
 	case h.HTTP == nil && len(h.Command) > 0:
-		r.OK, r.Detail = runCommand(ctx, h.Command, env, timeout)
+		r.OK, r.Detail = runCommand(ctx, h.Command, h.PassEnv, env, timeout)
 		r.Detail = redact(r.Detail, env.Vars)
 	default:
 		r.Detail = "the hook must have exactly one of http or command"
@@ -82,9 +83,10 @@ func Name(h config.Hook) string {
 	return "hook"
 }
 
-// commandEnv is the environment of a command: the host's, plus the listener URLs,
-// plus env.Vars (which win), in a stable order.
-func commandEnv(env Env) []string {
+// commandEnv is the environment of a command: the allow-listed host variables
+// (proc.HostEnv, HOME, USER, LOGNAME) and those the hook names (pass_env),
+// plus the listener URLs, plus env.Vars (which win), in a stable order.
+func commandEnv(pass []string, env Env) []string {
 	vars := map[string]string{}
 	if env.TestURL != "" {
 		vars["CUTOVER_TEST_URL"] = env.TestURL
@@ -103,7 +105,7 @@ func commandEnv(env Env) []string {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	out := os.Environ()
+	out := proc.Environ(append([]string{"HOME", "USER", "LOGNAME"}, pass...)...)
 	for _, k := range keys {
 		out = append(out, k+"="+vars[k])
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/proc"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
 	"github.com/cutoverdev/cutover/internal/short"
 	"github.com/cutoverdev/cutover/internal/source"
@@ -244,23 +245,12 @@ func (r *run) loadSecrets() error {
 	return nil
 }
 
-// HostEnv names the variables of cutover's own environment that commands
-// see (when set), besides the pipeline's: nothing else of cutover's
-// environment (tokens, webhook secrets, cloud credentials) reaches them.
-// HOME is the workspace, CI is true, and a trusted run's Go commands keep
-// cutover's Go caches (GOCACHE, GOMODCACHE).
-var HostEnv = []string{"PATH", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR", "GOFLAGS", "GOPROXY", "GOTOOLCHAIN"}
-
 // env is the environment of a trusted host command: the allow-listed
 // variables, then the pipeline's (variables, secrets, extra).
 func (r *run) env(extra ...string) []string {
-	var env []string
-	for _, k := range HostEnv {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
-	env = append(env, "HOME="+r.ws.Dir, "CI=true")
+	// HOME is the workspace, CI is true, and a trusted run's Go commands
+	// keep cutover's Go caches (GOCACHE, GOMODCACHE).
+	env := append(proc.Environ(), "HOME="+r.ws.Dir, "CI=true")
 	env = append(env, goCaches()...)
 	return append(env, r.pipelineEnv(extra...)...)
 }

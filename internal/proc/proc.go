@@ -94,3 +94,22 @@ func stat(pid int) (state byte, start uint64, err error) {
 	start, _ = strconv.ParseUint(string(fields[19]), 10, 64)
 	return fields[0][0], start, nil
 }
+
+// HostEnv names the variables of cutover's own environment that the
+// commands it runs (a pipeline's trusted host commands, deploy hooks) see
+// when set: nothing else of cutover's environment (API tokens, webhook
+// secrets, cloud credentials) reaches them. A command needs more? The
+// pipeline's variables and secrets, or a hook's env, give it by name.
+var HostEnv = []string{"PATH", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR", "GOFLAGS", "GOPROXY", "GOTOOLCHAIN"}
+
+// Environ is the part of cutover's environment named by HostEnv, and by
+// also, as NAME=VALUE lines for exec.Cmd.Env.
+func Environ(also ...string) []string {
+	var env []string
+	for _, k := range append(append([]string{}, HostEnv...), also...) {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
