@@ -128,7 +128,10 @@ func (m *Manager) fromStore(ctx context.Context, s *Status) error {
 }
 
 // progressOf is where an active blue/green deployment stands: its phase as
-// step N of M, and the timed waits left, from its persisted state.
+// step N of M, and the timed waits left, from its persisted state. The
+// waits are the strategy's, or, for a deployment AWS runs, those its
+// deployment configuration reported (deploy.CloudState.Schedule), for the
+// current service and each service still to deploy.
 func progressOf(s config.Strategy, d store.Deployment, now time.Time) *Progress {
 	p, err := deploy.ParsePhase(d.Phase)
 	if err != nil {
@@ -141,22 +144,26 @@ func progressOf(s config.Strategy, d store.Deployment, now time.Time) *Progress 
 	var st deploy.State
 	_ = json.Unmarshal(d.Data, &st)
 	pr.Step, pr.Steps = int(p-deploy.PhasePending)+1, int(deploy.PhaseTerminating-deploy.PhasePending)+1
-	steps := s.TrafficSteps()
+	sc, step, later := deploy.ScheduleOf(s), st.Step, 0
+	if cs := st.Cloud; cs != nil {
+		if cs.Schedule == nil {
+			return pr // AWS has not said yet what this deployment waits for
+		}
+		sc, step = *cs.Schedule, cs.Schedule.StepAt(d.TrafficPercent)
+		later = max(0, len(cs.Services)-len(cs.Done)-1)
+	}
 	wait := func(q deploy.Phase) time.Duration { // the length of q's timed wait
 		switch q {
 		case deploy.PhaseReadyWait:
-			if s.ManualContinue {
-				return 0
-			}
-			return s.ReadyWait.Std()
+			return sc.ReadyWait
 		case deploy.PhaseBaking:
-			return s.Bake.Std()
+			return sc.Bake
 		case deploy.PhaseTerminationWait:
-			return s.TerminationWait.Std()
+			return sc.TerminationWait
 		case deploy.PhaseShifting:
 			var t time.Duration
-			for _, step := range steps {
-				t += step.Wait.Std()
+			for _, step := range sc.Steps {
+				t += step.Wait
 			}
 			return t
 		}
@@ -170,10 +177,10 @@ func progressOf(s config.Strategy, d store.Deployment, now time.Time) *Progress 
 	}
 	switch p {
 	case deploy.PhaseShifting:
-		if st.Step < len(steps) {
-			pr.PhaseLeft = left(steps[st.Step].Wait.Std())
-			for _, step := range steps[st.Step+1:] {
-				pr.Left += step.Wait.Std()
+		if step < len(sc.Steps) {
+			pr.PhaseLeft = left(sc.Steps[step].Wait)
+			for _, st := range sc.Steps[step+1:] {
+				pr.Left += st.Wait
 			}
 		}
 	default:
@@ -183,6 +190,7 @@ func progressOf(s config.Strategy, d store.Deployment, now time.Time) *Progress 
 	for q := p + 1; q <= deploy.PhaseTerminating; q++ {
 		pr.Left += wait(q)
 	}
+	pr.Left += time.Duration(later) * sc.Total()
 	return pr
 }
 

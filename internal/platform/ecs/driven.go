@@ -378,8 +378,10 @@ func (d *Driven) progress(ctx context.Context, service, id string, health time.D
 		if err := d.nativeProgress(ctx, service, r, &st); err != nil {
 			return st, err
 		}
-		sc := NativeSchedule(svc.DeploymentConfiguration)
-		st.Schedule = &sc
+		if svc.DeploymentConfiguration != nil {
+			sc := NativeSchedule(svc.DeploymentConfiguration)
+			st.Schedule = &sc
+		}
 		// The strategy's own shifting and bake time are not cut into.
 		allow += ShiftTime(d.o.Native)
 	}
