@@ -63,10 +63,18 @@ func (m *Manager) Status(ctx context.Context, env string) ([]Status, error) {
 		}
 		e := m.Config.Environments[name]
 		s := Status{Environment: name, Platform: e.Platform, Status: "never started", Tasks: []Task{}}
+		var looked error
+		if isECS(m.Config, name) {
+			// A deployment left by a dead cutover: one look at AWS, recorded.
+			looked = m.lookECS(ctx, name)
+		}
 		if err := m.fromStore(ctx, &s); err != nil {
 			return nil, err
 		}
 		if isECS(m.Config, name) {
+			if looked != nil {
+				s.Unread = append(s.Unread, "deployment on AWS: "+looked.Error())
+			}
 			s.ECS = m.ecsStatus(ctx, name)
 			out = append(out, s)
 			continue

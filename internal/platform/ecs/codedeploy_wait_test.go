@@ -40,6 +40,10 @@ type linearDeployment struct {
 	// afterCreate, when set, runs once CodeDeploy created the deployment,
 	// before the answer reaches cutover (a test kills cutover there).
 	afterCreate func()
+	// terminated is when ContinueDeployment (TERMINATION_WAIT) ended the
+	// termination wait: the deployment succeeds then.
+	terminated float64
+	continues  []string // each ContinueDeployment's wait type, at the minute it came
 }
 
 func (d *linearDeployment) minute() float64 {
@@ -89,6 +93,15 @@ func (d *linearDeployment) answer(op string, req map[string]any) (int, any) {
 	case "StopDeployment":
 		d.stopped = true
 		return http.StatusOK, map[string]any{"status": "Pending", "statusMessage": "Stopping the deployment and rolling back"}
+	case "ContinueDeployment":
+		wait, _ := req["deploymentWaitType"].(string)
+		d.continues = append(d.continues, fmt.Sprintf("%s at %.1f", wait, m))
+		// Only the termination wait is a wait here (the ready option is CONTINUE_DEPLOYMENT).
+		if wait != "TERMINATION_WAIT" || m < 11 || d.stopped {
+			return awsError("DeploymentIsNotInReadyStateException", "The deployment d-LINEAR1 is not waiting")
+		}
+		d.terminated = m
+		return http.StatusOK, map[string]any{}
 	case "GetDeployment":
 		status := "InProgress"
 		switch {
@@ -96,7 +109,7 @@ func (d *linearDeployment) answer(op string, req map[string]any) (int, any) {
 			status = "Stopped"
 		case m < 0.25:
 			status = "Created"
-		case m >= 16:
+		case m >= 16, d.terminated > 0:
 			status = "Succeeded"
 		}
 		info := map[string]any{
