@@ -78,6 +78,8 @@ func TestProgressOfAnECSDeployment(t *testing.T) {
 		{"first service shifting", at("Shifting", 30, sc), 40 * time.Second, 40*time.Second + 6*time.Minute + 5*time.Minute + whole},
 		{"last service in its termination wait", at("TerminationWait", 100, sc, "backend"), 4*time.Minute + 40*time.Second, 4*time.Minute + 40*time.Second},
 		{"not reported yet", at("Install", 0, nil), 0, 0},
+		// ECS-native reports no weights while it shifts: the 9 minutes of steps count from the shift's start.
+		{"shifting without weights", at("Shifting", 0, sc), 9*time.Minute - 20*time.Second, 9*time.Minute - 20*time.Second + 5*time.Minute + whole},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -18,7 +18,8 @@ import (
 // Status reports env, or every environment when env is "". What the store
 // knows is reported even while the Docker engine or the proxy is down; what
 // could not be read is named in each Status's Unread instead of failing.
-// A deployment left behind by a killed controller is reconciled first.
+// A deployment left behind by a killed controller is reconciled first (on
+// ECS: looked at once on AWS, and its end recorded if AWS says it ended).
 func (m *Manager) Status(ctx context.Context, env string) ([]Status, error) {
 	names := m.Config.EnvironmentNames()
 	if env != "" {
@@ -183,8 +184,12 @@ func progressOf(s config.Strategy, d store.Deployment, now time.Time) *Progress 
 		}
 		return max(0, st.PhaseStarted.Add(total).Sub(now)).Round(time.Second)
 	}
-	switch p {
-	case deploy.PhaseShifting:
+	switch {
+	case p == deploy.PhaseShifting && st.Cloud != nil && d.TrafficPercent == 0:
+		// AWS reports no weights while it shifts (ECS-native): the whole
+		// shift is one timed wait from when it began.
+		pr.PhaseLeft = left(wait(p))
+	case p == deploy.PhaseShifting:
 		if step < len(sc.Steps) {
 			pr.PhaseLeft = left(sc.Steps[step].Wait)
 			for _, st := range sc.Steps[step+1:] {
