@@ -64,6 +64,7 @@ type Controller struct {
 
 	alarms  *alarm.Evaluator // lives from the first traffic shift to the end of baking
 	lastSeq int64            // requests (continue/stop/rollback) after this event seq are new
+	once    bool             // Look: one read of a cloud-driven deployment, nothing acted on
 }
 
 // State is what the driver keeps in Deployment.Data.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -20,22 +22,99 @@ import (
 //   - Services are deployed one after the other, in the order Services
 //     returns; each has its own cloud deployment, named by the ID Start
 //     returns (persisted before the first Progress).
+//   - Decide, persist, act: Prepare decides what the service's deployment
+//     runs (on ECS it registers the task definition) and starts nothing; the
+//     controller persists that Intent with a start marker, then calls Start.
+//     A controller killed after Start's call reached the cloud but before
+//     its ID was persisted leaves an Intent with a marker and no ID: the
+//     next command asks Find for the deployment the cloud already runs (or
+//     ran) for it and follows that one; it starts a new one only when Find
+//     finds none.
 //   - Progress only reads (and measures how long nothing moved: Stuck). It
 //     is called again after a restart with the same service and ID.
 //   - Stop stops the service's deployment and has the cloud roll it back;
-//     Continue lets one that waits for `cutover continue` shift traffic.
-//     Both may be called more than once.
+//     Continue lets one that waits for `cutover continue` shift traffic;
+//     Promote ends the wait the deployment is in (phase: ReadyWait or
+//     TerminationWait) where the cloud allows it, else returns an error
+//     wrapping ErrCannotSkip. All may be called more than once.
 //   - After paces the polls: it fires after the delay of the attempt-th poll.
 type Driven interface {
 	Services() []string
-	Start(ctx context.Context, service string, rev store.Revision) (id string, err error)
+	Prepare(ctx context.Context, service string, rev store.Revision) (Intent, error)
+	Start(ctx context.Context, service string, in Intent) (id string, err error)
+	Find(ctx context.Context, service string, in Intent) (id string, err error)
 	// Progress reads where the service's deployment stands; health bounds
 	// how long its new tasks may take to become healthy (--timeout), never
 	// a healthy deployment's shifting, baking or termination wait.
 	Progress(ctx context.Context, service, id string, health time.Duration) (DrivenState, error)
 	Stop(ctx context.Context, service, id string) error
 	Continue(ctx context.Context, service, id string) error
+	Promote(ctx context.Context, service, id string, phase Phase) error
 	After(attempt int) <-chan time.Time
+}
+
+// ErrCannotSkip marks a Promote the cloud has no API for in the phase the
+// deployment is in (a linear or canary step, an ECS bake time).
+var ErrCannotSkip = errors.New("the cloud cannot skip this wait")
+
+// Intent is what the controller persists before it starts a service's
+// cloud deployment: the revision, what the deployment runs (an ECS task
+// definition ARN, unique to this registration), and the start marker.
+type Intent struct {
+	Revision string    `json:"revision"`
+	Target   string    `json:"target"`
+	Starting time.Time `json:"starting,omitzero"` // set, and persisted, just before Start is called
+}
+
+// Step is one step of a traffic shift: the share of production traffic on
+// the new revision and the wait after it.
+type Step struct {
+	Percent int           `json:"percent"`
+	Wait    time.Duration `json:"wait,omitempty"`
+}
+
+// Schedule is the timed waits of one service's deployment, as its cloud
+// deployment configuration says (CodeDeploy's deployment config and
+// termination wait, ECS's linear/canary configuration and bake time): what
+// "step N of M, time left" is computed from.
+type Schedule struct {
+	ReadyWait       time.Duration `json:"ready_wait,omitempty"` // a timed wait before traffic moves (a wait for a continue counts 0)
+	Steps           []Step        `json:"steps,omitempty"`
+	Bake            time.Duration `json:"bake,omitempty"`
+	TerminationWait time.Duration `json:"termination_wait,omitempty"`
+}
+
+// ScheduleOf is the schedule of a local strategy.
+func ScheduleOf(s config.Strategy) Schedule {
+	sc := Schedule{Bake: s.Bake.Std(), TerminationWait: s.TerminationWait.Std()}
+	if !s.ManualContinue {
+		sc.ReadyWait = s.ReadyWait.Std()
+	}
+	for _, st := range s.TrafficSteps() {
+		sc.Steps = append(sc.Steps, Step{Percent: st.Percent, Wait: st.Wait.Std()})
+	}
+	return sc
+}
+
+// Total is the sum of the schedule's timed waits.
+func (s Schedule) Total() time.Duration {
+	t := s.ReadyWait + s.Bake + s.TerminationWait
+	for _, st := range s.Steps {
+		t += st.Wait
+	}
+	return t
+}
+
+// StepAt is the index of the step that puts percent of production traffic
+// on the new revision (the last step at or below it).
+func (s Schedule) StepAt(percent int) int {
+	i := 0
+	for j, st := range s.Steps {
+		if st.Percent <= percent {
+			i = j
+		}
+	}
+	return i
 }
 
 // DrivenState is where a cloud-driven deployment of one service stands, in
@@ -54,6 +133,9 @@ type DrivenState struct {
 	Problem       string
 	Alarm         bool
 	StopOnProblem bool
+	// Schedule, when known, is the deployment's timed waits as its cloud
+	// configuration says; the controller keeps it for time-left estimates.
+	Schedule *Schedule
 }
 
 // CloudState is what the controller keeps of a cloud-driven deployment in
@@ -63,6 +145,13 @@ type CloudState struct {
 	Done      []string          `json:"done,omitempty"`       // services whose deployment succeeded
 	Stopped   map[string]bool   `json:"stopped,omitempty"`    // services whose deployment cutover stopped
 	StopFirst bool              `json:"stop_first,omitempty"` // stop the current deployment on the next look (reconcile with rollback)
+	// Intents are what each service's deployment runs, persisted before it
+	// starts (with its start marker): a deployment started by a controller
+	// that died before persisting its ID is found from it, not started twice.
+	Intents  map[string]Intent `json:"intents,omitempty"`
+	Services []string          `json:"services,omitempty"` // the services in deployment order
+	Schedule *Schedule         `json:"schedule,omitempty"` // the current service's timed waits, as the cloud reports them
+	Promoted map[string]string `json:"promoted,omitempty"` // service -> the phase whose wait a promote ended
 }
 
 // KindNews is the Event kind of what the cloud tells about a deployment it
@@ -130,6 +219,13 @@ func (c *Controller) runDriven(ctx context.Context, d *store.Deployment, st *Sta
 	if cs.Stopped == nil {
 		cs.Stopped = map[string]bool{}
 	}
+	if cs.Intents == nil {
+		cs.Intents = map[string]Intent{}
+	}
+	if cs.Promoted == nil {
+		cs.Promoted = map[string]string{}
+	}
+	cs.Services = c.Driven.Services()
 	rev, err := c.Store.GetRevision(ctx, d.Revision)
 	if err != nil {
 		return err
@@ -139,26 +235,13 @@ func (c *Controller) runDriven(ctx context.Context, d *store.Deployment, st *Sta
 		if contains(cs.Done, svc) {
 			continue
 		}
-		id := cs.IDs[svc]
-		if id == "" {
-			// A stop or rollback asked before this service started ends the run here.
-			if stop := c.drivenRequests(ctx, d, st, "", ""); stop != nil {
-				end = DrivenState{Phase: PhaseRolledBack, Reason: stop.reason}
-				st.Cause = stop.outcome.String()
-				break
-			}
-			if id, err = c.Driven.Start(ctx, svc, rev); err != nil {
-				end = DrivenState{Phase: PhaseFailed, Reason: fmt.Sprintf("service %s: %v", svc, err)}
-				if ctx.Err() != nil {
-					return fmt.Errorf("deployment %s interrupted while starting %s: %w", d.ID, svc, ctx.Err())
-				}
-				break
-			}
-			cs.IDs[svc] = id
-			if err := c.save(ctx, d, *st); err != nil {
-				return err
-			}
-			c.emit(d, Event{Kind: KindNews, Message: fmt.Sprintf("%s: deployment %s started", svc, id)})
+		id, end0, err := c.startService(ctx, d, st, rev, svc)
+		if err != nil {
+			return err
+		}
+		if end0 != nil {
+			end = *end0
+			break
 		}
 		s, err := c.follow(ctx, d, st, svc, id)
 		if errors.Is(err, errInterrupted) {
@@ -179,6 +262,7 @@ func (c *Controller) runDriven(ctx context.Context, d *store.Deployment, st *Sta
 			break
 		}
 		cs.Done = append(cs.Done, svc)
+		cs.Schedule = nil // the next service's deployment reports its own
 		if err := c.save(ctx, d, *st); err != nil {
 			return err
 		}
@@ -207,12 +291,110 @@ func (c *Controller) runDriven(ctx context.Context, d *store.Deployment, st *Sta
 	return nil
 }
 
+// startService returns the cloud deployment of svc: the one persisted; else
+// the one the cloud already runs for the persisted intent (a controller
+// died between starting it and persisting its ID); else a new one, started
+// after its intent and start marker are persisted. end, when not nil, ends
+// the run without a deployment (a stop asked before it started, or Start
+// failed). In a look (Look) nothing is started: errLooked.
+func (c *Controller) startService(ctx context.Context, d *store.Deployment, st *State, rev store.Revision, svc string) (id string, end *DrivenState, err error) {
+	cs := st.Cloud
+	if id := cs.IDs[svc]; id != "" {
+		return id, nil, nil
+	}
+	in, ok := cs.Intents[svc]
+	if ok && in.Revision == d.Revision && !in.Starting.IsZero() {
+		found, err := c.Driven.Find(ctx, svc, in)
+		if err != nil {
+			// Starting another could deploy the service twice: the next command looks again.
+			return "", nil, fmt.Errorf("deployment %s: looking for the deployment of %s (%s) started before cutover stopped: %w; nothing started, the next command for %s looks again", d.ID, svc, in.Target, err, c.Env)
+		}
+		if found != "" {
+			cs.IDs[svc] = found
+			if err := c.save(ctx, d, *st); err != nil {
+				return "", nil, err
+			}
+			c.emit(d, Event{Kind: KindNews, Message: fmt.Sprintf("%s: deployment %s of %s, started before cutover stopped, followed (not started again)", svc, found, in.Target)})
+			return found, nil, nil
+		}
+	}
+	// A stop or rollback asked before this service started ends the run here.
+	if cs.StopFirst {
+		cs.StopFirst = false
+		return "", &DrivenState{Phase: PhaseRolledBack, Reason: fmt.Sprintf("service %s not started", svc)}, nil
+	}
+	if stop := c.drivenRequests(ctx, d, st, "", ""); stop != nil {
+		st.Cause = stop.outcome.String()
+		return "", &DrivenState{Phase: PhaseRolledBack, Reason: stop.reason}, nil
+	}
+	if c.once {
+		return "", nil, errLooked
+	}
+	if !ok || in.Revision != d.Revision || in.Target == "" {
+		if in, err = c.Driven.Prepare(ctx, svc, rev); err != nil {
+			if ctx.Err() != nil {
+				return "", nil, fmt.Errorf("deployment %s interrupted while preparing %s: %w", d.ID, svc, ctx.Err())
+			}
+			return "", &DrivenState{Phase: PhaseFailed, Reason: fmt.Sprintf("service %s: %v", svc, err)}, nil
+		}
+		in.Revision = d.Revision
+	}
+	// Decide, persist, act: the marker is persisted before the call.
+	in.Starting = time.Now().UTC()
+	cs.Intents[svc] = in
+	if err := c.save(ctx, d, *st); err != nil {
+		return "", nil, err
+	}
+	if id, err = c.Driven.Start(ctx, svc, in); err != nil {
+		if ctx.Err() != nil {
+			return "", nil, fmt.Errorf("deployment %s interrupted while starting %s: %w", d.ID, svc, ctx.Err())
+		}
+		return "", &DrivenState{Phase: PhaseFailed, Reason: fmt.Sprintf("service %s: %v", svc, err)}, nil
+	}
+	cs.IDs[svc] = id
+	if err := c.save(ctx, d, *st); err != nil {
+		return "", nil, err
+	}
+	c.emit(d, Event{Kind: KindNews, Message: fmt.Sprintf("%s: deployment %s started", svc, id)})
+	return id, nil, nil
+}
+
+// errLooked ends a look (Look) before the deployment's end: it stays as
+// persisted and the next command follows it.
+var errLooked = errors.New("looked once")
+
+// Look reads, once, where a cloud-driven deployment whose controller died
+// stands, for `cutover status`: the caller holds the lease. It adopts a
+// deployment the dead controller started but did not persist, records
+// what the cloud reports (phase, traffic, schedule) and, when the cloud
+// says the deployment ended, records its end with the environment's state.
+// It starts, stops and continues nothing, and never waits for a poll. It
+// returns the deployment as it stands (nil when none is in progress).
+func (c *Controller) Look(ctx context.Context) (*store.Deployment, error) {
+	if c.Driven == nil {
+		return nil, errors.New("deploy: Look follows cloud-driven deployments only")
+	}
+	d, err := c.Store.ActiveDeployment(ctx, c.Config.Project, c.Env)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.once = true
+	defer func() { c.once = false }()
+	if err := c.Run(ctx, &d); err != nil && !errors.Is(err, errLooked) {
+		return &d, err
+	}
+	return &d, nil
+}
+
 // follow polls one service's cloud deployment to a terminal phase,
 // persisting each phase change, passing on requests, and stopping a
 // deployment that is stuck where stopping is safe.
 func (c *Controller) follow(ctx context.Context, d *store.Deployment, st *State, svc, id string) (DrivenState, error) {
 	cs := st.Cloud
-	if cs.StopFirst {
+	if cs.StopFirst && !c.once {
 		cs.StopFirst = false
 		if err := c.stopCloud(ctx, d, st, svc, id, causeOf(*st), d.Reason); err != nil {
 			return DrivenState{}, err
@@ -221,6 +403,10 @@ func (c *Controller) follow(ctx context.Context, d *store.Deployment, st *State,
 	lastStatus, errs := "", 0
 	for attempt := 0; ; attempt++ {
 		s, err := c.Driven.Progress(ctx, svc, id, c.Timeout)
+		if err != nil && c.once {
+			// A look that cannot read AWS says so; the deployment stays as it is.
+			return s, fmt.Errorf("reading deployment %s of %s: %w", id, svc, err)
+		}
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return s, errInterrupted
@@ -247,6 +433,12 @@ func (c *Controller) follow(ctx context.Context, d *store.Deployment, st *State,
 			lastStatus = s.Status
 			c.emit(d, Event{Kind: KindNews, Message: svc + ": " + s.Status})
 		}
+		if s.Schedule != nil && !reflect.DeepEqual(s.Schedule, cs.Schedule) {
+			cs.Schedule = s.Schedule
+			if err := c.save(ctx, d, *st); err != nil {
+				return s, err
+			}
+		}
 		if s.Phase.Terminal() {
 			return s, nil
 		}
@@ -264,6 +456,10 @@ func (c *Controller) follow(ctx context.Context, d *store.Deployment, st *State,
 				c.emit(d, Event{Kind: "phase", Message: fmt.Sprintf("%s: %s", svc, s.Status)})
 			}
 		}
+		if c.once {
+			return s, errLooked // a look acts on nothing
+		}
+		c.promote(ctx, d, st, svc, id, s.Phase)
 		if s.Problem != "" && !cs.Stopped[svc] {
 			if !s.StopOnProblem {
 				return DrivenState{Phase: PhaseFailed, Reason: s.Problem + "; not stopped: AWS finishes it (it waits for its own end)"}, nil
@@ -280,6 +476,31 @@ func (c *Controller) follow(ctx context.Context, d *store.Deployment, st *State,
 			return s, err
 		}
 	}
+}
+
+// promote ends the wait svc's deployment is in once a promote was asked:
+// the wait for a continue, the termination wait (or bake). Each wait is
+// ended once; a phase the cloud cannot skip is told, not retried.
+func (c *Controller) promote(ctx context.Context, d *store.Deployment, st *State, svc, id string, p Phase) {
+	cs := st.Cloud
+	if !st.Promoted || cs.Stopped[svc] || cs.Promoted[svc] == p.String() {
+		return
+	}
+	switch p {
+	case PhaseReadyWait, PhaseBaking, PhaseTerminationWait:
+	default:
+		return // health checks and hooks are never skipped; the next wait is
+	}
+	cs.Promoted[svc] = p.String()
+	if err := c.save(ctx, d, *st); err != nil {
+		c.emit(d, Event{Kind: "failure", Message: err.Error()})
+		return
+	}
+	if err := c.Driven.Promote(ctx, svc, id, p); err != nil {
+		c.emit(d, Event{Kind: "request", Message: fmt.Sprintf("%s: promote in %s: %v", svc, p, err)})
+		return
+	}
+	c.emit(d, Event{Kind: "request", Message: fmt.Sprintf("%s: promoted: AWS ends the %s of deployment %s", svc, p, id)})
 }
 
 // ErrTryAgain marks a Progress error worth trying again at the next poll
@@ -351,6 +572,14 @@ func (c *Controller) drivenRequests(ctx context.Context, d *store.Deployment, st
 				}
 			}
 			c.emit(d, Event{Kind: "request", Message: msg})
+		case RequestPromote:
+			st.Continued, st.Promoted = true, true
+			c.emit(d, Event{Kind: "request", Message: "promote requested" + by(e) + ": the waits AWS lets cutover end are skipped as the deployment reaches them"})
+			if id != "" {
+				if p, err := ParsePhase(d.Phase); err == nil {
+					c.promote(ctx, d, st, svc, id, p)
+				}
+			}
 		case RequestStop:
 			return fail(Stopped, nil, "stopped by `cutover stop`%s", by(e))
 		case RequestRollback:

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -26,19 +27,56 @@ type fakeCloud struct {
 	started  []string
 	stops    []string
 	onPhase  func(service string, p Phase)
+	byTarget map[string]string // intent target -> deployment ID, as the cloud lists them
+	finds    int
+	promotes []string // "id phase" of each Promote
+	// crashAfterStart, when set, panics right after the deployment started
+	// (as a cutover killed between the cloud's answer and persisting the ID).
+	crashAfterStart bool
+}
+
+var errCrash = errors.New("killed")
+
+func (f *fakeCloud) Prepare(_ context.Context, service string, rev store.Revision) (Intent, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return Intent{Target: fmt.Sprintf("%s:%s:%d", service, rev.ID, len(f.started)+1)}, nil
+}
+
+func (f *fakeCloud) Find(_ context.Context, _ string, in Intent) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.finds++
+	return f.byTarget[in.Target], nil
+}
+
+func (f *fakeCloud) Promote(_ context.Context, _, id string, p Phase) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.promotes = append(f.promotes, id+" "+p.String())
+	if p == PhaseShifting {
+		return fmt.Errorf("no API for it (%w)", ErrCannotSkip)
+	}
+	return nil
 }
 
 func newFakeCloud(services []string, script map[string][]Phase) *fakeCloud {
-	return &fakeCloud{services: services, script: script, at: map[string]int{}, stopped: map[string]bool{}}
+	return &fakeCloud{services: services, script: script, at: map[string]int{}, stopped: map[string]bool{}, byTarget: map[string]string{}}
 }
 
 func (f *fakeCloud) Services() []string { return f.services }
 
-func (f *fakeCloud) Start(_ context.Context, service string, rev store.Revision) (string, error) {
+func (f *fakeCloud) Start(_ context.Context, service string, in Intent) (string, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	id := fmt.Sprintf("%s-%s-%d", service, rev.ID, len(f.started)+1)
+	id := fmt.Sprintf("%s-%s-%d", service, in.Revision, len(f.started)+1)
 	f.started = append(f.started, id)
+	f.byTarget[in.Target] = id
+	crash := f.crashAfterStart
+	f.crashAfterStart = false
+	f.mu.Unlock()
+	if crash {
+		panic(errCrash)
+	}
 	return id, nil
 }
 

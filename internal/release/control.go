@@ -50,7 +50,7 @@ func (m *Manager) Promote(ctx context.Context, env string) (store.Deployment, er
 		return store.Deployment{}, err
 	}
 	if isECS(m.Config, env) {
-		return store.Deployment{}, fmt.Errorf("promote is not available on ECS environments yet (%s is on platform ecs): use `cutover continue %s`", env, env)
+		return m.promoteECS(ctx, env)
 	}
 	return deploy.Request(ctx, m.Store, m.Config.Project, env, deploy.RequestPromote, m.Actor)
 }
@@ -183,7 +183,7 @@ func (m *Manager) Request(ctx context.Context, env, kind string) (store.Deployme
 		return store.Deployment{}, fmt.Errorf("%q is not a deployment request", kind)
 	}
 	if isECS(m.Config, env) && kind == deploy.RequestPromote {
-		return m.Promote(ctx, env) // refused: ECS has no promote yet
+		return m.promoteECS(ctx, env) // refused where AWS cannot skip what the deployment waits for
 	}
 	// On ECS too: the deployment's controller passes the request on to AWS.
 	return deploy.Request(ctx, m.Store, m.Config.Project, env, kind, m.Actor)

@@ -10,6 +10,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -266,6 +267,63 @@ func (m *Manager) stopECS(ctx context.Context, env, command string) (store.Deplo
 		return d, err
 	}
 	return m.finishRequested(ctx, env, d, command)
+}
+
+// promoteECS asks the controller of the deployment in progress to end each
+// wait AWS lets it end as the deployment reaches it: CodeDeploy's wait for a
+// continue and termination wait (ContinueDeployment READY_WAIT and
+// TERMINATION_WAIT), ECS-native's pause before production traffic
+// (ContinueServiceDeployment). It is refused, saying what AWS allows and
+// when, where AWS has no API for what the deployment does now: the steps of
+// a linear or canary shift, an ECS bake time, a rolling update.
+func (m *Manager) promoteECS(ctx context.Context, env string) (store.Deployment, error) {
+	d, err := m.Store.ActiveDeployment(ctx, m.Config.Project, env)
+	if errors.Is(err, store.ErrNotFound) {
+		return d, fmt.Errorf("no deployment of %s/%s is in progress", m.Config.Project, env)
+	} else if err != nil {
+		return d, err
+	}
+	phase, err := deploy.ParsePhase(d.Phase)
+	if err != nil {
+		return d, err
+	}
+	o := ecs.DrivenOptionsFor(env, m.Config.Environments[env], m.Config.ServiceNames())
+	if err := ecs.PromoteRefusal(o, phase); err != nil {
+		return d, UsageError{fmt.Sprintf("cannot promote deployment %s of %s now (it is in %s): %v", d.ID, env, d.Phase, err)}
+	}
+	return deploy.Request(ctx, m.Store, m.Config.Project, env, deploy.RequestPromote, m.Actor)
+}
+
+// lookECS follows a deployment of env whose cutover died, for `status`:
+// under the environment's lease, taken without waiting (a live cutover that
+// holds it follows the deployment itself). AWS is read once, bounded in
+// time: what it reports is recorded, and the deployment's end when AWS
+// says it ended; nothing is started, stopped or waited for (a 16-minute
+// deployment is followed to its end by the next deploy, stop or rollback,
+// or looked at again by the next status).
+func (m *Manager) lookECS(ctx context.Context, env string) error {
+	if _, err := m.Store.ActiveDeployment(ctx, m.Config.Project, env); err != nil {
+		return nil // nothing in progress (or nothing readable: fromStore says)
+	}
+	lctx, release, err := deploy.Lock(ctx, m.Store, m.Config.Project, env, "cutover status", false)
+	if errors.Is(err, store.ErrLeaseHeld) {
+		return nil // a live cutover follows it
+	} else if err != nil {
+		return err
+	}
+	defer release()
+	cctx, cancel := context.WithTimeout(lctx, 10*time.Second)
+	defer cancel()
+	ctrl, _, err := m.openECS(env).controller(cctx, 5*time.Minute)
+	if err != nil {
+		return err
+	}
+	ctrl.Progress = nil // status renders the recorded state, not the controller's lines
+	d, err := ctrl.Look(cctx)
+	if err == nil && d != nil && d.Status != store.DeploymentInProgress {
+		m.note("followed deployment %s, left by a stopped cutover, to its end: %s", d.ID, d.Status)
+	}
+	return err
 }
 
 // continueECS asks the controller of the deployment in progress to let it

@@ -50,6 +50,47 @@ func TestProgressOfAnActiveDeployment(t *testing.T) {
 	}
 }
 
+// On ECS the waits are those AWS's deployment configuration reported, not
+// the local strategy's: a CodeDeploy linear 10%/1m deployment with a 5
+// minute termination wait, of the first of two services, at 30%.
+func TestProgressOfAnECSDeployment(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	// The local strategy says otherwise: it must not be used.
+	strategy := config.Strategy{Type: config.StrategyBlueGreen, Linear: &config.Step{Percent: 25, Interval: config.Duration(10 * time.Minute)},
+		TerminationWait: config.Duration(time.Hour)}
+	var steps []deploy.Step
+	for p := 10; p < 100; p += 10 {
+		steps = append(steps, deploy.Step{Percent: p, Wait: time.Minute})
+	}
+	sc := &deploy.Schedule{Steps: append(steps, deploy.Step{Percent: 100}), TerminationWait: 5 * time.Minute}
+	at := func(phase string, traffic int, sc *deploy.Schedule, done ...string) store.Deployment {
+		raw, _ := json.Marshal(deploy.State{NewColor: "new", PhaseStarted: now.Add(-20 * time.Second),
+			Cloud: &deploy.CloudState{Services: []string{"backend", "frontend"}, Done: done, Schedule: sc}})
+		return store.Deployment{Phase: phase, Status: store.DeploymentInProgress, TrafficPercent: traffic, Data: raw}
+	}
+	whole := 9*time.Minute + 5*time.Minute // one service's deployment: 9 steps of 1m, then 5m
+	cases := []struct {
+		name            string
+		d               store.Deployment
+		phaseLeft, left time.Duration
+	}{
+		// At 30% (the third step): 40s of its minute, six more steps, the termination wait, then the frontend's whole deployment.
+		{"first service shifting", at("Shifting", 30, sc), 40 * time.Second, 40*time.Second + 6*time.Minute + 5*time.Minute + whole},
+		{"last service in its termination wait", at("TerminationWait", 100, sc, "backend"), 4*time.Minute + 40*time.Second, 4*time.Minute + 40*time.Second},
+		{"not reported yet", at("Install", 0, nil), 0, 0},
+		// ECS-native reports no weights while it shifts: the 9 minutes of steps count from the shift's start.
+		{"shifting without weights", at("Shifting", 0, sc), 9*time.Minute - 20*time.Second, 9*time.Minute - 20*time.Second + 5*time.Minute + whole},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := progressOf(strategy, c.d, now)
+			if p == nil || p.PhaseLeft != c.phaseLeft || p.Left != c.left {
+				t.Fatalf("got %+v, want %s left in the phase, %s in all", p, c.phaseLeft, c.left)
+			}
+		})
+	}
+}
+
 // The production split and target health are read per scope: another
 // environment's (or project's) groups are not counted.
 func TestTrafficAndHealthOfOneScope(t *testing.T) {

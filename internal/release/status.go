@@ -18,7 +18,8 @@ import (
 // Status reports env, or every environment when env is "". What the store
 // knows is reported even while the Docker engine or the proxy is down; what
 // could not be read is named in each Status's Unread instead of failing.
-// A deployment left behind by a killed controller is reconciled first.
+// A deployment left behind by a killed controller is reconciled first (on
+// ECS: looked at once on AWS, and its end recorded if AWS says it ended).
 func (m *Manager) Status(ctx context.Context, env string) ([]Status, error) {
 	names := m.Config.EnvironmentNames()
 	if env != "" {
@@ -63,10 +64,18 @@ func (m *Manager) Status(ctx context.Context, env string) ([]Status, error) {
 		}
 		e := m.Config.Environments[name]
 		s := Status{Environment: name, Platform: e.Platform, Status: "never started", Tasks: []Task{}}
+		var looked error
+		if isECS(m.Config, name) {
+			// A deployment left by a dead cutover: one look at AWS, recorded.
+			looked = m.lookECS(ctx, name)
+		}
 		if err := m.fromStore(ctx, &s); err != nil {
 			return nil, err
 		}
 		if isECS(m.Config, name) {
+			if looked != nil {
+				s.Unread = append(s.Unread, "deployment on AWS: "+looked.Error())
+			}
 			s.ECS = m.ecsStatus(ctx, name)
 			out = append(out, s)
 			continue
@@ -128,7 +137,10 @@ func (m *Manager) fromStore(ctx context.Context, s *Status) error {
 }
 
 // progressOf is where an active blue/green deployment stands: its phase as
-// step N of M, and the timed waits left, from its persisted state.
+// step N of M, and the timed waits left, from its persisted state. The
+// waits are the strategy's, or, for a deployment AWS runs, those its
+// deployment configuration reported (deploy.CloudState.Schedule), for the
+// current service and each service still to deploy.
 func progressOf(s config.Strategy, d store.Deployment, now time.Time) *Progress {
 	p, err := deploy.ParsePhase(d.Phase)
 	if err != nil {
@@ -141,22 +153,26 @@ func progressOf(s config.Strategy, d store.Deployment, now time.Time) *Progress 
 	var st deploy.State
 	_ = json.Unmarshal(d.Data, &st)
 	pr.Step, pr.Steps = int(p-deploy.PhasePending)+1, int(deploy.PhaseTerminating-deploy.PhasePending)+1
-	steps := s.TrafficSteps()
+	sc, step, later := deploy.ScheduleOf(s), st.Step, 0
+	if cs := st.Cloud; cs != nil {
+		if cs.Schedule == nil {
+			return pr // AWS has not said yet what this deployment waits for
+		}
+		sc, step = *cs.Schedule, cs.Schedule.StepAt(d.TrafficPercent)
+		later = max(0, len(cs.Services)-len(cs.Done)-1)
+	}
 	wait := func(q deploy.Phase) time.Duration { // the length of q's timed wait
 		switch q {
 		case deploy.PhaseReadyWait:
-			if s.ManualContinue {
-				return 0
-			}
-			return s.ReadyWait.Std()
+			return sc.ReadyWait
 		case deploy.PhaseBaking:
-			return s.Bake.Std()
+			return sc.Bake
 		case deploy.PhaseTerminationWait:
-			return s.TerminationWait.Std()
+			return sc.TerminationWait
 		case deploy.PhaseShifting:
 			var t time.Duration
-			for _, step := range steps {
-				t += step.Wait.Std()
+			for _, step := range sc.Steps {
+				t += step.Wait
 			}
 			return t
 		}
@@ -168,12 +184,16 @@ func progressOf(s config.Strategy, d store.Deployment, now time.Time) *Progress 
 		}
 		return max(0, st.PhaseStarted.Add(total).Sub(now)).Round(time.Second)
 	}
-	switch p {
-	case deploy.PhaseShifting:
-		if st.Step < len(steps) {
-			pr.PhaseLeft = left(steps[st.Step].Wait.Std())
-			for _, step := range steps[st.Step+1:] {
-				pr.Left += step.Wait.Std()
+	switch {
+	case p == deploy.PhaseShifting && st.Cloud != nil && d.TrafficPercent == 0:
+		// AWS reports no weights while it shifts (ECS-native): the whole
+		// shift is one timed wait from when it began.
+		pr.PhaseLeft = left(wait(p))
+	case p == deploy.PhaseShifting:
+		if step < len(sc.Steps) {
+			pr.PhaseLeft = left(sc.Steps[step].Wait)
+			for _, st := range sc.Steps[step+1:] {
+				pr.Left += st.Wait
 			}
 		}
 	default:
@@ -183,6 +203,7 @@ func progressOf(s config.Strategy, d store.Deployment, now time.Time) *Progress 
 	for q := p + 1; q <= deploy.PhaseTerminating; q++ {
 		pr.Left += wait(q)
 	}
+	pr.Left += time.Duration(later) * sc.Total()
 	return pr
 }
 

@@ -2,10 +2,13 @@ package ecs
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,6 +16,7 @@ import (
 	cdtypes "github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
 
 	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/deploy"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -152,20 +156,57 @@ func (s BlueGreenState) Err() error {
 	return nil
 }
 
-// stepOfConfig is the traffic shifting step of CodeDeploy's predefined ECS
-// configurations: the canary's wait or the linear interval.
-var stepOfConfig = map[string]time.Duration{
-	"CodeDeployDefault.ECSAllAtOnce":                    0,
-	"CodeDeployDefault.ECSCanary10Percent5Minutes":      5 * time.Minute,
-	"CodeDeployDefault.ECSCanary10Percent15Minutes":     15 * time.Minute,
-	"CodeDeployDefault.ECSLinear10PercentEvery1Minutes": time.Minute,
-	"CodeDeployDefault.ECSLinear10PercentEvery3Minutes": 3 * time.Minute,
+// trafficConfig is the traffic routing of one of CodeDeploy's predefined
+// ECS deployment configurations (as GetDeploymentConfig describes them):
+// TimeBasedCanary (percent first, the rest after interval), TimeBasedLinear
+// (percent every interval), or AllAtOnce (percent 0).
+type trafficConfig struct {
+	canary   bool
+	percent  int
+	interval time.Duration
+}
+
+var trafficConfigs = map[string]trafficConfig{
+	"CodeDeployDefault.ECSAllAtOnce":                    {},
+	"CodeDeployDefault.ECSCanary10Percent5Minutes":      {canary: true, percent: 10, interval: 5 * time.Minute},
+	"CodeDeployDefault.ECSCanary10Percent15Minutes":     {canary: true, percent: 10, interval: 15 * time.Minute},
+	"CodeDeployDefault.ECSLinear10PercentEvery1Minutes": {percent: 10, interval: time.Minute},
+	"CodeDeployDefault.ECSLinear10PercentEvery3Minutes": {percent: 10, interval: 3 * time.Minute},
+}
+
+// steps are the traffic steps of the configuration, each with the wait after it.
+func (c trafficConfig) steps() []deploy.Step {
+	var out []deploy.Step
+	switch {
+	case c.percent <= 0 || c.percent >= 100:
+	case c.canary:
+		out = append(out, deploy.Step{Percent: c.percent, Wait: c.interval})
+	default:
+		for p := c.percent; p < 100; p += c.percent {
+			out = append(out, deploy.Step{Percent: p, Wait: c.interval})
+		}
+	}
+	return append(out, deploy.Step{Percent: 100})
+}
+
+// CodeDeploySchedule is the timed waits of a CodeDeploy deployment, from
+// its deployment configuration and blue/green configuration: the steps of
+// its traffic routing and its termination wait (a wait for a continue
+// counts 0: nobody knows when it ends).
+func CodeDeploySchedule(d cdtypes.DeploymentInfo) deploy.Schedule {
+	sc := deploy.Schedule{Steps: trafficConfigs[aws.ToString(d.DeploymentConfigName)].steps()}
+	if c := d.BlueGreenDeploymentConfiguration; c != nil {
+		if t := c.TerminateBlueInstancesOnDeploymentSuccess; t != nil && t.Action != cdtypes.InstanceActionKeepAlive {
+			sc.TerminationWait = time.Duration(t.TerminationWaitTimeInMinutes) * time.Minute
+		}
+	}
+	return sc
 }
 
 // DecideBlueGreen is the pure decision from a deployment and its ECS target
 // (nil before CodeDeploy starts the ECS deployment).
 func DecideBlueGreen(d cdtypes.DeploymentInfo, target *cdtypes.ECSTarget) BlueGreenState {
-	s := BlueGreenState{DeploymentID: aws.ToString(d.DeploymentId), Status: string(d.Status), Step: stepOfConfig[aws.ToString(d.DeploymentConfigName)]}
+	s := BlueGreenState{DeploymentID: aws.ToString(d.DeploymentId), Status: string(d.Status), Step: trafficConfigs[aws.ToString(d.DeploymentConfigName)].interval}
 	if c := d.BlueGreenDeploymentConfiguration; c != nil {
 		if r := c.DeploymentReadyOption; r != nil && r.ActionOnTimeout == cdtypes.DeploymentReadyActionStopDeployment {
 			s.ReadyWait = time.Duration(r.WaitTimeInMinutes) * time.Minute
@@ -237,15 +278,26 @@ func DecideBlueGreen(d cdtypes.DeploymentInfo, target *cdtypes.ECSTarget) BlueGr
 // whose ECS service uses the CODE_DEPLOY controller and creates the
 // CodeDeploy deployment. It returns the deployment ID.
 func (p *Platform) StartBlueGreen(ctx context.Context, service string, rev store.Revision, o BlueGreenOptions) (string, error) {
+	if _, ok := p.o.Services[service]; !ok {
+		return "", fmt.Errorf("ecs: no service %s in this environment", service)
+	}
+	if _, err := DeploymentConfigName(o.Traffic); err != nil {
+		return "", err
+	}
+	td, err := p.RegisterTaskDefinition(ctx, service, rev)
+	if err != nil {
+		return "", err
+	}
+	return p.createBlueGreen(ctx, service, rev.ID, td, o)
+}
+
+// createBlueGreen creates the CodeDeploy deployment of task definition td.
+func (p *Platform) createBlueGreen(ctx context.Context, service, revID, td string, o BlueGreenOptions) (string, error) {
 	s, ok := p.o.Services[service]
 	if !ok {
 		return "", fmt.Errorf("ecs: no service %s in this environment", service)
 	}
 	cfgName, err := DeploymentConfigName(o.Traffic)
-	if err != nil {
-		return "", err
-	}
-	td, err := p.RegisterTaskDefinition(ctx, service, rev)
 	if err != nil {
 		return "", err
 	}
@@ -257,7 +309,7 @@ func (p *Platform) StartBlueGreen(ctx context.Context, service string, rev store
 		ApplicationName:      &o.Application,
 		DeploymentGroupName:  &o.DeploymentGroup,
 		DeploymentConfigName: &cfgName,
-		Description:          aws.String("cutover revision " + rev.ID),
+		Description:          aws.String("cutover revision " + revID),
 		Revision: &cdtypes.RevisionLocation{
 			RevisionType:   cdtypes.RevisionLocationTypeAppSpecContent,
 			AppSpecContent: &cdtypes.AppSpecContent{Content: &spec},
@@ -269,6 +321,75 @@ func (p *Platform) StartBlueGreen(ctx context.Context, service string, rev store
 	id := aws.ToString(out.DeploymentId)
 	p.o.Log.Info("created CodeDeploy deployment", "service", service, "deployment", id, "config", cfgName, "task_definition", td)
 	return id, nil
+}
+
+// findSkew is how much earlier than cutover's start marker AWS may date a
+// deployment (clocks differ).
+const findSkew = 5 * time.Minute
+
+// findBlueGreen returns the CodeDeploy deployment of the service's group
+// whose AppSpec deploys task definition td, created since (less findSkew);
+// "" when there is none. A task definition ARN names one registration, so a
+// deployment that runs it is the one cutover started. Every status is
+// listed: a deployment that ended while no cutover watched is still the one
+// to record, not one to start again.
+func (p *Platform) findBlueGreen(ctx context.Context, service, td string, since time.Time, o BlueGreenOptions) (string, error) {
+	s := p.o.Services[service]
+	spec, err := AppSpec(td, p.container(service), s.Port, o.Hooks)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(spec))
+	in := &codedeploy.ListDeploymentsInput{ApplicationName: &o.Application, DeploymentGroupName: &o.DeploymentGroup,
+		CreateTimeRange: &cdtypes.TimeRange{Start: aws.Time(since.Add(-findSkew))}}
+	for page := 0; page < 20; page++ {
+		list, err := p.c.CodeDeploy.ListDeployments(ctx, in)
+		if err != nil {
+			return "", explain(err, "deployments of group "+o.Application+"/"+o.DeploymentGroup)
+		}
+		for _, id := range list.Deployments {
+			out, err := p.c.CodeDeploy.GetDeployment(ctx, &codedeploy.GetDeploymentInput{DeploymentId: aws.String(id)})
+			if err != nil {
+				return "", explain(err, "deployment "+id)
+			}
+			if runsTaskDefinition(out.DeploymentInfo, td, hex.EncodeToString(sum[:])) {
+				p.o.Log.Info("found CodeDeploy deployment", "service", service, "deployment", id, "task_definition", td)
+				return id, nil
+			}
+		}
+		if list.NextToken == nil {
+			break
+		}
+		in.NextToken = list.NextToken
+	}
+	return "", nil
+}
+
+// runsTaskDefinition says whether a deployment's AppSpec deploys td: by
+// its content, or by the content's SHA-256 when only that is returned.
+func runsTaskDefinition(d *cdtypes.DeploymentInfo, td, sum string) bool {
+	if d == nil || d.Revision == nil || d.Revision.AppSpecContent == nil {
+		return false
+	}
+	c := d.Revision.AppSpecContent
+	if content := aws.ToString(c.Content); content != "" {
+		var spec struct {
+			Resources []map[string]struct {
+				Properties struct{ TaskDefinition string }
+			}
+		}
+		if json.Unmarshal([]byte(content), &spec) == nil {
+			for _, r := range spec.Resources {
+				for _, t := range r {
+					if t.Properties.TaskDefinition == td {
+						return true
+					}
+				}
+			}
+			return false
+		}
+	}
+	return strings.EqualFold(aws.ToString(c.Sha256), sum)
 }
 
 // eventDone says whether the lifecycle event ended successfully.

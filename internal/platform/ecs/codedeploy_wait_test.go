@@ -1,6 +1,8 @@
 package ecs
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -30,6 +32,18 @@ type linearDeployment struct {
 	start   time.Time
 	stall   float64
 	stopped bool
+	// appSpec is the AppSpec content CreateDeployment was sent, returned by
+	// GetDeployment as its revision; created says CodeDeploy has the
+	// deployment (ListDeployments lists it).
+	appSpec string
+	created bool
+	// afterCreate, when set, runs once CodeDeploy created the deployment,
+	// before the answer reaches cutover (a test kills cutover there).
+	afterCreate func()
+	// terminated is when ContinueDeployment (TERMINATION_WAIT) ended the
+	// termination wait: the deployment succeeds then.
+	terminated float64
+	continues  []string // each ContinueDeployment's wait type, at the minute it came
 }
 
 func (d *linearDeployment) minute() float64 {
@@ -61,6 +75,17 @@ func (d *linearDeployment) answer(op string, req map[string]any) (int, any) {
 		}
 		return http.StatusOK, map[string]any{"taskArns": []any{}}
 	}
+	if op == "ListDeployments" {
+		tr, _ := req["createTimeRange"].(map[string]any)
+		if req["applicationName"] != "bluemed" || req["deploymentGroupName"] != "production-backend" || tr["start"] == nil {
+			return awsError("InvalidInputException", fmt.Sprintf("ListDeployments not for the group since a time: %v", req))
+		}
+		ids := []any{}
+		if d.created {
+			ids = append(ids, "d-LINEAR1")
+		}
+		return http.StatusOK, map[string]any{"deployments": ids}
+	}
 	if req["deploymentId"] != "d-LINEAR1" {
 		return awsError("DeploymentDoesNotExistException", "no deployment "+strings.TrimSpace(op))
 	}
@@ -68,6 +93,15 @@ func (d *linearDeployment) answer(op string, req map[string]any) (int, any) {
 	case "StopDeployment":
 		d.stopped = true
 		return http.StatusOK, map[string]any{"status": "Pending", "statusMessage": "Stopping the deployment and rolling back"}
+	case "ContinueDeployment":
+		wait, _ := req["deploymentWaitType"].(string)
+		d.continues = append(d.continues, fmt.Sprintf("%s at %.1f", wait, m))
+		// Only the termination wait is a wait here (the ready option is CONTINUE_DEPLOYMENT).
+		if wait != "TERMINATION_WAIT" || m < 11 || d.stopped {
+			return awsError("DeploymentIsNotInReadyStateException", "The deployment d-LINEAR1 is not waiting")
+		}
+		d.terminated = m
+		return http.StatusOK, map[string]any{}
 	case "GetDeployment":
 		status := "InProgress"
 		switch {
@@ -75,7 +109,7 @@ func (d *linearDeployment) answer(op string, req map[string]any) (int, any) {
 			status = "Stopped"
 		case m < 0.25:
 			status = "Created"
-		case m >= 16:
+		case m >= 16, d.terminated > 0:
 			status = "Succeeded"
 		}
 		info := map[string]any{
@@ -89,6 +123,10 @@ func (d *linearDeployment) answer(op string, req map[string]any) (int, any) {
 			},
 			"instanceTerminationWaitTimeStarted": m >= 11 && !d.stopped,
 			"deploymentOverview":                 map[string]any{"Pending": 0, "InProgress": 1, "Succeeded": 0, "Failed": 0, "Skipped": 0, "Ready": 0},
+		}
+		if d.appSpec != "" {
+			sum := sha256.Sum256([]byte(d.appSpec))
+			info["revision"] = map[string]any{"revisionType": "AppSpecContent", "appSpecContent": map[string]any{"content": d.appSpec, "sha256": hex.EncodeToString(sum[:])}}
 		}
 		if d.stopped {
 			info["rollbackInfo"] = map[string]any{"rollbackDeploymentId": "d-ROLLBACK", "rollbackMessage": "Stopped by cutover"}
@@ -183,6 +221,14 @@ func linearController(t *testing.T, d *linearDeployment) (*ctrl, *wireStub, *[]t
 		case "CreateDeployment":
 			if req["deploymentGroupName"] != "production-backend" || req["deploymentConfigName"] != "CodeDeployDefault.ECSLinear10PercentEvery1Minutes" {
 				return awsError("InvalidDeploymentGroupNameException", fmt.Sprintf("unexpected deployment %v", req))
+			}
+			rv, _ := req["revision"].(map[string]any)
+			content, _ := rv["appSpecContent"].(map[string]any)
+			d.appSpec, _ = content["content"].(string)
+			d.created = true
+			if f := d.afterCreate; f != nil {
+				d.afterCreate = nil
+				f()
 			}
 			return http.StatusOK, map[string]any{"deploymentId": "d-LINEAR1"}
 		case "StopDeployment":

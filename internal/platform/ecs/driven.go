@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -142,15 +143,44 @@ func (d *Driven) After(attempt int) <-chan time.Time {
 	return d.p.o.Clock.After(min(delay, d.p.o.MaxPollDelay))
 }
 
-// Start implements deploy.Driven.
-func (d *Driven) Start(ctx context.Context, service string, rev store.Revision) (string, error) {
+// Prepare implements deploy.Driven: it registers the revision's task
+// definition for the service; the deployment that runs it starts in Start.
+func (d *Driven) Prepare(ctx context.Context, service string, rev store.Revision) (deploy.Intent, error) {
+	if _, ok := d.p.o.Services[service]; !ok {
+		return deploy.Intent{}, fmt.Errorf("ecs: no service %s in this environment", service)
+	}
+	if d.o.Engine == EngineNative {
+		// What UpdateService will need, checked before anything is registered.
+		if _, err := d.p.nativeLoadBalancer(service, d.o.Native.RoleARN); err != nil {
+			return deploy.Intent{}, err
+		}
+	}
+	td, err := d.p.RegisterTaskDefinition(ctx, service, rev)
+	if err != nil {
+		return deploy.Intent{}, err
+	}
+	return deploy.Intent{Revision: rev.ID, Target: td}, nil
+}
+
+// blueGreen is the CodeDeploy options of service.
+func (d *Driven) blueGreen(service string) BlueGreenOptions {
+	return BlueGreenOptions{Application: d.o.Application, DeploymentGroup: d.o.Groups[service], Traffic: d.o.Traffic, Hooks: d.o.Hooks}
+}
+
+// Start implements deploy.Driven: CodeDeploy's CreateDeployment, or ECS's
+// UpdateService, of the intent's task definition.
+func (d *Driven) Start(ctx context.Context, service string, in deploy.Intent) (string, error) {
 	s, ok := d.p.o.Services[service]
 	if !ok {
 		return "", fmt.Errorf("ecs: no service %s in this environment", service)
 	}
+	td := in.Target
+	if td == "" {
+		return "", fmt.Errorf("ecs: service %s: no task definition to deploy", service)
+	}
 	now := d.p.o.Clock.Now()
 	if d.o.Engine == EngineCodeDeploy {
-		id, err := d.p.StartBlueGreen(ctx, service, rev, BlueGreenOptions{Application: d.o.Application, DeploymentGroup: d.o.Groups[service], Traffic: d.o.Traffic, Hooks: d.o.Hooks})
+		id, err := d.p.createBlueGreen(ctx, service, in.Revision, td, d.blueGreen(service))
 		if err != nil {
 			return "", err
 		}
@@ -173,38 +203,108 @@ func (d *Driven) Start(ctx context.Context, service string, rev store.Revision) 
 	} else if len(d.o.Alarms) > 0 {
 		cfg.Alarms = &types.DeploymentAlarms{AlarmNames: d.o.Alarms, Enable: true, Rollback: true}
 	}
-	td, err := d.p.RegisterTaskDefinition(ctx, service, rev)
-	if err != nil {
-		return "", err
-	}
-	in := &ecs.UpdateServiceInput{Cluster: &d.p.o.Cluster, Service: &s.ECSService, TaskDefinition: &td, DeploymentConfiguration: cfg, LoadBalancers: lbs}
+	in2 := &ecs.UpdateServiceInput{Cluster: &d.p.o.Cluster, Service: &s.ECSService, TaskDefinition: &td, DeploymentConfiguration: cfg, LoadBalancers: lbs}
 	if s.DesiredCount > 0 {
-		in.DesiredCount = aws.Int32(int32(s.DesiredCount))
+		in2.DesiredCount = aws.Int32(int32(s.DesiredCount))
 	}
-	out, err := d.p.c.ECS.UpdateService(ctx, in)
+	out, err := d.p.c.ECS.UpdateService(ctx, in2)
 	if err != nil {
 		return "", explain(err, "service "+s.ECSService+" in cluster "+d.p.o.Cluster)
 	}
+	id, r := d.adopt(*out.Service, td, now, true)
+	if id == "" {
+		return "", fmt.Errorf("ecs: service %s lists no primary deployment after the update to %s", s.ECSService, td)
+	}
+	d.p.o.Log.Info("started "+kind+" deployment", "service", service, "deployment", id, "task_definition", td)
+	d.runs[id] = r
+	return id, nil
+}
+
+// adopt returns the ECS deployment of svc that runs task definition td
+// (with updated, the primary one: UpdateService's answer), with what its
+// polls remember.
+func (d *Driven) adopt(svc types.Service, td string, now time.Time, updated bool) (string, *run) {
 	r := &run{started: now, since: now, td: td}
 	var id string
-	for _, dep := range out.Service.Deployments {
-		switch aws.ToString(dep.Status) {
-		case "PRIMARY":
+	for _, dep := range svc.Deployments {
+		primary := aws.ToString(dep.Status) == "PRIMARY"
+		switch {
+		case updated && primary, !updated && aws.ToString(dep.TaskDefinition) == td && (id == "" || primary):
 			id = aws.ToString(dep.Id)
 			if dep.CreatedAt != nil && dep.CreatedAt.Before(now) {
 				r.started = *dep.CreatedAt
 			}
-		case "ACTIVE":
+		case aws.ToString(dep.Status) == "ACTIVE":
 			r.previous = aws.ToString(dep.TaskDefinition)
 		}
 	}
-	if id == "" {
-		return "", fmt.Errorf("ecs: service %s lists no primary deployment after the update to %s", s.ECSService, td)
-	}
 	r.news = newActivity(r.started)
-	d.runs[id] = r
-	d.p.o.Log.Info("started "+kind+" deployment", "service", service, "deployment", id, "task_definition", td)
-	return id, nil
+	return id, r
+}
+
+// Find implements deploy.Driven: the deployment AWS runs, or ran, of the
+// intent's task definition (a task definition ARN names one registration:
+// a deployment that runs it is the one cutover started). CodeDeploy: the
+// deployments of the service's group since the start marker whose AppSpec
+// names it. ECS: the service's deployment that runs it; one that is no
+// longer listed (ECS rolled it back) is found among the service deployments
+// since the marker by their service revision's task definition.
+func (d *Driven) Find(ctx context.Context, service string, in deploy.Intent) (string, error) {
+	if in.Target == "" {
+		return "", nil
+	}
+	s, ok := d.p.o.Services[service]
+	if !ok {
+		return "", fmt.Errorf("ecs: no service %s in this environment", service)
+	}
+	now := d.p.o.Clock.Now()
+	if d.o.Engine == EngineCodeDeploy {
+		id, err := d.p.findBlueGreen(ctx, service, in.Target, in.Starting, d.blueGreen(service))
+		if id != "" {
+			d.runs[id] = &run{started: now, since: now, news: newActivity(now)}
+		}
+		return id, err
+	}
+	svc, err := d.p.describe(ctx, service)
+	if err != nil {
+		return "", err
+	}
+	if id, r := d.adopt(svc, in.Target, now, false); id != "" {
+		d.runs[id] = r
+		return id, nil
+	}
+	list, err := d.p.c.ECS.ListServiceDeployments(ctx, &ecs.ListServiceDeploymentsInput{Cluster: &d.p.o.Cluster, Service: &s.ECSService,
+		CreatedAt: &types.CreatedAt{After: aws.Time(in.Starting.Add(-findSkew))}})
+	if err != nil {
+		return "", explain(err, "deployments of service "+s.ECSService)
+	}
+	byRevision := map[string]string{} // service revision ARN -> service deployment ARN
+	var revisions []string
+	for _, b := range list.ServiceDeployments {
+		if r := aws.ToString(b.TargetServiceRevisionArn); r != "" {
+			byRevision[r] = aws.ToString(b.ServiceDeploymentArn)
+			revisions = append(revisions, r)
+		}
+	}
+	for len(revisions) > 0 {
+		n := min(len(revisions), 20) // DescribeServiceRevisions takes at most 20 ARNs
+		out, err := d.p.c.ECS.DescribeServiceRevisions(ctx, &ecs.DescribeServiceRevisionsInput{ServiceRevisionArns: revisions[:n]})
+		if err != nil {
+			return "", explain(err, "service revisions of "+s.ECSService)
+		}
+		revisions = revisions[n:]
+		for _, sr := range out.ServiceRevisions {
+			if aws.ToString(sr.TaskDefinition) != in.Target {
+				continue
+			}
+			// No longer among the service's deployments: ECS replaced it.
+			// Its service deployment ARN names it; Progress reads its end.
+			arn := byRevision[aws.ToString(sr.ServiceRevisionArn)]
+			d.runs[arn] = &run{started: now, since: now, td: in.Target, arn: arn, news: newActivity(now)}
+			return arn, nil
+		}
+	}
+	return "", nil
 }
 
 // runOf returns what polls remember of deployment id, rebuilt after a restart.
@@ -247,8 +347,10 @@ func (d *Driven) progress(ctx context.Context, service, id string, health time.D
 	ro := DecideRollout(svc, id, r.td)
 	st := deploy.DrivenState{News: r.news.events(svc), Reason: ro.Reason,
 		Status: fmt.Sprintf("ECS deployment %s %s, %d/%d running, %d pending, %d failed tasks", id, ro.Phase, ro.Running, ro.Desired, ro.Pending, ro.FailedTasks)}
-	if ro.Phase != RolloutCompleted {
+	if ro.Phase != RolloutCompleted && !strings.HasPrefix(id, "arn:") {
 		// Why new tasks stopped: what the user needs while it goes wrong.
+		// (An ID that is a service deployment's ARN was found after ECS
+		// replaced it: its tasks are not started by it any more.)
 		stopped, err := d.p.stopped(ctx, service, id, r.news)
 		if err != nil {
 			return st, err
@@ -275,6 +377,10 @@ func (d *Driven) progress(ctx context.Context, service, id string, health time.D
 	if d.o.Engine == EngineNative {
 		if err := d.nativeProgress(ctx, service, r, &st); err != nil {
 			return st, err
+		}
+		if svc.DeploymentConfiguration != nil {
+			sc := NativeSchedule(svc.DeploymentConfiguration)
+			st.Schedule = &sc
 		}
 		// The strategy's own shifting and bake time are not cut into.
 		allow += ShiftTime(d.o.Native)
@@ -303,6 +409,33 @@ func (d *Driven) progress(ctx context.Context, service, id string, health time.D
 		st.StopOnProblem = st.Phase != deploy.PhaseTerminationWait && st.Phase != deploy.PhaseTerminating
 	}
 	return st, nil
+}
+
+// NativeSchedule is the timed waits of an ECS-native deployment, from the
+// service's deployment configuration: the canary's or each linear step's
+// bake, and the bake time (both revisions kept: the controller's
+// termination wait). The pause before production traffic counts 0.
+func NativeSchedule(c *types.DeploymentConfiguration) deploy.Schedule {
+	var sc deploy.Schedule
+	if c == nil {
+		return sc
+	}
+	mins := func(m *int32) time.Duration { return time.Duration(aws.ToInt32(m)) * time.Minute }
+	sc.TerminationWait = mins(c.BakeTimeInMinutes)
+	switch {
+	case c.Strategy == types.DeploymentStrategyCanary && c.CanaryConfiguration != nil:
+		if p := int(aws.ToFloat64(c.CanaryConfiguration.CanaryPercent)); p > 0 && p < 100 {
+			sc.Steps = append(sc.Steps, deploy.Step{Percent: p, Wait: mins(c.CanaryConfiguration.CanaryBakeTimeInMinutes)})
+		}
+	case c.Strategy == types.DeploymentStrategyLinear && c.LinearConfiguration != nil:
+		if step := aws.ToFloat64(c.LinearConfiguration.StepPercent); step > 0 {
+			for p := step; p < 100; p += step {
+				sc.Steps = append(sc.Steps, deploy.Step{Percent: int(p), Wait: mins(c.LinearConfiguration.StepBakeTimeInMinutes)})
+			}
+		}
+	}
+	sc.Steps = append(sc.Steps, deploy.Step{Percent: 100})
+	return sc
 }
 
 // nativeStages maps an ECS-native deployment's lifecycle stage onto the
@@ -468,7 +601,8 @@ func (d *Driven) codeDeployProgress(ctx context.Context, service, id string, hea
 	if err != nil {
 		return deploy.DrivenState{}, err
 	}
-	st := deploy.DrivenState{Phase: CodeDeployPhase(bg), Traffic: int(bg.Traffic), News: r.news.events(svc), Reason: bg.Reason}
+	sc := CodeDeploySchedule(*out.DeploymentInfo)
+	st := deploy.DrivenState{Phase: CodeDeployPhase(bg), Traffic: int(bg.Traffic), News: r.news.events(svc), Reason: bg.Reason, Schedule: &sc}
 	if !bg.Done() {
 		stopped, err := d.p.stopped(ctx, service, bg.GreenTaskSet, r.news)
 		if err != nil {

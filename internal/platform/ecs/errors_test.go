@@ -36,7 +36,11 @@ func TestErrorsExplained(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = d.Start(context.Background(), "backend", rev("1"))
+		in, err := d.Prepare(context.Background(), "backend", rev("1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = d.Start(context.Background(), "backend", in)
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: error %v, want one line containing %q", c.code, err, c.want)
 		}

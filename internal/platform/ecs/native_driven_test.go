@@ -80,8 +80,10 @@ func (n *nativeDeployment) answer(op string, req map[string]any) (int, any) {
 			sd["status"], sd["statusReason"] = "ROLLBACK_IN_PROGRESS", "Service deployment rolled back because of a user request."
 		case n.stopType == "ROLLBACK":
 			sd["status"], sd["statusReason"] = "ROLLBACK_SUCCESSFUL", "Service deployment rolled back because of a user request."
+		case n.stage >= len(nativeStagesInOrder):
+			sd["status"] = "SUCCESSFUL"
 		default:
-			stage := nativeStagesInOrder[min(n.stage, len(nativeStagesInOrder)-1)]
+			stage := nativeStagesInOrder[n.stage]
 			sd["lifecycleStage"] = stage
 			paused := stage == "PRODUCTION_TRAFFIC_SHIFT" && !n.continued
 			if paused {
@@ -99,11 +101,10 @@ func (n *nativeDeployment) answer(op string, req map[string]any) (int, any) {
 	return awsError("InvalidOperationException", "unexpected "+op)
 }
 
-// TestNativeContinueAndRollbackRequests: an ECS-native blue/green deployment
-// runs under the controller in the controller's phases; `cutover continue`
-// reaches ECS as ContinueServiceDeployment on the PAUSE hook, and `cutover
-// rollback` during the bake time as StopServiceDeployment with ROLLBACK.
-func TestNativeContinueAndRollbackRequests(t *testing.T) {
+// nativePlatform is a platform whose ECS is the nativeDeployment simulation,
+// on a fake clock.
+func nativePlatform(t *testing.T) (*nativeDeployment, *wireStub, *Platform) {
+	t.Helper()
 	clock := &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	n := &nativeDeployment{clock: clock}
 	s := &wireStub{answer: n.answer}
@@ -116,6 +117,15 @@ func TestNativeContinueAndRollbackRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return n, s, p
+}
+
+// TestNativeContinueAndRollbackRequests: an ECS-native blue/green deployment
+// runs under the controller in the controller's phases; `cutover continue`
+// reaches ECS as ContinueServiceDeployment on the PAUSE hook, and `cutover
+// rollback` during the bake time as StopServiceDeployment with ROLLBACK.
+func TestNativeContinueAndRollbackRequests(t *testing.T) {
+	n, s, p := nativePlatform(t)
 	h := newCtrl(t, nil, []string{"backend"}, "    strategy: { type: blue_green, manual_continue: true, ready_wait: 30m } # ecs-native\n")
 	env := h.c.Config.Environments["production"]
 	o := DrivenOptionsFor("production", env, []string{"backend"})

@@ -148,7 +148,7 @@ func TestDeployNativeNeedsRule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.Start(context.Background(), "backend", rev("2")); err == nil || !strings.Contains(err.Error(), "listener rule") {
+	if _, err := d.Prepare(context.Background(), "backend", rev("2")); err == nil || !strings.Contains(err.Error(), "listener rule") {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -182,7 +182,11 @@ func TestNativeOnMoto(t *testing.T) {
 	}
 	// moto does not serve ListServiceDeployments or DescribeServiceDeployments,
 	// so only the start is run on it; the progression is the stubs' part.
-	if _, err := d.Start(ctx, "backend", rev("3")); err != nil {
+	in, err := d.Prepare(ctx, "backend", rev("3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Start(ctx, "backend", in); err != nil {
 		t.Fatal(err)
 	}
 	wantCalls(t, "native", m.calls.take(), "RegisterTaskDefinition", "UpdateService")
