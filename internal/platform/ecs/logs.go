@@ -25,7 +25,7 @@ func NewLogsClient(ctx context.Context, o ClientOptions) (LogsAPI, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cloudwatchlogs.NewFromConfig(cfg, func(opt *cloudwatchlogs.Options) { opt.BaseEndpoint = base }), nil
+	return cloudwatchlogs.NewFromConfig(cfg, func(opt *cloudwatchlogs.Options) { opt.BaseEndpoint = cmp.Or(base, opt.BaseEndpoint) }), nil
 }
 
 // LogsQuery selects a service's task logs. The awslogs driver writes each

@@ -147,3 +147,36 @@ func TestStreamLogsReadsEveryTaskStream(t *testing.T) {
 		t.Fatalf("lines of %d tasks (err %v), want %d", len(seen), err, tasks)
 	}
 }
+
+// TestClientsHonourAWSEndpointURL: without ecs.endpoint in cutover.yaml the
+// clients keep the SDK's AWS_ENDPOINT_URL, as the aws CLI does (the smoke
+// script points both at moto with it), and ecs.endpoint still wins.
+func TestClientsHonourAWSEndpointURL(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	group := "/cutover/bluemed/endpoint"
+	_, cw := logGroupInMoto(t, ctx, group)
+	t.Setenv("AWS_ENDPOINT_URL", aws.ToString(cw.Options().BaseEndpoint))
+	api, err := NewLogsClient(ctx, ClientOptions{Region: "us-east-1", MaxAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := StreamLogs(ctx, api, LogsQuery{Group: group, Since: time.Now().Add(-time.Minute)}, func(LogEvent) error { return nil }); err != nil {
+		t.Fatalf("with AWS_ENDPOINT_URL: %v", err)
+	}
+	c, err := NewClients(ctx, ClientOptions{Region: "us-east-1", MaxAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := StackOutputs(ctx, c.CloudFormation, "no-such-stack"); err == nil || !strings.Contains(err.Error(), "no-such-stack") {
+		t.Fatalf("CloudFormation with AWS_ENDPOINT_URL: %v", err)
+	}
+	// ecs.endpoint wins: a closed port fails, moto is not asked.
+	api, err = NewLogsClient(ctx, ClientOptions{Region: "us-east-1", Endpoint: "http://127.0.0.1:1", MaxAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := StreamLogs(ctx, api, LogsQuery{Group: group}, func(LogEvent) error { return nil }); err == nil {
+		t.Fatal("ecs.endpoint on a closed port: no error, so AWS_ENDPOINT_URL won")
+	}
+}
