@@ -243,7 +243,7 @@ func TestAWSSmokeScriptGuards(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "stack bluemed-app-staging already exists in account 123456789012") || strings.Contains(out, "===") {
 		t.Errorf("next to bluemed-app-staging: exit %d:\n%s", code, out)
 	}
-	if left := s.leftovers(); !slices.Equal(left, []string{"stack bluemed-app-staging"}) {
+	if left := s.leftovers(); !slices.Equal(left, []string{"stack bluemed-app-staging CREATE_COMPLETE"}) {
 		t.Errorf("after the refused run: %v, want only the stack that was there before", left)
 	}
 }
