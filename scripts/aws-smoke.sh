@@ -22,9 +22,11 @@
 #   CLI to docker on a pipe and into a Docker config in the run's temporary
 #   directory, which cleanup deletes.
 #
-# Needs: aws CLI (v2, or v1 with botocore >= 1.31), credentials for the account
-# (AWS_PROFILE, SSO or keys), AWS_REGION, Go, jq, Docker (not with --until
-# stacks), and an ACM certificate in AWS_REGION that covers both domains:
+# Needs: a Linux x86_64 machine (cutover deploy builds the images for the
+# machine it runs on; the task definitions are X86_64), aws CLI (v2, or v1
+# with botocore >= 1.31), credentials for the account (AWS_PROFILE, SSO or
+# keys), AWS_REGION, Go, jq, Docker (not with --until stacks), and an ACM
+# certificate in AWS_REGION that covers both domains:
 #   CERTIFICATE_ARN=arn:aws:acm:...  PRODUCTION_DOMAIN=bluemed.example.com \
 #   STAGING_DOMAIN=staging.bluemed.example.com
 # (DNS for the domains is only needed by the pipeline's Verify and canaries,
@@ -60,6 +62,12 @@ export AWS_REGION AWS_DEFAULT_REGION=$AWS_REGION AWS_PAGER=""
 endpoint=${AWS_ENDPOINT_URL:-}
 if [ -n "$endpoint" ] && [ "$until" != stacks ]; then
 	echo "aws-smoke: AWS_ENDPOINT_URL is set ($endpoint): an endpoint such as moto runs no ECS task, no CodeDeploy deployment and no registry; add --until stacks" >&2
+	exit 2
+fi
+# The task definitions run on X86_64 Fargate, and cutover deploy builds the
+# images with this machine's engine, for this machine's architecture.
+if [ "$until" != stacks ] && [ "$(uname -s)/$(uname -m)" != Linux/x86_64 ]; then
+	echo "aws-smoke: cutover deploy builds linux/amd64 images only on a Linux x86_64 machine (this is $(uname -s)/$(uname -m)); Fargate would fail them with exec format error. Run it there, or use --until stacks" >&2
 	exit 2
 fi
 tools=(aws go jq)
@@ -239,7 +247,7 @@ create_stack "$project-shared" cf/shared.yaml
 step "bootstrap: the first images, tagged initial (the app stacks' task definitions run them)"
 for svc in backend frontend; do
 	# What build.commands do: the Dockerfiles copy the static binary bin/$svc.
-	(cd "$svc" && CGO_ENABLED=0 go build -trimpath -o "bin/$svc" .)
+	(cd "$svc" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -o "bin/$svc" .)
 done
 if [ -n "$endpoint" ]; then
 	# No registry behind the endpoint: register a manifest under the tag instead.
@@ -253,7 +261,7 @@ if [ -n "$endpoint" ]; then
 else
 	aws ecr get-login-password | docker login --username AWS --password-stdin "$registry"
 	for svc in backend frontend; do
-		docker build -t "$registry/$project/$svc:initial" "$svc"
+		docker build --platform linux/amd64 -t "$registry/$project/$svc:initial" "$svc"
 		docker push "$registry/$project/$svc:initial"
 	done
 fi
