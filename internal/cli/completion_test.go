@@ -16,36 +16,7 @@ import (
 // a static one, which S3 and CloudFront serve); after an execution, or an
 // argument that is no environment, nothing.
 func TestCompletionOfLogsEnvService(t *testing.T) {
-	dir, home := t.TempDir(), t.TempDir()
-	y := `version: 1
-project: shop
-services:
-  backend: { image: "shop/backend:1", port: 3001, route: { path_prefix: /api } }
-  worker: { image: "shop/worker:1", port: 9000, route: { path_prefix: /worker } }
-  frontend:
-    build: { context: frontend, commands: ["make dist"] }
-    port: 80
-    route: { path_prefix: / }
-    static: { dir: dist, spa: true }
-environments:
-  staging: { branch: develop, listen: { port: 18080 } }
-  production:
-    branch: main
-    platform: ecs
-    ecs: { region: eu-west-1, stack: shop-app-production }
-`
-	if err := os.Mkdir(filepath.Join(dir, "frontend"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "frontend", "Dockerfile"), []byte("FROM scratch\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "cutover.yaml"), []byte(y), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if code, _, errs := run(t, dir, "validate"); code != 0 {
-		t.Fatalf("the test's cutover.yaml is invalid: %s", errs)
-	}
+	dir, home := staticFrontendProject(t), t.TempDir()
 	st, err := store.Open(context.Background(), filepath.Join(home, "cutover.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -87,4 +58,52 @@ environments:
 	// The other commands keep their completions.
 	same("deploy <TAB>", complete("deploy", ""), "production\tecs, branch main", "staging\tlocal, branch develop")
 	same("deploy staging <TAB>", complete("deploy", "staging", ""))
+}
+
+// staticFrontendProject writes a cutover.yaml whose frontend is static on
+// AWS (S3 and CloudFront), with a local staging and an ecs production, and
+// returns its directory.
+func staticFrontendProject(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	y := `version: 1
+project: shop
+services:
+  backend: { image: "shop/backend:1", port: 3001, route: { path_prefix: /api } }
+  worker: { image: "shop/worker:1", port: 9000, route: { path_prefix: /worker } }
+  frontend:
+    build: { context: frontend, commands: ["make dist"] }
+    port: 80
+    route: { path_prefix: / }
+    static: { dir: dist, spa: true }
+environments:
+  staging: { branch: develop, listen: { port: 18080 } }
+  production:
+    branch: main
+    platform: ecs
+    ecs: { region: eu-west-1, stack: shop-app-production }
+`
+	if err := os.Mkdir(filepath.Join(dir, "frontend"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "frontend", "Dockerfile"), []byte("FROM scratch\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cutover.yaml"), []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := run(t, dir, "validate"); code != 0 {
+		t.Fatalf("the test's cutover.yaml is invalid: %s", errs)
+	}
+	return dir
+}
+
+// `cutover logs ENV SERVICE` of a static service on ecs says there are no
+// task logs to read, before asking AWS anything.
+func TestLogsOfAStaticServiceOnECS(t *testing.T) {
+	dir := staticFrontendProject(t)
+	code, _, errs := run(t, dir, "logs", "production", "frontend", "--home", t.TempDir())
+	if code == 0 || !strings.Contains(errs, "service frontend is static on production: S3 and CloudFront serve its files, and no task writes logs") {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
 }
