@@ -143,7 +143,9 @@ empty_bucket() {
 
 cleanup() {
 	local rc=$? i stack left=() secrets=() r
-	trap - EXIT INT TERM
+	trap - EXIT
+	# A second Ctrl-C does not abandon the cleanup (what it interrupts is reported as not deleted).
+	trap 'echo "aws-smoke: the cleanup goes on (kill -9 $$ abandons it and leaves resources behind)" >&2' INT TERM
 	set +e
 	rm -rf "$DOCKER_CONFIG"
 	step "cleanup: deleting the stacks this run created (tagged cutover-smoke-run=$run) and what they own"

@@ -283,10 +283,20 @@ func TestAWSSmokeScriptCleansUpOnFailureAndSignal(t *testing.T) {
 		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
+		// A second SIGTERM once the cleanup runs does not abandon it.
+		for deadline := time.Now().Add(2 * time.Minute); !strings.Contains(out.String(), "=== cleanup"); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				_ = cmd.Process.Kill()
+				t.Fatalf("no cleanup 2 minutes after SIGTERM:\n%s", out)
+			}
+		}
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatalf("second SIGTERM: %v (the cleanup ended within moments?)\n%s", err, out)
+		}
 		err := cmd.Wait()
 		code := cmd.ProcessState.ExitCode()
-		if err == nil || code != 143 || strings.Contains(out.String(), "passed") {
-			t.Fatalf("after SIGTERM: %v, exit %d, want 143:\n%s", err, code, out)
+		if err == nil || code != 143 || strings.Contains(out.String(), "passed") || !strings.Contains(out.String(), "the cleanup goes on") {
+			t.Fatalf("after SIGTERM: %v, exit %d, want 143 and a cleanup that goes on:\n%s", err, code, out)
 		}
 		s.cleanedUp(code, out.String())
 	})
