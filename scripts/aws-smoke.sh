@@ -182,7 +182,7 @@ cleanup() {
 	fi
 	if [ "$rc" = 0 ]; then
 		rm -rf "$work"
-		echo "aws-smoke: cleanup done (KMS keys are scheduled for deletion by AWS after its waiting period)"
+		echo "aws-smoke: cleanup done (KMS keys are scheduled for deletion by AWS after its waiting period; the log groups Lambda and CloudWatch Synthetics create for themselves, /aws/lambda/$project-* and /aws/lambda/cwsyn-*, stay)"
 	else
 		echo "aws-smoke: failed (status $rc); cleanup done; cutover's state and the templates are in $work" >&2
 	fi
