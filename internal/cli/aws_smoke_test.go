@@ -64,7 +64,8 @@ func newSmokeEnv(t *testing.T) *smokeEnv {
 	s.awsJSON(&cert, "acm", "request-certificate", "--domain-name", "bluemed.example.com", "--subject-alternative-names", "staging.bluemed.example.com")
 	s.cert = cert.CertificateArn
 	s.env = append(os.Environ(), "CUTOVER="+testenv.CutoverBinary(t), "CUTOVER_HOME="+t.TempDir(),
-		"PRODUCTION_DOMAIN=bluemed.example.com", "STAGING_DOMAIN=staging.bluemed.example.com")
+		"PRODUCTION_DOMAIN=bluemed.example.com", "STAGING_DOMAIN=staging.bluemed.example.com",
+		"TMPDIR="+t.TempDir()) // the work directory a failed run keeps goes with the test
 	return s
 }
 
