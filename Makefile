@@ -71,8 +71,10 @@ demo-down: build
 
 # Deploy examples/bluemed to a THROWAWAY AWS account, release, roll back, ship a bad
 # release, delete everything (scripts/aws-smoke.sh; README "On AWS"). Never run in CI.
+# It runs only with AWS_SMOKE_CONFIRM_ACCOUNT=<the account's ID>; AWS_SMOKE_ARGS="--until stacks"
+# stops after the stacks. Its moto part runs in `make test` (internal/cli/aws_smoke_test.go).
 aws-smoke:
-	scripts/aws-smoke.sh
+	scripts/aws-smoke.sh $(AWS_SMOKE_ARGS)
 
 # A FROM scratch container image of cutover (packaging/Dockerfile): cutover:VERSION.
 image: build

@@ -6,7 +6,8 @@
 #
 # On Debian as root it installs what is missing (Docker engine, busybox-static,
 # nginx-light, git, python3-venv, chromium and chromium-driver for the dashboard's
-# browser test; moto[server], cfn-lint, checkov and schemathesis from PyPI
+# browser test; jq and shellcheck for the aws-smoke script's test; moto[server],
+# cfn-lint, checkov, schemathesis and awscli from PyPI
 # into a virtualenv; pebble, the ACME test server, with go install), starts dockerd when no engine answers, runs the command
 # with every test dependency REQUIRED (a missing one fails its tests instead of
 # skipping them), and at the end stops the dockerd it started, by its PID.
@@ -49,7 +50,10 @@ if [ "$demo" = 0 ]; then
   command -v wrk >/dev/null 2>&1 || apt_need+=(wrk)                                     # bench: load
   command -v sha256sum >/dev/null 2>&1 || apt_need+=(coreutils)
   [ -r /etc/ssl/certs/ca-certificates.crt ] || apt_need+=(ca-certificates)              # make image
+  command -v jq >/dev/null 2>&1 || apt_need+=(jq)                                       # aws-smoke's test
+  command -v shellcheck >/dev/null 2>&1 || apt_need+=(shellcheck)
   for t in moto_server cfn-lint checkov schemathesis; do command -v "$t" >/dev/null 2>&1 || py_need=1; done
+  aws --version >/dev/null 2>&1 || py_need=1 # missing, or broken (awscli beside an older botocore)
   if [ "$py_need" = 1 ] && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     apt_need+=(python3-venv)
   fi
@@ -76,7 +80,7 @@ if [ "$(id -u)" != 0 ]; then
     missing=1
   fi
   if [ "$py_need" = 1 ]; then
-    say "missing moto_server/cfn-lint/checkov/schemathesis; run:  python3 -m venv $tools && $tools/bin/pip install 'moto[server]' cfn-lint checkov schemathesis"
+    say "missing moto_server/cfn-lint/checkov/schemathesis/aws; run:  python3 -m venv $tools && $tools/bin/pip install 'moto[server]' cfn-lint checkov schemathesis awscli"
     missing=1
   fi
   if [ $missing = 0 ] && ! engine_up; then
@@ -99,9 +103,9 @@ if [ "$pebble_need" = 1 ]; then
   hash -r
 fi
 if [ "$py_need" = 1 ]; then
-  say "installing moto[server], cfn-lint, checkov and schemathesis into $tools"
+  say "installing moto[server], cfn-lint, checkov, schemathesis and awscli into $tools"
   [ -x "$tools/bin/pip" ] || python3 -m venv "$tools"
-  "$tools/bin/pip" install -q 'moto[server]' cfn-lint checkov schemathesis
+  "$tools/bin/pip" install -q 'moto[server]' cfn-lint checkov schemathesis awscli
   hash -r
 fi
 

@@ -9,10 +9,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/acm"
-	cfn "github.com/aws/aws-sdk-go-v2/service/cloudformation"
-	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 
 	"github.com/cutoverdev/cutover/internal/platform/ecs"
@@ -54,42 +50,10 @@ environments:
 		t.Fatalf("export: %v\n%s%s", err, out, errOut)
 	}
 
+	outputs := createExportedStacks(t, ctx, e.moto, filepath.Join(dir, "cf"), "staging")
 	c, err := ecs.NewClients(ctx, ecs.ClientOptions{Region: "us-east-1", Endpoint: e.moto, MaxAttempts: 2})
 	if err != nil {
 		t.Fatal(err)
-	}
-	client := c.CloudFormation.(*cfn.Client)
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1")) // startMoto's fake credentials
-	if err != nil {
-		t.Fatal(err)
-	}
-	// moto's ELBv2 checks that a listener's certificate exists in its ACM.
-	cert, err := acm.NewFromConfig(awsCfg, func(o *acm.Options) { o.BaseEndpoint = aws.String(e.moto) }).
-		RequestCertificate(ctx, &acm.RequestCertificateInput{DomainName: aws.String("staging.shop.example.com")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, stack := range []struct{ name, file string }{{"shop-shared", "shared"}, {"shop-app-staging", "app-staging"}} {
-		body, err := os.ReadFile(filepath.Join(dir, "cf", stack.file+".json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		in := &cfn.CreateStackInput{StackName: aws.String(stack.name), TemplateBody: aws.String(string(body)), Capabilities: []cfntypes.Capability{cfntypes.CapabilityCapabilityIam}}
-		if stack.file != "shared" {
-			in.Parameters = []cfntypes.Parameter{
-				{ParameterKey: aws.String("CertificateArn"), ParameterValue: cert.CertificateArn},
-				{ParameterKey: aws.String("DomainName"), ParameterValue: aws.String("staging.shop.example.com")},
-			}
-		}
-		if _, err := client.CreateStack(ctx, in); err != nil {
-			t.Fatalf("CreateStack %s: %v", stack.name, err)
-		}
-		w := cfn.NewStackCreateCompleteWaiter(client, func(o *cfn.StackCreateCompleteWaiterOptions) {
-			o.MinDelay, o.MaxDelay = 100*time.Millisecond, time.Second
-		})
-		if err := w.Wait(ctx, &cfn.DescribeStacksInput{StackName: aws.String(stack.name)}, time.Minute); err != nil {
-			t.Fatalf("stack %s: %v", stack.name, err)
-		}
 	}
 
 	out, errOut, err := e.run("deploy", "staging", "--image", "backend="+backendRef, "--image", "frontend="+frontendRef)
@@ -98,10 +62,6 @@ environments:
 	}
 	if h := e.history(); len(h) != 1 || h[0].Status != store.DeploymentSucceeded {
 		t.Fatalf("history %+v", h)
-	}
-	outputs, err := ecs.StackOutputs(ctx, client, "shop-app-staging")
-	if err != nil {
-		t.Fatal(err)
 	}
 	svc, err := c.ECS.DescribeServices(ctx, &awsecs.DescribeServicesInput{Cluster: aws.String(outputs["StagingClusterName"]), Services: []string{"backend"}})
 	if err != nil || len(svc.Services) != 1 {

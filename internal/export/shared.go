@@ -39,8 +39,18 @@ func (g *gen) shared() *cloudformation.Template {
 			"Action":    []string{"kms:Decrypt", "kms:GenerateDataKey*"}, "Resource": "*"},
 	})
 
+	// The first images (tag "initial", the app stacks' ImageTag default)
+	// stay: the stacks' task definitions run them, and a stack update that
+	// changes a rolling or ECS-native service's task definition deploys
+	// them again. ECR never expires an image that a rule of higher
+	// priority selects by its tag with a rule of lower priority, so rule 1
+	// selects them (one image per repository: the tags are immutable).
 	lifecycle, _ := json.Marshal(map[string]any{"rules": []map[string]any{{
-		"rulePriority": 1, "description": "keep the last 50 images",
+		"rulePriority": 1, "description": "keep the bootstrap image (tag initial)",
+		"selection": map[string]any{"tagStatus": "tagged", "tagPrefixList": []string{"initial"}, "countType": "imageCountMoreThan", "countNumber": 1},
+		"action":    map[string]any{"type": "expire"},
+	}, {
+		"rulePriority": 2, "description": "keep the last 50 images",
 		"selection": map[string]any{"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 50},
 		"action":    map[string]any{"type": "expire"},
 	}}})

@@ -45,6 +45,9 @@ func ServiceLogs(ctx context.Context, cfg *config.Config, env, service string, o
 	if cfg.Services[service] == nil {
 		return fmt.Errorf("no service named %q (services: %s)", service, strings.Join(cfg.ServiceNames(), ", "))
 	}
+	if e.Platform == config.PlatformECS && cfg.Services[service].Static != nil {
+		return fmt.Errorf("service %s is static on %s: S3 and CloudFront serve its files, and no task writes logs (cutover logs reads tasks' logs)", service, env)
+	}
 	if e.Platform != config.PlatformECS {
 		rt, err := docker.Connect(ctx)
 		if err != nil {

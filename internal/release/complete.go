@@ -35,6 +35,31 @@ func EnvironmentChoices(file string) []Choice {
 	return out
 }
 
+// ServiceChoices are the services of file (cutover.yaml) that have logs in
+// environment env (`cutover logs ENV SERVICE`), each with its port and
+// route: on platform ecs not the static ones, which S3 and CloudFront
+// serve. None when the file does not load or has no such environment.
+func ServiceChoices(file, env string) []Choice {
+	cfg, err := config.Load(file)
+	if err != nil || cfg.Environments[env] == nil {
+		return nil
+	}
+	onECS := cfg.Environments[env].Platform == config.PlatformECS
+	var out []Choice
+	for _, name := range cfg.ServiceNames() {
+		s := cfg.Services[name]
+		if onECS && s.Static != nil {
+			continue
+		}
+		desc := fmt.Sprintf("port %d", s.Port)
+		if s.Route.PathPrefix != "" {
+			desc += ", route " + s.Route.PathPrefix
+		}
+		out = append(out, Choice{name, desc})
+	}
+	return out
+}
+
 // ExecutionChoices are the limit most recent executions of file's project,
 // newest first, with their branch, commit and status. It reads; without a
 // store in the state directory home there is nothing to offer, and none is

@@ -84,3 +84,15 @@ func FakeAWSCredentials(t testing.TB) {
 		t.Setenv(k, v)
 	}
 }
+
+// RequireAWSCLI returns the path of an aws CLI that runs (`aws --version`):
+// a missing or broken one (such as awscli installed beside an older
+// botocore) skips t, or fails it with CUTOVER_REQUIRE_AWS_TOOLS=1.
+func RequireAWSCLI(t testing.TB) string {
+	t.Helper()
+	bin := RequireTool(t, "aws", "awscli")
+	if out, err := exec.Command(bin, "--version").CombinedOutput(); err != nil {
+		missing(t, RequireAWSToolsEnv, fmt.Sprintf("%s --version fails (%v): install awscli into a virtualenv of its own (python3 -m venv DIR && DIR/bin/pip install awscli) and put DIR/bin first on PATH\n%.600s", bin, err, out))
+	}
+	return bin
+}

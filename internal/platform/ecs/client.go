@@ -10,6 +10,7 @@
 package ecs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -121,16 +122,19 @@ func NewClients(ctx context.Context, o ClientOptions) (Clients, error) {
 		return Clients{}, err
 	}
 	return Clients{
-		ECS:            ecs.NewFromConfig(cfg, func(opt *ecs.Options) { opt.BaseEndpoint = base }),
-		ELB:            elb.NewFromConfig(cfg, func(opt *elb.Options) { opt.BaseEndpoint = base }),
-		CloudWatch:     cloudwatch.NewFromConfig(cfg, func(opt *cloudwatch.Options) { opt.BaseEndpoint = base }),
-		CodeDeploy:     codedeploy.NewFromConfig(cfg, func(opt *codedeploy.Options) { opt.BaseEndpoint = base }),
-		CloudFormation: cloudformation.NewFromConfig(cfg, func(opt *cloudformation.Options) { opt.BaseEndpoint = base }),
+		ECS:            ecs.NewFromConfig(cfg, func(opt *ecs.Options) { opt.BaseEndpoint = cmp.Or(base, opt.BaseEndpoint) }),
+		ELB:            elb.NewFromConfig(cfg, func(opt *elb.Options) { opt.BaseEndpoint = cmp.Or(base, opt.BaseEndpoint) }),
+		CloudWatch:     cloudwatch.NewFromConfig(cfg, func(opt *cloudwatch.Options) { opt.BaseEndpoint = cmp.Or(base, opt.BaseEndpoint) }),
+		CodeDeploy:     codedeploy.NewFromConfig(cfg, func(opt *codedeploy.Options) { opt.BaseEndpoint = cmp.Or(base, opt.BaseEndpoint) }),
+		CloudFormation: cloudformation.NewFromConfig(cfg, func(opt *cloudformation.Options) { opt.BaseEndpoint = cmp.Or(base, opt.BaseEndpoint) }),
 	}, nil
 }
 
 // loadConfig loads the standard chain with o's region, profile and retries,
-// checks for credentials, and returns the endpoint override (nil for AWS).
+// checks for credentials, and returns o.Endpoint as an override, nil
+// without one: the clients then keep the SDK's own endpoint settings
+// (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE>, endpoint_url in the shared
+// config), as the aws CLI does, else AWS's endpoints.
 func loadConfig(ctx context.Context, o ClientOptions) (aws.Config, *string, error) {
 	attempts := o.MaxAttempts
 	if attempts == 0 {

@@ -16,7 +16,6 @@ import (
 
 // LogsAPI is the part of the CloudWatch Logs client `cutover logs` uses.
 type LogsAPI interface {
-	DescribeLogStreams(context.Context, *cloudwatchlogs.DescribeLogStreamsInput, ...func(*cloudwatchlogs.Options)) (*cloudwatchlogs.DescribeLogStreamsOutput, error)
 	FilterLogEvents(context.Context, *cloudwatchlogs.FilterLogEventsInput, ...func(*cloudwatchlogs.Options)) (*cloudwatchlogs.FilterLogEventsOutput, error)
 }
 
@@ -26,7 +25,7 @@ func NewLogsClient(ctx context.Context, o ClientOptions) (LogsAPI, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cloudwatchlogs.NewFromConfig(cfg, func(opt *cloudwatchlogs.Options) { opt.BaseEndpoint = base }), nil
+	return cloudwatchlogs.NewFromConfig(cfg, func(opt *cloudwatchlogs.Options) { opt.BaseEndpoint = cmp.Or(base, opt.BaseEndpoint) }), nil
 }
 
 // LogsQuery selects a service's task logs. The awslogs driver writes each
@@ -48,62 +47,49 @@ type LogEvent struct {
 	Message string
 }
 
-// Limits of one read: CloudWatch Logs filters at most 100 named streams per
-// call; a service whose prefix has more streams shows the ones with the
-// latest events.
-const (
-	maxStreams     = 100
-	maxStreamPages = 40
-)
+// lateWindow is how far before the newest event read a poll reads again:
+// CloudWatch Logs orders nothing across streams, and the awslogs driver of
+// each task sends its lines in batches, so one task's line may arrive after
+// another task's later one. A line that arrives more than lateWindow behind
+// the newest one read is not shown by a poll that follows.
+const lateWindow = time.Minute
 
 // StreamLogs calls emit with the service's events from q.Since on, in time
 // order per poll; with q.Follow it polls every q.Poll for new events (and
-// new tasks' streams) until ctx ends, which is not an error.
+// new tasks' streams) until ctx ends, which is not an error. Each event is
+// emitted once, also when it arrives late (see lateWindow).
 func StreamLogs(ctx context.Context, api LogsAPI, q LogsQuery, emit func(LogEvent) error) error {
 	if q.Group == "" {
 		return errors.New("aws: no log group: the ECS environment sets none (environments.<env>.ecs.log_group, or the app stack's LogGroupName output)")
 	}
 	poll := min(max(cmp.Or(q.Poll, 2*time.Second), time.Second), 30*time.Second)
-	from := q.Since.UnixMilli()
-	seen := map[string]bool{} // event IDs at the last timestamp read, which the next poll reads again
+	since := q.Since.UnixMilli()
+	newest := since
+	seen := map[string]int64{} // the events read in the last lateWindow, by ID: a poll reads them again
 	for {
-		streams, err := logStreams(ctx, api, q.Group, q.StreamPrefix, from)
+		from := max(since, newest-lateWindow.Milliseconds())
+		events, err := filterEvents(ctx, api, q.Group, q.StreamPrefix, from)
 		if err != nil {
 			return err
 		}
-		if len(streams) > 0 {
-			events, err := filterEvents(ctx, api, q.Group, streams, from)
-			if err != nil {
+		for _, e := range events {
+			id, ts := aws.ToString(e.EventId), aws.ToInt64(e.Timestamp)
+			stream := aws.ToString(e.LogStreamName)
+			if _, ok := seen[id]; ok || ts < from || !strings.HasPrefix(stream, q.StreamPrefix) {
+				continue
+			}
+			seen[id], newest = ts, max(newest, ts)
+			if err := emit(LogEvent{Time: time.UnixMilli(ts), Task: stream[strings.LastIndex(stream, "/")+1:], Message: strings.TrimRight(aws.ToString(e.Message), "\n")}); err != nil {
 				return err
-			}
-			last := from
-			next := map[string]bool{}
-			for _, e := range events {
-				id, ts := aws.ToString(e.EventId), aws.ToInt64(e.Timestamp)
-				if seen[id] || !strings.HasPrefix(aws.ToString(e.LogStreamName), q.StreamPrefix) {
-					continue
-				}
-				if ts > last {
-					last, next = ts, map[string]bool{}
-				}
-				if ts == last {
-					next[id] = true
-				}
-				stream := aws.ToString(e.LogStreamName)
-				if err := emit(LogEvent{Time: time.UnixMilli(ts), Task: stream[strings.LastIndex(stream, "/")+1:], Message: strings.TrimRight(aws.ToString(e.Message), "\n")}); err != nil {
-					return err
-				}
-			}
-			if last > from {
-				from, seen = last, next
-			} else {
-				for id := range next {
-					seen[id] = true
-				}
 			}
 		}
 		if !q.Follow {
 			return nil
+		}
+		for id, ts := range seen {
+			if ts < newest-lateWindow.Milliseconds() {
+				delete(seen, id)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -113,54 +99,27 @@ func StreamLogs(ctx context.Context, api LogsAPI, q LogsQuery, emit func(LogEven
 	}
 }
 
-// logStreams lists the group's streams that start with prefix and have
-// events at or after from (milliseconds), the latest first, at most
-// maxStreams of them.
-func logStreams(ctx context.Context, api LogsAPI, group, prefix string, from int64) ([]string, error) {
-	type stream struct {
-		name string
-		last int64
-	}
-	var found []stream
-	in := &cloudwatchlogs.DescribeLogStreamsInput{LogGroupName: aws.String(group)}
+// filterEvents reads every event of the group's streams whose names start
+// with prefix from from (milliseconds) on, in time order. The prefix goes to
+// FilterLogEvents itself rather than to a list of streams from
+// DescribeLogStreams: a stream's lastEventTimestamp there updates "on an
+// eventual consistency basis", typically within an hour of ingestion (AWS
+// API reference, LogStream), so selecting the streams by it would hide a
+// running task's new events; and FilterLogEvents takes at most 100 named
+// streams, fewer than a service's tasks over a few deployments.
+func filterEvents(ctx context.Context, api LogsAPI, group, prefix string, from int64) ([]logtypes.FilteredLogEvent, error) {
+	in := &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String(group), StartTime: aws.Int64(from)}
 	if prefix != "" {
 		in.LogStreamNamePrefix = aws.String(prefix)
 	}
-	for page := 0; page < maxStreamPages; page++ {
-		out, err := api.DescribeLogStreams(ctx, in)
+	var events []logtypes.FilteredLogEvent
+	for {
+		out, err := api.FilterLogEvents(ctx, in)
 		if err != nil {
 			var missing *logtypes.ResourceNotFoundException
 			if errors.As(err, &missing) {
 				return nil, fmt.Errorf("aws: log group %s does not exist (deploy the app stack, or fix environments.<env>.ecs.log_group)", group)
 			}
-			return nil, explain(err, "log group "+group)
-		}
-		for _, s := range out.LogStreams {
-			// A stream with no event yet has no last event time: keep it.
-			if last := aws.ToInt64(s.LastEventTimestamp); s.LastEventTimestamp == nil || last >= from {
-				found = append(found, stream{aws.ToString(s.LogStreamName), last})
-			}
-		}
-		if out.NextToken == nil || aws.ToString(out.NextToken) == aws.ToString(in.NextToken) {
-			break
-		}
-		in.NextToken = out.NextToken
-	}
-	slices.SortFunc(found, func(a, b stream) int { return cmp.Or(cmp.Compare(b.last, a.last), strings.Compare(a.name, b.name)) })
-	names := make([]string, 0, min(len(found), maxStreams))
-	for _, s := range found[:min(len(found), maxStreams)] {
-		names = append(names, s.name)
-	}
-	return names, nil
-}
-
-// filterEvents reads every event of the streams from from on, in time order.
-func filterEvents(ctx context.Context, api LogsAPI, group string, streams []string, from int64) ([]logtypes.FilteredLogEvent, error) {
-	in := &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String(group), LogStreamNames: streams, StartTime: aws.Int64(from)}
-	var events []logtypes.FilteredLogEvent
-	for {
-		out, err := api.FilterLogEvents(ctx, in)
-		if err != nil {
 			return nil, explain(err, "log group "+group)
 		}
 		events = append(events, out.Events...)
