@@ -171,3 +171,47 @@ type SiteStatus struct {
 	Distribution string `json:"distribution"`
 	Release      string `json:"release,omitempty"` // digest of the files served (releases/<release>/), "" when none
 }
+
+// PublishSiteOptions name a directory of built files and the site it is
+// published to, as the exported pipeline's publish action gives them.
+type PublishSiteOptions struct {
+	Dir, Service, Bucket, Distribution string
+	Region, Profile, Endpoint          string // the AWS region, shared config profile and endpoint (tests); empty: the standard chain
+}
+
+// PublishedSite is what PublishSite did.
+type PublishedSite struct {
+	Service      string `json:"service"`
+	Bucket       string `json:"bucket"`
+	Distribution string `json:"distribution"`
+	Release      string `json:"release"` // digest: the files are under releases/<release>/
+	Files        int    `json:"files"`
+}
+
+// PublishSite publishes a directory of built files as `cutover deploy` does
+// for a static service on ECS (upload under releases/<digest>/, then point
+// the distribution at it and invalidate), with no cutover.yaml and no
+// store: the exported pipeline's publish action runs it on the files its
+// build stage produced, so that a release published by the pipeline and
+// one published by cutover deploy are the same objects under the same key.
+func PublishSite(ctx context.Context, o PublishSiteOptions, say func(string, ...any)) (PublishedSite, error) {
+	site := ecs.Site{Service: o.Service, Bucket: o.Bucket, Distribution: o.Distribution}
+	if o.Service == "" || o.Bucket == "" || o.Distribution == "" {
+		return PublishedSite{}, UsageError{"--service, --bucket and --distribution are required"}
+	}
+	rel, err := ecs.ScanSite(o.Dir)
+	if err != nil {
+		return PublishedSite{}, err
+	}
+	sc, err := ecs.NewSiteClients(ctx, ecs.ClientOptions{Region: o.Region, Profile: o.Profile, Endpoint: o.Endpoint})
+	if err != nil {
+		return PublishedSite{}, err
+	}
+	if err := sc.Upload(ctx, site, rel, say); err != nil {
+		return PublishedSite{}, err
+	}
+	if err := sc.Activate(ctx, site, rel.Digest, say); err != nil {
+		return PublishedSite{}, err
+	}
+	return PublishedSite{Service: o.Service, Bucket: o.Bucket, Distribution: o.Distribution, Release: rel.Digest, Files: len(rel.Files)}, nil
+}
