@@ -247,6 +247,26 @@ func TestECSStaticDeployAndRollback(t *testing.T) {
 		t.Errorf("history after rollback %+v", h)
 	}
 
+	// The exported pipeline's publish action on the same built files (the
+	// second version's, still in web/dist) makes the same release as
+	// cutover deploy did: same digest, nothing uploaded again.
+	before = site.objects()
+	out, errOut, err = e.run("publish-static", filepath.Join(site.context, "dist"), "--service", "frontend", "--bucket", site.bucket,
+		"--distribution", site.distribution, "--region", "us-east-1", "--endpoint", e.moto)
+	if err != nil || !strings.Contains(errOut, "release "+second[:12]+" is in bucket "+site.bucket+" already") {
+		t.Errorf("publish-static: %v\n%s%s", err, out, errOut)
+	}
+	if got := site.served(); got != second || len(site.objects()) != len(before) {
+		t.Errorf("publish-static of the second version's files: serving %s (want %s), bucket %v", got, second, site.objects())
+	}
+	if _, errOut, err := e.run("publish-static", filepath.Join(dir, "cutover.yaml"), "--service", "frontend", "--bucket", site.bucket, "--distribution", site.distribution); err == nil || !strings.Contains(errOut, "not a directory") {
+		t.Errorf("publish-static of a file: %v\n%s", err, errOut)
+	}
+	e.rollbackTo(h[0].Revision)
+	if got := site.served(); got != first {
+		t.Errorf("rollback --to the first revision serves %s", got)
+	}
+
 	out, errOut, err = e.run("status", "staging", "--output", "json")
 	if err != nil {
 		t.Fatalf("status: %v\n%s", err, errOut)
@@ -321,4 +341,11 @@ func (e *ecsE2E) revision(id string) store.Revision {
 	}
 	e.t.Fatalf("no revision %s in %s", id, out)
 	return store.Revision{}
+}
+
+func (e *ecsE2E) rollbackTo(rev string) {
+	e.t.Helper()
+	if out, errOut, err := e.run("rollback", "staging", "--to", rev); err != nil {
+		e.t.Fatalf("rollback --to %s: %v\n%s%s", rev, err, out, errOut)
+	}
 }

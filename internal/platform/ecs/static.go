@@ -128,6 +128,9 @@ func ScanSite(dir string) (SiteRelease, error) {
 	if root, err = filepath.EvalSymlinks(root); err != nil {
 		return SiteRelease{}, fmt.Errorf("static files %s: %w (did the build commands write it?)", dir, err)
 	}
+	if st, err := os.Stat(root); err != nil || !st.IsDir() {
+		return SiteRelease{}, fmt.Errorf("static files %s: not a directory (name the directory of the built files)", dir)
+	}
 	var files []SiteFile
 	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
