@@ -54,43 +54,7 @@ environments:
 		t.Fatalf("export: %v\n%s%s", err, out, errOut)
 	}
 
-	c, err := ecs.NewClients(ctx, ecs.ClientOptions{Region: "us-east-1", Endpoint: e.moto, MaxAttempts: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := c.CloudFormation.(*cfn.Client)
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1")) // startMoto's fake credentials
-	if err != nil {
-		t.Fatal(err)
-	}
-	// moto's ELBv2 checks that a listener's certificate exists in its ACM.
-	cert, err := acm.NewFromConfig(awsCfg, func(o *acm.Options) { o.BaseEndpoint = aws.String(e.moto) }).
-		RequestCertificate(ctx, &acm.RequestCertificateInput{DomainName: aws.String("staging.shop.example.com")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, stack := range []struct{ name, file string }{{"shop-shared", "shared"}, {"shop-app-staging", "app-staging"}} {
-		body, err := os.ReadFile(filepath.Join(dir, "cf", stack.file+".json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		in := &cfn.CreateStackInput{StackName: aws.String(stack.name), TemplateBody: aws.String(string(body)), Capabilities: []cfntypes.Capability{cfntypes.CapabilityCapabilityIam}}
-		if stack.file != "shared" {
-			in.Parameters = []cfntypes.Parameter{
-				{ParameterKey: aws.String("CertificateArn"), ParameterValue: cert.CertificateArn},
-				{ParameterKey: aws.String("DomainName"), ParameterValue: aws.String("staging.shop.example.com")},
-			}
-		}
-		if _, err := client.CreateStack(ctx, in); err != nil {
-			t.Fatalf("CreateStack %s: %v", stack.name, err)
-		}
-		w := cfn.NewStackCreateCompleteWaiter(client, func(o *cfn.StackCreateCompleteWaiterOptions) {
-			o.MinDelay, o.MaxDelay = 100*time.Millisecond, time.Second
-		})
-		if err := w.Wait(ctx, &cfn.DescribeStacksInput{StackName: aws.String(stack.name)}, time.Minute); err != nil {
-			t.Fatalf("stack %s: %v", stack.name, err)
-		}
-	}
+	c, client := e.createStacks(ctx, filepath.Join(dir, "cf"), nil)
 
 	out, errOut, err := e.run("deploy", "staging", "--image", "backend="+backendRef, "--image", "frontend="+frontendRef)
 	if err != nil {
@@ -130,4 +94,54 @@ environments:
 	if strings.Contains(errOut, "panic") {
 		t.Errorf("stderr: %s", errOut)
 	}
+}
+
+// createStacks creates the shared and staging app stacks from the exported
+// templates in dir in moto's CloudFormation (patch, when given, edits a
+// template's JSON first) and waits for them.
+func (e *ecsE2E) createStacks(ctx context.Context, dir string, patch func(file string, body []byte) []byte) (ecs.Clients, *cfn.Client) {
+	t := e.t
+	t.Helper()
+	c, err := ecs.NewClients(ctx, ecs.ClientOptions{Region: "us-east-1", Endpoint: e.moto, MaxAttempts: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := c.CloudFormation.(*cfn.Client)
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1")) // startMoto's fake credentials
+	if err != nil {
+		t.Fatal(err)
+	}
+	// moto's ELBv2 checks that a listener's certificate exists in its ACM.
+	cert, err := acm.NewFromConfig(awsCfg, func(o *acm.Options) { o.BaseEndpoint = aws.String(e.moto) }).
+		RequestCertificate(ctx, &acm.RequestCertificateInput{DomainName: aws.String("staging.shop.example.com")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stack := range []struct{ name, file string }{{"shop-shared", "shared"}, {"shop-app-staging", "app-staging"}} {
+		body, err := os.ReadFile(filepath.Join(dir, stack.file+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if patch != nil {
+			body = patch(stack.file, body)
+		}
+		in := &cfn.CreateStackInput{StackName: aws.String(stack.name), TemplateBody: aws.String(string(body)), Capabilities: []cfntypes.Capability{cfntypes.CapabilityCapabilityIam}}
+		if stack.file != "shared" {
+			in.Parameters = []cfntypes.Parameter{
+				{ParameterKey: aws.String("CertificateArn"), ParameterValue: cert.CertificateArn},
+				{ParameterKey: aws.String("DomainName"), ParameterValue: aws.String("staging.shop.example.com")},
+			}
+		}
+		if _, err := client.CreateStack(ctx, in); err != nil {
+			t.Fatalf("CreateStack %s: %v", stack.name, err)
+		}
+		w := cfn.NewStackCreateCompleteWaiter(client, func(o *cfn.StackCreateCompleteWaiterOptions) {
+			o.MinDelay, o.MaxDelay = 100*time.Millisecond, time.Second
+		})
+		if err := w.Wait(ctx, &cfn.DescribeStacksInput{StackName: aws.String(stack.name)}, time.Minute); err != nil {
+			t.Fatalf("stack %s: %v", stack.name, err)
+		}
+	}
+
+	return c, client
 }

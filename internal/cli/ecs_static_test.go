@@ -349,3 +349,84 @@ func (e *ecsE2E) rollbackTo(rev string) {
 		e.t.Fatalf("rollback --to %s: %v\n%s%s", rev, err, out, errOut)
 	}
 }
+
+// TestECSStaticDeployFromExportedStack is the one path for a static
+// service: `cutover export cloudformation`, the stacks created from its
+// templates in moto, then `cutover deploy` with an ecs section that names
+// only the region and the stack: the site's bucket and distribution come
+// from the app stack's outputs. moto's CloudFormation does not create
+// AWS::CloudFront::Distribution (it skips the resource and the outputs that
+// refer to it), so the test creates the distribution the template
+// describes through moto's CloudFront API, on a bucket name it fixes, and
+// writes both (and a domain name for the distribution's other output) into
+// the template before the stack is created; everything else is the
+// exported template as is.
+func TestECSStaticDeployFromExportedStack(t *testing.T) {
+	e := newECSE2E(t, ecstypes.DeploymentControllerTypeEcs, "    strategy: { type: rolling }\n")
+	ctx := context.Background()
+	dir := filepath.Dir(e.file)
+	const bucket = "shop-staging-frontend-site"
+	site := newStaticSite(t, e.moto, dir, bucket)
+	y := strings.Replace(staticYAML(e.moto, "{}"), "      cluster: shop\n", "      stack: shop-app-staging\n", 1)
+	y = y[:strings.Index(y, "      execution_role_arn")] // the stack gives the rest
+	y = strings.Replace(y, "  backend: { image: shop/backend:1, port: 3001, route: { path_prefix: /api } }", "  backend: { image: shop/backend:1, port: 3001, route: { path_prefix: /api }, desired_count: 0 }", 1)
+	if err := os.WriteFile(e.file, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, err := e.run("export", "cloudformation", "--dir", filepath.Join(dir, "cf"), "--format", "json"); err != nil {
+		t.Fatalf("export: %v\n%s%s", err, out, errOut)
+	}
+	patch := func(file string, body []byte) []byte {
+		if file != "app-staging" {
+			return body
+		}
+		var tpl map[string]any
+		if err := json.Unmarshal(body, &tpl); err != nil {
+			t.Fatal(err)
+		}
+		res, outs, params := tpl["Resources"].(map[string]any), tpl["Outputs"].(map[string]any), tpl["Parameters"].(map[string]any)
+		if _, ok := res["FrontendDistribution"]; !ok {
+			t.Fatalf("the app template has no FrontendDistribution: %v", res)
+		}
+		res["FrontendSiteBucket"].(map[string]any)["Properties"].(map[string]any)["BucketName"] = bucket
+		outs["StagingFrontendDistributionId"].(map[string]any)["Value"] = site.distribution
+		outs["StagingFrontendDistributionDomainName"].(map[string]any)["Value"] = "d111111abcdef8.cloudfront.net"
+		params["FrontendDomainName"].(map[string]any)["Default"] = "www.shop.example.com"
+		params["FrontendCertificateArn"].(map[string]any)["Default"] = "arn:aws:acm:us-east-1:123456789012:certificate/0"
+		out, err := json.Marshal(tpl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	// newStaticSite made the bucket: the stack's bucket is the same one.
+	if _, err := site.s3.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatal(err)
+	}
+	_, client := e.createStacks(ctx, filepath.Join(dir, "cf"), patch)
+	outputs, err := ecs.StackOutputs(ctx, client, "shop-app-staging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if outputs["StagingFrontendSiteBucketName"] != bucket || outputs["StagingFrontendDistributionId"] != site.distribution {
+		t.Fatalf("stack outputs %v", outputs)
+	}
+
+	out, errOut, err := e.run("deploy", "staging", "--image", "backend="+backendRef)
+	if err != nil {
+		t.Fatalf("deploy: %v\nstdout: %s\nstderr: %s", err, out, errOut)
+	}
+	d := site.served()
+	if len(d) != 64 {
+		t.Fatalf("origin path after the deploy: %q\n%s", d, errOut)
+	}
+	if got := site.objects(); got["releases/"+d+"/index.html"] != [2]string{"text/html; charset=utf-8", "no-cache"} {
+		t.Errorf("bucket %v", got)
+	}
+	if inv := site.invalidations(); len(inv) != 1 {
+		t.Errorf("invalidations %v", inv)
+	}
+	if h := e.history(); len(h) != 1 || h[0].Status != store.DeploymentSucceeded {
+		t.Fatalf("history %+v", h)
+	}
+}
