@@ -243,6 +243,9 @@ func (s *ecsSession) deploy(ctx context.Context, rev store.Revision, command str
 		return store.Deployment{}, fmt.Errorf("following the deployment left by a stopped cutover: %w", err)
 	} else if d != nil {
 		s.m.note("followed deployment %s, left by a stopped cutover, to its end: %s (%s)", d.ID, d.Status, d.Reason)
+		if err := s.activateFollowed(lctx, *d); err != nil {
+			return store.Deployment{}, err
+		}
 	}
 	if s.diff {
 		for _, name := range s.containers() {

@@ -145,6 +145,19 @@ func (s *ecsSession) activateStatic(ctx context.Context, rev store.Revision) err
 	return nil
 }
 
+// activateFollowed publishes the static sites of a deployment whose
+// cutover stopped after ECS finished it but before its sites were switched.
+func (s *ecsSession) activateFollowed(ctx context.Context, d store.Deployment) error {
+	if d.Status != store.DeploymentSucceeded || len(staticNames(s.cfg)) == 0 {
+		return nil
+	}
+	rev, err := s.store.GetRevision(ctx, d.Revision)
+	if err != nil {
+		return err
+	}
+	return s.activateStatic(ctx, rev)
+}
+
 // staticStatus describes a static service: its bucket, its distribution
 // and the release the distribution serves.
 func (s *ecsSession) staticStatus(ctx context.Context, name string) ECSService {
