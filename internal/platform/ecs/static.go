@@ -304,7 +304,7 @@ func (c SiteClients) put(ctx context.Context, site Site, prefix string, f SiteFi
 	}
 	key := prefix + f.Key
 	_, err = c.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &site.Bucket, Key: &key, Body: bytes.NewReader(data),
-		ContentType: &f.ContentType, CacheControl: &f.CacheControl, ServerSideEncryption: s3types.ServerSideEncryptionAes256})
+		ContentType: &f.ContentType, CacheControl: &f.CacheControl}) // encrypted by the bucket's default (SSE-S3 in the export)
 	if err != nil {
 		return fmt.Errorf("%s: uploading %s: %w", site, f.Key, siteErr(err, "s3://"+site.Bucket+"/"+key))
 	}
