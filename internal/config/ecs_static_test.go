@@ -59,6 +59,11 @@ func TestECSStaticServiceMistakes(t *testing.T) {
 			t.Errorf("want %q, got %v", c.want, err)
 		}
 	}
+	allStatic := strings.Replace(staticECSYAML("rolling", "bucket: shop-site, distribution: E1", "bucket: api-site, distribution: E2", ""),
+		"  backend: { image: shop/backend:1,", "  backend: { build: { commands: [make] }, static: { dir: out },", 1)
+	if _, err := Parse("cutover.yaml", []byte(allStatic)); err == nil || !strings.Contains(err.Error(), "environments.production.ecs: every service is static") {
+		t.Errorf("all static: %v", err)
+	}
 	src := strings.Replace(staticECSYAML("rolling", "", "", ""), "        frontend: {  }\n", "", 1)
 	if _, err := Parse("cutover.yaml", []byte(src)); err == nil || !strings.Contains(err.Error(), "no entry for static service frontend (add services: { frontend: { bucket: BUCKET, distribution: DISTRIBUTION_ID } })") {
 		t.Errorf("no entry: %v", err)

@@ -134,6 +134,7 @@ func (v *validator) ecs(p string, e *Environment) {
 	if !native && len(x.Alarms) > 0 && e.Strategy.Type == StrategyBlueGreen {
 		v.add(p+".alarms", "are rolling-deployment alarms (for blue_green put the alarms on the CodeDeploy deployment group, or use blue_green: ecs, or remove them)")
 	}
+	v.ecsAllStatic(p)
 	for _, name := range v.c.ServiceNames() {
 		if x.Services[name] == nil && !fromStack && v.c.Services[name].Static != nil {
 			v.add(p+".services", "no entry for static service %s (add services: { %s: { bucket: BUCKET, distribution: DISTRIBUTION_ID } })", name, name)

@@ -41,3 +41,17 @@ func (v *validator) ecsStatic(sp, name string, s *ECSService, fromStack bool) {
 		v.add(sp+".distribution", "%q is not a CloudFront distribution ID (uppercase letters and digits, such as E2QWRUHAPOMQZL; not its domain name or ARN)", s.Distribution)
 	}
 }
+
+// ecsAllStatic refuses an ECS environment with nothing to run on ECS: its
+// static sites are published along an ECS deployment, as the export
+// describes them beside an ECS application.
+func (v *validator) ecsAllStatic(p string) {
+	for _, s := range v.c.Services {
+		if s.Static == nil {
+			return
+		}
+	}
+	if len(v.c.Services) > 0 {
+		v.add(p, "every service is static, and an ECS environment deploys at least one container service beside its static sites (remove static from one service, or use platform: local)")
+	}
+}
