@@ -146,7 +146,7 @@ func (m *Manager) deployECS(ctx context.Context, env string, o DeployOptions) (s
 		return store.Deployment{}, err
 	}
 	source := cmp.Or(o.Source, "images")
-	sites, err := s.uploadStatic(ctx, o.Source != "")
+	sites, err := s.uploadStatic(ctx, o.Source != "", o.Images)
 	if err != nil {
 		return store.Deployment{}, err
 	}

@@ -71,8 +71,9 @@ func (s *ecsSession) siteClients(ctx context.Context) (ecs.SiteClients, error) {
 // uploadStatic builds each static service's files (not when the pipeline's
 // execution built them: built is true), checks them and uploads them to the
 // service's bucket; it returns service → site@sha256:<digest>, what the
-// revision records.
-func (s *ecsSession) uploadStatic(ctx context.Context, built bool) (map[string]string, error) {
+// revision records. given are the deploy's images: a release promoted from
+// another environment (site@sha256:...) is compared with the files built here.
+func (s *ecsSession) uploadStatic(ctx context.Context, built bool, given map[string]string) (map[string]string, error) {
 	names := staticNames(s.cfg)
 	if len(names) == 0 {
 		return nil, nil
@@ -102,6 +103,11 @@ func (s *ecsSession) uploadStatic(ctx context.Context, built bool) (map[string]s
 		rel, err := ecs.ScanSite(dir)
 		if err != nil {
 			return nil, fmt.Errorf("services.%s.static: %w", name, err)
+		}
+		if d := ecs.SiteDigest(given[name]); d != "" && d != rel.Digest {
+			// Each environment has its own bucket: the files are uploaded
+			// from this build, which should be the release verified before.
+			say("%s: warning: the files built here (release %s) differ from release %s promoted from the previous environment (is the build reproducible?); publishing these", name, rel.Digest[:12], d[:12])
 		}
 		if err := sc.Upload(ctx, site, rel, say); err != nil {
 			return nil, err
