@@ -13,6 +13,7 @@ package ecs
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -270,8 +271,18 @@ func (c SiteClients) Upload(ctx context.Context, site Site, rel SiteRelease, say
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
+	failed := 0
+	var first error
+	for _, err := range errs {
+		if err != nil {
+			failed++
+			first = cmp.Or(first, err)
+		}
+	}
+	if failed > 1 {
+		return fmt.Errorf("%w (and %d more files failed)", first, failed-1)
+	} else if first != nil {
+		return first
 	}
 	manifest, err := json.MarshalIndent(rel, "", "  ")
 	if err != nil {

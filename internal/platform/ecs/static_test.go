@@ -226,6 +226,19 @@ func TestSiteActivateRefusesAnIncompleteRelease(t *testing.T) {
 	if op := originPath(t, sc, site); op != "" {
 		t.Errorf("origin path changed to %q", op)
 	}
+	// A bucket that does not exist: the error names the service, the
+	// bucket and the S3 call.
+	missing := site
+	missing.Bucket = "no-such-bucket"
+	rel0, err := ScanSite(writeSite(t, map[string]string{"index.html": "x", "a.js": "y", "b.css": "z"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = sc.Upload(context.Background(), missing, rel0, func(string, ...any) {})
+	if err == nil || !strings.Contains(err.Error(), "static service frontend (bucket no-such-bucket") || !strings.Contains(err.Error(), "s3:PutObject on s3://no-such-bucket/releases/") ||
+		!strings.Contains(err.Error(), "NoSuchBucket") || !strings.Contains(err.Error(), "and 2 more files failed") {
+		t.Errorf("upload to a missing bucket: %v", err)
+	}
 	wrong := site
 	wrong.Bucket = "another-bucket"
 	if _, err := sc.S3.(*s3.Client).CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: &wrong.Bucket}); err != nil {
