@@ -289,15 +289,17 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 
 // ECSService is one ECS service as DescribeServices tells it.
 type ECSService struct {
-	Service        string      `json:"service"`
-	ECSService     string      `json:"ecs_service"`
-	Status         string      `json:"status"`
-	TaskDefinition string      `json:"task_definition,omitempty"`
-	Desired        int         `json:"desired"`
-	Running        int         `json:"running"`
-	Pending        int         `json:"pending"`
-	Deployments    []string    `json:"deployments,omitempty"`
-	TargetHealth   []string    `json:"target_health,omitempty"` // color: target state, per registered target
-	Site           *SiteStatus `json:"site,omitempty"`          // a static service: its bucket, distribution and release served
-	Error          string      `json:"error,omitempty"`
+	Service        string   `json:"service"`
+	ECSService     string   `json:"ecs_service"`
+	Status         string   `json:"status"`
+	TaskDefinition string   `json:"task_definition,omitempty"`
+	Desired        int      `json:"desired"`
+	Running        int      `json:"running"`
+	Pending        int      `json:"pending"`
+	Deployments    []string `json:"deployments,omitempty"`
+	TargetHealth   []string `json:"target_health,omitempty"` // color: target state, per registered target
+	Error          string   `json:"error,omitempty"`
+
+	// Site is a static service's bucket, distribution and the release it serves.
+	Site *SiteStatus `json:"site,omitempty"`
 }
