@@ -50,7 +50,7 @@ environments:
 		t.Fatalf("export: %v\n%s%s", err, out, errOut)
 	}
 
-	outputs := createExportedStacks(t, ctx, e.moto, filepath.Join(dir, "cf"), "staging")
+	outputs := createExportedStacks(t, ctx, e.moto, filepath.Join(dir, "cf"), "staging", nil)
 	c, err := ecs.NewClients(ctx, ecs.ClientOptions{Region: "us-east-1", Endpoint: e.moto, MaxAttempts: 2})
 	if err != nil {
 		t.Fatal(err)

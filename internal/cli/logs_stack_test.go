@@ -27,8 +27,10 @@ import (
 // and environment env's app stack from the templates `cutover export
 // cloudformation --format json` wrote to cfDir (project shop), with an ACM
 // certificate for the environment's domain (moto's ELBv2 checks that a
-// listener's certificate exists). It returns the app stack's outputs.
-func createExportedStacks(t *testing.T, ctx context.Context, moto, cfDir, env string) map[string]string {
+// listener's certificate exists); patch, when given, edits a template
+// before it is created (for what moto's CloudFormation cannot create). It
+// returns the app stack's outputs.
+func createExportedStacks(t *testing.T, ctx context.Context, moto, cfDir, env string, patch func(file string, body []byte) []byte) map[string]string {
 	t.Helper()
 	c, err := ecs.NewClients(ctx, ecs.ClientOptions{Region: "us-east-1", Endpoint: moto, MaxAttempts: 2})
 	if err != nil {
@@ -50,6 +52,9 @@ func createExportedStacks(t *testing.T, ctx context.Context, moto, cfDir, env st
 		body, err := os.ReadFile(filepath.Join(cfDir, stack.file+".json"))
 		if err != nil {
 			t.Fatal(err)
+		}
+		if patch != nil {
+			body = patch(stack.file, body)
 		}
 		in := &cfn.CreateStackInput{StackName: aws.String(stack.name), TemplateBody: aws.String(string(body)), Capabilities: []cfntypes.Capability{cfntypes.CapabilityCapabilityIam}}
 		if stack.file != "shared" {
@@ -123,7 +128,7 @@ environments:
 		t.Fatalf("logs without the stack: %v\n%s", err, out)
 	}
 
-	outputs := createExportedStacks(t, ctx, moto, filepath.Join(dir, "cf"), "staging")
+	outputs := createExportedStacks(t, ctx, moto, filepath.Join(dir, "cf"), "staging", nil)
 	group := outputs["StagingLogGroupName"]
 	if group != "/cutover/shop/staging" {
 		t.Fatalf("the stack's log group output is %q", group)

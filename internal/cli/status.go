@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -72,6 +73,10 @@ func printStatus(w io.Writer, out []release.Status) {
 		for _, e := range es.ECS {
 			if e.Error != "" {
 				fmt.Fprintf(w, "  ecs %-10s %s\n", e.Service, e.Error)
+				continue
+			}
+			if e.Site != nil {
+				fmt.Fprintf(w, "  ecs %-10s static: s3://%s through distribution %s, serving release %s\n", e.Service, e.Site.Bucket, e.Site.Distribution, cmp.Or(e.Site.Release, "(none of cutover's)"))
 				continue
 			}
 			fmt.Fprintf(w, "  ecs %-10s %s %s: %d/%d running, %d pending, %s\n", e.Service, e.ECSService, e.Status, e.Running, e.Desired, e.Pending, e.TaskDefinition)

@@ -299,6 +299,9 @@ type ECSService struct {
 	// DeploymentGroup is the service's CodeDeploy deployment group (blue_green: codedeploy).
 	DeploymentGroup string            `yaml:"deployment_group,omitempty" json:"deployment_group,omitempty" jsonschema_description:"CodeDeploy deployment group of this service (blue_green: codedeploy); ENV-SERVICE by default, as cutover export cloudformation names them."`
 	Secrets         map[string]string `yaml:"secrets,omitempty" json:"secrets,omitempty" jsonschema_description:"Environment variable -> SSM parameter or Secrets Manager ARN, injected by ECS (valueFrom)."`
+	// Bucket and Distribution are a static service's site (services.<name>.static).
+	Bucket       string `yaml:"bucket,omitempty" json:"bucket,omitempty" jsonschema:"pattern=^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$" jsonschema_description:"Static services only: the S3 bucket of the site's files (each release under releases/DIGEST/); the app stack's SiteBucketName output with ecs.stack."`
+	Distribution string `yaml:"distribution,omitempty" json:"distribution,omitempty" jsonschema:"pattern=^[A-Z0-9]+$" jsonschema_description:"Static services only: the ID of the CloudFront distribution serving the bucket, whose origin path cutover deploy points at the release; the app stack's DistributionId output with ecs.stack."`
 }
 
 // TargetGroups are the ARNs of a service's two target groups.

@@ -95,6 +95,9 @@ func (c *Config) environmentDefaults(path string, e *Environment) {
 				s = &ECSService{}
 				x.Services[name] = s
 			}
+			if svc := c.Services[name]; svc != nil && svc.Static != nil {
+				continue // a bucket and a distribution, not an ECS service
+			}
 			setString(&s.Service, name)
 			setString(&s.Container, name)
 		}

@@ -109,6 +109,9 @@ func (v *validator) ecs(p string, e *Environment) {
 		}
 		groups := map[string]string{}
 		for _, name := range v.c.ServiceNames() {
+			if v.c.Services[name].Static != nil {
+				continue // published to S3 and CloudFront, not deployed by CodeDeploy
+			}
 			group := x.DeploymentGroupOf(envOf(p), name)
 			if other, dup := groups[group]; dup {
 				v.add(p+".services."+name+".deployment_group", "%q is also the deployment group of service %s (each ECS service needs its own CodeDeploy deployment group)", group, other)
@@ -131,8 +134,11 @@ func (v *validator) ecs(p string, e *Environment) {
 	if !native && len(x.Alarms) > 0 && e.Strategy.Type == StrategyBlueGreen {
 		v.add(p+".alarms", "are rolling-deployment alarms (for blue_green put the alarms on the CodeDeploy deployment group, or use blue_green: ecs, or remove them)")
 	}
+	v.ecsAllStatic(p)
 	for _, name := range v.c.ServiceNames() {
-		if x.Services[name] == nil && !fromStack {
+		if x.Services[name] == nil && !fromStack && v.c.Services[name].Static != nil {
+			v.add(p+".services", "no entry for static service %s (add services: { %s: { bucket: BUCKET, distribution: DISTRIBUTION_ID } })", name, name)
+		} else if x.Services[name] == nil && !fromStack {
 			v.add(p+".services", "no entry for service %s (add services: { %s: { service: ECS_SERVICE_NAME } })", name, name)
 		}
 	}
@@ -140,6 +146,9 @@ func (v *validator) ecs(p string, e *Environment) {
 		s, sp := x.Services[name], p+".services."+name
 		if v.c.Services[name] == nil {
 			v.add(sp, "%q is not a service of this file (write one of %s)", name, quoteList(v.c.ServiceNames()))
+			continue
+		}
+		if v.ecsStatic(sp, name, s, fromStack); v.c.Services[name].Static != nil {
 			continue
 		}
 		if s.CPU != "" && !digitsRe.MatchString(s.CPU) {

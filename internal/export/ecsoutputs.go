@@ -16,7 +16,8 @@ func AppStackName(project, env string) string { return project + "-app-" + env }
 // cutover.yaml leaves unset read from the outputs of its app stack (the
 // stack app-<env>.yaml describes, deployed under any name): cluster,
 // subnets, task security group, execution and task roles, log group, and per
-// service the ECS service, target groups and listener rules; for CodeDeploy
+// service the ECS service, target groups and listener rules (for a static
+// service its bucket and distribution); for CodeDeploy
 // blue/green the application the pipeline stack creates (the project's name).
 // Settings written in cutover.yaml win. This is the other half of the app
 // template's outputs, so that export, stack and deploy are one path.
@@ -59,14 +60,18 @@ func ECSFromOutputs(cfg *config.Config, env string, outputs map[string]string) (
 	_, hasTest := outputs[ev+"TestListenerArn"]
 	services := map[string]*config.ECSService{}
 	for _, name := range cfg.ServiceNames() {
-		if cfg.Services[name].Static != nil {
-			continue // served from S3 and CloudFront; the pipeline publishes it
-		}
 		s := &config.ECSService{}
 		if own := x.Services[name]; own != nil {
 			*s = *own
 		}
 		es := logicalID(env, name)
+		if cfg.Services[name].Static != nil {
+			// Served from S3 and CloudFront: deploy publishes its files.
+			set(&s.Bucket, es+"SiteBucketName")
+			set(&s.Distribution, es+"DistributionId")
+			services[name] = s
+			continue
+		}
 		set(&s.Service, es+"ServiceName")
 		set(&s.TaskRoleARN, es+"TaskRoleArn")
 		s.CPU, s.Memory = cmp.Or(s.CPU, taskCPU), cmp.Or(s.Memory, taskMemory)

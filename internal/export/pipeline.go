@@ -2,6 +2,7 @@ package export
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/awslabs/goformation/v7/cloudformation"
@@ -53,6 +54,9 @@ func (g *gen) pipeline() *cloudformation.Template {
 	projects := map[string]string{"Build": g.buildSpec(), "Test": g.testSpec(config.ActionTest), "Integration": g.testSpec(config.ActionIntegration)}
 	for _, env := range g.envOrder() {
 		projects["Verify"+logicalID(env)] = g.verifySpec(env)
+		for _, svc := range g.statics() {
+			projects["Publish"+logicalID(env, svc)] = g.publishSpec()
+		}
 	}
 	for id, spec := range projects {
 		r[id+"Project"] = g.buildProject(id, spec)
@@ -89,6 +93,13 @@ func (g *gen) buildProject(id, spec string) *codebuild.Project {
 		if id == "Verify"+logicalID(e) {
 			env = append(env, codebuild.Project_EnvironmentVariable{Name: "DOMAIN", Value: g.imp(logicalID(e) + "DomainName")})
 		}
+		for _, svc := range g.statics() {
+			if es := logicalID(e, svc); id == "Publish"+es {
+				env = append(env, codebuild.Project_EnvironmentVariable{Name: "SERVICE", Value: svc},
+					codebuild.Project_EnvironmentVariable{Name: "BUCKET", Value: g.imp(es + "SiteBucketName")},
+					codebuild.Project_EnvironmentVariable{Name: "DISTRIBUTION", Value: g.imp(es + "DistributionId")})
+			}
+		}
 	}
 	// Secrets reach the builds as references to Secrets Manager, never as values.
 	if p := g.cfg.Pipeline; p != nil && p.Secrets != nil {
@@ -97,8 +108,11 @@ func (g *gen) buildProject(id, spec string) *codebuild.Project {
 		}
 	}
 	role := "CheckRole"
-	if id == "Build" {
+	switch {
+	case id == "Build":
 		role = "BuildRole"
+	case strings.HasPrefix(id, "Publish"):
+		role = "PublishRole"
 	}
 	p := &codebuild.Project{
 		Name: cloudformation.String(g.project + "-" + logicalIDToKebab(id)), ServiceRole: cloudformation.GetAtt(role, "Arn"),
@@ -165,6 +179,7 @@ func (g *gen) buildRoles(t *cloudformation.Template) {
 		)...)}},
 		Tags: g.tags(),
 	}
+	g.publishRole(t, common)
 }
 
 // codeDeploy adds the application and, for every blue_green environment,

@@ -104,11 +104,12 @@ func (g *gen) codePipeline(run pipelineRun) *cp.Pipeline {
 			a := cp.Pipeline_ActionDeclaration{Name: svc, RunOrder: cloudformation.Int(1), InputArtifacts: []cp.Pipeline_InputArtifact{{Name: art}}}
 			switch {
 			case g.static(svc):
-				// The built files go to the site's bucket. "no-cache" makes
-				// CloudFront revalidate with S3 (by ETag) after its minimum
-				// TTL of one second, so a release shows without an invalidation.
-				a.ActionTypeId = &cp.Pipeline_ActionTypeId{Category: "Deploy", Owner: "AWS", Provider: "S3", Version: "1"}
-				a.Configuration = map[string]any{"BucketName": g.imp(es + "SiteBucketName"), "Extract": "true", "CacheControl": "no-cache"}
+				// cutover publish-static puts the built files in the site's
+				// bucket under releases/<digest>/ and points the distribution
+				// at them, as cutover deploy does; after the ECS services
+				// deployed, as cutover deploy does too.
+				a = build("Publish"+es, []string{art}, nil, 2)
+				a.Name = svc
 			case g.viaCodeDeploy(env):
 				a.ActionTypeId = &cp.Pipeline_ActionTypeId{Category: "Deploy", Owner: "AWS", Provider: "CodeDeployToECS", Version: "1"}
 				a.Configuration = map[string]any{"ApplicationName": cloudformation.Ref("CodeDeployApplication"), "DeploymentGroupName": cloudformation.Ref(es + "DeploymentGroup"),
@@ -120,7 +121,7 @@ func (g *gen) codePipeline(run pipelineRun) *cp.Pipeline {
 			}
 			deploys = append(deploys, a)
 		}
-		deploys = append(deploys, build("Verify"+ev, []string{"Source"}, nil, 2))
+		deploys = append(deploys, build("Verify"+ev, []string{"Source"}, nil, 3))
 		deploys[len(deploys)-1].Name = "Verify"
 		stages = append(stages, cp.Pipeline_StageDeclaration{Name: "Deploy-" + env, Actions: deploys})
 	}
@@ -139,14 +140,11 @@ func (g *gen) codePipeline(run pipelineRun) *cp.Pipeline {
 // pipelineRole: CodePipeline runs the source, builds, approvals and deploys
 // of this project only.
 func (g *gen) pipelineRole(t *cloudformation.Template) {
-	var passRoles, sites []any
+	var passRoles []any
 	for _, env := range g.envOrder() {
 		passRoles = append(passRoles, g.imp(logicalID(env)+"ExecutionRoleArn"))
 		for _, svc := range g.cfg.ServiceNames() {
-			switch {
-			case g.static(svc):
-				sites = append(sites, cloudformation.Join("", []any{"arn:", cloudformation.Ref("AWS::Partition"), ":s3:::", g.imp(logicalID(env, svc) + "SiteBucketName"), "/*"}))
-			case g.cfg.Services[svc].Build != nil:
+			if !g.static(svc) && g.cfg.Services[svc].Build != nil {
 				passRoles = append(passRoles, g.imp(logicalID(env, svc)+"TaskRoleArn"))
 			}
 		}
@@ -182,10 +180,5 @@ func (g *gen) pipelineRole(t *cloudformation.Template) {
 		)}},
 		Tags:                      g.tags(),
 		AWSCloudFormationMetadata: skip("CKV_AWS_111", "ecs:RegisterTaskDefinition and ecs:TagResource support no resource-level permissions; every other write is scoped to this project's ARNs."),
-	}
-	if len(sites) > 0 {
-		// The S3 deploy action of static services writes their sites' files.
-		doc := t.Resources["PipelineRole"].(*iam.Role).Policies[0].PolicyDocument.(map[string]any)
-		doc["Statement"] = append(doc["Statement"].([]map[string]any), allow([]string{"s3:PutObject"}, sites...))
 	}
 }

@@ -3,6 +3,7 @@ package export
 import (
 	"github.com/awslabs/goformation/v7/cloudformation"
 	"github.com/awslabs/goformation/v7/cloudformation/cloudfront"
+	"github.com/awslabs/goformation/v7/cloudformation/iam"
 	"github.com/awslabs/goformation/v7/cloudformation/s3"
 )
 
@@ -32,8 +33,8 @@ func (g *gen) containers() []string {
 // a CloudFront distribution on the service's own domain with HTTPS only
 // (plain HTTP is redirected, TLS 1.2 or newer, the certificate from
 // us-east-1 as CloudFront requires) and, with static.spa, index.html for
-// the paths that are client-side routes. The pipeline's deploy stage uploads
-// the built files with CodePipeline's S3 deploy action.
+// the paths that are client-side routes. The pipeline's deploy stage
+// publishes the built files with cutover publish-static (publishSpec).
 func (g *gen) staticSite(t *cloudformation.Template, env, name string) {
 	r := t.Resources
 	id := logicalID(name)
@@ -100,4 +101,57 @@ func (g *gen) staticSite(t *cloudformation.Template, env, name string) {
 	g.output(t, es+"DistributionId", cloudformation.Ref(id+"Distribution"))
 	t.Outputs[es+"DistributionDomainName"] = cloudformation.Output{Value: cloudformation.GetAtt(id+"Distribution", "DomainName"),
 		Description: cloudformation.String("Point " + id + "DomainName here (CNAME, or a Route 53 alias)")}
+}
+
+// statics are the static services, sorted.
+func (g *gen) statics() []string {
+	var out []string
+	for _, name := range g.cfg.ServiceNames() {
+		if g.static(name) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// publishSpec publishes a static service's built files (the primary input,
+// its build artifact) with cutover publish-static, the code cutover deploy
+// runs: each release under releases/<digest>/ with its own Content-Type
+// and Cache-Control, then the distribution's origin path moved to it and
+// the cache invalidated. Nothing is overwritten, so cutover rollback (or
+// a run of an earlier commit) points the origin back.
+func (g *gen) publishSpec() string {
+	return buildspec([]string{`cutover publish-static --service "$SERVICE" --bucket "$BUCKET" --distribution "$DISTRIBUTION" "$CODEBUILD_SRC_DIR"`}, nil)
+}
+
+// publishRole is the role of the publish projects: read the build
+// artifacts, add objects to the sites' buckets (never delete), and move and
+// invalidate the sites' distributions.
+func (g *gen) publishRole(t *cloudformation.Template, common []map[string]any) {
+	var buckets, objects, distributions []any
+	for _, env := range g.envOrder() {
+		for _, svc := range g.statics() {
+			es := logicalID(env, svc)
+			bucket := []any{"arn:", cloudformation.Ref("AWS::Partition"), ":s3:::", g.imp(es + "SiteBucketName")}
+			buckets = append(buckets, cloudformation.Join("", bucket))
+			objects = append(objects, cloudformation.Join("", append(bucket, "/*")))
+			distributions = append(distributions, cloudformation.Join("", []any{"arn:", cloudformation.Ref("AWS::Partition"), ":cloudfront::",
+				cloudformation.Ref("AWS::AccountId"), ":distribution/", g.imp(es + "DistributionId")}))
+		}
+	}
+	if len(buckets) == 0 {
+		return
+	}
+	t.Resources["PublishRole"] = &iam.Role{
+		AssumeRolePolicyDocument: assumeRole("codebuild.amazonaws.com"),
+		Policies: []iam.Role_Policy{{PolicyName: "publish", PolicyDocument: policy(append(common,
+			allow([]string{"s3:GetObject", "s3:GetObjectVersion"}, sub("${ArtifactsBucket.Arn}/*")),
+			allow([]string{"kms:Decrypt"}, g.imp("ArtifactsKeyArn")),
+			// ListBucket makes a missing manifest a 404, not a 403.
+			allow([]string{"s3:ListBucket"}, buckets...),
+			allow([]string{"s3:GetObject", "s3:PutObject"}, objects...),
+			allow([]string{"cloudfront:GetDistributionConfig", "cloudfront:UpdateDistribution", "cloudfront:CreateInvalidation"}, distributions...),
+		)...)}},
+		Tags: g.tags(),
+	}
 }

@@ -99,12 +99,97 @@ func TestStaticFrontendOnCloudFront(t *testing.T) {
 	if !strings.Contains(all, `mkdir -p out/frontend && cp -R "frontend/dist"/. out/frontend/`) || strings.Contains(all, "bluemed/frontend:$TAG") {
 		t.Errorf("build commands:\n%s", all)
 	}
-	deploy := jsonOf(resourcesOfType(pipe, "AWS::CodePipeline::Pipeline")["Pipeline"]["Stages"])
-	if !strings.Contains(deploy, `"ActionTypeId":{"Category":"Deploy","Owner":"AWS","Provider":"S3","Version":"1"},"Configuration":{"BucketName":{"Fn::ImportValue":"bluemed-ProductionFrontendSiteBucketName"},"CacheControl":"no-cache","Extract":"true"}`) {
-		t.Errorf("production does not upload the site to its bucket:\n%s", deploy)
+	// The deploy stage publishes the files with cutover publish-static, as
+	// cutover deploy does, after the ECS services (run order 2) and before
+	// Verify (3); nothing overwrites a release in place.
+	stages := resourcesOfType(pipe, "AWS::CodePipeline::Pipeline")["Pipeline"]["Stages"].([]any)
+	var publish map[string]any
+	for _, st := range stages {
+		st := st.(map[string]any)
+		if st["Name"] != "Deploy-production" {
+			continue
+		}
+		for _, a := range st["Actions"].([]any) {
+			a := a.(map[string]any)
+			switch a["Name"] {
+			case "frontend":
+				publish = a
+			case "Verify":
+				if a["RunOrder"] != float64(3) {
+					t.Errorf("Verify runs at %v, want 3 (after the site is published)", a["RunOrder"])
+				}
+			}
+		}
 	}
-	role := jsonOf(resourcesOfType(pipe, "AWS::IAM::Role")["PipelineRole"])
-	if !strings.Contains(role, `"Action":["s3:PutObject"],"Effect":"Allow","Resource":[{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":s3:::",{"Fn::ImportValue":"bluemed-StagingFrontendSiteBucketName"},"/*"]]}`) {
-		t.Errorf("pipeline role cannot write the sites: %s", role)
+	if publish == nil || jsonOf(publish["ActionTypeId"]) != `{"Category":"Build","Owner":"AWS","Provider":"CodeBuild","Version":"1"}` || publish["RunOrder"] != float64(2) ||
+		jsonOf(publish["Configuration"].(map[string]any)["ProjectName"]) != `{"Ref":"PublishProductionFrontendProject"}` || jsonOf(publish["InputArtifacts"]) != `[{"Name":"BuildFrontend"}]` {
+		t.Fatalf("production's frontend action: %s", jsonOf(publish))
+	}
+	if strings.Contains(jsonOf(stages), `"Provider":"S3"`) {
+		t.Errorf("an S3 deploy action still extracts files in place: %s", jsonOf(stages))
+	}
+	p := resourcesOfType(pipe, "AWS::CodeBuild::Project")["PublishProductionFrontendProject"]
+	if _, cmds := buildspecOf(t, p); len(cmds) != 1 || cmds[0] != `cutover publish-static --service "$SERVICE" --bucket "$BUCKET" --distribution "$DISTRIBUTION" "$CODEBUILD_SRC_DIR"` {
+		t.Errorf("publish commands %q", cmds)
+	}
+	vars := envVars(p)
+	if vars["SERVICE"] != "frontend" || jsonOf(vars["BUCKET"]) != `{"Fn::ImportValue":"bluemed-ProductionFrontendSiteBucketName"}` || jsonOf(vars["DISTRIBUTION"]) != `{"Fn::ImportValue":"bluemed-ProductionFrontendDistributionId"}` {
+		t.Errorf("publish variables %v", vars)
+	}
+	env := p["Environment"].(map[string]any)
+	if env["PrivilegedMode"] != false || jsonOf(p["ServiceRole"]) != `{"Fn::GetAtt":["PublishRole","Arn"]}` {
+		t.Errorf("publish project runs privileged or as another role: %s", jsonOf(p))
+	}
+	role := jsonOf(resourcesOfType(pipe, "AWS::IAM::Role")["PublishRole"])
+	for _, want := range []string{
+		`"Action":["s3:GetObject","s3:PutObject"],"Effect":"Allow","Resource":[{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":s3:::",{"Fn::ImportValue":"bluemed-StagingFrontendSiteBucketName"},"/*"]]}`,
+		`"Action":["cloudfront:GetDistributionConfig","cloudfront:UpdateDistribution","cloudfront:CreateInvalidation"],"Effect":"Allow","Resource":[{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":cloudfront::",{"Ref":"AWS::AccountId"},":distribution/",{"Fn::ImportValue":"bluemed-StagingFrontendDistributionId"}]]}`,
+	} {
+		if !strings.Contains(role, want) {
+			t.Errorf("publish role lacks %s:\n%s", want, role)
+		}
+	}
+	if strings.Contains(role, "Delete") || strings.Contains(role, `"*"`) {
+		t.Errorf("publish role may delete, or is not scoped: %s", role)
+	}
+	if pr := jsonOf(resourcesOfType(pipe, "AWS::IAM::Role")["PipelineRole"]); strings.Contains(pr, "SiteBucketName") {
+		t.Errorf("the pipeline role still writes the sites: %s", pr)
+	}
+}
+
+// TestECSFromOutputsStaticSite: cutover deploy finds a static service's
+// bucket and distribution among the app template's outputs (the stack is
+// the one place both come from), and cutover.yaml's own values win.
+func TestECSFromOutputsStaticSite(t *testing.T) {
+	cfg := staticBluemed(t)
+	e := cfg.Environments["production"]
+	e.Platform = config.PlatformECS
+	e.ECS = &config.ECS{Region: "eu-west-1", Stack: AppStackName("bluemed", "production")}
+	files, err := Templates(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outputs := map[string]string{}
+	for _, f := range files {
+		if f.Name == "app-production" {
+			for key := range f.Template.Outputs {
+				outputs[key] = "out:" + key
+			}
+		}
+	}
+	x, err := ECSFromOutputs(cfg, "production", outputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := x.Services["frontend"]; f.Bucket != "out:ProductionFrontendSiteBucketName" || f.Distribution != "out:ProductionFrontendDistributionId" || f.Service != "" || f.TargetGroups.Blue != "" {
+		t.Errorf("frontend %+v", f)
+	}
+	e.ECS.Services = map[string]*config.ECSService{"frontend": {Distribution: "EOWN"}}
+	if x, err = ECSFromOutputs(cfg, "production", outputs); err != nil || x.Services["frontend"].Distribution != "EOWN" || x.Services["frontend"].Bucket != "out:ProductionFrontendSiteBucketName" {
+		t.Errorf("cutover.yaml's distribution lost to the stack's: %+v %v", x.Services["frontend"], err)
+	}
+	delete(outputs, "ProductionFrontendDistributionId")
+	if _, err := ECSFromOutputs(cfg, "production", outputs); err == nil || !strings.Contains(err.Error(), "ProductionFrontendDistributionId") {
+		t.Errorf("a stack without the distribution's output: %v", err)
 	}
 }

@@ -98,6 +98,9 @@ func (s *ecsSession) platform(ctx context.Context, log *slog.Logger) (*ecs.Platf
 	x := s.cfg.Environments[s.env].ECS
 	services := map[string]ecs.Service{}
 	for name, svc := range s.cfg.Services {
+		if svc.Static != nil {
+			continue // published to S3 and CloudFront (ecs_static.go)
+		}
 		es := x.Services[name]
 		if es == nil {
 			es = &config.ECSService{}
@@ -144,6 +147,14 @@ func (m *Manager) deployECS(ctx context.Context, env string, o DeployOptions) (s
 		return store.Deployment{}, err
 	}
 	source := cmp.Or(o.Source, "images")
+	sites, err := s.uploadStatic(ctx, o.Source != "", o.Images)
+	if err != nil {
+		return store.Deployment{}, err
+	}
+	if len(sites) > 0 && o.Source == "" {
+		source = "working tree"
+	}
+	maps.Copy(images, sites)
 	if len(build) > 0 {
 		// Build what was not given, push it to ECR, and deploy the scanned digests.
 		built, err := s.buildToECR(ctx, build)
@@ -176,8 +187,15 @@ func ecsImages(cfg *config.Config, env string, images map[string]string, pipelin
 		if _, ok := cfg.Services[name]; !ok {
 			return nil, nil, UsageError{fmt.Sprintf("--image %s=...: no service named %q (services: %s)", name, name, strings.Join(cfg.ServiceNames(), ", "))}
 		}
+		if cfg.Services[name].Static != nil && !pipeline {
+			return nil, nil, UsageError{fmt.Sprintf("--image %s=...: service %s is static: on ECS its files (static.dir) are published to S3 and CloudFront, it has no image", name, name)}
+		}
 	}
 	for _, name := range cfg.ServiceNames() {
+		if cfg.Services[name].Static != nil {
+			delete(images, name) // its files are published instead (uploadStatic)
+			continue
+		}
 		ref := images[name]
 		switch {
 		case strings.Contains(ref, "@sha256:"):
@@ -202,7 +220,7 @@ func (s *ecsSession) controller(ctx context.Context, timeout time.Duration) (*de
 	if err != nil {
 		return nil, nil, err
 	}
-	driven, err := p.Driven(ecs.DrivenOptionsFor(s.env, s.cfg.Environments[s.env], s.cfg.ServiceNames()))
+	driven, err := p.Driven(ecs.DrivenOptionsFor(s.env, s.cfg.Environments[s.env], s.containers()))
 	if err != nil {
 		return nil, nil, fmt.Errorf("environments.%s: %w", s.env, err)
 	}
@@ -226,9 +244,12 @@ func (s *ecsSession) deploy(ctx context.Context, rev store.Revision, command str
 		return store.Deployment{}, fmt.Errorf("following the deployment left by a stopped cutover: %w", err)
 	} else if d != nil {
 		s.m.note("followed deployment %s, left by a stopped cutover, to its end: %s (%s)", d.ID, d.Status, d.Reason)
+		if err := s.activateFollowed(lctx, *d); err != nil {
+			return store.Deployment{}, err
+		}
 	}
 	if s.diff {
-		for _, name := range s.cfg.ServiceNames() {
+		for _, name := range s.containers() {
 			lines, err := p.TaskDefinitionDiff(lctx, name, rev)
 			if err != nil {
 				return store.Deployment{}, err
@@ -239,7 +260,11 @@ func (s *ecsSession) deploy(ctx context.Context, rev store.Revision, command str
 			s.m.note("%s: task definition change\n  %s", name, strings.Join(lines, "\n  "))
 		}
 	}
-	return ctrl.Deploy(lctx, rev)
+	d, err := ctrl.Deploy(lctx, rev)
+	if err == nil && d.Status == store.DeploymentSucceeded {
+		err = s.activateStatic(lctx, rev)
+	}
+	return d, err
 }
 
 // reconcileECS brings the environment's deployment whose cutover died to
@@ -364,6 +389,10 @@ func (m *Manager) ecsStatus(ctx context.Context, env string) []ECSService {
 	}
 	x := cfg.Environments[env].ECS // completed from the stack
 	for _, name := range cfg.ServiceNames() {
+		if cfg.Services[name].Static != nil {
+			out = append(out, s.staticStatus(cctx, name))
+			continue
+		}
 		st := ECSService{Service: name, ECSService: x.Services[name].Service}
 		res, err := c.ECS.DescribeServices(cctx, &awsecs.DescribeServicesInput{Cluster: &x.Cluster, Services: []string{st.ECSService}})
 		switch {

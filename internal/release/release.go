@@ -299,4 +299,7 @@ type ECSService struct {
 	Deployments    []string `json:"deployments,omitempty"`
 	TargetHealth   []string `json:"target_health,omitempty"` // color: target state, per registered target
 	Error          string   `json:"error,omitempty"`
+
+	// Site is a static service's bucket, distribution and the release it serves.
+	Site *SiteStatus `json:"site,omitempty"`
 }

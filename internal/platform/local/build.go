@@ -77,11 +77,8 @@ func buildService(ctx context.Context, rt *docker.Runtime, cfg *config.Config, n
 		return id, nil
 	}
 	dir := filepath.Join(cfg.Dir(), svc.Build.Context)
-	for _, command := range svc.Build.Commands {
-		say("%s: running %s", name, command)
-		if err := runBuildCommand(ctx, dir, command, buildID, name); err != nil {
-			return "", err
-		}
+	if err := RunBuildCommands(ctx, cfg, name, buildID, say); err != nil {
+		return "", err
 	}
 	say("%s: building image from %s", name, filepath.Join(svc.Build.Context, svc.Build.Dockerfile))
 	img, err := rt.Build(ctx, docker.BuildRequest{
@@ -97,6 +94,24 @@ func buildService(ctx context.Context, rt *docker.Runtime, cfg *config.Config, n
 	}
 	say("%s: built %s", name, short.ID(img.ID))
 	return img.ID, nil
+}
+
+// RunBuildCommands runs a service's build.commands on this machine, one
+// after the other, in its build context (the files of a static service on
+// ECS are built this way too, with no image after them).
+func RunBuildCommands(ctx context.Context, cfg *config.Config, name, buildID string, say func(string, ...any)) error {
+	svc := cfg.Services[name]
+	if svc == nil || svc.Build == nil {
+		return fmt.Errorf("service %s has no build section", name)
+	}
+	dir := filepath.Join(cfg.Dir(), svc.Build.Context)
+	for _, command := range svc.Build.Commands {
+		say("%s: running %s", name, command)
+		if err := runBuildCommand(ctx, dir, command, buildID, name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // runBuildCommand runs one build command through the shell in the service's

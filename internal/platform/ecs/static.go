@@ -1,0 +1,438 @@
+package ecs
+
+// Static sites (services.<name>.static): a private S3 bucket read by one
+// CloudFront distribution. Each release is uploaded once under its own
+// prefix, releases/<digest>/, where <digest> is the SHA-256 of its files
+// (names, contents and headers); the distribution's S3 origin path then
+// points at that prefix and the distribution is invalidated. Nothing is
+// overwritten or deleted, so a rollback points the origin back at a prefix
+// that is still there, and the same files built twice are uploaded once.
+// A manifest, releases/<digest>.json (outside every origin path, so never
+// served), is written after the last file: a release without one is
+// incomplete and never activated.
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"mime"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
+	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudfront/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+)
+
+// S3API is the part of the S3 client static sites use.
+type S3API interface {
+	PutObject(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+}
+
+// CloudFrontAPI is the part of the CloudFront client static sites use.
+type CloudFrontAPI interface {
+	GetDistributionConfig(context.Context, *cloudfront.GetDistributionConfigInput, ...func(*cloudfront.Options)) (*cloudfront.GetDistributionConfigOutput, error)
+	UpdateDistribution(context.Context, *cloudfront.UpdateDistributionInput, ...func(*cloudfront.Options)) (*cloudfront.UpdateDistributionOutput, error)
+	CreateInvalidation(context.Context, *cloudfront.CreateInvalidationInput, ...func(*cloudfront.Options)) (*cloudfront.CreateInvalidationOutput, error)
+}
+
+// SiteClients reach the buckets and distributions of static sites.
+type SiteClients struct {
+	S3         S3API
+	CloudFront CloudFrontAPI
+}
+
+// NewSiteClients connects to S3 and CloudFront as NewClients does to ECS;
+// with an endpoint (moto) S3 is addressed by path, not by virtual host.
+func NewSiteClients(ctx context.Context, o ClientOptions) (SiteClients, error) {
+	cfg, base, err := loadConfig(ctx, o)
+	if err != nil {
+		return SiteClients{}, err
+	}
+	return SiteClients{
+		S3: s3.NewFromConfig(cfg, func(opt *s3.Options) {
+			opt.BaseEndpoint = base
+			opt.UsePathStyle = base != nil
+		}),
+		CloudFront: cloudfront.NewFromConfig(cfg, func(opt *cloudfront.Options) { opt.BaseEndpoint = base }),
+	}, nil
+}
+
+// Site is one static service's bucket and distribution.
+type Site struct {
+	Service      string
+	Bucket       string
+	Distribution string // CloudFront distribution ID
+}
+
+func (s Site) String() string {
+	return fmt.Sprintf("static service %s (bucket %s, distribution %s)", s.Service, s.Bucket, s.Distribution)
+}
+
+// SiteFile is one file of a release, as it is uploaded.
+type SiteFile struct {
+	Key          string `json:"key"` // relative to the release's prefix, with /
+	Size         int64  `json:"size"`
+	SHA256       string `json:"sha256"`
+	ContentType  string `json:"content_type"`
+	CacheControl string `json:"cache_control"`
+	path         string // the file on disk
+}
+
+// SiteRelease is a directory of built files, checked and hashed.
+type SiteRelease struct {
+	Digest string     `json:"digest"` // hex SHA-256 of the files' keys, hashes and headers
+	Files  []SiteFile `json:"files"`
+}
+
+// Prefix is where the release's files are in the bucket, with a trailing /.
+func (r SiteRelease) Prefix() string { return ReleasePrefix(r.Digest) }
+
+// ReleasePrefix is the key prefix of the release with digest d.
+func ReleasePrefix(d string) string { return "releases/" + d + "/" }
+
+// OriginPath is the distribution's origin path that serves the release with digest d.
+func OriginPath(d string) string { return "/releases/" + d }
+
+func manifestKey(d string) string { return "releases/" + d + ".json" }
+
+var digestRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// ScanSite reads the built files of a static site. It refuses what could
+// publish something outside dir: a symbolic link whose target leaves dir
+// (or is a directory), a name with "..", a backslash or a control
+// character, and anything but regular files and directories. dir needs an
+// index.html, the distribution's default root object.
+func ScanSite(dir string) (SiteRelease, error) {
+	root, err := filepath.Abs(dir)
+	if err != nil {
+		return SiteRelease{}, err
+	}
+	if root, err = filepath.EvalSymlinks(root); err != nil {
+		return SiteRelease{}, fmt.Errorf("static files %s: %w (did the build commands write it?)", dir, err)
+	}
+	if st, err := os.Stat(root); err != nil || !st.IsDir() {
+		return SiteRelease{}, fmt.Errorf("static files %s: not a directory (name the directory of the built files)", dir)
+	}
+	var files []SiteFile
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == root {
+			return nil
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if bad := badName(d.Name()); bad != "" {
+			return fmt.Errorf("static files %s: %q %s: refusing to publish it (rename it)", dir, key, bad)
+		}
+		real := p
+		switch mode := d.Type(); {
+		case mode.IsDir():
+			return nil
+		case mode&fs.ModeSymlink != 0:
+			if real, err = filepath.EvalSymlinks(p); err != nil {
+				return fmt.Errorf("static files %s: %q is a broken symbolic link: %w", dir, key, err)
+			}
+			if !insideDir(root, real) {
+				return fmt.Errorf("static files %s: %q is a symbolic link to %s, outside %s: refusing to publish it (copy the file into the directory instead)", dir, key, real, dir)
+			}
+			if st, err := os.Stat(real); err != nil || !st.Mode().IsRegular() {
+				return fmt.Errorf("static files %s: %q is a symbolic link to %s, which is not a regular file: refusing to publish it", dir, key, real)
+			}
+		case !mode.IsRegular():
+			return fmt.Errorf("static files %s: %q is not a regular file (%s): refusing to publish it", dir, key, mode)
+		}
+		data, err := os.ReadFile(real)
+		if err != nil {
+			return fmt.Errorf("static files %s: %w", dir, err)
+		}
+		sum := sha256.Sum256(data)
+		files = append(files, SiteFile{Key: key, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]),
+			ContentType: ContentType(key, data), CacheControl: CacheControl(key), path: real})
+		return nil
+	})
+	if err != nil {
+		return SiteRelease{}, err
+	}
+	if !slices.ContainsFunc(files, func(f SiteFile) bool { return f.Key == "index.html" }) {
+		return SiteRelease{}, fmt.Errorf("static files %s have no index.html (the distribution's default root object): check static.dir and the build commands", dir)
+	}
+	slices.SortFunc(files, func(a, b SiteFile) int { return strings.Compare(a.Key, b.Key) })
+	h := sha256.New()
+	for _, f := range files {
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\n", f.Key, f.SHA256, f.ContentType, f.CacheControl)
+	}
+	return SiteRelease{Digest: hex.EncodeToString(h.Sum(nil)), Files: files}, nil
+}
+
+// badName says what is wrong with a file name that must not become a key.
+func badName(name string) string {
+	switch {
+	case strings.Contains(name, ".."):
+		return `has ".." in its name`
+	case strings.Contains(name, `\`):
+		return "has a backslash in its name"
+	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return "has a control character in its name"
+	}
+	return ""
+}
+
+func insideDir(root, p string) bool {
+	rel, err := filepath.Rel(root, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+}
+
+// contentTypes fixes the types of the web's usual files, so that a release
+// and its digest do not depend on the machine's mime tables.
+var contentTypes = map[string]string{
+	".html": "text/html; charset=utf-8", ".htm": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
+	".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8", ".json": "application/json",
+	".map": "application/json", ".webmanifest": "application/manifest+json", ".txt": "text/plain; charset=utf-8",
+	".xml": "application/xml", ".svg": "image/svg+xml", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+	".gif": "image/gif", ".webp": "image/webp", ".avif": "image/avif", ".ico": "image/vnd.microsoft.icon",
+	".woff": "font/woff", ".woff2": "font/woff2", ".ttf": "font/ttf", ".otf": "font/otf", ".wasm": "application/wasm",
+	".pdf": "application/pdf", ".mp4": "video/mp4", ".webm": "video/webm", ".mp3": "audio/mpeg",
+}
+
+// ContentType is a file's Content-Type: by extension, else sniffed from its content.
+func ContentType(key string, data []byte) string {
+	ext := strings.ToLower(path.Ext(key))
+	if t, ok := contentTypes[ext]; ok {
+		return t
+	}
+	if t := mime.TypeByExtension(ext); t != "" {
+		return t
+	}
+	return http.DetectContentType(data)
+}
+
+// hashedName matches a bundler's content-hashed file name, such as
+// index-BfQ2x9aZ.js (Vite) or main.3f2a1b4c.chunk.js (webpack).
+var hashedName = regexp.MustCompile(`[.-]([A-Za-z0-9_]{8,})\.[A-Za-z0-9.]+$`)
+
+// CacheControl is a file's Cache-Control: content-hashed assets never
+// change under their name and are cached for a year; everything else
+// (index.html first) is revalidated by ETag on every use.
+func CacheControl(key string) string {
+	base := path.Base(key)
+	if !strings.HasSuffix(base, ".html") {
+		if m := hashedName.FindStringSubmatch(base); m != nil && strings.ContainsAny(m[1], "0123456789") {
+			return "public, max-age=31536000, immutable"
+		}
+	}
+	return "no-cache"
+}
+
+// Upload puts the release's files under its prefix, then its manifest. A
+// release whose manifest is in the bucket already is not uploaded again.
+// say reports progress.
+func (c SiteClients) Upload(ctx context.Context, site Site, rel SiteRelease, say func(string, ...any)) error {
+	if ok, err := c.released(ctx, site, rel.Digest); err != nil {
+		return err
+	} else if ok {
+		say("%s: release %s is in bucket %s already", site.Service, short(rel.Digest), site.Bucket)
+		return nil
+	}
+	say("%s: uploading %d files to s3://%s/%s", site.Service, len(rel.Files), site.Bucket, rel.Prefix())
+	var wg sync.WaitGroup
+	errs := make([]error, len(rel.Files))
+	sem := make(chan struct{}, 8)
+	for i, f := range rel.Files {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs[i] = c.put(ctx, site, rel.Prefix(), f)
+		}()
+	}
+	wg.Wait()
+	failed := 0
+	var first error
+	for _, err := range errs {
+		if err != nil {
+			failed++
+			first = cmp.Or(first, err)
+		}
+	}
+	if failed > 1 {
+		return fmt.Errorf("%w (and %d more files failed)", first, failed-1)
+	} else if first != nil {
+		return first
+	}
+	manifest, err := json.MarshalIndent(rel, "", "  ")
+	if err != nil {
+		return err
+	}
+	if _, err := c.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &site.Bucket, Key: aws.String(manifestKey(rel.Digest)),
+		Body: bytes.NewReader(manifest), ContentType: aws.String("application/json"), CacheControl: aws.String("no-store")}); err != nil {
+		return fmt.Errorf("%s: writing the manifest: %w", site, siteErr(err, "s3://"+site.Bucket+"/"+manifestKey(rel.Digest)))
+	}
+	return nil
+}
+
+// put uploads one file, read again and checked against the scan, so a file
+// changed (or swapped for a link) since is not published under its hash.
+func (c SiteClients) put(ctx context.Context, site Site, prefix string, f SiteFile) error {
+	fh, err := os.Open(f.path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", site, err)
+	}
+	defer fh.Close()
+	if st, err := fh.Stat(); err != nil || !st.Mode().IsRegular() {
+		return fmt.Errorf("%s: %s is no longer a regular file", site, f.Key)
+	}
+	data, err := io.ReadAll(fh)
+	if err != nil {
+		return fmt.Errorf("%s: %w", site, err)
+	}
+	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != f.SHA256 {
+		return fmt.Errorf("%s: %s changed while it was being published: build again", site, f.Key)
+	}
+	key := prefix + f.Key
+	_, err = c.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &site.Bucket, Key: &key, Body: bytes.NewReader(data),
+		ContentType: &f.ContentType, CacheControl: &f.CacheControl}) // encrypted by the bucket's default (SSE-S3 in the export)
+	if err != nil {
+		return fmt.Errorf("%s: uploading %s: %w", site, f.Key, siteErr(err, "s3://"+site.Bucket+"/"+key))
+	}
+	return nil
+}
+
+// released says whether the release with digest d is complete in the bucket.
+func (c SiteClients) released(ctx context.Context, site Site, d string) (bool, error) {
+	_, err := c.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &site.Bucket, Key: aws.String(manifestKey(d))})
+	var nf *s3types.NotFound
+	var ae smithy.APIError
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &nf) || errors.As(err, &ae) && (ae.ErrorCode() == "NotFound" || ae.ErrorCode() == "NoSuchKey"):
+		return false, nil
+	}
+	return false, fmt.Errorf("%s: %w", site, siteErr(err, "s3://"+site.Bucket+"/"+manifestKey(d)))
+}
+
+// Activate points the distribution's origin for the bucket at the release
+// with digest d and invalidates every path, unless it serves that release
+// already. The release must be complete in the bucket.
+func (c SiteClients) Activate(ctx context.Context, site Site, d string, say func(string, ...any)) error {
+	if !digestRe.MatchString(d) {
+		return fmt.Errorf("%s: %q is not a release digest", site, d)
+	}
+	if ok, err := c.released(ctx, site, d); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("%s: release %s is not in the bucket (no %s): its files were deleted or never uploaded completely; deploy it again from its commit", site, short(d), manifestKey(d))
+	}
+	cfg, err := c.CloudFront.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: &site.Distribution})
+	if err != nil {
+		return fmt.Errorf("%s: %w", site, siteErr(err, "distribution "+site.Distribution))
+	}
+	origin, err := bucketOrigin(cfg.DistributionConfig, site)
+	if err != nil {
+		return err
+	}
+	want := OriginPath(d)
+	if aws.ToString(origin.OriginPath) == want {
+		say("%s: distribution %s serves release %s already", site.Service, site.Distribution, short(d))
+		return nil
+	}
+	origin.OriginPath = &want
+	if _, err := c.CloudFront.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: &site.Distribution, IfMatch: cfg.ETag,
+		DistributionConfig: cfg.DistributionConfig}); err != nil {
+		return fmt.Errorf("%s: pointing the origin at %s: %w", site, want, siteErr(err, "distribution "+site.Distribution))
+	}
+	ref := fmt.Sprintf("cutover-%s-%d", short(d), time.Now().UnixNano())
+	if _, err := c.CloudFront.CreateInvalidation(ctx, &cloudfront.CreateInvalidationInput{DistributionId: &site.Distribution,
+		InvalidationBatch: &cftypes.InvalidationBatch{CallerReference: &ref, Paths: &cftypes.Paths{Quantity: aws.Int32(1), Items: []string{"/*"}}}}); err != nil {
+		return fmt.Errorf("%s: origin now %s, but invalidating the cache failed (edges serve the old files until they expire; invalidate /* by hand): %w", site, want, siteErr(err, "distribution "+site.Distribution))
+	}
+	say("%s: distribution %s now serves release %s (origin path %s), cache invalidated", site.Service, site.Distribution, short(d), want)
+	return nil
+}
+
+// Serving returns the digest of the release the distribution serves, or
+// "" when its origin path is not a release's.
+func (c SiteClients) Serving(ctx context.Context, site Site) (string, error) {
+	cfg, err := c.CloudFront.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: &site.Distribution})
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", site, siteErr(err, "distribution "+site.Distribution))
+	}
+	origin, err := bucketOrigin(cfg.DistributionConfig, site)
+	if err != nil {
+		return "", err
+	}
+	d := strings.TrimPrefix(aws.ToString(origin.OriginPath), "/releases/")
+	if !digestRe.MatchString(d) {
+		return "", nil
+	}
+	return d, nil
+}
+
+// bucketOrigin is the distribution's origin that reads the site's bucket.
+func bucketOrigin(cfg *cftypes.DistributionConfig, site Site) (*cftypes.Origin, error) {
+	if cfg != nil && cfg.Origins != nil {
+		for i := range cfg.Origins.Items {
+			o := &cfg.Origins.Items[i]
+			if strings.HasPrefix(aws.ToString(o.DomainName), site.Bucket+".s3.") {
+				return o, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("%s: the distribution has no origin reading bucket %s (an origin domain %s.s3.REGION.amazonaws.com): check environments.<env>.ecs.services.%s.bucket and distribution",
+		site, site.Bucket, site.Bucket, site.Service)
+}
+
+func siteErr(err error, resource string) error {
+	if e := explain(err, resource); e != nil {
+		return e
+	}
+	return err
+}
+
+func short(d string) string {
+	if len(d) > 12 {
+		return d[:12]
+	}
+	return d
+}
+
+// siteRefPrefix starts what a revision records as a static service's
+// "image": the release of its files, pinned by digest.
+const siteRefPrefix = "site@sha256:"
+
+// SiteRef is how a revision records the release with digest d.
+func SiteRef(d string) string { return siteRefPrefix + d }
+
+// SiteDigest is the digest of a release recorded by SiteRef, or "" when ref is not one.
+func SiteDigest(ref string) string {
+	d, ok := strings.CutPrefix(ref, siteRefPrefix)
+	if !ok || !digestRe.MatchString(d) {
+		return ""
+	}
+	return d
+}
