@@ -48,7 +48,8 @@ func TestMetricsMatchWhatBackendsDid(t *testing.T) {
 	if err != nil || res.Requests != 200 {
 		t.Fatal(res, err)
 	}
-	if _, err := loadgen.Run(ctx, loadgen.Options{URL: "http://" + addr + "/work", Host: "slow", Concurrency: 4, Duration: 20 * time.Second, MaxRequests: 40}); err != nil {
+	slowRes, err := loadgen.Run(ctx, loadgen.Options{URL: "http://" + addr + "/work", Host: "slow", Concurrency: 4, Duration: 20 * time.Second, MaxRequests: 40})
+	if err != nil {
 		t.Fatal(err)
 	}
 	st := p.Stats()
@@ -58,9 +59,13 @@ func TestMetricsMatchWhatBackendsDid(t *testing.T) {
 	}
 	s, _ := st.Group("e/slow")
 	// 60 ms answers fall in the (50 ms, 75 ms] bucket, where interpolating
-	// over the whole bucket would read p95 as ~74 ms.
-	if s.Requests != 40 || s.P95 < 0.06 || s.P95 > 0.2 {
-		t.Fatalf("slow group: %d requests, p95 %.3fs, want 40 and 0.06..0.2s", s.Requests, s.P95)
+	// over the whole bucket would read p95 as ~74 ms. On a loaded machine
+	// answers take longer than the target's 60 ms: the proxy's p95 (of the
+	// target's time) may then reach what the clients saw (their p99), never
+	// more.
+	most := max(0.2, 1.1*slowRes.P99.Seconds())
+	if s.Requests != 40 || s.P95 < 0.06 || s.P95 > most {
+		t.Fatalf("slow group: %d requests, p95 %.3fs, want 40 and 0.06..%.3fs (clients saw %s)", s.Requests, s.P95, most, slowRes)
 	}
 	t.Logf("slow group (60 ms answers): p50 %.1f ms, p95 %.1f ms, p99 %.1f ms", s.P50*1000, s.P95*1000, s.P99*1000)
 	if got := testutil.ToFloat64(p.metrics.requests.WithLabelValues("e/l", "e/flaky", "5xx")); got != 50 {
