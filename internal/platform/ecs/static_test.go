@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -336,6 +337,91 @@ func TestUploadRefusesAFileChangedSinceTheScan(t *testing.T) {
 	}
 	if got := objects(t, sc, site.Bucket); len(got) != 0 {
 		t.Errorf("the bucket holds %v", got)
+	}
+}
+
+// Attack: a site's large file (a video, a build's stray archive) was read
+// whole into memory by the scan and again by each of the 8 concurrent
+// uploads: a 4 GB file took 4 GB, twice. The scan and the upload stream
+// it: publishing a 64 MiB file allocates a small part of it.
+func TestSiteFilesAreStreamedNotHeld(t *testing.T) {
+	m := startMoto(t)
+	site, sc := startSite(t, m)
+	dir := writeSite(t, map[string]string{"index.html": "<h1>shop</h1>"})
+	const size = 64 << 20
+	big, err := os.Create(filepath.Join(dir, "video.mp4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 1<<20)
+	for i := range chunk {
+		chunk[i] = byte(i * 7)
+	}
+	for range size / len(chunk) {
+		if _, err := big.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := big.Close(); err != nil {
+		t.Fatal(err)
+	}
+	allocated := func(f func()) uint64 {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		f()
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	var rel SiteRelease
+	if n := allocated(func() { rel, err = ScanSite(dir) }); err != nil || n > size/8 {
+		t.Fatalf("scanning a %d-byte file allocated %d bytes (%v)", size, n, err)
+	}
+	if n := allocated(func() { err = sc.Upload(context.Background(), site, rel, func(string, ...any) {}) }); err != nil || n > size/4 {
+		t.Fatalf("uploading a %d-byte file allocated %d bytes (%v)", size, n, err)
+	}
+	h, err := sc.S3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &site.Bucket, Key: aws.String(rel.Prefix() + "video.mp4")})
+	if err != nil || aws.ToInt64(h.ContentLength) != size || aws.ToString(h.ContentType) != "video/mp4" {
+		t.Fatalf("video.mp4 in the bucket: %v %v", h, err)
+	}
+}
+
+// A file larger than S3 takes in one PutObject is refused by the scan,
+// from its size, before anything is read or uploaded (a sparse file: no
+// disk is used).
+func TestScanSiteRefusesAFileS3CannotTake(t *testing.T) {
+	dir := writeSite(t, map[string]string{"index.html": "x"})
+	if err := os.Truncate(filepath.Join(dir, "index.html"), MaxSiteFile+1); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ScanSite(dir)
+	if err == nil || !strings.Contains(err.Error(), `"index.html" is 5368709121 bytes, more than S3 takes in one upload (5 GiB)`) {
+		t.Fatalf("scan of a 5 GiB + 1 file: %v", err)
+	}
+}
+
+// Attack: a file rewritten with other content of the same size after the
+// scan is caught by its hash as the upload reads it (the size check cannot
+// see it), and its release is not completed.
+func TestUploadRefusesSameSizeContentChangedSinceTheScan(t *testing.T) {
+	m := startMoto(t)
+	site, sc := startSite(t, m)
+	dir := writeSite(t, map[string]string{"index.html": "<h1>good</h1>"})
+	rel, err := ScanSite(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("<h1>evil</h1>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = sc.Upload(context.Background(), site, rel, func(string, ...any) {})
+	if err == nil || !strings.Contains(err.Error(), "index.html changed while it was being published") {
+		t.Fatalf("upload after a same-size change: %v", err)
+	}
+	for key := range objects(t, sc, site.Bucket) {
+		if strings.HasSuffix(key, ".json") {
+			t.Errorf("the release's manifest %s was written: it would be activated", key)
+		}
 	}
 }
 
