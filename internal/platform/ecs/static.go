@@ -290,6 +290,9 @@ func CacheControl(key string) string {
 	return "no-cache"
 }
 
+// uploaders is how many files Upload uploads at once.
+const uploaders = 8
+
 // Upload puts the release's files under its prefix, then its manifest. A
 // release whose manifest is in the bucket already is not uploaded again.
 // say reports progress.
@@ -301,18 +304,24 @@ func (c SiteClients) Upload(ctx context.Context, site Site, rel SiteRelease, say
 		return nil
 	}
 	say("%s: uploading %d files to s3://%s/%s", site.Service, len(rel.Files), site.Bucket, rel.Prefix())
+	// uploaders upload at once, each taking the next file: a site of a
+	// million files starts uploaders goroutines, not a million.
 	var wg sync.WaitGroup
 	errs := make([]error, len(rel.Files))
-	sem := make(chan struct{}, 8)
-	for i, f := range rel.Files {
+	next := make(chan int)
+	for range min(uploaders, len(rel.Files)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			errs[i] = c.put(ctx, site, rel.Prefix(), f)
+			for i := range next {
+				errs[i] = c.put(ctx, site, rel.Prefix(), rel.Files[i])
+			}
 		}()
 	}
+	for i := range rel.Files {
+		next <- i
+	}
+	close(next)
 	wg.Wait()
 	failed := 0
 	var first error

@@ -2,11 +2,14 @@ package ecs
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -14,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
 	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudfront/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go/middleware"
 )
 
@@ -383,6 +387,50 @@ func TestSiteFilesAreStreamedNotHeld(t *testing.T) {
 	h, err := sc.S3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &site.Bucket, Key: aws.String(rel.Prefix() + "video.mp4")})
 	if err != nil || aws.ToInt64(h.ContentLength) != size || aws.ToString(h.ContentType) != "video/mp4" {
 		t.Fatalf("video.mp4 in the bucket: %v %v", h, err)
+	}
+}
+
+// goroutineS3 is an S3 that records how many goroutines run while it is
+// called. A fake: what is measured is cutover's own concurrency, which
+// moto's S3 cannot observe.
+type goroutineS3 struct {
+	mu   sync.Mutex
+	most int
+	puts int
+}
+
+func (g *goroutineS3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.most = max(g.most, runtime.NumGoroutine())
+	g.puts++
+	_, err := io.Copy(io.Discard, in.Body)
+	return &s3.PutObjectOutput{}, err
+}
+
+func (g *goroutineS3) HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
+	return nil, &s3types.NotFound{}
+}
+
+// Attack: Upload started a goroutine per file, each waiting its turn: a
+// build output of many files held that many goroutines at once. A fixed
+// set of uploaders takes the files one after the other.
+func TestUploadRunsAFixedSetOfUploaders(t *testing.T) {
+	files := map[string]string{"index.html": "x"}
+	for i := range 2000 {
+		files[fmt.Sprintf("assets/%04d.txt", i)] = fmt.Sprint(i)
+	}
+	rel, err := ScanSite(writeSite(t, files))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := &goroutineS3{}
+	before := runtime.NumGoroutine()
+	if err := (SiteClients{S3: fake}).Upload(context.Background(), Site{Service: "frontend", Bucket: "b"}, rel, func(string, ...any) {}); err != nil {
+		t.Fatal(err)
+	}
+	if fake.puts != 2002 || fake.most > before+uploaders+4 {
+		t.Errorf("%d puts (want 2001 files and the manifest), at most %d goroutines during them (%d before)", fake.puts, fake.most, before)
 	}
 }
 
