@@ -16,7 +16,8 @@
 # - It refuses to start when any stack, repository or secret it would create
 #   already exists, and it deletes only the stacks it created (each tagged
 #   cutover-smoke-run=<this run>) and what they own (their ECR repositories,
-#   notifications secret, buckets). Cleanup runs on every exit: success,
+#   notifications secret, buckets: those they created, never one whose
+#   creation failed because one of that name was there). Cleanup runs on every exit: success,
 #   failure, Ctrl-C, SIGTERM. Check the console afterwards all the same.
 # - It prints no secret: no `set -x`; the ECR login token goes from the aws
 #   CLI to docker on a pipe and into a Docker config in the run's temporary
@@ -119,10 +120,16 @@ echo "aws-smoke: run $run, account $account, region $AWS_REGION${endpoint:+, end
 
 step() { echo; echo "=== $*"; }
 
-# resources prints the physical IDs of a stack's resources of one type.
+# resources prints the physical IDs of a stack's resources of one type that
+# the stack created: not one whose creation failed (CREATE_FAILED: a
+# repository, bucket or secret of that name existed already, someone
+# else's, perhaps created after the checks above or missed by a check that
+# could not read it), nor one deleted already.
 resources() {
-	aws cloudformation list-stack-resources --stack-name "$1" \
-		--query "StackResourceSummaries[?ResourceType=='$2'].PhysicalResourceId" --output text 2>/dev/null | tr '\t' '\n' | grep -v '^None$' || true
+	aws cloudformation list-stack-resources --stack-name "$1" --output json 2>/dev/null |
+		jq -r --arg type "$2" '.StackResourceSummaries[] | select(.ResourceType == $type and (.ResourceStatus |
+			IN("CREATE_COMPLETE", "UPDATE_IN_PROGRESS", "UPDATE_COMPLETE", "UPDATE_FAILED", "UPDATE_ROLLBACK_IN_PROGRESS",
+				"UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED", "DELETE_IN_PROGRESS", "DELETE_FAILED"))) | .PhysicalResourceId // empty' || true
 }
 
 # ours says whether stack $1 exists and carries this run's tag.
