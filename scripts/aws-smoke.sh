@@ -89,21 +89,38 @@ if [ "$confirm" != "$account" ]; then
 	exit 1
 fi
 
+# exists WHAT NOT_FOUND COMMAND... says whether COMMAND finds WHAT: false
+# only when AWS answers NOT_FOUND (its error code or message); any other
+# failure (access denied, throttled, unreachable) stops the run, since
+# "could not look" is not "not there".
+exists() {
+	local what=$1 notfound=$2 err
+	shift 2
+	if err=$("$@" 2>&1 >/dev/null); then
+		return 0
+	fi
+	if grep -q -- "$notfound" <<<"$err"; then
+		return 1
+	fi
+	echo "aws-smoke: cannot tell whether $what exists: $err" >&2
+	exit 1
+}
+
 # Refuse to start next to anything of the same name: cleanup must never
 # delete what this run did not create.
 for s in "${stacks[@]}"; do
-	if aws cloudformation describe-stacks --stack-name "$s" >/dev/null 2>&1; then
+	if exists "stack $s" "does not exist" aws cloudformation describe-stacks --stack-name "$s"; then
 		echo "aws-smoke: stack $s already exists in account $account: this script deletes only what it creates; delete it or use another account" >&2
 		exit 1
 	fi
 done
 for r in "${repos[@]}"; do
-	if aws ecr describe-repositories --repository-names "$r" >/dev/null 2>&1; then
+	if exists "ECR repository $r" RepositoryNotFoundException aws ecr describe-repositories --repository-names "$r"; then
 		echo "aws-smoke: ECR repository $r already exists in account $account; delete it or use another account" >&2
 		exit 1
 	fi
 done
-if aws secretsmanager describe-secret --secret-id "$secret" >/dev/null 2>&1; then
+if exists "secret $secret" ResourceNotFoundException aws secretsmanager describe-secret --secret-id "$secret"; then
 	echo "aws-smoke: secret $secret already exists (perhaps scheduled for deletion) in account $account; delete it with --force-delete-without-recovery or use another account" >&2
 	exit 1
 fi

@@ -335,3 +335,30 @@ esac
 		t.Errorf("after the run: %v, want the repository that was not the run's, and nothing else\n%s", left, out)
 	}
 }
+
+// Attack: a check that could not look (access denied, throttled) was taken
+// for "not there", and the run went on next to what it could not see. The
+// run stops, saying why, before any step. (An aws wrapper answers the one
+// call with AWS's access denied; everything else is moto's.)
+func TestAWSSmokeScriptRefusesWhenACheckCannotLook(t *testing.T) {
+	s := newSmokeEnv(t)
+	dir := t.TempDir()
+	wrapper := `#!/bin/sh
+case " $* " in
+*" ecr describe-repositories "*)
+	echo "An error occurred (AccessDeniedException) when calling the DescribeRepositories operation: not authorized to perform ecr:DescribeRepositories" >&2
+	exit 254 ;;
+*) exec ` + s.aws + ` "$@" ;;
+esac
+`
+	if err := os.WriteFile(filepath.Join(dir, "aws"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, out := s.run([]string{"CERTIFICATE_ARN=" + s.cert, "PATH=" + dir + ":" + os.Getenv("PATH")}, "--confirm-account", "123456789012", "--until", "stacks")
+	if code != 1 || !strings.Contains(out, "aws-smoke: cannot tell whether ECR repository bluemed/backend exists: An error occurred (AccessDeniedException)") || strings.Contains(out, "===") {
+		t.Errorf("exit %d:\n%s", code, out)
+	}
+	if left := s.leftovers(); len(left) > 0 {
+		t.Errorf("a refused run created %v", left)
+	}
+}
