@@ -279,11 +279,15 @@ var hashedName = regexp.MustCompile(`[.-]([A-Za-z0-9_]{8,})\.[A-Za-z0-9.]+$`)
 
 // CacheControl is a file's Cache-Control: content-hashed assets never
 // change under their name and are cached for a year; everything else
-// (index.html first) is revalidated by ETag on every use.
+// (index.html first) is revalidated by ETag on every use. A hash has
+// letters and digits: a name with a date or a number (report-20240101.pdf,
+// feed-00000042.xml), which a site may replace under the same name, is not
+// taken for one (a hash of digits alone is revalidated: slower, never stale).
 func CacheControl(key string) string {
 	base := path.Base(key)
 	if !strings.HasSuffix(base, ".html") {
-		if m := hashedName.FindStringSubmatch(base); m != nil && strings.ContainsAny(m[1], "0123456789") {
+		if m := hashedName.FindStringSubmatch(base); m != nil && strings.ContainsAny(m[1], "0123456789") &&
+			strings.ContainsFunc(m[1], func(r rune) bool { return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' }) {
 			return "public, max-age=31536000, immutable"
 		}
 	}

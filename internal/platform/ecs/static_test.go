@@ -478,6 +478,10 @@ func TestCacheControl(t *testing.T) {
 		"index.html": "no-cache", "about/index.html": "no-cache", "assets/index-BfQ2x9aZ.js": "public, max-age=31536000, immutable",
 		"static/js/main.3f2a1b4c.chunk.js": "public, max-age=31536000, immutable", "my-application.js": "no-cache",
 		"service-worker.js": "no-cache", "favicon.ico": "no-cache", "page-12345678.html": "no-cache",
+		// Attack: a date or a counter in a name is not a content hash: a
+		// report replaced under its name must not be cached for a year.
+		"reports/sales-20240101.pdf": "no-cache", "feed-00000042.xml": "no-cache", "docs/v2.20240101.json": "no-cache",
+		"assets/logo.a1b2c3d4.svg": "public, max-age=31536000, immutable",
 	} {
 		if got := CacheControl(key); got != want {
 			t.Errorf("%s: %q, want %q", key, got, want)
