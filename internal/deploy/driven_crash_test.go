@@ -226,3 +226,39 @@ func TestDrivenLookActsOnNothing(t *testing.T) {
 		t.Errorf("the next command's stops %v: the requests the looks saw must still be acted on", cloud.stops)
 	}
 }
+
+// Attack: on ECS the command that records a deployment's success then
+// points the static sites at the revision's files. A look (status, the
+// dashboard's refresh) that recorded the success of a deployment left by a
+// dead cutover took that away: the next deploy found nothing in progress,
+// and the sites stayed on the old files while the revision was recorded as
+// serving. With SuccessActs the look leaves it in progress, and the next
+// command's reconcile records the success (and returns it, to act on).
+func TestDrivenLookLeavesASuccessThatActs(t *testing.T) {
+	cloud := newFakeCloud([]string{"web"}, map[string][]Phase{"web": {PhaseInstall, PhaseSucceeded}})
+	h := drivenHarness(t, cloud)
+	d := interruptAt(t, h, cloud, h.revision("r2"), PhaseInstall)
+	h.ctrl.SuccessActs = true
+	got, err := h.ctrl.Look(h.ctx)
+	if err != nil || got == nil || got.Status != store.DeploymentInProgress {
+		t.Fatalf("Look: %+v %v, want the succeeded deployment left in progress", got, err)
+	}
+	if st, err := h.store.GetEnvState(h.ctx, testProject, testEnv); err == nil && st.Revision == "r2" {
+		t.Errorf("environment state %+v: the look recorded r2 as serving", st)
+	}
+	got, err = h.ctrl.Reconcile(h.ctx, false)
+	if err != nil || got == nil || got.ID != d.ID {
+		t.Fatalf("reconcile: %+v %v", got, err)
+	}
+	if got.Status != store.DeploymentSucceeded {
+		t.Errorf("reconcile returned %s, want the success to act on", got.Status)
+	}
+	stored, err := h.store.GetDeployment(h.ctx, d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, stored, store.DeploymentSucceeded, "Succeeded")
+	if len(cloud.started) != 1 {
+		t.Errorf("started %v", cloud.started)
+	}
+}
