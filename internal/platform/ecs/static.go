@@ -151,6 +151,9 @@ func ScanSite(dir string) (SiteRelease, error) {
 		if bad := badName(d.Name()); bad != "" {
 			return fmt.Errorf("static files %s: %q %s: refusing to publish it (rename it)", dir, key, bad)
 		}
+		if private(d.Name()) {
+			return fmt.Errorf("static files %s: %q is a repository's history or an environment file, never part of a site: refusing to publish it to the world (point static.dir at the directory of the built files only)", dir, key)
+		}
 		real := p
 		switch mode := d.Type(); {
 		case mode.IsDir():
@@ -242,6 +245,20 @@ func badName(name string) string {
 		return "has a control character in its name"
 	}
 	return ""
+}
+
+// private says whether a file or directory name is one a build output
+// never needs and whose publication leaks: a repository's history and
+// configuration (.git, a worktree's .git file, .hg, .svn), with its remote's
+// credentials and every past version of the code, or an environment file
+// (.env, .env.production) with the secrets it holds. static.dir "." (a site
+// with no build step) would otherwise publish them.
+func private(name string) bool {
+	switch name {
+	case ".git", ".hg", ".svn", ".env":
+		return true
+	}
+	return strings.HasPrefix(name, ".env.")
 }
 
 func insideDir(root, p string) bool {

@@ -434,6 +434,26 @@ func TestUploadRunsAFixedSetOfUploaders(t *testing.T) {
 	}
 }
 
+// Attack: static.dir "." (a site with no build step, the repository's
+// root) published the repository's .git (its remote's credentials, every
+// past version of the code) and its .env to the world. The scan refuses
+// them, naming the file; .well-known and other dot files stay publishable.
+func TestScanSiteRefusesRepositoryAndEnvironmentFiles(t *testing.T) {
+	for _, name := range []string{".git/config", ".git", ".hg/hgrc", ".svn/entries", ".env", ".env.production", "docs/.git/HEAD"} {
+		t.Run(name, func(t *testing.T) {
+			dir := writeSite(t, map[string]string{"index.html": "x", name: "url = https://user:ghp_token@github.com/shop/site"})
+			_, err := ScanSite(dir)
+			if err == nil || !strings.Contains(err.Error(), "never part of a site: refusing to publish it") {
+				t.Errorf("scan with %s: %v", name, err)
+			}
+		})
+	}
+	rel, err := ScanSite(writeSite(t, map[string]string{"index.html": "x", ".well-known/security.txt": "Contact: x", ".nojekyll": "", "environment.js": "x"}))
+	if err != nil || len(rel.Files) != 4 {
+		t.Errorf("scan of ordinary dot files: %v %v", rel.Files, err)
+	}
+}
+
 // A file larger than S3 takes in one PutObject is refused by the scan,
 // from its size, before anything is read or uploaded (a sparse file: no
 // disk is used).
