@@ -16,7 +16,8 @@
 # - It refuses to start when any stack, repository or secret it would create
 #   already exists, and it deletes only the stacks it created (each tagged
 #   cutover-smoke-run=<this run>) and what they own (their ECR repositories,
-#   notifications secret, buckets). Cleanup runs on every exit: success,
+#   notifications secret, buckets: those they created, never one whose
+#   creation failed because one of that name was there). Cleanup runs on every exit: success,
 #   failure, Ctrl-C, SIGTERM. Check the console afterwards all the same.
 # - It prints no secret: no `set -x`; the ECR login token goes from the aws
 #   CLI to docker on a pipe and into a Docker config in the run's temporary
@@ -88,21 +89,38 @@ if [ "$confirm" != "$account" ]; then
 	exit 1
 fi
 
+# exists WHAT NOT_FOUND COMMAND... says whether COMMAND finds WHAT: false
+# only when AWS answers NOT_FOUND (its error code or message); any other
+# failure (access denied, throttled, unreachable) stops the run, since
+# "could not look" is not "not there".
+exists() {
+	local what=$1 notfound=$2 err
+	shift 2
+	if err=$("$@" 2>&1 >/dev/null); then
+		return 0
+	fi
+	if grep -q -- "$notfound" <<<"$err"; then
+		return 1
+	fi
+	echo "aws-smoke: cannot tell whether $what exists: $err" >&2
+	exit 1
+}
+
 # Refuse to start next to anything of the same name: cleanup must never
 # delete what this run did not create.
 for s in "${stacks[@]}"; do
-	if aws cloudformation describe-stacks --stack-name "$s" >/dev/null 2>&1; then
+	if exists "stack $s" "does not exist" aws cloudformation describe-stacks --stack-name "$s"; then
 		echo "aws-smoke: stack $s already exists in account $account: this script deletes only what it creates; delete it or use another account" >&2
 		exit 1
 	fi
 done
 for r in "${repos[@]}"; do
-	if aws ecr describe-repositories --repository-names "$r" >/dev/null 2>&1; then
+	if exists "ECR repository $r" RepositoryNotFoundException aws ecr describe-repositories --repository-names "$r"; then
 		echo "aws-smoke: ECR repository $r already exists in account $account; delete it or use another account" >&2
 		exit 1
 	fi
 done
-if aws secretsmanager describe-secret --secret-id "$secret" >/dev/null 2>&1; then
+if exists "secret $secret" ResourceNotFoundException aws secretsmanager describe-secret --secret-id "$secret"; then
 	echo "aws-smoke: secret $secret already exists (perhaps scheduled for deletion) in account $account; delete it with --force-delete-without-recovery or use another account" >&2
 	exit 1
 fi
@@ -119,10 +137,16 @@ echo "aws-smoke: run $run, account $account, region $AWS_REGION${endpoint:+, end
 
 step() { echo; echo "=== $*"; }
 
-# resources prints the physical IDs of a stack's resources of one type.
+# resources prints the physical IDs of a stack's resources of one type that
+# the stack created: not one whose creation failed (CREATE_FAILED: a
+# repository, bucket or secret of that name existed already, someone
+# else's, perhaps created after the checks above or missed by a check that
+# could not read it), nor one deleted already.
 resources() {
-	aws cloudformation list-stack-resources --stack-name "$1" \
-		--query "StackResourceSummaries[?ResourceType=='$2'].PhysicalResourceId" --output text 2>/dev/null | tr '\t' '\n' | grep -v '^None$' || true
+	aws cloudformation list-stack-resources --stack-name "$1" --output json 2>/dev/null |
+		jq -r --arg type "$2" '.StackResourceSummaries[] | select(.ResourceType == $type and (.ResourceStatus |
+			IN("CREATE_COMPLETE", "UPDATE_IN_PROGRESS", "UPDATE_COMPLETE", "UPDATE_FAILED", "UPDATE_ROLLBACK_IN_PROGRESS",
+				"UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED", "DELETE_IN_PROGRESS", "DELETE_FAILED"))) | .PhysicalResourceId // empty' || true
 }
 
 # ours says whether stack $1 exists and carries this run's tag.

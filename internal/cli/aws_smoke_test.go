@@ -302,3 +302,63 @@ func TestAWSSmokeScriptCleansUpOnFailureAndSignal(t *testing.T) {
 		s.cleanedUp(code, out.String())
 	})
 }
+
+// Attack: cleanup force-deletes the repositories, buckets and secrets its
+// stacks list. A resource whose creation failed is listed too (CREATE_FAILED,
+// with the name it was given) when one of that name existed already:
+// someone else's, created after the script's checks, or missed by a check
+// that could not read it. Cleanup deleted it, images and all; it must
+// delete only what its stacks created. Moto fails such a CreateStack at
+// once instead of listing the failed resource, so an aws wrapper adds it to
+// the shared stack's list (a stand-in for AWS's answer, the one call
+// changed); the repository itself is real, in moto, and must stay.
+func TestAWSSmokeScriptLeavesWhatItsStacksFailedToCreate(t *testing.T) {
+	s := newSmokeEnv(t)
+	s.awsJSON(nil, "ecr", "create-repository", "--repository-name", "team/keep")
+	dir := t.TempDir()
+	wrapper := `#!/bin/sh
+case " $* " in
+*" list-stack-resources --stack-name bluemed-shared "*)
+	` + s.aws + ` "$@" | jq '.StackResourceSummaries += [{"LogicalResourceId": "RepositoryBackend", "PhysicalResourceId": "team/keep",
+		"ResourceType": "AWS::ECR::Repository", "ResourceStatus": "CREATE_FAILED", "ResourceStatusReason": "team/keep already exists"}]' ;;
+*) exec ` + s.aws + ` "$@" ;;
+esac
+`
+	if err := os.WriteFile(filepath.Join(dir, "aws"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, out := s.run([]string{"CERTIFICATE_ARN=" + s.cert, "PATH=" + dir + ":" + os.Getenv("PATH")}, "--confirm-account", "123456789012", "--until", "stacks")
+	if !strings.Contains(out, "aws-smoke: passed until stacks") || !strings.Contains(out, "deleting bluemed-shared") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if left := s.leftovers(); !slices.Equal(left, []string{"repository team/keep"}) {
+		t.Errorf("after the run: %v, want the repository that was not the run's, and nothing else\n%s", left, out)
+	}
+}
+
+// Attack: a check that could not look (access denied, throttled) was taken
+// for "not there", and the run went on next to what it could not see. The
+// run stops, saying why, before any step. (An aws wrapper answers the one
+// call with AWS's access denied; everything else is moto's.)
+func TestAWSSmokeScriptRefusesWhenACheckCannotLook(t *testing.T) {
+	s := newSmokeEnv(t)
+	dir := t.TempDir()
+	wrapper := `#!/bin/sh
+case " $* " in
+*" ecr describe-repositories "*)
+	echo "An error occurred (AccessDeniedException) when calling the DescribeRepositories operation: not authorized to perform ecr:DescribeRepositories" >&2
+	exit 254 ;;
+*) exec ` + s.aws + ` "$@" ;;
+esac
+`
+	if err := os.WriteFile(filepath.Join(dir, "aws"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, out := s.run([]string{"CERTIFICATE_ARN=" + s.cert, "PATH=" + dir + ":" + os.Getenv("PATH")}, "--confirm-account", "123456789012", "--until", "stacks")
+	if code != 1 || !strings.Contains(out, "aws-smoke: cannot tell whether ECR repository bluemed/backend exists: An error occurred (AccessDeniedException)") || strings.Contains(out, "===") {
+		t.Errorf("exit %d:\n%s", code, out)
+	}
+	if left := s.leftovers(); len(left) > 0 {
+		t.Errorf("a refused run created %v", left)
+	}
+}

@@ -61,6 +61,12 @@ type Controller struct {
 	Progress func(Event)   // optional
 	Log      *slog.Logger
 	Owner    string // who drives deployments, recorded on them, e.g. "pid 42 on host (cutover deploy)"
+	// SuccessActs says a cloud-driven deployment's success is followed by
+	// acts of the command that records it (on ECS: the static sites are
+	// pointed at the revision's files). A look (Look) then leaves a
+	// deployment whose services all succeeded in progress, for the next
+	// command to record and act on, instead of recording its end.
+	SuccessActs bool
 
 	alarms  *alarm.Evaluator // lives from the first traffic shift to the end of baking
 	lastSeq int64            // requests (continue/stop/rollback) after this event seq are new

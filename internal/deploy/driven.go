@@ -267,6 +267,11 @@ func (c *Controller) runDriven(ctx context.Context, d *store.Deployment, st *Sta
 			return err
 		}
 	}
+	if c.once && c.SuccessActs && end.Phase == PhaseSucceeded {
+		// A look acts on nothing, and what follows this success is to be
+		// done: the next command records the end and does it.
+		return errLooked
+	}
 	d.Phase = end.Phase.String()
 	if st.Cause == "" && end.Phase != PhaseSucceeded {
 		st.Cause = Failed.String()

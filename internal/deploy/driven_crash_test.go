@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cutoverdev/cutover/internal/store"
 )
@@ -168,5 +169,96 @@ func TestDrivenPromote(t *testing.T) {
 	wantStatus(t, got, store.DeploymentSucceeded, "Succeeded")
 	if want := []string{"web-r2-1 TerminationWait"}; !slices.Equal(cloud.promotes, want) {
 		t.Errorf("promotes %v, want %v", cloud.promotes, want)
+	}
+}
+
+// alarmedCloud reports an alarm that stops the deployment, and counts the
+// continues it is sent.
+type alarmedCloud struct {
+	*fakeCloud
+	continues int
+}
+
+func (a *alarmedCloud) Progress(ctx context.Context, service, id string, health time.Duration) (DrivenState, error) {
+	s, err := a.fakeCloud.Progress(ctx, service, id, health)
+	if err == nil && !s.Phase.Terminal() {
+		s.Problem, s.Alarm, s.StopOnProblem = "alarm web-5xx is in ALARM", true, true
+	}
+	return s, err
+}
+
+func (a *alarmedCloud) Continue(context.Context, string, string) error {
+	a.continues++
+	return nil
+}
+
+// Attack: status (any viewer, through the API or the dashboard) looks at a
+// deployment left by a dead cutover while an alarm fires and a continue, a
+// promote and a stop wait in the event log. The look acts on none of them:
+// no Stop, Continue, Promote or Start reaches the cloud, the deployment
+// stays in progress, and the requests are still there for the next command,
+// which stops it.
+func TestDrivenLookActsOnNothing(t *testing.T) {
+	cloud := newFakeCloud([]string{"web"}, map[string][]Phase{"web": {PhaseInstall, PhaseReadyWait, PhaseReadyWait, PhaseReadyWait}})
+	h := drivenHarness(t, cloud)
+	d := interruptAt(t, h, cloud, h.revision("r2"), PhaseInstall)
+	alarmed := &alarmedCloud{fakeCloud: cloud}
+	h.ctrl.Driven = alarmed
+	for _, kind := range []string{RequestContinue, RequestPromote, RequestStop} {
+		if _, err := Request(h.ctx, h.store, testProject, testEnv, kind, "alice"); err != nil {
+			t.Fatalf("request %s: %v", kind, err)
+		}
+	}
+	for range 2 {
+		got, err := h.ctrl.Look(h.ctx)
+		if err != nil || got == nil || got.Status != store.DeploymentInProgress {
+			t.Fatalf("Look: %+v %v", got, err)
+		}
+	}
+	if len(cloud.stops) != 0 || len(cloud.promotes) != 0 || alarmed.continues != 0 || len(cloud.started) != 1 {
+		t.Fatalf("a look acted: stops %v, promotes %v, %d continues, started %v", cloud.stops, cloud.promotes, alarmed.continues, cloud.started)
+	}
+	got, err := h.ctrl.Reconcile(h.ctx, false)
+	if err != nil || got == nil || got.ID != d.ID {
+		t.Fatalf("reconcile: %+v %v", got, err)
+	}
+	if len(cloud.stops) != 1 {
+		t.Errorf("the next command's stops %v: the requests the looks saw must still be acted on", cloud.stops)
+	}
+}
+
+// Attack: on ECS the command that records a deployment's success then
+// points the static sites at the revision's files. A look (status, the
+// dashboard's refresh) that recorded the success of a deployment left by a
+// dead cutover took that away: the next deploy found nothing in progress,
+// and the sites stayed on the old files while the revision was recorded as
+// serving. With SuccessActs the look leaves it in progress, and the next
+// command's reconcile records the success (and returns it, to act on).
+func TestDrivenLookLeavesASuccessThatActs(t *testing.T) {
+	cloud := newFakeCloud([]string{"web"}, map[string][]Phase{"web": {PhaseInstall, PhaseSucceeded}})
+	h := drivenHarness(t, cloud)
+	d := interruptAt(t, h, cloud, h.revision("r2"), PhaseInstall)
+	h.ctrl.SuccessActs = true
+	got, err := h.ctrl.Look(h.ctx)
+	if err != nil || got == nil || got.Status != store.DeploymentInProgress {
+		t.Fatalf("Look: %+v %v, want the succeeded deployment left in progress", got, err)
+	}
+	if st, err := h.store.GetEnvState(h.ctx, testProject, testEnv); err == nil && st.Revision == "r2" {
+		t.Errorf("environment state %+v: the look recorded r2 as serving", st)
+	}
+	got, err = h.ctrl.Reconcile(h.ctx, false)
+	if err != nil || got == nil || got.ID != d.ID {
+		t.Fatalf("reconcile: %+v %v", got, err)
+	}
+	if got.Status != store.DeploymentSucceeded {
+		t.Errorf("reconcile returned %s, want the success to act on", got.Status)
+	}
+	stored, err := h.store.GetDeployment(h.ctx, d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, stored, store.DeploymentSucceeded, "Succeeded")
+	if len(cloud.started) != 1 {
+		t.Errorf("started %v", cloud.started)
 	}
 }

@@ -101,18 +101,19 @@ func (g *gen) buildProject(id, spec string) *codebuild.Project {
 			}
 		}
 	}
-	// Secrets reach the builds as references to Secrets Manager, never as values.
-	if p := g.cfg.Pipeline; p != nil && p.Secrets != nil {
-		for _, s := range p.Secrets.Names {
-			env = append(env, codebuild.Project_EnvironmentVariable{Name: s, Type: cloudformation.String("SECRETS_MANAGER"), Value: "cutover/" + g.project + "/pipeline:" + s})
-		}
-	}
+	// Secrets reach the builds as references to Secrets Manager, never as
+	// values; not the publish projects, which run cutover publish-static only.
 	role := "CheckRole"
 	switch {
 	case id == "Build":
 		role = "BuildRole"
 	case strings.HasPrefix(id, "Publish"):
-		role = "PublishRole"
+		role = g.publishRoleOf(id)
+	}
+	if p := g.cfg.Pipeline; p != nil && p.Secrets != nil && !strings.HasPrefix(id, "Publish") {
+		for _, s := range p.Secrets.Names {
+			env = append(env, codebuild.Project_EnvironmentVariable{Name: s, Type: cloudformation.String("SECRETS_MANAGER"), Value: "cutover/" + g.project + "/pipeline:" + s})
+		}
 	}
 	p := &codebuild.Project{
 		Name: cloudformation.String(g.project + "-" + logicalIDToKebab(id)), ServiceRole: cloudformation.GetAtt(role, "Arn"),
@@ -155,8 +156,9 @@ func (g *gen) buildRoles(t *cloudformation.Template) {
 	for _, svc := range g.containers() {
 		repos = append(repos, g.imp("Repository"+logicalID(svc)+"Arn"))
 	}
+	logs := allow([]string{"logs:CreateLogStream", "logs:PutLogEvents"}, sub("${BuildLogGroup.Arn}"))
 	common := []map[string]any{
-		allow([]string{"logs:CreateLogStream", "logs:PutLogEvents"}, sub("${BuildLogGroup.Arn}")),
+		logs,
 		allow([]string{"codestar-connections:UseConnection"}, cloudformation.Ref("Connection")),
 		allow([]string{"secretsmanager:GetSecretValue"}, sub("arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:cutover/"+g.project+"/pipeline*")),
 	}
@@ -179,7 +181,7 @@ func (g *gen) buildRoles(t *cloudformation.Template) {
 		)...)}},
 		Tags: g.tags(),
 	}
-	g.publishRole(t, common)
+	g.publishRoles(t, logs)
 }
 
 // codeDeploy adds the application and, for every blue_green environment,

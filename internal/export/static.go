@@ -124,12 +124,28 @@ func (g *gen) publishSpec() string {
 	return buildspec([]string{`cutover publish-static --service "$SERVICE" --bucket "$BUCKET" --distribution "$DISTRIBUTION" "$CODEBUILD_SRC_DIR"`}, nil)
 }
 
-// publishRole is the role of the publish projects: read the build
-// artifacts, add objects to the sites' buckets (never delete), and move and
-// invalidate the sites' distributions.
-func (g *gen) publishRole(t *cloudformation.Template, common []map[string]any) {
-	var buckets, objects, distributions []any
+// publishRoleOf is the role of publish project id (Publish + ENV + SERVICE).
+func (g *gen) publishRoleOf(id string) string {
 	for _, env := range g.envOrder() {
+		for _, svc := range g.statics() {
+			if id == "Publish"+logicalID(env, svc) {
+				return "Publish" + logicalID(env) + "Role"
+			}
+		}
+	}
+	return ""
+}
+
+// publishRoles are the roles of the publish projects, one per environment:
+// write the build logs, read the build artifacts, add objects to that
+// environment's site buckets (never delete), and move and invalidate its
+// distributions. Nothing else: no other environment's sites (a staging
+// publish cannot touch production), no pipeline secrets and no source
+// connection (the projects read the build artifact and run cutover
+// publish-static only).
+func (g *gen) publishRoles(t *cloudformation.Template, logs map[string]any) {
+	for _, env := range g.envOrder() {
+		var buckets, objects, distributions []any
 		for _, svc := range g.statics() {
 			es := logicalID(env, svc)
 			bucket := []any{"arn:", cloudformation.Ref("AWS::Partition"), ":s3:::", g.imp(es + "SiteBucketName")}
@@ -138,20 +154,20 @@ func (g *gen) publishRole(t *cloudformation.Template, common []map[string]any) {
 			distributions = append(distributions, cloudformation.Join("", []any{"arn:", cloudformation.Ref("AWS::Partition"), ":cloudfront::",
 				cloudformation.Ref("AWS::AccountId"), ":distribution/", g.imp(es + "DistributionId")}))
 		}
-	}
-	if len(buckets) == 0 {
-		return
-	}
-	t.Resources["PublishRole"] = &iam.Role{
-		AssumeRolePolicyDocument: assumeRole("codebuild.amazonaws.com"),
-		Policies: []iam.Role_Policy{{PolicyName: "publish", PolicyDocument: policy(append(common,
-			allow([]string{"s3:GetObject", "s3:GetObjectVersion"}, sub("${ArtifactsBucket.Arn}/*")),
-			allow([]string{"kms:Decrypt"}, g.imp("ArtifactsKeyArn")),
-			// ListBucket makes a missing manifest a 404, not a 403.
-			allow([]string{"s3:ListBucket"}, buckets...),
-			allow([]string{"s3:GetObject", "s3:PutObject"}, objects...),
-			allow([]string{"cloudfront:GetDistributionConfig", "cloudfront:UpdateDistribution", "cloudfront:CreateInvalidation"}, distributions...),
-		)...)}},
-		Tags: g.tags(),
+		if len(buckets) == 0 {
+			return
+		}
+		t.Resources["Publish"+logicalID(env)+"Role"] = &iam.Role{
+			AssumeRolePolicyDocument: assumeRole("codebuild.amazonaws.com"),
+			Policies: []iam.Role_Policy{{PolicyName: "publish", PolicyDocument: policy(logs,
+				allow([]string{"s3:GetObject", "s3:GetObjectVersion"}, sub("${ArtifactsBucket.Arn}/*")),
+				allow([]string{"kms:Decrypt"}, g.imp("ArtifactsKeyArn")),
+				// ListBucket makes a missing manifest a 404, not a 403.
+				allow([]string{"s3:ListBucket"}, buckets...),
+				allow([]string{"s3:GetObject", "s3:PutObject"}, objects...),
+				allow([]string{"cloudfront:GetDistributionConfig", "cloudfront:UpdateDistribution", "cloudfront:CreateInvalidation"}, distributions...),
+			)}},
+			Tags: g.tags(),
+		}
 	}
 }

@@ -137,20 +137,32 @@ func TestStaticFrontendOnCloudFront(t *testing.T) {
 		t.Errorf("publish variables %v", vars)
 	}
 	env := p["Environment"].(map[string]any)
-	if env["PrivilegedMode"] != false || jsonOf(p["ServiceRole"]) != `{"Fn::GetAtt":["PublishRole","Arn"]}` {
+	if env["PrivilegedMode"] != false || jsonOf(p["ServiceRole"]) != `{"Fn::GetAtt":["PublishProductionRole","Arn"]}` {
 		t.Errorf("publish project runs privileged or as another role: %s", jsonOf(p))
 	}
-	role := jsonOf(resourcesOfType(pipe, "AWS::IAM::Role")["PublishRole"])
-	for _, want := range []string{
-		`"Action":["s3:GetObject","s3:PutObject"],"Effect":"Allow","Resource":[{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":s3:::",{"Fn::ImportValue":"bluemed-StagingFrontendSiteBucketName"},"/*"]]}`,
-		`"Action":["cloudfront:GetDistributionConfig","cloudfront:UpdateDistribution","cloudfront:CreateInvalidation"],"Effect":"Allow","Resource":[{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":cloudfront::",{"Ref":"AWS::AccountId"},":distribution/",{"Fn::ImportValue":"bluemed-StagingFrontendDistributionId"}]]}`,
-	} {
-		if !strings.Contains(role, want) {
-			t.Errorf("publish role lacks %s:\n%s", want, role)
+	// Attack: one publish role for every environment let the staging
+	// publish project write production's bucket and move its distribution,
+	// and it could read the pipeline's secrets and use the source
+	// connection, which publishing needs neither of. Each environment's
+	// publish role reaches that environment's sites only.
+	for _, c := range []struct{ env, other string }{{"Staging", "Production"}, {"Production", "Staging"}} {
+		role := jsonOf(resourcesOfType(pipe, "AWS::IAM::Role")["Publish"+c.env+"Role"])
+		for _, want := range []string{
+			`"Action":["s3:GetObject","s3:PutObject"],"Effect":"Allow","Resource":[{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":s3:::",{"Fn::ImportValue":"bluemed-` + c.env + `FrontendSiteBucketName"},"/*"]]}`,
+			`"Action":["cloudfront:GetDistributionConfig","cloudfront:UpdateDistribution","cloudfront:CreateInvalidation"],"Effect":"Allow","Resource":[{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":cloudfront::",{"Ref":"AWS::AccountId"},":distribution/",{"Fn::ImportValue":"bluemed-` + c.env + `FrontendDistributionId"}]]}`,
+		} {
+			if !strings.Contains(role, want) {
+				t.Errorf("publish role of %s lacks %s:\n%s", c.env, want, role)
+			}
+		}
+		for _, bad := range []string{"Delete", `"*"`, c.other, "secretsmanager", "codestar-connections"} {
+			if strings.Contains(role, bad) {
+				t.Errorf("publish role of %s has %s: %s", c.env, bad, role)
+			}
 		}
 	}
-	if strings.Contains(role, "Delete") || strings.Contains(role, `"*"`) {
-		t.Errorf("publish role may delete, or is not scoped: %s", role)
+	if _, ok := resourcesOfType(pipe, "AWS::IAM::Role")["PublishRole"]; ok {
+		t.Error("a publish role for every environment is still there")
 	}
 	if pr := jsonOf(resourcesOfType(pipe, "AWS::IAM::Role")["PipelineRole"]); strings.Contains(pr, "SiteBucketName") {
 		t.Errorf("the pipeline role still writes the sites: %s", pr)
@@ -192,4 +204,32 @@ func TestECSFromOutputsStaticSite(t *testing.T) {
 	if _, err := ECSFromOutputs(cfg, "production", outputs); err == nil || !strings.Contains(err.Error(), "ProductionFrontendDistributionId") {
 		t.Errorf("a stack without the distribution's output: %v", err)
 	}
+}
+
+// Attack: the pipeline's secrets reached every CodeBuild project, the
+// publish projects too, which run cutover publish-static only: they get
+// none (and their roles may not read them), the build still does.
+func TestPublishProjectsGetNoPipelineSecrets(t *testing.T) {
+	cfg := staticBluemed(t)
+	cfg.Pipeline.Secrets = &config.Secrets{Names: []string{"SLACK_URL"}}
+	files, err := Templates(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if f.Name != "pipeline" {
+			continue
+		}
+		projects := resourcesOfType(rendered(t, f), "AWS::CodeBuild::Project")
+		if _, ok := envVars(projects["BuildProject"])["SLACK_URL"]; !ok {
+			t.Error("the build lost the pipeline's secret")
+		}
+		for _, id := range []string{"PublishStagingFrontendProject", "PublishProductionFrontendProject"} {
+			if v, ok := envVars(projects[id])["SLACK_URL"]; ok {
+				t.Errorf("%s gets the pipeline's secret SLACK_URL (%v)", id, v)
+			}
+		}
+		return
+	}
+	t.Fatal("no pipeline template")
 }

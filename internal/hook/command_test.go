@@ -178,11 +178,30 @@ func TestHookSeesNoneOfCutoversSecrets(t *testing.T) {
 	}
 	// A variable the hook names (pass_env) reaches it, and only that one.
 	t.Setenv("CHECK_DB_HOST", "db.internal")
-	h := shHook(`env | sort | tr '\n' ' '; exit 1`, 5*time.Second)
+	h := shHook(`test "$CHECK_DB_HOST" = db.internal || echo NOT-PASSED; env | sort | tr '\n' ' '; exit 1`, 5*time.Second)
 	h.PassEnv = []string{"CHECK_DB_HOST"}
 	r = Run(context.Background(), "test", h, env)
-	if !strings.Contains(r.Detail, "CHECK_DB_HOST=db.internal") || strings.Contains(r.Detail, "AWS_SECRET_ACCESS_KEY") {
+	// (Its value is redacted in the Detail: TestPassedVariablesAreRedacted.)
+	if !strings.Contains(r.Detail, "CHECK_DB_HOST=[redacted]") || strings.Contains(r.Detail, "NOT-PASSED") || strings.Contains(r.Detail, "AWS_SECRET_ACCESS_KEY") {
 		t.Errorf("pass_env: %s", r.Detail)
+	}
+}
+
+// Attack: pass_env is documented for a DATABASE_URL, whose password a
+// failing check prints (psql's own error does): the value of a variable a
+// hook names in pass_env never reaches the stored Detail, whatever its name.
+func TestPassedVariablesAreRedacted(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://app:s3cr3t-db-pass@db.internal:5432/shop")
+	t.Setenv("CHECK_REGION", "eu-west-1")
+	h := shHook(`echo "cannot connect to $DATABASE_URL in $CHECK_REGION"; exit 2`, 5*time.Second)
+	h.PassEnv = []string{"DATABASE_URL"}
+	r := Run(context.Background(), "test", h, Env{Dir: t.TempDir()})
+	if strings.Contains(r.Detail, "s3cr3t-db-pass") || !strings.Contains(r.Detail, "cannot connect to [redacted] in") {
+		t.Errorf("Detail = %q: the passed DATABASE_URL must be redacted", r.Detail)
+	}
+	// A host variable the hook did not name is not in its environment: nothing to redact.
+	if strings.Contains(r.Detail, "eu-west-1") {
+		t.Errorf("Detail = %q: CHECK_REGION was not passed", r.Detail)
 	}
 }
 

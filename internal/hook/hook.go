@@ -47,7 +47,7 @@ func Run(ctx context.Context, event string, h config.Hook, env Env) Result {
 		r.OK, r.Detail = runHTTP(ctx, *h.HTTP, env, timeout)
 	case h.HTTP == nil && len(h.Command) > 0:
 		r.OK, r.Detail = runCommand(ctx, h.Command, h.PassEnv, env, timeout)
-		r.Detail = redact(r.Detail, env.Vars)
+		r.Detail = redact(r.Detail, env.Vars, h.PassEnv)
 	default:
 		r.Detail = "the hook must have exactly one of http or command"
 	}
@@ -117,8 +117,16 @@ func commandEnv(pass []string, env Env) []string {
 var secretWords = []string{"SECRET", "TOKEN", "PASSWORD", "PASSWD", "CREDENTIAL", "PRIVATE", "API_KEY", "ACCESS_KEY"}
 
 // redact replaces the values of secret-looking variables (of the host and of vars)
-// in s, because command output is stored in the deployment's event log.
-func redact(s string, vars map[string]string) string {
+// in s, because command output is stored in the deployment's event log. The
+// variables a hook names in pass_env are redacted whatever their names: they
+// are passed from cutover's own environment because the command needs them,
+// and a DATABASE_URL carries its password.
+func redact(s string, vars map[string]string, passed []string) string {
+	for _, k := range passed {
+		if v := os.Getenv(k); len(v) >= 4 {
+			s = strings.ReplaceAll(s, v, "[redacted]")
+		}
+	}
 	check := func(k, v string) {
 		if len(v) < 4 {
 			return // too short to replace without mangling ordinary words

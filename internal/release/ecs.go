@@ -344,6 +344,9 @@ func (m *Manager) lookECS(ctx context.Context, env string) error {
 		return err
 	}
 	ctrl.Progress = nil // status renders the recorded state, not the controller's lines
+	// A deployment's static sites are switched by the command that records
+	// its success (deploy: activateFollowed), never by status.
+	ctrl.SuccessActs = len(staticNames(m.Config)) > 0
 	d, err := ctrl.Look(cctx)
 	if err == nil && d != nil && d.Status != store.DeploymentInProgress {
 		m.note("followed deployment %s, left by a stopped cutover, to its end: %s", d.ID, d.Status)

@@ -309,7 +309,7 @@ func (p *Platform) createBlueGreen(ctx context.Context, service, revID, td strin
 		ApplicationName:      &o.Application,
 		DeploymentGroupName:  &o.DeploymentGroup,
 		DeploymentConfigName: &cfgName,
-		Description:          aws.String("cutover revision " + revID),
+		Description:          aws.String(deploymentDescription(revID)),
 		Revision: &cdtypes.RevisionLocation{
 			RevisionType:   cdtypes.RevisionLocationTypeAppSpecContent,
 			AppSpecContent: &cdtypes.AppSpecContent{Content: &spec},
@@ -328,12 +328,16 @@ func (p *Platform) createBlueGreen(ctx context.Context, service, revID, td strin
 const findSkew = 5 * time.Minute
 
 // findBlueGreen returns the CodeDeploy deployment of the service's group
-// whose AppSpec deploys task definition td, created since (less findSkew);
-// "" when there is none. A task definition ARN names one registration, so a
-// deployment that runs it is the one cutover started. Every status is
-// listed: a deployment that ended while no cutover watched is still the one
-// to record, not one to start again.
-func (p *Platform) findBlueGreen(ctx context.Context, service, td string, since time.Time, o BlueGreenOptions) (string, error) {
+// whose AppSpec deploys task definition td, created since (less findSkew)
+// by cutover for revision revID; "" when there is none. A task definition
+// ARN names one registration, but not one deployment: CodeDeploy's own
+// rollback of a later deployment redeploys it (creator codeDeployRollback),
+// and another tool may deploy the family's latest revision. Only a
+// deployment a user created with cutover's description of the revision is
+// cutover's, and so one it may follow and stop. Every status is listed: a
+// deployment that ended while no cutover watched is still the one to
+// record, not one to start again.
+func (p *Platform) findBlueGreen(ctx context.Context, service, revID, td string, since time.Time, o BlueGreenOptions) (string, error) {
 	s := p.o.Services[service]
 	spec, err := AppSpec(td, p.container(service), s.Port, o.Hooks)
 	if err != nil {
@@ -352,7 +356,7 @@ func (p *Platform) findBlueGreen(ctx context.Context, service, td string, since 
 			if err != nil {
 				return "", explain(err, "deployment "+id)
 			}
-			if runsTaskDefinition(out.DeploymentInfo, td, hex.EncodeToString(sum[:])) {
+			if startedBy(out.DeploymentInfo, revID) && runsTaskDefinition(out.DeploymentInfo, td, hex.EncodeToString(sum[:])) {
 				p.o.Log.Info("found CodeDeploy deployment", "service", service, "deployment", id, "task_definition", td)
 				return id, nil
 			}
@@ -363,6 +367,17 @@ func (p *Platform) findBlueGreen(ctx context.Context, service, td string, since 
 		in.NextToken = list.NextToken
 	}
 	return "", nil
+}
+
+// deploymentDescription is the description of the CodeDeploy deployment
+// cutover creates for revision revID: what findBlueGreen knows it by.
+func deploymentDescription(revID string) string { return "cutover revision " + revID }
+
+// startedBy says whether d is a deployment cutover created for revision
+// revID: created by a user (the API's caller, not CodeDeploy's rollback,
+// Auto Scaling or CloudFormation) with cutover's description.
+func startedBy(d *cdtypes.DeploymentInfo, revID string) bool {
+	return d != nil && d.Creator == cdtypes.DeploymentCreatorUser && aws.ToString(d.Description) == deploymentDescription(revID)
 }
 
 // runsTaskDefinition says whether a deployment's AppSpec deploys td: by

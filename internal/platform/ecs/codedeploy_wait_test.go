@@ -1,6 +1,7 @@
 package ecs
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -37,6 +38,10 @@ type linearDeployment struct {
 	// deployment (ListDeployments lists it).
 	appSpec string
 	created bool
+	// creator and description are GetDeployment's: CreateDeployment's
+	// description and "user"; a test sets them for a deployment that
+	// CodeDeploy or another tool created.
+	creator, description string
 	// afterCreate, when set, runs once CodeDeploy created the deployment,
 	// before the answer reaches cutover (a test kills cutover there).
 	afterCreate func()
@@ -115,7 +120,7 @@ func (d *linearDeployment) answer(op string, req map[string]any) (int, any) {
 		info := map[string]any{
 			"applicationName": "bluemed", "deploymentGroupName": "production-backend", "deploymentId": "d-LINEAR1",
 			"deploymentConfigName": "CodeDeployDefault.ECSLinear10PercentEvery1Minutes", "status": status,
-			"computePlatform": "ECS", "creator": "user", "createTime": epoch(d.start),
+			"computePlatform": "ECS", "creator": cmp.Or(d.creator, "user"), "description": d.description, "createTime": epoch(d.start),
 			"deploymentStyle": map[string]any{"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
 			"blueGreenDeploymentConfiguration": map[string]any{
 				"terminateBlueInstancesOnDeploymentSuccess": map[string]any{"action": "TERMINATE", "terminationWaitTimeInMinutes": 5},
@@ -225,6 +230,7 @@ func linearController(t *testing.T, d *linearDeployment) (*ctrl, *wireStub, *[]t
 			rv, _ := req["revision"].(map[string]any)
 			content, _ := rv["appSpecContent"].(map[string]any)
 			d.appSpec, _ = content["content"].(string)
+			d.description, _ = req["description"].(string)
 			d.created = true
 			if f := d.afterCreate; f != nil {
 				d.afterCreate = nil

@@ -101,6 +101,38 @@ func TestCodeDeployFindIgnoresOtherDeployments(t *testing.T) {
 	}
 }
 
+// Attack: the deployments of the group since the start marker that run the
+// intent's task definition but are not cutover's are not adopted (and so
+// never stopped by it): CodeDeploy's own rollback of a later deployment,
+// which redeploys the last successful revision (creator
+// codeDeployRollback), and another tool's deployment of the family's
+// latest revision (a user's, without cutover's description of the
+// revision). Cutover's own (creator user, "cutover revision 9") is.
+func TestCodeDeployFindAdoptsOnlyCutoversDeployment(t *testing.T) {
+	td := "arn:aws:ecs:us-east-1:123456789012:task-definition/bluemed-production-backend:7"
+	spec := `{"version":"0.0","Resources":[{"TargetService":{"Type":"AWS::ECS::Service","Properties":{"TaskDefinition":"` + td + `"}}}]}`
+	for _, c := range []struct {
+		name, creator, description, want string
+	}{
+		{"CodeDeploy's rollback of a later deployment", "codeDeployRollback", "", ""},
+		{"CloudFormation's", "CloudFormation", "cutover revision 9", ""},
+		{"another tool's", "user", "deployed by the release script", ""},
+		{"cutover's for another revision", "user", "cutover revision 8", ""},
+		{"cutover's", "user", "cutover revision 9", "d-LINEAR1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			clock := &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+			sim := &linearDeployment{clock: clock, start: clock.Now(), created: true, appSpec: spec, creator: c.creator, description: c.description}
+			h, s, _ := linearController(t, sim)
+			d := codeDeployDriven(t, wirePlatform(t, s, clock), "Linear10PercentEvery1Minute")
+			id, err := d.Find(h.ctx, "backend", deploy.Intent{Revision: "9", Target: td, Starting: clock.Now()})
+			if err != nil || id != c.want {
+				t.Errorf("Find = %q, %v; want %q", id, err, c.want)
+			}
+		})
+	}
+}
+
 // rollingService simulates ECS running a rolling update of service
 // backend, answering with bodies in the shapes of the Amazon ECS API
 // reference (Service, Deployment, ServiceDeploymentBrief, ServiceRevision).

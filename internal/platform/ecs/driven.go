@@ -259,7 +259,7 @@ func (d *Driven) Find(ctx context.Context, service string, in deploy.Intent) (st
 	}
 	now := d.p.o.Clock.Now()
 	if d.o.Engine == EngineCodeDeploy {
-		id, err := d.p.findBlueGreen(ctx, service, in.Target, in.Starting, d.blueGreen(service))
+		id, err := d.p.findBlueGreen(ctx, service, in.Revision, in.Target, in.Starting, d.blueGreen(service))
 		if id != "" {
 			d.runs[id] = &run{started: now, since: now, news: newActivity(now)}
 		}

@@ -16,10 +16,12 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"mime"
@@ -31,6 +33,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -148,6 +151,9 @@ func ScanSite(dir string) (SiteRelease, error) {
 		if bad := badName(d.Name()); bad != "" {
 			return fmt.Errorf("static files %s: %q %s: refusing to publish it (rename it)", dir, key, bad)
 		}
+		if private(d.Name()) {
+			return fmt.Errorf("static files %s: %q is a repository's history or an environment file, never part of a site: refusing to publish it to the world (point static.dir at the directory of the built files only)", dir, key)
+		}
 		real := p
 		switch mode := d.Type(); {
 		case mode.IsDir():
@@ -165,13 +171,11 @@ func ScanSite(dir string) (SiteRelease, error) {
 		case !mode.IsRegular():
 			return fmt.Errorf("static files %s: %q is not a regular file (%s): refusing to publish it", dir, key, mode)
 		}
-		data, err := os.ReadFile(real)
+		f, err := scanFile(real, key)
 		if err != nil {
 			return fmt.Errorf("static files %s: %w", dir, err)
 		}
-		sum := sha256.Sum256(data)
-		files = append(files, SiteFile{Key: key, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]),
-			ContentType: ContentType(key, data), CacheControl: CacheControl(key), path: real})
+		files = append(files, f)
 		return nil
 	})
 	if err != nil {
@@ -188,6 +192,48 @@ func ScanSite(dir string) (SiteRelease, error) {
 	return SiteRelease{Digest: hex.EncodeToString(h.Sum(nil)), Files: files}, nil
 }
 
+// MaxSiteFile is the largest file a site may have: S3 takes at most 5 GiB
+// in one PutObject.
+const MaxSiteFile = 5 << 30
+
+// scanFile hashes the regular file at p, published under key, as it reads
+// it: a site's files are never held in memory, however large.
+func scanFile(p, key string) (SiteFile, error) {
+	fh, err := openFile(p)
+	if err != nil {
+		return SiteFile{}, err
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	switch {
+	case err != nil:
+		return SiteFile{}, err
+	case !st.Mode().IsRegular():
+		return SiteFile{}, fmt.Errorf("%q is not a regular file (%s): refusing to publish it", key, st.Mode().Type())
+	case st.Size() > MaxSiteFile:
+		return SiteFile{}, fmt.Errorf("%q is %d bytes, more than S3 takes in one upload (5 GiB): serve it from elsewhere, or split it", key, st.Size())
+	}
+	head := make([]byte, 512) // all http.DetectContentType reads
+	n, err := io.ReadFull(fh, head)
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return SiteFile{}, err
+	}
+	h := sha256.New()
+	h.Write(head[:n])
+	size, err := io.Copy(h, fh)
+	if err != nil {
+		return SiteFile{}, err
+	}
+	return SiteFile{Key: key, Size: int64(n) + size, SHA256: hex.EncodeToString(h.Sum(nil)),
+		ContentType: ContentType(key, head[:n]), CacheControl: CacheControl(key), path: p}, nil
+}
+
+// openFile opens p to read it without blocking on a named pipe swapped in
+// for the file (its Stat then says it is not a regular file).
+func openFile(p string) (*os.File, error) {
+	return os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+}
+
 // badName says what is wrong with a file name that must not become a key.
 func badName(name string) string {
 	switch {
@@ -199,6 +245,20 @@ func badName(name string) string {
 		return "has a control character in its name"
 	}
 	return ""
+}
+
+// private says whether a file or directory name is one a build output
+// never needs and whose publication leaks: a repository's history and
+// configuration (.git, a worktree's .git file, .hg, .svn), with its remote's
+// credentials and every past version of the code, or an environment file
+// (.env, .env.production) with the secrets it holds. static.dir "." (a site
+// with no build step) would otherwise publish them.
+func private(name string) bool {
+	switch name {
+	case ".git", ".hg", ".svn", ".env":
+		return true
+	}
+	return strings.HasPrefix(name, ".env.")
 }
 
 func insideDir(root, p string) bool {
@@ -236,16 +296,23 @@ var hashedName = regexp.MustCompile(`[.-]([A-Za-z0-9_]{8,})\.[A-Za-z0-9.]+$`)
 
 // CacheControl is a file's Cache-Control: content-hashed assets never
 // change under their name and are cached for a year; everything else
-// (index.html first) is revalidated by ETag on every use.
+// (index.html first) is revalidated by ETag on every use. A hash has
+// letters and digits: a name with a date or a number (report-20240101.pdf,
+// feed-00000042.xml), which a site may replace under the same name, is not
+// taken for one (a hash of digits alone is revalidated: slower, never stale).
 func CacheControl(key string) string {
 	base := path.Base(key)
 	if !strings.HasSuffix(base, ".html") {
-		if m := hashedName.FindStringSubmatch(base); m != nil && strings.ContainsAny(m[1], "0123456789") {
+		if m := hashedName.FindStringSubmatch(base); m != nil && strings.ContainsAny(m[1], "0123456789") &&
+			strings.ContainsFunc(m[1], func(r rune) bool { return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' }) {
 			return "public, max-age=31536000, immutable"
 		}
 	}
 	return "no-cache"
 }
+
+// uploaders is how many files Upload uploads at once.
+const uploaders = 8
 
 // Upload puts the release's files under its prefix, then its manifest. A
 // release whose manifest is in the bucket already is not uploaded again.
@@ -258,18 +325,24 @@ func (c SiteClients) Upload(ctx context.Context, site Site, rel SiteRelease, say
 		return nil
 	}
 	say("%s: uploading %d files to s3://%s/%s", site.Service, len(rel.Files), site.Bucket, rel.Prefix())
+	// uploaders upload at once, each taking the next file: a site of a
+	// million files starts uploaders goroutines, not a million.
 	var wg sync.WaitGroup
 	errs := make([]error, len(rel.Files))
-	sem := make(chan struct{}, 8)
-	for i, f := range rel.Files {
+	next := make(chan int)
+	for range min(uploaders, len(rel.Files)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			errs[i] = c.put(ctx, site, rel.Prefix(), f)
+			for i := range next {
+				errs[i] = c.put(ctx, site, rel.Prefix(), rel.Files[i])
+			}
 		}()
 	}
+	for i := range rel.Files {
+		next <- i
+	}
+	close(next)
 	wg.Wait()
 	failed := 0
 	var first error
@@ -295,31 +368,79 @@ func (c SiteClients) Upload(ctx context.Context, site Site, rel SiteRelease, say
 	return nil
 }
 
-// put uploads one file, read again and checked against the scan, so a file
-// changed (or swapped for a link) since is not published under its hash.
+// put uploads one file, streamed from disk (never held in memory) and
+// checked against the scan, so a file changed (or swapped for a link)
+// since is not published under its hash: its size is checked before the
+// upload, its SHA-256 as the upload reads its end (a mismatch fails the
+// request before it completes), and S3 checks the body against the SHA-256
+// of the scan (x-amz-checksum-sha256) as it stores it.
 func (c SiteClients) put(ctx context.Context, site Site, prefix string, f SiteFile) error {
-	fh, err := os.Open(f.path)
+	changed := fmt.Errorf("%s: %s changed while it was being published: build again", site, f.Key)
+	fh, err := openFile(f.path)
 	if err != nil {
 		return fmt.Errorf("%s: %w", site, err)
 	}
 	defer fh.Close()
 	if st, err := fh.Stat(); err != nil || !st.Mode().IsRegular() {
 		return fmt.Errorf("%s: %s is no longer a regular file", site, f.Key)
+	} else if st.Size() != f.Size {
+		return changed
 	}
-	data, err := io.ReadAll(fh)
+	sum, err := hex.DecodeString(f.SHA256)
 	if err != nil {
-		return fmt.Errorf("%s: %w", site, err)
-	}
-	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != f.SHA256 {
-		return fmt.Errorf("%s: %s changed while it was being published: build again", site, f.Key)
+		return fmt.Errorf("%s: %s: bad SHA-256 %q", site, f.Key, f.SHA256)
 	}
 	key := prefix + f.Key
-	_, err = c.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &site.Bucket, Key: &key, Body: bytes.NewReader(data),
-		ContentType: &f.ContentType, CacheControl: &f.CacheControl}) // encrypted by the bucket's default (SSE-S3 in the export)
-	if err != nil {
+	body := &checkedReader{r: io.NewSectionReader(fh, 0, f.Size), size: f.Size, want: sum, h: sha256.New(), changed: changed}
+	_, err = c.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &site.Bucket, Key: &key, Body: body, ContentLength: aws.Int64(f.Size),
+		ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum)),
+		ContentType:    &f.ContentType, CacheControl: &f.CacheControl}) // encrypted by the bucket's default (SSE-S3 in the export)
+	if errors.Is(err, changed) {
+		return changed
+	} else if err != nil {
 		return fmt.Errorf("%s: uploading %s: %w", site, f.Key, siteErr(err, "s3://"+site.Bucket+"/"+key))
 	}
 	return nil
+}
+
+// checkedReader reads a file of size bytes whose SHA-256 must be want: a
+// read from its start to its end hashes it, and returns changed instead of
+// io.EOF when the hash differs. The SDK may read it more than once (to sign
+// it, to checksum it, to send it), seeking back to the start each time.
+type checkedReader struct {
+	r       *io.SectionReader
+	size    int64
+	want    []byte
+	h       hash.Hash
+	pos     int64 // where the next Read reads
+	hashed  int64 // how much of the file, from its start, h has seen
+	changed error
+}
+
+func (c *checkedReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if c.pos == c.hashed {
+		c.h.Write(p[:n])
+		c.hashed += int64(n)
+	}
+	c.pos += int64(n)
+	if err == io.EOF && (c.hashed != c.size || !bytes.Equal(c.h.Sum(nil), c.want)) {
+		return n, c.changed // read out of order (not checked), or not the file scanned
+	}
+	return n, err
+}
+
+func (c *checkedReader) Seek(offset int64, whence int) (int64, error) {
+	pos, err := c.r.Seek(offset, whence)
+	if err != nil {
+		return pos, err
+	}
+	c.pos = pos
+	if pos == 0 {
+		c.h.Reset()
+		c.hashed = 0
+	}
+	return pos, nil
 }
 
 // released says whether the release with digest d is complete in the bucket.

@@ -2,10 +2,14 @@ package ecs
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -13,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
 	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudfront/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go/middleware"
 )
 
@@ -339,11 +344,164 @@ func TestUploadRefusesAFileChangedSinceTheScan(t *testing.T) {
 	}
 }
 
+// Attack: a site's large file (a video, a build's stray archive) was read
+// whole into memory by the scan and again by each of the 8 concurrent
+// uploads: a 4 GB file took 4 GB, twice. The scan and the upload stream
+// it: publishing a 64 MiB file allocates a small part of it.
+func TestSiteFilesAreStreamedNotHeld(t *testing.T) {
+	m := startMoto(t)
+	site, sc := startSite(t, m)
+	dir := writeSite(t, map[string]string{"index.html": "<h1>shop</h1>"})
+	const size = 64 << 20
+	big, err := os.Create(filepath.Join(dir, "video.mp4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 1<<20)
+	for i := range chunk {
+		chunk[i] = byte(i * 7)
+	}
+	for range size / len(chunk) {
+		if _, err := big.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := big.Close(); err != nil {
+		t.Fatal(err)
+	}
+	allocated := func(f func()) uint64 {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		f()
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	var rel SiteRelease
+	if n := allocated(func() { rel, err = ScanSite(dir) }); err != nil || n > size/8 {
+		t.Fatalf("scanning a %d-byte file allocated %d bytes (%v)", size, n, err)
+	}
+	if n := allocated(func() { err = sc.Upload(context.Background(), site, rel, func(string, ...any) {}) }); err != nil || n > size/4 {
+		t.Fatalf("uploading a %d-byte file allocated %d bytes (%v)", size, n, err)
+	}
+	h, err := sc.S3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &site.Bucket, Key: aws.String(rel.Prefix() + "video.mp4")})
+	if err != nil || aws.ToInt64(h.ContentLength) != size || aws.ToString(h.ContentType) != "video/mp4" {
+		t.Fatalf("video.mp4 in the bucket: %v %v", h, err)
+	}
+}
+
+// goroutineS3 is an S3 that records how many goroutines run while it is
+// called. A fake: what is measured is cutover's own concurrency, which
+// moto's S3 cannot observe.
+type goroutineS3 struct {
+	mu   sync.Mutex
+	most int
+	puts int
+}
+
+func (g *goroutineS3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.most = max(g.most, runtime.NumGoroutine())
+	g.puts++
+	_, err := io.Copy(io.Discard, in.Body)
+	return &s3.PutObjectOutput{}, err
+}
+
+func (g *goroutineS3) HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
+	return nil, &s3types.NotFound{}
+}
+
+// Attack: Upload started a goroutine per file, each waiting its turn: a
+// build output of many files held that many goroutines at once. A fixed
+// set of uploaders takes the files one after the other.
+func TestUploadRunsAFixedSetOfUploaders(t *testing.T) {
+	files := map[string]string{"index.html": "x"}
+	for i := range 2000 {
+		files[fmt.Sprintf("assets/%04d.txt", i)] = fmt.Sprint(i)
+	}
+	rel, err := ScanSite(writeSite(t, files))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := &goroutineS3{}
+	before := runtime.NumGoroutine()
+	if err := (SiteClients{S3: fake}).Upload(context.Background(), Site{Service: "frontend", Bucket: "b"}, rel, func(string, ...any) {}); err != nil {
+		t.Fatal(err)
+	}
+	if fake.puts != 2002 || fake.most > before+uploaders+4 {
+		t.Errorf("%d puts (want 2001 files and the manifest), at most %d goroutines during them (%d before)", fake.puts, fake.most, before)
+	}
+}
+
+// Attack: static.dir "." (a site with no build step, the repository's
+// root) published the repository's .git (its remote's credentials, every
+// past version of the code) and its .env to the world. The scan refuses
+// them, naming the file; .well-known and other dot files stay publishable.
+func TestScanSiteRefusesRepositoryAndEnvironmentFiles(t *testing.T) {
+	for _, name := range []string{".git/config", ".git", ".hg/hgrc", ".svn/entries", ".env", ".env.production", "docs/.git/HEAD"} {
+		t.Run(name, func(t *testing.T) {
+			dir := writeSite(t, map[string]string{"index.html": "x", name: "url = https://user:ghp_token@github.com/shop/site"})
+			_, err := ScanSite(dir)
+			if err == nil || !strings.Contains(err.Error(), "never part of a site: refusing to publish it") {
+				t.Errorf("scan with %s: %v", name, err)
+			}
+		})
+	}
+	rel, err := ScanSite(writeSite(t, map[string]string{"index.html": "x", ".well-known/security.txt": "Contact: x", ".nojekyll": "", "environment.js": "x"}))
+	if err != nil || len(rel.Files) != 4 {
+		t.Errorf("scan of ordinary dot files: %v %v", rel.Files, err)
+	}
+}
+
+// A file larger than S3 takes in one PutObject is refused by the scan,
+// from its size, before anything is read or uploaded (a sparse file: no
+// disk is used).
+func TestScanSiteRefusesAFileS3CannotTake(t *testing.T) {
+	dir := writeSite(t, map[string]string{"index.html": "x"})
+	if err := os.Truncate(filepath.Join(dir, "index.html"), MaxSiteFile+1); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ScanSite(dir)
+	if err == nil || !strings.Contains(err.Error(), `"index.html" is 5368709121 bytes, more than S3 takes in one upload (5 GiB)`) {
+		t.Fatalf("scan of a 5 GiB + 1 file: %v", err)
+	}
+}
+
+// Attack: a file rewritten with other content of the same size after the
+// scan is caught by its hash as the upload reads it (the size check cannot
+// see it), and its release is not completed.
+func TestUploadRefusesSameSizeContentChangedSinceTheScan(t *testing.T) {
+	m := startMoto(t)
+	site, sc := startSite(t, m)
+	dir := writeSite(t, map[string]string{"index.html": "<h1>good</h1>"})
+	rel, err := ScanSite(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("<h1>evil</h1>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = sc.Upload(context.Background(), site, rel, func(string, ...any) {})
+	if err == nil || !strings.Contains(err.Error(), "index.html changed while it was being published") {
+		t.Fatalf("upload after a same-size change: %v", err)
+	}
+	for key := range objects(t, sc, site.Bucket) {
+		if strings.HasSuffix(key, ".json") {
+			t.Errorf("the release's manifest %s was written: it would be activated", key)
+		}
+	}
+}
+
 func TestCacheControl(t *testing.T) {
 	for key, want := range map[string]string{
 		"index.html": "no-cache", "about/index.html": "no-cache", "assets/index-BfQ2x9aZ.js": "public, max-age=31536000, immutable",
 		"static/js/main.3f2a1b4c.chunk.js": "public, max-age=31536000, immutable", "my-application.js": "no-cache",
 		"service-worker.js": "no-cache", "favicon.ico": "no-cache", "page-12345678.html": "no-cache",
+		// Attack: a date or a counter in a name is not a content hash: a
+		// report replaced under its name must not be cached for a year.
+		"reports/sales-20240101.pdf": "no-cache", "feed-00000042.xml": "no-cache", "docs/v2.20240101.json": "no-cache",
+		"assets/logo.a1b2c3d4.svg": "public, max-age=31536000, immutable",
 	} {
 		if got := CacheControl(key); got != want {
 			t.Errorf("%s: %q, want %q", key, got, want)
