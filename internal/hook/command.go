@@ -24,7 +24,9 @@ const (
 func runCommand(ctx context.Context, argv, pass []string, env Env, timeout time.Duration) (bool, string) {
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	out := &tail{}
+	// Secrets are masked in all the output kept, before the last of it is
+	// cut for the Detail: a secret the cut splits would not match after.
+	out := &tail{mask: func(s string) string { return redact(s, env.Vars, pass) }}
 	cmd := exec.CommandContext(tctx, argv[0], argv[1:]...)
 	cmd.Dir = env.Dir
 	cmd.Env = commandEnv(pass, env)
@@ -78,7 +80,10 @@ func startFailure(name, dir string, err error) string {
 
 // tail keeps the last keepOutput bytes written to it. os/exec calls Write from one
 // goroutine at a time because Stdout and Stderr are the same writer.
-type tail struct{ buf []byte }
+type tail struct {
+	buf  []byte
+	mask func(string) string // applied to the kept output before it is cut
+}
 
 func (t *tail) Write(p []byte) (int, error) {
 	t.buf = append(t.buf, p...)
@@ -92,7 +97,11 @@ func (t *tail) Write(p []byte) (int, error) {
 // tailBytes bytes, joined with " | " to stay on one line.
 func (t *tail) suffix() string {
 	var lines []string
-	for _, l := range strings.Split(strings.ToValidUTF8(string(t.buf), "?"), "\n") {
+	kept := strings.ToValidUTF8(string(t.buf), "?")
+	if t.mask != nil {
+		kept = t.mask(kept)
+	}
+	for _, l := range strings.Split(kept, "\n") {
 		if l = strings.TrimSpace(l); l != "" {
 			lines = append(lines, l)
 		}

@@ -205,6 +205,20 @@ func TestPassedVariablesAreRedacted(t *testing.T) {
 	}
 }
 
+// Attack: output cut to its last kilobyte right inside a secret left the
+// secret's end in the Detail (the cut piece no longer matched the whole
+// value). The kept output is masked before it is cut.
+func TestSecretSplitByTheCutIsRedacted(t *testing.T) {
+	secret := "tok-" + strings.Repeat("Zq9", 30) // 94 bytes
+	env := Env{Vars: map[string]string{"API_TOKEN": secret}}
+	// The secret, then exactly enough bytes that the 1 KiB cut falls in its middle.
+	script := `printf '%s' "$API_TOKEN"; head -c 980 /dev/zero | tr '\0' 'x'; echo; exit 1`
+	r := Run(context.Background(), "test", shHook(script, 5*time.Second), env)
+	if strings.Contains(r.Detail, "Zq9Zq9") || !strings.Contains(r.Detail, "[redacted]") {
+		t.Errorf("Detail = %q: a piece of the secret shows", r.Detail)
+	}
+}
+
 func TestRunAllStopsAtFirstFailure(t *testing.T) {
 	marker := filepath.Join(t.TempDir(), "third-ran")
 	hooks := []config.Hook{
