@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"os"
@@ -32,10 +33,19 @@ type rawConn struct {
 	spare   []byte    // pending's buffer, for reuse
 	wd      time.Time // the write deadline last set
 	closed  bool
+	// For a client's answer (deferAnswer):
+	guarded   bool      // the armed writes' Read waits at most guardWait before it reads
+	rd        time.Time // the read deadline the caller set
+	shortened bool      // the socket's read deadline is the guard's, not rd
+	pipelines bool      // the client sent before it had its answer: arm no more
 }
 
 // deferLimit bounds the bytes an armed connection keeps unsent.
 const deferLimit = 64 << 10
+
+// guardWait bounds how long the Read of a client's deferred answer waits
+// for the next request before it reads anyway (deferAnswer).
+const guardWait = 50 * time.Millisecond
 
 // closeFlushWait bounds how long Close waits to send deferred bytes a
 // peer does not take (it has stopped reading).
@@ -66,29 +76,76 @@ func newRawConn(c net.Conn) net.Conn {
 // whatever the peer sends after the write wakes the parked read.
 //
 // What arrived BEFORE the write would not (its readiness was cleared, and
-// nothing reads it): so only a connection whose peer sends nothing until it
-// gets the message may be armed, a target between requests, not a client
-// that may pipeline. Any other call flushes what is kept first: Write beyond
+// nothing reads it, and the read would wait for more): so only a
+// connection whose peer sends nothing until it gets the message may be
+// armed, a target between requests; a client, which may pipeline, only with
+// deferAnswer's guard. Any other call flushes what is kept first: Write beyond
 // the limit, Close, CloseWrite, ReadFrom, SetDeadline and SetWriteDeadline
 // (which try once without blocking). A Read clears the arming. c of any
 // other type is left alone.
 func deferWrites(c net.Conn) {
-	if rc, ok := c.(*rawConn); ok {
+	if rc := rawOf(c); rc != nil {
 		rc.mu.Lock()
-		rc.armed = true
+		rc.armed, rc.guarded = true, false
 		rc.mu.Unlock()
 	}
 }
 
+// rawOf returns the rawConn c is, or is under c (TLS), or nil.
+func rawOf(c net.Conn) *rawConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	rc, _ := c.(*rawConn)
+	return rc
+}
+
+// deferAnswer arms c, a client's connection (or the TLS connection over
+// it) whose answer the server is about to write and whose next request it
+// will then read, as deferWrites does, with a guard: a client may send
+// before it has its answer (pipelining), and the readiness of what it sent
+// then may be cleared with nothing to read it, so the Read waits at most
+// guardWait (less if the caller's read deadline is sooner) before it reads
+// anyway. If that read finds a request waiting, the client pipelines: its
+// connection is not armed again. Call it only once the request, body
+// included, has been read whole.
+func deferAnswer(c net.Conn) {
+	if rc := rawOf(c); rc != nil {
+		rc.mu.Lock()
+		if !rc.pipelines {
+			rc.armed, rc.guarded = true, true
+		}
+		rc.mu.Unlock()
+	}
+}
+
+// undefer disarms c (or the connection under it), sending what it kept.
+func undefer(c net.Conn) {
+	if rc := rawOf(c); rc != nil {
+		rc.mu.Lock()
+		rc.armed = false
+		rest := len(rc.pending) > 0
+		rc.mu.Unlock()
+		if rest {
+			rc.flush()
+		}
+	}
+}
+
 // takePending disarms c and returns the bytes kept unsent (c's spare
-// buffer until giveBack).
-func (c *rawConn) takePending() []byte {
+// buffer until giveBack), whether they are a guarded answer, and the read
+// deadline to restore first if the guard's is set (else zero, restore false).
+func (c *rawConn) takePending() (p []byte, guarded bool, rd time.Time, restore bool) {
 	c.mu.Lock()
-	p := c.pending
+	p, guarded = c.pending, c.guarded && len(c.pending) > 0
 	c.pending = nil
 	c.armed = false
+	if c.shortened && !guarded {
+		rd, restore = c.rd, true
+		c.shortened = false
+	}
 	c.mu.Unlock()
-	return p
+	return p, guarded, rd, restore
 }
 
 // giveBack keeps p's buffer for the next deferred write.
@@ -104,8 +161,21 @@ func (c *rawConn) giveBack(p []byte) {
 }
 
 func (c *rawConn) Read(p []byte) (int, error) {
-	pend := c.takePending()
-	if len(pend) == 0 || len(p) == 0 {
+	pend, guarded, rd, restore := c.takePending()
+	if restore {
+		// The guard's deadline of an earlier Read is still set: the caller's
+		// applies again.
+		if err := c.Conn.SetReadDeadline(rd); err != nil {
+			return 0, err
+		}
+	}
+	now := false
+	if guarded && !c.guard() {
+		// The caller's read deadline is sooner than the guard's: the
+		// answer goes out now, and the read waits as usual.
+		guarded, now = false, true
+	}
+	if len(pend) == 0 || len(p) == 0 || now {
 		if len(pend) > 0 {
 			_, err := c.write(pend)
 			c.giveBack(pend)
@@ -148,12 +218,71 @@ func (c *rawConn) Read(p []byte) (int, error) {
 			return 0, werr
 		}
 		return 0, err
+	case err != nil && guarded && isTimeout(err):
+		// The guard's wait ended, or the caller's deadline passed (the
+		// read then fails at once).
+		c.unguard()
+		return c.readAfterGuard(p)
 	case partial:
 		if _, err := c.write(pend[sent:]); err != nil {
 			return 0, err
 		}
+		if guarded {
+			c.unguard()
+		}
 		return c.read(p)
 	}
+	return c.readResult(n, errno, err)
+}
+
+// guard makes sure the socket's read deadline is the guard's, guardWait
+// from now (SetReadDeadline may have set it); false if the caller's is
+// sooner.
+func (c *rawConn) guard() bool {
+	c.mu.Lock()
+	if c.shortened {
+		c.mu.Unlock()
+		return true
+	}
+	limit := time.Now().Add(guardWait)
+	if !c.rd.IsZero() && c.rd.Before(limit) {
+		c.mu.Unlock()
+		return false
+	}
+	c.shortened = true
+	c.mu.Unlock()
+	return c.Conn.SetReadDeadline(limit) == nil
+}
+
+// unguard sets the caller's read deadline again if the guard's is set.
+func (c *rawConn) unguard() {
+	c.mu.Lock()
+	rd, short := c.rd, c.shortened
+	c.shortened = false
+	c.mu.Unlock()
+	if short {
+		c.Conn.SetReadDeadline(rd)
+	}
+}
+
+// readAfterGuard reads after the guard's wait ended with nothing seen: if
+// a request is there at once, its readiness had been cleared before the
+// answer was sent (the client pipelines), and the connection is not armed
+// again; else the client was only slow, and the read waits as usual.
+func (c *rawConn) readAfterGuard(p []byte) (int, error) {
+	var n int
+	var errno syscall.Errno
+	first := true
+	err := c.rc.Read(func(fd uintptr) bool {
+		n, errno = sysRead(fd, p)
+		if first && errno == 0 && n > 0 {
+			c.mu.Lock()
+			c.pipelines = true
+			c.mu.Unlock()
+		}
+		first = false
+		return errno != syscall.EAGAIN
+	})
 	return c.readResult(n, errno, err)
 }
 
@@ -311,8 +440,25 @@ func (c *rawConn) Close() error {
 // sends them).
 func (c *rawConn) SetDeadline(t time.Time) error {
 	c.trySend()
-	c.setWD(t)
+	c.mu.Lock()
+	c.wd, c.rd, c.shortened = t, t, false
+	c.mu.Unlock()
 	return c.Conn.SetDeadline(t)
+}
+
+// SetReadDeadline sets the caller's read deadline; before a guarded
+// answer's Read, the guard's is set instead if it is sooner (deferAnswer).
+func (c *rawConn) SetReadDeadline(t time.Time) error {
+	set := t
+	c.mu.Lock()
+	c.rd, c.shortened = t, false
+	if c.guarded && len(c.pending) > 0 {
+		if limit := time.Now().Add(guardWait); t.IsZero() || t.After(limit) {
+			set, c.shortened = limit, true
+		}
+	}
+	c.mu.Unlock()
+	return c.Conn.SetReadDeadline(set)
 }
 
 func (c *rawConn) SetWriteDeadline(t time.Time) error {

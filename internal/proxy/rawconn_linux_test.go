@@ -391,3 +391,104 @@ func TestDeferredWriteCloseRaces(t *testing.T) {
 		}
 	}
 }
+
+// TestDeferredAnswerToAPipeliningClient: a client's request that arrived
+// before its previous answer was sent (its readiness cleared by the
+// answer's Read) is still read, within about guardWait, after the answer
+// went out; the connection is then not armed again.
+func TestDeferredAnswerToAPipeliningClient(t *testing.T) {
+	c, peer := rawPair(t)
+	peer.Write([]byte("request 2"))
+	time.Sleep(100 * time.Millisecond) // the netpoller has seen it
+	c.SetReadDeadline(time.Now().Add(time.Hour))
+	deferAnswer(c)
+	c.Write([]byte("answer 1"))
+	c.SetReadDeadline(time.Now().Add(time.Hour)) // as the server does before it waits
+	start := time.Now()
+	buf := make([]byte, 100)
+	n, err := c.Read(buf)
+	if err != nil || string(buf[:n]) != "request 2" {
+		t.Fatalf("Read = %q, %v; want the waiting request", buf[:n], err)
+	}
+	if d := time.Since(start); d > guardWait+time.Second {
+		t.Fatalf("the waiting request took %v to be read, want about guardWait (%v)", d, guardWait)
+	}
+	if got := readN(t, peer, 8); string(got) != "answer 1" {
+		t.Fatalf("the client read %q", got)
+	}
+	rc := c.(*rawConn)
+	rc.mu.Lock()
+	pipelines := rc.pipelines
+	rc.mu.Unlock()
+	if !pipelines {
+		t.Fatal("the connection was not marked as pipelining")
+	}
+	deferAnswer(c)
+	c.Write([]byte("answer 2"))
+	if got := readN(t, peer, 8); string(got) != "answer 2" {
+		t.Fatalf("after pipelining, the answer was kept: the client read %q", got)
+	}
+}
+
+// TestDeferredAnswerKeepsTheCallersDeadline: a client slower than
+// guardWait gets its answer at once and its next request read whenever it
+// comes within the caller's read deadline, which still ends the wait; a
+// deadline sooner than the guard's sends the answer at once.
+func TestDeferredAnswerKeepsTheCallersDeadline(t *testing.T) {
+	c, peer := rawPair(t)
+	for range 2 {
+		deferAnswer(c)
+		c.Write([]byte("answer"))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		go func() {
+			readN(t, peer, 6)
+			time.Sleep(3 * guardWait)
+			peer.Write([]byte("next"))
+		}()
+		buf := make([]byte, 10)
+		n, err := c.Read(buf)
+		if err != nil || string(buf[:n]) != "next" {
+			t.Fatalf("a slow client's request: %q, %v", buf[:n], err)
+		}
+		// A read after the guard's wait without a SetReadDeadline waits
+		// under the caller's deadline, not the guard's.
+		go func() {
+			time.Sleep(2 * guardWait)
+			peer.Write([]byte("more"))
+		}()
+		if n, err := c.Read(buf); err != nil || string(buf[:n]) != "more" {
+			t.Fatalf("the read after: %q, %v", buf[:n], err)
+		}
+	}
+	rc := c.(*rawConn)
+	rc.mu.Lock()
+	pipelines := rc.pipelines
+	rc.mu.Unlock()
+	if pipelines {
+		t.Fatal("a slow client was taken for a pipelining one")
+	}
+
+	deferAnswer(c)
+	c.Write([]byte("answer"))
+	c.SetReadDeadline(time.Now().Add(3 * guardWait))
+	start := time.Now()
+	if _, err := c.Read(make([]byte, 10)); !isTimeout(err) {
+		t.Fatalf("Read with nothing coming: %v, want the caller's timeout", err)
+	}
+	if d := time.Since(start); d < 2*guardWait {
+		t.Fatalf("the read timed out after %v, before the caller's deadline", d)
+	}
+	if got := readN(t, peer, 6); string(got) != "answer" {
+		t.Fatalf("the client read %q", got)
+	}
+
+	deferAnswer(c)
+	c.Write([]byte("soon"))
+	c.SetReadDeadline(time.Now().Add(guardWait / 5))
+	if _, err := c.Read(make([]byte, 10)); !isTimeout(err) {
+		t.Fatalf("Read with a short deadline: %v, want a timeout", err)
+	}
+	if got := readN(t, peer, 4); string(got) != "soon" {
+		t.Fatalf("the client read %q", got)
+	}
+}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net"
@@ -138,5 +139,57 @@ func TestUnreadBodyClosesTheConnection(t *testing.T) {
 		if code, body, _ := get(t, addr, "", "/"); code != 200 || body != "small" {
 			t.Fatalf("after an abandoned body: %d %q", code, body)
 		}
+	}
+}
+
+// TestPipelinedRequestsAreAnswered: requests a client sends before it has
+// the previous answer (together, or while the target works) are all
+// answered in order, without waiting for a timeout (the answers are sent
+// with the read of the next request: see deferAnswer).
+func TestPipelinedRequestsAreAnswered(t *testing.T) {
+	u, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(100 * time.Millisecond)
+		}
+		io.WriteString(w, r.URL.Path)
+	})
+	_, addr := proxyTo(t, u)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := func(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n" }
+	br := bufio.NewReader(c)
+	expect := func(paths ...string) {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for _, p := range paths {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("reading the answer to %s: %v", p, err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(b) != p {
+				t.Fatalf("answer to %s: %d %q", p, resp.StatusCode, b)
+			}
+		}
+	}
+	start := time.Now()
+	for range 3 {
+		// One request at a time, then one sent while the target works on
+		// the previous, then three at once.
+		c.Write([]byte(req("/a")))
+		expect("/a")
+		c.Write([]byte(req("/slow")))
+		time.Sleep(30 * time.Millisecond)
+		c.Write([]byte(req("/b")))
+		expect("/slow", "/b")
+		c.Write([]byte(req("/c") + req("/d") + req("/e")))
+		expect("/c", "/d", "/e")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("18 requests took %v", d)
 	}
 }
