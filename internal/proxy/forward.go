@@ -46,6 +46,9 @@ type listenerHandler struct {
 // host and path, picks a target by weight and forwards to it.
 func (h *listenerHandler) serve(ctx *fasthttp.RequestCtx) {
 	start := ctx.Time() // the server read the clock just before calling the handler
+	// A request read from the server's buffer (pipelined) may follow an
+	// answer not yet sent: nothing of this one's (an early hint) waits.
+	undefer(ctx.Conn())
 	if msg := refuseFraming(ctx); msg != "" {
 		clientError(ctx, fasthttp.StatusBadRequest, msg)
 		return
@@ -203,7 +206,16 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, bodyIdle time.Dura
 		return false
 	}
 	a.status = ctx.Response.StatusCode()
-	return streamBody(ctx, a, ex)
+	if streamBody(ctx, a, ex) {
+		return true
+	}
+	// The request was read whole (it has no body, -2, or a small one, read
+	// above) and the answer is in memory: it goes out with the read of the
+	// next request.
+	if cl := ctx.Request.Header.ContentLength(); cl == -2 || cl >= 0 && cl <= smallBody {
+		deferAnswer(ctx.Conn())
+	}
+	return false
 }
 
 // streamBody hands a response body still to come from the target to the

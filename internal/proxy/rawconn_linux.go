@@ -1,10 +1,13 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -18,10 +21,35 @@ import (
 // thread wake-ups per slow call. A non-blocking socket call never blocks, so
 // the proxy's calls keep their P. Measured: about 1.7 µs of CPU per proxied
 // request went to that hand-off (the monitor's sleeps alone), of ~28.
+//
+// It can also defer a write to the next read (deferWrites): see there.
 type rawConn struct {
 	net.Conn // a *net.TCPConn
 	rc       syscall.RawConn
+
+	mu      sync.Mutex
+	armed   bool      // small writes are kept for the next Read
+	pending []byte    // written by the caller, not yet sent
+	spare   []byte    // pending's buffer, for reuse
+	wd      time.Time // the write deadline last set
+	closed  bool
+	// For a client's answer (deferAnswer):
+	guarded   bool      // the armed writes' Read waits at most guardWait before it reads
+	rd        time.Time // the read deadline the caller set
+	shortened bool      // the socket's read deadline is the guard's, not rd
+	pipelines bool      // the client sent before it had its answer: arm no more
 }
+
+// deferLimit bounds the bytes an armed connection keeps unsent.
+const deferLimit = 64 << 10
+
+// guardWait bounds how long the Read of a client's deferred answer waits
+// for the next request before it reads anyway (deferAnswer).
+const guardWait = 50 * time.Millisecond
+
+// closeFlushWait bounds how long Close waits to send deferred bytes a
+// peer does not take (it has stopped reading).
+const closeFlushWait = 5 * time.Second
 
 // newRawConn wraps a TCP connection; any other is returned as it is.
 func newRawConn(c net.Conn) net.Conn {
@@ -36,28 +64,244 @@ func newRawConn(c net.Conn) net.Conn {
 	return &rawConn{Conn: c, rc: rc}
 }
 
+// deferWrites arms c, a connection the caller writes a message to and then
+// reads the answer from, on the same goroutine: its writes (up to
+// deferLimit bytes in all) are kept and sent by its next Read, from inside
+// the netpoller's read call, which then parks without reading. Go reads a
+// socket until it would block, so a read right after a write costs a system
+// call that almost always finds nothing (the answer has not come yet): a
+// proxied request made two of those, one per side. Done this way, the
+// readiness the answer brings cannot be missed: the netpoller clears a
+// socket's stale readiness when the read call starts, before the write, so
+// whatever the peer sends after the write wakes the parked read.
+//
+// What arrived BEFORE the write would not (its readiness was cleared, and
+// nothing reads it, and the read would wait for more): so only a
+// connection whose peer sends nothing until it gets the message may be
+// armed, a target between requests; a client, which may pipeline, only with
+// deferAnswer's guard. Any other call flushes what is kept first: Write beyond
+// the limit, Close, CloseWrite, ReadFrom, SetDeadline and SetWriteDeadline
+// (which try once without blocking). A Read clears the arming. c of any
+// other type is left alone.
+func deferWrites(c net.Conn) {
+	if rc := rawOf(c); rc != nil {
+		rc.mu.Lock()
+		rc.armed, rc.guarded = true, false
+		rc.mu.Unlock()
+	}
+}
+
+// rawOf returns the rawConn c is, or is under c (TLS), or nil.
+func rawOf(c net.Conn) *rawConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	rc, _ := c.(*rawConn)
+	return rc
+}
+
+// deferAnswer arms c, a client's connection (or the TLS connection over
+// it) whose answer the server is about to write and whose next request it
+// will then read, as deferWrites does, with a guard: a client may send
+// before it has its answer (pipelining), and the readiness of what it sent
+// then may be cleared with nothing to read it, so the Read waits at most
+// guardWait (less if the caller's read deadline is sooner) before it reads
+// anyway. If that read finds a request waiting, the client pipelines: its
+// connection is not armed again. Call it only once the request, body
+// included, has been read whole.
+func deferAnswer(c net.Conn) {
+	if rc := rawOf(c); rc != nil {
+		rc.mu.Lock()
+		if !rc.pipelines {
+			rc.armed, rc.guarded = true, true
+		}
+		rc.mu.Unlock()
+	}
+}
+
+// undefer disarms c (or the connection under it), sending what it kept.
+func undefer(c net.Conn) {
+	if rc := rawOf(c); rc != nil {
+		rc.mu.Lock()
+		rc.armed = false
+		rest := len(rc.pending) > 0
+		rc.mu.Unlock()
+		if rest {
+			rc.flush()
+		}
+	}
+}
+
+// takePending disarms c and returns the bytes kept unsent (c's spare
+// buffer until giveBack), whether they are a guarded answer, and the read
+// deadline to restore first if the guard's is set (else zero, restore false).
+func (c *rawConn) takePending() (p []byte, guarded bool, rd time.Time, restore bool) {
+	c.mu.Lock()
+	p, guarded = c.pending, c.guarded && len(c.pending) > 0
+	c.pending = nil
+	c.armed = false
+	if c.shortened && !guarded {
+		rd, restore = c.rd, true
+		c.shortened = false
+	}
+	c.mu.Unlock()
+	return p, guarded, rd, restore
+}
+
+// giveBack keeps p's buffer for the next deferred write.
+func (c *rawConn) giveBack(p []byte) {
+	if cap(p) == 0 || cap(p) > deferLimit {
+		return
+	}
+	c.mu.Lock()
+	if c.spare == nil {
+		c.spare = p[:0]
+	}
+	c.mu.Unlock()
+}
+
 func (c *rawConn) Read(p []byte) (int, error) {
+	pend, guarded, rd, restore := c.takePending()
+	if restore {
+		// The guard's deadline of an earlier Read is still set: the caller's
+		// applies again.
+		if err := c.Conn.SetReadDeadline(rd); err != nil {
+			return 0, err
+		}
+	}
+	now := false
+	if guarded && !c.guard() {
+		// The caller's read deadline is sooner than the guard's: the
+		// answer goes out now, and the read waits as usual.
+		guarded, now = false, true
+	}
+	if len(pend) == 0 || len(p) == 0 || now {
+		if len(pend) > 0 {
+			_, err := c.write(pend)
+			c.giveBack(pend)
+			if err != nil {
+				return 0, err
+			}
+		}
+		return c.read(p)
+	}
+	defer c.giveBack(pend)
+	var n, sent int
+	var errno, werrno syscall.Errno
+	partial := false
+	err := c.rc.Read(func(fd uintptr) bool {
+		if sent < len(pend) {
+			// The first call, after the netpoller cleared the socket's
+			// readiness: send the kept bytes, then wait for the answer.
+			var e syscall.Errno
+			sent, e = sysWrite(fd, pend)
+			switch e {
+			case 0:
+				return false // park until the answer comes
+			case syscall.EAGAIN:
+				partial = true // the rest is sent below, then read as usual
+			default:
+				werrno = e
+			}
+			return true
+		}
+		n, errno = sysRead(fd, p)
+		return errno != syscall.EAGAIN // woken early: wait again
+	})
+	switch {
+	case werrno != 0:
+		return 0, c.opError("write", werrno)
+	case err != nil && sent < len(pend):
+		// The read call failed before the write (a deadline, Close): send
+		// the bytes anyway, as a Write would have.
+		if _, werr := c.write(pend[sent:]); werr != nil {
+			return 0, werr
+		}
+		return 0, err
+	case err != nil && guarded && isTimeout(err):
+		// The guard's wait ended, or the caller's deadline passed (the
+		// read then fails at once).
+		c.unguard()
+		return c.readAfterGuard(p)
+	case partial:
+		if _, err := c.write(pend[sent:]); err != nil {
+			return 0, err
+		}
+		if guarded {
+			c.unguard()
+		}
+		return c.read(p)
+	}
+	return c.readResult(n, errno, err)
+}
+
+// guard makes sure the socket's read deadline is the guard's, guardWait
+// from now (SetReadDeadline may have set it); false if the caller's is
+// sooner.
+func (c *rawConn) guard() bool {
+	c.mu.Lock()
+	if c.shortened {
+		c.mu.Unlock()
+		return true
+	}
+	limit := time.Now().Add(guardWait)
+	if !c.rd.IsZero() && c.rd.Before(limit) {
+		c.mu.Unlock()
+		return false
+	}
+	c.shortened = true
+	c.mu.Unlock()
+	return c.Conn.SetReadDeadline(limit) == nil
+}
+
+// unguard sets the caller's read deadline again if the guard's is set.
+func (c *rawConn) unguard() {
+	c.mu.Lock()
+	rd, short := c.rd, c.shortened
+	c.shortened = false
+	c.mu.Unlock()
+	if short {
+		c.Conn.SetReadDeadline(rd)
+	}
+}
+
+// readAfterGuard reads after the guard's wait ended with nothing seen: if
+// a request is there at once, its readiness had been cleared before the
+// answer was sent (the client pipelines), and the connection is not armed
+// again; else the client was only slow, and the read waits as usual.
+func (c *rawConn) readAfterGuard(p []byte) (int, error) {
+	var n int
+	var errno syscall.Errno
+	first := true
+	err := c.rc.Read(func(fd uintptr) bool {
+		n, errno = sysRead(fd, p)
+		if first && errno == 0 && n > 0 {
+			c.mu.Lock()
+			c.pipelines = true
+			c.mu.Unlock()
+		}
+		first = false
+		return errno != syscall.EAGAIN
+	})
+	return c.readResult(n, errno, err)
+}
+
+// read is one read, parked on the netpoller until data (or EOF) comes.
+func (c *rawConn) read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	var n int
 	var errno syscall.Errno
 	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // wait until readable
-			case 0:
-				n = int(r)
-			default:
-				errno = e
-			}
-			return true
-		}
+		n, errno = sysRead(fd, p)
+		return errno != syscall.EAGAIN // else wait until readable
 	})
+	return c.readResult(n, errno, err)
+}
+
+// readResult is what Read returns for a read call's outcome.
+func (c *rawConn) readResult(n int, errno syscall.Errno, err error) (int, error) {
 	switch {
 	case err != nil:
 		return 0, err
@@ -69,29 +313,164 @@ func (c *rawConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// sysRead reads once from the non-blocking socket fd.
+func sysRead(fd uintptr, p []byte) (int, syscall.Errno) {
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		if e != syscall.EINTR {
+			return int(r), e
+		}
+	}
+}
+
+// sysWrite writes what the non-blocking socket fd takes of p: all of it,
+// or n bytes and EAGAIN (or the failure).
+func sysWrite(fd uintptr, p []byte) (n int, errno syscall.Errno) {
+	for n < len(p) {
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
+		switch e {
+		case 0:
+			n += int(r)
+		case syscall.EINTR:
+		default:
+			return n, e
+		}
+	}
+	return n, 0
+}
+
 func (c *rawConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	if c.armed && !c.closed && len(c.pending)+len(p) <= deferLimit {
+		if c.pending == nil {
+			c.pending, c.spare = c.spare, nil
+		}
+		c.pending = append(c.pending, p...)
+		c.mu.Unlock()
+		return len(p), nil
+	}
+	pend := c.pending
+	c.pending = nil
+	c.mu.Unlock()
+	if len(pend) > 0 {
+		// Kept bytes go first; the connection stays armed.
+		_, err := c.write(pend)
+		c.giveBack(pend)
+		if err != nil {
+			return 0, err
+		}
+	}
+	return c.write(p)
+}
+
+// write sends all of p, parked on the netpoller while the socket is full
+// (under the write deadline).
+func (c *rawConn) write(p []byte) (int, error) {
 	var n int
 	var errno syscall.Errno
 	err := c.rc.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
-			switch e {
-			case 0:
-				n += int(r)
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false // wait until writable
-			default:
-				errno = e
-				return true
-			}
+		w, e := sysWrite(fd, p[n:])
+		n += w
+		if e == syscall.EAGAIN {
+			return false // wait until writable
 		}
+		errno = e
 		return true
 	})
 	if err == nil && errno != 0 {
 		err = c.opError("write", errno)
 	}
 	return n, err
+}
+
+// flush sends the kept bytes, if any, waiting for the socket as a Write does.
+func (c *rawConn) flush() error {
+	c.mu.Lock()
+	pend := c.pending
+	c.pending = nil
+	c.mu.Unlock()
+	if len(pend) == 0 {
+		return nil
+	}
+	_, err := c.write(pend)
+	c.giveBack(pend)
+	return err
+}
+
+// trySend sends what it can of the kept bytes without waiting; the rest
+// stays kept, in order.
+func (c *rawConn) trySend() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.pending) == 0 {
+		return
+	}
+	sent := 0
+	c.rc.Write(func(fd uintptr) bool {
+		// Whatever stops it (EAGAIN, a failure) shows in the next Read or
+		// Write.
+		sent, _ = sysWrite(fd, c.pending)
+		return true
+	})
+	c.pending = c.pending[:copy(c.pending, c.pending[sent:])]
+}
+
+// Close sends the kept bytes first (waiting at most until the write
+// deadline, and closeFlushWait for a peer that stopped reading), then closes.
+func (c *rawConn) Close() error {
+	c.mu.Lock()
+	c.closed = true // later writes fail, as on a closed net.TCPConn
+	c.mu.Unlock()
+	c.trySend()
+	c.mu.Lock()
+	rest, wd := len(c.pending) > 0, c.wd
+	c.mu.Unlock()
+	if rest {
+		if limit := time.Now().Add(closeFlushWait); wd.IsZero() || wd.After(limit) {
+			c.Conn.SetWriteDeadline(limit)
+		}
+		c.flush()
+	}
+	return c.Conn.Close()
+}
+
+// SetDeadline and SetWriteDeadline try to send kept bytes first, under the
+// deadline they were written with; what the socket cannot take yet is sent
+// later, under the new one. SetReadDeadline leaves them kept (the next Read
+// sends them).
+func (c *rawConn) SetDeadline(t time.Time) error {
+	c.trySend()
+	c.mu.Lock()
+	c.wd, c.rd, c.shortened = t, t, false
+	c.mu.Unlock()
+	return c.Conn.SetDeadline(t)
+}
+
+// SetReadDeadline sets the caller's read deadline; before a guarded
+// answer's Read, the guard's is set instead if it is sooner (deferAnswer).
+func (c *rawConn) SetReadDeadline(t time.Time) error {
+	set := t
+	c.mu.Lock()
+	c.rd, c.shortened = t, false
+	if c.guarded && len(c.pending) > 0 {
+		if limit := time.Now().Add(guardWait); t.IsZero() || t.After(limit) {
+			set, c.shortened = limit, true
+		}
+	}
+	c.mu.Unlock()
+	return c.Conn.SetReadDeadline(set)
+}
+
+func (c *rawConn) SetWriteDeadline(t time.Time) error {
+	c.trySend()
+	c.setWD(t)
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *rawConn) setWD(t time.Time) {
+	c.mu.Lock()
+	c.wd = t
+	c.mu.Unlock()
 }
 
 // opError is what net.TCPConn returns for a failed system call.
@@ -105,11 +484,25 @@ func (c *rawConn) SyscallConn() (syscall.RawConn, error) { return c.rc, nil }
 // ReadFrom lets io.Copy into the connection from another TCP connection (an
 // upgraded connection's tunnel) splice in the kernel, as net.TCPConn's does.
 func (c *rawConn) ReadFrom(r io.Reader) (int64, error) {
+	if err := c.flush(); err != nil {
+		return 0, err
+	}
 	if rc, ok := r.(*rawConn); ok {
+		// Reading it below its Read would leave its kept bytes unsent,
+		// and its peer may wait for them before it sends anything.
+		if err := rc.flush(); err != nil {
+			return 0, err
+		}
 		r = rc.Conn
 	}
 	return c.Conn.(*net.TCPConn).ReadFrom(r)
 }
 
-// CloseWrite half-closes the connection, as net.TCPConn's does.
-func (c *rawConn) CloseWrite() error { return c.Conn.(*net.TCPConn).CloseWrite() }
+// CloseWrite sends the kept bytes, then half-closes the connection, as
+// net.TCPConn's does.
+func (c *rawConn) CloseWrite() error {
+	if err := c.flush(); err != nil {
+		return err
+	}
+	return c.Conn.(*net.TCPConn).CloseWrite()
+}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -347,5 +348,58 @@ func TestTLSHandshakeIsBoundedByTheHeaderTimeout(t *testing.T) {
 		if err != nil || took > 3*time.Second {
 			t.Errorf("%s: connection still open after %s (%v), want it closed after ~300ms", name, took.Round(time.Millisecond), err)
 		}
+	}
+}
+
+// TestTLSKeepAliveAndPipelined: over TLS (answers deferred on the socket
+// under the TLS connection), requests one after the other on one
+// connection, then pipelined ones, are all answered in order.
+func TestTLSKeepAliveAndPipelined(t *testing.T) {
+	dir := t.TempDir()
+	cert, key, pool := selfSigned(t, dir, "a", "app.cutover.test")
+	p := newTestProxy(t, Options{})
+	addr := freeAddr(t)
+	web := TargetGroup{Name: "prod/web", Health: fastHealth, Targets: []Target{{ID: "w", Addr: echoProto(t)}}}
+	prod := oneRouteNamed("prod/production", addr, "prod/web")
+	prod.TLS = &TLS{CertFile: cert, KeyFile: key}
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{prod}, TargetGroups: []TargetGroup{web}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "prod/web", "healthy", 1)
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "app.cutover.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	answers := func(n int) {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for i := range n {
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("answer %d of %d: %v", i+1, n, err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 || string(b) != "proto=https" {
+				t.Fatalf("answer %d of %d: %s %q", i+1, n, res.Status, b)
+			}
+		}
+	}
+	req := "GET /x HTTP/1.1\r\nHost: app.cutover.test\r\n\r\n"
+	start := time.Now()
+	for range 5 {
+		io.WriteString(c, req)
+		answers(1)
+	}
+	io.WriteString(c, req+req+req)
+	answers(3)
+	io.WriteString(c, req)
+	time.Sleep(20 * time.Millisecond)
+	io.WriteString(c, req)
+	answers(2)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("10 requests took %v", d)
 	}
 }

@@ -40,6 +40,8 @@ type upConn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	idleAt time.Time
+	// idleFor is how long it had been idle when taken from the pool.
+	idleFor time.Duration
 	// spoiled: a deadline in the past was set to abort a read or write.
 	spoiled atomic.Bool
 }
@@ -53,6 +55,13 @@ const (
 	smallAnswer = 16 << 10
 	// upReadBuffer bounds a target's response head.
 	upReadBuffer = 32 << 10
+	// deferAfterIdle: a connection idle for longer does not defer the
+	// request's write (deferWrites). The one thing a target sends unasked
+	// is the end of an idle connection, whose readiness the deferred write
+	// would clear; the target's reset of the write then wakes the read.
+	// Targets close idle connections after seconds, so this keeps even
+	// that reliance to a rare race.
+	deferAfterIdle = time.Second
 	// watchEvery is how often a request waiting for its target checks that
 	// its client is still there.
 	watchEvery = 200 * time.Millisecond
@@ -91,12 +100,20 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 			ex.err = err
 			return ex
 		}
+		if !streamBody && (!reused || uc.idleFor < deferAfterIdle) {
+			// The request goes out with the first read of its answer, which
+			// then waits without a read that would find nothing.
+			deferWrites(uc.c)
+		}
 		uc.bw.Write(head)
 		uc.bw.Write(small)
 		var copier *bodyCopier
 		if streamBody {
 			copier = startBodyCopier(ctx, uc, cl == -1, bodyIdle)
-		} else if err := uc.bw.Flush(); err != nil {
+		} else {
+			err = uc.bw.Flush()
+		}
+		if err != nil {
 			uc.c.Close()
 			if reused && replay {
 				continue
@@ -133,8 +150,9 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 				return ex
 			}
 			// A reused connection the target closed while idle fails before
-			// any byte of an answer: send the request again on another.
-			if reused && replay && err == io.EOF {
+			// any byte of an answer (the request may have been sent by that
+			// read: deferWrites): send the request again on another.
+			if reused && replay && (err == io.EOF || isWriteError(err)) {
 				continue
 			}
 			ex.err = err
@@ -237,7 +255,7 @@ func (p *upstreamPool) get(ctx context.Context, addr string, check bool) (*upCon
 		uc := list[len(list)-1]
 		list[len(list)-1] = nil
 		p.idle[addr] = list[:len(list)-1]
-		if time.Since(uc.idleAt) < p.idleTimeout {
+		if uc.idleFor = time.Since(uc.idleAt); uc.idleFor < p.idleTimeout {
 			p.mu.Unlock()
 			if check && !stillOpen(uc.c) {
 				uc.c.Close()
@@ -594,6 +612,12 @@ func (w *clientWatch) end() bool {
 	w.mu.Unlock()
 	watchPool.Put(w)
 	return gone
+}
+
+// isWriteError reports a failed write (of the request).
+func isWriteError(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && (oe.Op == "write" || oe.Op == "raw-write")
 }
 
 // dialError marks a failure to connect: the request was not sent.

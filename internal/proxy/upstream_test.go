@@ -1,11 +1,16 @@
 package proxy
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -139,4 +144,104 @@ func TestUnreadBodyClosesTheConnection(t *testing.T) {
 			t.Fatalf("after an abandoned body: %d %q", code, body)
 		}
 	}
+}
+
+// TestPipelinedRequestsAreAnswered: requests a client sends before it has
+// the previous answer (together, or while the target works) are all
+// answered in order, without waiting for a timeout (the answers are sent
+// with the read of the next request: see deferAnswer).
+func TestPipelinedRequestsAreAnswered(t *testing.T) {
+	u, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(100 * time.Millisecond)
+		}
+		io.WriteString(w, r.URL.Path)
+	})
+	_, addr := proxyTo(t, u)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := func(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n" }
+	br := bufio.NewReader(c)
+	expect := func(paths ...string) {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for _, p := range paths {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("reading the answer to %s: %v", p, err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(b) != p {
+				t.Fatalf("answer to %s: %d %q", p, resp.StatusCode, b)
+			}
+		}
+	}
+	start := time.Now()
+	for range 3 {
+		// One request at a time, then one sent while the target works on
+		// the previous, then three at once.
+		c.Write([]byte(req("/a")))
+		expect("/a")
+		c.Write([]byte(req("/slow")))
+		time.Sleep(30 * time.Millisecond)
+		c.Write([]byte(req("/b")))
+		expect("/slow", "/b")
+		c.Write([]byte(req("/c") + req("/d") + req("/e")))
+		expect("/c", "/d", "/e")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("18 requests took %v", d)
+	}
+}
+
+// TestExpectContinueOnAKeepAliveConnection: a request that waits for 100
+// Continue before it sends its body gets it, on a connection whose previous
+// answers went out with the read of the next request, for a small body and
+// a streamed one.
+func TestExpectContinueOnAKeepAliveConnection(t *testing.T) {
+	u, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		io.WriteString(w, r.URL.Path+" "+strconv.FormatInt(n, 10))
+	})
+	_, addr := proxyTo(t, u)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	answer := func(want string) {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("want %q: %v", want, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != want {
+			t.Fatalf("answer %d %q, want %q", resp.StatusCode, b, want)
+		}
+	}
+	c.Write([]byte("GET /a HTTP/1.1\r\nHost: x\r\n\r\n"))
+	answer("/a 0")
+	for _, size := range []int{5, 20 << 10} {
+		fmt.Fprintf(c, "POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", size)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, err := br.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+			t.Fatalf("size %d: first line %q, %v; want 100 Continue before the body", size, line, err)
+		}
+		if blank, _ := br.ReadString('\n'); blank != "\r\n" {
+			t.Fatalf("after 100 Continue: %q", blank)
+		}
+		c.Write(bytes.Repeat([]byte("x"), size))
+		answer("/up " + strconv.Itoa(size))
+	}
+	c.Write([]byte("GET /b HTTP/1.1\r\nHost: x\r\n\r\n"))
+	answer("/b 0")
 }
