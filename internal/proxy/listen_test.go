@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"testing"
+	"time"
 )
 
 // TestListenerOnEveryInterfaceSurvivesARestart: a listener bound on
@@ -34,8 +35,16 @@ func TestListenerOnEveryInterfaceSurvivesARestart(t *testing.T) {
 	if err := c.PutScope(ctx, "prod", st); err != nil {
 		t.Fatal(err)
 	}
-	if got := get(); got != "web" {
-		t.Fatalf("through 0.0.0.0:%s: %q", port, got)
+	// The new target takes traffic once its first health check passed
+	// (checked at once, but not before PutScope returns).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		got := get()
+		if got == "web" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("through 0.0.0.0:%s: %q", port, got)
+		}
 	}
 	stop()
 
