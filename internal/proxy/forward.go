@@ -49,7 +49,7 @@ func (h *listenerHandler) serve(ctx *fasthttp.RequestCtx) {
 	// A request read from the server's buffer (pipelined) may follow an
 	// answer not yet sent: nothing of this one's (an early hint) waits.
 	undefer(ctx.Conn())
-	if msg := refuseFraming(ctx); msg != "" {
+	if msg := refuseFraming(&ctx.Request.Header); msg != "" {
 		clientError(ctx, fasthttp.StatusBadRequest, msg)
 		return
 	}
@@ -101,8 +101,7 @@ func (h *listenerHandler) serve(ctx *fasthttp.RequestCtx) {
 // with both Content-Length and Transfer-Encoding it would serve by the
 // latter, which is how requests are smuggled past a proxy that reads the
 // former (RFC 9112 §6.1), so it is refused here.
-func refuseFraming(ctx *fasthttp.RequestCtx) string {
-	h := &ctx.Request.Header
+func refuseFraming(h *fasthttp.RequestHeader) string {
 	if len(h.Host()) == 0 && h.IsHTTP11() {
 		return "cutover: the request has no Host header\n"
 	}
@@ -164,7 +163,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, bodyIdle time.Dura
 	head := headPool.Get().(*[]byte)
 	defer headPool.Put(head)
 	upgrade := ctx.Request.Header.ConnectionUpgrade() && len(ctx.Request.Header.Peek("Upgrade")) > 0
-	*head = appendRequestHead((*head)[:0], ctx, client, trusted, upgrade)
+	*head = appendRequestHead((*head)[:0], &ctx.Request.Header, ctx.LocalAddr(), ctx.IsTLS(), client, trusted, upgrade)
 	if upgrade {
 		return p.upgrade(ctx, a, *head)
 	}
@@ -248,20 +247,20 @@ func isTimeout(err error) bool {
 var headPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
 // appendRequestHead appends the request line and headers sent to a target:
-// the client's (whose IP is client), minus hop-by-hop fields, with the
-// client's Host and framing the target can read. From a trusted proxy, X-Forwarded-For is appended to
+// the client's (whose IP is client, on local address local, over TLS or
+// not), minus hop-by-hop fields, with the client's Host and framing the
+// target can read. From a trusted proxy, X-Forwarded-For is appended to
 // (like an ALB does) and X-Forwarded-Proto/-Host, X-Real-IP and Forwarded
 // are kept; from any other client they are what the proxy sees, so a client
 // cannot pass for another address.
-func appendRequestHead(dst []byte, ctx *fasthttp.RequestCtx, client netip.Addr, trusted, upgrade bool) []byte {
-	h := &ctx.Request.Header
+func appendRequestHead(dst []byte, h *fasthttp.RequestHeader, local net.Addr, isTLS bool, client netip.Addr, trusted, upgrade bool) []byte {
 	dst = append(dst, h.Method()...)
 	dst = append(dst, ' ')
 	dst = append(dst, h.RequestURI()...)
 	dst = append(dst, " HTTP/1.1\r\n"...)
-	if len(h.Host()) == 0 {
+	if len(h.Host()) == 0 && local != nil {
 		// An HTTP/1.0 client may leave Host out; HTTP/1.1 needs one.
-		dst = append(append(append(dst, "Host: "...), ctx.LocalAddr().String()...), '\r', '\n')
+		dst = append(append(append(dst, "Host: "...), local.String()...), '\r', '\n')
 	}
 	conn := h.Peek("Connection")
 	var xff []byte
@@ -308,7 +307,7 @@ func appendRequestHead(dst []byte, ctx *fasthttp.RequestCtx, client netip.Addr, 
 	}
 	dst = append(client.AppendTo(dst), '\r', '\n')
 	if !seenProto {
-		if ctx.IsTLS() {
+		if isTLS {
 			dst = append(dst, "X-Forwarded-Proto: https\r\n"...)
 		} else {
 			dst = append(dst, "X-Forwarded-Proto: http\r\n"...)
@@ -326,6 +325,51 @@ func appendRequestHead(dst []byte, ctx *fasthttp.RequestCtx, client netip.Addr, 
 	}
 	if upgrade {
 		dst = append(append(append(dst, "Connection: Upgrade\r\nUpgrade: "...), h.Peek("Upgrade")...), '\r', '\n')
+	}
+	return append(dst, '\r', '\n')
+}
+
+// appendResponseHead appends the head of a target's answer as the client
+// gets it: raw is the answer's head as the target sent it (parsed into rh),
+// with its status line's version made HTTP/1.1, its fields in their order
+// and spelling minus hop-by-hop ones and framing, then the framing the
+// client reads (chunked: the body goes out chunked; else rh's
+// Content-Length, if any) and Connection: close when closing.
+func appendResponseHead(dst, raw []byte, rh *fasthttp.ResponseHeader, chunked, closing bool) []byte {
+	first := raw
+	if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+		first, raw = raw[:i], raw[i+1:]
+	}
+	first = bytes.TrimSuffix(first, []byte{'\r'})
+	dst = append(dst, "HTTP/1.1"...)
+	if i := bytes.IndexByte(first, ' '); i >= 0 {
+		dst = append(dst, first[i:]...)
+	}
+	dst = append(dst, '\r', '\n')
+	conn := rh.Peek("Connection")
+	skip := false
+	for line := range headerLines(raw) {
+		if line[0] == ' ' || line[0] == '\t' {
+			if !skip {
+				dst = append(append(dst, line...), '\r', '\n')
+			}
+			continue
+		}
+		k, _, ok := splitField(line)
+		skip = !ok || isHopByHop(k) || listedIn(conn, k)
+		if !skip {
+			dst = append(append(dst, line...), '\r', '\n')
+		}
+	}
+	switch cl := rh.ContentLength(); {
+	case chunked:
+		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
+	case cl >= 0 && !(rh.StatusCode() < 200 || rh.StatusCode() == fasthttp.StatusNoContent):
+		dst = strconv.AppendInt(append(dst, "Content-Length: "...), int64(cl), 10)
+		dst = append(dst, '\r', '\n')
+	}
+	if closing {
+		dst = append(dst, "Connection: close\r\n"...)
 	}
 	return append(dst, '\r', '\n')
 }

@@ -48,6 +48,7 @@ type Proxy struct {
 	upstream *upstreamPool // keep-alive connections to targets
 	acme     *acmeManagers
 	snap     atomic.Pointer[snapshot]
+	loops    loops // the event loops of plain listeners (Linux)
 
 	mu        sync.Mutex // serialises Apply, Close and the bookkeeping of drains
 	listeners map[string]*listener
@@ -64,6 +65,7 @@ type listener struct {
 	limits     Limits // as opened
 	srv        *fasthttp.Server
 	ln         net.Listener
+	loop       *loopListener // nil: the server accepts from ln
 	tls        atomic.Pointer[tlsServing] // nil: plain HTTP
 	done       chan struct{}
 
@@ -227,9 +229,13 @@ func (p *Proxy) newListener(l Listener, ln net.Listener, t *tlsServing) *listene
 		ConnState:                    nl.track,
 		Logger:                       fasthttpLogger{p.log},
 	}
+	accept := ln
+	if t == nil && p.serveWithLoops(nl) {
+		accept = nl.loop.hand // what the loops do not serve
+	}
 	go func() {
 		defer close(nl.done)
-		if err := nl.srv.Serve(tlsSwitch{ln, &nl.tls}); err != nil && !errors.Is(err, net.ErrClosed) {
+		if err := nl.srv.Serve(tlsSwitch{accept, &nl.tls}); err != nil && !errors.Is(err, net.ErrClosed) {
 			p.log.Error("listener stopped", "listener", nl.name, "addr", nl.addr, "err", err)
 		}
 	}()
@@ -256,7 +262,14 @@ func (l *listener) track(c net.Conn, st fasthttp.ConnState) {
 // shutdown stops accepting, lets requests in flight end until ctx ends,
 // then closes what is left.
 func (l *listener) shutdown(ctx context.Context) error {
+	if l.loop != nil {
+		l.loop.stopAccepting()
+		l.ln.Close()
+	}
 	err := l.srv.ShutdownWithContext(ctx)
+	if err == nil && l.loop != nil {
+		err = l.loop.wait(ctx)
+	}
 	if err != nil {
 		l.forceClose()
 	}
@@ -266,6 +279,9 @@ func (l *listener) shutdown(ctx context.Context) error {
 
 func (l *listener) forceClose() {
 	l.ln.Close()
+	if l.loop != nil {
+		l.loop.forceClose()
+	}
 	l.mu.Lock()
 	for c := range l.conns {
 		c.Close()
@@ -510,6 +526,7 @@ func (p *Proxy) Close(ctx context.Context) error {
 	wg.Wait()
 	close(p.closing)
 	p.bg.Wait()
+	p.stopLoops()
 
 	p.mu.Lock()
 	for _, g := range p.groups {

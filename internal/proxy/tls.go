@@ -87,6 +87,9 @@ func (s tlsSwitch) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, ok := c.(*prefixConn); ok {
+		return c, nil // handed off by a loop after it read plain HTTP
+	}
 	c = newRawConn(c)
 	if t := s.cur.Load(); t != nil {
 		return tls.Server(c, t.cfg), nil

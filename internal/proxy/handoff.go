@@ -1,0 +1,71 @@
+package proxy
+
+import (
+	"net"
+	"os"
+	"sync"
+)
+
+// handoffListener gives the connections the loops hand off to a fasthttp
+// server, as if it had accepted them.
+type handoffListener struct {
+	ch     chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+	addr   net.Addr
+}
+
+func newHandoffListener(addr net.Addr) *handoffListener {
+	return &handoffListener{ch: make(chan net.Conn), closed: make(chan struct{}), addr: addr}
+}
+
+func (h *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-h.ch:
+		return c, nil
+	case <-h.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (h *handoffListener) Close() error {
+	h.once.Do(func() { close(h.closed) })
+	return nil
+}
+
+func (h *handoffListener) Addr() net.Addr { return h.addr }
+
+// deliver makes a net.Conn of fd (with pre, the bytes already read from it)
+// and gives it to the server.
+func (h *handoffListener) deliver(fd int, pre []byte) {
+	f := os.NewFile(uintptr(fd), "client")
+	nc, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return
+	}
+	var c net.Conn = nc
+	if len(pre) > 0 {
+		c = &prefixConn{Conn: nc, pre: pre}
+	}
+	select {
+	case h.ch <- c:
+	case <-h.closed:
+		c.Close()
+	}
+}
+
+// prefixConn is a connection whose first bytes were already read.
+type prefixConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(p, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}

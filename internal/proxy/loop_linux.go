@@ -1,0 +1,1217 @@
+//go:build linux
+
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/valyala/fasthttp"
+	"golang.org/x/sys/unix"
+)
+
+// The event loop is the proxy's fast path for plain-HTTP listeners, built
+// the way nginx's workers are: a few loops (one per thread Go code may run
+// on), each waiting on its own epoll set for every socket it holds, clients
+// and targets alike, edge-triggered, and moving bytes with one read or write
+// system call per readiness. A proxied keep-alive request costs one read and
+// one write per side and no goroutine switch: no scheduler, netpoller hand-off
+// or deadline timer, which is where the per-connection server spent its time.
+//
+// It serves the common request whole: HTTP/1.1, a head, no body or a small
+// one that came with it, routed by the same snapshot, picked by the same
+// weights, sent with the same head (appendRequestHead), counted in the same
+// metrics, retried on another target only when the first could not be
+// reached. Anything else — an upgrade, a large or chunked upload, Expect,
+// pipelining, HTTP/1.0, a request the parser refuses, no route or no
+// healthy target, a TLS connection — is handed to the listener's fasthttp
+// server with the bytes already read, and that server answers it exactly
+// as it did before the loop existed (handoff). A target's answer streams
+// back as it comes, with backpressure: what the client has not taken stops
+// the reads from the target.
+
+// loopOutLimit bounds the bytes of an answer held for a client that does
+// not read: the loop stops reading its target until they are written.
+const loopOutLimit = 64 << 10
+
+// loopReadSize is the size of a read from a client or a target.
+const loopReadSize = 16 << 10
+
+// loopDialTimeout bounds a connection attempt to a target, as the dialer's.
+const loopDialTimeout = 5 * time.Second
+
+// loopUpIdle is how long a keep-alive connection to a target stays open
+// unused, as the pool's.
+const loopUpIdle = 90 * time.Second
+
+// loopMaxIdle bounds the idle connections a loop keeps per target address.
+const loopMaxIdle = 512
+
+var crlf2 = []byte("\r\n\r\n")
+
+// loops is the proxy's set of event loops, started with the first plain
+// listener.
+type loops struct {
+	once sync.Once
+	ls   []*evloop
+	err  error
+}
+
+// evloop is one event loop: one epoll set, run by one goroutine.
+type evloop struct {
+	p    *Proxy
+	epfd int
+	wake int // eventfd: commands are waiting
+	ents []fdOwner
+	gens []uint32 // registration generation by fd, to drop stale events
+	gen  uint32
+
+	mu   sync.Mutex
+	cmds []func()
+	stop bool
+	done chan struct{}
+
+	idle  map[string][]*upc
+	addrs map[string]unix.Sockaddr
+
+	// scratch, used by one request at a time
+	reqH  fasthttp.RequestHeader
+	respH fasthttp.ResponseHeader
+	uri   fasthttp.URI
+	src   sliceReader
+	br    *bufio.Reader
+
+	now       time.Time
+	lastSweep time.Time
+}
+
+type fdOwner interface{ event(ev uint32) }
+
+// sliceReader reads a byte slice once (fasthttp's parsers read from a
+// bufio.Reader).
+type sliceReader struct{ b []byte }
+
+func (r *sliceReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, errNeedMore
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+var errNeedMore = errors.New("incomplete head")
+
+// startLoops starts n loops once; a failure (no epoll) leaves the
+// listeners to the fasthttp server.
+func (p *Proxy) startLoops() error {
+	p.loops.once.Do(func() {
+		n := max(1, runtime.GOMAXPROCS(0))
+		for range n {
+			l, err := newLoop(p)
+			if err != nil {
+				p.loops.err = err
+				for _, l := range p.loops.ls {
+					l.shutdown()
+				}
+				p.loops.ls = nil
+				return
+			}
+			p.loops.ls = append(p.loops.ls, l)
+		}
+	})
+	return p.loops.err
+}
+
+// stopLoops ends the loops (after the listeners): they close what they hold.
+func (p *Proxy) stopLoops() {
+	for _, l := range p.loops.ls {
+		l.shutdown()
+	}
+}
+
+func newLoop(p *Proxy) (*evloop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("eventfd", err)
+	}
+	l := &evloop{p: p, epfd: epfd, wake: wake, done: make(chan struct{}),
+		idle: map[string][]*upc{}, addrs: map[string]unix.Sockaddr{},
+		br: bufio.NewReaderSize(nil, maxHeaderBytes+4<<10)}
+	if err := l.add(wake, unix.EPOLLIN, wakeOwner{l}); err != nil {
+		unix.Close(wake)
+		unix.Close(epfd)
+		return nil, err
+	}
+	go l.run()
+	return l, nil
+}
+
+type wakeOwner struct{ l *evloop }
+
+func (w wakeOwner) event(uint32) {
+	var b [8]byte
+	unix.Read(w.l.wake, b[:])
+	w.l.mu.Lock()
+	cmds := w.l.cmds
+	w.l.cmds = nil
+	w.l.mu.Unlock()
+	for _, f := range cmds {
+		f()
+	}
+}
+
+// add registers fd with owner o.
+func (l *evloop) add(fd int, events uint32, o fdOwner) error {
+	for fd >= len(l.ents) {
+		l.ents = append(l.ents, nil)
+		l.gens = append(l.gens, 0)
+	}
+	l.gen++
+	l.ents[fd], l.gens[fd] = o, l.gen
+	ev := unix.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(l.gen)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		l.ents[fd] = nil
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	return nil
+}
+
+// forget drops fd's owner; closing fd (never duplicated) leaves the set.
+func (l *evloop) forget(fd int) {
+	if fd >= 0 && fd < len(l.ents) {
+		l.ents[fd] = nil
+	}
+}
+
+// do runs f on the loop; call waits for it to have run.
+func (l *evloop) do(f func()) bool {
+	l.mu.Lock()
+	if l.stop {
+		l.mu.Unlock()
+		return false
+	}
+	l.cmds = append(l.cmds, f)
+	l.mu.Unlock()
+	var one = [8]byte{1}
+	unix.Write(l.wake, one[:])
+	return true
+}
+
+func (l *evloop) call(f func()) {
+	ran := make(chan struct{})
+	if l.do(func() { f(); close(ran) }) {
+		select {
+		case <-ran:
+		case <-l.done:
+		}
+	}
+}
+
+func (l *evloop) shutdown() {
+	l.do(func() { l.stop = true })
+	<-l.done
+}
+
+func (l *evloop) run() {
+	defer close(l.done)
+	events := make([]unix.EpollEvent, 256)
+	l.now = time.Now()
+	l.lastSweep = l.now
+	for {
+		n, err := l.wait(events)
+		l.now = time.Now()
+		if err != nil && err != unix.EINTR {
+			l.p.log.Error("event loop stopped", "err", err)
+			l.mu.Lock()
+			l.stop = true
+			l.mu.Unlock()
+		}
+		for i := range max(n, 0) {
+			ev := &events[i]
+			fd := int(ev.Fd)
+			if fd < len(l.ents) && l.ents[fd] != nil && l.gens[fd] == uint32(ev.Pad) {
+				l.ents[fd].event(ev.Events)
+			}
+		}
+		l.mu.Lock()
+		stop := l.stop
+		l.mu.Unlock()
+		if stop {
+			l.closeAll()
+			return
+		}
+		if l.now.Sub(l.lastSweep) >= time.Second {
+			l.lastSweep = l.now
+			l.sweep()
+		}
+	}
+}
+
+// wait returns the ready events. It looks first without blocking (a raw
+// system call, which keeps the thread's P): under load something is ready
+// and the runtime's hand-off of the P around a blocking call (a thread
+// wake-up each time) is saved. Only when nothing is ready does it block.
+func (l *evloop) wait(events []unix.EpollEvent) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if e == 0 && r > 0 {
+		return int(r), nil
+	}
+	return unix.EpollWait(l.epfd, events, 1000)
+}
+
+// closeAll closes every socket the loop holds.
+func (l *evloop) closeAll() {
+	for _, o := range l.ents {
+		switch o := o.(type) {
+		case *cconn:
+			o.close()
+		case *upc:
+			o.close()
+		}
+	}
+	for _, lr := range l.ents {
+		if r, ok := lr.(*lreg); ok {
+			r.drop()
+		}
+	}
+	unix.Close(l.wake)
+	unix.Close(l.epfd)
+}
+
+// sweep enforces the timeouts, once a second.
+func (l *evloop) sweep() {
+	for _, o := range l.ents {
+		switch o := o.(type) {
+		case *cconn:
+			if !o.deadline.IsZero() && l.now.After(o.deadline) {
+				o.timedOut()
+			}
+		case *upc:
+			switch {
+			case o.owner == nil && l.now.Sub(o.idleAt) > loopUpIdle:
+				o.close()
+			case o.connecting && l.now.After(o.dialBy):
+				o.owner.dialFailed(o, os.ErrDeadlineExceeded)
+			}
+		}
+	}
+}
+
+// loopListener is a listener served by the loops: the listening socket
+// (a duplicate, owned here) registered in every loop's set.
+type loopListener struct {
+	nl      *listener
+	p       *Proxy
+	fd      int
+	open    atomic.Int64 // client connections held by the loops
+	closing atomic.Bool
+	hand    *handoffListener
+	regs    []*lreg
+}
+
+// lreg is the registration of a listening socket in one loop.
+type lreg struct {
+	l  *evloop
+	ll *loopListener
+}
+
+// serveWithLoops serves nl from the event loops, handing what they do not
+// serve to nl.srv over a handoff listener. It reports false (nothing done)
+// when the loops cannot run.
+func (p *Proxy) serveWithLoops(nl *listener) bool {
+	tl, ok := nl.ln.(*net.TCPListener)
+	if !ok || p.startLoops() != nil {
+		return false
+	}
+	rc, err := tl.SyscallConn()
+	if err != nil {
+		return false
+	}
+	fd := -1
+	rc.Control(func(s uintptr) { fd, err = unix.Dup(int(s)) })
+	if err != nil || fd < 0 {
+		return false
+	}
+	unix.CloseOnExec(fd)
+	ll := &loopListener{nl: nl, p: p, fd: fd, hand: newHandoffListener(nl.ln.Addr())}
+	for _, l := range p.loops.ls {
+		r := &lreg{l: l, ll: ll}
+		l.call(func() {
+			if err := l.add(fd, unix.EPOLLIN|unix.EPOLLEXCLUSIVE, r); err != nil {
+				p.log.Warn("event loop: registering a listener", "addr", nl.addr, "err", err)
+				return
+			}
+			ll.regs = append(ll.regs, r)
+		})
+	}
+	nl.loop = ll
+	return true
+}
+
+// stopAccepting takes the listening socket out of every loop and closes
+// it; idle connections close, busy ones after their answer.
+func (ll *loopListener) stopAccepting() {
+	if ll.closing.Swap(true) {
+		return
+	}
+	for _, r := range ll.regs {
+		r.l.call(func() {
+			r.drop()
+			for _, o := range r.l.ents {
+				if c, ok := o.(*cconn); ok && c.ll == ll {
+					c.closeAfter = true
+					if c.state == csHead && len(c.in) == 0 && c.outLen() == 0 {
+						c.close()
+					}
+				}
+			}
+		})
+	}
+	unix.Close(ll.fd)
+	ll.hand.Close()
+}
+
+// wait waits for the loops' connections of ll to end, until ctx ends.
+func (ll *loopListener) wait(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for ll.open.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// forceClose closes the loops' connections of ll.
+func (ll *loopListener) forceClose() {
+	for _, r := range ll.regs {
+		r.l.call(func() {
+			for _, o := range r.l.ents {
+				if c, ok := o.(*cconn); ok && c.ll == ll {
+					c.close()
+				}
+			}
+		})
+	}
+}
+
+func (r *lreg) drop() {
+	if r.l.ents[r.ll.fd] == fdOwner(r) {
+		unix.EpollCtl(r.l.epfd, unix.EPOLL_CTL_DEL, r.ll.fd, nil)
+		r.l.ents[r.ll.fd] = nil
+	}
+}
+
+// event accepts what is waiting (level-triggered; EPOLLEXCLUSIVE wakes one
+// loop of those waiting).
+func (r *lreg) event(uint32) {
+	l, ll := r.l, r.ll
+	for range 64 {
+		fd, sa, err := unix.Accept4(ll.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		switch err {
+		case nil:
+		case unix.EINTR, unix.ECONNABORTED:
+			continue
+		case unix.EAGAIN:
+			return
+		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+			l.p.log.Warn("accepting a connection", "listener", ll.nl.name, "err", err)
+			time.Sleep(10 * time.Millisecond) // let connections end
+			return
+		default:
+			return
+		}
+		if ll.closing.Load() {
+			unix.Close(fd)
+			continue
+		}
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		ll.open.Add(1)
+		c := &cconn{l: l, ll: ll, fd: fd, ip: sockaddrIP(sa), deadline: l.now.Add(ll.nl.limits.readHeader())}
+		if ll.nl.tls.Load() != nil {
+			c.handoff() // TLS: the server's
+			continue
+		}
+		if err := l.add(fd, unix.EPOLLIN|unix.EPOLLOUT|unix.EPOLLRDHUP|unix.EPOLLET, c); err != nil {
+			ll.open.Add(-1)
+			unix.Close(fd)
+		}
+	}
+}
+
+func sockaddrIP(sa unix.Sockaddr) netip.Addr {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrFrom4(a.Addr)
+	case *unix.SockaddrInet6:
+		return netip.AddrFrom16(a.Addr).Unmap()
+	}
+	return netip.Addr{}
+}
+
+type cstate uint8
+
+const (
+	csHead    cstate = iota // reading a request
+	csWait                  // sending it to the target, waiting for the answer's head
+	csBody                  // relaying the answer's body
+	csClosing               // writing what is left, then closing
+)
+
+type framing uint8
+
+const (
+	frameNone    framing = iota
+	frameFixed           // Content-Length
+	frameChunked         // relayed as it is, followed by chunkScanner
+	frameClose           // until the target closes: chunked here
+)
+
+// cconn is a client connection held by a loop.
+type cconn struct {
+	l     *evloop
+	ll    *loopListener
+	fd    int
+	ip    netip.Addr
+	state cstate
+
+	readable, writable, hup bool
+	in                      []byte // bytes read, not yet used
+	out                     []byte // bytes to write from outOff
+	outOff                  int
+	deadline                time.Time // zero: none
+	closeAfter              bool
+
+	// the exchange in progress
+	up       *upc
+	rt       *route
+	fw       *forward
+	t        *target
+	start    time.Time
+	req      []byte // head and small body as sent, kept to send again
+	reqOff   int
+	replay   bool // no body and a safe method: may be sent again
+	resent   int  // times sent again after a reused connection failed
+	retried  bool // sent to another target after a dial failure
+	isHead   bool
+	interim  int
+	status   int
+	frame    framing
+	remain   int64
+	chunks   chunkScanner
+	upReuse  bool
+	answered bool // the answer's head went to the client
+}
+
+func (c *cconn) outLen() int { return len(c.out) - c.outOff }
+
+func (c *cconn) event(ev uint32) {
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		c.readable = true
+	}
+	if ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		c.writable = true
+	}
+	if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		c.hup = true
+	}
+	c.advance()
+}
+
+// advance moves c on as far as its sockets allow.
+func (c *cconn) advance() {
+	for c.fd >= 0 {
+		before := c.state
+		switch c.state {
+		case csHead:
+			if !c.flush() {
+				return
+			}
+			c.readRequest()
+		case csWait, csBody:
+			if c.state == csWait && c.hup {
+				// The client hung up while the target worked: as nginx
+				// counts it, not the target's fault.
+				c.status = 499
+				c.end()
+				c.close()
+				return
+			}
+			c.pump()
+		case csClosing:
+			if c.flush() {
+				c.close()
+			}
+			return
+		}
+		if c.state == before || c.state != csHead {
+			return
+		}
+	}
+}
+
+// flush writes what is waiting for the client; it reports whether all of
+// it went (false: wait, or c was closed).
+func (c *cconn) flush() bool {
+	for c.outLen() > 0 {
+		if !c.writable {
+			return false
+		}
+		n, err := unix.Write(c.fd, c.out[c.outOff:])
+		if err == unix.EAGAIN {
+			c.writable = false
+			return false
+		}
+		if err != nil {
+			c.fail()
+			return false
+		}
+		c.outOff += n
+		if c.outLen() > 0 {
+			c.writable = false
+		}
+	}
+	c.out, c.outOff = c.out[:0], 0
+	return true
+}
+
+// fail ends c after its socket failed.
+func (c *cconn) fail() {
+	c.end()
+	c.close()
+}
+
+// readRequest reads until a request head is whole, then starts it.
+func (c *cconn) readRequest() {
+	maxHead := c.ll.nl.limits.maxHeader()
+	scanned := 0
+	for {
+		if i := bytes.Index(c.in[scanned:], crlf2); i >= 0 {
+			c.startRequest(scanned + i + 4)
+			return
+		}
+		scanned = max(0, len(c.in)-3)
+		if len(c.in) >= maxHead {
+			c.handoff() // the server answers 431
+			return
+		}
+		if !c.readable {
+			if c.hup && len(c.in) == 0 {
+				c.close()
+			}
+			return
+		}
+		if cap(c.in)-len(c.in) < 1024 {
+			c.in = append(c.in, make([]byte, loopReadSize)...)[:len(c.in)]
+		}
+		free := c.in[len(c.in):cap(c.in)]
+		n, err := unix.Read(c.fd, free)
+		if err == unix.EAGAIN {
+			c.readable = false
+			continue
+		}
+		if err != nil || n == 0 {
+			c.close()
+			return
+		}
+		if len(c.in) == 0 {
+			c.deadline = c.l.now.Add(c.ll.nl.limits.readHeader())
+		}
+		c.in = c.in[:len(c.in)+n]
+		if n < len(free) {
+			c.readable = false
+		}
+	}
+}
+
+// startRequest takes the request whose head is c.in[:hl] on the fast path,
+// or hands the connection to the server.
+func (c *cconn) startRequest(hl int) {
+	l := c.l
+	h := &l.reqH
+	h.Reset()
+	l.src.b = c.in[:hl]
+	l.br.Reset(&l.src)
+	if err := h.Read(l.br); err != nil || !h.IsHTTP11() || h.IsConnect() || h.ConnectionUpgrade() ||
+		len(h.RequestURI()) == 0 || h.RequestURI()[0] != '/' || // absolute form and "*" go to the server
+		len(h.Peek("Upgrade")) > 0 || len(h.Peek("Expect")) > 0 || refuseFraming(h) != "" {
+		c.handoff()
+		return
+	}
+	cl := h.ContentLength()
+	if cl == -1 || cl > smallBody {
+		c.handoff()
+		return
+	}
+	cl = max(cl, 0)
+	if len(c.in) != hl+cl {
+		c.handoff() // the body is still to come, or a request follows
+		return
+	}
+	lr := l.p.snap.Load().byAddr[c.ll.nl.addr]
+	if lr == nil || lr.redirectPort != 0 {
+		c.handoff()
+		return
+	}
+	l.uri.Reset()
+	if err := l.uri.Parse(h.Host(), h.RequestURI()); err != nil {
+		c.handoff()
+		return
+	}
+	rt := lr.match(h.Host(), l.uri.Path())
+	if rt == nil {
+		c.handoff()
+		return
+	}
+	fw, t := rt.pick(nil)
+	if t == nil {
+		c.handoff() // 503, counted there
+		return
+	}
+	if _, ok := l.sockaddr(t.addr); !ok {
+		c.handoff()
+		return
+	}
+	t.inFlight.Add(1)
+	c.state, c.deadline = csWait, time.Time{}
+	c.rt, c.fw, c.t = rt, fw, t
+	c.start = time.Now()
+	c.status, c.interim, c.resent, c.retried, c.answered = 0, 0, 0, false, false
+	c.isHead = h.IsHead()
+	c.closeAfter = c.closeAfter || h.ConnectionClose()
+	c.replay = cl == 0 && isIdempotent(h.Method())
+	c.req = appendRequestHead(c.req[:0], h, nil, false, c.ip, trusts(lr.trusted, c.ip), false)
+	c.req = append(c.req, c.in[hl:hl+cl]...)
+	c.in = c.in[:0]
+	c.send()
+}
+
+// sockaddr parses a target's address once; only IP:port is served here
+// (a name would need a resolver: the server's path dials those).
+func (l *evloop) sockaddr(addr string) (unix.Sockaddr, bool) {
+	if sa, ok := l.addrs[addr]; ok {
+		return sa, sa != nil
+	}
+	var sa unix.Sockaddr
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		if a := ap.Addr().Unmap(); a.Is4() {
+			sa = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.As4()}
+		} else {
+			sa = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}
+		}
+	}
+	if len(l.addrs) > 4096 {
+		clear(l.addrs)
+	}
+	l.addrs[addr] = sa
+	return sa, sa != nil
+}
+
+// send gives the request to a connection to c.t: an idle one, or a new one.
+func (c *cconn) send() {
+	l := c.l
+	c.reqOff = 0
+	u := l.takeIdle(c.t.addr)
+	if u == nil {
+		var err error
+		if u, err = l.dial(c.t.addr); err != nil {
+			c.dialFailed(nil, err)
+			return
+		}
+	}
+	u.owner, c.up = c, u
+	c.pump()
+}
+
+// dialFailed tries another target once, then answers 502.
+func (c *cconn) dialFailed(u *upc, err error) {
+	if u != nil {
+		u.close()
+		c.up = nil
+	}
+	c.l.p.log.Debug("forwarding failed", "group", c.t.group.name, "target", c.t.id, "addr", c.t.addr, "err", err)
+	if !c.retried {
+		c.retried = true
+		if fw, t := c.rt.pick(c.t); t != nil {
+			if _, ok := c.l.sockaddr(t.addr); ok {
+				t.inFlight.Add(1)
+				c.t.inFlight.Add(-1)
+				c.fw, c.t = fw, t
+				c.send()
+				return
+			}
+		}
+	}
+	c.badGateway()
+}
+
+// badGateway answers 502 for a target that failed before any byte of an
+// answer went to the client.
+func (c *cconn) badGateway() {
+	if c.up != nil {
+		c.up.close()
+		c.up = nil
+	}
+	c.status = fasthttp.StatusBadGateway
+	c.out = appendPlainAnswer(c.out, fasthttp.StatusBadGateway, badGatewayMessage(c.t.group.name), c.closeAfter)
+	c.end()
+	c.next()
+}
+
+// appendPlainAnswer appends a text/plain answer made here.
+func appendPlainAnswer(dst []byte, status int, msg string, closing bool) []byte {
+	dst = strconv.AppendInt(append(dst, "HTTP/1.1 "...), int64(status), 10)
+	dst = append(append(append(dst, ' '), fasthttp.StatusMessage(status)...), "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
+	dst = append(strconv.AppendInt(dst, int64(len(msg)), 10), "\r\n"...)
+	if closing {
+		dst = append(dst, "Connection: close\r\n"...)
+	}
+	return append(append(dst, "\r\n"...), msg...)
+}
+
+// pump sends the request and relays the answer as far as the sockets allow.
+func (c *cconn) pump() {
+	u := c.up
+	if u.connecting {
+		if !u.writable {
+			return
+		}
+		if errno, err := unix.GetsockoptInt(u.fd, unix.SOL_SOCKET, unix.SO_ERROR); err != nil || errno != 0 {
+			if err == nil {
+				err = unix.Errno(errno)
+			}
+			c.dialFailed(u, &dialError{err})
+			return
+		}
+		u.connecting = false
+	}
+	for c.reqOff < len(c.req) {
+		if !u.writable {
+			return
+		}
+		n, err := unix.Write(u.fd, c.req[c.reqOff:])
+		if err == unix.EAGAIN {
+			u.writable = false
+			return
+		}
+		if err != nil {
+			c.upFailed(err)
+			return
+		}
+		c.reqOff += n
+		if c.reqOff < len(c.req) {
+			u.writable = false
+		}
+	}
+	for c.up == u {
+		if c.state == csWait {
+			if data := u.in[u.rpos:]; len(data) > 0 {
+				if i := bytes.Index(data, crlf2); i >= 0 {
+					if !c.answerHead(i + 4) {
+						return
+					}
+					continue
+				}
+				if len(data) >= upReadBuffer {
+					c.upFailed(errors.New("the answer's head is too large"))
+					return
+				}
+			}
+		} else {
+			// What the target sent goes out with the head in one write.
+			moved := c.moveBody()
+			if c.state != csBody {
+				return
+			}
+			if !c.flush() {
+				return
+			}
+			if moved {
+				continue
+			}
+		}
+		// More from the target.
+		if !u.readable {
+			return
+		}
+		if u.rpos == len(u.in) {
+			u.in, u.rpos = u.in[:0], 0
+		} else if cap(u.in)-len(u.in) < 1024 {
+			u.in = append(u.in[:0], u.in[u.rpos:]...)
+			u.rpos = 0
+		}
+		if cap(u.in)-len(u.in) < 1024 {
+			u.in = append(u.in, make([]byte, loopReadSize)...)[:len(u.in)]
+		}
+		free := u.in[len(u.in):cap(u.in)]
+		n, err := unix.Read(u.fd, free)
+		if err == unix.EAGAIN {
+			u.readable = false
+			return
+		}
+		if err != nil || n == 0 {
+			c.upEnded(err)
+			return
+		}
+		u.in = u.in[:len(u.in)+n]
+		u.got = true
+		if n < len(free) {
+			u.readable = false
+		}
+	}
+}
+
+// upFailed handles a target connection that failed before the answer's
+// head was whole: sent again on another connection when it was a reused
+// one and the request may be repeated, else a 502.
+func (c *cconn) upFailed(err error) {
+	u := c.up
+	if c.state == csWait && u.reused && !u.got && c.replay && c.resent < 3 {
+		// The target closed the connection while it was idle.
+		c.resent++
+		u.close()
+		c.up = nil
+		c.send()
+		return
+	}
+	if c.state == csBody {
+		c.l.p.log.Debug("answer cut", "group", c.t.group.name, "target", c.t.id, "err", err)
+		c.end()
+		c.closeAfter = true
+		c.state = csClosing
+		c.advance()
+		return
+	}
+	c.l.p.log.Debug("forwarding failed", "group", c.t.group.name, "target", c.t.id, "addr", c.t.addr, "err", err)
+	c.badGateway()
+}
+
+// upEnded handles the target's end of the connection (or its failure).
+func (c *cconn) upEnded(err error) {
+	if err == nil && c.state == csBody && c.frame == frameClose {
+		c.out = append(c.out, "0\r\n\r\n"...)
+		c.upReuse = false
+		c.finish()
+		return
+	}
+	if err == nil {
+		err = errors.New("the target closed the connection")
+	}
+	c.upFailed(err)
+}
+
+// answerHead takes the answer head u.in[rpos:rpos+hl]; it reports whether
+// the exchange goes on on this connection.
+func (c *cconn) answerHead(hl int) bool {
+	l, u := c.l, c.up
+	rh := &l.respH
+	rh.Reset()
+	rh.SetNoDefaultContentType(true)
+	raw := u.in[u.rpos : u.rpos+hl]
+	l.src.b = raw
+	l.br.Reset(&l.src)
+	if err := rh.Read(l.br); err != nil {
+		c.upFailed(err)
+		return false
+	}
+	u.rpos += hl
+	sc := rh.StatusCode()
+	if sc < 200 && sc != fasthttp.StatusSwitchingProtocols && c.interim < 5 {
+		c.interim++
+		if sc == fasthttp.StatusEarlyHints {
+			c.out = append(c.out, raw...)
+		}
+		return true
+	}
+	if sc == fasthttp.StatusSwitchingProtocols {
+		c.upFailed(errors.New("the target switched protocols unasked"))
+		return false
+	}
+	c.status = sc
+	// The connection to the target is not the client's: its close and
+	// keep-alive settings stay here.
+	c.upReuse = !rh.ConnectionClose()
+	cl := rh.ContentLength()
+	switch {
+	case c.isHead || sc < 200 || sc == fasthttp.StatusNoContent || sc == fasthttp.StatusNotModified:
+		c.frame = frameNone
+	case cl >= 0:
+		c.frame, c.remain = frameFixed, int64(cl)
+	case cl == -1:
+		c.frame = frameChunked
+		c.chunks.reset()
+	default:
+		c.frame = frameClose
+		c.upReuse = false
+	}
+	c.out = appendResponseHead(c.out, raw, rh, c.frame != frameFixed && c.frame != frameNone, c.closeAfter)
+	c.answered = true
+	c.state = csBody
+	return true
+}
+
+// moveBody moves body bytes from the target's buffer to the client's; it
+// reports whether it moved any. At the body's end it finishes the exchange.
+func (c *cconn) moveBody() bool {
+	u := c.up
+	data := u.in[u.rpos:]
+	room := loopOutLimit - c.outLen()
+	if len(data) > room {
+		data = data[:room]
+	}
+	moved := 0
+	switch c.frame {
+	case frameNone:
+	case frameFixed:
+		moved = int(min(int64(len(data)), c.remain))
+		c.out = append(c.out, data[:moved]...)
+		c.remain -= int64(moved)
+	case frameChunked:
+		n, done, err := c.chunks.scan(data)
+		if err != nil {
+			c.upFailed(err)
+			return false
+		}
+		moved = n
+		c.out = append(c.out, data[:n]...)
+		if done {
+			c.remain = 0
+		} else {
+			c.remain = 1
+		}
+	case frameClose:
+		if len(data) > 0 {
+			c.out = strconv.AppendInt(c.out, int64(len(data)), 16)
+			c.out = append(append(append(c.out, '\r', '\n'), data...), '\r', '\n')
+			moved = len(data)
+		}
+		u.rpos += moved
+		return moved > 0
+	}
+	u.rpos += moved
+	if c.frame == frameNone || c.remain == 0 {
+		c.finish()
+		return false
+	}
+	return moved > 0
+}
+
+// finish ends the exchange after the whole answer: the target connection
+// goes back to the pool, the client's waits for its next request.
+func (c *cconn) finish() {
+	u := c.up
+	c.up = nil
+	reuse := c.upReuse && u.rpos == len(u.in) // anything more is a target's mistake
+	c.l.release(u, reuse)
+	c.end()
+	c.next()
+}
+
+// end counts the exchange and releases its target.
+func (c *cconn) end() {
+	if c.t == nil {
+		return
+	}
+	if c.up != nil {
+		c.up.close()
+		c.up = nil
+	}
+	if c.status != 0 {
+		c.fw.record(c.status, time.Since(c.start))
+	}
+	c.t.inFlight.Add(-1)
+	c.t, c.fw, c.rt = nil, nil, nil
+}
+
+// next readies c for its next request, or its end.
+func (c *cconn) next() {
+	if c.closeAfter || c.ll.closing.Load() {
+		c.state = csClosing
+		c.advance()
+		return
+	}
+	c.state = csHead
+	c.deadline = c.l.now.Add(c.ll.nl.limits.idle())
+	c.hup = false
+	if !c.flush() {
+		return
+	}
+}
+
+// timedOut ends a connection whose deadline passed: a request head that
+// did not come whole in time is answered 408; an idle one just closes.
+func (c *cconn) timedOut() {
+	if c.state == csHead && len(c.in) > 0 {
+		c.in = c.in[:0]
+		c.out = appendPlainAnswer(c.out, fasthttp.StatusRequestTimeout, "cutover: request timed out\n", true)
+		c.state, c.deadline = csClosing, c.l.now.Add(closeFlushWait)
+		c.advance()
+		return
+	}
+	c.close()
+}
+
+// close closes c's socket, ending any exchange uncounted.
+func (c *cconn) close() {
+	if c.fd < 0 {
+		return
+	}
+	c.status = 0
+	c.end()
+	c.l.forget(c.fd)
+	unix.Close(c.fd)
+	c.fd = -1
+	c.ll.open.Add(-1)
+}
+
+// handoff gives the connection, with the bytes read from it, to the
+// listener's fasthttp server.
+func (c *cconn) handoff() {
+	fd := c.fd
+	if c.outLen() > 0 {
+		// Not reached: requests are read only once answers are written.
+		c.close()
+		return
+	}
+	c.l.forget(fd)
+	unix.EpollCtl(c.l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	c.fd = -1
+	c.ll.open.Add(-1)
+	pre := bytes.Clone(c.in)
+	go c.ll.hand.deliver(fd, pre)
+}
+
+// upc is a connection to a target held by a loop.
+type upc struct {
+	l    *evloop
+	fd   int
+	addr string
+
+	readable, writable bool
+	connecting         bool
+	dialBy             time.Time
+	reused             bool
+	got                bool // bytes came for the current request
+	in                 []byte
+	rpos               int
+	owner              *cconn
+	idleAt             time.Time
+}
+
+func (u *upc) event(ev uint32) {
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		u.readable = true
+	}
+	if ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		u.writable = true
+	}
+	if u.owner != nil {
+		u.owner.advance()
+		return
+	}
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		// An idle connection the target closed (or wrote to): done with it.
+		u.l.dropIdle(u)
+		u.close()
+	}
+}
+
+func (u *upc) close() {
+	if u.fd < 0 {
+		return
+	}
+	u.l.forget(u.fd)
+	unix.Close(u.fd)
+	u.fd = -1
+	if u.owner == nil {
+		u.l.dropIdle(u)
+	}
+}
+
+// dial starts a connection to a target.
+func (l *evloop) dial(addr string) (*upc, error) {
+	sa, _ := l.sockaddr(addr)
+	family := unix.AF_INET
+	if _, ok := sa.(*unix.SockaddrInet6); ok {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, &dialError{os.NewSyscallError("socket", err)}
+	}
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	err = unix.Connect(fd, sa)
+	if err != nil && err != unix.EINPROGRESS {
+		unix.Close(fd)
+		return nil, &dialError{&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", err)}}
+	}
+	u := &upc{l: l, fd: fd, addr: addr, connecting: err != nil, writable: err == nil, dialBy: l.now.Add(loopDialTimeout)}
+	if err := l.add(fd, unix.EPOLLIN|unix.EPOLLOUT|unix.EPOLLRDHUP|unix.EPOLLET, u); err != nil {
+		unix.Close(fd)
+		return nil, &dialError{err}
+	}
+	return u, nil
+}
+
+// takeIdle returns an idle connection to addr, most recently used first.
+func (l *evloop) takeIdle(addr string) *upc {
+	list := l.idle[addr]
+	for len(list) > 0 {
+		u := list[len(list)-1]
+		list[len(list)-1] = nil
+		list = list[:len(list)-1]
+		l.idle[addr] = list
+		if l.now.Sub(u.idleAt) < loopUpIdle && u.fd >= 0 {
+			u.reused, u.got = true, false
+			return u
+		}
+		u.close()
+	}
+	return nil
+}
+
+// release keeps u for another request, or closes it.
+func (l *evloop) release(u *upc, reuse bool) {
+	u.owner = nil
+	if !reuse || u.fd < 0 || len(l.idle[u.addr]) >= loopMaxIdle {
+		u.close()
+		return
+	}
+	u.in, u.rpos, u.idleAt = u.in[:0], 0, l.now
+	l.idle[u.addr] = append(l.idle[u.addr], u)
+	if u.readable {
+		// The target wrote (or closed) past its answer.
+		u.close()
+	}
+}
+
+func (l *evloop) dropIdle(u *upc) {
+	list := l.idle[u.addr]
+	for i, x := range list {
+		if x == u {
+			l.idle[u.addr] = append(list[:i], list[i+1:]...)
+			return
+		}
+	}
+}
+

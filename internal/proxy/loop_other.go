@@ -1,0 +1,20 @@
+//go:build !linux
+
+package proxy
+
+import (
+	"context"
+	"net"
+)
+
+// The event loops run on Linux only (epoll); elsewhere the fasthttp server
+// accepts every connection.
+type loops struct{}
+
+type loopListener struct{ hand net.Listener }
+
+func (p *Proxy) serveWithLoops(*listener) bool   { return false }
+func (p *Proxy) stopLoops()                      {}
+func (*loopListener) stopAccepting()             {}
+func (*loopListener) wait(context.Context) error { return nil }
+func (*loopListener) forceClose()                {}
