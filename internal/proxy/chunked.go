@@ -29,6 +29,11 @@ import (
 // (net/http/internal.chunkedReader, which net/http and httputil use), it
 // says so below; chunked_test.go checks the scanner against Go's reader and
 // allows a difference only for the errors listed in stricterThanGo there.
+// The one place Go refuses what the scanner accepts is Go's budget on
+// framing overhead (a body of tiny chunks with long extensions): a limit on
+// the reader's work, not on framing, so a client that applies it drops the
+// body; it cannot misread where the body ends. The relay passes framing at
+// no extra cost, so the scanner has no such budget beyond its line bounds.
 const (
 	// maxChunkSizeDigits bounds chunk-size, leading zeros included: Go's
 	// reader refuses a 17th digit too, so the two agree, and a size that
@@ -51,6 +56,8 @@ const (
 // The errors of a malformed chunked body. scan wraps them with the offset
 // and value of the offending byte; tests match them with errors.Is.
 var (
+	// No whitespace before the size: the grammar has none, and Go refuses
+	// it too.
 	errChunkSize     = errors.New("want a chunk size of hex digits at the start of a chunk line")
 	errChunkSizeLong = errors.New("chunk size has more than 16 hex digits")
 	// Stricter than Go (which reads up to 16 digits into a uint64): a size
