@@ -276,6 +276,31 @@ func (l *evloop) wait(events []unix.EpollEvent) (int, error) {
 	return unix.EpollWait(l.epfd, events, 1000)
 }
 
+// rawRead and rawWrite make one read or write on a non-blocking socket as a
+// raw system call: it cannot block, so the runtime need not hand the
+// thread's P to another thread around it (Syscall's entersyscall and
+// exitsyscall, on every call otherwise).
+func rawRead(fd int, p []byte) (int, error) {
+	n, e := sysRead(uintptr(fd), p)
+	if e != 0 {
+		return 0, e
+	}
+	return n, nil
+}
+
+func rawWrite(fd int, p []byte) (int, error) {
+	for {
+		r, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		switch e {
+		case 0:
+			return int(r), nil
+		case unix.EINTR:
+			continue
+		}
+		return 0, e
+	}
+}
+
 // closeAll closes every socket the loop holds.
 func (l *evloop) closeAll() {
 	for _, o := range l.ents {
@@ -577,7 +602,7 @@ func (c *cconn) flush() bool {
 		if !c.writable {
 			return false
 		}
-		n, err := unix.Write(c.fd, c.out[c.outOff:])
+		n, err := rawWrite(c.fd, c.out[c.outOff:])
 		if err == unix.EAGAIN {
 			c.writable = false
 			return false
@@ -625,7 +650,7 @@ func (c *cconn) readRequest() {
 			c.in = append(c.in, make([]byte, loopReadSize)...)[:len(c.in)]
 		}
 		free := c.in[len(c.in):cap(c.in)]
-		n, err := unix.Read(c.fd, free)
+		n, err := rawRead(c.fd, free)
 		if err == unix.EAGAIN {
 			c.readable = false
 			continue
@@ -809,7 +834,7 @@ func (c *cconn) pump() {
 		if !u.writable {
 			return
 		}
-		n, err := unix.Write(u.fd, c.req[c.reqOff:])
+		n, err := rawWrite(u.fd, c.req[c.reqOff:])
 		if err == unix.EAGAIN {
 			u.writable = false
 			return
@@ -864,7 +889,7 @@ func (c *cconn) pump() {
 			u.in = append(u.in, make([]byte, loopReadSize)...)[:len(u.in)]
 		}
 		free := u.in[len(u.in):cap(u.in)]
-		n, err := unix.Read(u.fd, free)
+		n, err := rawRead(u.fd, free)
 		if err == unix.EAGAIN {
 			u.readable = false
 			return
