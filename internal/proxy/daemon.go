@@ -31,15 +31,15 @@ const PprofEnv = "CUTOVER_PROXY_PPROF"
 const proxyGCPercent = 400
 
 // DefaultProcs is how many threads `cutover proxy run` runs Go code on at
-// once (RunOptions.Procs): half the CPUs Go would use, at least one. The
-// proxy shares its machine with the apps it forwards to, and fewer threads
-// hand fewer ready connections from one thread to another (each a wake-up
-// of a sleeping thread): with one thread instead of two on a 2-core machine
-// under load, make bench saw 10-30% more requests/s at about the same CPU
-// per request. GOMAXPROCS in the proxy's environment overrides it.
+// once (RunOptions.Procs): one more than the CPUs Go would use. Plain
+// listeners are served by event loops, one per P but one (loopCount), so
+// there is one loop per CPU, as nginx's `worker_processes auto` has one
+// worker per CPU, and one P left for the rest (health checks, the admin
+// API, TLS and handed-off connections). GOMAXPROCS in the proxy's
+// environment overrides it.
 func DefaultProcs() int { return proxyProcs(initialProcs) }
 
-func proxyProcs(cpus int) int { return max(1, cpus/2) }
+func proxyProcs(cpus int) int { return max(1, cpus) + 1 }
 
 // initialProcs is Go's own GOMAXPROCS for this machine or container, read
 // before anything changes it.

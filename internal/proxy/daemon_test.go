@@ -172,9 +172,10 @@ func waitTargets(t *testing.T, c *Client, healthy int) {
 	}
 }
 
-// TestProxyProcs: the proxy runs on half the CPUs Go would use, at least one.
+// TestProxyProcs: the proxy runs one event loop per CPU Go would use, and
+// one P more for its other goroutines.
 func TestProxyProcs(t *testing.T) {
-	for cpus, want := range map[int]int{1: 1, 2: 1, 3: 1, 4: 2, 16: 8} {
+	for cpus, want := range map[int]int{0: 2, 1: 2, 2: 3, 3: 4, 4: 5, 16: 17} {
 		if got := proxyProcs(cpus); got != want {
 			t.Errorf("proxyProcs(%d) = %d, want %d", cpus, got, want)
 		}

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -76,6 +77,8 @@ type evloop struct {
 	ents []fdOwner
 	gens []uint32 // registration generation by fd, to drop stale events
 	gen  uint32
+	// rawBlock: block in epoll_wait as a raw system call (see wait)
+	rawBlock bool
 
 	mu   sync.Mutex
 	cmds []func()
@@ -84,6 +87,7 @@ type evloop struct {
 
 	idle  map[string][]*upc
 	addrs map[string]unix.Sockaddr
+	free  []*cconn // closed connections' state, for new ones
 
 	// scratch, used by one request at a time
 	reqH  fasthttp.RequestHeader
@@ -117,9 +121,9 @@ var errNeedMore = errors.New("incomplete head")
 // listeners to the fasthttp server.
 func (p *Proxy) startLoops() error {
 	p.loops.once.Do(func() {
-		n := max(1, runtime.GOMAXPROCS(0))
+		n, rawBlock := loopCount()
 		for range n {
-			l, err := newLoop(p)
+			l, err := newLoop(p, rawBlock)
 			if err != nil {
 				p.loops.err = err
 				for _, l := range p.loops.ls {
@@ -141,7 +145,7 @@ func (p *Proxy) stopLoops() {
 	}
 }
 
-func newLoop(p *Proxy) (*evloop, error) {
+func newLoop(p *Proxy, rawBlock bool) (*evloop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
@@ -151,7 +155,7 @@ func newLoop(p *Proxy) (*evloop, error) {
 		unix.Close(epfd)
 		return nil, os.NewSyscallError("eventfd", err)
 	}
-	l := &evloop{p: p, epfd: epfd, wake: wake, done: make(chan struct{}),
+	l := &evloop{p: p, epfd: epfd, wake: wake, rawBlock: rawBlock, done: make(chan struct{}),
 		idle: map[string][]*upc{}, addrs: map[string]unix.Sockaddr{},
 		br: bufio.NewReaderSize(nil, maxHeaderBytes+4<<10)}
 	if err := l.add(wake, unix.EPOLLIN, wakeOwner{l}); err != nil {
@@ -264,16 +268,41 @@ func (l *evloop) run() {
 	}
 }
 
-// wait returns the ready events. It looks first without blocking (a raw
-// system call, which keeps the thread's P): under load something is ready
-// and the runtime's hand-off of the P around a blocking call (a thread
-// wake-up each time) is saved. Only when nothing is ready does it block.
+// wait returns the ready events, waiting up to a second for one. With a
+// spare P (loopCount leaves one for the proxy's other
+// goroutines) it blocks as a raw call too, keeping its P: a blocking
+// Syscall would have the runtime hand the P to another thread and take it
+// back on return (thread wake-ups, futexes, context switches: a third of
+// the loop's CPU on a keep-alive load). The runtime's monitor interrupts
+// the wait every 10 ms or so to preempt it (EINTR), and the garbage
+// collector's stop of the world does the same, so nothing waits on it.
 func (l *evloop) wait(events []unix.EpollEvent) (int, error) {
-	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-	if e == 0 && r > 0 {
-		return int(r), nil
+	timeout := 1000
+	if !l.rawBlock {
+		timeout = 0
 	}
-	return unix.EpollWait(l.epfd, events, 1000)
+	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(timeout), 0, 0)
+	switch {
+	case e == unix.EINTR:
+		return 0, nil
+	case e != 0:
+		return 0, e
+	case r == 0 && !l.rawBlock:
+		return unix.EpollWait(l.epfd, events, 1000)
+	}
+	return int(r), nil
+}
+
+// loopCount is how many loops run: one per P but one, left to the proxy's
+// other goroutines (health checks, the admin API, handed-off connections),
+// which the loops' raw waits would otherwise hold off for up to 10 ms at a
+// time. With one P, one loop, blocking the usual way.
+func loopCount() (n int, rawBlock bool) {
+	procs := runtime.GOMAXPROCS(0)
+	if procs <= 1 {
+		return 1, false
+	}
+	return procs - 1, true
 }
 
 // rawRead and rawWrite make one read or write on a non-blocking socket as a
@@ -375,6 +404,10 @@ func (p *Proxy) serveWithLoops(nl *listener) bool {
 		return false
 	}
 	unix.CloseOnExec(fd)
+	// The socket stays open on the duplicate: closing Go's descriptor takes
+	// it out of the runtime's netpoller, which a new connection would
+	// otherwise wake (a thread woken for nothing per connection).
+	tl.Close()
 	ll := &loopListener{nl: nl, p: p, fd: fd, hand: newHandoffListener(nl.ln.Addr())}
 	for _, l := range p.loops.ls {
 		r := &lreg{l: l, ll: ll}
@@ -451,7 +484,10 @@ func (r *lreg) drop() {
 // loop of those waiting).
 func (r *lreg) event(uint32) {
 	l, ll := r.l, r.ll
-	for range 64 {
+	// One at a time, as nginx does by default: the level-triggered set
+	// reports the listener again while more wait, and this saves the
+	// accept that would find none.
+	for range 1 {
 		fd, sa, err := unix.Accept4(ll.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		switch err {
 		case nil:
@@ -470,16 +506,15 @@ func (r *lreg) event(uint32) {
 			unix.Close(fd)
 			continue
 		}
-		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 		ll.open.Add(1)
-		c := &cconn{l: l, ll: ll, fd: fd, ip: sockaddrIP(sa), deadline: l.now.Add(ll.nl.limits.readHeader())}
+		c := l.newConn()
+		c.l, c.ll, c.fd, c.ip, c.deadline = l, ll, fd, sockaddrIP(sa), l.now.Add(ll.nl.limits.readHeader())
 		if ll.nl.tls.Load() != nil {
 			c.handoff() // TLS: the server's
 			continue
 		}
 		if err := l.add(fd, unix.EPOLLIN|unix.EPOLLOUT|unix.EPOLLRDHUP|unix.EPOLLET, c); err != nil {
-			ll.open.Add(-1)
-			unix.Close(fd)
+			c.close()
 		}
 	}
 }
@@ -526,6 +561,7 @@ type cconn struct {
 	outOff                  int
 	deadline                time.Time // zero: none
 	closeAfter              bool
+	nodelay                 bool
 
 	// the exchange in progress
 	up       *upc
@@ -549,6 +585,16 @@ type cconn struct {
 }
 
 func (c *cconn) outLen() int { return len(c.out) - c.outOff }
+
+// noDelay turns Nagle's algorithm off on c, once: when its connection is
+// kept alive or a body streams (a connection used for one whole answer,
+// the most common kind, is spared the system call).
+func (c *cconn) noDelay() {
+	if !c.nodelay {
+		c.nodelay = true
+		unix.SetsockoptInt(c.fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}
+}
 
 func (c *cconn) event(ev uint32) {
 	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
@@ -647,7 +693,7 @@ func (c *cconn) readRequest() {
 			return
 		}
 		if cap(c.in)-len(c.in) < 1024 {
-			c.in = append(c.in, make([]byte, loopReadSize)...)[:len(c.in)]
+			c.in = slices.Grow(c.in, max(4<<10, cap(c.in)))
 		}
 		free := c.in[len(c.in):cap(c.in)]
 		n, err := rawRead(c.fd, free)
@@ -868,6 +914,10 @@ func (c *cconn) pump() {
 			if c.state != csBody {
 				return
 			}
+			// The body takes more than one write: Nagle's algorithm would
+			// hold a short last one until the client acknowledges the one
+			// before (up to its delayed-ACK time).
+			c.noDelay()
 			if !c.flush() {
 				return
 			}
@@ -1077,6 +1127,7 @@ func (c *cconn) next() {
 	}
 	c.state = csHead
 	c.deadline = c.l.now.Add(c.ll.nl.limits.idle())
+	c.noDelay() // kept alive: as nginx's tcp_nodelay
 	c.hup = false
 	if !c.flush() {
 		return
@@ -1107,6 +1158,35 @@ func (c *cconn) close() {
 	unix.Close(c.fd)
 	c.fd = -1
 	c.ll.open.Add(-1)
+	c.l.recycle(c)
+}
+
+// newConn returns a client connection's state, reused when one is free:
+// a connection per request would otherwise make the collector run all the
+// time.
+func (l *evloop) newConn() *cconn {
+	if n := len(l.free); n > 0 {
+		c := l.free[n-1]
+		l.free[n-1] = nil
+		l.free = l.free[:n-1]
+		return c
+	}
+	return &cconn{}
+}
+
+// recycle keeps c (closed, its socket gone) and its buffers for another
+// connection. Its callers may still look at it: fd -1 stops them.
+func (l *evloop) recycle(c *cconn) {
+	keep := func(b []byte) []byte {
+		if cap(b) > loopOutLimit {
+			return nil
+		}
+		return b[:0]
+	}
+	*c = cconn{fd: -1, in: keep(c.in), out: keep(c.out), req: keep(c.req)}
+	if len(l.free) < 1024 {
+		l.free = append(l.free, c)
+	}
 }
 
 // handoff gives the connection, with the bytes read from it, to the
@@ -1122,8 +1202,8 @@ func (c *cconn) handoff() {
 	unix.EpollCtl(c.l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 	c.fd = -1
 	c.ll.open.Add(-1)
-	pre := bytes.Clone(c.in)
-	go c.ll.hand.deliver(fd, pre)
+	go c.ll.hand.deliver(fd, bytes.Clone(c.in))
+	c.l.recycle(c)
 }
 
 // upc is a connection to a target held by a loop.
@@ -1239,4 +1319,3 @@ func (l *evloop) dropIdle(u *upc) {
 		}
 	}
 }
-

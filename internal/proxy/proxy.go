@@ -65,7 +65,7 @@ type listener struct {
 	limits     Limits // as opened
 	srv        *fasthttp.Server
 	ln         net.Listener
-	loop       *loopListener // nil: the server accepts from ln
+	loop       *loopListener              // nil: the server accepts from ln
 	tls        atomic.Pointer[tlsServing] // nil: plain HTTP
 	done       chan struct{}
 

@@ -79,9 +79,10 @@ func ping(ctx context.Context, c *Client) (Health, error) {
 		h, err := c.Ping(pctx)
 		cancel()
 		// A proxy that has just died can still take a connection on its
-		// socket and reset it; a moment later the socket refuses, which is
+		// socket and reset it (or break the pipe of the request being written);
+		// a moment later the socket refuses, which is
 		// the answer wanted ("not running").
-		if err == nil || attempt == 2 || !(errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+		if err == nil || attempt == 2 || !(errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
 			return h, err
 		}
 		select {
