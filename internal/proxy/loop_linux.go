@@ -67,6 +67,9 @@ type loops struct {
 	once sync.Once
 	ls   []*evloop
 	err  error
+	// served counts the answers the loops sent, handed the connections
+	// they gave to the server (for tests and the benchmark's report).
+	served, handed atomic.Uint64
 }
 
 // evloop is one event loop: one epoll set, run by one goroutine.
@@ -846,6 +849,7 @@ func (c *cconn) badGateway() {
 	c.status = fasthttp.StatusBadGateway
 	c.out = appendPlainAnswer(c.out, fasthttp.StatusBadGateway, badGatewayMessage(c.t.group.name), c.closeAfter)
 	c.end()
+	c.l.p.loops.served.Add(1)
 	c.next()
 }
 
@@ -1099,6 +1103,7 @@ func (c *cconn) finish() {
 	reuse := c.upReuse && u.rpos == len(u.in) // anything more is a target's mistake
 	c.l.release(u, reuse)
 	c.end()
+	c.l.p.loops.served.Add(1)
 	c.next()
 }
 
@@ -1202,6 +1207,7 @@ func (c *cconn) handoff() {
 	unix.EpollCtl(c.l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 	c.fd = -1
 	c.ll.open.Add(-1)
+	c.l.p.loops.handed.Add(1)
 	go c.ll.hand.deliver(fd, bytes.Clone(c.in))
 	c.l.recycle(c)
 }

@@ -1,0 +1,400 @@
+//go:build linux
+
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The event loops' tests: every other test of the package runs through the
+// loops too (plain listeners are theirs); these check what is theirs alone:
+// which requests they serve and which they hand to the server, every
+// framing of an answer relayed raw, backpressure, retries and failures.
+
+// loopCounts reads how many answers the loops sent and how many
+// connections they handed off.
+func loopCounts(p *Proxy) (served, handed uint64) {
+	return p.loops.served.Load(), p.loops.handed.Load()
+}
+
+// rawConn opens a connection to the proxy and reads answers from it.
+type rawClient struct {
+	t  *testing.T
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialRaw(t *testing.T, addr string) *rawClient {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return &rawClient{t: t, c: c, br: bufio.NewReader(c)}
+}
+
+// do sends req and reads one answer (method is the request's, for HEAD).
+func (r *rawClient) do(req string) (*http.Response, string) {
+	r.t.Helper()
+	if _, err := io.WriteString(r.c, req); err != nil {
+		r.t.Fatal(err)
+	}
+	method := strings.Fields(req)[0]
+	var resp *http.Response
+	for resp == nil || resp.StatusCode < 200 { // past 100 Continue
+		var err error
+		if resp, err = http.ReadResponse(r.br, &http.Request{Method: method}); err != nil {
+			r.t.Fatalf("reading the answer to %q: %v", strings.SplitN(req, "\r\n", 2)[0], err)
+		}
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		r.t.Fatalf("reading the body of the answer to %q: %v", strings.SplitN(req, "\r\n", 2)[0], err)
+	}
+	return resp, string(b)
+}
+
+// TestLoopServesPlainRequestsAndHandsOffTheRest: a keep-alive GET is
+// answered by the loop; an upgrade, a chunked upload, Expect, HTTP/1.0 and
+// pipelined requests are handed to the server, which answers them as before.
+func TestLoopServesPlainRequestsAndHandsOffTheRest(t *testing.T) {
+	u, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.Path, b)
+	})
+	p, addr := proxyTo(t, u)
+	s0, h0 := loopCounts(p)
+	c := dialRaw(t, addr)
+	for i := range 5 {
+		resp, body := c.do(fmt.Sprintf("GET /n%d HTTP/1.1\r\nHost: app\r\n\r\n", i))
+		if resp.StatusCode != 200 || body != fmt.Sprintf("GET /n%d ", i) {
+			t.Fatalf("GET %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	resp, body := c.do("POST /small HTTP/1.1\r\nHost: app\r\nContent-Length: 5\r\n\r\nhello")
+	if resp.StatusCode != 200 || body != "POST /small hello" {
+		t.Fatalf("small POST: %d %q", resp.StatusCode, body)
+	}
+	if s, h := loopCounts(p); s-s0 != 6 || h != h0 {
+		t.Fatalf("the loop served %d and handed off %d, want 6 and 0", s-s0, h-h0)
+	}
+
+	for _, tc := range []struct{ name, req, want string }{
+		{"chunked upload", "POST /up HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", "POST /up hello"},
+		{"expect", "POST /ex HTTP/1.1\r\nHost: app\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok", "POST /ex ok"},
+		{"HTTP/1.0", "GET /old HTTP/1.0\r\nHost: app\r\n\r\n", "GET /old "},
+		{"body after the head", "POST /late HTTP/1.1\r\nHost: app\r\nContent-Length: 20000\r\n\r\n" + strings.Repeat("x", 20000), "POST /late " + strings.Repeat("x", 20000)},
+		{"absolute form", "GET http://app/abs HTTP/1.1\r\nHost: app\r\n\r\n", "GET /abs "},
+	} {
+		_, h1 := loopCounts(p)
+		c := dialRaw(t, addr)
+		resp, body := c.do(tc.req)
+		if resp.StatusCode != 200 || body != tc.want {
+			t.Errorf("%s: %d %.60q, want 200 %.60q", tc.name, resp.StatusCode, body, tc.want)
+		}
+		if _, h2 := loopCounts(p); h2 != h1+1 {
+			t.Errorf("%s: handed off %d connections, want 1", tc.name, h2-h1)
+		}
+	}
+
+	// Pipelined: two requests in one write are answered in order, by the server.
+	c = dialRaw(t, addr)
+	io.WriteString(c.c, "GET /p1 HTTP/1.1\r\nHost: app\r\n\r\nGET /p2 HTTP/1.1\r\nHost: app\r\n\r\n")
+	for _, want := range []string{"GET /p1 ", "GET /p2 "} {
+		resp, err := http.ReadResponse(c.br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if string(b) != want {
+			t.Fatalf("pipelined: %q, want %q", b, want)
+		}
+	}
+}
+
+// rawTarget is a target written byte for byte: answer returns what to send
+// for the n-th request on a connection (and whether to close after it).
+func rawTarget(t *testing.T, answer func(n int, head string) (string, bool)) (addr string, conns *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	conns = new(atomic.Int64)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for n := 0; ; n++ {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					out, closeAfter := answer(n, req.Method+" "+req.URL.Path)
+					if _, err := io.WriteString(c, out); err != nil || closeAfter {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), conns
+}
+
+// proxyToAddr starts a proxy with one route to target addrs (unchecked:
+// health checks go to "/" and must answer 200).
+func proxyToAddr(t *testing.T, addrs ...string) (*Proxy, string) {
+	t.Helper()
+	addr := freeAddr(t)
+	p := newTestProxy(t, Options{})
+	g := TargetGroup{Name: "e/raw", Health: fastHealth}
+	g.Health.Interval = Duration(time.Hour)
+	for i, a := range addrs {
+		g.Targets = append(g.Targets, Target{ID: fmt.Sprintf("raw-%d", i), Addr: a})
+	}
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{oneRoute(addr, WeightedTarget{"e/raw", 1})}, TargetGroups: []TargetGroup{g}}); err != nil {
+		t.Fatal(err)
+	}
+	return p, addr
+}
+
+// TestLoopRelaysEveryFraming: answers with a length, chunked (with a
+// trailer), until the target closes (re-chunked for the client), to HEAD,
+// 204 and 304 reach the client whole, and the client's connection carries
+// the next request after each.
+func TestLoopRelaysEveryFraming(t *testing.T) {
+	target, _ := rawTarget(t, func(n int, head string) (string, bool) {
+		switch head {
+		case "GET /":
+			return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+		case "GET /length":
+			return "HTTP/1.1 200 OK\r\nContent-Length: 11\r\nX-Kept: yes\r\n\r\nhello world", false
+		case "GET /chunked":
+			return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Sum: 1\r\n\r\n", false
+		case "GET /close":
+			return "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end", true
+		case "HEAD /length":
+			return "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n", false
+		case "GET /none":
+			return "HTTP/1.1 204 No Content\r\n\r\n", false
+		case "GET /same":
+			return "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n", false
+		}
+		return "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", false
+	})
+	p, addr := proxyToAddr(t, target)
+	waitState(t, p, "e/raw", "healthy", 1)
+	s0, h0 := loopCounts(p)
+	c := dialRaw(t, addr)
+	for _, tc := range []struct {
+		req, body string
+		status    int
+		chunked   bool
+	}{
+		{"GET /length", "hello world", 200, false},
+		{"GET /chunked", "hello world", 200, true},
+		{"GET /close", "until the end", 200, true},
+		{"HEAD /length", "", 200, false},
+		{"GET /none", "", 204, false},
+		{"GET /same", "", 304, false},
+		{"GET /length", "hello world", 200, false},
+	} {
+		f := strings.Fields(tc.req)
+		resp, body := c.do(f[0] + " " + f[1] + " HTTP/1.1\r\nHost: app\r\n\r\n")
+		if resp.StatusCode != tc.status || body != tc.body {
+			t.Fatalf("%s: %d %q, want %d %q", tc.req, resp.StatusCode, body, tc.status, tc.body)
+		}
+		if chunked := len(resp.TransferEncoding) > 0; chunked != tc.chunked {
+			t.Errorf("%s: chunked %v, want %v", tc.req, chunked, tc.chunked)
+		}
+		if resp.Close {
+			t.Errorf("%s: the client's connection closes", tc.req)
+		}
+		if tc.req == "HEAD /length" && resp.ContentLength != 11 {
+			t.Errorf("HEAD: Content-Length %d, want the target's 11", resp.ContentLength)
+		}
+		if tc.req == "GET /chunked" && resp.Trailer.Get("X-Sum") != "1" {
+			t.Errorf("chunked: trailer %v, want X-Sum: 1", resp.Trailer)
+		}
+	}
+	if s, h := loopCounts(p); s-s0 != 7 || h != h0 {
+		t.Fatalf("the loop served %d and handed off %d, want 7 and 0", s-s0, h-h0)
+	}
+}
+
+// TestLoopStreamsALargeAnswerToASlowClient: 64 MiB relayed to a client that
+// reads slowly arrives whole, and the proxy holds back the target rather than
+// buffering it.
+func TestLoopStreamsALargeAnswerToASlowClient(t *testing.T) {
+	const size = 64 << 20
+	big := make([]byte, size)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	want := sha256.Sum256(big)
+	var wrote atomic.Int64
+	u, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/big" {
+			return
+		}
+		w.Header().Set("Content-Length", fmt.Sprint(size))
+		for off := 0; off < size; off += 64 << 10 {
+			n, err := w.Write(big[off : off+64<<10])
+			wrote.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	})
+	_, addr := proxyTo(t, u)
+	c := dialRaw(t, addr)
+	c.c.(*net.TCPConn).SetReadBuffer(64 << 10)
+	io.WriteString(c.c, "GET /big HTTP/1.1\r\nHost: app\r\n\r\n")
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Read 1 MiB, then stop: the target cannot have sent much more than the
+	// sockets' buffers (the proxy's receive buffer may grow to tcp_rmem's
+	// maximum, 32 MiB here) and the proxy's bounded one (64 KiB) hold.
+	h := sha256.New()
+	if _, err := io.CopyN(h, resp.Body, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if ahead := wrote.Load() - 1<<20; ahead > 48<<20 {
+		t.Errorf("the target wrote %d bytes beyond what the client read: the proxy buffers instead of holding it back", ahead)
+	}
+	if _, err := io.Copy(h, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.Sum(nil); string(got) != string(want[:]) {
+		t.Fatal("the body arrived changed")
+	}
+}
+
+// TestLoopSendsAgainWhenTheTargetClosedAnIdleConnection: a target that
+// closes every connection after one answer, without saying so, makes the
+// pooled connection fail at the next request; a GET is sent again on a new
+// one, and the client sees no error.
+func TestLoopSendsAgainWhenTheTargetClosedAnIdleConnection(t *testing.T) {
+	target, conns := rawTarget(t, func(n int, head string) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true
+	})
+	p, addr := proxyToAddr(t, target)
+	waitState(t, p, "e/raw", "healthy", 1)
+	c := dialRaw(t, addr)
+	for i := range 20 {
+		resp, body := c.do("GET /x HTTP/1.1\r\nHost: app\r\n\r\n")
+		if resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+		time.Sleep(5 * time.Millisecond) // the close reaches the proxy (or not: both must work)
+	}
+	if n := conns.Load(); n < 20 {
+		t.Errorf("%d connections to the target for 20 answers on closed ones", n)
+	}
+	for _, g := range p.Stats().Groups {
+		if g.Group == "e/raw" && g.Codes["5xx"] != 0 {
+			t.Errorf("%d answers counted 5xx", g.Codes["5xx"])
+		}
+	}
+}
+
+// TestLoopTriesAnotherTargetWhenOneCannotBeReached: a target that refuses
+// connections is skipped for another of the group (once); with none left
+// the answer is a 502 naming the group, not a target.
+func TestLoopTriesAnotherTargetWhenOneCannotBeReached(t *testing.T) {
+	u := upstream(t, "alive")
+	dead := freeAddr(t)
+	// Both healthy at first: the dead one dies after its first check.
+	deadLn, err := net.Listen("tcp", dead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go http.Serve(deadLn, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	p, addr := proxyToAddr(t, hostOf(u), dead)
+	waitState(t, p, "e/raw", "healthy", 2)
+	deadLn.Close()
+	for i := range 10 {
+		if code, body, _ := get(t, addr, "app", "/"); code != 200 || body != "alive" {
+			t.Fatalf("request %d: %d %q", i, code, body)
+		}
+	}
+	// Only the dead one left.
+	st := p.State()
+	st.TargetGroups[0].Targets = st.TargetGroups[0].Targets[1:]
+	if err := p.Apply(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	code, body, _ := get(t, addr, "app", "/")
+	if code != 502 || body != badGatewayMessage("e/raw") || strings.Contains(body, dead) {
+		t.Fatalf("no reachable target: %d %q, want 502 %q", code, body, badGatewayMessage("e/raw"))
+	}
+}
+
+// TestLoopCountsAClientThatLeftAs499: a client that hangs up while its
+// target works is counted 499, not against the target, and the target's
+// connection is not reused for the next request.
+func TestLoopCountsAClientThatLeftAs499(t *testing.T) {
+	release := make(chan struct{})
+	u, conns := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		io.WriteString(w, "ok")
+	})
+	p, addr := proxyTo(t, u)
+	c := dialRaw(t, addr)
+	io.WriteString(c.c, "GET /slow HTTP/1.1\r\nHost: app\r\n\r\n")
+	time.Sleep(200 * time.Millisecond)
+	c.c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var got uint64
+		for _, g := range p.Stats().Groups {
+			if g.Group == "e/u" {
+				got = g.Codes["4xx"]
+				if g.Codes["5xx"] != 0 {
+					t.Fatalf("the client's hang-up counted against the target: %+v", g.Codes)
+				}
+			}
+		}
+		if got == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no 499 counted (4xx: %d)", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(release)
+	before := conns.Load()
+	if code, body, _ := get(t, addr, "app", "/after"); code != 200 || body != "ok" {
+		t.Fatalf("next request: %d %q", code, body)
+	}
+	if conns.Load() == before {
+		t.Error("the next request reused the connection of the abandoned one")
+	}
+}
