@@ -925,8 +925,8 @@ func (c *cconn) pump() {
 			if !c.flush() {
 				return
 			}
-			if moved {
-				continue
+			if moved || u.rpos < len(u.in) {
+				continue // the target is read only once what it sent is out
 			}
 		}
 		// More from the target.
