@@ -193,9 +193,9 @@ func (l *evloop) add(fd int, events uint32, o fdOwner) error {
 	l.gen++
 	l.ents[fd], l.gens[fd] = o, l.gen
 	ev := unix.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(l.gen)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if _, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(l.epfd), unix.EPOLL_CTL_ADD, uintptr(fd), uintptr(unsafe.Pointer(&ev)), 0, 0); e != 0 {
 		l.ents[fd] = nil
-		return os.NewSyscallError("epoll_ctl", err)
+		return os.NewSyscallError("epoll_ctl", e)
 	}
 	return nil
 }
@@ -491,7 +491,7 @@ func (r *lreg) event(uint32) {
 	// reports the listener again while more wait, and this saves the
 	// accept that would find none.
 	for range 1 {
-		fd, sa, err := unix.Accept4(ll.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		fd, ip, err := rawAccept(ll.fd)
 		switch err {
 		case nil:
 		case unix.EINTR, unix.ECONNABORTED:
@@ -511,7 +511,7 @@ func (r *lreg) event(uint32) {
 		}
 		ll.open.Add(1)
 		c := l.newConn()
-		c.l, c.ll, c.fd, c.ip, c.deadline = l, ll, fd, sockaddrIP(sa), l.now.Add(ll.nl.limits.readHeader())
+		c.l, c.ll, c.fd, c.ip, c.deadline = l, ll, fd, ip, l.now.Add(ll.nl.limits.readHeader())
 		if ll.nl.tls.Load() != nil {
 			c.handoff() // TLS: the server's
 			continue
@@ -522,14 +522,29 @@ func (r *lreg) event(uint32) {
 	}
 }
 
-func sockaddrIP(sa unix.Sockaddr) netip.Addr {
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrFrom4(a.Addr)
-	case *unix.SockaddrInet6:
-		return netip.AddrFrom16(a.Addr).Unmap()
+// rawAccept accepts a connection (non-blocking, close-on-exec) as a raw
+// system call, and returns the client's IP.
+func rawAccept(lfd int) (int, netip.Addr, error) {
+	var rsa unix.RawSockaddrAny
+	n := uint32(unix.SizeofSockaddrAny)
+	r, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	if e != 0 {
+		return -1, netip.Addr{}, e
 	}
-	return netip.Addr{}
+	var ip netip.Addr
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		ip = netip.AddrFrom4((*unix.RawSockaddrInet4)(unsafe.Pointer(&rsa)).Addr)
+	case unix.AF_INET6:
+		ip = netip.AddrFrom16((*unix.RawSockaddrInet6)(unsafe.Pointer(&rsa)).Addr).Unmap()
+	}
+	return int(r), ip, nil
+}
+
+// rawClose closes a socket as a raw system call (no linger: it does not
+// block).
+func rawClose(fd int) {
+	unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
 }
 
 type cstate uint8
@@ -1160,7 +1175,7 @@ func (c *cconn) close() {
 	c.status = 0
 	c.end()
 	c.l.forget(c.fd)
-	unix.Close(c.fd)
+	rawClose(c.fd)
 	c.fd = -1
 	c.ll.open.Add(-1)
 	c.l.recycle(c)
@@ -1252,7 +1267,7 @@ func (u *upc) close() {
 		return
 	}
 	u.l.forget(u.fd)
-	unix.Close(u.fd)
+	rawClose(u.fd)
 	u.fd = -1
 	if u.owner == nil {
 		u.l.dropIdle(u)
