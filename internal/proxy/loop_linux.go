@@ -599,7 +599,6 @@ type cconn struct {
 	remain   int64
 	chunks   chunkScanner
 	upReuse  bool
-	answered bool // the answer's head went to the client
 }
 
 func (c *cconn) outLen() int { return len(c.out) - c.outOff }
@@ -636,6 +635,10 @@ func (c *cconn) advance() {
 			if !c.flush() {
 				return
 			}
+			if c.closeAfter && len(c.in) == 0 {
+				c.close() // its listener is closing
+				return
+			}
 			c.readRequest()
 		case csWait, csBody:
 			if c.state == csWait && c.hup {
@@ -667,20 +670,26 @@ func (c *cconn) flush() bool {
 			return false
 		}
 		n, err := rawWrite(c.fd, c.out[c.outOff:])
-		if err == unix.EAGAIN {
-			c.writable = false
-			return false
-		}
-		if err != nil {
+		if err != nil && err != unix.EAGAIN {
 			c.fail()
 			return false
 		}
 		c.outOff += n
 		if c.outLen() > 0 {
+			// The client is not taking its answer: it has idle_timeout to
+			// start again, as a keep-alive connection has to send its next
+			// request (nginx's send_timeout).
 			c.writable = false
+			if c.state != csHead && (c.deadline.IsZero() || n > 0) {
+				c.deadline = c.l.now.Add(c.ll.nl.limits.idle())
+			}
+			return false
 		}
 	}
 	c.out, c.outOff = c.out[:0], 0
+	if c.state == csBody {
+		c.deadline = time.Time{} // waiting for the target has no time limit
+	}
 	return true
 }
 
@@ -727,8 +736,8 @@ func (c *cconn) readRequest() {
 			c.deadline = c.l.now.Add(c.ll.nl.limits.readHeader())
 		}
 		c.in = c.in[:len(c.in)+n]
-		if n < len(free) {
-			c.readable = false
+		if n < len(free) && !c.hup {
+			c.readable = false // as the target's (pump)
 		}
 	}
 }
@@ -785,7 +794,7 @@ func (c *cconn) startRequest(hl int) {
 	c.state, c.deadline = csWait, time.Time{}
 	c.rt, c.fw, c.t = rt, fw, t
 	c.start = time.Now()
-	c.status, c.interim, c.resent, c.retried, c.answered = 0, 0, 0, false, false
+	c.status, c.interim, c.resent, c.retried = 0, 0, 0, false
 	c.isHead = h.IsHead()
 	c.closeAfter = c.closeAfter || h.ConnectionClose()
 	c.replay = cl == 0 && isIdempotent(h.Method())
@@ -969,7 +978,10 @@ func (c *cconn) pump() {
 		}
 		u.in = u.in[:len(u.in)+n]
 		u.got = true
-		if n < len(free) {
+		if n < len(free) && !u.hup {
+			// A short read emptied the socket: edge-triggered, the next
+			// bytes are reported anew. (Not its end, if that was reported
+			// with these bytes: it would not be again.)
 			u.readable = false
 		}
 	}
@@ -1059,7 +1071,6 @@ func (c *cconn) answerHead(hl int) bool {
 		c.upReuse = false
 	}
 	c.out = appendResponseHead(c.out, raw, rh, c.frame != frameFixed && c.frame != frameNone, c.closeAfter)
-	c.answered = true
 	c.state = csBody
 	return true
 }
@@ -1149,14 +1160,20 @@ func (c *cconn) next() {
 	c.deadline = c.l.now.Add(c.ll.nl.limits.idle())
 	c.noDelay() // kept alive: as nginx's tcp_nodelay
 	c.hup = false
-	if !c.flush() {
-		return
-	}
+	c.flush()
 }
 
 // timedOut ends a connection whose deadline passed: a request head that
-// did not come whole in time is answered 408; an idle one just closes.
+// did not come whole in time is answered 408; an idle one just closes; one
+// whose client does not take its answer is reset.
 func (c *cconn) timedOut() {
+	if c.outLen() > 0 {
+		// A client that stopped reading: reset rather than close, so the
+		// kernel drops what it still holds for it (up to megabytes) at once.
+		unix.SetsockoptLinger(c.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+		c.close()
+		return
+	}
 	if c.state == csHead && len(c.in) > 0 {
 		c.in = c.in[:0]
 		c.out = appendPlainAnswer(c.out, fasthttp.StatusRequestTimeout, "cutover: request timed out\n", true)
@@ -1234,6 +1251,7 @@ type upc struct {
 	addr string
 
 	readable, writable bool
+	hup                bool // the target's end was reported
 	connecting         bool
 	dialBy             time.Time
 	reused             bool
@@ -1247,6 +1265,9 @@ type upc struct {
 func (u *upc) event(ev uint32) {
 	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		u.readable = true
+	}
+	if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		u.hup = true // its end comes after what is left to read: read to it
 	}
 	if ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		u.writable = true
@@ -1319,7 +1340,7 @@ func (l *evloop) takeIdle(addr string) *upc {
 // release keeps u for another request, or closes it.
 func (l *evloop) release(u *upc, reuse bool) {
 	u.owner = nil
-	if !reuse || u.fd < 0 || len(l.idle[u.addr]) >= loopMaxIdle {
+	if !reuse || u.fd < 0 || u.hup || len(l.idle[u.addr]) >= loopMaxIdle {
 		u.close()
 		return
 	}

@@ -398,3 +398,59 @@ func TestLoopCountsAClientThatLeftAs499(t *testing.T) {
 		t.Error("the next request reused the connection of the abandoned one")
 	}
 }
+
+// TestLoopDropsAClientThatStopsReading: a client that stops taking a large
+// answer is dropped after the listener's idle timeout (nginx's send_timeout),
+// and its target's connection closed, rather than held forever; a target
+// that is merely slow to send is waited for.
+func TestLoopDropsAClientThatStopsReading(t *testing.T) {
+	targetDone := make(chan error, 1)
+	u, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/big":
+			chunk := make([]byte, 64<<10)
+			var err error
+			for i := 0; i < 2048 && err == nil; i++ { // 128 MiB at most
+				_, err = w.Write(chunk)
+			}
+			targetDone <- err
+		case "/slow":
+			w.(http.Flusher).Flush()
+			time.Sleep(2500 * time.Millisecond)
+			io.WriteString(w, "late")
+		}
+	})
+	addr := freeAddr(t)
+	p := newTestProxy(t, Options{})
+	g := tgOf("e/u", u)
+	g.Health.Interval = Duration(time.Hour)
+	l := oneRoute(addr, WeightedTarget{"e/u", 1})
+	l.Limits.IdleTimeout = Duration(time.Second)
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{g}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "e/u", "healthy", 1)
+
+	// Slower than the idle timeout, but the client reads: it gets the answer.
+	c := dialRaw(t, addr)
+	if resp, body := c.do("GET /slow HTTP/1.1\r\nHost: app\r\n\r\n"); resp.StatusCode != 200 || body != "late" {
+		t.Fatalf("slow target: %d %q", resp.StatusCode, body)
+	}
+
+	c = dialRaw(t, addr)
+	c.c.(*net.TCPConn).SetReadBuffer(16 << 10)
+	io.WriteString(c.c, "GET /big HTTP/1.1\r\nHost: app\r\n\r\n")
+	select {
+	case err := <-targetDone:
+		if err == nil {
+			t.Fatal("the target wrote 128 MiB to a client that reads nothing")
+		}
+	case <-time.After(8 * time.Second):
+		t.Fatal("the proxy still holds the target's connection 8 s after its client stopped reading (idle timeout 1s)")
+	}
+	c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := io.Copy(io.Discard, c.c)
+	if err != nil && !strings.Contains(err.Error(), "reset") {
+		t.Fatalf("the client's connection (%d bytes read): %v, want it closed by the proxy", n, err)
+	}
+}
