@@ -582,23 +582,23 @@ type cconn struct {
 	nodelay                 bool
 
 	// the exchange in progress
-	up       *upc
-	rt       *route
-	fw       *forward
-	t        *target
-	start    time.Time
-	req      []byte // head and small body as sent, kept to send again
-	reqOff   int
-	replay   bool // no body and a safe method: may be sent again
-	resent   int  // times sent again after a reused connection failed
-	retried  bool // sent to another target after a dial failure
-	isHead   bool
-	interim  int
-	status   int
-	frame    framing
-	remain   int64
-	chunks   chunkScanner
-	upReuse  bool
+	up      *upc
+	rt      *route
+	fw      *forward
+	t       *target
+	start   time.Time
+	req     []byte // head and small body as sent, kept to send again
+	reqOff  int
+	replay  bool // no body and a safe method: may be sent again
+	resent  int  // times sent again after a reused connection failed
+	retried bool // sent to another target after a dial failure
+	isHead  bool
+	interim int
+	status  int
+	frame   framing
+	remain  int64
+	chunks  chunkScanner
+	upReuse bool
 }
 
 func (c *cconn) outLen() int { return len(c.out) - c.outOff }
