@@ -141,6 +141,11 @@ func (p *Proxy) startLoops() error {
 	return p.loops.err
 }
 
+// loopCounts reads the loops' counters.
+func (p *Proxy) loopCounts() (served, handed uint64) {
+	return p.loops.served.Load(), p.loops.handed.Load()
+}
+
 // stopLoops ends the loops (after the listeners): they close what they hold.
 func (p *Proxy) stopLoops() {
 	for _, l := range p.loops.ls {

@@ -13,8 +13,9 @@ type loops struct{}
 
 type loopListener struct{ hand net.Listener }
 
-func (p *Proxy) serveWithLoops(*listener) bool   { return false }
-func (p *Proxy) stopLoops()                      {}
-func (*loopListener) stopAccepting()             {}
-func (*loopListener) wait(context.Context) error { return nil }
-func (*loopListener) forceClose()                {}
+func (p *Proxy) serveWithLoops(*listener) bool       { return false }
+func (p *Proxy) stopLoops()                          {}
+func (*loopListener) stopAccepting()                 {}
+func (*loopListener) wait(context.Context) error     { return nil }
+func (*loopListener) forceClose()                    {}
+func (p *Proxy) loopCounts() (served, handed uint64) { return 0, 0 }

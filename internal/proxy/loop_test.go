@@ -21,12 +21,6 @@ import (
 // which requests they serve and which they hand to the server, every
 // framing of an answer relayed raw, backpressure, retries and failures.
 
-// loopCounts reads how many answers the loops sent and how many
-// connections they handed off.
-func loopCounts(p *Proxy) (served, handed uint64) {
-	return p.loops.served.Load(), p.loops.handed.Load()
-}
-
 // rawConn opens a connection to the proxy and reads answers from it.
 type rawClient struct {
 	t  *testing.T
@@ -76,7 +70,7 @@ func TestLoopServesPlainRequestsAndHandsOffTheRest(t *testing.T) {
 		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.Path, b)
 	})
 	p, addr := proxyTo(t, u)
-	s0, h0 := loopCounts(p)
+	s0, h0 := p.loopCounts()
 	c := dialRaw(t, addr)
 	for i := range 5 {
 		resp, body := c.do(fmt.Sprintf("GET /n%d HTTP/1.1\r\nHost: app\r\n\r\n", i))
@@ -88,7 +82,7 @@ func TestLoopServesPlainRequestsAndHandsOffTheRest(t *testing.T) {
 	if resp.StatusCode != 200 || body != "POST /small hello" {
 		t.Fatalf("small POST: %d %q", resp.StatusCode, body)
 	}
-	if s, h := loopCounts(p); s-s0 != 6 || h != h0 {
+	if s, h := p.loopCounts(); s-s0 != 6 || h != h0 {
 		t.Fatalf("the loop served %d and handed off %d, want 6 and 0", s-s0, h-h0)
 	}
 
@@ -99,13 +93,13 @@ func TestLoopServesPlainRequestsAndHandsOffTheRest(t *testing.T) {
 		{"body after the head", "POST /late HTTP/1.1\r\nHost: app\r\nContent-Length: 20000\r\n\r\n" + strings.Repeat("x", 20000), "POST /late " + strings.Repeat("x", 20000)},
 		{"absolute form", "GET http://app/abs HTTP/1.1\r\nHost: app\r\n\r\n", "GET /abs "},
 	} {
-		_, h1 := loopCounts(p)
+		_, h1 := p.loopCounts()
 		c := dialRaw(t, addr)
 		resp, body := c.do(tc.req)
 		if resp.StatusCode != 200 || body != tc.want {
 			t.Errorf("%s: %d %.60q, want 200 %.60q", tc.name, resp.StatusCode, body, tc.want)
 		}
-		if _, h2 := loopCounts(p); h2 != h1+1 {
+		if _, h2 := p.loopCounts(); h2 != h1+1 {
 			t.Errorf("%s: handed off %d connections, want 1", tc.name, h2-h1)
 		}
 	}
@@ -205,7 +199,7 @@ func TestLoopRelaysEveryFraming(t *testing.T) {
 	})
 	p, addr := proxyToAddr(t, target)
 	waitState(t, p, "e/raw", "healthy", 1)
-	s0, h0 := loopCounts(p)
+	s0, h0 := p.loopCounts()
 	c := dialRaw(t, addr)
 	for _, tc := range []struct {
 		req, body string
@@ -238,7 +232,7 @@ func TestLoopRelaysEveryFraming(t *testing.T) {
 			t.Errorf("chunked: trailer %v, want X-Sum: 1", resp.Trailer)
 		}
 	}
-	if s, h := loopCounts(p); s-s0 != 7 || h != h0 {
+	if s, h := p.loopCounts(); s-s0 != 7 || h != h0 {
 		t.Fatalf("the loop served %d and handed off %d, want 7 and 0", s-s0, h-h0)
 	}
 }

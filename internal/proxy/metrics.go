@@ -21,6 +21,7 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 	noTarget *prometheus.CounterVec
 	targets  *prometheus.Desc
+	loop     *prometheus.Desc
 	p        *Proxy
 }
 
@@ -43,6 +44,9 @@ func newMetrics(p *Proxy) *metrics {
 		targets: prometheus.NewDesc("cutover_proxy_targets",
 			"Targets by target group and state (initial, healthy, unhealthy, draining).",
 			[]string{"target_group", "state"}, nil),
+		loop: prometheus.NewDesc("cutover_proxy_event_loop_total",
+			"Plain-HTTP work of the event loops: answers they sent (path=loop) and connections they handed to the HTTP server (path=handoff: upgrades, large or chunked uploads, HTTP/1.0, pipelining, TLS).",
+			[]string{"path"}, nil),
 	}
 }
 
@@ -52,6 +56,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.duration.Describe(ch)
 	m.noTarget.Describe(ch)
 	ch <- m.targets
+	ch <- m.loop
 }
 
 // Collect implements prometheus.Collector; the targets gauge is computed
@@ -60,6 +65,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.requests.Collect(ch)
 	m.duration.Collect(ch)
 	m.noTarget.Collect(ch)
+	served, handed := m.p.loopCounts()
+	ch <- prometheus.MustNewConstMetric(m.loop, prometheus.CounterValue, float64(served), "loop")
+	ch <- prometheus.MustNewConstMetric(m.loop, prometheus.CounterValue, float64(handed), "handoff")
 	counts := map[string]*[4]int{}
 	for _, t := range m.p.Targets() {
 		c := counts[t.Group]
