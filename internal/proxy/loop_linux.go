@@ -49,6 +49,10 @@ const loopOutLimit = 64 << 10
 // loopReadSize is the size of a read from a client or a target.
 const loopReadSize = 16 << 10
 
+// loopTurn is how many bytes of an answer one connection relays before
+// the loop turns to the others' events.
+const loopTurn = 256 << 10
+
 // loopDialTimeout bounds a connection attempt to a target, as the dialer's.
 const loopDialTimeout = 5 * time.Second
 
@@ -91,6 +95,9 @@ type evloop struct {
 	idle  map[string][]*upc
 	addrs map[string]unix.Sockaddr
 	free  []*cconn // closed connections' state, for new ones
+	// resume: connections that used up their turn (loopTurn), to go on
+	// after the others' events; spare is the other list's memory.
+	resume, spare []*cconn
 
 	// scratch, used by one request at a time
 	reqH  fasthttp.RequestHeader
@@ -262,6 +269,14 @@ func (l *evloop) run() {
 				l.ents[fd].event(ev.Events)
 			}
 		}
+		resume := l.resume
+		l.resume = l.spare[:0]
+		for _, c := range resume {
+			if c.fd >= 0 {
+				c.advance()
+			}
+		}
+		l.spare = resume[:0]
 		l.mu.Lock()
 		stop := l.stop
 		l.mu.Unlock()
@@ -286,7 +301,7 @@ func (l *evloop) run() {
 // collector's stop of the world does the same, so nothing waits on it.
 func (l *evloop) wait(events []unix.EpollEvent) (int, error) {
 	timeout := 1000
-	if !l.rawBlock {
+	if !l.rawBlock || len(l.resume) > 0 {
 		timeout = 0
 	}
 	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(timeout), 0, 0)
@@ -295,7 +310,7 @@ func (l *evloop) wait(events []unix.EpollEvent) (int, error) {
 		return 0, nil
 	case e != 0:
 		return 0, e
-	case r == 0 && !l.rawBlock:
+	case r == 0 && !l.rawBlock && len(l.resume) == 0:
 		return unix.EpollWait(l.epfd, events, 1000)
 	}
 	return int(r), nil
@@ -927,6 +942,7 @@ func (c *cconn) pump() {
 			u.writable = false
 		}
 	}
+	budget := loopTurn
 	for c.up == u {
 		if c.state == csWait {
 			if data := u.in[u.rpos:]; len(data) > 0 {
@@ -942,6 +958,14 @@ func (c *cconn) pump() {
 				}
 			}
 		} else {
+			if budget -= len(u.in) - u.rpos; budget < 0 {
+				// A fast target and a fast client could keep the loop on
+				// this body for ever: the others' turn first (their events
+				// are waiting), then on from here (edge-triggered, no new
+				// event would say so).
+				c.l.resume = append(c.l.resume, c)
+				return
+			}
 			// What the target sent goes out with the head in one write.
 			moved := c.moveBody()
 			if c.state != csBody {
