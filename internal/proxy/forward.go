@@ -329,6 +329,36 @@ func appendRequestHead(dst []byte, h *fasthttp.RequestHeader, local net.Addr, is
 	return append(dst, '\r', '\n')
 }
 
+// framing is how the body of a target's answer ends, and so how it is
+// relayed.
+type framing uint8
+
+const (
+	frameNone    framing = iota // no body (HEAD, 1xx, 204, 304)
+	frameFixed                  // Content-Length bytes
+	frameChunked                // chunked: relayed as it is, followed by chunkScanner
+	frameClose                  // until the target closes: chunked for the client
+)
+
+// chunked reports whether the client gets the body chunked.
+func (f framing) chunked() bool { return f == frameChunked || f == frameClose }
+
+// answerFraming is the framing of the answer whose head is rh, to a HEAD
+// request or not, and its length when fixed.
+func answerFraming(rh *fasthttp.ResponseHeader, isHead bool) (framing, int64) {
+	sc := rh.StatusCode()
+	cl := rh.ContentLength()
+	switch {
+	case isHead || sc < 200 || sc == fasthttp.StatusNoContent || sc == fasthttp.StatusNotModified:
+		return frameNone, 0
+	case cl >= 0:
+		return frameFixed, int64(cl)
+	case cl == -1:
+		return frameChunked, 0
+	}
+	return frameClose, 0
+}
+
 // appendResponseHead appends the head of a target's answer as the client
 // gets it: raw is the answer's head as the target sent it (parsed into rh),
 // with its status line's version made HTTP/1.1, its fields in their order
@@ -341,11 +371,18 @@ func appendResponseHead(dst, raw []byte, rh *fasthttp.ResponseHeader, chunked, c
 		first, raw = raw[:i], raw[i+1:]
 	}
 	first = bytes.TrimSuffix(first, []byte{'\r'})
-	dst = append(dst, "HTTP/1.1"...)
-	if i := bytes.IndexByte(first, ' '); i >= 0 {
-		dst = append(dst, first[i:]...)
+	// The status line: the code as parsed (and counted), with the target's
+	// reason phrase when its line says that code, else the standard one.
+	sc := rh.StatusCode()
+	dst = strconv.AppendInt(append(dst, "HTTP/1.1 "...), int64(sc), 10)
+	reason := []byte(fasthttp.StatusMessage(sc))
+	if _, rest, ok := bytes.Cut(first, []byte{' '}); ok {
+		code, phrase, _ := bytes.Cut(rest, []byte{' '})
+		if n, err := strconv.Atoi(string(code)); err == nil && n == sc && len(code) == 3 {
+			reason = phrase
+		}
 	}
-	dst = append(dst, '\r', '\n')
+	dst = append(append(append(dst, ' '), reason...), '\r', '\n')
 	conn := rh.Peek("Connection")
 	skip := false
 	for line := range headerLines(raw) {

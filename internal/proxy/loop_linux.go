@@ -576,15 +576,6 @@ const (
 	csClosing               // writing what is left, then closing
 )
 
-type framing uint8
-
-const (
-	frameNone    framing = iota
-	frameFixed           // Content-Length
-	frameChunked         // relayed as it is, followed by chunkScanner
-	frameClose           // until the target closes: chunked here
-)
-
 // cconn is a client connection held by a loop.
 type cconn struct {
 	l     *evloop
@@ -1086,20 +1077,14 @@ func (c *cconn) answerHead(hl int) bool {
 	// The connection to the target is not the client's: its close and
 	// keep-alive settings stay here.
 	c.upReuse = !rh.ConnectionClose()
-	cl := rh.ContentLength()
-	switch {
-	case c.isHead || sc < 200 || sc == fasthttp.StatusNoContent || sc == fasthttp.StatusNotModified:
-		c.frame = frameNone
-	case cl >= 0:
-		c.frame, c.remain = frameFixed, int64(cl)
-	case cl == -1:
-		c.frame = frameChunked
+	c.frame, c.remain = answerFraming(rh, c.isHead)
+	switch c.frame {
+	case frameChunked:
 		c.chunks.reset()
-	default:
-		c.frame = frameClose
+	case frameClose:
 		c.upReuse = false
 	}
-	c.out = appendResponseHead(c.out, raw, rh, c.frame != frameFixed && c.frame != frameNone, c.closeAfter)
+	c.out = appendResponseHead(c.out, raw, rh, c.frame.chunked(), c.closeAfter)
 	c.state = csBody
 	return true
 }
