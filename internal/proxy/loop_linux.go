@@ -53,6 +53,14 @@ const loopReadSize = 16 << 10
 // the loop turns to the others' events.
 const loopTurn = 256 << 10
 
+// loopBusyWait (ms) bounds a raw wait under load; loopYieldEvery is how
+// often a busy loop yields its P (see wait): just under the 10 ms after
+// which the runtime would preempt it.
+const (
+	loopBusyWait   = 2
+	loopYieldEvery = 9 * time.Millisecond
+)
+
 // loopDialTimeout bounds a connection attempt to a target, as the dialer's.
 const loopDialTimeout = 5 * time.Second
 
@@ -84,8 +92,10 @@ type evloop struct {
 	ents []fdOwner
 	gens []uint32 // registration generation by fd, to drop stale events
 	gen  uint32
-	// rawBlock: block in epoll_wait as a raw system call (see wait)
-	rawBlock bool
+	// rawBlock: under load, block in epoll_wait as a raw system call
+	// (see wait); busy: the last wait found events
+	rawBlock, busy bool
+	yielded        time.Time
 
 	mu   sync.Mutex
 	cmds []func()
@@ -288,32 +298,60 @@ func (l *evloop) run() {
 			l.lastSweep = l.now
 			l.sweep()
 		}
+		l.yield()
 	}
 }
 
-// wait returns the ready events, waiting up to a second for one. With a
-// spare P (loopCount leaves one for the proxy's other
-// goroutines) it blocks as a raw call too, keeping its P: a blocking
-// Syscall would have the runtime hand the P to another thread and take it
-// back on return (thread wake-ups, futexes, context switches: a third of
-// the loop's CPU on a keep-alive load). The runtime's monitor interrupts
-// the wait every 10 ms or so to preempt it (EINTR), and the garbage
-// collector's stop of the world does the same, so nothing waits on it.
+// wait returns the ready events, waiting up to a second for one.
+//
+// Under load it waits as a raw system call, keeping its P, for at most
+// loopBusyWait: a blocking Syscall would have the runtime hand the P to
+// another thread and take it back on return (thread wake-ups, futexes,
+// context switches: a third of the loop's CPU on a keep-alive load). That
+// needs a spare P (loopCount leaves one for the proxy's other goroutines),
+// and a loop that keeps its P yields it now and then (yield), or the
+// runtime's monitor preempts it by a signal every 10 ms. Once a wait
+// finds nothing, the loop is idle: it blocks the usual way, its P
+// released, so an idle proxy costs nothing (raw waits, preempted 100 times
+// a second, cost an idle proxy 1.3% of a CPU).
 func (l *evloop) wait(events []unix.EpollEvent) (int, error) {
-	timeout := 1000
-	if !l.rawBlock || len(l.resume) > 0 {
-		timeout = 0
+	if len(l.resume) > 0 || (l.busy && l.rawBlock) {
+		timeout := 0
+		if len(l.resume) == 0 {
+			timeout = loopBusyWait
+		}
+		r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(timeout), 0, 0)
+		switch {
+		case e == unix.EINTR:
+			return 0, nil
+		case e != 0:
+			return 0, e
+		case r > 0 || len(l.resume) > 0:
+			return int(r), nil
+		}
+		l.busy = false
 	}
-	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(timeout), 0, 0)
-	switch {
-	case e == unix.EINTR:
-		return 0, nil
-	case e != 0:
-		return 0, e
-	case r == 0 && !l.rawBlock && len(l.resume) == 0:
-		return unix.EpollWait(l.epfd, events, 1000)
+	if !l.rawBlock {
+		// No spare P: look without blocking first (raw), block only when
+		// nothing is ready.
+		r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+		if e == 0 && r > 0 {
+			return int(r), nil
+		}
 	}
-	return int(r), nil
+	n, err := unix.EpollWait(l.epfd, events, 1000)
+	l.busy = n > 0
+	return n, err
+}
+
+// yield lets the runtime run another goroutine on the loop's P every few
+// milliseconds under load, so it need not preempt the loop by a signal
+// (which interrupts a raw wait and costs more).
+func (l *evloop) yield() {
+	if l.now.Sub(l.yielded) >= loopYieldEvery {
+		l.yielded = l.now
+		runtime.Gosched()
+	}
 }
 
 // loopCount is how many loops run: one per P but one, left to the proxy's
