@@ -754,6 +754,10 @@ func (c *cconn) readRequest() {
 	scanned := 0
 	for {
 		if i := bytes.Index(c.in[scanned:], crlf2); i >= 0 {
+			if scanned+i+4 > maxHead {
+				c.handoff() // the server answers 431
+				return
+			}
 			c.startRequest(scanned + i + 4)
 			return
 		}
@@ -799,7 +803,10 @@ func (c *cconn) startRequest(hl int) {
 	h.Reset()
 	l.src.b = c.in[:hl]
 	l.br.Reset(&l.src)
-	if err := h.Read(l.br); err != nil || !h.IsHTTP11() || h.IsConnect() || h.ConnectionUpgrade() ||
+	// The parser must end the head where the loop did (CRLF CRLF): a head of
+	// bare LF lines ends earlier, and what follows it is the parser's body.
+	if err := h.Read(l.br); err != nil || l.br.Buffered() > 0 || len(l.src.b) > 0 ||
+		!h.IsHTTP11() || h.IsConnect() || h.ConnectionUpgrade() ||
 		len(h.RequestURI()) == 0 || h.RequestURI()[0] != '/' || // absolute form and "*" go to the server
 		len(h.Peek("Upgrade")) > 0 || len(h.Peek("Expect")) > 0 || refuseFraming(h) != "" {
 		c.handoff()
@@ -976,6 +983,10 @@ func (c *cconn) pump() {
 		if c.state == csWait {
 			if data := u.in[u.rpos:]; len(data) > 0 {
 				if i := bytes.Index(data, crlf2); i >= 0 {
+					if i+4 > upReadBuffer {
+						c.upFailed(errors.New("the answer's head is too large"))
+						return
+					}
 					if !c.answerHead(i + 4) {
 						return
 					}
@@ -1098,9 +1109,17 @@ func (c *cconn) answerHead(hl int) bool {
 		c.upFailed(err)
 		return false
 	}
+	// A head of bare LF lines ends before the CRLF CRLF found: the body
+	// starts where the parser stopped.
+	hl -= l.br.Buffered() + len(l.src.b)
+	raw = raw[:hl]
 	u.rpos += hl
 	sc := rh.StatusCode()
-	if sc < 200 && sc != fasthttp.StatusSwitchingProtocols && c.interim < 5 {
+	if sc < 200 && sc != fasthttp.StatusSwitchingProtocols {
+		if c.interim >= 5 {
+			c.upFailed(errors.New("the target sent too many interim answers"))
+			return false
+		}
 		c.interim++
 		if sc == fasthttp.StatusEarlyHints {
 			c.out = append(c.out, raw...)

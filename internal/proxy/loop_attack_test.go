@@ -1,0 +1,741 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// These tests attack the event loop's fast path (loop_linux.go) with real
+// sockets on 127.0.0.1: raw clients where framing matters, and raw targets
+// (a TCP listener that reads each request with net/http's parser and writes
+// a scripted answer byte for byte) where the answer's framing matters.
+
+// rawTarget is a real TCP server that reads requests with net/http's parser
+// and answers each with the bytes answer returns (close: close the
+// connection after writing them). Health checks (/healthz) get a plain 200.
+type rawTarget struct {
+	ln       net.Listener
+	answer   func(r *http.Request, body []byte) (raw string, close bool)
+	requests atomic.Int64 // requests seen, health checks aside
+	conns    atomic.Int64 // connections accepted
+	mu       sync.Mutex
+	seen     []seenRaw
+	wg       sync.WaitGroup
+}
+
+type seenRaw struct {
+	method, path, host string
+	header             http.Header
+	body               string
+}
+
+func newRawTarget(t *testing.T, answer func(r *http.Request, body []byte) (string, bool)) *rawTarget {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := &rawTarget{ln: ln, answer: answer}
+	rt.wg.Add(1)
+	go func() {
+		defer rt.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			rt.conns.Add(1)
+			rt.wg.Add(1)
+			go func() {
+				defer rt.wg.Done()
+				rt.serve(c)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		rt.wg.Wait()
+	})
+	return rt
+}
+
+func (rt *rawTarget) addr() string { return rt.ln.Addr().String() }
+
+func (rt *rawTarget) serve(c net.Conn) {
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for {
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		r, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return
+		}
+		if r.URL.Path == "/healthz" {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+			continue
+		}
+		rt.requests.Add(1)
+		rt.mu.Lock()
+		rt.seen = append(rt.seen, seenRaw{r.Method, r.URL.Path, r.Host, r.Header.Clone(), string(body)})
+		rt.mu.Unlock()
+		raw, closing := rt.answer(r, body)
+		if _, err := io.WriteString(c, raw); err != nil || closing {
+			return
+		}
+	}
+}
+
+func (rt *rawTarget) take() []seenRaw {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	s := rt.seen
+	rt.seen = nil
+	return s
+}
+
+// loopProxy starts a proxy with one plain listener routing everything to
+// the target at addr (group "a/web"), lets edit change the listener, and
+// waits until the target is healthy.
+func loopProxy(t *testing.T, addr string, edit func(*Listener)) (*Proxy, string) {
+	t.Helper()
+	laddr := freeAddr(t)
+	p := newTestProxy(t, Options{})
+	g := TargetGroup{Name: "a/web", Health: HealthCheck{Path: "/healthz", Interval: Duration(time.Hour), Timeout: Duration(time.Second),
+		HealthyThreshold: 1, UnhealthyThreshold: 2}, DeregistrationDelay: Duration(5 * time.Second),
+		Targets: []Target{{ID: "a/web-0", Addr: addr}}}
+	l := oneRouteNamed("a/production", laddr, "a/web")
+	if edit != nil {
+		edit(&l)
+	}
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{g}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "a/web", "healthy", 1)
+	return p, laddr
+}
+
+// counts is the group's answers by class.
+func counts(t *testing.T, p *Proxy) map[string]uint64 {
+	t.Helper()
+	g, ok := p.Stats().Group("a/web")
+	if !ok {
+		t.Fatal("no stats for a/web")
+	}
+	out := map[string]uint64{}
+	for k, v := range g.Codes {
+		out[k] = v
+	}
+	return out
+}
+
+// rawAnswer is one answer read from the proxy.
+type rawAnswer struct {
+	status int
+	header http.Header
+	body   string
+	err    error
+}
+
+// atkConn is a raw client connection to the proxy.
+type atkConn struct {
+	t  *testing.T
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialAtk(t *testing.T, addr string) *atkConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &atkConn{t: t, c: c, br: bufio.NewReader(c)}
+}
+
+func (rc *atkConn) send(s string) {
+	rc.t.Helper()
+	if _, err := io.WriteString(rc.c, s); err != nil {
+		rc.t.Fatalf("writing to the proxy: %v", err)
+	}
+}
+
+// read reads one answer (interim ones included) within d.
+func (rc *atkConn) read(d time.Duration, method string) rawAnswer {
+	rc.c.SetReadDeadline(time.Now().Add(d))
+	resp, err := http.ReadResponse(rc.br, &http.Request{Method: method})
+	if err != nil {
+		return rawAnswer{err: err}
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return rawAnswer{status: resp.StatusCode, header: resp.Header, body: string(b), err: err}
+}
+
+// final reads answers until a final one (status >= 200), within d.
+func (rc *atkConn) final(d time.Duration, method string) rawAnswer {
+	end := time.Now().Add(d)
+	for {
+		a := rc.read(time.Until(end), method)
+		if a.err != nil || a.status >= 200 {
+			return a
+		}
+	}
+}
+
+// quiet reports what the proxy sends within d: nothing (""), or the bytes
+// and whether it closed the connection.
+func (rc *atkConn) quiet(d time.Duration) (extra string, closed bool) {
+	rc.c.SetReadDeadline(time.Now().Add(d))
+	b, err := io.ReadAll(rc.br)
+	var ne net.Error
+	return string(b), err == nil || !(errors.As(err, &ne) && ne.Timeout())
+}
+
+// TestLoopAttackHeadLargerThanTheLimit: a head over max_header_bytes that
+// arrives in one read must be refused (431) like the server refuses it, not
+// served because the read buffer happened to be larger than the limit.
+func TestLoopAttackHeadLargerThanTheLimit(t *testing.T) {
+	target := newRawTarget(t, func(*http.Request, []byte) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	p, addr := loopProxy(t, target.addr(), func(l *Listener) { l.Limits.MaxHeaderBytes = 2048 })
+	before := counts(t, p)
+	rc := dialAtk(t, addr)
+	rc.send("GET /big HTTP/1.1\r\nHost: app.example\r\nX-Pad: " + strings.Repeat("a", 3000) + "\r\n\r\n")
+	a := rc.final(5*time.Second, "GET")
+	if a.err != nil || a.status != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("a 3 KB head on a 2 KB limit: got %d %v, want 431", a.status, a.err)
+	}
+	if n := target.requests.Load(); n != 0 {
+		t.Fatalf("the target saw %d requests over the header limit", n)
+	}
+	if after := counts(t, p); after["5xx"] != before["5xx"] {
+		t.Fatalf("5xx moved for a client's fault: %v -> %v", before, after)
+	}
+}
+
+// TestLoopAttackBareLineFeeds: a head whose lines end in bare LF, followed
+// by bytes that contain a CRLF CRLF and a body-sized tail. The loop finds
+// the head's end by CRLF CRLF; the parser by its own rules: the two must
+// agree, or the body the target gets is not the body the client framed.
+func TestLoopAttackBareLineFeeds(t *testing.T) {
+	target := newRawTarget(t, func(*http.Request, []byte) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	p, addr := loopProxy(t, target.addr(), func(l *Listener) { l.TrustedProxies = []string{TrustNone} })
+	before := counts(t, p)
+	rc := dialAtk(t, addr)
+	rc.send("POST /a HTTP/1.1\nHost: app.example\nContent-Length: 5\n\n" +
+		"GET /smuggled HTTP/1.1\r\nHost: app.example\r\n\r\n" + "hello")
+	a := rc.final(5*time.Second, "POST")
+	for _, s := range target.take() {
+		if s.path == "/smuggled" || s.body == "hello" {
+			t.Fatalf("the target got %s %s with body %q: bytes past the request's framing went as its body or as a request", s.method, s.path, s.body)
+		}
+		if s.path == "/a" && s.body != "GET /" {
+			t.Fatalf("the target got body %q for /a, want the 5 bytes after the head (%q)", s.body, "GET /")
+		}
+	}
+	t.Logf("answer %d %v", a.status, a.err)
+	if after := counts(t, p); after["5xx"] != before["5xx"] {
+		t.Fatalf("5xx moved for a client's fault: %v -> %v", before, after)
+	}
+}
+
+// TestLoopAttackHostileHeads sends heads a client may craft to confuse the
+// proxy and a target about framing or host; each must be refused (400 and
+// the connection closed) without the target seeing anything or the group's
+// 5xx moving.
+func TestLoopAttackHostileHeads(t *testing.T) {
+	target := newRawTarget(t, func(*http.Request, []byte) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	p, addr := loopProxy(t, target.addr(), func(l *Listener) { l.TrustedProxies = []string{TrustNone} })
+	const h = "POST /x HTTP/1.1\r\nHost: app.example\r\n"
+	for _, tc := range []struct{ name, req string }{
+		{"CL and TE", h + "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+		{"TE and CL", h + "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"},
+		{"two different CLs", h + "Content-Length: 5\r\nContent-Length: 0\r\n\r\nhello"},
+		{"TE with a space before the colon", h + "Transfer-Encoding : chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"},
+		{"CL with a space before the colon", "GET /x HTTP/1.1\r\nHost: app.example\r\nContent-Length : 5\r\n\r\nhello"},
+		{"two Hosts", "GET /x HTTP/1.1\r\nHost: app.example\r\nHost: admin.internal\r\n\r\n"},
+		{"no Host", "GET /x HTTP/1.1\r\nX-A: b\r\n\r\n"},
+		{"NUL in a value", "GET /x HTTP/1.1\r\nHost: app.example\r\nX-A: a\x00b\r\n\r\n"},
+		{"NUL in a name", "GET /x HTTP/1.1\r\nHost: app.example\r\nX\x00A: b\r\n\r\n"},
+		{"CR alone in a value", "GET /x HTTP/1.1\r\nHost: app.example\r\nX-A: a\rX-B: c\r\n\r\n"},
+		{"negative CL", h + "Content-Length: -1\r\n\r\n"},
+		{"CL with a sign", h + "Content-Length: +5\r\n\r\nhello"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := counts(t, p)
+			rc := dialAtk(t, addr)
+			rc.send(tc.req)
+			a := rc.final(5*time.Second, "POST")
+			seen := target.take()
+			if len(seen) != 0 {
+				t.Fatalf("the target saw %+v (answer %d %v)", seen, a.status, a.err)
+			}
+			if a.err == nil && a.status != http.StatusBadRequest {
+				t.Fatalf("got %d %q, want 400 or no answer", a.status, a.body)
+			}
+			if _, closed := rc.quiet(2 * time.Second); !closed {
+				t.Fatal("the connection stayed open after a refused head")
+			}
+			if after := counts(t, p); after["5xx"] != before["5xx"] {
+				t.Fatalf("5xx moved for a client's fault: %v -> %v", before, after)
+			}
+		})
+	}
+}
+
+// TestLoopAttackBodyPastContentLength: bytes past the declared body in the
+// same packet are a pipelined request: it must be parsed as one (here: the
+// server path answers it), never reach the target as part of the first.
+func TestLoopAttackBodyPastContentLength(t *testing.T) {
+	target := newRawTarget(t, func(r *http.Request, body []byte) (string, bool) {
+		s := r.URL.Path + ":" + string(body)
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(s), s), false
+	})
+	_, addr := loopProxy(t, target.addr(), nil)
+	rc := dialAtk(t, addr)
+	rc.send("POST /one HTTP/1.1\r\nHost: app.example\r\nContent-Length: 5\r\n\r\nhelloGET /two HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	a1 := rc.final(5*time.Second, "POST")
+	a2 := rc.final(5*time.Second, "GET")
+	if a1.body != "/one:hello" || a2.body != "/two:" {
+		t.Fatalf("answers %q %v, %q %v; want /one:hello then /two:", a1.body, a1.err, a2.body, a2.err)
+	}
+	for _, s := range target.take() {
+		if strings.Contains(s.body, "GET") {
+			t.Fatalf("the target got a body with the next request in it: %+v", s)
+		}
+	}
+}
+
+// TestLoopAttackForwardingHeadersSpoofed: an untrusted client's forwarding
+// headers, repeated, in odd case or folded, never reach the target.
+func TestLoopAttackForwardingHeadersSpoofed(t *testing.T) {
+	target := newRawTarget(t, func(*http.Request, []byte) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	_, addr := loopProxy(t, target.addr(), func(l *Listener) { l.TrustedProxies = []string{"10.0.0.0/8"} })
+	for _, tc := range []struct{ name, head string }{
+		{"plain", "X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.example\r\nX-Real-IP: 203.0.113.9\r\nForwarded: for=203.0.113.9\r\n"},
+		{"odd case", "x-FORWARDED-for: 203.0.113.9\r\nX-FORWARDED-PROTO: https\r\nx-forwarded-HOST: evil.example\r\nx-real-ip: 203.0.113.9\r\nFORWARDED: for=203.0.113.9\r\n"},
+		{"repeated", "X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-For: 203.0.113.10\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Proto: https\r\n"},
+		{"listed in Connection", "Connection: X-Trace\r\nX-Trace: 1\r\nX-Forwarded-For: 203.0.113.9\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := dialAtk(t, addr)
+			rc.send("GET /h HTTP/1.1\r\nHost: app.example\r\n" + tc.head + "\r\n")
+			a := rc.final(5*time.Second, "GET")
+			seen := target.take()
+			if a.status != 200 || len(seen) != 1 {
+				t.Fatalf("answer %d %v, target saw %d", a.status, a.err, len(seen))
+			}
+			hd := seen[0].header
+			if got := hd.Values("X-Forwarded-For"); len(got) != 1 || got[0] != "127.0.0.1" {
+				t.Fatalf("X-Forwarded-For %q, want only 127.0.0.1", got)
+			}
+			if got := hd.Values("X-Forwarded-Proto"); len(got) != 1 || got[0] != "http" {
+				t.Fatalf("X-Forwarded-Proto %q, want http", got)
+			}
+			if got := hd.Values("X-Forwarded-Host"); len(got) != 1 || got[0] != "app.example" {
+				t.Fatalf("X-Forwarded-Host %q, want app.example", got)
+			}
+			if hd.Get("X-Real-IP") != "" || hd.Get("Forwarded") != "" || hd.Get("X-Trace") != "" {
+				t.Fatalf("spoofable headers passed: %v", hd)
+			}
+		})
+	}
+}
+
+// TestLoopAttackResponseDesync: targets that frame their answers wrong.
+// The client must get exactly the answer of its request, never bytes of
+// another one, and the target connection that misbehaved is not reused.
+func TestLoopAttackResponseDesync(t *testing.T) {
+	const evil = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL"
+	for _, tc := range []struct {
+		name string
+		bad  string // the answer to /bad
+		// wantBad: the status of /bad's answer (0: the connection closes
+		// without a whole answer).
+		wantBad int
+		method  string
+		// wantBody, when set, is the body /bad's answer must have.
+		wantBody string
+	}{
+		{"body past Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + evil, 200, "GET", "ok"},
+		{"bytes after the last chunk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n" + evil, 200, "GET", "ok"},
+		{"CL and TE", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n" + evil, 200, "GET", "ok"},
+		{"a body to HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n" + evil, 200, "HEAD", ""},
+		{"a body to 204", "HTTP/1.1 204 No Content\r\n\r\n" + evil, 204, "GET", ""},
+		{"bad chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n" + evil, 0, "GET", ""},
+		{"two different CLs", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 6\r\n\r\nok" + evil, 502, "GET", ""},
+		{"interim storm", strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", 8) + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + evil, 502, "GET", ""},
+		{"bare LF head with CRLF CRLF in the body", "HTTP/1.1 200 OK\nContent-Length: 8\n\nok\r\n\r\nXXXX" + evil, 200, "GET", "ok\r\n\r\nXX"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			target := newRawTarget(t, func(r *http.Request, _ []byte) (string, bool) {
+				if r.URL.Path == "/bad" {
+					return tc.bad, false
+				}
+				return "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood", false
+			})
+			p, addr := loopProxy(t, target.addr(), nil)
+			conns0 := target.conns.Load()
+			rc := dialAtk(t, addr)
+			rc.send(tc.method + " /bad HTTP/1.1\r\nHost: app.example\r\n\r\n")
+			a := rc.final(5*time.Second, tc.method)
+			switch {
+			case tc.wantBad == 0:
+				if a.err == nil {
+					t.Fatalf("/bad: got a whole answer %d %q, want the connection cut", a.status, a.body)
+				}
+			case a.err != nil || a.status != tc.wantBad:
+				t.Fatalf("/bad: got %d %q %v, want %d", a.status, a.body, a.err, tc.wantBad)
+			case strings.Contains(a.body, "EVIL"):
+				t.Fatalf("/bad: the answer has another answer's bytes: %q", a.body)
+			case tc.wantBody != "" && a.body != tc.wantBody:
+				t.Fatalf("/bad: body %q, want %q", a.body, tc.wantBody)
+			}
+			if tc.wantBad != 0 {
+				if extra, _ := rc.quiet(300 * time.Millisecond); extra != "" {
+					t.Fatalf("after /bad's answer the client got %q", extra)
+				}
+			}
+			// The next requests, on a new client connection and on the
+			// pooled target connections, get their own answers.
+			for i := range 3 {
+				rc2 := dialAtk(t, addr)
+				rc2.send("GET /good HTTP/1.1\r\nHost: app.example\r\n\r\n")
+				a2 := rc2.final(5*time.Second, "GET")
+				if a2.err != nil || a2.status != 200 || a2.body != "good" {
+					t.Fatalf("request %d after /bad: got %d %q %v, want 200 good", i, a2.status, a2.body, a2.err)
+				}
+			}
+			if tc.wantBad != 200 && tc.wantBad != 204 || tc.name == "a body to HEAD" || strings.Contains(tc.bad, evil) {
+				if target.conns.Load() == conns0+1 && tc.name != "two different CLs" {
+					t.Fatalf("the target connection that sent a misframed answer was reused (%d connections)", target.conns.Load()-conns0)
+				}
+			}
+			_ = p
+		})
+	}
+}
+
+// TestLoopAttackOversizedAnswerHead: an answer head over 32 KiB is the
+// target's fault: 502, counted as 5xx, connection to it not kept.
+func TestLoopAttackOversizedAnswerHead(t *testing.T) {
+	target := newRawTarget(t, func(*http.Request, []byte) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("b", 40<<10) + "\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	p, addr := loopProxy(t, target.addr(), nil)
+	before := counts(t, p)
+	rc := dialAtk(t, addr)
+	rc.send("GET /big HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	a := rc.final(5*time.Second, "GET")
+	if a.err != nil || a.status != 502 {
+		t.Fatalf("got %d %v, want 502", a.status, a.err)
+	}
+	if after := counts(t, p); after["5xx"] != before["5xx"]+1 {
+		t.Fatalf("5xx %d -> %d, want +1", before["5xx"], after["5xx"])
+	}
+}
+
+// TestLoopAttackCloseDelimitedAnswer: an HTTP/1.0 answer without a length
+// reaches the client whole (re-chunked), and a target that closes mid-body
+// cuts the client's connection (no whole answer made up).
+func TestLoopAttackCloseDelimitedAnswer(t *testing.T) {
+	big := strings.Repeat("0123456789", 10000)
+	target := newRawTarget(t, func(r *http.Request, _ []byte) (string, bool) {
+		if r.URL.Path == "/cut" {
+			return "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + big[:5000], true
+		}
+		return "HTTP/1.0 200 OK\r\n\r\n" + big, true
+	})
+	_, addr := loopProxy(t, target.addr(), nil)
+	rc := dialAtk(t, addr)
+	rc.send("GET /old HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	a := rc.final(5*time.Second, "GET")
+	if a.err != nil || a.status != 200 || a.body != big {
+		t.Fatalf("HTTP/1.0 answer: %d, %d bytes, %v", a.status, len(a.body), a.err)
+	}
+	rc.send("GET /cut HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	a = rc.final(5*time.Second, "GET")
+	if a.err == nil {
+		t.Fatalf("an answer cut by the target came whole: %d, %d bytes", a.status, len(a.body))
+	}
+}
+
+// TestLoopAttackSlowHead: a head dribbled a byte at a time is answered 408
+// within the read-header timeout (plus the loop's one-second sweep).
+func TestLoopAttackSlowHead(t *testing.T) {
+	target := newRawTarget(t, func(*http.Request, []byte) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	p, addr := loopProxy(t, target.addr(), func(l *Listener) { l.Limits.ReadHeaderTimeout = Duration(500 * time.Millisecond) })
+	before := counts(t, p)
+	rc := dialAtk(t, addr)
+	start := time.Now()
+	stop := make(chan struct{})
+	go func() {
+		head := "GET /slow HTTP/1.1\r\nHost: app.example\r\nX-Pad: " + strings.Repeat("a", 200)
+		for i := range len(head) {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if _, err := rc.c.Write([]byte{head[i]}); err != nil {
+				return
+			}
+		}
+	}()
+	defer close(stop)
+	a := rc.read(5*time.Second, "GET")
+	took := time.Since(start)
+	if a.err != nil || a.status != http.StatusRequestTimeout {
+		t.Fatalf("slow head: got %d %v after %v, want 408", a.status, a.err, took)
+	}
+	if took > 2500*time.Millisecond {
+		t.Fatalf("408 came after %v, want within the 500ms timeout plus the sweep", took)
+	}
+	if target.requests.Load() != 0 {
+		t.Fatal("the target saw the slow request")
+	}
+	if after := counts(t, p); after["5xx"] != before["5xx"] {
+		t.Fatalf("5xx moved: %v -> %v", before, after)
+	}
+}
+
+// TestLoopAttackClientGoneWhileTargetThinks: a client that hangs up while
+// the target works is counted 499, not 5xx, and the target connection is
+// closed (not reused for another client).
+func TestLoopAttackClientGoneWhileTargetThinks(t *testing.T) {
+	release := make(chan struct{})
+	target := newRawTarget(t, func(r *http.Request, _ []byte) (string, bool) {
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	p, addr := loopProxy(t, target.addr(), nil)
+	before := counts(t, p)
+	conns0 := target.conns.Load()
+	rc := dialAtk(t, addr)
+	rc.send("GET /slow HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for target.requests.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	rc.c.Close()
+	deadline = time.Now().Add(5 * time.Second)
+	for counts(t, p)["4xx"] == before["4xx"] && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(release)
+	after := counts(t, p)
+	if after["4xx"] != before["4xx"]+1 || after["5xx"] != before["5xx"] {
+		t.Fatalf("counts %v -> %v: want one more 4xx (499), no 5xx", before, after)
+	}
+	// The slow answer, arriving now, must not be served to the next client.
+	time.Sleep(100 * time.Millisecond)
+	rc2 := dialAtk(t, addr)
+	rc2.send("GET /next HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	if a := rc2.final(5*time.Second, "GET"); a.err != nil || a.status != 200 {
+		t.Fatalf("next: %d %v", a.status, a.err)
+	}
+	if target.conns.Load() < conns0+2 {
+		t.Fatal("the connection of the abandoned request was reused")
+	}
+}
+
+// TestLoopAttackClientNeverReads: a client that does not read a large
+// answer makes the loop stop reading the target: what the target manages
+// to write stays around the loop's 64 KiB plus the socket buffers.
+func TestLoopAttackClientNeverReads(t *testing.T) {
+	var written atomic.Int64
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	const size = 256 << 20
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					r, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, r.Body)
+					if r.URL.Path == "/healthz" {
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+						continue
+					}
+					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
+					chunk := bytes.Repeat([]byte("x"), 64<<10)
+					c.SetWriteDeadline(time.Now().Add(3 * time.Second))
+					for n := 0; n < size; n += len(chunk) {
+						w, err := c.Write(chunk)
+						written.Add(int64(w))
+						if err != nil {
+							return
+						}
+					}
+				}
+			})
+		}
+	})
+	_, addr := loopProxy(t, ln.Addr().String(), nil)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.(*net.TCPConn).SetReadBuffer(64 << 10)
+	io.WriteString(c, "GET /huge HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	time.Sleep(2 * time.Second)
+	w := written.Load()
+	t.Logf("the target wrote %d bytes to a client that reads nothing", w)
+	if w > 24<<20 {
+		t.Fatalf("the target wrote %d MB for a client that reads nothing: no backpressure", w>>20)
+	}
+}
+
+// TestLoopAttackManyIdleConnections: idle and half-open clients do not
+// stop the loop serving others.
+func TestLoopAttackManyIdleConnections(t *testing.T) {
+	target := newRawTarget(t, func(*http.Request, []byte) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	_, addr := loopProxy(t, target.addr(), nil)
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for i := range 300 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+		switch i % 3 {
+		case 1:
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: a")
+		case 2:
+			c.(*net.TCPConn).CloseWrite()
+		}
+	}
+	for range 20 {
+		rc := dialAtk(t, addr)
+		rc.send("GET /x HTTP/1.1\r\nHost: app.example\r\n\r\n")
+		if a := rc.final(5*time.Second, "GET"); a.err != nil || a.status != 200 {
+			t.Fatalf("with 300 idle connections: %d %v", a.status, a.err)
+		}
+	}
+}
+
+// TestLoopAttackFlipsAndCloseInFlight: weight flips while requests are in
+// flight on the loop, then Close with requests in flight: every request
+// gets an answer or a closed connection, no panic.
+func TestLoopAttackFlipsAndCloseInFlight(t *testing.T) {
+	slow := func(name string) *rawTarget {
+		return newRawTarget(t, func(r *http.Request, _ []byte) (string, bool) {
+			time.Sleep(20 * time.Millisecond)
+			return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(name), name), false
+		})
+	}
+	blue, green := slow("blue"), slow("green")
+	addr := freeAddr(t)
+	p := New(Options{})
+	state := func(wb, wg int) State {
+		g := func(name string, rt *rawTarget) TargetGroup {
+			return TargetGroup{Name: name, Health: HealthCheck{Path: "/healthz", Interval: Duration(time.Hour), Timeout: Duration(time.Second), HealthyThreshold: 1, UnhealthyThreshold: 2},
+				DeregistrationDelay: Duration(time.Second), Targets: []Target{{ID: name + "-0", Addr: rt.addr()}}}
+		}
+		return State{Listeners: []Listener{oneRoute(addr, WeightedTarget{"a/blue", wb}, WeightedTarget{"a/green", wg})},
+			TargetGroups: []TargetGroup{g("a/blue", blue), g("a/green", green)}}
+	}
+	ctx := context.Background()
+	if err := p.Apply(ctx, state(100, 0)); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "a/blue", "healthy", 1)
+	waitState(t, p, "a/green", "healthy", 1)
+	var wg sync.WaitGroup
+	var ok, bad atomic.Int64
+	stop := make(chan struct{})
+	for range 8 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c, err := net.DialTimeout("tcp", addr, time.Second)
+				if err != nil {
+					return // closed
+				}
+				io.WriteString(c, "GET / HTTP/1.1\r\nHost: app.example\r\n\r\n")
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if err == nil {
+					b, _ := io.ReadAll(resp.Body)
+					if resp.StatusCode == 200 && (string(b) == "blue" || string(b) == "green") {
+						ok.Add(1)
+					} else {
+						bad.Add(1)
+					}
+				}
+				c.Close()
+			}
+		})
+	}
+	for _, w := range [][2]int{{0, 100}, {100, 0}, {50, 50}, {0, 100}} {
+		time.Sleep(200 * time.Millisecond)
+		if err := p.Apply(ctx, state(w[0], w[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if bad.Load() != 0 || ok.Load() == 0 {
+		t.Fatalf("during flips: %d ok, %d bad", ok.Load(), bad.Load())
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := p.Close(cctx); err != nil {
+		t.Fatalf("Close with requests in flight: %v", err)
+	}
+	close(stop)
+	wg.Wait()
+	if bad.Load() != 0 {
+		t.Fatalf("%d bad answers around Close", bad.Load())
+	}
+}
