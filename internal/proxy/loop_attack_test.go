@@ -464,6 +464,9 @@ func TestLoopAttackOversizedAnswerHead(t *testing.T) {
 func TestLoopAttackCloseDelimitedAnswer(t *testing.T) {
 	big := strings.Repeat("0123456789", 10000)
 	target := newRawTarget(t, func(r *http.Request, _ []byte) (string, bool) {
+		if r.URL.Path == "/small" {
+			return "HTTP/1.0 200 OK\r\n\r\nsmall", true
+		}
 		if r.URL.Path == "/cut" {
 			return "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + big[:5000], true
 		}
@@ -475,6 +478,15 @@ func TestLoopAttackCloseDelimitedAnswer(t *testing.T) {
 	a := rc.final(5*time.Second, "GET")
 	if a.err != nil || a.status != 200 || a.body != big {
 		t.Fatalf("HTTP/1.0 answer: %d, %d bytes, %v", a.status, len(a.body), a.err)
+	}
+	// A small answer and the target's FIN arrive together: the end of the
+	// body is the FIN, which the loop must not miss.
+	for i := range 20 {
+		rc2 := dialAtk(t, addr)
+		rc2.send("GET /small HTTP/1.1\r\nHost: app.example\r\n\r\n")
+		if a := rc2.final(3*time.Second, "GET"); a.err != nil || a.status != 200 || a.body != "small" {
+			t.Fatalf("small HTTP/1.0 answer %d: %d %q %v", i, a.status, a.body, a.err)
+		}
 	}
 	rc.send("GET /cut HTTP/1.1\r\nHost: app.example\r\n\r\n")
 	a = rc.final(5*time.Second, "GET")
