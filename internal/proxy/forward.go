@@ -265,11 +265,11 @@ func appendRequestHead(dst []byte, h *fasthttp.RequestHeader, local net.Addr, is
 	conn := h.Peek("Connection")
 	var xff []byte
 	seenProto, seenHost := false, false
-	skip := false // a continuation line follows its field's fate
+	skip := true // a continuation line follows its field's fate
 	for line := range headerLines(h.RawHeaders()) {
 		if line[0] == ' ' || line[0] == '\t' {
 			if !skip {
-				dst = append(append(dst, line...), '\r', '\n')
+				dst = appendUnfolded(dst, line)
 			}
 			continue
 		}
@@ -282,7 +282,7 @@ func appendRequestHead(dst []byte, h *fasthttp.RequestHeader, local net.Addr, is
 		switch {
 		case isHopByHop(k), listedIn(conn, k):
 			skip = true
-		case equalFold(k, "x-forwarded-for"):
+		case equalFoldName(k, "x-forwarded-for"):
 			skip = true
 			if trusted {
 				if len(xff) > 0 {
@@ -290,11 +290,11 @@ func appendRequestHead(dst []byte, h *fasthttp.RequestHeader, local net.Addr, is
 				}
 				xff = append(xff, v...)
 			}
-		case equalFold(k, "x-forwarded-proto"):
+		case equalFoldName(k, "x-forwarded-proto"):
 			skip, seenProto = !trusted, trusted
-		case equalFold(k, "x-forwarded-host"):
+		case equalFoldName(k, "x-forwarded-host"):
 			skip, seenHost = !trusted, trusted
-		case equalFold(k, "x-real-ip"), equalFold(k, "forwarded"):
+		case equalFoldName(k, "x-real-ip"), equalFold(k, "forwarded"):
 			skip = !trusted
 		}
 		if !skip {
@@ -384,11 +384,11 @@ func appendResponseHead(dst, raw []byte, rh *fasthttp.ResponseHeader, chunked, c
 	}
 	dst = append(append(append(dst, ' '), reason...), '\r', '\n')
 	conn := rh.Peek("Connection")
-	skip := false
+	skip := true
 	for line := range headerLines(raw) {
 		if line[0] == ' ' || line[0] == '\t' {
 			if !skip {
-				dst = append(append(dst, line...), '\r', '\n')
+				dst = appendUnfolded(dst, line)
 			}
 			continue
 		}
@@ -409,6 +409,36 @@ func appendResponseHead(dst, raw []byte, rh *fasthttp.ResponseHeader, chunked, c
 		dst = append(dst, "Connection: close\r\n"...)
 	}
 	return append(dst, '\r', '\n')
+}
+
+// appendUnfolded appends the continuation line of a folded field (obs-fold)
+// to the field's line dst ends with, joined by a space, as RFC 9112 §5.2
+// asks of a proxy: a target that does not unfold would read the line as a
+// field of its own (" X-Forwarded-For: ...").
+func appendUnfolded(dst, line []byte) []byte {
+	dst = append(dst[:len(dst)-2], ' ')
+	return append(append(dst, bytes.TrimLeft(line, " \t")...), '\r', '\n')
+}
+
+// equalFoldName is equalFold for the names of the forwarding fields, with
+// '_' as '-': servers that map fields to CGI variables (HTTP_X_FORWARDED_FOR)
+// read X_Forwarded_For as X-Forwarded-For.
+func equalFoldName(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i := range len(b) {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		} else if c == '_' {
+			c = '-'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // headerLines yields the lines of a raw header block, without line ends,

@@ -339,6 +339,8 @@ func TestLoopAttackForwardingHeadersSpoofed(t *testing.T) {
 		{"odd case", "x-FORWARDED-for: 203.0.113.9\r\nX-FORWARDED-PROTO: https\r\nx-forwarded-HOST: evil.example\r\nx-real-ip: 203.0.113.9\r\nFORWARDED: for=203.0.113.9\r\n"},
 		{"repeated", "X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-For: 203.0.113.10\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Proto: https\r\n"},
 		{"listed in Connection", "Connection: X-Trace\r\nX-Trace: 1\r\nX-Forwarded-For: 203.0.113.9\r\n"},
+		{"folded", "X-Forwarded-For: 203.0.113.9,\r\n 203.0.113.10\r\nX-Forwarded-Proto: https\r\n\tx\r\n"},
+		{"underscores", "X_Forwarded_For: 203.0.113.9\r\nX_Forwarded_Proto: https\r\nX_Forwarded_Host: evil.example\r\nX_Real_IP: 203.0.113.9\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rc := dialAtk(t, addr)
@@ -360,6 +362,11 @@ func TestLoopAttackForwardingHeadersSpoofed(t *testing.T) {
 			}
 			if hd.Get("X-Real-IP") != "" || hd.Get("Forwarded") != "" || hd.Get("X-Trace") != "" {
 				t.Fatalf("spoofable headers passed: %v", hd)
+			}
+			for k := range hd {
+				if strings.Contains(k, "_") {
+					t.Fatalf("%s passed: a CGI-style target reads it as its dashed twin", k)
+				}
 			}
 		})
 	}
@@ -749,5 +756,71 @@ func TestLoopAttackFlipsAndCloseInFlight(t *testing.T) {
 	wg.Wait()
 	if bad.Load() != 0 {
 		t.Fatalf("%d bad answers around Close", bad.Load())
+	}
+}
+
+// TestLoopAttackFoldedFieldsAreUnfolded: a folded field (obs-fold) is sent
+// on as one line (RFC 9112 §5.2): a target that does not unfold would read
+// the continuation as a field of its own, here a forged X-Forwarded-For.
+func TestLoopAttackFoldedFieldsAreUnfolded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	heads := make(chan string, 16)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				var buf []byte
+				b := make([]byte, 4096)
+				for {
+					c.SetReadDeadline(time.Now().Add(10 * time.Second))
+					n, err := c.Read(b)
+					if err != nil {
+						return
+					}
+					buf = append(buf, b[:n]...)
+					for {
+						i := bytes.Index(buf, []byte("\r\n\r\n"))
+						if i < 0 {
+							break
+						}
+						head := string(buf[:i+4])
+						buf = buf[i+4:]
+						if !strings.HasPrefix(head, "GET /healthz ") {
+							heads <- head
+						}
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+					}
+				}
+			})
+		}
+	})
+	_, addr := loopProxy(t, ln.Addr().String(), func(l *Listener) { l.TrustedProxies = []string{TrustNone} })
+	rc := dialAtk(t, addr)
+	rc.send("GET /f HTTP/1.1\r\nHost: app.example\r\nX-A: b\r\n X-Forwarded-For: 6.6.6.6\r\n\r\n")
+	if a := rc.final(5*time.Second, "GET"); a.err != nil || a.status != 200 {
+		t.Fatalf("folded request: %d %v", a.status, a.err)
+	}
+	var head string
+	select {
+	case head = <-heads:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the target got no request")
+	}
+	for _, line := range strings.Split(head, "\r\n") {
+		if strings.HasPrefix(line, " ") || strings.HasPrefix(line, "\t") {
+			t.Fatalf("a folded line went to the target: %q in\n%s", line, head)
+		}
+	}
+	if !strings.Contains(head, "\r\nX-A: b X-Forwarded-For: 6.6.6.6\r\n") {
+		t.Fatalf("the folded field was not unfolded into one line:\n%s", head)
 	}
 }
