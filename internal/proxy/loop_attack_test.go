@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -395,6 +396,7 @@ func TestLoopAttackResponseDesync(t *testing.T) {
 		{"bad chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n" + evil, 0, "GET", ""},
 		{"two different CLs", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 6\r\n\r\nok" + evil, 502, "GET", ""},
 		{"interim storm", strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", 8) + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + evil, 502, "GET", ""},
+		{"101 unasked", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n" + evil, 502, "GET", ""},
 		{"bare LF head with CRLF CRLF in the body", "HTTP/1.1 200 OK\nContent-Length: 8\n\nok\r\n\r\nXXXX" + evil, 200, "GET", "ok\r\n\r\nXX"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -756,6 +758,25 @@ func TestLoopAttackFlipsAndCloseInFlight(t *testing.T) {
 	wg.Wait()
 	if bad.Load() != 0 {
 		t.Fatalf("%d bad answers around Close", bad.Load())
+	}
+	// Nothing of the loops outlives Close.
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		buf := make([]byte, 1<<20)
+		st := string(buf[:runtime.Stack(buf, true)])
+		left := 0
+		for _, g := range strings.Split(st, "\n\n") {
+			if strings.Contains(g, "proxy.(*evloop)") || strings.Contains(g, "proxy.(*handoffListener)") {
+				left++
+			}
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines of the loops left after Close:\n%s", left, st)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
