@@ -845,3 +845,26 @@ func TestLoopAttackFoldedFieldsAreUnfolded(t *testing.T) {
 		t.Fatalf("the folded field was not unfolded into one line:\n%s", head)
 	}
 }
+
+// TestLoopAttackAbsoluteForm: a request in absolute form names a host in
+// its target as well as in Host; the proxy routes by one, and the target
+// must not be told the other (Go's server takes the URI's host over Host).
+func TestLoopAttackAbsoluteForm(t *testing.T) {
+	target := newRawTarget(t, func(*http.Request, []byte) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	_, addr := loopProxy(t, target.addr(), func(l *Listener) { l.TrustedProxies = []string{TrustNone} })
+	rc := dialAtk(t, addr)
+	rc.send("GET http://admin.internal/x HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	a := rc.final(5*time.Second, "GET")
+	seen := target.take()
+	t.Logf("answer %d %q %v; target saw %+v", a.status, a.body, a.err, seen)
+	for _, s := range seen {
+		if s.host != "app.example" && s.host != "admin.internal" {
+			t.Fatalf("the target saw host %q", s.host)
+		}
+		if fh := s.header.Get("X-Forwarded-Host"); fh != s.host {
+			t.Fatalf("the target saw host %q but X-Forwarded-Host %q: routed by one, served as the other", s.host, fh)
+		}
+	}
+}
