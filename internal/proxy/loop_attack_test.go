@@ -632,7 +632,7 @@ func TestLoopAttackClientNeverReads(t *testing.T) {
 			})
 		}
 	})
-	_, addr := loopProxy(t, ln.Addr().String(), nil)
+	p, addr := loopProxy(t, ln.Addr().String(), nil)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -645,6 +645,22 @@ func TestLoopAttackClientNeverReads(t *testing.T) {
 	t.Logf("the target wrote %d bytes to a client that reads nothing", w)
 	if w > 24<<20 {
 		t.Fatalf("the target wrote %d MB for a client that reads nothing: no backpressure", w>>20)
+	}
+	// Close with that answer stuck: it ends within its context, cutting
+	// the connection off, and says so.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	err = p.Close(ctx)
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("Close took %v with a stuck answer", took)
+	}
+	if err == nil {
+		t.Fatal("Close cut an answer off and reported nothing")
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		t.Fatalf("after Close the client's connection is not closed: %v", err)
 	}
 }
 
@@ -866,5 +882,71 @@ func TestLoopAttackAbsoluteForm(t *testing.T) {
 		if fh := s.header.Get("X-Forwarded-Host"); fh != s.host {
 			t.Fatalf("the target saw host %q but X-Forwarded-Host %q: routed by one, served as the other", s.host, fh)
 		}
+	}
+}
+
+// TestLoopAttackNoCrossedAnswersUnderLoad: keep-alive clients in parallel,
+// a target that answers some requests with bytes past their length (an
+// answer of its own making) and some close-delimited: every client gets
+// the answer to its own request, every time.
+func TestLoopAttackNoCrossedAnswersUnderLoad(t *testing.T) {
+	target := newRawTarget(t, func(r *http.Request, _ []byte) (string, bool) {
+		p := r.URL.Path
+		switch {
+		case strings.HasSuffix(p, "/bad"):
+			return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(p), p) +
+				"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n/evil", false
+		case strings.HasSuffix(p, "/old"):
+			return "HTTP/1.0 200 OK\r\n\r\n" + p, true
+		case strings.HasSuffix(p, "/chunk"):
+			return fmt.Sprintf("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(p), p), false
+		}
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(p), p), false
+	})
+	p, addr := loopProxy(t, target.addr(), nil)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Go(func() {
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			br := bufio.NewReader(c)
+			for i := range 150 {
+				path := fmt.Sprintf("/w%d/r%d", w, i)
+				switch i % 4 {
+				case 1:
+					path += "/bad"
+				case 2:
+					path += "/old"
+				case 3:
+					path += "/chunk"
+				}
+				fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: app.example\r\n\r\n", path)
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					errs <- fmt.Errorf("%s: %v", path, err)
+					return
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 || string(b) != path {
+					errs <- fmt.Errorf("%s: got %d %q %v", path, resp.StatusCode, b, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if c := counts(t, p); c["5xx"] != 0 {
+		t.Errorf("5xx: %v", c)
 	}
 }
