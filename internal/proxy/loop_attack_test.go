@@ -950,3 +950,41 @@ func TestLoopAttackNoCrossedAnswersUnderLoad(t *testing.T) {
 		t.Errorf("5xx: %v", c)
 	}
 }
+
+// TestLoopAttackManyHeaders: thousands of fields within the head limit are
+// forwarded (each once), and one over the limit is refused before the
+// target, the group's 5xx unmoved.
+func TestLoopAttackManyHeaders(t *testing.T) {
+	target := newRawTarget(t, func(*http.Request, []byte) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	p, addr := loopProxy(t, target.addr(), nil)
+	before := counts(t, p)
+	var b strings.Builder
+	for i := range 2500 {
+		fmt.Fprintf(&b, "X-%d: v\r\n", i)
+	}
+	rc := dialAtk(t, addr)
+	rc.send("GET /many HTTP/1.1\r\nHost: app.example\r\n" + b.String() + "\r\n")
+	if a := rc.final(5*time.Second, "GET"); a.err != nil || a.status != 200 {
+		t.Fatalf("2500 fields: %d %v", a.status, a.err)
+	}
+	seen := target.take()
+	if len(seen) != 1 || len(seen[0].header) < 2500 || seen[0].header.Get("X-2499") != "v" {
+		t.Fatalf("the target did not get the 2500 fields: %d requests", len(seen))
+	}
+	for i := range 2500 {
+		fmt.Fprintf(&b, "X-More-%d: v\r\n", i)
+	}
+	rc = dialAtk(t, addr)
+	rc.send("GET /toomany HTTP/1.1\r\nHost: app.example\r\n" + b.String() + "\r\n")
+	if a := rc.final(5*time.Second, "GET"); a.err == nil && a.status != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("a head over 32 KiB: %d, want 431 or a closed connection", a.status)
+	}
+	if n := target.requests.Load(); n != 1 {
+		t.Fatalf("the target saw %d requests, want 1", n)
+	}
+	if after := counts(t, p); after["5xx"] != before["5xx"] {
+		t.Fatalf("5xx moved: %v -> %v", before, after)
+	}
+}
