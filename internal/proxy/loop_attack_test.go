@@ -394,6 +394,9 @@ func TestLoopAttackResponseDesync(t *testing.T) {
 		{"a body to HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n" + evil, 200, "HEAD", ""},
 		{"a body to 204", "HTTP/1.1 204 No Content\r\n\r\n" + evil, 204, "GET", ""},
 		{"bad chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n" + evil, 0, "GET", ""},
+		{"chunk size over 64 bits", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000002\r\nok\r\n0\r\n\r\n" + evil, 0, "GET", ""},
+		{"chunk size with 0x", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\nok\r\n0\r\n\r\n" + evil, 0, "GET", ""},
+		{"chunk without its CRLF", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokXX0\r\n\r\n" + evil, 0, "GET", ""},
 		{"two different CLs", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 6\r\n\r\nok" + evil, 502, "GET", ""},
 		{"interim storm", strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", 8) + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + evil, 502, "GET", ""},
 		{"101 unasked", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n" + evil, 502, "GET", ""},
@@ -986,5 +989,28 @@ func TestLoopAttackManyHeaders(t *testing.T) {
 	}
 	if after := counts(t, p); after["5xx"] != before["5xx"] {
 		t.Fatalf("5xx moved: %v -> %v", before, after)
+	}
+}
+
+// TestLoopAttackTargetClosesAfterEachAnswer: a target that closes its
+// connection after each answer without saying so (no Connection: close):
+// the loop must not pool the closed connection, or the next request that
+// may not be sent again (a POST) gets a 502.
+func TestLoopAttackTargetClosesAfterEachAnswer(t *testing.T) {
+	target := newRawTarget(t, func(r *http.Request, body []byte) (string, bool) {
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body), true
+	})
+	p, addr := loopProxy(t, target.addr(), nil)
+	rc := dialAtk(t, addr)
+	for i := range 50 {
+		body := fmt.Sprintf("post-%d", i)
+		rc.send(fmt.Sprintf("POST /p HTTP/1.1\r\nHost: app.example\r\nContent-Length: %d\r\n\r\n%s", len(body), body))
+		a := rc.final(5*time.Second, "POST")
+		if a.err != nil || a.status != 200 || a.body != body {
+			t.Fatalf("POST %d: %d %q %v (counts %v)", i, a.status, a.body, a.err, counts(t, p))
+		}
+	}
+	if c := counts(t, p); c["5xx"] != 0 {
+		t.Fatalf("5xx: %v", c)
 	}
 }
