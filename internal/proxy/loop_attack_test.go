@@ -22,32 +22,32 @@ import (
 // (a TCP listener that reads each request with net/http's parser and writes
 // a scripted answer byte for byte) where the answer's framing matters.
 
-// rawTarget is a real TCP server that reads requests with net/http's parser
+// atkTarget is a real TCP server that reads requests with net/http's parser
 // and answers each with the bytes answer returns (close: close the
 // connection after writing them). Health checks (/healthz) get a plain 200.
-type rawTarget struct {
+type atkTarget struct {
 	ln       net.Listener
 	answer   func(r *http.Request, body []byte) (raw string, close bool)
 	requests atomic.Int64 // requests seen, health checks aside
 	conns    atomic.Int64 // connections accepted
 	mu       sync.Mutex
-	seen     []seenRaw
+	seen     []atkSeen
 	wg       sync.WaitGroup
 }
 
-type seenRaw struct {
+type atkSeen struct {
 	method, path, host string
 	header             http.Header
 	body               string
 }
 
-func newRawTarget(t *testing.T, answer func(r *http.Request, body []byte) (string, bool)) *rawTarget {
+func newAtkTarget(t *testing.T, answer func(r *http.Request, body []byte) (string, bool)) *atkTarget {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := &rawTarget{ln: ln, answer: answer}
+	rt := &atkTarget{ln: ln, answer: answer}
 	rt.wg.Add(1)
 	go func() {
 		defer rt.wg.Done()
@@ -71,9 +71,9 @@ func newRawTarget(t *testing.T, answer func(r *http.Request, body []byte) (strin
 	return rt
 }
 
-func (rt *rawTarget) addr() string { return rt.ln.Addr().String() }
+func (rt *atkTarget) addr() string { return rt.ln.Addr().String() }
 
-func (rt *rawTarget) serve(c net.Conn) {
+func (rt *atkTarget) serve(c net.Conn) {
 	defer c.Close()
 	br := bufio.NewReader(c)
 	for {
@@ -92,7 +92,7 @@ func (rt *rawTarget) serve(c net.Conn) {
 		}
 		rt.requests.Add(1)
 		rt.mu.Lock()
-		rt.seen = append(rt.seen, seenRaw{r.Method, r.URL.Path, r.Host, r.Header.Clone(), string(body)})
+		rt.seen = append(rt.seen, atkSeen{r.Method, r.URL.Path, r.Host, r.Header.Clone(), string(body)})
 		rt.mu.Unlock()
 		raw, closing := rt.answer(r, body)
 		if _, err := io.WriteString(c, raw); err != nil || closing {
@@ -101,7 +101,7 @@ func (rt *rawTarget) serve(c net.Conn) {
 	}
 }
 
-func (rt *rawTarget) take() []seenRaw {
+func (rt *atkTarget) take() []atkSeen {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	s := rt.seen
@@ -212,7 +212,7 @@ func (rc *atkConn) quiet(d time.Duration) (extra string, closed bool) {
 // arrives in one read must be refused (431) like the server refuses it, not
 // served because the read buffer happened to be larger than the limit.
 func TestLoopAttackHeadLargerThanTheLimit(t *testing.T) {
-	target := newRawTarget(t, func(*http.Request, []byte) (string, bool) {
+	target := newAtkTarget(t, func(*http.Request, []byte) (string, bool) {
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
 	})
 	p, addr := loopProxy(t, target.addr(), func(l *Listener) { l.Limits.MaxHeaderBytes = 2048 })
@@ -236,7 +236,7 @@ func TestLoopAttackHeadLargerThanTheLimit(t *testing.T) {
 // the head's end by CRLF CRLF; the parser by its own rules: the two must
 // agree, or the body the target gets is not the body the client framed.
 func TestLoopAttackBareLineFeeds(t *testing.T) {
-	target := newRawTarget(t, func(*http.Request, []byte) (string, bool) {
+	target := newAtkTarget(t, func(*http.Request, []byte) (string, bool) {
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
 	})
 	p, addr := loopProxy(t, target.addr(), func(l *Listener) { l.TrustedProxies = []string{TrustNone} })
@@ -264,7 +264,7 @@ func TestLoopAttackBareLineFeeds(t *testing.T) {
 // the connection closed) without the target seeing anything or the group's
 // 5xx moving.
 func TestLoopAttackHostileHeads(t *testing.T) {
-	target := newRawTarget(t, func(*http.Request, []byte) (string, bool) {
+	target := newAtkTarget(t, func(*http.Request, []byte) (string, bool) {
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
 	})
 	p, addr := loopProxy(t, target.addr(), func(l *Listener) { l.TrustedProxies = []string{TrustNone} })
@@ -309,7 +309,7 @@ func TestLoopAttackHostileHeads(t *testing.T) {
 // same packet are a pipelined request: it must be parsed as one (here: the
 // server path answers it), never reach the target as part of the first.
 func TestLoopAttackBodyPastContentLength(t *testing.T) {
-	target := newRawTarget(t, func(r *http.Request, body []byte) (string, bool) {
+	target := newAtkTarget(t, func(r *http.Request, body []byte) (string, bool) {
 		s := r.URL.Path + ":" + string(body)
 		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(s), s), false
 	})
@@ -331,7 +331,7 @@ func TestLoopAttackBodyPastContentLength(t *testing.T) {
 // TestLoopAttackForwardingHeadersSpoofed: an untrusted client's forwarding
 // headers, repeated, in odd case or folded, never reach the target.
 func TestLoopAttackForwardingHeadersSpoofed(t *testing.T) {
-	target := newRawTarget(t, func(*http.Request, []byte) (string, bool) {
+	target := newAtkTarget(t, func(*http.Request, []byte) (string, bool) {
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
 	})
 	_, addr := loopProxy(t, target.addr(), func(l *Listener) { l.TrustedProxies = []string{"10.0.0.0/8"} })
@@ -403,7 +403,7 @@ func TestLoopAttackResponseDesync(t *testing.T) {
 		{"bare LF head with CRLF CRLF in the body", "HTTP/1.1 200 OK\nContent-Length: 8\n\nok\r\n\r\nXXXX" + evil, 200, "GET", "ok\r\n\r\nXX"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			target := newRawTarget(t, func(r *http.Request, _ []byte) (string, bool) {
+			target := newAtkTarget(t, func(r *http.Request, _ []byte) (string, bool) {
 				if r.URL.Path == "/bad" {
 					return tc.bad, false
 				}
@@ -454,7 +454,7 @@ func TestLoopAttackResponseDesync(t *testing.T) {
 // TestLoopAttackOversizedAnswerHead: an answer head over 32 KiB is the
 // target's fault: 502, counted as 5xx, connection to it not kept.
 func TestLoopAttackOversizedAnswerHead(t *testing.T) {
-	target := newRawTarget(t, func(*http.Request, []byte) (string, bool) {
+	target := newAtkTarget(t, func(*http.Request, []byte) (string, bool) {
 		return "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("b", 40<<10) + "\r\nContent-Length: 2\r\n\r\nok", false
 	})
 	p, addr := loopProxy(t, target.addr(), nil)
@@ -475,7 +475,7 @@ func TestLoopAttackOversizedAnswerHead(t *testing.T) {
 // cuts the client's connection (no whole answer made up).
 func TestLoopAttackCloseDelimitedAnswer(t *testing.T) {
 	big := strings.Repeat("0123456789", 10000)
-	target := newRawTarget(t, func(r *http.Request, _ []byte) (string, bool) {
+	target := newAtkTarget(t, func(r *http.Request, _ []byte) (string, bool) {
 		if r.URL.Path == "/small" {
 			return "HTTP/1.0 200 OK\r\n\r\nsmall", true
 		}
@@ -510,7 +510,7 @@ func TestLoopAttackCloseDelimitedAnswer(t *testing.T) {
 // TestLoopAttackSlowHead: a head dribbled a byte at a time is answered 408
 // within the read-header timeout (plus the loop's one-second sweep).
 func TestLoopAttackSlowHead(t *testing.T) {
-	target := newRawTarget(t, func(*http.Request, []byte) (string, bool) {
+	target := newAtkTarget(t, func(*http.Request, []byte) (string, bool) {
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
 	})
 	p, addr := loopProxy(t, target.addr(), func(l *Listener) { l.Limits.ReadHeaderTimeout = Duration(500 * time.Millisecond) })
@@ -553,7 +553,7 @@ func TestLoopAttackSlowHead(t *testing.T) {
 // closed (not reused for another client).
 func TestLoopAttackClientGoneWhileTargetThinks(t *testing.T) {
 	release := make(chan struct{})
-	target := newRawTarget(t, func(r *http.Request, _ []byte) (string, bool) {
+	target := newAtkTarget(t, func(r *http.Request, _ []byte) (string, bool) {
 		if r.URL.Path == "/slow" {
 			<-release
 		}
@@ -670,7 +670,7 @@ func TestLoopAttackClientNeverReads(t *testing.T) {
 // TestLoopAttackManyIdleConnections: idle and half-open clients do not
 // stop the loop serving others.
 func TestLoopAttackManyIdleConnections(t *testing.T) {
-	target := newRawTarget(t, func(*http.Request, []byte) (string, bool) {
+	target := newAtkTarget(t, func(*http.Request, []byte) (string, bool) {
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
 	})
 	_, addr := loopProxy(t, target.addr(), nil)
@@ -706,8 +706,8 @@ func TestLoopAttackManyIdleConnections(t *testing.T) {
 // flight on the loop, then Close with requests in flight: every request
 // gets an answer or a closed connection, no panic.
 func TestLoopAttackFlipsAndCloseInFlight(t *testing.T) {
-	slow := func(name string) *rawTarget {
-		return newRawTarget(t, func(r *http.Request, _ []byte) (string, bool) {
+	slow := func(name string) *atkTarget {
+		return newAtkTarget(t, func(r *http.Request, _ []byte) (string, bool) {
 			time.Sleep(20 * time.Millisecond)
 			return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(name), name), false
 		})
@@ -716,7 +716,7 @@ func TestLoopAttackFlipsAndCloseInFlight(t *testing.T) {
 	addr := freeAddr(t)
 	p := New(Options{})
 	state := func(wb, wg int) State {
-		g := func(name string, rt *rawTarget) TargetGroup {
+		g := func(name string, rt *atkTarget) TargetGroup {
 			return TargetGroup{Name: name, Health: HealthCheck{Path: "/healthz", Interval: Duration(time.Hour), Timeout: Duration(time.Second), HealthyThreshold: 1, UnhealthyThreshold: 2},
 				DeregistrationDelay: Duration(time.Second), Targets: []Target{{ID: name + "-0", Addr: rt.addr()}}}
 		}
@@ -869,7 +869,7 @@ func TestLoopAttackFoldedFieldsAreUnfolded(t *testing.T) {
 // its target as well as in Host; the proxy routes by one, and the target
 // must not be told the other (Go's server takes the URI's host over Host).
 func TestLoopAttackAbsoluteForm(t *testing.T) {
-	target := newRawTarget(t, func(*http.Request, []byte) (string, bool) {
+	target := newAtkTarget(t, func(*http.Request, []byte) (string, bool) {
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
 	})
 	_, addr := loopProxy(t, target.addr(), func(l *Listener) { l.TrustedProxies = []string{TrustNone} })
@@ -893,7 +893,7 @@ func TestLoopAttackAbsoluteForm(t *testing.T) {
 // answer of its own making) and some close-delimited: every client gets
 // the answer to its own request, every time.
 func TestLoopAttackNoCrossedAnswersUnderLoad(t *testing.T) {
-	target := newRawTarget(t, func(r *http.Request, _ []byte) (string, bool) {
+	target := newAtkTarget(t, func(r *http.Request, _ []byte) (string, bool) {
 		p := r.URL.Path
 		switch {
 		case strings.HasSuffix(p, "/bad"):
@@ -958,7 +958,7 @@ func TestLoopAttackNoCrossedAnswersUnderLoad(t *testing.T) {
 // forwarded (each once), and one over the limit is refused before the
 // target, the group's 5xx unmoved.
 func TestLoopAttackManyHeaders(t *testing.T) {
-	target := newRawTarget(t, func(*http.Request, []byte) (string, bool) {
+	target := newAtkTarget(t, func(*http.Request, []byte) (string, bool) {
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
 	})
 	p, addr := loopProxy(t, target.addr(), nil)
@@ -997,7 +997,7 @@ func TestLoopAttackManyHeaders(t *testing.T) {
 // the loop must not pool the closed connection, or the next request that
 // may not be sent again (a POST) gets a 502.
 func TestLoopAttackTargetClosesAfterEachAnswer(t *testing.T) {
-	target := newRawTarget(t, func(r *http.Request, body []byte) (string, bool) {
+	target := newAtkTarget(t, func(r *http.Request, body []byte) (string, bool) {
 		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body), true
 	})
 	p, addr := loopProxy(t, target.addr(), nil)
@@ -1020,7 +1020,7 @@ func TestLoopAttackTargetClosesAfterEachAnswer(t *testing.T) {
 // answers well never makes the proxy answer 5xx, and the proxy keeps
 // serving.
 func TestLoopAttackMutatedRequests(t *testing.T) {
-	target := newRawTarget(t, func(r *http.Request, body []byte) (string, bool) {
+	target := newAtkTarget(t, func(r *http.Request, body []byte) (string, bool) {
 		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body), false
 	})
 	p, addr := loopProxy(t, target.addr(), func(l *Listener) {
@@ -1107,7 +1107,7 @@ func TestLoopAttackMutatedAnswers(t *testing.T) {
 		seed ^= seed << 17
 		return int(seed % uint64(n))
 	}
-	target := newRawTarget(t, func(r *http.Request, _ []byte) (string, bool) {
+	target := newAtkTarget(t, func(r *http.Request, _ []byte) (string, bool) {
 		if strings.HasPrefix(r.URL.Path, "/good/") {
 			return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(r.URL.Path), r.URL.Path), false
 		}
