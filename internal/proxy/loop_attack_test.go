@@ -130,6 +130,18 @@ func loopProxy(t *testing.T, addr string, edit func(*Listener)) (*Proxy, string)
 	return p, laddr
 }
 
+// onLoop fails t unless the loop served every request since served0,
+// handed0 (p.loopCounts) itself: none was handed to the server.
+func onLoop(t *testing.T, p *Proxy, served0, handed0 uint64) {
+	t.Helper()
+	if t.Failed() {
+		return
+	}
+	if s, h := p.loopCounts(); s == served0 || h != handed0 {
+		t.Fatalf("the loop served %d and handed off %d: the attack did not reach the fast path", s-served0, h-handed0)
+	}
+}
+
 // counts is the group's answers by class.
 func counts(t *testing.T, p *Proxy) map[string]uint64 {
 	t.Helper()
@@ -334,7 +346,7 @@ func TestLoopAttackForwardingHeadersSpoofed(t *testing.T) {
 	target := newAtkTarget(t, func(*http.Request, []byte) (string, bool) {
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
 	})
-	_, addr := loopProxy(t, target.addr(), func(l *Listener) { l.TrustedProxies = []string{"10.0.0.0/8"} })
+	p, addr := loopProxy(t, target.addr(), func(l *Listener) { l.TrustedProxies = []string{"10.0.0.0/8"} })
 	for _, tc := range []struct{ name, head string }{
 		{"plain", "X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.example\r\nX-Real-IP: 203.0.113.9\r\nForwarded: for=203.0.113.9\r\n"},
 		{"odd case", "x-FORWARDED-for: 203.0.113.9\r\nX-FORWARDED-PROTO: https\r\nx-forwarded-HOST: evil.example\r\nx-real-ip: 203.0.113.9\r\nFORWARDED: for=203.0.113.9\r\n"},
@@ -344,6 +356,8 @@ func TestLoopAttackForwardingHeadersSpoofed(t *testing.T) {
 		{"underscores", "X_Forwarded_For: 203.0.113.9\r\nX_Forwarded_Proto: https\r\nX_Forwarded_Host: evil.example\r\nX_Real_IP: 203.0.113.9\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			s0, h0 := p.loopCounts()
+			defer onLoop(t, p, s0, h0)
 			rc := dialAtk(t, addr)
 			rc.send("GET /h HTTP/1.1\r\nHost: app.example\r\n" + tc.head + "\r\n")
 			a := rc.final(5*time.Second, "GET")
@@ -410,6 +424,8 @@ func TestLoopAttackResponseDesync(t *testing.T) {
 				return "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood", false
 			})
 			p, addr := loopProxy(t, target.addr(), nil)
+			s0, h0 := p.loopCounts()
+			defer onLoop(t, p, s0, h0)
 			conns0 := target.conns.Load()
 			rc := dialAtk(t, addr)
 			rc.send(tc.method + " /bad HTTP/1.1\r\nHost: app.example\r\n\r\n")
@@ -446,7 +462,6 @@ func TestLoopAttackResponseDesync(t *testing.T) {
 					t.Fatalf("the target connection that sent a misframed answer was reused (%d connections)", target.conns.Load()-conns0)
 				}
 			}
-			_ = p
 		})
 	}
 }
@@ -843,7 +858,9 @@ func TestLoopAttackFoldedFieldsAreUnfolded(t *testing.T) {
 			})
 		}
 	})
-	_, addr := loopProxy(t, ln.Addr().String(), func(l *Listener) { l.TrustedProxies = []string{TrustNone} })
+	p, addr := loopProxy(t, ln.Addr().String(), func(l *Listener) { l.TrustedProxies = []string{TrustNone} })
+	s0, h0 := p.loopCounts()
+	defer onLoop(t, p, s0, h0)
 	rc := dialAtk(t, addr)
 	rc.send("GET /f HTTP/1.1\r\nHost: app.example\r\nX-A: b\r\n X-Forwarded-For: 6.6.6.6\r\n\r\n")
 	if a := rc.final(5*time.Second, "GET"); a.err != nil || a.status != 200 {
@@ -907,6 +924,8 @@ func TestLoopAttackNoCrossedAnswersUnderLoad(t *testing.T) {
 		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(p), p), false
 	})
 	p, addr := loopProxy(t, target.addr(), nil)
+	s0, h0 := p.loopCounts()
+	defer onLoop(t, p, s0, h0)
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for w := range 8 {
@@ -1001,6 +1020,8 @@ func TestLoopAttackTargetClosesAfterEachAnswer(t *testing.T) {
 		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body), true
 	})
 	p, addr := loopProxy(t, target.addr(), nil)
+	s0, h0 := p.loopCounts()
+	defer onLoop(t, p, s0, h0)
 	rc := dialAtk(t, addr)
 	for i := range 50 {
 		body := fmt.Sprintf("post-%d", i)
