@@ -1196,3 +1196,41 @@ func TestLoopAttackMutatedAnswers(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestLoopAttackHalfClosedClient: a client that shuts its sending side
+// right after its request. The loop takes the end of its input for its
+// leaving (as nginx does): whether it answers or not, that is never the
+// target group's 5xx, the connection ends, and the target connection of
+// an abandoned answer is not pooled.
+func TestLoopAttackHalfClosedClient(t *testing.T) {
+	target := newAtkTarget(t, func(*http.Request, []byte) (string, bool) {
+		time.Sleep(30 * time.Millisecond)
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	p, addr := loopProxy(t, target.addr(), nil)
+	before := counts(t, p)
+	for range 5 {
+		rc := dialAtk(t, addr)
+		rc.send("GET /half HTTP/1.1\r\nHost: app.example\r\n\r\n")
+		rc.c.(*net.TCPConn).CloseWrite()
+		a := rc.final(3*time.Second, "GET")
+		if a.err == nil && (a.status != 200 || a.body != "ok") {
+			t.Fatalf("half-closed client got %d %q", a.status, a.body)
+		}
+		if _, closed := rc.quiet(3 * time.Second); !closed {
+			t.Fatal("the connection of a half-closed client stayed open")
+		}
+	}
+	// Every answer that was abandoned left its target connection closed:
+	// a later request gets its own answer.
+	rc := dialAtk(t, addr)
+	rc.send("GET /after HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	if a := rc.final(5*time.Second, "GET"); a.err != nil || a.status != 200 || a.body != "ok" {
+		t.Fatalf("after half-closed clients: %d %q %v", a.status, a.body, a.err)
+	}
+	after := counts(t, p)
+	if after["5xx"] != before["5xx"] {
+		t.Fatalf("5xx moved for clients that left: %v -> %v", before, after)
+	}
+	t.Logf("5 half-closed clients: counts %v -> %v", before, after)
+}
