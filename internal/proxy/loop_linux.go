@@ -105,6 +105,9 @@ type evloop struct {
 	idle  map[string][]*upc
 	addrs map[string]unix.Sockaddr
 	free  []*cconn // closed connections' state, for new ones
+	// paused: listeners taken out of the set after running out of
+	// descriptors, back at the next sweep
+	paused []*lreg
 	// resume: connections that used up their turn (loopTurn), to go on
 	// after the others' events; spare is the other list's memory.
 	resume, spare []*cconn
@@ -412,6 +415,15 @@ func (l *evloop) closeAll() {
 
 // sweep enforces the timeouts, once a second.
 func (l *evloop) sweep() {
+	paused := l.paused
+	l.paused = nil
+	for _, r := range paused {
+		if !r.ll.closing.Load() {
+			if err := l.add(r.ll.fd, unix.EPOLLIN|unix.EPOLLEXCLUSIVE, r); err != nil {
+				l.p.log.Warn("event loop: registering a listener again", "addr", r.ll.nl.addr, "err", err)
+			}
+		}
+	}
 	for _, o := range l.ents {
 		switch o := o.(type) {
 		case *cconn:
@@ -557,8 +569,13 @@ func (r *lreg) event(uint32) {
 		case unix.EAGAIN:
 			return
 		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
-			l.p.log.Warn("accepting a connection", "listener", ll.nl.name, "err", err)
-			time.Sleep(10 * time.Millisecond) // let connections end
+			// Out of descriptors or memory: the level-triggered listener
+			// would report the waiting connections again at once. It
+			// leaves this loop's set until the next sweep (a second), with
+			// one warning, while connections end.
+			l.p.log.Warn("accepting a connection: paused for a second", "listener", ll.nl.name, "err", err)
+			r.drop()
+			l.paused = append(l.paused, r)
 			return
 		default:
 			return

@@ -172,8 +172,12 @@ func readResponseHead(ctx *fasthttp.RequestCtx, br *bufio.Reader) error {
 			return err
 		}
 		sc := rh.StatusCode()
-		if sc >= 200 || sc == fasthttp.StatusSwitchingProtocols || n >= 5 {
+		if sc >= 200 || sc == fasthttp.StatusSwitchingProtocols {
 			return nil
+		}
+		if n >= 5 {
+			// A sixth interim answer is not passed on as the final one.
+			return errors.New("the target sent too many interim answers")
 		}
 		if sc == fasthttp.StatusEarlyHints {
 			ctx.EarlyHints()
