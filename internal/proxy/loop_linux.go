@@ -711,8 +711,7 @@ func (c *cconn) advance() {
 				// The client hung up while the target worked: as nginx
 				// counts it, not the target's fault.
 				c.status = 499
-				c.end()
-				c.close()
+				c.fail()
 				return
 			}
 			c.pump()
@@ -759,7 +758,7 @@ func (c *cconn) flush() bool {
 	return true
 }
 
-// fail ends c after its socket failed.
+// fail counts c's exchange (if any) and closes c.
 func (c *cconn) fail() {
 	c.end()
 	c.close()
