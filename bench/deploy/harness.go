@@ -300,7 +300,7 @@ func (h *harness) cleanup() {
 		if imgs, err := h.images(ctx); err == nil {
 			for _, byService := range imgs {
 				for _, id := range byService {
-					_, _ = rt.EngineClient().ImageRemove(ctx, id, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+					_, _ = rt.RemoveImage(ctx, id)
 				}
 			}
 		}

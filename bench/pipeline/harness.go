@@ -261,7 +261,7 @@ func (h *harness) cleanup() {
 		f := make(client.Filters).Add("label", "dev.cutover.project="+h.project)
 		if imgs, err := rt.EngineClient().ImageList(ctx, client.ImageListOptions{All: true, Filters: f}); err == nil {
 			for _, img := range imgs.Items {
-				_, _ = rt.EngineClient().ImageRemove(ctx, img.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+				_, _ = rt.RemoveImage(ctx, img.ID)
 			}
 		}
 		rt.Close()

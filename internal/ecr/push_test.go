@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/moby/moby/client"
 
 	"github.com/cutoverdev/cutover/internal/registry"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
@@ -97,7 +96,7 @@ func buildTinyImage(t *testing.T, rt *docker.Runtime) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		_, _ = rt.EngineClient().ImageRemove(ctx, img.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+		_, _ = rt.RemoveImage(ctx, img.ID)
 	})
 	return img.ID
 }

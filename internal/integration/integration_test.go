@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 	if fixture.rt != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		for _, id := range fixture.images {
-			if _, err := fixture.rt.EngineClient().ImageRemove(ctx, id, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil {
+			if _, err := fixture.rt.RemoveImage(ctx, id); err != nil {
 				fmt.Fprintln(os.Stderr, "removing test image:", err)
 			}
 		}

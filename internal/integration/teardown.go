@@ -82,12 +82,14 @@ func Teardown(ctx context.Context, rt *docker.Runtime, project string) (Removed,
 		errs = append(errs, fmt.Errorf("list images: %s", engineMessage(err)))
 	} else {
 		for _, im := range is.Items {
-			_, err := engine.ImageRemove(ctx, im.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true})
-			switch {
-			case err == nil:
+			// Through the runtime, which waits for builds in progress: a
+			// build may be reusing this image's cached steps.
+			removed, err := rt.RemoveImage(ctx, im.ID)
+			if removed {
 				rm.Images++
-			case !gone(err):
-				errs = append(errs, fmt.Errorf("remove image %s: %s", im.ID, engineMessage(err)))
+			}
+			if err != nil {
+				errs = append(errs, err)
 			}
 		}
 	}

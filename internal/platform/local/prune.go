@@ -90,7 +90,7 @@ func Prune(ctx context.Context, rt *docker.Runtime, st *store.Store, o PruneOpti
 			continue
 		}
 		if !o.DryRun {
-			if err := rt.RemoveImage(ctx, im.ID); err != nil {
+			if _, err := rt.RemoveImage(ctx, im.ID); err != nil {
 				return res, err
 			}
 		}

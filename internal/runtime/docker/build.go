@@ -103,6 +103,11 @@ func (r *Runtime) Build(ctx context.Context, req BuildRequest) (Image, error) {
 			return Image{}, fmt.Errorf("build %s: %s line %d: ADD %s fetches from the network, which this build may not use (copy the file into the repository, or fetch it in a trusted build)", name, shown, line, src)
 		}
 	}
+	unlock, err := r.lockImages(ctx, false)
+	if err != nil {
+		return Image{}, fmt.Errorf("build %s (%s): %w", name, shown, err)
+	}
+	defer unlock()
 	res, err := r.client.ImageBuild(ctx, tar, client.ImageBuildOptions{
 		NetworkMode: network,
 		Version:     build.BuilderV1,

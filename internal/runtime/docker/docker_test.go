@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 	if testImage.ID != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		if rt, err := Connect(ctx); err == nil {
-			rt.client.ImageRemove(ctx, testImage.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+			rt.RemoveImage(ctx, testImage.ID)
 			rt.Close()
 		}
 		cancel()
@@ -166,7 +166,7 @@ func TestBuildErrors(t *testing.T) {
 	rt := newRuntime(t)
 	tag := "cutover-test/broken:" + randomHex(6)
 	t.Cleanup(func() {
-		rt.client.ImageRemove(context.Background(), tag, client.ImageRemoveOptions{Force: true})
+		rt.RemoveImage(context.Background(), tag)
 	})
 
 	t.Run("copy of a missing file", func(t *testing.T) {

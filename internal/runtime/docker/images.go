@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -50,12 +51,23 @@ func (r *Runtime) ImagesInUse(ctx context.Context) (map[string]bool, error) {
 	return used, nil
 }
 
-// RemoveImage removes the image with this ID and every tag of it. An image
-// already gone is not an error. The caller makes sure no container uses it.
-func (r *Runtime) RemoveImage(ctx context.Context, id string) error {
-	_, err := r.client.ImageRemove(ctx, id, client.ImageRemoveOptions{Force: true, PruneChildren: true})
-	if err != nil && !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("removing image %.19s: %s", id, engineMessage(err))
+// RemoveImage removes the image with this ID (or reference), every tag of it
+// and its untagged parents, once no build is in progress on the engine (see
+// lockImages). It says whether it removed it: an image already gone, or being
+// removed by someone else, is not an error. The caller makes sure no
+// container uses it.
+func (r *Runtime) RemoveImage(ctx context.Context, id string) (bool, error) {
+	unlock, err := r.lockImages(ctx, true)
+	if err != nil {
+		return false, fmt.Errorf("removing image %.19s: %w", id, err)
 	}
-	return nil
+	defer unlock()
+	_, err = r.client.ImageRemove(ctx, id, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+	switch {
+	case err == nil:
+		return true, nil
+	case cerrdefs.IsNotFound(err), cerrdefs.IsConflict(err) && strings.Contains(err.Error(), "already in progress"):
+		return false, nil
+	}
+	return false, fmt.Errorf("removing image %.19s: %s", id, engineMessage(err))
 }

@@ -9,10 +9,8 @@ import (
 	"testing"
 	"time"
 
-	cerrdefs "github.com/containerd/errdefs"
 	"github.com/cutoverdev/cutover/internal/registry"
 	"github.com/cutoverdev/cutover/internal/testenv"
-	"github.com/moby/moby/client"
 )
 
 // buildTinyImage builds FROM scratch with one unique text file, so it needs
@@ -40,8 +38,7 @@ func buildTinyImage(t *testing.T, rt *Runtime) Image {
 func removeImage(t *testing.T, rt *Runtime, id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_, err := rt.client.ImageRemove(ctx, id, client.ImageRemoveOptions{Force: true, PruneChildren: true})
-	if err != nil && !cerrdefs.IsNotFound(err) {
+	if _, err := rt.RemoveImage(ctx, id); err != nil {
 		t.Errorf("remove image %s: %v", id, err)
 	}
 }
