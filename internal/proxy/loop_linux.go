@@ -477,6 +477,10 @@ func (p *Proxy) serveWithLoops(nl *listener) bool {
 		return false
 	}
 	unix.CloseOnExec(fd)
+	// As nginx's `listen … deferred`: the kernel hands over a connection
+	// once its first bytes have come (or after about a second without),
+	// so the loop reads the request at once instead of waiting for it.
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, 1)
 	// The socket stays open on the duplicate: closing Go's descriptor takes
 	// it out of the runtime's netpoller, which a new connection would
 	// otherwise wake (a thread woken for nothing per connection).
@@ -593,7 +597,13 @@ func (r *lreg) event(uint32) {
 		}
 		if err := l.add(fd, unix.EPOLLIN|unix.EPOLLOUT|unix.EPOLLRDHUP|unix.EPOLLET, c); err != nil {
 			c.close()
+			continue
 		}
+		// Accepted deferred, its request is most likely here: read it now
+		// rather than after another wait (a read that finds nothing only
+		// costs an EAGAIN; the set reports the bytes when they come).
+		c.readable, c.writable = true, true
+		c.advance()
 	}
 }
 

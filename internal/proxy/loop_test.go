@@ -448,3 +448,29 @@ func TestLoopDropsAClientThatStopsReading(t *testing.T) {
 		t.Fatalf("the client's connection (%d bytes read): %v, want it closed by the proxy", n, err)
 	}
 }
+
+// TestLoopServesAClientThatSpeaksLate: listeners accept deferred (the
+// kernel hands a connection over once its first bytes came, or after about
+// a second without) and the loop reads at once after accepting. A client
+// that waits before its request, past the deferral, is served all the
+// same, as is one that sends its head in two parts around the accept.
+func TestLoopServesAClientThatSpeaksLate(t *testing.T) {
+	u, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %s", r.Method, r.URL.Path)
+	})
+	p, addr := proxyTo(t, u)
+	s0, _ := p.loopCounts()
+	late := dialRaw(t, addr)
+	split := dialRaw(t, addr)
+	io.WriteString(split.c, "GET /split HTTP/1.1\r\n")
+	time.Sleep(2500 * time.Millisecond)
+	if resp, body := late.do("GET /late HTTP/1.1\r\nHost: app\r\n\r\n"); resp.StatusCode != 200 || body != "GET /late" {
+		t.Fatalf("a request sent 2.5 s after connecting: %d %q", resp.StatusCode, body)
+	}
+	if resp, body := split.do("Host: app\r\n\r\n"); resp.StatusCode != 200 || body != "GET /split" {
+		t.Fatalf("a head sent in two parts 2.5 s apart: %d %q", resp.StatusCode, body)
+	}
+	if s1, _ := p.loopCounts(); s1-s0 != 2 {
+		t.Fatalf("the loops served %d of the 2 requests, want both", s1-s0)
+	}
+}
