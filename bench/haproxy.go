@@ -13,7 +13,8 @@ import (
 const haproxyBin = "/usr/sbin/haproxy"
 
 // haproxyConf is HAProxy as a tuned reverse proxy for this workload: two
-// threads (as nginx has two workers), keep-alive to the backend, no logs.
+// threads (as nginx has two workers), keep-alive to the backend, no logs,
+// and the cutover proxy's forwarding headers (as nginx's, see nginxConf).
 var haproxyConf = template.Must(template.New("haproxy.cfg").Parse(`global
     nbthread 2
     maxconn 8192
@@ -27,6 +28,12 @@ defaults
 
 frontend bench
     bind {{.Listen}}
+    http-request del-header X-Forwarded-For
+    http-request del-header X-Real-IP
+    http-request del-header Forwarded
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    option forwardfor
     default_backend backend
 
 backend backend

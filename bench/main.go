@@ -150,7 +150,7 @@ func (o options) budget() time.Duration {
 // Connection modes of a setting.
 var connModes = []bool{false, true} // new connection per request?
 
-var targetNames = []string{"direct", "cutover", "nginx", "haproxy"}
+var targetNames = []string{"direct", "cutover", "nginx", "haproxy", "nginx-bare"}
 
 // bench starts the backend and the three proxies in front of it, measures
 // them and stops everything it started, by PID, whatever happens. A failing
@@ -176,12 +176,17 @@ func bench(ctx context.Context, o options) (*report, error) {
 		return nil, err
 	}
 	defer backend.stop(5 * time.Second)
-	progress("starting nginx")
-	nginx, nginxAddr, err := startNginx(ctx, dir, backendAddr)
+	progress("starting nginx, with the cutover proxy's forwarding headers and without")
+	nginx, nginxAddr, err := startNginx(ctx, dir, "nginx", backendAddr, true)
 	if err != nil {
 		return nil, err
 	}
 	defer nginx.stop(5 * time.Second)
+	bare, bareAddr, err := startNginx(ctx, dir, "nginx-bare", backendAddr, false)
+	if err != nil {
+		return nil, err
+	}
+	defer bare.stop(5 * time.Second)
 	progress("starting HAProxy")
 	haproxy, haproxyAddr, err := startHAProxy(ctx, dir, backendAddr)
 	if err != nil {
@@ -200,6 +205,7 @@ func bench(ctx context.Context, o options) (*report, error) {
 		{name: "cutover", url: "http://" + cut.addr + o.path, pid: cut.pid()},
 		{name: "nginx", url: "http://" + nginxAddr + o.path, pid: nginx.cmd.Process.Pid},
 		{name: "haproxy", url: "http://" + haproxyAddr + o.path, pid: haproxy.cmd.Process.Pid},
+		{name: "nginx-bare", url: "http://" + bareAddr + o.path, pid: bare.cmd.Process.Pid},
 	}
 	load := func(t target, conns int, newConn bool, d time.Duration) (run, error) {
 		cpu := treeCPU

@@ -35,7 +35,7 @@ type summary struct {
 type setting struct {
 	Conns   int        `json:"connections"`
 	NewConn bool       `json:"new_connection_per_request"`
-	Targets []*summary `json:"targets"` // direct, cutover, nginx, haproxy
+	Targets []*summary `json:"targets"` // direct, cutover, nginx, haproxy, nginx-bare
 	// Ratios of cutover to the others: requests/s, and p99 differences.
 	RPSVsNginx   float64       `json:"rps_cutover_vs_nginx"`
 	RPSVsHAProxy float64       `json:"rps_cutover_vs_haproxy"`
@@ -46,6 +46,12 @@ type setting struct {
 	CPUVsNginx   float64 `json:"cpu_per_request_cutover_vs_nginx"`
 	CPUVsHAProxy float64 `json:"cpu_per_request_cutover_vs_haproxy"`
 	GoalMet      bool    `json:"goal_met"`
+	// The same against nginx without forwarding headers (nginx-bare), for
+	// reference: less work for it and for the backend than the others do.
+	RPSVsNginxBare float64       `json:"rps_cutover_vs_nginx_bare"`
+	P99VsNginxBare time.Duration `json:"p99_cutover_minus_nginx_bare_ns"`
+	CPUVsNginxBare float64       `json:"cpu_per_request_cutover_vs_nginx_bare"`
+	GoalMetBare    bool          `json:"goal_met_vs_nginx_bare"`
 }
 
 // flipResult is the load seen while the weights flipped.
@@ -97,6 +103,12 @@ func (s *setting) summarize() {
 	s.CPUVsNginx = ratio(float64(cut.CPUPerReq), float64(nginx.CPUPerReq))
 	s.CPUVsHAProxy = ratio(float64(cut.CPUPerReq), float64(haproxy.CPUPerReq))
 	s.GoalMet = s.RPSVsNginx >= goalRPSRatio && s.P99VsNginx <= goalP99Slack
+	if bare := s.target("nginx-bare"); bare.RPS > 0 {
+		s.RPSVsNginxBare = ratio(cut.RPS, bare.RPS)
+		s.P99VsNginxBare = cut.P99 - bare.P99
+		s.CPUVsNginxBare = ratio(float64(cut.CPUPerReq), float64(bare.CPUPerReq))
+		s.GoalMetBare = s.RPSVsNginxBare >= goalRPSRatio && s.P99VsNginxBare <= goalP99Slack
+	}
 }
 
 func ratio(a, b float64) float64 {
@@ -157,7 +169,7 @@ func (r *report) writeText(w io.Writer) {
 	fmt.Fprintf(w, "GET %s on 127.0.0.1, wrk, %d interleaved rounds x %s per target and setting (medians); cutover proxy: %s\n",
 		r.Path, r.Rounds, r.Duration, r.ProxyMode)
 	fmt.Fprintln(w, "CPU/req: CPU time of the serving process (nginx: master and workers) per request")
-	met := 0
+	met, metBare, bare := 0, 0, false
 	for _, s := range r.Settings {
 		fmt.Fprintf(w, "\n%d connections, %s\n", s.Conns, s.mode())
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -173,8 +185,21 @@ func (r *report) writeText(w io.Writer) {
 		}
 		fmt.Fprintf(w, "cutover/nginx %.2fx req/s, p99 %s, CPU/req %.2fx; cutover/haproxy %.2fx req/s, p99 %s, CPU/req %.2fx; cutover/direct %.2fx; goal %s\n",
 			s.RPSVsNginx, signedMs(s.P99VsNginx), s.CPUVsNginx, s.RPSVsHAProxy, signedMs(s.P99VsHAProxy), s.CPUVsHAProxy, s.RPSVsDirect, verdict)
+		if s.RPSVsNginxBare > 0 {
+			bare = true
+			verdict = "missed"
+			if s.GoalMetBare {
+				verdict = "met"
+				metBare++
+			}
+			fmt.Fprintf(w, "cutover/nginx-bare (no forwarding headers) %.2fx req/s, p99 %s, CPU/req %.2fx; goal %s\n",
+				s.RPSVsNginxBare, signedMs(s.P99VsNginxBare), s.CPUVsNginxBare, verdict)
+		}
 	}
-	fmt.Fprintf(w, "\n%s: met in %d of %d settings\n", goalLabel, met, len(r.Settings))
+	fmt.Fprintf(w, "\n%s (nginx with the same forwarding headers): met in %d of %d settings\n", goalLabel, met, len(r.Settings))
+	if bare {
+		fmt.Fprintf(w, "the same against nginx-bare (nginx's defaults, no forwarding headers): met in %d of %d settings\n", metBare, len(r.Settings))
+	}
 	if f := r.Flip; f != nil {
 		fmt.Fprintf(w, "weight flips under load (%d connections, keep-alive): %d flips, %d requests, %d failed\n", f.Conns, f.Flips, f.Requests, f.Failed)
 	}

@@ -47,14 +47,15 @@ func TestReportGoal(t *testing.T) {
 		cutoverP99        time.Duration
 		wantMet           bool
 		wantRatio, wantTo string
+		wantBare          string // the line against nginx-bare (9000 req/s, p99 2.8ms)
 	}{
-		{"met", 10500, 3500 * time.Microsecond, true, "1.05x", "+0.50ms"},
-		{"too slow", 9500, 2500 * time.Microsecond, false, "0.95x", "-0.50ms"},
-		{"tail too long", 10500, 4500 * time.Microsecond, false, "1.05x", "+1.50ms"},
+		{"met", 10500, 3500 * time.Microsecond, true, "1.05x", "+0.50ms", "1.17x req/s, p99 +0.70ms, CPU/req 1.00x; goal met"},
+		{"too slow", 9500, 2500 * time.Microsecond, false, "0.95x", "-0.50ms", "1.06x req/s, p99 -0.30ms, CPU/req 1.00x; goal met"},
+		{"tail too long", 10500, 4500 * time.Microsecond, false, "1.05x", "+1.50ms", "1.17x req/s, p99 +1.70ms, CPU/req 1.00x; goal missed"},
 	}
 	for _, c := range cases {
 		s := &setting{Conns: 32, Targets: []*summary{mk("direct", 20000, 2*time.Millisecond), mk("cutover", c.cutoverRPS, c.cutoverP99),
-			mk("nginx", 10000, 3*time.Millisecond), mk("haproxy", 12000, 3*time.Millisecond)}}
+			mk("nginx", 10000, 3*time.Millisecond), mk("haproxy", 12000, 3*time.Millisecond), mk("nginx-bare", 9000, 2800*time.Microsecond)}}
 		s.summarize()
 		if s.GoalMet != c.wantMet {
 			t.Errorf("%s: goal met %v, want %v", c.name, s.GoalMet, c.wantMet)
@@ -64,7 +65,8 @@ func TestReportGoal(t *testing.T) {
 		r.writeText(&out)
 		verdict := map[bool]string{true: "met", false: "missed"}[c.wantMet]
 		for _, want := range []string{"cutover/nginx " + c.wantRatio + " req/s, p99 " + c.wantTo + ", CPU/req 1.00x", "goal " + verdict + "\n",
-			"met in " + map[bool]string{true: "1", false: "0"}[c.wantMet] + " of 1 settings", "4 flips, 100 requests, 0 failed", "20.0µs"} {
+			"(nginx with the same forwarding headers): met in " + map[bool]string{true: "1", false: "0"}[c.wantMet] + " of 1 settings",
+			"cutover/nginx-bare (no forwarding headers) " + c.wantBare, "4 flips, 100 requests, 0 failed", "20.0µs"} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("%s: output lacks %q:\n%s", c.name, want, &out)
 			}
