@@ -242,9 +242,7 @@ func bench(ctx context.Context, o options) (*report, error) {
 	}
 	for r := range o.rounds {
 		for i, s := range rep.Settings {
-			// Rotate the order so no target always runs first or last.
-			for j := range targets {
-				k := (j + r + i) % len(targets)
+			for _, k := range roundOrder(len(targets), r, i) {
 				res, err := load(targets[k], s.Conns, s.NewConn, o.duration)
 				if err != nil {
 					return nil, err
@@ -277,6 +275,23 @@ func bench(ctx context.Context, o options) (*report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// roundOrder is the order in which the targets are loaded in round r of
+// setting i: rotated so no target always runs first or last, and reversed
+// every other round (round 2k+1 runs round 2k's order backwards) so each
+// target runs before its neighbour in half the rounds and after it in the
+// other half (cutover is compared with the others within a round: see
+// paired).
+func roundOrder(n, r, i int) []int {
+	order := make([]int, n)
+	for j := range order {
+		order[j] = (j + r + i) % n
+		if r%2 == 1 {
+			order[j] = (n - 1 - j + r - 1 + i) % n // round r-1's order, reversed
+		}
+	}
+	return order
 }
 
 // target is one thing the load is sent to, and the process serving it.

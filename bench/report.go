@@ -36,12 +36,17 @@ type setting struct {
 	Conns   int        `json:"connections"`
 	NewConn bool       `json:"new_connection_per_request"`
 	Targets []*summary `json:"targets"` // direct, cutover, nginx, haproxy, nginx-bare
-	// Ratios of cutover to the others: requests/s, and p99 differences.
+	// Cutover compared with the others, round by round (paired): medians of
+	// the rounds' requests/s ratios and p99 differences.
 	RPSVsNginx   float64       `json:"rps_cutover_vs_nginx"`
 	RPSVsHAProxy float64       `json:"rps_cutover_vs_haproxy"`
 	RPSVsDirect  float64       `json:"rps_cutover_vs_direct"`
 	P99VsNginx   time.Duration `json:"p99_cutover_minus_nginx_ns"`
 	P99VsHAProxy time.Duration `json:"p99_cutover_minus_haproxy_ns"`
+	// The lowest and highest ratio of cutover's requests/s to nginx's in a
+	// round, and the ratio of the two medians (rounds mixed), for reference.
+	RPSRangeVsNginx   [2]float64 `json:"rps_cutover_vs_nginx_range"`
+	RPSMediansVsNginx float64    `json:"rps_cutover_vs_nginx_of_medians"`
 	// CPU per request is the figure least disturbed by other load on the machine.
 	CPUVsNginx   float64 `json:"cpu_per_request_cutover_vs_nginx"`
 	CPUVsHAProxy float64 `json:"cpu_per_request_cutover_vs_haproxy"`
@@ -88,27 +93,48 @@ func (s *setting) target(name string) *summary {
 	return &summary{Name: name}
 }
 
-// summarize takes the median of each figure over the rounds, so one round
-// disturbed by a noisy neighbour does not decide the result, and compares.
+// summarize takes the median of each target's figures over the rounds, so
+// one round disturbed by a noisy neighbour does not decide the result, and
+// compares cutover with the others round by round (see paired).
 func (s *setting) summarize() {
 	for _, t := range s.Targets {
 		t.summarize()
 	}
 	cut, nginx, haproxy, direct := s.target("cutover"), s.target("nginx"), s.target("haproxy"), s.target("direct")
-	s.RPSVsNginx = ratio(cut.RPS, nginx.RPS)
-	s.RPSVsHAProxy = ratio(cut.RPS, haproxy.RPS)
-	s.RPSVsDirect = ratio(cut.RPS, direct.RPS)
-	s.P99VsNginx = cut.P99 - nginx.P99
-	s.P99VsHAProxy = cut.P99 - haproxy.P99
-	s.CPUVsNginx = ratio(float64(cut.CPUPerReq), float64(nginx.CPUPerReq))
-	s.CPUVsHAProxy = ratio(float64(cut.CPUPerReq), float64(haproxy.CPUPerReq))
+	s.RPSVsNginx, s.P99VsNginx, s.CPUVsNginx, s.RPSRangeVsNginx = paired(cut, nginx)
+	s.RPSMediansVsNginx = ratio(cut.RPS, nginx.RPS)
+	s.RPSVsHAProxy, s.P99VsHAProxy, s.CPUVsHAProxy, _ = paired(cut, haproxy)
+	s.RPSVsDirect, _, _, _ = paired(cut, direct)
 	s.GoalMet = s.RPSVsNginx >= goalRPSRatio && s.P99VsNginx <= goalP99Slack
 	if bare := s.target("nginx-bare"); bare.RPS > 0 {
-		s.RPSVsNginxBare = ratio(cut.RPS, bare.RPS)
-		s.P99VsNginxBare = cut.P99 - bare.P99
-		s.CPUVsNginxBare = ratio(float64(cut.CPUPerReq), float64(bare.CPUPerReq))
+		s.RPSVsNginxBare, s.P99VsNginxBare, s.CPUVsNginxBare, _ = paired(cut, bare)
 		s.GoalMetBare = s.RPSVsNginxBare >= goalRPSRatio && s.P99VsNginxBare <= goalP99Slack
 	}
+}
+
+// paired compares a with b round by round, each round's two runs loaded
+// seconds apart (next to each other in the round's order, a first in half
+// of the rounds and b first in the other half), and takes the median over
+// the rounds: requests/s and CPU per request as ratios, p99 as a
+// difference, and the lowest and highest requests/s ratio of a round. The
+// machine's speed drifts over a run by more than the proxies differ; a
+// ratio of two medians taken from different rounds carries that drift, a
+// ratio within a round far less.
+func paired(a, b *summary) (rps float64, p99 time.Duration, cpu float64, rpsRange [2]float64) {
+	n := min(len(a.Runs), len(b.Runs))
+	if n == 0 {
+		return 0, 0, 0, rpsRange
+	}
+	rs := make([]float64, 0, n)
+	cs := make([]float64, 0, n)
+	ps := make([]time.Duration, 0, n)
+	for i := range n {
+		ra, rb := a.Runs[i], b.Runs[i]
+		rs = append(rs, ratio(ra.RPS, rb.RPS))
+		cs = append(cs, ratio(float64(ra.CPUPerReq), float64(rb.CPUPerReq)))
+		ps = append(ps, ra.P99-rb.P99)
+	}
+	return median(rs), median(ps), median(cs), [2]float64{slices.Min(rs), slices.Max(rs)}
 }
 
 func ratio(a, b float64) float64 {
@@ -168,6 +194,7 @@ func (r *report) failures() string {
 func (r *report) writeText(w io.Writer) {
 	fmt.Fprintf(w, "GET %s on 127.0.0.1, wrk, %d interleaved rounds x %s per target and setting (medians); cutover proxy: %s\n",
 		r.Path, r.Rounds, r.Duration, r.ProxyMode)
+	fmt.Fprintln(w, "cutover/X: medians over the rounds of the ratio (p99: difference) between cutover's run and X's in the same round")
 	fmt.Fprintln(w, "CPU/req: CPU time of the serving process (nginx: master and workers) per request")
 	met, metBare, bare := 0, 0, false
 	for _, s := range r.Settings {
@@ -183,8 +210,8 @@ func (r *report) writeText(w io.Writer) {
 			verdict = "met"
 			met++
 		}
-		fmt.Fprintf(w, "cutover/nginx %.2fx req/s, p99 %s, CPU/req %.2fx; cutover/haproxy %.2fx req/s, p99 %s, CPU/req %.2fx; cutover/direct %.2fx; goal %s\n",
-			s.RPSVsNginx, signedMs(s.P99VsNginx), s.CPUVsNginx, s.RPSVsHAProxy, signedMs(s.P99VsHAProxy), s.CPUVsHAProxy, s.RPSVsDirect, verdict)
+		fmt.Fprintf(w, "cutover/nginx %.2fx req/s (rounds %.2f-%.2f; ratio of the medians %.2fx), p99 %s, CPU/req %.2fx; cutover/haproxy %.2fx req/s, p99 %s, CPU/req %.2fx; cutover/direct %.2fx; goal %s\n",
+			s.RPSVsNginx, s.RPSRangeVsNginx[0], s.RPSRangeVsNginx[1], s.RPSMediansVsNginx, signedMs(s.P99VsNginx), s.CPUVsNginx, s.RPSVsHAProxy, signedMs(s.P99VsHAProxy), s.CPUVsHAProxy, s.RPSVsDirect, verdict)
 		if s.RPSVsNginxBare > 0 {
 			bare = true
 			verdict = "missed"
