@@ -8,7 +8,7 @@
 // the cutover proxy's weights between two target groups under load and
 // counts failed requests (the goal: none).
 //
-// Usage: go run ./bench [-duration 4s] [-rounds 3] [-conns 32,256] [-proxy process|inprocess] [-json] [-cpuprofile DIR]
+// Usage: go run ./bench [-duration 2s] [-rounds 8] [-conns 32,256] [-proxy process|inprocess] [-json] [-cpuprofile DIR]
 package main
 
 import (
@@ -43,9 +43,9 @@ func main() {
 func runMain(args []string) int {
 	o := options{conns: []int{32, 256}}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.DurationVar(&o.duration, "duration", 4*time.Second, "load duration of each target in each setting and round")
+	fs.DurationVar(&o.duration, "duration", 2*time.Second, "load duration of each target in each setting and round")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured load per target before the first round")
-	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each figure is the median over them")
+	fs.IntVar(&o.rounds, "rounds", 8, "rounds; each figure is the median over them (an even count runs each order forwards and backwards equally)")
 	fs.Func("conns", "connection counts, comma-separated (default 32,256)", func(s string) error {
 		o.conns = nil
 		for f := range strings.SplitSeq(s, ",") {
