@@ -174,7 +174,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, bodyIdle time.Dura
 	for retried := false; ex.clientErr == nil; retried = true {
 		ex = p.upstream.roundTrip(ctx, a.target.addr, *head, small, bodyIdle)
 		var de *dialError
-		if ex.err == nil || ex.clientErr != nil || !errors.As(ex.err, &de) || retried {
+		if ex.err == nil || ex.clientErr != nil || !errors.As(ex.err, &de) || retried || outOfResources(ex.err) {
 			break
 		}
 		// Nothing was sent: safe to try another target, once, for any method.
@@ -199,6 +199,9 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, bodyIdle time.Dura
 	case ex.clientGone:
 		a.status = 499 // as nginx counts it; not the target's fault
 		ctx.SetConnectionClose()
+		return false
+	case ex.err != nil && outOfResources(ex.err):
+		p.unavailable(ctx, a, ex.err)
 		return false
 	case ex.err != nil:
 		p.badGateway(ctx, a, ex.err)
@@ -237,6 +240,19 @@ func (p *Proxy) badGateway(ctx *fasthttp.RequestCtx, a *attempt, err error) {
 	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
 	ctx.SetStatusCode(fasthttp.StatusBadGateway)
 	ctx.SetBodyString(badGatewayMessage(a.target.group.name))
+}
+
+// unavailable answers 503 when the proxy could not open a connection to
+// the target for want of resources: the proxy's shortage, counted against
+// no group (see outOfResources).
+func (p *Proxy) unavailable(ctx *fasthttp.RequestCtx, a *attempt, err error) {
+	a.status = 0
+	warnOutOfResources(p.log, "forwarding a request", err)
+	ctx.Response.Reset()
+	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+	ctx.Response.Header.Set("Retry-After", "1")
+	ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+	ctx.SetBodyString(unavailableMessage)
 }
 
 func isTimeout(err error) bool {

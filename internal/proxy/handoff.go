@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 )
 
 // handoffListener gives the connections the loops hand off to a fasthttp
@@ -40,6 +41,12 @@ func (h *handoffListener) Addr() net.Addr { return h.addr }
 func (h *handoffListener) deliver(fd int, pre []byte) {
 	f := os.NewFile(uintptr(fd), "client")
 	nc, err := net.FileConn(f)
+	if err != nil && len(pre) > 0 && outOfResources(err) {
+		// No descriptor for the server's copy. A request was read (plain
+		// HTTP: TLS is handed off before any byte), so it gets a 503 on
+		// the bare socket rather than a cut connection.
+		syscall.Write(fd, unavailableAnswer)
+	}
 	f.Close()
 	if err != nil {
 		return

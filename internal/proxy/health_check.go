@@ -106,31 +106,35 @@ var healthClient = &http.Client{
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
-// checkOnce sends one health check to addr and returns why it failed, or "".
-func checkOnce(ctx context.Context, addr string, c *healthConfig) string {
+// checkOnce sends one health check to addr and returns why it failed, or
+// "". A check the proxy could not make (no socket for it: see
+// outOfResources) returns that error instead, and no verdict.
+func checkOnce(ctx context.Context, addr string, c *healthConfig) (reason string, notMade error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+c.path, nil)
 	if err != nil {
-		return err.Error()
+		return err.Error(), nil
 	}
 	req.Header.Set("User-Agent", "cutover-health-check/1")
 	resp, err := healthClient.Do(req)
 	if err != nil {
 		switch {
+		case outOfResources(err):
+			return "", unwrapURLError(err)
 		case errors.Is(err, context.DeadlineExceeded):
-			return fmt.Sprintf("GET %s: no answer within %s", c.path, c.timeout)
+			return fmt.Sprintf("GET %s: no answer within %s", c.path, c.timeout), nil
 		case isConnRefused(err):
-			return fmt.Sprintf("GET %s: connection refused (nothing listens on %s)", c.path, addr)
+			return fmt.Sprintf("GET %s: connection refused (nothing listens on %s)", c.path, addr), nil
 		}
-		return fmt.Sprintf("GET %s: %v", c.path, unwrapURLError(err))
+		return fmt.Sprintf("GET %s: %v", c.path, unwrapURLError(err)), nil
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if !c.codes.match(resp.StatusCode) {
-		return fmt.Sprintf("GET %s: status %d", c.path, resp.StatusCode)
+		return fmt.Sprintf("GET %s: status %d", c.path, resp.StatusCode), nil
 	}
-	return ""
+	return "", nil
 }
 
 // runHealthChecks checks t every interval of its group until ctx ends. The
@@ -146,11 +150,18 @@ func (t *target) runHealthChecks(ctx context.Context) {
 		case <-timer.C:
 		}
 		c := t.group.health.Load()
-		reason := checkOnce(ctx, t.addr, c)
+		reason, notMade := checkOnce(ctx, t.addr, c)
 		if ctx.Err() != nil {
 			return
 		}
-		t.observe(reason, c)
+		if notMade != nil {
+			// The proxy's own shortage (a client holding thousands of
+			// connections, say) is not the target's failure: its state
+			// stays as it was until a check can be made.
+			warnOutOfResources(t.log, "health check not made", notMade)
+		} else {
+			t.observe(reason, c)
+		}
 		timer.Reset(c.interval)
 	}
 }

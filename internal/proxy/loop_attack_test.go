@@ -9,10 +9,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -1233,4 +1236,180 @@ func TestLoopAttackHalfClosedClient(t *testing.T) {
 		t.Fatalf("5xx moved for clients that left: %v -> %v", before, after)
 	}
 	t.Logf("5 half-closed clients: counts %v -> %v", before, after)
+}
+
+// fewFDs is the descriptor limit of the daemon in
+// TestLoopAttackOutOfDescriptors.
+const fewFDs = 128
+
+// TestLoopAttackOutOfDescriptors: clients hold more connections than the
+// proxy process may open descriptors. The listener then reports the waiting
+// connections again at once, so a loop that kept accepting would spin on
+// EMFILE at 100% of a CPU and log without end. It must pause accepting
+// (one warning a second at most) and accept again once descriptors are
+// free; meanwhile its own shortage is no target's failure: no health check
+// fails for it (the target stays healthy, no rollback), a request that
+// finds no socket for the target is answered 503 and counted against no
+// group, and clients already connected are served or answered, never cut.
+func TestLoopAttackOutOfDescriptors(t *testing.T) {
+	home := t.TempDir()
+	ctx := context.Background()
+	c, pid := startDaemonAs(t, home, "cutover-test-proxyd-fewfds")
+	u := upstream(t, "web")
+	addr := freeAddr(t)
+	l := oneRouteNamed("e/production", addr, "e/web")
+	l.Limits.ReadHeaderTimeout = Duration(time.Minute) // the hogs stay
+	if err := c.PutScope(ctx, "e", State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{tgOf("e/web", u)}}); err != nil {
+		t.Fatal(err)
+	}
+	waitTargets(t, c, 1)
+	logText := func() string {
+		b, _ := os.ReadFile(logPath(home))
+		return string(b)
+	}
+	get := func() (int, error) {
+		hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := hc.Get("http://" + addr + "/x")
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	if code, err := get(); err != nil || code != 200 {
+		t.Fatalf("before the attack: %d %v", code, err)
+	}
+	// Three kept-alive clients, accepted before the attack, ask through
+	// it; the third's HTTP/1.0 request is handed off to the server, which
+	// needs a descriptor of its own for the connection.
+	var kept []*atkConn
+	for range 3 {
+		k := dialAtk(t, addr)
+		defer k.c.Close()
+		k.send("GET /kept HTTP/1.1\r\nHost: app.example\r\n\r\n")
+		if a := k.final(5*time.Second, "GET"); a.err != nil || a.status != 200 {
+			t.Fatalf("kept-alive client before the attack: %d %v", a.status, a.err)
+		}
+		kept = append(kept, k)
+	}
+	before := groupCounts(t, c, "e/web")
+
+	var hogs []net.Conn
+	defer func() {
+		for _, h := range hogs {
+			h.Close()
+		}
+	}()
+	for range fewFDs + 40 {
+		h, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("dialing hog %d: %v", len(hogs), err)
+		}
+		hogs = append(hogs, h)
+		io.WriteString(h, "GET / HTTP/1.1\r\nHost: a") // accepted (deferred accept needs bytes), never finished
+	}
+	const paused = "accepting a connection: paused for a second"
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logText(), paused) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections held, the proxy never ran out of descriptors (limit %d); its log:\n%s", len(hogs), fewFDs, logText())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	w0, cpu0 := strings.Count(logText(), paused), procCPU(t, pid)
+	time.Sleep(3 * time.Second) // health checks run every 100ms meanwhile
+	w1, cpu1 := strings.Count(logText(), paused), procCPU(t, pid)
+	if used := cpu1 - cpu0; used > 600*time.Millisecond {
+		t.Errorf("out of descriptors, the proxy used %s of CPU in 3s: it spins on the listener", used)
+	}
+	if n := w1 - w0; n > 3*runtime.NumCPU()+2 {
+		t.Errorf("%d warnings in 3s: want at most one a second per loop", n)
+	}
+	// Both at once: one may have the idle connection to the target, the
+	// other needs a new one and finds no descriptor for it.
+	for _, k := range kept[:2] {
+		k.send("GET /kept HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	}
+	kept[2].send("GET /kept HTTP/1.0\r\nHost: app.example\r\n\r\n")
+	for i, k := range kept {
+		a := k.final(5*time.Second, "GET")
+		switch {
+		case a.err != nil:
+			t.Errorf("kept-alive client %d while out of descriptors: %v (cut without an answer)", i, a.err)
+		case a.status == 503 && a.body != unavailableMessage:
+			t.Errorf("kept-alive client %d: 503 %q, want %q", i, a.body, unavailableMessage)
+		case a.status != 200 && a.status != 503:
+			t.Errorf("kept-alive client %d while out of descriptors: %d %q, want 200 or 503", i, a.status, a.body)
+		}
+	}
+
+	for _, h := range hogs {
+		h.Close()
+	}
+	hogs = nil
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		code, err := get()
+		if err == nil && code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("descriptors free again, a new client still fails after 10s: %d %v", code, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	log := logText()
+	if strings.Contains(log, "to=unhealthy") {
+		t.Errorf("the proxy's shortage made a healthy target unhealthy; its log:\n%s", log)
+	}
+	if !strings.Contains(log, "out of resources") {
+		t.Errorf("no warning names the shortage; the proxy's log:\n%s", log)
+	}
+	if after := groupCounts(t, c, "e/web"); after.Codes["5xx"] != before.Codes["5xx"] {
+		t.Errorf("the group's 5xx moved from %d to %d: the proxy's shortage counted against the target", before.Codes["5xx"], after.Codes["5xx"])
+	}
+}
+
+// The errors that mean the proxy's own shortage, however a dial wraps them,
+// and none that means the target's.
+func TestOutOfResources(t *testing.T) {
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM} {
+		for _, err := range []error{
+			&dialError{os.NewSyscallError("socket", e)},
+			&dialError{&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("socket", e)}},
+			&url.Error{Op: "Get", URL: "http://127.0.0.1:1/", Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("socket", e)}},
+		} {
+			if !outOfResources(err) {
+				t.Errorf("%v: not seen as the proxy's shortage", err)
+			}
+		}
+	}
+	for _, err := range []error{
+		&dialError{&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}},
+		&dialError{os.ErrDeadlineExceeded}, io.ErrUnexpectedEOF, syscall.ECONNRESET,
+	} {
+		if outOfResources(err) {
+			t.Errorf("%v: a target's failure seen as the proxy's shortage", err)
+		}
+	}
+}
+
+// procCPU is the user and system CPU time process pid has used.
+func procCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fields after the command's closing parenthesis; utime and stime
+	// are the 14th and 15th of the line, in clock ticks (100 a second).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	var ticks int64
+	for _, s := range f[11:13] {
+		var n int64
+		fmt.Sscan(s, &n)
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
 }

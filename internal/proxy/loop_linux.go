@@ -915,6 +915,10 @@ func (c *cconn) send() {
 	if u == nil {
 		var err error
 		if u, err = l.dial(c.t.addr); err != nil {
+			if outOfResources(err) {
+				c.unavailable(err)
+				return
+			}
 			c.dialFailed(nil, err)
 			return
 		}
@@ -943,6 +947,17 @@ func (c *cconn) dialFailed(u *upc, err error) {
 		}
 	}
 	c.badGateway()
+}
+
+// unavailable answers 503 when no socket could be had for the target: the
+// proxy's shortage, counted against no group (see outOfResources).
+func (c *cconn) unavailable(err error) {
+	warnOutOfResources(c.l.p.log, "forwarding a request", err)
+	c.status = 0
+	c.out = appendPlainAnswer(c.out, fasthttp.StatusServiceUnavailable, unavailableMessage, c.closeAfter)
+	c.end()
+	c.l.p.loops.served.Add(1)
+	c.next()
 }
 
 // badGateway answers 502 for a target that failed before any byte of an

@@ -5,20 +5,35 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
 
-// The process tests re-execute this test binary in one of three roles,
+// The process tests re-execute this test binary in one of four roles,
 // chosen by the first argument, instead of building separate programs:
 //
 //	cutover-test-proxyd HOME        run the proxy daemon (what `cutover proxy run` does)
+//	cutover-test-proxyd-fewfds HOME the same with a limit of fewFDs descriptors
 //	cutover-test-keeper HOME        run the proxy role under Keep (what `cutover proxy keep` does)
 //	cutover-test-controller HOME    flip weights of scope "e" forever, until killed
 func TestMain(m *testing.M) {
 	if len(os.Args) == 3 {
 		switch os.Args[1] {
 		case "cutover-test-proxyd":
+			if err := Run(context.Background(), os.Args[2], RunOptions{Version: "test"}); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			os.Exit(0)
+		case "cutover-test-proxyd-fewfds":
+			// The daemon with few descriptors (TestLoopAttackOutOfDescriptors):
+			// both limits lowered, so nothing raises the soft one again.
+			lim := syscall.Rlimit{Cur: fewFDs, Max: fewFDs}
+			if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
 			if err := Run(context.Background(), os.Args[2], RunOptions{Version: "test"}); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				os.Exit(1)

@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // TargetState is where a target is in its life at the proxy.
@@ -164,6 +166,42 @@ func (t *target) status() TargetStatus {
 }
 
 func isConnRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
+
+// outOfResources reports whether err is this machine refusing the proxy a
+// socket: out of descriptors (the process's or the system's), buffers or
+// memory. It says nothing about the target, so it counts against none: no
+// failed health check, no 5xx in the group's figures (which alarms and
+// rollbacks read).
+func outOfResources(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// lastResourceWarning is when warnOutOfResources last logged (Unix ns).
+var lastResourceWarning atomic.Int64
+
+// warnOutOfResources logs a shortage of resources at most once a second
+// for the process: under an attack that holds every descriptor it would
+// otherwise log for every request and check.
+func warnOutOfResources(log *slog.Logger, what string, err error) {
+	now, last := time.Now().UnixNano(), lastResourceWarning.Load()
+	if now-last < int64(time.Second) || !lastResourceWarning.CompareAndSwap(last, now) {
+		return
+	}
+	log.Warn(what+": the proxy is out of resources (raise its descriptor limit: LimitNOFILE in the systemd unit, ulimit -n)", "err", err)
+}
+
+// unavailableMessage is the body of the 503 answered while the proxy
+// cannot open a connection to a target for want of resources.
+const unavailableMessage = "cutover: the load balancer is out of connections; try again\n"
+
+// unavailableAnswer is the whole 503 written where no server can answer.
+var unavailableAnswer = []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
+	strconv.Itoa(len(unavailableMessage)) + "\r\nRetry-After: 1\r\nConnection: close\r\n\r\n" + unavailableMessage)
 
 func unwrapURLError(err error) error {
 	var ue *url.Error
