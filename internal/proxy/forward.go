@@ -296,7 +296,8 @@ func appendRequestHead(dst []byte, h *fasthttp.RequestHeader, local net.Addr, is
 		}
 		skip = false
 		switch {
-		case isHopByHop(k), listedIn(conn, k):
+		case isHopByHop(k), listedIn(conn, k) && !equalFold(k, "host"):
+			// Host was routed by and stays, whatever Connection lists.
 			skip = true
 		case equalFoldName(k, "x-forwarded-for"):
 			skip = true
@@ -408,7 +409,18 @@ func appendResponseHead(dst, raw []byte, rh *fasthttp.ResponseHeader, chunked, c
 			}
 			continue
 		}
-		k, _, ok := splitField(line)
+		k, v, ok := splitField(line)
+		if n := len(k); ok && (k[n-1] == ' ' || k[n-1] == '\t') {
+			// "Content-Length : 5": the parser framed the answer by the
+			// name without the whitespace, so the proxy reads it so too and
+			// passes it on without (RFC 9112 §5.1: a proxy MUST remove it);
+			// raw, a lenient client downstream would frame it differently.
+			k = bytes.TrimRight(k, " \t")
+			if skip = len(k) == 0 || isHopByHop(k) || listedIn(conn, k); !skip {
+				dst = append(append(append(append(dst, k...), ": "...), v...), '\r', '\n')
+			}
+			continue
+		}
 		skip = !ok || isHopByHop(k) || listedIn(conn, k)
 		if !skip {
 			dst = append(append(dst, line...), '\r', '\n')

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -574,12 +575,15 @@ func TestLoopAttackClientGoneWhileTargetThinks(t *testing.T) {
 	target := newAtkTarget(t, func(r *http.Request, _ []byte) (string, bool) {
 		if r.URL.Path == "/slow" {
 			<-release
+			// Like a server that sees its client gone: no answer, a close.
+			return "", true
 		}
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
 	})
 	p, addr := loopProxy(t, target.addr(), nil)
 	before := counts(t, p)
 	conns0 := target.conns.Load()
+	tw0 := timeWaitTo(t, target.addr()) // the health check's connection
 	rc := dialAtk(t, addr)
 	rc.send("GET /slow HTTP/1.1\r\nHost: app.example\r\n\r\n")
 	deadline := time.Now().Add(5 * time.Second)
@@ -598,6 +602,13 @@ func TestLoopAttackClientGoneWhileTargetThinks(t *testing.T) {
 	}
 	// The slow answer, arriving now, must not be served to the next client.
 	time.Sleep(100 * time.Millisecond)
+	// The abandoned connection to the target was reset, not closed: a
+	// close leaves it in TIME_WAIT on the proxy's side for a minute once
+	// the target closes too, a local port each (a client hanging up on
+	// every request would use them all up, and then every connect fails).
+	if n := timeWaitTo(t, target.addr()) - tw0; n != 0 {
+		t.Errorf("%d more connections to the target in TIME_WAIT after the abandoned request, want none (reset)", n)
+	}
 	rc2 := dialAtk(t, addr)
 	rc2.send("GET /next HTTP/1.1\r\nHost: app.example\r\n\r\n")
 	if a := rc2.final(5*time.Second, "GET"); a.err != nil || a.status != 200 {
@@ -1238,6 +1249,78 @@ func TestLoopAttackHalfClosedClient(t *testing.T) {
 	t.Logf("5 half-closed clients: counts %v -> %v", before, after)
 }
 
+// TestLoopAttackLargeEarlyHints: 103 answers are held for the client with
+// the final head; big ones (a long Link list) must not push the held bytes
+// past the limit the body's room is computed from (a negative room sliced
+// the body and the panic ended the process).
+func TestLoopAttackLargeEarlyHints(t *testing.T) {
+	hint := "HTTP/1.1 103 Early Hints\r\nLink: <" + strings.Repeat("a", 25<<10) + ">; rel=preload\r\n\r\n"
+	body := strings.Repeat("b", 100<<10)
+	target := newAtkTarget(t, func(r *http.Request, _ []byte) (string, bool) {
+		if r.URL.Path == "/empty" {
+			return hint + hint + hint + "HTTP/1.1 204 No Content\r\n\r\n", false
+		}
+		return hint + hint + hint + "HTTP/1.1 200 OK\r\nContent-Length: " + fmt.Sprint(len(body)) + "\r\n\r\n" + body, false
+	})
+	p, addr := loopProxy(t, target.addr(), nil)
+	served0, handed0 := p.loopCounts()
+	rc := dialAtk(t, addr)
+	for _, path := range []string{"/big", "/empty", "/big"} {
+		rc.send("GET " + path + " HTTP/1.1\r\nHost: app.example\r\n\r\n")
+		hints := 0
+		for {
+			a := rc.read(5*time.Second, "GET")
+			if a.err != nil {
+				t.Fatalf("%s: %v after %d hints", path, a.err, hints)
+			}
+			if a.status == 103 {
+				hints++
+				continue
+			}
+			want, wantBody := 200, body
+			if path == "/empty" {
+				want, wantBody = 204, ""
+			}
+			if a.status != want || a.body != wantBody || hints != 3 {
+				t.Fatalf("%s: %d with a %d-byte body after %d hints, want %d with %d bytes after 3", path, a.status, len(a.body), hints, want, len(wantBody))
+			}
+			break
+		}
+	}
+	onLoop(t, p, served0, handed0)
+}
+
+// TestLoopAttackSpaceBeforeColonInAnswer: a target's "Content-Length : 5"
+// frames the answer for the proxy's parser; passed on raw beside the
+// proxy's own framing, a lenient client downstream would frame it by
+// another rule. The field goes on as the parser read it, once.
+func TestLoopAttackSpaceBeforeColonInAnswer(t *testing.T) {
+	target := newAtkTarget(t, func(r *http.Request, _ []byte) (string, bool) {
+		if r.URL.Path == "/te" {
+			return "HTTP/1.1 200 OK\r\nTransfer-Encoding : chunked\r\nX-App :\t1\r\n\r\n5\r\nhello\r\n0\r\n\r\n", false
+		}
+		return "HTTP/1.1 200 OK\r\nContent-Length : 5\r\nX-App : 1\r\n\r\nhello", false
+	})
+	p, addr := loopProxy(t, target.addr(), nil)
+	served0, handed0 := p.loopCounts()
+	rc := dialAtk(t, addr)
+	for _, path := range []string{"/cl", "/te", "/cl"} {
+		rc.send("GET " + path + " HTTP/1.1\r\nHost: app.example\r\n\r\n")
+		a := rc.final(5*time.Second, "GET") // Go's reader refuses a name with a space
+		if a.err != nil || a.status != 200 || a.body != "hello" || a.header.Get("X-App") != "1" {
+			t.Fatalf("%s: %d %q %v %v", path, a.status, a.body, a.header, a.err)
+		}
+		want := []string{"5"} // /te: chunked, which Go's reader takes out of the header
+		if path == "/te" {
+			want = nil
+		}
+		if got := a.header["Content-Length"]; !slices.Equal(got, want) {
+			t.Fatalf("%s: Content-Length %q, want %q", path, got, want)
+		}
+	}
+	onLoop(t, p, served0, handed0)
+}
+
 // fewFDs is the descriptor limit of the daemon in
 // TestLoopAttackOutOfDescriptors.
 const fewFDs = 128
@@ -1374,7 +1457,7 @@ func TestLoopAttackOutOfDescriptors(t *testing.T) {
 // The errors that mean the proxy's own shortage, however a dial wraps them,
 // and none that means the target's.
 func TestOutOfResources(t *testing.T) {
-	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM} {
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.EADDRNOTAVAIL} {
 		for _, err := range []error{
 			&dialError{os.NewSyscallError("socket", e)},
 			&dialError{&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("socket", e)}},
@@ -1393,6 +1476,89 @@ func TestOutOfResources(t *testing.T) {
 			t.Errorf("%v: a target's failure seen as the proxy's shortage", err)
 		}
 	}
+}
+
+// TestLoopTargetConnectionsProbeKeepAlive: the loop's connections to a
+// target carry TCP keep-alive probes (as the server path's dialer sets),
+// so a target host gone without a word mid-answer is noticed, not waited
+// on for ever. /proc/net/tcp shows the timer (2: keep-alive) of the
+// established connection to the target.
+func TestLoopTargetConnectionsProbeKeepAlive(t *testing.T) {
+	target := newAtkTarget(t, func(*http.Request, []byte) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	p, addr := loopProxy(t, target.addr(), nil)
+	served0, handed0 := p.loopCounts()
+	rc := dialAtk(t, addr)
+	rc.send("GET / HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	if a := rc.final(5*time.Second, "GET"); a.err != nil || a.status != 200 {
+		t.Fatalf("%d %v", a.status, a.err)
+	}
+	onLoop(t, p, served0, handed0)
+	_, port, _ := net.SplitHostPort(target.addr())
+	var pn int
+	fmt.Sscan(port, &pn)
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("0100007F:%04X", pn)
+	found := 0
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		// sl local rem st tx:rx tr:when ...
+		if f := strings.Fields(line); len(f) > 5 && f[2] == want && f[3] == "01" {
+			found++
+			if !strings.HasPrefix(f[5], "02:") {
+				t.Errorf("connection to the target without a keep-alive timer: %s", line)
+			}
+		}
+	}
+	if found == 0 {
+		t.Fatal("no established connection to the target in /proc/net/tcp")
+	}
+}
+
+// TestLoopAttackConnectionListsHost: a client naming Host in Connection
+// must not strip the Host the request was routed by from what the target
+// gets.
+func TestLoopAttackConnectionListsHost(t *testing.T) {
+	target := newAtkTarget(t, func(*http.Request, []byte) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	p, addr := loopProxy(t, target.addr(), nil)
+	served0, handed0 := p.loopCounts()
+	rc := dialAtk(t, addr)
+	rc.send("GET /h HTTP/1.1\r\nHost: app.example\r\nConnection: Host, X-Secret\r\nX-Secret: 1\r\n\r\n")
+	if a := rc.final(5*time.Second, "GET"); a.err != nil || a.status != 200 {
+		t.Fatalf("%d %v", a.status, a.err)
+	}
+	onLoop(t, p, served0, handed0)
+	target.mu.Lock()
+	defer target.mu.Unlock()
+	if len(target.seen) != 1 || target.seen[0].host != "app.example" || target.seen[0].header.Get("X-Secret") != "" {
+		t.Fatalf("the target saw %+v, want Host app.example and no X-Secret", target.seen)
+	}
+}
+
+// timeWaitTo counts the IPv4 sockets in TIME_WAIT whose far end is addr
+// (127.0.0.1:PORT), from /proc/net/tcp.
+func timeWaitTo(t *testing.T, addr string) int {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(addr)
+	var p int
+	fmt.Sscan(port, &p)
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("0100007F:%04X", p)
+	n := 0
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		if f := strings.Fields(line); len(f) > 3 && f[2] == want && f[3] == "06" {
+			n++
+		}
+	}
+	return n
 }
 
 // procCPU is the user and system CPU time process pid has used.

@@ -721,6 +721,9 @@ func (c *cconn) advance() {
 				// The client hung up while the target worked: as nginx
 				// counts it, not the target's fault.
 				c.status = 499
+				if c.up != nil {
+					c.up.abort()
+				}
 				c.fail()
 				return
 			}
@@ -1192,7 +1195,9 @@ func (c *cconn) answerHead(hl int) bool {
 func (c *cconn) moveBody() bool {
 	u := c.up
 	data := u.in[u.rpos:]
-	room := loopOutLimit - c.outLen()
+	// Early hints held with the head may pass the limit by themselves
+	// (up to 5 heads of max_header_bytes): then no room, until written.
+	room := max(0, loopOutLimit-c.outLen())
 	if len(data) > room {
 		data = data[:room]
 	}
@@ -1407,6 +1412,16 @@ func (u *upc) close() {
 	}
 }
 
+// abort makes the coming close of an abandoned exchange a reset: no
+// TIME_WAIT on the proxy's side, or a client hanging up on every request
+// would use up the local ports towards the target (and every later
+// connect would fail) within a minute.
+func (u *upc) abort() {
+	if u.fd >= 0 {
+		unix.SetsockoptLinger(u.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	}
+}
+
 // dial starts a connection to a target.
 func (l *evloop) dial(addr string) (*upc, error) {
 	sa, _ := l.sockaddr(addr)
@@ -1419,6 +1434,11 @@ func (l *evloop) dial(addr string) (*upc, error) {
 		return nil, &dialError{os.NewSyscallError("socket", err)}
 	}
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	// TCP keep-alive probes, as the server path's dialer sets (30s): a
+	// target host gone without a word (terminated mid-answer) is noticed.
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 30)
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 30)
 	err = unix.Connect(fd, sa)
 	if err != nil && err != unix.EINPROGRESS {
 		unix.Close(fd)

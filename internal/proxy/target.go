@@ -168,12 +168,12 @@ func (t *target) status() TargetStatus {
 func isConnRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
 
 // outOfResources reports whether err is this machine refusing the proxy a
-// socket: out of descriptors (the process's or the system's), buffers or
-// memory. It says nothing about the target, so it counts against none: no
-// failed health check, no 5xx in the group's figures (which alarms and
-// rollbacks read).
+// socket: out of descriptors (the process's or the system's), buffers,
+// memory or local ports (EADDRNOTAVAIL from connect). It says nothing about
+// the target, so it counts against none: no failed health check, no 5xx in
+// the group's figures (which alarms and rollbacks read).
 func outOfResources(err error) bool {
-	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM} {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.EADDRNOTAVAIL} {
 		if errors.Is(err, e) {
 			return true
 		}
