@@ -1495,21 +1495,13 @@ func TestLoopTargetConnectionsProbeKeepAlive(t *testing.T) {
 		t.Fatalf("%d %v", a.status, a.err)
 	}
 	onLoop(t, p, served0, handed0)
-	_, port, _ := net.SplitHostPort(target.addr())
-	var pn int
-	fmt.Sscan(port, &pn)
-	b, err := os.ReadFile("/proc/net/tcp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := fmt.Sprintf("0100007F:%04X", pn)
 	found := 0
-	for _, line := range strings.Split(string(b), "\n")[1:] {
+	for _, f := range tcpSocketsTo(t, target.addr()) {
 		// sl local rem st tx:rx tr:when ...
-		if f := strings.Fields(line); len(f) > 5 && f[2] == want && f[3] == "01" {
+		if f[3] == "01" {
 			found++
 			if !strings.HasPrefix(f[5], "02:") {
-				t.Errorf("connection to the target without a keep-alive timer: %s", line)
+				t.Errorf("connection to the target without a keep-alive timer: %v", f)
 			}
 		}
 	}
@@ -1540,9 +1532,21 @@ func TestLoopAttackConnectionListsHost(t *testing.T) {
 	}
 }
 
-// timeWaitTo counts the IPv4 sockets in TIME_WAIT whose far end is addr
-// (127.0.0.1:PORT), from /proc/net/tcp.
+// timeWaitTo counts the IPv4 sockets in TIME_WAIT whose far end is addr.
 func timeWaitTo(t *testing.T, addr string) int {
+	n := 0
+	for _, f := range tcpSocketsTo(t, addr) {
+		if f[3] == "06" {
+			n++
+		}
+	}
+	return n
+}
+
+// tcpSocketsTo is the lines of /proc/net/tcp (split in fields: sl, local,
+// remote, state, queues, timer...) of the IPv4 sockets whose far end is
+// addr (127.0.0.1:PORT).
+func tcpSocketsTo(t *testing.T, addr string) [][]string {
 	t.Helper()
 	_, port, _ := net.SplitHostPort(addr)
 	var p int
@@ -1552,13 +1556,13 @@ func timeWaitTo(t *testing.T, addr string) int {
 		t.Fatal(err)
 	}
 	want := fmt.Sprintf("0100007F:%04X", p)
-	n := 0
+	var out [][]string
 	for _, line := range strings.Split(string(b), "\n")[1:] {
-		if f := strings.Fields(line); len(f) > 3 && f[2] == want && f[3] == "06" {
-			n++
+		if f := strings.Fields(line); len(f) > 5 && f[2] == want {
+			out = append(out, f)
 		}
 	}
-	return n
+	return out
 }
 
 // procCPU is the user and system CPU time process pid has used.
