@@ -22,6 +22,7 @@ import (
 type seenRequest struct {
 	host   string
 	path   string
+	uri    string // the request target as sent
 	header http.Header
 	body   string
 	err    error
@@ -43,7 +44,7 @@ func newRecordingTarget(t *testing.T) *recordingTarget {
 		}
 		b, err := io.ReadAll(r.Body)
 		rt.mu.Lock()
-		rt.seen = append(rt.seen, seenRequest{r.Host, r.URL.Path, r.Header.Clone(), string(b), err})
+		rt.seen = append(rt.seen, seenRequest{r.Host, r.URL.Path, r.RequestURI, r.Header.Clone(), string(b), err})
 		rt.mu.Unlock()
 		if err != nil {
 			return
@@ -209,6 +210,27 @@ func TestHostileRequests(t *testing.T) {
 				t.Fatalf("the target saw %+v, want one request with Host %s", seen, addr)
 			}
 		},
+	}, {
+		// RFC 9112 §3.2.2: the URI's host wins over Host. Routed by one,
+		// the request must reach the target with that one only, whether
+		// the target reads Host or the URI.
+		name:  "absolute-form URI naming another host than Host",
+		parts: []string{"GET http://internal.example/admin?x=1 HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n\r\n"},
+		want:  []int{200}, counted: true,
+		check: func(t *testing.T, r rawResult, seen []seenRequest) {
+			if len(seen) != 1 || seen[0].host != "internal.example" || seen[0].path != "/admin" ||
+				seen[0].header.Get("X-Forwarded-Host") != "internal.example" || seen[0].uri != "/admin?x=1" {
+				t.Fatalf("the target saw %+v, want Host and X-Forwarded-Host internal.example, /admin?x=1 in origin-form", seen)
+			}
+		},
+	}, {
+		name:  "upgrade request with a body (the tunnel would send its length without it)",
+		parts: []string{"POST /ws HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 5\r\n\r\nhello"},
+		want:  []int{400},
+	}, {
+		name:  "chunked upgrade request",
+		parts: []string{"POST /ws HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
+		want:  []int{400},
 	}, {
 		name: "spoofed forwarding headers from an untrusted client",
 		parts: []string{"GET /whoami HTTP/1.1\r\nHost: app.example\r\nX-Forwarded-For: 203.0.113.66\r\nX-Forwarded-Proto: https\r\n" +

@@ -20,6 +20,9 @@ type attempt struct {
 	target *target
 	start  time.Time
 	status int // recorded against fw's group when not 0
+	// writeIdle bounds each write of a streamed answer to the client (the
+	// listener's idle_timeout): a client that stops reading is let go.
+	writeIdle time.Duration
 }
 
 var attemptPool = sync.Pool{New: func() any { return new(attempt) }}
@@ -40,6 +43,8 @@ type listenerHandler struct {
 	p        *Proxy
 	addr     string
 	bodyIdle time.Duration
+	// writeIdle: see attempt.writeIdle.
+	writeIdle time.Duration
 }
 
 // serve is the fasthttp handler of a listener: it routes the request by
@@ -58,7 +63,7 @@ func (h *listenerHandler) serve(ctx *fasthttp.RequestCtx) {
 		redirectHTTPS(ctx, lr)
 		return
 	}
-	host := ctx.Request.Header.Host()
+	host := ctx.Request.Header.Host() // of an absolute-form target, the URI's (RFC 9112 §3.2.2)
 	path := ctx.Path()
 	var rt *route
 	if lr != nil {
@@ -88,7 +93,7 @@ func (h *listenerHandler) serve(ctx *fasthttp.RequestCtx) {
 	}
 	t.inFlight.Add(1)
 	a := attemptPool.Get().(*attempt)
-	*a = attempt{route: rt, fw: fw, target: t, start: start}
+	*a = attempt{route: rt, fw: fw, target: t, start: start, writeIdle: h.writeIdle}
 	client := remoteAddr(ctx)
 	if streamed := h.p.forward(ctx, a, h.bodyIdle, client, trusts(lr.trusted, client)); !streamed {
 		a.finish()
@@ -165,6 +170,12 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, bodyIdle time.Dura
 	upgrade := ctx.Request.Header.ConnectionUpgrade() && len(ctx.Request.Header.Peek("Upgrade")) > 0
 	*head = appendRequestHead((*head)[:0], &ctx.Request.Header, ctx.LocalAddr(), ctx.IsTLS(), client, trusted, upgrade)
 	if upgrade {
+		if cl := ctx.Request.Header.ContentLength(); cl > 0 || cl == -1 {
+			// The tunnel path sends the head only: the body's length would
+			// go on without the body, and the target wait for it.
+			clientError(ctx, fasthttp.StatusBadRequest, "cutover: an upgrade request with a body is refused\n")
+			return false
+		}
 		return p.upgrade(ctx, a, *head)
 	}
 	buf := smallPool.Get().(*[]byte)
@@ -227,6 +238,7 @@ func streamBody(ctx *fasthttp.RequestCtx, a *attempt, ex exchange) bool {
 		return false
 	}
 	ex.body.a = a
+	ex.body.client = ctx.Conn()
 	ctx.Response.SetBodyStream(ex.body, ex.size)
 	return true
 }
@@ -272,9 +284,17 @@ var headPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b
 func appendRequestHead(dst []byte, h *fasthttp.RequestHeader, local net.Addr, isTLS bool, client netip.Addr, trusted, upgrade bool) []byte {
 	dst = append(dst, h.Method()...)
 	dst = append(dst, ' ')
-	dst = append(dst, h.RequestURI()...)
+	// An absolute-form target ("GET http://a.example/x") goes on in
+	// origin-form with its host as Host, the one it was routed by (the
+	// server takes it over the Host field, RFC 9112 §3.2.2): the client's
+	// Host field goes, or a target reading Host would see another host
+	// than the rules did.
+	abs := absoluteForm(h.RequestURI())
+	dst = appendOriginForm(dst, h.RequestURI())
 	dst = append(dst, " HTTP/1.1\r\n"...)
-	if len(h.Host()) == 0 && local != nil {
+	if abs {
+		dst = append(append(append(dst, "Host: "...), h.Host()...), '\r', '\n')
+	} else if len(h.Host()) == 0 && local != nil {
 		// An HTTP/1.0 client may leave Host out; HTTP/1.1 needs one.
 		dst = append(append(append(dst, "Host: "...), local.String()...), '\r', '\n')
 	}
@@ -296,6 +316,8 @@ func appendRequestHead(dst []byte, h *fasthttp.RequestHeader, local net.Addr, is
 		}
 		skip = false
 		switch {
+		case abs && equalFold(k, "host"):
+			skip = true
 		case isHopByHop(k), listedIn(conn, k) && !equalFold(k, "host"):
 			// Host was routed by and stays, whatever Connection lists.
 			skip = true
@@ -467,6 +489,32 @@ func equalFoldName(b []byte, lower string) bool {
 		}
 	}
 	return true
+}
+
+// absoluteForm reports whether a request target is absolute-form
+// ("http://host/path"), not origin-form ("/path") or asterisk-form ("*").
+func absoluteForm(uri []byte) bool {
+	return len(uri) > 0 && uri[0] != '/' && uri[0] != '*'
+}
+
+// appendOriginForm appends the request target as a target gets it:
+// origin-form (RFC 9112 §3.2.1: path and query, the host being in Host),
+// "http://host/a?b" as "/a?b".
+func appendOriginForm(dst, uri []byte) []byte {
+	if !absoluteForm(uri) {
+		return append(dst, uri...)
+	}
+	if i := bytes.Index(uri, []byte("://")); i >= 0 {
+		uri = uri[i+3:]
+	}
+	i := bytes.IndexAny(uri, "/?")
+	if i < 0 {
+		return append(dst, '/')
+	}
+	if uri[i] == '?' {
+		dst = append(dst, '/')
+	}
+	return append(dst, uri[i:]...)
 }
 
 // headerLines yields the lines of a raw header block, without line ends,

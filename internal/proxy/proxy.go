@@ -202,19 +202,22 @@ func listenError(l Listener, err error) error {
 // streamed to the target rather than read whole.
 func (p *Proxy) newListener(l Listener, ln net.Listener, t *tlsServing) *listener {
 	lim := l.Limits
-	h := &listenerHandler{p: p, addr: l.Addr, bodyIdle: lim.bodyIdle()}
+	h := &listenerHandler{p: p, addr: l.Addr, bodyIdle: lim.bodyIdle(), writeIdle: lim.idle()}
 	nl := &listener{name: l.Name, addr: l.Addr, limits: lim, ln: ln, done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
 	nl.tls.Store(t)
 	nl.srv = &fasthttp.Server{
 		Handler:      h.serve,
 		ErrorHandler: serverError,
 		// After the head, a body gets the body idle time for its first
-		// bytes (then each read of it extends it).
+		// bytes (then each read of it extends it). The answer gets the
+		// idle time for its writes: a streamed body extends it with each
+		// part (upBody.Read), so a client that stops reading is let go
+		// and the target's connection with it.
 		HeaderReceived: func(rh *fasthttp.RequestHeader) fasthttp.RequestConfig {
 			if rh.ContentLength() != 0 {
-				return fasthttp.RequestConfig{ReadTimeout: h.bodyIdle}
+				return fasthttp.RequestConfig{ReadTimeout: h.bodyIdle, WriteTimeout: h.writeIdle}
 			}
-			return fasthttp.RequestConfig{}
+			return fasthttp.RequestConfig{WriteTimeout: h.writeIdle}
 		},
 		ReadTimeout:                  lim.readHeader(),
 		IdleTimeout:                  lim.idle(),

@@ -347,7 +347,9 @@ func TestStreamingResponseArrivesIncrementally(t *testing.T) {
 	// Reaching here means the first chunk came before the handler finished.
 }
 
-func TestUpgradeRoundTrip(t *testing.T) {
+// echoUpgrade is a target that switches to a line echo protocol on
+// "Upgrade: echo" and answers one line.
+func echoUpgrade(t *testing.T) *httptest.Server {
 	u := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") != "echo" {
 			return // health checks
@@ -363,13 +365,14 @@ func TestUpgradeRoundTrip(t *testing.T) {
 		brw.WriteString("echo: " + line)
 		brw.Flush()
 	}))
-	defer u.Close()
-	addr := freeAddr(t)
-	p := newTestProxy(t, Options{})
-	if err := p.Apply(context.Background(), State{Listeners: []Listener{oneRoute(addr, WeightedTarget{"e/u", 1})}, TargetGroups: []TargetGroup{tgOf("e/u", u)}}); err != nil {
-		t.Fatal(err)
-	}
-	waitState(t, p, "e/u", "healthy", 1)
+	t.Cleanup(u.Close)
+	return u
+}
+
+// upgradeEcho upgrades a connection through the proxy at addr, waits
+// pause, and checks one line's echo.
+func upgradeEcho(t *testing.T, addr string, pause time.Duration) {
+	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -382,9 +385,37 @@ func TestUpgradeRoundTrip(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("upgrade: %v %v", resp, err)
 	}
+	time.Sleep(pause)
 	io.WriteString(conn, "hello\n")
 	line, err := br.ReadString('\n')
 	if err != nil || line != "echo: hello\n" {
-		t.Fatalf("after upgrade got %q %v", line, err)
+		t.Fatalf("after upgrade (and %s) got %q %v", pause, line, err)
 	}
+}
+
+func TestUpgradeRoundTrip(t *testing.T) {
+	u := echoUpgrade(t)
+	addr := freeAddr(t)
+	p := newTestProxy(t, Options{})
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{oneRoute(addr, WeightedTarget{"e/u", 1})}, TargetGroups: []TargetGroup{tgOf("e/u", u)}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "e/u", "healthy", 1)
+	upgradeEcho(t, addr, 0)
+}
+
+// TestUpgradeTunnelOutlivesTheIdleTimeout: the answer's write deadline
+// (the listener's idle_timeout) is the head's, not the tunnel's: a
+// WebSocket quiet for longer still carries its messages.
+func TestUpgradeTunnelOutlivesTheIdleTimeout(t *testing.T) {
+	u := echoUpgrade(t)
+	addr := freeAddr(t)
+	p := newTestProxy(t, Options{})
+	l := oneRoute(addr, WeightedTarget{"e/u", 1})
+	l.Limits.IdleTimeout = Duration(300 * time.Millisecond)
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{tgOf("e/u", u)}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "e/u", "healthy", 1)
+	upgradeEcho(t, addr, time.Second)
 }

@@ -2,12 +2,17 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -141,5 +146,52 @@ func TestEarlyAnswerStopsTheUpload(t *testing.T) {
 	}
 	if code, body, _ := get(t, addr, "", "/"); code != 200 || body != "ok" {
 		t.Fatalf("next request: %d %q", code, body)
+	}
+}
+
+// TestServerPathLetsGoOfAClientThatStopsReading: a handed-off request
+// (HTTP/1.0) whose answer streams to a client that stops reading held the
+// handler, the client's socket, a connection to the target and the
+// target's in-flight count for ever (no write deadline). Now each write has
+// the listener's idle_timeout: the client is let go, and the target's
+// connection with it.
+func TestServerPathLetsGoOfAClientThatStopsReading(t *testing.T) {
+	done := make(chan struct{})
+	var once sync.Once
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/big" {
+			return // health checks
+		}
+		defer once.Do(func() { close(done) })
+		chunk := make([]byte, 64<<10)
+		for range 1024 { // 64 MiB, far more than the sockets hold
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	defer up.Close()
+	p := newTestProxy(t, Options{})
+	addr := freeAddr(t)
+	l := oneRoute(addr, WeightedTarget{"e/g", 1})
+	l.Limits.IdleTimeout = Duration(500 * time.Millisecond)
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{tgOf("e/g", up)}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "e/g", "healthy", 1)
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return nil
+	}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /big HTTP/1.0\r\nHost: app.example\r\n\r\n") // then never read
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("10s after its client stopped reading, the target is still held writing the answer")
 	}
 }

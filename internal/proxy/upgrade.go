@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -21,7 +22,7 @@ import (
 func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool {
 	c, err := p.upstream.dial(context.Background(), "tcp", a.target.addr)
 	var de *dialError
-	if errors.As(err, &de) {
+	if errors.As(err, &de) && !outOfResources(err) {
 		if fw, t := a.route.pick(a.target); t != nil {
 			t.inFlight.Add(1)
 			a.target.inFlight.Add(-1)
@@ -40,7 +41,11 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool 
 		if c != nil {
 			c.Close()
 		}
-		p.badGateway(ctx, a, err)
+		if outOfResources(err) {
+			p.unavailable(ctx, a, err)
+		} else {
+			p.badGateway(ctx, a, err)
+		}
 		return false
 	}
 	a.status = ctx.Response.StatusCode()
@@ -57,6 +62,9 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool 
 	ctx.Hijack(func(client net.Conn) {
 		defer a.finish()
 		defer c.Close()
+		// The tunnel lives as long as its two ends: no deadline left
+		// from the server's write of the head.
+		client.SetDeadline(time.Time{})
 		if _, err := client.Write(answer); err != nil {
 			return
 		}

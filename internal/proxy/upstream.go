@@ -389,6 +389,7 @@ type upBody struct {
 	uc      *upConn
 	r       io.Reader
 	a       *attempt
+	client  net.Conn // the server writes what Read returns to it
 	reuse   bool
 	fixed   bool // r is the Content-Length's worth
 	chunked bool // r decodes chunks: the trailer follows its end
@@ -400,6 +401,11 @@ func (b *upBody) Read(buf []byte) (int, error) {
 		return 0, io.EOF
 	}
 	n, err := b.r.Read(buf)
+	if n > 0 && b.client != nil && b.a != nil && b.a.writeIdle > 0 {
+		// What is read now is written next: the client has the idle
+		// time to take it (the server set it for the head).
+		b.client.SetWriteDeadline(time.Now().Add(b.a.writeIdle))
+	}
 	if err == io.EOF {
 		ok := true
 		if b.chunked {
