@@ -953,11 +953,14 @@ func (c *cconn) dialFailed(u *upc, err error) {
 }
 
 // unavailable answers 503 when no socket could be had for the target: the
-// proxy's shortage, counted against no group (see outOfResources).
+// proxy's shortage, counted against no group (see outOfResources). The
+// answer is the hand-off's (unavailableAnswer: Retry-After, and the
+// connection closed, which gives a descriptor back).
 func (c *cconn) unavailable(err error) {
 	warnOutOfResources(c.l.p.log, "forwarding a request", err)
 	c.status = 0
-	c.out = appendPlainAnswer(c.out, fasthttp.StatusServiceUnavailable, unavailableMessage, c.closeAfter)
+	c.closeAfter = true
+	c.out = append(c.out, unavailableAnswer...)
 	c.end()
 	c.l.p.loops.served.Add(1)
 	c.next()
