@@ -316,6 +316,15 @@ func TestDashboardInABrowser(t *testing.T) {
 
 	// Roll back during the termination wait: the bar flips back at once.
 	b.until("the termination wait", time.Minute, func() bool { return strings.Contains(b.text(".progress"), "termination wait") })
+	// The page counts the wait down under the pointer without replacing the
+	// button: a click that straddles an update is not lost.
+	b.eval(`(function () { document.querySelector("#rollback").kept = true; window.markedAt = Date.now(); return ""; })()`)
+	b.until("a live update during the termination wait", 15*time.Second, func() bool {
+		return b.eval(`String(Number(document.querySelector("[data-live]").dataset.updated) > window.markedAt)`) == "true"
+	})
+	if b.eval(`String(document.querySelector("#rollback").kept === true)`) != "true" {
+		t.Error("a live update replaced the Rollback button (a click in flight would be lost)")
+	}
 	start := time.Now()
 	b.do("roll back", chromedp.Click(chromedp.CSS("#rollback")), chromedp.WaitVisible(chromedp.CSS("#flash")))
 	b.until("the bar flipping back to "+first, 30*time.Second, func() bool { return only100(b.traffic("production")) == first })
