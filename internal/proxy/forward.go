@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -160,6 +161,24 @@ func badGatewayMessage(group string) string {
 	return "cutover: " + group + " failed to answer\n"
 }
 
+// tunnelled reports whether an Upgrade field asks for a protocol the proxy
+// tunnels: any but h2c. An h2c tunnel would carry HTTP/2 requests for any
+// path past the proxy's rules, forwarding headers and counters ("h2c
+// smuggling"); such a request goes on as HTTP/1.1 without its Upgrade (and
+// the HTTP2-Settings its Connection lists), as nginx sends it.
+func tunnelled(upgrade []byte) bool {
+	if len(bytes.TrimSpace(upgrade)) == 0 {
+		return false
+	}
+	for _, t := range bytes.Split(upgrade, []byte(",")) {
+		t, _, _ = bytes.Cut(bytes.TrimSpace(t), []byte("/"))
+		if equalFold(t, "h2c") {
+			return false
+		}
+	}
+	return true
+}
+
 // forward sends the request of client to a.target (another target once if it cannot
 // be reached) and sets the response. It returns true when the response
 // body streams from the target after the handler returns; a.finish is then
@@ -167,7 +186,7 @@ func badGatewayMessage(group string) string {
 func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, bodyIdle time.Duration, client netip.Addr, trusted bool) bool {
 	head := headPool.Get().(*[]byte)
 	defer headPool.Put(head)
-	upgrade := ctx.Request.Header.ConnectionUpgrade() && len(ctx.Request.Header.Peek("Upgrade")) > 0
+	upgrade := ctx.Request.Header.ConnectionUpgrade() && tunnelled(ctx.Request.Header.Peek("Upgrade"))
 	*head = appendRequestHead((*head)[:0], &ctx.Request.Header, ctx.LocalAddr(), ctx.IsTLS(), client, trusted, upgrade)
 	if upgrade {
 		if cl := ctx.Request.Header.ContentLength(); cl > 0 || cl == -1 {
@@ -238,9 +257,36 @@ func streamBody(ctx *fasthttp.RequestCtx, a *attempt, ex exchange) bool {
 		return false
 	}
 	ex.body.a = a
+	if ex.size < 0 && !ctx.Request.Header.IsHTTP11() {
+		closeDelimited(ctx, ex.body)
+		return true
+	}
 	ex.body.client = ctx.Conn()
 	ctx.Response.SetBodyStream(ex.body, ex.size)
 	return true
+}
+
+// closeDelimited sends an HTTP/1.0 client a body of unknown length the only
+// way it can read one: without a length, ended by closing the connection
+// (RFC 9112 §6.3; the server would send it chunked, which HTTP/1.0 does not
+// know). The server hands the connection over for it, as for a tunnel.
+func closeDelimited(ctx *fasthttp.RequestCtx, body *upBody) {
+	ctx.Response.Header.SetContentLength(-2) // no length, Connection: close
+	ctx.Response.Header.Del(fasthttp.HeaderTransferEncoding)
+	head := append([]byte(nil), ctx.Response.Header.Header()...)
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
+		defer body.Close()
+		// Each write has the idle timeout (upBody.Read extends it).
+		body.client = c
+		if body.a != nil && body.a.writeIdle > 0 {
+			c.SetWriteDeadline(time.Now().Add(body.a.writeIdle))
+		}
+		if _, err := c.Write(head); err != nil {
+			return
+		}
+		io.Copy(c, body)
+	})
 }
 
 // badGateway answers 502 for a target that failed to answer, counted

@@ -146,6 +146,14 @@ func onLoop(t *testing.T, p *Proxy, served0, handed0 uint64) {
 	}
 }
 
+// handedOff fails t unless the loop handed a request off since handed0.
+func handedOff(t *testing.T, p *Proxy, handed0 uint64) {
+	t.Helper()
+	if _, h := p.loopCounts(); !t.Failed() && h == handed0 {
+		t.Fatal("the loop handed nothing off: the attack did not reach the server path")
+	}
+}
+
 // counts is the group's answers by class.
 func counts(t *testing.T, p *Proxy) map[string]uint64 {
 	t.Helper()
@@ -394,7 +402,15 @@ func TestLoopAttackForwardingHeadersSpoofed(t *testing.T) {
 // TestLoopAttackResponseDesync: targets that frame their answers wrong.
 // The client must get exactly the answer of its request, never bytes of
 // another one, and the target connection that misbehaved is not reused.
+// Each case runs on the loop and on the server path (a request with a
+// chunked body, which the loop hands off).
 func TestLoopAttackResponseDesync(t *testing.T) {
+	for _, path := range []string{"loop", "server path"} {
+		t.Run(path, func(t *testing.T) { responseDesync(t, path == "server path") })
+	}
+}
+
+func responseDesync(t *testing.T, handOff bool) {
 	const evil = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL"
 	for _, tc := range []struct {
 		name string
@@ -429,10 +445,18 @@ func TestLoopAttackResponseDesync(t *testing.T) {
 			})
 			p, addr := loopProxy(t, target.addr(), nil)
 			s0, h0 := p.loopCounts()
-			defer onLoop(t, p, s0, h0)
+			if handOff {
+				defer handedOff(t, p, h0)
+			} else {
+				defer onLoop(t, p, s0, h0)
+			}
 			conns0 := target.conns.Load()
 			rc := dialAtk(t, addr)
-			rc.send(tc.method + " /bad HTTP/1.1\r\nHost: app.example\r\n\r\n")
+			if handOff {
+				rc.send(tc.method + " /bad HTTP/1.1\r\nHost: app.example\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+			} else {
+				rc.send(tc.method + " /bad HTTP/1.1\r\nHost: app.example\r\n\r\n")
+			}
 			a := rc.final(5*time.Second, tc.method)
 			switch {
 			case tc.wantBad == 0:

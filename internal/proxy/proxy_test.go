@@ -369,15 +369,15 @@ func echoUpgrade(t *testing.T) *httptest.Server {
 	return u
 }
 
-// upgradeEcho upgrades a connection through the proxy at addr, waits
-// pause, and checks one line's echo.
-func upgradeEcho(t *testing.T, addr string, pause time.Duration) {
+// openTunnel upgrades a connection through the proxy at addr to
+// echoUpgrade's protocol; the connection has 10s to live.
+func openTunnel(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
 	br := bufio.NewReader(conn)
@@ -385,6 +385,15 @@ func upgradeEcho(t *testing.T, addr string, pause time.Duration) {
 	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("upgrade: %v %v", resp, err)
 	}
+	return conn, br
+}
+
+// upgradeEcho upgrades a connection through the proxy at addr, waits
+// pause, and checks one line's echo.
+func upgradeEcho(t *testing.T, addr string, pause time.Duration) {
+	t.Helper()
+	conn, br := openTunnel(t, addr)
+	defer conn.Close()
 	time.Sleep(pause)
 	io.WriteString(conn, "hello\n")
 	line, err := br.ReadString('\n')
@@ -418,4 +427,32 @@ func TestUpgradeTunnelOutlivesTheIdleTimeout(t *testing.T) {
 	}
 	waitState(t, p, "e/u", "healthy", 1)
 	upgradeEcho(t, addr, time.Second)
+}
+
+// TestUpgradeTunnelProbesTheClient: a tunnel's client connection carries
+// TCP keep-alive probes, so a client host that vanished without a word
+// (no FIN, no RST) frees its tunnel and the target's in-flight count,
+// which a drain waits for, instead of holding them until the target writes.
+func TestUpgradeTunnelProbesTheClient(t *testing.T) {
+	u := echoUpgrade(t)
+	_, addr := proxyTo(t, u)
+	conn, _ := openTunnel(t, addr)
+	// The proxy's end of the client's connection: its far end is ours.
+	var found bool
+	for range 50 {
+		for _, f := range tcpSocketsTo(t, conn.LocalAddr().String()) {
+			// sl local rem st tx:rx tr:when ...
+			if f[3] == "01" {
+				found = true
+				if !strings.HasPrefix(f[5], "02:") {
+					t.Fatalf("the tunnel's client connection has no keep-alive timer: %v", f)
+				}
+			}
+		}
+		if found {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("the proxy's end of the tunnel not found in /proc/net/tcp")
 }

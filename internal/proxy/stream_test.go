@@ -195,3 +195,68 @@ func TestServerPathLetsGoOfAClientThatStopsReading(t *testing.T) {
 		t.Fatal("10s after its client stopped reading, the target is still held writing the answer")
 	}
 }
+
+// TestHTTP10ClientGetsNoChunks: an HTTP/1.0 client cannot read chunked
+// coding, so an answer of unknown length (streamed by the target, chunked
+// or until it closes) comes to it without a length or a coding, ended by
+// the proxy closing the connection (RFC 9112 §6.3); an answer with a length
+// keeps it; HEAD gets the head only. The body arrives whole either way.
+func TestHTTP10ClientGetsNoChunks(t *testing.T) {
+	part := strings.Repeat("streamed ", 4096)
+	u, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/stream": // chunked from the target
+			for range 4 {
+				io.WriteString(w, part)
+				w.(http.Flusher).Flush()
+			}
+		case "/until-close": // no length: the target closes after it
+			c, brw, _ := w.(http.Hijacker).Hijack()
+			brw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n" + strings.Repeat(part, 4))
+			brw.Flush()
+			c.Close()
+		case "/fixed":
+			io.WriteString(w, "fixed answer")
+		}
+	})
+	_, addr := proxyTo(t, u)
+	for _, c := range []struct {
+		req, body string
+		length    bool // the answer carries Content-Length
+	}{
+		{"GET /stream HTTP/1.0\r\nHost: app.example\r\n\r\n", strings.Repeat(part, 4), false},
+		{"GET /stream HTTP/1.0\r\nHost: app.example\r\nConnection: keep-alive\r\n\r\n", strings.Repeat(part, 4), false},
+		{"GET /until-close HTTP/1.0\r\nHost: app.example\r\n\r\n", strings.Repeat(part, 4), false},
+		{"GET /fixed HTTP/1.0\r\nHost: app.example\r\n\r\n", "fixed answer", true},
+		{"HEAD /stream HTTP/1.0\r\nHost: app.example\r\n\r\n", "", false},
+	} {
+		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(conn, c.req)
+		all, err := io.ReadAll(conn) // to the proxy's close
+		conn.Close()
+		line := strings.SplitN(c.req, "\r\n", 2)[0]
+		if err != nil {
+			t.Errorf("%s: the proxy did not close the connection after the answer: %v (read %d bytes)", line, err, len(all))
+			continue
+		}
+		head, body, ok := strings.Cut(string(all), "\r\n\r\n")
+		if !ok || !strings.HasPrefix(head, "HTTP/1.1 200 ") {
+			t.Errorf("%s: answer %.200q", line, all)
+			continue
+		}
+		lower := strings.ToLower(head)
+		if strings.Contains(lower, "transfer-encoding") {
+			t.Errorf("%s: an HTTP/1.0 client got a transfer coding:\n%s", line, head)
+		}
+		if got := strings.Contains(lower, "content-length:"); got != c.length && !strings.HasPrefix(line, "HEAD") {
+			t.Errorf("%s: Content-Length present %v, want %v:\n%s", line, got, c.length, head)
+		}
+		if body != c.body {
+			t.Errorf("%s: body of %d bytes, want %d", line, len(body), len(c.body))
+		}
+	}
+}

@@ -195,6 +195,13 @@ func (p *upstreamPool) responseBody(ctx *fasthttp.RequestCtx, uc *upConn, reuse 
 	rh.ResetConnectionClose()
 	rh.Del("Keep-Alive")
 	sc := rh.StatusCode()
+	if sc == fasthttp.StatusSwitchingProtocols {
+		// Not asked for (the upgrade path takes a 101 itself): the
+		// connection now speaks something else, and goes.
+		uc.c.Close()
+		ex.err = errors.New("the target switched protocols unasked")
+		return ex
+	}
 	cl := rh.ContentLength()
 	if ctx.IsHead() || sc < 200 || sc == fasthttp.StatusNoContent || sc == fasthttp.StatusNotModified {
 		p.release(uc, reuse)

@@ -245,3 +245,50 @@ func TestExpectContinueOnAKeepAliveConnection(t *testing.T) {
 	c.Write([]byte("GET /b HTTP/1.1\r\nHost: x\r\n\r\n"))
 	answer("/b 0")
 }
+
+// TestH2CUpgradeIsNotTunnelled: a request asking to upgrade to h2c goes on
+// as a plain HTTP/1.1 request without Upgrade or HTTP2-Settings. A tunnel
+// would let the client send HTTP/2 requests for any path straight to the
+// target, past the proxy's path rules, forwarding headers and counters.
+// A WebSocket upgrade still reaches the target as one.
+func TestH2CUpgradeIsNotTunnelled(t *testing.T) {
+	got := make(chan http.Header, 1)
+	u, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/up" {
+			got <- r.Header.Clone()
+		}
+		io.WriteString(w, "plain")
+	})
+	_, addr := proxyTo(t, u)
+	for _, c := range []struct{ upgrade, connection, want string }{
+		{"h2c", "Upgrade, HTTP2-Settings", ""},
+		{"H2C", "upgrade, http2-settings", ""},
+		{"websocket, h2c", "Upgrade, HTTP2-Settings", ""},
+		{"websocket", "Upgrade", "websocket"},
+	} {
+		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(conn, "GET /up HTTP/1.1\r\nHost: app.example\r\nConnection: "+c.connection+"\r\nUpgrade: "+c.upgrade+
+			"\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		var body []byte
+		if err == nil {
+			body, _ = io.ReadAll(resp.Body)
+		}
+		conn.Close()
+		if err != nil || resp.StatusCode != 200 || string(body) != "plain" {
+			t.Errorf("Upgrade: %s: answer %v %q", c.upgrade, err, body)
+			continue
+		}
+		h := <-got
+		if h.Get("Upgrade") != c.want {
+			t.Errorf("Upgrade: %s: the target got Upgrade %q, want %q", c.upgrade, h.Get("Upgrade"), c.want)
+		}
+		if c.want == "" && h.Get("HTTP2-Settings") != "" {
+			t.Errorf("Upgrade: %s: the target got HTTP2-Settings", c.upgrade)
+		}
+	}
+}
