@@ -146,14 +146,6 @@ func onLoop(t *testing.T, p *Proxy, served0, handed0 uint64) {
 	}
 }
 
-// handedOff fails t unless the loop handed a request off since handed0.
-func handedOff(t *testing.T, p *Proxy, handed0 uint64) {
-	t.Helper()
-	if _, h := p.loopCounts(); !t.Failed() && h == handed0 {
-		t.Fatal("the loop handed nothing off: the attack did not reach the server path")
-	}
-}
-
 // counts is the group's answers by class.
 func counts(t *testing.T, p *Proxy) map[string]uint64 {
 	t.Helper()
@@ -404,9 +396,36 @@ func TestLoopAttackForwardingHeadersSpoofed(t *testing.T) {
 // another one, and the target connection that misbehaved is not reused.
 // Each case runs on the loop and on the server path (a request with a
 // chunked body, which the loop hands off).
-func TestLoopAttackResponseDesync(t *testing.T) {
+func TestLoopAttackResponseDesync(t *testing.T) { bothPaths(t, responseDesync) }
+
+// bothPaths runs an attack on the loop and on the server path: with
+// handOff, its requests carry an empty chunked body (request(), which the
+// loop hands off), and onPath checks which path served them.
+func bothPaths(t *testing.T, attack func(t *testing.T, handOff bool)) {
 	for _, path := range []string{"loop", "server path"} {
-		t.Run(path, func(t *testing.T) { responseDesync(t, path == "server path") })
+		t.Run(path, func(t *testing.T) { attack(t, path == "server path") })
+	}
+}
+
+// request is a bodiless request for path, or with handOff one with an
+// empty chunked body: the same to the target, but the server path's.
+func request(method, path string, handOff bool) string {
+	if handOff {
+		return method + " " + path + " HTTP/1.1\r\nHost: app.example\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+	}
+	return method + " " + path + " HTTP/1.1\r\nHost: app.example\r\n\r\n"
+}
+
+// onPath fails t unless the requests since the counts served0 and handed0
+// took the path handOff says.
+func onPath(t *testing.T, p *Proxy, handOff bool, served0, handed0 uint64) {
+	t.Helper()
+	if !handOff {
+		onLoop(t, p, served0, handed0)
+		return
+	}
+	if _, h := p.loopCounts(); !t.Failed() && h == handed0 {
+		t.Fatal("the loop handed nothing off: the attack did not reach the server path")
 	}
 }
 
@@ -445,18 +464,10 @@ func responseDesync(t *testing.T, handOff bool) {
 			})
 			p, addr := loopProxy(t, target.addr(), nil)
 			s0, h0 := p.loopCounts()
-			if handOff {
-				defer handedOff(t, p, h0)
-			} else {
-				defer onLoop(t, p, s0, h0)
-			}
+			defer onPath(t, p, handOff, s0, h0)
 			conns0 := target.conns.Load()
 			rc := dialAtk(t, addr)
-			if handOff {
-				rc.send(tc.method + " /bad HTTP/1.1\r\nHost: app.example\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
-			} else {
-				rc.send(tc.method + " /bad HTTP/1.1\r\nHost: app.example\r\n\r\n")
-			}
+			rc.send(request(tc.method, "/bad", handOff))
 			a := rc.final(5*time.Second, tc.method)
 			switch {
 			case tc.wantBad == 0:
@@ -496,14 +507,18 @@ func responseDesync(t *testing.T, handOff bool) {
 
 // TestLoopAttackOversizedAnswerHead: an answer head over 32 KiB is the
 // target's fault: 502, counted as 5xx, connection to it not kept.
-func TestLoopAttackOversizedAnswerHead(t *testing.T) {
+func TestLoopAttackOversizedAnswerHead(t *testing.T) { bothPaths(t, oversizedAnswerHead) }
+
+func oversizedAnswerHead(t *testing.T, handOff bool) {
 	target := newAtkTarget(t, func(*http.Request, []byte) (string, bool) {
 		return "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("b", 40<<10) + "\r\nContent-Length: 2\r\n\r\nok", false
 	})
 	p, addr := loopProxy(t, target.addr(), nil)
 	before := counts(t, p)
+	served0, handed0 := p.loopCounts()
+	defer onPath(t, p, handOff, served0, handed0)
 	rc := dialAtk(t, addr)
-	rc.send("GET /big HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	rc.send(request("GET", "/big", handOff))
 	a := rc.final(5*time.Second, "GET")
 	if a.err != nil || a.status != 502 {
 		t.Fatalf("got %d %v, want 502", a.status, a.err)
@@ -516,7 +531,9 @@ func TestLoopAttackOversizedAnswerHead(t *testing.T) {
 // TestLoopAttackCloseDelimitedAnswer: an HTTP/1.0 answer without a length
 // reaches the client whole (re-chunked), and a target that closes mid-body
 // cuts the client's connection (no whole answer made up).
-func TestLoopAttackCloseDelimitedAnswer(t *testing.T) {
+func TestLoopAttackCloseDelimitedAnswer(t *testing.T) { bothPaths(t, closeDelimitedAnswer) }
+
+func closeDelimitedAnswer(t *testing.T, handOff bool) {
 	big := strings.Repeat("0123456789", 10000)
 	target := newAtkTarget(t, func(r *http.Request, _ []byte) (string, bool) {
 		if r.URL.Path == "/small" {
@@ -527,9 +544,11 @@ func TestLoopAttackCloseDelimitedAnswer(t *testing.T) {
 		}
 		return "HTTP/1.0 200 OK\r\n\r\n" + big, true
 	})
-	_, addr := loopProxy(t, target.addr(), nil)
+	p, addr := loopProxy(t, target.addr(), nil)
+	served0, handed0 := p.loopCounts()
+	defer onPath(t, p, handOff, served0, handed0)
 	rc := dialAtk(t, addr)
-	rc.send("GET /old HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	rc.send(request("GET", "/old", handOff))
 	a := rc.final(5*time.Second, "GET")
 	if a.err != nil || a.status != 200 || a.body != big {
 		t.Fatalf("HTTP/1.0 answer: %d, %d bytes, %v", a.status, len(a.body), a.err)
@@ -538,12 +557,12 @@ func TestLoopAttackCloseDelimitedAnswer(t *testing.T) {
 	// body is the FIN, which the loop must not miss.
 	for i := range 20 {
 		rc2 := dialAtk(t, addr)
-		rc2.send("GET /small HTTP/1.1\r\nHost: app.example\r\n\r\n")
+		rc2.send(request("GET", "/small", handOff))
 		if a := rc2.final(3*time.Second, "GET"); a.err != nil || a.status != 200 || a.body != "small" {
 			t.Fatalf("small HTTP/1.0 answer %d: %d %q %v", i, a.status, a.body, a.err)
 		}
 	}
-	rc.send("GET /cut HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	rc.send(request("GET", "/cut", handOff))
 	a = rc.final(5*time.Second, "GET")
 	if a.err == nil {
 		t.Fatalf("an answer cut by the target came whole: %d, %d bytes", a.status, len(a.body))
@@ -855,7 +874,9 @@ func TestLoopAttackFlipsAndCloseInFlight(t *testing.T) {
 // TestLoopAttackFoldedFieldsAreUnfolded: a folded field (obs-fold) is sent
 // on as one line (RFC 9112 §5.2): a target that does not unfold would read
 // the continuation as a field of its own, here a forged X-Forwarded-For.
-func TestLoopAttackFoldedFieldsAreUnfolded(t *testing.T) {
+func TestLoopAttackFoldedFieldsAreUnfolded(t *testing.T) { bothPaths(t, foldedFields) }
+
+func foldedFields(t *testing.T, handOff bool) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -887,6 +908,9 @@ func TestLoopAttackFoldedFieldsAreUnfolded(t *testing.T) {
 						}
 						head := string(buf[:i+4])
 						buf = buf[i+4:]
+						if head == "0\r\n\r\n" {
+							continue // the end of a chunked body (the server path's request)
+						}
 						if !strings.HasPrefix(head, "GET /healthz ") {
 							heads <- head
 						}
@@ -898,9 +922,13 @@ func TestLoopAttackFoldedFieldsAreUnfolded(t *testing.T) {
 	})
 	p, addr := loopProxy(t, ln.Addr().String(), func(l *Listener) { l.TrustedProxies = []string{TrustNone} })
 	s0, h0 := p.loopCounts()
-	defer onLoop(t, p, s0, h0)
+	defer onPath(t, p, handOff, s0, h0)
 	rc := dialAtk(t, addr)
-	rc.send("GET /f HTTP/1.1\r\nHost: app.example\r\nX-A: b\r\n X-Forwarded-For: 6.6.6.6\r\n\r\n")
+	req := "GET /f HTTP/1.1\r\nHost: app.example\r\nX-A: b\r\n X-Forwarded-For: 6.6.6.6\r\n\r\n"
+	if handOff {
+		req = "GET /f HTTP/1.1\r\nHost: app.example\r\nX-A: b\r\n X-Forwarded-For: 6.6.6.6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+	}
+	rc.send(req)
 	if a := rc.final(5*time.Second, "GET"); a.err != nil || a.status != 200 {
 		t.Fatalf("folded request: %d %v", a.status, a.err)
 	}
@@ -1151,7 +1179,9 @@ func TestLoopAttackMutatedRequests(t *testing.T) {
 // mutated answers (seeded); whatever they do to the clients that asked,
 // the well-framed answers to other requests, on the same pooled target
 // connections, reach their own clients intact.
-func TestLoopAttackMutatedAnswers(t *testing.T) {
+func TestLoopAttackMutatedAnswers(t *testing.T) { bothPaths(t, mutatedAnswers) }
+
+func mutatedAnswers(t *testing.T, handOff bool) {
 	base := "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
 	pieces := []string{"\r\n", "\n", "\r\n\r\n", "Content-Length: 2\r\n", "Content-Length: 9\r\n", "Transfer-Encoding: chunked\r\n",
 		"Connection: close\r\n", "HTTP/1.1 200 OK\r\n", "HTTP/1.1 103 Early Hints\r\n\r\n", "5\r\nhello\r\n0\r\n\r\n", "0\r\n\r\n",
@@ -1182,7 +1212,9 @@ func TestLoopAttackMutatedAnswers(t *testing.T) {
 		return string(b), false
 	})
 	p, addr := loopProxy(t, target.addr(), nil)
+	served0, handed0 := p.loopCounts()
 	defer func() {
+		onPath(t, p, handOff, served0, handed0)
 		// Answers that stalled mid-body (a length longer than sent) hold
 		// their connections though their clients left (a client that
 		// left is not noticed while the target sends nothing, as on the
@@ -1203,7 +1235,7 @@ func TestLoopAttackMutatedAnswers(t *testing.T) {
 						t.Errorf("dial: %v", err)
 						return
 					}
-					fmt.Fprintf(c, "GET /mut/%d/%d HTTP/1.1\r\nHost: app.example\r\n\r\n", w, i)
+					io.WriteString(c, request("GET", fmt.Sprintf("/mut/%d/%d", w, i), handOff))
 					c.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
 					io.Copy(io.Discard, c)
 					c.Close()
@@ -1215,7 +1247,7 @@ func TestLoopAttackMutatedAnswers(t *testing.T) {
 					return
 				}
 				path := fmt.Sprintf("/good/%d/%d", w, i)
-				fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: app.example\r\n\r\n", path)
+				io.WriteString(c, request("GET", path, handOff))
 				c.SetReadDeadline(time.Now().Add(5 * time.Second))
 				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 				if err != nil {
@@ -1277,7 +1309,9 @@ func TestLoopAttackHalfClosedClient(t *testing.T) {
 // the final head; big ones (a long Link list) must not push the held bytes
 // past the limit the body's room is computed from (a negative room sliced
 // the body and the panic ended the process).
-func TestLoopAttackLargeEarlyHints(t *testing.T) {
+func TestLoopAttackLargeEarlyHints(t *testing.T) { bothPaths(t, largeEarlyHints) }
+
+func largeEarlyHints(t *testing.T, handOff bool) {
 	hint := "HTTP/1.1 103 Early Hints\r\nLink: <" + strings.Repeat("a", 25<<10) + ">; rel=preload\r\n\r\n"
 	body := strings.Repeat("b", 100<<10)
 	target := newAtkTarget(t, func(r *http.Request, _ []byte) (string, bool) {
@@ -1290,7 +1324,7 @@ func TestLoopAttackLargeEarlyHints(t *testing.T) {
 	served0, handed0 := p.loopCounts()
 	rc := dialAtk(t, addr)
 	for _, path := range []string{"/big", "/empty", "/big"} {
-		rc.send("GET " + path + " HTTP/1.1\r\nHost: app.example\r\n\r\n")
+		rc.send(request("GET", path, handOff))
 		hints := 0
 		for {
 			a := rc.read(5*time.Second, "GET")
@@ -1311,14 +1345,16 @@ func TestLoopAttackLargeEarlyHints(t *testing.T) {
 			break
 		}
 	}
-	onLoop(t, p, served0, handed0)
+	onPath(t, p, handOff, served0, handed0)
 }
 
 // TestLoopAttackSpaceBeforeColonInAnswer: a target's "Content-Length : 5"
 // frames the answer for the proxy's parser; passed on raw beside the
 // proxy's own framing, a lenient client downstream would frame it by
 // another rule. The field goes on as the parser read it, once.
-func TestLoopAttackSpaceBeforeColonInAnswer(t *testing.T) {
+func TestLoopAttackSpaceBeforeColonInAnswer(t *testing.T) { bothPaths(t, spaceBeforeColon) }
+
+func spaceBeforeColon(t *testing.T, handOff bool) {
 	target := newAtkTarget(t, func(r *http.Request, _ []byte) (string, bool) {
 		if r.URL.Path == "/te" {
 			return "HTTP/1.1 200 OK\r\nTransfer-Encoding : chunked\r\nX-App :\t1\r\n\r\n5\r\nhello\r\n0\r\n\r\n", false
@@ -1329,7 +1365,7 @@ func TestLoopAttackSpaceBeforeColonInAnswer(t *testing.T) {
 	served0, handed0 := p.loopCounts()
 	rc := dialAtk(t, addr)
 	for _, path := range []string{"/cl", "/te", "/cl"} {
-		rc.send("GET " + path + " HTTP/1.1\r\nHost: app.example\r\n\r\n")
+		rc.send(request("GET", path, handOff))
 		a := rc.final(5*time.Second, "GET") // Go's reader refuses a name with a space
 		if a.err != nil || a.status != 200 || a.body != "hello" || a.header.Get("X-App") != "1" {
 			t.Fatalf("%s: %d %q %v %v", path, a.status, a.body, a.header, a.err)
@@ -1342,7 +1378,7 @@ func TestLoopAttackSpaceBeforeColonInAnswer(t *testing.T) {
 			t.Fatalf("%s: Content-Length %q, want %q", path, got, want)
 		}
 	}
-	onLoop(t, p, served0, handed0)
+	onPath(t, p, handOff, served0, handed0)
 }
 
 // fewFDs is the descriptor limit of the daemon in

@@ -163,6 +163,8 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 	}
 }
 
+var http11 = []byte("HTTP/1.1")
+
 // readResponseHead reads a response head into ctx.Response, relaying 103
 // Early Hints to the client and skipping other interim (1xx) answers but 101.
 func readResponseHead(ctx *fasthttp.RequestCtx, br *bufio.Reader) error {
@@ -173,6 +175,11 @@ func readResponseHead(ctx *fasthttp.RequestCtx, br *bufio.Reader) error {
 		}
 		sc := rh.StatusCode()
 		if sc >= 200 || sc == fasthttp.StatusSwitchingProtocols {
+			// The answer goes on in the proxy's own version (RFC 9110
+			// §6.2), as the loop writes it: a target's "HTTP/1.0"
+			// status line over the proxy's chunks would have the client
+			// read them as the body, to a close that never comes.
+			rh.SetProtocol(http11)
 			return nil
 		}
 		if n >= 5 {
