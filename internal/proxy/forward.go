@@ -24,6 +24,7 @@ type attempt struct {
 	// writeIdle bounds each write of a streamed answer to the client (the
 	// listener's idle_timeout): a client that stops reading is let go.
 	writeIdle time.Duration
+	hj        *hijacks // the listener's
 }
 
 var attemptPool = sync.Pool{New: func() any { return new(attempt) }}
@@ -46,6 +47,7 @@ type listenerHandler struct {
 	bodyIdle time.Duration
 	// writeIdle: see attempt.writeIdle.
 	writeIdle time.Duration
+	hj        *hijacks
 }
 
 // serve is the fasthttp handler of a listener: it routes the request by
@@ -94,7 +96,7 @@ func (h *listenerHandler) serve(ctx *fasthttp.RequestCtx) {
 	}
 	t.inFlight.Add(1)
 	a := attemptPool.Get().(*attempt)
-	*a = attempt{route: rt, fw: fw, target: t, start: start, writeIdle: h.writeIdle}
+	*a = attempt{route: rt, fw: fw, target: t, start: start, writeIdle: h.writeIdle, hj: h.hj}
 	client := remoteAddr(ctx)
 	if streamed := h.p.forward(ctx, a, h.bodyIdle, client, trusts(lr.trusted, client)); !streamed {
 		a.finish()
@@ -258,7 +260,7 @@ func streamBody(ctx *fasthttp.RequestCtx, a *attempt, ex exchange) bool {
 	}
 	ex.body.a = a
 	if ex.size < 0 && !ctx.Request.Header.IsHTTP11() {
-		closeDelimited(ctx, ex.body)
+		closeDelimited(ctx, a.hj, ex.body)
 		return true
 	}
 	ex.body.client = ctx.Conn()
@@ -270,12 +272,11 @@ func streamBody(ctx *fasthttp.RequestCtx, a *attempt, ex exchange) bool {
 // way it can read one: without a length, ended by closing the connection
 // (RFC 9112 §6.3; the server would send it chunked, which HTTP/1.0 does not
 // know). The server hands the connection over for it, as for a tunnel.
-func closeDelimited(ctx *fasthttp.RequestCtx, body *upBody) {
+func closeDelimited(ctx *fasthttp.RequestCtx, hj *hijacks, body *upBody) {
 	ctx.Response.Header.SetContentLength(-2) // no length, Connection: close
 	ctx.Response.Header.Del(fasthttp.HeaderTransferEncoding)
 	head := append([]byte(nil), ctx.Response.Header.Header()...)
-	ctx.HijackSetNoResponse(true)
-	ctx.Hijack(func(c net.Conn) {
+	hj.hijack(ctx, func() { body.Close() }, func(c net.Conn) {
 		defer body.Close()
 		// Each write has the idle timeout (upBody.Read extends it).
 		body.client = c

@@ -562,10 +562,20 @@ func closeDelimitedAnswer(t *testing.T, handOff bool) {
 			t.Fatalf("small HTTP/1.0 answer %d: %d %q %v", i, a.status, a.body, a.err)
 		}
 	}
+	before := counts(t, p)
 	rc.send(request("GET", "/cut", handOff))
 	a = rc.final(5*time.Second, "GET")
 	if a.err == nil {
 		t.Fatalf("an answer cut by the target came whole: %d, %d bytes", a.status, len(a.body))
+	}
+	// The cut answer is the target's failure: counted as its 5xx (what
+	// alarms read), not as the 2xx its head said.
+	var after map[string]uint64
+	if !eventually(5*time.Second, func() bool {
+		after = counts(t, p)
+		return after["5xx"] == before["5xx"]+1 && after["2xx"] == before["2xx"]
+	}) {
+		t.Fatalf("after a cut answer: %v -> %v, want one more 5xx and no more 2xx", before, after)
 	}
 }
 
@@ -667,47 +677,26 @@ func TestLoopAttackClientGoneWhileTargetThinks(t *testing.T) {
 // to write stays around the loop's 64 KiB plus the socket buffers.
 func TestLoopAttackClientNeverReads(t *testing.T) {
 	var written atomic.Int64
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	const size = 256 << 20
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					r, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, r.Body)
-					if r.URL.Path == "/healthz" {
-						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-						continue
-					}
-					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
-					chunk := bytes.Repeat([]byte("x"), 64<<10)
-					c.SetWriteDeadline(time.Now().Add(3 * time.Second))
-					for n := 0; n < size; n += len(chunk) {
-						w, err := c.Write(chunk)
-						written.Add(int64(w))
-						if err != nil {
-							return
-						}
-					}
-				}
-			})
+	target := serveRaw(t, func(c net.Conn, r *http.Request) bool {
+		io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/healthz" {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+			return true
 		}
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		c.SetWriteDeadline(time.Now().Add(3 * time.Second))
+		for n := 0; n < size; n += len(chunk) {
+			w, err := c.Write(chunk)
+			written.Add(int64(w))
+			if err != nil {
+				return false
+			}
+		}
+		return true
 	})
-	p, addr := loopProxy(t, ln.Addr().String(), nil)
+	p, addr := loopProxy(t, target, nil)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -1642,4 +1631,138 @@ func procCPU(t *testing.T, pid int) time.Duration {
 		ticks += n
 	}
 	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
+// TestAttackPipelinedUpgradeClientResets: a client pipelines a plain
+// request and an upgrade, then resets its connection while the target
+// thinks about the upgrade. The server holds the first answer for the
+// pipeline; sending it fails, and the server closes the connection without
+// handing it to the tunnel. What the tunnel would have released (the
+// target's connection, its in-flight count, the record) must be released
+// all the same, or each such client leaks them for good.
+func TestAttackPipelinedUpgradeClientResets(t *testing.T) {
+	asked, answer, released := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	target := serveRaw(t, func(c net.Conn, r *http.Request) bool {
+		if r.URL.Path != "/ws" {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
+			return true
+		}
+		close(asked)
+		select {
+		case <-answer:
+		case <-time.After(10 * time.Second):
+			return false
+		}
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		io.Copy(io.Discard, c) // until the proxy closes its end
+		close(released)
+		return false
+	})
+	p, addr := loopProxy(t, target, nil)
+	before := counts(t, p)
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: app.example\r\n\r\n"+
+		"GET /ws HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	select {
+	case <-asked:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the target was not asked for the upgrade")
+	}
+	c.(*net.TCPConn).SetLinger(0)
+	c.Close() // a reset: the server's send of /a's answer fails
+	time.Sleep(100 * time.Millisecond)
+	close(answer)
+	select {
+	case <-released:
+	case <-time.After(5 * time.Second):
+		t.Fatal("5s after its client reset, the upgrade's target connection is still held (and its in-flight count)")
+	}
+	total := func(m map[string]uint64) (n uint64) {
+		for _, v := range m {
+			n += v
+		}
+		return n
+	}
+	var after map[string]uint64
+	if !eventually(5*time.Second, func() bool { after = counts(t, p); return total(after) >= total(before)+2 }) {
+		t.Fatalf("the upgrade was never recorded: %v -> %v", before, after)
+	}
+}
+
+// eventually polls cond every 20ms for at most d and reports whether it
+// held.
+func eventually(d time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestAttackHopByHopFieldsInAnswers: fields of the target's connection
+// (and those its Connection lists, which may name internal ones) do not
+// reach the client, on either path.
+func TestAttackHopByHopFieldsInAnswers(t *testing.T) { bothPaths(t, hopByHopInAnswers) }
+
+func hopByHopInAnswers(t *testing.T, handOff bool) {
+	target := newAtkTarget(t, func(*http.Request, []byte) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret\r\nX-Secret: internal-10.0.0.5\r\nKeep-Alive: timeout=5\r\n" +
+			"Proxy-Connection: keep-alive\r\nTrailer: X-T\r\nUpgrade: foo\r\nTE: trailers\r\nX-App: 1\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	p, addr := loopProxy(t, target.addr(), nil)
+	served0, handed0 := p.loopCounts()
+	rc := dialAtk(t, addr)
+	for range 2 { // and the connection carries the next request
+		rc.send(request("GET", "/h", handOff))
+		a := rc.final(5*time.Second, "GET")
+		if a.err != nil || a.status != 200 || a.body != "ok" || a.header.Get("X-App") != "1" {
+			t.Fatalf("%d %q %v %v", a.status, a.body, a.header, a.err)
+		}
+		for _, k := range []string{"X-Secret", "Keep-Alive", "Proxy-Connection", "Trailer", "Upgrade", "Te"} {
+			if v := a.header.Values(k); len(v) > 0 {
+				t.Errorf("the client got the target's %s: %q", k, v)
+			}
+		}
+		if v := a.header.Get("Connection"); strings.Contains(strings.ToLower(v), "secret") {
+			t.Errorf("the client got Connection: %s", v)
+		}
+	}
+	onPath(t, p, handOff, served0, handed0)
+}
+
+// serveRaw is a target that reads requests with Go's parser and answers
+// each by hand with serve on the connection (which it closes when serve
+// returns false); it returns its address.
+func serveRaw(t *testing.T, serve func(c net.Conn, r *http.Request) bool) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					r, err := http.ReadRequest(br)
+					if err != nil || !serve(c, r) {
+						return
+					}
+				}
+			})
+		}
+	})
+	return ln.Addr().String()
 }

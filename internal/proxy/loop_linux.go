@@ -1118,6 +1118,11 @@ func (c *cconn) upFailed(err error) {
 	}
 	if c.state == csBody {
 		c.l.p.log.Debug("answer cut", "group", c.t.group.name, "target", c.t.id, "err", err)
+		if c.status < 500 {
+			// The client got a cut answer: the target's 502, as on the
+			// server path.
+			c.status = fasthttp.StatusBadGateway
+		}
 		c.end()
 		c.closeAfter = true
 		c.state = csClosing

@@ -71,6 +71,7 @@ type listener struct {
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // open client connections
+	hj    *hijacks
 }
 
 // New returns a Proxy with no listeners; Apply configures it.
@@ -202,8 +203,9 @@ func listenError(l Listener, err error) error {
 // streamed to the target rather than read whole.
 func (p *Proxy) newListener(l Listener, ln net.Listener, t *tlsServing) *listener {
 	lim := l.Limits
-	h := &listenerHandler{p: p, addr: l.Addr, bodyIdle: lim.bodyIdle(), writeIdle: lim.idle()}
-	nl := &listener{name: l.Name, addr: l.Addr, limits: lim, ln: ln, done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	hj := newHijacks()
+	h := &listenerHandler{p: p, addr: l.Addr, bodyIdle: lim.bodyIdle(), writeIdle: lim.idle(), hj: hj}
+	nl := &listener{name: l.Name, addr: l.Addr, limits: lim, ln: ln, done: make(chan struct{}), conns: map[net.Conn]struct{}{}, hj: hj}
 	nl.tls.Store(t)
 	nl.srv = &fasthttp.Server{
 		Handler:      h.serve,
@@ -259,6 +261,9 @@ func (l *listener) track(c net.Conn, st fasthttp.ConnState) {
 		l.mu.Lock()
 		delete(l.conns, c)
 		l.mu.Unlock()
+		if st == fasthttp.StateClosed {
+			l.hj.closed(c)
+		}
 	}
 }
 

@@ -58,8 +58,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool 
 		return streamBody(ctx, a, ex)
 	}
 	answer := append([]byte(nil), ctx.Response.Header.Header()...)
-	ctx.HijackSetNoResponse(true)
-	ctx.Hijack(func(client net.Conn) {
+	a.hj.hijack(ctx, func() { c.Close(); a.finish() }, func(client net.Conn) {
 		defer a.finish()
 		defer c.Close()
 		// The tunnel lives as long as its two ends: no deadline left
@@ -86,4 +85,51 @@ func join(client, target net.Conn, br *bufio.Reader) {
 	io.Copy(client, br)
 	stop()
 	wg.Wait()
+}
+
+// hijacks holds, for each connection of a listener whose handler asked to
+// take it over, what to release if the server never hands it over: it
+// first sends the answers it holds for earlier pipelined requests, and if
+// that fails (the client reset or stopped reading) it closes the
+// connection without running the taker. Whoever comes first, the taker
+// or the connection's close, gets the release; the other finds nothing.
+type hijacks struct {
+	mu      sync.Mutex
+	pending map[net.Conn]func()
+}
+
+func newHijacks() *hijacks { return &hijacks{pending: map[net.Conn]func(){}} }
+
+// hijack takes ctx's connection over for run, once the server has sent
+// what it holds; release is called instead if it never does.
+func (h *hijacks) hijack(ctx *fasthttp.RequestCtx, release func(), run func(net.Conn)) {
+	key := ctx.Conn()
+	h.mu.Lock()
+	h.pending[key] = release
+	h.mu.Unlock()
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
+		if h.take(key) == nil {
+			c.Close() // released already
+			return
+		}
+		run(c)
+	})
+}
+
+// take removes and returns c's pending release, or nil.
+func (h *hijacks) take(c net.Conn) func() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.pending[c]
+	delete(h.pending, c)
+	return r
+}
+
+// closed releases what c's taker would have, when the server closed c
+// without handing it over.
+func (h *hijacks) closed(c net.Conn) {
+	if r := h.take(c); r != nil {
+		r()
+	}
 }

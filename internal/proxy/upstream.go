@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -158,6 +159,12 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 			ex.err = err
 			return ex
 		}
+		if ex.clientGone {
+			// The head came, but the watch saw the client go first and
+			// spoiled the connection: the client's leaving, not a 502.
+			uc.c.Close()
+			return ex
+		}
 		reuse := copier == nil || copier.complete
 		return p.responseBody(ctx, uc, reuse)
 	}
@@ -200,7 +207,7 @@ func (p *upstreamPool) responseBody(ctx *fasthttp.RequestCtx, uc *upConn, reuse 
 	// The connection to the target is not the client's: its close and
 	// keep-alive settings stay here.
 	rh.ResetConnectionClose()
-	rh.Del("Keep-Alive")
+	dropHopByHop(rh)
 	sc := rh.StatusCode()
 	if sc == fasthttp.StatusSwitchingProtocols {
 		// Not asked for (the upgrade path takes a 101 itself): the
@@ -237,6 +244,24 @@ func (p *upstreamPool) responseBody(ctx *fasthttp.RequestCtx, uc *upConn, reuse 
 		ex.size = -1
 	}
 	return ex
+}
+
+// dropHopByHop removes from an answer's head the fields that concern the
+// target's connection only (RFC 9110 §7.6.1: Keep-Alive, Upgrade, TE,
+// Trailer... and the fields its Connection lists), as the loop's
+// appendResponseHead leaves them out; the framing fields stay, for the
+// server to rewrite.
+func dropHopByHop(rh *fasthttp.ResponseHeader) {
+	conn := append([]byte(nil), rh.Peek("Connection")...)
+	var drop [][]byte
+	for k := range rh.All() {
+		if listedIn(conn, k) || isHopByHop(k) && !equalFold(k, "content-length") && !equalFold(k, "transfer-encoding") {
+			drop = append(drop, append([]byte(nil), k...))
+		}
+	}
+	for _, k := range drop {
+		rh.DelBytes(k)
+	}
 }
 
 // readSmallBody returns the request body if it came whole with the head,
@@ -302,6 +327,17 @@ func stillOpen(c net.Conn) bool {
 // peek looks at c without blocking or consuming: eof when the peer closed it
 // (or it failed), data when bytes wait to be read.
 func peek(c net.Conn) (eof, data bool) {
+	// A client's connection may be the TLS connection over the socket or
+	// one the loop handed off with its first bytes read.
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if pc, ok := c.(*prefixConn); ok {
+		if len(pc.pre) > 0 {
+			return false, true
+		}
+		c = pc.Conn
+	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return false, false
@@ -427,18 +463,25 @@ func (b *upBody) Read(buf []byte) (int, error) {
 		}
 		if b.fixed && n == 0 && b.r.(*io.LimitedReader).N > 0 {
 			ok, err = false, io.ErrUnexpectedEOF
+			b.brokenOff()
 		}
 		b.end(b.reuse && ok)
 		return n, err
 	}
 	if err != nil {
+		b.brokenOff()
 		b.end(false)
-		if b.a != nil && b.a.status < 500 {
-			// The target broke off its answer.
-			b.a.status = fasthttp.StatusBadGateway
-		}
 	}
 	return n, err
+}
+
+// brokenOff records that the target broke off its answer (short of its
+// length, a malformed chunk, a reset): the client got a cut answer, which
+// is the target's 502, as on the loop.
+func (b *upBody) brokenOff() {
+	if b.a != nil && b.a.status < 500 {
+		b.a.status = fasthttp.StatusBadGateway
+	}
 }
 
 // Close is called by the server once the body is written, or given up.

@@ -102,24 +102,38 @@ func TestClientGoneAbortsTheUpstreamRequest(t *testing.T) {
 		}
 	})
 	p, addr := proxyTo(t, u)
-	client := &http.Client{Timeout: 200 * time.Millisecond}
-	if _, err := client.Get("http://" + addr + "/slow"); err == nil {
-		t.Fatal("want the client's timeout to end the request")
-	}
-	select {
-	case <-aborted:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the upstream request was not aborted when the client went away")
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for p.Targets()[0].InFlight != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("in-flight count stuck at %d", p.Targets()[0].InFlight)
+	// On the loop, and on the server path: an HTTP/1.0 request, which the
+	// loop hands off with the bytes it read.
+	for _, path := range []string{"loop", "server path"} {
+		if path == "loop" {
+			client := &http.Client{Timeout: 200 * time.Millisecond}
+			if _, err := client.Get("http://" + addr + "/slow"); err == nil {
+				t.Fatal("want the client's timeout to end the request")
+			}
+		} else {
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(c, "GET /slow HTTP/1.0\r\nHost: app.example\r\n\r\n")
+			time.Sleep(200 * time.Millisecond)
+			c.Close()
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if code, _, _ := get(t, addr, "", "/"); code != 200 {
-		t.Fatalf("after an aborted request: %d", code)
+		select {
+		case <-aborted:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the upstream request was not aborted when the client went away", path)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for p.Targets()[0].InFlight != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: in-flight count stuck at %d", path, p.Targets()[0].InFlight)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if code, _, _ := get(t, addr, "", "/"); code != 200 {
+			t.Fatalf("%s: after an aborted request: %d", path, code)
+		}
 	}
 }
 
