@@ -198,6 +198,14 @@ func TestHostileRequests(t *testing.T) {
 		parts: []string{post + "Transfer-Encoding : chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n"},
 		want:  []int{400},
 	}, {
+		name:  "a fragment in the path, routed by what precedes it",
+		parts: []string{"GET /public#/../internal HTTP/1.1\r\nHost: app.example\r\n\r\n"},
+		want:  []int{400},
+	}, {
+		name:  "a fragment in an absolute-form target",
+		parts: []string{"GET http://app.example#/admin HTTP/1.1\r\nHost: app.example\r\n\r\n"},
+		want:  []int{400},
+	}, {
 		name:  "no Host header",
 		parts: []string{"GET / HTTP/1.1\r\n\r\n"},
 		want:  []int{400},

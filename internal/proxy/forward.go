@@ -103,8 +103,8 @@ func (h *listenerHandler) serve(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// refuseFraming returns why a request whose framing cannot be trusted is
-// refused, or "". fasthttp rejects most bad framing itself (duplicate
+// refuseFraming returns why a request whose framing (or target) cannot be
+// trusted is refused, or "". fasthttp rejects most bad framing itself (duplicate
 // Content-Length, unknown Transfer-Encoding, malformed chunks); a request
 // with both Content-Length and Transfer-Encoding it would serve by the
 // latter, which is how requests are smuggled past a proxy that reads the
@@ -115,6 +115,14 @@ func refuseFraming(h *fasthttp.RequestHeader) string {
 	}
 	if h.ContentLength() == -1 && hasRawHeader(h.RawHeaders(), "content-length") {
 		return "cutover: the request has both Content-Length and Transfer-Encoding\n"
+	}
+	if bytes.IndexByte(h.RequestURI(), '#') >= 0 {
+		// Not valid in a request target (RFC 9112 §3.2). The parser routes
+		// by the path before it ("GET /public#/../internal" as /public),
+		// while the target would read the line another way (a cleaning
+		// server as /internal; "http://a.example#/admin" went on as
+		// /admin).
+		return "cutover: the request target has a fragment (#), which a request does not carry\n"
 	}
 	return ""
 }
