@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"crypto/tls"
+	"golang.org/x/sys/unix"
 	"io"
 	"net"
 	"os"
@@ -505,4 +506,24 @@ func (c *rawConn) CloseWrite() error {
 		return err
 	}
 	return c.Conn.(*net.TCPConn).CloseWrite()
+}
+
+// peekFD looks at a socket without blocking or consuming: eof when the
+// peer shut its side (POLLRDHUP, seen even with bytes still unread: a TLS
+// client's close_notify before its FIN) or the socket failed, data when
+// bytes wait to be read.
+func peekFD(fd uintptr) (eof, data bool) {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLRDHUP}}
+	n, err := unix.Poll(fds, 0)
+	switch {
+	case err == unix.EINTR || err == nil && n == 0:
+		return false, false
+	case err != nil:
+		return true, false
+	}
+	r := fds[0].Revents
+	if r&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
+		return true, false
+	}
+	return false, r&unix.POLLIN != 0
 }

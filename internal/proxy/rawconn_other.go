@@ -2,7 +2,10 @@
 
 package proxy
 
-import "net"
+import (
+	"net"
+	"syscall"
+)
 
 // newRawConn returns c: raw socket calls are made on Linux only.
 func newRawConn(c net.Conn) net.Conn { return c }
@@ -16,3 +19,17 @@ func deferAnswer(net.Conn) {}
 
 // undefer does nothing off Linux (see deferWrites).
 func undefer(net.Conn) {}
+
+// peekFD looks at a socket without blocking or consuming: eof when the
+// peer closed it (or it failed), data when bytes wait to be read.
+func peekFD(fd uintptr) (eof, data bool) {
+	var b [1]byte
+	n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	switch {
+	case n > 0:
+		return false, true
+	case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR:
+		return false, false
+	}
+	return true, false
+}

@@ -346,18 +346,7 @@ func peek(c net.Conn) (eof, data bool) {
 	if err != nil {
 		return true, false
 	}
-	rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		switch {
-		case n > 0:
-			data = true
-		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR:
-		default:
-			eof = true
-		}
-		return true
-	})
+	rc.Control(func(fd uintptr) { eof, data = peekFD(fd) })
 	return eof, data
 }
 

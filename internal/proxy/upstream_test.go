@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -102,15 +103,37 @@ func TestClientGoneAbortsTheUpstreamRequest(t *testing.T) {
 		}
 	})
 	p, addr := proxyTo(t, u)
-	// On the loop, and on the server path: an HTTP/1.0 request, which the
-	// loop hands off with the bytes it read.
-	for _, path := range []string{"loop", "server path"} {
-		if path == "loop" {
+	// A listener with TLS, for a client that says close_notify before it
+	// goes: its FIN comes after bytes nobody will read.
+	dir := t.TempDir()
+	cert, key, pool := selfSigned(t, dir, "a", "app.cutover.test")
+	tlsAddr := freeAddr(t)
+	l := oneRoute(tlsAddr, WeightedTarget{"e/u", 1})
+	l.Name = "test/tls"
+	l.TLS = &TLS{CertFile: cert, KeyFile: key}
+	g := tgOf("e/u", u)
+	g.Health.Interval = Duration(time.Hour)
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{oneRoute(addr, WeightedTarget{"e/u", 1}), l}, TargetGroups: []TargetGroup{g}}); err != nil {
+		t.Fatal(err)
+	}
+	// On the loop; on the server path (an HTTP/1.0 request, which the
+	// loop hands off with the bytes it read); over TLS.
+	for _, path := range []string{"loop", "server path", "tls"} {
+		switch path {
+		case "tls":
+			c, err := tls.Dial("tcp", tlsAddr, &tls.Config{ServerName: "app.cutover.test", RootCAs: pool})
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: app.cutover.test\r\n\r\n")
+			time.Sleep(200 * time.Millisecond)
+			c.Close() // close_notify, then FIN
+		case "loop":
 			client := &http.Client{Timeout: 200 * time.Millisecond}
 			if _, err := client.Get("http://" + addr + "/slow"); err == nil {
 				t.Fatal("want the client's timeout to end the request")
 			}
-		} else {
+		default:
 			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 			if err != nil {
 				t.Fatal(err)
