@@ -452,6 +452,8 @@ func responseDesync(t *testing.T, handOff bool) {
 		{"chunk without its CRLF", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokXX0\r\n\r\n" + evil, 0, "GET", ""},
 		{"two different CLs", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 6\r\n\r\nok" + evil, 502, "GET", ""},
 		{"interim storm", strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", 8) + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + evil, 502, "GET", ""},
+		{"Connection lists Content-Length", "HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 2\r\n\r\nok" + evil, 200, "GET", "ok"},
+		{"Connection lists Transfer-Encoding", "HTTP/1.1 200 OK\r\nConnection: Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n" + evil, 200, "GET", "ok"},
 		{"101 unasked", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n" + evil, 502, "GET", ""},
 		{"bare LF head with CRLF CRLF in the body", "HTTP/1.1 200 OK\nContent-Length: 8\n\nok\r\n\r\nXXXX" + evil, 200, "GET", "ok\r\n\r\nXX"},
 	} {
@@ -677,25 +679,7 @@ func TestLoopAttackClientGoneWhileTargetThinks(t *testing.T) {
 // to write stays around the loop's 64 KiB plus the socket buffers.
 func TestLoopAttackClientNeverReads(t *testing.T) {
 	var written atomic.Int64
-	const size = 256 << 20
-	target := serveRaw(t, func(c net.Conn, r *http.Request) bool {
-		io.Copy(io.Discard, r.Body)
-		if r.URL.Path == "/healthz" {
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-			return true
-		}
-		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
-		chunk := bytes.Repeat([]byte("x"), 64<<10)
-		c.SetWriteDeadline(time.Now().Add(3 * time.Second))
-		for n := 0; n < size; n += len(chunk) {
-			w, err := c.Write(chunk)
-			written.Add(int64(w))
-			if err != nil {
-				return false
-			}
-		}
-		return true
-	})
+	target := bigTarget(t, 256<<20, 3*time.Second, &written)
 	p, addr := loopProxy(t, target, nil)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -1765,4 +1749,71 @@ func serveRaw(t *testing.T, serve func(c net.Conn, r *http.Request) bool) string
 		}
 	})
 	return ln.Addr().String()
+}
+
+// TestAttackSlowReaderIsNotTheTargetsFailure: a client that pauses in the
+// middle of a large answer holds the target up; the target's own send
+// timeout then cuts the answer. The client got a cut answer, but the
+// target did not fail: no 5xx for alarms to read (a crowd of paused
+// downloads would roll a healthy release back).
+func TestAttackSlowReaderIsNotTheTargetsFailure(t *testing.T) { bothPaths(t, slowReader) }
+
+func slowReader(t *testing.T, handOff bool) {
+	const size = 64 << 20
+	target := bigTarget(t, size, time.Second, nil)
+	p, addr := loopProxy(t, target, nil)
+	_, handed0 := p.loopCounts()
+	before := counts(t, p)
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.(*net.TCPConn).SetReadBuffer(64 << 10)
+	io.WriteString(c, request("GET", "/big", handOff))
+	time.Sleep(3 * time.Second) // the target gives up on us meanwhile
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	got, _ := io.Copy(io.Discard, c)
+	if got >= size {
+		t.Fatalf("the client got all %d bytes: the target did not time out", got)
+	}
+	var after map[string]uint64
+	if !eventually(5*time.Second, func() bool {
+		after = counts(t, p)
+		return after["2xx"]+after["5xx"] > before["2xx"]+before["5xx"]
+	}) {
+		t.Fatalf("the cut answer was not recorded: %v -> %v", before, after)
+	}
+	if after["5xx"] != before["5xx"] {
+		t.Fatalf("a client that held its answer up made the target's 5xx: %v -> %v", before, after)
+	}
+	if _, h := p.loopCounts(); handOff == (h == handed0) {
+		t.Fatalf("handed off %d, want the attack on the %s", h-handed0, map[bool]string{false: "loop", true: "server path"}[handOff])
+	}
+}
+
+// bigTarget answers every request but health checks with size bytes,
+// giving up (and closing) when a write takes longer than sendTimeout, as
+// servers' send timeouts do; written, if set, counts what it wrote.
+func bigTarget(t *testing.T, size int, sendTimeout time.Duration, written *atomic.Int64) string {
+	return serveRaw(t, func(c net.Conn, r *http.Request) bool {
+		io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/healthz" {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+			return true
+		}
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		for n := 0; n < size; n += len(chunk) {
+			c.SetWriteDeadline(time.Now().Add(sendTimeout))
+			w, err := c.Write(chunk)
+			if written != nil {
+				written.Add(int64(w))
+			}
+			if err != nil {
+				return false
+			}
+		}
+		return true
+	})
 }

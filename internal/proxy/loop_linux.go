@@ -671,6 +671,9 @@ type cconn struct {
 	isHead  bool
 	interim int
 	status  int
+	// held: the client did not take the answer as fast as it came (a write
+	// to it would have blocked), so the loop held off reading the target.
+	held    bool
 	frame   framing
 	remain  int64
 	chunks  chunkScanner
@@ -758,6 +761,7 @@ func (c *cconn) flush() bool {
 			// start again, as a keep-alive connection has to send its next
 			// request (nginx's send_timeout).
 			c.writable = false
+			c.held = c.held || c.state == csBody
 			if c.state != csHead && (c.deadline.IsZero() || n > 0) {
 				c.deadline = c.l.now.Add(c.ll.nl.limits.idle())
 			}
@@ -879,7 +883,7 @@ func (c *cconn) startRequest(hl int) {
 	c.state, c.deadline = csWait, time.Time{}
 	c.rt, c.fw, c.t = rt, fw, t
 	c.start = time.Now()
-	c.status, c.interim, c.resent, c.retried = 0, 0, 0, false
+	c.status, c.interim, c.resent, c.retried, c.held = 0, 0, 0, false, false
 	c.isHead = h.IsHead()
 	c.closeAfter = c.closeAfter || h.ConnectionClose()
 	c.replay = cl == 0 && isIdempotent(h.Method())
@@ -1118,9 +1122,10 @@ func (c *cconn) upFailed(err error) {
 	}
 	if c.state == csBody {
 		c.l.p.log.Debug("answer cut", "group", c.t.group.name, "target", c.t.id, "err", err)
-		if c.status < 500 {
+		if c.status < 500 && !c.held {
 			// The client got a cut answer: the target's 502, as on the
-			// server path.
+			// server path; unless the client held the answer up (a
+			// target's own send timeout then cuts it: not its failure).
 			c.status = fasthttp.StatusBadGateway
 		}
 		c.end()

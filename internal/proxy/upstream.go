@@ -249,13 +249,18 @@ func (p *upstreamPool) responseBody(ctx *fasthttp.RequestCtx, uc *upConn, reuse 
 // dropHopByHop removes from an answer's head the fields that concern the
 // target's connection only (RFC 9110 §7.6.1: Keep-Alive, Upgrade, TE,
 // Trailer... and the fields its Connection lists), as the loop's
-// appendResponseHead leaves them out; the framing fields stay, for the
-// server to rewrite.
+// appendResponseHead leaves them out. The framing fields stay, even when
+// Connection lists them, for the server to rewrite: deleting Content-Length
+// makes the parsed length 0, and the body left unread on a pooled
+// connection would be the next client's answer.
 func dropHopByHop(rh *fasthttp.ResponseHeader) {
 	conn := append([]byte(nil), rh.Peek("Connection")...)
 	var drop [][]byte
 	for k := range rh.All() {
-		if listedIn(conn, k) || isHopByHop(k) && !equalFold(k, "content-length") && !equalFold(k, "transfer-encoding") {
+		if equalFold(k, "content-length") || equalFold(k, "transfer-encoding") {
+			continue
+		}
+		if listedIn(conn, k) || isHopByHop(k) {
 			drop = append(drop, append([]byte(nil), k...))
 		}
 	}
@@ -433,13 +438,26 @@ type upBody struct {
 	fixed   bool // r is the Content-Length's worth
 	chunked bool // r decodes chunks: the trailer follows its end
 	done    bool
+	// read is when the last Read returned; held, whether the server took
+	// long (heldFor) to write what it gave (the client did not take the
+	// answer as fast as it came, so the target waited on the proxy).
+	read time.Time
+	held bool
 }
+
+// heldFor is how long a write of an answer's part to the client may take
+// before the client counts as holding the answer up.
+const heldFor = 100 * time.Millisecond
 
 func (b *upBody) Read(buf []byte) (int, error) {
 	if b.done {
 		return 0, io.EOF
 	}
+	if !b.read.IsZero() && time.Since(b.read) > heldFor {
+		b.held = true
+	}
 	n, err := b.r.Read(buf)
+	b.read = time.Now()
 	if n > 0 && b.client != nil && b.a != nil && b.a.writeIdle > 0 {
 		// What is read now is written next: the client has the idle
 		// time to take it (the server set it for the head).
@@ -466,9 +484,10 @@ func (b *upBody) Read(buf []byte) (int, error) {
 
 // brokenOff records that the target broke off its answer (short of its
 // length, a malformed chunk, a reset): the client got a cut answer, which
-// is the target's 502, as on the loop.
+// is the target's 502, as on the loop; unless the client held the answer
+// up (a target's own send timeout then cuts it: not its failure).
 func (b *upBody) brokenOff() {
-	if b.a != nil && b.a.status < 500 {
+	if b.a != nil && b.a.status < 500 && !b.held {
 		b.a.status = fasthttp.StatusBadGateway
 	}
 }
