@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"crypto/tls"
-	"golang.org/x/sys/unix"
 	"io"
 	"net"
 	"os"
@@ -10,6 +9,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // rawConn is a TCP connection whose reads and writes are raw system calls

@@ -461,7 +461,7 @@ func (b *upBody) Read(buf []byte) (int, error) {
 	if n > 0 && b.client != nil && b.a != nil && b.a.writeIdle > 0 {
 		// What is read now is written next: the client has the idle
 		// time to take it (the server set it for the head).
-		b.client.SetWriteDeadline(time.Now().Add(b.a.writeIdle))
+		b.client.SetWriteDeadline(b.read.Add(b.a.writeIdle))
 	}
 	if err == io.EOF {
 		ok := true
