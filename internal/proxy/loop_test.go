@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -472,5 +473,62 @@ func TestLoopServesAClientThatSpeaksLate(t *testing.T) {
 	}
 	if s1, _ := p.loopCounts(); s1-s0 != 2 {
 		t.Fatalf("the loops served %d of the 2 requests, want both", s1-s0)
+	}
+}
+
+// TestLoopsShareABurstOfConnections: the listener wakes whichever loop
+// waits, so a burst of connections can land on one loop; kept alive, they
+// would hold it busy and the other idle for as long as they last. Here one
+// loop is held up while 32 connections come, so the other accepts them
+// all: it keeps its share and hands the rest over, and every connection
+// is answered.
+func TestLoopsShareABurstOfConnections(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3)) // two loops and a spare P
+	u, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.URL.Path) })
+	p, addr := proxyTo(t, u)
+	if n := len(p.loops.ls); n != 2 {
+		t.Fatalf("%d loops at GOMAXPROCS 3, want 2", n)
+	}
+	a, b := p.loops.ls[0], p.loops.ls[1]
+	held, release := make(chan struct{}), make(chan struct{})
+	b.do(func() { close(held); <-release })
+	<-held
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+
+	const n = 32
+	clients := make([]*rawClient, n)
+	for i := range clients {
+		clients[i] = dialRaw(t, addr)
+		if _, err := fmt.Fprintf(clients[i].c, "GET /c%d HTTP/1.1\r\nHost: app\r\n\r\n", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !eventually(5*time.Second, func() bool { return a.conns.Load()+b.conns.Load() == n }) {
+		t.Fatalf("the loops hold %d and %d connections, want %d in all", a.conns.Load(), b.conns.Load(), n)
+	}
+	ca, cb := a.conns.Load(), b.conns.Load()
+	close(release)
+	released = true
+	if lo, hi := min(ca, cb), max(ca, cb); hi > lo+1+lo/8 {
+		t.Fatalf("the loop that accepted holds %d connections and the held-up one %d: want them shared", ca, cb)
+	}
+	for i, c := range clients {
+		resp, err := http.ReadResponse(c.br, nil)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(body) != fmt.Sprintf("/c%d", i) {
+			t.Fatalf("connection %d: %d %q", i, resp.StatusCode, body)
+		}
+		c.c.Close()
+	}
+	if !eventually(5*time.Second, func() bool { return a.conns.Load() == 0 && b.conns.Load() == 0 }) {
+		t.Fatalf("all closed, the loops still count %d and %d connections", a.conns.Load(), b.conns.Load())
 	}
 }
