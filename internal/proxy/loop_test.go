@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // The event loops' tests: every other test of the package runs through the
@@ -530,5 +532,41 @@ func TestLoopsShareABurstOfConnections(t *testing.T) {
 	}
 	if !eventually(5*time.Second, func() bool { return a.conns.Load() == 0 && b.conns.Load() == 0 }) {
 		t.Fatalf("all closed, the loops still count %d and %d connections", a.conns.Load(), b.conns.Load())
+	}
+}
+
+// TestServerPathDialsWithoutTheRequestsContext: a context made from a
+// fasthttp.RequestCtx (as net.Dialer makes one for its timeout) keeps a
+// goroutine that reads the RequestCtx when the server stops, after the
+// server has reset it for another request: a data race the race detector
+// caught once at a test's end. The server path's dial gets a context of
+// its own.
+func TestServerPathDialsWithoutTheRequestsContext(t *testing.T) {
+	u, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	addr := freeAddr(t)
+	p := newTestProxy(t, Options{})
+	var dials, fromRequest atomic.Int64
+	dial := p.upstream.dial
+	p.upstream.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		if _, ok := ctx.(*fasthttp.RequestCtx); ok {
+			fromRequest.Add(1)
+		}
+		return dial(ctx, network, addr)
+	}
+	g := tgOf("e/u", u)
+	g.Health.Interval = Duration(time.Hour)
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{oneRoute(addr, WeightedTarget{"e/u", 1})}, TargetGroups: []TargetGroup{g}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "e/u", "healthy", 1)
+	// A chunked body: handed to the server, which dials the target.
+	c := dialRaw(t, addr)
+	resp, body := c.do("POST /x HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+	if resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+	if dials.Load() == 0 || fromRequest.Load() != 0 {
+		t.Fatalf("%d dials, %d of them with the request's context: want some, and none", dials.Load(), fromRequest.Load())
 	}
 }

@@ -96,7 +96,7 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 	// check that the idle connection is still open before using it.
 	replay := cl <= 0 && cl != -1 && isIdempotent(req.Header.Method())
 	for {
-		uc, reused, err := p.get(ctx, addr, !replay)
+		uc, reused, err := p.get(addr, !replay)
 		if err != nil {
 			ex.err = err
 			return ex
@@ -297,7 +297,7 @@ func isIdempotent(method []byte) bool {
 
 // get returns an idle connection to addr, or dials one. With check, an idle
 // connection is first checked for having been closed by the target.
-func (p *upstreamPool) get(ctx context.Context, addr string, check bool) (*upConn, bool, error) {
+func (p *upstreamPool) get(addr string, check bool) (*upConn, bool, error) {
 	p.mu.Lock()
 	for list := p.idle[addr]; len(list) > 0; list = p.idle[addr] {
 		uc := list[len(list)-1]
@@ -315,7 +315,11 @@ func (p *upstreamPool) get(ctx context.Context, addr string, check bool) (*upCon
 		uc.c.Close()
 	}
 	p.mu.Unlock()
-	c, err := p.dial(ctx, "tcp", addr)
+	// Not the request's context: a context made from a fasthttp.RequestCtx
+	// keeps a goroutine that reads it when the server stops, after the
+	// server has reused it for another request. The dial has its own
+	// timeout, as an upgrade's.
+	c, err := p.dial(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, false, err
 	}
