@@ -251,6 +251,13 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, bodyIdle time.Dura
 	if streamBody(ctx, a, ex) {
 		return true
 	}
+	if ctx.Request.Header.IsHead() && !ctx.Request.Header.IsHTTP11() && ctx.Response.Header.ContentLength() == -1 {
+		// The head a GET would get says chunked: no transfer coding goes
+		// to an HTTP/1.0 client (RFC 9112 §6.1), even with no body. No
+		// length then, and the connection closes after it.
+		ctx.Response.Header.SetContentLength(-2)
+		ctx.Response.Header.Del(fasthttp.HeaderTransferEncoding)
+	}
 	// The request was read whole (it has no body, -2, or a small one, read
 	// above) and the answer is in memory: it goes out with the read of the
 	// next request.

@@ -260,3 +260,42 @@ func TestHTTP10ClientGetsNoChunks(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTP10HeadGetsNoTransferCoding: the answer to HEAD carries the head a
+// GET would get, which may say chunked; an HTTP/1.0 client must not be
+// sent a transfer coding (RFC 9112 §6.1), with or without keep-alive.
+func TestHTTP10HeadGetsNoTransferCoding(t *testing.T) {
+	target, _ := rawTarget(t, func(n int, head string) (string, bool) {
+		if head == "GET /" { // health checks
+			return "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false
+		}
+		return "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n", false
+	})
+	_, addr := proxyToAddr(t, target)
+	for _, req := range []string{
+		"HEAD /big HTTP/1.0\r\nHost: app.example\r\n\r\n",
+		"HEAD /big HTTP/1.0\r\nHost: app.example\r\nConnection: keep-alive\r\n\r\n",
+	} {
+		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(conn, req)
+		all, err := io.ReadAll(conn) // to the proxy's close
+		conn.Close()
+		line := strings.ReplaceAll(req, "\r\n", " ")
+		if err != nil {
+			t.Errorf("%q: the connection did not close after the answer: %v (read %q)", line, err, all)
+			continue
+		}
+		head, rest, ok := strings.Cut(string(all), "\r\n\r\n")
+		if !ok || !strings.HasPrefix(head, "HTTP/1.1 200 ") || rest != "" {
+			t.Errorf("%q: answer %q", line, all)
+			continue
+		}
+		if strings.Contains(strings.ToLower(head), "transfer-encoding") {
+			t.Errorf("%q: an HTTP/1.0 client got a transfer coding:\n%s", line, head)
+		}
+	}
+}
