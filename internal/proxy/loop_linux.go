@@ -122,8 +122,10 @@ type evloop struct {
 	now       time.Time
 	lastSweep time.Time
 
-	// conns counts the client connections the loop serves (loopFor).
-	conns atomic.Int32
+	// conns counts the client connections the loop serves (loopFor);
+	// stopped: the loop has ended, or is ending, and takes none.
+	conns   atomic.Int32
+	stopped atomic.Bool
 }
 
 type fdOwner interface{ event(ev uint32) }
@@ -248,7 +250,11 @@ func (l *evloop) do(f func()) bool {
 	if first {
 		// Later ones are taken with it (wakeOwner takes them all).
 		var one = [8]byte{1}
-		unix.Write(l.wake, one[:])
+		for {
+			if _, err := unix.Write(l.wake, one[:]); err != unix.EINTR {
+				break
+			}
+		}
 	}
 	return true
 }
@@ -264,7 +270,11 @@ func (l *evloop) call(f func()) {
 }
 
 func (l *evloop) shutdown() {
-	l.do(func() { l.stop = true })
+	l.do(func() {
+		l.mu.Lock()
+		l.stop = true
+		l.mu.Unlock()
+	})
 	<-l.done
 }
 
@@ -301,6 +311,17 @@ func (l *evloop) run() {
 		stop := l.stop
 		l.mu.Unlock()
 		if stop {
+			// No command is queued after this take (do refuses once stop
+			// is set); those queued may own a socket (adopt), which they
+			// close seeing stopped.
+			l.stopped.Store(true)
+			l.mu.Lock()
+			cmds := l.cmds
+			l.cmds = nil
+			l.mu.Unlock()
+			for _, f := range cmds {
+				f()
+			}
 			l.closeAll()
 			return
 		}
@@ -458,6 +479,9 @@ type loopListener struct {
 	closing atomic.Bool
 	hand    *handoffListener
 	regs    []*lreg
+	// loops: those the listening socket is registered in, which
+	// stopAccepting and forceClose go through (loopFor picks among them).
+	loops atomic.Pointer[[]*evloop]
 }
 
 // lreg is the registration of a listening socket in one loop.
@@ -493,6 +517,7 @@ func (p *Proxy) serveWithLoops(nl *listener) bool {
 	// otherwise wake (a thread woken for nothing per connection).
 	tl.Close()
 	ll := &loopListener{nl: nl, p: p, fd: fd, hand: newHandoffListener(nl.ln.Addr())}
+	ll.loops.Store(&[]*evloop{})
 	for _, l := range p.loops.ls {
 		r := &lreg{l: l, ll: ll}
 		l.call(func() {
@@ -501,6 +526,8 @@ func (p *Proxy) serveWithLoops(nl *listener) bool {
 				return
 			}
 			ll.regs = append(ll.regs, r)
+			loops := append(slices.Clip(*ll.loops.Load()), l)
+			ll.loops.Store(&loops)
 		})
 	}
 	nl.loop = ll
@@ -596,15 +623,17 @@ func (r *lreg) event(uint32) {
 			continue
 		}
 		ll.open.Add(1)
-		to := l.p.loopFor(l)
-		to.conns.Add(1)
-		if to == l {
-			l.adopt(fd, ip, ll)
-		} else if !to.do(func() { to.adopt(fd, ip, ll) }) {
-			to.conns.Add(-1)
-			ll.open.Add(-1)
-			unix.Close(fd)
+		if ll.nl.tls.Load() == nil { // TLS goes to the server at once
+			if to := ll.loopFor(l); to != l {
+				to.conns.Add(1)
+				if to.do(func() { to.adopt(fd, ip, ll) }) {
+					continue
+				}
+				to.conns.Add(-1) // it has stopped
+			}
 		}
+		l.conns.Add(1)
+		l.adopt(fd, ip, ll)
 	}
 }
 
@@ -615,10 +644,10 @@ func (r *lreg) event(uint32) {
 // burst of connections (26 of wrk's 32 in the benchmark): kept alive, they
 // would keep that loop busy and leave the other idle for as long as they
 // last.
-func (p *Proxy) loopFor(l *evloop) *evloop {
+func (ll *loopListener) loopFor(l *evloop) *evloop {
 	least, n := l, l.conns.Load()
-	for _, o := range p.loops.ls {
-		if m := o.conns.Load(); m < n {
+	for _, o := range *ll.loops.Load() {
+		if m := o.conns.Load(); m < n && !o.stopped.Load() {
 			least, n = o, m
 		}
 	}
@@ -631,9 +660,10 @@ func (p *Proxy) loopFor(l *evloop) *evloop {
 // adopt serves a connection accepted for this loop (counted in l.conns
 // and ll.open).
 func (l *evloop) adopt(fd int, ip netip.Addr, ll *loopListener) {
-	if ll.closing.Load() {
+	if ll.closing.Load() || l.stopped.Load() {
 		// Handed over by another loop after the listener began to close
-		// (stopAccepting has been through this loop's connections).
+		// (stopAccepting marks only the connections the loops hold when it
+		// comes by), or to a loop that has stopped.
 		unix.Close(fd)
 		ll.open.Add(-1)
 		l.conns.Add(-1)

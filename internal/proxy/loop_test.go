@@ -478,6 +478,19 @@ func TestLoopServesAClientThatSpeaksLate(t *testing.T) {
 	}
 }
 
+// twoLoops starts a proxy with two loops (GOMAXPROCS 3 while it starts)
+// in front of a target that answers with the request's path.
+func twoLoops(t *testing.T) (*Proxy, string) {
+	t.Helper()
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3)) // two loops and a spare P
+	u, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.URL.Path) })
+	p, addr := proxyTo(t, u)
+	if n := len(p.loops.ls); n != 2 {
+		t.Fatalf("%d loops at GOMAXPROCS 3, want 2", n)
+	}
+	return p, addr
+}
+
 // TestLoopsShareABurstOfConnections: the listener wakes whichever loop
 // waits, so a burst of connections can land on one loop; kept alive, they
 // would hold it busy and the other idle for as long as they last. Here one
@@ -485,12 +498,7 @@ func TestLoopServesAClientThatSpeaksLate(t *testing.T) {
 // all: it keeps its share and hands the rest over, and every connection
 // is answered.
 func TestLoopsShareABurstOfConnections(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3)) // two loops and a spare P
-	u, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.URL.Path) })
-	p, addr := proxyTo(t, u)
-	if n := len(p.loops.ls); n != 2 {
-		t.Fatalf("%d loops at GOMAXPROCS 3, want 2", n)
-	}
+	p, addr := twoLoops(t)
 	a, b := p.loops.ls[0], p.loops.ls[1]
 	held, release := make(chan struct{}), make(chan struct{})
 	b.do(func() { close(held); <-release })
@@ -568,5 +576,75 @@ func TestServerPathDialsWithoutTheRequestsContext(t *testing.T) {
 	}
 	if dials.Load() == 0 || fromRequest.Load() != 0 {
 		t.Fatalf("%d dials, %d of them with the request's context: want some, and none", dials.Load(), fromRequest.Load())
+	}
+}
+
+// TestLoopsServeWhenOneHasStopped: a loop that has stopped (its epoll set
+// failed) holds no connection, which makes it the least busy: connections
+// are not handed to it, and all are served by the others.
+func TestLoopsServeWhenOneHasStopped(t *testing.T) {
+	p, addr := twoLoops(t)
+	p.loops.ls[1].shutdown()
+	for i := range 8 {
+		c := dialRaw(t, addr)
+		resp, body := c.do(fmt.Sprintf("GET /c%d HTTP/1.1\r\nHost: app\r\n\r\n", i))
+		if resp.StatusCode != 200 || body != fmt.Sprintf("/c%d", i) {
+			t.Fatalf("connection %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	if n := p.loops.ls[0].conns.Load(); n != 8 {
+		t.Fatalf("the running loop holds %d connections, want 8", n)
+	}
+}
+
+// TestALoopThatStopsClosesWhatWasHandedToIt: connections another loop
+// handed over and still queued when a loop stops are closed and uncounted,
+// not left open (the listener's drain waits for its count to reach 0).
+func TestALoopThatStopsClosesWhatWasHandedToIt(t *testing.T) {
+	p, addr := twoLoops(t)
+	var ll *loopListener
+	p.mu.Lock()
+	for _, nl := range p.listeners {
+		ll = nl.loop
+	}
+	p.mu.Unlock()
+	a, b := p.loops.ls[0], p.loops.ls[1]
+	held, release := make(chan struct{}), make(chan struct{})
+	b.do(func() {
+		close(held)
+		<-release
+		b.mu.Lock()
+		b.stop = true // as when its epoll set fails
+		b.mu.Unlock()
+	})
+	<-held
+	const n = 8
+	clients := make([]*rawClient, n)
+	for i := range clients {
+		clients[i] = dialRaw(t, addr)
+		fmt.Fprintf(clients[i].c, "GET /c%d HTTP/1.1\r\nHost: app\r\n\r\n", i)
+	}
+	if !eventually(5*time.Second, func() bool { return a.conns.Load()+b.conns.Load() == n }) {
+		close(release)
+		t.Fatalf("the loops hold %d and %d connections, want %d in all", a.conns.Load(), b.conns.Load(), n)
+	}
+	queued := b.conns.Load()
+	if queued == 0 {
+		close(release)
+		t.Fatal("no connection was handed to the held-up loop")
+	}
+	close(release)
+	<-b.done
+	if !eventually(5*time.Second, func() bool { return ll.open.Load() == int64(a.conns.Load()) && b.conns.Load() == 0 }) {
+		t.Fatalf("the listener counts %d open connections, the running loop holds %d and the stopped one %d", ll.open.Load(), a.conns.Load(), b.conns.Load())
+	}
+	closed := 0
+	for _, c := range clients {
+		if _, err := http.ReadResponse(c.br, nil); err != nil {
+			closed++
+		}
+	}
+	if closed != int(queued) {
+		t.Fatalf("%d connections closed unanswered, want the %d queued for the stopped loop", closed, queued)
 	}
 }
