@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -15,14 +16,27 @@ import (
 // freeAddr returns a loopback address with a port that was free a moment ago.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		// The kernel may give a closed port again: a test that asks for
+		// two (a listener and an address where nothing listens) then got
+		// the same one, and health checks of the "dead" target reached the
+		// proxy's own listener.
+		if _, again := handedOut.LoadOrStore(addr, true); !again {
+			return addr
+		}
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	t.Fatal("no port not handed out before in 100 tries")
+	return ""
 }
+
+// handedOut holds the addresses freeAddr has returned.
+var handedOut sync.Map
 
 // upstream starts a real HTTP server that answers its name on every path.
 func upstream(t testing.TB, name string) *httptest.Server {
