@@ -479,8 +479,9 @@ type loopListener struct {
 	closing atomic.Bool
 	hand    *handoffListener
 	regs    []*lreg
-	// loops: those the listening socket is registered in, which
-	// stopAccepting and forceClose go through (loopFor picks among them).
+	// loops: those the listening socket is registered in (regs' loops,
+	// readable from any loop while registration goes on), among which
+	// loopFor picks.
 	loops atomic.Pointer[[]*evloop]
 }
 
