@@ -23,6 +23,11 @@ type Limits struct {
 	// IdleTimeout bounds how long a keep-alive connection waits for its
 	// next request.
 	IdleTimeout Duration `json:"idle_timeout,omitempty"`
+	// TargetTimeout bounds the wait for a target once it has the whole
+	// request: for the head of its answer (then 504, counted against its
+	// group: a release whose handler hangs shows in the error rate), and
+	// for each next bytes of the answer's body (then the answer is cut).
+	TargetTimeout Duration `json:"target_timeout,omitempty"`
 	// MaxHeaderBytes bounds the size of a request's line and headers;
 	// a larger request is answered 431.
 	MaxHeaderBytes int `json:"max_header_bytes,omitempty"`
@@ -33,6 +38,7 @@ const (
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultBodyIdleTimeout   = 30 * time.Second
 	DefaultIdleTimeout       = 75 * time.Second
+	DefaultTargetTimeout     = 60 * time.Second // nginx's proxy_read_timeout, an ALB's idle timeout
 	DefaultMaxHeaderBytes    = 32 << 10
 
 	minHeaderBytes = 1 << 10
@@ -48,6 +54,9 @@ func (l Limits) bodyIdle() time.Duration {
 func (l Limits) idle() time.Duration {
 	return orDefault(time.Duration(l.IdleTimeout), DefaultIdleTimeout)
 }
+func (l Limits) target() time.Duration {
+	return orDefault(time.Duration(l.TargetTimeout), DefaultTargetTimeout)
+}
 func (l Limits) maxHeader() int { return orDefault(l.MaxHeaderBytes, DefaultMaxHeaderBytes) }
 
 func orDefault[T time.Duration | int](v, def T) T {
@@ -61,7 +70,7 @@ func validateLimits(at string, l Limits, add func(string, ...any)) {
 	for _, d := range []struct {
 		name string
 		v    Duration
-	}{{"read_header_timeout", l.ReadHeaderTimeout}, {"body_idle_timeout", l.BodyIdleTimeout}, {"idle_timeout", l.IdleTimeout}} {
+	}{{"read_header_timeout", l.ReadHeaderTimeout}, {"body_idle_timeout", l.BodyIdleTimeout}, {"idle_timeout", l.IdleTimeout}, {"target_timeout", l.TargetTimeout}} {
 		if d.v < 0 {
 			add("%s limits.%s %s is negative: give a duration such as \"10s\" (or leave it out for the default)", at, d.name, d.v)
 		}

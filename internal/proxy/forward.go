@@ -24,7 +24,11 @@ type attempt struct {
 	// writeIdle bounds each write of a streamed answer to the client (the
 	// listener's idle_timeout): a client that stops reading is let go.
 	writeIdle time.Duration
-	hj        *hijacks // the listener's
+	// targetWait bounds the wait for the target once it has the request:
+	// for its answer's head (then 504) and each next part of a streamed
+	// body (the listener's target_timeout).
+	targetWait time.Duration
+	hj         *hijacks // the listener's
 }
 
 var attemptPool = sync.Pool{New: func() any { return new(attempt) }}
@@ -45,9 +49,9 @@ type listenerHandler struct {
 	p        *Proxy
 	addr     string
 	bodyIdle time.Duration
-	// writeIdle: see attempt.writeIdle.
-	writeIdle time.Duration
-	hj        *hijacks
+	// writeIdle and targetWait: see attempt.
+	writeIdle, targetWait time.Duration
+	hj                    *hijacks
 }
 
 // serve is the fasthttp handler of a listener: it routes the request by
@@ -96,7 +100,7 @@ func (h *listenerHandler) serve(ctx *fasthttp.RequestCtx) {
 	}
 	t.inFlight.Add(1)
 	a := attemptPool.Get().(*attempt)
-	*a = attempt{route: rt, fw: fw, target: t, start: start, writeIdle: h.writeIdle, hj: h.hj}
+	*a = attempt{route: rt, fw: fw, target: t, start: start, writeIdle: h.writeIdle, targetWait: h.targetWait, hj: h.hj}
 	client := remoteAddr(ctx)
 	if streamed := h.p.forward(ctx, a, h.bodyIdle, client, trusts(lr.trusted, client)); !streamed {
 		a.finish()
@@ -171,6 +175,12 @@ func badGatewayMessage(group string) string {
 	return "cutover: " + group + " failed to answer\n"
 }
 
+// gatewayTimeoutMessage is the body of a 504: the target group did not
+// answer within the listener's target_timeout.
+func gatewayTimeoutMessage(group string, wait time.Duration) string {
+	return "cutover: " + group + " did not answer within " + wait.String() + "\n"
+}
+
 // tunnelled reports whether an Upgrade field asks for a protocol the proxy
 // tunnels: any but h2c. An h2c tunnel would carry HTTP/2 requests for any
 // path past the proxy's rules, forwarding headers and counters ("h2c
@@ -212,7 +222,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, bodyIdle time.Dura
 	small, err := readSmallBody(ctx, *buf)
 	ex := exchange{clientErr: err}
 	for retried := false; ex.clientErr == nil; retried = true {
-		ex = p.upstream.roundTrip(ctx, a.target.addr, *head, small, bodyIdle)
+		ex = p.upstream.roundTrip(ctx, a.target.addr, *head, small, bodyIdle, a.targetWait)
 		var de *dialError
 		if ex.err == nil || ex.clientErr != nil || !errors.As(ex.err, &de) || retried || outOfResources(ex.err) {
 			break
@@ -305,15 +315,20 @@ func closeDelimited(ctx *fasthttp.RequestCtx, hj *hijacks, body *upBody) {
 	})
 }
 
-// badGateway answers 502 for a target that failed to answer, counted
+// badGateway answers 502 for a target that failed to answer, or 504 for
+// one that did not answer within the listener's target_timeout, counted
 // against its group; the error goes to the log only.
 func (p *Proxy) badGateway(ctx *fasthttp.RequestCtx, a *attempt, err error) {
-	a.status = fasthttp.StatusBadGateway
+	status, msg := fasthttp.StatusBadGateway, badGatewayMessage(a.target.group.name)
+	if errors.Is(err, errTargetTimedOut) {
+		status, msg = fasthttp.StatusGatewayTimeout, gatewayTimeoutMessage(a.target.group.name, a.targetWait)
+	}
+	a.status = status
 	p.log.Debug("forwarding failed", "group", a.target.group.name, "target", a.target.id, "addr", a.target.addr, "err", err)
 	ctx.Response.Reset()
 	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
-	ctx.SetStatusCode(fasthttp.StatusBadGateway)
-	ctx.SetBodyString(badGatewayMessage(a.target.group.name))
+	ctx.SetStatusCode(status)
+	ctx.SetBodyString(msg)
 }
 
 // unavailable answers 503 when the proxy could not open a connection to
@@ -330,8 +345,10 @@ func (p *Proxy) unavailable(ctx *fasthttp.RequestCtx, a *attempt, err error) {
 }
 
 func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	// Not net.Error: fasthttp's ErrTimeout (a head read that timed out
+	// before its first byte) has Timeout only.
+	var te interface{ Timeout() bool }
+	return errors.As(err, &te) && te.Timeout()
 }
 
 var headPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}

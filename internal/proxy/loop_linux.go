@@ -716,7 +716,7 @@ type cstate uint8
 
 const (
 	csHead    cstate = iota // reading a request
-	csWait                  // sending it to the target, waiting for the answer's head
+	csWait                  // sending it to the target, waiting for the answer's head (deadline: target_timeout)
 	csBody                  // relaying the answer's body
 	csClosing               // writing what is left, then closing
 )
@@ -850,7 +850,8 @@ func (c *cconn) flush() bool {
 	}
 	c.out, c.outOff = c.out[:0], 0
 	if c.state == csBody {
-		c.deadline = time.Time{} // waiting for the target has no time limit
+		// Waiting for the target: it has target_timeout to send more.
+		c.deadline = c.l.now.Add(c.ll.nl.limits.target())
 	}
 	return true
 }
@@ -960,7 +961,7 @@ func (c *cconn) startRequest(hl int) {
 		return
 	}
 	t.inFlight.Add(1)
-	c.state, c.deadline = csWait, time.Time{}
+	c.state, c.deadline = csWait, l.now.Add(c.ll.nl.limits.target())
 	c.rt, c.fw, c.t = rt, fw, t
 	c.start = time.Now()
 	c.status, c.interim, c.resent, c.retried, c.held = 0, 0, 0, false, false
@@ -1375,8 +1376,13 @@ func (c *cconn) next() {
 
 // timedOut ends a connection whose deadline passed: a request head that
 // did not come whole in time is answered 408; an idle one just closes; one
-// whose client does not take its answer is reset.
+// whose client does not take its answer is reset; one whose target does
+// not answer (or go on with its answer) gets 504, or its answer is cut.
 func (c *cconn) timedOut() {
+	if c.outLen() == 0 && (c.state == csWait || c.state == csBody) {
+		c.targetTimedOut()
+		return
+	}
 	if c.outLen() > 0 {
 		// A client that stopped reading: reset rather than close, so the
 		// kernel drops what it still holds for it (up to megabytes) at once.
@@ -1392,6 +1398,30 @@ func (c *cconn) timedOut() {
 		return
 	}
 	c.close()
+}
+
+// targetTimedOut ends an exchange whose target sent nothing for the
+// listener's target_timeout: 504 if no answer has begun, else the answer
+// is cut; counted against the target's group either way (a release whose
+// handler hangs shows in its error rate). The target's connection is reset.
+func (c *cconn) targetTimedOut() {
+	wait := c.ll.nl.limits.target()
+	c.l.p.log.Debug("target timed out", "group", c.t.group.name, "target", c.t.id, "addr", c.t.addr, "after", wait)
+	if c.up != nil {
+		c.up.abort()
+	}
+	c.status = fasthttp.StatusGatewayTimeout
+	if c.state == csBody {
+		c.end()
+		c.closeAfter = true
+		c.state = csClosing
+		c.advance()
+		return
+	}
+	c.out = appendPlainAnswer(c.out, fasthttp.StatusGatewayTimeout, gatewayTimeoutMessage(c.t.group.name, wait), c.closeAfter)
+	c.end()
+	c.l.p.loops.served.Add(1)
+	c.next()
 }
 
 // close closes c's socket, ending any exchange uncounted.

@@ -204,7 +204,7 @@ func listenError(l Listener, err error) error {
 func (p *Proxy) newListener(l Listener, ln net.Listener, t *tlsServing) *listener {
 	lim := l.Limits
 	hj := newHijacks()
-	h := &listenerHandler{p: p, addr: l.Addr, bodyIdle: lim.bodyIdle(), writeIdle: lim.idle(), hj: hj}
+	h := &listenerHandler{p: p, addr: l.Addr, bodyIdle: lim.bodyIdle(), writeIdle: lim.idle(), targetWait: lim.target(), hj: hj}
 	nl := &listener{name: l.Name, addr: l.Addr, limits: lim, ln: ln, done: make(chan struct{}), conns: map[net.Conn]struct{}{}, hj: hj}
 	nl.tls.Store(t)
 	nl.srv = &fasthttp.Server{

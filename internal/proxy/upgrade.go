@@ -35,7 +35,10 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool 
 	}
 	br := bufio.NewReaderSize(c, upReadBuffer)
 	if err == nil {
-		err = readResponseHead(ctx, br)
+		c.SetReadDeadline(time.Now().Add(a.targetWait))
+		if err = readResponseHead(ctx, br); isTimeout(err) {
+			err = errTargetTimedOut
+		}
 	}
 	if err != nil {
 		if c != nil {
@@ -62,8 +65,9 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool 
 		defer a.finish()
 		defer c.Close()
 		// The tunnel lives as long as its two ends: no deadline left
-		// from the server's write of the head.
+		// from the server's write of the head, nor the wait for the 101.
 		client.SetDeadline(time.Time{})
+		c.SetReadDeadline(time.Time{})
 		if _, err := client.Write(answer); err != nil {
 			return
 		}

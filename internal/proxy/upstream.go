@@ -87,7 +87,9 @@ type exchange struct {
 // roundTrip sends the request of ctx, with head as its line and headers, to
 // addr and sets ctx.Response's head (and small body) from the answer.
 // small is the request body when it came whole with the head (smallBody).
-func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, small []byte, bodyIdle time.Duration) (ex exchange) {
+// targetWait bounds the wait for the answer's head once the request has
+// been sent whole (errTargetTimedOut).
+func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, small []byte, bodyIdle, targetWait time.Duration) (ex exchange) {
 	req := &ctx.Request
 	cl := req.Header.ContentLength()
 	streamBody := cl > smallBody || cl == -1
@@ -110,8 +112,13 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 		uc.bw.Write(small)
 		var copier *bodyCopier
 		if streamBody {
-			copier = startBodyCopier(ctx, uc, cl == -1, bodyIdle)
+			// No deadline left from an earlier request on this connection
+			// while the body goes: the copy sets the wait once it is sent.
+			uc.c.SetReadDeadline(time.Time{})
+			copier = startBodyCopier(ctx, uc, cl == -1, bodyIdle, targetWait)
 		} else {
+			// The request goes out by the read of its answer (or now).
+			uc.c.SetReadDeadline(time.Now().Add(targetWait))
 			err = uc.bw.Flush()
 		}
 		if err != nil {
@@ -150,6 +157,10 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 			if ex.clientGone {
 				return ex
 			}
+			if isTimeout(err) {
+				ex.err = errTargetTimedOut
+				return ex
+			}
 			// A reused connection the target closed while idle fails before
 			// any byte of an answer (the request may have been sent by that
 			// read: deferWrites): send the request again on another.
@@ -169,6 +180,10 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 		return p.responseBody(ctx, uc, reuse)
 	}
 }
+
+// errTargetTimedOut: the target did not answer (or go on with its answer)
+// within the listener's target_timeout.
+var errTargetTimedOut = errors.New("the target did not answer within the target timeout")
 
 var http11 = []byte("HTTP/1.1")
 
@@ -460,6 +475,10 @@ func (b *upBody) Read(buf []byte) (int, error) {
 	if !b.read.IsZero() && time.Since(b.read) > heldFor {
 		b.held = true
 	}
+	if b.a != nil && b.uc.br.Buffered() == 0 {
+		// A read from the target: it has target_timeout to send more.
+		b.uc.c.SetReadDeadline(time.Now().Add(b.a.targetWait))
+	}
 	n, err := b.r.Read(buf)
 	b.read = time.Now()
 	if n > 0 && b.client != nil && b.a != nil && b.a.writeIdle > 0 {
@@ -474,13 +493,13 @@ func (b *upBody) Read(buf []byte) (int, error) {
 		}
 		if b.fixed && n == 0 && b.r.(*io.LimitedReader).N > 0 {
 			ok, err = false, io.ErrUnexpectedEOF
-			b.brokenOff()
+			b.brokenOff(err)
 		}
 		b.end(b.reuse && ok)
 		return n, err
 	}
 	if err != nil {
-		b.brokenOff()
+		b.brokenOff(err)
 		b.end(false)
 	}
 	return n, err
@@ -490,9 +509,14 @@ func (b *upBody) Read(buf []byte) (int, error) {
 // length, a malformed chunk, a reset): the client got a cut answer, which
 // is the target's 502, as on the loop; unless the client held the answer
 // up (a target's own send timeout then cuts it: not its failure).
-func (b *upBody) brokenOff() {
-	if b.a != nil && b.a.status < 500 && !b.held {
-		b.a.status = fasthttp.StatusBadGateway
+func (b *upBody) brokenOff(err error) {
+	if b.a == nil || b.a.status >= 500 || b.held {
+		return
+	}
+	b.a.status = fasthttp.StatusBadGateway
+	if isTimeout(err) {
+		// The target stopped sending for target_timeout.
+		b.a.status = fasthttp.StatusGatewayTimeout
 	}
 }
 
@@ -548,13 +572,15 @@ const (
 	drainTime  = 3 * time.Second
 )
 
-func startBodyCopier(ctx *fasthttp.RequestCtx, uc *upConn, chunked bool, idle time.Duration) *bodyCopier {
+func startBodyCopier(ctx *fasthttp.RequestCtx, uc *upConn, chunked bool, idle, targetWait time.Duration) *bodyCopier {
 	bc := &bodyCopier{ctx: ctx, uc: uc, done: make(chan struct{})}
-	go bc.run(chunked, idle)
+	go bc.run(chunked, idle, targetWait)
 	return bc
 }
 
-func (bc *bodyCopier) run(chunked bool, idle time.Duration) {
+// run copies the body; once it is sent whole, the wait for the answer's
+// head (read meanwhile by the handler) has targetWait.
+func (bc *bodyCopier) run(chunked bool, idle, targetWait time.Duration) {
 	defer close(bc.done)
 	buf := smallPool.Get().(*[]byte)
 	defer smallPool.Put(buf)
@@ -596,6 +622,9 @@ func (bc *bodyCopier) run(chunked bool, idle time.Duration) {
 				w.WriteString("0\r\n\r\n")
 			}
 			bc.complete = w.Flush() == nil
+			if bc.complete && !bc.draining.Load() {
+				bc.uc.c.SetReadDeadline(time.Now().Add(targetWait))
+			}
 			return
 		}
 		if err != nil {

@@ -17,6 +17,7 @@ func withEdge(l proxy.Listener, e *config.Edge) proxy.Listener {
 		ReadHeaderTimeout: proxy.Duration(e.ReadHeaderTimeout.Std()),
 		BodyIdleTimeout:   proxy.Duration(e.BodyIdleTimeout.Std()),
 		IdleTimeout:       proxy.Duration(e.IdleTimeout.Std()),
+		TargetTimeout:     proxy.Duration(e.TargetTimeout.Std()),
 		MaxHeaderBytes:    e.MaxHeaderBytes,
 	}
 	return l
