@@ -1817,3 +1817,49 @@ func bigTarget(t *testing.T, size int, sendTimeout time.Duration, written *atomi
 		return true
 	})
 }
+
+// TestAttackLateBytesOnAnIdleTargetConnection: a target that writes a
+// whole second answer some time after its answer (a bug, or a target
+// turned hostile) must not have it read as the answer to the next request
+// sent on that pooled connection: the next client gets its own answer.
+// On the server path the requests are HTTP/1.0 GETs, which may be sent
+// again and so were sent on a pooled connection unchecked.
+func TestAttackLateBytesOnAnIdleTargetConnection(t *testing.T) { bothPaths(t, lateBytes) }
+
+func lateBytes(t *testing.T, handOff bool) {
+	target := serveRaw(t, func(c net.Conn, r *http.Request) bool {
+		switch r.URL.Path {
+		case "/first":
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			time.Sleep(100 * time.Millisecond)
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL")
+		case "/healthz":
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		default:
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood")
+		}
+		return true
+	})
+	p, addr := loopProxy(t, target, nil)
+	served0, handed0 := p.loopCounts()
+	defer onPath(t, p, handOff, served0, handed0)
+	get := func(path string) string {
+		if handOff {
+			return "GET " + path + " HTTP/1.0\r\nHost: app.example\r\n\r\n"
+		}
+		return request("GET", path, false)
+	}
+	rc := dialAtk(t, addr)
+	rc.send(get("/first"))
+	if a := rc.final(5*time.Second, "GET"); a.err != nil || a.status != 200 || a.body != "ok" {
+		t.Fatalf("/first: %d %q %v", a.status, a.body, a.err)
+	}
+	time.Sleep(300 * time.Millisecond) // the late answer is in by now
+	for i := range 3 {
+		rc := dialAtk(t, addr)
+		rc.send(get("/next"))
+		if a := rc.final(5*time.Second, "GET"); a.err != nil || a.status != 200 || a.body != "good" {
+			t.Fatalf("request %d after the late answer: %d %q %v, want 200 good", i, a.status, a.body, a.err)
+		}
+	}
+}

@@ -94,11 +94,11 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 	cl := req.Header.ContentLength()
 	streamBody := cl > smallBody || cl == -1
 	// Only a request without a body whose method is safe to repeat is sent
-	// again when a reused connection fails before any answer; the others
-	// check that the idle connection is still open before using it.
+	// again when a reused connection fails before any answer (the target
+	// closed it between get's check and the write).
 	replay := cl <= 0 && cl != -1 && isIdempotent(req.Header.Method())
 	for {
-		uc, reused, err := p.get(addr, !replay)
+		uc, reused, err := p.get(addr)
 		if err != nil {
 			ex.err = err
 			return ex
@@ -310,9 +310,12 @@ func isIdempotent(method []byte) bool {
 	return false
 }
 
-// get returns an idle connection to addr, or dials one. With check, an idle
-// connection is first checked for having been closed by the target.
-func (p *upstreamPool) get(addr string, check bool) (*upConn, bool, error) {
+// get returns an idle connection to addr, or dials one. An idle connection
+// is first checked: one the target closed, or wrote to after its answer,
+// is closed instead. Bytes a target sends unasked would otherwise be read
+// as the answer to the next request on it, another client's (a whole
+// second answer would be served to them).
+func (p *upstreamPool) get(addr string) (*upConn, bool, error) {
 	p.mu.Lock()
 	for list := p.idle[addr]; len(list) > 0; list = p.idle[addr] {
 		uc := list[len(list)-1]
@@ -320,7 +323,7 @@ func (p *upstreamPool) get(addr string, check bool) (*upConn, bool, error) {
 		p.idle[addr] = list[:len(list)-1]
 		if uc.idleFor = time.Since(uc.idleAt); uc.idleFor < p.idleTimeout {
 			p.mu.Unlock()
-			if check && !stillOpen(uc.c) {
+			if !stillOpen(uc.c) {
 				uc.c.Close()
 				p.mu.Lock()
 				continue
