@@ -13,7 +13,7 @@ type Edge struct {
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout,omitempty" json:"read_header_timeout,omitempty" jsonschema:"default=10s" jsonschema_description:"Time to receive a request's line and headers; then the connection is closed."`
 	BodyIdleTimeout   Duration `yaml:"body_idle_timeout,omitempty" json:"body_idle_timeout,omitempty" jsonschema:"default=30s" jsonschema_description:"Longest wait for the next bytes of a request body; then 408."`
 	IdleTimeout       Duration `yaml:"idle_timeout,omitempty" json:"idle_timeout,omitempty" jsonschema:"default=75s" jsonschema_description:"How long a keep-alive connection waits for its next request."`
-	TargetTimeout     Duration `yaml:"target_timeout,omitempty" json:"target_timeout,omitempty" jsonschema:"default=60s" jsonschema_description:"Longest wait for a target once it has the request: for its answer's head (then 504, counted in the release's error rate) and for each next part of its answer's body (then the answer is cut)."`
+	TargetTimeout     Duration `yaml:"target_timeout,omitempty" json:"target_timeout,omitempty" jsonschema:"default=60s" jsonschema_description:"Longest wait for a target once it has the request: for its answer's head (then 504, counted in the release's error rate) and for each next part of its answer's body (then the answer is cut); and for it to take each part of an upload (then 504)."`
 	MaxHeaderBytes    int      `yaml:"max_header_bytes,omitempty" json:"max_header_bytes,omitempty" jsonschema:"minimum=1024,maximum=1048576,default=32768" jsonschema_description:"Largest request line and headers; larger is answered 431."`
 }
 

@@ -1764,14 +1764,7 @@ func slowReader(t *testing.T, handOff bool) {
 	p, addr := loopProxy(t, target, nil)
 	_, handed0 := p.loopCounts()
 	before := counts(t, p)
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.(*net.TCPConn).SetReadBuffer(64 << 10)
-	io.WriteString(c, request("GET", "/big", handOff))
-	time.Sleep(3 * time.Second) // the target gives up on us meanwhile
+	c := slowClient(t, addr, request("GET", "/big", handOff), 3*time.Second) // the target gives up on us meanwhile
 	c.SetReadDeadline(time.Now().Add(20 * time.Second))
 	got, _ := io.Copy(io.Discard, c)
 	if got >= size {

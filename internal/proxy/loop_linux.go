@@ -716,7 +716,7 @@ type cstate uint8
 
 const (
 	csHead    cstate = iota // reading a request
-	csWait                  // sending it to the target, waiting for the answer's head (deadline: target_timeout)
+	csWait                  // sending it to the target, waiting for the answer's head
 	csBody                  // relaying the answer's body
 	csClosing               // writing what is left, then closing
 )
@@ -752,12 +752,14 @@ type cconn struct {
 	interim int
 	status  int
 	// held: the client did not take the answer as fast as it came (a write
-	// to it would have blocked), so the loop held off reading the target.
-	held    bool
-	frame   framing
-	remain  int64
-	chunks  chunkScanner
-	upReuse bool
+	// to it would have blocked), so the loop held off reading the target;
+	// holding: it does now, and the deadline is the client's (idle_timeout),
+	// not the target's (target_timeout).
+	held, holding bool
+	frame         framing
+	remain        int64
+	chunks        chunkScanner
+	upReuse       bool
 }
 
 func (c *cconn) outLen() int { return len(c.out) - c.outOff }
@@ -842,16 +844,20 @@ func (c *cconn) flush() bool {
 			// request (nginx's send_timeout).
 			c.writable = false
 			c.held = c.held || c.state == csBody
-			if c.state != csHead && (c.deadline.IsZero() || n > 0) {
+			if c.state != csHead && (!c.holding || n > 0) {
 				c.deadline = c.l.now.Add(c.ll.nl.limits.idle())
 			}
+			c.holding = c.state != csHead
 			return false
 		}
 	}
 	c.out, c.outOff = c.out[:0], 0
-	if c.state == csBody {
-		// Waiting for the target: it has target_timeout to send more.
-		c.deadline = c.l.now.Add(c.ll.nl.limits.target())
+	if c.holding {
+		c.holding = false
+		if c.state == csBody {
+			// The client took what it held up: the target's clock again.
+			c.deadline = c.l.now.Add(c.ll.nl.limits.target())
+		}
 	}
 	return true
 }
@@ -961,10 +967,12 @@ func (c *cconn) startRequest(hl int) {
 		return
 	}
 	t.inFlight.Add(1)
-	c.state, c.deadline = csWait, l.now.Add(c.ll.nl.limits.target())
+	// No deadline until the request is sent (the dial has its own): then
+	// target_timeout (pump).
+	c.state, c.deadline = csWait, time.Time{}
 	c.rt, c.fw, c.t = rt, fw, t
 	c.start = time.Now()
-	c.status, c.interim, c.resent, c.retried, c.held = 0, 0, 0, false, false
+	c.status, c.interim, c.resent, c.retried, c.held, c.holding = 0, 0, 0, false, false, false
 	c.isHead = h.IsHead()
 	c.closeAfter = c.closeAfter || h.ConnectionClose()
 	c.replay = cl == 0 && isIdempotent(h.Method())
@@ -1108,6 +1116,10 @@ func (c *cconn) pump() {
 		c.reqOff += n
 		if c.reqOff < len(c.req) {
 			u.writable = false
+		} else {
+			// Sent whole: the target has target_timeout for its answer's
+			// head (interim answers included), as on the server path.
+			c.deadline = c.l.now.Add(c.ll.nl.limits.target())
 		}
 	}
 	budget := loopTurn
@@ -1179,6 +1191,11 @@ func (c *cconn) pump() {
 		}
 		u.in = u.in[:len(u.in)+n]
 		u.got = true
+		if c.state == csBody {
+			// The body goes on: target_timeout until its next bytes (the
+			// target is read only when the client holds nothing up).
+			c.deadline = c.l.now.Add(c.ll.nl.limits.target())
+		}
 		if n < len(free) && !u.hup {
 			// A short read emptied the socket: edge-triggered, the next
 			// bytes are reported anew. (Not its end, if that was reported
@@ -1367,7 +1384,7 @@ func (c *cconn) next() {
 		c.advance()
 		return
 	}
-	c.state = csHead
+	c.state, c.holding = csHead, false
 	c.deadline = c.l.now.Add(c.ll.nl.limits.idle())
 	c.noDelay() // kept alive: as nginx's tcp_nodelay
 	c.hup = false
@@ -1379,7 +1396,8 @@ func (c *cconn) next() {
 // whose client does not take its answer is reset; one whose target does
 // not answer (or go on with its answer) gets 504, or its answer is cut.
 func (c *cconn) timedOut() {
-	if c.outLen() == 0 && (c.state == csWait || c.state == csBody) {
+	// In csWait, c.out holds only Early Hints kept for the final head.
+	if c.state == csWait || c.state == csBody && c.outLen() == 0 {
 		c.targetTimedOut()
 		return
 	}

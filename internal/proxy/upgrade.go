@@ -33,10 +33,13 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool 
 	if err == nil {
 		_, err = c.Write(head)
 	}
-	br := bufio.NewReaderSize(c, upReadBuffer)
+	var uc *upConn
+	if c != nil {
+		uc = newUpConn(a.target.addr, c)
+	}
 	if err == nil {
 		c.SetReadDeadline(time.Now().Add(a.targetWait))
-		if err = readResponseHead(ctx, br); isTimeout(err) {
+		if err = readResponseHead(ctx, uc.br); isTimeout(err) {
 			err = errTargetTimedOut
 		}
 	}
@@ -53,7 +56,8 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool 
 	}
 	a.status = ctx.Response.StatusCode()
 	if a.status != fasthttp.StatusSwitchingProtocols {
-		ex := p.upstream.responseBody(ctx, &upConn{addr: a.target.addr, c: c, br: br}, false)
+		uc.tr.wait = a.targetWait // as roundTrip's: each read of the body has the wait
+		ex := p.upstream.responseBody(ctx, uc, false)
 		if ex.err != nil {
 			p.badGateway(ctx, a, ex.err)
 			return false
@@ -71,7 +75,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool 
 		if _, err := client.Write(answer); err != nil {
 			return
 		}
-		join(client, c, br)
+		join(client, c, uc.br)
 	})
 	return true
 }

@@ -45,6 +45,33 @@ type upConn struct {
 	idleFor time.Duration
 	// spoiled: a deadline in the past was set to abort a read or write.
 	spoiled atomic.Bool
+	// tr is what br reads from: the socket, with target_timeout before
+	// each read of an answer's body.
+	tr timedReader
+}
+
+// newUpConn wraps a connection to a target.
+func newUpConn(addr string, c net.Conn) *upConn {
+	uc := &upConn{addr: addr, c: c, bw: bufio.NewWriterSize(c, 4<<10)}
+	uc.tr.c = c
+	uc.br = bufio.NewReaderSize(&uc.tr, upReadBuffer)
+	return uc
+}
+
+// timedReader reads a target's socket; with wait set, each read first
+// gives the target wait to send (nginx's proxy_read_timeout: between two
+// reads, not for the whole body), so a read the chunk decoder or Peek
+// makes after a pause of the client's starts its own clock.
+type timedReader struct {
+	c    net.Conn
+	wait time.Duration
+}
+
+func (r *timedReader) Read(p []byte) (int, error) {
+	if r.wait > 0 {
+		r.c.SetReadDeadline(time.Now().Add(r.wait))
+	}
+	return r.c.Read(p)
 }
 
 const (
@@ -108,6 +135,10 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 			// then waits without a read that would find nothing.
 			deferWrites(uc.c)
 		}
+		// The target has target_timeout to take the request (a head over
+		// the buffer is written now; a pooled connection may carry an
+		// earlier request's deadline).
+		uc.c.SetWriteDeadline(time.Now().Add(targetWait))
 		uc.bw.Write(head)
 		uc.bw.Write(small)
 		var copier *bodyCopier
@@ -177,6 +208,7 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 			return ex
 		}
 		reuse := copier == nil || copier.complete
+		uc.tr.wait = targetWait // the head is in: each read of the body has the wait
 		return p.responseBody(ctx, uc, reuse)
 	}
 }
@@ -242,6 +274,9 @@ func (p *upstreamPool) responseBody(ctx *fasthttp.RequestCtx, uc *upConn, reuse 
 		if err != nil {
 			uc.c.Close()
 			ex.err = err
+			if isTimeout(err) {
+				ex.err = errTargetTimedOut
+			}
 			return ex
 		}
 		ctx.Response.SetBody(b)
@@ -341,7 +376,7 @@ func (p *upstreamPool) get(addr string) (*upConn, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	return &upConn{addr: addr, c: c, br: bufio.NewReaderSize(c, upReadBuffer), bw: bufio.NewWriterSize(c, 4<<10)}, false, nil
+	return newUpConn(addr, c), false, nil
 }
 
 // stillOpen reports whether an idle connection has not been closed (or
@@ -385,6 +420,7 @@ func (p *upstreamPool) release(uc *upConn, reuse bool) {
 		uc.c.Close()
 		return
 	}
+	uc.tr.wait = 0
 	uc.idleAt = time.Now()
 	p.mu.Lock()
 	if p.closed || len(p.idle[uc.addr]) >= p.maxIdle {
@@ -478,10 +514,6 @@ func (b *upBody) Read(buf []byte) (int, error) {
 	if !b.read.IsZero() && time.Since(b.read) > heldFor {
 		b.held = true
 	}
-	if b.a != nil && b.uc.br.Buffered() == 0 {
-		// A read from the target: it has target_timeout to send more.
-		b.uc.c.SetReadDeadline(time.Now().Add(b.a.targetWait))
-	}
 	n, err := b.r.Read(buf)
 	b.read = time.Now()
 	if n > 0 && b.client != nil && b.a != nil && b.a.writeIdle > 0 {
@@ -513,7 +545,9 @@ func (b *upBody) Read(buf []byte) (int, error) {
 // is the target's 502, as on the loop; unless the client held the answer
 // up (a target's own send timeout then cuts it: not its failure).
 func (b *upBody) brokenOff(err error) {
-	if b.a == nil || b.a.status >= 500 || b.held {
+	// A timeout is the target's silence while the proxy was reading (each
+	// read has its own clock): its failure even if the client paused before.
+	if b.a == nil || b.a.status >= 500 || b.held && !isTimeout(err) {
 		return
 	}
 	b.a.status = fasthttp.StatusBadGateway
@@ -608,6 +642,7 @@ func (bc *bodyCopier) run(chunked bool, idle, targetWait time.Duration) {
 			n = 0 // dropped
 		}
 		if n > 0 {
+			bc.sendWait(targetWait) // before the writes: a full buffer flushes itself
 			if chunked {
 				w.Write(strconv.AppendInt(w.AvailableBuffer(), int64(n), 16))
 				w.WriteString("\r\n")
@@ -617,10 +652,17 @@ func (bc *bodyCopier) run(chunked bool, idle, targetWait time.Duration) {
 				w.WriteString("\r\n")
 			}
 			if werr := w.Flush(); werr != nil && !bc.draining.Load() {
+				if isTimeout(werr) {
+					// The target took nothing for target_timeout: end the
+					// wait for its answer (nginx's proxy_send_timeout).
+					bc.uc.spoiled.Store(true)
+					bc.uc.c.SetReadDeadline(time.Unix(1, 0))
+				}
 				return // the target's failure shows when its answer is read
 			}
 		}
 		if err == io.EOF {
+			bc.sendWait(targetWait)
 			if chunked {
 				w.WriteString("0\r\n\r\n")
 			}
@@ -638,6 +680,16 @@ func (bc *bodyCopier) run(chunked bool, idle, targetWait time.Duration) {
 			}
 			return
 		}
+	}
+}
+
+// sendWait gives the target wait to take the next part of the body; not
+// once drain has set a deadline in the past to stop the copy (checked
+// after setting, since drain sets its flag before its deadline).
+func (bc *bodyCopier) sendWait(wait time.Duration) {
+	bc.uc.c.SetWriteDeadline(time.Now().Add(wait))
+	if bc.draining.Load() {
+		bc.uc.c.SetWriteDeadline(time.Unix(1, 0))
 	}
 }
 
