@@ -436,3 +436,28 @@ func TestLoopTargetTimeoutIsTheTargets(t *testing.T) {
 		t.Fatalf("a connect that hangs: %d %q %v after %s, want 502 after the dial's 5s", a.status, a.body, a.err, took)
 	}
 }
+
+// TestEarlyAnswerIsNotHeldByAStalledUpload: a target that refuses an
+// upload at once (413) while the client stalls in the middle of it: the
+// client gets the 413 after the drain's few seconds, not after
+// body_idle_timeout (30s by default).
+func TestEarlyAnswerIsNotHeldByAStalledUpload(t *testing.T) {
+	p, addr := timedTarget(t, func(c net.Conn, r *http.Request) bool {
+		io.WriteString(c, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 9\r\n\r\ntoo large")
+		return false
+	}, func(l *Listener) { l.Limits.TargetTimeout = 0 })
+	before := counts(t, p)
+	rc := dialAtk(t, addr)
+	start := time.Now()
+	rc.send("POST /up HTTP/1.1\r\nHost: app.example\r\nContent-Length: 100000\r\n\r\n" + strings.Repeat("u", 20000))
+	a := rc.final(15*time.Second, "POST")
+	if a.err != nil || a.status != http.StatusRequestEntityTooLarge || a.body != "too large" {
+		t.Fatalf("an early 413 to a stalled upload: %d %q %v", a.status, a.body, a.err)
+	}
+	if took := time.Since(start); took > drainTime+2*time.Second {
+		t.Fatalf("the 413 came after %s: the stalled upload held it (the drain takes at most %s)", took, drainTime)
+	}
+	if after := counts(t, p); after["4xx"] != before["4xx"]+1 || after["5xx"] != before["5xx"] {
+		t.Fatalf("counts %v -> %v, want the target's 4xx", before, after)
+	}
+}

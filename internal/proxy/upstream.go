@@ -634,6 +634,11 @@ func (bc *bodyCopier) run(chunked bool, idle, targetWait time.Duration) {
 			}
 		}
 		bc.ctx.SetReadDeadline(deadline)
+		if end := time.Unix(0, bc.drainEnd.Load()); bc.draining.Load() && end.Before(deadline) {
+			// drain began meanwhile (it sets its flag, then the deadline):
+			// its end, not the idle time, bounds this read.
+			bc.ctx.SetReadDeadline(end)
+		}
 		n, err := r.Read(*buf)
 		if n > 0 && bc.draining.Load() {
 			if bc.drained += int64(n); bc.drained > drainLimit {
@@ -705,10 +710,14 @@ func (bc *bodyCopier) finished() bool {
 // drain stops sending the body to the target and lets the copy read and
 // drop the rest of it, within drainLimit and drainTime.
 func (bc *bodyCopier) drain() {
-	bc.drainEnd.Store(time.Now().Add(drainTime).UnixNano())
+	end := time.Now().Add(drainTime)
+	bc.drainEnd.Store(end.UnixNano())
 	bc.draining.Store(true)
 	bc.uc.spoiled.Store(true)
 	bc.uc.c.SetWriteDeadline(time.Unix(1, 0))
+	// A read of the client already waiting (a stalled upload) would
+	// otherwise hold the answer for body_idle_timeout.
+	bc.ctx.SetReadDeadline(end)
 }
 
 // wait waits for the copy to end and returns the client's error, if any.
