@@ -39,9 +39,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool 
 	}
 	if err == nil {
 		c.SetReadDeadline(time.Now().Add(a.targetWait))
-		if err = readResponseHead(ctx, uc.br); isTimeout(err) {
-			err = errTargetTimedOut
-		}
+		err = readResponseHead(ctx, uc.br)
 	}
 	if err != nil {
 		if c != nil {

@@ -188,10 +188,6 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 			if ex.clientGone {
 				return ex
 			}
-			if isTimeout(err) {
-				ex.err = errTargetTimedOut
-				return ex
-			}
 			// A reused connection the target closed while idle fails before
 			// any byte of an answer (the request may have been sent by that
 			// read: deferWrites): send the request again on another.
@@ -221,10 +217,14 @@ var http11 = []byte("HTTP/1.1")
 
 // readResponseHead reads a response head into ctx.Response, relaying 103
 // Early Hints to the client and skipping other interim (1xx) answers but 101.
+// A read deadline that passed is errTargetTimedOut.
 func readResponseHead(ctx *fasthttp.RequestCtx, br *bufio.Reader) error {
 	rh := &ctx.Response.Header
 	for n := 0; ; n++ {
 		if err := rh.Read(br); err != nil {
+			if isTimeout(err) {
+				return errTargetTimedOut
+			}
 			return err
 		}
 		sc := rh.StatusCode()
