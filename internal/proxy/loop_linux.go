@@ -1007,7 +1007,7 @@ func (l *evloop) sockaddr(addr string) (unix.Sockaddr, bool) {
 func (c *cconn) send() {
 	l := c.l
 	c.reqOff = 0
-	u := l.takeIdle(c.t.addr)
+	u := l.takeIdle(c.t.addr, !c.replay)
 	if u == nil {
 		var err error
 		if u, err = l.dial(c.t.addr); err != nil {
@@ -1596,14 +1596,18 @@ func (l *evloop) dial(addr string) (*upc, error) {
 }
 
 // takeIdle returns an idle connection to addr, most recently used first.
-func (l *evloop) takeIdle(addr string) *upc {
+// With check (a request that may not be sent again) it first looks at the
+// socket: a close or bytes the target sent since its answer may already
+// be there while the loop has not yet had the event, and a POST sent on
+// that connection would get a 502 instead of a fresh connection.
+func (l *evloop) takeIdle(addr string, check bool) *upc {
 	list := l.idle[addr]
 	for len(list) > 0 {
 		u := list[len(list)-1]
 		list[len(list)-1] = nil
 		list = list[:len(list)-1]
 		l.idle[addr] = list
-		if l.now.Sub(u.idleAt) < loopUpIdle && u.fd >= 0 {
+		if l.now.Sub(u.idleAt) < loopUpIdle && u.fd >= 0 && !(check && peekGone(u.fd)) {
 			u.reused, u.got = true, false
 			return u
 		}
@@ -1625,6 +1629,13 @@ func (l *evloop) release(u *upc, reuse bool) {
 		// The target wrote (or closed) past its answer.
 		u.close()
 	}
+}
+
+// peekGone is whether the idle connection fd is closed or holds bytes
+// past its last answer: unusable either way.
+func peekGone(fd int) bool {
+	eof, data := peekFD(uintptr(fd))
+	return eof || data
 }
 
 func (l *evloop) dropIdle(u *upc) {
