@@ -284,6 +284,10 @@ func streamBody(ctx *fasthttp.RequestCtx, a *attempt, ex exchange) bool {
 		return false
 	}
 	ex.body.a = a
+	// Whether the client holds the answer up is read off its socket's
+	// writes from here on (not an earlier answer's).
+	ex.body.sock = ctx.Conn()
+	writeStalled(ex.body.sock)
 	if ex.size < 0 && !ctx.Request.Header.IsHTTP11() {
 		closeDelimited(ctx, a.hj, ex.body)
 		return true

@@ -51,9 +51,11 @@ func (h *handoffListener) deliver(fd int, pre []byte) {
 	if err != nil {
 		return
 	}
-	var c net.Conn = nc
+	// Raw socket calls, as for a connection the server accepts itself: a
+	// write that finds the socket full is then seen (writeStalled).
+	c := newRawConn(nc)
 	if len(pre) > 0 {
-		c = &prefixConn{Conn: nc, pre: pre}
+		c = &prefixConn{Conn: c, pre: pre}
 	}
 	select {
 	case h.ch <- c:

@@ -1838,12 +1838,14 @@ func bigTarget(t *testing.T, size int, sendTimeout time.Duration, written *atomi
 func TestAttackLateBytesOnAnIdleTargetConnection(t *testing.T) { bothPaths(t, lateBytes) }
 
 func lateBytes(t *testing.T, handOff bool) {
+	late := make(chan struct{}) // closed once the late answer is written
 	target := serveRaw(t, func(c net.Conn, r *http.Request) bool {
 		switch r.URL.Path {
 		case "/first":
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 			time.Sleep(100 * time.Millisecond)
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL")
+			close(late)
 		case "/healthz":
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		default:
@@ -1865,7 +1867,12 @@ func lateBytes(t *testing.T, handOff bool) {
 	if a := rc.final(5*time.Second, "GET"); a.err != nil || a.status != 200 || a.body != "ok" {
 		t.Fatalf("/first: %d %q %v", a.status, a.body, a.err)
 	}
-	time.Sleep(300 * time.Millisecond) // the late answer is in by now
+	select {
+	case <-late:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the target did not write its late answer")
+	}
+	time.Sleep(50 * time.Millisecond) // the proxy has had it (the test is that it is not served)
 	for i := range 3 {
 		rc := dialAtk(t, addr)
 		rc.send(get("/next"))

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -40,6 +41,9 @@ type rawConn struct {
 	rd        time.Time // the read deadline the caller set
 	shortened bool      // the socket's read deadline is the guard's, not rd
 	pipelines bool      // the client sent before it had its answer: arm no more
+	// stalled: a write found the socket full (the peer did not take what
+	// it was sent as fast as it came) since writeStalled last asked.
+	stalled atomic.Bool
 }
 
 // deferLimit bounds the bytes an armed connection keeps unsent.
@@ -91,6 +95,19 @@ func deferWrites(c net.Conn) {
 		rc.armed, rc.guarded = true, false
 		rc.mu.Unlock()
 	}
+}
+
+// writeStalled reports whether a write to the client's connection c found
+// its socket full since the last call (known: c is, or is under, a
+// rawConn; a connection handed off by a loop too).
+func writeStalled(c net.Conn) (stalled, known bool) {
+	if pc, ok := c.(*prefixConn); ok {
+		c = pc.Conn
+	}
+	if rc := rawOf(c); rc != nil {
+		return rc.stalled.Swap(false), true
+	}
+	return false, false
 }
 
 // rawOf returns the rawConn c is, or is under c (TLS), or nil.
@@ -374,6 +391,7 @@ func (c *rawConn) write(p []byte) (int, error) {
 		w, e := sysWrite(fd, p[n:])
 		n += w
 		if e == syscall.EAGAIN {
+			c.stalled.Store(true)
 			return false // wait until writable
 		}
 		errno = e

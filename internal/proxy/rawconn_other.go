@@ -17,6 +17,9 @@ func deferWrites(net.Conn) {}
 // deferAnswer does nothing off Linux (see deferWrites).
 func deferAnswer(net.Conn) {}
 
+// writeStalled is not known off Linux: the caller goes by time.
+func writeStalled(net.Conn) (stalled, known bool) { return false, false }
+
 // undefer does nothing off Linux (see deferWrites).
 func undefer(net.Conn) {}
 

@@ -144,6 +144,9 @@ func TestEarlyAnswerStopsTheUpload(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "too big") {
 		t.Fatalf("got %d %q", resp.StatusCode, b)
 	}
+	if !resp.Close {
+		t.Errorf("the early answer does not close the connection (Connection %q)", resp.Header.Get("Connection"))
+	}
 	if code, body, _ := get(t, addr, "", "/"); code != 200 || body != "ok" {
 		t.Fatalf("next request: %d %q", code, body)
 	}

@@ -37,8 +37,8 @@ func targetStops(t *testing.T, handOff bool) {
 			return false
 		case "/drip":
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-			for i := range 3 {
-				time.Sleep(700 * time.Millisecond)
+			for i := range 5 {
+				time.Sleep(400 * time.Millisecond)
 				fmt.Fprintf(c, "1\r\n%d\r\n", i)
 			}
 			io.WriteString(c, "0\r\n\r\n")
@@ -51,7 +51,7 @@ func targetStops(t *testing.T, handOff bool) {
 			}
 			return false
 		case "/slow":
-			time.Sleep(600 * time.Millisecond)
+			time.Sleep(300 * time.Millisecond)
 		}
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		return true
@@ -112,8 +112,8 @@ func targetStops(t *testing.T, handOff bool) {
 		t.Fatalf("an answer within the timeout after a 504: %d %q %v", a.status, a.body, a.err)
 	}
 	rc.send(request("GET", "/drip", handOff))
-	if a := rc.final(10*time.Second, "GET"); a.err != nil || a.status != 200 || a.body != "012" {
-		t.Fatalf("a body in parts 0.7s apart (2.1s in all) with a 1s target_timeout: %d %q %v", a.status, a.body, a.err)
+	if a := rc.final(10*time.Second, "GET"); a.err != nil || a.status != 200 || a.body != "01234" {
+		t.Fatalf("a body in parts 0.4s apart (2s in all) with a 1s target_timeout: %d %q %v", a.status, a.body, a.err)
 	}
 
 	before = counts(t, p)
@@ -250,7 +250,7 @@ func hintsThenHang(t *testing.T, handOff bool) {
 
 // TestTargetTimeoutIsBetweenReads: the timeout is for each wait on the
 // target, not for the answer as a whole, nor for the client's pauses: a
-// small body coming 0.7s after its head (itself 0.7s late) is whole, and
+// small body coming 0.6s after its head (itself 0.6s late) is whole, and
 // so is a large chunked answer the target sends steadily while the client
 // pauses 2.5s mid-way (the proxy stops reading the target meanwhile, then
 // reads on under a fresh clock).
@@ -260,9 +260,9 @@ func timeoutBetweenReads(t *testing.T, handOff bool) {
 	const size = 8 << 20
 	p, addr := timedTarget(t, func(c net.Conn, r *http.Request) bool {
 		if r.URL.Path == "/late" {
-			time.Sleep(700 * time.Millisecond)
+			time.Sleep(600 * time.Millisecond)
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
-			time.Sleep(700 * time.Millisecond)
+			time.Sleep(600 * time.Millisecond)
 			io.WriteString(c, "ok")
 			return true
 		}
@@ -281,7 +281,7 @@ func timeoutBetweenReads(t *testing.T, handOff bool) {
 	rc := dialAtk(t, addr)
 	rc.send(request("GET", "/late", handOff))
 	if a := rc.final(5*time.Second, "GET"); a.err != nil || a.status != 200 || a.body != "ok" {
-		t.Fatalf("head after 0.7s, body 0.7s later: %d %q %v, want 200 ok", a.status, a.body, a.err)
+		t.Fatalf("head after 0.6s, body 0.6s later: %d %q %v, want 200 ok", a.status, a.body, a.err)
 	}
 	c := slowClient(t, addr, request("GET", "/big", handOff), 2500*time.Millisecond)
 	c.SetReadDeadline(time.Now().Add(20 * time.Second))
@@ -459,5 +459,29 @@ func TestEarlyAnswerIsNotHeldByAStalledUpload(t *testing.T) {
 	}
 	if after := counts(t, p); after["4xx"] != before["4xx"]+1 || after["5xx"] != before["5xx"] {
 		t.Fatalf("counts %v -> %v, want the target's 4xx", before, after)
+	}
+}
+
+// TestAnUploadAnsweredAsItEndsIsNotEarly: a target that answers as soon as
+// it has a streamed body's last part may do so before the copy has seen
+// its last write return; that answer is not an early one (which drops the
+// target's connection and closes the client's): 300 chunked uploads on one
+// keep-alive connection take one connection to the target.
+func TestAnUploadAnsweredAsItEndsIsNotEarly(t *testing.T) {
+	target := newAtkTarget(t, func(r *http.Request, body []byte) (string, bool) {
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body), false
+	})
+	_, addr := loopProxy(t, target.addr(), nil)
+	conns0 := target.conns.Load()
+	rc := dialAtk(t, addr)
+	for i := range 300 {
+		body := fmt.Sprintf("up-%d", i)
+		rc.send(fmt.Sprintf("POST /up HTTP/1.1\r\nHost: app.example\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(body), body))
+		if a := rc.final(5*time.Second, "POST"); a.err != nil || a.status != 200 || a.body != body || a.header.Get("Connection") == "close" {
+			t.Fatalf("upload %d: %d %q %v, Connection %q", i, a.status, a.body, a.err, a.header.Get("Connection"))
+		}
+	}
+	if n := target.conns.Load() - conns0; n > 1 {
+		t.Errorf("%d connections to the target for 300 uploads on one client connection, want 1", n)
 	}
 }

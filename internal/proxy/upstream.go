@@ -168,14 +168,15 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 		if watch != nil {
 			ex.clientGone = watch.end()
 		}
+		early := false
 		if copier != nil {
-			if err == nil && !copier.finished() {
+			if err == nil && !copier.ended() {
 				// The target answered before taking the whole body: stop
 				// sending it, read (and drop) the rest of the client's upload
 				// within bounds so that it reads this answer rather than a
 				// reset connection; the connection ends with this request.
 				copier.drain()
-				ctx.SetConnectionClose()
+				early = true
 			}
 			if cerr := copier.wait(); cerr != nil {
 				ex.clientErr = cerr
@@ -205,7 +206,12 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 		}
 		reuse := copier == nil || copier.complete
 		uc.tr.wait = targetWait // the head is in: each read of the body has the wait
-		return p.responseBody(ctx, uc, reuse)
+		ex = p.responseBody(ctx, uc, reuse)
+		if early {
+			// After the target's own close and keep-alive were dropped.
+			ctx.SetConnectionClose()
+		}
+		return ex
 	}
 }
 
@@ -492,26 +498,31 @@ type upBody struct {
 	r       io.Reader
 	a       *attempt
 	client  net.Conn // the server writes what Read returns to it
+	sock    net.Conn // the client's connection as the server has it (writeStalled)
 	reuse   bool
 	fixed   bool // r is the Content-Length's worth
 	chunked bool // r decodes chunks: the trailer follows its end
 	done    bool
-	// read is when the last Read returned; held, whether the server took
-	// long (heldFor) to write what it gave (the client did not take the
-	// answer as fast as it came, so the target waited on the proxy).
+	// held: a write of what Read gave found the client's socket full
+	// (the client did not take the answer as fast as it came, so the
+	// target waited on the proxy). Off Linux, where that is not seen, a
+	// write that took heldFor (read: when the last Read returned).
 	read time.Time
 	held bool
 }
 
 // heldFor is how long a write of an answer's part to the client may take
-// before the client counts as holding the answer up.
+// before the client counts as holding the answer up, where a full socket
+// is not seen (writeStalled).
 const heldFor = 100 * time.Millisecond
 
 func (b *upBody) Read(buf []byte) (int, error) {
 	if b.done {
 		return 0, io.EOF
 	}
-	if !b.read.IsZero() && time.Since(b.read) > heldFor {
+	if stalled, known := writeStalled(b.sock); known {
+		b.held = b.held || stalled
+	} else if !b.read.IsZero() && time.Since(b.read) > heldFor {
 		b.held = true
 	}
 	n, err := b.r.Read(buf)
@@ -597,6 +608,7 @@ type bodyCopier struct {
 	done      chan struct{}
 	clientErr error        // reading from the client failed
 	complete  bool         // the whole body was sent
+	last      atomic.Bool  // the body's end was read: its last part is being sent
 	draining  atomic.Bool  // the target answered early: the rest is read and dropped
 	drainEnd  atomic.Int64 // unix nanoseconds after which draining stops
 	drained   int64
@@ -667,6 +679,7 @@ func (bc *bodyCopier) run(chunked bool, idle, targetWait time.Duration) {
 			}
 		}
 		if err == io.EOF {
+			bc.last.Store(true)
 			bc.sendWait(targetWait)
 			if chunked {
 				w.WriteString("0\r\n\r\n")
@@ -703,6 +716,28 @@ func (bc *bodyCopier) finished() bool {
 	case <-bc.done:
 		return true
 	default:
+		return false
+	}
+}
+
+// lastPartWait bounds how long an answer that came while the body's last
+// part was being sent waits for that send to end before it counts as
+// early: a target answers as soon as it has the body, which may be before
+// the copy has seen its write return.
+const lastPartWait = 200 * time.Millisecond
+
+// ended reports whether the copy is over: done, or done within
+// lastPartWait once the body's last part was being sent.
+func (bc *bodyCopier) ended() bool {
+	if bc.finished() || !bc.last.Load() {
+		return bc.finished()
+	}
+	t := time.NewTimer(lastPartWait)
+	defer t.Stop()
+	select {
+	case <-bc.done:
+		return true
+	case <-t.C:
 		return false
 	}
 }
