@@ -171,6 +171,7 @@ type rawAnswer struct {
 	status int
 	header http.Header
 	body   string
+	close  bool // the answer says the connection closes after it
 	err    error
 }
 
@@ -207,7 +208,7 @@ func (rc *atkConn) read(d time.Duration, method string) rawAnswer {
 	}
 	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	return rawAnswer{status: resp.StatusCode, header: resp.Header, body: string(b), err: err}
+	return rawAnswer{status: resp.StatusCode, header: resp.Header, body: string(b), close: resp.Close, err: err}
 }
 
 // final reads answers until a final one (status >= 200), within d.
@@ -1800,6 +1801,85 @@ func slowReader(t *testing.T, handOff bool) {
 	}
 	if _, h := p.loopCounts(); handOff == (h == handed0) {
 		t.Fatalf("handed off %d, want the attack on the %s", h-handed0, map[bool]string{false: "loop", true: "server path"}[handOff])
+	}
+}
+
+// TestAttackCrashUnderBackpressureIsCounted: a moment's backpressure is
+// not a client holding its answer up. A target that crashes half way
+// through a large answer, to a client that paused 20 ms and then reads
+// as fast as it can through a small window, failed: counted as the
+// target's 5xx (not excused as a slow reader's cut, which a write that
+// merely found the socket full once made it).
+func TestAttackCrashUnderBackpressureIsCounted(t *testing.T) { bothPaths(t, crashUnderBackpressure) }
+
+func crashUnderBackpressure(t *testing.T, handOff bool) {
+	const size = 32 << 20 // a quarter comes: more than the sockets' buffers hold
+	target := serveRaw(t, func(c net.Conn, r *http.Request) bool {
+		if r.URL.Path == "/healthz" {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+			return true
+		}
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
+		c.Write(make([]byte, size/4))
+		return false // and the connection closes: a crash
+	})
+	p, addr := loopProxy(t, target, nil)
+	before := counts(t, p)
+	c := slowClient(t, addr, request("GET", "/big", handOff), 20*time.Millisecond)
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if got, _ := io.Copy(io.Discard, c); got >= size {
+		t.Fatalf("the client got %d bytes of a crashed answer", got)
+	}
+	var after map[string]uint64
+	if !eventually(5*time.Second, func() bool {
+		after = counts(t, p)
+		return after["2xx"]+after["5xx"] > before["2xx"]+before["5xx"]
+	}) {
+		t.Fatalf("the cut answer was not recorded: %v -> %v", before, after)
+	}
+	if after["5xx"] != before["5xx"]+1 {
+		t.Fatalf("a target that crashed mid-answer is not its 5xx: %v -> %v", before, after)
+	}
+}
+
+// TestSlowReaderOnAListenerThatDroppedTLS: a listener that served TLS and
+// was applied again without it is served by the server on a raw
+// connection, whose large answers go out through ReadFrom: a client that
+// holds its answer up is seen there too (the target's send timeout is not
+// the target's failure).
+func TestSlowReaderOnAListenerThatDroppedTLS(t *testing.T) {
+	const size = 64 << 20
+	cert, key, _ := selfSigned(t, t.TempDir(), "a", "app.example")
+	target := bigTarget(t, size, time.Second, nil)
+	var l Listener
+	p, addr := loopProxy(t, target, func(ll *Listener) {
+		ll.TLS = &TLS{CertFile: cert, KeyFile: key}
+		l = *ll
+	})
+	l.TLS = nil
+	g := p.State().TargetGroups
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{l}, TargetGroups: g}); err != nil {
+		t.Fatal(err)
+	}
+	before := counts(t, p)
+	c := slowClient(t, addr, request("GET", "/big", false), 3*time.Second)
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	head := make([]byte, 12)
+	if _, err := io.ReadFull(c, head); err != nil || string(head) != "HTTP/1.1 200" {
+		t.Fatalf("not a plain answer: %q %v", head, err)
+	}
+	if got, _ := io.Copy(io.Discard, c); got >= size {
+		t.Fatalf("the client got all %d bytes: the target did not time out", got)
+	}
+	var after map[string]uint64
+	if !eventually(5*time.Second, func() bool {
+		after = counts(t, p)
+		return after["2xx"]+after["5xx"] > before["2xx"]+before["5xx"]
+	}) {
+		t.Fatalf("the cut answer was not recorded: %v -> %v", before, after)
+	}
+	if after["5xx"] != before["5xx"] {
+		t.Fatalf("a client that held its answer up made the target's 5xx: %v -> %v", before, after)
 	}
 }
 

@@ -751,11 +751,13 @@ type cconn struct {
 	isHead  bool
 	interim int
 	status  int
-	// held: the client did not take the answer as fast as it came (a write
-	// to it would have blocked), so the loop held off reading the target;
-	// holding: it does now, and the deadline is the client's (idle_timeout),
-	// not the target's (target_timeout).
+	// held: the client did not take the answer as it came (a write to it
+	// would have blocked, for heldFor or longer: not a moment's
+	// backpressure), so the loop held off reading the target; holding: it
+	// does now (since holdFrom), and the deadline is the client's
+	// (idle_timeout), not the target's (target_timeout).
 	held, holding bool
+	holdFrom      time.Time
 	frame         framing
 	remain        int64
 	chunks        chunkScanner
@@ -843,7 +845,9 @@ func (c *cconn) flush() bool {
 			// start again, as a keep-alive connection has to send its next
 			// request (nginx's send_timeout).
 			c.writable = false
-			c.held = c.held || c.state == csBody
+			if !c.holding {
+				c.holdFrom = c.l.now
+			}
 			if c.state != csHead && (!c.holding || n > 0) {
 				c.deadline = c.l.now.Add(c.ll.nl.limits.idle())
 			}
@@ -853,6 +857,7 @@ func (c *cconn) flush() bool {
 	}
 	c.out, c.outOff = c.out[:0], 0
 	if c.holding {
+		c.held = c.heldUp()
 		c.holding = false
 		if c.state == csBody {
 			// The client took what it held up: the target's clock again.
@@ -860,6 +865,12 @@ func (c *cconn) flush() bool {
 		}
 	}
 	return true
+}
+
+// heldUp reports whether the client has held this answer up: for heldFor
+// or longer, once or now.
+func (c *cconn) heldUp() bool {
+	return c.held || c.holding && c.state == csBody && c.l.now.Sub(c.holdFrom) >= heldFor
 }
 
 // fail counts c's exchange (if any) and closes c.
@@ -1220,7 +1231,7 @@ func (c *cconn) upFailed(err error) {
 	}
 	if c.state == csBody {
 		c.l.p.log.Debug("answer cut", "group", c.t.group.name, "target", c.t.id, "err", err)
-		if c.status < 500 && !c.held {
+		if c.status < 500 && !c.heldUp() {
 			// The client got a cut answer: the target's 502, as on the
 			// server path; unless the client held the answer up (a
 			// target's own send timeout then cuts it: not its failure).

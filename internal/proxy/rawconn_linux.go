@@ -41,8 +41,8 @@ type rawConn struct {
 	rd        time.Time // the read deadline the caller set
 	shortened bool      // the socket's read deadline is the guard's, not rd
 	pipelines bool      // the client sent before it had its answer: arm no more
-	// stalled: a write found the socket full (the peer did not take what
-	// it was sent as fast as it came) since writeStalled last asked.
+	// stalled: a write waited heldFor or longer on a full socket (the
+	// peer did not take what it was sent) since writeStalled last asked.
 	stalled atomic.Bool
 }
 
@@ -387,16 +387,23 @@ func (c *rawConn) Write(p []byte) (int, error) {
 func (c *rawConn) write(p []byte) (int, error) {
 	var n int
 	var errno syscall.Errno
+	var full time.Time // when the socket was first found full
 	err := c.rc.Write(func(fd uintptr) bool {
 		w, e := sysWrite(fd, p[n:])
 		n += w
 		if e == syscall.EAGAIN {
-			c.stalled.Store(true)
+			if full.IsZero() {
+				full = time.Now()
+			}
 			return false // wait until writable
 		}
 		errno = e
 		return true
 	})
+	if !full.IsZero() && time.Since(full) >= heldFor {
+		// The peer held the write up (not a moment's backpressure).
+		c.stalled.Store(true)
+	}
 	if err == nil && errno != 0 {
 		err = c.opError("write", errno)
 	}
@@ -515,7 +522,24 @@ func (c *rawConn) ReadFrom(r io.Reader) (int64, error) {
 		}
 		r = rc.Conn
 	}
+	if !spliceable(r) {
+		// Through write, as every other write (writeStalled sees it).
+		return io.Copy(struct{ io.Writer }{c}, r)
+	}
 	return c.Conn.(*net.TCPConn).ReadFrom(r)
+}
+
+// spliceable: the kernel can move r's bytes to a socket itself (splice,
+// sendfile), as net.TCPConn's ReadFrom does for these.
+func spliceable(r io.Reader) bool {
+	if lr, ok := r.(*io.LimitedReader); ok {
+		r = lr.R
+	}
+	switch r.(type) {
+	case *net.TCPConn, *os.File:
+		return true
+	}
+	return false
 }
 
 // CloseWrite sends the kept bytes, then half-closes the connection, as

@@ -511,9 +511,10 @@ type upBody struct {
 	held bool
 }
 
-// heldFor is how long a write of an answer's part to the client may take
-// before the client counts as holding the answer up, where a full socket
-// is not seen (writeStalled).
+// heldFor is how long a write of an answer's part to the client may wait
+// before the client counts as holding the answer up (a moment's
+// backpressure does not: a target's own send timeout is seconds); where a
+// full socket is not seen (writeStalled), how long the write took.
 const heldFor = 100 * time.Millisecond
 
 func (b *upBody) Read(buf []byte) (int, error) {
@@ -652,6 +653,11 @@ func (bc *bodyCopier) run(chunked bool, idle, targetWait time.Duration) {
 			bc.ctx.SetReadDeadline(end)
 		}
 		n, err := r.Read(*buf)
+		if err == io.EOF {
+			// Its last bytes may come with the end: from here the target
+			// may have the whole body before the copy is done (ended).
+			bc.last.Store(true)
+		}
 		if n > 0 && bc.draining.Load() {
 			if bc.drained += int64(n); bc.drained > drainLimit {
 				return
@@ -679,7 +685,6 @@ func (bc *bodyCopier) run(chunked bool, idle, targetWait time.Duration) {
 			}
 		}
 		if err == io.EOF {
-			bc.last.Store(true)
 			bc.sendWait(targetWait)
 			if chunked {
 				w.WriteString("0\r\n\r\n")
