@@ -123,60 +123,6 @@ func TestLoopServesPlainRequestsAndHandsOffTheRest(t *testing.T) {
 	}
 }
 
-// rawTarget is a target written byte for byte: answer returns what to send
-// for the n-th request on a connection (and whether to close after it).
-func rawTarget(t *testing.T, answer func(n int, head string) (string, bool)) (addr string, conns *atomic.Int64) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	conns = new(atomic.Int64)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for n := 0; ; n++ {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					out, closeAfter := answer(n, req.Method+" "+req.URL.Path)
-					if _, err := io.WriteString(c, out); err != nil || closeAfter {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String(), conns
-}
-
-// proxyToAddr starts a proxy with one route to target addrs (unchecked:
-// health checks go to "/" and must answer 200).
-func proxyToAddr(t *testing.T, addrs ...string) (*Proxy, string) {
-	t.Helper()
-	addr := freeAddr(t)
-	p := newTestProxy(t, Options{})
-	g := TargetGroup{Name: "e/raw", Health: fastHealth}
-	g.Health.Interval = Duration(time.Hour)
-	for i, a := range addrs {
-		g.Targets = append(g.Targets, Target{ID: fmt.Sprintf("raw-%d", i), Addr: a})
-	}
-	if err := p.Apply(context.Background(), State{Listeners: []Listener{oneRoute(addr, WeightedTarget{"e/raw", 1})}, TargetGroups: []TargetGroup{g}}); err != nil {
-		t.Fatal(err)
-	}
-	return p, addr
-}
-
 // TestLoopRelaysEveryFraming: answers with a length, chunked (with a
 // trailer), until the target closes (re-chunked for the client), to HEAD,
 // 204 and 304 reach the client whole, and the client's connection carries
