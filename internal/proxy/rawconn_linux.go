@@ -97,9 +97,9 @@ func deferWrites(c net.Conn) {
 	}
 }
 
-// writeStalled reports whether a write to the client's connection c found
-// its socket full since the last call (known: c is, or is under, a
-// rawConn; a connection handed off by a loop too).
+// writeStalled reports whether a write to the client's connection c waited
+// heldFor or longer on its full socket since the last call (known: c is,
+// or is under, a rawConn; a connection handed off by a loop too).
 func writeStalled(c net.Conn) (stalled, known bool) {
 	if pc, ok := c.(*prefixConn); ok {
 		c = pc.Conn

@@ -503,10 +503,11 @@ type upBody struct {
 	fixed   bool // r is the Content-Length's worth
 	chunked bool // r decodes chunks: the trailer follows its end
 	done    bool
-	// held: a write of what Read gave found the client's socket full
-	// (the client did not take the answer as fast as it came, so the
-	// target waited on the proxy). Off Linux, where that is not seen, a
-	// write that took heldFor (read: when the last Read returned).
+	// held: a write of what Read gave waited heldFor or longer on the
+	// client's full socket (the client did not take the answer as it
+	// came, so the target waited on the proxy). Off Linux, where that is
+	// not seen, a write that took heldFor (read: when the last Read
+	// returned).
 	read time.Time
 	held bool
 }
@@ -641,15 +642,11 @@ func (bc *bodyCopier) run(chunked bool, idle, targetWait time.Duration) {
 	w := bc.uc.bw
 	for {
 		deadline := time.Now().Add(idle)
-		if bc.draining.Load() {
-			if end := time.Unix(0, bc.drainEnd.Load()); end.Before(deadline) {
-				deadline = end
-			}
-		}
 		bc.ctx.SetReadDeadline(deadline)
 		if end := time.Unix(0, bc.drainEnd.Load()); bc.draining.Load() && end.Before(deadline) {
-			// drain began meanwhile (it sets its flag, then the deadline):
-			// its end, not the idle time, bounds this read.
+			// Draining (drain sets its flag, then its deadline, so this
+			// is checked after setting ours): its end, not the idle time,
+			// bounds this read.
 			bc.ctx.SetReadDeadline(end)
 		}
 		n, err := r.Read(*buf)
@@ -734,8 +731,11 @@ const lastPartWait = 200 * time.Millisecond
 // ended reports whether the copy is over: done, or done within
 // lastPartWait once the body's last part was being sent.
 func (bc *bodyCopier) ended() bool {
-	if bc.finished() || !bc.last.Load() {
-		return bc.finished()
+	if bc.finished() {
+		return true
+	}
+	if !bc.last.Load() {
+		return false
 	}
 	t := time.NewTimer(lastPartWait)
 	defer t.Stop()
