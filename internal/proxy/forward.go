@@ -54,9 +54,22 @@ type listenerHandler struct {
 	hj                    *hijacks
 }
 
-// serve is the fasthttp handler of a listener: it routes the request by
-// host and path, picks a target by weight and forwards to it.
+// serve is the fasthttp handler of a listener: it answers the request
+// (answer), then sets the write deadline the server would set, the idle
+// time. Set by the handler, it also makes the server send the answer whole
+// before it serves the next request: left to itself, the server keeps the
+// answer to a request that a client pipelined in its write buffer while it
+// serves the next one, so that answer waited on the next target's work, and
+// the next request's Early Hints, written past that buffer, reached the
+// client before it (TestLoopAttackEarlyHintsBehindAPipelinedAnswer).
 func (h *listenerHandler) serve(ctx *fasthttp.RequestCtx) {
+	h.answer(ctx)
+	ctx.SetWriteDeadline(time.Now().Add(h.writeIdle))
+}
+
+// answer routes the request by host and path, picks a target by weight and
+// forwards to it.
+func (h *listenerHandler) answer(ctx *fasthttp.RequestCtx) {
 	start := ctx.Time() // the server read the clock just before calling the handler
 	// A request read from the server's buffer (pipelined) may follow an
 	// answer not yet sent: nothing of this one's (an early hint) waits.

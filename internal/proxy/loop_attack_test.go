@@ -1334,6 +1334,64 @@ func largeEarlyHints(t *testing.T, handOff bool) {
 	onPath(t, p, handOff, served0, handed0)
 }
 
+// TestLoopAttackEarlyHintsBehindAPipelinedAnswer: a client that sends two
+// requests in one write (pipelining) must get the first one's answer before
+// anything of the second's, its 103 Early Hints included. fasthttp keeps the
+// answer to a pipelined request in its write buffer while it serves the
+// next one and writes Early Hints past that buffer: the 103 of the second
+// request reached the client first (so the client took it as the first
+// request's), and the first answer waited on the second target's work. The
+// loop hands a client that pipelines to the server path, bodiless requests
+// and requests with a body alike.
+func TestLoopAttackEarlyHintsBehindAPipelinedAnswer(t *testing.T) {
+	for _, handOff := range []bool{false, true} {
+		t.Run(fmt.Sprint("with a body ", handOff), func(t *testing.T) { hintsBehindAnswer(t, handOff) })
+	}
+}
+
+func hintsBehindAnswer(t *testing.T, handOff bool) {
+	for _, size := range []int{100, 40 << 10} { // read whole by the proxy, and streamed
+		first := strings.Repeat("f", size)
+		release := make(chan struct{}, 1)
+		target := newAtkTarget(t, func(r *http.Request, _ []byte) (string, bool) {
+			if r.URL.Path == "/hinted" {
+				// The second answer comes once the client has the first.
+				select {
+				case <-release:
+				case <-time.After(10 * time.Second):
+				}
+				return "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n" +
+					"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond", false
+			}
+			return "HTTP/1.1 200 OK\r\nContent-Length: " + fmt.Sprint(len(first)) + "\r\n\r\n" + first, false
+		})
+		p, addr := loopProxy(t, target.addr(), nil)
+		served0, handed0 := p.loopCounts()
+		rc := dialAtk(t, addr)
+		for round := range 3 { // the first request of the connection, and later ones
+			rc.send(request("GET", "/first", handOff) + request("GET", "/hinted", handOff))
+			var got []string
+			for len(got) == 0 || got[len(got)-1] != "200 second" {
+				a := rc.read(5*time.Second, "GET")
+				if a.err != nil {
+					t.Fatalf("%d-byte first answer, round %d: %v after %q", size, round, a.err, got)
+				}
+				if len(got) == 0 {
+					release <- struct{}{}
+				}
+				if a.body == first {
+					a.body = "first"
+				}
+				got = append(got, fmt.Sprint(a.status, " ", a.body))
+			}
+			if want := []string{"200 first", "103 ", "200 second"}; !slices.Equal(got, want) {
+				t.Fatalf("%d-byte first answer, round %d: the client read %q, want %q", size, round, got, want)
+			}
+		}
+		onPath(t, p, true, served0, handed0)
+	}
+}
+
 // TestLoopAttackSpaceBeforeColonInAnswer: a target's "Content-Length : 5"
 // frames the answer for the proxy's parser; passed on raw beside the
 // proxy's own framing, a lenient client downstream would frame it by
