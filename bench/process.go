@@ -22,10 +22,11 @@ type child struct {
 	err  error         // exit status, valid after done
 }
 
-// startChild starts cmd and watches for its exit. The kernel sends it SIGKILL
-// if the benchmark dies without stopping it, so nothing outlives a crash.
+// startChild starts cmd and watches for its exit. On Linux the kernel sends
+// it SIGKILL if the benchmark dies without stopping it, so nothing outlives a
+// crash (childAttr).
 func startChild(name string, cmd *exec.Cmd) (*child, error) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
