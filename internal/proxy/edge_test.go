@@ -3,7 +3,9 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -194,6 +196,44 @@ func TestHostileRequests(t *testing.T) {
 		parts: []string{post + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"},
 		want:  []int{400, 501},
 	}, {
+		// RFC 9112 §6.3: a last coding other than chunked leaves no length.
+		// The parser read the body as empty and the rest as a request.
+		name:  "Transfer-Encoding: identity, a request smuggled behind",
+		parts: []string{post + "Transfer-Encoding: identity\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: app.example\r\n\r\n"},
+		want:  []int{400},
+	}, {
+		// Sent on raw, the target answered its own 400, counted against
+		// the release (or read the name its own way).
+		name:  "a space inside a header field name",
+		parts: []string{"GET /x HTTP/1.1\r\nHost: app.example\r\nX-Real IP: 203.0.113.66\r\n\r\n"},
+		want:  []int{400},
+	}, {
+		name:  "a separator in a header field name",
+		parts: []string{"GET /x HTTP/1.1\r\nHost: app.example\r\nX-Forwarded(For): 203.0.113.66\r\n\r\n"},
+		want:  []int{400},
+	}, {
+		// The target got "CONNECT /".
+		name:  "CONNECT to another host",
+		parts: []string{"CONNECT internal.example:443 HTTP/1.1\r\nHost: internal.example:443\r\n\r\n"},
+		want:  []int{501},
+	}, {
+		// A server that reads "_" as "-" (CGI-style) would see a second
+		// framing beside the proxy's own.
+		name: "framing fields spelt with an underscore are not sent on",
+		parts: []string{post + "Content-Length: 5\r\nTransfer_Encoding: chunked\r\nContent_Length: 50\r\nProxy_Connection: x\r\n" +
+			"Connection: close\r\n\r\nhello"},
+		want: []int{200}, counted: true,
+		check: func(t *testing.T, r rawResult, seen []seenRequest) {
+			if len(seen) != 1 || seen[0].body != "hello" {
+				t.Fatalf("the target saw %+v, want one request with body hello", seen)
+			}
+			for k := range seen[0].header {
+				if strings.Contains(k, "_") {
+					t.Errorf("the target saw %s: %q", k, seen[0].header[k])
+				}
+			}
+		},
+	}, {
 		name:  "space before the header colon",
 		parts: []string{post + "Transfer-Encoding : chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n"},
 		want:  []int{400},
@@ -242,7 +282,10 @@ func TestHostileRequests(t *testing.T) {
 	}, {
 		name: "spoofed forwarding headers from an untrusted client",
 		parts: []string{"GET /whoami HTTP/1.1\r\nHost: app.example\r\nX-Forwarded-For: 203.0.113.66\r\nX-Forwarded-Proto: https\r\n" +
-			"X-Forwarded-Host: bank.example\r\nX-Real-IP: 203.0.113.66\r\nForwarded: for=203.0.113.66;proto=https\r\nConnection: close\r\n\r\n"},
+			"X-Forwarded-Host: bank.example\r\nX-Real-IP: 203.0.113.66\r\nForwarded: for=203.0.113.66;proto=https\r\n" +
+			"X-Forwarded-Port: 443\r\nX-Forwarded-Prefix: /admin\r\nX-Forwarded-Ssl: on\r\nX-Forwarded-Scheme: https\r\n" +
+			"X-Forwarded-Server: bank.example\r\nX_Forwarded_Port: 443\r\nx_forwarded_for: 203.0.113.66\r\nX-Client-IP: 203.0.113.66\r\n" +
+			"True-Client-IP: 203.0.113.66\r\nX-Cluster-Client-IP: 203.0.113.66\r\nConnection: close\r\n\r\n"},
 		want: []int{200}, counted: true,
 		check: func(t *testing.T, r rawResult, seen []seenRequest) {
 			if len(seen) != 1 {
@@ -253,6 +296,12 @@ func TestHostileRequests(t *testing.T) {
 				"X-Forwarded-Host": "app.example", "X-Real-Ip": "", "Forwarded": ""} {
 				if got := strings.Join(h.Values(k), ","); got != want {
 					t.Errorf("the target saw %s %q, want %q", k, got, want)
+				}
+			}
+			for k, v := range h {
+				if k != "X-Forwarded-For" && k != "X-Forwarded-Proto" && k != "X-Forwarded-Host" &&
+					(strings.HasPrefix(strings.ToLower(strings.ReplaceAll(k, "_", "-")), "x-forwarded-") || strings.HasSuffix(k, "Client-Ip")) {
+					t.Errorf("the target saw the client's %s %q", k, v)
 				}
 			}
 		},
@@ -297,6 +346,62 @@ func TestHostileRequests(t *testing.T) {
 	}
 }
 
+// TestSteadySlowBodyIsNotTimedOut: body_idle_timeout bounds the wait
+// between two parts of a request body, not the time the body takes. A
+// Content-Length body sent 10% at a time, a part every 150 ms against a
+// 500 ms timeout, got a 408 after 500 ms: the server read the first 8 KiB
+// of a body within one deadline before the handler. Small bodies (read
+// whole before they are sent on) and streamed ones, on a plain listener's
+// server path and on a TLS listener.
+func TestSteadySlowBodyIsNotTimedOut(t *testing.T) {
+	target := newRecordingTarget(t)
+	p := newTestProxy(t, Options{})
+	tg := tgOf("e/web", target.Server)
+	tg.Health.Path = "/healthz"
+	plain, secure := freeAddr(t), freeAddr(t)
+	l := oneRouteNamed("e/production", plain, "e/web")
+	l.Limits.BodyIdleTimeout = Duration(500 * time.Millisecond)
+	tl := oneRouteNamed("e/secure", secure, "e/web")
+	tl.Limits = l.Limits
+	cert, key, _ := selfSigned(t, t.TempDir(), "a", "app.example")
+	tl.TLS = &TLS{CertFile: cert, KeyFile: key}
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{l, tl}, TargetGroups: []TargetGroup{tg}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "e/web", "healthy", 1)
+	for _, size := range []int{200, 20000} {
+		for _, addr := range []string{plain, secure} {
+			body := strings.Repeat("b", size)
+			var c net.Conn
+			var err error
+			if addr == secure {
+				c, err = tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
+			} else {
+				c, err = net.DialTimeout("tcp", addr, 5*time.Second)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(c, fmt.Sprintf("POST /slow HTTP/1.1\r\nHost: app.example\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", size))
+			for i := 0; i < size; i += size / 10 {
+				time.Sleep(150 * time.Millisecond)
+				if _, err := io.WriteString(c, body[i:i+size/10]); err != nil {
+					break
+				}
+			}
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			c.Close()
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("%d bytes to %s, a part every 150 ms: %v %v, want 200", size, addr, resp, err)
+			}
+			if seen := target.take(); len(seen) != 1 || seen[0].body != body {
+				t.Fatalf("%d bytes to %s: the target saw %d requests", size, addr, len(seen))
+			}
+		}
+	}
+}
+
 func groupCounts(t *testing.T, c *Client, group string) stats.GroupStats {
 	t.Helper()
 	s, err := c.Stats(context.Background())
@@ -325,13 +430,15 @@ func TestTrustedProxyKeepsForwardingHeaders(t *testing.T) {
 	}
 	waitState(t, p, "e/web", "healthy", 1)
 	r := rawExchange(t, addr, "GET /whoami HTTP/1.1\r\nHost: app.example\r\nX-Forwarded-For: 203.0.113.66\r\nX-Forwarded-Proto: https\r\n"+
-		"X-Forwarded-Host: shop.example\r\nX-Real-IP: 203.0.113.66\r\nForwarded: for=203.0.113.66;proto=https\r\nConnection: close\r\n\r\n")
+		"X-Forwarded-Host: shop.example\r\nX-Real-IP: 203.0.113.66\r\nForwarded: for=203.0.113.66;proto=https\r\n"+
+		"X-Forwarded-Port: 443\r\nX-Forwarded-Prefix: /shop\r\nTrue-Client-IP: 203.0.113.66\r\nConnection: close\r\n\r\n")
 	seen := target.take()
 	if len(r.statuses) != 1 || r.statuses[0] != 200 || len(seen) != 1 {
 		t.Fatalf("got %v, target saw %d requests", r.statuses, len(seen))
 	}
 	for k, want := range map[string]string{"X-Forwarded-For": "203.0.113.66, 127.0.0.1", "X-Forwarded-Proto": "https",
-		"X-Forwarded-Host": "shop.example", "X-Real-Ip": "203.0.113.66", "Forwarded": "for=203.0.113.66;proto=https"} {
+		"X-Forwarded-Host": "shop.example", "X-Real-Ip": "203.0.113.66", "Forwarded": "for=203.0.113.66;proto=https",
+		"X-Forwarded-Port": "443", "X-Forwarded-Prefix": "/shop", "True-Client-Ip": "203.0.113.66"} {
 		if got := strings.Join(seen[0].header.Values(k), ","); got != want {
 			t.Errorf("the target saw %s %q, want %q", k, got, want)
 		}

@@ -75,7 +75,11 @@ func (h *listenerHandler) answer(ctx *fasthttp.RequestCtx) {
 	// answer not yet sent: nothing of this one's (an early hint) waits.
 	undefer(ctx.Conn())
 	if msg := refuseFraming(&ctx.Request.Header); msg != "" {
-		clientError(ctx, fasthttp.StatusBadRequest, msg)
+		status := fasthttp.StatusBadRequest
+		if ctx.IsConnect() {
+			status = fasthttp.StatusNotImplemented // a method not served (RFC 9110 §15.6.2)
+		}
+		clientError(ctx, status, msg)
 		return
 	}
 	lr := h.p.snap.Load().byAddr[h.addr]
@@ -133,6 +137,25 @@ func refuseFraming(h *fasthttp.RequestHeader) string {
 	if h.ContentLength() == -1 && hasRawHeader(h.RawHeaders(), "content-length") {
 		return "cutover: the request has both Content-Length and Transfer-Encoding\n"
 	}
+	if h.ContentLength() != -1 && hasRawHeader(h.RawHeaders(), "transfer-encoding") {
+		// "Transfer-Encoding: identity": the parser took the body as empty,
+		// and what followed the head as the next request. A request whose
+		// last transfer coding is not chunked has no length the proxy can
+		// trust (RFC 9112 §6.3).
+		return "cutover: the request's Transfer-Encoding does not end in chunked\n"
+	}
+	if badFieldName(h.RawHeaders()) {
+		// "X-Real IP: 1.2.3.4": the parser keeps such a line, and sent on
+		// raw it got the target's own 400 (counted against the release),
+		// or a reading of its own from a lenient one (RFC 9110 §5.1: a
+		// field name is a token; RFC 9112 §5.1: no space before the colon).
+		return "cutover: the request has a header field name with a space or other separator in it, or before its colon\n"
+	}
+	if h.IsConnect() {
+		// A load balancer does not tunnel to other hosts: the target
+		// would get "CONNECT /".
+		return "cutover: CONNECT is not served here\n"
+	}
 	if bytes.IndexByte(h.RequestURI(), '#') >= 0 {
 		// Not valid in a request target (RFC 9112 §3.2). The parser routes
 		// by the path before it ("GET /public#/../internal" as /public),
@@ -143,6 +166,41 @@ func refuseFraming(h *fasthttp.RequestHeader) string {
 	}
 	return ""
 }
+
+// badFieldName reports whether a field name of raw header lines is not a
+// token (RFC 9110 §5.1). Continuation lines (obs-fold) belong to the field
+// before them.
+func badFieldName(raw []byte) bool {
+	for line := range headerLines(raw) {
+		if line[0] == ' ' || line[0] == '\t' {
+			continue
+		}
+		k, _, ok := bytes.Cut(line, []byte{':'})
+		if !ok || len(k) == 0 {
+			return true
+		}
+		for _, c := range k {
+			if !tchar[c] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// tchar marks the bytes of a token (RFC 9110 §5.6.2).
+var tchar = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
 
 // hasRawHeader reports whether raw header lines have a field named name
 // (lower case).
@@ -232,7 +290,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, bodyIdle time.Dura
 	}
 	buf := smallPool.Get().(*[]byte)
 	defer smallPool.Put(buf)
-	small, err := readSmallBody(ctx, *buf)
+	small, err := readSmallBody(ctx, *buf, bodyIdle)
 	ex := exchange{clientErr: err}
 	for retried := false; ex.clientErr == nil; retried = true {
 		ex = p.upstream.roundTrip(ctx, a.target.addr, *head, small, bodyIdle, a.targetWait)
@@ -429,7 +487,7 @@ func appendRequestHead(dst []byte, h *fasthttp.RequestHeader, local net.Addr, is
 			skip, seenProto = !trusted, trusted
 		case equalFoldName(k, "x-forwarded-host"):
 			skip, seenHost = !trusted, trusted
-		case equalFoldName(k, "x-real-ip"), equalFold(k, "forwarded"):
+		case equalFoldName(k, "x-real-ip"), equalFold(k, "forwarded"), isForwardingField(k):
 			skip = !trusted
 		}
 		if !skip {
@@ -587,6 +645,19 @@ func equalFoldName(b []byte, lower string) bool {
 	return true
 }
 
+// isForwardingField reports the other fields that carry what a proxy in
+// front saw of the client or the request: any X-Forwarded-* (Port, Prefix,
+// Ssl, Scheme, Server: frameworks build redirects and decide https by
+// them) and the client-address fields of CDNs and load balancers. Only a
+// trusted proxy's are kept. "_" reads as "-", as CGI-style servers read it.
+func isForwardingField(k []byte) bool {
+	const xf = "x-forwarded-"
+	if len(k) > len(xf) && equalFoldName(k[:len(xf)], xf) {
+		return true
+	}
+	return equalFoldName(k, "x-client-ip") || equalFoldName(k, "true-client-ip") || equalFoldName(k, "x-cluster-client-ip")
+}
+
 // absoluteForm reports whether a request target is absolute-form
 // ("http://host/path"), not origin-form ("/path") or asterisk-form ("*").
 func absoluteForm(uri []byte) bool {
@@ -662,7 +733,10 @@ func equalFold(b []byte, lower string) bool {
 
 // isHopByHop reports the fields that concern one connection only (RFC 9110
 // §7.6.1), and those the proxy writes itself: framing and Expect (the proxy
-// already answered 100 Continue).
+// already answered 100 Continue). "_" reads as "-": a "Content_Length" or
+// "Transfer_Encoding" sent on beside the proxy's own framing is framing to
+// a server that reads names so (CGI-style ones do), as nginx and gunicorn
+// drop such fields by default.
 func isHopByHop(k []byte) bool {
 	switch len(k) {
 	case 2:
@@ -672,17 +746,17 @@ func isHopByHop(k []byte) bool {
 	case 7:
 		return equalFold(k, "upgrade") || equalFold(k, "trailer")
 	case 10:
-		return equalFold(k, "connection") || equalFold(k, "keep-alive")
+		return equalFold(k, "connection") || equalFoldName(k, "keep-alive")
 	case 14:
-		return equalFold(k, "content-length")
+		return equalFoldName(k, "content-length")
 	case 16:
-		return equalFold(k, "proxy-connection")
+		return equalFoldName(k, "proxy-connection")
 	case 17:
-		return equalFold(k, "transfer-encoding")
+		return equalFoldName(k, "transfer-encoding")
 	case 18:
-		return equalFold(k, "proxy-authenticate")
+		return equalFoldName(k, "proxy-authenticate")
 	case 19:
-		return equalFold(k, "proxy-authorization")
+		return equalFoldName(k, "proxy-authorization")
 	}
 	return false
 }

@@ -1392,6 +1392,65 @@ func hintsBehindAnswer(t *testing.T, handOff bool) {
 	}
 }
 
+// TestAttackRequestThatKillsItsTargetIsSentAtMostTwice: a GET on a pooled
+// connection that fails before any answer is sent again (the target may
+// have closed the connection while it was idle), but once, on a new
+// connection: a request that makes its target hang up went to it once per
+// idle connection (up to 4 times on the loop, without bound on the server
+// path).
+func TestAttackRequestThatKillsItsTargetIsSentAtMostTwice(t *testing.T) {
+	bothPaths(t, killerSentTwice)
+}
+
+func killerSentTwice(t *testing.T, handOff bool) {
+	target := newAtkTarget(t, func(r *http.Request, _ []byte) (string, bool) {
+		if r.URL.Path == "/boom" {
+			return "", true // reads the request, hangs up without an answer
+		}
+		time.Sleep(300 * time.Millisecond) // the requests overlap: one connection each
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	p, addr := loopProxy(t, target.addr(), nil)
+	get := func(path string) string {
+		if handOff { // an absolute-form target goes to the server path
+			return "GET http://app.example" + path + " HTTP/1.1\r\nHost: app.example\r\n\r\n"
+		}
+		return "GET " + path + " HTTP/1.1\r\nHost: app.example\r\n\r\n"
+	}
+	served0, handed0 := p.loopCounts()
+	// Fill the pools (each loop's, and the server path's) with idle
+	// connections to the target.
+	var wg sync.WaitGroup
+	for range 12 {
+		wg.Go(func() {
+			rc := dialAtk(t, addr)
+			rc.send(get("/fill"))
+			if a := rc.final(5*time.Second, "GET"); a.err != nil || a.status != 200 {
+				t.Errorf("filling the pool: %d %v", a.status, a.err)
+			}
+		})
+	}
+	wg.Wait()
+	target.take()
+	for i := range 4 {
+		rc := dialAtk(t, addr)
+		rc.send(get("/boom"))
+		if a := rc.final(5*time.Second, "GET"); a.err != nil || a.status != 502 {
+			t.Fatalf("request %d: %d %v, want a 502", i, a.status, a.err)
+		}
+		n := 0
+		for _, s := range target.take() {
+			if s.path == "/boom" {
+				n++
+			}
+		}
+		if n > 2 {
+			t.Fatalf("request %d: the target got it %d times, want at most 2", i, n)
+		}
+	}
+	onPath(t, p, handOff, served0, handed0)
+}
+
 // TestLoopAttackSpaceBeforeColonInAnswer: a target's "Content-Length : 5"
 // frames the answer for the proxy's parser; passed on raw beside the
 // proxy's own framing, a lenient client downstream would frame it by

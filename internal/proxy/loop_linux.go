@@ -1018,7 +1018,10 @@ func (l *evloop) sockaddr(addr string) (unix.Sockaddr, bool) {
 func (c *cconn) send() {
 	l := c.l
 	c.reqOff = 0
-	u := l.takeIdle(c.t.addr, !c.replay)
+	var u *upc
+	if c.resent == 0 {
+		u = l.takeIdle(c.t.addr, !c.replay)
+	}
 	if u == nil {
 		var err error
 		if u, err = l.dial(c.t.addr); err != nil {
@@ -1221,8 +1224,11 @@ func (c *cconn) pump() {
 // one and the request may be repeated, else a 502.
 func (c *cconn) upFailed(err error) {
 	u := c.up
-	if c.state == csWait && u.reused && !u.got && c.replay && c.resent < 3 {
-		// The target closed the connection while it was idle.
+	if c.state == csWait && u.reused && !u.got && c.replay && c.resent == 0 {
+		// The target closed the connection while it was idle (or took the
+		// request and closed without an answer: a request that kills its
+		// target must not go to it once per idle connection): sent again
+		// once, on a new connection.
 		c.resent++
 		u.close()
 		c.up = nil

@@ -215,9 +215,15 @@ func (p *Proxy) newListener(l Listener, ln net.Listener, t *tlsServing) *listene
 		// idle time for its writes: a streamed body extends it with each
 		// part (upBody.Read), so a client that stops reading is let go
 		// and the target's connection with it.
+		//
+		// MaxRequestBodySize 1: the server reads one byte of a body before
+		// the handler (then streams it, as for any body over the size),
+		// where it would read up to 8 KiB within that one deadline: a body
+		// that came steadily but slower than 8 KiB per body_idle_timeout
+		// got a 408. The handler reads the rest with a deadline per read.
 		HeaderReceived: func(rh *fasthttp.RequestHeader) fasthttp.RequestConfig {
 			if rh.ContentLength() != 0 {
-				return fasthttp.RequestConfig{ReadTimeout: h.bodyIdle, WriteTimeout: h.writeIdle}
+				return fasthttp.RequestConfig{ReadTimeout: h.bodyIdle, WriteTimeout: h.writeIdle, MaxRequestBodySize: 1}
 			}
 			return fasthttp.RequestConfig{WriteTimeout: h.writeIdle}
 		},

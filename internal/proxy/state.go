@@ -22,10 +22,11 @@ type Listener struct {
 	// Limits bound slow and oversized requests; zero fields take defaults.
 	Limits Limits `json:"limits,omitzero"`
 	// TrustedProxies are the CIDRs or IPs of clients whose X-Forwarded-For
-	// (extended), X-Forwarded-Proto, X-Forwarded-Host, X-Real-IP and
-	// Forwarded headers are passed on; from any other client they are
-	// replaced by what the proxy sees. Unset: loopback clients are trusted;
-	// ["none"] (TrustNone) trusts nobody.
+	// (extended), other X-Forwarded-* fields, X-Real-IP, Forwarded,
+	// X-Client-IP, True-Client-IP and X-Cluster-Client-IP are passed on;
+	// from any other client they are replaced by what the proxy sees or
+	// dropped. Unset: loopback clients are trusted; ["none"] (TrustNone)
+	// trusts nobody.
 	TrustedProxies []string `json:"trusted_proxies,omitempty"`
 	// TLS makes the listener serve HTTPS; nil: plain HTTP.
 	TLS *TLS `json:"tls,omitempty"`

@@ -124,8 +124,11 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 	// again when a reused connection fails before any answer (the target
 	// closed it between get's check and the write).
 	replay := cl <= 0 && cl != -1 && isIdempotent(req.Header.Method())
-	for {
-		uc, reused, err := p.get(addr)
+	for resent := false; ; resent = true {
+		// Sent again once at most, on a new connection: a request that
+		// makes its target close without an answer must not go to it once
+		// per idle connection.
+		uc, reused, err := p.get(addr, resent)
 		if err != nil {
 			ex.err = err
 			return ex
@@ -154,7 +157,7 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 		}
 		if err != nil {
 			uc.c.Close()
-			if reused && replay {
+			if reused && replay && !resent {
 				continue
 			}
 			ex.err = err
@@ -192,7 +195,7 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 			// A reused connection the target closed while idle fails before
 			// any byte of an answer (the request may have been sent by that
 			// read: deferWrites): send the request again on another.
-			if reused && replay && (err == io.EOF || isWriteError(err)) {
+			if reused && replay && !resent && (err == io.EOF || isWriteError(err)) {
 				continue
 			}
 			ex.err = err
@@ -325,9 +328,10 @@ func dropHopByHop(rh *fasthttp.ResponseHeader) {
 	}
 }
 
-// readSmallBody returns the request body if it came whole with the head,
-// read now so it can be sent again to another target.
-func readSmallBody(ctx *fasthttp.RequestCtx, buf []byte) ([]byte, error) {
+// readSmallBody returns a request body of up to smallBody bytes, read
+// now (each read within idle of the one before) so it can be sent again
+// to another target.
+func readSmallBody(ctx *fasthttp.RequestCtx, buf []byte, idle time.Duration) ([]byte, error) {
 	cl := ctx.Request.Header.ContentLength()
 	if cl <= 0 || cl > smallBody {
 		return nil, nil
@@ -337,8 +341,17 @@ func readSmallBody(ctx *fasthttp.RequestCtx, buf []byte) ([]byte, error) {
 		return ctx.Request.Body(), nil
 	}
 	b := buf[:cl]
-	_, err := io.ReadFull(r, b)
-	return b, err
+	for n := 0; n < cl; {
+		ctx.SetReadDeadline(time.Now().Add(idle))
+		m, err := r.Read(b[n:])
+		if n += m; n < cl && err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return b[:n], err
+		}
+	}
+	return b, nil
 }
 
 var smallPool = sync.Pool{New: func() any { b := make([]byte, smallBody); return &b }}
@@ -351,14 +364,14 @@ func isIdempotent(method []byte) bool {
 	return false
 }
 
-// get returns an idle connection to addr, or dials one. An idle connection
-// is first checked: one the target closed, or wrote to after its answer,
-// is closed instead. Bytes a target sends unasked would otherwise be read
-// as the answer to the next request on it, another client's (a whole
-// second answer would be served to them).
-func (p *upstreamPool) get(addr string) (*upConn, bool, error) {
+// get returns an idle connection to addr, or dials one (always with
+// fresh). An idle connection is first checked: one the target closed, or
+// wrote to after its answer, is closed instead. Bytes a target sends unasked
+// would otherwise be read as the answer to the next request on it, another
+// client's (a whole second answer would be served to them).
+func (p *upstreamPool) get(addr string, fresh bool) (*upConn, bool, error) {
 	p.mu.Lock()
-	for list := p.idle[addr]; len(list) > 0; list = p.idle[addr] {
+	for list := p.idle[addr]; !fresh && len(list) > 0; list = p.idle[addr] {
 		uc := list[len(list)-1]
 		list[len(list)-1] = nil
 		p.idle[addr] = list[:len(list)-1]
