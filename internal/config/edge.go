@@ -9,7 +9,7 @@ import (
 // local load balancer (platform local), and decides whose forwarding headers
 // it believes. Zero fields take the load balancer's defaults.
 type Edge struct {
-	TrustedProxies    []string `yaml:"trusted_proxies,omitempty" json:"trusted_proxies,omitempty" jsonschema_description:"CIDRs or IPs of clients (such as a TLS terminator) whose X-Forwarded-For is extended and whose other X-Forwarded-* headers, Forwarded, X-Real-IP, X-Client-IP and True-Client-IP are kept; other clients' are replaced or dropped. Default: loopback; [none] trusts nobody."`
+	TrustedProxies    []string `yaml:"trusted_proxies,omitempty" json:"trusted_proxies,omitempty" jsonschema_description:"CIDRs or IPs of clients (such as a TLS terminator) whose X-Forwarded-For is extended and whose other X-Forwarded-* headers, Forwarded and client-address headers (X-Real-IP, Client-IP, True-Client-IP, CF-Connecting-IP, ...) are kept; other clients' are replaced or dropped. Default: loopback; [none] trusts nobody."`
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout,omitempty" json:"read_header_timeout,omitempty" jsonschema:"default=10s" jsonschema_description:"Time to receive a request's line and headers; then the connection is closed."`
 	BodyIdleTimeout   Duration `yaml:"body_idle_timeout,omitempty" json:"body_idle_timeout,omitempty" jsonschema:"default=30s" jsonschema_description:"Longest wait for the next bytes of a request body; then 408."`
 	IdleTimeout       Duration `yaml:"idle_timeout,omitempty" json:"idle_timeout,omitempty" jsonschema:"default=75s" jsonschema_description:"How long a keep-alive connection waits for its next request."`

@@ -61,10 +61,14 @@ type listenerHandler struct {
 // answer to a request that a client pipelined in its write buffer while it
 // serves the next one, so that answer waited on the next target's work, and
 // the next request's Early Hints, written past that buffer, reached the
-// client before it (TestLoopAttackEarlyHintsBehindAPipelinedAnswer).
+// client before it (TestLoopAttackEarlyHintsBehindAPipelinedAnswer). The
+// server then clears the deadline: floorWrites keeps one (off Linux the
+// server's own way is kept).
 func (h *listenerHandler) serve(ctx *fasthttp.RequestCtx) {
 	h.answer(ctx)
-	ctx.SetWriteDeadline(time.Now().Add(h.writeIdle))
+	if floorWrites(ctx.Conn(), h.writeIdle) {
+		ctx.SetWriteDeadline(time.Now().Add(h.writeIdle))
+	}
 }
 
 // answer routes the request by host and path, picks a target by weight and
@@ -80,6 +84,18 @@ func (h *listenerHandler) answer(ctx *fasthttp.RequestCtx) {
 			status = fasthttp.StatusNotImplemented // a method not served (RFC 9110 §15.6.2)
 		}
 		clientError(ctx, status, msg)
+		return
+	}
+	// A small body is read before a target is picked: a client that sends
+	// it slowly holds no target meanwhile, and a target removed meanwhile
+	// gets nothing (the route and the pick are made when the request can
+	// go, from the routes then).
+	buf := smallPool.Get().(*[]byte)
+	defer smallPool.Put(buf)
+	small, err := readSmallBody(ctx, *buf, h.bodyIdle)
+	if err != nil {
+		h.p.log.Debug("bad request body", "remote", ctx.RemoteAddr().String(), "err", err)
+		badBody(ctx, err)
 		return
 	}
 	lr := h.p.snap.Load().byAddr[h.addr]
@@ -119,7 +135,7 @@ func (h *listenerHandler) answer(ctx *fasthttp.RequestCtx) {
 	a := attemptPool.Get().(*attempt)
 	*a = attempt{route: rt, fw: fw, target: t, start: start, writeIdle: h.writeIdle, targetWait: h.targetWait, hj: h.hj}
 	client := remoteAddr(ctx)
-	if streamed := h.p.forward(ctx, a, h.bodyIdle, client, trusts(lr.trusted, client)); !streamed {
+	if streamed := h.p.forward(ctx, a, small, h.bodyIdle, client, trusts(lr.trusted, client)); !streamed {
 		a.finish()
 	}
 }
@@ -131,6 +147,11 @@ func (h *listenerHandler) answer(ctx *fasthttp.RequestCtx) {
 // latter, which is how requests are smuggled past a proxy that reads the
 // former (RFC 9112 §6.1), so it is refused here.
 func refuseFraming(h *fasthttp.RequestHeader) string {
+	if h.IsConnect() {
+		// A load balancer does not tunnel to other hosts: the target
+		// would get "CONNECT /". First, so that any CONNECT gets its 501.
+		return "cutover: CONNECT is not served here\n"
+	}
 	if len(h.Host()) == 0 && h.IsHTTP11() {
 		return "cutover: the request has no Host header\n"
 	}
@@ -150,11 +171,6 @@ func refuseFraming(h *fasthttp.RequestHeader) string {
 		// or a reading of its own from a lenient one (RFC 9110 §5.1: a
 		// field name is a token; RFC 9112 §5.1: no space before the colon).
 		return "cutover: the request has a header field name with a space or other separator in it, or before its colon\n"
-	}
-	if h.IsConnect() {
-		// A load balancer does not tunnel to other hosts: the target
-		// would get "CONNECT /".
-		return "cutover: CONNECT is not served here\n"
 	}
 	if bytes.IndexByte(h.RequestURI(), '#') >= 0 {
 		// Not valid in a request target (RFC 9112 §3.2). The parser routes
@@ -224,6 +240,16 @@ func clientError(ctx *fasthttp.RequestCtx, status int, msg string) {
 	ctx.SetConnectionClose()
 }
 
+// badBody answers a request whose body the client botched (or stalled
+// in): 400, or 408 for a read that timed out.
+func badBody(ctx *fasthttp.RequestCtx, err error) {
+	status, msg := fasthttp.StatusBadRequest, "cutover: bad request body\n"
+	if isTimeout(err) {
+		status, msg = fasthttp.StatusRequestTimeout, "cutover: request body timed out\n"
+	}
+	clientError(ctx, status, msg)
+}
+
 // serverError answers the requests fasthttp refuses before the handler:
 // malformed or oversized headers and bodies, timeouts.
 func serverError(ctx *fasthttp.RequestCtx, err error) {
@@ -274,7 +300,7 @@ func tunnelled(upgrade []byte) bool {
 // be reached) and sets the response. It returns true when the response
 // body streams from the target after the handler returns; a.finish is then
 // called when it ends.
-func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, bodyIdle time.Duration, client netip.Addr, trusted bool) bool {
+func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, small []byte, bodyIdle time.Duration, client netip.Addr, trusted bool) bool {
 	head := headPool.Get().(*[]byte)
 	defer headPool.Put(head)
 	upgrade := ctx.Request.Header.ConnectionUpgrade() && tunnelled(ctx.Request.Header.Peek("Upgrade"))
@@ -288,12 +314,11 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, bodyIdle time.Dura
 		}
 		return p.upgrade(ctx, a, *head)
 	}
-	buf := smallPool.Get().(*[]byte)
-	defer smallPool.Put(buf)
-	small, err := readSmallBody(ctx, *buf, bodyIdle)
-	ex := exchange{clientErr: err}
+	var ex exchange
 	for retried := false; ex.clientErr == nil; retried = true {
-		ex = p.upstream.roundTrip(ctx, a.target.addr, *head, small, bodyIdle, a.targetWait)
+		// A GET sent again after a reused connection failed is not sent
+		// again to another target too (sent twice at most).
+		ex = p.upstream.roundTrip(ctx, a.target.addr, *head, small, bodyIdle, a.targetWait, ex.resent)
 		var de *dialError
 		if ex.err == nil || ex.clientErr != nil || !errors.As(ex.err, &de) || retried || outOfResources(ex.err) {
 			break
@@ -310,12 +335,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, bodyIdle time.Dura
 	switch {
 	case ex.clientErr != nil:
 		p.log.Debug("bad request body", "group", a.target.group.name, "remote", ctx.RemoteAddr().String(), "err", ex.clientErr)
-		status := fasthttp.StatusBadRequest
-		msg := "cutover: bad request body\n"
-		if isTimeout(ex.clientErr) {
-			status, msg = fasthttp.StatusRequestTimeout, "cutover: request body timed out\n"
-		}
-		clientError(ctx, status, msg)
+		badBody(ctx, ex.clientErr)
 		return false
 	case ex.clientGone:
 		a.status = 499 // as nginx counts it; not the target's fault
@@ -624,9 +644,10 @@ func appendUnfolded(dst, line []byte) []byte {
 	return append(append(dst, bytes.TrimLeft(line, " \t")...), '\r', '\n')
 }
 
-// equalFoldName is equalFold for the names of the forwarding fields, with
-// '_' as '-': servers that map fields to CGI variables (HTTP_X_FORWARDED_FOR)
-// read X_Forwarded_For as X-Forwarded-For.
+// equalFoldName is equalFold for the names of the forwarding and hop-by-hop
+// fields, with '_' and '.' as '-': servers that map fields to CGI variables
+// (HTTP_X_FORWARDED_FOR) read X_Forwarded_For as X-Forwarded-For (lighttpd
+// maps any other byte to '_' too).
 func equalFoldName(b []byte, lower string) bool {
 	if len(b) != len(lower) {
 		return false
@@ -635,7 +656,7 @@ func equalFoldName(b []byte, lower string) bool {
 		c := b[i]
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
-		} else if c == '_' {
+		} else if c == '_' || c == '.' {
 			c = '-'
 		}
 		if c != lower[i] {
@@ -648,15 +669,29 @@ func equalFoldName(b []byte, lower string) bool {
 // isForwardingField reports the other fields that carry what a proxy in
 // front saw of the client or the request: any X-Forwarded-* (Port, Prefix,
 // Ssl, Scheme, Server: frameworks build redirects and decide https by
-// them) and the client-address fields of CDNs and load balancers. Only a
-// trusted proxy's are kept. "_" reads as "-", as CGI-style servers read it.
+// them), X-Forwarded and Forwarded-For, and the client-address fields of
+// CDNs, load balancers and the libraries that read them (Rails'
+// remote_ip and django-ipware read Client-IP; PHP's usual snippet reads
+// it first). Only a trusted proxy's are kept. "_" and "." read as "-", as
+// CGI-style servers read them. A list of names cannot be complete: an app
+// that takes the client's address from a field should take it from
+// X-Forwarded-For, which the proxy sets.
 func isForwardingField(k []byte) bool {
 	const xf = "x-forwarded-"
 	if len(k) > len(xf) && equalFoldName(k[:len(xf)], xf) {
 		return true
 	}
-	return equalFoldName(k, "x-client-ip") || equalFoldName(k, "true-client-ip") || equalFoldName(k, "x-cluster-client-ip")
+	for _, name := range clientAddressFields {
+		if equalFoldName(k, name) {
+			return true
+		}
+	}
+	return false
 }
+
+var clientAddressFields = []string{"x-forwarded", "forwarded-for", "client-ip", "x-client-ip", "true-client-ip",
+	"x-cluster-client-ip", "cf-connecting-ip", "fastly-client-ip", "x-original-forwarded-for", "x-originating-ip",
+	"x-proxyuser-ip", "x-remote-ip", "x-remote-addr"}
 
 // absoluteForm reports whether a request target is absolute-form
 // ("http://host/path"), not origin-form ("/path") or asterisk-form ("*").

@@ -1389,7 +1389,46 @@ func hintsBehindAnswer(t *testing.T, handOff bool) {
 			}
 		}
 		onPath(t, p, true, served0, handed0)
+		// The deadline the server clears after each answer has a floor
+		// (floorWrites): writes between two answers stay bounded.
+		p.mu.Lock()
+		nl := p.listeners[addr]
+		p.mu.Unlock()
+		nl.mu.Lock()
+		for c := range nl.conns {
+			if d, known := writeFloorOf(c); known && d != nl.limits.idle() {
+				t.Errorf("a served connection (%T) has a write floor of %s, want the idle time", c, d)
+			}
+		}
+		nl.mu.Unlock()
 	}
+}
+
+// absGet is a bodiless GET for path; with handOff in absolute form, which
+// the loop hands to the server path.
+func absGet(path string, handOff bool) string {
+	if handOff {
+		return "GET http://app.example" + path + " HTTP/1.1\r\nHost: app.example\r\n\r\n"
+	}
+	return "GET " + path + " HTTP/1.1\r\nHost: app.example\r\n\r\n"
+}
+
+// fillPools has n clients GET /fill at once, through the proxy at addr
+// (the target must take a while to answer it), so that the pools of every
+// loop and of the server path hold idle connections to the targets.
+func fillPools(t *testing.T, addr string, n int, handOff bool) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			rc := dialAtk(t, addr)
+			rc.send(absGet("/fill", handOff))
+			if a := rc.final(5*time.Second, "GET"); a.err != nil || a.status != 200 {
+				t.Errorf("filling the pools: %d %v", a.status, a.err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // TestAttackRequestThatKillsItsTargetIsSentAtMostTwice: a GET on a pooled
@@ -1411,30 +1450,12 @@ func killerSentTwice(t *testing.T, handOff bool) {
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
 	})
 	p, addr := loopProxy(t, target.addr(), nil)
-	get := func(path string) string {
-		if handOff { // an absolute-form target goes to the server path
-			return "GET http://app.example" + path + " HTTP/1.1\r\nHost: app.example\r\n\r\n"
-		}
-		return "GET " + path + " HTTP/1.1\r\nHost: app.example\r\n\r\n"
-	}
 	served0, handed0 := p.loopCounts()
-	// Fill the pools (each loop's, and the server path's) with idle
-	// connections to the target.
-	var wg sync.WaitGroup
-	for range 12 {
-		wg.Go(func() {
-			rc := dialAtk(t, addr)
-			rc.send(get("/fill"))
-			if a := rc.final(5*time.Second, "GET"); a.err != nil || a.status != 200 {
-				t.Errorf("filling the pool: %d %v", a.status, a.err)
-			}
-		})
-	}
-	wg.Wait()
+	fillPools(t, addr, 12, handOff)
 	target.take()
 	for i := range 4 {
 		rc := dialAtk(t, addr)
-		rc.send(get("/boom"))
+		rc.send(absGet("/boom", handOff))
 		if a := rc.final(5*time.Second, "GET"); a.err != nil || a.status != 502 {
 			t.Fatalf("request %d: %d %v, want a 502", i, a.status, a.err)
 		}
@@ -1449,6 +1470,48 @@ func killerSentTwice(t *testing.T, handOff bool) {
 		}
 	}
 	onPath(t, p, handOff, served0, handed0)
+}
+
+// TestAttackRequestThatKillsTwoTargetsIsSentAtMostTwice: sent again after
+// its reused connection failed, a GET whose new connection is refused (the
+// first target it reached went down) goes to another target on a new
+// connection, not on a reused one that would take a third copy (the server
+// path sent it three times, the loop twice).
+func TestAttackRequestThatKillsTwoTargetsIsSentAtMostTwice(t *testing.T) {
+	bothPaths(t, func(t *testing.T, handOff bool) {
+		var targets [2]*atkTarget
+		var boom atomic.Int32
+		for i := range targets {
+			targets[i] = newAtkTarget(t, func(r *http.Request, _ []byte) (string, bool) {
+				if r.URL.Path == "/boom" {
+					if boom.Add(1) == 1 {
+						targets[i].ln.Close() // the first: its next connection is refused
+					}
+					return "", true
+				}
+				time.Sleep(300 * time.Millisecond) // the requests overlap: one connection each
+				return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+			})
+		}
+		p, addr := loopProxy(t, targets[0].addr(), nil)
+		st := p.State()
+		st.TargetGroups[0].Targets = append(st.TargetGroups[0].Targets, Target{ID: "a/web-1", Addr: targets[1].addr()})
+		if err := p.Apply(context.Background(), st); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, p, "a/web", "healthy", 2)
+		served0, handed0 := p.loopCounts()
+		fillPools(t, addr, 16, handOff) // idle connections to both targets
+		rc := dialAtk(t, addr)
+		rc.send(absGet("/boom", handOff))
+		if a := rc.final(5*time.Second, "GET"); a.err != nil || a.status != 502 {
+			t.Fatalf("%d %v, want a 502", a.status, a.err)
+		}
+		if n := boom.Load(); n > 2 {
+			t.Fatalf("the targets got the request %d times, want at most 2", n)
+		}
+		onPath(t, p, handOff, served0, handed0)
+	})
 }
 
 // TestLoopAttackSpaceBeforeColonInAnswer: a target's "Content-Length : 5"

@@ -44,6 +44,7 @@ type rawConn struct {
 	// stalled: a write waited heldFor or longer on a full socket (the
 	// peer did not take what it was sent) since writeStalled last asked.
 	stalled atomic.Bool
+	floor   atomic.Int64 // a time.Duration: see floorWrites
 }
 
 // deferLimit bounds the bytes an armed connection keeps unsent.
@@ -101,13 +102,37 @@ func deferWrites(c net.Conn) {
 // heldFor or longer on its full socket since the last call (known: c is,
 // or is under, a rawConn; a connection handed off by a loop too).
 func writeStalled(c net.Conn) (stalled, known bool) {
-	if pc, ok := c.(*prefixConn); ok {
-		c = pc.Conn
-	}
-	if rc := rawOf(c); rc != nil {
+	if rc := rawUnder(c); rc != nil {
 		return rc.stalled.Swap(false), true
 	}
 	return false, false
+}
+
+// floorWrites makes "no write deadline" on c, a client's connection (or
+// the TLS connection over it), mean d from now: the server clears the
+// deadline a handler set once it has sent the answer, which would leave
+// what it writes before the next handler's end (100 Continue, its own
+// error answers, Early Hints) without one, to a client that has stopped
+// reading. SetDeadline (a tunnel's, the server's before a hijack) still
+// clears it. It reports whether c is such a connection.
+func floorWrites(c net.Conn, d time.Duration) bool {
+	rc := rawUnder(c)
+	if rc == nil {
+		return false
+	}
+	if time.Duration(rc.floor.Load()) != d {
+		rc.floor.Store(int64(d))
+	}
+	return true
+}
+
+// rawUnder returns the rawConn c is, or is under (TLS, or a connection a
+// loop handed off with its first bytes), or nil.
+func rawUnder(c net.Conn) *rawConn {
+	if pc, ok := c.(*prefixConn); ok {
+		c = pc.Conn
+	}
+	return rawOf(c)
 }
 
 // rawOf returns the rawConn c is, or is under c (TLS), or nil.
@@ -490,6 +515,9 @@ func (c *rawConn) SetReadDeadline(t time.Time) error {
 
 func (c *rawConn) SetWriteDeadline(t time.Time) error {
 	c.trySend()
+	if d := c.floor.Load(); t.IsZero() && d > 0 {
+		t = time.Now().Add(time.Duration(d))
+	}
 	c.setWD(t)
 	return c.Conn.SetWriteDeadline(t)
 }

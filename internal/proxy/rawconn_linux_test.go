@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -497,4 +498,65 @@ func TestDeferredAnswerKeepsTheCallersDeadline(t *testing.T) {
 	if got := readN(t, peer, 4); string(got) != "soon" {
 		t.Fatalf("the client read %q", got)
 	}
+}
+
+// TestWriteFloorBoundsWritesAfterTheServerClearsTheDeadline: the server
+// clears the write deadline its handler set once the answer is sent; on a
+// client's connection with a floor (floorWrites) "no deadline" is the floor
+// from now, so a write to a client that has stopped reading fails in time
+// instead of holding the connection (and a target behind it) for ever.
+// SetDeadline (a tunnel's) still clears it, over TLS too.
+func TestWriteFloorBoundsWritesAfterTheServerClearsTheDeadline(t *testing.T) {
+	const floor = 300 * time.Millisecond
+	stuck := func(c net.Conn, wait time.Duration) error { // writes until it fails, or wait passes
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Write(make([]byte, 64<<20)) // more than the socket buffers hold
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(wait):
+			c.Close()
+			<-done
+			return nil
+		}
+	}
+	c, _ := rawPair(t)
+	if !floorWrites(c, floor) {
+		t.Fatal("floorWrites did not take a rawConn")
+	}
+	c.SetWriteDeadline(time.Time{}) // as the server does after the answer
+	start := time.Now()
+	var ne net.Error
+	if err := stuck(c, 5*time.Second); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("a write to a peer that reads nothing, after the deadline was cleared: %v, want a timeout", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("the write gave up after %s, want about %s", took.Round(time.Millisecond), floor)
+	}
+
+	// A tunnel clears both deadlines: no floor.
+	c, _ = rawPair(t)
+	floorWrites(c, floor)
+	c.SetDeadline(time.Time{})
+	if err := stuck(c, 4*floor); err != nil && !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("a write after SetDeadline(zero) failed: %v, want it to wait", err)
+	}
+
+	// Through the TLS connection over it, and through a handed-off one.
+	c, _ = rawPair(t)
+	if !floorWrites(&prefixConn{Conn: c}, floor) || !floorWrites(tls.Server(c, &tls.Config{}), floor) {
+		t.Fatal("floorWrites did not find the rawConn under a prefixConn or TLS")
+	}
+}
+
+// writeFloorOf returns the write floor of a client's connection (see
+// floorWrites); known is false off Linux, where there is none.
+func writeFloorOf(c net.Conn) (d time.Duration, known bool) {
+	if rc := rawUnder(c); rc != nil {
+		return time.Duration(rc.floor.Load()), true
+	}
+	return 0, true
 }

@@ -5,6 +5,7 @@ package proxy
 import (
 	"net"
 	"syscall"
+	"time"
 )
 
 // newRawConn returns c: raw socket calls are made on Linux only.
@@ -19,6 +20,10 @@ func deferAnswer(net.Conn) {}
 
 // writeStalled is not known off Linux: the caller goes by time.
 func writeStalled(net.Conn) (stalled, known bool) { return false, false }
+
+// floorWrites: off Linux a client's connection is not a rawConn, whose
+// SetWriteDeadline it needs.
+func floorWrites(net.Conn, time.Duration) bool { return false }
 
 // undefer does nothing off Linux (see deferWrites).
 func undefer(net.Conn) {}

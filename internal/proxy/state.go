@@ -22,8 +22,8 @@ type Listener struct {
 	// Limits bound slow and oversized requests; zero fields take defaults.
 	Limits Limits `json:"limits,omitzero"`
 	// TrustedProxies are the CIDRs or IPs of clients whose X-Forwarded-For
-	// (extended), other X-Forwarded-* fields, X-Real-IP, Forwarded,
-	// X-Client-IP, True-Client-IP and X-Cluster-Client-IP are passed on;
+	// (extended), other X-Forwarded-* fields, Forwarded and client-address
+	// fields (X-Real-IP, Client-IP, True-Client-IP, …) are passed on;
 	// from any other client they are replaced by what the proxy sees or
 	// dropped. Unset: loopback clients are trusted; ["none"] (TrustNone)
 	// trusts nobody.

@@ -109,14 +109,16 @@ type exchange struct {
 	err        error   // the target failed (or could not be reached: *dialError)
 	clientErr  error   // reading the request body from the client failed
 	clientGone bool    // the client hung up while the target worked
+	resent     bool    // sent again after a reused connection failed
 }
 
 // roundTrip sends the request of ctx, with head as its line and headers, to
 // addr and sets ctx.Response's head (and small body) from the answer.
 // small is the request body when it came whole with the head (smallBody).
 // targetWait bounds the wait for the answer's head once the request has
-// been sent whole (errTargetTimedOut).
-func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, small []byte, bodyIdle, targetWait time.Duration) (ex exchange) {
+// been sent whole (errTargetTimedOut). resent: it was sent again already
+// (to another target), and is not again.
+func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, small []byte, bodyIdle, targetWait time.Duration, resent bool) (ex exchange) {
 	req := &ctx.Request
 	cl := req.Header.ContentLength()
 	streamBody := cl > smallBody || cl == -1
@@ -124,10 +126,11 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 	// again when a reused connection fails before any answer (the target
 	// closed it between get's check and the write).
 	replay := cl <= 0 && cl != -1 && isIdempotent(req.Header.Method())
-	for resent := false; ; resent = true {
+	for ; ; resent = true {
 		// Sent again once at most, on a new connection: a request that
 		// makes its target close without an answer must not go to it once
 		// per idle connection.
+		ex.resent = resent
 		uc, reused, err := p.get(addr, resent)
 		if err != nil {
 			ex.err = err
