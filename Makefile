@@ -41,6 +41,9 @@ race:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./internal/config
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeState$$' -fuzztime 30s ./internal/proxy
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendRequestHead$$' -fuzztime 30s ./internal/proxy
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendResponseHead$$' -fuzztime 30s ./internal/proxy
+	$(GO) test -run '^$$' -fuzz '^FuzzChunkScanner$$' -fuzztime 30s ./internal/proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzParseGitHub$$' -fuzztime 30s ./internal/webhook
 	$(GO) test -run '^$$' -fuzz '^FuzzParseGeneric$$' -fuzztime 30s ./internal/webhook
 	$(GO) test -run '^$$' -fuzz '^FuzzParseJUnit$$' -fuzztime 30s ./internal/pipeline
