@@ -78,11 +78,7 @@ func (h *listenerHandler) answer(ctx *fasthttp.RequestCtx) {
 	// A request read from the server's buffer (pipelined) may follow an
 	// answer not yet sent: nothing of this one's (an early hint) waits.
 	undefer(ctx.Conn())
-	if msg := refuseFraming(&ctx.Request.Header); msg != "" {
-		status := fasthttp.StatusBadRequest
-		if ctx.IsConnect() {
-			status = fasthttp.StatusNotImplemented // a method not served (RFC 9110 §15.6.2)
-		}
+	if status, msg := refuseFraming(&ctx.Request.Header); status != 0 {
 		clientError(ctx, status, msg)
 		return
 	}
@@ -140,44 +136,44 @@ func (h *listenerHandler) answer(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// refuseFraming returns why a request whose framing (or target) cannot be
-// trusted is refused, or "". fasthttp rejects most bad framing itself (duplicate
+// refuseFraming returns the status and the reason a request whose framing
+// (or target, or method) cannot be trusted is refused with, or 0. fasthttp rejects most bad framing itself (duplicate
 // Content-Length, unknown Transfer-Encoding, malformed chunks); a request
 // with both Content-Length and Transfer-Encoding it would serve by the
 // latter, which is how requests are smuggled past a proxy that reads the
 // former (RFC 9112 §6.1), so it is refused here.
-func refuseFraming(h *fasthttp.RequestHeader) string {
+func refuseFraming(h *fasthttp.RequestHeader) (status int, msg string) {
 	if h.IsConnect() {
 		// A load balancer does not tunnel to other hosts: the target
 		// would get "CONNECT /". First, so that any CONNECT gets its 501.
-		return "cutover: CONNECT is not served here\n"
+		return fasthttp.StatusNotImplemented, "cutover: CONNECT is not served here\n" // a method not served (RFC 9110 §15.6.2)
 	}
 	if len(h.Host()) == 0 && h.IsHTTP11() {
-		return "cutover: the request has no Host header\n"
+		return fasthttp.StatusBadRequest, "cutover: the request has no Host header\n"
 	}
 	f := scanFields(h.RawHeaders())
 	chunked := h.ContentLength() == -1
 	if chunked && f.contentLength {
-		return "cutover: the request has both Content-Length and Transfer-Encoding\n"
+		return fasthttp.StatusBadRequest, "cutover: the request has both Content-Length and Transfer-Encoding\n"
 	}
 	if !chunked && f.transferEncoding {
 		// "Transfer-Encoding: identity": the parser took the body as empty,
 		// and what followed the head as the next request. A request whose
 		// last transfer coding is not chunked has no length the proxy can
 		// trust (RFC 9112 §6.3).
-		return "cutover: the request's Transfer-Encoding does not end in chunked\n"
+		return fasthttp.StatusBadRequest, "cutover: the request's Transfer-Encoding does not end in chunked\n"
 	}
 	if f.badName {
 		// "X-Real IP: 1.2.3.4": the parser keeps such a line, and sent on
 		// raw it got the target's own 400 (counted against the release),
 		// or a reading of its own from a lenient one (RFC 9110 §5.1: a
 		// field name is a token; RFC 9112 §5.1: no space before the colon).
-		return "cutover: the request has a header field name with a space or other separator in it, or before its colon\n"
+		return fasthttp.StatusBadRequest, "cutover: the request has a header field name with a space or other separator in it, or before its colon\n"
 	}
 	if badEscape(h.RequestURI()) {
 		// "/%0X": routed by one reading of it, refused by the target as
 		// its own 400 (counted against the release); nginx answers 400.
-		return "cutover: the request target has a % not followed by two hex digits\n"
+		return fasthttp.StatusBadRequest, "cutover: the request target has a % not followed by two hex digits\n"
 	}
 	if bytes.IndexByte(h.RequestURI(), '#') >= 0 {
 		// Not valid in a request target (RFC 9112 §3.2). The parser routes
@@ -185,9 +181,16 @@ func refuseFraming(h *fasthttp.RequestHeader) string {
 		// while the target would read the line another way (a cleaning
 		// server as /internal; "http://a.example#/admin" went on as
 		// /admin).
-		return "cutover: the request target has a fragment (#), which a request does not carry\n"
+		return fasthttp.StatusBadRequest, "cutover: the request target has a fragment (#), which a request does not carry\n"
 	}
-	return ""
+	return 0, ""
+}
+
+// refused reports whether refuseFraming refuses h: the loop hands such a
+// request to the server path, which answers it.
+func refused(h *fasthttp.RequestHeader) bool {
+	status, _ := refuseFraming(h)
+	return status != 0
 }
 
 // badEscape reports a '%' in uri not followed by two hex digits (RFC 3986
@@ -538,7 +541,7 @@ func appendRequestHead(dst []byte, h *fasthttp.RequestHeader, local net.Addr, is
 			skip, seenProto = !trusted, trusted
 		case equalFoldName(k, "x-forwarded-host"):
 			skip, seenHost = !trusted, trusted
-		case equalFoldName(k, "x-real-ip"), equalFold(k, "forwarded"), isForwardingField(k):
+		case isForwardingField(k):
 			skip = !trusted
 		}
 		if !skip {
@@ -725,7 +728,7 @@ func isForwardingField(k []byte) bool {
 	return false
 }
 
-var clientAddressFields = []string{"x-forwarded", "forwarded-for", "client-ip", "x-client-ip", "true-client-ip",
+var clientAddressFields = []string{"forwarded", "x-real-ip", "x-forwarded", "forwarded-for", "client-ip", "x-client-ip", "true-client-ip",
 	"x-cluster-client-ip", "cf-connecting-ip", "fastly-client-ip", "x-original-forwarded-for", "x-originating-ip",
 	"x-proxyuser-ip", "x-remote-ip", "x-remote-addr"}
 

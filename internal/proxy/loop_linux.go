@@ -939,7 +939,7 @@ func (c *cconn) startRequest(hl int) {
 	if err := h.Read(l.br); err != nil || l.br.Buffered() > 0 || len(l.src.b) > 0 ||
 		!h.IsHTTP11() || h.IsConnect() || h.ConnectionUpgrade() ||
 		len(h.RequestURI()) == 0 || h.RequestURI()[0] != '/' || // absolute form and "*" go to the server
-		len(h.Peek("Upgrade")) > 0 || len(h.Peek("Expect")) > 0 || refuseFraming(h) != "" {
+		len(h.Peek("Upgrade")) > 0 || len(h.Peek("Expect")) > 0 || refused(h) {
 		c.handoff()
 		return
 	}

@@ -38,7 +38,7 @@ func FuzzAppendRequestHead(f *testing.F) {
 		}
 		raw = raw[:end+4]
 		var h fasthttp.RequestHeader
-		if err := h.Read(bufio.NewReader(bytes.NewReader(raw))); err != nil || refuseFraming(&h) != "" {
+		if err := h.Read(bufio.NewReader(bytes.NewReader(raw))); err != nil || refused(&h) {
 			return
 		}
 		out := appendRequestHead(nil, &h, nil, false, ip, false, false)
