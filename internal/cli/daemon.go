@@ -78,6 +78,10 @@ func newProxyCmd(g *globals) *cobra.Command {
 		return g.show(map[string]bool{"stopped": true}, err, func(w io.Writer) { fmt.Fprintln(w, "proxy stopped") })
 	})
 	stop.Flags().DurationVar(&grace, "grace", 10*time.Second, "how long in-flight requests may take before the proxy is killed")
+	restart := sub("restart", "Replace the load balancer's process (a new cutover version, new listener limits) without refusing a connection", func(ctx context.Context, home string) error {
+		h, err := release.RestartProxy(ctx, home)
+		return g.show(h, err, func(w io.Writer) { fmt.Fprintf(w, "proxy restarted (pid %d)\n", h.PID) })
+	})
 	status := sub("status", "Show the load balancer's process and the health of every target", func(ctx context.Context, home string) error {
 		res, err := release.GetProxyStatus(ctx, home)
 		return g.show(res, err, func(w io.Writer) {
@@ -87,6 +91,6 @@ func newProxyCmd(g *globals) *cobra.Command {
 			}
 		})
 	})
-	cmd.AddCommand(run, keep, start, stop, status)
+	cmd.AddCommand(run, keep, start, stop, restart, status)
 	return cmd
 }

@@ -68,8 +68,20 @@ type admin struct {
 	gatherer prometheus.Gatherer
 	pprof    bool // serve net/http/pprof under /debug/pprof/ (PprofEnv)
 
-	mu    sync.Mutex
-	saved saved
+	mu      sync.Mutex
+	saved   saved
+	retired bool // handing over to the next proxy: no more changes here
+}
+
+// errHandingOver answers a change that comes while the proxy hands over
+// to the next one; the client retries it there.
+const errHandingOver = "the proxy is handing over to a new one (cutover proxy restart): retry"
+
+// retire refuses changes from now on, once the one in progress is saved.
+func (a *admin) retire() {
+	a.mu.Lock()
+	a.retired = true
+	a.mu.Unlock()
 }
 
 func (a *admin) handler() http.Handler {
@@ -136,6 +148,10 @@ func (a *admin) handler() http.Handler {
 func (a *admin) change(w http.ResponseWriter, r *http.Request, mutate func(State) (State, error)) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.retired {
+		replyError(w, &apiError{http.StatusServiceUnavailable, errHandingOver})
+		return
+	}
 	if m := r.Header.Get("If-Match"); m != "" {
 		want, err := strconv.ParseUint(strings.Trim(m, `"`), 10, 64)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -39,10 +40,13 @@ func pidPath(home string) string    { return filepath.Join(proxyDir(home), "prox
 func statePath(home string) string  { return filepath.Join(proxyDir(home), "state.json") }
 func acmeDir(home string) string    { return filepath.Join(proxyDir(home), "acme") }
 func logPath(home string) string    { return filepath.Join(proxyDir(home), "proxy.log") }
-func lockPath(home string) string   { return filepath.Join(proxyDir(home), "proxy.lock") }
-func adminURL(path string) string   { return "http://cutover-proxy" + path }
-func quoteGen(gen uint64) string    { return strconv.Quote(strconv.FormatUint(gen, 10)) }
-func isDialErr(err error) bool      { var oe *net.OpError; return errors.As(err, &oe) && oe.Op == "dial" }
+func restartingPath(home string) string {
+	return filepath.Join(proxyDir(home), "restarting")
+}
+func lockPath(home string) string { return filepath.Join(proxyDir(home), "proxy.lock") }
+func adminURL(path string) string { return "http://cutover-proxy" + path }
+func quoteGen(gen uint64) string  { return strconv.Quote(strconv.FormatUint(gen, 10)) }
+func isDialErr(err error) bool    { var oe *net.OpError; return errors.As(err, &oe) && oe.Op == "dial" }
 func newAdminTransport(sock string) *http.Transport {
 	return &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
@@ -115,14 +119,58 @@ func (c *Client) Stats(ctx context.Context) (stats.Stats, error) {
 	return s, err
 }
 
+// restartWait bounds how long a call waits for the next proxy while the
+// running one hands over to it (`cutover proxy restart`).
+const restartWait = 15 * time.Second
+
 func (c *Client) do(ctx context.Context, method, path string, h http.Header, in, out any) error {
-	var body io.Reader
+	var payload []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return err
 		}
-		body = bytes.NewReader(b)
+		payload = b
+	}
+	start := time.Now()
+	for {
+		err := c.once(ctx, method, path, h, payload, out)
+		// While a proxy hands over to the next one, its admin socket
+		// closes and a change gets 503 before the next proxy answers: wait
+		// for it (not for Ping, which says whether a proxy answers now).
+		if err == nil || path == "/v1/health" || !c.restarting(err) || time.Since(start) > restartWait {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// restarting reports whether err may come from a hand-over in progress:
+// the marker the handing proxy writes is there, and recent.
+func (c *Client) restarting(err error) bool {
+	var he *handingOverError
+	if !errors.As(err, &he) && !errors.Is(err, ErrNotRunning) && !errors.Is(err, errTransport) {
+		return false
+	}
+	st, serr := os.Stat(filepath.Join(filepath.Dir(c.socket), "restarting"))
+	return serr == nil && time.Since(st.ModTime()) < restartWait
+}
+
+// handingOverError is the 503 of a proxy handing over to the next one.
+type handingOverError struct{ msg string }
+
+func (e *handingOverError) Error() string { return "cutover proxy: " + e.msg }
+
+var errTransport = errors.New("cutover proxy")
+
+func (c *Client) once(ctx context.Context, method, path string, h http.Header, payload []byte, out any) error {
+	var body io.Reader
+	if payload != nil {
+		body = bytes.NewReader(payload)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, adminURL(path), body)
 	if err != nil {
@@ -131,7 +179,7 @@ func (c *Client) do(ctx context.Context, method, path string, h http.Header, in,
 	for k, v := range h {
 		req.Header[k] = v
 	}
-	if in != nil {
+	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.hc.Do(req)
@@ -139,13 +187,16 @@ func (c *Client) do(ctx context.Context, method, path string, h http.Header, in,
 		if isDialErr(err) {
 			return &notRunningError{c.socket}
 		}
-		return fmt.Errorf("cutover proxy (socket %s): %w", c.socket, unwrapURLError(err))
+		return fmt.Errorf("%w (socket %s): %w", errTransport, c.socket, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		var e errorReply
 		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&e); err != nil || e.Error == "" {
 			e.Error = "answered " + resp.Status
+		}
+		if resp.StatusCode == http.StatusServiceUnavailable && e.Error == errHandingOver {
+			return &handingOverError{e.Error}
 		}
 		err := errors.New("cutover proxy: " + e.Error)
 		if resp.StatusCode == http.StatusConflict {

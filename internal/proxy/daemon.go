@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -75,10 +76,12 @@ func Run(ctx context.Context, home string, opts RunOptions) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("creating the proxy directory: %w", err)
 	}
-	unlock, err := lockHome(home)
+	unlockHome, err := lockHome(home)
 	if err != nil {
 		return err
 	}
+	var unlockOnce sync.Once
+	unlock := func() { unlockOnce.Do(unlockHome) }
 	defer unlock()
 
 	sock := socketPath(home)
@@ -115,15 +118,32 @@ func Run(ctx context.Context, home string, opts RunOptions) error {
 		closeProxy()
 		return err
 	}
-	if err := p.apply(ctx, sv.State, true); err != nil {
+	h := takeHandover(log)
+	// The restored targets get their first check before the listeners
+	// open (at most 3s), so a request does not meet a 503 for want of a
+	// checked target: one that came while the proxy was down waits in the
+	// backlog of the socket the supervisor kept. Pings are answered after
+	// that too, so a controller that sees the proxy up sees its routes
+	// served.
+	targetsOnly := sv.State
+	targetsOnly.Listeners = nil
+	err = p.apply(ctx, targetsOnly, true)
+	if err == nil {
+		wctx, wcancel := context.WithTimeout(ctx, 3*time.Second)
+		p.waitFirstChecks(wctx)
+		wcancel()
+		p.mu.Lock()
+		p.handover = h
+		p.mu.Unlock()
+		err = p.apply(ctx, sv.State, true)
+	}
+	p.mu.Lock()
+	h.closeUnused()
+	p.mu.Unlock()
+	if err != nil {
 		closeProxy()
 		return fmt.Errorf("%s: cannot serve the saved routes: %w", path, err)
 	}
-	// Answer pings only once the restored targets had their first check, so
-	// a controller that sees the proxy up also sees its routes served.
-	wctx, wcancel := context.WithTimeout(ctx, 3*time.Second)
-	p.waitFirstChecks(wctx)
-	wcancel()
 	log.Info("serving saved routes", "listeners", len(sv.State.Listeners), "target_groups", len(sv.State.TargetGroups), "generation", sv.Generation)
 
 	ln, err := net.Listen("unix", sock)
@@ -136,27 +156,56 @@ func Run(ctx context.Context, home string, opts RunOptions) error {
 		closeProxy()
 		return err
 	}
-	defer os.Remove(sock)
+	// After a hand-over the socket and pid file are the next proxy's.
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			os.Remove(sock)
+		}
+	}()
 	if err := atomicfile.Write(pidPath(home), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
 		ln.Close()
 		closeProxy()
 		return fmt.Errorf("writing the pid file: %w", err)
 	}
-	defer os.Remove(pidPath(home))
+	defer func() {
+		if !handedOver {
+			os.Remove(pidPath(home))
+		}
+	}()
 
 	a := &admin{p: p, path: path, version: opts.Version, started: time.Now(), gatherer: reg, saved: sv, pprof: os.Getenv(PprofEnv) == "1"}
 	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	_ = os.Remove(restartingPath(home)) // the hand-over to this proxy is done
 	log.Info("cutover proxy started", "pid", os.Getpid(), "socket", sock, "version", opts.Version)
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
 	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-served:
-		runErr = fmt.Errorf("admin API stopped: %w", err)
+serve:
+	for {
+		select {
+		case <-ctx.Done():
+			break serve
+		case err := <-served:
+			runErr = fmt.Errorf("admin API stopped: %w", err)
+			break serve
+		case <-usr2:
+			if err := handOver(home, log, p, a, h, srv, unlock); err != nil {
+				log.Warn("cannot hand over to a new proxy: serving on", "err", err)
+				continue
+			}
+			handedOver = true
+			log.Info("handed over to the next proxy: finishing the requests in flight", "grace", opts.ShutdownGrace.String())
+			closeProxy()
+			log.Info("cutover proxy stopped")
+			return nil
+		}
 	}
 	log.Info("cutover proxy stopping", "grace", opts.ShutdownGrace.String())
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -165,6 +214,44 @@ func Run(ctx context.Context, home string, opts RunOptions) error {
 	closeProxy()
 	log.Info("cutover proxy stopped")
 	return runErr
+}
+
+// handOver is this proxy's part of `cutover proxy restart` (SIGUSR2 from
+// its supervisor): it takes no more changes (one writer of state.json),
+// lets go of the admin socket and the home's lock, then tells the
+// supervisor, which starts the next proxy with the listening sockets it
+// holds. The caller then stops accepting and finishes the requests in
+// flight; connections wait in the sockets' backlog for the next proxy,
+// none is refused.
+func handOver(home string, log *slog.Logger, p *Proxy, a *admin, h *handover, srv *http.Server, unlock func()) error {
+	p.mu.Lock()
+	alive := h.conn != nil && h.probe() == nil
+	p.mu.Unlock()
+	if !alive {
+		return errNoSupervisor
+	}
+	log.Info("handing over to a new proxy (cutover proxy restart)")
+	if err := atomicfile.Write(restartingPath(home), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", restartingPath(home), err)
+	}
+	a.retire()
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+	cancel()
+	_ = os.Remove(socketPath(home))
+	unlock()
+	p.mu.Lock()
+	err := h.release()
+	p.mu.Unlock()
+	if err != nil {
+		// The supervisor died in between: nothing will start the next
+		// proxy, and this one no longer has its home. Say so loudly; the
+		// listeners serve on until the grace ends.
+		log.Error("telling the supervisor to start the next proxy", "err", err)
+	}
+	return nil
 }
 
 // lockWait bounds how long a starting proxy waits for a dying one's lock.

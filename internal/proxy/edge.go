@@ -11,7 +11,7 @@ import (
 // Limits bound what one client may make a listener wait for or hold. Zero
 // fields take the defaults below. They apply when the listener opens: a
 // change to the limits of an open listener takes effect when the proxy
-// restarts (`cutover proxy stop`, then `cutover proxy start`) or the
+// restarts (`cutover proxy restart`) or the
 // listener moves to another port.
 type Limits struct {
 	// ReadHeaderTimeout bounds the time to receive a request's line and

@@ -73,24 +73,64 @@ func Keep(ctx context.Context, home, exe string, args []string, o KeepOptions) e
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
+	// SIGHUP (`cutover proxy restart`): the proxy hands over to a new one.
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
+
+	// The proxy's listening sockets, kept across its crashes (handover.go).
+	held := &heldListeners{log: o.Logger}
+	defer held.close()
 
 	var restarts []time.Time
+start:
 	for {
 		cmd := exec.Command(exe, args...)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		conn, theirs, env, extra, err := held.channel()
+		if err != nil {
+			return err
+		}
+		cmd.Env, cmd.ExtraFiles = append(os.Environ(), env...), extra
 		started := time.Now()
-		if err := cmd.Start(); err != nil {
+		err = cmd.Start()
+		theirs.Close()
+		if err != nil {
+			conn.Close()
 			return fmt.Errorf("starting the cutover proxy (%s): %w", exe, err)
 		}
+		received, released := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(received)
+			held.receive(conn, released)
+		}()
 		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
+		go func() {
+			err := cmd.Wait()
+			held.finish(conn, received)
+			done <- err
+		}()
 		up := time.NewTimer(o.MinUptime)
-		var err error
 	wait:
 		for {
 			select {
 			case err = <-done:
 				break wait
+			case <-hups:
+				o.Logger.Info("restarting the proxy: it hands its listening sockets over to a new one", "pid", cmd.Process.Pid)
+				if err := cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+					o.Logger.Warn("asking the proxy to hand over", "pid", cmd.Process.Pid, "err", err)
+				}
+			case <-released:
+				// The proxy let go of the home and finishes its requests
+				// on its own: start the next one now, with the sockets.
+				up.Stop()
+				pid := cmd.Process.Pid
+				go func() {
+					err := <-done
+					o.Logger.Info("the previous proxy finished its requests", "pid", pid, "exit", err)
+				}()
+				continue start
 			case <-up.C:
 				if !wrotePID {
 					wrotePID = true

@@ -1,9 +1,17 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -11,35 +19,65 @@ import (
 	"github.com/cutoverdev/cutover/internal/proc"
 )
 
-// A proxy under Keep comes back by itself after it is SIGKILLed (as a crash
-// or the OOM killer would end it) and serves the persisted routes again;
-// `Stop` ends both the proxy and its supervisor, and leaves them down.
-func TestKeepRestartsAKilledProxyAndStopEndsBoth(t *testing.T) {
-	home := t.TempDir()
-	ctx := context.Background()
-	c, first := startDaemonAs(t, home, "cutover-test-keeper")
-	h := Health{PID: first}
-	var supervisor int
-	t.Cleanup(func() { // nothing left running, even after a failure
-		for _, pid := range []int{supervisor, h.PID} {
+// keptProxy is the proxy of a home run under Keep (the test's keeper
+// role); every process it is told about is SIGKILLed at the end of the
+// test if still alive, even after a failure.
+type keptProxy struct {
+	t    *testing.T
+	home string
+	c    *Client
+	pid  int // the first proxy
+	pids []int
+}
+
+func startKept(t *testing.T, home string) *keptProxy {
+	t.Helper()
+	k := &keptProxy{t: t, home: home}
+	k.c, k.pid = startDaemonAs(t, home, "cutover-test-keeper")
+	k.pids = []int{k.pid}
+	t.Cleanup(func() {
+		for _, pid := range k.pids {
 			if pid > 0 && proc.Alive(pid) {
 				syscall.Kill(pid, syscall.SIGKILL)
 				waitGone(context.Background(), pid, 5*time.Second)
 			}
 		}
 	})
+	return k
+}
+
+func (k *keptProxy) track(pid int) { k.pids = append(k.pids, pid) }
+
+// supervisor waits for the supervisor to name itself (once its proxy has
+// been up for MinUptime) and returns its PID.
+func (k *keptProxy) supervisor() int {
+	k.t.Helper()
+	pid := 0
+	for deadline := time.Now().Add(5 * time.Second); pid == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		pid = supervisorOf(k.home)
+	}
+	if pid <= 0 || pid == k.pid {
+		k.t.Fatalf("supervisor pid %d (proxy pid %d)", pid, k.pid)
+	}
+	k.track(pid)
+	return pid
+}
+
+// A proxy under Keep comes back by itself after it is SIGKILLed (as a crash
+// or the OOM killer would end it) and serves the persisted routes again;
+// `Stop` ends both the proxy and its supervisor, and leaves them down.
+func TestKeepRestartsAKilledProxyAndStopEndsBoth(t *testing.T) {
+	home := t.TempDir()
+	ctx := context.Background()
+	k := startKept(t, home)
+	c, h := k.c, Health{PID: k.pid}
 	u := upstream(t, "web")
 	addr := freeAddr(t)
 	if err := c.PutScope(ctx, "e", State{Listeners: []Listener{oneRouteNamed("e/production", addr, "e/web")}, TargetGroups: []TargetGroup{tgOf("e/web", u)}}); err != nil {
 		t.Fatal(err)
 	}
 	waitTargets(t, c, 1)
-	for deadline := time.Now().Add(5 * time.Second); supervisor == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		supervisor, _ = readPIDFile(supervisorPath(home))
-	}
-	if supervisor <= 0 || supervisor == h.PID || !proc.Alive(supervisor) {
-		t.Fatalf("supervisor pid %d (proxy pid %d)", supervisor, h.PID)
-	}
+	supervisor := k.supervisor()
 
 	killed := time.Now()
 	if err := syscall.Kill(h.PID, syscall.SIGKILL); err != nil {
@@ -57,6 +95,7 @@ func TestKeepRestartsAKilledProxyAndStopEndsBoth(t *testing.T) {
 			t.Fatalf("no proxy answered within 15s of the kill (last: %v)", err)
 		}
 	}
+	k.track(again.PID)
 	t.Logf("proxy pid %d SIGKILLed; pid %d answered after %s", h.PID, again.PID, time.Since(killed).Round(time.Millisecond))
 	if code, body, _ := get(t, addr, "", "/"); code != 200 || body != "web" {
 		t.Fatalf("first request through the restarted proxy: %d %q", code, body)
@@ -135,5 +174,311 @@ func TestStopBetweenCrashAndRestart(t *testing.T) {
 	time.Sleep(3500 * time.Millisecond) // past the supervisor's backoff
 	if _, err := NewClient(home).Ping(ctx); err == nil {
 		t.Fatal("a proxy came back after Stop")
+	}
+}
+
+// A connection made while the proxy is dead is not refused: the supervisor
+// keeps the listening socket, and the restarted proxy serves what waited in
+// its backlog, and only once the restored target had its first check (a
+// slow one here), so the request gets the target's answer, not a 503 for
+// want of a checked target. A listener taken out of the routes, and every
+// listener after Stop, refuses connections at once: the supervisor does not
+// keep a port nobody serves.
+func TestKeptListeningSocketServesWhatCameWhileTheProxyWasDown(t *testing.T) {
+	home := t.TempDir()
+	ctx := context.Background()
+	k := startKept(t, home)
+	c, pid := k.c, k.pid
+	var slowHealth atomic.Bool
+	slowStarted, releaseSlow := make(chan struct{}), make(chan struct{})
+	u := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/healthz":
+			if slowHealth.Load() {
+				time.Sleep(700 * time.Millisecond)
+			}
+		case "/slow":
+			close(slowStarted)
+			<-releaseSlow
+		}
+		io.WriteString(w, "web")
+	}))
+	var once sync.Once
+	release := func() { once.Do(func() { close(releaseSlow) }) }
+	t.Cleanup(u.Close)
+	t.Cleanup(release) // before u.Close, which waits for the handler
+	tg := tgOf("e/web", u)
+	tg.Health.Path = "/healthz"
+	tg.Health.Timeout = Duration(2 * time.Second)
+	addr, other := freeAddr(t), freeAddr(t)
+	state := State{Listeners: []Listener{oneRouteNamed("e/production", addr, "e/web"), oneRouteNamed("e/other", other, "e/web")}, TargetGroups: []TargetGroup{tg}}
+	if err := c.PutScope(ctx, "e", state); err != nil {
+		t.Fatal(err)
+	}
+	waitTargets(t, c, 1)
+	supervisor := k.supervisor()
+
+	// Take one listener out: its port must refuse at once, though the
+	// supervisor held it a moment ago.
+	state.Listeners = state.Listeners[:1]
+	if err := c.PutScope(ctx, "e", state); err != nil {
+		t.Fatal(err)
+	}
+	refused := func(a string) bool {
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			conn, err := net.DialTimeout("tcp", a, time.Second)
+			if err != nil {
+				return true
+			}
+			conn.Close()
+		}
+		return false
+	}
+	if !refused(other) {
+		t.Fatalf("%s still accepts connections after its listener was removed", other)
+	}
+
+	slowHealth.Store(true)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if !waitGone(ctx, pid, 5*time.Second) {
+		t.Fatal("the proxy survived SIGKILL")
+	}
+	// The proxy is dead now: this connection waits in the kept socket.
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		t.Fatalf("a connection while the proxy was down: %v (want it kept for the restarted proxy)", err)
+	}
+	defer conn.Close()
+	sent := time.Now()
+	io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to the request sent while the proxy was down: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(body) != "web" {
+		t.Fatalf("the request sent while the proxy was down: %d %q, want 200 \"web\"", resp.StatusCode, body)
+	}
+	t.Logf("answered %s after it was sent to the dead proxy", time.Since(sent).Round(time.Millisecond))
+	var h Health
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if h, err = c.Ping(ctx); err == nil && h.PID != pid {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the restart: pid %d (killed %d), %v", h.PID, pid, err)
+		}
+	}
+	pid = h.PID
+	k.track(pid)
+	if !refused(other) {
+		t.Fatalf("%s, removed before the crash, accepts connections after the restart", other)
+	}
+
+	// Stop with a request in flight: while the proxy lets it finish, its
+	// port refuses new connections (the supervisor let go of it first).
+	inFlight := make(chan string, 1)
+	go func() {
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + addr + "/slow")
+		if err != nil {
+			inFlight <- err.Error()
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		inFlight <- fmt.Sprint(resp.StatusCode, " ", string(body))
+	}()
+	<-slowStarted
+	stopped := make(chan error, 1)
+	go func() { stopped <- Stop(ctx, home, 10*time.Second) }()
+	if !refused(addr) {
+		t.Fatalf("%s accepts connections while the stopping proxy finishes a request", addr)
+	}
+	release()
+	if got := <-inFlight; got != "200 web" {
+		t.Fatalf("the request in flight at the stop: %s", got)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if !waitGone(ctx, supervisor, 5*time.Second) {
+		t.Fatal("the supervisor runs after Stop")
+	}
+}
+
+// `cutover proxy restart` replaces the proxy's process under load without
+// failing a request: clients with kept-alive connections and clients with a
+// new connection per request, a request in flight at the restart (it ends
+// on the old process), and a controller changing weights through the admin
+// API all through the hand-over (its calls wait for the next proxy).
+func TestRestartReplacesTheProxyWithoutFailingARequest(t *testing.T) {
+	home := t.TempDir()
+	ctx := context.Background()
+	k := startKept(t, home)
+	c, first := k.c, k.pid
+	slowStarted := make(chan struct{})
+	var slowOnce sync.Once
+	u := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			slowOnce.Do(func() { close(slowStarted) })
+			time.Sleep(time.Second)
+		}
+		io.WriteString(w, "web")
+	}))
+	t.Cleanup(u.Close)
+	addr := freeAddr(t)
+	state := State{
+		Listeners:    []Listener{{Name: "e/production", Addr: addr, Rules: []Rule{{Forward: []WeightedTarget{{"e/blue", 100}, {"e/green", 0}}}}}},
+		TargetGroups: []TargetGroup{tgOf("e/blue", u), tgOf("e/green", u)},
+	}
+	if err := c.PutScope(ctx, "e", state); err != nil {
+		t.Fatal(err)
+	}
+	waitTargets(t, c, 2)
+	supervisor := k.supervisor()
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	load := func(keepAlive bool) {
+		defer wg.Done()
+		tr := &http.Transport{DisableKeepAlives: !keepAlive}
+		defer tr.CloseIdleConnections()
+		hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		for i := 0; i < 20000; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			resp, err := hc.Get("http://" + addr + "/")
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(b) != "web" {
+					err = fmt.Errorf("%d %q", resp.StatusCode, b)
+				}
+			}
+			if err != nil {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, fmt.Sprintf("keep-alive %v: %v", keepAlive, err))
+				continue
+			}
+			ok.Add(1)
+		}
+	}
+	for i := range 6 {
+		wg.Add(1)
+		go load(i%2 == 0)
+	}
+	var flips, flipErrs atomic.Int64
+	wg.Add(1)
+	go func() { // a controller changing weights all along
+		defer wg.Done()
+		for i := 0; i < 2000; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			w := 100 * (i % 2)
+			if err := c.SetWeights(ctx, WeightChange{Listener: "e/production", Forward: []WeightedTarget{{"e/blue", 100 - w}, {"e/green", w}}}); err != nil {
+				flipErrs.Add(1)
+				firstErr.CompareAndSwap(nil, fmt.Sprintf("weight change: %v", err))
+				continue
+			}
+			flips.Add(1)
+		}
+	}()
+	slow := make(chan string, 1)
+	go func() {
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + addr + "/slow")
+		if err != nil {
+			slow <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		slow <- fmt.Sprint(resp.StatusCode, " ", string(b))
+	}()
+	<-slowStarted
+	time.Sleep(200 * time.Millisecond)
+	before := ok.Load()
+	restarted := time.Now()
+	next, err := Restart(ctx, home, 20*time.Second)
+	if err != nil {
+		close(stop)
+		wg.Wait()
+		t.Fatal(err)
+	}
+	k.track(next.PID)
+	took := time.Since(restarted)
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	t.Logf("restart took %s (pid %d -> %d); %d requests (%d before it), %d weight changes", took.Round(time.Millisecond), first, next.PID, ok.Load(), before, flips.Load())
+	if next.PID == first {
+		t.Fatal("the same proxy answers after the restart")
+	}
+	if n := failed.Load() + flipErrs.Load(); n > 0 {
+		t.Fatalf("%d requests and %d weight changes failed across the restart; first: %v", failed.Load(), flipErrs.Load(), firstErr.Load())
+	}
+	if got := <-slow; got != "200 web" {
+		t.Fatalf("the request in flight at the restart: %s", got)
+	}
+	if ok.Load() == before {
+		t.Fatal("no request was served after the restart")
+	}
+	if !waitGone(ctx, first, 15*time.Second) {
+		t.Fatal("the old proxy still runs")
+	}
+	if s, gen, err := c.State(ctx); err != nil || len(s.Listeners) != 1 || gen < 2 {
+		t.Fatalf("the next proxy's state: %d listeners, generation %d, %v", len(s.Listeners), gen, err)
+	}
+	if _, err := os.Stat(restartingPath(home)); !os.IsNotExist(err) {
+		t.Fatalf("the restart marker is left: %v", err)
+	}
+	if got := supervisorOf(home); got != supervisor {
+		t.Fatalf("supervisor %d after the restart, want %d", got, supervisor)
+	}
+	if err := Stop(ctx, home, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !waitGone(ctx, supervisor, 5*time.Second) {
+		t.Fatal("the supervisor runs after Stop")
+	}
+}
+
+// A proxy without a supervisor cannot be restarted: Restart says so and
+// SIGUSR2 (the supervisor's request to hand over) leaves it serving.
+func TestRestartWithoutASupervisorChangesNothing(t *testing.T) {
+	home := t.TempDir()
+	ctx := context.Background()
+	c, pid := startDaemon(t, home)
+	u := upstream(t, "web")
+	addr := freeAddr(t)
+	if err := c.PutScope(ctx, "e", State{Listeners: []Listener{oneRouteNamed("e/production", addr, "e/web")}, TargetGroups: []TargetGroup{tgOf("e/web", u)}}); err != nil {
+		t.Fatal(err)
+	}
+	waitTargets(t, c, 1)
+	if _, err := Restart(ctx, home, time.Second); err == nil || !strings.Contains(err.Error(), "no supervisor") {
+		t.Fatalf("Restart of an unsupervised proxy: %v", err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if h, err := c.Ping(ctx); err != nil || h.PID != pid {
+		t.Fatalf("after SIGUSR2: pid %d (was %d), %v", h.PID, pid, err)
+	}
+	if code, body, _ := get(t, addr, "", "/"); code != 200 || body != "web" {
+		t.Fatalf("after SIGUSR2: %d %q", code, body)
+	}
+	if err := c.PutScope(ctx, "e", State{Listeners: []Listener{oneRouteNamed("e/production", addr, "e/web")}, TargetGroups: []TargetGroup{tgOf("e/web", u)}}); err != nil {
+		t.Fatalf("a change after SIGUSR2: %v", err)
 	}
 }

@@ -558,6 +558,9 @@ func (ll *loopListener) stopAccepting() {
 	ll.hand.Close()
 }
 
+// socket is the listening socket's descriptor.
+func (ll *loopListener) socket() int { return ll.fd }
+
 // wait waits for the loops' connections of ll to end, until ctx ends.
 func (ll *loopListener) wait(ctx context.Context) error {
 	t := time.NewTicker(10 * time.Millisecond)
@@ -600,6 +603,11 @@ func (r *lreg) event(uint32) {
 	// reports the listener again while more wait, and this saves the
 	// accept that would find none.
 	for range 1 {
+		if ll.closing.Load() {
+			// Leave what waits to whoever serves the socket next (the
+			// next proxy, after a restart), or to the close.
+			return
+		}
 		fd, ip, err := rawAccept(ll.fd)
 		switch err {
 		case nil:
@@ -618,10 +626,6 @@ func (r *lreg) event(uint32) {
 			return
 		default:
 			return
-		}
-		if ll.closing.Load() {
-			unix.Close(fd)
-			continue
 		}
 		ll.open.Add(1)
 		if ll.nl.tls.Load() == nil { // TLS goes to the server at once
@@ -661,16 +665,17 @@ func (ll *loopListener) loopFor(l *evloop) *evloop {
 // adopt serves a connection accepted for this loop (counted in l.conns
 // and ll.open).
 func (l *evloop) adopt(fd int, ip netip.Addr, ll *loopListener) {
-	if ll.closing.Load() || l.stopped.Load() {
-		// Handed over by another loop after the listener began to close
-		// (stopAccepting marks only the connections the loops hold when it
-		// comes by), or to a loop that has stopped.
+	if l.stopped.Load() {
+		// Handed over by another loop that has stopped.
 		unix.Close(fd)
 		ll.open.Add(-1)
 		l.conns.Add(-1)
 		return
 	}
 	c := l.newConn()
+	// Accepted (or handed over by another loop) as the listener began to
+	// close, after stopAccepting marked the connections the loops held:
+	// its request is answered (with Connection: close) and then it closes.
 	c.l, c.ll, c.fd, c.ip, c.deadline = l, ll, fd, ip, l.now.Add(ll.nl.limits.readHeader())
 	if ll.nl.tls.Load() != nil {
 		c.handoff() // TLS: the server's
@@ -985,7 +990,7 @@ func (c *cconn) startRequest(hl int) {
 	c.start = time.Now()
 	c.status, c.interim, c.resent, c.retried, c.held, c.holding = 0, 0, 0, false, false, false
 	c.isHead = h.IsHead()
-	c.closeAfter = c.closeAfter || h.ConnectionClose()
+	c.closeAfter = c.closeAfter || h.ConnectionClose() || c.ll.closing.Load()
 	c.replay = cl == 0 && isIdempotent(h.Method())
 	c.req = appendRequestHead(c.req[:0], h, nil, false, c.ip, trusts(lr.trusted, c.ip), false)
 	c.req = append(c.req, c.in[hl:hl+cl]...)

@@ -18,4 +18,5 @@ func (p *Proxy) stopLoops()                          {}
 func (*loopListener) stopAccepting()                 {}
 func (*loopListener) wait(context.Context) error     { return nil }
 func (*loopListener) forceClose()                    {}
+func (*loopListener) socket() int                    { return -1 }
 func (p *Proxy) loopCounts() (served, handed uint64) { return 0, 0 }

@@ -611,17 +611,22 @@ func TestLoopsServeWhenOneHasStopped(t *testing.T) {
 	}
 }
 
+// loopListenerOf returns the loops' side of p's one listener.
+func loopListenerOf(p *Proxy) *loopListener {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, nl := range p.listeners {
+		return nl.loop
+	}
+	return nil
+}
+
 // TestALoopThatStopsClosesWhatWasHandedToIt: connections another loop
 // handed over and still queued when a loop stops are closed and uncounted,
 // not left open (the listener's drain waits for its count to reach 0).
 func TestALoopThatStopsClosesWhatWasHandedToIt(t *testing.T) {
 	p, addr := twoLoops(t)
-	var ll *loopListener
-	p.mu.Lock()
-	for _, nl := range p.listeners {
-		ll = nl.loop
-	}
-	p.mu.Unlock()
+	ll := loopListenerOf(p)
 	a, b := p.loops.ls[0], p.loops.ls[1]
 	held, release := make(chan struct{}), make(chan struct{})
 	b.do(func() {
@@ -660,5 +665,54 @@ func TestALoopThatStopsClosesWhatWasHandedToIt(t *testing.T) {
 	}
 	if closed != int(queued) {
 		t.Fatalf("%d connections closed unanswered, want the %d queued for the stopped loop", closed, queued)
+	}
+}
+
+// TestLoopAnswersWhatItAcceptedAsItsListenerCloses: once a listener is
+// closing, the loops leave its waiting connections in the socket (the next
+// proxy serves them after a restart: the supervisor holds a copy, as this
+// test does), and a connection a loop had accepted just before (here
+// accepted by hand and adopted after stopAccepting) gets its answer, with
+// Connection: close, instead of being closed unanswered.
+func TestLoopAnswersWhatItAcceptedAsItsListenerCloses(t *testing.T) {
+	p, addr := twoLoops(t)
+	ll := loopListenerOf(p)
+	kept, err := unix.FcntlInt(uintptr(ll.fd), unix.F_DUPFD_CLOEXEC, 0) // the supervisor's copy
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(kept)
+	ll.stopAccepting()
+
+	c := dialRaw(t, addr) // completes in the backlog of the kept socket
+	io.WriteString(c.c, "GET /late HTTP/1.1\r\nHost: app\r\n\r\n")
+	time.Sleep(200 * time.Millisecond)
+	if n := ll.open.Load(); n != 0 {
+		t.Fatalf("a loop accepted %d connections of a closing listener", n)
+	}
+	l := p.loops.ls[0]
+	l.call(func() {
+		fd, ip, err := rawAccept(kept)
+		if err != nil {
+			t.Errorf("accepting from the kept socket: %v", err)
+			return
+		}
+		ll.open.Add(1)
+		l.conns.Add(1)
+		l.adopt(fd, ip, ll)
+	})
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		t.Fatalf("the connection accepted as its listener closed: %v (want its answer)", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(b) != "/late" || !resp.Close {
+		t.Fatalf("got %d %q, close %v; want 200 \"/late\" and Connection: close", resp.StatusCode, b, resp.Close)
+	}
+	if _, err := c.br.ReadByte(); err != io.EOF {
+		t.Fatalf("after the answer: %v, want the connection closed", err)
+	}
+	if !eventually(5*time.Second, func() bool { return ll.open.Load() == 0 }) {
+		t.Fatalf("the listener counts %d open connections", ll.open.Load())
 	}
 }

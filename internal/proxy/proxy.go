@@ -49,6 +49,9 @@ type Proxy struct {
 	acme     *acmeManagers
 	snap     atomic.Pointer[snapshot]
 	loops    loops // the event loops of plain listeners (Linux)
+	// handover: the supervisor that keeps the listening sockets across a
+	// crash, and those inherited (nil: none; Run sets it)
+	handover *handover
 
 	mu        sync.Mutex // serialises Apply, Close and the bookkeeping of drains
 	listeners map[string]*listener
@@ -137,9 +140,7 @@ func (p *Proxy) apply(ctx context.Context, s State, warm bool) error {
 		if _, ok := p.listeners[l.Addr]; ok {
 			continue
 		}
-		// No TCP keep-alive probes on client connections (three socket
-		// options per accepted connection): idle_timeout closes idle ones.
-		ln, err := (&net.ListenConfig{KeepAlive: -1}).Listen(ctx, "tcp", l.Addr)
+		ln, err := p.listen(ctx, l.Addr)
 		if err != nil {
 			for _, o := range opened {
 				o.forceClose()
@@ -167,7 +168,7 @@ func (p *Proxy) apply(ctx context.Context, s State, warm bool) error {
 			l.name = nl.Name
 			l.tls.Store(tlsOf[addr])
 			if nl.Limits != l.limits {
-				p.log.Warn("listener limits changed: they take effect when the proxy restarts (cutover proxy stop, then cutover proxy start)", "listener", nl.Name, "addr", addr)
+				p.log.Warn("listener limits changed: they take effect when the proxy restarts (cutover proxy restart)", "listener", nl.Name, "addr", addr)
 			}
 			continue
 		}
@@ -179,6 +180,7 @@ func (p *Proxy) apply(ctx context.Context, s State, warm bool) error {
 		p.log.Info("listening", "listener", l.name, "addr", addr)
 	}
 	p.state = s
+	p.sendListeners()
 	for _, l := range obtain {
 		p.acme.obtain(l.Name, tlsOf[l.Addr].acme, l.TLS.ACME.Domains)
 	}
@@ -523,6 +525,7 @@ func (p *Proxy) Close(ctx context.Context) error {
 	p.closed = true
 	ls := p.listeners
 	p.listeners = map[string]*listener{}
+	p.sendListeners() // none: the ports refuse connections from now on
 	p.mu.Unlock()
 
 	var errs []error

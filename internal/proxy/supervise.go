@@ -178,16 +178,64 @@ func waitGone(ctx context.Context, pid int, d time.Duration) bool {
 // supervisor.pid, if that process is alive and is a `proxy keep` (a stale
 // file must never signal an unrelated process), and waits for it.
 func stopIdleSupervisor(ctx context.Context, home string) {
-	pid, err := readPIDFile(supervisorPath(home))
-	if err != nil || !proc.Alive(pid) {
-		return
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !bytes.Contains(cmdline, []byte("keep")) {
+	pid := supervisorOf(home)
+	if pid <= 0 {
 		return
 	}
 	_ = markStopping(home)
 	if syscall.Kill(pid, syscall.SIGTERM) == nil {
 		waitGone(ctx, pid, 5*time.Second)
+	}
+}
+
+// supervisorOf returns the PID in supervisor.pid if that process is alive
+// and is a `proxy keep` (a stale file must never signal an unrelated
+// process), else 0.
+func supervisorOf(home string) int {
+	pid, err := readPIDFile(supervisorPath(home))
+	if err != nil || !proc.Alive(pid) {
+		return 0
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !bytes.Contains(cmdline, []byte("keep")) {
+		return 0
+	}
+	return pid
+}
+
+// Restart replaces the running proxy with a new process (a new version of
+// cutover, new listener limits) without refusing a connection: its
+// supervisor starts the next proxy with the listening sockets it holds
+// while the running one finishes its requests (up to its grace). It
+// returns the next proxy's health once it answers.
+func Restart(ctx context.Context, home string, wait time.Duration) (Health, error) {
+	h, err := ping(ctx, NewClient(home))
+	if err != nil {
+		if errors.Is(err, ErrNotRunning) {
+			return Health{}, fmt.Errorf("%w: start it with `cutover proxy start`", err)
+		}
+		return Health{}, err
+	}
+	sup := supervisorOf(home)
+	if sup <= 0 {
+		return Health{}, fmt.Errorf("the proxy (pid %d) has no supervisor to start the next one (it was started with `cutover proxy run`, or 2s have not passed since `cutover proxy start`): stop it with `cutover proxy stop`, then `cutover proxy start`", h.PID)
+	}
+	if err := syscall.Kill(sup, syscall.SIGHUP); err != nil {
+		return Health{}, fmt.Errorf("asking the proxy's supervisor (pid %d) to restart it: %w", sup, err)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		next, err := NewClient(home).Ping(ctx)
+		if err == nil && next.PID != h.PID {
+			return next, nil
+		}
+		if time.Now().After(deadline) {
+			return Health{}, fmt.Errorf("no new proxy answered within %s of the restart (pid %d was running; see %s)", wait, h.PID, logPath(home))
+		}
+		select {
+		case <-ctx.Done():
+			return Health{}, ctx.Err()
+		case <-time.After(25 * time.Millisecond):
+		}
 	}
 }

@@ -45,6 +45,12 @@ func StopProxy(ctx context.Context, home string, grace time.Duration) error {
 	return proxy.Stop(ctx, home, grace)
 }
 
+// RestartProxy replaces the load balancer's process without refusing a
+// connection and returns the new one's health.
+func RestartProxy(ctx context.Context, home string) (proxy.Health, error) {
+	return proxy.Restart(ctx, home, 20*time.Second)
+}
+
 // GetProxyStatus reads the load balancer's process and its targets' health.
 func GetProxyStatus(ctx context.Context, home string) (ProxyStatus, error) {
 	c := proxy.NewClient(home)
