@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -52,8 +53,8 @@ func TestHandoverWithWrongDescriptorsListensAfresh(t *testing.T) {
 	a, b := freeAddr(t), freeAddr(t)
 	t.Setenv(keeperFDEnv, "700")
 	t.Setenv(heldEnv, `["`+a+`","`+b+`"]`)
-	var logs bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&logs, nil))
+	logs := &lockedBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
 	h := takeHandover(log)
 	if os.Getenv(keeperFDEnv) != "" || os.Getenv(heldEnv) != "" {
 		t.Error("the handover environment is left for what the proxy starts")
@@ -83,4 +84,22 @@ func TestHandoverWithWrongDescriptorsListensAfresh(t *testing.T) {
 			t.Errorf("the log lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// lockedBuffer is a log's buffer, written by the proxy's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
