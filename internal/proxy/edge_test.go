@@ -217,6 +217,16 @@ func TestHostileRequests(t *testing.T) {
 		parts: []string{"CONNECT internal.example:443 HTTP/1.1\r\nHost: internal.example:443\r\n\r\n"},
 		want:  []int{501},
 	}, {
+		// Served as HTTP/1.0 before (the parser takes any version that is
+		// not 1.1 for 1.0); nginx answers 505 to a major version not 1.
+		name:  "HTTP/2.0 in an HTTP/1 request line",
+		parts: []string{"GET /x HTTP/2.0\r\nHost: app.example\r\n\r\n"},
+		want:  []int{505},
+	}, {
+		name:  "HTTP/0.9 in a request line",
+		parts: []string{"GET /x HTTP/0.9\r\nHost: app.example\r\n\r\n"},
+		want:  []int{505},
+	}, {
 		// A server that reads "_" as "-" (CGI-style) would see a second
 		// framing beside the proxy's own.
 		name: "framing fields spelt with an underscore are not sent on",

@@ -148,6 +148,13 @@ func refuseFraming(h *fasthttp.RequestHeader) (status int, msg string) {
 		// would get "CONNECT /". First, so that any CONNECT gets its 501.
 		return fasthttp.StatusNotImplemented, "cutover: CONNECT is not served here\n" // a method not served (RFC 9110 §15.6.2)
 	}
+	if !h.IsHTTP11() {
+		// The parser reads any other HTTP/x.y as 1.0: a major version
+		// other than 1 is refused, as nginx does (RFC 9110 §15.6.6).
+		if p := h.Protocol(); len(p) == len("HTTP/1.0") && p[5] != '1' {
+			return fasthttp.StatusHTTPVersionNotSupported, "cutover: HTTP/" + string(p[5:]) + " is not served here: speak HTTP/1.1\n"
+		}
+	}
 	if len(h.Host()) == 0 && h.IsHTTP11() {
 		return fasthttp.StatusBadRequest, "cutover: the request has no Host header\n"
 	}
