@@ -12,22 +12,32 @@ import (
 
 // Audited actions.
 const (
-	ActionTrigger     = "trigger"
-	ActionApprove     = "approve"
-	ActionReject      = "reject"
-	ActionCancel      = "cancel"
-	ActionDeploy      = "deploy"
-	ActionRollback    = "rollback"
-	ActionStop        = "stop"
-	ActionContinue    = "continue"
-	ActionPromote     = "promote"
-	ActionRetry       = "retry"
-	ActionTokenCreate = "token create"
-	ActionTokenRevoke = "token revoke"
+	ActionTrigger      = "trigger"
+	ActionApprove      = "approve"
+	ActionReject       = "reject"
+	ActionCancel       = "cancel"
+	ActionDeploy       = "deploy"
+	ActionRollback     = "rollback"
+	ActionStop         = "stop"
+	ActionContinue     = "continue"
+	ActionPromote      = "promote"
+	ActionRetry        = "retry"
+	ActionTokenCreate  = "token create"
+	ActionTokenRevoke  = "token revoke"
+	ActionUp           = "up"
+	ActionDown         = "down"
+	ActionPrune        = "prune"
+	ActionProxyStop    = "proxy stop"
+	ActionProxyRestart = "proxy restart"
 )
 
-// OutcomeOK is the outcome of an action that succeeded.
-const OutcomeOK = "ok"
+// OutcomeOK is the outcome of an action that succeeded; OutcomeStarted
+// that of the entry a long action writes before it acts, so that one
+// killed half way is on record too (its outcome follows when it ends).
+const (
+	OutcomeOK      = "ok"
+	OutcomeStarted = "started"
+)
 
 // maxOutcome bounds the error text kept per entry.
 const maxOutcome = 500
@@ -44,6 +54,11 @@ func Record(ctx context.Context, st *store.Store, who Identity, action, target s
 			outcome = outcome[:maxOutcome] + "…"
 		}
 	}
+	return RecordOutcome(ctx, st, who, action, target, outcome)
+}
+
+// RecordOutcome is Record with the outcome given (such as OutcomeStarted).
+func RecordOutcome(ctx context.Context, st *store.Store, who Identity, action, target, outcome string) error {
 	role := ""
 	if who.Role != RoleNone {
 		role = who.Role.String()

@@ -93,27 +93,46 @@ func newTokenRevokeCmd(g *globals) *cobra.Command {
 }
 
 // auditedCommands are the commands that change something, by the action
-// the audit log records them as.
+// the audit log records them as (a subcommand by its path below the root).
 var auditedCommands = map[string]string{
 	"run": auth.ActionTrigger, "retry": auth.ActionRetry, "approve": auth.ActionApprove, "reject": auth.ActionReject,
 	"cancel": auth.ActionCancel, "deploy": auth.ActionDeploy, "rollback": auth.ActionRollback,
 	"stop": auth.ActionStop, "continue": auth.ActionContinue, "promote": auth.ActionPromote,
+	"up": auth.ActionUp, "down": auth.ActionDown, "prune": auth.ActionPrune,
+	"proxy stop": auth.ActionProxyStop, "proxy restart": auth.ActionProxyRestart,
 }
 
+// startRecorded are the audited commands that may run for minutes (a
+// deployment, a pipeline run): they also record that they start, before
+// they act, so one killed half way leaves who ran it on record.
+var startRecorded = map[string]bool{"run": true, "deploy": true, "up": true, "down": true, "rollback": true}
+
 // auditCommands makes each audited command record, when it ends, who ran
-// it (the OS user), what on which target, and how it ended.
+// it (the OS user), what on which target, and how it ended; the long ones
+// also when they start.
 func auditCommands(g *globals, root *cobra.Command) {
-	for _, c := range root.Commands() {
-		action, ok := auditedCommands[c.Name()]
+	var walk func(c *cobra.Command, path string)
+	walk = func(c *cobra.Command, path string) {
+		for _, sub := range c.Commands() {
+			walk(sub, strings.TrimSpace(path+" "+sub.Name()))
+		}
+		action, ok := auditedCommands[path]
 		if !ok || c.RunE == nil {
-			continue
+			return
 		}
 		run := c.RunE
 		c.RunE = func(cmd *cobra.Command, args []string) error {
+			target := commandTarget(cmd, args)
+			if startRecorded[path] {
+				if err := release.RecordCommandStart(cmd.Context(), g.home, path, action, target); err != nil {
+					return err
+				}
+			}
 			err := run(cmd, args)
-			return release.RecordCommand(cmd.Context(), g.home, cmd.Name(), action, commandTarget(cmd, args), err)
+			return release.RecordCommand(cmd.Context(), g.home, path, action, target, err)
 		}
 	}
+	walk(root, "")
 }
 
 // commandTarget is the arguments and the flags set on the command line.

@@ -176,3 +176,37 @@ func TestServeRefusesAPublicAddressWithoutTLS(t *testing.T) {
 		}
 	}
 }
+
+// Commands that change what serves traffic are audited too (up, down,
+// prune, proxy stop and restart), and a long one (a deployment) records
+// that it starts before it acts, so one killed half way leaves who ran it
+// on record; its outcome follows when it ends.
+func TestCommandsThatChangeTrafficAreAuditedAndLongOnesWhenTheyStart(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("CUTOVER_HOME", home)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "cutover.yaml"), []byte(strings.Replace(approveProject, "%s", "", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errb := run(t, dir, "deploy", "nosuch"); code == 0 || !strings.Contains(errb, "nosuch") {
+		t.Fatalf("deploy of an unknown environment: %d %s", code, errb)
+	}
+	if code, _, errb := run(t, dir, "proxy", "stop", "--grace", "1s"); code != 0 {
+		t.Fatalf("proxy stop with no proxy running: %d %s", code, errb)
+	}
+	_, out, _ := run(t, dir, "audit", "--output", "json")
+	var entries []store.AuditEntry
+	if err := json.Unmarshal([]byte(out), &entries); err != nil || len(entries) != 3 {
+		t.Fatalf("audit: %s (%v), want 3 entries", out, err)
+	}
+	me := auth.LocalUser().Name
+	if e := entries[0]; e.Action != "deploy" || e.Actor != me || e.Target != "nosuch" || e.Outcome != auth.OutcomeStarted {
+		t.Errorf("first entry %+v, want the deployment's start", e)
+	}
+	if e := entries[1]; e.Action != "deploy" || e.Target != "nosuch" || !strings.Contains(e.Outcome, "nosuch") {
+		t.Errorf("second entry %+v, want the deployment's failure", e)
+	}
+	if e := entries[2]; e.Action != "proxy stop" || e.Actor != me || e.Target != "--grace=1s" || e.Outcome != auth.OutcomeOK {
+		t.Errorf("third entry %+v, want the proxy stop", e)
+	}
+}

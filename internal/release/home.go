@@ -91,6 +91,26 @@ func AuditFailed(command, target string, aerr, err error) error {
 // RecordCommand records a command of the command line in the audit log of
 // the state directory home (see HomeDir), as Record does.
 func RecordCommand(ctx context.Context, home, command, action, target string, err error) error {
+	return withHome(ctx, home, command, target, err, func(h *Home) error {
+		return h.Record(ctx, command, action, target, err)
+	})
+}
+
+// RecordCommandStart records that a long command (a deployment) starts, as
+// the OS user, before it acts: if the log cannot be written the command
+// must not run, and one killed half way leaves its actor on record.
+func RecordCommandStart(ctx context.Context, home, command, action, target string) error {
+	return withHome(ctx, home, command, target, nil, func(h *Home) error {
+		if aerr := auth.RecordOutcome(ctx, h.Store, auth.LocalUser(), action, target, auth.OutcomeStarted); aerr != nil {
+			return AuditFailed(command, target, aerr, nil)
+		}
+		return nil
+	})
+}
+
+// withHome runs f on the store of home; if it cannot be opened, the error
+// says the audit log cannot be written (and carries err).
+func withHome(ctx context.Context, home, command, target string, err error, f func(*Home) error) error {
 	dir, herr := HomeDir(home)
 	if herr != nil {
 		return AuditFailed(command, target, herr, err)
@@ -100,7 +120,7 @@ func RecordCommand(ctx context.Context, home, command, action, target string, er
 		return AuditFailed(command, target, herr, err)
 	}
 	defer h.Close()
-	return h.Record(ctx, command, action, target, err)
+	return f(h)
 }
 
 // HomeDir is the state directory: dir (--home) if set, else $CUTOVER_HOME,
