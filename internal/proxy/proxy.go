@@ -296,6 +296,7 @@ func (l *listener) shutdown(ctx context.Context) error {
 func (l *listener) forceClose() {
 	l.ln.Close()
 	if l.loop != nil {
+		l.loop.stopAccepting() // the loops' own copy of the socket (once)
 		l.loop.forceClose()
 	}
 	l.mu.Lock()

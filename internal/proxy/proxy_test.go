@@ -457,3 +457,29 @@ func TestUpgradeTunnelProbesTheClient(t *testing.T) {
 	}
 	t.Fatal("the proxy's end of the tunnel not found in /proc/net/tcp")
 }
+
+// An Apply that fails on its second listener (a port in use) leaves
+// nothing of the first open: before, the loops' copy of its socket stayed
+// registered and answered 404, and the port could not be listened on again.
+func TestFailedApplyClosesTheListenersItOpened(t *testing.T) {
+	p := newTestProxy(t, Options{})
+	u := upstream(t, "web")
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	free := freeAddr(t)
+	tgs := []TargetGroup{tgOf("e/web", u)}
+	err = p.Apply(context.Background(), State{Listeners: []Listener{oneRouteNamed("e/a", free, "e/web"), oneRouteNamed("e/b", busy.Addr().String(), "e/web")}, TargetGroups: tgs})
+	if err == nil || !strings.Contains(err.Error(), "already in use") {
+		t.Fatalf("Apply with a port in use: %v", err)
+	}
+	if c, err := net.DialTimeout("tcp", free, time.Second); err == nil {
+		c.Close()
+		t.Fatalf("%s accepts connections after the failed Apply", free)
+	}
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{oneRouteNamed("e/a", free, "e/web")}, TargetGroups: tgs}); err != nil {
+		t.Fatalf("listening on %s again: %v", free, err)
+	}
+}
