@@ -77,10 +77,11 @@ type admin struct {
 // to the next one; the client retries it there.
 const errHandingOver = "the proxy is handing over to a new one (cutover proxy restart): retry"
 
-// retire refuses changes from now on, once the one in progress is saved.
-func (a *admin) retire() {
+// retire refuses changes from now on (on), once the one in progress is
+// saved, or takes them again (off: a restart that failed).
+func (a *admin) retire(on bool) {
 	a.mu.Lock()
-	a.retired = true
+	a.retired = on
 	a.mu.Unlock()
 }
 

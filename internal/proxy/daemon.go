@@ -76,20 +76,28 @@ func Run(ctx context.Context, home string, opts RunOptions) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("creating the proxy directory: %w", err)
 	}
-	unlockHome, err := lockHome(home)
-	if err != nil {
-		return err
-	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	h := takeHandover(log)
+	// A standby (a restart's next proxy) starts beside the running one,
+	// which holds the home until it steps down; it takes the lock then.
 	var unlockOnce sync.Once
-	unlock := func() { unlockOnce.Do(unlockHome) }
+	unlockHome := func() {}
+	unlock := func() { unlockOnce.Do(func() { unlockHome() }) }
 	defer unlock()
-
 	sock := socketPath(home)
-	if h, err := NewClient(home).Ping(ctx); err == nil {
-		return fmt.Errorf("the cutover proxy is already running (pid %d, socket %s)", h.PID, sock)
-	}
-	if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("removing the stale socket %s: %w", sock, err)
+	if !h.standby {
+		u, err := lockHome(home)
+		if err != nil {
+			return err
+		}
+		unlockHome = u
+		if hl, err := NewClient(home).Ping(ctx); err == nil {
+			return fmt.Errorf("the cutover proxy is already running (pid %d, socket %s)", hl.PID, sock)
+		}
+		if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removing the stale socket %s: %w", sock, err)
+		}
 	}
 
 	if os.Getenv("GOGC") == "" {
@@ -118,7 +126,6 @@ func Run(ctx context.Context, home string, opts RunOptions) error {
 		closeProxy()
 		return err
 	}
-	h := takeHandover(log)
 	// The restored targets get their first check before the listeners
 	// open (at most 3s), so a request does not meet a 503 for want of a
 	// checked target: one that came while the proxy was down waits in the
@@ -145,6 +152,28 @@ func Run(ctx context.Context, home string, opts RunOptions) error {
 		return fmt.Errorf("%s: cannot serve the saved routes: %w", path, err)
 	}
 	log.Info("serving saved routes", "listeners", len(sv.State.Listeners), "target_groups", len(sv.State.TargetGroups), "generation", sv.Generation)
+	if h.standby {
+		// Serving beside the running proxy: tell the supervisor, which
+		// tells that one to step down; then take the home from it.
+		if err := h.tell(chanMsg{Ready: true}, nil); err != nil {
+			closeProxy()
+			return fmt.Errorf("telling the supervisor this proxy is ready: %w", err)
+		}
+		u, err := waitLockHome(ctx, home)
+		if err != nil {
+			closeProxy()
+			return err
+		}
+		unlockHome = u
+		if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
+			closeProxy()
+			return fmt.Errorf("removing the stale socket %s: %w", sock, err)
+		}
+		p.mu.Lock()
+		h.standby = false
+		p.sendListeners()
+		p.mu.Unlock()
+	}
 
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
@@ -181,11 +210,6 @@ func Run(ctx context.Context, home string, opts RunOptions) error {
 	_ = os.Remove(restartingPath(home)) // the hand-over to this proxy is done
 	log.Info("cutover proxy started", "pid", os.Getpid(), "socket", sock, "version", opts.Version)
 
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	usr2 := make(chan os.Signal, 1)
-	signal.Notify(usr2, syscall.SIGUSR2)
-	defer signal.Stop(usr2)
 	var runErr error
 serve:
 	for {
@@ -195,16 +219,47 @@ serve:
 		case err := <-served:
 			runErr = fmt.Errorf("admin API stopped: %w", err)
 			break serve
-		case <-usr2:
-			if err := handOver(home, log, p, a, h, srv, unlock); err != nil {
-				log.Warn("cannot hand over to a new proxy: serving on", "err", err)
-				continue
+		case cmd := <-h.cmds:
+			switch cmd {
+			case cmdFreeze:
+				// A restart: take no more changes (the next proxy reads
+				// state.json as it is now); clients wait for the next one.
+				if err := atomicfile.Write(restartingPath(home), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+					log.Warn("writing the restart marker", "err", err)
+				}
+				a.retire(true)
+				if err := h.tell(chanMsg{Frozen: true}, nil); err != nil {
+					log.Warn("telling the supervisor this proxy froze", "err", err)
+				}
+				log.Info("restarting: changes wait for the next proxy")
+			case cmdThaw:
+				a.retire(false)
+				_ = os.Remove(restartingPath(home))
+				log.Warn("the restart failed: this proxy serves on and takes changes again")
+			case cmdStepDown:
+				// The next proxy serves the sockets too: let go of the
+				// admin socket and the lock (it waits for them), then
+				// finish the requests in flight.
+				sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				if err := srv.Shutdown(sctx); err != nil {
+					srv.Close()
+				}
+				cancel()
+				_ = os.Remove(sock)
+				handedOver = true
+				p.mu.Lock()
+				h.detach()
+				p.mu.Unlock()
+				unlock()
+				log.Info("handed over to the next proxy: finishing the requests in flight", "grace", opts.ShutdownGrace.String())
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.ShutdownGrace)
+				if err := p.close(cctx, handOverDrain); err != nil {
+					log.Warn("shutting down", "err", err)
+				}
+				cancel()
+				log.Info("cutover proxy stopped")
+				return nil
 			}
-			handedOver = true
-			log.Info("handed over to the next proxy: finishing the requests in flight", "grace", opts.ShutdownGrace.String())
-			closeProxy()
-			log.Info("cutover proxy stopped")
-			return nil
 		}
 	}
 	log.Info("cutover proxy stopping", "grace", opts.ShutdownGrace.String())
@@ -216,42 +271,29 @@ serve:
 	return runErr
 }
 
-// handOver is this proxy's part of `cutover proxy restart` (SIGUSR2 from
-// its supervisor): it takes no more changes (one writer of state.json),
-// lets go of the admin socket and the home's lock, then tells the
-// supervisor, which starts the next proxy with the listening sockets it
-// holds. The caller then stops accepting and finishes the requests in
-// flight; connections wait in the sockets' backlog for the next proxy,
-// none is refused.
-func handOver(home string, log *slog.Logger, p *Proxy, a *admin, h *handover, srv *http.Server, unlock func()) error {
-	p.mu.Lock()
-	alive := h.conn != nil && h.probe() == nil
-	p.mu.Unlock()
-	if !alive {
-		return errNoSupervisor
-	}
-	log.Info("handing over to a new proxy (cutover proxy restart)")
-	if err := atomicfile.Write(restartingPath(home), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
-		return fmt.Errorf("writing %s: %w", restartingPath(home), err)
-	}
-	a.retire()
-	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	if err := srv.Shutdown(sctx); err != nil {
-		srv.Close()
-	}
-	cancel()
-	_ = os.Remove(socketPath(home))
-	unlock()
-	p.mu.Lock()
-	err := h.release()
-	p.mu.Unlock()
+// waitLockHome takes the home's lock once the proxy holding it lets go (a
+// standby's wait for the proxy it replaces), until ctx ends.
+func waitLockHome(ctx context.Context, home string) (func(), error) {
+	f, err := os.OpenFile(lockPath(home), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		// The supervisor died in between: nothing will start the next
-		// proxy, and this one no longer has its home. Say so loudly; the
-		// listeners serve on until the grace ends.
-		log.Error("telling the supervisor to start the next proxy", "err", err)
+		return nil, fmt.Errorf("opening the proxy lock: %w", err)
 	}
-	return nil
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", lockPath(home), err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // lockWait bounds how long a starting proxy waits for a dying one's lock.

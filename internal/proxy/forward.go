@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -52,6 +53,9 @@ type listenerHandler struct {
 	// writeIdle and targetWait: see attempt.
 	writeIdle, targetWait time.Duration
 	hj                    *hijacks
+	// draining: the listener hands over to the next proxy; each answer
+	// closes its connection (the client's next request goes there)
+	draining *atomic.Bool
 }
 
 // serve is the fasthttp handler of a listener: it answers the request
@@ -66,6 +70,9 @@ type listenerHandler struct {
 // server's own way is kept).
 func (h *listenerHandler) serve(ctx *fasthttp.RequestCtx) {
 	h.answer(ctx)
+	if h.draining.Load() {
+		ctx.SetConnectionClose()
+	}
 	if floorWrites(ctx.Conn(), h.writeIdle) {
 		ctx.SetWriteDeadline(time.Now().Add(h.writeIdle))
 	}

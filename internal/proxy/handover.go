@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"sync"
@@ -29,27 +30,48 @@ import (
 // an inherited socket where it would have opened one. A proxy that stops on
 // purpose first sends the empty set, so a stopped proxy's ports refuse
 // connections at once, as without a supervisor.
+//
+// A restart (`cutover proxy restart`) goes over the same channel, both
+// ways. The supervisor tells the running proxy to freeze (it takes no more
+// changes, so state.json stays as the next one reads it), starts the next
+// proxy in standby beside it with the sockets, and once that one serves
+// them (its targets checked, its listeners open: "ready") tells the running
+// one to step down: it lets go of its admin socket and lock and finishes
+// its requests, and the standby takes the lock and goes on as the proxy.
+// If the next one fails before it is ready, the running one thaws and
+// serves on: a restart never leaves nothing serving.
 
 // Environment of a proxy started by Keep: the descriptor of its channel to
-// the supervisor, and the addresses of the inherited listening sockets (a
-// JSON array), which follow it (descriptors 4, 5, …).
+// the supervisor, the addresses of the inherited listening sockets (a JSON
+// array), which follow it (descriptors 4, 5, …), and whether it starts in
+// standby (a restart's next proxy).
 const (
 	keeperFDEnv = "CUTOVER_PROXY_KEEPER_FD"
 	heldEnv     = "CUTOVER_PROXY_HELD_LISTENERS"
+	standbyEnv  = "CUTOVER_PROXY_STANDBY"
+)
+
+// Commands from the supervisor to its proxy.
+const (
+	cmdFreeze   = "freeze"   // take no more changes, then say frozen
+	cmdThaw     = "thaw"     // the restart failed: take changes again
+	cmdStepDown = "stepdown" // the next proxy is ready: let go and finish
 )
 
 // maxHeld bounds the sockets one message carries (the kernel's
 // SCM_MAX_FD is 253).
 const maxHeld = 250
 
-// heldSet is one message of the channel: listening sockets by address,
-// or, from a proxy handing over to the next one (Released), that it has
-// let go of the home: the supervisor may start the next proxy with the
-// sockets it holds, and this one will not send again.
-type heldSet struct {
-	Addrs    []string `json:"addrs"`
-	Released bool     `json:"released,omitempty"`
-	Probe    bool     `json:"probe,omitempty"` // only asks whether the supervisor is there
+// chanMsg is one message of the channel. From the proxy: its listening
+// sockets by address (Addrs, with the descriptors), or Frozen (it froze on
+// the supervisor's command), or Ready (a standby serves the sockets). From
+// the supervisor: a command (Cmd).
+type chanMsg struct {
+	Addrs  []string `json:"addrs,omitempty"`
+	Set    bool     `json:"set,omitempty"` // Addrs is the set (it may be empty)
+	Frozen bool     `json:"frozen,omitempty"`
+	Ready  bool     `json:"ready,omitempty"`
+	Cmd    string   `json:"cmd,omitempty"`
 }
 
 // handover is the proxy's side: the channel to its supervisor and the
@@ -60,16 +82,21 @@ type handover struct {
 	inherited map[string]*os.File
 	sent      []string // the addresses last sent
 	synced    bool     // a set was sent
+	// standby: started by a restart, beside the running proxy; it sends no
+	// set until it has the home's lock (primary)
+	standby bool
+	cmds    chan string // the supervisor's commands
 }
 
 // takeHandover reads what a supervisor passed in the environment (nothing
 // when the proxy runs on its own) and clears it, so nothing the proxy
 // starts inherits it.
 func takeHandover(log *slog.Logger) *handover {
-	h := &handover{log: log, inherited: map[string]*os.File{}}
-	fdStr, held := os.Getenv(keeperFDEnv), os.Getenv(heldEnv)
+	h := &handover{log: log, inherited: map[string]*os.File{}, cmds: make(chan string, 4)}
+	fdStr, held, standby := os.Getenv(keeperFDEnv), os.Getenv(heldEnv), os.Getenv(standbyEnv)
 	os.Unsetenv(keeperFDEnv)
 	os.Unsetenv(heldEnv)
+	os.Unsetenv(standbyEnv)
 	if fdStr == "" {
 		return h
 	}
@@ -83,6 +110,8 @@ func takeHandover(log *slog.Logger) *handover {
 	f.Close()
 	if uc, ok := c.(*net.UnixConn); err == nil && ok {
 		h.conn = uc
+		h.standby = standby == "1"
+		go h.readCommands(uc)
 	} else {
 		if c != nil {
 			c.Close()
@@ -103,6 +132,43 @@ func takeHandover(log *slog.Logger) *handover {
 	}
 	return h
 }
+
+// readCommands passes the supervisor's commands to cmds until the channel
+// closes.
+func (h *handover) readCommands(c *net.UnixConn) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.Read(buf)
+		if err != nil {
+			return
+		}
+		var m chanMsg
+		if json.Unmarshal(buf[:n], &m) == nil && m.Cmd != "" {
+			h.cmds <- m.Cmd
+		}
+	}
+}
+
+// tell sends m to the supervisor.
+func (h *handover) tell(m chanMsg, fds []int) error {
+	if h.conn == nil {
+		return errNoSupervisor
+	}
+	msg, _ := json.Marshal(m)
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	h.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _, err := h.conn.WriteMsgUnix(msg, oob, nil)
+	return err
+}
+
+// detach stops telling the supervisor anything (a proxy that stepped down:
+// the sockets the supervisor holds are the next proxy's now).
+func (h *handover) detach() { h.conn = nil }
+
+var errNoSupervisor = errors.New("the proxy runs without its supervisor")
 
 // listen returns the inherited socket for addr if there is one that is a
 // TCP listener on addr's port, else a new one.
@@ -144,20 +210,14 @@ func (h *handover) closeUnused() {
 // send tells the supervisor the current set, if it changed. fds are
 // borrowed: they stay open.
 func (h *handover) send(addrs []string, fds []int) {
-	if h.conn == nil || h.synced && slices.Equal(addrs, h.sent) {
+	if h.conn == nil || h.standby || h.synced && slices.Equal(addrs, h.sent) {
 		return
 	}
 	if len(addrs) > maxHeld {
 		h.log.Warn("the supervisor keeps the first listening sockets only", "kept", maxHeld, "listeners", len(addrs))
 		addrs, fds = addrs[:maxHeld], fds[:maxHeld]
 	}
-	msg, _ := json.Marshal(heldSet{Addrs: addrs})
-	var oob []byte
-	if len(fds) > 0 {
-		oob = unix.UnixRights(fds...)
-	}
-	h.conn.SetWriteDeadline(time.Now().Add(time.Second))
-	if _, _, err := h.conn.WriteMsgUnix(msg, oob, nil); err != nil {
+	if err := h.tell(chanMsg{Addrs: addrs, Set: true}, fds); err != nil {
 		// The supervisor is gone (killed: the proxy runs unsupervised) or
 		// stuck: the sockets just do not outlive a crash.
 		h.log.Warn("telling the supervisor the listening sockets", "err", err)
@@ -166,38 +226,11 @@ func (h *handover) send(addrs []string, fds []int) {
 	h.sent, h.synced = slices.Clone(addrs), true
 }
 
-// probe checks the supervisor is there: it sends the set it holds again.
-func (h *handover) probe() error {
-	if h.conn == nil {
-		return errNoSupervisor
-	}
-	msg, _ := json.Marshal(heldSet{Addrs: []string{}, Probe: true})
-	h.conn.SetWriteDeadline(time.Now().Add(time.Second))
-	_, err := h.conn.Write(msg)
-	return err
-}
-
-// release tells the supervisor that this proxy has let go of the home and
-// stops telling it anything: the sockets it holds are the next proxy's.
-func (h *handover) release() error {
-	if h.conn == nil {
-		return errNoSupervisor
-	}
-	msg, _ := json.Marshal(heldSet{Released: true})
-	h.conn.SetWriteDeadline(time.Now().Add(time.Second))
-	_, err := h.conn.Write(msg)
-	h.conn.Close()
-	h.conn = nil
-	return err
-}
-
-var errNoSupervisor = errors.New("the proxy runs without its supervisor (`cutover proxy run`): nothing can start the next one")
-
 // sendListeners tells the supervisor the proxy's listening sockets. Called
 // with p.mu held.
 func (p *Proxy) sendListeners() {
 	h := p.handover
-	if h == nil || h.conn == nil {
+	if h == nil || h.conn == nil || h.standby {
 		return
 	}
 	var addrs []string
@@ -248,10 +281,28 @@ type heldListeners struct {
 	files []*os.File
 }
 
-// channel opens the channel for the next proxy: it returns the proxy's end
-// and the environment and descriptors to start it with; receive reads the
-// proxy's messages on the other end until stop.
-func (k *heldListeners) channel() (conn *net.UnixConn, theirs *os.File, env []string, extra []*os.File, err error) {
+// child is a proxy the supervisor started, and its channel.
+type child struct {
+	cmd     *exec.Cmd
+	conn    *net.UnixConn
+	started time.Time
+	done    chan error    // its exit, once its last messages are read
+	frozen  chan struct{} // closed when it says it froze
+	ready   chan struct{} // closed when it says it serves (a standby)
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+// tell sends the proxy a command; a proxy that is gone cannot take it.
+func (c *child) tell(cmd string) {
+	msg, _ := json.Marshal(chanMsg{Cmd: cmd})
+	c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	c.conn.Write(msg)
+}
+
+// start starts exe args as a proxy with the sockets held (in standby: a
+// restart's next proxy) and reads its messages until it exits.
+func (k *heldListeners) start(exe string, args []string, standby bool) (*child, error) {
 	syscall.ForkLock.RLock()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM, 0)
 	if err == nil {
@@ -260,32 +311,57 @@ func (k *heldListeners) channel() (conn *net.UnixConn, theirs *os.File, env []st
 	}
 	syscall.ForkLock.RUnlock()
 	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("creating the channel to the proxy: %w", err)
+		return nil, fmt.Errorf("creating the channel to the proxy: %w", err)
 	}
 	mine := os.NewFile(uintptr(fds[0]), "proxy channel")
-	theirs = os.NewFile(uintptr(fds[1]), "supervisor channel")
-	c, err := net.FileConn(mine)
+	theirs := os.NewFile(uintptr(fds[1]), "supervisor channel")
+	defer theirs.Close()
+	fc, err := net.FileConn(mine)
 	mine.Close()
 	if err != nil {
-		theirs.Close()
-		return nil, nil, nil, nil, fmt.Errorf("the channel to the proxy: %w", err)
+		return nil, fmt.Errorf("the channel to the proxy: %w", err)
 	}
+	c := &child{cmd: exec.Command(exe, args...), conn: fc.(*net.UnixConn), done: make(chan error, 1), frozen: make(chan struct{}), ready: make(chan struct{})}
+	c.cmd.Stdout, c.cmd.Stderr = os.Stdout, os.Stderr
 	k.mu.Lock()
-	defer k.mu.Unlock()
 	addrs, _ := json.Marshal(k.addrs)
-	env = []string{keeperFDEnv + "=3", heldEnv + "=" + string(addrs)}
-	extra = append([]*os.File{theirs}, k.files...)
-	return c.(*net.UnixConn), theirs, env, extra, nil
+	c.cmd.Env = append(os.Environ(), keeperFDEnv+"=3", heldEnv+"="+string(addrs))
+	if standby {
+		c.cmd.Env = append(c.cmd.Env, standbyEnv+"=1")
+	}
+	c.cmd.ExtraFiles = append([]*os.File{theirs}, k.files...)
+	c.started = time.Now()
+	err = c.cmd.Start()
+	k.mu.Unlock()
+	if err != nil {
+		c.conn.Close()
+		return nil, fmt.Errorf("starting the cutover proxy (%s): %w", exe, err)
+	}
+	received := make(chan struct{})
+	go func() {
+		defer close(received)
+		k.receive(c)
+	}()
+	go func() {
+		err := c.cmd.Wait()
+		// Read what it sent before it exited (queued by the time it is
+		// reaped); the short deadline ends the read that waits after.
+		c.conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		<-received
+		c.conn.Close()
+		c.done <- err
+	}()
+	return c, nil
 }
 
-// receive keeps the sets the proxy sends on conn until reading fails
-// (conn closed or its deadline passed) or the proxy released the home,
-// which it reports by closing released.
-func (k *heldListeners) receive(conn *net.UnixConn, released chan<- struct{}) {
+// receive keeps the sets c sends, and reports its other messages, until
+// reading fails (its channel closed, or the deadline after its exit).
+func (k *heldListeners) receive(c *child) {
 	buf := make([]byte, 64<<10)
 	oob := make([]byte, unix.CmsgSpace(maxHeld*4))
+	var frozen, ready sync.Once
 	for {
-		n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+		n, oobn, _, _, err := c.conn.ReadMsgUnix(buf, oob)
 		if err != nil {
 			return
 		}
@@ -301,31 +377,27 @@ func (k *heldListeners) receive(conn *net.UnixConn, released chan<- struct{}) {
 				k.log.Warn("a bad message from the proxy", "err", perr)
 			}
 		}
-		var set heldSet
-		err = json.Unmarshal(buf[:n], &set)
-		if err == nil && set.Released {
-			for _, fd := range fds {
-				unix.Close(fd)
+		var m chanMsg
+		err = json.Unmarshal(buf[:n], &m)
+		switch {
+		case err == nil && m.Set && len(m.Addrs) == len(fds):
+			files := make([]*os.File, len(fds))
+			for i, fd := range fds {
+				unix.CloseOnExec(fd)
+				files[i] = os.NewFile(uintptr(fd), "listener "+m.Addrs[i])
 			}
-			close(released)
-			return
-		}
-		if err == nil && set.Probe {
+			k.replace(m.Addrs, files)
 			continue
+		case err == nil && m.Frozen:
+			frozen.Do(func() { close(c.frozen) })
+		case err == nil && m.Ready:
+			ready.Do(func() { close(c.ready) })
+		default:
+			k.log.Warn("a bad message from the proxy: keeping the listening sockets it sent before", "err", err, "addrs", len(m.Addrs), "sockets", len(fds))
 		}
-		if err != nil || len(set.Addrs) != len(fds) {
-			k.log.Warn("a bad message from the proxy: keeping the listening sockets it sent before", "err", err, "addrs", len(set.Addrs), "sockets", len(fds))
-			for _, fd := range fds {
-				unix.Close(fd)
-			}
-			continue
+		for _, fd := range fds {
+			unix.Close(fd)
 		}
-		files := make([]*os.File, len(fds))
-		for i, fd := range fds {
-			unix.CloseOnExec(fd)
-			files[i] = os.NewFile(uintptr(fd), "listener "+set.Addrs[i])
-		}
-		k.replace(set.Addrs, files)
 	}
 }
 
@@ -337,15 +409,6 @@ func (k *heldListeners) replace(addrs []string, files []*os.File) {
 	for _, f := range old {
 		f.Close()
 	}
-}
-
-// finish reads what the proxy sent before it exited, then closes conn.
-// The proxy's messages are queued by the time it is reaped; the short
-// deadline ends the read that waits after them.
-func (k *heldListeners) finish(conn *net.UnixConn, received <-chan struct{}) {
-	conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-	<-received
-	conn.Close()
 }
 
 // close closes every socket held.

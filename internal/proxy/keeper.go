@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -82,115 +83,170 @@ func Keep(ctx context.Context, home, exe string, args []string, o KeepOptions) e
 	held := &heldListeners{log: o.Logger}
 	defer held.close()
 
-	var restarts []time.Time
-start:
+	cur, err := held.start(exe, args, false)
+	if err != nil {
+		return err
+	}
+	var (
+		restarts []time.Time
+		// A restart in progress: cur was told to freeze (freezing), then
+		// next was started in standby beside it.
+		freezing bool
+		next     *child
+	)
+	up := time.NewTimer(o.MinUptime)
+	defer up.Stop()
+	// stoppedOld: a proxy that was told to step down exited with a stop
+	// requested (`cutover proxy stop` reached it first).
+	stoppedOld := make(chan struct{})
+	var stopOnce sync.Once
 	for {
-		cmd := exec.Command(exe, args...)
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		conn, theirs, env, extra, err := held.channel()
-		if err != nil {
-			return err
+		var frozen, ready <-chan struct{}
+		var nextDone <-chan error
+		if freezing && next == nil {
+			frozen = cur.frozen
 		}
-		cmd.Env, cmd.ExtraFiles = append(os.Environ(), env...), extra
-		started := time.Now()
-		err = cmd.Start()
-		theirs.Close()
-		if err != nil {
-			conn.Close()
-			return fmt.Errorf("starting the cutover proxy (%s): %w", exe, err)
+		if next != nil {
+			ready, nextDone = next.ready, next.done
 		}
-		received, released := make(chan struct{}), make(chan struct{})
-		go func() {
-			defer close(received)
-			held.receive(conn, released)
-		}()
-		done := make(chan error, 1)
-		go func() {
-			err := cmd.Wait()
-			held.finish(conn, received)
-			done <- err
-		}()
-		up := time.NewTimer(o.MinUptime)
-	wait:
-		for {
-			select {
-			case err = <-done:
-				break wait
-			case <-hups:
-				o.Logger.Info("restarting the proxy: it hands its listening sockets over to a new one", "pid", cmd.Process.Pid)
-				if err := cmd.Process.Signal(syscall.SIGUSR2); err != nil {
-					o.Logger.Warn("asking the proxy to hand over", "pid", cmd.Process.Pid, "err", err)
+		select {
+		case <-hups:
+			if freezing {
+				o.Logger.Info("a restart of the proxy is already in progress")
+				continue
+			}
+			freezing = true
+			o.Logger.Info("restarting the proxy: a new one starts beside it with the listening sockets", "pid", cur.pid())
+			cur.tell(cmdFreeze)
+		case <-frozen:
+			n, err := held.start(exe, args, true)
+			if err != nil {
+				o.Logger.Error("the proxy is not restarted: the running one goes on", "pid", cur.pid(), "err", err)
+				freezing = false
+				cur.tell(cmdThaw)
+				continue
+			}
+			next = n
+		case <-ready:
+			if _, serr := os.Stat(stoppingPath(home)); serr == nil {
+				// `cutover proxy stop` came during the restart: the new
+				// one goes, and the running one's stop ends this.
+				o.Logger.Info("the proxy is being stopped: the new one goes too", "new", next.pid())
+				stopChild(next)
+				next, freezing = nil, false
+				continue
+			}
+			// The next proxy serves the sockets: the running one lets go
+			// of the home and finishes its requests on its own.
+			cur.tell(cmdStepDown)
+			old := cur
+			go func() {
+				err := <-old.done
+				o.Logger.Info("the previous proxy finished its requests", "pid", old.pid(), "exit", err)
+				if _, serr := os.Stat(stoppingPath(home)); serr == nil {
+					stopOnce.Do(func() { close(stoppedOld) }) // a stop reached it instead of the step-down
 				}
-			case <-released:
-				// The proxy let go of the home and finishes its requests
-				// on its own: start the next one now, with the sockets.
-				up.Stop()
-				pid := cmd.Process.Pid
-				go func() {
-					err := <-done
-					o.Logger.Info("the previous proxy finished its requests", "pid", pid, "exit", err)
-				}()
-				continue start
-			case <-up.C:
-				if !wrotePID {
+			}()
+			o.Logger.Info("the proxy was restarted", "pid", next.pid(), "previous", old.pid())
+			cur, next, freezing = next, nil, false
+		case err := <-nextDone:
+			o.Logger.Error("the new proxy did not start: the running one goes on", "pid", cur.pid(), "new", next.pid(), "exit", err)
+			next, freezing = nil, false
+			cur.tell(cmdThaw)
+		case err := <-cur.done:
+			if next != nil {
+				if _, serr := os.Stat(stoppingPath(home)); serr == nil {
+					_ = os.Remove(stoppingPath(home))
+					o.Logger.Info("the proxy was stopped on purpose during its restart; stopping the new one too", "pid", cur.pid(), "new", next.pid())
+					stopChild(next)
+					return nil
+				}
+				// It died while the next one starts: that one takes over
+				// (it takes the lock the dead one held).
+				o.Logger.Warn("the proxy died during its restart: the new one takes over", "pid", cur.pid(), "exit", err, "new", next.pid())
+				cur, next, freezing = next, nil, false
+				continue
+			}
+			freezing = false
+			if err == nil {
+				_ = os.Remove(stoppingPath(home))
+				return nil // a clean stop
+			}
+			if _, serr := os.Stat(stoppingPath(home)); serr == nil {
+				_ = os.Remove(stoppingPath(home))
+				o.Logger.Info("the proxy was stopped on purpose; not restarting it", "pid", cur.pid(), "exit", err)
+				return nil
+			}
+			uptime := time.Since(cur.started)
+			if uptime < o.MinUptime {
+				return fmt.Errorf("the cutover proxy exited %s after it started (%v): not restarting it", uptime.Round(time.Millisecond), err)
+			}
+			now := time.Now()
+			recent := restarts[:0]
+			for _, t := range restarts {
+				if now.Sub(t) < o.Window {
+					recent = append(recent, t)
+				}
+			}
+			restarts = recent
+			if len(restarts) >= o.MaxRestarts {
+				return fmt.Errorf("the cutover proxy died %d times within %s (last: %v): giving up", len(restarts)+1, o.Window, err)
+			}
+			restarts = append(restarts, now)
+			o.Logger.Warn("the proxy died; starting it again", "pid", cur.pid(), "exit", err, "uptime", uptime.Round(time.Millisecond), "restart", len(restarts))
+			select {
+			case <-time.After(o.Backoff):
+			case <-ctx.Done():
+				return nil
+			case <-sigs:
+				return nil
+			}
+			if cur, err = held.start(exe, args, false); err != nil {
+				return err
+			}
+			if !wrotePID {
+				up.Reset(o.MinUptime)
+			}
+		case <-up.C:
+			// supervisor.pid names this process once its own proxy answers
+			// (a second Keep, whose proxy waits for the lock of the one
+			// serving, must not replace the file of the Keep of that one).
+			if !wrotePID {
+				if h, err := NewClient(home).Ping(ctx); err == nil && h.PID == cur.pid() {
 					wrotePID = true
 					_ = os.Remove(stoppingPath(home)) // left by a stop that ended before this start
 					if werr := atomicfile.Write(supervisorPath(home), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); werr != nil {
 						o.Logger.Warn("writing the supervisor pid file", "err", werr)
 					}
+				} else {
+					up.Reset(200 * time.Millisecond)
 				}
-			case <-ctx.Done():
-				up.Stop()
-				return stopChild(cmd, done)
-			case <-sigs:
-				up.Stop()
-				return stopChild(cmd, done)
 			}
-		}
-		up.Stop()
-		if err == nil {
+		case <-stoppedOld:
 			_ = os.Remove(stoppingPath(home))
-			return nil // a clean stop
-		}
-		if _, serr := os.Stat(stoppingPath(home)); serr == nil {
-			_ = os.Remove(stoppingPath(home))
-			o.Logger.Info("the proxy was stopped on purpose; not restarting it", "pid", cmd.Process.Pid, "exit", err)
-			return nil
-		}
-		uptime := time.Since(started)
-		if uptime < o.MinUptime {
-			return fmt.Errorf("the cutover proxy exited %s after it started (%v): not restarting it", uptime.Round(time.Millisecond), err)
-		}
-		now := time.Now()
-		recent := restarts[:0]
-		for _, t := range restarts {
-			if now.Sub(t) < o.Window {
-				recent = append(recent, t)
-			}
-		}
-		restarts = recent
-		if len(restarts) >= o.MaxRestarts {
-			return fmt.Errorf("the cutover proxy died %d times within %s (last: %v): giving up", len(restarts)+1, o.Window, err)
-		}
-		restarts = append(restarts, now)
-		o.Logger.Warn("the proxy died; starting it again", "pid", cmd.Process.Pid, "exit", err, "uptime", uptime.Round(time.Millisecond), "restart", len(restarts))
-		select {
-		case <-time.After(o.Backoff):
+			o.Logger.Info("the proxy was stopped on purpose as it was restarted; stopping the new one too", "pid", cur.pid())
+			return stopChild(cur)
 		case <-ctx.Done():
-			return nil
+			if next != nil {
+				stopChild(next)
+			}
+			return stopChild(cur)
 		case <-sigs:
-			return nil
+			if next != nil {
+				stopChild(next)
+			}
+			return stopChild(cur)
 		}
 	}
 }
 
 // stopChild forwards SIGTERM to the proxy and waits for it (it bounds its
 // own grace period).
-func stopChild(cmd *exec.Cmd, done <-chan error) error {
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+func stopChild(c *child) error {
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return err
 	}
-	if err := <-done; err != nil {
+	if err := <-c.done; err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) && !ee.Exited() {
 			return nil // ended by a signal after the SIGTERM: still a stop

@@ -454,7 +454,7 @@ func TestRestartReplacesTheProxyWithoutFailingARequest(t *testing.T) {
 }
 
 // A proxy without a supervisor cannot be restarted: Restart says so and
-// SIGUSR2 (the supervisor's request to hand over) leaves it serving.
+// changes nothing.
 func TestRestartWithoutASupervisorChangesNothing(t *testing.T) {
 	home := t.TempDir()
 	ctx := context.Background()
@@ -468,17 +468,305 @@ func TestRestartWithoutASupervisorChangesNothing(t *testing.T) {
 	if _, err := Restart(ctx, home, time.Second); err == nil || !strings.Contains(err.Error(), "no supervisor") {
 		t.Fatalf("Restart of an unsupervised proxy: %v", err)
 	}
-	if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(300 * time.Millisecond)
 	if h, err := c.Ping(ctx); err != nil || h.PID != pid {
-		t.Fatalf("after SIGUSR2: pid %d (was %d), %v", h.PID, pid, err)
+		t.Fatalf("after Restart: pid %d (was %d), %v", h.PID, pid, err)
 	}
 	if code, body, _ := get(t, addr, "", "/"); code != 200 || body != "web" {
-		t.Fatalf("after SIGUSR2: %d %q", code, body)
+		t.Fatalf("after Restart: %d %q", code, body)
 	}
 	if err := c.PutScope(ctx, "e", State{Listeners: []Listener{oneRouteNamed("e/production", addr, "e/web")}, TargetGroups: []TargetGroup{tgOf("e/web", u)}}); err != nil {
-		t.Fatalf("a change after SIGUSR2: %v", err)
+		t.Fatalf("a change after Restart: %v", err)
+	}
+}
+
+// A restart whose new proxy cannot start (here the TLS listener's
+// certificate is gone; as well a new version that fails) leaves the running
+// proxy serving and taking changes again, and Restart says so at once.
+// Before, the running one had already let go and stopped accepting, and the
+// supervisor gave up: nothing served the ports.
+func TestFailedRestartLeavesTheRunningProxyServing(t *testing.T) {
+	home := t.TempDir()
+	ctx := context.Background()
+	k := startKept(t, home)
+	c := k.c
+	u := upstream(t, "web")
+	addr, taddr := freeAddr(t), freeAddr(t)
+	cert, key, _ := selfSigned(t, t.TempDir(), "a", "127.0.0.1")
+	tl := oneRouteNamed("e/tls", taddr, "e/web")
+	tl.TLS = &TLS{CertFile: cert, KeyFile: key}
+	state := State{Listeners: []Listener{oneRouteNamed("e/production", addr, "e/web"), tl}, TargetGroups: []TargetGroup{tgOf("e/web", u)}}
+	if err := c.PutScope(ctx, "e", state); err != nil {
+		t.Fatal(err)
+	}
+	waitTargets(t, c, 1)
+	supervisor := k.supervisor()
+	os.Remove(cert) // moved by hand: the running proxy has it loaded, a new one cannot load it
+	start := time.Now()
+	_, err := Restart(ctx, home, 20*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "did not start") {
+		t.Fatalf("Restart with a new proxy that cannot start: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Restart took %s to say the new proxy failed", d)
+	}
+	if h, err := c.Ping(ctx); err != nil || h.PID != k.pid {
+		t.Fatalf("after the failed restart: pid %d (was %d), %v", h.PID, k.pid, err)
+	}
+	if code, body, _ := get(t, addr, "", "/"); code != 200 || body != "web" {
+		t.Fatalf("after the failed restart: %d %q", code, body)
+	}
+	if _, err := os.Stat(restartingPath(home)); !os.IsNotExist(err) {
+		t.Errorf("the restart marker is left: %v", err)
+	}
+	state.Listeners = state.Listeners[:1]
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := c.PutScope(cctx, "e", state); err != nil {
+		t.Fatalf("a change after the failed restart: %v", err)
+	}
+	if !proc.Alive(supervisor) {
+		t.Fatal("the supervisor gave up")
+	}
+	if log, _ := os.ReadFile(logPath(home)); !strings.Contains(string(log), "the new proxy did not start: the running one goes on") {
+		t.Errorf("the log does not say the restart failed:\n%s", log)
+	}
+}
+
+// The running proxy serves until the new one is ready: a target whose
+// first health check hangs (the new proxy waits up to 3s for first checks
+// before it opens its listeners) does not stall new connections meanwhile.
+// Before, the running one stopped accepting as the new one started, and
+// every new connection waited those 3s.
+func TestRestartDoesNotStallOnASlowFirstCheck(t *testing.T) {
+	home := t.TempDir()
+	ctx := context.Background()
+	k := startKept(t, home)
+	c := k.c
+	u := upstream(t, "web")
+	hung := hungTarget(t) // accepts, never answers: its check times out after 5s
+	other := TargetGroup{Name: "e/other", Health: fastHealth, DeregistrationDelay: Duration(5 * time.Second), Targets: []Target{{ID: "hung", Addr: hung}}}
+	other.Health.Timeout = Duration(5 * time.Second)
+	addr := freeAddr(t)
+	if err := c.PutScope(ctx, "e", State{Listeners: []Listener{oneRouteNamed("e/production", addr, "e/web")}, TargetGroups: []TargetGroup{tgOf("e/web", u), other}}); err != nil {
+		t.Fatal(err)
+	}
+	waitTargets(t, c, 1)
+	k.supervisor()
+	stop := make(chan struct{})
+	var slowest atomic.Int64
+	var ok, failed atomic.Int64
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+			for i := 0; i < 20000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				s := time.Now()
+				resp, err := hc.Get("http://" + addr + "/")
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				ok.Add(1)
+				if d := int64(time.Since(s)); d > slowest.Load() {
+					slowest.Store(d)
+				}
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	next, err := Restart(ctx, home, 20*time.Second)
+	took := time.Since(start)
+	if err == nil {
+		k.track(next.PID)
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("restart took %s; %d requests, the slowest %s", took.Round(time.Millisecond), ok.Load(), time.Duration(slowest.Load()).Round(time.Millisecond))
+	if failed.Load() > 0 {
+		t.Errorf("%d requests failed across the restart", failed.Load())
+	}
+	if d := time.Duration(slowest.Load()); d > time.Second {
+		t.Errorf("a request waited %s across the restart (the new proxy's first checks took %s)", d, took)
+	}
+}
+
+// hungTarget is a target that accepts connections and never answers.
+func hungTarget(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return ln.Addr().String()
+}
+
+// `cutover proxy stop` while a restart is in progress stops everything:
+// the running proxy, the new one and the supervisor, and the ports refuse.
+// Before, Stop reported the proxy stopped while the new one served on, and
+// left the stop's marker, so the next crash of that one was not recovered.
+func TestStopDuringARestartStopsEverything(t *testing.T) {
+	for i := range 3 {
+		home := t.TempDir()
+		ctx := context.Background()
+		k := startKept(t, home)
+		u := upstream(t, "web")
+		addr := freeAddr(t)
+		if err := k.c.PutScope(ctx, "e", State{Listeners: []Listener{oneRouteNamed("e/production", addr, "e/web")}, TargetGroups: []TargetGroup{tgOf("e/web", u)}}); err != nil {
+			t.Fatal(err)
+		}
+		waitTargets(t, k.c, 1)
+		supervisor := k.supervisor()
+		var wg sync.WaitGroup
+		var stopErr error
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if h, err := Restart(ctx, home, 2*time.Second); err == nil {
+				k.track(h.PID)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(i) * 5 * time.Millisecond)
+			stopErr = Stop(ctx, home, 5*time.Second)
+		}()
+		wg.Wait()
+		if stopErr != nil {
+			t.Fatalf("round %d: Stop: %v", i, stopErr)
+		}
+		if !waitGone(ctx, supervisor, 5*time.Second) {
+			log, _ := os.ReadFile(logPath(home))
+			t.Fatalf("round %d: the supervisor runs after Stop; the log:\n%s", i, log)
+		}
+		if h, err := k.c.Ping(ctx); err == nil {
+			k.track(h.PID)
+			t.Fatalf("round %d: proxy pid %d answers after Stop", i, h.PID)
+		}
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			t.Fatalf("round %d: %s accepts connections after Stop", i, addr)
+		}
+		if _, err := os.Stat(stoppingPath(home)); !os.IsNotExist(err) {
+			t.Fatalf("round %d: the stop's marker is left: %v", i, err)
+		}
+	}
+}
+
+// Restarts under POSTs on kept-alive connections fail none of them (Go's
+// client sends a POST again only if told it may): the proxy handing over
+// does not close an idle kept-alive connection while its client may be
+// sending the next request; it answers that request with Connection: close
+// (both paths: small bodies on the loops, 16 KiB ones on the server).
+// Before, 1-9 of ~50,000 small and 3-11 large POSTs failed per 5 restarts.
+func TestRestartsFailNoPOSTOnAKeptAliveConnection(t *testing.T) {
+	home := t.TempDir()
+	ctx := context.Background()
+	k := startKept(t, home)
+	u := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprint(w, n)
+	}))
+	t.Cleanup(u.Close)
+	addr := freeAddr(t)
+	if err := k.c.PutScope(ctx, "e", State{Listeners: []Listener{oneRouteNamed("e/production", addr, "e/web")}, TargetGroups: []TargetGroup{tgOf("e/web", u)}}); err != nil {
+		t.Fatal(err)
+	}
+	waitTargets(t, k.c, 1)
+	k.supervisor()
+	stop := make(chan struct{})
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for i := range 8 {
+		size := 5
+		if i%4 == 3 {
+			size = 16 << 10 // over the loops' limit: the server path streams it
+		}
+		body := strings.Repeat("x", size)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tr := &http.Transport{}
+			defer tr.CloseIdleConnections()
+			hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+			for range 50000 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := hc.Post("http://"+addr+"/", "text/plain", strings.NewReader(body))
+				if err == nil {
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 || string(b) != fmt.Sprint(size) {
+						err = fmt.Errorf("%d %q", resp.StatusCode, b)
+					}
+				}
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	pid := k.pid
+	for range 3 {
+		h, err := Restart(ctx, home, 10*time.Second)
+		if err != nil {
+			close(stop)
+			wg.Wait()
+			t.Fatal(err)
+		}
+		k.track(h.PID)
+		if !waitGone(ctx, pid, 15*time.Second) {
+			t.Errorf("the previous proxy %d still runs", pid)
+		}
+		pid = h.PID
+		time.Sleep(200 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("3 restarts: %d POSTs answered, %d failed", ok.Load(), failed.Load())
+	if failed.Load() > 0 {
+		t.Fatalf("%d POSTs failed across the restarts; first: %v", failed.Load(), firstErr.Load())
 	}
 }

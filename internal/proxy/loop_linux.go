@@ -477,8 +477,11 @@ type loopListener struct {
 	fd      int
 	open    atomic.Int64 // client connections held by the loops
 	closing atomic.Bool
-	hand    *handoffListener
-	regs    []*lreg
+	// drainUntil: a listener handing over keeps its idle connections until
+	// then (set before closing)
+	drainUntil time.Time
+	hand       *handoffListener
+	regs       []*lreg
 	// loops: those the listening socket is registered in (regs' loops,
 	// readable from any loop while registration goes on), among which
 	// loopFor picks.
@@ -537,7 +540,14 @@ func (p *Proxy) serveWithLoops(nl *listener) bool {
 
 // stopAccepting takes the listening socket out of every loop and closes
 // it; idle connections close, busy ones after their answer.
-func (ll *loopListener) stopAccepting() {
+func (ll *loopListener) stopAccepting(drain time.Duration) {
+	if ll.closing.Load() {
+		return
+	}
+	if drain > 0 {
+		// Read by the loops once they see closing.
+		ll.drainUntil = time.Now().Add(drain)
+	}
 	if ll.closing.Swap(true) {
 		return
 	}
@@ -545,11 +555,22 @@ func (ll *loopListener) stopAccepting() {
 		r.l.call(func() {
 			r.drop()
 			for _, o := range r.l.ents {
-				if c, ok := o.(*cconn); ok && c.ll == ll {
-					c.closeAfter = true
-					if c.state == csHead && len(c.in) == 0 && c.outLen() == 0 {
-						c.close()
+				c, ok := o.(*cconn)
+				if !ok || c.ll != ll {
+					continue
+				}
+				if drain > 0 {
+					// A hand-over: the next request's answer closes the
+					// connection (readRequest); an idle one closes when
+					// the drain ends (next for a busy one).
+					if c.state == csHead && (c.deadline.IsZero() || c.deadline.After(ll.drainUntil)) {
+						c.deadline = ll.drainUntil
 					}
+					continue
+				}
+				c.closeAfter = true
+				if c.state == csHead && len(c.in) == 0 && c.outLen() == 0 {
+					c.close()
 				}
 			}
 		})
@@ -1401,13 +1422,17 @@ func (c *cconn) end() {
 
 // next readies c for its next request, or its end.
 func (c *cconn) next() {
-	if c.closeAfter || c.ll.closing.Load() {
+	closing := c.ll.closing.Load()
+	if c.closeAfter || closing && c.ll.drainUntil.IsZero() {
 		c.state = csClosing
 		c.advance()
 		return
 	}
 	c.state, c.holding = csHead, false
 	c.deadline = c.l.now.Add(c.ll.nl.limits.idle())
+	if closing && c.deadline.After(c.ll.drainUntil) {
+		c.deadline = c.ll.drainUntil // handing over: kept for the drain only
+	}
 	c.noDelay() // kept alive: as nginx's tcp_nodelay
 	c.hup = false
 	c.flush()

@@ -5,6 +5,7 @@ package proxy
 import (
 	"context"
 	"net"
+	"time"
 )
 
 // The event loops run on Linux only (epoll); elsewhere the fasthttp server
@@ -15,7 +16,7 @@ type loopListener struct{ hand net.Listener }
 
 func (p *Proxy) serveWithLoops(*listener) bool       { return false }
 func (p *Proxy) stopLoops()                          {}
-func (*loopListener) stopAccepting()                 {}
+func (*loopListener) stopAccepting(time.Duration)    {}
 func (*loopListener) wait(context.Context) error     { return nil }
 func (*loopListener) forceClose()                    {}
 func (*loopListener) socket() int                    { return -1 }

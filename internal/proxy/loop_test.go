@@ -682,7 +682,7 @@ func TestLoopAnswersWhatItAcceptedAsItsListenerCloses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(kept)
-	ll.stopAccepting()
+	ll.stopAccepting(0)
 
 	c := dialRaw(t, addr) // completes in the backlog of the kept socket
 	io.WriteString(c.c, "GET /late HTTP/1.1\r\nHost: app\r\n\r\n")

@@ -71,6 +71,7 @@ type listener struct {
 	loop       *loopListener              // nil: the server accepts from ln
 	tls        atomic.Pointer[tlsServing] // nil: plain HTTP
 	done       chan struct{}
+	draining   atomic.Bool // handing over: answers close their connections
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // open client connections
@@ -206,8 +207,8 @@ func listenError(l Listener, err error) error {
 func (p *Proxy) newListener(l Listener, ln net.Listener, t *tlsServing) *listener {
 	lim := l.Limits
 	hj := newHijacks()
-	h := &listenerHandler{p: p, addr: l.Addr, bodyIdle: lim.bodyIdle(), writeIdle: lim.idle(), targetWait: lim.target(), hj: hj}
 	nl := &listener{name: l.Name, addr: l.Addr, limits: lim, ln: ln, done: make(chan struct{}), conns: map[net.Conn]struct{}{}, hj: hj}
+	h := &listenerHandler{p: p, addr: l.Addr, bodyIdle: lim.bodyIdle(), writeIdle: lim.idle(), targetWait: lim.target(), hj: hj, draining: &nl.draining}
 	nl.tls.Store(t)
 	nl.srv = &fasthttp.Server{
 		Handler:      h.serve,
@@ -276,11 +277,26 @@ func (l *listener) track(c net.Conn, st fasthttp.ConnState) {
 }
 
 // shutdown stops accepting, lets requests in flight end until ctx ends,
-// then closes what is left.
-func (l *listener) shutdown(ctx context.Context) error {
+// then closes what is left. With drain (a hand-over to the next proxy,
+// which accepts from the same socket), kept-alive connections are not
+// closed while idle, where a client may be sending its next request at that
+// moment (a POST would fail): for drain, each one's next answer says
+// Connection: close and closes it; those still idle after it close then.
+func (l *listener) shutdown(ctx context.Context, drain time.Duration) error {
+	if drain > 0 {
+		l.draining.Store(true)
+	}
 	if l.loop != nil {
-		l.loop.stopAccepting()
+		l.loop.stopAccepting(drain)
 		l.ln.Close()
+	} else if drain > 0 {
+		l.ln.Close() // the server stops accepting; its connections go on
+	}
+	if drain > 0 {
+		select {
+		case <-time.After(drain):
+		case <-ctx.Done():
+		}
 	}
 	err := l.srv.ShutdownWithContext(ctx)
 	if err == nil && l.loop != nil {
@@ -296,7 +312,7 @@ func (l *listener) shutdown(ctx context.Context) error {
 func (l *listener) forceClose() {
 	l.ln.Close()
 	if l.loop != nil {
-		l.loop.stopAccepting() // the loops' own copy of the socket (once)
+		l.loop.stopAccepting(0) // the loops' own copy of the socket (once)
 		l.loop.forceClose()
 	}
 	l.mu.Lock()
@@ -311,7 +327,7 @@ func (l *listener) forceClose() {
 func (p *Proxy) shutdownListener(l *listener, grace time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	l.shutdown(ctx)
+	l.shutdown(ctx, 0)
 	p.log.Info("listener closed", "listener", l.name, "addr", l.addr)
 }
 
@@ -518,6 +534,17 @@ func (p *Proxy) Stats() stats.Stats {
 // Close stops accepting connections, waits for in-flight requests until
 // ctx ends (then closes what is left), and stops all health checks.
 func (p *Proxy) Close(ctx context.Context) error {
+	return p.close(ctx, 0)
+}
+
+// handOverDrain is how long a proxy handing over to the next one keeps its
+// idle kept-alive connections, for their next request to be answered (with
+// Connection: close) rather than met by the close.
+const handOverDrain = time.Second
+
+// close is Close; with drain, idle kept-alive connections are closed after
+// their next answer or drain, not at once (a hand-over).
+func (p *Proxy) close(ctx context.Context, drain time.Duration) error {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -534,7 +561,7 @@ func (p *Proxy) Close(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, l := range ls {
 		wg.Go(func() {
-			if err := l.shutdown(ctx); err != nil {
+			if err := l.shutdown(ctx, drain); err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("listener %q: in-flight requests cut off: %w", l.name, err))
 				mu.Unlock()

@@ -224,10 +224,18 @@ func Restart(ctx context.Context, home string, wait time.Duration) (Health, erro
 		return Health{}, fmt.Errorf("asking the proxy's supervisor (pid %d) to restart it: %w", sup, err)
 	}
 	deadline := time.Now().Add(wait)
+	frozen := false // the running proxy wrote the restart marker
 	for {
 		next, err := NewClient(home).Ping(ctx)
 		if err == nil && next.PID != h.PID {
 			return next, nil
+		}
+		_, merr := os.Stat(restartingPath(home))
+		if merr == nil {
+			frozen = true
+		} else if frozen && err == nil && next.PID == h.PID {
+			// It thawed: the new proxy failed before it was ready.
+			return Health{}, fmt.Errorf("the new proxy did not start, so pid %d serves on (see %s)", h.PID, logPath(home))
 		}
 		if time.Now().After(deadline) {
 			return Health{}, fmt.Errorf("no new proxy answered within %s of the restart (pid %d was running; see %s)", wait, h.PID, logPath(home))
