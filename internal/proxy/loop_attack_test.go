@@ -1552,7 +1552,8 @@ func spaceBeforeColon(t *testing.T, handOff bool) {
 const fewFDs = 128
 
 // TestLoopAttackOutOfDescriptors: clients hold more connections than the
-// proxy process may open descriptors. The listener then reports the waiting
+// proxy process may open descriptors. The admin API must still answer and
+// take a change (the proxy keeps descriptors for itself: fdbudget.go). The listener then reports the waiting
 // connections again at once, so a loop that kept accepting would spin on
 // EMFILE at 100% of a CPU and log without end. It must pause accepting
 // (one warning a second at most) and accept again once descriptors are
@@ -1634,6 +1635,15 @@ func TestLoopAttackOutOfDescriptors(t *testing.T) {
 	}
 	if n := w1 - w0; n > 3*runtime.NumCPU()+2 {
 		t.Errorf("%d warnings in 3s: want at most one a second per loop", n)
+	}
+	// The admin API answers and takes a change, saved to state.json (a
+	// rollback during the attack): the last descriptors are the proxy's
+	// own, not the clients'.
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err := c.SetWeights(cctx, WeightChange{Listener: "e/production", Forward: []WeightedTarget{{"e/web", 2}}})
+	cancel()
+	if err != nil {
+		t.Errorf("a weight change while clients hold the connections: %v", err)
 	}
 	// Both at once: one may have the idle connection to the target, the
 	// other needs a new one and finds no descriptor for it.

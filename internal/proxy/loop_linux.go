@@ -648,6 +648,14 @@ func (r *lreg) event(uint32) {
 		default:
 			return
 		}
+		if fd >= descriptorCaps().accept {
+			// The descriptors left are the proxy's own (fdbudget.go).
+			unix.Close(fd)
+			warnOutOfResources(l.p.log, "accepting a connection: paused for a second", errTooManyConns)
+			r.drop()
+			l.paused = append(l.paused, r)
+			return
+		}
 		ll.open.Add(1)
 		if ll.nl.tls.Load() == nil { // TLS goes to the server at once
 			if to := ll.loopFor(l); to != l {
@@ -1622,6 +1630,10 @@ func (l *evloop) dial(addr string) (*upc, error) {
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, &dialError{os.NewSyscallError("socket", err)}
+	}
+	if err := overDialCap(fd); err != nil {
+		unix.Close(fd)
+		return nil, &dialError{err}
 	}
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	// TCP keep-alive probes, as the server path's dialer sets (30s): a
