@@ -43,6 +43,9 @@ func logPath(home string) string    { return filepath.Join(proxyDir(home), "prox
 func restartingPath(home string) string {
 	return filepath.Join(proxyDir(home), "restarting")
 }
+func restartFailedPath(home string) string {
+	return filepath.Join(proxyDir(home), "restart-failed")
+}
 func lockPath(home string) string { return filepath.Join(proxyDir(home), "proxy.lock") }
 func adminURL(path string) string { return "http://cutover-proxy" + path }
 func quoteGen(gen uint64) string  { return strconv.Quote(strconv.FormatUint(gen, 10)) }

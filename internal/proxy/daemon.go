@@ -154,7 +154,13 @@ func Run(ctx context.Context, home string, opts RunOptions) error {
 	log.Info("serving saved routes", "listeners", len(sv.State.Listeners), "target_groups", len(sv.State.TargetGroups), "generation", sv.Generation)
 	if h.standby {
 		// Serving beside the running proxy: tell the supervisor, which
-		// tells that one to step down; then take the home from it.
+		// tells that one to step down; then take the home from it. What
+		// could still fail after that is checked first: once the running
+		// one steps down this one must go on.
+		if err := checkHome(home); err != nil {
+			closeProxy()
+			return err
+		}
 		if err := h.tell(chanMsg{Ready: true}, nil); err != nil {
 			closeProxy()
 			return fmt.Errorf("telling the supervisor this proxy is ready: %w", err)
@@ -211,11 +217,20 @@ func Run(ctx context.Context, home string, opts RunOptions) error {
 	log.Info("cutover proxy started", "pid", os.Getpid(), "socket", sock, "version", opts.Version)
 
 	var runErr error
+	var thawBy <-chan time.Time // a frozen proxy's bound on its restart
+	thaw := func(why string) {
+		a.retire(false)
+		_ = os.Remove(restartingPath(home))
+		thawBy = nil
+		log.Warn(why + ": this proxy serves on and takes changes again")
+	}
 serve:
 	for {
 		select {
 		case <-ctx.Done():
 			break serve
+		case <-thawBy:
+			thaw("no new proxy took over within " + frozenMax.String() + " of the restart")
 		case err := <-served:
 			runErr = fmt.Errorf("admin API stopped: %w", err)
 			break serve
@@ -228,14 +243,20 @@ serve:
 					log.Warn("writing the restart marker", "err", err)
 				}
 				a.retire(true)
+				thawBy = time.After(frozenMax)
 				if err := h.tell(chanMsg{Frozen: true}, nil); err != nil {
-					log.Warn("telling the supervisor this proxy froze", "err", err)
+					thaw("telling the supervisor this proxy froze: " + err.Error())
+					continue
 				}
 				log.Info("restarting: changes wait for the next proxy")
 			case cmdThaw:
-				a.retire(false)
-				_ = os.Remove(restartingPath(home))
-				log.Warn("the restart failed: this proxy serves on and takes changes again")
+				thaw("the restart failed")
+			case cmdGone:
+				if thawBy != nil {
+					thaw("the supervisor is gone during the restart")
+				} else {
+					log.Warn("the supervisor is gone: the listening sockets will not outlive a crash")
+				}
 			case cmdStepDown:
 				// The next proxy serves the sockets too: let go of the
 				// admin socket and the lock (it waits for them), then
@@ -269,6 +290,26 @@ serve:
 	closeProxy()
 	log.Info("cutover proxy stopped")
 	return runErr
+}
+
+// frozenMax bounds how long a proxy stays frozen for a restart (the
+// supervisor's wait for the new one is 30s): then it thaws by itself.
+const frozenMax = 45 * time.Second
+
+// checkHome checks that a standby can take over the home: its admin socket
+// and pid file can be written where they go.
+func checkHome(home string) error {
+	for _, p := range []string{socketPath(home), pidPath(home)} {
+		if st, err := os.Lstat(p); err == nil && st.IsDir() {
+			return fmt.Errorf("%s is a directory: remove it", p)
+		}
+	}
+	f, err := os.CreateTemp(proxyDir(home), ".standby-*")
+	if err != nil {
+		return fmt.Errorf("the proxy directory is not writable: %w", err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // waitLockHome takes the home's lock once the proxy holding it lets go (a

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -51,12 +52,24 @@ const (
 	standbyEnv  = "CUTOVER_PROXY_STANDBY"
 )
 
-// Commands from the supervisor to its proxy.
+// Commands from the supervisor to its proxy (cmdGone is the proxy's own:
+// its channel ended, the supervisor is gone).
 const (
 	cmdFreeze   = "freeze"   // take no more changes, then say frozen
 	cmdThaw     = "thaw"     // the restart failed: take changes again
 	cmdStepDown = "stepdown" // the next proxy is ready: let go and finish
+	cmdGone     = "gone"
 )
+
+// chanType is the channel's socket type: on Linux a sequenced-packet
+// socket, whose end tells the proxy that its supervisor is gone (a frozen
+// proxy then thaws); a datagram socket elsewhere.
+func chanType() int {
+	if runtime.GOOS == "linux" {
+		return unix.SOCK_SEQPACKET
+	}
+	return unix.SOCK_DGRAM
+}
 
 // maxHeld bounds the sockets one message carries (the kernel's
 // SCM_MAX_FD is 253).
@@ -67,11 +80,15 @@ const maxHeld = 250
 // the supervisor's command), or Ready (a standby serves the sockets). From
 // the supervisor: a command (Cmd).
 type chanMsg struct {
-	Addrs  []string `json:"addrs,omitempty"`
-	Set    bool     `json:"set,omitempty"` // Addrs is the set (it may be empty)
-	Frozen bool     `json:"frozen,omitempty"`
-	Ready  bool     `json:"ready,omitempty"`
-	Cmd    string   `json:"cmd,omitempty"`
+	Addrs []string `json:"addrs,omitempty"`
+	Set   bool     `json:"set,omitempty"` // Addrs is (a part of) the set; it may be empty
+	// Part of Parts: a set of more sockets than one message carries comes
+	// in parts, in order; the supervisor takes it when the last is in.
+	Part   int    `json:"part,omitempty"`
+	Parts  int    `json:"parts,omitempty"`
+	Frozen bool   `json:"frozen,omitempty"`
+	Ready  bool   `json:"ready,omitempty"`
+	Cmd    string `json:"cmd,omitempty"`
 }
 
 // handover is the proxy's side: the channel to its supervisor and the
@@ -140,6 +157,9 @@ func (h *handover) readCommands(c *net.UnixConn) {
 	for {
 		n, err := c.Read(buf)
 		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				h.cmds <- cmdGone
+			}
 			return
 		}
 		var m chanMsg
@@ -213,15 +233,15 @@ func (h *handover) send(addrs []string, fds []int) {
 	if h.conn == nil || h.standby || h.synced && slices.Equal(addrs, h.sent) {
 		return
 	}
-	if len(addrs) > maxHeld {
-		h.log.Warn("the supervisor keeps the first listening sockets only", "kept", maxHeld, "listeners", len(addrs))
-		addrs, fds = addrs[:maxHeld], fds[:maxHeld]
-	}
-	if err := h.tell(chanMsg{Addrs: addrs, Set: true}, fds); err != nil {
-		// The supervisor is gone (killed: the proxy runs unsupervised) or
-		// stuck: the sockets just do not outlive a crash.
-		h.log.Warn("telling the supervisor the listening sockets", "err", err)
-		return
+	parts := max(1, (len(addrs)+maxHeld-1)/maxHeld)
+	for i := range parts {
+		lo, hi := i*maxHeld, min((i+1)*maxHeld, len(addrs))
+		if err := h.tell(chanMsg{Addrs: addrs[lo:hi], Set: true, Part: i, Parts: parts}, fds[lo:hi]); err != nil {
+			// The supervisor is gone (killed: the proxy runs unsupervised)
+			// or stuck: the sockets just do not outlive a crash.
+			h.log.Warn("telling the supervisor the listening sockets", "err", err)
+			return
+		}
 	}
 	h.sent, h.synced = slices.Clone(addrs), true
 }
@@ -304,7 +324,7 @@ func (c *child) tell(cmd string) {
 // restart's next proxy) and reads its messages until it exits.
 func (k *heldListeners) start(exe string, args []string, standby bool) (*child, error) {
 	syscall.ForkLock.RLock()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM, 0)
+	fds, err := unix.Socketpair(unix.AF_UNIX, chanType(), 0)
 	if err == nil {
 		unix.CloseOnExec(fds[0])
 		unix.CloseOnExec(fds[1])
@@ -360,6 +380,16 @@ func (k *heldListeners) receive(c *child) {
 	buf := make([]byte, 64<<10)
 	oob := make([]byte, unix.CmsgSpace(maxHeld*4))
 	var frozen, ready sync.Once
+	// a set that comes in parts, until its last
+	var pendAddrs []string
+	var pendFiles []*os.File
+	dropPending := func() {
+		for _, f := range pendFiles {
+			f.Close()
+		}
+		pendAddrs, pendFiles = nil, nil
+	}
+	defer dropPending()
 	for {
 		n, oobn, _, _, err := c.conn.ReadMsgUnix(buf, oob)
 		if err != nil {
@@ -379,14 +409,20 @@ func (k *heldListeners) receive(c *child) {
 		}
 		var m chanMsg
 		err = json.Unmarshal(buf[:n], &m)
+		if err == nil && m.Set && m.Part == 0 {
+			dropPending() // a new set (what an earlier one left is stale)
+		}
 		switch {
-		case err == nil && m.Set && len(m.Addrs) == len(fds):
-			files := make([]*os.File, len(fds))
+		case err == nil && m.Set && len(m.Addrs) == len(fds) && m.Part*maxHeld == len(pendFiles) && m.Part < max(m.Parts, 1):
 			for i, fd := range fds {
 				unix.CloseOnExec(fd)
-				files[i] = os.NewFile(uintptr(fd), "listener "+m.Addrs[i])
+				pendAddrs = append(pendAddrs, m.Addrs[i])
+				pendFiles = append(pendFiles, os.NewFile(uintptr(fd), "listener "+m.Addrs[i]))
 			}
-			k.replace(m.Addrs, files)
+			if m.Part == max(m.Parts, 1)-1 {
+				k.replace(pendAddrs, pendFiles)
+				pendAddrs, pendFiles = nil, nil
+			}
 			continue
 		case err == nil && m.Frozen:
 			frozen.Do(func() { close(c.frozen) })
@@ -394,6 +430,7 @@ func (k *heldListeners) receive(c *child) {
 			ready.Do(func() { close(c.ready) })
 		default:
 			k.log.Warn("a bad message from the proxy: keeping the listening sockets it sent before", "err", err, "addrs", len(m.Addrs), "sockets", len(fds))
+			dropPending()
 		}
 		for _, fd := range fds {
 			unix.Close(fd)

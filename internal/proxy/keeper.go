@@ -31,6 +31,9 @@ type KeepOptions struct {
 	Window      time.Duration
 	// Backoff before a restart; default 100ms.
 	Backoff time.Duration
+	// StandbyTimeout bounds a restart's wait for the new proxy to be
+	// ready; default 30s.
+	StandbyTimeout time.Duration
 }
 
 // Keep runs the proxy (exe args..., such as `cutover proxy run`) as its
@@ -57,6 +60,9 @@ func Keep(ctx context.Context, home, exe string, args []string, o KeepOptions) e
 	}
 	if o.Backoff <= 0 {
 		o.Backoff = 100 * time.Millisecond
+	}
+	if o.StandbyTimeout <= 0 {
+		o.StandbyTimeout = standbyReadyTimeout
 	}
 	if err := os.MkdirAll(proxyDir(home), 0o700); err != nil {
 		return fmt.Errorf("creating the proxy directory: %w", err)
@@ -100,6 +106,7 @@ func Keep(ctx context.Context, home, exe string, args []string, o KeepOptions) e
 	// requested (`cutover proxy stop` reached it first).
 	stoppedOld := make(chan struct{})
 	var stopOnce sync.Once
+	var readyBy <-chan time.Time // the standby's time to be ready
 	for {
 		var frozen, ready <-chan struct{}
 		var nextDone <-chan error
@@ -108,6 +115,8 @@ func Keep(ctx context.Context, home, exe string, args []string, o KeepOptions) e
 		}
 		if next != nil {
 			ready, nextDone = next.ready, next.done
+		} else {
+			readyBy = nil
 		}
 		select {
 		case <-hups:
@@ -122,11 +131,20 @@ func Keep(ctx context.Context, home, exe string, args []string, o KeepOptions) e
 			n, err := held.start(exe, args, true)
 			if err != nil {
 				o.Logger.Error("the proxy is not restarted: the running one goes on", "pid", cur.pid(), "err", err)
+				restartFailed(home, err.Error())
 				freezing = false
 				cur.tell(cmdThaw)
 				continue
 			}
 			next = n
+			readyBy = time.After(o.StandbyTimeout)
+		case <-readyBy:
+			o.Logger.Error("the new proxy was not ready in time: stopping it; the running one goes on", "pid", cur.pid(), "new", next.pid(), "timeout", o.StandbyTimeout.String())
+			next.cmd.Process.Kill()
+			<-next.done
+			restartFailed(home, "the new proxy was not ready within "+o.StandbyTimeout.String())
+			next, freezing = nil, false
+			cur.tell(cmdThaw)
 		case <-ready:
 			if _, serr := os.Stat(stoppingPath(home)); serr == nil {
 				// `cutover proxy stop` came during the restart: the new
@@ -148,9 +166,13 @@ func Keep(ctx context.Context, home, exe string, args []string, o KeepOptions) e
 				}
 			}()
 			o.Logger.Info("the proxy was restarted", "pid", next.pid(), "previous", old.pid())
+			// It started: a crash from now on is restarted (MinUptime is
+			// for a proxy that could not start).
+			next.started = time.Time{}
 			cur, next, freezing = next, nil, false
 		case err := <-nextDone:
 			o.Logger.Error("the new proxy did not start: the running one goes on", "pid", cur.pid(), "new", next.pid(), "exit", err)
+			restartFailed(home, fmt.Sprintf("the new proxy (pid %d) exited before it was ready (%v)", next.pid(), err))
 			next, freezing = nil, false
 			cur.tell(cmdThaw)
 		case err := <-cur.done:
@@ -164,6 +186,7 @@ func Keep(ctx context.Context, home, exe string, args []string, o KeepOptions) e
 				// It died while the next one starts: that one takes over
 				// (it takes the lock the dead one held).
 				o.Logger.Warn("the proxy died during its restart: the new one takes over", "pid", cur.pid(), "exit", err, "new", next.pid())
+				next.started = time.Time{}
 				cur, next, freezing = next, nil, false
 				continue
 			}
@@ -240,13 +263,35 @@ func Keep(ctx context.Context, home, exe string, args []string, o KeepOptions) e
 	}
 }
 
-// stopChild forwards SIGTERM to the proxy and waits for it (it bounds its
-// own grace period).
+// restartFailed records why a restart failed, for Restart to report.
+func restartFailed(home, why string) {
+	_ = atomicfile.Write(restartFailedPath(home), []byte(why+"\n"), 0o600)
+}
+
+// standbyReadyTimeout is KeepOptions.StandbyTimeout's default: the new
+// proxy's first checks take 3s at most; then it is killed and the running
+// one thaws.
+const standbyReadyTimeout = 30 * time.Second
+
+// stopKill bounds the wait for a proxy after SIGTERM (it bounds its own
+// grace, 10s, and its admin's, 2s); then it gets SIGKILL.
+const stopKill = 20 * time.Second
+
+// stopChild forwards SIGTERM to the proxy and waits for it, then kills it
+// if it is still there after stopKill (a hung proxy must not hold the
+// listening sockets of a stopped one).
 func stopChild(c *child) error {
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return err
 	}
-	if err := <-c.done; err != nil {
+	var err error
+	select {
+	case err = <-c.done:
+	case <-time.After(stopKill):
+		c.cmd.Process.Kill()
+		err = <-c.done
+	}
+	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) && !ee.Exited() {
 			return nil // ended by a signal after the SIGTERM: still a stop

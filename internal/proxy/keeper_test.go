@@ -504,7 +504,8 @@ func TestFailedRestartLeavesTheRunningProxyServing(t *testing.T) {
 	start := time.Now()
 	_, err := Restart(ctx, home, 20*time.Second)
 	if err == nil || !strings.Contains(err.Error(), "did not start") {
-		t.Fatalf("Restart with a new proxy that cannot start: %v", err)
+		log, _ := os.ReadFile(logPath(home))
+		t.Fatalf("Restart with a new proxy that cannot start: %v; the log:\n%s", err, log)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Restart took %s to say the new proxy failed", d)

@@ -563,7 +563,7 @@ func (ll *loopListener) stopAccepting(drain time.Duration) {
 					// A hand-over: the next request's answer closes the
 					// connection (readRequest); an idle one closes when
 					// the drain ends (next for a busy one).
-					if c.state == csHead && (c.deadline.IsZero() || c.deadline.After(ll.drainUntil)) {
+					if c.state == csHead && len(c.in) == 0 && (c.deadline.IsZero() || c.deadline.After(ll.drainUntil)) {
 						c.deadline = ll.drainUntil
 					}
 					continue
@@ -576,8 +576,16 @@ func (ll *loopListener) stopAccepting(drain time.Duration) {
 		})
 	}
 	unix.Close(ll.fd)
-	ll.hand.Close()
+	if drain == 0 {
+		// With a drain the loops may still hand requests to the server
+		// (a large body, an upgrade): the listener's shutdown closes it
+		// once the loops hold no connection.
+		ll.hand.Close()
+	}
 }
+
+// closeHand ends the hand-offs to the server (after a drain).
+func (ll *loopListener) closeHand() { ll.hand.Close() }
 
 // socket is the listening socket's descriptor.
 func (ll *loopListener) socket() int { return ll.fd }
@@ -1346,6 +1354,9 @@ func (c *cconn) answerHead(hl int) bool {
 		c.chunks.reset()
 	case frameClose:
 		c.upReuse = false
+	}
+	if c.ll.closing.Load() {
+		c.closeAfter = true // handing over: the client's next request goes to the next proxy
 	}
 	c.out = appendResponseHead(c.out, raw, rh, c.frame.chunked(), c.closeAfter)
 	c.state = csBody

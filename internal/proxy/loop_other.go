@@ -20,4 +20,5 @@ func (*loopListener) stopAccepting(time.Duration)    {}
 func (*loopListener) wait(context.Context) error     { return nil }
 func (*loopListener) forceClose()                    {}
 func (*loopListener) socket() int                    { return -1 }
+func (*loopListener) closeHand()                     {}
 func (p *Proxy) loopCounts() (served, handed uint64) { return 0, 0 }

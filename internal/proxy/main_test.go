@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 		case "cutover-test-keeper", "cutover-test-keeper-slow":
 			// What `cutover proxy keep` does: run the proxy role as a child and
 			// restart it (the slow one waits 3s before a restart).
-			o := KeepOptions{MinUptime: 500 * time.Millisecond}
+			o := KeepOptions{MinUptime: 500 * time.Millisecond, StandbyTimeout: 5 * time.Second}
 			if os.Args[1] == "cutover-test-keeper-slow" {
 				o.Backoff = 3 * time.Second
 			}

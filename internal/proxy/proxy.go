@@ -297,6 +297,11 @@ func (l *listener) shutdown(ctx context.Context, drain time.Duration) error {
 		case <-time.After(drain):
 		case <-ctx.Done():
 		}
+		if l.loop != nil {
+			// No connection left on the loops, none to hand to the server.
+			l.loop.wait(ctx)
+			l.loop.closeHand()
+		}
 	}
 	err := l.srv.ShutdownWithContext(ctx)
 	if err == nil && l.loop != nil {
@@ -313,6 +318,7 @@ func (l *listener) forceClose() {
 	l.ln.Close()
 	if l.loop != nil {
 		l.loop.stopAccepting(0) // the loops' own copy of the socket (once)
+		l.loop.closeHand()
 		l.loop.forceClose()
 	}
 	l.mu.Lock()

@@ -220,22 +220,21 @@ func Restart(ctx context.Context, home string, wait time.Duration) (Health, erro
 	if sup <= 0 {
 		return Health{}, fmt.Errorf("the proxy (pid %d) has no supervisor to start the next one (it was started with `cutover proxy run`, or 2s have not passed since `cutover proxy start`): stop it with `cutover proxy stop`, then `cutover proxy start`", h.PID)
 	}
+	asked := time.Now().Add(-time.Millisecond)
 	if err := syscall.Kill(sup, syscall.SIGHUP); err != nil {
 		return Health{}, fmt.Errorf("asking the proxy's supervisor (pid %d) to restart it: %w", sup, err)
 	}
 	deadline := time.Now().Add(wait)
-	frozen := false // the running proxy wrote the restart marker
 	for {
 		next, err := NewClient(home).Ping(ctx)
 		if err == nil && next.PID != h.PID {
 			return next, nil
 		}
-		_, merr := os.Stat(restartingPath(home))
-		if merr == nil {
-			frozen = true
-		} else if frozen && err == nil && next.PID == h.PID {
-			// It thawed: the new proxy failed before it was ready.
-			return Health{}, fmt.Errorf("the new proxy did not start, so pid %d serves on (see %s)", h.PID, logPath(home))
+		// The supervisor records a restart that failed (the running
+		// proxy then serves on).
+		if st, serr := os.Stat(restartFailedPath(home)); serr == nil && st.ModTime().After(asked) {
+			why, _ := os.ReadFile(restartFailedPath(home))
+			return Health{}, fmt.Errorf("the new proxy did not start, so pid %d serves on: %s (see %s)", h.PID, strings.TrimSpace(string(why)), logPath(home))
 		}
 		if time.Now().After(deadline) {
 			return Health{}, fmt.Errorf("no new proxy answered within %s of the restart (pid %d was running; see %s)", wait, h.PID, logPath(home))
