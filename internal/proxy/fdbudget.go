@@ -13,7 +13,7 @@ import (
 // change), save state.json or run a health check. So the client
 // connections it accepts use descriptors below acceptCap (the rest of the
 // process's limit, RLIMIT_NOFILE, less a reserve: a sixteenth, between 32
-// and 1024), and its connections to targets those below dialCap (half the
+// and 1024, at most half the limit), and its connections to targets those below dialCap (half the
 // reserve is theirs); the other half is for the admin API, health checks and
 // files. A connection accepted above the cap is closed and the listener
 // paused for a second, as when out of descriptors; a target connection
@@ -35,7 +35,7 @@ func descriptorCaps() fdCaps {
 			return
 		}
 		limit := int(rl.Cur)
-		reserve := min(max(limit/16, 32), 1024)
+		reserve := min(max(limit/16, 32), 1024, limit/2)
 		fdCapsVal = fdCaps{accept: limit - reserve, dial: limit - reserve/2}
 	})
 	return fdCapsVal

@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -14,6 +15,9 @@ type handoffListener struct {
 	closed chan struct{}
 	once   sync.Once
 	addr   net.Addr
+	// pending: connections on their way to the server (the listener's
+	// drain closes the hand-off only once none is)
+	pending atomic.Int64
 }
 
 func newHandoffListener(addr net.Addr) *handoffListener {
@@ -39,6 +43,7 @@ func (h *handoffListener) Addr() net.Addr { return h.addr }
 // deliver makes a net.Conn of fd (with pre, the bytes already read from it)
 // and gives it to the server.
 func (h *handoffListener) deliver(fd int, pre []byte) {
+	defer h.pending.Add(-1) // added by the loop before it starts deliver
 	f := os.NewFile(uintptr(fd), "client")
 	nc, err := net.FileConn(f)
 	if err != nil && len(pre) > 0 && outOfResources(err) {

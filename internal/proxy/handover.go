@@ -307,17 +307,28 @@ type child struct {
 	conn    *net.UnixConn
 	started time.Time
 	done    chan error    // its exit, once its last messages are read
-	frozen  chan struct{} // closed when it says it froze
+	frozen  chan struct{} // gets one when it says it froze (emptied before each freeze)
 	ready   chan struct{} // closed when it says it serves (a standby)
 }
 
 func (c *child) pid() int { return c.cmd.Process.Pid }
 
 // tell sends the proxy a command; a proxy that is gone cannot take it.
-func (c *child) tell(cmd string) {
+func (c *child) tell(cmd string) error {
 	msg, _ := json.Marshal(chanMsg{Cmd: cmd})
 	c.conn.SetWriteDeadline(time.Now().Add(time.Second))
-	c.conn.Write(msg)
+	_, err := c.conn.Write(msg)
+	return err
+}
+
+// freeze tells the proxy to freeze; its answer comes on c.frozen (one
+// from an earlier restart is dropped first).
+func (c *child) freeze() error {
+	select {
+	case <-c.frozen:
+	default:
+	}
+	return c.tell(cmdFreeze)
 }
 
 // start starts exe args as a proxy with the sockets held (in standby: a
@@ -341,7 +352,7 @@ func (k *heldListeners) start(exe string, args []string, standby bool) (*child, 
 	if err != nil {
 		return nil, fmt.Errorf("the channel to the proxy: %w", err)
 	}
-	c := &child{cmd: exec.Command(exe, args...), conn: fc.(*net.UnixConn), done: make(chan error, 1), frozen: make(chan struct{}), ready: make(chan struct{})}
+	c := &child{cmd: exec.Command(exe, args...), conn: fc.(*net.UnixConn), done: make(chan error, 1), frozen: make(chan struct{}, 1), ready: make(chan struct{})}
 	c.cmd.Stdout, c.cmd.Stderr = os.Stdout, os.Stderr
 	k.mu.Lock()
 	addrs, _ := json.Marshal(k.addrs)
@@ -379,7 +390,7 @@ func (k *heldListeners) start(exe string, args []string, standby bool) (*child, 
 func (k *heldListeners) receive(c *child) {
 	buf := make([]byte, 64<<10)
 	oob := make([]byte, unix.CmsgSpace(maxHeld*4))
-	var frozen, ready sync.Once
+	var ready sync.Once
 	// a set that comes in parts, until its last
 	var pendAddrs []string
 	var pendFiles []*os.File
@@ -425,7 +436,10 @@ func (k *heldListeners) receive(c *child) {
 			}
 			continue
 		case err == nil && m.Frozen:
-			frozen.Do(func() { close(c.frozen) })
+			select {
+			case c.frozen <- struct{}{}:
+			default:
+			}
 		case err == nil && m.Ready:
 			ready.Do(func() { close(c.ready) })
 		default:

@@ -106,7 +106,12 @@ func Keep(ctx context.Context, home, exe string, args []string, o KeepOptions) e
 	// requested (`cutover proxy stop` reached it first).
 	stoppedOld := make(chan struct{})
 	var stopOnce sync.Once
-	var readyBy <-chan time.Time // the standby's time to be ready
+	var readyBy <-chan time.Time // a restart's time to have its new proxy ready
+	failRestart := func(why string) {
+		restartFailed(home, why)
+		next, freezing = nil, false
+		cur.tell(cmdThaw)
+	}
 	for {
 		var frozen, ready <-chan struct{}
 		var nextDone <-chan error
@@ -115,7 +120,8 @@ func Keep(ctx context.Context, home, exe string, args []string, o KeepOptions) e
 		}
 		if next != nil {
 			ready, nextDone = next.ready, next.done
-		} else {
+		}
+		if !freezing {
 			readyBy = nil
 		}
 		select {
@@ -125,26 +131,27 @@ func Keep(ctx context.Context, home, exe string, args []string, o KeepOptions) e
 				continue
 			}
 			freezing = true
+			readyBy = time.After(o.StandbyTimeout)
 			o.Logger.Info("restarting the proxy: a new one starts beside it with the listening sockets", "pid", cur.pid())
-			cur.tell(cmdFreeze)
+			if err := cur.freeze(); err != nil {
+				o.Logger.Error("the proxy is not restarted: it cannot be told to freeze", "pid", cur.pid(), "err", err)
+				failRestart("the running proxy could not be told to freeze: " + err.Error())
+			}
 		case <-frozen:
 			n, err := held.start(exe, args, true)
 			if err != nil {
 				o.Logger.Error("the proxy is not restarted: the running one goes on", "pid", cur.pid(), "err", err)
-				restartFailed(home, err.Error())
-				freezing = false
-				cur.tell(cmdThaw)
+				failRestart(err.Error())
 				continue
 			}
 			next = n
-			readyBy = time.After(o.StandbyTimeout)
 		case <-readyBy:
-			o.Logger.Error("the new proxy was not ready in time: stopping it; the running one goes on", "pid", cur.pid(), "new", next.pid(), "timeout", o.StandbyTimeout.String())
-			next.cmd.Process.Kill()
-			<-next.done
-			restartFailed(home, "the new proxy was not ready within "+o.StandbyTimeout.String())
-			next, freezing = nil, false
-			cur.tell(cmdThaw)
+			o.Logger.Error("the restart did not complete in time: the running one goes on", "pid", cur.pid(), "timeout", o.StandbyTimeout.String())
+			if next != nil {
+				next.cmd.Process.Kill()
+				<-next.done
+			}
+			failRestart("the new proxy was not ready within " + o.StandbyTimeout.String())
 		case <-ready:
 			if _, serr := os.Stat(stoppingPath(home)); serr == nil {
 				// `cutover proxy stop` came during the restart: the new
@@ -172,9 +179,7 @@ func Keep(ctx context.Context, home, exe string, args []string, o KeepOptions) e
 			cur, next, freezing = next, nil, false
 		case err := <-nextDone:
 			o.Logger.Error("the new proxy did not start: the running one goes on", "pid", cur.pid(), "new", next.pid(), "exit", err)
-			restartFailed(home, fmt.Sprintf("the new proxy (pid %d) exited before it was ready (%v)", next.pid(), err))
-			next, freezing = nil, false
-			cur.tell(cmdThaw)
+			failRestart(fmt.Sprintf("the new proxy (pid %d) exited before it was ready (%v)", next.pid(), err))
 		case err := <-cur.done:
 			if next != nil {
 				if _, serr := os.Stat(stoppingPath(home)); serr == nil {
@@ -248,6 +253,9 @@ func Keep(ctx context.Context, home, exe string, args []string, o KeepOptions) e
 		case <-stoppedOld:
 			_ = os.Remove(stoppingPath(home))
 			o.Logger.Info("the proxy was stopped on purpose as it was restarted; stopping the new one too", "pid", cur.pid())
+			if next != nil {
+				stopChild(next)
+			}
 			return stopChild(cur)
 		case <-ctx.Done():
 			if next != nil {

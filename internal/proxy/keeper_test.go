@@ -531,6 +531,41 @@ func TestFailedRestartLeavesTheRunningProxyServing(t *testing.T) {
 	if log, _ := os.ReadFile(logPath(home)); !strings.Contains(string(log), "the new proxy did not start: the running one goes on") {
 		t.Errorf("the log does not say the restart failed:\n%s", log)
 	}
+
+	// The next restart works, and loses no change acknowledged meanwhile:
+	// it waits for the running proxy to freeze again (its answer to the
+	// first freeze must not count).
+	stop := make(chan struct{})
+	acked := make(chan int, 1)
+	go func() {
+		last := 0
+		defer func() { acked <- last }()
+		for w := 1; w < 5000; w++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := c.SetWeights(ctx, WeightChange{Listener: "e/production", Forward: []WeightedTarget{{"e/web", w}}}); err == nil {
+				last = w
+			}
+		}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	next, err := Restart(ctx, home, 20*time.Second)
+	close(stop)
+	last := <-acked
+	if err != nil {
+		t.Fatalf("the restart after a failed one: %v", err)
+	}
+	k.track(next.PID)
+	s, _, err := c.State(ctx)
+	if err != nil || len(s.Listeners) != 1 || len(s.Listeners[0].Rules) != 1 {
+		t.Fatalf("the new proxy's state: %+v %v", s, err)
+	}
+	if got := s.Listeners[0].Rules[0].Forward[0].Weight; got != last {
+		t.Fatalf("the new proxy has weight %d, the last change acknowledged set %d", got, last)
+	}
 }
 
 // The running proxy serves until the new one is ready: a target whose

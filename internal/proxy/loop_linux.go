@@ -563,7 +563,7 @@ func (ll *loopListener) stopAccepting(drain time.Duration) {
 					// A hand-over: the next request's answer closes the
 					// connection (readRequest); an idle one closes when
 					// the drain ends (next for a busy one).
-					if c.state == csHead && len(c.in) == 0 && (c.deadline.IsZero() || c.deadline.After(ll.drainUntil)) {
+					if c.state == csHead && len(c.in) == 0 && c.outLen() == 0 && (c.deadline.IsZero() || c.deadline.After(ll.drainUntil)) {
 						c.deadline = ll.drainUntil
 					}
 					continue
@@ -594,7 +594,7 @@ func (ll *loopListener) socket() int { return ll.fd }
 func (ll *loopListener) wait(ctx context.Context) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
-	for ll.open.Load() > 0 {
+	for ll.open.Load() > 0 || ll.hand.pending.Load() > 0 {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -1123,6 +1123,7 @@ func (c *cconn) badGateway() {
 		c.up = nil
 	}
 	c.status = fasthttp.StatusBadGateway
+	c.closeAfter = c.closeAfter || c.ll.closing.Load()
 	c.out = appendPlainAnswer(c.out, fasthttp.StatusBadGateway, badGatewayMessage(c.t.group.name), c.closeAfter)
 	c.end()
 	c.l.p.loops.served.Add(1)
@@ -1449,8 +1450,10 @@ func (c *cconn) next() {
 	}
 	c.state, c.holding = csHead, false
 	c.deadline = c.l.now.Add(c.ll.nl.limits.idle())
-	if closing && c.deadline.After(c.ll.drainUntil) {
-		c.deadline = c.ll.drainUntil // handing over: kept for the drain only
+	if closing && c.outLen() == 0 && c.deadline.After(c.ll.drainUntil) {
+		// Handing over: kept for the drain only (one still sending its
+		// answer to a slow reader keeps the idle time, within the grace).
+		c.deadline = c.ll.drainUntil
 	}
 	c.noDelay() // kept alive: as nginx's tcp_nodelay
 	c.hup = false
@@ -1502,6 +1505,7 @@ func (c *cconn) targetTimedOut() {
 		c.advance()
 		return
 	}
+	c.closeAfter = c.closeAfter || c.ll.closing.Load()
 	c.out = appendPlainAnswer(c.out, fasthttp.StatusGatewayTimeout, gatewayTimeoutMessage(c.t.group.name, wait), c.closeAfter)
 	c.end()
 	c.l.p.loops.served.Add(1)
@@ -1566,6 +1570,7 @@ func (c *cconn) handoff() {
 	c.ll.open.Add(-1)
 	c.l.conns.Add(-1)
 	c.l.p.loops.handed.Add(1)
+	c.ll.hand.pending.Add(1)
 	go c.ll.hand.deliver(fd, bytes.Clone(c.in))
 	c.l.recycle(c)
 }

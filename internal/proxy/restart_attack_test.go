@@ -157,7 +157,11 @@ func TestFrozenProxyThawsWhenItsSupervisorDies(t *testing.T) {
 // running one thaws; a Stop then leaves nothing holding the ports.
 func TestHungNewProxyIsKilledAndTheRunningOneThaws(t *testing.T) {
 	ctx := context.Background()
-	k, addr, sup := keptWith(t)
+	// A target whose first check hangs keeps the new proxy from being
+	// ready for 3s: it is stopped before it can be.
+	other := TargetGroup{Name: "e/other", Health: fastHealth, DeregistrationDelay: Duration(5 * time.Second), Targets: []Target{{ID: "hung", Addr: hungTarget(t)}}}
+	other.Health.Timeout = Duration(5 * time.Second)
+	k, addr, sup := keptWith(t, other)
 	done := make(chan error, 1)
 	go func() { _, err := Restart(ctx, k.home, 20*time.Second); done <- err }()
 	var standby int
@@ -176,7 +180,8 @@ func TestHungNewProxyIsKilledAndTheRunningOneThaws(t *testing.T) {
 	defer syscall.Kill(standby, syscall.SIGCONT)
 	err := <-done
 	if err == nil || !strings.Contains(err.Error(), "not ready within") {
-		t.Fatalf("Restart with a hung new proxy: %v", err)
+		log, _ := os.ReadFile(logPath(k.home))
+		t.Fatalf("Restart with a hung new proxy: %v; the log:\n%s", err, log)
 	}
 	if !waitGone(ctx, standby, 5*time.Second) {
 		t.Fatal("the hung new proxy was not killed")

@@ -220,7 +220,10 @@ func Restart(ctx context.Context, home string, wait time.Duration) (Health, erro
 	if sup <= 0 {
 		return Health{}, fmt.Errorf("the proxy (pid %d) has no supervisor to start the next one (it was started with `cutover proxy run`, or 2s have not passed since `cutover proxy start`): stop it with `cutover proxy stop`, then `cutover proxy start`", h.PID)
 	}
-	asked := time.Now().Add(-time.Millisecond)
+	// The supervisor writes it if this restart fails.
+	if err := os.Remove(restartFailedPath(home)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return Health{}, err
+	}
 	if err := syscall.Kill(sup, syscall.SIGHUP); err != nil {
 		return Health{}, fmt.Errorf("asking the proxy's supervisor (pid %d) to restart it: %w", sup, err)
 	}
@@ -232,8 +235,7 @@ func Restart(ctx context.Context, home string, wait time.Duration) (Health, erro
 		}
 		// The supervisor records a restart that failed (the running
 		// proxy then serves on).
-		if st, serr := os.Stat(restartFailedPath(home)); serr == nil && st.ModTime().After(asked) {
-			why, _ := os.ReadFile(restartFailedPath(home))
+		if why, serr := os.ReadFile(restartFailedPath(home)); serr == nil {
 			return Health{}, fmt.Errorf("the new proxy did not start, so pid %d serves on: %s (see %s)", h.PID, strings.TrimSpace(string(why)), logPath(home))
 		}
 		if time.Now().After(deadline) {
