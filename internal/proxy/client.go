@@ -159,7 +159,7 @@ func (c *Client) restarting(err error) bool {
 	if !errors.As(err, &he) && !errors.Is(err, ErrNotRunning) && !errors.Is(err, errTransport) {
 		return false
 	}
-	st, serr := os.Stat(filepath.Join(filepath.Dir(c.socket), "restarting"))
+	st, serr := os.Stat(restartingPath(filepath.Dir(filepath.Dir(c.socket))))
 	return serr == nil && time.Since(st.ModTime()) < restartWait
 }
 

@@ -315,6 +315,13 @@ func checkHome(home string) error {
 // waitLockHome takes the home's lock once the proxy holding it lets go (a
 // standby's wait for the proxy it replaces), until ctx ends.
 func waitLockHome(ctx context.Context, home string) (func(), error) {
+	return flockHome(home, 10*time.Millisecond, ctx.Err)
+}
+
+// flockHome takes an exclusive lock on home/proxy/proxy.lock, trying again
+// every so often while another process holds it; stop, asked after each
+// try that found it held, ends the wait with its error.
+func flockHome(home string, every time.Duration, stop func() error) (func(), error) {
 	f, err := os.OpenFile(lockPath(home), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening the proxy lock: %w", err)
@@ -328,12 +335,11 @@ func waitLockHome(ctx context.Context, home string) (func(), error) {
 			f.Close()
 			return nil, fmt.Errorf("locking %s: %w", lockPath(home), err)
 		}
-		select {
-		case <-ctx.Done():
+		if err := stop(); err != nil {
 			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(10 * time.Millisecond):
+			return nil, err
 		}
+		time.Sleep(every)
 	}
 }
 
@@ -344,34 +350,21 @@ const lockWait = 10 * time.Second
 // the process (the kernel releases it even on SIGKILL), so two proxies
 // never serve one home.
 func lockHome(home string) (func(), error) {
-	f, err := os.OpenFile(lockPath(home), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("opening the proxy lock: %w", err)
-	}
 	// A proxy that was just killed may hold the lock a moment longer (the
 	// kernel releases it when the process has finished exiting, which waits
 	// for a pending fsync); a live one answers on its socket. So wait a
 	// little while nobody answers, and fail at once when somebody does.
 	deadline := time.Now().Add(lockWait)
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("locking %s: %w", lockPath(home), err)
-		}
+	return flockHome(home, 50*time.Millisecond, func() error {
 		pctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, pingErr := NewClient(home).Ping(pctx)
 		cancel()
 		if pingErr == nil || time.Now().After(deadline) {
-			f.Close()
 			pid, _ := readPID(home)
-			return nil, fmt.Errorf("the cutover proxy is already running (pid %d, socket %s): stop it with `cutover proxy stop`", pid, socketPath(home))
+			return fmt.Errorf("the cutover proxy is already running (pid %d, socket %s): stop it with `cutover proxy stop`", pid, socketPath(home))
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func readPID(home string) (int, error) { return readPIDFile(pidPath(home)) }

@@ -174,13 +174,19 @@ func (h *handover) tell(m chanMsg, fds []int) error {
 	if h.conn == nil {
 		return errNoSupervisor
 	}
+	return writeMsg(h.conn, m, fds)
+}
+
+// writeMsg writes one message of the channel, with descriptors (either
+// side), within a second.
+func writeMsg(c *net.UnixConn, m chanMsg, fds []int) error {
 	msg, _ := json.Marshal(m)
 	var oob []byte
 	if len(fds) > 0 {
 		oob = unix.UnixRights(fds...)
 	}
-	h.conn.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _, err := h.conn.WriteMsgUnix(msg, oob, nil)
+	c.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _, err := c.WriteMsgUnix(msg, oob, nil)
 	return err
 }
 
@@ -314,12 +320,7 @@ type child struct {
 func (c *child) pid() int { return c.cmd.Process.Pid }
 
 // tell sends the proxy a command; a proxy that is gone cannot take it.
-func (c *child) tell(cmd string) error {
-	msg, _ := json.Marshal(chanMsg{Cmd: cmd})
-	c.conn.SetWriteDeadline(time.Now().Add(time.Second))
-	_, err := c.conn.Write(msg)
-	return err
-}
+func (c *child) tell(cmd string) error { return writeMsg(c.conn, chanMsg{Cmd: cmd}, nil) }
 
 // freeze tells the proxy to freeze; its answer comes on c.frozen (one
 // from an earlier restart is dropped first).
