@@ -244,6 +244,32 @@ func TestHostileRequests(t *testing.T) {
 			}
 		},
 	}, {
+		// The loop and the server's parser find a head's end by CRLF CRLF
+		// only: such a head waited for read_header_timeout (408). RFC 9112
+		// §2.2 lets a server refuse a bare LF; answered at once.
+		name:  "a head of bare LF lines",
+		parts: []string{"GET /bare HTTP/1.1\nHost: app.example\nConnection: close\n\n"},
+		want:  []int{400}, within: time.Second,
+	}, {
+		name:  "a head of CRLF lines ended by a bare LF",
+		parts: []string{"GET /mixed HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n\n"},
+		want:  []int{400}, within: time.Second,
+	}, {
+		name:  "a bare LF line then CRLF",
+		parts: []string{"GET /mixed2 HTTP/1.1\r\nHost: app.example\nConnection: close\n\r\n"},
+		want:  []int{400}, within: time.Second,
+	}, {
+		// Inside a head that ends in CRLF CRLF, a bare LF ends a line, as
+		// for nginx; the target gets the head in CRLF lines.
+		name:  "a bare LF inside a head of CRLF lines",
+		parts: []string{"GET /inside HTTP/1.1\r\nHost: app.example\nX-A: b\r\nConnection: close\r\n\r\n"},
+		want:  []int{200}, counted: true, within: time.Second,
+		check: func(t *testing.T, r rawResult, seen []seenRequest) {
+			if len(seen) != 1 || seen[0].host != "app.example" || seen[0].header.Get("X-A") != "b" || seen[0].err != nil {
+				t.Fatalf("the target saw %+v, want one request with Host app.example and X-A b", seen)
+			}
+		},
+	}, {
 		name:  "space before the header colon",
 		parts: []string{post + "Transfer-Encoding : chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n"},
 		want:  []int{400},

@@ -934,6 +934,10 @@ func (c *cconn) readRequest() {
 			c.startRequest(scanned + i + 4)
 			return
 		}
+		if bareLFEnd(c.in[scanned:]) {
+			c.refuseHead(fasthttp.StatusBadRequest, bareLFMessage)
+			return
+		}
 		scanned = max(0, len(c.in)-3)
 		if len(c.in) >= maxHead {
 			c.handoff() // the server answers 431
@@ -967,6 +971,21 @@ func (c *cconn) readRequest() {
 		}
 	}
 }
+
+// bareLFEnd reports whether b holds the end of a head written with bare LF
+// line ends: an empty line after a bare LF, or a bare empty line. The
+// server's parser (as the loop) takes a head's end at CRLF CRLF only, so
+// such a head would wait for read_header_timeout and get 408; RFC 9112
+// §2.2 lets a server refuse a bare LF, and a head whose lines end one way
+// for the proxy and another for a server before or after it is how
+// requests are smuggled.
+func bareLFEnd(b []byte) bool {
+	return bytes.Contains(b, lf2) || bytes.Contains(b, lfcrlf)
+}
+
+var lf2, lfcrlf = []byte("\n\n"), []byte("\n\r\n")
+
+const bareLFMessage = "cutover: bad request: every line of a request head must end in CRLF\n"
 
 // startRequest takes the request whose head is c.in[:hl] on the fast path,
 // or hands the connection to the server.
@@ -1478,13 +1497,18 @@ func (c *cconn) timedOut() {
 		return
 	}
 	if c.state == csHead && len(c.in) > 0 {
-		c.in = c.in[:0]
-		c.out = appendPlainAnswer(c.out, fasthttp.StatusRequestTimeout, "cutover: request timed out\n", true)
-		c.state, c.deadline = csClosing, c.l.now.Add(closeFlushWait)
-		c.advance()
+		c.refuseHead(fasthttp.StatusRequestTimeout, "cutover: request timed out\n")
 		return
 	}
 	c.close()
+}
+
+// refuseHead answers a request head the client botched and closes c.
+func (c *cconn) refuseHead(status int, msg string) {
+	c.in = c.in[:0]
+	c.out = appendPlainAnswer(c.out, status, msg, true)
+	c.state, c.deadline = csClosing, c.l.now.Add(closeFlushWait)
+	c.advance()
 }
 
 // targetTimedOut ends an exchange whose target sent nothing for the
