@@ -313,6 +313,7 @@ type child struct {
 	conn    *net.UnixConn
 	started time.Time
 	done    chan error    // its exit, once its last messages are read
+	exited  chan struct{} // closed once done was read, for a proxy that stepped down
 	frozen  chan struct{} // gets one when it says it froze (emptied before each freeze)
 	ready   chan struct{} // closed when it says it serves (a standby)
 }
@@ -353,7 +354,7 @@ func (k *heldListeners) start(exe string, args []string, standby bool) (*child, 
 	if err != nil {
 		return nil, fmt.Errorf("the channel to the proxy: %w", err)
 	}
-	c := &child{cmd: exec.Command(exe, args...), conn: fc.(*net.UnixConn), done: make(chan error, 1), frozen: make(chan struct{}, 1), ready: make(chan struct{})}
+	c := &child{cmd: exec.Command(exe, args...), conn: fc.(*net.UnixConn), done: make(chan error, 1), exited: make(chan struct{}), frozen: make(chan struct{}, 1), ready: make(chan struct{})}
 	c.cmd.Stdout, c.cmd.Stderr = os.Stdout, os.Stderr
 	k.mu.Lock()
 	addrs, _ := json.Marshal(k.addrs)

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -93,6 +95,27 @@ func Keep(ctx context.Context, home, exe string, args []string, o KeepOptions) e
 	if err != nil {
 		return err
 	}
+	// Proxies that stepped down in a restart and still finish their
+	// requests and upgraded connections: a stop ends them too.
+	var oldMu sync.Mutex
+	olds := map[*child]bool{}
+	defer func() {
+		oldMu.Lock()
+		left := slices.Collect(maps.Keys(olds))
+		oldMu.Unlock()
+		for _, c := range left {
+			c.cmd.Process.Signal(syscall.SIGTERM)
+		}
+		deadline := time.Now().Add(stopKill)
+		for _, c := range left {
+			select {
+			case <-c.exited:
+			case <-time.After(time.Until(deadline)):
+				c.cmd.Process.Kill()
+				<-c.exited
+			}
+		}
+	}()
 	var (
 		restarts []time.Time
 		// A restart in progress: cur was told to freeze (freezing), then
@@ -165,8 +188,15 @@ func Keep(ctx context.Context, home, exe string, args []string, o KeepOptions) e
 			// of the home and finishes its requests on its own.
 			cur.tell(cmdStepDown)
 			old := cur
+			oldMu.Lock()
+			olds[old] = true
+			oldMu.Unlock()
 			go func() {
 				err := <-old.done
+				oldMu.Lock()
+				delete(olds, old)
+				oldMu.Unlock()
+				close(old.exited)
 				o.Logger.Info("the previous proxy finished its requests", "pid", old.pid(), "exit", err)
 				if _, serr := os.Stat(stoppingPath(home)); serr == nil {
 					stopOnce.Do(func() { close(stoppedOld) }) // a stop reached it instead of the step-down

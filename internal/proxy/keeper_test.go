@@ -806,3 +806,117 @@ func TestRestartsFailNoPOSTOnAKeptAliveConnection(t *testing.T) {
 		t.Fatalf("%d POSTs failed across the restarts; first: %v", failed.Load(), firstErr.Load())
 	}
 }
+
+// tunnel is an upgraded connection through the proxy to echoUpgrade.
+type tunnel struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func dialTunnel(t *testing.T, addr string) *tunnel {
+	t.Helper()
+	conn, br := openTunnel(t, addr)
+	return &tunnel{conn, br}
+}
+
+// echo sends a line and returns what comes back.
+func (tu *tunnel) echo(line string) (string, error) {
+	if _, err := io.WriteString(tu, line+"\n"); err != nil {
+		return "", err
+	}
+	return tu.br.ReadString('\n')
+}
+
+// A restart does not cut upgraded connections (WebSockets): the proxy that
+// steps down carries them on until they end, then exits; one still open
+// after the longest deregistration delay is closed then; a stop ends a
+// proxy that stepped down and still carries one. Before, they were cut
+// with the old proxy, a second after the restart.
+func TestRestartKeepsUpgradedConnections(t *testing.T) {
+	home := t.TempDir()
+	ctx := context.Background()
+	k := startKept(t, home)
+	c, first := k.c, k.pid
+	u := echoUpgrade(t)
+	addr := freeAddr(t)
+	tg := tgOf("e/ws", u)
+	const bound = 6 * time.Second
+	tg.DeregistrationDelay = Duration(bound)
+	state := State{
+		Listeners:    []Listener{{Name: "e/production", Addr: addr, Rules: []Rule{{Forward: []WeightedTarget{{"e/ws", 1}}}}}},
+		TargetGroups: []TargetGroup{tg},
+	}
+	if err := c.PutScope(ctx, "e", state); err != nil {
+		t.Fatal(err)
+	}
+	waitTargets(t, c, 1)
+	supervisor := k.supervisor()
+	mustEcho := func(tu *tunnel, what string) {
+		t.Helper()
+		if got, err := tu.echo(what); err != nil || got != "echo: "+what+"\n" {
+			t.Fatalf("%s: got %q %v", what, got, err)
+		}
+	}
+	restart := func() int {
+		t.Helper()
+		next, err := Restart(ctx, home, 20*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k.track(next.PID)
+		return next.PID
+	}
+
+	a, b := dialTunnel(t, addr), dialTunnel(t, addr)
+	mustEcho(a, "a1")
+	mustEcho(b, "b1")
+	second := restart()
+	time.Sleep(handOverDrain + time.Second)
+	mustEcho(a, "a2 after the restart")
+	mustEcho(b, "b2 after the restart")
+	mustEcho(dialTunnel(t, addr), "a new one, to the next proxy")
+	a.Close()
+	time.Sleep(300 * time.Millisecond)
+	if !proc.Alive(first) {
+		t.Fatal("the proxy that stepped down exited with an upgraded connection still open")
+	}
+	b.Close()
+	if !waitGone(ctx, first, 2*time.Second) {
+		t.Fatal("the proxy that stepped down still runs after its last upgraded connection ended")
+	}
+
+	// One that stays open is closed after the longest deregistration delay.
+	long := dialTunnel(t, addr)
+	mustEcho(long, "c1")
+	restarted := time.Now()
+	third := restart()
+	time.Sleep(handOverDrain + time.Second)
+	mustEcho(long, "c2 after the restart")
+	if !waitGone(ctx, second, bound+3*time.Second) {
+		t.Fatalf("the proxy that stepped down still runs %s after the restart", time.Since(restarted).Round(time.Millisecond))
+	}
+	if took := time.Since(restarted); took < bound-500*time.Millisecond {
+		t.Fatalf("the proxy that stepped down exited %s after the restart, before the deregistration delay %s", took.Round(time.Millisecond), bound)
+	}
+	if got, err := long.echo("c3"); err == nil {
+		t.Fatalf("the upgraded connection still carries %q after its proxy exited", got)
+	}
+
+	// A stop ends a proxy that stepped down, with what it carries (not
+	// the deregistration delay after the restart).
+	last := dialTunnel(t, addr)
+	mustEcho(last, "d1")
+	restarted = time.Now()
+	restart()
+	if err := Stop(ctx, home, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range []int{supervisor, third} {
+		if !waitGone(ctx, pid, 5*time.Second) {
+			t.Fatalf("pid %d runs after Stop", pid)
+		}
+	}
+	if took := time.Since(restarted); took > bound-time.Second {
+		t.Fatalf("the proxy that stepped down was gone %s after the restart: not ended by the stop", took.Round(time.Millisecond))
+	}
+}

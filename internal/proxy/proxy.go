@@ -60,6 +60,9 @@ type Proxy struct {
 	closed    bool
 	closing   chan struct{}
 	bg        sync.WaitGroup // drains and listener shutdowns
+	// tunnels counts the upgraded connections (WebSockets) open or about
+	// to be: a proxy that hands over to the next waits for them.
+	tunnels atomic.Int64
 }
 
 // listener is one open address and the server on it.
@@ -547,6 +550,35 @@ func (p *Proxy) Close(ctx context.Context) error {
 // idle kept-alive connections, for their next request to be answered (with
 // Connection: close) rather than met by the close.
 const handOverDrain = time.Second
+
+// waitTunnels waits, after close, until the upgraded connections
+// (WebSockets) end, ctx ends, or the longest deregistration delay of the
+// target groups passes (a tunnel is the target's in-flight request, which
+// a drain waits for that long too); it reports how many it left open.
+func (p *Proxy) waitTunnels(ctx context.Context) int64 {
+	var longest time.Duration
+	p.mu.Lock()
+	for _, g := range p.groups {
+		longest = max(longest, time.Duration(g.delay.Load()))
+	}
+	p.mu.Unlock()
+	if p.tunnels.Load() == 0 {
+		return 0
+	}
+	p.log.Info("handed over: waiting for the upgraded connections (WebSockets) to end", "open", p.tunnels.Load(), "max", longest.String())
+	ctx, cancel := context.WithTimeout(ctx, longest)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for p.tunnels.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return p.tunnels.Load()
+		case <-tick.C:
+		}
+	}
+	return 0
+}
 
 // close is Close; with drain, idle kept-alive connections are closed after
 // their next answer or drain, not at once (a hand-over).

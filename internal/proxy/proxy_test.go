@@ -349,7 +349,7 @@ func TestStreamingResponseArrivesIncrementally(t *testing.T) {
 }
 
 // echoUpgrade is a target that switches to a line echo protocol on
-// "Upgrade: echo" and answers one line.
+// "Upgrade: echo" and echoes every line until the client closes.
 func echoUpgrade(t *testing.T) *httptest.Server {
 	u := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") != "echo" {
@@ -362,9 +362,14 @@ func echoUpgrade(t *testing.T) *httptest.Server {
 		defer conn.Close()
 		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
 		brw.Flush()
-		line, _ := brw.ReadString('\n')
-		brw.WriteString("echo: " + line)
-		brw.Flush()
+		for {
+			line, err := brw.ReadString('\n')
+			if err != nil {
+				return
+			}
+			brw.WriteString("echo: " + line)
+			brw.Flush()
+		}
 	}))
 	t.Cleanup(u.Close)
 	return u

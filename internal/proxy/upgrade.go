@@ -63,7 +63,9 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool 
 		return streamBody(ctx, a, ex)
 	}
 	answer := append([]byte(nil), ctx.Response.Header.Header()...)
-	a.hj.hijack(ctx, func() { c.Close(); a.finish() }, func(client net.Conn) {
+	p.tunnels.Add(1) // one of the two below ends it
+	a.hj.hijack(ctx, func() { c.Close(); a.finish(); p.tunnels.Add(-1) }, func(client net.Conn) {
+		defer p.tunnels.Add(-1)
 		defer a.finish()
 		defer c.Close()
 		// The tunnel lives as long as its two ends: no deadline left
