@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -217,6 +218,7 @@ func Run(ctx context.Context, home string, opts RunOptions) error {
 	log.Info("cutover proxy started", "pid", os.Getpid(), "socket", sock, "version", opts.Version)
 
 	var runErr error
+	var pinging atomic.Bool     // a ping's check runs
 	var thawBy <-chan time.Time // a frozen proxy's bound on its restart
 	thaw := func(why string) {
 		a.retire(false)
@@ -251,6 +253,15 @@ serve:
 				log.Info("restarting: changes wait for the next proxy")
 			case cmdThaw:
 				thaw("the restart failed")
+			case cmdPing:
+				if pinging.CompareAndSwap(false, true) {
+					go func() {
+						defer pinging.Store(false)
+						if p.responsive(pingWait) {
+							h.tell(chanMsg{Alive: true}, nil)
+						}
+					}()
+				}
 			case cmdGone:
 				if thawBy != nil {
 					thaw("the supervisor is gone during the restart")
@@ -297,6 +308,10 @@ serve:
 	log.Info("cutover proxy stopped")
 	return runErr
 }
+
+// pingWait bounds a ping's check of the proxy's admin lock and each event
+// loop: a part that does not respond within it leaves the ping unanswered.
+const pingWait = 5 * time.Second
 
 // frozenMax bounds how long a proxy stays frozen for a restart (the
 // supervisor's wait for the new one is 30s): then it thaws by itself.

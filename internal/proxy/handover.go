@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -58,6 +59,7 @@ const (
 	cmdFreeze   = "freeze"   // take no more changes, then say frozen
 	cmdThaw     = "thaw"     // the restart failed: take changes again
 	cmdStepDown = "stepdown" // the next proxy is ready: let go and finish
+	cmdPing     = "ping"     // say alive if the proxy still works
 	cmdGone     = "gone"
 )
 
@@ -77,8 +79,8 @@ const maxHeld = 250
 
 // chanMsg is one message of the channel. From the proxy: its listening
 // sockets by address (Addrs, with the descriptors), or Frozen (it froze on
-// the supervisor's command), or Ready (a standby serves the sockets). From
-// the supervisor: a command (Cmd).
+// the supervisor's command), or Ready (a standby serves the sockets), or
+// Alive (its answer to a ping). From the supervisor: a command (Cmd).
 type chanMsg struct {
 	Addrs []string `json:"addrs,omitempty"`
 	Set   bool     `json:"set,omitempty"` // Addrs is (a part of) the set; it may be empty
@@ -88,6 +90,7 @@ type chanMsg struct {
 	Parts  int    `json:"parts,omitempty"`
 	Frozen bool   `json:"frozen,omitempty"`
 	Ready  bool   `json:"ready,omitempty"`
+	Alive  bool   `json:"alive,omitempty"`
 	Cmd    string `json:"cmd,omitempty"`
 }
 
@@ -314,6 +317,7 @@ type child struct {
 	started time.Time
 	done    chan error    // its exit, once its last messages are read
 	exited  chan struct{} // closed once done was read, for a proxy that stepped down
+	alive   atomic.Int64  // when it last said it works (Unix ns; its start before)
 	frozen  chan struct{} // gets one when it says it froze (emptied before each freeze)
 	ready   chan struct{} // closed when it says it serves (a standby)
 }
@@ -364,6 +368,7 @@ func (k *heldListeners) start(exe string, args []string, standby bool) (*child, 
 	}
 	c.cmd.ExtraFiles = append([]*os.File{theirs}, k.files...)
 	c.started = time.Now()
+	c.alive.Store(c.started.UnixNano())
 	err = c.cmd.Start()
 	k.mu.Unlock()
 	if err != nil {
@@ -444,6 +449,8 @@ func (k *heldListeners) receive(c *child) {
 			}
 		case err == nil && m.Ready:
 			ready.Do(func() { close(c.ready) })
+		case err == nil && m.Alive:
+			c.alive.Store(time.Now().UnixNano())
 		default:
 			k.log.Warn("a bad message from the proxy: keeping the listening sockets it sent before", "err", err, "addrs", len(m.Addrs), "sockets", len(fds))
 			dropPending()

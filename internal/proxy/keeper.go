@@ -36,6 +36,11 @@ type KeepOptions struct {
 	// StandbyTimeout bounds a restart's wait for the new proxy to be
 	// ready; default 30s.
 	StandbyTimeout time.Duration
+	// HangTimeout: a proxy that has not said it works for this long (it
+	// answers a ping every PingEvery once its admin lock and event loops
+	// respond) is hung, and is killed and started again. Defaults 30s
+	// and 5s.
+	HangTimeout, PingEvery time.Duration
 }
 
 // Keep runs the proxy (exe args..., such as `cutover proxy run`) as its
@@ -65,6 +70,12 @@ func Keep(ctx context.Context, home, exe string, args []string, o KeepOptions) e
 	}
 	if o.StandbyTimeout <= 0 {
 		o.StandbyTimeout = standbyReadyTimeout
+	}
+	if o.HangTimeout <= 0 {
+		o.HangTimeout = 30 * time.Second
+	}
+	if o.PingEvery <= 0 {
+		o.PingEvery = 5 * time.Second
 	}
 	if err := os.MkdirAll(proxyDir(home), 0o700); err != nil {
 		return fmt.Errorf("creating the proxy directory: %w", err)
@@ -125,6 +136,8 @@ func Keep(ctx context.Context, home, exe string, args []string, o KeepOptions) e
 	)
 	up := time.NewTimer(o.MinUptime)
 	defer up.Stop()
+	pings := time.NewTicker(o.PingEvery)
+	defer pings.Stop()
 	// stoppedOld: a proxy that was told to step down exited with a stop
 	// requested (`cutover proxy stop` reached it first).
 	stoppedOld := make(chan struct{})
@@ -206,6 +219,7 @@ func Keep(ctx context.Context, home, exe string, args []string, o KeepOptions) e
 			// It started: a crash from now on is restarted (MinUptime is
 			// for a proxy that could not start).
 			next.started = time.Time{}
+			next.alive.Store(time.Now().UnixNano()) // pinged from now on
 			cur, next, freezing = next, nil, false
 		case err := <-nextDone:
 			o.Logger.Error("the new proxy did not start: the running one goes on", "pid", cur.pid(), "new", next.pid(), "exit", err)
@@ -222,6 +236,7 @@ func Keep(ctx context.Context, home, exe string, args []string, o KeepOptions) e
 				// (it takes the lock the dead one held).
 				o.Logger.Warn("the proxy died during its restart: the new one takes over", "pid", cur.pid(), "exit", err, "new", next.pid())
 				next.started = time.Time{}
+				next.alive.Store(time.Now().UnixNano()) // pinged from now on
 				cur, next, freezing = next, nil, false
 				continue
 			}
@@ -265,6 +280,17 @@ func Keep(ctx context.Context, home, exe string, args []string, o KeepOptions) e
 			if !wrotePID {
 				up.Reset(o.MinUptime)
 			}
+		case <-pings.C:
+			// A proxy that deadlocked, or whose event loops no longer run,
+			// serves nothing but does not exit: killed, it is started
+			// again with the sockets (a crash's path).
+			if quiet := time.Since(time.Unix(0, cur.alive.Load())); quiet > o.HangTimeout {
+				o.Logger.Error("the proxy has not answered for too long: killing it to start it again", "pid", cur.pid(), "quiet", quiet.Round(time.Millisecond).String())
+				cur.alive.Store(time.Now().UnixNano()) // once
+				cur.cmd.Process.Kill()
+				continue
+			}
+			cur.tell(cmdPing)
 		case <-up.C:
 			// supervisor.pid names this process once its own proxy answers
 			// (a second Keep, whose proxy waits for the lock of the one

@@ -259,6 +259,26 @@ func (l *evloop) do(f func()) bool {
 	return true
 }
 
+// loopsRespond reports whether each of ls runs a command posted to it
+// before timeout fires (a loop stopped, or stopping, counts as one that
+// responds: the proxy is closing).
+func (p *Proxy) loopsRespond(ls []*evloop, timeout <-chan time.Time) bool {
+	for i, l := range ls {
+		ran := make(chan struct{})
+		if !l.do(func() { close(ran) }) {
+			continue
+		}
+		select {
+		case <-ran:
+		case <-l.done:
+		case <-timeout:
+			p.log.Error("an event loop does not run: not answering the supervisor's ping", "loop", i)
+			return false
+		}
+	}
+	return true
+}
+
 func (l *evloop) call(f func()) {
 	ran := make(chan struct{})
 	if l.do(func() { f(); close(ran) }) {

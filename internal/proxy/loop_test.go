@@ -716,3 +716,35 @@ func TestLoopAnswersWhatItAcceptedAsItsListenerCloses(t *testing.T) {
 		t.Fatalf("the listener counts %d open connections", ll.open.Load())
 	}
 }
+
+// responsive, what a ping from the supervisor asks, fails while the
+// proxy's lock is held or one of its event loops does not run, and holds
+// again once they are free (a deadlocked Apply and a stuck loop serve
+// nothing without exiting; the supervisor kills a proxy that does not
+// answer: TestHungProxyIsKilledAndStartedAgain).
+func TestResponsiveChecksTheLockAndEachLoop(t *testing.T) {
+	p, _ := twoLoops(t)
+	if !p.responsive(2 * time.Second) {
+		t.Fatal("an idle proxy is not responsive")
+	}
+	p.mu.Lock()
+	if p.responsive(200 * time.Millisecond) {
+		t.Error("responsive with its lock held")
+	}
+	p.mu.Unlock()
+	if !p.responsive(2 * time.Second) {
+		t.Fatal("not responsive once the lock is free")
+	}
+	for i, l := range p.loops.ls {
+		stuck, started := make(chan struct{}), make(chan struct{})
+		l.do(func() { close(started); <-stuck })
+		<-started
+		if p.responsive(200 * time.Millisecond) {
+			t.Errorf("responsive with loop %d stuck", i)
+		}
+		close(stuck)
+		if !p.responsive(2 * time.Second) {
+			t.Fatalf("not responsive once loop %d runs again", i)
+		}
+	}
+}

@@ -17,6 +17,10 @@ import (
 //	cutover-test-proxyd-fewfds HOME the same with a limit of fewFDs descriptors
 //	cutover-test-keeper HOME        run the proxy role under Keep (what `cutover proxy keep` does)
 //	cutover-test-controller HOME    flip weights of scope "e" forever, until killed
+//
+// keeperHangTimeout is the test keeper's KeepOptions.HangTimeout.
+const keeperHangTimeout = 4 * time.Second
+
 func TestMain(m *testing.M) {
 	if len(os.Args) == 3 {
 		switch os.Args[1] {
@@ -42,7 +46,7 @@ func TestMain(m *testing.M) {
 		case "cutover-test-keeper", "cutover-test-keeper-slow":
 			// What `cutover proxy keep` does: run the proxy role as a child and
 			// restart it (the slow one waits 3s before a restart).
-			o := KeepOptions{MinUptime: 500 * time.Millisecond, StandbyTimeout: 5 * time.Second}
+			o := KeepOptions{MinUptime: 500 * time.Millisecond, StandbyTimeout: 5 * time.Second, HangTimeout: keeperHangTimeout, PingEvery: 200 * time.Millisecond}
 			if os.Args[1] == "cutover-test-keeper-slow" {
 				o.Backoff = 3 * time.Second
 			}

@@ -551,6 +551,29 @@ func (p *Proxy) Close(ctx context.Context) error {
 // Connection: close) rather than met by the close.
 const handOverDrain = time.Second
 
+// responsive reports whether the proxy's lock (Apply, the admin API, the
+// drains) and each of its event loops respond within wait: what a ping from
+// the supervisor asks, which kills a proxy that stops answering.
+func (p *Proxy) responsive(wait time.Duration) bool {
+	locked := make(chan struct{})
+	var loops []*evloop
+	go func() {
+		p.mu.Lock()
+		loops = p.loops.ls // started by Apply, under p.mu
+		p.mu.Unlock()
+		close(locked)
+	}()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-locked:
+	case <-timer.C:
+		p.log.Error("the proxy's lock has been held for " + wait.String() + ": not answering the supervisor's ping")
+		return false
+	}
+	return p.loopsRespond(loops, timer.C)
+}
+
 // waitTunnels waits, after close, until the upgraded connections
 // (WebSockets) end, ctx ends, or the longest deregistration delay of the
 // target groups passes (a tunnel is the target's in-flight request, which

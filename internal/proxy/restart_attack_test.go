@@ -282,3 +282,56 @@ func TestDrainAnswersWhatItsKeptAliveConnectionsSend(t *testing.T) {
 		t.Errorf("a head finished after the drain: %q %v, want 200", a, err)
 	}
 }
+
+// A proxy that hangs (SIGSTOP stands for a deadlock or a stuck event loop:
+// it serves nothing and does not exit) is killed by its supervisor after
+// HangTimeout without an answer to its pings, and started again with the
+// listening sockets: a request sent to the hung proxy is served by the next
+// one. A busy proxy that answers is left alone. Before, the supervisor
+// watched exits only, and a hung proxy held the ports for good.
+func TestHungProxyIsKilledAndStartedAgain(t *testing.T) {
+	ctx := context.Background()
+	k, addr, _ := keptWith(t)
+	// Busy, for longer than the hang timeout: not killed.
+	hc := &http.Client{Timeout: 10 * time.Second}
+	for end := time.Now().Add(keeperHangTimeout + time.Second); time.Now().Before(end); {
+		resp, err := hc.Post("http://"+addr+"/", "text/plain", strings.NewReader("12345"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if h, err := k.c.Ping(ctx); err != nil || h.PID != k.pid {
+		t.Fatalf("after %s of requests: pid %d (want %d), %v", keeperHangTimeout+time.Second, h.PID, k.pid, err)
+	}
+
+	syscall.Kill(k.pid, syscall.SIGSTOP)
+	defer syscall.Kill(k.pid, syscall.SIGCONT)
+	hung := time.Now()
+	// On a new connection (a kept-alive one is the hung proxy's, and is
+	// reset when it is killed, as in a crash).
+	hc = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := hc.Post("http://"+addr+"/", "text/plain", strings.NewReader("123"))
+	if err != nil {
+		t.Fatalf("a request sent to the hung proxy: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	took := time.Since(hung)
+	if resp.StatusCode != 200 || string(b) != "3" {
+		t.Fatalf("a request sent to the hung proxy: %d %q", resp.StatusCode, b)
+	}
+	if !waitGone(ctx, k.pid, time.Second) {
+		t.Fatal("the hung proxy still runs")
+	}
+	h, err := k.c.Ping(ctx)
+	if err != nil || h.PID == k.pid {
+		t.Fatalf("after the hang: pid %d, %v", h.PID, err)
+	}
+	k.track(h.PID)
+	if took < keeperHangTimeout-time.Second || took > keeperHangTimeout+4*time.Second {
+		t.Fatalf("the request sent to the hung proxy was answered after %s, want about the hang timeout %s", took.Round(time.Millisecond), keeperHangTimeout)
+	}
+	t.Logf("answered %s after the proxy hung, by pid %d", took.Round(time.Millisecond), h.PID)
+}
