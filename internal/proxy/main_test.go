@@ -10,6 +10,9 @@ import (
 	"time"
 )
 
+// keeperHangTimeout is the test keeper's KeepOptions.HangTimeout.
+const keeperHangTimeout = 4 * time.Second
+
 // The process tests re-execute this test binary in one of four roles,
 // chosen by the first argument, instead of building separate programs:
 //
@@ -17,10 +20,6 @@ import (
 //	cutover-test-proxyd-fewfds HOME the same with a limit of fewFDs descriptors
 //	cutover-test-keeper HOME        run the proxy role under Keep (what `cutover proxy keep` does)
 //	cutover-test-controller HOME    flip weights of scope "e" forever, until killed
-//
-// keeperHangTimeout is the test keeper's KeepOptions.HangTimeout.
-const keeperHangTimeout = 4 * time.Second
-
 func TestMain(m *testing.M) {
 	if len(os.Args) == 3 {
 		switch os.Args[1] {
