@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"net"
 	"os"
 	"sync"
 	"syscall"
@@ -52,4 +53,21 @@ func overDialCap(fd int) error {
 		return os.NewSyscallError("socket", syscall.EMFILE)
 	}
 	return nil
+}
+
+// overAcceptCap reports whether c, a connection the server accepted itself
+// (a listener opened with TLS, or any listener off Linux), takes a
+// descriptor kept for the proxy.
+func overAcceptCap(c net.Conn) bool {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return false
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	over := false
+	rc.Control(func(fd uintptr) { over = int(fd) >= descriptorCaps().accept })
+	return over
 }

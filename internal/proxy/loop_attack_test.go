@@ -1605,20 +1605,8 @@ func TestLoopAttackOutOfDescriptors(t *testing.T) {
 	}
 	before := groupCounts(t, c, "e/web")
 
-	var hogs []net.Conn
-	defer func() {
-		for _, h := range hogs {
-			h.Close()
-		}
-	}()
-	for range fewFDs + 40 {
-		h, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
-			t.Fatalf("dialing hog %d: %v", len(hogs), err)
-		}
-		hogs = append(hogs, h)
-		io.WriteString(h, "GET / HTTP/1.1\r\nHost: a") // accepted (deferred accept needs bytes), never finished
-	}
+	// accepted (deferred accept needs bytes), never finished
+	hogs := holdConns(t, addr, fewFDs+40, "GET / HTTP/1.1\r\nHost: a")
 	const paused = "accepting a connection: paused for a second"
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(logText(), paused) {
@@ -1666,7 +1654,6 @@ func TestLoopAttackOutOfDescriptors(t *testing.T) {
 	for _, h := range hogs {
 		h.Close()
 	}
-	hogs = nil
 	deadline = time.Now().Add(10 * time.Second)
 	for {
 		code, err := get()
@@ -1687,6 +1674,101 @@ func TestLoopAttackOutOfDescriptors(t *testing.T) {
 	}
 	if after := groupCounts(t, c, "e/web"); after.Codes["5xx"] != before.Codes["5xx"] {
 		t.Errorf("the group's 5xx moved from %d to %d: the proxy's shortage counted against the target", before.Codes["5xx"], after.Codes["5xx"])
+	}
+}
+
+// holdConns opens n connections to addr, each sending first, and closes
+// them at the end of the test.
+func holdConns(t *testing.T, addr string, n int, first string) []net.Conn {
+	t.Helper()
+	var hogs []net.Conn
+	t.Cleanup(func() {
+		for _, h := range hogs {
+			h.Close()
+		}
+	})
+	for range n {
+		h, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("dialing hog %d: %v", len(hogs), err)
+		}
+		hogs = append(hogs, h)
+		io.WriteString(h, first)
+	}
+	return hogs
+}
+
+// A listener opened with TLS is accepted by the server, not the loops: the
+// descriptor reserve holds there too, and a shortage pauses it instead of
+// ending it. Before, clients holding connections took every descriptor
+// (the admin API failed), and the server took the EMFILE of its accept for
+// the listener's end: the HTTPS port stopped serving for good.
+func TestTLSListenerAttackOutOfDescriptors(t *testing.T) {
+	home := t.TempDir()
+	ctx := context.Background()
+	c, _ := startDaemonAs(t, home, "cutover-test-proxyd-fewfds")
+	u := upstream(t, "web")
+	addr := freeAddr(t)
+	cert, key, roots := selfSigned(t, t.TempDir(), "a", "app.example")
+	l := oneRouteNamed("e/production", addr, "e/web")
+	l.TLS = &TLS{CertFile: cert, KeyFile: key}
+	l.Limits.ReadHeaderTimeout = Duration(time.Minute) // the hogs stay (the handshake's bound too)
+	if err := c.PutScope(ctx, "e", State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{tgOf("e/web", u)}}); err != nil {
+		t.Fatal(err)
+	}
+	waitTargets(t, c, 1)
+	hc := httpsClient(addr, "app.example", roots)
+	hc.Timeout = 3 * time.Second
+	get := func() error {
+		resp, err := hc.Get("https://app.example/x")
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	if err := get(); err != nil {
+		t.Fatalf("before the attack: %v", err)
+	}
+	hogs := holdConns(t, addr, fewFDs+40, "") // no handshake: held until read_header_timeout
+	logText := func() string {
+		b, _ := os.ReadFile(logPath(home))
+		return string(b)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logText(), "accepting a connection: paused for a second") {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections held, the proxy never paused its listener (limit %d); its log:\n%s", len(hogs), fewFDs, logText())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err := c.SetWeights(cctx, WeightChange{Listener: "e/production", Forward: []WeightedTarget{{"e/web", 2}}})
+	cancel()
+	if err != nil {
+		t.Errorf("a weight change while clients hold the connections: %v", err)
+	}
+	for _, h := range hogs {
+		h.Close()
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		err := get()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("descriptors free again, a new HTTPS client still fails after 10s: %v; the proxy's log:\n%s", err, logText())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if log := logText(); strings.Contains(log, "listener stopped") {
+		t.Errorf("the listener stopped; the proxy's log:\n%s", log)
 	}
 }
 

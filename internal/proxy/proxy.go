@@ -252,7 +252,7 @@ func (p *Proxy) newListener(l Listener, ln net.Listener, t *tlsServing) *listene
 	}
 	go func() {
 		defer close(nl.done)
-		if err := nl.srv.Serve(tlsSwitch{accept, &nl.tls}); err != nil && !errors.Is(err, net.ErrClosed) {
+		if err := nl.srv.Serve(tlsSwitch{accept, &nl.tls, p.log}); err != nil && !errors.Is(err, net.ErrClosed) {
 			p.log.Error("listener stopped", "listener", nl.name, "addr", nl.addr, "err", err)
 		}
 	}()

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/valyala/fasthttp"
 	"golang.org/x/crypto/acme/autocert"
@@ -80,21 +82,46 @@ func (p *Proxy) loadTLS(l Listener) (t *tlsServing, fresh bool, err error) {
 type tlsSwitch struct {
 	net.Listener
 	cur *atomic.Pointer[tlsServing]
+	log *slog.Logger
 }
 
 func (s tlsSwitch) Accept() (net.Conn, error) {
-	c, err := s.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := s.Listener.Accept()
+		if err != nil && outOfResources(err) {
+			// The server takes any error but a timeout for the listener's
+			// end, and would stop serving it for good: the listener waits
+			// a second instead, as the loops' does, while connections end.
+			warnOutOfResources(s.log, "accepting a connection: paused for a second", err)
+			time.Sleep(time.Second)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if overAcceptCap(c) {
+			// The descriptors left are the proxy's own (fdbudget.go); a
+			// connection a loop accepted was checked there.
+			c.Close()
+			warnOutOfResources(s.log, "accepting a connection: paused for a second", errTooManyConns)
+			time.Sleep(time.Second)
+			continue
+		}
+		return s.wrap(c), nil
 	}
+}
+
+// wrap makes c a raw connection and wraps it in TLS when the listener
+// serves TLS now.
+func (s tlsSwitch) wrap(c net.Conn) net.Conn {
 	if _, ok := c.(*prefixConn); ok {
-		return c, nil // handed off by a loop after it read plain HTTP
+		return c // handed off by a loop after it read plain HTTP
 	}
 	c = newRawConn(c)
 	if t := s.cur.Load(); t != nil {
-		return tls.Server(c, t.cfg), nil
+		return tls.Server(c, t.cfg)
 	}
-	return c, nil
+	return c
 }
 
 var acmeChallengePrefix = []byte("/.well-known/acme-challenge/")
