@@ -258,7 +258,9 @@ serve:
 					go func() {
 						defer pinging.Store(false)
 						if p.responsive(pingWait) {
+							p.mu.Lock() // a step-down detaches h under it
 							h.tell(chanMsg{Alive: true}, nil)
+							p.mu.Unlock()
 						}
 					}()
 				}

@@ -31,6 +31,12 @@ type Limits struct {
 	// MaxHeaderBytes bounds the size of a request's line and headers;
 	// a larger request is answered 431.
 	MaxHeaderBytes int `json:"max_header_bytes,omitempty"`
+	// BodyMinRate is the pace, in bytes a second, a request body must
+	// keep on average: from the end of its head, it has BodyIdleTimeout
+	// plus 1/BodyMinRate s for each byte it brought. A body that comes
+	// slower (a trickle, each part within BodyIdleTimeout of the last) is
+	// answered 408 and its connection closed.
+	BodyMinRate int `json:"body_min_rate,omitempty"`
 }
 
 // The default limits: about nginx's, tighter on headers and their time.
@@ -40,6 +46,9 @@ const (
 	DefaultIdleTimeout       = 75 * time.Second
 	DefaultTargetTimeout     = 60 * time.Second // nginx's proxy_read_timeout, an ALB's idle timeout
 	DefaultMaxHeaderBytes    = 32 << 10
+	DefaultBodyMinRate       = 100 // bytes a second: a 2G link's is some thousands
+
+	maxBodyMinRate = 1 << 30
 
 	minHeaderBytes = 1 << 10
 	maxHeaderBytes = 1 << 20
@@ -59,6 +68,29 @@ func (l Limits) target() time.Duration {
 }
 func (l Limits) maxHeader() int { return orDefault(l.MaxHeaderBytes, DefaultMaxHeaderBytes) }
 
+// body is the pace a request body is read at.
+func (l Limits) body() bodyPace {
+	return bodyPace{idle: l.bodyIdle(), minRate: orDefault(l.BodyMinRate, DefaultBodyMinRate)}
+}
+
+// bodyPace bounds each read of a request body: BodyIdleTimeout from now,
+// and no later than its BodyMinRate allows.
+type bodyPace struct {
+	idle    time.Duration
+	minRate int
+}
+
+// deadline is when the next read of a body whose head ended at start, and
+// which brought got bytes since, must end.
+func (bp bodyPace) deadline(start time.Time, got int64) time.Time {
+	d := time.Now().Add(bp.idle)
+	allowed := bp.idle + time.Duration(float64(got)/float64(bp.minRate)*float64(time.Second))
+	if e := start.Add(allowed); e.Before(d) {
+		return e
+	}
+	return d
+}
+
 func orDefault[T time.Duration | int](v, def T) T {
 	if v <= 0 {
 		return def
@@ -74,6 +106,9 @@ func validateLimits(at string, l Limits, add func(string, ...any)) {
 		if d.v < 0 {
 			add("%s limits.%s %s is negative: give a duration such as \"10s\" (or leave it out for the default)", at, d.name, d.v)
 		}
+	}
+	if n := l.BodyMinRate; n < 0 || n > maxBodyMinRate {
+		add("%s limits.body_min_rate %d is out of range: give 1 to %d bytes a second (default %d)", at, n, maxBodyMinRate, DefaultBodyMinRate)
 	}
 	if n := l.MaxHeaderBytes; n != 0 && (n < minHeaderBytes || n > maxHeaderBytes) {
 		add("%s limits.max_header_bytes %d is out of range: give %d to %d bytes (default %d)", at, n, minHeaderBytes, maxHeaderBytes, DefaultMaxHeaderBytes)

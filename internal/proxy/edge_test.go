@@ -162,6 +162,16 @@ func TestHostileRequests(t *testing.T) {
 		parts: []string{post + "Content-Length: 100\r\n\r\n", "0123456789"},
 		want:  []int{408}, within: 3 * time.Second,
 	}, {
+		// Each byte within body_idle_timeout of the last, but 20 bytes a
+		// second against body_min_rate's 100: before, held as long as
+		// the client went on.
+		name:  "body trickled a byte every 50ms",
+		parts: append([]string{post + "Content-Length: 100\r\n\r\n"}, slices.Repeat([]string{"x"}, 60)...),
+		want:  []int{408}, within: 1500 * time.Millisecond,
+	}, {
+		name:  "chunked body trickled a byte every 50ms",
+		parts: append([]string{post + "Transfer-Encoding: chunked\r\n\r\n"}, slices.Repeat([]string{"1\r\nx\r\n"}, 60)...),
+		want:  []int{408}, within: 1500 * time.Millisecond}, {
 		name:  "headers never end (slowloris)",
 		parts: []string{"GET / HTTP/1.1\r\nHost: app.example\r\n", "X-Slow: 1\r\n"},
 		want:  []int{408}, within: 3 * time.Second,
@@ -257,6 +267,18 @@ func TestHostileRequests(t *testing.T) {
 	}, {
 		name:  "a bare LF line then CRLF",
 		parts: []string{"GET /mixed2 HTTP/1.1\r\nHost: app.example\nConnection: close\n\r\n"},
+		want:  []int{400}, within: time.Second,
+	}, {
+		// In one read, the loop found the CRLF CRLF of the request behind
+		// first, and the server's parser ended the head at the bare LF:
+		// served as two requests (a helper's review).
+		name: "a head ended by a bare LF, a request behind it in the same read",
+		parts: []string{"GET /a HTTP/1.1\r\nHost: app.example\n\n" +
+			"GET /smuggled HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n\r\n"},
+		want: []int{400}, within: time.Second,
+	}, {
+		name:  "a head ended by a bare LF, a body with CRLF CRLF in it",
+		parts: []string{post + "Content-Length: 12\r\n\nXXXX\r\n\r\nYYYY"},
 		want:  []int{400}, within: time.Second,
 	}, {
 		// Inside a head that ends in CRLF CRLF, a bare LF ends a line, as
@@ -458,6 +480,7 @@ func TestSlowSmallBodyGoesToTheTargetServingWhenItEnds(t *testing.T) {
 	p := newTestProxy(t, Options{})
 	l := oneRouteNamed("e/production", addr, "e/web")
 	l.Limits.BodyIdleTimeout = Duration(500 * time.Millisecond)
+	l.Limits.BodyMinRate = 1 // a byte every 300 ms: slower than the default pace allows
 	apply := func(u *recordingTarget) {
 		g := tgOf("e/web", u.Server)
 		g.Targets[0].ID = hostOf(u.Server) // a new target, not the old one moved

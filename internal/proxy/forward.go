@@ -47,9 +47,9 @@ func (a *attempt) finish() {
 
 // listenerHandler serves one listener address from the current snapshot.
 type listenerHandler struct {
-	p        *Proxy
-	addr     string
-	bodyIdle time.Duration
+	p    *Proxy
+	addr string
+	body bodyPace
 	// writeIdle and targetWait: see attempt.
 	writeIdle, targetWait time.Duration
 	hj                    *hijacks
@@ -95,7 +95,7 @@ func (h *listenerHandler) answer(ctx *fasthttp.RequestCtx) {
 	// go, from the routes then).
 	buf := smallPool.Get().(*[]byte)
 	defer smallPool.Put(buf)
-	small, err := readSmallBody(ctx, *buf, h.bodyIdle)
+	small, err := readSmallBody(ctx, *buf, h.body)
 	if err != nil {
 		h.p.log.Debug("bad request body", "remote", ctx.RemoteAddr().String(), "err", err)
 		badBody(ctx, err)
@@ -138,7 +138,7 @@ func (h *listenerHandler) answer(ctx *fasthttp.RequestCtx) {
 	a := attemptPool.Get().(*attempt)
 	*a = attempt{route: rt, fw: fw, target: t, start: start, writeIdle: h.writeIdle, targetWait: h.targetWait, hj: h.hj}
 	client := remoteAddr(ctx)
-	if streamed := h.p.forward(ctx, a, small, h.bodyIdle, client, trusts(lr.trusted, client)); !streamed {
+	if streamed := h.p.forward(ctx, a, small, h.body, client, trusts(lr.trusted, client)); !streamed {
 		a.finish()
 	}
 }
@@ -165,7 +165,16 @@ func refuseFraming(h *fasthttp.RequestHeader) (status int, msg string) {
 	if len(h.Host()) == 0 && h.IsHTTP11() {
 		return fasthttp.StatusBadRequest, "cutover: the request has no Host header\n"
 	}
-	f := scanFields(h.RawHeaders())
+	raw := h.RawHeaders()
+	if len(raw) > 0 && !bytes.HasSuffix(raw, crlf2) {
+		// The head ended at an empty line after a bare LF, before a CRLF
+		// CRLF that the loop (and a server before or after the proxy) may
+		// take for its end: what follows would be a second request to
+		// one and the body to another (RFC 9112 §2.2 lets a server refuse
+		// a bare LF; nginx takes it).
+		return fasthttp.StatusBadRequest, bareLFMessage
+	}
+	f := scanFields(raw)
 	chunked := h.ContentLength() == -1
 	if chunked && f.contentLength {
 		return fasthttp.StatusBadRequest, "cutover: the request has both Content-Length and Transfer-Encoding\n"
@@ -199,6 +208,10 @@ func refuseFraming(h *fasthttp.RequestHeader) (status int, msg string) {
 	}
 	return 0, ""
 }
+
+var crlf2 = []byte("\r\n\r\n")
+
+const bareLFMessage = "cutover: bad request: every line of a request head must end in CRLF\n"
 
 // refused reports whether refuseFraming refuses h: the loop hands such a
 // request to the server path, which answers it.
@@ -348,7 +361,7 @@ func tunnelled(upgrade []byte) bool {
 // be reached) and sets the response. It returns true when the response
 // body streams from the target after the handler returns; a.finish is then
 // called when it ends.
-func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, small []byte, bodyIdle time.Duration, client netip.Addr, trusted bool) bool {
+func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, small []byte, body bodyPace, client netip.Addr, trusted bool) bool {
 	head := headPool.Get().(*[]byte)
 	defer headPool.Put(head)
 	upgrade := ctx.Request.Header.ConnectionUpgrade() && tunnelled(ctx.Request.Header.Peek("Upgrade"))
@@ -366,7 +379,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, small []byte, body
 	for retried := false; ex.clientErr == nil; retried = true {
 		// A GET sent again after a reused connection failed is not sent
 		// again to another target too (sent twice at most).
-		ex = p.upstream.roundTrip(ctx, a.target.addr, *head, small, bodyIdle, a.targetWait, ex.resent)
+		ex = p.upstream.roundTrip(ctx, a.target.addr, *head, small, body, a.targetWait, ex.resent)
 		var de *dialError
 		if ex.err == nil || ex.clientErr != nil || !errors.As(ex.err, &de) || retried || outOfResources(ex.err) {
 			break

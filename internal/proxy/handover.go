@@ -317,12 +317,21 @@ type child struct {
 	started time.Time
 	done    chan error    // its exit, once its last messages are read
 	exited  chan struct{} // closed once done was read, for a proxy that stepped down
-	alive   atomic.Int64  // when it last said it works (Unix ns; its start before)
+	alive   atomic.Int64  // when it last said it works (monoNow; its start before)
 	frozen  chan struct{} // gets one when it says it froze (emptied before each freeze)
 	ready   chan struct{} // closed when it says it serves (a standby)
 }
 
 func (c *child) pid() int { return c.cmd.Process.Pid }
+
+// monoEpoch and monoNow read the monotonic clock: a step of the wall
+// clock (NTP, a resumed VM) must not make a proxy look silent for long.
+var monoEpoch = time.Now()
+
+func monoNow() int64 { return int64(time.Since(monoEpoch)) }
+
+// quiet is how long c has not said it works.
+func (c *child) quiet() time.Duration { return time.Duration(monoNow() - c.alive.Load()) }
 
 // tell sends the proxy a command; a proxy that is gone cannot take it.
 func (c *child) tell(cmd string) error { return writeMsg(c.conn, chanMsg{Cmd: cmd}, nil) }
@@ -368,7 +377,7 @@ func (k *heldListeners) start(exe string, args []string, standby bool) (*child, 
 	}
 	c.cmd.ExtraFiles = append([]*os.File{theirs}, k.files...)
 	c.started = time.Now()
-	c.alive.Store(c.started.UnixNano())
+	c.alive.Store(monoNow())
 	err = c.cmd.Start()
 	k.mu.Unlock()
 	if err != nil {
@@ -450,7 +459,7 @@ func (k *heldListeners) receive(c *child) {
 		case err == nil && m.Ready:
 			ready.Do(func() { close(c.ready) })
 		case err == nil && m.Alive:
-			c.alive.Store(time.Now().UnixNano())
+			c.alive.Store(monoNow())
 		default:
 			k.log.Warn("a bad message from the proxy: keeping the listening sockets it sent before", "err", err, "addrs", len(m.Addrs), "sockets", len(fds))
 			dropPending()

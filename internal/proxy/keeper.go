@@ -219,7 +219,7 @@ func Keep(ctx context.Context, home, exe string, args []string, o KeepOptions) e
 			// It started: a crash from now on is restarted (MinUptime is
 			// for a proxy that could not start).
 			next.started = time.Time{}
-			next.alive.Store(time.Now().UnixNano()) // pinged from now on
+			next.alive.Store(monoNow()) // pinged from now on
 			cur, next, freezing = next, nil, false
 		case err := <-nextDone:
 			o.Logger.Error("the new proxy did not start: the running one goes on", "pid", cur.pid(), "new", next.pid(), "exit", err)
@@ -236,7 +236,7 @@ func Keep(ctx context.Context, home, exe string, args []string, o KeepOptions) e
 				// (it takes the lock the dead one held).
 				o.Logger.Warn("the proxy died during its restart: the new one takes over", "pid", cur.pid(), "exit", err, "new", next.pid())
 				next.started = time.Time{}
-				next.alive.Store(time.Now().UnixNano()) // pinged from now on
+				next.alive.Store(monoNow()) // pinged from now on
 				cur, next, freezing = next, nil, false
 				continue
 			}
@@ -284,9 +284,9 @@ func Keep(ctx context.Context, home, exe string, args []string, o KeepOptions) e
 			// A proxy that deadlocked, or whose event loops no longer run,
 			// serves nothing but does not exit: killed, it is started
 			// again with the sockets (a crash's path).
-			if quiet := time.Since(time.Unix(0, cur.alive.Load())); quiet > o.HangTimeout {
+			if quiet := cur.quiet(); quiet > o.HangTimeout {
 				o.Logger.Error("the proxy has not answered for too long: killing it to start it again", "pid", cur.pid(), "quiet", quiet.Round(time.Millisecond).String())
-				cur.alive.Store(time.Now().UnixNano()) // once
+				cur.alive.Store(monoNow()) // once
 				cur.cmd.Process.Kill()
 				continue
 			}

@@ -827,29 +827,40 @@ func (tu *tunnel) echo(line string) (string, error) {
 	return tu.br.ReadString('\n')
 }
 
-// A restart does not cut upgraded connections (WebSockets): the proxy that
-// steps down carries them on until they end, then exits; one still open
-// after the longest deregistration delay is closed then; a stop ends a
-// proxy that stepped down and still carries one. Before, they were cut
-// with the old proxy, a second after the restart.
+// A restart does not cut upgraded connections (WebSockets), nor an
+// HTTP/1.0 answer ended by the close (the other connection the server hands
+// over): the proxy that steps down carries them on until they end, then
+// exits; one still open after the longest deregistration delay is closed
+// then; a stop ends a proxy that stepped down and still carries one.
+// Before, they were cut with the old proxy, a second after the restart (the
+// HTTP/1.0 client read the cut answer as whole: a helper's review).
 func TestRestartKeepsUpgradedConnections(t *testing.T) {
 	home := t.TempDir()
 	ctx := context.Background()
 	k := startKept(t, home)
 	c, first := k.c, k.pid
 	u := echoUpgrade(t)
+	stream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := range 15 { // a line every 200ms, no length
+			fmt.Fprintf(w, "line %d\n", i)
+			w.(http.Flusher).Flush()
+			time.Sleep(200 * time.Millisecond)
+		}
+	}))
+	t.Cleanup(stream.Close)
 	addr := freeAddr(t)
-	tg := tgOf("e/ws", u)
+	tg, sg := tgOf("e/ws", u), tgOf("e/stream", stream)
 	const bound = 6 * time.Second
 	tg.DeregistrationDelay = Duration(bound)
 	state := State{
-		Listeners:    []Listener{{Name: "e/production", Addr: addr, Rules: []Rule{{Forward: []WeightedTarget{{"e/ws", 1}}}}}},
-		TargetGroups: []TargetGroup{tg},
+		Listeners: []Listener{{Name: "e/production", Addr: addr, Rules: []Rule{
+			{PathPrefix: "/stream", Forward: []WeightedTarget{{"e/stream", 1}}}, {Forward: []WeightedTarget{{"e/ws", 1}}}}}},
+		TargetGroups: []TargetGroup{tg, sg},
 	}
 	if err := c.PutScope(ctx, "e", state); err != nil {
 		t.Fatal(err)
 	}
-	waitTargets(t, c, 1)
+	waitTargets(t, c, 2)
 	supervisor := k.supervisor()
 	mustEcho := func(tu *tunnel, what string) {
 		t.Helper()
@@ -865,6 +876,31 @@ func TestRestartKeepsUpgradedConnections(t *testing.T) {
 		}
 		k.track(next.PID)
 		return next.PID
+	}
+
+	// An HTTP/1.0 answer ended by the close, alone on the proxy that
+	// steps down: carried to its end.
+	sc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	sc.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(sc, "GET /stream HTTP/1.0\r\nHost: app.example\r\n\r\n")
+	sbr := bufio.NewReader(sc)
+	if resp, err := http.ReadResponse(sbr, nil); err != nil || resp.ContentLength != -1 {
+		t.Fatalf("the HTTP/1.0 stream: %v %v", resp, err)
+	}
+	streamAt := time.Now()
+	zeroth := first
+	first = restart()
+	rest, err := io.ReadAll(sbr)
+	if n := strings.Count(string(rest), "\n"); n != 15 || err != nil {
+		t.Fatalf("the HTTP/1.0 answer ended by the close, across the restart: %d lines of 15 (%v), ended %s after it began",
+			n, err, time.Since(streamAt).Round(time.Millisecond))
+	}
+	if !waitGone(ctx, zeroth, 2*time.Second) {
+		t.Fatal("the proxy that stepped down still runs after its last answer ended")
 	}
 
 	a, b := dialTunnel(t, addr), dialTunnel(t, addr)

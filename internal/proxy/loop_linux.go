@@ -71,8 +71,6 @@ const loopUpIdle = 90 * time.Second
 // loopMaxIdle bounds the idle connections a loop keeps per target address.
 const loopMaxIdle = 512
 
-var crlf2 = []byte("\r\n\r\n")
-
 // loops is the proxy's set of event loops, started with the first plain
 // listener.
 type loops struct {
@@ -1004,8 +1002,6 @@ func bareLFEnd(b []byte) bool {
 }
 
 var lf2, lfcrlf = []byte("\n\n"), []byte("\n\r\n")
-
-const bareLFMessage = "cutover: bad request: every line of a request head must end in CRLF\n"
 
 // startRequest takes the request whose head is c.in[:hl] on the fast path,
 // or hands the connection to the server.

@@ -60,8 +60,9 @@ type Proxy struct {
 	closed    bool
 	closing   chan struct{}
 	bg        sync.WaitGroup // drains and listener shutdowns
-	// tunnels counts the upgraded connections (WebSockets) open or about
-	// to be: a proxy that hands over to the next waits for them.
+	// tunnels counts the connections the server handed over, open or
+	// about to be: upgraded ones (WebSockets) and HTTP/1.0 answers ended
+	// by the close. A proxy that hands over to the next waits for them.
 	tunnels atomic.Int64
 }
 
@@ -209,9 +210,9 @@ func listenError(l Listener, err error) error {
 // streamed to the target rather than read whole.
 func (p *Proxy) newListener(l Listener, ln net.Listener, t *tlsServing) *listener {
 	lim := l.Limits
-	hj := newHijacks()
+	hj := newHijacks(&p.tunnels)
 	nl := &listener{name: l.Name, addr: l.Addr, limits: lim, ln: ln, done: make(chan struct{}), conns: map[net.Conn]struct{}{}, hj: hj}
-	h := &listenerHandler{p: p, addr: l.Addr, bodyIdle: lim.bodyIdle(), writeIdle: lim.idle(), targetWait: lim.target(), hj: hj, draining: &nl.draining}
+	h := &listenerHandler{p: p, addr: l.Addr, body: lim.body(), writeIdle: lim.idle(), targetWait: lim.target(), hj: hj, draining: &nl.draining}
 	nl.tls.Store(t)
 	nl.srv = &fasthttp.Server{
 		Handler:      h.serve,
@@ -229,7 +230,7 @@ func (p *Proxy) newListener(l Listener, ln net.Listener, t *tlsServing) *listene
 		// got a 408. The handler reads the rest with a deadline per read.
 		HeaderReceived: func(rh *fasthttp.RequestHeader) fasthttp.RequestConfig {
 			if rh.ContentLength() != 0 {
-				return fasthttp.RequestConfig{ReadTimeout: h.bodyIdle, WriteTimeout: h.writeIdle, MaxRequestBodySize: 1}
+				return fasthttp.RequestConfig{ReadTimeout: h.body.idle, WriteTimeout: h.writeIdle, MaxRequestBodySize: 1}
 			}
 			return fasthttp.RequestConfig{WriteTimeout: h.writeIdle}
 		},
@@ -588,7 +589,7 @@ func (p *Proxy) waitTunnels(ctx context.Context) int64 {
 	if p.tunnels.Load() == 0 {
 		return 0
 	}
-	p.log.Info("handed over: waiting for the upgraded connections (WebSockets) to end", "open", p.tunnels.Load(), "max", longest.String())
+	p.log.Info("handed over: waiting for the connections taken over (WebSockets, HTTP/1.0 answers ended by the close) to end", "open", p.tunnels.Load(), "max", longest.String())
 	ctx, cancel := context.WithTimeout(ctx, longest)
 	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)

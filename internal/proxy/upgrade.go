@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -63,9 +64,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool 
 		return streamBody(ctx, a, ex)
 	}
 	answer := append([]byte(nil), ctx.Response.Header.Header()...)
-	p.tunnels.Add(1) // one of the two below ends it
-	a.hj.hijack(ctx, func() { c.Close(); a.finish(); p.tunnels.Add(-1) }, func(client net.Conn) {
-		defer p.tunnels.Add(-1)
+	a.hj.hijack(ctx, func() { c.Close(); a.finish() }, func(client net.Conn) {
 		defer a.finish()
 		defer c.Close()
 		// The tunnel lives as long as its two ends: no deadline left
@@ -104,16 +103,25 @@ func join(client, target net.Conn, br *bufio.Reader) {
 type hijacks struct {
 	mu      sync.Mutex
 	pending map[net.Conn]func()
+	// live counts the connections taken over or about to be (the proxy's
+	// tunnels: a proxy handing over to the next waits for them).
+	live *atomic.Int64
 }
 
-func newHijacks() *hijacks { return &hijacks{pending: map[net.Conn]func(){}} }
+func newHijacks(live *atomic.Int64) *hijacks {
+	return &hijacks{pending: map[net.Conn]func(){}, live: live}
+}
 
 // hijack takes ctx's connection over for run, once the server has sent
 // what it holds; release is called instead if it never does.
 func (h *hijacks) hijack(ctx *fasthttp.RequestCtx, release func(), run func(net.Conn)) {
 	key := ctx.Conn()
+	h.live.Add(1) // until release or run ends: one of them runs
 	h.mu.Lock()
-	h.pending[key] = release
+	h.pending[key] = func() {
+		defer h.live.Add(-1)
+		release()
+	}
 	h.mu.Unlock()
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
@@ -121,6 +129,7 @@ func (h *hijacks) hijack(ctx *fasthttp.RequestCtx, release func(), run func(net.
 			c.Close() // released already
 			return
 		}
+		defer h.live.Add(-1)
 		run(c)
 	})
 }

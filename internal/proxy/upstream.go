@@ -118,7 +118,7 @@ type exchange struct {
 // targetWait bounds the wait for the answer's head once the request has
 // been sent whole (errTargetTimedOut). resent: it was sent again already
 // (to another target), and is not again.
-func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, small []byte, bodyIdle, targetWait time.Duration, resent bool) (ex exchange) {
+func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, small []byte, body bodyPace, targetWait time.Duration, resent bool) (ex exchange) {
 	req := &ctx.Request
 	cl := req.Header.ContentLength()
 	streamBody := cl > smallBody || cl == -1
@@ -152,7 +152,7 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 			// No deadline left from an earlier request on this connection
 			// while the body goes: the copy sets the wait once it is sent.
 			uc.c.SetReadDeadline(time.Time{})
-			copier = startBodyCopier(ctx, uc, cl == -1, bodyIdle, targetWait)
+			copier = startBodyCopier(ctx, uc, cl == -1, body, targetWait)
 		} else {
 			// The request goes out by the read of its answer (or now).
 			uc.c.SetReadDeadline(time.Now().Add(targetWait))
@@ -334,7 +334,7 @@ func dropHopByHop(rh *fasthttp.ResponseHeader) {
 // readSmallBody returns a request body of up to smallBody bytes, read
 // now (each read within idle of the one before) so it can be sent again
 // to another target.
-func readSmallBody(ctx *fasthttp.RequestCtx, buf []byte, idle time.Duration) ([]byte, error) {
+func readSmallBody(ctx *fasthttp.RequestCtx, buf []byte, pace bodyPace) ([]byte, error) {
 	cl := ctx.Request.Header.ContentLength()
 	if cl <= 0 || cl > smallBody {
 		return nil, nil
@@ -345,7 +345,7 @@ func readSmallBody(ctx *fasthttp.RequestCtx, buf []byte, idle time.Duration) ([]
 	}
 	b := buf[:cl]
 	for n := 0; n < cl; {
-		ctx.SetReadDeadline(time.Now().Add(idle))
+		ctx.SetReadDeadline(pace.deadline(ctx.Time(), int64(n)))
 		m, err := r.Read(b[n:])
 		if n += m; n < cl && err != nil {
 			if err == io.EOF {
@@ -639,15 +639,15 @@ const (
 	drainTime  = 3 * time.Second
 )
 
-func startBodyCopier(ctx *fasthttp.RequestCtx, uc *upConn, chunked bool, idle, targetWait time.Duration) *bodyCopier {
+func startBodyCopier(ctx *fasthttp.RequestCtx, uc *upConn, chunked bool, pace bodyPace, targetWait time.Duration) *bodyCopier {
 	bc := &bodyCopier{ctx: ctx, uc: uc, done: make(chan struct{})}
-	go bc.run(chunked, idle, targetWait)
+	go bc.run(chunked, pace, targetWait)
 	return bc
 }
 
 // run copies the body; once it is sent whole, the wait for the answer's
 // head (read meanwhile by the handler) has targetWait.
-func (bc *bodyCopier) run(chunked bool, idle, targetWait time.Duration) {
+func (bc *bodyCopier) run(chunked bool, pace bodyPace, targetWait time.Duration) {
 	defer close(bc.done)
 	buf := smallPool.Get().(*[]byte)
 	defer smallPool.Put(buf)
@@ -656,8 +656,9 @@ func (bc *bodyCopier) run(chunked bool, idle, targetWait time.Duration) {
 		r = bytes.NewReader(bc.ctx.Request.Body())
 	}
 	w := bc.uc.bw
+	var got int64
 	for {
-		deadline := time.Now().Add(idle)
+		deadline := pace.deadline(bc.ctx.Time(), got)
 		bc.ctx.SetReadDeadline(deadline)
 		if end := time.Unix(0, bc.drainEnd.Load()); bc.draining.Load() && end.Before(deadline) {
 			// Draining (drain sets its flag, then its deadline, so this
@@ -666,6 +667,7 @@ func (bc *bodyCopier) run(chunked bool, idle, targetWait time.Duration) {
 			bc.ctx.SetReadDeadline(end)
 		}
 		n, err := r.Read(*buf)
+		got += int64(n)
 		if err == io.EOF {
 			// Its last bytes may come with the end: from here the target
 			// may have the whole body before the copy is done (ended).

@@ -19,6 +19,7 @@ func withEdge(l proxy.Listener, e *config.Edge) proxy.Listener {
 		IdleTimeout:       proxy.Duration(e.IdleTimeout.Std()),
 		TargetTimeout:     proxy.Duration(e.TargetTimeout.Std()),
 		MaxHeaderBytes:    e.MaxHeaderBytes,
+		BodyMinRate:       e.BodyMinRate,
 	}
 	return l
 }
