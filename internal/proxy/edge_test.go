@@ -709,3 +709,38 @@ func TestConnectFailureIsRetriedOnce(t *testing.T) {
 		t.Errorf("want one 5xx for the group, have %v", s.Codes)
 	}
 }
+
+// TestUploadHeldUpByTheTargetIsNotTheClients: body_min_rate counts the
+// client's time only. While a target that is slow to take an upload holds
+// the proxy's writes, the client is not read, and that wait is not held
+// against its pace (before, an 8 MiB upload at full speed got 408 once the
+// target had paused 2 s).
+func TestUploadHeldUpByTheTargetIsNotTheClients(t *testing.T) {
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/up" {
+			time.Sleep(2 * time.Second) // takes nothing meanwhile
+		}
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprint(w, n)
+	}))
+	t.Cleanup(slow.Close)
+	p := newTestProxy(t, Options{})
+	addr := freeAddr(t)
+	l := oneRouteNamed("e/production", addr, "e/web")
+	l.Limits.BodyIdleTimeout = Duration(500 * time.Millisecond)
+	l.Limits.BodyMinRate = 10 << 20 // what an upload on this machine keeps up
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{tgOf("e/web", slow)}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "e/web", "healthy", 1)
+	const size = 8 << 20
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Post("http://"+addr+"/up", "application/octet-stream", strings.NewReader(strings.Repeat("u", size)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != fmt.Sprint(size) {
+		t.Fatalf("an upload the target was slow to take: %d %q, want 200 %d", resp.StatusCode, b, size)
+	}
+}

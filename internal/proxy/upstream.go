@@ -657,8 +657,12 @@ func (bc *bodyCopier) run(chunked bool, pace bodyPace, targetWait time.Duration)
 	}
 	w := bc.uc.bw
 	var got int64
+	// The body's pace counts the client's time only: while the target
+	// takes a part (its socket full), the client is not read, and its
+	// clock stops.
+	start := bc.ctx.Time()
 	for {
-		deadline := pace.deadline(bc.ctx.Time(), got)
+		deadline := pace.deadline(start, got)
 		bc.ctx.SetReadDeadline(deadline)
 		if end := time.Unix(0, bc.drainEnd.Load()); bc.draining.Load() && end.Before(deadline) {
 			// Draining (drain sets its flag, then its deadline, so this
@@ -680,6 +684,7 @@ func (bc *bodyCopier) run(chunked bool, pace bodyPace, targetWait time.Duration)
 			n = 0 // dropped
 		}
 		if n > 0 {
+			sending := time.Now()
 			bc.sendWait(targetWait) // before the writes: a full buffer flushes itself
 			if chunked {
 				w.Write(strconv.AppendInt(w.AvailableBuffer(), int64(n), 16))
@@ -698,6 +703,7 @@ func (bc *bodyCopier) run(chunked bool, pace bodyPace, targetWait time.Duration)
 				}
 				return // the target's failure shows when its answer is read
 			}
+			start = start.Add(time.Since(sending))
 		}
 		if err == io.EOF {
 			bc.sendWait(targetWait)
