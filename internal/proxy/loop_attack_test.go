@@ -2229,3 +2229,79 @@ func lateBytes(t *testing.T, handOff bool) {
 		}
 	}
 }
+
+// An upload's pace starts when the proxy begins to read it for the
+// target, not while it connects to the target: a target whose accept queue
+// is full for 1.5 s, a body sent whole at once, body_min_rate 1 MiB/s got
+// 408 (a helper's review).
+func TestUploadToATargetSlowToConnectIsNotTheClients(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	taddr := ln.Addr().(*net.TCPAddr)
+	go func() { // the one health check
+		if c, err := ln.Accept(); err == nil {
+			http.ReadRequest(bufio.NewReader(c))
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			c.Close()
+		}
+	}()
+	p, addr := loopProxy(t, taddr.String(), func(l *Listener) { l.Limits.BodyIdleTimeout = Duration(time.Second); l.Limits.BodyMinRate = 1 << 20 })
+	ln.Close()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Port: taddr.Port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), "target")
+	tln, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tln.Close()
+	filler, err := net.DialTimeout("tcp", taddr.String(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer filler.Close()
+	var connectedAt time.Duration
+	start := time.Now()
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		c, err := tln.Accept() // the filler: the queue has room again
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c2, err := tln.Accept() // the proxy's
+		if err != nil {
+			return
+		}
+		defer c2.Close()
+		connectedAt = time.Since(start)
+		r, err := http.ReadRequest(bufio.NewReader(c2))
+		if err != nil {
+			return
+		}
+		n, _ := io.Copy(io.Discard, r.Body)
+		body := fmt.Sprint(n)
+		fmt.Fprintf(c2, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	}()
+	before := counts(t, p)
+	rc := dialAtk(t, addr)
+	const size = 200000
+	rc.send(fmt.Sprintf("POST /up HTTP/1.1\r\nHost: app.example\r\nContent-Length: %d\r\n\r\n", size) + strings.Repeat("u", size))
+	a := rc.final(10*time.Second, "POST")
+	t.Logf("answer %d %q %v after %v; the target took the connection after %v; counts %v -> %v", a.status, a.body, a.err, time.Since(start).Round(time.Millisecond), connectedAt, before, counts(t, p))
+	if a.err != nil || a.status != 200 {
+		t.Errorf("an upload sent whole at once, to a target slow to connect: %d, want 200", a.status)
+	}
+}

@@ -657,10 +657,10 @@ func (bc *bodyCopier) run(chunked bool, pace bodyPace, targetWait time.Duration)
 	}
 	w := bc.uc.bw
 	var got int64
-	// The body's pace counts the client's time only: while the target
-	// takes a part (its socket full), the client is not read, and its
-	// clock stops.
-	start := bc.ctx.Time()
+	// The body's pace counts the client's time only: it starts here, as
+	// the client is read (not while the target was picked and connected
+	// to), and stops while the target takes a part (its socket full).
+	start := time.Now()
 	for {
 		deadline := pace.deadline(start, got)
 		bc.ctx.SetReadDeadline(deadline)
