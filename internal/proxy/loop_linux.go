@@ -946,7 +946,7 @@ func (c *cconn) readRequest() {
 	for {
 		if i := bytes.Index(c.in[scanned:], crlf2); i >= 0 {
 			if scanned+i+4 > maxHead {
-				c.handoff() // the server answers 431
+				c.tooBig(maxHead)
 				return
 			}
 			c.startRequest(scanned + i + 4)
@@ -958,7 +958,7 @@ func (c *cconn) readRequest() {
 		}
 		scanned = max(0, len(c.in)-3)
 		if len(c.in) >= maxHead {
-			c.handoff() // the server answers 431
+			c.tooBig(maxHead)
 			return
 		}
 		if !c.readable {
@@ -988,6 +988,16 @@ func (c *cconn) readRequest() {
 			c.readable = false // as the target's (pump)
 		}
 	}
+}
+
+// tooBig answers a head over max_header_bytes: 414 when its request line
+// alone is (as nginx answers), else 431 (the server's answer).
+func (c *cconn) tooBig(maxHead int) {
+	if bytes.IndexByte(c.in[:min(len(c.in), maxHead)], '\n') < 0 {
+		c.refuseHead(fasthttp.StatusRequestURITooLong, "cutover: the request target is too long\n")
+		return
+	}
+	c.handoff()
 }
 
 // bareLFEnd reports whether b holds the end of a head written with bare LF
