@@ -291,11 +291,12 @@ serve:
 					log.Warn("shutting down", "err", err)
 				}
 				cancel()
-				// Upgraded connections (WebSockets) are not cut by a
-				// restart: they go on until they end (or the longest
-				// deregistration delay, or a stop).
+				// Connections taken over (WebSockets, HTTP/1.0 answers
+				// ended by the close) are not cut by a restart: they go on
+				// until they end (or the longest deregistration delay, or
+				// a stop).
 				if n := p.waitTunnels(ctx); n > 0 {
-					log.Warn("handed over: closing the upgraded connections still open", "open", n)
+					log.Warn("handed over: closing the connections taken over still open", "open", n)
 				}
 				log.Info("cutover proxy stopped")
 				return nil

@@ -575,20 +575,20 @@ func (p *Proxy) responsive(wait time.Duration) bool {
 	return p.loopsRespond(loops, timer.C)
 }
 
-// waitTunnels waits, after close, until the upgraded connections
-// (WebSockets) end, ctx ends, or the longest deregistration delay of the
+// waitTunnels waits, after close, until the connections taken over
+// (p.tunnels) end, ctx ends, or the longest deregistration delay of the
 // target groups passes (a tunnel is the target's in-flight request, which
 // a drain waits for that long too); it reports how many it left open.
 func (p *Proxy) waitTunnels(ctx context.Context) int64 {
+	if p.tunnels.Load() == 0 {
+		return 0
+	}
 	var longest time.Duration
 	p.mu.Lock()
 	for _, g := range p.groups {
 		longest = max(longest, time.Duration(g.delay.Load()))
 	}
 	p.mu.Unlock()
-	if p.tunnels.Load() == 0 {
-		return 0
-	}
 	p.log.Info("handed over: waiting for the connections taken over (WebSockets, HTTP/1.0 answers ended by the close) to end", "open", p.tunnels.Load(), "max", longest.String())
 	ctx, cancel := context.WithTimeout(ctx, longest)
 	defer cancel()

@@ -88,7 +88,13 @@ type tlsSwitch struct {
 func (s tlsSwitch) Accept() (net.Conn, error) {
 	for {
 		c, err := s.Listener.Accept()
-		if err != nil && outOfResources(err) {
+		if err == nil && overAcceptCap(c) {
+			// The descriptors left are the proxy's own (fdbudget.go); a
+			// connection a loop accepted was checked there.
+			c.Close()
+			err = errTooManyConns
+		}
+		if err == errTooManyConns || err != nil && outOfResources(err) {
 			// The server takes any error but a timeout for the listener's
 			// end, and would stop serving it for good: the listener waits
 			// a second instead, as the loops' does, while connections end.
@@ -98,14 +104,6 @@ func (s tlsSwitch) Accept() (net.Conn, error) {
 		}
 		if err != nil {
 			return nil, err
-		}
-		if overAcceptCap(c) {
-			// The descriptors left are the proxy's own (fdbudget.go); a
-			// connection a loop accepted was checked there.
-			c.Close()
-			warnOutOfResources(s.log, "accepting a connection: paused for a second", errTooManyConns)
-			time.Sleep(time.Second)
-			continue
 		}
 		return s.wrap(c), nil
 	}

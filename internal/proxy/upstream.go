@@ -332,7 +332,7 @@ func dropHopByHop(rh *fasthttp.ResponseHeader) {
 }
 
 // readSmallBody returns a request body of up to smallBody bytes, read
-// now (each read within idle of the one before) so it can be sent again
+// now (each read at the body's pace) so it can be sent again
 // to another target.
 func readSmallBody(ctx *fasthttp.RequestCtx, buf []byte, pace bodyPace) ([]byte, error) {
 	cl := ctx.Request.Header.ContentLength()
