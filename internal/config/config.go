@@ -128,6 +128,8 @@ type ListenTLS struct {
 	CertFile string `yaml:"cert_file,omitempty" json:"cert_file,omitempty" jsonschema_description:"PEM certificate chain (leaf first); relative to cutover.yaml's directory or absolute."`
 	KeyFile  string `yaml:"key_file,omitempty" json:"key_file,omitempty" jsonschema_description:"PEM private key of the certificate, unencrypted; relative to cutover.yaml's directory or absolute. Keep it out of the repository."`
 	ACME     *ACME  `yaml:"acme,omitempty" json:"acme,omitempty" jsonschema_description:"Obtain and renew the certificate from an ACME CA (Let's Encrypt by default) instead of files."`
+	// HTTP2 offers clients HTTP/2 besides HTTP/1.1 (unset: true).
+	HTTP2 *bool `yaml:"http2,omitempty" json:"http2,omitempty" jsonschema:"default=true" jsonschema_description:"Offer HTTP/2 to clients (ALPN h2) besides HTTP/1.1; false offers HTTP/1.1 only. Targets are spoken to in HTTP/1.1 either way."`
 }
 
 // ACME gets a production listener's certificates from an ACME CA: TLS-ALPN-01

@@ -128,11 +128,11 @@ func (ms *acmeManagers) manager(listener string, a *ACME) (*autocert.Manager, bo
 }
 
 // tlsACME is the TLS of a listener whose certificates come from m.
-func tlsACME(m *autocert.Manager) *tlsServing {
+func tlsACME(m *autocert.Manager, protos []string) *tlsServing {
 	return &tlsServing{acme: m, cfg: &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: m.GetCertificate,
-		NextProtos:     []string{"http/1.1", acme.ALPNProto}, // HTTP/1.1 and TLS-ALPN-01
+		NextProtos:     append(protos, acme.ALPNProto), // and TLS-ALPN-01
 	}}
 }
 

@@ -175,3 +175,20 @@ func proxyToAddr(t *testing.T, addrs ...string) (*Proxy, string) {
 	}
 	return p, addr
 }
+
+// getLater sends a GET of url through c in the background; the channel
+// gives "STATUS BODY", or the error.
+func getLater(c *http.Client, url string) <-chan string {
+	out := make(chan string, 1)
+	go func() {
+		resp, err := c.Get(url)
+		if err != nil {
+			out <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		out <- fmt.Sprint(resp.StatusCode, " ", string(b))
+	}()
+	return out
+}

@@ -280,17 +280,7 @@ func TestKeptListeningSocketServesWhatCameWhileTheProxyWasDown(t *testing.T) {
 
 	// Stop with a request in flight: while the proxy lets it finish, its
 	// port refuses new connections (the supervisor let go of it first).
-	inFlight := make(chan string, 1)
-	go func() {
-		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + addr + "/slow")
-		if err != nil {
-			inFlight <- err.Error()
-			return
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		inFlight <- fmt.Sprint(resp.StatusCode, " ", string(body))
-	}()
+	inFlight := getLater(&http.Client{Timeout: 10 * time.Second}, "http://"+addr+"/slow")
 	<-slowStarted
 	stopped := make(chan error, 1)
 	go func() { stopped <- Stop(ctx, home, 10*time.Second) }()
@@ -394,17 +384,7 @@ func TestRestartReplacesTheProxyWithoutFailingARequest(t *testing.T) {
 			flips.Add(1)
 		}
 	}()
-	slow := make(chan string, 1)
-	go func() {
-		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + addr + "/slow")
-		if err != nil {
-			slow <- err.Error()
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		slow <- fmt.Sprint(resp.StatusCode, " ", string(b))
-	}()
+	slow := getLater(&http.Client{Timeout: 10 * time.Second}, "http://"+addr+"/slow")
 	<-slowStarted
 	time.Sleep(200 * time.Millisecond)
 	before := ok.Load()

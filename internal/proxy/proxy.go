@@ -76,6 +76,11 @@ type listener struct {
 	tls        atomic.Pointer[tlsServing] // nil: plain HTTP
 	done       chan struct{}
 	draining   atomic.Bool // handing over: answers close their connections
+	log        *slog.Logger
+
+	// h2 serves the TLS connections that negotiate HTTP/2 (h2.go).
+	h2once sync.Once
+	h2     atomic.Pointer[h2Bridge]
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // open client connections
@@ -211,7 +216,7 @@ func listenError(l Listener, err error) error {
 func (p *Proxy) newListener(l Listener, ln net.Listener, t *tlsServing) *listener {
 	lim := l.Limits
 	hj := newHijacks(&p.tunnels)
-	nl := &listener{name: l.Name, addr: l.Addr, limits: lim, ln: ln, done: make(chan struct{}), conns: map[net.Conn]struct{}{}, hj: hj}
+	nl := &listener{name: l.Name, addr: l.Addr, limits: lim, ln: ln, done: make(chan struct{}), conns: map[net.Conn]struct{}{}, hj: hj, log: p.log}
 	h := &listenerHandler{p: p, addr: l.Addr, body: lim.body(), writeIdle: lim.idle(), targetWait: lim.target(), hj: hj, draining: &nl.draining}
 	nl.tls.Store(t)
 	nl.srv = &fasthttp.Server{
@@ -253,7 +258,7 @@ func (p *Proxy) newListener(l Listener, ln net.Listener, t *tlsServing) *listene
 	}
 	go func() {
 		defer close(nl.done)
-		if err := nl.srv.Serve(tlsSwitch{accept, &nl.tls, p.log}); err != nil && !errors.Is(err, net.ErrClosed) {
+		if err := nl.srv.Serve(tlsSwitch{accept, nl}); err != nil && !errors.Is(err, net.ErrClosed) {
 			p.log.Error("listener stopped", "listener", nl.name, "addr", nl.addr, "err", err)
 		}
 	}()
@@ -307,9 +312,17 @@ func (l *listener) shutdown(ctx context.Context, drain time.Duration) error {
 			l.loop.closeHand()
 		}
 	}
+	// HTTP/2 connections get a GOAWAY now (after the drain, as kept-alive
+	// ones get Connection: close during it); their requests in flight are
+	// the server's, on in-memory connections, which it waits for.
+	h2 := make(chan error, 1)
+	go func() { h2 <- l.shutdownH2(ctx) }()
 	err := l.srv.ShutdownWithContext(ctx)
 	if err == nil && l.loop != nil {
 		err = l.loop.wait(ctx)
+	}
+	if h2err := <-h2; err == nil {
+		err = h2err
 	}
 	if err != nil {
 		l.forceClose()
@@ -320,6 +333,7 @@ func (l *listener) shutdown(ctx context.Context, drain time.Duration) error {
 
 func (l *listener) forceClose() {
 	l.ln.Close()
+	l.closeH2()
 	if l.loop != nil {
 		l.loop.stopAccepting(0) // the loops' own copy of the socket (once)
 		l.loop.closeHand()

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"crypto/tls"
 	"io"
 	"net"
 	"os"
@@ -137,10 +136,7 @@ func rawUnder(c net.Conn) *rawConn {
 
 // rawOf returns the rawConn c is, or is under c (TLS), or nil.
 func rawOf(c net.Conn) *rawConn {
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
-	}
-	rc, _ := c.(*rawConn)
+	rc, _ := underTLS(c).(*rawConn)
 	return rc
 }
 

@@ -4,19 +4,19 @@ import (
 	"bytes"
 	"crypto/tls"
 	"fmt"
-	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
 	"golang.org/x/crypto/acme/autocert"
 )
 
-// TLS makes a listener serve HTTPS (HTTP/1.1 only), with the certificate
-// and key of two PEM files or with certificates from an ACME CA. The proxy
+// TLS makes a listener serve HTTPS (HTTP/2 and HTTP/1.1, as the client
+// chooses; see h2.go), with the certificate and key of two PEM files or
+// with certificates from an ACME CA. The proxy
 // reads the files on every Apply, so replacing them and applying again (any
 // deploy) serves the new ones; the key is never logged, persisted or
 // answered, only its path.
@@ -24,6 +24,17 @@ type TLS struct {
 	CertFile string `json:"cert_file,omitempty"` // absolute; the certificate, then its chain
 	KeyFile  string `json:"key_file,omitempty"`  // absolute
 	ACME     *ACME  `json:"acme,omitempty"`      // instead of the files
+	// HTTP1Only offers clients HTTP/1.1 only (ALPN), not HTTP/2.
+	HTTP1Only bool `json:"http1_only,omitempty"`
+}
+
+// nextProtos are the protocols a listener with t offers in ALPN, the
+// preferred first (the server's order decides).
+func (t *TLS) nextProtos() []string {
+	if t.HTTP1Only {
+		return []string{"http/1.1"}
+	}
+	return []string{http2Proto, "http/1.1"}
 }
 
 // tlsServing is the TLS of one open listener; Apply swaps it, and every
@@ -63,7 +74,7 @@ func (p *Proxy) loadTLS(l Listener) (t *tlsServing, fresh bool, err error) {
 		if err != nil {
 			return nil, false, err
 		}
-		return tlsACME(m), fresh, nil
+		return tlsACME(m, l.TLS.nextProtos()), fresh, nil
 	}
 	pair, err := tls.LoadX509KeyPair(l.TLS.CertFile, l.TLS.KeyFile)
 	if err != nil {
@@ -71,7 +82,7 @@ func (p *Proxy) loadTLS(l Listener) (t *tlsServing, fresh bool, err error) {
 	}
 	return &tlsServing{cfg: &tls.Config{
 		MinVersion:   tls.VersionTLS12,
-		NextProtos:   []string{"http/1.1"}, // fasthttp speaks HTTP/1.1 only
+		NextProtos:   l.TLS.nextProtos(),
 		Certificates: []tls.Certificate{pair},
 	}}, false, nil
 }
@@ -81,8 +92,7 @@ func (p *Proxy) loadTLS(l Listener) (t *tlsServing, fresh bool, err error) {
 // first read, under the server's read timeout.
 type tlsSwitch struct {
 	net.Listener
-	cur *atomic.Pointer[tlsServing]
-	log *slog.Logger
+	l *listener
 }
 
 func (s tlsSwitch) Accept() (net.Conn, error) {
@@ -98,7 +108,7 @@ func (s tlsSwitch) Accept() (net.Conn, error) {
 			// The server takes any error but a timeout for the listener's
 			// end, and would stop serving it for good: the listener waits
 			// a second instead, as the loops' does, while connections end.
-			warnOutOfResources(s.log, "accepting a connection: paused for a second", err)
+			warnOutOfResources(s.l.log, "accepting a connection: paused for a second", err)
 			time.Sleep(time.Second)
 			continue
 		}
@@ -116,8 +126,12 @@ func (s tlsSwitch) wrap(c net.Conn) net.Conn {
 		return c // handed off by a loop after it read plain HTTP
 	}
 	c = newRawConn(c)
-	if t := s.cur.Load(); t != nil {
-		return tls.Server(c, t.cfg)
+	if t := s.l.tls.Load(); t != nil {
+		tc := tls.Server(c, t.cfg)
+		if slices.Contains(t.cfg.NextProtos, http2Proto) {
+			return &alpnConn{Conn: tc, l: s.l, handed: make(chan struct{})}
+		}
+		return tc
 	}
 	return c
 }

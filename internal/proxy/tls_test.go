@@ -72,8 +72,10 @@ func selfSigned(t *testing.T, dir, prefix string, names ...string) (certFile, ke
 func httpsClient(addr, serverName string, roots *x509.CertPool) *http.Client {
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		DisableKeepAlives: true,
-		// Offers h2 too: the proxy must pick http/1.1.
-		TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: serverName, NextProtos: []string{"h2", "http/1.1"}},
+		// Offers h2 and http/1.1, as browsers do, and speaks what the
+		// proxy picks (h2 unless the listener is http1_only).
+		ForceAttemptHTTP2: true,
+		TLSClientConfig:   &tls.Config{RootCAs: roots, ServerName: serverName, NextProtos: []string{"h2", "http/1.1"}},
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, network, addr)
 		},
@@ -152,7 +154,8 @@ func TestTLSFromFilesServedRotatedAndRedirected(t *testing.T) {
 	}
 	b, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if res.StatusCode != 200 || string(b) != "proto=https" || res.ProtoMajor != 1 || res.TLS.NegotiatedProtocol != "http/1.1" {
+	// It offers h2 and http/1.1 and gets h2 (h2_test.go has the rest).
+	if res.StatusCode != 200 || string(b) != "proto=https" || res.ProtoMajor != 2 || res.TLS.NegotiatedProtocol != "h2" {
 		t.Fatalf("over TLS: %s %q %s alpn %q", res.Status, b, res.Proto, res.TLS.NegotiatedProtocol)
 	}
 	// A name the certificate does not cover fails verification.

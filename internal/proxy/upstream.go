@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -413,9 +412,7 @@ func stillOpen(c net.Conn) bool {
 func peek(c net.Conn) (eof, data bool) {
 	// A client's connection may be the TLS connection over the socket or
 	// one the loop handed off with its first bytes read.
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
-	}
+	c = underTLS(c)
 	if pc, ok := c.(*prefixConn); ok {
 		if len(pc.pre) > 0 {
 			return false, true

@@ -121,11 +121,12 @@ func listenerTLS(cfg *config.Config, l config.Listen) *proxy.TLS {
 	if l.TLS == nil {
 		return nil
 	}
+	http1Only := l.TLS.HTTP2 != nil && !*l.TLS.HTTP2
 	if a := l.TLS.ACME; a != nil {
 		return &proxy.TLS{ACME: &proxy.ACME{Email: a.Email, Domains: a.Domains, Directory: a.Directory,
-			CARoot: cfg.TLSPath(a.CARoot), RenewBefore: proxy.Duration(a.RenewBefore.Std())}}
+			CARoot: cfg.TLSPath(a.CARoot), RenewBefore: proxy.Duration(a.RenewBefore.Std())}, HTTP1Only: http1Only}
 	}
-	return &proxy.TLS{CertFile: cfg.TLSPath(l.TLS.CertFile), KeyFile: cfg.TLSPath(l.TLS.KeyFile)}
+	return &proxy.TLS{CertFile: cfg.TLSPath(l.TLS.CertFile), KeyFile: cfg.TLSPath(l.TLS.KeyFile), HTTP1Only: http1Only}
 }
 
 func total(ws []proxy.WeightedTarget) int {

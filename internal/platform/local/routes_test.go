@@ -152,8 +152,8 @@ func TestRoutesServeTLSAndRedirectPlainHTTP(t *testing.T) {
 		t.Fatalf("listeners %+v", st.Listeners)
 	}
 	prod, test, redirect := st.Listeners[0], st.Listeners[2], st.Listeners[1]
-	if prod.Addr != "0.0.0.0:443" || prod.TLS == nil || prod.TLS.CertFile != "/srv/shop/certs/app.pem" || prod.TLS.KeyFile != "/etc/cutover/app.key" {
-		t.Fatalf("production %+v tls %+v", prod, prod.TLS)
+	if prod.Addr != "0.0.0.0:443" || prod.TLS == nil || prod.TLS.CertFile != "/srv/shop/certs/app.pem" || prod.TLS.KeyFile != "/etc/cutover/app.key" || prod.TLS.HTTP1Only {
+		t.Fatalf("production %+v tls %+v (HTTP/2 is offered unless http2: false)", prod, prod.TLS)
 	}
 	if redirect.Name != "shop.prod/redirect" || redirect.Addr != "0.0.0.0:80" || redirect.RedirectTo != prod.Name || len(redirect.Rules) != 0 {
 		t.Fatalf("redirect %+v", redirect)
@@ -163,6 +163,27 @@ func TestRoutesServeTLSAndRedirectPlainHTTP(t *testing.T) {
 	}
 	if got := routingOf(st, "shop.prod"); got.Serving() != Blue {
 		t.Fatalf("routing read back %+v", got)
+	}
+}
+
+func TestRoutesCarryHTTP2FalseToTheProxy(t *testing.T) {
+	for _, tc := range []struct {
+		tls  string
+		only bool
+	}{
+		{"{ cert_file: app.pem, key_file: app.key, http2: false }", true},
+		{"{ cert_file: app.pem, key_file: app.key, http2: true }", false},
+		{"{ acme: { email: ops@shop.test, domains: [shop.test] }, http2: false }", true},
+	} {
+		y := strings.Replace(twoServices, "listen: { port: 9080, test_port: 9081 }", "listen: { port: 443, test_port: 9081, tls: "+tc.tls+" }", 1)
+		cfg, err := config.Parse("/srv/shop/cutover.yaml", []byte(y))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := routes(cfg, "prod", nil, colorSet{Color: Blue, Tasks: map[string][]taskAddr{"api": {{"a1", 40001}}, "web": {{"w1", 40003}}}}, 100)
+		if tl := st.Listeners[0].TLS; tl == nil || tl.HTTP1Only != tc.only {
+			t.Errorf("tls %s: proxy TLS %+v, want http1_only %v", tc.tls, tl, tc.only)
+		}
 	}
 }
 

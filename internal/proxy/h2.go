@@ -1,0 +1,246 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"time"
+)
+
+// HTTP/2 from clients, on TLS listeners (ALPN "h2"; no cleartext h2c).
+//
+// fasthttp speaks HTTP/1.1 only, and everything the proxy does to a request
+// (routing, the edge's limits and refusals, the forwarding fields and whom
+// to trust with them, streaming, retries, metrics, draining) is written
+// against it. So a TLS connection that negotiates h2 is served by net/http's
+// HTTP/2 server (its frame, flow-control, stream-count and reset-flood
+// limits), and each of its requests is written, as HTTP/1.1, over an
+// in-memory connection into the listener's own fasthttp server: the path an
+// HTTP/1.1 client's request takes, on a connection that carries the
+// client's address and TLS state. A request over HTTP/2 is therefore
+// routed, limited, counted and answered exactly as one over HTTP/1.1, and
+// its body streams both ways, as there. The target speaks HTTP/1.1 as
+// before.
+//
+// What HTTP/2 does not carry: upgrades (a WebSocket client uses HTTP/1.1,
+// as browsers do unless told otherwise) and trailers.
+
+// http2Proto is HTTP/2's ALPN name.
+const http2Proto = "h2"
+
+// h2Bridge serves the HTTP/2 connections of one listener.
+type h2Bridge struct {
+	srv   *http.Server
+	conns chan *tls.Conn
+	done  chan struct{} // closed when srv stops accepting
+	once  sync.Once
+}
+
+// h2ClientKey is the context key of a request's client connection.
+type h2ClientKey struct{}
+
+// h2Bridge returns l's bridge, started on first use; nil once shutdownH2
+// has run.
+func (l *listener) h2Bridge() *h2Bridge {
+	l.h2once.Do(func() {
+		b := &h2Bridge{conns: make(chan *tls.Conn), done: make(chan struct{})}
+		errLog := slog.NewLogLogger(l.log.Handler(), slog.LevelDebug)
+		rp := &httputil.ReverseProxy{
+			// Rewrite mode drops the client's forwarding fields and adds
+			// none; the four it drops are put back, for the HTTP/1.1 path
+			// to keep or replace as it does for any client.
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.Out.URL.Scheme = "http"
+				pr.Out.URL.Host = l.addr // names the in-memory connection only
+				for _, k := range rewriteDropped {
+					if v, ok := pr.In.Header[k]; ok {
+						pr.Out.Header[k] = v
+					}
+				}
+			},
+			Transport: &http.Transport{
+				DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+					return l.bridgeConn(ctx)
+				},
+				// One in-memory connection a request: each carries its
+				// client's address, and a pooled one could carry another's.
+				DisableKeepAlives:      true,
+				DisableCompression:     true,
+				MaxResponseHeaderBytes: 1 << 20,
+			},
+			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+				if r.Context().Err() != nil {
+					return // the client reset the stream or went away
+				}
+				l.log.Debug("HTTP/2 request: no answer from the HTTP/1.1 path", "listener", l.name, "err", err)
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				w.WriteHeader(http.StatusBadGateway)
+				w.Write([]byte("cutover: the request could not be forwarded\n"))
+			},
+			ErrorLog: errLog,
+		}
+		b.srv = &http.Server{
+			Handler: rp,
+			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+				return context.WithValue(ctx, h2ClientKey{}, c)
+			},
+			IdleTimeout:    l.limits.idle(),
+			MaxHeaderBytes: l.limits.maxHeader(),
+			HTTP2:          &http.HTTP2Config{MaxConcurrentStreams: 128},
+			ErrorLog:       errLog,
+		}
+		go b.srv.Serve(b) // returns when Shutdown or Close closes b
+		l.h2.Store(b)
+	})
+	return l.h2.Load()
+}
+
+// rewriteDropped are the fields httputil.ReverseProxy's Rewrite mode removes.
+var rewriteDropped = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
+
+// bridgeConn opens an in-memory connection into l's fasthttp server for one
+// request of the client connection in ctx.
+func (l *listener) bridgeConn(ctx context.Context) (net.Conn, error) {
+	client, ok := ctx.Value(h2ClientKey{}).(*tls.Conn)
+	if !ok {
+		return nil, errors.New("no client connection in the request's context")
+	}
+	ours, theirs := net.Pipe()
+	go func() {
+		if err := l.srv.ServeConn(&h2Stream{Conn: theirs, client: client}); err != nil {
+			l.log.Debug("HTTP/2 request on the HTTP/1.1 path", "listener", l.name, "err", err)
+		}
+	}()
+	return ours, nil
+}
+
+// h2Stream is the server's end of the in-memory connection of one HTTP/2
+// request: it answers for the client's connection (its addresses, its TLS
+// state), so the server sees the client as it would over HTTP/1.1.
+type h2Stream struct {
+	net.Conn
+	client *tls.Conn
+}
+
+func (s *h2Stream) RemoteAddr() net.Addr                 { return s.client.RemoteAddr() }
+func (s *h2Stream) LocalAddr() net.Addr                  { return s.client.LocalAddr() }
+func (s *h2Stream) Handshake() error                     { return nil }
+func (s *h2Stream) ConnectionState() tls.ConnectionState { return s.client.ConnectionState() }
+
+// takeH2 hands c, which negotiated h2, to l's HTTP/2 server; false when
+// it no longer accepts (the listener is shutting down).
+func (l *listener) takeH2(c *tls.Conn) bool {
+	b := l.h2Bridge()
+	if b == nil {
+		return false
+	}
+	c.SetDeadline(time.Time{}) // the handshake's; the HTTP/2 server keeps its own
+	select {
+	case b.conns <- c:
+		return true
+	case <-b.done:
+		return false
+	}
+}
+
+// Accept, Close and Addr make b the HTTP/2 server's listener.
+func (b *h2Bridge) Accept() (net.Conn, error) {
+	select {
+	case c := <-b.conns:
+		return c, nil
+	case <-b.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (b *h2Bridge) Close() error {
+	b.once.Do(func() { close(b.done) })
+	return nil
+}
+
+func (b *h2Bridge) Addr() net.Addr { return h2Addr{} }
+
+type h2Addr struct{}
+
+func (h2Addr) Network() string { return "h2" }
+func (h2Addr) String() string  { return "h2-bridge" }
+
+// alpnConn is a TLS connection of a listener that offers h2: its first read
+// completes the handshake (under the server's read deadline, as for any TLS
+// connection) and, if the client chose h2, hands the connection to the
+// HTTP/2 server and reads EOF, so the HTTP/1.1 server lets it go without a
+// word (its Close then leaves it open).
+type alpnConn struct {
+	*tls.Conn
+	l      *listener
+	read   bool // the first read was made; only the server's goroutine reads
+	handed chan struct{}
+}
+
+func (c *alpnConn) Read(b []byte) (int, error) {
+	if !c.read {
+		c.read = true
+		if err := c.Conn.Handshake(); err != nil {
+			return 0, err
+		}
+		if c.Conn.ConnectionState().NegotiatedProtocol == http2Proto {
+			if !c.l.takeH2(c.Conn) {
+				c.Conn.Close()
+			} else {
+				close(c.handed)
+			}
+			return 0, io.EOF
+		}
+	}
+	return c.Conn.Read(b)
+}
+
+func (c *alpnConn) Close() error {
+	select {
+	case <-c.handed:
+		return nil // the HTTP/2 server's now
+	default:
+		return c.Conn.Close()
+	}
+}
+
+// underTLS returns the connection under c when c is a client's TLS
+// connection, else c.
+func underTLS(c net.Conn) net.Conn {
+	switch tc := c.(type) {
+	case *tls.Conn:
+		return tc.NetConn()
+	case *alpnConn:
+		return tc.NetConn()
+	}
+	return c
+}
+
+// shutdownH2 stops l's HTTP/2 connections as Shutdown does: a GOAWAY to
+// each, then it waits until their streams end or ctx does (then closes
+// them).
+func (l *listener) shutdownH2(ctx context.Context) error {
+	l.h2once.Do(func() {}) // none started from now on
+	b := l.h2.Load()
+	if b == nil {
+		return nil
+	}
+	err := b.srv.Shutdown(ctx)
+	if err != nil {
+		b.srv.Close()
+	}
+	return err
+}
+
+// closeH2 closes l's HTTP/2 connections at once.
+func (l *listener) closeH2() {
+	if b := l.h2.Load(); b != nil {
+		b.srv.Close()
+	}
+}
