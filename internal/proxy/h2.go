@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,6 +41,7 @@ type h2Bridge struct {
 	conns chan *tls.Conn
 	done  chan struct{} // closed when srv stops accepting
 	once  sync.Once
+	open  atomic.Int64 // HTTP/2 connections open
 }
 
 // h2ClientKey is the context key of a request's client connection.
@@ -90,10 +92,20 @@ func (l *listener) h2Bridge() *h2Bridge {
 			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 				return context.WithValue(ctx, h2ClientKey{}, c)
 			},
+			ConnState: func(_ net.Conn, st http.ConnState) {
+				switch st {
+				case http.StateNew:
+					b.open.Add(1)
+				case http.StateClosed, http.StateHijacked:
+					b.open.Add(-1)
+				}
+			},
 			IdleTimeout:    l.limits.idle(),
 			MaxHeaderBytes: l.limits.maxHeader(),
-			HTTP2:          &http.HTTP2Config{MaxConcurrentStreams: 128},
-			ErrorLog:       errLog,
+			// A client that stops reading: the HTTP/1.1 path gives each
+			// write the idle time too.
+			HTTP2:    &http.HTTP2Config{MaxConcurrentStreams: 128, WriteByteTimeout: l.limits.idle()},
+			ErrorLog: errLog,
 		}
 		go b.srv.Serve(b) // returns when Shutdown or Close closes b
 		l.h2.Store(b)

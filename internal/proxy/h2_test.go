@@ -529,3 +529,71 @@ func TestRestartFailsNoHTTP2Request(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A client that stops reading its connection (flow control open, the
+// socket full) is let go after the idle time, as over HTTP/1.1, rather than
+// holding it for good.
+func TestHTTP2AttackClientStopsReading(t *testing.T) {
+	cert, key, pool := selfSigned(t, t.TempDir(), "a", "app.cutover.test")
+	big := upstream(t, "")
+	big.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		for range 1024 { // 64 MiB, more than the sockets hold
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	p := newTestProxy(t, Options{})
+	addr := freeAddr(t)
+	g := TargetGroup{Name: "e/big", Health: fastHealth, Targets: []Target{{ID: "big", Addr: hostOf(big)}}}
+	g.Health.Path = "/health"
+	l := Listener{Name: "e/prod", Addr: addr, TLS: &TLS{CertFile: cert, KeyFile: key}, Limits: Limits{IdleTimeout: Duration(time.Second)},
+		Rules: []Rule{{Forward: []WeightedTarget{{"e/big", 1}}}}}
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{g}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "e/big", "healthy", 1)
+
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "app.cutover.test", NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	// Windows wide open: only the socket stops the proxy's writes.
+	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
+	fr.WriteWindowUpdate(0, 1<<31-1-65535)
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "app.cutover.test"}, {":path", "/big"}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+	// Not reading: the proxy's writes stall; after the idle time (and the
+	// second a write takes to fail) the connection is closed.
+	open := func() (n int64) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, l := range p.listeners {
+			if b := l.h2.Load(); b != nil {
+				n += b.open.Load()
+			}
+		}
+		return n
+	}
+	for deadline := time.Now().Add(2 * time.Second); open() != 1 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if open() != 1 {
+		t.Fatalf("%d HTTP/2 connections open, want the client's", open())
+	}
+	deadline := time.Now().Add(4 * time.Second)
+	for open() > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := open(); n != 0 {
+		t.Fatalf("%d HTTP/2 connections open 4s after the client stopped reading (idle time 1s)", n)
+	}
+}
