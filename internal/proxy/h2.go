@@ -222,6 +222,20 @@ func (c *alpnConn) Close() error {
 	}
 }
 
+// http2Open counts the open HTTP/2 connections of each listener that has
+// had one.
+func (p *Proxy) http2Open() map[string]int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]int64{}
+	for _, l := range p.listeners {
+		if b := l.h2.Load(); b != nil {
+			out[l.name] = b.open.Load()
+		}
+	}
+	return out
+}
+
 // underTLS returns the connection under c when c is a client's TLS
 // connection, else c.
 func underTLS(c net.Conn) net.Conn {

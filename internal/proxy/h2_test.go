@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -573,16 +575,7 @@ func TestHTTP2AttackClientStopsReading(t *testing.T) {
 	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
 	// Not reading: the proxy's writes stall; after the idle time (and the
 	// second a write takes to fail) the connection is closed.
-	open := func() (n int64) {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		for _, l := range p.listeners {
-			if b := l.h2.Load(); b != nil {
-				n += b.open.Load()
-			}
-		}
-		return n
-	}
+	open := func() int64 { return p.http2Open()["e/prod"] }
 	for deadline := time.Now().Add(2 * time.Second); open() != 1 && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -595,5 +588,11 @@ func TestHTTP2AttackClientStopsReading(t *testing.T) {
 	}
 	if n := open(); n != 0 {
 		t.Fatalf("%d HTTP/2 connections open 4s after the client stopped reading (idle time 1s)", n)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(p.metrics)
+	want := "# HELP cutover_proxy_http2_connections HTTP/2 client connections open, by listener (TLS listeners that offer h2).\n# TYPE cutover_proxy_http2_connections gauge\ncutover_proxy_http2_connections{listener=\"e/prod\"} 0\n"
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "cutover_proxy_http2_connections"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -22,6 +22,7 @@ type metrics struct {
 	noTarget *prometheus.CounterVec
 	targets  *prometheus.Desc
 	loop     *prometheus.Desc
+	h2       *prometheus.Desc
 	p        *Proxy
 }
 
@@ -47,6 +48,9 @@ func newMetrics(p *Proxy) *metrics {
 		loop: prometheus.NewDesc("cutover_proxy_event_loop_total",
 			"Plain-HTTP work of the event loops: answers they sent (path=loop) and connections they handed to the HTTP server (path=handoff: upgrades, large or chunked uploads, HTTP/1.0, pipelining, TLS).",
 			[]string{"path"}, nil),
+		h2: prometheus.NewDesc("cutover_proxy_http2_connections",
+			"HTTP/2 client connections open, by listener (TLS listeners that offer h2).",
+			[]string{"listener"}, nil),
 	}
 }
 
@@ -57,6 +61,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.noTarget.Describe(ch)
 	ch <- m.targets
 	ch <- m.loop
+	ch <- m.h2
 }
 
 // Collect implements prometheus.Collector; the targets gauge is computed
@@ -68,6 +73,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	served, handed := m.p.loopCounts()
 	ch <- prometheus.MustNewConstMetric(m.loop, prometheus.CounterValue, float64(served), "loop")
 	ch <- prometheus.MustNewConstMetric(m.loop, prometheus.CounterValue, float64(handed), "handoff")
+	for l, n := range m.p.http2Open() {
+		ch <- prometheus.MustNewConstMetric(m.h2, prometheus.GaugeValue, float64(n), l)
+	}
 	counts := map[string]*[4]int{}
 	for _, t := range m.p.Targets() {
 		c := counts[t.Group]
