@@ -9,9 +9,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/textproto"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // HTTP/2 from clients, on TLS listeners (ALPN "h2"; no cleartext h2c).
@@ -37,23 +42,38 @@ const http2Proto = "h2"
 
 // h2Bridge serves the HTTP/2 connections of one listener.
 type h2Bridge struct {
+	l     *listener
 	srv   *http.Server
+	rp    *httputil.ReverseProxy
 	conns chan *tls.Conn
 	done  chan struct{} // closed when srv stops accepting
 	once  sync.Once
 	open  atomic.Int64 // HTTP/2 connections open
+	// heads holds, for each connection that has not yet sent a whole
+	// request head, the timer that closes it at read_header_timeout.
+	heads sync.Map // *tls.Conn -> *time.Timer
 }
 
-// h2ClientKey is the context key of a request's client connection.
-type h2ClientKey struct{}
+// Context keys of a request: its client connection (h2ClientKey), and
+// its h2Request (h2RequestKey).
+type (
+	h2ClientKey  struct{}
+	h2RequestKey struct{}
+)
+
+// h2Request is what the bridge keeps of a request it forwards.
+type h2Request struct {
+	done <-chan struct{} // the request's end: its stream reset, its connection gone, its answer sent
+	body *h2Body         // nil without a body
+}
 
 // h2Bridge returns l's bridge, started on first use; nil once shutdownH2
 // has run.
 func (l *listener) h2Bridge() *h2Bridge {
 	l.h2once.Do(func() {
-		b := &h2Bridge{conns: make(chan *tls.Conn), done: make(chan struct{})}
+		b := &h2Bridge{l: l, conns: make(chan *tls.Conn), done: make(chan struct{})}
 		errLog := slog.NewLogLogger(l.log.Handler(), slog.LevelDebug)
-		rp := &httputil.ReverseProxy{
+		b.rp = &httputil.ReverseProxy{
 			// Rewrite mode drops the client's forwarding fields and adds
 			// none; the four it drops are put back, for the HTTP/1.1 path
 			// to keep or replace as it does for any client.
@@ -76,34 +96,32 @@ func (l *listener) h2Bridge() *h2Bridge {
 				DisableCompression:     true,
 				MaxResponseHeaderBytes: 1 << 20,
 			},
-			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-				if r.Context().Err() != nil {
-					return // the client reset the stream or went away
-				}
-				l.log.Debug("HTTP/2 request: no answer from the HTTP/1.1 path", "listener", l.name, "err", err)
-				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-				w.WriteHeader(http.StatusBadGateway)
-				w.Write([]byte("cutover: the request could not be forwarded\n"))
-			},
-			ErrorLog: errLog,
+			ErrorHandler: b.failed,
+			ErrorLog:     errLog,
 		}
 		b.srv = &http.Server{
-			Handler: rp,
+			Handler: http.HandlerFunc(b.serve),
 			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+				// A new connection has read_header_timeout for its preface
+				// and its first request's head, as over HTTP/1.1 (the
+				// HTTP/2 server would give it 10s, then idle_timeout).
+				b.heads.Store(c, time.AfterFunc(l.limits.readHeader(), func() { c.Close() }))
 				return context.WithValue(ctx, h2ClientKey{}, c)
 			},
-			ConnState: func(_ net.Conn, st http.ConnState) {
+			ConnState: func(c net.Conn, st http.ConnState) {
 				switch st {
 				case http.StateNew:
 					b.open.Add(1)
 				case http.StateClosed, http.StateHijacked:
 					b.open.Add(-1)
+					b.headDone(c)
 				}
 			},
 			IdleTimeout:    l.limits.idle(),
 			MaxHeaderBytes: l.limits.maxHeader(),
-			// A client that stops reading: the HTTP/1.1 path gives each
-			// write the idle time too.
+			// A client that stops reading its socket: the HTTP/1.1 path
+			// gives each write the idle time too (and serve each stream's
+			// writes, which flow control can stop where the socket does not).
 			HTTP2:    &http.HTTP2Config{MaxConcurrentStreams: 128, WriteByteTimeout: l.limits.idle()},
 			ErrorLog: errLog,
 		}
@@ -112,6 +130,110 @@ func (l *listener) h2Bridge() *h2Bridge {
 	})
 	return l.h2.Load()
 }
+
+// headDone stops the head timer of c, once.
+func (b *h2Bridge) headDone(c any) {
+	if t, ok := b.heads.LoadAndDelete(c); ok {
+		t.(*time.Timer).Stop()
+	}
+}
+
+// serve forwards one request over HTTP/2: what HTTP/2 lets through that the
+// HTTP/1.1 path would refuse is refused here; the answer's writes are
+// bounded by the idle time; the request's end goes with it, so a stream the
+// client resets is a client that hung up.
+func (b *h2Bridge) serve(w http.ResponseWriter, r *http.Request) {
+	b.headDone(r.Context().Value(h2ClientKey{}))
+	if msg := h2Refused(r); msg != "" {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, msg)
+		return
+	}
+	req := &h2Request{done: r.Context().Done()}
+	if r.Body != nil && r.Body != http.NoBody {
+		req.body = &h2Body{ReadCloser: r.Body}
+		r.Body = req.body
+	}
+	r = r.WithContext(context.WithValue(r.Context(), h2RequestKey{}, req))
+	b.rp.ServeHTTP(&h2Writer{ResponseWriter: w, rc: http.NewResponseController(w), idle: b.l.limits.idle()}, r)
+}
+
+// h2Refused says why r, as net/http's HTTP/2 server let it through, is not
+// one to forward: a method that is not a token (HTTP/1.1's request line
+// cannot carry it), a Content-Length that is not one number (net/http reads
+// it as 0 and would drop the body).
+func h2Refused(r *http.Request) string {
+	if !httpguts.ValidHeaderFieldName(r.Method) {
+		return "cutover: bad request method\n"
+	}
+	if cl, ok := r.Header["Content-Length"]; ok {
+		if n, err := strconv.ParseInt(textproto.TrimString(strings.Join(cl, ",")), 10, 64); err != nil || n != r.ContentLength {
+			return "cutover: bad Content-Length\n"
+		}
+	}
+	return ""
+}
+
+// failed answers a request the HTTP/1.1 path gave no answer to: 400 when
+// reading the client's body failed (a stream reset or ended short), 502
+// otherwise; nothing to a client that went away.
+func (b *h2Bridge) failed(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		return
+	}
+	code, msg := http.StatusBadGateway, "cutover: the request could not be forwarded\n"
+	if req, ok := r.Context().Value(h2RequestKey{}).(*h2Request); ok && req.body != nil && req.body.failed() {
+		code, msg = http.StatusBadRequest, "cutover: bad request body\n"
+	}
+	b.l.log.Debug("HTTP/2 request: no answer from the HTTP/1.1 path", "listener", b.l.name, "status", code, "err", err)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	io.WriteString(w, msg)
+}
+
+// h2Body is an HTTP/2 request's body, which remembers a failed read.
+type h2Body struct {
+	io.ReadCloser
+	err atomic.Pointer[error]
+}
+
+func (b *h2Body) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.err.CompareAndSwap(nil, &err)
+	}
+	return n, err
+}
+
+func (b *h2Body) failed() bool { return b.err.Load() != nil }
+
+// h2Writer gives each write of an answer the idle time: a stream whose
+// client stops reading (its flow-control window shut) is reset then, as a
+// client connection that stops reading is closed over HTTP/1.1. Between
+// writes there is no deadline (a quiet target is target_timeout's).
+type h2Writer struct {
+	http.ResponseWriter
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (w *h2Writer) arm()    { w.rc.SetWriteDeadline(time.Now().Add(w.idle)) }
+func (w *h2Writer) disarm() { w.rc.SetWriteDeadline(time.Time{}) }
+
+func (w *h2Writer) Write(p []byte) (int, error) {
+	w.arm()
+	defer w.disarm()
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *h2Writer) FlushError() error {
+	w.arm()
+	defer w.disarm()
+	return w.rc.Flush()
+}
+
+func (w *h2Writer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // rewriteDropped are the fields httputil.ReverseProxy's Rewrite mode removes.
 var rewriteDropped = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
@@ -123,9 +245,13 @@ func (l *listener) bridgeConn(ctx context.Context) (net.Conn, error) {
 	if !ok {
 		return nil, errors.New("no client connection in the request's context")
 	}
+	var done <-chan struct{} // nil: never
+	if req, ok := ctx.Value(h2RequestKey{}).(*h2Request); ok {
+		done = req.done
+	}
 	ours, theirs := net.Pipe()
 	go func() {
-		if err := l.srv.ServeConn(&h2Stream{Conn: theirs, client: client}); err != nil {
+		if err := l.srv.ServeConn(&h2Stream{Conn: theirs, client: client, done: done}); err != nil {
 			l.log.Debug("HTTP/2 request on the HTTP/1.1 path", "listener", l.name, "err", err)
 		}
 	}()
@@ -138,6 +264,18 @@ func (l *listener) bridgeConn(ctx context.Context) (net.Conn, error) {
 type h2Stream struct {
 	net.Conn
 	client *tls.Conn
+	done   <-chan struct{} // the request's end: its stream reset, its connection gone
+}
+
+// gone reports whether the request's client hung up (peek asks, as it asks
+// a socket, while the request waits for its target).
+func (s *h2Stream) gone() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
 }
 
 func (s *h2Stream) RemoteAddr() net.Addr                 { return s.client.RemoteAddr() }

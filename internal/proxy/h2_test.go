@@ -258,6 +258,9 @@ func TestHTTP2AttackStalledBodyAndHugeHeaders(t *testing.T) {
 		{"transfer-encoding (connection-specific)", [][2]string{{"transfer-encoding", "chunked"}}, "400"},
 		{"an upper-case field name", [][2]string{{"X-Forwarded-For", "6.6.6.6"}}, "RST_STREAM PROTOCOL_ERROR"},
 		{"CONNECT to another host", [][2]string{{":method", "CONNECT"}, {":authority", "internal.example:443"}}, "501"},
+		{"a method that is not a token", [][2]string{{":method", "GET /admin"}, {":scheme", "https"}, {":authority", "app.cutover.test"}, {":path", "/"}}, "400"},
+		{"a Content-Length that is not a number", [][2]string{{"content-length", "abc"}}, "400"},
+		{"two Content-Lengths", [][2]string{{"content-length", "0"}, {"content-length", "0"}}, "400"},
 	} {
 		if st := rawH2Status(t, addr, pool, tc.fields...); st != tc.want {
 			t.Errorf("%s over HTTP/2: %s, want %s", tc.name, st, tc.want)
@@ -279,48 +282,20 @@ func TestHTTP2AttackStalledBodyAndHugeHeaders(t *testing.T) {
 // then extra, or extra alone when it starts with :method.
 func rawH2Status(t *testing.T, addr string, pool *x509.CertPool, extra ...[2]string) string {
 	t.Helper()
-	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "app.cutover.test", NextProtos: []string{"h2"}})
+	r := dialH2Raw(t, addr, pool, true)
+	r.c.SetDeadline(time.Now().Add(5 * time.Second))
+	block := h2Headers("GET", "/", extra...)
+	if len(extra) > 0 && extra[0][0] == ":method" {
+		block = encodeFields(extra)
+	}
+	if err := r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block, EndStream: true, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := r.answer()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("reading the answer: %v", err)
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(c, http2.ClientPreface)
-	fr := http2.NewFramer(c, c)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	if err := fr.WriteSettings(); err != nil {
-		t.Fatal(err)
-	}
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	fields := extra
-	if len(extra) == 0 || extra[0][0] != ":method" {
-		fields = append([][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "app.cutover.test"}, {":path", "/"}}, extra...)
-	}
-	for _, f := range fields {
-		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
-	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		f, err := fr.ReadFrame()
-		if err != nil {
-			t.Fatalf("reading the answer: %v", err)
-		}
-		switch f := f.(type) {
-		case *http2.MetaHeadersFrame:
-			return f.PseudoValue("status")
-		case *http2.RSTStreamFrame:
-			return "RST_STREAM " + f.ErrCode.String()
-		case *http2.GoAwayFrame:
-			return "GOAWAY " + f.ErrCode.String()
-		case *http2.SettingsFrame:
-			if !f.IsAck() {
-				fr.WriteSettingsAck()
-			}
-		}
-	}
+	return st
 }
 
 // http1_only offers HTTP/1.1 alone; without it, a client that offers both
@@ -557,22 +532,10 @@ func TestHTTP2AttackClientStopsReading(t *testing.T) {
 	}
 	waitState(t, p, "e/big", "healthy", 1)
 
-	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "app.cutover.test", NextProtos: []string{"h2"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	io.WriteString(c, http2.ClientPreface)
-	fr := http2.NewFramer(c, c)
 	// Windows wide open: only the socket stops the proxy's writes.
-	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
-	fr.WriteWindowUpdate(0, 1<<31-1-65535)
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "app.cutover.test"}, {":path", "/big"}} {
-		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
-	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+	r := dialH2Raw(t, addr, pool, true, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
+	r.fr.WriteWindowUpdate(0, 1<<31-1-65535)
+	r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h2Headers("GET", "/big"), EndStream: true, EndHeaders: true})
 	// Not reading: the proxy's writes stall; after the idle time (and the
 	// second a write takes to fail) the connection is closed.
 	open := func() int64 { return p.http2Open()["e/prod"] }
@@ -594,5 +557,326 @@ func TestHTTP2AttackClientStopsReading(t *testing.T) {
 	want := "# HELP cutover_proxy_http2_connections HTTP/2 client connections open, by listener (TLS listeners that offer h2).\n# TYPE cutover_proxy_http2_connections gauge\ncutover_proxy_http2_connections{listener=\"e/prod\"} 0\n"
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "cutover_proxy_http2_connections"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// h2Raw is a client connection that writes HTTP/2 frames itself.
+type h2Raw struct {
+	c  *tls.Conn
+	fr *http2.Framer
+}
+
+// dialH2Raw connects to addr, negotiates h2 and, with preface, sends the
+// client preface and settings.
+func dialH2Raw(t *testing.T, addr string, pool *x509.CertPool, preface bool, settings ...http2.Setting) *h2Raw {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "app.cutover.test", NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	r := &h2Raw{c: c, fr: http2.NewFramer(c, c)}
+	r.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	if preface {
+		io.WriteString(c, http2.ClientPreface)
+		if err := r.fr.WriteSettings(settings...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r
+}
+
+// h2Headers encodes a request's fields: method and path on
+// app.cutover.test, then the extra ones.
+func h2Headers(method, path string, extra ...[2]string) []byte {
+	return encodeFields(append([][2]string{{":method", method}, {":scheme", "https"}, {":authority", "app.cutover.test"}, {":path", path}}, extra...))
+}
+
+func encodeFields(fields [][2]string) []byte {
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range fields {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	return hb.Bytes()
+}
+
+// answer reads frames until the first answer's head, reset or GOAWAY, and
+// returns its :status or the frame's name and code.
+func (r *h2Raw) answer() (string, error) {
+	for {
+		f, err := r.fr.ReadFrame()
+		if err != nil {
+			return "", err
+		}
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			return f.PseudoValue("status"), nil
+		case *http2.RSTStreamFrame:
+			return "RST_STREAM " + f.ErrCode.String(), nil
+		case *http2.GoAwayFrame:
+			return "GOAWAY " + f.ErrCode.String(), nil
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				r.fr.WriteSettingsAck()
+			}
+		}
+	}
+}
+
+// closedWithin reports whether the proxy closes r's connection within d
+// (reading and dropping what it sends meanwhile).
+func (r *h2Raw) closedWithin(d time.Duration) bool {
+	r.c.SetReadDeadline(time.Now().Add(d))
+	_, err := io.Copy(io.Discard, r.c)
+	ne, ok := err.(net.Error)
+	return !ok || !ne.Timeout()
+}
+
+// Resetting its streams ends a client's requests at the target, as hanging
+// up does over HTTP/1.1 (499, not the group's): one connection cannot pile
+// requests on a target by opening and resetting streams.
+func TestHTTP2AttackResetStreamsEndTheirRequests(t *testing.T) {
+	var atTarget, peak atomic.Int64
+	slow := upstream(t, "")
+	slow.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/slow" {
+			return
+		}
+		n := atTarget.Add(1)
+		defer atTarget.Add(-1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		select {
+		case <-r.Context().Done(): // the proxy closed the connection
+		case <-time.After(10 * time.Second):
+		}
+	})
+	cert, key, pool := selfSigned(t, t.TempDir(), "a", "app.cutover.test")
+	p := newTestProxy(t, Options{})
+	addr := freeAddr(t)
+	g := TargetGroup{Name: "e/slow", Health: fastHealth, Targets: []Target{{ID: "slow", Addr: hostOf(slow)}}}
+	l := Listener{Name: "e/prod", Addr: addr, TLS: &TLS{CertFile: cert, KeyFile: key}, Rules: []Rule{{Forward: []WeightedTarget{{"e/slow", 1}}}}}
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{g}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "e/slow", "healthy", 1)
+	_, codesBefore := groupRequests(p, "e/slow")
+
+	r := dialH2Raw(t, addr, pool, true)
+	go func() { // the proxy's frames, read and dropped
+		for {
+			if _, err := r.fr.ReadFrame(); err != nil {
+				return
+			}
+		}
+	}()
+	const rounds, streams = 5, 40
+	id := uint32(1)
+	for range rounds {
+		first := id
+		for range streams {
+			r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: h2Headers("GET", "/slow"), EndStream: true, EndHeaders: true})
+			id += 2
+		}
+		time.Sleep(300 * time.Millisecond)
+		for s := first; s < id; s += 2 {
+			r.fr.WriteRSTStream(s, http2.ErrCodeCancel)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for atTarget.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := atTarget.Load(); n > 0 {
+		t.Fatalf("%d requests still at the target 2s after their %d streams were reset (peak %d)", n, rounds*streams, peak.Load())
+	}
+	if peak.Load() > 2*streams {
+		t.Fatalf("the target held %d requests at once, from %d streams reset every 300ms", peak.Load(), streams)
+	}
+	if _, codes := groupRequests(p, "e/slow"); codes["5xx"] != codesBefore["5xx"] {
+		t.Fatalf("reset streams were counted as the group's 5xx: %v -> %v", codesBefore, codes)
+	}
+}
+
+// A client that shuts its streams' flow-control windows and never reads
+// holds no stream, goroutine or connection past the idle time.
+func TestHTTP2AttackClientShutsItsWindow(t *testing.T) {
+	cert, key, pool := selfSigned(t, t.TempDir(), "a", "app.cutover.test")
+	big := upstream(t, "")
+	big.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(bytes.Repeat([]byte("x"), 1<<20))
+	})
+	p := newTestProxy(t, Options{})
+	addr := freeAddr(t)
+	g := TargetGroup{Name: "e/big", Health: fastHealth, Targets: []Target{{ID: "big", Addr: hostOf(big)}}}
+	l := Listener{Name: "e/prod", Addr: addr, TLS: &TLS{CertFile: cert, KeyFile: key}, Limits: Limits{IdleTimeout: Duration(time.Second)},
+		Rules: []Rule{{Forward: []WeightedTarget{{"e/big", 1}}}}}
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{g}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "e/big", "healthy", 1)
+	r := dialH2Raw(t, addr, pool, true, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	for i := range 20 {
+		r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: h2Headers("GET", "/big"), EndStream: true, EndHeaders: true})
+	}
+	open := func() int64 { return p.http2Open()["e/prod"] }
+	for deadline := time.Now().Add(2 * time.Second); open() != 1 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The streams' writes stop at once; after the idle time each is reset,
+	// and the connection, idle then, closes after the idle time.
+	if !r.closedWithin(5 * time.Second) {
+		t.Fatalf("the connection is open 5s after its client shut its windows (idle time 1s); %d HTTP/2 connections open", open())
+	}
+	for deadline := time.Now().Add(2 * time.Second); open() != 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := open(); n != 0 {
+		t.Fatalf("%d HTTP/2 connections open", n)
+	}
+}
+
+// A connection that negotiated h2 has read_header_timeout for its preface
+// and its first request's head, as an HTTP/1.1 one has for its first head.
+func TestHTTP2AttackSilentAndSlowHeads(t *testing.T) {
+	_, addr, pool := h2Listener(t, func(l *Listener) {
+		l.Limits = Limits{ReadHeaderTimeout: Duration(time.Second), IdleTimeout: Duration(20 * time.Second)}
+	})
+	for _, tc := range []struct {
+		name string
+		do   func(r *h2Raw)
+	}{
+		{"no preface", func(*h2Raw) {}},
+		{"preface and settings, then nothing", func(r *h2Raw) {
+			io.WriteString(r.c, http2.ClientPreface)
+			r.fr.WriteSettings()
+		}},
+		{"a head in CONTINUATION frames, one every 300ms", func(r *h2Raw) {
+			io.WriteString(r.c, http2.ClientPreface)
+			r.fr.WriteSettings()
+			r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h2Headers("GET", "/"), EndStream: true})
+			go func() {
+				var hb bytes.Buffer
+				enc := hpack.NewEncoder(&hb)
+				for i := range 100 {
+					hb.Reset()
+					enc.WriteField(hpack.HeaderField{Name: fmt.Sprintf("x-slow-%d", i), Value: "x"})
+					if r.fr.WriteContinuation(1, false, hb.Bytes()) != nil {
+						return
+					}
+					time.Sleep(300 * time.Millisecond)
+				}
+			}()
+		}},
+	} {
+		r := dialH2Raw(t, addr, pool, false)
+		start := time.Now()
+		tc.do(r)
+		if !r.closedWithin(4 * time.Second) {
+			t.Errorf("%s: the connection is open after 4s (read_header_timeout 1s)", tc.name)
+			continue
+		}
+		t.Logf("%s: closed after %v", tc.name, time.Since(start).Round(10*time.Millisecond))
+	}
+}
+
+// A short upload is the client's error (400, counted against no group),
+// not a whole body the target waits on until it is the group's 504: over
+// HTTP/1.1 (a client that shuts its side mid-body) and over HTTP/2 (a
+// stream ended or reset mid-body).
+func TestShortUploadIsTheClientsNotTheTargets(t *testing.T) {
+	var reading atomic.Int64
+	sink := upstream(t, "")
+	sink.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reading.Add(1)
+		defer reading.Add(-1)
+		io.Copy(io.Discard, r.Body)
+	})
+	cert, key, pool := selfSigned(t, t.TempDir(), "a", "app.cutover.test")
+	p := newTestProxy(t, Options{})
+	tlsAddr, plainAddr := freeAddr(t), freeAddr(t)
+	g := TargetGroup{Name: "e/sink", Health: fastHealth, Targets: []Target{{ID: "sink", Addr: hostOf(sink)}}}
+	lim := Limits{TargetTimeout: Duration(2 * time.Second)}
+	fw := []Rule{{Forward: []WeightedTarget{{"e/sink", 1}}}}
+	ls := []Listener{
+		{Name: "e/tls", Addr: tlsAddr, TLS: &TLS{CertFile: cert, KeyFile: key}, Limits: lim, Rules: fw},
+		{Name: "e/plain", Addr: plainAddr, Limits: lim, Rules: fw},
+	}
+	if err := p.Apply(context.Background(), State{Listeners: ls, TargetGroups: []TargetGroup{g}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "e/sink", "healthy", 1)
+	part := bytes.Repeat([]byte("b"), 16<<10)
+
+	check := func(name, answer string) {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Second)
+		for reading.Load() > 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if n := reading.Load(); n > 0 {
+			t.Errorf("%s: the target still reads a body 3s after its client's end (target_timeout 2s): %s", name, answer)
+		}
+		if _, codes := groupRequests(p, "e/sink"); codes["5xx"] != 0 || codes["2xx"] != 0 {
+			t.Errorf("%s: counted against the group: %v (answer %s)", name, codes, answer)
+		}
+	}
+
+	// HTTP/1.1, plain listener (the event loop hands a large upload to the
+	// server) and TLS: the client shuts its side after 16 KiB of 100000.
+	for _, tc := range []struct {
+		name string
+		dial func() (net.Conn, error)
+	}{
+		{"HTTP/1.1", func() (net.Conn, error) { return net.Dial("tcp", plainAddr) }},
+		{"HTTP/1.1 over TLS", func() (net.Conn, error) {
+			return tls.Dial("tcp", tlsAddr, &tls.Config{RootCAs: pool, ServerName: "app.cutover.test"})
+		}},
+	} {
+		c, err := tc.dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "POST /up HTTP/1.1\r\nHost: app.cutover.test\r\nContent-Length: 100000\r\n\r\n")
+		c.Write(part)
+		time.Sleep(100 * time.Millisecond)
+		switch c := c.(type) {
+		case *net.TCPConn:
+			c.CloseWrite()
+		case *tls.Conn:
+			c.CloseWrite()
+		}
+		b, _ := io.ReadAll(c)
+		c.Close()
+		answer, _, _ := strings.Cut(string(b), "\r\n")
+		if !strings.HasPrefix(answer, "HTTP/1.1 400") {
+			t.Errorf("%s: a body ended short: %q, want 400", tc.name, answer)
+		}
+		check(tc.name, answer)
+	}
+
+	// HTTP/2: the stream ends (END_STREAM) or is reset mid-body.
+	for _, reset := range []bool{false, true} {
+		r := dialH2Raw(t, tlsAddr, pool, true)
+		r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h2Headers("POST", "/up", [2]string{"content-length", "100000"}), EndHeaders: true})
+		r.fr.WriteData(1, false, part[:8<<10])
+		time.Sleep(100 * time.Millisecond)
+		if reset {
+			r.fr.WriteRSTStream(1, http2.ErrCodeCancel)
+		} else {
+			r.fr.WriteData(1, true, nil)
+		}
+		r.c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		answer, err := r.answer()
+		if err != nil {
+			answer = err.Error()
+		}
+		name := fmt.Sprintf("HTTP/2, stream reset %v", reset)
+		if !reset && answer != "400" && !strings.HasPrefix(answer, "RST_STREAM") {
+			t.Errorf("%s: a body ended short: %s, want 400 or a reset", name, answer)
+		}
+		check(name, answer)
 	}
 }

@@ -151,7 +151,7 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 			// No deadline left from an earlier request on this connection
 			// while the body goes: the copy sets the wait once it is sent.
 			uc.c.SetReadDeadline(time.Time{})
-			copier = startBodyCopier(ctx, uc, cl == -1, body, targetWait)
+			copier = startBodyCopier(ctx, uc, int64(cl), body, targetWait)
 		} else {
 			// The request goes out by the read of its answer (or now).
 			uc.c.SetReadDeadline(time.Now().Add(targetWait))
@@ -413,6 +413,9 @@ func peek(c net.Conn) (eof, data bool) {
 	// A client's connection may be the TLS connection over the socket or
 	// one the loop handed off with its first bytes read.
 	c = underTLS(c)
+	if s, ok := c.(*h2Stream); ok {
+		return s.gone(), false
+	}
 	if pc, ok := c.(*prefixConn); ok {
 		if len(pc.pre) > 0 {
 			return false, true
@@ -636,15 +639,18 @@ const (
 	drainTime  = 3 * time.Second
 )
 
-func startBodyCopier(ctx *fasthttp.RequestCtx, uc *upConn, chunked bool, pace bodyPace, targetWait time.Duration) *bodyCopier {
+// startBodyCopier sends the request's body of size bytes (-1: chunked) to
+// the target in the background.
+func startBodyCopier(ctx *fasthttp.RequestCtx, uc *upConn, size int64, pace bodyPace, targetWait time.Duration) *bodyCopier {
 	bc := &bodyCopier{ctx: ctx, uc: uc, done: make(chan struct{})}
-	go bc.run(chunked, pace, targetWait)
+	go bc.run(size, pace, targetWait)
 	return bc
 }
 
 // run copies the body; once it is sent whole, the wait for the answer's
 // head (read meanwhile by the handler) has targetWait.
-func (bc *bodyCopier) run(chunked bool, pace bodyPace, targetWait time.Duration) {
+func (bc *bodyCopier) run(size int64, pace bodyPace, targetWait time.Duration) {
+	chunked := size < 0
 	defer close(bc.done)
 	buf := smallPool.Get().(*[]byte)
 	defer smallPool.Put(buf)
@@ -669,6 +675,12 @@ func (bc *bodyCopier) run(chunked bool, pace bodyPace, targetWait time.Duration)
 		}
 		n, err := r.Read(*buf)
 		got += int64(n)
+		if err == io.EOF && !chunked && got < size {
+			// The server's stream ends at the connection's end as at the
+			// body's: a client that hung up (or reset its HTTP/2 stream)
+			// mid-body sent a short one, not a whole one.
+			err = io.ErrUnexpectedEOF
+		}
 		if err == io.EOF {
 			// Its last bytes may come with the end: from here the target
 			// may have the whole body before the copy is done (ended).
