@@ -136,13 +136,25 @@ func (c *Client) do(ctx context.Context, method, path string, h http.Header, in,
 		payload = b
 	}
 	start := time.Now()
+	askedAgain := false
 	for {
 		err := c.once(ctx, method, path, h, payload, out)
 		// While a proxy hands over to the next one, its admin socket
 		// closes and a change gets 503 before the next proxy answers: wait
 		// for it (not for Ping, which says whether a proxy answers now).
-		if err == nil || path == "/v1/health" || !c.restarting(err) || time.Since(start) > restartWait {
+		if err == nil || path == "/v1/health" || time.Since(start) > restartWait {
 			return err
+		}
+		if !c.restarting(err) {
+			// A proxy that answered "handing over" and whose marker is
+			// gone since has just ended the hand-over (or given it up and
+			// thawed: it removes the marker once it takes changes again):
+			// ask once more.
+			var he *handingOverError
+			if askedAgain || !errors.As(err, &he) {
+				return err
+			}
+			askedAgain = true
 		}
 		select {
 		case <-ctx.Done():

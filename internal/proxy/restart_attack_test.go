@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -338,4 +340,46 @@ func TestHungProxyIsKilledAndStartedAgain(t *testing.T) {
 		t.Fatalf("the request sent to the hung proxy was answered after %s, want about the hang timeout %s", took.Round(time.Millisecond), keeperHangTimeout)
 	}
 	t.Logf("answered %s after the proxy hung, by pid %d", took.Round(time.Millisecond), h.PID)
+}
+
+// A change answered "handing over" by a proxy that thaws (and removes the
+// restart marker) right after is asked once more, not failed: the client
+// read the marker after the thaw. (An admin server on the real socket
+// path plays the proxy, to order the two exactly; the race showed in
+// TestFrozenProxyThawsWhenItsSupervisorDies under load.)
+func TestChangeRacingAThawIsAskedAgain(t *testing.T) {
+	home := t.TempDir()
+	if err := os.MkdirAll(proxyDir(home), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(restartingPath(home), []byte("1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", socketPath(home))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asked atomic.Int64
+	var always atomic.Bool
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if asked.Add(1) == 1 || always.Load() {
+			os.Remove(restartingPath(home)) // thawed just before this answer
+			w.WriteHeader(http.StatusServiceUnavailable)
+			json.NewEncoder(w).Encode(errorReply{Error: errHandingOver})
+			return
+		}
+		w.Write([]byte("{}"))
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	err = NewClient(home).SetWeights(context.Background(), WeightChange{Listener: "e/production", Forward: []WeightedTarget{{"e/web", 1}}})
+	if err != nil || asked.Load() != 2 {
+		t.Fatalf("asked %d times: %v (want a second ask, answered)", asked.Load(), err)
+	}
+	// A proxy that keeps saying so with no marker is not asked for ever.
+	asked.Store(0)
+	always.Store(true)
+	if err := NewClient(home).SetWeights(context.Background(), WeightChange{Listener: "e/production"}); err == nil || asked.Load() != 2 {
+		t.Fatalf("asked %d times: %v (want two asks, then the error)", asked.Load(), err)
+	}
 }
