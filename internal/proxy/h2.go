@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
 )
 
 // HTTP/2 from clients, on TLS listeners (ALPN "h2"; no cleartext h2c).
@@ -117,8 +118,14 @@ func (l *listener) h2Bridge() *h2Bridge {
 					b.headDone(c)
 				}
 			},
-			IdleTimeout:    l.limits.idle(),
-			MaxHeaderBytes: l.limits.maxHeader(),
+			// Every stream's writes are bounded from its start, its
+			// answer's last flush and the server's own refusals (431)
+			// included; serve lifts it while the target works (h2Writer).
+			WriteTimeout: l.limits.idle(),
+			IdleTimeout:  l.limits.idle(),
+			// OPTIONS * goes to the target, as over HTTP/1.1.
+			DisableGeneralOptionsHandler: true,
+			MaxHeaderBytes:               l.limits.maxHeader(),
 			// A client that stops reading its socket: the HTTP/1.1 path
 			// gives each write the idle time too (and serve each stream's
 			// writes, which flow control can stop where the socket does not).
@@ -144,10 +151,16 @@ func (b *h2Bridge) headDone(c any) {
 // client resets is a client that hung up.
 func (b *h2Bridge) serve(w http.ResponseWriter, r *http.Request) {
 	b.headDone(r.Context().Value(h2ClientKey{}))
+	hw := &h2Writer{ResponseWriter: w, rc: http.NewResponseController(w), idle: b.l.limits.idle()}
+	// The stream's WriteTimeout deadline (srv) is lifted while the target
+	// works; each write, and the server's last flush after this handler
+	// returns, has the idle time.
+	hw.disarm()
+	defer hw.arm()
 	if msg := h2Refused(r); msg != "" {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(http.StatusBadRequest)
-		io.WriteString(w, msg)
+		hw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		hw.WriteHeader(http.StatusBadRequest)
+		io.WriteString(hw, msg)
 		return
 	}
 	req := &h2Request{done: r.Context().Done()}
@@ -156,16 +169,21 @@ func (b *h2Bridge) serve(w http.ResponseWriter, r *http.Request) {
 		r.Body = req.body
 	}
 	r = r.WithContext(context.WithValue(r.Context(), h2RequestKey{}, req))
-	b.rp.ServeHTTP(&h2Writer{ResponseWriter: w, rc: http.NewResponseController(w), idle: b.l.limits.idle()}, r)
+	b.rp.ServeHTTP(hw, r)
 }
 
 // h2Refused says why r, as net/http's HTTP/2 server let it through, is not
 // one to forward: a method that is not a token (HTTP/1.1's request line
-// cannot carry it), a Content-Length that is not one number (net/http reads
-// it as 0 and would drop the body).
+// cannot carry it), no host, a Content-Length that is not one number
+// (net/http reads it as 0 and would drop the body).
 func h2Refused(r *http.Request) string {
 	if !httpguts.ValidHeaderFieldName(r.Method) {
 		return "cutover: bad request method\n"
+	}
+	if r.Host == "" {
+		// Neither :authority nor host: HTTP/1.1 needs a Host (the
+		// transport would write the listener's address).
+		return "cutover: the request names no host (:authority)\n"
 	}
 	if cl, ok := r.Header["Content-Length"]; ok {
 		if n, err := strconv.ParseInt(textproto.TrimString(strings.Join(cl, ",")), 10, 64); err != nil || n != r.ContentLength {
@@ -340,10 +358,10 @@ func (c *alpnConn) Read(b []byte) (int, error) {
 			return 0, err
 		}
 		if c.Conn.ConnectionState().NegotiatedProtocol == http2Proto {
-			if !c.l.takeH2(c.Conn) {
-				c.Conn.Close()
-			} else {
+			if c.l.takeH2(c.Conn) {
 				close(c.handed)
+			} else {
+				refuseH2(c.Conn)
 			}
 			return 0, io.EOF
 		}
@@ -384,6 +402,22 @@ func underTLS(c net.Conn) net.Conn {
 		return tc.NetConn()
 	}
 	return c
+}
+
+// refuseH2 answers a connection that chose h2 after the listener's HTTP/2
+// server stopped (its handshake ended after a Close or a hand-over's
+// step-down began): the server's SETTINGS and a GOAWAY that took no stream,
+// so the client sends its requests again on a new connection (which the
+// next proxy accepts), rather than a close it may not retry on. Then a
+// lingering close: a close with the client's request unread would reset
+// the connection, and the GOAWAY might be lost with it.
+func refuseH2(c *tls.Conn) {
+	c.SetDeadline(time.Now().Add(time.Second))
+	fr := http2.NewFramer(c, c)
+	if fr.WriteSettings() == nil && fr.WriteGoAway(0, http2.ErrCodeNo, nil) == nil && c.CloseWrite() == nil {
+		io.Copy(io.Discard, c) // until the client closes, or the second passes
+	}
+	c.Close()
 }
 
 // shutdownH2 stops l's HTTP/2 connections as Shutdown does: a GOAWAY to

@@ -144,8 +144,17 @@ func TestHTTP2ClientsAreServedAsHTTP1Clients(t *testing.T) {
 		t.Fatalf("a host with no rule over HTTP/2: %s, want 404", r2.Status)
 	}
 
-	// Many streams on one connection at once.
+	// OPTIONS * goes to the target, as over HTTP/1.1.
 	before, _ := groupRequests(p, "prod/web")
+	if st := rawH2Status(t, addr, pool, [2]string{":method", "OPTIONS"}, [2]string{":scheme", "https"}, [2]string{":authority", "app.cutover.test"}, [2]string{":path", "*"}); st != "200" {
+		t.Fatalf("OPTIONS * over HTTP/2: %s", st)
+	}
+	if after, _ := groupRequests(p, "prod/web"); after != before+1 {
+		t.Fatalf("OPTIONS * over HTTP/2 was not forwarded: the group counted %d requests", after-before)
+	}
+
+	// Many streams on one connection at once.
+	before, _ = groupRequests(p, "prod/web")
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	bad := map[string]int{}
@@ -261,6 +270,7 @@ func TestHTTP2AttackStalledBodyAndHugeHeaders(t *testing.T) {
 		{"a method that is not a token", [][2]string{{":method", "GET /admin"}, {":scheme", "https"}, {":authority", "app.cutover.test"}, {":path", "/"}}, "400"},
 		{"a Content-Length that is not a number", [][2]string{{"content-length", "abc"}}, "400"},
 		{"two Content-Lengths", [][2]string{{"content-length", "0"}, {"content-length", "0"}}, "400"},
+		{"neither :authority nor host", [][2]string{{":method", "GET"}, {":scheme", "https"}, {":path", "/"}}, "400"},
 	} {
 		if st := rawH2Status(t, addr, pool, tc.fields...); st != tc.want {
 			t.Errorf("%s over HTTP/2: %s, want %s", tc.name, st, tc.want)
@@ -634,8 +644,9 @@ func (r *h2Raw) closedWithin(d time.Duration) bool {
 }
 
 // Resetting its streams ends a client's requests at the target, as hanging
-// up does over HTTP/1.1 (499, not the group's): one connection cannot pile
-// requests on a target by opening and resetting streams.
+// up does over HTTP/1.1 (499, not the group's), with a body or without: one
+// connection cannot pile requests on a target by opening and resetting
+// streams.
 func TestHTTP2AttackResetStreamsEndTheirRequests(t *testing.T) {
 	var atTarget, peak atomic.Int64
 	slow := upstream(t, "")
@@ -643,6 +654,7 @@ func TestHTTP2AttackResetStreamsEndTheirRequests(t *testing.T) {
 		if r.URL.Path != "/slow" {
 			return
 		}
+		io.Copy(io.Discard, r.Body)
 		n := atTarget.Add(1)
 		defer atTarget.Add(-1)
 		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
@@ -671,12 +683,19 @@ func TestHTTP2AttackResetStreamsEndTheirRequests(t *testing.T) {
 			}
 		}
 	}()
-	const rounds, streams = 5, 40
+	const rounds, streams = 6, 40
 	id := uint32(1)
-	for range rounds {
+	for round := range rounds {
 		first := id
 		for range streams {
-			r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: h2Headers("GET", "/slow"), EndStream: true, EndHeaders: true})
+			if round%2 == 0 {
+				r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: h2Headers("GET", "/slow"), EndStream: true, EndHeaders: true})
+			} else {
+				// With a body of unknown length: it is sent to the target
+				// (chunked) while the answer is awaited.
+				r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: h2Headers("POST", "/slow"), EndHeaders: true})
+				r.fr.WriteData(id, true, []byte("x"))
+			}
 			id += 2
 		}
 		time.Sleep(300 * time.Millisecond)
@@ -878,5 +897,171 @@ func TestShortUploadIsTheClientsNotTheTargets(t *testing.T) {
 			t.Errorf("%s: a body ended short: %s, want 400 or a reset", name, answer)
 		}
 		check(name, answer)
+	}
+}
+
+// A client that shuts its windows and asks for small answers (each fits the
+// server's buffer, so only the answer's last flush waits) or for answers
+// the bridge (400) or the HTTP/2 server (431) write is let go after the
+// idle time too.
+func TestHTTP2AttackShutWindowSmallAnswers(t *testing.T) {
+	var big [][2]string
+	for j := range 4 {
+		big = append(big, [2]string{fmt.Sprintf("x-big-%d", j), strings.Repeat("b", 2<<10)})
+	}
+	for _, tc := range []struct {
+		name  string
+		block []byte
+	}{
+		{"200 small answers", h2Headers("GET", "/")},
+		{"400 bad method", encodeFields([][2]string{{":method", "GET /x"}, {":scheme", "https"}, {":authority", "app.cutover.test"}, {":path", "/"}})},
+		{"431 header list too long", h2Headers("GET", "/", big...)},
+	} {
+		p, addr, pool := h2Listener(t, func(l *Listener) {
+			l.Limits = Limits{IdleTimeout: Duration(time.Second), MaxHeaderBytes: 4 << 10}
+		})
+		r := dialH2Raw(t, addr, pool, true, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+		for i := range 50 {
+			block := tc.block
+			if i == 0 { // one request served: the head timer stops
+				block = h2Headers("GET", "/")
+			}
+			r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: block, EndStream: true, EndHeaders: true})
+		}
+		go func() { // answers SETTINGS, never opens a window
+			for {
+				f, err := r.fr.ReadFrame()
+				if err != nil {
+					return
+				}
+				if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+					r.fr.WriteSettingsAck()
+				}
+			}
+		}()
+		open := func() int64 { return p.http2Open()["prod/production"] }
+		for deadline := time.Now().Add(2 * time.Second); open() != 1 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if open() != 1 {
+			t.Fatalf("%s: %d HTTP/2 connections open, want the client's", tc.name, open())
+		}
+		deadline := time.Now().Add(6 * time.Second)
+		for open() > 0 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if n := open(); n != 0 {
+			t.Errorf("%s: the connection is open 6s after its client shut its windows (idle time 1s)", tc.name)
+		}
+	}
+}
+
+// A TLS connection accepted before a Close (or a hand-over's step-down)
+// whose handshake ends after it: over HTTP/1.1 it is served; over HTTP/2 it
+// gets a GOAWAY that took no stream, which tells the client to send its
+// request again elsewhere (the next proxy), not a bare close.
+func TestHTTP2HandshakeAfterTheStepDown(t *testing.T) {
+	for _, tc := range []struct {
+		proto string
+		drain time.Duration
+		wait  time.Duration
+		want  string
+	}{
+		{"http/1.1", 0, 200 * time.Millisecond, "HTTP/1.1 200 OK"},
+		{"h2", 0, 200 * time.Millisecond, "GOAWAY NO_ERROR"},
+		{"http/1.1", handOverDrain, handOverDrain + 300*time.Millisecond, "HTTP/1.1 200 OK"},
+		{"h2", handOverDrain, handOverDrain + 300*time.Millisecond, "GOAWAY NO_ERROR"},
+	} {
+		p, addr, pool := h2Listener(t, nil)
+		raw, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		time.Sleep(100 * time.Millisecond) // accepted; the server waits for the ClientHello
+		closed := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			closed <- p.close(ctx, tc.drain)
+		}()
+		time.Sleep(tc.wait)
+		c := tls.Client(raw, &tls.Config{RootCAs: pool, ServerName: "app.cutover.test", NextProtos: []string{tc.proto}})
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if err := c.Handshake(); err != nil {
+			t.Fatalf("handshake: %v", err)
+		}
+		var got string
+		if tc.proto == "h2" {
+			r := &h2Raw{c: c, fr: http2.NewFramer(c, c)}
+			r.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+			io.WriteString(c, http2.ClientPreface)
+			r.fr.WriteSettings()
+			r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h2Headers("GET", "/"), EndStream: true, EndHeaders: true})
+			if got, err = r.answer(); err != nil {
+				got = err.Error()
+			}
+		} else {
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: app.cutover.test\r\n\r\n")
+			b, _ := io.ReadAll(c)
+			got, _, _ = strings.Cut(string(b), "\r\n")
+		}
+		if got != tc.want {
+			t.Errorf("%s, handshake %v after Close(drain %v) began: %q, want %q", tc.proto, tc.wait, tc.drain, got, tc.want)
+		}
+		if err := <-closed; err != nil {
+			t.Errorf("%s, drain %v: close: %v (no request was cut off)", tc.proto, tc.drain, err)
+		}
+	}
+}
+
+// The limits do not cut what keeps to them: an event stream whose gaps are
+// longer than idle_timeout (within target_timeout) arrives whole; a first
+// request late but within read_header_timeout is served, and so is one on
+// the same connection after a longer pause.
+func TestHTTP2LimitsSpareWhatKeepsToThem(t *testing.T) {
+	sse := upstream(t, "")
+	sse.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/events" {
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 2 {
+			fmt.Fprintf(w, "data: %d\n\n", i)
+			w.(http.Flusher).Flush()
+			time.Sleep(1500 * time.Millisecond)
+		}
+		fmt.Fprintf(w, "data: end\n\n")
+	})
+	cert, key, pool := selfSigned(t, t.TempDir(), "a", "app.cutover.test")
+	p := newTestProxy(t, Options{})
+	addr := freeAddr(t)
+	g := TargetGroup{Name: "e/sse", Health: fastHealth, Targets: []Target{{ID: "sse", Addr: hostOf(sse)}}}
+	l := Listener{Name: "e/prod", Addr: addr, TLS: &TLS{CertFile: cert, KeyFile: key},
+		Limits: Limits{IdleTimeout: Duration(time.Second), ReadHeaderTimeout: Duration(time.Second), TargetTimeout: Duration(10 * time.Second)},
+		Rules:  []Rule{{Forward: []WeightedTarget{{"e/sse", 1}}}}}
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{g}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "e/sse", "healthy", 1)
+	res, body := h2Do(t, h2Client(addr, "app.cutover.test", pool), "GET", "https://app.cutover.test/events", nil, nil)
+	if res.StatusCode != 200 || body != "data: 0\n\ndata: 1\n\ndata: end\n\n" {
+		t.Fatalf("event stream with 1.5s gaps (idle_timeout 1s) over HTTP/2: %s %q", res.Status, body)
+	}
+
+	_, addr, pool = h2Listener(t, func(l *Listener) {
+		l.Limits = Limits{ReadHeaderTimeout: Duration(time.Second), IdleTimeout: Duration(20 * time.Second)}
+	})
+	r := dialH2Raw(t, addr, pool, true)
+	r.c.SetDeadline(time.Now().Add(10 * time.Second))
+	time.Sleep(800 * time.Millisecond)
+	r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h2Headers("GET", "/"), EndStream: true, EndHeaders: true})
+	if st, err := r.answer(); st != "200" {
+		t.Fatalf("first request at 800ms (read_header_timeout 1s): %q %v", st, err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: h2Headers("GET", "/"), EndStream: true, EndHeaders: true})
+	if st, err := r.answer(); st != "200" {
+		t.Fatalf("second request 1.5s later: %q %v", st, err)
 	}
 }

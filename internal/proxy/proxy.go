@@ -318,6 +318,12 @@ func (l *listener) shutdown(ctx context.Context, drain time.Duration) error {
 	h2 := make(chan error, 1)
 	go func() { h2 <- l.shutdownH2(ctx) }()
 	err := l.srv.ShutdownWithContext(ctx)
+	if errors.Is(err, net.ErrClosed) {
+		// It closes its listener again after a drain closed it: that
+		// listener's second close, not a request cut off (it waited for
+		// them all the same).
+		err = nil
+	}
 	if err == nil && l.loop != nil {
 		err = l.loop.wait(ctx)
 	}

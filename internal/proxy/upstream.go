@@ -166,7 +166,9 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 			return ex
 		}
 		var watch *clientWatch
-		if copier == nil {
+		if _, h2 := ctx.Conn().(*h2Stream); copier == nil || h2 {
+			// An HTTP/2 stream's end is not read off a socket: it is
+			// watched while its body is sent too.
 			watch = startClientWatch(ctx, uc)
 		}
 		err = readResponseHead(ctx, uc.br)
@@ -838,7 +840,9 @@ func (w *clientWatch) check() {
 	}
 	// The head's read deadline may have passed while the target works; it
 	// would keep the peek from looking. The server resets it afterwards.
-	w.ctx.SetReadDeadline(time.Time{})
+	if _, h2 := w.ctx.Conn().(*h2Stream); !h2 {
+		w.ctx.SetReadDeadline(time.Time{})
+	}
 	if eof, _ := peek(w.ctx.Conn()); eof {
 		w.gone = true
 		w.uc.spoiled.Store(true)
