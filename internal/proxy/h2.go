@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,76 +67,96 @@ type (
 type h2Request struct {
 	done <-chan struct{} // the request's end: its stream reset, its connection gone, its answer sent
 	body *h2Body         // nil without a body
+	// ended is closed when the request's HTTP/1.1 side is over (its
+	// in-memory connection served), if it was dialed.
+	ended  chan struct{}
+	dialed atomic.Bool
 }
 
-// h2Bridge returns l's bridge, started on first use; nil once shutdownH2
-// has run.
+// DefaultMaxHTTP2InFlight bounds the HTTP/2 requests in flight on the
+// HTTP/1.1 path, all listeners together. Each costs about what an HTTP/1.1
+// connection does (goroutines, buffers: ~120 KiB measured), but 128 of them
+// come on one TCP connection: without a bound, a few hundred connections of
+// stalled streams would take gigabytes. nginx counts each stream as a
+// connection against worker_connections (512 by default) for the same
+// reason. Past it, a request is answered 503, counted against no group.
+const DefaultMaxHTTP2InFlight = 8192
+
+// h2Bridge returns l's bridge, started on first use (and again after
+// retireH2); nil once shutdownH2 has run.
 func (l *listener) h2Bridge() *h2Bridge {
-	l.h2once.Do(func() {
-		b := &h2Bridge{l: l, conns: make(chan *tls.Conn), done: make(chan struct{})}
-		errLog := slog.NewLogLogger(l.log.Handler(), slog.LevelDebug)
-		b.rp = &httputil.ReverseProxy{
-			// Rewrite mode drops the client's forwarding fields and adds
-			// none; the four it drops are put back, for the HTTP/1.1 path
-			// to keep or replace as it does for any client.
-			Rewrite: func(pr *httputil.ProxyRequest) {
-				pr.Out.URL.Scheme = "http"
-				pr.Out.URL.Host = l.addr // names the in-memory connection only
-				for _, k := range rewriteDropped {
-					if v, ok := pr.In.Header[k]; ok {
-						pr.Out.Header[k] = v
-					}
+	if b := l.h2.Load(); b != nil {
+		return b
+	}
+	l.h2mu.Lock()
+	defer l.h2mu.Unlock()
+	if b := l.h2.Load(); b != nil || l.h2closed {
+		return b
+	}
+	b := &h2Bridge{l: l, conns: make(chan *tls.Conn), done: make(chan struct{})}
+	errLog := slog.NewLogLogger(l.log.Handler(), slog.LevelDebug)
+	b.rp = &httputil.ReverseProxy{
+		// Rewrite mode drops the client's forwarding fields and adds
+		// none; the four it drops are put back, for the HTTP/1.1 path
+		// to keep or replace as it does for any client.
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = l.addr // names the in-memory connection only
+			for _, k := range rewriteDropped {
+				if v, ok := pr.In.Header[k]; ok {
+					pr.Out.Header[k] = v
 				}
+			}
+		},
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return l.bridgeConn(ctx)
 			},
-			Transport: &http.Transport{
-				DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-					return l.bridgeConn(ctx)
-				},
-				// One in-memory connection a request: each carries its
-				// client's address, and a pooled one could carry another's.
-				DisableKeepAlives:      true,
-				DisableCompression:     true,
-				MaxResponseHeaderBytes: 1 << 20,
-			},
-			ErrorHandler: b.failed,
-			ErrorLog:     errLog,
-		}
-		b.srv = &http.Server{
-			Handler: http.HandlerFunc(b.serve),
-			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-				// A new connection has read_header_timeout for its preface
-				// and its first request's head, as over HTTP/1.1 (the
-				// HTTP/2 server would give it 10s, then idle_timeout).
-				b.heads.Store(c, time.AfterFunc(l.limits.readHeader(), func() { c.Close() }))
-				return context.WithValue(ctx, h2ClientKey{}, c)
-			},
-			ConnState: func(c net.Conn, st http.ConnState) {
-				switch st {
-				case http.StateNew:
-					b.open.Add(1)
-				case http.StateClosed, http.StateHijacked:
-					b.open.Add(-1)
-					b.headDone(c)
-				}
-			},
-			// Every stream's writes are bounded from its start, its
-			// answer's last flush and the server's own refusals (431)
-			// included; serve lifts it while the target works (h2Writer).
-			WriteTimeout: l.limits.idle(),
-			IdleTimeout:  l.limits.idle(),
-			// OPTIONS * goes to the target, as over HTTP/1.1.
-			DisableGeneralOptionsHandler: true,
-			MaxHeaderBytes:               l.limits.maxHeader(),
-			// A client that stops reading its socket: the HTTP/1.1 path
-			// gives each write the idle time too (and serve each stream's
-			// writes, which flow control can stop where the socket does not).
-			HTTP2:    &http.HTTP2Config{MaxConcurrentStreams: 128, WriteByteTimeout: l.limits.idle()},
-			ErrorLog: errLog,
-		}
-		go b.srv.Serve(b) // returns when Shutdown or Close closes b
-		l.h2.Store(b)
-	})
-	return l.h2.Load()
+			// One in-memory connection a request: each carries its
+			// client's address, and a pooled one could carry another's.
+			DisableKeepAlives:      true,
+			DisableCompression:     true,
+			MaxResponseHeaderBytes: 1 << 20,
+		},
+		ErrorHandler: b.failed,
+		ErrorLog:     errLog,
+	}
+	b.srv = &http.Server{
+		Handler: http.HandlerFunc(b.serve),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			// A new connection has read_header_timeout for its preface
+			// and its first request's head, as over HTTP/1.1 (the
+			// HTTP/2 server would give it 10s, then idle_timeout).
+			b.heads.Store(c, time.AfterFunc(l.limits.readHeader(), func() { c.Close() }))
+			return context.WithValue(ctx, h2ClientKey{}, c)
+		},
+		ConnState: func(c net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				b.open.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				b.open.Add(-1)
+				b.headDone(c)
+			}
+		},
+		// Every stream's writes are bounded from its start, its
+		// answer's last flush and the server's own refusals (431)
+		// included; serve lifts it while the target works (h2Writer).
+		WriteTimeout: l.limits.idle(),
+		IdleTimeout:  l.limits.idle(),
+		// OPTIONS * goes to the target, as over HTTP/1.1.
+		DisableGeneralOptionsHandler: true,
+		MaxHeaderBytes:               l.limits.maxHeader(),
+		// A client that stops reading its socket: the HTTP/1.1 path
+		// gives each write the idle time too (and serve each stream's
+		// writes, which flow control can stop where the socket does not).
+		HTTP2:    &http.HTTP2Config{MaxConcurrentStreams: 128, WriteByteTimeout: l.limits.idle()},
+		ErrorLog: errLog,
+	}
+	go b.srv.Serve(b) // returns when Shutdown or Close closes b
+	l.h2.Store(b)
+	l.h2all = append(l.h2all, b)
+	return b
 }
 
 // headDone stops the head timer of c, once.
@@ -163,7 +184,26 @@ func (b *h2Bridge) serve(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(hw, msg)
 		return
 	}
-	req := &h2Request{done: r.Context().Done()}
+	if n := b.l.bridged.Add(1); n > b.l.maxBridged {
+		b.l.bridged.Add(-1)
+		b.l.log.Warn("HTTP/2: too many requests in flight, answered 503", "listener", b.l.name, "max", b.l.maxBridged)
+		hw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		hw.Header().Set("Retry-After", "1")
+		hw.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(hw, "cutover: too many requests in flight, retry\n")
+		return
+	}
+	defer b.l.bridged.Add(-1)
+	req := &h2Request{done: r.Context().Done(), ended: make(chan struct{})}
+	// The handler returns only once the request's HTTP/1.1 side is over:
+	// a stream the client resets ends here at once, and without this wait
+	// the HTTP/2 server's bound on streams (128 a connection, and its
+	// rapid-reset defence) would not bound the requests at the target.
+	defer func() {
+		if req.dialed.Load() {
+			<-req.ended
+		}
+	}()
 	if r.Body != nil && r.Body != http.NoBody {
 		req.body = &h2Body{ReadCloser: r.Body}
 		r.Body = req.body
@@ -264,11 +304,18 @@ func (l *listener) bridgeConn(ctx context.Context) (net.Conn, error) {
 		return nil, errors.New("no client connection in the request's context")
 	}
 	var done <-chan struct{} // nil: never
+	var ended chan struct{}
 	if req, ok := ctx.Value(h2RequestKey{}).(*h2Request); ok {
 		done = req.done
+		if req.dialed.CompareAndSwap(false, true) {
+			ended = req.ended
+		}
 	}
 	ours, theirs := net.Pipe()
 	go func() {
+		if ended != nil {
+			defer close(ended)
+		}
 		if err := l.srv.ServeConn(&h2Stream{Conn: theirs, client: client, done: done}); err != nil {
 			l.log.Debug("HTTP/2 request on the HTTP/1.1 path", "listener", l.name, "err", err)
 		}
@@ -385,8 +432,12 @@ func (p *Proxy) http2Open() map[string]int64 {
 	defer p.mu.Unlock()
 	out := map[string]int64{}
 	for _, l := range p.listeners {
-		if b := l.h2.Load(); b != nil {
-			out[l.name] = b.open.Load()
+		if bs := l.bridges(); len(bs) > 0 {
+			var n int64
+			for _, b := range bs {
+				n += b.open.Load()
+			}
+			out[l.name] = n
 		}
 	}
 	return out
@@ -420,25 +471,62 @@ func refuseH2(c *tls.Conn) {
 	c.Close()
 }
 
+// retireH2 is for an Apply that stops offering h2 on l: its HTTP/2
+// connections get a GOAWAY (clients come back with HTTP/1.1, or with h2
+// to a new bridge should it be offered again), and their streams in
+// flight get until target_timeout to end.
+func (l *listener) retireH2() {
+	l.h2mu.Lock()
+	b := l.h2.Swap(nil)
+	l.h2mu.Unlock()
+	if b == nil {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), l.limits.target())
+		defer cancel()
+		if b.srv.Shutdown(ctx) != nil {
+			b.srv.Close()
+		}
+	}()
+}
+
+// bridges returns every bridge l has started (the current one and those
+// retired, which may still be ending).
+func (l *listener) bridges() []*h2Bridge {
+	l.h2mu.Lock()
+	defer l.h2mu.Unlock()
+	return slices.Clone(l.h2all)
+}
+
 // shutdownH2 stops l's HTTP/2 connections as Shutdown does: a GOAWAY to
 // each, then it waits until their streams end or ctx does (then closes
-// them).
+// them). No bridge starts after it.
 func (l *listener) shutdownH2(ctx context.Context) error {
-	l.h2once.Do(func() {}) // none started from now on
-	b := l.h2.Load()
-	if b == nil {
-		return nil
+	l.h2mu.Lock()
+	l.h2closed = true
+	l.h2.Store(nil)
+	l.h2mu.Unlock()
+	var errs []error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, b := range l.bridges() {
+		wg.Go(func() {
+			if err := b.srv.Shutdown(ctx); err != nil {
+				b.srv.Close()
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
 	}
-	err := b.srv.Shutdown(ctx)
-	if err != nil {
-		b.srv.Close()
-	}
-	return err
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // closeH2 closes l's HTTP/2 connections at once.
 func (l *listener) closeH2() {
-	if b := l.h2.Load(); b != nil {
+	for _, b := range l.bridges() {
 		b.srv.Close()
 	}
 }

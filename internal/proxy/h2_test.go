@@ -70,8 +70,13 @@ func echoRequest(t *testing.T) string {
 // trusts its certificate.
 func h2Listener(t *testing.T, edit func(*Listener)) (*Proxy, string, *x509.CertPool) {
 	t.Helper()
+	return h2ListenerWith(t, Options{}, edit)
+}
+
+func h2ListenerWith(t *testing.T, opts Options, edit func(*Listener)) (*Proxy, string, *x509.CertPool) {
+	t.Helper()
 	cert, key, pool := selfSigned(t, t.TempDir(), "a", "app.cutover.test")
-	p := newTestProxy(t, Options{})
+	p := newTestProxy(t, opts)
 	addr := freeAddr(t)
 	web := TargetGroup{Name: "prod/web", Health: fastHealth, Targets: []Target{{ID: "w", Addr: echoRequest(t)}}}
 	l := Listener{Name: "prod/production", Addr: addr, TLS: &TLS{CertFile: cert, KeyFile: key},
@@ -1063,5 +1068,143 @@ func TestHTTP2LimitsSpareWhatKeepsToThem(t *testing.T) {
 	r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: h2Headers("GET", "/"), EndStream: true, EndHeaders: true})
 	if st, err := r.answer(); st != "200" {
 		t.Fatalf("second request 1.5s later: %q %v", st, err)
+	}
+}
+
+// Rapid reset (CVE-2023-44487) moved to the target: streams opened and
+// reset within milliseconds, batch after batch, on one connection. A
+// stream's handler ends only once its request's HTTP/1.1 side has, so the
+// HTTP/2 server's bounds (128 streams, its reset-flood defence) bound the
+// requests at the target too.
+func TestHTTP2AttackRapidReset(t *testing.T) {
+	var atTarget, peak, total atomic.Int64
+	slow := upstream(t, "")
+	slow.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/slow" {
+			return
+		}
+		total.Add(1)
+		n := atTarget.Add(1)
+		defer atTarget.Add(-1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	})
+	cert, key, pool := selfSigned(t, t.TempDir(), "a", "app.cutover.test")
+	p := newTestProxy(t, Options{})
+	addr := freeAddr(t)
+	g := TargetGroup{Name: "e/slow", Health: fastHealth, Targets: []Target{{ID: "slow", Addr: hostOf(slow)}}}
+	l := Listener{Name: "e/prod", Addr: addr, TLS: &TLS{CertFile: cert, KeyFile: key}, Rules: []Rule{{Forward: []WeightedTarget{{"e/slow", 1}}}}}
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{g}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "e/slow", "healthy", 1)
+	r := dialH2Raw(t, addr, pool, true)
+	go func() {
+		for {
+			if _, err := r.fr.ReadFrame(); err != nil {
+				return
+			}
+		}
+	}()
+	id, sent := uint32(1), 0
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
+		first := id
+		for range 100 {
+			if r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: h2Headers("GET", "/slow"), EndStream: true, EndHeaders: true}) != nil {
+				break
+			}
+			id += 2
+			sent++
+		}
+		time.Sleep(15 * time.Millisecond)
+		for s := first; s < id; s += 2 {
+			r.fr.WriteRSTStream(s, http2.ErrCodeCancel)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	t.Logf("%d streams opened and reset; the target got %d requests, %d at once at most", sent, total.Load(), peak.Load())
+	// 128 streams a connection, and a little more as the target sees a
+	// closed connection a moment after the proxy has let go of it.
+	if peak.Load() > 150 {
+		t.Fatalf("one HTTP/2 connection held %d requests at the target at once (128 streams a connection)", peak.Load())
+	}
+}
+
+// The HTTP/2 requests in flight are bounded, all connections together:
+// past the bound a request is answered 503 at once, counted against no
+// group.
+func TestHTTP2RequestsInFlightAreBounded(t *testing.T) {
+	p, addr, pool := h2ListenerWith(t, Options{MaxHTTP2InFlight: 4}, nil)
+	r := dialH2Raw(t, addr, pool, true)
+	for i := range 6 { // stalled uploads: each holds its request
+		r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: h2Headers("POST", "/up", [2]string{"content-length", "8000"}), EndHeaders: true})
+	}
+	r.c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	got := map[uint32]string{}
+	for len(got) < 2 {
+		f, err := r.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("answers %v, then %v (want two 503s at once)", got, err)
+		}
+		if h, ok := f.(*http2.MetaHeadersFrame); ok {
+			got[h.StreamID] = h.PseudoValue("status")
+		}
+	}
+	for id, st := range got {
+		if st != "503" || id < 9 {
+			t.Fatalf("answers %v: want 503 for the 5th and 6th streams (9, 11), past the bound of 4", got)
+		}
+	}
+	if _, codes := groupRequests(p, "prod/web"); codes["5xx"] != 0 {
+		t.Fatalf("the 503s were counted against the group: %v", codes)
+	}
+}
+
+// An Apply that stops offering HTTP/2 on a listener tells its open HTTP/2
+// connections to go (GOAWAY); one that offers it again serves it again.
+func TestHTTP2TurnedOffByApplyEndsItsConnections(t *testing.T) {
+	cert, key, pool := selfSigned(t, t.TempDir(), "a", "app.cutover.test")
+	p := newTestProxy(t, Options{})
+	addr := freeAddr(t)
+	web := TargetGroup{Name: "prod/web", Health: fastHealth, Targets: []Target{{ID: "w", Addr: echoRequest(t)}}}
+	state := func(http1Only bool) State {
+		return State{Listeners: []Listener{{Name: "prod/production", Addr: addr, TLS: &TLS{CertFile: cert, KeyFile: key, HTTP1Only: http1Only},
+			Rules: []Rule{{Forward: []WeightedTarget{{"prod/web", 1}}}}}}, TargetGroups: []TargetGroup{web}}
+	}
+	if err := p.Apply(context.Background(), state(false)); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "prod/web", "healthy", 1)
+	r := dialH2Raw(t, addr, pool, true)
+	r.c.SetDeadline(time.Now().Add(5 * time.Second))
+	r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h2Headers("GET", "/"), EndStream: true, EndHeaders: true})
+	if st, err := r.answer(); st != "200" {
+		t.Fatalf("before: %q %v", st, err)
+	}
+	if err := p.Apply(context.Background(), state(true)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		st, err := r.answer()
+		if err != nil {
+			t.Fatalf("the HTTP/2 connection kept from before http1_only: %v, want a GOAWAY", err)
+		}
+		if st == "GOAWAY NO_ERROR" {
+			break
+		}
+	}
+	if code, body := rawTLSGet(t, addr, pool); code != 200 {
+		t.Fatalf("HTTP/1.1 after http1_only: %d %q", code, body)
+	}
+	if err := p.Apply(context.Background(), state(false)); err != nil {
+		t.Fatal(err)
+	}
+	res, body := h2Do(t, h2Client(addr, "app.cutover.test", pool), "GET", "https://app.cutover.test/", nil, nil)
+	if res.StatusCode != 200 || res.ProtoMajor != 2 || !strings.HasPrefix(body, "proto=HTTP/1.1") {
+		t.Fatalf("HTTP/2 offered again: %s %s %q", res.Proto, res.Status, body)
 	}
 }

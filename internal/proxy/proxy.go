@@ -39,6 +39,9 @@ type Options struct {
 	// ACMEDir keeps the ACME account key and certificates (created 0700);
 	// "": listeners with tls.acme are refused.
 	ACMEDir string
+	// MaxHTTP2InFlight bounds the HTTP/2 requests in flight, all
+	// listeners together (h2.go); 0: DefaultMaxHTTP2InFlight.
+	MaxHTTP2InFlight int64
 }
 
 // Proxy is the load balancing engine. All methods are safe for concurrent use.
@@ -64,6 +67,10 @@ type Proxy struct {
 	// about to be: upgraded ones (WebSockets) and HTTP/1.0 answers ended
 	// by the close. A proxy that hands over to the next waits for them.
 	tunnels atomic.Int64
+	// bridged counts the HTTP/2 requests in flight (h2.go), at most
+	// maxBridged.
+	bridged    atomic.Int64
+	maxBridged int64
 }
 
 // listener is one open address and the server on it.
@@ -78,9 +85,14 @@ type listener struct {
 	draining   atomic.Bool // handing over: answers close their connections
 	log        *slog.Logger
 
-	// h2 serves the TLS connections that negotiate HTTP/2 (h2.go).
-	h2once sync.Once
-	h2     atomic.Pointer[h2Bridge]
+	// h2 serves the TLS connections that negotiate HTTP/2 (h2.go); h2all
+	// holds it and those retired (h2mu).
+	h2         atomic.Pointer[h2Bridge]
+	h2mu       sync.Mutex
+	h2all      []*h2Bridge
+	h2closed   bool          // shut down: no bridge starts again
+	bridged    *atomic.Int64 // HTTP/2 requests in flight, the proxy's count
+	maxBridged int64
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // open client connections
@@ -100,6 +112,7 @@ func New(opts Options) *Proxy {
 		closing:   make(chan struct{}),
 	}
 	p.acme = &acmeManagers{dir: opts.ACMEDir, log: log}
+	p.maxBridged = cmp.Or(opts.MaxHTTP2InFlight, DefaultMaxHTTP2InFlight)
 	p.metrics = newMetrics(p)
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(p.metrics); err != nil {
@@ -177,6 +190,9 @@ func (p *Proxy) apply(ctx context.Context, s State, warm bool) error {
 		if nl, ok := want[addr]; ok {
 			l.name = nl.Name
 			l.tls.Store(tlsOf[addr])
+			if !tlsOf[addr].offersH2() {
+				l.retireH2() // if it had one
+			}
 			if nl.Limits != l.limits {
 				p.log.Warn("listener limits changed: they take effect when the proxy restarts (cutover proxy restart)", "listener", nl.Name, "addr", addr)
 			}
@@ -216,7 +232,7 @@ func listenError(l Listener, err error) error {
 func (p *Proxy) newListener(l Listener, ln net.Listener, t *tlsServing) *listener {
 	lim := l.Limits
 	hj := newHijacks(&p.tunnels)
-	nl := &listener{name: l.Name, addr: l.Addr, limits: lim, ln: ln, done: make(chan struct{}), conns: map[net.Conn]struct{}{}, hj: hj, log: p.log}
+	nl := &listener{name: l.Name, addr: l.Addr, limits: lim, ln: ln, done: make(chan struct{}), conns: map[net.Conn]struct{}{}, hj: hj, log: p.log, bridged: &p.bridged, maxBridged: p.maxBridged}
 	h := &listenerHandler{p: p, addr: l.Addr, body: lim.body(), writeIdle: lim.idle(), targetWait: lim.target(), hj: hj, draining: &nl.draining}
 	nl.tls.Store(t)
 	nl.srv = &fasthttp.Server{

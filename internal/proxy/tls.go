@@ -87,6 +87,11 @@ func (p *Proxy) loadTLS(l Listener) (t *tlsServing, fresh bool, err error) {
 	}}, false, nil
 }
 
+// offersH2 reports whether t (nil: plain HTTP) offers HTTP/2.
+func (t *tlsServing) offersH2() bool {
+	return t != nil && slices.Contains(t.cfg.NextProtos, http2Proto)
+}
+
 // tlsSwitch accepts connections of a listener and wraps each in TLS when
 // the listener currently serves TLS. The handshake runs on the connection's
 // first read, under the server's read timeout.
@@ -128,7 +133,7 @@ func (s tlsSwitch) wrap(c net.Conn) net.Conn {
 	c = newRawConn(c)
 	if t := s.l.tls.Load(); t != nil {
 		tc := tls.Server(c, t.cfg)
-		if slices.Contains(t.cfg.NextProtos, http2Proto) {
+		if t.offersH2() {
 			return &alpnConn{Conn: tc, l: s.l, handed: make(chan struct{})}
 		}
 		return tc
