@@ -648,21 +648,26 @@ func (r *h2Raw) closedWithin(d time.Duration) bool {
 	return !ok || !ne.Timeout()
 }
 
-// Resetting its streams ends a client's requests at the target, as hanging
-// up does over HTTP/1.1 (499, not the group's), with a body or without: one
-// connection cannot pile requests on a target by opening and resetting
-// streams.
-func TestHTTP2AttackResetStreamsEndTheirRequests(t *testing.T) {
-	var atTarget, peak atomic.Int64
+// slowTarget counts the requests its /slow path holds: each until the
+// proxy closes its connection (or 10s).
+type slowTarget struct{ at, peak, total atomic.Int64 }
+
+// slowH2Proxy opens a TLS listener routed to a slowTarget (group e/slow)
+// and returns a raw HTTP/2 connection to it whose frames are read and
+// dropped.
+func slowH2Proxy(t *testing.T) (*Proxy, *h2Raw, *slowTarget) {
+	t.Helper()
+	st := &slowTarget{}
 	slow := upstream(t, "")
 	slow.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/slow" {
 			return
 		}
 		io.Copy(io.Discard, r.Body)
-		n := atTarget.Add(1)
-		defer atTarget.Add(-1)
-		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		st.total.Add(1)
+		n := st.at.Add(1)
+		defer st.at.Add(-1)
+		for p := st.peak.Load(); n > p && !st.peak.CompareAndSwap(p, n); p = st.peak.Load() {
 		}
 		select {
 		case <-r.Context().Done(): // the proxy closed the connection
@@ -678,16 +683,24 @@ func TestHTTP2AttackResetStreamsEndTheirRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, p, "e/slow", "healthy", 1)
-	_, codesBefore := groupRequests(p, "e/slow")
-
 	r := dialH2Raw(t, addr, pool, true)
-	go func() { // the proxy's frames, read and dropped
+	go func() {
 		for {
 			if _, err := r.fr.ReadFrame(); err != nil {
 				return
 			}
 		}
 	}()
+	return p, r, st
+}
+
+// Resetting its streams ends a client's requests at the target, as hanging
+// up does over HTTP/1.1 (499, not the group's), with a body or without: one
+// connection cannot pile requests on a target by opening and resetting
+// streams.
+func TestHTTP2AttackResetStreamsEndTheirRequests(t *testing.T) {
+	p, r, st := slowH2Proxy(t)
+	_, codesBefore := groupRequests(p, "e/slow")
 	const rounds, streams = 6, 40
 	id := uint32(1)
 	for round := range rounds {
@@ -709,14 +722,14 @@ func TestHTTP2AttackResetStreamsEndTheirRequests(t *testing.T) {
 		}
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for atTarget.Load() > 0 && time.Now().Before(deadline) {
+	for st.at.Load() > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if n := atTarget.Load(); n > 0 {
-		t.Fatalf("%d requests still at the target 2s after their %d streams were reset (peak %d)", n, rounds*streams, peak.Load())
+	if n := st.at.Load(); n > 0 {
+		t.Fatalf("%d requests still at the target 2s after their %d streams were reset (peak %d)", n, rounds*streams, st.peak.Load())
 	}
-	if peak.Load() > 2*streams {
-		t.Fatalf("the target held %d requests at once, from %d streams reset every 300ms", peak.Load(), streams)
+	if st.peak.Load() > 2*streams {
+		t.Fatalf("the target held %d requests at once, from %d streams reset every 300ms", st.peak.Load(), streams)
 	}
 	if _, codes := groupRequests(p, "e/slow"); codes["5xx"] != codesBefore["5xx"] {
 		t.Fatalf("reset streams were counted as the group's 5xx: %v -> %v", codesBefore, codes)
@@ -1077,39 +1090,7 @@ func TestHTTP2LimitsSpareWhatKeepsToThem(t *testing.T) {
 // HTTP/2 server's bounds (128 streams, its reset-flood defence) bound the
 // requests at the target too.
 func TestHTTP2AttackRapidReset(t *testing.T) {
-	var atTarget, peak, total atomic.Int64
-	slow := upstream(t, "")
-	slow.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/slow" {
-			return
-		}
-		total.Add(1)
-		n := atTarget.Add(1)
-		defer atTarget.Add(-1)
-		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
-		}
-		select {
-		case <-r.Context().Done():
-		case <-time.After(10 * time.Second):
-		}
-	})
-	cert, key, pool := selfSigned(t, t.TempDir(), "a", "app.cutover.test")
-	p := newTestProxy(t, Options{})
-	addr := freeAddr(t)
-	g := TargetGroup{Name: "e/slow", Health: fastHealth, Targets: []Target{{ID: "slow", Addr: hostOf(slow)}}}
-	l := Listener{Name: "e/prod", Addr: addr, TLS: &TLS{CertFile: cert, KeyFile: key}, Rules: []Rule{{Forward: []WeightedTarget{{"e/slow", 1}}}}}
-	if err := p.Apply(context.Background(), State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{g}}); err != nil {
-		t.Fatal(err)
-	}
-	waitState(t, p, "e/slow", "healthy", 1)
-	r := dialH2Raw(t, addr, pool, true)
-	go func() {
-		for {
-			if _, err := r.fr.ReadFrame(); err != nil {
-				return
-			}
-		}
-	}()
+	_, r, st := slowH2Proxy(t)
 	id, sent := uint32(1), 0
 	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
 		first := id
@@ -1126,11 +1107,11 @@ func TestHTTP2AttackRapidReset(t *testing.T) {
 		}
 	}
 	time.Sleep(300 * time.Millisecond)
-	t.Logf("%d streams opened and reset; the target got %d requests, %d at once at most", sent, total.Load(), peak.Load())
+	t.Logf("%d streams opened and reset; the target got %d requests, %d at once at most", sent, st.total.Load(), st.peak.Load())
 	// 128 streams a connection, and a little more as the target sees a
 	// closed connection a moment after the proxy has let go of it.
-	if peak.Load() > 150 {
-		t.Fatalf("one HTTP/2 connection held %d requests at the target at once (128 streams a connection)", peak.Load())
+	if st.peak.Load() > 150 {
+		t.Fatalf("one HTTP/2 connection held %d requests at the target at once (128 streams a connection)", st.peak.Load())
 	}
 }
 
