@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -182,7 +183,7 @@ func TestHungNewProxyIsKilledAndTheRunningOneThaws(t *testing.T) {
 		}
 	}
 	k.track(standby)
-	syscall.Kill(standby, syscall.SIGSTOP)
+	sigstop(t, standby)
 	defer syscall.Kill(standby, syscall.SIGCONT)
 	err := <-done
 	if err == nil || !strings.Contains(err.Error(), "not ready within") {
@@ -312,7 +313,7 @@ func TestHungProxyIsKilledAndStartedAgain(t *testing.T) {
 		t.Fatalf("after %s of requests: pid %d (want %d), %v", keeperHangTimeout+time.Second, h.PID, k.pid, err)
 	}
 
-	syscall.Kill(k.pid, syscall.SIGSTOP)
+	sigstop(t, k.pid)
 	defer syscall.Kill(k.pid, syscall.SIGCONT)
 	hung := time.Now()
 	// On a new connection (a kept-alive one is the hung proxy's, and is
@@ -381,5 +382,33 @@ func TestChangeRacingAThawIsAskedAgain(t *testing.T) {
 	always.Store(true)
 	if err := NewClient(home).SetWeights(context.Background(), WeightChange{Listener: "e/production"}); err == nil || asked.Load() != 2 {
 		t.Fatalf("asked %d times: %v (want two asks, then the error)", asked.Load(), err)
+	}
+}
+
+// sigstop stops pid and waits until every thread of it is stopped: kill
+// returns before that, and a thread still running on another CPU may
+// accept a connection meant for the next proxy (a CI run under load
+// caught TestHungProxyIsKilledAndStartedAgain's request accepted by the
+// proxy it had just stopped, then reset when that one was killed).
+func sigstop(t *testing.T, pid int) {
+	t.Helper()
+	syscall.Kill(pid, syscall.SIGSTOP)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		stopped := len(tasks) > 0
+		for _, task := range tasks {
+			b, err := os.ReadFile(task)
+			// The state follows the command's closing parenthesis.
+			if i := bytes.LastIndexByte(b, ')'); err == nil && i >= 0 && i+2 < len(b) && (b[i+2] == 'T' || b[i+2] == 't') {
+				continue
+			}
+			stopped = false
+		}
+		if stopped {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d not stopped 5s after SIGSTOP", pid)
+		}
 	}
 }
