@@ -44,13 +44,11 @@ const http2Proto = "h2"
 
 // h2Bridge serves the HTTP/2 connections of one listener.
 type h2Bridge struct {
-	l     *listener
-	srv   *http.Server
-	rp    *httputil.ReverseProxy
-	conns chan *tls.Conn
-	done  chan struct{} // closed when srv stops accepting
-	once  sync.Once
-	open  atomic.Int64 // HTTP/2 connections open
+	l    *listener
+	srv  *http.Server
+	rp   *httputil.ReverseProxy
+	ln   *handoffListener // srv's: the connections that chose h2
+	open atomic.Int64     // HTTP/2 connections open
 	// heads holds, for each connection that has not yet sent a whole
 	// request head, the timer that closes it at read_header_timeout.
 	heads sync.Map // *tls.Conn -> *time.Timer
@@ -93,7 +91,7 @@ func (l *listener) h2Bridge() *h2Bridge {
 	if b := l.h2.Load(); b != nil || l.h2closed {
 		return b
 	}
-	b := &h2Bridge{l: l, conns: make(chan *tls.Conn), done: make(chan struct{})}
+	b := &h2Bridge{l: l, ln: newHandoffListener(h2Addr{})}
 	errLog := slog.NewLogLogger(l.log.Handler(), slog.LevelDebug)
 	b.rp = &httputil.ReverseProxy{
 		// Rewrite mode drops the client's forwarding fields and adds
@@ -153,7 +151,7 @@ func (l *listener) h2Bridge() *h2Bridge {
 		HTTP2:    &http.HTTP2Config{MaxConcurrentStreams: 128, WriteByteTimeout: l.limits.idle()},
 		ErrorLog: errLog,
 	}
-	go b.srv.Serve(b) // returns when Shutdown or Close closes b
+	go b.srv.Serve(b.ln) // returns when Shutdown or Close closes b.ln
 	l.h2.Store(b)
 	l.h2all = append(l.h2all, b)
 	return b
@@ -357,30 +355,14 @@ func (l *listener) takeH2(c *tls.Conn) bool {
 	}
 	c.SetDeadline(time.Time{}) // the handshake's; the HTTP/2 server keeps its own
 	select {
-	case b.conns <- c:
+	case b.ln.ch <- c:
 		return true
-	case <-b.done:
+	case <-b.ln.closed:
 		return false
 	}
 }
 
-// Accept, Close and Addr make b the HTTP/2 server's listener.
-func (b *h2Bridge) Accept() (net.Conn, error) {
-	select {
-	case c := <-b.conns:
-		return c, nil
-	case <-b.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (b *h2Bridge) Close() error {
-	b.once.Do(func() { close(b.done) })
-	return nil
-}
-
-func (b *h2Bridge) Addr() net.Addr { return h2Addr{} }
-
+// h2Addr is the address of a bridge's listener.
 type h2Addr struct{}
 
 func (h2Addr) Network() string { return "h2" }
