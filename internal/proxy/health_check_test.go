@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -72,5 +74,34 @@ func TestParseCodes(t *testing.T) {
 				t.Errorf("%q should not match %d", c.in, code)
 			}
 		}
+	}
+}
+
+// A health answer's head is bounded as a target's answer through the proxy
+// is (32 KiB, beyond which the data plane answers 502): a hostile or broken
+// target's 9 MiB head fails its check rather than costing the proxy its
+// size at every interval (Go's client takes up to 10 MiB).
+func TestHealthCheckHugeAnswerHeadFails(t *testing.T) {
+	var big atomic.Value // built before the measure: the server's allocations are this process's too
+	u := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["X-Big"] = []string{big.Load().(string)}
+	}))
+	defer u.Close()
+	c := newHealthConfig(HealthCheck{Path: "/", Timeout: Duration(2 * time.Second), SuccessCodes: "200"})
+	big.Store(strings.Repeat("b", 20<<10))
+	if reason, err := checkOnce(context.Background(), hostOf(u), c); reason != "" || err != nil {
+		t.Fatalf("a 20 KiB head: %q %v, want a passed check", reason, err)
+	}
+	big.Store(strings.Repeat("b", 9<<20))
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	reason, err := checkOnce(context.Background(), hostOf(u), c)
+	runtime.ReadMemStats(&after)
+	if err != nil || !strings.Contains(reason, "header") {
+		t.Fatalf("a 9 MiB head: %q %v, want a failed check that says its head is too large", reason, err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 4<<20 {
+		t.Fatalf("one check of a 9 MiB head allocated %d bytes", grew)
 	}
 }

@@ -436,7 +436,8 @@ func (p *Proxy) reconcileGroups(s State, warm bool) map[string][]*target {
 
 // drain takes t out of rotation; a goroutine drops it once its in-flight
 // requests end or the group's deregistration delay passes. It does not
-// cancel requests still running then: they finish on their own.
+// cancel requests still running then: they finish on their own (each is
+// bounded by target_timeout); tunnels (WebSocket), which are not, are cut.
 func (p *Proxy) drain(g *group, key string, t *target) {
 	if TargetState(t.state.Load()) == StateDraining {
 		return
@@ -449,12 +450,14 @@ func (p *Proxy) drain(g *group, key string, t *target) {
 		defer deadline.Stop()
 		tick := time.NewTicker(50 * time.Millisecond)
 		defer tick.Stop()
+		closing := false
 	wait:
 		for {
 			select {
 			case <-deadline.C:
 				break wait
 			case <-p.closing:
+				closing = true
 				break wait
 			case <-tick.C:
 				if t.inFlight.Load() == 0 {
@@ -462,6 +465,12 @@ func (p *Proxy) drain(g *group, key string, t *target) {
 				}
 			}
 		}
+		var tunnels []*tunnelPair
+		defer func() { // not under p.mu: a close may wait to send
+			for _, tn := range tunnels {
+				tn.cut()
+			}
+		}()
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if !t.stillDraining(gen) {
@@ -469,7 +478,10 @@ func (p *Proxy) drain(g *group, key string, t *target) {
 		}
 		delete(g.targets, key)
 		t.stopChecks()
-		p.log.Info("target removed", "group", g.name, "target", t.id, "addr", t.addr, "in_flight", t.inFlight.Load())
+		if !closing { // a closing proxy waits for its tunnels (waitTunnels)
+			tunnels = t.endTunnels()
+		}
+		p.log.Info("target removed", "group", g.name, "target", t.id, "addr", t.addr, "in_flight", t.inFlight.Load(), "tunnels_cut", len(tunnels))
 		if !g.inState && len(g.targets) == 0 && p.groups[g.name] == g {
 			p.dropGroup(g)
 		}

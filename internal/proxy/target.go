@@ -71,6 +71,45 @@ type target struct {
 	checksDone chan struct{}
 	checked    chan struct{} // closed after the first check
 	warm       bool          // restored after a restart: the first success makes it healthy
+	tunnels    map[*tunnelPair]struct{}
+	gone       bool // its drain ended: no tunnel may join it any more
+}
+
+// addTunnel records tn, joined to t, so that the end of t's drain cuts it;
+// false if that end came already (tn is then not to be joined).
+func (t *target) addTunnel(tn *tunnelPair) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.gone {
+		return false
+	}
+	if t.tunnels == nil {
+		t.tunnels = map[*tunnelPair]struct{}{}
+	}
+	t.tunnels[tn] = struct{}{}
+	return true
+}
+
+func (t *target) removeTunnel(tn *tunnelPair) {
+	t.mu.Lock()
+	delete(t.tunnels, tn)
+	t.mu.Unlock()
+}
+
+// endTunnels returns the tunnels still joined to t once its drain is over
+// (its deregistration delay passed), for the caller to cut: a client must
+// not stay on a release taken out of the routes, unchecked and uncounted.
+// No tunnel joins t after it.
+func (t *target) endTunnels() []*tunnelPair {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.gone = true
+	tns := make([]*tunnelPair, 0, len(t.tunnels))
+	for tn := range t.tunnels {
+		tns = append(tns, tn)
+	}
+	t.tunnels = nil
+	return tns
 }
 
 func newTarget(g *group, t Target, log *slog.Logger) *target {

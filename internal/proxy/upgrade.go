@@ -19,7 +19,8 @@ import (
 // either side closes; the target stays in flight meanwhile, so draining it
 // waits for the tunnel (up to the deregistration delay). Any other answer is
 // relayed like a plain response. It returns true when a.finish is left to
-// the tunnel or the streamed body.
+// the tunnel or the streamed body. A tunnel still open when its target's
+// drain ends (the deregistration delay passed) is cut with the target.
 func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool {
 	c, err := p.upstream.dial(context.Background(), "tcp", a.target.addr)
 	var de *dialError
@@ -64,6 +65,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool 
 		return streamBody(ctx, a, ex)
 	}
 	answer := append([]byte(nil), ctx.Response.Header.Header()...)
+	raw, t := ctx.Conn(), a.target // the client's socket, for its half-close
 	a.hj.hijack(ctx, func() { c.Close(); a.finish() }, func(client net.Conn) {
 		defer a.finish()
 		defer c.Close()
@@ -71,27 +73,51 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool 
 		// from the server's write of the head, nor the wait for the 101.
 		client.SetDeadline(time.Time{})
 		c.SetReadDeadline(time.Time{})
+		tn := &tunnelPair{client: client, raw: raw, target: c}
+		if !t.addTunnel(tn) {
+			return // the target's drain ended while the 101 came
+		}
+		defer t.removeTunnel(tn)
 		if _, err := client.Write(answer); err != nil {
 			return
 		}
-		join(client, c, uc.br)
+		tn.join(uc.br)
 	})
 	return true
 }
 
-// join copies between the client and the target (whose first bytes may be
-// buffered in br) until one side is done, then closes both.
-func join(client, target net.Conn, br *bufio.Reader) {
-	var once sync.Once
-	stop := func() { once.Do(func() { client.Close(); target.Close() }) }
+// tunnelPair is a client joined to a target after a 101.
+type tunnelPair struct {
+	client net.Conn // as the server hands it over: reads what it buffered
+	raw    net.Conn // the client's socket: the server's Close of client does not close it until the tunnel ends
+	target net.Conn
+	once   sync.Once
+}
+
+// cut closes both sockets, which ends both copies.
+func (tn *tunnelPair) cut() { tn.once.Do(func() { tn.raw.Close(); tn.target.Close() }) }
+
+// join copies between the client and the target
+// (whose first bytes may be buffered in br) until both directions are done,
+// then closes both. A side that ends what it sends (EOF: a half-close, as
+// Docker's attach or any "send, then read the rest" protocol does) has that
+// passed on as a half-close of the other socket, and what comes back still
+// flows; an error in either direction closes both.
+func (tn *tunnelPair) join(br *bufio.Reader) {
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		io.Copy(target, client)
-		stop()
-	})
-	io.Copy(client, br)
-	stop()
+	wg.Go(func() { tn.pass(tn.target, tn.client, tn.target) })
+	tn.pass(tn.client, br, tn.raw)
 	wg.Wait()
+	tn.cut()
+}
+
+// pass copies src to dst, then half-closes half (dst's socket) at src's
+// end, or cuts the tunnel if it cannot.
+func (tn *tunnelPair) pass(dst io.Writer, src io.Reader, half net.Conn) {
+	_, err := io.Copy(dst, src)
+	if hc, ok := half.(interface{ CloseWrite() error }); err != nil || !ok || hc.CloseWrite() != nil {
+		tn.cut()
+	}
 }
 
 // hijacks holds, for each connection of a listener whose handler asked to

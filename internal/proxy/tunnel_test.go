@@ -1,0 +1,162 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rawUpgradeTarget answers 200 to a request that asks for no upgrade (the
+// health checks) and hands the connection of one that does to h, once it
+// answered 101.
+func rawUpgradeTarget(t *testing.T, h func(c *net.TCPConn, br *bufio.Reader)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				if req.Header.Get("Upgrade") == "" {
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+				h(c.(*net.TCPConn), br)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// A half-close from either end of a tunnel is passed on, and the other
+// direction keeps flowing: a client that sends, half-closes, then reads the
+// rest (Docker's attach, any "send, then read the rest" protocol) gets the
+// rest; a target that half-closes still gets what the client sends after.
+// Before, the first end closed both sockets and the rest was lost.
+func TestTunnelHalfCloseIsPassedOn(t *testing.T) {
+	clientFirst := rawUpgradeTarget(t, func(c *net.TCPConn, br *bufio.Reader) {
+		got, _ := io.ReadAll(br) // until the client's half-close
+		time.Sleep(50 * time.Millisecond)
+		fmt.Fprintf(c, "you sent %q; bye\n", got)
+	})
+	rest := make(chan string, 1)
+	targetFirst := rawUpgradeTarget(t, func(c *net.TCPConn, br *bufio.Reader) {
+		io.WriteString(c, "send me the rest\n")
+		c.CloseWrite()
+		got, err := io.ReadAll(br)
+		rest <- fmt.Sprintf("%q %v", got, err)
+	})
+	for _, tc := range []struct {
+		name, target string
+	}{{"client half-closes", clientFirst}, {"target half-closes", targetFirst}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, addr := proxyToAddr(t, tc.target)
+			waitState(t, p, "e/raw", "healthy", 1)
+			conn, br := openTunnel(t, addr)
+			if tc.target == clientFirst {
+				io.WriteString(conn, "data")
+				conn.(*net.TCPConn).CloseWrite()
+				rest, err := io.ReadAll(br)
+				if string(rest) != "you sent \"data\"; bye\n" {
+					t.Fatalf("after the client's half-close: %q (%v), want the target's answer to what it sent", rest, err)
+				}
+				return
+			}
+			line, err := br.ReadString('\n')
+			if err != nil || line != "send me the rest\n" {
+				t.Fatalf("before the target's half-close: %q %v", line, err)
+			}
+			if _, err := br.ReadByte(); err != io.EOF {
+				t.Fatalf("the target's half-close was not passed on as EOF: %v", err)
+			}
+			io.WriteString(conn, "the rest")
+			conn.(*net.TCPConn).CloseWrite()
+			select {
+			case got := <-rest:
+				if got != `"the rest" <nil>` {
+					t.Fatalf("the target read %s after its half-close, want what the client sent", got)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the target never read the client's half-close")
+			}
+			// The target read it all, then closed: the tunnel ends.
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := br.ReadByte(); err != io.EOF {
+				t.Fatalf("after both half-closes the tunnel did not end: %v", err)
+			}
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				ts := p.Targets()
+				if len(ts) == 1 && ts[0].InFlight == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the ended tunnel is still in flight: %+v", ts)
+				}
+			}
+		})
+	}
+}
+
+// A tunnel is its target's request in flight: a drain waits for it up to
+// the group's deregistration delay, and the target is removed then. The
+// tunnel must end with it: before, it went on carrying a client to a
+// release taken out of the routes, with no health checks and no counters.
+func TestTunnelEndsWhenItsTargetsDrainDoes(t *testing.T) {
+	u := echoUpgrade(t)
+	other := upstream(t, "other")
+	addr := freeAddr(t)
+	p := newTestProxy(t, Options{})
+	g := tgOf("e/u", u)
+	g.DeregistrationDelay = Duration(time.Second)
+	g2 := tgOf("e/o", other)
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{oneRoute(addr, WeightedTarget{"e/u", 1})}, TargetGroups: []TargetGroup{g, g2}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "e/u", "healthy", 1)
+	conn, br := openTunnel(t, addr)
+	g.Targets = nil // the cutover: the route goes to e/o, e/u's target drains
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{oneRoute(addr, WeightedTarget{"e/o", 1})}, TargetGroups: []TargetGroup{g, g2}}); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(conn, "while draining\n")
+	if line, err := br.ReadString('\n'); err != nil || line != "echo: while draining\n" {
+		t.Fatalf("the tunnel during its target's drain: %q %v", line, err)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	if b, err := br.ReadByte(); err == nil {
+		t.Fatalf("read %q from a tunnel whose target's drain ended", b)
+	}
+	if waited := time.Since(start); waited > 3*time.Second {
+		t.Fatalf("the tunnel ended %s after the drain began: want at the end of the 1s deregistration delay", waited)
+	}
+	for _, ts := range p.Targets() {
+		if ts.Group == "e/u" {
+			t.Fatalf("the drained target is still listed: %+v", ts)
+		}
+	}
+	// The route serves the new release.
+	if code, body, _ := get(t, addr, "", "/"); code != 200 || !strings.Contains(body, "other") {
+		t.Fatalf("after the drain: %d %q", code, body)
+	}
+}
