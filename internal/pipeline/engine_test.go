@@ -216,7 +216,7 @@ func busyboxImage(t *testing.T, rt *docker.Runtime) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", img.ID).Run() })
+	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", testenv.NoPrune, img.ID).Run() })
 	return tag
 }
 

@@ -128,12 +128,58 @@ func (ms *acmeManagers) manager(listener string, a *ACME) (*autocert.Manager, bo
 }
 
 // tlsACME is the TLS of a listener whose certificates come from m.
-func tlsACME(m *autocert.Manager, protos []string) *tlsServing {
+func tlsACME(m *autocert.Manager, protos []string, wait time.Duration) *tlsServing {
+	cw := &certWait{get: m.GetCertificate, wait: wait, slots: make(chan struct{}, maxCertWaits)}
 	return &tlsServing{acme: m, cfg: &tls.Config{
 		MinVersion:     tls.VersionTLS12,
-		GetCertificate: m.GetCertificate,
+		GetCertificate: cw.certificate,
 		NextProtos:     append(protos, acme.ALPNProto), // and TLS-ALPN-01
 	}}
+}
+
+// maxCertWaits bounds the handshakes of one listener waiting for a
+// certificate at once.
+const maxCertWaits = 64
+
+// certWait bounds a handshake's wait for its certificate. autocert's
+// GetCertificate blocks while the certificate is being obtained, for as long
+// as the CA takes (its own bound is minutes), and a handshake waiting there
+// has no read to time out: a CA that is slow or down held every client
+// connection to the domain, past read_header_timeout. A handshake now waits
+// at most wait (the listener's read_header_timeout) and then fails, while the
+// certificate is still obtained in the background; and at most maxCertWaits
+// handshakes of a listener wait at once, so the goroutines left waiting in
+// autocert stay bounded too.
+type certWait struct {
+	get   func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	wait  time.Duration
+	slots chan struct{}
+}
+
+func (w *certWait) certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	select {
+	case w.slots <- struct{}{}:
+	default:
+		return nil, fmt.Errorf("acme: %d handshakes already wait for a certificate", cap(w.slots))
+	}
+	type got struct {
+		c   *tls.Certificate
+		err error
+	}
+	done := make(chan got, 1)
+	go func() {
+		defer func() { <-w.slots }()
+		c, err := w.get(hello)
+		done <- got{c, err}
+	}()
+	t := time.NewTimer(w.wait)
+	defer t.Stop()
+	select {
+	case g := <-done:
+		return g.c, g.err
+	case <-t.C:
+		return nil, fmt.Errorf("acme: no certificate for %q within %s: it is still being obtained", hello.ServerName, w.wait)
+	}
 }
 
 // obtain asks m for the certificate of every domain now, in the

@@ -12,9 +12,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -491,4 +493,65 @@ func dnsAnswer(q []byte) []byte {
 		out = append(out, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1)
 	}
 	return out
+}
+
+// A CA that does not answer (its directory request hangs) held every
+// handshake for an ACME domain inside autocert's GetCertificate, past the
+// listener's read_header_timeout, and a goroutine each. A handshake now
+// fails after read_header_timeout, and at most maxCertWaits wait at once.
+// The CA here is an HTTPS server that accepts and never answers: Pebble
+// cannot be made to stall like that.
+func TestACMEHandshakesAreBoundedWhileTheCAIsSlow(t *testing.T) {
+	release := make(chan struct{})
+	ca := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer ca.Close()
+	defer close(release)
+	caRoot := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caRoot, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := newTestProxy(t, Options{ACMEDir: t.TempDir()})
+	addr := freeAddr(t)
+	l := oneRouteNamed("prod/production", addr, "prod/web")
+	l.TLS = &TLS{ACME: &ACME{Domains: []string{"app.cutover.test"}, Directory: ca.URL + "/dir", CARoot: caRoot}}
+	l.Limits = Limits{ReadHeaderTimeout: Duration(300 * time.Millisecond)}
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{tgOf("prod/web", upstream(t, "web"))}}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 2 * maxCertWaits
+	results := make(chan error, n)
+	start := time.Now()
+	for range n {
+		go func() {
+			c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+			if err != nil {
+				results <- err
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			results <- tls.Client(c, &tls.Config{ServerName: "app.cutover.test", InsecureSkipVerify: true}).Handshake()
+		}()
+	}
+	for range n {
+		err := <-results
+		if err == nil || strings.Contains(err.Error(), "timeout") {
+			t.Fatalf("a handshake while the CA hangs: %v after %s, want it refused within the 300ms read_header_timeout", err, time.Since(start))
+		}
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("%d handshakes took %s to be refused, want about the 300ms read_header_timeout", n, took)
+	}
+	// The goroutines left waiting for the certificate (fasthttp's idle
+	// workers, kept for seconds, are not counted).
+	buf := make([]byte, 4<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	if waiting := strings.Count(stacks, "(*certWait).certificate.func"); waiting > maxCertWaits {
+		t.Fatalf("%d goroutines wait for the certificate after %d refused handshakes, want at most %d", waiting, n, maxCertWaits)
+	}
 }

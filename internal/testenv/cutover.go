@@ -242,6 +242,15 @@ func (c CLI) Run(args ...string) (stdout, stderr string, err error) {
 	return out.String(), errb.String(), err
 }
 
+// NoPrune is the flag a test's `docker rmi` takes: it removes the image but
+// not its untagged parents. Those can be the classic builder's cache steps
+// that a build running in another test package has just picked as the parent
+// of its next step, which then fails with "unable to find image sha256:…"
+// (a CI run failed so). cutover's own removals wait for builds on the
+// engine's image lock (runtime/docker.lockImages); a test's docker CLI does
+// not take it.
+const NoPrune = "--no-prune"
+
 // RemoveProject removes every container (in any state) and image labelled
 // with the project, which a test may have left behind, and returns how many
 // containers it found.
@@ -254,7 +263,7 @@ func RemoveProject(project string) int {
 	}
 	out, _ = exec.Command("docker", "images", "-q", "--filter", label).Output()
 	if ids := strings.Fields(string(out)); len(ids) > 0 {
-		_ = exec.Command("docker", append([]string{"rmi", "-f"}, ids...)...).Run()
+		_ = exec.Command("docker", append([]string{"rmi", "-f", NoPrune}, ids...)...).Run()
 	}
 	return len(containers)
 }
