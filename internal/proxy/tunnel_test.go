@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -158,5 +159,42 @@ func TestTunnelEndsWhenItsTargetsDrainDoes(t *testing.T) {
 	// The route serves the new release.
 	if code, body, _ := get(t, addr, "", "/"); code != 200 || !strings.Contains(body, "other") {
 		t.Fatalf("after the drain: %d %q", code, body)
+	}
+}
+
+// The same over TLS: the client's close_notify after its last bytes is its
+// half-close; the target's answer still comes, then the proxy's own
+// close_notify.
+func TestTunnelHalfCloseOverTLS(t *testing.T) {
+	target := rawUpgradeTarget(t, func(c *net.TCPConn, br *bufio.Reader) {
+		got, _ := io.ReadAll(br)
+		fmt.Fprintf(c, "you sent %q; bye\n", got)
+	})
+	cert, key, pool := selfSigned(t, t.TempDir(), "a", "app.cutover.test")
+	p := newTestProxy(t, Options{})
+	addr := freeAddr(t)
+	g := TargetGroup{Name: "e/w", Health: fastHealth, Targets: []Target{{ID: "w-0", Addr: target}}}
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{{Name: "e/production", Addr: addr, TLS: &TLS{CertFile: cert, KeyFile: key},
+		Rules: []Rule{{Forward: []WeightedTarget{{"e/w", 1}}}}}}, TargetGroups: []TargetGroup{g}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "e/w", "healthy", 1)
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "app.cutover.test", NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: app.cutover.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(c)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade over TLS: %v %v", resp, err)
+	}
+	io.WriteString(c, "data")
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if rest, err := io.ReadAll(br); string(rest) != "you sent \"data\"; bye\n" || err != nil {
+		t.Fatalf("after the client's close_notify: %q (%v), want the target's answer then the proxy's close_notify", rest, err)
 	}
 }
