@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/textproto"
 	"slices"
 	"strconv"
@@ -79,6 +81,86 @@ type h2Request struct {
 // connection against worker_connections (512 by default) for the same
 // reason. Past it, a request is answered 503, counted against no group.
 const DefaultMaxHTTP2InFlight = 8192
+
+// DefaultMaxHTTP2InFlightPerClient bounds those of one client address: the
+// streams of 8 connections. Without it one client with 64 connections of
+// stalled streams took the whole bound, and every other HTTP/2 client got
+// 503 for as long as it trickled its bodies. An IPv6 client is its /64 (one
+// host's share); a listener's trusted_proxies, which carry many clients,
+// are bound by the proxy's figure only.
+const DefaultMaxHTTP2InFlightPerClient = 1024
+
+// h2Budget counts the HTTP/2 requests in flight, all listeners together and
+// per client address.
+type h2Budget struct {
+	max, perClient int64
+	total          atomic.Int64
+	mu             sync.Mutex
+	clients        map[netip.Addr]int64
+	warned         atomic.Int64 // when a refusal was last logged (unix seconds)
+}
+
+func newH2Budget(max, perClient int64) *h2Budget {
+	return &h2Budget{max: max, perClient: perClient, clients: map[netip.Addr]int64{}}
+}
+
+// take counts a request of client ip (exempt from the per-client bound: a
+// trusted proxy), or names the bound it would pass.
+func (b *h2Budget) take(ip netip.Addr, exempt bool) (release func(), refused string) {
+	if b.total.Add(1) > b.max {
+		b.total.Add(-1)
+		return nil, fmt.Sprintf("%d requests, all clients", b.max)
+	}
+	if exempt {
+		return func() { b.total.Add(-1) }, ""
+	}
+	key := clientKey(ip)
+	b.mu.Lock()
+	if b.clients[key] >= b.perClient {
+		b.mu.Unlock()
+		b.total.Add(-1)
+		return nil, fmt.Sprintf("%d requests of one client", b.perClient)
+	}
+	b.clients[key]++
+	b.mu.Unlock()
+	return func() {
+		b.mu.Lock()
+		if b.clients[key]--; b.clients[key] <= 0 {
+			delete(b.clients, key)
+		}
+		b.mu.Unlock()
+		b.total.Add(-1)
+	}, ""
+}
+
+// warnNow says whether to log a refusal: once a second at most, as a
+// client past a bound sends many.
+func (b *h2Budget) warnNow() bool {
+	now := time.Now().Unix()
+	last := b.warned.Load()
+	return now != last && b.warned.CompareAndSwap(last, now)
+}
+
+// clientAddr is the address of a request's client (the HTTP/2 server's
+// RemoteAddr); the zero Addr if it cannot be read.
+func clientAddr(remote string) netip.Addr {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// clientKey is what a client is counted by: its IPv4 address, or its IPv6
+// address's /64.
+func clientKey(ip netip.Addr) netip.Addr {
+	if ip.Is6() {
+		if p, err := ip.Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return ip
+}
 
 // h2Bridge returns l's bridge, started on first use (and again after
 // retireH2); nil once shutdownH2 has run.
@@ -182,16 +264,19 @@ func (b *h2Bridge) serve(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(hw, msg)
 		return
 	}
-	if n := b.l.bridged.Add(1); n > b.l.maxBridged {
-		b.l.bridged.Add(-1)
-		b.l.log.Warn("HTTP/2: too many requests in flight, answered 503", "listener", b.l.name, "max", b.l.maxBridged)
+	ip := clientAddr(r.RemoteAddr)
+	release, refused := b.l.h2Budget.take(ip, b.l.trusts(ip))
+	if refused != "" {
+		if b.l.h2Budget.warnNow() {
+			b.l.log.Warn("HTTP/2: too many requests in flight, answered 503 (logged once a second)", "listener", b.l.name, "client", ip.String(), "bound", refused)
+		}
 		hw.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		hw.Header().Set("Retry-After", "1")
 		hw.WriteHeader(http.StatusServiceUnavailable)
 		io.WriteString(hw, "cutover: too many requests in flight, retry\n")
 		return
 	}
-	defer b.l.bridged.Add(-1)
+	defer release()
 	req := &h2Request{done: r.Context().Done(), ended: make(chan struct{})}
 	// The handler returns only once the request's HTTP/1.1 side is over:
 	// a stream the client resets ends here at once, and without this wait

@@ -585,7 +585,18 @@ type h2Raw struct {
 // client preface and settings.
 func dialH2Raw(t *testing.T, addr string, pool *x509.CertPool, preface bool, settings ...http2.Setting) *h2Raw {
 	t.Helper()
-	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "app.cutover.test", NextProtos: []string{"h2"}})
+	return dialH2RawFrom(t, "", addr, pool, preface, settings...)
+}
+
+// dialH2RawFrom is dialH2Raw from the local address from (another
+// 127.0.0.0/8 address: another client), or any if "".
+func dialH2RawFrom(t *testing.T, from, addr string, pool *x509.CertPool, preface bool, settings ...http2.Setting) *h2Raw {
+	t.Helper()
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if from != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
+	}
+	c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{RootCAs: pool, ServerName: "app.cutover.test", NextProtos: []string{"h2"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1155,6 +1166,61 @@ func TestHTTP2RequestsInFlightAreBounded(t *testing.T) {
 	}
 	if _, codes := groupRequests(p, "prod/web"); codes["5xx"] != 0 {
 		t.Fatalf("the 503s were counted against the group: %v", codes)
+	}
+}
+
+// One client address may hold at most MaxHTTP2InFlightPerClient HTTP/2
+// requests in flight, over all its connections: before, one client with 64
+// connections of stalled streams took the proxy's whole bound, and every
+// other HTTP/2 client got 503. Another client is served meanwhile, and a
+// listener's trusted proxy (which carries many clients) is bound by the
+// proxy's figure only.
+func TestHTTP2RequestsInFlightPerClientAreBounded(t *testing.T) {
+	p, addr, pool := h2ListenerWith(t, Options{MaxHTTP2InFlight: 64, MaxHTTP2InFlightPerClient: 3}, func(l *Listener) {
+		l.TrustedProxies = []string{"127.0.0.3/32"}
+	})
+	stall := func(r *h2Raw, ids ...uint32) {
+		for _, id := range ids {
+			r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: h2Headers("POST", "/up", [2]string{"content-length", "8000"}), EndHeaders: true})
+		}
+	}
+	waitTotal := func(n int64) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); p.h2Budget.total.Load() != n; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d HTTP/2 requests in flight, want %d", p.h2Budget.total.Load(), n)
+			}
+		}
+	}
+	// Client 127.0.0.1: two stalled uploads on one connection, then two on
+	// another: the second of those is past its bound of 3.
+	a1, a2 := dialH2RawFrom(t, "127.0.0.1", addr, pool, true), dialH2RawFrom(t, "127.0.0.1", addr, pool, true)
+	stall(a1, 1, 3)
+	waitTotal(2)
+	stall(a2, 1)
+	waitTotal(3)
+	stall(a2, 3)
+	a2.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if st, err := a2.answer(); st != "503" {
+		t.Fatalf("the 4th stalled upload of one client: %q %v, want 503", st, err)
+	}
+	// Client 127.0.0.2 is served meanwhile.
+	b := dialH2RawFrom(t, "127.0.0.2", addr, pool, true)
+	b.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h2Headers("GET", "/"), EndStream: true, EndHeaders: true})
+	b.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if st, err := b.answer(); st != "200" {
+		t.Fatalf("another client while the first is at its bound: %q %v, want 200", st, err)
+	}
+	// A trusted proxy holds more than 3.
+	c := dialH2RawFrom(t, "127.0.0.3", addr, pool, true)
+	stall(c, 1, 3, 5, 7, 9)
+	waitTotal(3 + 5)
+	c.c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if st, err := c.answer(); err == nil {
+		t.Fatalf("a trusted proxy's stalled upload was answered %s, want it held", st)
+	}
+	if _, codes := groupRequests(p, "prod/web"); codes["5xx"] != 0 {
+		t.Fatalf("the 503 was counted against the group: %v", codes)
 	}
 }
 

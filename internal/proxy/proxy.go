@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,6 +43,10 @@ type Options struct {
 	// MaxHTTP2InFlight bounds the HTTP/2 requests in flight, all
 	// listeners together (h2.go); 0: DefaultMaxHTTP2InFlight.
 	MaxHTTP2InFlight int64
+	// MaxHTTP2InFlightPerClient bounds those of one client address (an
+	// IPv6 client's /64), but for a listener's trusted_proxies; 0:
+	// DefaultMaxHTTP2InFlightPerClient.
+	MaxHTTP2InFlightPerClient int64
 }
 
 // Proxy is the load balancing engine. All methods are safe for concurrent use.
@@ -67,10 +72,8 @@ type Proxy struct {
 	// about to be: upgraded ones (WebSockets) and HTTP/1.0 answers ended
 	// by the close. A proxy that hands over to the next waits for them.
 	tunnels atomic.Int64
-	// bridged counts the HTTP/2 requests in flight (h2.go), at most
-	// maxBridged.
-	bridged    atomic.Int64
-	maxBridged int64
+	// h2Budget bounds the HTTP/2 requests in flight (h2.go).
+	h2Budget *h2Budget
 }
 
 // listener is one open address and the server on it.
@@ -87,12 +90,14 @@ type listener struct {
 
 	// h2 serves the TLS connections that negotiate HTTP/2 (h2.go); h2all
 	// holds it and those retired (h2mu).
-	h2         atomic.Pointer[h2Bridge]
-	h2mu       sync.Mutex
-	h2all      []*h2Bridge
-	h2closed   bool          // shut down: no bridge starts again
-	bridged    *atomic.Int64 // HTTP/2 requests in flight, the proxy's count
-	maxBridged int64
+	h2       atomic.Pointer[h2Bridge]
+	h2mu     sync.Mutex
+	h2all    []*h2Bridge
+	h2closed bool      // shut down: no bridge starts again
+	h2Budget *h2Budget // the proxy's: HTTP/2 requests in flight
+	// trusts reports whether a client address is one of the listener's
+	// trusted_proxies, as the current routes say.
+	trusts func(netip.Addr) bool
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // open client connections
@@ -112,7 +117,7 @@ func New(opts Options) *Proxy {
 		closing:   make(chan struct{}),
 	}
 	p.acme = &acmeManagers{dir: opts.ACMEDir, log: log}
-	p.maxBridged = cmp.Or(opts.MaxHTTP2InFlight, DefaultMaxHTTP2InFlight)
+	p.h2Budget = newH2Budget(cmp.Or(opts.MaxHTTP2InFlight, DefaultMaxHTTP2InFlight), cmp.Or(opts.MaxHTTP2InFlightPerClient, DefaultMaxHTTP2InFlightPerClient))
 	p.metrics = newMetrics(p)
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(p.metrics); err != nil {
@@ -232,7 +237,11 @@ func listenError(l Listener, err error) error {
 func (p *Proxy) newListener(l Listener, ln net.Listener, t *tlsServing) *listener {
 	lim := l.Limits
 	hj := newHijacks(&p.tunnels)
-	nl := &listener{name: l.Name, addr: l.Addr, limits: lim, ln: ln, done: make(chan struct{}), conns: map[net.Conn]struct{}{}, hj: hj, log: p.log, bridged: &p.bridged, maxBridged: p.maxBridged}
+	nl := &listener{name: l.Name, addr: l.Addr, limits: lim, ln: ln, done: make(chan struct{}), conns: map[net.Conn]struct{}{}, hj: hj, log: p.log, h2Budget: p.h2Budget}
+	nl.trusts = func(ip netip.Addr) bool {
+		lr := p.snap.Load().byAddr[l.Addr]
+		return lr != nil && trusts(lr.trusted, ip)
+	}
 	h := &listenerHandler{p: p, addr: l.Addr, body: lim.body(), writeIdle: lim.idle(), targetWait: lim.target(), hj: hj, draining: &nl.draining}
 	nl.tls.Store(t)
 	nl.srv = &fasthttp.Server{
