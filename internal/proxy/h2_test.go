@@ -1268,3 +1268,20 @@ func TestHTTP2TurnedOffByApplyEndsItsConnections(t *testing.T) {
 		t.Fatalf("HTTP/2 offered again: %s %s %q", res.Proto, res.Status, body)
 	}
 }
+
+// A client is counted by its IPv4 address, or its IPv6 address's /64 (one
+// host's share: a client with a /64 has 2^64 addresses to spread over).
+func TestHTTP2ClientKey(t *testing.T) {
+	for _, tc := range []struct{ remote, key string }{
+		{"127.0.0.1:443", "127.0.0.1"},
+		{"[::ffff:10.1.2.3]:443", "10.1.2.3"},
+		{"[2001:db8:1:2:aaaa:bbbb:cccc:dddd]:443", "2001:db8:1:2::"},
+		{"[2001:db8:1:2::1]:443", "2001:db8:1:2::"},
+		{"[2001:db8:1:3::1]:443", "2001:db8:1:3::"},
+		{"not an address", "invalid IP"},
+	} {
+		if got := clientKey(clientAddr(tc.remote)).String(); got != tc.key {
+			t.Errorf("%s: counted as %s, want %s", tc.remote, got, tc.key)
+		}
+	}
+}
