@@ -1053,6 +1053,24 @@ func (c *cconn) startRequest(hl int) {
 		return
 	}
 	cl = max(cl, 0)
+	if len(c.in) < hl+cl && c.readable {
+		// The read that brought the head filled the buffer: the rest of
+		// a small body is most likely in the socket already (a 6 KiB
+		// POST in one segment, read 4 KiB at a time). Read up to its end
+		// exactly: bytes after it (a pipelined request) stay in the
+		// socket, readable, for the next request.
+		c.in = slices.Grow(c.in, hl+cl-len(c.in))
+		for len(c.in) < hl+cl {
+			n, err := rawRead(c.fd, c.in[len(c.in):hl+cl])
+			if err == unix.EAGAIN {
+				c.readable = false
+			}
+			if err != nil || n == 0 {
+				break // the server takes it from here, with what was read
+			}
+			c.in = c.in[:len(c.in)+n]
+		}
+	}
 	if len(c.in) != hl+cl {
 		c.handoff() // the body is still to come, or a request follows
 		return

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"net"
@@ -88,5 +89,48 @@ func TestLoopAttackLargeExchangesDoNotFattenIdleConnections(t *testing.T) {
 	}
 	if n, b := held(true); n < conns || b > n*3*loopKeepBuf {
 		t.Fatalf("%d recycled connections hold %d KiB of buffers, want at most %d KiB each", n, b>>10, 3*loopKeepBuf>>10)
+	}
+}
+
+// TestLoopServesASmallBodyLargerThanItsFirstRead: a POST whose body (up to
+// smallBody) came in the same segment as its head, past the loop's first
+// 4 KiB read, was handed to the server path, and its connection with it for
+// good. The loop now reads up to the body's end, and no further: a request
+// pipelined after it is still answered, in order. A body that is still to
+// come goes to the server path as before.
+func TestLoopServesASmallBodyLargerThanItsFirstRead(t *testing.T) {
+	target := newAtkTarget(t, func(r *http.Request, body []byte) (string, bool) {
+		b := fmt.Sprintf("%s %s %d %x", r.Method, r.URL.Path, len(body), sha256.Sum256(body))
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(b), b), false
+	})
+	p, addr := loopProxy(t, target.addr(), nil)
+	body := strings.Repeat("0123456789abcdef", 6<<10/16) // 6 KiB
+	post := fmt.Sprintf("POST /up HTTP/1.1\r\nHost: app.example\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	want := fmt.Sprintf("POST /up %d %x", len(body), sha256.Sum256([]byte(body)))
+
+	served0, handed0 := p.loopCounts()
+	rc := dialAtk(t, addr)
+	rc.send(post + request("GET", "/next", false))
+	if a := rc.final(5*time.Second, "POST"); a.err != nil || a.status != 200 || a.body != want {
+		t.Fatalf("the 6 KiB POST: %d %q %v, want 200 %q", a.status, a.body, a.err, want)
+	}
+	if a := rc.final(5*time.Second, "GET"); a.err != nil || a.status != 200 || !strings.HasPrefix(a.body, "GET /next 0 ") {
+		t.Fatalf("the GET pipelined after it: %d %q %v", a.status, a.body, a.err)
+	}
+	if s, h := p.loopCounts(); s-served0 != 2 || h != handed0 {
+		t.Fatalf("the loop served %d and handed off %d, want both served by the loop", s-served0, h-handed0)
+	}
+
+	// Its body still to come: the server path, as before.
+	served0, handed0 = p.loopCounts()
+	rc = dialAtk(t, addr)
+	rc.send(post[:len(post)-1000])
+	time.Sleep(100 * time.Millisecond)
+	rc.send(post[len(post)-1000:])
+	if a := rc.final(5*time.Second, "POST"); a.err != nil || a.status != 200 || a.body != want {
+		t.Fatalf("the 6 KiB POST in two parts: %d %q %v, want 200 %q", a.status, a.body, a.err, want)
+	}
+	if _, h := p.loopCounts(); h != handed0+1 {
+		t.Fatalf("the loop handed off %d, want the POST whose body was still to come handed off", h-handed0)
 	}
 }
