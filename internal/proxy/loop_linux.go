@@ -875,6 +875,7 @@ func (c *cconn) advance() {
 			if !c.flush() {
 				return
 			}
+			c.slim() // the tail of an answer the client took late
 			if c.closeAfter && len(c.in) == 0 {
 				c.close() // its listener is closing
 				return
@@ -1537,11 +1538,20 @@ func (c *cconn) next() {
 	}
 	c.noDelay() // kept alive: as nginx's tcp_nodelay
 	c.hup = false
-	if c.flush() && c.fd >= 0 {
-		c.out, c.req = keepBuf(c.out), keepBuf(c.req)
-		if len(c.in) == 0 {
-			c.in = keepBuf(c.in)
-		}
+	if c.flush() {
+		c.slim()
+	}
+}
+
+// slim lets go of c's buffers over loopKeepBuf once its exchange is over
+// and its answer sent (what it read of a next request is kept).
+func (c *cconn) slim() {
+	if c.fd < 0 {
+		return // recycled
+	}
+	c.out, c.req = keepBuf(c.out), keepBuf(c.req)
+	if len(c.in) == 0 {
+		c.in = keepBuf(c.in)
 	}
 }
 

@@ -8,8 +8,11 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestLoopAttackLargeExchangesDoNotFattenIdleConnections: a client that
@@ -132,5 +135,73 @@ func TestLoopServesASmallBodyLargerThanItsFirstRead(t *testing.T) {
 	}
 	if _, h := p.loopCounts(); h != handed0+1 {
 		t.Fatalf("the loop handed off %d, want the POST whose body was still to come handed off", h-handed0)
+	}
+}
+
+// The same when the answer's tail is sent late: a client that reads slowly
+// (the proxy's socket to it kept small here, 4 KiB, for the tail to be left
+// over when the exchange ends) took it after the exchange ended, and the
+// connection then idled with every buffer at full size (from the third
+// attack review).
+func TestLoopAttackLargeExchangeTakenLateDoesNotFattenTheConnection(t *testing.T) {
+	const answerSize = 268 << 10
+	answer := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", answerSize, strings.Repeat("a", answerSize))
+	target := newAtkTarget(t, func(*http.Request, []byte) (string, bool) { return answer, false })
+	p, addr := loopProxy(t, target.addr(), nil)
+	var head strings.Builder
+	for i := 0; head.Len() < 24<<10; i++ {
+		fmt.Fprintf(&head, "X-Pad-%d: %s\r\n", i, strings.Repeat("p", 990))
+	}
+	req := "GET /x HTTP/1.1\r\nHost: app.example\r\n" + head.String() + "\r\n"
+	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096) })
+	}}
+	conns := func(f func(*cconn)) (n int) {
+		for _, l := range p.loops.ls {
+			l.call(func() {
+				for _, o := range l.ents {
+					if cc, ok := o.(*cconn); ok && cc.fd >= 0 {
+						n++
+						f(cc)
+					}
+				}
+			})
+		}
+		return n
+	}
+	for try := range 3 {
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if !eventually(3*time.Second, func() bool {
+			return conns(func(cc *cconn) { unix.SetsockoptInt(cc.fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096) }) == 1
+		}) {
+			t.Fatal("the loop did not take the connection")
+		}
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond) // a slow client: its socket fills
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := io.Copy(io.Discard, resp.Body); resp.StatusCode != 200 || n != answerSize {
+			t.Fatalf("%d with %d bytes", resp.StatusCode, n)
+		}
+		var in, out, rq int
+		if !eventually(2*time.Second, func() bool {
+			conns(func(cc *cconn) { in, out, rq = cap(cc.in), cap(cc.out), cap(cc.req) })
+			return in <= loopKeepBuf && out <= loopKeepBuf && rq <= loopKeepBuf
+		}) {
+			t.Fatalf("try %d: the idle connection holds in %d KiB, out %d KiB, req %d KiB after its exchange ended; want at most %d KiB each",
+				try, in>>10, out>>10, rq>>10, loopKeepBuf>>10)
+		}
+		c.Close()
+		if !eventually(3*time.Second, func() bool { return conns(func(*cconn) {}) == 0 }) {
+			t.Fatal("the loop still holds the closed connection")
+		}
 	}
 }
