@@ -75,8 +75,9 @@ type acmeManagers struct {
 		Warn(string, ...any)
 	}
 
-	mu  sync.Mutex
-	all map[string]*autocert.Manager
+	mu    sync.Mutex
+	all   map[string]*autocert.Manager
+	waits map[*autocert.Manager]*certWaits
 }
 
 // manager returns the manager of a's settings, creating it when new.
@@ -122,63 +123,91 @@ func (ms *acmeManagers) manager(listener string, a *ACME) (*autocert.Manager, bo
 	}
 	if ms.all == nil {
 		ms.all = map[string]*autocert.Manager{}
+		ms.waits = map[*autocert.Manager]*certWaits{}
 	}
 	ms.all[a.key()] = m
+	ms.waits[m] = newCertWaits(m.GetCertificate)
 	return m, true, nil
 }
 
-// tlsACME is the TLS of a listener whose certificates come from m.
-func tlsACME(m *autocert.Manager, protos []string, wait time.Duration) *tlsServing {
-	cw := &certWait{get: m.GetCertificate, wait: wait, slots: make(chan struct{}, maxCertWaits)}
+// waitsOf returns the handshakes' waits of m, a manager ms made.
+func (ms *acmeManagers) waitsOf(m *autocert.Manager) *certWaits {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	return ms.waits[m]
+}
+
+// tlsACME is the TLS of a listener whose certificates come from m, a
+// handshake waiting for one at most wait (its read_header_timeout).
+func tlsACME(m *autocert.Manager, waits *certWaits, protos []string, wait time.Duration) *tlsServing {
 	return &tlsServing{acme: m, cfg: &tls.Config{
 		MinVersion:     tls.VersionTLS12,
-		GetCertificate: cw.certificate,
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) { return waits.certificate(hello, wait) },
 		NextProtos:     append(protos, acme.ALPNProto), // and TLS-ALPN-01
 	}}
 }
 
-// maxCertWaits bounds the handshakes of one listener waiting for a
-// certificate at once.
-const maxCertWaits = 64
+// maxCertWaits bounds the handshakes waiting at once for one name's
+// certificate, per manager.
+const maxCertWaits = 8
 
-// certWait bounds a handshake's wait for its certificate. autocert's
-// GetCertificate blocks while the certificate is being obtained, for as long
-// as the CA takes (its own bound is minutes), and a handshake waiting there
-// has no read to time out: a CA that is slow or down held every client
-// connection to the domain, past read_header_timeout. A handshake now waits
-// at most wait (the listener's read_header_timeout) and then fails, while the
-// certificate is still obtained in the background; and at most maxCertWaits
-// handshakes of a listener wait at once, so the goroutines left waiting in
-// autocert stay bounded too.
-type certWait struct {
-	get   func(*tls.ClientHelloInfo) (*tls.Certificate, error)
-	wait  time.Duration
-	slots chan struct{}
+// certWaits bounds the handshakes' waits for certificates of one manager.
+// autocert's GetCertificate blocks while a certificate is being obtained,
+// for as long as the CA takes (its own bound is minutes), and a handshake
+// waiting there has no read to time out: a CA that is slow or down held
+// every client connection to the domain, past read_header_timeout. A
+// handshake now waits at most its listener's read_header_timeout and then
+// fails, while the certificate is still obtained in the background. At most
+// maxCertWaits handshakes wait for one name at once (each leaves a goroutine
+// in autocert until it returns), counted per manager, so neither an Apply
+// nor a second listener with the same settings starts the count again, and
+// a name whose certificate is slow takes no other name's turn. A TLS-ALPN-01
+// validation, which autocert answers from memory, does not wait.
+type certWaits struct {
+	get     func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	mu      sync.Mutex
+	waiting map[string]int // by server name
 }
 
-func (w *certWait) certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	select {
-	case w.slots <- struct{}{}:
-	default:
-		return nil, fmt.Errorf("acme: %d handshakes already wait for a certificate", cap(w.slots))
+func newCertWaits(get func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *certWaits {
+	return &certWaits{get: get, waiting: map[string]int{}}
+}
+
+func (w *certWaits) certificate(hello *tls.ClientHelloInfo, wait time.Duration) (*tls.Certificate, error) {
+	if len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acme.ALPNProto {
+		return w.get(hello) // autocert's test for a validation: its certificate is in memory
 	}
+	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
+	w.mu.Lock()
+	if w.waiting[name] >= maxCertWaits {
+		w.mu.Unlock()
+		return nil, fmt.Errorf("acme: %d handshakes already wait for the certificate of %q", maxCertWaits, name)
+	}
+	w.waiting[name]++
+	w.mu.Unlock()
 	type got struct {
 		c   *tls.Certificate
 		err error
 	}
 	done := make(chan got, 1)
 	go func() {
-		defer func() { <-w.slots }()
+		defer func() {
+			w.mu.Lock()
+			if w.waiting[name]--; w.waiting[name] <= 0 {
+				delete(w.waiting, name)
+			}
+			w.mu.Unlock()
+		}()
 		c, err := w.get(hello)
 		done <- got{c, err}
 	}()
-	t := time.NewTimer(w.wait)
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case g := <-done:
 		return g.c, g.err
 	case <-t.C:
-		return nil, fmt.Errorf("acme: no certificate for %q within %s: it is still being obtained", hello.ServerName, w.wait)
+		return nil, fmt.Errorf("acme: no certificate for %q within %s: it is still being obtained", name, wait)
 	}
 }
 

@@ -19,8 +19,11 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/acme"
 
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/hook"
@@ -498,9 +501,13 @@ func dnsAnswer(q []byte) []byte {
 // A CA that does not answer (its directory request hangs) held every
 // handshake for an ACME domain inside autocert's GetCertificate, past the
 // listener's read_header_timeout, and a goroutine each. A handshake now
-// fails after read_header_timeout, and at most maxCertWaits wait at once.
-// The CA here is an HTTPS server that accepts and never answers: Pebble
-// cannot be made to stall like that.
+// fails after read_header_timeout, and at most maxCertWaits wait for one
+// name at once, however many Applies come (the count is the manager's).
+// Meanwhile another domain whose certificate is cached, and the CA's
+// TLS-ALPN-01 validation of the one being obtained, are served: a first
+// version's single bound per listener refused them too (third attack
+// review). The CA here is an HTTPS server that accepts and never answers:
+// Pebble cannot be made to stall like that.
 func TestACMEHandshakesAreBoundedWhileTheCAIsSlow(t *testing.T) {
 	release := make(chan struct{})
 	ca := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -515,43 +522,103 @@ func TestACMEHandshakesAreBoundedWhileTheCAIsSlow(t *testing.T) {
 	if err := os.WriteFile(caRoot, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := newTestProxy(t, Options{ACMEDir: t.TempDir()})
+	acmeDir := t.TempDir()
+	// ok.cutover.test's certificate was obtained before (cached);
+	// slow.cutover.test's is not, but its TLS-ALPN-01 token certificate is
+	// at hand, as autocert keeps it while the CA validates.
+	writeAutocertCache(t, acmeDir, "ok.cutover.test", "ok.cutover.test")
+	writeAutocertCache(t, acmeDir, "slow.cutover.test+token", "slow.cutover.test")
+	p := newTestProxy(t, Options{ACMEDir: acmeDir})
 	addr := freeAddr(t)
 	l := oneRouteNamed("prod/production", addr, "prod/web")
-	l.TLS = &TLS{ACME: &ACME{Domains: []string{"app.cutover.test"}, Directory: ca.URL + "/dir", CARoot: caRoot}}
+	l.TLS = &TLS{ACME: &ACME{Domains: []string{"ok.cutover.test", "slow.cutover.test"}, Directory: ca.URL + "/dir", CARoot: caRoot}}
 	l.Limits = Limits{ReadHeaderTimeout: Duration(300 * time.Millisecond)}
-	if err := p.Apply(context.Background(), State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{tgOf("prod/web", upstream(t, "web"))}}); err != nil {
-		t.Fatal(err)
+	state := State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{tgOf("prod/web", upstream(t, "web"))}}
+	handshake := func(name string, protos ...string) error {
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		return tls.Client(c, &tls.Config{ServerName: name, InsecureSkipVerify: true, NextProtos: protos}).Handshake()
 	}
 	const n = 2 * maxCertWaits
-	results := make(chan error, n)
-	start := time.Now()
-	for range n {
-		go func() {
-			c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-			if err != nil {
-				results <- err
-				return
+	for apply := range 3 {
+		if err := p.Apply(context.Background(), state); err != nil {
+			t.Fatal(err)
+		}
+		results := make(chan error, n)
+		start := time.Now()
+		for range n {
+			go func() { results <- handshake("slow.cutover.test") }()
+		}
+		for range n {
+			if err := <-results; err == nil || strings.Contains(err.Error(), "timeout") {
+				t.Fatalf("a handshake while the CA hangs: %v after %s, want it refused within the 300ms read_header_timeout", err, time.Since(start))
 			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			results <- tls.Client(c, &tls.Config{ServerName: "app.cutover.test", InsecureSkipVerify: true}).Handshake()
-		}()
-	}
-	for range n {
-		err := <-results
-		if err == nil || strings.Contains(err.Error(), "timeout") {
-			t.Fatalf("a handshake while the CA hangs: %v after %s, want it refused within the 300ms read_header_timeout", err, time.Since(start))
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Fatalf("%d handshakes took %s to be refused, want about the 300ms read_header_timeout", n, took)
+		}
+		if err := handshake("ok.cutover.test"); err != nil {
+			t.Fatalf("apply %d: the cached domain while %d handshakes wait for another: %v", apply, n, err)
+		}
+		if err := handshake("slow.cutover.test", acme.ALPNProto); err != nil {
+			t.Fatalf("apply %d: the CA's TLS-ALPN-01 validation while handshakes wait: %v", apply, err)
 		}
 	}
-	if took := time.Since(start); took > 3*time.Second {
-		t.Fatalf("%d handshakes took %s to be refused, want about the 300ms read_header_timeout", n, took)
-	}
-	// The goroutines left waiting for the certificate (fasthttp's idle
-	// workers, kept for seconds, are not counted).
-	buf := make([]byte, 4<<20)
+	// The goroutines left waiting in autocert (fasthttp's idle workers,
+	// kept for seconds, are not counted).
+	buf := make([]byte, 8<<20)
 	stacks := string(buf[:runtime.Stack(buf, true)])
-	if waiting := strings.Count(stacks, "(*certWait).certificate.func"); waiting > maxCertWaits {
-		t.Fatalf("%d goroutines wait for the certificate after %d refused handshakes, want at most %d", waiting, n, maxCertWaits)
+	if waiting := strings.Count(stacks, "(*certWaits).certificate.func"); waiting > maxCertWaits {
+		t.Fatalf("%d goroutines wait for the certificate after 3 Applies of %d refused handshakes, want at most %d", waiting, n, maxCertWaits)
+	}
+}
+
+// writeAutocertCache writes a self-signed certificate for name to dir under
+// autocert's cache key (key PEM, then certificate PEM).
+func writeAutocertCache(t *testing.T, dir, key, name string) {
+	t.Helper()
+	certFile, keyFile, _ := selfSigned(t, t.TempDir(), "c", name)
+	kb, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, key), append(kb, cb...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Only a hello autocert itself takes for a TLS-ALPN-01 validation (acme-tls/1
+// alone) skips the bound: a client that adds acme-tls/1 to its protocols is
+// a client like any other, whose wait autocert would make as long. get here
+// stands in for autocert's (TestACMEHandshakesAreBoundedWhileTheCAIsSlow runs
+// the real one): it hangs for slow.cutover.test unless asked for a token.
+func TestACMEOnlyAValidationSkipsTheBound(t *testing.T) {
+	hang := make(chan struct{})
+	defer close(hang)
+	served := &tls.Certificate{}
+	w := newCertWaits(func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if len(h.SupportedProtos) != 1 || h.SupportedProtos[0] != acme.ALPNProto {
+			<-hang
+		}
+		return served, nil
+	})
+	var wg sync.WaitGroup
+	for range maxCertWaits {
+		wg.Go(func() { w.certificate(&tls.ClientHelloInfo{ServerName: "slow.cutover.test"}, 20*time.Millisecond) })
+	}
+	wg.Wait()
+	if _, err := w.certificate(&tls.ClientHelloInfo{ServerName: "Slow.Cutover.Test.", SupportedProtos: []string{"h2", acme.ALPNProto}}, time.Second); err == nil || !strings.Contains(err.Error(), "already wait") {
+		t.Fatalf("a client offering acme-tls/1 among others, past the bound: %v, want refused at once", err)
+	}
+	if c, err := w.certificate(&tls.ClientHelloInfo{ServerName: "slow.cutover.test", SupportedProtos: []string{acme.ALPNProto}}, time.Second); c != served || err != nil {
+		t.Fatalf("a TLS-ALPN-01 validation: %v %v, want its certificate", c, err)
 	}
 }

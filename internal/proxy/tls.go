@@ -74,7 +74,7 @@ func (p *Proxy) loadTLS(l Listener) (t *tlsServing, fresh bool, err error) {
 		if err != nil {
 			return nil, false, err
 		}
-		return tlsACME(m, l.TLS.nextProtos(), l.Limits.readHeader()), fresh, nil
+		return tlsACME(m, p.acme.waitsOf(m), l.TLS.nextProtos(), l.Limits.readHeader()), fresh, nil
 	}
 	pair, err := tls.LoadX509KeyPair(l.TLS.CertFile, l.TLS.KeyFile)
 	if err != nil {
