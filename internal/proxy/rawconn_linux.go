@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"os"
@@ -593,4 +594,46 @@ func peekFD(fd uintptr) (eof, data bool) {
 		return true, false
 	}
 	return false, r&unix.POLLIN != 0
+}
+
+// socketClosed reports whether c's TCP connection is over: reset by its
+// peer, or its keep-alive probes unanswered (the kernel's CLOSE state). A
+// peer that half-closed (CLOSE_WAIT) is not; false too if it cannot tell.
+func socketClosed(c net.Conn) bool {
+	sc := syscallConnOf(c)
+	if sc == nil {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	closed := false
+	rc.Control(func(fd uintptr) {
+		info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+		closed = err == nil && info.State == tcpClose
+	})
+	return closed
+}
+
+// tcpClose is the kernel's TCP_CLOSE state (include/net/tcp_states.h).
+const tcpClose = 7
+
+// syscallConnOf finds the socket under the proxy's wrappers of a
+// connection, or nil.
+func syscallConnOf(c net.Conn) syscall.Conn {
+	for {
+		switch x := c.(type) {
+		case *alpnConn:
+			c = x.Conn.NetConn()
+		case *tls.Conn:
+			c = x.NetConn()
+		case *prefixConn:
+			c = x.Conn
+		case syscall.Conn: // *rawConn, *net.TCPConn
+			return x
+		default:
+			return nil
+		}
+	}
 }

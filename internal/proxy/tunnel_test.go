@@ -198,3 +198,62 @@ func TestTunnelHalfCloseOverTLS(t *testing.T) {
 		t.Fatalf("after the client's close_notify: %q (%v), want the target's answer then the proxy's close_notify", rest, err)
 	}
 }
+
+// An end that half-closed is read no more, so its later reset (or its host
+// gone, its keep-alive probes unanswered) was seen by nothing: the tunnel,
+// its two sockets and its target's in-flight count stayed until the other
+// end acted (third attack review). The tunnel now ends with it, either way.
+func TestTunnelEndsWhenItsHalfClosedEndGoes(t *testing.T) {
+	for _, who := range []string{"client", "target"} {
+		t.Run(who+" half-closes, then resets", func(t *testing.T) {
+			release := make(chan struct{})
+			defer close(release)
+			gotEOF := make(chan struct{}, 1)
+			target := rawUpgradeTarget(t, func(c *net.TCPConn, br *bufio.Reader) {
+				if who == "target" {
+					io.WriteString(c, "bye\n")
+					c.CloseWrite()
+					time.Sleep(100 * time.Millisecond)
+					c.SetLinger(0)
+					c.Close() // a reset
+					return
+				}
+				io.ReadAll(br) // until the client's half-close, passed on
+				gotEOF <- struct{}{}
+				<-release // then open and silent
+			})
+			p, addr := proxyToAddr(t, target)
+			waitState(t, p, "e/raw", "healthy", 1)
+			conn, br := openTunnel(t, addr)
+			if who == "target" {
+				if rest, err := io.ReadAll(br); string(rest) != "bye\n" || err != nil {
+					t.Fatalf("before the target's reset: %q %v", rest, err)
+				}
+				// The client stays open and silent.
+			} else {
+				io.WriteString(conn, "data")
+				conn.(*net.TCPConn).CloseWrite()
+				select {
+				case <-gotEOF:
+				case <-time.After(5 * time.Second):
+					t.Fatal("the client's half-close did not reach the target")
+				}
+				conn.(*net.TCPConn).SetLinger(0)
+				conn.Close() // a reset
+			}
+			var inFlight int
+			for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				inFlight = 0
+				for _, ts := range p.Targets() {
+					inFlight += ts.InFlight
+				}
+				if inFlight == 0 && p.tunnels.Load() == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("3s after the %s reset its half-closed end: in flight %d, tunnels %d; want the tunnel ended", who, inFlight, p.tunnels.Load())
+				}
+			}
+		})
+	}
+}

@@ -92,31 +92,60 @@ type tunnelPair struct {
 	raw    net.Conn // the client's socket: the server's Close of client does not close it until the tunnel ends
 	target net.Conn
 	once   sync.Once
+	done   chan struct{} // closed when the tunnel ends
 }
+
+// halfClosedCheck is how often a half-closed tunnel looks whether the end
+// that half-closed has gone since.
+const halfClosedCheck = 500 * time.Millisecond
 
 // cut closes both sockets, which ends both copies.
 func (tn *tunnelPair) cut() { tn.once.Do(func() { tn.raw.Close(); tn.target.Close() }) }
 
-// join copies between the client and the target
-// (whose first bytes may be buffered in br) until both directions are done,
-// then closes both. A side that ends what it sends (EOF: a half-close, as
-// Docker's attach or any "send, then read the rest" protocol does) has that
-// passed on as a half-close of the other socket, and what comes back still
-// flows; an error in either direction closes both.
+// join copies between the client and the target (whose first bytes may be
+// buffered in br) until both directions are done, then closes both. A side
+// that ends what it sends (EOF: a half-close, as Docker's attach or any
+// "send, then read the rest" protocol does) has that passed on as a
+// half-close of the other socket, and what comes back still flows; an error
+// in either direction closes both, and so does the end of the side that
+// half-closed (a reset, or its keep-alive probes unanswered), which no read
+// would see any more.
 func (tn *tunnelPair) join(br *bufio.Reader) {
+	tn.done = make(chan struct{})
+	defer close(tn.done)
 	var wg sync.WaitGroup
-	wg.Go(func() { tn.pass(tn.target, tn.client, tn.target) })
-	tn.pass(tn.client, br, tn.raw)
+	wg.Go(func() { tn.pass(tn.target, tn.client, tn.target, tn.raw) })
+	tn.pass(tn.client, br, tn.raw, tn.target)
 	wg.Wait()
 	tn.cut()
 }
 
-// pass copies src to dst, then half-closes half (dst's socket) at src's
-// end, or cuts the tunnel if it cannot.
-func (tn *tunnelPair) pass(dst io.Writer, src io.Reader, half net.Conn) {
+// pass copies src (whose socket is from) to dst, then half-closes dst's
+// socket at src's end and watches from until the tunnel ends; or it cuts
+// the tunnel if it cannot.
+func (tn *tunnelPair) pass(dst io.Writer, src io.Reader, half, from net.Conn) {
 	_, err := io.Copy(dst, src)
 	if hc, ok := half.(interface{ CloseWrite() error }); err != nil || !ok || hc.CloseWrite() != nil {
 		tn.cut()
+		return
+	}
+	go tn.watch(from)
+}
+
+// watch cuts the tunnel once c, an end that half-closed, is gone.
+func (tn *tunnelPair) watch(c net.Conn) {
+	tick := time.NewTicker(halfClosedCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tn.done:
+			return
+		case <-tick.C:
+			if socketClosed(c) {
+				tn.cut()
+				return
+			}
+		}
 	}
 }
 
