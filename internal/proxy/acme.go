@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 	"golang.org/x/crypto/acme"
 	"golang.org/x/crypto/acme/autocert"
+	"golang.org/x/net/idna"
 )
 
 // LetsEncrypt is the ACME directory used when none is given.
@@ -166,7 +168,7 @@ const maxCertWaits = 8
 type certWaits struct {
 	get     func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	mu      sync.Mutex
-	waiting map[string]int // by server name
+	waiting map[string]int // by name as autocert reads it (IDNA), "+rsa" for its RSA certificate
 }
 
 func newCertWaits(get func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *certWaits {
@@ -177,13 +179,21 @@ func (w *certWaits) certificate(hello *tls.ClientHelloInfo, wait time.Duration) 
 	if len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acme.ALPNProto {
 		return w.get(hello) // autocert's test for a validation: its certificate is in memory
 	}
-	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
-	w.mu.Lock()
-	if w.waiting[name] >= maxCertWaits {
-		w.mu.Unlock()
-		return nil, fmt.Errorf("acme: %d handshakes already wait for the certificate of %q", maxCertWaits, name)
+	name, err := idna.Lookup.ToASCII(hello.ServerName) // as autocert reads it
+	if err != nil {
+		return nil, fmt.Errorf("acme: server name %q: %v", hello.ServerName, err)
 	}
-	w.waiting[name]++
+	name = strings.TrimSuffix(name, ".")
+	key := name // the two certificates of a name are obtained, and waited for, apart
+	if !wantsECDSA(hello) {
+		key += "+rsa"
+	}
+	w.mu.Lock()
+	if w.waiting[key] >= maxCertWaits {
+		w.mu.Unlock()
+		return nil, fmt.Errorf("acme: %d handshakes already wait for the certificate of %q", maxCertWaits, key)
+	}
+	w.waiting[key]++
 	w.mu.Unlock()
 	type got struct {
 		c   *tls.Certificate
@@ -193,8 +203,8 @@ func (w *certWaits) certificate(hello *tls.ClientHelloInfo, wait time.Duration) 
 	go func() {
 		defer func() {
 			w.mu.Lock()
-			if w.waiting[name]--; w.waiting[name] <= 0 {
-				delete(w.waiting, name)
+			if w.waiting[key]--; w.waiting[key] <= 0 {
+				delete(w.waiting, key)
 			}
 			w.mu.Unlock()
 		}()
@@ -209,6 +219,30 @@ func (w *certWaits) certificate(hello *tls.ClientHelloInfo, wait time.Duration) 
 	case <-t.C:
 		return nil, fmt.Errorf("acme: no certificate for %q within %s: it is still being obtained", name, wait)
 	}
+}
+
+// wantsECDSA says which of a name's certificates autocert serves hello: its
+// ECDSA (P-256) one when the hello allows it, else its RSA one. A hello
+// allows it unless it lists signature schemes and none is ECDSA, or lists
+// curves without P-256 (RFC 5246 §7.4.1.4.1, RFC 8446 §4.2.3), and it must
+// offer an ECDHE-ECDSA cipher suite.
+func wantsECDSA(hello *tls.ClientHelloInfo) bool {
+	ecdsaScheme := func(s tls.SignatureScheme) bool {
+		return s == 0x0203 || s == tls.ECDSAWithP256AndSHA256 || s == tls.ECDSAWithP384AndSHA384 || s == tls.ECDSAWithP521AndSHA512
+	}
+	if hello.SignatureSchemes != nil && !slices.ContainsFunc(hello.SignatureSchemes, ecdsaScheme) {
+		return false
+	}
+	if hello.SupportedCurves != nil && !slices.Contains(hello.SupportedCurves, tls.CurveP256) {
+		return false
+	}
+	return slices.ContainsFunc(hello.CipherSuites, func(c uint16) bool { return slices.Contains(ecdheECDSASuites, c) })
+}
+
+var ecdheECDSASuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_RC4_128_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305,
 }
 
 // obtain asks m for the certificate of every domain now, in the

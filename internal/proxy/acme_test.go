@@ -498,6 +498,70 @@ func dnsAnswer(q []byte) []byte {
 	return out
 }
 
+// slowCAProxy serves ok.cutover.test and slow.cutover.test by ACME from a
+// CA that accepts and never answers (Pebble cannot be made to stall like
+// that), with a 300ms read_header_timeout. ok.cutover.test's certificate
+// was obtained before (cached); slow.cutover.test's is not, but its
+// TLS-ALPN-01 token certificate is at hand, as autocert keeps it while the
+// CA validates. handshake dials the listener with cfg (nil: Go's defaults);
+// waiting is the handshakes waiting for a certificate, by key.
+func slowCAProxy(t *testing.T) (p *Proxy, state State, handshake func(name string, cfg *tls.Config) error, waiting func() map[string]int) {
+	t.Helper()
+	release := make(chan struct{})
+	ca := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(ca.Close)
+	t.Cleanup(func() { close(release) })
+	caRoot := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caRoot, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	acmeDir := t.TempDir()
+	writeAutocertCache(t, acmeDir, "ok.cutover.test", "ok.cutover.test")
+	writeAutocertCache(t, acmeDir, "slow.cutover.test+token", "slow.cutover.test")
+	p = newTestProxy(t, Options{ACMEDir: acmeDir})
+	addr := freeAddr(t)
+	l := oneRouteNamed("prod/production", addr, "prod/web")
+	l.TLS = &TLS{ACME: &ACME{Domains: []string{"ok.cutover.test", "slow.cutover.test"}, Directory: ca.URL + "/dir", CARoot: caRoot}}
+	l.Limits = Limits{ReadHeaderTimeout: Duration(300 * time.Millisecond)}
+	state = State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{tgOf("prod/web", upstream(t, "web"))}}
+	if err := p.Apply(context.Background(), state); err != nil {
+		t.Fatal(err)
+	}
+	handshake = func(name string, cfg *tls.Config) error {
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if cfg == nil {
+			cfg = &tls.Config{}
+		}
+		cfg = cfg.Clone()
+		cfg.ServerName, cfg.InsecureSkipVerify = name, true
+		return tls.Client(c, cfg).Handshake()
+	}
+	waiting = func() map[string]int {
+		p.acme.mu.Lock()
+		defer p.acme.mu.Unlock()
+		out := map[string]int{}
+		for _, w := range p.acme.waits {
+			w.mu.Lock()
+			for k, v := range w.waiting {
+				out[k] += v
+			}
+			w.mu.Unlock()
+		}
+		return out
+	}
+	return p, state, handshake, waiting
+}
+
 // A CA that does not answer (its directory request hangs) held every
 // handshake for an ACME domain inside autocert's GetCertificate, past the
 // listener's read_header_timeout, and a goroutine each. A handshake now
@@ -506,43 +570,9 @@ func dnsAnswer(q []byte) []byte {
 // Meanwhile another domain whose certificate is cached, and the CA's
 // TLS-ALPN-01 validation of the one being obtained, are served: a first
 // version's single bound per listener refused them too (third attack
-// review). The CA here is an HTTPS server that accepts and never answers:
-// Pebble cannot be made to stall like that.
+// review).
 func TestACMEHandshakesAreBoundedWhileTheCAIsSlow(t *testing.T) {
-	release := make(chan struct{})
-	ca := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer ca.Close()
-	defer close(release)
-	caRoot := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caRoot, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	acmeDir := t.TempDir()
-	// ok.cutover.test's certificate was obtained before (cached);
-	// slow.cutover.test's is not, but its TLS-ALPN-01 token certificate is
-	// at hand, as autocert keeps it while the CA validates.
-	writeAutocertCache(t, acmeDir, "ok.cutover.test", "ok.cutover.test")
-	writeAutocertCache(t, acmeDir, "slow.cutover.test+token", "slow.cutover.test")
-	p := newTestProxy(t, Options{ACMEDir: acmeDir})
-	addr := freeAddr(t)
-	l := oneRouteNamed("prod/production", addr, "prod/web")
-	l.TLS = &TLS{ACME: &ACME{Domains: []string{"ok.cutover.test", "slow.cutover.test"}, Directory: ca.URL + "/dir", CARoot: caRoot}}
-	l.Limits = Limits{ReadHeaderTimeout: Duration(300 * time.Millisecond)}
-	state := State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{tgOf("prod/web", upstream(t, "web"))}}
-	handshake := func(name string, protos ...string) error {
-		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		return tls.Client(c, &tls.Config{ServerName: name, InsecureSkipVerify: true, NextProtos: protos}).Handshake()
-	}
+	p, state, handshake, _ := slowCAProxy(t)
 	const n = 2 * maxCertWaits
 	for apply := range 3 {
 		if err := p.Apply(context.Background(), state); err != nil {
@@ -551,7 +581,7 @@ func TestACMEHandshakesAreBoundedWhileTheCAIsSlow(t *testing.T) {
 		results := make(chan error, n)
 		start := time.Now()
 		for range n {
-			go func() { results <- handshake("slow.cutover.test") }()
+			go func() { results <- handshake("slow.cutover.test", nil) }()
 		}
 		for range n {
 			if err := <-results; err == nil || strings.Contains(err.Error(), "timeout") {
@@ -561,10 +591,10 @@ func TestACMEHandshakesAreBoundedWhileTheCAIsSlow(t *testing.T) {
 		if took := time.Since(start); took > 3*time.Second {
 			t.Fatalf("%d handshakes took %s to be refused, want about the 300ms read_header_timeout", n, took)
 		}
-		if err := handshake("ok.cutover.test"); err != nil {
+		if err := handshake("ok.cutover.test", nil); err != nil {
 			t.Fatalf("apply %d: the cached domain while %d handshakes wait for another: %v", apply, n, err)
 		}
-		if err := handshake("slow.cutover.test", acme.ALPNProto); err != nil {
+		if err := handshake("slow.cutover.test", &tls.Config{NextProtos: []string{acme.ALPNProto}}); err != nil {
 			t.Fatalf("apply %d: the CA's TLS-ALPN-01 validation while handshakes wait: %v", apply, err)
 		}
 	}
@@ -574,6 +604,59 @@ func TestACMEHandshakesAreBoundedWhileTheCAIsSlow(t *testing.T) {
 	stacks := string(buf[:runtime.Stack(buf, true)])
 	if waiting := strings.Count(stacks, "(*certWaits).certificate.func"); waiting > maxCertWaits {
 		t.Fatalf("%d goroutines wait for the certificate after 3 Applies of %d refused handshakes, want at most %d", waiting, n, maxCertWaits)
+	}
+}
+
+// A hello that does not allow ECDSA (no P-256 among its curves) asks
+// autocert for the name's RSA certificate, which is obtained (and waited
+// for) apart from its ECDSA one: counted under the name, 8 such hellos
+// refused every client of a domain whose ECDSA certificate is cached
+// (fourth attack review). They are counted apart now.
+func TestACMEWaitsForARSACertificateAreCountedApart(t *testing.T) {
+	_, _, handshake, waiting := slowCAProxy(t)
+	noECDSA := &tls.Config{CurvePreferences: []tls.CurveID{tls.X25519}}
+	done := make(chan error, maxCertWaits+1)
+	for range maxCertWaits + 1 {
+		go func() { done <- handshake("ok.cutover.test", noECDSA) }()
+	}
+	for range maxCertWaits + 1 {
+		if err := <-done; err == nil {
+			t.Fatal("a hello without P-256 was served: the test needs its RSA certificate to wait for the CA")
+		}
+	}
+	for i := range 5 {
+		if err := handshake("ok.cutover.test", nil); err != nil {
+			t.Fatalf("handshake %d for the cached domain after %d hellos without P-256: %v (waiting: %v)", i, maxCertWaits+1, err, waiting())
+		}
+	}
+}
+
+// Names autocert reads as one (IDNA: a soft hyphen is dropped, full-width
+// letters become ASCII, capitals lower-case) are counted as one: counted by
+// their spelling, each had its own 8 waits, and the goroutines waiting in
+// autocert grew without bound while the CA was slow (fourth attack review).
+func TestACMEWaitsAreCountedByTheNameAutocertReads(t *testing.T) {
+	_, _, handshake, waiting := slowCAProxy(t)
+	spellings := []string{"slow.cutover.test", "Slow.Cutover.Test", "s\u00adlow.cutover.test", "\uff53low.cutover.test"}
+	for i := 1; len(spellings) < 12; i++ {
+		spellings = append(spellings, "slow"+strings.Repeat("\u00ad", i)+".cutover.test")
+	}
+	done := make(chan error, 2*len(spellings))
+	for _, s := range spellings {
+		for range 2 {
+			go func() { done <- handshake(s, nil) }()
+		}
+	}
+	for range 2 * len(spellings) {
+		<-done
+	}
+	total := 0
+	w := waiting()
+	for _, n := range w {
+		total += n
+	}
+	if total > maxCertWaits {
+		t.Fatalf("%d handshakes wait for slow.cutover.test's certificate (%v), want at most %d", total, w, maxCertWaits)
 	}
 }
 
