@@ -159,8 +159,8 @@ func rawTarget(t *testing.T, answer func(n int, head string) (string, bool)) (ad
 	return ln.Addr().String(), conns
 }
 
-// proxyToAddr starts a proxy with one route to target addrs (unchecked:
-// health checks go to "/" and must answer 200).
+// proxyToAddr starts a proxy with one route to target addrs, checked once
+// before it returns (health checks go to "/" and must answer 200).
 func proxyToAddr(t *testing.T, addrs ...string) (*Proxy, string) {
 	t.Helper()
 	addr := freeAddr(t)
@@ -173,6 +173,11 @@ func proxyToAddr(t *testing.T, addrs ...string) (*Proxy, string) {
 	if err := p.Apply(context.Background(), State{Listeners: []Listener{oneRoute(addr, WeightedTarget{"e/raw", 1})}, TargetGroups: []TargetGroup{g}}); err != nil {
 		t.Fatal(err)
 	}
+	// Apply does not wait for the first health checks; a request sent
+	// before they end gets 503 (a CI run under -race load did).
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p.waitFirstChecks(ctx)
 	return p, addr
 }
 
