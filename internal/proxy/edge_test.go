@@ -167,11 +167,11 @@ func TestHostileRequests(t *testing.T) {
 		// the client went on.
 		name:  "body trickled a byte every 50ms",
 		parts: append([]string{post + "Content-Length: 100\r\n\r\n"}, slices.Repeat([]string{"x"}, 60)...),
-		want:  []int{408}, within: 1500 * time.Millisecond,
+		want:  []int{408}, within: 2500 * time.Millisecond,
 	}, {
 		name:  "chunked body trickled a byte every 50ms",
 		parts: append([]string{post + "Transfer-Encoding: chunked\r\n\r\n"}, slices.Repeat([]string{"1\r\nx\r\n"}, 60)...),
-		want:  []int{408}, within: 1500 * time.Millisecond}, {
+		want:  []int{408}, within: 2500 * time.Millisecond}, {
 		name:  "headers never end (slowloris)",
 		parts: []string{"GET / HTTP/1.1\r\nHost: app.example\r\n", "X-Slow: 1\r\n"},
 		want:  []int{408}, within: 3 * time.Second,
@@ -485,7 +485,9 @@ func TestSlowSmallBodyGoesToTheTargetServingWhenItEnds(t *testing.T) {
 	addr := freeAddr(t)
 	p := newTestProxy(t, Options{})
 	l := oneRouteNamed("e/production", addr, "e/web")
-	l.Limits.BodyIdleTimeout = Duration(500 * time.Millisecond)
+	// Room for the Apply and first health check made between two bytes
+	// (under -race load they took over 200 ms).
+	l.Limits.BodyIdleTimeout = Duration(2 * time.Second)
 	l.Limits.BodyMinRate = 1 // a byte every 300 ms: slower than the default pace allows
 	apply := func(u *recordingTarget) {
 		g := tgOf("e/web", u.Server)

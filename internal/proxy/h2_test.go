@@ -45,13 +45,24 @@ func h2Client(addr, serverName string, roots *x509.CertPool) *http.Client {
 func echoRequest(t *testing.T) string {
 	t.Helper()
 	s := upstream(t, "")
+	// /stream sends its second part once /stream-go is asked (or after
+	// 10 s): a client that has its first part before then was not held
+	// until the answer's end.
+	var goOnce sync.Once
+	streamGo := make(chan struct{})
 	s.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/stream":
 			io.WriteString(w, "a")
 			w.(http.Flusher).Flush()
-			time.Sleep(400 * time.Millisecond)
+			select {
+			case <-streamGo:
+			case <-time.After(10 * time.Second):
+			}
 			io.WriteString(w, "b")
+			return
+		case "/stream-go":
+			goOnce.Do(func() { close(streamGo) })
 			return
 		case "/slow":
 			time.Sleep(500 * time.Millisecond)
@@ -205,8 +216,11 @@ func TestHTTP2ClientsAreServedAsHTTP1Clients(t *testing.T) {
 	if _, err := io.ReadFull(sres.Body, first); err != nil || first[0] != 'a' {
 		t.Fatalf("first part of a streamed answer: %q, %v", first, err)
 	}
-	if d := time.Since(start); d > 300*time.Millisecond {
-		t.Fatalf("the first part took %v: the answer was held until its end (the target sends the second 400ms later)", d)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the first part took %v: the answer was held until its end (the target sends the second once asked, or after 10 s)", d)
+	}
+	if res, _ := h2Do(t, c, "GET", url+"/stream-go", nil, nil); res.StatusCode != 200 {
+		t.Fatalf("/stream-go: %s", res.Status)
 	}
 	rest, _ := io.ReadAll(sres.Body)
 	sres.Body.Close()
@@ -366,7 +380,10 @@ func TestHTTP2RequestInFlightFinishesAtClose(t *testing.T) {
 		t.Fatal(res.Status)
 	}
 	got := getLater(c, "https://app.cutover.test/slow")
-	time.Sleep(150 * time.Millisecond) // the request is at the target
+	// The request is at the target (sent before Close's GOAWAY).
+	if !eventually(5*time.Second, func() bool { return inFlight(p) == 1 }) {
+		t.Fatalf("the request did not reach the target: %d in flight", inFlight(p))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := p.Close(ctx); err != nil {
@@ -1079,19 +1096,21 @@ func TestHTTP2LimitsSpareWhatKeepsToThem(t *testing.T) {
 	}
 
 	_, addr, pool = h2Listener(t, func(l *Listener) {
-		l.Limits = Limits{ReadHeaderTimeout: Duration(time.Second), IdleTimeout: Duration(20 * time.Second)}
+		// Room under -race load: the header timer stops only once the
+		// stream's handler runs.
+		l.Limits = Limits{ReadHeaderTimeout: Duration(2 * time.Second), IdleTimeout: Duration(20 * time.Second)}
 	})
 	r := dialH2Raw(t, addr, pool, true)
-	r.c.SetDeadline(time.Now().Add(10 * time.Second))
+	r.c.SetDeadline(time.Now().Add(15 * time.Second))
 	time.Sleep(800 * time.Millisecond)
 	r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h2Headers("GET", "/"), EndStream: true, EndHeaders: true})
 	if st, err := r.answer(); st != "200" {
-		t.Fatalf("first request at 800ms (read_header_timeout 1s): %q %v", st, err)
+		t.Fatalf("first request at 800ms (read_header_timeout 2s): %q %v", st, err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(2500 * time.Millisecond)
 	r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: h2Headers("GET", "/"), EndStream: true, EndHeaders: true})
 	if st, err := r.answer(); st != "200" {
-		t.Fatalf("second request 1.5s later: %q %v", st, err)
+		t.Fatalf("second request 2.5s later (past read_header_timeout): %q %v", st, err)
 	}
 }
 

@@ -167,6 +167,7 @@ func proxyToAddr(t *testing.T, addrs ...string) (*Proxy, string) {
 	p := newTestProxy(t, Options{})
 	g := TargetGroup{Name: "e/raw", Health: fastHealth}
 	g.Health.Interval = Duration(time.Hour)
+	g.Health.Timeout = Duration(5 * time.Second) // the one check must not time out under load
 	for i, a := range addrs {
 		g.Targets = append(g.Targets, Target{ID: fmt.Sprintf("raw-%d", i), Addr: a})
 	}
@@ -196,4 +197,13 @@ func getLater(c *http.Client, url string) <-chan string {
 		out <- fmt.Sprint(resp.StatusCode, " ", string(b))
 	}()
 	return out
+}
+
+// inFlight is the requests in flight at all of p's targets.
+func inFlight(p *Proxy) int {
+	n := 0
+	for _, ts := range p.Targets() {
+		n += ts.InFlight
+	}
+	return n
 }

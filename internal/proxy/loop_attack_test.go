@@ -645,7 +645,10 @@ func TestLoopAttackClientGoneWhileTargetThinks(t *testing.T) {
 	p, addr := loopProxy(t, target.addr(), nil)
 	before := counts(t, p)
 	conns0 := target.conns.Load()
-	tw0 := timeWaitTo(t, target.addr()) // the health check's connection
+	// The health check's connection reaches TIME_WAIT after two closes
+	// made in the background: let it, before counting.
+	eventually(5*time.Second, func() bool { return len(tcpSocketsTo(t, target.addr())) == timeWaitTo(t, target.addr()) })
+	tw0 := timeWaitTo(t, target.addr())
 	rc := dialAtk(t, addr)
 	rc.send("GET /slow HTTP/1.1\r\nHost: app.example\r\n\r\n")
 	deadline := time.Now().Add(5 * time.Second)

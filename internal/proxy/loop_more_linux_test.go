@@ -128,7 +128,9 @@ func TestLoopServesASmallBodyLargerThanItsFirstRead(t *testing.T) {
 	served0, handed0 = p.loopCounts()
 	rc = dialAtk(t, addr)
 	rc.send(post[:len(post)-1000])
-	time.Sleep(100 * time.Millisecond)
+	// The loop has read the first part (and handed the request off) before
+	// the tail is sent.
+	eventually(5*time.Second, func() bool { _, h := p.loopCounts(); return h == handed0+1 })
 	rc.send(post[len(post)-1000:])
 	if a := rc.final(5*time.Second, "POST"); a.err != nil || a.status != 200 || a.body != want {
 		t.Fatalf("the 6 KiB POST in two parts: %d %q %v, want 200 %q", a.status, a.body, a.err, want)

@@ -38,7 +38,8 @@ func proxyTo(t *testing.T, u *httptest.Server) (*Proxy, string) {
 	addr := freeAddr(t)
 	p := newTestProxy(t, Options{})
 	g := tgOf("e/u", u)
-	g.Health.Interval = Duration(time.Hour) // one check at start, then quiet
+	g.Health.Interval = Duration(time.Hour)      // one check at start, then quiet
+	g.Health.Timeout = Duration(5 * time.Second) // which must not time out under load
 	if err := p.Apply(context.Background(), State{Listeners: []Listener{oneRoute(addr, WeightedTarget{"e/u", 1})}, TargetGroups: []TargetGroup{g}}); err != nil {
 		t.Fatal(err)
 	}
