@@ -16,6 +16,7 @@ type Edge struct {
 	TargetTimeout     Duration `yaml:"target_timeout,omitempty" json:"target_timeout,omitempty" jsonschema:"default=60s" jsonschema_description:"Longest wait for a target once it has the request: for its answer's head (then 504, counted in the release's error rate) and for each next part of its answer's body (then the answer is cut); and for it to take each part of an upload (then 504)."`
 	MaxHeaderBytes    int      `yaml:"max_header_bytes,omitempty" json:"max_header_bytes,omitempty" jsonschema:"minimum=1024,maximum=1048576,default=32768" jsonschema_description:"Largest request line and headers; larger is answered 431."`
 	BodyMinRate       int      `yaml:"body_min_rate,omitempty" json:"body_min_rate,omitempty" jsonschema:"minimum=1,maximum=1073741824,default=100" jsonschema_description:"Pace in bytes a second a request body must keep on average: it has body_idle_timeout plus 1/body_min_rate s per byte it brought, from the end of its head; a slower one (a trickle) is answered 408."`
+	TunnelIdleTimeout Duration `yaml:"tunnel_idle_timeout,omitempty" json:"tunnel_idle_timeout,omitempty" jsonschema:"default=1h" jsonschema_description:"Longest time a tunnel (a WebSocket or other upgraded connection) may pass no data either way; then both ends are closed. Raise it for WebSockets that ping less often."`
 }
 
 // edge checks the proxy settings of environment name.

@@ -37,6 +37,10 @@ type Limits struct {
 	// slower (a trickle, each part within BodyIdleTimeout of the last) is
 	// answered 408 and its connection closed.
 	BodyMinRate int `json:"body_min_rate,omitempty"`
+	// TunnelIdleTimeout bounds how long a tunnel (a WebSocket or other
+	// upgraded connection, after its 101) may pass no data either way;
+	// then both ends are closed. Off Linux it is not enforced.
+	TunnelIdleTimeout Duration `json:"tunnel_idle_timeout,omitempty"`
 }
 
 // The default limits: about nginx's, tighter on headers and their time.
@@ -47,6 +51,11 @@ const (
 	DefaultTargetTimeout     = 60 * time.Second // nginx's proxy_read_timeout, an ALB's idle timeout
 	DefaultMaxHeaderBytes    = 32 << 10
 	DefaultBodyMinRate       = 100 // bytes a second: a 2G link's is some thousands
+	// DefaultTunnelIdleTimeout is HAProxy's suggested "timeout tunnel":
+	// long enough for a WebSocket whose application pings now and then
+	// (nginx's 60 s cuts those that ping less often), short enough that
+	// tunnels whose ends forgot them do not pile up.
+	DefaultTunnelIdleTimeout = time.Hour
 
 	maxBodyMinRate = 1 << 30
 
@@ -67,6 +76,9 @@ func (l Limits) target() time.Duration {
 	return orDefault(time.Duration(l.TargetTimeout), DefaultTargetTimeout)
 }
 func (l Limits) maxHeader() int { return orDefault(l.MaxHeaderBytes, DefaultMaxHeaderBytes) }
+func (l Limits) tunnelIdle() time.Duration {
+	return orDefault(time.Duration(l.TunnelIdleTimeout), DefaultTunnelIdleTimeout)
+}
 
 // body is the pace a request body is read at.
 func (l Limits) body() bodyPace {
@@ -102,7 +114,7 @@ func validateLimits(at string, l Limits, add func(string, ...any)) {
 	for _, d := range []struct {
 		name string
 		v    Duration
-	}{{"read_header_timeout", l.ReadHeaderTimeout}, {"body_idle_timeout", l.BodyIdleTimeout}, {"idle_timeout", l.IdleTimeout}, {"target_timeout", l.TargetTimeout}} {
+	}{{"read_header_timeout", l.ReadHeaderTimeout}, {"body_idle_timeout", l.BodyIdleTimeout}, {"idle_timeout", l.IdleTimeout}, {"target_timeout", l.TargetTimeout}, {"tunnel_idle_timeout", l.TunnelIdleTimeout}} {
 		if d.v < 0 {
 			add("%s limits.%s %s is negative: give a duration such as \"10s\" (or leave it out for the default)", at, d.name, d.v)
 		}

@@ -29,6 +29,9 @@ type attempt struct {
 	// for its answer's head (then 504) and each next part of a streamed
 	// body (the listener's target_timeout).
 	targetWait time.Duration
+	// tunnelIdle bounds a tunnel's time without data (the listener's
+	// tunnel_idle_timeout).
+	tunnelIdle time.Duration
 	hj         *hijacks // the listener's
 }
 
@@ -50,9 +53,9 @@ type listenerHandler struct {
 	p    *Proxy
 	addr string
 	body bodyPace
-	// writeIdle and targetWait: see attempt.
-	writeIdle, targetWait time.Duration
-	hj                    *hijacks
+	// writeIdle, targetWait and tunnelIdle: see attempt.
+	writeIdle, targetWait, tunnelIdle time.Duration
+	hj                                *hijacks
 	// draining: the listener hands over to the next proxy; each answer
 	// closes its connection (the client's next request goes there)
 	draining *atomic.Bool
@@ -136,7 +139,7 @@ func (h *listenerHandler) answer(ctx *fasthttp.RequestCtx) {
 	}
 	t.inFlight.Add(1)
 	a := attemptPool.Get().(*attempt)
-	*a = attempt{route: rt, fw: fw, target: t, start: start, writeIdle: h.writeIdle, targetWait: h.targetWait, hj: h.hj}
+	*a = attempt{route: rt, fw: fw, target: t, start: start, writeIdle: h.writeIdle, targetWait: h.targetWait, tunnelIdle: h.tunnelIdle, hj: h.hj}
 	client := remoteAddr(ctx)
 	if streamed := h.p.forward(ctx, a, small, h.body, client, trusts(lr.trusted, client)); !streamed {
 		a.finish()

@@ -242,7 +242,7 @@ func (p *Proxy) newListener(l Listener, ln net.Listener, t *tlsServing) *listene
 		lr := p.snap.Load().byAddr[l.Addr]
 		return lr != nil && trusts(lr.trusted, ip)
 	}
-	h := &listenerHandler{p: p, addr: l.Addr, body: lim.body(), writeIdle: lim.idle(), targetWait: lim.target(), hj: hj, draining: &nl.draining}
+	h := &listenerHandler{p: p, addr: l.Addr, body: lim.body(), writeIdle: lim.idle(), targetWait: lim.target(), tunnelIdle: lim.tunnelIdle(), hj: hj, draining: &nl.draining}
 	nl.tls.Store(t)
 	nl.srv = &fasthttp.Server{
 		Handler:      h.serve,

@@ -600,20 +600,38 @@ func peekFD(fd uintptr) (eof, data bool) {
 // peer, or its keep-alive probes unanswered (the kernel's CLOSE state). A
 // peer that half-closed (CLOSE_WAIT) is not; false too if it cannot tell.
 func socketClosed(c net.Conn) bool {
+	info := tcpInfo(c)
+	return info != nil && info.State == tcpClose
+}
+
+// socketIdle is how long c's socket has neither sent nor received data
+// (the kernel's count, in milliseconds); false if it cannot tell.
+func socketIdle(c net.Conn) (time.Duration, bool) {
+	info := tcpInfo(c)
+	if info == nil {
+		return 0, false
+	}
+	return time.Duration(min(info.Last_data_recv, info.Last_data_sent)) * time.Millisecond, true
+}
+
+// tcpInfo is the kernel's TCP_INFO of c's socket, or nil.
+func tcpInfo(c net.Conn) *unix.TCPInfo {
 	sc := syscallConnOf(c)
 	if sc == nil {
-		return false
+		return nil
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return false
+		return nil
 	}
-	closed := false
+	var info *unix.TCPInfo
 	rc.Control(func(fd uintptr) {
-		info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-		closed = err == nil && info.State == tcpClose
+		info, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
 	})
-	return closed
+	if err != nil {
+		return nil
+	}
+	return info
 }
 
 // tcpClose is the kernel's TCP_CLOSE state (include/net/tcp_states.h).

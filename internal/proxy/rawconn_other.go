@@ -45,3 +45,6 @@ func peekFD(fd uintptr) (eof, data bool) {
 // socketClosed is not known off Linux: a half-closed tunnel ends when its
 // other end does.
 func socketClosed(net.Conn) bool { return false }
+
+// socketIdle is not known off Linux: tunnels have no idle bound there.
+func socketIdle(net.Conn) (time.Duration, bool) { return 0, false }

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -253,6 +255,84 @@ func TestTunnelEndsWhenItsHalfClosedEndGoes(t *testing.T) {
 				if time.Now().After(deadline) {
 					t.Fatalf("3s after the %s reset its half-closed end: in flight %d, tunnels %d; want the tunnel ended", who, inFlight, p.tunnels.Load())
 				}
+			}
+		})
+	}
+}
+
+// A tunnel that passes no data either way for tunnel_idle_timeout is cut,
+// and its target's in-flight count ends with it; one whose data flows with
+// shorter gaps, whichever end sends, lives on. Before, a tunnel whose two
+// ends forgot it lived as long as the proxy. Over plain TCP and over TLS.
+func TestTunnelIdleForTunnelIdleTimeoutIsCut(t *testing.T) {
+	target := rawUpgradeTarget(t, func(c *net.TCPConn, br *bufio.Reader) {
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if line != "push\n" {
+				io.WriteString(c, line) // an echo: data both ways
+				continue
+			}
+			for range 5 { // the target alone sends
+				time.Sleep(400 * time.Millisecond)
+				io.WriteString(c, "tick\n")
+			}
+		}
+	})
+	cert, key, pool := selfSigned(t, t.TempDir(), "a", "app.cutover.test")
+	for _, overTLS := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "TLS"}[overTLS], func(t *testing.T) {
+			p := newTestProxy(t, Options{})
+			addr := freeAddr(t)
+			l := Listener{Name: "e/production", Addr: addr, Rules: []Rule{{Forward: []WeightedTarget{{"e/w", 1}}}},
+				Limits: Limits{TunnelIdleTimeout: Duration(time.Second)}}
+			if overTLS {
+				l.TLS = &TLS{CertFile: cert, KeyFile: key}
+			}
+			g := TargetGroup{Name: "e/w", Health: fastHealth, Targets: []Target{{ID: "w-0", Addr: target}}}
+			if err := p.Apply(context.Background(), State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{g}}); err != nil {
+				t.Fatal(err)
+			}
+			waitState(t, p, "e/w", "healthy", 1)
+			var c net.Conn
+			var err error
+			if overTLS {
+				c, err = tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "app.cutover.test", NextProtos: []string{"http/1.1"}})
+			} else {
+				c, err = net.DialTimeout("tcp", addr, 5*time.Second)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(9 * time.Second))
+			io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: app.cutover.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+			br := bufio.NewReader(c)
+			if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+				t.Fatalf("upgrade: %v %v", resp, err)
+			}
+			for i := range 5 { // 2 s of echoes, 400 ms apart
+				time.Sleep(400 * time.Millisecond)
+				fmt.Fprintf(c, "ping %d\n", i)
+				if line, err := br.ReadString('\n'); line != fmt.Sprintf("ping %d\n", i) {
+					t.Fatalf("echo %d, with data every 400 ms (tunnel_idle_timeout 1s): %q %v", i, line, err)
+				}
+			}
+			io.WriteString(c, "push\n")
+			for i := range 5 { // 2 s in which only the target sends
+				if line, err := br.ReadString('\n'); line != "tick\n" {
+					t.Fatalf("tick %d, sent by the target every 400 ms: %q %v", i, line, err)
+				}
+			}
+			quiet := time.Now()
+			b, err := br.ReadByte()
+			if took := time.Since(quiet); err == nil || errors.Is(err, os.ErrDeadlineExceeded) || took < 900*time.Millisecond {
+				t.Fatalf("after %s of silence: %q %v, want the tunnel cut after tunnel_idle_timeout (1s)", took, b, err)
+			}
+			if !eventually(5*time.Second, func() bool { return inFlight(p) == 0 }) {
+				t.Fatalf("the cut tunnel is still in flight: %+v", p.Targets())
 			}
 		})
 	}

@@ -65,7 +65,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool 
 		return streamBody(ctx, a, ex)
 	}
 	answer := append([]byte(nil), ctx.Response.Header.Header()...)
-	raw, t := ctx.Conn(), a.target // the client's socket, for its half-close
+	raw, t, idle := ctx.Conn(), a.target, a.tunnelIdle // raw: the client's socket, for its half-close
 	a.hj.hijack(ctx, func() { c.Close(); a.finish() }, func(client net.Conn) {
 		defer a.finish()
 		defer c.Close()
@@ -73,7 +73,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool 
 		// from the server's write of the head, nor the wait for the 101.
 		client.SetDeadline(time.Time{})
 		c.SetReadDeadline(time.Time{})
-		tn := &tunnelPair{client: client, raw: raw, target: c}
+		tn := &tunnelPair{client: client, raw: raw, target: c, idle: idle}
 		if !t.addTunnel(tn) {
 			return // the target's drain ended while the 101 came
 		}
@@ -91,6 +91,7 @@ type tunnelPair struct {
 	client net.Conn // as the server hands it over: reads what it buffered
 	raw    net.Conn // the client's socket: the server's Close of client does not close it until the tunnel ends
 	target net.Conn
+	idle   time.Duration // the most time with no data either way (tunnel_idle_timeout)
 	once   sync.Once
 	done   chan struct{} // closed when the tunnel ends
 }
@@ -109,10 +110,13 @@ func (tn *tunnelPair) cut() { tn.once.Do(func() { tn.raw.Close(); tn.target.Clos
 // half-close of the other socket, and what comes back still flows; an error
 // in either direction closes both, and so does the end of the side that
 // half-closed (a reset, or its keep-alive probes unanswered), which no read
-// would see any more.
+// would see any more. A tunnel with no data either way for tn.idle is cut.
 func (tn *tunnelPair) join(br *bufio.Reader) {
 	tn.done = make(chan struct{})
 	defer close(tn.done)
+	if tn.idle > 0 {
+		go tn.boundIdle()
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() { tn.pass(tn.target, tn.client, tn.target, tn.raw) })
 	tn.pass(tn.client, br, tn.raw, tn.target)
@@ -145,6 +149,32 @@ func (tn *tunnelPair) watch(c net.Conn) {
 				tn.cut()
 				return
 			}
+		}
+	}
+}
+
+// boundIdle cuts the tunnel once no data has passed its client's socket,
+// either way, for tn.idle. All of a tunnel's data passes that socket, and
+// the kernel keeps when it last did (so the copies count nothing); it is
+// looked at when tn.idle could have passed, about once per tn.idle while
+// data flows. Where the socket cannot tell (off Linux), there is no bound.
+func (tn *tunnelPair) boundIdle() {
+	t := time.NewTimer(tn.idle)
+	defer t.Stop()
+	for {
+		select {
+		case <-tn.done:
+			return
+		case <-t.C:
+			idle, ok := socketIdle(tn.raw)
+			if !ok {
+				return
+			}
+			if idle >= tn.idle {
+				tn.cut()
+				return
+			}
+			t.Reset(tn.idle - idle)
 		}
 	}
 }

@@ -20,6 +20,7 @@ func withEdge(l proxy.Listener, e *config.Edge) proxy.Listener {
 		TargetTimeout:     proxy.Duration(e.TargetTimeout.Std()),
 		MaxHeaderBytes:    e.MaxHeaderBytes,
 		BodyMinRate:       e.BodyMinRate,
+		TunnelIdleTimeout: proxy.Duration(e.TunnelIdleTimeout.Std()),
 	}
 	return l
 }
