@@ -20,14 +20,19 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	noTarget *prometheus.CounterVec
-	targets  *prometheus.Desc
-	loop     *prometheus.Desc
-	h2       *prometheus.Desc
-	p        *Proxy
+	// tunnelsCut counts the tunnels the proxy cut, by reason: idle (no
+	// data for tunnel_idle_timeout) or drain (their target's
+	// deregistration delay ended).
+	tunnelsCut *prometheus.CounterVec
+	tunnels    *prometheus.Desc
+	targets    *prometheus.Desc
+	loop       *prometheus.Desc
+	h2         *prometheus.Desc
+	p          *Proxy
 }
 
 func newMetrics(p *Proxy) *metrics {
-	return &metrics{
+	m := &metrics{
 		p: p,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cutover_proxy_requests_total",
@@ -51,14 +56,33 @@ func newMetrics(p *Proxy) *metrics {
 		h2: prometheus.NewDesc("cutover_proxy_http2_connections",
 			"HTTP/2 client connections open, by listener (TLS listeners that offer h2).",
 			[]string{"listener"}, nil),
+		tunnelsCut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cutover_proxy_tunnels_cut_total",
+			Help: "Tunnels (WebSockets, other upgrades) the proxy closed, by reason: idle (no data either way for tunnel_idle_timeout) or drain (their target's deregistration delay ended).",
+		}, []string{"reason"}),
+		tunnels: prometheus.NewDesc("cutover_proxy_tunnels",
+			"Connections taken over from the HTTP server and open: tunnels (WebSockets, other upgrades) and HTTP/1.0 answers ended by their close.",
+			nil, nil),
 	}
+	for _, r := range []string{cutIdle, cutDrain} {
+		m.tunnelsCut.WithLabelValues(r) // shown at 0 before the first
+	}
+	return m
 }
+
+// The reasons of cutover_proxy_tunnels_cut_total.
+const (
+	cutIdle  = "idle"
+	cutDrain = "drain"
+)
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.requests.Describe(ch)
 	m.duration.Describe(ch)
 	m.noTarget.Describe(ch)
+	m.tunnelsCut.Describe(ch)
+	ch <- m.tunnels
 	ch <- m.targets
 	ch <- m.loop
 	ch <- m.h2
@@ -70,6 +94,8 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.requests.Collect(ch)
 	m.duration.Collect(ch)
 	m.noTarget.Collect(ch)
+	m.tunnelsCut.Collect(ch)
+	ch <- prometheus.MustNewConstMetric(m.tunnels, prometheus.GaugeValue, float64(m.p.tunnels.Load()))
 	served, handed := m.p.loopCounts()
 	ch <- prometheus.MustNewConstMetric(m.loop, prometheus.CounterValue, float64(served), "loop")
 	ch <- prometheus.MustNewConstMetric(m.loop, prometheus.CounterValue, float64(handed), "handoff")

@@ -479,6 +479,7 @@ func (p *Proxy) drain(g *group, key string, t *target) {
 			for _, tn := range tunnels {
 				tn.cut()
 			}
+			p.metrics.tunnelsCut.WithLabelValues(cutDrain).Add(float64(len(tunnels)))
 		}()
 		p.mu.Lock()
 		defer p.mu.Unlock()

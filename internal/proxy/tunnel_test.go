@@ -13,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // rawUpgradeTarget answers 200 to a request that asks for no upgrade (the
@@ -162,6 +165,14 @@ func TestTunnelEndsWhenItsTargetsDrainDoes(t *testing.T) {
 	if code, body, _ := get(t, addr, "", "/"); code != 200 || !strings.Contains(body, "other") {
 		t.Fatalf("after the drain: %d %q", code, body)
 	}
+	if drain, idle := tunnelsCut(p, cutDrain), tunnelsCut(p, cutIdle); drain != 1 || idle != 0 {
+		t.Fatalf("cutover_proxy_tunnels_cut_total: drain %v, idle %v, want 1 and 0", drain, idle)
+	}
+}
+
+// tunnelsCut is p's cutover_proxy_tunnels_cut_total{reason}.
+func tunnelsCut(p *Proxy, reason string) float64 {
+	return testutil.ToFloat64(p.metrics.tunnelsCut.WithLabelValues(reason))
 }
 
 // The same over TLS: the client's close_notify after its last bytes is its
@@ -333,6 +344,24 @@ func TestTunnelIdleForTunnelIdleTimeoutIsCut(t *testing.T) {
 			}
 			if !eventually(5*time.Second, func() bool { return inFlight(p) == 0 }) {
 				t.Fatalf("the cut tunnel is still in flight: %+v", p.Targets())
+			}
+			reg := prometheus.NewPedanticRegistry()
+			reg.MustRegister(p.metrics)
+			want := `
+# HELP cutover_proxy_tunnels Connections taken over from the HTTP server and open: tunnels (WebSockets, other upgrades) and HTTP/1.0 answers ended by their close.
+# TYPE cutover_proxy_tunnels gauge
+cutover_proxy_tunnels 0
+# HELP cutover_proxy_tunnels_cut_total Tunnels (WebSockets, other upgrades) the proxy closed, by reason: idle (no data either way for tunnel_idle_timeout) or drain (their target's deregistration delay ended).
+# TYPE cutover_proxy_tunnels_cut_total counter
+cutover_proxy_tunnels_cut_total{reason="drain"} 0
+cutover_proxy_tunnels_cut_total{reason="idle"} 1
+`
+			var err2 error
+			if !eventually(5*time.Second, func() bool {
+				err2 = testutil.GatherAndCompare(reg, strings.NewReader(want), "cutover_proxy_tunnels", "cutover_proxy_tunnels_cut_total")
+				return err2 == nil
+			}) {
+				t.Fatalf("after the cut: %v", err2)
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 )
 
@@ -66,6 +67,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool 
 	}
 	answer := append([]byte(nil), ctx.Response.Header.Header()...)
 	raw, t, idle := ctx.Conn(), a.target, a.tunnelIdle // raw: the client's socket, for its half-close
+	idleCuts := p.metrics.tunnelsCut.WithLabelValues(cutIdle)
 	a.hj.hijack(ctx, func() { c.Close(); a.finish() }, func(client net.Conn) {
 		defer a.finish()
 		defer c.Close()
@@ -73,7 +75,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool 
 		// from the server's write of the head, nor the wait for the 101.
 		client.SetDeadline(time.Time{})
 		c.SetReadDeadline(time.Time{})
-		tn := &tunnelPair{client: client, raw: raw, target: c, idle: idle}
+		tn := &tunnelPair{client: client, raw: raw, target: c, idle: idle, idleCuts: idleCuts}
 		if !t.addTunnel(tn) {
 			return // the target's drain ended while the 101 came
 		}
@@ -92,8 +94,10 @@ type tunnelPair struct {
 	raw    net.Conn // the client's socket: the server's Close of client does not close it until the tunnel ends
 	target net.Conn
 	idle   time.Duration // the most time with no data either way (tunnel_idle_timeout)
-	once   sync.Once
-	done   chan struct{} // closed when the tunnel ends
+	// idleCuts counts the tunnels cut for idleness.
+	idleCuts prometheus.Counter
+	once     sync.Once
+	done     chan struct{} // closed when the tunnel ends
 }
 
 // halfClosedCheck is how often a half-closed tunnel looks whether the end
@@ -172,6 +176,7 @@ func (tn *tunnelPair) boundIdle() {
 			}
 			if idle >= tn.idle {
 				tn.cut()
+				tn.idleCuts.Inc()
 				return
 			}
 			t.Reset(tn.idle - idle)
