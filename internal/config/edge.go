@@ -3,6 +3,7 @@ package config
 import (
 	"net/netip"
 	"strconv"
+	"time"
 )
 
 // Edge bounds what clients may do to an environment's listeners on the
@@ -16,7 +17,7 @@ type Edge struct {
 	TargetTimeout     Duration `yaml:"target_timeout,omitempty" json:"target_timeout,omitempty" jsonschema:"default=60s" jsonschema_description:"Longest wait for a target once it has the request: for its answer's head (then 504, counted in the release's error rate) and for each next part of its answer's body (then the answer is cut); and for it to take each part of an upload (then 504)."`
 	MaxHeaderBytes    int      `yaml:"max_header_bytes,omitempty" json:"max_header_bytes,omitempty" jsonschema:"minimum=1024,maximum=1048576,default=32768" jsonschema_description:"Largest request line and headers; larger is answered 431."`
 	BodyMinRate       int      `yaml:"body_min_rate,omitempty" json:"body_min_rate,omitempty" jsonschema:"minimum=1,maximum=1073741824,default=100" jsonschema_description:"Pace in bytes a second a request body must keep on average: it has body_idle_timeout plus 1/body_min_rate s per byte it brought, from the end of its head; a slower one (a trickle) is answered 408."`
-	TunnelIdleTimeout Duration `yaml:"tunnel_idle_timeout,omitempty" json:"tunnel_idle_timeout,omitempty" jsonschema:"default=1h" jsonschema_description:"Longest time a tunnel (a WebSocket or other upgraded connection) may pass no data either way; then both ends are closed. Raise it for WebSockets that ping less often."`
+	TunnelIdleTimeout Duration `yaml:"tunnel_idle_timeout,omitempty" json:"tunnel_idle_timeout,omitempty" jsonschema:"default=1h" jsonschema_description:"From 1s to 1000h. Longest time a tunnel (a WebSocket or other upgraded connection) may pass no data either way; then both ends are closed. Raise it for WebSockets that ping less often."`
 }
 
 // edge checks the proxy settings of environment name.
@@ -30,6 +31,9 @@ func (v *validator) edge(name string, e *Environment) {
 	}
 	if n := e.Proxy.MaxHeaderBytes; n != 0 && (n < 1024 || n > 1<<20) {
 		v.add(p+".max_header_bytes", "%d is out of range (write 1024 to 1048576 bytes; default 32768)", n)
+	}
+	if d := e.Proxy.TunnelIdleTimeout.Std(); d > 0 && (d < time.Second || d > 1000*time.Hour) {
+		v.add(p+".tunnel_idle_timeout", "%s is out of range (write 1s to 1000h; default 1h)", d)
 	}
 	if n := e.Proxy.BodyMinRate; n < 0 || n > 1<<30 {
 		v.add(p+".body_min_rate", "%d is out of range (write 1 to 1073741824 bytes a second; default 100)", n)

@@ -17,12 +17,13 @@ func TestProxyEdge(t *testing.T) {
 		e.BodyIdleTimeout.Std() != 20*time.Second || e.IdleTimeout.Std() != time.Minute || e.TargetTimeout.Std() != 2*time.Minute || e.MaxHeaderBytes != 16384 || e.BodyMinRate != 200 || e.TunnelIdleTimeout.Std() != 2*time.Hour {
 		t.Fatalf("parsed %+v", e)
 	}
-	_, err = Parse("cutover.yaml", []byte(base+"    proxy:\n      trusted_proxies: [10.0.0.300, none]\n      max_header_bytes: 100\n      body_min_rate: -5\n"))
+	_, err = Parse("cutover.yaml", []byte(base+"    proxy:\n      trusted_proxies: [10.0.0.300, none]\n      max_header_bytes: 100\n      body_min_rate: -5\n      tunnel_idle_timeout: 2000h\n"))
 	for _, want := range []string{
 		`cutover.yaml:9:`, `environments.production.proxy.trusted_proxies[0]: "10.0.0.300" is neither a CIDR`,
 		`environments.production.proxy.trusted_proxies[1]: none trusts nobody`,
 		`environments.production.proxy.max_header_bytes: 100 is out of range`,
 		`environments.production.proxy.body_min_rate: -5 is out of range`,
+		`environments.production.proxy.tunnel_idle_timeout: 2000h0m0s is out of range (write 1s to 1000h; default 1h)`,
 	} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("want %q in:\n%v", want, err)

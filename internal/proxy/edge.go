@@ -59,6 +59,12 @@ const (
 
 	maxBodyMinRate = 1 << 30
 
+	// A tunnel's idle time is the kernel's, in milliseconds (32 bits: at
+	// most 49 days); under a second, a new tunnel would hardly outlive
+	// its first pause.
+	minTunnelIdle = time.Second
+	maxTunnelIdle = 1000 * time.Hour
+
 	minHeaderBytes = 1 << 10
 	maxHeaderBytes = 1 << 20
 )
@@ -118,6 +124,9 @@ func validateLimits(at string, l Limits, add func(string, ...any)) {
 		if d.v < 0 {
 			add("%s limits.%s %s is negative: give a duration such as \"10s\" (or leave it out for the default)", at, d.name, d.v)
 		}
+	}
+	if d := time.Duration(l.TunnelIdleTimeout); d > 0 && (d < minTunnelIdle || d > maxTunnelIdle) {
+		add("%s limits.tunnel_idle_timeout %s is out of range: give 1s to 1000h (default 1h)", at, d)
 	}
 	if n := l.BodyMinRate; n < 0 || n > maxBodyMinRate {
 		add("%s limits.body_min_rate %d is out of range: give 1 to %d bytes a second (default %d)", at, n, maxBodyMinRate, DefaultBodyMinRate)

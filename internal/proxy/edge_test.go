@@ -647,10 +647,11 @@ func TestClientGoneAfterTheHeadDeadline(t *testing.T) {
 func TestValidateListenerEdges(t *testing.T) {
 	s := validState()
 	l := &s.Listeners[0]
-	l.Limits = Limits{ReadHeaderTimeout: Duration(-time.Second), MaxHeaderBytes: 100}
+	l.Limits = Limits{ReadHeaderTimeout: Duration(-time.Second), MaxHeaderBytes: 100, TunnelIdleTimeout: Duration(time.Nanosecond)}
 	l.TrustedProxies = []string{"10.0.0.0/8", "none"}
 	err := s.Validate()
 	for _, want := range []string{"limits.read_header_timeout -1s is negative", "limits.max_header_bytes 100 is out of range: give 1024 to 1048576",
+		"limits.tunnel_idle_timeout 1ns is out of range: give 1s to 1000h",
 		`trusted_proxies: "none" trusts nobody: it cannot be listed with addresses`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("want %q in %v", want, err)

@@ -24,7 +24,7 @@ type metrics struct {
 	// data for tunnel_idle_timeout) or drain (their target's
 	// deregistration delay ended).
 	tunnelsCut *prometheus.CounterVec
-	tunnels    *prometheus.Desc
+	takenOver  *prometheus.Desc
 	targets    *prometheus.Desc
 	loop       *prometheus.Desc
 	h2         *prometheus.Desc
@@ -60,7 +60,7 @@ func newMetrics(p *Proxy) *metrics {
 			Name: "cutover_proxy_tunnels_cut_total",
 			Help: "Tunnels (WebSockets, other upgrades) the proxy closed, by reason: idle (no data either way for tunnel_idle_timeout) or drain (their target's deregistration delay ended).",
 		}, []string{"reason"}),
-		tunnels: prometheus.NewDesc("cutover_proxy_tunnels",
+		takenOver: prometheus.NewDesc("cutover_proxy_taken_over_connections",
 			"Connections taken over from the HTTP server and open: tunnels (WebSockets, other upgrades) and HTTP/1.0 answers ended by their close.",
 			nil, nil),
 	}
@@ -82,7 +82,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.duration.Describe(ch)
 	m.noTarget.Describe(ch)
 	m.tunnelsCut.Describe(ch)
-	ch <- m.tunnels
+	ch <- m.takenOver
 	ch <- m.targets
 	ch <- m.loop
 	ch <- m.h2
@@ -95,7 +95,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.duration.Collect(ch)
 	m.noTarget.Collect(ch)
 	m.tunnelsCut.Collect(ch)
-	ch <- prometheus.MustNewConstMetric(m.tunnels, prometheus.GaugeValue, float64(m.p.tunnels.Load()))
+	ch <- prometheus.MustNewConstMetric(m.takenOver, prometheus.GaugeValue, float64(m.p.tunnels.Load()))
 	served, handed := m.p.loopCounts()
 	ch <- prometheus.MustNewConstMetric(m.loop, prometheus.CounterValue, float64(served), "loop")
 	ch <- prometheus.MustNewConstMetric(m.loop, prometheus.CounterValue, float64(handed), "handoff")

@@ -477,9 +477,8 @@ func (p *Proxy) drain(g *group, key string, t *target) {
 		var tunnels []*tunnelPair
 		defer func() { // not under p.mu: a close may wait to send
 			for _, tn := range tunnels {
-				tn.cut()
+				tn.cut(cutDrain)
 			}
-			p.metrics.tunnelsCut.WithLabelValues(cutDrain).Add(float64(len(tunnels)))
 		}()
 		p.mu.Lock()
 		defer p.mu.Unlock()

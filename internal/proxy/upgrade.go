@@ -67,7 +67,6 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool 
 	}
 	answer := append([]byte(nil), ctx.Response.Header.Header()...)
 	raw, t, idle := ctx.Conn(), a.target, a.tunnelIdle // raw: the client's socket, for its half-close
-	idleCuts := p.metrics.tunnelsCut.WithLabelValues(cutIdle)
 	a.hj.hijack(ctx, func() { c.Close(); a.finish() }, func(client net.Conn) {
 		defer a.finish()
 		defer c.Close()
@@ -75,7 +74,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool 
 		// from the server's write of the head, nor the wait for the 101.
 		client.SetDeadline(time.Time{})
 		c.SetReadDeadline(time.Time{})
-		tn := &tunnelPair{client: client, raw: raw, target: c, idle: idle, idleCuts: idleCuts}
+		tn := &tunnelPair{client: client, raw: raw, target: c, idle: idle, cuts: p.metrics.tunnelsCut}
 		if !t.addTunnel(tn) {
 			return // the target's drain ended while the 101 came
 		}
@@ -94,18 +93,28 @@ type tunnelPair struct {
 	raw    net.Conn // the client's socket: the server's Close of client does not close it until the tunnel ends
 	target net.Conn
 	idle   time.Duration // the most time with no data either way (tunnel_idle_timeout)
-	// idleCuts counts the tunnels cut for idleness.
-	idleCuts prometheus.Counter
-	once     sync.Once
-	done     chan struct{} // closed when the tunnel ends
+	// cuts counts the tunnels the proxy cut, by reason.
+	cuts *prometheus.CounterVec
+	once sync.Once
+	done chan struct{} // closed when the tunnel ends
 }
 
 // halfClosedCheck is how often a half-closed tunnel looks whether the end
 // that half-closed has gone since.
 const halfClosedCheck = 500 * time.Millisecond
 
-// cut closes both sockets, which ends both copies.
-func (tn *tunnelPair) cut() { tn.once.Do(func() { tn.raw.Close(); tn.target.Close() }) }
+// cut closes both sockets, which ends both copies. The first cut with a
+// reason (the proxy's: cutIdle, cutDrain) is counted under it; a tunnel is
+// counted once, and not at all if it had ended first.
+func (tn *tunnelPair) cut(reason string) {
+	tn.once.Do(func() {
+		tn.raw.Close()
+		tn.target.Close()
+		if reason != "" && tn.cuts != nil {
+			tn.cuts.WithLabelValues(reason).Inc()
+		}
+	})
+}
 
 // join copies between the client and the target (whose first bytes may be
 // buffered in br) until both directions are done, then closes both. A side
@@ -125,7 +134,7 @@ func (tn *tunnelPair) join(br *bufio.Reader) {
 	wg.Go(func() { tn.pass(tn.target, tn.client, tn.target, tn.raw) })
 	tn.pass(tn.client, br, tn.raw, tn.target)
 	wg.Wait()
-	tn.cut()
+	tn.cut("")
 }
 
 // pass copies src (whose socket is from) to dst, then half-closes dst's
@@ -134,7 +143,7 @@ func (tn *tunnelPair) join(br *bufio.Reader) {
 func (tn *tunnelPair) pass(dst io.Writer, src io.Reader, half, from net.Conn) {
 	_, err := io.Copy(dst, src)
 	if hc, ok := half.(interface{ CloseWrite() error }); err != nil || !ok || hc.CloseWrite() != nil {
-		tn.cut()
+		tn.cut("")
 		return
 	}
 	go tn.watch(from)
@@ -150,7 +159,7 @@ func (tn *tunnelPair) watch(c net.Conn) {
 			return
 		case <-tick.C:
 			if socketClosed(c) {
-				tn.cut()
+				tn.cut("")
 				return
 			}
 		}
@@ -175,11 +184,10 @@ func (tn *tunnelPair) boundIdle() {
 				return
 			}
 			if idle >= tn.idle {
-				tn.cut()
-				tn.idleCuts.Inc()
+				tn.cut(cutIdle)
 				return
 			}
-			t.Reset(tn.idle - idle)
+			t.Reset(max(tn.idle-idle, time.Millisecond)) // the kernel counts in milliseconds
 		}
 	}
 }
