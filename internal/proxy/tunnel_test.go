@@ -286,8 +286,8 @@ func TestTunnelIdleForTunnelIdleTimeoutIsCut(t *testing.T) {
 				io.WriteString(c, line) // an echo: data both ways
 				continue
 			}
-			for range 5 { // the target alone sends
-				time.Sleep(400 * time.Millisecond)
+			for range 7 { // the target alone sends
+				time.Sleep(300 * time.Millisecond)
 				io.WriteString(c, "tick\n")
 			}
 		}
@@ -298,7 +298,7 @@ func TestTunnelIdleForTunnelIdleTimeoutIsCut(t *testing.T) {
 			p := newTestProxy(t, Options{})
 			addr := freeAddr(t)
 			l := Listener{Name: "e/production", Addr: addr, Rules: []Rule{{Forward: []WeightedTarget{{"e/w", 1}}}},
-				Limits: Limits{TunnelIdleTimeout: Duration(time.Second)}}
+				Limits: Limits{TunnelIdleTimeout: Duration(1500 * time.Millisecond)}}
 			if overTLS {
 				l.TLS = &TLS{CertFile: cert, KeyFile: key}
 			}
@@ -324,23 +324,23 @@ func TestTunnelIdleForTunnelIdleTimeoutIsCut(t *testing.T) {
 			if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 				t.Fatalf("upgrade: %v %v", resp, err)
 			}
-			for i := range 5 { // 2 s of echoes, 400 ms apart
-				time.Sleep(400 * time.Millisecond)
+			for i := range 7 { // 2.1 s of echoes, 300 ms apart
+				time.Sleep(300 * time.Millisecond)
 				fmt.Fprintf(c, "ping %d\n", i)
 				if line, err := br.ReadString('\n'); line != fmt.Sprintf("ping %d\n", i) {
-					t.Fatalf("echo %d, with data every 400 ms (tunnel_idle_timeout 1s): %q %v", i, line, err)
+					t.Fatalf("echo %d, with data every 300 ms (tunnel_idle_timeout 1.5s): %q %v", i, line, err)
 				}
 			}
 			io.WriteString(c, "push\n")
-			for i := range 5 { // 2 s in which only the target sends
+			for i := range 7 { // 2.1 s in which only the target sends
 				if line, err := br.ReadString('\n'); line != "tick\n" {
-					t.Fatalf("tick %d, sent by the target every 400 ms: %q %v", i, line, err)
+					t.Fatalf("tick %d, sent by the target every 300 ms: %q %v", i, line, err)
 				}
 			}
 			quiet := time.Now()
 			b, err := br.ReadByte()
-			if took := time.Since(quiet); err == nil || errors.Is(err, os.ErrDeadlineExceeded) || took < 900*time.Millisecond {
-				t.Fatalf("after %s of silence: %q %v, want the tunnel cut after tunnel_idle_timeout (1s)", took, b, err)
+			if took := time.Since(quiet); err == nil || errors.Is(err, os.ErrDeadlineExceeded) || took < 1400*time.Millisecond {
+				t.Fatalf("after %s of silence: %q %v, want the tunnel cut after tunnel_idle_timeout (1.5s)", took, b, err)
 			}
 			if !eventually(5*time.Second, func() bool { return inFlight(p) == 0 }) {
 				t.Fatalf("the cut tunnel is still in flight: %+v", p.Targets())
