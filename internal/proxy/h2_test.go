@@ -1024,13 +1024,18 @@ func TestHTTP2HandshakeAfterTheStepDown(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer raw.Close()
-		time.Sleep(100 * time.Millisecond) // accepted; the server waits for the ClientHello
+		// Accepted (a sleep of 100 ms was not always enough under -race
+		// load); the server waits for the ClientHello.
+		if !eventually(5*time.Second, func() bool { return listenerConns(p, addr) > 0 }) {
+			t.Fatal("the proxy did not accept the connection")
+		}
 		closed := make(chan error, 1)
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			closed <- p.close(ctx, tc.drain)
 		}()
+		eventually(5*time.Second, func() bool { p.mu.Lock(); defer p.mu.Unlock(); return p.closed })
 		time.Sleep(tc.wait)
 		c := tls.Client(raw, &tls.Config{RootCAs: pool, ServerName: "app.cutover.test", NextProtos: []string{tc.proto}})
 		c.SetDeadline(time.Now().Add(5 * time.Second))

@@ -207,3 +207,17 @@ func inFlight(p *Proxy) int {
 	}
 	return n
 }
+
+// listenerConns is the connections p's listener at addr has accepted on
+// its server path and still holds, or 0 if it has none there.
+func listenerConns(p *Proxy, addr string) int {
+	p.mu.Lock()
+	l := p.listeners[addr]
+	p.mu.Unlock()
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.conns)
+}
