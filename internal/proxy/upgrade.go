@@ -110,7 +110,7 @@ func (tn *tunnelPair) cut(reason string) {
 	tn.once.Do(func() {
 		tn.raw.Close()
 		tn.target.Close()
-		if reason != "" && tn.cuts != nil {
+		if reason != "" {
 			tn.cuts.WithLabelValues(reason).Inc()
 		}
 	})
@@ -127,9 +127,7 @@ func (tn *tunnelPair) cut(reason string) {
 func (tn *tunnelPair) join(br *bufio.Reader) {
 	tn.done = make(chan struct{})
 	defer close(tn.done)
-	if tn.idle > 0 {
-		go tn.boundIdle()
-	}
+	go tn.boundIdle()
 	var wg sync.WaitGroup
 	wg.Go(func() { tn.pass(tn.target, tn.client, tn.target, tn.raw) })
 	tn.pass(tn.client, br, tn.raw, tn.target)
