@@ -21,7 +21,7 @@ func TestBenchSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rep, err := bench(ctx, options{duration: time.Second, rounds: 1, conns: []int{4},
-		path: "/api/health", proxyMode: modeInProcess, flips: 2})
+		path: "/api/health", proxyMode: modeInProcess, backend: backendBluemed, flips: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,9 @@ import (
 // benchScope is the environment name that owns the benchmark's routes.
 const benchScope = "bench"
 
+// healthPath is what the cutover proxy's health check asks the backend.
+const healthPath = "/api/health"
+
 // Ways to run the proxy under test.
 const (
 	modeProcess   = "process"   // `cutover proxy run`, configured over its admin API, as in production
@@ -45,7 +48,7 @@ func routes(listen, backend string) proxy.State {
 		st.TargetGroups = append(st.TargetGroups, proxy.TargetGroup{
 			Name: benchScope + "/" + color,
 			Health: proxy.HealthCheck{
-				Path:             "/api/health",
+				Path:             healthPath,
 				Interval:         proxy.Duration(time.Second),
 				Timeout:          proxy.Duration(500 * time.Millisecond),
 				HealthyThreshold: 1,
@@ -101,7 +104,7 @@ func startCutover(ctx context.Context, mode, moduleDir, dir, backend string, ppr
 		err = p.startProcess(ctx, moduleDir, dir, backend, pprof)
 	}
 	if err == nil {
-		err = waitRoutable(ctx, "http://"+listen+"/api/health", 15*time.Second)
+		err = waitRoutable(ctx, "http://"+listen+healthPath, 15*time.Second)
 	}
 	if err != nil {
 		p.stop()

@@ -31,6 +31,7 @@ type options struct {
 	conns      []int
 	path       string
 	proxyMode  string
+	backend    string // backendBluemed or backendStatic
 	flips      int
 	json       bool
 	cpuProfile string // directory for CPU profiles of the cutover proxy, or ""
@@ -59,6 +60,7 @@ func runMain(args []string) int {
 	})
 	fs.StringVar(&o.path, "path", "/api/appointments", "request path on the bluemed backend")
 	fs.StringVar(&o.proxyMode, "proxy", modeProcess, "how to run cutover's proxy: process (cutover proxy run, as in production) or inprocess")
+	fs.StringVar(&o.backend, "backend", backendBluemed, "what the proxies forward to: bluemed (its Go server, as the goal is judged) or static (nginx serving bluemed's answer as a file: the proxies' own latency, from a backend that is not saturated)")
 	fs.IntVar(&o.flips, "flips", 8, "weight flips during the last load on the cutover proxy (0: none)")
 	fs.BoolVar(&o.json, "json", false, "print the result as JSON")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "directory: after the rounds, load the cutover proxy once more in each setting (unmeasured) and write its CPU profile there")
@@ -117,6 +119,8 @@ func (o options) check() error {
 		return errors.New("-conns: give at least one connection count")
 	case o.proxyMode != modeProcess && o.proxyMode != modeInProcess:
 		return fmt.Errorf("-proxy %q: use process or inprocess", o.proxyMode)
+	case o.backend != backendBluemed && o.backend != backendStatic:
+		return fmt.Errorf("-backend %q: use bluemed or static", o.backend)
 	case len(o.path) == 0 || o.path[0] != '/':
 		return fmt.Errorf("-path %q: use an absolute path such as /api/health", o.path)
 	case o.flips < 0 || o.flips > 100:
@@ -176,6 +180,16 @@ func bench(ctx context.Context, o options) (*report, error) {
 		return nil, err
 	}
 	defer backend.stop(5 * time.Second)
+	if o.backend == backendStatic {
+		progress("starting nginx as a static backend, serving bluemed's answer to %s", o.path)
+		static, staticAddr, err := startStaticBackend(ctx, dir, backendAddr, o.path)
+		backend.stop(5 * time.Second)
+		if err != nil {
+			return nil, err
+		}
+		defer static.stop(5 * time.Second)
+		backend, backendAddr = static, staticAddr
+	}
 	progress("starting nginx, with the cutover proxy's forwarding headers and without")
 	nginx, nginxAddr, err := startNginx(ctx, dir, "nginx", backendAddr, true)
 	if err != nil {
@@ -230,7 +244,7 @@ func bench(ctx context.Context, o options) (*report, error) {
 			}
 		}
 	}
-	rep := &report{ProxyMode: cut.mode, Path: o.path, Duration: o.duration, Rounds: o.rounds}
+	rep := &report{ProxyMode: cut.mode, Backend: backendLabels[o.backend], Path: o.path, Duration: o.duration, Rounds: o.rounds}
 	for _, conns := range o.conns {
 		for _, newConn := range connModes {
 			s := &setting{Conns: conns, NewConn: newConn}

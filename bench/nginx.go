@@ -12,6 +12,31 @@ import (
 
 const nginxBin = "/usr/sbin/nginx"
 
+// nginxPrelude opens every nginx config the benchmark writes: in the
+// foreground, its files in the config's directory, no access log, no end to
+// a keep-alive connection after a number of requests. With .User set, the
+// workers run as that user.
+const nginxPrelude = `daemon off;
+master_process on;
+{{if .User}}user {{.User}};
+{{end}}worker_processes auto;
+pid {{.Dir}}/nginx.pid;
+error_log {{.Dir}}/error.log warn;
+
+events {
+    worker_connections 4096;
+}
+
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path {{.Dir}}/client_body;
+    proxy_temp_path {{.Dir}}/proxy;
+    fastcgi_temp_path {{.Dir}}/fastcgi;
+    uwsgi_temp_path {{.Dir}}/uwsgi;
+    scgi_temp_path {{.Dir}}/scgi;
+`
+
 // nginxConf is tuned the way a production reverse proxy would be for this
 // workload: keep-alive to the upstream, no access log. The upstream's idle
 // cache (per worker) holds as many connections as the most the benchmark
@@ -28,25 +53,7 @@ const nginxBin = "/usr/sbin/nginx"
 // judged on: the same work for proxy and backend (which parses three more
 // fields). Without it ("nginx-bare", nginx's defaults: Host set to the
 // upstream's name, no forwarding fields) nginx is measured for reference.
-var nginxConf = template.Must(template.New("nginx.conf").Parse(`daemon off;
-master_process on;
-worker_processes auto;
-pid {{.Dir}}/nginx.pid;
-error_log {{.Dir}}/error.log warn;
-
-events {
-    worker_connections 4096;
-}
-
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path {{.Dir}}/client_body;
-    proxy_temp_path {{.Dir}}/proxy;
-    fastcgi_temp_path {{.Dir}}/fastcgi;
-    uwsgi_temp_path {{.Dir}}/uwsgi;
-    scgi_temp_path {{.Dir}}/scgi;
-
+var nginxConf = template.Must(template.New("nginx.conf").Parse(nginxPrelude + `
     upstream bluemed {
         server {{.Backend}};
         keepalive 1024;
@@ -75,9 +82,6 @@ http {
 // forwarding headers or without (see nginxConf). It returns the child and
 // its listen address.
 func startNginx(ctx context.Context, dir, name, backend string, forwarding bool) (*child, string, error) {
-	if _, err := os.Stat(nginxBin); err != nil {
-		return nil, "", fmt.Errorf("nginx not found: apt-get install nginx-light")
-	}
 	data := map[string]string{"Backend": backend}
 	if forwarding {
 		data["Forwarding"] = "yes"
@@ -85,6 +89,15 @@ func startNginx(ctx context.Context, dir, name, backend string, forwarding bool)
 	conf, listen, err := writeProxyConf(dir, name, "nginx.conf", nginxConf, data)
 	if err != nil {
 		return nil, "", err
+	}
+	return runNginx(ctx, conf, listen)
+}
+
+// runNginx runs nginx in the foreground with conf, and waits until it
+// listens on listen.
+func runNginx(ctx context.Context, conf, listen string) (*child, string, error) {
+	if _, err := os.Stat(nginxBin); err != nil {
+		return nil, "", fmt.Errorf("nginx not found: apt-get install nginx-light")
 	}
 	ndir := filepath.Dir(conf)
 	// -e: the error log before the config is read, so nginx never touches /var/log.

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -64,5 +66,55 @@ func TestProxyConfigsServe(t *testing.T) {
 		if !c.exited() {
 			t.Fatalf("%s still running after stop", name)
 		}
+	}
+}
+
+// TestStaticBackendServesWhatBluemedAnswers proves `-backend static` serves
+// the bytes the real backend answers for the path and the health check, as
+// JSON, and that a -path climbing with ".." writes nothing outside the
+// benchmark's directory.
+func TestStaticBackendServesWhatBluemedAnswers(t *testing.T) {
+	testenv.RequireFile(t, nginxBin, "nginx-light")
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/missing" {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, `{"path":"`+r.URL.Path+`"}`)
+	}))
+	defer upstream.Close()
+	from := strings.TrimPrefix(upstream.URL, "http://")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	if _, _, err := startStaticBackend(ctx, t.TempDir(), from, "/api/missing"); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("a path the backend does not answer: %v, want an error naming its 404", err)
+	}
+
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "bench")
+	c, addr, err := startStaticBackend(ctx, dir, from, "/../../api/appointments?page=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.stop(5 * time.Second)
+	for path, want := range map[string]string{"/api/appointments": `{"path":"/../../api/appointments"}`, healthPath: `{"path":"/api/health"}`} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != want || resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("GET %s: %d %q (%s), want 200 %q as application/json", path, resp.StatusCode, body, resp.Header.Get("Content-Type"), want)
+		}
+	}
+	entries, _ := os.ReadDir(parent)
+	if len(entries) != 1 || entries[0].Name() != "bench" {
+		t.Errorf("the benchmark's parent directory holds %v, want only its own directory (a path with .. wrote outside it)", entries)
+	}
+	c.stop(5 * time.Second)
+	if !c.exited() {
+		t.Fatal("the static backend still runs after stop")
 	}
 }

@@ -70,6 +70,7 @@ type flipResult struct {
 // report is what -json prints.
 type report struct {
 	ProxyMode string        `json:"proxy_mode"`
+	Backend   string        `json:"backend"`
 	Path      string        `json:"path"`
 	Duration  time.Duration `json:"duration_ns"`
 	Rounds    int           `json:"rounds"`
@@ -192,8 +193,8 @@ func (r *report) failures() string {
 }
 
 func (r *report) writeText(w io.Writer) {
-	fmt.Fprintf(w, "GET %s on 127.0.0.1, wrk, %d interleaved rounds x %s per target and setting (medians); cutover proxy: %s\n",
-		r.Path, r.Rounds, r.Duration, r.ProxyMode)
+	fmt.Fprintf(w, "GET %s on 127.0.0.1, wrk, %d interleaved rounds x %s per target and setting (medians); cutover proxy: %s; backend: %s\n",
+		r.Path, r.Rounds, r.Duration, r.ProxyMode, r.Backend)
 	fmt.Fprintln(w, "cutover/X: medians over the rounds of the ratio (p99: difference) between cutover's run and X's in the same round")
 	fmt.Fprintln(w, "CPU/req: CPU time of the serving process (nginx: master and workers) per request")
 	met, metBare, bare := 0, 0, false

@@ -153,18 +153,19 @@ func TestRoundOrder(t *testing.T) {
 }
 
 func TestOptionsCheck(t *testing.T) {
-	good := options{duration: time.Second, rounds: 1, conns: []int{32}, path: "/", proxyMode: modeProcess}
+	good := options{duration: time.Second, rounds: 1, conns: []int{32}, path: "/", proxyMode: modeProcess, backend: backendStatic}
 	if err := good.check(); err != nil {
 		t.Fatal(err)
 	}
 	for _, bad := range []options{
-		{duration: time.Hour, rounds: 1, conns: []int{1}, path: "/"},
-		{duration: time.Second, rounds: 0, conns: []int{1}, path: "/"},
-		{duration: time.Second, rounds: 1, conns: []int{0}, path: "/", proxyMode: modeProcess},
-		{duration: time.Second, rounds: 1, conns: nil, path: "/", proxyMode: modeProcess},
-		{duration: time.Second, rounds: 1, conns: []int{1}, path: "api", proxyMode: modeProcess},
-		{duration: time.Second, rounds: 1, conns: []int{1}, path: "/", proxyMode: "docker"},
-		{duration: time.Minute, rounds: 20, conns: []int{32, 256}, path: "/", proxyMode: modeProcess},
+		{duration: time.Hour, rounds: 1, conns: []int{1}, path: "/", backend: backendBluemed},
+		{duration: time.Second, rounds: 0, conns: []int{1}, path: "/", backend: backendBluemed},
+		{duration: time.Second, rounds: 1, conns: []int{0}, path: "/", proxyMode: modeProcess, backend: backendBluemed},
+		{duration: time.Second, rounds: 1, conns: nil, path: "/", proxyMode: modeProcess, backend: backendBluemed},
+		{duration: time.Second, rounds: 1, conns: []int{1}, path: "api", proxyMode: modeProcess, backend: backendBluemed},
+		{duration: time.Second, rounds: 1, conns: []int{1}, path: "/", proxyMode: "docker", backend: backendBluemed},
+		{duration: time.Minute, rounds: 20, conns: []int{32, 256}, path: "/", proxyMode: modeProcess, backend: backendBluemed},
+		{duration: time.Second, rounds: 1, conns: []int{1}, path: "/", proxyMode: modeProcess, backend: "docker"},
 	} {
 		if err := bad.check(); err == nil || !strings.HasPrefix(err.Error(), "-") {
 			t.Errorf("%+v: error %v, want one naming the flag", bad, err)
