@@ -60,7 +60,7 @@ func startBackend(ctx context.Context, moduleDir, dir string) (*child, string, e
 // a backend that answers in a few microseconds of CPU, so that neither it
 // nor its scheduler sets the latencies, and the figures are the proxies'
 // own. bluemed's Go server, the default backend, is saturated by this load
-// on two CPUs (its p99 alone is 10-15 ms at 32 connections): its queueing
+// on two CPUs (its p99 alone is 12-17 ms at 32 connections): its queueing
 // grows steeply with the requests/s a proxy passes it, which is part of
 // every proxy's p99 against it (see bench/RESULTS.md).
 //
