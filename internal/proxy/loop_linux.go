@@ -844,10 +844,16 @@ type cconn struct {
 	// (idle_timeout), not the target's (target_timeout).
 	held, holding bool
 	holdFrom      time.Time
-	frame         framing
-	remain        int64
-	chunks        chunkScanner
-	upReuse       bool
+	// A request whose small body is still to come (readBody): its head
+	// is c.in[:headLen], its body ends at bodyEnd (0: none is waited
+	// for), and the head was whole at bodyFrom.
+	headLen, bodyEnd int
+	bodyFrom         time.Time
+	scanned          int // the part of c.in known to hold no head's end
+	frame            framing
+	remain           int64
+	chunks           chunkScanner
+	upReuse          bool
 }
 
 func (c *cconn) outLen() int { return len(c.out) - c.outOff }
@@ -968,8 +974,16 @@ func (c *cconn) fail() {
 
 // readRequest reads until a request head is whole, then starts it.
 func (c *cconn) readRequest() {
+	if c.bodyEnd > 0 {
+		c.readBody()
+		return
+	}
 	maxHead := c.ll.nl.limits.maxHeader()
-	scanned := 0
+	// Where the last read's scan stopped: a head sent a byte a segment is
+	// scanned once, not from its start at every read (32 KiB, the default
+	// bound, would be 512 MiB scanned).
+	scanned := min(c.scanned, len(c.in))
+	c.scanned = 0
 	for {
 		if i := bytes.Index(c.in[scanned:], crlf2); i >= 0 {
 			if scanned+i+4 > maxHead {
@@ -989,6 +1003,7 @@ func (c *cconn) readRequest() {
 			return
 		}
 		if !c.readable {
+			c.scanned = scanned
 			if c.hup && len(c.in) == 0 {
 				c.close()
 			}
@@ -1063,26 +1078,20 @@ func (c *cconn) startRequest(hl int) {
 		return
 	}
 	cl = max(cl, 0)
-	if len(c.in) < hl+cl && c.readable {
-		// The read that brought the head filled the buffer: the rest of
-		// a small body is most likely in the socket already (a 6 KiB
-		// POST in one segment, read 4 KiB at a time). Read up to its end
-		// exactly: bytes after it (a pipelined request) stay in the
-		// socket, readable, for the next request.
-		c.in = slices.Grow(c.in, hl+cl-len(c.in))
-		for len(c.in) < hl+cl {
-			n, err := rawRead(c.fd, c.in[len(c.in):hl+cl])
-			if err == unix.EAGAIN {
-				c.readable = false
-			}
-			if err != nil || n == 0 {
-				break // the server takes it from here, with what was read
-			}
-			c.in = c.in[:len(c.in)+n]
-		}
+	if len(c.in) < hl+cl {
+		// The body is still to come: in the socket already (the read that
+		// brought the head filled the buffer: a 6 KiB POST in one
+		// segment, read 4 KiB at a time), or on its way (a client that
+		// writes its head and its body apart, as browsers do). It is read
+		// here, and the request started again once it is whole.
+		c.headLen, c.bodyEnd = hl, hl+cl
+		c.bodyFrom = l.now
+		c.deadline = c.ll.nl.limits.body().deadline(c.bodyFrom, int64(len(c.in)-hl))
+		c.readBody()
+		return
 	}
 	if len(c.in) != hl+cl {
-		c.handoff() // the body is still to come, or a request follows
+		c.handoff() // a request follows
 		return
 	}
 	lr := l.p.snap.Load().byAddr[c.ll.nl.addr]
@@ -1123,6 +1132,43 @@ func (c *cconn) startRequest(hl int) {
 	c.req = append(c.req, c.in[hl:hl+cl]...)
 	c.in = c.in[:0]
 	c.send()
+}
+
+// readBody reads a small body that did not come whole with its head, up
+// to its end exactly (bytes after it, a pipelined request, stay in the
+// socket for the next request), at the body's pace: body_idle_timeout
+// since its last bytes, body_min_rate since the head, then 408 (timedOut).
+// The head is parsed again, once, when the body is whole (not at every
+// read: a body sent a byte a segment would have it parsed thousands of
+// times); the target is picked then, so a slow sender holds none.
+func (c *cconn) readBody() {
+	got := len(c.in)
+	c.in = slices.Grow(c.in, c.bodyEnd-len(c.in))
+	for len(c.in) < c.bodyEnd && c.readable {
+		n, err := rawRead(c.fd, c.in[len(c.in):c.bodyEnd])
+		if err == unix.EAGAIN {
+			c.readable = false
+			break
+		}
+		if err != nil || n == 0 {
+			c.handoff() // cut short: the server path answers it, as before
+			return
+		}
+		c.in = c.in[:len(c.in)+n]
+	}
+	if len(c.in) == c.bodyEnd {
+		hl := c.headLen
+		c.headLen, c.bodyEnd, c.bodyFrom = 0, 0, time.Time{}
+		c.startRequest(hl)
+		return
+	}
+	if c.hup {
+		c.handoff()
+		return
+	}
+	if len(c.in) > got {
+		c.deadline = c.ll.nl.limits.body().deadline(c.bodyFrom, int64(len(c.in)-c.headLen))
+	}
 }
 
 // sockaddr parses a target's address once; only IP:port is served here

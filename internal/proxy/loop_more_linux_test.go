@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -124,19 +126,110 @@ func TestLoopServesASmallBodyLargerThanItsFirstRead(t *testing.T) {
 		t.Fatalf("the loop served %d and handed off %d, want both served by the loop", s-served0, h-handed0)
 	}
 
-	// Its body still to come: the server path, as before.
+	// Its body still to come (a client that writes its head and its body
+	// apart, as browsers do): the loop waits for it, and the connection
+	// stays on the loop. It was handed to the server path, for good.
 	served0, handed0 = p.loopCounts()
 	rc = dialAtk(t, addr)
-	rc.send(post[:len(post)-1000])
-	// The loop has read the first part (and handed the request off) before
-	// the tail is sent.
-	eventually(5*time.Second, func() bool { _, h := p.loopCounts(); return h == handed0+1 })
-	rc.send(post[len(post)-1000:])
+	rc.send(post[:len(post)-len(body)])
+	time.Sleep(100 * time.Millisecond)
+	rc.send(body[:1000])
+	time.Sleep(100 * time.Millisecond)
+	// The rest, and a request pipelined behind it in the same write.
+	rc.send(body[1000:] + request("GET", "/after", false))
 	if a := rc.final(5*time.Second, "POST"); a.err != nil || a.status != 200 || a.body != want {
-		t.Fatalf("the 6 KiB POST in two parts: %d %q %v, want 200 %q", a.status, a.body, a.err, want)
+		t.Fatalf("the 6 KiB POST in three parts: %d %q %v, want 200 %q", a.status, a.body, a.err, want)
 	}
-	if _, h := p.loopCounts(); h != handed0+1 {
-		t.Fatalf("the loop handed off %d, want the POST whose body was still to come handed off", h-handed0)
+	if a := rc.final(5*time.Second, "GET"); a.err != nil || a.status != 200 || !strings.HasPrefix(a.body, "GET /after 0 ") {
+		t.Fatalf("the GET pipelined after its body: %d %q %v", a.status, a.body, a.err)
+	}
+	if s, h := p.loopCounts(); s-served0 != 2 || h != handed0 {
+		t.Fatalf("the loop served %d and handed off %d, want both served by the loop", s-served0, h-handed0)
+	}
+
+	// A byte a write (Go's connections have Nagle off: most are a segment
+	// each), the head too.
+	served0, handed0 = p.loopCounts()
+	rc = dialAtk(t, addr)
+	for i := range len(post) {
+		rc.send(post[i : i+1])
+	}
+	if a := rc.final(5*time.Second, "POST"); a.err != nil || a.status != 200 || a.body != want {
+		t.Fatalf("the 6 KiB POST a byte a write: %d %q %v, want 200 %q", a.status, a.body, a.err, want)
+	}
+	if s, h := p.loopCounts(); s-served0 != 1 || h != handed0 {
+		t.Fatalf("the loop served %d and handed off %d, want it served by the loop", s-served0, h-handed0)
+	}
+}
+
+// TestLoopAttackSmallBodyStillToCome: the loop holds a request whose small
+// body is still to come, so a client can hold it there: each way of doing
+// so ends as on the server path (body_idle_timeout and body_min_rate, then
+// 408 and the connection closed), and none reaches the target or counts
+// against its group.
+func TestLoopAttackSmallBodyStillToCome(t *testing.T) {
+	target := newAtkTarget(t, func(*http.Request, []byte) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	p, addr := loopProxy(t, target.addr(), func(l *Listener) { l.Limits.BodyIdleTimeout = Duration(500 * time.Millisecond) })
+	head := "POST /up HTTP/1.1\r\nHost: app.example\r\nContent-Length: 100\r\n\r\n"
+	for _, tc := range []struct {
+		name   string
+		parts  []string
+		every  time.Duration
+		want   int
+		within time.Duration
+	}{
+		{"the body stalls after 10 of 100 bytes", []string{head, "0123456789"}, 0, 408, 3 * time.Second},
+		{"the head alone, no body", []string{head}, 0, 408, 3 * time.Second},
+		// Each byte within body_idle_timeout of the last, but 20 bytes a
+		// second against body_min_rate's 100.
+		{"the body trickled a byte every 50 ms", append([]string{head}, slices.Repeat([]string{"x"}, 80)...), 50 * time.Millisecond, 408, 3 * time.Second},
+		// The server path's answer to a body cut short (handed off there,
+		// as before).
+		{"half of the body, then the client half-closes", []string{head, strings.Repeat("h", 50), "\x00close"}, 0, 400, 3 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			target.take()
+			before := counts(t, p)
+			_, handed0 := p.loopCounts()
+			rc := dialAtk(t, addr)
+			start := time.Now()
+			go func() {
+				for _, part := range tc.parts {
+					if part == "\x00close" {
+						rc.c.(*net.TCPConn).CloseWrite()
+						return
+					}
+					if _, err := io.WriteString(rc.c, part); err != nil {
+						return
+					}
+					time.Sleep(tc.every)
+				}
+			}()
+			a := rc.final(10*time.Second, "POST")
+			took := time.Since(start)
+			switch {
+			case a.err != nil || a.status != tc.want:
+				t.Fatalf("answered %d %v, want %d", a.status, a.err, tc.want)
+			case took > tc.within:
+				t.Fatalf("answered after %s, want within %s", took, tc.within)
+			}
+			if extra, closed := rc.quiet(2 * time.Second); !closed {
+				t.Fatalf("the connection was kept open after the answer (%q)", extra)
+			}
+			if seen := target.take(); len(seen) != 0 {
+				t.Fatalf("the target saw %d requests: %+v", len(seen), seen)
+			}
+			if after := counts(t, p); !maps.Equal(before, after) {
+				t.Fatalf("the group's counts moved from %v to %v", before, after)
+			}
+			// The loop held the request until its end (only a body cut
+			// short goes to the server path).
+			if _, h := p.loopCounts(); h-handed0 != uint64(strings.Count(strings.Join(tc.parts, ""), "\x00close")) {
+				t.Fatalf("the loop handed off %d connections", h-handed0)
+			}
+		})
 	}
 }
 
