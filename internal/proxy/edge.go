@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -37,6 +38,13 @@ type Limits struct {
 	// slower (a trickle, each part within BodyIdleTimeout of the last) is
 	// answered 408 and its connection closed.
 	BodyMinRate int `json:"body_min_rate,omitempty"`
+	// MaxBodyBytes bounds a request's body: one whose Content-Length is
+	// over it is answered 413 before a target is picked (with Expect:
+	// 100-continue, before the client sends it); a chunked one that goes
+	// past it has its target's request cut and is answered 413. Neither
+	// counts against a target group. Zero: no bound (as an ALB; nginx's
+	// client_max_body_size is 1 MiB by default).
+	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
 	// TunnelIdleTimeout bounds how long a tunnel (a WebSocket or other
 	// upgraded connection, after its 101) may pass no data either way;
 	// then both ends are closed. Off Linux it is not enforced.
@@ -88,15 +96,22 @@ func (l Limits) tunnelIdle() time.Duration {
 
 // body is the pace a request body is read at.
 func (l Limits) body() bodyPace {
-	return bodyPace{idle: l.bodyIdle(), minRate: orDefault(l.BodyMinRate, DefaultBodyMinRate)}
+	return bodyPace{idle: l.bodyIdle(), minRate: orDefault(l.BodyMinRate, DefaultBodyMinRate), max: l.MaxBodyBytes}
 }
 
-// bodyPace bounds each read of a request body: BodyIdleTimeout from now,
-// and no later than its BodyMinRate allows.
+// bodyPace bounds a request body: each read, BodyIdleTimeout from now and
+// no later than its BodyMinRate allows; its size, MaxBodyBytes.
 type bodyPace struct {
 	idle    time.Duration
 	minRate int
+	max     int64 // 0: no bound
 }
+
+// over reports whether a body of n bytes is larger than the bound.
+func (bp bodyPace) over(n int64) bool { return bp.max > 0 && n > bp.max }
+
+// errBodyTooLarge: a chunked request body went past max_body_bytes.
+var errBodyTooLarge = errors.New("the request body is over the listener's max_body_bytes")
 
 // deadline is when the next read of a body whose head ended at start, and
 // which brought got bytes since, must end.
@@ -130,6 +145,9 @@ func validateLimits(at string, l Limits, add func(string, ...any)) {
 	}
 	if n := l.BodyMinRate; n < 0 || n > maxBodyMinRate {
 		add("%s limits.body_min_rate %d is out of range: give 1 to %d bytes a second (default %d)", at, n, maxBodyMinRate, DefaultBodyMinRate)
+	}
+	if l.MaxBodyBytes < 0 {
+		add("%s limits.max_body_bytes %d is negative: give a size in bytes (or leave it out for no bound)", at, l.MaxBodyBytes)
 	}
 	if n := l.MaxHeaderBytes; n != 0 && (n < minHeaderBytes || n > maxHeaderBytes) {
 		add("%s limits.max_header_bytes %d is out of range: give %d to %d bytes (default %d)", at, n, minHeaderBytes, maxHeaderBytes, DefaultMaxHeaderBytes)

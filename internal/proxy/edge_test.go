@@ -126,7 +126,7 @@ func TestHostileRequests(t *testing.T) {
 	tg.Health.Path = "/healthz"
 	l := oneRouteNamed("e/production", addr, "e/web")
 	l.Limits = Limits{ReadHeaderTimeout: Duration(500 * time.Millisecond), BodyIdleTimeout: Duration(500 * time.Millisecond),
-		IdleTimeout: Duration(2 * time.Second), MaxHeaderBytes: 8 << 10}
+		IdleTimeout: Duration(2 * time.Second), MaxHeaderBytes: 8 << 10, MaxBodyBytes: 4000}
 	l.TrustedProxies = []string{TrustNone} // every forwarding header is the proxy's own
 	if err := c.PutScope(ctx, "e", State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{tg}}); err != nil {
 		t.Fatal(err)
@@ -193,6 +193,28 @@ func TestHostileRequests(t *testing.T) {
 		name:  "bad chunk with a request pipelined behind",
 		parts: []string{post + "Transfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: app.example\r\n\r\n"},
 		want:  []int{400},
+	}, {
+		name:  "a Content-Length over max_body_bytes",
+		parts: []string{post + "Content-Length: 5000\r\n\r\n" + strings.Repeat("b", 5000)},
+		want:  []int{413},
+	}, {
+		// Refused before the client sends it: no 100 Continue first.
+		name:  "a Content-Length over max_body_bytes, with Expect: 100-continue",
+		parts: []string{post + "Content-Length: 5000\r\nExpect: 100-continue\r\n\r\n"},
+		want:  []int{413}, within: time.Second,
+	}, {
+		// The target's request is cut when the body goes past the bound.
+		name:  "a chunked body past max_body_bytes",
+		parts: []string{post + "Transfer-Encoding: chunked\r\n\r\nfa0\r\n" + strings.Repeat("c", 4000) + "\r\n", "10\r\n" + strings.Repeat("d", 16) + "\r\n0\r\n\r\n"},
+		want:  []int{413},
+	}, {
+		name:  "a Content-Length at max_body_bytes is served",
+		parts: []string{post + "Content-Length: 4000\r\nConnection: close\r\n\r\n" + strings.Repeat("e", 4000)},
+		want:  []int{200}, counted: true,
+	}, {
+		name:  "a chunked body at max_body_bytes is served",
+		parts: []string{post + "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\nfa0\r\n" + strings.Repeat("f", 4000) + "\r\n0\r\n\r\n"},
+		want:  []int{200}, counted: true,
 	}, {
 		name:  "headers over the size limit",
 		parts: []string{"GET / HTTP/1.1\r\nHost: app.example\r\nX-Big: " + strings.Repeat("a", 64<<10) + "\r\n\r\n"},
@@ -647,11 +669,11 @@ func TestClientGoneAfterTheHeadDeadline(t *testing.T) {
 func TestValidateListenerEdges(t *testing.T) {
 	s := validState()
 	l := &s.Listeners[0]
-	l.Limits = Limits{ReadHeaderTimeout: Duration(-time.Second), MaxHeaderBytes: 100, TunnelIdleTimeout: Duration(time.Nanosecond)}
+	l.Limits = Limits{ReadHeaderTimeout: Duration(-time.Second), MaxHeaderBytes: 100, TunnelIdleTimeout: Duration(time.Nanosecond), MaxBodyBytes: -1}
 	l.TrustedProxies = []string{"10.0.0.0/8", "none"}
 	err := s.Validate()
 	for _, want := range []string{"limits.read_header_timeout -1s is negative", "limits.max_header_bytes 100 is out of range: give 1024 to 1048576",
-		"limits.tunnel_idle_timeout 1ns is out of range: give 1s to 1000h",
+		"limits.tunnel_idle_timeout 1ns is out of range: give 1s to 1000h", "limits.max_body_bytes -1 is negative",
 		`trusted_proxies: "none" trusts nobody: it cannot be listed with addresses`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("want %q in %v", want, err)
@@ -751,5 +773,92 @@ func TestUploadHeldUpByTheTargetIsNotTheClients(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || string(b) != fmt.Sprint(size) {
 		t.Fatalf("an upload the target was slow to take: %d %q, want 200 %d", resp.StatusCode, b, size)
+	}
+}
+
+// TestMaxBodyBytesWithRealClients: max_body_bytes as Go's client meets it,
+// over HTTP/1.1 and HTTP/2. An upload over it whose length is announced
+// gets 413 (its bytes read and dropped, so the client reads the answer and
+// not a reset connection); one that streams past it (chunked) gets 413 and
+// the target's request is cut; one at the bound is served. The refused
+// reach no target whole and count against no group.
+func TestMaxBodyBytesWithRealClients(t *testing.T) {
+	const limit = 64 << 10
+	target := newRecordingTarget(t)
+	p := newTestProxy(t, Options{})
+	tg := tgOf("e/web", target.Server)
+	tg.Health.Path = "/healthz"
+	addr := freeAddr(t)
+	l := oneRouteNamed("e/production", addr, "e/web")
+	l.Limits.MaxBodyBytes = limit
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{tg}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "e/web", "healthy", 1)
+	h2p, h2addr, pool := h2Listener(t, func(l *Listener) { l.Limits.MaxBodyBytes = limit })
+	h2c := h2Client(h2addr, "app.cutover.test", pool)
+
+	for _, tc := range []struct {
+		name    string
+		size    int
+		chunked bool // the body's length is not announced
+		want    int
+	}{
+		// Without the read and drop, Go's client got "connection reset
+		// by peer" for these two, the answer lost.
+		{"8 MiB with its length", 8 << 20, false, 413},
+		{"8 MiB streamed", 8 << 20, true, 413},
+		{"one byte over, with its length", limit + 1, false, 413},
+		{"one byte over, streamed", limit + 1, true, 413},
+		{"at the bound, with its length", limit, false, 200},
+		{"at the bound, streamed", limit, true, 200},
+	} {
+		for _, h2 := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s http2=%v", tc.name, h2), func(t *testing.T) {
+				body := strings.Repeat("u", tc.size)
+				var r io.Reader = strings.NewReader(body)
+				if tc.chunked {
+					r = io.MultiReader(r) // no length: Go's client streams it chunked (HTTP/2: DATA frames without content-length)
+				}
+				group, url, c := "e/web", "http://"+addr+"/up", http.DefaultClient
+				stats := p
+				if h2 {
+					group, url, c, stats = "prod/web", "https://app.cutover.test/up", h2c, h2p
+				}
+				before, codesBefore := groupRequests(stats, group)
+				target.take()
+				req, err := http.NewRequest("POST", url, r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, err := c.Do(req)
+				if err != nil {
+					t.Fatalf("%v, want a %d answer", err, tc.want)
+				}
+				b, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != tc.want {
+					t.Fatalf("%s %q, want %d", res.Status, b, tc.want)
+				}
+				if tc.want == 413 && !strings.Contains(string(b), "larger than this listener takes (65536 bytes)") {
+					t.Errorf("the 413's text %q does not say the bound", b)
+				}
+				time.Sleep(100 * time.Millisecond) // counters are updated after the answer
+				after, codes := groupRequests(stats, group)
+				switch {
+				case tc.want == 413 && (after != before || codes["4xx"] != codesBefore["4xx"] || codes["5xx"] != codesBefore["5xx"]):
+					t.Errorf("the refused upload was counted against the group: %d %v -> %d %v", before, codesBefore, after, codes)
+				case tc.want == 200 && after != before+1:
+					t.Errorf("the served upload was not counted: %d -> %d", before, after)
+				}
+				if !h2 {
+					for _, s := range target.take() {
+						if s.err == nil && (tc.want != 200 || len(s.body) != tc.size) {
+							t.Errorf("the target received a whole request of %d bytes", len(s.body))
+						}
+					}
+				}
+			})
+		}
 	}
 }

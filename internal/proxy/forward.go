@@ -92,6 +92,18 @@ func (h *listenerHandler) answer(ctx *fasthttp.RequestCtx) {
 		clientError(ctx, status, msg)
 		return
 	}
+	if cl := int64(ctx.Request.Header.ContentLength()); h.body.over(cl) {
+		// Read (and drop) a body the client is sending anyway, within
+		// bounds, so that it reads the answer rather than a reset
+		// connection; one over those bounds is not waited for.
+		if r := ctx.RequestBodyStream(); r != nil && cl <= drainLimit {
+			buf := smallPool.Get().(*[]byte)
+			discardBody(ctx, r, *buf)
+			smallPool.Put(buf)
+		}
+		tooLarge(ctx, h.body)
+		return
+	}
 	// A small body is read before a target is picked: a client that sends
 	// it slowly holds no target meanwhile, and a target removed meanwhile
 	// gets nothing (the route and the pick are made when the request can
@@ -101,7 +113,7 @@ func (h *listenerHandler) answer(ctx *fasthttp.RequestCtx) {
 	small, err := readSmallBody(ctx, *buf, h.body)
 	if err != nil {
 		h.p.log.Debug("bad request body", "remote", ctx.RemoteAddr().String(), "err", err)
-		badBody(ctx, err)
+		badBody(ctx, err, h.body)
 		return
 	}
 	lr := h.p.snap.Load().byAddr[h.addr]
@@ -306,12 +318,34 @@ func clientError(ctx *fasthttp.RequestCtx, status int, msg string) {
 
 // badBody answers a request whose body the client botched (or stalled
 // in): 400, or 408 for a read that timed out.
-func badBody(ctx *fasthttp.RequestCtx, err error) {
+func badBody(ctx *fasthttp.RequestCtx, err error, bp bodyPace) {
+	if errors.Is(err, errBodyTooLarge) {
+		tooLarge(ctx, bp)
+		return
+	}
 	status, msg := fasthttp.StatusBadRequest, "cutover: bad request body\n"
 	if isTimeout(err) {
 		status, msg = fasthttp.StatusRequestTimeout, "cutover: request body timed out\n"
 	}
 	clientError(ctx, status, msg)
+}
+
+// tooLarge answers a request whose body is over max_body_bytes.
+func tooLarge(ctx *fasthttp.RequestCtx, bp bodyPace) {
+	clientError(ctx, fasthttp.StatusRequestEntityTooLarge, "cutover: the request body is larger than this listener takes ("+strconv.FormatInt(bp.max, 10)+" bytes)\n")
+}
+
+// discardBody reads and drops what is left of a request body, within
+// drainLimit and drainTime: a connection closed with the client's bytes
+// unread is reset, and the client may lose the answer that refuses it.
+func discardBody(ctx *fasthttp.RequestCtx, r io.Reader, buf []byte) {
+	ctx.SetReadDeadline(time.Now().Add(drainTime))
+	for n := 0; n <= drainLimit; {
+		m, err := r.Read(buf)
+		if n += m; err != nil {
+			return
+		}
+	}
 }
 
 // serverError answers the requests fasthttp refuses before the handler:
@@ -399,7 +433,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, small []byte, body
 	switch {
 	case ex.clientErr != nil:
 		p.log.Debug("bad request body", "group", a.target.group.name, "remote", ctx.RemoteAddr().String(), "err", ex.clientErr)
-		badBody(ctx, ex.clientErr)
+		badBody(ctx, ex.clientErr, body)
 		return false
 	case ex.clientGone:
 		a.status = 499 // as nginx counts it; not the target's fault

@@ -1073,8 +1073,8 @@ func (c *cconn) startRequest(hl int) {
 		return
 	}
 	cl := h.ContentLength()
-	if cl == -1 || cl > smallBody {
-		c.handoff()
+	if cl == -1 || cl > smallBody || c.ll.nl.limits.body().over(int64(cl)) {
+		c.handoff() // the server path streams it, or refuses it (413)
 		return
 	}
 	cl = max(cl, 0)

@@ -264,6 +264,15 @@ func (p *Proxy) newListener(l Listener, ln net.Listener, t *tlsServing) *listene
 			}
 			return fasthttp.RequestConfig{WriteTimeout: h.writeIdle}
 		},
+		// A body over max_body_bytes announced with Expect: 100-continue
+		// is refused before the client sends it (the handler answers the
+		// 413 with its text).
+		ExpectHandler: func(ctx *fasthttp.RequestCtx) int {
+			if h.body.over(int64(ctx.Request.Header.ContentLength())) {
+				return fasthttp.StatusRequestEntityTooLarge
+			}
+			return fasthttp.StatusContinue
+		},
 		ReadTimeout:                  lim.readHeader(),
 		IdleTimeout:                  lim.idle(),
 		ReadBufferSize:               lim.maxHeader(),

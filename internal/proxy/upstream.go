@@ -677,6 +677,15 @@ func (bc *bodyCopier) run(size int64, pace bodyPace, targetWait time.Duration) {
 		}
 		n, err := r.Read(*buf)
 		got += int64(n)
+		if pace.over(got) && !bc.draining.Load() {
+			// Past max_body_bytes (a chunked body: one with a length over
+			// it was refused before): the target's request is cut, and the
+			// rest read and dropped so that the client reads its 413.
+			bc.clientErr = errBodyTooLarge
+			bc.uc.c.Close()
+			discardBody(bc.ctx, r, *buf)
+			return
+		}
 		if err == io.EOF && !chunked && got < size {
 			// The server's stream ends at the connection's end as at the
 			// body's: a client that hung up (or reset its HTTP/2 stream)

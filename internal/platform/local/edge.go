@@ -20,6 +20,7 @@ func withEdge(l proxy.Listener, e *config.Edge) proxy.Listener {
 		TargetTimeout:     proxy.Duration(e.TargetTimeout.Std()),
 		MaxHeaderBytes:    e.MaxHeaderBytes,
 		BodyMinRate:       e.BodyMinRate,
+		MaxBodyBytes:      e.MaxBodyBytes,
 		TunnelIdleTimeout: proxy.Duration(e.TunnelIdleTimeout.Std()),
 	}
 	return l
