@@ -115,6 +115,10 @@ func startStaticBackend(ctx context.Context, dir, from, path string) (*child, st
 
 // fetch GETs url and returns its body; anything but 200 is an error.
 func fetch(ctx context.Context, url string) ([]byte, error) {
+	// A local bluemed that has just answered its health check answers in
+	// milliseconds: one that does not within 10 s is stuck.
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err

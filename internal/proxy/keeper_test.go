@@ -703,6 +703,30 @@ func TestStopDuringARestartStopsEverything(t *testing.T) {
 	}
 }
 
+// A stop that finds no proxy answering (its socket gone, as while a
+// restart's proxies swap it) stops the supervisor, and with it the proxy,
+// and leaves no stop marker behind: the supervisor's signal path did not
+// read it, and a next Keep would have taken its proxy's first crash for a
+// stop (TestStopDuringARestartStopsEverything found it, now and then).
+func TestStopOfAnIdleSupervisorLeavesNoMarker(t *testing.T) {
+	home := t.TempDir()
+	ctx := context.Background()
+	k := startKept(t, home)
+	supervisor := k.supervisor()
+	if err := os.Rename(socketPath(home), socketPath(home)+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Stop(ctx, home, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !waitGone(ctx, supervisor, 5*time.Second) || !waitGone(ctx, k.pid, 5*time.Second) {
+		t.Fatal("the supervisor or its proxy runs after Stop")
+	}
+	if _, err := os.Stat(stoppingPath(home)); !os.IsNotExist(err) {
+		t.Fatalf("the stop's marker is left: %v", err)
+	}
+}
+
 // Restarts under POSTs on kept-alive connections fail none of them (Go's
 // client sends a POST again only if told it may): the proxy handing over
 // does not close an idle kept-alive connection while its client may be
