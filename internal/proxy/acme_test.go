@@ -439,33 +439,24 @@ func loopbackDNS(t *testing.T) string {
 			}
 		}
 	}()
-	go func() {
+	acceptEach(ln, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			var size [2]byte
+			if _, err := io.ReadFull(c, size[:]); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				for {
-					var size [2]byte
-					if _, err := io.ReadFull(c, size[:]); err != nil {
-						return
-					}
-					q := make([]byte, binary.BigEndian.Uint16(size[:]))
-					if _, err := io.ReadFull(c, q); err != nil {
-						return
-					}
-					answer := dnsAnswer(q)
-					if answer == nil {
-						return
-					}
-					c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(answer))), answer...))
-				}
-			}()
+			q := make([]byte, binary.BigEndian.Uint16(size[:]))
+			if _, err := io.ReadFull(c, q); err != nil {
+				return
+			}
+			answer := dnsAnswer(q)
+			if answer == nil {
+				return
+			}
+			c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(answer))), answer...))
 		}
-	}()
+	})
 	return ln.Addr().String()
 }
 

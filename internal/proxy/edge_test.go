@@ -594,30 +594,15 @@ func TestTrustedProxyKeepsForwardingHeaders(t *testing.T) {
 // answering gives a 502 that names the target group, never a target's ID,
 // its address or the error, and counts as the group's 5xx.
 func TestBadGatewayNamesTheGroupNotTheTarget(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err == nil && req.URL.Path == "/" {
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n") // health checks pass
-				}
-				c.Close()
-			}()
+	target := connTarget(t, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err == nil && req.URL.Path == "/" {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n") // health checks pass
 		}
-	}()
+	})
 	addr := freeAddr(t)
 	p := newTestProxy(t, Options{})
-	g := TargetGroup{Name: "shop.production/web/blue", Health: fastHealth, Targets: []Target{{ID: "task-7f3a", Addr: ln.Addr().String()}}}
+	g := TargetGroup{Name: "shop.production/web/blue", Health: fastHealth, Targets: []Target{{ID: "task-7f3a", Addr: target}}}
 	g.Health.Interval = Duration(time.Hour)
 	if err := p.Apply(context.Background(), State{Listeners: []Listener{oneRoute(addr, WeightedTarget{g.Name, 1})}, TargetGroups: []TargetGroup{g}}); err != nil {
 		t.Fatal(err)

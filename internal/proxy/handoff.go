@@ -4,9 +4,11 @@ import (
 	"errors"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // handoffListener gives the connections the loops hand off to a fasthttp
@@ -66,9 +68,20 @@ func (h *handoffListener) deliver(fd int, pre []byte) {
 	select {
 	case h.ch <- c:
 	case <-h.closed:
+		if len(pre) > 0 {
+			// A request the loop read whole (its body came late) as its
+			// listener closed: answered, not cut (a helper's review).
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			c.Write(closingAnswer)
+		}
 		c.Close()
 	}
 }
+
+const closingMessage = "cutover: this listener is closing\n"
+
+var closingAnswer = []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
+	strconv.Itoa(len(closingMessage)) + "\r\nConnection: close\r\n\r\n" + closingMessage)
 
 // prefixConn is a connection whose first bytes were already read.
 type prefixConn struct {

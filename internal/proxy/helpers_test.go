@@ -126,37 +126,53 @@ func get(t testing.TB, addr, host, path string) (int, string, http.Header) {
 // for the n-th request on a connection (and whether to close after it).
 func rawTarget(t *testing.T, answer func(n int, head string) (string, bool)) (addr string, conns *atomic.Int64) {
 	t.Helper()
+	conns = new(atomic.Int64)
+	addr = connTarget(t, func(c net.Conn) {
+		conns.Add(1)
+		br := bufio.NewReader(c)
+		for n := 0; ; n++ {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, req.Body)
+			out, closeAfter := answer(n, req.Method+" "+req.URL.Path)
+			if _, err := io.WriteString(c, out); err != nil || closeAfter {
+				return
+			}
+		}
+	})
+	return addr, conns
+}
+
+// connTarget is a target on 127.0.0.1 that serves each connection with
+// serve, then closes it; it returns its address.
+func connTarget(t *testing.T, serve func(c net.Conn)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	conns = new(atomic.Int64)
+	acceptEach(ln, serve)
+	return ln.Addr().String()
+}
+
+// acceptEach serves each connection ln accepts with serve, then closes
+// it, until ln is closed.
+func acceptEach(ln net.Listener, serve func(c net.Conn)) {
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			conns.Add(1)
 			go func() {
 				defer c.Close()
-				br := bufio.NewReader(c)
-				for n := 0; ; n++ {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					out, closeAfter := answer(n, req.Method+" "+req.URL.Path)
-					if _, err := io.WriteString(c, out); err != nil || closeAfter {
-						return
-					}
-				}
+				serve(c)
 			}()
 		}
 	}()
-	return ln.Addr().String(), conns
 }
 
 // proxyToAddr starts a proxy with one route to target addrs, checked once

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -233,6 +234,34 @@ func TestLoopAttackSmallBodyStillToCome(t *testing.T) {
 	}
 }
 
+// A request whose body came late, as its listener was removed, gets an
+// answer: the loop hands it to a server that has closed, which cut it
+// with no answer (a helper's review; before the loop waited for bodies,
+// the server held it and answered 404).
+func TestLoopLateBodyAsItsListenerCloses(t *testing.T) {
+	target := newAtkTarget(t, func(*http.Request, []byte) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	p, addr := loopProxy(t, target.addr(), nil)
+	rc := dialAtk(t, addr)
+	rc.send("POST /up HTTP/1.1\r\nHost: app.example\r\nContent-Length: 20\r\n\r\n0123456789")
+	time.Sleep(100 * time.Millisecond)
+	g := TargetGroup{Name: "a/web", Health: HealthCheck{Path: "/healthz", Interval: Duration(time.Hour), Timeout: Duration(time.Second),
+		HealthyThreshold: 1, UnhealthyThreshold: 2}, DeregistrationDelay: Duration(5 * time.Second),
+		Targets: []Target{{ID: "a/web-0", Addr: target.addr()}}}
+	if err := p.Apply(context.Background(), State{TargetGroups: []TargetGroup{g}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	rc.send("abcdefghij")
+	if a := rc.final(5*time.Second, "POST"); a.err != nil || a.status != 503 || !a.close {
+		t.Errorf("%d %q close %v %v, want 503 with Connection: close", a.status, a.body, a.close, a.err)
+	}
+	if seen := target.take(); len(seen) != 0 {
+		t.Errorf("the target saw %d requests", len(seen))
+	}
+}
+
 // The same when the answer's tail is sent late: a client that reads slowly
 // (the proxy's socket to it kept small here, 4 KiB, for the tail to be left
 // over when the exchange ends) took it after the exchange ended, and the
@@ -299,4 +328,88 @@ func TestLoopAttackLargeExchangeTakenLateDoesNotFattenTheConnection(t *testing.T
 			t.Fatal("the loop still holds the closed connection")
 		}
 	}
+}
+
+// TestMaxBodyBytesAttacks: the bound's edges, from a helper's review.
+// A chunked upload that passes the bound as its target answers early
+// (a 401 before the body) was answered 502 and counted against the group
+// 2-13 times in 400; the 413 for Expect: 100-continue had no text; 24 MiB
+// over a 64 KiB bound (past the 16 MiB read-and-drop cap there was then)
+// lost its 413 to a reset.
+func TestMaxBodyBytesAttacks(t *testing.T) {
+	t.Run("a chunked body past the bound as the target answers early", func(t *testing.T) {
+		target := connTarget(t, func(c net.Conn) {
+			buf := make([]byte, 64<<10)
+			n, _ := c.Read(buf)
+			if strings.Contains(string(buf[:n]), "/healthz") {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 5\r\n\r\n")
+			time.Sleep(2 * time.Millisecond)
+			io.WriteString(c, "nope!")
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			io.Copy(io.Discard, c)
+		})
+		p, addr := loopProxy(t, target, func(l *Listener) { l.Limits.MaxBodyBytes = 100 })
+		before := counts(t, p)
+		seen := map[int]int{}
+		for i := range 300 {
+			rc := dialAtk(t, addr)
+			rc.send("POST /up HTTP/1.1\r\nHost: app.example\r\nTransfer-Encoding: chunked\r\n\r\n32\r\n" + strings.Repeat("y", 50) + "\r\n")
+			time.Sleep(time.Duration(i%100) * 5 * time.Microsecond)
+			rc.send("c8\r\n" + strings.Repeat("z", 200) + "\r\n0\r\n\r\n")
+			a := rc.final(5*time.Second, "POST")
+			seen[a.status]++
+			rc.c.Close()
+		}
+		time.Sleep(200 * time.Millisecond)
+		after := counts(t, p)
+		t.Logf("answers by status %v; the group's counts %v -> %v", seen, before, after)
+		if seen[502] > 0 || after["5xx"] != before["5xx"] {
+			t.Errorf("502s answered or counted against the group: answers %v, counts %v -> %v", seen, before, after)
+		}
+	})
+
+	target := newAtkTarget(t, func(*http.Request, []byte) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	p, addr := loopProxy(t, target.addr(), func(l *Listener) { l.Limits.MaxBodyBytes = 64 << 10 })
+
+	t.Run("Expect: 100-continue over the bound gets the proxy's text", func(t *testing.T) {
+		before := counts(t, p)
+		rc := dialAtk(t, addr)
+		rc.send("POST /up HTTP/1.1\r\nHost: app.example\r\nContent-Length: 70000\r\nExpect: 100-continue\r\n\r\n")
+		a := rc.final(3*time.Second, "POST")
+		if a.status != 413 || !strings.Contains(a.body, "larger than this listener takes (65536 bytes)") {
+			t.Errorf("%d %q %v, want 413 with the proxy's text", a.status, a.body, a.err)
+		}
+		if after := counts(t, p); !maps.Equal(before, after) {
+			t.Errorf("counted: %v -> %v", before, after)
+		}
+	})
+
+	t.Run("24 MiB over the bound", func(t *testing.T) {
+		for _, streamed := range []bool{false, true} {
+			before := counts(t, p)
+			var r io.Reader = strings.NewReader(strings.Repeat("u", 24<<20))
+			if streamed {
+				r = io.MultiReader(r)
+			}
+			req, _ := http.NewRequest("POST", "http://"+addr+"/up", r)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("streamed %v: %v, want 413", streamed, err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != 413 {
+				t.Errorf("streamed %v: %d, want 413", streamed, res.StatusCode)
+			}
+			time.Sleep(100 * time.Millisecond)
+			if after := counts(t, p); !maps.Equal(before, after) {
+				t.Errorf("streamed %v counted: %v -> %v", streamed, before, after)
+			}
+		}
+	})
 }

@@ -265,10 +265,12 @@ func (p *Proxy) newListener(l Listener, ln net.Listener, t *tlsServing) *listene
 			return fasthttp.RequestConfig{WriteTimeout: h.writeIdle}
 		},
 		// A body over max_body_bytes announced with Expect: 100-continue
-		// is refused before the client sends it (the handler answers the
-		// 413 with its text).
+		// is refused before the client sends it (the handler is not
+		// called then: the answer is made here; the server keeps its
+		// text and sets the status).
 		ExpectHandler: func(ctx *fasthttp.RequestCtx) int {
 			if h.body.over(int64(ctx.Request.Header.ContentLength())) {
+				tooLarge(ctx, h.body)
 				return fasthttp.StatusRequestEntityTooLarge
 			}
 			return fasthttp.StatusContinue

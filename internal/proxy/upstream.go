@@ -807,7 +807,11 @@ func (bc *bodyCopier) drain() {
 // wait waits for the copy to end and returns the client's error, if any.
 func (bc *bodyCopier) wait() error {
 	<-bc.done
-	if bc.draining.Load() {
+	// A body cut at max_body_bytes as the target's early answer came is
+	// still refused (413): the copy closed the target's connection, and
+	// reading the rest of that answer gave a 502 counted against the
+	// group (a helper's review: a chunked upload raced against a 401).
+	if bc.draining.Load() && !errors.Is(bc.clientErr, errBodyTooLarge) {
 		return nil
 	}
 	return bc.clientErr
