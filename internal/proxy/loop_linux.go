@@ -1082,7 +1082,8 @@ func (c *cconn) startRequest(hl int) {
 		// The body is still to come: in the socket already (the read that
 		// brought the head filled the buffer: a 6 KiB POST in one
 		// segment, read 4 KiB at a time), or on its way (a client that
-		// writes its head and its body apart, as browsers do). It is read
+		// writes its head and its body apart: Go's client writes a 6 KiB
+		// POST as 4 KiB, then the rest). It is read
 		// here, and the request started again once it is whole.
 		c.headLen, c.bodyEnd = hl, hl+cl
 		c.bodyFrom = l.now

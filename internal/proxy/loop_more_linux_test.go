@@ -128,8 +128,9 @@ func TestLoopServesASmallBodyLargerThanItsFirstRead(t *testing.T) {
 	}
 
 	// Its body still to come (a client that writes its head and its body
-	// apart, as browsers do): the loop waits for it, and the connection
-	// stays on the loop. It was handed to the server path, for good.
+	// apart, as Go's client does past its 4 KiB buffer): the loop waits
+	// for it, and the connection stays on the loop. It was handed to the
+	// server path, for good.
 	served0, handed0 = p.loopCounts()
 	rc = dialAtk(t, addr)
 	rc.send(post[:len(post)-len(body)])
