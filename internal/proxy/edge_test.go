@@ -79,7 +79,14 @@ type rawResult struct {
 
 func rawExchange(t *testing.T, addr string, parts ...string) rawResult {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	var c net.Conn
+	var err error
+	if a, ok := strings.CutPrefix(addr, "tls://"); ok {
+		c, err = tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", a,
+			&tls.Config{InsecureSkipVerify: true, ServerName: "app.example", NextProtos: []string{"http/1.1"}})
+	} else {
+		c, err = net.DialTimeout("tcp", addr, 5*time.Second)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,9 +120,10 @@ func rawExchange(t *testing.T, addr string, parts ...string) rawResult {
 }
 
 // TestHostileRequests sends requests a client may craft to break or fool
-// the proxy, over TCP to a real proxy process, and checks each answer, that
-// the target never saw what it must not see, and that the target group's
-// counters did not move for what is the client's fault.
+// the proxy, over TCP to a real proxy process, on a plain listener and on
+// a TLS one, and checks each answer, that the target never saw what it
+// must not see, and that the target group's counters did not move for
+// what is the client's fault.
 func TestHostileRequests(t *testing.T) {
 	home := t.TempDir()
 	ctx := context.Background()
@@ -128,24 +136,22 @@ func TestHostileRequests(t *testing.T) {
 	l.Limits = Limits{ReadHeaderTimeout: Duration(500 * time.Millisecond), BodyIdleTimeout: Duration(500 * time.Millisecond),
 		IdleTimeout: Duration(2 * time.Second), MaxHeaderBytes: 8 << 10, MaxBodyBytes: 4000}
 	l.TrustedProxies = []string{TrustNone} // every forwarding header is the proxy's own
-	if err := c.PutScope(ctx, "e", State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{tg}}); err != nil {
+	// The same table over TLS (the server path, where the loops do not
+	// read), with the same limits.
+	saddr := freeAddr(t)
+	sl := oneRouteNamed("e/secure", saddr, "e/web")
+	sl.Limits, sl.TrustedProxies = l.Limits, l.TrustedProxies
+	cert, key, _ := selfSigned(t, t.TempDir(), "h", "app.example")
+	sl.TLS = &TLS{CertFile: cert, KeyFile: key}
+	if err := c.PutScope(ctx, "e", State{Listeners: []Listener{l, sl}, TargetGroups: []TargetGroup{tg}}); err != nil {
 		t.Fatal(err)
 	}
 	waitTargets(t, c, 1)
+	// What the checks expect of the listener a case runs on.
+	listenAddr, proto := addr, "http"
 
 	const post = "POST /upload HTTP/1.1\r\nHost: app.example\r\n"
-	for _, tc := range []struct {
-		name  string
-		parts []string
-		// want is the acceptable statuses of the first answer; none means
-		// the proxy must close the connection without one.
-		want []int
-		// counted: the request reaches the target and counts in its group.
-		counted bool
-		// within bounds the time until the proxy closes the connection.
-		within time.Duration
-		check  func(t *testing.T, r rawResult, seen []seenRequest)
-	}{{
+	cases := []hostile{{
 		name:  "malformed chunk size",
 		parts: []string{post + "Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"},
 		want:  []int{400},
@@ -221,10 +227,11 @@ func TestHostileRequests(t *testing.T) {
 		want:  []int{431},
 	}, {
 		// 431 before, as for the headers; nginx answers 414. (On a TLS
-		// listener, which the loops do not read, still 431.)
+		// listener, which the loops do not read, still 431: the server's
+		// parser does not say which part was too long.)
 		name:  "a request line over the size limit",
 		parts: []string{"GET /" + strings.Repeat("a", 16<<10) + " HTTP/1.1\r\nHost: app.example\r\n\r\n"},
-		want:  []int{414},
+		want:  []int{414}, tlsWant: []int{431},
 	}, {
 		name:  "two different Content-Lengths",
 		parts: []string{post + "Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"},
@@ -284,18 +291,21 @@ func TestHostileRequests(t *testing.T) {
 	}, {
 		// The loop and the server's parser find a head's end by CRLF CRLF
 		// only: such a head waited for read_header_timeout (408). RFC 9112
-		// §2.2 lets a server refuse a bare LF; answered at once.
+		// §2.2 lets a server refuse a bare LF; answered at once. (On a TLS
+		// listener, which the loops do not read, still the 408 when
+		// read_header_timeout ends, 500 ms here: the server's parser waits
+		// for a CRLF CRLF. Nothing reaches a target either way.)
 		name:  "a head of bare LF lines",
 		parts: []string{"GET /bare HTTP/1.1\nHost: app.example\nConnection: close\n\n"},
-		want:  []int{400}, within: time.Second,
+		want:  []int{400}, tlsWant: []int{408}, within: time.Second,
 	}, {
 		name:  "a head of CRLF lines ended by a bare LF",
 		parts: []string{"GET /mixed HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n\n"},
-		want:  []int{400}, within: time.Second,
+		want:  []int{400}, tlsWant: []int{408}, within: time.Second,
 	}, {
 		name:  "a bare LF line then CRLF",
 		parts: []string{"GET /mixed2 HTTP/1.1\r\nHost: app.example\nConnection: close\n\r\n"},
-		want:  []int{400}, within: time.Second,
+		want:  []int{400}, tlsWant: []int{408}, within: time.Second,
 	}, {
 		// In one read, the loop found the CRLF CRLF of the request behind
 		// first, and the server's parser ended the head at the bare LF:
@@ -346,8 +356,8 @@ func TestHostileRequests(t *testing.T) {
 		parts: []string{"GET /old HTTP/1.0\r\n\r\n"},
 		want:  []int{200}, counted: true,
 		check: func(t *testing.T, r rawResult, seen []seenRequest) {
-			if len(seen) != 1 || seen[0].host != addr {
-				t.Fatalf("the target saw %+v, want one request with Host %s", seen, addr)
+			if len(seen) != 1 || seen[0].host != listenAddr {
+				t.Fatalf("the target saw %+v, want one request with Host %s", seen, listenAddr)
 			}
 		},
 	}, {
@@ -387,7 +397,7 @@ func TestHostileRequests(t *testing.T) {
 				t.Fatalf("the target saw %d requests, want 1", len(seen))
 			}
 			h := seen[0].header
-			for k, want := range map[string]string{"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": "http",
+			for k, want := range map[string]string{"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": proto,
 				"X-Forwarded-Host": "app.example", "X-Real-Ip": "", "Forwarded": ""} {
 				if got := strings.Join(h.Values(k), ","); got != want {
 					t.Errorf("the target saw %s %q, want %q", k, got, want)
@@ -395,49 +405,82 @@ func TestHostileRequests(t *testing.T) {
 			}
 			for k, v := range h {
 				if k != "X-Forwarded-For" && k != "X-Forwarded-Proto" && k != "X-Forwarded-Host" && slices.Contains(v, "203.0.113.66") ||
-					strings.HasPrefix(strings.ToLower(strings.NewReplacer("_", "-", ".", "-").Replace(k)), "x-forwarded-") && v[0] != "127.0.0.1" && v[0] != "http" && v[0] != "app.example" {
+					strings.HasPrefix(strings.ToLower(strings.NewReplacer("_", "-", ".", "-").Replace(k)), "x-forwarded-") && v[0] != "127.0.0.1" && v[0] != proto && v[0] != "app.example" {
 					t.Errorf("the target saw the client's %s %q", k, v)
 				}
 			}
 		},
-	}} {
-		t.Run(tc.name, func(t *testing.T) {
-			target.take()
-			before := groupCounts(t, c, "e/web")
-			r := rawExchange(t, addr, tc.parts...)
-			seen := target.take()
-			if len(tc.want) == 0 {
-				if len(r.statuses) != 0 || !r.closed {
-					t.Fatalf("want the connection closed without an answer, got %v (closed %v)", r.statuses, r.closed)
-				}
-			} else if len(r.statuses) == 0 || !slices.Contains(tc.want, r.statuses[0]) {
-				t.Fatalf("want a status in %v, got %v %q (closed %v)", tc.want, r.statuses, r.bodies, r.closed)
+	}}
+	for _, secure := range []bool{false, true} {
+		dial, over := addr, ""
+		listenAddr, proto = addr, "http"
+		if secure {
+			dial, over = "tls://"+saddr, " (TLS)"
+			listenAddr, proto = saddr, "https"
+		}
+		for _, tc := range cases {
+			if secure && tc.tlsWant != nil {
+				tc.want = tc.tlsWant
 			}
-			if !tc.counted && (len(r.statuses) != 1 || !r.closed) && len(tc.want) > 0 {
-				t.Errorf("after a refused request the connection must close after one answer: %v closed %v", r.statuses, r.closed)
-			}
-			if tc.within > 0 && r.after > tc.within {
-				t.Errorf("the proxy took %s to give up, want under %s", r.after.Round(time.Millisecond), tc.within)
-			}
-			for _, s := range seen {
-				if s.err == nil && !tc.counted {
-					t.Errorf("the target received a complete request %s %q", s.path, s.body)
-				}
-			}
-			time.Sleep(100 * time.Millisecond) // counters are updated after the answer
-			after := groupCounts(t, c, "e/web")
-			wantDelta := uint64(0)
-			if tc.counted {
-				wantDelta = 1
-			}
-			if after.Requests-before.Requests != wantDelta || after.Codes["5xx"] != before.Codes["5xx"] {
-				t.Errorf("target group counters moved from %d requests %v to %d %v, want +%d and no 5xx",
-					before.Requests, before.Codes, after.Requests, after.Codes, wantDelta)
-			}
-			if tc.check != nil {
-				tc.check(t, r, seen)
-			}
-		})
+			t.Run(tc.name+over, func(t *testing.T) {
+				hostileCase(t, c, target, dial, tc)
+			})
+		}
+	}
+}
+
+// hostile is a case of TestHostileRequests.
+type hostile struct {
+	name  string
+	parts []string
+	// want is the acceptable statuses of the first answer; none means
+	// the proxy must close the connection without one. tlsWant, when
+	// set, is what a TLS listener answers instead.
+	want, tlsWant []int
+	// counted: the request reaches the target and counts in its group.
+	counted bool
+	// within bounds the time until the proxy closes the connection.
+	within time.Duration
+	check  func(t *testing.T, r rawResult, seen []seenRequest)
+}
+
+// hostileCase runs tc against the listener at addr ("tls://" for a TLS
+// listener).
+func hostileCase(t *testing.T, c *Client, target *recordingTarget, addr string, tc hostile) {
+	target.take()
+	before := groupCounts(t, c, "e/web")
+	r := rawExchange(t, addr, tc.parts...)
+	seen := target.take()
+	if len(tc.want) == 0 {
+		if len(r.statuses) != 0 || !r.closed {
+			t.Fatalf("want the connection closed without an answer, got %v (closed %v)", r.statuses, r.closed)
+		}
+	} else if len(r.statuses) == 0 || !slices.Contains(tc.want, r.statuses[0]) {
+		t.Fatalf("want a status in %v, got %v %q (closed %v)", tc.want, r.statuses, r.bodies, r.closed)
+	}
+	if !tc.counted && (len(r.statuses) != 1 || !r.closed) && len(tc.want) > 0 {
+		t.Errorf("after a refused request the connection must close after one answer: %v closed %v", r.statuses, r.closed)
+	}
+	if tc.within > 0 && r.after > tc.within {
+		t.Errorf("the proxy took %s to give up, want under %s", r.after.Round(time.Millisecond), tc.within)
+	}
+	for _, s := range seen {
+		if s.err == nil && !tc.counted {
+			t.Errorf("the target received a complete request %s %q", s.path, s.body)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // counters are updated after the answer
+	after := groupCounts(t, c, "e/web")
+	wantDelta := uint64(0)
+	if tc.counted {
+		wantDelta = 1
+	}
+	if after.Requests-before.Requests != wantDelta || after.Codes["5xx"] != before.Codes["5xx"] {
+		t.Errorf("target group counters moved from %d requests %v to %d %v, want +%d and no 5xx",
+			before.Requests, before.Codes, after.Requests, after.Codes, wantDelta)
+	}
+	if tc.check != nil {
+		tc.check(t, r, seen)
 	}
 }
 
