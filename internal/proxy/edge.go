@@ -25,7 +25,8 @@ type Limits struct {
 	// next request.
 	IdleTimeout Duration `json:"idle_timeout,omitempty"`
 	// TargetTimeout bounds the wait for a target once it has the whole
-	// request: for the head of its answer (then 504, counted against its
+	// request: for the head of its answer, restarted by each interim
+	// answer (then 504, counted against its
 	// group: a release whose handler hangs shows in the error rate), and
 	// for each next bytes of the answer's body (then the answer is cut).
 	TargetTimeout Duration `json:"target_timeout,omitempty"`

@@ -1476,6 +1476,11 @@ func (c *cconn) answerHead(hl int) bool {
 		if sc == fasthttp.StatusEarlyHints {
 			c.out = append(c.out, raw...)
 		}
+		if !c.deadline.IsZero() && !c.holding {
+			// The target spoke: target_timeout is the wait between its
+			// reads (nginx's proxy_read_timeout), for the final head too.
+			c.deadline = c.l.now.Add(c.ll.nl.limits.target())
+		}
 		return true
 	}
 	if sc == fasthttp.StatusSwitchingProtocols {

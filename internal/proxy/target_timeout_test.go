@@ -248,6 +248,45 @@ func hintsThenHang(t *testing.T, handOff bool) {
 	}
 }
 
+// TestTargetTimeoutRestartsAtEachInterimAnswer: target_timeout is the wait
+// between the target's reads, the interim answers' too (as nginx's
+// proxy_read_timeout): a target that sends 103 Early Hints every 0.8 s
+// against a 1 s timeout, then its answer, is served. Before, the clock
+// ran from the request's send to the final head: 504.
+func TestTargetTimeoutRestartsAtEachInterimAnswer(t *testing.T) { bothPaths(t, hintsThenLate) }
+
+func hintsThenLate(t *testing.T, handOff bool) {
+	p, addr := timedTarget(t, func(c net.Conn, r *http.Request) bool {
+		for range 2 {
+			time.Sleep(800 * time.Millisecond)
+			io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+		}
+		time.Sleep(800 * time.Millisecond)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	}, nil)
+	before := counts(t, p)
+	rc := dialAtk(t, addr)
+	rc.send(request("GET", "/x", handOff))
+	var hints int
+	for {
+		a := rc.read(5*time.Second, "GET")
+		if a.err != nil || a.status >= 200 {
+			if a.err != nil || a.status != 200 || a.body != "ok" {
+				t.Fatalf("hints every 0.8 s, then the answer: %d %q %v, want 200 ok", a.status, a.body, a.err)
+			}
+			break
+		}
+		hints++
+	}
+	if hints != 2 {
+		t.Errorf("%d Early Hints relayed, want 2", hints)
+	}
+	if after := counts(t, p); after["5xx"] != before["5xx"] {
+		t.Fatalf("5xx %d -> %d", before["5xx"], after["5xx"])
+	}
+}
+
 // TestTargetTimeoutIsBetweenReads: the timeout is for each wait on the
 // target, not for the answer as a whole, nor for the client's pauses: a
 // small body coming 0.6s after its head (itself 0.6s late) is whole, and

@@ -42,7 +42,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool 
 	}
 	if err == nil {
 		c.SetReadDeadline(time.Now().Add(a.targetWait))
-		err = readResponseHead(ctx, uc.br)
+		err = readResponseHead(ctx, uc.br, func() { c.SetReadDeadline(time.Now().Add(a.targetWait)) })
 	}
 	if err != nil {
 		if c != nil {

@@ -171,7 +171,14 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 			// watched while its body is sent too.
 			watch = startClientWatch(ctx, uc)
 		}
-		err = readResponseHead(ctx, uc.br)
+		// An interim answer restarts the wait for the final head; not
+		// while a body is still being sent (the copy sets the wait once it
+		// is sent).
+		err = readResponseHead(ctx, uc.br, func() {
+			if copier == nil || copier.finished() {
+				uc.c.SetReadDeadline(time.Now().Add(targetWait))
+			}
+		})
 		if watch != nil {
 			ex.clientGone = watch.end()
 		}
@@ -229,9 +236,10 @@ var errTargetTimedOut = errors.New("the target did not answer within the target 
 var http11 = []byte("HTTP/1.1")
 
 // readResponseHead reads a response head into ctx.Response, relaying 103
-// Early Hints to the client and skipping other interim (1xx) answers but 101.
-// A read deadline that passed is errTargetTimedOut.
-func readResponseHead(ctx *fasthttp.RequestCtx, br *bufio.Reader) error {
+// Early Hints to the client and skipping other interim (1xx) answers but 101,
+// calling spoke (if not nil) after each. A read deadline that passed is
+// errTargetTimedOut.
+func readResponseHead(ctx *fasthttp.RequestCtx, br *bufio.Reader, spoke func()) error {
 	rh := &ctx.Response.Header
 	for n := 0; ; n++ {
 		if err := rh.Read(br); err != nil {
@@ -255,6 +263,9 @@ func readResponseHead(ctx *fasthttp.RequestCtx, br *bufio.Reader) error {
 		}
 		if sc == fasthttp.StatusEarlyHints {
 			ctx.EarlyHints()
+		}
+		if spoke != nil {
+			spoke()
 		}
 	}
 }
