@@ -65,9 +65,10 @@ func (rt *recordingTarget) take() []seenRequest {
 	return s
 }
 
-// rawExchange sends raw bytes on a new connection to addr, then stalls for
-// the given time (the connection stays open, nothing more is sent) and
-// reads until the proxy closes the connection or 5s pass. It returns the
+// rawExchange sends raw bytes on a new connection to addr, 50 ms between
+// parts, then stalls (the connection stays open, nothing more is sent),
+// reading meanwhile until the proxy closes the connection or 5s after the
+// last part. It returns the
 // status of every response read, whether the proxy closed the connection,
 // and how long after the send that took.
 type rawResult struct {
@@ -90,17 +91,25 @@ func rawExchange(t *testing.T, addr string, parts ...string) rawResult {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
 	start := time.Now()
-	for i, p := range parts {
-		if i > 0 {
-			time.Sleep(50 * time.Millisecond)
+	// Sent while the answer is read: the proxy may answer (and close its
+	// end) before the last part, and then read and drop the rest (a
+	// lingering close), so the time it took is when its answer and its
+	// end came, not when the client was done sending.
+	sent := make(chan struct{})
+	defer func() { c.Close(); <-sent }()
+	go func() {
+		defer close(sent)
+		for i, p := range parts {
+			if i > 0 {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if _, err := io.WriteString(c, p); err != nil {
+				return // the proxy may close on a bad first part
+			}
 		}
-		if _, err := io.WriteString(c, p); err != nil {
-			break // the proxy may close on a bad first part
-		}
-	}
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	}()
+	c.SetReadDeadline(start.Add(time.Duration(len(parts))*50*time.Millisecond + 5*time.Second))
 	var res rawResult
 	br := bufio.NewReader(c)
 	for {

@@ -309,6 +309,7 @@ var tchar = func() (t [256]bool) {
 // connection: what follows on it cannot be trusted. It is not counted
 // against any target group.
 func clientError(ctx *fasthttp.RequestCtx, status int, msg string) {
+	lingerOnClose(ctx.Conn())
 	ctx.Response.Reset()
 	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
 	ctx.SetStatusCode(status)

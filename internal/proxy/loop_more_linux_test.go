@@ -390,6 +390,29 @@ func TestMaxBodyBytesAttacks(t *testing.T) {
 		}
 	})
 
+	// With Expect: 100-continue, the 413 comes before the body; a client
+	// that sends it without waiting for the 100 (Go's with a zero
+	// ExpectContinueTimeout) got "connection reset by peer": the server
+	// closed with the body unread. The close now lingers.
+	t.Run("Expect: 100-continue over the bound, the body sent without waiting", func(t *testing.T) {
+		tr := &http.Transport{ExpectContinueTimeout: 0, DisableKeepAlives: true}
+		defer tr.CloseIdleConnections()
+		c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		for range 3 {
+			req, _ := http.NewRequest("POST", "http://"+addr+"/up", strings.NewReader(strings.Repeat("u", 8<<20)))
+			req.Header.Set("Expect", "100-continue")
+			res, err := c.Do(req)
+			if err != nil {
+				t.Fatalf("%v, want a 413", err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != 413 {
+				t.Fatalf("%d, want 413", res.StatusCode)
+			}
+		}
+	})
+
 	t.Run("24 MiB over the bound", func(t *testing.T) {
 		for _, streamed := range []bool{false, true} {
 			before := counts(t, p)

@@ -45,6 +45,9 @@ type rawConn struct {
 	// peer did not take what it was sent) since writeStalled last asked.
 	stalled atomic.Bool
 	floor   atomic.Int64 // a time.Duration: see floorWrites
+	// linger: the proxy refused the client's request (lingerOnClose);
+	// Close lingers.
+	linger atomic.Bool
 }
 
 // deferLimit bounds the bytes an armed connection keeps unsent.
@@ -480,7 +483,39 @@ func (c *rawConn) Close() error {
 		}
 		c.flush()
 	}
+	if tc, ok := c.Conn.(*net.TCPConn); ok && c.linger.Load() {
+		// nginx's lingering close: the answer is sent, then the end of the
+		// stream, and what the client still sends (the body of the request
+		// refused) is read and dropped, for lingerTime at most, before the
+		// socket closes. Closed with those bytes unread, it would be reset,
+		// and the client may lose the answer: Go's client did, for a 413
+		// refusing an upload announced with Expect: 100-continue and sent
+		// without waiting for the 100.
+		tc.CloseWrite()
+		go func() {
+			tc.SetReadDeadline(time.Now().Add(lingerTime))
+			io.Copy(io.Discard, io.LimitReader(tc, lingerLimit))
+			tc.Close()
+		}()
+		return nil
+	}
 	return c.Conn.Close()
+}
+
+// A lingering close reads and drops what the client sends for this long,
+// and this much, at most.
+const (
+	lingerTime  = 2 * time.Second
+	lingerLimit = 64 << 20
+)
+
+// lingerOnClose makes the close of c (or of the connection under it) a
+// lingering one: the proxy refuses the request it read, and the client may
+// still be sending.
+func lingerOnClose(c net.Conn) {
+	if rc := rawUnder(c); rc != nil {
+		rc.linger.Store(true)
+	}
 }
 
 // SetDeadline and SetWriteDeadline try to send kept bytes first, under the

@@ -28,6 +28,9 @@ func floorWrites(net.Conn, time.Duration) bool { return false }
 // undefer does nothing off Linux (see deferWrites).
 func undefer(net.Conn) {}
 
+// lingerOnClose does nothing off Linux: a connection closes at once.
+func lingerOnClose(net.Conn) {}
+
 // peekFD looks at a socket without blocking or consuming: eof when the
 // peer closed it (or it failed), data when bytes wait to be read.
 func peekFD(fd uintptr) (eof, data bool) {
