@@ -805,6 +805,7 @@ const (
 	csWait                  // sending it to the target, waiting for the answer's head
 	csBody                  // relaying the answer's body
 	csClosing               // writing what is left, then closing
+	csLinger                // refused: half-closed, reading and dropping what the client still sends
 )
 
 // cconn is a client connection held by a loop.
@@ -822,6 +823,10 @@ type cconn struct {
 	deadline                time.Time // zero: none
 	closeAfter              bool
 	nodelay                 bool
+	// refused: the answer refuses the client's request (refuseHead), so
+	// the close lingers (linger); lingered counts the bytes dropped since.
+	refused  bool
+	lingered int
 
 	// the exchange in progress
 	up      *upc
@@ -910,8 +915,15 @@ func (c *cconn) advance() {
 			c.pump()
 		case csClosing:
 			if c.flush() {
+				if c.refused {
+					c.linger()
+					return
+				}
 				c.close()
 			}
+			return
+		case csLinger:
+			c.drop()
 			return
 		}
 		if c.state == before || c.state != csHead {
@@ -1640,12 +1652,55 @@ func (c *cconn) timedOut() {
 	c.close()
 }
 
-// refuseHead answers a request head the client botched and closes c.
+// refuseHead answers a request head the client botched and closes c,
+// lingering.
 func (c *cconn) refuseHead(status int, msg string) {
 	c.in = c.in[:0]
 	c.out = appendPlainAnswer(c.out, status, msg, true)
-	c.state, c.deadline = csClosing, c.l.now.Add(closeFlushWait)
+	c.state, c.deadline, c.refused = csClosing, c.l.now.Add(closeFlushWait), true
 	c.advance()
+}
+
+// linger closes a refused connection as the server path does
+// (lingerOnClose) and nginx's lingering close: its answer written, c is
+// half-closed and what the client still sends (the rest of a body it was
+// writing when refused) is read and dropped, for lingerTime or lingerLimit
+// at most, before the socket closes. Closed with those bytes unread, the
+// connection was reset, and a client still writing got "connection reset
+// by peer" instead of the answer.
+func (c *cconn) linger() {
+	if unix.Shutdown(c.fd, unix.SHUT_WR) != nil {
+		c.close()
+		return
+	}
+	c.state, c.deadline = csLinger, c.l.now.Add(lingerTime)
+	c.readable = true // edge-triggered: what came before is read now
+	c.drop()
+}
+
+// drop reads and drops what a lingering client sends; its end, an error
+// or lingerLimit closes c.
+func (c *cconn) drop() {
+	for c.readable {
+		buf := c.in[:cap(c.in)]
+		if len(buf) < 4<<10 {
+			c.in = make([]byte, 0, 4<<10)
+			buf = c.in[:cap(c.in)]
+		}
+		n, err := rawRead(c.fd, buf)
+		switch {
+		case err == unix.EAGAIN:
+			c.readable = false
+		case err != nil || n == 0:
+			c.close()
+			return
+		default:
+			if c.lingered += n; c.lingered >= lingerLimit {
+				c.close()
+				return
+			}
+		}
+	}
 }
 
 // targetTimedOut ends an exchange whose target sent nothing for the

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -436,4 +437,124 @@ func TestMaxBodyBytesAttacks(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestLoopRefusalsLinger: the loop's own refusals (a request line over
+// max_header_bytes: 414; a head ending in bare LFs: 400) closed the
+// connection at once, with what the client was still sending unread: the
+// kernel reset it, and a client still writing its body (Go's) got
+// "connection reset by peer" instead of the answer. They now close as the
+// server path does (lingerOnClose): the answer, a half-close, and what the
+// client still sends read and dropped, for lingerTime at most.
+func TestLoopRefusalsLinger(t *testing.T) {
+	target := newAtkTarget(t, func(*http.Request, []byte) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	p, addr := loopProxy(t, target.addr(), func(l *Listener) { l.Limits.MaxHeaderBytes = 2048 })
+	const bodySize = 8 << 20
+
+	t.Run("a request line over the bound, 8 MiB behind it, from Go's client", func(t *testing.T) {
+		before := counts(t, p)
+		_, handed0 := p.loopCounts()
+		tr := &http.Transport{DisableKeepAlives: true}
+		defer tr.CloseIdleConnections()
+		c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		for range 3 {
+			req, _ := http.NewRequest("POST", "http://"+addr+"/"+strings.Repeat("a", 3000), strings.NewReader(strings.Repeat("u", bodySize)))
+			res, err := c.Do(req)
+			if err != nil {
+				t.Fatalf("%v, want a 414", errors.Unwrap(err)) // not the 3000-byte URL
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusRequestURITooLong {
+				t.Fatalf("%d, want 414", res.StatusCode)
+			}
+		}
+		if _, h := p.loopCounts(); h != handed0 {
+			t.Errorf("handed %d to the server: the loop did not refuse it itself", h-handed0)
+		}
+		if after := counts(t, p); !maps.Equal(before, after) {
+			t.Errorf("counted: %v -> %v", before, after)
+		}
+	})
+
+	t.Run("a bare-LF head, 8 MiB behind it", func(t *testing.T) {
+		before := counts(t, p)
+		rc := dialAtk(t, addr)
+		wrote := make(chan error, 1)
+		go func() {
+			_, err := io.WriteString(rc.c, fmt.Sprintf("POST /a HTTP/1.1\nHost: app.example\nContent-Length: %d\n\n", bodySize)+strings.Repeat("u", bodySize))
+			wrote <- err
+		}()
+		a := rc.read(10*time.Second, "POST")
+		if a.err != nil || a.status != http.StatusBadRequest {
+			t.Fatalf("%d %v, want 400", a.status, a.err)
+		}
+		if err := <-wrote; err != nil {
+			t.Fatalf("the client's body was cut: %v", err)
+		}
+		// The proxy closes once the client is done (or after lingerTime).
+		rc.c.SetReadDeadline(time.Now().Add(lingerTime + 3*time.Second))
+		if _, err := rc.br.ReadByte(); err != io.EOF {
+			t.Fatalf("after the 400: %v, want the connection closed", err)
+		}
+		if n := target.requests.Load(); n != 0 {
+			t.Fatalf("the target saw %d requests", n)
+		}
+		if after := counts(t, p); !maps.Equal(before, after) {
+			t.Errorf("counted: %v -> %v", before, after)
+		}
+	})
+
+	// A client that never stops sending is cut: by lingerTime when it
+	// trickles, by lingerLimit when it floods.
+	for _, tc := range []struct {
+		name  string
+		pause time.Duration
+	}{{"trickling", 5 * time.Millisecond}, {"flooding", 0}} {
+		t.Run("a client that never stops sending, "+tc.name, func(t *testing.T) {
+			rc := dialAtk(t, addr)
+			type result struct {
+				sent int
+				err  error
+			}
+			done := make(chan result, 1)
+			start := time.Now()
+			go func() {
+				if _, err := io.WriteString(rc.c, "POST /"+strings.Repeat("a", 3000)+" HTTP/1.1\r\nHost: app.example\r\n\r\n"); err != nil {
+					done <- result{0, err}
+					return
+				}
+				chunk := []byte(strings.Repeat("u", 64<<10))
+				sent := 0
+				for time.Since(start) < 20*time.Second {
+					rc.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+					n, err := rc.c.Write(chunk)
+					if sent += n; err != nil {
+						done <- result{sent, err}
+						return
+					}
+					time.Sleep(tc.pause)
+				}
+				done <- result{sent, nil}
+			}()
+			a := rc.read(5*time.Second, "POST")
+			if a.err != nil || a.status != http.StatusRequestURITooLong {
+				t.Fatalf("%d %v, want 414", a.status, a.err)
+			}
+			r := <-done
+			d := time.Since(start)
+			if r.err == nil {
+				t.Fatal("the proxy took 20 s of a refused client's bytes")
+			}
+			t.Logf("cut after %v and %d MiB", d.Round(time.Millisecond), r.sent>>20)
+			if tc.pause > 0 && (d < lingerTime || d > lingerTime+3*time.Second) {
+				t.Fatalf("cut after %v, want after lingerTime (%v) and within a sweep more", d, lingerTime)
+			}
+			if tc.pause == 0 && (d >= lingerTime || r.sent > lingerLimit+16<<20) {
+				t.Fatalf("cut after %v and %d bytes, want at lingerLimit (%d) and its socket buffers", d, r.sent, lingerLimit)
+			}
+		})
+	}
 }
