@@ -735,6 +735,28 @@ func appendResponseHead(dst, raw []byte, rh *fasthttp.ResponseHeader, chunked, c
 	return append(dst, '\r', '\n')
 }
 
+// appendEarlyHints appends the 103 Early Hints answer to pass on for the
+// interim head rh: its Link fields only, as the server path sends it
+// (fasthttp's EarlyHints), nothing if it has none. Passed on as the target
+// sent it, a 103 carried the fields its Connection lists (internal ones,
+// which no final answer lets through), a space before a colon and bare LF
+// line ends, which clients read differently.
+func appendEarlyHints(dst []byte, rh *fasthttp.ResponseHeader) []byte {
+	start := len(dst)
+	dst = append(dst, "HTTP/1.1 103 Early Hints\r\n"...)
+	links := 0
+	for _, v := range rh.PeekAll(fasthttp.HeaderLink) {
+		if len(v) > 0 {
+			dst = append(append(append(dst, "Link: "...), v...), '\r', '\n')
+			links++
+		}
+	}
+	if links == 0 {
+		return dst[:start]
+	}
+	return append(dst, '\r', '\n')
+}
+
 // appendUnfolded appends the continuation line of a folded field (obs-fold)
 // to the field's line dst ends with, joined by a space, as RFC 9112 §5.2
 // asks of a proxy: a target that does not unfold would read the line as a

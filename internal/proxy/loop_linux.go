@@ -1211,7 +1211,7 @@ func (c *cconn) send() {
 	c.reqOff = 0
 	var u *upc
 	if c.resent == 0 {
-		u = l.takeIdle(c.t.addr, !c.replay)
+		u = l.takeIdle(c.t.addr)
 	}
 	if u == nil {
 		var err error
@@ -1486,7 +1486,7 @@ func (c *cconn) answerHead(hl int) bool {
 		}
 		c.interim++
 		if sc == fasthttp.StatusEarlyHints {
-			c.out = append(c.out, raw...)
+			c.out = appendEarlyHints(c.out, rh)
 		}
 		if !c.deadline.IsZero() && !c.holding {
 			// The target spoke: target_timeout is the wait between its
@@ -1885,14 +1885,14 @@ func (l *evloop) dial(addr string) (*upc, error) {
 // socket: a close or bytes the target sent since its answer may already
 // be there while the loop has not yet had the event, and a POST sent on
 // that connection would get a 502 instead of a fresh connection.
-func (l *evloop) takeIdle(addr string, check bool) *upc {
+func (l *evloop) takeIdle(addr string) *upc {
 	list := l.idle[addr]
 	for len(list) > 0 {
 		u := list[len(list)-1]
 		list[len(list)-1] = nil
 		list = list[:len(list)-1]
 		l.idle[addr] = list
-		if l.now.Sub(u.idleAt) < loopUpIdle && u.fd >= 0 && !(check && peekGone(u.fd)) {
+		if l.now.Sub(u.idleAt) < loopUpIdle && u.fd >= 0 && !rawPeekGone(u.fd) {
 			u.reused, u.got = true, false
 			return u
 		}
@@ -1916,11 +1916,20 @@ func (l *evloop) release(u *upc, reuse bool) {
 	}
 }
 
-// peekGone is whether the idle connection fd is closed or holds bytes
-// past its last answer: unusable either way.
-func peekGone(fd int) bool {
-	eof, data := peekFD(uintptr(fd))
-	return eof || data
+// rawPeekGone is whether the idle connection fd is closed or holds bytes
+// past its last answer, unusable either way: a non-blocking peek, as a raw
+// system call (~0.1 µs on an empty socket, about 1% of a keep-alive
+// request's CPU).
+func rawPeekGone(fd int) bool {
+	var b [1]byte
+	_, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), 1, unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+	switch e {
+	case 0:
+		return true // bytes (r > 0), or the target's close (r == 0)
+	case unix.EAGAIN, unix.EINTR:
+		return false
+	}
+	return true
 }
 
 func (l *evloop) dropIdle(u *upc) {

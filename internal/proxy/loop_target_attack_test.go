@@ -1,0 +1,142 @@
+//go:build linux
+
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestLoopAttackLateAnswerIsNotTheNextGETs: a target writes a second,
+// unasked answer on a kept-alive connection after its answer (a bug: a
+// handler that writes after it returned, a wrong Content-Length; or a
+// release turned hostile), and the bytes are in the proxy's socket before
+// the loop has handled their event. A GET the loop started meanwhile
+// (another client's, whose bytes came first) took that connection from the
+// pool without looking (the look was only for requests that cannot be sent
+// again), sent its request on it and read the stale answer as its own:
+// client B got bytes meant for client A. The loop is held for 100 ms here,
+// as a busy loop is between two waits. Every reuse now peeks first, as the
+// server path's pool does (stillOpen). Found by a helper's review.
+func TestLoopAttackLateAnswerIsNotTheNextGETs(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2)) // one loop: one pool
+	var mu sync.Mutex
+	var firstConn net.Conn
+	target := serveRaw(t, func(c net.Conn, r *http.Request) bool {
+		switch r.URL.Path {
+		case "/first":
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nfor-A-1")
+			mu.Lock()
+			firstConn = c
+			mu.Unlock()
+		case "/healthz":
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		default:
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood")
+		}
+		return true
+	})
+	p, addr := loopProxy(t, target, nil)
+	if n := len(p.loops.ls); n != 1 {
+		t.Fatalf("%d loops, want 1", n)
+	}
+	served0, handed0 := p.loopCounts()
+	defer onLoop(t, p, served0, handed0)
+
+	a := dialAtk(t, addr)
+	a.send("GET /first HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	if got := a.final(5*time.Second, "GET"); got.err != nil || got.body != "for-A-1" {
+		t.Fatalf("/first: %d %q %v", got.status, got.body, got.err)
+	}
+	mu.Lock()
+	tc := firstConn
+	mu.Unlock()
+
+	// The loop is busy for a moment (here: held by a command).
+	l := p.loops.ls[0]
+	entered, release := make(chan struct{}), make(chan struct{})
+	l.do(func() { close(entered); <-release })
+	<-entered
+	// Client B's request comes first, then the target's late bytes on the
+	// idle pooled connection.
+	b := dialAtk(t, addr)
+	b.send("GET /next HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	time.Sleep(50 * time.Millisecond)
+	io.WriteString(tc, "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nfor-A-secret")
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+
+	got := b.final(5*time.Second, "GET")
+	if got.err != nil || got.status != 200 || got.body != "good" {
+		t.Fatalf("client B's GET /next: got %d %q %v, want 200 \"good\" (its own answer)", got.status, got.body, got.err)
+	}
+}
+
+// TestAttackEarlyHintsCarryOnlyLinks: the loop appended a 103 Early Hints
+// head to the client's answer exactly as the target sent it, where the
+// final head goes through appendResponseHead and the server path writes
+// only the Link fields (fasthttp's EarlyHints). So the hop-by-hop fields
+// and the fields the target's Connection lists (an internal address here),
+// which the proxy strips from every final answer
+// (TestAttackHopByHopFieldsInAnswers), reached the client in the 103; and
+// so did a space before the colon and bare LF line ends, which the proxy
+// normalises in final heads (RFC 9112 §5.1 asks a proxy to remove
+// whitespace before a colon). Both paths now send the Link fields only.
+// Found by a helper's review.
+func TestAttackEarlyHintsCarryOnlyLinks(t *testing.T) {
+	for _, tc := range []struct{ name, hints string }{
+		{"fields listed in Connection", "HTTP/1.1 103 Early Hints\r\nConnection: X-Secret\r\nX-Secret: internal-10.0.0.5\r\nKeep-Alive: timeout=5\r\nLink: </a.css>; rel=preload\r\n\r\n"},
+		{"space before colon", "HTTP/1.1 103 Early Hints\r\nLink : </a.css>; rel=preload\r\n\r\n"},
+		{"bare LF", "HTTP/1.1 103 Early Hints\nLink: </a.css>; rel=preload\n\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bothPaths(t, func(t *testing.T, handOff bool) {
+				target := newAtkTarget(t, func(*http.Request, []byte) (string, bool) {
+					return tc.hints + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+				})
+				p, addr := loopProxy(t, target.addr(), nil)
+				served0, handed0 := p.loopCounts()
+				defer onPath(t, p, handOff, served0, handed0)
+				rc := dialAtk(t, addr)
+				rc.send(request("GET", "/h", handOff))
+				rc.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				var raw []byte
+				for !strings.Contains(string(raw), "\r\n\r\nok") {
+					b := make([]byte, 4096)
+					n, err := rc.c.Read(b)
+					raw = append(raw, b[:n]...)
+					if err != nil {
+						t.Fatalf("read %q: %v", raw, err)
+					}
+				}
+				hints, _, _ := strings.Cut(string(raw), "HTTP/1.1 200")
+				for _, bad := range []string{"X-Secret", "internal-10.0.0.5", "Keep-Alive", "Connection", "Link :"} {
+					if strings.Contains(hints, bad) {
+						t.Errorf("the client got the target's interim head as sent (%q in it): %q", bad, hints)
+					}
+				}
+				if strings.Count(hints, "\n") != strings.Count(hints, "\r\n") {
+					t.Errorf("the client got the interim head's bare LF line ends: %q", hints)
+				}
+				// And Go's reader takes the exchange.
+				br := bufio.NewReader(strings.NewReader(string(raw)))
+				for {
+					resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+					if err != nil {
+						t.Fatalf("Go's reader refuses what the proxy sent (%q): %v", raw, err)
+					}
+					if resp.StatusCode >= 200 {
+						break
+					}
+				}
+			})
+		})
+	}
+}
