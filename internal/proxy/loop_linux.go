@@ -1467,6 +1467,10 @@ func (c *cconn) answerHead(hl int) bool {
 	rh.Reset()
 	rh.SetNoDefaultContentType(true)
 	raw := u.in[u.rpos : u.rpos+hl]
+	if statusBelow100(raw) {
+		c.upFailed(errStatusBelow100)
+		return false
+	}
 	l.src.b = raw
 	l.br.Reset(&l.src)
 	if err := rh.Read(l.br); err != nil {

@@ -140,3 +140,54 @@ func TestAttackEarlyHintsCarryOnlyLinks(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackStatusCodeOutOfRange: a target's status line with a code that
+// is no status (RFC 9110 §15: three digits, 100-599): "000", which
+// fasthttp reads as 200 (its StatusCode of an unset code), and 1000. The
+// client must get a 502 counted against the target's group, not a 200
+// counted as a success.
+func TestAttackStatusCodeOutOfRange(t *testing.T) {
+	for _, line := range []string{"HTTP/1.1 000 Zero", "HTTP/1.1 099 Low", "HTTP/1.1 1000 Big", "HTTP/1.1 20 Short"} {
+		t.Run(line, func(t *testing.T) {
+			bothPaths(t, func(t *testing.T, handOff bool) {
+				target := newAtkTarget(t, func(*http.Request, []byte) (string, bool) {
+					return line + "\r\nContent-Length: 2\r\n\r\nok", false
+				})
+				p, addr := loopProxy(t, target.addr(), nil)
+				before := counts(t, p)
+				rc := dialAtk(t, addr)
+				rc.send(request("GET", "/s", handOff))
+				a := rc.final(5*time.Second, "GET")
+				if a.err != nil || a.status != http.StatusBadGateway {
+					t.Fatalf("%d %q %v, want 502", a.status, a.body, a.err)
+				}
+				after := counts(t, p)
+				if after["5xx"] != before["5xx"]+1 || after["2xx"] != before["2xx"] {
+					t.Fatalf("counted %v -> %v, want one 5xx", before, after)
+				}
+			})
+		})
+	}
+}
+
+// TestStatusCodeOver599GoesOnAsA5xx: 600-999 are no status either, but
+// RFC 9110 §15 asks a recipient to treat them as 5xx: the answer goes on
+// as it is, counted as the group's 5xx.
+func TestStatusCodeOver599GoesOnAsA5xx(t *testing.T) {
+	bothPaths(t, func(t *testing.T, handOff bool) {
+		target := newAtkTarget(t, func(*http.Request, []byte) (string, bool) {
+			return "HTTP/1.1 600 Odd\r\nContent-Length: 2\r\n\r\nok", false
+		})
+		p, addr := loopProxy(t, target.addr(), nil)
+		before := counts(t, p)
+		rc := dialAtk(t, addr)
+		rc.send(request("GET", "/s", handOff))
+		a := rc.final(5*time.Second, "GET")
+		if a.err != nil || a.status != 600 || a.body != "ok" {
+			t.Fatalf("%d %q %v, want the 600 as it came", a.status, a.body, a.err)
+		}
+		if after := counts(t, p); after["5xx"] != before["5xx"]+1 {
+			t.Fatalf("counted %v -> %v, want one 5xx", before, after)
+		}
+	})
+}

@@ -242,6 +242,9 @@ var http11 = []byte("HTTP/1.1")
 func readResponseHead(ctx *fasthttp.RequestCtx, br *bufio.Reader, spoke func()) error {
 	rh := &ctx.Response.Header
 	for n := 0; ; n++ {
+		if b, _ := br.Peek(len("HTTP/1.1 200")); statusBelow100(b) {
+			return errStatusBelow100
+		}
 		if err := rh.Read(br); err != nil {
 			if isTimeout(err) {
 				return errTargetTimedOut
@@ -268,6 +271,23 @@ func readResponseHead(ctx *fasthttp.RequestCtx, br *bufio.Reader, spoke func()) 
 			spoke()
 		}
 	}
+}
+
+// errStatusBelow100: a status line whose code is under 100, no status at
+// all (RFC 9110 §15: 100-599; a recipient treats others as 5xx). fasthttp
+// reads "000" as 200 and "099" as an interim answer: the proxy answers
+// 502, counted against the target's group.
+var errStatusBelow100 = errors.New("the target's status code is under 100")
+
+// statusBelow100 reports whether the status line head starts with has a
+// code under 100.
+func statusBelow100(head []byte) bool {
+	sp := bytes.IndexByte(head, ' ')
+	if sp < 0 || len(head) < sp+4 {
+		return false
+	}
+	d := head[sp+1 : sp+4]
+	return d[0] == '0' && '0' <= d[1] && d[1] <= '9' && '0' <= d[2] && d[2] <= '9'
 }
 
 // responseBody prepares the body of the answer whose head is in
