@@ -74,8 +74,9 @@ type h2Request struct {
 }
 
 // DefaultMaxHTTP2InFlight bounds the HTTP/2 requests in flight on the
-// HTTP/1.1 path, all listeners together. Each costs about what an HTTP/1.1
-// connection does (goroutines, buffers: ~120 KiB measured), but 128 of them
+// HTTP/1.1 path, all listeners together, counted as requests of a listener
+// with the default max_header_bytes. Each costs about what an HTTP/1.1
+// connection does (goroutines, buffers: ~100 KiB measured), but 128 of them
 // come on one TCP connection: without a bound, a few hundred connections of
 // stalled streams would take gigabytes. nginx counts each stream as a
 // connection against worker_connections (512 by default) for the same
@@ -90,46 +91,67 @@ const DefaultMaxHTTP2InFlight = 8192
 // are bound by the proxy's figure only.
 const DefaultMaxHTTP2InFlightPerClient = 1024
 
-// h2Budget counts the HTTP/2 requests in flight, all listeners together and
-// per client address.
+// h2StreamBase is what a request over HTTP/2 costs besides its bridged
+// connection's read buffer (max_header_bytes): goroutines, the HTTP/2
+// server's state, the write buffer (~64 KiB measured).
+const h2StreamBase = 64 << 10
+
+// h2StreamCost is the memory a request in flight over HTTP/2 holds on a
+// listener whose max_header_bytes is maxHeader: its bridged connection
+// reads through a buffer that size. At the 1 MiB a listener may set, a
+// stalled stream held ~1.1 MiB, 11 times the default's: counted as one
+// request, 8 connections of one client held over a gigabyte.
+func h2StreamCost(maxHeader int) int64 { return int64(maxHeader) + h2StreamBase }
+
+// h2Budget counts the memory the HTTP/2 requests in flight hold
+// (h2StreamCost each), all listeners together and per client address.
 type h2Budget struct {
-	max, perClient int64
+	max, perClient int64 // bytes
 	total          atomic.Int64
+	requests       atomic.Int64 // requests in flight
 	mu             sync.Mutex
 	clients        map[netip.Addr]int64
 	warned         atomic.Int64 // when a refusal was last logged (unix seconds)
 }
 
+// newH2Budget bounds the requests in flight to max, and to perClient for
+// one client, counted at the default max_header_bytes.
 func newH2Budget(max, perClient int64) *h2Budget {
-	return &h2Budget{max: max, perClient: perClient, clients: map[netip.Addr]int64{}}
+	unit := h2StreamCost(DefaultMaxHeaderBytes)
+	return &h2Budget{max: max * unit, perClient: perClient * unit, clients: map[netip.Addr]int64{}}
 }
 
 // take counts a request of client ip (exempt from the per-client bound: a
-// trusted proxy), or names the bound it would pass.
-func (b *h2Budget) take(ip netip.Addr, exempt bool) (release func(), refused string) {
-	if b.total.Add(1) > b.max {
-		b.total.Add(-1)
-		return nil, fmt.Sprintf("%d requests, all clients", b.max)
+// trusted proxy) on a listener whose max_header_bytes is maxHeader, or
+// names the bound it would pass.
+func (b *h2Budget) take(ip netip.Addr, exempt bool, maxHeader int) (release func(), refused string) {
+	cost := h2StreamCost(maxHeader)
+	if b.total.Add(cost) > b.max {
+		b.total.Add(-cost)
+		return nil, fmt.Sprintf("%d requests at this listener's max_header_bytes, all clients", b.max/cost)
 	}
+	b.requests.Add(1)
 	if exempt {
-		return func() { b.total.Add(-1) }, ""
+		return func() { b.requests.Add(-1); b.total.Add(-cost) }, ""
 	}
 	key := clientKey(ip)
 	b.mu.Lock()
-	if b.clients[key] >= b.perClient {
+	if b.clients[key]+cost > b.perClient {
 		b.mu.Unlock()
-		b.total.Add(-1)
-		return nil, fmt.Sprintf("%d requests of one client", b.perClient)
+		b.requests.Add(-1)
+		b.total.Add(-cost)
+		return nil, fmt.Sprintf("%d requests at this listener's max_header_bytes, of one client", b.perClient/cost)
 	}
-	b.clients[key]++
+	b.clients[key] += cost
 	b.mu.Unlock()
 	return func() {
 		b.mu.Lock()
-		if b.clients[key]--; b.clients[key] <= 0 {
+		if b.clients[key] -= cost; b.clients[key] <= 0 {
 			delete(b.clients, key)
 		}
 		b.mu.Unlock()
-		b.total.Add(-1)
+		b.requests.Add(-1)
+		b.total.Add(-cost)
 	}, ""
 }
 
@@ -265,7 +287,7 @@ func (b *h2Bridge) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := clientAddr(r.RemoteAddr)
-	release, refused := b.l.h2Budget.take(ip, b.l.trusts(ip))
+	release, refused := b.l.h2Budget.take(ip, b.l.trusts(ip), b.l.limits.maxHeader())
 	if refused != "" {
 		if b.l.h2Budget.warnNow() {
 			b.l.log.Warn("HTTP/2: too many requests in flight, answered 503 (logged once a second)", "listener", b.l.name, "client", ip.String(), "bound", refused)

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1210,9 +1211,9 @@ func TestHTTP2RequestsInFlightPerClientAreBounded(t *testing.T) {
 	}
 	waitTotal := func(n int64) {
 		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); p.h2Budget.total.Load() != n; time.Sleep(10 * time.Millisecond) {
+		for deadline := time.Now().Add(5 * time.Second); p.h2Budget.requests.Load() != n; time.Sleep(10 * time.Millisecond) {
 			if time.Now().After(deadline) {
-				t.Fatalf("%d HTTP/2 requests in flight, want %d", p.h2Budget.total.Load(), n)
+				t.Fatalf("%d HTTP/2 requests in flight, want %d", p.h2Budget.requests.Load(), n)
 			}
 		}
 	}
@@ -1307,5 +1308,63 @@ func TestHTTP2ClientKey(t *testing.T) {
 		if got := clientKey(clientAddr(tc.remote)).String(); got != tc.key {
 			t.Errorf("%s: counted as %s, want %s", tc.remote, got, tc.key)
 		}
+	}
+}
+
+// TestHTTP2BudgetCountsTheHeaderBuffer: a request over HTTP/2 holds its
+// bridged connection's read buffer, the listener's max_header_bytes, and
+// the bounds counted requests: at 1 MiB (a valid setting) a stalled stream
+// held ~1.1 MiB, and one client address with 8 connections of stalled
+// uploads over a gigabyte (a helper's review measured 545 MiB for 512
+// streams). The bounds now count each request at its listener's cost,
+// sized so that the defaults hold what they did at the default header
+// bound. Here one client at the default per-client bound opens 512
+// stalled uploads: about 90 are held, the rest get 503, and the heap grows
+// by about the per-client bound (96 MiB), not 545 MiB.
+func TestHTTP2BudgetCountsTheHeaderBuffer(t *testing.T) {
+	p, addr, pool := h2ListenerWith(t, Options{}, func(l *Listener) {
+		l.Limits.MaxHeaderBytes = 1 << 20
+		l.TrustedProxies = []string{TrustNone} // 127.0.0.1 is a client here, not a trusted proxy
+	})
+	heap := func() int64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapInuse)
+	}
+	h0 := heap()
+	var refused atomic.Int64
+	for range 4 {
+		r := dialH2Raw(t, addr, pool, true)
+		go func() {
+			for {
+				f, err := r.fr.ReadFrame()
+				if err != nil {
+					return
+				}
+				if h, ok := f.(*http2.MetaHeadersFrame); ok && h.PseudoValue("status") == "503" {
+					refused.Add(1)
+				}
+			}
+		}()
+		for i := range 128 { // stalled uploads: 8000 bytes announced, none sent
+			r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: h2Headers("POST", "/up", [2]string{"content-length", "8000"}), EndHeaders: true})
+		}
+	}
+	cost := h2StreamCost(1 << 20)
+	want := DefaultMaxHTTP2InFlightPerClient * h2StreamCost(DefaultMaxHeaderBytes) / cost
+	for deadline := time.Now().Add(10 * time.Second); p.h2Budget.requests.Load()+refused.Load() < 512; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d held and %d refused of 512", p.h2Budget.requests.Load(), refused.Load())
+		}
+	}
+	held := p.h2Budget.requests.Load()
+	grown := heap() - h0
+	t.Logf("%d stalled streams held, %d refused: heap +%d MiB", held, refused.Load(), grown>>20)
+	if held != want {
+		t.Fatalf("%d stalled streams of one client held at max_header_bytes 1 MiB, want %d (the per-client bound at %d KiB each)", held, want, cost>>10)
+	}
+	if limit := int64(DefaultMaxHTTP2InFlightPerClient) * h2StreamCost(DefaultMaxHeaderBytes) * 3 / 2; grown > limit {
+		t.Fatalf("the heap grew by %d MiB for one client's stalled streams, over 1.5 times its bound (%d MiB)", grown>>20, limit>>20)
 	}
 }

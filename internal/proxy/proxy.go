@@ -41,7 +41,9 @@ type Options struct {
 	// "": listeners with tls.acme are refused.
 	ACMEDir string
 	// MaxHTTP2InFlight bounds the HTTP/2 requests in flight, all
-	// listeners together (h2.go); 0: DefaultMaxHTTP2InFlight.
+	// listeners together, counted at the default max_header_bytes (a
+	// request on a listener with larger heads counts for more: h2.go's
+	// h2StreamCost); 0: DefaultMaxHTTP2InFlight.
 	MaxHTTP2InFlight int64
 	// MaxHTTP2InFlightPerClient bounds those of one client address (an
 	// IPv6 client's /64), but for a listener's trusted_proxies; 0:
