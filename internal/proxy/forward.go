@@ -485,6 +485,12 @@ func streamBody(ctx *fasthttp.RequestCtx, a *attempt, ex exchange) bool {
 	}
 	ex.body.client = ctx.Conn()
 	ctx.Response.SetBodyStream(ex.body, ex.size)
+	// The head goes at once, and with it out of the server's write buffer
+	// the body is copied through the connection's ReadFrom, each read
+	// written as it comes (rawConn, alpnConn, h2Stream). Otherwise a body
+	// of known length waited in the buffer with its head until 16 KiB of
+	// it came (TestFirstBytesOfAFixedLengthAnswerAreNotHeldBack).
+	ctx.Response.ImmediateHeaderFlush = true
 	return true
 }
 

@@ -220,8 +220,13 @@ func (l *listener) h2Bridge() *h2Bridge {
 			DisableCompression:     true,
 			MaxResponseHeaderBytes: 1 << 20,
 		},
-		ErrorHandler: b.failed,
-		ErrorLog:     errLog,
+		// What the HTTP/1.1 path passes on goes to the client as it
+		// comes: by default only answers of unknown length were flushed,
+		// and one of known length waited, HEADERS frame and all, until it
+		// filled the server's buffer (TestFirstBytesOfAFixedLengthAnswerAreNotHeldBack).
+		FlushInterval: -1,
+		ErrorHandler:  b.failed,
+		ErrorLog:      errLog,
 	}
 	b.srv = &http.Server{
 		Handler: http.HandlerFunc(b.serve),
@@ -437,6 +442,10 @@ type h2Stream struct {
 	done   <-chan struct{} // the request's end: its stream reset, its connection gone
 }
 
+// ReadFrom writes what it reads from r as it comes (an answer's body
+// streaming through the server; see streamBody).
+func (s *h2Stream) ReadFrom(r io.Reader) (int64, error) { return io.Copy(struct{ io.Writer }{s}, r) }
+
 // gone reports whether the request's client hung up (peek asks, as it asks
 // a socket, while the request waits for its target).
 func (s *h2Stream) gone() bool {
@@ -486,6 +495,10 @@ type alpnConn struct {
 	read   bool // the first read was made; only the server's goroutine reads
 	handed chan struct{}
 }
+
+// ReadFrom writes what it reads from r as it comes (an answer's body
+// streaming through the server; see streamBody).
+func (c *alpnConn) ReadFrom(r io.Reader) (int64, error) { return io.Copy(struct{ io.Writer }{c}, r) }
 
 func (c *alpnConn) Read(b []byte) (int, error) {
 	if !c.read {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -300,5 +301,107 @@ func TestHTTP10HeadGetsNoTransferCoding(t *testing.T) {
 		if strings.Contains(strings.ToLower(head), "transfer-encoding") {
 			t.Errorf("%q: an HTTP/1.0 client got a transfer coding:\n%s", line, head)
 		}
+	}
+}
+
+// TestFirstBytesOfAFixedLengthAnswerAreNotHeldBack: a target that sends an
+// answer's head and its first bytes, then takes its time over the rest
+// (Content-Length 100000: more than the server path reads whole). Each
+// path must pass the head and those bytes on as they come, as nginx does.
+// On the server path (TLS, HTTP/2, hand-offs) fasthttp kept the head and
+// the first bytes in its 16 KiB write buffer until it filled: over HTTP/2
+// no HEADERS frame came for as long as the target took (a helper's review
+// saw 5 s), and a target that then broke off left the client a 502 after
+// the wait instead of a cut answer at once.
+func TestFirstBytesOfAFixedLengthAnswerAreNotHeldBack(t *testing.T) {
+	const size = 100000
+	rest := make(chan struct{})
+	target := serveRaw(t, func(c net.Conn, r *http.Request) bool {
+		if r.URL.Path != "/part" {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+			return true
+		}
+		io.WriteString(c, fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\nfirst-bit", size))
+		select {
+		case <-rest:
+		case <-time.After(10 * time.Second):
+		}
+		io.WriteString(c, strings.Repeat("r", size-len("first-bit")))
+		return true
+	})
+	defer close(rest) // before the cleanups: the proxy's close waits for the answers to end
+	cert, key, pool := selfSigned(t, t.TempDir(), "a", "app.cutover.test")
+	p := newTestProxy(t, Options{})
+	plain, secure := freeAddr(t), freeAddr(t)
+	g := TargetGroup{Name: "a/web", Health: fastHealth, Targets: []Target{{ID: "w", Addr: target}}}
+	tl := oneRouteNamed("a/secure", secure, "a/web")
+	tl.TLS = &TLS{CertFile: cert, KeyFile: key}
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{oneRouteNamed("a/plain", plain, "a/web"), tl}, TargetGroups: []TargetGroup{g}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "a/web", "healthy", 1)
+	tlsClient := func(proto string) *http.Client {
+		tr := &http.Transport{
+			ForceAttemptHTTP2: proto == "h2",
+			TLSClientConfig:   &tls.Config{RootCAs: pool, ServerName: "app.cutover.test", NextProtos: []string{proto}},
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, network, secure)
+			},
+		}
+		if proto != "h2" {
+			tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{} // HTTP/1.1 only
+		}
+		return &http.Client{Timeout: 10 * time.Second, Transport: tr}
+	}
+	for _, tc := range []struct {
+		name   string
+		client *http.Client
+		url    string
+		body   io.Reader // a streamed body takes the plain listener's server path
+	}{
+		{"plain, the loop", http.DefaultClient, "http://" + plain + "/part", nil},
+		{"plain, the server path", http.DefaultClient, "http://" + plain + "/part", io.MultiReader(strings.NewReader("x"))},
+		{"TLS, HTTP/1.1", tlsClient("http/1.1"), "https://app.cutover.test/part", nil},
+		{"TLS, HTTP/2", tlsClient("h2"), "https://app.cutover.test/part", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			method := "GET"
+			if tc.body != nil {
+				method = "POST"
+			}
+			req, _ := http.NewRequest(method, tc.url, tc.body)
+			_, handed0 := p.loopCounts()
+			defer func() {
+				if _, h := p.loopCounts(); strings.HasPrefix(tc.name, "plain") && (h != handed0) != (tc.body != nil) {
+					t.Errorf("handed off %d: not the path the case is for", h-handed0)
+				}
+			}()
+			start := time.Now()
+			got := make(chan string, 1)
+			go func() {
+				res, err := tc.client.Do(req)
+				if err != nil {
+					got <- err.Error()
+					return
+				}
+				defer res.Body.Close()
+				b := make([]byte, len("first-bit"))
+				_, err = io.ReadFull(res.Body, b)
+				got <- fmt.Sprintf("%s %q %v", res.Proto, b, err)
+				if want := map[bool]string{true: "HTTP/2.0", false: "HTTP/1.1"}[strings.HasSuffix(tc.name, "HTTP/2")]; res.Proto != want {
+					t.Errorf("over %s, want %s", res.Proto, want)
+				}
+				io.Copy(io.Discard, res.Body)
+			}()
+			select {
+			case s := <-got:
+				if !strings.Contains(s, `"first-bit" <nil>`) {
+					t.Fatalf("got %s", s)
+				}
+				t.Logf("%s after %v", s, time.Since(start).Round(time.Millisecond))
+			case <-time.After(2 * time.Second):
+				t.Fatalf("no head and first bytes 2 s after they left the target")
+			}
+		})
 	}
 }
