@@ -226,6 +226,42 @@ func refuseFraming(h *fasthttp.RequestHeader) (status int, msg string) {
 
 var crlf2 = []byte("\r\n\r\n")
 
+var lf2, lfcrlf = []byte("\n\n"), []byte("\n\r\n")
+
+// answerHeadEnd is the length of the answer head data starts with, through
+// the empty line that ends it, or -1 if that has not come yet. Its lines
+// may end in bare LFs: RFC 9112 §2.2 lets a recipient take a bare LF as a
+// line's end, and nginx and Go's client do. fasthttp's parser waits for a
+// CRLF CRLF that does not come, so such an answer waited for
+// target_timeout, then 504 (TestBareLFAnswersArePassedOnWithCRLFs).
+func answerHeadEnd(data []byte) int {
+	end := bytes.Index(data, crlf2)
+	head := data
+	if end >= 0 {
+		end += 4
+		head = data[:end]
+	}
+	if i := bytes.Index(head, lf2); i >= 0 && (end < 0 || i+2 < end) {
+		end = i + 2
+		head = data[:end]
+	}
+	if i := bytes.Index(head, lfcrlf); i >= 0 && (end < 0 || i+3 < end) {
+		end = i + 3
+	}
+	return end
+}
+
+// crlfLines appends b to dst with each bare LF made a CRLF.
+func crlfLines(dst, b []byte) []byte {
+	for i, x := range b {
+		if x == '\n' && (i == 0 || b[i-1] != '\r') {
+			dst = append(dst, '\r')
+		}
+		dst = append(dst, x)
+	}
+	return dst
+}
+
 const bareLFMessage = "cutover: bad request: every line of a request head must end in CRLF\n"
 
 // refused reports whether refuseFraming refuses h: the loop hands such a

@@ -137,9 +137,11 @@ type evloop struct {
 	// scratch, used by one request at a time
 	reqH  fasthttp.RequestHeader
 	respH fasthttp.ResponseHeader
-	uri   fasthttp.URI
-	src   sliceReader
-	br    *bufio.Reader
+	// lfHead: an answer's head whose lines end in bare LFs, with CRLFs
+	lfHead []byte
+	uri    fasthttp.URI
+	src    sliceReader
+	br     *bufio.Reader
 
 	now       time.Time
 	lastSweep time.Time
@@ -1065,8 +1067,6 @@ func bareLFEnd(b []byte) bool {
 	return bytes.Contains(b, lf2) || bytes.Contains(b, lfcrlf)
 }
 
-var lf2, lfcrlf = []byte("\n\n"), []byte("\n\r\n")
-
 // startRequest takes the request whose head is c.in[:hl] on the fast path,
 // or hands the connection to the server.
 func (c *cconn) startRequest(hl int) {
@@ -1332,12 +1332,12 @@ func (c *cconn) pump() {
 	for c.up == u {
 		if c.state == csWait {
 			if data := u.in[u.rpos:]; len(data) > 0 {
-				if i := bytes.Index(data, crlf2); i >= 0 {
-					if i+4 > upReadBuffer {
+				if end := answerHeadEnd(data); end > 0 {
+					if end > upReadBuffer {
 						c.upFailed(errors.New("the answer's head is too large"))
 						return
 					}
-					if !c.answerHead(i + 4) {
+					if !c.answerHead(end) {
 						return
 					}
 					continue
@@ -1471,16 +1471,26 @@ func (c *cconn) answerHead(hl int) bool {
 		c.upFailed(errStatusBelow100)
 		return false
 	}
-	l.src.b = raw
+	src := raw
+	if !bytes.HasSuffix(raw, crlf2) {
+		// Its lines end in bare LFs: parsed, and passed on, with CRLFs.
+		l.lfHead = crlfLines(l.lfHead[:0], raw)
+		src = l.lfHead
+	}
+	l.src.b = src
 	l.br.Reset(&l.src)
 	if err := rh.Read(l.br); err != nil {
 		c.upFailed(err)
 		return false
 	}
-	// A head of bare LF lines ends before the CRLF CRLF found: the body
-	// starts where the parser stopped.
-	hl -= l.br.Buffered() + len(l.src.b)
-	raw = raw[:hl]
+	if len(src) == len(raw) {
+		// A head with bare LF lines may end before the CRLF CRLF found:
+		// the body starts where the parser stopped.
+		hl -= l.br.Buffered() + len(l.src.b)
+		raw = raw[:hl]
+	} else {
+		raw = src
+	}
 	u.rpos += hl
 	sc := rh.StatusCode()
 	if sc < 200 && sc != fasthttp.StatusSwitchingProtocols {

@@ -106,15 +106,9 @@ func TestAttackEarlyHintsCarryOnlyLinks(t *testing.T) {
 				defer onPath(t, p, handOff, served0, handed0)
 				rc := dialAtk(t, addr)
 				rc.send(request("GET", "/h", handOff))
-				rc.c.SetReadDeadline(time.Now().Add(5 * time.Second))
-				var raw []byte
-				for !strings.Contains(string(raw), "\r\n\r\nok") {
-					b := make([]byte, 4096)
-					n, err := rc.c.Read(b)
-					raw = append(raw, b[:n]...)
-					if err != nil {
-						t.Fatalf("read %q: %v", raw, err)
-					}
+				raw, err := rc.rawUntil("\r\n\r\nok", 5*time.Second)
+				if err != nil {
+					t.Fatalf("read %q: %v", raw, err)
 				}
 				hints, _, _ := strings.Cut(string(raw), "HTTP/1.1 200")
 				for _, bad := range []string{"X-Secret", "internal-10.0.0.5", "Keep-Alive", "Connection", "Link :"} {
@@ -190,4 +184,60 @@ func TestStatusCodeOver599GoesOnAsA5xx(t *testing.T) {
 			t.Fatalf("counted %v -> %v, want one 5xx", before, after)
 		}
 	})
+}
+
+// TestBareLFAnswersArePassedOnWithCRLFs: a target whose answer heads end
+// their lines in bare LFs (RFC 9112 §2.2 lets a recipient accept them;
+// nginx and Go's client do). fasthttp's parser waited for a CRLF CRLF that
+// never came: each request hung for target_timeout, then 504 (over HTTP/2
+// the client gave up first). The head is now found by its bare-LF end,
+// parsed and passed on with CRLFs, its body framed by it, and the target's
+// connection kept for the next request.
+func TestBareLFAnswersArePassedOnWithCRLFs(t *testing.T) {
+	for _, tc := range []struct{ name, answer string }{
+		{"bare LFs", "HTTP/1.1 200 OK\nContent-Length: 2\nX-A: b\n\nok"},
+		{"CRLF lines, a bare LF end", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\n\nok"},
+		{"LF lines, a CRLF end", "HTTP/1.1 200 OK\nContent-Length: 2\nX-A: b\n\r\nok"},
+		{"early hints too", "HTTP/1.1 103 Early Hints\nLink: </a.css>; rel=preload\n\nHTTP/1.1 200 OK\nContent-Length: 2\nX-A: b\n\nok"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bothPaths(t, func(t *testing.T, handOff bool) {
+				target := newAtkTarget(t, func(*http.Request, []byte) (string, bool) { return tc.answer, false })
+				p, addr := loopProxy(t, target.addr(), func(l *Listener) { l.Limits.TargetTimeout = Duration(3 * time.Second) })
+				served0, handed0 := p.loopCounts()
+				defer onPath(t, p, handOff, served0, handed0)
+				before := counts(t, p)
+				rc := dialAtk(t, addr)
+				for i := range 2 { // the second on the target connection the first kept
+					rc.send(request("GET", "/lf", handOff))
+					raw, err := rc.rawUntil("\r\n\r\nok", 2*time.Second)
+					if err != nil {
+						t.Fatalf("request %d: read %q: %v (want the answer before target_timeout)", i, raw, err)
+					}
+					if strings.Count(string(raw), "\n") != strings.Count(string(raw), "\r\n") || !strings.Contains(string(raw), "X-A: b\r\n") {
+						t.Fatalf("request %d: the client got %q: want the head with CRLFs", i, raw)
+					}
+				}
+				if after := counts(t, p); after["2xx"] != before["2xx"]+2 || after["5xx"] != before["5xx"] {
+					t.Fatalf("counted %v -> %v, want two 2xx", before, after)
+				}
+			})
+		})
+	}
+}
+
+// rawUntil reads the proxy's bytes as they come until they hold end, within
+// d.
+func (rc *atkConn) rawUntil(end string, d time.Duration) (string, error) {
+	rc.c.SetReadDeadline(time.Now().Add(d))
+	var raw []byte
+	for !strings.Contains(string(raw), end) {
+		b := make([]byte, 4096)
+		n, err := rc.br.Read(b)
+		raw = append(raw, b[:n]...)
+		if err != nil {
+			return string(raw), err
+		}
+	}
+	return string(raw), nil
 }

@@ -242,10 +242,19 @@ var http11 = []byte("HTTP/1.1")
 func readResponseHead(ctx *fasthttp.RequestCtx, br *bufio.Reader, spoke func()) error {
 	rh := &ctx.Response.Header
 	for n := 0; ; n++ {
-		if b, _ := br.Peek(len("HTTP/1.1 200")); statusBelow100(b) {
+		head := peekAnswerHead(br)
+		if statusBelow100(head) {
 			return errStatusBelow100
 		}
-		if err := rh.Read(br); err != nil {
+		var err error
+		if len(head) > 0 && !bytes.HasSuffix(head, crlf2) {
+			// Its lines end in bare LFs: parsed, and passed on, with CRLFs.
+			err = rh.Read(bufio.NewReader(bytes.NewReader(crlfLines(nil, head))))
+			br.Discard(len(head))
+		} else {
+			err = rh.Read(br)
+		}
+		if err != nil {
 			if isTimeout(err) {
 				return errTargetTimedOut
 			}
@@ -269,6 +278,24 @@ func readResponseHead(ctx *fasthttp.RequestCtx, br *bufio.Reader, spoke func()) 
 		}
 		if spoke != nil {
 			spoke()
+		}
+	}
+}
+
+// peekAnswerHead waits until br holds a whole answer head (answerHeadEnd)
+// and returns it, unread; nil if br fills, or its reader fails, first (the
+// parser then says why).
+func peekAnswerHead(br *bufio.Reader) []byte {
+	for {
+		b, _ := br.Peek(br.Buffered())
+		if end := answerHeadEnd(b); end > 0 {
+			return b[:end]
+		}
+		if len(b) >= br.Size() {
+			return nil
+		}
+		if _, err := br.Peek(len(b) + 1); err != nil {
+			return nil
 		}
 	}
 }
