@@ -23,8 +23,8 @@ import (
 // pool without looking (the look was only for requests that cannot be sent
 // again), sent its request on it and read the stale answer as its own:
 // client B got bytes meant for client A. The loop is held for 100 ms here,
-// as a busy loop is between two waits. Every reuse now peeks first, as the
-// server path's pool does (stillOpen). Found by a helper's review.
+// as a busy loop is between two waits. Each pass now handles the idle
+// target connections' events before any other. Found by a helper's review.
 func TestLoopAttackLateAnswerIsNotTheNextGETs(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2)) // one loop: one pool
 	var mu sync.Mutex

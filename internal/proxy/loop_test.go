@@ -266,15 +266,16 @@ func TestLoopSendsAgainWhenTheTargetClosedAnIdleConnection(t *testing.T) {
 	}
 }
 
-// TestLoopLooksBeforeReusingAnIdleConnection: an idle connection whose
-// target closed it, or wrote past its answer, while the loop has not yet
-// had the event (both are in the socket, not yet in the loop's flags) is
-// not handed to the next request: a POST would get a 502, and a GET, which
-// once took it unlooked at, would read the bytes past the last answer as
-// its own (another client's answer; TestLoopAttackLateAnswerIsNotTheNextGETs).
-// The loop is not run here: the idle list is driven directly, as the loop
-// would between two events.
-func TestLoopLooksBeforeReusingAnIdleConnection(t *testing.T) {
+// TestLoopLooksBeforeReusingForARequestThatCannotBeSentAgain: an idle
+// connection whose target closed it, or wrote past its answer, while the
+// loop has not yet had the event (both are in the socket, not yet in the
+// loop's flags) is not handed to a request that may not be sent again (a
+// POST would get a 502). A GET takes it unlooked at (a dead one is sent
+// again on a fresh one): what a target sent before the loop's wait
+// returned is handled before any request of the pass takes a connection
+// (TestLoopAttackLateAnswerIsNotTheNextGETs). The loop is not run here:
+// the idle list is driven directly, as the loop would between two events.
+func TestLoopLooksBeforeReusingForARequestThatCannotBeSentAgain(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -320,11 +321,15 @@ func TestLoopLooksBeforeReusingAnIdleConnection(t *testing.T) {
 		{"bytes past the answer", func(s net.Conn) { io.WriteString(s, "HTTP/1.1 200 OK\r\n") }, false},
 	} {
 		u := idle(tc.peer)
-		if got := l.takeIdle(addr); (got == u) != tc.ok {
-			t.Errorf("%s: the next request got the idle connection: %v, want %v", tc.name, got == u, tc.ok)
+		if got := l.takeIdle(addr, true); (got == u) != tc.ok {
+			t.Errorf("%s: a POST got the idle connection: %v, want %v", tc.name, got == u, tc.ok)
 		}
 		if !tc.ok && u.fd >= 0 {
 			t.Errorf("%s: the unusable connection was not closed", tc.name)
+		}
+		u = idle(tc.peer)
+		if got := l.takeIdle(addr, false); got != u {
+			t.Errorf("%s: a GET did not get the idle connection (it needs no look)", tc.name)
 		}
 		u.close()
 	}
