@@ -444,7 +444,7 @@ type h2Stream struct {
 
 // ReadFrom writes what it reads from r as it comes (an answer's body
 // streaming through the server; see streamBody).
-func (s *h2Stream) ReadFrom(r io.Reader) (int64, error) { return io.Copy(struct{ io.Writer }{s}, r) }
+func (s *h2Stream) ReadFrom(r io.Reader) (int64, error) { return copyThrough(s.Conn, r) }
 
 // gone reports whether the request's client hung up (peek asks, as it asks
 // a socket, while the request waits for its target).
@@ -498,7 +498,7 @@ type alpnConn struct {
 
 // ReadFrom writes what it reads from r as it comes (an answer's body
 // streaming through the server; see streamBody).
-func (c *alpnConn) ReadFrom(r io.Reader) (int64, error) { return io.Copy(struct{ io.Writer }{c}, r) }
+func (c *alpnConn) ReadFrom(r io.Reader) (int64, error) { return copyThrough(c.Conn, r) }
 
 func (c *alpnConn) Read(b []byte) (int, error) {
 	if !c.read {

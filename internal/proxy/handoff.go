@@ -106,8 +106,19 @@ func (c *prefixConn) ReadFrom(r io.Reader) (int64, error) {
 	if rf, ok := c.Conn.(io.ReaderFrom); ok {
 		return rf.ReadFrom(r)
 	}
-	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+	return copyThrough(c.Conn, r)
 }
+
+// copyThrough copies r to w, each read written as it comes, through a
+// pooled buffer (io.Copy would allocate 32 KiB a call): the ReadFrom of
+// the connections a streamed answer is written to.
+func copyThrough(w io.Writer, r io.Reader) (int64, error) {
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
+	return io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{r}, *buf)
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // CloseWrite half-closes the connection (a tunnel passes a target's
 // half-close on to its client).

@@ -1482,8 +1482,8 @@ func (c *cconn) answerHead(hl int) bool {
 	rh.Reset()
 	rh.SetNoDefaultContentType(true)
 	raw := u.in[u.rpos : u.rpos+hl]
-	if statusBelow100(raw) {
-		c.upFailed(errStatusBelow100)
+	if err := noStatus(raw); err != nil {
+		c.upFailed(err)
 		return false
 	}
 	src := raw
@@ -1708,9 +1708,15 @@ func (c *cconn) linger() {
 }
 
 // drop reads and drops what a lingering client sends; its end, an error
-// or lingerLimit closes c.
+// or lingerLimit closes c. A client that floods gets loopTurn bytes a turn,
+// as an answer does (pump), then the others' events come first.
 func (c *cconn) drop() {
+	budget := loopTurn
 	for c.readable {
+		if budget <= 0 {
+			c.l.resume = append(c.l.resume, c)
+			return
+		}
 		buf := c.in[:cap(c.in)]
 		if len(buf) < 4<<10 {
 			c.in = make([]byte, 0, 4<<10)
@@ -1724,6 +1730,7 @@ func (c *cconn) drop() {
 			c.close()
 			return
 		default:
+			budget -= n
 			if c.lingered += n; c.lingered >= lingerLimit {
 				c.close()
 				return

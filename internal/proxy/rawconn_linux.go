@@ -584,7 +584,7 @@ func (c *rawConn) ReadFrom(r io.Reader) (int64, error) {
 	}
 	if !spliceable(r) {
 		// Through write, as every other write (writeStalled sees it).
-		return io.Copy(struct{ io.Writer }{c}, r)
+		return copyThrough(c, r)
 	}
 	return c.Conn.(*net.TCPConn).ReadFrom(r)
 }

@@ -243,13 +243,16 @@ func readResponseHead(ctx *fasthttp.RequestCtx, br *bufio.Reader, spoke func()) 
 	rh := &ctx.Response.Header
 	for n := 0; ; n++ {
 		head := peekAnswerHead(br)
-		if statusBelow100(head) {
-			return errStatusBelow100
+		if err := noStatus(head); err != nil {
+			return err
 		}
 		var err error
 		if len(head) > 0 && !bytes.HasSuffix(head, crlf2) {
-			// Its lines end in bare LFs: parsed, and passed on, with CRLFs.
-			err = rh.Read(bufio.NewReader(bytes.NewReader(crlfLines(nil, head))))
+			// Its lines end in bare LFs: parsed, and passed on, with CRLFs
+			// (through a reader it fits: fasthttp's parser needs the head
+			// whole in its buffer).
+			norm := crlfLines(nil, head)
+			err = rh.Read(bufio.NewReaderSize(bytes.NewReader(norm), len(norm)+16))
 			br.Discard(len(head))
 		} else {
 			err = rh.Read(br)
@@ -300,21 +303,32 @@ func peekAnswerHead(br *bufio.Reader) []byte {
 	}
 }
 
-// errStatusBelow100: a status line whose code is under 100, no status at
-// all (RFC 9110 §15: 100-599; a recipient treats others as 5xx). fasthttp
-// reads "000" as 200 and "099" as an interim answer: the proxy answers
-// 502, counted against the target's group.
-var errStatusBelow100 = errors.New("the target's status code is under 100")
+// Answers with no status: a status code under 100 (RFC 9110 §15: 100-599;
+// a recipient treats others as 5xx), which fasthttp reads as 200 ("000")
+// or as an interim answer ("099"); or an empty line where the status line
+// goes, which fasthttp skips on one path and the loop did not. The proxy
+// answers 502, counted against the target's group, on both paths.
+var (
+	errStatusBelow100 = errors.New("the target's status code is under 100")
+	errNoStatusLine   = errors.New("the target's answer starts with an empty line")
+)
 
-// statusBelow100 reports whether the status line head starts with has a
-// code under 100.
-func statusBelow100(head []byte) bool {
-	sp := bytes.IndexByte(head, ' ')
-	if sp < 0 || len(head) < sp+4 {
-		return false
+// noStatus says why the answer head starts with no status (see
+// errStatusBelow100), or nil.
+func noStatus(head []byte) error {
+	if len(head) > 0 && (head[0] == '\r' || head[0] == '\n') {
+		return errNoStatusLine
 	}
-	d := head[sp+1 : sp+4]
-	return d[0] == '0' && '0' <= d[1] && d[1] <= '9' && '0' <= d[2] && d[2] <= '9'
+	sp := bytes.IndexByte(head, ' ')
+	if sp < 0 {
+		return nil
+	}
+	// The parser skips any spaces before the code (a helper's review).
+	d := bytes.TrimLeft(head[sp:], " ")
+	if len(d) >= 3 && d[0] == '0' && '0' <= d[1] && d[1] <= '9' && '0' <= d[2] && d[2] <= '9' {
+		return errStatusBelow100
+	}
+	return nil
 }
 
 // responseBody prepares the body of the answer whose head is in
