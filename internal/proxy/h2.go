@@ -126,7 +126,9 @@ func newH2Budget(max, perClient int64) *h2Budget {
 // names the bound it would pass.
 func (b *h2Budget) take(ip netip.Addr, exempt bool, maxHeader int) (release func(), refused string) {
 	cost := h2StreamCost(maxHeader)
-	if b.total.Add(cost) > b.max {
+	// One request is always let in: a bound smaller than one request of
+	// a listener with large heads would refuse every one.
+	if t := b.total.Add(cost); t > b.max && t > cost {
 		b.total.Add(-cost)
 		return nil, fmt.Sprintf("%d requests at this listener's max_header_bytes, all clients", b.max/cost)
 	}
@@ -136,7 +138,7 @@ func (b *h2Budget) take(ip netip.Addr, exempt bool, maxHeader int) (release func
 	}
 	key := clientKey(ip)
 	b.mu.Lock()
-	if b.clients[key]+cost > b.perClient {
+	if n := b.clients[key]; n > 0 && n+cost > b.perClient {
 		b.mu.Unlock()
 		b.requests.Add(-1)
 		b.total.Add(-cost)

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
+	"net/netip"
 	"net/textproto"
 	"runtime"
 	"strings"
@@ -1366,5 +1367,34 @@ func TestHTTP2BudgetCountsTheHeaderBuffer(t *testing.T) {
 	}
 	if limit := int64(DefaultMaxHTTP2InFlightPerClient) * h2StreamCost(DefaultMaxHeaderBytes) * 3 / 2; grown > limit {
 		t.Fatalf("the heap grew by %d MiB for one client's stalled streams, over 1.5 times its bound (%d MiB)", grown>>20, limit>>20)
+	}
+}
+
+// TestHTTP2BudgetLetsOneRequestIn: a bound smaller than one request's cost
+// (a listener with large heads, a small bound set through Options) still
+// lets one request of a client in, and only one, or every one would be
+// refused; what a request takes it gives back whole.
+func TestHTTP2BudgetLetsOneRequestIn(t *testing.T) {
+	ip := netip.MustParseAddr("192.0.2.1")
+	for _, b := range []*h2Budget{newH2Budget(1, 1), newH2Budget(1, 8)} {
+		release, refused := b.take(ip, false, 1<<20)
+		if refused != "" {
+			t.Fatalf("the first request refused: %s", refused)
+		}
+		if _, refused := b.take(ip, false, 1<<20); refused == "" {
+			t.Fatal("a second request let in past the bound")
+		}
+		if _, refused := b.take(netip.MustParseAddr("192.0.2.2"), false, 1<<20); refused == "" {
+			t.Fatal("another client's request let in past the proxy's bound")
+		}
+		release()
+		if b.total.Load() != 0 || b.requests.Load() != 0 || len(b.clients) != 0 {
+			t.Fatalf("after the release: %d bytes, %d requests, clients %v", b.total.Load(), b.requests.Load(), b.clients)
+		}
+		release, refused = b.take(ip, false, 1<<20)
+		if refused != "" {
+			t.Fatalf("after the release: %s", refused)
+		}
+		release()
 	}
 }
