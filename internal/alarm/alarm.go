@@ -20,15 +20,19 @@ import (
 // Sample is one cumulative snapshot of a task set's metrics, summed over the set's
 // target groups, taken by the controller every tick.
 type Sample struct {
-	At           time.Time
-	Requests     uint64         // cumulative
-	Errors5xx    uint64         // cumulative
-	Buckets      []stats.Bucket // cumulative latency histogram, same bounds in every sample
-	LatencyCount uint64         // cumulative; includes observations above the last bound
-	Healthy      int            // gauge at At
-	Unhealthy    int            // gauge at At
-	Running      int            // running tasks of the set at At
-	Desired      int            // desired tasks of the set
+	At        time.Time
+	Requests  uint64 // cumulative
+	Errors5xx uint64 // cumulative
+	// ConnectFailed (cumulative) counts requests the proxy could not
+	// connect to the set's targets for and sent on to another target:
+	// failures of the set, though no answer of it (stats.GroupStats).
+	ConnectFailed uint64
+	Buckets       []stats.Bucket // cumulative latency histogram, same bounds in every sample
+	LatencyCount  uint64         // cumulative; includes observations above the last bound
+	Healthy       int            // gauge at At
+	Unhealthy     int            // gauge at At
+	Running       int            // running tasks of the set at At
+	Desired       int            // desired tasks of the set
 }
 
 // Datapoint is the value of an alarm's metric over one period.
@@ -38,7 +42,10 @@ type Datapoint struct {
 	Missing   bool      `json:"missing,omitempty"` // no requests in the period (request-based metrics)
 	Breaching bool      `json:"breaching"`
 	Requests  uint64    `json:"requests,omitempty"` // requests measured in the period: evidence for Reason
-	Desired   int       `json:"desired,omitempty"`  // running_tasks: the set's desired count
+	// ConnectFailed (error_rate) are those of Requests that could not
+	// connect to the set and were sent on to another target.
+	ConnectFailed uint64 `json:"connect_failed,omitempty"`
+	Desired       int    `json:"desired,omitempty"` // running_tasks: the set's desired count
 }
 
 // Status is the state of one alarm after the last Observe.
@@ -178,10 +185,10 @@ func (a *tracked) measure(s Sample) Datapoint {
 		d.Missing = w.latencyCount == 0
 		d.Value = stats.Quantile(q, w.buckets, w.latencyCount)
 	case config.MetricErrorRate:
-		d.Requests = w.requests
-		d.Missing = w.requests == 0
+		d.Requests, d.ConnectFailed = w.requests+w.connectFailed, w.connectFailed
+		d.Missing = d.Requests == 0
 		if !d.Missing {
-			d.Value = float64(w.errors) / float64(w.requests)
+			d.Value = float64(w.errors+w.connectFailed) / float64(d.Requests)
 		}
 	case config.MetricUnhealthyTargets:
 		d.Value = float64(s.Unhealthy)
@@ -200,23 +207,24 @@ func (a *tracked) measure(s Sample) Datapoint {
 }
 
 type window struct {
-	requests, errors, latencyCount uint64
-	buckets                        []stats.Bucket
+	requests, errors, connectFailed, latencyCount uint64
+	buckets                                       []stats.Bucket
 }
 
 // delta returns the counters between two samples. When a counter went down the
 // proxy restarted in between, and cur itself is the window, as stats.GroupStats.Sub
 // and Prometheus' rate() treat it.
 func delta(prev, cur Sample) window {
-	if cur.Requests < prev.Requests || cur.Errors5xx < prev.Errors5xx ||
+	if cur.Requests < prev.Requests || cur.Errors5xx < prev.Errors5xx || cur.ConnectFailed < prev.ConnectFailed ||
 		cur.LatencyCount < prev.LatencyCount || len(cur.Buckets) != len(prev.Buckets) {
 		prev = Sample{Buckets: make([]stats.Bucket, len(cur.Buckets))}
 	}
 	w := window{
-		requests:     cur.Requests - prev.Requests,
-		errors:       cur.Errors5xx - prev.Errors5xx,
-		latencyCount: cur.LatencyCount - prev.LatencyCount,
-		buckets:      make([]stats.Bucket, len(cur.Buckets)),
+		requests:      cur.Requests - prev.Requests,
+		errors:        cur.Errors5xx - prev.Errors5xx,
+		connectFailed: cur.ConnectFailed - prev.ConnectFailed,
+		latencyCount:  cur.LatencyCount - prev.LatencyCount,
+		buckets:       make([]stats.Bucket, len(cur.Buckets)),
 	}
 	for i, b := range cur.Buckets {
 		w.buckets[i] = b.Minus(prev.Buckets[i])
@@ -236,6 +244,7 @@ func FromStats(st stats.Stats, groups []string, running, desired int, at time.Ti
 		}
 		s.Requests += g.Requests
 		s.Errors5xx += g.Codes["5xx"]
+		s.ConnectFailed += g.ConnectFailed
 		s.LatencyCount += g.LatencyCount
 		s.Healthy += g.Healthy
 		s.Unhealthy += g.Unhealthy

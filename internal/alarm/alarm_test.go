@@ -18,6 +18,7 @@ var (
 type step struct {
 	dt                          time.Duration
 	requests, errors            uint64
+	connectFailed               uint64  // requests sent on to another target
 	latency                     float64 // seconds, of every request in the step
 	unhealthy, running, desired int
 	// want is, per alarm, its datapoints after this step, oldest first: B breaching,
@@ -41,6 +42,7 @@ func (g *sampler) next(st step) Sample {
 	s.At = s.At.Add(st.dt)
 	s.Requests += st.requests
 	s.Errors5xx += st.errors
+	s.ConnectFailed += st.connectFailed
 	s.LatencyCount += st.requests
 	s.Buckets = append([]stats.Bucket(nil), s.Buckets...)
 	for i := range s.Buckets {
@@ -265,6 +267,31 @@ func TestFiring(t *testing.T) {
 	}
 }
 
+// TestErrorRateCountsConnectFailures: a canary that refuses connections
+// answers nothing (the proxy saves its requests on another target), yet
+// fails every request sent to it: error_rate counts those failures, names
+// them, and does not read the period as one without requests.
+func TestErrorRateCountsConnectFailures(t *testing.T) {
+	g := newSampler()
+	a := alarmOf(config.MetricErrorRate, "1%", "1 of 1", 10*time.Second)
+	a.Name = "error_rate"
+	e := New([]config.Alarm{a}, g.s)
+	e.Observe(g.next(step{dt: 10 * time.Second, connectFailed: 20}))
+	st, ok := e.Firing()
+	if !ok {
+		t.Fatalf("not firing on a set that refused 20 connections: %s", pattern(e.Statuses()[0]))
+	}
+	want := `alarm "error_rate": the last datapoint (10s) breached 1%: error rate 100.0% over 20 requests (20 could not connect to a target and were sent to another)`
+	if got := st.Reason(); got != want {
+		t.Errorf("Reason()\n got %s\nwant %s", got, want)
+	}
+	// 1 connect failure and 1 5xx among 100 requests: 2 of 101 attempts.
+	st2 := e.Observe(g.next(step{dt: 10 * time.Second, requests: 100, errors: 1, connectFailed: 1}))[0]
+	if d := st2.Datapoints[len(st2.Datapoints)-1]; d.Requests != 101 || d.ConnectFailed != 1 || d.Value != 2.0/101 {
+		t.Errorf("datapoint %+v, want 2 failed of 101", d)
+	}
+}
+
 func TestStatusesAreCopies(t *testing.T) {
 	g := newSampler()
 	e := New([]config.Alarm{alarmOf(config.MetricErrorRate, "1%", "1 of 2", 10*time.Second)}, g.s)
@@ -280,15 +307,15 @@ func TestFromStats(t *testing.T) {
 	at := t0.Add(time.Minute)
 	st := stats.Stats{Groups: []stats.GroupStats{
 		{Group: "prod/web-blue", Requests: 100, Codes: map[string]uint64{"5xx": 99}},
-		{Group: "prod/web-green", Requests: 10, Codes: map[string]uint64{"2xx": 8, "5xx": 2}, Healthy: 2, Unhealthy: 1,
+		{Group: "prod/web-green", Requests: 10, Codes: map[string]uint64{"2xx": 8, "5xx": 2}, ConnectFailed: 3, Healthy: 2, Unhealthy: 1,
 			LatencyCount: 10, Buckets: []stats.Bucket{{UpperBound: 0.1, Count: 4}, {UpperBound: 1, Count: 9}}},
 		{Group: "prod/web-green-test", Requests: 5, Codes: map[string]uint64{"2xx": 5}, Healthy: 1,
 			LatencyCount: 5, Buckets: []stats.Bucket{{UpperBound: 0.1, Count: 5}, {UpperBound: 1, Count: 5}}},
 	}}
 	s := FromStats(st, []string{"prod/web-green", "prod/web-green-test", "prod/absent"}, 3, 4, at)
-	want := Sample{At: at, Requests: 15, Errors5xx: 2, LatencyCount: 15, Healthy: 3, Unhealthy: 1, Running: 3, Desired: 4,
+	want := Sample{At: at, Requests: 15, Errors5xx: 2, ConnectFailed: 3, LatencyCount: 15, Healthy: 3, Unhealthy: 1, Running: 3, Desired: 4,
 		Buckets: []stats.Bucket{{UpperBound: 0.1, Count: 9}, {UpperBound: 1, Count: 14}}}
-	if !s.At.Equal(want.At) || s.Requests != want.Requests || s.Errors5xx != want.Errors5xx ||
+	if !s.At.Equal(want.At) || s.Requests != want.Requests || s.Errors5xx != want.Errors5xx || s.ConnectFailed != want.ConnectFailed ||
 		s.LatencyCount != want.LatencyCount || s.Healthy != want.Healthy || s.Unhealthy != want.Unhealthy ||
 		s.Running != want.Running || s.Desired != want.Desired || len(s.Buckets) != 2 ||
 		s.Buckets[0] != want.Buckets[0] || s.Buckets[1] != want.Buckets[1] {

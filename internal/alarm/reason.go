@@ -81,6 +81,9 @@ func (s Status) formatValue(d Datapoint) string {
 		if d.Missing {
 			return "no requests"
 		}
+		if d.ConnectFailed > 0 {
+			return fmt.Sprintf("error rate %.1f%% over %d requests (%d could not connect to a target and were sent to another)", d.Value*100, d.Requests, d.ConnectFailed)
+		}
 		return fmt.Sprintf("5xx rate %.1f%% over %d requests", d.Value*100, d.Requests)
 	case config.MetricUnhealthyTargets:
 		return fmt.Sprintf("%.0f unhealthy", d.Value)

@@ -88,8 +88,8 @@ func (s *sampler) add(st stats.Stats, at time.Time) {
 			w = &window{}
 			windows[env] = w
 		}
-		w.requests += d.Requests
-		w.errors += d.Codes["5xx"]
+		w.requests += d.Attempts()
+		w.errors += d.Failed()
 		w.count += d.LatencyCount
 		if len(w.buckets) == 0 {
 			w.buckets = append([]stats.Bucket(nil), d.Buckets...)

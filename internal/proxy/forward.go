@@ -460,12 +460,10 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, small []byte, body
 			break
 		}
 		// Nothing was sent: safe to try another target, once, for any method.
-		fw, t := a.route.pick(a.target)
+		fw, t := a.route.reroute(a.fw, a.target, nil)
 		if t == nil {
 			break
 		}
-		t.inFlight.Add(1)
-		a.target.inFlight.Add(-1)
 		a.target, a.fw = t, fw
 	}
 	switch {

@@ -29,6 +29,9 @@ type group struct {
 	moments  [len(durationBuckets)]bucketMoments // per latency bucket, beside hist's counts
 	classes  [5]atomic.Uint64                    // answered requests by status class
 	noTarget atomic.Uint64
+	// connectFailed counts requests that could not connect to a target of
+	// the group and went to another (route.reroute).
+	connectFailed atomic.Uint64
 }
 
 // bucketMoments are the sum and the sum of squares (float64 bits, seconds)
@@ -76,7 +79,7 @@ func (f *forward) record(code int, elapsed time.Duration) {
 
 // stats reads the group's counters; healthy counts come from the caller.
 func (g *group) stats() stats.GroupStats {
-	s := stats.GroupStats{Group: g.name, Codes: map[string]uint64{}, NoTarget: g.noTarget.Load()}
+	s := stats.GroupStats{Group: g.name, Codes: map[string]uint64{}, NoTarget: g.noTarget.Load(), ConnectFailed: g.connectFailed.Load()}
 	for i, c := range classLabels {
 		n := g.classes[i].Load()
 		s.Codes[c] = n

@@ -1142,7 +1142,7 @@ func (c *cconn) startRequest(hl int) {
 		c.handoff() // 503, counted there
 		return
 	}
-	if _, ok := l.sockaddr(t.addr); !ok {
+	if !l.addressable(t) {
 		c.handoff()
 		return
 	}
@@ -1199,6 +1199,13 @@ func (c *cconn) readBody() {
 	}
 }
 
+// addressable says whether the loop can dial t: its address is an IP
+// address and port (the server path dials any other).
+func (l *evloop) addressable(t *target) bool {
+	_, ok := l.sockaddr(t.addr)
+	return ok
+}
+
 // sockaddr parses a target's address once; only IP:port is served here
 // (a name would need a resolver: the server's path dials those).
 func (l *evloop) sockaddr(addr string) (unix.Sockaddr, bool) {
@@ -1252,14 +1259,10 @@ func (c *cconn) dialFailed(u *upc, err error) {
 	c.l.p.log.Debug("forwarding failed", "group", c.t.group.name, "target", c.t.id, "addr", c.t.addr, "err", err)
 	if !c.retried {
 		c.retried = true
-		if fw, t := c.rt.pick(c.t); t != nil {
-			if _, ok := c.l.sockaddr(t.addr); ok {
-				t.inFlight.Add(1)
-				c.t.inFlight.Add(-1)
-				c.fw, c.t = fw, t
-				c.send()
-				return
-			}
+		if fw, t := c.rt.reroute(c.fw, c.t, c.l.addressable); t != nil {
+			c.fw, c.t = fw, t
+			c.send()
+			return
 		}
 	}
 	c.badGateway()

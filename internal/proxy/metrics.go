@@ -20,6 +20,9 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	noTarget *prometheus.CounterVec
+	// connectFailed counts requests rerouted after a connect failure, by
+	// the group that failed (route.reroute).
+	connectFailed *prometheus.CounterVec
 	// tunnelsCut counts the tunnels the proxy cut, by reason: idle (no
 	// data for tunnel_idle_timeout) or drain (their target's
 	// deregistration delay ended).
@@ -46,6 +49,10 @@ func newMetrics(p *Proxy) *metrics {
 		noTarget: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cutover_proxy_no_healthy_target_total",
 			Help: "Requests answered 503 because no target of the rule was healthy, counted against the rule's highest-weight group.",
+		}, []string{"listener", "target_group"}),
+		connectFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cutover_proxy_connect_failures_total",
+			Help: "Requests the proxy could not connect to a target of the group for (refused, unreachable, timed out) and sent to another target, whose answer counts in requests_total there. A connect failure with no other target to try is a 502 of the group in requests_total.",
 		}, []string{"listener", "target_group"}),
 		targets: prometheus.NewDesc("cutover_proxy_targets",
 			"Targets by target group and state (initial, healthy, unhealthy, draining).",
@@ -81,6 +88,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.requests.Describe(ch)
 	m.duration.Describe(ch)
 	m.noTarget.Describe(ch)
+	m.connectFailed.Describe(ch)
 	m.tunnelsCut.Describe(ch)
 	ch <- m.takenOver
 	ch <- m.targets
@@ -94,6 +102,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.requests.Collect(ch)
 	m.duration.Collect(ch)
 	m.noTarget.Collect(ch)
+	m.connectFailed.Collect(ch)
 	m.tunnelsCut.Collect(ch)
 	ch <- prometheus.MustNewConstMetric(m.takenOver, prometheus.GaugeValue, float64(m.p.tunnels.Load()))
 	served, handed := m.p.loopCounts()
@@ -126,6 +135,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 func (m *metrics) forgetGroup(name string) {
 	m.requests.DeletePartialMatch(prometheus.Labels{"target_group": name})
 	m.noTarget.DeletePartialMatch(prometheus.Labels{"target_group": name})
+	m.connectFailed.DeletePartialMatch(prometheus.Labels{"target_group": name})
 	m.duration.DeleteLabelValues(name)
 }
 
@@ -133,6 +143,7 @@ func (m *metrics) forgetGroup(name string) {
 func (m *metrics) forgetListener(name string) {
 	m.requests.DeletePartialMatch(prometheus.Labels{"listener": name})
 	m.noTarget.DeletePartialMatch(prometheus.Labels{"listener": name})
+	m.connectFailed.DeletePartialMatch(prometheus.Labels{"listener": name})
 }
 
 // resolve fills the metric children of f for listener, once per snapshot.
@@ -141,4 +152,5 @@ func (m *metrics) resolve(f *forward, listener string) {
 		f.requests[i] = m.requests.WithLabelValues(listener, f.g.name, c)
 	}
 	f.noTarget = m.noTarget.WithLabelValues(listener, f.g.name)
+	f.connectFailed = m.connectFailed.WithLabelValues(listener, f.g.name)
 }

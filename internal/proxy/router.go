@@ -46,6 +46,9 @@ type forward struct {
 	weight   int
 	requests [5]prometheus.Counter // by status class 1xx..5xx
 	noTarget prometheus.Counter
+	// connectFailed counts requests that could not connect to a target
+	// of the group and were sent to another (reroute).
+	connectFailed prometheus.Counter
 }
 
 // sortRoutes orders rules by specificity: host+path, host, path, catch-all,
@@ -151,6 +154,25 @@ func (r *route) pick(exclude *target) (*forward, *target) {
 			n -= f.weight
 		}
 	}
+}
+
+// reroute picks another target for a request that could not connect to
+// from, of fw's group, so nothing of it was sent (see pick). It counts that
+// failure against fw's group, whose answer it is not, and moves the
+// request's in-flight count to the new target. It returns nil when there
+// is no other target (the request then gets a 502 of fw's group). ok, when
+// not nil, says whether the caller can use a target (the loop needs its
+// address as a socket address): when not, nothing changes.
+func (r *route) reroute(fw *forward, from *target, ok func(*target) bool) (*forward, *target) {
+	nfw, t := r.pick(from)
+	if t == nil || ok != nil && !ok(t) {
+		return nil, nil
+	}
+	fw.connectFailed.Inc()
+	fw.g.connectFailed.Add(1)
+	t.inFlight.Add(1)
+	from.inFlight.Add(-1)
+	return nfw, t
 }
 
 // pickTarget returns the next healthy member round robin, or nil.

@@ -1,7 +1,10 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -86,4 +89,95 @@ cutover_proxy_targets{state="unhealthy",target_group="e/slow"} 0
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "cutover_proxy_targets"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestACanaryThatRefusesConnectionsFailsItsRequests: a green group whose
+// target refuses connections (the app listens on another port, or died;
+// its health checks have not caught up yet) gets half of the requests.
+// The proxy sends each on to blue, so no client sees a failure, but each
+// is a failure of green: counted in green's stats (ConnectFailed, in its
+// error rate, which an error_rate alarm reads) and in
+// cutover_proxy_connect_failures_total, on the loop, on the server path
+// and for an upgrade. Before, green showed no request and no error while
+// it failed every request sent to it.
+func TestACanaryThatRefusesConnectionsFailsItsRequests(t *testing.T) {
+	blue := upstream(t, "blue")
+	green := httptest.NewServer(http.NotFoundHandler())
+	reg := prometheus.NewRegistry()
+	p := newTestProxy(t, Options{Registerer: reg})
+	addr := freeAddr(t)
+	hourly := HealthCheck{Path: "/", Interval: Duration(time.Hour), Timeout: Duration(time.Second), HealthyThreshold: 1, UnhealthyThreshold: 1, SuccessCodes: "200-499"}
+	bg, gg := tgOf("e/blue", blue), tgOf("e/green", green)
+	bg.Health, gg.Health = hourly, hourly
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{oneRoute(addr, WeightedTarget{"e/blue", 1}, WeightedTarget{"e/green", 1})},
+		TargetGroups: []TargetGroup{bg, gg}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "e/green", "healthy", 1)
+	waitState(t, p, "e/blue", "healthy", 1)
+	green.Close() // healthy for an hour more: only the reroute saves its requests
+
+	const n = 30
+	failed := func() uint64 { g, _ := p.Stats().Group("e/green"); return g.ConnectFailed }
+	for _, handOff := range []bool{false, true} {
+		before := failed()
+		var parts []string
+		for range n {
+			parts = append(parts, request("GET", "/", handOff))
+		}
+		parts[n-1] = strings.Replace(parts[n-1], "\r\n\r\n", "\r\nConnection: close\r\n\r\n", 1)
+		res := rawExchange(t, addr, parts...)
+		if len(res.statuses) != n {
+			t.Fatalf("hand-off %v: %d answers of %d: %v", handOff, len(res.statuses), n, res.statuses)
+		}
+		for i, code := range res.statuses {
+			if code != 200 || res.bodies[i] != "blue" {
+				t.Fatalf("hand-off %v: answer %d: %d %q, want blue's 200", handOff, i, code, res.bodies[i])
+			}
+		}
+		// Each request went to green at its first pick with odds 1/2: none
+		// of 30 would happen once in 2^30.
+		if failed() == before {
+			t.Errorf("hand-off %v: no connect failure counted against green", handOff)
+		}
+	}
+	before := failed()
+	for range n {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		c.Close()
+		if resp.StatusCode != 200 || string(b) != "blue" {
+			t.Fatalf("upgrade request: %d %q, want blue's 200", resp.StatusCode, b)
+		}
+	}
+	if failed() == before {
+		t.Errorf("upgrades: no connect failure counted against green")
+	}
+
+	total := uint64(3 * n)
+	st := p.Stats()
+	b, _ := st.Group("e/blue")
+	g, _ := st.Group("e/green")
+	if b.Requests != total || b.Codes["2xx"] != total || b.ConnectFailed != 0 || b.ErrorRate() != 0 {
+		t.Errorf("blue: %d requests (%v), %d connect failures, error rate %v; want all %d answered 2xx", b.Requests, b.Codes, b.ConnectFailed, b.ErrorRate(), total)
+	}
+	if g.Requests != 0 || g.ConnectFailed == 0 || g.ConnectFailed > total || g.ErrorRate() != 1 {
+		t.Errorf("green: %d requests, %d connect failures, error rate %v; want none answered, some failed, error rate 1", g.Requests, g.ConnectFailed, g.ErrorRate())
+	}
+	if got := testutil.ToFloat64(p.metrics.connectFailed.WithLabelValues("test/production", "e/green")); got != float64(g.ConnectFailed) {
+		t.Errorf("cutover_proxy_connect_failures_total{e/green} = %v, want %d", got, g.ConnectFailed)
+	}
+	if got := testutil.ToFloat64(p.metrics.connectFailed.WithLabelValues("test/production", "e/blue")); got != 0 {
+		t.Errorf("cutover_proxy_connect_failures_total{e/blue} = %v, want 0", got)
+	}
+	t.Logf("green: %d of %d requests could not connect and went to blue", g.ConnectFailed, total)
 }

@@ -26,9 +26,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool 
 	c, err := p.upstream.dial(context.Background(), "tcp", a.target.addr)
 	var de *dialError
 	if errors.As(err, &de) && !outOfResources(err) {
-		if fw, t := a.route.pick(a.target); t != nil {
-			t.inFlight.Add(1)
-			a.target.inFlight.Add(-1)
+		if fw, t := a.route.reroute(a.fw, a.target, nil); t != nil {
 			a.target, a.fw = t, fw
 			c, err = p.upstream.dial(context.Background(), "tcp", a.target.addr)
 		}

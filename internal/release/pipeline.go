@@ -161,9 +161,12 @@ type GroupFigures struct {
 	Group     string  `json:"group"`
 	Requests  uint64  `json:"requests"`
 	P95       float64 `json:"p95_seconds"`
-	ErrorRate float64 `json:"error_rate"`
-	Healthy   int     `json:"healthy"`
-	Unhealthy int     `json:"unhealthy"`
+	ErrorRate float64 `json:"error_rate"` // 5xx and connect failures (stats.GroupStats.ErrorRate)
+	// ConnectFailed are requests that could not connect to the group's
+	// targets and were sent to another target.
+	ConnectFailed uint64 `json:"connect_failed,omitempty"`
+	Healthy       int    `json:"healthy"`
+	Unhealthy     int    `json:"unhealthy"`
 }
 
 // evidence is the StagingEvidence of env.
@@ -173,7 +176,7 @@ func (m *Manager) evidence(ctx context.Context, cfg *config.Config, env string) 
 	if st, err := m.proxyClient().Stats(ctx); err == nil {
 		for _, gs := range st.Groups {
 			if strings.HasPrefix(gs.Group, scope) {
-				ev.LoadBalancer = append(ev.LoadBalancer, GroupFigures{gs.Group, gs.Requests, gs.P95, gs.ErrorRate(), gs.Healthy, gs.Unhealthy})
+				ev.LoadBalancer = append(ev.LoadBalancer, GroupFigures{gs.Group, gs.Requests, gs.P95, gs.ErrorRate(), gs.ConnectFailed, gs.Healthy, gs.Unhealthy})
 			}
 		}
 	}

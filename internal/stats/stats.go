@@ -30,18 +30,24 @@ func (s Stats) Group(name string) (GroupStats, bool) {
 // GroupStats are the counters of one target group. Latency quantiles are in
 // seconds, estimated from the histogram buckets.
 type GroupStats struct {
-	Group        string            `json:"group"`
-	Requests     uint64            `json:"requests"`
-	Codes        map[string]uint64 `json:"codes"`     // "2xx" -> answered requests
-	NoTarget     uint64            `json:"no_target"` // 503s because no target was healthy (also in 5xx)
-	Healthy      int               `json:"healthy"`
-	Unhealthy    int               `json:"unhealthy"`
-	P50          float64           `json:"p50"`
-	P95          float64           `json:"p95"`
-	P99          float64           `json:"p99"`
-	LatencyCount uint64            `json:"latency_count"`
-	LatencySum   float64           `json:"latency_sum"`
-	Buckets      []Bucket          `json:"buckets"` // cumulative; observations above the last bound count only in LatencyCount
+	Group    string            `json:"group"`
+	Requests uint64            `json:"requests"`
+	Codes    map[string]uint64 `json:"codes"`     // "2xx" -> answered requests
+	NoTarget uint64            `json:"no_target"` // 503s because no target was healthy (also in 5xx)
+	// ConnectFailed counts the requests the proxy could not connect to a
+	// target of this group for and sent on to another target, whose answer
+	// counts in that target's group. They are not in Requests: the group
+	// answered nothing. (A connect failure with no other target to try is a
+	// 502 of this group, in Codes.)
+	ConnectFailed uint64   `json:"connect_failed"`
+	Healthy       int      `json:"healthy"`
+	Unhealthy     int      `json:"unhealthy"`
+	P50           float64  `json:"p50"`
+	P95           float64  `json:"p95"`
+	P99           float64  `json:"p99"`
+	LatencyCount  uint64   `json:"latency_count"`
+	LatencySum    float64  `json:"latency_sum"`
+	Buckets       []Bucket `json:"buckets"` // cumulative; observations above the last bound count only in LatencyCount
 }
 
 // Bucket is one cumulative histogram bucket: Count observations <=
@@ -72,12 +78,13 @@ func (b Bucket) Plus(o Bucket) Bucket {
 // health counts are s's. When a counter went down, the proxy restarted in
 // between: then s itself is the window, as Prometheus' rate() would treat it.
 func (s GroupStats) Sub(prev GroupStats) GroupStats {
-	if s.Requests < prev.Requests || s.LatencyCount < prev.LatencyCount || len(s.Buckets) != len(prev.Buckets) {
+	if s.Requests < prev.Requests || s.ConnectFailed < prev.ConnectFailed || s.LatencyCount < prev.LatencyCount || len(s.Buckets) != len(prev.Buckets) {
 		return s
 	}
 	out := s
 	out.Requests -= prev.Requests
 	out.NoTarget -= min(prev.NoTarget, s.NoTarget)
+	out.ConnectFailed -= min(prev.ConnectFailed, s.ConnectFailed)
 	out.Codes = map[string]uint64{}
 	for k, v := range s.Codes {
 		out.Codes[k] = v - min(prev.Codes[k], v)
@@ -92,12 +99,21 @@ func (s GroupStats) Sub(prev GroupStats) GroupStats {
 	return out
 }
 
-// ErrorRate is the share of answered requests that were 5xx, 0 when none.
+// Attempts are the requests the group answered and those it could not be
+// connected to for (sent on to another target): what an error rate is over.
+func (s GroupStats) Attempts() uint64 { return s.Requests + s.ConnectFailed }
+
+// Failed are the group's 5xx answers and its connect failures: a canary
+// that refuses connections fails the requests sent to it, even when the
+// proxy saves them on another target.
+func (s GroupStats) Failed() uint64 { return s.Codes["5xx"] + s.ConnectFailed }
+
+// ErrorRate is Failed over Attempts, 0 when none.
 func (s GroupStats) ErrorRate() float64 {
-	if s.Requests == 0 {
+	if s.Attempts() == 0 {
 		return 0
 	}
-	return float64(s.Codes["5xx"]) / float64(s.Requests)
+	return float64(s.Failed()) / float64(s.Attempts())
 }
 
 // FillQuantiles sets P50, P95 and P99 from the buckets and LatencyCount.

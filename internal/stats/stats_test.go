@@ -55,16 +55,17 @@ func TestQuantileUsesBucketMoments(t *testing.T) {
 }
 
 func TestSubWindowsCounters(t *testing.T) {
-	prev := GroupStats{Requests: 10, Codes: map[string]uint64{"2xx": 10}, LatencyCount: 10, Buckets: []Bucket{{UpperBound: 0.1, Count: 10}, {UpperBound: 1, Count: 10}}}
-	cur := GroupStats{Requests: 30, Codes: map[string]uint64{"2xx": 15, "5xx": 5}, LatencyCount: 30, Healthy: 2, Buckets: []Bucket{{UpperBound: 0.1, Count: 10}, {UpperBound: 1, Count: 30}}}
+	prev := GroupStats{Requests: 10, Codes: map[string]uint64{"2xx": 10}, ConnectFailed: 2, LatencyCount: 10, Buckets: []Bucket{{UpperBound: 0.1, Count: 10}, {UpperBound: 1, Count: 10}}}
+	cur := GroupStats{Requests: 30, Codes: map[string]uint64{"2xx": 15, "5xx": 5}, ConnectFailed: 7, LatencyCount: 30, Healthy: 2, Buckets: []Bucket{{UpperBound: 0.1, Count: 10}, {UpperBound: 1, Count: 30}}}
 	w := cur.Sub(prev)
-	if w.Requests != 20 || w.Codes["5xx"] != 5 || w.Codes["2xx"] != 5 || w.Healthy != 2 {
+	if w.Requests != 20 || w.Codes["5xx"] != 5 || w.Codes["2xx"] != 5 || w.ConnectFailed != 5 || w.Healthy != 2 {
 		t.Fatalf("window %+v", w)
 	}
 	if w.P50 <= 0.1 || w.P50 > 1 {
 		t.Fatalf("window p50 %v: all window observations were in (0.1, 1]", w.P50)
 	}
-	if w.ErrorRate() != 0.25 {
+	// 5 answered 5xx and 5 could not connect, of 25 attempts.
+	if w.ErrorRate() != 0.4 {
 		t.Fatalf("error rate %v", w.ErrorRate())
 	}
 	// A restart between the snapshots: the later one is the window.
