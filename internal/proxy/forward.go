@@ -455,8 +455,11 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, small []byte, body
 		// A GET sent again after a reused connection failed is not sent
 		// again to another target too (sent twice at most).
 		ex = p.upstream.roundTrip(ctx, a.target.addr, *head, small, body, a.targetWait, ex.resent)
-		var de *dialError
-		if ex.err == nil || ex.clientErr != nil || !errors.As(ex.err, &de) || retried || outOfResources(ex.err) {
+		if !connectRefused(ex.err) || ex.clientErr != nil {
+			break
+		}
+		a.target.connectFailed()
+		if retried {
 			break
 		}
 		// Nothing was sent: safe to try another target, once, for any method.

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -99,68 +100,82 @@ cutover_proxy_targets{state="unhealthy",target_group="e/slow"} 0
 // error rate, which an error_rate alarm reads) and in
 // cutover_proxy_connect_failures_total, on the loop, on the server path
 // and for an upgrade. Before, green showed no request and no error while
-// it failed every request sent to it.
+// it failed every request sent to it. Each path gets a green target of
+// its own: the failures bring its checks forward, which soon take it out.
 func TestACanaryThatRefusesConnectionsFailsItsRequests(t *testing.T) {
 	blue := upstream(t, "blue")
-	green := httptest.NewServer(http.NotFoundHandler())
 	reg := prometheus.NewRegistry()
 	p := newTestProxy(t, Options{Registerer: reg})
 	addr := freeAddr(t)
-	hourly := HealthCheck{Path: "/", Interval: Duration(time.Hour), Timeout: Duration(time.Second), HealthyThreshold: 1, UnhealthyThreshold: 1, SuccessCodes: "200-499"}
-	bg, gg := tgOf("e/blue", blue), tgOf("e/green", green)
-	bg.Health, gg.Health = hourly, hourly
-	if err := p.Apply(context.Background(), State{Listeners: []Listener{oneRoute(addr, WeightedTarget{"e/blue", 1}, WeightedTarget{"e/green", 1})},
-		TargetGroups: []TargetGroup{bg, gg}}); err != nil {
-		t.Fatal(err)
+	// Three failed checks to take green out: 750 ms at the soonest, while
+	// the 30 requests of a path take a few.
+	slow := HealthCheck{Path: "/", Interval: Duration(time.Hour), Timeout: Duration(time.Second), HealthyThreshold: 1, UnhealthyThreshold: 3, SuccessCodes: "200-499"}
+	bg := tgOf("e/blue", blue)
+	bg.Health = slow
+	gen := 0
+	freshGreen := func() {
+		gen++
+		green := httptest.NewServer(http.NotFoundHandler())
+		gg := TargetGroup{Name: "e/green", Health: slow, Targets: []Target{{ID: fmt.Sprintf("green-%d", gen), Addr: hostOf(green)}}}
+		if err := p.Apply(context.Background(), State{Listeners: []Listener{oneRoute(addr, WeightedTarget{"e/blue", 1}, WeightedTarget{"e/green", 1})},
+			TargetGroups: []TargetGroup{bg, gg}}); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, p, "e/green", "healthy", 1)
+		waitState(t, p, "e/blue", "healthy", 1)
+		green.Close() // healthy until its checks fail: only the reroute saves its requests
 	}
-	waitState(t, p, "e/green", "healthy", 1)
-	waitState(t, p, "e/blue", "healthy", 1)
-	green.Close() // healthy for an hour more: only the reroute saves its requests
-
 	const n = 30
 	failed := func() uint64 { g, _ := p.Stats().Group("e/green"); return g.ConnectFailed }
-	for _, handOff := range []bool{false, true} {
-		before := failed()
-		var parts []string
-		for range n {
-			parts = append(parts, request("GET", "/", handOff))
-		}
-		parts[n-1] = strings.Replace(parts[n-1], "\r\n\r\n", "\r\nConnection: close\r\n\r\n", 1)
-		res := rawExchange(t, addr, parts...)
-		if len(res.statuses) != n {
-			t.Fatalf("hand-off %v: %d answers of %d: %v", handOff, len(res.statuses), n, res.statuses)
-		}
-		for i, code := range res.statuses {
-			if code != 200 || res.bodies[i] != "blue" {
-				t.Fatalf("hand-off %v: answer %d: %d %q, want blue's 200", handOff, i, code, res.bodies[i])
+	client := &http.Client{Timeout: 5 * time.Second}
+	paths := []struct {
+		name string
+		send func() (int, string)
+	}{
+		{"loop", func() (int, string) { code, body, _ := get(t, addr, "", "/"); return code, body }},
+		{"server path", func() (int, string) {
+			// A chunked upload: the loop hands it to the server path.
+			resp, err := client.Post("http://"+addr+"/", "text/plain", io.MultiReader(strings.NewReader("up")))
+			if err != nil {
+				t.Fatal(err)
 			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			return resp.StatusCode, string(b)
+		}},
+		{"upgrade", func() (int, string) {
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(b)
+		}},
+	}
+	for _, path := range paths {
+		freshGreen()
+		before := failed()
+		served0, handed0 := p.loopCounts()
+		for range n {
+			if code, body := path.send(); code != 200 || body != "blue" {
+				t.Fatalf("%s: %d %q, want blue's 200", path.name, code, body)
+			}
+		}
+		if served, handed := p.loopCounts(); path.name == "loop" && (served-served0 < n || handed != handed0) || path.name != "loop" && (served != served0 || handed == handed0) {
+			t.Fatalf("%s: the requests took another path (loop served %d, handed off %d)", path.name, served-served0, handed-handed0)
 		}
 		// Each request went to green at its first pick with odds 1/2: none
 		// of 30 would happen once in 2^30.
 		if failed() == before {
-			t.Errorf("hand-off %v: no connect failure counted against green", handOff)
+			t.Errorf("%s: no connect failure counted against green", path.name)
 		}
-	}
-	before := failed()
-	for range n {
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		c.Close()
-		if resp.StatusCode != 200 || string(b) != "blue" {
-			t.Fatalf("upgrade request: %d %q, want blue's 200", resp.StatusCode, b)
-		}
-	}
-	if failed() == before {
-		t.Errorf("upgrades: no connect failure counted against green")
 	}
 
 	total := uint64(3 * n)
@@ -180,4 +195,61 @@ func TestACanaryThatRefusesConnectionsFailsItsRequests(t *testing.T) {
 		t.Errorf("cutover_proxy_connect_failures_total{e/blue} = %v, want 0", got)
 	}
 	t.Logf("green: %d of %d requests could not connect and went to blue", g.ConnectFailed, total)
+}
+
+// TestRefusedConnectionsBringTheHealthCheckForward: a target that went away
+// (closed, still healthy until its next check, an hour away here) is taken
+// out once the connections it refused brought its checks forward and they
+// failed its unhealthy threshold, within about a second; then it gets no
+// more requests, so none pays a failed connection. Before, it stayed in
+// for the interval: every request sent to it paid one until the next
+// check, which takes up to interval × threshold (10 s at the defaults), and
+// a target that drops connections silently costs loopDialTimeout each.
+func TestRefusedConnectionsBringTheHealthCheckForward(t *testing.T) {
+	bothPaths(t, func(t *testing.T, handOff bool) {
+		alive, gone := upstream(t, "alive"), httptest.NewServer(http.NotFoundHandler())
+		p := newTestProxy(t, Options{})
+		addr := freeAddr(t)
+		g := TargetGroup{Name: "e/g", Health: HealthCheck{Path: "/", Interval: Duration(time.Hour), Timeout: Duration(time.Second), HealthyThreshold: 1, UnhealthyThreshold: 2, SuccessCodes: "200-499"},
+			Targets: []Target{{ID: "alive", Addr: hostOf(alive)}, {ID: "gone", Addr: hostOf(gone)}}}
+		if err := p.Apply(context.Background(), State{Listeners: []Listener{oneRoute(addr, WeightedTarget{"e/g", 1})}, TargetGroups: []TargetGroup{g}}); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, p, "e/g", "healthy", 2)
+		gone.Close()
+		state := func() TargetStatus {
+			for _, ts := range p.Targets() {
+				if ts.ID == "gone" {
+					return ts
+				}
+			}
+			t.Fatal("target gone is not listed")
+			return TargetStatus{}
+		}
+		start := time.Now()
+		for state().State == "healthy" {
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("the target that refuses connections is still healthy after %s of requests", time.Since(start).Round(time.Millisecond))
+			}
+			if res := rawExchange(t, addr, strings.Replace(request("GET", "/", handOff), "\r\n\r\n", "\r\nConnection: close\r\n\r\n", 1)); len(res.statuses) != 1 || res.statuses[0] != 200 {
+				t.Fatalf("got %v, want alive's 200", res.statuses)
+			}
+		}
+		took := time.Since(start)
+		ts := state()
+		if ts.State != "unhealthy" || !strings.Contains(ts.Reason, "refused") {
+			t.Fatalf("target gone: %s (%s), want unhealthy for a refused connection", ts.State, ts.Reason)
+		}
+		failed := func() uint64 { s, _ := p.Stats().Group("e/g"); return s.ConnectFailed }
+		before := failed()
+		for range 20 {
+			if code, body, _ := get(t, addr, "", "/"); code != 200 || body != "alive" {
+				t.Fatalf("got %d %q, want alive's 200", code, body)
+			}
+		}
+		if n := failed() - before; n != 0 {
+			t.Errorf("%d requests still went to the unhealthy target", n)
+		}
+		t.Logf("taken out %s after the first request (checks at least %s apart)", took.Round(time.Millisecond), refusedCheckGap)
+	})
 }

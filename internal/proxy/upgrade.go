@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"errors"
 	"io"
 	"net"
 	"sync"
@@ -24,11 +23,13 @@ import (
 // drain ends (the deregistration delay passed) is cut with the target.
 func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool {
 	c, err := p.upstream.dial(context.Background(), "tcp", a.target.addr)
-	var de *dialError
-	if errors.As(err, &de) && !outOfResources(err) {
+	if connectRefused(err) {
+		a.target.connectFailed()
 		if fw, t := a.route.reroute(a.fw, a.target, nil); t != nil {
 			a.target, a.fw = t, fw
-			c, err = p.upstream.dial(context.Background(), "tcp", a.target.addr)
+			if c, err = p.upstream.dial(context.Background(), "tcp", a.target.addr); connectRefused(err) {
+				a.target.connectFailed()
+			}
 		}
 	}
 	if err == nil {
