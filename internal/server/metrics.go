@@ -65,6 +65,7 @@ var (
 	descDetection         = desc("cutover_detection_seconds", "Time from a deployment's first production traffic on the new set to the failure that ended it (alarm, failed health).", "environment", "reason")
 	descProxyUp           = desc("cutover_proxy_up", "1 when the proxy answered the scrape, else 0 (and no target group series).")
 	descTGRequests        = desc("cutover_target_group_requests_total", "Requests the proxy answered for a target group, by status class.", "environment", "service", "color", "code")
+	descTGConnectFailed   = desc("cutover_target_group_connect_failures_total", "Requests that could not connect to a target of the group and went to another target (whose answer counts in that group's requests): failures of this group all the same.", "environment", "service", "color")
 	descTGDuration        = desc("cutover_target_group_request_duration_seconds", "Latency of the requests the proxy answered for a target group.", "environment", "service", "color")
 	descTGTargets         = desc("cutover_target_group_targets", "Targets of a target group by health state.", "environment", "service", "color", "state")
 )
@@ -77,7 +78,7 @@ type collector struct {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descExecutions, descQueue, descStage, descAction, descApprovalsPending, descApprovalOldest,
-		descApprovalWait, descDeployments, descDeploymentsActive, descRollbacks, descDetection, descProxyUp, descTGRequests, descTGDuration, descTGTargets} {
+		descApprovalWait, descDeployments, descDeploymentsActive, descRollbacks, descDetection, descProxyUp, descTGRequests, descTGConnectFailed, descTGDuration, descTGTargets} {
 		ch <- d
 	}
 }
@@ -216,6 +217,7 @@ func (c *collector) proxy(ctx context.Context, ch chan<- prometheus.Metric) {
 		for code, n := range g.Codes {
 			ch <- prometheus.MustNewConstMetric(descTGRequests, prometheus.CounterValue, float64(n), env, service, color, code)
 		}
+		ch <- prometheus.MustNewConstMetric(descTGConnectFailed, prometheus.CounterValue, float64(g.ConnectFailed), env, service, color)
 		buckets := make(map[float64]uint64, len(g.Buckets))
 		for _, b := range g.Buckets {
 			buckets[b.UpperBound] = b.Count

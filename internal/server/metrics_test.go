@@ -222,6 +222,7 @@ func TestMetricsAfterARealExecutionAndProxyTraffic(t *testing.T) {
 	check("cutover_proxy_up", nil, 1, gauge)
 	tg := map[string]string{"environment": "production", "service": "hello", "color": "blue"}
 	check("cutover_target_group_requests_total", merge(tg, map[string]string{"code": "4xx"}), 3, counter)
+	check("cutover_target_group_connect_failures_total", tg, 0, counter)
 	if n := counter(sample(t, fams, "cutover_target_group_requests_total", merge(tg, map[string]string{"code": "2xx"}))); n < 10 {
 		t.Errorf("2xx through the proxy: %v, want ≥ 10", n)
 	}
