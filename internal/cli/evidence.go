@@ -67,6 +67,9 @@ func printStaging(w io.Writer, s *release.StagingEvidence) {
 	for _, g := range s.LoadBalancer {
 		fmt.Fprintf(w, "    %-32s %6d requests  p95 %-8s errors %5.2f%%  targets %d healthy, %d unhealthy\n",
 			g.Group, g.Requests, time.Duration(g.P95*float64(time.Second)).Round(time.Millisecond), 100*g.ErrorRate, g.Healthy, g.Unhealthy)
+		if g.ConnectFailed > 0 {
+			fmt.Fprintf(w, "    %-32s %6d more could not connect to its targets and went to another (in its error rate)\n", "", g.ConnectFailed)
+		}
 	}
 	events := s.Events
 	if len(events) > 5 {

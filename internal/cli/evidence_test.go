@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/pipeline"
+	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -78,5 +79,18 @@ environments:
 	}
 	if code != 0 || json.Unmarshal([]byte(out), &view) != nil || view.ID != x.ID || len(view.Approvals) != 1 || len(view.Approvals[0].Evidence) == 0 {
 		t.Fatalf("json: %d %s", code, out)
+	}
+}
+
+// The staging figures name the connect failures behind an error rate, so
+// "0 requests, errors 100%" does not puzzle the approver (a helper's
+// review).
+func TestEvidenceNamesConnectFailures(t *testing.T) {
+	var b strings.Builder
+	printStaging(&b, &release.StagingEvidence{Environment: "staging", LoadBalancer: []release.GroupFigures{
+		{Group: "shop.staging/api/green", Requests: 0, ErrorRate: 1, ConnectFailed: 20, Healthy: 1},
+	}})
+	if out := b.String(); !strings.Contains(out, "20 more could not connect") {
+		t.Fatalf("the evidence does not show the 20 connect failures behind its error rate:\n%s", out)
 	}
 }

@@ -237,12 +237,13 @@ func (h *Handler) execution(r *http.Request, s auth.Session) (string, any, error
 type stagingEvidence struct {
 	Environment string `json:"environment"`
 	Figures     []struct {
-		Group     string  `json:"group"`
-		Requests  uint64  `json:"requests"`
-		P95       float64 `json:"p95_seconds"`
-		ErrorRate float64 `json:"error_rate"`
-		Healthy   int     `json:"healthy"`
-		Unhealthy int     `json:"unhealthy"`
+		Group         string  `json:"group"`
+		Requests      uint64  `json:"requests"`
+		P95           float64 `json:"p95_seconds"`
+		ErrorRate     float64 `json:"error_rate"`
+		ConnectFailed uint64  `json:"connect_failed"`
+		Healthy       int     `json:"healthy"`
+		Unhealthy     int     `json:"unhealthy"`
 	} `json:"load_balancer"`
 	Events []store.Event       `json:"events"`
 	Logs   map[string][]string `json:"logs"`

@@ -19,7 +19,8 @@ const seriesLen = 120
 // balancer figures, summed over its target groups.
 type point struct {
 	At        time.Time
-	Requests  uint64
+	Requests  uint64  // answered and connect failures (stats.GroupStats.Attempts)
+	Latencies uint64  // answers timed: P95's sample count
 	P95       float64 // seconds
 	ErrorRate float64 // 0..1
 }
@@ -100,7 +101,7 @@ func (s *sampler) add(st stats.Stats, at time.Time) {
 		}
 	}
 	for env, w := range windows {
-		p := point{At: at, Requests: w.requests, P95: stats.Quantile(0.95, w.buckets, w.count)}
+		p := point{At: at, Requests: w.requests, Latencies: w.count, P95: stats.Quantile(0.95, w.buckets, w.count)}
 		if w.requests > 0 {
 			p.ErrorRate = float64(w.errors) / float64(w.requests)
 		}
@@ -127,11 +128,15 @@ func (s *sampler) series(env string) (p95, errorRate []float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range s.points[env] {
-		if p.Requests == 0 {
-			continue // no requests: no datapoint, as the alarms treat it
+		// No requests (no answer timed): no datapoint, as the alarms
+		// treat it. A window of connect failures alone has an error
+		// rate and no latency.
+		if p.Latencies > 0 {
+			p95 = append(p95, p.P95)
 		}
-		p95 = append(p95, p.P95)
-		errorRate = append(errorRate, p.ErrorRate)
+		if p.Requests > 0 {
+			errorRate = append(errorRate, p.ErrorRate)
+		}
 	}
 	return p95, errorRate
 }

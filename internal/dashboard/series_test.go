@@ -58,3 +58,23 @@ func TestLineChart(t *testing.T) {
 		t.Fatalf("chart %+v", c)
 	}
 }
+
+// A window with connect failures alone (a canary refusing connections,
+// its requests answered elsewhere) has an error rate of 1 and no latency:
+// the p95 chart gets no point for it rather than 0 s, as the alarms read
+// it as missing (a helper's review).
+func TestConnectFailuresAloneHaveAnErrorRateAndNoP95(t *testing.T) {
+	s := newSampler("shop", []string{"staging"}, nil)
+	t0 := time.Now()
+	s.add(stats.Stats{Groups: []stats.GroupStats{group("shop.staging/api/green", 100, 0, 100, 0)}}, t0)
+	g := group("shop.staging/api/green", 100, 0, 100, 0)
+	g.ConnectFailed = 20
+	s.add(stats.Stats{Groups: []stats.GroupStats{g}}, t0.Add(5*time.Second))
+	p95, errs := s.series("staging")
+	if len(errs) != 1 || errs[0] != 1 {
+		t.Fatalf("error rate series %v, want [1]", errs)
+	}
+	if len(p95) != 0 {
+		t.Fatalf("p95 series %v, want none: no answer was timed", p95)
+	}
+}

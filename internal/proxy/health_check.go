@@ -141,34 +141,18 @@ func checkOnce(ctx context.Context, addr string, c *healthConfig) (reason string
 	return "", nil
 }
 
-// refusedCheckGap is the least time between the starts of two checks
-// brought forward by failed connections (target.connectFailed).
-const refusedCheckGap = 250 * time.Millisecond
-
 // runHealthChecks checks t every interval of its group until ctx ends. The
-// first check is immediate so new targets become healthy quickly. A
-// connection to t that failed on the data path brings the next check
-// forward, to refusedCheckGap after the last one's start at the soonest.
+// first check is immediate so new targets become healthy quickly.
 func (t *target) runHealthChecks(ctx context.Context) {
 	defer close(t.checksDone)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	var last, next time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
-		case <-t.refused:
-			if soon := last.Add(refusedCheckGap); soon.After(time.Now()) {
-				if soon.Before(next) {
-					next = soon
-					timer.Reset(time.Until(soon))
-				}
-				continue
-			}
 		}
-		last = time.Now()
 		c := t.group.health.Load()
 		reason, notMade := checkOnce(ctx, t.addr, c)
 		if ctx.Err() != nil {
@@ -182,7 +166,6 @@ func (t *target) runHealthChecks(ctx context.Context) {
 		} else {
 			t.observe(reason, c)
 		}
-		next = last.Add(c.interval)
-		timer.Reset(time.Until(next))
+		timer.Reset(c.interval)
 	}
 }

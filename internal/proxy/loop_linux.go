@@ -1257,7 +1257,6 @@ func (c *cconn) dialFailed(u *upc, err error) {
 		c.up = nil
 	}
 	c.l.p.log.Debug("forwarding failed", "group", c.t.group.name, "target", c.t.id, "addr", c.t.addr, "err", err)
-	c.t.connectFailed()
 	if !c.retried {
 		c.retried = true
 		if fw, t := c.rt.reroute(c.fw, c.t, c.l.addressable); t != nil {

@@ -255,7 +255,7 @@ func TestRetryOnConnectFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, p, "e/g", "healthy", 2)
-	dead.Close() // "healthy" until the checks its refusals bring forward fail: only the retry saves requests sent to it meanwhile
+	dead.Close() // still "healthy" for an hour: only the retry saves requests sent to it
 	for range 10 {
 		if code, body, _ := get(t, addr, "", "/"); code != 200 || body != "alive" {
 			t.Fatalf("got %d %q, want the retry to reach the live target", code, body)

@@ -70,12 +70,9 @@ type target struct {
 	stopChecks context.CancelFunc
 	checksDone chan struct{}
 	checked    chan struct{} // closed after the first check
-	// refused holds a wake-up for the health checks: a connection to t
-	// failed on the data path (connectFailed).
-	refused chan struct{}
-	warm    bool // restored after a restart: the first success makes it healthy
-	tunnels map[*tunnelPair]struct{}
-	gone    bool // its drain ended: no tunnel may join it any more
+	warm       bool          // restored after a restart: the first success makes it healthy
+	tunnels    map[*tunnelPair]struct{}
+	gone       bool // its drain ended: no tunnel may join it any more
 }
 
 // addTunnel records tn, joined to t, so that the end of t's drain cuts it;
@@ -116,7 +113,7 @@ func (t *target) endTunnels() []*tunnelPair {
 }
 
 func newTarget(g *group, t Target, log *slog.Logger) *target {
-	return &target{id: t.ID, addr: t.Addr, group: g, log: log, health: StateInitial, reason: "waiting for the first health check", checked: make(chan struct{}), refused: make(chan struct{}, 1)}
+	return &target{id: t.ID, addr: t.Addr, group: g, log: log, health: StateInitial, reason: "waiting for the first health check", checked: make(chan struct{})}
 }
 
 // start begins the health checks; they run until stop.
@@ -128,19 +125,6 @@ func (t *target) start() {
 }
 
 func (t *target) routable() bool { return TargetState(t.state.Load()) == StateHealthy }
-
-// connectFailed tells t's health checks that a request could not connect
-// to t: the next check comes now rather than at the interval (at most one
-// every refusedCheckGap), so a target that went away stops getting
-// requests once its unhealthy threshold of checks failed, in a fraction
-// of a second, not interval × threshold later. Only the checks change
-// its state. It never blocks.
-func (t *target) connectFailed() {
-	select {
-	case t.refused <- struct{}{}:
-	default:
-	}
-}
 
 // observe records one health check result ("" is a success) and moves the
 // target between health states when a threshold is reached.
@@ -222,11 +206,6 @@ func (t *target) status() TargetStatus {
 
 func isConnRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
 
-// outOfResources reports whether err is this machine refusing the proxy a
-// socket: out of descriptors (the process's or the system's), buffers,
-// memory or local ports (EADDRNOTAVAIL from connect). It says nothing about
-// the target, so it counts against none: no failed health check, no 5xx in
-// the group's figures (which alarms and rollbacks read).
 // connectRefused reports whether err is a failure to connect to a target
 // (a dialError) that is the target's, not the proxy's shortage
 // (outOfResources): nothing of the request was sent.
@@ -235,6 +214,11 @@ func connectRefused(err error) bool {
 	return errors.As(err, &de) && !outOfResources(err)
 }
 
+// outOfResources reports whether err is this machine refusing the proxy a
+// socket: out of descriptors (the process's or the system's), buffers,
+// memory or local ports (EADDRNOTAVAIL from connect). It says nothing about
+// the target, so it counts against none: no failed health check, no 5xx in
+// the group's figures (which alarms and rollbacks read).
 func outOfResources(err error) bool {
 	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.EADDRNOTAVAIL} {
 		if errors.Is(err, e) {

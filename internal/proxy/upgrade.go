@@ -24,12 +24,9 @@ import (
 func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool {
 	c, err := p.upstream.dial(context.Background(), "tcp", a.target.addr)
 	if connectRefused(err) {
-		a.target.connectFailed()
 		if fw, t := a.route.reroute(a.fw, a.target, nil); t != nil {
 			a.target, a.fw = t, fw
-			if c, err = p.upstream.dial(context.Background(), "tcp", a.target.addr); connectRefused(err) {
-				a.target.connectFailed()
-			}
+			c, err = p.upstream.dial(context.Background(), "tcp", a.target.addr)
 		}
 	}
 	if err == nil {
