@@ -50,19 +50,22 @@ func (g *gen) alarms(t *cloudformation.Template, env, name string) []string {
 		t.Resources[id+logicalID(suffix)+"Alarm"] = a
 		names = append(names, prefix+"-"+suffix)
 	}
-	// perGroup reads a load balancer metric of each target group (ids
-	// PREFIX0, PREFIX1, ...) and combines them with fn (MAX or SUM) into id.
-	perGroup := func(idPrefix, metric, stat string, period int, fn, label string, ret bool) []cloudwatch.Alarm_MetricDataQuery {
+	// perGroup reads load balancer metrics of each target group (ids
+	// PREFIX0, PREFIX1, ...: per group, one per metric) and combines them
+	// with fn (MAX or SUM) into id.
+	perGroup := func(idPrefix string, metrics []string, stat string, period int, fn, label string, ret bool) []cloudwatch.Alarm_MetricDataQuery {
 		var qs []cloudwatch.Alarm_MetricDataQuery
 		var ids []string
 		for i, c := range colors {
-			qid := fmt.Sprintf("%s%d", idPrefix, i)
-			ids = append(ids, "FILL("+qid+", 0)")
-			qs = append(qs, cloudwatch.Alarm_MetricDataQuery{Id: qid, ReturnData: cloudformation.Bool(false), MetricStat: &cloudwatch.Alarm_MetricStat{Period: period, Stat: stat,
-				Metric: &cloudwatch.Alarm_Metric{Namespace: cloudformation.String("AWS/ApplicationELB"), MetricName: cloudformation.String(metric), Dimensions: []cloudwatch.Alarm_Dimension{
-					{Name: "LoadBalancer", Value: cloudformation.GetAtt("LoadBalancer", "LoadBalancerFullName")},
-					{Name: "TargetGroup", Value: cloudformation.GetAtt(id+c+"TargetGroup", "TargetGroupFullName")},
-				}}}})
+			for j, metric := range metrics {
+				qid := fmt.Sprintf("%s%d", idPrefix, i*len(metrics)+j)
+				ids = append(ids, "FILL("+qid+", 0)")
+				qs = append(qs, cloudwatch.Alarm_MetricDataQuery{Id: qid, ReturnData: cloudformation.Bool(false), MetricStat: &cloudwatch.Alarm_MetricStat{Period: period, Stat: stat,
+					Metric: &cloudwatch.Alarm_Metric{Namespace: cloudformation.String("AWS/ApplicationELB"), MetricName: cloudformation.String(metric), Dimensions: []cloudwatch.Alarm_Dimension{
+						{Name: "LoadBalancer", Value: cloudformation.GetAtt("LoadBalancer", "LoadBalancerFullName")},
+						{Name: "TargetGroup", Value: cloudformation.GetAtt(id+c+"TargetGroup", "TargetGroupFullName")},
+					}}}})
+			}
 		}
 		return append(qs, cloudwatch.Alarm_MetricDataQuery{Id: idPrefix, Label: cloudformation.String(label),
 			Expression: cloudformation.String(fn + "([" + strings.Join(ids, ", ") + "])"), ReturnData: cloudformation.Bool(ret)})
@@ -70,22 +73,27 @@ func (g *gen) alarms(t *cloudformation.Template, env, name string) []string {
 
 	th, period, m, n := setting(config.MetricP95Latency, 0.5)
 	add("p95-latency", "p95 target response time of "+name+" above the threshold (seconds), the slower of its target groups", &cloudwatch.Alarm{
-		Metrics:           perGroup("latency", "TargetResponseTime", "p95", period, "MAX", "p95 latency", true),
+		Metrics:           perGroup("latency", []string{"TargetResponseTime"}, "p95", period, "MAX", "p95 latency", true),
 		DatapointsToAlarm: cloudformation.Int(m), EvaluationPeriods: n, Threshold: cloudformation.Float64(th), ComparisonOperator: "GreaterThanThreshold",
 	})
 
 	th, period, m, n = setting(config.MetricErrorRate, 0.01)
-	rate := append(perGroup("errors", "HTTPCode_Target_5XX_Count", "Sum", period, "SUM", "5xx responses", false),
-		perGroup("requests", "RequestCount", "Sum", period, "SUM", "requests", false)...)
-	add("5xx-rate", "percentage of "+name+" responses that are 5xx above the threshold, over both target groups", &cloudwatch.Alarm{
-		Metrics: append(rate, cloudwatch.Alarm_MetricDataQuery{Id: "rate", Label: cloudformation.String("5xx percent"),
+	// A target's 5xx and the connections the load balancer could not make
+	// to a target (it answers those 502 itself, outside
+	// HTTPCode_Target_5XX_Count, and counts them in RequestCount): a new
+	// task set that refuses connections fails its requests, as the local
+	// proxy counts connect failures in a group's error rate.
+	rate := append(perGroup("errors", []string{"HTTPCode_Target_5XX_Count", "TargetConnectionErrorCount"}, "Sum", period, "SUM", "5xx responses and target connection errors", false),
+		perGroup("requests", []string{"RequestCount"}, "Sum", period, "SUM", "requests", false)...)
+	add("5xx-rate", "percentage of "+name+" requests that got a 5xx from a target or could not connect to one above the threshold, over both target groups", &cloudwatch.Alarm{
+		Metrics: append(rate, cloudwatch.Alarm_MetricDataQuery{Id: "rate", Label: cloudformation.String("error percent"),
 			Expression: cloudformation.String("IF(requests > 0, 100 * errors / requests, 0)"), ReturnData: cloudformation.Bool(true)}),
 		DatapointsToAlarm: cloudformation.Int(m), EvaluationPeriods: n, Threshold: cloudformation.Float64(th * 100), ComparisonOperator: "GreaterThanThreshold",
 	})
 
 	th, period, m, n = setting(config.MetricUnhealthyTargets, 0)
 	add("unhealthy-hosts", "unhealthy "+name+" targets in either target group", &cloudwatch.Alarm{
-		Metrics:           perGroup("unhealthy", "UnHealthyHostCount", "Maximum", period, "MAX", "unhealthy targets", true),
+		Metrics:           perGroup("unhealthy", []string{"UnHealthyHostCount"}, "Maximum", period, "MAX", "unhealthy targets", true),
 		DatapointsToAlarm: cloudformation.Int(m), EvaluationPeriods: n, Threshold: cloudformation.Float64(th), ComparisonOperator: "GreaterThanThreshold",
 	})
 

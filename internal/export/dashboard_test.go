@@ -78,3 +78,60 @@ func TestDashboardPerEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorRateAlarmCountsTargetConnectionErrors: the load balancer answers
+// a connection it could not make to a target with its own 502, outside
+// HTTPCode_Target_5XX_Count, so the error-rate alarm adds
+// TargetConnectionErrorCount of every target group: a new task set that
+// refuses connections fails its alarm, as the local proxy counts connect
+// failures. An alarm takes at most 10 metric queries.
+func TestErrorRateAlarmCountsTargetConnectionErrors(t *testing.T) {
+	tpl := bluemedTemplates(t)
+	for env, colors := range map[string][]string{"staging": {"Blue"}, "production": {"Blue", "Green"}} {
+		var alarm map[string]any
+		for _, a := range resourcesOfType(tpl["app-"+env], "AWS::CloudWatch::Alarm") {
+			if a["AlarmName"] == "bluemed-"+env+"-backend-5xx-rate" {
+				alarm = a
+			}
+		}
+		if alarm == nil {
+			t.Fatalf("app-%s: no 5xx-rate alarm for the backend", env)
+		}
+		queries := alarm["Metrics"].([]any)
+		if len(queries) > 10 {
+			t.Errorf("app-%s: %d metric queries, CloudWatch takes 10 at most", env, len(queries))
+		}
+		conn := map[string]string{} // target group -> query id
+		var errorsExpr string
+		for _, q := range queries {
+			q := q.(map[string]any)
+			if q["Id"] == "errors" {
+				errorsExpr = q["Expression"].(string)
+			}
+			ms, _ := q["MetricStat"].(map[string]any)
+			if ms == nil {
+				continue
+			}
+			m := ms["Metric"].(map[string]any)
+			if m["MetricName"] != "TargetConnectionErrorCount" {
+				continue
+			}
+			for _, d := range m["Dimensions"].([]any) {
+				if d := d.(map[string]any); d["Name"] == "TargetGroup" {
+					conn[jsonOf(d["Value"])] = q["Id"].(string)
+				}
+			}
+		}
+		for _, c := range colors {
+			tg := jsonOf(map[string]any{"Fn::GetAtt": []any{"Backend" + c + "TargetGroup", "TargetGroupFullName"}})
+			qid, ok := conn[tg]
+			if !ok {
+				t.Errorf("app-%s: no TargetConnectionErrorCount of the %s target group (have %v)", env, c, conn)
+				continue
+			}
+			if !strings.Contains(errorsExpr, "FILL("+qid+", 0)") {
+				t.Errorf("app-%s: the errors expression %q leaves out %s's connection errors (%s)", env, errorsExpr, c, qid)
+			}
+		}
+	}
+}
