@@ -28,7 +28,9 @@ type Limits struct {
 	// request: for the head of its answer, restarted by each interim
 	// answer (then 504, counted against its
 	// group: a release whose handler hangs shows in the error rate), and
-	// for each next bytes of the answer's body (then the answer is cut).
+	// for each next bytes of the answer's body (then the answer is cut);
+	// and for the target to take the next part of a request it takes
+	// slowly (its head or body; then 504).
 	TargetTimeout Duration `json:"target_timeout,omitempty"`
 	// MaxHeaderBytes bounds the size of a request's line and headers;
 	// a larger request is answered 431.

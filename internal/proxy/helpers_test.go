@@ -158,6 +158,23 @@ func connTarget(t *testing.T, serve func(c net.Conn)) string {
 	return ln.Addr().String()
 }
 
+// serveHolding serves each connection ln accepts with serve; one it says to
+// keep stays open, unread, until the test ends (with ln), the others are
+// closed. It returns ln's address.
+func serveHolding(t testing.TB, ln net.Listener, serve func(c net.Conn) (keep bool)) string {
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		ln.Close()
+		close(done)
+	})
+	acceptEach(ln, func(c net.Conn) {
+		if serve(c) {
+			<-done
+		}
+	})
+	return ln.Addr().String()
+}
+
 // acceptEach serves each connection ln accepts with serve, then closes
 // it, until ln is closed.
 func acceptEach(ln net.Listener, serve func(c net.Conn)) {

@@ -1147,8 +1147,10 @@ func (c *cconn) startRequest(hl int) {
 		return
 	}
 	t.inFlight.Add(1)
-	// No deadline until the request is sent (the dial has its own): then
-	// target_timeout (pump).
+	// No deadline while the target connects (the dial has its own), nor
+	// while it takes the request at once; target_timeout from its last
+	// progress if it takes it slowly (takingSlowly), and for its answer
+	// once it has it whole (pump).
 	c.state, c.deadline = csWait, time.Time{}
 	c.rt, c.fw, c.t = rt, fw, t
 	c.start = time.Now()
@@ -1308,6 +1310,18 @@ func appendPlainAnswer(dst []byte, status int, msg string, closing bool) []byte 
 	return append(append(dst, "\r\n"...), msg...)
 }
 
+// takingSlowly notes that the target did not take all of the request at
+// once (n bytes this time): it has target_timeout to take the rest,
+// counted from its last progress, then the client gets a 504 counted
+// against its group (timedOut), as the server path's write deadline
+// does. Without it, a target that stopped reading held the client and
+// the connection for good.
+func (c *cconn) takingSlowly(n int) {
+	if n > 0 || c.deadline.IsZero() {
+		c.deadline = c.l.now.Add(c.ll.nl.limits.target())
+	}
+}
+
 // pump sends the request and relays the answer as far as the sockets allow.
 func (c *cconn) pump() {
 	u := c.up
@@ -1331,6 +1345,7 @@ func (c *cconn) pump() {
 		n, err := rawWrite(u.fd, c.req[c.reqOff:])
 		if err == unix.EAGAIN {
 			u.writable = false
+			c.takingSlowly(0)
 			return
 		}
 		if err != nil {
@@ -1340,6 +1355,7 @@ func (c *cconn) pump() {
 		c.reqOff += n
 		if c.reqOff < len(c.req) {
 			u.writable = false
+			c.takingSlowly(n)
 		} else {
 			// Sent whole: the target has target_timeout for its answer's
 			// head (interim answers included), as on the server path.

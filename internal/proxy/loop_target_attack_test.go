@@ -4,14 +4,19 @@ package proxy
 
 import (
 	"bufio"
+	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestLoopAttackLateAnswerIsNotTheNextGETs: a target writes a second,
@@ -258,4 +263,96 @@ func (rc *atkConn) rawUntil(end string, d time.Duration) (string, error) {
 		}
 	}
 	return string(raw), nil
+}
+
+// stallingTarget is a target whose connections announce a small segment
+// size and receive window, as a target behind a real network (MTU 1500)
+// with a full backlog does, so that the proxy's send buffer for it stays
+// small; it answers health checks and takes nothing of any other request
+// past its first bytes, holding the connection open.
+func stallingTarget(t *testing.T) string {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			if serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_MAXSEG, 536); serr == nil {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096)
+			}
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveHolding(t, ln, func(c net.Conn) bool {
+		first := make([]byte, len("GET /healthz"))
+		if _, err := io.ReadFull(c, first); err == nil && string(first) == "GET /healthz" {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			return false
+		}
+		return true // never read again
+	})
+}
+
+// TestATargetThatTakesNoneOfALargeHeadTimesOut: a target that stops taking
+// a request before all of it was sent (hung, or its backlog full) has
+// target_timeout to take the rest, counted from its last progress, then
+// the client gets a 504 counted against its group, as on the server path.
+// The loop set no deadline until the request was sent whole: the client
+// waited for as long as it would (here its 5 s), and the connection was
+// held for good. On 127.0.0.1 the kernel takes any allowed head at once,
+// so the target here announces a 536-byte segment size and a 4 KiB
+// window, as a target across a real network with a full backlog would.
+func TestATargetThatTakesNoneOfALargeHeadTimesOut(t *testing.T) {
+	var fill strings.Builder // 400 KiB of fields
+	for i := range 400 {
+		fmt.Fprintf(&fill, "X-Fill-%d: %s\r\n", i, strings.Repeat("a", 1000))
+	}
+	t.Run("upgrade", func(t *testing.T) {
+		p, addr := loopProxy(t, stallingTarget(t), func(l *Listener) {
+			l.Limits.MaxHeaderBytes = 1 << 20
+			l.Limits.TargetTimeout = Duration(time.Second)
+		})
+		five0 := counts(t, p)["5xx"]
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		start := time.Now()
+		c.SetDeadline(start.Add(5 * time.Second))
+		go io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+fill.String()+"\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != http.StatusGatewayTimeout || time.Since(start) > 4*time.Second {
+			t.Fatalf("got %v %v after %s, want a 504 once target_timeout (1 s) passed", resp, err, time.Since(start).Round(time.Millisecond))
+		}
+		if n := counts(t, p)["5xx"] - five0; n != 1 {
+			t.Errorf("%d 5xx counted against the group, want 1", n)
+		}
+	})
+	bothPaths(t, func(t *testing.T, handOff bool) {
+		p, addr := loopProxy(t, stallingTarget(t), func(l *Listener) {
+			l.Limits.MaxHeaderBytes = 1 << 20
+			l.Limits.TargetTimeout = Duration(time.Second)
+		})
+		// Connection: close, so the proxy's close after its answer tells
+		// when the answer came.
+		req := strings.Replace(request("GET", "/", handOff), "Host: app.example\r\n", "Host: app.example\r\nConnection: close\r\n"+fill.String(), 1)
+		served0, handed0 := p.loopCounts()
+		five0 := counts(t, p)["5xx"]
+		res := rawExchange(t, addr, req)
+		if len(res.statuses) != 1 || res.statuses[0] != http.StatusGatewayTimeout {
+			t.Fatalf("got %v after %s, want a 504 once target_timeout (1 s) passed without progress", res.statuses, res.after.Round(time.Millisecond))
+		}
+		if res.after > 4*time.Second {
+			t.Errorf("the 504 came %s after the request, want about target_timeout", res.after.Round(time.Millisecond))
+		}
+		if n := counts(t, p)["5xx"] - five0; n != 1 {
+			t.Errorf("%d 5xx counted against the group, want 1", n)
+		}
+		onPath(t, p, handOff, served0, handed0)
+	})
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -30,7 +31,14 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool 
 		}
 	}
 	if err == nil {
-		_, err = c.Write(head)
+		// The target has target_timeout to take the head, as on the
+		// other paths: without it, one that took none of a large head held
+		// the client for good.
+		c.SetWriteDeadline(time.Now().Add(a.targetWait))
+		if _, err = c.Write(head); isTimeout(err) {
+			err = fmt.Errorf("%w: it took none of the request for that long", errTargetTimedOut)
+		}
+		c.SetWriteDeadline(time.Time{})
 	}
 	var uc *upConn
 	if c != nil {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http/httputil"
@@ -144,23 +145,35 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 		// the buffer is written now; a pooled connection may carry an
 		// earlier request's deadline).
 		uc.c.SetWriteDeadline(time.Now().Add(targetWait))
-		uc.bw.Write(head)
-		uc.bw.Write(small)
+		if _, err = uc.bw.Write(head); err == nil {
+			_, err = uc.bw.Write(small)
+		}
 		var copier *bodyCopier
-		if streamBody {
+		switch {
+		case err != nil:
+			// A head over the buffer the target did not take: the body's
+			// copy would find the writer failed, and the answer's read be
+			// left without a deadline (the copy sets it once the body is
+			// sent), for good.
+		case streamBody:
 			// No deadline left from an earlier request on this connection
 			// while the body goes: the copy sets the wait once it is sent.
 			uc.c.SetReadDeadline(time.Time{})
 			copier = startBodyCopier(ctx, uc, int64(cl), body, targetWait)
-		} else {
+		default:
 			// The request goes out by the read of its answer (or now).
 			uc.c.SetReadDeadline(time.Now().Add(targetWait))
 			err = uc.bw.Flush()
 		}
 		if err != nil {
 			uc.c.Close()
-			if reused && replay && !resent {
+			if reused && replay && !resent && !isTimeout(err) {
 				continue
+			}
+			if isTimeout(err) {
+				// The target took none of the request's rest for
+				// target_timeout: a 504, as the loop answers it.
+				err = fmt.Errorf("%w: it took none of the request for that long", errTargetTimedOut)
 			}
 			ex.err = err
 			return ex
