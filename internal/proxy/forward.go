@@ -455,7 +455,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, small []byte, body
 		// A GET sent again after a reused connection failed is not sent
 		// again to another target too (sent twice at most).
 		ex = p.upstream.roundTrip(ctx, a.target.addr, *head, small, body, a.targetWait, ex.resent)
-		if !connectRefused(ex.err) || ex.clientErr != nil || retried {
+		if !couldNotConnect(ex.err) || ex.clientErr != nil || retried {
 			break
 		}
 		// Nothing was sent: safe to try another target, once, for any method.

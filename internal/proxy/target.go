@@ -206,10 +206,10 @@ func (t *target) status() TargetStatus {
 
 func isConnRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
 
-// connectRefused reports whether err is a failure to connect to a target
+// couldNotConnect reports whether err is a failure to connect to a target
 // (a dialError) that is the target's, not the proxy's shortage
 // (outOfResources): nothing of the request was sent.
-func connectRefused(err error) bool {
+func couldNotConnect(err error) bool {
 	var de *dialError
 	return errors.As(err, &de) && !outOfResources(err)
 }

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -24,7 +23,7 @@ import (
 // drain ends (the deregistration delay passed) is cut with the target.
 func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool {
 	c, err := p.upstream.dial(context.Background(), "tcp", a.target.addr)
-	if connectRefused(err) {
+	if couldNotConnect(err) {
 		if fw, t := a.route.reroute(a.fw, a.target, nil); t != nil {
 			a.target, a.fw = t, fw
 			c, err = p.upstream.dial(context.Background(), "tcp", a.target.addr)
@@ -35,9 +34,8 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, a *attempt, head []byte) bool 
 		// other paths: without it, one that took none of a large head held
 		// the client for good.
 		c.SetWriteDeadline(time.Now().Add(a.targetWait))
-		if _, err = c.Write(head); isTimeout(err) {
-			err = fmt.Errorf("%w: it took none of the request for that long", errTargetTimedOut)
-		}
+		_, err = c.Write(head)
+		err = notTaken(err)
 		c.SetWriteDeadline(time.Time{})
 	}
 	var uc *upConn

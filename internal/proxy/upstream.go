@@ -170,12 +170,7 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 			if reused && replay && !resent && !isTimeout(err) {
 				continue
 			}
-			if isTimeout(err) {
-				// The target took none of the request's rest for
-				// target_timeout: a 504, as the loop answers it.
-				err = fmt.Errorf("%w: it took none of the request for that long", errTargetTimedOut)
-			}
-			ex.err = err
+			ex.err = notTaken(err)
 			return ex
 		}
 		var watch *clientWatch
@@ -245,6 +240,17 @@ func (p *upstreamPool) roundTrip(ctx *fasthttp.RequestCtx, addr string, head, sm
 // errTargetTimedOut: the target did not answer (or go on with its answer)
 // within the listener's target_timeout.
 var errTargetTimedOut = errors.New("the target did not answer within the target timeout")
+
+// notTaken is err, a failed write of a request to a target, as the
+// target's timeout when the write's deadline (target_timeout) passed: the
+// target took none of the rest for that long, a 504 as the loop answers
+// it (takingSlowly).
+func notTaken(err error) error {
+	if isTimeout(err) {
+		return fmt.Errorf("%w: it took none of the request for that long", errTargetTimedOut)
+	}
+	return err
+}
 
 var http11 = []byte("HTTP/1.1")
 
