@@ -241,6 +241,20 @@ func Restart(ctx context.Context, home string, wait time.Duration) (Health, erro
 		// The supervisor records a restart that failed (the running
 		// proxy then serves on).
 		if why, serr := os.ReadFile(restartFailedPath(home)); serr == nil {
+			// The supervisor records the failure, then tells the running
+			// proxy to take changes again: say it serves on once it does
+			// (its restart marker gone), so a change made next is not
+			// held by the freeze.
+			for !time.Now().After(deadline) {
+				if _, err := os.Stat(restartingPath(home)); errors.Is(err, os.ErrNotExist) {
+					break
+				}
+				select {
+				case <-ctx.Done():
+					return Health{}, ctx.Err()
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
 			return Health{}, fmt.Errorf("the new proxy did not start, so pid %d serves on: %s (see %s)", h.PID, strings.TrimSpace(string(why)), logPath(home))
 		}
 		if time.Now().After(deadline) {
