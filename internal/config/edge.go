@@ -18,6 +18,7 @@ type Edge struct {
 	MaxHeaderBytes    int      `yaml:"max_header_bytes,omitempty" json:"max_header_bytes,omitempty" jsonschema:"minimum=1024,maximum=1048576,default=32768" jsonschema_description:"Largest request line and headers; larger is answered 431."`
 	BodyMinRate       int      `yaml:"body_min_rate,omitempty" json:"body_min_rate,omitempty" jsonschema:"minimum=1,maximum=1073741824,default=100" jsonschema_description:"Pace in bytes a second a request body must keep on average: it has body_idle_timeout plus 1/body_min_rate s per byte it brought, from the end of its head; a slower one (a trickle) is answered 408."`
 	MaxBodyBytes      int64    `yaml:"max_body_bytes,omitempty" json:"max_body_bytes,omitempty" jsonschema:"minimum=1" jsonschema_description:"Largest request body in bytes (10485760 for 10 MiB); one with a larger Content-Length is answered 413 before it reaches a target (with Expect: 100-continue, before it is sent), and a chunked one that goes past it has its request to the target cut and is answered 413. Default: no bound."`
+	MaxClientConns    int      `yaml:"max_client_conns,omitempty" json:"max_client_conns,omitempty" jsonschema:"minimum=1,maximum=1048576,default=1024" jsonschema_description:"Most connections one client (an IPv4 address, an IPv6 /64) may hold open to a listener at once, WebSockets included; a connection over it is closed as it is accepted. Clients in trusted_proxies are not bounded (those behind them share their address)."`
 	TunnelIdleTimeout Duration `yaml:"tunnel_idle_timeout,omitempty" json:"tunnel_idle_timeout,omitempty" jsonschema:"default=1h" jsonschema_description:"From 1s to 1000h. Longest time a tunnel (a WebSocket or other upgraded connection) may pass no data either way; then both ends are closed. Raise it for WebSockets that ping less often."`
 }
 
@@ -38,6 +39,9 @@ func (v *validator) edge(name string, e *Environment) {
 	}
 	if n := e.Proxy.MaxBodyBytes; n < 0 {
 		v.add(p+".max_body_bytes", "%d is negative (write a size in bytes, such as 10485760 for 10 MiB, or leave it out for no bound)", n)
+	}
+	if n := e.Proxy.MaxClientConns; n < 0 || n > 1<<20 {
+		v.add(p+".max_client_conns", "%d is out of range (write 1 to 1048576 connections; default 1024)", n)
 	}
 	if n := e.Proxy.BodyMinRate; n < 0 || n > 1<<30 {
 		v.add(p+".body_min_rate", "%d is out of range (write 1 to 1073741824 bytes a second; default 100)", n)

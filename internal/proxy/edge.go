@@ -52,6 +52,12 @@ type Limits struct {
 	// upgraded connection, after its 101) may pass no data either way;
 	// then both ends are closed. Off Linux it is not enforced.
 	TunnelIdleTimeout Duration `json:"tunnel_idle_timeout,omitempty"`
+	// MaxClientConns bounds the connections one client (an IPv4 address,
+	// an IPv6 /64) holds open to the listener at once, tunnels included;
+	// a connection over it is closed as it is accepted, before any byte
+	// is read. The listener's trusted_proxies are not bounded: the
+	// clients behind them share their address.
+	MaxClientConns int `json:"max_client_conns,omitempty"`
 }
 
 // The default limits: about nginx's, tighter on headers and their time.
@@ -68,7 +74,13 @@ const (
 	// tunnels whose ends forgot them do not pile up.
 	DefaultTunnelIdleTimeout = time.Hour
 
+	// DefaultMaxClientConns leaves room for a large office or a carrier's
+	// NAT behind one address (a browser opens 6 connections to a host)
+	// while one machine cannot hold a listener's descriptors alone.
+	DefaultMaxClientConns = 1024
+
 	maxBodyMinRate = 1 << 30
+	maxClientConns = 1 << 20
 
 	// A tunnel's idle time is the kernel's, in milliseconds (32 bits: at
 	// most 49 days); under a second, a new tunnel would hardly outlive
@@ -93,6 +105,9 @@ func (l Limits) target() time.Duration {
 	return orDefault(time.Duration(l.TargetTimeout), DefaultTargetTimeout)
 }
 func (l Limits) maxHeader() int { return orDefault(l.MaxHeaderBytes, DefaultMaxHeaderBytes) }
+func (l Limits) maxClientConns() int {
+	return orDefault(l.MaxClientConns, DefaultMaxClientConns)
+}
 func (l Limits) tunnelIdle() time.Duration {
 	return orDefault(time.Duration(l.TunnelIdleTimeout), DefaultTunnelIdleTimeout)
 }
@@ -151,6 +166,9 @@ func validateLimits(at string, l Limits, add func(string, ...any)) {
 	}
 	if l.MaxBodyBytes < 0 {
 		add("%s limits.max_body_bytes %d is negative: give a size in bytes (or leave it out for no bound)", at, l.MaxBodyBytes)
+	}
+	if n := l.MaxClientConns; n < 0 || n > maxClientConns {
+		add("%s limits.max_client_conns %d is out of range: give 1 to %d connections (default %d)", at, n, maxClientConns, DefaultMaxClientConns)
 	}
 	if n := l.MaxHeaderBytes; n != 0 && (n < minHeaderBytes || n > maxHeaderBytes) {
 		add("%s limits.max_header_bytes %d is out of range: give %d to %d bytes (default %d)", at, n, minHeaderBytes, maxHeaderBytes, DefaultMaxHeaderBytes)

@@ -45,8 +45,9 @@ func (h *handoffListener) Close() error {
 func (h *handoffListener) Addr() net.Addr { return h.addr }
 
 // deliver makes a net.Conn of fd (with pre, the bytes already read from it)
-// and gives it to the server.
-func (h *handoffListener) deliver(fd int, pre []byte) {
+// and gives it to the server; release (nil: none) goes with it, called when
+// it closes.
+func (h *handoffListener) deliver(fd int, pre []byte, release func()) {
 	defer h.pending.Add(-1) // added by the loop before it starts deliver
 	f := os.NewFile(uintptr(fd), "client")
 	nc, err := net.FileConn(f)
@@ -58,11 +59,14 @@ func (h *handoffListener) deliver(fd int, pre []byte) {
 	}
 	f.Close()
 	if err != nil {
+		if release != nil {
+			release()
+		}
 		return
 	}
 	// Raw socket calls, as for a connection the server accepts itself: a
 	// write that finds the socket full is then seen (writeStalled).
-	c := newRawConn(nc)
+	c := newRawConn(nc, release)
 	if len(pre) > 0 {
 		c = &prefixConn{Conn: c, pre: pre}
 	}

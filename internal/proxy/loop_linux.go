@@ -725,18 +725,24 @@ func (r *lreg) event(uint32) {
 			l.paused = append(l.paused, r)
 			return
 		}
+		release, ok := ll.nl.clients.admit(ip)
+		if !ok {
+			// The client holds max_client_conns (clientconns.go).
+			rawClose(fd)
+			continue
+		}
 		ll.open.Add(1)
 		if ll.nl.tls.Load() == nil { // TLS goes to the server at once
 			if to := ll.loopFor(l); to != l {
 				to.conns.Add(1)
-				if to.do(func() { to.adopt(fd, ip, ll) }) {
+				if to.do(func() { to.adopt(fd, ip, ll, release) }) {
 					continue
 				}
 				to.conns.Add(-1) // it has stopped
 			}
 		}
 		l.conns.Add(1)
-		l.adopt(fd, ip, ll)
+		l.adopt(fd, ip, ll, release)
 	}
 }
 
@@ -761,13 +767,17 @@ func (ll *loopListener) loopFor(l *evloop) *evloop {
 }
 
 // adopt serves a connection accepted for this loop (counted in l.conns
-// and ll.open).
-func (l *evloop) adopt(fd int, ip netip.Addr, ll *loopListener) {
+// and ll.open, and by its client unless release is nil: called when it
+// closes).
+func (l *evloop) adopt(fd int, ip netip.Addr, ll *loopListener, release func()) {
 	if l.stopped.Load() {
 		// Handed over by another loop that has stopped.
 		unix.Close(fd)
 		ll.open.Add(-1)
 		l.conns.Add(-1)
+		if release != nil {
+			release()
+		}
 		return
 	}
 	c := l.newConn()
@@ -775,6 +785,7 @@ func (l *evloop) adopt(fd int, ip netip.Addr, ll *loopListener) {
 	// close, after stopAccepting marked the connections the loops held:
 	// its request is answered (with Connection: close) and then it closes.
 	c.l, c.ll, c.fd, c.ip, c.deadline = l, ll, fd, ip, l.now.Add(ll.nl.limits.readHeader())
+	c.release = release
 	if ll.nl.tls.Load() != nil {
 		c.handoff() // TLS: the server's
 		return
@@ -832,6 +843,9 @@ type cconn struct {
 	fd    int
 	ip    netip.Addr
 	state cstate
+	// release gives back the client's count (max_client_conns) when
+	// the socket closes, or goes with it to the server (handoff).
+	release func()
 
 	readable, writable, hup bool
 	in                      []byte // bytes read, not yet used
@@ -1795,6 +1809,9 @@ func (c *cconn) close() {
 	c.fd = -1
 	c.ll.open.Add(-1)
 	c.l.conns.Add(-1)
+	if c.release != nil {
+		c.release()
+	}
 	c.l.recycle(c)
 }
 
@@ -1836,7 +1853,7 @@ func (c *cconn) handoff() {
 	c.l.conns.Add(-1)
 	c.l.p.loops.handed.Add(1)
 	c.ll.hand.pending.Add(1)
-	go c.ll.hand.deliver(fd, bytes.Clone(c.in))
+	go c.ll.hand.deliver(fd, bytes.Clone(c.in), c.release)
 	c.l.recycle(c)
 }
 

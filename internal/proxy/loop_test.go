@@ -701,7 +701,7 @@ func TestLoopAnswersWhatItAcceptedAsItsListenerCloses(t *testing.T) {
 		}
 		ll.open.Add(1)
 		l.conns.Add(1)
-		l.adopt(fd, ip, ll)
+		l.adopt(fd, ip, ll, nil)
 	})
 	resp, err := http.ReadResponse(c.br, nil)
 	if err != nil {

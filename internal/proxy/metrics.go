@@ -23,6 +23,9 @@ type metrics struct {
 	// connectFailed counts requests rerouted after a connect failure, by
 	// the group that failed (route.reroute).
 	connectFailed *prometheus.CounterVec
+	// clientRefused counts the connections closed as they were accepted,
+	// their client holding max_client_conns already, by listener.
+	clientRefused *prometheus.CounterVec
 	// tunnelsCut counts the tunnels the proxy cut, by reason: idle (no
 	// data for tunnel_idle_timeout) or drain (their target's
 	// deregistration delay ended).
@@ -54,6 +57,10 @@ func newMetrics(p *Proxy) *metrics {
 			Name: "cutover_proxy_connect_failures_total",
 			Help: "Requests the proxy could not connect to a target of the group for (refused, unreachable, timed out) and sent to another target, whose answer counts in requests_total there. A connect failure with no other target to try is a 502 of the group in requests_total.",
 		}, []string{"listener", "target_group"}),
+		clientRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cutover_proxy_client_connections_refused_total",
+			Help: "Connections closed as they were accepted because their client (an IPv4 address, an IPv6 /64) held the listener's max_client_conns already.",
+		}, []string{"listener"}),
 		targets: prometheus.NewDesc("cutover_proxy_targets",
 			"Targets by target group and state (initial, healthy, unhealthy, draining).",
 			[]string{"target_group", "state"}, nil),
@@ -89,6 +96,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.duration.Describe(ch)
 	m.noTarget.Describe(ch)
 	m.connectFailed.Describe(ch)
+	m.clientRefused.Describe(ch)
 	m.tunnelsCut.Describe(ch)
 	ch <- m.takenOver
 	ch <- m.targets
@@ -103,6 +111,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.duration.Collect(ch)
 	m.noTarget.Collect(ch)
 	m.connectFailed.Collect(ch)
+	m.clientRefused.Collect(ch)
 	m.tunnelsCut.Collect(ch)
 	ch <- prometheus.MustNewConstMetric(m.takenOver, prometheus.GaugeValue, float64(m.p.tunnels.Load()))
 	served, handed := m.p.loopCounts()
@@ -144,6 +153,7 @@ func (m *metrics) forgetListener(name string) {
 	m.requests.DeletePartialMatch(prometheus.Labels{"listener": name})
 	m.noTarget.DeletePartialMatch(prometheus.Labels{"listener": name})
 	m.connectFailed.DeletePartialMatch(prometheus.Labels{"listener": name})
+	m.clientRefused.DeleteLabelValues(name)
 }
 
 // resolve fills the metric children of f for listener, once per snapshot.

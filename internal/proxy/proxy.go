@@ -97,6 +97,8 @@ type listener struct {
 	h2all    []*h2Bridge
 	h2closed bool      // shut down: no bridge starts again
 	h2Budget *h2Budget // the proxy's: HTTP/2 requests in flight
+	// clients bounds the connections of each client (max_client_conns).
+	clients *clientConns
 	// trusts reports whether a client address is one of the listener's
 	// trusted_proxies, as the current routes say.
 	trusts func(netip.Addr) bool
@@ -196,6 +198,7 @@ func (p *Proxy) apply(ctx context.Context, s State, warm bool) error {
 	for addr, l := range p.listeners {
 		if nl, ok := want[addr]; ok {
 			l.name = nl.Name
+			l.clients.rename(nl.Name)
 			l.tls.Store(tlsOf[addr])
 			if !tlsOf[addr].offersH2() {
 				l.retireH2() // if it had one
@@ -244,6 +247,7 @@ func (p *Proxy) newListener(l Listener, ln net.Listener, t *tlsServing) *listene
 		lr := p.snap.Load().byAddr[l.Addr]
 		return lr != nil && trusts(lr.trusted, ip)
 	}
+	nl.clients = newClientConns(l.Name, lim.maxClientConns(), nl.trusts, p.metrics.clientRefused, p.log)
 	h := &listenerHandler{p: p, addr: l.Addr, body: lim.body(), writeIdle: lim.idle(), targetWait: lim.target(), tunnelIdle: lim.tunnelIdle(), hj: hj, draining: &nl.draining}
 	nl.tls.Store(t)
 	nl.srv = &fasthttp.Server{

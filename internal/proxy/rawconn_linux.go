@@ -48,6 +48,10 @@ type rawConn struct {
 	// linger: the proxy refused the client's request (lingerOnClose);
 	// Close lingers.
 	linger atomic.Bool
+	// release (nil: none) gives back its client's count
+	// (max_client_conns), once, at the first Close.
+	release  func()
+	released atomic.Bool
 }
 
 // deferLimit bounds the bytes an armed connection keeps unsent.
@@ -62,16 +66,16 @@ const guardWait = 50 * time.Millisecond
 const closeFlushWait = 5 * time.Second
 
 // newRawConn wraps a TCP connection; any other is returned as it is.
-func newRawConn(c net.Conn) net.Conn {
+func newRawConn(c net.Conn, release func()) net.Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
-		return c
+		return releasing(c, release)
 	}
 	rc, err := tc.SyscallConn()
 	if err != nil {
-		return c
+		return releasing(c, release)
 	}
-	return &rawConn{Conn: c, rc: rc}
+	return &rawConn{Conn: c, rc: rc, release: release}
 }
 
 // deferWrites arms c, a connection the caller writes a message to and then
@@ -470,6 +474,9 @@ func (c *rawConn) trySend() {
 // Close sends the kept bytes first (waiting at most until the write
 // deadline, and closeFlushWait for a peer that stopped reading), then closes.
 func (c *rawConn) Close() error {
+	if c.release != nil && c.released.CompareAndSwap(false, true) {
+		defer c.release()
+	}
 	c.mu.Lock()
 	c.closed = true // later writes fail, as on a closed net.TCPConn
 	c.mu.Unlock()

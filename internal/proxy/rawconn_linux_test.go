@@ -34,7 +34,7 @@ func rawPair(t *testing.T) (net.Conn, *net.TCPConn) {
 	if peer == nil {
 		t.Fatal("accept failed")
 	}
-	rc := newRawConn(c)
+	rc := newRawConn(c, nil)
 	if _, ok := rc.(*rawConn); !ok {
 		t.Fatalf("newRawConn(%T) = %T, want *rawConn", c, rc)
 	}

@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// newRawConn returns c: raw socket calls are made on Linux only.
-func newRawConn(c net.Conn) net.Conn { return c }
+// newRawConn returns c (raw socket calls are made on Linux only), with
+// release (nil: none) called at its first Close.
+func newRawConn(c net.Conn, release func()) net.Conn { return releasing(c, release) }
 
 // deferWrites does nothing: writes are deferred on Linux only, where the
 // netpoller's behaviour it relies on was checked.

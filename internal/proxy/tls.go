@@ -120,17 +120,24 @@ func (s tlsSwitch) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		if _, handed := s.Listener.(*handoffListener); !handed {
+			// Accepted here, not by a loop (which counted its own).
+			release, ok := s.l.clients.admit(clientAddr(c.RemoteAddr().String()))
+			if !ok {
+				c.Close() // the client holds max_client_conns (clientconns.go)
+				continue
+			}
+			c = newRawConn(c, release)
+		}
 		return s.wrap(c), nil
 	}
 }
 
-// wrap makes c a raw connection and wraps it in TLS when the listener
-// serves TLS now.
+// wrap wraps c, a raw connection, in TLS when the listener serves TLS now.
 func (s tlsSwitch) wrap(c net.Conn) net.Conn {
 	if _, ok := c.(*prefixConn); ok {
 		return c // handed off by a loop after it read plain HTTP
 	}
-	c = newRawConn(c)
 	if t := s.l.tls.Load(); t != nil {
 		tc := tls.Server(c, t.cfg)
 		if t.offersH2() {

@@ -992,6 +992,6 @@ func dialer() func(ctx context.Context, network, addr string) (net.Conn, error) 
 		if err != nil {
 			return nil, &dialError{err}
 		}
-		return newRawConn(c), nil
+		return newRawConn(c, nil), nil
 	}
 }

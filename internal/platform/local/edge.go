@@ -22,6 +22,7 @@ func withEdge(l proxy.Listener, e *config.Edge) proxy.Listener {
 		BodyMinRate:       e.BodyMinRate,
 		MaxBodyBytes:      e.MaxBodyBytes,
 		TunnelIdleTimeout: proxy.Duration(e.TunnelIdleTimeout.Std()),
+		MaxClientConns:    e.MaxClientConns,
 	}
 	return l
 }
