@@ -474,9 +474,7 @@ func (c *rawConn) trySend() {
 // Close sends the kept bytes first (waiting at most until the write
 // deadline, and closeFlushWait for a peer that stopped reading), then closes.
 func (c *rawConn) Close() error {
-	if c.release != nil && c.released.CompareAndSwap(false, true) {
-		defer c.release()
-	}
+	release := c.release != nil && c.released.CompareAndSwap(false, true)
 	c.mu.Lock()
 	c.closed = true // later writes fail, as on a closed net.TCPConn
 	c.mu.Unlock()
@@ -503,10 +501,17 @@ func (c *rawConn) Close() error {
 			tc.SetReadDeadline(time.Now().Add(lingerTime))
 			io.Copy(io.Discard, io.LimitReader(tc, lingerLimit))
 			tc.Close()
+			if release {
+				c.release() // the socket is closed only now
+			}
 		}()
 		return nil
 	}
-	return c.Conn.Close()
+	err := c.Conn.Close()
+	if release {
+		c.release()
+	}
+	return err
 }
 
 // A lingering close reads and drops what the client sends for this long,
