@@ -78,13 +78,6 @@ func (cc *clientConns) release(key netip.Addr) {
 	cc.mu.Unlock()
 }
 
-// open returns the connections counted for ip's client.
-func (cc *clientConns) open(ip netip.Addr) int {
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
-	return cc.n[clientKey(ip)]
-}
-
 // warn says, at most every ten seconds per listener, that a client was
 // refused: an attack, or clients behind a proxy that is not in
 // trusted_proxies.

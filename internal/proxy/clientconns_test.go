@@ -288,3 +288,10 @@ func TestMaxClientConnsCountsHTTP2Connections(t *testing.T) {
 		t.Fatalf("after a connection ended: %v", err)
 	}
 }
+
+// open returns the connections counted for ip's client.
+func (cc *clientConns) open(ip netip.Addr) int {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.n[clientKey(ip)]
+}

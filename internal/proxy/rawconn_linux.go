@@ -49,7 +49,8 @@ type rawConn struct {
 	// Close lingers.
 	linger atomic.Bool
 	// release (nil: none) gives back its client's count
-	// (max_client_conns), once, at the first Close.
+	// (max_client_conns), once: at the first Close, when the socket is
+	// closed (after a lingering close's wait).
 	release  func()
 	released atomic.Bool
 }
