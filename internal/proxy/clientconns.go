@@ -42,8 +42,8 @@ func newClientConns(name string, max int, trusts func(netip.Addr) bool, refused 
 func (cc *clientConns) rename(name string) { cc.name.Store(&name) }
 
 // admit counts a connection just accepted from ip. It returns the release
-// to call once when the connection closes (nil: a trusted proxy's, not
-// counted), and ok false when the client holds max_client_conns already:
+// to call when the connection closes, which acts once however often it is
+// called (nil: a trusted proxy's, not counted), and ok false when the client holds max_client_conns already:
 // the caller closes the connection then.
 func (cc *clientConns) admit(ip netip.Addr) (release func(), ok bool) {
 	if !ip.IsValid() || cc.trusts(ip) {
@@ -82,8 +82,7 @@ func (cc *clientConns) release(key netip.Addr) {
 // refused: an attack, or clients behind a proxy that is not in
 // trusted_proxies.
 func (cc *clientConns) warn(key netip.Addr) {
-	now, last := time.Now().UnixNano(), cc.warned.Load()
-	if now-last < int64(10*time.Second) || !cc.warned.CompareAndSwap(last, now) {
+	if !due(&cc.warned, 10*time.Second) {
 		return
 	}
 	cc.log.Warn("a client holds max_client_conns connections: its new ones are closed as they come (clients behind a proxy share its address: list it in trusted_proxies, or raise max_client_conns)",
@@ -101,12 +100,11 @@ func releasing(c net.Conn, release func()) net.Conn {
 
 type releasingConn struct {
 	net.Conn
-	release func()
-	once    sync.Once
+	release func() // acts once (admit)
 }
 
 func (c *releasingConn) Close() error {
-	defer c.once.Do(c.release)
+	defer c.release()
 	return c.Conn.Close()
 }
 

@@ -111,7 +111,7 @@ type h2Budget struct {
 	requests       atomic.Int64 // requests in flight
 	mu             sync.Mutex
 	clients        map[netip.Addr]int64
-	warned         atomic.Int64 // when a refusal was last logged (unix seconds)
+	warned         atomic.Int64 // when a refusal was last logged (unix nanoseconds)
 }
 
 // newH2Budget bounds the requests in flight to max, and to perClient for
@@ -160,9 +160,7 @@ func (b *h2Budget) take(ip netip.Addr, exempt bool, maxHeader int) (release func
 // warnNow says whether to log a refusal: once a second at most, as a
 // client past a bound sends many.
 func (b *h2Budget) warnNow() bool {
-	now := time.Now().Unix()
-	last := b.warned.Load()
-	return now != last && b.warned.CompareAndSwap(last, now)
+	return due(&b.warned, time.Second)
 }
 
 // clientAddr is the address of a request's client (the HTTP/2 server's

@@ -49,10 +49,9 @@ type rawConn struct {
 	// Close lingers.
 	linger atomic.Bool
 	// release (nil: none) gives back its client's count
-	// (max_client_conns), once: at the first Close, when the socket is
-	// closed (after a lingering close's wait).
-	release  func()
-	released atomic.Bool
+	// (max_client_conns) when Close has closed the socket (after a
+	// lingering close's wait); it acts once however often it is called.
+	release func()
 }
 
 // deferLimit bounds the bytes an armed connection keeps unsent.
@@ -475,7 +474,6 @@ func (c *rawConn) trySend() {
 // Close sends the kept bytes first (waiting at most until the write
 // deadline, and closeFlushWait for a peer that stopped reading), then closes.
 func (c *rawConn) Close() error {
-	release := c.release != nil && c.released.CompareAndSwap(false, true)
 	c.mu.Lock()
 	c.closed = true // later writes fail, as on a closed net.TCPConn
 	c.mu.Unlock()
@@ -502,14 +500,14 @@ func (c *rawConn) Close() error {
 			tc.SetReadDeadline(time.Now().Add(lingerTime))
 			io.Copy(io.Discard, io.LimitReader(tc, lingerLimit))
 			tc.Close()
-			if release {
+			if c.release != nil {
 				c.release() // the socket is closed only now
 			}
 		}()
 		return nil
 	}
 	err := c.Conn.Close()
-	if release {
+	if c.release != nil {
 		c.release()
 	}
 	return err

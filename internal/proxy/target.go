@@ -228,6 +228,14 @@ func outOfResources(err error) bool {
 	return false
 }
 
+// due reports whether every has passed since *last (Unix nanoseconds), and
+// then makes now the last time, for one caller: a warning that a flood of
+// clients or requests would repeat is logged at most once per every.
+func due(last *atomic.Int64, every time.Duration) bool {
+	now, l := time.Now().UnixNano(), last.Load()
+	return now-l >= int64(every) && last.CompareAndSwap(l, now)
+}
+
 // lastResourceWarning is when warnOutOfResources last logged (Unix ns).
 var lastResourceWarning atomic.Int64
 
@@ -235,8 +243,7 @@ var lastResourceWarning atomic.Int64
 // for the process: under an attack that holds every descriptor it would
 // otherwise log for every request and check.
 func warnOutOfResources(log *slog.Logger, what string, err error) {
-	now, last := time.Now().UnixNano(), lastResourceWarning.Load()
-	if now-last < int64(time.Second) || !lastResourceWarning.CompareAndSwap(last, now) {
+	if !due(&lastResourceWarning, time.Second) {
 		return
 	}
 	log.Warn(what+": the proxy is out of resources (raise its descriptor limit: LimitNOFILE in the systemd unit, ulimit -n)", "err", err)
