@@ -1778,9 +1778,10 @@ func TestTLSListenerAttackOutOfDescriptors(t *testing.T) {
 // The errors that mean the proxy's own shortage, however a dial wraps them,
 // and none that means the target's.
 func TestOutOfResources(t *testing.T) {
-	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.EADDRNOTAVAIL} {
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.EADDRNOTAVAIL, syscall.ENOSPC} {
 		for _, err := range []error{
 			&dialError{os.NewSyscallError("socket", e)},
+			&dialError{os.NewSyscallError("epoll_ctl", e)}, // the loop's dial registering its socket
 			&dialError{&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("socket", e)}},
 			&url.Error{Op: "Get", URL: "http://127.0.0.1:1/", Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("socket", e)}},
 		} {

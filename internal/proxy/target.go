@@ -216,11 +216,13 @@ func couldNotConnect(err error) bool {
 
 // outOfResources reports whether err is this machine refusing the proxy a
 // socket: out of descriptors (the process's or the system's), buffers,
-// memory or local ports (EADDRNOTAVAIL from connect). It says nothing about
-// the target, so it counts against none: no failed health check, no 5xx in
-// the group's figures (which alarms and rollbacks read).
+// memory, local ports (EADDRNOTAVAIL from connect) or epoll watches
+// (ENOSPC from epoll_ctl: the user's fs.epoll.max_user_watches, which a
+// loop's dial and Go's poller both register a socket against). It says
+// nothing about the target, so it counts against none: no failed health
+// check, no 5xx in the group's figures (which alarms and rollbacks read).
 func outOfResources(err error) bool {
-	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.EADDRNOTAVAIL} {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.EADDRNOTAVAIL, syscall.ENOSPC} {
 		if errors.Is(err, e) {
 			return true
 		}
