@@ -5,12 +5,13 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 )
 
 // clientConns counts the connections each client (clientKey: an IPv4
@@ -19,22 +20,75 @@ import (
 // would otherwise take every descriptor the listener may use (fdbudget.go)
 // and leave everyone else refused. A connection is counted from its accept
 // to its close, wherever it is served (a loop, the HTTP server, a tunnel).
+//
+// It also counts what the listener refused its clients, for the metrics
+// and GET /v1/stats (listenerStats): those connections, and the requests
+// the proxy answered itself because of what the client sent or did
+// (refuse), which count against no target group.
 type clientConns struct {
-	max     int
-	trusts  func(netip.Addr) bool  // trusted_proxies: not bounded
-	refused *prometheus.CounterVec // by listener
-	log     *slog.Logger
-	name    atomic.Pointer[string] // the listener's (rename)
+	max    int
+	trusts func(netip.Addr) bool // trusted_proxies: not bounded
+	log    *slog.Logger
+	name   atomic.Pointer[string] // the listener's (rename)
 
 	mu     sync.Mutex
 	n      map[netip.Addr]int
 	warned atomic.Int64 // unix nanoseconds of the last warning
+
+	connsRefused atomic.Uint64
+	reqsRefused  [len(refusalCodes)]atomic.Uint64
 }
 
-func newClientConns(name string, max int, trusts func(netip.Addr) bool, refused *prometheus.CounterVec, log *slog.Logger) *clientConns {
-	cc := &clientConns{max: max, trusts: trusts, refused: refused, log: log, n: map[netip.Addr]int{}}
+// refusalCodes are the statuses the proxy refuses a client's request with:
+// malformed or smuggling framing, a bad target or header name (400), a
+// head or body too slow (408), a body over max_body_bytes (413), a request
+// line (414) or head (431) over max_header_bytes, CONNECT (501), HTTP/2
+// requests over the in-flight budget (503), an HTTP version not served
+// (505).
+var refusalCodes = [...]int{400, 408, 413, 414, 431, 501, 503, 505}
+
+func newClientConns(name string, max int, trusts func(netip.Addr) bool, log *slog.Logger) *clientConns {
+	cc := &clientConns{max: max, trusts: trusts, log: log, n: map[netip.Addr]int{}}
 	cc.rename(name)
 	return cc
+}
+
+// refuse answers a request the client botched and closes the connection:
+// what follows on it cannot be trusted. It counts in the listener's
+// refusals, against no target group.
+func (cc *clientConns) refuse(ctx *fasthttp.RequestCtx, status int, msg string) {
+	cc.refusedRequest(status)
+	lingerOnClose(ctx.Conn())
+	ctx.Response.Reset()
+	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+	ctx.SetStatusCode(status)
+	ctx.SetBodyString(msg)
+	ctx.SetConnectionClose()
+}
+
+// refusedRequest counts a request the proxy answered status itself
+// because of its client (one of refusalCodes; another counts as 400).
+func (cc *clientConns) refusedRequest(status int) {
+	i := 0
+	for j, c := range refusalCodes {
+		if c == status {
+			i = j
+			break
+		}
+	}
+	cc.reqsRefused[i].Add(1)
+}
+
+// refusals returns what the listener refused its clients so far: requests
+// by status (those counted), and connections over max_client_conns.
+func (cc *clientConns) refusals() (reqs map[string]uint64, conns uint64) {
+	reqs = map[string]uint64{}
+	for i, c := range refusalCodes {
+		if n := cc.reqsRefused[i].Load(); n > 0 {
+			reqs[strconv.Itoa(c)] = n
+		}
+	}
+	return reqs, cc.connsRefused.Load()
 }
 
 // rename follows the listener's name (its metric label) when the routes
@@ -54,7 +108,7 @@ func (cc *clientConns) admit(ip netip.Addr) (release func(), ok bool) {
 	n := cc.n[key]
 	if n >= cc.max {
 		cc.mu.Unlock()
-		cc.refused.WithLabelValues(*cc.name.Load()).Inc()
+		cc.connsRefused.Add(1)
 		cc.warn(key)
 		return nil, false
 	}

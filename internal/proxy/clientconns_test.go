@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // One machine that opens connections and holds them must not take every
@@ -163,8 +163,11 @@ func TestMaxClientConnsBoundsOneClient(t *testing.T) {
 			refused(attacker)
 			refused(attacker)
 			hold(other) // not the attacker's: served
-			if n := testutil.ToFloat64(p.metrics.clientRefused.WithLabelValues(l.Name)); n != 2 {
+			if n := scraped(t, p, "cutover_proxy_client_connections_refused_total", l.Name); n != 2 {
 				t.Errorf("cutover_proxy_client_connections_refused_total = %v, want 2", n)
+			}
+			if ls := p.Stats().Listeners; len(ls) != 1 || ls[0].Listener != l.Name || ls[0].ConnectionsRefused != 2 {
+				t.Errorf("GET /v1/stats listeners: %+v, want %s with 2 connections refused", ls, l.Name)
 			}
 			if h, _ := p.Stats().Group("e/raw"); h.Codes["5xx"] != 0 {
 				t.Errorf("the refusals counted against the group: %+v", h.Codes)
@@ -294,4 +297,29 @@ func (cc *clientConns) open(ip netip.Addr) int {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	return cc.n[clientKey(ip)]
+}
+
+// scraped is the value of the proxy's series name of listener, as a scrape
+// of its /metrics reads it (-1: no such series).
+func scraped(t *testing.T, p *Proxy, name, listener string) float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(p.metrics)
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "listener" && lp.GetValue() == listener {
+					return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return -1
 }

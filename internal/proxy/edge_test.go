@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -457,7 +458,7 @@ type hostile struct {
 // listener).
 func hostileCase(t *testing.T, c *Client, target *recordingTarget, addr string, tc hostile) {
 	target.take()
-	before := groupCounts(t, c, "e/web")
+	before, refusedBefore := groupCounts(t, c, "e/web"), refusedCounts(t, c)
 	r := rawExchange(t, addr, tc.parts...)
 	seen := target.take()
 	if len(tc.want) == 0 {
@@ -487,6 +488,20 @@ func hostileCase(t *testing.T, c *Client, target *recordingTarget, addr string, 
 	if after.Requests-before.Requests != wantDelta || after.Codes["5xx"] != before.Codes["5xx"] {
 		t.Errorf("target group counters moved from %d requests %v to %d %v, want +%d and no 5xx",
 			before.Requests, before.Codes, after.Requests, after.Codes, wantDelta)
+	}
+	// A refusal counts in the listener's refusals by its status (the
+	// operator's view of what clients sent), anything else not there.
+	refusedAfter := refusedCounts(t, c)
+	if len(r.statuses) > 0 {
+		want := map[string]uint64{}
+		if code := r.statuses[0]; !tc.counted && slices.Contains(refusalCodes[:], code) {
+			want[strconv.Itoa(code)] = 1
+		}
+		for code := range merged(refusedBefore, refusedAfter, want) {
+			if got := refusedAfter[code] - refusedBefore[code]; got != want[code] {
+				t.Errorf("requests refused with %s: +%d, want +%d (before %v, after %v)", code, got, want[code], refusedBefore, refusedAfter)
+			}
+		}
 	}
 	if tc.check != nil {
 		tc.check(t, r, seen)
@@ -610,6 +625,33 @@ func groupCounts(t *testing.T, c *Client, group string) stats.GroupStats {
 		t.Fatalf("no stats for %s: %+v", group, s)
 	}
 	return g
+}
+
+// refusedCounts sums the requests every listener refused, by status.
+func refusedCounts(t *testing.T, c *Client) map[string]uint64 {
+	t.Helper()
+	s, err := c.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]uint64{}
+	for _, l := range s.Listeners {
+		for code, n := range l.RequestsRefused {
+			out[code] += n
+		}
+	}
+	return out
+}
+
+// merged is the set of the keys of ms.
+func merged(ms ...map[string]uint64) map[string]bool {
+	out := map[string]bool{}
+	for _, m := range ms {
+		for k := range m {
+			out[k] = true
+		}
+	}
+	return out
 }
 
 // TestTrustedProxyKeepsForwardingHeaders checks the other side of

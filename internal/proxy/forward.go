@@ -32,7 +32,8 @@ type attempt struct {
 	// tunnelIdle bounds a tunnel's time without data (the listener's
 	// tunnel_idle_timeout).
 	tunnelIdle time.Duration
-	hj         *hijacks // the listener's
+	hj         *hijacks     // the listener's
+	clients    *clientConns // the listener's: refusals counted there
 }
 
 var attemptPool = sync.Pool{New: func() any { return new(attempt) }}
@@ -50,9 +51,10 @@ func (a *attempt) finish() {
 
 // listenerHandler serves one listener address from the current snapshot.
 type listenerHandler struct {
-	p    *Proxy
-	addr string
-	body bodyPace
+	clients *clientConns // the listener's: refusals counted there
+	p       *Proxy
+	addr    string
+	body    bodyPace
 	// writeIdle, targetWait and tunnelIdle: see attempt.
 	writeIdle, targetWait, tunnelIdle time.Duration
 	hj                                *hijacks
@@ -89,7 +91,7 @@ func (h *listenerHandler) answer(ctx *fasthttp.RequestCtx) {
 	// answer not yet sent: nothing of this one's (an early hint) waits.
 	undefer(ctx.Conn())
 	if status, msg := refuseFraming(&ctx.Request.Header); status != 0 {
-		clientError(ctx, status, msg)
+		h.clients.refuse(ctx, status, msg)
 		return
 	}
 	if cl := int64(ctx.Request.Header.ContentLength()); h.body.over(cl) {
@@ -101,7 +103,7 @@ func (h *listenerHandler) answer(ctx *fasthttp.RequestCtx) {
 			discardBody(ctx, r, *buf)
 			smallPool.Put(buf)
 		}
-		tooLarge(ctx, h.body)
+		tooLarge(ctx, h.clients, h.body)
 		return
 	}
 	// A small body is read before a target is picked: a client that sends
@@ -113,12 +115,12 @@ func (h *listenerHandler) answer(ctx *fasthttp.RequestCtx) {
 	small, err := readSmallBody(ctx, *buf, h.body)
 	if err != nil {
 		h.p.log.Debug("bad request body", "remote", ctx.RemoteAddr().String(), "err", err)
-		badBody(ctx, err, h.body)
+		badBody(ctx, h.clients, err, h.body)
 		return
 	}
 	lr := h.p.snap.Load().byAddr[h.addr]
 	if lr != nil && lr.redirectPort != 0 {
-		redirectHTTPS(ctx, lr)
+		redirectHTTPS(ctx, h.clients, lr)
 		return
 	}
 	host := ctx.Request.Header.Host() // of an absolute-form target, the URI's (RFC 9112 §3.2.2)
@@ -151,7 +153,7 @@ func (h *listenerHandler) answer(ctx *fasthttp.RequestCtx) {
 	}
 	t.inFlight.Add(1)
 	a := attemptPool.Get().(*attempt)
-	*a = attempt{route: rt, fw: fw, target: t, start: start, writeIdle: h.writeIdle, targetWait: h.targetWait, tunnelIdle: h.tunnelIdle, hj: h.hj}
+	*a = attempt{route: rt, fw: fw, target: t, start: start, writeIdle: h.writeIdle, targetWait: h.targetWait, tunnelIdle: h.tunnelIdle, hj: h.hj, clients: h.clients}
 	client := remoteAddr(ctx)
 	if streamed := h.p.forward(ctx, a, small, h.body, client, trusts(lr.trusted, client)); !streamed {
 		a.finish()
@@ -341,35 +343,23 @@ var tchar = func() (t [256]bool) {
 	return t
 }()
 
-// clientError answers a request the client botched and closes the
-// connection: what follows on it cannot be trusted. It is not counted
-// against any target group.
-func clientError(ctx *fasthttp.RequestCtx, status int, msg string) {
-	lingerOnClose(ctx.Conn())
-	ctx.Response.Reset()
-	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
-	ctx.SetStatusCode(status)
-	ctx.SetBodyString(msg)
-	ctx.SetConnectionClose()
-}
-
 // badBody answers a request whose body the client botched (or stalled
 // in): 400, or 408 for a read that timed out.
-func badBody(ctx *fasthttp.RequestCtx, err error, bp bodyPace) {
+func badBody(ctx *fasthttp.RequestCtx, cc *clientConns, err error, bp bodyPace) {
 	if errors.Is(err, errBodyTooLarge) {
-		tooLarge(ctx, bp)
+		tooLarge(ctx, cc, bp)
 		return
 	}
 	status, msg := fasthttp.StatusBadRequest, "cutover: bad request body\n"
 	if isTimeout(err) {
 		status, msg = fasthttp.StatusRequestTimeout, "cutover: request body timed out\n"
 	}
-	clientError(ctx, status, msg)
+	cc.refuse(ctx, status, msg)
 }
 
 // tooLarge answers a request whose body is over max_body_bytes.
-func tooLarge(ctx *fasthttp.RequestCtx, bp bodyPace) {
-	clientError(ctx, fasthttp.StatusRequestEntityTooLarge, "cutover: the request body is larger than this listener takes ("+strconv.FormatInt(bp.max, 10)+" bytes)\n")
+func tooLarge(ctx *fasthttp.RequestCtx, cc *clientConns, bp bodyPace) {
+	cc.refuse(ctx, fasthttp.StatusRequestEntityTooLarge, "cutover: the request body is larger than this listener takes ("+strconv.FormatInt(bp.max, 10)+" bytes)\n")
 }
 
 // discardBody reads and drops what is left of a request body, for
@@ -388,16 +378,16 @@ func discardBody(ctx *fasthttp.RequestCtx, r io.Reader, buf []byte) {
 
 // serverError answers the requests fasthttp refuses before the handler:
 // malformed or oversized headers and bodies, timeouts.
-func serverError(ctx *fasthttp.RequestCtx, err error) {
+func serverError(ctx *fasthttp.RequestCtx, cc *clientConns, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
 	switch {
 	case errors.As(err, &small):
-		clientError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "cutover: request headers too large\n")
+		cc.refuse(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "cutover: request headers too large\n")
 	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, fasthttp.ErrTimeout):
-		clientError(ctx, fasthttp.StatusRequestTimeout, "cutover: request timed out\n")
+		cc.refuse(ctx, fasthttp.StatusRequestTimeout, "cutover: request timed out\n")
 	default:
-		clientError(ctx, fasthttp.StatusBadRequest, "cutover: bad request\n")
+		cc.refuse(ctx, fasthttp.StatusBadRequest, "cutover: bad request\n")
 	}
 }
 
@@ -445,7 +435,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, small []byte, body
 		if cl := ctx.Request.Header.ContentLength(); cl > 0 || cl == -1 {
 			// The tunnel path sends the head only: the body's length would
 			// go on without the body, and the target wait for it.
-			clientError(ctx, fasthttp.StatusBadRequest, "cutover: an upgrade request with a body is refused\n")
+			a.clients.refuse(ctx, fasthttp.StatusBadRequest, "cutover: an upgrade request with a body is refused\n")
 			return false
 		}
 		return p.upgrade(ctx, a, *head)
@@ -468,7 +458,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, a *attempt, small []byte, body
 	switch {
 	case ex.clientErr != nil:
 		p.log.Debug("bad request body", "group", a.target.group.name, "remote", ctx.RemoteAddr().String(), "err", ex.clientErr)
-		badBody(ctx, ex.clientErr, body)
+		badBody(ctx, a.clients, ex.clientErr, body)
 		return false
 	case ex.clientGone:
 		a.status = 499 // as nginx counts it; not the target's fault

@@ -174,14 +174,37 @@ func clientAddr(remote string) netip.Addr {
 }
 
 // clientKey is what a client is counted by: its IPv4 address, or its IPv6
-// address's /64.
+// address's /64 (one host's share: a host with a /64 has 2^64 addresses to
+// spread over), but the whole address where IPv6 carries one IPv4 client
+// per address (perClientAddress).
 func clientKey(ip netip.Addr) netip.Addr {
-	if ip.Is6() {
+	if ip.Is6() && !perClientAddress(ip) {
 		if p, err := ip.Prefix(64); err == nil {
 			return p.Addr()
 		}
 	}
 	return ip
+}
+
+// ipv4Carriers are the IPv6 prefixes whose addresses each stand for one
+// IPv4 host: the well-known and the local-use prefixes of IPv4/IPv6
+// translators (RFC 6052, RFC 8215: every IPv4 client of a translator in
+// front of an IPv6 listener would share one /64 there, and one client's
+// max_client_conns), and Teredo (RFC 4380: a /64 per Teredo server, all
+// its clients in it).
+var ipv4Carriers = []netip.Prefix{
+	netip.MustParsePrefix("64:ff9b::/96"),
+	netip.MustParsePrefix("64:ff9b:1::/48"),
+	netip.MustParsePrefix("2001::/32"),
+}
+
+func perClientAddress(ip netip.Addr) bool {
+	for _, p := range ipv4Carriers {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // h2Bridge returns l's bridge, started on first use (and again after
@@ -286,6 +309,7 @@ func (b *h2Bridge) serve(w http.ResponseWriter, r *http.Request) {
 	hw.disarm()
 	defer hw.arm()
 	if msg := h2Refused(r); msg != "" {
+		b.l.clients.refusedRequest(http.StatusBadRequest)
 		hw.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		hw.WriteHeader(http.StatusBadRequest)
 		io.WriteString(hw, msg)
@@ -297,6 +321,7 @@ func (b *h2Bridge) serve(w http.ResponseWriter, r *http.Request) {
 		if b.l.h2Budget.warnNow() {
 			b.l.log.Warn("HTTP/2: too many requests in flight, answered 503 (logged once a second)", "listener", b.l.name, "client", ip.String(), "bound", refused)
 		}
+		b.l.clients.refusedRequest(http.StatusServiceUnavailable)
 		hw.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		hw.Header().Set("Retry-After", "1")
 		hw.WriteHeader(http.StatusServiceUnavailable)
@@ -353,6 +378,7 @@ func (b *h2Bridge) failed(w http.ResponseWriter, r *http.Request, err error) {
 	code, msg := http.StatusBadGateway, "cutover: the request could not be forwarded\n"
 	if req, ok := r.Context().Value(h2RequestKey{}).(*h2Request); ok && req.body != nil && req.body.failed() {
 		code, msg = http.StatusBadRequest, "cutover: bad request body\n"
+		b.l.clients.refusedRequest(code)
 	}
 	b.l.log.Debug("HTTP/2 request: no answer from the HTTP/1.1 path", "listener", b.l.name, "status", code, "err", err)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -1193,6 +1193,9 @@ func TestHTTP2RequestsInFlightAreBounded(t *testing.T) {
 	if _, codes := groupRequests(p, "prod/web"); codes["5xx"] != 0 {
 		t.Fatalf("the 503s were counted against the group: %v", codes)
 	}
+	if ls := p.Stats().Listeners; len(ls) != 1 || ls[0].RequestsRefused["503"] != 2 {
+		t.Fatalf("the listener's refusals: %+v, want the two 503s", ls)
+	}
 }
 
 // One client address may hold at most MaxHTTP2InFlightPerClient HTTP/2
@@ -1296,7 +1299,8 @@ func TestHTTP2TurnedOffByApplyEndsItsConnections(t *testing.T) {
 }
 
 // A client is counted by its IPv4 address, or its IPv6 address's /64 (one
-// host's share: a client with a /64 has 2^64 addresses to spread over).
+// host's share: a client with a /64 has 2^64 addresses to spread over), or
+// the whole IPv6 address where it carries one IPv4 client.
 func TestHTTP2ClientKey(t *testing.T) {
 	for _, tc := range []struct{ remote, key string }{
 		{"127.0.0.1:443", "127.0.0.1"},
@@ -1304,6 +1308,12 @@ func TestHTTP2ClientKey(t *testing.T) {
 		{"[2001:db8:1:2:aaaa:bbbb:cccc:dddd]:443", "2001:db8:1:2::"},
 		{"[2001:db8:1:2::1]:443", "2001:db8:1:2::"},
 		{"[2001:db8:1:3::1]:443", "2001:db8:1:3::"},
+		// IPv4 clients behind a translator or Teredo: one per address.
+		{"[64:ff9b::198.51.100.7]:443", "64:ff9b::c633:6407"},
+		{"[64:ff9b::198.51.100.8]:443", "64:ff9b::c633:6408"},
+		{"[64:ff9b:1:c633:64:700::]:443", "64:ff9b:1:c633:64:700::"},
+		{"[2001:0:4136:e378:8000:63bf:3fff:fdd2]:443", "2001:0:4136:e378:8000:63bf:3fff:fdd2"},
+		{"[2001:db8::1]:443", "2001:db8::"}, // documentation, not Teredo's 2001::/32
 		{"not an address", "invalid IP"},
 	} {
 		if got := clientKey(clientAddr(tc.remote)).String(); got != tc.key {

@@ -3,79 +3,27 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
+	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
-//
-// On Linux the port is below the ephemeral range (ip_local_port_range),
-// where the kernel picks neither the source port of an outgoing connection
-// nor a listener's ":0": a port taken from that range and closed was taken
-// again before the test listened on it, by a connection of another test
-// binary running beside this one ("the port is already in use").
+// freeAddr returns a loopback address with a port that was free a moment
+// ago, not handed out before by this test process (testenv.FreePort: below
+// the ephemeral range, where the kernel picks neither an outgoing
+// connection's source port nor a listener's ":0").
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	for range 100 {
-		ln, err := listenBelowEphemeral()
-		if err != nil {
-			ln, err = net.Listen("tcp", "127.0.0.1:0")
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		// The kernel may give a closed port again: a test that asks for
-		// two (a listener and an address where nothing listens) then got
-		// the same one, and health checks of the "dead" target reached the
-		// proxy's own listener.
-		if _, again := handedOut.LoadOrStore(addr, true); !again {
-			return addr
-		}
-	}
-	t.Fatal("no port not handed out before in 100 tries")
-	return ""
-}
-
-// handedOut holds the addresses freeAddr has returned.
-var handedOut sync.Map
-
-// nextPort walks the ports below the ephemeral range from a start of this
-// process's own, so two test binaries seldom try the same ones.
-var nextPort atomic.Int64
-
-func init() { nextPort.Store(int64(os.Getpid()) * 7919) }
-
-// listenBelowEphemeral listens on a free loopback port below the ephemeral
-// range (from 10000), or fails when that range is not known or full.
-func listenBelowEphemeral() (net.Listener, error) {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return nil, err
-	}
-	var low, high int
-	if _, err := fmt.Sscan(string(b), &low, &high); err != nil || low <= 11000 {
-		return nil, fmt.Errorf("ephemeral range %q: no room below it", b)
-	}
-	span := int64(low - 10000)
-	for range 200 {
-		port := 10000 + (nextPort.Add(1) % span)
-		if ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			return ln, nil
-		}
-	}
-	return nil, errors.New("no free port below the ephemeral range")
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
 }
 
 // upstream starts a real HTTP server that answers its name on every path.

@@ -23,9 +23,10 @@ type metrics struct {
 	// connectFailed counts requests rerouted after a connect failure, by
 	// the group that failed (route.reroute).
 	connectFailed *prometheus.CounterVec
-	// clientRefused counts the connections closed as they were accepted,
-	// their client holding max_client_conns already, by listener.
-	clientRefused *prometheus.CounterVec
+	// connsRefused and reqsRefused: what a listener refused its clients
+	// (clientConns), read at scrape time.
+	connsRefused *prometheus.Desc
+	reqsRefused  *prometheus.Desc
 	// tunnelsCut counts the tunnels the proxy cut, by reason: idle (no
 	// data for tunnel_idle_timeout) or drain (their target's
 	// deregistration delay ended).
@@ -57,10 +58,12 @@ func newMetrics(p *Proxy) *metrics {
 			Name: "cutover_proxy_connect_failures_total",
 			Help: "Requests the proxy could not connect to a target of the group for (refused, unreachable, timed out) and sent to another target, whose answer counts in requests_total there. A connect failure with no other target to try is a 502 of the group in requests_total.",
 		}, []string{"listener", "target_group"}),
-		clientRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cutover_proxy_client_connections_refused_total",
-			Help: "Connections closed as they were accepted because their client (an IPv4 address, an IPv6 /64) held the listener's max_client_conns already.",
-		}, []string{"listener"}),
+		connsRefused: prometheus.NewDesc("cutover_proxy_client_connections_refused_total",
+			"Connections closed as they were accepted because their client (an IPv4 address, an IPv6 /64) held the listener's max_client_conns already.",
+			[]string{"listener"}, nil),
+		reqsRefused: prometheus.NewDesc("cutover_proxy_requests_refused_total",
+			"Requests the proxy answered itself because of what the client sent or did, by listener and status: malformed or smuggling framing (400), a head or body too slow (408), a body over max_body_bytes (413), a request line or head over max_header_bytes (414, 431), CONNECT (501), HTTP/2 requests over the in-flight budget (503), an HTTP version not served (505). They count against no target group.",
+			[]string{"listener", "code"}, nil),
 		targets: prometheus.NewDesc("cutover_proxy_targets",
 			"Targets by target group and state (initial, healthy, unhealthy, draining).",
 			[]string{"target_group", "state"}, nil),
@@ -96,12 +99,13 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.duration.Describe(ch)
 	m.noTarget.Describe(ch)
 	m.connectFailed.Describe(ch)
-	m.clientRefused.Describe(ch)
 	m.tunnelsCut.Describe(ch)
 	ch <- m.takenOver
 	ch <- m.targets
 	ch <- m.loop
 	ch <- m.h2
+	ch <- m.connsRefused
+	ch <- m.reqsRefused
 }
 
 // Collect implements prometheus.Collector; the targets gauge is computed
@@ -111,12 +115,17 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.duration.Collect(ch)
 	m.noTarget.Collect(ch)
 	m.connectFailed.Collect(ch)
-	m.clientRefused.Collect(ch)
 	m.tunnelsCut.Collect(ch)
 	ch <- prometheus.MustNewConstMetric(m.takenOver, prometheus.GaugeValue, float64(m.p.tunnels.Load()))
 	served, handed := m.p.loopCounts()
 	ch <- prometheus.MustNewConstMetric(m.loop, prometheus.CounterValue, float64(served), "loop")
 	ch <- prometheus.MustNewConstMetric(m.loop, prometheus.CounterValue, float64(handed), "handoff")
+	for _, l := range m.p.listenerStats() {
+		ch <- prometheus.MustNewConstMetric(m.connsRefused, prometheus.CounterValue, float64(l.ConnectionsRefused), l.Listener)
+		for code, n := range l.RequestsRefused {
+			ch <- prometheus.MustNewConstMetric(m.reqsRefused, prometheus.CounterValue, float64(n), l.Listener, code)
+		}
+	}
 	for l, n := range m.p.http2Open() {
 		ch <- prometheus.MustNewConstMetric(m.h2, prometheus.GaugeValue, float64(n), l)
 	}
@@ -153,7 +162,6 @@ func (m *metrics) forgetListener(name string) {
 	m.requests.DeletePartialMatch(prometheus.Labels{"listener": name})
 	m.noTarget.DeletePartialMatch(prometheus.Labels{"listener": name})
 	m.connectFailed.DeletePartialMatch(prometheus.Labels{"listener": name})
-	m.clientRefused.DeleteLabelValues(name)
 }
 
 // resolve fills the metric children of f for listener, once per snapshot.

@@ -247,12 +247,12 @@ func (p *Proxy) newListener(l Listener, ln net.Listener, t *tlsServing) *listene
 		lr := p.snap.Load().byAddr[l.Addr]
 		return lr != nil && trusts(lr.trusted, ip)
 	}
-	nl.clients = newClientConns(l.Name, lim.maxClientConns(), nl.trusts, p.metrics.clientRefused, p.log)
-	h := &listenerHandler{p: p, addr: l.Addr, body: lim.body(), writeIdle: lim.idle(), targetWait: lim.target(), tunnelIdle: lim.tunnelIdle(), hj: hj, draining: &nl.draining}
+	nl.clients = newClientConns(l.Name, lim.maxClientConns(), nl.trusts, p.log)
+	h := &listenerHandler{clients: nl.clients, p: p, addr: l.Addr, body: lim.body(), writeIdle: lim.idle(), targetWait: lim.target(), tunnelIdle: lim.tunnelIdle(), hj: hj, draining: &nl.draining}
 	nl.tls.Store(t)
 	nl.srv = &fasthttp.Server{
 		Handler:      h.serve,
-		ErrorHandler: serverError,
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) { serverError(ctx, nl.clients, err) },
 		// After the head, a body gets the body idle time for its first
 		// bytes (then each read of it extends it). The answer gets the
 		// idle time for its writes: a streamed body extends it with each
@@ -276,7 +276,7 @@ func (p *Proxy) newListener(l Listener, ln net.Listener, t *tlsServing) *listene
 		// text and sets the status).
 		ExpectHandler: func(ctx *fasthttp.RequestCtx) int {
 			if h.body.over(int64(ctx.Request.Header.ContentLength())) {
-				tooLarge(ctx, h.body)
+				tooLarge(ctx, h.clients, h.body)
 				return fasthttp.StatusRequestEntityTooLarge
 			}
 			return fasthttp.StatusContinue
@@ -612,6 +612,21 @@ func (p *Proxy) Stats() stats.Stats {
 	}
 	p.mu.Unlock()
 	slices.SortFunc(out.Groups, func(a, b stats.GroupStats) int { return cmp.Compare(a.Group, b.Group) })
+	out.Listeners = p.listenerStats()
+	return out
+}
+
+// listenerStats returns what each open listener refused its clients,
+// sorted by listener name.
+func (p *Proxy) listenerStats() []stats.ListenerStats {
+	p.mu.Lock()
+	out := make([]stats.ListenerStats, 0, len(p.listeners))
+	for _, l := range p.listeners {
+		reqs, conns := l.clients.refusals()
+		out = append(out, stats.ListenerStats{Listener: l.name, RequestsRefused: reqs, ConnectionsRefused: conns})
+	}
+	p.mu.Unlock()
+	slices.SortFunc(out, func(a, b stats.ListenerStats) int { return cmp.Compare(a.Listener, b.Listener) })
 	return out
 }
 

@@ -154,14 +154,14 @@ var acmeChallengePrefix = []byte("/.well-known/acme-challenge/")
 // host and URI on the HTTPS listener's port. The host must be a plain host
 // name or IPv4 address, so the Location header cannot be bent into another
 // URL by a crafted Host.
-func redirectHTTPS(ctx *fasthttp.RequestCtx, lr *listenerRoutes) {
+func redirectHTTPS(ctx *fasthttp.RequestCtx, cc *clientConns, lr *listenerRoutes) {
 	if lr.challenge != nil && bytes.HasPrefix(ctx.Path(), acmeChallengePrefix) {
 		lr.challenge(ctx)
 		return
 	}
 	host := requestHost(ctx.Request.Header.Host())
 	if !plainHost(host) {
-		clientError(ctx, fasthttp.StatusBadRequest, "cutover: this listener redirects to https and needs a Host header with a host name\n")
+		cc.refuse(ctx, fasthttp.StatusBadRequest, "cutover: this listener redirects to https and needs a Host header with a host name\n")
 		return
 	}
 	loc := make([]byte, 0, 64)

@@ -68,6 +68,8 @@ var (
 	descTGConnectFailed   = desc("cutover_target_group_connect_failures_total", "Requests that could not connect to a target of the group and went to another target (whose answer counts in that group's requests): failures of this group all the same.", "environment", "service", "color")
 	descTGDuration        = desc("cutover_target_group_request_duration_seconds", "Latency of the requests the proxy answered for a target group.", "environment", "service", "color")
 	descTGTargets         = desc("cutover_target_group_targets", "Targets of a target group by health state.", "environment", "service", "color", "state")
+	descReqsRefused       = desc("cutover_listener_requests_refused_total", "Requests the proxy answered itself because of what the client sent or did (malformed or smuggling framing, slow or oversized heads and bodies, methods and versions not served, HTTP/2 over the in-flight budget), by environment, listener (production, test, redirect) and status. They count against no target group.", "environment", "listener", "code")
+	descConnsRefused      = desc("cutover_listener_connections_refused_total", "Connections closed as they were accepted because their client held the listener's max_client_conns already.", "environment", "listener")
 )
 
 // collector reads the store (and the proxy) on each scrape.
@@ -78,7 +80,7 @@ type collector struct {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descExecutions, descQueue, descStage, descAction, descApprovalsPending, descApprovalOldest,
-		descApprovalWait, descDeployments, descDeploymentsActive, descRollbacks, descDetection, descProxyUp, descTGRequests, descTGConnectFailed, descTGDuration, descTGTargets} {
+		descApprovalWait, descDeployments, descDeploymentsActive, descRollbacks, descDetection, descProxyUp, descTGRequests, descTGConnectFailed, descTGDuration, descTGTargets, descReqsRefused, descConnsRefused} {
 		ch <- d
 	}
 }
@@ -226,21 +228,41 @@ func (c *collector) proxy(ctx context.Context, ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descTGTargets, prometheus.GaugeValue, float64(g.Healthy), env, service, color, "healthy")
 		ch <- prometheus.MustNewConstMetric(descTGTargets, prometheus.GaugeValue, float64(g.Unhealthy), env, service, color, "unhealthy")
 	}
+	for _, l := range stats.Listeners {
+		env, name, ok := scoped(c.s.Config, l.Listener)
+		if !ok || name == "" || strings.Contains(name, "/") {
+			continue // another project's
+		}
+		ch <- prometheus.MustNewConstMetric(descConnsRefused, prometheus.CounterValue, float64(l.ConnectionsRefused), env, name)
+		for code, n := range l.RequestsRefused {
+			ch <- prometheus.MustNewConstMetric(descReqsRefused, prometheus.CounterValue, float64(n), env, name, code)
+		}
+	}
 }
 
 // groupLabels splits a target group name of one of cfg's environments.
 func groupLabels(cfg *config.Config, group string) (env, service, color string, ok bool) {
-	for _, e := range cfg.EnvironmentNames() {
-		rest, found := strings.CutPrefix(group, local.Scope(cfg.Project, e)+"/")
-		if !found {
-			continue
-		}
-		service, color, found = strings.Cut(rest, "/")
-		if found && service != "" && color != "" && !strings.Contains(color, "/") {
-			return e, service, color, true
-		}
+	env, rest, ok := scoped(cfg, group)
+	if !ok {
+		return "", "", "", false
+	}
+	service, color, found := strings.Cut(rest, "/")
+	if found && service != "" && color != "" && !strings.Contains(color, "/") {
+		return env, service, color, true
 	}
 	return "", "", "", false
+}
+
+// scoped splits a name the proxy holds for one of cfg's environments (a
+// target group's, a listener's: local.Scope, then "/") into the
+// environment and the rest; ok is false for another project's.
+func scoped(cfg *config.Config, name string) (env, rest string, ok bool) {
+	for _, e := range cfg.EnvironmentNames() {
+		if rest, found := strings.CutPrefix(name, local.Scope(cfg.Project, e)+"/"); found {
+			return e, rest, true
+		}
+	}
+	return "", "", false
 }
 
 func span(start, end *time.Time) (float64, bool) {

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/cutoverdev/cutover/internal/platform/local"
 	"github.com/cutoverdev/cutover/internal/proxy"
 	"github.com/cutoverdev/cutover/internal/store"
+	"github.com/cutoverdev/cutover/internal/testenv"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -99,12 +101,7 @@ func runProxy(t *testing.T) *proxy.Client {
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
 }
 
 // TestMetricsAfterARealExecutionAndProxyTraffic runs an execution through
@@ -164,9 +161,14 @@ func TestMetricsAfterARealExecutionAndProxyTraffic(t *testing.T) {
 	}))
 	defer target.Close()
 	group := local.Scope(a.Config.Project, "production") + "/hello/blue"
-	lis := freePort(t)
+	lis, other := freePort(t), freePort(t)
+	rules := []proxy.Rule{{Forward: []proxy.WeightedTarget{{TargetGroup: group, Weight: 100}}}}
 	st := proxy.State{
-		Listeners: []proxy.Listener{{Name: "metrics-test", Addr: lis, Rules: []proxy.Rule{{Forward: []proxy.WeightedTarget{{TargetGroup: group, Weight: 100}}}}}},
+		// The production listener of this project, and one of another
+		// project's production, which the same proxy serves: its figures
+		// are not this project's viewers' to read.
+		Listeners: []proxy.Listener{{Name: local.Scope(a.Config.Project, "production") + "/production", Addr: lis, Rules: rules},
+			{Name: local.Scope("another-project", "production") + "/production", Addr: other, Rules: rules}},
 		TargetGroups: []proxy.TargetGroup{{Name: group, Health: proxy.HealthCheck{Interval: proxy.Duration(50 * time.Millisecond), HealthyThreshold: 1},
 			Targets: []proxy.Target{{ID: "t1", Addr: strings.TrimPrefix(target.URL, "http://")}}}},
 	}
@@ -189,6 +191,25 @@ func TestMetricsAfterARealExecutionAndProxyTraffic(t *testing.T) {
 	}
 	for i := 0; i < 3; i++ {
 		get("/missing")
+	}
+	// Requests the proxy refuses itself: two smuggling attempts (400), an
+	// HTTP version it does not serve (505); the same at the other
+	// project's listener.
+	for _, addr := range []string{lis, other} {
+		for _, head := range []string{
+			"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+			"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+			"GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+		} {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(c, head)
+			io.ReadAll(c) // answered, then closed
+			c.Close()
+		}
 	}
 
 	code, fams := scrape(t, a, a.tokens["viewer"])
@@ -230,6 +251,16 @@ func TestMetricsAfterARealExecutionAndProxyTraffic(t *testing.T) {
 		t.Errorf("latency samples: %v, want ≥ 13", n)
 	}
 	check("cutover_target_group_targets", merge(tg, map[string]string{"state": "healthy"}), 1, gauge)
+	prod := map[string]string{"environment": "production", "listener": "production"}
+	check("cutover_listener_requests_refused_total", merge(prod, map[string]string{"code": "400"}), 2, counter)
+	check("cutover_listener_requests_refused_total", merge(prod, map[string]string{"code": "505"}), 1, counter)
+	check("cutover_listener_connections_refused_total", prod, 0, counter)
+	// (The target group's 4xx checked above are the target's 3 only.)
+	for name, series := range map[string]int{"cutover_listener_requests_refused_total": 2, "cutover_listener_connections_refused_total": 1} {
+		if f := fams[name]; len(f.GetMetric()) != series {
+			t.Errorf("%s: %v, want this project's production listener's %d series only", name, f, series)
+		}
+	}
 
 	// Every role from viewer up may scrape; the proxy's absence shows as 0.
 	if code, _ := scrape(t, a, a.tokens["deployer"]); code != http.StatusOK {

@@ -13,8 +13,24 @@ import (
 // Stats is what GET /v1/stats answers: counters since the proxy started.
 // Controllers window them by subtracting two snapshots (GroupStats.Sub).
 type Stats struct {
-	At     time.Time    `json:"at"`
-	Groups []GroupStats `json:"groups"` // sorted by name
+	At        time.Time       `json:"at"`
+	Groups    []GroupStats    `json:"groups"`              // sorted by name
+	Listeners []ListenerStats `json:"listeners,omitempty"` // sorted by name
+}
+
+// ListenerStats are what a listener refused its clients since the proxy
+// started; none of it counts against a target group.
+type ListenerStats struct {
+	Listener string `json:"listener"`
+	// RequestsRefused are the requests the proxy answered itself because
+	// of what the client sent or did, by status ("400", "408", "413",
+	// "414", "431", "501", "503", "505"): malformed or smuggling framing,
+	// slow heads and bodies, oversized ones, methods and versions not
+	// served, HTTP/2 requests over the in-flight budget.
+	RequestsRefused map[string]uint64 `json:"requests_refused,omitempty"`
+	// ConnectionsRefused are the connections closed as they were accepted
+	// because their client held max_client_conns already.
+	ConnectionsRefused uint64 `json:"connections_refused"`
 }
 
 // Group returns the stats of the named target group.
