@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -37,6 +39,7 @@ type clientConns struct {
 
 	connsRefused atomic.Uint64
 	reqsRefused  [len(refusalCodes)]atomic.Uint64
+	noted        atomic.Int64 // unix nanoseconds of the last refusal logged
 }
 
 // refusalCodes are the statuses the proxy refuses a client's request with:
@@ -57,7 +60,7 @@ func newClientConns(name string, max int, trusts func(netip.Addr) bool, log *slo
 // what follows on it cannot be trusted. It counts in the listener's
 // refusals, against no target group.
 func (cc *clientConns) refuse(ctx *fasthttp.RequestCtx, status int, msg string) {
-	cc.refusedRequest(status)
+	cc.refusedRequest(status, msg, remoteAddr(ctx))
 	lingerOnClose(ctx.Conn())
 	ctx.Response.Reset()
 	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
@@ -67,8 +70,12 @@ func (cc *clientConns) refuse(ctx *fasthttp.RequestCtx, status int, msg string) 
 }
 
 // refusedRequest counts a request the proxy answered status itself
-// because of its client (one of refusalCodes; another counts as 400).
-func (cc *clientConns) refusedRequest(status int) {
+// because of client (one of refusalCodes; another counts as 400), and logs
+// it with why (the answer's text, the proxy's own words: never the
+// request's bytes, which may carry credentials) at most every ten seconds
+// per listener: a client turned away by the proxy, not by the app, is
+// otherwise a mystery to whoever runs it.
+func (cc *clientConns) refusedRequest(status int, why string, client netip.Addr) {
 	i := 0
 	for j, c := range refusalCodes {
 		if c == status {
@@ -77,6 +84,14 @@ func (cc *clientConns) refusedRequest(status int) {
 		}
 	}
 	cc.reqsRefused[i].Add(1)
+	if due(&cc.noted, 10*time.Second) {
+		level := slog.LevelInfo // the client's doing
+		if status == 503 {
+			level = slog.LevelWarn // the proxy's HTTP/2 budget: raise it, or find who fills it
+		}
+		cc.log.Log(context.Background(), level, "refused a client's request (logged at most every 10s per listener; all are counted in cutover_proxy_requests_refused_total)",
+			"listener", *cc.name.Load(), "status", status, "why", strings.TrimSuffix(strings.TrimPrefix(why, "cutover: "), "\n"), "client", client.String())
+	}
 }
 
 // refusals returns what the listener refused its clients so far: requests

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/stats"
+	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
 // seenRequest is what the target behind the proxy received.
@@ -938,6 +940,52 @@ func TestMaxBodyBytesWithRealClients(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestRefusalsAreLoggedWithoutTheRequest: a listener logs a refusal with its
+// status, its client and why, in the proxy's words, at most every ten
+// seconds (all counted); never the request's bytes: a refused request's
+// Authorization stays out of the log. On the server path (a smuggling
+// attempt) and on a loop (a request line over the limit), each listener
+// on its own clock.
+func TestRefusalsAreLoggedWithoutTheRequest(t *testing.T) {
+	logs := &testenv.Buffer{}
+	p := newTestProxy(t, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	target := newRecordingTarget(t)
+	a, b := freeAddr(t), freeAddr(t)
+	la, lb := oneRouteNamed("e/production", a, "e/web"), oneRouteNamed("e/test", b, "e/web")
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{la, lb}, TargetGroups: []TargetGroup{tgOf("e/web", target.Server)}}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, p, "e/web", "healthy", 1)
+	smuggle := "POST / HTTP/1.1\r\nHost: app.example\r\nAuthorization: Bearer s3cret-token\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+	for range 3 {
+		if r := rawExchange(t, a, smuggle); len(r.statuses) != 1 || r.statuses[0] != 400 {
+			t.Fatalf("smuggling attempt: %v, want 400", r.statuses)
+		}
+	}
+	long := "GET /" + strings.Repeat("s3cret-token", 4<<10) + " HTTP/1.1\r\nHost: app.example\r\n\r\n"
+	if r := rawExchange(t, b, long); len(r.statuses) != 1 || r.statuses[0] != 414 {
+		t.Fatalf("long request line: %v, want 414", r.statuses)
+	}
+	text := logs.String()
+	if n := strings.Count(text, "refused a client's request"); n != 2 {
+		t.Errorf("%d refusals logged, want 2 (one per listener in ten seconds):\n%s", n, text)
+	}
+	for _, want := range []string{`listener=e/production status=400 why="the request has both Content-Length and Transfer-Encoding" client=127.0.0.1`,
+		`listener=e/test status=414 why="the request target is too long" client=127.0.0.1`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the log lacks %s:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "s3cret") {
+		t.Errorf("the request's bytes reached the log:\n%s", text)
+	}
+	for _, l := range p.Stats().Listeners {
+		if want := map[string]uint64{"e/production": 3, "e/test": 1}[l.Listener]; l.RequestsRefused["400"]+l.RequestsRefused["414"] != want {
+			t.Errorf("%s refused %v, want %d counted", l.Listener, l.RequestsRefused, want)
 		}
 	}
 }

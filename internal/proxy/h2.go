@@ -111,7 +111,6 @@ type h2Budget struct {
 	requests       atomic.Int64 // requests in flight
 	mu             sync.Mutex
 	clients        map[netip.Addr]int64
-	warned         atomic.Int64 // when a refusal was last logged (unix nanoseconds)
 }
 
 // newH2Budget bounds the requests in flight to max, and to perClient for
@@ -155,12 +154,6 @@ func (b *h2Budget) take(ip netip.Addr, exempt bool, maxHeader int) (release func
 		b.requests.Add(-1)
 		b.total.Add(-cost)
 	}, ""
-}
-
-// warnNow says whether to log a refusal: once a second at most, as a
-// client past a bound sends many.
-func (b *h2Budget) warnNow() bool {
-	return due(&b.warned, time.Second)
 }
 
 // clientAddr is the address of a request's client (the HTTP/2 server's
@@ -309,7 +302,7 @@ func (b *h2Bridge) serve(w http.ResponseWriter, r *http.Request) {
 	hw.disarm()
 	defer hw.arm()
 	if msg := h2Refused(r); msg != "" {
-		b.l.clients.refusedRequest(http.StatusBadRequest)
+		b.l.clients.refusedRequest(http.StatusBadRequest, msg, clientAddr(r.RemoteAddr))
 		hw.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		hw.WriteHeader(http.StatusBadRequest)
 		io.WriteString(hw, msg)
@@ -318,10 +311,7 @@ func (b *h2Bridge) serve(w http.ResponseWriter, r *http.Request) {
 	ip := clientAddr(r.RemoteAddr)
 	release, refused := b.l.h2Budget.take(ip, b.l.trusts(ip), b.l.limits.maxHeader())
 	if refused != "" {
-		if b.l.h2Budget.warnNow() {
-			b.l.log.Warn("HTTP/2: too many requests in flight, answered 503 (logged once a second)", "listener", b.l.name, "client", ip.String(), "bound", refused)
-		}
-		b.l.clients.refusedRequest(http.StatusServiceUnavailable)
+		b.l.clients.refusedRequest(http.StatusServiceUnavailable, "HTTP/2: too many requests in flight: "+refused, ip)
 		hw.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		hw.Header().Set("Retry-After", "1")
 		hw.WriteHeader(http.StatusServiceUnavailable)
@@ -378,7 +368,7 @@ func (b *h2Bridge) failed(w http.ResponseWriter, r *http.Request, err error) {
 	code, msg := http.StatusBadGateway, "cutover: the request could not be forwarded\n"
 	if req, ok := r.Context().Value(h2RequestKey{}).(*h2Request); ok && req.body != nil && req.body.failed() {
 		code, msg = http.StatusBadRequest, "cutover: bad request body\n"
-		b.l.clients.refusedRequest(code)
+		b.l.clients.refusedRequest(code, msg, clientAddr(r.RemoteAddr))
 	}
 	b.l.log.Debug("HTTP/2 request: no answer from the HTTP/1.1 path", "listener", b.l.name, "status", code, "err", err)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -1717,7 +1717,7 @@ func (c *cconn) timedOut() {
 // refuseHead answers a request head the client botched and closes c,
 // lingering.
 func (c *cconn) refuseHead(status int, msg string) {
-	c.ll.nl.clients.refusedRequest(status)
+	c.ll.nl.clients.refusedRequest(status, msg, c.ip)
 	c.in = c.in[:0]
 	c.out = appendPlainAnswer(c.out, status, msg, true)
 	c.state, c.deadline, c.refused = csClosing, c.l.now.Add(closeFlushWait), true
