@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -240,10 +242,19 @@ func TestDashboardInABrowser(t *testing.T) {
 	b.shot("executions")
 
 	// Some requests to staging (127.0.0.1 only, 60 of them over 15s), for
-	// the approval page's charts.
+	// the approval page's charts, and three smuggling attempts, which the
+	// proxy refuses itself (the staging card counts them).
 	load := make(chan struct{})
 	go func() {
 		defer close(load)
+		for range 3 {
+			if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p.stgPort), 5*time.Second); err == nil {
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				io.WriteString(c, "POST /api/health HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+				io.Copy(io.Discard, c)
+				c.Close()
+			}
+		}
 		for range 60 {
 			if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/health", p.stgPort)); err == nil {
 				resp.Body.Close()
@@ -260,6 +271,10 @@ func TestDashboardInABrowser(t *testing.T) {
 	b.open("/", "#pending")
 	b.shot("overview-pending")
 	<-load
+	b.until("the staging card counting the smuggling attempts", 30*time.Second, func() bool {
+		return strings.HasPrefix(b.text(`[data-env=staging] .refused [data-code="400"]`), "3 malformed")
+	})
+	b.shot("overview-refused")
 	b.do("follow the pending approval", chromedp.Click(chromedp.CSS(`#pending a[href="/executions/`+mainX+`/approval"]`)), chromedp.WaitVisible(chromedp.CSS("#approve")))
 	for _, want := range []string{"Changed files", "Images, by digest", "p95 latency", "error rate", "staging now"} {
 		if !strings.Contains(b.text("main"), want) {

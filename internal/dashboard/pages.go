@@ -55,9 +55,39 @@ type envCard struct {
 	Commit      string
 	Images      []image
 	Traffic     []segment
+	// Refused: what the environment's listeners refused clients in the
+	// last ten minutes (the proxy's doing, counted against no release).
+	Refused []refusal
 }
 
 type image struct{ Service, Ref, Digest string }
+
+// refusal is a count of one kind of refusal at the edge.
+type refusal struct {
+	Code string // a status, or "conn"
+	What string
+	N    uint64
+}
+
+// refusalWords says what each kind of refusal is.
+var refusalWords = map[string]string{
+	"400": "malformed or smuggling requests", "408": "heads or bodies too slow", "413": "bodies over max_body_bytes",
+	"414": "request lines over max_header_bytes", "431": "heads over max_header_bytes", "501": "CONNECT requests",
+	"503": "HTTP/2 requests over the in-flight budget", "505": "HTTP versions not served", "conn": "connections over max_client_conns",
+}
+
+// refusals lists counts by kind, statuses first, in order.
+func refusals(m map[string]uint64) []refusal {
+	var out []refusal
+	for _, code := range sortedKeys(m) {
+		what := refusalWords[code]
+		if what == "" {
+			what = "requests answered " + code
+		}
+		out = append(out, refusal{Code: code, What: what, N: m[code]})
+	}
+	return out
+}
 
 // segment is one color's share of production traffic.
 type segment struct {
@@ -94,6 +124,9 @@ func (h *Handler) envCards(ctx context.Context, s auth.Session, only string) []e
 			p := c.Status.Traffic[color]
 			c.Traffic = append(c.Traffic, segment{Color: color, Percent: p, X: x})
 			x += p
+		}
+		if h.series != nil {
+			c.Refused = refusals(h.series.refused(name))
 		}
 		out = append(out, c)
 	}

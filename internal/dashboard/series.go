@@ -23,6 +23,10 @@ type point struct {
 	Latencies uint64  // answers timed: P95's sample count
 	P95       float64 // seconds
 	ErrorRate float64 // 0..1
+	// Refused: what the environment's listeners refused clients in the
+	// window, counted against no release: requests by status, and
+	// connections over max_client_conns (Refused["conn"]).
+	Refused map[string]uint64
 }
 
 // sampler keeps, per environment, a series of p95 latency and error rate
@@ -33,9 +37,10 @@ type sampler struct {
 	scopes map[string]string // environment → its target groups' prefix
 	stats  func(context.Context) (stats.Stats, error)
 
-	mu     sync.Mutex
-	prev   map[string]stats.GroupStats
-	points map[string][]point
+	mu        sync.Mutex
+	prev      map[string]stats.GroupStats
+	prevLists map[string]stats.ListenerStats
+	points    map[string][]point
 }
 
 func newSampler(project string, envs []string, stats func(context.Context) (stats.Stats, error)) *sampler {
@@ -71,8 +76,24 @@ func (s *sampler) add(st stats.Stats, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	first := s.prev == nil
-	prev := s.prev
-	s.prev = map[string]stats.GroupStats{}
+	prev, prevLists := s.prev, s.prevLists
+	s.prev, s.prevLists = map[string]stats.GroupStats{}, map[string]stats.ListenerStats{}
+	refused := map[string]map[string]uint64{}
+	for _, l := range st.Listeners {
+		s.prevLists[l.Listener] = l
+		env, ok := s.envOf(l.Listener)
+		if !ok || first {
+			continue
+		}
+		p := prevLists[l.Listener]
+		if refused[env] == nil {
+			refused[env] = map[string]uint64{}
+		}
+		for code, n := range l.RequestsRefused {
+			refused[env][code] += since(n, p.RequestsRefused[code])
+		}
+		refused[env]["conn"] += since(l.ConnectionsRefused, p.ConnectionsRefused)
+	}
 	for _, g := range st.Groups {
 		s.prev[g.Group] = g
 		env, ok := s.envOf(g.Group)
@@ -100,8 +121,13 @@ func (s *sampler) add(st stats.Stats, at time.Time) {
 			}
 		}
 	}
+	for env := range refused {
+		if windows[env] == nil {
+			windows[env] = &window{}
+		}
+	}
 	for env, w := range windows {
-		p := point{At: at, Requests: w.requests, Latencies: w.count, P95: stats.Quantile(0.95, w.buckets, w.count)}
+		p := point{At: at, Requests: w.requests, Latencies: w.count, P95: stats.Quantile(0.95, w.buckets, w.count), Refused: refused[env]}
 		if w.requests > 0 {
 			p.ErrorRate = float64(w.errors) / float64(w.requests)
 		}
@@ -113,7 +139,37 @@ func (s *sampler) add(st stats.Stats, at time.Time) {
 	}
 }
 
-// envOf is the environment a local target group belongs to.
+// since is a counter's increase from prev: the counter itself when it went
+// down (the proxy restarted in between), as Prometheus' rate() reads it.
+func since(n, prev uint64) uint64 {
+	if n < prev {
+		return n
+	}
+	return n - prev
+}
+
+// refused returns what env's listeners refused clients over the series
+// (the last ten minutes): requests by status, and connections over
+// max_client_conns ("conn"); nil when nothing was.
+func (s *sampler) refused(env string) map[string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out map[string]uint64
+	for _, p := range s.points[env] {
+		for code, n := range p.Refused {
+			if n == 0 {
+				continue
+			}
+			if out == nil {
+				out = map[string]uint64{}
+			}
+			out[code] += n
+		}
+	}
+	return out
+}
+
+// envOf is the environment a local target group (or listener) belongs to.
 func (s *sampler) envOf(group string) (string, bool) {
 	for env, prefix := range s.scopes {
 		if strings.HasPrefix(group, prefix) {

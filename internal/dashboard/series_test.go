@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"maps"
 	"math"
 	"strings"
 	"testing"
@@ -76,5 +77,44 @@ func TestConnectFailuresAloneHaveAnErrorRateAndNoP95(t *testing.T) {
 	}
 	if len(p95) != 0 {
 		t.Fatalf("p95 series %v, want none: no answer was timed", p95)
+	}
+}
+
+// What an environment's listeners refused is summed over the windows of
+// the series, from cumulative counters: other projects' listeners are not
+// counted, a counter that went down (the proxy restarted) counts from 0,
+// and windows that leave the series leave the sum.
+func TestSamplerSumsRefusalsAtTheEdge(t *testing.T) {
+	s := newSampler("shop", []string{"staging", "production"}, nil)
+	lis := func(name string, conns uint64, reqs map[string]uint64) stats.ListenerStats {
+		return stats.ListenerStats{Listener: name, ConnectionsRefused: conns, RequestsRefused: reqs}
+	}
+	t0 := time.Now()
+	s.add(stats.Stats{Listeners: []stats.ListenerStats{lis("shop.staging/production", 2, map[string]uint64{"400": 7})}}, t0)
+	if r := s.refused("staging"); r != nil {
+		t.Fatalf("the first snapshot is only a baseline: %v", r)
+	}
+	s.add(stats.Stats{Listeners: []stats.ListenerStats{
+		lis("shop.staging/production", 5, map[string]uint64{"400": 10, "408": 1}),
+		lis("shop.staging/test", 0, map[string]uint64{"505": 2}),
+		lis("other.staging/production", 900, map[string]uint64{"400": 900}),
+	}}, t0.Add(5*time.Second))
+	// The proxy restarted: its counters start again.
+	s.add(stats.Stats{Listeners: []stats.ListenerStats{lis("shop.staging/production", 0, map[string]uint64{"400": 4})}}, t0.Add(10*time.Second))
+	want := map[string]uint64{"400": 7, "408": 1, "505": 2, "conn": 3}
+	if r := s.refused("staging"); !maps.Equal(r, want) {
+		t.Fatalf("staging refused %v, want %v", r, want)
+	}
+	if r := s.refused("production"); r != nil {
+		t.Fatalf("production refused %v, want nothing", r)
+	}
+	if got := refusals(want); len(got) != 4 || got[0].Code != "400" || got[3].Code != "conn" || got[3].What != "connections over max_client_conns" {
+		t.Fatalf("as the card lists them: %+v", got)
+	}
+	for i := range seriesLen {
+		s.add(stats.Stats{Listeners: []stats.ListenerStats{lis("shop.staging/production", 0, map[string]uint64{"400": 4})}}, t0.Add(time.Duration(15+5*i)*time.Second))
+	}
+	if r := s.refused("staging"); r != nil {
+		t.Fatalf("ten minutes later: %v, want nothing", r)
 	}
 }
