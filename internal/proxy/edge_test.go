@@ -946,17 +946,20 @@ func TestMaxBodyBytesWithRealClients(t *testing.T) {
 
 // TestRefusalsAreLoggedWithoutTheRequest: a listener logs a refusal with its
 // status, its client and why, in the proxy's words, at most every ten
-// seconds (all counted); never the request's bytes: a refused request's
-// Authorization stays out of the log. On the server path (a smuggling
-// attempt) and on a loop (a request line over the limit), each listener
-// on its own clock.
+// seconds (all counted); never the request's bytes, even at debug level: a
+// refused request's Authorization stays out of the log (fasthttp's own
+// errors quoted the head they failed on). On the server path (a smuggling
+// attempt, a head its parser refuses over TLS) and on a loop (a request
+// line over the limit), each listener on its own clock.
 func TestRefusalsAreLoggedWithoutTheRequest(t *testing.T) {
 	logs := &testenv.Buffer{}
-	p := newTestProxy(t, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	p := newTestProxy(t, Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	target := newRecordingTarget(t)
-	a, b := freeAddr(t), freeAddr(t)
-	la, lb := oneRouteNamed("e/production", a, "e/web"), oneRouteNamed("e/test", b, "e/web")
-	if err := p.Apply(context.Background(), State{Listeners: []Listener{la, lb}, TargetGroups: []TargetGroup{tgOf("e/web", target.Server)}}); err != nil {
+	a, b, c := freeAddr(t), freeAddr(t), freeAddr(t)
+	la, lb, lc := oneRouteNamed("e/production", a, "e/web"), oneRouteNamed("e/test", b, "e/web"), oneRouteNamed("e/secure", c, "e/web")
+	cert, key, _ := selfSigned(t, t.TempDir(), "a", "app.example")
+	lc.TLS = &TLS{CertFile: cert, KeyFile: key}
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{la, lb, lc}, TargetGroups: []TargetGroup{tgOf("e/web", target.Server)}}); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, p, "e/web", "healthy", 1)
@@ -970,9 +973,15 @@ func TestRefusalsAreLoggedWithoutTheRequest(t *testing.T) {
 	if r := rawExchange(t, b, long); len(r.statuses) != 1 || r.statuses[0] != 414 {
 		t.Fatalf("long request line: %v, want 414", r.statuses)
 	}
+	// A head the server's parser refuses (a Content-Length not a number), on
+	// TLS: its debug log of the error does not quote the head.
+	bad := "POST / HTTP/1.1\r\nHost: app.example\r\nAuthorization: Bearer s3cret-token\r\nContent-Length: 1x\r\n\r\n"
+	if r := rawExchange(t, "tls://"+c, bad); len(r.statuses) != 1 || r.statuses[0] != 400 {
+		t.Fatalf("a bad field name over TLS: %v, want 400", r.statuses)
+	}
 	text := logs.String()
-	if n := strings.Count(text, "refused a client's request"); n != 2 {
-		t.Errorf("%d refusals logged, want 2 (one per listener in ten seconds):\n%s", n, text)
+	if n := strings.Count(text, "refused a client's request"); n != 3 {
+		t.Errorf("%d refusals logged, want 3 (one per listener in ten seconds):\n%s", n, text)
 	}
 	for _, want := range []string{`listener=e/production status=400 why="the request has both Content-Length and Transfer-Encoding" client=127.0.0.1`,
 		`listener=e/test status=414 why="the request target is too long" client=127.0.0.1`} {
@@ -984,7 +993,7 @@ func TestRefusalsAreLoggedWithoutTheRequest(t *testing.T) {
 		t.Errorf("the request's bytes reached the log:\n%s", text)
 	}
 	for _, l := range p.Stats().Listeners {
-		if want := map[string]uint64{"e/production": 3, "e/test": 1}[l.Listener]; l.RequestsRefused["400"]+l.RequestsRefused["414"] != want {
+		if want := map[string]uint64{"e/production": 3, "e/test": 1, "e/secure": 1}[l.Listener]; l.RequestsRefused["400"]+l.RequestsRefused["414"] != want {
 			t.Errorf("%s refused %v, want %d counted", l.Listener, l.RequestsRefused, want)
 		}
 	}

@@ -377,11 +377,18 @@ func discardBody(ctx *fasthttp.RequestCtx, r io.Reader, buf []byte) {
 }
 
 // serverError answers the requests fasthttp refuses before the handler:
-// malformed or oversized headers and bodies, timeouts.
+// malformed or oversized headers and bodies, timeouts. A connection that
+// carried no request (a TLS handshake that failed, a client that said
+// nothing before read_header_timeout: !asked) or whose client closed in
+// the middle of a head is closed without an answer and counted as no
+// refusal, as the loops do: there was no request to refuse, and nobody to
+// read the answer.
 func serverError(ctx *fasthttp.RequestCtx, cc *clientConns, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
 	switch {
+	case !asked(ctx.Conn()) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		ctx.Conn().Close() // the server's answer then goes nowhere
 	case errors.As(err, &small):
 		cc.refuse(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "cutover: request headers too large\n")
 	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, fasthttp.ErrTimeout):

@@ -168,10 +168,12 @@ func clientAddr(remote string) netip.Addr {
 
 // clientKey is what a client is counted by: its IPv4 address, or its IPv6
 // address's /64 (one host's share: a host with a /64 has 2^64 addresses to
-// spread over), but the whole address where IPv6 carries one IPv4 client
-// per address (perClientAddress).
+// spread over), or the IPv4 address an IPv6 address carries (carriedIPv4).
 func clientKey(ip netip.Addr) netip.Addr {
-	if ip.Is6() && !perClientAddress(ip) {
+	if v4, ok := carriedIPv4(ip); ok {
+		return v4
+	}
+	if ip.Is6() {
 		if p, err := ip.Prefix(64); err == nil {
 			return p.Addr()
 		}
@@ -179,25 +181,34 @@ func clientKey(ip netip.Addr) netip.Addr {
 	return ip
 }
 
-// ipv4Carriers are the IPv6 prefixes whose addresses each stand for one
-// IPv4 host: the well-known and the local-use prefixes of IPv4/IPv6
-// translators (RFC 6052, RFC 8215: every IPv4 client of a translator in
-// front of an IPv6 listener would share one /64 there, and one client's
-// max_client_conns), and Teredo (RFC 4380: a /64 per Teredo server, all
-// its clients in it).
-var ipv4Carriers = []netip.Prefix{
-	netip.MustParsePrefix("64:ff9b::/96"),
-	netip.MustParsePrefix("64:ff9b:1::/48"),
-	netip.MustParsePrefix("2001::/32"),
-}
+// The IPv6 prefixes whose addresses each carry one IPv4 host's address:
+// those of IPv4/IPv6 translators (RFC 6052 §2.2: the well-known /96 and
+// the local-use /48 of RFC 8215), where every IPv4 client of a translator
+// in front of an IPv6 listener would share one /64, and Teredo (RFC 4380
+// §4), where a relay delivers by the client's IPv4 address and port alone:
+// one IPv4 host that chose its own server field, flags and port would
+// otherwise be a new client (a new /64, or a new address) for each.
+var (
+	nat64WellKnown = netip.MustParsePrefix("64:ff9b::/96")
+	nat64Local     = netip.MustParsePrefix("64:ff9b:1::/48")
+	teredo         = netip.MustParsePrefix("2001::/32")
+)
 
-func perClientAddress(ip netip.Addr) bool {
-	for _, p := range ipv4Carriers {
-		if p.Contains(ip) {
-			return true
-		}
+// carriedIPv4 returns the IPv4 address ip carries, if it is of one of
+// those prefixes.
+func carriedIPv4(ip netip.Addr) (netip.Addr, bool) {
+	b := ip.As16()
+	switch {
+	case !ip.Is6():
+		return netip.Addr{}, false
+	case nat64WellKnown.Contains(ip):
+		return netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}), true
+	case nat64Local.Contains(ip):
+		return netip.AddrFrom4([4]byte{b[6], b[7], b[9], b[10]}), true // bits 64-71 are the "u" octet
+	case teredo.Contains(ip):
+		return netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]}), true // stored inverted
 	}
-	return false
+	return netip.Addr{}, false
 }
 
 // h2Bridge returns l's bridge, started on first use (and again after
@@ -367,8 +378,7 @@ func (b *h2Bridge) failed(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	code, msg := http.StatusBadGateway, "cutover: the request could not be forwarded\n"
 	if req, ok := r.Context().Value(h2RequestKey{}).(*h2Request); ok && req.body != nil && req.body.failed() {
-		code, msg = http.StatusBadRequest, "cutover: bad request body\n"
-		b.l.clients.refusedRequest(code, msg, clientAddr(r.RemoteAddr))
+		code, msg = http.StatusBadRequest, "cutover: bad request body\n" // counted by the HTTP/1.1 path (badBody)
 	}
 	b.l.log.Debug("HTTP/2 request: no answer from the HTTP/1.1 path", "listener", b.l.name, "status", code, "err", err)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -500,15 +510,18 @@ type h2Addr struct{}
 func (h2Addr) Network() string { return "h2" }
 func (h2Addr) String() string  { return "h2-bridge" }
 
-// alpnConn is a TLS connection of a listener that offers h2: its first read
-// completes the handshake (under the server's read deadline, as for any TLS
-// connection) and, if the client chose h2, hands the connection to the
-// HTTP/2 server and reads EOF, so the HTTP/1.1 server lets it go without a
-// word (its Close then leaves it open).
+// alpnConn is a client's TLS connection as the HTTP/1.1 server reads it:
+// its first read completes the handshake (under the server's read
+// deadline, as for any TLS connection) and, if the client chose h2 (on a
+// listener that offers it), hands the connection to the HTTP/2 server and
+// reads EOF, so the HTTP/1.1 server lets it go without a word (its Close
+// then leaves it open). It notes whether any byte of a request came
+// (asked).
 type alpnConn struct {
 	*tls.Conn
 	l      *listener
 	read   bool // the first read was made; only the server's goroutine reads
+	got    bool // a read returned bytes: a request began
 	handed chan struct{}
 }
 
@@ -531,7 +544,23 @@ func (c *alpnConn) Read(b []byte) (int, error) {
 			return 0, io.EOF
 		}
 	}
-	return c.Conn.Read(b)
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.got = true
+	}
+	return n, err
+}
+
+// asked reports whether any byte of a request came on c, a connection the
+// HTTP/1.1 server reads: false for a TLS connection whose handshake failed
+// (a client that refused the certificate, a scanner) or whose client said
+// nothing (a browser's preconnect). A connection a loop handed over, or a
+// plain one, is taken as asked.
+func asked(c net.Conn) bool {
+	if ac, ok := c.(*alpnConn); ok {
+		return ac.got
+	}
+	return true
 }
 
 func (c *alpnConn) Close() error {

@@ -1300,7 +1300,7 @@ func TestHTTP2TurnedOffByApplyEndsItsConnections(t *testing.T) {
 
 // A client is counted by its IPv4 address, or its IPv6 address's /64 (one
 // host's share: a client with a /64 has 2^64 addresses to spread over), or
-// the whole IPv6 address where it carries one IPv4 client.
+// the IPv4 address its IPv6 address carries (a translator's, Teredo's).
 func TestHTTP2ClientKey(t *testing.T) {
 	for _, tc := range []struct{ remote, key string }{
 		{"127.0.0.1:443", "127.0.0.1"},
@@ -1308,12 +1308,15 @@ func TestHTTP2ClientKey(t *testing.T) {
 		{"[2001:db8:1:2:aaaa:bbbb:cccc:dddd]:443", "2001:db8:1:2::"},
 		{"[2001:db8:1:2::1]:443", "2001:db8:1:2::"},
 		{"[2001:db8:1:3::1]:443", "2001:db8:1:3::"},
-		// IPv4 clients behind a translator or Teredo: one per address.
-		{"[64:ff9b::198.51.100.7]:443", "64:ff9b::c633:6407"},
-		{"[64:ff9b::198.51.100.8]:443", "64:ff9b::c633:6408"},
-		{"[64:ff9b:1:c633:64:700::]:443", "64:ff9b:1:c633:64:700::"},
-		{"[2001:0:4136:e378:8000:63bf:3fff:fdd2]:443", "2001:0:4136:e378:8000:63bf:3fff:fdd2"},
-		{"[2001:db8::1]:443", "2001:db8::"}, // documentation, not Teredo's 2001::/32
+		// IPv4 clients behind a translator, or over Teredo: counted by the
+		// IPv4 address their IPv6 address carries, as over IPv4.
+		{"[64:ff9b::198.51.100.7]:443", "198.51.100.7"},
+		{"[64:ff9b::198.51.100.8]:443", "198.51.100.8"},
+		{"[64:ff9b:1:c633:64:700::]:443", "198.51.100.7"},            // RFC 6052 /48: the u octet between
+		{"[2001:0:4136:e378:8000:63bf:3fff:fdd2]:443", "192.0.2.45"}, // RFC 4380's example
+		{"[2001:0:a00:1:0:fc17:34ff:8efa]:443", "203.0.113.5"},       // another server field, flags, port:
+		{"[2001:0:a00:2:8000:fc18:34ff:8efa]:443", "203.0.113.5"},    // the same IPv4 host
+		{"[2001:db8::1]:443", "2001:db8::"},                          // documentation, not Teredo's 2001::/32
 		{"not an address", "invalid IP"},
 	} {
 		if got := clientKey(clientAddr(tc.remote)).String(); got != tc.key {

@@ -62,7 +62,7 @@ func newMetrics(p *Proxy) *metrics {
 			"Connections closed as they were accepted because their client (an IPv4 address, an IPv6 /64) held the listener's max_client_conns already.",
 			[]string{"listener"}, nil),
 		reqsRefused: prometheus.NewDesc("cutover_proxy_requests_refused_total",
-			"Requests the proxy answered itself because of what the client sent or did, by listener and status: malformed or smuggling framing (400), a head or body too slow (408), a body over max_body_bytes (413), a request line or head over max_header_bytes (414, 431), CONNECT (501), HTTP/2 requests over the in-flight budget (503), an HTTP version not served (505). They count against no target group.",
+			"Requests the proxy answered itself because of what the client sent or did, by listener and status: malformed or smuggling framing (400), a head or body too slow (408), a body over max_body_bytes (413), a request line or head over max_header_bytes (414, 431), CONNECT (501), HTTP/2 requests over the in-flight budget (503), an HTTP version not served (505). They count against no target group. A connection that carried no request (a failed TLS handshake, a preconnect) is none.",
 			[]string{"listener", "code"}, nil),
 		targets: prometheus.NewDesc("cutover_proxy_targets",
 			"Targets by target group and state (initial, healthy, unhealthy, draining).",

@@ -291,8 +291,11 @@ func (p *Proxy) newListener(l Listener, ln net.Listener, t *tlsServing) *listene
 		NoDefaultDate:                true,
 		NoDefaultContentType:         true,
 		CloseOnShutdown:              true,
-		ConnState:                    nl.track,
-		Logger:                       fasthttpLogger{p.log},
+		// fasthttp's errors quote the request head they failed on unless
+		// told not to: its Authorization or cookies would reach the log.
+		SecureErrorLogMessage: true,
+		ConnState:             nl.track,
+		Logger:                fasthttpLogger{p.log},
 	}
 	accept := ln
 	if t == nil && p.serveWithLoops(nl) {

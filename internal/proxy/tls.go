@@ -139,11 +139,7 @@ func (s tlsSwitch) wrap(c net.Conn) net.Conn {
 		return c // handed off by a loop after it read plain HTTP
 	}
 	if t := s.l.tls.Load(); t != nil {
-		tc := tls.Server(c, t.cfg)
-		if t.offersH2() {
-			return &alpnConn{Conn: tc, l: s.l, handed: make(chan struct{})}
-		}
-		return tc
+		return &alpnConn{Conn: tls.Server(c, t.cfg), l: s.l, handed: make(chan struct{})}
 	}
 	return c
 }
