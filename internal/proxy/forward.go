@@ -266,6 +266,10 @@ func crlfLines(dst, b []byte) []byte {
 
 const bareLFMessage = "cutover: bad request: every line of a request head must end in CRLF\n"
 
+// requestLineTooLong is the 414's text: a request line over
+// max_header_bytes, on the loops and on the server path.
+const requestLineTooLong = "cutover: the request target is too long\n"
+
 // refused reports whether refuseFraming refuses h: the loop hands such a
 // request to the server path, which answers it.
 func refused(h *fasthttp.RequestHeader) bool {
@@ -389,6 +393,8 @@ func serverError(ctx *fasthttp.RequestCtx, cc *clientConns, err error) {
 	switch {
 	case !asked(ctx.Conn()) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		ctx.Conn().Close() // the server's answer then goes nowhere
+	case errors.As(err, &small) && lineTooLong(ctx.Conn()):
+		cc.refuse(ctx, fasthttp.StatusRequestURITooLong, requestLineTooLong)
 	case errors.As(err, &small):
 		cc.refuse(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "cutover: request headers too large\n")
 	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, fasthttp.ErrTimeout):

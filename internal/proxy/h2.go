@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -522,6 +523,7 @@ type alpnConn struct {
 	l      *listener
 	read   bool // the first read was made; only the server's goroutine reads
 	got    bool // a read returned bytes: a request began
+	lf     bool // a read returned a line end: the first request line was whole
 	handed chan struct{}
 }
 
@@ -547,6 +549,7 @@ func (c *alpnConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if n > 0 {
 		c.got = true
+		c.lf = c.lf || bytes.IndexByte(b[:n], '\n') >= 0
 	}
 	return n, err
 }
@@ -561,6 +564,16 @@ func asked(c net.Conn) bool {
 		return ac.got
 	}
 	return true
+}
+
+// lineTooLong reports whether no line end came on c, a connection the
+// HTTP/1.1 server reads, whose head the server found over max_header_bytes:
+// then it is the first request's, and its request line alone was over it
+// (414, as the loops and nginx answer; 431 is for a head too large past its
+// request line). A later request's is taken for 431.
+func lineTooLong(c net.Conn) bool {
+	ac, ok := c.(*alpnConn)
+	return ok && !ac.lf
 }
 
 func (c *alpnConn) Close() error {

@@ -1079,7 +1079,7 @@ func (c *cconn) readRequest() {
 // alone is (as nginx answers), else 431 (the server's answer).
 func (c *cconn) tooBig(maxHead int) {
 	if bytes.IndexByte(c.in[:min(len(c.in), maxHead)], '\n') < 0 {
-		c.refuseHead(fasthttp.StatusRequestURITooLong, "cutover: the request target is too long\n")
+		c.refuseHead(fasthttp.StatusRequestURITooLong, requestLineTooLong)
 		return
 	}
 	c.handoff()
