@@ -242,11 +242,19 @@ func TestDashboardInABrowser(t *testing.T) {
 	b.shot("executions")
 
 	// Some requests to staging (127.0.0.1 only, 60 of them over 15s), for
-	// the approval page's charts, and three smuggling attempts, which the
-	// proxy refuses itself (the staging card counts them).
+	// the approval page's charts, then three smuggling attempts, which the
+	// proxy refuses itself (the staging card counts them; sent last, when
+	// the dashboard's sampler has had the listener's first sample, which
+	// is only its baseline).
 	load := make(chan struct{})
 	go func() {
 		defer close(load)
+		for range 60 {
+			if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/health", p.stgPort)); err == nil {
+				resp.Body.Close()
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
 		for range 3 {
 			if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p.stgPort), 5*time.Second); err == nil {
 				c.SetDeadline(time.Now().Add(5 * time.Second))
@@ -254,12 +262,6 @@ func TestDashboardInABrowser(t *testing.T) {
 				io.Copy(io.Discard, c)
 				c.Close()
 			}
-		}
-		for range 60 {
-			if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/health", p.stgPort)); err == nil {
-				resp.Body.Close()
-			}
-			time.Sleep(250 * time.Millisecond)
 		}
 	}()
 

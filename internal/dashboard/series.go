@@ -82,10 +82,13 @@ func (s *sampler) add(st stats.Stats, at time.Time) {
 	for _, l := range st.Listeners {
 		s.prevLists[l.Listener] = l
 		env, ok := s.envOf(l.Listener)
-		if !ok || first {
+		p, seen := prevLists[l.Listener]
+		if !ok || !seen {
+			// A listener's first sample is its baseline: it may carry the
+			// counts of its life before (a listener renamed at the same
+			// address keeps them), not this window's.
 			continue
 		}
-		p := prevLists[l.Listener]
 		if refused[env] == nil {
 			refused[env] = map[string]uint64{}
 		}

@@ -39,7 +39,10 @@ type clientConns struct {
 
 	connsRefused atomic.Uint64
 	reqsRefused  [len(refusalCodes)]atomic.Uint64
-	noted        atomic.Int64 // unix nanoseconds of the last refusal logged
+	// noted, noted503: unix nanoseconds of the last refusal logged, of a
+	// client's mistakes and of the HTTP/2 budget's 503s: a trickle of the
+	// first must not hide the second.
+	noted, noted503 atomic.Int64
 }
 
 // refusalCodes are the statuses the proxy refuses a client's request with:
@@ -84,11 +87,11 @@ func (cc *clientConns) refusedRequest(status int, why string, client netip.Addr)
 		}
 	}
 	cc.reqsRefused[i].Add(1)
-	if due(&cc.noted, 10*time.Second) {
-		level := slog.LevelInfo // the client's doing
-		if status == 503 {
-			level = slog.LevelWarn // the proxy's HTTP/2 budget: raise it, or find who fills it
-		}
+	level, last := slog.LevelInfo, &cc.noted // the client's doing
+	if status == 503 {
+		level, last = slog.LevelWarn, &cc.noted503 // the proxy's HTTP/2 budget: raise it, or find who fills it
+	}
+	if cc.log.Enabled(context.Background(), level) && due(last, 10*time.Second) {
 		cc.log.Log(context.Background(), level, "refused a client's request (logged at most every 10s per listener; all are counted in cutover_proxy_requests_refused_total)",
 			"listener", *cc.name.Load(), "status", status, "why", strings.TrimSuffix(strings.TrimPrefix(why, "cutover: "), "\n"), "client", client.String())
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
 // One machine that opens connections and holds them must not take every
@@ -322,4 +325,25 @@ func scraped(t *testing.T, p *Proxy, name, listener string) float64 {
 		}
 	}
 	return -1
+}
+
+// A client's mistakes do not take the HTTP/2 budget's warning's turn to be
+// logged (a trickle of bad requests hid it, a helper's review), nor does a
+// level the logger leaves out.
+func TestRefusalWarningsHaveTheirOwnTurn(t *testing.T) {
+	logs := &testenv.Buffer{}
+	cc := newClientConns("e/production", 10, func(netip.Addr) bool { return false }, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	cc.refusedRequest(400, "cutover: bad request\n", netip.MustParseAddr("192.0.2.1"))
+	cc.refusedRequest(503, "HTTP/2: too many requests in flight: 8192 requests, all clients", netip.MustParseAddr("192.0.2.2"))
+	if text := logs.String(); !strings.Contains(text, "status=503") || strings.Contains(text, "status=400") {
+		t.Errorf("want the 503 logged at Warn, the 400 left out: %q", text)
+	}
+	all := &testenv.Buffer{}
+	cc = newClientConns("e/production", 10, func(netip.Addr) bool { return false }, slog.New(slog.NewTextHandler(all, nil)))
+	for _, status := range []int{400, 408, 503, 400, 503} {
+		cc.refusedRequest(status, "cutover: why\n", netip.MustParseAddr("192.0.2.1"))
+	}
+	if text := all.String(); strings.Count(text, "status=400") != 1 || strings.Count(text, "status=408") != 0 || strings.Count(text, "status=503") != 1 {
+		t.Errorf("want one client's mistake and one 503 logged in ten seconds: %q", text)
+	}
 }

@@ -169,48 +169,43 @@ func clientAddr(remote string) netip.Addr {
 
 // clientKey is what a client is counted by: its IPv4 address, or its IPv6
 // address's /64 (one host's share: a host with a /64 has 2^64 addresses to
-// spread over), or the IPv4 address an IPv6 address carries (carriedIPv4).
+// spread over), but for the prefixes where IPv6 addresses stand for IPv4
+// hosts: the IPv4 address one carries (the well-known translator prefix,
+// Teredo), or the whole address (a translator's own prefix).
 func clientKey(ip netip.Addr) netip.Addr {
-	if v4, ok := carriedIPv4(ip); ok {
-		return v4
+	if !ip.Is6() {
+		return ip
 	}
-	if ip.Is6() {
-		if p, err := ip.Prefix(64); err == nil {
-			return p.Addr()
-		}
+	b := ip.As16()
+	switch {
+	case nat64WellKnown.Contains(ip):
+		return netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]})
+	case teredo.Contains(ip):
+		return netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]}) // stored inverted
+	case nat64Local.Contains(ip):
+		return ip
+	}
+	if p, err := ip.Prefix(64); err == nil {
+		return p.Addr()
 	}
 	return ip
 }
 
-// The IPv6 prefixes whose addresses each carry one IPv4 host's address:
-// those of IPv4/IPv6 translators (RFC 6052 §2.2: the well-known /96 and
-// the local-use /48 of RFC 8215), where every IPv4 client of a translator
-// in front of an IPv6 listener would share one /64, and Teredo (RFC 4380
-// §4), where a relay delivers by the client's IPv4 address and port alone:
-// one IPv4 host that chose its own server field, flags and port would
-// otherwise be a new client (a new /64, or a new address) for each.
+// The IPv6 prefixes whose addresses stand for IPv4 hosts. The well-known
+// prefix of IPv4/IPv6 translators (RFC 6052 §2.1) carries the IPv4 address
+// in its last 32 bits: every IPv4 client of a translator in front of an
+// IPv6 listener would otherwise share one /64. A translator's own prefix
+// is taken from the local-use /48 (RFC 8215) at a length of its choosing,
+// which places the IPv4 address differently: there each address counts
+// alone. Teredo (RFC 4380 §4): a relay delivers by the client's IPv4
+// address and port alone, so one IPv4 host choosing its own server field,
+// flags and port would otherwise be a new client (a new /64, or a new
+// address) for each.
 var (
 	nat64WellKnown = netip.MustParsePrefix("64:ff9b::/96")
 	nat64Local     = netip.MustParsePrefix("64:ff9b:1::/48")
 	teredo         = netip.MustParsePrefix("2001::/32")
 )
-
-// carriedIPv4 returns the IPv4 address ip carries, if it is of one of
-// those prefixes.
-func carriedIPv4(ip netip.Addr) (netip.Addr, bool) {
-	b := ip.As16()
-	switch {
-	case !ip.Is6():
-		return netip.Addr{}, false
-	case nat64WellKnown.Contains(ip):
-		return netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}), true
-	case nat64Local.Contains(ip):
-		return netip.AddrFrom4([4]byte{b[6], b[7], b[9], b[10]}), true // bits 64-71 are the "u" octet
-	case teredo.Contains(ip):
-		return netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]}), true // stored inverted
-	}
-	return netip.Addr{}, false
-}
 
 // h2Bridge returns l's bridge, started on first use (and again after
 // retireH2); nil once shutdownH2 has run.

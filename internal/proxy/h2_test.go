@@ -1300,7 +1300,8 @@ func TestHTTP2TurnedOffByApplyEndsItsConnections(t *testing.T) {
 
 // A client is counted by its IPv4 address, or its IPv6 address's /64 (one
 // host's share: a client with a /64 has 2^64 addresses to spread over), or
-// the IPv4 address its IPv6 address carries (a translator's, Teredo's).
+// the IPv4 address its IPv6 address carries (the translators' well-known
+// prefix, Teredo), or its whole IPv6 address (a translator's own prefix).
 func TestHTTP2ClientKey(t *testing.T) {
 	for _, tc := range []struct{ remote, key string }{
 		{"127.0.0.1:443", "127.0.0.1"},
@@ -1312,7 +1313,9 @@ func TestHTTP2ClientKey(t *testing.T) {
 		// IPv4 address their IPv6 address carries, as over IPv4.
 		{"[64:ff9b::198.51.100.7]:443", "198.51.100.7"},
 		{"[64:ff9b::198.51.100.8]:443", "198.51.100.8"},
-		{"[64:ff9b:1:c633:64:700::]:443", "198.51.100.7"},            // RFC 6052 /48: the u octet between
+		{"[64:ff9b:1:c633:64:700::]:443", "64:ff9b:1:c633:64:700::"},     // a translator's own prefix: its length unknown,
+		{"[64:ff9b:1:ffff::c633:6407]:443", "64:ff9b:1:ffff::c633:6407"}, // each address alone
+		{"[64:ff9b:1:ffff::cb00:7105]:443", "64:ff9b:1:ffff::cb00:7105"},
 		{"[2001:0:4136:e378:8000:63bf:3fff:fdd2]:443", "192.0.2.45"}, // RFC 4380's example
 		{"[2001:0:a00:1:0:fc17:34ff:8efa]:443", "203.0.113.5"},       // another server field, flags, port:
 		{"[2001:0:a00:2:8000:fc18:34ff:8efa]:443", "203.0.113.5"},    // the same IPv4 host
