@@ -315,21 +315,41 @@ func TestHostileRequests(t *testing.T) {
 	}, {
 		// The loop and the server's parser find a head's end by CRLF CRLF
 		// only: such a head waited for read_header_timeout (408). RFC 9112
-		// §2.2 lets a server refuse a bare LF; answered at once. (On a TLS
-		// listener, which the loops do not read, still the 408 when
-		// read_header_timeout ends, 500 ms here: the server's parser waits
-		// for a CRLF CRLF. Nothing reaches a target either way.)
+		// §2.2 lets a server refuse a bare LF; answered at once. On a TLS
+		// listener, whose server's parser waits for a CRLF CRLF, the
+		// connection follows its first request's head (alpnConn); a later
+		// request's still waits (the case below).
 		name:  "a head of bare LF lines",
 		parts: []string{"GET /bare HTTP/1.1\nHost: app.example\nConnection: close\n\n"},
-		want:  []int{400}, tlsWant: []int{408}, within: time.Second,
+		want:  []int{400}, within: time.Second,
 	}, {
 		name:  "a head of CRLF lines ended by a bare LF",
 		parts: []string{"GET /mixed HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n\n"},
-		want:  []int{400}, tlsWant: []int{408}, within: time.Second,
+		want:  []int{400}, within: time.Second,
 	}, {
 		name:  "a bare LF line then CRLF",
 		parts: []string{"GET /mixed2 HTTP/1.1\r\nHost: app.example\nConnection: close\n\r\n"},
-		want:  []int{400}, tlsWant: []int{408}, within: time.Second,
+		want:  []int{400}, within: time.Second,
+	}, {
+		name:  "a bare LF end split across two sends",
+		parts: []string{"GET /split HTTP/1.1\nHost: app.example\n", "\n"},
+		want:  []int{400}, within: time.Second,
+	}, {
+		name:  "a bare LF then CRLF end split across two sends",
+		parts: []string{"GET /split2 HTTP/1.1\nHost: app.example\n\r", "\n"},
+		want:  []int{400}, within: time.Second,
+	}, {
+		// The loops answer 400 at once; on TLS the server's parser waits
+		// for read_header_timeout (500 ms here), then 408.
+		name: "a head of bare LF lines after a request on the connection",
+		parts: []string{"GET /first HTTP/1.1\r\nHost: app.example\r\n\r\n",
+			"GET /bare HTTP/1.1\nHost: app.example\nConnection: close\n\n"},
+		want: []int{200}, counted: true, within: 2 * time.Second,
+		check: func(t *testing.T, r rawResult, seen []seenRequest) {
+			if len(r.statuses) != 2 || r.statuses[1] != 400 && r.statuses[1] != 408 || !r.closed {
+				t.Fatalf("answers %v (closed %v), want 200 then 400 (the loops) or 408 (TLS), then the close", r.statuses, r.closed)
+			}
+		},
 	}, {
 		// In one read, the loop found the CRLF CRLF of the request behind
 		// first, and the server's parser ended the head at the bare LF:
@@ -1009,6 +1029,39 @@ func TestRefusalsAreLoggedWithoutTheRequest(t *testing.T) {
 	for _, l := range p.Stats().Listeners {
 		if want := map[string]uint64{"e/production": 3, "e/test": 1, "e/secure": 1}[l.Listener]; l.RequestsRefused["400"]+l.RequestsRefused["414"] != want {
 			t.Errorf("%s refused %v, want %d counted", l.Listener, l.RequestsRefused, want)
+		}
+	}
+}
+
+// A TLS connection's first head is found to end in bare LFs however the
+// reads split it, and a head of CRLF lines (with a body of bare LFs after
+// it) never is.
+func TestFirstHeadBareLFAcrossReads(t *testing.T) {
+	for _, tc := range []struct {
+		data string
+		bare bool
+	}{
+		{"GET / HTTP/1.1\nHost: a\n\n", true},
+		{"GET / HTTP/1.1\r\nHost: a\r\n\n", true},
+		{"GET / HTTP/1.1\r\nHost: a\n\r\n", true},
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\n", false},
+		{"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n\n\n\n\n", false},
+		{"GET / HTTP/1.1\r\nHost: a\r\nX: b\r\n\r\nGET / HTTP/1.1\nHost: a\n\n", false}, // the second head is the server's to wait on
+	} {
+		for cut := 1; cut < len(tc.data); cut++ {
+			for cut2 := cut; cut2 <= len(tc.data); cut2++ {
+				c := &alpnConn{}
+				got := false
+				for _, part := range []string{tc.data[:cut], tc.data[cut:cut2], tc.data[cut2:]} {
+					if part != "" && !c.headed && c.bareLFHead([]byte(part)) {
+						got = true
+						break
+					}
+				}
+				if got != tc.bare {
+					t.Fatalf("%q read as %q %q %q: bare LF end %v, want %v", tc.data, tc.data[:cut], tc.data[cut:cut2], tc.data[cut2:], got, tc.bare)
+				}
+			}
 		}
 	}
 }

@@ -230,6 +230,22 @@ var crlf2 = []byte("\r\n\r\n")
 
 var lf2, lfcrlf = []byte("\n\n"), []byte("\n\r\n")
 
+// bareLFEnd reports whether b, the start of a request head with no CRLF
+// CRLF in it, holds the end of a head written with bare LF line ends: an
+// empty line after a bare LF, or a bare empty line. The server's parser (as
+// the loop) takes a head's end at CRLF CRLF only, so such a head would wait
+// for read_header_timeout and get 408; RFC 9112 §2.2 lets a server refuse a
+// bare LF, and a head whose lines end one way for the proxy and another for
+// a server before or after it is how requests are smuggled. The loops look
+// at every head; a TLS connection (alpnConn) at its first.
+func bareLFEnd(b []byte) bool {
+	return bytes.Contains(b, lf2) || bytes.Contains(b, lfcrlf)
+}
+
+// errBareLFHead is what a TLS connection's read returns when the first
+// request's head ends in bare LFs (alpnConn), for serverError's 400.
+var errBareLFHead = errors.New("the request head ends in bare LF line ends")
+
 // answerHeadEnd is the length of the answer head data starts with, through
 // the empty line that ends it, or -1 if that has not come yet. Its lines
 // may end in bare LFs: RFC 9112 §2.2 lets a recipient take a bare LF as a
@@ -391,6 +407,8 @@ func serverError(ctx *fasthttp.RequestCtx, cc *clientConns, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
 	switch {
+	case errors.Is(err, errBareLFHead):
+		cc.refuse(ctx, fasthttp.StatusBadRequest, bareLFMessage)
 	case !asked(ctx.Conn()) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		ctx.Conn().Close() // the server's answer then goes nowhere
 	case errors.As(err, &small) && lineTooLong(ctx.Conn()):

@@ -515,10 +515,14 @@ func (h2Addr) String() string  { return "h2-bridge" }
 // (asked).
 type alpnConn struct {
 	*tls.Conn
-	l      *listener
-	read   bool // the first read was made; only the server's goroutine reads
-	got    bool // a read returned bytes: a request began
-	lf     bool // a read returned a line end: the first request line was whole
+	l    *listener
+	read bool // the first read was made; only the server's goroutine reads
+	got  bool // a read returned bytes: a request began
+	lf   bool // a read returned a line end: the first request line was whole
+	// headed: the first request's head ended (CRLF CRLF); until then tail
+	// holds the last bytes read, to find an end split across reads.
+	headed bool
+	tail   []byte
 	handed chan struct{}
 }
 
@@ -545,8 +549,32 @@ func (c *alpnConn) Read(b []byte) (int, error) {
 	if n > 0 {
 		c.got = true
 		c.lf = c.lf || bytes.IndexByte(b[:n], '\n') >= 0
+		if !c.headed && c.bareLFHead(b[:n]) {
+			return 0, errBareLFHead
+		}
 	}
 	return n, err
+}
+
+// bareLFHead follows the first request's head through the reads: it
+// reports whether the head ends in bare LFs, which the server's parser
+// would wait on until read_header_timeout (408) where the loops answer 400
+// at once. Later requests on the connection are not followed (the server
+// reads their heads and bodies alike): theirs still wait.
+func (c *alpnConn) bareLFHead(b []byte) bool {
+	edge := append(c.tail, b[:min(3, len(b))]...) // an end split across reads
+	if bytes.Contains(b, crlf2) || bytes.Contains(edge, crlf2) {
+		c.headed, c.tail = true, nil
+		return false
+	}
+	if bareLFEnd(b) || bareLFEnd(edge) {
+		return true
+	}
+	if len(b) >= 3 {
+		edge = b
+	}
+	c.tail = append(c.tail[:0], edge[max(0, len(edge)-3):]...)
+	return false
 }
 
 // asked reports whether any byte of a request came on c, a connection the

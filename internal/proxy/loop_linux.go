@@ -1085,17 +1085,6 @@ func (c *cconn) tooBig(maxHead int) {
 	c.handoff()
 }
 
-// bareLFEnd reports whether b holds the end of a head written with bare LF
-// line ends: an empty line after a bare LF, or a bare empty line. The
-// server's parser (as the loop) takes a head's end at CRLF CRLF only, so
-// such a head would wait for read_header_timeout and get 408; RFC 9112
-// §2.2 lets a server refuse a bare LF, and a head whose lines end one way
-// for the proxy and another for a server before or after it is how
-// requests are smuggled.
-func bareLFEnd(b []byte) bool {
-	return bytes.Contains(b, lf2) || bytes.Contains(b, lfcrlf)
-}
-
 // startRequest takes the request whose head is c.in[:hl] on the fast path,
 // or hands the connection to the server.
 func (c *cconn) startRequest(hl int) {
