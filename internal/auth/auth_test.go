@@ -92,7 +92,7 @@ func TestParseSince(t *testing.T) {
 	if got, _ := ParseSince("", now); !got.IsZero() {
 		t.Fatalf("empty: %v", got)
 	}
-	for _, bad := range []string{"-1h", "yesterday", "2026-13-01"} {
+	for _, bad := range []string{"-1h", "yesterday", "2026-13-01", "\v", " ", " 24h", "+1h", "-0s"} {
 		if _, err := ParseSince(bad, now); err == nil {
 			t.Fatalf("ParseSince(%q) accepted", bad)
 		}
