@@ -46,6 +46,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzChunkScanner$$' -fuzztime 30s ./internal/proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzParseGitHub$$' -fuzztime 30s ./internal/webhook
 	$(GO) test -run '^$$' -fuzz '^FuzzParseGeneric$$' -fuzztime 30s ./internal/webhook
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSince$$' -fuzztime 30s ./internal/auth
 	$(GO) test -run '^$$' -fuzz '^FuzzParseJUnit$$' -fuzztime 30s ./internal/pipeline
 
 bench: build

@@ -83,18 +83,37 @@ func Mask(s string) string {
 	return urlUser.ReplaceAllString(s, "://***@")
 }
 
-// ParseSince reads --since: a duration back from now (24h, 90m) or a time
-// (RFC 3339, or a date 2006-01-02). Empty is the beginning. Nothing is
-// trimmed: "\v" read as empty answered GET /v1/audit?since=%0B with the
-// whole log where its schema refuses it (found by schemathesis).
+// SincePattern is the whole language of --since and GET /v1/audit?since=,
+// and the API document's pattern for it (a test holds them equal): empty
+// (the beginning); a duration back from now in whole hours, minutes and
+// seconds (24h, 90m, 1h30m, 0); a date (midnight, local time); a local time
+// to the minute (2026-12-01T15:04); or an RFC 3339 time with seconds and a
+// zone. Every string it matches is a real time: days are checked by month
+// (February up to the 28th), so an API client that follows the pattern is
+// never refused, and one that does not always is. Before, anything Go's
+// parsers took passed too ("1.5h", "500ms", "0000000h", the 31st of
+// April), which the document refuses: a fuzzer sending one of them would
+// have been answered 200 where the schema says 400.
+const SincePattern = `^(|0|` + sinceDuration + `|` + sinceDate + `(T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?)?)$`
+
+const (
+	sinceDuration = `[0-9]{1,6}h([0-9]{1,6}m)?([0-9]{1,6}s)?|[0-9]{1,6}m([0-9]{1,6}s)?|[0-9]{1,6}s`
+	sinceDate     = `[0-9]{4}-((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)`
+)
+
+var sinceRE = regexp.MustCompile(SincePattern)
+
+// ParseSince reads --since (see SincePattern). Empty is the beginning.
+// Nothing is trimmed: "\v" read as empty answered GET /v1/audit?since=%0B
+// with the whole log where its schema refuses it (found by schemathesis).
 func ParseSince(s string, now time.Time) (time.Time, error) {
+	if !sinceRE.MatchString(s) {
+		return time.Time{}, fmt.Errorf("%q is neither a duration (24h, 90m, 1h30m) nor a time (2026-12-01, 2026-12-01T15:04 or 2026-12-01T15:04:05Z)", s)
+	}
 	if s == "" {
 		return time.Time{}, nil
 	}
 	if d, err := time.ParseDuration(s); err == nil {
-		if d < 0 || s[0] == '+' || s[0] == '-' {
-			return time.Time{}, fmt.Errorf("%q: give a positive duration (how far back)", s)
-		}
 		return now.Add(-d), nil
 	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04", "2006-01-02"} {
@@ -102,5 +121,6 @@ func ParseSince(s string, now time.Time) (time.Time, error) {
 			return t, nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("%q is neither a duration (24h, 90m) nor a time (2006-01-02 or 2006-01-02T15:04:05Z)", s)
+	// Unreachable while SincePattern admits only real times (FuzzParseSince).
+	return time.Time{}, fmt.Errorf("%q is not a time this version can read", s)
 }

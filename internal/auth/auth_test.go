@@ -3,7 +3,9 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -92,9 +94,78 @@ func TestParseSince(t *testing.T) {
 	if got, _ := ParseSince("", now); !got.IsZero() {
 		t.Fatalf("empty: %v", got)
 	}
-	for _, bad := range []string{"-1h", "yesterday", "2026-13-01", "\v", " ", " 24h", "+1h", "-0s"} {
+	for _, bad := range []string{"-1h", "yesterday", "2026-13-01", "\v", " ", " 24h", "+1h", "-0s",
+		// what Go's parsers take and the API's document refuses
+		"1.5h", "500ms", "1us", ".5h", "5.h", "0000000h", "1m1h", "2026-04-31", "2026-02-29", "2026-02-30",
+		"2026-12-01T10:00:00", "2026-12-01t10:00:00z", "2026-12-01T24:00", "2026-12-01T10:00:00+24:00", "2026-12-01 10:00"} {
 		if _, err := ParseSince(bad, now); err == nil {
 			t.Fatalf("ParseSince(%q) accepted", bad)
 		}
 	}
+	for in, want := range map[string]time.Time{
+		"0":                              now,
+		"1h30m":                          now.Add(-90 * time.Minute),
+		"999999h999999m999999s":          now.Add(-999999*time.Hour - 999999*time.Minute - 999999*time.Second),
+		"2026-01-31":                     time.Date(2026, 1, 31, 0, 0, 0, 0, time.Local),
+		"2026-12-01T15:04":               time.Date(2026, 12, 1, 15, 4, 0, 0, time.Local),
+		"2026-12-01T10:00:00.5+05:30":    time.Date(2026, 12, 1, 4, 30, 0, 5e8, time.UTC),
+		"0000-01-01T23:59:59.999999999Z": time.Date(0, 1, 1, 23, 59, 59, 999999999, time.UTC),
+		"2026-12-01T00:00:00-23:59":      time.Date(2026, 12, 1, 23, 59, 0, 0, time.UTC),
+	} {
+		if got, err := ParseSince(in, now); err != nil || !got.Equal(want) {
+			t.Errorf("ParseSince(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+}
+
+// TestSincePatternTakesExactlyTheRealDays: every day of a common and a leap
+// year is taken but February 29, and no day that does not exist; every hour
+// and minute of a day and of a zone, and no other.
+func TestSincePatternTakesExactlyTheRealDays(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	for _, year := range []int{2025, 2028} {
+		for m := 0; m <= 13; m++ {
+			for d := 0; d <= 32; d++ {
+				s := fmt.Sprintf("%04d-%02d-%02d", year, m, d)
+				real := m >= 1 && m <= 12 && d >= 1 && d <= time.Date(year, time.Month(m)+1, 0, 0, 0, 0, 0, time.UTC).Day()
+				want := real && !(m == 2 && d == 29)
+				got, err := ParseSince(s, now)
+				if (err == nil) != want {
+					t.Errorf("ParseSince(%q): err %v, want taken %v", s, err, want)
+				}
+				if err == nil && (got.Year() != year || int(got.Month()) != m || got.Day() != d) {
+					t.Errorf("ParseSince(%q) = %v", s, got)
+				}
+			}
+		}
+	}
+	// hours and minutes of the time and of the zone
+	for h := 0; h <= 24; h++ {
+		for m := 0; m <= 60; m++ {
+			want := h < 24 && m < 60
+			for _, s := range []string{fmt.Sprintf("2026-12-01T%02d:%02d", h, m), fmt.Sprintf("2026-12-01T%02d:%02d:%02d.5Z", h, m, m),
+				fmt.Sprintf("2026-12-01T10:00:00+%02d:%02d", h, m), fmt.Sprintf("2026-12-01T10:00:00-%02d:%02d", h, m)} {
+				if _, err := ParseSince(s, now); (err == nil) != want {
+					t.Errorf("ParseSince(%q): err %v, want taken %v", s, err, want)
+				}
+			}
+		}
+	}
+}
+
+// FuzzParseSince holds ParseSince to SincePattern, the API document's
+// pattern: what the pattern takes parses, nothing else does.
+func FuzzParseSince(f *testing.F) {
+	for _, s := range []string{"", "0", "24h", "1h30m", "90m5s", "2026-12-01", "2026-12-01T15:04",
+		"2026-12-01T15:04:05Z", "2026-12-01T15:04:05.123456789+05:30", "1.5h", "\v", "2026-02-29", "-1h"} {
+		f.Add(s)
+	}
+	re := regexp.MustCompile(SincePattern)
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		_, err := ParseSince(s, now)
+		if matched := re.MatchString(s); matched != (err == nil) {
+			t.Fatalf("ParseSince(%q): err %v, the pattern matches: %v", s, err, matched)
+		}
+	})
 }

@@ -163,6 +163,6 @@ func newAuditCmd(g *globals) *cobra.Command {
 			})
 		}),
 	}
-	cmd.Flags().StringVar(&since, "since", "", "only entries since a duration ago (24h) or a time (2026-12-01, RFC 3339)")
+	cmd.Flags().StringVar(&since, "since", "", "only entries since a duration ago (24h, 1h30m) or a time (2026-12-01, 2026-12-01T15:04 local, 2026-12-01T15:04:05Z)")
 	return cmd
 }

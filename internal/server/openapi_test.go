@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/cutoverdev/cutover/internal/auth"
 )
 
 type openAPIDoc struct {
@@ -144,4 +146,33 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	for _, p := range extra {
 		t.Errorf("openapi.json documents %s, which the daemon does not serve", p)
 	}
+}
+
+// TestAuditSinceIsTheDocumentsPattern: GET /v1/audit takes exactly what
+// its document's pattern for since says (auth.SincePattern, which
+// ParseSince holds to): a client that follows the document is never
+// refused, and a fuzzer that does not is always.
+func TestAuditSinceIsTheDocumentsPattern(t *testing.T) {
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Parameters []struct {
+				Name   string `json:"name"`
+				Schema struct {
+					Pattern string `json:"pattern"`
+				} `json:"schema"`
+			} `json:"parameters"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(openAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range doc.Paths["/v1/audit"]["get"].Parameters {
+		if p.Name == "since" {
+			if p.Schema.Pattern != auth.SincePattern {
+				t.Fatalf("openapi.json: GET /v1/audit since's pattern\n%s\nis not auth.SincePattern\n%s", p.Schema.Pattern, auth.SincePattern)
+			}
+			return
+		}
+	}
+	t.Fatal("openapi.json: GET /v1/audit has no since parameter")
 }
