@@ -26,7 +26,7 @@ import (
 // selfSigned writes a fresh self-signed certificate for names (host names
 // or IPs) to dir and
 // returns the paths and a pool that trusts it.
-func selfSigned(t *testing.T, dir, prefix string, names ...string) (certFile, keyFile string, pool *x509.CertPool) {
+func selfSigned(t testing.TB, dir, prefix string, names ...string) (certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -359,6 +359,42 @@ func TestTLSHandshakeIsBoundedByTheHeaderTimeout(t *testing.T) {
 	}
 }
 
+// TestTLSFirstHeadIsBoundedFromTheAccept: a TLS connection's first request
+// head must be whole within read_header_timeout of the accept, however late
+// its first byte comes. The server sets a new read deadline at a head's
+// first byte (it gives idle connections their buffers back, and so reads
+// the first byte alone): without alpnConn holding the first one, a client
+// that sent its first byte just before read_header_timeout had as long
+// again for the rest.
+func TestTLSFirstHeadIsBoundedFromTheAccept(t *testing.T) {
+	cert, key, pool := selfSigned(t, t.TempDir(), "a", "app.cutover.test")
+	p := newTestProxy(t, Options{})
+	addr := freeAddr(t)
+	l := oneRouteNamed("prod/production", addr, "prod/web")
+	l.TLS = &TLS{CertFile: cert, KeyFile: key}
+	const timeout = 2 * time.Second
+	l.Limits = Limits{ReadHeaderTimeout: Duration(timeout)}
+	if err := p.Apply(context.Background(), State{Listeners: []Listener{l}, TargetGroups: []TargetGroup{tgOf("prod/web", upstream(t, "web"))}}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "app.cutover.test", NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(time.Until(start.Add(timeout * 8 / 10)))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: app")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, _ := io.ReadAll(c)
+	if took := time.Since(start); took > timeout*14/10 {
+		t.Fatalf("the first head was cut off %s after the accept (%q), want about read_header_timeout (%s)", took.Round(time.Millisecond), headLine(got), timeout)
+	}
+	if len(got) > 0 && !strings.HasPrefix(string(got), "HTTP/1.1 408 ") {
+		t.Fatalf("answer %q, want 408 or a close", headLine(got))
+	}
+}
+
 // TestTLSKeepAliveAndPipelined: over TLS (answers deferred on the socket
 // under the TLS connection), requests one after the other on one
 // connection, then pipelined ones, are all answered in order.
@@ -410,4 +446,10 @@ func TestTLSKeepAliveAndPipelined(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("10 requests took %v", d)
 	}
+}
+
+// headLine is the first line of an answer, for a failure's message.
+func headLine(b []byte) string {
+	line, _, _ := strings.Cut(string(b), "\r\n")
+	return line
 }
