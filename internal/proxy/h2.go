@@ -523,27 +523,7 @@ type alpnConn struct {
 	// holds the last bytes read, to find an end split across reads.
 	headed bool
 	tail   []byte
-	// headBy is the first read deadline the server set: the first
-	// request's head must be whole by then (see SetReadDeadline).
-	headBy time.Time
 	handed chan struct{}
-}
-
-// SetReadDeadline holds the first request's head to the server's first
-// deadline, read_header_timeout from the accept: the server sets a new one
-// at a head's first byte (as it reads that byte alone, to give an idle
-// connection's buffers back: ReduceMemoryUsage), which gave a client that
-// sent its first byte just before read_header_timeout as long again for the
-// rest. Later deadlines (a body's, the next request's) are the server's.
-func (c *alpnConn) SetReadDeadline(t time.Time) error {
-	if !c.headed {
-		if c.headBy.IsZero() {
-			c.headBy = t
-		} else if t.IsZero() || t.After(c.headBy) {
-			t = c.headBy
-		}
-	}
-	return c.Conn.SetReadDeadline(t)
 }
 
 // ReadFrom writes what it reads from r as it comes (an answer's body

@@ -291,11 +291,6 @@ func (p *Proxy) newListener(l Listener, ln net.Listener, t *tlsServing) *listene
 		NoDefaultDate:                true,
 		NoDefaultContentType:         true,
 		CloseOnShutdown:              true,
-		// An idle keep-alive connection gives its write buffer back
-		// between requests (the read buffer, max_header_bytes, stays:
-		// fasthttp keeps it with StreamRequestBody). On TLS listeners,
-		// which the loops do not serve, an idle connection held 70 KiB.
-		ReduceMemoryUsage: true,
 		// fasthttp's errors quote the request head they failed on unless
 		// told not to: its Authorization or cookies would reach the log.
 		SecureErrorLogMessage: true,

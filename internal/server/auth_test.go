@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -574,5 +575,31 @@ func TestEnvironmentRequestsNeedADeployer(t *testing.T) {
 	want := "viewer stop production 403|deployer stop production 409|deployer rollback nowhere 404|deployer stop production ok"
 	if strings.Join(got, "|") != want {
 		t.Fatalf("audit: %s\nwant:  %s", strings.Join(got, "|"), want)
+	}
+}
+
+// TestAuditSinceAfterYear9999IsAfterEveryEntry (a helper's review): SincePattern takes
+// 9999-12-31T23:59:59-00:01, a time in year 10000 (UTC); the store compares
+// its text "10000-01-01T..." with the entries' "2026-..." and answers every
+// entry as later than it (formatTime now writes it as 9999-12-31).
+func TestAuditSinceAfterYear9999IsAfterEveryEntry(t *testing.T) {
+	a := newAuthServer(t, "{ required: true }", nil)
+	a.trigger(t, "deployer")
+	for _, since := range []string{"9999-12-31T23:59:59-00:01", "9999-12-31T23:59:59Z"} {
+		hr, _ := http.NewRequest("GET", a.base+"/v1/audit?since="+url.QueryEscape(since), nil)
+		hr.Header.Set("Authorization", "Bearer "+a.tokens["admin"])
+		resp, err := http.DefaultClient.Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var entries []store.AuditEntry
+		err = json.NewDecoder(resp.Body).Decode(&entries)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("since=%s: %d %v", since, resp.StatusCode, err)
+		}
+		if len(entries) != 0 {
+			t.Errorf("since=%s (after every entry): answered %d entries, the first at %v", since, len(entries), entries[0].Time)
+		}
 	}
 }

@@ -77,3 +77,31 @@ func TestTokensAreUniqueByLiveNameAndRevokedForGood(t *testing.T) {
 		t.Fatalf("live %+v, all %+v", live, all)
 	}
 }
+
+// TestTimesOutsideTheTextsRangeSortAsTimes: a since after year 9999 in UTC
+// (9999-12-31T23:59:59-00:01, which the API's pattern takes) is after every
+// entry, one before year 0 before every entry; their own text ("10000-…",
+// "-0001-…") would have sorted otherwise.
+func TestTimesOutsideTheTextsRangeSortAsTimes(t *testing.T) {
+	s, ctx := openTest(t), t.Context()
+	if _, err := s.AppendAudit(ctx, AuditEntry{Actor: "alice", Role: "admin", Via: "api", Action: "trigger", Target: "x-1", Outcome: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	late := time.Date(9999, 12, 31, 23, 59, 59, 0, time.FixedZone("", -60))
+	if got, err := s.ListAudit(ctx, late, 0); err != nil || len(got) != 0 {
+		t.Fatalf("since %v (year %d in UTC): %d entries, %v; want none", late, late.UTC().Year(), len(got), err)
+	}
+	early := time.Date(0, 1, 1, 0, 0, 0, 0, time.FixedZone("", 3600))
+	if got, err := s.ListAudit(ctx, early, 0); err != nil || len(got) != 1 {
+		t.Fatalf("since %v (year %d in UTC): %d entries, %v; want 1", early, early.UTC().Year(), len(got), err)
+	}
+	for in, want := range map[time.Time]string{
+		late:  "9999-12-31T23:59:59.999999999Z",
+		early: "0000-01-01T00:00:00.000000000Z",
+		time.Date(2026, 12, 7, 3, 0, 0, 5, time.UTC): "2026-12-07T03:00:00.000000005Z",
+	} {
+		if got := formatTime(in); got != want {
+			t.Errorf("formatTime(%v) = %s, want %s", in, got, want)
+		}
+	}
+}

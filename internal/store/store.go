@@ -175,7 +175,26 @@ func (s *Store) waitTurn(ctx context.Context) error {
 // stored times stay readable and sort correctly as text.
 const timeLayout = "2006-01-02T15:04:05.000000000Z"
 
-func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+// The times whose text sorts as they do: years 0000-9999.
+var (
+	firstTime = time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)
+	lastTime  = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
+)
+
+// formatTime writes t as the store's text. A time outside years 0000-9999
+// (in UTC) is written as the nearer end of that range: its own text would
+// not sort as it does ("10000-01-01T…" before "2026-…"), and a since of
+// 9999-12-31T23:59:59-00:01 answered the whole audit log where it is after
+// every entry (a helper's review).
+func formatTime(t time.Time) string {
+	switch t = t.UTC(); {
+	case t.After(lastTime):
+		t = lastTime
+	case t.Before(firstTime):
+		t = firstTime
+	}
+	return t.Format(timeLayout)
+}
 
 func parseTime(s string) (time.Time, error) {
 	t, err := time.Parse(timeLayout, s)
