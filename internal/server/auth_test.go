@@ -451,18 +451,7 @@ func TestAuditRecordsEveryAPIActionAndCannotBeChanged(t *testing.T) {
 	a.expect(t, req{method: "POST", path: "/v1/tokens", token: a.tokens["admin"], body: `{"name":"x","role":"root"}`}, http.StatusBadRequest)
 	a.expect(t, req{method: "POST", path: "/v1/tokens/ci/revoke", token: a.tokens["admin"], body: `{}`}, http.StatusOK)
 
-	hr, _ := http.NewRequest("GET", a.base+"/v1/audit", nil)
-	hr.Header.Set("Authorization", "Bearer "+a.tokens["admin"])
-	resp, err := http.DefaultClient.Do(hr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var entries []store.AuditEntry
-	err = json.NewDecoder(resp.Body).Decode(&entries)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	entries := a.audit(t, "")
 	var got []string
 	for _, e := range entries {
 		if e.Via != auth.ViaAPI || !strings.HasPrefix(e.Remote, "127.0.0.1:") || e.Time.IsZero() {
@@ -579,27 +568,32 @@ func TestEnvironmentRequestsNeedADeployer(t *testing.T) {
 }
 
 // TestAuditSinceAfterYear9999IsAfterEveryEntry (a helper's review): SincePattern takes
-// 9999-12-31T23:59:59-00:01, a time in year 10000 (UTC); the store compares
-// its text "10000-01-01T..." with the entries' "2026-..." and answers every
+// 9999-12-31T23:59:59-00:01, a time in year 10000 (UTC); the store compared
+// its text "10000-01-01T..." with the entries' "2026-..." and answered every
 // entry as later than it (formatTime now writes it as 9999-12-31).
 func TestAuditSinceAfterYear9999IsAfterEveryEntry(t *testing.T) {
 	a := newAuthServer(t, "{ required: true }", nil)
 	a.trigger(t, "deployer")
 	for _, since := range []string{"9999-12-31T23:59:59-00:01", "9999-12-31T23:59:59Z"} {
-		hr, _ := http.NewRequest("GET", a.base+"/v1/audit?since="+url.QueryEscape(since), nil)
-		hr.Header.Set("Authorization", "Bearer "+a.tokens["admin"])
-		resp, err := http.DefaultClient.Do(hr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var entries []store.AuditEntry
-		err = json.NewDecoder(resp.Body).Decode(&entries)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("since=%s: %d %v", since, resp.StatusCode, err)
-		}
-		if len(entries) != 0 {
+		if entries := a.audit(t, since); len(entries) != 0 {
 			t.Errorf("since=%s (after every entry): answered %d entries, the first at %v", since, len(entries), entries[0].Time)
 		}
 	}
+}
+
+// audit is GET /v1/audit (with since, if any) as the admin.
+func (a *authServer) audit(t *testing.T, since string) []store.AuditEntry {
+	t.Helper()
+	hr, _ := http.NewRequest("GET", a.base+"/v1/audit?since="+url.QueryEscape(since), nil)
+	hr.Header.Set("Authorization", "Bearer "+a.tokens["admin"])
+	resp, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var entries []store.AuditEntry
+	if err := json.NewDecoder(resp.Body).Decode(&entries); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v1/audit?since=%s: %d %v", since, resp.StatusCode, err)
+	}
+	return entries
 }
