@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -108,7 +109,7 @@ var sinceRE = regexp.MustCompile(SincePattern)
 // with the whole log where its schema refuses it (found by schemathesis).
 func ParseSince(s string, now time.Time) (time.Time, error) {
 	if !sinceRE.MatchString(s) {
-		return time.Time{}, fmt.Errorf("%q is neither a duration (24h, 90m, 1h30m) nor a time (2026-12-01, 2026-12-01T15:04 or 2026-12-01T15:04:05Z)", s)
+		return time.Time{}, fmt.Errorf("%q %s", s, sinceMistake(s))
 	}
 	if s == "" {
 		return time.Time{}, nil
@@ -123,4 +124,34 @@ func ParseSince(s string, now time.Time) (time.Time, error) {
 	}
 	// Unreachable while SincePattern admits only real times (FuzzParseSince).
 	return time.Time{}, fmt.Errorf("%q is not a time this version can read", s)
+}
+
+var sinceDay = regexp.MustCompile(`^([0-9]{4})-([0-9]{2})-([0-9]{2})`)
+
+// sinceMistake says what is wrong with a since the pattern refuses, for
+// the mistakes one makes: a day that does not exist, February 29 (which
+// the pattern cannot tell a leap year from), a duration Go would read but
+// the pattern does not (1.5h, 500ms, 2d).
+func sinceMistake(s string) string {
+	const usage = "is neither a duration (24h, 90m, 1h30m) nor a time (2026-12-01, 2026-12-01T15:04 or 2026-12-01T15:04:05Z)"
+	if m := sinceDay.FindStringSubmatch(s); m != nil {
+		if m[2] == "02" && m[3] == "29" {
+			return "is refused: February 29 is never taken (the API's pattern cannot tell a leap year); give " + m[1] + "-02-28T23:59 or " + m[1] + "-03-01, or a duration back from now"
+		}
+		if _, err := time.Parse("2006-01-02", m[0]); err != nil {
+			return "is not a day of the calendar (" + m[0] + "); give a real date, like 2026-12-01"
+		}
+		if len(s) > len(m[0]) {
+			return "has a date but not a time this can read after it: give 2026-12-01T15:04 (local time) or 2026-12-01T15:04:05Z (with seconds and a zone)"
+		}
+	}
+	if _, err := time.ParseDuration(s); err == nil {
+		return "is refused: a duration is whole hours, minutes and seconds of up to 6 digits each, in that order (24h, 90m, 1h30m, 45s), without fractions or ms/us/ns"
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		if n, err := strconv.Atoi(days); err == nil && n >= 0 && n <= 41666 {
+			return fmt.Sprintf("is refused: days are not a unit here; give hours (%dh) or a date", n*24)
+		}
+	}
+	return usage
 }

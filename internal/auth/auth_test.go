@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -168,4 +169,30 @@ func FuzzParseSince(f *testing.F) {
 			t.Fatalf("ParseSince(%q): err %v, the pattern matches: %v", s, err, matched)
 		}
 	})
+}
+
+// TestSinceMistakesAreNamed: a refused since says what is wrong with it,
+// not only what would be taken.
+func TestSinceMistakesAreNamed(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	for in, want := range map[string]string{
+		"2028-02-29":          "February 29 is never taken",
+		"2028-02-29T10:00":    "give 2028-02-28T23:59 or 2028-03-01",
+		"2026-04-31":          "not a day of the calendar (2026-04-31)",
+		"2026-13-01":          "not a day of the calendar",
+		"2026-12-01T24:00":    "has a date but not a time",
+		"2026-12-01 10:00":    "has a date but not a time",
+		"2026-12-01T10:00:00": "has a date but not a time",
+		"1.5h":                "whole hours, minutes and seconds",
+		"500ms":               "without fractions or ms/us/ns",
+		"0000000h":            "up to 6 digits",
+		"2d":                  "give hours (48h)",
+		"yesterday":           "neither a duration",
+		"\v":                  "neither a duration",
+	} {
+		_, err := ParseSince(in, now)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.HasPrefix(err.Error(), strconv.Quote(in)) {
+			t.Errorf("ParseSince(%q): %v; want it to say %q", in, err, want)
+		}
+	}
 }
