@@ -42,6 +42,10 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) (auth.Session, 
 			fmt.Fprintf(&b, "id: %s\n", id)
 		}
 		fmt.Fprintf(&b, "event: %s\n", event)
+		// EventSource ends a line at CR, LF or CRLF: a lone CR in the data
+		// (a test case's name in a pull request's JUnit report) would end
+		// the event and start one of the sender's. HTML reads CR as LF.
+		data = bytes.ReplaceAll(bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n")), []byte("\r"), []byte("\n"))
 		for _, line := range bytes.Split(data, []byte("\n")) {
 			fmt.Fprintf(&b, "data: %s\n", line)
 		}

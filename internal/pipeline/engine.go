@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/auth"
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/notify"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
@@ -606,7 +607,10 @@ func (r *run) logf(action, format string, a ...any) {
 
 func (r *run) logLines(action string, lines []string) {
 	for i := range lines {
-		lines[i] = r.maskf(lines[i])
+		// The pipeline's secrets, and what looks like a credential though
+		// no secret names it (a cutover token, a bearer header, a URL's
+		// user): the log is stored and served as it is masked here.
+		lines[i] = auth.Mask(r.maskf(lines[i]))
 	}
 	if err := r.e.Store.AppendLog(context.Background(), r.exec.ID, action, lines); err != nil {
 		r.e.Log.Warn("writing log", "execution", r.exec.ID, "err", err)

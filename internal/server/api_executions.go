@@ -68,6 +68,11 @@ func (s *Server) execution(w http.ResponseWriter, r *http.Request) (store.Execut
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, err)
 		return x, false
+	case x.Project != s.Config.Project:
+		// The store may hold other projects' executions: as for one that
+		// does not exist (the dashboard, Cancel and Decide refuse them too).
+		writeError(w, http.StatusNotFound, fmt.Errorf("no execution %q; executions are listed by GET /v1/executions", r.PathValue("id")))
+		return store.Execution{}, false
 	}
 	return x, true
 }
@@ -107,6 +112,9 @@ func (s *Server) executionLogs(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, err)
 			return
+		}
+		for i := range lines {
+			lines[i].Line = auth.Mask(lines[i].Line) // lines stored before the pipeline masked them so
 		}
 		writeJSON(w, http.StatusOK, nonNil(lines))
 		return
@@ -162,6 +170,7 @@ func (s *Server) executionLogs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, l := range lines {
+			l.Line = auth.Mask(l.Line)
 			sendEvent(w, "line", l.Seq, l)
 			after = l.Seq
 		}

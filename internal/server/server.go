@@ -168,12 +168,8 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, nonNil(list))
 	})
 	mux.HandleFunc("GET /v1/executions/{id}", func(w http.ResponseWriter, r *http.Request) {
-		x, err := s.Store.GetExecution(r.Context(), r.PathValue("id"))
-		if errors.Is(err, store.ErrNotFound) {
-			writeError(w, http.StatusNotFound, err)
-			return
-		} else if err != nil {
-			writeError(w, http.StatusInternalServerError, err)
+		x, ok := s.execution(w, r) // 404 for another project's
+		if !ok {
 			return
 		}
 		writeJSON(w, http.StatusOK, x)

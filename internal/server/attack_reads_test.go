@@ -1,0 +1,158 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/pipeline"
+	"github.com/cutoverdev/cutover/internal/store"
+)
+
+// sseEvents parses a Server-Sent Events stream as a browser's EventSource
+// does (WHATWG HTML §9.2.6): lines end with CRLF, LF or a lone CR; a blank
+// line dispatches the event buffered so far.
+func sseEvents(stream string) (events [][2]string) {
+	stream = strings.ReplaceAll(stream, "\r\n", "\n")
+	stream = strings.ReplaceAll(stream, "\r", "\n")
+	typ, data, has := "", []string(nil), false
+	for _, line := range strings.Split(stream, "\n") {
+		if line == "" {
+			if has {
+				events = append(events, [2]string{cmpOr(typ, "message"), strings.Join(data, "\n")})
+			}
+			typ, data, has = "", nil, false
+			continue
+		}
+		field, value, _ := strings.Cut(line, ":")
+		value = strings.TrimPrefix(value, " ")
+		switch field {
+		case "event":
+			typ = value
+		case "data":
+			data, has = append(data, value), true
+		}
+	}
+	return events
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// Attack (SSE framing): a pull request's JUnit report is untrusted; a test
+// case named with &#13; reached the live part's "html" event raw, and
+// EventSource ends a line at a lone CR: the report's author sent an html
+// event of their own ("EXECUTION SUCCEEDED") and an "end" that froze the
+// page on it. The live stream now sends CR as LF.
+func TestAttackLiveFragmentCRInjectsSSEEvents(t *testing.T) {
+	d := newDashServer(t)
+	ctx := context.Background()
+	report := `<testsuite name="unit"><testcase name="TestX&#13;&#13;event: html&#13;data: EXECUTION SUCCEEDED - all 412 tests passed&#13;&#13;event: end&#13;data: done&#13;&#13;"><failure message="boom"/></testcase></testsuite>`
+	suites, err := pipeline.ParseJUnit([]byte(report))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	stages, _ := json.Marshal([]pipeline.StageState{{Name: "test", Status: pipeline.StatusFailed, Started: &now, Finished: &now,
+		Actions: []pipeline.ActionState{{Name: "unit", Kind: "test", Status: pipeline.StatusFailed, Summary: "1 of 1 tests failed", Reports: suites}}}})
+	x := store.Execution{ID: "x-pr-sse", Project: d.Config.Project, Pipeline: "main", Trigger: store.TriggerPullRequest,
+		Branch: "feature", Commit: strings.Repeat("a", 40), Status: store.ExecutionRunning, Stages: stages}
+	if err := d.Store.CreateExecution(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	b := d.browserAs(t, "viewer")
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(rctx, http.MethodGet, d.base+"/live/executions/"+x.ID, nil)
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 0, 1<<16)
+	for !strings.Contains(string(buf), "\n\n") && len(buf) < cap(buf) { // the server's first event
+		n, err := resp.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			break
+		}
+	}
+	evs := sseEvents(string(buf))
+	if len(evs) != 1 || evs[0][0] != "html" || !strings.Contains(evs[0][1], "EXECUTION SUCCEEDED") {
+		t.Fatalf("a browser reads %d events from the server's first, want the one html event with the test's name in it: %q", len(evs), evs)
+	}
+}
+
+// Attack (another project's execution): the store may hold several
+// projects; the API's reads of one execution served another project's
+// record, log and approval evidence to any viewer.
+func TestAttackAPIReadsAnotherProjectsExecution(t *testing.T) {
+	a := newAuthServer(t, "{ required: true }", nil)
+	ctx := context.Background()
+	x := store.Execution{ID: "x-foreign", Project: "other", Pipeline: "main", Trigger: store.TriggerManual,
+		Branch: "main", Commit: strings.Repeat("b", 40), Status: store.ExecutionWaiting}
+	if err := a.Store.CreateExecution(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Store.AppendLog(ctx, x.ID, "build", []string{"other project's build output"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Store.RequestApproval(ctx, store.Approval{Execution: x.ID, Stage: "prod", Action: "approve",
+		Expires: time.Now().Add(time.Hour), Evidence: json.RawMessage(`{"environment":"prod","commit":"bbbb"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/v1/executions/" + x.ID, "/v1/executions/" + x.ID + "/logs", "/v1/executions/" + x.ID + "/logs?follow=1", "/v1/executions/" + x.ID + "/evidence"} {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second) // a followed log of a waiting execution never ends
+		defer cancel()
+		hr, _ := http.NewRequestWithContext(rctx, http.MethodGet, a.base+p, nil)
+		hr.Header.Set("Authorization", "Bearer "+a.tokens["viewer"])
+		resp, err := http.DefaultClient.Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || strings.Contains(string(body), "other project") || strings.Contains(string(body), "bbbb") {
+			t.Errorf("GET %s of another project's execution: %d %s", p, resp.StatusCode, body)
+		}
+	}
+}
+
+// Attack (a credential in a log): a build line printing a cutover token
+// that no pipeline secret names was stored and served whole by the API's
+// log, its page and its followed stream (the dashboard masked it). The
+// pipeline now stores it masked, and the API masks what was stored before.
+func TestAttackAPILogShowsATokenTheDashboardMasks(t *testing.T) {
+	a := newAuthServer(t, "{ required: true }", nil)
+	ctx := context.Background()
+	x := store.Execution{ID: "x-leak", Project: a.Config.Project, Pipeline: "main", Trigger: store.TriggerManual,
+		Branch: "main", Commit: strings.Repeat("a", 40), Status: store.ExecutionFailed}
+	if err := a.Store.CreateExecution(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	leak := "cutover_" + strings.Repeat("Q", 52)
+	if err := a.Store.AppendLog(ctx, x.ID, "unit", []string{"deploying with CUTOVER_TOKEN=" + leak}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/v1/executions/" + x.ID + "/logs", "/v1/executions/" + x.ID + "/logs?follow=1"} {
+		hr, _ := http.NewRequest(http.MethodGet, a.base+p, nil)
+		hr.Header.Set("Authorization", "Bearer "+a.tokens["viewer"])
+		resp, err := http.DefaultClient.Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		resp.Body.Close()
+		if strings.Contains(string(body), leak) || !strings.Contains(string(body), "CUTOVER_TOKEN=cutover_***") {
+			t.Errorf("viewer GET %s: %d %s", p, resp.StatusCode, body)
+		}
+	}
+}
