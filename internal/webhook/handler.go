@@ -5,6 +5,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
+
+	"github.com/google/go-github/v84/github"
 )
 
 // HandlerConfig configures Handler. A route whose secret is empty is not
@@ -42,7 +45,8 @@ func Handler(cfg HandlerConfig) http.Handler {
 		log = slog.Default()
 	}
 	mux := http.NewServeMux()
-	route := func(name, path, deliveryHeader string, enabled bool, parse func(*http.Request) (Trigger, error)) {
+	// key is what identifies a delivery, so that a replay runs nothing.
+	route := func(name, path, deliveryHeader string, enabled bool, key func(r *http.Request) string, parse func(*http.Request) (Trigger, error)) {
 		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) {
 			if !enabled {
 				reply(w, http.StatusNotFound, Response{Status: "error", Message: name + " webhooks are not enabled: configure a secret for them"})
@@ -59,15 +63,25 @@ func Handler(cfg HandlerConfig) http.Handler {
 			}
 			serveTrigger(w, r, l, func(r *http.Request) (Trigger, error) {
 				t, err := parse(r)
-				t.Source, t.Delivery = name, delivery
+				t.Source, t.Delivery = name, key(r)
 				return t, err
 			}, cfg.OnTrigger)
 		})
 	}
-	route("github", "/webhooks/github", "X-GitHub-Delivery", len(cfg.GitHubSecret) > 0, func(r *http.Request) (Trigger, error) {
+	// A GitHub delivery is its body's MAC, which its signature proves:
+	// X-GitHub-Delivery is not signed, and a captured delivery resent
+	// without it or with another ran again (and superseded the execution
+	// waiting at its approval). GitHub's own redelivery sends the same body.
+	// hex.DecodeString takes either case: the key is lowercased.
+	route("github", "/webhooks/github", "X-GitHub-Delivery", len(cfg.GitHubSecret) > 0, func(r *http.Request) string {
+		return strings.ToLower(r.Header.Get(github.SHA256SignatureHeader))
+	}, func(r *http.Request) (Trigger, error) {
 		return ParseGitHub(r, cfg.GitHubSecret)
 	})
-	route("generic", "/webhooks/generic", GenericDeliveryHeader, cfg.GenericSecret != "", func(r *http.Request) (Trigger, error) {
+	// A generic webhook's caller holds the secret: its delivery id is its own.
+	route("generic", "/webhooks/generic", GenericDeliveryHeader, cfg.GenericSecret != "", func(r *http.Request) string {
+		return r.Header.Get(GenericDeliveryHeader)
+	}, func(r *http.Request) (Trigger, error) {
 		return ParseGeneric(r, cfg.GenericSecret)
 	})
 	return mux

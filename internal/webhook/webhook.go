@@ -41,9 +41,10 @@ type Trigger struct {
 	Base     string // a pull request's base branch, whose pipeline definition it runs
 	PRAction string // opened, synchronize, reopened
 	Sender   string // login of whoever caused the event
-	// Source ("github", "generic") and Delivery (X-GitHub-Delivery, or
-	// X-Cutover-Delivery of a generic webhook; may be empty) identify the
-	// delivery, so a replay is recognised and runs nothing.
+	// Source ("github", "generic") and Delivery (a GitHub delivery's
+	// signature, "sha256=<its body's HMAC>", or X-Cutover-Delivery of a
+	// generic webhook, which may be empty) identify the delivery, so a
+	// replay is recognised and runs nothing.
 	Source   string
 	Delivery string
 }

@@ -307,7 +307,7 @@ func TestHandler(t *testing.T) {
 	}
 	mu.Lock()
 	if got[0] != (Trigger{Kind: KindPush, Repo: "acme/bluemed", Branch: "develop", Commit: sha2, Before: sha1, Sender: "octocat",
-		Source: "github", Delivery: "72d3162e-cc78-11e3-81ab-4c9367dc0958"}) ||
+		Source: "github", Delivery: sign(push, secret)}) ||
 		got[1].Kind != KindPullRequest || got[2].Branch != "main" || got[2].Source != "generic" || got[2].Delivery != "" {
 		t.Errorf("triggers = %+v", got)
 	}
