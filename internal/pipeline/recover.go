@@ -58,17 +58,35 @@ func OwnerAlive(x store.Execution) bool {
 type Recovery struct {
 	Killed int // process groups of its commands, and integration containers, that were still running
 	// Requeued: it had not entered a stage yet, so it is queued again as
-	// it was (same ID). Otherwise it is failed, and Resume is the retry
+	// it was (same ID). Otherwise it is to be failed (MarkResumed), and Resume is the retry
 	// that runs its commit again from the stage it was in, reusing the
 	// images its earlier stages built; nil when it was cancelled.
 	Requeued bool
 	Resume   *Trigger
+	// failed is x as MarkResumed records it, once Resume is queued, at
+	// generation gen.
+	failed store.Execution
+	gen    int64
+}
+
+// MarkResumed records the execution Recover resumed as failed, pointing at
+// its resumption. Call it once the resumption is queued (with a delivery
+// naming the execution, so a second recovery queues nothing twice): marked
+// first, a kill -9 before the queueing lost the execution, its record
+// saying it was resumed.
+func (e *Engine) MarkResumed(ctx context.Context, rec Recovery) error {
+	if rec.Resume == nil {
+		return nil
+	}
+	_, err := e.Store.UpdateExecution(ctx, rec.failed, rec.gen)
+	return err
 }
 
 // Recover ends what a dead owner left of execution x: it kills the process
 // groups of its commands that still run on this host, tears down the
-// compose project of an integration it was in, and removes its workspace; then it queues x again if it never entered a stage, or marks
-// it failed and returns the trigger that resumes it; one whose cancel was
+// compose project of an integration it was in, and removes its workspace; then it queues x again if it never entered a stage, or
+// returns the trigger that resumes it, for the caller to queue and then
+// record x failed with MarkResumed; one whose cancel was
 // asked for ends cancelled (or superseded) instead. The caller has
 // checked !OwnerAlive(x). An execution another process changed meanwhile
 // is left to that process (the error wraps store.ErrConflict).
@@ -136,9 +154,7 @@ func (e *Engine) Recover(ctx context.Context, x store.Execution) (Recovery, erro
 	}
 	x.Status = store.ExecutionFailed
 	x.Error = fmt.Sprintf("interrupted: its process (pid %d) stopped while it ran; resumed as a new execution from stage %s", x.OwnerPID, from)
-	if _, err := e.Store.UpdateExecution(ctx, x, gen); err != nil {
-		return rec, err
-	}
+	rec.failed, rec.gen = x, gen
 	// The resumption keeps the kind of what it resumes (a pull request stays
 	// one), and points at it.
 	if t.Kind == TriggerRetry && t.RetriedFrom == "" {

@@ -52,6 +52,9 @@ func (s *Server) Enqueue(ctx context.Context, t pipeline.Trigger, d store.Delive
 			if err != nil || !pipeline.SameRun(at, pipeline.Trigger{Kind: x.Trigger, Branch: t.Branch, PR: t.PR}) {
 				continue
 			}
+			if d.Source == resumeSource && d.ID == a.ID {
+				continue // the execution this one resumes, recorded failed once this is queued
+			}
 			switch a.Status {
 			case store.ExecutionQueued:
 				replace = append(replace, a)
@@ -226,14 +229,24 @@ func (s *Server) resumeInterrupted(ctx context.Context) {
 			s.Log.Info("an interrupted execution was cancelled meanwhile: not resumed", "execution", x.ID, "processes_killed", rec.Killed)
 			continue
 		}
-		id, err := s.Enqueue(ctx, *rec.Resume, store.Delivery{})
-		if err != nil {
+		// Queued first, once (the delivery names x), then x is marked: a
+		// kill -9 between the two leaves x to the next start's recovery,
+		// which finds its resumption queued.
+		id, err := s.Enqueue(ctx, *rec.Resume, store.Delivery{Source: resumeSource, ID: x.ID})
+		if err != nil && !errors.Is(err, store.ErrDuplicate) {
 			s.Log.Warn("resuming an interrupted execution", "execution", x.ID, "err", err)
 			continue
+		}
+		if err := s.Engine.MarkResumed(ctx, rec); err != nil {
+			s.Log.Warn("recording an interrupted execution as resumed", "execution", x.ID, "as", id, "err", err)
 		}
 		s.Log.Info("resuming an interrupted execution", "execution", x.ID, "as", id, "stage", rec.Resume.FromStage, "processes_killed", rec.Killed)
 	}
 }
+
+// resumeSource is the delivery source of an interrupted execution's
+// resumption, whose ID is the interrupted execution's.
+const resumeSource = "resume"
 
 // poll watches the environments' branches for new commits.
 func (s *Server) poll(ctx context.Context) {

@@ -1,0 +1,60 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/pipeline"
+	"github.com/cutoverdev/cutover/internal/store"
+	"github.com/cutoverdev/cutover/internal/testenv"
+)
+
+// Attack (kill -9 at the worst moment): a daemon recovering an execution
+// whose owner died marked it failed ("resumed as a new execution"), then
+// queued the resumption in a second transaction; killed between the two,
+// it lost the execution for good: the next start found nothing active.
+// Now the resumption is queued first, once per interrupted execution, and
+// the execution marked after. Here the daemon that recovers dies right
+// after Recover (nothing queued, nothing marked), and the next start
+// resumes the execution once.
+func TestAttackKillBetweenRecoverAndEnqueueLosesNothing(t *testing.T) {
+	d := newDaemon(t)
+	ctx := context.Background()
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	commit := testenv.Git(t, d.repo, "rev-parse", "main")
+	x := pipeline.QueuedExecution(pipeline.Trigger{Kind: pipeline.TriggerPush, Project: d.cfg.Project, Repo: d.repo, Branch: "main",
+		Commit: commit, ConfigPath: "cutover.yaml"}, time.Now())
+	stages, _ := json.Marshal([]pipeline.StageState{
+		{Name: "build", Status: pipeline.StatusSucceeded, Actions: []pipeline.ActionState{{Name: "compile", Kind: "command", Status: pipeline.StatusSucceeded}}},
+		{Name: "production", Status: pipeline.StatusRunning, Actions: []pipeline.ActionState{{Name: "approve", Kind: "approval", Status: pipeline.StatusWaiting}}},
+	})
+	x.Status, x.Stages, x.OwnerPID, x.OwnerHost = store.ExecutionWaiting, stages, gone.Process.Pid, host
+	if err := d.store.CreateExecution(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := d.store.GetExecution(ctx, x.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.eng.Recover(ctx, stored); err != nil { // a daemon recovers it, and dies before it queues
+		t.Fatal(err)
+	}
+	start(t, d.server()) // the next start
+	waitFor(t, "the interrupted execution to be resumed", func() bool {
+		_, ok := d.find(func(e store.Execution) bool { return e.ID != x.ID })
+		return ok
+	})
+	time.Sleep(300 * time.Millisecond)
+	old, _ := d.store.GetExecution(ctx, x.ID)
+	if n := len(d.executions()); n != 2 || old.Status != store.ExecutionFailed {
+		t.Errorf("%d executions, the interrupted one %s (%s): want it failed and resumed once", n, old.Status, old.Error)
+	}
+}
