@@ -86,9 +86,9 @@ type Options struct {
 	Root string
 	// Untrusted marks a pull request's run: the compose file is trusted (the
 	// base branch's) but the workspace is not, so builds run without a
-	// network and refuse ADD of a URL, bind mounts must resolve (symbolic
-	// links included) inside Root, and cutover's own environment is never
-	// interpolated into the compose file.
+	// network and refuse ADD of a URL, bind mounts, env_file and label_file
+	// must resolve (symbolic links included) inside Root, and cutover's own
+	// environment is never interpolated into the compose file.
 	Untrusted bool
 	Logger    *slog.Logger // nil = slog.Default()
 	Output    io.Writer    // progress lines; nil = none

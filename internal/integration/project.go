@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/cli"
@@ -37,6 +39,11 @@ func (r *run) load(ctx context.Context) (*types.Project, error) {
 		// cutover's environment holds its secrets: never interpolated into a
 		// pull request's stack (a file it controls may be `extends`-ed).
 		load = append(load, cli.WithOsEnv)
+	} else {
+		// compose-go reads env_file and label_file while loading, following
+		// links: a pull request's `test.env` may be a link to cutover's own
+		// secrets. They are read below, once confined to the workspace.
+		load = append(load, cli.WithoutEnvironmentResolution, cli.WithoutLabelsResolution)
 	}
 	load = append(load, cli.WithDotEnv, cli.WithName(r.o.Project))
 	opts, err := cli.NewProjectOptions([]string{abs}, load...)
@@ -50,8 +57,138 @@ func (r *run) load(ctx context.Context) (*types.Project, error) {
 	if len(proj.Services) == 0 {
 		return nil, fmt.Errorf("compose file %s has no service to start (add services, or check their profiles)", r.file)
 	}
+	if r.o.Untrusted {
+		return r.resolveFiles(proj, filepath.Dir(abs))
+	}
 	return proj, nil
 }
+
+// resolveFiles reads the env_file and label_file of an untrusted run's
+// services (and of their pre_start hooks) into their environment and labels,
+// refusing any that resolves (symbolic links included) outside Options.Root.
+// Each file is read through an os.Root of the workspace, so that a link
+// swapped in after the check cannot lead out of it either, into a private
+// copy that compose-go then parses as it would have parsed the file.
+func (r *run) resolveFiles(proj *types.Project, dir string) (*types.Project, error) {
+	rootReal, err := filepath.EvalSymlinks(r.o.Root)
+	if err != nil {
+		return nil, fmt.Errorf("compose file %s: workspace %q: %w (an untrusted run needs its workspace to read env_file and label_file)", r.file, r.o.Root, err)
+	}
+	root, err := os.OpenRoot(rootReal)
+	if err != nil {
+		return nil, fmt.Errorf("compose file %s: workspace %s: %w", r.file, rootReal, err)
+	}
+	defer root.Close()
+	tmp, err := os.MkdirTemp("", "cutover-envfiles-")
+	if err != nil {
+		return nil, fmt.Errorf("compose file %s: %w", r.file, err)
+	}
+	defer os.RemoveAll(tmp)
+	shownAs := map[string]string{} // private copy → the file as the compose file names it
+	// named names the files in compose-go's messages as the compose file does.
+	named := func(err error) string {
+		msg := err.Error()
+		for cp, shown := range shownAs {
+			msg = strings.ReplaceAll(msg, cp, shown)
+		}
+		return msg
+	}
+	// confine returns the private copy of a workspace file, or "" for a
+	// missing file that may be missing.
+	confine := func(service, key, path string, required bool) (string, error) {
+		shown := path // as the compose file names it: relative to its directory, or absolute
+		if rel, err := filepath.Rel(dir, path); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			shown = rel
+		}
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) && !required {
+			return "", nil
+		}
+		real, err := inside(rootReal, path)
+		if err != nil {
+			return "", fmt.Errorf("compose file %s: service %s: %s %s: %w", r.file, service, key, shown, err)
+		}
+		rel, err := filepath.Rel(rootReal, real)
+		if err != nil {
+			return "", fmt.Errorf("compose file %s: service %s: %s %s: %w", r.file, service, key, shown, err)
+		}
+		data, err := readRegular(root, rel)
+		if err != nil {
+			return "", fmt.Errorf("compose file %s: service %s: %s %s: %w (keep it a regular file inside the repository)", r.file, service, key, shown, err)
+		}
+		cp := filepath.Join(tmp, fmt.Sprintf("%d-%s", len(shownAs)+1, filepath.Base(rel)))
+		shownAs[cp] = shown
+		if err := os.WriteFile(cp, data, 0o600); err != nil {
+			return "", fmt.Errorf("compose file %s: service %s: %s %s: %w", r.file, service, key, shown, err)
+		}
+		return cp, nil
+	}
+	spec := func(service string, c *types.ContainerSpec) error {
+		envFiles := make([]types.EnvFile, 0, len(c.EnvFiles))
+		for _, f := range c.EnvFiles {
+			cp, err := confine(service, "env_file", f.Path, bool(f.Required))
+			if err != nil {
+				return err
+			}
+			if cp != "" {
+				f.Path = cp
+				envFiles = append(envFiles, f)
+			}
+		}
+		c.EnvFiles = envFiles
+		for i, f := range c.LabelFiles {
+			cp, err := confine(service, "label_file", f, true)
+			if err != nil {
+				return err
+			}
+			c.LabelFiles[i] = cp
+		}
+		return nil
+	}
+	for _, name := range slices.Sorted(maps.Keys(proj.Services)) {
+		s := proj.Services[name]
+		if err := spec(name, &s.ContainerSpec); err != nil {
+			return nil, err
+		}
+		for i := range s.PreStart {
+			if err := spec(name+" (pre_start hook "+fmt.Sprint(i+1)+")", &s.PreStart[i].ContainerSpec); err != nil {
+				return nil, err
+			}
+		}
+		proj.Services[name] = s
+	}
+	if proj, err = proj.WithServicesEnvironmentResolved(true); err != nil {
+		return nil, fmt.Errorf("compose file %s: env_file: %s", r.file, named(err))
+	}
+	if proj, err = proj.WithServicesLabelsResolved(true); err != nil {
+		return nil, fmt.Errorf("compose file %s: label_file: %s", r.file, named(err))
+	}
+	return proj, nil
+}
+
+// readRegular reads name, a regular file, through root: a link on the way
+// that leads out of root is refused, and a FIFO or device is not read.
+func readRegular(root *os.Root, name string) ([]byte, error) {
+	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("is not a regular file (%s)", st.Mode().Type())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxEnvFile+1))
+	if err == nil && len(data) > maxEnvFile {
+		err = fmt.Errorf("is larger than %d bytes", maxEnvFile)
+	}
+	return data, err
+}
+
+// maxEnvFile is the size of the largest env_file or label_file an untrusted run reads.
+const maxEnvFile = 1 << 20
 
 // spec is how one compose service becomes a container.
 type spec struct {
