@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -99,8 +100,8 @@ func (r *Runtime) Build(ctx context.Context, req BuildRequest) (Image, error) {
 		if err != nil {
 			return Image{}, fmt.Errorf("build %s: %w", name, err)
 		}
-		if line, src := remoteAdd(df); line > 0 {
-			return Image{}, fmt.Errorf("build %s: %s line %d: ADD %s fetches from the network, which this build may not use (copy the file into the repository, or fetch it in a trusted build)", name, shown, line, src)
+		if line, src, reason := remoteAdd(df); line > 0 {
+			return Image{}, fmt.Errorf("build %s: %s line %d: ADD %s %s", name, shown, line, src, reason)
 		}
 	}
 	unlock, err := r.lockImages(ctx, false)
@@ -248,34 +249,87 @@ func (r *Runtime) ImageID(ctx context.Context, ref string) (string, error) {
 	return res.ID, nil
 }
 
-// remoteAdd finds the first ADD instruction of a Dockerfile whose source is
-// a URL or a git repository, and returns its line and that source (0 when
-// there is none). Continuation lines and comments are followed as the
-// builder reads them.
-func remoteAdd(dockerfile []byte) (int, string) {
-	lines := strings.Split(string(dockerfile), "\n")
+// remoteAdd finds the first ADD instruction of a Dockerfile (ONBUILD ADD
+// included) that may fetch from the network, and returns its line, the
+// source and why (line 0 when there is none): a source that is a URL or a
+// git repository, or that holds a variable ($U, ${U}), which a build
+// argument may set to a URL. Comments, empty lines, line continuations and
+// JSON form are followed as the builder reads them.
+//
+// The builder's escape character is \ unless a `# escape=` parser directive
+// at the top of the file makes it a backtick. Rather than trust one reading
+// of the directives (their order, a byte order mark, case and spaces), the
+// file is read with each of the two: an ADD hidden from one reading is an
+// instruction of its own in the other.
+func remoteAdd(dockerfile []byte) (line int, src, reason string) {
+	for _, escape := range []string{"\\", "`"} {
+		if l, s, r := remoteAddEscaped(dockerfile, escape); l > 0 && (line == 0 || l < line) {
+			line, src, reason = l, s, r
+		}
+	}
+	return line, src, reason
+}
+
+const (
+	reasonNetwork  = "fetches from the network, which this build may not use (copy the file into the repository, or fetch it in a trusted build)"
+	reasonVariable = "names its source with a variable, which a build argument may set to a URL fetched from the network (name the file itself in the Dockerfile)"
+)
+
+// unquoted deletes what the builder may drop from an ADD word, and JSON's punctuation.
+var unquoted = strings.NewReplacer(`\`, "", "`", "", `"`, "", "'", "", "[", "", "]", "", ",", "")
+
+func butLast(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s[:len(s)-1]
+}
+
+func remoteAddEscaped(dockerfile []byte, escape string) (int, string, string) {
+	text := strings.TrimPrefix(string(dockerfile), "\ufeff")
+	lines := strings.Split(text, "\n")
 	for i := 0; i < len(lines); i++ {
 		start := i + 1
 		inst := strings.TrimSpace(lines[i])
-		for strings.HasSuffix(inst, "\\") && i+1 < len(lines) {
+		if strings.HasPrefix(inst, "#") {
+			continue // a comment (or a parser directive) continues nothing
+		}
+		for strings.HasSuffix(inst, escape) && i+1 < len(lines) {
 			i++
 			next := strings.TrimSpace(lines[i])
-			if strings.HasPrefix(next, "#") {
-				continue
+			if next == "" || strings.HasPrefix(next, "#") {
+				continue // the builder skips them inside an instruction
 			}
-			inst = strings.TrimSuffix(inst, "\\") + " " + next
+			inst = strings.TrimSuffix(inst, escape) + " " + next
 		}
 		fields := strings.Fields(inst)
+		if len(fields) > 1 && strings.EqualFold(fields[0], "ONBUILD") {
+			fields = fields[1:] // runs in a build FROM this image, which may be the next one
+		}
 		if len(fields) < 2 || !strings.EqualFold(fields[0], "ADD") {
 			continue
 		}
-		for _, f := range fields[1:] {
-			f = strings.Trim(f, `[]",`)
-			lf := strings.ToLower(f)
-			if strings.HasPrefix(lf, "http://") || strings.HasPrefix(lf, "https://") || strings.HasPrefix(lf, "git@") || strings.HasPrefix(lf, "git://") || strings.HasSuffix(lf, ".git") && strings.Contains(lf, "://") {
-				return start, f
+		args := fields[1:]
+		srcs := args // without the flags
+		for len(srcs) > 0 && strings.HasPrefix(srcs[0], "--") && srcs[0] != "--" {
+			srcs = srcs[1:] // --chown=, --chmod=, --checksum=, --link...
+		}
+		var list []string // JSON form, as the builder decodes it
+		if rest := strings.Join(srcs, " "); strings.HasPrefix(rest, "[") && json.Unmarshal([]byte(rest), &list) != nil {
+			list = nil
+		}
+		// The builder drops quotes and escapes from a word: h"ttp":\//x is a URL.
+		for _, f := range slices.Concat(args, list) {
+			if w := strings.ToLower(unquoted.Replace(f)); strings.Contains(w, "://") || strings.HasPrefix(w, "git@") {
+				return start, strings.Trim(f, `[]",`), reasonNetwork
+			}
+		}
+		// A variable is refused in a source, not in the destination or a flag.
+		for _, f := range slices.Concat(butLast(srcs), butLast(list)) {
+			if strings.Contains(f, "$") {
+				return start, strings.Trim(f, `[]",`), reasonVariable
 			}
 		}
 	}
-	return 0, ""
+	return 0, "", ""
 }
