@@ -106,14 +106,17 @@ func newPruneCmd(g *globals) *cobra.Command {
 	var o release.PruneOptions
 	cmd := &cobra.Command{
 		Use:   "prune",
-		Short: "Remove the images of revisions older than the newest N of each environment",
+		Short: "Remove the images and static-site releases of revisions older than the newest N of each environment",
 		Long: "Removes the images this store (CUTOVER_HOME) built for this project that nothing needs: it keeps\n" +
 			"the images of the newest revisions of each environment (retention.revisions in cutover.yaml, 5 by\n" +
 			"default, or --keep), of the revision each environment serves, of deployments in progress and of\n" +
 			"pipeline executions that may still run, those any container uses, and those younger than\n" +
 			"--min-age (a build may be running). Images of the project that another store built (another\n" +
 			"CUTOVER_HOME on this engine) or that carry no store label (built by an older cutover) are never\n" +
-			"removed: they are reported as skipped. The same pruning runs after each successful `up` and `deploy`.",
+			"removed: they are reported as skipped. On ECS environments with static services it removes the\n" +
+			"site releases (releases/<digest>/ in the bucket) on the same terms, keeping as well the release\n" +
+			"each distribution serves and the N newest uploaded (the exported pipeline's are on no record here).\n" +
+			"The same pruning runs after each successful `up` and `deploy`.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("keep") && o.Keep < 2 {
@@ -126,8 +129,23 @@ func newPruneCmd(g *globals) *cobra.Command {
 					if o.DryRun {
 						verb = "would remove"
 					}
+					keep := cmp.Or(o.Keep, m.Config.Retention.Revisions)
+					for _, site := range res.Sites {
+						fmt.Fprintf(w, "%s %d releases from s3://%s (%s), kept %d (served, the newest %d, on record, or younger than %s)\n",
+							verb, len(site.Removed), site.Bucket, release.Megabytes(site.FreedBytes), site.Kept, keep, o.MinAge)
+						for _, r := range site.Removed {
+							what := "release"
+							if !r.Complete {
+								what = "incomplete upload"
+							}
+							fmt.Fprintf(w, "  %s %s of %s, %d files\n", what, r.Digest[:12], r.Modified.Local().Format("2006-01-02 15:04"), r.Objects)
+						}
+					}
+					if !m.HasLocal() {
+						return
+					}
 					fmt.Fprintf(w, "%s %d images (%s), kept %d (the newest %d revisions of each environment, images in use or younger than %s)\n",
-						verb, len(res.Removed), release.Megabytes(res.FreedBytes), res.Kept, cmp.Or(o.Keep, m.Config.Retention.Revisions), o.MinAge)
+						verb, len(res.Removed), release.Megabytes(res.FreedBytes), res.Kept, keep, o.MinAge)
 					for _, im := range res.Removed {
 						fmt.Fprintf(w, "  %s %s\n", shortImage(im.ID), strings.Join(im.Tags, " "))
 					}
@@ -143,8 +161,8 @@ func newPruneCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().IntVar(&o.Keep, "keep", 0, "keep the images of the newest N revisions of each environment (default: retention.revisions)")
-	cmd.Flags().DurationVar(&o.MinAge, "min-age", release.AutoPruneMinAge, "keep images younger than this (a build may be running)")
+	cmd.Flags().IntVar(&o.Keep, "keep", 0, "keep the images and site releases of the newest N revisions of each environment (default: retention.revisions)")
+	cmd.Flags().DurationVar(&o.MinAge, "min-age", release.AutoPruneMinAge, "keep images and site releases younger than this (a build or an upload may be running)")
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "list what would be removed, remove nothing")
 	return cmd
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
@@ -128,6 +129,17 @@ func (s *staticSite) invalidations() [][]string {
 	return out
 }
 
+// newStaticECS is an ECS environment on moto whose cutover.yaml has a
+// static frontend published to a site (staticYAML).
+func newStaticECS(t *testing.T) (*ecsE2E, *staticSite) {
+	e := newECSE2E(t, ecstypes.DeploymentControllerTypeEcs, "    strategy: { type: rolling }\n")
+	site := newStaticSite(t, e.moto, filepath.Dir(e.file), "shop-staging-frontend")
+	if err := os.WriteFile(e.file, []byte(staticYAML(e.moto, "{ bucket: "+site.bucket+", distribution: "+site.distribution+" }")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return e, site
+}
+
 // staticYAML is cutover.yaml with a container backend and a static
 // frontend; site is the frontend's ecs entry.
 func staticYAML(moto, site string) string {
@@ -165,13 +177,8 @@ environments:
 // rollback points the distribution back without uploading anything;
 // status shows the release served.
 func TestECSStaticDeployAndRollback(t *testing.T) {
-	e := newECSE2E(t, ecstypes.DeploymentControllerTypeEcs, "    strategy: { type: rolling }\n")
+	e, site := newStaticECS(t)
 	dir := filepath.Dir(e.file)
-	site := newStaticSite(t, e.moto, dir, "shop-staging-frontend")
-	y := staticYAML(e.moto, "{ bucket: "+site.bucket+", distribution: "+site.distribution+" }")
-	if err := os.WriteFile(e.file, []byte(y), 0o644); err != nil {
-		t.Fatal(err)
-	}
 
 	if _, errOut, err := e.run("deploy", "staging", "--image", "backend="+backendRef, "--image", "frontend="+frontendRef); err == nil || !strings.Contains(errOut, "service frontend is static") {
 		t.Errorf("--image for a static service: %v\n%s", err, errOut)
@@ -293,12 +300,7 @@ func TestECSStaticDeployAndRollback(t *testing.T) {
 // named with "..") in static.dir fails the deploy before anything is
 // uploaded or deployed, naming the service and the file.
 func TestECSStaticRefusesFilesLeavingTheSite(t *testing.T) {
-	e := newECSE2E(t, ecstypes.DeploymentControllerTypeEcs, "    strategy: { type: rolling }\n")
-	dir := filepath.Dir(e.file)
-	site := newStaticSite(t, e.moto, dir, "shop-staging-frontend")
-	if err := os.WriteFile(e.file, []byte(staticYAML(e.moto, "{ bucket: "+site.bucket+", distribution: "+site.distribution+" }")), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	e, site := newStaticECS(t)
 	for _, c := range []struct{ extra, want string }{
 		{"ln -s /etc/passwd dist/passwd", `"passwd" is a symbolic link to /etc/passwd, outside`},
 		{"touch 'dist/assets/..%2f..%2fetc%2fpasswd'", `has ".." in its name`},
@@ -424,5 +426,61 @@ func TestECSStaticDeployFromExportedStack(t *testing.T) {
 	}
 	if h := e.history(); len(h) != 1 || h[0].Status != store.DeploymentSucceeded {
 		t.Fatalf("history %+v", h)
+	}
+}
+
+// TestECSStaticPrune: `cutover prune` on an ECS environment removes the
+// site releases nothing needs: of three deployed releases, with --keep 2,
+// the first goes (not served, not among the newest 2 revisions, not among
+// the 2 newest uploads); a dry run lists it and removes nothing; the
+// deploys' own retention removed nothing (all younger than an hour); a
+// rollback to the pruned revision fails and changes nothing.
+func TestECSStaticPrune(t *testing.T) {
+	e, site := newStaticECS(t)
+	var releases []string
+	for _, v := range []string{"a1b2c3d4e5", "f6e5d4c3b2", "0a9b8c7d6e"} {
+		site.version(v)
+		if out, errOut, err := e.run("deploy", "staging", "--image", "backend="+backendRef); err != nil {
+			t.Fatalf("deploy %s: %v\n%s%s", v, err, out, errOut)
+		}
+		releases = append(releases, site.served())
+		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 20*time.Millisecond))) // S3 times are to the second
+	}
+	if n := len(site.objects()); n != 3*4 {
+		t.Fatalf("the deploys' retention removed releases younger than an hour: %d objects, want 12", n)
+	}
+	first := e.history()[2].Revision
+
+	out, errOut, err := e.run("prune", "--keep", "2", "--min-age", "0s", "--dry-run")
+	if err != nil || !strings.Contains(out, "would remove 1 releases from s3://"+site.bucket) || !strings.Contains(out, "release "+releases[0][:12]) || len(site.objects()) != 12 {
+		t.Fatalf("prune --dry-run: %v\n%s%s\nbucket: %v", err, out, errOut, site.objects())
+	}
+	out, errOut, err = e.run("prune", "--keep", "2", "--min-age", "0s", "--output", "json")
+	if err != nil {
+		t.Fatalf("prune: %v\n%s%s", err, out, errOut)
+	}
+	var res struct {
+		Sites []struct {
+			Bucket  string
+			Serving []string
+			Removed []struct{ Digest string }
+			Kept    int
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.Sites) != 1 || len(res.Sites[0].Removed) != 1 || res.Sites[0].Removed[0].Digest != releases[0] ||
+		res.Sites[0].Kept != 2 || !slices.Equal(res.Sites[0].Serving, releases[2:]) {
+		t.Fatalf("prune: %v\n%s", err, out)
+	}
+	for k := range site.objects() {
+		if strings.Contains(k, releases[0]) {
+			t.Errorf("%s of the pruned release is still in the bucket", k)
+		}
+	}
+	before := site.objects()
+	if out, errOut, err := e.run("rollback", "staging", "--to", first); err == nil || !strings.Contains(errOut, "not in the bucket") {
+		t.Errorf("rollback to a pruned release: %v\n%s%s", err, out, errOut)
+	}
+	if got := site.served(); got != releases[2] || len(site.objects()) != len(before) {
+		t.Errorf("the failed rollback changed the site: serving %s, bucket %v", got, site.objects())
 	}
 }

@@ -148,6 +148,7 @@ func (s *ecsSession) activateStatic(ctx context.Context, rev store.Revision) err
 			s.m.log().Warn("recording the static release", "service", name, "err", err)
 		}
 	}
+	s.m.retainSites(ctx)
 	return nil
 }
 

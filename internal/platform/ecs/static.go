@@ -48,6 +48,10 @@ import (
 type S3API interface {
 	PutObject(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error)
 	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	// PruneReleases'
+	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+	DeleteObjects(context.Context, *s3.DeleteObjectsInput, ...func(*s3.Options)) (*s3.DeleteObjectsOutput, error)
 }
 
 // CloudFrontAPI is the part of the CloudFront client static sites use.
@@ -314,32 +318,45 @@ func CacheControl(key string) string {
 // uploaders is how many files Upload uploads at once.
 const uploaders = 8
 
-// Upload puts the release's files under its prefix, then its manifest. A
-// release whose manifest is in the bucket already is not uploaded again.
-// say reports progress.
+// Upload puts the release's files under its prefix, then its manifest. Of
+// a release whose manifest is in the bucket already only the files that are
+// not there are uploaded (none, unless something deletes it), and the
+// manifest is written again. say reports progress.
 func (c SiteClients) Upload(ctx context.Context, site Site, rel SiteRelease, say func(string, ...any)) error {
+	files := rel.Files
 	if ok, err := c.released(ctx, site, rel.Digest); err != nil {
 		return err
 	} else if ok {
-		say("%s: release %s is in bucket %s already", site.Service, short(rel.Digest), site.Bucket)
-		return nil
+		// Its manifest is there: its files should be too, unless a prune
+		// (or a lifecycle rule, or a hand) is deleting it. What is missing
+		// is uploaded again, and the manifest written again, which makes
+		// the release new to a prune (SitePruneOptions.MinAge).
+		if files, err = c.missing(ctx, site, rel); err != nil {
+			return err
+		}
+		if len(files) == 0 {
+			say("%s: release %s is in bucket %s already", site.Service, short(rel.Digest), site.Bucket)
+		} else {
+			say("%s: release %s is in bucket %s but %d of its files are not: uploading them again", site.Service, short(rel.Digest), site.Bucket, len(files))
+		}
+	} else {
+		say("%s: uploading %d files to s3://%s/%s", site.Service, len(rel.Files), site.Bucket, rel.Prefix())
 	}
-	say("%s: uploading %d files to s3://%s/%s", site.Service, len(rel.Files), site.Bucket, rel.Prefix())
 	// uploaders upload at once, each taking the next file: a site of a
 	// million files starts uploaders goroutines, not a million.
 	var wg sync.WaitGroup
-	errs := make([]error, len(rel.Files))
+	errs := make([]error, len(files))
 	next := make(chan int)
-	for range min(uploaders, len(rel.Files)) {
+	for range min(uploaders, len(files)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				errs[i] = c.put(ctx, site, rel.Prefix(), rel.Files[i])
+				errs[i] = c.put(ctx, site, rel.Prefix(), files[i])
 			}
 		}()
 	}
-	for i := range rel.Files {
+	for i := range files {
 		next <- i
 	}
 	close(next)
@@ -443,6 +460,29 @@ func (c *checkedReader) Seek(offset int64, whence int) (int64, error) {
 	return pos, nil
 }
 
+// missing returns the files of rel that are not in the bucket at their
+// size.
+func (c SiteClients) missing(ctx context.Context, site Site, rel SiteRelease) ([]SiteFile, error) {
+	have := map[string]int64{}
+	p := s3.NewListObjectsV2Paginator(c.S3, &s3.ListObjectsV2Input{Bucket: &site.Bucket, Prefix: aws.String(rel.Prefix())})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", site, siteErr(err, "s3://"+site.Bucket+"/"+rel.Prefix()))
+		}
+		for _, o := range page.Contents {
+			have[strings.TrimPrefix(aws.ToString(o.Key), rel.Prefix())] = aws.ToInt64(o.Size)
+		}
+	}
+	var out []SiteFile
+	for _, f := range rel.Files {
+		if n, ok := have[f.Key]; !ok || n != f.Size {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
 // released says whether the release with digest d is complete in the bucket.
 func (c SiteClients) released(ctx context.Context, site Site, d string) (bool, error) {
 	_, err := c.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &site.Bucket, Key: aws.String(manifestKey(d))})
@@ -469,6 +509,12 @@ func (c SiteClients) Activate(ctx context.Context, site Site, d string, say func
 	} else if !ok {
 		return fmt.Errorf("%s: release %s is not in the bucket (no %s): its files were deleted or never uploaded completely; deploy it again from its commit", site, short(d), manifestKey(d))
 	}
+	return c.switchTo(ctx, site, d, say)
+}
+
+// switchTo points the distribution at the release with digest d, whether
+// or not it is in the bucket, and invalidates every path.
+func (c SiteClients) switchTo(ctx context.Context, site Site, d string, say func(string, ...any)) error {
 	cfg, err := c.CloudFront.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: &site.Distribution})
 	if err != nil {
 		return fmt.Errorf("%s: %w", site, siteErr(err, "distribution "+site.Distribution))

@@ -153,6 +153,16 @@ func (n needed) addRevision(ctx context.Context, st *store.Store, id string) err
 	return nil
 }
 
+// NeededRefs returns whether a record of the project (see Prune) names an
+// image or a static site's release (site@sha256:...) by ref, as read now.
+func NeededRefs(ctx context.Context, st *store.Store, o PruneOptions) (func(ref string) bool, error) {
+	n, err := neededImages(ctx, st, o)
+	if err != nil {
+		return nil, err
+	}
+	return func(ref string) bool { return n.refs[ref] || n.ids[ref] }, nil
+}
+
 // neededImages reads from the store every image a record of the project
 // still needs (see Prune).
 func neededImages(ctx context.Context, st *store.Store, o PruneOptions) (needed, error) {
