@@ -1,11 +1,13 @@
 package webhook
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/google/go-github/v84/github"
 )
@@ -23,7 +25,24 @@ type HandlerConfig struct {
 	// error answers 503 (the sender may retry).
 	OnTrigger func(Trigger) error
 	Logger    *slog.Logger
+	// MaxInFlight bounds the deliveries read at once (DefaultMaxInFlight
+	// when 0); past it a delivery is answered 503 at once. BodyTimeout
+	// bounds the reading of one (DefaultBodyTimeout when 0).
+	MaxInFlight int
+	BodyTimeout time.Duration
 }
+
+// DefaultMaxInFlight bounds the deliveries read at once. A delivery is read
+// before anyone knows whether it is authentic (the signature covers the
+// whole body), and a body over 64 KiB is kept in a temporary file until
+// it is: without a bound, anyone could trickle a thousand 25 MB bodies and
+// fill the disk (25 GB), or hold as many goroutines for as long as they
+// liked. 32 bodies are 800 MB of disk at most.
+const DefaultMaxInFlight = 32
+
+// DefaultBodyTimeout bounds the reading of one delivery: GitHub sends a
+// payload (25 MB at most) in one go.
+const DefaultBodyTimeout = time.Minute
 
 // Response is the JSON body of every answer.
 type Response struct {
@@ -44,6 +63,8 @@ func Handler(cfg HandlerConfig) http.Handler {
 	if log == nil {
 		log = slog.Default()
 	}
+	slots := make(chan struct{}, cmp.Or(cfg.MaxInFlight, DefaultMaxInFlight))
+	bodyTimeout := cmp.Or(cfg.BodyTimeout, DefaultBodyTimeout)
 	mux := http.NewServeMux()
 	// key is what identifies a delivery, so that a replay runs nothing.
 	route := func(name, path, deliveryHeader string, enabled bool, key func(r *http.Request) string, parse func(*http.Request) (Trigger, error)) {
@@ -53,6 +74,19 @@ func Handler(cfg HandlerConfig) http.Handler {
 				return
 			}
 			l := log.With("source", name, "remote", r.RemoteAddr)
+			select {
+			case slots <- struct{}{}:
+				defer func() { <-slots }()
+			default:
+				l.Warn("webhook refused: too many deliveries being read at once", "most", cap(slots))
+				w.Header().Set("Retry-After", "10")
+				w.Header().Set("Connection", "close")
+				reply(w, http.StatusServiceUnavailable, Response{Status: "error", Message: "too many deliveries in progress; retry later"})
+				return
+			}
+			// The body is read within bodyTimeout of now; past it, reads fail
+			// and the delivery is answered 400 (or the connection cut).
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTimeout))
 			delivery := r.Header.Get(deliveryHeader)
 			if len(delivery) > 200 {
 				reply(w, http.StatusBadRequest, Response{Status: "error", Message: deliveryHeader + " is longer than 200 characters"})

@@ -10,12 +10,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cutoverdev/cutover/internal/testenv"
 )
@@ -362,5 +365,57 @@ func TestHandlerRouteDisabled(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("disabled route answered %d, want 404", resp.StatusCode)
+	}
+}
+
+// Attack (disk and goroutines): a delivery is read whole before its
+// signature can be checked, a body over 64 KiB into a temporary file, and
+// nothing bounded how many were read at once or for how long: anyone could
+// trickle a thousand 25 MB bodies and fill the disk. Past MaxInFlight a
+// delivery is refused at once (503), and a body not read within
+// BodyTimeout ends its delivery; then deliveries are read again.
+func TestAttackTrickledDeliveriesAreBounded(t *testing.T) {
+	var accepted atomic.Int32
+	srv := httptest.NewServer(Handler(HandlerConfig{GitHubSecret: secret, MaxInFlight: 2, BodyTimeout: 500 * time.Millisecond,
+		OnTrigger: func(Trigger) error { accepted.Add(1); return nil }}))
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	var slow []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\nX-Hub-Signature-256: sha256=%s\r\nContent-Length: 100000\r\n\r\n{\"ref\":", strings.Repeat("0", 64))
+		slow = append(slow, c)
+	}
+	time.Sleep(100 * time.Millisecond) // both are being read
+	push := pushBody("refs/heads/main", strings.Repeat("1", 40), strings.Repeat("2", 40), false)
+	deliver := func() int {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/webhooks/github", bytes.NewReader(push))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-GitHub-Event", "push")
+		req.Header.Set("X-Hub-Signature-256", sign(push, secret))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	start := time.Now()
+	if code := deliver(); code != http.StatusServiceUnavailable || time.Since(start) > 300*time.Millisecond {
+		t.Fatalf("a delivery while two trickle: %d after %s, want 503 at once", code, time.Since(start))
+	}
+	for i, c := range slow {
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		b, _ := io.ReadAll(c)
+		if len(b) > 0 && !strings.HasPrefix(string(b), "HTTP/1.1 400") {
+			t.Errorf("trickled delivery %d after the body timeout: %q, want 400 or the connection cut", i, b)
+		}
+	}
+	if code := deliver(); code != http.StatusOK || accepted.Load() != 1 {
+		t.Fatalf("a delivery once the trickled ones ended: %d (%d accepted), want 200", code, accepted.Load())
 	}
 }
