@@ -3,9 +3,7 @@ package auth
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
@@ -53,19 +51,23 @@ func NewLoginLink(ctx context.Context, st *store.Store, who Identity, now time.T
 type Session struct {
 	Identity Identity
 	Secret   string
+	// ActionKey is the secret every form of the session sends: set only
+	// by the login, the one time it is known (the store keeps its hash).
+	// The browser keeps it in the dashboard origin's storage, not in a
+	// cookie and in no page: a browser sends a host's cookies to every
+	// port of the host, so an app on another port of the dashboard's host
+	// gets the session's cookie, and with it every page; not this key.
+	ActionKey  string
+	actionHash string
 }
 
-// CSRF is the token every form of the session must send back: derived from
-// the session's secret, so it needs no storage, and useless without the
-// cookie.
-func (s Session) CSRF() string {
-	sum := sha256.Sum256([]byte("cutover csrf\x00" + s.Secret))
-	return hex.EncodeToString(sum[:])
-}
-
-// CheckCSRF reports whether token is the session's CSRF token.
-func (s Session) CheckCSRF(token string) bool {
-	return subtle.ConstantTimeCompare([]byte(token), []byte(s.CSRF())) == 1
+// CheckAction reports whether key is the session's action key (a form
+// sends it; see ActionKey). A session from before the keys has none.
+func (s Session) CheckAction(key string) bool {
+	if s.actionHash == "" || !sessionRE.MatchString(key) {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(Hash(key)), []byte(s.actionHash)) == 1
 }
 
 // LoginWithLink uses a one-time link (store.ErrLinkUsed, ErrLinkExpired or
@@ -97,12 +99,12 @@ func startSession(ctx context.Context, st *store.Store, actor, role, tokenHash, 
 	if err != nil {
 		return Session{}, err
 	}
-	secret := rand.Text() + rand.Text()
+	secret, key := rand.Text()+rand.Text(), rand.Text()+rand.Text()
 	if err := st.CreateSession(ctx, store.Session{Hash: Hash(secret), Actor: actor, Role: r.String(), Via: ViaDashboard,
-		TokenHash: tokenHash, CreatedAt: now, ExpiresAt: now.Add(SessionTTL)}); err != nil {
+		TokenHash: tokenHash, ActionHash: Hash(key), CreatedAt: now, ExpiresAt: now.Add(SessionTTL)}); err != nil {
 		return Session{}, err
 	}
-	return Session{Identity: Identity{Name: actor, Role: r, Via: ViaDashboard, Remote: remote}, Secret: secret}, nil
+	return Session{Identity: Identity{Name: actor, Role: r, Via: ViaDashboard, Remote: remote}, Secret: secret, ActionKey: key, actionHash: Hash(key)}, nil
 }
 
 // SessionOf returns the live session named by secret (a cookie's value),
@@ -132,7 +134,7 @@ func SessionOf(ctx context.Context, st *store.Store, secret, remote string, now 
 	if err != nil {
 		return Session{}, err
 	}
-	return Session{Identity: Identity{Name: ss.Actor, Role: r, Via: ViaDashboard, Remote: remote}, Secret: secret}, nil
+	return Session{Identity: Identity{Name: ss.Actor, Role: r, Via: ViaDashboard, Remote: remote}, Secret: secret, actionHash: ss.ActionHash}, nil
 }
 
 // UseSession is SessionOf for a request of the person (a page, a form, a

@@ -17,7 +17,7 @@ import (
 // redeploy goes on and shows on the page as it progresses.
 const actionWait = 3 * time.Second
 
-// action serves one action route: a form POST (Origin, session, CSRF), the
+// action serves one action route: a form POST (Origin, session, action key), the
 // role the policy needs (403 otherwise, audited), then the release use
 // case, audited with its outcome, then back to the page it came from with
 // what happened.

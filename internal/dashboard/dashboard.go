@@ -10,7 +10,10 @@
 // Trust: a browser logs in with an API token or a one-time link from
 // `cutover dashboard` and then holds a session cookie (HttpOnly,
 // SameSite=Strict, Secure under TLS) whose secret the store keeps only as a
-// hash. Every POST carries the session's CSRF token and an Origin header
+// hash. Every POST carries the session's action key, which the login hands
+// to the page's script in the URL's fragment and the script keeps in the
+// origin's storage (a host's cookies reach every port of the host, and an
+// app there could read every page: the key is in neither), and an Origin header
 // (the daemon's guard refuses a foreign Origin before this package sees the
 // request). What a role may not do is neither shown as a button nor
 // accepted: its action routes answer 403. Actions go through the release

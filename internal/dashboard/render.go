@@ -19,13 +19,13 @@ import (
 var pageNames = []string{"overview", "environment", "executions", "execution", "approval", "audit", "login", "error"}
 
 // view is what every template gets: the session's identity and abilities
-// (which buttons to show), its CSRF token for forms, and the page's Data.
+// (which buttons to show), and the page's Data. No page holds the session's
+// action key (its forms get it from the browser's storage: live.js).
 type view struct {
 	Page       string
 	Project    string
 	LoggedIn   bool
 	Who        auth.Identity
-	CSRF       string
 	CanDeploy  bool
 	CanApprove bool
 	IsAdmin    bool
@@ -98,7 +98,7 @@ func parsePages() map[string]*template.Template {
 func (h *Handler) view(name string, s auth.Session, data any, withFlash bool) view {
 	v := view{Page: name, Project: h.Config.Project, Data: data}
 	if s.Secret != "" {
-		v.LoggedIn, v.Who, v.CSRF = true, s.Identity, s.CSRF()
+		v.LoggedIn, v.Who = true, s.Identity
 		v.CanDeploy = s.Identity.Role.Allows(auth.RoleDeployer)
 		v.CanApprove = s.Identity.Role.Allows(auth.RoleApprover)
 		v.IsAdmin = s.Identity.Role.Allows(auth.RoleAdmin)

@@ -105,8 +105,15 @@ func (h *Handler) loggedIn(w http.ResponseWriter, r *http.Request, s auth.Sessio
 		_ = auth.Logout(r.Context(), h.Store, c.Value, h.Now()) // the session this login replaces
 	}
 	h.setCookie(w, r, s.Secret, int(auth.SessionTTL.Seconds()))
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	// The action key goes in the fragment, which the browser never sends:
+	// live.js keeps it in the origin's storage and takes it off the URL.
+	w.Header().Set("Location", "/#"+actionKeyFragment+s.ActionKey)
+	w.WriteHeader(http.StatusSeeOther)
 }
+
+// actionKeyFragment starts the fragment of the page a login goes to: the
+// session's action key follows (live.js reads it).
+const actionKeyFragment = "key="
 
 // logout ends the session in the store, not only in the browser.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
@@ -131,7 +138,8 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 func hasOrigin(r *http.Request) bool { return r.Header.Get("Origin") != "" }
 
 // checkPost admits a form POST: an Origin, a live session (401) and its
-// CSRF token (403).
+// action key (403), which the browser keeps in the dashboard origin's
+// storage: a cookie and a page are not enough (auth.Session.ActionKey).
 func (h *Handler) checkPost(w http.ResponseWriter, r *http.Request) (auth.Session, bool) {
 	if !hasOrigin(r) {
 		h.refuse(w, r, http.StatusForbidden, "refused: a form of the dashboard sends an Origin header; this request has none")
@@ -142,9 +150,9 @@ func (h *Handler) checkPost(w http.ResponseWriter, r *http.Request) (auth.Sessio
 		h.noSession(w, r, err)
 		return auth.Session{}, false
 	}
-	if !s.CheckCSRF(r.PostFormValue("csrf")) {
-		h.Log.Warn("dashboard form refused: CSRF token missing or wrong", "remote", r.RemoteAddr, "path", r.URL.Path, "who", s.Identity.Name)
-		h.refuse(w, r, http.StatusForbidden, "refused: the form's CSRF token is missing or wrong; reload the page and try again")
+	if !s.CheckAction(r.PostFormValue("key")) {
+		h.Log.Warn("dashboard form refused: the session's action key is missing or wrong", "remote", r.RemoteAddr, "path", r.URL.Path, "who", s.Identity.Name)
+		h.refuse(w, r, http.StatusForbidden, "refused: this browser does not hold this session's action key (its page script keeps it from the login; JavaScript off, another browser, or a session from an older cutover): log out and log in again")
 		return auth.Session{}, false
 	}
 	return s, true

@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/dashboard"
 	"github.com/cutoverdev/cutover/internal/pipeline"
 	"github.com/cutoverdev/cutover/internal/store"
 )
@@ -154,5 +157,59 @@ func TestAttackAPILogShowsATokenTheDashboardMasks(t *testing.T) {
 		if strings.Contains(string(body), leak) || !strings.Contains(string(body), "CUTOVER_TOKEN=cutover_***") {
 			t.Errorf("viewer GET %s: %d %s", p, resp.StatusCode, body)
 		}
+	}
+}
+
+// Attack (a host's cookies reach every port): logged in to the dashboard
+// at 127.0.0.1:PORT, the browser sent the session cookie to an app on
+// another port of 127.0.0.1 too. The app's server then read a page for
+// its CSRF token, posted /approve with the dashboard's Origin and approved
+// a production deployment as the admin. Now a form needs the session's
+// action key, which the login hands to the page's script in the URL's
+// fragment (never sent) and no page holds: the cookie still reads pages,
+// but acts on nothing.
+func TestAttackSessionCookieFromAnotherPortCannotAct(t *testing.T) {
+	d := newDashServer(t)
+	x := d.trigger(t, "deployer")
+	admin := d.browserAs(t, "admin")
+	got := make(chan string, 1)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, err := r.Cookie(dashboard.CookieName); err == nil {
+			got <- c.Value
+		}
+		io.WriteString(w, "staging app")
+	}))
+	defer app.Close()
+	resp, err := admin.c.Get(app.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var stolen string
+	select {
+	case stolen = <-got:
+	default:
+		t.Fatal("the cookie jar did not send the dashboard's cookie to another port of the host: this test no longer attacks anything")
+	}
+	thief := d.browser(t)
+	u, _ := url.Parse(d.base)
+	thief.c.Jar.SetCookies(u, []*http.Cookie{{Name: dashboard.CookieName, Value: stolen, Path: "/"}})
+	for _, p := range []string{"/", "/executions/" + x.ID + "/approval"} {
+		if code, body, _ := thief.get(p); code != http.StatusOK || strings.Contains(body, admin.key) {
+			t.Fatalf("GET %s with the stolen cookie: %d, or the page holds the action key", p, code)
+		}
+	}
+	for _, key := range []string{"", thief.actionKey(), strings.Repeat("A", 52)} {
+		code, _, _ := thief.post("/executions/"+x.ID+"/approve", url.Values{"key": {key}, "comment": {"lgtm"}})
+		if ap := d.approval(t, x.ID); code != http.StatusForbidden || ap.Status != store.ApprovalPending {
+			t.Fatalf("the stolen cookie with key %q approved: %d, approval %s by %s", key, code, ap.Status, ap.DecidedBy)
+		}
+	}
+	// The admin's own browser, with the key its login left, still acts.
+	if code, _, _ := admin.post("/executions/"+x.ID+"/approve", url.Values{"key": {admin.key}, "comment": {"lgtm"}}); code != http.StatusSeeOther {
+		t.Fatalf("the admin's approval: %d", code)
+	}
+	if ap := d.approval(t, x.ID); ap.Status != store.ApprovalApproved {
+		t.Fatalf("approval %s after the admin's", ap.Status)
 	}
 }

@@ -26,7 +26,7 @@ func newDashboard(m *release.Manager, secure bool, log *slog.Logger) *dashboard.
 // dashboard, after the same browser checks as the API: the Host must be
 // the daemon's own (421: DNS rebinding), an Origin when sent must be too
 // (403: cross-site requests). The dashboard itself authenticates its
-// session cookie, checks each form's CSRF token and role, and audits.
+// session cookie, checks each form's action key and role, and audits.
 func (s *Server) serveDashboard(w http.ResponseWriter, r *http.Request) {
 	if !s.hostAllowed(r.Host) {
 		http.Error(w, fmt.Sprintf("host %q is not this daemon's address (%s); add a public name with `cutover serve --public-host NAME`",

@@ -118,6 +118,15 @@ type browser struct {
 	base   string
 	c      *http.Client
 	origin string
+	// key is the session's action key, as live.js keeps it: from the
+	// fragment of the page a login goes to.
+	key string
+}
+
+// loggedIn reports whether a login's answer goes to the overview with
+// the session's action key in the fragment.
+func loggedIn(code int, h http.Header) bool {
+	return code == http.StatusSeeOther && strings.HasPrefix(h.Get("Location"), "/#key=")
 }
 
 func (d *dashServer) browser(t *testing.T) *browser {
@@ -149,20 +158,21 @@ func (b *browser) post(path string, form url.Values) (int, string, http.Header) 
 		b.t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	if k, ok := strings.CutPrefix(resp.Header.Get("Location"), "/#key="); ok {
+		b.key = k
+	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	return resp.StatusCode, string(body), resp.Header
 }
 
-var csrfRE = regexp.MustCompile(`name="csrf" value="([0-9a-f]{64})"`)
-
-// login logs b in with the token of name and returns the page's CSRF token.
+// login logs b in with the token of name and returns the session's action key.
 func (b *browser) login(token string) string {
 	b.t.Helper()
 	code, body, h := b.post("/login", url.Values{"token": {token}})
-	if code != http.StatusSeeOther || h.Get("Location") != "/" {
+	if !loggedIn(code, h) {
 		b.t.Fatalf("login: %d %s\n%s", code, h.Get("Location"), body)
 	}
-	return b.csrf()
+	return b.actionKey()
 }
 
 var linkFormRE = regexp.MustCompile(`name="link" value="([^"]*)"`)
@@ -179,14 +189,16 @@ func (b *browser) useLink(path string) (int, string, http.Header) {
 	return b.post("/login", url.Values{"link": {m[1]}})
 }
 
-func (b *browser) csrf() string {
+// actionKey is the key b's forms send: what its login left in the
+// browser's storage, never in a page (an overview with the key's empty
+// field is checked).
+func (b *browser) actionKey() string {
 	b.t.Helper()
 	code, body, _ := b.get("/")
-	m := csrfRE.FindStringSubmatch(body)
-	if code != http.StatusOK || m == nil {
-		b.t.Fatalf("overview: %d, no CSRF token\n%s", code, body)
+	if code != http.StatusOK || !strings.Contains(body, `name="key" value=""`) || b.key != "" && strings.Contains(body, b.key) {
+		b.t.Fatalf("overview: %d, without the empty action key field, or with the key in it\n%s", code, body)
 	}
-	return m[1]
+	return b.key
 }
 
 func (b *browser) sessionCookie() *http.Cookie {
@@ -221,7 +233,7 @@ func TestDashboardRefusesAnonymousForgedAndCrossSiteRequests(t *testing.T) {
 		t.Fatalf("anonymous live stream: %d, want 401", code)
 	}
 	for _, p := range actionRoutes("x-1") {
-		if code, _, _ := anon.post(p, url.Values{"csrf": {"0"}}); code != http.StatusUnauthorized {
+		if code, _, _ := anon.post(p, url.Values{"key": {"0"}}); code != http.StatusUnauthorized {
 			t.Fatalf("anonymous POST %s: %d, want 401", p, code)
 		}
 	}
@@ -247,7 +259,7 @@ func TestDashboardRefusesAnonymousForgedAndCrossSiteRequests(t *testing.T) {
 	if !strings.Contains(sc, "HttpOnly") || !strings.Contains(sc, "SameSite=Strict") || strings.Contains(sc, d.tokens["admin"]) {
 		t.Fatalf("session cookie %q: want HttpOnly, SameSite=Strict, and not the token", sc)
 	}
-	csrf := b.csrf()
+	key := b.actionKey()
 	x := d.trigger(t, "deployer")
 
 	// A form without an Origin, from another site, or without the right
@@ -255,23 +267,23 @@ func TestDashboardRefusesAnonymousForgedAndCrossSiteRequests(t *testing.T) {
 	for name, try := range map[string]func() int{
 		"no CSRF token": func() int { c, _, _ := b.post("/environments/production/stop", url.Values{}); return c },
 		"wrong CSRF": func() int {
-			c, _, _ := b.post("/environments/production/stop", url.Values{"csrf": {strings.Repeat("0", 64)}})
+			c, _, _ := b.post("/environments/production/stop", url.Values{"key": {strings.Repeat("0", 64)}})
 			return c
 		},
 		"another's CSRF": func() int {
-			c, _, _ := b.post("/environments/production/stop", url.Values{"csrf": {d.browserAs(t, "deployer").csrf()}})
+			c, _, _ := b.post("/environments/production/stop", url.Values{"key": {d.browserAs(t, "deployer").actionKey()}})
 			return c
 		},
 		"no Origin": func() int {
 			b.origin = ""
 			defer func() { b.origin = d.base }()
-			c, _, _ := b.post("/environments/production/stop", url.Values{"csrf": {csrf}})
+			c, _, _ := b.post("/environments/production/stop", url.Values{"key": {key}})
 			return c
 		},
 		"cross-site Origin": func() int {
 			b.origin = "https://evil.example"
 			defer func() { b.origin = d.base }()
-			c, _, _ := b.post("/executions/"+x.ID+"/approve", url.Values{"csrf": {csrf}})
+			c, _, _ := b.post("/executions/"+x.ID+"/approve", url.Values{"key": {key}})
 			return c
 		},
 		"cross-site login": func() int {
@@ -299,7 +311,7 @@ func TestDashboardRefusesAnonymousForgedAndCrossSiteRequests(t *testing.T) {
 	}
 
 	// With all of it right, the action runs as the session's identity.
-	if code, _, h := b.post("/environments/production/stop", url.Values{"csrf": {csrf}}); code != http.StatusSeeOther || h.Get("Location") != "/environments/production" {
+	if code, _, h := b.post("/environments/production/stop", url.Values{"key": {key}}); code != http.StatusSeeOther || h.Get("Location") != "/environments/production" {
 		t.Fatalf("stop: %d %s", code, h.Get("Location"))
 	}
 	if calls := d.calls.list(); len(calls) != 1 || calls[0] != "stop production by admin" {
@@ -318,7 +330,7 @@ func TestDashboardViewerSeesNoButtonsAndIsRefusedEveryAction(t *testing.T) {
 	d := newDashServer(t)
 	x := d.trigger(t, "deployer")
 	v := d.browserAs(t, "viewer")
-	csrf := v.csrf()
+	key := v.actionKey()
 	for _, p := range []string{"/", "/environments/production", "/executions", "/executions/" + x.ID, "/executions/" + x.ID + "/approval"} {
 		code, body, _ := v.get(p)
 		if code != http.StatusOK {
@@ -334,14 +346,14 @@ func TestDashboardViewerSeesNoButtonsAndIsRefusedEveryAction(t *testing.T) {
 		t.Fatalf("viewer GET /audit: %d, want 403", code)
 	}
 	for _, p := range actionRoutes(x.ID) {
-		if code, body, _ := v.post(p, url.Values{"csrf": {csrf}, "revision": {"r-1"}}); code != http.StatusForbidden {
+		if code, body, _ := v.post(p, url.Values{"key": {key}, "revision": {"r-1"}}); code != http.StatusForbidden {
 			t.Fatalf("viewer POST %s: %d, want 403\n%s", p, code, body)
 		}
 	}
 	// A deployer may act on environments but not decide approvals.
 	dep := d.browserAs(t, "deployer")
 	for _, verb := range []string{"approve", "reject"} {
-		if code, _, _ := dep.post("/executions/"+x.ID+"/"+verb, url.Values{"csrf": {dep.csrf()}}); code != http.StatusForbidden {
+		if code, _, _ := dep.post("/executions/"+x.ID+"/"+verb, url.Values{"key": {dep.actionKey()}}); code != http.StatusForbidden {
 			t.Fatalf("deployer %s: %d, want 403", verb, code)
 		}
 	}
@@ -370,7 +382,7 @@ func TestDashboardViewerSeesNoButtonsAndIsRefusedEveryAction(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, `id="approve"`) {
 		t.Fatalf("approver's approval page: %d\n%s", code, body)
 	}
-	if code, _, h := ap.post("/executions/"+x.ID+"/approve", url.Values{"csrf": {ap.csrf()}, "comment": {"looks good"}, "by": {"cto"}}); code != http.StatusSeeOther {
+	if code, _, h := ap.post("/executions/"+x.ID+"/approve", url.Values{"key": {ap.actionKey()}, "comment": {"looks good"}, "by": {"cto"}}); code != http.StatusSeeOther {
 		t.Fatalf("approve: %d %s", code, h.Get("Location"))
 	}
 	if got := d.approval(t, x.ID); got.Status != store.ApprovalApproved || got.DecidedBy != "approver" || got.Comment != "looks good" {
@@ -393,7 +405,7 @@ func TestDashboardLoginLinksAndLogout(t *testing.T) {
 	// Used once: a second use, even by the same browser, is refused.
 	first := link()
 	b := d.browser(t)
-	if code, _, h := b.useLink(first); code != http.StatusSeeOther || h.Get("Location") != "/" {
+	if code, _, h := b.useLink(first); !loggedIn(code, h) {
 		t.Fatalf("first use: %d %s", code, h.Get("Location"))
 	}
 	if code, body, _ := b.get("/audit"); code != http.StatusOK || !strings.Contains(body, "owner") {
@@ -423,7 +435,7 @@ func TestDashboardLoginLinksAndLogout(t *testing.T) {
 	d.skew.Store(0)
 	b = d.browserAs(t, "admin")
 	old := b.sessionCookie()
-	if code, _, h := b.post("/logout", url.Values{"csrf": {b.csrf()}}); code != http.StatusSeeOther || h.Get("Location") != "/login" {
+	if code, _, h := b.post("/logout", url.Values{"key": {b.actionKey()}}); code != http.StatusSeeOther || h.Get("Location") != "/login" {
 		t.Fatalf("logout: %d %s", code, h.Get("Location"))
 	}
 	replay := d.browser(t)
@@ -526,7 +538,7 @@ func TestDashboardLiveStreamEndsAtLogout(t *testing.T) {
 		got <- string(raw)
 	}()
 	time.Sleep(200 * time.Millisecond) // some html events
-	if code, _, _ := b.post("/logout", url.Values{"csrf": {b.csrf()}}); code != http.StatusSeeOther {
+	if code, _, _ := b.post("/logout", url.Values{"key": {b.actionKey()}}); code != http.StatusSeeOther {
 		t.Fatalf("logout: %d", code)
 	}
 	d.skew.Add(int64(6 * time.Second)) // past the stream's next session check
@@ -626,7 +638,7 @@ func TestDashboardLoginLinkIsUsedOnlyByItsForm(t *testing.T) {
 	if code, _, _ := foreign.post("/login", url.Values{"link": {secret}}); code != http.StatusForbidden {
 		t.Fatalf("a post of the link without Origin: %d, want 403", code)
 	}
-	if code, _, h := b.post("/login", url.Values{"link": {secret}}); code != http.StatusSeeOther || h.Get("Location") != "/" {
+	if code, _, h := b.post("/login", url.Values{"link": {secret}}); !loggedIn(code, h) {
 		t.Fatalf("the link's form: %d %s", code, h.Get("Location"))
 	}
 	if code, body, _ := b.get("/audit"); code != http.StatusOK || !strings.Contains(body, "owner") {
@@ -653,7 +665,7 @@ func TestDashboardSessionEndsWhenIdle(t *testing.T) {
 		t.Fatalf("a session idle for %s: %d %s, want the login form", auth.SessionIdle, code, h.Get("Location"))
 	}
 	// Its forms are refused too, and using it again does not revive it.
-	if code, _, _ := b.post("/environments/production/stop", url.Values{"csrf": {"x"}}); code != http.StatusUnauthorized {
+	if code, _, _ := b.post("/environments/production/stop", url.Values{"key": {"x"}}); code != http.StatusUnauthorized {
 		t.Fatalf("a form of the idle session: %d, want 401", code)
 	}
 	d.skew.Store(0)
@@ -727,9 +739,9 @@ func TestDashboardRefusesAnotherProjectsExecution(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := d.browserAs(t, "approver")
-	csrf := b.csrf()
+	key := b.actionKey()
 	for _, act := range []string{"approve", "reject"} {
-		code, _, h := b.post("/executions/"+x.ID+"/"+act, url.Values{"csrf": {csrf}, "comment": {"lgtm"}})
+		code, _, h := b.post("/executions/"+x.ID+"/"+act, url.Values{"key": {key}, "comment": {"lgtm"}})
 		if code != http.StatusSeeOther {
 			t.Fatalf("%s of another project's execution: %d", act, code)
 		}

@@ -237,6 +237,8 @@ CREATE TABLE dashboard_sessions (
 `,
 	// Dashboard sessions end after an idle time: when each was last used.
 	`ALTER TABLE dashboard_sessions ADD COLUMN seen_at TEXT;`,
+	// A dashboard session's action key, hashed (auth.Session.CheckAction).
+	`ALTER TABLE dashboard_sessions ADD COLUMN action_hash TEXT NOT NULL DEFAULT '';`,
 }
 
 // SchemaVersion is the schema version this binary writes.

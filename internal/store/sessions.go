@@ -99,9 +99,12 @@ type Session struct {
 	Role      string
 	Via       string
 	TokenHash string
-	CreatedAt time.Time
-	ExpiresAt time.Time
-	EndedAt   *time.Time
+	// ActionHash is the hash of the session's action key, which its
+	// forms send (empty for a session from before the keys).
+	ActionHash string
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	EndedAt    *time.Time
 	// SeenAt is when the session was last used (TouchSession); CreatedAt
 	// until then.
 	SeenAt time.Time
@@ -114,8 +117,8 @@ func (s *Store) CreateSession(ctx context.Context, ss Session) error {
 		return errors.New("store: a session needs a hash, an actor, a role, a channel and an expiry")
 	}
 	return s.Tx(ctx, func(tx *Tx) error {
-		_, err := tx.q.ExecContext(ctx, `INSERT INTO dashboard_sessions (hash, actor, role, via, token_hash, created_at, expires_at, ended_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, NULL)`, ss.Hash, ss.Actor, ss.Role, ss.Via, ss.TokenHash,
+		_, err := tx.q.ExecContext(ctx, `INSERT INTO dashboard_sessions (hash, actor, role, via, token_hash, action_hash, created_at, expires_at, ended_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)`, ss.Hash, ss.Actor, ss.Role, ss.Via, ss.TokenHash, ss.ActionHash,
 			formatTime(nowIfZero(ss.CreatedAt)), formatTime(ss.ExpiresAt))
 		if err != nil {
 			return fmt.Errorf("store: create session: %w", err)
@@ -130,8 +133,8 @@ func (s *Store) LiveSession(ctx context.Context, hash string, now time.Time) (Se
 	ss := Session{Hash: hash}
 	var created, expires string
 	var ended, seen sql.NullString
-	err := s.auto.q.QueryRowContext(ctx, `SELECT actor, role, via, token_hash, created_at, expires_at, ended_at, seen_at
-		FROM dashboard_sessions WHERE hash = ?`, hash).Scan(&ss.Actor, &ss.Role, &ss.Via, &ss.TokenHash, &created, &expires, &ended, &seen)
+	err := s.auto.q.QueryRowContext(ctx, `SELECT actor, role, via, token_hash, action_hash, created_at, expires_at, ended_at, seen_at
+		FROM dashboard_sessions WHERE hash = ?`, hash).Scan(&ss.Actor, &ss.Role, &ss.Via, &ss.TokenHash, &ss.ActionHash, &created, &expires, &ended, &seen)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, fmt.Errorf("store: no such session: %w", ErrNotFound)
 	} else if err != nil {

@@ -4,6 +4,28 @@
 // gets log lines appended as text.
 "use strict";
 (function () {
+  // The session's action key: the login puts it in the fragment of the
+  // page it goes to (a fragment is never sent), this keeps it in the
+  // origin's storage, which no other port of the host can read, and fills
+  // it into each form as the form is sent. The cookie alone, which a
+  // browser sends to every port of a host, acts on nothing.
+  var store = "cutover-action-key";
+  var m = /^#key=([A-Z2-7]+)$/.exec(location.hash);
+  if (m) {
+    try { localStorage.setItem(store, m[1]); } catch (e) {}
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  document.addEventListener("submit", function (e) {
+    var f = e.target;
+    var k = f.querySelector && f.querySelector('input[name="key"]');
+    if (!k) return;
+    try {
+      k.value = localStorage.getItem(store) || "";
+      if (new URL(f.action, location.href).pathname === "/logout") localStorage.removeItem(store);
+    } catch (err) {
+      k.value = "";
+    }
+  }, true);
   function follow(url, handlers) {
     var es = new EventSource(url);
     Object.keys(handlers).forEach(function (k) { es.addEventListener(k, handlers[k]); });
