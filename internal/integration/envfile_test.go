@@ -129,3 +129,48 @@ func TestUntrustedEnvFileInsideWorkspaceLoads(t *testing.T) {
 		t.Errorf("trusted: environment\n%s\nwant HOST_VALUE=ok", e)
 	}
 }
+
+// Attack: an included project is loaded with its own .env and env_file for
+// interpolation, links followed, before anything can check them: a pull
+// request's inc/.env linked to cutover's secrets put them in its stack
+// (${SECRET} in the included file). A pull request's run refuses include,
+// naming the compose file and the line; a trusted run still takes it.
+func TestAttackUntrustedIncludeIsRefused(t *testing.T) {
+	host := t.TempDir()
+	secretFile := filepath.Join(host, "env")
+	if err := os.WriteFile(secretFile, []byte("SECRET=hunter2-from-host\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string][2]string{
+		"its .env":     {"services:\n  app:\n    image: busybox\ninclude:\n  - path: inc/compose.yml\n", "services:\n  side:\n    image: busybox\n    environment:\n      X: ${SECRET:-none}\n"},
+		"its env_file": {"services:\n  app:\n    image: busybox\ninclude:\n  - path: inc/compose.yml\n    env_file: inc/test.env\n", "services:\n  side:\n    image: busybox\n    environment:\n      X: ${SECRET:-none}\n"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := t.TempDir()
+			if err := os.MkdirAll(filepath.Join(root, "inc"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			f := filepath.Join(root, "docker-compose.yml")
+			for p, content := range map[string]string{f: c[0], filepath.Join(root, "inc", "compose.yml"): c[1]} {
+				if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, n := range []string{"test.env", ".env"} {
+				if err := os.Symlink(secretFile, filepath.Join(root, "inc", n)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			proj, err := loadRun(root, f, true).load(context.Background())
+			if proj != nil && strings.Contains(envOf(proj), "hunter2") {
+				t.Errorf("the host file's values reached the stack:\n%s", envOf(proj))
+			}
+			if err == nil || !strings.Contains(err.Error(), f+", line 4: include is not taken") {
+				t.Fatalf("untrusted load: %v, want include refused at line 4", err)
+			}
+			if proj, err := loadRun(root, f, false).load(context.Background()); err != nil || proj.Services["side"].Name == "" {
+				t.Errorf("a trusted run with include: %v", err)
+			}
+		})
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
+	"gopkg.in/yaml.v3"
 )
 
 // load reads the compose file with compose-go, under the run's project name,
@@ -44,6 +45,14 @@ func (r *run) load(ctx context.Context) (*types.Project, error) {
 		// links: a pull request's `test.env` may be a link to cutover's own
 		// secrets. They are read below, once confined to the workspace.
 		load = append(load, cli.WithoutEnvironmentResolution, cli.WithoutLabelsResolution)
+		// An included project is loaded with its own .env and env_file for
+		// interpolation, read as compose-go finds them, links followed: a
+		// pull request's inc/.env linked to /etc/cutover/env put its values
+		// in the stack. Not taken in a pull request's run.
+		if err := refuseInclude(abs, r.file); err != nil {
+			return nil, err
+		}
+		load = append(load, cli.WithLoadOptions(func(o *loader.Options) { o.SkipInclude = true }))
 	}
 	load = append(load, cli.WithDotEnv, cli.WithName(r.o.Project))
 	opts, err := cli.NewProjectOptions([]string{abs}, load...)
@@ -430,4 +439,24 @@ func portBindings(ports []int) (network.PortSet, network.PortMap) {
 		bindings[port] = []network.PortBinding{{HostIP: loopback, HostPort: ""}}
 	}
 	return set, bindings
+}
+
+// refuseInclude refuses a compose file with a top-level include (see load);
+// shown names the file.
+func refuseInclude(file, shown string) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("compose file %s cannot be read: %w", shown, err)
+	}
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil // compose-go names the mistake
+	}
+	top := doc.Content[0].Content
+	for i := 0; i+1 < len(top); i += 2 {
+		if top[i].Value == "include" {
+			return fmt.Errorf("compose file %s, line %d: include is not taken in a pull request's run: an included project reads its own .env and env_file, which the pull request controls (move the included services into the compose file)", shown, top[i].Line)
+		}
+	}
+	return nil
 }
