@@ -36,7 +36,7 @@ pipeline:
         - { name: hello, kind: build, service: hello, commands: ["echo lint ok"] }
         - name: unit
           kind: test
-          commands: ["echo using $API_TOKEN", "mkdir -p reports && printf '<testsuite name=\"unit\"><testcase name=\"a\"/><testcase name=\"b\"><skipped/></testcase></testsuite>' > reports/unit.xml"]
+          commands: ["echo using $API_TOKEN", "echo found cutover_Q7ZQ7ZQ7ZQ7ZQ7ZQ in a file", "mkdir -p reports && printf '<testsuite name=\"unit\"><testcase name=\"a\"/><testcase name=\"b\"><skipped/></testcase></testsuite>' > reports/unit.xml"]
           reports: ["reports/*.xml"]
         - { name: version, kind: command, run_order: 2, commands: ["echo VERSION=1.2.$CUTOVER_SHORT_SHA >> $CUTOVER_EXPORT"], export: [VERSION] }
     - name: deploy-staging
@@ -144,6 +144,10 @@ func TestPushToDevelopBuildsTestsAndDeploysWithSecretsMasked(t *testing.T) {
 	}
 	if !strings.Contains(all, "using ***") {
 		t.Fatalf("masked secret line missing from the log:\n%s", all)
+	}
+	// A credential no secret names (a cutover token) is stored masked too.
+	if strings.Contains(all, "Q7ZQ7ZQ7") || !strings.Contains(all, "found cutover_*** in a file") {
+		t.Fatalf("a cutover token in a command's output was stored as it was:\n%s", all)
 	}
 	if _, err := os.Stat(filepath.Join(e.Home, "workspaces", exec.ID)); !os.IsNotExist(err) {
 		t.Fatalf("workspace not removed: %v", err)
