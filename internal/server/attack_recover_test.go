@@ -58,3 +58,45 @@ func TestAttackKillBetweenRecoverAndEnqueueLosesNothing(t *testing.T) {
 		t.Errorf("%d executions, the interrupted one %s (%s): want it failed and resumed once", n, old.Status, old.Error)
 	}
 }
+
+// Attack (found by a review of the change above): the resumption of main's
+// older commit A, waiting at its approval when the daemon died, superseded
+// main's newer commit B, queued meanwhile: the branch's head never ran. A
+// resumption supersedes nothing.
+func TestAttackResumptionSupersedesNoNewerQueuedCommit(t *testing.T) {
+	d := newDaemon(t)
+	ctx := context.Background()
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	a := testenv.Git(t, d.repo, "rev-parse", "main")
+	testenv.Git(t, d.repo, "commit", "--allow-empty", "-m", "B")
+	b := testenv.Git(t, d.repo, "rev-parse", "main")
+	x := pipeline.QueuedExecution(pipeline.Trigger{Kind: pipeline.TriggerPush, Project: d.cfg.Project, Repo: d.repo, Branch: "main",
+		Commit: a, ConfigPath: "cutover.yaml"}, time.Now())
+	stages, _ := json.Marshal([]pipeline.StageState{
+		{Name: "build", Status: pipeline.StatusSucceeded, Actions: []pipeline.ActionState{{Name: "compile", Kind: "command", Status: pipeline.StatusSucceeded}}},
+		{Name: "production", Status: pipeline.StatusRunning, Actions: []pipeline.ActionState{{Name: "approve", Kind: "approval", Status: pipeline.StatusWaiting}}},
+	})
+	x.Status, x.Stages, x.OwnerPID, x.OwnerHost = store.ExecutionWaiting, stages, gone.Process.Pid, host
+	if err := d.store.CreateExecution(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	y := pipeline.QueuedExecution(pipeline.Trigger{Kind: pipeline.TriggerPush, Project: d.cfg.Project, Repo: d.repo, Branch: "main",
+		Commit: b, ConfigPath: "cutover.yaml"}, time.Now())
+	if err := d.store.CreateExecution(ctx, y); err != nil {
+		t.Fatal(err)
+	}
+	start(t, d.server())
+	waitFor(t, "the interrupted execution to be resumed", func() bool {
+		_, ok := d.find(func(e store.Execution) bool { return e.ID != x.ID && e.ID != y.ID })
+		return ok
+	})
+	time.Sleep(500 * time.Millisecond)
+	if st := d.status(y.ID); st == store.ExecutionSuperseded {
+		t.Fatalf("main's head %.7s (queued) was superseded by the resumption of the older %.7s", b, a)
+	}
+}

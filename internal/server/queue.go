@@ -40,7 +40,9 @@ func (s *Server) Enqueue(ctx context.Context, t pipeline.Trigger, d store.Delive
 		t.Commit = c
 	}
 	x := pipeline.QueuedExecution(t, time.Now())
-	supersede := s.Config.EffectivePipeline().Mode != config.ModeQueued
+	// A resumption supersedes nothing: it runs an older commit again, and a
+	// newer one of the branch queued meanwhile must still run.
+	supersede := s.Config.EffectivePipeline().Mode != config.ModeQueued && d.Source != resumeSource
 	var replace, waiting []store.Execution
 	if supersede {
 		active, err := s.Store.ActiveExecutions(ctx, s.Config.Project)
@@ -51,9 +53,6 @@ func (s *Server) Enqueue(ctx context.Context, t pipeline.Trigger, d store.Delive
 			at, err := pipeline.QueuedTrigger(a)
 			if err != nil || !pipeline.SameRun(at, pipeline.Trigger{Kind: x.Trigger, Branch: t.Branch, PR: t.PR}) {
 				continue
-			}
-			if d.Source == resumeSource && d.ID == a.ID {
-				continue // the execution this one resumes, recorded failed once this is queued
 			}
 			switch a.Status {
 			case store.ExecutionQueued:
