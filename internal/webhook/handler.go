@@ -2,11 +2,14 @@ package webhook
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-github/v84/github"
@@ -25,24 +28,68 @@ type HandlerConfig struct {
 	// error answers 503 (the sender may retry).
 	OnTrigger func(Trigger) error
 	Logger    *slog.Logger
-	// MaxInFlight bounds the deliveries read at once (DefaultMaxInFlight
-	// when 0); past it a delivery is answered 503 at once. BodyTimeout
-	// bounds the reading of one (DefaultBodyTimeout when 0).
-	MaxInFlight int
-	BodyTimeout time.Duration
+	// MaxSpilling bounds the deliveries whose bodies wait in a temporary
+	// file at once, all clients together (DefaultMaxSpilling when 0), and
+	// MaxSpillingPerClient those of one client address
+	// (DefaultMaxSpillingPerClient); past either, a delivery is answered
+	// 503. BodyTimeout bounds the reading of one (DefaultBodyTimeout).
+	MaxSpilling, MaxSpillingPerClient int
+	BodyTimeout                       time.Duration
 }
 
-// DefaultMaxInFlight bounds the deliveries read at once. A delivery is read
-// before anyone knows whether it is authentic (the signature covers the
-// whole body), and a body over 64 KiB is kept in a temporary file until
-// it is: without a bound, anyone could trickle a thousand 25 MB bodies and
-// fill the disk (25 GB), or hold as many goroutines for as long as they
-// liked. 32 bodies are 800 MB of disk at most.
-const DefaultMaxInFlight = 32
+// DefaultMaxSpilling bounds the delivery bodies kept on disk at once. A
+// delivery is read before anyone knows whether it is authentic (the
+// signature covers the whole body), and a body over 64 KiB waits in a
+// temporary file until it is: without a bound, anyone could trickle a
+// thousand 25 MB bodies and fill the disk (25 GB). 32 bodies are 800 MB at
+// most. Bodies held in memory (64 KiB each, as GitHub's usually are) take
+// no slot: anonymous tricklers cannot hold GitHub's small deliveries off.
+const DefaultMaxSpilling = 32
+
+// DefaultMaxSpillingPerClient bounds those of one client address, so that
+// one host cannot take every slot.
+const DefaultMaxSpillingPerClient = 4
 
 // DefaultBodyTimeout bounds the reading of one delivery: GitHub sends a
 // payload (25 MB at most) in one go.
 const DefaultBodyTimeout = time.Minute
+
+// ErrBusy means too many delivery bodies are kept on disk already (503).
+var ErrBusy = errors.New("too many large deliveries in progress; retry later")
+
+// spillSlots counts the bodies kept on disk, in all and per client address.
+type spillSlots struct {
+	mu        sync.Mutex
+	max, each int
+	total     int
+	clients   map[string]int
+}
+
+type spillKey struct{}
+
+// take counts a body of the client at remote, or reports that a bound is
+// reached.
+func (s *spillSlots) take(remote string) (release func(), ok bool) {
+	ip, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		ip = remote
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.total >= s.max || s.clients[ip] >= s.each {
+		return nil, false
+	}
+	s.total++
+	s.clients[ip]++
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.total--
+		if s.clients[ip]--; s.clients[ip] <= 0 {
+			delete(s.clients, ip)
+		}
+	}, true
+}
 
 // Response is the JSON body of every answer.
 type Response struct {
@@ -63,7 +110,7 @@ func Handler(cfg HandlerConfig) http.Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	slots := make(chan struct{}, cmp.Or(cfg.MaxInFlight, DefaultMaxInFlight))
+	slots := &spillSlots{max: cmp.Or(cfg.MaxSpilling, DefaultMaxSpilling), each: cmp.Or(cfg.MaxSpillingPerClient, DefaultMaxSpillingPerClient), clients: map[string]int{}}
 	bodyTimeout := cmp.Or(cfg.BodyTimeout, DefaultBodyTimeout)
 	mux := http.NewServeMux()
 	// key is what identifies a delivery, so that a replay runs nothing.
@@ -74,16 +121,7 @@ func Handler(cfg HandlerConfig) http.Handler {
 				return
 			}
 			l := log.With("source", name, "remote", r.RemoteAddr)
-			select {
-			case slots <- struct{}{}:
-				defer func() { <-slots }()
-			default:
-				l.Warn("webhook refused: too many deliveries being read at once", "most", cap(slots))
-				w.Header().Set("Retry-After", "10")
-				w.Header().Set("Connection", "close")
-				reply(w, http.StatusServiceUnavailable, Response{Status: "error", Message: "too many deliveries in progress; retry later"})
-				return
-			}
+			r = r.WithContext(context.WithValue(r.Context(), spillKey{}, slots))
 			// The body is read within bodyTimeout of now; past it, reads fail
 			// and the delivery is answered 400 (or the connection cut).
 			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTimeout))
@@ -137,6 +175,11 @@ func serveTrigger(w http.ResponseWriter, r *http.Request, log *slog.Logger, pars
 	case errors.Is(err, ErrDuplicate):
 		log.Info("webhook delivery already accepted: nothing new runs", "kind", t.Kind, "branch", t.Branch, "commit", t.Commit)
 		reply(w, http.StatusOK, Response{Status: "duplicate", Message: "this delivery was already accepted", Kind: t.Kind, Branch: t.Branch, Commit: t.Commit})
+	case errors.Is(err, ErrBusy):
+		log.Warn("webhook refused: too many large deliveries being read at once")
+		w.Header().Set("Retry-After", "10")
+		w.Header().Set("Connection", "close")
+		reply(w, http.StatusServiceUnavailable, Response{Status: "error", Message: err.Error()})
 	case errors.Is(err, ErrTooLarge):
 		log.Warn("webhook refused: body too large")
 		reply(w, http.StatusRequestEntityTooLarge, Response{Status: "error", Message: err.Error()})

@@ -39,6 +39,13 @@ func readSigned(r *http.Request, secret []byte, signature string) ([]byte, error
 	n, err := io.CopyN(&head, body, inMemory)
 	var spill *os.File
 	if err == nil && n == inMemory { // more may follow: keep it on disk until the MAC is known
+		if slots, ok := r.Context().Value(spillKey{}).(*spillSlots); ok {
+			release, ok := slots.take(r.RemoteAddr)
+			if !ok {
+				return nil, ErrBusy
+			}
+			defer release()
+		}
 		if spill, err = os.CreateTemp("", "cutover-webhook-*"); err != nil {
 			return nil, fmt.Errorf("webhook: buffering a large body: %w", err)
 		}

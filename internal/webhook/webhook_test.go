@@ -371,32 +371,34 @@ func TestHandlerRouteDisabled(t *testing.T) {
 // Attack (disk and goroutines): a delivery is read whole before its
 // signature can be checked, a body over 64 KiB into a temporary file, and
 // nothing bounded how many were read at once or for how long: anyone could
-// trickle a thousand 25 MB bodies and fill the disk. Past MaxInFlight a
-// delivery is refused at once (503), and a body not read within
-// BodyTimeout ends its delivery; then deliveries are read again.
+// trickle a thousand 25 MB bodies and fill the disk. Past MaxSpilling (or
+// MaxSpillingPerClient) a large delivery is refused at once (503), a small
+// one is still taken, and a body not read within BodyTimeout ends its
+// delivery; then large deliveries are read again.
 func TestAttackTrickledDeliveriesAreBounded(t *testing.T) {
 	var accepted atomic.Int32
-	srv := httptest.NewServer(Handler(HandlerConfig{GitHubSecret: secret, MaxInFlight: 2, BodyTimeout: 500 * time.Millisecond,
+	srv := httptest.NewServer(Handler(HandlerConfig{GitHubSecret: secret, MaxSpilling: 2, MaxSpillingPerClient: 2, BodyTimeout: 500 * time.Millisecond,
 		OnTrigger: func(Trigger) error { accepted.Add(1); return nil }}))
 	t.Cleanup(srv.Close)
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	var slow []net.Conn
-	for range 2 {
+	for range 2 { // 70 KB sent of 100 KB: on disk, waiting for the rest
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
-		fmt.Fprintf(c, "POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\nX-Hub-Signature-256: sha256=%s\r\nContent-Length: 100000\r\n\r\n{\"ref\":", strings.Repeat("0", 64))
+		fmt.Fprintf(c, "POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\nX-Hub-Signature-256: sha256=%s\r\nContent-Length: 100000\r\n\r\n{\"ref\":\"%s", strings.Repeat("0", 64), strings.Repeat("x", 70000))
 		slow = append(slow, c)
 	}
-	time.Sleep(100 * time.Millisecond) // both are being read
+	time.Sleep(150 * time.Millisecond) // both are on disk
 	push := pushBody("refs/heads/main", strings.Repeat("1", 40), strings.Repeat("2", 40), false)
-	deliver := func() int {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/webhooks/github", bytes.NewReader(push))
+	large := append(bytes.TrimSuffix(bytes.TrimSpace(push), []byte("}")), []byte(`,"padding":"`+strings.Repeat("x", 70000)+`"}`)...)
+	deliver := func(body []byte) int {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/webhooks/github", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-GitHub-Event", "push")
-		req.Header.Set("X-Hub-Signature-256", sign(push, secret))
+		req.Header.Set("X-Hub-Signature-256", sign(body, secret))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -405,8 +407,11 @@ func TestAttackTrickledDeliveriesAreBounded(t *testing.T) {
 		return resp.StatusCode
 	}
 	start := time.Now()
-	if code := deliver(); code != http.StatusServiceUnavailable || time.Since(start) > 300*time.Millisecond {
-		t.Fatalf("a delivery while two trickle: %d after %s, want 503 at once", code, time.Since(start))
+	if code := deliver(large); code != http.StatusServiceUnavailable || time.Since(start) > 300*time.Millisecond {
+		t.Fatalf("a large delivery while two trickle on disk: %d after %s, want 503 at once", code, time.Since(start))
+	}
+	if code := deliver(push); code != http.StatusOK || accepted.Load() != 1 {
+		t.Fatalf("a small delivery while two trickle on disk: %d, want 200", code)
 	}
 	for i, c := range slow {
 		c.SetReadDeadline(time.Now().Add(3 * time.Second))
@@ -415,7 +420,41 @@ func TestAttackTrickledDeliveriesAreBounded(t *testing.T) {
 			t.Errorf("trickled delivery %d after the body timeout: %q, want 400 or the connection cut", i, b)
 		}
 	}
-	if code := deliver(); code != http.StatusOK || accepted.Load() != 1 {
-		t.Fatalf("a delivery once the trickled ones ended: %d (%d accepted), want 200", code, accepted.Load())
+	if code := deliver(large); code != http.StatusOK || accepted.Load() != 2 {
+		t.Fatalf("a large delivery once the trickled ones ended: %d (%d accepted), want 200", code, accepted.Load())
+	}
+}
+
+// Attack (found by a review of the bound above): when every delivery took
+// a slot, 32 anonymous connections trickling a few bytes each held GitHub's
+// signed deliveries off (503), and GitHub does not deliver again on its
+// own. Bodies held in memory take no slot.
+func TestAttackAnonymousTricklesDoNotHoldSignedDeliveriesOff(t *testing.T) {
+	var accepted atomic.Int32
+	srv := httptest.NewServer(Handler(HandlerConfig{GitHubSecret: secret, OnTrigger: func(Trigger) error { accepted.Add(1); return nil }}))
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	for i := range 2 * DefaultMaxSpilling {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\n"+
+			"X-Hub-Signature-256: sha256=%064d\r\nContent-Length: 1000\r\n\r\n{", i)
+	}
+	time.Sleep(200 * time.Millisecond)
+	push := pushBody("refs/heads/main", strings.Repeat("1", 40), strings.Repeat("2", 40), false)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/webhooks/github", bytes.NewReader(push))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-Hub-Signature-256", sign(push, secret))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || accepted.Load() != 1 {
+		t.Fatalf("a signed delivery answered %d (%d accepted) while %d anonymous connections trickle", resp.StatusCode, accepted.Load(), 2*DefaultMaxSpilling)
 	}
 }
