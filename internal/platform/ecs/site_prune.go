@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
@@ -122,9 +123,46 @@ func (c SiteClients) PruneReleases(ctx context.Context, bucket string, o SitePru
 	return res, nil
 }
 
-// servingAll is the set of releases the sites' distributions serve.
+// servingAll is the set of releases the sites' distributions serve, and
+// any other distribution of the account reading their bucket serves (one
+// of another project, of an environment no longer in cutover.yaml, a www
+// name beside the apex).
 func (c SiteClients) servingAll(ctx context.Context, sites []Site) (map[string]bool, error) {
 	out := map[string]bool{}
+	buckets := map[string]bool{}
+	for _, s := range sites {
+		buckets[s.Bucket] = true
+	}
+	p := cloudfront.NewListDistributionsPaginator(c.CloudFront, &cloudfront.ListDistributionsInput{})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("cannot tell which distributions read the bucket: %w", siteErr(err, "the account's distributions"))
+		}
+		if page.DistributionList == nil {
+			continue
+		}
+		for _, dist := range page.DistributionList.Items {
+			origins := dist.Origins
+			if origins == nil {
+				// The API reference makes Origins part of every summary;
+				// moto's leaves them out: read the distribution's config.
+				cfg, err := c.CloudFront.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: dist.Id})
+				if err != nil {
+					return nil, fmt.Errorf("cannot tell which release distribution %s serves: %w", aws.ToString(dist.Id), siteErr(err, "distribution "+aws.ToString(dist.Id)))
+				}
+				if origins = cfg.DistributionConfig.Origins; origins == nil {
+					continue
+				}
+			}
+			for _, o := range origins.Items {
+				b, _, ok := strings.Cut(aws.ToString(o.DomainName), ".s3.")
+				if d := strings.TrimPrefix(aws.ToString(o.OriginPath), "/releases/"); ok && buckets[b] && digestRe.MatchString(d) {
+					out[d] = true
+				}
+			}
+		}
+	}
 	for _, s := range sites {
 		d, err := c.Serving(ctx, s)
 		if err != nil {

@@ -6,10 +6,13 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
+	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudfront/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
@@ -200,7 +203,7 @@ func TestSitePruneLeavesAReleaseSwitchedToMeanwhile(t *testing.T) {
 	racing.S3 = &switchOnDelete{S3API: sc.S3, onDelete: func(keys []string) {
 		if slices.Contains(keys, manifestKey(rels[0].Digest)) {
 			// What a rollback that checked the manifest a moment ago does now.
-			if err := sc.switchTo(ctx, site, rels[0].Digest, func(string, ...any) {}); err != nil {
+			if _, _, err := sc.setOrigin(ctx, site, OriginPath(rels[0].Digest)); err != nil {
 				t.Error(err)
 			}
 		}
@@ -254,4 +257,146 @@ func (s *switchOnDelete) DeleteObjects(ctx context.Context, in *s3.DeleteObjects
 	}
 	s.onDelete(keys)
 	return out, err
+}
+
+type pruneInActivate struct {
+	CloudFrontAPI
+	once sync.Once
+	hook func()
+}
+
+func (p *pruneInActivate) GetDistributionConfig(ctx context.Context, in *cloudfront.GetDistributionConfigInput, o ...func(*cloudfront.Options)) (*cloudfront.GetDistributionConfigOutput, error) {
+	p.once.Do(p.hook)
+	return p.CloudFrontAPI.GetDistributionConfig(ctx, in, o...)
+}
+
+// Attack (found by a review): a prune between Activate's check of the
+// release and its switch deleted the release, and the distribution was
+// pointed at nothing. Activate now looks again after the switch, and
+// points the distribution back.
+func TestSitePruneDuringActivateLeavesTheOldReleaseServed(t *testing.T) {
+	m := startMoto(t)
+	site, sc := startSite(t, m)
+	ctx := context.Background()
+	old := publish(t, sc, site, 0)
+	nextSecond()
+	cur := publish(t, sc, site, 1)
+	if err := sc.Activate(ctx, site, cur.Digest, func(string, ...any) {}); err != nil {
+		t.Fatal(err)
+	}
+	rollback := sc
+	rollback.CloudFront = &pruneInActivate{CloudFrontAPI: sc.CloudFront, hook: func() {
+		if _, err := sc.PruneReleases(ctx, site.Bucket, SitePruneOptions{Serving: []Site{site}, Keep: 1}); err != nil {
+			t.Error(err)
+		}
+	}}
+	err := rollback.Activate(ctx, site, old.Digest, func(string, ...any) {})
+	if err == nil || !strings.Contains(err.Error(), "went from the bucket") {
+		t.Fatalf("a rollback to a release pruned during it: %v", err)
+	}
+	if served, err := sc.Serving(ctx, site); err != nil || served != cur.Digest {
+		t.Fatalf("the distribution serves %q (%v), want %s again", served, err, short(cur.Digest))
+	}
+}
+
+type listThenHook struct {
+	S3API
+	once sync.Once
+	hook func()
+}
+
+func (l *listThenHook) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, o ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
+	out, err := l.S3API.ListObjectsV2(ctx, in, o...)
+	l.once.Do(l.hook)
+	return out, err
+}
+
+// Attack (found by a review): a failed upload's files, doomed by a prune's
+// listing, were uploaded again (and its manifest written) before the prune
+// deleted them: a manifest without files, which Activate took. Activate
+// now checks every file the manifest lists.
+func TestActivateRefusesAManifestWithoutItsFiles(t *testing.T) {
+	m := startMoto(t)
+	site, sc := startSite(t, m)
+	ctx := context.Background()
+	cur := publish(t, sc, site, 1)
+	if err := sc.Activate(ctx, site, cur.Digest, func(string, ...any) {}); err != nil {
+		t.Fatal(err)
+	}
+	rel, err := ScanSite(writeSite(t, map[string]string{"index.html": "<title>v2</title>", "assets/app.js": "yy"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range rel.Files { // the failed upload: files, no manifest
+		if err := sc.put(ctx, site, rel.Prefix(), f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	racing := sc
+	racing.S3 = &listThenHook{S3API: sc.S3, hook: func() {
+		if err := sc.Upload(ctx, site, rel, func(string, ...any) {}); err != nil { // the retry
+			t.Error(err)
+		}
+	}}
+	if _, err := racing.PruneReleases(ctx, site.Bucket, SitePruneOptions{Serving: []Site{site}, Keep: 1}); err != nil {
+		t.Fatal(err)
+	}
+	err = sc.Activate(ctx, site, rel.Digest, func(string, ...any) {})
+	if err == nil || !strings.Contains(err.Error(), "not whole in the bucket") {
+		t.Fatalf("activating a release whose manifest is there without its files: %v", err)
+	}
+	if served, _ := sc.Serving(ctx, site); served != cur.Digest {
+		t.Fatalf("the distribution serves %s, want %s", short(served), short(cur.Digest))
+	}
+	// Deployed again, the release is whole and served.
+	if err := sc.Upload(ctx, site, rel, func(string, ...any) {}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Activate(ctx, site, rel.Digest, func(string, ...any) {}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Attack (found by a review): a second distribution reads the bucket (of
+// another project, or an environment no longer in cutover.yaml); only the
+// configured one counted as serving, and the prune deleted the release the
+// other serves. Every distribution reading the bucket counts now.
+func TestSitePruneKeepsWhatAnUnconfiguredDistributionServes(t *testing.T) {
+	m := startMoto(t)
+	site, sc := startSite(t, m)
+	ctx := context.Background()
+	dist, err := sc.CloudFront.(*cloudfront.Client).CreateDistribution(ctx, &cloudfront.CreateDistributionInput{DistributionConfig: &cftypes.DistributionConfig{
+		CallerReference: aws.String("other"), Comment: aws.String("other project, same bucket"), Enabled: aws.Bool(true),
+		DefaultRootObject: aws.String("index.html"),
+		Origins: &cftypes.Origins{Quantity: aws.Int32(1), Items: []cftypes.Origin{{Id: aws.String("site"),
+			DomainName: aws.String(site.Bucket + ".s3.us-east-1.amazonaws.com"), S3OriginConfig: &cftypes.S3OriginConfig{OriginAccessIdentity: aws.String("")}}}},
+		DefaultCacheBehavior: &cftypes.DefaultCacheBehavior{TargetOriginId: aws.String("site"), ViewerProtocolPolicy: cftypes.ViewerProtocolPolicyRedirectToHttps,
+			CachePolicyId: aws.String("658327ea-f89d-4fab-a63d-7e88639e58f6")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := Site{Service: "other", Bucket: site.Bucket, Distribution: aws.ToString(dist.Distribution.Id)}
+	otherRel := publish(t, sc, other, 0)
+	if err := sc.Activate(ctx, other, otherRel.Digest, func(string, ...any) {}); err != nil {
+		t.Fatal(err)
+	}
+	nextSecond()
+	var last SiteRelease
+	for i := 1; i <= 3; i++ {
+		last = publish(t, sc, site, i)
+	}
+	if err := sc.Activate(ctx, site, last.Digest, func(string, ...any) {}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := sc.PruneReleases(ctx, site.Bucket, SitePruneOptions{Serving: []Site{site}, Keep: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(res.Serving, otherRel.Digest) || len(res.Removed) != 0 {
+		t.Errorf("serving %v, removed %+v: want the other distribution's release served and kept", res.Serving, res.Removed)
+	}
+	if err := sc.whole(ctx, other, otherRel.Digest); err != nil {
+		t.Fatalf("distribution %s reads the bucket and serves release %s, which the prune took: %v", other.Distribution, short(otherRel.Digest), err)
+	}
 }

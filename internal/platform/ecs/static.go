@@ -59,6 +59,8 @@ type CloudFrontAPI interface {
 	GetDistributionConfig(context.Context, *cloudfront.GetDistributionConfigInput, ...func(*cloudfront.Options)) (*cloudfront.GetDistributionConfigOutput, error)
 	UpdateDistribution(context.Context, *cloudfront.UpdateDistributionInput, ...func(*cloudfront.Options)) (*cloudfront.UpdateDistributionOutput, error)
 	CreateInvalidation(context.Context, *cloudfront.CreateInvalidationInput, ...func(*cloudfront.Options)) (*cloudfront.CreateInvalidationOutput, error)
+	// PruneReleases: every distribution reading a bucket.
+	ListDistributions(context.Context, *cloudfront.ListDistributionsInput, ...func(*cloudfront.Options)) (*cloudfront.ListDistributionsOutput, error)
 }
 
 // SiteClients reach the buckets and distributions of static sites.
@@ -499,47 +501,91 @@ func (c SiteClients) released(ctx context.Context, site Site, d string) (bool, e
 
 // Activate points the distribution's origin for the bucket at the release
 // with digest d and invalidates every path, unless it serves that release
-// already. The release must be complete in the bucket.
+// already. The release must be whole in the bucket: its manifest, and every
+// file the manifest lists at its size (a prune, or a failed upload's retry
+// racing one, could leave a manifest without its files). A release a prune
+// deleted while the distribution was being switched to it (the prune
+// deletes the manifest first) is found right after the switch, and the
+// distribution is pointed back.
 func (c SiteClients) Activate(ctx context.Context, site Site, d string, say func(string, ...any)) error {
 	if !digestRe.MatchString(d) {
 		return fmt.Errorf("%s: %q is not a release digest", site, d)
 	}
-	if ok, err := c.released(ctx, site, d); err != nil {
+	if err := c.whole(ctx, site, d); err != nil {
 		return err
-	} else if !ok {
-		return fmt.Errorf("%s: release %s is not in the bucket (no %s): its files were deleted or never uploaded completely; deploy it again from its commit", site, short(d), manifestKey(d))
 	}
-	return c.switchTo(ctx, site, d, say)
-}
-
-// switchTo points the distribution at the release with digest d, whether
-// or not it is in the bucket, and invalidates every path.
-func (c SiteClients) switchTo(ctx context.Context, site Site, d string, say func(string, ...any)) error {
-	cfg, err := c.CloudFront.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: &site.Distribution})
-	if err != nil {
-		return fmt.Errorf("%s: %w", site, siteErr(err, "distribution "+site.Distribution))
-	}
-	origin, err := bucketOrigin(cfg.DistributionConfig, site)
+	prev, changed, err := c.setOrigin(ctx, site, OriginPath(d))
 	if err != nil {
 		return err
 	}
-	want := OriginPath(d)
-	if aws.ToString(origin.OriginPath) == want {
+	if !changed {
 		say("%s: distribution %s serves release %s already", site.Service, site.Distribution, short(d))
 		return nil
 	}
-	origin.OriginPath = &want
-	if _, err := c.CloudFront.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: &site.Distribution, IfMatch: cfg.ETag,
-		DistributionConfig: cfg.DistributionConfig}); err != nil {
-		return fmt.Errorf("%s: pointing the origin at %s: %w", site, want, siteErr(err, "distribution "+site.Distribution))
+	if ok, err := c.released(ctx, site, d); err != nil || !ok {
+		if _, _, berr := c.setOrigin(ctx, site, prev); berr != nil {
+			return fmt.Errorf("%s: release %s went from the bucket as the distribution was pointed at it (a prune?), and pointing it back at %q failed: %w; point it at a release in the bucket by hand", site, short(d), prev, berr)
+		}
+		return fmt.Errorf("%s: release %s went from the bucket as the distribution was pointed at it (a prune?); it serves %q again: deploy the release again from its commit", site, short(d), prev)
 	}
 	ref := fmt.Sprintf("cutover-%s-%d", short(d), time.Now().UnixNano())
 	if _, err := c.CloudFront.CreateInvalidation(ctx, &cloudfront.CreateInvalidationInput{DistributionId: &site.Distribution,
 		InvalidationBatch: &cftypes.InvalidationBatch{CallerReference: &ref, Paths: &cftypes.Paths{Quantity: aws.Int32(1), Items: []string{"/*"}}}}); err != nil {
-		return fmt.Errorf("%s: origin now %s, but invalidating the cache failed (edges serve the old files until they expire; invalidate /* by hand): %w", site, want, siteErr(err, "distribution "+site.Distribution))
+		return fmt.Errorf("%s: origin now %s, but invalidating the cache failed (edges serve the old files until they expire; invalidate /* by hand): %w", site, OriginPath(d), siteErr(err, "distribution "+site.Distribution))
 	}
-	say("%s: distribution %s now serves release %s (origin path %s), cache invalidated", site.Service, site.Distribution, short(d), want)
+	say("%s: distribution %s now serves release %s (origin path %s), cache invalidated", site.Service, site.Distribution, short(d), OriginPath(d))
 	return nil
+}
+
+// whole checks that the release with digest d is whole in the bucket: its
+// manifest, and the files it lists at their sizes.
+func (c SiteClients) whole(ctx context.Context, site Site, d string) error {
+	gone := fmt.Errorf("%s: release %s is not in the bucket (no %s): its files were deleted or never uploaded completely; deploy it again from its commit", site, short(d), manifestKey(d))
+	out, err := c.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: &site.Bucket, Key: aws.String(manifestKey(d))})
+	var nk *s3types.NoSuchKey
+	var ae smithy.APIError
+	switch {
+	case errors.As(err, &nk) || errors.As(err, &ae) && (ae.ErrorCode() == "NotFound" || ae.ErrorCode() == "NoSuchKey"):
+		return gone
+	case err != nil:
+		return fmt.Errorf("%s: %w", site, siteErr(err, "s3://"+site.Bucket+"/"+manifestKey(d)))
+	}
+	defer out.Body.Close()
+	var rel SiteRelease
+	if err := json.NewDecoder(io.LimitReader(out.Body, maxManifest)).Decode(&rel); err != nil || rel.Digest != d {
+		return fmt.Errorf("%s: the manifest %s is not release %s's (%v): deploy it again from its commit", site, manifestKey(d), short(d), err)
+	}
+	missing, err := c.missing(ctx, site, rel)
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%s: release %s is not whole in the bucket: %d of its %d files are missing (%s first): deploy it again from its commit, which uploads them", site, short(d), len(missing), len(rel.Files), missing[0].Key)
+	}
+	return nil
+}
+
+// setOrigin points the distribution's origin for the bucket at path; it
+// returns the path it had, and whether it changed.
+func (c SiteClients) setOrigin(ctx context.Context, site Site, path string) (prev string, changed bool, err error) {
+	cfg, err := c.CloudFront.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: &site.Distribution})
+	if err != nil {
+		return "", false, fmt.Errorf("%s: %w", site, siteErr(err, "distribution "+site.Distribution))
+	}
+	origin, err := bucketOrigin(cfg.DistributionConfig, site)
+	if err != nil {
+		return "", false, err
+	}
+	prev = aws.ToString(origin.OriginPath)
+	if prev == path {
+		return prev, false, nil
+	}
+	origin.OriginPath = &path
+	if _, err := c.CloudFront.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: &site.Distribution, IfMatch: cfg.ETag,
+		DistributionConfig: cfg.DistributionConfig}); err != nil {
+		return prev, false, fmt.Errorf("%s: pointing the origin at %s: %w", site, path, siteErr(err, "distribution "+site.Distribution))
+	}
+	return prev, true, nil
 }
 
 // Serving returns the digest of the release the distribution serves, or
