@@ -8,8 +8,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"unicode"
 
 	cerrdefs "github.com/containerd/errdefs"
 	archive "github.com/moby/go-archive"
@@ -285,23 +287,72 @@ func butLast(s []string) []string {
 	return s[:len(s)-1]
 }
 
-func remoteAddEscaped(dockerfile []byte, escape string) (int, string, string) {
+// continuation is the builder's line continuation for each escape character:
+// the escape, not itself escaped, then spaces or tabs to the end of the line
+// (moby/buildkit frontend/dockerfile/parser, setEscapeToken).
+var continuation = map[string]*regexp.Regexp{
+	"\\": regexp.MustCompile(`([^\\])\\[ \t]*$|^\\[ \t]*$`),
+	"`":  regexp.MustCompile("([^`])`[ \t]*$|^`[ \t]*$"),
+}
+
+// instruction is one instruction of a Dockerfile: its continuation lines
+// joined, and the line it starts on.
+type instruction struct {
+	line int
+	text string
+}
+
+// instructions splits a Dockerfile into instructions as the builder's parser
+// does (moby/buildkit frontend/dockerfile/parser, Parse): an instruction's
+// first line loses its leading whitespace; a line ending in the escape
+// (then spaces or tabs) goes on with the next line, appended as it is, with
+// nothing in between and its leading whitespace kept, only the escape and
+// what follows it dropped; comment lines and empty lines inside an
+// instruction are skipped. A comment never continues. So "AD\" then "D x"
+// is ADD x, and "http:\" then "//host" is http://host.
+func instructions(dockerfile []byte, escape string) []instruction {
+	cont := continuation[escape]
+	trimCont := func(l string) (string, bool) {
+		if cont.MatchString(l) {
+			return cont.ReplaceAllString(l, "$1"), false
+		}
+		return l, true
+	}
+	isComment := func(l string) bool { return strings.HasPrefix(strings.TrimLeftFunc(l, unicode.IsSpace), "#") }
+	trimNewline := func(l string) string { return strings.TrimRight(l, "\r\n") }
+
 	text := strings.TrimPrefix(string(dockerfile), "\ufeff")
 	lines := strings.Split(text, "\n")
+	var out []instruction
 	for i := 0; i < len(lines); i++ {
 		start := i + 1
-		inst := strings.TrimSpace(lines[i])
-		if strings.HasPrefix(inst, "#") {
-			continue // a comment (or a parser directive) continues nothing
+		first := strings.TrimLeftFunc(trimNewline(lines[i]), unicode.IsSpace)
+		if isComment(first) {
+			first = "" // a comment (or a parser directive) continues nothing
 		}
-		for strings.HasSuffix(inst, escape) && i+1 < len(lines) {
+		first, end := trimCont(first)
+		if end && first == "" {
+			continue
+		}
+		var b strings.Builder
+		b.WriteString(first)
+		for !end && i+1 < len(lines) {
 			i++
-			next := strings.TrimSpace(lines[i])
-			if next == "" || strings.HasPrefix(next, "#") {
+			next := trimNewline(lines[i])
+			if isComment(next) || strings.TrimLeftFunc(next, unicode.IsSpace) == "" {
 				continue // the builder skips them inside an instruction
 			}
-			inst = strings.TrimSuffix(inst, escape) + " " + next
+			next, end = trimCont(next)
+			b.WriteString(next)
 		}
+		out = append(out, instruction{start, b.String()})
+	}
+	return out
+}
+
+func remoteAddEscaped(dockerfile []byte, escape string) (int, string, string) {
+	for _, in := range instructions(dockerfile, escape) {
+		start, inst := in.line, in.text
 		fields := strings.Fields(inst)
 		if len(fields) > 1 && strings.EqualFold(fields[0], "ONBUILD") {
 			fields = fields[1:] // runs in a build FROM this image, which may be the next one
