@@ -71,6 +71,14 @@ func (r *Runtime) Build(ctx context.Context, req BuildRequest) (Image, error) {
 		return Image{}, fmt.Errorf("build %s: Dockerfile %s not found (create it, or set the right dockerfile path for the service)", name, shown)
 	}
 
+	if req.NoNetwork {
+		// The builder fetches an ADD of a URL itself, on the engine's network,
+		// whatever the RUN steps' network is: refuse it.
+		if err := checkUntrustedDockerfile(req.ContextDir, name, dockerfile, shown); err != nil {
+			return Image{}, fmt.Errorf("build %s: %w", name, err)
+		}
+	}
+
 	excludes, err := readDockerignore(req.ContextDir)
 	if err != nil {
 		return Image{}, fmt.Errorf("build %s: %w", name, err)
@@ -95,16 +103,7 @@ func (r *Runtime) Build(ctx context.Context, req BuildRequest) (Image, error) {
 	}
 	network := ""
 	if req.NoNetwork {
-		network = "none"
-		// The builder fetches an ADD of a URL itself, on the engine's network,
-		// whatever the RUN steps' network is: refuse it.
-		df, err := os.ReadFile(filepath.Join(req.ContextDir, dockerfile))
-		if err != nil {
-			return Image{}, fmt.Errorf("build %s: %w", name, err)
-		}
-		if line, src, reason := remoteAdd(df); line > 0 {
-			return Image{}, fmt.Errorf("build %s: %s line %d: ADD %s %s", name, shown, line, src, reason)
-		}
+		network = "none" // the RUN steps'; ADD was checked above
 	}
 	unlock, err := r.lockImages(ctx, false)
 	if err != nil {
@@ -249,6 +248,72 @@ func (r *Runtime) ImageID(ctx context.Context, ref string) (string, error) {
 		return "", fmt.Errorf("image %s: %s", ref, engineMessage(err))
 	}
 	return res.ID, nil
+}
+
+// checkUntrustedDockerfile refuses the Dockerfile of an untrusted build
+// (dockerfile: relative to contextDir, cleaned, slash separated; shown: how
+// the user knows it) if it may ADD from the network.
+//
+// It reads the file the engine will build. The engine finds the Dockerfile
+// inside the context it receives, a link followed within that context (its
+// .. stops at the context's root, an absolute target starts there), while
+// the host would follow it anywhere: app/Dockerfile -> ../real.df is the
+// workspace's real.df on the host and app/real.df to the engine. So the
+// file is read through an os.Root on the context, which follows a link
+// inside the context as the engine does and refuses one that leads out of
+// it. And when the default Dockerfile is missing from what the engine
+// receives (a link whose target .dockerignore leaves out), the engine
+// builds "dockerfile" instead, so that one is checked too when it exists.
+func checkUntrustedDockerfile(contextDir, name, dockerfile, shown string) error {
+	root, err := os.OpenRoot(contextDir)
+	if err != nil {
+		return fmt.Errorf("build context %s: %w", contextDir, err)
+	}
+	defer root.Close()
+	files := []string{dockerfile}
+	if dockerfile == "Dockerfile" {
+		files = append(files, "dockerfile")
+	}
+	for i, file := range files {
+		if i > 0 {
+			shown = filepath.Join(name, file)
+			if _, err := os.Lstat(filepath.Join(contextDir, file)); err != nil {
+				continue // no such file: nothing the engine could fall back to
+			}
+		}
+		df, err := root.ReadFile(file)
+		if err != nil {
+			if link, target, ok := firstLink(contextDir, file); ok && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, os.ErrPermission) {
+				if link == file {
+					return fmt.Errorf("Dockerfile %s is a link leading out of the build context (%s): an untrusted build takes a Dockerfile inside its context", shown, target)
+				}
+				return fmt.Errorf("Dockerfile %s is reached through %s, a link leading out of the build context (%s): an untrusted build takes a Dockerfile inside its context", shown, filepath.Join(name, link), target)
+			}
+			return fmt.Errorf("Dockerfile %s: reading it inside the build context: %w", shown, err)
+		}
+		if line, src, reason := remoteAdd(df); line > 0 {
+			return fmt.Errorf("%s line %d: ADD %s %s", shown, line, src, reason)
+		}
+	}
+	return nil
+}
+
+// firstLink finds the first symbolic link on the path file (slash separated,
+// relative to dir): the link, relative to dir, and what it points to.
+func firstLink(dir, file string) (link, target string, ok bool) {
+	parts := strings.Split(file, "/")
+	for i := range parts {
+		p := strings.Join(parts[:i+1], "/")
+		st, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(p)))
+		if err != nil {
+			return "", "", false
+		}
+		if st.Mode()&os.ModeSymlink != 0 {
+			target, err := os.Readlink(filepath.Join(dir, filepath.FromSlash(p)))
+			return p, target, err == nil
+		}
+	}
+	return "", "", false
 }
 
 // remoteAdd finds the first ADD instruction of a Dockerfile (ONBUILD ADD

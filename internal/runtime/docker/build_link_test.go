@@ -1,0 +1,185 @@
+package docker
+
+import (
+	"archive/tar"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/moby/moby/client"
+)
+
+// fakeEngine is a Docker engine that answers /build with an image ID and
+// records the names in the build context it receives.
+type fakeEngine struct {
+	mu     sync.Mutex
+	builds int
+	names  []string // the context's entries, of the last build
+}
+
+func newFakeEngine(t *testing.T) (*Runtime, *fakeEngine) {
+	t.Helper()
+	fe := &fakeEngine{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if !strings.HasSuffix(req.URL.Path, "/build") {
+			http.Error(w, `{"message":"not in this fake engine"}`, http.StatusNotFound)
+			return
+		}
+		var names []string
+		tr := tar.NewReader(req.Body)
+		for {
+			h, err := tr.Next()
+			if err != nil {
+				break
+			}
+			names = append(names, h.Name)
+		}
+		fe.mu.Lock()
+		fe.builds++
+		fe.names = names
+		fe.mu.Unlock()
+		io.WriteString(w, `{"stream":"Step 1/2 : FROM busybox\n"}`+"\n"+`{"aux":{"ID":"sha256:0123"}}`+"\n")
+	}))
+	t.Cleanup(srv.Close)
+	c, err := client.New(client.WithHost("tcp://"+srv.Listener.Addr().String()), client.WithVersion("1.47"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &Runtime{client: c, host: srv.URL, log: slog.Default()}, fe
+}
+
+func (fe *fakeEngine) buildCount() int {
+	fe.mu.Lock()
+	defer fe.mu.Unlock()
+	return fe.builds
+}
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A pull request made app/Dockerfile a link to ../real.df. The host follows
+// it to the workspace's harmless real.df, outside the build context; the
+// engine follows it inside the context (.. stops at its root) and builds
+// app/real.df, which ADDs the cloud's metadata. The check must read what the
+// engine builds, so a Dockerfile leading out of the context is refused.
+func TestAttackDockerfileLinkChecksAnotherFile(t *testing.T) {
+	ws := t.TempDir()
+	ctxDir := filepath.Join(ws, "app")
+	writeFiles(t, ws, map[string]string{
+		"real.df":     "FROM busybox\nCOPY . /app\n",
+		"app/real.df": "FROM busybox\nADD http://169.254.169.254/latest/meta-data/iam/ /creds\n",
+	})
+	if err := os.Symlink("../real.df", filepath.Join(ctxDir, "Dockerfile")); err != nil {
+		t.Fatal(err)
+	}
+	r, fe := newFakeEngine(t)
+	_, err := r.Build(context.Background(), BuildRequest{ContextDir: ctxDir, Tags: []string{"atk:1"}, NoNetwork: true})
+	want := "build app: Dockerfile app/Dockerfile is a link leading out of the build context (../real.df): an untrusted build takes a Dockerfile inside its context"
+	if err == nil || err.Error() != want {
+		t.Errorf("Build: %v, want %q", err, want)
+	}
+	if n := fe.buildCount(); n != 0 {
+		t.Errorf("the engine was asked to build %d times, want 0", n)
+	}
+
+	// A directory on the Dockerfile's path leading out, and a custom name.
+	writeFiles(t, ws, map[string]string{"out/df": "FROM busybox\n", "app/sub/df": "FROM busybox\nADD http://127.0.0.1:9/x /x\n"})
+	if err := os.Symlink("../out", filepath.Join(ctxDir, "dir")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Build(context.Background(), BuildRequest{ContextDir: ctxDir, Dockerfile: "dir/df", NoNetwork: true})
+	want = "build app: Dockerfile app/dir/df is reached through app/dir, a link leading out of the build context (../out)"
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Build: %v, want %q...", err, want)
+	}
+	if n := fe.buildCount(); n != 0 {
+		t.Errorf("the engine was asked to build %d times, want 0", n)
+	}
+
+	// A trusted build is unchanged: it goes to the engine.
+	if _, err := r.Build(context.Background(), BuildRequest{ContextDir: ctxDir, Tags: []string{"ok:1"}}); err != nil {
+		t.Errorf("trusted Build: %v", err)
+	}
+	if n := fe.buildCount(); n != 1 {
+		t.Errorf("the engine was asked to build %d times, want 1", n)
+	}
+}
+
+// A Dockerfile that is a link inside the context is followed as the engine
+// follows it: its target is checked, and built when it passes.
+func TestUntrustedDockerfileLinkInsideContext(t *testing.T) {
+	for _, tc := range []struct {
+		name, df, want string // want: the error's start; "" builds
+	}{
+		{"ADD of a URL refused", "FROM busybox\nADD http://127.0.0.1:9/x /x\n", "build app: app/Dockerfile line 2: ADD http://127.0.0.1:9/x fetches from the network"},
+		{"COPY built", "FROM busybox\nCOPY . /app\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctxDir := filepath.Join(t.TempDir(), "app")
+			writeFiles(t, ctxDir, map[string]string{"sub/df": tc.df, "main.go": "package main\n"})
+			if err := os.Symlink("sub/df", filepath.Join(ctxDir, "Dockerfile")); err != nil {
+				t.Fatal(err)
+			}
+			r, fe := newFakeEngine(t)
+			img, err := r.Build(context.Background(), BuildRequest{ContextDir: ctxDir, Tags: []string{"t:1"}, NoNetwork: true})
+			if tc.want != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+					t.Errorf("Build: %v, want %q...", err, tc.want)
+				}
+				if n := fe.buildCount(); n != 0 {
+					t.Errorf("the engine was asked to build %d times, want 0", n)
+				}
+				return
+			}
+			if err != nil || img.ID != "sha256:0123" {
+				t.Fatalf("Build: %+v, %v; want the fake engine's image", img, err)
+			}
+			if n := fe.buildCount(); n != 1 {
+				t.Errorf("the engine was asked to build %d times, want 1", n)
+			}
+		})
+	}
+}
+
+// When the Dockerfile the engine is told to build is missing from the
+// context it receives, it builds "dockerfile" instead. A link to a file that
+// .dockerignore leaves out is such a Dockerfile: the host reads its target,
+// the engine builds the lower-case file. That one is checked too.
+func TestAttackLowercaseDockerfileFallback(t *testing.T) {
+	ctxDir := filepath.Join(t.TempDir(), "app")
+	writeFiles(t, ctxDir, map[string]string{
+		"sub/df":        "FROM busybox\nCOPY . /app\n",
+		".dockerignore": "sub/df\n",
+		"dockerfile":    "FROM busybox\nADD http://169.254.169.254/latest/meta-data/ /m\n",
+	})
+	if err := os.Symlink("sub/df", filepath.Join(ctxDir, "Dockerfile")); err != nil {
+		t.Fatal(err)
+	}
+	r, fe := newFakeEngine(t)
+	_, err := r.Build(context.Background(), BuildRequest{ContextDir: ctxDir, NoNetwork: true})
+	want := "build app: app/dockerfile line 2: ADD http://169.254.169.254/latest/meta-data/ fetches from the network"
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Build: %v, want %q...", err, want)
+	}
+	if n := fe.buildCount(); n != 0 {
+		t.Errorf("the engine was asked to build %d times, want 0", n)
+	}
+}
