@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/cutoverdev/cutover/internal/store"
 )
@@ -65,9 +66,22 @@ func RecordOutcome(ctx context.Context, st *store.Store, who Identity, action, t
 		role = who.Role.String()
 	}
 	_, werr := st.AppendAudit(context.WithoutCancel(ctx), store.AuditEntry{
-		Actor: who.Name, Role: role, Via: who.Via, Remote: who.Remote, Action: action, Target: Mask(target), Outcome: outcome,
+		Actor: who.Name, Role: role, Via: who.Via, Remote: who.Remote, Action: action, Target: Printable(Mask(target)), Outcome: Printable(outcome),
 	})
 	return werr
+}
+
+// Printable writes the characters of s a terminal would act on (control
+// characters, a CR, an ANSI escape) as Go escapes. A target comes from a
+// request's path or body: a viewer's refused POST to
+// /v1/environments/%0D%1B%5B2K.../deploy put a line of its choosing, and an
+// escape erasing its own, on the admin's terminal through `cutover audit`.
+func Printable(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
+		return s
+	}
+	q := strconv.QuoteToGraphic(s)
+	return q[1 : len(q)-1]
 }
 
 var (

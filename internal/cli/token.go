@@ -158,7 +158,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(w, "TIME                 WHO              ROLE      VIA      REMOTE                 ACTION         TARGET                    OUTCOME")
 				for _, e := range list {
 					fmt.Fprintf(w, "%-20s %-16s %-9s %-8s %-22s %-14s %-25s %s\n", e.Time.Local().Format("2006-01-02 15:04:05"),
-						e.Actor, orDash(e.Role), e.Via, orDash(e.Remote), e.Action, orDash(e.Target), e.Outcome)
+						auth.Printable(e.Actor), orDash(e.Role), e.Via, orDash(e.Remote), e.Action, orDash(auth.Printable(e.Target)), auth.Printable(e.Outcome)) // entries stored before Printable
 				}
 			})
 		}),

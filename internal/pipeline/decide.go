@@ -35,7 +35,9 @@ func Decide(ctx context.Context, st *store.Store, cfg *config.Config, who auth.I
 		return store.Approval{}, err
 	}
 	if x.Project != cfg.Project {
-		return store.Approval{}, fmt.Errorf("execution %s belongs to project %s, not %s: %w", execID, x.Project, cfg.Project, store.ErrNotFound)
+		// As for one that does not exist: the store may hold other
+		// projects', and their names are theirs.
+		return store.Approval{}, fmt.Errorf("no execution %s of project %s: %w", execID, cfg.Project, store.ErrNotFound)
 	}
 	pending, err := st.PendingApprovals(ctx, x.Project)
 	if err != nil {

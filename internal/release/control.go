@@ -105,8 +105,10 @@ func (m *Manager) rollbackTarget(ctx context.Context, env, to string) (store.Rev
 // revisionOf is a stored revision of env, refused when it belongs elsewhere.
 func (m *Manager) revisionOf(ctx context.Context, env, id string) (store.Revision, error) {
 	rev, err := m.Store.GetRevision(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return rev, UsageError{fmt.Sprintf("revision %s: no such revision of %s/%s (see `cutover history %s`)", id, m.Config.Project, env, env)}
+	if errors.Is(err, store.ErrNotFound) || err == nil && rev.Project != m.Config.Project {
+		// Another project's is answered as a missing one: the store may
+		// hold other projects', and their names are theirs.
+		return store.Revision{}, UsageError{fmt.Sprintf("revision %s: no such revision of %s/%s (see `cutover history %s`)", id, m.Config.Project, env, env)}
 	} else if err != nil {
 		return rev, err
 	}

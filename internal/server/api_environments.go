@@ -81,7 +81,7 @@ func (s *Server) apiEnvironmentRoutes(mux *http.ServeMux) {
 		setAuditTarget(r, env+" "+req.Revision)
 		// A revision that does not exist is a 404 here; whether it may
 		// be deployed to env is the Manager's decision (400 if not).
-		if _, err := s.Store.GetRevision(r.Context(), req.Revision); errors.Is(err, store.ErrNotFound) {
+		if rev, err := s.Store.GetRevision(r.Context(), req.Revision); errors.Is(err, store.ErrNotFound) || err == nil && rev.Project != s.Config.Project {
 			writeError(w, http.StatusNotFound, fmt.Errorf("no revision %q; the revisions of %s are listed by GET /v1/environments/%s", req.Revision, env, env))
 			return
 		} else if err != nil {

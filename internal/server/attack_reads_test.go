@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/cutoverdev/cutover/internal/dashboard"
 	"github.com/cutoverdev/cutover/internal/pipeline"
@@ -211,5 +212,88 @@ func TestAttackSessionCookieFromAnotherPortCannotAct(t *testing.T) {
 	}
 	if ap := d.approval(t, x.ID); ap.Status != store.ApprovalApproved {
 		t.Fatalf("approval %s after the admin's", ap.Status)
+	}
+}
+
+// Attack (found by a review): the routes that act answered another
+// project's execution or revision (in a shared store) differently from a
+// missing one, naming that project: an enumeration of IDs read the
+// store's other projects. They answer as for a missing one now.
+func TestAttackActingRoutesNameNoOtherProject(t *testing.T) {
+	a := newAuthServer(t, "{ required: true }", nil)
+	ctx := context.Background()
+	const other = "secret-payroll"
+	x := store.Execution{ID: "x-20261207-050000-abcd", Project: other, Pipeline: "main", Trigger: store.TriggerManual,
+		Branch: "main", Commit: strings.Repeat("c", 40), Status: store.ExecutionWaiting}
+	if err := a.Store.CreateExecution(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Store.RequestApproval(ctx, store.Approval{Execution: x.ID, Stage: "prod", Action: "approve",
+		Expires: time.Now().Add(time.Hour), Evidence: json.RawMessage(`{"environment":"production"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	rev := store.Revision{ID: "r-0123456789ab", Project: other, Environment: "production",
+		Services: map[string]store.ServiceRevision{"hello": {Image: "127.0.0.1:5999/hello@sha256:" + strings.Repeat("0", 64), ConfigHash: "h"}},
+		Source:   "commit cccccccccccc", CreatedAt: time.Now()}
+	if err := a.Store.CreateRevision(ctx, rev); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path, token, body, missing string
+	}{
+		{"/v1/executions/" + x.ID + "/cancel", "deployer", `{}`, "/v1/executions/x-20261207-050000-ffff/cancel"},
+		{"/v1/executions/" + x.ID + "/approve", "approver", `{}`, "/v1/executions/x-20261207-050000-ffff/approve"},
+		{"/v1/environments/production/deploy", "deployer", `{"revision":"` + rev.ID + `"}`, ""},
+		{"/v1/environments/production/rollback", "deployer", `{"to":"` + rev.ID + `"}`, ""},
+	} {
+		code, out := a.do(t, req{method: http.MethodPost, path: c.path, token: a.tokens[c.token], body: c.body})
+		msg, _ := out["error"].(string)
+		missingPath, missingBody := c.path, strings.ReplaceAll(c.body, rev.ID, "r-ffffffffffff")
+		if c.missing != "" {
+			missingPath = c.missing
+		}
+		mcode, _ := a.do(t, req{method: http.MethodPost, path: missingPath, token: a.tokens[c.token], body: missingBody})
+		if code != mcode || code < 400 || strings.Contains(msg, other) {
+			t.Errorf("POST %s of another project's: %d %q; a missing one: %d (want the same refusal, naming no other project)", c.path, code, msg, mcode)
+		}
+	}
+}
+
+// Attack (found by a review): a viewer's refused request still writes an
+// audit entry whose target is the request's path segment as sent. With a
+// CR, a newline and ANSI escapes in it, `cutover audit` printed a forged
+// line on the admin's terminal (here: an admin creating a token) and
+// erased the viewer's own. Stored fields are printable now.
+func TestAttackAuditTargetCarriesNoControlCharacters(t *testing.T) {
+	a := newAuthServer(t, "{ required: true }", nil)
+	forged := "\r\x1b[2K" + time.Now().Format("2006-01-02 15:04:05") +
+		"  admin            admin     api      127.0.0.1:40000        token create   backdoor                  ok\n"
+	b, _ := json.Marshal(forged)
+	for _, r := range []req{
+		{method: http.MethodPost, path: "/v1/environments/" + url.PathEscape(forged) + "/deploy", token: a.tokens["viewer"], body: `{"revision":"x"}`},
+		{method: http.MethodPost, path: "/v1/environments/" + url.PathEscape(forged) + "/stop", token: a.tokens["deployer"], body: `{}`},
+		{method: http.MethodPost, path: "/v1/environments/production/deploy", token: a.tokens["deployer"], body: `{"revision":` + string(b) + `}`},
+	} {
+		if code, _ := a.do(t, r); code < 400 {
+			t.Fatalf("%s %q: %d, want a refusal", r.method, r.path, code)
+		}
+	}
+	entries, err := a.Store.ListAudit(context.Background(), time.Time{}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, e := range entries {
+		for field, v := range map[string]string{"target": e.Target, "outcome": e.Outcome} {
+			if strings.IndexFunc(v, unicode.IsControl) >= 0 {
+				t.Errorf("audit entry %d (%s by %s): %s holds control characters: %q", e.Seq, e.Action, e.Actor, field, v)
+			}
+		}
+		if strings.Contains(e.Target, `\x1b[2K`) {
+			seen++
+		}
+	}
+	if seen != 3 {
+		t.Errorf("%d of the 3 refusals are in the audit log with their target escaped", seen)
 	}
 }
