@@ -69,6 +69,19 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: create directory for %s: %w", path, err)
 	}
+	// The store is the audit log, the executions' logs and the approvals'
+	// evidence: its owner's alone. SQLite creates the file as the umask
+	// allows (0644 under systemd's 022, in a StateDirectory of 0755) and
+	// gives its -wal and -shm the file's mode: made 0600 first, and a file
+	// made by an older cutover narrowed.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
+		f.Close()
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("store: %s: %w (the store must be readable by its owner only)", p, err)
+		}
+	}
 	db, err := sql.Open("sqlite", dsn(path))
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
