@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -189,44 +190,82 @@ const (
 
 type failures struct {
 	mu sync.Mutex
-	m  map[string][]time.Time // by IP: the failures within the window
+	m  map[string][]time.Time // by client (failureKey): the failures within the window
 }
 
-func remoteIP(remote string) string {
-	if host, _, err := net.SplitHostPort(remote); err == nil {
+// maxFailureClients bounds the clients whose failures are kept. Past it
+// (once the expired are pruned) a client not in the table is refused as if
+// blocked: before, the table was emptied, and failures from 10,001
+// addresses unblocked a blocked one.
+const maxFailureClients = 10000
+
+// failureKey is what failed logins are counted by: an IPv4 address, or an
+// IPv6 address's /64 (one host's share: each address of a /64 had its own
+// ten).
+func failureKey(remote string) string {
+	host := remote
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		host = h
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
 		return host
 	}
-	return remote
+	if ip = ip.Unmap(); ip.Is6() {
+		if p, err := ip.Prefix(64); err == nil {
+			return p.String()
+		}
+	}
+	return ip.String()
 }
 
-// recent prunes and returns the failures of ip within the window; f.mu held.
-func (f *failures) recent(ip string, now time.Time) []time.Time {
-	ts := f.m[ip]
+// recent prunes and returns the failures of key within the window; f.mu held.
+func (f *failures) recent(key string, now time.Time) []time.Time {
+	ts := f.m[key]
 	for len(ts) > 0 && now.Sub(ts[0]) >= loginWindow {
 		ts = ts[1:]
 	}
 	if len(ts) == 0 {
-		delete(f.m, ip)
+		delete(f.m, key)
 	} else {
-		f.m[ip] = ts
+		f.m[key] = ts
 	}
 	return ts
+}
+
+// full prunes every client's expired failures and reports whether the
+// table still holds maxFailureClients; f.mu held.
+func (f *failures) full(now time.Time) bool {
+	if len(f.m) < maxFailureClients {
+		return false
+	}
+	for k := range f.m {
+		f.recent(k, now)
+	}
+	return len(f.m) >= maxFailureClients
 }
 
 func (f *failures) blocked(remote string, now time.Time) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.recent(remoteIP(remote), now)) >= loginFailures
+	key := failureKey(remote)
+	if _, known := f.m[key]; !known && f.full(now) {
+		return true
+	}
+	return len(f.recent(key, now)) >= loginFailures
 }
 
 func (f *failures) add(remote string, now time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.m == nil || len(f.m) > 10000 { // bounded: many addresses reset it
+	if f.m == nil {
 		f.m = map[string][]time.Time{}
 	}
-	ip := remoteIP(remote)
-	f.m[ip] = append(f.recent(ip, now), now)
+	key := failureKey(remote)
+	if _, known := f.m[key]; !known && f.full(now) {
+		return // refused as blocked (blocked): no room to count it
+	}
+	f.m[key] = append(f.recent(key, now), now)
 }
 
 // flashes hold the one message a session sees after an action (what it
