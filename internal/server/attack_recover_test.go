@@ -2,9 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -24,22 +21,7 @@ import (
 func TestAttackKillBetweenRecoverAndEnqueueLosesNothing(t *testing.T) {
 	d := newDaemon(t)
 	ctx := context.Background()
-	gone := exec.Command("true")
-	if err := gone.Run(); err != nil {
-		t.Fatal(err)
-	}
-	host, _ := os.Hostname()
-	commit := testenv.Git(t, d.repo, "rev-parse", "main")
-	x := pipeline.QueuedExecution(pipeline.Trigger{Kind: pipeline.TriggerPush, Project: d.cfg.Project, Repo: d.repo, Branch: "main",
-		Commit: commit, ConfigPath: "cutover.yaml"}, time.Now())
-	stages, _ := json.Marshal([]pipeline.StageState{
-		{Name: "build", Status: pipeline.StatusSucceeded, Actions: []pipeline.ActionState{{Name: "compile", Kind: "command", Status: pipeline.StatusSucceeded}}},
-		{Name: "production", Status: pipeline.StatusRunning, Actions: []pipeline.ActionState{{Name: "approve", Kind: "approval", Status: pipeline.StatusWaiting}}},
-	})
-	x.Status, x.Stages, x.OwnerPID, x.OwnerHost = store.ExecutionWaiting, stages, gone.Process.Pid, host
-	if err := d.store.CreateExecution(ctx, x); err != nil {
-		t.Fatal(err)
-	}
+	x := d.waitingAtApproval(t, testenv.Git(t, d.repo, "rev-parse", "main"), deadPID(t))
 	stored, err := d.store.GetExecution(ctx, x.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -66,24 +48,10 @@ func TestAttackKillBetweenRecoverAndEnqueueLosesNothing(t *testing.T) {
 func TestAttackResumptionSupersedesNoNewerQueuedCommit(t *testing.T) {
 	d := newDaemon(t)
 	ctx := context.Background()
-	gone := exec.Command("true")
-	if err := gone.Run(); err != nil {
-		t.Fatal(err)
-	}
-	host, _ := os.Hostname()
 	a := testenv.Git(t, d.repo, "rev-parse", "main")
 	testenv.Git(t, d.repo, "commit", "--allow-empty", "-m", "B")
 	b := testenv.Git(t, d.repo, "rev-parse", "main")
-	x := pipeline.QueuedExecution(pipeline.Trigger{Kind: pipeline.TriggerPush, Project: d.cfg.Project, Repo: d.repo, Branch: "main",
-		Commit: a, ConfigPath: "cutover.yaml"}, time.Now())
-	stages, _ := json.Marshal([]pipeline.StageState{
-		{Name: "build", Status: pipeline.StatusSucceeded, Actions: []pipeline.ActionState{{Name: "compile", Kind: "command", Status: pipeline.StatusSucceeded}}},
-		{Name: "production", Status: pipeline.StatusRunning, Actions: []pipeline.ActionState{{Name: "approve", Kind: "approval", Status: pipeline.StatusWaiting}}},
-	})
-	x.Status, x.Stages, x.OwnerPID, x.OwnerHost = store.ExecutionWaiting, stages, gone.Process.Pid, host
-	if err := d.store.CreateExecution(ctx, x); err != nil {
-		t.Fatal(err)
-	}
+	x := d.waitingAtApproval(t, a, deadPID(t))
 	time.Sleep(5 * time.Millisecond)
 	y := pipeline.QueuedExecution(pipeline.Trigger{Kind: pipeline.TriggerPush, Project: d.cfg.Project, Repo: d.repo, Branch: "main",
 		Commit: b, ConfigPath: "cutover.yaml"}, time.Now())

@@ -242,18 +242,7 @@ func TestServeLeavesAnExecutionWhoseOwnerIsAlive(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = owner.Process.Kill(); _ = owner.Wait() })
-	host, _ := os.Hostname()
-	commit := testenv.Git(t, d.repo, "rev-parse", "main")
-	q := pipeline.QueuedExecution(pipeline.Trigger{Kind: pipeline.TriggerPush, Project: d.cfg.Project, Repo: d.repo, Branch: "main",
-		Commit: commit, ConfigPath: "cutover.yaml"}, time.Now())
-	stages, _ := json.Marshal([]pipeline.StageState{
-		{Name: "build", Status: pipeline.StatusSucceeded, Actions: []pipeline.ActionState{{Name: "compile", Kind: "command", Status: pipeline.StatusSucceeded}}},
-		{Name: "production", Status: pipeline.StatusRunning, Actions: []pipeline.ActionState{{Name: "approve", Kind: "approval", Status: pipeline.StatusWaiting}}},
-	})
-	q.Status, q.Stages, q.OwnerPID, q.OwnerHost = store.ExecutionWaiting, stages, owner.Process.Pid, host
-	if err := d.store.CreateExecution(ctx, q); err != nil {
-		t.Fatal(err)
-	}
+	q := d.waitingAtApproval(t, testenv.Git(t, d.repo, "rev-parse", "main"), owner.Process.Pid)
 	before, _ := d.store.GetExecution(ctx, q.ID)
 
 	stop, done := start(t, d.server())
@@ -346,4 +335,33 @@ func stageStatus(t *testing.T, stages []byte, name string) string {
 		}
 	}
 	return ""
+}
+
+// waitingAtApproval stores an execution of main's commit waiting at its
+// production approval, its build stage done, owned by the process pid on
+// this host (a foreground `cutover run`, or a daemon, alive or not).
+func (d *daemon) waitingAtApproval(t *testing.T, commit string, pid int) store.Execution {
+	t.Helper()
+	host, _ := os.Hostname()
+	x := pipeline.QueuedExecution(pipeline.Trigger{Kind: pipeline.TriggerPush, Project: d.cfg.Project, Repo: d.repo, Branch: "main",
+		Commit: commit, ConfigPath: "cutover.yaml"}, time.Now())
+	stages, _ := json.Marshal([]pipeline.StageState{
+		{Name: "build", Status: pipeline.StatusSucceeded, Actions: []pipeline.ActionState{{Name: "compile", Kind: "command", Status: pipeline.StatusSucceeded}}},
+		{Name: "production", Status: pipeline.StatusRunning, Actions: []pipeline.ActionState{{Name: "approve", Kind: "approval", Status: pipeline.StatusWaiting}}},
+	})
+	x.Status, x.Stages, x.OwnerPID, x.OwnerHost = store.ExecutionWaiting, stages, pid, host
+	if err := d.store.CreateExecution(context.Background(), x); err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// deadPID is the PID of a process that has ended.
+func deadPID(t *testing.T) int {
+	t.Helper()
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return gone.Process.Pid
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
-	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudfront/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
@@ -365,18 +364,7 @@ func TestSitePruneKeepsWhatAnUnconfiguredDistributionServes(t *testing.T) {
 	m := startMoto(t)
 	site, sc := startSite(t, m)
 	ctx := context.Background()
-	dist, err := sc.CloudFront.(*cloudfront.Client).CreateDistribution(ctx, &cloudfront.CreateDistributionInput{DistributionConfig: &cftypes.DistributionConfig{
-		CallerReference: aws.String("other"), Comment: aws.String("other project, same bucket"), Enabled: aws.Bool(true),
-		DefaultRootObject: aws.String("index.html"),
-		Origins: &cftypes.Origins{Quantity: aws.Int32(1), Items: []cftypes.Origin{{Id: aws.String("site"),
-			DomainName: aws.String(site.Bucket + ".s3.us-east-1.amazonaws.com"), S3OriginConfig: &cftypes.S3OriginConfig{OriginAccessIdentity: aws.String("")}}}},
-		DefaultCacheBehavior: &cftypes.DefaultCacheBehavior{TargetOriginId: aws.String("site"), ViewerProtocolPolicy: cftypes.ViewerProtocolPolicyRedirectToHttps,
-			CachePolicyId: aws.String("658327ea-f89d-4fab-a63d-7e88639e58f6")},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	other := Site{Service: "other", Bucket: site.Bucket, Distribution: aws.ToString(dist.Distribution.Id)}
+	other := Site{Service: "other", Bucket: site.Bucket, Distribution: newDistribution(t, sc, site.Bucket, "other")}
 	otherRel := publish(t, sc, other, 0)
 	if err := sc.Activate(ctx, other, otherRel.Digest, func(string, ...any) {}); err != nil {
 		t.Fatal(err)

@@ -51,20 +51,27 @@ func startSite(t *testing.T, m *moto) (Site, SiteClients) {
 	if _, err := sc.S3.(*s3.Client).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &site.Bucket}); err != nil {
 		t.Fatal(err)
 	}
-	dist, err := sc.CloudFront.(*cloudfront.Client).CreateDistribution(ctx, &cloudfront.CreateDistributionInput{DistributionConfig: &cftypes.DistributionConfig{
-		CallerReference: aws.String("test"), Comment: aws.String("shop production frontend"), Enabled: aws.Bool(true),
+	site.Distribution = newDistribution(t, sc, site.Bucket, "test")
+	m.calls.take()
+	return site, sc
+}
+
+// newDistribution creates in moto a distribution whose S3 origin reads
+// bucket, as the exported app stack does, and returns its ID.
+func newDistribution(t *testing.T, sc SiteClients, bucket, ref string) string {
+	t.Helper()
+	dist, err := sc.CloudFront.(*cloudfront.Client).CreateDistribution(context.Background(), &cloudfront.CreateDistributionInput{DistributionConfig: &cftypes.DistributionConfig{
+		CallerReference: aws.String(ref), Comment: aws.String("a site on " + bucket), Enabled: aws.Bool(true),
 		DefaultRootObject: aws.String("index.html"),
 		Origins: &cftypes.Origins{Quantity: aws.Int32(1), Items: []cftypes.Origin{{Id: aws.String("site"),
-			DomainName: aws.String(site.Bucket + ".s3.us-east-1.amazonaws.com"), S3OriginConfig: &cftypes.S3OriginConfig{OriginAccessIdentity: aws.String("")}}}},
+			DomainName: aws.String(bucket + ".s3.us-east-1.amazonaws.com"), S3OriginConfig: &cftypes.S3OriginConfig{OriginAccessIdentity: aws.String("")}}}},
 		DefaultCacheBehavior: &cftypes.DefaultCacheBehavior{TargetOriginId: aws.String("site"), ViewerProtocolPolicy: cftypes.ViewerProtocolPolicyRedirectToHttps,
 			CachePolicyId: aws.String("658327ea-f89d-4fab-a63d-7e88639e58f6")},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	site.Distribution = aws.ToString(dist.Distribution.Id)
-	m.calls.take()
-	return site, sc
+	return aws.ToString(dist.Distribution.Id)
 }
 
 // objects lists the bucket's keys with their Content-Type and Cache-Control.
