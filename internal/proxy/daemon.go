@@ -393,14 +393,34 @@ func lockHome(home string) (func(), error) {
 
 func readPID(home string) (int, error) { return readPIDFile(pidPath(home)) }
 
+// readPIDFile reads the PID a pid file starts with: "PID\n" (proxy.pid,
+// and supervisor.pid as older versions wrote it) or "PID STARTTIME\n"
+// (supervisor.pid, see readPIDStartFile).
 func readPIDFile(path string) (int, error) {
+	pid, _, err := readPIDStartFile(path)
+	return pid, err
+}
+
+// readPIDStartFile reads a pid file and the start time after the PID (as
+// proc.StartTime gave it), 0 when the file has none (an older cutover's).
+func readPIDStartFile(path string) (int, uint64, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	fields := strings.Fields(string(b))
+	if len(fields) == 0 || len(fields) > 2 {
+		return 0, 0, fmt.Errorf("%s: not a pid: %q", path, b)
+	}
+	pid, err := strconv.Atoi(fields[0])
 	if err != nil || pid <= 0 {
-		return 0, fmt.Errorf("%s: not a pid: %q", path, b)
+		return 0, 0, fmt.Errorf("%s: not a pid: %q", path, b)
 	}
-	return pid, nil
+	var start uint64
+	if len(fields) == 2 {
+		if start, err = strconv.ParseUint(fields[1], 10, 64); err != nil || start == 0 {
+			return 0, 0, fmt.Errorf("%s: not a pid and start time: %q", path, b)
+		}
+	}
+	return pid, start, nil
 }

@@ -16,10 +16,23 @@ import (
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/atomicfile"
+	"github.com/cutoverdev/cutover/internal/proc"
 )
 
 func stoppingPath(home string) string   { return proxyDir(home) + "/stopping" }
 func supervisorPath(home string) string { return proxyDir(home) + "/supervisor.pid" }
+
+// supervisorRecord is what supervisor.pid holds: "PID STARTTIME\n", the
+// start time telling this process from a later one that reuses its PID
+// once it dies without removing the file (SIGKILL, the OOM killer). Just
+// "PID\n" where the start time cannot be read (no /proc).
+func supervisorRecord() []byte {
+	pid := os.Getpid()
+	if start := proc.StartTime(pid); start != 0 {
+		return []byte(strconv.Itoa(pid) + " " + strconv.FormatUint(start, 10) + "\n")
+	}
+	return []byte(strconv.Itoa(pid) + "\n")
+}
 
 // KeepOptions bound Keep's restarts.
 type KeepOptions struct {
@@ -299,7 +312,7 @@ func Keep(ctx context.Context, home, exe string, args []string, o KeepOptions) e
 				if h, err := NewClient(home).Ping(ctx); err == nil && h.PID == cur.pid() {
 					wrotePID = true
 					_ = os.Remove(stoppingPath(home)) // left by a stop that ended before this start
-					if werr := atomicfile.Write(supervisorPath(home), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); werr != nil {
+					if werr := atomicfile.Write(supervisorPath(home), supervisorRecord(), 0o600); werr != nil {
 						o.Logger.Warn("writing the supervisor pid file", "err", werr)
 					}
 				} else {

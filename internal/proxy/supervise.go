@@ -134,7 +134,7 @@ func Stop(ctx context.Context, home string, grace time.Duration) error {
 	if err := markStopping(home); err != nil {
 		return fmt.Errorf("stopping the cutover proxy: %w", err)
 	}
-	supervisor, _ := readPIDFile(supervisorPath(home))
+	supervisor := supervisorOf(home) // waited for below, never signalled
 	defer func() {
 		if supervisor > 0 {
 			waitGone(ctx, supervisor, 2*time.Second)
@@ -194,18 +194,42 @@ func stopIdleSupervisor(ctx context.Context, home string) {
 }
 
 // supervisorOf returns the PID in supervisor.pid if that process is alive
-// and is a `proxy keep` (a stale file must never signal an unrelated
-// process), else 0.
+// and is the supervisor that wrote the file (a stale file must never signal
+// an unrelated process), else 0. The file names the supervisor by PID and
+// start time, so a process that got the PID of a supervisor that was
+// SIGKILLed is not taken for it, even one whose command line says "keep"
+// (keepalived). A file without a start time (an older cutover wrote it)
+// is trusted only if the process is alive and its arguments have "proxy"
+// then "keep" (as `cutover proxy keep` and its systemd unit run it; a mere
+// "keep" in the command line matched keepalived).
 func supervisorOf(home string) int {
-	pid, err := readPIDFile(supervisorPath(home))
+	pid, start, err := readPIDStartFile(supervisorPath(home))
 	if err != nil || !proc.Alive(pid) {
 		return 0
 	}
+	if start != 0 {
+		if !proc.Same(pid, start) {
+			return 0
+		}
+		return pid
+	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !bytes.Contains(cmdline, []byte("keep")) {
+	if err != nil || !isProxyKeep(cmdline) {
 		return 0
 	}
 	return pid
+}
+
+// isProxyKeep reports whether a /proc/PID/cmdline (NUL-separated
+// arguments) runs the `proxy keep` command.
+func isProxyKeep(cmdline []byte) bool {
+	args := bytes.Split(cmdline, []byte{0})
+	for i := 1; i < len(args); i++ {
+		if string(args[i-1]) == "proxy" && string(args[i]) == "keep" {
+			return true
+		}
+	}
+	return false
 }
 
 // Restart replaces the running proxy with a new process (a new version of
