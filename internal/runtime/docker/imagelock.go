@@ -6,7 +6,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -24,17 +27,69 @@ import (
 // The lock is a flock(2) on a file named after the engine's address, so it
 // holds across processes (the daemon, a CLI prune, another pipeline) and
 // between goroutines of one process alike. A removal that cannot take it in
-// its context's time gives up with an error; if the file cannot be opened
-// (another user made it, say) the operation goes on unlocked, with a warning.
+// its context's time gives up with an error; if the file cannot be opened,
+// or is not the user's own, the operation goes on unlocked, with a warning.
+//
+// The file is in a directory of the user's own (lockDir): every cutover
+// process of one user must agree on it, and no other user may make or hold
+// it. A file with a predictable name in the shared temporary directory, as
+// before, let another local user make it first and hold its lock, stalling
+// every build and removal for good.
 
 // lockPoll is how often a waiter tries the lock again.
 const lockPoll = 50 * time.Millisecond
 
+// userCacheDir is the user's cache directory (a variable for tests):
+// $XDG_CACHE_HOME, else ~/.cache, with ~ from the password database when
+// $HOME is not set (a systemd unit without User=), so the daemon and the
+// CLI of one user find the same directory.
+var userCacheDir = func() (string, error) {
+	if dir, err := os.UserCacheDir(); err == nil {
+		return dir, nil
+	}
+	u, err := user.LookupId(strconv.Itoa(os.Getuid()))
+	if err != nil {
+		return "", err
+	}
+	if u.HomeDir == "" || !filepath.IsAbs(u.HomeDir) {
+		return "", fmt.Errorf("user %s has no home directory", u.Username)
+	}
+	return filepath.Join(u.HomeDir, ".cache"), nil
+}
+
+// lockDir is the private directory (0700) the image locks are kept in:
+// cutover/ in the user's cache directory, made if need be. "" when there is
+// none to be had (no home, a read-only one).
+func lockDir() string {
+	base, err := userCacheDir()
+	if err != nil || !filepath.IsAbs(base) {
+		return ""
+	}
+	dir := filepath.Join(base, "cutover")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return ""
+	}
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() {
+		return ""
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Getuid() {
+		return ""
+	}
+	return dir
+}
+
 // imageLockPath is the lock file for this runtime's engine: one per user and
-// engine address, in the temporary directory.
+// engine address, in the user's lockDir; in the temporary directory only
+// when there is no such directory (where lockImages then checks that the
+// file is the user's own).
 func (r *Runtime) imageLockPath() string {
 	sum := sha256.Sum256([]byte(r.host))
-	return filepath.Join(os.TempDir(), fmt.Sprintf("cutover-engine-%d-%s.lock", os.Getuid(), hex.EncodeToString(sum[:6])))
+	name := fmt.Sprintf("cutover-engine-%d-%s.lock", os.Getuid(), hex.EncodeToString(sum[:6]))
+	if dir := lockDir(); dir != "" {
+		return filepath.Join(dir, name)
+	}
+	return filepath.Join(os.TempDir(), name)
 }
 
 // lockImages takes the engine's image lock, shared (builds) or exclusive
@@ -43,6 +98,17 @@ func (r *Runtime) lockImages(ctx context.Context, exclusive bool) (func(), error
 	path := r.imageLockPath()
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
+		r.log.Warn("image lock unavailable: a build and a removal of images may overlap", "file", path, "err", err)
+		return func() {}, nil
+	}
+	// A file another user made (in a shared directory) is theirs to hold
+	// for good: never wait on it.
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || int(st.Uid) != os.Getuid() || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		if err == nil {
+			err = fmt.Errorf("the file belongs to uid %d, not to this user (uid %d), or is not a regular file: remove it", st.Uid, os.Getuid())
+		}
 		r.log.Warn("image lock unavailable: a build and a removal of images may overlap", "file", path, "err", err)
 		return func() {}, nil
 	}
