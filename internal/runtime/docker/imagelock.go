@@ -39,22 +39,17 @@ import (
 // lockPoll is how often a waiter tries the lock again.
 const lockPoll = 50 * time.Millisecond
 
-// userCacheDir is the user's cache directory (a variable for tests):
-// $XDG_CACHE_HOME, else ~/.cache, with ~ from the password database when
-// $HOME is not set (a systemd unit without User=), so the daemon and the
-// CLI of one user find the same directory.
+// userCacheDir is the directory the image locks' directory is made in (a
+// variable for tests): ~/.cache of the user as the password database names
+// it, whatever $HOME and $XDG_CACHE_HOME say, so that every cutover process
+// of one user agrees on it: the daemon of a systemd unit without $HOME, the
+// CLI, and a pipeline's host command, whose $HOME is its workspace. Without
+// an entry there, os.UserCacheDir.
 var userCacheDir = func() (string, error) {
-	if dir, err := os.UserCacheDir(); err == nil {
-		return dir, nil
+	if u, err := user.LookupId(strconv.Itoa(os.Getuid())); err == nil && filepath.IsAbs(u.HomeDir) {
+		return filepath.Join(u.HomeDir, ".cache"), nil
 	}
-	u, err := user.LookupId(strconv.Itoa(os.Getuid()))
-	if err != nil {
-		return "", err
-	}
-	if u.HomeDir == "" || !filepath.IsAbs(u.HomeDir) {
-		return "", fmt.Errorf("user %s has no home directory", u.Username)
-	}
-	return filepath.Join(u.HomeDir, ".cache"), nil
+	return os.UserCacheDir()
 }
 
 // lockDir is the private directory (0700) the image locks are kept in:

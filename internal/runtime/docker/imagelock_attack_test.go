@@ -53,8 +53,9 @@ func TestAttackImageLockOwnedByAnotherUserBlocksBuilds(t *testing.T) {
 	os.Chmod(tmp, 0o1777)
 	t.Setenv("TMPDIR", tmp)
 	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("XDG_CACHE_HOME", filepath.Join(home, ".cache"))
+	cache := userCacheDir
+	userCacheDir = func() (string, error) { return filepath.Join(home, ".cache"), nil }
+	t.Cleanup(func() { userCacheDir = cache })
 	rt := &Runtime{host: "unix:///var/run/docker.sock", log: slog.New(slog.DiscardHandler)}
 	planted := plantForeignLock(t, tmp, rt.host)
 
