@@ -473,7 +473,7 @@ func (r *run) runAction(ctx context.Context, i, j int, a config.Action) error {
 		s.Outputs = res.outputs
 		s.Status = StatusSucceeded
 		if err != nil {
-			s.Status, s.Summary = StatusFailed, r.secrets.Mask(short.Line(err.Error()))
+			s.Status, s.Summary = StatusFailed, r.maskf(short.Line(err.Error()))
 			if errors.Is(err, errCancelled) {
 				s.Status = StatusCancelled
 			}
@@ -565,11 +565,15 @@ func (r *run) finish(ctx context.Context, runErr error) (store.Execution, error)
 	return exec, nil
 }
 
+// maskf masks the pipeline's secrets in s, and what looks like a
+// credential though no secret names it (a cutover token, a bearer header,
+// a URL's user): for what the run stores, shows or sends (its log, its
+// error and summaries, commit statuses, notifications).
 func (r *run) maskf(s string) string {
-	if r.secrets == nil {
-		return s
+	if r.secrets != nil {
+		s = r.secrets.Mask(s)
 	}
-	return r.secrets.Mask(s)
+	return auth.Mask(s)
 }
 
 func (r *run) setStage(i int, f func(*StageState)) {
@@ -607,10 +611,7 @@ func (r *run) logf(action, format string, a ...any) {
 
 func (r *run) logLines(action string, lines []string) {
 	for i := range lines {
-		// The pipeline's secrets, and what looks like a credential though
-		// no secret names it (a cutover token, a bearer header, a URL's
-		// user): the log is stored and served as it is masked here.
-		lines[i] = auth.Mask(r.maskf(lines[i]))
+		lines[i] = r.maskf(lines[i]) // the log is stored and served as it is masked here
 	}
 	if err := r.e.Store.AppendLog(context.Background(), r.exec.ID, action, lines); err != nil {
 		r.e.Log.Warn("writing log", "execution", r.exec.ID, "err", err)
