@@ -104,8 +104,9 @@ type Engine struct {
 	Getenv   func(string) string
 	Poll     time.Duration // how often waits look for approvals and cancellation (default 100ms)
 
-	outMu  sync.Mutex
-	stages stageLocks // one execution per stage at a time, across the Runs of this Engine
+	outMu    sync.Mutex
+	stages   stageLocks // one execution per stage at a time, across the Runs of this Engine
+	defaults sync.Once  // Getenv, Log and Poll filled in once: Runs go on at once
 }
 
 // run is one execution in progress.
@@ -189,15 +190,19 @@ var ErrClaimed = errors.New("the execution is no longer queued")
 // guards against a second runner) and records this process as its owner;
 // otherwise it creates a new one owned by this process.
 func (e *Engine) Run(ctx context.Context, t Trigger) (store.Execution, error) {
-	if e.Getenv == nil {
-		e.Getenv = os.Getenv
-	}
-	if e.Log == nil {
-		e.Log = slog.Default()
-	}
-	if e.Poll <= 0 {
-		e.Poll = 100 * time.Millisecond
-	}
+	// Once: the daemon runs executions at once on one Engine, and each Run
+	// wrote Poll (race detector, two executions started together).
+	e.defaults.Do(func() {
+		if e.Getenv == nil {
+			e.Getenv = os.Getenv
+		}
+		if e.Log == nil {
+			e.Log = slog.Default()
+		}
+		if e.Poll <= 0 {
+			e.Poll = 100 * time.Millisecond
+		}
+	})
 	if t.Kind == "" {
 		t.Kind = TriggerManual
 	}
