@@ -3,6 +3,8 @@ package docker
 import (
 	"archive/tar"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,35 +19,66 @@ import (
 )
 
 // fakeEngine is a Docker engine that answers /build with an image ID and
-// records the names in the build context it receives.
+// records the names in the build context it receives. It holds busybox (no
+// ONBUILD triggers) and the images of onbuild; an image of registry (its
+// ONBUILD triggers) is added when pulled. (A fake: the tests of the check's
+// wiring need no real engine; TestUntrustedBuildOfABaseWithRemoteTrigger
+// runs on the real one.)
 type fakeEngine struct {
-	mu     sync.Mutex
-	builds int
-	names  []string // the context's entries, of the last build
+	mu       sync.Mutex
+	builds   int
+	names    []string            // the context's entries, of the last build
+	onbuild  map[string][]string // local images and their ONBUILD triggers
+	registry map[string][]string // what a pull finds
+	pulls    []string            // the X-Registry-Auth header of each pull
 }
 
 func newFakeEngine(t *testing.T) (*Runtime, *fakeEngine) {
 	t.Helper()
-	fe := &fakeEngine{}
+	fe := &fakeEngine{onbuild: map[string][]string{"busybox:latest": nil}, registry: map[string][]string{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if !strings.HasSuffix(req.URL.Path, "/build") {
-			http.Error(w, `{"message":"not in this fake engine"}`, http.StatusNotFound)
-			return
-		}
-		var names []string
-		tr := tar.NewReader(req.Body)
-		for {
-			h, err := tr.Next()
-			if err != nil {
-				break
-			}
-			names = append(names, h.Name)
-		}
 		fe.mu.Lock()
-		fe.builds++
-		fe.names = names
-		fe.mu.Unlock()
-		io.WriteString(w, `{"stream":"Step 1/2 : FROM busybox\n"}`+"\n"+`{"aux":{"ID":"sha256:0123"}}`+"\n")
+		defer fe.mu.Unlock()
+		path := req.URL.Path[strings.Index(req.URL.Path[1:], "/")+1:] // without the /v1.47
+		switch {
+		case strings.HasPrefix(path, "/images/") && strings.HasSuffix(path, "/json"):
+			name := strings.TrimSuffix(strings.TrimPrefix(path, "/images/"), "/json")
+			if !strings.Contains(name[strings.LastIndex(name, "/")+1:], ":") {
+				name += ":latest"
+			}
+			triggers, ok := fe.onbuild[name]
+			if !ok {
+				w.WriteHeader(http.StatusNotFound)
+				fmt.Fprintf(w, `{"message":"No such image: %s"}`, name)
+				return
+			}
+			json.NewEncoder(w).Encode(map[string]any{"Id": "sha256:0456", "Config": map[string]any{"OnBuild": triggers}})
+		case path == "/images/create":
+			name := strings.TrimPrefix(req.URL.Query().Get("fromImage"), "docker.io/") + ":" + req.URL.Query().Get("tag")
+			fe.pulls = append(fe.pulls, req.Header.Get("X-Registry-Auth"))
+			triggers, ok := fe.registry[name]
+			if !ok {
+				fmt.Fprintf(w, `{"error":"pull access denied for %s","errorDetail":{"message":"pull access denied for %s"}}`+"\n", name, name)
+				return
+			}
+			fe.onbuild[name] = triggers
+			io.WriteString(w, `{"status":"Downloaded newer image"}`+"\n")
+		case strings.HasSuffix(path, "/build"):
+			var names []string
+			tr := tar.NewReader(req.Body)
+			for {
+				h, err := tr.Next()
+				if err != nil {
+					break
+				}
+				names = append(names, h.Name)
+			}
+			fe.builds++
+			fe.names = names
+			io.WriteString(w, `{"stream":"Step 1/2 : FROM busybox\n"}`+"\n"+`{"aux":{"ID":"sha256:0123"}}`+"\n")
+		default:
+			http.Error(w, `{"message":"not in this fake engine"}`, http.StatusNotFound)
+		}
 	}))
 	t.Cleanup(srv.Close)
 	c, err := client.New(client.WithHost("tcp://"+srv.Listener.Addr().String()), client.WithVersion("1.47"))
@@ -181,5 +214,60 @@ func TestAttackLowercaseDockerfileFallback(t *testing.T) {
 	}
 	if n := fe.buildCount(); n != 0 {
 		t.Errorf("the engine was asked to build %d times, want 0", n)
+	}
+}
+
+// A pull request's Dockerfile has no ADD of its own, but builds FROM an
+// image whose ONBUILD trigger ADDs a URL: the classic builder runs the
+// trigger, fetching the URL on the engine's network. The base image's
+// triggers are checked before the build, whether the engine holds the image,
+// pulls it, or the FROM names it through an argument the pull request sets.
+func TestAttackBaseImageTriggerAddsAURL(t *testing.T) {
+	r, fe := newFakeEngine(t)
+	fe.onbuild["team/base:1"] = []string{"RUN make", "ADD http://169.254.169.254/latest/meta-data/ /m"}
+	fe.onbuild["team/quiet:1"] = []string{"COPY . /src"}
+	fe.registry["evil/base:latest"] = []string{"ADD [\"h\\u0074tp://127.0.0.1:9/x\", \"/x\"]"}
+	fe.registry["team/clean:2"] = []string{"COPY . /src", "ADD --frobnicate a /b"}
+	for _, tc := range []struct {
+		name, df string
+		args     map[string]string
+		want     string // the error's start; "" builds
+	}{
+		{"held by the engine", "FROM team/base:1\nCOPY . /app\n", nil,
+			"build app: app/Dockerfile line 1: FROM team/base:1: its ONBUILD trigger ADD http://169.254.169.254/latest/meta-data/ fetches from the network"},
+		{"pulled", "FROM busybox AS b\nFROM evil/base\n", nil,
+			"build app: app/Dockerfile line 2: FROM evil/base: its ONBUILD trigger ADD http://127.0.0.1:9/x fetches from the network"},
+		{"named by a build argument", "ARG BASE=busybox\nFROM ${BASE}\n", map[string]string{"BASE": "team/base:1"},
+			"build app: app/Dockerfile line 2: FROM team/base:1: its ONBUILD trigger"},
+		{"named by an argument's default", "ARG BASE=team/base:1\nFROM $BASE AS x\n", nil,
+			"build app: app/Dockerfile line 2: FROM team/base:1: its ONBUILD trigger"},
+		{"a trigger that cannot be read", "FROM team/clean:2\n", nil,
+			"build app: app/Dockerfile line 1: FROM team/clean:2: its ONBUILD triggers: the builder cannot read it: dockerfile parse error on line 3: unknown flag: --frobnicate"},
+		{"missing everywhere", "FROM nowhere/none:1\n", nil,
+			"build app: app/Dockerfile line 1: FROM nowhere/none:1: reading the base image's ONBUILD triggers: pull access denied"},
+		{"harmless triggers build", "FROM team/quiet:1\nCOPY . /app\n", nil, ""},
+		{"an earlier stage is no image", "FROM busybox AS base\nFROM BASE\n", nil, ""},
+		{"scratch builds", "FROM scratch\nCOPY . /app\n", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctxDir := filepath.Join(t.TempDir(), "app")
+			writeFiles(t, ctxDir, map[string]string{"Dockerfile": tc.df})
+			before := fe.buildCount()
+			_, err := r.Build(context.Background(), BuildRequest{ContextDir: ctxDir, BuildArgs: tc.args, NoNetwork: true})
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("Build: %v", err)
+			case tc.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.want)):
+				t.Fatalf("Build: %v, want %q...", err, tc.want)
+			}
+			if n := fe.buildCount() - before; (tc.want == "") != (n == 1) {
+				t.Errorf("the engine was asked to build %d times", n)
+			}
+		})
+	}
+	for _, auth := range fe.pulls {
+		if auth != "" {
+			t.Errorf("a base image was pulled with credentials %q; the builder pulls it with none", auth)
+		}
 	}
 }

@@ -19,8 +19,9 @@ func TestRemoteAddIsFound(t *testing.T) {
 		{"FROM scratch\nADD git@github.com:o/r.git /src\n", 2},
 		{"FROM scratch\nADD local.tar /x\nCOPY http-notes.txt /y\n# ADD http://in.a/comment /z\n", 0},
 	} {
-		if line, _, _ := remoteAdd([]byte(tc.df)); line != tc.line {
-			t.Errorf("%q: line %d, want %d", tc.df, line, tc.line)
+		add, err := remoteAdd([]byte(tc.df))
+		if err != nil || add.line != tc.line {
+			t.Errorf("%q: line %d (%v), want %d", tc.df, add.line, err, tc.line)
 		}
 	}
 }
@@ -53,7 +54,7 @@ func TestAttackRemoteAddBypass(t *testing.T) {
 		{"other scheme", "FROM scratch\nADD ftp://127.0.0.1:8790/x /x\n", 2, "network"},
 		{"empty continuation line", "FROM scratch\nADD \\\n\n  http://127.0.0.1:8790/x /x\n", 2, "network"},
 		{"comment ending in the escape", "FROM scratch\n# a comment \\\nADD http://127.0.0.1:8790/x /x\n", 3, "network"},
-		{"byte order mark", "\ufeffADD http://127.0.0.1:8790/x /x\n", 1, "network"},
+		{"byte order mark", "\ufeffFROM scratch\nADD http://127.0.0.1:8790/x /x\n", 2, "network"},
 		{"onbuild", "FROM scratch\nONBUILD ADD http://127.0.0.1:8790/x /x\n", 2, "network"},
 		{"CRLF", "FROM scratch\r\nADD \\\r\n  http://127.0.0.1:8790/x /x\r\n", 2, "network"},
 		// A continuation line is appended as it is, with nothing in between.
@@ -74,11 +75,61 @@ func TestAttackRemoteAddBypass(t *testing.T) {
 		{"JSON form local", "FROM scratch\nADD [\"app.tar.gz\", \"/app\"]\n", 0, ""},
 		{"heredoc", "FROM scratch\nADD <<EOF /etc/motd\nhello\nEOF\n", 0, ""},
 		{"backtick not an escape by default", "FROM scratch\nRUN echo `date`\nADD app.tar.gz /app\n", 0, ""},
-		{"directive after an instruction is a comment", "FROM scratch\n# escape=`\nADD app.tar.gz `\n  /app\n", 0, ""},
+		{"directive after an instruction is a comment", "FROM scratch\n# escape=`\nRUN echo `\nADD http://127.0.0.1:9/x /x\n", 4, "network"},
+		{"heredoc hiding an ADD from this parser", "FROM busybox\nCOPY <<CMD /x\nADD http://127.0.0.1:9/x /x\nCMD\n", 3, "network"},
+		{"heredoc hiding an ONBUILD ADD", "FROM busybox\nRUN <<-CMD\n\tONBUILD ADD http://127.0.0.1:9/x /x\n\tCMD\n", 3, "network"},
+		{"git shorthand", "FROM scratch\nADD github.com/o/r /src\n", 2, "network"},
+		{"ADD in a later stage", "FROM busybox AS b\nRUN true\nFROM scratch\nCOPY --from=b /bin/sh /sh\nADD \\\n  --chmod=644 \\\n  http://127.0.0.1:9/x /x\n", 5, "network"},
 	} {
-		line, src, reason := remoteAdd([]byte(tc.df))
-		if line != tc.line || !strings.Contains(reason, tc.reason) {
-			t.Errorf("%s: %q: line %d (%q: %q), want line %d and a reason with %q", tc.name, tc.df, line, src, reason, tc.line, tc.reason)
+		add, err := remoteAdd([]byte(tc.df))
+		if err != nil || add.line != tc.line || !strings.Contains(add.reason, tc.reason) {
+			t.Errorf("%s: %q: line %d (%q: %q, %v), want line %d and a reason with %q", tc.name, tc.df, add.line, add.src, add.reason, err, tc.line, tc.reason)
 		}
 	}
+}
+
+// What the builder cannot read refuses an untrusted build with the line the
+// builder names, rather than passing unchecked.
+func TestUnreadableDockerfileIsRefused(t *testing.T) {
+	for _, tc := range []struct{ df, want string }{
+		{"FROM scratch\nADD app.tar.gz `\n  /app\n", "line 3: unknown instruction: /app"},
+		{"ADD http://127.0.0.1:9/x /x\n", "no build stage"},
+		{"FROM scratch\nADD --frobnicate http://127.0.0.1:9/x /x\n", "line 2: unknown flag: --frobnicate"},
+		{"FROM scratch\nRUN true\nADD \xff http://127.0.0.1:9/x /x\n", "line 3 is not UTF-8 text"},
+	} {
+		add, err := remoteAdd([]byte(tc.df))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v (%+v), want an error with %q", tc.df, err, add, tc.want)
+		}
+	}
+}
+
+// A pull request writes the Dockerfile: whatever it holds, the check neither
+// panics nor lets through an ADD whose source is a URL as written.
+func FuzzRemoteAdd(f *testing.F) {
+	for _, df := range []string{
+		"FROM scratch\nADD http://127.0.0.1:9/x /x\n",
+		"# escape=`\nFROM busybox\nADD http:`\n//127.0.0.1:9/x /x\n",
+		"FROM busybox\nCOPY <<CMD /x\nADD http://127.0.0.1:9/x /x\nCMD\n",
+		"ARG B=busybox\nFROM $B AS b\nONBUILD ADD [\"http://x/y\", \"/z\"]\n",
+		"FROM scratch\nADD --chown=1:1 \\\n  src/ /src/\n",
+	} {
+		f.Add([]byte(df))
+	}
+	f.Fuzz(func(t *testing.T, df []byte) {
+		add, err := remoteAdd(df)
+		if err != nil {
+			return
+		}
+		if add.line > 0 && add.reason == "" {
+			t.Fatalf("line %d without a reason", add.line)
+		}
+		// A plain ADD of a URL on a line of its own, appended, is found.
+		if !strings.Contains(string(df), "<<") && !strings.HasSuffix(strings.TrimRight(string(df), " \t"), "\\") {
+			more := append(append([]byte{}, df...), "\nADD http://127.0.0.1:9/x /x\n"...)
+			if a, err := remoteAdd(more); err == nil && a.line == 0 {
+				t.Fatalf("%q: the appended ADD was not found", more)
+			}
+		}
+	})
 }
