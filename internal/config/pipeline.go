@@ -3,8 +3,10 @@ package config
 import (
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 )
 
 // Pipeline is what runs for a commit: stages in order, each a set of
@@ -18,6 +20,25 @@ type Pipeline struct {
 	Schedule      []Schedule     `yaml:"schedule,omitempty" json:"schedule,omitempty" jsonschema_description:"Scheduled executions (nightly builds): the daemon runs the branch's head at each cron time; their images are also tagged nightly-YYYYMMDD."`
 	CommitStatus  *CommitStatus  `yaml:"commit_status,omitempty" json:"commit_status,omitempty" jsonschema_description:"Report each execution on its commit through GitHub's commit status API (pending, success, failure, error), so that branch protection can require it."`
 	Stages        []Stage        `yaml:"stages,omitempty" json:"stages,omitempty"`
+	// TrustedBranches is read from the daemon's own cutover.yaml (never
+	// from the commit a run checks out): see TrustsBranch.
+	TrustedBranches []string `yaml:"trusted_branches,omitempty" json:"trusted_branches,omitempty" jsonschema_description:"Branches whose pushes run trusted (patterns such as release/*): with their own cutover.yaml, the pipeline's secrets and commands on the host. A push to any other branch runs as a pull request does: under the default branch's pipeline definition, confined, with no secrets, never deploying. Read from the daemon's cutover.yaml. Empty: every branch is trusted."`
+}
+
+// TrustsBranch says whether a push to branch runs trusted: every branch
+// when TrustedBranches is empty, otherwise one a pattern matches
+// (path.Match: release/* is release/1.2, not release/1/2).
+func (p *Pipeline) TrustsBranch(branch string) bool {
+	if p == nil || len(p.TrustedBranches) == 0 {
+		return true
+	}
+	branch = strings.TrimPrefix(branch, "refs/heads/")
+	for _, pat := range p.TrustedBranches {
+		if ok, err := path.Match(pat, branch); err == nil && ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Source is the git repository executions check out.
@@ -118,6 +139,7 @@ func (c *Config) EffectivePipeline() *Pipeline {
 	p := DefaultPipeline(c)
 	if c.Pipeline != nil { // mode, source, secrets, notifications without stages
 		p.Mode, p.Source, p.Secrets, p.Notifications, p.CommitStatus, p.Schedule = c.Pipeline.Mode, c.Pipeline.Source, c.Pipeline.Secrets, c.Pipeline.Notifications, c.Pipeline.CommitStatus, c.Pipeline.Schedule
+		p.TrustedBranches = c.Pipeline.TrustedBranches
 		if p.Mode == "" {
 			p.Mode = ModeSuperseded
 		}
@@ -194,9 +216,39 @@ func environmentOrder(c *Config) []string {
 	return out
 }
 
+// trustedBranches refuses a deploying branch that trusted_branches leaves
+// out: an untrusted branch never deploys, so the environment, the stage or
+// the schedule naming it would silently never run.
+func (v *validator) trustedBranches(p *Pipeline) {
+	if len(p.TrustedBranches) == 0 {
+		return
+	}
+	untrusted := func(field, branch string) {
+		if branch != "" && !p.TrustsBranch(branch) {
+			v.add(field, "branch %s is not among pipeline.trusted_branches, and an untrusted branch never deploys (add it there)", branch)
+		}
+	}
+	for _, name := range v.c.EnvironmentNames() {
+		untrusted("environments."+name+".branch", v.c.Environments[name].Branch)
+	}
+	for i, st := range p.Stages {
+		for j, b := range st.Branches {
+			untrusted(fmt.Sprintf("pipeline.stages[%d].branches[%d]", i, j), b)
+		}
+	}
+	for i, s := range p.Schedule {
+		untrusted(fmt.Sprintf("pipeline.schedule[%d].branch", i), s.Branch)
+	}
+}
+
 func (v *validator) pipelineSettings(p *Pipeline) {
 	if p.Mode != "" && p.Mode != ModeSuperseded && p.Mode != ModeQueued {
 		v.add("pipeline.mode", "%q is not a mode (write superseded or queued)", p.Mode)
+	}
+	for i, pat := range p.TrustedBranches {
+		if _, err := path.Match(pat, ""); err != nil || strings.TrimSpace(pat) == "" || strings.HasPrefix(pat, "refs/") {
+			v.add(fmt.Sprintf("pipeline.trusted_branches[%d]", i), "%q is not a branch pattern (write a branch name such as main, or a pattern such as release/*)", pat)
+		}
 	}
 	for i, n := range p.Notifications {
 		np := fmt.Sprintf("pipeline.notifications[%d]", i)

@@ -194,3 +194,56 @@ pipeline:
 		t.Fatalf("next run %v %v, want 2026-12-04 03:00 UTC", next, err)
 	}
 }
+
+// trusted_branches: patterns match as path.Match does, refs/heads/ is the
+// branch, and a deploying branch left out is an error that names its field.
+func TestTrustedBranches(t *testing.T) {
+	p := &Pipeline{TrustedBranches: []string{"main", "release/*"}}
+	for branch, want := range map[string]bool{
+		"main": true, "refs/heads/main": true, "release/1.2": true,
+		"release/1/2": false, "feature": false, "mainly": false, "": false,
+	} {
+		if got := p.TrustsBranch(branch); got != want {
+			t.Errorf("TrustsBranch(%q) = %v, want %v", branch, got, want)
+		}
+	}
+	if !(&Pipeline{}).TrustsBranch("anything") || !(*Pipeline)(nil).TrustsBranch("anything") {
+		t.Error("with no trusted_branches every branch is trusted")
+	}
+
+	src := `version: 1
+project: shop
+services:
+  web: { image: web:1, port: 80 }
+environments:
+  prod: { branch: main }
+  staging: { branch: develop }
+pipeline:
+  trusted_branches: [main, "[", "refs/heads/x"]
+  schedule:
+    - { cron: "@daily", branch: nightly }
+  stages:
+    - name: ship
+      branches: [develop]
+      actions:
+        - { name: deploy, kind: deploy, environment: staging }
+`
+	_, err := Parse("cutover.yaml", []byte(src))
+	if err == nil {
+		t.Fatal("want problems")
+	}
+	for _, want := range []string{
+		`pipeline.trusted_branches[1]: "[" is not a branch pattern`,
+		`pipeline.trusted_branches[2]: "refs/heads/x" is not a branch pattern`,
+		`environments.staging.branch: branch develop is not among pipeline.trusted_branches, and an untrusted branch never deploys (add it there)`,
+		`pipeline.stages[0].branches[0]: branch develop is not among`,
+		`pipeline.schedule[0].branch: branch nightly is not among`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "environments.prod.branch") {
+		t.Errorf("main is trusted:\n%v", err)
+	}
+}

@@ -393,6 +393,7 @@ func (v *validator) pipeline() {
 	}
 	v.pipelineSettings(v.c.Pipeline)
 	v.schedules(v.c.Pipeline)
+	v.trustedBranches(v.c.Pipeline)
 	stages := map[string]bool{}
 	for i, st := range v.c.Pipeline.Stages {
 		p := fmt.Sprintf("pipeline.stages[%d]", i)

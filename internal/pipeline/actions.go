@@ -3,7 +3,6 @@ package pipeline
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -127,7 +126,7 @@ func (r *run) sh(ctx context.Context, action, image, dir, line string, extraEnv 
 func (r *run) shInImage(ctx context.Context, action, image, dir, line string, extraEnv []string) error {
 	if r.e.Runtime == nil {
 		if r.untrusted {
-			return errors.New("a pull request's commands run confined in a container, and this pipeline engine has no Docker engine (start Docker, then retry the execution)")
+			return fmt.Errorf("%s: its commands run confined in a container, and this pipeline engine has no Docker engine (start Docker, then retry the execution)", r.who)
 		}
 		return fmt.Errorf("the action runs in image %s, and this pipeline engine has no Docker engine (start Docker, then retry the execution)", image)
 	}

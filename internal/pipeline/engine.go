@@ -124,8 +124,11 @@ type run struct {
 	// are stopped by a request instead (deployStoppable).
 	hard context.Context
 	pr   int // the pull request of a pull_request trigger
-	// untrusted is a pull request's run: see trust.go.
+	// untrusted is the run of a pull request, or of a push to a branch the
+	// daemon's pipeline.trusted_branches leaves out: see trust.go. who names
+	// it in messages ("pull request", "untrusted branch feature-x").
 	untrusted  bool
+	who        string
 	kind       string   // the resolved trigger kind (never retry)
 	author     string   // Trigger.Author: who caused the execution
 	secretsEnv []string // NAME=value of the secrets its commands get
@@ -223,8 +226,12 @@ func (e *Engine) Run(ctx context.Context, t Trigger) (store.Execution, error) {
 	if err != nil {
 		return e.refuseQueued(ctx, t, err)
 	}
+	untrusted, who := e.untrusted(t)
+	if untrusted && t.Kind != TriggerPullRequest {
+		t.Base = "" // an untrusted branch runs the default branch's definition
+	}
 	trig, _ := json.Marshal(t)
-	r := &run{e: e, vars: map[string]string{TriggerVar: string(trig)}, hard: ctx, pr: t.PR, untrusted: t.Kind == TriggerPullRequest, kind: t.Kind, author: t.Author}
+	r := &run{e: e, vars: map[string]string{TriggerVar: string(trig)}, hard: ctx, pr: t.PR, untrusted: untrusted, who: who, kind: t.Kind, author: t.Author}
 	exec, err := e.claim(ctx, t, trig)
 	if err != nil {
 		return exec, err
@@ -330,7 +337,7 @@ func (r *run) execute(ctx context.Context, t Trigger) error {
 			return err
 		}
 	}
-	r.stages = Plan(r.pipe, t.Kind, t.Branch)
+	r.stages = Plan(r.pipe, r.noDeploy(), t.Branch)
 	if t.FromStage != "" {
 		if err := r.skipBefore(t.FromStage); err != nil {
 			return err
@@ -668,7 +675,7 @@ func (r *run) startNotifier() error {
 	for i, n := range r.pipe.Notifications {
 		t := notify.Target{Name: n.Name, Kind: n.Kind, URL: r.secrets.Value(n.URLSecret), Events: n.Events}
 		if t.URL == "" && r.untrusted {
-			continue // a pull request's run notifies only through secrets cutover's environment holds
+			continue // an untrusted run notifies only through secrets cutover's environment holds
 		}
 		if t.Name == "" {
 			t.Name = fmt.Sprintf("%s-%d", n.Kind, i+1)

@@ -24,15 +24,15 @@ func TestPlanBranchRules(t *testing.T) {
 		}
 		return s
 	}
-	cases := []struct{ kind, branch, want string }{
-		{TriggerPush, "develop", "build=pending(pepe) deploy-staging=pending(pepe) deploy-production=skipped(sksk) smoke=pending(pepe) "},
-		{TriggerPush, "main", "build=pending(pepe) deploy-staging=skipped(sksk) deploy-production=pending(pepe) smoke=pending(pepe) "},
-		{TriggerPullRequest, "feature/x", "build=pending(pepe) deploy-staging=skipped(sksk) deploy-production=skipped(sksk) smoke=pending(skpe) "},
-		{TriggerPullRequest, "develop", "build=pending(pepe) deploy-staging=skipped(sksk) deploy-production=skipped(sksk) smoke=pending(skpe) "},
+	cases := []struct{ noDeploy, branch, want string }{
+		{"", "develop", "build=pending(pepe) deploy-staging=pending(pepe) deploy-production=skipped(sksk) smoke=pending(pepe) "},
+		{"", "main", "build=pending(pepe) deploy-staging=skipped(sksk) deploy-production=pending(pepe) smoke=pending(pepe) "},
+		{"pull requests do not deploy", "feature/x", "build=pending(pepe) deploy-staging=skipped(sksk) deploy-production=skipped(sksk) smoke=pending(skpe) "},
+		{"pull requests do not deploy", "develop", "build=pending(pepe) deploy-staging=skipped(sksk) deploy-production=skipped(sksk) smoke=pending(skpe) "},
 	}
 	for _, c := range cases {
-		if got := status(Plan(p, c.kind, c.branch)); got != c.want {
-			t.Errorf("%s %s:\n got %s\nwant %s", c.kind, c.branch, got, c.want)
+		if got := status(Plan(p, c.noDeploy, c.branch)); got != c.want {
+			t.Errorf("%q %s:\n got %s\nwant %s", c.noDeploy, c.branch, got, c.want)
 		}
 	}
 }

@@ -43,15 +43,17 @@ type ActionState struct {
 
 // Plan decides, before anything runs, which stages and actions an
 // execution runs: a stage with branches runs only for pushes to those
-// branches; a pull request never runs deploy or approval actions (nor
-// verify, which checks a deployed environment). It is pure and tested.
-func Plan(p *config.Pipeline, kind, branch string) []StageState {
+// branches; an untrusted run never runs deploy or approval actions (nor
+// verify, which checks a deployed environment): noDeploy is why, "" for a
+// trusted run. It is pure and tested.
+func Plan(p *config.Pipeline, noDeploy, branch string) []StageState {
+	untrusted := noDeploy
 	var out []StageState
 	for _, st := range p.Stages {
 		s := StageState{Name: st.Name, Status: StatusPending}
 		switch {
-		case kind == TriggerPullRequest && len(st.Branches) > 0:
-			s.Status, s.Reason = StatusSkipped, "pull requests do not deploy"
+		case untrusted != "" && len(st.Branches) > 0:
+			s.Status, s.Reason = StatusSkipped, noDeploy
 		case len(st.Branches) > 0 && !slices.Contains(st.Branches, branch):
 			s.Status, s.Reason = StatusSkipped, "runs for pushes to "+joinQuoted(st.Branches)
 		}
@@ -59,13 +61,13 @@ func Plan(p *config.Pipeline, kind, branch string) []StageState {
 			as := ActionState{Name: a.Name, Kind: a.Kind, RunOrder: a.RunOrder, Status: StatusPending}
 			if s.Status == StatusSkipped {
 				as.Status = StatusSkipped
-			} else if kind == TriggerPullRequest && (a.Kind == config.ActionDeploy || a.Kind == config.ActionApproval || a.Kind == config.ActionVerify) {
-				as.Status, as.Summary = StatusSkipped, "pull requests do not deploy"
+			} else if untrusted != "" && (a.Kind == config.ActionDeploy || a.Kind == config.ActionApproval || a.Kind == config.ActionVerify) {
+				as.Status, as.Summary = StatusSkipped, noDeploy
 			}
 			s.Actions = append(s.Actions, as)
 		}
 		if s.Status != StatusSkipped && len(s.Actions) > 0 && allSkipped(s.Actions) {
-			s.Status, s.Reason = StatusSkipped, "pull requests do not deploy"
+			s.Status, s.Reason = StatusSkipped, noDeploy
 		}
 		out = append(out, s)
 	}

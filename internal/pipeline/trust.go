@@ -26,8 +26,36 @@ import (
 // built and tested, but with the pipeline definition of its base branch
 // (never its own cutover.yaml or compose files), without secrets, with its
 // commands confined in containers (no network, no Docker socket), and its
-// images never tagged latest or with a branch name. A push or manual run of
-// a branch runs only a commit that is on that branch.
+// images never tagged latest or with a branch name. So is a push (or poll,
+// schedule, manual run) of a branch that the daemon's
+// pipeline.trusted_branches leaves out, under the default branch's
+// definition. A push or manual run of a branch runs only a commit that is on
+// that branch.
+
+// noDeploy is why an untrusted run does not deploy ("" for a trusted one):
+// the reason its deploy stages are skipped, and its refusal to deploy.
+func (r *run) noDeploy() string {
+	switch {
+	case !r.untrusted:
+		return ""
+	case r.kind == TriggerPullRequest:
+		return "pull requests do not deploy"
+	}
+	return r.who + " does not deploy (it is not among pipeline.trusted_branches)"
+}
+
+// untrusted decides whether t runs untrusted, and names it: a pull request,
+// or a branch the trusted configuration (the daemon's own cutover.yaml; a
+// foreground run has none, its operator is trusted) does not trust.
+func (e *Engine) untrusted(t Trigger) (bool, string) {
+	switch {
+	case t.Kind == TriggerPullRequest:
+		return true, "pull request"
+	case e.Trusted != nil && !e.Trusted.Pipeline.TrustsBranch(t.Branch):
+		return true, "untrusted branch " + strings.TrimPrefix(t.Branch, "refs/heads/")
+	}
+	return false, ""
+}
 
 // ErrRefused is wrapped when a trigger is refused before anything runs.
 var ErrRefused = errors.New("trigger refused")
@@ -73,7 +101,7 @@ func Admit(ctx context.Context, t Trigger) error {
 // that the trusted configuration gives env.
 func (r *run) mayDeploy(env string) error {
 	if r.untrusted {
-		return fmt.Errorf("%w: a pull request never deploys", ErrRefused)
+		return fmt.Errorf("%w: %s", ErrRefused, r.noDeploy())
 	}
 	trusted, which := r.e.Trusted, "the daemon's cutover.yaml"
 	if trusted == nil {
@@ -164,17 +192,17 @@ func (r *run) loadConfig(ctx context.Context, t Trigger) (*config.Config, error)
 	}
 	base, err := source.Resolve(ctx, t.Repo, t.Base)
 	if err != nil {
-		return nil, fmt.Errorf("pull request: the base branch's pipeline definition: %w", err)
+		return nil, fmt.Errorf("%s: the base branch's pipeline definition: %w", r.who, err)
 	}
 	data, err := source.ReadFileAt(ctx, t.Repo, base, filepath.ToSlash(t.ConfigPath))
 	if err != nil {
-		return nil, fmt.Errorf("pull request: the base branch's pipeline definition: %w", err)
+		return nil, fmt.Errorf("%s: the base branch's pipeline definition: %w", r.who, err)
 	}
 	baseName := t.Base
 	if baseName == "" {
 		baseName = "the default branch"
 	}
-	r.logf("execution", "pull request: running the pipeline definition of %s at %s (%s); the pull request's own cutover.yaml is not used", baseName, short.SHA(base), t.ConfigPath)
+	r.logf("execution", "%s: running the pipeline definition of %s at %s (%s), confined and without secrets; its own cutover.yaml is not used", r.who, baseName, short.SHA(base), t.ConfigPath)
 	if err := writeTrusted(r.ws.Dir, path, data); err != nil {
 		return nil, err
 	}
@@ -194,7 +222,7 @@ func (r *run) loadConfig(ctx context.Context, t Trigger) (*config.Config, error)
 			rel := filepath.ToSlash(filepath.Join(filepath.Dir(t.ConfigPath), file))
 			data, err := source.ReadFileAt(ctx, t.Repo, base, rel)
 			if err != nil {
-				return nil, fmt.Errorf("pull request: %s of the base branch: %w", rel, err)
+				return nil, fmt.Errorf("%s: %s of the base branch: %w", r.who, rel, err)
 			}
 			if err := writeTrusted(r.ws.Dir, filepath.Join(cfg.Dir(), file), data); err != nil {
 				return nil, err

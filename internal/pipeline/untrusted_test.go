@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/proc"
 	"github.com/cutoverdev/cutover/internal/store"
 	"github.com/cutoverdev/cutover/internal/testenv"
@@ -290,5 +291,80 @@ pipeline:
 			t.Fatalf("background process %d still runs after the execution ended", pid)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A push to a branch that the daemon's pipeline.trusted_branches leaves out
+// (a collaborator's feature branch) is the pull request's attack again: its
+// cutover.yaml prints the secret and deploys, its ci.sh looks for secrets,
+// the host's network and the Docker socket. It runs as a pull request does:
+// under the default branch's definition, confined, without secrets, never
+// deploying. Without trusted_branches the same push is trusted, and its own
+// definition runs: the setting is what stops it.
+func TestPushToAnUntrustedBranchRunsLikeAPullRequest(t *testing.T) {
+	f := newPRFixture(t)
+	ctx := context.Background()
+	trusted, err := config.Parse("cutover.yaml", []byte(fmt.Sprintf(trustedConfig, f.project)+"  trusted_branches: [main, \"release/*\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.e.Trusted = trusted
+	x, err := f.e.Run(ctx, Trigger{Kind: TriggerPush, Project: f.project, Repo: f.repo, Branch: "feature", Commit: f.pr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := f.storedText(t, x)
+	if x.Status != "succeeded" || x.Trigger != TriggerPush {
+		t.Fatalf("push to feature: %s %s (%s)\n%s", x.Status, x.Error, x.Trigger, f.out)
+	}
+	var stages []StageState
+	_ = json.Unmarshal(x.Stages, &stages)
+	if len(stages) != 2 || stages[0].Name != "build" || stages[1].Name != "production" || stages[1].Status != StatusSkipped ||
+		stages[1].Reason != "untrusted branch feature does not deploy (it is not among pipeline.trusted_branches)" {
+		t.Fatalf("the default branch's stages must run, production skipped: %+v", stages)
+	}
+	if len(*f.calls) != 0 {
+		t.Fatalf("an untrusted branch deployed: %v", *f.calls)
+	}
+	for _, want := range []string{"untrusted branch feature: running the pipeline definition of the default branch at " + f.main[:7], "token=[]", "daemon=[]", "NET-BLOCKED", "SOCKET-ABSENT"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"stolen", "NET-REACHED", "SOCKET-FOUND", "daemon-only-value-4711"} {
+		if strings.Contains(text, bad) {
+			t.Errorf("log holds %q", bad)
+		}
+	}
+	if l := leaks(text, prToken); len(l) > 0 {
+		t.Errorf("the secret leaked: %v", l)
+	}
+	if f.hits.Load() != 0 {
+		t.Errorf("the untrusted branch reached the host's network: %d requests", f.hits.Load())
+	}
+	out, err := exec.Command("docker", "images", "--format", "{{.Tag}}", "--filter", "label=dev.cutover.project="+f.project).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tags := strings.Fields(string(out)); slices.Contains(tags, "latest") || slices.Contains(tags, "feature") || !slices.Contains(tags, f.pr) {
+		t.Fatalf("untrusted branch image tags %v", tags)
+	}
+	if t.Failed() {
+		t.Fatalf("stored:\n%s", text)
+	}
+
+	// main is trusted: its push deploys.
+	if y, err := f.e.Run(ctx, Trigger{Kind: TriggerPush, Project: f.project, Repo: f.repo, Branch: "main", Commit: f.main}); err != nil || y.Status != "succeeded" || len(*f.calls) != 1 {
+		t.Fatalf("push to main: %v %s %s, deploys %v", err, y.Status, y.Error, *f.calls)
+	}
+
+	// Without trusted_branches, the same push runs its own definition.
+	trusted.Pipeline.TrustedBranches = nil
+	z, err := f.e.Run(ctx, Trigger{Kind: TriggerManual, Project: f.project, Repo: f.repo, Branch: "feature", Commit: f.pr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text := f.storedText(t, z); !strings.Contains(text, "stolen=") {
+		t.Fatalf("with every branch trusted, the branch's own definition should have run (the test shows nothing otherwise):\n%s", text)
 	}
 }
