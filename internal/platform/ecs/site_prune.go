@@ -157,7 +157,7 @@ func (c SiteClients) servingAll(ctx context.Context, sites []Site) (map[string]b
 			}
 			for _, o := range origins.Items {
 				b, _, ok := strings.Cut(aws.ToString(o.DomainName), ".s3.")
-				if d := strings.TrimPrefix(aws.ToString(o.OriginPath), "/releases/"); ok && buckets[b] && digestRe.MatchString(d) {
+				if d := releaseOf(o.OriginPath); ok && buckets[b] && d != "" {
 					out[d] = true
 				}
 			}

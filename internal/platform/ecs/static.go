@@ -121,6 +121,15 @@ func ReleasePrefix(d string) string { return "releases/" + d + "/" }
 // OriginPath is the distribution's origin path that serves the release with digest d.
 func OriginPath(d string) string { return "/releases/" + d }
 
+// releaseOf is the digest of the release an origin path serves (OriginPath's
+// inverse), or "" when it serves none.
+func releaseOf(originPath *string) string {
+	if d, ok := strings.CutPrefix(aws.ToString(originPath), "/releases/"); ok && digestRe.MatchString(d) {
+		return d
+	}
+	return ""
+}
+
 func manifestKey(d string) string { return "releases/" + d + ".json" }
 
 var digestRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -599,11 +608,7 @@ func (c SiteClients) Serving(ctx context.Context, site Site) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	d := strings.TrimPrefix(aws.ToString(origin.OriginPath), "/releases/")
-	if !digestRe.MatchString(d) {
-		return "", nil
-	}
-	return d, nil
+	return releaseOf(origin.OriginPath), nil
 }
 
 // bucketOrigin is the distribution's origin that reads the site's bucket.
