@@ -150,6 +150,14 @@ func NewExecutionID(now time.Time) string {
 	return "x-" + now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
 }
 
+// recorded is t as an execution stores it (and the API serves it): its
+// repository without the credentials a URL may carry
+// (https://user:TOKEN@host/...). A run uses t itself.
+func (t Trigger) recorded() Trigger {
+	t.Repo = source.Redact(t.Repo)
+	return t
+}
+
 // QueuedExecution is the execution record of a trigger accepted but not
 // started (store.QueueExecution persists it; Run with t.Execution set to
 // its ID claims it). t must have its commit.
@@ -158,7 +166,7 @@ func QueuedExecution(t Trigger, now time.Time) store.Execution {
 		t.Kind = TriggerManual
 	}
 	t.Execution = NewExecutionID(now)
-	trig, _ := json.Marshal(t)
+	trig, _ := json.Marshal(t.recorded())
 	vars, _ := json.Marshal(map[string]string{TriggerVar: string(trig)})
 	return store.Execution{
 		ID: t.Execution, Project: t.Project, Pipeline: "main", Trigger: t.Kind,
@@ -230,7 +238,7 @@ func (e *Engine) Run(ctx context.Context, t Trigger) (store.Execution, error) {
 	if untrusted && t.Kind != TriggerPullRequest {
 		t.Base = "" // an untrusted branch runs the default branch's definition
 	}
-	trig, _ := json.Marshal(t)
+	trig, _ := json.Marshal(t.recorded())
 	r := &run{e: e, vars: map[string]string{TriggerVar: string(trig)}, hard: ctx, pr: t.PR, untrusted: untrusted, who: who, kind: t.Kind, author: t.Author}
 	exec, err := e.claim(ctx, t, trig)
 	if err != nil {

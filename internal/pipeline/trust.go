@@ -128,6 +128,10 @@ func RetryTrigger(old store.Execution, stage string) (Trigger, error) {
 	if err != nil {
 		return t, err
 	}
+	if source.Redacted(t.Repo) {
+		return t, fmt.Errorf("execution %s ran from %s, whose credentials are not recorded; run the commit again with `cutover run --repo URL --branch %s --commit %s`, or give git the credentials (a credential helper) instead of the URL",
+			old.ID, t.Repo, t.Branch, old.Commit)
+	}
 	t.Commit, t.RetriedFrom, t.RetryOf, t.FromStage = old.Commit, old.ID, "", stage
 	if strings.TrimSpace(stage) != "" {
 		t.RetryOf = old.ID

@@ -115,6 +115,14 @@ var userinfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@`)
 // which may be a repository address or a message that quotes one.
 func redact(s string) string { return userinfo.ReplaceAllString(s, "${1}***@") }
 
+// Redact is redact for other packages: a repository address as it may be
+// stored or shown (an execution records its trigger's repository).
+func Redact(s string) string { return redact(s) }
+
+// Redacted reports whether repo is an address whose credentials Redact
+// took out: git cannot use it as it is.
+func Redacted(repo string) bool { return strings.Contains(repo, "://***@") }
+
 // isHex reports whether s is a non-empty string of lower-case hex digits.
 func isHex(s string) bool {
 	for _, c := range s {
