@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -151,6 +152,10 @@ func redact(err error, rawURL string) error {
 
 // redactString removes the URL, and its host, from s: what remains still says
 // what went wrong ("connection refused") but not where the secret points.
+// A target's answer may quote the URL in another form than it was sent (a
+// JSON body escapes its slashes, "hooks\/T0\/B0\/TOKEN"; a message names the
+// token alone), so every part of the path and every query value long enough
+// to be a secret is replaced too, escaped and decoded, longest first.
 func redactString(s, rawURL string) string {
 	if rawURL == "" {
 		return s
@@ -160,8 +165,25 @@ func redactString(s, rawURL string) string {
 	if err != nil {
 		return s
 	}
-	for _, part := range []string{u.RawQuery, u.EscapedPath(), u.Path, u.Host, u.Hostname()} {
-		if len(part) > 1 {
+	parts := []string{u.RawQuery, u.EscapedPath(), u.Path, u.Host, u.Hostname(), u.User.String()}
+	for _, p := range []string{u.EscapedPath(), u.Path} {
+		parts = append(parts, strings.ReplaceAll(p, "/", `\/`))
+		parts = append(parts, strings.Split(p, "/")...)
+	}
+	for k, vs := range u.Query() {
+		parts = append(parts, k)
+		parts = append(parts, vs...)
+	}
+	for _, kv := range strings.Split(u.RawQuery, "&") {
+		_, v, _ := strings.Cut(kv, "=")
+		parts = append(parts, v)
+	}
+	if p, ok := u.User.Password(); ok {
+		parts = append(parts, p)
+	}
+	slices.SortFunc(parts, func(a, b string) int { return len(b) - len(a) })
+	for _, part := range parts {
+		if len(part) >= 4 {
 			s = strings.ReplaceAll(s, part, "[redacted]")
 		}
 	}
