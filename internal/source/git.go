@@ -108,8 +108,9 @@ func lastLine(stderr string) string {
 	return ""
 }
 
-// userinfo matches the credentials of a URL: scheme://user:password@host.
-var userinfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@`)
+// userinfo matches the credentials of a URL: scheme://user:password@host,
+// up to the last '@' before the path (a password may hold an unencoded '@').
+var userinfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s]+@`)
 
 // redact hides credentials embedded in URLs (https://TOKEN@host/...) in s,
 // which may be a repository address or a message that quotes one.

@@ -351,3 +351,18 @@ func gitOut(t *testing.T, dir string, args ...string) string {
 	}
 	return strings.TrimSpace(out)
 }
+
+// A password with an unencoded '@' (user:p@ss@host) is taken out whole:
+// git reads up to the first '@' and says "http://ss@host" itself, and an
+// error naming the repository must not show the rest either.
+func TestSecretRedactTakesOutAPasswordWithAnAt(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://deploy:p@ssw0rd@127.0.0.1:1/org/app.git": "https://***@127.0.0.1:1/org/app.git",
+		"fatal: unable to access 'http://ssw0rd@h/x/'":    "fatal: unable to access 'http://***@h/x/'",
+		"https://h/x@y ssh://git@h/x":                     "https://h/x@y ssh://***@h/x",
+	} {
+		if got := redact(in); got != want {
+			t.Errorf("redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
