@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/cutoverdev/cutover/internal/source"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -87,15 +88,15 @@ func Printable(s string) string {
 var (
 	tokenLike  = regexp.MustCompile(TokenPrefix + `[A-Za-z0-9]+`)
 	bearerLike = regexp.MustCompile(`(?i)(bearer|basic)\s+[A-Za-z0-9._~+/=-]+`)
-	urlUser    = regexp.MustCompile(`://[^/\s:@]+:[^/\s@]+@`)
 )
 
 // Mask hides what looks like a credential: cutover tokens, Authorization
-// values, and user:password in URLs.
+// values, and the user information of URLs (source.Redact's, a password
+// holding an '@' included).
 func Mask(s string) string {
 	s = tokenLike.ReplaceAllString(s, TokenPrefix+"***")
 	s = bearerLike.ReplaceAllString(s, "$1 ***")
-	return urlUser.ReplaceAllString(s, "://***@")
+	return source.Redact(s)
 }
 
 // SincePattern is the whole language of --since and GET /v1/audit?since=,

@@ -72,9 +72,9 @@ func TestAuthenticate(t *testing.T) {
 
 func TestMaskHidesCredentials(t *testing.T) {
 	tok := TokenPrefix + strings.Repeat("AB23", 13)
-	in := "failed with " + tok + ", header Bearer abc.def, Basic dXNlcjpwYXNz and https://user:hunter2@example.com/x"
+	in := "failed with " + tok + ", header Bearer abc.def, Basic dXNlcjpwYXNz and https://user:hunter2@example.com/x, https://bot:p@ss@w0rd@example.com/y, https://ghp_tokenOnly1@github.com/o/r"
 	out := Mask(in)
-	for _, secret := range []string{tok, "abc.def", "dXNlcjpwYXNz", "hunter2"} {
+	for _, secret := range []string{tok, "abc.def", "dXNlcjpwYXNz", "hunter2", "ss@w0rd", "w0rd", "ghp_tokenOnly1"} {
 		if strings.Contains(out, secret) {
 			t.Fatalf("Mask left %q in %q", secret, out)
 		}
