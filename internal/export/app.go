@@ -2,6 +2,8 @@ package export
 
 import (
 	"cmp"
+	"errors"
+	"fmt"
 	"maps"
 	"slices"
 
@@ -214,6 +216,67 @@ func (g *gen) roles(t *cloudformation.Template, env string) {
 	}
 }
 
+// secrets are the service's ECS secrets in the environment
+// (environments.ENV.ecs.services.NAME.secrets: variable -> valueFrom), which
+// ECS reads with the execution role into the container's environment.
+func (g *gen) secrets(env, name string) map[string]string {
+	if x := g.cfg.Environments[env].ECS; x != nil && x.Services[name] != nil {
+		return x.Services[name].Secrets
+	}
+	return nil
+}
+
+// checkSecrets refuses a secret the exported execution role cannot read: it
+// reads SSM parameters under /cutover/PROJECT/ENV/, Secrets Manager secrets
+// named cutover/PROJECT/ENV/... and the database's (rds!db-..., when the
+// stack has one), nothing else (least privilege).
+// Without this check the stack deploys, and every task fails to start with
+// ResourceInitializationError.
+func (g *gen) checkSecrets() error {
+	var problems []string
+	for _, env := range g.envOrder() {
+		for _, name := range g.containers() {
+			secrets := g.secrets(env, name)
+			for _, k := range slices.Sorted(maps.Keys(secrets)) {
+				if !g.readableSecret(env, secrets[k]) {
+					problems = append(problems, fmt.Sprintf("environments.%s.ecs.services.%s.secrets.%s: %s is not readable by the exported execution role, which reads SSM parameters under /cutover/%s/%s/ and Secrets Manager secrets named cutover/%s/%s/... (and the database's, rds!db-...); keep the secret there (a parameter name such as /cutover/%s/%s/%s, or the secret's full ARN)",
+						env, name, k, secrets[k], g.project, env, g.project, env, g.project, env, k))
+				}
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "\n"))
+	}
+	return nil
+}
+
+// readableSecret: a parameter's name or ARN, or a secret's ARN (with its
+// JSON key, version stage or version ID after it), under the environment's
+// prefix.
+func (g *gen) readableSecret(env, valueFrom string) bool {
+	prefix := "cutover/" + g.project + "/" + env + "/"
+	if rest, ok := strings.CutPrefix(valueFrom, "/"+prefix); ok {
+		return rest != ""
+	}
+	parts := strings.SplitN(valueFrom, ":", 6) // arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE
+	if len(parts) != 6 || parts[0] != "arn" {
+		return false
+	}
+	switch parts[2] {
+	case "ssm":
+		rest, ok := strings.CutPrefix(parts[5], "parameter/"+prefix)
+		return ok && rest != ""
+	case "secretsmanager":
+		if strings.HasPrefix(parts[5], "secret:rds!db-") {
+			return true // the database's, read with Database=postgres (database.go)
+		}
+		rest, ok := strings.CutPrefix(parts[5], "secret:"+prefix)
+		return ok && rest != ""
+	}
+	return false
+}
+
 // service adds one service's target groups, listener rules, task definition,
 // ECS service and alarms.
 func (g *gen) service(t *cloudformation.Template, env, name string, priority int, listeners []string) {
@@ -275,6 +338,10 @@ func (g *gen) service(t *cloudformation.Template, env, name string, priority int
 	if !g.viaCodeDeploy(env) {
 		for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 			container.Environment = append(container.Environment, ecs.TaskDefinition_KeyValuePair{Name: cloudformation.String(k), Value: cloudformation.String(s.Env[k])})
+		}
+		secrets := g.secrets(env, name)
+		for _, k := range slices.Sorted(maps.Keys(secrets)) {
+			container.Secrets = append(container.Secrets, ecs.TaskDefinition_Secret{Name: k, ValueFrom: secrets[k]})
 		}
 	}
 	r[id+"TaskRole"] = &iam.Role{AssumeRolePolicyDocument: assumeRole("ecs-tasks.amazonaws.com"), Description: cloudformation.String("the " + name + " application's own AWS permissions (none by default)"),

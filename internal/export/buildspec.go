@@ -112,7 +112,7 @@ func (g *gen) buildSpec() string {
 				// definition with the new image in place of <IMAGE1_NAME>.
 				// cutover.yaml's environment variables are set here: the
 				// stack's task definition is only the bootstrap.
-				cmds = append(cmds, fmt.Sprintf(`aws ecs describe-task-definition --task-definition "%s-%s-%s" --query taskDefinition | jq '{family,taskRoleArn,executionRoleArn,networkMode,containerDefinitions,requiresCompatibilities,cpu,memory} | .containerDefinitions[0].image = "<IMAGE1_NAME>" | .containerDefinitions[0].environment = %s' > %s/taskdef-%s.json`, g.project, env, name, envJSON(s.Env), out, env))
+				cmds = append(cmds, fmt.Sprintf(`aws ecs describe-task-definition --task-definition "%s-%s-%s" --query taskDefinition | jq '{family,taskRoleArn,executionRoleArn,networkMode,containerDefinitions,requiresCompatibilities,cpu,memory} | .containerDefinitions[0].image = "<IMAGE1_NAME>" | .containerDefinitions[0].environment = %s | .containerDefinitions[0].secrets = %s' > %s/taskdef-%s.json`, g.project, env, name, pairsJSON(s.Env, "value"), pairsJSON(g.secrets(env, name), "valueFrom"), out, env))
 			}
 		}
 		artifact(name, out)
@@ -209,12 +209,13 @@ func (g *gen) appSpec(env, name string) string {
 // shellQuoted makes s safe inside a single-quoted shell word.
 func shellQuoted(s string) string { return strings.ReplaceAll(s, "'", `'\''`) }
 
-// envJSON is a container's environment in the task definition's JSON shape,
-// quoted for a single-quoted shell word.
-func envJSON(env map[string]string) string {
+// pairsJSON is a container's environment (valueKey "value") or secrets
+// ("valueFrom") in the task definition's JSON shape, quoted for a
+// single-quoted shell word.
+func pairsJSON(m map[string]string, valueKey string) string {
 	list := []map[string]string{}
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		list = append(list, map[string]string{"name": k, "value": env[k]})
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		list = append(list, map[string]string{"name": k, valueKey: m[k]})
 	}
 	b, _ := json.Marshal(list)
 	return shellQuoted(string(b))

@@ -40,6 +40,9 @@ func Templates(cfg *config.Config) ([]File, error) {
 	if len(g.containers()) == 0 {
 		return nil, fmt.Errorf("every service of cutover.yaml is static: the templates describe an ECS application with a load balancer; keep at least one service without static")
 	}
+	if err := g.checkSecrets(); err != nil {
+		return nil, err
+	}
 	files := []File{{Name: "shared", Template: g.shared()}}
 	for _, env := range g.envOrder() {
 		files = append(files, File{Name: "app-" + env, Template: g.app(env)})

@@ -56,8 +56,11 @@ Point cutover deploy at a deployed app stack with environments.<env>.ecs: { regi
 stack's outputs.
 
 Secrets never appear in the templates: tasks may read SSM parameters under /cutover/<project>/<env>/
-and Secrets Manager secrets under cutover/<project>/<env>/; pipeline secrets are passed to
-CodeBuild as Secrets Manager references (cutover/<project>/pipeline:NAME).`
+and Secrets Manager secrets under cutover/<project>/<env>/ (a service's
+environments.<env>.ecs.services.<name>.secrets, variable -> parameter name or ARN, reach its task
+definitions, the stack's for rolling services and the Build's for CodeDeploy; one elsewhere is
+refused); pipeline secrets are passed to CodeBuild as Secrets Manager references
+(cutover/<project>/pipeline:NAME).`
 
 // Written is one template WriteCloudFormation wrote.
 type Written struct {

@@ -5,10 +5,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/testenv"
 	"gopkg.in/yaml.v3"
 )
 
@@ -265,7 +267,7 @@ func TestStackUpdatesLeaveCodeDeployAlone(t *testing.T) {
 		}
 	}
 	_, cmds := buildspecOf(t, resourcesOfType(rendered(t, files[3]), "AWS::CodeBuild::Project")["BuildProject"])
-	if all := strings.Join(cmds, "\n"); !strings.Contains(all, `.containerDefinitions[0].environment = [{"name":"CORS_ORIGIN","value":"https://bluemed.example.com"}]' > out/backend/taskdef-production.json`) {
+	if all := strings.Join(cmds, "\n"); !strings.Contains(all, `.containerDefinitions[0].environment = [{"name":"CORS_ORIGIN","value":"https://bluemed.example.com"}] | .containerDefinitions[0].secrets = []' > out/backend/taskdef-production.json`) {
 		t.Errorf("the Build's task definition for CodeDeploy does not carry the environment:\n%s", all)
 	}
 	// Rolling services keep the variables in the stack (the ECS deploy action only swaps the image).
@@ -315,5 +317,96 @@ func TestNativeBlueGreenExport(t *testing.T) {
 	x, err := ECSFromOutputs(cfg, "production", outputs)
 	if err != nil || x.RoleARN != "out:ProductionInfrastructureRoleArn" || x.Services["backend"].TargetGroups.Green == "" || x.CodeDeploy != nil {
 		t.Errorf("settings from the stack %+v: %v", x, err)
+	}
+}
+
+// TestECSSecretsReachTheTasks: a service's ECS secrets (valueFrom) reach its
+// tasks on both paths: the rolling stack's task definition, and the task
+// definition the Build writes for CodeDeploy (checked by running its jq
+// program on a task definition as describe-task-definition returns it),
+// while the blue/green stack's bootstrap stays as it was. A secret the
+// exported execution role cannot read is refused, naming the field.
+func TestECSSecretsReachTheTasks(t *testing.T) {
+	jqPath := testenv.RequireCommand(t, "jq", "apt-get install jq")
+	before := bluemedTemplates(t)
+	cfg, err := config.Load(bluemed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const dbARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cutover/bluemed/production/db-AbCdEf:url::"
+	set := func(env, svc string, secrets map[string]string) {
+		e := cfg.Environments[env]
+		if e.ECS == nil {
+			e.ECS = &config.ECS{}
+		}
+		if e.ECS.Services == nil {
+			e.ECS.Services = map[string]*config.ECSService{}
+		}
+		if e.ECS.Services[svc] == nil {
+			e.ECS.Services[svc] = &config.ECSService{}
+		}
+		e.ECS.Services[svc].Secrets = secrets
+	}
+	set("staging", "backend", map[string]string{"API_KEY": "/cutover/bluemed/staging/api-key"})
+	set("production", "frontend", map[string]string{"PG": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-0a1b2c3d-4e5f-6789-abcd-ef0123456789-AbCdEf:password::"})
+	set("production", "backend", map[string]string{"DB_URL": dbARN, "API_KEY": "arn:aws:ssm:eu-west-1:123456789012:parameter/cutover/bluemed/production/api-key"})
+	files, err := Templates(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]map[string]any{}
+	for _, f := range files {
+		byName[f.Name] = rendered(t, f)
+	}
+	staging := jsonOf(resourcesOfType(byName["app-staging"], "AWS::ECS::TaskDefinition")["BackendTaskDefinition"])
+	if !strings.Contains(staging, `"Secrets":[{"Name":"API_KEY","ValueFrom":"/cutover/bluemed/staging/api-key"}]`) {
+		t.Errorf("the rolling task definition lacks its secret:\n%s", staging)
+	}
+	if b, a := jsonOf(resourcesOfType(before["app-production"], "AWS::ECS::TaskDefinition")), jsonOf(resourcesOfType(byName["app-production"], "AWS::ECS::TaskDefinition")); a != b {
+		t.Errorf("the blue/green stack's task definitions changed with a secret:\n%s\n%s", b, a)
+	}
+	_, cmds := buildspecOf(t, resourcesOfType(byName["pipeline"], "AWS::CodeBuild::Project")["BuildProject"])
+	var program string
+	for _, c := range cmds {
+		if strings.Contains(c, "taskdef-production.json") && strings.Contains(c, "bluemed-production-backend") {
+			_, rest, _ := strings.Cut(c, "| jq '")
+			program, _, _ = strings.Cut(rest, "' > ")
+		}
+	}
+	if program == "" {
+		t.Fatalf("no task definition command for backend in production:\n%s", strings.Join(cmds, "\n"))
+	}
+	described := `{"family":"bluemed-production-backend","executionRoleArn":"arn:aws:iam::123456789012:role/x","networkMode":"awsvpc","cpu":"256","memory":"512","requiresCompatibilities":["FARGATE"],"status":"ACTIVE","containerDefinitions":[{"name":"backend","image":"old","secrets":[{"name":"GONE","valueFrom":"/cutover/bluemed/production/gone"}]}]}`
+	cmd := exec.Command(jqPath, "-c", strings.ReplaceAll(program, `'\''`, "'"))
+	cmd.Stdin = strings.NewReader(described)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("jq %s: %v", program, err)
+	}
+	var td struct {
+		ContainerDefinitions []struct {
+			Image   string
+			Secrets []map[string]string
+		}
+	}
+	if err := json.Unmarshal(out, &td); err != nil || len(td.ContainerDefinitions) != 1 {
+		t.Fatalf("jq wrote %s (%v)", out, err)
+	}
+	want := []map[string]string{{"name": "API_KEY", "valueFrom": "arn:aws:ssm:eu-west-1:123456789012:parameter/cutover/bluemed/production/api-key"}, {"name": "DB_URL", "valueFrom": dbARN}}
+	if c := td.ContainerDefinitions[0]; c.Image != "<IMAGE1_NAME>" || !reflect.DeepEqual(c.Secrets, want) {
+		t.Errorf("the release's task definition: image %q, secrets %v; want %v", c.Image, c.Secrets, want)
+	}
+
+	// Secrets the exported execution role cannot read.
+	set("staging", "backend", map[string]string{"A": "/other/api-key", "B": "arn:aws:secretsmanager:eu-west-1:1:secret:cutover/bluemed/production/db", "C": "/cutover/bluemed/staging/"})
+	_, err = Templates(cfg)
+	for _, want := range []string{
+		"environments.staging.ecs.services.backend.secrets.A: /other/api-key is not readable by the exported execution role, which reads SSM parameters under /cutover/bluemed/staging/ and Secrets Manager secrets named cutover/bluemed/staging/...",
+		"secrets.B: arn:aws:secretsmanager:eu-west-1:1:secret:cutover/bluemed/production/db is not readable",
+		"secrets.C: /cutover/bluemed/staging/ is not readable",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Templates: %v, want an error with %q", err, want)
+		}
 	}
 }
