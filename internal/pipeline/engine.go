@@ -69,6 +69,12 @@ type Trigger struct {
 	// Execution is the ID of the queued execution (QueuedExecution) this
 	// trigger runs: Run claims it instead of creating one.
 	Execution string `json:"execution,omitempty"`
+	// UntrustedBranch records that the daemon's pipeline.trusted_branches
+	// left this run's branch out: a retry or resumption of it (RetryTrigger
+	// copies the recorded trigger), even by an engine without the daemon's
+	// configuration (`cutover retry`), runs untrusted too, as a retried pull
+	// request stays a pull request.
+	UntrustedBranch bool `json:"untrusted_branch,omitempty"`
 }
 
 // Pusher pushes a tagged local image and returns the manifest digest
@@ -237,6 +243,7 @@ func (e *Engine) Run(ctx context.Context, t Trigger) (store.Execution, error) {
 	untrusted, who := e.untrusted(t)
 	if untrusted && t.Kind != TriggerPullRequest {
 		t.Base = "" // an untrusted branch runs the default branch's definition
+		t.UntrustedBranch = true
 	}
 	trig, _ := json.Marshal(t.recorded())
 	r := &run{e: e, vars: map[string]string{TriggerVar: string(trig)}, hard: ctx, pr: t.PR, untrusted: untrusted, who: who, kind: t.Kind, author: t.Author}

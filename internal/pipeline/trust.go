@@ -51,7 +51,7 @@ func (e *Engine) untrusted(t Trigger) (bool, string) {
 	switch {
 	case t.Kind == TriggerPullRequest:
 		return true, "pull request"
-	case e.Trusted != nil && !e.Trusted.Pipeline.TrustsBranch(t.Branch):
+	case t.UntrustedBranch || e.Trusted != nil && !e.Trusted.Pipeline.TrustsBranch(t.Branch):
 		return true, "untrusted branch " + strings.TrimPrefix(t.Branch, "refs/heads/")
 	}
 	return false, ""
@@ -174,6 +174,7 @@ func (e *Engine) resolveKind(ctx context.Context, t Trigger) (Trigger, error) {
 			return t, fmt.Errorf("%w: %v", ErrRefused, err)
 		}
 		t.Kind, t.Base, t.PR = ot.Kind, ot.Base, ot.PR
+		t.UntrustedBranch = t.UntrustedBranch || ot.UntrustedBranch
 		if t.RetriedFrom == "" {
 			t.RetriedFrom = from
 		}

@@ -368,3 +368,40 @@ func TestPushToAnUntrustedBranchRunsLikeAPullRequest(t *testing.T) {
 		t.Fatalf("with every branch trusted, the branch's own definition should have run (the test shows nothing otherwise):\n%s", text)
 	}
 }
+
+// `cutover retry` of an untrusted branch's execution runs on an engine
+// without the daemon's configuration (a foreground engine: no Trusted), so
+// the branch was trusted again: its own cutover.yaml ran, printed the
+// secret and deployed. A retried untrusted run stays untrusted, as a
+// retried pull request stays a pull request.
+func TestAttackRetryOfAnUntrustedBranchRunsTrusted(t *testing.T) {
+	f := newPRFixture(t)
+	ctx := context.Background()
+	trusted, err := config.Parse("cutover.yaml", []byte(fmt.Sprintf(trustedConfig, f.project)+"  trusted_branches: [main]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.e.Trusted = trusted
+	x, err := f.e.Run(ctx, Trigger{Kind: TriggerPush, Project: f.project, Repo: f.repo, Branch: "feature", Commit: f.pr})
+	if err != nil || x.Status != "succeeded" {
+		t.Fatalf("push to feature: %v %s %s", err, x.Status, x.Error)
+	}
+	f.e.Trusted = nil // as release.Manager.Engine, which `cutover retry` runs on
+	for _, stage := range []string{"", "build"} {
+		rt, err := RetryTrigger(x, stage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, err := f.e.Run(ctx, rt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := f.storedText(t, y)
+		if strings.Contains(text, "stolen") || len(*f.calls) != 0 || len(leaks(text, prToken)) > 0 {
+			t.Fatalf("retry (stage %q) of the untrusted branch's execution ran trusted: deploys %v\n%s", stage, *f.calls, text)
+		}
+		if !strings.Contains(text, "untrusted branch feature: running the pipeline definition of the default branch") {
+			t.Errorf("retry (stage %q): log lacks the untrusted reading:\n%s", stage, text)
+		}
+	}
+}
