@@ -68,10 +68,13 @@ func (r *Runtime) Build(ctx context.Context, req BuildRequest) (Image, error) {
 		return Image{}, fmt.Errorf("build %s: Dockerfile %s not found (create it, or set the right dockerfile path for the service)", name, shown)
 	}
 
+	var canonical []byte
 	if req.NoNetwork {
 		// The builder fetches an ADD of a URL itself, on the engine's network,
-		// whatever the RUN steps' network is: refuse it (untrusted.go).
-		if err := r.checkUntrustedBuild(ctx, req.ContextDir, name, dockerfile, shown, req.BuildArgs); err != nil {
+		// whatever the RUN steps' network is: refuse it, and build what was
+		// checked (untrusted.go).
+		var err error
+		if canonical, err = r.checkUntrustedBuild(ctx, req.ContextDir, name, dockerfile, shown, req.BuildArgs); err != nil {
 			return Image{}, fmt.Errorf("build %s: %w", name, err)
 		}
 	}
@@ -93,6 +96,12 @@ func (r *Runtime) Build(ctx context.Context, req BuildRequest) (Image, error) {
 		return Image{}, fmt.Errorf("build %s: reading build context %s: %w", name, req.ContextDir, err)
 	}
 	defer tar.Close()
+	var buildContext io.Reader = tar
+	if canonical != nil {
+		withCanonical := withFile(tar, untrustedDockerfile, canonical)
+		defer withCanonical.Close()
+		buildContext, dockerfile = withCanonical, untrustedDockerfile
+	}
 
 	args := make(map[string]*string, len(req.BuildArgs))
 	for k, v := range req.BuildArgs {
@@ -107,7 +116,7 @@ func (r *Runtime) Build(ctx context.Context, req BuildRequest) (Image, error) {
 		return Image{}, fmt.Errorf("build %s (%s): %w", name, shown, err)
 	}
 	defer unlock()
-	res, err := r.client.ImageBuild(ctx, tar, client.ImageBuildOptions{
+	res, err := r.client.ImageBuild(ctx, buildContext, client.ImageBuildOptions{
 		NetworkMode: network,
 		Version:     build.BuilderV1,
 		Dockerfile:  dockerfile,

@@ -31,6 +31,7 @@ type fakeEngine struct {
 	onbuild  map[string][]string // local images and their ONBUILD triggers
 	registry map[string][]string // what a pull finds
 	pulls    []string            // the X-Registry-Auth header of each pull
+	built    string              // the Dockerfile the last build named, as sent
 }
 
 func newFakeEngine(t *testing.T) (*Runtime, *fakeEngine) {
@@ -72,6 +73,10 @@ func newFakeEngine(t *testing.T) (*Runtime, *fakeEngine) {
 					break
 				}
 				names = append(names, h.Name)
+				if h.Name == req.URL.Query().Get("dockerfile") {
+					b, _ := io.ReadAll(tr)
+					fe.built = string(b)
+				}
 			}
 			fe.builds++
 			fe.names = names
@@ -226,6 +231,9 @@ func TestAttackBaseImageTriggerAddsAURL(t *testing.T) {
 	r, fe := newFakeEngine(t)
 	fe.onbuild["team/base:1"] = []string{"RUN make", "ADD http://169.254.169.254/latest/meta-data/ /m"}
 	fe.onbuild["team/quiet:1"] = []string{"COPY . /src"}
+	// Read together, the first would continue into the second (the builder
+	// reads each alone).
+	fe.onbuild["team/join:1"] = []string{"USER 1 \\", "ADD http://127.0.0.1:9/x /x"}
 	fe.registry["evil/base:latest"] = []string{"ADD [\"h\\u0074tp://127.0.0.1:9/x\", \"/x\"]"}
 	fe.registry["team/clean:2"] = []string{"COPY . /src", "ADD --frobnicate a /b"}
 	for _, tc := range []struct {
@@ -242,7 +250,9 @@ func TestAttackBaseImageTriggerAddsAURL(t *testing.T) {
 		{"named by an argument's default", "ARG BASE=team/base:1\nFROM $BASE AS x\n", nil,
 			"build app: app/Dockerfile line 2: FROM team/base:1: its ONBUILD trigger"},
 		{"a trigger that cannot be read", "FROM team/clean:2\n", nil,
-			"build app: app/Dockerfile line 1: FROM team/clean:2: its ONBUILD triggers: the builder cannot read it: dockerfile parse error on line 3: unknown flag: --frobnicate"},
+			"build app: app/Dockerfile line 1: FROM team/clean:2: its ONBUILD trigger ADD --frobnicate a /b: the builder cannot read it: dockerfile parse error on line 2: unknown flag: --frobnicate"},
+		{"triggers read one by one", "FROM team/join:1\n", nil,
+			"build app: app/Dockerfile line 1: FROM team/join:1: its ONBUILD trigger ADD http://127.0.0.1:9/x fetches from the network"},
 		{"missing everywhere", "FROM nowhere/none:1\n", nil,
 			"build app: app/Dockerfile line 1: FROM nowhere/none:1: reading the base image's ONBUILD triggers: pull access denied"},
 		{"harmless triggers build", "FROM team/quiet:1\nCOPY . /app\n", nil, ""},
@@ -269,5 +279,33 @@ func TestAttackBaseImageTriggerAddsAURL(t *testing.T) {
 		if auth != "" {
 			t.Errorf("a base image was pulled with credentials %q; the builder pulls it with none", auth)
 		}
+	}
+}
+
+// The engine is sent the canonical form of what was checked, under its own
+// name, in place of a file of that name the pull request put in the context.
+func TestUntrustedBuildIsSentTheCanonicalForm(t *testing.T) {
+	r, fe := newFakeEngine(t)
+	ctxDir := filepath.Join(t.TempDir(), "app")
+	writeFiles(t, ctxDir, map[string]string{
+		"Dockerfile":        "# syntax=docker/dockerfile:1\r\nFROM busybox\r\n# comment \\\r\nCOPY a \\\r\n  /a\r\n",
+		"a":                 "a\n",
+		untrustedDockerfile: "FROM busybox\nADD http://127.0.0.1:9/x /x\n",
+	})
+	if _, err := r.Build(context.Background(), BuildRequest{ContextDir: ctxDir, NoNetwork: true}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "FROM busybox\nCOPY a   /a\n"; fe.built != want {
+		t.Errorf("the engine was sent %q, want %q", fe.built, want)
+	}
+	if n := strings.Count(strings.Join(fe.names, "\n"), untrustedDockerfile); n != 1 {
+		t.Errorf("%d entries named %s in %v", n, untrustedDockerfile, fe.names)
+	}
+	// A trusted build is sent its Dockerfile as written.
+	if _, err := r.Build(context.Background(), BuildRequest{ContextDir: ctxDir}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(fe.built, "# syntax=") {
+		t.Errorf("a trusted build was sent %q", fe.built)
 	}
 }

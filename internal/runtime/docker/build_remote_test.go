@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -39,15 +40,15 @@ func TestAttackRemoteAddBypass(t *testing.T) {
 		{"ARG then ${U}", "FROM scratch\nARG U=http://127.0.0.1:8790/x\nADD ${U} /x\n", 3, "variable"},
 		{"variable inside a source", "FROM scratch\nARG H=127.0.0.1:8790\nADD http://$H/x /x\n", 3, "network"},
 		{"variable in JSON form", "FROM scratch\nARG U=http://127.0.0.1:8790/x\nADD [\"${U}\", \"/x\"]\n", 3, "variable"},
-		{"escape directive backtick", "# escape=`\nFROM scratch\nADD `\n  http://127.0.0.1:8790/x /x\n", 3, "network"},
-		{"escape directive spaced and upper case", "#  ESCAPE = `\nFROM scratch\nADD --chown=1:1 `\n  # a comment\n\n  http://127.0.0.1:8790/x /x\n", 3, "network"},
-		{"escape directive after syntax", "# syntax=docker/dockerfile:1\n# escape=`\nFROM scratch\nADD `\n  http://127.0.0.1:8790/x /x\n", 4, "network"},
+		{"escape directive backtick", "# escape=`\nFROM scratch\nADD `\n  http://127.0.0.1:8790/x /x\n", 0, "its escape parser directive makes ` the escape character"},
+		{"escape directive spaced and upper case", "#  ESCAPE = `\nFROM scratch\nADD --chown=1:1 `\n  # a comment\n\n  http://127.0.0.1:8790/x /x\n", 0, "its escape parser directive makes ` the escape character"},
+		{"escape directive after syntax", "# syntax=docker/dockerfile:1\n# escape=`\nFROM scratch\nADD `\n  http://127.0.0.1:8790/x /x\n", 0, "its escape parser directive makes ` the escape character"},
 		{"JSON form", "FROM scratch\nADD [\"http://127.0.0.1:8790/x\", \"/x\"]\n", 2, "network"},
 		{"JSON form with unicode escapes", "FROM scratch\nADD [\"\\u0068ttp\\u003a//127.0.0.1:8790/x\", \"/x\"]\n", 2, "network"},
 		{"variable in JSON form with unicode escapes", "FROM scratch\nARG U=http://127.0.0.1:8790/x\nADD [\"\\u0024{U}\", \"/x\"]\n", 3, "variable"},
 		{"variable in JSON form after a flag", "FROM scratch\nARG U=http://127.0.0.1:8790/x\nADD --chown=1:1 [\"\\u0024{U}\", \"/x\"]\n", 3, "variable"},
 		{"quotes and escapes inside the URL", "FROM scratch\nADD h\"ttp\":\\//127.0.0.1:8790/x /x\n", 2, "network"},
-		{"backtick escape inside the URL", "# escape=`\nFROM scratch\nADD http:`//127.0.0.1:8790/x /x\n", 3, "network"},
+		{"backtick escape inside the URL", "# escape=`\nFROM scratch\nADD http:`//127.0.0.1:8790/x /x\n", 0, "its escape parser directive makes ` the escape character"},
 		{"single quotes", "FROM scratch\nADD 'http:'//127.0.0.1:8790/x /x\n", 2, "network"},
 		{"lowercase add", "FROM scratch\nadd http://127.0.0.1:8790/x /x\n", 2, "network"},
 		{"checksum flag", "FROM scratch\nADD --checksum=sha256:24454f830cdb571e2c4ad15481119c43b3cafd48dd869a9b2945d1036d1dc68d http://127.0.0.1:8790/x /x\n", 2, "network"},
@@ -63,7 +64,7 @@ func TestAttackRemoteAddBypass(t *testing.T) {
 		{"continuation inside the keyword after ONBUILD", "FROM busybox\nONBUILD AD\\\nD http://127.0.0.1:9/x /x\n", 2, "network"},
 		{"continuation inside a JSON string", "FROM busybox\nADD [\"http\\u003a\\\n//127.0.0.1:9/x\", \"/x\"]\n", 2, "network"},
 		{"continuation inside the URL with a comment and spaces", "FROM busybox\nADD http:\\ \t\n# c\n//127.0.0.1:9/x /x\n", 2, "network"},
-		{"backtick continuation inside the URL", "# escape=`\nFROM busybox\nADD http:`\n//127.0.0.1:9/x /x\n", 3, "network"},
+		{"backtick continuation inside the URL", "# escape=`\nFROM busybox\nADD http:`\n//127.0.0.1:9/x /x\n", 0, "its escape parser directive makes ` the escape character"},
 		{"escape alone on the first line", "FROM busybox\n\\\nADD http://127.0.0.1:9/x /x\n", 2, "network"},
 
 		{"local archive", "FROM scratch\nADD app.tar.gz /app\n", 0, ""},
@@ -82,8 +83,14 @@ func TestAttackRemoteAddBypass(t *testing.T) {
 		{"ADD in a later stage", "FROM busybox AS b\nRUN true\nFROM scratch\nCOPY --from=b /bin/sh /sh\nADD \\\n  --chmod=644 \\\n  http://127.0.0.1:9/x /x\n", 5, "network"},
 	} {
 		add, err := remoteAdd([]byte(tc.df))
-		if err != nil || add.line != tc.line || !strings.Contains(add.reason, tc.reason) {
-			t.Errorf("%s: %q: line %d (%q: %q, %v), want line %d and a reason with %q", tc.name, tc.df, add.line, add.src, add.reason, err, tc.line, tc.reason)
+		got := add.reason
+		if wantErr := tc.line == 0 && tc.reason != ""; wantErr && err != nil {
+			got = err.Error()
+		} else if err != nil {
+			got = "unexpected error: " + err.Error()
+		}
+		if add.line != tc.line || !strings.Contains(got, tc.reason) || (tc.reason == "" && got != "") {
+			t.Errorf("%s: %q: line %d (%q: %q), want line %d and %q", tc.name, tc.df, add.line, add.src, got, tc.line, tc.reason)
 		}
 	}
 }
@@ -132,4 +139,54 @@ func FuzzRemoteAdd(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Dockerfiles that this parser reads one way and the 20.10 engine's classic
+// builder another (found by an attack review: each hid an ADD of a URL from
+// the check, and the engine fetched it). Each is refused now: the escape
+// directive is refused, a carriage return inside a line too, a JSON array
+// is read with the words after it too, and the heredoc-free reading keeps
+// the lines' lengths and refuses what it cannot read.
+func TestAttackDockerfileReadDifferentlyByTheEngine(t *testing.T) {
+	for _, tc := range []struct{ name, df, want string }{
+		{"escape directive after a check directive", "# check=skip=all\n# escape=`\nFROM scratch\nUSER 1 `\nADD http://127.0.0.1:9/x /x\n", "escape parser directive"},
+		{"URL escaped for the engine's escape only", "# check=skip=all\n# escape=`\nFROM scratch\nADD http:/\\/127.0.0.1:9/x /x\n", "escape parser directive"},
+		{"escape directive after a no-break space", "#\u00a0escape=`\nFROM scratch\nUSER 1 `\nADD http://127.0.0.1:9/x /x\n", "escape parser directive"},
+		{"escape directive after a vertical tab", "#\vescape=`\nFROM scratch\nUSER 1 `\nADD http://127.0.0.1:9/x /x\n", "escape parser directive"},
+		{"two CRs after a line continuation", "FROM scratch\nUSER 1 \\\r\r\nADD http://127.0.0.1:9/x /x\n", "line 2 holds a carriage return"},
+		{"two CRs after an ONBUILD's continuation", "FROM scratch\nONBUILD USER 1 \\\r\r\nADD http://127.0.0.1:9/x /x\n", "line 2 holds a carriage return"},
+		{"backtick escape in a flag", "# escape=`\nFROM scratch\nADD --chown=0` http://127.0.0.1:9/x a /x\n", "escape parser directive"},
+		{"backslash escape in a flag", "# escape=`\nFROM scratch\nADD --chown=0\\ a [\"http\\u003a\\/\\/127.0.0.1:9/x\", \"/x\"]\n", "escape parser directive"},
+		{"JSON array followed by a word", "FROM scratch\nADD [\"http\\u003a\\/\\/127.0.0.1:9/x\", \"/x\"] x\n", "line 2: ADD"},
+		{"heredoc reading with a line made too long", "FROM scratch\nCOPY <<CMD /x\nADD http://127.0.0.1:9/x /x\n#" + strings.Repeat("<<", 32000) + "\nCMD\n", "line 3: ADD"},
+	} {
+		add, err := remoteAdd([]byte(tc.df))
+		got := fmt.Sprintf("line %d: ADD %s %s", add.line, add.src, add.reason)
+		if err != nil {
+			got = err.Error()
+		}
+		if !strings.Contains(got, tc.want) {
+			t.Errorf("%s: %.200q: %s, want %q", tc.name, tc.df, got, tc.want)
+		}
+	}
+}
+
+// What the engine builds is the canonical form of what was checked: one
+// instruction per line, no comments or directives, heredocs kept; it reads
+// back to the same instructions.
+func TestCanonicalDockerfile(t *testing.T) {
+	df := "# syntax=docker/dockerfile:1\r\nFROM busybox AS b\r\n# a comment \\\r\nRUN echo a \\\r\n  # inside\r\n  b\r\nCOPY <<EOF /x\r\nhello\r\nEOF\r\nADD --chown=1:1 [\"a b\", \"/c\"]\r\n"
+	p, err := parseDockerfile([]byte(df))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := canonical(p)
+	want := "FROM busybox AS b\nRUN echo a   b\nCOPY <<EOF /x\nhello\r\nEOF\nADD --chown=1:1 [\"a b\", \"/c\"]\n"
+	if err != nil || string(got) != want {
+		t.Errorf("canonical: %q (%v), want %q", got, err, want)
+	}
+	p, _ = parseDockerfile([]byte("FROM scratch\nRUN echo \\\\\n"))
+	if _, err := canonical(p); err == nil || !strings.Contains(err.Error(), "line 2: the instruction ends in \\") {
+		t.Errorf("an instruction ending in the escape: %v", err)
+	}
 }

@@ -1,13 +1,19 @@
 package docker
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -22,39 +28,100 @@ import (
 // without a network, but the classic builder fetches an ADD of a URL
 // itself, on the engine's network, and runs the ONBUILD triggers of the
 // images it builds FROM. So before such a build, its Dockerfile and the
-// triggers of its base images are read as the builder reads them, with the
-// builder's own parser (moby/buildkit's, which the engine's classic builder
-// uses), and any ADD that may fetch from the network refuses the build.
+// triggers of its base images are read with the builder's parser
+// (moby/buildkit's), and any ADD that may fetch from the network refuses the
+// build.
+//
+// The engine's own parser may be older than this one, and the two read some
+// files differently (directives, carriage returns, line continuations), so
+// the engine is not given the file as written: it builds the canonical form
+// of what was checked (one instruction per line, continuations joined, no
+// comments or parser directives, heredocs as written), which this parser
+// reads back to the same instructions, and which leaves the engine nothing
+// to read otherwise.
+
+// untrustedDockerfile is the name of the canonical Dockerfile in the build
+// context an untrusted build sends.
+const untrustedDockerfile = ".cutover-untrusted.Dockerfile"
 
 // checkUntrustedBuild refuses an untrusted build (dockerfile: relative to
 // contextDir, cleaned, slash separated; shown: how the user knows it) whose
-// Dockerfile, or a base image's ONBUILD trigger, may ADD from the network.
-func (r *Runtime) checkUntrustedBuild(ctx context.Context, contextDir, name, dockerfile, shown string, args map[string]string) error {
+// Dockerfile, or a base image's ONBUILD trigger, may ADD from the network,
+// and returns the canonical Dockerfile the engine is to build.
+func (r *Runtime) checkUntrustedBuild(ctx context.Context, contextDir, name, dockerfile, shown string, args map[string]string) ([]byte, error) {
 	files, err := untrustedDockerfiles(contextDir, name, dockerfile, shown)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for _, f := range files {
+	var built []byte
+	for i, f := range files {
 		p, err := parseDockerfile(f.text)
 		if err != nil {
-			return fmt.Errorf("%s: %w", f.shown, err)
+			return nil, fmt.Errorf("%s: %w", f.shown, err)
 		}
 		if add, err := remoteAddIn(p); err != nil {
-			return fmt.Errorf("%s: %w", f.shown, err)
+			return nil, fmt.Errorf("%s: %w", f.shown, err)
 		} else if add.line > 0 {
-			return fmt.Errorf("%s line %d: ADD %s %s", f.shown, add.line, add.src, add.reason)
+			return nil, fmt.Errorf("%s line %d: ADD %s %s", f.shown, add.line, add.src, add.reason)
 		}
 		bases, err := baseImages(p, args)
 		if err != nil {
-			return fmt.Errorf("%s: %w", f.shown, err)
+			return nil, fmt.Errorf("%s: %w", f.shown, err)
 		}
 		for _, base := range bases {
 			if err := r.checkBaseTriggers(ctx, base); err != nil {
-				return fmt.Errorf("%s line %d: FROM %s: %w", f.shown, base.line, base.ref, err)
+				return nil, fmt.Errorf("%s line %d: FROM %s: %w", f.shown, base.line, base.ref, err)
+			}
+		}
+		if i == 0 {
+			if built, err = canonical(p); err != nil {
+				return nil, fmt.Errorf("%s: %w", f.shown, err)
 			}
 		}
 	}
-	return nil
+	return built, nil
+}
+
+// canonical is the Dockerfile the engine builds for p: each instruction on a
+// line of its own as the parser joined it, then its heredocs; no comments,
+// no parser directives (p has the default escape). It must read back to the
+// same instructions, or the build is refused.
+func canonical(p parsed) ([]byte, error) {
+	var b bytes.Buffer
+	for _, node := range p.ast.Children {
+		if strings.ContainsAny(node.Original, "\r\n") {
+			return nil, fmt.Errorf("line %d: an instruction with a line break inside it: write it on lines ending in \\ instead", node.StartLine)
+		}
+		if strings.HasSuffix(strings.TrimRight(node.Original, " \t"), "\\") {
+			return nil, fmt.Errorf("line %d: the instruction ends in \\, which engines take for a line continuation or not: end it otherwise", node.StartLine)
+		}
+		b.WriteString(node.Original)
+		b.WriteByte('\n')
+		for _, h := range node.Heredocs {
+			b.WriteString(h.Content)
+			b.WriteString(h.Name)
+			b.WriteByte('\n')
+		}
+	}
+	back, err := parser.Parse(bytes.NewReader(b.Bytes()))
+	if err != nil || !sameInstructions(p.ast, back.AST) || back.EscapeToken != '\\' {
+		return nil, fmt.Errorf("the builder reads its canonical form differently (%v): write each instruction plainly", err)
+	}
+	return b.Bytes(), nil
+}
+
+// sameInstructions: the same instructions, flags, words and heredocs.
+func sameInstructions(a, b *parser.Node) bool {
+	if len(a.Children) != len(b.Children) {
+		return false
+	}
+	for i, x := range a.Children {
+		y := b.Children[i]
+		if x.Dump() != y.Dump() || x.Original != y.Original || !maps.Equal(x.Attributes, y.Attributes) || !slices.Equal(x.Heredocs, y.Heredocs) {
+			return false
+		}
+	}
+	return true
 }
 
 type dockerfileText struct {
@@ -143,9 +210,17 @@ func parseDockerfile(df []byte) (parsed, error) {
 		line := 1 + bytes.Count(df[:firstInvalid(df)], []byte("\n"))
 		return parsed{}, fmt.Errorf("line %d is not UTF-8 text (save the file as UTF-8)", line)
 	}
+	for i, line := range bytes.Split(df, []byte("\n")) {
+		if bytes.Contains(bytes.TrimSuffix(line, []byte("\r")), []byte("\r")) {
+			return parsed{}, fmt.Errorf("line %d holds a carriage return that does not end it, which parsers read differently (save the file with LF or CRLF line ends)", i+1)
+		}
+	}
 	res, err := parser.Parse(bytes.NewReader(df))
 	if err != nil {
 		return parsed{}, fmt.Errorf("the builder cannot read it: %v", err)
+	}
+	if res.EscapeToken != '\\' {
+		return parsed{}, fmt.Errorf("its escape parser directive makes %c the escape character: an untrusted build takes the default, \\, as engines read the directive differently (remove the directive)", res.EscapeToken)
 	}
 	stages, metaArgs, err := instructions.Parse(res.AST, nil)
 	if err != nil {
@@ -202,9 +277,10 @@ func remoteAddIn(p parsed) (remoteSource, error) {
 	if err != nil || add.line > 0 || !bytes.Contains(p.text, []byte("<<")) {
 		return add, err
 	}
-	res, err := parser.Parse(bytes.NewReader(bytes.ReplaceAll(p.text, []byte("<<"), []byte("< <"))))
+	// "<<" becomes "< ": no heredoc, and no line longer than it was.
+	res, err := parser.Parse(bytes.NewReader(bytes.ReplaceAll(p.text, []byte("<<"), []byte("< "))))
 	if err != nil {
-		return remoteSource{}, nil // that engine could not read it either
+		return remoteSource{}, fmt.Errorf("read as an engine without heredocs reads it, the builder cannot read it: %v", err)
 	}
 	return remoteAddInTree(res.AST, res.EscapeToken)
 }
@@ -224,6 +300,14 @@ func remoteAddInTree(ast *parser.Node, escape rune) (remoteSource, error) {
 			} else {
 				for n := node.Next; n != nil && n.Next != nil; n = n.Next {
 					sources = append(sources, n.Value) // all but the destination
+				}
+			}
+			// An engine's parser may take a JSON array with words after it
+			// as the array (this one reads words then): read it both ways.
+			if i := strings.IndexByte(node.Original, '['); i >= 0 {
+				var list []string
+				if json.NewDecoder(strings.NewReader(node.Original[i:])).Decode(&list) == nil && len(list) > 0 {
+					sources = append(sources, list[:len(list)-1]...)
 				}
 			}
 			if src, reason := remoteSourceOf(lex, sources); reason != "" {
@@ -260,12 +344,16 @@ func remoteSourceOf(lex *shell.Lex, sources []string) (src, reason string) {
 		if err != nil {
 			word = s
 		}
-		if isRemote(word) || isRemote(s) {
+		if isRemote(word) || isRemote(s) || isRemote(unquoted.Replace(s)) {
 			return s, reasonNetwork
 		}
 	}
 	return "", ""
 }
+
+// unquoted deletes what a lexer may drop from a word (quotes, escapes), in
+// case an engine's lexer drops more than this one.
+var unquoted = strings.NewReplacer(`\\`, "", "`", "", `"`, "", "'", "")
 
 // isRemote is a source the builder fetches instead of reading it from the
 // context: a URL (any scheme) or a git repository.
@@ -337,13 +425,17 @@ func (r *Runtime) checkBaseTriggers(ctx context.Context, base baseImage) error {
 	if res.Config == nil || len(res.Config.OnBuild) == 0 {
 		return nil
 	}
-	triggers := "FROM scratch\n" + strings.Join(res.Config.OnBuild, "\n") + "\n"
-	add, err := remoteAdd([]byte(triggers))
-	if err != nil {
-		return fmt.Errorf("its ONBUILD triggers: %w", err)
-	}
-	if add.line > 0 {
-		return fmt.Errorf("its ONBUILD trigger ADD %s %s", add.src, add.reason)
+	// The builder reads each trigger on its own, a Dockerfile of one
+	// instruction: read together, one ending in the escape character would
+	// join the next to itself.
+	for _, trigger := range res.Config.OnBuild {
+		add, err := remoteAdd([]byte("FROM scratch\n" + trigger + "\n"))
+		if err != nil {
+			return fmt.Errorf("its ONBUILD trigger %s: %w", trigger, err)
+		}
+		if add.line > 0 {
+			return fmt.Errorf("its ONBUILD trigger ADD %s %s", add.src, add.reason)
+		}
 	}
 	return nil
 }
@@ -365,4 +457,44 @@ func (r *Runtime) pullAnonymously(ctx context.Context, ref string) error {
 		}
 	}
 	return nil
+}
+
+// withFile is the tar stream src with the regular file name (at its root)
+// holding data, in place of any entry of that name. Closing it ends the
+// copy.
+func withFile(src io.Reader, name string, data []byte) io.ReadCloser {
+	pr, pw := io.Pipe()
+	go func() {
+		tr, tw := tar.NewReader(src), tar.NewWriter(pw)
+		for {
+			h, err := tr.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			if path.Clean(strings.TrimPrefix(h.Name, "./")) == name {
+				continue
+			}
+			if err := tw.WriteHeader(h); err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			if _, err := io.Copy(tw, tr); err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+		}
+		err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg, Format: tar.FormatPAX})
+		if err == nil {
+			_, err = tw.Write(data)
+		}
+		if err == nil {
+			err = tw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	return pr
 }
