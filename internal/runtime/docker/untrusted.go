@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -304,9 +305,15 @@ func remoteAddInTree(ast *parser.Node, escape rune) (remoteSource, error) {
 			}
 			// An engine's parser may take a JSON array with words after it
 			// as the array (this one reads words then): read it both ways.
-			if i := strings.IndexByte(node.Original, '['); i >= 0 {
+			// The array is what follows the keyword and the flags, which may
+			// hold a '[' of their own.
+			rest, flags := argsAfterFlags(node.Original)
+			if !slices.Equal(flags, node.Flags) {
+				return remoteSource{}, fmt.Errorf("line %d: the flags of %s read differently: write them plainly", node.StartLine, node.Original)
+			}
+			for _, s := range []string{rest, node.Original[max(strings.IndexByte(node.Original, '['), 0):]} {
 				var list []string
-				if json.NewDecoder(strings.NewReader(node.Original[i:])).Decode(&list) == nil && len(list) > 0 {
+				if strings.HasPrefix(s, "[") && json.NewDecoder(strings.NewReader(s)).Decode(&list) == nil && len(list) > 0 {
 					sources = append(sources, list[:len(list)-1]...)
 				}
 			}
@@ -330,6 +337,67 @@ func remoteAddInTree(ast *parser.Node, escape rune) (remoteSource, error) {
 		}
 	}
 	return remoteSource{}, nil
+}
+
+// argsAfterFlags splits an instruction as engines' parsers split it: the
+// keyword ends at the first space, tab, vertical tab, form feed or carriage
+// return; then come the flags, words starting with --, in which quotes group
+// and a backslash escapes the next byte, each ended by a byte that is white
+// space as a rune of its own (0x85 and 0xa0 are); the rest, trimmed, is what
+// the engine reads as the arguments (a JSON array when it starts with '[').
+func argsAfterFlags(line string) (rest string, flags []string) {
+	line = strings.TrimSpace(line)
+	i := strings.IndexAny(line, "\t\v\f\r ")
+	if i < 0 {
+		return "", nil
+	}
+	line = line[i:]
+	space := func(b byte) bool { return unicode.IsSpace(rune(b)) }
+	flags = []string{}
+	for pos := 0; ; {
+		for pos < len(line) && space(line[pos]) {
+			pos++
+		}
+		if pos == len(line) {
+			return "", flags
+		}
+		if !strings.HasPrefix(line[pos:], "--") || pos+2 > len(line) {
+			return strings.TrimSpace(line[pos:]), flags
+		}
+		var word []byte
+		var quote byte
+		quoted := false
+		for ; pos < len(line); pos++ {
+			c := line[pos]
+			switch {
+			case quote == 0 && space(c):
+			case quote == 0 && (c == '\'' || c == '"'):
+				quote, quoted = c, true
+				continue
+			case quote != 0 && c == quote:
+				quote = 0
+				continue
+			case c == '\\':
+				if pos+1 < len(line) {
+					pos++
+					word = append(word, line[pos])
+				} else if quote != 0 {
+					quote = 0
+				}
+				continue
+			default:
+				word = append(word, c)
+				continue
+			}
+			break
+		}
+		if quote == 0 && pos < len(line) && string(word) == "--" {
+			return strings.TrimSpace(line[pos:]), flags
+		}
+		if string(word) != "--" && (quoted || len(word) > 0) {
+			flags = append(flags, string(word))
+		}
+	}
 }
 
 // remoteSourceOf returns the first of an ADD's sources that may fetch from
