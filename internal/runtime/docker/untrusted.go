@@ -497,13 +497,29 @@ func (r *Runtime) checkBaseTriggers(ctx context.Context, base baseImage) error {
 	// instruction: read together, one ending in the escape character would
 	// join the next to itself.
 	for _, trigger := range res.Config.OnBuild {
-		add, err := remoteAdd([]byte("FROM scratch\n" + trigger + "\n"))
-		if err != nil {
-			return fmt.Errorf("its ONBUILD trigger %s: %w", trigger, err)
+		if err := checkTrigger(trigger); err != nil {
+			return err
 		}
-		if add.line > 0 {
-			return fmt.Errorf("its ONBUILD trigger ADD %s %s", add.src, add.reason)
-		}
+	}
+	return nil
+}
+
+// checkTrigger refuses a base image's ONBUILD trigger that may ADD from the
+// network.
+func checkTrigger(trigger string) error {
+	// The engine reads a trigger as a Dockerfile whose first line is the
+	// trigger's: one that spans lines may start with a parser directive
+	// (escape) that the reading below, after a FROM line, takes for a
+	// comment.
+	if strings.ContainsAny(trigger, "\r\n") {
+		return fmt.Errorf("its ONBUILD trigger %q spans lines, which engines read differently: an untrusted build takes a base whose triggers are one line each", trigger)
+	}
+	add, err := remoteAdd([]byte("FROM scratch\n" + trigger + "\n"))
+	if err != nil {
+		return fmt.Errorf("its ONBUILD trigger %s: %w", trigger, err)
+	}
+	if add.line > 0 {
+		return fmt.Errorf("its ONBUILD trigger ADD %s %s", add.src, add.reason)
 	}
 	return nil
 }
