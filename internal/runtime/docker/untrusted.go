@@ -99,6 +99,16 @@ func canonical(p parsed) ([]byte, error) {
 		b.WriteString(node.Original)
 		b.WriteByte('\n')
 		for _, h := range node.Heredocs {
+			// An engine without heredocs reads these lines as instructions:
+			// one ending in \ would join the next to itself (the engine's
+			// parser joins lines in time growing with the square of their
+			// number: a minute for 2.4 MB, going on when the build is given
+			// up).
+			for _, line := range strings.Split(h.Content+h.Name, "\n") {
+				if strings.HasSuffix(strings.TrimRight(strings.TrimSuffix(line, "\r"), " \t"), "\\") {
+					return nil, fmt.Errorf("line %d: a heredoc line ends in \\, which engines without heredocs take for a line continuation: end it otherwise", node.StartLine)
+				}
+			}
 			b.WriteString(h.Content)
 			b.WriteString(h.Name)
 			b.WriteByte('\n')
