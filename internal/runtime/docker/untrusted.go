@@ -69,7 +69,17 @@ func (r *Runtime) checkUntrustedBuild(ctx context.Context, contextDir, name, doc
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f.shown, err)
 		}
+		hidden, err := heredocFreeBases(p, args)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.shown, err)
+		}
+		bases = append(bases, hidden...)
+		checked := map[string]bool{}
 		for _, base := range bases {
+			if checked[base.ref] {
+				continue
+			}
+			checked[base.ref] = true
 			if err := r.checkBaseTriggers(ctx, base); err != nil {
 				return nil, fmt.Errorf("%s line %d: FROM %s: %w", f.shown, base.line, base.ref, err)
 			}
@@ -458,6 +468,40 @@ type baseImage struct {
 // the first FROM, with the build's values): not scratch, not an earlier
 // stage.
 func baseImages(p parsed, buildArgs map[string]string) ([]baseImage, error) {
+	return baseImagesOf(p.stages, p, buildArgs)
+}
+
+// heredocFreeBases are the images the stages of the heredoc-free reading of
+// p (see remoteAddIn) build FROM: an engine without heredocs reads a FROM
+// among a heredoc's lines as a stage of its own, and runs the ONBUILD
+// triggers of its base.
+func heredocFreeBases(p parsed, buildArgs map[string]string) ([]baseImage, error) {
+	if !bytes.Contains(p.text, []byte("<<")) {
+		return nil, nil
+	}
+	res, err := parser.Parse(bytes.NewReader(bytes.ReplaceAll(p.text, []byte("<<"), []byte("< "))))
+	if err != nil {
+		return nil, fmt.Errorf("read as an engine without heredocs reads it, the builder cannot read it: %v", err)
+	}
+	var stages []instructions.Stage
+	for _, node := range res.AST.Children {
+		if !strings.EqualFold(node.Value, "from") {
+			continue
+		}
+		cmd, err := instructions.ParseInstruction(node)
+		if err != nil {
+			return nil, fmt.Errorf("line %d, read as an engine without heredocs reads it: %v", node.StartLine, err)
+		}
+		if stage, ok := cmd.(*instructions.Stage); ok {
+			stages = append(stages, *stage)
+		}
+	}
+	return baseImagesOf(stages, p, buildArgs)
+}
+
+// baseImagesOf are the images stages build FROM, their names expanded with
+// p's meta arguments.
+func baseImagesOf(stages []instructions.Stage, p parsed, buildArgs map[string]string) ([]baseImage, error) {
 	var env []string
 	for _, arg := range p.metaArgs {
 		for _, kv := range arg.Args {
@@ -469,19 +513,19 @@ func baseImages(p parsed, buildArgs map[string]string) ([]baseImage, error) {
 		}
 	}
 	lex := shell.NewLex(p.escape)
-	stages := map[string]bool{}
+	named := map[string]bool{}
 	var out []baseImage
-	for _, stage := range p.stages {
+	for _, stage := range stages {
 		line := lineOf(stage.Location)
 		ref, _, err := lex.ProcessWord(stage.BaseName, shell.EnvsFromSlice(env))
 		if err != nil {
 			return nil, fmt.Errorf("line %d: FROM %s: %v", line, stage.BaseName, err)
 		}
-		if ref != "scratch" && !stages[strings.ToLower(ref)] {
+		if ref != "scratch" && !named[strings.ToLower(ref)] {
 			out = append(out, baseImage{line, ref})
 		}
 		if stage.Name != "" {
-			stages[strings.ToLower(stage.Name)] = true
+			named[strings.ToLower(stage.Name)] = true
 		}
 	}
 	return out, nil
