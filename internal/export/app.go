@@ -226,24 +226,13 @@ func (g *gen) secrets(env, name string) map[string]string {
 	return nil
 }
 
-// checkSecrets refuses a secret the exported execution role cannot read: it
-// reads SSM parameters under /cutover/PROJECT/ENV/, Secrets Manager secrets
-// named cutover/PROJECT/ENV/... and the database's (rds!db-..., when the
-// stack has one), nothing else (least privilege).
-// Without this check the stack deploys, and every task fails to start with
-// ResourceInitializationError.
+// checkSecrets refuses a secret the exported execution role cannot read
+// (unreadableSecrets). Without this check the stack deploys, and every task
+// fails to start with ResourceInitializationError.
 func (g *gen) checkSecrets() error {
 	var problems []string
 	for _, env := range g.envOrder() {
-		for _, name := range g.containers() {
-			secrets := g.secrets(env, name)
-			for _, k := range slices.Sorted(maps.Keys(secrets)) {
-				if !g.readableSecret(env, secrets[k]) {
-					problems = append(problems, fmt.Sprintf("environments.%s.ecs.services.%s.secrets.%s: %s is not readable by the exported execution role, which reads SSM parameters under /cutover/%s/%s/ and Secrets Manager secrets named cutover/%s/%s/... (and the database's, rds!db-...); keep the secret there (a parameter name such as /cutover/%s/%s/%s, or the secret's full ARN)",
-						env, name, k, secrets[k], g.project, env, g.project, env, g.project, env, k))
-				}
-			}
-		}
+		problems = append(problems, unreadableSecrets(g.cfg, env, g.containers())...)
 	}
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "\n"))
@@ -251,11 +240,34 @@ func (g *gen) checkSecrets() error {
 	return nil
 }
 
+// unreadableSecrets names the ECS secrets of services in env that the
+// exported execution role cannot read: it reads SSM parameters under
+// /cutover/PROJECT/ENV/, Secrets Manager secrets named
+// cutover/PROJECT/ENV/... and the database's (rds!db-..., when the stack
+// has one), nothing else (least privilege).
+func unreadableSecrets(cfg *config.Config, env string, services []string) []string {
+	var problems []string
+	x := cfg.Environments[env].ECS
+	for _, name := range services {
+		if x == nil || x.Services[name] == nil {
+			continue
+		}
+		secrets := x.Services[name].Secrets
+		for _, k := range slices.Sorted(maps.Keys(secrets)) {
+			if !readableSecret(cfg.Project, env, secrets[k]) {
+				problems = append(problems, fmt.Sprintf("environments.%s.ecs.services.%s.secrets.%s: %s is not readable by the exported execution role, which reads SSM parameters under /cutover/%s/%s/ and Secrets Manager secrets named cutover/%s/%s/... (and the database's, rds!db-...); keep the secret there (a parameter name such as /cutover/%s/%s/%s, or the secret's full ARN)",
+					env, name, k, secrets[k], cfg.Project, env, cfg.Project, env, cfg.Project, env, k))
+			}
+		}
+	}
+	return problems
+}
+
 // readableSecret: a parameter's name or ARN, or a secret's ARN (with its
 // JSON key, version stage or version ID after it), under the environment's
-// prefix.
-func (g *gen) readableSecret(env, valueFrom string) bool {
-	prefix := "cutover/" + g.project + "/" + env + "/"
+// prefix, or the database's secret.
+func readableSecret(project, env, valueFrom string) bool {
+	prefix := "cutover/" + project + "/" + env + "/"
 	if rest, ok := strings.CutPrefix(valueFrom, "/"+prefix); ok {
 		return rest != ""
 	}

@@ -2,12 +2,28 @@ package export
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/cutoverdev/cutover/internal/config"
 )
+
+// StackSecrets refuses, before a deploy, the ECS secrets of environment env
+// that its exported app stack's execution role cannot read, when the tasks
+// run with that role (environments.<env>.ecs.stack, and no
+// execution_role_arn of cutover.yaml's own): each task would fail to start.
+func StackSecrets(cfg *config.Config, env string) error {
+	x := cfg.Environments[env].ECS
+	if x == nil || x.Stack == "" || x.ExecutionRoleARN != "" {
+		return nil
+	}
+	if problems := unreadableSecrets(cfg, env, cfg.ServiceNames()); len(problems) > 0 {
+		return errors.New(strings.Join(problems, "\n"))
+	}
+	return nil
+}
 
 // AppStackName is the stack name of an environment's app template.
 func AppStackName(project, env string) string { return project + "-app-" + env }

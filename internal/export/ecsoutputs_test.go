@@ -62,3 +62,31 @@ func TestECSFromOutputsReadsTheTemplatesOutputs(t *testing.T) {
 		t.Errorf("foreign stack: %v", err)
 	}
 }
+
+// cutover deploy from an exported stack: the tasks read their secrets with
+// the stack's execution role, so a secret it cannot read is refused before
+// anything deploys, naming the field; with an execution role of cutover.yaml's
+// own, or without a stack, the stack's limits do not apply.
+func TestStackSecretsRefusesWhatTheStackCannotRead(t *testing.T) {
+	cfg, err := config.Load(bluemed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := cfg.Environments["staging"]
+	e.Platform = config.PlatformECS
+	e.ECS = &config.ECS{Region: "eu-west-1", Stack: AppStackName("bluemed", "staging"),
+		Services: map[string]*config.ECSService{"backend": {Secrets: map[string]string{"OK": "/cutover/bluemed/staging/ok", "DB": "/team/db-url"}}}}
+	err = StackSecrets(cfg, "staging")
+	want := "environments.staging.ecs.services.backend.secrets.DB: /team/db-url is not readable by the exported execution role"
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "secrets.OK") {
+		t.Errorf("StackSecrets: %v, want %q only", err, want)
+	}
+	e.ECS.ExecutionRoleARN = "arn:aws:iam::123456789012:role/team-execution"
+	if err := StackSecrets(cfg, "staging"); err != nil {
+		t.Errorf("with cutover.yaml's own execution role: %v", err)
+	}
+	e.ECS.ExecutionRoleARN, e.ECS.Stack = "", ""
+	if err := StackSecrets(cfg, "staging"); err != nil {
+		t.Errorf("without a stack: %v", err)
+	}
+}

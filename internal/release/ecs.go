@@ -231,6 +231,9 @@ func (s *ecsSession) controller(ctx context.Context, timeout time.Duration) (*de
 // deploy runs one deployment of rev through the controller under the
 // environment's lease, after following to its end one whose cutover died.
 func (s *ecsSession) deploy(ctx context.Context, rev store.Revision, command string, wait bool, timeout time.Duration) (store.Deployment, error) {
+	if err := export.StackSecrets(s.cfg, s.env); err != nil {
+		return store.Deployment{}, err
+	}
 	lctx, release, err := deploy.Lock(ctx, s.store, s.cfg.Project, s.env, command, wait)
 	if err != nil {
 		return store.Deployment{}, err
