@@ -298,12 +298,21 @@ func remoteAddIn(p parsed) (remoteSource, error) {
 	if err != nil || add.line > 0 || !bytes.Contains(p.text, []byte("<<")) {
 		return add, err
 	}
-	// "<<" becomes "< ": no heredoc, and no line longer than it was.
-	res, err := parser.Parse(bytes.NewReader(bytes.ReplaceAll(p.text, []byte("<<"), []byte("< "))))
+	res, err := heredocFree(p)
 	if err != nil {
-		return remoteSource{}, fmt.Errorf("read as an engine without heredocs reads it, the builder cannot read it: %v", err)
+		return remoteSource{}, err
 	}
 	return remoteAddInTree(res.AST, res.EscapeToken)
+}
+
+// heredocFree reads p as an engine without heredocs reads it: "<<" becomes
+// "< ", so no heredoc starts, and no line grows longer than it was.
+func heredocFree(p parsed) (*parser.Result, error) {
+	res, err := parser.Parse(bytes.NewReader(bytes.ReplaceAll(p.text, []byte("<<"), []byte("< "))))
+	if err != nil {
+		return nil, fmt.Errorf("read as an engine without heredocs reads it, the builder cannot read it: %v", err)
+	}
+	return res, nil
 }
 
 var onbuildPrefix = regexp.MustCompile(`(?i)^\s*ONBUILD\s*`)
@@ -479,9 +488,9 @@ func heredocFreeBases(p parsed, buildArgs map[string]string) ([]baseImage, error
 	if !bytes.Contains(p.text, []byte("<<")) {
 		return nil, nil
 	}
-	res, err := parser.Parse(bytes.NewReader(bytes.ReplaceAll(p.text, []byte("<<"), []byte("< "))))
+	res, err := heredocFree(p)
 	if err != nil {
-		return nil, fmt.Errorf("read as an engine without heredocs reads it, the builder cannot read it: %v", err)
+		return nil, err
 	}
 	var stages []instructions.Stage
 	for _, node := range res.AST.Children {
