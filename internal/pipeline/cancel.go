@@ -18,42 +18,105 @@ import (
 // waiting one gets a CancelEvent that its runner reads within Engine.Poll:
 // commands are killed, an approval stops waiting, and a deployment in
 // progress is stopped and rolled back the way `cutover stop` does it.
+// It looks and asks in one transaction, so a cancel is never recorded for
+// an execution that ended meanwhile (a recovering daemon reads the cancels
+// of what it resumes in the transaction that ends it: MarkResumed). An
+// execution that was resumed names its resumption, the one to cancel.
 // It returns the execution as it was when asked.
 func RequestCancel(ctx context.Context, s *store.Store, id, who string) (store.Execution, error) {
-	x, err := s.GetExecution(ctx, id)
-	if err != nil {
-		return x, err
-	}
-	if !store.ExecutionActive(x.Status) {
-		return x, fmt.Errorf("execution %s already %s", x.ID, x.Status)
-	}
-	if _, err := s.AppendEvent(ctx, store.Event{Project: x.Project, Environment: EventScope(x.ID), Kind: CancelEvent, Message: who}); err != nil {
-		return x, err
-	}
-	if x.Status == store.ExecutionQueued {
-		q := x
-		q.Status, q.Error = store.ExecutionCancelled, "cancelled before it started by "+who
-		if _, err := s.UpdateExecution(ctx, q, x.Generation); err != nil && !errors.Is(err, store.ErrConflict) {
-			return x, err
-		} // a conflict: a runner claimed it meanwhile, and reads the event
-	}
-	return x, nil
+	var x store.Execution
+	err := s.Tx(ctx, func(tx *store.Tx) error {
+		var err error
+		if x, err = tx.GetExecution(ctx, id); err != nil {
+			return err
+		}
+		if !store.ExecutionActive(x.Status) {
+			err := fmt.Errorf("execution %s already %s", x.ID, x.Status)
+			if r, rerr := tx.DeliveryExecution(ctx, store.Delivery{Source: ResumeSource, ID: x.ID}); rerr == nil {
+				err = fmt.Errorf("%w; it was resumed as execution %s: cancel that one (cutover cancel %s)", err, r, r)
+			}
+			return err
+		}
+		return cancelIn(ctx, tx, x, who)
+	})
+	return x, err
 }
+
+// cancelIn asks active execution x to stop inside tx (RequestCancel).
+func cancelIn(ctx context.Context, tx *store.Tx, x store.Execution, who string) error {
+	if _, err := tx.AppendEvent(ctx, store.Event{Project: x.Project, Environment: EventScope(x.ID), Kind: CancelEvent, Message: who}); err != nil {
+		return err
+	}
+	if x.Status != store.ExecutionQueued {
+		return nil // its runner reads the event
+	}
+	x.Status, x.Error = store.ExecutionCancelled, "cancelled before it started by "+who
+	if strings.HasPrefix(who, SupersededPrefix) { // passed on by endCancelled
+		x.Status, x.Error = store.ExecutionSuperseded, who+" before it started"
+	}
+	_, err := tx.UpdateExecution(ctx, x, x.Generation)
+	return err
+}
+
+// ResumeSource is the delivery source of an interrupted execution's
+// resumption, whose ID is the interrupted execution's: queued once, and
+// found from the execution it resumes.
+const ResumeSource = "resume"
 
 // cancelRequest returns the errCancelled error of a cancel of the
 // execution found in the store, or nil (also when the store cannot be read:
 // the next look tries again).
 func cancelRequest(ctx context.Context, s *store.Store, project, id string) error {
-	evs, err := s.ListEvents(ctx, store.EventFilter{Project: project, Environment: EventScope(id)})
-	if err != nil {
+	ev, err := cancelEvent(ctx, s.ListEvents, project, id)
+	if err != nil || ev == nil {
 		return nil
+	}
+	return cancelError(*ev)
+}
+
+// cancelEvent returns the first cancel of execution id, or nil; list is a
+// store's or a transaction's ListEvents.
+func cancelEvent(ctx context.Context, list func(context.Context, store.EventFilter) ([]store.Event, error), project, id string) (*store.Event, error) {
+	evs, err := list(ctx, store.EventFilter{Project: project, Environment: EventScope(id)})
+	if err != nil {
+		return nil, err
 	}
 	for _, ev := range evs {
 		if ev.Kind == CancelEvent {
-			return fmt.Errorf("%w by `cutover cancel`%s", errCancelled, prefixed(" ", ev.Message))
+			return &ev, nil
 		}
 	}
-	return nil
+	return nil, nil
+}
+
+func cancelError(ev store.Event) error {
+	return fmt.Errorf("%w by `cutover cancel`%s", errCancelled, prefixed(" ", ev.Message))
+}
+
+// endCancelled records interrupted execution x (read at generation gen) as
+// ended by cancel ev, inside tx, and passes the cancel on to the resumption
+// a recovering daemon queued for it, if there is one still active: it is
+// x's work, and the cancel was asked before x ended.
+func endCancelled(ctx context.Context, tx *store.Tx, x store.Execution, gen int64, ev store.Event) error {
+	x.Status, x.Error = store.ExecutionCancelled, short.Line(cancelError(ev).Error())
+	if strings.Contains(x.Error, SupersededPrefix) {
+		x.Status = store.ExecutionSuperseded
+	}
+	if _, err := tx.UpdateExecution(ctx, x, gen); err != nil {
+		return err
+	}
+	id, err := tx.DeliveryExecution(ctx, store.Delivery{Source: ResumeSource, ID: x.ID})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	r, err := tx.GetExecution(ctx, id)
+	if err != nil || !store.ExecutionActive(r.Status) {
+		return err
+	}
+	return cancelIn(ctx, tx, r, ev.Message)
 }
 
 // watchCancel ends the actions' context, with the cancel as its cause, as

@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/integration"
 	"github.com/cutoverdev/cutover/internal/proc"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
-	"github.com/cutoverdev/cutover/internal/short"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -73,13 +71,24 @@ type Recovery struct {
 // its resumption. Call it once the resumption is queued (with a delivery
 // naming the execution, so a second recovery queues nothing twice): marked
 // first, a kill -9 before the queueing lost the execution, its record
-// saying it was resumed.
+// saying it was resumed. A cancel asked after Recover looked ends the
+// execution cancelled and is passed on to its resumption, in the same
+// transaction (RequestCancel asks in one too): the cancel is never lost.
 func (e *Engine) MarkResumed(ctx context.Context, rec Recovery) error {
 	if rec.Resume == nil {
 		return nil
 	}
-	_, err := e.Store.UpdateExecution(ctx, rec.failed, rec.gen)
-	return err
+	return e.Store.Tx(ctx, func(tx *store.Tx) error {
+		ev, err := cancelEvent(ctx, tx.ListEvents, rec.failed.Project, rec.failed.ID)
+		if err != nil {
+			return err
+		}
+		if ev != nil {
+			return endCancelled(ctx, tx, rec.failed, rec.gen, *ev)
+		}
+		_, err = tx.UpdateExecution(ctx, rec.failed, rec.gen)
+		return err
+	})
 }
 
 // Recover ends what a dead owner left of execution x: it kills the process
@@ -138,14 +147,14 @@ func (e *Engine) Recover(ctx context.Context, x store.Execution) (Recovery, erro
 		}
 	}
 	gen := x.Generation
-	if err := cancelRequest(ctx, e.Store, x.Project, x.ID); err != nil {
-		// Cancelled (or superseded) while its process was gone: it ends so.
-		x.Status, x.Error = store.ExecutionCancelled, short.Line(err.Error())
-		if strings.Contains(x.Error, SupersededPrefix) {
-			x.Status = store.ExecutionSuperseded
-		}
-		_, err := e.Store.UpdateExecution(ctx, x, gen)
+	ev, err := cancelEvent(ctx, e.Store.ListEvents, x.Project, x.ID)
+	if err != nil {
 		return rec, err
+	}
+	if ev != nil {
+		// Cancelled (or superseded) while its process was gone: it ends so,
+		// and so does a resumption a daemon killed before MarkResumed queued.
+		return rec, e.Store.Tx(ctx, func(tx *store.Tx) error { return endCancelled(ctx, tx, x, gen, *ev) })
 	}
 	if !entered {
 		x.Status, x.Stages, x.Error, x.OwnerPID, x.OwnerHost = store.ExecutionQueued, nil, "", 0, ""

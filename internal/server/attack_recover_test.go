@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,4 +68,81 @@ func TestAttackResumptionSupersedesNoNewerQueuedCommit(t *testing.T) {
 	if st := d.status(y.ID); st == store.ExecutionSuperseded {
 		t.Fatalf("main's head %.7s (queued) was superseded by the resumption of the older %.7s", b, a)
 	}
+}
+
+// Attack (a cancel at the worst moment): a recovering daemon read the
+// cancels of an interrupted execution (Recover), queued its resumption,
+// and then marked it failed (MarkResumed). A `cutover cancel` of the
+// execution in between was accepted and lost: the execution was marked
+// failed over it and its resumption ran to production's approval. Now
+// MarkResumed reads the cancels in the transaction that ends the
+// execution and passes one on to the resumption.
+func TestAttackCancelBetweenResumptionAndMarkIsNotLost(t *testing.T) {
+	d := newDaemon(t)
+	ctx := context.Background()
+	x, rec, id := d.resumptionQueued(t)
+	if _, err := pipeline.RequestCancel(ctx, d.store, x.ID, "alice"); err != nil {
+		t.Fatalf("a cancel of the execution before it is marked: %v", err)
+	}
+	if err := d.eng.MarkResumed(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.status(x.ID); got != store.ExecutionCancelled {
+		t.Errorf("the interrupted execution whose cancel was asked: %s, want cancelled", got)
+	}
+	r, err := d.store.GetExecution(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != store.ExecutionCancelled || !strings.Contains(r.Error, "alice") {
+		t.Fatalf("its resumption: %s (%s), want cancelled by alice", r.Status, r.Error)
+	}
+	// A cancel after the mark names the resumption, the one to cancel.
+	if _, err := pipeline.RequestCancel(ctx, d.store, x.ID, "bob"); err == nil || !strings.Contains(err.Error(), "resumed as execution "+id) {
+		t.Fatalf("cancelling a resumed execution: %v, want its resumption %s named", err, id)
+	}
+}
+
+// Attack (kill -9, then a cancel): a daemon queued an interrupted
+// execution's resumption and was killed before it marked the execution;
+// the execution, still waiting in the store, was then cancelled. The next
+// start ended the execution cancelled but left its resumption queued,
+// which ran the cancelled work. Now the cancel reaches the resumption.
+func TestAttackCancelAfterAKilledResumptionStopsIt(t *testing.T) {
+	d := newDaemon(t)
+	ctx := context.Background()
+	x, _, id := d.resumptionQueued(t) // killed here, before MarkResumed
+	if _, err := pipeline.RequestCancel(ctx, d.store, x.ID, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	start(t, d.server())
+	waitFor(t, "the resumption to end", func() bool { return !store.ExecutionActive(d.status(id)) })
+	if got := d.status(id); got != store.ExecutionCancelled {
+		t.Fatalf("the resumption of a cancelled execution: %s, want cancelled", got)
+	}
+	if got := d.status(x.ID); got != store.ExecutionCancelled {
+		t.Fatalf("the interrupted execution: %s, want cancelled", got)
+	}
+}
+
+// resumptionQueued leaves an execution waiting at its approval with a dead
+// owner, recovered and its resumption queued, as a recovering daemon does
+// before MarkResumed.
+func (d *daemon) resumptionQueued(t *testing.T) (store.Execution, pipeline.Recovery, string) {
+	t.Helper()
+	ctx := context.Background()
+	x := d.waitingAtApproval(t, testenv.Git(t, d.repo, "rev-parse", "main"), deadPID(t))
+	stored, err := d.store.GetExecution(ctx, x.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := d.eng.Recover(ctx, stored)
+	if err != nil || rec.Resume == nil {
+		t.Fatalf("Recover: %+v, %v", rec, err)
+	}
+	id, err := d.server().Enqueue(ctx, *rec.Resume, store.Delivery{Source: pipeline.ResumeSource, ID: x.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x, rec, id
 }

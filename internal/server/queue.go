@@ -42,7 +42,7 @@ func (s *Server) Enqueue(ctx context.Context, t pipeline.Trigger, d store.Delive
 	x := pipeline.QueuedExecution(t, time.Now())
 	// A resumption supersedes nothing: it runs an older commit again, and a
 	// newer one of the branch queued meanwhile must still run.
-	supersede := s.Config.EffectivePipeline().Mode != config.ModeQueued && d.Source != resumeSource
+	supersede := s.Config.EffectivePipeline().Mode != config.ModeQueued && d.Source != pipeline.ResumeSource
 	var replace, waiting []store.Execution
 	if supersede {
 		active, err := s.Store.ActiveExecutions(ctx, s.Config.Project)
@@ -231,7 +231,7 @@ func (s *Server) resumeInterrupted(ctx context.Context) {
 		// Queued first, once (the delivery names x), then x is marked: a
 		// kill -9 between the two leaves x to the next start's recovery,
 		// which finds its resumption queued.
-		id, err := s.Enqueue(ctx, *rec.Resume, store.Delivery{Source: resumeSource, ID: x.ID})
+		id, err := s.Enqueue(ctx, *rec.Resume, store.Delivery{Source: pipeline.ResumeSource, ID: x.ID})
 		if err != nil && !errors.Is(err, store.ErrDuplicate) {
 			s.Log.Warn("resuming an interrupted execution", "execution", x.ID, "err", err)
 			continue
@@ -242,10 +242,6 @@ func (s *Server) resumeInterrupted(ctx context.Context) {
 		s.Log.Info("resuming an interrupted execution", "execution", x.ID, "as", id, "stage", rec.Resume.FromStage, "processes_killed", rec.Killed)
 	}
 }
-
-// resumeSource is the delivery source of an interrupted execution's
-// resumption, whose ID is the interrupted execution's.
-const resumeSource = "resume"
 
 // poll watches the environments' branches for new commits.
 func (s *Server) poll(ctx context.Context) {

@@ -35,13 +35,13 @@ func (s *Store) QueueExecution(ctx context.Context, e Execution, d Delivery, sup
 	existing := ""
 	err := s.Tx(ctx, func(tx *Tx) error {
 		if d.ID != "" {
-			err := tx.q.QueryRowContext(ctx, `SELECT execution_id FROM triggers WHERE source = ? AND delivery = ?`,
-				d.Source, d.ID).Scan(&existing)
+			var err error
+			existing, err = tx.DeliveryExecution(ctx, d)
 			if err == nil {
 				return fmt.Errorf("store: %s delivery %s queued execution %s: %w", d.Source, d.ID, existing, ErrDuplicate)
 			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("store: read triggers: %w", err)
+			if !errors.Is(err, ErrNotFound) {
+				return err
 			}
 		}
 		for _, id := range supersede {
@@ -71,6 +71,20 @@ func (s *Store) QueueExecution(ctx context.Context, e Execution, d Delivery, sup
 		return "", err
 	}
 	return e.ID, nil
+}
+
+// DeliveryExecution returns the execution delivery d queued, or an error
+// wrapping ErrNotFound when no such delivery was accepted.
+func (tx *Tx) DeliveryExecution(ctx context.Context, d Delivery) (string, error) {
+	var id string
+	err := tx.q.QueryRowContext(ctx, `SELECT execution_id FROM triggers WHERE source = ? AND delivery = ?`, d.Source, d.ID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("store: %s delivery %s: %w", d.Source, d.ID, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: read triggers: %w", err)
+	}
+	return id, nil
 }
 
 // Process is a process group an execution's command runs in.
