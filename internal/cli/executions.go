@@ -37,16 +37,16 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 			if len(args) == 1 {
 				x, err := m.Execution(ctx, args[0])
 				return g.show(x, err, func(w io.Writer) {
-					fmt.Fprintf(w, "execution %s: %s (%s %s at %.7s)%s\n", x.ID, x.Status, x.Trigger, x.Branch, x.Commit, ifSet("  %s", x.Error))
+					fmt.Fprintf(w, "execution %s: %s (%s %s at %.7s)%s\n", x.ID, x.Status, pipeline.TriggerLabel(x.Execution), x.Branch, x.Commit, ifSet("  %s", x.Error))
 					printStages(w, x.Execution)
 					printApprovals(w, x.ID, x.Approvals, time.Now())
 				})
 			}
 			list, err := m.Executions(ctx, limit)
 			return g.show(list, err, func(w io.Writer) {
-				fmt.Fprintln(w, "EXECUTION               TRIGGER       BRANCH        COMMIT   STATUS      STARTED")
+				fmt.Fprintln(w, "EXECUTION               TRIGGER         BRANCH        COMMIT   STATUS      STARTED")
 				for _, e := range list {
-					fmt.Fprintf(w, "%-23s %-13s %-13s %.7s  %-11s %s%s\n", e.ID, e.Trigger, e.Branch, e.Commit, e.Status, e.CreatedAt.Local().Format("01-02 15:04:05"), ifSet("  %s", e.Error))
+					fmt.Fprintf(w, "%-23s %-15s %-13s %.7s  %-11s %s%s\n", e.ID, pipeline.TriggerLabel(e), e.Branch, e.Commit, e.Status, e.CreatedAt.Local().Format("01-02 15:04:05"), ifSet("  %s", e.Error))
 				}
 			})
 		}),

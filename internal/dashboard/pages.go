@@ -226,11 +226,15 @@ func (h *Handler) environment(r *http.Request, s auth.Session) (string, any, err
 type executionRow struct {
 	store.Execution
 	Stages []pipeline.StageState
+	// Untrusted: a branch outside pipeline.trusted_branches, run as a pull
+	// request is (confined, without secrets, never deploying).
+	Untrusted bool
 }
 
 func readExecution(x store.Execution) executionRow {
 	row := executionRow{Execution: x}
 	_ = json.Unmarshal(x.Stages, &row.Stages) // opaque to the store; an unreadable one shows no stages
+	row.Untrusted = pipeline.TriggerLabel(x) != x.Trigger
 	return row
 }
 

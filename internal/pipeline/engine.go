@@ -195,6 +195,17 @@ func QueuedTrigger(x store.Execution) (Trigger, error) {
 	return t, nil
 }
 
+// TriggerLabel is how an execution's trigger is shown: its kind, and
+// "untrusted" before it when the daemon's pipeline.trusted_branches left
+// its branch out (it ran as a pull request does: confined, without
+// secrets, never deploying).
+func TriggerLabel(x store.Execution) string {
+	if t, err := QueuedTrigger(x); err == nil && t.UntrustedBranch {
+		return "untrusted " + x.Trigger
+	}
+	return x.Trigger
+}
+
 // ErrClaimed is returned by Run for a queued execution that another runner
 // claimed first, or that was superseded or cancelled before it started.
 var ErrClaimed = errors.New("the execution is no longer queued")

@@ -866,3 +866,39 @@ func TestDashboardLoginLinkRaceOpensOneSession(t *testing.T) {
 		t.Fatalf("%d sessions from one link, want 1", won)
 	}
 }
+
+// A branch outside pipeline.trusted_branches runs as a pull request does
+// (confined, no secrets, no deploys) though its trigger is a push: the
+// pages say so, where before the run showed as any push, only its skipped
+// stages telling why.
+func TestDashboardMarksAnUntrustedBranchRun(t *testing.T) {
+	d := newDashServer(t)
+	ctx := context.Background()
+	untrusted := pipeline.QueuedExecution(pipeline.Trigger{Kind: pipeline.TriggerPush, Project: d.Config.Project, Branch: "feature",
+		Commit: strings.Repeat("a", 40), UntrustedBranch: true}, time.Now())
+	trusted := pipeline.QueuedExecution(pipeline.Trigger{Kind: pipeline.TriggerPush, Project: d.Config.Project, Branch: "main",
+		Commit: strings.Repeat("b", 40)}, time.Now().Add(time.Second))
+	for _, x := range []store.Execution{untrusted, trusted} {
+		if err := d.Store.CreateExecution(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := d.browserAs(t, "viewer")
+	_, list, _ := b.get("/executions")
+	row := func(id string) string {
+		i := strings.Index(list, `data-key="x-`+id+`"`)
+		if i < 0 {
+			t.Fatalf("no row for %s:\n%s", id, list)
+		}
+		end := strings.Index(list[i:], "</tr>")
+		return list[i : i+end]
+	}
+	if !strings.Contains(row(untrusted.ID), "untrusted branch") || strings.Contains(row(trusted.ID), "untrusted branch") {
+		t.Fatalf("the list marks the wrong run:\n%s\n%s", row(untrusted.ID), row(trusted.ID))
+	}
+	for x, want := range map[string]bool{untrusted.ID: true, trusted.ID: false} {
+		if _, page, _ := b.get("/executions/" + x); strings.Contains(page, "untrusted branch") != want {
+			t.Fatalf("the page of %s says untrusted branch: %v, want %v", x, !want, want)
+		}
+	}
+}
