@@ -11,11 +11,13 @@ import (
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/auth"
+	"github.com/cutoverdev/cutover/internal/proxy"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
-// CookieName is the session cookie.
-const CookieName = "cutover_session"
+// CookieName is the session cookie; cutover's proxy never passes it on
+// to the apps it serves (a browser sends it to every port of the host).
+const CookieName = proxy.SessionCookie
 
 // session is the browser's live session, or auth.ErrNoSession.
 func (h *Handler) session(r *http.Request) (auth.Session, error) {

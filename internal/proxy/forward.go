@@ -636,9 +636,10 @@ func appendRequestHead(dst []byte, h *fasthttp.RequestHeader, local net.Addr, is
 	var xff []byte
 	seenProto, seenHost := false, false
 	skip := true // a continuation line follows its field's fate
+	cookie := false
 	for line := range headerLines(h.RawHeaders()) {
 		if line[0] == ' ' || line[0] == '\t' {
-			if !skip {
+			if !skip && !(cookie && bytes.Contains(line, sessionCookieName)) {
 				dst = appendUnfolded(dst, line)
 			}
 			continue
@@ -648,8 +649,13 @@ func appendRequestHead(dst []byte, h *fasthttp.RequestHeader, local net.Addr, is
 			skip = true
 			continue
 		}
-		skip = false
+		skip, cookie = false, false
 		switch {
+		case equalFold(k, "cookie"):
+			cookie = true
+			if bytes.Contains(v, sessionCookieName) {
+				dst, skip = appendCookieWithout(dst, v), true
+			}
 		case abs && equalFold(k, "host"):
 			skip = true
 		case isHopByHop(k), listedIn(conn, k) && !equalFold(k, "host"):
@@ -698,6 +704,48 @@ func appendRequestHead(dst []byte, h *fasthttp.RequestHeader, local net.Addr, is
 	}
 	if upgrade {
 		dst = append(append(append(dst, "Connection: Upgrade\r\nUpgrade: "...), h.Peek("Upgrade")...), '\r', '\n')
+	}
+	return append(dst, '\r', '\n')
+}
+
+// SessionCookie is the dashboard's session cookie. A browser sends a
+// host's cookies to every port of the host (RFC 6265 §8.5), so one logged
+// in to the dashboard on 127.0.0.1:8790 sends it to an app on
+// 127.0.0.1:8080 too; the proxy never passes it on to a target, so no app
+// it serves can read the dashboard with it.
+const SessionCookie = "cutover_session"
+
+var sessionCookieName = []byte(SessionCookie)
+
+// appendCookieWithout appends a Cookie field with value v's pairs but
+// those named SessionCookie, or nothing when none is left.
+func appendCookieWithout(dst, v []byte) []byte {
+	start := len(dst)
+	dst = append(dst, "Cookie: "...)
+	kept := 0
+	for len(v) > 0 {
+		pair := v
+		if i := bytes.IndexByte(v, ';'); i >= 0 {
+			pair, v = v[:i], v[i+1:]
+		} else {
+			v = nil
+		}
+		pair = bytes.TrimSpace(pair)
+		name := pair
+		if i := bytes.IndexByte(pair, '='); i >= 0 {
+			name = bytes.TrimSpace(pair[:i])
+		}
+		if len(pair) == 0 || bytes.Equal(name, sessionCookieName) {
+			continue
+		}
+		if kept > 0 {
+			dst = append(dst, "; "...)
+		}
+		dst = append(dst, pair...)
+		kept++
+	}
+	if kept == 0 {
+		return dst[:start]
 	}
 	return append(dst, '\r', '\n')
 }

@@ -71,9 +71,9 @@ func echoRequest(t *testing.T) string {
 		}
 		h := sha256.New()
 		n, _ := io.Copy(h, r.Body)
-		fmt.Fprintf(w, "proto=%s host=%s xff=%q xfp=%q real=%q fwd=%q len=%d sum=%s",
+		fmt.Fprintf(w, "proto=%s host=%s xff=%q xfp=%q real=%q fwd=%q cookie=%q len=%d sum=%s",
 			r.Proto, r.Host, r.Header.Values("X-Forwarded-For"), r.Header.Get("X-Forwarded-Proto"),
-			r.Header.Get("X-Real-IP"), r.Header.Get("Forwarded"), n, hex.EncodeToString(h.Sum(nil))[:12])
+			r.Header.Get("X-Real-IP"), r.Header.Get("Forwarded"), r.Header.Values("Cookie"), n, hex.EncodeToString(h.Sum(nil))[:12])
 	})
 	return hostOf(s)
 }

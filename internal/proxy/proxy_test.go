@@ -282,12 +282,7 @@ func TestForwardedHeaders(t *testing.T) {
 		seen <- h
 	}))
 	defer u.Close()
-	addr := freeAddr(t)
-	p := newTestProxy(t, Options{})
-	if err := p.Apply(context.Background(), State{Listeners: []Listener{oneRoute(addr, WeightedTarget{"e/u", 1})}, TargetGroups: []TargetGroup{tgOf("e/u", u)}}); err != nil {
-		t.Fatal(err)
-	}
-	waitState(t, p, "e/u", "healthy", 1)
+	_, addr := proxyTo(t, u)
 	req, _ := http.NewRequest("GET", "http://"+addr+"/x", nil)
 	req.Host = "app.example:8080"
 	req.Header.Set("X-Forwarded-For", "10.1.2.3")
@@ -330,12 +325,7 @@ func TestStreamingResponseArrivesIncrementally(t *testing.T) {
 	}))
 	defer u.Close()
 	defer close(release)
-	addr := freeAddr(t)
-	p := newTestProxy(t, Options{})
-	if err := p.Apply(context.Background(), State{Listeners: []Listener{oneRoute(addr, WeightedTarget{"e/u", 1})}, TargetGroups: []TargetGroup{tgOf("e/u", u)}}); err != nil {
-		t.Fatal(err)
-	}
-	waitState(t, p, "e/u", "healthy", 1)
+	_, addr := proxyTo(t, u)
 	resp, err := http.Get("http://" + addr + "/stream")
 	if err != nil {
 		t.Fatal(err)
@@ -410,12 +400,7 @@ func upgradeEcho(t *testing.T, addr string, pause time.Duration) {
 
 func TestUpgradeRoundTrip(t *testing.T) {
 	u := echoUpgrade(t)
-	addr := freeAddr(t)
-	p := newTestProxy(t, Options{})
-	if err := p.Apply(context.Background(), State{Listeners: []Listener{oneRoute(addr, WeightedTarget{"e/u", 1})}, TargetGroups: []TargetGroup{tgOf("e/u", u)}}); err != nil {
-		t.Fatal(err)
-	}
-	waitState(t, p, "e/u", "healthy", 1)
+	_, addr := proxyTo(t, u)
 	upgradeEcho(t, addr, 0)
 }
 

@@ -27,6 +27,7 @@ func FuzzAppendRequestHead(f *testing.F) {
 		"GET / HTTP/1.1\r\nHost: a\r\nConnection: close, X-A\r\nX-A: 1\r\nContent_Length: 9\r\n\r\n",
 		"GET http://b/x?y HTTP/1.1\r\nHost: a\r\nX-Folded: a\r\n b\r\n\r\n",
 		"GET / HTTP/1.0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1; cutover_session=S\r\nCookie: cutover_session=T;b\r\n\r\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -74,6 +75,9 @@ func FuzzAppendRequestHead(f *testing.F) {
 					t.Fatalf("field name %q: %q → %q", k, raw, out)
 				}
 			}
+		}
+		if sessionCookieIn(req) {
+			t.Fatalf("the dashboard's session cookie went on: %q → %q", raw, out)
 		}
 		if got := req.Header.Values("X-Forwarded-For"); len(got) != 1 || got[0] != ip.String() {
 			t.Fatalf("X-Forwarded-For %q, want the proxy's %s: %q → %q", got, ip, raw, out)
