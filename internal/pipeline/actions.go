@@ -341,7 +341,7 @@ func (r *run) afterStage(ctx context.Context, st config.Stage) error {
 		if full == "" {
 			continue
 		}
-		repo, _, _ := strings.Cut(full, ":"+r.vars["CUTOVER_COMMIT"])
+		repo := r.imageRepo(a.Service)
 		var digest string
 		for _, tag := range r.imageTags() {
 			d, err := r.e.Pusher.Push(ctx, repo+":"+tag)

@@ -198,14 +198,18 @@ func TestScheduledImagesAreTaggedNightly(t *testing.T) {
 	for _, tc := range []struct {
 		kind      string
 		untrusted bool
+		pr        string
 		want      string
 	}{
-		{TriggerSchedule, false, commit + " abababa latest main nightly-20261203"},
-		{TriggerPush, false, commit + " abababa latest main"},
-		{TriggerPullRequest, true, commit + " abababa pr-4"},
+		{TriggerSchedule, false, "", commit + " abababa latest main nightly-20261203"},
+		{TriggerPush, false, "", commit + " abababa latest main"},
+		// An untrusted run's tags are never a trusted run's: its author can
+		// choose a commit whose short form is a trusted commit's.
+		{TriggerPullRequest, true, "4", "pr-4-" + commit + " pr-4-abababa pr-4"},
+		{TriggerPush, true, "", "untrusted-" + commit + " untrusted-abababa"}, // a branch outside trusted_branches
 	} {
 		r := &run{kind: tc.kind, untrusted: tc.untrusted, exec: store.Execution{CreatedAt: created},
-			vars: map[string]string{"CUTOVER_COMMIT": commit, "CUTOVER_BRANCH": "main", "CUTOVER_PR": "4"}}
+			vars: map[string]string{"CUTOVER_COMMIT": commit, "CUTOVER_BRANCH": "main", "CUTOVER_PR": tc.pr}}
 		if got := strings.Join(r.imageTags(), " "); got != tc.want {
 			t.Errorf("%s: tags %q, want %q", tc.kind, got, tc.want)
 		}

@@ -394,9 +394,6 @@ func (r *run) confinedSpec(ctx context.Context, spec *docker.CommandSpec) error 
 	return nil
 }
 
-// imageTags are the tags of a built image: the full and short commit,
-// then, for a trusted run, latest and the branch; for a pull request
-// pr-NUMBER instead (never latest, never a deploy branch's name).
 // NightlyTag is the extra tag of a scheduled execution's images (seed 003's
 // nightly-<date>), from the day the execution was created, in UTC.
 func NightlyTag(created time.Time) string {
@@ -406,16 +403,27 @@ func NightlyTag(created time.Time) string {
 	return "nightly-" + created.UTC().Format("20060102")
 }
 
+// imageTags are the tags of a built image: the full and short commit,
+// then, for a trusted run, latest and the branch. An untrusted run's are
+// its own: pr-NUMBER- (or untrusted-) before the full and short commit,
+// and pr-NUMBER; never a commit alone, latest, or a deploy branch's name.
 func (r *run) imageTags() []string {
 	commit := r.vars["CUTOVER_COMMIT"]
-	tags := []string{commit, short.SHA(commit)}
 	if r.untrusted {
-		if n := r.vars["CUTOVER_PR"]; n != "" && n != "0" {
+		// Never a trusted run's tag: a pull request can choose its commit's
+		// short form (seven hex digits take minutes to collide), and its
+		// images go to the same repositories.
+		prefix, n := "untrusted-", r.vars["CUTOVER_PR"]
+		if n != "" && n != "0" {
+			prefix = "pr-" + n + "-"
+		}
+		tags := []string{prefix + commit, prefix + short.SHA(commit)}
+		if n != "" && n != "0" {
 			tags = append(tags, "pr-"+n)
 		}
 		return tags
 	}
-	tags = append(tags, "latest")
+	tags := []string{commit, short.SHA(commit), "latest"}
 	if b := tagUnsafe.ReplaceAllString(r.vars["CUTOVER_BRANCH"], "-"); b != "" {
 		tags = append(tags, b)
 	}

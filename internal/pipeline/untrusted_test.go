@@ -20,6 +20,7 @@ import (
 
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/proc"
+	"github.com/cutoverdev/cutover/internal/short"
 	"github.com/cutoverdev/cutover/internal/store"
 	"github.com/cutoverdev/cutover/internal/testenv"
 )
@@ -195,19 +196,25 @@ func TestPullRequestRunsConfinedWithTheBaseDefinition(t *testing.T) {
 	if out, err := exec.Command("docker", "ps", "-aq", "--filter", "label=dev.cutover.project="+f.project).Output(); err != nil || strings.TrimSpace(string(out)) != "" {
 		t.Fatalf("containers left after the run: %q %v", out, err)
 	}
-	// Its images carry the commit and pr-7, never latest nor the name of a deploy branch.
+	// Its images carry pr-7 and the commit behind pr-7-, never the commit
+	// alone (a trusted run's tag, whose short form a pull request can
+	// collide with), latest nor the name of a deploy branch.
 	out, err := exec.Command("docker", "images", "--format", "{{.Tag}}", "--filter", "label=dev.cutover.project="+f.project).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
 	tags := strings.Fields(string(out))
-	if !slices.Contains(tags, "pr-7") || slices.Contains(tags, "latest") || slices.Contains(tags, "main") {
+	if !slices.Contains(tags, "pr-7") || !slices.Contains(tags, "pr-7-"+f.pr) || slices.Contains(tags, "latest") || slices.Contains(tags, "main") ||
+		slices.Contains(tags, f.pr) || slices.Contains(tags, short.SHA(f.pr)) {
 		t.Fatalf("pull request image tags %v", tags)
 	}
 	for _, ref := range f.pushes.refs {
-		if strings.HasSuffix(ref, ":latest") || strings.HasSuffix(ref, ":main") {
+		if strings.HasSuffix(ref, ":latest") || strings.HasSuffix(ref, ":main") || strings.HasSuffix(ref, ":"+f.pr) || strings.HasSuffix(ref, ":"+short.SHA(f.pr)) {
 			t.Fatalf("pushed %s", ref)
 		}
+	}
+	if len(f.pushes.refs) == 0 {
+		t.Fatal("nothing pushed: the check above checked nothing")
 	}
 
 	// Retried (as `cutover retry` and a resumed daemon do), it is still a pull request.
@@ -346,7 +353,8 @@ func TestPushToAnUntrustedBranchRunsLikeAPullRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tags := strings.Fields(string(out)); slices.Contains(tags, "latest") || slices.Contains(tags, "feature") || !slices.Contains(tags, f.pr) {
+	if tags := strings.Fields(string(out)); slices.Contains(tags, "latest") || slices.Contains(tags, "feature") || slices.Contains(tags, f.pr) ||
+		!slices.Contains(tags, "untrusted-"+f.pr) {
 		t.Fatalf("untrusted branch image tags %v", tags)
 	}
 	if t.Failed() {
