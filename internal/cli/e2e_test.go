@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -279,5 +280,49 @@ func TestUpWithPortInUseOrFailingBuildChangesNothing(t *testing.T) {
 	}
 	if n := e.labelledContainers(); n != 0 {
 		t.Fatalf("a failed build left %d containers", n)
+	}
+}
+
+// Attack (found by a newcomer's audit): two CUTOVER_HOMEs on one engine
+// with the same project (a developer's and CI's, a test's and a user's)
+// each removed the other's tasks: the second home's `up production`
+// destroyed the first one's serving containers (they matched its labels),
+// and the first home's app answered 503 while its status said up. Now a
+// container carries the store that started it (dev.cutover.owner), and a
+// home lists, replaces and removes only its own.
+func TestAttackSecondHomeLeavesTheFirstHomesTasksAlone(t *testing.T) {
+	e := newE2E(t)
+	e.mustRun("up", "production")
+	if code, _, body := get(t, e.url("/api/health")); code != 200 {
+		t.Fatalf("the first home's production: %d %s", code, body)
+	}
+	// The same project from another home, on ports of its own.
+	other := testenv.CLI{Bin: e.bin, File: filepath.Join(filepath.Dir(e.file), "cutover-other.yaml"), Home: t.TempDir()}
+	yaml, err := os.ReadFile(e.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(yaml), fmt.Sprintf("port: %d,", e.port), fmt.Sprintf("port: %d,", testenv.FreePort(t)), 1)
+	text = regexp.MustCompile(`test_port: \d+`).ReplaceAllString(text, fmt.Sprintf("test_port: %d", testenv.FreePort(t)))
+	if err := os.WriteFile(other.File, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Run("down", "production"); other.Run("proxy", "stop") })
+	for _, args := range [][]string{{"up", "production"}, {"up", "production"}, {"down", "production"}} {
+		if out, errOut, err := other.Run(args...); err != nil {
+			t.Fatalf("the other home's cutover %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
+		}
+		if code, _, body := get(t, e.url("/api/health")); code != 200 {
+			t.Fatalf("after the other home's %s, the first home's production answers %d %s", strings.Join(args, " "), code, body)
+		}
+		if n := e.labelledContainers(); n < 3 {
+			t.Fatalf("after the other home's %s, %d containers of the project are left, want the first home's 3 at least", strings.Join(args, " "), n)
+		}
+	}
+	if n := e.labelledContainers(); n != 3 {
+		t.Fatalf("after the other home's down: %d containers of the project, want the first home's 3", n)
+	}
+	if out := e.mustRun("status", "production"); !strings.Contains(out, "up") {
+		t.Fatalf("the first home's status: %s", out)
 	}
 }

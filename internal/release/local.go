@@ -58,6 +58,14 @@ func (m *Manager) runtime(ctx context.Context) (*docker.Runtime, error) {
 		if err != nil {
 			return nil, err
 		}
+		if m.Store != nil {
+			id, err := m.Store.ID(ctx)
+			if err != nil {
+				rt.Close()
+				return nil, err
+			}
+			rt.SetOwner(id)
+		}
 		c.rt = rt
 	}
 	return c.rt, nil

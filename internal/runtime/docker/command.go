@@ -43,7 +43,7 @@ func (r *Runtime) RunCommand(ctx context.Context, spec CommandSpec) (int, error)
 	}
 	// Host networking: trusted commands reach 127.0.0.1 services as the host does.
 	hc := &container.HostConfig{Binds: binds, NetworkMode: "host"}
-	cfg := &container.Config{Image: spec.Image, Cmd: spec.Cmd, Env: spec.Env, WorkingDir: spec.WorkDir, Labels: spec.Labels.Map()}
+	cfg := &container.Config{Image: spec.Image, Cmd: spec.Cmd, Env: spec.Env, WorkingDir: spec.WorkDir, Labels: r.containerLabels(spec.Labels)}
 	if spec.Confined {
 		pids := int64(512)
 		hc.NetworkMode, hc.CapDrop, hc.SecurityOpt = "none", []string{"ALL"}, []string{"no-new-privileges"}

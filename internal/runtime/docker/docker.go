@@ -31,6 +31,31 @@ type Runtime struct {
 
 	mu    sync.Mutex
 	auths map[string]string // registry host → X-Registry-Auth (push.go)
+
+	owner string // the store whose containers these are (SetOwner)
+}
+
+// SetOwner makes the containers this runtime starts carry store id's
+// LabelOwner, and its lists (ListTasks, RemoveTasks) leave out containers
+// another store owns: two CUTOVER_HOMEs with the same project on one engine
+// then never remove each other's tasks. Call it before the runtime is used.
+func (r *Runtime) SetOwner(id string) { r.owner = id }
+
+// containerLabels are the labels of a container this runtime starts for l.
+func (r *Runtime) containerLabels(l Labels) map[string]string {
+	m := l.Map()
+	if r.owner != "" {
+		m[LabelOwner] = r.owner
+	}
+	return m
+}
+
+// foreign reports whether a container with these labels belongs to
+// another store than this runtime's. One without LabelOwner (started by a
+// cutover before the label) counts as this runtime's, as it did then.
+func (r *Runtime) foreign(labels map[string]string) bool {
+	o := labels[LabelOwner]
+	return r.owner != "" && o != "" && o != r.owner
 }
 
 // EngineUnreachableError says that the Docker engine did not answer, and how

@@ -13,6 +13,11 @@ const (
 	// LabelExecution marks a pipeline command's container with its execution,
 	// so that a restarted daemon removes what a killed one left running.
 	LabelExecution = "dev.cutover.execution"
+	// LabelOwner is the ID of the store (store.Store.ID) whose cutover
+	// started the container (Runtime.SetOwner). Images carry LabelStore,
+	// which a container inherits from its image and which names the store
+	// that built the image, not the one that runs it: so a label of its own.
+	LabelOwner = "dev.cutover.owner"
 )
 
 // Label keys carried by the images cutover builds.

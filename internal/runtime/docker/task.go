@@ -125,7 +125,7 @@ func (r *Runtime) startTask(ctx context.Context, spec TaskSpec) (Task, error) {
 	cfg := &container.Config{
 		Image:  spec.Image,
 		Env:    envList(spec.Env),
-		Labels: spec.Labels.Map(),
+		Labels: r.containerLabels(spec.Labels),
 		Cmd:    spec.Cmd,
 	}
 	if spec.StopTimeout > 0 {
@@ -283,6 +283,9 @@ func (r *Runtime) ListTasks(ctx context.Context, filter Labels) ([]Task, error) 
 	}
 	tasks := make([]Task, 0, len(res.Items))
 	for _, s := range res.Items {
+		if r.foreign(s.Labels) {
+			continue // another CUTOVER_HOME's, of a project of the same name
+		}
 		// The list summary lacks exit code and times; inspect gives the full picture.
 		t, err := r.Inspect(ctx, s.ID)
 		if cerrdefs.IsNotFound(err) {
