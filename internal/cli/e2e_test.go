@@ -267,6 +267,7 @@ func TestUpWithPortInUseOrFailingBuildChangesNothing(t *testing.T) {
 	if n := e.labelledContainers(); n != 0 {
 		t.Fatalf("a refused up left %d containers", n)
 	}
+	e.noProxy("a refused up") // it started one, and it routes nothing
 
 	// A build command that fails: the message names the service and the command.
 	y, _ := os.ReadFile(e.file)
@@ -280,6 +281,17 @@ func TestUpWithPortInUseOrFailingBuildChangesNothing(t *testing.T) {
 	}
 	if n := e.labelledContainers(); n != 0 {
 		t.Fatalf("a failed build left %d containers", n)
+	}
+	e.noProxy("a failed build")
+}
+
+// noProxy fails the test when a load balancer answers for the home: after
+// what, a command that failed before deploying anything (found by a
+// newcomer's audit: it left the one it started running).
+func (e *e2e) noProxy(what string) {
+	e.t.Helper()
+	if out, _, err := e.run("proxy", "status"); err == nil {
+		e.t.Fatalf("%s left a load balancer running:\n%s", what, out)
 	}
 }
 
@@ -325,4 +337,21 @@ func TestAttackSecondHomeLeavesTheFirstHomesTasksAlone(t *testing.T) {
 	if out := e.mustRun("status", "production"); !strings.Contains(out, "up") {
 		t.Fatalf("the first home's status: %s", out)
 	}
+}
+
+// A daemon whose address is taken fails with the address named and leaves
+// no load balancer running (it had started one; found by a newcomer's
+// audit).
+func TestServeOnATakenAddressLeavesNoProxy(t *testing.T) {
+	e := newE2E(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, errOut, err := e.run("serve", "--addr", l.Addr().String())
+	if err == nil || !strings.Contains(errOut, "cannot listen on "+l.Addr().String()) {
+		t.Fatalf("serve on a taken address: %v\n%s", err, errOut)
+	}
+	e.noProxy("serve on a taken address")
 }

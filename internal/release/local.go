@@ -23,6 +23,9 @@ type connections struct {
 	mu    sync.Mutex
 	rt    *docker.Runtime
 	proxy *proxy.Client
+	// startedProxy: no load balancer answered for the home, and this
+	// Manager started it (StopIdleProxy).
+	startedProxy bool
 }
 
 func (c *connections) close() {
@@ -84,6 +87,7 @@ func (m *Manager) proxyClient() *proxy.Client {
 
 // startedProxy makes sure the load balancer runs (StartProxy) and returns its client.
 func (m *Manager) startedProxy(ctx context.Context) (*proxy.Client, error) {
+	_, pingErr := proxy.NewClient(m.Home).Ping(ctx)
 	pc, err := startProxy(ctx, m.Home, m.Binary)
 	if err != nil {
 		return nil, err
@@ -92,7 +96,30 @@ func (m *Manager) startedProxy(ctx context.Context) (*proxy.Client, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.proxy = pc
+	c.startedProxy = c.startedProxy || pingErr != nil
 	return pc, nil
+}
+
+// StopIdleProxy stops the load balancer this Manager started if it routes
+// nothing: a command that failed before anything was deployed (a port in
+// use, a failed build, a daemon whose address is taken) leaves no process
+// behind. One that was running already, or that serves any listener (an
+// environment's persisted routes), is left running.
+func (m *Manager) StopIdleProxy(ctx context.Context) {
+	c := m.connections()
+	c.mu.Lock()
+	started, pc := c.startedProxy, c.proxy
+	c.mu.Unlock()
+	if !started || pc == nil {
+		return
+	}
+	st, _, err := pc.State(ctx)
+	if err != nil || len(st.Listeners) > 0 {
+		return
+	}
+	if err := proxy.Stop(ctx, m.Home, 5*time.Second); err != nil {
+		m.log().Warn("stopping the load balancer this command started", "err", err)
+	}
 }
 
 // StartProxy starts the load balancer detached unless one already answers

@@ -85,5 +85,11 @@ func Serve(ctx context.Context, m *release.Manager, o DaemonOptions) error {
 			o.OnReady(scheme + "://" + srv.Address())
 		}()
 	}
-	return srv.Run(ctx)
+	err = srv.Run(ctx)
+	select {
+	case <-srv.Ready():
+	default: // it never listened (its address is taken): leave no load balancer behind
+		m.StopIdleProxy(context.WithoutCancel(ctx))
+	}
+	return err
 }
