@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func run(t *testing.T, dir string, args ...string) (int, string, string) {
@@ -130,4 +133,21 @@ func TestJSONOutputErrorsAreJSON(t *testing.T) {
 			t.Errorf("%v: exit %d stdout %q stderr %q", args, code, out, errOut)
 		}
 	}
+}
+
+// A backquoted word in a flag's usage is taken by --help (and the man
+// pages) for the flag's value placeholder: `--to cutover history ENV`.
+func TestNoFlagUsageHasABackquote(t *testing.T) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			if strings.Contains(f.Usage, "`") {
+				t.Errorf("cutover %s --%s: a backquote in its usage becomes its placeholder in --help: %q", c.CommandPath(), f.Name, f.Usage)
+			}
+		})
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRoot(&globals{}))
 }

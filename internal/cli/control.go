@@ -62,6 +62,6 @@ func newRollbackCmd(g *globals) *cobra.Command {
 		"revision is deployed again through the environment's strategy, without rebuilding.\n" +
 		"--to REVISION deploys that revision of the environment again instead (see `cutover history`)."
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long tasks may take to become healthy when redeploying")
-	cmd.Flags().StringVar(&o.To, "to", "", "deploy this revision of the environment again (an id from `cutover history ENV`)")
+	cmd.Flags().StringVar(&o.To, "to", "", "deploy this revision of the environment again (an id from cutover history ENV)")
 	return cmd
 }

@@ -67,7 +67,7 @@ func newUpCmd(g *globals) *cobra.Command {
 	cmd := g.onArg("up", "ENV", "Build the services, start them behind the load balancer and wait until healthy", func(ctx context.Context, m *release.Manager, env string) error {
 		res, err := m.Up(ctx, env, o)
 		return g.showResult(res, err, func(w io.Writer) {
-			fmt.Fprintf(w, "%s/%s is up: revision %s\n  production: %s\n  test:       %s\n", res.Project, res.Environment, res.Revision, res.URL, res.TestURL)
+			fmt.Fprintf(w, "%s/%s is up: revision %s\n  url:      %s\n  test url: %s (the test listener)\n", res.Project, res.Environment, res.Revision, res.URL, res.TestURL)
 		})
 	})
 	cmd.Long = "Builds every service's image from the working tree, starts the proxy if it is not running,\n" +

@@ -128,7 +128,7 @@ func newExportCloudFormationCmd(g *globals, outDir *string) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVarP(&dir, "dir", "d", "cloudformation", "directory to write the templates into (`--output DIR` works too; --output text|json is the report's format)")
+	cmd.Flags().StringVarP(&dir, "dir", "d", "cloudformation", "directory to write the templates into (--output DIR works too, unless DIR is text or json: those set the report's format)")
 	cmd.Flags().StringVar(&format, "format", "yaml", "template format: yaml or json")
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -142,11 +143,24 @@ func beforeSyntaxError(filename string, data []byte, line int) Problems {
 
 var yamlLineRe = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
+// yamlParserErrors are the messages of yaml.v3's parser (parserc.go), whose
+// "line N" is the mark's zero-based line: one line before the line meant
+// (its scanner's errors count from one).
+var yamlParserErrors = []string{
+	"did not find expected ',' or ']'", "did not find expected ',' or '}'", "did not find expected '-' indicator",
+	"did not find expected key", "did not find expected node content", "found undefined tag handle",
+	"did not find expected <document start>", "did not find expected <stream-start>",
+	"found duplicate %TAG directive", "found duplicate %YAML directive", "found incompatible YAML document",
+}
+
 func syntaxProblem(file string, err error) Problem {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	p := Problem{File: file, Message: "malformed YAML: " + msg + " (check indentation and quoting from this line to the end of its block)"}
 	if g := yamlLineRe.FindStringSubmatch(err.Error()); g != nil {
 		p.Line, _ = strconv.Atoi(g[1])
+		if slices.Contains(yamlParserErrors, g[2]) {
+			p.Line++
+		}
 		p.Message = "malformed YAML: " + g[2] + " (check indentation and quoting from this line to the end of its block)"
 	}
 	return p

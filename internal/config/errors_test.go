@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,6 +87,34 @@ func TestEveryPhaseInOneRun(t *testing.T) {
 	for i, w := range want {
 		if !strings.HasPrefix(ps[i].String(), w) {
 			t.Errorf("problem %d: %s\nwant prefix %s", i, ps[i], w)
+		}
+	}
+}
+
+// Malformed YAML is reported at the line where the broken construct
+// starts: yaml.v3's parser counts its lines from zero (its scanner from
+// one), so "did not find expected ',' or '}'" for a flow mapping opened on
+// line 5 said line 4 (found by a newcomer's audit).
+func TestMalformedYAMLNamesTheLineItStarts(t *testing.T) {
+	head := "version: 1\nproject: shop\nservices:\n"
+	for _, c := range []struct {
+		body string
+		line int
+	}{
+		{"  web:\n    image: {web:1\n    port: 80\n", 5},  // flow mapping opened on line 5
+		{"  web:\n    image: [web:1\n    port: 80\n", 5},  // flow sequence opened on line 5
+		{"  - web\n  web: 1\n", 4},                        // block sequence starting on line 4
+		{"  web:\n    image: web:1\n\tport: 80\n", 5},     // a tab: the scalar it continues, on line 5
+		{"  web:\n    image: \"web:1\n    port: 80\n", 5}, // an unclosed quote opened on line 5
+		{"  web:\n    image: web:1\n  port: 80: 1\n", 6},  // mapping values not allowed, on line 6
+	} {
+		_, err := Parse("c.yaml", []byte(head+c.body))
+		if err == nil {
+			t.Fatalf("%q: parsed", c.body)
+		}
+		want := fmt.Sprintf("c.yaml:%d: malformed YAML", c.line)
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", c.body, err, want)
 		}
 	}
 }

@@ -325,12 +325,7 @@ func TestRollbackDuringTerminationWaitIsATrafficFlip(t *testing.T) {
 }
 
 func TestManualContinueWaitsForRequest(t *testing.T) {
-	h := newHarness(t, 1, `    strategy:
-      type: blue_green
-      manual_continue: true
-      ready_wait: 1h
-      termination_wait: 0s`)
-	h.serving("blue", "r-1")
+	h := manualContinueHarness(t)
 	var wg sync.WaitGroup
 	var atContinue []fakeCall
 	var phaseAtContinue string
@@ -528,4 +523,50 @@ func TestInterruptedDeploymentIsReconciledByNextController(t *testing.T) {
 	if h.envState().Revision != "r-1" {
 		t.Errorf("serving %q, want r-1", h.envState().Revision)
 	}
+}
+
+// A `cutover continue` sent before the deployment waits for it is refused
+// (found by a newcomer's audit: it was accepted, and the wait it was meant
+// for ended at once when the deployment reached it, before anyone saw the
+// new set on the test listener).
+func TestContinueBeforeTheWaitIsRefused(t *testing.T) {
+	h := manualContinueHarness(t)
+	var wg sync.WaitGroup
+	var early error
+	var atContinue []fakeCall
+	h.onPhase = func(p string) {
+		switch p {
+		case "AllowTestTraffic":
+			_, early = Request(context.Background(), h.store, testProject, testEnv, RequestContinue, "eager")
+		case "ReadyWait":
+			wg.Go(func() {
+				time.Sleep(300 * time.Millisecond) // many ticks: the early continue must not have ended it
+				atContinue = h.fake.recorded()
+				h.request(RequestContinue)
+			})
+		}
+	}
+	d := h.deploy(h.revision("r-2"))
+	wg.Wait()
+	wantStatus(t, d, store.DeploymentSucceeded, "Succeeded")
+	for _, c := range atContinue {
+		if c.Op == "route" && c.Routing.Production["green"] > 0 {
+			t.Errorf("production traffic moved before the continue sent in the wait: %s", c)
+		}
+	}
+	if early == nil || !strings.Contains(early.Error(), "not waiting for `cutover continue`") || !strings.Contains(early.Error(), "AllowTestTraffic") {
+		t.Errorf("a continue before the wait: %v, want it refused naming the phase", early)
+	}
+}
+
+// manualContinueHarness is a blue/green environment that waits for
+// `cutover continue` (an hour at most), serving r-1 on blue.
+func manualContinueHarness(t *testing.T) *harness {
+	h := newHarness(t, 1, `    strategy:
+      type: blue_green
+      manual_continue: true
+      ready_wait: 1h
+      termination_wait: 0s`)
+	h.serving("blue", "r-1")
+	return h
 }

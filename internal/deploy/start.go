@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -146,6 +147,16 @@ func Request(ctx context.Context, s *store.Store, project, env, kind, who string
 	}
 	if err != nil {
 		return d, err
+	}
+	if kind == RequestContinue {
+		// A continue is read by the wait it ends: one sent earlier would
+		// end the wait for `cutover continue` before anyone saw the new set
+		// there. AWS refuses one itself (a driven deployment, st.Cloud).
+		var st State
+		if json.Unmarshal(d.Data, &st) == nil && st.Cloud == nil && d.Phase != PhaseReadyWait.String() {
+			return d, fmt.Errorf("deployment %s of %s/%s is in phase %s, not waiting for `cutover continue` (it waits in phase ReadyWait): run it once `cutover status %s` shows it waiting",
+				d.ID, project, env, d.Phase, env)
+		}
 	}
 	_, err = s.AppendEvent(ctx, store.Event{Project: project, Environment: env, Kind: kind, Message: who})
 	return d, err

@@ -83,6 +83,9 @@ func LocalTrigger(ctx context.Context, file string, o TriggerOptions) (pipeline.
 	t := pipeline.Trigger{Kind: o.Kind, Repo: cmp.Or(o.Repo, top), Branch: o.Branch, Commit: o.Commit, ConfigPath: rel, PR: o.PR, Author: auth.LocalUser().Name, Base: o.Base}
 	if t.Branch == "" {
 		if t.Branch, err = CurrentBranch(ctx, top); err != nil || t.Branch == "HEAD" {
+			if _, err := gitOut(ctx, top, "rev-parse", "--verify", "--quiet", "HEAD"); err != nil {
+				return t, UsageError{fmt.Sprintf("the repository %s has no commit yet: commit your files first (git add -A && git commit -m ...), the pipeline runs a commit", top)}
+			}
 			return t, UsageError{"--branch: the repository is on a detached HEAD; name the branch to run"}
 		}
 	}

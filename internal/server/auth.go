@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/cutoverdev/cutover/internal/auth"
@@ -311,6 +312,13 @@ func (s *Server) checkExposure() error {
 func CheckExposure(addr, tlsCert, tlsKey string, behindProxy bool) error {
 	if (tlsCert == "") != (tlsKey == "") {
 		return errors.New("cutover serve: --tls-cert and --tls-key go together: give both, or neither")
+	}
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		example := "127.0.0.1:8790"
+		if _, err := strconv.ParseUint(addr, 10, 16); err == nil {
+			example = "127.0.0.1:" + addr
+		}
+		return fmt.Errorf("cutover serve: --addr %q is not HOST:PORT (write %s, for instance)", addr, example)
 	}
 	if tlsCert != "" {
 		if _, err := tls.LoadX509KeyPair(tlsCert, tlsKey); err != nil {

@@ -328,6 +328,13 @@ func TestServeRefusesANonLoopbackAddressWithoutTLS(t *testing.T) {
 			t.Fatalf("serve on %s without TLS: %v, want a refusal naming --tls-cert and --behind-proxy", addr, err)
 		}
 	}
+	// A bare port is no address (it was refused as reachable from other machines).
+	for addr, want := range map[string]string{"8791": `--addr "8791" is not HOST:PORT (write 127.0.0.1:8791`, "localhost": `--addr "localhost" is not HOST:PORT (write 127.0.0.1:8790`} {
+		s := &Server{Config: cfg, Store: st, Addr: addr}
+		if err := s.Run(context.Background()); err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("serve on %s: %v, want %q", addr, err, want)
+		}
+	}
 	s := &Server{Config: cfg, Store: st, Addr: "0.0.0.0:0", TLSCert: "cert.pem"}
 	if err := s.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "go together") {
 		t.Fatalf("a certificate without a key: %v", err)
