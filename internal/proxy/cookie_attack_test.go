@@ -91,7 +91,7 @@ func TestAppendRequestHeadDropsOnlyTheSessionCookie(t *testing.T) {
 		{"Cookie: a=1\r\n", "Cookie: a=1\r\n"},
 		{"Cookie: " + SessionCookie + "=S\r\n", ""},
 		{"cookie: a=1; " + SessionCookie + " = S ; b=2\r\n", "Cookie: a=1; b=2\r\n"},
-		{"Cookie: a=1;\r\n " + SessionCookie + "=S\r\n", "Cookie: a=1;\r\n"},
+		{"Cookie: a=1;\r\n " + SessionCookie + "=S\r\n", "Cookie: a=1\r\n"},
 		{"Cookie: a=1\r\nCookie: " + SessionCookie + "=S\r\nCookie: b=2\r\n", "Cookie: a=1\r\nCookie: b=2\r\n"},
 		{"Cookie: ;;" + SessionCookie + ";;\r\n", ""},
 		{"X-Note: " + SessionCookie + "=S\r\n", ""}, // not a cookie: passed on as any field

@@ -636,31 +636,32 @@ func appendRequestHead(dst []byte, h *fasthttp.RequestHeader, local net.Addr, is
 	var xff []byte
 	seenProto, seenHost := false, false
 	skip := true // a continuation line follows its field's fate
-	cookie := false
+	// cookie is where the Cookie field being written starts in dst, or -1:
+	// once it is whole (its continuation lines unfolded onto it), a field
+	// with the session cookie is written again without it.
+	cookie := -1
 	for line := range headerLines(h.RawHeaders()) {
 		if line[0] == ' ' || line[0] == '\t' {
-			if !skip && !(cookie && bytes.Contains(line, sessionCookieName)) {
+			if !skip {
 				dst = appendUnfolded(dst, line)
 			}
 			continue
 		}
+		dst, cookie = dropSessionCookie(dst, cookie), -1
 		k, v, ok := splitField(line)
 		if !ok {
 			skip = true
 			continue
 		}
-		skip, cookie = false, false
+		skip = false
 		switch {
-		case equalFold(k, "cookie"):
-			cookie = true
-			if bytes.Contains(v, sessionCookieName) {
-				dst, skip = appendCookieWithout(dst, v), true
-			}
 		case abs && equalFold(k, "host"):
 			skip = true
 		case isHopByHop(k), listedIn(conn, k) && !equalFold(k, "host"):
 			// Host was routed by and stays, whatever Connection lists.
 			skip = true
+		case equalFold(k, "cookie"):
+			cookie = len(dst)
 		case equalFoldName(k, "x-forwarded-for"):
 			skip = true
 			if trusted {
@@ -680,6 +681,7 @@ func appendRequestHead(dst []byte, h *fasthttp.RequestHeader, local net.Addr, is
 			dst = append(append(dst, line...), '\r', '\n')
 		}
 	}
+	dst = dropSessionCookie(dst, cookie)
 	dst = append(dst, "X-Forwarded-For: "...)
 	if len(xff) > 0 {
 		dst = append(append(dst, xff...), ", "...)
@@ -717,6 +719,22 @@ const SessionCookie = "cutover_session"
 
 var sessionCookieName = []byte(SessionCookie)
 
+// dropSessionCookie writes again the Cookie field that dst ends with from
+// offset start (its line, continuation lines unfolded onto it) without the
+// session cookie, when it has it; start -1: no Cookie field.
+func dropSessionCookie(dst []byte, start int) []byte {
+	if start < 0 || !bytes.Contains(dst[start:], sessionCookieName) {
+		return dst
+	}
+	line := dst[start : len(dst)-2]
+	var buf [512]byte
+	// Not splitField's value: bytes.TrimSpace takes the U+00A0 or U+3000
+	// that the last pair's value may end with. Copied: the field is written
+	// over where it was.
+	v := append(buf[:0], trimOWS(line[bytes.IndexByte(line, ':')+1:])...)
+	return appendCookieWithout(dst[:start], v)
+}
+
 // appendCookieWithout appends a Cookie field with value v's pairs but
 // those named SessionCookie, or nothing when none is left.
 func appendCookieWithout(dst, v []byte) []byte {
@@ -730,10 +748,13 @@ func appendCookieWithout(dst, v []byte) []byte {
 		} else {
 			v = nil
 		}
-		pair = bytes.TrimSpace(pair)
+		// Only SP and HTAB are spaces around a pair (RFC 6265 §5.4's OWS):
+		// bytes.TrimSpace also took the U+00A0 or U+3000 an app's value
+		// may end with.
+		pair = trimOWS(pair)
 		name := pair
 		if i := bytes.IndexByte(pair, '='); i >= 0 {
-			name = bytes.TrimSpace(pair[:i])
+			name = trimOWS(pair[:i])
 		}
 		if len(pair) == 0 || bytes.Equal(name, sessionCookieName) {
 			continue
@@ -748,6 +769,17 @@ func appendCookieWithout(dst, v []byte) []byte {
 		return dst[:start]
 	}
 	return append(dst, '\r', '\n')
+}
+
+// trimOWS trims SP and HTAB from both ends of b.
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
 }
 
 // framing is how the body of a target's answer ends, and so how it is

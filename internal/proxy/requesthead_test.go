@@ -28,6 +28,7 @@ func FuzzAppendRequestHead(f *testing.F) {
 		"GET http://b/x?y HTTP/1.1\r\nHost: a\r\nX-Folded: a\r\n b\r\n\r\n",
 		"GET / HTTP/1.0\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1; cutover_session=S\r\nCookie: cutover_session=T;b\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nCookie: cutover_session=S;\r\n a=1\r\n\r\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -79,8 +80,35 @@ func FuzzAppendRequestHead(f *testing.F) {
 		if sessionCookieIn(req) {
 			t.Fatalf("the dashboard's session cookie went on: %q → %q", raw, out)
 		}
+		if in, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw))); err == nil {
+			// The app's own cookies go on as the client sent them: the
+			// session's drop takes that pair and nothing else.
+			if sent, got := appCookies(in), appCookies(req); !slices.Equal(sent, got) {
+				t.Fatalf("the app's cookies %q, the client's %q: %q → %q", got, sent, raw, out)
+			}
+		}
 		if got := req.Header.Values("X-Forwarded-For"); len(got) != 1 || got[0] != ip.String() {
 			t.Fatalf("X-Forwarded-For %q, want the proxy's %s: %q → %q", got, ip, raw, out)
 		}
 	})
+}
+
+// appCookies lists the pairs of r's Cookie fields but the session's, each
+// with its runs of SP and HTAB as one space, as an app that takes any bytes
+// reads them.
+func appCookies(r *http.Request) []string {
+	var pairs []string
+	for _, f := range r.Header.Values("Cookie") {
+		for pair := range strings.SplitSeq(f, ";") {
+			pair = strings.Trim(strings.ReplaceAll(pair, "\t", " "), " ")
+			for strings.Contains(pair, "  ") {
+				pair = strings.ReplaceAll(pair, "  ", " ")
+			}
+			name, _, _ := strings.Cut(pair, "=")
+			if pair != "" && strings.Trim(name, " \t") != SessionCookie {
+				pairs = append(pairs, pair)
+			}
+		}
+	}
+	return pairs
 }
