@@ -21,7 +21,10 @@ import (
 // It looks and asks in one transaction, so a cancel is never recorded for
 // an execution that ended meanwhile (a recovering daemon reads the cancels
 // of what it resumes in the transaction that ends it: MarkResumed). An
-// execution that was resumed names its resumption, the one to cancel.
+// execution that was resumed names its resumption, the one to cancel; one
+// still active whose resumption is queued (its recovering daemon was killed
+// before MarkResumed) passes the cancel on to it, which another daemon may
+// already run.
 // It returns the execution as it was when asked.
 func RequestCancel(ctx context.Context, s *store.Store, id, who string) (store.Execution, error) {
 	var x store.Execution
@@ -37,9 +40,54 @@ func RequestCancel(ctx context.Context, s *store.Store, id, who string) (store.E
 			}
 			return err
 		}
-		return cancelIn(ctx, tx, x, who)
+		if err := cancelIn(ctx, tx, x, who); err != nil {
+			return err
+		}
+		// A daemon killed between queueing x's resumption and marking x
+		// left x active: the resumption, which another daemon may already
+		// run, is x's work, and is cancelled with it.
+		return passOnCancel(ctx, tx, x.ID, who)
 	})
 	return x, err
+}
+
+// resumptions returns the resumption of execution id, the resumption of
+// that one if it was resumed in its turn, and so on.
+func resumptions(ctx context.Context, tx *store.Tx, id string) ([]store.Execution, error) {
+	var rs []store.Execution
+	for len(rs) < 100 { // each is newer than the one it resumes; bounded all the same
+		next, err := tx.DeliveryExecution(ctx, store.Delivery{Source: ResumeSource, ID: id})
+		if errors.Is(err, store.ErrNotFound) {
+			return rs, nil
+		}
+		if err != nil {
+			return rs, err
+		}
+		r, err := tx.GetExecution(ctx, next)
+		if err != nil {
+			return rs, err
+		}
+		rs = append(rs, r)
+		id = r.ID
+	}
+	return rs, nil
+}
+
+// passOnCancel asks, inside tx, every active resumption of execution id
+// (resumptions) to stop on behalf of who.
+func passOnCancel(ctx context.Context, tx *store.Tx, id, who string) error {
+	rs, err := resumptions(ctx, tx, id)
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		if store.ExecutionActive(r.Status) {
+			if err := cancelIn(ctx, tx, r, who); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // cancelIn asks active execution x to stop inside tx (RequestCancel).
@@ -105,18 +153,7 @@ func endCancelled(ctx context.Context, tx *store.Tx, x store.Execution, gen int6
 	if _, err := tx.UpdateExecution(ctx, x, gen); err != nil {
 		return err
 	}
-	id, err := tx.DeliveryExecution(ctx, store.Delivery{Source: ResumeSource, ID: x.ID})
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	r, err := tx.GetExecution(ctx, id)
-	if err != nil || !store.ExecutionActive(r.Status) {
-		return err
-	}
-	return cancelIn(ctx, tx, r, ev.Message)
+	return passOnCancel(ctx, tx, x.ID, ev.Message)
 }
 
 // watchCancel ends the actions' context, with the cancel as its cause, as

@@ -116,7 +116,9 @@ func TestAttackCancelAfterAKilledResumptionStopsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	start(t, d.server())
-	waitFor(t, "the resumption to end", func() bool { return !store.ExecutionActive(d.status(id)) })
+	waitFor(t, "the resumption and the execution to end", func() bool {
+		return !store.ExecutionActive(d.status(id)) && !store.ExecutionActive(d.status(x.ID))
+	})
 	if got := d.status(id); got != store.ExecutionCancelled {
 		t.Fatalf("the resumption of a cancelled execution: %s, want cancelled", got)
 	}
