@@ -35,8 +35,15 @@ func RequestCancel(ctx context.Context, s *store.Store, id, who string) (store.E
 		}
 		if !store.ExecutionActive(x.Status) {
 			err := fmt.Errorf("execution %s already %s", x.ID, x.Status)
-			if r, rerr := tx.DeliveryExecution(ctx, store.Delivery{Source: ResumeSource, ID: x.ID}); rerr == nil {
-				err = fmt.Errorf("%w; it was resumed as execution %s: cancel that one (cutover cancel %s)", err, r, r)
+			// The resumption to name is the one that runs: a resumption
+			// may have been resumed in its turn, or have ended.
+			if rs, rerr := resumptions(ctx, tx, x.ID); rerr == nil && len(rs) > 0 {
+				r := rs[len(rs)-1]
+				if store.ExecutionActive(r.Status) {
+					err = fmt.Errorf("%w; it was resumed as execution %s: cancel that one (cutover cancel %s)", err, r.ID, r.ID)
+				} else {
+					err = fmt.Errorf("%w; it was resumed as execution %s, already %s too", err, r.ID, r.Status)
+				}
 			}
 			return err
 		}
