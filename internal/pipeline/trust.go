@@ -57,6 +57,15 @@ func (e *Engine) untrusted(t Trigger) (bool, string) {
 	return false, ""
 }
 
+// BranchUntrusted reports whether t, a trigger of a branch (not a pull
+// request, and its kind resolved), runs untrusted: the decision Run makes
+// (untrusted), for the daemon to record when it queues t, so the queue
+// shows it too.
+func (e *Engine) BranchUntrusted(t Trigger) bool {
+	u, _ := e.untrusted(t)
+	return u && t.Kind != TriggerPullRequest
+}
+
 // ErrRefused is wrapped when a trigger is refused before anything runs.
 var ErrRefused = errors.New("trigger refused")
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/textproto"
 	"strings"
 	"testing"
 	"time"
@@ -123,7 +124,7 @@ func sessionCookieIn(r *http.Request) bool {
 	for _, f := range r.Header.Values("Cookie") {
 		for pair := range strings.SplitSeq(f, ";") {
 			name, _, _ := strings.Cut(pair, "=")
-			if strings.TrimSpace(name) == SessionCookie {
+			if textproto.TrimString(name) == SessionCookie { // as Go's cookie reader trims a name
 				return true
 			}
 		}

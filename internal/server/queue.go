@@ -44,7 +44,7 @@ func (s *Server) Enqueue(ctx context.Context, t pipeline.Trigger, d store.Delive
 	// same way): recorded now, the queue shows it too (pipeline.TriggerLabel),
 	// and so does a run superseded before it started. A retry's kind, and
 	// so its trust, is resolved when it runs.
-	if t.Kind != pipeline.TriggerPullRequest && t.Kind != pipeline.TriggerRetry && !s.trusted().Pipeline.TrustsBranch(t.Branch) {
+	if t.Kind != pipeline.TriggerRetry && s.Engine != nil && s.Engine.BranchUntrusted(t) {
 		t.UntrustedBranch = true
 	}
 	x := pipeline.QueuedExecution(t, time.Now())
@@ -88,15 +88,6 @@ func (s *Server) Enqueue(ctx context.Context, t pipeline.Trigger, d store.Delive
 	s.Log.Info("trigger queued", "execution", id, "kind", t.Kind, "branch", t.Branch, "commit", t.Commit, "delivery", d.ID)
 	s.kick()
 	return id, nil
-}
-
-// trusted is the configuration that decides which branches run trusted:
-// the engine's (the daemon's own cutover.yaml).
-func (s *Server) trusted() *config.Config {
-	if s.Engine != nil && s.Engine.Trusted != nil {
-		return s.Engine.Trusted
-	}
-	return s.Config
 }
 
 // WebhookTrigger queues an authentic webhook's trigger (webhook.HandlerConfig.OnTrigger).
