@@ -131,3 +131,38 @@ func sessionCookieIn(r *http.Request) bool {
 	}
 	return false
 }
+
+// Attack (a helper's note on the drop above): an app answered
+// Set-Cookie: cutover_session=..., which the browser stored for the whole
+// host, over the dashboard's own session: logged out of the dashboard, or
+// into a session the app chose. The proxy drops that field, and only it,
+// from answers: on the loops (a small GET) and on the server path (a
+// streamed upload's answer).
+func TestAttackAppCannotSetTheDashboardSessionCookie(t *testing.T) {
+	u := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Add("Set-Cookie", "app=1; Path=/")
+		w.Header().Add("Set-Cookie", SessionCookie+"=CHOSEN-BY-THE-APP; Path=/; HttpOnly")
+		w.Header().Add("Set-Cookie", "theme="+SessionCookie+"; Path=/")
+		io.WriteString(w, "ok")
+	}))
+	defer u.Close()
+	_, addr := proxyTo(t, u)
+	for _, body := range []io.Reader{nil, strings.NewReader(strings.Repeat("u", 256<<10))} {
+		method := "GET"
+		if body != nil {
+			method = "POST"
+		}
+		req, _ := http.NewRequest(method, "http://"+addr+"/x", body)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		got := res.Header.Values("Set-Cookie")
+		if res.StatusCode != 200 || len(got) != 2 || got[0] != "app=1; Path=/" || got[1] != "theme="+SessionCookie+"; Path=/" {
+			t.Fatalf("%s: the client got %d, Set-Cookie %q: want the app's own two, never %s", method, res.StatusCode, got, SessionCookie)
+		}
+	}
+}

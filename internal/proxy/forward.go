@@ -771,6 +771,15 @@ func appendCookieWithout(dst, v []byte) []byte {
 	return append(dst, '\r', '\n')
 }
 
+// setsSessionCookie reports whether a Set-Cookie field's value v sets the
+// dashboard's session cookie: an app cannot log a browser out of the
+// dashboard, or into another session, with a cookie of that name (cookies
+// ignore ports, RFC 6265 §8.5). The answer goes on without the field.
+func setsSessionCookie(v []byte) bool {
+	name, _, ok := bytes.Cut(v, []byte{'='})
+	return ok && bytes.Equal(trimOWS(name), sessionCookieName)
+}
+
 // trimOWS trims SP and HTAB from both ends of b.
 func trimOWS(b []byte) []byte {
 	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
@@ -857,7 +866,7 @@ func appendResponseHead(dst, raw []byte, rh *fasthttp.ResponseHeader, chunked, c
 			}
 			continue
 		}
-		skip = !ok || isHopByHop(k) || listedIn(conn, k)
+		skip = !ok || isHopByHop(k) || listedIn(conn, k) || equalFold(k, "set-cookie") && setsSessionCookie(v)
 		if !skip {
 			dst = append(append(dst, line...), '\r', '\n')
 		}

@@ -421,6 +421,7 @@ func dropHopByHop(rh *fasthttp.ResponseHeader) {
 	for _, k := range drop {
 		rh.DelBytes(k)
 	}
+	rh.DelCookie(SessionCookie) // as appendResponseHead drops it (setsSessionCookie)
 }
 
 // readSmallBody returns a request body of up to smallBody bytes, read
