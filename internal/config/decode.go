@@ -22,7 +22,14 @@ import (
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s does not exist (run `cutover init` to write one from docker-compose.yml)", path)
+		hint := "write one, run cutover in the directory that has it, or name it with -f; `cutover schema` prints its JSON Schema"
+		for _, compose := range []string{"docker-compose.yml", "docker-compose.yaml", "compose.yml", "compose.yaml"} {
+			if _, err := os.Stat(filepath.Join(filepath.Dir(path), compose)); err == nil {
+				hint = "run `cutover init --compose " + compose + "` to write one from " + compose
+				break
+			}
+		}
+		return nil, fmt.Errorf("%s does not exist (%s)", path, hint)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the configuration: %w", err)

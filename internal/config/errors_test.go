@@ -41,10 +41,20 @@ func TestErrorsGolden(t *testing.T) {
 	}
 }
 
+// A missing cutover.yaml suggests `cutover init` only where there is a
+// compose file to write it from, naming that file.
 func TestLoadMissingFile(t *testing.T) {
-	_, err := Load(filepath.Join(t.TempDir(), "cutover.yaml"))
-	if err == nil || !strings.Contains(err.Error(), "does not exist (run `cutover init`") {
-		t.Fatalf("err = %v", err)
+	dir := t.TempDir()
+	_, err := Load(filepath.Join(dir, "cutover.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "does not exist (write one") || strings.Contains(err.Error(), "init") {
+		t.Fatalf("without a compose file: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte("services: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(filepath.Join(dir, "cutover.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "does not exist (run `cutover init --compose compose.yaml`") {
+		t.Fatalf("beside compose.yaml: %v", err)
 	}
 }
 
