@@ -22,6 +22,9 @@ func newDeployCmd(g *globals) *cobra.Command {
 			return err
 		}
 		d, err := m.Deploy(ctx, env, o)
+		if err != nil {
+			m.StopIdleProxy(context.WithoutCancel(ctx)) // one this command started, routing nothing
+		}
 		return reportDeployment(g, d, err)
 	})
 	cmd.Long = "Builds the services from the working tree (or takes --image service=ref), records an immutable\n" +
@@ -66,6 +69,9 @@ func newUpCmd(g *globals) *cobra.Command {
 	var o release.UpOptions
 	cmd := g.onArg("up", "ENV", "Build the services, start them behind the load balancer and wait until healthy", func(ctx context.Context, m *release.Manager, env string) error {
 		res, err := m.Up(ctx, env, o)
+		if err != nil {
+			m.StopIdleProxy(context.WithoutCancel(ctx)) // one this command started, routing nothing
+		}
 		return g.showResult(res, err, func(w io.Writer) {
 			fmt.Fprintf(w, "%s/%s is up: revision %s\n  url:      %s\n  test url: %s (the test listener)\n", res.Project, res.Environment, res.Revision, res.URL, res.TestURL)
 		})

@@ -58,9 +58,6 @@ func (m *Manager) deployLocal(ctx context.Context, env string, r localRun) (stor
 		}
 		return nil
 	})
-	if err != nil && d.ID == "" {
-		m.StopIdleProxy(context.WithoutCancel(ctx)) // nothing was deployed
-	}
 	return finished(d, err)
 }
 

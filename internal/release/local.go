@@ -104,7 +104,10 @@ func (m *Manager) startedProxy(ctx context.Context) (*proxy.Client, error) {
 // nothing: a command that failed before anything was deployed (a port in
 // use, a failed build, a daemon whose address is taken) leaves no process
 // behind. One that was running already, or that serves any listener (an
-// environment's persisted routes), is left running.
+// environment's persisted routes), is left running. For one-shot commands
+// (`up`, `deploy`, a `serve` that never listened): a daemon's concurrent
+// deployments share its proxy, and one that failed must not stop it under
+// another that has not routed yet.
 func (m *Manager) StopIdleProxy(ctx context.Context) {
 	c := m.connections()
 	c.mu.Lock()
