@@ -107,14 +107,15 @@ const halfClosedCheck = 500 * time.Millisecond
 
 // cut closes both sockets, which ends both copies. The first cut with a
 // reason (the proxy's: cutIdle, cutDrain) is counted under it; a tunnel is
-// counted once, and not at all if it had ended first.
+// counted once, and not at all if it had ended first. Counted before the
+// close: whoever sees the tunnel end (its client, a test) finds it counted.
 func (tn *tunnelPair) cut(reason string) {
 	tn.once.Do(func() {
-		tn.raw.Close()
-		tn.target.Close()
 		if reason != "" {
 			tn.cuts.WithLabelValues(reason).Inc()
 		}
+		tn.raw.Close()
+		tn.target.Close()
 	})
 }
 
