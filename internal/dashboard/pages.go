@@ -234,7 +234,7 @@ type executionRow struct {
 func readExecution(x store.Execution) executionRow {
 	row := executionRow{Execution: x}
 	_ = json.Unmarshal(x.Stages, &row.Stages) // opaque to the store; an unreadable one shows no stages
-	row.Untrusted = pipeline.TriggerLabel(x) != x.Trigger
+	row.Untrusted = pipeline.UntrustedBranchRun(x)
 	return row
 }
 

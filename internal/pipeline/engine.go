@@ -200,10 +200,17 @@ func QueuedTrigger(x store.Execution) (Trigger, error) {
 // its branch out (it ran as a pull request does: confined, without
 // secrets, never deploying).
 func TriggerLabel(x store.Execution) string {
-	if t, err := QueuedTrigger(x); err == nil && t.UntrustedBranch {
+	if UntrustedBranchRun(x) {
 		return "untrusted " + x.Trigger
 	}
 	return x.Trigger
+}
+
+// UntrustedBranchRun reports whether execution x runs a branch the
+// daemon's pipeline.trusted_branches left out, as its recorded trigger says.
+func UntrustedBranchRun(x store.Execution) bool {
+	t, err := QueuedTrigger(x)
+	return err == nil && t.UntrustedBranch
 }
 
 // ErrClaimed is returned by Run for a queued execution that another runner

@@ -781,15 +781,7 @@ func setsSessionCookie(v []byte) bool {
 }
 
 // trimOWS trims SP and HTAB from both ends of b.
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
+func trimOWS(b []byte) []byte { return bytes.Trim(b, " \t") }
 
 // framing is how the body of a target's answer ends, and so how it is
 // relayed.
