@@ -37,6 +37,9 @@ func TestBenchSmoke(t *testing.T) {
 			if r.Name != "direct" && r.CPUPerReq <= 0 {
 				t.Errorf("%s %s: no CPU per request measured", s.mode(), r.Name)
 			}
+			if r.BackendCPUPerReq <= 0 || r.LoadCPUPerReq <= 0 {
+				t.Errorf("%s %s: backend CPU per request %s, wrk's %s; want both measured", s.mode(), r.Name, r.BackendCPUPerReq, r.LoadCPUPerReq)
+			}
 		}
 	}
 	if f := rep.Flip; f == nil || f.Flips != 2 || f.Failed != 0 || f.Requests == 0 {

@@ -221,15 +221,17 @@ func bench(ctx context.Context, o options) (*report, error) {
 		{name: "haproxy", url: "http://" + haproxyAddr + o.path, pid: haproxy.cmd.Process.Pid},
 		{name: "nginx-bare", url: "http://" + bareAddr + o.path, pid: bare.cmd.Process.Pid},
 	}
+	backendPID := backend.cmd.Process.Pid
 	load := func(t target, conns int, newConn bool, d time.Duration) (run, error) {
 		cpu := treeCPU
 		if t.pid == os.Getpid() {
 			cpu = processCPU // the in-process proxy: not the children this process started
 		}
-		before := cpu(t.pid)
+		before, backendBefore := cpu(t.pid), treeCPU(backendPID)
 		r, err := runWrk(ctx, script, t.url, conns, newConn, d)
 		if err == nil && r.Requests > 0 {
 			r.CPUPerReq = (cpu(t.pid) - before) / time.Duration(r.Requests)
+			r.BackendCPUPerReq = (treeCPU(backendPID) - backendBefore) / time.Duration(r.Requests)
 		}
 		if err == nil && ctx.Err() != nil {
 			err = errors.New("interrupted; stopped everything it started")
@@ -261,8 +263,8 @@ func bench(ctx context.Context, o options) (*report, error) {
 				if err != nil {
 					return nil, err
 				}
-				progress("round %d/%d %4d conns %-10s %-8s %7.0f req/s  p99 %s  cpu/req %s  errors %d",
-					r+1, o.rounds, s.Conns, s.mode(), targets[k].name, res.RPS, ms(res.P99), us(res.CPUPerReq), res.Errors)
+				progress("round %d/%d %4d conns %-10s %-8s %7.0f req/s  p99 %s  cpu/req %s (backend %s, wrk %s)  errors %d",
+					r+1, o.rounds, s.Conns, s.mode(), targets[k].name, res.RPS, ms(res.P99), us(res.CPUPerReq), us(res.BackendCPUPerReq), us(res.LoadCPUPerReq), res.Errors)
 				s.Targets[k].Runs = append(s.Targets[k].Runs, res)
 			}
 		}

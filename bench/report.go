@@ -26,9 +26,12 @@ type summary struct {
 	P99       time.Duration `json:"p99_ns"`
 	P999      time.Duration `json:"p999_ns"`
 	CPUPerReq time.Duration `json:"cpu_per_request_ns"`
-	Requests  int           `json:"requests"`
-	Errors    int           `json:"errors"`
-	Runs      []run         `json:"runs"`
+	// The backend's and wrk's (medians), beside the target's.
+	BackendCPUPerReq time.Duration `json:"backend_cpu_per_request_ns"`
+	LoadCPUPerReq    time.Duration `json:"wrk_cpu_per_request_ns"`
+	Requests         int           `json:"requests"`
+	Errors           int           `json:"errors"`
+	Runs             []run         `json:"runs"`
 }
 
 // setting is one connection count and mode, with every target's figures.
@@ -147,7 +150,7 @@ func ratio(a, b float64) float64 {
 
 func (t *summary) summarize() {
 	var rps []float64
-	var p50, p99, p999, cpu []time.Duration
+	var p50, p99, p999, cpu, backendCPU, loadCPU []time.Duration
 	t.Requests, t.Errors = 0, 0
 	for _, r := range t.Runs {
 		rps = append(rps, r.RPS)
@@ -155,10 +158,13 @@ func (t *summary) summarize() {
 		p99 = append(p99, r.P99)
 		p999 = append(p999, r.P999)
 		cpu = append(cpu, r.CPUPerReq)
+		backendCPU = append(backendCPU, r.BackendCPUPerReq)
+		loadCPU = append(loadCPU, r.LoadCPUPerReq)
 		t.Requests += r.Requests
 		t.Errors += r.Errors
 	}
 	t.RPS, t.P50, t.P99, t.P999, t.CPUPerReq = median(rps), median(p50), median(p99), median(p999), median(cpu)
+	t.BackendCPUPerReq, t.LoadCPUPerReq = median(backendCPU), median(loadCPU)
 }
 
 func median[T float64 | time.Duration](v []T) T {
@@ -196,14 +202,14 @@ func (r *report) writeText(w io.Writer) {
 	fmt.Fprintf(w, "GET %s on 127.0.0.1, wrk, %d interleaved rounds x %s per target and setting (medians); cutover proxy: %s; backend: %s\n",
 		r.Path, r.Rounds, r.Duration, r.ProxyMode, r.Backend)
 	fmt.Fprintln(w, "cutover/X: medians over the rounds of the ratio (p99: difference) between cutover's run and X's in the same round")
-	fmt.Fprintln(w, "CPU/req: CPU time of the serving process (nginx: master and workers) per request")
+	fmt.Fprintln(w, "CPU/req: CPU time of the serving process (nginx: master and workers) per request; backend, wrk: theirs in the same runs (the three share the CPUs)")
 	met, metBare, bare := 0, 0, false
 	for _, s := range r.Settings {
 		fmt.Fprintf(w, "\n%d connections, %s\n", s.Conns, s.mode())
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "target\treq/s\tp50\tp99\tp99.9\tCPU/req\terrors\t")
+		fmt.Fprintln(tw, "target\treq/s\tp50\tp99\tp99.9\tCPU/req\tbackend\twrk\terrors\t")
 		for _, t := range s.Targets {
-			fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%d\t\n", t.Name, t.RPS, ms(t.P50), ms(t.P99), ms(t.P999), us(t.CPUPerReq), t.Errors)
+			fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", t.Name, t.RPS, ms(t.P50), ms(t.P99), ms(t.P999), us(t.CPUPerReq), us(t.BackendCPUPerReq), us(t.LoadCPUPerReq), t.Errors)
 		}
 		tw.Flush()
 		verdict := "missed"

@@ -33,6 +33,11 @@ type run struct {
 	P99       time.Duration `json:"p99_ns"`
 	P999      time.Duration `json:"p999_ns"`
 	CPUPerReq time.Duration `json:"cpu_per_request_ns"` // of the process serving the target; 0 if unknown
+	// The backend's and wrk's CPU per request in the same run: the three
+	// share the machine's CPUs, so a proxy's requests/s is bounded by the
+	// sum of the three, of which the proxy's is about a third.
+	BackendCPUPerReq time.Duration `json:"backend_cpu_per_request_ns"`
+	LoadCPUPerReq    time.Duration `json:"wrk_cpu_per_request_ns"`
 }
 
 // checkTools fails loudly, with the command that installs them, when a
@@ -70,11 +75,16 @@ func runWrk(ctx context.Context, script, url string, conns int, newConn bool, d 
 	args = append(args, url)
 	cctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(cctx, wrkBin, args...).CombinedOutput()
+	cmd := exec.CommandContext(cctx, wrkBin, args...)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return run{}, fmt.Errorf("wrk %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return parseWrk(string(out))
+	r, err := parseWrk(string(out))
+	if err == nil && r.Requests > 0 {
+		r.LoadCPUPerReq = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()) / time.Duration(r.Requests)
+	}
+	return r, err
 }
 
 // parseWrk reads the BENCH-RESULT line of wrkScript.
