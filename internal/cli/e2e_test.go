@@ -337,6 +337,14 @@ func TestAttackSecondHomeLeavesTheFirstHomesTasksAlone(t *testing.T) {
 	if out := e.mustRun("status", "production"); !strings.Contains(out, "up") {
 		t.Fatalf("the first home's status: %s", out)
 	}
+	// The other home's logs are of its own containers (none now), not of
+	// the first home's.
+	if out, errOut, err := other.Run("logs", "production", "backend", "--tail", "5"); err == nil || !strings.Contains(errOut, "no containers of service backend in environment production") {
+		t.Fatalf("the other home's logs after its down: %v\n%s%s", err, out, errOut)
+	}
+	if out := e.mustRun("logs", "production", "backend", "--tail", "5"); strings.TrimSpace(out) == "" {
+		t.Fatal("the first home's logs are empty")
+	}
 }
 
 // A daemon whose address is taken fails with the address named and leaves

@@ -22,6 +22,11 @@ type LogsOptions struct {
 	Since  time.Duration // ecs: events of the last Since (CloudWatch Logs keeps them by time)
 	Tail   int           // local: the last Tail lines of each container (the engine keeps them by count); <= 0 for all
 	Poll   time.Duration // ecs with Follow: between polls of CloudWatch Logs (2s when 0)
+	// Engine connects to the local platform's Docker engine as the store
+	// whose containers are read (docker.Runtime.SetOwner): another
+	// CUTOVER_HOME's containers of the same project and environment are
+	// not this one's.
+	Engine func(context.Context) (*docker.Runtime, error)
 }
 
 // LogLine is one line of a service's task, from either platform.
@@ -49,11 +54,13 @@ func ServiceLogs(ctx context.Context, cfg *config.Config, env, service string, o
 		return fmt.Errorf("service %s is static on %s: S3 and CloudFront serve its files, and no task writes logs (cutover logs reads tasks' logs)", service, env)
 	}
 	if e.Platform != config.PlatformECS {
-		rt, err := docker.Connect(ctx)
+		if o.Engine == nil {
+			return fmt.Errorf("reading the logs of %s in %s: no engine connection given", service, env) // a caller's mistake
+		}
+		rt, err := o.Engine(ctx)
 		if err != nil {
 			return err
 		}
-		defer rt.Close()
 		return local.ServiceLogs(ctx, rt, cfg.Project, env, service, o.Follow, o.Tail, func(l local.LogLine) error {
 			return emit(LogLine{Task: l.Task, Message: l.Message})
 		})

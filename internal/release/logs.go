@@ -63,5 +63,5 @@ func (m *Manager) ServiceLogs(ctx context.Context, env, service string, o Servic
 	case !onECS && o.SinceSet:
 		return UsageError{fmt.Sprintf("--since is for ecs; %s is local, where --tail chooses the last lines of each container", env)}
 	}
-	return platform.ServiceLogs(ctx, m.Config, env, service, platform.LogsOptions{Follow: o.Follow, Since: o.Since, Tail: o.Tail}, emit)
+	return platform.ServiceLogs(ctx, m.Config, env, service, platform.LogsOptions{Follow: o.Follow, Since: o.Since, Tail: o.Tail, Engine: m.runtime}, emit)
 }
