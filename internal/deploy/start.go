@@ -161,21 +161,3 @@ func Request(ctx context.Context, s *store.Store, project, env, kind, who string
 	_, err = s.AppendEvent(ctx, store.Event{Project: project, Environment: env, Kind: kind, Message: who})
 	return d, err
 }
-
-// WaitFinished polls the deployment until it is no longer in progress.
-func WaitFinished(ctx context.Context, s *store.Store, id string, tick time.Duration) (store.Deployment, error) {
-	for {
-		d, err := s.GetDeployment(ctx, id)
-		if err != nil {
-			return d, err
-		}
-		if d.Status != "in_progress" {
-			return d, nil
-		}
-		select {
-		case <-ctx.Done():
-			return d, ctx.Err()
-		case <-time.After(tick):
-		}
-	}
-}

@@ -100,24 +100,9 @@ var malformedChunked = []struct {
 	{"endless trailer lines", "0\r\n" + strings.Repeat("A: b\r\n", 3000), errChunkTrailerLong},
 }
 
-// allChunkErrs are the scanner's errors; stricterThanGo are those it may
-// return where Go's reader reads the body (each is explained where it is
-// declared, in chunked.go).
-var (
-	allChunkErrs = []error{errChunkSize, errChunkSizeLong, errChunkSizeOverflow, errChunkSizeSpace, errChunkExt,
-		errChunkLineLong, errChunkLineEnd, errChunkDataEnd, errChunkTrailer, errChunkTrailerLong}
-	stricterThanGo = []error{errChunkSizeOverflow, errChunkSizeSpace, errChunkExt, errChunkTrailer, errChunkTrailerLong}
-)
-
-// chunkErrKind is the sentinel err wraps, or nil.
-func chunkErrKind(err error) error {
-	for _, e := range allChunkErrs {
-		if errors.Is(err, e) {
-			return e
-		}
-	}
-	return nil
-}
+// stricterThanGo are the scanner's errors it may return where Go's reader
+// reads the body (each is explained where it is declared, in chunked.go).
+var stricterThanGo = []error{errChunkSizeOverflow, errChunkSizeSpace, errChunkExt, errChunkTrailer, errChunkTrailerLong}
 
 // scanPieces scans the pieces in turn with a fresh scanner, as a relay
 // reading them one after the other: n counts the body's bytes in all

@@ -191,16 +191,6 @@ func (f *forward) pickTarget(exclude *target) *target {
 	return nil
 }
 
-// forwardOf returns the forward entry of t's group in r.
-func (r *route) forwardOf(t *target) *forward {
-	for i := range r.forward {
-		if r.forward[i].g == t.group {
-			return &r.forward[i]
-		}
-	}
-	return nil
-}
-
 // noTargetMessage explains a 503: which groups had no healthy target.
 func (r *route) noTargetMessage() string {
 	var parts []string

@@ -146,17 +146,6 @@ func (p *Platform) container(name string) string {
 	return name
 }
 
-func (p *Platform) network() *types.NetworkConfiguration {
-	if len(p.o.Subnets) == 0 {
-		return nil
-	}
-	return &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{
-		Subnets:        p.o.Subnets,
-		SecurityGroups: p.o.SecurityGroups,
-		AssignPublicIp: types.AssignPublicIpDisabled,
-	}}
-}
-
 func errNoImage(rev, service string) error {
 	return fmt.Errorf("ecs: revision %s has no image for service %s: build it again", rev, service)
 }

@@ -15,14 +15,6 @@ const (
 	Green = "green"
 )
 
-// otherColor returns the color a release after one in c runs in.
-func otherColor(c string) string {
-	if c == Blue {
-		return Green
-	}
-	return Blue
-}
-
 // Scope is the proxy scope one environment of one project owns: its
 // listeners and target groups are named SCOPE/...
 func Scope(project, env string) string { return project + "." + env }
