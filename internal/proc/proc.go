@@ -69,11 +69,6 @@ func KillGroup(pgid int, leaderStart uint64) bool {
 	return syscall.Kill(-pgid, syscall.SIGKILL) == nil
 }
 
-// GroupAlive reports whether any process of group pgid runs.
-func GroupAlive(pgid int) bool {
-	return pgid > 1 && syscall.Kill(-pgid, 0) == nil
-}
-
 // stat reads the state letter and start time of /proc/PID/stat,
 // "pid (comm) S ppid ... starttime ...": comm may hold spaces and
 // parentheses, so fields are counted after the last ')'.

@@ -67,7 +67,7 @@ func TestKillGroupEndsTheGroupOnlyForTheRecordedLeader(t *testing.T) {
 	if KillGroup(pgid, start+1) {
 		t.Fatal("KillGroup signalled a group whose leader is not the recorded process")
 	}
-	if !GroupAlive(pgid) {
+	if !groupAlive(pgid) {
 		t.Fatal("the group died without a signal")
 	}
 	if KillGroup(1, 0) || KillGroup(0, 0) {
@@ -78,10 +78,10 @@ func TestKillGroupEndsTheGroupOnlyForTheRecordedLeader(t *testing.T) {
 	}
 	_ = cmd.Wait()
 	deadline := time.Now().Add(5 * time.Second)
-	for GroupAlive(pgid) && time.Now().Before(deadline) {
+	for groupAlive(pgid) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if GroupAlive(pgid) {
+	if groupAlive(pgid) {
 		t.Fatal("a member of the group (the background sleep) survived KillGroup")
 	}
 }
@@ -119,4 +119,9 @@ func TestAliveReadsStateAfterAHostileCommandName(t *testing.T) {
 	if self := StartTime(os.Getpid()); start < self {
 		t.Fatalf("the child's start time %d is before its parent's %d: fields were miscounted", start, self)
 	}
+}
+
+// groupAlive reports whether any process of group pgid runs.
+func groupAlive(pgid int) bool {
+	return pgid > 1 && syscall.Kill(-pgid, 0) == nil
 }

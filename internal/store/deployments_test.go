@@ -253,7 +253,7 @@ func TestActiveAndLastSucceeded(t *testing.T) {
 // together, and the lease check makes a stale controller's write fail.
 func TestDeploymentWithLeaseInTx(t *testing.T) {
 	s, ctx := openWithRevisions(t, "r-1"), t.Context()
-	key := EnvLeaseKey("bluemed", "production")
+	key := "bluemed/production" // deploy.LeaseKey
 	if _, err := s.AcquireLease(ctx, key, Holder{ID: "h-1"}, time.Minute, nil); err != nil {
 		t.Fatal(err)
 	}

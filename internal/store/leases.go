@@ -62,10 +62,6 @@ func (e *LeaseHeldError) Error() string {
 
 func (e *LeaseHeldError) Unwrap() error { return ErrLeaseHeld }
 
-// EnvLeaseKey is the lease key for deploying an environment: "project/env",
-// as LeaseHeldError names it.
-func EnvLeaseKey(project, env string) string { return project + "/" + env }
-
 // AcquireLease gives key to h for ttl, in one transaction, when it is free,
 // expired, already held by h.ID (which extends it), or when takeover(current
 // holder) returns true; takeover may be nil. Otherwise it returns a

@@ -17,7 +17,7 @@ var (
 
 func TestLeaseAcquireHeldRelease(t *testing.T) {
 	s, ctx := openTest(t), t.Context()
-	key := EnvLeaseKey("bluemed", "production")
+	key := "bluemed/production" // deploy.LeaseKey
 	if _, err := s.GetLease(ctx, key); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("GetLease of a free key: %v, want ErrNotFound", err)
 	}

@@ -43,18 +43,6 @@ type colorSet struct {
 	Tasks map[string][]taskAddr // service -> tasks
 }
 
-// routes is the scope with production on prev and next by percentNext
-// and the test listener on next (used by `up`).
-func routes(cfg *config.Config, envName string, prev *colorSet, next colorSet, percentNext int) proxy.State {
-	sets := map[string]map[string][]taskAddr{next.Color: next.Tasks}
-	r := deploy.Routing{Production: map[string]int{next.Color: percentNext}, Test: next.Color}
-	if prev != nil && percentNext < 100 {
-		sets[prev.Color] = prev.Tasks
-		r.Production[prev.Color] = 100 - percentNext
-	}
-	return buildScope(cfg, envName, sets, r)
-}
-
 // buildScope builds the proxy state of one environment: a target group per
 // service and color that has tasks or weight, the production listener
 // forwarding each service's route by the routing's weights, and the test
@@ -147,11 +135,4 @@ func targetGroup(svc *config.Service, name string, tasks []taskAddr) proxy.Targe
 		tg.Targets = append(tg.Targets, proxy.Target{ID: t.ID, Addr: fmt.Sprintf("127.0.0.1:%d", t.Port)})
 	}
 	return tg
-}
-
-// servingColor is the color that takes most production traffic in a
-// scope's routes, or "" when none does: the proxy's routes, not the store,
-// say what is serving, because the proxy outlives any controller.
-func servingColor(st proxy.State, scope string) string {
-	return routingOf(st, scope).Serving()
 }

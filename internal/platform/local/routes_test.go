@@ -5,9 +5,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cutoverdev/cutover/internal/deploy"
-
 	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/deploy"
+	"github.com/cutoverdev/cutover/internal/proxy"
 )
 
 const twoServices = `version: 1
@@ -203,4 +203,22 @@ func TestRoutesCarryACMESettingsToTheProxy(t *testing.T) {
 	if err := st.Validate(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// routes is the scope with production on prev and next by percentNext
+// and the test listener on next: buildScope, as the tests call it.
+func routes(cfg *config.Config, envName string, prev *colorSet, next colorSet, percentNext int) proxy.State {
+	sets := map[string]map[string][]taskAddr{next.Color: next.Tasks}
+	r := deploy.Routing{Production: map[string]int{next.Color: percentNext}, Test: next.Color}
+	if prev != nil && percentNext < 100 {
+		sets[prev.Color] = prev.Tasks
+		r.Production[prev.Color] = 100 - percentNext
+	}
+	return buildScope(cfg, envName, sets, r)
+}
+
+// servingColor is the color that takes most production traffic in a
+// scope's routes, or "" when none does (routingOf, as the tests call it).
+func servingColor(st proxy.State, scope string) string {
+	return routingOf(st, scope).Serving()
 }
