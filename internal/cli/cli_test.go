@@ -117,6 +117,25 @@ func TestUsageMistakesAreOneLine(t *testing.T) {
 	}
 }
 
+// Every command that takes an execution ID says the same of one that does
+// not exist, in one line: which ID, and the command that lists them.
+func TestUnknownExecutionSaysHowToListThem(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("CUTOVER_HOME", t.TempDir())
+	yaml := "version: 1\nproject: shop\nservices:\n  web:\n    image: web:1\n    port: 80\nenvironments:\n  staging: { branch: main }\n"
+	if err := os.WriteFile(filepath.Join(dir, "cutover.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	want := "cutover: there is no execution x-nope (`cutover executions` lists them)\n"
+	for _, cmd := range []string{"logs", "cancel", "approve", "reject", "retry", "executions"} {
+		code, out, errOut := run(t, "", cmd, "x-nope")
+		if code != 1 || out != "" || errOut != want {
+			t.Errorf("cutover %s x-nope: exit %d stdout %q stderr %q, want %q", cmd, code, out, errOut, want)
+		}
+	}
+}
+
 // With --output json, an error is one JSON object on stderr (a script
 // parses it); the exit code still says it failed.
 func TestJSONOutputErrorsAreJSON(t *testing.T) {

@@ -34,10 +34,10 @@ func TestTokenCommandsStoreOnlyAHashAndAuditEachChange(t *testing.T) {
 		{[]string{"token", "create", "other", "--role", "root"}, `"root" is not a role (use one of viewer, deployer, approver, admin)`},
 		{[]string{"token", "create", "other"}, "--role is required"},
 		{[]string{"token", "create", "bad name", "--role", "viewer"}, `token name "bad name"`},
-		{[]string{"token", "revoke", "nobody"}, `no live token named "nobody"`},
+		{[]string{"token", "revoke", "nobody"}, "cutover: there is no live token named \"nobody\" (`cutover token list` lists them)\n"},
 	} {
 		code, _, errb := run(t, "", c.args...)
-		if code == 0 || !strings.Contains(errb, c.want) || strings.Count(strings.TrimSpace(errb), "\n") > 0 {
+		if code == 0 || !strings.Contains(errb, c.want) || strings.Count(strings.TrimSpace(errb), "\n") > 0 || strings.Contains(errb, "store:") {
 			t.Fatalf("cutover %s: %d %q, want one line with %q", strings.Join(c.args, " "), code, errb, c.want)
 		}
 	}
@@ -79,10 +79,10 @@ func TestTokenCommandsStoreOnlyAHashAndAuditEachChange(t *testing.T) {
 	}
 	want := []string{
 		"token create ci deployer ok",
-		"token create ci viewer store",
+		"token create ci viewer a token named \"ci\" already exists (revoke it first, or choose another name)",
 		"token create other root --role",
 		"token create bad name viewer token name \"bad name\"",
-		"token revoke nobody store",
+		"token revoke nobody there is no live token named \"nobody\" (`cutover token list` lists them)",
 		"token revoke ci ok",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

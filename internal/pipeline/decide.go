@@ -37,7 +37,7 @@ func Decide(ctx context.Context, st *store.Store, cfg *config.Config, who auth.I
 	if x.Project != cfg.Project {
 		// As for one that does not exist: the store may hold other
 		// projects', and their names are theirs.
-		return store.Approval{}, fmt.Errorf("no execution %s of project %s: %w", execID, cfg.Project, store.ErrNotFound)
+		return store.Approval{}, store.NoExecution(execID)
 	}
 	pending, err := st.PendingApprovals(ctx, x.Project)
 	if err != nil {

@@ -116,7 +116,7 @@ func (m *Manager) Cancel(ctx context.Context, executionID string) (store.Executi
 		return x, err
 	}
 	if x.Project != m.Config.Project {
-		return store.Execution{}, fmt.Errorf("no execution %s of project %s: %w", executionID, m.Config.Project, store.ErrNotFound) // as for a missing one
+		return store.Execution{}, store.NoExecution(executionID) // as for a missing one
 	}
 	return pipeline.RequestCancel(ctx, m.Store, executionID, m.Actor)
 }

@@ -254,7 +254,7 @@ func (tx *Tx) GetExecution(ctx context.Context, id string) (Execution, error) {
 		return Execution{}, err
 	}
 	if len(es) == 0 {
-		return Execution{}, fmt.Errorf("store: execution %s: %w", id, ErrNotFound)
+		return Execution{}, NoExecution(id)
 	}
 	return es[0], nil
 }

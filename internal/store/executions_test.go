@@ -34,8 +34,11 @@ func TestExecutionRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("GetExecution =\n%+v\nwant\n%+v", got, want)
 	}
-	if _, err := s.GetExecution(ctx, "x-missing"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("GetExecution(missing): %v, want ErrNotFound", err)
+	// A person reads this one (cutover logs|cancel|approve X): what is
+	// missing and how to find the right ID, no package prefix, yet ErrNotFound.
+	if _, err := s.GetExecution(ctx, "x-missing"); !errors.Is(err, ErrNotFound) ||
+		err.Error() != "there is no execution x-missing (`cutover executions` lists them)" {
+		t.Fatalf("GetExecution(missing): %v, want ErrNotFound saying how to list the executions", err)
 	}
 	b, _ := json.Marshal(got)
 	for _, key := range []string{`"status":"queued"`, `"trigger":"push"`, `"stages":[{`, `"generation":1`} {

@@ -22,14 +22,9 @@ type LoginLink struct {
 // Errors of UseLoginLink besides ErrNotFound (an unknown link). Both wrap
 // ErrConflict.
 var (
-	ErrLinkUsed    error = &linkError{"this login link was used already: links work once; run `cutover dashboard` for a new one"}
-	ErrLinkExpired error = &linkError{"this login link has expired: links work for 5 minutes; run `cutover dashboard` for a new one"}
+	ErrLinkUsed    error = &kindError{"this login link was used already: links work once; run `cutover dashboard` for a new one", ErrConflict}
+	ErrLinkExpired error = &kindError{"this login link has expired: links work for 5 minutes; run `cutover dashboard` for a new one", ErrConflict}
 )
-
-type linkError struct{ msg string }
-
-func (e *linkError) Error() string { return e.msg }
-func (e *linkError) Unwrap() error { return ErrConflict }
 
 // CreateLoginLink stores l. Hash, Actor, Role and ExpiresAt are required.
 func (s *Store) CreateLoginLink(ctx context.Context, l LoginLink) error {

@@ -34,6 +34,24 @@ var (
 	ErrConflict = errors.New("conflict")
 )
 
+// kindError is an error whose message says all there is to say (what is
+// wrong, what to do) and which still matches its kind, ErrNotFound or
+// ErrConflict, under errors.Is: wrapping with %w would append the kind's
+// own words ("…: not found") to a message meant for a person.
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
+
+// NoExecution is the error, wrapping ErrNotFound, for an execution ID that is
+// not recorded; callers that hide other projects' executions answer it too.
+func NoExecution(id string) error {
+	return &kindError{fmt.Sprintf("there is no execution %s (`cutover executions` lists them)", id), ErrNotFound}
+}
+
 // busyTimeout bounds how long a writer waits for another process to finish
 // its transaction before giving up with SQLITE_BUSY. Transactions take
 // milliseconds, but SQLite's busy handler polls, so a process can lose the

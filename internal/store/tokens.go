@@ -33,7 +33,7 @@ func (tx *Tx) CreateToken(ctx context.Context, t Token) error {
 		return errors.New("store: a token needs a name, a role and a hash")
 	}
 	if _, err := tx.liveToken(ctx, `name = ?`, t.Name); err == nil {
-		return fmt.Errorf("store: a token named %q already exists (revoke it first, or choose another name): %w", t.Name, ErrConflict)
+		return &kindError{fmt.Sprintf("a token named %q already exists (revoke it first, or choose another name)", t.Name), ErrConflict}
 	} else if !errors.Is(err, ErrNotFound) {
 		return err
 	}
@@ -92,7 +92,7 @@ func (tx *Tx) liveToken(ctx context.Context, cond string, arg string) (Token, er
 		if strings.HasPrefix(cond, "name") {
 			what = fmt.Sprintf("named %q", arg)
 		}
-		return Token{}, fmt.Errorf("store: no live token %s: %w", what, ErrNotFound)
+		return Token{}, &kindError{fmt.Sprintf("there is no live token %s (`cutover token list` lists them)", what), ErrNotFound}
 	}
 	return ts[0], nil
 }
