@@ -136,6 +136,37 @@ func TestUnknownExecutionSaysHowToListThem(t *testing.T) {
 	}
 }
 
+// A state directory that cannot be one is refused before anything runs,
+// naming where it came from (--home, CUTOVER_HOME) and what is wrong.
+func TestBadHomeNamesItsFlagOrVariable(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		env  string
+		args []string
+		want string
+	}{
+		{"", []string{"--home", filepath.Join(file, "x"), "status"},
+			"cutover: --home " + file + "/x: cannot be created: " + file + " is not a directory (pass --home a directory cutover can create or write)\n"},
+		{"", []string{"executions", "--home", file},
+			"cutover: --home " + file + ": is not a directory (pass --home a directory cutover can create or write)\n"},
+		{filepath.Join(file, "x"), []string{"token", "list"},
+			"cutover: CUTOVER_HOME=" + file + "/x: cannot be created: " + file + " is not a directory (set CUTOVER_HOME to a directory cutover can create or write, or pass --home)\n"},
+	} {
+		t.Setenv("CUTOVER_HOME", c.env)
+		code, out, errOut := run(t, "", c.args...)
+		if code != 1 || out != "" || errOut != c.want {
+			t.Errorf("CUTOVER_HOME=%s cutover %s: exit %d stdout %q stderr %q, want %q", c.env, strings.Join(c.args, " "), code, out, errOut, c.want)
+		}
+	}
+	if fi, err := os.Stat(file); err != nil || fi.IsDir() || fi.Size() != 0 {
+		t.Fatalf("the file given as --home changed: %v %v", fi, err)
+	}
+}
+
 // With --output json, an error is one JSON object on stderr (a script
 // parses it); the exit code still says it failed.
 func TestJSONOutputErrorsAreJSON(t *testing.T) {

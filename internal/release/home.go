@@ -2,10 +2,14 @@ package release
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/cutoverdev/cutover/internal/auth"
 	"github.com/cutoverdev/cutover/internal/store"
@@ -124,17 +128,58 @@ func withHome(ctx context.Context, home, command, target string, err error, f fu
 }
 
 // HomeDir is the state directory: dir (--home) if set, else $CUTOVER_HOME,
-// else ~/.local/share/cutover; absolute.
+// else ~/.local/share/cutover; absolute. One that cannot be a directory (it,
+// or the nearest of its parents that exists, is not a directory, or that
+// parent is not writable) is refused with an error naming where it came
+// from, before anything is opened or created in it.
 func HomeDir(dir string) (string, error) {
-	if dir != "" {
-		return filepath.Abs(dir)
+	from, fix := "--home", "pass --home a directory cutover can create or write"
+	if dir == "" {
+		dir, from, fix = os.Getenv("CUTOVER_HOME"), "CUTOVER_HOME", "set CUTOVER_HOME to a directory cutover can create or write, or pass --home"
 	}
-	if h := os.Getenv("CUTOVER_HOME"); h != "" {
-		return filepath.Abs(h)
+	if dir == "" {
+		u, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("cannot find a home directory for cutover's state: %v (set CUTOVER_HOME, or pass --home)", err)
+		}
+		dir, from, fix = filepath.Join(u, ".local", "share", "cutover"), "the default state directory", "set CUTOVER_HOME, or pass --home"
 	}
-	u, err := os.UserHomeDir()
+	abs, err := filepath.Abs(dir)
+	if err == nil {
+		err = usableDir(abs)
+	}
 	if err != nil {
-		return "", fmt.Errorf("cannot find a home directory for cutover's state: %v (set CUTOVER_HOME)", err)
+		if from == "CUTOVER_HOME" {
+			from += "="
+		} else {
+			from += " "
+		}
+		return "", fmt.Errorf("%s%s: %v (%s)", from, dir, err, fix)
 	}
-	return filepath.Join(u, ".local", "share", "cutover"), nil
+	return abs, nil
+}
+
+// usableDir says why dir cannot serve as a state directory, or nil: it must
+// be a directory, or one its nearest existing parent lets this user create.
+// It only looks; it creates nothing.
+func usableDir(dir string) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR):
+			if parent := filepath.Dir(d); parent != d {
+				continue
+			}
+			return fmt.Errorf("cannot be created: %v", err)
+		case err != nil:
+			return fmt.Errorf("cannot be read: %v", err)
+		case !fi.IsDir() && d == dir:
+			return errors.New("is not a directory")
+		case !fi.IsDir():
+			return fmt.Errorf("cannot be created: %s is not a directory", d)
+		case d != dir && unix.Access(d, unix.W_OK|unix.X_OK) != nil:
+			return fmt.Errorf("cannot be created: this user may not create directories in %s", d)
+		}
+		return nil
+	}
 }
