@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -100,6 +102,9 @@ func decode(filename string, data []byte) (c *Config, w *walker, err error) {
 			c, w, err = nil, nil, Problems{{File: filename, Message: fmt.Sprintf("the YAML parser failed on this file: %v (simplify the file, and report this input as a bug)", r)}}
 		}
 	}()
+	if p := encodingProblem(filename, data); p != nil {
+		return nil, nil, Problems{*p}
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		syntax := syntaxProblem(filename, err)
@@ -146,6 +151,64 @@ func beforeSyntaxError(filename string, data []byte, line int) Problems {
 	w := &walker{file: filename, keys: map[string]position{}, setAside: map[string]bool{}}
 	w.walk(doc.Content[0], reflect.TypeFor[Config](), "")
 	return w.problems
+}
+
+// encodingProblem is the problem of a file in an encoding the YAML parser
+// does not read, or nil. It reads UTF-8, with or without a byte order mark,
+// and UTF-16 with one; of anything else (UTF-16 without a byte order mark,
+// UTF-32, Latin-1) it would say "control characters are not allowed" or
+// "invalid UTF-8 octet", as if the YAML were wrong.
+func encodingProblem(filename string, data []byte) *Problem {
+	const fix = " (save it as UTF-8)"
+	utf32 := bytes.HasPrefix(data, []byte{0xff, 0xfe, 0, 0}) || bytes.HasPrefix(data, []byte{0, 0, 0xfe, 0xff})
+	switch {
+	case utf32:
+		return &Problem{File: filename, Message: "the file is UTF-32, not UTF-8" + fix}
+	case bytes.HasPrefix(data, []byte{0xff, 0xfe}) || bytes.HasPrefix(data, []byte{0xfe, 0xff}):
+		return nil // UTF-16 with its byte order mark
+	}
+	if i := bytes.IndexByte(data, 0); i >= 0 {
+		if utf16WithoutBOM(data) {
+			return &Problem{File: filename, Message: "the file is UTF-16 (without a byte order mark), not UTF-8" + fix}
+		}
+		line, col := lineCol(data, i)
+		return &Problem{File: filename, Line: line, Col: col, Message: "a NUL byte: the file is not UTF-8 text" + fix}
+	}
+	if utf8.Valid(data) {
+		return nil
+	}
+	i := 0
+	for i < len(data) {
+		r, n := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && n <= 1 {
+			break
+		}
+		i += n
+	}
+	line, col := lineCol(data, i)
+	return &Problem{File: filename, Line: line, Col: col,
+		Message: fmt.Sprintf("byte 0x%02x is not UTF-8: the file is in another encoding, such as Latin-1 or Windows-1252%s", data[i], fix)}
+}
+
+// utf16WithoutBOM tells whether data looks like UTF-16 text without a byte
+// order mark: in its first bytes, the NULs of ASCII characters' high halves
+// are all at odd offsets (little-endian) or all at even ones (big-endian).
+func utf16WithoutBOM(data []byte) bool {
+	head := data[:min(len(data), 256)]
+	var nul [2]int
+	for i, b := range head {
+		if b == 0 {
+			nul[i%2]++
+		}
+	}
+	half := len(head) / 2
+	return (nul[0] == 0) != (nul[1] == 0) && max(nul[0], nul[1]) >= half/2
+}
+
+// lineCol is the 1-based line and column (in characters) of data's byte i.
+func lineCol(data []byte, i int) (line, col int) {
+	start := bytes.LastIndexByte(data[:i], '\n') + 1
+	return bytes.Count(data[:i], []byte("\n")) + 1, utf8.RuneCount(data[start:i]) + 1
 }
 
 var yamlLineRe = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf16"
 )
 
 // TestErrorsGolden parses each testdata/errors/NAME.yaml (with filesystem checks relative to
@@ -125,6 +126,49 @@ func TestMalformedYAMLNamesTheLineItStarts(t *testing.T) {
 		want := fmt.Sprintf("c.yaml:%d: malformed YAML", c.line)
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", c.body, err, want)
+		}
+	}
+}
+
+// A file in an encoding the YAML parser does not read is reported as that,
+// with what to do, rather than as malformed YAML ("control characters are
+// not allowed"); UTF-8 with a byte order mark and UTF-16 with one are read.
+func TestEncodingIsNamedNotCalledMalformed(t *testing.T) {
+	text := "version: 1\nproject: shop # café\nservices:\n  web: { image: web:1, port: 80 }\nenvironments:\n  staging: { branch: main }\n"
+	utf16 := func(bigEndian bool) []byte {
+		var b []byte
+		for _, u := range utf16.Encode([]rune(text)) {
+			if bigEndian {
+				b = append(b, byte(u>>8), byte(u))
+			} else {
+				b = append(b, byte(u), byte(u>>8))
+			}
+		}
+		return b
+	}
+	for _, ok := range [][]byte{
+		[]byte(text),
+		append([]byte("\xef\xbb\xbf"), text...),
+		append([]byte("\xff\xfe"), utf16(false)...),
+		append([]byte("\xfe\xff"), utf16(true)...),
+	} {
+		if c, err := Parse("c.yaml", ok); err != nil || c.Project != "shop" {
+			t.Errorf("%q: %v", ok[:4], err)
+		}
+	}
+	latin1 := []byte(strings.Replace(text, "é", "\xe9", 1))
+	for _, c := range []struct {
+		data []byte
+		want string
+	}{
+		{utf16(false), "c.yaml: the file is UTF-16 (without a byte order mark), not UTF-8 (save it as UTF-8)"},
+		{utf16(true), "c.yaml: the file is UTF-16 (without a byte order mark), not UTF-8 (save it as UTF-8)"},
+		{append([]byte("\xff\xfe\x00\x00"), 'v', 0, 0, 0), "c.yaml: the file is UTF-32, not UTF-8 (save it as UTF-8)"},
+		{latin1, "c.yaml:2:20: byte 0xe9 is not UTF-8: the file is in another encoding, such as Latin-1 or Windows-1252 (save it as UTF-8)"},
+		{[]byte("version: 1\x00\n"), "c.yaml:1:11: a NUL byte: the file is not UTF-8 text (save it as UTF-8)"},
+	} {
+		if _, err := Parse("c.yaml", c.data); err == nil || err.Error() != c.want {
+			t.Errorf("%q: %v, want %q", c.data[:min(len(c.data), 8)], err, c.want)
 		}
 	}
 }
