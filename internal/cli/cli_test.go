@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -120,18 +121,48 @@ func TestUsageMistakesAreOneLine(t *testing.T) {
 // Every command that takes an execution ID says the same of one that does
 // not exist, in one line: which ID, and the command that lists them.
 func TestUnknownExecutionSaysHowToListThem(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv("CUTOVER_HOME", t.TempDir())
-	yaml := "version: 1\nproject: shop\nservices:\n  web:\n    image: web:1\n    port: 80\nenvironments:\n  staging: { branch: main }\n"
-	if err := os.WriteFile(filepath.Join(dir, "cutover.yaml"), []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Chdir(dir)
+	inSmallProject(t)
 	want := "cutover: there is no execution x-nope (`cutover executions` lists them)\n"
 	for _, cmd := range []string{"logs", "cancel", "approve", "reject", "retry", "executions"} {
 		code, out, errOut := run(t, "", cmd, "x-nope")
 		if code != 1 || out != "" || errOut != want {
 			t.Errorf("cutover %s x-nope: exit %d stdout %q stderr %q, want %q", cmd, code, out, errOut, want)
+		}
+	}
+}
+
+// inSmallProject runs the test in a directory with a small cutover.yaml (one
+// image, environments staging and production) and its own CUTOVER_HOME.
+func inSmallProject(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("CUTOVER_HOME", t.TempDir())
+	yaml := "version: 1\nproject: shop\nservices:\n  web:\n    image: web:1\n    port: 80\n" +
+		"environments:\n  staging: { branch: main }\n  production: { branch: main, listen: { port: 8090 } }\n"
+	if err := os.WriteFile(filepath.Join(dir, "cutover.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+}
+
+// --watch takes an optional interval, so it must follow "=": `--watch 2`
+// is --watch (every 2s) and the environment "2". When no environment is
+// called that, the error says how to write the interval.
+func TestWatchIntervalAfterASpaceSaysToWriteEquals(t *testing.T) {
+	inSmallProject(t)
+	envs := `cutover.yaml has none named %q (environments: production, staging)`
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"status", "--watch", "2"}, `--watch 2: write --watch=2s (its interval follows "="): after a space, 2 is read as an environment, and ` + fmt.Sprintf(envs, "2")},
+		{[]string{"status", "--watch", "1.5"}, `--watch 1.5: write --watch=1.5s (its interval follows "="): after a space, 1.5 is read as an environment, and ` + fmt.Sprintf(envs, "1.5")},
+		{[]string{"status", "--watch", "500ms"}, `--watch 500ms: write --watch=500ms (its interval follows "="): after a space, 500ms is read as an environment, and ` + fmt.Sprintf(envs, "500ms")},
+		{[]string{"status", "--watch", "prod"}, `cutover.yaml: no environment named "prod" (environments: production, staging)`},
+		{[]string{"status", "2"}, `cutover.yaml: no environment named "2" (environments: production, staging)`},
+	} {
+		code, out, errOut := run(t, "", c.args...)
+		if code != 1 || out != "" || errOut != "cutover: "+c.want+"\n" {
+			t.Errorf("cutover %s: exit %d stdout %q stderr %q, want %q", strings.Join(c.args, " "), code, out, errOut, c.want)
 		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -252,10 +254,18 @@ func targetHealth(targets []proxy.TargetStatus, scope string) []TargetHealth {
 
 // WatchStatus passes env's status (every environment's when env is "") to
 // fn, then again every interval until ctx ends; once when every is 0.
+//
+// An unknown env that reads as an interval was meant for --watch, whose
+// value is optional and so must follow it with "=": `--watch 2` is --watch
+// (every 2s) and the environment "2". The error says so.
 func (m *Manager) WatchStatus(ctx context.Context, env string, every time.Duration, fn func([]Status) error) error {
 	for {
 		out, err := m.Status(ctx, env)
 		if err != nil {
+			if interval, ok := looksLikeInterval(env); ok && every > 0 && m.Config.Environments[env] == nil {
+				return UsageError{fmt.Sprintf("--watch %s: write --watch=%s (its interval follows \"=\"): after a space, %s is read as an environment, and %s has none named %q (environments: %s)",
+					env, interval, env, m.configFile(), env, strings.Join(m.Config.EnvironmentNames(), ", "))}
+			}
 			return err
 		}
 		if err := fn(out); err != nil || every <= 0 {
@@ -267,4 +277,16 @@ func (m *Manager) WatchStatus(ctx context.Context, env string, every time.Durati
 		case <-time.After(every):
 		}
 	}
+}
+
+// looksLikeInterval tells whether s is a number of seconds or a duration,
+// and returns it as a duration --watch takes ("2" is "2s").
+func looksLikeInterval(s string) (string, bool) {
+	if _, err := strconv.ParseFloat(s, 64); err == nil {
+		return s + "s", true
+	}
+	if _, err := time.ParseDuration(s); err == nil {
+		return s, true
+	}
+	return "", false
 }
