@@ -93,7 +93,15 @@ func checkDocker(ctx context.Context) (Check, *docker.Runtime) {
 	rt, err := docker.Connect(ctx)
 	if err != nil {
 		c.Status, c.Detail = Fail, err.Error()
-		c.Fix = "start the engine: `sudo systemctl start docker` (as root, `scripts/setup.sh true` installs and starts it); set DOCKER_HOST if it listens elsewhere"
+		c.Fix = "start the engine: `sudo systemctl start docker`; set DOCKER_HOST if it listens elsewhere"
+		var down *docker.EngineUnreachableError
+		if errors.As(err, &down) {
+			c.Detail, c.Fix = down.Problem(), down.Fix()
+			if down.NotInstalled() {
+				// The release archive has no scripts/: only a checkout does.
+				c.Fix += "; in a checkout of cutover's source, `sudo scripts/setup.sh --demo true` installs it too (with git and curl)"
+			}
+		}
 		return c, nil
 	}
 	v, err := rt.EngineClient().ServerVersion(ctx, client.ServerVersionOptions{})

@@ -74,6 +74,13 @@ func TestDoctorFindsEachProblemWithAFix(t *testing.T) {
 			t.Errorf("%s: %+v; want fail mentioning %q, with a fix", name, c, want)
 		}
 	}
+	// The fix works without cutover's source (a release archive has no
+	// scripts/): scripts/setup.sh only as the option of a checkout.
+	if c := got["docker"]; !strings.Contains(c.Fix, "sudo systemctl start docker") ||
+		strings.Contains(c.Fix, "setup.sh") && !strings.Contains(c.Fix, "in a checkout of cutover's source") ||
+		strings.Contains(c.Detail, "systemctl") {
+		t.Errorf("docker: %+v; want a fix that starts (or installs) the engine without scripts/, said once", c)
+	}
 	if c := got["proxy"]; c.Status != Warn || c.Fix == "" {
 		t.Errorf("proxy: %+v; want a warning with a fix", c)
 	}

@@ -15,6 +15,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -66,15 +69,63 @@ type EngineUnreachableError struct {
 }
 
 func (e *EngineUnreachableError) Error() string {
+	return fmt.Sprintf("%s (%s)", e.Problem(), e.Fix())
+}
+
+// Problem is the error without its fix: which engine did not answer, and why.
+func (e *EngineUnreachableError) Problem() string {
 	reason := "no answer"
-	if e.Err != nil {
+	switch {
+	case e.denied():
+		reason = "permission denied"
+	case e.Err != nil:
 		reason = rootCause(e.Err)
 	}
-	hint := "start it: `sudo systemctl start docker`, or run `dockerd` in the background; set DOCKER_HOST if it listens elsewhere"
-	if errors.Is(e.Err, os.ErrPermission) {
-		hint = "run as root, or add your user to the docker group: `sudo usermod -aG docker $USER`, then log in again"
+	return fmt.Sprintf("cannot reach the Docker engine at %s: %s", e.Host, reason)
+}
+
+// Fix is what to do, for the cause: a user outside the docker group joins
+// it; a socket that does not exist, with no dockerd on this machine, wants
+// Docker installed (a command that needs no checkout of cutover's source);
+// else the engine is started.
+func (e *EngineUnreachableError) Fix() string {
+	const elsewhere = "; set DOCKER_HOST if it listens elsewhere"
+	switch {
+	case e.denied():
+		return "run as root, or add your user to the docker group: `sudo usermod -aG docker $USER`, then log in again"
+	case errors.Is(e.Err, os.ErrNotExist) && runtime.GOOS == "darwin":
+		return "start Docker Desktop, or install it: https://docs.docker.com/desktop/" + elsewhere
+	case e.NotInstalled():
+		return "install Docker Engine (Debian, Ubuntu: `sudo apt-get install docker.io`; others: https://docs.docker.com/engine/install/), then start it: `sudo systemctl start docker`" + elsewhere
 	}
-	return fmt.Sprintf("cannot reach the Docker engine at %s: %s (%s)", e.Host, reason, hint)
+	return "start it: `sudo systemctl start docker`, or run `dockerd` in the background" + elsewhere
+}
+
+// NotInstalled tells whether the engine is not on this machine at all: its
+// socket does not exist and there is no dockerd (a Linux machine's).
+func (e *EngineUnreachableError) NotInstalled() bool {
+	return errors.Is(e.Err, os.ErrNotExist) && runtime.GOOS != "darwin" && !engineInstalled()
+}
+
+// denied: the engine's socket refused this user. The client does not keep
+// the errno then, only its words.
+func (e *EngineUnreachableError) denied() bool {
+	return errors.Is(e.Err, os.ErrPermission) || e.Err != nil && strings.HasPrefix(rootCause(e.Err), "permission denied")
+}
+
+// engineInstalled tells whether dockerd is on this machine: on PATH, or
+// where packages put it (a user's PATH often lacks /usr/sbin). A variable
+// for the tests.
+var engineInstalled = func() bool {
+	if _, err := exec.LookPath("dockerd"); err == nil {
+		return true
+	}
+	for _, dir := range []string{"/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"} {
+		if _, err := os.Stat(filepath.Join(dir, "dockerd")); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *EngineUnreachableError) Unwrap() error { return e.Err }

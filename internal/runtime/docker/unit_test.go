@@ -3,6 +3,7 @@ package docker
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -114,5 +115,34 @@ func TestEngineUnreachableError(t *testing.T) {
 	denied := &EngineUnreachableError{Host: "unix:///var/run/docker.sock", Err: fmt.Errorf("dial: %w", syscall.EACCES)}
 	if !strings.Contains(denied.Error(), "permission denied (run as root, or add your user to the docker group") {
 		t.Errorf("permission error = %s", denied)
+	}
+	// The client keeps only the words of a refused socket, not its errno.
+	deniedWords := &EngineUnreachableError{Host: "unix:///var/run/docker.sock",
+		Err: errors.New("permission denied while trying to connect to the docker API at unix:///var/run/docker.sock")}
+	if got := deniedWords.Error(); got != denied.Error() {
+		t.Errorf("permission error as words = %s\nwant %s", got, denied)
+	}
+}
+
+// A socket that does not exist on a machine without dockerd is a missing
+// engine: the fix installs it with a command any machine has (no checkout
+// of cutover's scripts); with dockerd there, it is started.
+func TestEngineNotInstalledSaysHowToInstallIt(t *testing.T) {
+	if runtime.GOOS == "darwin" {
+		t.Skip("Docker Desktop: no dockerd on the host")
+	}
+	installed := engineInstalled
+	t.Cleanup(func() { engineInstalled = installed })
+	missing := &EngineUnreachableError{Host: "unix:///var/run/docker.sock", Err: fmt.Errorf("dial: %w", syscall.ENOENT)}
+	engineInstalled = func() bool { return false }
+	want := "cannot reach the Docker engine at unix:///var/run/docker.sock: no such file or directory (install Docker Engine (Debian, Ubuntu: " +
+		"`sudo apt-get install docker.io`; others: https://docs.docker.com/engine/install/), then start it: `sudo systemctl start docker`; " +
+		"set DOCKER_HOST if it listens elsewhere)"
+	if got := missing.Error(); got != want || !missing.NotInstalled() {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	engineInstalled = func() bool { return true }
+	if got := missing.Fix(); missing.NotInstalled() || !strings.HasPrefix(got, "start it: `sudo systemctl start docker`") {
+		t.Errorf("with dockerd installed: %s", got)
 	}
 }
