@@ -55,6 +55,7 @@ func (r *run) sh(ctx context.Context, action, image, dir, line string, extraEnv 
 	if image != "" || r.untrusted {
 		return r.shInImage(ctx, action, image, dir, line, extraEnv)
 	}
+	out := r.commandOutput(action)
 	cmd := exec.Command("sh", "-c", line)
 	cmd.Dir = dir
 	cmd.Env = r.env(extraEnv...)
@@ -71,7 +72,7 @@ func (r *run) sh(ctx context.Context, action, image, dir, line string, extraEnv 
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64*1024), 1024*1024)
 		for sc.Scan() {
-			r.logLines(action, []string{sc.Text()})
+			out.line(sc.Text())
 		}
 		_, _ = io.Copy(io.Discard, pr)
 	}()
@@ -114,7 +115,7 @@ func (r *run) sh(ctx context.Context, action, image, dir, line string, extraEnv 
 		if ee, ok := err.(*exec.ExitError); ok {
 			code = ee.ExitCode()
 		}
-		return fmt.Errorf("command %q failed with exit code %d (its output is in `cutover logs %s`)", line, code, r.exec.ID)
+		return out.failed(fmt.Sprintf("command %q", line), code)
 	}
 	return nil
 }
@@ -140,10 +141,11 @@ func (r *run) shInImage(ctx context.Context, action, image, dir, line string, ex
 			env[i] = k + "=/workspace" + strings.TrimPrefix(v, r.ws.Dir) // e.g. CUTOVER_EXPORT
 		}
 	}
+	out := r.commandOutput(action)
 	spec := docker.CommandSpec{
 		Image: image, Cmd: []string{"sh", "-c", line}, Env: env,
 		Mounts: map[string]string{r.ws.Dir: "/workspace"}, WorkDir: filepath.ToSlash(filepath.Join("/workspace", rel)),
-		Labels: docker.Labels{Project: r.cfg.Project, Execution: r.exec.ID}, Output: lineWriter(func(l string) { r.logLines(action, []string{l}) }),
+		Labels: docker.Labels{Project: r.cfg.Project, Execution: r.exec.ID}, Output: lineWriter(out.line),
 	}
 	if r.untrusted {
 		if err := r.confinedSpec(ctx, &spec); err != nil {
@@ -159,9 +161,39 @@ func (r *run) shInImage(ctx context.Context, action, image, dir, line string, ex
 		return err
 	}
 	if code != 0 {
-		return fmt.Errorf("command %q in image %s failed with exit code %d (its output is in `cutover logs %s`)", line, image, code, r.exec.ID)
+		return out.failed(fmt.Sprintf("command %q in image %s", line, image), code)
 	}
 	return nil
+}
+
+// commandOutput takes one command's output, line by line: each line goes,
+// masked, to the action's log, and the last few, as masked there, are kept
+// to quote if the command fails.
+type commandOutput struct {
+	r      *run
+	action string
+	last   *short.Tail
+}
+
+func (r *run) commandOutput(action string) commandOutput {
+	return commandOutput{r: r, action: action, last: &short.Tail{}}
+}
+
+func (o commandOutput) line(l string) {
+	lines := []string{l}
+	o.r.logLines(o.action, lines) // masks lines[0] in place: the secrets are out of it
+	o.last.Add(lines[0])
+}
+
+// failed is the error of the command (what) that exited with code: with its
+// last lines of output, so that the failure summary shows the cause (a
+// compiler's "undefined: foo"), and where the rest is.
+func (o commandOutput) failed(what string, code int) error {
+	where := "its output is in `cutover logs " + o.r.exec.ID + "`"
+	if last := o.last.String(); last != "" {
+		where = "last output: " + last + "; all of it is in `cutover logs " + o.r.exec.ID + "`"
+	}
+	return fmt.Errorf("%s failed with exit code %d (%s)", what, code, where)
 }
 
 func (r *run) withTimeout(ctx context.Context, a config.Action) (context.Context, context.CancelFunc) {

@@ -1,10 +1,17 @@
 // Package short gives the short forms of long identifiers that messages,
 // logs and variables show: a commit as git abbreviates it, an image,
-// container or task ID as Docker does. It is a leaf: it imports nothing of
+// container or task ID as Docker does; and of a command's output, the last
+// lines a failure message quotes. It is a leaf: it imports nothing of
 // cutover, so any package can use it.
 package short
 
-import "strings"
+import (
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"unicode/utf8"
+)
 
 // SHA is a commit's first 7 characters, as `git log --oneline` shows it
 // (CUTOVER_SHORT_SHA); shorter input passes unchanged.
@@ -41,4 +48,74 @@ func isHex(s string) bool {
 func Line(s string) string {
 	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
 	return line
+}
+
+// Cut is s cut to at most n characters, an ellipsis marking the cut.
+func Cut(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:max(n-1, 0)]) + "…"
+}
+
+// Tail keeps the last lines of a command's output for its failure message
+// ("last output: a | b | c"): blank lines are skipped, each line is what a
+// terminal would show of it (what follows its last carriage return, without
+// colour codes) cut to a width. The zero Tail keeps TailLines lines of
+// TailWidth characters. It is safe for concurrent use.
+type Tail struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+// TailLines and TailWidth bound what a Tail quotes.
+const (
+	TailLines = 3
+	TailWidth = 120
+)
+
+var ansiEscape = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
+
+// Add keeps line as the newest.
+func (t *Tail) Add(line string) {
+	if i := strings.LastIndexByte(line, '\r'); i >= 0 && strings.TrimSpace(line[i+1:]) != "" {
+		line = line[i+1:]
+	}
+	line = strings.TrimSpace(ansiEscape.ReplaceAllString(line, ""))
+	if line == "" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lines = append(t.lines, Cut(line, TailWidth))
+	if len(t.lines) > TailLines {
+		t.lines = t.lines[len(t.lines)-TailLines:]
+	}
+}
+
+// Reset forgets the lines kept.
+func (t *Tail) Reset() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lines = nil
+}
+
+// Lines are the lines kept, oldest first (nil for none).
+func (t *Tail) Lines() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.lines)
+}
+
+// String is the lines kept joined by " | ", "" for none.
+func (t *Tail) String() string { return strings.Join(t.Lines(), " | ") }
+
+// TailOf is what a Tail keeps of text's lines, joined by " | ".
+func TailOf(text string) string {
+	var t Tail
+	for _, line := range strings.Split(text, "\n") {
+		t.Add(line)
+	}
+	return t.String()
 }

@@ -1,6 +1,9 @@
 package short
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestSHA(t *testing.T) {
 	for in, want := range map[string]string{
@@ -43,5 +46,41 @@ func TestLine(t *testing.T) {
 		if got := Line(in); got != want {
 			t.Errorf("Line(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestCut(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		n    int
+		want string
+	}{{"abc", 3, "abc"}, {"abcd", 3, "ab…"}, {"héllo wörld", 6, "héllo…"}, {"", 2, ""}} {
+		if got := Cut(c.in, c.n); got != c.want {
+			t.Errorf("Cut(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
+		}
+	}
+}
+
+// A Tail quotes what a terminal would have shown last: no blank lines, no
+// colour codes, a progress line's last state, each line cut short.
+func TestTail(t *testing.T) {
+	var tl Tail
+	if tl.String() != "" || tl.Lines() != nil {
+		t.Fatalf("empty tail: %q", tl.String())
+	}
+	long := strings.Repeat("é", 200)
+	for _, l := range []string{"first", "  ", "10%\r50%\r100%", "\x1b[1;31merror\x1b[0m: bad", "", long, "done\r"} {
+		tl.Add(l)
+	}
+	want := "error: bad | " + strings.Repeat("é", TailWidth-1) + "… | done"
+	if got := tl.String(); got != want {
+		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+	tl.Reset()
+	if tl.String() != "" {
+		t.Fatal("Reset kept lines")
+	}
+	if got := TailOf("a\nb\n\nc\nd\n"); got != "b | c | d" {
+		t.Fatalf("TailOf = %q", got)
 	}
 }

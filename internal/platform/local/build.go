@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -124,15 +123,7 @@ func runBuildCommand(ctx context.Context, dir, command, buildID, service string)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("service %s: build command %q failed (%v): %s (fix the command in services.%s.build.commands)",
-			service, command, err, lastLines(out.String(), 3), service)
+			service, command, err, short.TailOf(out.String()), service)
 	}
 	return nil
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
 }

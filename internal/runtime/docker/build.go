@@ -16,6 +16,8 @@ import (
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/client"
 	"github.com/moby/patternmatcher/ignorefile"
+
+	"github.com/cutoverdev/cutover/internal/short"
 )
 
 // BuildRequest describes one image build.
@@ -36,9 +38,6 @@ type Image struct {
 	ID   string // sha256:... (digest of the image config)
 	Tags []string
 }
-
-// outputLines is how many lines of build output a failure message quotes.
-const outputLines = 3
 
 // Build sends the context directory (honouring .dockerignore) to the engine's
 // classic builder, which needs no BuildKit session and exists on every engine,
@@ -193,7 +192,7 @@ func readBuildStream(body io.Reader, out io.Writer) (string, error) {
 	var (
 		id     string
 		step   string
-		output []string
+		output short.Tail // of the step: what a failure message quotes
 	)
 	dec := json.NewDecoder(body)
 	for {
@@ -205,7 +204,7 @@ func readBuildStream(body io.Reader, out io.Writer) (string, error) {
 			return "", fmt.Errorf("reading the build output: %w", err)
 		}
 		if msg.Error != nil {
-			return "", &BuildError{Step: step, Message: strings.TrimSpace(msg.Error.Message), Output: output}
+			return "", &BuildError{Step: step, Message: strings.TrimSpace(msg.Error.Message), Output: output.Lines()}
 		}
 		if msg.Aux != nil {
 			var aux struct{ ID string }
@@ -230,12 +229,9 @@ func readBuildStream(body io.Reader, out io.Writer) (string, error) {
 			case strings.HasPrefix(line, "Step "):
 				// "Step 3/4 : COPY a b" -> "step 3/4 COPY a b"
 				step = "step " + strings.Replace(strings.TrimPrefix(line, "Step "), " : ", " ", 1)
-				output = nil
+				output.Reset()
 			default:
-				output = append(output, line)
-				if len(output) > outputLines {
-					output = output[len(output)-outputLines:]
-				}
+				output.Add(line)
 			}
 		}
 	}

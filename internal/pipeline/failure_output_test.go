@@ -1,0 +1,94 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/store"
+	"github.com/cutoverdev/cutover/internal/testenv"
+)
+
+// A command that fails (a compile error in build.commands, a failing
+// action) says why in the failure summary: its error quotes its last lines
+// of output, as masked in the log (a secret it printed is not in it), each
+// cut short, and says where the rest is. On the host and in an image alike.
+func TestFailedCommandQuotesItsLastOutputMasked(t *testing.T) {
+	e, _, out := newEngine(t)
+	image := busyboxImage(t, e.Runtime)
+	long := strings.Repeat("x", 300)
+	// The secret printed last but one, a long line, then the cause.
+	script := `echo compiling; echo "token $API_TOKEN"; echo ` + long + `; echo './main.go:5:2: undefined: foo' >&2; exit 2`
+	for _, where := range []string{"host", "image"} {
+		project := "fo-" + where + "-" + strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
+		removeImages(t, project)
+		inImage, inWhat := "", ""
+		if where == "image" {
+			inImage, inWhat = ", image: "+image, " in image "+image
+		}
+		yaml := fmt.Sprintf(`version: 1
+project: %s
+services:
+  web: { image: "example.invalid/web:1", port: 8080 }
+environments:
+  staging: { branch: develop, listen: { port: 18380 } }
+pipeline:
+  secrets: { names: [API_TOKEN] }
+  stages:
+    - name: build
+      actions:
+        - { name: compile, kind: command%s, commands: [%q] }
+`, project, inImage, script)
+		repo, commit := testenv.GitRepo(t, "develop", map[string]string{"cutover.yaml": yaml})
+		x, err := e.Run(context.Background(), Trigger{Kind: TriggerPush, Project: project, Repo: repo, Branch: "develop", Commit: commit})
+		if err != nil {
+			t.Fatalf("%s: %v", where, err)
+		}
+		want := fmt.Sprintf("compile: command %q%s failed with exit code 2 (last output: token *** | %s… | ./main.go:5:2: undefined: foo; all of it is in `cutover logs %s`)",
+			script, inWhat, long[:119], x.ID)
+		if where == "image" {
+			// The engine keeps a container's stdout and stderr apart: their lines may come in another order.
+			got, _, _ := strings.Cut(x.Error, "(last output: ")
+			if wantHead, _, _ := strings.Cut(want, "(last output: "); got != wantHead || !strings.Contains(x.Error, "undefined: foo") ||
+				!strings.Contains(x.Error, "token ***") || !strings.HasSuffix(x.Error, "all of it is in `cutover logs "+x.ID+"`)") {
+				t.Fatalf("%s: %s %q\nwant %q in some order\n%s", where, x.Status, x.Error, want, out)
+			}
+		} else if x.Status != "failed" || x.Error != want {
+			t.Fatalf("%s: %s %q\nwant %q\n%s", where, x.Status, x.Error, want, out)
+		}
+		var stages []StageState
+		_ = json.Unmarshal(x.Stages, &stages)
+		whole, _ := json.Marshal(x)
+		if !strings.Contains(stages[0].Actions[0].Summary, "undefined: foo") || strings.Contains(string(whole)+out.String(), "s3cr3t-value") {
+			t.Fatalf("%s: the action's summary lacks the cause, or the secret leaked: %s\n%s", where, whole, out)
+		}
+	}
+}
+
+// The lines a failure quotes are the log's, masked: were they taken before
+// masking, the error would carry the secret to wherever errors go unmasked.
+func TestFailureQuotesTheMaskedLines(t *testing.T) {
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "cutover.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r := &run{e: &Engine{Store: st, Log: slog.New(slog.DiscardHandler)}, exec: store.Execution{ID: "x-1"},
+		secrets: &Secrets{masker: newMasker(map[string]string{"API_TOKEN": "s3cr3t-value"})}}
+	o := r.commandOutput("compile")
+	for _, l := range []string{"", "token s3cr3t-value", "\x1b[31m./main.go:5:2: undefined: foo\x1b[0m", "  "} {
+		o.line(l)
+	}
+	want := "command \"make\" failed with exit code 1 (last output: token *** | ./main.go:5:2: undefined: foo; all of it is in `cutover logs x-1`)"
+	if err := o.failed(`command "make"`, 1); err.Error() != want {
+		t.Fatalf("got  %s\nwant %s", err, want)
+	}
+	if err := r.commandOutput("quiet").failed(`command "true"`, 3); err.Error() != "command \"true\" failed with exit code 3 (its output is in `cutover logs x-1`)" {
+		t.Fatalf("without output: %s", err)
+	}
+}
