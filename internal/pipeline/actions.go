@@ -190,7 +190,9 @@ func (o commandOutput) line(l string) {
 // compiler's "undefined: foo"), and where the rest is.
 func (o commandOutput) failed(what string, code int) error {
 	where := "its output is in `cutover logs " + o.r.exec.ID + "`"
-	if last := o.last.String(); last != "" {
+	// Masked again once joined and stripped of colour codes: a secret
+	// printed with a colour change inside it is whole only now.
+	if last := o.r.maskf(o.last.String()); last != "" {
 		where = "last output: " + last + "; all of it is in `cutover logs " + o.r.exec.ID + "`"
 	}
 	return fmt.Errorf("%s failed with exit code %d (%s)", what, code, where)

@@ -91,4 +91,13 @@ func TestFailureQuotesTheMaskedLines(t *testing.T) {
 	if err := r.commandOutput("quiet").failed(`command "true"`, 3); err.Error() != "command \"true\" failed with exit code 3 (its output is in `cutover logs x-1`)" {
 		t.Fatalf("without output: %s", err)
 	}
+	// A colour change inside the secret hides it from the log's masking
+	// (a terminal shows it whole there too); the quote, stripped of colour
+	// codes, is masked again.
+	o = r.commandOutput("colour")
+	o.line("token s3cr\x1b[0m3t-value")
+	o.line("token s3cr3t\x1b[1m-value")
+	if err := o.failed(`command "make"`, 1); strings.Contains(err.Error(), "s3cr3t-value") {
+		t.Fatalf("the quote holds the secret: %s", err)
+	}
 }

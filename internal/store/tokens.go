@@ -88,11 +88,10 @@ func (tx *Tx) liveToken(ctx context.Context, cond string, arg string) (Token, er
 		return Token{}, err
 	}
 	if len(ts) == 0 {
-		what := "with that secret"
 		if strings.HasPrefix(cond, "name") {
-			what = fmt.Sprintf("named %q", arg)
+			return Token{}, &kindError{fmt.Sprintf("there is no live token named %q (`cutover token list` lists them)", arg), ErrNotFound}
 		}
-		return Token{}, &kindError{fmt.Sprintf("there is no live token %s (`cutover token list` lists them)", what), ErrNotFound}
+		return Token{}, &kindError{"there is no live token with that secret", ErrNotFound}
 	}
 	return ts[0], nil
 }
