@@ -210,3 +210,38 @@ func TestCommandsThatChangeTrafficAreAuditedAndLongOnesWhenTheyStart(t *testing.
 		t.Errorf("third entry %+v, want the proxy stop", e)
 	}
 }
+
+// A home's store may hold another project's executions (two projects'
+// cutover.yaml, one CUTOVER_HOME): from this project, every command that
+// takes an execution ID answers one of them as a missing one, shows none of
+// its log or commit, and changes nothing. Before, logs, executions ID and
+// retry (which ran the other project's commit under this one's pipeline)
+// took it.
+func TestAnotherProjectsExecutionIsAsMissing(t *testing.T) {
+	inSmallProject(t)
+	home := os.Getenv("CUTOVER_HOME")
+	waitingExecution(t, home, "x-other")
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(home, "cutover.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.AppendLog(ctx, "x-other", "build", []string{"the other project's log line"}); err != nil {
+		t.Fatal(err)
+	}
+	want := "cutover: there is no execution x-other (`cutover executions` lists them)\n"
+	for _, cmd := range []string{"logs", "cancel", "approve", "reject", "retry", "executions"} {
+		code, out, errOut := run(t, "", cmd, "x-other")
+		if code != 1 || out != "" || errOut != want {
+			t.Errorf("cutover %s x-other: exit %d stdout %q stderr %q, want %q", cmd, code, out, errOut, want)
+		}
+	}
+	x, err := st.GetExecution(ctx, "x-other")
+	if err != nil || x.Status != store.ExecutionWaiting {
+		t.Fatalf("the other project's execution: %s %v, want it still waiting", x.Status, err)
+	}
+	if xs, err := st.ListExecutions(ctx, "shop", 10); err != nil || len(xs) != 0 {
+		t.Fatalf("this project's executions: %v %v, want none (retry ran nothing)", xs, err)
+	}
+}

@@ -93,7 +93,7 @@ type ExecutionView struct {
 
 // Execution is the execution id with its approvals (never nil).
 func (m *Manager) Execution(ctx context.Context, id string) (ExecutionView, error) {
-	e, err := m.Store.GetExecution(ctx, id)
+	e, err := m.execution(ctx, id)
 	if err != nil {
 		return ExecutionView{}, err
 	}

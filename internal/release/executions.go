@@ -22,7 +22,7 @@ type LogOptions struct {
 // Logs passes an execution's log lines (secrets already masked) to fn in
 // order. A follow ends when the execution ends or ctx is done (no error).
 func (m *Manager) Logs(ctx context.Context, executionID string, o LogOptions, fn func(store.LogLine)) error {
-	if _, err := m.Store.GetExecution(ctx, executionID); err != nil {
+	if _, err := m.execution(ctx, executionID); err != nil {
 		return err
 	}
 	const page = 1000

@@ -79,7 +79,7 @@ func ranOK(x store.Execution, err error) (store.Execution, error) {
 
 // Retry runs an execution's commit again, from its first stage or from o.Stage.
 func (m *Manager) Retry(ctx context.Context, executionID string, o RetryOptions) (store.Execution, error) {
-	old, err := m.Store.GetExecution(ctx, executionID)
+	old, err := m.execution(ctx, executionID)
 	if err != nil {
 		return old, err
 	}
@@ -111,14 +111,25 @@ func (m *Manager) Reject(ctx context.Context, executionID string, d Decision) (s
 // Cancel asks a running or waiting execution to stop (running commands are
 // stopped, a deployment in progress is rolled back), as m.Actor.
 func (m *Manager) Cancel(ctx context.Context, executionID string) (store.Execution, error) {
-	x, err := m.Store.GetExecution(ctx, executionID)
-	if err != nil {
-		return x, err
-	}
-	if x.Project != m.Config.Project {
-		return store.Execution{}, store.NoExecution(executionID) // as for a missing one
+	if _, err := m.execution(ctx, executionID); err != nil {
+		return store.Execution{}, err
 	}
 	return pipeline.RequestCancel(ctx, m.Store, executionID, m.Actor)
+}
+
+// execution is the project's execution id. Another project's, which a
+// store shared by two projects' homes holds too, is answered as a missing
+// one: its name, logs and commit are that project's (pipeline.Decide
+// answers the same).
+func (m *Manager) execution(ctx context.Context, id string) (store.Execution, error) {
+	x, err := m.Store.GetExecution(ctx, id)
+	if err != nil {
+		return store.Execution{}, err
+	}
+	if x.Project != m.Config.Project {
+		return store.Execution{}, store.NoExecution(id)
+	}
+	return x, nil
 }
 
 // deployer is the pipeline's deploy action: Deploy with the execution's
