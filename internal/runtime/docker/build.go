@@ -181,7 +181,9 @@ func (e *BuildError) Error() string {
 		s = e.Step + ": " + s
 	}
 	if len(e.Output) > 0 {
-		s += "\n  last output: " + strings.Join(e.Output, " | ")
+		// On the same line: an execution's summary keeps its error's first
+		// line only, and the cause is in these lines.
+		s += " (last output: " + strings.Join(e.Output, " | ") + ")"
 	}
 	return s
 }

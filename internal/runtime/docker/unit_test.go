@@ -84,8 +84,8 @@ func TestReadBuildStream(t *testing.T) {
 `
 	var out strings.Builder
 	_, err := readBuildStream(strings.NewReader(stream), &out)
-	want := "step 2/3 RUN make: The command '/bin/sh -c make' returned a non-zero code: 2\n" +
-		"  last output: main.c:3: error: expected ';' | make: *** [app] Error 1 | one more line"
+	want := "step 2/3 RUN make: The command '/bin/sh -c make' returned a non-zero code: 2" +
+		" (last output: main.c:3: error: expected ';' | make: *** [app] Error 1 | one more line)"
 	if err == nil || err.Error() != want {
 		t.Errorf("error =\n%v\nwant\n%s", err, want)
 	}
