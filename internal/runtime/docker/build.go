@@ -31,6 +31,9 @@ type BuildRequest struct {
 	// NoNetwork runs the Dockerfile's RUN steps without any network
 	// (untrusted code: a pull request's Dockerfile).
 	NoNetwork bool
+	// OwnImages are the IDs of images cutover built that an untrusted build
+	// may read all the same (FROM, COPY --from): those its own run built.
+	OwnImages []string
 }
 
 // Image is a built or resolved image.
@@ -67,13 +70,20 @@ func (r *Runtime) Build(ctx context.Context, req BuildRequest) (Image, error) {
 		return Image{}, fmt.Errorf("build %s: Dockerfile %s not found (create it, or set the right dockerfile path for the service)", name, shown)
 	}
 
+	// Taken before an untrusted build's check, so that no removal comes
+	// between the images it checked and the build (which reads them by ID).
+	unlock, err := r.lockImages(ctx, false)
+	if err != nil {
+		return Image{}, fmt.Errorf("build %s (%s): %w", name, shown, err)
+	}
+	defer unlock()
 	var canonical []byte
 	if req.NoNetwork {
 		// The builder fetches an ADD of a URL itself, on the engine's network,
-		// whatever the RUN steps' network is: refuse it, and build what was
-		// checked (untrusted.go).
-		var err error
-		if canonical, err = r.checkUntrustedBuild(ctx, req.ContextDir, name, dockerfile, shown, req.BuildArgs); err != nil {
+		// whatever the RUN steps' network is, and reads any image on the
+		// engine it is given: refuse those, and build what was checked
+		// (untrusted.go).
+		if canonical, err = r.checkUntrustedBuild(ctx, req.ContextDir, name, dockerfile, shown, req.BuildArgs, req.OwnImages); err != nil {
 			return Image{}, fmt.Errorf("build %s: %w", name, err)
 		}
 	}
@@ -110,11 +120,6 @@ func (r *Runtime) Build(ctx context.Context, req BuildRequest) (Image, error) {
 	if req.NoNetwork {
 		network = "none" // the RUN steps'; ADD was checked above
 	}
-	unlock, err := r.lockImages(ctx, false)
-	if err != nil {
-		return Image{}, fmt.Errorf("build %s (%s): %w", name, shown, err)
-	}
-	defer unlock()
 	res, err := r.client.ImageBuild(ctx, buildContext, client.ImageBuildOptions{
 		NetworkMode: network,
 		Version:     build.BuilderV1,

@@ -3,6 +3,8 @@ package docker
 import (
 	"archive/tar"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -53,7 +55,7 @@ func newFakeEngine(t *testing.T) (*Runtime, *fakeEngine) {
 				fmt.Fprintf(w, `{"message":"No such image: %s"}`, name)
 				return
 			}
-			json.NewEncoder(w).Encode(map[string]any{"Id": "sha256:0456", "Config": map[string]any{"OnBuild": triggers}})
+			json.NewEncoder(w).Encode(map[string]any{"Id": fakeID(name), "RepoTags": []string{name}, "Config": map[string]any{"OnBuild": triggers}})
 		case path == "/images/create":
 			name := strings.TrimPrefix(req.URL.Query().Get("fromImage"), "docker.io/") + ":" + req.URL.Query().Get("tag")
 			fe.pulls = append(fe.pulls, req.Header.Get("X-Registry-Auth"))
@@ -92,6 +94,12 @@ func newFakeEngine(t *testing.T) (*Runtime, *fakeEngine) {
 	}
 	t.Cleanup(func() { c.Close() })
 	return &Runtime{client: c, host: srv.URL, log: slog.Default()}, fe
+}
+
+// fakeID is the fake engine's ID of the image name.
+func fakeID(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 func (fe *fakeEngine) buildCount() int {
@@ -282,8 +290,9 @@ func TestAttackBaseImageTriggerAddsAURL(t *testing.T) {
 	}
 }
 
-// The engine is sent the canonical form of what was checked, under its own
-// name, in place of a file of that name the pull request put in the context.
+// The engine is sent the canonical form of what was checked (its base
+// pinned by the ID checked), under its own name, in place of a file of that
+// name the pull request put in the context.
 func TestUntrustedBuildIsSentTheCanonicalForm(t *testing.T) {
 	r, fe := newFakeEngine(t)
 	ctxDir := filepath.Join(t.TempDir(), "app")
@@ -295,7 +304,7 @@ func TestUntrustedBuildIsSentTheCanonicalForm(t *testing.T) {
 	if _, err := r.Build(context.Background(), BuildRequest{ContextDir: ctxDir, NoNetwork: true}); err != nil {
 		t.Fatal(err)
 	}
-	if want := "FROM busybox\nCOPY a   /a\n"; fe.built != want {
+	if want := "FROM " + fakeID("busybox:latest") + "\nCOPY a   /a\n"; fe.built != want {
 		t.Errorf("the engine was sent %q, want %q", fe.built, want)
 	}
 	if n := strings.Count(strings.Join(fe.names, "\n"), untrustedDockerfile); n != 1 {

@@ -14,14 +14,17 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/distribution/reference"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/client"
 )
 
@@ -48,8 +51,10 @@ const untrustedDockerfile = ".cutover-untrusted.Dockerfile"
 // checkUntrustedBuild refuses an untrusted build (dockerfile: relative to
 // contextDir, cleaned, slash separated; shown: how the user knows it) whose
 // Dockerfile, or a base image's ONBUILD trigger, may ADD from the network,
-// and returns the canonical Dockerfile the engine is to build.
-func (r *Runtime) checkUntrustedBuild(ctx context.Context, contextDir, name, dockerfile, shown string, args map[string]string) ([]byte, error) {
+// or reads an image it may not (mayRead: one cutover built, other than the
+// images own, or one named by its ID), and returns the canonical Dockerfile
+// the engine is to build, each image it reads pinned by ID.
+func (r *Runtime) checkUntrustedBuild(ctx context.Context, contextDir, name, dockerfile, shown string, args map[string]string, own []string) ([]byte, error) {
 	files, err := untrustedDockerfiles(contextDir, name, dockerfile, shown)
 	if err != nil {
 		return nil, err
@@ -65,27 +70,31 @@ func (r *Runtime) checkUntrustedBuild(ctx context.Context, contextDir, name, doc
 		} else if add.line > 0 {
 			return nil, fmt.Errorf("%s line %d: ADD %s %s", f.shown, add.line, add.src, add.reason)
 		}
-		bases, err := baseImages(p, args)
+		uses, err := imageUses(p.ast.Children, p, args)
+		if err != nil {
+			return nil, fmt.Errorf("%s %w", f.shown, err)
+		}
+		hidden, err := heredocFreeUses(p, args)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f.shown, err)
 		}
-		hidden, err := heredocFreeBases(p, args)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f.shown, err)
-		}
-		bases = append(bases, hidden...)
-		checked := map[string]bool{}
-		for _, base := range bases {
-			if checked[base.ref] {
-				continue
+		pins := map[int]string{}
+		checked := map[string]string{}
+		for _, use := range append(uses, hidden...) {
+			key := fmt.Sprint(use.what, use.ref, use.done)
+			id, ok := checked[key]
+			if !ok {
+				if id, err = r.checkImageUse(ctx, use, own); err != nil {
+					return nil, fmt.Errorf("%s line %d: %s: %w", f.shown, use.line, use, err)
+				}
+				checked[key] = id
 			}
-			checked[base.ref] = true
-			if err := r.checkBaseTriggers(ctx, base); err != nil {
-				return nil, fmt.Errorf("%s line %d: FROM %s: %w", f.shown, base.line, base.ref, err)
+			if use.node >= 0 {
+				pins[use.node] = id
 			}
 		}
 		if i == 0 {
-			if built, err = canonical(p); err != nil {
+			if built, err = canonicalPinned(p, pins); err != nil {
 				return nil, fmt.Errorf("%s: %w", f.shown, err)
 			}
 		}
@@ -98,15 +107,30 @@ func (r *Runtime) checkUntrustedBuild(ctx context.Context, contextDir, name, doc
 // no parser directives (p has the default escape). It must read back to the
 // same instructions, or the build is refused.
 func canonical(p parsed) ([]byte, error) {
+	return canonicalPinned(p, nil)
+}
+
+// canonicalPinned is canonical, with the image each instruction of pins (its
+// index in p.ast.Children) reads named by the ID pins gives (pinned): the
+// image checked, whatever its name names by the time the engine reads it.
+func canonicalPinned(p parsed, pins map[int]string) ([]byte, error) {
 	var b bytes.Buffer
-	for _, node := range p.ast.Children {
-		if strings.ContainsAny(node.Original, "\r\n") {
+	want := slices.Clone(p.ast.Children)
+	for i, node := range p.ast.Children {
+		original := node.Original
+		if id, ok := pins[i]; ok {
+			var err error
+			if original, want[i], err = pinned(node, id); err != nil {
+				return nil, err
+			}
+		}
+		if strings.ContainsAny(original, "\r\n") {
 			return nil, fmt.Errorf("line %d: an instruction with a line break inside it: write it on lines ending in \\ instead", node.StartLine)
 		}
-		if strings.HasSuffix(strings.TrimRight(node.Original, " \t"), "\\") {
+		if strings.HasSuffix(strings.TrimRight(original, " \t"), "\\") {
 			return nil, fmt.Errorf("line %d: the instruction ends in \\, which engines take for a line continuation or not: end it otherwise", node.StartLine)
 		}
-		b.WriteString(node.Original)
+		b.WriteString(original)
 		b.WriteByte('\n')
 		for _, h := range node.Heredocs {
 			// An engine without heredocs reads these lines as instructions:
@@ -125,19 +149,19 @@ func canonical(p parsed) ([]byte, error) {
 		}
 	}
 	back, err := parser.Parse(bytes.NewReader(b.Bytes()))
-	if err != nil || !sameInstructions(p.ast, back.AST) || back.EscapeToken != '\\' {
+	if err != nil || !sameInstructions(want, back.AST.Children) || back.EscapeToken != '\\' {
 		return nil, fmt.Errorf("the builder reads its canonical form differently (%v): write each instruction plainly", err)
 	}
 	return b.Bytes(), nil
 }
 
 // sameInstructions: the same instructions, flags, words and heredocs.
-func sameInstructions(a, b *parser.Node) bool {
-	if len(a.Children) != len(b.Children) {
+func sameInstructions(a, b []*parser.Node) bool {
+	if len(a) != len(b) {
 		return false
 	}
-	for i, x := range a.Children {
-		y := b.Children[i]
+	for i, x := range a {
+		y := b[i]
 		if x.Dump() != y.Dump() || x.Original != y.Original || !maps.Equal(x.Attributes, y.Attributes) || !slices.Equal(x.Heredocs, y.Heredocs) {
 			return false
 		}
@@ -317,6 +341,15 @@ func heredocFree(p parsed) (*parser.Result, error) {
 
 var onbuildPrefix = regexp.MustCompile(`(?i)^\s*ONBUILD\s*`)
 
+// onbuildTrigger is the trigger of an ONBUILD instruction, with its heredocs.
+func onbuildTrigger(node *parser.Node) string {
+	expr := onbuildPrefix.ReplaceAllString(node.Original, "")
+	for _, h := range node.Heredocs {
+		expr += "\n" + h.Content + h.Name
+	}
+	return expr
+}
+
 func remoteAddInTree(ast *parser.Node, escape rune) (remoteSource, error) {
 	lex := shell.NewLex(escape)
 	for _, node := range ast.Children {
@@ -352,10 +385,7 @@ func remoteAddInTree(ast *parser.Node, escape rune) (remoteSource, error) {
 		case "onbuild":
 			// The trigger is read by the later build, as a Dockerfile of
 			// its own (with the default escape character).
-			expr := onbuildPrefix.ReplaceAllString(node.Original, "")
-			for _, h := range node.Heredocs {
-				expr += "\n" + h.Content + h.Name
-			}
+			expr := onbuildTrigger(node)
 			trigger, err := remoteAdd([]byte("FROM scratch\n" + expr + "\n"))
 			if err != nil {
 				return remoteSource{}, fmt.Errorf("line %d: ONBUILD %s: %w", node.StartLine, expr, err)
@@ -459,32 +489,81 @@ func isRemote(s string) bool {
 	return strings.Contains(w, "://") || strings.HasPrefix(w, "git@") || strings.HasPrefix(w, "github.com/")
 }
 
-func lineOf(loc []parser.Range) int {
-	if len(loc) == 0 {
-		return 1
-	}
-	return loc[0].Start.Line
-}
-
-// baseImage is an image a Dockerfile builds FROM, as the builder names it.
-type baseImage struct {
+// imageUse is an image a Dockerfile's build reads: the base of a stage, or
+// the source of a COPY --from, in the Dockerfile or in an ONBUILD trigger,
+// named as the builder names it (a FROM's variables expanded).
+type imageUse struct {
 	line int
+	what string // "FROM ", "COPY --from=", "ONBUILD COPY --from="
 	ref  string
+	// node is the instruction's index in the Dockerfile's syntax tree, whose
+	// image the canonical Dockerfile pins by ID; -1: none (a trigger, or a
+	// line an engine without heredocs reads).
+	node int
+	// done are the stages built before a FROM's (their names, lowercase;
+	// "" for one without): a COPY --from of its base's triggers may name
+	// them.
+	done []string
 }
 
-// baseImages are the images the stages of a Dockerfile build FROM, their
-// names expanded as the builder expands them (the arguments declared before
-// the first FROM, with the build's values): not scratch, not an earlier
-// stage.
-func baseImages(p parsed, buildArgs map[string]string) ([]baseImage, error) {
-	return baseImagesOf(p.stages, p, buildArgs)
+func (u imageUse) String() string { return u.what + u.ref }
+
+// imageUses are the images the instructions of a Dockerfile read: not
+// scratch, not a stage the builder has built by then. A COPY --from names a
+// stage by its index or its name (in any case), or else an image (the
+// classic builder takes a name or an ID there); one with a variable is
+// refused, as an engine may expand it.
+func imageUses(children []*parser.Node, p parsed, buildArgs map[string]string) ([]imageUse, error) {
+	env := shell.EnvsFromSlice(metaEnv(p, buildArgs))
+	lex := shell.NewLex(p.escape)
+	var stages []string
+	var out []imageUse
+	for i, node := range children {
+		switch strings.ToLower(node.Value) {
+		case "from":
+			cmd, err := instructions.ParseInstruction(node)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: %v", node.StartLine, err)
+			}
+			stage, ok := cmd.(*instructions.Stage)
+			if !ok {
+				continue
+			}
+			ref, _, err := lex.ProcessWord(stage.BaseName, env)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: FROM %s: %v", node.StartLine, stage.BaseName, err)
+			}
+			if ref != "scratch" && !slices.Contains(stages, strings.ToLower(ref)) {
+				out = append(out, imageUse{node.StartLine, "FROM ", ref, i, slices.Clone(stages)})
+			}
+			stages = append(stages, strings.ToLower(stage.Name))
+		case "copy":
+			from, err := copyFrom(node)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: %w", node.StartLine, err)
+			}
+			if from != "" && !isStage(from, stages[:max(len(stages)-1, 0)]) {
+				out = append(out, imageUse{node.StartLine, "COPY --from=", from, i, nil})
+			}
+		case "onbuild":
+			from, err := triggerCopyFrom(onbuildTrigger(node))
+			if err != nil {
+				return nil, fmt.Errorf("line %d: ONBUILD %w", node.StartLine, err)
+			}
+			// It runs in a later stage built FROM this one: this one and
+			// those before it are built by then.
+			if from != "" && !isStage(from, stages) {
+				out = append(out, imageUse{node.StartLine, "ONBUILD COPY --from=", from, -1, nil})
+			}
+		}
+	}
+	return out, nil
 }
 
-// heredocFreeBases are the images the stages of the heredoc-free reading of
-// p (see remoteAddIn) build FROM: an engine without heredocs reads a FROM
-// among a heredoc's lines as a stage of its own, and runs the ONBUILD
-// triggers of its base.
-func heredocFreeBases(p parsed, buildArgs map[string]string) ([]baseImage, error) {
+// heredocFreeUses are the images the heredoc-free reading of p (see
+// remoteAddIn) reads: an engine without heredocs reads a FROM or a COPY
+// --from among a heredoc's lines as an instruction. None is pinned.
+func heredocFreeUses(p parsed, buildArgs map[string]string) ([]imageUse, error) {
 	if !bytes.Contains(p.text, []byte("<<")) {
 		return nil, nil
 	}
@@ -492,25 +571,19 @@ func heredocFreeBases(p parsed, buildArgs map[string]string) ([]baseImage, error
 	if err != nil {
 		return nil, err
 	}
-	var stages []instructions.Stage
-	for _, node := range res.AST.Children {
-		if !strings.EqualFold(node.Value, "from") {
-			continue
-		}
-		cmd, err := instructions.ParseInstruction(node)
-		if err != nil {
-			return nil, fmt.Errorf("line %d, read as an engine without heredocs reads it: %v", node.StartLine, err)
-		}
-		if stage, ok := cmd.(*instructions.Stage); ok {
-			stages = append(stages, *stage)
-		}
+	uses, err := imageUses(res.AST.Children, p, buildArgs)
+	if err != nil {
+		return nil, fmt.Errorf("read as an engine without heredocs reads it, %w", err)
 	}
-	return baseImagesOf(stages, p, buildArgs)
+	for i := range uses {
+		uses[i].node = -1
+	}
+	return uses, nil
 }
 
-// baseImagesOf are the images stages build FROM, their names expanded with
-// p's meta arguments.
-func baseImagesOf(stages []instructions.Stage, p parsed, buildArgs map[string]string) ([]baseImage, error) {
+// metaEnv are the arguments declared before the first FROM, with the
+// build's values: what a FROM's variables expand to.
+func metaEnv(p parsed, buildArgs map[string]string) []string {
 	var env []string
 	for _, arg := range p.metaArgs {
 		for _, kv := range arg.Args {
@@ -521,50 +594,198 @@ func baseImagesOf(stages []instructions.Stage, p parsed, buildArgs map[string]st
 			}
 		}
 	}
-	lex := shell.NewLex(p.escape)
-	named := map[string]bool{}
-	var out []baseImage
-	for _, stage := range stages {
-		line := lineOf(stage.Location)
-		ref, _, err := lex.ProcessWord(stage.BaseName, shell.EnvsFromSlice(env))
-		if err != nil {
-			return nil, fmt.Errorf("line %d: FROM %s: %v", line, stage.BaseName, err)
-		}
-		if ref != "scratch" && !named[strings.ToLower(ref)] {
-			out = append(out, baseImage{line, ref})
-		}
-		if stage.Name != "" {
-			named[strings.ToLower(stage.Name)] = true
-		}
-	}
-	return out, nil
+	return env
 }
 
-// checkBaseTriggers refuses a base image whose ONBUILD triggers, run by the
-// build, may ADD from the network. An image the engine lacks is pulled
-// first, as the builder would pull it (without credentials).
-func (r *Runtime) checkBaseTriggers(ctx context.Context, base baseImage) error {
-	res, err := r.client.ImageInspect(ctx, base.ref)
+// copyFrom is the --from of a COPY, as written ("" without one).
+func copyFrom(node *parser.Node) (string, error) {
+	if _, flags := argsAfterFlags(node.Original); !slices.Equal(flags, node.Flags) {
+		return "", fmt.Errorf("the flags of %s read differently: write them plainly", node.Original)
+	}
+	from := ""
+	for _, flag := range node.Flags {
+		name, value, _ := strings.Cut(strings.TrimPrefix(flag, "--"), "=")
+		switch {
+		case !strings.EqualFold(name, "from"):
+		case strings.Contains(value, "$"):
+			return "", fmt.Errorf("COPY --from=%s names its source with a variable, which a build argument may set to any image (name the stage or the image itself)", value)
+		case from != "":
+			return "", fmt.Errorf("COPY %s has more than one --from: give it one", strings.Join(node.Flags, " "))
+		default:
+			from = value
+		}
+	}
+	return from, nil
+}
+
+// triggerCopyFrom is the --from of an ONBUILD trigger that is a COPY ("" for
+// any other), read as the builder reads a trigger: a Dockerfile of its own.
+func triggerCopyFrom(trigger string) (string, error) {
+	res, err := parser.Parse(strings.NewReader(trigger + "\n"))
+	if err != nil {
+		return "", fmt.Errorf("%s: the builder cannot read it: %v", trigger, err)
+	}
+	for _, node := range res.AST.Children {
+		if strings.EqualFold(node.Value, "copy") {
+			return copyFrom(node)
+		}
+	}
+	return "", nil
+}
+
+// isStage: from (a COPY --from) names one of the stages done, or a stage
+// by its index (which the builder refuses unless it is done).
+func isStage(from string, done []string) bool {
+	if _, err := strconv.Atoi(from); err == nil {
+		return true
+	}
+	return from != "" && slices.Contains(done, strings.ToLower(from))
+}
+
+// checkImageUse refuses an image the build reads that it may not read
+// (mayRead), or a base image whose ONBUILD triggers, run by the build, may
+// ADD from the network or read an image it may not; it returns the image's
+// ID. An image the engine lacks is pulled first, as the builder would pull
+// it (without credentials).
+func (r *Runtime) checkImageUse(ctx context.Context, use imageUse, own []string) (string, error) {
+	res, err := r.client.ImageInspect(ctx, use.ref)
 	if cerrdefs.IsNotFound(err) {
-		if err = r.pullAnonymously(ctx, base.ref); err == nil {
-			res, err = r.client.ImageInspect(ctx, base.ref)
+		if err = r.pullAnonymously(ctx, use.ref); err == nil {
+			res, err = r.client.ImageInspect(ctx, use.ref)
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("reading the base image's ONBUILD triggers: %s", engineMessage(err))
+		if use.what == "FROM " {
+			return "", fmt.Errorf("reading the base image's ONBUILD triggers: %s", engineMessage(err))
+		}
+		return "", fmt.Errorf("reading the image: %s", engineMessage(err))
 	}
-	if res.Config == nil || len(res.Config.OnBuild) == 0 {
-		return nil
+	var triggers []string
+	if res.Config != nil && use.what == "FROM " {
+		triggers = res.Config.OnBuild
 	}
 	// The builder reads each trigger on its own, a Dockerfile of one
 	// instruction: read together, one ending in the escape character would
 	// join the next to itself.
-	for _, trigger := range res.Config.OnBuild {
+	for _, trigger := range triggers {
 		if err := checkTrigger(trigger); err != nil {
-			return err
+			return "", err
+		}
+	}
+	if err := mayRead(use.ref, res.InspectResponse, own); err != nil {
+		return "", err
+	}
+	for _, trigger := range triggers {
+		from, err := triggerCopyFrom(trigger)
+		if err != nil {
+			return "", fmt.Errorf("its ONBUILD trigger %w", err)
+		}
+		if from == "" || isStage(from, use.done) {
+			continue
+		}
+		if _, err := r.checkImageUse(ctx, imageUse{what: "COPY --from=", ref: from}, own); err != nil {
+			return "", fmt.Errorf("its ONBUILD trigger COPY --from=%s: %w", from, err)
+		}
+	}
+	return res.ID, nil
+}
+
+// builtByCutover are the labels cutover's builds give an image (and an image
+// built FROM it inherits).
+var builtByCutover = []string{LabelProject, LabelStore, LabelBuild, LabelCommit}
+
+// mayRead refuses an image an untrusted build may not read (unless it is
+// one of own, the images its run built): one cutover built, which may hold
+// what a trusted build fetched with its credentials or network; and one
+// named by its ID rather than by its repository, which may be any image on
+// the engine, a trusted build's step (they carry no labels) among them.
+func mayRead(ref string, img image.InspectResponse, own []string) error {
+	if slices.Contains(own, img.ID) {
+		return nil
+	}
+	if !namedBy(ref, img) {
+		return fmt.Errorf("names an image by its ID (%.19s), which may be a step of any build on this engine: an untrusted build names the images it reads by repository (as alpine:3.20, or alpine@sha256:… for a digest)", img.ID)
+	}
+	if img.Config != nil {
+		for _, label := range builtByCutover {
+			if _, ok := img.Config.Labels[label]; ok {
+				return fmt.Errorf("the image was built by cutover (project %s), and may hold what its build fetched: an untrusted build reads only scratch, its own stages, its run's images and images cutover did not build (build FROM what that one was built FROM instead)", img.Config.Labels[LabelProject])
+			}
 		}
 	}
 	return nil
+}
+
+// namedBy: the engine found img under the name ref (a tag, or a digest it
+// was pushed or pulled as), not by its ID or a prefix of it.
+func namedBy(ref string, img image.InspectResponse) bool {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return false // sha256:…, or 64 hexadecimal digits: an ID
+	}
+	names := img.RepoTags
+	if digested, ok := named.(reference.Canonical); ok {
+		// The engine looks a name with a tag and a digest up by the digest.
+		named, names = reference.TrimNamed(named), img.RepoDigests
+		if named, err = reference.WithDigest(named, digested.Digest()); err != nil {
+			return false
+		}
+	} else {
+		named = reference.TagNameOnly(named)
+	}
+	for _, name := range names {
+		if n, err := reference.ParseNormalizedNamed(name); err == nil && n.String() == named.String() {
+			return true
+		}
+	}
+	return false
+}
+
+// pinned is a FROM or COPY --from instruction that reads the image id
+// instead of the one it names, and its syntax tree, which must read as the
+// instruction's, with id in place of its image.
+func pinned(node *parser.Node, id string) (string, *parser.Node, error) {
+	keyword := strings.ToUpper(node.Value)
+	words := []string{keyword}
+	var flags []string
+	for _, flag := range node.Flags {
+		if name, _, _ := strings.Cut(strings.TrimPrefix(flag, "--"), "="); keyword == "COPY" && strings.EqualFold(name, "from") {
+			flag = "--from=" + id
+		}
+		flags = append(flags, flag)
+	}
+	words = append(words, flags...)
+	var args []string
+	for n := node.Next; n != nil; n = n.Next {
+		args = append(args, n.Value)
+	}
+	if keyword == "FROM" && len(args) > 0 {
+		args[0] = id
+	}
+	if node.Attributes["json"] {
+		list, _ := json.Marshal(args)
+		words = append(words, string(list))
+	} else {
+		words = append(words, args...)
+	}
+	line := strings.Join(words, " ")
+	text := line + "\n"
+	for _, h := range node.Heredocs {
+		text += h.Content + h.Name + "\n"
+	}
+	res, err := parser.Parse(strings.NewReader(text))
+	if err != nil || len(res.AST.Children) != 1 {
+		return "", nil, fmt.Errorf("line %d: %s reads differently with its image pinned by ID (%v): write it plainly", node.StartLine, node.Original, err)
+	}
+	back := res.AST.Children[0]
+	var gotArgs []string
+	for n := back.Next; n != nil; n = n.Next {
+		gotArgs = append(gotArgs, n.Value)
+	}
+	if !strings.EqualFold(back.Value, keyword) || !slices.Equal(back.Flags, flags) || !slices.Equal(gotArgs, args) || !maps.Equal(back.Attributes, node.Attributes) {
+		return "", nil, fmt.Errorf("line %d: %s reads differently with its image pinned by ID: write it plainly", node.StartLine, node.Original)
+	}
+	return line, back, nil
 }
 
 // checkTrigger refuses a base image's ONBUILD trigger that may ADD from the

@@ -18,7 +18,13 @@ func TestAttackHeredocHidingAFrom(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v", tc.df, err)
 		}
-		got, err := heredocFreeBases(p, nil)
+		uses, err := heredocFreeUses(p, nil)
+		got := []string{}
+		for _, u := range uses {
+			if u.what == "FROM " {
+				got = append(got, fmt.Sprintf("{%d %s}", u.line, u.ref))
+			}
+		}
 		if err != nil || fmt.Sprint(got) != tc.want {
 			t.Errorf("%q: %v (%v), want %s", tc.df, got, err, tc.want)
 		}
