@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -335,14 +336,20 @@ func (r *run) build(ctx context.Context, a config.Action) (result, error) {
 		return result{}, err
 	}
 	r.logf(a.Name, "building image %s from %s", repo, filepath.Join(svc.Build.Context, svc.Build.Dockerfile))
+	r.mu.Lock()
+	own := slices.Clone(r.built) // an untrusted build reads no other image cutover built
+	r.mu.Unlock()
 	img, err := r.e.Runtime.Build(ctx, docker.BuildRequest{
-		ContextDir: dir, Dockerfile: svc.Build.Dockerfile, Tags: tags, BuildArgs: svc.Build.Args, NoNetwork: r.untrusted,
+		ContextDir: dir, Dockerfile: svc.Build.Dockerfile, Tags: tags, BuildArgs: svc.Build.Args, NoNetwork: r.untrusted, OwnImages: own,
 		Labels: map[string]string{docker.LabelProject: r.cfg.Project, docker.LabelService: a.Service, docker.LabelCommit: commit,
 			docker.LabelStore: storeID}, // only this store's prune removes it
 	})
 	if err != nil {
 		return result{}, err
 	}
+	r.mu.Lock()
+	r.built = append(r.built, img.ID)
+	r.mu.Unlock()
 	key := envName(a.Service)
 	return result{
 		summary: fmt.Sprintf("image %s (%s)", tags[1], short.ID(img.ID)),

@@ -139,8 +139,9 @@ type run struct {
 	author     string   // Trigger.Author: who caused the execution
 	secretsEnv []string // NAME=value of the secrets its commands get
 
-	mu       sync.Mutex // guards exec, stages and vars
+	mu       sync.Mutex // guards exec, stages, vars and built
 	vars     map[string]string
+	built    []string             // the IDs of the images this run built: its own builds may read them
 	notifier *notify.Notifier     // from pipeline.notifications, once the config is loaded
 	status   *notify.CommitStatus // from pipeline.commit_status, once the config is loaded
 }

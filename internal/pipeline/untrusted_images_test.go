@@ -1,0 +1,95 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cutoverdev/cutover/internal/testenv"
+)
+
+// Two services: a's image holds what its trusted build fetched (here a
+// file); b is built after it.
+const twoServicesConfig = `version: 1
+project: %s
+services:
+  a: { build: { context: a }, port: 8080, route: { path_prefix: /a } }
+  b: { build: { context: b }, port: 8081, route: { path_prefix: /b } }
+environments:
+  production: { branch: main, listen: { port: 18481 } }
+pipeline:
+  stages:
+    - name: first
+      actions: [{ name: a, kind: build, service: a }]
+    - name: second
+      actions: [{ name: b, kind: build, service: b }]
+`
+
+// A trusted push to main builds cutover/PROJECT-a:latest, whose build
+// copied a private file. A pull request changes b's Dockerfile to build FROM
+// that image (or to COPY from it): the engine's classic builder takes it,
+// and b's image (which the pull request's later steps may print) held main's
+// file. The pull request's build of b is refused, naming the file and line;
+// a pull request whose b builds FROM the image its own run built of a
+// (pr-N) builds.
+func TestAttackPullRequestReadsTheTrustedRunsImage(t *testing.T) {
+	e, _, out := newEngine(t)
+	project := "im-" + strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
+	removeImages(t, project)
+	removeImages(t, project) // first (cleanups run last first): b's image, a child of a's pr image, which the second removes
+	repo, main := testenv.GitRepo(t, "main", map[string]string{
+		"cutover.yaml":   fmt.Sprintf(twoServicesConfig, project),
+		"a/Dockerfile":   "FROM scratch\nCOPY private /private\n",
+		"a/private":      "fetched-with-credentials-" + project + "\n",
+		"b/Dockerfile":   "FROM scratch\nCOPY Dockerfile /\n",
+		"b/.placeholder": "\n",
+	})
+	ctx := context.Background()
+	x, err := e.Run(ctx, Trigger{Kind: TriggerPush, Project: project, Repo: repo, Branch: "main", Commit: main})
+	if err != nil || x.Status != "succeeded" {
+		t.Fatalf("trusted push: %v %s %s\n%s", err, x.Status, x.Error, out)
+	}
+	trusted := "cutover/" + project + "-a:latest"
+
+	const ownPR = 42
+	for i, c := range []struct {
+		name, dockerfile, want string
+	}{
+		{"FROM the trusted image", "FROM " + trusted + "\n",
+			"b/Dockerfile line 1: FROM " + trusted + ": the image was built by cutover (project " + project + ")"},
+		{"COPY --from the trusted image", "FROM scratch\nCOPY --from=" + trusted + " /private /stolen\n",
+			"b/Dockerfile line 2: COPY --from=" + trusted + ": the image was built by cutover (project " + project + ")"},
+		{"FROM its own image", "FROM cutover/" + project + "-a:pr-" + fmt.Sprint(ownPR) + "\n", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			branch := fmt.Sprintf("pr-%d", i)
+			testenv.Git(t, repo, "checkout", "-qb", branch, main)
+			if err := os.WriteFile(filepath.Join(repo, "b", "Dockerfile"), []byte(c.dockerfile), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			testenv.Git(t, repo, "commit", "-qam", c.name)
+			pr := testenv.Git(t, repo, "rev-parse", "HEAD")
+			testenv.Git(t, repo, "checkout", "-q", "main")
+			x, err := e.Run(ctx, Trigger{Kind: TriggerPullRequest, Project: project, Repo: repo, Branch: branch, Base: "main", Commit: pr, PR: 40 + i})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stages []StageState
+			_ = json.Unmarshal(x.Stages, &stages)
+			if c.want == "" {
+				if x.Status != "succeeded" {
+					t.Fatalf("pull request: %s %s\n%s", x.Status, x.Error, out)
+				}
+				return
+			}
+			if x.Status != "failed" || len(stages) != 2 || stages[0].Status != StatusSucceeded || !strings.Contains(stages[1].Actions[0].Summary, c.want) {
+				t.Fatalf("pull request: %s %s, stages %+v\nwant b's build refused with %q", x.Status, x.Error, stages, c.want)
+			}
+		})
+	}
+}
