@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -49,6 +50,9 @@ func (r *run) build(ctx context.Context, s types.ServiceConfig) (string, error) 
 		}
 	}
 	r.progress("building service %s from %s", s.Name, relTo(r.o.Root, dir))
+	r.mu.Lock()
+	own := append(slices.Clone(r.o.OwnImages), r.built...)
+	r.mu.Unlock()
 	img, err := r.rt.Build(ctx, docker.BuildRequest{
 		ContextDir: dir,
 		Dockerfile: dockerfile,
@@ -57,10 +61,14 @@ func (r *run) build(ctx context.Context, s types.ServiceConfig) (string, error) 
 		Labels:     map[string]string{Label: r.o.Project},
 		Output:     r.out,
 		NoNetwork:  r.o.Untrusted,
+		OwnImages:  own,
 	})
 	if err != nil {
 		return "", err
 	}
+	r.mu.Lock()
+	r.built = append(r.built, img.ID)
+	r.mu.Unlock()
 	return img.ID, nil
 }
 

@@ -90,6 +90,10 @@ type Options struct {
 	// must resolve (symbolic links included) inside Root, and cutover's own
 	// environment is never interpolated into the compose file.
 	Untrusted bool
+	// OwnImages are the IDs of the images the pull request's run built,
+	// which its builds may read although cutover built them
+	// (docker.BuildRequest.OwnImages); the images this run builds are added.
+	OwnImages []string
 	Logger    *slog.Logger // nil = slog.Default()
 	Output    io.Writer    // progress lines; nil = none
 }
@@ -202,6 +206,7 @@ type run struct {
 	services map[string]*serviceState
 	checks   []CheckResult
 	waiting  map[string]bool // services Run waits for, for cancellation messages
+	built    []string        // the IDs of the images it built
 }
 
 type serviceState struct {

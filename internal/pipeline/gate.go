@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/config"
@@ -129,6 +130,7 @@ func (r *run) integration(ctx context.Context, a config.Action) (result, error) 
 			images[name] = id
 		}
 	}
+	own := slices.Clone(r.built)
 	r.mu.Unlock()
 	checks := []integration.Check{}
 	specs := a.Checks
@@ -149,6 +151,7 @@ func (r *run) integration(ctx context.Context, a config.Action) (result, error) 
 		ExitCodeFrom: a.ExitCodeFrom,
 		Root:         r.ws.Dir,
 		Untrusted:    r.untrusted,
+		OwnImages:    own,
 		Timeout:      a.Timeout.Std(),
 		Logger:       r.e.Log,
 		Output:       lineWriter(func(l string) { r.logf(a.Name, "%s", l) }),

@@ -691,8 +691,9 @@ func (r *Runtime) checkImageUse(ctx context.Context, use imageUse, own []string)
 }
 
 // builtByCutover are the labels cutover's builds give an image (and an image
-// built FROM it inherits).
-var builtByCutover = []string{LabelProject, LabelStore, LabelBuild, LabelCommit}
+// built FROM it inherits): its services' images, and the images an
+// integration run builds for its compose services (integration.Label).
+var builtByCutover = []string{LabelProject, LabelStore, LabelBuild, LabelCommit, "dev.cutover.integration"}
 
 // mayRead refuses an image an untrusted build may not read (unless it is
 // one of own, the images its run built): one cutover built, which may hold
@@ -708,9 +709,15 @@ func mayRead(ref string, img image.InspectResponse, own []string) error {
 	}
 	if img.Config != nil {
 		for _, label := range builtByCutover {
-			if _, ok := img.Config.Labels[label]; ok {
-				return fmt.Errorf("the image was built by cutover (project %s), and may hold what its build fetched: an untrusted build reads only scratch, its own stages, its run's images and images cutover did not build (build FROM what that one was built FROM instead)", img.Config.Labels[LabelProject])
+			value, ok := img.Config.Labels[label]
+			if !ok {
+				continue
 			}
+			by := label + "=" + value
+			if project := img.Config.Labels[LabelProject]; project != "" {
+				by = "project " + project
+			}
+			return fmt.Errorf("the image was built by cutover (%s), and may hold what its build fetched: an untrusted build reads only scratch, its own stages, its run's images and images cutover did not build (build FROM what that one was built FROM instead)", by)
 		}
 	}
 	return nil

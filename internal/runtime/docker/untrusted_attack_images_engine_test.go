@@ -95,6 +95,14 @@ func TestAttackUntrustedBuildReadsATrustedImage(t *testing.T) {
 	tr := buildTrustedImage(ctx, t, rt)
 	short := strings.TrimPrefix(tr.stepID, "sha256:")[:12]
 	base := onbuildImage(ctx, t, rt, "FROM scratch\nONBUILD COPY --from="+tr.tag+" /secret /stolen\n")
+	// A test runner an integration run built for its compose stack.
+	it := "cutover-it/t" + randomHex(4) + "-tests:latest"
+	runner, err := rt.Build(ctx, BuildRequest{ContextDir: writeContext(t, map[string]string{"Dockerfile": "FROM scratch\nCOPY Dockerfile /runner\n"}), Tags: []string{it},
+		Labels: map[string]string{"dev.cutover.integration": "cutover-it-x", "dev.cutover.test": "true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { removeOnly(context.Background(), rt, runner.ID) })
 
 	for _, c := range []struct {
 		name, dockerfile, want string
@@ -113,6 +121,8 @@ func TestAttackUntrustedBuildReadsATrustedImage(t *testing.T) {
 			"backend/Dockerfile line 2: ONBUILD COPY --from=" + tr.tag + ": the image was built by cutover (project "},
 		{"a base image's ONBUILD trigger", "FROM " + base + "\n",
 			"backend/Dockerfile line 1: FROM " + base + ": its ONBUILD trigger COPY --from=" + tr.tag + ": the image was built by cutover (project "},
+		{"FROM an integration run's image", "FROM " + it + "\n",
+			"backend/Dockerfile line 1: FROM " + it + ": the image was built by cutover (dev.cutover.integration=cutover-it-x)"},
 		{"a heredoc's line", "FROM scratch\nCOPY <<CMD /x\nCOPY --from=" + tr.tag + " /secret /stolen\nCMD\n",
 			"backend/Dockerfile line 3: COPY --from=" + tr.tag + ": the image was built by cutover (project "},
 	} {
@@ -124,7 +134,7 @@ func TestAttackUntrustedBuildReadsATrustedImage(t *testing.T) {
 			var out strings.Builder
 			img, err := rt.Build(ctx, BuildRequest{ContextDir: dir, NoNetwork: true, Output: &out, Labels: map[string]string{"dev.cutover.test": "true"}})
 			if err == nil {
-				leaked := holds(ctx, t, rt, img.ID, tr.secret)
+				leaked := holds(ctx, t, rt, img.ID, tr.secret) // (not the test runner's: it holds none)
 				removeOnly(ctx, rt, img.ID)
 				t.Errorf("the untrusted build passed the check and built (its image holds the trusted image's secret: %v)\n%s", leaked, out.String())
 			} else if !strings.Contains(err.Error(), c.want) {
