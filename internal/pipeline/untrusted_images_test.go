@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,7 +42,19 @@ func TestAttackPullRequestReadsTheTrustedRunsImage(t *testing.T) {
 	e, _, out := newEngine(t)
 	project := "im-" + strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
 	removeImages(t, project)
-	removeImages(t, project) // first (cleanups run last first): b's image, a child of a's pr image, which the second removes
+	t.Cleanup(func() {
+		// b's images are children of a's, and the builder labels an image
+		// a step at a time: remove the intermediate images too, children
+		// first, before removeImages.
+		for range 5 {
+			out, _ := exec.Command("docker", "image", "ls", "-aq", "--filter", "label=dev.cutover.project="+project).Output()
+			ids := strings.Fields(string(out))
+			if len(ids) == 0 {
+				return
+			}
+			_ = exec.Command("docker", append([]string{"rmi", "-f", testenv.NoPrune}, ids...)...).Run()
+		}
+	})
 	repo, main := testenv.GitRepo(t, "main", map[string]string{
 		"cutover.yaml":   fmt.Sprintf(twoServicesConfig, project),
 		"a/Dockerfile":   "FROM scratch\nCOPY private /private\n",
