@@ -61,8 +61,15 @@ func buildTrustedImage(ctx context.Context, t *testing.T, rt *Runtime) trustedIm
 }
 
 // removeOnly removes the image id and not its parents (RemoveImage would
-// remove the build step an untrusted image was built FROM).
+// remove the build step an untrusted image was built FROM), holding the
+// engine's image lock as RemoveImage does: a step made FROM scratch has no
+// parent, and the classic builder, looking for a cached step FROM scratch in
+// a build of another test package, fails with "unable to find image" when
+// one it listed is removed before it reads it (a pipeline test failed so).
 func removeOnly(ctx context.Context, rt *Runtime, id string) {
+	if unlock, err := rt.lockImages(ctx, true); err == nil {
+		defer unlock()
+	}
 	rt.client.ImageRemove(ctx, id, client.ImageRemoveOptions{Force: true})
 }
 
