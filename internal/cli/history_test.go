@@ -92,7 +92,7 @@ func TestDoctorCommandFailsWithFixes(t *testing.T) {
 	dir, home := storeWithADeployment(t)
 	t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
 	code, out, errOut := run(t, dir, "doctor", "--home", home)
-	if code != 1 || !strings.Contains(out, "fail docker") || !strings.Contains(out, "fix: start the engine") ||
+	if code != 1 || !strings.Contains(out, "fail docker") || !strings.Contains(out, "fix: start it: `sudo systemctl start docker`") ||
 		!strings.Contains(out, "ok   store") || !strings.Contains(errOut, "some checks failed") {
 		t.Fatalf("doctor: exit %d\n%s%s", code, out, errOut)
 	}
