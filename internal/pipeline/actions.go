@@ -177,7 +177,7 @@ type commandOutput struct {
 }
 
 func (r *run) commandOutput(action string) commandOutput {
-	return commandOutput{r: r, action: action, last: &short.Tail{}}
+	return commandOutput{r: r, action: action, last: &short.Tail{Mask: r.maskf}}
 }
 
 func (o commandOutput) line(l string) {

@@ -73,13 +73,7 @@ pipeline:
 // The lines a failure quotes are the log's, masked: were they taken before
 // masking, the error would carry the secret to wherever errors go unmasked.
 func TestFailureQuotesTheMaskedLines(t *testing.T) {
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "cutover.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	r := &run{e: &Engine{Store: st, Log: slog.New(slog.DiscardHandler)}, exec: store.Execution{ID: "x-1"},
-		secrets: &Secrets{masker: newMasker(map[string]string{"API_TOKEN": "s3cr3t-value"})}}
+	r := maskingRun(t)
 	o := r.commandOutput("compile")
 	for _, l := range []string{"", "token s3cr3t-value", "\x1b[31m./main.go:5:2: undefined: foo\x1b[0m", "  "} {
 		o.line(l)
@@ -100,4 +94,31 @@ func TestFailureQuotesTheMaskedLines(t *testing.T) {
 	if err := o.failed(`command "make"`, 1); strings.Contains(err.Error(), "s3cr3t-value") {
 		t.Fatalf("the quote holds the secret: %s", err)
 	}
+}
+
+// The quote is cut to its width after the colour codes are stripped: a
+// secret with a colour change inside it, which the log's masking misses,
+// must be masked before that cut, or the cut leaves a prefix of it that no
+// masking finds afterwards.
+func TestFailureQuoteMasksAColouredSecretBeforeCuttingIt(t *testing.T) {
+	r := maskingRun(t)
+	o := r.commandOutput("colour")
+	// Stripped, the line is 110 x and the secret: 122 characters, cut to
+	// 119 and "…" inside the secret.
+	o.line(strings.Repeat("x", 110) + "s3cr\x1b[0m3t-value")
+	if err := o.failed(`command "make"`, 1); strings.Contains(err.Error(), "s3cr3t-v") {
+		t.Fatalf("the quote holds most of the secret: %s", err)
+	}
+}
+
+// maskingRun is a run of execution x-1 whose secret API_TOKEN is
+// s3cr3t-value, with a store to log to.
+func maskingRun(t *testing.T) *run {
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "cutover.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &run{e: &Engine{Store: st, Log: slog.New(slog.DiscardHandler)}, exec: store.Execution{ID: "x-1"},
+		secrets: &Secrets{masker: newMasker(map[string]string{"API_TOKEN": "s3cr3t-value"})}}
 }

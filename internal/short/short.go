@@ -65,6 +65,11 @@ func Cut(s string, n int) string {
 // colour codes) cut to a width. The zero Tail keeps TailLines lines of
 // TailWidth characters. It is safe for concurrent use.
 type Tail struct {
+	// Mask, if set, is applied to each line once its colour codes are
+	// stripped and before it is cut: a secret with a colour change inside
+	// it is whole only then, and a cut inside it would leave a prefix no
+	// later masking finds.
+	Mask  func(string) string
 	mu    sync.Mutex
 	lines []string
 }
@@ -83,6 +88,9 @@ func (t *Tail) Add(line string) {
 		line = line[i+1:]
 	}
 	line = strings.TrimSpace(ansiEscape.ReplaceAllString(line, ""))
+	if t.Mask != nil {
+		line = t.Mask(line)
+	}
 	if line == "" {
 		return
 	}
