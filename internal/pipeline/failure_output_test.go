@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/cutoverdev/cutover/internal/store"
 	"github.com/cutoverdev/cutover/internal/testenv"
@@ -121,4 +122,20 @@ func maskingRun(t *testing.T) *run {
 	t.Cleanup(func() { st.Close() })
 	return &run{e: &Engine{Store: st, Log: slog.New(slog.DiscardHandler)}, exec: store.Execution{ID: "x-1"},
 		secrets: &Secrets{masker: newMasker(map[string]string{"API_TOKEN": "s3cr3t-value"})}}
+}
+
+// The quote reaches a terminal (`cutover executions` prints the error as
+// it is) from a command an untrusted pull request may write: it holds no
+// control character, or the output could move the cursor back over the
+// row and rewrite its status (backspaces, ESC M), set the terminal's title
+// or clipboard (OSC), or hide a link's address (OSC 8).
+func TestFailureQuoteHoldsNoControlCharacters(t *testing.T) {
+	o := maskingRun(t).commandOutput("spoof")
+	o.line(strings.Repeat("\b", 40) + "succeeded \x07")
+	o.line("\x1b]8;;https://evil.example/\x07see the fix\x1b]8;;\x07 \x1b]52;c;ZWNobyBoaQ==\x07")
+	o.line("\x1bMapproved by alice\x1b7\x1b8 \u009b2K\x7f")
+	err := o.failed(`command "make"`, 1)
+	if i := strings.IndexFunc(err.Error(), unicode.IsControl); i >= 0 {
+		t.Fatalf("the quote holds control character %q: %q", err.Error()[i:i+1], err)
+	}
 }

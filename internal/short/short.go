@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -80,14 +81,32 @@ const (
 	TailWidth = 120
 )
 
-var ansiEscape = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
+// ansiEscape are the terminal's escape sequences: CSI (colours, cursor
+// moves), OSC (title, clipboard, hyperlinks; ended by BEL or ST) and the
+// two-character ones (ESC M, ESC 7).
+var ansiEscape = regexp.MustCompile(`\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[ -/]*[0-~])`)
+
+// printable is s without control characters (a tab is a space): what is
+// left of an escape sequence, backspaces, bells and C1 codes would move a
+// terminal's cursor or act on it where the quote is printed.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\t':
+			return ' '
+		case unicode.IsControl(r):
+			return -1
+		}
+		return r
+	}, s)
+}
 
 // Add keeps line as the newest.
 func (t *Tail) Add(line string) {
 	if i := strings.LastIndexByte(line, '\r'); i >= 0 && strings.TrimSpace(line[i+1:]) != "" {
 		line = line[i+1:]
 	}
-	line = strings.TrimSpace(ansiEscape.ReplaceAllString(line, ""))
+	line = strings.TrimSpace(printable(ansiEscape.ReplaceAllString(line, "")))
 	if t.Mask != nil {
 		line = t.Mask(line)
 	}
