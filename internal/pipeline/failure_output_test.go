@@ -32,19 +32,7 @@ func TestFailedCommandQuotesItsLastOutputMasked(t *testing.T) {
 		if where == "image" {
 			inImage, inWhat = ", image: "+image, " in image "+image
 		}
-		yaml := fmt.Sprintf(`version: 1
-project: %s
-services:
-  web: { image: "example.invalid/web:1", port: 8080 }
-environments:
-  staging: { branch: develop, listen: { port: 18380 } }
-pipeline:
-  secrets: { names: [API_TOKEN] }
-  stages:
-    - name: build
-      actions:
-        - { name: compile, kind: command%s, commands: [%q] }
-`, project, inImage, script)
+		yaml := commandYAML(project, "compile", 18380, inImage, script)
 		repo, commit := testenv.GitRepo(t, "develop", map[string]string{"cutover.yaml": yaml})
 		x, err := e.Run(context.Background(), Trigger{Kind: TriggerPush, Project: project, Repo: repo, Branch: "develop", Commit: commit})
 		if err != nil {
@@ -138,4 +126,52 @@ func TestFailureQuoteHoldsNoControlCharacters(t *testing.T) {
 	if i := strings.IndexFunc(err.Error(), unicode.IsControl); i >= 0 {
 		t.Fatalf("the quote holds control character %q: %q", err.Error()[i:i+1], err)
 	}
+}
+
+// On the real engine: a command in an image prints a line longer than the
+// engine's log messages (16 KiB), with a secret across the boundary. The
+// engine sends the line in two parts; were each taken for a line, the
+// secret would be in neither whole, and its end would reach the log and
+// the failure's quote unmasked.
+func TestLongLineInAnImageIsMaskedWhole(t *testing.T) {
+	e, _, out := newEngine(t)
+	image := busyboxImage(t, e.Runtime)
+	project := "fl-" + strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
+	// 16380 x, then the secret: its first 4 bytes end the first 16 KiB.
+	script := `head -c 16380 /dev/zero | tr '\0' x; echo "$API_TOKEN"; exit 2`
+	yaml := commandYAML(project, "long", 18381, ", image: "+image, script)
+	repo, commit := testenv.GitRepo(t, "develop", map[string]string{"cutover.yaml": yaml})
+	x, err := e.Run(context.Background(), Trigger{Kind: TriggerPush, Project: project, Repo: repo, Branch: "develop", Commit: commit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, err := e.Store.ListLogs(context.Background(), x.ID, "", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := ""
+	for _, l := range logs {
+		all += l.Line + "\n"
+	}
+	if strings.Contains(x.Error, "3t-value") || strings.Contains(all, "3t-value") || strings.Contains(out.String(), "3t-value") {
+		t.Fatalf("the end of the secret is unmasked: error %q\nlog lines %d, ends %q", x.Error, len(logs), all[max(len(all)-200, 0):])
+	}
+}
+
+// commandYAML is a cutover.yaml whose one action, name, runs script (in an
+// image when inImage is ", image: IMAGE"), with the secret API_TOKEN.
+func commandYAML(project, name string, port int, inImage, script string) string {
+	return fmt.Sprintf(`version: 1
+project: %s
+services:
+  web: { image: "example.invalid/web:1", port: 8080 }
+environments:
+  staging: { branch: develop, listen: { port: %d } }
+pipeline:
+  secrets: { names: [API_TOKEN] }
+  stages:
+    - name: build
+      actions:
+        - { name: %s, kind: command%s, commands: [%q] }
+`, project, port, name, inImage, script)
 }
