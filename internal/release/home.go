@@ -167,6 +167,9 @@ func usableDir(dir string) error {
 		fi, err := os.Stat(d)
 		switch {
 		case errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR):
+			if target, lerr := os.Readlink(d); lerr == nil {
+				return fmt.Errorf("cannot be created: %s is a link to %s, which does not exist", d, target)
+			}
 			if parent := filepath.Dir(d); parent != d {
 				continue
 			}

@@ -44,3 +44,25 @@ func TestHomeDirRefusesOneItCannotUse(t *testing.T) {
 		t.Fatalf("HomeDir under a read-only directory: %v", err)
 	}
 }
+
+// A state directory that is a link to nothing (its target removed) cannot
+// be created either: creating it would fail on the link ("file exists").
+func TestHomeDirRefusesADanglingLink(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(dir, "home")
+	if err := os.Symlink(filepath.Join(dir, "gone"), link); err != nil {
+		t.Fatal(err)
+	}
+	for _, home := range []string{link, filepath.Join(link, "sub")} {
+		_, err := release.HomeDir(home)
+		if err == nil || !strings.Contains(err.Error(), "cannot be created: "+link+" is a link to "+filepath.Join(dir, "gone")+", which does not exist") {
+			t.Errorf("HomeDir(%s): %v", home, err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "gone"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := release.HomeDir(link); err != nil || got != link {
+		t.Fatalf("HomeDir of a link to a directory: %q %v", got, err)
+	}
+}
