@@ -86,19 +86,21 @@ const (
 // two-character ones (ESC M, ESC 7).
 var ansiEscape = regexp.MustCompile(`\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[ -/]*[0-~])`)
 
-// printable is s without control characters (a tab is a space): what is
-// left of an escape sequence, backspaces, bells and C1 codes would move a
-// terminal's cursor or act on it where the quote is printed.
-func printable(s string) string {
+// Printable is s on one line, without terminal escape sequences and control
+// characters (a tab or a line break is a space): backspaces, bells, C1 codes and what an escape
+// sequence leaves would move a terminal's cursor or act on it where text
+// from a build or a command (a quote of its output, a Dockerfile's line in
+// an error) is printed.
+func Printable(s string) string {
 	return strings.Map(func(r rune) rune {
 		switch {
-		case r == '\t':
+		case r == '\t' || r == '\n':
 			return ' '
 		case unicode.IsControl(r):
 			return -1
 		}
 		return r
-	}, s)
+	}, ansiEscape.ReplaceAllString(s, ""))
 }
 
 // Add keeps line as the newest.
@@ -106,7 +108,7 @@ func (t *Tail) Add(line string) {
 	if i := strings.LastIndexByte(line, '\r'); i >= 0 && strings.TrimSpace(line[i+1:]) != "" {
 		line = line[i+1:]
 	}
-	line = strings.TrimSpace(printable(ansiEscape.ReplaceAllString(line, "")))
+	line = strings.TrimSpace(Printable(line))
 	if t.Mask != nil {
 		line = t.Mask(line)
 	}

@@ -181,9 +181,11 @@ type BuildError struct {
 }
 
 func (e *BuildError) Error() string {
-	s := e.Message
+	// The step and the message may quote the Dockerfile's line, which an
+	// untrusted build writes: no terminal escapes in them.
+	s := short.Printable(e.Message)
 	if e.Step != "" {
-		s = e.Step + ": " + s
+		s = short.Printable(e.Step) + ": " + s
 	}
 	if len(e.Output) > 0 {
 		// On the same line: an execution's summary keeps its error's first
