@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/hook"
+	"github.com/cutoverdev/cutover/internal/lines"
 	"github.com/cutoverdev/cutover/internal/notify"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
 	"github.com/cutoverdev/cutover/internal/short"
@@ -144,7 +144,7 @@ func (r *run) shInImage(ctx context.Context, action, image, dir, line string, ex
 		}
 	}
 	out := r.commandOutput(action)
-	whole := &wholeLines{f: out.line}
+	whole := &lines.Writer{F: out.line} // a secret across the engine's 16 KiB parts is masked whole
 	spec := docker.CommandSpec{
 		Image: image, Cmd: []string{"sh", "-c", line}, Env: env,
 		Mounts: map[string]string{r.ws.Dir: "/workspace"}, WorkDir: filepath.ToSlash(filepath.Join("/workspace", rel)),
@@ -157,7 +157,7 @@ func (r *run) shInImage(ctx context.Context, action, image, dir, line string, ex
 		image = spec.Image
 	}
 	code, err := r.e.Runtime.RunCommand(ctx, spec)
-	whole.flush()
+	whole.Flush()
 	if ctx.Err() != nil {
 		return fmt.Errorf("%w: %q interrupted", errCancelled, line)
 	}
@@ -168,47 +168,6 @@ func (r *run) shInImage(ctx context.Context, action, image, dir, line string, ex
 		return out.failed(fmt.Sprintf("command %q in image %s", line, image), code)
 	}
 	return nil
-}
-
-// wholeLines passes each line written to it to f once it is whole: the
-// engine sends a line longer than its log messages (16 KiB) in parts, and a
-// secret across a part's end would be masked in neither. A line longer than
-// maxLine is passed on in parts of that length, as the host's reading
-// does. flush passes on what is left.
-type wholeLines struct {
-	f    func(string)
-	mu   sync.Mutex
-	part []byte
-}
-
-const maxLine = 1024 * 1024
-
-func (w *wholeLines) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.part = append(w.part, p...)
-	for {
-		end, next := bytes.IndexByte(w.part, '\n'), 1
-		switch {
-		case end < 0 && len(w.part) < maxLine:
-			return len(p), nil
-		case end < 0:
-			end, next = maxLine, 0
-		}
-		if end > 0 {
-			w.f(string(w.part[:end]))
-		}
-		w.part = w.part[end+next:]
-	}
-}
-
-func (w *wholeLines) flush() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.part) > 0 {
-		w.f(string(w.part))
-	}
-	w.part = nil
 }
 
 // commandOutput takes one command's output, line by line: each line goes,

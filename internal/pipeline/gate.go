@@ -10,6 +10,7 @@ import (
 
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/integration"
+	"github.com/cutoverdev/cutover/internal/lines"
 	"github.com/cutoverdev/cutover/internal/notify"
 	"github.com/cutoverdev/cutover/internal/short"
 	"github.com/cutoverdev/cutover/internal/store"
@@ -141,6 +142,7 @@ func (r *run) integration(ctx context.Context, a config.Action) (result, error) 
 		checks = append(checks, integration.Check{Service: c.Service, ContainerPort: c.Port, Path: c.Path,
 			ExpectStatus: c.ExpectStatus, ExpectBody: c.ExpectBody, ExpectHeaders: c.ExpectHeaders})
 	}
+	output := &lines.Writer{F: func(l string) { r.logf(a.Name, "%s", l) }}
 	res, err := integration.Run(ctx, r.e.Runtime, integration.Options{
 		ComposeFile: filepath.Join(r.cfg.Dir(), file),
 		Project:     integrationProject(r.exec.ID),
@@ -154,8 +156,9 @@ func (r *run) integration(ctx context.Context, a config.Action) (result, error) 
 		OwnImages:    own,
 		Timeout:      a.Timeout.Std(),
 		Logger:       r.e.Log,
-		Output:       lineWriter(func(l string) { r.logf(a.Name, "%s", l) }),
+		Output:       output,
 	})
+	output.Flush()
 	passed := 0
 	for _, c := range res.Checks {
 		if c.OK {
@@ -177,33 +180,6 @@ func (r *run) integration(ctx context.Context, a config.Action) (result, error) 
 		summary = fmt.Sprintf("test service %s exited 0; %s", a.ExitCodeFrom, summary)
 	}
 	return result{summary: summary}, nil
-}
-
-// lineWriter is an io.Writer that hands each complete line to f.
-type lineWriter func(string)
-
-func (f lineWriter) Write(p []byte) (int, error) {
-	for _, l := range splitLines(string(p)) {
-		f(l)
-	}
-	return len(p), nil
-}
-
-func splitLines(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			if i > start {
-				out = append(out, s[start:i])
-			}
-			start = i + 1
-		}
-	}
-	if start < len(s) {
-		out = append(out, s[start:])
-	}
-	return out
 }
 
 // defaultIntegrationChecks checks each service that is both in cutover.yaml

@@ -13,7 +13,6 @@
 package release
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -21,13 +20,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/alarm"
 	"github.com/cutoverdev/cutover/internal/auth"
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/deploy"
+	"github.com/cutoverdev/cutover/internal/lines"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -264,27 +263,7 @@ func (m *Manager) note(format string, a ...any) {
 
 // noteWriter turns what a tool writes (docker build, ECR push) into notes, a line each.
 func (m *Manager) noteWriter() io.Writer {
-	return &lineWriter{emit: func(l string) { m.note("%s", l) }}
-}
-
-type lineWriter struct {
-	mu   sync.Mutex
-	buf  []byte
-	emit func(string)
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			return len(p), nil
-		}
-		w.emit(string(w.buf[:i]))
-		w.buf = w.buf[i+1:]
-	}
+	return &lines.Writer{F: func(l string) { m.note("%s", l) }}
 }
 
 // ECSService is one ECS service as DescribeServices tells it.
