@@ -36,7 +36,7 @@ func printApprovals(w io.Writer, id string, approvals []store.Approval, now time
 			fmt.Fprintln(w)
 		}
 		if ev.Commit != "" {
-			fmt.Fprintf(w, "  commit   %.12s on %s%s: %s\n", ev.Commit, ev.Branch, ifSet(" by %s", ev.Author), short.Line(ev.Message))
+			fmt.Fprintf(w, "  commit   %.12s on %s%s: %s\n", ev.Commit, ev.Branch, ifSet(" by %s", short.Terminal(ev.Author)), short.Terminal(short.Line(ev.Message)))
 		}
 		fmt.Fprintf(w, "  changed  %d file(s)%s\n", len(ev.ChangedFiles), listed(ev.ChangedFiles, 10))
 		for _, n := range slices.Sorted(maps.Keys(ev.Images)) {
@@ -76,7 +76,7 @@ func printStaging(w io.Writer, s *release.StagingEvidence) {
 		events = events[len(events)-5:]
 	}
 	for _, e := range events {
-		fmt.Fprintf(w, "    event  %s %-22s %s\n", e.Time.Local().Format("01-02 15:04:05"), e.Kind, short.Line(e.Message))
+		fmt.Fprintf(w, "    event  %s %-22s %s\n", e.Time.Local().Format("01-02 15:04:05"), e.Kind, short.Terminal(short.Line(e.Message)))
 	}
 	for _, t := range slices.Sorted(maps.Keys(s.Logs)) {
 		lines := s.Logs[t]

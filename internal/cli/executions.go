@@ -10,6 +10,7 @@ import (
 	"github.com/cutoverdev/cutover/internal/auth"
 	"github.com/cutoverdev/cutover/internal/pipeline"
 	"github.com/cutoverdev/cutover/internal/release"
+	"github.com/cutoverdev/cutover/internal/short"
 	"github.com/cutoverdev/cutover/internal/store"
 	"github.com/spf13/cobra"
 )
@@ -20,9 +21,9 @@ func printStages(w io.Writer, e store.Execution) {
 		return
 	}
 	for _, st := range stages {
-		fmt.Fprintf(w, "  %-20s %-10s %s\n", st.Name, st.Status, st.Reason)
+		fmt.Fprintf(w, "  %-20s %-10s %s\n", st.Name, st.Status, short.Terminal(st.Reason))
 		for _, a := range st.Actions {
-			fmt.Fprintf(w, "    %-18s %-10s %s\n", a.Name, a.Status, a.Summary)
+			fmt.Fprintf(w, "    %-18s %-10s %s\n", a.Name, a.Status, short.Terminal(a.Summary)) // a pull request's test report names suites
 		}
 	}
 }
@@ -37,7 +38,7 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 			if len(args) == 1 {
 				x, err := m.Execution(ctx, args[0])
 				return g.show(x, err, func(w io.Writer) {
-					fmt.Fprintf(w, "execution %s: %s (%s %s at %.7s)%s\n", x.ID, x.Status, pipeline.TriggerLabel(x.Execution), x.Branch, x.Commit, ifSet("  %s", x.Error))
+					fmt.Fprintf(w, "execution %s: %s (%s %s at %.7s)%s\n", x.ID, x.Status, pipeline.TriggerLabel(x.Execution), short.Terminal(x.Branch), x.Commit, ifSet("  %s", short.Terminal(x.Error)))
 					printStages(w, x.Execution)
 					printApprovals(w, x.ID, x.Approvals, time.Now())
 				})
@@ -46,7 +47,7 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 			return g.show(list, err, func(w io.Writer) {
 				fmt.Fprintln(w, "EXECUTION               TRIGGER         BRANCH        COMMIT   STATUS      STARTED")
 				for _, e := range list {
-					fmt.Fprintf(w, "%-23s %-15s %-13s %.7s  %-11s %s%s\n", e.ID, pipeline.TriggerLabel(e), e.Branch, e.Commit, e.Status, e.CreatedAt.Local().Format("01-02 15:04:05"), ifSet("  %s", e.Error))
+					fmt.Fprintf(w, "%-23s %-15s %-13s %.7s  %-11s %s%s\n", e.ID, pipeline.TriggerLabel(e), short.Terminal(e.Branch), e.Commit, e.Status, e.CreatedAt.Local().Format("01-02 15:04:05"), ifSet("  %s", short.Terminal(e.Error)))
 				}
 			})
 		}),
@@ -85,7 +86,9 @@ func newLogsCmd(g *globals) *cobra.Command {
 				if g.json() {
 					_ = enc.Encode(l)
 				} else {
-					fmt.Fprintf(g.stdout, "%s %-12s %s\n", l.Time.Local().Format("15:04:05"), l.Action, l.Line)
+					// A pull request's commands wrote the line: its colours
+					// reach the terminal, not its other escapes.
+					fmt.Fprintf(g.stdout, "%s %-12s %s\n", l.Time.Local().Format("15:04:05"), l.Action, short.Terminal(l.Line))
 				}
 			})
 		}
@@ -95,9 +98,9 @@ func newLogsCmd(g *globals) *cobra.Command {
 			case g.json():
 				err = enc.Encode(l)
 			case l.Time.IsZero():
-				_, err = fmt.Fprintf(g.stdout, "%-12s %s\n", l.Task, l.Message)
+				_, err = fmt.Fprintf(g.stdout, "%-12s %s\n", l.Task, short.Terminal(l.Message))
 			default:
-				_, err = fmt.Fprintf(g.stdout, "%s %-12s %s\n", l.Time.Local().Format("15:04:05"), shortID(l.Task), l.Message)
+				_, err = fmt.Fprintf(g.stdout, "%s %-12s %s\n", l.Time.Local().Format("15:04:05"), shortID(l.Task), short.Terminal(l.Message))
 			}
 			return err
 		})

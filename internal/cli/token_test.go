@@ -245,3 +245,41 @@ func TestAnotherProjectsExecutionIsAsMissing(t *testing.T) {
 		t.Fatalf("this project's executions: %v %v, want none (retry ran nothing)", xs, err)
 	}
 }
+
+// An execution's log and error hold what its commands wrote, a pull
+// request's included: `cutover logs` and `cutover executions` give the
+// terminal its colours and none of its other escapes (an OSC 52 clipboard
+// write, a cursor move up a row, backspaces over what was printed, a
+// hyperlink hiding its address); --output json keeps the line as stored.
+func TestLogsGiveTheTerminalOnlyColours(t *testing.T) {
+	inSmallProject(t)
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(os.Getenv("CUTOVER_HOME"), "cutover.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.CreateExecution(ctx, store.Execution{ID: "x-pr", Project: "shop", Pipeline: "main", Trigger: "pull_request", Branch: "feature", Commit: strings.Repeat("b", 40), Status: store.ExecutionFailed,
+		Error: "test: failed (last output: \x1b[31mFAIL\x1b[0m\x1b]8;;http://evil.test\x1b\\details\x1b]8;;\x1b\\)"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"executions"}, {"executions", "x-pr"}} {
+		code, out, errOut := run(t, "", args...)
+		if code != 0 || !strings.Contains(out, "test: failed (last output: \x1b[31mFAIL\x1b[0mdetails)") || strings.Contains(out, "\x1b]") {
+			t.Fatalf("cutover %s: exit %d %q %q", strings.Join(args, " "), code, out, errOut)
+		}
+	}
+	line := "\x1b[31mFAIL\x1b[0m tests\x1b]52;c;cm0gLXJmIH4K\x07\x1bM\b\b\b\bok"
+	if err := st.AppendLog(ctx, "x-pr", "test", []string{line}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(t, "", "logs", "x-pr")
+	if code != 0 || !strings.HasSuffix(out, " test         \x1b[31mFAIL\x1b[0m testsok\n") {
+		t.Fatalf("logs: exit %d %q %q", code, out, errOut)
+	}
+	code, out, _ = run(t, "", "logs", "x-pr", "--output", "json")
+	var l store.LogLine
+	if code != 0 || json.Unmarshal([]byte(out), &l) != nil || l.Line != line {
+		t.Fatalf("logs --output json: exit %d %q", code, out)
+	}
+}

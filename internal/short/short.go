@@ -103,6 +103,38 @@ func Printable(s string) string {
 	}, ansiEscape.ReplaceAllString(s, ""))
 }
 
+// sgr is a colour or text-style sequence (SGR: ESC [ params m), the only
+// escape sequence Terminal keeps.
+var sgr = regexp.MustCompile(`^\x1b\[[0-9;:]*m`)
+
+// Terminal is s as a terminal may be given it when someone else wrote it (a
+// pull request's command, an app): its colours kept, every other escape
+// sequence (cursor moves, OSC titles, hyperlinks and clipboard writes) and
+// control character (backspace, bell, carriage return) dropped, tabs kept.
+func Terminal(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) && r != '\t' }) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		if m := sgr.FindString(s[i:]); m != "" {
+			b.WriteString(m)
+			i += len(m)
+			continue
+		}
+		if loc := ansiEscape.FindStringIndex(s[i:]); loc != nil && loc[0] == 0 {
+			i += loc[1]
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == '\t' || !unicode.IsControl(r) {
+			b.WriteRune(r)
+		}
+		i += n
+	}
+	return b.String()
+}
+
 // Add keeps line as the newest.
 func (t *Tail) Add(line string) {
 	if i := strings.LastIndexByte(line, '\r'); i >= 0 && strings.TrimSpace(line[i+1:]) != "" {

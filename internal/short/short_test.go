@@ -84,3 +84,20 @@ func TestTail(t *testing.T) {
 		t.Fatalf("TailOf = %q", got)
 	}
 }
+
+// Terminal keeps colours and drops what would act on the terminal.
+func TestTerminal(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain\ttext":                                 "plain\ttext",
+		"\x1b[1;31merror\x1b[0m: bad":                 "\x1b[1;31merror\x1b[0m: bad",
+		"ok\b\b\bFAILED":                              "okFAILED",
+		"copy\x1b]52;c;aGk=\x07 this":                 "copy this",
+		"\x1b]8;;http://evil\x1b\\link\x1b]8;;\x1b\\": "link",
+		"up\x1bM a row\x1b[2A\x1b[Kx\rbell\a":         "up a rowxbell",
+		"\u009b31m C1":                                "31m C1",
+	} {
+		if got := Terminal(in); got != want {
+			t.Errorf("Terminal(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
