@@ -1,8 +1,9 @@
 // Package short gives the short forms of long identifiers that messages,
 // logs and variables show: a commit as git abbreviates it, an image,
-// container or task ID as Docker does; and of a command's output, the last
-// lines a failure message quotes. It is a leaf: it imports nothing of
-// cutover, so any package can use it.
+// container or task ID as Docker does; of a command's output, the last
+// lines a failure message quotes (Tail); and of text others wrote, what may
+// be printed of it (Printable, Terminal). It is a leaf: it imports nothing
+// of cutover, so any package can use it.
 package short
 
 import (
@@ -62,9 +63,9 @@ func Cut(s string, n int) string {
 
 // Tail keeps the last lines of a command's output for its failure message
 // ("last output: a | b | c"): blank lines are skipped, each line is what a
-// terminal would show of it (what follows its last carriage return, without
-// colour codes) cut to a width. The zero Tail keeps TailLines lines of
-// TailWidth characters. It is safe for concurrent use.
+// terminal would show of it (what follows its last carriage return), made
+// Printable, masked (Mask) and cut to a width. The zero Tail keeps
+// TailLines lines of TailWidth characters. It is safe for concurrent use.
 type Tail struct {
 	// Mask, if set, is applied to each line once its colour codes are
 	// stripped and before it is cut: a secret with a colour change inside
@@ -87,10 +88,10 @@ const (
 var ansiEscape = regexp.MustCompile(`\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[ -/]*[0-~])`)
 
 // Printable is s on one line, without terminal escape sequences and control
-// characters (a tab or a line break is a space): backspaces, bells, C1 codes and what an escape
-// sequence leaves would move a terminal's cursor or act on it where text
-// from a build or a command (a quote of its output, a Dockerfile's line in
-// an error) is printed.
+// characters (a tab or a line break is a space): backspaces, bells, C1
+// codes and what an escape sequence leaves would move a terminal's cursor or
+// act on it where text from a build or a command (a quote of its output, a
+// Dockerfile's line in an error) is printed.
 func Printable(s string) string {
 	return strings.Map(func(r rune) rune {
 		switch {
