@@ -199,7 +199,9 @@ func (g *gen) appSpec(env, name string) string {
 			}
 		}
 	}
-	spec, err := ecsplatform.AppSpec("<TASK_DEFINITION>", name, g.cfg.Services[name].Port, hooks)
+	// No network: the stack's service has the stack's subnets, which
+	// CodeDeploy keeps.
+	spec, err := ecsplatform.AppSpec("<TASK_DEFINITION>", name, g.cfg.Services[name].Port, hooks, nil)
 	if err != nil {
 		return "" // only known hook names are passed: cannot happen
 	}

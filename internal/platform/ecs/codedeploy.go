@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	cdtypes "github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/deploy"
@@ -45,19 +46,33 @@ var AppSpecHooks = []string{"BeforeInstall", "AfterInstall", "AfterAllowTestTraf
 
 // AppSpec returns the AppSpec content (JSON, which CodeDeploy accepts like
 // YAML) for an ECS deployment. hooks maps an AppSpec hook name to a Lambda
-// function name or ARN.
-func AppSpec(taskDefARN, container string, port int, hooks map[string]string) (string, error) {
+// function name or ARN. network, when not nil, is the awsvpc configuration
+// of the replacement tasks; without it CodeDeploy keeps the service's.
+func AppSpec(taskDefARN, container string, port int, hooks map[string]string, network *types.AwsVpcConfiguration) (string, error) {
 	type lb struct {
 		ContainerName string `json:"ContainerName"`
 		ContainerPort int    `json:"ContainerPort"`
 	}
+	type awsvpc struct {
+		Subnets        []string `json:"Subnets"`
+		SecurityGroups []string `json:"SecurityGroups,omitempty"`
+		AssignPublicIp string   `json:"AssignPublicIp"`
+	}
+	type networkConfiguration struct {
+		AwsvpcConfiguration awsvpc `json:"AwsvpcConfiguration"`
+	}
 	type props struct {
-		TaskDefinition   string `json:"TaskDefinition"`
-		LoadBalancerInfo lb     `json:"LoadBalancerInfo"`
+		TaskDefinition       string                `json:"TaskDefinition"`
+		LoadBalancerInfo     lb                    `json:"LoadBalancerInfo"`
+		NetworkConfiguration *networkConfiguration `json:"NetworkConfiguration,omitempty"`
 	}
 	type target struct {
 		Type       string `json:"Type"`
 		Properties props  `json:"Properties"`
+	}
+	pr := props{TaskDefinition: taskDefARN, LoadBalancerInfo: lb{container, port}}
+	if network != nil {
+		pr.NetworkConfiguration = &networkConfiguration{awsvpc{network.Subnets, network.SecurityGroups, string(network.AssignPublicIp)}}
 	}
 	spec := struct {
 		Version   string              `json:"version"`
@@ -65,7 +80,7 @@ func AppSpec(taskDefARN, container string, port int, hooks map[string]string) (s
 		Hooks     []map[string]string `json:"Hooks,omitempty"`
 	}{
 		Version:   "0.0",
-		Resources: []map[string]target{{"TargetService": {Type: "AWS::ECS::Service", Properties: props{TaskDefinition: taskDefARN, LoadBalancerInfo: lb{container, port}}}}},
+		Resources: []map[string]target{{"TargetService": {Type: "AWS::ECS::Service", Properties: pr}}},
 	}
 	known := 0
 	for _, h := range AppSpecHooks {
@@ -293,15 +308,14 @@ func (p *Platform) StartBlueGreen(ctx context.Context, service string, rev store
 
 // createBlueGreen creates the CodeDeploy deployment of task definition td.
 func (p *Platform) createBlueGreen(ctx context.Context, service, revID, td string, o BlueGreenOptions) (string, error) {
-	s, ok := p.o.Services[service]
-	if !ok {
+	if _, ok := p.o.Services[service]; !ok {
 		return "", fmt.Errorf("ecs: no service %s in this environment", service)
 	}
 	cfgName, err := DeploymentConfigName(o.Traffic)
 	if err != nil {
 		return "", err
 	}
-	spec, err := AppSpec(td, p.container(service), s.Port, o.Hooks)
+	spec, err := p.appSpec(ctx, service, td, o)
 	if err != nil {
 		return "", err
 	}
@@ -323,6 +337,20 @@ func (p *Platform) createBlueGreen(ctx context.Context, service, revID, td strin
 	return id, nil
 }
 
+// appSpec is the AppSpec of the CodeDeploy deployment of task definition td
+// to service, with the environment's network (see network).
+func (p *Platform) appSpec(ctx context.Context, service, td string, o BlueGreenOptions) (string, error) {
+	nc, err := p.network(ctx, service)
+	if err != nil {
+		return "", err
+	}
+	var vpc *types.AwsVpcConfiguration
+	if nc != nil {
+		vpc = nc.AwsvpcConfiguration
+	}
+	return AppSpec(td, p.container(service), p.o.Services[service].Port, o.Hooks, vpc)
+}
+
 // findSkew is how much earlier than cutover's start marker AWS may date a
 // deployment (clocks differ).
 const findSkew = 5 * time.Minute
@@ -338,8 +366,7 @@ const findSkew = 5 * time.Minute
 // deployment that ended while no cutover watched is still the one to
 // record, not one to start again.
 func (p *Platform) findBlueGreen(ctx context.Context, service, revID, td string, since time.Time, o BlueGreenOptions) (string, error) {
-	s := p.o.Services[service]
-	spec, err := AppSpec(td, p.container(service), s.Port, o.Hooks)
+	spec, err := p.appSpec(ctx, service, td, o)
 	if err != nil {
 		return "", err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -61,7 +62,7 @@ func TestDecideBlueGreen(t *testing.T) {
 }
 
 func TestAppSpec(t *testing.T) {
-	spec, err := AppSpec("arn:td:7", "backend", 3001, map[string]string{"AfterAllowTestTraffic": "smoke", "BeforeInstall": "prep"})
+	spec, err := AppSpec("arn:td:7", "backend", 3001, map[string]string{"AfterAllowTestTraffic": "smoke", "BeforeInstall": "prep"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,15 @@ func TestAppSpec(t *testing.T) {
 	if spec != want {
 		t.Errorf("appspec\n got %s\nwant %s", spec, want)
 	}
-	if _, err := AppSpec("td", "c", 1, map[string]string{"AfterInstal": "x"}); err == nil || !strings.Contains(err.Error(), `"AfterInstal"`) {
+	spec, err = AppSpec("arn:td:7", "backend", 3001, nil, &types.AwsVpcConfiguration{Subnets: []string{"subnet-a", "subnet-b"}, SecurityGroups: []string{"sg-1"}, AssignPublicIp: types.AssignPublicIpEnabled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = `{"version":"0.0","Resources":[{"TargetService":{"Type":"AWS::ECS::Service","Properties":{"TaskDefinition":"arn:td:7","LoadBalancerInfo":{"ContainerName":"backend","ContainerPort":3001},"NetworkConfiguration":{"AwsvpcConfiguration":{"Subnets":["subnet-a","subnet-b"],"SecurityGroups":["sg-1"],"AssignPublicIp":"ENABLED"}}}}}]}`
+	if spec != want {
+		t.Errorf("appspec with a network\n got %s\nwant %s", spec, want)
+	}
+	if _, err := AppSpec("td", "c", 1, map[string]string{"AfterInstal": "x"}, nil); err == nil || !strings.Contains(err.Error(), `"AfterInstal"`) {
 		t.Errorf("misspelt hook: %v", err)
 	}
 	if _, err := DeploymentConfigName("Canary50Percent"); err == nil {
@@ -175,7 +184,9 @@ func TestCodeDeployOnMoto(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantCalls(t, "codedeploy", m.calls.take(), "RegisterTaskDefinition", "CreateDeployment")
+	// DescribeServices: the service's assign-public-IP setting, kept in the
+	// AppSpec's network configuration.
+	wantCalls(t, "codedeploy", m.calls.take(), "RegisterTaskDefinition", "DescribeServices", "CreateDeployment")
 	// Read it back with raw JSON: moto writes timestamps as strings, which
 	// the SDK's GetDeployment deserializer rejects.
 	var d struct {
@@ -193,8 +204,14 @@ func TestCodeDeployOnMoto(t *testing.T) {
 	var spec struct {
 		Resources []map[string]struct {
 			Properties struct {
-				TaskDefinition   string
-				LoadBalancerInfo struct{ ContainerName string }
+				TaskDefinition       string
+				LoadBalancerInfo     struct{ ContainerName string }
+				NetworkConfiguration *struct {
+					AwsvpcConfiguration struct {
+						Subnets, SecurityGroups []string
+						AssignPublicIp          string
+					}
+				}
 			}
 		}
 		Hooks []map[string]string
@@ -208,6 +225,12 @@ func TestCodeDeployOnMoto(t *testing.T) {
 	props := spec.Resources[0]["TargetService"].Properties
 	if !strings.HasSuffix(props.TaskDefinition, "task-definition/cutover-backend:2") || props.LoadBalancerInfo.ContainerName != "backend" || spec.Hooks[0]["AfterAllowTestTraffic"] != "cutover-smoke" {
 		t.Errorf("appspec %+v", spec)
+	}
+	// The replacement tasks go in the environment's subnets, with its
+	// security groups: without them CodeDeploy would keep the service's.
+	if nc := props.NetworkConfiguration; nc == nil || !slices.Equal(nc.AwsvpcConfiguration.Subnets, e.subnets) ||
+		!slices.Equal(nc.AwsvpcConfiguration.SecurityGroups, e.groups) || nc.AwsvpcConfiguration.AssignPublicIp != "DISABLED" {
+		t.Errorf("appspec network configuration %+v, want subnets %v, security groups %v, no public IP", nc, e.subnets, e.groups)
 	}
 	st := DecideBlueGreen(cdtypes.DeploymentInfo{Status: info.Status}, nil)
 	if st.Phase != BlueGreenWaiting {

@@ -203,7 +203,11 @@ func (d *Driven) Start(ctx context.Context, service string, in deploy.Intent) (s
 	} else if len(d.o.Alarms) > 0 {
 		cfg.Alarms = &types.DeploymentAlarms{AlarmNames: d.o.Alarms, Enable: true, Rollback: true}
 	}
-	in2 := &ecs.UpdateServiceInput{Cluster: &d.p.o.Cluster, Service: &s.ECSService, TaskDefinition: &td, DeploymentConfiguration: cfg, LoadBalancers: lbs}
+	nc, err := d.p.network(ctx, service)
+	if err != nil {
+		return "", err
+	}
+	in2 := &ecs.UpdateServiceInput{Cluster: &d.p.o.Cluster, Service: &s.ECSService, TaskDefinition: &td, DeploymentConfiguration: cfg, LoadBalancers: lbs, NetworkConfiguration: nc}
 	if s.DesiredCount > 0 {
 		in2.DesiredCount = aws.Int32(int32(s.DesiredCount))
 	}

@@ -189,12 +189,15 @@ func TestNativeOnMoto(t *testing.T) {
 	if _, err := d.Start(ctx, "backend", in); err != nil {
 		t.Fatal(err)
 	}
-	wantCalls(t, "native", m.calls.take(), "RegisterTaskDefinition", "UpdateService")
+	wantCalls(t, "native", m.calls.take(), "RegisterTaskDefinition", "DescribeServices", "UpdateService")
 	// moto keeps the strategy settings but drops lifecycle hooks (and runs
 	// none): what ECS was asked for is asserted on the request.
 	up, _ := m.calls.input("UpdateService").(*ecs.UpdateServiceInput)
 	if up == nil || up.DeploymentConfiguration == nil || len(up.DeploymentConfiguration.LifecycleHooks) != 1 {
 		t.Fatalf("UpdateService was not sent the lifecycle hook: %+v", up)
+	}
+	if nc := up.NetworkConfiguration; nc == nil || nc.AwsvpcConfiguration == nil || !slices.Equal(nc.AwsvpcConfiguration.Subnets, e.subnets) {
+		t.Errorf("UpdateService was not sent the environment's subnets %v: %+v", e.subnets, nc)
 	}
 	h := up.DeploymentConfiguration.LifecycleHooks[0]
 	if aws.ToString(h.HookTargetArn) != hook.LambdaARN || aws.ToString(h.RoleArn) != hook.RoleARN ||

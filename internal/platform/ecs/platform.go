@@ -139,6 +139,37 @@ func (p *Platform) describe(ctx context.Context, name string) (types.Service, er
 	return out.Services[0], nil
 }
 
+// network is the awsvpc configuration a deployment gives the service's new
+// tasks: the environment's subnets and security groups (ecs.subnets and
+// ecs.security_groups, or the app stack's outputs), with the service's own
+// assign-public-IP setting kept (tasks in public subnets pull their images
+// through it). nil when the environment lists no subnets: the service's
+// own configuration stays.
+func (p *Platform) network(ctx context.Context, service string) (*types.NetworkConfiguration, error) {
+	if len(p.o.Subnets) == 0 {
+		return nil, nil
+	}
+	svc, err := p.describe(ctx, service)
+	if err != nil {
+		return nil, err
+	}
+	public := types.AssignPublicIpDisabled
+	current := []*types.NetworkConfiguration{svc.NetworkConfiguration}
+	for _, ts := range svc.TaskSets { // a CODE_DEPLOY service keeps it on its task sets
+		if aws.ToString(ts.Status) == "PRIMARY" {
+			current = append(current, ts.NetworkConfiguration)
+		}
+	}
+	for _, nc := range current {
+		if nc != nil && nc.AwsvpcConfiguration != nil && nc.AwsvpcConfiguration.AssignPublicIp != "" {
+			public = nc.AwsvpcConfiguration.AssignPublicIp
+			break
+		}
+	}
+	return &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{
+		Subnets: p.o.Subnets, SecurityGroups: p.o.SecurityGroups, AssignPublicIp: public}}, nil
+}
+
 func (p *Platform) container(name string) string {
 	if c := p.o.Services[name].Container; c != "" {
 		return c

@@ -169,6 +169,7 @@ func TestRollingOnMoto(t *testing.T) {
 	if dc := svc.DeploymentConfiguration; dc == nil || dc.DeploymentCircuitBreaker == nil || !dc.DeploymentCircuitBreaker.Rollback {
 		t.Errorf("deployment configuration %+v: want the circuit breaker with rollback", dc)
 	}
+	wantNetwork(t, svc, e.subnets, e.groups, types.AssignPublicIpDisabled)
 
 	// deploy --diff: what the next revision changes, read against the task
 	// definition the service runs in moto.
@@ -191,11 +192,14 @@ func TestRollingOnMoto(t *testing.T) {
 }
 
 // wantUpdated checks that one deployment of backend made exactly the calls
-// RegisterTaskDefinition, UpdateService, DescribeServices and left the
-// service on the new task definition revision; it returns the service.
+// RegisterTaskDefinition, DescribeServices, UpdateService, DescribeServices
+// and left the service on the new task definition revision; it returns the
+// service.
 func (m *moto) wantUpdated(t *testing.T, step string, e env) types.Service {
 	t.Helper()
-	wantCalls(t, step, m.calls.take(), "RegisterTaskDefinition", "UpdateService", "DescribeServices")
+	// The first DescribeServices reads the service's assign-public-IP
+	// setting, which the update keeps.
+	wantCalls(t, step, m.calls.take(), "RegisterTaskDefinition", "DescribeServices", "UpdateService", "DescribeServices")
 	out, err := m.ecs.DescribeServices(context.Background(), &ecs.DescribeServicesInput{Cluster: &e.cluster, Services: []string{"backend"}})
 	if err != nil {
 		t.Fatal(err)
@@ -205,6 +209,46 @@ func (m *moto) wantUpdated(t *testing.T, step string, e env) types.Service {
 		t.Errorf("service task definition %s, want the new revision cutover-backend:2", td)
 	}
 	return svc
+}
+
+// TestRollingMovesTheServiceToTheConfiguredSubnets: ecs.subnets and
+// ecs.security_groups are where a deployment puts the service's tasks (they
+// were only read to choose the awsvpc network mode, so a service created in
+// other subnets stayed there), and the service's own assign-public-IP
+// setting is kept: tasks in public subnets pull their images through it.
+func TestRollingMovesTheServiceToTheConfiguredSubnets(t *testing.T) {
+	m := startMoto(t)
+	ctx := context.Background()
+	e := m.setup(t, ctx, "backend", types.DeploymentControllerTypeEcs)
+	_, err := m.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: &e.cluster, Service: aws.String("backend"),
+		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{
+			Subnets: e.subnets[:1], AssignPublicIp: types.AssignPublicIpEnabled}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.calls.take()
+	p := m.platform(t, e)
+	p.o.Services["backend"] = Service{ECSService: "backend", Port: 3001, CPU: "256", Memory: "512"}
+	d, err := p.Driven(DrivenOptions{Engine: EngineRolling})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := newCtrl(t, d, []string{"backend"}, "    strategy: { type: rolling }\n").deploy(rev("3")); got.Status != store.DeploymentSucceeded {
+		t.Fatalf("deployment %s %s: %s", got.Status, got.Phase, got.Reason)
+	}
+	wantNetwork(t, m.wantUpdated(t, "rolling", e), e.subnets, e.groups, types.AssignPublicIpEnabled)
+}
+
+// wantNetwork checks the service's awsvpc configuration.
+func wantNetwork(t *testing.T, svc types.Service, subnets, groups []string, public types.AssignPublicIp) {
+	t.Helper()
+	nc := svc.NetworkConfiguration
+	if nc == nil || nc.AwsvpcConfiguration == nil {
+		t.Fatalf("service has no network configuration, want subnets %v", subnets)
+	}
+	if c := nc.AwsvpcConfiguration; !slices.Equal(c.Subnets, subnets) || !slices.Equal(c.SecurityGroups, groups) || c.AssignPublicIp != public {
+		t.Errorf("service network: subnets %v, security groups %v, public IP %s; want %v, %v, %s", c.Subnets, c.SecurityGroups, c.AssignPublicIp, subnets, groups, public)
+	}
 }
 
 // TestRollingStopRequest: `cutover stop` during an ECS rolling deployment
