@@ -153,7 +153,7 @@ func TestImageRuns(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("scripts/image.sh: %v\n%s", err, out)
 	}
-	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", testenv.NoPrune, tag).Run() })
+	t.Cleanup(func() { testenv.RemoveImages(tag) })
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "cutover.yaml"), []byte(completionProject), 0o644); err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -220,7 +219,7 @@ func busyboxImage(t *testing.T, rt *docker.Runtime) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", testenv.NoPrune, img.ID).Run() })
+	t.Cleanup(func() { testenv.RemoveImages(img.ID) })
 	return tag
 }
 

@@ -52,7 +52,7 @@ func TestAttackPullRequestReadsTheTrustedRunsImage(t *testing.T) {
 			if len(ids) == 0 {
 				return
 			}
-			_ = exec.Command("docker", append([]string{"rmi", "-f", testenv.NoPrune}, ids...)...).Run()
+			testenv.RemoveImages(ids...)
 		}
 	})
 	repo, main := testenv.GitRepo(t, "main", map[string]string{

@@ -6,8 +6,10 @@ package testenv
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -18,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cutoverdev/cutover/internal/enginelock"
 )
 
 const modulePath = "github.com/cutoverdev/cutover"
@@ -242,18 +246,10 @@ func (c CLI) Run(args ...string) (stdout, stderr string, err error) {
 	return out.String(), errb.String(), err
 }
 
-// NoPrune is the flag a test's `docker rmi` takes: it removes the image but
-// not its untagged parents. Those can be the classic builder's cache steps
-// that a build running in another test package has just picked as the parent
-// of its next step, which then fails with "unable to find image sha256:…"
-// (a CI run failed so). cutover's own removals wait for builds on the
-// engine's image lock (runtime/docker.lockImages); a test's docker CLI does
-// not take it.
-const NoPrune = "--no-prune"
-
 // RemoveProject removes every container (in any state) and image labelled
 // with the project, which a test may have left behind, and returns how many
-// containers it found.
+// containers it found. The images go with their untagged parents, the
+// builder's steps (see RemoveImages).
 func RemoveProject(project string) int {
 	label := "label=dev.cutover.project=" + project
 	out, _ := exec.Command("docker", "ps", "-aq", "--filter", label).Output()
@@ -261,9 +257,50 @@ func RemoveProject(project string) int {
 	if len(containers) > 0 {
 		_ = exec.Command("docker", append([]string{"rm", "-f"}, containers...)...).Run()
 	}
-	out, _ = exec.Command("docker", "images", "-q", "--filter", label).Output()
-	if ids := strings.Fields(string(out)); len(ids) > 0 {
-		_ = exec.Command("docker", append([]string{"rmi", "-f", NoPrune}, ids...)...).Run()
-	}
+	removeImages(func() []string {
+		out, _ := exec.Command("docker", "images", "-q", "--filter", label).Output()
+		return strings.Fields(string(out))
+	})
 	return len(containers)
+}
+
+// RemoveImages removes the images named (IDs or references) that exist,
+// with their untagged parents, as cutover's own removals do.
+func RemoveImages(refs ...string) {
+	removeImages(func() []string {
+		out, _ := exec.Command("docker", append([]string{"image", "inspect", "--format", "{{.ID}}"}, refs...)...).Output()
+		return strings.Fields(string(out))
+	})
+}
+
+// removeImages removes the images list returns until it returns none, or
+// for up to 10 s: an image stays while a container that an engine is still
+// removing uses it, or while an image of the list built on it is there.
+//
+// The untagged parents go too (`docker rmi` without --no-prune): left, they
+// were thousands of dangling images after a run of the tests. They can be
+// the classic builder's cache steps that a build running in another test
+// package has just picked as the parent of its next step, which then fails
+// with "unable to find image sha256:…" (a CI run failed so), so the removal
+// holds the engine's image lock exclusively, as cutover's own removals do
+// (internal/enginelock), and waits for the builds in flight. If it cannot
+// have the lock in 3 minutes, the images go without their parents.
+func removeImages(list func() []string) {
+	ids := list()
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	flags := []string{"rmi", "-f"}
+	if unlock, err := enginelock.Lock(ctx, dockerHost(), true, slog.Default()); err == nil {
+		defer unlock()
+	} else {
+		flags = append(flags, "--no-prune")
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(ids) > 0 && time.Now().Before(deadline); ids = list() {
+		if exec.Command("docker", append(flags, ids...)...).Run() != nil {
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
 }

@@ -40,11 +40,16 @@ func missing(t testing.TB, env, why string) {
 	t.Skip(why)
 }
 
-func pingDocker() error {
-	host := os.Getenv("DOCKER_HOST")
-	if host == "" {
-		host = "unix:///var/run/docker.sock"
+// dockerHost is the engine's address as the Docker client names it.
+func dockerHost() string {
+	if host := os.Getenv("DOCKER_HOST"); host != "" {
+		return host
 	}
+	return "unix:///var/run/docker.sock"
+}
+
+func pingDocker() error {
+	host := dockerHost()
 	network, addr := "tcp", strings.TrimPrefix(host, "tcp://")
 	if strings.HasPrefix(host, "unix://") {
 		network, addr = "unix", strings.TrimPrefix(host, "unix://")

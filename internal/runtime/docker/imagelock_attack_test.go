@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cutoverdev/cutover/internal/enginelock"
 )
 
 // plantForeignLock makes the lock file an older cutover used (a predictable
@@ -53,9 +55,9 @@ func TestAttackImageLockOwnedByAnotherUserBlocksBuilds(t *testing.T) {
 	os.Chmod(tmp, 0o1777)
 	t.Setenv("TMPDIR", tmp)
 	home := t.TempDir()
-	cache := userCacheDir
-	userCacheDir = func() (string, error) { return filepath.Join(home, ".cache"), nil }
-	t.Cleanup(func() { userCacheDir = cache })
+	cache := enginelock.UserCacheDir
+	enginelock.UserCacheDir = func() (string, error) { return filepath.Join(home, ".cache"), nil }
+	t.Cleanup(func() { enginelock.UserCacheDir = cache })
 	rt := &Runtime{host: "unix:///var/run/docker.sock", log: slog.New(slog.DiscardHandler)}
 	planted := plantForeignLock(t, tmp, rt.host)
 
@@ -107,9 +109,9 @@ func TestImageLockInTheTempDirRefusesAnotherUsersFile(t *testing.T) {
 	tmp := t.TempDir()
 	os.Chmod(tmp, 0o1777)
 	t.Setenv("TMPDIR", tmp)
-	saved := userCacheDir
-	userCacheDir = func() (string, error) { return "", errors.New("no home") }
-	t.Cleanup(func() { userCacheDir = saved })
+	saved := enginelock.UserCacheDir
+	enginelock.UserCacheDir = func() (string, error) { return "", errors.New("no home") }
+	t.Cleanup(func() { enginelock.UserCacheDir = saved })
 	var logged bytes.Buffer
 	rt := &Runtime{host: "unix:///var/run/docker.sock", log: slog.New(slog.NewTextHandler(&logged, nil))}
 	planted := plantForeignLock(t, tmp, rt.host)
