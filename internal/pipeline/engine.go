@@ -415,16 +415,33 @@ func (r *run) inheritVars(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	// The images the retried execution built are this run's own, as if its
+	// skipped stages had built them again: an untrusted retry's builds and
+	// integration may read them (OwnImages). Not those of an execution
+	// that ran trusted: a branch no longer trusted, retrying its trusted
+	// run from a later stage, would read what trusted builds put there.
+	ot, _ := recordedTrigger(old)
+	own := !r.untrusted || ot.Kind == TriggerPullRequest || ot.UntrustedBranch
 	var stages []StageState
 	_ = json.Unmarshal(old.Stages, &stages)
 	for _, s := range stages {
 		for _, a := range s.Actions {
 			for k, v := range a.Outputs {
 				r.vars[k] = v
+				if own && a.Kind == config.ActionBuild && isImageIDVar(k) {
+					r.built = append(r.built, v)
+				}
 			}
 		}
 	}
 	return nil
+}
+
+// isImageIDVar says whether a build's output k is the ID of the image it
+// built (CUTOVER_IMAGE_<SERVICE>), not one of its references.
+func isImageIDVar(k string) bool {
+	name, ok := strings.CutPrefix(k, "CUTOVER_IMAGE_")
+	return ok && !strings.HasPrefix(name, "REF_") && !strings.HasPrefix(name, "DIGEST_REF_")
 }
 
 func (r *run) skipBefore(stage string) error {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/store"
 	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
@@ -104,5 +106,76 @@ func TestAttackPullRequestReadsTheTrustedRunsImage(t *testing.T) {
 				t.Fatalf("pull request: %s %s, stages %+v\nwant b's build refused with %q", x.Status, x.Error, stages, c.want)
 			}
 		})
+	}
+}
+
+// A retry from a later stage builds nothing before it: the images its
+// skipped stages built in the retried execution are its own. A pull
+// request whose b builds FROM its own a (pr-N) built; retried from b's
+// stage, b's build was refused, a's image counting as another run's. Now it
+// builds. The images of a run that was trusted stay foreign to a retry that
+// runs untrusted (main no longer among pipeline.trusted_branches): b FROM
+// main's a is refused, as in a pull request.
+func TestRetryFromALaterStageReadsItsOwnImages(t *testing.T) {
+	e, _, out := newEngine(t)
+	project := "ri-" + strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
+	removeImages(t, project)
+	const pr = 43
+	ownA := "cutover/" + project + "-a:pr-" + fmt.Sprint(pr)
+	repo, main := testenv.GitRepo(t, "main", map[string]string{
+		"cutover.yaml":   fmt.Sprintf(twoServicesConfig, project),
+		"a/Dockerfile":   "FROM scratch\nCOPY private /private\n",
+		"a/private":      "fetched-with-credentials-" + project + "\n",
+		"b/Dockerfile":   "FROM " + ownA + "\n",
+		"b/.placeholder": "\n",
+	})
+	ctx := context.Background()
+	run := func(what string, tr Trigger) store.Execution {
+		t.Helper()
+		x, err := e.Run(ctx, tr)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return x
+	}
+	x := run("pull request", Trigger{Kind: TriggerPullRequest, Project: project, Repo: repo, Branch: "feature", Base: "main", Commit: main, PR: pr})
+	if x.Status != "succeeded" {
+		t.Fatalf("pull request: %s %s\n%s", x.Status, x.Error, out)
+	}
+	rt, err := RetryTrigger(x, "second")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if y := run("retry", rt); y.Status != "succeeded" {
+		t.Fatalf("the pull request's retry from stage second: %s %s; want b built FROM its own run's %s\n%s", y.Status, y.Error, ownA, out)
+	}
+
+	// main's trusted push, then retried from stage second once main is no
+	// longer trusted: b FROM main's own a is another run's image.
+	testenv.Git(t, repo, "checkout", "-q", "main")
+	if err := os.WriteFile(filepath.Join(repo, "b", "Dockerfile"), []byte("FROM cutover/"+project+"-a:latest\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Git(t, repo, "commit", "-qam", "b from main's a")
+	head := testenv.Git(t, repo, "rev-parse", "HEAD")
+	x = run("push", Trigger{Kind: TriggerPush, Project: project, Repo: repo, Branch: "main", Commit: head})
+	if x.Status != "succeeded" {
+		t.Fatalf("trusted push: %s %s\n%s", x.Status, x.Error, out)
+	}
+	daemons := strings.Replace(fmt.Sprintf(twoServicesConfig, project), "branch: main", "branch: release", 1) + "  trusted_branches: [release]\n"
+	trusted, err := config.Parse("cutover.yaml", []byte(daemons))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Trusted = trusted
+	if rt, err = RetryTrigger(x, "second"); err != nil {
+		t.Fatal(err)
+	}
+	y := run("untrusted retry", rt)
+	var stages []StageState
+	_ = json.Unmarshal(y.Stages, &stages)
+	want := "b/Dockerfile line 1: FROM cutover/" + project + "-a:latest: the image was built by cutover (project " + project + ")"
+	if y.Status != "failed" || len(stages) != 2 || !strings.Contains(stages[1].Actions[0].Summary, want) {
+		t.Fatalf("retry of main's trusted run once main is untrusted: %s %s, stages %+v\nwant b's build refused with %q", y.Status, y.Error, stages, want)
 	}
 }
