@@ -159,6 +159,10 @@ func TestWatchIntervalAfterASpaceSaysToWriteEquals(t *testing.T) {
 		{[]string{"status", "--watch", "500ms"}, `--watch 500ms: write --watch=500ms (its interval follows "="): after a space, 500ms is read as an environment, and ` + fmt.Sprintf(envs, "500ms")},
 		{[]string{"status", "--watch", "prod"}, `cutover.yaml: no environment named "prod" (environments: production, staging)`},
 		{[]string{"status", "2"}, `cutover.yaml: no environment named "2" (environments: production, staging)`},
+		// An interval of its own: the number is only an unknown environment.
+		{[]string{"status", "--watch=1s", "3"}, `cutover.yaml: no environment named "3" (environments: production, staging)`},
+		{[]string{"status", "--watch=2s", "3"}, `cutover.yaml: no environment named "3" (environments: production, staging)`},
+		{[]string{"status", "--watch=soon"}, `invalid argument "soon" for "--watch" flag: "soon" is not an interval: write one such as --watch=2s or --watch=500ms (see ` + "`cutover status --help`" + `)`},
 	} {
 		code, out, errOut := run(t, "", c.args...)
 		if code != 1 || out != "" || errOut != "cutover: "+c.want+"\n" {

@@ -15,24 +15,58 @@ import (
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
-	var watch time.Duration
+	var watch watchFlag
 	cmd := &cobra.Command{
 		Use:   "status [ENV]",
 		Short: "Show environments: revision, tasks and their health at the load balancer",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
-			return m.WatchStatus(ctx, strings.Join(args, ""), watch, func(out []release.Status) error {
-				if watch > 0 && !g.json() {
+			return m.WatchStatus(ctx, strings.Join(args, ""), release.Watch{Every: watch.every, Bare: watch.bare}, func(out []release.Status) error {
+				if watch.every > 0 && !g.json() {
 					fmt.Fprint(g.stdout, "\033[H\033[2J")
 				}
 				return g.print(out, func(w io.Writer) { printStatus(w, out) })
 			})
 		}),
 	}
-	cmd.Flags().DurationVar(&watch, "watch", 0, "refresh every interval until interrupted (--watch alone: every 2s; --watch=500ms)")
-	cmd.Flags().Lookup("watch").NoOptDefVal = "2s"
+	cmd.Flags().Var(&watch, "watch", "refresh every interval until interrupted (--watch alone: every 2s; --watch=500ms)")
+	cmd.Flags().Lookup("watch").NoOptDefVal = bareWatch
 	return cmd
 }
+
+// bareWatch is what --watch is set to when given without "=": 2s, written
+// so that it differs from --watch=2s (a trailing space, which the help's
+// "[=2s ]" hardly shows).
+const bareWatch = "2s "
+
+// watchFlag is --watch's interval, and whether it was given bare: a value
+// after a space is then an argument, which release.WatchStatus explains.
+type watchFlag struct {
+	every time.Duration
+	bare  bool
+}
+
+func (w *watchFlag) String() string {
+	if w == nil || w.every == 0 {
+		return "" // no "(default 0s)" in the help
+	}
+	return w.every.String()
+}
+
+func (w *watchFlag) Set(s string) error {
+	if s == bareWatch {
+		w.every, w.bare = 2*time.Second, true
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not an interval: write one such as --watch=2s or --watch=500ms", s)
+	}
+	w.every, w.bare = d, false
+	return nil
+}
+
+func (w *watchFlag) Type() string { return "duration" }
 
 func printStatus(w io.Writer, out []release.Status) {
 	var unread []string // the same for every local environment: said once

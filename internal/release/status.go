@@ -252,17 +252,25 @@ func targetHealth(targets []proxy.TargetStatus, scope string) []TargetHealth {
 	return out
 }
 
+// Watch is how `status --watch` repeats: every interval (never when 0),
+// and whether --watch was given bare, without an interval of its own.
+type Watch struct {
+	Every time.Duration
+	Bare  bool
+}
+
 // WatchStatus passes env's status (every environment's when env is "") to
-// fn, then again every interval until ctx ends; once when every is 0.
+// fn, then again every w.Every until ctx ends; once when it is 0.
 //
-// An unknown env that reads as an interval was meant for --watch, whose
-// value is optional and so must follow it with "=": `--watch 2` is --watch
-// (every 2s) and the environment "2". The error says so.
-func (m *Manager) WatchStatus(ctx context.Context, env string, every time.Duration, fn func([]Status) error) error {
+// An unknown env that reads as an interval, after a bare --watch, was meant
+// for it: its value is optional and so must follow it with "=": `--watch 2`
+// is --watch (every 2s) and the environment "2". The error says so.
+func (m *Manager) WatchStatus(ctx context.Context, env string, w Watch, fn func([]Status) error) error {
+	every := w.Every
 	for {
 		out, err := m.Status(ctx, env)
 		if err != nil {
-			if interval, ok := looksLikeInterval(env); ok && every > 0 && m.Config.Environments[env] == nil {
+			if interval, ok := looksLikeInterval(env); ok && w.Bare && m.Config.Environments[env] == nil {
 				return UsageError{fmt.Sprintf("--watch %s: write --watch=%s (its interval follows \"=\"): after a space, %s is read as an environment, and %s has none named %q (environments: %s)",
 					env, interval, env, m.configFile(), env, strings.Join(m.Config.EnvironmentNames(), ", "))}
 			}
