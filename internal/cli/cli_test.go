@@ -171,6 +171,26 @@ func TestWatchIntervalAfterASpaceSaysToWriteEquals(t *testing.T) {
 	}
 }
 
+// A wrong number of arguments names the arguments the command takes, as
+// exactArgs does, not cobra's "accepts at most 1 arg(s), received 2".
+func TestWrongArgumentCountNamesTheArguments(t *testing.T) {
+	inSmallProject(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"status", "production", "staging"}, "cutover status needs at most one argument, ENV (got 2 arguments; see `cutover status --help`)"},
+		{[]string{"executions", "x-1", "x-2"}, "cutover executions needs at most one argument, EXECUTION (got 2 arguments; see `cutover executions --help`)"},
+		{[]string{"publish-static"}, "cutover publish-static needs DIR (got 0 arguments; see `cutover publish-static --help`)"},
+		{[]string{"deploy"}, "cutover deploy needs ENV (got 0 arguments; see `cutover deploy --help`)"},
+	} {
+		code, out, errOut := run(t, "", c.args...)
+		if code == 0 || out != "" || errOut != "cutover: "+c.want+"\n" {
+			t.Errorf("cutover %s: exit %d stdout %q stderr %q, want %q", strings.Join(c.args, " "), code, out, errOut, c.want)
+		}
+	}
+}
+
 // A state directory that cannot be one is refused before anything runs,
 // naming where it came from (--home, CUTOVER_HOME) and what is wrong.
 func TestBadHomeNamesItsFlagOrVariable(t *testing.T) {

@@ -33,7 +33,7 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "executions [EXECUTION]",
 		Short: "List pipeline executions, or show one with its stages, actions and approval evidence",
-		Args:  cobra.MaximumNArgs(1),
+		Args:  rangeArgs(0, 1, "at most one argument, EXECUTION"),
 		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
 			if len(args) == 1 {
 				x, err := m.Execution(ctx, args[0])

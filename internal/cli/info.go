@@ -55,7 +55,7 @@ func newManCmd(g *globals) *cobra.Command {
 		Use:    "man DIR",
 		Short:  "Write the man pages of every command into DIR",
 		Hidden: true,
-		Args:   cobra.ExactArgs(1),
+		Args:   exactArgs(1, "DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := args[0]
 			if err := os.MkdirAll(dir, 0o755); err != nil {

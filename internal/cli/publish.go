@@ -16,7 +16,7 @@ func newPublishStaticCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "publish-static DIR",
 		Short: "Publish built files to a static site's S3 bucket under releases/<digest>/ and point its CloudFront distribution at them (the exported pipeline's publish action)",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1, "DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Dir = args[0]
 			res, err := release.PublishSite(cmd.Context(), o, func(format string, a ...any) { fmt.Fprintf(g.stderr, format+"\n", a...) })

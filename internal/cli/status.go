@@ -19,7 +19,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status [ENV]",
 		Short: "Show environments: revision, tasks and their health at the load balancer",
-		Args:  cobra.MaximumNArgs(1),
+		Args:  rangeArgs(0, 1, "at most one argument, ENV"),
 		RunE: g.withManager(func(ctx context.Context, m *release.Manager, args []string) error {
 			return m.WatchStatus(ctx, strings.Join(args, ""), release.Watch{Every: watch.every, Bare: watch.bare}, func(out []release.Status) error {
 				if watch.every > 0 && !g.json() {
