@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -14,10 +15,12 @@ import (
 )
 
 // TaskDefinitionDiff tells what deploying rev changes in the service's task
-// definition, compared with the one the ECS service runs now: one
-// "- field: old" / "+ field: new" pair per field that differs, sorted by
-// field. Empty when nothing but the revision tags changes. A service that
-// runs no task definition yet shows every field as new.
+// definition, compared with the one the ECS service runs now, and in where
+// its tasks run (subnets and security groups, when the environment lists
+// them: see network): one "- field: old" / "+ field: new" pair per field
+// that differs, sorted by field. Empty when nothing but the revision tags
+// changes. A service that runs no task definition yet shows every field as
+// new.
 func (p *Platform) TaskDefinitionDiff(ctx context.Context, service string, rev store.Revision) ([]string, error) {
 	sr, ok := rev.Services[service]
 	if !ok {
@@ -36,7 +39,28 @@ func (p *Platform) TaskDefinitionDiff(ctx context.Context, service string, rev s
 		}
 		current = taskDefinitionFields(out.TaskDefinition.TaskRoleArn, out.TaskDefinition.ExecutionRoleArn, out.TaskDefinition.Cpu, out.TaskDefinition.Memory, out.TaskDefinition.ContainerDefinitions)
 	}
-	return diffFields(current, taskDefinitionFields(next.TaskRoleArn, next.ExecutionRoleArn, next.Cpu, next.Memory, next.ContainerDefinitions)), nil
+	want := taskDefinitionFields(next.TaskRoleArn, next.ExecutionRoleArn, next.Cpu, next.Memory, next.ContainerDefinitions)
+	if nc := p.networkFor(svc); nc != nil {
+		if current == nil {
+			current = map[string]string{}
+		}
+		networkFields(current, currentNetwork(svc))
+		networkFields(want, nc.AwsvpcConfiguration)
+	}
+	return diffFields(current, want), nil
+}
+
+// networkFields adds a service's subnets and security groups to f, each in
+// name order (AWS answers them in any).
+func networkFields(f map[string]string, c *types.AwsVpcConfiguration) {
+	if c == nil {
+		return
+	}
+	for field, ids := range map[string][]string{"subnets": c.Subnets, "security_groups": c.SecurityGroups} {
+		if len(ids) > 0 {
+			f[field] = strings.Join(slices.Sorted(slices.Values(ids)), ", ")
+		}
+	}
 }
 
 // taskDefinitionFields flattens what a release changes in a task definition.

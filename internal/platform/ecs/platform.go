@@ -153,21 +153,38 @@ func (p *Platform) network(ctx context.Context, service string) (*types.NetworkC
 	if err != nil {
 		return nil, err
 	}
+	return p.networkFor(svc), nil
+}
+
+// networkFor is network for the service as described; nil without subnets.
+func (p *Platform) networkFor(svc types.Service) *types.NetworkConfiguration {
+	if len(p.o.Subnets) == 0 {
+		return nil
+	}
 	public := types.AssignPublicIpDisabled
+	if c := currentNetwork(svc); c != nil && c.AssignPublicIp != "" {
+		public = c.AssignPublicIp
+	}
+	return &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{
+		Subnets: p.o.Subnets, SecurityGroups: p.o.SecurityGroups, AssignPublicIp: public}}
+}
+
+// currentNetwork is the awsvpc configuration the service's tasks run with:
+// the service's, or its primary task set's (a CODE_DEPLOY service keeps it
+// there); nil when it has none.
+func currentNetwork(svc types.Service) *types.AwsVpcConfiguration {
 	current := []*types.NetworkConfiguration{svc.NetworkConfiguration}
-	for _, ts := range svc.TaskSets { // a CODE_DEPLOY service keeps it on its task sets
+	for _, ts := range svc.TaskSets {
 		if aws.ToString(ts.Status) == "PRIMARY" {
 			current = append(current, ts.NetworkConfiguration)
 		}
 	}
 	for _, nc := range current {
-		if nc != nil && nc.AwsvpcConfiguration != nil && nc.AwsvpcConfiguration.AssignPublicIp != "" {
-			public = nc.AwsvpcConfiguration.AssignPublicIp
-			break
+		if nc != nil && nc.AwsvpcConfiguration != nil {
+			return nc.AwsvpcConfiguration
 		}
 	}
-	return &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{
-		Subnets: p.o.Subnets, SecurityGroups: p.o.SecurityGroups, AssignPublicIp: public}}, nil
+	return nil
 }
 
 func (p *Platform) container(name string) string {

@@ -229,6 +229,18 @@ func TestRollingMovesTheServiceToTheConfiguredSubnets(t *testing.T) {
 	m.calls.take()
 	p := m.platform(t, e)
 	p.o.Services["backend"] = Service{ECSService: "backend", Port: 3001, CPU: "256", Memory: "512"}
+	// deploy --diff says where the tasks move.
+	diff, err := p.TaskDefinitionDiff(ctx, "backend", rev("3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sorted := slices.Sorted(slices.Values(e.subnets))
+	for _, line := range []string{"- subnets: " + e.subnets[0], "+ subnets: " + strings.Join(sorted, ", "), "+ security_groups: " + e.groups[0]} {
+		if !slices.Contains(diff, line) {
+			t.Errorf("deploy --diff lacks %q:\n%s", line, strings.Join(diff, "\n"))
+		}
+	}
+	m.calls.take()
 	d, err := p.Driven(DrivenOptions{Engine: EngineRolling})
 	if err != nil {
 		t.Fatal(err)
