@@ -143,7 +143,8 @@ func (p *Platform) describe(ctx context.Context, name string) (types.Service, er
 // tasks: the environment's subnets and security groups (ecs.subnets and
 // ecs.security_groups, or the app stack's outputs), with the service's own
 // assign-public-IP setting kept (tasks in public subnets pull their images
-// through it). nil when the environment lists no subnets: the service's
+// through it), and its security groups when the environment lists none.
+// nil when the environment lists no subnets: the service's
 // own configuration stays.
 func (p *Platform) network(ctx context.Context, service string) (*types.NetworkConfiguration, error) {
 	if len(p.o.Subnets) == 0 {
@@ -161,12 +162,19 @@ func (p *Platform) networkFor(svc types.Service) *types.NetworkConfiguration {
 	if len(p.o.Subnets) == 0 {
 		return nil
 	}
-	public := types.AssignPublicIpDisabled
-	if c := currentNetwork(svc); c != nil && c.AssignPublicIp != "" {
-		public = c.AssignPublicIp
+	public, groups := types.AssignPublicIpDisabled, p.o.SecurityGroups
+	if c := currentNetwork(svc); c != nil {
+		if c.AssignPublicIp != "" {
+			public = c.AssignPublicIp
+		}
+		// No security group listed: ECS (and CodeDeploy) would give the new
+		// tasks the VPC's default group; they keep the service's instead.
+		if len(groups) == 0 {
+			groups = c.SecurityGroups
+		}
 	}
 	return &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{
-		Subnets: p.o.Subnets, SecurityGroups: p.o.SecurityGroups, AssignPublicIp: public}}
+		Subnets: p.o.Subnets, SecurityGroups: groups, AssignPublicIp: public}}
 }
 
 // currentNetwork is the awsvpc configuration the service's tasks run with:
