@@ -243,7 +243,7 @@ type ECS struct {
 	TaskRoleARN      string                 `yaml:"task_role_arn,omitempty" json:"task_role_arn,omitempty" jsonschema_description:"Role the containers run as."`
 	LogGroup         string                 `yaml:"log_group,omitempty" json:"log_group,omitempty" jsonschema_description:"CloudWatch Logs group for the awslogs driver; no log configuration when empty."`
 	LaunchType       string                 `yaml:"launch_type,omitempty" json:"launch_type,omitempty" jsonschema:"enum=FARGATE,enum=EC2,default=FARGATE"`
-	Subnets          []string               `yaml:"subnets,omitempty" json:"subnets,omitempty" jsonschema_description:"Subnets of the tasks (awsvpc): each deployment places the service's new tasks there, with security_groups, keeping the service's assign-public-IP setting."`
+	Subnets          []string               `yaml:"subnets,omitempty" json:"subnets,omitempty" jsonschema_description:"Subnets of the tasks (awsvpc): each deployment places the service's new tasks there, with security_groups (the service's own when none are listed), keeping the service's assign-public-IP setting."`
 	SecurityGroups   []string               `yaml:"security_groups,omitempty" json:"security_groups,omitempty"`
 	BlueGreen        string                 `yaml:"blue_green,omitempty" json:"blue_green,omitempty" jsonschema:"enum=codedeploy,enum=ecs,default=codedeploy" jsonschema_description:"What runs strategy blue_green: codedeploy, or ecs for ECS-native blue/green (no codedeploy needed)."`
 	RoleARN          string                 `yaml:"role_arn,omitempty" json:"role_arn,omitempty" jsonschema_description:"blue_green: ecs only: role ECS assumes to move the listener rules between the target groups."`
