@@ -144,8 +144,8 @@ func (p *Platform) describe(ctx context.Context, name string) (types.Service, er
 // ecs.security_groups, or the app stack's outputs), with the service's own
 // assign-public-IP setting kept (tasks in public subnets pull their images
 // through it), and its security groups when the environment lists none.
-// nil when the environment lists no subnets: the service's
-// own configuration stays.
+// nil when the environment lists no subnets: the service's own
+// configuration stays.
 func (p *Platform) network(ctx context.Context, service string) (*types.NetworkConfiguration, error) {
 	if len(p.o.Subnets) == 0 {
 		return nil, nil
