@@ -162,6 +162,8 @@ func TestWatchIntervalAfterASpaceSaysToWriteEquals(t *testing.T) {
 		// An interval of its own: the number is only an unknown environment.
 		{[]string{"status", "--watch=1s", "3"}, `cutover.yaml: no environment named "3" (environments: production, staging)`},
 		{[]string{"status", "--watch=2s", "3"}, `cutover.yaml: no environment named "3" (environments: production, staging)`},
+		// The number before a bare --watch was not meant as its interval.
+		{[]string{"status", "3", "--watch"}, `cutover.yaml: no environment named "3" (environments: production, staging)`},
 		{[]string{"status", "--watch=soon"}, `invalid argument "soon" for "--watch" flag: "soon" is not an interval: write one such as --watch=2s or --watch=500ms (see ` + "`cutover status --help`" + `)`},
 	} {
 		code, out, errOut := run(t, "", c.args...)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -29,6 +30,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 			})
 		}),
 	}
+	watch.flags = cmd.Flags()
 	cmd.Flags().Var(&watch, "watch", "refresh every interval until interrupted (--watch alone: every 2s; --watch=500ms)")
 	cmd.Flags().Lookup("watch").NoOptDefVal = bareWatch
 	return cmd
@@ -39,11 +41,14 @@ func newStatusCmd(g *globals) *cobra.Command {
 // "[=2s ]" hardly shows).
 const bareWatch = "2s "
 
-// watchFlag is --watch's interval, and whether it was given bare: a value
-// after a space is then an argument, which release.WatchStatus explains.
+// watchFlag is --watch's interval, and whether it was given bare with no
+// argument before it: a value after a space is then the argument, which
+// release.WatchStatus explains. After an argument (`status 3 --watch`) the
+// number was not meant as the interval.
 type watchFlag struct {
 	every time.Duration
 	bare  bool
+	flags *pflag.FlagSet // the command's flags, parsed in order: how many arguments came before
 }
 
 func (w *watchFlag) String() string {
@@ -55,7 +60,7 @@ func (w *watchFlag) String() string {
 
 func (w *watchFlag) Set(s string) error {
 	if s == bareWatch {
-		w.every, w.bare = 2*time.Second, true
+		w.every, w.bare = 2*time.Second, w.flags == nil || w.flags.NArg() == 0
 		return nil
 	}
 	d, err := time.ParseDuration(s)
