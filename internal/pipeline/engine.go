@@ -264,6 +264,13 @@ func (e *Engine) Run(ctx context.Context, t Trigger) (store.Execution, error) {
 		t.Base = "" // an untrusted branch runs the default branch's definition
 		t.UntrustedBranch = true
 	}
+	if t.Kind == TriggerPullRequest && t.Base != "" && e.Trusted != nil && !e.Trusted.Pipeline.TrustsBranch(t.Base) {
+		// A base branch the daemon does not trust is anyone's who may push
+		// a branch: its definition (commit_status's api_url and token_env,
+		// which the daemon itself acts on) is not a trusted one. The pull
+		// request runs the default branch's, as an untrusted branch does.
+		t.Base = ""
+	}
 	trig, _ := json.Marshal(t.recorded())
 	r := &run{e: e, vars: map[string]string{TriggerVar: string(trig)}, hard: ctx, pr: t.PR, untrusted: untrusted, who: who, kind: t.Kind, author: t.Author}
 	exec, err := e.claim(ctx, t, trig)
