@@ -87,7 +87,7 @@ func (r *run) approval(ctx context.Context, i, j int, a config.Action) (result, 
 		r.mu.Unlock()
 	}()
 	for {
-		ap, err := r.e.Store.GetApproval(ctx, r.exec.ID, a.Name)
+		ap, err := r.e.Store.StageApproval(ctx, r.exec.ID, stage, a.Name)
 		if err != nil {
 			return result{}, err
 		}

@@ -18,7 +18,8 @@ const (
 	ApprovalExpired  = "expired"
 )
 
-// Approval is a manual gate of an execution: one per approval action.
+// Approval is a manual gate of an execution: one per approval action of a
+// stage (two stages may each name an action "approve").
 type Approval struct {
 	Execution string `json:"execution"`
 	Stage     string `json:"stage"`
@@ -45,8 +46,10 @@ func (e *approvalExpiredError) Unwrap() error { return ErrConflict }
 
 // RequestApproval records a pending approval (Status, DecidedBy, Comment and
 // DecidedAt are ignored) for an active execution. Asking again for the same
-// execution and action changes nothing, whatever the stored status, so a
-// resumed executor may simply call it again, then GetApproval.
+// execution, stage and action changes nothing, whatever the stored status,
+// so a resumed executor may simply call it again, then StageApproval. The
+// same action name in another stage is another approval: its decision
+// decides nothing here.
 func (s *Store) RequestApproval(ctx context.Context, a Approval) error {
 	return s.Tx(ctx, func(tx *Tx) error { return tx.RequestApproval(ctx, a) })
 }
@@ -74,9 +77,17 @@ func (s *Store) DecideApproval(ctx context.Context, execID, action string, appro
 	return a, err
 }
 
-// GetApproval returns the approval of action in execution execID, or an error wrapping ErrNotFound.
+// GetApproval returns the approval of action in execution execID (the
+// pending one, else the one requested last, when stages share the action's
+// name), or an error wrapping ErrNotFound.
 func (s *Store) GetApproval(ctx context.Context, execID, action string) (Approval, error) {
 	return s.auto.GetApproval(ctx, execID, action)
+}
+
+// StageApproval returns the approval of action in stage of execution
+// execID, or an error wrapping ErrNotFound: what a gate waits on.
+func (s *Store) StageApproval(ctx context.Context, execID, stage, action string) (Approval, error) {
+	return s.auto.stageApproval(ctx, execID, stage, action)
 }
 
 // ListApprovals returns the approvals of an execution, oldest first.
@@ -111,7 +122,7 @@ func (tx *Tx) RequestApproval(ctx context.Context, a Approval) error {
 	case a.Expires.IsZero():
 		return fmt.Errorf("store: approval action %s of execution %s has no deadline", a.Action, a.Execution)
 	}
-	if _, err := tx.GetApproval(ctx, a.Execution, a.Action); err == nil {
+	if _, err := tx.stageApproval(ctx, a.Execution, a.Stage, a.Action); err == nil {
 		return nil
 	} else if !errors.Is(err, ErrNotFound) {
 		return err
@@ -199,8 +210,8 @@ func decidedBy(a Approval) string {
 
 func (tx *Tx) setDecision(ctx context.Context, a *Approval, status, who, comment string, now time.Time) error {
 	_, err := tx.q.ExecContext(ctx, `UPDATE approvals SET status = ?, decided_by = ?, comment = ?, decided_at = ?
-		WHERE execution_id = ? AND action = ? AND status = 'pending'`,
-		status, who, comment, formatTime(now), a.Execution, a.Action)
+		WHERE execution_id = ? AND stage = ? AND action = ? AND status = 'pending'`,
+		status, who, comment, formatTime(now), a.Execution, a.Stage, a.Action)
 	if err != nil {
 		return fmt.Errorf("store: decide approval action %s of execution %s: %w", a.Action, a.Execution, err)
 	}
@@ -210,12 +221,24 @@ func (tx *Tx) setDecision(ctx context.Context, a *Approval, status, who, comment
 
 // GetApproval is Store.GetApproval inside the transaction.
 func (tx *Tx) GetApproval(ctx context.Context, execID, action string) (Approval, error) {
-	as, err := tx.queryApprovals(ctx, approvalColumns+` WHERE execution_id = ? AND action = ?`, execID, action)
+	as, err := tx.queryApprovals(ctx, approvalColumns+` WHERE execution_id = ? AND action = ?
+		ORDER BY status = 'pending' DESC, requested_at DESC, stage`, execID, action)
 	if err != nil {
 		return Approval{}, err
 	}
 	if len(as) == 0 {
 		return Approval{}, fmt.Errorf("store: execution %s has no approval action %s (none was requested): %w", execID, action, ErrNotFound)
+	}
+	return as[0], nil
+}
+
+func (tx *Tx) stageApproval(ctx context.Context, execID, stage, action string) (Approval, error) {
+	as, err := tx.queryApprovals(ctx, approvalColumns+` WHERE execution_id = ? AND stage = ? AND action = ?`, execID, stage, action)
+	if err != nil {
+		return Approval{}, err
+	}
+	if len(as) == 0 {
+		return Approval{}, fmt.Errorf("store: execution %s has no approval action %s in stage %s (none was requested): %w", execID, action, stage, ErrNotFound)
 	}
 	return as[0], nil
 }

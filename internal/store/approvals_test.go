@@ -71,7 +71,7 @@ func TestApprovalDecidedOnce(t *testing.T) {
 		t.Fatalf("second decision: %v, want ErrConflict naming the first", err)
 	}
 	t.Log(err)
-	err = s.RequestApproval(ctx, Approval{Execution: "x-1", Action: "approve", Expires: expires})
+	err = s.RequestApproval(ctx, Approval{Execution: "x-1", Stage: "production", Action: "approve", Expires: expires})
 	if again, _ := s.GetApproval(ctx, "x-1", "approve"); err != nil || again.Status != ApprovalApproved {
 		t.Fatalf("request after the decision reset it: %+v", again)
 	}
@@ -340,5 +340,59 @@ func TestLogsFollowedWhileWritten(t *testing.T) {
 		if ls[i].Line != "a" || ls[i+1].Line != "b" || ls[i+2].Line != "c" || ls[i].Action != ls[i+2].Action {
 			t.Fatalf("batch at seq %d interleaved: %+v", ls[i].Seq, ls[i:i+perBatch])
 		}
+	}
+}
+
+// Two stages may each hold an approval action of the same name (the default
+// pipeline's "approve" for two environments of one branch): each is its own
+// approval, and deciding one decides nothing of the other. Approvals stored
+// before they were keyed by stage keep their decisions.
+func TestApprovalsOfTheSameNameInTwoStagesAreTwo(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cutover.db")
+	all := migrations
+	migrations = all[:len(all)-1] // the schema before approvals were keyed by stage
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		migrations = all
+		t.Fatal(err)
+	}
+	e := testExecution("x-1")
+	e.Status = ExecutionWaiting
+	expires := time.Now().Add(time.Hour)
+	if err := s.CreateExecution(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RequestApproval(t.Context(), Approval{Execution: "x-1", Stage: "deploy-staging", Action: "approve", Expires: expires}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DecideApproval(t.Context(), "x-1", "approve", true, "bob", "staging ok"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	migrations = all
+	s, err = Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	if a, err := s.StageApproval(ctx, "x-1", "deploy-staging", "approve"); err != nil || a.Status != ApprovalApproved || a.DecidedBy != "bob" {
+		t.Fatalf("staging's approval after the migration: %+v %v", a, err)
+	}
+	if err := s.RequestApproval(ctx, Approval{Execution: "x-1", Stage: "deploy-production", Action: "approve", Expires: expires}); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := s.StageApproval(ctx, "x-1", "deploy-production", "approve"); err != nil || a.Status != ApprovalPending {
+		t.Fatalf("production's approval: %+v %v, want pending", a, err)
+	}
+	got, err := s.DecideApproval(ctx, "x-1", "approve", true, "alice", "production ok")
+	if err != nil || got.Stage != "deploy-production" || got.DecidedBy != "alice" {
+		t.Fatalf("decision: %+v %v, want production's by alice", got, err)
+	}
+	if a, _ := s.StageApproval(ctx, "x-1", "deploy-staging", "approve"); a.DecidedBy != "bob" {
+		t.Fatalf("staging's approval changed: %+v", a)
+	}
+	if as, err := s.ListApprovals(ctx, "x-1"); err != nil || len(as) != 2 {
+		t.Fatalf("approvals %+v %v", as, err)
 	}
 }

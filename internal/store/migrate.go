@@ -239,6 +239,30 @@ CREATE TABLE dashboard_sessions (
 	`ALTER TABLE dashboard_sessions ADD COLUMN seen_at TEXT;`,
 	// A dashboard session's action key, hashed (auth.Session.CheckAction).
 	`ALTER TABLE dashboard_sessions ADD COLUMN action_hash TEXT NOT NULL DEFAULT '';`,
+	// An approval is its execution's stage and action, as the pipeline names
+	// actions (two stages may each hold an "approve": the default pipeline's
+	// for two environments of one branch). Keyed by execution and action
+	// alone, the second gate found the first's decision and passed.
+	`
+CREATE TABLE approvals_by_stage (
+	execution_id TEXT NOT NULL REFERENCES executions (id),
+	stage        TEXT NOT NULL,
+	action       TEXT NOT NULL,
+	status       TEXT NOT NULL,
+	requested_at TEXT NOT NULL,
+	expires_at   TEXT NOT NULL,
+	decided_by   TEXT NOT NULL,
+	comment      TEXT NOT NULL,
+	decided_at   TEXT,
+	evidence     TEXT,
+	PRIMARY KEY (execution_id, stage, action)
+) STRICT;
+INSERT INTO approvals_by_stage (execution_id, stage, action, status, requested_at, expires_at, decided_by, comment, decided_at, evidence)
+	SELECT execution_id, stage, action, status, requested_at, expires_at, decided_by, comment, decided_at, evidence FROM approvals;
+DROP TABLE approvals;
+ALTER TABLE approvals_by_stage RENAME TO approvals;
+CREATE INDEX approvals_pending ON approvals (status, requested_at) WHERE status = 'pending';
+`,
 }
 
 // SchemaVersion is the schema version this binary writes.
