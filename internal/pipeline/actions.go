@@ -427,6 +427,9 @@ func (r *run) deploy(ctx context.Context, a config.Action) (result, error) {
 	if err := r.mayDeploy(a.Environment); err != nil {
 		return result{}, err
 	}
+	if err := r.approvedFor(ctx, a.Environment); err != nil {
+		return result{}, err
+	}
 	images, promo, err := r.deployImages(ctx, a.Environment)
 	if err != nil {
 		return result{}, err

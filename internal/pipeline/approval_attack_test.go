@@ -125,3 +125,82 @@ func TestAttackApprovingOneGateApprovesAnotherOfTheSameName(t *testing.T) {
 		t.Fatalf("approvals %+v %v", as, err)
 	}
 }
+
+const unguardedProject = `version: 1
+project: %s
+services:
+  web: { image: "example.invalid/web:1", port: 8080 }
+environments:
+  production:
+    branch: main
+    listen: { port: %d }
+`
+
+// Production's approval was added to main's cutover.yaml after the first
+// commit. A deployer (who may trigger a run of a branch's commit, the head or
+// an ancestor, but not approve) triggers main's first commit: a trusted
+// branch runs its own commit's definition, which has no approval, and the
+// deploy action deployed production although the daemon's cutover.yaml
+// requires an approval for it. A deployment of an environment whose trusted
+// configuration requires an approval needs that approval in the execution.
+func TestAttackAnOlderCommitWithoutTheGateDeploysUnapproved(t *testing.T) {
+	ctx := context.Background()
+	project := "no-gate"
+	port := okListener(t)
+	old := fmt.Sprintf(unguardedProject, project, port)
+	repo, _ := testenv.GitRepo(t, "main", map[string]string{"cutover.yaml": old})
+	first := testenv.Git(t, repo, "rev-parse", "HEAD")
+	guarded := old + "    approval: { required: true, approvers: [alice] }\n"
+	testenv.Replace(t, filepath.Join(repo, "cutover.yaml"), old, guarded)
+	testenv.Git(t, repo, "commit", "-qam", "production needs alice's approval")
+	head := testenv.Git(t, repo, "rev-parse", "HEAD")
+	cfg, err := config.Parse("cutover.yaml", []byte(guarded))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "cutover.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var mu sync.Mutex
+	var deployed []string
+	e := &Engine{Store: st, Home: t.TempDir(), Poll: 20 * time.Millisecond, Trusted: cfg, Getenv: func(string) string { return "" },
+		Deploy: func(ctx context.Context, cfg *config.Config, env string, images map[string]string, source string, logf func(string)) (store.Deployment, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			deployed = append(deployed, env+" "+source)
+			return store.Deployment{ID: "d-" + env, Status: "succeeded"}, nil
+		}}
+	x, err := e.Run(ctx, Trigger{Kind: TriggerManual, Project: project, Repo: repo, Branch: "main", Commit: first, Author: "mallory"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	got := fmt.Sprint(deployed)
+	mu.Unlock()
+	if got != "[]" || x.Status != "failed" {
+		t.Fatalf("the first commit, never approved, ran %s (%s) and deployed %s", x.Status, x.Error, got)
+	}
+	t.Log(x.Error)
+
+	// The head's own definition asks alice, and deploys once she approved.
+	done := make(chan store.Execution, 1)
+	go func() {
+		y, err := e.Run(ctx, Trigger{Kind: TriggerManual, Project: project, Repo: repo, Branch: "main", Commit: head})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- y
+	}()
+	ap := waitPending(t, st, project)
+	if _, err := Decide(ctx, st, cfg, auth.Identity{Name: "alice", Role: auth.RoleApprover}, ap.Execution, true, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	y := <-done
+	mu.Lock()
+	defer mu.Unlock()
+	if y.Status != "succeeded" || fmt.Sprint(deployed) != "[production "+RevisionSource(head)+"]" {
+		t.Fatalf("the approved head: %s %s, deployed %v", y.Status, y.Error, deployed)
+	}
+}

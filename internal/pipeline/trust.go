@@ -128,6 +128,51 @@ func (r *run) mayDeploy(env string) error {
 	return nil
 }
 
+// approvedFor decides whether this execution may deploy env as far as
+// approvals go: when the trusted configuration (the daemon's cutover.yaml;
+// a foreground run's own) requires an approval for env, one must have been
+// given for env in this execution, or in the execution a retry from a later
+// stage (a resumption) takes its earlier stages from. A trusted branch runs
+// its commit's own definition, and a manual trigger may run an ancestor of
+// the branch's head: a commit from before the approval was added has no
+// gate, and a deployer, who may trigger but not approve, deployed it.
+func (r *run) approvedFor(ctx context.Context, env string) error {
+	trusted, which := r.e.Trusted, "the daemon's cutover.yaml"
+	if trusted == nil {
+		trusted, which = r.cfg, "cutover.yaml"
+	}
+	e := trusted.Environments[env]
+	if e == nil || e.Approval == nil || !e.Approval.Required {
+		return nil
+	}
+	var t Trigger
+	_ = json.Unmarshal([]byte(r.vars[TriggerVar]), &t)
+	id := r.exec.ID
+	for hops := 0; id != "" && hops <= 20; hops++ {
+		as, err := r.e.Store.ListApprovals(ctx, id)
+		if err != nil {
+			return err
+		}
+		for _, a := range as {
+			if a.Status == store.ApprovalApproved && approvalEnvironment(trusted, a) == env {
+				return nil
+			}
+		}
+		if id == r.exec.ID {
+			id = t.RetryOf
+			continue
+		}
+		x, err := r.e.Store.GetExecution(ctx, id)
+		if err != nil {
+			return err
+		}
+		prev, _ := recordedTrigger(x)
+		id = prev.RetryOf
+	}
+	return fmt.Errorf("%w: environments.%s.approval.required is set in %s and nobody approved this execution's deployment of %s (its commit's pipeline has no approval action for %s; run a commit whose pipeline asks for it)",
+		ErrRefused, env, which, env, env)
+}
+
 // RetryTrigger is the trigger that runs old's commit again, from stage
 // (reusing the variables of the stages before it) or from the start when
 // stage is empty. It keeps old's kind: a retried pull request is still a
