@@ -84,6 +84,12 @@ type Options struct {
 	// Root confines builds: compose services with a build section and no image
 	// in Images are built when their context and Dockerfile are inside Root.
 	Root string
+	// WorkingDir, when set, is the compose working directory (what the
+	// file's relative paths are relative to) instead of ComposeFile's
+	// directory: an untrusted run reads its base's compose file from
+	// outside the workspace, where the pull request's commands cannot have
+	// rewritten it, and resolves it in the workspace.
+	WorkingDir string
 	// Untrusted marks a pull request's run: the compose file is trusted (the
 	// base branch's) but the workspace is not, so builds run without a
 	// network and refuse ADD of a URL, bind mounts, env_file and label_file

@@ -35,7 +35,11 @@ func (r *run) load(ctx context.Context) (*types.Project, error) {
 	if _, err := os.Stat(abs); err != nil {
 		return nil, fmt.Errorf("compose file %s cannot be read: %w (check the integration action's compose file path)", r.file, errors.Unwrap(err))
 	}
-	load := []cli.ProjectOptionsFn{cli.WithWorkingDirectory(filepath.Dir(abs))}
+	dir := filepath.Dir(abs)
+	if r.o.WorkingDir != "" {
+		dir = r.o.WorkingDir
+	}
+	load := []cli.ProjectOptionsFn{cli.WithWorkingDirectory(dir)}
 	if !r.o.Untrusted {
 		// cutover's environment holds its secrets: never interpolated into a
 		// pull request's stack (a file it controls may be `extends`-ed).
@@ -67,7 +71,7 @@ func (r *run) load(ctx context.Context) (*types.Project, error) {
 		return nil, fmt.Errorf("compose file %s has no service to start (add services, or check their profiles)", r.file)
 	}
 	if r.o.Untrusted {
-		return r.resolveFiles(proj, filepath.Dir(abs))
+		return r.resolveFiles(proj, dir)
 	}
 	return proj, nil
 }

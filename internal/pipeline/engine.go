@@ -144,6 +144,12 @@ type run struct {
 	built    []string             // the IDs of the images this run built: its own builds may read them
 	notifier *notify.Notifier     // from pipeline.notifications, once the config is loaded
 	status   *notify.CommitStatus // from pipeline.commit_status, once the config is loaded
+
+	// trustedCompose: an untrusted run's compose files of integration
+	// actions as its base branch has them (by the action's path), read when
+	// the run starts: the workspace's copies are the pull request's
+	// commands' to rewrite.
+	trustedCompose map[string][]byte
 }
 
 // TriggerVar is the variable (not exported to commands) that records an

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -124,6 +125,26 @@ func (r *run) integration(ctx context.Context, a config.Action) (result, error) 
 	if err := config.Confined(r.cfg.Root(), filepath.Join(r.cfg.Dir(), file)); err != nil {
 		return result{}, fmt.Errorf("compose: %v", err)
 	}
+	composeFile, workDir := filepath.Join(r.cfg.Dir(), file), ""
+	if r.untrusted {
+		// The base's compose file, not the workspace's copy: the pull
+		// request's commands ran in the workspace before this action (or
+		// run beside it) and may have written their own there.
+		data, ok := r.trustedCompose[file]
+		if !ok {
+			return result{}, fmt.Errorf("compose: %s is not among the base branch's compose files read when the run started", file)
+		}
+		tmp, err := os.MkdirTemp("", "cutover-compose-")
+		if err != nil {
+			return result{}, err
+		}
+		defer os.RemoveAll(tmp)
+		workDir = filepath.Dir(composeFile)
+		composeFile = filepath.Join(tmp, filepath.Base(file))
+		if err := os.WriteFile(composeFile, data, 0o600); err != nil {
+			return result{}, err
+		}
+	}
 	images := map[string]string{}
 	r.mu.Lock()
 	for _, name := range r.cfg.ServiceNames() {
@@ -136,7 +157,7 @@ func (r *run) integration(ctx context.Context, a config.Action) (result, error) 
 	checks := []integration.Check{}
 	specs := a.Checks
 	if len(specs) == 0 {
-		specs = r.defaultIntegrationChecks(ctx, filepath.Join(r.cfg.Dir(), file))
+		specs = r.defaultIntegrationChecks(ctx, composeFile)
 	}
 	for _, c := range specs {
 		checks = append(checks, integration.Check{Service: c.Service, ContainerPort: c.Port, Path: c.Path,
@@ -144,7 +165,8 @@ func (r *run) integration(ctx context.Context, a config.Action) (result, error) 
 	}
 	output := &lines.Writer{F: func(l string) { r.logf(a.Name, "%s", l) }}
 	res, err := integration.Run(ctx, r.e.Runtime, integration.Options{
-		ComposeFile: filepath.Join(r.cfg.Dir(), file),
+		ComposeFile: composeFile,
+		WorkingDir:  workDir,
 		Project:     integrationProject(r.exec.ID),
 		Images:      images,
 		Checks:      checks,

@@ -286,6 +286,10 @@ func (r *run) loadConfig(ctx context.Context, t Trigger) (*config.Config, error)
 			if err := writeTrusted(r.ws.Dir, filepath.Join(cfg.Dir(), file), data); err != nil {
 				return nil, err
 			}
+			if r.trustedCompose == nil {
+				r.trustedCompose = map[string][]byte{}
+			}
+			r.trustedCompose[file] = data
 		}
 	}
 	return cfg, nil
