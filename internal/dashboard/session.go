@@ -65,6 +65,9 @@ func (h *Handler) loginToken(w http.ResponseWriter, r *http.Request) {
 			Error: fmt.Sprintf("too many failed logins from your address: try again in a minute (at most %d per minute)", loginFailures)})
 		return
 	}
+	if !h.readForm(w, r) {
+		return
+	}
 	if link := r.PostFormValue("link"); link != "" {
 		s, err := auth.LoginWithLink(r.Context(), h.Store, link, r.RemoteAddr, h.Now())
 		h.loggedIn(w, r, s, "link", err)
@@ -153,12 +156,36 @@ func (h *Handler) checkPost(w http.ResponseWriter, r *http.Request) (auth.Sessio
 		h.noSession(w, r, err)
 		return auth.Session{}, false
 	}
+	if !h.readForm(w, r) {
+		return auth.Session{}, false
+	}
 	if !s.CheckAction(r.PostFormValue("key")) {
 		h.Log.Warn("dashboard form refused: the session's action key is missing or wrong", "remote", r.RemoteAddr, "path", r.URL.Path, "who", s.Identity.Name)
 		h.refuse(w, r, http.StatusForbidden, "refused: this browser does not hold this session's action key (its page script keeps it from the login; JavaScript off, another browser, or a session from an older cutover): log out and log in again")
 		return auth.Session{}, false
 	}
 	return s, true
+}
+
+// maxFormBytes bounds a form's body: its fields are a token or a link, the
+// action key, a revision and a comment. net/http's ParseForm alone reads
+// up to 10 MB into memory, and the login form takes anonymous requests.
+const maxFormBytes = 64 << 10
+
+// readForm parses a form's body, at most maxFormBytes (413 past it, 400
+// for one that cannot be read), before any of its fields is used.
+func (h *Handler) readForm(w http.ResponseWriter, r *http.Request) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	err := r.ParseForm()
+	if err == nil {
+		return true
+	}
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		h.refuse(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("a form's body is at most %d KiB", maxFormBytes>>10))
+	} else {
+		h.refuse(w, r, http.StatusBadRequest, "the form's body cannot be read: "+err.Error())
+	}
+	return false
 }
 
 // noSession: a page sends the browser to the login form; anything else
