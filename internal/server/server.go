@@ -97,6 +97,12 @@ func (s *Server) setDefaults() {
 	})
 }
 
+// idleTimeout is how long a connection may wait for its next request: the
+// API, the dashboard and the webhooks are reached by anonymous clients, and
+// a connection kept open without one holds a socket and a goroutine (the
+// server's ReadHeaderTimeout counts only from a request's first byte).
+var idleTimeout = 2 * time.Minute
+
 // Ready is closed once the API listens; Address is valid after it.
 func (s *Server) Ready() <-chan struct{} {
 	s.mu.Lock()
@@ -123,7 +129,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("cutover serve: cannot listen on %s: %v (pick another address with --addr)", s.Addr, err)
 	}
 	s.addr = ln.Addr()
-	srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idleTimeout}
 	go func() { _ = s.serve(srv, ln) }()
 	s.Ready()
 	close(s.ready)
