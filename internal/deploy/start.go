@@ -138,6 +138,44 @@ func (c *Controller) Reconcile(ctx context.Context, rollback bool) (*store.Deplo
 	return &d, err
 }
 
+// EndForDown records the deployment of env that a killed controller left
+// in progress as stopped, before `cutover down` removes the environment's
+// routes and tasks: the caller holds the environment's lease, so nobody
+// drives it. Left in progress, the next command that looked at the
+// environment (`cutover status`) reconciled it and rolled it back, starting
+// the original set again and routing production to it: the environment came
+// back up after `down`. It returns nil when no deployment was in progress.
+func EndForDown(ctx context.Context, s *store.Store, project, env, who string) (*store.Deployment, error) {
+	var ended *store.Deployment
+	err := s.Tx(ctx, func(tx *store.Tx) error {
+		d, err := tx.ActiveDeployment(ctx, project, env)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		owner := "the cutover process that drove it"
+		if d.Owner != "" {
+			owner += " (" + d.Owner + ")"
+		}
+		d.Reason = fmt.Sprintf("%s stopped during %s; the environment was then taken down by `cutover down` (%s)", owner, d.Phase, who)
+		d.Phase = PhaseRolledBack.String()
+		d.Status = store.DeploymentStopped
+		d.TrafficPercent = 0
+		if d.Generation, err = tx.UpdateDeployment(ctx, d, d.Generation); err != nil {
+			return fmt.Errorf("ending deployment %s before taking %s/%s down: %w", d.ID, project, env, err)
+		}
+		if _, err := tx.AppendEvent(ctx, store.Event{Project: project, Environment: env, Kind: "deployment." + d.Status,
+			Message: fmt.Sprintf("deployment %s: %s", d.ID, d.Reason)}); err != nil {
+			return err
+		}
+		ended = &d
+		return nil
+	})
+	return ended, err
+}
+
 // Request asks the controller of the environment's active deployment to
 // continue, stop or roll back, through the event log it polls.
 func Request(ctx context.Context, s *store.Store, project, env, kind, who string) (store.Deployment, error) {

@@ -233,6 +233,14 @@ func (m *Manager) Down(ctx context.Context, env string) (DownResult, error) {
 		return DownResult{}, err
 	}
 	defer release()
+	// Decide, persist, act: a deployment a killed controller left in
+	// progress is recorded as ended before anything is removed, or the next
+	// command's reconcile would roll it back and start the original set again.
+	if d, err := deploy.EndForDown(lctx, m.Store, m.Config.Project, env, m.Actor); err != nil {
+		return DownResult{}, err
+	} else if d != nil {
+		m.note("ended deployment %s: %s (%s)", d.ID, d.Status, d.Reason)
+	}
 	le := &local.Env{Config: m.Config, Name: env, Runtime: rt, Proxy: m.proxyClient(), Store: m.Store}
 	if _, err := le.Proxy.Ping(ctx); err != nil {
 		le.Proxy = nil // no proxy running: nothing routes to this environment
