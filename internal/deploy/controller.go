@@ -250,6 +250,22 @@ func (c *Controller) Run(ctx context.Context, d *store.Deployment) error {
 			c.emit(d, Event{Kind: "failure", Message: f.reason})
 		}
 		next := Next(phase, outcome, c.autoRollback(outcome))
+		if next.Terminal() {
+			// The set that serves from now on gets its restart policy while
+			// the deployment is still in progress: a controller killed in
+			// between leaves this phase for the next command to do again.
+			// Recorded as ended first, nobody gave it the policy, and a
+			// crash of its tasks later took production down for good.
+			end := *d
+			end.Status = Status(next, causeOf(st))
+			if next == PhaseSucceeded {
+				end.TrafficPercent = 100
+			}
+			c.keepServing(ctx, &end, st)
+			if ctx.Err() != nil {
+				return fmt.Errorf("deployment %s interrupted in %s: %w", d.ID, phase, ctx.Err())
+			}
+		}
 		d.Phase = next.String()
 		d.Status = Status(next, causeOf(st))
 		st.PhaseStarted = time.Now().UTC()
@@ -265,15 +281,22 @@ func (c *Controller) Run(ctx context.Context, d *store.Deployment) error {
 		}
 		phase = next
 	}
-	if k, ok := c.Platform.(Keeper); ok {
-		if rev, color := servingSet(d, st); rev != "" && color != "" {
-			if err := k.KeepRunning(ctx, color); err != nil {
-				c.Log.Warn("serving tasks will not be restarted if they crash", "deployment", d.ID, "color", color, "err", err)
-			}
-		}
-	}
 	c.emit(d, Event{Kind: "result", Status: d.Status, Message: resultMessage(d)})
 	return nil
+}
+
+// keepServing asks the platform to keep the set that serves once d is over
+// running (deploy.Keeper). A failure is a warning: the set serves anyway.
+func (c *Controller) keepServing(ctx context.Context, d *store.Deployment, st State) {
+	k, ok := c.Platform.(Keeper)
+	if !ok {
+		return
+	}
+	if rev, color := servingSet(d, st); rev != "" && color != "" {
+		if err := k.KeepRunning(ctx, color); err != nil && ctx.Err() == nil {
+			c.Log.Warn("serving tasks will not be restarted if they crash", "deployment", d.ID, "color", color, "err", err)
+		}
+	}
 }
 
 func causeOf(st State) Outcome {

@@ -50,8 +50,10 @@ type Platform interface {
 
 // Keeper is implemented by a platform that restarts crashed tasks only when
 // asked: the controller asks for the set that serves once a deployment is
-// over (during a deployment an exit is a failure to detect and report). ECS
-// services restart their tasks themselves and need no Keeper.
+// over, before it records the end, so a controller killed in between leaves
+// the last phase for the next command to do again (during a deployment an
+// exit is a failure to detect and report). ECS services restart their tasks
+// themselves and need no Keeper.
 type Keeper interface {
 	KeepRunning(ctx context.Context, color string) error
 }
