@@ -265,6 +265,19 @@ CREATE INDEX approvals_pending ON approvals (status, requested_at) WHERE status 
 `,
 }
 
+// openError is err from opening the store, saying what to do when SQLite
+// finds the file damaged (cut short by a full disk or a copy, say): before,
+// every command said only "database disk image is malformed (11)".
+func (s *Store) openError(err error) error {
+	var sqlErr *sqlite.Error
+	if errors.As(err, &sqlErr) && sqlErr.Code()&0xff == sqlite3.SQLITE_CORRUPT {
+		return fmt.Errorf("store: %s is damaged (%v): stop cutover, then restore it from a backup, or move it aside "+
+			"(`mv %s %s.broken`, with its -wal and -shm files) and deploy again, losing the history, tokens and audit log in it",
+			s.path, err, s.path, s.path)
+	}
+	return fmt.Errorf("store: open %s: %w", s.path, err)
+}
+
 // SchemaVersion is the schema version this binary writes.
 func SchemaVersion() int { return len(migrations) }
 
@@ -282,11 +295,11 @@ func (s *Store) migrate(ctx context.Context) error {
 		if errors.As(err, &sqlErr) && sqlErr.Code() == sqlite3.SQLITE_NOTADB {
 			return fmt.Errorf("store: %s is not a cutover database (not SQLite); move it away or set CUTOVER_HOME to another directory", s.path)
 		}
-		return fmt.Errorf("store: open %s: %w", s.path, err)
+		return s.openError(err)
 	}
 	current, err := schemaVersion(ctx, s.db)
 	if err != nil {
-		return fmt.Errorf("store: open %s: %w", s.path, err)
+		return s.openError(err)
 	}
 	if current > len(migrations) {
 		return fmt.Errorf("store: %s has schema version %d but this cutover knows only up to %d; "+

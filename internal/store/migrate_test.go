@@ -162,6 +162,32 @@ func TestOpenNotADatabase(t *testing.T) {
 	t.Log(err)
 }
 
+// A store file cut short (a full disk, a partial copy) is refused with its
+// path and what to do, not only SQLite's "database disk image is malformed".
+func TestOpenDamagedDatabaseSaysWhatToDo(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cutover.db")
+	ctx := t.Context()
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, fi.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(ctx, path)
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "is damaged") || !strings.Contains(err.Error(), "mv "+path) {
+		t.Fatalf("Open(cut short) error = %v, want one naming %s, saying it is damaged and what to do", err, path)
+	}
+	t.Log(err)
+}
+
 // A database written by a cutover with schema version 1 gains deployments,
 // leases and executions on open and keeps its data.
 func TestUpgradeFromVersion1(t *testing.T) {
