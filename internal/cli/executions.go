@@ -132,6 +132,10 @@ func newCancelCmd(g *globals) *cobra.Command {
 	return g.onArg("cancel", "EXECUTION", "Cancel a running or waiting execution (running commands are stopped, integration torn down)", func(ctx context.Context, m *release.Manager, id string) error {
 		e, err := m.Cancel(ctx, id)
 		return g.show(map[string]string{"execution": e.ID, "requested": "cancel"}, err, func(w io.Writer) {
+			if e.Status == store.ExecutionCancelled || e.Status == store.ExecutionSuperseded {
+				fmt.Fprintf(w, "execution %s %s (%s)\n", e.ID, e.Status, e.Error)
+				return
+			}
 			fmt.Fprintf(w, "asked execution %s to cancel (a deployment in progress is stopped and rolled back)\n", e.ID)
 		})
 	})

@@ -52,6 +52,25 @@ func OwnerAlive(x store.Execution) bool {
 	return x.OwnerPID != os.Getpid() && proc.Alive(x.OwnerPID)
 }
 
+// Cancel is RequestCancel, and more for a running or waiting execution
+// whose owner is gone (a `cutover run` killed, or a daemon killed and not
+// started since): no runner will ever read its cancel, so it is ended here
+// as a recovering daemon ends it (Recover: the process groups of its
+// commands killed, its containers and workspace removed, recorded
+// cancelled). Before, such an execution stayed running for good, and
+// `cutover cancel` answered that it had asked. An execution this process
+// owns (the daemon's own) is left to its runner.
+func (e *Engine) Cancel(ctx context.Context, id, who string) (store.Execution, error) {
+	x, err := RequestCancel(ctx, e.Store, id, who)
+	if err != nil || x.Status == store.ExecutionQueued || x.OwnerPID == 0 || x.OwnerPID == os.Getpid() || OwnerAlive(x) {
+		return x, err
+	}
+	if _, err := e.Recover(ctx, x); err != nil {
+		return x, fmt.Errorf("execution %s: the process that ran it (pid %d) is gone, and ending what it left failed: %w (run `cutover cancel %s` again)", x.ID, x.OwnerPID, err, x.ID)
+	}
+	return e.Store.GetExecution(ctx, id)
+}
+
 // Recovery is what Recover did with an interrupted execution.
 type Recovery struct {
 	Killed int // process groups of its commands, and integration containers, that were still running

@@ -109,12 +109,37 @@ func (m *Manager) Reject(ctx context.Context, executionID string, d Decision) (s
 }
 
 // Cancel asks a running or waiting execution to stop (running commands are
-// stopped, a deployment in progress is rolled back), as m.Actor.
+// stopped, a deployment in progress is rolled back), as m.Actor. One whose
+// process is gone (a killed `cutover run`) is ended here (Engine.Cancel).
 func (m *Manager) Cancel(ctx context.Context, executionID string) (store.Execution, error) {
-	if _, err := m.execution(ctx, executionID); err != nil {
+	x, err := m.execution(ctx, executionID)
+	if err != nil {
 		return store.Execution{}, err
 	}
-	return pipeline.RequestCancel(ctx, m.Store, executionID, m.Actor)
+	eng := &pipeline.Engine{Store: m.Store, Home: m.Home, Log: m.log()}
+	orphan := store.ExecutionActive(x.Status) && x.Status != store.ExecutionQueued && x.OwnerPID != 0 &&
+		x.OwnerPID != os.Getpid() && !pipeline.OwnerAlive(x)
+	if orphan {
+		// Its commands' containers are removed too: that needs the engine.
+		if eng.Runtime, err = m.runtime(ctx); err != nil {
+			return x, fmt.Errorf("execution %s: the process that ran it (pid %d) is gone; ending what it left needs the Docker engine: %w", x.ID, x.OwnerPID, err)
+		}
+	}
+	x, err = eng.Cancel(ctx, executionID, m.Actor)
+	if err != nil || !orphan {
+		return x, err
+	}
+	// A deployment it was making is stopped and rolled back, as a cancel
+	// of a live execution does it (its controller died with the process).
+	tag := "execution " + x.ID
+	for _, env := range m.Config.EnvironmentNames() {
+		if d, err := m.Store.ActiveDeployment(ctx, m.Config.Project, env); err == nil && strings.Contains(d.Owner, tag) {
+			if _, err := m.Stop(ctx, env); err != nil {
+				return x, fmt.Errorf("execution %s cancelled, but stopping its deployment %s of %s failed: %w (run `cutover stop %s`)", x.ID, d.ID, env, err, env)
+			}
+		}
+	}
+	return x, nil
 }
 
 // execution is the project's execution id. Another project's, which a
