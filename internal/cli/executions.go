@@ -39,6 +39,9 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 				x, err := m.Execution(ctx, args[0])
 				return g.show(x, err, func(w io.Writer) {
 					fmt.Fprintf(w, "execution %s: %s (%s %s at %.7s)%s\n", x.ID, x.Status, pipeline.TriggerLabel(x.Execution), short.Terminal(x.Branch), x.Commit, ifSet("  %s", short.Terminal(x.Error)))
+					if x.Orphaned != "" {
+						fmt.Fprintf(w, "  %s\n", x.Orphaned)
+					}
 					printStages(w, x.Execution)
 					printApprovals(w, x.ID, x.Approvals, time.Now())
 				})

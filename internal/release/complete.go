@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/pipeline"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -89,6 +90,10 @@ func ExecutionChoices(ctx context.Context, file, home string, limit int) []Choic
 type ExecutionView struct {
 	store.Execution
 	Approvals []store.Approval `json:"approvals"`
+	// Orphaned says, for people, what to do with a running or waiting
+	// execution whose process is gone (a killed `cutover run`), which
+	// nothing will ever move on; "" otherwise.
+	Orphaned string `json:"-"`
 }
 
 // Execution is the execution id with its approvals (never nil).
@@ -101,7 +106,11 @@ func (m *Manager) Execution(ctx context.Context, id string) (ExecutionView, erro
 	if approvals == nil {
 		approvals = []store.Approval{}
 	}
-	return ExecutionView{e, approvals}, err
+	v := ExecutionView{Execution: e, Approvals: approvals}
+	if e.Status != store.ExecutionQueued && store.ExecutionActive(e.Status) && e.OwnerPID != 0 && e.OwnerPID != os.Getpid() && !pipeline.OwnerAlive(e) {
+		v.Orphaned = fmt.Sprintf("the process that ran it (pid %d) is gone: `cutover cancel %s` ends it, or `cutover serve` resumes it from the stage it was in", e.OwnerPID, e.ID)
+	}
+	return v, err
 }
 
 // Executions are the project's limit most recent executions, newest first.
