@@ -38,6 +38,9 @@ func (c *Controller) Deploy(ctx context.Context, rev store.Revision) (store.Depl
 		return store.Deployment{}, err
 	}
 	old := obs.Routing.Serving()
+	if old == "" {
+		old = c.recordedServing(ctx, obs)
+	}
 	prevRev := ""
 	if set, ok := obs.Set(old); ok {
 		prevRev = set.Revision
@@ -45,6 +48,32 @@ func (c *Controller) Deploy(ctx context.Context, rev store.Revision) (store.Depl
 		old = ""
 	}
 	return c.start(ctx, rev, prevRev, State{OldColor: old, NewColor: otherColor(old)})
+}
+
+// recordedServing is the color the store says serves the environment
+// (the last deployment's end: EnvState, written with it), when that set
+// still runs the recorded revision, or "". It stands in when the load
+// balancer routes nothing, as after its state file was lost or removed
+// (what its error asks when the file is damaged): the set was taken for
+// none, the deployment went into the other color, and the set that served
+// was left running beside it, unrouted, with no previous revision to roll
+// back to. Taken as the original set, its routes come back with the test
+// traffic step and it is stopped when the deployment ends.
+func (c *Controller) recordedServing(ctx context.Context, obs Observed) string {
+	es, err := c.Store.GetEnvState(ctx, c.Config.Project, c.Env)
+	if err != nil || es.Status != "up" || es.Revision == "" {
+		return ""
+	}
+	var details struct {
+		Color string `json:"color"`
+	}
+	if json.Unmarshal(es.Details, &details) != nil {
+		return ""
+	}
+	if set, ok := obs.Set(details.Color); ok && set.Revision == es.Revision {
+		return details.Color
+	}
+	return ""
 }
 
 // start records a deployment of rev replacing prevRev, with the driver's
