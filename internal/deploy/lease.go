@@ -67,3 +67,18 @@ func Lock(ctx context.Context, s *store.Store, project, env, command string, wai
 	}
 	return lctx, release, nil
 }
+
+// Held reports whether a live process holds the environment's lease, so
+// drives its deployment in progress: false when nobody holds it, when it
+// expired, or when its holder on this host is dead (what Lock takes over).
+func Held(ctx context.Context, s *store.Store, project, env string) bool {
+	l, err := s.GetLease(ctx, LeaseKey(project, env))
+	if err != nil {
+		return !errors.Is(err, store.ErrNotFound) // unread: say nothing
+	}
+	host, _ := os.Hostname()
+	if !time.Now().Before(l.ExpiresAt) {
+		return false
+	}
+	return l.Holder.Host != host || proc.Alive(l.Holder.PID)
+}

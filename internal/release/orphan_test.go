@@ -49,3 +49,45 @@ func TestExecutionOfAKilledRunSaysWhatToDo(t *testing.T) {
 		t.Errorf("execution whose process runs: %q (%v), want nothing", v.Orphaned, err)
 	}
 }
+
+// A deployment whose cutover was killed, which status cannot roll back
+// (here the engine is down), is named with what to do, not shown as if it
+// still ran down its waits.
+func TestStatusOfADeploymentWhoseCutoverIsGoneSaysWhatToDo(t *testing.T) {
+	dir, home := t.TempDir(), t.TempDir()
+	t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+	y := "version: 1\nproject: shop\nservices:\n  web: { image: shop/web:1, port: 8000 }\nenvironments:\n  production: { listen: { port: 18080 } }\n"
+	if err := os.WriteFile(filepath.Join(dir, "cutover.yaml"), []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	m, err := release.Open(ctx, filepath.Join(dir, "cutover.yaml"), home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for _, id := range []string{"r-1", "r-2"} {
+		rev := store.Revision{ID: id, Project: "shop", Environment: "production", Source: "test",
+			Services: map[string]store.ServiceRevision{"web": {Image: "sha256:" + strings.Repeat("ab", 32)}}}
+		if err := m.Store.CreateRevision(ctx, rev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.Store.PutEnvState(ctx, store.EnvState{Project: "shop", Environment: "production", Revision: "r-1", Status: "up"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	// In progress, and nobody holds the environment's lease: its cutover died.
+	d := store.Deployment{ID: "d-1", Project: "shop", Environment: "production", Revision: "r-2", PreviousRevision: "r-1",
+		Strategy: "blue_green", Phase: "Shifting", Status: store.DeploymentInProgress, TrafficPercent: 10, Owner: "root (pid 1 on vm)"}
+	if err := m.Store.CreateDeployment(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	st, err := m.Status(ctx, "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Join(st[0].Unread, "\n")
+	if !strings.Contains(joined, "deployment d-1: the cutover that drove it") || !strings.Contains(joined, "is gone") || !strings.Contains(joined, "cutover status production") {
+		t.Errorf("status of a deployment whose cutover is gone: unread %q, want it named with what to do", st[0].Unread)
+	}
+}

@@ -83,6 +83,16 @@ func (m *Manager) Status(ctx context.Context, env string) ([]Status, error) {
 			continue
 		}
 		s.Unread = unread
+		if d := s.Deployment; d != nil && d.Status == store.DeploymentInProgress && !deploy.Held(ctx, m.Store, m.Config.Project, name) {
+			// Reconcile could not end it (no proxy answers, or no engine):
+			// its times left are not running down, and nothing moves it on.
+			start := "the load balancer (`cutover proxy start`)"
+			if rt == nil {
+				start = "the Docker engine"
+			}
+			s.Unread = append(s.Unread, fmt.Sprintf("deployment %s: the cutover that drove it (%s) is gone and it could not be rolled back here: "+
+				"start %s and run `cutover status %s` again", d.ID, d.Owner, start, name))
+		}
 		scope := local.Scope(m.Config.Project, name) + "/"
 		if proxyState != nil {
 			s.Traffic = productionTraffic(*proxyState, scope)
