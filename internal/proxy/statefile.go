@@ -52,6 +52,14 @@ func loadSaved(path string) (saved, error) {
 	return s, nil
 }
 
+// SavedState is the routing state the proxy of home persisted (what the
+// next proxy started there serves), read without it: an empty state when
+// there is no file. Only the proxy writes the file.
+func SavedState(home string) (State, error) {
+	s, err := loadSaved(statePath(home))
+	return s.State, err
+}
+
 func saveState(path string, s saved) error {
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {

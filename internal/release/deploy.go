@@ -243,10 +243,38 @@ func (m *Manager) Down(ctx context.Context, env string) (DownResult, error) {
 	}
 	le := &local.Env{Config: m.Config, Name: env, Runtime: rt, Proxy: m.proxyClient(), Store: m.Store}
 	if _, err := le.Proxy.Ping(ctx); err != nil {
-		le.Proxy = nil // no proxy running: nothing routes to this environment
+		// No proxy runs, but its state file may still route the
+		// environment: the next proxy would listen on its ports again and
+		// answer 503 for tasks removed here. The proxy is the file's one
+		// writer: started to take the routes out, then stopped again if it
+		// routes nothing else (StopIdleProxy: `down` is a one-shot command).
+		le.Proxy = nil
+		if saved, err := proxy.SavedState(m.Home); err == nil && routes(saved, local.Scope(m.Config.Project, env)+"/") {
+			pc, err := m.startedProxy(ctx)
+			if err != nil {
+				return DownResult{}, fmt.Errorf("the load balancer's saved routes still serve %s/%s, and it could not start to remove them: %w", m.Config.Project, env, err)
+			}
+			le.Proxy = pc
+			defer m.StopIdleProxy(context.WithoutCancel(ctx))
+		}
 	}
 	res, err := le.Down(lctx)
 	return DownResult(res), err
+}
+
+// routes reports whether st has a listener or target group under scope ("project.env/").
+func routes(st proxy.State, scope string) bool {
+	for _, l := range st.Listeners {
+		if strings.HasPrefix(l.Name, scope) {
+			return true
+		}
+	}
+	for _, g := range st.TargetGroups {
+		if strings.HasPrefix(g.Name, scope) {
+			return true
+		}
+	}
+	return false
 }
 
 // WorkingTreeSource says where a build from the working tree at dir came

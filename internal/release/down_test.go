@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cutoverdev/cutover/internal/proxy"
 	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
 	"github.com/cutoverdev/cutover/internal/store"
@@ -75,5 +76,35 @@ func TestDownAfterAKilledDeployStaysDown(t *testing.T) {
 	}
 	if st, err := p.m.Store.GetEnvState(ctx, p.m.Config.Project, "production"); err != nil || st.Status != "down" {
 		t.Errorf("environment state after down and status: %+v (%v), want down", st, err)
+	}
+}
+
+// `cutover down` while the load balancer is stopped takes the
+// environment's routes out of its saved state too, and leaves it stopped.
+// Before, the routes stayed in state.json: the next proxy started listened
+// on the environment's ports again, answering 503 for the removed tasks,
+// while status said down.
+func TestDownWithTheProxyStoppedRemovesItsSavedRoutes(t *testing.T) {
+	p := newProject(t, quick)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	if _, err := p.m.Deploy(ctx, "production", release.DeployOptions{Timeout: time.Minute}); err != nil {
+		t.Fatalf("deploy: %v", err)
+	}
+	if err := release.StopProxy(ctx, p.m.Home, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.m.Down(ctx, "production"); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	saved, err := proxy.SavedState(p.m.Home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(saved.Listeners) != 0 || len(saved.TargetGroups) != 0 {
+		t.Errorf("after down the proxy's saved state still routes: %+v", saved)
+	}
+	if _, err := proxy.NewClient(p.m.Home).Ping(ctx); err == nil {
+		t.Errorf("down left a load balancer running that was stopped before it")
 	}
 }
