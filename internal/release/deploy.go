@@ -236,7 +236,8 @@ func (m *Manager) Down(ctx context.Context, env string) (DownResult, error) {
 	// Decide, persist, act: a deployment a killed controller left in
 	// progress is recorded as ended before anything is removed, or the next
 	// command's reconcile would roll it back and start the original set again.
-	if d, err := deploy.EndForDown(lctx, m.Store, m.Config.Project, env, m.Actor); err != nil {
+	// (On ECS, AWS runs the deployment: it is not this command's to end.)
+	if d, err := endForDown(lctx, m, env); err != nil {
 		return DownResult{}, err
 	} else if d != nil {
 		m.note("ended deployment %s: %s (%s)", d.ID, d.Status, d.Reason)
@@ -260,6 +261,14 @@ func (m *Manager) Down(ctx context.Context, env string) (DownResult, error) {
 	}
 	res, err := le.Down(lctx)
 	return DownResult(res), err
+}
+
+// endForDown is deploy.EndForDown for a local environment, nothing on ECS.
+func endForDown(ctx context.Context, m *Manager, env string) (*store.Deployment, error) {
+	if isECS(m.Config, env) {
+		return nil, nil
+	}
+	return deploy.EndForDown(ctx, m.Store, m.Config.Project, env, m.Actor)
 }
 
 // routes reports whether st has a listener or target group under scope ("project.env/").
