@@ -16,7 +16,7 @@ import (
 // with it; one whose process runs says nothing more.
 func TestExecutionOfAKilledRunSaysWhatToDo(t *testing.T) {
 	dir, home := t.TempDir(), t.TempDir()
-	y := "version: 1\nproject: shop\nservices:\n  web: { image: shop/web:1, port: 8000 }\nenvironments:\n  production: { listen: { port: 18080 } }\n"
+	y := "version: 1\nproject: shop\nservices:\n  web: { image: shop/web:1, port: 8000 }\nenvironments:\n  production: { listen: { port: 18080 } }\n  staging: { listen: { port: 18090 } }\n"
 	if err := os.WriteFile(filepath.Join(dir, "cutover.yaml"), []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -89,5 +89,32 @@ func TestStatusOfADeploymentWhoseCutoverIsGoneSaysWhatToDo(t *testing.T) {
 	joined := strings.Join(st[0].Unread, "\n")
 	if !strings.Contains(joined, "deployment d-1: the cutover that drove it") || !strings.Contains(joined, "is gone") || !strings.Contains(joined, "cutover status production") {
 		t.Errorf("status of a deployment whose cutover is gone: unread %q, want it named with what to do", st[0].Unread)
+	}
+
+	// Two such environments: each names its own deployment only (the
+	// environments' lists start from the same unread list).
+	rev := store.Revision{ID: "r-3", Project: "shop", Environment: "staging", Source: "test",
+		Services: map[string]store.ServiceRevision{"web": {Image: "sha256:" + strings.Repeat("cd", 32)}}}
+	if err := m.Store.CreateRevision(ctx, rev); err != nil {
+		t.Fatal(err)
+	}
+	d2 := store.Deployment{ID: "d-2", Project: "shop", Environment: "staging", Revision: "r-3",
+		Strategy: "rolling", Phase: "Shifting", Status: store.DeploymentInProgress, TrafficPercent: 50, Owner: "root (pid 1 on vm)"}
+	if err := m.Store.CreateDeployment(ctx, d2); err != nil {
+		t.Fatal(err)
+	}
+	all, err := m.Status(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range all {
+		mine, other := "deployment d-1:", "deployment d-2:"
+		if s.Environment == "staging" {
+			mine, other = other, mine
+		}
+		joined := strings.Join(s.Unread, "\n")
+		if !strings.Contains(joined, mine) || strings.Contains(joined, other) {
+			t.Errorf("status of %s: unread %q, want %q and not %q", s.Environment, s.Unread, mine, other)
+		}
 	}
 }

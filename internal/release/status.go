@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -82,7 +83,7 @@ func (m *Manager) Status(ctx context.Context, env string) ([]Status, error) {
 			out = append(out, s)
 			continue
 		}
-		s.Unread = unread
+		s.Unread = slices.Clip(unread) // its own appends must not write into the next environment's
 		if d := s.Deployment; d != nil && d.Status == store.DeploymentInProgress && !deploy.Held(ctx, m.Store, m.Config.Project, name) {
 			// Reconcile could not end it (no proxy answers, or no engine):
 			// its times left are not running down, and nothing moves it on.
