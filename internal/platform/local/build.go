@@ -29,7 +29,9 @@ func NewBuildID(now time.Time) string {
 
 // BuildImages builds every service's image in parallel and returns service → image ID.
 // A service with `image:` is resolved to its local image ID instead; so is
-// a service named in overrides (service → image reference, from --image).
+// a service named in overrides (service → image reference, from --image),
+// before any build starts, so a reference that does not resolve fails with
+// nothing built.
 // Each built image is labelled with the project, service, build ID and
 // storeID (docker.LabelStore), the ID of the store whose revisions will name
 // it: only that store's Prune removes it.
@@ -47,11 +49,27 @@ func BuildImages(ctx context.Context, rt *docker.Runtime, cfg *config.Config, bu
 		defer mu.Unlock()
 		fmt.Fprintf(progress, format+"\n", a...)
 	}
+	// The images given (--image, or a service's image:) are resolved before
+	// anything is built: a wrong reference fails the command before it runs
+	// a build command or makes an image.
 	for i, name := range names {
+		if ref := cmp.Or(overrides[name], cfg.Services[name].Image); ref != "" {
+			id, err := rt.ImageID(ctx, ref)
+			if err != nil {
+				return nil, fmt.Errorf("service %s: %w", name, err)
+			}
+			say("%s: using image %s (%s)", name, ref, short.ID(id))
+			ids[i] = id
+		}
+	}
+	for i, name := range names {
+		if ids[i] != "" {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ids[i], errs[i] = buildService(ctx, rt, cfg, name, buildID, storeID, overrides[name], say)
+			ids[i], errs[i] = buildService(ctx, rt, cfg, name, buildID, storeID, say)
 		}()
 	}
 	wg.Wait()
@@ -65,16 +83,9 @@ func BuildImages(ctx context.Context, rt *docker.Runtime, cfg *config.Config, bu
 	return out, nil
 }
 
-func buildService(ctx context.Context, rt *docker.Runtime, cfg *config.Config, name, buildID, storeID, override string, say func(string, ...any)) (string, error) {
+// buildService runs a service's build commands and builds its image.
+func buildService(ctx context.Context, rt *docker.Runtime, cfg *config.Config, name, buildID, storeID string, say func(string, ...any)) (string, error) {
 	svc := cfg.Services[name]
-	if ref := cmp.Or(override, svc.Image); ref != "" {
-		id, err := rt.ImageID(ctx, ref)
-		if err != nil {
-			return "", fmt.Errorf("service %s: %w", name, err)
-		}
-		say("%s: using image %s (%s)", name, ref, short.ID(id))
-		return id, nil
-	}
 	dir := filepath.Join(cfg.Dir(), svc.Build.Context)
 	if err := RunBuildCommands(ctx, cfg, name, buildID, say); err != nil {
 		return "", err
