@@ -39,19 +39,47 @@ func newServeCmd(g *globals) *cobra.Command {
 				o.Output = g.pipelineOutput()
 				o.Log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 				o.OnReady = func(url string) {
-					fmt.Fprintf(g.stderr, "cutover serve: dashboard, API and webhooks on %s (repository %s, %s); log in with `cutover dashboard`\n", url, o.Repo, filepath.ToSlash(o.ConfigPath))
+					fmt.Fprintf(g.stderr, "cutover serve: dashboard, API and webhooks on %s (repository %s, %s); log in with `%s`\n",
+						url, o.Repo, filepath.ToSlash(o.ConfigPath), dashboardCommand(url, g.home))
 				}
 				return server.Serve(ctx, m, o)
 			})
 		},
 	}
-	cmd.Flags().StringVar(&o.Addr, "addr", "127.0.0.1:8790", "address of the API and webhook receiver")
+	cmd.Flags().StringVar(&o.Addr, "addr", defaultDaemonAddr, "address of the API and webhook receiver")
 	cmd.Flags().StringSliceVar(&o.PublicHosts, "public-host", nil, "a name the API is reached by besides --addr (e.g. ci.example.com); requests with another Host are refused")
 	cmd.Flags().StringVar(&o.TLSCert, "tls-cert", "", "serve HTTPS with this certificate (PEM), with --tls-key")
 	cmd.Flags().StringVar(&o.TLSKey, "tls-key", "", "the private key (PEM) of --tls-cert")
 	cmd.Flags().BoolVar(&o.BehindProxy, "behind-proxy", false, "a proxy in front terminates TLS: allow a non-loopback --addr without --tls-cert")
 	cmd.Flags().DurationVar(&o.Grace, "grace", 30*time.Second, "how long a running execution may go on after SIGTERM")
 	return cmd
+}
+
+// defaultDaemonAddr is where `cutover serve` listens, and `cutover dashboard`
+// looks for it, unless --addr says otherwise.
+const defaultDaemonAddr = "127.0.0.1:8790"
+
+// dashboardCommand is the `cutover dashboard` command that logs in to the
+// daemon serving at url: with its --addr unless it is the default one, and
+// with --home when the daemon was given one (the link is stored in that home's
+// store, and only the daemon reading it accepts it).
+func dashboardCommand(url, home string) string {
+	c := "cutover dashboard"
+	if addr := url[strings.Index(url, "://")+len("://"):]; addr != defaultDaemonAddr {
+		c += " --addr " + addr
+	}
+	if home != "" {
+		c += " --home " + shellWord(home)
+	}
+	return c
+}
+
+// shellWord is s as one word of a POSIX shell command line.
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+=:,@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func newProxyCmd(g *globals) *cobra.Command {

@@ -46,7 +46,7 @@ func newDashboardCmd(g *globals) *cobra.Command {
 			})
 		}),
 	}
-	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8790", "the daemon's address (as given to cutover serve --addr)")
+	cmd.Flags().StringVar(&addr, "addr", defaultDaemonAddr, "the daemon's address (as given to cutover serve --addr)")
 	cmd.Flags().BoolVar(&noOpen, "no-open", false, "only print the link; do not start a browser")
 	return cmd
 }
