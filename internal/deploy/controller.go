@@ -345,6 +345,9 @@ func (c *Controller) phaseMessage(p Phase, st State) string {
 	case PhaseAllowTestTraffic:
 		return "test listener to " + st.NewColor
 	case PhaseReadyWait:
+		if st.Promoted {
+			return "ready wait skipped (promoted)"
+		}
 		if s.ManualContinue {
 			return "waiting for `cutover continue " + c.Env + "`"
 		}
@@ -352,10 +355,16 @@ func (c *Controller) phaseMessage(p Phase, st State) string {
 	case PhaseShifting:
 		return "shifting production traffic to " + st.NewColor
 	case PhaseBaking:
+		if st.Promoted {
+			return "bake time skipped (promoted)"
+		}
 		return "bake time " + s.Bake.String() + ", alarms watched"
 	case PhaseTerminationWait:
 		if st.OldColor == "" {
 			return "no original set"
+		}
+		if st.Promoted {
+			return fmt.Sprintf("termination wait skipped (promoted): the %s set is stopped now", st.OldColor)
 		}
 		return fmt.Sprintf("%s stays alive for %s: `cutover rollback %s` is a traffic flip", st.OldColor, s.TerminationWait, c.Env)
 	case PhaseRolling:

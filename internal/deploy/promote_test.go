@@ -50,6 +50,24 @@ func TestPromoteSkipsRemainingStepsAndWaits(t *testing.T) {
 	if d.TrafficPercent != 100 {
 		t.Errorf("traffic on the new revision %d%%, want 100", d.TrafficPercent)
 	}
+	// The phases it passed through say they were skipped, not that the old
+	// set stays alive for an hour with a rollback being a traffic flip.
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	msgs := map[string]string{}
+	for _, ev := range h.events {
+		if ev.Kind == "phase" {
+			msgs[ev.Phase] = ev.Message
+		}
+	}
+	for phase, want := range map[string]string{
+		"Baking":          "bake time skipped (promoted)",
+		"TerminationWait": "termination wait skipped (promoted): the blue set is stopped now",
+	} {
+		if msgs[phase] != want {
+			t.Errorf("%s after a promote says %q, want %q", phase, msgs[phase], want)
+		}
+	}
 }
 
 // Promote does not skip the wait for the new set's health: a set that
