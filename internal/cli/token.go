@@ -129,7 +129,9 @@ func auditCommands(g *globals, root *cobra.Command) {
 				}
 			}
 			err := run(cmd, args)
-			return release.RecordCommand(cmd.Context(), g.home, path, action, target, err)
+			// An interrupted command (Ctrl-C, SIGTERM) is recorded too, with
+			// its outcome: its context is cancelled, the audit log's is not.
+			return release.RecordCommand(context.WithoutCancel(cmd.Context()), g.home, path, action, target, err)
 		}
 	}
 	walk(root, "")
