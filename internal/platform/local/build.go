@@ -133,6 +133,11 @@ func runBuildCommand(ctx context.Context, dir, command, buildID, service string)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			// Killed because the command was interrupted (Ctrl-C, SIGTERM, a
+			// timeout), not a failure of the build command.
+			return fmt.Errorf("service %s: build command %q interrupted: %w", service, command, context.Cause(ctx))
+		}
 		return fmt.Errorf("service %s: build command %q failed (%v): %s (fix the command in services.%s.build.commands)",
 			service, command, err, short.TailOf(out.String()), service)
 	}

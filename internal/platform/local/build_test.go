@@ -54,3 +54,38 @@ func TestBuildImagesChecksGivenImagesBeforeBuilding(t *testing.T) {
 		t.Errorf("images of %s after the refused build: %d, want none", project, len(images))
 	}
 }
+
+// TestInterruptedBuildCommandSaysInterrupted: a build command killed because
+// the command was interrupted (Ctrl-C cancels the context) is reported as
+// interrupted, not as "failed (signal: killed) ... (fix the command in
+// services.web.build.commands)", which blamed the user's command.
+func TestInterruptedBuildCommandSaysInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "web"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "web", "Dockerfile"), []byte("FROM scratch\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.ParseDir("cutover.yaml", dir, []byte("version: 1\nproject: intr\nservices:\n  web:\n"+
+		"    build: { context: web, commands: [\"touch started && exec sleep 30\"] }\n    port: 8080\n"+
+		"environments:\n  production:\n    listen: { port: 9080 }\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for {
+			if _, err := os.Stat(filepath.Join(dir, "web", "started")); err == nil {
+				cancel()
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	err = RunBuildCommands(ctx, cfg, "web", "b1", func(string, ...any) {})
+	if err == nil || !strings.Contains(err.Error(), "interrupted") || !errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "fix the command") {
+		t.Fatalf("build command interrupted: err = %v, want it said interrupted (context canceled), not blamed on the command", err)
+	}
+}
