@@ -53,6 +53,7 @@ func main() {
 type project struct {
 	t     *testing.T
 	m     *release.Manager
+	home  string
 	port  int
 	mu    sync.Mutex
 	notes []string
@@ -67,7 +68,7 @@ func newProject(t *testing.T, strategy string) *project {
 	_, _ = rand.Read(b[:])
 	name := "rel" + hex.EncodeToString(b[:])
 	dir, home := t.TempDir(), t.TempDir()
-	p := &project{t: t, port: testenv.FreePort(t), phase: make(chan string, 64)}
+	p := &project{t: t, home: home, port: testenv.FreePort(t), phase: make(chan string, 64)}
 	files := map[string]string{
 		"web/go.mod":     "module web\n\ngo 1.22\n",
 		"web/main.go":    webMain,
@@ -326,6 +327,36 @@ func TestStatusWithDockerDownSaysUnread(t *testing.T) {
 	// An unknown environment is an error naming the file and the environments.
 	if _, err := m.Status(ctx, "nowhere"); err == nil || !strings.Contains(err.Error(), "cutover.yaml") || !strings.Contains(err.Error(), "production") {
 		t.Errorf("status of an unknown environment: %v", err)
+	}
+}
+
+// With the proxy stopped, status says the tasks' health is unknown (and
+// why, in Unread), not that the load balancer has no target for them: it
+// used to show every running task as "not registered" while the proxy's
+// saved state still routed to them.
+func TestStatusWithTheProxyDownSaysHealthUnknown(t *testing.T) {
+	p := newProject(t, quick)
+	ctx := context.Background()
+	if _, err := p.m.Up(ctx, "production", release.UpOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := release.StopProxy(ctx, p.home, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	st, err := p.m.Status(ctx, "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st) != 1 || len(st[0].Tasks) == 0 {
+		t.Fatalf("status with the proxy down: %+v", st)
+	}
+	for _, task := range st[0].Tasks {
+		if task.Health != "unknown" {
+			t.Errorf("task %s with the proxy down: health %q, want unknown", task.Name, task.Health)
+		}
+	}
+	if joined := strings.Join(st[0].Unread, "\n"); !strings.Contains(joined, "target health: ") {
+		t.Errorf("unread does not name the proxy: %q", st[0].Unread)
 	}
 }
 

@@ -46,8 +46,9 @@ func (m *Manager) Status(ctx context.Context, env string) ([]Status, error) {
 	}
 	var targets []proxy.TargetStatus
 	var proxyState *proxy.State
+	targetsRead := false
 	if ts, err := pc.Targets(ctx); err == nil {
-		targets = ts
+		targets, targetsRead = ts, true
 		if st, _, err := pc.State(ctx); err == nil {
 			proxyState = &st
 		}
@@ -106,7 +107,10 @@ func (m *Manager) Status(ctx context.Context, env string) ([]Status, error) {
 			}
 			for _, t := range tasks {
 				h := health[t.ID]
-				if h == "" {
+				switch {
+				case !targetsRead:
+					h = "unknown" // the proxy did not answer (Unread says why), not a task it lacks
+				case h == "":
 					h = "not registered"
 				}
 				s.Tasks = append(s.Tasks, Task{Service: t.Labels.Service, Name: t.Name, Color: t.Labels.Color,
