@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/cutoverdev/cutover/internal/atomicfile"
 	"github.com/cutoverdev/cutover/internal/config"
@@ -240,11 +242,14 @@ func (m *Manager) evidence(ctx context.Context, cfg *config.Config, env string) 
 // startRegistry serves the embedded registry from $CUTOVER_HOME/registry on
 // the loopback address it used last time, so pushed references stay valid
 // across runs; a new port is picked (and kept) when that one is taken.
+// When this home's registry already serves there (a `cutover serve`, or
+// another `cutover run`, of the same home), it is used as it is: the
+// address, and the references pushed to it, stay those of that registry.
 //
 // Pushes need the credential kept in $CUTOVER_HOME/registry.credential
 // (0600, generated once); the Docker runtime is given it, so cutover's own
 // pushes and pulls authenticate without any setup. Deletes stay off.
-func (m *Manager) startRegistry(ctx context.Context, rt *docker.Runtime) (*registry.Registry, error) {
+func (m *Manager) startRegistry(ctx context.Context, rt *docker.Runtime) (runningRegistry, error) {
 	cred, err := registry.LoadCredential(m.Home)
 	if err != nil {
 		return nil, err
@@ -258,11 +263,29 @@ func (m *Manager) startRegistry(ctx context.Context, rt *docker.Runtime) (*regis
 	return r, nil
 }
 
-func startRegistryAt(ctx context.Context, o registry.Options, addrFile string) (*registry.Registry, error) {
+// runningRegistry is the registry a pipeline pushes to: one this process
+// started (Close stops it), or this home's registry that another process
+// serves (Close leaves it running).
+type runningRegistry interface {
+	Addr() string
+	Close(ctx context.Context) error
+}
+
+// borrowedRegistry is this home's registry served by another process.
+type borrowedRegistry string
+
+func (b borrowedRegistry) Addr() string              { return string(b) }
+func (borrowedRegistry) Close(context.Context) error { return nil }
+
+func startRegistryAt(ctx context.Context, o registry.Options, addrFile string) (runningRegistry, error) {
 	if b, err := os.ReadFile(addrFile); err == nil {
 		o.Addr = strings.TrimSpace(string(b))
-		if r, err := registry.Start(ctx, o); err == nil {
+		r, err := registry.Start(ctx, o)
+		if err == nil {
 			return r, nil
+		}
+		if servesWithCredential(ctx, o.Addr, o.Credential) {
+			return borrowedRegistry(o.Addr), nil
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
@@ -277,4 +300,25 @@ func startRegistryAt(ctx context.Context, o registry.Options, addrFile string) (
 		return nil, err
 	}
 	return r, nil
+}
+
+// servesWithCredential says whether a registry at addr accepts credential
+// (the registry's base endpoint answers 200 to it only): this home's own.
+func servesWithCredential(ctx context.Context, addr, credential string) bool {
+	if credential == "" {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v2/", nil)
+	if err != nil {
+		return false
+	}
+	req.SetBasicAuth(registry.Username, credential)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK && resp.Header.Get("Docker-Distribution-API-Version") != ""
 }
