@@ -108,3 +108,28 @@ func Environ(also ...string) []string {
 	}
 	return env
 }
+
+// ListenerUID returns the user ID that owns the IPv4 TCP socket listening
+// on 127.0.0.1:port (or on every address at port), from /proc/net/tcp:
+// whom a connection to that address would reach, before anything is sent
+// to it. ok is false when nothing listens there or /proc cannot be read.
+func ListenerUID(port int) (uid int, ok bool) {
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return 0, false
+	}
+	want := []string{fmt.Sprintf("0100007F:%04X", port), fmt.Sprintf("00000000:%04X", port)}
+	// sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid ...
+	for line := range bytes.Lines(b) {
+		f := bytes.Fields(line)
+		if len(f) < 8 || string(f[3]) != "0A" || (string(f[1]) != want[0] && string(f[1]) != want[1]) {
+			continue
+		}
+		n, err := strconv.Atoi(string(f[7]))
+		if err != nil {
+			return 0, false
+		}
+		return n, true
+	}
+	return 0, false
+}

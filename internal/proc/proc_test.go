@@ -2,6 +2,7 @@ package proc
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
 func TestAliveTellsARunningProcessFromAZombieAndAGone(t *testing.T) {
@@ -124,4 +127,25 @@ func TestAliveReadsStateAfterAHostileCommandName(t *testing.T) {
 // groupAlive reports whether any process of group pgid runs.
 func groupAlive(pgid int) bool {
 	return pgid > 1 && syscall.Kill(-pgid, 0) == nil
+}
+
+// ListenerUID names the owner of a loopback listener: this process's own,
+// another user's (started as nobody), and none once it is closed.
+func TestListenerUIDNamesTheListenersOwner(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	if uid, ok := ListenerUID(port); !ok || uid != os.Getuid() {
+		t.Errorf("ListenerUID(%d) of this process's listener = %d, %v; want %d, true", port, uid, ok, os.Getuid())
+	}
+	ln.Close()
+	if uid, ok := ListenerUID(port); ok {
+		t.Errorf("ListenerUID(%d) after the listener closed = %d, true; want false", port, uid)
+	}
+	port, _ = testenv.ServeAsNobody(t)
+	if uid, ok := ListenerUID(port); !ok || uid != 65534 {
+		t.Errorf("ListenerUID(%d) of nobody's listener = %d, %v; want 65534, true", port, uid, ok)
+	}
 }

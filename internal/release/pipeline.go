@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/cutoverdev/cutover/internal/deploy"
 	"github.com/cutoverdev/cutover/internal/pipeline"
 	"github.com/cutoverdev/cutover/internal/platform/local"
+	"github.com/cutoverdev/cutover/internal/proc"
 	"github.com/cutoverdev/cutover/internal/registry"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
 	"github.com/cutoverdev/cutover/internal/store"
@@ -304,8 +307,18 @@ func startRegistryAt(ctx context.Context, o registry.Options, addrFile string) (
 
 // servesWithCredential says whether a registry at addr accepts credential
 // (the registry's base endpoint answers 200 to it only): this home's own.
+// The credential is sent only to a listener of this process's user: the
+// recorded port may since have been taken by another user's process on
+// this machine, which would be handed this home's push credential.
 func servesWithCredential(ctx context.Context, addr, credential string) bool {
 	if credential == "" {
+		return false
+	}
+	if _, p, err := net.SplitHostPort(addr); err != nil {
+		return false
+	} else if port, err := strconv.Atoi(p); err != nil {
+		return false
+	} else if uid, ok := proc.ListenerUID(port); !ok || uid != os.Getuid() {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)

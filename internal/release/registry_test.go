@@ -2,6 +2,7 @@ package release
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cutoverdev/cutover/internal/registry"
+	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
 // TestStartRegistryUsesThisHomesRunningRegistry: with `cutover serve`
@@ -81,4 +83,36 @@ func answers(t *testing.T, addr, cred string) bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
+}
+
+// The recorded registry address taken, since, by another user's process on
+// this machine (here a server run as nobody that answers like a registry):
+// the run must not hand it this home's push credential to find out whether
+// it is this home's registry. It starts a registry of its own instead.
+func TestStartRegistryDoesNotSendTheCredentialToAnotherUsersListener(t *testing.T) {
+	ctx := context.Background()
+	home := t.TempDir()
+	cred, err := registry.LoadCredential(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, auths := testenv.ServeAsNobody(t)
+	addrFile := filepath.Join(home, "registry.addr")
+	taken := fmt.Sprintf("127.0.0.1:%d", port)
+	if err := os.WriteFile(addrFile, []byte(taken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := startRegistryAt(ctx, registry.Options{Dir: filepath.Join(home, "registry"), Credential: cred}, addrFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(ctx)
+	if r.Addr() == taken {
+		t.Errorf("another user's listener at %s was used as this home's registry", taken)
+	}
+	for _, a := range auths() {
+		if a != "" {
+			t.Errorf("another user's listener at %s was sent an Authorization header (%d bytes): this home's push credential", taken, len(a))
+		}
+	}
 }
