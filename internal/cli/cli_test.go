@@ -144,6 +144,30 @@ func inSmallProject(t *testing.T) {
 	t.Chdir(dir)
 }
 
+// From a subdirectory of the repository, commands read the repository's
+// cutover.yaml, as git finds its repository; -f names a file as given.
+func TestCommandsFindCutoverYAMLFromASubdirectory(t *testing.T) {
+	inSmallProject(t)
+	root, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Join(root, "backend", "src")
+	for _, d := range []string{sub, filepath.Join(root, ".git")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(sub)
+	want := filepath.Join(root, "cutover.yaml") + " is valid: project shop, 1 services, 2 environments\n"
+	if code, out, errOut := run(t, "", "validate"); code != 0 || out != want {
+		t.Errorf("validate from %s: exit %d stdout %q stderr %q, want %q", sub, code, out, errOut, want)
+	}
+	if code, _, errOut := run(t, "", "validate", "-f", "cutover.yaml"); code != 1 || !strings.Contains(errOut, "cutover.yaml does not exist") {
+		t.Errorf("validate -f cutover.yaml from %s: exit %d stderr %q, want the file named as given, missing", sub, code, errOut)
+	}
+}
+
 // --watch takes an optional interval, so it must follow "=": `--watch 2`
 // is --watch (every 2s) and the environment "2". When no environment is
 // called that, the error says how to write the interval.

@@ -15,8 +15,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 
+	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/spf13/cobra"
 )
@@ -88,6 +90,11 @@ func newRoot(g *globals) *cobra.Command {
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			if g.output != "text" && g.output != "json" {
 				return release.UsageError{Msg: fmt.Sprintf("--output: %q is not a format (use text or json)", g.output)}
+			}
+			if wd, err := os.Getwd(); err == nil && !cmd.Flags().Changed("file") && cmd.Name() != "init" {
+				// From a subdirectory of the repository, its cutover.yaml (init
+				// writes one where it runs).
+				g.file = config.Find(wd, g.file)
 			}
 			return nil
 		},

@@ -485,3 +485,32 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 	}
 	return fields
 }
+
+// Find is where the configuration named name (a bare file name, such as
+// cutover.yaml) is for a command run in dir: dir's own file, or else the
+// nearest one in dir's parents up to the root of the git repository dir is
+// in (the directory holding .git), as git finds its repository from a
+// subdirectory. It returns name unchanged when there is none, so the error
+// is Load's.
+func Find(dir, name string) string {
+	if filepath.Base(name) != name {
+		return name
+	}
+	for d := dir; ; {
+		p := filepath.Join(d, name)
+		if _, err := os.Stat(p); err == nil {
+			if d == dir {
+				return name
+			}
+			return p
+		}
+		if _, err := os.Stat(filepath.Join(d, ".git")); err == nil {
+			return name // the repository's root: a file above it is another project's
+		}
+		up := filepath.Dir(d)
+		if up == d {
+			return name
+		}
+		d = up
+	}
+}

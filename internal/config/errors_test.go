@@ -172,3 +172,40 @@ func TestEncodingIsNamedNotCalledMalformed(t *testing.T) {
 		}
 	}
 }
+
+// Find takes cutover.yaml from a parent directory up to the repository's
+// root, as git finds its repository from a subdirectory, and never from
+// above that root.
+func TestFindLooksUpToTheRepositoryRoot(t *testing.T) {
+	outer := t.TempDir()
+	repo := filepath.Join(outer, "repo")
+	sub := filepath.Join(repo, "backend", "src")
+	for _, d := range []string{sub, filepath.Join(repo, ".git")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(p string) {
+		if err := os.WriteFile(p, []byte("version: 1\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(outer, "cutover.yaml")) // another project's, above the repository
+	if got := Find(sub, "cutover.yaml"); got != "cutover.yaml" {
+		t.Errorf("no cutover.yaml in the repository: Find = %q, want the name unchanged (not the one above the repository's root)", got)
+	}
+	write(filepath.Join(repo, "cutover.yaml"))
+	if got, want := Find(sub, "cutover.yaml"), filepath.Join(repo, "cutover.yaml"); got != want {
+		t.Errorf("from %s: Find = %q, want %q", sub, got, want)
+	}
+	if got := Find(repo, "cutover.yaml"); got != "cutover.yaml" {
+		t.Errorf("in the directory that has it: Find = %q, want the name as given", got)
+	}
+	write(filepath.Join(repo, "backend", "cutover.yaml"))
+	if got, want := Find(sub, "cutover.yaml"), filepath.Join(repo, "backend", "cutover.yaml"); got != want {
+		t.Errorf("the nearest: Find = %q, want %q", got, want)
+	}
+	if got := Find(sub, "configs/cutover.yaml"); got != "configs/cutover.yaml" {
+		t.Errorf("a path, not a bare name: Find = %q, want it unchanged", got)
+	}
+}
