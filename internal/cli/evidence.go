@@ -61,6 +61,9 @@ func printStaging(w io.Writer, s *release.StagingEvidence) {
 		return
 	}
 	fmt.Fprintf(w, "  %s when the approval was asked:\n", s.Environment)
+	if s.Warning != "" {
+		fmt.Fprintf(w, "    NOTE: %s\n", s.Warning)
+	}
 	if len(s.LoadBalancer) == 0 {
 		fmt.Fprintln(w, "    load balancer: no figures (the proxy did not answer, or no traffic yet)")
 	}

@@ -94,3 +94,13 @@ func TestEvidenceNamesConnectFailures(t *testing.T) {
 		t.Fatalf("the evidence does not show the 20 connect failures behind its error rate:\n%s", out)
 	}
 }
+
+// The evidence's warning (staging serves another revision than the one
+// that ran the commit) is shown before its figures.
+func TestEvidenceShowsItsWarning(t *testing.T) {
+	var b strings.Builder
+	printStaging(&b, &release.StagingEvidence{Environment: "staging", Warning: "staging ran this commit as revision r-1 but now serves r-2"})
+	if out := b.String(); !strings.Contains(out, "NOTE: staging ran this commit as revision r-1 but now serves r-2") {
+		t.Fatalf("the evidence does not show its warning:\n%s", out)
+	}
+}

@@ -273,6 +273,7 @@ func (h *Handler) execution(r *http.Request, s auth.Session) (string, any, error
 // pipeline's Evidence.Staging carries it (cutover serve's evidence).
 type stagingEvidence struct {
 	Environment string `json:"environment"`
+	Warning     string `json:"warning"`
 	Figures     []struct {
 		Group         string  `json:"group"`
 		Requests      uint64  `json:"requests"`

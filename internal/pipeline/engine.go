@@ -101,11 +101,11 @@ type Engine struct {
 	Runtime  *docker.Runtime
 	Home     string // workspaces live in Home/workspaces/<execution>
 	Deploy   Deployer
-	Evidence func(ctx context.Context, cfg *config.Config, env string) any // approval evidence of the environment promoted from
-	Registry string                                                        // host:port of the embedded registry; "" = do not push
-	Pusher   Pusher                                                        // pushes tagged images to Registry
-	Notify   notify.Options                                                // delivery settings of pipeline.notifications
-	Output   io.Writer                                                     // live log lines (cutover run); may be nil
+	Evidence func(ctx context.Context, cfg *config.Config, env, revision string) any // approval evidence of the environment promoted from, which ran the commit as revision ("": it did not)
+	Registry string                                                                  // host:port of the embedded registry; "" = do not push
+	Pusher   Pusher                                                                  // pushes tagged images to Registry
+	Notify   notify.Options                                                          // delivery settings of pipeline.notifications
+	Output   io.Writer                                                               // live log lines (cutover run); may be nil
 	Log      *slog.Logger
 	Getenv   func(string) string
 	Poll     time.Duration // how often waits look for approvals and cancellation (default 100ms)

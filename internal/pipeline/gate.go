@@ -58,7 +58,11 @@ func (r *run) approval(ctx context.Context, i, j int, a config.Action) (result, 
 		Promotion: promo,
 	}
 	if r.e.Evidence != nil && env.PromoteFrom != "" {
-		ev.Staging = r.e.Evidence(ctx, r.cfg, env.PromoteFrom)
+		rev := ""
+		if promo != nil {
+			rev = promo.Revision
+		}
+		ev.Staging = r.e.Evidence(ctx, r.cfg, env.PromoteFrom, rev)
 	}
 	raw, _ := json.Marshal(ev)
 	raw = r.secrets.MaskJSON(raw)

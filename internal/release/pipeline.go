@@ -5,6 +5,7 @@ package release
 // per-execution use cases (approve, reject, cancel, retry).
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -190,7 +191,13 @@ func (m *Manager) deployer() pipeline.Deployer {
 // from: its load balancer figures, target health, recent deployment events
 // and the last log lines of its tasks.
 type StagingEvidence struct {
-	Environment  string              `json:"environment"`
+	Environment string `json:"environment"`
+	// Revision is the one env served when the approval was asked; Warning
+	// says when that is not the revision that ran the commit to approve
+	// (staging redeployed since, or never given this commit), whose
+	// figures and logs these then are not.
+	Revision     string              `json:"revision,omitempty"`
+	Warning      string              `json:"warning,omitempty"`
 	LoadBalancer []GroupFigures      `json:"load_balancer"`
 	Events       []store.Event       `json:"events"`
 	Deployments  []store.Deployment  `json:"deployments"`
@@ -210,9 +217,21 @@ type GroupFigures struct {
 	Unhealthy     int    `json:"unhealthy"`
 }
 
-// evidence is the StagingEvidence of env.
-func (m *Manager) evidence(ctx context.Context, cfg *config.Config, env string) any {
+// evidence is the StagingEvidence of env, which ran the commit to approve
+// as revision (or did not, when revision is "").
+func (m *Manager) evidence(ctx context.Context, cfg *config.Config, env, revision string) any {
 	ev := StagingEvidence{Environment: env, Logs: map[string][]string{}}
+	if es, err := m.Store.GetEnvState(ctx, cfg.Project, env); err == nil && es.Status == "up" {
+		ev.Revision = es.Revision
+	}
+	switch {
+	case revision == "":
+		ev.Warning = fmt.Sprintf("%s has not run this commit: the figures, events and logs below are of what it serves (revision %s), not of the commit to approve",
+			env, cmp.Or(ev.Revision, "none"))
+	case ev.Revision != revision:
+		ev.Warning = fmt.Sprintf("%s ran this commit as revision %s but now serves %s: the figures, events and logs below are of %s",
+			env, revision, cmp.Or(ev.Revision, "nothing"), cmp.Or(ev.Revision, "no revision"))
+	}
 	scope := local.Scope(cfg.Project, env) + "/"
 	if st, err := m.proxyClient().Stats(ctx); err == nil {
 		for _, gs := range st.Groups {
