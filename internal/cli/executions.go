@@ -110,7 +110,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 	})
 	cmd.Flags().BoolVarP(&o.Follow, "follow", "F", false, "keep printing until the execution ends (ENV SERVICE: until interrupted)")
 	cmd.Flags().StringVar(&action, "action", "", "only this action's lines")
-	cmd.Flags().DurationVar(&o.Since, "since", 10*time.Minute, "ENV SERVICE on ecs: events of this last period")
+	cmd.Flags().DurationVar(&o.Since, "since", 10*time.Minute, "ENV SERVICE: lines of this last period (on ecs 10m by default; locally all, or --tail's)")
 	cmd.Flags().IntVar(&o.Tail, "tail", 100, "ENV SERVICE on the local platform: the last lines of each container (0 for all)")
 	return cmd
 }

@@ -19,7 +19,7 @@ import (
 // LogsOptions say which of a service's log lines to read.
 type LogsOptions struct {
 	Follow bool
-	Since  time.Duration // ecs: events of the last Since (CloudWatch Logs keeps them by time)
+	Since  time.Duration // ecs: events of the last Since (CloudWatch Logs keeps them by time); local: lines of the last Since, all when 0
 	Tail   int           // local: the last Tail lines of each container (the engine keeps them by count); <= 0 for all
 	Poll   time.Duration // ecs with Follow: between polls of CloudWatch Logs (2s when 0)
 	// Engine connects to the local platform's Docker engine as the store
@@ -61,7 +61,11 @@ func ServiceLogs(ctx context.Context, cfg *config.Config, env, service string, o
 		if err != nil {
 			return err
 		}
-		return local.ServiceLogs(ctx, rt, cfg.Project, env, service, o.Follow, o.Tail, func(l local.LogLine) error {
+		var since time.Time
+		if o.Since > 0 {
+			since = time.Now().Add(-o.Since)
+		}
+		return local.ServiceLogs(ctx, rt, cfg.Project, env, service, o.Follow, o.Tail, since, func(l local.LogLine) error {
 			return emit(LogLine{Task: l.Task, Message: l.Message})
 		})
 	}

@@ -16,7 +16,7 @@ import (
 // on the environment's platform is an error, not ignored.
 type ServiceLogsOptions struct {
 	Follow                       bool
-	Since                        time.Duration // ecs: events of this last period
+	Since                        time.Duration // ecs: events of this last period; local, when SinceSet: lines of this last period
 	Tail                         int           // local: the last lines of each container; 0 for all
 	SinceSet, TailSet, ActionSet bool
 }
@@ -60,8 +60,10 @@ func (m *Manager) ServiceLogs(ctx context.Context, env, service string, o Servic
 		return UsageError{"--action is for cutover logs EXECUTION"}
 	case onECS && o.TailSet:
 		return UsageError{fmt.Sprintf("--tail is for the local platform; %s is on ecs, where --since chooses the period", env)}
-	case !onECS && o.SinceSet:
-		return UsageError{fmt.Sprintf("--since is for ecs; %s is local, where --tail chooses the last lines of each container", env)}
 	}
-	return platform.ServiceLogs(ctx, m.Config, env, service, platform.LogsOptions{Follow: o.Follow, Since: o.Since, Tail: o.Tail, Engine: m.runtime}, emit)
+	since := o.Since
+	if !onECS && !o.SinceSet {
+		since = 0 // locally the engine keeps lines by count: --tail's, unless a period is asked for
+	}
+	return platform.ServiceLogs(ctx, m.Config, env, service, platform.LogsOptions{Follow: o.Follow, Since: since, Tail: o.Tail, Engine: m.runtime}, emit)
 }

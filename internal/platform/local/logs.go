@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
 )
@@ -20,11 +21,11 @@ type LogLine struct {
 
 // ServiceLogs reads the logs of an environment's service from the Docker
 // engine: the last tail lines (all when tail <= 0) of each of its
-// containers, running or not, and with follow what the running ones write
+// containers, running or not, written since then (all when since is zero), and with follow what the running ones write
 // next, until they stop or ctx ends (which is not an error). Lines of one
 // container keep their order; with several containers following, lines
 // interleave as they come.
-func ServiceLogs(ctx context.Context, rt *docker.Runtime, project, env, service string, follow bool, tail int, emit func(LogLine) error) error {
+func ServiceLogs(ctx context.Context, rt *docker.Runtime, project, env, service string, follow bool, tail int, since time.Time, emit func(LogLine) error) error {
 	tasks, err := rt.ListTasks(ctx, docker.Labels{Project: project, Environment: env, Service: service})
 	if err != nil {
 		return err
@@ -34,7 +35,7 @@ func ServiceLogs(ctx context.Context, rt *docker.Runtime, project, env, service 
 	}
 	var mu sync.Mutex // emit is called by one container's reader at a time
 	read := func(t docker.Task) error {
-		rc, err := rt.Logs(ctx, t.ID, follow && t.Running, tail)
+		rc, err := rt.Logs(ctx, t.ID, follow && t.Running, tail, since)
 		if err != nil {
 			return err
 		}

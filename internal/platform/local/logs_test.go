@@ -70,7 +70,7 @@ func TestServiceLogsFromDocker(t *testing.T) {
 		lines = append(lines, l)
 		return nil
 	}
-	if err := ServiceLogs(ctx, rt, project, "staging", "web", false, 0, emit); err != nil {
+	if err := ServiceLogs(ctx, rt, project, "staging", "web", false, 0, time.Time{}, emit); err != nil {
 		t.Fatal(err)
 	}
 	var text []string
@@ -87,7 +87,7 @@ func TestServiceLogsFromDocker(t *testing.T) {
 
 	// tail 1: one line per container.
 	lines = nil
-	if err := ServiceLogs(ctx, rt, project, "staging", "web", false, 1, emit); err != nil || len(lines) != 2 {
+	if err := ServiceLogs(ctx, rt, project, "staging", "web", false, 1, time.Time{}, emit); err != nil || len(lines) != 2 {
 		t.Fatalf("tail 1: %d lines (%v), want one per container", len(lines), err)
 	}
 
@@ -96,7 +96,7 @@ func TestServiceLogsFromDocker(t *testing.T) {
 	fctx, stop := context.WithTimeout(ctx, 2*time.Second)
 	defer stop()
 	began := time.Now()
-	if err := ServiceLogs(fctx, rt, project, "staging", "web", true, 1, emit); err != nil {
+	if err := ServiceLogs(fctx, rt, project, "staging", "web", true, 1, time.Time{}, emit); err != nil {
 		t.Fatalf("follow: %v", err)
 	}
 	if d := time.Since(began); d < 1500*time.Millisecond || d > 10*time.Second {
@@ -112,7 +112,7 @@ func TestServiceLogsFromDocker(t *testing.T) {
 		t.Errorf("follow read %v new ticks, want several from each container", ticks)
 	}
 
-	if err := ServiceLogs(ctx, rt, project, "production", "web", false, 0, emit); err == nil || !strings.Contains(err.Error(), "no containers of service web in environment production") {
+	if err := ServiceLogs(ctx, rt, project, "production", "web", false, 0, time.Time{}, emit); err == nil || !strings.Contains(err.Error(), "no containers of service web in environment production") {
 		t.Errorf("no containers: err = %v", err)
 	}
 }

@@ -302,7 +302,7 @@ func TestTaskLifecycle(t *testing.T) {
 		t.Errorf("LastLogLines = %q, %v", lines, err)
 	}
 
-	follow, err := rt.Logs(ctx, task.ID, true, 1)
+	follow, err := rt.Logs(ctx, task.ID, true, 1, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +328,7 @@ func TestTaskLifecycle(t *testing.T) {
 	if lines, err := rt.LastLogLines(ctx, task.ID, 2); err != nil || !slices.Equal(lines, []string{"got terminated - shutting down", "bye"}) {
 		t.Errorf("last log lines after stop = %q, %v", lines, err)
 	}
-	rc, err := rt.Logs(ctx, task.ID, false, 0)
+	rc, err := rt.Logs(ctx, task.ID, false, 0, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}

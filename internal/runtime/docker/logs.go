@@ -3,9 +3,11 @@ package docker
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/client"
@@ -14,7 +16,7 @@ import (
 // Logs returns the task's stdout and stderr, interleaved as plain text. With
 // follow it stays open for new output until closed or ctx ends; tail > 0
 // starts from the last tail lines, otherwise from the beginning.
-func (r *Runtime) Logs(ctx context.Context, id string, follow bool, tail int) (io.ReadCloser, error) {
+func (r *Runtime) Logs(ctx context.Context, id string, follow bool, tail int, since time.Time) (io.ReadCloser, error) {
 	info, err := r.client.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
 		return nil, taskError("logs of", id, err)
@@ -22,6 +24,9 @@ func (r *Runtime) Logs(ctx context.Context, id string, follow bool, tail int) (i
 	opts := client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: follow, Tail: "all"}
 	if tail > 0 {
 		opts.Tail = strconv.Itoa(tail)
+	}
+	if !since.IsZero() {
+		opts.Since = fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond())
 	}
 	body, err := r.client.ContainerLogs(ctx, id, opts)
 	if err != nil {
@@ -57,7 +62,7 @@ func (r *Runtime) LastLogLines(ctx context.Context, id string, n int) ([]string,
 	if n <= 0 {
 		return nil, nil
 	}
-	rc, err := r.Logs(ctx, id, false, n)
+	rc, err := r.Logs(ctx, id, false, n, time.Time{})
 	if err != nil {
 		return nil, err
 	}
