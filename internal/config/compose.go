@@ -237,7 +237,7 @@ func (m *composeMapper) env(name, field string, vars types.MappingWithEquals) ma
 		case v == nil:
 			m.notef("%s: %s %s takes its value from the host; set it in cutover.yaml if the service needs it", name, field, k)
 		case secretKeyRe.MatchString(k) || hasURLPassword(*v):
-			m.notef("%s: %s %s was not copied because it looks like a secret; provide it at deploy time", name, field, k)
+			m.notef("%s: %s %s was not copied because it looks like a secret (cutover.yaml is committed): on ecs, name its SSM parameter or Secrets Manager secret in environments.ENV.ecs.services.%s.secrets; the local platform has no secret store, and its services get only services.%s.env", name, field, k, name, name)
 		default:
 			out[k] = *v
 		}
