@@ -159,7 +159,7 @@ func TestCommandsFindCutoverYAMLFromASubdirectory(t *testing.T) {
 		}
 	}
 	t.Chdir(sub)
-	want := filepath.Join(root, "cutover.yaml") + " is valid: project shop, 1 services, 2 environments\n"
+	want := filepath.Join(root, "cutover.yaml") + " is valid: project shop, 1 service, 2 environments\n"
 	if code, out, errOut := run(t, "", "validate"); code != 0 || out != want {
 		t.Errorf("validate from %s: exit %d stdout %q stderr %q, want %q", sub, code, out, errOut, want)
 	}

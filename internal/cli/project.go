@@ -8,6 +8,7 @@ import (
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/export"
 	"github.com/cutoverdev/cutover/internal/release"
+	"github.com/cutoverdev/cutover/internal/short"
 	"github.com/spf13/cobra"
 )
 
@@ -36,7 +37,7 @@ func newValidateCmd(g *globals) *cobra.Command {
 				Environments []string `json:"environments"`
 			}{true, g.file, cfg.Project, cfg.ServiceNames(), cfg.EnvironmentNames()}
 			return g.print(res, func(w io.Writer) {
-				fmt.Fprintf(w, "%s is valid: project %s, %d services, %d environments\n", g.file, cfg.Project, len(res.Services), len(res.Environments))
+				fmt.Fprintf(w, "%s is valid: project %s, %s, %s\n", g.file, cfg.Project, short.Count(len(res.Services), "service"), short.Count(len(res.Environments), "environment"))
 			})
 		},
 	}
@@ -61,7 +62,7 @@ func newInitCmd(g *globals) *cobra.Command {
 				Notes    []string `json:"notes"`
 			}{g.file, compose, cfg.ServiceNames(), notes}
 			return g.print(res, func(w io.Writer) {
-				fmt.Fprintf(w, "wrote %s from %s: %d services\n", g.file, compose, len(res.Services))
+				fmt.Fprintf(w, "wrote %s from %s: %s\n", g.file, compose, short.Count(len(res.Services), "service"))
 				for _, n := range notes {
 					fmt.Fprintf(w, "  note: %s\n", n)
 				}

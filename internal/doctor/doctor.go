@@ -24,6 +24,7 @@ import (
 	"github.com/cutoverdev/cutover/internal/platform/local"
 	"github.com/cutoverdev/cutover/internal/proxy"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
+	"github.com/cutoverdev/cutover/internal/short"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -152,7 +153,7 @@ func checkConfig(o Options) Check {
 		return c
 	}
 	c.Status = OK
-	c.Detail = fmt.Sprintf("%s: project %s, %d services, %d environments", o.Config.File, o.Config.Project, len(o.Config.Services), len(o.Config.Environments))
+	c.Detail = fmt.Sprintf("%s: project %s, %s, %s", o.Config.File, o.Config.Project, short.Count(len(o.Config.Services), "service"), short.Count(len(o.Config.Environments), "environment"))
 	return c
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
+	"github.com/cutoverdev/cutover/internal/short"
 )
 
 // teardownTimeout bounds teardown, which runs on a context detached from the caller's.
@@ -128,16 +129,9 @@ func (r *run) collectLogs(ctx context.Context) {
 
 func (r *run) teardown(ctx context.Context) error {
 	rm, err := Teardown(ctx, r.rt, r.o.Project)
-	r.progress("torn down: removed %s, %s, %s", count(rm.Containers, "container"), count(rm.Networks, "network"), count(rm.Volumes, "volume"))
+	r.progress("torn down: removed %s, %s, %s", short.Count(rm.Containers, "container"), short.Count(rm.Networks, "network"), short.Count(rm.Volumes, "volume"))
 	if err != nil {
 		r.log.Warn("integration teardown incomplete", "err", err)
 	}
 	return err
-}
-
-func count(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }

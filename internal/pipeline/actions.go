@@ -491,5 +491,5 @@ func (r *run) verify(ctx context.Context, a config.Action) (result, error) {
 	if len(failed) > 0 {
 		return result{}, fmt.Errorf("%d of %d checks failed: %s", len(failed), len(a.Checks), failed[0])
 	}
-	return result{summary: fmt.Sprintf("%d checks passed", len(a.Checks))}, nil
+	return result{summary: short.Count(len(a.Checks), "check") + " passed"}, nil
 }

@@ -2,11 +2,12 @@
 // logs and variables show: a commit as git abbreviates it, an image,
 // container or task ID as Docker does; of a command's output, the last
 // lines a failure message quotes (Tail); and of text others wrote, what may
-// be printed of it (Printable, Terminal). It is a leaf: it imports nothing
+// be printed of it (Printable, Terminal); and a count with its noun (Count). It is a leaf: it imports nothing
 // of cutover, so any package can use it.
 package short
 
 import (
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -180,4 +181,14 @@ func TailOf(text string) string {
 		t.Add(line)
 	}
 	return t.String()
+}
+
+// Count is n with its noun, singular for one: "1 service", "2 services".
+// The plural adds "s" (cutover's nouns: service, environment, check,
+// container, network, volume).
+func Count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

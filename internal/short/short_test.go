@@ -101,3 +101,11 @@ func TestTerminal(t *testing.T) {
 		}
 	}
 }
+
+func TestCount(t *testing.T) {
+	for n, want := range map[int]string{0: "0 services", 1: "1 service", 2: "2 services"} {
+		if got := Count(n, "service"); got != want {
+			t.Errorf("Count(%d, service) = %q, want %q", n, got, want)
+		}
+	}
+}
