@@ -56,7 +56,9 @@ func Decide(ctx context.Context, st *store.Store, cfg *config.Config, who auth.I
 	if err := mayDecide(policy, env, who, triggerOf(x).Author, approve); err != nil {
 		return store.Approval{}, err
 	}
-	return st.DecideApproval(ctx, execID, p.Action, approve, who.Name, comment)
+	// The approval whose rules were checked, by its stage too: another
+	// stage's approval of the same name has other rules.
+	return st.DecideStageApproval(ctx, execID, p.Stage, p.Action, approve, who.Name, comment)
 }
 
 // approvalEnvironment is the environment an approval guards: as the trusted

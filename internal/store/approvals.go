@@ -60,11 +60,28 @@ func (s *Store) RequestApproval(ctx context.Context, a Approval) error {
 // execution has finished (both ErrConflict). One past its deadline is marked
 // expired and the error wraps ErrConflict.
 func (s *Store) DecideApproval(ctx context.Context, execID, action string, approve bool, who, comment string) (Approval, error) {
+	return s.decide(ctx, func(tx *Tx) (Approval, error) { return tx.DecideApproval(ctx, execID, action, approve, who, comment) })
+}
+
+// DecideStageApproval is DecideApproval of the approval of action in stage:
+// the one whose rules the caller checked (pipeline.Decide). By action name
+// alone, the approval decided was whichever of that name GetApproval
+// preferred, which need not be the one checked when two stages name an
+// action alike.
+func (s *Store) DecideStageApproval(ctx context.Context, execID, stage, action string, approve bool, who, comment string) (Approval, error) {
+	return s.decide(ctx, func(tx *Tx) (Approval, error) {
+		return tx.decideApproval(ctx, execID, action, approve, who, comment, func() (Approval, error) {
+			return tx.stageApproval(ctx, execID, stage, action)
+		})
+	})
+}
+
+func (s *Store) decide(ctx context.Context, decide func(tx *Tx) (Approval, error)) (Approval, error) {
 	var a Approval
 	var expired error
 	err := s.Tx(ctx, func(tx *Tx) error {
 		var err error
-		a, err = tx.DecideApproval(ctx, execID, action, approve, who, comment)
+		a, err = decide(tx)
 		if _, ok := errors.AsType[*approvalExpiredError](err); ok {
 			expired = err
 			return nil // keep the expired mark
@@ -158,10 +175,16 @@ func (tx *Tx) RequestApproval(ctx context.Context, a Approval) error {
 // approval past its deadline it writes the expired mark and returns an
 // error; the mark stays only if the caller commits anyway.
 func (tx *Tx) DecideApproval(ctx context.Context, execID, action string, approve bool, who, comment string) (Approval, error) {
+	return tx.decideApproval(ctx, execID, action, approve, who, comment, func() (Approval, error) {
+		return tx.GetApproval(ctx, execID, action)
+	})
+}
+
+func (tx *Tx) decideApproval(ctx context.Context, execID, action string, approve bool, who, comment string, find func() (Approval, error)) (Approval, error) {
 	if strings.TrimSpace(who) == "" {
 		return Approval{}, fmt.Errorf("store: deciding approval action %s of execution %s needs the name of who decides", action, execID)
 	}
-	a, err := tx.GetApproval(ctx, execID, action)
+	a, err := find()
 	if err != nil {
 		return Approval{}, err
 	}
