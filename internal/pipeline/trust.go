@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -249,7 +250,7 @@ func (r *run) loadConfig(ctx context.Context, t Trigger) (*config.Config, error)
 	if !r.untrusted {
 		return config.LoadWithin(path, r.ws.Dir)
 	}
-	base, err := source.Resolve(ctx, t.Repo, t.Base)
+	base, err := r.trustedBase(ctx, t)
 	if err != nil {
 		return nil, fmt.Errorf("%s: the base branch's pipeline definition: %w", r.who, err)
 	}
@@ -293,6 +294,36 @@ func (r *run) loadConfig(ctx context.Context, t Trigger) (*config.Config, error)
 		}
 	}
 	return cfg, nil
+}
+
+// trustedBase is the commit whose definition an untrusted run takes: its
+// base branch's head (Engine.Run has kept only a trusted base), else the
+// default branch's, which must then be the head of a branch the daemon's
+// pipeline.trusted_branches names. The default branch is not always one
+// (main trusted, the repository's default branch dev): its definition was
+// then anyone's who may push it, and the daemon acted on its
+// pipeline.commit_status, sending a variable of its own environment (the
+// webhook secret) as a token to the URL it named.
+func (r *run) trustedBase(ctx context.Context, t Trigger) (string, error) {
+	if t.Base != "" || r.e.Trusted == nil || r.e.Trusted.Pipeline == nil || len(r.e.Trusted.Pipeline.TrustedBranches) == 0 {
+		return source.Resolve(ctx, t.Repo, t.Base)
+	}
+	commit, branches, err := source.DefaultHead(ctx, t.Repo)
+	if err != nil {
+		return "", err
+	}
+	if !slices.ContainsFunc(branches, r.e.Trusted.Pipeline.TrustsBranch) {
+		return "", fmt.Errorf("%w: the default branch of %s (HEAD, at %s, the head of %s) is not among pipeline.trusted_branches (%s), so its definition is not a trusted one: make a trusted branch the repository's default branch, or trust it",
+			ErrRefused, source.Redact(t.Repo), short.SHA(commit), orNone(branches), strings.Join(r.e.Trusted.Pipeline.TrustedBranches, ", "))
+	}
+	return commit, nil
+}
+
+func orNone(branches []string) string {
+	if len(branches) == 0 {
+		return "no branch"
+	}
+	return strings.Join(branches, ", ")
 }
 
 // writeTrusted replaces a workspace file with the trusted content, never

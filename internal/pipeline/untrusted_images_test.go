@@ -162,6 +162,9 @@ func TestRetryFromALaterStageReadsItsOwnImages(t *testing.T) {
 	if x.Status != "succeeded" {
 		t.Fatalf("trusted push: %s %s\n%s", x.Status, x.Error, out)
 	}
+	// release, the trusted branch, is at main's head: the definition an
+	// untrusted run takes (the default branch's) is a trusted branch's.
+	testenv.Git(t, repo, "branch", "release", head)
 	daemons := strings.Replace(fmt.Sprintf(twoServicesConfig, project), "branch: main", "branch: release", 1) + "  trusted_branches: [release]\n"
 	trusted, err := config.Parse("cutover.yaml", []byte(daemons))
 	if err != nil {

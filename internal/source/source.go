@@ -255,3 +255,31 @@ func describe(ctx context.Context, ws *Workspace) error {
 	slices.Sort(ws.ChangedFiles)
 	return nil
 }
+
+// DefaultHead returns the commit at the head of repo's default branch
+// (HEAD) and the branches whose head is that commit, read at once: whoever
+// may push one of them chose that commit.
+func DefaultHead(ctx context.Context, repo string) (commit string, branches []string, err error) {
+	repo, err = checkRepo(repo)
+	if err != nil {
+		return "", nil, err
+	}
+	refs, err := lsRemote(ctx, repo)
+	if err != nil {
+		return "", nil, err
+	}
+	for _, r := range refs {
+		if r.name == "HEAD" {
+			commit = r.commit
+		}
+	}
+	if commit == "" {
+		return "", nil, fmt.Errorf("source: repository %s has no default branch (HEAD); name a branch: %w", redact(repo), ErrNotFound)
+	}
+	for _, r := range refs {
+		if name, ok := strings.CutPrefix(r.name, "refs/heads/"); ok && r.commit == commit {
+			branches = append(branches, name)
+		}
+	}
+	return commit, branches, nil
+}
