@@ -50,6 +50,15 @@ import (
 //     (blue_green, branch main, promoted from staging after an approval that times out
 //     after 168h, port 8080, test port 8081).
 func FromCompose(ctx context.Context, composePath string) (*Config, []string, error) {
+	return FromComposeIn(ctx, composePath, "")
+}
+
+// FromComposeIn is FromCompose with dir, when set, as the compose working
+// directory (what the file's relative paths, env_file and .env, are
+// relative to) instead of the file's own directory: an untrusted run's
+// integration reads its base's compose file from outside the workspace
+// and resolves it in the workspace.
+func FromComposeIn(ctx context.Context, composePath, dir string) (*Config, []string, error) {
 	abs, err := filepath.Abs(composePath)
 	if err != nil {
 		return nil, nil, fmt.Errorf("compose file %s: %w", composePath, err)
@@ -57,7 +66,9 @@ func FromCompose(ctx context.Context, composePath string) (*Config, []string, er
 	if _, err := os.Stat(abs); err != nil {
 		return nil, nil, fmt.Errorf("compose file %s cannot be read: %w (pass the path of your docker-compose.yml)", composePath, errors.Unwrap(err))
 	}
-	dir := filepath.Dir(abs)
+	if dir == "" {
+		dir = filepath.Dir(abs)
+	}
 	opts, err := cli.NewProjectOptions([]string{abs},
 		cli.WithWorkingDirectory(dir), cli.WithOsEnv, cli.WithDotEnv,
 		// Every profile: a draft covers all services, and a service may depend on

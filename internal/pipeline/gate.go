@@ -161,7 +161,7 @@ func (r *run) integration(ctx context.Context, a config.Action) (result, error) 
 	checks := []integration.Check{}
 	specs := a.Checks
 	if len(specs) == 0 {
-		specs = r.defaultIntegrationChecks(ctx, composeFile)
+		specs = r.defaultIntegrationChecks(ctx, composeFile, workDir)
 	}
 	for _, c := range specs {
 		checks = append(checks, integration.Check{Service: c.Service, ContainerPort: c.Port, Path: c.Path,
@@ -210,9 +210,12 @@ func (r *run) integration(ctx context.Context, a config.Action) (result, error) 
 
 // defaultIntegrationChecks checks each service that is both in cutover.yaml
 // and in the compose file: its health path on the container port compose
-// gives it (which may differ from the image's, as the frontend's does).
-func (r *run) defaultIntegrationChecks(ctx context.Context, composeFile string) []config.Check {
-	composed, _, err := config.FromCompose(ctx, composeFile)
+// gives it (which may differ from the image's, as the frontend's does),
+// read with workDir (when set) as the compose working directory, as
+// integration.Run reads it: an untrusted run's compose file is a copy
+// outside the workspace, whose env_file and .env are in the workspace.
+func (r *run) defaultIntegrationChecks(ctx context.Context, composeFile, workDir string) []config.Check {
+	composed, _, err := config.FromComposeIn(ctx, composeFile, workDir)
 	if err != nil {
 		return nil // integration.Run reports the compose file's problem
 	}
