@@ -247,8 +247,9 @@ func (m *Manager) Down(ctx context.Context, env string) (DownResult, error) {
 		// No proxy runs, but its state file may still route the
 		// environment: the next proxy would listen on its ports again and
 		// answer 503 for tasks removed here. The proxy is the file's one
-		// writer: started to take the routes out, then stopped again if it
-		// routes nothing else (StopIdleProxy: `down` is a one-shot command).
+		// writer: started to take the routes out, then stopped again
+		// whatever else it routes: it was stopped, and another
+		// environment's listeners it opened here would serve again.
 		le.Proxy = nil
 		if saved, err := proxy.SavedState(m.Home); err == nil && routes(saved, local.Scope(m.Config.Project, env)+"/") {
 			pc, err := m.startedProxy(ctx)
@@ -256,7 +257,11 @@ func (m *Manager) Down(ctx context.Context, env string) (DownResult, error) {
 				return DownResult{}, fmt.Errorf("the load balancer's saved routes still serve %s/%s, and it could not start to remove them: %w", m.Config.Project, env, err)
 			}
 			le.Proxy = pc
-			defer m.StopIdleProxy(context.WithoutCancel(ctx))
+			defer func() {
+				if err := proxy.Stop(context.WithoutCancel(ctx), m.Home, 5*time.Second); err != nil {
+					m.log().Warn("stopping the load balancer that down started to remove the routes", "err", err)
+				}
+			}()
 		}
 	}
 	res, err := le.Down(lctx)

@@ -3,6 +3,7 @@ package release_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/cutoverdev/cutover/internal/release"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
 	"github.com/cutoverdev/cutover/internal/store"
+	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
 // `cutover down` after a deploy was killed half way: the environment stays
@@ -85,11 +87,13 @@ func TestDownAfterAKilledDeployStaysDown(t *testing.T) {
 // on the environment's ports again, answering 503 for the removed tasks,
 // while status said down.
 func TestDownWithTheProxyStoppedRemovesItsSavedRoutes(t *testing.T) {
-	p := newProject(t, quick)
+	p := newProject(t, quick+fmt.Sprintf("\n  other:\n    listen: { port: %d }\n    strategy: { type: blue_green, termination_wait: 0s }", testenv.FreePort(t)))
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	if _, err := p.m.Deploy(ctx, "production", release.DeployOptions{Timeout: time.Minute}); err != nil {
-		t.Fatalf("deploy: %v", err)
+	for _, env := range []string{"production", "other"} {
+		if _, err := p.m.Deploy(ctx, env, release.DeployOptions{Timeout: time.Minute}); err != nil {
+			t.Fatalf("deploy %s: %v", env, err)
+		}
 	}
 	if err := release.StopProxy(ctx, p.m.Home, 5*time.Second); err != nil {
 		t.Fatal(err)
@@ -101,9 +105,17 @@ func TestDownWithTheProxyStoppedRemovesItsSavedRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(saved.Listeners) != 0 || len(saved.TargetGroups) != 0 {
-		t.Errorf("after down the proxy's saved state still routes: %+v", saved)
+	prod := p.m.Config.Project + ".production/"
+	for _, l := range saved.Listeners {
+		if strings.HasPrefix(l.Name, prod) {
+			t.Errorf("after down the proxy's saved state still routes production: %+v", l)
+		}
 	}
+	if len(saved.Listeners) == 0 {
+		t.Errorf("down of production took the other environment's routes out too: %+v", saved)
+	}
+	// The other environment's listeners, opened by the proxy down started,
+	// must not stay served: the load balancer was stopped before.
 	if _, err := proxy.NewClient(p.m.Home).Ping(ctx); err == nil {
 		t.Errorf("down left a load balancer running that was stopped before it")
 	}
