@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/cutoverdev/cutover/internal/runtime/docker"
+	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
 // loadRun is a run that only loads its compose file (load never touches the engine).
@@ -172,5 +174,27 @@ func TestAttackUntrustedIncludeIsRefused(t *testing.T) {
 				t.Errorf("a trusted run with include: %v", err)
 			}
 		})
+	}
+}
+
+// An untrusted run reads a temporary copy of its base's compose file: its
+// errors name the file as Options.Name gives it (the workspace's), not the
+// copy, which is gone when the user reads them.
+func TestErrorsNameTheComposeFileByItsName(t *testing.T) {
+	testenv.RequireDocker(t)
+	ctx := context.Background()
+	rt, err := docker.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	copyDir := t.TempDir()
+	copyPath := filepath.Join(copyDir, "docker-compose.yml")
+	if err := os.WriteFile(copyPath, []byte("services:\n  web:\n    ports: [\"nonsense:port:spec:x\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(ctx, rt, Options{ComposeFile: copyPath, Name: "/work/ws/docker-compose.yml", Project: "cutover-it-name"})
+	if err == nil || !strings.Contains(err.Error(), "/work/ws/docker-compose.yml") || strings.Contains(err.Error(), copyDir) {
+		t.Fatalf("error %v: want the compose file named /work/ws/docker-compose.yml, never the copy in %s", err, copyDir)
 	}
 }

@@ -40,6 +40,7 @@
 package integration
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -90,6 +91,9 @@ type Options struct {
 	// outside the workspace, where the pull request's commands cannot have
 	// rewritten it, and resolves it in the workspace.
 	WorkingDir string
+	// Name is how messages name the compose file, ComposeFile when empty:
+	// an untrusted run's ComposeFile is a temporary copy, removed after it.
+	Name string
 	// Untrusted marks a pull request's run: the compose file is trusted (the
 	// base branch's) but the workspace is not, so builds run without a
 	// network and refuse ADD of a URL, bind mounts, env_file and label_file
@@ -240,7 +244,7 @@ func newRun(rt *docker.Runtime, o Options) (*run, error) {
 		out = io.Discard
 	}
 	return &run{
-		rt: rt, o: o, out: out, file: o.ComposeFile,
+		rt: rt, o: o, out: out, file: cmp.Or(o.Name, o.ComposeFile),
 		log:      log.With("component", "integration", "project", o.Project),
 		services: map[string]*serviceState{},
 		waiting:  map[string]bool{},

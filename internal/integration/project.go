@@ -28,7 +28,7 @@ func (r *run) load(ctx context.Context) (*types.Project, error) {
 	if r.o.Project == "" || r.o.Project != loader.NormalizeProjectName(r.o.Project) {
 		return nil, fmt.Errorf("integration: project name %q is invalid (use lowercase letters, digits, '-' and '_', starting with a letter or digit, e.g. cutover-it-42)", r.o.Project)
 	}
-	abs, err := filepath.Abs(r.file)
+	abs, err := filepath.Abs(r.o.ComposeFile)
 	if err != nil {
 		return nil, fmt.Errorf("compose file %s: %w", r.file, err)
 	}

@@ -171,6 +171,7 @@ func (r *run) integration(ctx context.Context, a config.Action) (result, error) 
 	res, err := integration.Run(ctx, r.e.Runtime, integration.Options{
 		ComposeFile: composeFile,
 		WorkingDir:  workDir,
+		Name:        filepath.Join(r.cfg.Dir(), file), // the copy's messages name the workspace's file
 		Project:     integrationProject(r.exec.ID),
 		Images:      images,
 		Checks:      checks,
