@@ -52,6 +52,14 @@ func OwnerAlive(x store.Execution) bool {
 	return x.OwnerPID != os.Getpid() && proc.Alive(x.OwnerPID)
 }
 
+// Orphaned reports whether x runs or waits with no process left to move it
+// on: its owner (a `cutover run`, or a daemon killed and not started since)
+// is gone. Queued executions have no owner yet; this process's own are not.
+func Orphaned(x store.Execution) bool {
+	return store.ExecutionActive(x.Status) && x.Status != store.ExecutionQueued && x.OwnerPID != 0 &&
+		x.OwnerPID != os.Getpid() && !OwnerAlive(x)
+}
+
 // Cancel is RequestCancel, and more for a running or waiting execution
 // whose owner is gone (a `cutover run` killed, or a daemon killed and not
 // started since): no runner will ever read its cancel, so it is ended here
@@ -62,7 +70,7 @@ func OwnerAlive(x store.Execution) bool {
 // owns (the daemon's own) is left to its runner.
 func (e *Engine) Cancel(ctx context.Context, id, who string) (store.Execution, error) {
 	x, err := RequestCancel(ctx, e.Store, id, who)
-	if err != nil || x.Status == store.ExecutionQueued || x.OwnerPID == 0 || x.OwnerPID == os.Getpid() || OwnerAlive(x) {
+	if err != nil || !Orphaned(x) { // x as read before the cancel: still active
 		return x, err
 	}
 	if _, err := e.Recover(ctx, x); err != nil {

@@ -107,7 +107,7 @@ func (m *Manager) Execution(ctx context.Context, id string) (ExecutionView, erro
 		approvals = []store.Approval{}
 	}
 	v := ExecutionView{Execution: e, Approvals: approvals}
-	if e.Status != store.ExecutionQueued && store.ExecutionActive(e.Status) && e.OwnerPID != 0 && e.OwnerPID != os.Getpid() && !pipeline.OwnerAlive(e) {
+	if pipeline.Orphaned(e) {
 		v.Orphaned = fmt.Sprintf("the process that ran it (pid %d) is gone: `cutover cancel %s` ends it, or a `cutover serve` started from now on resumes it from the stage it was in (a daemon already running looks only when it starts)", e.OwnerPID, e.ID)
 	}
 	return v, err

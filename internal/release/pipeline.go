@@ -123,8 +123,7 @@ func (m *Manager) Cancel(ctx context.Context, executionID string) (store.Executi
 		return store.Execution{}, err
 	}
 	eng := &pipeline.Engine{Store: m.Store, Home: m.Home, Log: m.log()}
-	orphan := store.ExecutionActive(x.Status) && x.Status != store.ExecutionQueued && x.OwnerPID != 0 &&
-		x.OwnerPID != os.Getpid() && !pipeline.OwnerAlive(x)
+	orphan := pipeline.Orphaned(x)
 	if orphan {
 		// Its commands' containers are removed too: that needs the engine.
 		if eng.Runtime, err = m.runtime(ctx); err != nil {
