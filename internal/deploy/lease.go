@@ -25,9 +25,8 @@ func Lock(ctx context.Context, s *store.Store, project, env, command string, wai
 	host, _ := os.Hostname()
 	h := store.Holder{ID: fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()), PID: os.Getpid(), Host: host, Command: command}
 	key := LeaseKey(project, env)
-	takeover := func(cur store.Holder) bool { return cur.Host == host && !proc.Alive(cur.PID) }
 	for {
-		_, err := s.AcquireLease(ctx, key, h, LeaseTTL, takeover)
+		_, err := s.AcquireLease(ctx, key, h, LeaseTTL, holderGone)
 		if err == nil {
 			break
 		}
@@ -76,9 +75,12 @@ func Held(ctx context.Context, s *store.Store, project, env string) bool {
 	if err != nil {
 		return !errors.Is(err, store.ErrNotFound) // unread: say nothing
 	}
+	return time.Now().Before(l.ExpiresAt) && !holderGone(l.Holder)
+}
+
+// holderGone: a lease holder on this host whose process is gone, whose
+// lease Lock takes over at once.
+func holderGone(h store.Holder) bool {
 	host, _ := os.Hostname()
-	if !time.Now().Before(l.ExpiresAt) {
-		return false
-	}
-	return l.Holder.Host != host || proc.Alive(l.Holder.PID)
+	return h.Host == host && !proc.Alive(h.PID)
 }
