@@ -62,20 +62,8 @@ func TestAttackApprovingOneGateApprovesAnotherOfTheSameName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "cutover.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	var mu sync.Mutex
-	var deployed []string
-	e := &Engine{Store: st, Home: t.TempDir(), Poll: 20 * time.Millisecond, Trusted: cfg, Getenv: func(string) string { return "" },
-		Deploy: func(ctx context.Context, cfg *config.Config, env string, images map[string]string, source string, logf func(string)) (store.Deployment, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			deployed = append(deployed, env)
-			return store.Deployment{ID: "d-" + env, Status: "succeeded"}, nil
-		}}
+	e, deployed := recordingEngine(t, cfg, func(env, _ string) string { return env })
+	st := e.Store
 	done := make(chan store.Execution, 1)
 	go func() {
 		x, err := e.Run(ctx, Trigger{Kind: TriggerPush, Project: project, Repo: repo, Branch: "main", Commit: commit})
@@ -99,9 +87,7 @@ func TestAttackApprovingOneGateApprovesAnotherOfTheSameName(t *testing.T) {
 	for second.Stage != "deploy-production" {
 		select {
 		case x := <-done:
-			mu.Lock()
-			defer mu.Unlock()
-			t.Fatalf("the execution ended %s (%s) without production's approval; deployed %v", x.Status, x.Error, deployed)
+			t.Fatalf("the execution ended %s (%s) without production's approval; deployed %v", x.Status, x.Error, deployed())
 		case <-time.After(20 * time.Millisecond):
 		}
 		if ps, err := st.PendingApprovals(ctx, project); err == nil && len(ps) == 1 {
@@ -115,10 +101,8 @@ func TestAttackApprovingOneGateApprovesAnotherOfTheSameName(t *testing.T) {
 		t.Fatal(err)
 	}
 	x := <-done
-	mu.Lock()
-	defer mu.Unlock()
-	if x.Status != "succeeded" || fmt.Sprint(deployed) != "[staging production]" {
-		t.Fatalf("after alice's approval: %s %s, deployed %v", x.Status, x.Error, deployed)
+	if x.Status != "succeeded" || deployed() != "[staging production]" {
+		t.Fatalf("after alice's approval: %s %s, deployed %v", x.Status, x.Error, deployed())
 	}
 	as, err := st.ListApprovals(ctx, x.ID)
 	if err != nil || len(as) != 2 || as[0].DecidedBy != "bob" || as[1].DecidedBy != "alice" {
@@ -158,27 +142,13 @@ func TestAttackAnOlderCommitWithoutTheGateDeploysUnapproved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "cutover.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	var mu sync.Mutex
-	var deployed []string
-	e := &Engine{Store: st, Home: t.TempDir(), Poll: 20 * time.Millisecond, Trusted: cfg, Getenv: func(string) string { return "" },
-		Deploy: func(ctx context.Context, cfg *config.Config, env string, images map[string]string, source string, logf func(string)) (store.Deployment, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			deployed = append(deployed, env+" "+source)
-			return store.Deployment{ID: "d-" + env, Status: "succeeded"}, nil
-		}}
+	e, deployed := recordingEngine(t, cfg, func(env, source string) string { return env + " " + source })
+	st := e.Store
 	x, err := e.Run(ctx, Trigger{Kind: TriggerManual, Project: project, Repo: repo, Branch: "main", Commit: first, Author: "mallory"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	got := fmt.Sprint(deployed)
-	mu.Unlock()
+	got := deployed()
 	if got != "[]" || x.Status != "failed" {
 		t.Fatalf("the first commit, never approved, ran %s (%s) and deployed %s", x.Status, x.Error, got)
 	}
@@ -198,9 +168,33 @@ func TestAttackAnOlderCommitWithoutTheGateDeploysUnapproved(t *testing.T) {
 		t.Fatal(err)
 	}
 	y := <-done
-	mu.Lock()
-	defer mu.Unlock()
-	if y.Status != "succeeded" || fmt.Sprint(deployed) != "[production "+RevisionSource(head)+"]" {
-		t.Fatalf("the approved head: %s %s, deployed %v", y.Status, y.Error, deployed)
+	if y.Status != "succeeded" || deployed() != "[production "+RevisionSource(head)+"]" {
+		t.Fatalf("the approved head: %s %s, deployed %v", y.Status, y.Error, deployed())
+	}
+}
+
+// recordingEngine is an engine on a store of its own that trusts cfg and
+// deploys nothing: each deployment is recorded as record(env, source), and
+// deployed lists them so far (as fmt.Sprint prints a slice).
+func recordingEngine(t *testing.T, cfg *config.Config, record func(env, source string) string) (e *Engine, deployed func() string) {
+	t.Helper()
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "cutover.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var mu sync.Mutex
+	var got []string
+	e = &Engine{Store: st, Home: t.TempDir(), Poll: 20 * time.Millisecond, Trusted: cfg, Getenv: func(string) string { return "" },
+		Deploy: func(ctx context.Context, cfg *config.Config, env string, images map[string]string, source string, logf func(string)) (store.Deployment, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, record(env, source))
+			return store.Deployment{ID: "d-" + env, Status: "succeeded"}, nil
+		}}
+	return e, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return fmt.Sprint(got)
 	}
 }

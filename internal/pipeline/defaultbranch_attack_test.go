@@ -35,15 +35,7 @@ func TestAttackUntrustedDefaultBranchDefinitionIsNotTrusted(t *testing.T) {
 	}
 	e := statusEngine(t)
 	e.Trusted = trusted
-	e.Getenv = func(k string) string {
-		switch k {
-		case DefaultStatusTokenEnv:
-			return "ghp_statusToken123"
-		case "CUTOVER_GITHUB_WEBHOOK_SECRET":
-			return "whsec-daemon-only-4711"
-		}
-		return ""
-	}
+	e.Getenv = daemonEnv
 	x, err := e.Run(context.Background(), Trigger{Kind: TriggerPullRequest, Project: project, Repo: repo, Branch: "dev", Base: "dev", Commit: head, PR: 7})
 	t.Logf("execution %s: %s (%v)", x.Status, x.Error, err)
 	if got := attacker.requests(); len(got) != 0 {

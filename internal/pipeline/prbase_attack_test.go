@@ -41,15 +41,7 @@ func TestAttackPullRequestIntoAnUntrustedBranchRunsItsDefinition(t *testing.T) {
 	}
 	e := statusEngine(t)
 	e.Trusted = trusted
-	e.Getenv = func(k string) string {
-		switch k {
-		case DefaultStatusTokenEnv:
-			return "ghp_statusToken123"
-		case "CUTOVER_GITHUB_WEBHOOK_SECRET":
-			return "whsec-daemon-only-4711"
-		}
-		return ""
-	}
+	e.Getenv = daemonEnv
 	e.Runtime = dockerRuntime(t)
 	x, err := e.Run(context.Background(), Trigger{Kind: TriggerPullRequest, Project: project, Repo: repo, Branch: "evil", Base: "evil", Commit: head, PR: 7})
 	if err != nil {
@@ -66,4 +58,16 @@ func TestAttackPullRequestIntoAnUntrustedBranchRunsItsDefinition(t *testing.T) {
 	if text := fmt.Sprint(logs); !strings.Contains(text, "running the pipeline definition of the default branch at "+main[:7]) {
 		t.Errorf("the log does not say the default branch's definition ran:\n%s", text)
 	}
+}
+
+// daemonEnv is the daemon's environment in the commit_status attacks: the
+// status token, and the webhook secret they try to have sent elsewhere.
+func daemonEnv(k string) string {
+	switch k {
+	case DefaultStatusTokenEnv:
+		return "ghp_statusToken123"
+	case "CUTOVER_GITHUB_WEBHOOK_SECRET":
+		return "whsec-daemon-only-4711"
+	}
+	return ""
 }

@@ -15,17 +15,8 @@ import (
 // An execution left running by a killed `cutover run` says what to do
 // with it; one whose process runs says nothing more.
 func TestExecutionOfAKilledRunSaysWhatToDo(t *testing.T) {
-	dir, home := t.TempDir(), t.TempDir()
-	y := "version: 1\nproject: shop\nservices:\n  web: { image: shop/web:1, port: 8000 }\nenvironments:\n  production: { listen: { port: 18080 } }\n  staging: { listen: { port: 18090 } }\n"
-	if err := os.WriteFile(filepath.Join(dir, "cutover.yaml"), []byte(y), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	m, err := release.Open(ctx, filepath.Join(dir, "cutover.yaml"), home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := openShop(t)
 	dead := exec.Command("true")
 	if err := dead.Run(); err != nil {
 		t.Fatal(err)
@@ -54,18 +45,9 @@ func TestExecutionOfAKilledRunSaysWhatToDo(t *testing.T) {
 // (here the engine is down), is named with what to do, not shown as if it
 // still ran down its waits.
 func TestStatusOfADeploymentWhoseCutoverIsGoneSaysWhatToDo(t *testing.T) {
-	dir, home := t.TempDir(), t.TempDir()
 	t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-	y := "version: 1\nproject: shop\nservices:\n  web: { image: shop/web:1, port: 8000 }\nenvironments:\n  production: { listen: { port: 18080 } }\n"
-	if err := os.WriteFile(filepath.Join(dir, "cutover.yaml"), []byte(y), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	m, err := release.Open(ctx, filepath.Join(dir, "cutover.yaml"), home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := openShop(t)
 	for _, id := range []string{"r-1", "r-2"} {
 		rev := store.Revision{ID: id, Project: "shop", Environment: "production", Source: "test",
 			Services: map[string]store.ServiceRevision{"web": {Image: "sha256:" + strings.Repeat("ab", 32)}}}
@@ -117,4 +99,21 @@ func TestStatusOfADeploymentWhoseCutoverIsGoneSaysWhatToDo(t *testing.T) {
 			t.Errorf("status of %s: unread %q, want %q and not %q", s.Environment, s.Unread, mine, other)
 		}
 	}
+}
+
+// openShop is the Manager of a small project, shop (one service, web, from
+// an image; environments production and staging), with a home of its own.
+func openShop(t *testing.T) *release.Manager {
+	t.Helper()
+	dir := t.TempDir()
+	y := "version: 1\nproject: shop\nservices:\n  web: { image: shop/web:1, port: 8000 }\nenvironments:\n  production: { listen: { port: 18080 } }\n  staging: { listen: { port: 18090 } }\n"
+	if err := os.WriteFile(filepath.Join(dir, "cutover.yaml"), []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := release.Open(context.Background(), filepath.Join(dir, "cutover.yaml"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
 }
