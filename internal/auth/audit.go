@@ -32,6 +32,8 @@ const (
 	ActionPrune        = "prune"
 	ActionProxyStop    = "proxy stop"
 	ActionProxyRestart = "proxy restart"
+	ActionSecretSet    = "secret set"
+	ActionSecretUnset  = "secret unset"
 )
 
 // OutcomeOK is the outcome of an action that succeeded; OutcomeStarted

@@ -112,7 +112,7 @@ func newRoot(g *globals) *cobra.Command {
 		newStopCmd(g), newContinueCmd(g), newPromoteCmd(g),
 		newRunCmd(g), newExecutionsCmd(g), newLogsCmd(g), newDecideCmd(g, true), newDecideCmd(g, false),
 		newCancelCmd(g), newRetryCmd(g), newServeCmd(g),
-		newExportCmd(g), newPublishStaticCmd(g), newTokenCmd(g), newAuditCmd(g), newManCmd(g), newDashboardCmd(g),
+		newExportCmd(g), newPublishStaticCmd(g), newTokenCmd(g), newSecretsCmd(g), newAuditCmd(g), newManCmd(g), newDashboardCmd(g),
 	)
 	auditCommands(g, root)
 	completeArgs(g, root)

@@ -100,6 +100,7 @@ var auditedCommands = map[string]string{
 	"stop": auth.ActionStop, "continue": auth.ActionContinue, "promote": auth.ActionPromote,
 	"up": auth.ActionUp, "down": auth.ActionDown, "prune": auth.ActionPrune,
 	"proxy stop": auth.ActionProxyStop, "proxy restart": auth.ActionProxyRestart,
+	"secrets set": auth.ActionSecretSet, "secrets unset": auth.ActionSecretUnset,
 }
 
 // startRecorded are the audited commands that may run for minutes (a

@@ -95,6 +95,7 @@ func FromComposeIn(ctx context.Context, composePath, dir string) (*Config, []str
 		c.Project = "app"
 		m.notef("project: compose project name %q cannot be used; named the project %q", project.Name, c.Project)
 	}
+	m.project = c.Project
 	for _, name := range slices.Sorted(maps.Keys(project.Services)) {
 		s := project.Services[name]
 		svc := m.service(name, s)
@@ -137,6 +138,7 @@ func FromComposeIn(ctx context.Context, composePath, dir string) (*Config, []str
 
 type composeMapper struct {
 	dir          string
+	project      string // the drafted project's name
 	notes        []string
 	deployImages bool // no service is built: image-only services are the app
 }
@@ -176,7 +178,7 @@ func (m *composeMapper) service(name string, s types.ServiceConfig) *Service {
 		return nil
 	}
 	svc.Health = m.health(name, s.HealthCheck, port)
-	svc.Env = m.env(name, "environment", s.Environment)
+	svc.Env, svc.Secrets = m.env(name, "environment", s.Environment)
 	if s.Deploy != nil && s.Deploy.Replicas != nil && *s.Deploy.Replicas >= 0 {
 		svc.DesiredCount = *s.Deploy.Replicas
 	}
@@ -214,7 +216,7 @@ func (m *composeMapper) build(name string, b *types.BuildConfig) *Build {
 	if df := b.Dockerfile; df != "" && df != DefaultDockerfile {
 		out.Dockerfile = m.rel(df, filepath.Join(m.dir, filepath.FromSlash(out.Context)))
 	}
-	out.Args = m.env(name, "build.args", b.Args)
+	out.Args, _ = m.env(name, "build.args", b.Args)
 	dockerfile := cmp.Or(out.Dockerfile, DefaultDockerfile)
 	out.Commands = m.buildCommands(name, filepath.Join(m.dir, filepath.FromSlash(out.Context)), dockerfile)
 	return out
@@ -239,24 +241,31 @@ var (
 	urlRe       = regexp.MustCompile(`https?://[^\s'"]+`)
 )
 
-// env copies variables, leaving out what looks like a secret: cutover.yaml is committed.
-func (m *composeMapper) env(name, field string, vars types.MappingWithEquals) map[string]string {
+// env copies variables, leaving out what looks like a secret: cutover.yaml
+// is committed. A container's secret-looking variable is named in
+// secrets instead, its value to be set per environment; a build
+// argument's is dropped (an image keeps its build arguments).
+func (m *composeMapper) env(name, field string, vars types.MappingWithEquals) (env map[string]string, secrets []string) {
 	out := map[string]string{}
 	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		v := vars[k]
+		secret := secretKeyRe.MatchString(k) || v != nil && hasURLPassword(*v)
 		switch {
+		case secret && field == "environment":
+			secrets = append(secrets, k)
+			m.notef("%s: environment %s looks like a secret, so cutover.yaml names it in services.%s.secrets without its value (cutover.yaml is committed): set it in each environment with cutover secrets set ENV %s (on ecs, ECS reads the SSM parameter /cutover/%s/ENV/%s)", name, k, toLabel(name), k, m.project, k)
+		case secret:
+			m.notef("%s: %s %s was not copied because it looks like a secret: an image keeps its build arguments (give the service its secret at run time, in services.%s.secrets)", name, field, k, name)
 		case v == nil:
 			m.notef("%s: %s %s takes its value from the host; set it in cutover.yaml if the service needs it", name, field, k)
-		case secretKeyRe.MatchString(k) || hasURLPassword(*v):
-			m.notef("%s: %s %s was not copied because it looks like a secret (cutover.yaml is committed): on ecs, name its SSM parameter or Secrets Manager secret in environments.ENV.ecs.services.%s.secrets; the local platform has no secret store, and its services get only services.%s.env", name, field, k, name, name)
 		default:
 			out[k] = *v
 		}
 	}
 	if len(out) == 0 {
-		return nil
+		out = nil
 	}
-	return out
+	return out, secrets
 }
 
 func hasURLPassword(v string) bool {

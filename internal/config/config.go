@@ -51,16 +51,18 @@ const DefaultRetainedRevisions = 5
 
 // Service is one container image run behind the load balancer.
 type Service struct {
-	Build               *Build            `yaml:"build,omitempty" json:"build,omitempty" jsonschema_description:"How to build the image. Exactly one of build or image."`
-	Image               string            `yaml:"image,omitempty" json:"image,omitempty" jsonschema_description:"A prebuilt image reference. Exactly one of build or image."`
-	Port                int               `yaml:"port" json:"port" jsonschema:"required,minimum=1,maximum=65535" jsonschema_description:"The port the container listens on."`
-	Health              HealthCheck       `yaml:"health,omitempty" json:"health,omitzero"`
-	Route               Route             `yaml:"route,omitempty" json:"route,omitzero"`
-	Env                 map[string]string `yaml:"env,omitempty" json:"env,omitempty" jsonschema_description:"Environment variables of the container."`
-	DesiredCount        int               `yaml:"desired_count" json:"desired_count" jsonschema:"minimum=0,default=1" jsonschema_description:"Number of tasks (containers) to run."`
-	DeregistrationDelay Duration          `yaml:"deregistration_delay,omitempty" json:"deregistration_delay,omitempty" jsonschema:"default=5s" jsonschema_description:"How long a removed target keeps finishing its requests before it is stopped. 5s by default: far less than the ALB's 300s, because a local deploy should not wait minutes."`
-	StopTimeout         Duration          `yaml:"stop_timeout,omitempty" json:"stop_timeout,omitempty" jsonschema:"default=10s" jsonschema_description:"Time between SIGTERM and SIGKILL when a container stops."`
-	Static              *Static           `yaml:"static,omitempty" json:"static,omitempty" jsonschema_description:"On AWS, serve this service's built files from a private S3 bucket through CloudFront instead of running its container on ECS (cutover export cloudformation). Locally the container still runs."`
+	Build  *Build            `yaml:"build,omitempty" json:"build,omitempty" jsonschema_description:"How to build the image. Exactly one of build or image."`
+	Image  string            `yaml:"image,omitempty" json:"image,omitempty" jsonschema_description:"A prebuilt image reference. Exactly one of build or image."`
+	Port   int               `yaml:"port" json:"port" jsonschema:"required,minimum=1,maximum=65535" jsonschema_description:"The port the container listens on."`
+	Health HealthCheck       `yaml:"health,omitempty" json:"health,omitzero"`
+	Route  Route             `yaml:"route,omitempty" json:"route,omitzero"`
+	Env    map[string]string `yaml:"env,omitempty" json:"env,omitempty" jsonschema_description:"Environment variables of the container."`
+	// Secrets are names only: their values never come from this file.
+	Secrets             []string `yaml:"secrets,omitempty" json:"secrets,omitempty" jsonschema_description:"Environment variables of the container whose values are secrets, by name only. On platform local each environment's values are set with cutover secrets set ENV NAME (kept in a 0600 file under CUTOVER_HOME, never in cutover.yaml, the state store or the image) and given to the tasks when they start; on ecs ECS reads each from environments.ENV.ecs.services.NAME.secrets, else from the SSM parameter /cutover/PROJECT/ENV/NAME."`
+	DesiredCount        int      `yaml:"desired_count" json:"desired_count" jsonschema:"minimum=0,default=1" jsonschema_description:"Number of tasks (containers) to run."`
+	DeregistrationDelay Duration `yaml:"deregistration_delay,omitempty" json:"deregistration_delay,omitempty" jsonschema:"default=5s" jsonschema_description:"How long a removed target keeps finishing its requests before it is stopped. 5s by default: far less than the ALB's 300s, because a local deploy should not wait minutes."`
+	StopTimeout         Duration `yaml:"stop_timeout,omitempty" json:"stop_timeout,omitempty" jsonschema:"default=10s" jsonschema_description:"Time between SIGTERM and SIGKILL when a container stops."`
+	Static              *Static  `yaml:"static,omitempty" json:"static,omitempty" jsonschema_description:"On AWS, serve this service's built files from a private S3 bucket through CloudFront instead of running its container on ECS (cutover export cloudformation). Locally the container still runs."`
 }
 
 // Static is the S3 + CloudFront variant of a service in the exported
@@ -324,6 +326,37 @@ var platforms = []string{PlatformLocal, PlatformECS}
 // ServiceNames returns the service names, sorted.
 func (c *Config) ServiceNames() []string {
 	return slices.Sorted(maps.Keys(c.Services))
+}
+
+// SecretNames are the names of every service's secrets, sorted, each once.
+func (c *Config) SecretNames() []string {
+	var names []string
+	for _, s := range c.Services {
+		names = append(names, s.Secrets...)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// ECSSecrets is what ECS injects into service's containers in env:
+// variable -> valueFrom. Every name of services.NAME.secrets reads the SSM
+// parameter /cutover/PROJECT/ENV/NAME unless
+// environments.ENV.ecs.services.NAME.secrets names another source; that map
+// may add variables of its own.
+func (c *Config) ECSSecrets(env, service string) map[string]string {
+	out := map[string]string{}
+	if s := c.Services[service]; s != nil {
+		for _, k := range s.Secrets {
+			out[k] = "/cutover/" + c.Project + "/" + env + "/" + k
+		}
+	}
+	if e := c.Environments[env]; e != nil && e.ECS != nil && e.ECS.Services[service] != nil {
+		maps.Copy(out, e.ECS.Services[service].Secrets)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // EnvironmentNames returns the environment names, sorted.

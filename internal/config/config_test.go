@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -334,5 +335,44 @@ func TestMarshalRoundTrip(t *testing.T) {
 	}
 	if !jsonEqual(t, c, again) {
 		t.Errorf("round trip changed the configuration:\n%s", out)
+	}
+}
+
+// On ecs, every secret a service names is read from the SSM parameter
+// /cutover/PROJECT/ENV/NAME (which the exported execution role may read),
+// unless the environment's ecs settings name another source.
+func TestECSSecretsDefaultToTheEnvironmentsParameters(t *testing.T) {
+	y := `version: 1
+project: shop
+services:
+  web: { image: "shop/web:1", port: 80, secrets: [DB_PASSWORD, API_KEY], route: { path_prefix: / } }
+  worker: { image: "shop/worker:1", port: 81, route: { path_prefix: /worker } }
+environments:
+  production:
+    platform: ecs
+    ecs:
+      region: eu-west-1
+      stack: shop-app-production
+      services:
+        web: { secrets: { API_KEY: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cutover/shop/production/api-AbCdEf", EXTRA: /cutover/shop/production/EXTRA } }
+`
+	c, err := ParseDir("cutover.yaml", t.TempDir(), []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.ECSSecrets("production", "web")
+	want := map[string]string{
+		"DB_PASSWORD": "/cutover/shop/production/DB_PASSWORD",
+		"API_KEY":     "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cutover/shop/production/api-AbCdEf",
+		"EXTRA":       "/cutover/shop/production/EXTRA",
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("web's ECS secrets: %v, want %v", got, want)
+	}
+	if got := c.ECSSecrets("production", "worker"); got != nil {
+		t.Errorf("worker's ECS secrets: %v, want none", got)
+	}
+	if got := c.SecretNames(); !slices.Equal(got, []string{"API_KEY", "DB_PASSWORD"}) {
+		t.Errorf("secret names: %v", got)
 	}
 }

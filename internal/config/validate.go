@@ -55,7 +55,7 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Project == "":
 		v.add("project", "missing (add a project name such as project: shop)")
-	case !isLabel(c.Project):
+	case !IsLabel(c.Project):
 		v.add("project", "%q is not a valid name (%s)", c.Project, labelHint)
 	}
 	if len(c.Services) == 0 {
@@ -80,12 +80,16 @@ const labelHint = "use lowercase letters, digits and dashes, at most 63 characte
 
 var labelRe = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
-func isLabel(s string) bool { return labelRe.MatchString(s) }
+// IsLabel says whether s may name a project, service or environment.
+func IsLabel(s string) bool { return labelRe.MatchString(s) }
+
+// IsVariableName says whether s may name an environment variable.
+func IsVariableName(s string) bool { return envNameRe.MatchString(s) }
 
 func (v *validator) services() {
 	for _, name := range v.c.ServiceNames() {
 		s, p := v.c.Services[name], "services."+name
-		if !isLabel(name) {
+		if !IsLabel(name) {
 			v.add(p, "%q is not a valid service name (%s)", name, labelHint)
 		}
 		switch {
@@ -108,6 +112,7 @@ func (v *validator) services() {
 				v.add(p+".env", "%q is not a valid variable name (use letters, digits and _)", k)
 			}
 		}
+		v.secretNames(p, s)
 		if s.DesiredCount < 0 {
 			v.add(p+".desired_count", "%d is negative (write 0 or more)", s.DesiredCount)
 		}
@@ -116,6 +121,25 @@ func (v *validator) services() {
 		}
 	}
 }
+
+// secretNames checks a service's secret names: variable names, each once,
+// and none also given a value in env.
+func (v *validator) secretNames(p string, s *Service) {
+	seen := map[string]bool{}
+	for _, k := range s.Secrets {
+		switch {
+		case !IsVariableName(k):
+			v.add(p+".secrets", "%q is not a valid variable name (use letters, digits and _, not starting with a digit)", k)
+		case seen[k]:
+			v.add(p+".secrets", "%s is named twice (name it once)", k)
+		case hasKey(s.Env, k):
+			v.add(p+".secrets", "%s is also in %s.env (a secret's value never comes from cutover.yaml: remove it from env)", k, p)
+		}
+		seen[k] = true
+	}
+}
+
+func hasKey(m map[string]string, k string) bool { _, ok := m[k]; return ok }
 
 // static checks the S3 + CloudFront variant: the pipeline builds the files
 // with build.commands and uploads static.dir, a directory inside the
@@ -208,7 +232,7 @@ func (v *validator) routes() {
 func (v *validator) environments() {
 	for _, name := range v.c.EnvironmentNames() {
 		e, p := v.c.Environments[name], "environments."+name
-		if !isLabel(name) {
+		if !IsLabel(name) {
 			v.add(p, "%q is not a valid environment name (%s)", name, labelHint)
 		}
 		if !slices.Contains(platforms, e.Platform) {

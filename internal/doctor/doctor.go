@@ -24,6 +24,7 @@ import (
 	"github.com/cutoverdev/cutover/internal/platform/local"
 	"github.com/cutoverdev/cutover/internal/proxy"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
+	"github.com/cutoverdev/cutover/internal/secretstore"
 	"github.com/cutoverdev/cutover/internal/short"
 	"github.com/cutoverdev/cutover/internal/store"
 )
@@ -74,6 +75,7 @@ func Run(ctx context.Context, o Options) []Check {
 	pc := proxy.NewClient(o.Home)
 	_, proxyErr := pc.Ping(ctx)
 	out = append(out, checkPorts(ctx, o, pc, proxyErr == nil)...)
+	out = append(out, checkSecrets(o)...)
 	out = append(out, checkDisk(ctx, o, rt)...)
 	out = append(out, checkProxy(ctx, pc, proxyErr), checkRegistry(ctx, o.Home), checkStore(ctx, o.Home))
 	return out
@@ -187,6 +189,34 @@ func checkPorts(ctx context.Context, o Options, pc *proxy.Client, proxyUp bool) 
 		if err != nil {
 			c.Status, c.Detail = Fail, err.Error()
 			c.Fix = fmt.Sprintf("free the port, or change environments.%s.listen in %s", env, filepath.Base(o.Config.File))
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// checkSecrets: each local environment has a value for every secret
+// cutover.yaml names (a deploy would fail before it builds otherwise), in a
+// file only its owner may read.
+func checkSecrets(o Options) []Check {
+	if o.Config == nil || len(o.Config.SecretNames()) == 0 {
+		return nil
+	}
+	st := secretstore.Open(o.Home, o.Config.Project)
+	var out []Check
+	for _, env := range o.Config.EnvironmentNames() {
+		if e := o.Config.Environments[env]; e.Platform != "" && e.Platform != config.PlatformLocal {
+			continue
+		}
+		names := o.Config.SecretNames()
+		c := Check{Name: "secrets " + env, Status: OK, Detail: fmt.Sprintf("%s set", short.Count(len(names), "secret"))}
+		if _, err := st.Lookup(env, names); err != nil {
+			c.Status, c.Detail = Fail, err.Error()
+			var missing secretstore.MissingError
+			if errors.As(err, &missing) {
+				c.Detail = fmt.Sprintf("no value for %s", strings.Join(missing.Names, ", "))
+				c.Fix = fmt.Sprintf("cutover secrets set %s NAME for each (it reads the value from standard input)", env)
+			}
 		}
 		out = append(out, c)
 	}

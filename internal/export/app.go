@@ -217,16 +217,8 @@ func (g *gen) roles(t *cloudformation.Template, env string) {
 }
 
 // secrets are the service's ECS secrets in the environment
-// (environments.ENV.ecs.services.NAME.secrets: variable -> valueFrom), which
-// ECS reads with the execution role into the container's environment.
-func (g *gen) secrets(env, name string) map[string]string { return ecsSecrets(g.cfg, env, name) }
-
-func ecsSecrets(cfg *config.Config, env, name string) map[string]string {
-	if x := cfg.Environments[env].ECS; x != nil && x.Services[name] != nil {
-		return x.Services[name].Secrets
-	}
-	return nil
-}
+// (config.ECSSecrets: variable -> valueFrom), which ECS reads with the execution role into the container's environment.
+func (g *gen) secrets(env, name string) map[string]string { return g.cfg.ECSSecrets(env, name) }
 
 // checkSecrets refuses a secret the exported execution role cannot read
 // (unreadableSecrets). Without this check the stack deploys, and every task
@@ -250,7 +242,7 @@ func (g *gen) checkSecrets() error {
 func unreadableSecrets(cfg *config.Config, env string, services []string) []string {
 	var problems []string
 	for _, name := range services {
-		secrets := ecsSecrets(cfg, env, name)
+		secrets := cfg.ECSSecrets(env, name)
 		for _, k := range slices.Sorted(maps.Keys(secrets)) {
 			if !readableSecret(cfg.Project, env, secrets[k]) {
 				problems = append(problems, fmt.Sprintf("environments.%s.ecs.services.%s.secrets.%s: %s is not readable by the exported execution role, which reads SSM parameters under /cutover/%s/%s/ and Secrets Manager secrets named cutover/%s/%s/... (and the database's, rds!db-...); keep the secret there (a parameter name such as /cutover/%s/%s/%s, or the secret's full ARN)",

@@ -32,6 +32,10 @@ type localRun struct {
 // deployLocal runs r under the environment's lease, after reconciling a
 // deployment left behind by a killed controller.
 func (m *Manager) deployLocal(ctx context.Context, env string, r localRun) (store.Deployment, error) {
+	// A secret without a value fails before anything is built or started.
+	if _, err := m.secrets().Lookup(env, r.cfg.SecretNames()); err != nil {
+		return store.Deployment{}, err
+	}
 	rt, err := m.runtime(ctx)
 	if err != nil {
 		return store.Deployment{}, err

@@ -106,7 +106,7 @@ func (s *ecsSession) platform(ctx context.Context, log *slog.Logger) (*ecs.Platf
 			es = &config.ECSService{}
 		}
 		services[name] = ecs.Service{
-			ECSService: cmp.Or(es.Service, name), Container: es.Container, Port: svc.Port, Env: svc.Env, Secrets: es.Secrets,
+			ECSService: cmp.Or(es.Service, name), Container: es.Container, Port: svc.Port, Env: svc.Env, Secrets: s.cfg.ECSSecrets(s.env, name),
 			DesiredCount: svc.DesiredCount, CPU: es.CPU, Memory: es.Memory,
 			TargetGroups: map[string]string{"blue": es.TargetGroups.Blue, "green": es.TargetGroups.Green},
 			Listener:     es.Listener, Rule: es.Rule, TestListener: es.TestListener, TestRule: es.TestRule,

@@ -165,7 +165,7 @@ func (m *Manager) controller(cfg *config.Config, env string, rt *docker.Runtime,
 	return &deploy.Controller{
 		Config:   cfg,
 		Env:      env,
-		Platform: &local.Platform{Config: cfg, Env: env, Runtime: rt, Proxy: pc, Log: log},
+		Platform: &local.Platform{Config: cfg, Env: env, Runtime: rt, Proxy: pc, Log: log, Secrets: m.secrets()},
 		Store:    m.Store,
 		Hooks: hook.Env{
 			TestURL:       e.Listen.TestURL(),

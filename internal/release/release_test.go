@@ -37,12 +37,15 @@ const webMain = `package main
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"strings"
 )
 
 var version = "dev"
 
 func main() {
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, version) })
+	http.HandleFunc("/env/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, os.Getenv(strings.TrimPrefix(r.URL.Path, "/env/"))) })
 	_ = http.ListenAndServe(":8000", nil)
 }
 `
@@ -63,6 +66,13 @@ type project struct {
 
 func newProject(t *testing.T, strategy string) *project {
 	t.Helper()
+	return newProjectWith(t, strategy, "")
+}
+
+// newProjectWith is newProject with more settings of the web service
+// (indented under services.web).
+func newProjectWith(t *testing.T, strategy, web string) *project {
+	t.Helper()
 	testenv.RequireDocker(t)
 	var b [4]byte
 	_, _ = rand.Read(b[:])
@@ -82,11 +92,12 @@ services:
       commands: ["CGO_ENABLED=0 go build -trimpath -ldflags \"-s -w -X main.version=${CUTOVER_BUILD_ID}\" -o bin/web ."]
     port: 8000
     health: { path: /, interval: 500ms, timeout: 400ms, healthy_threshold: 1 }
+%s
 environments:
   production:
     listen: { port: %d, test_port: %d }
 %s
-`, name, p.port, testenv.FreePort(t), strategy),
+`, name, web, p.port, testenv.FreePort(t), strategy),
 	}
 	for path, body := range files {
 		full := filepath.Join(dir, path)
@@ -135,10 +146,13 @@ environments:
 }
 
 // serving is what production answers with (the build id of the serving revision).
-func (p *project) serving() string {
+func (p *project) serving() string { return p.get("/") }
+
+// get is what production answers at path.
+func (p *project) get(path string) string {
 	p.t.Helper()
 	c := &http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/", p.port))
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d%s", p.port, path))
 	if err != nil {
 		p.t.Fatalf("production: %v", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -18,6 +19,7 @@ import (
 	"github.com/cutoverdev/cutover/internal/deploy"
 	"github.com/cutoverdev/cutover/internal/proxy"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
+	"github.com/cutoverdev/cutover/internal/secretstore"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -30,6 +32,9 @@ type Platform struct {
 	Runtime *docker.Runtime
 	Proxy   *proxy.Client
 	Log     *slog.Logger
+	// Secrets holds the values of services.NAME.secrets, read each time
+	// tasks start and given to them only (never stored with the revision).
+	Secrets secretstore.Store
 
 	routing     *deploy.Routing                  // last routing applied; read from the proxy on first use
 	sets        map[string]map[string][]taskAddr // tasks last published: color -> service -> tasks
@@ -90,12 +95,24 @@ func (p *Platform) ScaleSet(ctx context.Context, color string, rev store.Revisio
 		if !ok && len(keep) < want {
 			return fmt.Errorf("revision %s has no image for service %s", rev.ID, name)
 		}
+		env := svc.Env
+		if len(svc.Secrets) > 0 && len(keep) < want {
+			secrets, err := p.Secrets.Lookup(p.Env, svc.Secrets)
+			if err != nil {
+				return fmt.Errorf("service %s: %w", name, err)
+			}
+			env = maps.Clone(svc.Env)
+			if env == nil {
+				env = map[string]string{}
+			}
+			maps.Copy(env, secrets)
+		}
 		for range want - len(keep) {
 			t, err := p.Runtime.StartTask(ctx, docker.TaskSpec{
 				Name:          fmt.Sprintf("cutover-%s-%s-%s-%s-%s", p.Config.Project, p.Env, name, color, randomSuffix()),
 				Image:         sr.Image,
 				Labels:        docker.Labels{Project: p.Config.Project, Environment: p.Env, Service: name, Revision: rev.ID, Color: color},
-				Env:           svc.Env,
+				Env:           env,
 				ContainerPort: svc.Port,
 				StopTimeout:   svc.StopTimeout.Std(),
 			})
