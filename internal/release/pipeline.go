@@ -26,6 +26,7 @@ import (
 	"github.com/cutoverdev/cutover/internal/proc"
 	"github.com/cutoverdev/cutover/internal/registry"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
+	"github.com/cutoverdev/cutover/internal/secretstore"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -248,10 +249,14 @@ func (m *Manager) evidence(ctx context.Context, cfg *config.Config, env, revisio
 	if ds, err := m.Store.ListDeployments(ctx, cfg.Project, env, 3); err == nil {
 		ev.Deployments = ds
 	}
+	secrets, _ := secretstore.Open(m.Home, cfg.Project).Values(env)
 	if rt, err := m.runtime(ctx); err == nil {
 		if tasks, err := rt.ListTasks(ctx, docker.Labels{Project: cfg.Project, Environment: env}); err == nil {
 			for _, t := range tasks {
 				if lines, err := rt.LastLogLines(ctx, t.ID, 10); err == nil {
+					for i := range lines {
+						lines[i] = secretstore.Mask(lines[i], secrets) // the evidence is stored with the approval and shown
+					}
 					ev.Logs[t.Name] = lines
 				}
 			}

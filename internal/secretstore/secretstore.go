@@ -212,3 +212,40 @@ func (e MissingError) Error() string {
 	return fmt.Sprintf("%s has no value for the %s %s that cutover.yaml names: set each with %s (it reads the value from standard input)",
 		e.Env, noun, strings.Join(e.Names, ", "), strings.Join(cmds, "; "))
 }
+
+// minMasked is the shortest value Mask replaces: a shorter one would
+// mask every occurrence of a common letter.
+const minMasked = 3
+
+// Mask replaces every value of values in s with ***: the value, each of
+// its lines when it has several, and its JSON-escaped form. For what
+// cutover copies from a task (its last log lines) into what it records or
+// shows.
+func Mask(s string, values map[string]string) string {
+	var forms []string
+	add := func(f string) {
+		if len(f) >= minMasked {
+			forms = append(forms, f)
+		}
+	}
+	for _, v := range values {
+		add(v)
+		add(strings.TrimSpace(v))
+		for l := range strings.SplitSeq(v, "\n") {
+			add(strings.TrimSpace(l))
+		}
+		if j, err := json.Marshal(v); err == nil {
+			add(string(j[1 : len(j)-1]))
+		}
+	}
+	if len(forms) == 0 {
+		return s
+	}
+	// Longest first, so a value is masked whole before a line of it.
+	slices.SortFunc(forms, func(a, b string) int { return len(b) - len(a) })
+	pairs := make([]string, 0, 2*len(forms))
+	for _, f := range forms {
+		pairs = append(pairs, f, "***")
+	}
+	return strings.NewReplacer(pairs...).Replace(s)
+}

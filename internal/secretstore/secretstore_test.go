@@ -124,3 +124,17 @@ func TestConcurrentSetsKeepEveryValue(t *testing.T) {
 		t.Fatalf("after 16 concurrent sets: %d values, %v", len(v), err)
 	}
 }
+
+func TestMaskHidesEachValueItsLinesAndItsJSONForm(t *testing.T) {
+	values := map[string]string{"A": "s3cr\"et", "B": "line-one\nline-two", "C": "x"}
+	in := `pw=s3cr"et json="s3cr\"et" first=line-one second=line-two one letter x`
+	got := Mask(in, values)
+	for _, leak := range []string{`s3cr"et`, `s3cr\"et`, "line-one", "line-two"} {
+		if strings.Contains(got, leak) {
+			t.Errorf("Mask(%q) = %q: still holds %q", in, got, leak)
+		}
+	}
+	if !strings.Contains(got, "one letter x") {
+		t.Errorf("Mask masked a one-letter value: %q", got)
+	}
+}

@@ -39,6 +39,7 @@ type Platform struct {
 	routing     *deploy.Routing                  // last routing applied; read from the proxy on first use
 	sets        map[string]map[string][]taskAddr // tasks last published: color -> service -> tasks
 	portChecked map[string]bool
+	given       map[string]string // secret values given to tasks this process started, masked in what a task's logs quote
 }
 
 var _ deploy.Platform = (*Platform)(nil)
@@ -106,6 +107,12 @@ func (p *Platform) ScaleSet(ctx context.Context, color string, rev store.Revisio
 				env = map[string]string{}
 			}
 			maps.Copy(env, secrets)
+			if p.given == nil {
+				p.given = map[string]string{}
+			}
+			for k, v := range secrets {
+				p.given[name+"/"+k] = v
+			}
 		}
 		for range want - len(keep) {
 			t, err := p.Runtime.StartTask(ctx, docker.TaskSpec{
@@ -393,6 +400,26 @@ func routingOf(st proxy.State, scope string) deploy.Routing {
 	return r
 }
 
+// maskSecrets masks, in lines a task wrote, the values of the
+// environment's secrets: those stored now and those given to tasks this
+// process started (a value rotated since).
+func (p *Platform) maskSecrets(lines []string) []string {
+	values := maps.Clone(p.given)
+	if values == nil {
+		values = map[string]string{}
+	}
+	if stored, err := p.Secrets.Values(p.Env); err == nil {
+		for k, v := range stored {
+			values["stored/"+k] = v
+		}
+	}
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = secretstore.Mask(l, values)
+	}
+	return out
+}
+
 // checkTask names why a task that is not healthy will never be: it exited,
 // nothing listens on its port, or it keeps failing its health check.
 func (p *Platform) checkTask(ctx context.Context, t docker.Task, ts proxy.TargetStatus) *deploy.TaskFailure {
@@ -404,6 +431,9 @@ func (p *Platform) checkTask(ctx context.Context, t docker.Task, ts proxy.Target
 			f.Reason += " (killed: out of memory)"
 		}
 		if logs, _ := p.Runtime.LastLogLines(context.WithoutCancel(ctx), t.ID, 5); len(logs) > 0 {
+			// The failure is recorded and shown (deployment reason, events,
+			// status, the API, a pipeline's log): never a secret the task printed.
+			logs = p.maskSecrets(logs)
 			f.Logs = logs
 			f.Reason += fmt.Sprintf(": %q", logs[len(logs)-1])
 		}
