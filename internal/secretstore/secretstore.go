@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -111,6 +112,11 @@ func (s Store) Set(env, name, value string) (replaced bool, err error) {
 	}
 	if value == "" {
 		return false, fmt.Errorf("secret %s: the value is empty (give it on standard input; to remove the secret run cutover secrets unset %s %s)", name, env, name)
+	}
+	if strings.ContainsRune(value, 0) {
+		// No environment variable can hold one: the engine would refuse
+		// the task with an error that quotes the variable, value and all.
+		return false, fmt.Errorf("secret %s: the value holds a NUL byte, which an environment variable cannot (for binary data, set its base64 encoding)", name)
 	}
 	err = s.update(env, func(values map[string]string) bool {
 		_, replaced = values[name]
@@ -218,9 +224,9 @@ func (e MissingError) Error() string {
 const minMasked = 3
 
 // Mask replaces every value of values in s with ***: the value, each of
-// its lines when it has several, and its JSON-escaped form. For what
-// cutover copies from a task (its last log lines) into what it records or
-// shows.
+// its lines when it has several, and its JSON-escaped and Go-quoted forms. For what
+// cutover copies from a task (its last log lines) or the engine's errors
+// into what it records or shows.
 func Mask(s string, values map[string]string) string {
 	var forms []string
 	add := func(f string) {
@@ -237,6 +243,8 @@ func Mask(s string, values map[string]string) string {
 		if j, err := json.Marshal(v); err == nil {
 			add(string(j[1 : len(j)-1]))
 		}
+		q := strconv.Quote(v) // as an engine's error quotes a variable
+		add(q[1 : len(q)-1])
 	}
 	if len(forms) == 0 {
 		return s

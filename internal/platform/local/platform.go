@@ -124,6 +124,11 @@ func (p *Platform) ScaleSet(ctx context.Context, color string, rev store.Revisio
 				StopTimeout:   svc.StopTimeout.Std(),
 			})
 			if err != nil {
+				if masked := p.maskSecrets([]string{err.Error()})[0]; masked != err.Error() {
+					// The engine's error quoted the task's environment (a
+					// variable it refused): the deployment records this error.
+					return fmt.Errorf("service %s: %s", name, masked)
+				}
 				return fmt.Errorf("service %s: %w", name, err)
 			}
 			p.Log.Debug("started task", "service", name, "color", color, "task", t.Name)
