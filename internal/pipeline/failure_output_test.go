@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/cutoverdev/cutover/internal/mask"
 	"github.com/cutoverdev/cutover/internal/store"
 	"github.com/cutoverdev/cutover/internal/testenv"
 )
@@ -109,7 +110,7 @@ func maskingRun(t *testing.T) *run {
 	}
 	t.Cleanup(func() { st.Close() })
 	return &run{e: &Engine{Store: st, Log: slog.New(slog.DiscardHandler)}, exec: store.Execution{ID: "x-1"},
-		secrets: &Secrets{masker: newMasker(map[string]string{"API_TOKEN": "s3cr3t-value"})}}
+		secrets: &Secrets{masker: mask.New(map[string]string{"API_TOKEN": "s3cr3t-value"})}}
 }
 
 // The quote reaches a terminal (`cutover executions` prints the error as

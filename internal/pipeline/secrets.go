@@ -3,16 +3,15 @@ package pipeline
 import (
 	"bufio"
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/mask"
 )
 
 // Secrets are the values named in pipeline.secrets, loaded at run time.
@@ -20,7 +19,7 @@ import (
 // every log line.
 type Secrets struct {
 	values map[string]string
-	masker *strings.Replacer
+	masker *strings.Replacer // mask.New of the values
 }
 
 // LoadSecrets reads each named secret from the secrets file (KEY=VALUE
@@ -74,73 +73,8 @@ func LoadSecrets(cfg *config.Config, p *config.Pipeline, getenv func(string) str
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("pipeline.secrets: %s not set (put it in the secrets file or the environment of cutover)", strings.Join(missing, ", "))
 	}
-	s.masker = newMasker(s.values)
+	s.masker = mask.New(s.values)
 	return s, nil
-}
-
-// minMasked is the shortest text masked: a shorter secret (or line of
-// one) would mask ordinary words.
-const minMasked = 3
-
-// newMasker replaces, longest first (a secret containing another is masked
-// whole), every form a secret's value can take in output: the value; each
-// line of a multi-line value; its base64 (standard and URL alphabets, with
-// and without padding, of the value alone or followed by a newline as
-// `echo $S | base64` writes it, and the part of it that is the same
-// wherever the value starts inside a longer encoded text); its URL
-// encodings (query and path) and its JSON string form.
-func newMasker(values map[string]string) *strings.Replacer {
-	forms := map[string]bool{}
-	add := func(f string) {
-		if len(f) >= minMasked {
-			forms[f] = true
-		}
-	}
-	for _, v := range values {
-		if len(v) < minMasked {
-			continue
-		}
-		for _, x := range []string{v, strings.TrimSpace(v)} {
-			add(x)
-			for l := range strings.SplitSeq(x, "\n") {
-				add(strings.TrimSpace(l))
-			}
-			for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-				add(enc.EncodeToString([]byte(x)))
-				add(enc.EncodeToString([]byte(x + "\n")))
-			}
-			// Inside a longer encoded text the value starts at byte offset
-			// 0, 1 or 2 of a 3-byte group; the groups made of its bytes
-			// only encode the same whatever surrounds them.
-			for skip := 0; skip < 3; skip++ {
-				if rest := x[skip:]; len(rest)/3 >= 2 {
-					whole := []byte(rest[:len(rest)/3*3])
-					add(base64.RawStdEncoding.EncodeToString(whole))
-					add(base64.RawURLEncoding.EncodeToString(whole))
-				}
-			}
-			add(url.QueryEscape(x))
-			add(url.PathEscape(x))
-			if j, err := json.Marshal(x); err == nil {
-				add(string(j[1 : len(j)-1]))
-			}
-		}
-	}
-	all := make([]string, 0, len(forms))
-	for f := range forms {
-		all = append(all, f)
-	}
-	sort.Slice(all, func(i, j int) bool {
-		if len(all[i]) != len(all[j]) {
-			return len(all[i]) > len(all[j])
-		}
-		return all[i] < all[j]
-	})
-	pairs := make([]string, 0, 2*len(all))
-	for _, f := range all {
-		pairs = append(pairs, f, "***")
-	}
-	return strings.NewReplacer(pairs...)
 }
 
 // MaskJSON masks every string (and object key) of a JSON document, for
@@ -182,7 +116,7 @@ func (s *Secrets) maskValue(v any) any {
 	return v
 }
 
-// Mask replaces every secret value in s, in any of the forms newMasker
+// Mask replaces every secret value in s, in any of the forms mask.New
 // knows, with ***. A nil Secrets masks nothing.
 func (s *Secrets) Mask(line string) string {
 	if s == nil || s.masker == nil {

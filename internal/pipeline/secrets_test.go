@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/mask"
 	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
@@ -65,7 +66,7 @@ func secretForms(v string) map[string]string {
 	forms["query escaped"] = url.QueryEscape(v)
 	forms["path escaped"] = url.PathEscape(v)
 	for i, l := range strings.Split(v, "\n") {
-		if len(l) >= minMasked {
+		if len(l) >= mask.MinMasked {
 			forms[fmt.Sprintf("line %d", i+1)] = l
 		}
 	}
@@ -88,7 +89,7 @@ func TestMaskCoversLinesEncodingsAndJSON(t *testing.T) {
 	pem := "-----BEGIN KEY-----\nMIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf\n9Cnzj4p4WGeKLs1Pt8Qu\n-----END KEY-----"
 	tok := "tok/+?&= 12345"
 	s := &Secrets{values: map[string]string{"PEM": pem, "TOK": tok}}
-	s.masker = newMasker(s.values)
+	s.masker = mask.New(s.values)
 	var text strings.Builder
 	for _, v := range []string{pem, tok} {
 		for name, f := range secretForms(v) {

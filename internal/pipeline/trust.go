@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/mask"
 	"github.com/cutoverdev/cutover/internal/proc"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
 	"github.com/cutoverdev/cutover/internal/short"
@@ -354,7 +355,7 @@ func (r *run) loadSecrets() error {
 		}
 		s, err := LoadSecrets(r.cfg, &p, r.e.Getenv)
 		if err != nil {
-			s = &Secrets{values: map[string]string{}, masker: newMasker(nil)}
+			s = &Secrets{values: map[string]string{}, masker: mask.New(nil)}
 		}
 		r.secrets, r.secretsEnv = s, nil
 		return nil

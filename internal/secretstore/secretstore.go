@@ -17,13 +17,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/cutoverdev/cutover/internal/atomicfile"
 	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/mask"
 )
 
 // Store is one project's secret values, by environment.
@@ -88,9 +88,12 @@ func (s Store) read(env string) (map[string]string, error) {
 	if err := json.NewDecoder(f).Decode(&values); err != nil {
 		return nil, fmt.Errorf("secrets of %s: %s is damaged (%v): remove it and set the values again with cutover secrets set %s NAME", env, path, syntaxOnly(err), env)
 	}
-	for k := range values {
+	for k, v := range values {
 		if !config.IsVariableName(k) {
 			return nil, fmt.Errorf("secrets of %s: %s holds %q, which is not a variable name: remove it with cutover secrets unset %s NAME, or remove the file", env, path, k, env)
+		}
+		if strings.ContainsRune(v, 0) {
+			return nil, fmt.Errorf("secrets of %s: the value of %s in %s holds a NUL byte, which no environment variable can: set it again with cutover secrets set %s %s (for binary data, its base64)", env, k, path, env, k)
 		}
 	}
 	return values, nil
@@ -219,41 +222,13 @@ func (e MissingError) Error() string {
 		e.Env, noun, strings.Join(e.Names, ", "), strings.Join(cmds, "; "))
 }
 
-// minMasked is the shortest value Mask replaces: a shorter one would
-// mask every occurrence of a common letter.
-const minMasked = 3
-
-// Mask replaces every value of values in s with ***: the value, each of
-// its lines when it has several, and its JSON-escaped and Go-quoted forms. For what
-// cutover copies from a task (its last log lines) or the engine's errors
-// into what it records or shows.
+// Mask replaces every value of values in s with ***, in any form mask.New
+// knows (each line of a multi-line value, its JSON-escaped and quoted
+// forms, its base64...). For what cutover copies from a task (its last log
+// lines) or from the engine's errors into what it records or shows.
 func Mask(s string, values map[string]string) string {
-	var forms []string
-	add := func(f string) {
-		if len(f) >= minMasked {
-			forms = append(forms, f)
-		}
-	}
-	for _, v := range values {
-		add(v)
-		add(strings.TrimSpace(v))
-		for l := range strings.SplitSeq(v, "\n") {
-			add(strings.TrimSpace(l))
-		}
-		if j, err := json.Marshal(v); err == nil {
-			add(string(j[1 : len(j)-1]))
-		}
-		q := strconv.Quote(v) // as an engine's error quotes a variable
-		add(q[1 : len(q)-1])
-	}
-	if len(forms) == 0 {
+	if len(values) == 0 {
 		return s
 	}
-	// Longest first, so a value is masked whole before a line of it.
-	slices.SortFunc(forms, func(a, b string) int { return len(b) - len(a) })
-	pairs := make([]string, 0, 2*len(forms))
-	for _, f := range forms {
-		pairs = append(pairs, f, "***")
-	}
-	return strings.NewReplacer(pairs...).Replace(s)
+	return mask.New(values).Replace(s)
 }
