@@ -24,9 +24,10 @@ func newSecretsCmd(g *globals) *cobra.Command {
 		Short: "Set the values of a local environment's secrets (services.NAME.secrets): never in cutover.yaml, the store or a log",
 		Long: "cutover.yaml names a service's secrets (services.NAME.secrets: [DB_PASSWORD]); their values\n" +
 			"are kept on this machine, per environment, in a 0600 file under the state directory, and\n" +
-			"given to the service's tasks when they start. A value is read from standard input (a\n" +
-			"prompt that does not echo on a terminal), never from the command line, and never shown\n" +
-			"again. Tasks already running keep the value they started with until the next deployment.\n" +
+			"given to the service's tasks when they start. A value is read from standard input (on a\n" +
+			"terminal, one line typed without echo; pipe a multi-line value such as a key from its\n" +
+			"file), never from the command line, and never shown again. Tasks already running keep\n" +
+			"the value they started with until the next deployment.\n" +
 			"On platform ecs, ECS reads secrets from SSM or Secrets Manager instead.",
 		Args: cobra.NoArgs,
 	}
@@ -119,7 +120,7 @@ func secretUse(c release.SecretChange) string {
 // echo; otherwise all of standard input, without one trailing newline.
 func readSecret(in *os.File, prompt io.Writer, name string) (string, error) {
 	if term.IsTerminal(int(in.Fd())) {
-		fmt.Fprintf(prompt, "value of %s (not shown): ", name)
+		fmt.Fprintf(prompt, "value of %s (one line, not shown; pipe a multi-line value from a file: cutover secrets set ENV %s < FILE): ", name, name)
 		b, err := term.ReadPassword(int(in.Fd()))
 		fmt.Fprintln(prompt)
 		if err != nil {

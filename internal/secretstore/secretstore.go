@@ -159,6 +159,13 @@ func (s Store) update(env string, change func(map[string]string) bool) error {
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
 		return fmt.Errorf("secrets of %s: lock: %w", env, err)
 	}
+	// A writer killed mid-write (kill -9) leaves its temporary file,
+	// values and all; under the lock no other write is in progress.
+	if stale, _ := filepath.Glob(filepath.Join(s.dir, "."+env+".json.*")); len(stale) > 0 {
+		for _, f := range stale {
+			_ = os.Remove(f)
+		}
+	}
 	values, err := s.read(env)
 	if err != nil {
 		return err

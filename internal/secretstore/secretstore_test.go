@@ -138,3 +138,29 @@ func TestMaskHidesEachValueItsLinesAndItsJSONForm(t *testing.T) {
 		t.Errorf("Mask masked a one-letter value: %q", got)
 	}
 }
+
+// A set killed mid-write (kill -9) leaves its temporary file, values and
+// all: the next change removes it, so an unset value does not stay on disk.
+func TestAKilledWritersTemporaryFileIsRemovedByTheNextChange(t *testing.T) {
+	s := Open(t.TempDir(), "shop")
+	if _, err := s.Set("staging", "DB_PASSWORD", "hunter2"); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(filepath.Dir(s.File("staging")), ".staging.json.123456")
+	if err := os.WriteFile(stale, []byte(`{"DB_PASSWORD": "hunter2"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(filepath.Dir(s.File("staging")), ".production.json.123456")
+	if err := os.WriteFile(other, []byte(`{}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Unset("staging", "DB_PASSWORD"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("the killed writer's temporary file is still there: %v", err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("another environment's temporary file was removed: %v", err)
+	}
+}
