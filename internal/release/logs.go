@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/config"
+	"github.com/cutoverdev/cutover/internal/mask"
 	"github.com/cutoverdev/cutover/internal/platform"
 )
 
@@ -64,6 +65,20 @@ func (m *Manager) ServiceLogs(ctx context.Context, env, service string, o Servic
 	since := o.Since
 	if !onECS && !o.SinceSet {
 		since = 0 // locally the engine keeps lines by count: --tail's, unless a period is asked for
+	}
+	if !onECS {
+		// A task that prints its secret: the lines are shown, pasted, shared.
+		values, err := m.secrets().Values(env)
+		if err != nil {
+			return err
+		}
+		if len(values) > 0 {
+			masker, inner := mask.New(values), emit
+			emit = func(l LogLine) error {
+				l.Message = masker.Replace(l.Message)
+				return inner(l)
+			}
+		}
 	}
 	return platform.ServiceLogs(ctx, m.Config, env, service, platform.LogsOptions{Follow: o.Follow, Since: since, Tail: o.Tail, Engine: m.runtime}, emit)
 }

@@ -44,6 +44,9 @@ import (
 var version = "dev"
 
 func main() {
+	if s := os.Getenv("WEB_SECRET"); s != "" {
+		fmt.Println("starting with secret " + s) // as careless applications do
+	}
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, version) })
 	http.HandleFunc("/env/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, os.Getenv(strings.TrimPrefix(r.URL.Path, "/env/"))) })
 	_ = http.ListenAndServe(":8000", nil)

@@ -23,7 +23,8 @@ import (
 // built; with it, the task's environment has it; a new value reaches the
 // tasks of the next deployment; and no file of the home but the secret
 // store holds the value (the state store, its WAL, the load balancer's
-// state, the registry), nor do status, history or the revision.
+// state, the registry), nor do status, history or the revision, and
+// cutover logs masks it in what the task printed.
 func TestSecretsReachTheTasksAndNothingElse(t *testing.T) {
 	p := newProjectWith(t, quick, "    secrets: [WEB_SECRET]")
 	ctx := context.Background()
@@ -60,6 +61,16 @@ func TestSecretsReachTheTasksAndNothingElse(t *testing.T) {
 	}
 	if got := p.get("/env/WEB_SECRET"); got != second {
 		t.Fatalf("after the next deployment the task's WEB_SECRET is %q, want the new value", got)
+	}
+
+	// The task printed its secret: cutover logs shows the line, masked.
+	var logged []string
+	err = p.m.ServiceLogs(ctx, "production", "web", release.ServiceLogsOptions{Since: time.Minute, Tail: 100}, func(l release.LogLine) error {
+		logged = append(logged, l.Message)
+		return nil
+	})
+	if all := strings.Join(logged, "\n"); err != nil || !strings.Contains(all, "starting with secret ***") || strings.Contains(all, first) || strings.Contains(all, second) {
+		t.Errorf("the service's logs (%v):\n%s", err, all)
 	}
 
 	list, err := p.m.Secrets("production")
