@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/release"
 )
 
@@ -39,8 +41,12 @@ func newSecretsSetCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "set ENV NAME",
 		Short: "Set a secret's value in a local environment, read from standard input (one trailing newline is dropped)",
-		Args:  exactArgs(2, "ENV NAME"),
+		Args:  secretArgs(true),
 		RunE: g.withManager(func(_ context.Context, m *release.Manager, args []string) error {
+			// The environment first: a value typed for one that is not is typed for nothing.
+			if err := m.SecretEnvironment(args[0]); err != nil {
+				return err
+			}
 			value, err := readSecret(os.Stdin, g.stderr, args[1])
 			if err != nil {
 				return err
@@ -51,7 +57,7 @@ func newSecretsSetCmd(g *globals) *cobra.Command {
 				if c.Replaced {
 					verb = "replaced"
 				}
-				fmt.Fprintf(w, "%s %s's secret %s (%s)\n", verb, c.Environment, c.Name, secretUse(c))
+				fmt.Fprintf(w, "%s %s's secret %s (%s)\n", verb, c.Environment, c.Name, secretUse(c, m.Config.SecretNames()))
 			})
 		}),
 	}
@@ -61,7 +67,7 @@ func newSecretsUnsetCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "unset ENV NAME",
 		Short: "Remove a secret's value from a local environment",
-		Args:  exactArgs(2, "ENV NAME"),
+		Args:  secretArgs(false),
 		RunE: g.withManager(func(_ context.Context, m *release.Manager, args []string) error {
 			c, err := m.UnsetSecret(args[0], args[1])
 			return g.show(c, err, func(w io.Writer) {
@@ -108,12 +114,87 @@ func newSecretsListCmd(g *globals) *cobra.Command {
 	}
 }
 
-// secretUse says who gets a secret that was set.
-func secretUse(c release.SecretChange) string {
+// secretUse says who gets a secret that was set; when no service does but
+// cutover.yaml names one that differs only in case, that one.
+func secretUse(c release.SecretChange, named []string) string {
 	if len(c.Services) == 0 {
+		for _, n := range named {
+			if strings.EqualFold(n, c.Name) {
+				return fmt.Sprintf("no service names it in cutover.yaml, which names %s: names are case-sensitive (cutover secrets unset %s %s, then cutover secrets set %s %s)",
+					n, c.Environment, c.Name, c.Environment, n)
+			}
+		}
 		return "no service names it in cutover.yaml yet: add it to services.NAME.secrets"
 	}
 	return "given to " + strings.Join(c.Services, ", ") + " from the next deployment on"
+}
+
+// shownArg is what may be quoted of an argument that is not a valid name:
+// it may be a value typed in its place, so only a name-like one is shown,
+// and of NAME=VALUE only NAME.
+var shownArgRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+func shownArg(a string) string {
+	if name, _, ok := strings.Cut(a, "="); ok {
+		if shownArgRe.MatchString(name) {
+			return fmt.Sprintf("%q", name+"=...")
+		}
+		return "(not shown)"
+	}
+	if shownArgRe.MatchString(a) {
+		return fmt.Sprintf("%q", a)
+	}
+	return "(not shown)"
+}
+
+// secretArgs checks the arguments of secrets set (value: true) or unset
+// before the command runs, so that one holding a value is neither quoted
+// in an error nor recorded in the audit log: ENV must be an environment's
+// name and NAME a variable's, and a value is never an argument.
+func secretArgs(value bool) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		env, name := "ENV", "NAME"
+		if len(args) > 0 && config.IsLabel(args[0]) {
+			env = args[0]
+		}
+		if len(args) > 1 && env != "ENV" { // with ENV wrong, the second argument may be the value
+			if n, _, _ := strings.Cut(args[1], "="); config.IsVariableName(n) {
+				name = n
+			}
+		}
+		usage := cmd.CommandPath() + " " + env + " " + name
+		if value {
+			usage = `printf %s "$VALUE" | ` + usage + " (or type it at the prompt)"
+		}
+		if value && len(args) > 2 {
+			return release.UsageError{Msg: fmt.Sprintf("%s needs ENV NAME and takes the value on standard input, never as an argument (it would stay in the shell's history and show in ps): %s; "+
+				"if the argument was the real value, change it", cmd.CommandPath(), usage)}
+		}
+		if len(args) != 2 {
+			return release.UsageError{Msg: fmt.Sprintf("%s needs ENV NAME (got %s): %s", cmd.CommandPath(), plural(len(args), "argument"), usage)}
+		}
+		if !config.IsLabel(args[0]) {
+			return release.UsageError{Msg: fmt.Sprintf("ENV %s is not an environment name (lowercase letters, digits and dashes): %s", shownArg(args[0]), usage)}
+		}
+		if !config.IsVariableName(args[1]) {
+			hint := "letters, digits and _, not starting with a digit"
+			if strings.Contains(args[1], "=") {
+				hint = "NAME=VALUE is not taken: the value is read from standard input"
+				if value {
+					hint += "; if that was the real value, it is in the shell's history now: change it"
+				}
+			}
+			return release.UsageError{Msg: fmt.Sprintf("NAME %s is not a variable name (%s): %s", shownArg(args[1]), hint, usage)}
+		}
+		return nil
+	}
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // readSecret reads a secret's value: from a terminal, a line typed without

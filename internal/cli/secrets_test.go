@@ -118,3 +118,67 @@ environments:
 		}
 	}
 }
+
+// The mistakes a newcomer makes with secrets set put the value where the
+// command line goes: NAME=VALUE, the value as a third argument, or ENV
+// left out (NAME VALUE). None is quoted in an error or recorded in the
+// audit log, and each error says how to give the value.
+func TestSecretsSetMistakesNeverShowOrRecordTheValue(t *testing.T) {
+	dir := t.TempDir()
+	home := t.TempDir()
+	t.Setenv("CUTOVER_HOME", home)
+	y := `version: 1
+project: shop
+services:
+  web: { image: "shop/web:1", port: 80, secrets: [DB_PASSWORD] }
+environments:
+  staging: { branch: develop, listen: { port: 18080 } }
+`
+	if err := os.WriteFile(filepath.Join(dir, "cutover.yaml"), []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const value = "hunter2x"
+	var outputs []string
+	check := func(wantCode int, stdin string, want string, args ...string) string {
+		t.Helper()
+		var code int
+		var out, errs string
+		withStdin(t, stdin, func() { code, out, errs = run(t, dir, args...) })
+		outputs = append(outputs, out, errs)
+		if code != wantCode {
+			t.Fatalf("%v: exit %d, want %d\nstdout: %s\nstderr: %s", args, code, wantCode, out, errs)
+		}
+		if !strings.Contains(out+errs, want) {
+			t.Errorf("%v: want %q in\nstdout: %s\nstderr: %s", args, want, out, errs)
+		}
+		return out + errs
+	}
+	check(1, value, `NAME "DB_PASSWORD=..." is not a variable name (NAME=VALUE is not taken: the value is read from standard input; if that was the real value, it is in the shell's history now: change it): printf %s "$VALUE" | cutover secrets set staging DB_PASSWORD`,
+		"secrets", "set", "staging", "DB_PASSWORD="+value)
+	check(1, "", `NAME "DB_PASSWORD=..." is not a variable name`, "secrets", "unset", "staging", "DB_PASSWORD="+value)
+	check(1, value, `ENV "DB_PASSWORD" is not an environment name`, "secrets", "set", "DB_PASSWORD", value)
+	check(1, "", "takes the value on standard input, never as an argument", "secrets", "set", "staging", "DB_PASSWORD", value)
+	check(1, value, "NAME (not shown) is not a variable name", "secrets", "set", "staging", value+" !")
+	check(1, value, `no environment named "stagng"`, "secrets", "set", "stagng", "DB_PASSWORD")
+	check(1, "", "needs ENV NAME (got 1 argument)", "secrets", "set", "staging")
+
+	// A name that differs only in case is set, but the output names the one cutover.yaml gives a service.
+	check(0, value, "no service names it in cutover.yaml, which names DB_PASSWORD: names are case-sensitive", "secrets", "set", "staging", "db_password")
+	check(0, "", "removed staging's secret db_password", "secrets", "unset", "staging", "db_password")
+	// The deploy's error names the one command to run.
+	check(1, "", "set it with cutover secrets set staging DB_PASSWORD", "up", "staging")
+
+	check(0, "", "secret set", "audit")
+	for _, o := range outputs {
+		if strings.Contains(o, value) {
+			t.Fatalf("an output holds the value: %s", o)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(home, "cutover.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), value) {
+		t.Fatal("the store (its audit log) holds the value")
+	}
+}

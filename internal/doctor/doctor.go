@@ -215,7 +215,15 @@ func checkSecrets(o Options) []Check {
 			var missing secretstore.MissingError
 			if errors.As(err, &missing) {
 				c.Detail = fmt.Sprintf("no value for %s", strings.Join(missing.Names, ", "))
-				c.Fix = fmt.Sprintf("cutover secrets set %s NAME for each (it reads the value from standard input)", env)
+				cmds := make([]string, len(missing.Names))
+				for i, n := range missing.Names {
+					cmds[i] = "cutover secrets set " + env + " " + n
+				}
+				each := "it reads"
+				if len(cmds) > 1 {
+					each = "each reads"
+				}
+				c.Fix = strings.Join(cmds, "; ") + " (" + each + " the value from standard input)"
 			}
 		}
 		out = append(out, c)

@@ -1,7 +1,6 @@
 package doctor
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/cutoverdev/cutover/internal/config"
@@ -32,7 +31,7 @@ environments:
 	}
 	cs := checkSecrets(Options{Home: home, Config: cfg})
 	if len(cs) != 1 || cs[0].Name != "secrets staging" || cs[0].Status != Fail || cs[0].Detail != "no value for DB_PASSWORD" ||
-		!strings.Contains(cs[0].Fix, "cutover secrets set staging NAME") {
+		cs[0].Fix != "cutover secrets set staging DB_PASSWORD (it reads the value from standard input)" {
 		t.Fatalf("checks: %+v", cs)
 	}
 	if _, err := secretstore.Open(home, "shop").Set("staging", "DB_PASSWORD", "p-1"); err != nil {

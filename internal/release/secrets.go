@@ -29,6 +29,10 @@ type SecretChange struct {
 	File        string   `json:"file"`
 }
 
+// SecretEnvironment checks that env is a local environment of cutover.yaml,
+// whose secrets this machine keeps (before a value is asked for).
+func (m *Manager) SecretEnvironment(env string) error { return m.secretEnv(env) }
+
 // secretEnv checks that env is a local environment, whose secrets this
 // machine keeps.
 func (m *Manager) secretEnv(env string) error {

@@ -221,12 +221,12 @@ func (e MissingError) Error() string {
 	for i, n := range e.Names {
 		cmds[i] = "cutover secrets set " + e.Env + " " + n
 	}
-	noun := "secret"
+	noun, each := "secret", "it"
 	if len(e.Names) > 1 {
-		noun = "secrets"
+		noun, each = "secrets", "each"
 	}
-	return fmt.Sprintf("%s has no value for the %s %s that cutover.yaml names: set each with %s (it reads the value from standard input)",
-		e.Env, noun, strings.Join(e.Names, ", "), strings.Join(cmds, "; "))
+	return fmt.Sprintf("%s has no value for the %s %s that cutover.yaml names: set %s with %s (it reads the value from standard input)",
+		e.Env, noun, strings.Join(e.Names, ", "), each, strings.Join(cmds, "; "))
 }
 
 // Mask replaces every value of values in s with ***, in any form mask.New
