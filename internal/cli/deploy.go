@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/release"
+	"github.com/cutoverdev/cutover/internal/short"
 	"github.com/cutoverdev/cutover/internal/store"
 	"github.com/spf13/cobra"
 )
@@ -102,7 +103,7 @@ func exactArgs(n int, names string) cobra.PositionalArgs { return rangeArgs(n, n
 func rangeArgs(min, max int, names string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) < min || len(args) > max {
-			return release.UsageError{Msg: fmt.Sprintf("%s needs %s (got %d arguments; see `%s --help`)", cmd.CommandPath(), names, len(args), cmd.CommandPath())}
+			return release.UsageError{Msg: fmt.Sprintf("%s needs %s (got %s; see `%s --help`)", cmd.CommandPath(), names, short.Count(len(args), "argument"), cmd.CommandPath())}
 		}
 		return nil
 	}

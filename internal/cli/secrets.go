@@ -14,6 +14,7 @@ import (
 
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/release"
+	"github.com/cutoverdev/cutover/internal/short"
 )
 
 // maxSecretSize bounds a value read from standard input (an env variable,
@@ -77,7 +78,7 @@ func newSecretsUnsetCmd(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(w, "removed %s's secret %s", c.Environment, c.Name)
 				if len(c.Services) > 0 {
-					fmt.Fprintf(w, ": the next deployment of %s fails until it is set again, or cutover.yaml stops naming it", c.Environment)
+					fmt.Fprintf(w, ": running tasks keep it until they are replaced, and the next deployment of %s fails until it is set again or cutover.yaml stops naming it", c.Environment)
 				}
 				fmt.Fprintln(w)
 			})
@@ -171,7 +172,7 @@ func secretArgs(value bool) cobra.PositionalArgs {
 				"if the argument was the real value, change it", cmd.CommandPath(), usage)}
 		}
 		if len(args) != 2 {
-			return release.UsageError{Msg: fmt.Sprintf("%s needs ENV NAME (got %s): %s", cmd.CommandPath(), plural(len(args), "argument"), usage)}
+			return release.UsageError{Msg: fmt.Sprintf("%s needs ENV NAME (got %s): %s", cmd.CommandPath(), short.Count(len(args), "argument"), usage)}
 		}
 		if !config.IsLabel(args[0]) {
 			return release.UsageError{Msg: fmt.Sprintf("ENV %s is not an environment name (lowercase letters, digits and dashes): %s", shownArg(args[0]), usage)}
@@ -188,13 +189,6 @@ func secretArgs(value bool) cobra.PositionalArgs {
 		}
 		return nil
 	}
-}
-
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // readSecret reads a secret's value: from a terminal, a line typed without

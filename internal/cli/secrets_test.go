@@ -105,7 +105,7 @@ environments:
 		t.Errorf("the audit log does not record the secret set by name:\n%s", out)
 	}
 	out, _ = check(0, "", "secrets", "unset", "staging", "DB_PASSWORD")
-	if !strings.Contains(out, "removed staging's secret DB_PASSWORD: the next deployment of staging fails") {
+	if !strings.Contains(out, "removed staging's secret DB_PASSWORD: running tasks keep it until they are replaced, and the next deployment of staging fails") {
 		t.Errorf("unset: %s", out)
 	}
 	out, _ = check(0, "", "secrets", "list", "staging")

@@ -215,10 +215,7 @@ func checkSecrets(o Options) []Check {
 			var missing secretstore.MissingError
 			if errors.As(err, &missing) {
 				c.Detail = fmt.Sprintf("no value for %s", strings.Join(missing.Names, ", "))
-				cmds := make([]string, len(missing.Names))
-				for i, n := range missing.Names {
-					cmds[i] = "cutover secrets set " + env + " " + n
-				}
+				cmds := missing.Commands()
 				each := "it reads"
 				if len(cmds) > 1 {
 					each = "each reads"

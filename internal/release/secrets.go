@@ -29,13 +29,10 @@ type SecretChange struct {
 	File        string   `json:"file"`
 }
 
-// SecretEnvironment checks that env is a local environment of cutover.yaml,
-// whose secrets this machine keeps (before a value is asked for).
-func (m *Manager) SecretEnvironment(env string) error { return m.secretEnv(env) }
-
-// secretEnv checks that env is a local environment, whose secrets this
-// machine keeps.
-func (m *Manager) secretEnv(env string) error {
+// SecretEnvironment checks that env is a local environment of
+// cutover.yaml, whose secrets this machine keeps (the CLI asks before it
+// reads a value).
+func (m *Manager) SecretEnvironment(env string) error {
 	if _, err := m.environment(env); err != nil {
 		return err
 	}
@@ -62,7 +59,7 @@ func (m *Manager) servicesOf(name string) []string {
 // started from now on get it; running tasks keep the value they started
 // with until the next deployment replaces them.
 func (m *Manager) SetSecret(env, name, value string) (SecretChange, error) {
-	if err := m.secretEnv(env); err != nil {
+	if err := m.SecretEnvironment(env); err != nil {
 		return SecretChange{}, err
 	}
 	st := m.secrets()
@@ -75,7 +72,7 @@ func (m *Manager) SetSecret(env, name, value string) (SecretChange, error) {
 
 // UnsetSecret removes a secret's value from a local environment.
 func (m *Manager) UnsetSecret(env, name string) (SecretChange, error) {
-	if err := m.secretEnv(env); err != nil {
+	if err := m.SecretEnvironment(env); err != nil {
 		return SecretChange{}, err
 	}
 	st := m.secrets()
@@ -89,7 +86,7 @@ func (m *Manager) UnsetSecret(env, name string) (SecretChange, error) {
 // Secrets lists a local environment's secrets: every name cutover.yaml's
 // services name, set or not, and every name stored for it, sorted.
 func (m *Manager) Secrets(env string) ([]Secret, error) {
-	if err := m.secretEnv(env); err != nil {
+	if err := m.SecretEnvironment(env); err != nil {
 		return nil, err
 	}
 	values, err := m.secrets().Values(env)

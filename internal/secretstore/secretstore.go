@@ -217,16 +217,21 @@ type MissingError struct {
 }
 
 func (e MissingError) Error() string {
-	cmds := make([]string, len(e.Names))
-	for i, n := range e.Names {
-		cmds[i] = "cutover secrets set " + e.Env + " " + n
-	}
 	noun, each := "secret", "it"
 	if len(e.Names) > 1 {
 		noun, each = "secrets", "each"
 	}
 	return fmt.Sprintf("%s has no value for the %s %s that cutover.yaml names: set %s with %s (it reads the value from standard input)",
-		e.Env, noun, strings.Join(e.Names, ", "), each, strings.Join(cmds, "; "))
+		e.Env, noun, strings.Join(e.Names, ", "), each, strings.Join(e.Commands(), "; "))
+}
+
+// Commands are the commands that set the missing values, one per name.
+func (e MissingError) Commands() []string {
+	cmds := make([]string, len(e.Names))
+	for i, n := range e.Names {
+		cmds[i] = "cutover secrets set " + e.Env + " " + n
+	}
+	return cmds
 }
 
 // Mask replaces every value of values in s with ***, in any form mask.New
