@@ -97,21 +97,9 @@ func (p *Platform) ScaleSet(ctx context.Context, color string, rev store.Revisio
 			return fmt.Errorf("revision %s has no image for service %s", rev.ID, name)
 		}
 		env := svc.Env
-		if len(svc.Secrets) > 0 && len(keep) < want {
-			secrets, err := p.Secrets.Lookup(p.Env, svc.Secrets)
-			if err != nil {
-				return fmt.Errorf("service %s: %w", name, err)
-			}
-			env = maps.Clone(svc.Env)
-			if env == nil {
-				env = map[string]string{}
-			}
-			maps.Copy(env, secrets)
-			if p.given == nil {
-				p.given = map[string]string{}
-			}
-			for k, v := range secrets {
-				p.given[name+"/"+k] = v
+		if len(keep) < want {
+			if env, err = p.taskEnv(name, svc); err != nil {
+				return err
 			}
 		}
 		for range want - len(keep) {
@@ -403,6 +391,31 @@ func routingOf(st proxy.State, scope string) deploy.Routing {
 		r.Test = colorOfGroup(test[0].TargetGroup)
 	}
 	return r
+}
+
+// taskEnv is the environment of a service's new tasks: services.NAME.env
+// and the values of its secrets, looked up now (a rotated value reaches the
+// tasks started from now on), remembered to be masked in what they print.
+func (p *Platform) taskEnv(name string, svc *config.Service) (map[string]string, error) {
+	if len(svc.Secrets) == 0 {
+		return svc.Env, nil
+	}
+	secrets, err := p.Secrets.Lookup(p.Env, svc.Secrets)
+	if err != nil {
+		return nil, fmt.Errorf("service %s: %w", name, err)
+	}
+	env := maps.Clone(svc.Env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	maps.Copy(env, secrets)
+	if p.given == nil {
+		p.given = map[string]string{}
+	}
+	for k, v := range secrets {
+		p.given[name+"/"+k] = v
+	}
+	return env, nil
 }
 
 // maskSecrets masks, in lines a task wrote, the values of the
