@@ -6,7 +6,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/cutoverdev/cutover/internal/cli.Version=$(VERSION)
 BIN      := bin/cutover
 # Packages with real concurrency: run them again under the race detector.
-RACE_PKGS := ./internal/proxy/... ./internal/store/... ./internal/loadgen/... ./internal/platform/local/... ./internal/deploy/... ./internal/pipeline/... ./internal/server/... ./internal/notify/... ./internal/release/... ./internal/dashboard/...
+RACE_PKGS := ./internal/proxy/... ./internal/store/... ./internal/loadgen/... ./internal/platform/local/... ./internal/deploy/... ./internal/pipeline/... ./internal/server/... ./internal/notify/... ./internal/release/... ./internal/dashboard/... ./internal/secretstore/...
 
 .PHONY: build test check vet fmt-check race fuzz bench demo demo-run demo-down clean aws-smoke image man release-snapshot
 
