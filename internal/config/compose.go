@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/template"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/cutoverdev/cutover/internal/atomicfile"
 )
@@ -69,8 +71,16 @@ func FromComposeIn(ctx context.Context, composePath, dir string) (*Config, []str
 	if dir == "" {
 		dir = filepath.Dir(abs)
 	}
+	unset := map[string]bool{}
 	opts, err := cli.NewProjectOptions([]string{abs},
 		cli.WithWorkingDirectory(dir), cli.WithOsEnv, cli.WithDotEnv,
+		// compose-go warns of an unset variable on logrus (a raw
+		// level=warning line); the draft's notes say it instead.
+		cli.WithLoadOptions(func(o *loader.Options) {
+			if o.Interpolate != nil {
+				o.Interpolate.Substitute = quietSubstitute(unset)
+			}
+		}),
 		// Every profile: a draft covers all services, and a service may depend on
 		// one that only a profile enables.
 		cli.WithProfiles([]string{"*"}))
@@ -83,6 +93,9 @@ func FromComposeIn(ctx context.Context, composePath, dir string) (*Config, []str
 	}
 
 	m := composeMapper{dir: dir, deployImages: true}
+	for _, k := range slices.Sorted(maps.Keys(unset)) {
+		m.notef("variable %s is not set (in this shell or .env), so the compose file's ${%s} became blank in the draft: a service's secret gets its value from cutover secrets set; set any other value in cutover.yaml", k, k)
+	}
 	for _, s := range project.Services {
 		if s.Build != nil {
 			// The repository builds its services: image-only ones are what they
@@ -220,6 +233,26 @@ func (m *composeMapper) build(name string, b *types.BuildConfig) *Build {
 	dockerfile := cmp.Or(out.Dockerfile, DefaultDockerfile)
 	out.Commands = m.buildCommands(name, filepath.Join(m.dir, filepath.FromSlash(out.Context)), dockerfile)
 	return out
+}
+
+// referenceRe finds the plain variable references of a compose value,
+// $NAME and ${NAME}, and the $$ escape (no reference).
+var referenceRe = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)`)
+
+// quietSubstitute is compose-go's substitution without its logrus warning,
+// recording in unset each plainly referenced variable that has no value
+// (${NAME:-default} and the like are not unset: they say what to use).
+func quietSubstitute(unset map[string]bool) func(string, template.Mapping) (string, error) {
+	return func(tmpl string, mapping template.Mapping) (string, error) {
+		for _, m := range referenceRe.FindAllStringSubmatch(tmpl, -1) {
+			if name := m[1] + m[2]; name != "" {
+				if _, ok := mapping(name); !ok {
+					unset[name] = true
+				}
+			}
+		}
+		return template.SubstituteWithOptions(tmpl, mapping, template.WithoutLogging)
+	}
 }
 
 // rel writes path relative to base, with forward slashes, as cutover.yaml wants it.

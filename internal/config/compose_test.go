@@ -1,10 +1,13 @@
 package config
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sirupsen/logrus"
 )
 
 // TestFromComposeGolden drafts cutover.yaml from each testdata/compose/NAME/docker-compose.yml,
@@ -68,4 +71,48 @@ func TestFromComposeErrors(t *testing.T) {
 		t.Fatalf("invalid compose file: err = %v, want one naming the file", err)
 	}
 	t.Log(err)
+}
+
+// An unset ${VAR} of the compose file is a note of the draft, not
+// compose-go's raw logrus warning ("Defaulting to a blank string"); a
+// reference with a default, or the $$ escape, is not unset.
+func TestFromComposeNotesUnsetVariablesQuietly(t *testing.T) {
+	dir := t.TempDir()
+	compose := `services:
+  web:
+    image: shop/web:1
+    ports: ["8000:8000"]
+    environment:
+      DB_PASSWORD: "${CUTOVER_TEST_UNSET_PW}"
+      GREETING: "${CUTOVER_TEST_UNSET_GREETING:-hello}"
+      PRICE: "$$5"
+      REGION: "$CUTOVER_TEST_UNSET_REGION"
+`
+	if err := os.WriteFile(filepath.Join(dir, "docker-compose.yml"), []byte(compose), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	std := logrus.StandardLogger()
+	out := std.Out
+	std.SetOutput(&logged)
+	defer std.SetOutput(out)
+	c, notes, err := FromCompose(t.Context(), filepath.Join(dir, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if logged.Len() > 0 {
+		t.Errorf("compose-go logged: %s", logged.String())
+	}
+	all := strings.Join(notes, "\n")
+	for _, want := range []string{"variable CUTOVER_TEST_UNSET_PW is not set", "variable CUTOVER_TEST_UNSET_REGION is not set"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("notes lack %q:\n%s", want, all)
+		}
+	}
+	if strings.Contains(all, "CUTOVER_TEST_UNSET_GREETING") {
+		t.Errorf("a variable with a default is noted as unset:\n%s", all)
+	}
+	if got := c.Services["web"].Env; got["GREETING"] != "hello" || got["PRICE"] != "$5" {
+		t.Errorf("env: %v", got)
+	}
 }
