@@ -45,7 +45,7 @@ func newSecretsSetCmd(g *globals) *cobra.Command {
 		Args:  secretArgs(true),
 		RunE: g.withManager(func(_ context.Context, m *release.Manager, args []string) error {
 			// The environment first: a value typed for one that is not is typed for nothing.
-			if err := m.SecretEnvironment(args[0]); err != nil {
+			if err := m.SecretEnvironment(args[0], args[1]); err != nil {
 				return err
 			}
 			value, err := readSecret(os.Stdin, g.stderr, args[1])

@@ -84,7 +84,7 @@ environments:
 		t.Errorf("a value given as an argument: %s", errs)
 	}
 	_, errs = check(1, "", "secrets", "set", "production", "DB_PASSWORD")
-	if !strings.Contains(errs, "platform ecs") || !strings.Contains(errs, "/cutover/shop/production/NAME") {
+	if !strings.Contains(errs, "platform ecs") || !strings.Contains(errs, "--name /cutover/shop/production/DB_PASSWORD ") {
 		t.Errorf("set on an ecs environment: %s", errs)
 	}
 	_, errs = check(1, "x", "secrets", "set", "nosuch", "DB_PASSWORD")

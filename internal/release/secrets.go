@@ -1,6 +1,7 @@
 package release
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 
@@ -31,15 +32,16 @@ type SecretChange struct {
 
 // SecretEnvironment checks that env is a local environment of
 // cutover.yaml, whose secrets this machine keeps (the CLI asks before it
-// reads a value).
-func (m *Manager) SecretEnvironment(env string) error {
+// reads a value). name, when given, is the secret the refusal of an ecs
+// environment names in its hint.
+func (m *Manager) SecretEnvironment(env, name string) error {
 	if _, err := m.environment(env); err != nil {
 		return err
 	}
 	if isECS(m.Config, env) {
 		return UsageError{fmt.Sprintf("environment %s is on platform ecs: ECS reads its secrets from SSM or Secrets Manager, not from this machine "+
-			"(put a value with aws ssm put-parameter --type SecureString --name /cutover/%s/%s/NAME --value file://FILE, "+
-			"or name another source in environments.%s.ecs.services.SERVICE.secrets)", env, m.Config.Project, env, env)}
+			"(put a value with aws ssm put-parameter --type SecureString --name /cutover/%s/%s/%s --value file://FILE, "+
+			"or name another source in environments.%s.ecs.services.SERVICE.secrets)", env, m.Config.Project, env, cmp.Or(name, "NAME"), env)}
 	}
 	return nil
 }
@@ -59,7 +61,7 @@ func (m *Manager) servicesOf(name string) []string {
 // started from now on get it; running tasks keep the value they started
 // with until the next deployment replaces them.
 func (m *Manager) SetSecret(env, name, value string) (SecretChange, error) {
-	if err := m.SecretEnvironment(env); err != nil {
+	if err := m.SecretEnvironment(env, name); err != nil {
 		return SecretChange{}, err
 	}
 	st := m.secrets()
@@ -72,7 +74,7 @@ func (m *Manager) SetSecret(env, name, value string) (SecretChange, error) {
 
 // UnsetSecret removes a secret's value from a local environment.
 func (m *Manager) UnsetSecret(env, name string) (SecretChange, error) {
-	if err := m.SecretEnvironment(env); err != nil {
+	if err := m.SecretEnvironment(env, name); err != nil {
 		return SecretChange{}, err
 	}
 	st := m.secrets()
@@ -86,7 +88,7 @@ func (m *Manager) UnsetSecret(env, name string) (SecretChange, error) {
 // Secrets lists a local environment's secrets: every name cutover.yaml's
 // services name, set or not, and every name stored for it, sorted.
 func (m *Manager) Secrets(env string) ([]Secret, error) {
-	if err := m.SecretEnvironment(env); err != nil {
+	if err := m.SecretEnvironment(env, ""); err != nil {
 		return nil, err
 	}
 	values, err := m.secrets().Values(env)
