@@ -68,7 +68,7 @@ func argForms(use string) [][]string {
 }
 
 func completable(placeholder string) bool {
-	return placeholder == "ENV" || placeholder == "EXECUTION" || placeholder == "SERVICE"
+	return placeholder == "ENV" || placeholder == "EXECUTION" || placeholder == "SERVICE" || placeholder == "NAME" // a secret's, under secrets
 }
 
 // argsFit says whether the arguments typed so far fit a form's first
@@ -83,7 +83,8 @@ func (g *globals) argsFit(form, args []string) bool {
 }
 
 // complete offers the choices of the form's placeholder after args; a
-// SERVICE follows the form's ENV (the services with logs there).
+// SERVICE follows the form's ENV (the services with logs there); the NAME
+// of `secrets set|unset ENV NAME` is a secret cutover.yaml names.
 func (g *globals) complete(cmd *cobra.Command, form, args []string) []string {
 	switch form[len(args)] {
 	case "ENV":
@@ -97,6 +98,10 @@ func (g *globals) complete(cmd *cobra.Command, form, args []string) []string {
 	case "SERVICE":
 		if i := slices.Index(form, "ENV"); i >= 0 && i < len(args) {
 			return choices(release.ServiceChoices(g.file, args[i]))
+		}
+	case "NAME":
+		if cmd.Parent() != nil && cmd.Parent().Name() == "secrets" {
+			return choices(release.SecretChoices(g.file))
 		}
 	}
 	return nil

@@ -58,6 +58,10 @@ func TestCompletionOfLogsEnvService(t *testing.T) {
 	// The other commands keep their completions.
 	same("deploy <TAB>", complete("deploy", ""), "production\tecs, branch main", "staging\tlocal, branch develop")
 	same("deploy staging <TAB>", complete("deploy", "staging", ""))
+	// A secret's NAME is one cutover.yaml names; a token's NAME is not.
+	same("secrets set staging <TAB>", complete("secrets", "set", "staging", ""), "DB_PASSWORD\tsecret of backend, worker", "QUEUE_TOKEN\tsecret of worker")
+	same("secrets unset <TAB>", complete("secrets", "unset", ""), "production\tecs, branch main", "staging\tlocal, branch develop")
+	same("token create <TAB>", complete("token", "create", ""))
 }
 
 // staticFrontendProject writes a cutover.yaml whose frontend is static on
@@ -69,8 +73,8 @@ func staticFrontendProject(t *testing.T) string {
 	y := `version: 1
 project: shop
 services:
-  backend: { image: "shop/backend:1", port: 3001, route: { path_prefix: /api } }
-  worker: { image: "shop/worker:1", port: 9000, route: { path_prefix: /worker } }
+  backend: { image: "shop/backend:1", port: 3001, route: { path_prefix: /api }, secrets: [DB_PASSWORD] }
+  worker: { image: "shop/worker:1", port: 9000, route: { path_prefix: /worker }, secrets: [QUEUE_TOKEN, DB_PASSWORD] }
   frontend:
     build: { context: frontend, commands: ["make dist"] }
     port: 80

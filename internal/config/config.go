@@ -338,6 +338,18 @@ func (c *Config) SecretNames() []string {
 	return slices.Compact(names)
 }
 
+// SecretServices are the services whose secrets include name, sorted
+// (empty, not nil, when none does).
+func (c *Config) SecretServices(name string) []string {
+	out := []string{}
+	for _, s := range c.ServiceNames() {
+		if slices.Contains(c.Services[s].Secrets, name) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // ECSSecrets is what ECS injects into service's containers in env:
 // variable -> valueFrom. Every name of services.NAME.secrets reads the SSM
 // parameter /cutover/PROJECT/ENV/NAME unless

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/cutoverdev/cutover/internal/config"
 	"github.com/cutoverdev/cutover/internal/pipeline"
@@ -57,6 +58,20 @@ func ServiceChoices(file, env string) []Choice {
 			desc += ", route " + s.Route.PathPrefix
 		}
 		out = append(out, Choice{name, desc})
+	}
+	return out
+}
+
+// SecretChoices are the secrets file's services name, each with the
+// services that get it. None when the file does not load.
+func SecretChoices(file string) []Choice {
+	cfg, err := config.Load(file)
+	if err != nil {
+		return nil
+	}
+	var out []Choice
+	for _, name := range cfg.SecretNames() {
+		out = append(out, Choice{name, "secret of " + strings.Join(cfg.SecretServices(name), ", ")})
 	}
 	return out
 }

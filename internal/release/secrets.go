@@ -46,17 +46,6 @@ func (m *Manager) SecretEnvironment(env, name string) error {
 	return nil
 }
 
-// servicesOf are the services whose secrets include name.
-func (m *Manager) servicesOf(name string) []string {
-	out := []string{}
-	for _, s := range m.Config.ServiceNames() {
-		if slices.Contains(m.Config.Services[s].Secrets, name) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // SetSecret gives a secret of a local environment its value. Tasks
 // started from now on get it; running tasks keep the value they started
 // with until the next deployment replaces them.
@@ -69,7 +58,7 @@ func (m *Manager) SetSecret(env, name, value string) (SecretChange, error) {
 	if err != nil {
 		return SecretChange{}, err
 	}
-	return SecretChange{Environment: env, Name: name, Replaced: replaced, Services: m.servicesOf(name), File: st.File(env)}, nil
+	return SecretChange{Environment: env, Name: name, Replaced: replaced, Services: m.Config.SecretServices(name), File: st.File(env)}, nil
 }
 
 // UnsetSecret removes a secret's value from a local environment.
@@ -82,7 +71,7 @@ func (m *Manager) UnsetSecret(env, name string) (SecretChange, error) {
 	if err != nil {
 		return SecretChange{}, err
 	}
-	return SecretChange{Environment: env, Name: name, Removed: removed, Services: m.servicesOf(name), File: st.File(env)}, nil
+	return SecretChange{Environment: env, Name: name, Removed: removed, Services: m.Config.SecretServices(name), File: st.File(env)}, nil
 }
 
 // Secrets lists a local environment's secrets: every name cutover.yaml's
@@ -103,7 +92,7 @@ func (m *Manager) Secrets(env string) ([]Secret, error) {
 	out := []Secret{}
 	for _, n := range slices.Compact(names) {
 		_, set := values[n]
-		out = append(out, Secret{Name: n, Set: set, Services: m.servicesOf(n)})
+		out = append(out, Secret{Name: n, Set: set, Services: m.Config.SecretServices(n)})
 	}
 	return out, nil
 }
