@@ -112,6 +112,11 @@ environments:
 	if !strings.Contains(out, "DB_PASSWORD") || !strings.Contains(out, "no ") {
 		t.Errorf("list after unset: %s", out)
 	}
+	// status says what the next deployment would fail on.
+	out, _ = check(0, "", "status", "staging")
+	if !strings.Contains(out, "secrets without a value: DB_PASSWORD: the next deployment fails until each is set (cutover secrets set staging NAME)") {
+		t.Errorf("status after unset: %s", out)
+	}
 	for _, o := range outputs {
 		if strings.Contains(o, value) {
 			t.Fatalf("an output holds the value: %s", o)

@@ -86,6 +86,10 @@ func printStatus(w io.Writer, out []release.Status) {
 			fmt.Fprintf(w, " (revision %s)", es.Revision)
 		}
 		fmt.Fprintln(w)
+		if len(es.MissingSecrets) > 0 {
+			fmt.Fprintf(w, "  secrets without a value: %s: the next deployment fails until each is set (cutover secrets set %s NAME)\n",
+				strings.Join(es.MissingSecrets, ", "), es.Environment)
+		}
 		if d := es.Deployment; d != nil {
 			fmt.Fprintf(w, "  deployment %s: %s, phase %s, %d%% of traffic on revision %s", d.ID, d.Status, d.Phase, d.TrafficPercent, d.Revision)
 			if d.Reason != "" {

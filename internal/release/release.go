@@ -118,7 +118,10 @@ type Status struct {
 	Health      []TargetHealth    `json:"health,omitempty"`     // per service and color, at the load balancer
 	Tasks       []Task            `json:"tasks"`
 	Unread      []string          `json:"unread,omitempty"`
-	ECS         []ECSService      `json:"ecs,omitempty"` // platform ecs: the services as AWS reports them
+	// MissingSecrets are the secrets cutover.yaml names that a local
+	// environment has no value for: its next deployment fails until they are set.
+	MissingSecrets []string     `json:"missing_secrets,omitempty"`
+	ECS            []ECSService `json:"ecs,omitempty"` // platform ecs: the services as AWS reports them
 }
 
 // Progress is where an active deployment stands in its phases.

@@ -38,6 +38,9 @@ func TestSecretsReachTheTasksAndNothingElse(t *testing.T) {
 		t.Fatalf("a deploy refused for a missing secret left history: %+v, %v", h, err)
 	}
 
+	if st, err := p.m.Status(ctx, "production"); err != nil || len(st) != 1 || strings.Join(st[0].MissingSecrets, ",") != "WEB_SECRET" {
+		t.Fatalf("status before the secret is set: %+v, %v", st, err)
+	}
 	first, second := randomValue(t), randomValue(t)
 	if c, err := p.m.SetSecret("production", "WEB_SECRET", first); err != nil || c.Replaced || strings.Join(c.Services, ",") != "web" {
 		t.Fatalf("set: %+v, %v", c, err)
@@ -78,8 +81,8 @@ func TestSecretsReachTheTasksAndNothingElse(t *testing.T) {
 		t.Fatalf("secrets list: %+v, %v", list, err)
 	}
 	st, err := p.m.Status(ctx, "production")
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || len(st) != 1 || len(st[0].MissingSecrets) != 0 {
+		t.Fatalf("status once set: %+v, %v", st, err)
 	}
 	h, err := p.m.History(ctx, "production", 10)
 	if err != nil {

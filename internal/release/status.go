@@ -15,6 +15,7 @@ import (
 	"github.com/cutoverdev/cutover/internal/platform/local"
 	"github.com/cutoverdev/cutover/internal/proxy"
 	"github.com/cutoverdev/cutover/internal/runtime/docker"
+	"github.com/cutoverdev/cutover/internal/secretstore"
 	"github.com/cutoverdev/cutover/internal/store"
 )
 
@@ -85,6 +86,12 @@ func (m *Manager) Status(ctx context.Context, env string) ([]Status, error) {
 			continue
 		}
 		s.Unread = slices.Clip(unread) // its own appends must not write into the next environment's
+		var missing secretstore.MissingError
+		if _, err := m.secrets().Lookup(name, m.Config.SecretNames()); errors.As(err, &missing) {
+			s.MissingSecrets = missing.Names
+		} else if err != nil {
+			s.Unread = append(s.Unread, "secrets: "+err.Error())
+		}
 		if d := s.Deployment; d != nil && d.Status == store.DeploymentInProgress && !deploy.Held(ctx, m.Store, m.Config.Project, name) {
 			// Reconcile could not end it (no proxy answers, or no engine):
 			// its times left are not running down, and nothing moves it on.
