@@ -76,6 +76,12 @@ func newProject(t *testing.T, strategy string) *project {
 // (indented under services.web).
 func newProjectWith(t *testing.T, strategy, web string) *project {
 	t.Helper()
+	return newProjectFrom(t, webMain, strategy, web)
+}
+
+// newProjectFrom is newProjectWith whose web service runs main.
+func newProjectFrom(t *testing.T, main, strategy, web string) *project {
+	t.Helper()
 	testenv.RequireDocker(t)
 	var b [4]byte
 	_, _ = rand.Read(b[:])
@@ -84,7 +90,7 @@ func newProjectWith(t *testing.T, strategy, web string) *project {
 	p := &project{t: t, home: home, port: testenv.FreePort(t), phase: make(chan string, 64)}
 	files := map[string]string{
 		"web/go.mod":     "module web\n\ngo 1.22\n",
-		"web/main.go":    webMain,
+		"web/main.go":    main,
 		"web/Dockerfile": "FROM scratch\nCOPY bin/web /web\nENTRYPOINT [\"/web\"]\n",
 		"cutover.yaml": fmt.Sprintf(`version: 1
 project: %s

@@ -3,10 +3,7 @@ package release_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,7 +12,6 @@ import (
 	"time"
 
 	"github.com/cutoverdev/cutover/internal/release"
-	"github.com/cutoverdev/cutover/internal/testenv"
 )
 
 // crashMain prints its secret as a misconfigured application does (a
@@ -39,61 +35,15 @@ func main() {
 // and a pipeline's log show to any viewer. The secret's value must not be
 // among them: cutover knows it, and must mask it.
 func TestAttackSecretPrintedByACrashingTaskIsNotRecorded(t *testing.T) {
-	testenv.RequireDocker(t)
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	name := "rel" + hex.EncodeToString(b[:])
-	dir, home := t.TempDir(), t.TempDir()
-	port := testenv.FreePort(t)
-	files := map[string]string{
-		"web/go.mod":     "module web\n\ngo 1.22\n",
-		"web/main.go":    crashMain,
-		"web/Dockerfile": "FROM scratch\nCOPY bin/web /web\nENTRYPOINT [\"/web\"]\n",
-		"cutover.yaml": fmt.Sprintf(`version: 1
-project: %s
-services:
-  web:
-    build:
-      context: web
-      commands: ["CGO_ENABLED=0 go build -trimpath -o bin/web ."]
-    port: 8000
-    health: { path: /, interval: 500ms, timeout: 400ms, healthy_threshold: 1 }
-    secrets: [WEB_SECRET]
-environments:
-  production:
-    listen: { port: %d, test_port: %d }
-    strategy: { type: blue_green, termination_wait: 0s }
-`, name, port, testenv.FreePort(t)),
-	}
-	for path, body := range files {
-		full := filepath.Join(dir, path)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p := newProjectFrom(t, crashMain, quick, "    secrets: [WEB_SECRET]")
+	m, home := p.m, p.home
 	ctx := context.Background()
-	m, err := release.Open(ctx, filepath.Join(dir, "cutover.yaml"), home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Binary = testenv.CutoverBinary(t)
-	m.Actor = "tester (pid 1 on test)"
-	t.Cleanup(func() {
-		ctx := context.WithoutCancel(ctx)
-		_, _ = m.Down(ctx, "production")
-		_ = release.StopProxy(ctx, home, 5*time.Second)
-		m.Close()
-		testenv.RemoveProject(name)
-	})
 
 	value := randomValue(t)
 	if _, err := m.SetSecret("production", "WEB_SECRET", value); err != nil {
 		t.Fatal(err)
 	}
-	_, err = m.Deploy(ctx, "production", release.DeployOptions{Timeout: time.Minute})
+	_, err := m.Deploy(ctx, "production", release.DeployOptions{Timeout: time.Minute})
 	if err == nil {
 		t.Fatal("the deploy of a task that exits succeeded")
 	}
